@@ -1,0 +1,246 @@
+namespace Trident.Scheduling
+
+// Design note. The cost model turns a profile (measured points) into latency and memory for any
+// shape and degree. Profiles are noisy (docs/reference-profiles.md): the same size can be measured
+// slower than a smaller one, and efficiency is not monotone in k. We keep the data as measured and
+// smooth only here, in one place:
+//   * per stage and degree, the points are reduced to one curve over x = height·width·frames;
+//   * the curve is made non-decreasing by isotonic regression (pool-adjacent-violators, weighted by
+//     the number of points pooled), so a bigger input never costs less;
+//   * between knots it interpolates a power law (straight line in log-log), which is exact at the
+//     knots, positive, and monotone; beyond the largest knot it extrapolates with the last segment's
+//     exponent clamped to [1, 2] (attention is at most quadratic in tokens), below the smallest with
+//     the first segment's exponent clamped to [0, 1]. It never goes below zero.
+// The reference code fits a quadratic a·x² + b·x + c per degree; a least-squares quadratic is not
+// exact at the measured points and can dip, which is why this curve is used instead.
+
+/// A non-decreasing, positive curve y(x) through measured points.
+type Curve =
+    private
+        { Xs: float array
+          Ys: float array }
+
+module Curve =
+    /// Pool-adjacent-violators: the closest non-decreasing sequence (weighted least squares).
+    let private isotonic (ys: float array) (ws: float array) =
+        // blocks of (value, weight, count)
+        let blocks = System.Collections.Generic.List<float * float * int>()
+        for i in 0 .. ys.Length - 1 do
+            blocks.Add(ys.[i], ws.[i], 1)
+            let mutable merged = true
+            while merged && blocks.Count >= 2 do
+                let (v2, w2, c2) = blocks.[blocks.Count - 1]
+                let (v1, w1, c1) = blocks.[blocks.Count - 2]
+                if v1 > v2 then
+                    blocks.RemoveAt(blocks.Count - 1)
+                    blocks.[blocks.Count - 1] <- ((v1 * w1 + v2 * w2) / (w1 + w2), w1 + w2, c1 + c2)
+                else
+                    merged <- false
+        [| for (v, _, c) in blocks do
+               for _ in 1..c -> v |]
+
+    /// Fits a curve to (x, y) points; x > 0, y ≥ 0. Points at the same x are averaged.
+    let fit (points: (float * float) seq) =
+        let grouped =
+            points
+            |> Seq.groupBy fst
+            |> Seq.map (fun (x, g) -> x, Seq.averageBy snd g, float (Seq.length g))
+            |> Seq.sortBy (fun (x, _, _) -> x)
+            |> Array.ofSeq
+        if grouped.Length = 0 then invalidArg (nameof points) "a curve needs at least one point"
+        let xs = grouped |> Array.map (fun (x, _, _) -> x)
+        let ys = isotonic (grouped |> Array.map (fun (_, y, _) -> max y 0.0)) (grouped |> Array.map (fun (_, _, w) -> w))
+        { Xs = xs; Ys = ys }
+
+    let private powerLaw x0 y0 exponent x = if y0 <= 0.0 then 0.0 else y0 * (x / x0) ** exponent
+
+    let private exponent x0 y0 x1 y1 =
+        if y0 <= 0.0 || y1 <= 0.0 || x1 <= x0 then 1.0 else log (y1 / y0) / log (x1 / x0)
+
+    /// Evaluates the curve at x (> 0).
+    let eval (c: Curve) (x: float) =
+        let n = c.Xs.Length
+        if n = 1 then
+            // one point: proportional to size, the simplest monotone assumption
+            c.Ys.[0] * (x / c.Xs.[0])
+        elif x <= c.Xs.[0] then
+            let e = exponent c.Xs.[0] c.Ys.[0] c.Xs.[1] c.Ys.[1] |> max 0.0 |> min 1.0
+            powerLaw c.Xs.[0] c.Ys.[0] e x
+        elif x >= c.Xs.[n - 1] then
+            let e = exponent c.Xs.[n - 2] c.Ys.[n - 2] c.Xs.[n - 1] c.Ys.[n - 1] |> max 1.0 |> min 2.0
+            powerLaw c.Xs.[n - 1] c.Ys.[n - 1] e x
+        else
+            let mutable i = 0
+            while c.Xs.[i + 1] < x do
+                i <- i + 1
+            let x0, y0, x1, y1 = c.Xs.[i], c.Ys.[i], c.Xs.[i + 1], c.Ys.[i + 1]
+            if y0 <= 0.0 then
+                // linear where a power law is undefined
+                y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+            else
+                powerLaw x0 y0 (exponent x0 y0 x1 y1) x
+
+/// A minimum degree for large inputs (the reference code's rule; memory is checked separately).
+type MinDegreeRule =
+    { Video: bool
+      /// applies when height·width·frames is strictly above this
+      AbovePixelFrames: float
+      MinDegree: int }
+
+/// How a request's deadline is set when the client gives none.
+type DeadlineRule =
+    /// arrival + scale · t_ref
+    | SloScale of scale: float
+    /// the reference code's rule: arrival + round(4 · t_D(k*)) · 1.1 + 2 s
+    | ReferenceCode
+
+/// Settings of the cost model. Policies and planners share them.
+type CostSettings =
+    {
+      /// degrees a request may use; intersected with the degrees the profile measured
+      Degrees: int list
+      /// efficiency threshold θ: degrees with eff(k) < θ are not worth their devices
+      EfficiencyThreshold: float
+      MinDegreeRules: MinDegreeRule list
+      Deadline: DeadlineRule }
+
+module CostSettings =
+    /// The reference implementation's minimum degrees (design.md appendix).
+    let referenceMinDegrees =
+        [ { Video = false; AbovePixelFrames = 2048.0 * 2048.0 - 1.0; MinDegree = 2 }
+          { Video = true; AbovePixelFrames = 720.0 * 1280.0 * 17.0; MinDegree = 2 }
+          { Video = true; AbovePixelFrames = 720.0 * 1280.0 * 33.0; MinDegree = 4 }
+          { Video = true; AbovePixelFrames = 720.0 * 1280.0 * 65.0; MinDegree = 8 } ]
+
+    let defaults =
+        { Degrees = [ 1; 2; 4; 8 ]
+          EfficiencyThreshold = 0.8
+          MinDegreeRules = referenceMinDegrees
+          Deadline = SloScale 4.0 }
+
+/// A profile made queryable: latency and memory for any shape and degree.
+type CostModel =
+    { Profile: Profile
+      Settings: CostSettings
+      /// degrees both allowed and measured, ascending
+      Degrees: int list
+      DiffuseStep: Map<int, Curve>
+      DiffuseActivation: Map<int, Curve>
+      EncodeTime: Curve
+      EncodeActivation: Curve
+      DecodeTime: Curve
+      DecodeActivation: Curve }
+
+module CostModel =
+    let private curveOf (points: ProfilePoint list) (value: ProfilePoint -> float) =
+        points |> List.map (fun p -> p.Shape.PixelFrames, value p) |> Curve.fit
+
+    /// Builds the model. Fails when the profile has no degree in common with the settings.
+    let create (settings: CostSettings) (profile: Profile) =
+        let measured = Profile.degrees profile
+        let degrees = settings.Degrees |> List.filter (fun k -> List.contains k measured) |> List.sort
+        if degrees.IsEmpty then
+            invalidArg (nameof profile) (sprintf "profile %O measures degrees %A, none of the allowed %A" profile.Model measured settings.Degrees)
+        let byDegree (value: ProfilePoint -> float) =
+            degrees
+            |> List.map (fun k -> k, curveOf (profile.Diffuse.Points |> List.filter (fun p -> p.Degree = k)) value)
+            |> Map.ofList
+        { Profile = profile
+          Settings = settings
+          Degrees = degrees
+          DiffuseStep = byDegree (fun p -> float p.Seconds)
+          DiffuseActivation = byDegree (fun p -> float p.PeakActivation)
+          EncodeTime = curveOf profile.Encode.Points (fun p -> float p.Seconds)
+          EncodeActivation = curveOf profile.Encode.Points (fun p -> float p.PeakActivation)
+          DecodeTime = curveOf profile.Decode.Points (fun p -> float p.Seconds)
+          DecodeActivation = curveOf profile.Decode.Points (fun p -> float p.PeakActivation) }
+
+    let private checkDegree (m: CostModel) k =
+        if not (m.DiffuseStep.ContainsKey k) then
+            invalidArg "k" (sprintf "degree %d is not among %A for %O" k m.Degrees m.Profile.Model)
+
+    /// Seconds per denoising step at degree k.
+    let diffuseStep (m: CostModel) (shape: Shape) (k: int) : float<s> =
+        checkDegree m k
+        Curve.eval m.DiffuseStep.[k] shape.PixelFrames * 1.0<s>
+
+    /// The whole diffuse stage: steps · t_D(shape, k).
+    let diffuseTime (m: CostModel) (shape: Shape) (steps: int) (k: int) = float steps * diffuseStep m shape k
+
+    let encodeTime (m: CostModel) (shape: Shape) : float<s> = Curve.eval m.EncodeTime shape.PixelFrames * 1.0<s>
+    let decodeTime (m: CostModel) (shape: Shape) : float<s> = Curve.eval m.DecodeTime shape.PixelFrames * 1.0<s>
+
+    /// Peak activation of a stage on each device it runs on (diffuse: each of the k devices).
+    let activation (m: CostModel) (stage: Stage) (shape: Shape) (k: int) : float<GB> =
+        let x = shape.PixelFrames
+        match stage with
+        | Encode -> Curve.eval m.EncodeActivation x * 1.0<GB>
+        | Decode -> Curve.eval m.DecodeActivation x * 1.0<GB>
+        | Diffuse ->
+            checkDegree m k
+            Curve.eval m.DiffuseActivation.[k] x * 1.0<GB>
+
+    /// eff(k) = t(1) / (k · t(k)), relative to the smallest allowed degree when 1 is not allowed.
+    let efficiency (m: CostModel) (shape: Shape) (k: int) =
+        let k0 = List.head m.Degrees
+        let t0 = float (diffuseStep m shape k0) * float k0
+        t0 / (float k * float (diffuseStep m shape k))
+
+    /// Peak memory on one device of placement type `t` while it serves this request at degree k:
+    /// resident weights plus the largest activation among the stages it runs (they run one after
+    /// another). Auxiliary types run their one stage.
+    let memoryNeed (m: CostModel) (t: PlacementType) (shape: Shape) (k: int) : float<GB> =
+        let weights = Profile.weightsOf m.Profile t
+        let peak =
+            PlacementType.stages t
+            |> Seq.map (fun s -> activation m s shape (if s = Diffuse then k else 1))
+            |> Seq.max
+        weights + peak
+
+    /// Whether a device of type `t` with memory `memory` can serve this request at degree k.
+    let fits (m: CostModel) (t: PlacementType) (shape: Shape) (k: int) (memory: float<GB>) =
+        memoryNeed m t shape k <= memory
+
+    /// The minimum degree from the rules (not memory).
+    let ruleMinDegree (m: CostModel) (shape: Shape) =
+        m.Settings.MinDegreeRules
+        |> List.filter (fun r -> r.Video = (shape.Frames > 1) && shape.PixelFrames > r.AbovePixelFrames)
+        |> List.fold (fun acc r -> max acc r.MinDegree) 1
+
+    /// The smallest allowed degree that satisfies the rules and, on type `t` with `memory`, fits.
+    let minDegree (m: CostModel) (t: PlacementType) (shape: Shape) (memory: float<GB>) =
+        let rule = ruleMinDegree m shape
+        m.Degrees |> List.tryFind (fun k -> k >= rule && fits m t shape k memory)
+
+    /// k*(shape): the largest degree with eff ≥ θ, never below the smallest degree that satisfies
+    /// the rules and fits a ⟨D⟩ device of the profile's memory. None when no degree fits at all.
+    let kStar (m: CostModel) (shape: Shape) =
+        match minDegree m D shape m.Profile.DeviceMemory with
+        | None -> None
+        | Some lo ->
+            m.Degrees
+            |> List.filter (fun k -> k >= lo && efficiency m shape k >= m.Settings.EfficiencyThreshold)
+            |> List.tryLast
+            |> Option.orElse (Some lo)
+
+    /// The degree used for reference latencies: k*, or the largest degree when nothing fits.
+    let referenceDegree (m: CostModel) (shape: Shape) =
+        kStar m shape |> Option.defaultValue (List.last m.Degrees)
+
+    /// t_ref = t_E + steps · t_D(k*) + t_C: the latency of a request served alone at its best degree.
+    let tRef (m: CostModel) (shape: Shape) (steps: int) : float<s> =
+        encodeTime m shape + diffuseTime m shape steps (referenceDegree m shape) + decodeTime m shape
+
+    /// The deadline of a request that arrived at `arrival` when the client gives none.
+    let deadline (m: CostModel) (arrival: float<s>) (shape: Shape) (steps: int) : float<s> =
+        match m.Settings.Deadline with
+        | SloScale scale -> arrival + scale * tRef m shape steps
+        | ReferenceCode ->
+            let td = float (diffuseTime m shape steps (referenceDegree m shape))
+            arrival + (System.Math.Round(4.0 * td) * 1.1 + 2.0) * 1.0<s>
+
+    /// Bytes moved from the diffuse group to a separate decode device.
+    let latentBytes (m: CostModel) (shape: Shape) : float<B> = m.Profile.LatentBytesPerMpf * shape.Mpf
+
+    /// Bytes moved from a separate encode device to the diffuse group.
+    let embeddingBytes (m: CostModel) : float<B> = m.Profile.EmbeddingBytes

@@ -1,0 +1,78 @@
+namespace Trident.Scheduling
+
+/// What a solver run reported, in domain terms (the MIP layer's result, summarised).
+type SolveStats =
+    {
+      /// "optimal", or "feasible (stopped by time limit)", …
+      Outcome: string
+      Objective: float
+      /// best bound the solver proved
+      Bound: float
+      /// relative gap between objective and bound (0 when optimal)
+      Gap: float
+      SolveTime: float<s>
+      Variables: int
+      Constraints: int }
+
+/// How a plan was made. Every plan says so.
+type PlanSource =
+    | Mip of SolveStats
+    /// the greedy policy, with the reason it was used (solver time-out, failure, or it is the policy)
+    | Greedy of reason: string
+
+module PlanSource =
+    let describe =
+        function
+        | Mip s -> sprintf "mip %s objective=%.1f bound=%.1f gap=%.4f time=%.1fms" s.Outcome s.Objective s.Bound s.Gap (float s.SolveTime * 1000.0)
+        | Greedy reason -> sprintf "greedy (%s)" reason
+
+/// Where each stage model lives.
+/// Invariants: every device of the cluster has exactly one type; `Capacity` is in requests per second
+/// of the request mix the plan was made for; `Alpha` = min over stages of Capacity / Demand.
+type PlacementPlan =
+    { Types: Map<DeviceId, PlacementType>
+      /// stage capacity, requests per second of the planned mix
+      Capacity: Map<Stage, float>
+      /// the smallest stage headroom α (capacity / demand); higher is better
+      Alpha: float
+      /// weight moves from the previous placement: devices whose resident stage set changed
+      Moves: int
+      Source: PlanSource }
+
+module PlacementPlan =
+    let typeOf (p: PlacementPlan) (d: DeviceId) = p.Types.[d]
+
+    /// How many devices of each type.
+    let counts (p: PlacementPlan) =
+        p.Types |> Map.toList |> List.countBy snd |> Map.ofList
+
+/// One stage of one request on its devices, with predicted times (absolute).
+/// Invariant: Start ≤ Finish.
+type StageAssignment =
+    { Devices: DeviceId list
+      Start: float<s>
+      Finish: float<s> }
+
+/// One request's route through the cluster.
+/// Invariants: Diffuse.Devices has `Degree` devices, all on one node and of one primary placement
+/// type; Encode and Decode have one device each; Encode.Finish ≤ Diffuse.Start and
+/// Diffuse.Finish ≤ Decode.Start (transfers included).
+type Dispatch =
+    { Request: RequestId
+      Degree: int
+      Vr: VrType
+      Encode: StageAssignment
+      Diffuse: StageAssignment
+      Decode: StageAssignment
+      /// predicted Decode.Finish ≤ the request's deadline
+      OnTime: bool
+      /// the objective weight of this choice (the planner's reward for it)
+      Reward: float }
+
+/// One dispatch round's decisions. Requests of the queue not named here stay queued.
+type DispatchPlan =
+    { Now: float<s>
+      Dispatches: Dispatch list
+      /// the objective value the plan achieves (same objective for MIP and greedy plans)
+      Objective: float
+      Source: PlanSource }

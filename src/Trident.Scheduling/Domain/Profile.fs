@@ -1,0 +1,49 @@
+namespace Trident.Scheduling
+
+/// One measured point of a stage: latency and peak activation for a shape and degree.
+type ProfilePoint =
+    { Shape: Shape
+      /// sequence-parallel degree k (1 for encode and decode)
+      Degree: int
+      /// diffuse: seconds per step; encode/decode: seconds per call
+      Seconds: float<s>
+      /// activation memory above the weights, on each of the k devices
+      PeakActivation: float<GB> }
+
+type StageProfile =
+    { Weights: float<GB>
+      /// true when the numbers are estimates rather than measurements
+      Estimated: bool
+      Points: ProfilePoint list }
+
+/// Latency and memory of one model's three stages on one device class (docs/profile-format.md).
+type Profile =
+    { Model: ModelName
+      DeviceClass: string
+      DeviceMemory: float<GB>
+      /// provenance: the command and machine that measured it, or where the numbers come from
+      Source: string
+      Video: bool
+      DefaultSteps: int
+      /// encode output for one request (moved encode → diffuse)
+      EmbeddingBytes: float<B>
+      /// diffuse output per megapixel-frame (moved diffuse → decode)
+      LatentBytesPerMpf: float<B>
+      Encode: StageProfile
+      Diffuse: StageProfile
+      Decode: StageProfile }
+
+module Profile =
+    let stage (p: Profile) =
+        function
+        | Encode -> p.Encode
+        | Diffuse -> p.Diffuse
+        | Decode -> p.Decode
+
+    /// The diffuse degrees the profile has measurements for, ascending.
+    let degrees (p: Profile) =
+        p.Diffuse.Points |> List.map _.Degree |> List.distinct |> List.sort
+
+    /// Resident weights of a placement type.
+    let weightsOf (p: Profile) (t: PlacementType) =
+        PlacementType.stages t |> Seq.sumBy (fun s -> (stage p s).Weights)

@@ -1,0 +1,87 @@
+namespace Trident.Scheduling
+
+/// The three stages of a diffusion pipeline.
+type Stage =
+    /// text encoders (E)
+    | Encode
+    /// the denoising transformer, run for N steps (D)
+    | Diffuse
+    /// the VAE decoder (C)
+    | Decode
+
+module Stage =
+    let all = [ Encode; Diffuse; Decode ]
+
+    let letter =
+        function
+        | Encode -> "E"
+        | Diffuse -> "D"
+        | Decode -> "C"
+
+/// The set of stage models resident on one device. Primary types hold D; auxiliary types do not.
+type PlacementType =
+    | EDC
+    | DC
+    | ED
+    | D
+    | E
+    | C
+
+module PlacementType =
+    let all = [ EDC; DC; ED; D; E; C ]
+    let primary = [ EDC; DC; ED; D ]
+    let auxiliary = [ E; C ]
+
+    /// The stages whose models a device of this type keeps resident.
+    let stages =
+        function
+        | EDC -> Set.ofList [ Encode; Diffuse; Decode ]
+        | DC -> Set.ofList [ Diffuse; Decode ]
+        | ED -> Set.ofList [ Encode; Diffuse ]
+        | D -> Set.singleton Diffuse
+        | E -> Set.singleton Encode
+        | C -> Set.singleton Decode
+
+    let holds stage t = stages t |> Set.contains stage
+    let isPrimary t = holds Diffuse t
+
+    let name (t: PlacementType) = sprintf "%A" t
+
+    let tryParse (s: string) =
+        all |> List.tryFind (fun t -> name t = s.Trim().ToUpperInvariant().Trim('<', '>'))
+
+/// Virtual replica types, by communication cost: which placement types together serve a whole request.
+type VrType =
+    /// ⟨EDC⟩: everything on the diffuse group, no transfer
+    | V0
+    /// ⟨DC⟩ + ⟨E⟩: embeddings move to the group
+    | V1
+    /// ⟨ED⟩ + ⟨C⟩: latents move off the group
+    | V2
+    /// ⟨D⟩ + ⟨E⟩ + ⟨C⟩: both move
+    | V3
+
+module VrType =
+    let all = [ V0; V1; V2; V3 ]
+
+    /// The VR type formed when a diffuse group of primary type `t` is completed by auxiliaries.
+    let ofPrimary =
+        function
+        | EDC -> Some V0
+        | DC -> Some V1
+        | ED -> Some V2
+        | D -> Some V3
+        | E
+        | C -> None
+
+    /// The primary placement type of a VR.
+    let primaryType =
+        function
+        | V0 -> EDC
+        | V1 -> DC
+        | V2 -> ED
+        | V3 -> D
+
+    /// Whether the VR needs an auxiliary ⟨E⟩ / ⟨C⟩ device.
+    let needsAuxEncode v = not (PlacementType.holds Encode (primaryType v))
+    let needsAuxDecode v = not (PlacementType.holds Decode (primaryType v))
