@@ -1,0 +1,118 @@
+namespace Trident.Scheduling.Placement
+
+// Design note. The paper's placement heuristic (design.md §5), node-granular:
+//   1. each request class picks its cheapest memory-feasible VR type, V0 ≺ V1 ≺ V2 ≺ V3;
+//   2. nodes are shared among VR types in proportion to the *work* (device-seconds) of the classes
+//      that prefer each — largest remainder, every preferred VR at least one node while nodes last;
+//      when there are fewer nodes than VR types, the classes move to the most capable VR wanted
+//      (the later one: ⟨D⟩ holds the least, so it fits the most);
+//   3. inside a node, primary and auxiliary devices are split so that their throughputs match
+//      (primary : ⟨E⟩ : ⟨C⟩ ∝ primary time : T̄_E : T̄_C), keeping at least one auxiliary of each
+//      kind the VR needs and enough primaries for the largest degree its classes need.
+// Each VR's devices therefore live inside one node ("pack each VR inside a node").
+
+open Trident.Scheduling
+
+module Heuristic =
+    /// The cheapest VR type that can serve the class, if any.
+    let preferredVr (cost: CostModel) (memory: float<GB>) (nodeSize: int) (c: RequestClass) =
+        VrType.all
+        |> List.tryFind (fun v ->
+            Capacity.serves cost memory nodeSize (VrType.primaryType v) c
+            && (not (VrType.needsAuxEncode v) || Capacity.serves cost memory nodeSize E c)
+            && (not (VrType.needsAuxDecode v) || Capacity.serves cost memory nodeSize PlacementType.C c))
+
+    /// Integer shares of `total` in proportion to `weights` (largest remainder; ties to the first).
+    let apportion (total: int) (weights: float list) =
+        let sum = List.sum weights
+        if sum <= 0.0 || total <= 0 then weights |> List.map (fun _ -> 0)
+        else
+            let exact = weights |> List.map (fun w -> float total * w / sum)
+            let floors = exact |> List.map (fun x -> int (floor x))
+            let left = total - List.sum floors
+            let order =
+                exact
+                |> List.mapi (fun i x -> i, x - floor x)
+                |> List.sortBy (fun (i, r) -> -r, i)
+                |> List.take left
+                |> List.map fst
+                |> Set.ofList
+            floors |> List.mapi (fun i f -> if order.Contains i then f + 1 else f)
+
+    /// The composition of one node of size `size` serving VR `v` for the given classes.
+    let nodeComposition (cost: CostModel) (memory: float<GB>) (work: StageSpeeds) (size: int) (v: VrType) (classes: RequestClass list) : Composition =
+        let t = VrType.primaryType v
+        let needE = VrType.needsAuxEncode v
+        let needC = VrType.needsAuxDecode v
+        let primaryTime =
+            work.Diffuse
+            + (if needE then 0.0 else work.Encode)
+            + (if needC then 0.0 else work.Decode)
+        let weights = [ primaryTime; (if needE then work.Encode else 0.0); (if needC then work.Decode else 0.0) ]
+        let minPrimary =
+            classes
+            |> List.choose (Capacity.neededDegree cost memory t)
+            |> List.fold max 1
+        let auxNeeded = (if needE then 1 else 0) + (if needC then 1 else 0)
+        match apportion size weights with
+        | [ p; e; c ] ->
+            // at least one of each auxiliary the VR needs, then enough primaries for the largest k
+            let e = if needE then max 1 e else 0
+            let c = if needC then max 1 c else 0
+            let p = max (min minPrimary (size - auxNeeded)) (size - e - c) |> max 1
+            let mutable e, c = e, c
+            // give back auxiliaries (the larger first) until the node adds up
+            while p + e + c > size && (e > (if needE then 1 else 0) || c > (if needC then 1 else 0)) do
+                if e >= c && e > (if needE then 1 else 0) then e <- e - 1 else c <- c - 1
+            if p + e + c > size then
+                // a node too small for the VR: all primary (served only if the type can do alone)
+                Map.ofList [ t, size ]
+            else
+                [ t, p; E, e; PlacementType.C, c ] |> List.filter (fun (_, n) -> n > 0) |> Map.ofList
+        | _ -> failwith "unreachable"
+
+    /// Node compositions the heuristic chooses.
+    let compositions (input: PlacementInput) : Map<NodeId, Composition> =
+        let cost = input.Cost
+        let nodes = Cluster.nodes input.Cluster
+        let sizes = nodes |> List.map (fun n -> (Cluster.devicesOf input.Cluster n).Length)
+        let memory = nodes |> List.map (PlacementInput.nodeMemory input) |> List.min
+        let nodeSize = List.max sizes
+        let work = Capacity.stageWork cost input.Stats
+        let classWork (c: RequestClass) =
+            let k = CostModel.referenceDegree cost c.Shape
+            c.Share
+            * float (CostModel.encodeTime cost c.Shape + CostModel.diffuseTime cost c.Shape c.Steps k * float k + CostModel.decodeTime cost c.Shape)
+        // step 1
+        let byVr =
+            input.Stats.Classes
+            |> List.groupBy (fun c -> preferredVr cost memory nodeSize c |> Option.defaultValue V3)
+            |> List.sortBy fst
+        // fewer nodes than VR types: merge into the most capable VR wanted
+        let byVr =
+            if byVr.Length <= nodes.Length then byVr
+            else [ fst (List.last byVr), byVr |> List.collect snd ]
+        let byVr = if byVr.IsEmpty then [ V0, [] ] else byVr
+        // step 2: nodes per VR by work, each at least one
+        let weights = byVr |> List.map (fun (_, cs) -> cs |> List.sumBy classWork |> max 1e-9)
+        let shares = apportion (nodes.Length - byVr.Length) weights |> List.map ((+) 1)
+        let vrOfNode = byVr |> List.zip shares |> List.collect (fun (n, (v, cs)) -> List.replicate n (v, cs))
+        // step 3
+        List.zip nodes (List.zip sizes vrOfNode)
+        |> List.map (fun (n, (size, (v, cs))) -> n, nodeComposition cost memory work size v cs)
+        |> Map.ofList
+
+    /// Builds a placement plan from node compositions (shared with the MIP).
+    let planOf (input: PlacementInput) (source: PlanSource) (comps: Map<NodeId, Composition>) : PlacementPlan =
+        let types = PlacementInput.assignDevices input comps
+        let work = Capacity.stageWork input.Cost input.Stats
+        let capacity = Capacity.ofTypes work (types |> Map.toSeq |> Seq.map snd)
+        { Types = types
+          Capacity = capacity
+          Alpha = Capacity.alpha input.Stats.ArrivalRate capacity
+          Moves = PlacementInput.moves input types
+          Source = source }
+
+    /// The paper's heuristic placement.
+    let plan (input: PlacementInput) : PlacementPlan =
+        compositions input |> planOf input (Greedy "placement heuristic (design.md §5 steps 1–3)")
