@@ -85,18 +85,25 @@ module Admissible =
                 earliestAux s C Decode r.Shape
                 |> Option.map (fun free -> max free (df + CostModel.latentBytes c r.Shape / bw) + CostModel.decodeTime c r.Shape))
 
-    /// Every admissible option for the request, given which primary types have devices and the
-    /// largest node size (free devices are checked by the planner, not here).
+    /// The most devices of type t on one node: the largest group that type can ever form.
+    let largestGroup (s: Snapshot) (t: PlacementType) =
+        s.Cluster.Devices
+        |> Array.filter (fun d -> s.Placement.Types.[d.Id] = t)
+        |> Array.countBy _.Node
+        |> Array.fold (fun acc (_, n) -> max acc n) 0
+
+    /// Every admissible option for the request: types present in the cluster, degrees no larger
+    /// than the type's largest group on one node (free devices are checked by the planner).
     let options (s: Snapshot) (r: Request) : DispatchOption list =
         let memoryOf t =
             s.Cluster.Devices
             |> Array.filter (fun d -> s.Placement.Types.[d.Id] = t)
             |> Array.map _.Memory
             |> fun a -> if a.Length = 0 then None else Some(Array.min a)
-        let nodeSize = Array.init s.Cluster.NodeCount (fun n -> (Cluster.devicesOf s.Cluster (NodeId n)).Length) |> Array.max
         [ for t in PlacementType.primary do
               match memoryOf t, VrType.ofPrimary t with
               | Some memory, Some vr ->
+                  let nodeSize = largestGroup s t
                   for k in s.Cost.Degrees do
                       if degreeAdmissible s.Cost t r.Shape memory nodeSize k then
                           match predictFinish s r t k with

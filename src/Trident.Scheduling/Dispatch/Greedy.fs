@@ -9,9 +9,14 @@ namespace Trident.Scheduling.Dispatching
 open Trident.Scheduling
 
 module Greedy =
-    /// Requests offered to a round: the most urgent, at most CandidatesPerFreeDevice per free device.
-    let candidates (s: Snapshot) (freePrimary: int) =
-        Admissible.byUrgency s s.Queue |> List.truncate (max 0 (freePrimary * s.Settings.CandidatesPerFreeDevice))
+    /// Requests offered to a round, with their admissible options: the most urgent requests that
+    /// have any, at most CandidatesPerFreeDevice per free primary device.
+    let candidates (s: Snapshot) (freePrimary: int) : (Request * DispatchOption list) list =
+        Admissible.byUrgency s s.Queue
+        |> Seq.map (fun r -> r, Admissible.options s r)
+        |> Seq.filter (fun (_, opts) -> not opts.IsEmpty)
+        |> Seq.truncate (max 0 (freePrimary * s.Settings.CandidatesPerFreeDevice))
+        |> List.ofSeq
 
     /// Greedy choices over the given options (per request, in the given order).
     let choose (s: Snapshot) (optionsInOrder: (Request * DispatchOption list) list) : Choice list =
@@ -42,7 +47,7 @@ module Greedy =
     /// A whole greedy round: the plan and the choices behind it.
     let plan (reason: string) (s: Snapshot) : DispatchPlan * Choice list =
         let nFree = freePrimary s
-        let opts = candidates s nFree |> List.map (fun r -> r, Admissible.options s r)
+        let opts = candidates s nFree
         let choices = choose s opts
         { Now = s.Now
           Dispatches = Assign.materialise s choices

@@ -6,10 +6,10 @@ namespace Trident.Scheduling.Placement
 //      that prefer each — largest remainder, every preferred VR at least one node while nodes last;
 //      when there are fewer nodes than VR types, the classes move to the most capable VR wanted
 //      (the later one: ⟨D⟩ holds the least, so it fits the most);
-//   3. inside a node, primary and auxiliary devices are split so that their throughputs match
-//      (primary : ⟨E⟩ : ⟨C⟩ ∝ primary time : T̄_E : T̄_C), keeping at least one auxiliary of each
-//      kind the VR needs and enough primaries for the largest degree its classes need.
-// Each VR's devices therefore live inside one node ("pack each VR inside a node").
+//   3. inside a VR's nodes, primary and auxiliary devices are split so that their throughputs match
+//      (primary : ⟨E⟩ : ⟨C⟩ ∝ primary time : T̄_E : T̄_C, at least one auxiliary of each kind the VR
+//      needs), and laid out primaries first: the VR's first nodes are whole primary nodes (any k up
+//      to the node size fits) and the auxiliaries gather on its last node.
 
 open Trident.Scheduling
 
@@ -39,37 +39,35 @@ module Heuristic =
                 |> Set.ofList
             floors |> List.mapi (fun i f -> if order.Contains i then f + 1 else f)
 
-    /// The composition of one node of size `size` serving VR `v` for the given classes.
-    let nodeComposition (cost: CostModel) (memory: float<GB>) (work: StageSpeeds) (size: int) (v: VrType) (classes: RequestClass list) : Composition =
+    /// Compositions of the nodes (given by size) that serve VR `v` for the given classes. Devices of
+    /// the VR are split primary : ⟨E⟩ : ⟨C⟩ in proportion to their work (at least one auxiliary of
+    /// each kind the VR needs), then laid out node by node, primaries first, so the first nodes hold
+    /// whole groups of primaries and the auxiliaries gather at the end.
+    let vrCompositions (work: StageSpeeds) (sizes: int list) (v: VrType) : Composition list =
         let t = VrType.primaryType v
         let needE = VrType.needsAuxEncode v
         let needC = VrType.needsAuxDecode v
+        let total = List.sum sizes
         let primaryTime =
             work.Diffuse
             + (if needE then 0.0 else work.Encode)
             + (if needC then 0.0 else work.Decode)
-        let weights = [ primaryTime; (if needE then work.Encode else 0.0); (if needC then work.Decode else 0.0) ]
-        let minPrimary =
-            classes
-            |> List.choose (Capacity.neededDegree cost memory t)
-            |> List.fold max 1
-        let auxNeeded = (if needE then 1 else 0) + (if needC then 1 else 0)
-        match apportion size weights with
-        | [ p; e; c ] ->
-            // at least one of each auxiliary the VR needs, then enough primaries for the largest k
-            let e = if needE then max 1 e else 0
-            let c = if needC then max 1 c else 0
-            let p = max (min minPrimary (size - auxNeeded)) (size - e - c) |> max 1
-            let mutable e, c = e, c
-            // give back auxiliaries (the larger first) until the node adds up
-            while p + e + c > size && (e > (if needE then 1 else 0) || c > (if needC then 1 else 0)) do
-                if e >= c && e > (if needE then 1 else 0) then e <- e - 1 else c <- c - 1
-            if p + e + c > size then
-                // a node too small for the VR: all primary (served only if the type can do alone)
-                Map.ofList [ t, size ]
+        let aux = (if needE then 1 else 0) + (if needC then 1 else 0)
+        let p, e, c =
+            if total <= aux then total, 0, 0 // too few devices for the VR: all primary
             else
-                [ t, p; E, e; PlacementType.C, c ] |> List.filter (fun (_, n) -> n > 0) |> Map.ofList
-        | _ -> failwith "unreachable"
+                match apportion total [ primaryTime; (if needE then work.Encode else 0.0); (if needC then work.Decode else 0.0) ] with
+                | [ p; e; c ] ->
+                    let e = if needE then max 1 e else 0
+                    let c = if needC then max 1 c else 0
+                    total - e - c, e, c
+                | _ -> failwith "unreachable"
+        let layout = List.replicate p t @ List.replicate e E @ List.replicate c PlacementType.C
+        let rec cut (rest: PlacementType list) (sizes: int list) =
+            match sizes with
+            | [] -> []
+            | n :: more -> Composition.ofTypes (List.take n rest) :: cut (List.skip n rest) more
+        cut layout sizes
 
     /// Node compositions the heuristic chooses.
     let compositions (input: PlacementInput) : Map<NodeId, Composition> =
@@ -98,8 +96,12 @@ module Heuristic =
         let shares = apportion (nodes.Length - byVr.Length) weights |> List.map ((+) 1)
         let vrOfNode = byVr |> List.zip shares |> List.collect (fun (n, (v, cs)) -> List.replicate n (v, cs))
         // step 3
-        List.zip nodes (List.zip sizes vrOfNode)
-        |> List.map (fun (n, (size, (v, cs))) -> n, nodeComposition cost memory work size v cs)
+        let assigned = List.zip nodes (List.zip sizes vrOfNode)
+        assigned
+        |> List.groupBy (fun (_, (_, (v, _))) -> v)
+        |> List.collect (fun (v, members) ->
+            let comps = vrCompositions work (members |> List.map (fun (_, (size, _)) -> size)) v
+            List.zip (members |> List.map fst) comps)
         |> Map.ofList
 
     /// Builds a placement plan from node compositions (shared with the MIP).

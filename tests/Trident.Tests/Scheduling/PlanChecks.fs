@@ -1,0 +1,96 @@
+/// The dispatch invariants of design.md §6, as checks that name every violation. Properties for
+/// every planner (greedy, MIP, baselines) use the same checks.
+module Trident.Tests.PlanChecks
+
+open Trident.Scheduling
+open Trident.Scheduling.Dispatching
+
+let private eps = 1e-9<s>
+
+/// No device is given two tasks that overlap in time, nor a task before it is free.
+let noOverlap (s: Snapshot) (plan: DispatchPlan) =
+    let intervals =
+        [ for d in plan.Dispatches do
+              for g in d.Diffuse.Devices do
+                  let from = if List.contains g d.Encode.Devices then d.Encode.Start else d.Diffuse.Start
+                  yield g, from, d.Diffuse.Finish, d.Request
+              for e in d.Encode.Devices do
+                  if not (List.contains e d.Diffuse.Devices) then yield e, d.Encode.Start, d.Encode.Finish, d.Request
+              for c in d.Decode.Devices do
+                  yield c, d.Decode.Start, d.Decode.Finish, d.Request ]
+    [ for (dev, group) in intervals |> List.groupBy (fun (d, _, _, _) -> d) do
+          let free = s.BusyUntil.[dev.Value]
+          for (_, a, _, r) in group do
+              if a + eps < free then
+                  yield sprintf "%O: task of %O starts at %g before the device is free at %g" dev r (float a) (float free)
+          let sorted = group |> List.sortBy (fun (_, a, b, _) -> a, b)
+          for ((_, _, b1, r1), (_, a2, _, r2)) in List.pairwise sorted do
+              if a2 + eps < b1 then
+                  yield sprintf "%O: tasks of %O and %O overlap (%g < %g)" dev r1 r2 (float a2) (float b1) ]
+
+/// Every dispatched request has one E, one D with k devices of one node and one primary type, one
+/// C, in that order in time.
+let wellFormed (s: Snapshot) (plan: DispatchPlan) =
+    [ for d in plan.Dispatches do
+          let nodes = d.Diffuse.Devices |> List.map (Cluster.nodeOf s.Cluster) |> List.distinct
+          let types = d.Diffuse.Devices |> List.map (fun g -> s.Placement.Types.[g]) |> List.distinct
+          if d.Encode.Devices.Length <> 1 then yield sprintf "%O: %d encode devices" d.Request d.Encode.Devices.Length
+          if d.Decode.Devices.Length <> 1 then yield sprintf "%O: %d decode devices" d.Request d.Decode.Devices.Length
+          if d.Diffuse.Devices.Length <> d.Degree then yield sprintf "%O: degree %d but %d devices" d.Request d.Degree d.Diffuse.Devices.Length
+          if List.distinct d.Diffuse.Devices <> d.Diffuse.Devices then yield sprintf "%O: a device twice in its group" d.Request
+          if nodes.Length <> 1 then yield sprintf "%O: diffuse group spans nodes %A" d.Request nodes
+          if types.Length <> 1 || not (PlacementType.isPrimary types.Head) then yield sprintf "%O: diffuse group types %A" d.Request types
+          if not (PlacementType.holds Encode s.Placement.Types.[d.Encode.Devices.Head]) then yield sprintf "%O: encode on a device without E" d.Request
+          if not (PlacementType.holds Decode s.Placement.Types.[d.Decode.Devices.Head]) then yield sprintf "%O: decode on a device without C" d.Request
+          if d.Encode.Finish > d.Diffuse.Start + eps then yield sprintf "%O: diffuse starts before encode ends" d.Request
+          if d.Diffuse.Finish > d.Decode.Start + eps then yield sprintf "%O: decode starts before diffuse ends" d.Request
+          for a in [ d.Encode; d.Diffuse; d.Decode ] do
+              if a.Start > a.Finish then yield sprintf "%O: a stage ends before it starts" d.Request
+          if d.Encode.Start + eps < s.Now then yield sprintf "%O: starts before now" d.Request ]
+
+/// Every device's resident models plus the activation of the task it runs fit its memory.
+let memoryFits (s: Snapshot) (plan: DispatchPlan) =
+    let queue = s.Queue |> List.map (fun r -> r.Id, r) |> Map.ofList
+    [ for d in plan.Dispatches do
+          let r = queue.[d.Request]
+          let check dev k =
+              let device = Cluster.device s.Cluster dev
+              let t = s.Placement.Types.[dev]
+              let need = CostModel.memoryNeed s.Cost t r.Shape k
+              if need > device.Memory then
+                  Some(sprintf "%O on %O (%A): needs %.1f GB, has %.1f GB" d.Request dev t (float need) (float device.Memory))
+              else None
+          yield! d.Diffuse.Devices |> List.choose (fun g -> check g d.Degree)
+          yield! d.Encode.Devices |> List.filter (fun e -> not (List.contains e d.Diffuse.Devices)) |> List.choose (fun e -> check e 1)
+          yield! d.Decode.Devices |> List.filter (fun c -> not (List.contains c d.Diffuse.Devices)) |> List.choose (fun c -> check c 1) ]
+
+/// k is allowed and passes the admissibility rules.
+let degreesAdmissible (s: Snapshot) (plan: DispatchPlan) =
+    let queue = s.Queue |> List.map (fun r -> r.Id, r) |> Map.ofList
+    let nodeSize = s.Cluster.Devices |> Array.countBy _.Node |> Array.map snd |> Array.max
+    [ for d in plan.Dispatches do
+          let r = queue.[d.Request]
+          let t = s.Placement.Types.[d.Diffuse.Devices.Head]
+          let memory = d.Diffuse.Devices |> List.map (fun g -> (Cluster.device s.Cluster g).Memory) |> List.min
+          if not (List.contains d.Degree s.Cost.Degrees) then yield sprintf "%O: degree %d not allowed" d.Request d.Degree
+          elif not (Admissible.degreeAdmissible s.Cost t r.Shape memory nodeSize d.Degree) then
+              yield sprintf "%O: degree %d not admissible for %O on %A" d.Request d.Degree r.Shape t ]
+
+/// Each request at most once, only requests of the queue; the rest stay queued.
+let conservation (s: Snapshot) (plan: DispatchPlan) (remaining: Request list) =
+    let ids = plan.Dispatches |> List.map _.Request
+    let queued = s.Queue |> List.map _.Id |> Set.ofList
+    [ if List.distinct ids <> ids then yield "a request is dispatched twice"
+      for i in ids do
+          if not (queued.Contains i) then yield sprintf "%O dispatched but not queued" i
+      let back = remaining |> List.map _.Id |> Set.ofList
+      if Set.union back (Set.ofList ids) <> queued || not (Set.intersect back (Set.ofList ids)).IsEmpty then
+          yield "dispatched + remaining is not the queue" ]
+
+/// All invariants of a plan, as (name, violations).
+let all (s: Snapshot) (plan: DispatchPlan) (remaining: Request list) =
+    [ "no device runs two tasks at once", noOverlap s plan
+      "every request has one E, one D in one node, one C, in order", wellFormed s plan
+      "every device's models and activations fit its memory", memoryFits s plan
+      "every degree is allowed and admissible", degreesAdmissible s plan
+      "no request is dispatched twice or lost", conservation s plan remaining ]
