@@ -1,0 +1,202 @@
+namespace Trident.Scheduling.Placement
+
+// Design note. The placement MIP (design.md §5), over node *templates*. A template is a node
+// composition: p primaries of one type t plus e ⟨E⟩ and c ⟨C⟩ devices, p + e + c = node size.
+// Nodes that are alike — same size, same memory, same current composition — form a node class, and
+// the model counts how many nodes of each class take each template:
+//   a[class, template] ∈ ℤ≥0,   Σ_template a[class, ·] = nodes in the class
+//   α ≥ 0,  cap_s = Σ a · (devices of each type in the template) · speed(type, s) ≥ α · λ   ∀ s
+//   coverage[c]: every request class that some template can serve is served by some node
+//               (a primary type that holds it at its needed degree ≤ p);
+//   auxiliary[t]: nodes whose primary type lacks E (C) exist only if some node has an ⟨E⟩ (⟨C⟩)
+//   objectives, lexicographic: max α, then min weight moves Σ a · moves(class composition, template).
+// Counting per class removes the symmetry between identical nodes (a 16-node cluster with no
+// placement yet is one class), so the model stays at a few hundred integers whatever the cluster.
+// The heuristic's compositions are given as the MIP start when the model admits them.
+
+open Trident.Scheduling
+open Trident.Scheduling.Mip
+
+/// Decision variables of the placement MIP.
+type PlacementKey =
+    | NodesWith of nodeClass: int * template: int
+    | Alpha
+
+module PlacementMip =
+    /// A node class: nodes alike for placement.
+    type NodeClass =
+        { Index: int
+          Size: int
+          Memory: float<GB>
+          Current: Composition
+          Nodes: NodeId list }
+
+    let nodeClasses (input: PlacementInput) =
+        Cluster.nodes input.Cluster
+        |> List.groupBy (fun n ->
+            (Cluster.devicesOf input.Cluster n).Length, PlacementInput.nodeMemory input n, PlacementInput.currentComposition input n)
+        |> List.mapi (fun i ((size, memory, current), nodes) ->
+            { Index = i; Size = size; Memory = memory; Current = current; Nodes = nodes })
+
+    /// Templates for a node of `size` devices with `memory`: one primary type (or none) + auxiliaries,
+    /// using only types that can serve at least one request class.
+    let templates (input: PlacementInput) (size: int) (memory: float<GB>) : Composition list =
+        let serves t = input.Stats.Classes |> List.exists (Capacity.serves input.Cost memory size t)
+        let primaries = PlacementType.primary |> List.filter serves
+        let auxE = serves E
+        let auxC = serves PlacementType.C
+        [ for t in (None :: (primaries |> List.map Some)) do
+              let pRange = if t.IsNone then [ 0 ] else [ 1..size ]
+              for p in pRange do
+                  for e in (if auxE then [ 0 .. size - p ] else [ 0 ]) do
+                      let c = size - p - e
+                      if c = 0 || auxC then
+                          yield
+                              [ match t with
+                                | Some t -> t, p
+                                | None -> ()
+                                E, e
+                                PlacementType.C, c ]
+                              |> List.filter (fun (_, n) -> n > 0)
+                              |> Map.ofList ]
+
+    /// Whether a template can serve request class c with its primaries.
+    let private templateServes (input: PlacementInput) (memory: float<GB>) (tpl: Composition) (c: RequestClass) =
+        match Composition.primary tpl with
+        | Some t ->
+            match Capacity.neededDegree input.Cost memory t c with
+            | Some k -> k <= Composition.count tpl t
+            | None -> false
+        | None -> false
+
+    let private rate (input: PlacementInput) = if input.Stats.ArrivalRate > 0.0 then input.Stats.ArrivalRate else 1.0
+
+    /// The model, and the templates of each node class.
+    let model (input: PlacementInput) =
+        let classes = nodeClasses input
+        let tpls = classes |> List.map (fun cl -> cl.Index, templates input cl.Size cl.Memory |> Array.ofList) |> Map.ofList
+        let work = Capacity.stageWork input.Cost input.Stats
+        let vars =
+            [ for cl in classes do
+                  for j in 0 .. tpls.[cl.Index].Length - 1 -> cl, j, NodesWith(cl.Index, j) ]
+        let stageCoef (stage: Stage) (tpl: Composition) =
+            tpl
+            |> Map.toSeq
+            |> Seq.sumBy (fun (t, n) ->
+                let sp = Capacity.speeds work t
+                float n
+                * (match stage with
+                   | Encode -> sp.Encode
+                   | Diffuse -> sp.Diffuse
+                   | Decode -> sp.Decode))
+        let tplOf (cl: NodeClass) j = tpls.[cl.Index].[j]
+        let nodesOfClass =
+            classes
+            |> List.map (fun cl ->
+                ConstraintName.create "nodes" [ "class", string cl.Index ],
+                LinExpr.ofTerms [ for (cl', _, key) in vars do
+                                      if cl'.Index = cl.Index then yield key, 1.0 ]
+                === float cl.Nodes.Length)
+        let capacity =
+            Stage.all
+            |> List.map (fun stage ->
+                ConstraintName.create "capacity" [ "stage", Stage.letter stage ],
+                LinExpr.ofTerms [ for (cl, j, key) in vars -> key, stageCoef stage (tplOf cl j) ]
+                - rate input * LinExpr.var Alpha
+                >== 0.0)
+        let coverage =
+            input.Stats.Classes
+            |> List.mapi (fun i c -> i, c)
+            |> List.choose (fun (i, c) ->
+                let serving = [ for (cl, j, key) in vars do
+                                    if templateServes input cl.Memory (tplOf cl j) c then yield key, 1.0 ]
+                if serving.IsEmpty then None
+                else Some(ConstraintName.create "coverage" [ "class", string i; "shape", string c.Shape ], LinExpr.ofTerms serving >== 1.0))
+        let nodeCount = float (input.Cluster.NodeCount)
+        let auxiliary =
+            [ for stage, auxType in [ Encode, E; Decode, PlacementType.C ] do
+                  let lacking = [ for (cl, j, key) in vars do
+                                      match Composition.primary (tplOf cl j) with
+                                      | Some t when not (PlacementType.holds stage t) -> yield key, 1.0
+                                      | _ -> () ]
+                  let having = [ for (cl, j, key) in vars do
+                                     if Composition.count (tplOf cl j) auxType > 0 then yield key, nodeCount ]
+                  if not lacking.IsEmpty then
+                      yield ConstraintName.create "auxiliary" [ "stage", Stage.letter stage ], LinExpr.ofTerms lacking - LinExpr.ofTerms having <== 0.0 ]
+        let moves = LinExpr.ofTerms [ for (cl, j, key) in vars -> key, float (Composition.moves cl.Current (tplOf cl j)) ]
+        let m =
+            Model.empty
+            |> Model.withVarNames (function
+                | NodesWith(c, j) -> sprintf "a_c%d_t%d" c j
+                | Alpha -> "alpha")
+            |> Model.addVar (Var.continuous 0.0 infinity Alpha)
+            |> Model.addVars [ for (cl, _, key) in vars -> Var.integer 0.0 (float cl.Nodes.Length) key ]
+            |> Model.addConstraints nodesOfClass
+            |> Model.addConstraints capacity
+            |> Model.addConstraints coverage
+            |> Model.addConstraints auxiliary
+            |> Model.maximize "alpha" (LinExpr.var Alpha)
+            |> Model.minimize "moves" moves
+        m, classes, tpls
+
+    /// The heuristic's compositions as a MIP start, when every node's composition is a template.
+    let startOf (input: PlacementInput) (classes: NodeClass list) (tpls: Map<int, Composition array>) (comps: Map<NodeId, Composition>) =
+        let counts =
+            [ for cl in classes do
+                  for n in cl.Nodes -> cl.Index, tpls.[cl.Index] |> Array.tryFindIndex (fun t -> t = comps.[n]) ]
+        if counts |> List.exists (snd >> Option.isNone) then None
+        else
+            let work = Capacity.stageWork input.Cost input.Stats
+            let alpha = Capacity.alpha (rate input) (Capacity.ofTypes work (comps |> Map.toSeq |> Seq.collect (fun (_, c) -> c |> Map.toSeq |> Seq.collect (fun (t, n) -> Seq.replicate n t))))
+            let a =
+                counts
+                |> List.countBy (fun (c, j) -> NodesWith(c, j.Value))
+                |> List.map (fun (k, n) -> k, float n)
+            Some(Map.ofList ((Alpha, alpha) :: a))
+
+    /// Solves the placement MIP. Returns the node compositions and the solve statistics, or the
+    /// reason it produced none.
+    let solve (input: PlacementInput) (start: Map<NodeId, Composition> option) =
+        let m, classes, tpls = model input
+        let mipStart = start |> Option.bind (startOf input classes tpls)
+        let settings = { SolveSettings.create input.TimeLimit with MipStart = mipStart; ObjectiveTolerance = 1e-6 }
+        let result = Mip.solve settings m
+        if result.HasSolution then
+            let comps =
+                [ for cl in classes do
+                      let nodes = System.Collections.Generic.Queue<NodeId>(cl.Nodes)
+                      // the nodes of a class share their current composition, so any order is as good
+                      let wanted =
+                          [ for j in 0 .. tpls.[cl.Index].Length - 1 do
+                                for _ in 1 .. int (result.Value(NodesWith(cl.Index, j))) -> tpls.[cl.Index].[j] ]
+                      for tpl in wanted -> nodes.Dequeue(), tpl ]
+                |> Map.ofList
+            let o = List.head result.Objectives
+            let stats =
+                { Outcome =
+                    (match result.Outcome with
+                     | Optimal -> "optimal"
+                     | Feasible(gap, stop) -> sprintf "feasible (stopped by %A, gap %.4f)" stop gap
+                     | other -> sprintf "%A" other)
+                  Objective = o.Value
+                  Bound = o.BestBound
+                  Gap = (match result.Outcome with Feasible(g, _) -> g | _ -> 0.0)
+                  SolveTime = result.SolveTime
+                  Variables = Seq.length m.Variables
+                  Constraints = m.Constraints.Length }
+            Ok(comps, stats, mipStart.IsSome)
+        else
+            Error(sprintf "placement MIP: %A after %.1f ms" result.Outcome (float result.SolveTime * 1000.0))
+
+    /// Whether the MIP admits these compositions (each node's composition is one of its templates
+    /// and the coverage and auxiliary constraints hold) — used to state when α(MIP) ≥ α(heuristic)
+    /// must hold.
+    let admits (input: PlacementInput) (comps: Map<NodeId, Composition>) =
+        let m, classes, tpls = model input
+        match startOf input classes tpls comps with
+        | None -> false
+        | Some values ->
+            let value k = values |> Map.tryFind k |> Option.defaultValue 0.0
+            m.Constraints
+            |> List.filter (fun c -> c.Name.Family <> "capacity")
+            |> List.forall (fun c -> Constraint.isSatisfied 1e-6 value c.Constraint)
