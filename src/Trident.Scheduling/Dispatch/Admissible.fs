@@ -34,20 +34,6 @@ module Admissible =
             && CostModel.fits cost t shape k memory
             && (k = lo || CostModel.efficiency cost shape k >= cost.Settings.EfficiencyThreshold)
 
-    /// The reward of finishing at `finish` (before penalties), and whether it is on time.
-    let baseReward (settings: DispatchSettings) (cost: CostModel) (now: float<s>) (r: Request) (finish: float<s>) =
-        if finish <= r.Deadline then settings.OnTimeReward, true
-        else
-            let tRef = CostModel.tRef cost r.Shape r.Steps
-            let lateness = max 0.0<s> (now + tRef - r.Deadline)
-            let late = floor (settings.LateRewardBase * (1.0 + lateness / tRef))
-            min (settings.OnTimeReward - 1.0) late, false
-
-    /// The option's reward: base reward − communication penalty − device penalty · k.
-    let reward (settings: DispatchSettings) (cost: CostModel) (now: float<s>) (r: Request) (vr: VrType) (k: int) (finish: float<s>) =
-        let b, onTime = baseReward settings cost now r finish
-        b - settings.CommunicationPenalty.[vr] - settings.DevicePenalty * float k, onTime
-
     /// Free devices (busy-until ≤ now) by node and primary type.
     let freeByNodeAndType (s: Snapshot) =
         s.Cluster.Devices
@@ -60,64 +46,93 @@ module Admissible =
     let auxDevices (s: Snapshot) (t: PlacementType) =
         s.Cluster.Devices |> Array.filter (fun d -> s.Placement.Types.[d.Id] = t)
 
-    /// Earliest time an auxiliary device of type `t` that can hold `stage` for this shape is free.
-    let private earliestAux (s: Snapshot) (t: PlacementType) (stage: Stage) (shape: Shape) =
-        auxDevices s t
-        |> Array.filter (fun d -> CostModel.fits s.Cost t shape 1 d.Memory)
-        |> Array.map (fun d -> max s.Now s.BusyUntil.[d.Id.Value])
-        |> fun a -> if a.Length = 0 then None else Some(Array.min a)
+    /// What a round computes once about the cluster, so that options cost no device scans.
+    type Round =
+        { Snapshot: Snapshot
+          /// per primary type present: the smallest device memory and the largest group on one node
+          Primary: Map<PlacementType, float<GB> * int>
+          /// per auxiliary type: (memory, earliest free time) of each device, earliest first
+          Aux: Map<PlacementType, (float<GB> * float<s>) array>
+          TRef: System.Collections.Generic.Dictionary<struct (Shape * int), float<s>> }
+
+    let round (s: Snapshot) : Round =
+        let byType = s.Cluster.Devices |> Array.groupBy (fun d -> s.Placement.Types.[d.Id]) |> Map.ofArray
+        { Snapshot = s
+          Primary =
+            byType
+            |> Map.filter (fun t _ -> PlacementType.isPrimary t)
+            |> Map.map (fun _ ds ->
+                (ds |> Array.map _.Memory |> Array.min), (ds |> Array.countBy _.Node |> Array.map snd |> Array.max))
+          Aux =
+            byType
+            |> Map.filter (fun t _ -> not (PlacementType.isPrimary t))
+            |> Map.map (fun _ ds -> ds |> Array.map (fun d -> d.Memory, max s.Now s.BusyUntil.[d.Id.Value]) |> Array.sortBy snd)
+          TRef = System.Collections.Generic.Dictionary() }
+
+    /// t_ref of a request's shape and steps, computed once per round.
+    let tRef (rd: Round) (r: Request) =
+        let key = struct (r.Shape, r.Steps)
+        match rd.TRef.TryGetValue key with
+        | true, v -> v
+        | _ ->
+            let v = CostModel.tRef rd.Snapshot.Cost r.Shape r.Steps
+            rd.TRef.[key] <- v
+            v
+
+    /// Earliest time an auxiliary device of type `t` whose memory holds it for this shape is free.
+    let private earliestAux (rd: Round) (t: PlacementType) (shape: Shape) =
+        match Map.tryFind t rd.Aux with
+        | None -> None
+        | Some devices ->
+            devices
+            |> Array.tryFind (fun (memory, _) -> CostModel.fits rd.Snapshot.Cost t shape 1 memory)
+            |> Option.map snd
 
     /// Predicted finish of request r on a group of type t and degree k started now, with the
     /// earliest-free auxiliary devices and intra-node transfers. None when no auxiliary can serve it.
-    let predictFinish (s: Snapshot) (r: Request) (t: PlacementType) (k: int) =
+    let predictFinish (rd: Round) (r: Request) (t: PlacementType) (k: int) =
+        let s = rd.Snapshot
         let c = s.Cost
         let bw = s.Cluster.Bandwidths.IntraNode
         let diffuseStart =
             if PlacementType.holds Encode t then Some(s.Now + CostModel.encodeTime c r.Shape)
             else
-                earliestAux s E Encode r.Shape
+                earliestAux rd E r.Shape
                 |> Option.map (fun free -> max s.Now (free + CostModel.encodeTime c r.Shape + CostModel.embeddingBytes c / bw))
         diffuseStart
         |> Option.bind (fun ds ->
             let df = ds + CostModel.diffuseTime c r.Shape r.Steps k
             if PlacementType.holds Decode t then Some(df + CostModel.decodeTime c r.Shape)
             else
-                earliestAux s C Decode r.Shape
+                earliestAux rd C r.Shape
                 |> Option.map (fun free -> max free (df + CostModel.latentBytes c r.Shape / bw) + CostModel.decodeTime c r.Shape))
-
-    /// The most devices of type t on one node: the largest group that type can ever form.
-    let largestGroup (s: Snapshot) (t: PlacementType) =
-        s.Cluster.Devices
-        |> Array.filter (fun d -> s.Placement.Types.[d.Id] = t)
-        |> Array.countBy _.Node
-        |> Array.fold (fun acc (_, n) -> max acc n) 0
 
     /// Every admissible option for the request: types present in the cluster, degrees no larger
     /// than the type's largest group on one node (free devices are checked by the planner).
-    let options (s: Snapshot) (r: Request) : DispatchOption list =
-        let memoryOf t =
-            s.Cluster.Devices
-            |> Array.filter (fun d -> s.Placement.Types.[d.Id] = t)
-            |> Array.map _.Memory
-            |> fun a -> if a.Length = 0 then None else Some(Array.min a)
-        [ for t in PlacementType.primary do
-              match memoryOf t, VrType.ofPrimary t with
-              | Some memory, Some vr ->
-                  let nodeSize = largestGroup s t
-                  for k in s.Cost.Degrees do
-                      if degreeAdmissible s.Cost t r.Shape memory nodeSize k then
-                          match predictFinish s r t k with
+    let options (rd: Round) (r: Request) : DispatchOption list =
+        let s = rd.Snapshot
+        [ for KeyValue(t, (memory, largest)) in rd.Primary do
+              let vr = (VrType.ofPrimary t).Value
+              for k in s.Cost.Degrees do
+                  if degreeAdmissible s.Cost t r.Shape memory largest k then
+                          match predictFinish rd r t k with
                           | Some f ->
-                              let w, onTime = reward s.Settings s.Cost s.Now r vr k f
+                              let b, onTime =
+                                  if f <= r.Deadline then s.Settings.OnTimeReward, true
+                                  else
+                                      let tr = tRef rd r
+                                      let lateness = max 0.0<s> (s.Now + tr - r.Deadline)
+                                      min (s.Settings.OnTimeReward - 1.0) (floor (s.Settings.LateRewardBase * (1.0 + lateness / tr))), false
+                              let w = b - s.Settings.CommunicationPenalty.[vr] - s.Settings.DevicePenalty * float k
                               yield { Request = r; Type = t; Degree = k; Vr = vr; Finish = f; OnTime = onTime; Reward = w }
-                          | None -> ()
-              | _ -> () ]
+                          | None -> () ]
 
     /// Urgency order: least slack first (deadline − now − t_ref), then priority, then arrival, then id.
-    let byUrgency (s: Snapshot) (queue: Request list) =
+    let byUrgency (rd: Round) (queue: Request list) =
+        let s = rd.Snapshot
         queue
         |> List.sortBy (fun r ->
-            r.Deadline - s.Now - CostModel.tRef s.Cost r.Shape r.Steps,
+            r.Deadline - s.Now - tRef rd r,
             -(defaultArg r.Priority 0),
             r.Arrival,
             r.Id.Value)

@@ -87,14 +87,16 @@ module DispatchMip =
         |> Model.addConstraints groups
         |> Model.maximize "reward" objective
 
-    /// The greedy choices as a MIP start.
-    let startOf (choices: Choice list) : Map<DispatchKey, float> =
+    /// The greedy choices as a complete MIP start: every variable of the model gets a value (CBC
+    /// 2.10.8 can abort with "Illegal index in ClpModel::getColumnName" on a partial start).
+    let startOf (model: Model<DispatchKey>) (choices: Choice list) : Map<DispatchKey, float> =
+        let zeros = model.Variables |> Map.map (fun _ _ -> 0.0)
         let ys = choices |> List.map (fun c -> Y(c.Option.Request.Id, c.Option.Type, c.Option.Degree), 1.0)
         let zs =
             choices
             |> List.countBy (fun c -> Z(c.Node, c.Option.Type, c.Option.Degree))
             |> List.map (fun (z, n) -> z, float n)
-        Map.ofList (ys @ zs)
+        (ys @ zs) |> List.fold (fun m (k, v) -> Map.add k v m) zeros
 
     /// Matches the solution's requests to the solution's groups, most urgent request first.
     let choicesOf (s: Snapshot) (candidates: (Request * DispatchOption list) list) (result: SolveResult<DispatchKey>) =

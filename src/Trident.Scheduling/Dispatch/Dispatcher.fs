@@ -19,17 +19,17 @@ module Dispatcher =
 
     /// The MIP model of a round, for inspection or LP export (None when there is nothing to decide).
     let roundModel (s: Snapshot) =
-        let free = Admissible.freeByNodeAndType s |> Map.map (fun _ ds -> List.length ds)
+        let free = Greedy.freeCounts s
         let nFree = free |> Map.toSeq |> Seq.sumBy snd
-        let candidates = Greedy.candidates s nFree
+        let candidates = Greedy.candidates (Admissible.round s) nFree
         if candidates.IsEmpty then None else Some(DispatchMip.model s free candidates)
 
     /// A dispatch round with the MIP, falling back to greedy.
     let dispatch (s: Snapshot) : DispatchPlan =
-        let free = Admissible.freeByNodeAndType s |> Map.map (fun _ ds -> List.length ds)
+        let free = Greedy.freeCounts s
         let nFree = free |> Map.toSeq |> Seq.sumBy snd
-        let candidates = Greedy.candidates s nFree
-        let greedyChoices = Greedy.choose s candidates
+        let candidates = Greedy.candidates (Admissible.round s) nFree
+        let greedyChoices = Greedy.choose free candidates
         let greedyPlan reason =
             { Now = s.Now
               Dispatches = Assign.materialise s greedyChoices
@@ -40,7 +40,7 @@ module Dispatcher =
         else
             let model = DispatchMip.model s free candidates
             let settings =
-                { SolveSettings.create s.Settings.TimeLimit with MipStart = Some(DispatchMip.startOf greedyChoices) }
+                { SolveSettings.create s.Settings.TimeLimit with MipStart = Some(DispatchMip.startOf model greedyChoices) }
             let result = Mip.solve settings model
             let greedyObjective = Assign.objective s nFree greedyChoices
             if result.HasSolution then

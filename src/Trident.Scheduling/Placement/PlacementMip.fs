@@ -42,6 +42,10 @@ module PlacementMip =
     /// using only types that can serve at least one request class.
     let templates (input: PlacementInput) (size: int) (memory: float<GB>) : Composition list =
         let serves t = input.Stats.Classes |> List.exists (Capacity.serves input.Cost memory size t)
+        // when no type serves any class (a mix too large for these devices), keep every type so
+        // that the model still has a layout; such classes are simply not covered
+        let anyServed = PlacementType.all |> List.exists serves
+        let serves t = (not anyServed) || serves t
         let primaries = PlacementType.primary |> List.filter serves
         let auxE = serves E
         let auxC = serves PlacementType.C

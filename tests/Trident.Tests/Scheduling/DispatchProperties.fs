@@ -5,6 +5,7 @@ open FsCheck
 open FsCheck.FSharp
 open Trident.Scheduling
 open Trident.Scheduling.Dispatching
+open Trident.Scheduling.Mip
 open Trident.Tests.Generators
 
 /// Turns the named invariant checks into one labelled property.
@@ -32,6 +33,67 @@ let ``greedy dispatches something when a request fits an idle group`` () =
         let spec = { spec with Busy = [] }
         let s = buildSnapshot DispatchSettings.defaults spec
         let plan, _ = Greedy.plan "test" s
-        let anyAdmissible = s.Queue |> List.exists (fun r -> not (Admissible.options s r).IsEmpty)
+        let rd = Admissible.round s
+        let anyAdmissible = s.Queue |> List.exists (fun r -> not (Admissible.options rd r).IsEmpty)
         (not anyAdmissible || not plan.Dispatches.IsEmpty) |> Prop.label "idle cluster, admissible request, nothing dispatched")
     |> check 200
+
+[<Fact>]
+let ``dispatcher plans keep every dispatch invariant`` () =
+    Prop.forAll snapshotSpecs (fun spec ->
+        let s = buildSnapshot DispatchSettings.defaults spec
+        let plans = Planner.plan s
+        invariantsHold s plans.Dispatch
+        |> Prop.classify (match plans.Dispatch.Source with Mip _ -> true | _ -> false) "decided by the MIP")
+    |> check 150
+
+[<Fact>]
+let ``the MIP plan's objective is never below the greedy plan's on the same snapshot`` () =
+    Prop.forAll snapshotSpecs (fun spec ->
+        let s = buildSnapshot DispatchSettings.defaults spec
+        let mip = Dispatcher.dispatch s
+        let greedy, _ = Greedy.plan "reference" s
+        (mip.Objective >= greedy.Objective - 1e-6)
+        |> Prop.label (sprintf "mip %.3f < greedy %.3f (%s)" mip.Objective greedy.Objective (PlanSource.describe mip.Source))
+        |> Prop.classify (mip.Objective > greedy.Objective + 1e-6) "MIP strictly better")
+    |> check 150
+
+[<Fact>]
+let ``a time-limited solve still returns a valid plan`` () =
+    // a limit far below what the solver needs: the plan is the solver's best (never worse than its
+    // greedy start) or greedy itself, and it keeps every invariant
+    let settings = { DispatchSettings.defaults with TimeLimit = 0.0005<s> }
+    Prop.forAll snapshotSpecs (fun spec ->
+        let s = buildSnapshot settings spec
+        let plan = Dispatcher.dispatch s
+        let greedy, _ = Greedy.plan "reference" s
+        invariantsHold s plan
+        .&. (plan.Objective >= greedy.Objective - 1e-6 |> Prop.label "not below greedy")
+        |> Prop.classify (match plan.Source with Greedy _ -> true | _ -> false) "fell back to greedy")
+    |> check 100
+
+[<Fact>]
+let ``a request left out of a round stays queued`` () =
+    Prop.forAll snapshotSpecs (fun spec ->
+        let s = buildSnapshot DispatchSettings.defaults spec
+        let plan = (Planner.plan s).Dispatch
+        let remaining = Planner.remaining s plan
+        (remaining.Length + plan.Dispatches.Length = s.Queue.Length) |> Prop.label "queue = dispatched + remaining")
+    |> check 100
+
+[<Fact>]
+let ``the dispatch MIP of a round can be written as LP text naming its constraint families`` () =
+    let spec =
+        { Profile = 1
+          Cluster = { Nodes = 2; PerNode = 3; Memory = 0 }
+          PlacementMode = 0
+          Types = []
+          Busy = []
+          Requests = [ for i in 0..9 -> { ShapeIndex = i; Steps = 28; AgeTenths = 10 * i; SloPercent = 300; Priority = 1 } ] }
+    let s = buildSnapshot DispatchSettings.defaults spec
+    match Dispatcher.roundModel s with
+    | None -> failwith "no model for a round with waiting requests and free devices"
+    | Some m ->
+        let lp = Model.toLpText m
+        for family in [ "once[r=0]"; "devices[node=0"; "groups[type=" ] do
+            Assert.Contains(family, lp)

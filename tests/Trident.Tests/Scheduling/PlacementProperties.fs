@@ -1,0 +1,97 @@
+module Trident.Tests.PlacementProperties
+
+open Xunit
+open FsCheck
+open FsCheck.FSharp
+open Trident.Scheduling
+open Trident.Scheduling.Placement
+open Trident.Tests.Generators
+
+type PlacementSpec =
+    { Profile: int
+      Cluster: ClusterSpec
+      Requests: RequestSpec list
+      RatePercent: int }
+
+let placementSpecs =
+    let g =
+        gen {
+            let! p = Gen.choose (0, profiles.Length - 1)
+            let! c = clusterSpecGen
+            let! n = Gen.choose (1, 12)
+            let! rs = Gen.listOfLength n requestSpecGen
+            let! rate = Gen.choose (1, 500)
+            return { Profile = p; Cluster = c; Requests = rs; RatePercent = rate }
+        }
+    Arb.fromGenShrink (g, (ArbMap.defaults |> ArbMap.arbitrary<PlacementSpec>).Shrinker)
+
+let buildInput (spec: PlacementSpec) =
+    let cost = costModel spec.Profile
+    let cluster = buildCluster spec.Cluster
+    let requests =
+        buildRequests cost (if spec.Requests.IsEmpty then [ { ShapeIndex = 0; Steps = 10; AgeTenths = 0; SloPercent = 300; Priority = 1 } ] else spec.Requests)
+    let stats = { statsOf requests with ArrivalRate = float (max 1 (abs spec.RatePercent)) / 100.0 }
+    placementInput cluster cost stats
+
+let private typeCountsMatch (input: PlacementInput) (plan: PlacementPlan) =
+    plan.Types.Count = Cluster.deviceCount input.Cluster
+
+[<Fact>]
+let ``the placement MIP's alpha is never below the heuristic's`` () =
+    Prop.forAll placementSpecs (fun spec ->
+        let input = buildInput spec
+        let heuristicComps = Heuristic.compositions input
+        let heuristic = Heuristic.plan input
+        match PlacementMip.solve input (Some heuristicComps) with
+        | Error reason ->
+            // the MIP may only be infeasible when the heuristic's layout breaks its constraints too
+            // (on tiny clusters a type that lacks E or C cannot have its auxiliaries anywhere)
+            not (PlacementMip.admits input heuristicComps) |> Prop.label reason |> Prop.classify true "MIP infeasible"
+        | Ok(comps, _, _) ->
+            let mip = Heuristic.planOf input (Greedy "test") comps
+            let admitted = PlacementMip.admits input heuristicComps
+            ((not admitted) || mip.Alpha >= heuristic.Alpha - 1e-6)
+            |> Prop.label (sprintf "MIP α %.6f < heuristic α %.6f" mip.Alpha heuristic.Alpha)
+            |> Prop.classify admitted "the MIP admits the heuristic's layout"
+            |> Prop.classify (mip.Alpha > heuristic.Alpha + 1e-6) "MIP strictly better")
+    |> check 60
+
+[<Fact>]
+let ``the orchestrator's placement gives every device one type and never loses to the heuristic`` () =
+    Prop.forAll placementSpecs (fun spec ->
+        let input = buildInput spec
+        let plan = Planner.place input
+        let heuristic = Heuristic.plan input
+        (typeCountsMatch input plan |> Prop.label "every device typed")
+        .&. (plan.Alpha >= heuristic.Alpha - 1e-6 |> Prop.label "α below the heuristic's")
+        .&. (plan.Types |> Map.exists (fun _ t -> PlacementType.isPrimary t) |> Prop.label "some device holds D"))
+    |> check 60
+
+[<Fact>]
+let ``re-planning an unchanged workload moves no weights`` () =
+    Prop.forAll placementSpecs (fun spec ->
+        let input = buildInput spec
+        let first = Planner.place input
+        let second = Planner.place { input with Current = Some first.Types }
+        (second.Alpha < first.Alpha - 1e-6 || second.Moves = 0)
+        |> Prop.label (sprintf "%d moves with the same α" second.Moves))
+    |> check 40
+
+[<Fact>]
+let ``flux is placed disaggregated on a 48 GB cluster`` () =
+    // flux ⟨EDC⟩ at 2048² needs 50.6 GB > 48 GB: 2048² requests must be served by a type without E or C
+    let cost = CostModel.create CostSettings.defaults ReferenceProfiles.flux
+    let classes =
+        [ 128; 256; 512; 1024; 2048 ] |> List.map (fun n -> { Shape = Shape.image n n; Steps = 28; Share = 0.2 })
+    let input =
+        { Cluster = Cluster.uniform 16 8 48.0<GB> Bandwidths.pcie4Server
+          Cost = cost
+          Stats = { Classes = classes; ArrivalRate = 1.5 }
+          Current = None
+          TimeLimit = 2.0<s> }
+    let plan = Planner.place input
+    let counts = PlacementPlan.counts plan
+    Assert.True(counts |> Map.exists (fun t n -> n >= 2 && t <> EDC && PlacementType.isPrimary t), sprintf "%A" counts)
+    match plan.Source with
+    | Mip _ -> ()
+    | Greedy reason -> failwithf "fell back to the heuristic: %s" reason
