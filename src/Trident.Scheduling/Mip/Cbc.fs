@@ -241,6 +241,9 @@ module internal Cbc =
 
                 match request.Start with
                 | Some start when not start.IsEmpty ->
+                    // CBC 2.10.8 looks MIP-start columns up by name in the *preprocessed* model and
+                    // can abort ("Illegal index … in ClpModel::getColumnName"): no preprocessing then
+                    Cbc_setParameter(m, "preprocess", "off")
                     let entries = start |> Map.toArray
                     Cbc_setMIPStart(m, entries.Length, entries |> Array.map (fun (k, _) -> columnName index[k]), Array.map snd entries)
                 | _ -> ()
