@@ -42,11 +42,12 @@ module PlacementMip =
     /// using only types that can serve at least one request class.
     let templates (input: PlacementInput) (size: int) (memory: float<GB>) : Composition list =
         let serves t = input.Stats.Classes |> List.exists (Capacity.serves input.Cost memory size t)
-        // when no type serves any class (a mix too large for these devices), keep every type so
-        // that the model still has a layout; such classes are simply not covered
-        let anyServed = PlacementType.all |> List.exists serves
-        let serves t = (not anyServed) || serves t
-        let primaries = PlacementType.primary |> List.filter serves
+        // when no primary type serves any class (a mix too large for these devices), keep every
+        // primary type so that the layout still holds D; such classes are simply not covered
+        let primaries =
+            match PlacementType.primary |> List.filter serves with
+            | [] -> PlacementType.primary
+            | ps -> ps
         let auxE = serves E
         let auxC = serves PlacementType.C
         [ for t in (None :: (primaries |> List.map Some)) do
