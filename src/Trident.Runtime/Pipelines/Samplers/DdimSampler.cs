@@ -6,7 +6,7 @@
 // and then re-noises it deterministically to the previous inference timestep p:
 //     x_p = √ᾱ_p·x̂₀ + √(1 − ᾱ_p)·ε̂.
 // Inference timesteps use diffusers' "leading" spacing: with r = T / N (integer division) they are
-// (N − 1 − i)·r + steps_offset for i = 0..N−1, and p = t − r. After the last one (p &lt; 0) ᾱ_p is 1 when
+// (N − 1 − i)·r + steps_offset for i = 0..N−1, and p = t − r. After the last one (p < 0) ᾱ_p is 1 when
 // set_alpha_to_one, so the final step returns x̂₀ itself, else ᾱ₀. Arithmetic is in double, stored as float.
 
 namespace Trident.Runtime.Pipelines.Samplers;
