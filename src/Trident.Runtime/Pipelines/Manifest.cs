@@ -1,0 +1,310 @@
+// The pipeline manifest: what the runtime needs to know about a pipeline directory that the ONNX files
+// themselves do not say. The directory follows the diffusers/Optimum ONNX export layout
+// (text_encoder/model.onnx, transformer/model.onnx or unet/model.onnx, vae_decoder/model.onnx), so a real
+// exported pipeline can be served by adding one `trident-pipeline.json` next to its folders.
+//
+// These records are plain data with value equality (no arrays), so a manifest can be compared after a
+// save/load round trip. Reading, writing and validation live in ManifestJson.cs and ManifestValidator.cs;
+// the format is documented in docs/pipeline-manifest.md.
+
+namespace Trident.Runtime.Pipelines;
+
+/// <summary>What a pipeline generates.</summary>
+public enum PipelineKind
+{
+    /// <summary>Single images: latents are batch × channels × height × width.</summary>
+    Image,
+
+    /// <summary>Videos: latents are batch × channels × frames × height × width.</summary>
+    Video,
+}
+
+/// <summary>The network that runs the diffuse stage; it also names the stage's folder.</summary>
+public enum DenoiserArchitecture
+{
+    /// <summary>A diffusion transformer (DiT, SD3, Flux, video DiTs): folder <c>transformer/</c>.</summary>
+    Transformer,
+
+    /// <summary>A UNet (SD 1.x/2.x style): folder <c>unet/</c>.</summary>
+    Unet,
+}
+
+/// <summary>The encode stage: token ids in, per-token embeddings out.</summary>
+/// <param name="File">Model file, relative to the pipeline directory (e.g. <c>text_encoder/model.onnx</c>).</param>
+/// <param name="InputIds">Name of the int64 token-id input (batch × max length).</param>
+/// <param name="AttentionMask">Name of the int64 attention-mask input, or null when the model takes none
+/// (CLIP exports take only the ids).</param>
+/// <param name="LastHiddenState">Name of the embedding output (batch × max length × width).</param>
+public sealed record TextEncoderStage(string File, string InputIds, string? AttentionMask, string LastHiddenState);
+
+/// <summary>The diffuse stage: one denoising network evaluation per sampler step.</summary>
+/// <param name="Architecture">Transformer or UNet; decides the manifest key and the default folder.</param>
+/// <param name="File">Model file, relative to the pipeline directory.</param>
+/// <param name="Latents">Name of the noisy-latent input (<c>hidden_states</c> for transformers,
+/// <c>sample</c> for UNets in the Optimum export).</param>
+/// <param name="Timestep">Name of the timestep input (the value <c>ISampler.Timesteps</c> yields).</param>
+/// <param name="EncoderHiddenStates">Name of the text-embedding input.</param>
+/// <param name="Prediction">Name of the output the sampler consumes (velocity for flow matching, noise for
+/// DDIM); <c>out_sample</c> in the Optimum export.</param>
+public sealed record DenoiserStage(
+    DenoiserArchitecture Architecture,
+    string File,
+    string Latents,
+    string Timestep,
+    string EncoderHiddenStates,
+    string Prediction);
+
+/// <summary>The decode stage: unscaled latents in, an image (or video) tensor in [-1, 1] out.</summary>
+/// <param name="File">Model file, relative to the pipeline directory.</param>
+/// <param name="Latents">Name of the latent input (<c>latent_sample</c>).</param>
+/// <param name="Image">Name of the decoded output (<c>sample</c>), NCHW or NCFHW.</param>
+public sealed record VaeDecoderStage(string File, string Latents, string Image);
+
+/// <summary>The three stage models of a pipeline.</summary>
+public sealed record PipelineStages(TextEncoderStage TextEncoder, DenoiserStage Denoiser, VaeDecoderStage VaeDecoder);
+
+/// <summary>How the prompt becomes token ids. Every tokenizer pads or truncates to <see cref="MaxLength"/>.</summary>
+/// <param name="MaxLength">Sequence length the text encoder takes, special tokens included.</param>
+public abstract record TokenizerSettings(int MaxLength);
+
+/// <summary>The byte-level tokenizer of the bundled tiny pipeline: each UTF-8 byte b becomes id
+/// b + <paramref name="Offset"/>, framed by BOS/EOS and padded with PAD.</summary>
+public sealed record ByteTokenizerSettings(int MaxLength, int PadId, int BosId, int EosId, int Offset)
+    : TokenizerSettings(MaxLength)
+{
+    /// <summary>The defaults: PAD 0, BOS 1, EOS 2, bytes from 3 (vocabulary of 259).</summary>
+    public static ByteTokenizerSettings WithDefaults(int maxLength) => new(maxLength, 0, 1, 2, 3);
+}
+
+/// <summary>CLIP's byte-level BPE tokenizer, read from the Hugging Face <c>vocab.json</c> and <c>merges.txt</c>.</summary>
+/// <param name="MaxLength">Sequence length, start and end tokens included (77 for CLIP).</param>
+/// <param name="Vocab">Path of vocab.json, relative to the pipeline directory.</param>
+/// <param name="Merges">Path of merges.txt, relative to the pipeline directory.</param>
+/// <param name="PadToken">Token used for padding (<c>&lt;|endoftext|&gt;</c> for OpenAI CLIP, <c>!</c> for
+/// OpenCLIP exports).</param>
+public sealed record ClipBpeTokenizerSettings(int MaxLength, string Vocab, string Merges, string PadToken)
+    : TokenizerSettings(MaxLength);
+
+/// <summary>Latent-space geometry and the VAE's latent normalisation.</summary>
+/// <param name="Channels">Latent channels (4 for SD 1.x, 16 for SD3/Flux).</param>
+/// <param name="SpatialScaleFactor">Pixels per latent cell along width and height (8 for most VAEs).</param>
+/// <param name="TemporalCompression">Frames per latent frame for video VAEs (1 for images). A causal video
+/// VAE maps F frames to (F − 1) / c + 1 latent frames.</param>
+/// <param name="ScalingFactor">The VAE's <c>scaling_factor</c>: latents are divided by it before decoding.</param>
+/// <param name="ShiftFactor">The VAE's <c>shift_factor</c>: added after the division (0 for SD 1.x, 0.0609 for
+/// SD3).</param>
+public sealed record LatentSettings(
+    int Channels,
+    int SpatialScaleFactor,
+    int TemporalCompression,
+    double ScalingFactor,
+    double ShiftFactor)
+{
+    /// <summary>Latent frames for <paramref name="frames"/> video frames: (frames − 1) / c + 1.</summary>
+    public int LatentFrames(int frames) => (frames - 1) / TemporalCompression + 1;
+
+    /// <summary>Undoes the VAE latent normalisation in place, before the decoder runs:
+    /// x ← x / scaling_factor + shift_factor.</summary>
+    public void Unscale(Span<float> latents)
+    {
+        var scale = (float)(1.0 / ScalingFactor);
+        var shift = (float)ShiftFactor;
+        for (var i = 0; i < latents.Length; i++) latents[i] = latents[i] * scale + shift;
+    }
+}
+
+/// <summary>Beta schedule of a DDPM-trained model.</summary>
+public enum BetaSchedule
+{
+    /// <summary>β linear from beta_start to beta_end.</summary>
+    Linear,
+
+    /// <summary>√β linear from √beta_start to √beta_end (Stable Diffusion's schedule).</summary>
+    ScaledLinear,
+}
+
+/// <summary>The sampler (scheduler) that turns model predictions into denoising steps.</summary>
+/// <param name="NumTrainTimesteps">Length of the training noise schedule (1000 for all common models).</param>
+/// <param name="DefaultSteps">Steps used when a request does not say.</param>
+public abstract record SamplerSettings(int NumTrainTimesteps, int DefaultSteps);
+
+/// <summary>Flow-matching Euler (SD3/Flux style): the model predicts a velocity.</summary>
+/// <param name="NumTrainTimesteps">Scale from σ to the network's timestep (1000).</param>
+/// <param name="DefaultSteps">Steps used when a request does not say.</param>
+/// <param name="Shift">Timestep shift s: σ' = s·σ / (1 + (s − 1)·σ); 1 leaves the schedule linear, SD3 uses 3.</param>
+public sealed record FlowEulerSettings(int NumTrainTimesteps, int DefaultSteps, double Shift)
+    : SamplerSettings(NumTrainTimesteps, DefaultSteps);
+
+/// <summary>DDIM with η = 0 over an epsilon-predicting UNet.</summary>
+/// <param name="NumTrainTimesteps">Length T of the training noise schedule.</param>
+/// <param name="DefaultSteps">Steps used when a request does not say.</param>
+/// <param name="BetaStart">β at timestep 0 (SD: 0.00085).</param>
+/// <param name="BetaEnd">β at timestep T − 1 (SD: 0.012).</param>
+/// <param name="BetaSchedule">How β goes from start to end.</param>
+/// <param name="StepsOffset">Added to every inference timestep ("leading" spacing; SD uses 1).</param>
+/// <param name="SetAlphaToOne">Whether the step after the last timestep uses ᾱ = 1 (a clean sample) rather than
+/// ᾱ₀; SD 1.x configs say false.</param>
+public sealed record DdimSettings(
+    int NumTrainTimesteps,
+    int DefaultSteps,
+    double BetaStart,
+    double BetaEnd,
+    BetaSchedule BetaSchedule,
+    int StepsOffset,
+    bool SetAlphaToOne)
+    : SamplerSettings(NumTrainTimesteps, DefaultSteps);
+
+/// <summary>Classifier-free guidance.</summary>
+/// <param name="ClassifierFree">Whether the pipeline runs an unconditional pass and combines the two.</param>
+/// <param name="DefaultScale">Guidance scale used when a request does not say; 1 when guidance is unsupported.</param>
+public sealed record GuidanceSettings(bool ClassifierFree, double DefaultScale);
+
+/// <summary>The output sizes a pipeline accepts.</summary>
+/// <param name="MultipleOf">Width and height must be multiples of this (a multiple of the VAE scale factor, and
+/// of the patch size for transformers).</param>
+/// <param name="MinWidth">Smallest width in pixels.</param>
+/// <param name="MaxWidth">Largest width in pixels.</param>
+/// <param name="MinHeight">Smallest height in pixels.</param>
+/// <param name="MaxHeight">Largest height in pixels.</param>
+/// <param name="MinFrames">Smallest frame count (1 for images).</param>
+/// <param name="MaxFrames">Largest frame count (1 for images).</param>
+public sealed record SizeConstraint(
+    int MultipleOf,
+    int MinWidth,
+    int MaxWidth,
+    int MinHeight,
+    int MaxHeight,
+    int MinFrames,
+    int MaxFrames);
+
+/// <summary>One problem found in a manifest (or a request checked against it).</summary>
+/// <param name="Path">JSON path of the offending value, e.g. <c>stages.transformer.file</c>; <c>$</c> for the root.</param>
+/// <param name="Message">What is wrong with it.</param>
+public sealed record ManifestError(string Path, string Message)
+{
+    /// <inheritdoc />
+    public override string ToString() => $"{Path}: {Message}";
+}
+
+/// <summary>Thrown when a manifest is invalid; carries every problem found, not just the first.</summary>
+public sealed class ManifestException : Exception
+{
+    /// <summary>Creates the exception; <paramref name="source"/> names the file (or "manifest").</summary>
+    public ManifestException(string source, IReadOnlyList<ManifestError> errors)
+        : base(FormatMessage(source, errors)) => Errors = errors;
+
+    /// <summary>Every problem found, in document order.</summary>
+    public IReadOnlyList<ManifestError> Errors { get; }
+
+    private static string FormatMessage(string source, IReadOnlyList<ManifestError> errors) =>
+        $"{source} has {errors.Count} problem{(errors.Count == 1 ? "" : "s")}:" + Environment.NewLine
+        + string.Join(Environment.NewLine, errors.Select(e => "  " + e));
+}
+
+/// <summary>A pipeline manifest: the contents of <c>trident-pipeline.json</c>.</summary>
+/// <param name="Name">Pipeline name, as requests and the API refer to it.</param>
+/// <param name="Model">Model family name: the model name of the scheduling profile that describes this
+/// pipeline's costs.</param>
+/// <param name="Kind">Image or video.</param>
+/// <param name="Stages">The three stage models.</param>
+/// <param name="Tokenizer">How prompts become token ids.</param>
+/// <param name="Latents">Latent geometry and normalisation.</param>
+/// <param name="Sampler">The denoising sampler and its parameters.</param>
+/// <param name="Guidance">Classifier-free guidance support.</param>
+/// <param name="Size">Accepted output sizes.</param>
+public sealed record PipelineManifest(
+    string Name,
+    string Model,
+    PipelineKind Kind,
+    PipelineStages Stages,
+    TokenizerSettings Tokenizer,
+    LatentSettings Latents,
+    SamplerSettings Sampler,
+    GuidanceSettings Guidance,
+    SizeConstraint Size)
+{
+    /// <summary>The manifest's file name at the root of a pipeline directory.</summary>
+    public const string FileName = "trident-pipeline.json";
+
+    /// <summary>The format version this code reads and writes.</summary>
+    public const int FormatVersion = 1;
+
+    /// <summary>Reads and validates <c>trident-pipeline.json</c> in <paramref name="directory"/>, including that
+    /// every file it names exists.</summary>
+    /// <exception cref="ManifestException">listing every problem found.</exception>
+    public static PipelineManifest Load(string directory)
+    {
+        var path = Path.Combine(directory, FileName);
+        if (!File.Exists(path))
+            throw new ManifestException(path, [new ManifestError("$", $"file '{FileName}' does not exist in '{directory}'")]);
+        return Parse(File.ReadAllBytes(path), directory, path);
+    }
+
+    /// <summary>Parses and validates manifest JSON. File existence is checked only when
+    /// <paramref name="directory"/> is given.</summary>
+    /// <exception cref="ManifestException">listing every problem found.</exception>
+    public static PipelineManifest Parse(ReadOnlySpan<byte> utf8Json, string? directory = null, string source = "manifest")
+    {
+        var (manifest, errors) = ManifestJson.Read(utf8Json, directory);
+        if (errors.Count > 0 || manifest is null) throw new ManifestException(source, errors);
+        return manifest;
+    }
+
+    /// <summary>Validates this manifest and writes it to <c>trident-pipeline.json</c> in
+    /// <paramref name="directory"/> (created if missing). The files it names need not exist yet.</summary>
+    /// <exception cref="ManifestException">when the manifest is invalid; nothing is written then.</exception>
+    public void Save(string directory)
+    {
+        var bytes = ToJson();
+        Directory.CreateDirectory(directory);
+        File.WriteAllBytes(Path.Combine(directory, FileName), bytes);
+    }
+
+    /// <summary>Validates this manifest and serialises it as indented snake_case UTF-8 JSON.</summary>
+    /// <exception cref="ManifestException">when the manifest is invalid.</exception>
+    public byte[] ToJson()
+    {
+        var errors = Validate();
+        if (errors.Count > 0) throw new ManifestException("manifest", errors);
+        return ManifestJson.Write(this);
+    }
+
+    /// <summary>Every problem with this manifest; also checks that the files it names exist under
+    /// <paramref name="directory"/> when one is given.</summary>
+    public IReadOnlyList<ManifestError> Validate(string? directory = null) => ManifestValidator.Validate(this, directory);
+
+    /// <summary>Absolute path of a file the manifest names, relative to <paramref name="directory"/>.</summary>
+    public static string ResolvePath(string directory, string relativePath) =>
+        Path.GetFullPath(Path.Combine(directory, relativePath));
+
+    /// <summary>Shape of the initial latent tensor for one generation: [batch, C, h/f, w/f] for images,
+    /// [batch, C, F', h/f, w/f] for videos, with F' = (frames − 1) / temporal_compression + 1.</summary>
+    public long[] LatentShape(int batch, int width, int height, int frames)
+    {
+        var f = Latents.SpatialScaleFactor;
+        return Kind == PipelineKind.Image
+            ? [batch, Latents.Channels, height / f, width / f]
+            : [batch, Latents.Channels, Latents.LatentFrames(frames), height / f, width / f];
+    }
+
+    /// <summary>Problems with a requested output size, with paths <c>width</c>, <c>height</c> and
+    /// <c>frames</c>; empty when the size is accepted.</summary>
+    public IReadOnlyList<ManifestError> CheckSize(int width, int height, int frames)
+    {
+        var errors = new List<ManifestError>();
+        CheckDimension(errors, "width", width, Size.MinWidth, Size.MaxWidth, Size.MultipleOf);
+        CheckDimension(errors, "height", height, Size.MinHeight, Size.MaxHeight, Size.MultipleOf);
+        if (frames < Size.MinFrames || frames > Size.MaxFrames)
+            errors.Add(new ManifestError("frames", $"must be between {Size.MinFrames} and {Size.MaxFrames}"));
+        else if ((frames - 1) % Latents.TemporalCompression != 0)
+            errors.Add(new ManifestError("frames",
+                $"must be 1 more than a multiple of the temporal compression {Latents.TemporalCompression}"));
+        return errors;
+    }
+
+    private static void CheckDimension(List<ManifestError> errors, string name, int value, int min, int max, int multiple)
+    {
+        if (value < min || value > max) errors.Add(new ManifestError(name, $"must be between {min} and {max}"));
+        else if (value % multiple != 0) errors.Add(new ManifestError(name, $"must be a multiple of {multiple}"));
+    }
+}

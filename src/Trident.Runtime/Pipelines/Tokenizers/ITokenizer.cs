@@ -1,0 +1,63 @@
+namespace Trident.Runtime.Pipelines.Tokenizers;
+
+/// <summary>Turns a prompt into the fixed-length int64 token ids a text encoder takes.</summary>
+public interface ITokenizer
+{
+    /// <summary>Sequence length of every encoding, special tokens included.</summary>
+    int MaxLength { get; }
+
+    /// <summary>Encodes <paramref name="text"/>: start token, content (truncated to fit), end token, then padding
+    /// up to <see cref="MaxLength"/>.</summary>
+    TokenizedText Encode(string text);
+
+    /// <summary>Encodes into caller-owned spans of exactly <see cref="MaxLength"/> values each (a row of a batch
+    /// tensor); the mask is 1 for real tokens and 0 for padding. Returns the number of real tokens.</summary>
+    /// <exception cref="ArgumentException">when a span's length is not <see cref="MaxLength"/>.</exception>
+    int EncodeInto(string text, Span<long> inputIds, Span<long> attentionMask);
+}
+
+/// <summary>One encoded prompt.</summary>
+/// <param name="InputIds">Token ids, <c>MaxLength</c> of them.</param>
+/// <param name="AttentionMask">1 for real tokens (start and end included), 0 for padding.</param>
+/// <param name="Length">Number of real tokens.</param>
+public sealed record TokenizedText(long[] InputIds, long[] AttentionMask, int Length);
+
+/// <summary>Builds the tokenizer a manifest names.</summary>
+public static class TokenizerFactory
+{
+    /// <summary>The tokenizer for <paramref name="settings"/>; file paths resolve against
+    /// <paramref name="pipelineDirectory"/>.</summary>
+    public static ITokenizer Create(TokenizerSettings settings, string pipelineDirectory) => settings switch
+    {
+        ByteTokenizerSettings b => new ByteTokenizer(b),
+        ClipBpeTokenizerSettings c => ClipBpeTokenizer.Load(
+            PipelineManifest.ResolvePath(pipelineDirectory, c.Vocab),
+            PipelineManifest.ResolvePath(pipelineDirectory, c.Merges),
+            c.MaxLength,
+            c.PadToken),
+        _ => throw new NotSupportedException($"tokenizer settings {settings.GetType().Name}"),
+    };
+
+    /// <summary>Shared framing: BOS, content truncated to MaxLength − 2, EOS, PAD; mask 1 over BOS..EOS.</summary>
+    internal static int Frame(ReadOnlySpan<long> content, long bos, long eos, long pad, Span<long> ids, Span<long> mask, int maxLength)
+    {
+        if (ids.Length != maxLength) throw new ArgumentException($"must hold exactly {maxLength} ids", nameof(ids));
+        if (mask.Length != maxLength) throw new ArgumentException($"must hold exactly {maxLength} values", nameof(mask));
+        var n = Math.Min(content.Length, maxLength - 2);
+        ids[0] = bos;
+        content[..n].CopyTo(ids[1..]);
+        ids[n + 1] = eos;
+        ids[(n + 2)..].Fill(pad);
+        mask[..(n + 2)].Fill(1);
+        mask[(n + 2)..].Fill(0);
+        return n + 2;
+    }
+
+    internal static TokenizedText Encode(ITokenizer tokenizer, string text)
+    {
+        var ids = new long[tokenizer.MaxLength];
+        var mask = new long[tokenizer.MaxLength];
+        var length = tokenizer.EncodeInto(text, ids, mask);
+        return new TokenizedText(ids, mask, length);
+    }
+}
