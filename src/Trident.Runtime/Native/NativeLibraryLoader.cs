@@ -152,7 +152,8 @@ public static class NativeLibraryLoader
             $"{headline}{Environment.NewLine}" +
             $"Paths tried:{Environment.NewLine}{lines}{Environment.NewLine}" +
             $"To fix: run 'dotnet fsi build.fsx -t setup' in the Trident repository (it caches ONNX Runtime {OrtVersion} " +
-            $"in {CacheRelativePath}), or set {LibraryVariable} to the path of {LibraryFileName}.";
+            $"in {CacheRelativePath}), or set {LibraryVariable} to the path of {LibraryFileName}, or set {HomeVariable} " +
+            "to the repository root when running from outside it.";
         return new OrtLibraryNotFoundException(message, tried, inner);
     }
 
