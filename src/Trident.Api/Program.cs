@@ -1,6 +1,3 @@
-var builder = WebApplication.CreateBuilder(args);
-var app = builder.Build();
+using Trident.Api.Cli;
 
-app.MapGet("/", () => "Hello World!");
-
-app.Run();
+return await Commands.RunAsync(args);

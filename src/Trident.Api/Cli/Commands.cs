@@ -1,0 +1,50 @@
+namespace Trident.Api.Cli;
+
+/// <summary>One subcommand of the <c>trident</c> executable.</summary>
+public sealed record Command(string Name, string Usage, string Summary, Func<CliArgs, CancellationToken, Task<int>> Run);
+
+/// <summary>
+/// The command line: maps a subcommand name to its handler in exactly one place. Each feature
+/// contributes its command from its own file.
+/// </summary>
+public static class Commands
+{
+    public static IReadOnlyList<Command> All { get; } =
+    [
+        BenchCommand.Command,
+    ];
+
+    public static async Task<int> RunAsync(string[] args, CancellationToken ct = default)
+    {
+        if (args.Length == 0 || args[0] is "help" or "--help" or "-h")
+        {
+            PrintUsage(Console.Out);
+            return args.Length == 0 ? 2 : 0;
+        }
+        var command = All.FirstOrDefault(c => c.Name == args[0]);
+        if (command is null)
+        {
+            Console.Error.WriteLine($"trident: unknown command '{args[0]}'");
+            PrintUsage(Console.Error);
+            return 2;
+        }
+        try
+        {
+            return await command.Run(new CliArgs(args.Skip(1)), ct);
+        }
+        catch (CliException e)
+        {
+            Console.Error.WriteLine($"trident {command.Name}: invalid arguments");
+            foreach (var err in e.Errors) Console.Error.WriteLine($"  {err}");
+            Console.Error.WriteLine($"usage: trident {command.Usage}");
+            return 2;
+        }
+    }
+
+    private static void PrintUsage(TextWriter w)
+    {
+        w.WriteLine("usage: trident <command> [options]");
+        w.WriteLine();
+        foreach (var c in All) w.WriteLine($"  {c.Usage}\n      {c.Summary}");
+    }
+}
