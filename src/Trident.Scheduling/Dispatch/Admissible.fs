@@ -53,7 +53,10 @@ module Admissible =
           Primary: Map<PlacementType, float<GB> * int>
           /// per auxiliary type: (memory, earliest free time) of each device, earliest first
           Aux: Map<PlacementType, (float<GB> * float<s>) array>
-          TRef: System.Collections.Generic.Dictionary<struct (Shape * int), float<s>> }
+          TRef: System.Collections.Generic.Dictionary<struct (Shape * int), float<s>>
+          /// per (shape, steps): the admissible (type, degree, VR, predicted finish) — the same for
+          /// every request of that class within a round
+          Routes: System.Collections.Generic.Dictionary<struct (Shape * int), (PlacementType * int * VrType * float<s>) list> }
 
     let round (s: Snapshot) : Round =
         let byType = s.Cluster.Devices |> Array.groupBy (fun d -> s.Placement.Types.[d.Id]) |> Map.ofArray
@@ -67,7 +70,8 @@ module Admissible =
             byType
             |> Map.filter (fun t _ -> not (PlacementType.isPrimary t))
             |> Map.map (fun _ ds -> ds |> Array.map (fun d -> d.Memory, max s.Now s.BusyUntil.[d.Id.Value]) |> Array.sortBy snd)
-          TRef = System.Collections.Generic.Dictionary() }
+          TRef = System.Collections.Generic.Dictionary()
+          Routes = System.Collections.Generic.Dictionary() }
 
     /// t_ref of a request's shape and steps, computed once per round.
     let tRef (rd: Round) (r: Request) =
@@ -107,25 +111,37 @@ module Admissible =
                 earliestAux rd C r.Shape
                 |> Option.map (fun free -> max free (df + CostModel.latentBytes c r.Shape / bw) + CostModel.decodeTime c r.Shape))
 
+    /// The admissible routes of a request class this round: (type, degree, VR, predicted finish).
+    let private routes (rd: Round) (r: Request) =
+        let key = struct (r.Shape, r.Steps)
+        match rd.Routes.TryGetValue key with
+        | true, v -> v
+        | _ ->
+            let s = rd.Snapshot
+            let v =
+                [ for KeyValue(t, (memory, largest)) in rd.Primary do
+                      let vr = (VrType.ofPrimary t).Value
+                      for k in s.Cost.Degrees do
+                          if degreeAdmissible s.Cost t r.Shape memory largest k then
+                              match predictFinish rd r t k with
+                              | Some f -> yield t, k, vr, f
+                              | None -> () ]
+            rd.Routes.[key] <- v
+            v
+
     /// Every admissible option for the request: types present in the cluster, degrees no larger
     /// than the type's largest group on one node (free devices are checked by the planner).
     let options (rd: Round) (r: Request) : DispatchOption list =
         let s = rd.Snapshot
-        [ for KeyValue(t, (memory, largest)) in rd.Primary do
-              let vr = (VrType.ofPrimary t).Value
-              for k in s.Cost.Degrees do
-                  if degreeAdmissible s.Cost t r.Shape memory largest k then
-                          match predictFinish rd r t k with
-                          | Some f ->
-                              let b, onTime =
-                                  if f <= r.Deadline then s.Settings.OnTimeReward, true
-                                  else
-                                      let tr = tRef rd r
-                                      let lateness = max 0.0<s> (s.Now + tr - r.Deadline)
-                                      min (s.Settings.OnTimeReward - 1.0) (floor (s.Settings.LateRewardBase * (1.0 + lateness / tr))), false
-                              let w = b - s.Settings.CommunicationPenalty.[vr] - s.Settings.DevicePenalty * float k
-                              yield { Request = r; Type = t; Degree = k; Vr = vr; Finish = f; OnTime = onTime; Reward = w }
-                          | None -> () ]
+        [ for (t, k, vr, f) in routes rd r do
+              let b, onTime =
+                  if f <= r.Deadline then s.Settings.OnTimeReward, true
+                  else
+                      let tr = tRef rd r
+                      let lateness = max 0.0<s> (s.Now + tr - r.Deadline)
+                      min (s.Settings.OnTimeReward - 1.0) (floor (s.Settings.LateRewardBase * (1.0 + lateness / tr))), false
+              let w = b - s.Settings.CommunicationPenalty.[vr] - s.Settings.DevicePenalty * float k
+              yield { Request = r; Type = t; Degree = k; Vr = vr; Finish = f; OnTime = onTime; Reward = w } ]
 
     /// Urgency order: least slack first (deadline − now − t_ref), then priority, then arrival, then id.
     let byUrgency (rd: Round) (queue: Request list) =

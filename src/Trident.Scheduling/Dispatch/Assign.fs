@@ -22,8 +22,8 @@ module Assign =
         let used = choices |> List.sumBy (fun c -> c.Option.Degree)
         (choices |> List.sumBy (fun c -> c.Option.Reward)) - s.Settings.IdlePenalty * float (freePrimary - used)
 
-    let private bestAux (s: Snapshot) (busy: float<s> array) (t: PlacementType) (shape: Shape) (score: Device -> float<s>) =
-        Admissible.auxDevices s t
+    let private bestAux (s: Snapshot) (aux: Map<PlacementType, Device array>) (t: PlacementType) (shape: Shape) (score: Device -> float<s>) =
+        aux |> Map.tryFind t |> Option.defaultValue [||]
         |> Array.filter (fun d -> CostModel.fits s.Cost t shape 1 d.Memory)
         |> Array.sortBy (fun d -> score d, d.Id.Value)
         |> Array.tryHead
@@ -34,6 +34,7 @@ module Assign =
         let free = Admissible.freeByNodeAndType s |> Map.map (fun _ ds -> List.sortBy (fun (d: DeviceId) -> d.Value) ds)
         let mutable free = free
         let busy = Array.copy s.BusyUntil
+        let aux = Map.ofList [ E, Admissible.auxDevices s E; C, Admissible.auxDevices s C ]
         let c = s.Cost
         let xfer bytes a b = Cluster.transferTime s.Cluster bytes a b
         [ for ch in choices do
@@ -55,7 +56,7 @@ module Assign =
                   else
                       let emb = CostModel.embeddingBytes c
                       let arrive (d: Device) = max s.Now busy.[d.Id.Value] + tE + xfer emb d.Id lead
-                      match bestAux s busy E r.Shape arrive with
+                      match bestAux s aux E r.Shape arrive with
                       | None -> failwithf "planner bug: %O on %A needs an ⟨E⟩ device and none can hold it" r.Id o.Type
                       | Some d ->
                           let start = max s.Now busy.[d.Id.Value]
@@ -70,7 +71,7 @@ module Assign =
                   else
                       let lat = CostModel.latentBytes c r.Shape
                       let ready (d: Device) = max busy.[d.Id.Value] (diffuseFinish + xfer lat lead d.Id)
-                      match bestAux s busy C r.Shape (fun d -> ready d + tC) with
+                      match bestAux s aux C r.Shape (fun d -> ready d + tC) with
                       | None -> failwithf "planner bug: %O on %A needs a ⟨C⟩ device and none can hold it" r.Id o.Type
                       | Some d ->
                           let start = ready d
