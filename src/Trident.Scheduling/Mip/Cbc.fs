@@ -26,8 +26,15 @@ namespace Trident.Scheduling.Mip
 //     honoured by CbcMain. `threads` > 0 switches CbcModel to its threaded search (even with 1
 //     thread), so it is passed only when more than one thread is asked for.
 //   * Log level 0 plus the "log 0" parameter keeps CBC silent on stdout.
-//   * getObjValue and getBestPossibleObjValue are in the model's own sense (for a maximisation
-//     the bound is ≥ the value); a missing value reads as ±DBL_MAX or 1e50.
+//   * CBC is always handed a minimisation (a Maximize objective is negated, and so are the value
+//     and bound read back): with Cbc_setObjSense(−1) and a MIP start, CBC 2.10.8 derives its
+//     cutoff with the wrong sign and returns the start as "proven optimal" (status 0, secondary
+//     status 1) with a bound better than the value.
+//   * The bound (getBestPossibleObjValue) is not a certificate: when CBC proves optimality with a
+//     cutoff (integer objective steps, or an incumbent no node can beat), it can leave the bound
+//     at the root relaxation, several objective steps away from the optimum it just proved. The
+//     status decides the outcome, and an Optimal stage reports its value as its bound. A missing
+//     value reads as ±DBL_MAX or 1e50.
 //   * Stopping on the gap reports status 0 with isProvenOptimal = 1 and secondary status 2.
 
 open System
@@ -149,11 +156,10 @@ module internal Cbc =
         | GreaterOrEqual -> byte 'G'
         | Equal -> byte 'E'
 
-    /// Maps CBC's status words to an outcome (gap from the objective value and bound).
-    let private classify (m: nativeint) (hasSolution: bool) (value: float) (bound: float) (timeLimit: float<s>) : SolveOutcome =
+    /// Maps CBC's status words to an outcome (`gap` from the objective value and bound).
+    let private classify (m: nativeint) (hasSolution: bool) (gap: float) (timeLimit: float<s>) : SolveOutcome =
         let status = Cbc_status m
         let secondary = Cbc_secondaryStatus m
-        let gap = Solve.relativeGap value bound
 
         if Cbc_isContinuousUnbounded m <> 0 || secondary = 7 then
             Unbounded
@@ -190,6 +196,8 @@ module internal Cbc =
             | Some o -> o.Expr.Terms, o.Sense, o.Expr.Constant
             | None -> Map.empty, Minimize, 0.0
 
+        // CBC minimises `direction · objective` (see the design note on maximisation).
+        let direction = if sense = Maximize then -1.0 else 1.0
         let sw = Stopwatch.StartNew()
         let m = Cbc_newModel ()
 
@@ -212,7 +220,7 @@ module internal Cbc =
 
                 for i, (k, kind) in Array.indexed columns do
                     let lo, hi = Var.bounds kind
-                    let obj = objectiveTerms |> Map.tryFind k |> Option.defaultValue 0.0
+                    let obj = direction * (objectiveTerms |> Map.tryFind k |> Option.defaultValue 0.0)
                     let isInt = Var.isIntegral kind
                     if isInt then integers <- integers + 1
                     Cbc_addCol(m, columnName i, toCbc lo, toCbc hi, obj, (if isInt then 1uy else 0uy), 0, null, null)
@@ -237,7 +245,7 @@ module internal Cbc =
                 if model.Constraints.IsEmpty then
                     Cbc_addRow(m, "~empty", 0, [||], [||], byte 'L', 0.0)
 
-                Cbc_setObjSense(m, (if sense = Maximize then -1.0 else 1.0))
+                Cbc_setObjSense(m, 1.0)
 
                 match request.Start with
                 | Some start when not start.IsEmpty ->
@@ -261,13 +269,15 @@ module internal Cbc =
                     else
                         None
 
-                let value = if hasSolution then ofCbc (Cbc_getObjValue m) + constant else nan
-                let bound = ofCbc (Cbc_getBestPossibleObjValue m) + constant
+                let value = if hasSolution then direction * ofCbc (Cbc_getObjValue m) + constant else nan
+                let cbcBound = direction * ofCbc (Cbc_getBestPossibleObjValue m) + constant
 
                 let outcome =
-                    match classify m hasSolution value bound request.TimeLimit, values with
+                    match classify m hasSolution (Solve.relativeGap value cbcBound) request.TimeLimit, values with
                     | (Optimal | Feasible _), None -> Failed "CBC reported a solution but returned no column values"
                     | outcome, _ -> outcome
+
+                let bound = if outcome = Optimal then value else cbcBound
 
                 sw.Stop()
 

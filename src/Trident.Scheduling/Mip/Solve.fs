@@ -91,7 +91,9 @@ type ObjectiveResult =
         Sense: Sense
         /// Its value at the returned solution (constant included).
         Value: float
-        /// The solver's bound on it, given the earlier objectives (±infinity when unknown).
+        /// The solver's bound on it, given the earlier objectives: the value itself when its stage
+        /// was proven optimal (CBC's own bound can be stale then, see Cbc.fs), ±infinity when
+        /// unknown.
         BestBound: float
     }
 
