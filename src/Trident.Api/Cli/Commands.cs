@@ -12,6 +12,9 @@ public static class Commands
     public static IReadOnlyList<Command> All { get; } =
     [
         BenchCommand.Command,
+        ModelsCommand.Command,
+        GenerateCommand.Command,
+        ProfileCommand.Command,
     ];
 
     public static async Task<int> RunAsync(string[] args, CancellationToken ct = default)
