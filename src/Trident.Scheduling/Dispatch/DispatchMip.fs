@@ -43,14 +43,12 @@ module DispatchMip =
         let zs =
             [ for KeyValue((n, t), f) in free do
                   for (t', k) in groupKinds do
-                      if t' = t && f >= k then yield Z(n, t, k), float (f / k) ]
+                      if t' = t && f >= k then yield (n, t, k), float (f / k) ]
         let totalFree = free |> Map.toSeq |> Seq.sumBy snd
         let objective =
             LinExpr.ofTerms (
                 [ for o in options -> Y(o.Request.Id, o.Type, o.Degree), o.Reward ]
-                @ [ for (z, _) in zs ->
-                        let (Z(_, _, k)) = z
-                        z, s.Settings.IdlePenalty * float k ]
+                @ [ for ((n, t, k), _) in zs -> Z(n, t, k), s.Settings.IdlePenalty * float k ]
             )
             - s.Settings.IdlePenalty * float totalFree
         let once =
@@ -61,10 +59,10 @@ module DispatchMip =
                 LinExpr.ofTerms [ for o in os -> Y(o.Request.Id, o.Type, o.Degree), 1.0 ] <== 1.0)
         let devices =
             zs
-            |> List.groupBy (fun (Z(n, t, _), _) -> n, t)
+            |> List.groupBy (fun ((n, t, _), _) -> n, t)
             |> List.map (fun ((NodeId n, t), group) ->
                 ConstraintName.create "devices" [ "node", string n; "type", PlacementType.name t ],
-                LinExpr.ofTerms [ for (z, _) in group -> z, (let (Z(_, _, k)) = z in float k) ] <== float free.[(NodeId n, t)])
+                LinExpr.ofTerms [ for ((n, t, k), _) in group -> Z(n, t, k), float k ] <== float free.[(NodeId n, t)])
         let groups =
             groupKinds
             |> List.map (fun (t, k) ->
@@ -72,16 +70,14 @@ module DispatchMip =
                 LinExpr.ofTerms (
                     [ for o in options do
                           if o.Type = t && o.Degree = k then yield Y(o.Request.Id, t, k), 1.0 ]
-                    @ [ for (z, _) in zs do
-                            match z with
-                            | Z(_, t', k') when t' = t && k' = k -> yield z, -1.0
-                            | _ -> () ]
+                    @ [ for ((n, t', k'), _) in zs do
+                            if t' = t && k' = k then yield Z(n, t, k), -1.0 ]
                 )
                 === 0.0)
         Model.empty
         |> Model.withVarNames lpName
         |> Model.addVars [ for o in options -> Var.binary (Y(o.Request.Id, o.Type, o.Degree)) ]
-        |> Model.addVars [ for (z, hi) in zs -> Var.integer 0.0 hi z ]
+        |> Model.addVars [ for ((n, t, k), hi) in zs -> Var.integer 0.0 hi (Z(n, t, k)) ]
         |> Model.addConstraints once
         |> Model.addConstraints devices
         |> Model.addConstraints groups

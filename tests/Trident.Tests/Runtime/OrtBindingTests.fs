@@ -404,18 +404,16 @@ let ``cancelling the token terminates a run in progress`` () =
     use s = session (slowModel ())
     let input = Tensor.FromFloat(Array.create (slowModelSize * slowModelSize) 1.0f, int64 slowModelSize, int64 slowModelSize)
     use cts = new CancellationTokenSource(TimeSpan.FromMilliseconds 50.0)
-    let watch = Stopwatch.StartNew()
     let e = Assert.ThrowsAny<OperationCanceledException>(fun () -> s.Run(ReadOnlySpan [| input |], cts.Token) |> ignore)
-    let cancelledAfter = watch.ElapsedMilliseconds
     Assert.Equal(cts.Token, e.CancellationToken)
+    // ORT's own error inside proves the run was terminated in progress (a token cancelled before
+    // the call never reaches ORT; see the next test). No wall-clock comparison: on a loaded
+    // machine both runs stretch unpredictably.
     Assert.IsType<OrtException>(e.InnerException) |> ignore
     // A later run with a live token is not affected by the earlier terminate flag.
     use live = new CancellationTokenSource()
-    watch.Restart()
     let out = s.Run(ReadOnlySpan [| input |], live.Token).[0].Tensor.AsFloat()
-    let fullRun = watch.ElapsedMilliseconds
     Assert.True(out |> Array.forall ((=) 1.0f), "identity products")
-    Assert.True(cancelledAfter < fullRun, sprintf "cancelled after %d ms; a full run takes %d ms" cancelledAfter fullRun)
 
 [<Fact>]
 let ``a token cancelled before the run stops it before ONNX Runtime is called`` () =
