@@ -52,6 +52,11 @@ public abstract record StageTask(long TaskId, RequestId Request, double Predicte
 }
 
 /// <summary>Encode a request's prompt on this device.</summary>
+/// <param name="TaskId">Unique per server, increasing in enqueue order.</param>
+/// <param name="Request">The request it serves.</param>
+/// <param name="PredictedSeconds">The cost model's duration.</param>
+/// <param name="Cancellation">The request's cancellation.</param>
+/// <param name="Input">What to generate.</param>
 public sealed record EncodeTask(long TaskId, RequestId Request, double PredictedSeconds, CancellationToken Cancellation, GenerationInput Input)
     : StageTask(TaskId, Request, PredictedSeconds, Cancellation)
 {
@@ -70,6 +75,11 @@ public sealed record EncodeTask(long TaskId, RequestId Request, double Predicted
 
 /// <summary>Lead a diffuse group: wait for the embeddings and for every seat of the group, then run the
 /// denoising loop with the group's threads.</summary>
+/// <param name="TaskId">Unique per server, increasing in enqueue order.</param>
+/// <param name="Request">The request it serves.</param>
+/// <param name="PredictedSeconds">The cost model's duration.</param>
+/// <param name="Cancellation">The request's cancellation.</param>
+/// <param name="Input">What to generate.</param>
 /// <param name="Embeddings">The encode task's result, from whichever device encoded.</param>
 /// <param name="Degree">k, the devices of the group.</param>
 /// <param name="IntraOpThreads">The group's thread budget (the sum over its devices).</param>
@@ -103,6 +113,10 @@ public sealed record DiffuseTask(
 }
 
 /// <summary>Hold this device while another device leads a diffuse group it belongs to.</summary>
+/// <param name="TaskId">Unique per server, increasing in enqueue order.</param>
+/// <param name="Request">The request it serves.</param>
+/// <param name="PredictedSeconds">The cost model's duration.</param>
+/// <param name="Cancellation">The request's cancellation.</param>
 /// <param name="Seat">Set when this worker reaches the task (the lead waits for every seat).</param>
 /// <param name="Lead">The group's diffuse; the reservation ends when it completes, in any way.</param>
 public sealed record ReserveTask(long TaskId, RequestId Request, double PredictedSeconds, CancellationToken Cancellation, TaskCompletionSource Seat, Task Lead)
@@ -119,6 +133,11 @@ public sealed record ReserveTask(long TaskId, RequestId Request, double Predicte
 }
 
 /// <summary>Decode a request's latents on this device.</summary>
+/// <param name="TaskId">Unique per server, increasing in enqueue order.</param>
+/// <param name="Request">The request it serves.</param>
+/// <param name="PredictedSeconds">The cost model's duration.</param>
+/// <param name="Cancellation">The request's cancellation.</param>
+/// <param name="Input">What to generate.</param>
 /// <param name="Latents">The diffuse task's result, from whichever group diffused.</param>
 public sealed record DecodeTask(long TaskId, RequestId Request, double PredictedSeconds, CancellationToken Cancellation, GenerationInput Input, Task<StageOutput> Latents)
     : StageTask(TaskId, Request, PredictedSeconds, Cancellation)

@@ -34,6 +34,9 @@ public sealed class ServingMetrics : IDisposable
         Replacements = _meter.CreateCounter<long>("trident_replacements_total", null, "Placements changed by Adjust-on-Dispatch.");
     }
 
+    /// <summary>The meter every instrument belongs to (one per server, so two servers in one process never mix).</summary>
+    public Meter Meter => _meter;
+
     /// <summary>trident_requests_total{outcome}.</summary>
     public Counter<long> Requests { get; }
 

@@ -90,8 +90,8 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
     private volatile LoopState _state;
     private Task? _running;
 
-    /// <summary>Creates the loop; <see cref="Start"/> starts it. <paramref name="workers"/> must be created with
-    /// this loop as their observer (see <see cref="TridentServer"/>).</summary>
+    /// <summary>Creates the loop; <see cref="Attach"/> gives it its workers (created with this loop as their
+    /// observer, see <see cref="TridentServer"/>) and <see cref="Start"/> starts it.</summary>
     public ServingLoop(ServerClock clock, Cluster cluster, CostModel cost, PlacementPlan placement, ServingSettings settings,
         ServingMetrics metrics, JobStore store, ILogger log)
     {
