@@ -16,8 +16,10 @@ public static class BenchCommand
 {
     public static Command Command { get; } = new(
         "bench",
-        "bench dispatch [--devices D] [--waiting R] [--devices-per-node 8] [--profile flux] [--rounds 200] [--busy 0.5] [--seed S]",
-        "benchmark dispatch rounds; without --devices/--waiting runs a matrix (32, 128, 512 devices × 64, 256, 1000 waiting)",
+        "bench dispatch [--devices D] [--waiting R] [--devices-per-node 8] [--profile flux] [--rounds 200] [--busy 0.5] [--seed S]\n" +
+        "  bench runtime [--pipeline tiny] [--runs 10] [--width 256 --height 256] [--frames 1] [--steps 8] [--guidance G] [--threads T]",
+        "benchmark dispatch rounds (without --devices/--waiting: a matrix of 32, 128, 512 devices × 64, 256, 1000 waiting); " +
+        "or the runtime's overhead over the raw ONNX Runtime calls of one generation",
         Run);
 
     private static Task<int> Run(CliArgs args, CancellationToken ct)
@@ -26,13 +28,14 @@ public static class BenchCommand
         return what switch
         {
             "dispatch" => Task.FromResult(Dispatch(args, ct)),
+            "runtime" => Task.FromResult(RuntimeBench.Run(args, ct)),
             _ => Fail(args, what),
         };
     }
 
     private static Task<int> Fail(CliArgs args, string what)
     {
-        args.Error(what == "" ? "which benchmark: 'dispatch'" : $"unknown benchmark '{what}' (known: dispatch)");
+        args.Error(what == "" ? "which benchmark: 'dispatch' or 'runtime'" : $"unknown benchmark '{what}' (known: dispatch, runtime)");
         args.ThrowIfInvalid();
         return Task.FromResult(2);
     }

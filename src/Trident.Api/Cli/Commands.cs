@@ -13,6 +13,9 @@ public static class Commands
     [
         ServeCommand.Command,
         BenchCommand.Command,
+        ModelsCommand.Command,
+        GenerateCommand.Command,
+        ProfileCommand.Command,
     ];
 
     public static async Task<int> RunAsync(string[] args, CancellationToken ct = default)

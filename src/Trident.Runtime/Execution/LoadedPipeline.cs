@@ -1,0 +1,138 @@
+// A pipeline directory opened for execution: its manifest, tokenizer and sampler, and ONNX Runtime sessions
+// for its three stage models, created lazily.
+//
+// Design note. On CPU a device is a slot of cores and a diffuse task of degree k runs one session with k
+// intra-op threads (design §8), so a session is keyed by (stage model, intra-op threads): the same pipeline
+// may hold a 1-thread and a 2-thread denoiser session, each created on first use and kept until Dispose.
+// Each session holds its own copy of the model's weights and its own intra-op thread pool. Creation is
+// thread-safe and happens once per key (a Lazy per key); Session.Run is itself thread-safe, so executors
+// built over one LoadedPipeline may run on several threads at once. Two concurrent runs on one session share
+// its thread pool, though, so a serving worker per device should own its own LoadedPipeline (or at least
+// its own sessions), as a GPU would hold its own copy of the weights.
+
+using System.Collections.Concurrent;
+using Trident.Runtime.Onnx;
+using Trident.Runtime.Pipelines;
+using Trident.Runtime.Pipelines.Samplers;
+using Trident.Runtime.Pipelines.Tokenizers;
+
+namespace Trident.Runtime.Execution;
+
+/// <summary>The model file of one pipeline stage.</summary>
+public enum StageModel
+{
+    /// <summary>The text encoder (the encode stage).</summary>
+    TextEncoder,
+
+    /// <summary>The transformer or UNet (the diffuse stage).</summary>
+    Denoiser,
+
+    /// <summary>The VAE decoder (the decode stage).</summary>
+    VaeDecoder,
+}
+
+/// <summary>A pipeline directory with its manifest and lazily created ONNX Runtime sessions. Thread-safe;
+/// disposing it releases every session it created.</summary>
+public sealed class LoadedPipeline : IDisposable
+{
+    private readonly ConcurrentDictionary<(StageModel Model, int Threads), Lazy<Session>> sessions = new();
+    private readonly OrtEnvironment environment;
+    private readonly ExecutionProvider provider;
+    private volatile bool disposed;
+
+    private LoadedPipeline(string directory, PipelineManifest manifest, OrtEnvironment environment, ExecutionProvider provider)
+    {
+        Directory = directory;
+        Manifest = manifest;
+        this.environment = environment;
+        this.provider = provider;
+        Tokenizer = TokenizerFactory.Create(manifest.Tokenizer, directory);
+        Sampler = SamplerFactory.Create(manifest.Sampler);
+    }
+
+    /// <summary>
+    /// Opens the pipeline in <paramref name="directory"/>: loads and validates its manifest (every problem at
+    /// once, as a <see cref="ManifestException"/>) and its tokenizer. Sessions are created on first use.
+    /// </summary>
+    /// <param name="directory">The pipeline directory (holding trident-pipeline.json).</param>
+    /// <param name="environment">The ONNX Runtime environment; the process's shared one when null.</param>
+    /// <param name="provider">Execution provider of every session; the CPU when null.</param>
+    public static LoadedPipeline Open(string directory, OrtEnvironment? environment = null, ExecutionProvider? provider = null)
+    {
+        var full = Path.GetFullPath(directory);
+        var manifest = PipelineManifest.Load(full);
+        return new LoadedPipeline(full, manifest, environment ?? OrtEnvironment.Shared, provider ?? new ExecutionProvider.Cpu());
+    }
+
+    /// <summary>The pipeline directory (absolute).</summary>
+    public string Directory { get; }
+
+    /// <summary>The validated manifest.</summary>
+    public PipelineManifest Manifest { get; }
+
+    /// <summary>The manifest's tokenizer (stateless or internally synchronised: safe to share).</summary>
+    public ITokenizer Tokenizer { get; }
+
+    /// <summary>The manifest's sampler (stateless: safe to share).</summary>
+    public ISampler Sampler { get; }
+
+    /// <summary>Absolute path of a stage's model file.</summary>
+    public string ModelPath(StageModel model) => PipelineManifest.ResolvePath(Directory, model switch
+    {
+        StageModel.TextEncoder => Manifest.Stages.TextEncoder.File,
+        StageModel.Denoiser => Manifest.Stages.Denoiser.File,
+        StageModel.VaeDecoder => Manifest.Stages.VaeDecoder.File,
+        _ => throw new ArgumentOutOfRangeException(nameof(model), model, "unknown stage model"),
+    });
+
+    /// <summary>
+    /// The session of <paramref name="model"/> with <paramref name="intraOpThreads"/> intra-op threads,
+    /// created on first use and owned by this pipeline (do not dispose it).
+    /// </summary>
+    public Session Session(StageModel model, int intraOpThreads)
+    {
+        ObjectDisposedException.ThrowIf(disposed, this);
+        ArgumentOutOfRangeException.ThrowIfLessThan(intraOpThreads, 1);
+        var lazy = sessions.GetOrAdd((model, intraOpThreads),
+            key => new Lazy<Session>(() => CreateSession(key.Model, key.Threads), LazyThreadSafetyMode.ExecutionAndPublication));
+        var session = lazy.Value;
+        if (disposed)
+        {
+            // Dispose ran while this session was being created: do not hand out a session nobody will release.
+            session.Dispose();
+            throw new ObjectDisposedException(nameof(LoadedPipeline));
+        }
+        return session;
+    }
+
+    /// <summary>
+    /// A new pipeline over the same directory, manifest, environment and provider, with no sessions yet: the
+    /// profiler measures each point on fresh sessions, and a server can open one per device this way.
+    /// </summary>
+    public LoadedPipeline Reopen()
+    {
+        ObjectDisposedException.ThrowIf(disposed, this);
+        return new LoadedPipeline(Directory, Manifest, environment, provider);
+    }
+
+    private Session CreateSession(StageModel model, int intraOpThreads)
+    {
+        var options = new SessionOptions
+        {
+            IntraOpThreads = intraOpThreads,
+            InterOpThreads = 1,
+            ExecutionMode = ExecutionMode.Sequential,
+            ExecutionProvider = provider,
+        };
+        return environment.CreateSession(ModelPath(model), options);
+    }
+
+    /// <summary>Releases every session this pipeline created; runs in progress finish first.</summary>
+    public void Dispose()
+    {
+        disposed = true;
+        foreach (var lazy in sessions.Values)
+            if (lazy.IsValueCreated) lazy.Value.Dispose();
+        sessions.Clear();
+    }
+}

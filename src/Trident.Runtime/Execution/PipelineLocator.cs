@@ -1,0 +1,51 @@
+// Where pipelines come from: a directory, or the bundled tiny pipeline written on demand into a cache.
+//
+// Design note. `tiny` names the bundled pipeline with seed 0. It is written once into
+// <home>/.cache/pipelines/tiny-0 and reused (TinyPipeline.EnsureCached rewrites it when the generator
+// changes). <home> is TRIDENT_HOME when set, else the nearest ancestor of the executable's directory that
+// holds the ONNX Runtime cache (.cache/onnxruntime) — the repository root, found the way the native
+// library loader finds the library — else the current directory.
+
+using Trident.Runtime.Native;
+using Trident.Runtime.Pipelines.Tiny;
+
+namespace Trident.Runtime.Execution;
+
+/// <summary>Resolves a pipeline argument (a directory or <c>tiny</c>) to a pipeline directory.</summary>
+public static class PipelineLocator
+{
+    /// <summary>The name that selects the bundled tiny pipeline.</summary>
+    public const string Tiny = TinyPipeline.Name;
+
+    /// <summary>Seed of the tiny pipeline that <c>tiny</c> names.</summary>
+    public const ulong TinySeed = 0;
+
+    /// <summary>
+    /// The pipeline directory for <paramref name="pipeline"/>: the tiny pipeline's cache folder (written
+    /// first if needed) for <c>tiny</c>, else the directory itself.
+    /// </summary>
+    /// <exception cref="DirectoryNotFoundException">when a directory is named that does not exist.</exception>
+    public static string Resolve(string pipeline, string? home = null)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(pipeline);
+        if (pipeline == Tiny) return TinyPipeline.EnsureCached(CacheRoot(home), TinySeed);
+        var full = Path.GetFullPath(pipeline);
+        if (!Directory.Exists(full))
+            throw new DirectoryNotFoundException($"pipeline directory '{full}' does not exist (or pass '{Tiny}' for the bundled pipeline)");
+        return full;
+    }
+
+    /// <summary>The folder that holds cached pipelines: &lt;home&gt;/.cache/pipelines.</summary>
+    public static string CacheRoot(string? home = null) => Path.Combine(home ?? FindHome(), ".cache", "pipelines");
+
+    /// <summary>TRIDENT_HOME, else the nearest ancestor of the executable's directory holding .cache/onnxruntime,
+    /// else the current directory.</summary>
+    public static string FindHome()
+    {
+        var fromEnvironment = Environment.GetEnvironmentVariable(NativeLibraryLoader.HomeVariable);
+        if (!string.IsNullOrWhiteSpace(fromEnvironment)) return Path.GetFullPath(fromEnvironment);
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            if (Directory.Exists(Path.Combine(dir.FullName, ".cache", "onnxruntime"))) return dir.FullName;
+        return Directory.GetCurrentDirectory();
+    }
+}

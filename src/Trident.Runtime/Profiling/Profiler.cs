@@ -1,0 +1,216 @@
+// Measures a pipeline's three stages and writes a scheduling profile (docs/profile-format.md).
+//
+// Design note. For every requested shape the profiler measures encode (degree 1), diffuse at every requested
+// degree k — on CPU, a denoiser session with k intra-op threads (design §8) — and decode (degree 1), each
+// with the same executors the server runs, each on a fresh LoadedPipeline (fresh sessions), as follows:
+//   1. create the stage's session; settle the process (GC, malloc_trim);
+//   2. warm-up run, during which the process's peak resident-set growth is measured (ProcessMemory) — on a
+//      fresh session this is where ONNX Runtime's arena grows to the stage's activation peak, so the growth
+//      is the activation memory above the weights, which the session already holds;
+//   3. `repeats` timed runs; the point's seconds is their median (diffuse: divided by the steps per run,
+//      so it is seconds per step, with the pipeline's default guidance — a CFG step runs 2 rows).
+// Measuring each point on a fresh session is what makes the memory column meaningful: a session reused
+// across shapes keeps its arena at the largest shape seen. Encode is measured per shape too (it does not
+// depend on the image size, but every shape then has its points). Weights are the model files' sizes.
+// A device here is a CPU slot: device_memory_gb is the memory available to the process divided by the
+// number of hardware threads, one slot per thread.
+
+using System.Diagnostics;
+using System.Globalization;
+using System.Runtime.InteropServices;
+using Microsoft.FSharp.Collections;
+using Trident.Runtime.Execution;
+using Trident.Runtime.Onnx;
+using Trident.Runtime.Pipelines;
+using Trident.Scheduling;
+
+namespace Trident.Runtime.Profiling;
+
+/// <summary>What to measure.</summary>
+public sealed record ProfilerOptions
+{
+    /// <summary>Shapes (height × width × frames) to measure; each must satisfy the manifest's size constraint.</summary>
+    public required IReadOnlyList<Shape> Shapes { get; init; }
+
+    /// <summary>Diffuse degrees (intra-op threads of the denoiser session).</summary>
+    public IReadOnlyList<int> Degrees { get; init; } = [1, 2];
+
+    /// <summary>Diffuse steps per timed run.</summary>
+    public int Steps { get; init; } = 4;
+
+    /// <summary>Timed runs per point, after the warm-up run; the point is their median.</summary>
+    public int Repeats { get; init; } = 3;
+
+    /// <summary>How the profiler was invoked, for the profile's source (e.g. the command line).</summary>
+    public string Command { get; init; } = "Profiler.ProfileAsync";
+
+    /// <summary>Told about each point as soon as it is measured.</summary>
+    public IProgress<MeasuredPoint>? Progress { get; init; }
+}
+
+/// <summary>One measured point, as it is reported during profiling.</summary>
+/// <param name="Stage">The stage.</param>
+/// <param name="Point">The point as it goes into the profile.</param>
+public sealed record MeasuredPoint(Stage Stage, ProfilePoint Point);
+
+/// <summary>Profiles pipelines on this machine.</summary>
+public static class Profiler
+{
+    private const string Prompt = "a photograph of a red fox in fresh snow, morning light";
+
+    /// <summary>Problems with <paramref name="options"/> for <paramref name="manifest"/>, each naming the option
+    /// (shapes, degrees, steps, repeats); empty when it can run.</summary>
+    public static IReadOnlyList<ManifestError> Validate(PipelineManifest manifest, ProfilerOptions options)
+    {
+        var errors = new List<ManifestError>();
+        if (options.Shapes.Count == 0) errors.Add(new ManifestError("shapes", "at least one shape is needed"));
+        foreach (var shape in options.Shapes)
+            foreach (var e in manifest.CheckSize(shape.Width, shape.Height, shape.Frames))
+                errors.Add(new ManifestError(e.Path == "frames" ? "frames" : "shapes", $"{shape}: {e}"));
+        if (options.Shapes.Distinct().Count() != options.Shapes.Count) errors.Add(new ManifestError("shapes", "a shape is listed twice"));
+        if (options.Degrees.Count == 0 || options.Degrees.Any(k => k < 1)) errors.Add(new ManifestError("degrees", "needs degrees ≥ 1"));
+        if (options.Degrees.Distinct().Count() != options.Degrees.Count) errors.Add(new ManifestError("degrees", "a degree is listed twice"));
+        if (options.Steps < 1) errors.Add(new ManifestError("steps", "must be at least 1"));
+        if (options.Repeats < 1) errors.Add(new ManifestError("repeats", "must be at least 1"));
+        return errors;
+    }
+
+    /// <summary>
+    /// Measures every stage of <paramref name="pipeline"/> for every shape (and diffuse degree) of
+    /// <paramref name="options"/> and returns the profile. Runs on a thread-pool thread; the pipeline's own
+    /// sessions are not used (each point gets fresh ones).
+    /// </summary>
+    /// <exception cref="ManifestException">when the options do not fit the pipeline (every problem).</exception>
+    public static Task<Profile> ProfileAsync(LoadedPipeline pipeline, ProfilerOptions options, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(pipeline);
+        ArgumentNullException.ThrowIfNull(options);
+        var errors = Validate(pipeline.Manifest, options);
+        if (errors.Count > 0) throw new ManifestException("profiler options", errors);
+        return Task.Run(() => Measure(pipeline, options, cancellationToken), cancellationToken);
+    }
+
+    private static Profile Measure(LoadedPipeline pipeline, ProfilerOptions options, CancellationToken ct)
+    {
+        var manifest = pipeline.Manifest;
+        var guidance = manifest.Guidance.DefaultScale;
+        var guided = new DiffuseExecutor(pipeline).UsesGuidance(guidance);
+        string[]? negative = guided ? [""] : null;
+        var encodePoints = new List<ProfilePoint>();
+        var diffusePoints = new List<ProfilePoint>();
+        var decodePoints = new List<ProfilePoint>();
+        long embeddingBytes = 0;
+        double latentBytesPerMpf = 0;
+
+        void Add(List<ProfilePoint> points, Stage stage, Shape shape, int degree, double seconds, long peakBytes)
+        {
+            var point = new ProfilePoint(shape, degree, seconds, peakBytes / 1e9);
+            points.Add(point);
+            options.Progress?.Report(new MeasuredPoint(stage, point));
+        }
+
+        foreach (var shape in options.Shapes)
+        {
+            ct.ThrowIfCancellationRequested();
+            Embeddings embeddings = null!;
+            var (encodeSeconds, encodePeak) = Point(pipeline, StageModel.TextEncoder, 1, options.Repeats, 1,
+                p => embeddings = new EncodeExecutor(p).Encode([Prompt], negative, 1, ct));
+            Add(encodePoints, Stage.Encode, shape, 1, encodeSeconds, encodePeak);
+            embeddingBytes = embeddings.Bytes;
+
+            Latents latents = null!;
+            foreach (var k in options.Degrees)
+            {
+                var settings = new DiffuseSettings(shape.Width, shape.Height, shape.Frames, options.Steps, [0UL], guidance, k);
+                var (seconds, peak) = Point(pipeline, StageModel.Denoiser, k, options.Repeats, options.Steps,
+                    p => latents = new DiffuseExecutor(p).Diffuse(embeddings, settings, null, ct));
+                Add(diffusePoints, Stage.Diffuse, shape, k, seconds, peak);
+            }
+            if (latentBytesPerMpf == 0) latentBytesPerMpf = latents.Bytes / shape.Mpf;
+
+            var (decodeSeconds, decodePeak) = Point(pipeline, StageModel.VaeDecoder, 1, options.Repeats, 1,
+                p => new DecodeExecutor(p).Decode(latents, 1, ct));
+            Add(decodePoints, Stage.Decode, shape, 1, decodeSeconds, decodePeak);
+        }
+
+        var slots = Environment.ProcessorCount;
+        var memoryBytes = (double)GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+        var cpu = CpuModel();
+        var memoryMethod = ProcessMemory.MeasuresPeak
+            ? "peak resident-set growth (VmHWM) during the warm-up run on a fresh session"
+            : "resident-set growth across the warm-up run on a fresh session (VmHWM reset unavailable: an underestimate)";
+        var source = string.Create(CultureInfo.InvariantCulture,
+            $"measured by `{options.Command}` on {Environment.MachineName} ({cpu}, {slots} hardware threads, {memoryBytes / 1e9:F1} GB), " +
+            $"ONNX Runtime {OrtEnvironment.Shared.Version} CPU, {DateTime.UtcNow:yyyy-MM-dd}; median of {options.Repeats} runs after a warm-up; " +
+            $"diffuse per step over {options.Steps}-step runs at guidance {guidance:0.###}{(guided ? " (2 rows per step)" : "")}; " +
+            $"degree k = a denoiser session with k intra-op threads; memory: {memoryMethod}; " +
+            $"device memory = available memory / {slots} CPU slots");
+
+        StageProfile StageOf(StageModel model, List<ProfilePoint> points) =>
+            new(new FileInfo(pipeline.ModelPath(model)).Length / 1e9, false, ListModule.OfSeq(points));
+
+        return new Profile(
+            Ids.ModelName.NewModelName(manifest.Model),
+            string.Create(CultureInfo.InvariantCulture, $"CPU slot ({Architecture()}, 1 of {slots} hardware threads; {cpu})"),
+            memoryBytes / slots / 1e9,
+            source,
+            manifest.Kind == PipelineKind.Video,
+            manifest.Sampler.DefaultSteps,
+            embeddingBytes,
+            latentBytesPerMpf,
+            StageOf(StageModel.TextEncoder, encodePoints),
+            StageOf(StageModel.Denoiser, diffusePoints),
+            StageOf(StageModel.VaeDecoder, decodePoints));
+    }
+
+    /// <summary>
+    /// One point: a fresh pipeline, its session for (model, threads) created, a warm-up run measured for
+    /// memory, then <paramref name="repeats"/> timed runs. Returns the median seconds divided by
+    /// <paramref name="unitsPerRun"/> and the peak growth in bytes.
+    /// </summary>
+    private static (double Seconds, long PeakBytes) Point(
+        LoadedPipeline pipeline, StageModel model, int threads, int repeats, int unitsPerRun, Action<LoadedPipeline> run)
+    {
+        using var fresh = pipeline.Reopen();
+        fresh.Session(model, threads);
+        var peak = ProcessMemory.PeakGrowth(() => run(fresh));
+        var times = new double[repeats];
+        for (var i = 0; i < repeats; i++)
+        {
+            var clock = Stopwatch.StartNew();
+            run(fresh);
+            times[i] = clock.Elapsed.TotalSeconds / unitsPerRun;
+        }
+        return (Median(times), peak);
+    }
+
+    /// <summary>The median (the mean of the middle two for an even count).</summary>
+    public static double Median(IReadOnlyList<double> values)
+    {
+        if (values.Count == 0) throw new ArgumentException("no values", nameof(values));
+        var sorted = values.Order().ToArray();
+        var mid = sorted.Length / 2;
+        return sorted.Length % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+    }
+
+    private static string Architecture() => RuntimeInformation.ProcessArchitecture switch
+    {
+        System.Runtime.InteropServices.Architecture.X64 => "x86-64",
+        System.Runtime.InteropServices.Architecture.Arm64 => "arm64",
+        var other => other.ToString().ToLowerInvariant(),
+    };
+
+    private static string CpuModel()
+    {
+        try
+        {
+            foreach (var line in File.ReadLines("/proc/cpuinfo"))
+                if (line.StartsWith("model name", StringComparison.Ordinal) && line.IndexOf(':') is var colon and > 0)
+                    return line[(colon + 1)..].Trim();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+        }
+        return "unknown CPU";
+    }
+}
