@@ -7,8 +7,6 @@ namespace Trident.Api.Endpoints;
 /// <summary><c>/health</c> (the process is live) and <c>/ready</c> (the serving runtime is up).</summary>
 public static class HealthApi
 {
-    private static readonly DateTimeOffset Started = DateTimeOffset.UtcNow;
-
     /// <summary>Maps the health routes.</summary>
     public static IEndpointRouteBuilder MapHealth(this IEndpointRouteBuilder app)
     {
@@ -26,5 +24,5 @@ public static class HealthApi
             ? TypedResults.Ok(new HealthDto("ready", ready.Manifest.Name, ready.ProfileOrigin, Uptime()))
             : Problems.NotReady(http, host);
 
-    private static double Uptime() => Math.Round((DateTimeOffset.UtcNow - Started).TotalSeconds, 3);
+    private static double Uptime() => Math.Round((DateTime.Now - System.Diagnostics.Process.GetCurrentProcess().StartTime).TotalSeconds, 3);
 }

@@ -37,6 +37,7 @@ public sealed class ServerHost : IHostedService, IAsyncDisposable
     private volatile ReadyServer? _ready;
     private volatile string? _failure;
     private Task? _starting;
+    private int _stopped;
 
     /// <summary>Creates the host; nothing starts before <see cref="StartAsync"/>.</summary>
     public ServerHost(IServingBackend backend, IOptions<TridentOptions> options, ILoggerFactory logs, TimeProvider time)
@@ -70,7 +71,9 @@ public sealed class ServerHost : IHostedService, IAsyncDisposable
             var parts = await _backend.PrepareAsync(_options, layout, _log, ct);
             var setup = new ServerSetup(layout, parts.Profile, CostSettings(_options), parts.Executors, Settings(_options), InitialMix(_options, parts.Manifest));
             var server = TridentServer.Start(setup, _logs, _time);
-            _ready = new ReadyServer(server, parts.Manifest, parts.ProfileOrigin, new PrometheusExporter(server.Metrics.Meter));
+            var exporter = new PrometheusExporter(server.Metrics.Meter);
+            server.Metrics.Initialise();
+            _ready = new ReadyServer(server, parts.Manifest, parts.ProfileOrigin, exporter);
             _log.LogInformation("Ready: pipeline {Pipeline}, profile from {Profile}", parts.Manifest.Name, parts.ProfileOrigin);
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
@@ -86,6 +89,7 @@ public sealed class ServerHost : IHostedService, IAsyncDisposable
     /// <inheritdoc />
     public async Task StopAsync(CancellationToken cancellationToken)
     {
+        if (Interlocked.Exchange(ref _stopped, 1) == 1) return;
         await _stopping.CancelAsync();
         if (_starting is not null) await _starting;
         if (_ready is { } r)
@@ -99,8 +103,8 @@ public sealed class ServerHost : IHostedService, IAsyncDisposable
     /// <inheritdoc />
     public async ValueTask DisposeAsync()
     {
+        // registered both as itself and as a hosted service, so the container may dispose it twice
         await StopAsync(CancellationToken.None);
-        _stopping.Dispose();
     }
 
     /// <summary>The devices the options describe.</summary>

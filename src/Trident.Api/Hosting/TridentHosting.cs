@@ -64,6 +64,7 @@ public static class TridentHosting
     public static IServiceCollection AddTridentServing(this IServiceCollection services)
     {
         services.AddSingleton(TimeProvider.System);
+        services.AddSingleton<IServingBackend, OnnxServingBackend>();
         services.AddSingleton<ServerHost>();
         services.AddHostedService(sp => sp.GetRequiredService<ServerHost>());
         return services;

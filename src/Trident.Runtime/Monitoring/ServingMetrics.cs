@@ -61,6 +61,17 @@ public sealed class ServingMetrics : IDisposable
     /// <summary>trident_replacements_total.</summary>
     public Counter<long> Replacements { get; }
 
+    /// <summary>Records a zero for every counter series known in advance, so a scraper sees them at 0 rather
+    /// than absent (call once a listener is attached).</summary>
+    public void Initialise()
+    {
+        foreach (var outcome in new[] { "accepted", "rejected", "succeeded", "failed", "cancelled" })
+            Requests.Add(0, new KeyValuePair<string, object?>("outcome", outcome));
+        foreach (var met in new[] { "true", "false" }) Deadlines.Add(0, new KeyValuePair<string, object?>("met", met));
+        foreach (var source in new[] { "mip", "greedy", "failed" }) DispatchRounds.Add(0, new KeyValuePair<string, object?>("source", source));
+        Replacements.Add(0);
+    }
+
     /// <summary>Registers an observable gauge read at each scrape.</summary>
     public void Gauge(string name, string description, Func<IEnumerable<Measurement<double>>> observe) =>
         _meter.CreateObservableGauge(name, observe, null, description);

@@ -334,7 +334,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
             try
             {
                 await _plans!.ExecuteAsync(job, d, new JobRoute(round, detail, d), _stop.Token);
-                _metrics.QueueWait.Record(now - job.Request.Arrival);
+                _metrics.QueueWait.Record(_clock.Now - job.Request.Arrival);
                 dispatched++;
             }
             catch (OperationCanceledException) when (_stop.IsCancellationRequested)
