@@ -301,8 +301,8 @@ module Baselines =
         { Name = "Trident"
           Params =
             match adjust with
-            | Some a -> sprintf "MIP placement + MIP dispatch, round ≥ %gs, AoD %g×/%gs" (float roundPeriod) a.Threshold (float a.Window)
-            | None -> sprintf "MIP placement + MIP dispatch, round ≥ %gs, no AoD" (float roundPeriod)
+            | Some a -> sprintf "MIP placement+dispatch, AoD %g×" a.Threshold
+            | None -> "MIP placement+dispatch, no AoD"
           Level = StageLevel
           Place =
             fun ctx ->

@@ -12,6 +12,8 @@ public static class Commands
     public static IReadOnlyList<Command> All { get; } =
     [
         BenchCommand.Command,
+        SimulateCommand.Command,
+        EvaluateCommand.Command,
     ];
 
     public static async Task<int> RunAsync(string[] args, CancellationToken ct = default)
