@@ -16,6 +16,8 @@ public static class Commands
         ModelsCommand.Command,
         GenerateCommand.Command,
         ProfileCommand.Command,
+        SimulateCommand.Command,
+        EvaluateCommand.Command,
     ];
 
     public static async Task<int> RunAsync(string[] args, CancellationToken ct = default)

@@ -129,8 +129,23 @@ module Admissible =
             rd.Routes.[key] <- v
             v
 
-    /// Every admissible option for the request: types present in the cluster, degrees no larger
-    /// than the type's largest group on one node (free devices are checked by the planner).
+    /// Drops dominated options: of two options of one type, the larger degree is never better
+    /// when its reward is not higher — it takes more devices from the same pool, and wherever its
+    /// group fits the smaller one fits too.
+    let private undominated (options: DispatchOption list) =
+        options
+        |> List.groupBy _.Type
+        |> List.collect (fun (_, os) ->
+            os
+            |> List.sortBy _.Degree
+            |> List.fold
+                (fun (kept, best) o -> if o.Reward > best then o :: kept, o.Reward else kept, best)
+                ([], -infinity)
+            |> fst
+            |> List.rev)
+
+    /// Every admissible, undominated option for the request: types present in the cluster, degrees
+    /// no larger than the type's largest group on one node (free devices are checked by the planner).
     let options (rd: Round) (r: Request) : DispatchOption list =
         let s = rd.Snapshot
         [ for (t, k, vr, f) in routes rd r do
@@ -142,6 +157,7 @@ module Admissible =
                       min (s.Settings.OnTimeReward - 1.0) (floor (s.Settings.LateRewardBase * (1.0 + lateness / tr))), false
               let w = b - s.Settings.CommunicationPenalty.[vr] - s.Settings.DevicePenalty * float k
               yield { Request = r; Type = t; Degree = k; Vr = vr; Finish = f; OnTime = onTime; Reward = w } ]
+        |> undominated
 
     /// Urgency order: least slack first (deadline − now − t_ref), then priority, then arrival, then id.
     let byUrgency (rd: Round) (queue: Request list) =

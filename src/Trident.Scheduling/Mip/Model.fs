@@ -15,7 +15,8 @@ namespace Trident.Scheduling.Mip
 // LP names are derived, never typed by hand: a variable's name comes from the caller's name
 // function (default `sprintf "%A"`), a constraint's from its display name; both are then made
 // legal for the CPLEX LP readers (CBC's CoinLpIO accepts letters, digits and
-// "!#$%&(),.;?@_'`{}~, at most 100 characters, no leading digit or '.', no keyword) and unique.
+// "!#$%&(),.;?@_'`{}~, at most 100 characters, no leading digit or '.', no keyword; we also avoid
+// '"') and unique (a clash gets a `#2`, `#3`, … suffix).
 // They are computed only for LP text: `sprintf "%A"` is slow (see Cbc.fs), so CBC itself gets
 // positional names. Columns are in key order and rows in insertion order in both, so the LP text
 // written by `Model.toLpText` describes the problem CBC saw.
@@ -196,12 +197,14 @@ module Model =
     /// Longest LP name CoinLpIO accepts is 100; leave room for a uniqueness suffix.
     let private maxBaseLength = 90
 
+    /// CoinLpIO's legal characters, less '"' (which `%A` puts around every string and which
+    /// other LP tools handle badly).
     let private isLpChar (c: char) =
-        Char.IsAsciiLetterOrDigit c || "\"!#$%&(),.;?@_'`{}~".IndexOf c >= 0
+        Char.IsAsciiLetterOrDigit c || "!#$%&(),.;?@_'`{}~".IndexOf c >= 0
 
     /// Maps any text to an LP-legal name (not yet unique). Brackets become parentheses so that
     /// `capacity[node=0]` stays readable as `capacity(node_0)`; runs of other illegal characters
-    /// (spaces, '=', '-', '[', …) become one '_'.
+    /// (spaces, quotes, '=', '-', …) become one '_', and are dropped at the end (`V "a"` → `V_a`).
     let sanitize (text: string) : string =
         let sb = StringBuilder()
         let mutable pendingUnderscore = false
@@ -221,7 +224,6 @@ module Model =
                 pendingUnderscore <- false
                 sb.Append mapped |> ignore
 
-        if pendingUnderscore then sb.Append '_' |> ignore
         let s = sb.ToString()
         let s = if s.Length = 0 then "_" else s
         let s = if Char.IsAsciiDigit s[0] || s[0] = '.' || lpKeywords.Contains(s.ToLowerInvariant()) then "_" + s else s

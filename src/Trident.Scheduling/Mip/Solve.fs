@@ -20,13 +20,14 @@ namespace Trident.Scheduling.Mip
 //      every earlier objective j being within tolerance of the value it reached
 //      (`lexicographic[objective=<name>]` rows), starting from the previous stage's solution;
 //   5. CBC reports "relaxation unbounded" both for unbounded models and for integer-infeasible
-//      ones with an unbounded relaxation (and for LPs that are infeasible and dual infeasible), so
-//      an unbounded report on the first stage is confirmed by a feasibility solve (zero
-//      objective): feasible → Unbounded, infeasible → Infeasible.
+//      ones with an unbounded relaxation (and, in principle, for LPs that are both primal and dual
+//      infeasible), so an unbounded report on the first stage is confirmed by a feasibility solve
+//      (zero objective): feasible → Unbounded, infeasible → Infeasible, undecided → Failed. Branch
+//      and bound cannot always decide: 2x − 2y = 1 over unbounded integers runs to the limit.
 //
 // Time: `TimeLimit` is split evenly over the stages (the stopwatch is used only to report, never
-// to decide), so the total stays within the limit up to CBC's own overshoot; the feasibility check
-// of step 5 reuses the budget of the stage that reported unboundedness.
+// to decide), so the total stays within the limit up to CBC's own overshoot (see Cbc.fs); the
+// feasibility check of step 5 gets the budget of one stage on top.
 
 open Trident.Scheduling
 
@@ -64,7 +65,8 @@ type SolveSettings<'K when 'K: comparison> =
         RelativeGap: float
         /// CBC threads (1 = CBC's serial search).
         Threads: int
-        /// Optional starting solution by key; variables missing from it are chosen by CBC.
+        /// Optional starting solution by key for the first objective (later objectives start
+        /// from the previous one's solution); variables missing from it are completed by CBC.
         MipStart: Map<'K, float> option
         /// Lexicographic slack: objective i may lose ObjectiveTolerance·max(1, |value_i|) while
         /// later objectives are optimised.
@@ -91,7 +93,9 @@ type ObjectiveResult =
         Sense: Sense
         /// Its value at the returned solution (constant included).
         Value: float
-        /// The solver's bound on it, given the earlier objectives (±infinity when unknown).
+        /// The solver's bound on it, given the earlier objectives: the value itself when its stage
+        /// was proven optimal (CBC's own bound can be stale then, see Cbc.fs), ±infinity when
+        /// unknown.
         BestBound: float
     }
 
