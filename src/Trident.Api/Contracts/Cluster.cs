@@ -27,7 +27,13 @@ public sealed record QueueDto(int Waiting, int Capacity, IReadOnlyList<string> R
 public sealed record StageFiguresDto(string Stage, int Completed, double Throughput, double MeanSeconds, double Capacity);
 
 /// <summary>The monitor's window.</summary>
-public sealed record MonitorDto(double WindowSeconds, int Arrivals, double ArrivalRate, IReadOnlyList<StageFiguresDto> Stages, double? CapacityRatio);
+/// <param name="WindowSeconds">The window.</param>
+/// <param name="Arrivals">Arrivals in it.</param>
+/// <param name="ArrivalRate">Arrivals per second.</param>
+/// <param name="Stages">Per-stage throughput, mean duration and capacity.</param>
+/// <param name="Imbalance">Fastest / slowest of the arrival and stage rates (null when one is zero and another is
+/// not): Adjust-on-Dispatch fires at Monitor:TriggerRatio.</param>
+public sealed record MonitorDto(double WindowSeconds, int Arrivals, double ArrivalRate, IReadOnlyList<StageFiguresDto> Stages, double? Imbalance);
 
 /// <summary><c>GET /v1/cluster</c>.</summary>
 public sealed record ClusterDto(string Pipeline, string Model, IReadOnlyList<DeviceDto> Devices, QueueDto Queue, int JobsStored, MonitorDto Monitor);

@@ -47,7 +47,7 @@ public static class ClusterApi
         var m = state.Monitor;
         var monitor = new MonitorDto(m.WindowSeconds, m.Arrivals, m.ArrivalRate,
             m.Stages.Select(s => new StageFiguresDto(StageName(s.Stage), s.Completed, s.Throughput, s.MeanSeconds, s.Capacity)).ToArray(),
-            double.IsFinite(m.CapacityRatio) ? m.CapacityRatio : null);
+            double.IsFinite(m.Imbalance) ? m.Imbalance : null);
         return TypedResults.Ok(new ClusterDto(ready.Manifest.Name, server.Setup.Profile.Model.Value, devices,
             new QueueDto(server.Waiting, server.Setup.Settings.QueueCapacity, state.Queue.Select(r => r.Value.ToString(CultureInfo.InvariantCulture)).ToArray()),
             server.Store.Count, monitor));

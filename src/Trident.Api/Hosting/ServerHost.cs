@@ -133,7 +133,7 @@ public sealed class ServerHost : IHostedService, IAsyncDisposable
         WorkerQueueCapacity = Math.Max(64, 4 * (o.Serving.QueueCapacity + 16)),
         Dispatch = WithTimeLimit(DispatchSettingsModule.defaults, o.Serving.DispatchTimeLimitMs / 1000.0),
         PlacementTimeLimitSeconds = o.Serving.PlacementTimeLimitMs / 1000.0,
-        Monitor = new MonitorSettings(o.Monitor.WindowSeconds, o.Monitor.TriggerRatio, o.Monitor.CooldownSeconds, o.Monitor.MinArrivals),
+        Monitor = new MonitorSettings(o.Monitor.WindowSeconds, o.Monitor.TriggerRatio, o.Monitor.CooldownSeconds, o.Monitor.MinArrivals, o.Monitor.MinGain),
         RoundHistory = o.Serving.RoundHistory,
         VideoFramesPerSecond = o.Serving.VideoFramesPerSecond,
     };

@@ -126,20 +126,24 @@ public sealed class LimitOptions
     public long MaxDeadlineMs { get; set; } = 3_600_000;
 }
 
-/// <summary>Section <c>Trident:Monitor</c>.</summary>
+/// <summary>Section <c>Trident:Monitor</c>: Adjust-on-Dispatch, with the simulator's defaults.</summary>
 public sealed class MonitorOptions
 {
     /// <summary>Sliding window of the monitor.</summary>
-    public double WindowSeconds { get; set; } = 30;
+    public double WindowSeconds { get; set; } = 60;
 
-    /// <summary>Re-plan the placement when the fastest stage's capacity is this multiple of the slowest's.</summary>
+    /// <summary>Re-plan the placement when the fastest of the arrival, encode, diffuse and decode rates is this
+    /// multiple of the slowest.</summary>
     public double TriggerRatio { get; set; } = 1.5;
 
-    /// <summary>Least time between two re-placement attempts.</summary>
+    /// <summary>Least time between two re-placement evaluations that fired.</summary>
     public double CooldownSeconds { get; set; } = 30;
 
-    /// <summary>Fewest arrivals in the window before its mix is trusted.</summary>
-    public int MinArrivals { get; set; } = 4;
+    /// <summary>Fewest arrivals in the window before the trigger is read.</summary>
+    public int MinArrivals { get; set; } = 20;
+
+    /// <summary>Relative α gain a new placement must bring (when it serves no more of the mix) to be taken.</summary>
+    public double MinGain { get; set; } = 0.1;
 }
 
 /// <summary>Section <c>Trident:Jobs</c>.</summary>

@@ -52,6 +52,7 @@ public sealed class TridentOptionsValidator : IValidateOptions<TridentOptions>
         Check(double.IsFinite(m.TriggerRatio) && m.TriggerRatio > 1, "Monitor:TriggerRatio", "must be > 1");
         Check(double.IsFinite(m.CooldownSeconds) && m.CooldownSeconds >= 0, "Monitor:CooldownSeconds", "must be ≥ 0");
         Check(m.MinArrivals is >= 1 and <= 1_000_000, "Monitor:MinArrivals", "must be between 1 and 1000000");
+        Check(double.IsFinite(m.MinGain) && m.MinGain >= 0, "Monitor:MinGain", "must be ≥ 0");
 
         var j = o.Jobs;
         Check(j.Capacity is >= 1 and <= 10_000_000, "Jobs:Capacity", "must be between 1 and 10000000");

@@ -1,11 +1,14 @@
 // The serving loop, in vLLM's shape with Trident's pure planner:
 //   1. apply what happened since the last round — arrivals, cancellations, task starts and finishes —
 //      to the loop's own state (queue, device ledger, monitor); nothing else changes that state;
-//   2. when the monitor's trigger fires, ask the Orchestrator for a placement from the recent statistics
-//      (Adjust-on-Dispatch: only metadata changes now; each changed worker gets a Retype task behind its
-//      queued work, so work planned under the old placement runs first, and loads models lazily);
-//   3. build the snapshot (now, cluster, cost model, placement, busy-until from the ledger, queue) and call
-//      Planner.plan;
+//   2. Adjust-on-Dispatch, as the simulator runs it (AdjustOnDispatch.decide over the Monitor; evaluated
+//      again 1 s after a round where it did not fire, a cool-down after one where it did): a new placement
+//      changes only metadata now; each changed worker gets a Retype task behind its queued work, so work
+//      planned under the old placement runs first, and loads its new models lazily;
+//   3. build the snapshot (now, cluster, cost model, placement, busy-until from the ledger, queue) and
+//      plan with Trident's policy, as the simulator does: the greedy plan when it provably reaches the
+//      optimum (Dispatcher.greedyIfOptimal), else the dispatch MIP (Planner.plan) at most once per
+//      period — a round that needs the solver sooner waits for the end of the period;
 //   4. enqueue the plan's tasks on the workers; undispatched requests stay queued.
 // Rounds run on every event (arrival, cancellation, task start or finish) and at least every period.
 // A round that throws is logged with its serialised snapshot (and plan, when there is one) so it can be
@@ -21,6 +24,7 @@ using Microsoft.FSharp.Core;
 using Trident.Runtime.Devices;
 using Trident.Runtime.Monitoring;
 using Trident.Scheduling;
+using Trident.Scheduling.Dispatching;
 using Trident.Scheduling.Placement;
 
 namespace Trident.Runtime.Serving;
@@ -85,6 +89,9 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
     private readonly Queue<PlacementChange> _placements = new();
     private PlacementPlan _placement;
     private long _round;
+    private double _lastSolve = double.NegativeInfinity;
+    private double _nextAdjust;
+    private bool _solveDeferred;
     private double _lastEviction;
     private int _waiting;
     private volatile LoopState _state;
@@ -105,7 +112,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
         _log = log;
         var n = ClusterModule.deviceCount(cluster);
         _ledger = new DeviceLedger(n);
-        _monitor = new StageMonitor(settings.Monitor, n);
+        _monitor = new StageMonitor(settings.Monitor, n, clock.Now);
         _state = new LoopState(0, placement, [], [.. new double[n]], [], [], _monitor.View(0, cost, placement));
         Workers = [];
     }
@@ -167,17 +174,19 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
 
     private async Task RunAsync()
     {
-        var period = TimeSpan.FromSeconds(_settings.RoundPeriodSeconds);
         while (!_stop.IsCancellationRequested)
         {
             try
             {
-                using (var wait = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token))
+                // at least every period; sooner when a round is waiting for the solver's spacing
+                var wait = _settings.RoundPeriodSeconds;
+                if (_solveDeferred) wait = Math.Clamp(_lastSolve + _settings.RoundPeriodSeconds - _clock.Now, 0.001, wait);
+                using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token))
                 {
-                    wait.CancelAfter(period);
+                    timeout.CancelAfter(TimeSpan.FromSeconds(wait));
                     try
                     {
-                        await _events.Reader.WaitToReadAsync(wait.Token);
+                        await _events.Reader.WaitToReadAsync(timeout.Token);
                     }
                     catch (OperationCanceledException) when (!_stop.IsCancellationRequested)
                     {
@@ -203,6 +212,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
     private async Task RoundAsync()
     {
         var now = _clock.Now;
+        _solveDeferred = false;
         Drain(now);
         await MaybeReplaceAsync(now);
         if (_queue.Count > 0) await DispatchAsync(now);
@@ -223,7 +233,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
                 case Arrival a:
                     if (a.Job.Status == JobStatus.Cancelled) Interlocked.Decrement(ref _waiting);
                     else _queue.Add(a.Job);
-                    _monitor.Arrived(a.Job.Request, a.Job.Request.Arrival);
+                    _monitor.Arrived(a.Job.Request);
                     break;
                 case Cancellation c:
                     if (_queue.Remove(c.Job)) Interlocked.Decrement(ref _waiting);
@@ -253,58 +263,86 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
         };
         if (f.Task is ReserveTask)
         {
-            _monitor.StageRan(Stage.Diffuse, [f.Device], start, f.End);
+            _monitor.Ran(Stage.Diffuse, f.Device, lead: false, start, f.End);
             return;
         }
-        if (stage is null || !f.Ok) return;
-        // a diffuse run counts on the lead here and on the other devices of its group through their Reserve tasks
-        _monitor.StageRan(stage, [f.Device], start, f.End);
+        if (stage is null) return;
+        _monitor.Ran(stage, f.Device, lead: true, start, f.End);
+        if (!f.Ok) return;
+        _monitor.Completed(stage, f.End);
         var kind = f.Task.Kind switch { TaskKind.Encode => "encode", TaskKind.Diffuse => "diffuse", _ => "decode" };
         _metrics.StageLatency.Record(f.End - start, new KeyValuePair<string, object?>("stage", kind));
     }
 
     private async Task MaybeReplaceAsync(double now)
     {
-        var reason = _monitor.ShouldReplace(now, _cost, _placement);
-        if (reason is null) return;
-        var stats = _monitor.Stats(now);
-        var before = Capacity.alpha(stats.ArrivalRate, Capacity.ofTypes(Capacity.stageWork(_cost, stats), _placement.Types.Values));
-        PlacementPlan next;
+        if (now < _nextAdjust) return;
+        AdjustDecision decision;
         try
         {
-            next = Planner.place(new PlacementInput(_cluster, _cost, stats, FSharpOption<FSharpMap<DeviceId, PlacementType>>.Some(_placement.Types),
-                _settings.PlacementTimeLimitSeconds));
+            decision = _monitor.Decide(now, _cluster, _cost, _placement, _settings.PlacementTimeLimitSeconds);
         }
         catch (Exception ex)
         {
-            _log.LogError(ex, "Re-placement failed ({Reason}); keeping the current placement", reason);
+            _log.LogError(ex, "Adjust-on-Dispatch failed; keeping the current placement");
+            _nextAdjust = now + _settings.Monitor.CooldownSeconds;
             return;
         }
-        var changed = _cluster.Devices.Where(d => !next.Types[d.Id].Equals(_placement.Types[d.Id])).Select(d => d.Id.Value).ToArray();
-        var apply = changed.Length > 0 && next.Alpha > before * 1.0001;
-        Remember(_placements, new PlacementChange(now, reason, apply, changed.Length, before, next.Alpha, PlanSourceModule.describe(next.Source)));
-        if (!apply) return;
-        foreach (var d in changed) await _plans!.RetypeAsync(d, next.Types[DeviceId.NewDeviceId(d)], _stop.Token);
-        _log.LogInformation("Re-placement: {Moves} device(s) change type, α {Before:F3} → {After:F3} ({Reason}); new placement {Placement}",
-            changed.Length, before, next.Alpha, reason, Describe(next));
-        _placement = next;
-        _metrics.Replacements.Add(1);
+        var stats = _monitor.Stats(now);
+        var before = AdjustOnDispatch.alphaOf(_cost, _placement.Types, stats);
+        switch (decision)
+        {
+            case AdjustDecision.Keep keep:
+                _nextAdjust = now + _settings.Monitor.CooldownSeconds;
+                Remember(_placements, new PlacementChange(now, $"imbalance {keep.imbalance:F2}: {keep.reason}", false, 0, before, before, "kept"));
+                return;
+            case AdjustDecision.Replace replace:
+                _nextAdjust = now + _settings.Monitor.CooldownSeconds;
+                var next = replace.Item2;
+                var changed = _cluster.Devices.Where(d => !next.Types[d.Id].Equals(_placement.Types[d.Id])).Select(d => d.Id.Value).ToArray();
+                Remember(_placements, new PlacementChange(now, $"imbalance {replace.imbalance:F2} ≥ {_settings.Monitor.TriggerRatio:F2}", true, changed.Length,
+                    before, next.Alpha, PlanSourceModule.describe(next.Source)));
+                foreach (var d in changed) await _plans!.RetypeAsync(d, next.Types[DeviceId.NewDeviceId(d)], _stop.Token);
+                _log.LogInformation("Re-placement: {Moves} device(s) change type, α {Before:F3} → {After:F3} (imbalance {Imbalance:F2}); new placement {Placement}",
+                    changed.Length, before, next.Alpha, replace.imbalance, Describe(next));
+                _placement = next;
+                _metrics.Replacements.Add(1);
+                return;
+            default:
+                _nextAdjust = now + 1.0;
+                return;
+        }
     }
 
     private async Task DispatchAsync(double now)
     {
-        var round = ++_round;
+        var round = _round + 1;
         var busy = _ledger.BusyUntilAll(now);
         var snapshot = new Snapshot(now, _cluster, _cost, _placement, busy, ListModule.OfSeq(_queue.Select(j => j.Request)), _settings.Dispatch);
         var watch = Stopwatch.StartNew();
         DispatchPlan plan;
         try
         {
-            plan = Planner.plan(snapshot).Dispatch;
+            var quick = Dispatcher.greedyIfOptimal(snapshot);
+            if (quick is not null) plan = quick.Value;
+            else if (now >= _lastSolve + _settings.RoundPeriodSeconds)
+            {
+                _lastSolve = now;
+                _solveDeferred = false;
+                plan = Planner.plan(snapshot).Dispatch;
+            }
+            else
+            {
+                // the solver ran less than a period ago: this round waits for the end of the period
+                _solveDeferred = true;
+                return;
+            }
+            _round = round;
         }
         catch (Exception ex)
         {
             watch.Stop();
+            _round = round;
             _log.LogError(ex, "Dispatch round {Round} failed; its requests stay queued. Snapshot for replay: {Snapshot}",
                 round, SnapshotJson.Write(snapshot, null));
             _metrics.DispatchRounds.Add(1, new KeyValuePair<string, object?>("source", "failed"));
