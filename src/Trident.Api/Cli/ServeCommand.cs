@@ -18,7 +18,15 @@ public static class ServeCommand
     private static async Task<int> Run(CliArgs args, CancellationToken ct)
     {
         var app = Program.BuildServer([.. args.Raw]);
-        await app.RunAsync(ct);
-        return 0;
+        try
+        {
+            await app.RunAsync(ct);
+            return 0;
+        }
+        catch (IOException e) when (e.InnerException is Microsoft.AspNetCore.Connections.AddressInUseException)
+        {
+            Console.Error.WriteLine($"trident serve: {e.Message} (another server is running there; pass --urls http://127.0.0.1:PORT)");
+            return 1;
+        }
     }
 }

@@ -16,9 +16,21 @@ public sealed record DeviceTaskDto(string Kind, string? Request);
 /// <param name="QueuedTasks">Tasks waiting in its channel.</param>
 /// <param name="BusyForMs">Predicted time until it is free (0 when free).</param>
 /// <param name="Utilisation">Busy share over the monitor window.</param>
+/// <param name="MemoryGb">Memory the planners may fill on it.</param>
 public sealed record DeviceDto(
     int Id, int Node, string Kind, int IntraOpThreads, string PlacementType, string WorkerType, IReadOnlyList<string> ResidentModels,
-    bool Busy, DeviceTaskDto? Current, int QueuedTasks, double BusyForMs, double Utilisation);
+    bool Busy, DeviceTaskDto? Current, int QueuedTasks, double BusyForMs, double Utilisation, double MemoryGb);
+
+/// <summary>The scheduling settings the server plans with (what a simulation of it needs besides the profile).</summary>
+/// <param name="Degrees">Diffuse degrees allowed (and measured).</param>
+/// <param name="EfficiencyThreshold">θ.</param>
+/// <param name="SloScale">Deadline = arrival + SloScale × latency served alone, when the client gives none.</param>
+/// <param name="RoundPeriodS">Serving-loop period (also the dispatch solver's spacing).</param>
+/// <param name="DispatchTimeLimitS">The dispatch MIP's time limit.</param>
+/// <param name="PlacementTimeLimitS">The placement MIP's time limit.</param>
+/// <param name="Monitor">Adjust-on-Dispatch: window_s, trigger_ratio, cooldown_s, min_arrivals, min_gain.</param>
+public sealed record SchedulingSettingsDto(IReadOnlyList<int> Degrees, double EfficiencyThreshold, double SloScale, double RoundPeriodS,
+    double DispatchTimeLimitS, double PlacementTimeLimitS, IReadOnlyDictionary<string, double> Monitor);
 
 /// <summary>The dispatch queue.</summary>
 public sealed record QueueDto(int Waiting, int Capacity, IReadOnlyList<string> Requests);
@@ -36,7 +48,8 @@ public sealed record StageFiguresDto(string Stage, int Completed, double Through
 public sealed record MonitorDto(double WindowSeconds, int Arrivals, double ArrivalRate, IReadOnlyList<StageFiguresDto> Stages, double? Imbalance);
 
 /// <summary><c>GET /v1/cluster</c>.</summary>
-public sealed record ClusterDto(string Pipeline, string Model, IReadOnlyList<DeviceDto> Devices, QueueDto Queue, int JobsStored, MonitorDto Monitor);
+public sealed record ClusterDto(string Pipeline, string Model, int Nodes, IReadOnlyList<DeviceDto> Devices, QueueDto Queue, int JobsStored, MonitorDto Monitor,
+    SchedulingSettingsDto Settings);
 
 /// <summary>The placement in force.</summary>
 /// <param name="Types">Placement type of each device (by device id).</param>

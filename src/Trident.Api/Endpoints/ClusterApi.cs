@@ -1,6 +1,8 @@
-// GET /v1/cluster (devices, their placement types, resident models, busy or idle, queue, monitor window) and
-// GET /v1/plan (the placement in force with its stage capacities, the initial one, the last dispatch rounds
-// with their source, objective, gap and solve time, and the re-placement attempts).
+// GET /v1/cluster (devices, their placement types, resident models, busy or idle, queue, monitor window,
+// scheduling settings), GET /v1/plan (the placement in force with its stage capacities, the initial one, the
+// last dispatch rounds with their source, objective, gap and solve time, and the re-placement attempts), and
+// GET /v1/profile (the profile the cost model reads, in its file format: with /v1/cluster, what it takes to
+// simulate this server — `trident loadgen --compare-sim` does).
 
 using System.Globalization;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -20,6 +22,8 @@ public static class ClusterApi
         var group = app.MapGroup("/v1").WithTags("Cluster");
         group.MapGet("/cluster", Cluster).WithName("GetCluster").WithSummary("Devices, placement, resident models, queue");
         group.MapGet("/plan", Plan).WithName("GetPlan").WithSummary("Placement with stage capacities and recent dispatch rounds");
+        group.MapGet("/profile", Profile).WithName("GetProfile").WithSummary("The profile of this machine the cost model reads (docs/profile-format.md)")
+            .Produces(StatusCodes.Status200OK, contentType: "application/json");
         return app;
     }
 
@@ -42,16 +46,34 @@ public static class ClusterApi
                 PlacementTypeModule.name(state.Placement.Types[d.DeviceId]), PlacementTypeModule.name(w.Type),
                 w.Resident.Select(StageName).Order().ToArray(), current is not null, current, w.QueueLength,
                 Math.Round(Math.Max(0, busyUntil - now) * 1000, 1),
-                d.Id < state.Monitor.Utilisation.Count ? Math.Round(state.Monitor.Utilisation[d.Id], 4) : 0);
+                d.Id < state.Monitor.Utilisation.Count ? Math.Round(state.Monitor.Utilisation[d.Id], 4) : 0,
+                server.Cluster.Devices[d.Id].Memory);
         }).ToArray();
         var m = state.Monitor;
         var monitor = new MonitorDto(m.WindowSeconds, m.Arrivals, m.ArrivalRate,
             m.Stages.Select(s => new StageFiguresDto(StageName(s.Stage), s.Completed, s.Throughput, s.MeanSeconds, s.Capacity)).ToArray(),
             double.IsFinite(m.Imbalance) ? m.Imbalance : null);
-        return TypedResults.Ok(new ClusterDto(ready.Manifest.Name, server.Setup.Profile.Model.Value, devices,
-            new QueueDto(server.Waiting, server.Setup.Settings.QueueCapacity, state.Queue.Select(r => r.Value.ToString(CultureInfo.InvariantCulture)).ToArray()),
-            server.Store.Count, monitor));
+        var st = server.Setup.Settings;
+        var cs = server.Cost.Settings;
+        var settings = new SchedulingSettingsDto(server.Cost.Degrees.ToArray(), cs.EfficiencyThreshold,
+            cs.Deadline is DeadlineRule.SloScale slo ? slo.scale : 0, st.RoundPeriodSeconds, st.Dispatch.TimeLimit, st.PlacementTimeLimitSeconds,
+            new Dictionary<string, double>
+            {
+                ["window_s"] = st.Monitor.WindowSeconds,
+                ["trigger_ratio"] = st.Monitor.TriggerRatio,
+                ["cooldown_s"] = st.Monitor.CooldownSeconds,
+                ["min_arrivals"] = st.Monitor.MinArrivals,
+                ["min_gain"] = st.Monitor.MinGain,
+            });
+        return TypedResults.Ok(new ClusterDto(ready.Manifest.Name, server.Setup.Profile.Model.Value, server.Cluster.NodeCount, devices,
+            new QueueDto(server.Waiting, st.QueueCapacity, state.Queue.Select(r => r.Value.ToString(CultureInfo.InvariantCulture)).ToArray()),
+            server.Store.Count, monitor, settings));
     }
+
+    private static Results<ContentHttpResult, ProblemHttpResult> Profile(HttpContext http, ServerHost host) =>
+        host.Ready is { } ready
+            ? TypedResults.Text(ProfileFile.serialize(ready.Server.Setup.Profile), "application/json")
+            : Problems.NotReady(http, host);
 
     private static PlacementDto Placement(PlacementPlan p) => new(
         p.Types.ToDictionary(kv => kv.Key.Value.ToString(CultureInfo.InvariantCulture), kv => PlacementTypeModule.name(kv.Value)),
