@@ -28,5 +28,11 @@ public static class ServeCommand
             Console.Error.WriteLine($"trident serve: {e.Message} (another server is running there; pass --urls http://127.0.0.1:PORT)");
             return 1;
         }
+        catch (Microsoft.Extensions.Options.OptionsValidationException e)
+        {
+            Console.Error.WriteLine("trident serve: invalid configuration (docs/serving.md lists every key):");
+            foreach (var failure in e.Failures) Console.Error.WriteLine($"  {failure}");
+            return 2;
+        }
     }
 }
