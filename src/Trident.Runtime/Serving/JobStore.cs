@@ -58,6 +58,12 @@ public sealed class JobStore
         lock (_gate) return _jobs.GetValueOrDefault(id.Value);
     }
 
+    /// <summary>The jobs not yet over, in acceptance order.</summary>
+    public IReadOnlyList<Job> Active()
+    {
+        lock (_gate) return _order.Where(j => !Job.IsTerminalStatus(j.Status)).ToArray();
+    }
+
     /// <summary>Drops finished jobs whose retention has passed; returns how many.</summary>
     public int EvictExpired()
     {

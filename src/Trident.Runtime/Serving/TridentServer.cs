@@ -210,10 +210,11 @@ public sealed class TridentServer : IAsyncDisposable
             _workers.Select(w => new Measurement<double>(w.Current is null ? 0 : 1, new KeyValuePair<string, object?>("device", w.Device.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)))));
     }
 
-    /// <summary>Stops the loop and the workers and releases the sessions. Tasks still queued are reported
-    /// failed (their jobs fail with "the server is stopping"); running ones finish first.</summary>
+    /// <summary>Stops the loop and the workers and releases the sessions. Every job not yet over is cancelled
+    /// first, so a running diffuse stops at its next step and shutdown does not wait for whole requests.</summary>
     public async ValueTask DisposeAsync()
     {
+        foreach (var job in Store.Active()) job.RequestCancel(Clock.Now);
         await _loop.DisposeAsync();
         foreach (var w in _workers) w.BeginStop();
         foreach (var w in _workers) w.Dispose();
