@@ -215,3 +215,27 @@ let ``cancelling a queued job cancels it at once and a running one at its next s
         Assert.DoesNotContain("d0 encode queued", log.Entries)
     finally
         server.DisposeAsync().AsTask().Wait()
+
+[<Fact>]
+let ``the live loop evaluates Adjust-on-Dispatch over its monitor as the simulator does, and a new placement reaches the workers`` () =
+    let log = ExecutionLog()
+    let executors = FakeExecutors(log, TimeSpan.FromMilliseconds 2.0, TimeSpan.FromMilliseconds 1.0, "fail")
+    // a threshold of 1 makes every evaluation with enough arrivals fire
+    let settings = ServingSettings(RoundPeriodSeconds = 0.05, Monitor = Trident.Runtime.Monitoring.MonitorSettings(30.0, 1.0, 0.2, 4, 0.1))
+    let server = startServer settings 4 executors
+    try
+        let jobs =
+            [ for i in 1..12 ->
+                  let size = if i % 2 = 0 then 64 else 256
+                  server.Submit(GenerationInput(sprintf "p%d" i, null, size, size, 1, 6, uint64 i, 1.0), Nullable(), Nullable()) |> accepted ]
+        for j in jobs do finishedWithin 60.0 j
+        Assert.All(jobs, fun j -> Assert.Equal(JobStatus.Succeeded, j.Status))
+        waitUntil 10.0 "an evaluation is recorded" (fun () -> not server.State.Placements.IsEmpty)
+        let state = server.State
+        let evaluation = state.Placements.[0]
+        Assert.True(evaluation.Reason.StartsWith "imbalance", evaluation.Reason)
+        // whatever was decided, the workers end up with the planned types
+        waitUntil 10.0 "every worker has its planned type" (fun () ->
+            server.Workers |> Seq.forall (fun w -> w.Type = server.State.Placement.Types.[w.Device.DeviceId]))
+    finally
+        server.DisposeAsync().AsTask().Wait()

@@ -86,6 +86,8 @@ let ``a diffuse group runs only once every device of the group reached it, and h
     enqueue w1 reserve
     finished reserve.Completion
     finished lead.Completion
+    // a task's result is set before its worker reports it finished
+    waitUntil 10.0 "the reservation is reported over" (fun () -> log.Entries |> List.exists (fun e -> e.StartsWith "finish d1 Reserve 5"))
     Assert.True(lead.Result.Task.IsCompletedSuccessfully, "the group's diffuse succeeds")
     Assert.True(indexOf log "finish d1 Diffuse 2" < indexOf log "d0 diffuse group threads=2", "the lead waits for the reserved device")
     Assert.True(indexOf log "d0 diffuse group" < indexOf log "finish d1 Reserve 5", "the reserved device is held while the group runs")
