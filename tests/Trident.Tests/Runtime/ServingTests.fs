@@ -1,5 +1,8 @@
 /// The serving runtime (Trident.Runtime.Serving): busy-until estimates, snapshots for replay, the job store,
 /// and the server end to end over test-only fake executors (real generation is tested in Api/*).
+/// (In the tiny-pipeline collection, which runs alone: these tests time threads, and their planner solves
+/// would otherwise compete with the scheduling properties' time-limited ones.)
+[<Xunit.Collection(Trident.Tests.Runtime.TinyFixture.Collection)>]
 module Trident.Tests.Runtime.ServingTests
 
 open System

@@ -1,5 +1,8 @@
 /// Workers (Trident.Runtime.Devices): one FIFO executor per device over a bounded channel of typed stage
 /// tasks. Run with the test-only fake executor of ServingFixtures, so timing and failures are controlled.
+/// (In the tiny-pipeline collection, which runs alone: these tests time threads, and their planner solves
+/// would otherwise compete with the scheduling properties' time-limited ones.)
+[<Xunit.Collection(Trident.Tests.Runtime.TinyFixture.Collection)>]
 module Trident.Tests.Runtime.WorkerTests
 
 open System
