@@ -66,7 +66,7 @@ public static class GenerateCommand
         var height = RequiredInt(args, "height");
         var frames = args.Int("frames", 1, 1);
         var stepsGiven = args.Has("steps");
-        var steps = args.Int("steps", 0, 1);
+        var steps = args.Int("steps", 0, 1, 10_000);
         var seed = args.ULong("seed", 0);
         double? guidance = args.Has("guidance") ? args.Double("guidance", double.NaN, 0) : null;
         var threads = args.Int("threads", Environment.ProcessorCount, 1, 1024);

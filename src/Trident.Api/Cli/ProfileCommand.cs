@@ -27,12 +27,14 @@ public static class ProfileCommand
         var degrees = args.IntList("degrees", [1, 2]);
         var steps = args.Int("steps", 4, 1, 10_000);
         var repeats = args.Int("repeats", 3, 1, 1_000);
-        LoadedPipeline? pipeline = null;
+        string directory = "";
+        PipelineManifest? manifest = null;
         if (pipelineArg != "")
         {
             try
             {
-                pipeline = LoadedPipeline.Open(PipelineLocator.Resolve(pipelineArg));
+                directory = PipelineLocator.Resolve(pipelineArg);
+                manifest = PipelineManifest.Load(directory);
             }
             catch (Exception e) when (e is ManifestException or IOException or UnauthorizedAccessException)
             {
@@ -49,23 +51,15 @@ public static class ProfileCommand
                 $"trident profile --pipeline {pipelineArg} --shapes {string.Join(',', sizes.Select(s => $"{s.Height}x{s.Width}"))} --frames {string.Join(',', frames)} --degrees {string.Join(',', degrees)} --steps {steps} --repeats {repeats}"),
             Progress = new Printer(),
         };
-        if (pipeline is not null)
-            foreach (var e in Profiler.Validate(pipeline.Manifest, options))
+        if (manifest is not null)
+            foreach (var e in Profiler.Validate(manifest, options))
                 args.Error($"--{e.Path}: {e.Message}");
-        try
-        {
-            args.ThrowIfInvalid();
-        }
-        catch
-        {
-            pipeline?.Dispose();
-            throw;
-        }
+        args.ThrowIfInvalid();
 
-        using (pipeline)
+        using (var pipeline = LoadedPipeline.Open(directory))
         {
             Console.WriteLine($"{"stage",-8} {"height",6} {"width",6} {"frames",6} {"degree",6} {"ms",10}  {"peak_MB",8}");
-            var profile = await Profiler.ProfileAsync(pipeline!, options, ct);
+            var profile = await Profiler.ProfileAsync(pipeline, options, ct);
             var json = ProfileFile.serialize(profile);
             if (ProfileFile.parse(json) is { IsError: true } parsed)
             {

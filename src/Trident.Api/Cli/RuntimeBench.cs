@@ -16,7 +16,9 @@ namespace Trident.Api.Cli;
 /// "trident" is the whole in-process generate path timed end to end: validation, tokenising, encode, noise,
 /// every step with guidance combine and sampler update, decode with unscaling and the conversion to 8-bit
 /// frames, and the PNG (or APNG) file in memory. The two alternate within each run, in alternating order,
-/// after one warm-up of each; the reported numbers are medians over the runs.
+/// after one warm-up of each; the reported numbers are medians over the runs, the median of the per-run
+/// ratios (which pairs each trident run with the raw run next to it and so cancels slow drifts in the load
+/// of a shared machine), and the best run of each (other load only ever adds time).
 /// </remarks>
 internal static class RuntimeBench
 {
@@ -87,6 +89,10 @@ internal static class RuntimeBench
             $"bench runtime: {pipeline.Manifest.Name} {width}x{height}x{frames}, {steps} steps, guidance {guidanceUsed:0.###}, {threads} thread(s), {runs} runs interleaved (medians)"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"raw_ms={rawMs:F2} trident_ms={tridentMs:F2} overhead_pct={(tridentMs - rawMs) / rawMs * 100:F2}"));
+        var paired = Median(rawTimes.Zip(tridentTimes, (r, t) => (t - r.Total) / r.Total * 100));
+        var (rawMin, tridentMin) = (rawTimes.Min(r => r.Total), tridentTimes.Min());
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"  paired: median over runs of (trident - raw) / raw = {paired:F2} %; best runs: raw {rawMin:F2} ms, trident {tridentMin:F2} ms, {(tridentMin - rawMin) / rawMin * 100:F2} %; raw runs spread {rawMin:F1}-{rawTimes.Max(r => r.Total):F1} ms"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"  raw Session.Run: encode {Median(rawTimes.Select(r => r.Encode)):F2} ms, diffuse {Median(rawTimes.Select(r => r.Diffuse)):F2} ms ({steps} runs), decode {Median(rawTimes.Select(r => r.Decode)):F2} ms"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,

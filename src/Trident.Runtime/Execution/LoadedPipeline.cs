@@ -4,7 +4,8 @@
 // Design note. On CPU a device is a slot of cores and a diffuse task of degree k runs one session with k
 // intra-op threads (design §8), so a session is keyed by (stage model, intra-op threads): the same pipeline
 // may hold a 1-thread and a 2-thread denoiser session, each created on first use and kept until Dispose.
-// Each session holds its own copy of the model's weights and its own intra-op thread pool. Creation is
+// Each session holds its own copy of the model's weights and its own intra-op thread pool, whose idle
+// threads sleep rather than spin unless asked (see Open). Creation is
 // thread-safe and happens once per key (a Lazy per key); Session.Run is itself thread-safe, so executors
 // built over one LoadedPipeline may run on several threads at once. Two concurrent runs on one session share
 // its thread pool, though, so a serving worker per device should own its own LoadedPipeline (or at least
@@ -38,14 +39,17 @@ public sealed class LoadedPipeline : IDisposable
     private readonly ConcurrentDictionary<(StageModel Model, int Threads), Lazy<Session>> sessions = new();
     private readonly OrtEnvironment environment;
     private readonly ExecutionProvider provider;
+    private readonly bool allowSpinning;
     private volatile bool disposed;
 
-    private LoadedPipeline(string directory, PipelineManifest manifest, OrtEnvironment environment, ExecutionProvider provider)
+    private LoadedPipeline(
+        string directory, PipelineManifest manifest, OrtEnvironment environment, ExecutionProvider provider, bool allowSpinning)
     {
         Directory = directory;
         Manifest = manifest;
         this.environment = environment;
         this.provider = provider;
+        this.allowSpinning = allowSpinning;
         Tokenizer = TokenizerFactory.Create(manifest.Tokenizer, directory);
         Sampler = SamplerFactory.Create(manifest.Sampler);
     }
@@ -57,11 +61,16 @@ public sealed class LoadedPipeline : IDisposable
     /// <param name="directory">The pipeline directory (holding trident-pipeline.json).</param>
     /// <param name="environment">The ONNX Runtime environment; the process's shared one when null.</param>
     /// <param name="provider">Execution provider of every session; the CPU when null.</param>
-    public static LoadedPipeline Open(string directory, OrtEnvironment? environment = null, ExecutionProvider? provider = null)
+    /// <param name="allowSpinning">Whether idle intra-op threads spin (ONNX Runtime's default). Off by default:
+    /// CPU slots share the machine's cores, and spinning threads of one session steal the time slices of
+    /// the others — measured here with other work on the 2 cores, a 2-thread denoiser session took 685–711 ms
+    /// for 8 steps at 256² with spinning and 320–390 ms without (bench runtime).</param>
+    public static LoadedPipeline Open(
+        string directory, OrtEnvironment? environment = null, ExecutionProvider? provider = null, bool allowSpinning = false)
     {
         var full = Path.GetFullPath(directory);
         var manifest = PipelineManifest.Load(full);
-        return new LoadedPipeline(full, manifest, environment ?? OrtEnvironment.Shared, provider ?? new ExecutionProvider.Cpu());
+        return new LoadedPipeline(full, manifest, environment ?? OrtEnvironment.Shared, provider ?? new ExecutionProvider.Cpu(), allowSpinning);
     }
 
     /// <summary>The pipeline directory (absolute).</summary>
@@ -112,7 +121,7 @@ public sealed class LoadedPipeline : IDisposable
     public LoadedPipeline Reopen()
     {
         ObjectDisposedException.ThrowIf(disposed, this);
-        return new LoadedPipeline(Directory, Manifest, environment, provider);
+        return new LoadedPipeline(Directory, Manifest, environment, provider, allowSpinning);
     }
 
     private Session CreateSession(StageModel model, int intraOpThreads)
@@ -123,6 +132,7 @@ public sealed class LoadedPipeline : IDisposable
             InterOpThreads = 1,
             ExecutionMode = ExecutionMode.Sequential,
             ExecutionProvider = provider,
+            AllowSpinning = allowSpinning,
         };
         return environment.CreateSession(ModelPath(model), options);
     }

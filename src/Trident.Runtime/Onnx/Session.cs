@@ -224,6 +224,11 @@ public sealed class Session : IDisposable
             OrtStatus.Check(api.SetSessionExecutionMode(raw, (int)options.ExecutionMode));
             OrtStatus.Check(api.SetSessionGraphOptimizationLevel(raw, (int)options.OptimizationLevel));
             OrtStatus.Check(api.SetSessionLogSeverityLevel(raw, (int)options.LogSeverity));
+            if (!options.AllowSpinning)
+            {
+                AddConfigEntry(api, raw, "session.intra_op.allow_spinning", "0");
+                AddConfigEntry(api, raw, "session.inter_op.allow_spinning", "0");
+            }
             switch (options.ExecutionProvider)
             {
                 case ExecutionProvider.Cpu:
@@ -241,6 +246,15 @@ public sealed class Session : IDisposable
             handle.Dispose();
             throw;
         }
+    }
+
+    private static unsafe void AddConfigEntry(OrtApi api, IntPtr sessionOptions, string key, string value)
+    {
+        var keyBytes = Utf8.NullTerminated(key);
+        var valueBytes = Utf8.NullTerminated(value);
+        fixed (byte* keyPointer = keyBytes)
+        fixed (byte* valuePointer = valueBytes)
+            OrtStatus.Check(api.AddSessionConfigEntry(sessionOptions, keyPointer, valuePointer));
     }
 
     private static unsafe void AppendCuda(OrtApi api, OrtEnvironment env, IntPtr sessionOptions, int deviceId)

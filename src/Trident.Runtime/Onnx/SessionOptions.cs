@@ -40,6 +40,13 @@ public sealed record SessionOptions
     /// <summary>Threads used to run independent operators at once; only used with <see cref="ExecutionMode.Parallel"/>.</summary>
     public int InterOpThreads { get; init; }
 
+    /// <summary>
+    /// Whether idle intra-op (and inter-op) pool threads spin before they sleep (ONNX Runtime's default, true).
+    /// Spinning shortens the hand-off between operators on a machine of one's own; where several sessions or
+    /// processes share the cores, spinning threads burn the time slices the others need, so turn it off there.
+    /// </summary>
+    public bool AllowSpinning { get; init; } = true;
+
     /// <summary>Sequential (default) or parallel execution of independent nodes.</summary>
     public ExecutionMode ExecutionMode { get; init; } = ExecutionMode.Sequential;
 

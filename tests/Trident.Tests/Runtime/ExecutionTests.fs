@@ -100,3 +100,14 @@ let ``the same seed gives the same latents and another seed different ones`` () 
     let run seed = DiffuseExecutor(p).Diffuse(embeddings, DiffuseSettings(64, 64, 2, 2, [| seed |], 4.0, 1)).Tensor.AsFloat()
     Assert.Equal<float32[]>(run 5UL, run 5UL)
     Assert.NotEqual<float32[]>(run 5UL, run 6UL)
+
+[<Fact>]
+let ``sessions with and without spinning threads compute the same latents`` () =
+    // LoadedPipeline turns spinning off by default (AddSessionConfigEntry); ORT must accept the entries and
+    // the numbers must not depend on them.
+    use spinning = LoadedPipeline.Open(TinyFixture.directory.Value, allowSpinning = true)
+    let p = pipeline ()
+    let latents (q: LoadedPipeline) =
+        let embeddings = EncodeExecutor(q).Encode([| "a fox" |], [| "" |], 2)
+        DiffuseExecutor(q).Diffuse(embeddings, DiffuseSettings(64, 64, 1, 1, [| 9UL |], 4.0, 2)).Tensor.AsFloat()
+    Assert.Equal<float32[]>(latents p, latents spinning)
