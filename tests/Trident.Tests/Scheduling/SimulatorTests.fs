@@ -240,7 +240,7 @@ let ``a shifting workload triggers a re-placement and no request is lost or run 
 
 [<Fact>]
 let ``the imbalance trigger respects its threshold and sample count`` () =
-    let m0 = Monitor.create 10.0<s> 0.0<s>
+    let m0 = Monitor.create 10.0<s> 0 0.0<s>
     let r i t = { Id = RequestId i; Model = ModelName "flux"; Shape = Shape.image 512 512; Steps = 4; Arrival = t; Deadline = t + 10.0<s>; Priority = None }
     let m = [ 0L .. 19L ] |> List.fold (fun m i -> Monitor.arrived (r i (float i * 0.5<s>)) m) m0
     // 20 arrivals over the last 10 s, no completion: arrivals outrun every stage
@@ -251,8 +251,11 @@ let ``the imbalance trigger respects its threshold and sample count`` () =
     let balanced =
         [ 0 .. 19 ] |> List.fold (fun m i -> m |> Monitor.completed (float i * 0.5<s>) Encode |> Monitor.completed (float i * 0.5<s>) Diffuse |> Monitor.completed (float i * 0.5<s>) Decode) m
     Assert.True(close 1e-9 1.0 (Monitor.throughputs 9.75<s> balanced).Imbalance)
-    // old entries leave the window
+    // old entries leave the window …
     Assert.Equal(0, (Monitor.throughputs 100.0<s> balanced).Samples)
+    // … unless the window must stretch to hold MinSamples arrivals
+    let stretched = { balanced with MinSamples = 15 }
+    Assert.Equal(15, (Monitor.throughputs 100.0<s> stretched).Samples)
 
 // ---- baselines and memory --------------------------------------------------------------------
 
