@@ -3,7 +3,14 @@ namespace Trident.Scheduling
 // Design note. Adjust-on-Dispatch (design.md §7): re-placement without downtime.
 //   * Trigger: the Monitor's imbalance (fastest / slowest of arrival, encode, diffuse and decode
 //     rates over its window) reaches `Threshold` (1.5), with at least `MinSamples` arrivals in the
-//     window, and at least `Cooldown` after the previous evaluation.
+//     window, at least `Cooldown` after the previous evaluation, one window after observation began
+//     (completions lag arrivals at first) and while requests still arrive (when arrivals stop, the
+//     backlog drains faster than requests arrive, which no placement needs to follow).
+//   * Gate: the trigger alone cannot tell a placement that no longer fits the mix from plain
+//     overload (arrivals outrun every stage, and no placement helps). So before solving, the rate
+//     the current placement sustains for the recent mix (class-aware α at a rate of 1) is compared
+//     with the rate it sustains for the mix it was planned for; within MinGain, the placement stays
+//     without a solve.
 //   * New placement: the Orchestrator (Planner.place) for the window's request statistics, with
 //     `Current` set so that among the plans of best α it moves the fewest weights.
 //   * Acceptance: the new plan is taken when it serves a larger share of the recent mix (some class
@@ -71,28 +78,41 @@ module AdjustOnDispatch =
                     && (not (VrType.needsAuxDecode v) || (present.Contains PlacementType.C && Capacity.serves cost memory nodeSize PlacementType.C c)))
         stats.Classes |> List.sumBy (fun c -> if servable c then c.Share else 0.0)
 
-    /// α of a placement's types for the given statistics.
-    let alphaOf (cost: CostModel) (types: Map<DeviceId, PlacementType>) (stats: WorkloadStats) =
-        let work = Capacity.stageWork cost stats
-        Capacity.alpha stats.ArrivalRate (Capacity.ofTypes work (types |> Map.toSeq |> Seq.map snd))
+    /// α of a placement's types for the given statistics (class-aware, as the Orchestrator's).
+    let alphaOf (cluster: Cluster) (cost: CostModel) (types: Map<DeviceId, PlacementType>) (stats: WorkloadStats) =
+        FlowCapacity.alphaFor
+            { Cluster = cluster; Cost = cost; Stats = stats; Current = None; TimeLimit = 1.0<s> }
+            (types |> Map.toSeq |> Seq.map snd)
 
     /// One evaluation at `now`: the trigger, and when it fires, the new placement and whether to
     /// take it. `place` is the Orchestrator (Planner.place), passed in so that callers and tests
     /// can substitute it.
+    /// Requests per second of the mix that the types sustain (α at a rate of 1).
+    let sustainable (cluster: Cluster) (cost: CostModel) (types: Map<DeviceId, PlacementType>) (stats: WorkloadStats) =
+        alphaOf cluster cost types { stats with ArrivalRate = 1.0 }
+
     let decide
         (settings: AdjustSettings)
         (place: PlacementInput -> PlacementPlan)
         (cluster: Cluster)
         (cost: CostModel)
         (current: PlacementPlan)
+        (plannedFor: WorkloadStats)
         (monitor: Monitor)
         (now: float<s>)
         : AdjustDecision =
         let rates = Monitor.throughputs now monitor
         let imbalance = rates.Imbalance
-        if rates.Samples < settings.MinSamples || imbalance < settings.Threshold then NoTrigger
+        let stats = Monitor.stats now monitor
+        let settled = now - monitor.Since >= settings.Window
+        let ongoing = Monitor.lastArrival monitor |> Option.exists (fun t -> t > now - settings.Window)
+        if rates.Samples < settings.MinSamples || not settled || not ongoing || imbalance < settings.Threshold then NoTrigger
+        elif
+            (let planned = sustainable cluster cost current.Types plannedFor
+             planned > 0.0 && sustainable cluster cost current.Types stats >= (1.0 - settings.MinGain) * planned)
+        then
+            Keep(imbalance, "the current placement sustains the recent mix as well as the one it was planned for")
         else
-            let stats = Monitor.stats now monitor
             let candidate =
                 place
                     { Cluster = cluster
@@ -102,7 +122,7 @@ module AdjustOnDispatch =
                       TimeLimit = settings.TimeLimit }
             let covNow = coverage cluster cost current.Types stats
             let covNew = coverage cluster cost candidate.Types stats
-            let alphaNow = alphaOf cost current.Types stats
+            let alphaNow = alphaOf cluster cost current.Types stats
             if candidate.Moves = 0 then Keep(imbalance, "the new placement equals the current one")
             elif covNew > covNow + 1e-9 then Replace(imbalance, candidate)
             elif covNew + 1e-9 < covNow then Keep(imbalance, sprintf "the new placement serves less of the mix (%.2f < %.2f)" covNew covNow)

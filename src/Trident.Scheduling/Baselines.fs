@@ -18,7 +18,10 @@ namespace Trident.Scheduling
 //     whole nodes); diffuse on a k-group of ⟨D⟩ devices, encode on the ⟨E⟩ device whose output would
 //     reach the group first, decode on the ⟨C⟩ device that would finish it first;
 //   * degree: fixed (B1); by resolution bucket (B2, B5): buckets are powers of 4 in megapixel-frames
-//     and a bucket's degree is k* at its geometric centre; per request (B3, B4, B6): k*(shape);
+//     and a bucket's degree is k* at its geometric centre; per request (B3, B4, B6): k*(shape).
+//     Every policy, Trident included, respects the cost model's minimum degrees for large inputs
+//     (the reference implementation's rules, CostSettings.MinDegreeRules): a degree below them is
+//     raised to them — B1's "fixed" degree too, as the reference hardware would require;
 //   * order: strict FIFO (B1, B3: the head of the queue blocks the rest when its group is not free);
 //     FIFO per bucket (B2, B5: the oldest request of each bucket may start, a bucket whose head does
 //     not fit waits without blocking the others); SRTF (B4, B6: shortest t_ref first, a request
@@ -105,10 +108,12 @@ module Baselines =
             cache.GetOrAdd(
                 shape,
                 fun sh ->
-                    match rule with
-                    | Fixed k -> k
-                    | ByBucket -> bucketDegree cost (bucketOf sh) (sh.Frames > 1)
-                    | PerRequest -> CostModel.referenceDegree cost sh
+                    let k =
+                        match rule with
+                        | Fixed k -> k
+                        | ByBucket -> bucketDegree cost (bucketOf sh) (sh.Frames > 1)
+                        | PerRequest -> CostModel.referenceDegree cost sh
+                    max k (CostModel.ruleMinDegree cost sh)
             )
 
     // ---- groups --------------------------------------------------------------------------------
@@ -230,9 +235,10 @@ module Baselines =
     let pipelinePlacement (ctx: PolicyContext) : PlacementPlan =
         let types = ctx.Cluster.Devices |> Array.map (fun d -> d.Id, EDC) |> Map.ofArray
         let capacity = Capacity.ofTypes (Capacity.stageWork ctx.Cost ctx.Stats) (Map.values types)
+        let input = { Cluster = ctx.Cluster; Cost = ctx.Cost; Stats = ctx.Stats; Current = None; TimeLimit = ctx.PlacementTimeLimit }
         { Types = types
           Capacity = capacity
-          Alpha = Capacity.alpha ctx.Stats.ArrivalRate capacity
+          Alpha = FlowCapacity.alphaFor input (Map.values types)
           Moves = 0
           Source = Greedy "pipeline-level: ⟨EDC⟩ on every device" }
 
@@ -274,7 +280,8 @@ module Baselines =
           SolverSpacing = 0.0<s>
           Adjust = None }
 
-    /// B1: static pipeline-level — one fixed degree for every request, FIFO.
+    /// B1: static pipeline-level — one fixed degree for every request (raised to the minimum-degree
+    /// rules where they ask for more), FIFO.
     let b1 (k: int) = baseline "B1" (sprintf "k=%d" k) PipelineLevel pipelinePlacement Fifo (Fixed k)
 
     /// B2: bucketed pipeline-level — degree by resolution bucket, FIFO per bucket.
@@ -316,6 +323,11 @@ module Baselines =
           Quick = Some Dispatcher.greedyIfOptimal
           SolverSpacing = roundPeriod
           Adjust = adjust }
+
+    /// B1's default degree for a mix: the largest k* among its classes — a static deployment is
+    /// sized so that its largest requests run at their efficient degree.
+    let b1DefaultDegree (cost: CostModel) (shapes: Shape seq) =
+        shapes |> Seq.map (CostModel.referenceDegree cost) |> Seq.fold max (List.head cost.Degrees)
 
     /// Every name, in report order.
     let names = [ "B1"; "B2"; "B3"; "B4"; "B5"; "B6"; "Trident" ]

@@ -76,8 +76,8 @@ module Evaluation =
                   yield { Group = "slo"; Workload = w; Settings = { settings with SloScale = slo; ReferenceDeadline = false }; Value = slo } ]
 
     /// Keeps what the report needs of one point's results (every policy, B1 at every degree).
-    let condense (point: EvalPoint) (config: SimConfig) (results: SimResult list) (wall: float) : EvalResult =
-        let rows, b1 = Experiment.collapse results
+    let condense (point: EvalPoint) (config: SimConfig) (b1Default: int) (results: SimResult list) (wall: float) : EvalResult =
+        let rows, b1 = Experiment.collapse b1Default results
         let reference = point.Group = "reference"
         { Point = point
           Rows = rows |> List.map _.Summary
@@ -86,7 +86,7 @@ module Evaluation =
           Utilisation =
             if reference then
                 rows
-                |> List.filter (fun r -> r.Policy = "B1" || r.Policy = "Trident")
+                |> List.filter (fun r -> r.Policy = "Trident" || obj.ReferenceEquals(r, rows |> List.find (fun x -> x.Policy = "B1")))
                 |> List.map (fun r ->
                     let bin = max 10.0<s> (r.Summary.Span / 200.0)
                     r.Policy, Simulator.utilisationSeries config r bin |> Array.map (fun (t, u) -> float t, u) |> List.ofArray)

@@ -58,7 +58,9 @@ type Prepared =
       Model: string
       Config: SimConfig
       Trace: TraceRequest list
-      Requests: Request list }
+      Requests: Request list
+      /// B1's degree: the settings' or, by default, the largest k* of the workload's shapes
+      B1Default: int }
 
 module Experiment =
     /// The cost model's settings for the experiment's deadline rule.
@@ -100,13 +102,20 @@ module Experiment =
             let memory = defaultArg settings.Memory p.DeviceMemory
             let cluster = Cluster.uniform (settings.Devices / settings.DevicesPerNode) settings.DevicesPerNode memory Bandwidths.pcie4Server
             let config = { SimConfig.create cluster cost with Jitter = settings.Jitter; Seed = settings.Seed }
+            let b1 =
+                match settings.B1Degree with
+                | Some k -> k
+                | None ->
+                    Baselines.b1DefaultDegree cost (trace |> List.map _.Shape |> List.distinct)
+                    |> min settings.DevicesPerNode
             Ok
                 { Name = name
                   Note = note
                   Model = p.Model.Value
                   Config = config
                   Trace = trace
-                  Requests = Workload.toRequests cost trace }
+                  Requests = Workload.toRequests cost trace
+                  B1Default = b1 }
         | _ -> Error(List.ofSeq errors)
 
     /// Every policy name, in report order.
@@ -148,21 +157,25 @@ module Experiment =
     let private rank (r: SimResult) =
         -r.Summary.SloAttainment, (let m = float r.Summary.MeanLatency in if System.Double.IsNaN m then infinity else m)
 
-    /// One result per policy, B1's runs at several degrees collapsed into the best one (its Params
-    /// say which and among which), and the B1 runs themselves.
-    let collapse (results: SimResult list) : SimResult list * SimResult list =
+    /// One result per policy — B1 at its default degree, and B1 again at its best fixed degree when
+    /// that is another — and B1's runs at every degree.
+    let collapse (b1Default: int) (results: SimResult list) : SimResult list * SimResult list =
         let b1 = results |> List.filter (fun r -> r.Policy = "B1")
         match b1 with
         | []
         | [ _ ] -> results, b1
         | _ ->
+            let relabel (r: SimResult) (label: string) = { r with Params = label; Summary = { r.Summary with Params = label } }
             let best = b1 |> List.sortBy rank |> List.head
-            let ks = b1 |> List.map (fun r -> r.Params.Replace("k=", "")) |> fun xs -> System.String.Join("/", xs)
-            let label = sprintf "%s (best of k=%s)" best.Params ks
-            let best = { best with Params = label; Summary = { best.Summary with Params = label } }
+            let byDefault = b1 |> List.tryFind (fun r -> r.Params = sprintf "k=%d" b1Default) |> Option.defaultValue best
+            let ks = System.String.Join("/", b1 |> List.map (fun r -> r.Params.Replace("k=", "")))
+            let b1Rows =
+                if obj.ReferenceEquals(best, byDefault) then
+                    [ relabel best (sprintf "%s (default: largest k*; best of k=%s)" best.Params ks) ]
+                else
+                    [ relabel byDefault (sprintf "%s (default: largest k*)" byDefault.Params)
+                      relabel best (sprintf "%s (best fixed degree of k=%s)" best.Params ks) ]
             let rows =
-                results
-                |> List.filter (fun r -> r.Policy <> "B1")
-                |> List.append [ best ]
+                b1Rows @ (results |> List.filter (fun r -> r.Policy <> "B1"))
                 |> List.sortBy (fun r -> List.findIndex ((=) r.Policy) names)
             rows, b1

@@ -11,12 +11,18 @@ namespace Trident.Scheduling
 // and the gap shows between the rate requests *arrive* and the rate they are served. The arrival
 // rate is therefore reported with the stage rates, as the throughput of the entry point, and the
 // imbalance is max / min over the four.
+//
+// Slow workloads. A window of fixed length holds too few arrivals to measure a rate when requests
+// are minutes apart (hunyuanvideo-reference: one every 17 s), so the window stretches back to the
+// `MinSamples`-th newest arrival when that is older than `Window` (at most `MaxStretch` windows).
 
 open Trident.Scheduling.Placement
 
 /// Sliding-window observations. Lists are newest first.
 type Monitor =
     { Window: float<s>
+      /// the window stretches back to cover at least this many arrivals
+      MinSamples: int
       /// arrivals: time, shape, steps
       Arrivals: (float<s> * Shape * int) list
       /// completed stage tasks: time, stage
@@ -41,18 +47,30 @@ type StageThroughputs =
         if hi <= 0.0 then 1.0 elif lo <= 0.0 then infinity else hi / lo
 
 module Monitor =
-    let create (window: float<s>) (since: float<s>) =
-        if window <= 0.0<s> then invalidArg (nameof window) "the window must be positive"
-        { Window = window; Arrivals = []; Completions = []; Since = since }
+    /// The window stretches at most to this many times its length.
+    [<Literal>]
+    let MaxStretch = 10.0
 
-    let private keep (now: float<s>) (window: float<s>) (xs: (float<s> * 'a) list) =
-        xs |> List.takeWhile (fun (t, _) -> t > now - window)
+    let create (window: float<s>) (minSamples: int) (since: float<s>) =
+        if window <= 0.0<s> then invalidArg (nameof window) "the window must be positive"
+        { Window = window; MinSamples = max 0 minSamples; Arrivals = []; Completions = []; Since = since }
+
+    /// Where the window ending at `now` starts: `Window` back, or further to cover MinSamples arrivals.
+    let windowStart (now: float<s>) (m: Monitor) =
+        let byTime = now - m.Window
+        match List.tryItem (m.MinSamples - 1) m.Arrivals with
+        | Some(t, _, _) when m.MinSamples > 0 && t <= byTime -> max (t - 1e-9<s>) (now - MaxStretch * m.Window)
+        | _ -> byTime
 
     /// Drops entries older than the window.
     let trim (now: float<s>) (m: Monitor) =
+        let start = windowStart now m
         { m with
-            Arrivals = m.Arrivals |> List.takeWhile (fun (t, _, _) -> t > now - m.Window)
-            Completions = keep now m.Window m.Completions }
+            Arrivals = m.Arrivals |> List.takeWhile (fun (t, _, _) -> t > start)
+            Completions = m.Completions |> List.takeWhile (fun (t, _) -> t > start) }
+
+    /// The newest arrival, if any.
+    let lastArrival (m: Monitor) = m.Arrivals |> List.tryHead |> Option.map (fun (t, _, _) -> t)
 
     /// A request arrived.
     let arrived (r: Request) (m: Monitor) =
@@ -64,8 +82,9 @@ module Monitor =
 
     /// The rates over the window ending at `now`.
     let throughputs (now: float<s>) (m: Monitor) : StageThroughputs =
+        let start = windowStart now m
         let m = trim now m
-        let span = float (min m.Window (now - m.Since)) |> max 1e-9
+        let span = float (now - max start m.Since) |> max 1e-9
         let count stage = m.Completions |> List.sumBy (fun (_, s) -> if s = stage then 1 else 0)
         { Arrivals = float m.Arrivals.Length / span
           Encode = float (count Encode) / span
@@ -75,8 +94,9 @@ module Monitor =
 
     /// The request statistics of the window ending at `now` (shape and steps mix, arrival rate).
     let stats (now: float<s>) (m: Monitor) : WorkloadStats =
+        let start = windowStart now m
         let m = trim now m
-        let span = min m.Window (now - m.Since) |> max 1e-9<s>
+        let span = now - max start m.Since |> max 1e-9<s>
         let n = float m.Arrivals.Length
         { Classes =
             m.Arrivals

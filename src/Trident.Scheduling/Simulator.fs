@@ -15,10 +15,12 @@ namespace Trident.Scheduling
 //     once per `SolverSpacing` (the round period, 0.5 s): a round that needs it sooner is deferred
 //     to the end of the spacing.
 //
-// Executors. Every device runs its tasks one at a time in the order they were given (FIFO). The
-// stages of a dispatched request are enqueued at once, on the devices its plan names: encode, then
-// diffuse on the k-group (a gang: it starts when all k devices are free and its input has arrived),
-// then decode. Inputs move between devices as bytes / bandwidth (intra- or inter-node; nothing when
+// Executors. Every device runs one task at a time. The stages of a dispatched request are enqueued
+// at once, on the devices its plan names: encode, then diffuse on the k-group (a gang: it starts
+// when all k devices are free and its input has arrived), then decode. A task queues behind the
+// device's last task (FIFO) — except a one-device task that needs no model load, which takes the
+// earliest idle gap after its input is ready, so a decode device does not idle behind a decode
+// whose diffuse is still running (tasks already scheduled never move). Inputs move between devices as bytes / bandwidth (intra- or inter-node; nothing when
 // the producing device is among the consumers). Because devices are FIFO and durations are known
 // when a task is enqueued, the executor resolves each task's start and finish right away — exact,
 // not an approximation — and schedules its end event. With `Jitter` > 0 the actual durations are
@@ -173,6 +175,8 @@ type SimResult =
       Tasks: TaskRecord array
       Rounds: RoundRecord array
       Replacements: ReplacementRecord array
+      /// Adjust-on-Dispatch evaluations whose trigger fired: time and decision
+      Adjustments: (float<s> * AdjustDecision) array
       Summary: Summary }
 
 type private Event =
@@ -271,6 +275,8 @@ module Simulator =
                  | st -> st)
               PlacementTimeLimit = config.PlacementTimeLimit }
         let initialPlacement = policy.Place ctx
+        // the statistics the placement in force was planned for (Adjust-on-Dispatch's gate)
+        let plannedFor = ref ctx.Stats
         let placement = ref initialPlacement
         let first = if requestsArr.Length = 0 then 0.0<s> else requestsArr |> Array.map _.Arrival |> Array.min
         // device state
@@ -286,7 +292,12 @@ module Simulator =
         let tasks = List<TaskRecord>()
         let rounds = List<RoundRecord>()
         let replacements = List<ReplacementRecord>()
-        let monitor = ref <| Monitor.create (policy.Adjust |> Option.map _.Window |> Option.defaultValue 60.0<s>) first
+        let adjustments = List<float<s> * AdjustDecision>()
+        let monitor =
+            ref
+            <| match policy.Adjust with
+               | Some a -> Monitor.create a.Window a.MinSamples first
+               | None -> Monitor.create 60.0<s> 0 first
         // events
         let events = PriorityQueue<Event, struct (float * int64)>()
         let seq = ref 0L
@@ -304,6 +315,32 @@ module Simulator =
         let typeOf (d: DeviceId) = PlacementPlan.typeOf placement.Value d
 
         /// Runs one task: loads, memory check, FIFO start, jittered duration. Returns the record.
+        // per device, its scheduled busy intervals (start, end) in time order, past ones pruned
+        let intervals = Array.init n (fun _ -> List<struct (float * float)>())
+
+        /// The earliest start ≥ `ready` at which a task of `duration` fits between the device's
+        /// scheduled intervals.
+        let earliestGap (d: DeviceId) (now: float<s>) (ready: float<s>) (duration: float<s>) =
+            let xs = intervals.[d.Value]
+            xs.RemoveAll(fun struct (_, e) -> e <= float now) |> ignore
+            let mutable candidate = float ready
+            for struct (a, e) in xs do
+                if e > candidate && a < candidate + float duration then candidate <- e
+            candidate * 1.0<s>
+
+        let occupy (d: DeviceId) (a: float<s>) (b: float<s>) =
+            let xs = intervals.[d.Value]
+            let mutable i = xs.Count
+            while i > 0 && (let struct (a', _) = xs.[i - 1] in a' > float a) do
+                i <- i - 1
+            xs.Insert(i, struct (float a, float b))
+            actualFree.[d.Value] <- max actualFree.[d.Value] b
+
+        /// Runs one task: loads, memory check, start, jittered duration. Returns the record. A task
+        /// on one device that needs no load (nor drops a model) takes the earliest gap in that
+        /// device's schedule after its input is ready — a decode device does not idle behind a
+        /// decode whose diffuse is still running; every other task queues behind the device's last
+        /// one (FIFO), so work planned under an old placement runs before the loads of a new one.
         let runTask (now: float<s>) (r: Request) (stage: Stage) (devices: DeviceId list) (k: int) (inputReady: float<s>) =
             let prepared =
                 devices
@@ -315,32 +352,37 @@ module Simulator =
                     let weights = after |> Seq.sumBy (fun s -> (Profile.stage cost.Profile s).Weights)
                     let need = weights + CostModel.activation cost stage r.Shape (if stage = Diffuse then k else 1)
                     d, load, after, need)
-            let start =
-                prepared
-                |> List.fold (fun acc (d, load, _, _) -> max acc (max now actualFree.[d.Value] + load)) inputReady
-            let loads = prepared |> List.choose (fun (d, load, _, _) -> if load > 0.0<s> then Some(d, load) else None)
-            for (d, _, after, _) in prepared do
-                resident.[d.Value] <- after
             let oom =
                 prepared
                 |> List.tryFind (fun (d, _, _, need) -> need > (Cluster.device cluster d).Memory)
+            let nominal =
+                match stage with
+                | Encode -> CostModel.encodeTime cost r.Shape
+                | Diffuse -> CostModel.diffuseTime cost r.Shape r.Steps k
+                | Decode -> CostModel.decodeTime cost r.Shape
+            let duration = nominal * jitterFactor config.Jitter config.Seed r.Id stage
+            let start =
+                match prepared, oom with
+                | [ (d, load, after, _) ], None when load = 0.0<s> && after = resident.[d.Value] ->
+                    earliestGap d now (max now inputReady) duration
+                | _ ->
+                    prepared
+                    |> List.fold (fun acc (d, load, _, _) -> max acc (max now actualFree.[d.Value] + load)) inputReady
+            let loads = prepared |> List.choose (fun (d, load, _, _) -> if load > 0.0<s> then Some(d, load) else None)
+            for (d, _, after, _) in prepared do
+                resident.[d.Value] <- after
             match oom with
             | Some(d, _, _, need) ->
-                for (dev, _, _, _) in prepared do
-                    actualFree.[dev.Value] <- start
+                for (dev, load, _, _) in prepared do
+                    if load > 0.0<s> then occupy dev (start - load) start
+                    actualFree.[dev.Value] <- max actualFree.[dev.Value] start
                     estFree.[dev.Value] <- max estFree.[dev.Value] start
                 { Request = r.Id; Stage = stage; Devices = devices; Start = start; Finish = start; Loads = loads; Failed = true },
                 Some(OutOfMemory(stage, d, need, (Cluster.device cluster d).Memory))
             | None ->
-                let nominal =
-                    match stage with
-                    | Encode -> CostModel.encodeTime cost r.Shape
-                    | Diffuse -> CostModel.diffuseTime cost r.Shape r.Steps k
-                    | Decode -> CostModel.decodeTime cost r.Shape
-                let duration = nominal * jitterFactor config.Jitter config.Seed r.Id stage
                 let finish = start + duration
-                for (dev, _, _, _) in prepared do
-                    actualFree.[dev.Value] <- finish
+                for (dev, load, _, _) in prepared do
+                    occupy dev (start - load) finish
                 { Request = r.Id; Stage = stage; Devices = devices; Start = start; Finish = finish; Loads = loads; Failed = false }, None
 
         /// Transfer delay of `bytes` from the producer's first device to the consumers (none when
@@ -445,11 +487,15 @@ module Simulator =
         let adjust (now: float<s>) =
             match policy.Adjust with
             | Some a when now >= nextAdjust.Value ->
-                match AdjustOnDispatch.decide a Planner.place cluster cost placement.Value monitor.Value now with
+                monitor.Value <- Monitor.trim now monitor.Value
+                let decision = AdjustOnDispatch.decide a Planner.place cluster cost placement.Value plannedFor.Value monitor.Value now
+                if decision <> NoTrigger then adjustments.Add((now, decision))
+                match decision with
                 | NoTrigger -> nextAdjust.Value <- now + 1.0<s>
                 | Keep _ -> nextAdjust.Value <- now + a.Cooldown
                 | Replace(imbalance, plan) ->
                     placement.Value <- plan
+                    plannedFor.Value <- Monitor.stats now monitor.Value
                     nextAdjust.Value <- now + a.Cooldown
                     replacements.Add
                         { Time = now
@@ -495,6 +541,7 @@ module Simulator =
           Tasks = tasksArr
           Rounds = roundsArr
           Replacements = replacements.ToArray()
+          Adjustments = adjustments.ToArray()
           Summary = summarise config policy recordsArr tasksArr roundsArr replacements.Count first last }
 
     /// Fraction of devices busy (running or loading) in consecutive bins of `bin` seconds from the

@@ -45,7 +45,7 @@ public static class EvaluateCommand
             var runs = SimulateCommand.RunPolicies(p, policies.ResultValue.ToArray(), parallel, ct, (_, _) => { });
             sw.Stop();
             if (runs is null) return Task.FromResult(130);
-            var condensed = Evaluation.condense(point, p.Config, ListModule.OfSeq(runs), sw.Elapsed.TotalSeconds);
+            var condensed = Evaluation.condense(point, p.Config, p.B1Default, ListModule.OfSeq(runs), sw.Elapsed.TotalSeconds);
             results.Add(condensed);
             var t = condensed.Rows.FirstOrDefault(r => r.Policy == "Trident");
             Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,

@@ -99,7 +99,7 @@ public static class SimulateCommand
             Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {r.Policy} {r.Params}: {secs:F1} s")));
         total.Stop();
         if (results is null) return Task.FromResult(130);
-        var (rows, b1) = Collapse(results);
+        var (rows, b1) = Collapse(p.B1Default, results);
         var summaries = ListModule.OfSeq(rows.Select(r => r.Summary));
         Console.Write(format switch
         {
@@ -116,14 +116,14 @@ public static class SimulateCommand
             File.WriteAllText(Path.Combine(outDir, "summary.csv"), Report.csv(summaries));
             File.WriteAllText(Path.Combine(outDir, "summary.json"), Report.json(summaries));
             File.WriteAllText(Path.Combine(outDir, "trace.csv"), Trace.toCsv(p.Trace));
-            foreach (var r in rows.Concat(b1.Count > 1 ? b1 : []))
+            foreach (var r in rows.Where(r => r.Policy != "B1").Concat(b1))
             {
-                var name = r.Policy == "B1" && b1.Count > 1 && !r.Params.Contains("best") ? $"requests-B1-{r.Params.Replace("=", "")}.csv" : $"requests-{r.Policy}.csv";
+                var name = r.Policy == "B1" ? $"requests-B1-k{r.Params.Split(' ')[0].Replace("k=", "")}.csv" : $"requests-{r.Policy}.csv";
                 File.WriteAllText(Path.Combine(outDir, name), Report.requestsCsv(r));
             }
             var spec = input is WorkloadInput.Generated g ? g.Item : TraceSpec(p);
             var point = new EvalPoint("reference", spec, settings, spec.Rate);
-            var condensed = Evaluation.condense(point, p.Config, ListModule.OfSeq(results), total.Elapsed.TotalSeconds);
+            var condensed = Evaluation.condense(point, p.Config, p.B1Default, ListModule.OfSeq(results), total.Elapsed.TotalSeconds);
             var command = "./trident simulate " + string.Join(" ", Environment.GetCommandLineArgs().Skip(2));
             var date = DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm 'UTC'", CultureInfo.InvariantCulture);
             foreach (var file in Evaluation.report(command, date, false, total.Elapsed.TotalSeconds, ListModule.OfSeq(new[] { condensed })))
@@ -163,9 +163,9 @@ public static class SimulateCommand
         return results.ToList();
     }
 
-    internal static (List<SimResult> Rows, List<SimResult> B1) Collapse(List<SimResult> results)
+    internal static (List<SimResult> Rows, List<SimResult> B1) Collapse(int b1Default, List<SimResult> results)
     {
-        var t = Experiment.collapse(ListModule.OfSeq(results));
+        var t = Experiment.collapse(b1Default, ListModule.OfSeq(results));
         return (t.Item1.ToList(), t.Item2.ToList());
     }
 }
