@@ -71,7 +71,7 @@ public sealed class StageMonitor
     {
         Settings = settings;
         _devices = devices;
-        _monitor = MonitorModule.create(settings.WindowSeconds, since);
+        _monitor = MonitorModule.create(settings.WindowSeconds, settings.MinArrivals, since);
     }
 
     /// <summary>The settings.</summary>
@@ -126,8 +126,12 @@ public sealed class StageMonitor
             busy.Select(b => Math.Min(1.0, b / window)).ToArray(), rates.Imbalance);
     }
 
-    /// <summary>One Adjust-on-Dispatch evaluation, as the simulator makes it.</summary>
-    public AdjustDecision Decide(double now, Cluster cluster, CostModel cost, PlacementPlan current, double placementTimeLimit) =>
-        AdjustOnDispatch.decide(Settings.ToAdjustSettings(placementTimeLimit),
-            FuncConvert.FromFunc<PlacementInput, PlacementPlan>(Planner.place), cluster, cost, current, _monitor, now);
+    /// <summary>One Adjust-on-Dispatch evaluation, as the simulator makes it: over the window ending now,
+    /// for the current placement and the statistics it was planned for.</summary>
+    public AdjustDecision Decide(double now, Cluster cluster, CostModel cost, PlacementPlan current, WorkloadStats plannedFor, double placementTimeLimit)
+    {
+        _monitor = MonitorModule.trim(now, _monitor);
+        return AdjustOnDispatch.decide(Settings.ToAdjustSettings(placementTimeLimit),
+            FuncConvert.FromFunc<PlacementInput, PlacementPlan>(Planner.place), cluster, cost, current, plannedFor, _monitor, now);
+    }
 }

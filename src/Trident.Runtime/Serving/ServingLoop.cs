@@ -88,6 +88,8 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
     private readonly Queue<RoundRecord> _rounds = new();
     private readonly Queue<PlacementChange> _placements = new();
     private PlacementPlan _placement;
+    // the request statistics the placement in force was planned for (Adjust-on-Dispatch compares the recent mix with it)
+    private WorkloadStats _plannedFor;
     private long _round;
     private double _lastSolve = double.NegativeInfinity;
     private double _nextAdjust;
@@ -99,9 +101,10 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
 
     /// <summary>Creates the loop; <see cref="Attach"/> gives it its workers (created with this loop as their
     /// observer, see <see cref="TridentServer"/>) and <see cref="Start"/> starts it.</summary>
-    public ServingLoop(ServerClock clock, Cluster cluster, CostModel cost, PlacementPlan placement, ServingSettings settings,
+    public ServingLoop(ServerClock clock, Cluster cluster, CostModel cost, PlacementPlan placement, WorkloadStats plannedFor, ServingSettings settings,
         ServingMetrics metrics, JobStore store, ILogger log)
     {
+        _plannedFor = plannedFor;
         _clock = clock;
         _cluster = cluster;
         _cost = cost;
@@ -280,7 +283,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
         AdjustDecision decision;
         try
         {
-            decision = _monitor.Decide(now, _cluster, _cost, _placement, _settings.PlacementTimeLimitSeconds);
+            decision = _monitor.Decide(now, _cluster, _cost, _placement, _plannedFor, _settings.PlacementTimeLimitSeconds);
         }
         catch (Exception ex)
         {
@@ -289,7 +292,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
             return;
         }
         var stats = _monitor.Stats(now);
-        var before = AdjustOnDispatch.alphaOf(_cost, _placement.Types, stats);
+        var before = AdjustOnDispatch.alphaOf(_cluster, _cost, _placement.Types, stats);
         switch (decision)
         {
             case AdjustDecision.Keep keep:
@@ -306,6 +309,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
                 _log.LogInformation("Re-placement: {Moves} device(s) change type, α {Before:F3} → {After:F3} (imbalance {Imbalance:F2}); new placement {Placement}",
                     changed.Length, before, next.Alpha, replace.imbalance, Describe(next));
                 _placement = next;
+                _plannedFor = stats;
                 _metrics.Replacements.Add(1);
                 return;
             default:

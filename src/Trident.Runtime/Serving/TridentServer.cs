@@ -58,7 +58,7 @@ public sealed class TridentServer : IAsyncDisposable
         Store = new JobStore(setup.Settings.JobCapacity, setup.Settings.JobRetention, time);
         InitialPlacement = Planner.place(new PlacementInput(Cluster, Cost, setup.InitialMix,
             FSharpOption<Microsoft.FSharp.Collections.FSharpMap<DeviceId, PlacementType>>.None, setup.Settings.PlacementTimeLimitSeconds));
-        _loop = new ServingLoop(Clock, Cluster, Cost, InitialPlacement, setup.Settings, Metrics, Store, logs.CreateLogger("Trident.Serving.Loop"));
+        _loop = new ServingLoop(Clock, Cluster, Cost, InitialPlacement, setup.InitialMix, setup.Settings, Metrics, Store, logs.CreateLogger("Trident.Serving.Loop"));
         var created = new List<Worker>();
         try
         {

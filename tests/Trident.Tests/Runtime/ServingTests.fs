@@ -223,13 +223,14 @@ let ``cancelling a queued job cancels it at once and a running one at its next s
 let ``the live loop evaluates Adjust-on-Dispatch over its monitor as the simulator does, and a new placement reaches the workers`` () =
     let log = ExecutionLog()
     let executors = FakeExecutors(log, TimeSpan.FromMilliseconds 2.0, TimeSpan.FromMilliseconds 1.0, "fail")
-    // a threshold of 1 makes every evaluation with enough arrivals fire
-    let settings = ServingSettings(RoundPeriodSeconds = 0.05, Monitor = Trident.Runtime.Monitoring.MonitorSettings(30.0, 1.0, 0.2, 4, 0.1))
+    // a 1 s window, and a threshold of 1 that every evaluation with enough recent arrivals reaches
+    let settings = ServingSettings(RoundPeriodSeconds = 0.05, Monitor = Trident.Runtime.Monitoring.MonitorSettings(1.0, 1.0, 0.2, 4, 0.1))
     let server = startServer settings 4 executors
     try
         let jobs =
-            [ for i in 1..12 ->
+            [ for i in 1..25 ->
                   let size = if i % 2 = 0 then 64 else 256
+                  Thread.Sleep 100
                   server.Submit(GenerationInput(sprintf "p%d" i, null, size, size, 1, 6, uint64 i, 1.0), Nullable(), Nullable()) |> accepted ]
         for j in jobs do finishedWithin 60.0 j
         Assert.All(jobs, fun j -> Assert.Equal(JobStatus.Succeeded, j.Status))
