@@ -1,3 +1,36 @@
-using Trident.Api.Cli;
+// The `trident` executable. `trident <command> …` runs a command of Cli/Commands.cs; `trident serve`, a bare
+// `trident`, and host options alone (as WebApplicationFactory passes them) serve HTTP with the web
+// application composed below: configuration, logging, options, the serving runtime, the routes.
 
-return await Commands.RunAsync(args);
+using Trident.Api.Cli;
+using Trident.Api.Endpoints;
+using Trident.Api.Hosting;
+
+/// <summary>Entry point and composition root.</summary>
+public partial class Program
+{
+    /// <summary>Runs a command (serve by default).</summary>
+    public static Task<int> Main(string[] args) => Commands.RunAsync(args);
+
+    /// <summary>The HTTP server, composed from each feature's registrations.</summary>
+    public static WebApplication BuildServer(string[] args)
+    {
+        var builder = WebApplication.CreateBuilder(args);
+        builder.AddTridentConfiguration(args);
+        builder.AddTridentLogging();
+        builder.Services.AddTridentOptions();
+        builder.Services.AddTridentServing();
+        builder.Services.AddTridentApi();
+
+        var app = builder.Build();
+        app.UseExceptionHandler();
+        app.UseStatusCodePages();
+        app.MapHealth();
+        app.MapGenerations();
+        app.MapImages();
+        app.MapCluster();
+        app.MapMetrics();
+        app.MapOpenApi();
+        return app;
+    }
+}

@@ -15,10 +15,14 @@ public sealed class CliArgs
 
     public IReadOnlyList<string> Positional { get; }
 
+    /// <summary>The arguments as given (for commands that hand them on, such as <c>serve</c>).</summary>
+    public IReadOnlyList<string> Raw { get; }
+
     public CliArgs(IEnumerable<string> args)
     {
         var positional = new List<string>();
         var list = args.ToList();
+        Raw = list;
         for (var i = 0; i < list.Count; i++)
         {
             var a = list[i];

@@ -11,19 +11,25 @@ public static class Commands
 {
     public static IReadOnlyList<Command> All { get; } =
     [
+        ServeCommand.Command,
+        LoadgenCommand.Command,
         BenchCommand.Command,
         ModelsCommand.Command,
         GenerateCommand.Command,
         ProfileCommand.Command,
+        SimulateCommand.Command,
+        EvaluateCommand.Command,
     ];
 
     public static async Task<int> RunAsync(string[] args, CancellationToken ct = default)
     {
-        if (args.Length == 0 || args[0] is "help" or "--help" or "-h")
+        if (args.Length > 0 && args[0] is "help" or "--help" or "-h")
         {
             PrintUsage(Console.Out);
-            return args.Length == 0 ? 2 : 0;
+            return 0;
         }
+        // No command, or only options (host options, as WebApplicationFactory passes them): serve.
+        if (args.Length == 0 || args[0].StartsWith("--", StringComparison.Ordinal)) args = [ServeCommand.Command.Name, .. args];
         var command = All.FirstOrDefault(c => c.Name == args[0]);
         if (command is null)
         {

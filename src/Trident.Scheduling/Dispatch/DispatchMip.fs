@@ -94,25 +94,39 @@ module DispatchMip =
             |> List.map (fun (z, n) -> z, float n)
         (ys @ zs) |> List.fold (fun m (k, v) -> Map.add k v m) zeros
 
-    /// Matches the solution's requests to the solution's groups, most urgent request first.
+    /// Matches the solution's requests to groups, most urgent request first. The solution's group
+    /// counts per (type, degree) are kept; the groups are laid onto nodes best fit, largest first
+    /// (the objective does not tell nodes of a type apart, so this only breaks the solver's ties
+    /// in favour of leaving whole nodes free for large groups), or as the solver placed them when
+    /// best fit cannot place them all. Values are rounded: CBC may return 0.9999999 for 1.
     let choicesOf (s: Snapshot) (candidates: (Request * DispatchOption list) list) (result: SolveResult<DispatchKey>) =
+        let isOne key = result.TryValue key |> Option.exists (fun v -> round v = 1.0)
         let chosen =
             [ for (r, opts) in candidates do
-                  match opts |> List.tryFind (fun o -> result.TryValue(Y(r.Id, o.Type, o.Degree)) = Some 1.0) with
+                  match opts |> List.tryFind (fun o -> isOne (Y(r.Id, o.Type, o.Degree))) with
                   | Some o -> yield o
                   | None -> () ]
-        let slots =
+        let solverSlots =
             result.Values
             |> Map.toList
             |> List.choose (fun (key, _) ->
                 match key with
                 | Z(n, t, k) ->
-                    let count = int (result.Value key)
+                    let count = int (round (result.Value key))
                     if count > 0 then Some((t, k), List.replicate count n) else None
                 | Y _ -> None)
             |> List.groupBy fst
             |> List.map (fun (tk, xs) -> tk, xs |> List.collect snd |> List.sortBy (fun (NodeId n) -> n))
             |> Map.ofList
+        let slots =
+            let groups = chosen |> List.map (fun o -> o.Type, o.Degree)
+            match Greedy.packBestFit (Greedy.roundFree (Admissible.round s)) groups with
+            | Some nodes ->
+                List.zip groups nodes
+                |> List.groupBy fst
+                |> List.map (fun (tk, xs) -> tk, xs |> List.map snd)
+                |> Map.ofList
+            | None -> solverSlots
         let mutable slots = slots
         [ for o in chosen do
               match Map.tryFind (o.Type, o.Degree) slots with

@@ -4,6 +4,12 @@ namespace Trident.Scheduling.Dispatching
 // fallback and the solver's start), then the MIP under its time limit. The MIP's plan is used when
 // the solver returns one that is at least as good as greedy; otherwise greedy, with the reason.
 // Every plan's Source says which and why.
+//
+// Skipping the solver. A round's objective is separable by request once the device budget does not
+// bind: Σ_chosen (w + μ·k) − μ·free. So Σ_r max(0, max over r's formable options of w + μ·k) − μ·free
+// is an upper bound, and a greedy plan that reaches it is optimal: the round needs no solve. This is
+// the common case under light load (every waiting request gets its best option), and it keeps the
+// solver for the rounds where requests compete for devices.
 
 open Trident.Scheduling
 open Trident.Scheduling.Mip
@@ -19,16 +25,55 @@ module Dispatcher =
 
     /// The MIP model of a round, for inspection or LP export (None when there is nothing to decide).
     let roundModel (s: Snapshot) =
-        let free = Greedy.freeCounts s
+        let rd = Admissible.round s
+        let free = Greedy.roundFree rd
         let nFree = free |> Map.toSeq |> Seq.sumBy snd
-        let candidates = Greedy.candidates (Admissible.round s) nFree
+        let candidates = Greedy.candidatesIn rd free nFree
         if candidates.IsEmpty then None else Some(DispatchMip.model s free candidates)
+
+    /// The upper bound on a round's objective: every candidate takes its best formable option
+    /// (reward + μ·k) as if devices were unlimited, and every free primary device counts as idle.
+    let objectiveBound (s: Snapshot) (free: Map<NodeId * PlacementType, int>) (candidates: (Request * DispatchOption list) list) =
+        let nFree = free |> Map.toSeq |> Seq.sumBy snd
+        let largest =
+            free |> Map.toList |> List.groupBy (fun ((_, t), _) -> t) |> List.map (fun (t, xs) -> t, xs |> List.map snd |> List.max) |> Map.ofList
+        let formable (o: DispatchOption) = largest |> Map.tryFind o.Type |> Option.exists (fun n -> n >= o.Degree)
+        let best (opts: DispatchOption list) =
+            opts
+            |> List.filter formable
+            |> List.map (fun o -> o.Reward + s.Settings.IdlePenalty * float o.Degree)
+            |> List.fold max 0.0
+        (candidates |> List.sumBy (snd >> best)) - s.Settings.IdlePenalty * float nFree
+
+    let private nothingToDecide = "nothing to decide: no waiting request has an admissible option on a free device"
+
+    let private provenOptimal = "optimal without the solver: the greedy plan reaches the objective's upper bound"
+
+    /// A round without the solver, when it is as good as the solver's: the greedy plan if it
+    /// reaches the objective bound (or there is nothing to decide), else None.
+    let greedyIfOptimal (s: Snapshot) : DispatchPlan option =
+        let rd = Admissible.round s
+        let free = Greedy.roundFree rd
+        let nFree = free |> Map.toSeq |> Seq.sumBy snd
+        let candidates = Greedy.candidatesIn rd free nFree
+        let choices = Greedy.choose free candidates
+        let objective = Assign.objective s nFree choices
+        let plan reason =
+            Some
+                { Now = s.Now
+                  Dispatches = Assign.materialise s choices
+                  Objective = objective
+                  Source = Greedy reason }
+        if candidates.IsEmpty then plan nothingToDecide
+        elif objective >= objectiveBound s free candidates - 1e-6 then plan provenOptimal
+        else None
 
     /// A dispatch round with the MIP, falling back to greedy.
     let dispatch (s: Snapshot) : DispatchPlan =
-        let free = Greedy.freeCounts s
+        let rd = Admissible.round s
+        let free = Greedy.roundFree rd
         let nFree = free |> Map.toSeq |> Seq.sumBy snd
-        let candidates = Greedy.candidates (Admissible.round s) nFree
+        let candidates = Greedy.candidatesIn rd free nFree
         let greedyChoices = Greedy.choose free candidates
         let greedyPlan reason =
             { Now = s.Now
@@ -36,7 +81,9 @@ module Dispatcher =
               Objective = Assign.objective s nFree greedyChoices
               Source = Greedy reason }
         if candidates.IsEmpty then
-            greedyPlan "nothing to decide: no waiting request has an admissible option on a free device"
+            greedyPlan nothingToDecide
+        elif Assign.objective s nFree greedyChoices >= objectiveBound s free candidates - 1e-6 then
+            greedyPlan provenOptimal
         else
             let model = DispatchMip.model s free candidates
             let settings =

@@ -28,12 +28,15 @@ module PlanSource =
 
 /// Where each stage model lives.
 /// Invariants: every device of the cluster has exactly one type; `Capacity` is in requests per second
-/// of the request mix the plan was made for; `Alpha` = min over stages of Capacity / Demand.
+/// of the request mix the plan was made for, counting every device towards every class (an upper
+/// bound); `Alpha` is the share of the mix's arrival rate the devices sustain when each class runs
+/// only where it fits (Placement/Capacity.fs, class-aware capacity) — at most min over stages of
+/// Capacity / Demand.
 type PlacementPlan =
     { Types: Map<DeviceId, PlacementType>
       /// stage capacity, requests per second of the planned mix
       Capacity: Map<Stage, float>
-      /// the smallest stage headroom α (capacity / demand); higher is better
+      /// α: the share of the mix's rate the placement sustains (class-aware); higher is better
       Alpha: float
       /// weight moves from the previous placement: devices whose resident stage set changed
       Moves: int

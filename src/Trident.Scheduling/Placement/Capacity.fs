@@ -177,3 +177,150 @@ module PlacementInput =
         match input.Current with
         | None -> 0
         | Some cur -> types |> Map.filter (fun d t -> Map.tryFind d cur <> Some t) |> Map.count
+
+// Design note (class-aware capacity). The stage capacities above treat request classes as
+// fungible: a device of a type counts towards every class. Memory makes that false — on 48 GB an
+// ⟨EDC⟩ device cannot decode flux 2048² nor hold most hunyuanvideo classes — and a placement
+// planned with it can give a third of the cluster to a type that only one small class can use
+// (the simulator showed exactly that on hunyuanvideo-reference). The fluid model below routes each
+// class only to the types that can hold it:
+//   f[c, t] ≥ 0           requests/s of class c served by primary type t (a route exists when t
+//                         holds c at some degree ≤ the node size, and the ⟨E⟩/⟨C⟩ devices its VR
+//                         needs can hold c too)
+//   demand[c]:   Σ_t f[c, t] ≥ α · λ · share_c                 (classes with a route anywhere)
+//   primary[t]:  Σ_c f[c, t] · w(c, t) ≤ n_t                   (device-seconds per second)
+//   aux[E]:      Σ_{c, t ∌ E} f[c, t] · t_E(c) ≤ ρ · n_E;  aux[C] likewise with t_C
+// where w(c, t) = steps · t_D(k) · k + [E ∈ t] · t_E + [C ∈ t] · t_C · h at k = max(k*, the smallest
+// degree that fits t), h = k when k > half the node size and 1 otherwise, and
+// ρ = AuxiliaryUtilisation (½). The factor h: a group decodes on its lead device after diffuse and
+// releases the other k − 1 devices, but while that decode runs the node cannot form another group
+// of more than half its devices, so a node-sized group's decode holds the whole node (measured on
+// cogvideox-reference, where 768×1360×65/81 must run at k = 8: with decode on the group, 41 % of
+// the devices stood idle waiting for nodes to drain; with ⟨C⟩ devices, 14 %). An auxiliary pool is a few one-device
+// queues that every request of its VR passes through, and planned at full load it queues for long
+// (the simulator showed 2 ⟨C⟩ devices sized for flux's decode work making small requests wait 13 s
+// behind the large ones' decodes); auxiliary devices are cheap next to the primaries, so they are
+// planned half busy. α is the largest share of the mix's rate the devices sustain. The placement
+// MIP uses these constraints over its integer device counts; `FlowCapacity.alpha` solves the LP for
+// fixed counts, which is how every placement's α is reported.
+
+/// Variables of the class-aware capacity model.
+type FlowKey =
+    /// requests/s of class (index in the mix) served by a primary type
+    | Route of cls: int * PlacementType
+    | FlowAlpha
+
+/// One way a class can be served: its primary type and the device-seconds per request it costs
+/// the primary devices and the auxiliary ⟨E⟩/⟨C⟩ devices.
+type FlowRoute =
+    { Class: int
+      Type: PlacementType
+      Primary: float
+      AuxEncode: float
+      AuxDecode: float }
+
+module FlowCapacity =
+    open Trident.Scheduling.Mip
+
+    /// ρ: the share of an auxiliary pool's time the placement plans to use.
+    [<Literal>]
+    let AuxiliaryUtilisation = 0.5
+
+    /// The routes of each class on devices of `memory` with groups of at most `maxDegree`.
+    let routes (cost: CostModel) (memory: float<GB>) (maxDegree: int) (stats: WorkloadStats) : FlowRoute list =
+        [ for (i, c) in List.indexed stats.Classes do
+              for t in PlacementType.primary do
+                  match CostModel.minDegree cost t c.Shape memory with
+                  | Some lo when lo <= maxDegree ->
+                      let k =
+                          cost.Degrees
+                          |> List.filter (fun k -> k >= max lo (CostModel.referenceDegree cost c.Shape) && k <= maxDegree && CostModel.fits cost t c.Shape k memory)
+                          |> List.tryHead
+                          |> Option.defaultValue lo
+                      let tE = float (CostModel.encodeTime cost c.Shape)
+                      let tC = float (CostModel.decodeTime cost c.Shape)
+                      let needE = not (PlacementType.holds Encode t)
+                      let needC = not (PlacementType.holds Decode t)
+                      let auxOk =
+                          (not needE || Capacity.serves cost memory maxDegree E c)
+                          && (not needC || Capacity.serves cost memory maxDegree PlacementType.C c)
+                      let hold = if 2 * k > maxDegree then float k else 1.0
+                      if auxOk then
+                          yield
+                              { Class = i
+                                Type = t
+                                Primary =
+                                  float (CostModel.diffuseTime cost c.Shape c.Steps k) * float k
+                                  + (if needE then 0.0 else tE)
+                                  + (if needC then 0.0 else tC * hold)
+                                AuxEncode = (if needE then tE else 0.0)
+                                AuxDecode = (if needC then tC else 0.0) }
+                  | _ -> () ]
+
+    /// The model's constraints over device counts given as expressions of the caller's variables
+    /// (`count t`), with the flow variables and α mapped into the caller's keys.
+    let constraints
+        (stats: WorkloadStats)
+        (routes: FlowRoute list)
+        (count: PlacementType -> LinExpr<'K>)
+        (flow: int -> PlacementType -> 'K)
+        (alpha: 'K)
+        : (ConstraintName * Constraint<'K>) list =
+        let rate = if stats.ArrivalRate > 0.0 then stats.ArrivalRate else 1.0
+        let served = routes |> List.map _.Class |> Set.ofList
+        let f (r: FlowRoute) = flow r.Class r.Type
+        [ for (i, c) in List.indexed stats.Classes do
+              if served.Contains i then
+                  yield
+                      ConstraintName.create "demand" [ "class", string i; "shape", string c.Shape ],
+                      LinExpr.ofTerms [ for r in routes do
+                                            if r.Class = i then yield f r, 1.0 ]
+                      - (rate * c.Share) * LinExpr.var alpha
+                      >== 0.0
+          for t in PlacementType.primary do
+              let rs = routes |> List.filter (fun r -> r.Type = t)
+              if not rs.IsEmpty then
+                  yield
+                      ConstraintName.create "primary" [ "type", PlacementType.name t ],
+                      LinExpr.ofTerms [ for r in rs -> f r, r.Primary ] - count t <== 0.0
+          for (aux, work) in [ E, (fun (r: FlowRoute) -> r.AuxEncode); PlacementType.C, (fun (r: FlowRoute) -> r.AuxDecode) ] do
+              let rs = routes |> List.filter (fun r -> work r > 0.0)
+              if not rs.IsEmpty then
+                  yield
+                      ConstraintName.create "auxiliary-time" [ "type", PlacementType.name aux ],
+                      LinExpr.ofTerms [ for r in rs -> f r, work r ] - AuxiliaryUtilisation * count aux <== 0.0 ]
+
+    /// α of fixed device counts — the largest share of the mix's rate they sustain (an LP) — with
+    /// the flows that achieve it. None when no class has a route, or the solve fails.
+    let solve (cost: CostModel) (memory: float<GB>) (maxDegree: int) (stats: WorkloadStats) (types: PlacementType seq) =
+        let routes = routes cost memory maxDegree stats
+        if routes.IsEmpty then None
+        else
+            let counts = types |> Seq.countBy id |> Map.ofSeq
+            let count t = LinExpr.constant (float (counts |> Map.tryFind t |> Option.defaultValue 0))
+            let m =
+                Model.empty
+                |> Model.withVarNames (function
+                    | Route(c, t) -> sprintf "f_c%d_%A" c t
+                    | FlowAlpha -> "alpha")
+                |> Model.addVar (Var.continuous 0.0 1e6 FlowAlpha)
+                |> Model.addVars [ for r in routes -> Var.continuous 0.0 infinity (Route(r.Class, r.Type)) ]
+                |> Model.addConstraints (constraints stats routes count (fun c t -> Route(c, t)) FlowAlpha)
+                |> Model.maximize "alpha" (LinExpr.var FlowAlpha)
+            let result = Mip.solve (SolveSettings.create 2.0<s>) m
+            if result.HasSolution then
+                Some(result.Value FlowAlpha, routes |> List.map (fun r -> (r.Class, r.Type), result.Value(Route(r.Class, r.Type))) |> Map.ofList)
+            else None
+
+    /// α of fixed device counts (see `solve`).
+    let alpha (cost: CostModel) (memory: float<GB>) (maxDegree: int) (stats: WorkloadStats) (types: PlacementType seq) : float option =
+        solve cost memory maxDegree stats types |> Option.map fst
+
+    /// α of a placement input's cluster for the given types: the class-aware α, or the stage-capacity
+    /// α when no class has a route (or the LP fails).
+    let alphaFor (input: PlacementInput) (types: PlacementType seq) =
+        let memory = Cluster.nodes input.Cluster |> List.map (PlacementInput.nodeMemory input) |> List.min
+        let maxDegree = Cluster.nodes input.Cluster |> List.map (fun n -> (Cluster.devicesOf input.Cluster n).Length) |> List.max
+        match alpha input.Cost memory maxDegree input.Stats types with
+        | Some a -> a
+        | None -> Capacity.alpha input.Stats.ArrivalRate (Capacity.ofTypes (Capacity.stageWork input.Cost input.Stats) types)

@@ -111,7 +111,7 @@ module Heuristic =
         let capacity = Capacity.ofTypes work (types |> Map.toSeq |> Seq.map snd)
         { Types = types
           Capacity = capacity
-          Alpha = Capacity.alpha input.Stats.ArrivalRate capacity
+          Alpha = FlowCapacity.alphaFor input (types |> Map.toSeq |> Seq.map snd)
           Moves = PlacementInput.moves input types
           Source = source }
 

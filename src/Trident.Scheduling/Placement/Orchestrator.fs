@@ -1,7 +1,8 @@
 namespace Trident.Scheduling.Placement
 
 // Design note. The Orchestrator's entry point: the heuristic always runs (it is cheap, it is the
-// fallback and it is the MIP's start); the MIP runs under the input's time limit, and its plan is
+// fallback and it is the MIP's start — or, when re-planning, the current layout is, if its α is at
+// least the heuristic's: a start with no moves lets a time-limited re-plan stop early); the MIP runs under the input's time limit, and its plan is
 // taken unless it failed or achieved a smaller α than the heuristic (possible only when the MIP's
 // coverage constraints exclude the heuristic's layout). The plan's Source says which and why.
 
@@ -12,7 +13,15 @@ module Orchestrator =
     let plan (input: PlacementInput) : PlacementPlan =
         let heuristicComps = Heuristic.compositions input
         let heuristic = Heuristic.planOf input (Greedy "placement heuristic") heuristicComps
-        match PlacementMip.solve input (Some heuristicComps) with
+        // when re-planning, the current layout (no moves) is the better start if it is as good
+        let start =
+            match input.Current with
+            | Some _ ->
+                let current = Cluster.nodes input.Cluster |> List.map (fun n -> n, PlacementInput.currentComposition input n) |> Map.ofList
+                let currentAlpha = FlowCapacity.alphaFor input (current |> Map.toSeq |> Seq.collect (fun (_, c) -> c |> Map.toSeq |> Seq.collect (fun (t, k) -> Seq.replicate k t)))
+                if currentAlpha >= heuristic.Alpha && PlacementMip.admits input current then current else heuristicComps
+            | None -> heuristicComps
+        match PlacementMip.solve input (Some start) with
         | Ok(comps, stats, _) ->
             let mip = Heuristic.planOf input (Mip stats) comps
             if mip.Alpha + 1e-9 >= heuristic.Alpha then mip

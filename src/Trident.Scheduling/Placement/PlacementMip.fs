@@ -5,11 +5,15 @@ namespace Trident.Scheduling.Placement
 // Nodes that are alike — same size, same memory, same current composition — form a node class, and
 // the model counts how many nodes of each class take each template:
 //   a[class, template] ∈ ℤ≥0,   Σ_template a[class, ·] = nodes in the class
-//   α ≥ 0,  cap_s = Σ a · (devices of each type in the template) · speed(type, s) ≥ α · λ   ∀ s
+//   α ≥ 0 and the class-aware capacity constraints of Capacity.fs (FlowCapacity) over the device
+//   counts n_t = Σ a · (devices of type t in the template): each class routed only to the types that
+//   can hold it, demand ≥ α · λ · share per class, device-seconds within n_t per type (when no class
+//   has any route, the stage capacities cap_s = Σ a · n · speed(type, s) ≥ α · λ instead);
 //   coverage[c]: every request class that some template can serve is served by some node
 //               (a primary type that holds it at its needed degree ≤ p);
 //   auxiliary[t]: nodes whose primary type lacks E (C) exist only if some node has an ⟨E⟩ (⟨C⟩)
-//   objectives, lexicographic: max α, then min weight moves Σ a · moves(class composition, template).
+//   objectives, lexicographic: max α, then min weight moves Σ a · moves(class composition, template)
+//   (plus a tie-break worth less than one move that prefers types moving less data, V0 first).
 // Counting per class removes the symmetry between identical nodes (a 16-node cluster with no
 // placement yet is one class), so the model stays at a few hundred integers whatever the cluster.
 // The heuristic's compositions are given as the MIP start when the model admits them.
@@ -21,6 +25,8 @@ open Trident.Scheduling.Mip
 type PlacementKey =
     | NodesWith of nodeClass: int * template: int
     | Alpha
+    /// requests/s of a request class (index in the mix) served by a primary type
+    | Flow of requestClass: int * PlacementType
 
 module PlacementMip =
     /// A node class: nodes alike for placement.
@@ -102,13 +108,20 @@ module PlacementMip =
                 LinExpr.ofTerms [ for (cl', _, key) in vars do
                                       if cl'.Index = cl.Index then yield key, 1.0 ]
                 === float cl.Nodes.Length)
+        let memory = classes |> List.map _.Memory |> List.min
+        let maxDegree = classes |> List.map _.Size |> List.max
+        let routes = FlowCapacity.routes input.Cost memory maxDegree input.Stats
         let capacity =
-            Stage.all
-            |> List.map (fun stage ->
-                ConstraintName.create "capacity" [ "stage", Stage.letter stage ],
-                LinExpr.ofTerms [ for (cl, j, key) in vars -> key, stageCoef stage (tplOf cl j) ]
-                - rate input * LinExpr.var Alpha
-                >== 0.0)
+            if routes.IsEmpty then
+                Stage.all
+                |> List.map (fun stage ->
+                    ConstraintName.create "capacity" [ "stage", Stage.letter stage ],
+                    LinExpr.ofTerms [ for (cl, j, key) in vars -> key, stageCoef stage (tplOf cl j) ]
+                    - rate input * LinExpr.var Alpha
+                    >== 0.0)
+            else
+                let count t = LinExpr.ofTerms [ for (cl, j, key) in vars -> key, float (Composition.count (tplOf cl j) t) ]
+                FlowCapacity.constraints input.Stats routes count (fun c t -> Flow(c, t)) Alpha
         let coverage =
             input.Stats.Classes
             |> List.mapi (fun i c -> i, c)
@@ -128,13 +141,31 @@ module PlacementMip =
                                      if Composition.count (tplOf cl j) auxType > 0 then yield key, nodeCount ]
                   if not lacking.IsEmpty then
                       yield ConstraintName.create "auxiliary" [ "stage", Stage.letter stage ], LinExpr.ofTerms lacking - LinExpr.ofTerms having <== 0.0 ]
-        let moves = LinExpr.ofTerms [ for (cl, j, key) in vars -> key, float (Composition.moves cl.Current (tplOf cl j)) ]
+        // second objective: weight moves, and among layouts with as few moves the one that moves
+        // the least data (V0 ≺ V1, V2 ≺ V3: a tie-break worth less than one move in total)
+        let communication (tpl: Composition) =
+            tpl
+            |> Map.toSeq
+            |> Seq.sumBy (fun (t, n) ->
+                float n
+                * (match t with
+                   | EDC -> 0.0
+                   | DC
+                   | ED -> 1.0
+                   | D -> 2.0
+                   | E
+                   | PlacementType.C -> 1.0))
+        let tieBreak = 0.5 / (3.0 * float (max 1 (Cluster.deviceCount input.Cluster)))
+        let moves =
+            LinExpr.ofTerms [ for (cl, j, key) in vars -> key, float (Composition.moves cl.Current (tplOf cl j)) + tieBreak * communication (tplOf cl j) ]
         let m =
             Model.empty
             |> Model.withVarNames (function
                 | NodesWith(c, j) -> sprintf "a_c%d_t%d" c j
-                | Alpha -> "alpha")
-            |> Model.addVar (Var.continuous 0.0 infinity Alpha)
+                | Alpha -> "alpha"
+                | Flow(c, t) -> sprintf "f_c%d_%A" c t)
+            |> Model.addVar (Var.continuous 0.0 (if routes.IsEmpty then infinity else 1e6) Alpha)
+            |> Model.addVars [ for r in routes -> Var.continuous 0.0 infinity (Flow(r.Class, r.Type)) ]
             |> Model.addVars [ for (cl, _, key) in vars -> Var.integer 0.0 (float cl.Nodes.Length) key ]
             |> Model.addConstraints nodesOfClass
             |> Model.addConstraints capacity
@@ -151,13 +182,23 @@ module PlacementMip =
                   for n in cl.Nodes -> cl.Index, tpls.[cl.Index] |> Array.tryFindIndex (fun t -> t = comps.[n]) ]
         if counts |> List.exists (snd >> Option.isNone) then None
         else
-            let work = Capacity.stageWork input.Cost input.Stats
-            let alpha = Capacity.alpha (rate input) (Capacity.ofTypes work (comps |> Map.toSeq |> Seq.collect (fun (_, c) -> c |> Map.toSeq |> Seq.collect (fun (t, n) -> Seq.replicate n t))))
+            let types = comps |> Map.toSeq |> Seq.collect (fun (_, c) -> c |> Map.toSeq |> Seq.collect (fun (t, n) -> Seq.replicate n t)) |> List.ofSeq
+            let memory = classes |> List.map _.Memory |> List.min
+            let maxDegree = classes |> List.map _.Size |> List.max
+            // a complete start: α and the flows that achieve it (CBC 2.10.8 mishandles partial starts)
+            let alpha, flows =
+                match FlowCapacity.solve input.Cost memory maxDegree input.Stats types with
+                | Some(alpha, flows) -> alpha, flows |> Map.toList |> List.map (fun ((c, t), v) -> Flow(c, t), v)
+                | None ->
+                    let work = Capacity.stageWork input.Cost input.Stats
+                    Capacity.alpha (rate input) (Capacity.ofTypes work types), []
+            let zeros = [ for cl in classes do
+                              for j in 0 .. tpls.[cl.Index].Length - 1 -> NodesWith(cl.Index, j), 0.0 ]
             let a =
                 counts
                 |> List.countBy (fun (c, j) -> NodesWith(c, j.Value))
                 |> List.map (fun (k, n) -> k, float n)
-            Some(Map.ofList ((Alpha, alpha) :: a))
+            Some(Map.ofList (zeros @ ((Alpha, alpha) :: a) @ flows))
 
     /// Solves the placement MIP. Returns the node compositions and the solve statistics, or the
     /// reason it produced none.
@@ -203,5 +244,5 @@ module PlacementMip =
         | Some values ->
             let value k = values |> Map.tryFind k |> Option.defaultValue 0.0
             m.Constraints
-            |> List.filter (fun c -> c.Name.Family <> "capacity")
+            |> List.filter (fun c -> not (List.contains c.Name.Family [ "capacity"; "demand"; "primary"; "auxiliary-time" ]))
             |> List.forall (fun c -> Constraint.isSatisfied 1e-6 value c.Constraint)

@@ -1,0 +1,322 @@
+// `trident loadgen`: replays a trace against a running server and reports what it measured; with
+// --compare-sim it also runs the simulator on the same requests with the server's own profile, cluster and
+// settings, and compares predicted with measured latency per request.
+//
+// Design note. The trace is a named generator (the tiny pipeline's mixes, or any of the scheduling core's
+// workloads) or a trace file (CSV or JSON lines, docs in Workload.fs). It is cut to --duration seconds of
+// arrivals and at most --count requests, and each request is submitted at its arrival offset without
+// waiting for earlier answers. Latency is the server's own (arrival to finish, from its status), so client
+// polling adds nothing to it; a 429 counts as an error and a miss. After the last submission the run waits at
+// most --timeout seconds, then cancels what is left (also a miss). Only loopback addresses are accepted.
+// For the comparison the simulator replays the accepted requests at the offsets and with the deadlines the
+// server recorded, on a cluster of the server's devices, with Trident's policy (Baselines.trident) and the
+// server's round period and Adjust-on-Dispatch settings.
+
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using Microsoft.FSharp.Collections;
+using Microsoft.FSharp.Core;
+using Trident.Api.Contracts;
+using Trident.Scheduling;
+using Trident.Scheduling.Placement;
+using Trace = Trident.Scheduling.Trace;
+
+namespace Trident.Api.Cli;
+
+/// <summary>The <c>loadgen</c> command.</summary>
+public static class LoadgenCommand
+{
+    /// <summary>Workloads over the tiny pipeline's sizes (64², 128², 256², 8 steps).</summary>
+    public static readonly string[] TinyWorkloads = ["tiny-constant", "tiny-poisson", "tiny-bursty", "tiny-shifting"];
+
+    /// <summary>The command's registry entry.</summary>
+    public static Command Command { get; } = new(
+        "loadgen",
+        "loadgen --workload <name|file> [--url http://127.0.0.1:8080] [--rate r] [--duration 30] [--count 200] [--steps n] [--seed 1] "
+        + "[--timeout 120] [--compare-sim] [--out requests.csv]",
+        "replay a trace against a running server (loopback only) and print SLO attainment, mean/P95/P99 latency and errors; "
+        + "--compare-sim also simulates the same requests and prints predicted vs measured latency. Workloads: "
+        + string.Join(", ", TinyWorkloads) + ", " + string.Join(", ", Workload.names) + ", or a trace file",
+        Run);
+
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+
+    private sealed class Sent(TraceRequest trace)
+    {
+        public TraceRequest Trace { get; } = trace;
+        public string? Id { get; set; }
+        public int Code { get; set; }
+        public string? Error { get; set; }
+        public GenerationStatusDto? Final { get; set; }
+    }
+
+    private static Task<int> Run(CliArgs args, CancellationToken ct) => RunAsync(args, null, Console.Out, ct);
+
+    /// <summary>Runs loadgen; <paramref name="client"/>, when given, is used instead of a client for --url (tests
+    /// pass an in-process server's).</summary>
+    public static async Task<int> RunAsync(CliArgs args, HttpClient? client, TextWriter o, CancellationToken ct)
+    {
+        var url = args.String("url", "http://127.0.0.1:8080")!;
+        var workload = args.Required("workload");
+        var rate = args.Has("rate") ? args.Double("rate", 1, 1e-6, 10_000) : (double?)null;
+        var duration = args.Double("duration", 30, 0.1, 3600);
+        var count = args.Int("count", 200, 1, 10_000);
+        var steps = args.Has("steps") ? args.Int("steps", 8, 1, 10_000) : (int?)null;
+        var seed = args.ULong("seed", 1);
+        var timeout = args.Double("timeout", 120, 1, 3600);
+        var compare = args.Flag("compare-sim");
+        var output = args.String("out");
+        if (!Uri.TryCreate(url, UriKind.Absolute, out var baseUri) || baseUri.Scheme != "http")
+            args.Error($"--url: '{url}' is not an http URL");
+        else if (!IsLoopback(baseUri))
+            args.Error($"--url: '{url}' is not a loopback address (loadgen only talks to this machine)");
+        args.ThrowIfInvalid();
+
+        using var owned = client is null ? new HttpClient { BaseAddress = baseUri, Timeout = TimeSpan.FromSeconds(30) } : null;
+        var http = client ?? owned!;
+        ClusterDto cluster;
+        Profile profile;
+        try
+        {
+            cluster = (await http.GetFromJsonAsync<ClusterDto>("/v1/cluster", Json, ct))!;
+            var parsed = ProfileFile.parse(await http.GetStringAsync("/v1/profile", ct));
+            if (parsed.IsError) throw new InvalidDataException("the server's profile does not parse: " + string.Join("; ", parsed.ErrorValue));
+            profile = parsed.ResultValue;
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException or JsonException or InvalidDataException)
+        {
+            Console.Error.WriteLine($"trident loadgen: cannot read {url}/v1/cluster and /v1/profile ({e.Message}); is `trident serve` running and ready?");
+            return 1;
+        }
+        var cost = CostModelModule.create(CostSettings(cluster.Settings), profile);
+        var layout = SimCluster(cluster);
+
+        var trace = Trace(workload, rate, steps, count, seed, cost, layout, args, o);
+        if (trace is null) return 2;
+        var requests = trace.Where(t => t.Arrival < duration).Take(count).ToArray();
+        o.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"loadgen: {requests.Length} requests over {(requests.Length > 0 ? requests[^1].Arrival : 0):F1} s to {url} ({cluster.Devices.Count} devices, pipeline {cluster.Pipeline})"));
+
+        var sent = await ReplayAsync(http, requests, timeout, ct);
+        Report(sent, o);
+        if (output is not null) WriteCsv(output, sent, null, o);
+        if (compare) CompareWithSimulation(sent, cost, layout, cluster.Settings, output, o);
+        return 0;
+    }
+
+    private static bool IsLoopback(Uri uri) =>
+        uri.IsLoopback || (IPAddress.TryParse(uri.Host.Trim('[', ']'), out var ip) && IPAddress.IsLoopback(ip));
+
+    private static CostSettings CostSettings(SchedulingSettingsDto s) =>
+        new(ListModule.OfSeq(s.Degrees), s.EfficiencyThreshold, CostSettingsModule.referenceMinDegrees, DeadlineRule.NewSloScale(s.SloScale));
+
+    private static Cluster SimCluster(ClusterDto c) =>
+        new(c.Devices.Select(d => new Device(DeviceId.NewDeviceId(d.Id), NodeId.NewNodeId(d.Node), d.MemoryGb)).ToArray(), c.Nodes,
+            c.Devices[0].Kind == "cpu" ? new Bandwidths(10e9, 1.25e9, 10e9) : BandwidthsModule.pcie4Server);
+
+    /// <summary>The trace: a tiny workload, a named workload of the scheduling core, or a file.</summary>
+    private static IReadOnlyList<TraceRequest>? Trace(string workload, double? rate, int? steps, int count, ulong seed, CostModel cost, Cluster cluster, CliArgs args, TextWriter o)
+    {
+        if (File.Exists(workload))
+        {
+            var parsed = Scheduling.Trace.parse(File.ReadAllText(workload));
+            if (parsed.IsOk) return [.. parsed.ResultValue.OrderBy(t => t.Arrival)];
+            Console.Error.WriteLine($"trident loadgen: {workload}:");
+            foreach (var e in parsed.ErrorValue) Console.Error.WriteLine($"  {e}");
+            return null;
+        }
+        WorkloadSpec spec;
+        if (TinyWorkloads.Contains(workload))
+        {
+            var shapes = ListModule.OfSeq(new[] { 64, 128, 256 }.Select(n => new Shape(n, n, 1)));
+            var s = steps ?? 8;
+            // by default, the rate that keeps the server's devices ≈ 60 % busy at k = 1 by its profile
+            var r = rate ?? Math.Round(Workload.rateForLoad(cost, shapes, s, ClusterModule.deviceCount(cluster), 0.6), 2);
+            var sorted = shapes.OrderBy(sh => sh.PixelFrames).ToArray();
+            var (arrivals, mix) = workload switch
+            {
+                "tiny-constant" => (ArrivalProcess.Constant, Mix.NewUniform(shapes)),
+                "tiny-poisson" => (ArrivalProcess.Poisson, Mix.NewUniform(shapes)),
+                "tiny-bursty" => (ArrivalProcess.NewBursty(3.0, 5.0, 15.0), Mix.NewUniform(shapes)),
+                _ => (ArrivalProcess.Poisson, Mix.NewShifting(ListModule.OfSeq(sorted.Take(2)), ListModule.OfSeq(sorted.Skip(2)), 0.4, 0.6)),
+            };
+            spec = new WorkloadSpec(workload, "tiny", r, s, count, arrivals, mix, "tiny pipeline sizes 64², 128², 256²");
+        }
+        else
+        {
+            var named = Workload.tryNamed(workload, cost.Profile.Model.Value);
+            if (named.IsError)
+            {
+                args.Error($"--workload: {named.ErrorValue} (or {string.Join(", ", TinyWorkloads)})");
+                args.ThrowIfInvalid();
+            }
+            spec = Workload.withOverrides(Opt(rate), Opt(steps), FSharpOption<int>.Some(count), named.ResultValue);
+        }
+        o.WriteLine(string.Create(CultureInfo.InvariantCulture, $"workload {spec.Name}: {spec.Rate:G4} req/s, {spec.Steps} steps, seed {seed}"));
+        return [.. Workload.generate(spec, seed)];
+    }
+
+    private static FSharpOption<T> Opt<T>(T? v) where T : struct => v is { } x ? FSharpOption<T>.Some(x) : FSharpOption<T>.None;
+
+    private static async Task<List<Sent>> ReplayAsync(HttpClient http, TraceRequest[] requests, double timeout, CancellationToken ct)
+    {
+        var sent = requests.Select(r => new Sent(r)).ToList();
+        var clock = Stopwatch.StartNew();
+        var posts = new List<Task>();
+        foreach (var s in sent)
+        {
+            var wait = s.Trace.Arrival - clock.Elapsed.TotalSeconds;
+            if (wait > 0) await Task.Delay(TimeSpan.FromSeconds(wait), ct);
+            posts.Add(SubmitAsync(http, s, ct));
+        }
+        await Task.WhenAll(posts);
+        var deadline = clock.Elapsed.TotalSeconds + timeout;
+        var open = sent.Where(s => s.Id is not null).ToList();
+        while (open.Count > 0 && clock.Elapsed.TotalSeconds < deadline)
+        {
+            await Task.Delay(200, ct);
+            foreach (var s in open.ToArray())
+            {
+                var status = await http.GetFromJsonAsync<GenerationStatusDto>($"/v1/generations/{s.Id}", Json, ct);
+                if (status is { Status: "succeeded" or "failed" or "cancelled" })
+                {
+                    s.Final = status;
+                    open.Remove(s);
+                }
+            }
+        }
+        foreach (var s in open)
+        {
+            s.Error = $"no result after {timeout:F0} s (cancelled)";
+            using var _ = await http.DeleteAsync($"/v1/generations/{s.Id}", ct);
+        }
+        return sent;
+    }
+
+    private static async Task SubmitAsync(HttpClient http, Sent s, CancellationToken ct)
+    {
+        var t = s.Trace;
+        var body = new GenerationRequestDto($"loadgen request {t.Id}", null, t.Shape.Width, t.Shape.Height, t.Shape.Frames, t.Steps, t.Id, null,
+            FSharpOption<double>.get_IsSome(t.Deadline) ? (long)Math.Max(1, Math.Round((t.Deadline.Value - t.Arrival) * 1000)) : null,
+            FSharpOption<int>.get_IsSome(t.Priority) ? t.Priority.Value : null);
+        try
+        {
+            using var response = await http.PostAsJsonAsync("/v1/generations", body, Json, ct);
+            s.Code = (int)response.StatusCode;
+            if (response.StatusCode == HttpStatusCode.Accepted)
+                s.Id = (await response.Content.ReadFromJsonAsync<GenerationAcceptedDto>(Json, ct))!.Id;
+            else
+                s.Error = $"HTTP {s.Code}: {Detail(await response.Content.ReadAsStringAsync(ct))}";
+        }
+        catch (HttpRequestException e)
+        {
+            s.Error = e.Message;
+        }
+    }
+
+    // The problem's detail (its title when it has none), without the per-request trace id.
+    private static string Detail(string body)
+    {
+        try
+        {
+            using var doc = JsonDocument.Parse(body);
+            var root = doc.RootElement;
+            if (root.TryGetProperty("errors", out var errors)) return "invalid request: " + errors.GetRawText();
+            return root.TryGetProperty("detail", out var d) ? d.GetString() ?? "" : root.TryGetProperty("title", out var t) ? t.GetString() ?? "" : body;
+        }
+        catch (JsonException)
+        {
+            return body.Length > 200 ? body[..200] : body;
+        }
+    }
+
+    private static double Percentile(double[] sorted, double q) =>
+        sorted.Length == 0 ? double.NaN : sorted[Math.Clamp((int)Math.Ceiling(q * sorted.Length) - 1, 0, sorted.Length - 1)];
+
+    private static double Measured(Sent s) => s.Final!.Timings.TotalMs!.Value / 1000.0;
+
+    private static void Report(List<Sent> sent, TextWriter o)
+    {
+        var done = sent.Where(s => s.Final?.Status == "succeeded").ToList();
+        var latencies = done.Select(Measured).Order().ToArray();
+        var met = done.Count(s => s.Final!.Deadline.Met == true);
+        var rejected = sent.Count(s => s.Code == 429);
+        var failed = sent.Count(s => s.Final?.Status == "failed");
+        var other = sent.Count(s => s.Final is null || s.Final.Status == "cancelled") - rejected;
+        o.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"measured: requests={sent.Count} succeeded={done.Count} rejected_429={rejected} failed={failed} other_errors={other} "
+            + $"slo_attainment={(sent.Count == 0 ? 0 : (double)met / sent.Count):F3} mean_s={(latencies.Length == 0 ? double.NaN : latencies.Average()):F3} "
+            + $"p50_s={Percentile(latencies, 0.5):F3} p95_s={Percentile(latencies, 0.95):F3} p99_s={Percentile(latencies, 0.99):F3}"));
+        foreach (var e in sent.Where(s => s.Error is not null).Select(s => s.Error!).GroupBy(e => e).Take(5))
+            o.WriteLine($"  error ×{e.Count()}: {e.Key}");
+    }
+
+    private static void CompareWithSimulation(List<Sent> sent, CostModel cost, Cluster cluster, SchedulingSettingsDto settings, string? output, TextWriter o)
+    {
+        var accepted = sent.Where(s => s.Final is not null).ToList();
+        if (accepted.Count == 0)
+        {
+            o.WriteLine("compare-sim: no request reached the server; nothing to compare");
+            return;
+        }
+        // the server's arrivals and deadlines, relative to its first accepted request
+        var t0 = accepted.Min(s => s.Final!.CreatedAt);
+        var requests = accepted.Select(s =>
+        {
+            var arrival = (s.Final!.CreatedAt - t0).TotalSeconds;
+            return new Request(RequestId.NewRequestId(s.Trace.Id), cost.Profile.Model, s.Trace.Shape, s.Trace.Steps, arrival,
+                arrival + s.Final.Deadline.Ms / 1000.0, FSharpOption<int>.None);
+        }).ToArray();
+        var m = settings.Monitor;
+        var adjust = new AdjustSettings(m["window_s"], m["trigger_ratio"], m["cooldown_s"], (int)m["min_arrivals"], m["min_gain"], settings.PlacementTimeLimitS);
+        var baseConfig = SimConfigModule.create(cluster, cost);
+        var dispatch = DispatchSettingsModule.defaults;
+        var config = new SimConfig(cluster, cost,
+            new DispatchSettings(dispatch.OnTimeReward, dispatch.LateRewardBase, dispatch.IdlePenalty, dispatch.CommunicationPenalty, dispatch.DevicePenalty,
+                settings.DispatchTimeLimitS, dispatch.CandidatesPerFreeDevice),
+            baseConfig.InitialSamples, settings.PlacementTimeLimitS, 0.0, 0UL);
+        var result = Simulator.run(config, Baselines.trident(settings.RoundPeriodS, FSharpOption<AdjustSettings>.Some(adjust)), ListModule.OfSeq(requests));
+        var predicted = result.Records.ToDictionary(r => r.Request.Id.Value, r => r.Latency);
+        var pairs = accepted.Where(s => s.Final!.Status == "succeeded" && FSharpOption<double>.get_IsSome(predicted[s.Trace.Id]))
+            .Select(s => (Measured: Measured(s), Predicted: predicted[s.Trace.Id].Value)).ToArray();
+        var sum = result.Summary;
+        o.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"simulated: requests={sum.Requests} on_time={sum.OnTime} late={sum.Late} unserved={sum.Unserved} slo_attainment={sum.SloAttainment:F3} "
+            + $"mean_s={sum.MeanLatency:F3} p50_s={sum.P50Latency:F3} p95_s={sum.P95Latency:F3} p99_s={sum.P99Latency:F3} "
+            + $"replacements={sum.Replacements} mip_rounds={sum.MipRounds}/{sum.Rounds}"));
+        if (pairs.Length == 0)
+        {
+            o.WriteLine("compare-sim: no request both succeeded and was completed by the simulator");
+            return;
+        }
+        var abs = pairs.Select(p => Math.Abs(p.Predicted - p.Measured)).Order().ToArray();
+        var rel = pairs.Select(p => Math.Abs(p.Predicted - p.Measured) / p.Measured).Order().ToArray();
+        var bias = pairs.Average(p => p.Predicted - p.Measured);
+        o.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"predicted vs measured latency over {pairs.Length} requests: median_abs_error_s={Percentile(abs, 0.5):F3} "
+            + $"median_rel_error={Percentile(rel, 0.5):F3} p95_abs_error_s={Percentile(abs, 0.95):F3} mean_bias_s={bias:+0.000;-0.000}"));
+        if (output is not null) WriteCsv(output, sent, predicted, o);
+    }
+
+    private static void WriteCsv(string path, List<Sent> sent, Dictionary<long, FSharpOption<double>>? predicted, TextWriter o)
+    {
+        var text = new StringBuilder("id,arrival_s,height,width,frames,steps,status,measured_s,predicted_s,deadline_s,met,devices,degree\n");
+        foreach (var s in sent)
+        {
+            var f = s.Final;
+            var p = predicted is not null && predicted.TryGetValue(s.Trace.Id, out var v) && FSharpOption<double>.get_IsSome(v) ? v.Value.ToString("F4", CultureInfo.InvariantCulture) : "";
+            text.Append(CultureInfo.InvariantCulture,
+                $"{s.Trace.Id},{s.Trace.Arrival:F4},{s.Trace.Shape.Height},{s.Trace.Shape.Width},{s.Trace.Shape.Frames},{s.Trace.Steps},{f?.Status ?? (s.Code == 429 ? "rejected" : "error")},"
+                + $"{(f?.Status == "succeeded" ? Measured(s).ToString("F4", CultureInfo.InvariantCulture) : "")},{p},{(f is null ? "" : (f.Deadline.Ms / 1000).ToString("F4", CultureInfo.InvariantCulture))},"
+                + $"{(f?.Deadline.Met is { } met ? (met ? "true" : "false") : "")},{(f?.Route is { } r ? string.Join(' ', r.DiffuseDevices) : "")},{f?.Route?.Degree.ToString(CultureInfo.InvariantCulture) ?? ""}\n");
+        }
+        var full = Path.GetFullPath(path);
+        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
+        File.WriteAllText(full, text.ToString());
+        o.WriteLine($"per-request results: {full}");
+    }
+}

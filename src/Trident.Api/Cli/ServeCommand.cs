@@ -1,0 +1,38 @@
+namespace Trident.Api.Cli;
+
+/// <summary>
+/// <c>trident serve</c>: the HTTP server on the bundled tiny pipeline (or a configured one), one CPU device
+/// per core, bound to 127.0.0.1:8080. Every option is a configuration key for ASP.NET Core's command-line
+/// provider (<c>--urls http://127.0.0.1:9000</c>, <c>--Trident:Serving:QueueCapacity 8</c>); <c>--config
+/// file.json</c> adds a configuration file.
+/// </summary>
+public static class ServeCommand
+{
+    /// <summary>The command's registry entry.</summary>
+    public static Command Command { get; } = new(
+        "serve",
+        "serve [--config trident.json] [--urls http://127.0.0.1:8080] [--Trident:Section:Key value …]",
+        "serve the HTTP API (docs/serving.md lists the configuration keys); the default when no command is given",
+        Run);
+
+    private static async Task<int> Run(CliArgs args, CancellationToken ct)
+    {
+        var app = Program.BuildServer([.. args.Raw]);
+        try
+        {
+            await app.RunAsync(ct);
+            return 0;
+        }
+        catch (IOException e) when (e.InnerException is Microsoft.AspNetCore.Connections.AddressInUseException)
+        {
+            Console.Error.WriteLine($"trident serve: {e.Message} (another server is running there; pass --urls http://127.0.0.1:PORT)");
+            return 1;
+        }
+        catch (Microsoft.Extensions.Options.OptionsValidationException e)
+        {
+            Console.Error.WriteLine("trident serve: invalid configuration (docs/serving.md lists every key):");
+            foreach (var failure in e.Failures) Console.Error.WriteLine($"  {failure}");
+            return 2;
+        }
+    }
+}

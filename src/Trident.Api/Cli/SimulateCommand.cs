@@ -1,0 +1,171 @@
+using System.Diagnostics;
+using System.Globalization;
+using Microsoft.FSharp.Collections;
+using Microsoft.FSharp.Core;
+using Trident.Scheduling;
+using Trace = Trident.Scheduling.Trace;
+
+namespace Trident.Api.Cli;
+
+/// <summary>
+/// <c>trident simulate</c>: replays a workload (a named generator or a trace file) against a
+/// simulated cluster with every requested policy and prints one row per policy. A thin shell: it
+/// parses options, reads the trace file, calls the F# simulator, prints and writes files.
+/// </summary>
+public static class SimulateCommand
+{
+    public static Command Command { get; } = new(
+        "simulate",
+        "simulate --workload <name|file> [--model flux] [--devices 128] [--devices-per-node 8] [--policies all|B1,B2,…,Trident] "
+        + "[--slo-scale 4] [--deadline-rule scale|reference] [--seed 42] [--rate r] [--steps n] [--count n] [--b1-degree k] "
+        + "[--split 10:63:27] [--jitter 0] [--parallel 1] [--format table|csv|json] [--out DIR] [--write-trace FILE]",
+        "simulate serving a workload with the baselines B1–B6 and Trident; workloads: "
+        + string.Join(", ", Workload.names) + " (poisson/bursty/shifting use --model), or a trace file (CSV or JSON lines)",
+        Run);
+
+    /// <summary>Options shared with <c>evaluate</c>.</summary>
+    internal static ExperimentSettings Settings(CliArgs args, int defaultDevices)
+    {
+        var d = ExperimentSettingsModule.defaults;
+        var devices = args.Int("devices", defaultDevices, 1, 100_000);
+        var perNode = args.Int("devices-per-node", d.DevicesPerNode, 1, 64);
+        var seed = args.ULong("seed", d.Seed);
+        var slo = args.Double("slo-scale", d.SloScale, 0.01, 1000);
+        var rule = args.String("deadline-rule", "scale")!;
+        if (rule is not ("scale" or "reference")) args.Error($"--deadline-rule: '{rule}' is not 'scale' or 'reference'");
+        if (rule == "reference" && args.Has("slo-scale")) args.Error("--slo-scale: not used with --deadline-rule reference");
+        var b1 = args.Has("b1-degree") ? FSharpOption<int>.Some(args.Int("b1-degree", 1, 1, 64)) : FSharpOption<int>.None;
+        var split = d.Split;
+        var splitText = args.String("split");
+        if (splitText is not null)
+        {
+            var parts = splitText.Split(':');
+            var values = parts.Select(p => double.TryParse(p, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) && v >= 0 ? v : double.NaN).ToArray();
+            if (values.Length != 3 || values.Any(double.IsNaN) || values[1] <= 0)
+                args.Error($"--split: '{splitText}' is not E:D:C with three non-negative numbers and D > 0");
+            else split = new StageSplit(values[0], values[1], values[2]);
+        }
+        var jitter = args.Double("jitter", d.Jitter, 0.0, 2.0);
+        return new ExperimentSettings(devices, perNode, seed, slo, rule == "reference", b1, split, d.RoundPeriod, d.Adjust, jitter, d.Memory);
+    }
+
+    private static Task<int> Run(CliArgs args, CancellationToken ct)
+    {
+        var workload = args.Required("workload");
+        var model = args.String("model", "flux")!;
+        var settings = Settings(args, 128);
+        var policyNames = (args.String("policies", "all") ?? "all").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var format = args.String("format", "table")!;
+        if (format is not ("table" or "csv" or "json")) args.Error($"--format: '{format}' is not table, csv or json");
+        var outDir = args.String("out");
+        var writeTrace = args.String("write-trace");
+        var parallel = args.Int("parallel", 1, 1, 64);
+        var rate = args.Has("rate") ? FSharpOption<double>.Some(args.Double("rate", 1, 1e-6, 1e6)) : FSharpOption<double>.None;
+        var steps = args.Has("steps") ? FSharpOption<int>.Some(args.Int("steps", 1, 1, 10_000)) : FSharpOption<int>.None;
+        var count = args.Has("count") ? FSharpOption<int>.Some(args.Int("count", 1, 1, 10_000_000)) : FSharpOption<int>.None;
+
+        WorkloadInput? input = null;
+        if (File.Exists(workload))
+        {
+            if (rate is not null || steps is not null || count is not null)
+                args.Error("--rate/--steps/--count: apply to generated workloads, not to a trace file");
+            var parsed = Trace.parse(File.ReadAllText(workload));
+            if (parsed.IsError) foreach (var e in parsed.ErrorValue) args.Error($"--workload {workload}: {e}");
+            else input = WorkloadInput.NewFromTrace(Path.GetFileNameWithoutExtension(workload), parsed.ResultValue);
+        }
+        else
+        {
+            var spec = Workload.tryNamed(workload, model);
+            if (spec.IsError) args.Error($"--workload: {spec.ErrorValue}");
+            else input = WorkloadInput.NewGenerated(Workload.withOverrides(rate, steps, count, spec.ResultValue));
+        }
+        args.ThrowIfInvalid();
+
+        var prepared = Experiment.prepare(settings, input!);
+        if (prepared.IsError) { foreach (var e in prepared.ErrorValue) args.Error(e); args.ThrowIfInvalid(); }
+        var p = prepared.ResultValue;
+        var policies = Experiment.policies(settings, p, ListModule.OfSeq(policyNames));
+        if (policies.IsError) { foreach (var e in policies.ErrorValue) args.Error($"--policies: {e}"); args.ThrowIfInvalid(); }
+
+        if (writeTrace is not null)
+        {
+            var dir = Path.GetDirectoryName(Path.GetFullPath(writeTrace));
+            if (dir is not null) Directory.CreateDirectory(dir);
+            File.WriteAllText(writeTrace, writeTrace.EndsWith(".jsonl", StringComparison.OrdinalIgnoreCase) ? Trace.toJsonLines(p.Trace) : Trace.toCsv(p.Trace));
+        }
+
+        var total = Stopwatch.StartNew();
+        var results = RunPolicies(p, policies.ResultValue.ToArray(), parallel, ct, (r, secs) =>
+            Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {r.Policy} {r.Params}: {secs:F1} s")));
+        total.Stop();
+        if (results is null) return Task.FromResult(130);
+        var (rows, b1) = Collapse(p.B1Default, results);
+        var summaries = ListModule.OfSeq(rows.Select(r => r.Summary));
+        Console.Write(format switch
+        {
+            "csv" => Report.csv(summaries),
+            "json" => Report.json(summaries),
+            _ => Report.table(summaries),
+        });
+        Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"workload {p.Name}: {p.Requests.Length} requests on {settings.Devices} devices; {rows.Count} policies in {total.Elapsed.TotalSeconds:F1} s wall"));
+
+        if (outDir is not null)
+        {
+            Directory.CreateDirectory(outDir);
+            File.WriteAllText(Path.Combine(outDir, "summary.csv"), Report.csv(summaries));
+            File.WriteAllText(Path.Combine(outDir, "summary.json"), Report.json(summaries));
+            File.WriteAllText(Path.Combine(outDir, "trace.csv"), Trace.toCsv(p.Trace));
+            foreach (var r in rows.Where(r => r.Policy != "B1").Concat(b1))
+            {
+                var name = r.Policy == "B1" ? $"requests-B1-k{r.Params.Split(' ')[0].Replace("k=", "")}.csv" : $"requests-{r.Policy}.csv";
+                File.WriteAllText(Path.Combine(outDir, name), Report.requestsCsv(r));
+            }
+            var spec = input is WorkloadInput.Generated g ? g.Item : TraceSpec(p);
+            var point = new EvalPoint("reference", spec, settings, spec.Rate);
+            var condensed = Evaluation.condense(point, p.Config, p.B1Default, ListModule.OfSeq(results), total.Elapsed.TotalSeconds);
+            var command = "./trident simulate " + string.Join(" ", Environment.GetCommandLineArgs().Skip(2));
+            var date = DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm 'UTC'", CultureInfo.InvariantCulture);
+            foreach (var file in Evaluation.report(command, date, false, total.Elapsed.TotalSeconds, ListModule.OfSeq(new[] { condensed })))
+                File.WriteAllText(Path.Combine(outDir, file.Item1), file.Item2);
+            Console.Error.WriteLine($"wrote {outDir}/README.md, summary.csv, summary.json, trace.csv, requests-*.csv and charts");
+        }
+        return Task.FromResult(0);
+    }
+
+    /// <summary>A workload spec describing a trace file, for reports.</summary>
+    private static WorkloadSpec TraceSpec(Prepared p)
+    {
+        var reqs = p.Trace.ToArray();
+        var span = reqs.Length > 1 ? reqs[^1].Arrival - reqs[0].Arrival : 0.0;
+        var rate = span > 0 ? (reqs.Length - 1) / span : 0.0;
+        var steps = reqs.GroupBy(r => r.Steps).OrderByDescending(g => g.Count()).First().Key;
+        return new WorkloadSpec(p.Name, p.Model, rate, steps, reqs.Length, ArrivalProcess.Constant,
+            Mix.NewUniform(ListModule.OfSeq(reqs.Select(r => r.Shape).Distinct())), "a trace file");
+    }
+
+    /// <summary>Runs the policies (on up to <paramref name="parallel"/> threads); null when cancelled.</summary>
+    internal static List<SimResult>? RunPolicies(Prepared p, Policy[] policies, int parallel, CancellationToken ct, Action<SimResult, double> progress)
+    {
+        var results = new SimResult[policies.Length];
+        var gate = new object();
+        try
+        {
+            Parallel.For(0, policies.Length, new ParallelOptions { MaxDegreeOfParallelism = parallel, CancellationToken = ct }, i =>
+            {
+                var sw = Stopwatch.StartNew();
+                results[i] = Simulator.run(p.Config, policies[i], p.Requests);
+                sw.Stop();
+                lock (gate) progress(results[i], sw.Elapsed.TotalSeconds);
+            });
+        }
+        catch (OperationCanceledException) { return null; }
+        return results.ToList();
+    }
+
+    internal static (List<SimResult> Rows, List<SimResult> B1) Collapse(int b1Default, List<SimResult> results)
+    {
+        var t = Experiment.collapse(b1Default, ListModule.OfSeq(results));
+        return (t.Item1.ToList(), t.Item2.ToList());
+    }
+}

@@ -1,0 +1,73 @@
+namespace Trident.Api.Contracts;
+
+/// <summary>The task a device runs now.</summary>
+public sealed record DeviceTaskDto(string Kind, string? Request);
+
+/// <summary>One device of <c>GET /v1/cluster</c>.</summary>
+/// <param name="Id">Device id.</param>
+/// <param name="Node">Node id.</param>
+/// <param name="Kind"><c>cpu</c> or <c>cuda</c>.</param>
+/// <param name="IntraOpThreads">Its thread budget.</param>
+/// <param name="PlacementType">Its type in the placement the planner uses now.</param>
+/// <param name="WorkerType">The type its worker has applied (differs while a re-placement is on its way).</param>
+/// <param name="ResidentModels">Stage models loaded on it.</param>
+/// <param name="Busy">Whether it runs a task now.</param>
+/// <param name="Current">The task it runs now.</param>
+/// <param name="QueuedTasks">Tasks waiting in its channel.</param>
+/// <param name="BusyForMs">Predicted time until it is free (0 when free).</param>
+/// <param name="Utilisation">Busy share over the monitor window.</param>
+/// <param name="MemoryGb">Memory the planners may fill on it.</param>
+public sealed record DeviceDto(
+    int Id, int Node, string Kind, int IntraOpThreads, string PlacementType, string WorkerType, IReadOnlyList<string> ResidentModels,
+    bool Busy, DeviceTaskDto? Current, int QueuedTasks, double BusyForMs, double Utilisation, double MemoryGb);
+
+/// <summary>The scheduling settings the server plans with (what a simulation of it needs besides the profile).</summary>
+/// <param name="Degrees">Diffuse degrees allowed (and measured).</param>
+/// <param name="EfficiencyThreshold">θ.</param>
+/// <param name="SloScale">Deadline = arrival + SloScale × latency served alone, when the client gives none.</param>
+/// <param name="RoundPeriodS">Serving-loop period (also the dispatch solver's spacing).</param>
+/// <param name="DispatchTimeLimitS">The dispatch MIP's time limit.</param>
+/// <param name="PlacementTimeLimitS">The placement MIP's time limit.</param>
+/// <param name="Monitor">Adjust-on-Dispatch: window_s, trigger_ratio, cooldown_s, min_arrivals, min_gain.</param>
+public sealed record SchedulingSettingsDto(IReadOnlyList<int> Degrees, double EfficiencyThreshold, double SloScale, double RoundPeriodS,
+    double DispatchTimeLimitS, double PlacementTimeLimitS, IReadOnlyDictionary<string, double> Monitor);
+
+/// <summary>The dispatch queue.</summary>
+public sealed record QueueDto(int Waiting, int Capacity, IReadOnlyList<string> Requests);
+
+/// <summary>One stage's figures over the monitor window.</summary>
+public sealed record StageFiguresDto(string Stage, int Completed, double Throughput, double MeanSeconds, double Capacity);
+
+/// <summary>The monitor's window.</summary>
+/// <param name="WindowSeconds">The window.</param>
+/// <param name="Arrivals">Arrivals in it.</param>
+/// <param name="ArrivalRate">Arrivals per second.</param>
+/// <param name="Stages">Per-stage throughput, mean duration and capacity.</param>
+/// <param name="Imbalance">Fastest / slowest of the arrival and stage rates (null when one is zero and another is
+/// not): Adjust-on-Dispatch fires at Monitor:TriggerRatio.</param>
+public sealed record MonitorDto(double WindowSeconds, int Arrivals, double ArrivalRate, IReadOnlyList<StageFiguresDto> Stages, double? Imbalance);
+
+/// <summary><c>GET /v1/cluster</c>.</summary>
+public sealed record ClusterDto(string Pipeline, string Model, int Nodes, IReadOnlyList<DeviceDto> Devices, QueueDto Queue, int JobsStored, MonitorDto Monitor,
+    SchedulingSettingsDto Settings);
+
+/// <summary>The placement in force.</summary>
+/// <param name="Types">Placement type of each device (by device id).</param>
+/// <param name="Capacity">Stage capacity in requests per second of the mix it was planned for.</param>
+/// <param name="Alpha">Smallest stage headroom α.</param>
+/// <param name="Moves">Devices that changed type when it was made.</param>
+/// <param name="Source">How it was made.</param>
+public sealed record PlacementDto(IReadOnlyDictionary<string, string> Types, IReadOnlyDictionary<string, double> Capacity, double Alpha, int Moves, string Source);
+
+/// <summary>One dispatch round.</summary>
+public sealed record RoundDto(long Round, double AtS, int Waiting, int Dispatched, string Source, string Detail, double? Objective, double? Gap,
+    double? SolveMs, double PlanMs);
+
+/// <summary>One re-placement attempt.</summary>
+public sealed record ReplacementDto(double AtS, string Reason, bool Applied, int Moves, double AlphaBefore, double AlphaAfter, string Source);
+
+/// <summary><c>GET /v1/plan</c>.</summary>
+public sealed record PlanDto(long Rounds, PlacementDto Placement, PlacementDto InitialPlacement, IReadOnlyList<RoundDto> RecentRounds, IReadOnlyList<ReplacementDto> Replacements);
+
+/// <summary><c>GET /health</c> and <c>GET /ready</c>.</summary>
+public sealed record HealthDto(string Status, string? Pipeline, string? Profile, double UptimeSeconds);

@@ -1,0 +1,78 @@
+// Wire DTOs of the generation routes (snake_case JSON). They are the API's contract only: the runtime's
+// Job and GenerationInput never cross the wire.
+
+namespace Trident.Api.Contracts;
+
+/// <summary>Body of <c>POST /v1/generations</c>. Every field but <c>prompt</c> is optional.</summary>
+/// <param name="Prompt">What to generate.</param>
+/// <param name="NegativePrompt">What to steer away from (classifier-free guidance).</param>
+/// <param name="Width">Width in pixels (a multiple of the pipeline's size constraint).</param>
+/// <param name="Height">Height in pixels.</param>
+/// <param name="Frames">Frames: 1 for an image (default), more for a video pipeline.</param>
+/// <param name="Steps">Denoising steps (default: the pipeline's).</param>
+/// <param name="Seed">Seed of the initial noise (default: random).</param>
+/// <param name="Guidance">Guidance scale (default: the pipeline's).</param>
+/// <param name="DeadlineMs">Milliseconds from now by which the result is wanted (default: the server's SLO).</param>
+/// <param name="Priority">Client priority; higher is more important.</param>
+public sealed record GenerationRequestDto(
+    string? Prompt,
+    string? NegativePrompt,
+    int? Width,
+    int? Height,
+    int? Frames,
+    int? Steps,
+    long? Seed,
+    double? Guidance,
+    long? DeadlineMs,
+    int? Priority);
+
+/// <summary>202 answer to <c>POST /v1/generations</c>.</summary>
+public sealed record GenerationAcceptedDto(string Id, string Status, string StatusUrl, string EventsUrl, string ResultUrl);
+
+/// <summary>One stage's timing in milliseconds (null until known).</summary>
+public sealed record StageTimingDto(double? StartMs, double? EndMs, double? DurationMs);
+
+/// <summary>All timings of a job, relative to its arrival.</summary>
+public sealed record TimingsDto(StageTimingDto Queued, StageTimingDto Encode, StageTimingDto Diffuse, StageTimingDto Decode, double? TotalMs);
+
+/// <summary>The job's deadline.</summary>
+/// <param name="At">Wall-clock time of the deadline.</param>
+/// <param name="Ms">Milliseconds after arrival.</param>
+/// <param name="Source"><c>client</c> (deadline_ms) or <c>slo</c> (the server's rule).</param>
+/// <param name="Met">Whether it was met; null until the job succeeds.</param>
+public sealed record DeadlineDto(DateTimeOffset At, double Ms, string Source, bool? Met);
+
+/// <summary>The devices and plan that served a job.</summary>
+/// <param name="Round">The dispatch round that routed it.</param>
+/// <param name="PlannedBy">How that round's plan was made (MIP statistics, or greedy and why).</param>
+/// <param name="Degree">Devices of its diffuse group (k).</param>
+/// <param name="Vr">Virtual-replica type (V0 … V3).</param>
+/// <param name="EncodeDevice">Device that encoded.</param>
+/// <param name="DiffuseDevices">Devices of the diffuse group (the first one leads).</param>
+/// <param name="DecodeDevice">Device that decoded.</param>
+/// <param name="PredictedFinishMs">The plan's predicted finish, after arrival.</param>
+/// <param name="PredictedOnTime">Whether the plan predicted it to meet its deadline.</param>
+public sealed record RouteDto(
+    long Round, string PlannedBy, int Degree, string Vr, int EncodeDevice, IReadOnlyList<int> DiffuseDevices, int DecodeDevice,
+    double PredictedFinishMs, bool PredictedOnTime);
+
+/// <summary><c>GET /v1/generations/{id}</c>.</summary>
+public sealed record GenerationStatusDto(
+    string Id,
+    string Status,
+    DateTimeOffset CreatedAt,
+    int? QueuePosition,
+    int Step,
+    int TotalSteps,
+    int Width,
+    int Height,
+    int Frames,
+    long Seed,
+    TimingsDto Timings,
+    DeadlineDto Deadline,
+    RouteDto? Route,
+    string? Error,
+    string? ResultUrl);
+
+/// <summary>One server-sent event of <c>GET /v1/generations/{id}/events</c>.</summary>
+public sealed record GenerationEventDto(string Id, long Sequence, string Status, int Step, int TotalSteps, string? Error);

@@ -1,0 +1,92 @@
+// GET /v1/cluster (devices, their placement types, resident models, busy or idle, queue, monitor window,
+// scheduling settings), GET /v1/plan (the placement in force with its stage capacities, the initial one, the
+// last dispatch rounds with their source, objective, gap and solve time, and the re-placement attempts), and
+// GET /v1/profile (the profile the cost model reads, in its file format: with /v1/cluster, what it takes to
+// simulate this server — `trident loadgen --compare-sim` does).
+
+using System.Globalization;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Trident.Api.Contracts;
+using Trident.Api.Hosting;
+using Trident.Runtime.Devices;
+using Trident.Scheduling;
+
+namespace Trident.Api.Endpoints;
+
+/// <summary>The cluster and plan routes.</summary>
+public static class ClusterApi
+{
+    /// <summary>Maps <c>/v1/cluster</c> and <c>/v1/plan</c>.</summary>
+    public static IEndpointRouteBuilder MapCluster(this IEndpointRouteBuilder app)
+    {
+        var group = app.MapGroup("/v1").WithTags("Cluster");
+        group.MapGet("/cluster", Cluster).WithName("GetCluster").WithSummary("Devices, placement, resident models, queue");
+        group.MapGet("/plan", Plan).WithName("GetPlan").WithSummary("Placement with stage capacities and recent dispatch rounds");
+        group.MapGet("/profile", Profile).WithName("GetProfile").WithSummary("The profile of this machine the cost model reads (docs/profile-format.md)")
+            .Produces(StatusCodes.Status200OK, contentType: "application/json");
+        return app;
+    }
+
+    private static string StageName(Stage s) => s.IsEncode ? "encode" : s.IsDiffuse ? "diffuse" : "decode";
+
+    private static Results<Ok<ClusterDto>, ProblemHttpResult> Cluster(HttpContext http, ServerHost host)
+    {
+        if (host.Ready is not { } ready) return Problems.NotReady(http, host);
+        var server = ready.Server;
+        var state = server.State;
+        var now = server.Clock.Now;
+        var devices = server.Workers.Select(w =>
+        {
+            var d = w.Device;
+            var current = w.Current is { } t
+                ? new DeviceTaskDto(t.Kind.ToString().ToLowerInvariant(), t is RetypeTask ? null : t.Request.Value.ToString(CultureInfo.InvariantCulture))
+                : null;
+            var busyUntil = d.Id < state.BusyUntil.Length ? state.BusyUntil[d.Id] : now;
+            return new DeviceDto(d.Id, d.Node, d.Kind.ToString().ToLowerInvariant(), d.IntraOpThreads,
+                PlacementTypeModule.name(state.Placement.Types[d.DeviceId]), PlacementTypeModule.name(w.Type),
+                w.Resident.Select(StageName).Order().ToArray(), current is not null, current, w.QueueLength,
+                Math.Round(Math.Max(0, busyUntil - now) * 1000, 1),
+                d.Id < state.Monitor.Utilisation.Count ? Math.Round(state.Monitor.Utilisation[d.Id], 4) : 0,
+                server.Cluster.Devices[d.Id].Memory);
+        }).ToArray();
+        var m = state.Monitor;
+        var monitor = new MonitorDto(m.WindowSeconds, m.Arrivals, m.ArrivalRate,
+            m.Stages.Select(s => new StageFiguresDto(StageName(s.Stage), s.Completed, s.Throughput, s.MeanSeconds, s.Capacity)).ToArray(),
+            double.IsFinite(m.Imbalance) ? m.Imbalance : null);
+        var st = server.Setup.Settings;
+        var cs = server.Cost.Settings;
+        var settings = new SchedulingSettingsDto(server.Cost.Degrees.ToArray(), cs.EfficiencyThreshold,
+            cs.Deadline is DeadlineRule.SloScale slo ? slo.scale : 0, st.RoundPeriodSeconds, st.Dispatch.TimeLimit, st.PlacementTimeLimitSeconds,
+            new Dictionary<string, double>
+            {
+                ["window_s"] = st.Monitor.WindowSeconds,
+                ["trigger_ratio"] = st.Monitor.TriggerRatio,
+                ["cooldown_s"] = st.Monitor.CooldownSeconds,
+                ["min_arrivals"] = st.Monitor.MinArrivals,
+                ["min_gain"] = st.Monitor.MinGain,
+            });
+        return TypedResults.Ok(new ClusterDto(ready.Manifest.Name, server.Setup.Profile.Model.Value, server.Cluster.NodeCount, devices,
+            new QueueDto(server.Waiting, st.QueueCapacity, state.Queue.Select(r => r.Value.ToString(CultureInfo.InvariantCulture)).ToArray()),
+            server.Store.Count, monitor, settings));
+    }
+
+    private static Results<ContentHttpResult, ProblemHttpResult> Profile(HttpContext http, ServerHost host) =>
+        host.Ready is { } ready
+            ? TypedResults.Text(ProfileFile.serialize(ready.Server.Setup.Profile), "application/json")
+            : Problems.NotReady(http, host);
+
+    private static PlacementDto Placement(PlacementPlan p) => new(
+        p.Types.ToDictionary(kv => kv.Key.Value.ToString(CultureInfo.InvariantCulture), kv => PlacementTypeModule.name(kv.Value)),
+        p.Capacity.ToDictionary(kv => StageName(kv.Key), kv => kv.Value),
+        p.Alpha, p.Moves, PlanSourceModule.describe(p.Source));
+
+    private static Results<Ok<PlanDto>, ProblemHttpResult> Plan(HttpContext http, ServerHost host)
+    {
+        if (host.Ready is not { } ready) return Problems.NotReady(http, host);
+        var state = ready.Server.State;
+        var rounds = state.Rounds.Reverse().Select(r => new RoundDto(r.Round, Math.Round(r.At, 3), r.Waiting, r.Dispatched, r.Source, r.Detail,
+            r.Objective, r.Gap, r.SolveSeconds is { } s ? Math.Round(s * 1000, 3) : null, Math.Round(r.PlanSeconds * 1000, 3))).ToArray();
+        var replacements = state.Placements.Reverse().Select(c => new ReplacementDto(Math.Round(c.At, 3), c.Reason, c.Applied, c.Moves, c.AlphaBefore, c.AlphaAfter, c.Source)).ToArray();
+        return TypedResults.Ok(new PlanDto(state.Round, Placement(state.Placement), Placement(ready.Server.InitialPlacement), rounds, replacements));
+    }
+}

@@ -1,0 +1,152 @@
+// /v1/generations: asynchronous generation jobs. POST queues a job (202, or 400 naming every bad field,
+// or 429 with Retry-After when the queue is full); GET reports its status, timings, deadline and the route
+// and plan that served it; /result returns the PNG (an APNG holding every frame of a video); DELETE
+// cancels (at once while no stage has started, else at the next diffuse step boundary); /events streams
+// its state changes and per-step progress as server-sent events.
+
+using System.Globalization;
+using System.Net.ServerSentEvents;
+using System.Runtime.CompilerServices;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.Extensions.Options;
+using Trident.Api.Contracts;
+using Trident.Api.Hosting;
+using Trident.Api.Options;
+using Trident.Runtime.Serving;
+
+namespace Trident.Api.Endpoints;
+
+/// <summary>The generation routes.</summary>
+public static class GenerationsApi
+{
+    /// <summary>Maps <c>/v1/generations</c>.</summary>
+    public static IEndpointRouteBuilder MapGenerations(this IEndpointRouteBuilder app)
+    {
+        var group = app.MapGroup("/v1/generations").WithTags("Generations");
+        group.MapPost("", Create).Accepts<GenerationRequestDto>("application/json").WithName("CreateGeneration")
+            .WithSummary("Queue a generation job");
+        group.MapGet("/{id:long}", Get).WithName("GetGeneration").WithSummary("Status, timings, deadline and route of a job");
+        group.MapGet("/{id:long}/result", Result).WithName("GetGenerationResult").WithSummary("The PNG (APNG for a video)")
+            .Produces(StatusCodes.Status200OK, contentType: "image/png");
+        group.MapDelete("/{id:long}", Cancel).WithName("CancelGeneration").WithSummary("Cancel a job");
+        group.MapGet("/{id:long}/events", Events).WithName("GenerationEvents").WithSummary("Server-sent events: state changes and step progress");
+        return app;
+    }
+
+    private static async Task<Results<Accepted<GenerationAcceptedDto>, ValidationProblem, ProblemHttpResult>> Create(
+        HttpContext http, ServerHost host, IOptions<TridentOptions> options)
+    {
+        if (host.Ready is not { } ready) return Problems.NotReady(http, host);
+        var (dto, parseErrors) = await JsonBody.ReadAsync<GenerationRequestDto>(http);
+        if (dto is null) return TypedResults.ValidationProblem(parseErrors);
+        var (submission, errors) = GenerationRequests.Validate(dto, ready, options.Value.Limits);
+        if (submission is null) return TypedResults.ValidationProblem(errors);
+        switch (ready.Server.Submit(submission.Input, submission.DeadlineSeconds, submission.Priority))
+        {
+            case SubmitOutcome.Accepted accepted:
+                var id = Id(accepted.Job);
+                var status = $"/v1/generations/{id}";
+                return TypedResults.Accepted(status, new GenerationAcceptedDto(id, "queued", status, status + "/events", status + "/result"));
+            case SubmitOutcome.Refused refused:
+                return Problems.TooMany(http, refused);
+            default:
+                throw new InvalidOperationException("unknown submission outcome");
+        }
+    }
+
+    private static Results<Ok<GenerationStatusDto>, ProblemHttpResult> Get(long id, HttpContext http, ServerHost host)
+    {
+        if (host.Ready is not { } ready) return Problems.NotReady(http, host);
+        if (ready.Server.Find(RequestId.NewRequestId(id)) is not { } job) return Problems.NotFound(id);
+        return TypedResults.Ok(Status(job, ready.Server));
+    }
+
+    private static Results<FileContentHttpResult, ProblemHttpResult> Result(long id, HttpContext http, ServerHost host)
+    {
+        if (host.Ready is not { } ready) return Problems.NotReady(http, host);
+        if (ready.Server.Find(RequestId.NewRequestId(id)) is not { } job) return Problems.NotFound(id);
+        var view = job.View();
+        if (job.Result is { } result) return TypedResults.File(result.Png, "image/png");
+        return view.Status switch
+        {
+            JobStatus.Failed => Problems.Conflict($"generation {id} failed: {view.Error}"),
+            JobStatus.Cancelled => Problems.Conflict($"generation {id} was cancelled"),
+            _ => Problems.Conflict($"generation {id} is {Name(view.Status)}; its result is not ready"),
+        };
+    }
+
+    private static Results<Ok<GenerationStatusDto>, Accepted<GenerationStatusDto>, ProblemHttpResult> Cancel(long id, HttpContext http, ServerHost host)
+    {
+        if (host.Ready is not { } ready) return Problems.NotReady(http, host);
+        if (ready.Server.Find(RequestId.NewRequestId(id)) is not { } job) return Problems.NotFound(id);
+        if (!ready.Server.Cancel(job)) return Problems.Conflict($"generation {id} is already {Name(job.Status)}");
+        var status = Status(job, ready.Server);
+        // cancelled at once, or stopping at its next step boundary
+        return job.Status == JobStatus.Cancelled
+            ? TypedResults.Ok(status)
+            : TypedResults.Accepted($"/v1/generations/{id}", status);
+    }
+
+    private static Results<ServerSentEventsResult<GenerationEventDto>, ProblemHttpResult> Events(long id, HttpContext http, ServerHost host)
+    {
+        if (host.Ready is not { } ready) return Problems.NotReady(http, host);
+        if (ready.Server.Find(RequestId.NewRequestId(id)) is not { } job) return Problems.NotFound(id);
+        return TypedResults.ServerSentEvents(Stream(job, http.RequestAborted));
+    }
+
+    private static async IAsyncEnumerable<SseItem<GenerationEventDto>> Stream(Job job, [EnumeratorCancellation] CancellationToken ct)
+    {
+        var reader = job.Subscribe();
+        try
+        {
+            await foreach (var e in reader.ReadAllAsync(ct))
+                yield return new SseItem<GenerationEventDto>(
+                    new GenerationEventDto(Id(job), e.Sequence, Name(e.Status), e.Step, e.TotalSteps, e.Error),
+                    e.Kind == JobEventKind.State ? "state" : "progress")
+                {
+                    EventId = e.Sequence.ToString(CultureInfo.InvariantCulture),
+                };
+        }
+        finally
+        {
+            job.Unsubscribe(reader);
+        }
+    }
+
+    /// <summary>A job's wire id.</summary>
+    public static string Id(Job job) => job.Id.Value.ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>A status's wire name.</summary>
+    public static string Name(JobStatus s) => s.ToString().ToLowerInvariant();
+
+    /// <summary>The wire view of a job.</summary>
+    public static GenerationStatusDto Status(Job job, TridentServer server)
+    {
+        var v = job.View();
+        var arrival = v.Arrival;
+        double? Ms(double? t) => t is { } x ? Math.Round((x - arrival) * 1000, 1) : null;
+        StageTimingDto Stage(StageTiming t) => new(Ms(t.Start), Ms(t.Finish), t.Seconds is { } s ? Math.Round(s * 1000, 1) : null);
+        var route = v.Route is { } r
+            ? new RouteDto(r.Round, r.Source, r.Dispatch.Degree, r.Dispatch.Vr.ToString(), r.Dispatch.Encode.Devices.Head.Value,
+                r.Dispatch.Diffuse.Devices.Select(d => d.Value).ToArray(), r.Dispatch.Decode.Devices.Head.Value,
+                Math.Round((r.Dispatch.Decode.Finish - arrival) * 1000, 1), r.Dispatch.OnTime)
+            : null;
+        var id = Id(job);
+        return new GenerationStatusDto(
+            id,
+            Name(v.Status),
+            v.CreatedAt,
+            server.QueuePosition(job),
+            v.Step,
+            v.Input.Steps,
+            v.Input.Width,
+            v.Input.Height,
+            v.Input.Frames,
+            (long)v.Input.Seed,
+            new TimingsDto(Stage(v.Queue), Stage(v.Encode), Stage(v.Diffuse), Stage(v.Decode), Ms(v.Finished)),
+            new DeadlineDto(server.Clock.ToWallClock(v.Deadline), Math.Round((v.Deadline - arrival) * 1000, 1), v.DeadlineGiven ? "client" : "slo", v.DeadlineMet),
+            route,
+            v.Error,
+            v.Status == JobStatus.Succeeded ? $"/v1/generations/{id}/result" : null);
+    }
+}

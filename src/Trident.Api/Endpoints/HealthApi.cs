@@ -1,0 +1,28 @@
+using Microsoft.AspNetCore.Http.HttpResults;
+using Trident.Api.Contracts;
+using Trident.Api.Hosting;
+
+namespace Trident.Api.Endpoints;
+
+/// <summary><c>/health</c> (the process is live) and <c>/ready</c> (the serving runtime is up).</summary>
+public static class HealthApi
+{
+    /// <summary>Maps the health routes.</summary>
+    public static IEndpointRouteBuilder MapHealth(this IEndpointRouteBuilder app)
+    {
+        var group = app.MapGroup("").WithTags("Health");
+        group.MapGet("/health", Live).WithName("Health").WithSummary("Liveness");
+        group.MapGet("/ready", Ready).WithName("Ready").WithSummary("Readiness: 503 while starting or after a failed start");
+        return app;
+    }
+
+    private static Ok<HealthDto> Live(ServerHost host) =>
+        TypedResults.Ok(new HealthDto("live", host.Ready?.Manifest.Name, host.Ready?.ProfileOrigin, Uptime()));
+
+    private static Results<Ok<HealthDto>, ProblemHttpResult> Ready(HttpContext http, ServerHost host) =>
+        host.Ready is { } ready
+            ? TypedResults.Ok(new HealthDto("ready", ready.Manifest.Name, ready.ProfileOrigin, Uptime()))
+            : Problems.NotReady(http, host);
+
+    private static double Uptime() => Math.Round((DateTime.Now - System.Diagnostics.Process.GetCurrentProcess().StartTime).TotalSeconds, 3);
+}

@@ -1,0 +1,153 @@
+// Starts the serving runtime in the background, so the HTTP server answers /health at once while the
+// pipeline is opened and (without a configured profile) profiled; /ready and the generation routes answer
+// 503 with Retry-After until the runtime is up. A start-up failure is logged, reported by /ready, and
+// stops nothing else: the operator sees why.
+
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Microsoft.FSharp.Collections;
+using Trident.Api.Metrics;
+using Trident.Api.Options;
+using Trident.Runtime.Devices;
+using Trident.Runtime.Monitoring;
+using Trident.Runtime.Pipelines;
+using Trident.Runtime.Serving;
+using Trident.Scheduling;
+using Trident.Scheduling.Placement;
+
+namespace Trident.Api.Hosting;
+
+/// <summary>The running server, once started.</summary>
+/// <param name="Server">The serving runtime.</param>
+/// <param name="Manifest">The pipeline's manifest.</param>
+/// <param name="ProfileOrigin">Where the profile came from.</param>
+/// <param name="Exporter">Renders the server's metrics for /metrics.</param>
+public sealed record ReadyServer(TridentServer Server, PipelineManifest Manifest, string ProfileOrigin, PrometheusExporter Exporter);
+
+/// <summary>Owns the serving runtime's lifetime.</summary>
+public sealed class ServerHost : IHostedService, IAsyncDisposable
+{
+    private readonly IServingBackend _backend;
+    private readonly TridentOptions _options;
+    private readonly ILoggerFactory _logs;
+    private readonly ILogger _log;
+    private readonly TimeProvider _time;
+    private readonly CancellationTokenSource _stopping = new();
+    private volatile ReadyServer? _ready;
+    private volatile string? _failure;
+    private Task? _starting;
+    private int _stopped;
+
+    /// <summary>Creates the host; nothing starts before <see cref="StartAsync"/>.</summary>
+    public ServerHost(IServingBackend backend, IOptions<TridentOptions> options, ILoggerFactory logs, TimeProvider time)
+    {
+        _backend = backend;
+        _options = options.Value;
+        _logs = logs;
+        _log = logs.CreateLogger("Trident.Startup");
+        _time = time;
+    }
+
+    /// <summary>The server, when it is up.</summary>
+    public ReadyServer? Ready => _ready;
+
+    /// <summary>Why the server could not start, if it could not.</summary>
+    public string? Failure => _failure;
+
+    /// <inheritdoc />
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        _starting = Task.Run(() => StartServerAsync(_stopping.Token), CancellationToken.None);
+        return Task.CompletedTask;
+    }
+
+    private async Task StartServerAsync(CancellationToken ct)
+    {
+        try
+        {
+            var layout = Layout(_options.Devices);
+            _log.LogInformation("Starting: {Devices} {Kind} device(s) in {Nodes} node(s)", layout.Devices.Count, _options.Devices.Kind, layout.NodeCount);
+            var parts = await _backend.PrepareAsync(_options, layout, _log, ct);
+            var setup = new ServerSetup(layout, parts.Profile, CostSettings(_options), parts.Executors, Settings(_options), InitialMix(_options, parts.Manifest));
+            var server = TridentServer.Start(setup, _logs, _time);
+            var exporter = new PrometheusExporter(server.Metrics.Meter);
+            server.Metrics.Initialise();
+            _ready = new ReadyServer(server, parts.Manifest, parts.ProfileOrigin, exporter);
+            _log.LogInformation("Ready: pipeline {Pipeline}, profile from {Profile}", parts.Manifest.Name, parts.ProfileOrigin);
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+        }
+        catch (Exception ex)
+        {
+            _failure = $"{ex.GetType().Name}: {ex.Message}";
+            _log.LogCritical(ex, "The serving runtime could not start");
+        }
+    }
+
+    /// <inheritdoc />
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        if (Interlocked.Exchange(ref _stopped, 1) == 1) return;
+        await _stopping.CancelAsync();
+        if (_starting is not null) await _starting;
+        if (_ready is { } r)
+        {
+            _ready = null;
+            await r.Server.DisposeAsync();
+            r.Exporter.Dispose();
+        }
+    }
+
+    /// <inheritdoc />
+    public async ValueTask DisposeAsync()
+    {
+        // registered both as itself and as a hosted service, so the container may dispose it twice
+        await StopAsync(CancellationToken.None);
+    }
+
+    /// <summary>The devices the options describe.</summary>
+    public static DeviceLayout Layout(DeviceOptions d)
+    {
+        if (d.Kind == "cuda")
+            return DeviceLayout.Cuda(d.Count, d.DevicesPerNode == 0 ? d.Count : d.DevicesPerNode, d.MemoryGb, d.ThreadsPerDevice);
+        var count = d.Count == 0 ? Environment.ProcessorCount : d.Count;
+        var memory = d.MemoryGb > 0 ? d.MemoryGb : GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 1e9 / count;
+        return DeviceLayout.Cpu(count, d.ThreadsPerDevice, d.DevicesPerNode == 0 ? count : d.DevicesPerNode, memory);
+    }
+
+    /// <summary>The cost model's settings from the options.</summary>
+    public static CostSettings CostSettings(TridentOptions o) =>
+        new(ListModule.OfSeq(o.Devices.Degrees.Distinct().Order()), o.Serving.EfficiencyThreshold,
+            CostSettingsModule.referenceMinDegrees, DeadlineRule.NewSloScale(o.Serving.SloScale));
+
+    /// <summary>The serving runtime's settings from the options.</summary>
+    public static ServingSettings Settings(TridentOptions o) => new()
+    {
+        RoundPeriodSeconds = o.Serving.RoundPeriodMs / 1000.0,
+        QueueCapacity = o.Serving.QueueCapacity,
+        JobCapacity = o.Jobs.Capacity,
+        JobRetention = TimeSpan.FromSeconds(o.Jobs.RetentionSeconds),
+        // every accepted job adds at most four tasks to a worker (encode, diffuse or reserve, decode, retype)
+        WorkerQueueCapacity = Math.Max(64, 4 * (o.Serving.QueueCapacity + 16)),
+        Dispatch = WithTimeLimit(DispatchSettingsModule.defaults, o.Serving.DispatchTimeLimitMs / 1000.0),
+        PlacementTimeLimitSeconds = o.Serving.PlacementTimeLimitMs / 1000.0,
+        Monitor = new MonitorSettings(o.Monitor.WindowSeconds, o.Monitor.TriggerRatio, o.Monitor.CooldownSeconds, o.Monitor.MinArrivals, o.Monitor.MinGain),
+        RoundHistory = o.Serving.RoundHistory,
+        VideoFramesPerSecond = o.Serving.VideoFramesPerSecond,
+    };
+
+    private static DispatchSettings WithTimeLimit(DispatchSettings d, double seconds) =>
+        new(d.OnTimeReward, d.LateRewardBase, d.IdlePenalty, d.CommunicationPenalty, d.DevicePenalty, seconds, d.CandidatesPerFreeDevice);
+
+    /// <summary>The mix the initial placement is planned for: requests of the default size and steps.</summary>
+    public static WorkloadStats InitialMix(TridentOptions o, PipelineManifest manifest)
+    {
+        var steps = o.Limits.DefaultSteps > 0 ? o.Limits.DefaultSteps : manifest.Sampler.DefaultSteps;
+        var frames = manifest.Size.MinFrames;
+        return new WorkloadStats(
+            ListModule.OfSeq([new RequestClass(new Shape(o.Limits.DefaultHeight, o.Limits.DefaultWidth, frames), steps, 1.0)]),
+            1.0);
+    }
+}

@@ -1,0 +1,21 @@
+using Microsoft.Extensions.Logging;
+using Trident.Api.Options;
+using Trident.Runtime.Devices;
+using Trident.Runtime.Pipelines;
+using Trident.Scheduling;
+
+namespace Trident.Api.Hosting;
+
+/// <summary>What the server serves: the pipeline, an executor per device, and this machine's profile.</summary>
+/// <param name="Manifest">The pipeline's manifest (size constraint, default steps and guidance).</param>
+/// <param name="Executors">Creates each device's stage executor.</param>
+/// <param name="Profile">The profile the cost model reads.</param>
+/// <param name="ProfileOrigin">Where the profile came from (a file, the cache, a fresh run of the profiler).</param>
+public sealed record ServingBackendParts(PipelineManifest Manifest, IStageExecutorFactory Executors, Profile Profile, string ProfileOrigin);
+
+/// <summary>Prepares the pipeline, its executors and the profile at start-up.</summary>
+public interface IServingBackend
+{
+    /// <summary>Opens (or writes) the pipeline and finds (or measures) this machine's profile.</summary>
+    Task<ServingBackendParts> PrepareAsync(TridentOptions options, DeviceLayout layout, ILogger log, CancellationToken cancellationToken);
+}

@@ -1,0 +1,157 @@
+// The server's configuration: section "Trident" of appsettings, the file given with --config, environment
+// variables (Trident__Serving__QueueCapacity=8) and command-line keys (--Trident:Serving:QueueCapacity 8),
+// later sources winning. Every key has a default, so `trident serve` runs with none. Bound and validated at
+// start-up (TridentOptionsValidator); a bad value stops the server with every problem named.
+
+namespace Trident.Api.Options;
+
+/// <summary>Section <c>Trident</c>.</summary>
+public sealed class TridentOptions
+{
+    /// <summary>The configuration section.</summary>
+    public const string Section = "Trident";
+
+    /// <summary>Pipeline directory (with <c>trident-pipeline.json</c>), or <c>tiny</c>: the bundled tiny
+    /// pipeline, written on first start under <c>{home}/.cache/pipelines</c>.</summary>
+    public string Pipeline { get; set; } = "tiny";
+
+    /// <summary>Log level: Verbose, Debug, Information, Warning, Error or Fatal.</summary>
+    public string LogLevel { get; set; } = "Information";
+
+    /// <summary>Profile file of this machine for that pipeline. Empty: profile the pipeline quickly at start
+    /// and cache the result under <see cref="ProfileCache"/>.</summary>
+    public string Profile { get; set; } = "";
+
+    /// <summary>Directory of cached profiles (relative paths are under the Trident home).</summary>
+    public string ProfileCache { get; set; } = ".cache/profiles";
+
+    /// <summary>The devices.</summary>
+    public DeviceOptions Devices { get; set; } = new();
+
+    /// <summary>The serving loop and the queue.</summary>
+    public ServingOptions Serving { get; set; } = new();
+
+    /// <summary>Request limits.</summary>
+    public LimitOptions Limits { get; set; } = new();
+
+    /// <summary>The monitor and the re-placement trigger.</summary>
+    public MonitorOptions Monitor { get; set; } = new();
+
+    /// <summary>The job store.</summary>
+    public JobOptions Jobs { get; set; } = new();
+}
+
+/// <summary>Section <c>Trident:Devices</c>.</summary>
+public sealed class DeviceOptions
+{
+    /// <summary><c>cpu</c> (slots of the machine's cores) or <c>cuda</c> (GPUs; needs a CUDA build of ONNX Runtime).</summary>
+    public string Kind { get; set; } = "cpu";
+
+    /// <summary>Devices; 0 means one per core (cpu) — required for cuda.</summary>
+    public int Count { get; set; }
+
+    /// <summary>Intra-op threads of one device (cpu).</summary>
+    public int ThreadsPerDevice { get; set; } = 1;
+
+    /// <summary>Devices per node; 0 means all in one node.</summary>
+    public int DevicesPerNode { get; set; }
+
+    /// <summary>Memory of one device in GB for the planners; 0 means the machine's memory divided among the
+    /// cpu devices (cuda: required).</summary>
+    public double MemoryGb { get; set; }
+
+    /// <summary>Diffuse degrees a request may use (intersected with the profile's).</summary>
+    public int[] Degrees { get; set; } = [1, 2, 4, 8];
+}
+
+/// <summary>Section <c>Trident:Serving</c>.</summary>
+public sealed class ServingOptions
+{
+    /// <summary>Period of the serving loop's rounds (also run on arrivals and completions).</summary>
+    public int RoundPeriodMs { get; set; } = 500;
+
+    /// <summary>Requests waiting for dispatch beyond which submissions get 429.</summary>
+    public int QueueCapacity { get; set; } = 64;
+
+    /// <summary>Wall-clock limit of one dispatch MIP solve (then greedy).</summary>
+    public int DispatchTimeLimitMs { get; set; } = 50;
+
+    /// <summary>Wall-clock limit of one placement MIP solve (then the heuristic).</summary>
+    public int PlacementTimeLimitMs { get; set; } = 2000;
+
+    /// <summary>A request without deadline_ms gets arrival + SloScale × its latency served alone.</summary>
+    public double SloScale { get; set; } = 4.0;
+
+    /// <summary>Efficiency threshold θ: degrees below it are not worth their devices.</summary>
+    public double EfficiencyThreshold { get; set; } = 0.8;
+
+    /// <summary>Dispatch rounds and re-placements kept for <c>GET /v1/plan</c>.</summary>
+    public int RoundHistory { get; set; } = 32;
+
+    /// <summary>Frames per second of a video's APNG.</summary>
+    public int VideoFramesPerSecond { get; set; } = 8;
+}
+
+/// <summary>Section <c>Trident:Limits</c> (the pipeline's own size constraint applies too).</summary>
+public sealed class LimitOptions
+{
+    /// <summary>Largest width in pixels.</summary>
+    public int MaxWidth { get; set; } = 1024;
+
+    /// <summary>Largest height in pixels.</summary>
+    public int MaxHeight { get; set; } = 1024;
+
+    /// <summary>Most frames of a video.</summary>
+    public int MaxFrames { get; set; } = 17;
+
+    /// <summary>Most denoising steps.</summary>
+    public int MaxSteps { get; set; } = 100;
+
+    /// <summary>Longest prompt (and negative prompt), in characters.</summary>
+    public int MaxPromptLength { get; set; } = 2000;
+
+    /// <summary>Most images per OpenAI-style request (<c>n</c>).</summary>
+    public int MaxImagesPerRequest { get; set; } = 4;
+
+    /// <summary>Width of a request that gives none (also the initial placement's mix).</summary>
+    public int DefaultWidth { get; set; } = 256;
+
+    /// <summary>Height of a request that gives none.</summary>
+    public int DefaultHeight { get; set; } = 256;
+
+    /// <summary>Steps of a request that gives none; 0 means the pipeline's default.</summary>
+    public int DefaultSteps { get; set; }
+
+    /// <summary>Longest deadline a client may set.</summary>
+    public long MaxDeadlineMs { get; set; } = 3_600_000;
+}
+
+/// <summary>Section <c>Trident:Monitor</c>: Adjust-on-Dispatch, with the simulator's defaults.</summary>
+public sealed class MonitorOptions
+{
+    /// <summary>Sliding window of the monitor.</summary>
+    public double WindowSeconds { get; set; } = 60;
+
+    /// <summary>Re-plan the placement when the fastest of the arrival, encode, diffuse and decode rates is this
+    /// multiple of the slowest.</summary>
+    public double TriggerRatio { get; set; } = 1.5;
+
+    /// <summary>Least time between two re-placement evaluations that fired.</summary>
+    public double CooldownSeconds { get; set; } = 30;
+
+    /// <summary>Fewest arrivals in the window before the trigger is read.</summary>
+    public int MinArrivals { get; set; } = 20;
+
+    /// <summary>Relative α gain a new placement must bring (when it serves no more of the mix) to be taken.</summary>
+    public double MinGain { get; set; } = 0.1;
+}
+
+/// <summary>Section <c>Trident:Jobs</c>.</summary>
+public sealed class JobOptions
+{
+    /// <summary>Most jobs held (active and finished); when all are active, submissions get 429.</summary>
+    public int Capacity { get; set; } = 1024;
+
+    /// <summary>How long a finished job and its result are kept.</summary>
+    public double RetentionSeconds { get; set; } = 600;
+}

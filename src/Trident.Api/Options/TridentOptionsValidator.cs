@@ -1,0 +1,67 @@
+using Microsoft.Extensions.Options;
+
+namespace Trident.Api.Options;
+
+/// <summary>Checks every key of <see cref="TridentOptions"/> and reports all problems at once, each naming
+/// its configuration key.</summary>
+public sealed class TridentOptionsValidator : IValidateOptions<TridentOptions>
+{
+    /// <inheritdoc />
+    public ValidateOptionsResult Validate(string? name, TridentOptions o)
+    {
+        var errors = new List<string>();
+        void Check(bool ok, string key, string rule)
+        {
+            if (!ok) errors.Add($"{TridentOptions.Section}:{key} {rule}");
+        }
+
+        var d = o.Devices;
+        Check(d.Kind is "cpu" or "cuda", "Devices:Kind", $"must be 'cpu' or 'cuda' (got '{d.Kind}')");
+        Check(d.Count >= 0 && d.Count <= 1024, "Devices:Count", "must be between 0 (one per core) and 1024");
+        Check(d.Kind != "cuda" || d.Count >= 1, "Devices:Count", "must be set (≥ 1) for cuda devices");
+        Check(d.ThreadsPerDevice is >= 1 and <= 256, "Devices:ThreadsPerDevice", "must be between 1 and 256");
+        Check(d.DevicesPerNode is >= 0 and <= 1024, "Devices:DevicesPerNode", "must be between 0 (all in one node) and 1024");
+        Check(double.IsFinite(d.MemoryGb) && d.MemoryGb >= 0, "Devices:MemoryGb", "must be ≥ 0 (0: the machine's memory shared out)");
+        Check(d.Kind != "cuda" || d.MemoryGb > 0, "Devices:MemoryGb", "must be set (> 0) for cuda devices");
+        Check(d.Degrees is { Length: > 0 } && d.Degrees.All(k => k is 1 or 2 or 4 or 8), "Devices:Degrees", "must list degrees among 1, 2, 4, 8");
+
+        var s = o.Serving;
+        Check(s.RoundPeriodMs is >= 10 and <= 60_000, "Serving:RoundPeriodMs", "must be between 10 and 60000");
+        Check(s.QueueCapacity is >= 1 and <= 100_000, "Serving:QueueCapacity", "must be between 1 and 100000");
+        Check(s.DispatchTimeLimitMs is >= 1 and <= 60_000, "Serving:DispatchTimeLimitMs", "must be between 1 and 60000");
+        Check(s.PlacementTimeLimitMs is >= 1 and <= 600_000, "Serving:PlacementTimeLimitMs", "must be between 1 and 600000");
+        Check(double.IsFinite(s.SloScale) && s.SloScale >= 1, "Serving:SloScale", "must be ≥ 1");
+        Check(double.IsFinite(s.EfficiencyThreshold) && s.EfficiencyThreshold is > 0 and <= 1, "Serving:EfficiencyThreshold", "must be in (0, 1]");
+        Check(s.RoundHistory is >= 1 and <= 10_000, "Serving:RoundHistory", "must be between 1 and 10000");
+        Check(s.VideoFramesPerSecond is >= 1 and <= 120, "Serving:VideoFramesPerSecond", "must be between 1 and 120");
+
+        var l = o.Limits;
+        Check(l.MaxWidth is >= 8 and <= 16_384, "Limits:MaxWidth", "must be between 8 and 16384");
+        Check(l.MaxHeight is >= 8 and <= 16_384, "Limits:MaxHeight", "must be between 8 and 16384");
+        Check(l.MaxFrames is >= 1 and <= 1024, "Limits:MaxFrames", "must be between 1 and 1024");
+        Check(l.MaxSteps is >= 1 and <= 10_000, "Limits:MaxSteps", "must be between 1 and 10000");
+        Check(l.MaxPromptLength is >= 1 and <= 1_000_000, "Limits:MaxPromptLength", "must be between 1 and 1000000");
+        Check(l.MaxImagesPerRequest is >= 1 and <= 64, "Limits:MaxImagesPerRequest", "must be between 1 and 64");
+        Check(l.DefaultWidth >= 8 && l.DefaultWidth <= l.MaxWidth, "Limits:DefaultWidth", "must be between 8 and Limits:MaxWidth");
+        Check(l.DefaultHeight >= 8 && l.DefaultHeight <= l.MaxHeight, "Limits:DefaultHeight", "must be between 8 and Limits:MaxHeight");
+        Check(l.DefaultSteps >= 0 && l.DefaultSteps <= l.MaxSteps, "Limits:DefaultSteps", "must be between 0 (the pipeline's default) and Limits:MaxSteps");
+        Check(l.MaxDeadlineMs is >= 1 and <= 86_400_000, "Limits:MaxDeadlineMs", "must be between 1 and 86400000");
+
+        var m = o.Monitor;
+        Check(double.IsFinite(m.WindowSeconds) && m.WindowSeconds is >= 1 and <= 86_400, "Monitor:WindowSeconds", "must be between 1 and 86400");
+        Check(double.IsFinite(m.TriggerRatio) && m.TriggerRatio > 1, "Monitor:TriggerRatio", "must be > 1");
+        Check(double.IsFinite(m.CooldownSeconds) && m.CooldownSeconds >= 0, "Monitor:CooldownSeconds", "must be ≥ 0");
+        Check(m.MinArrivals is >= 1 and <= 1_000_000, "Monitor:MinArrivals", "must be between 1 and 1000000");
+        Check(double.IsFinite(m.MinGain) && m.MinGain >= 0, "Monitor:MinGain", "must be ≥ 0");
+
+        var j = o.Jobs;
+        Check(j.Capacity is >= 1 and <= 10_000_000, "Jobs:Capacity", "must be between 1 and 10000000");
+        Check(j.Capacity >= s.QueueCapacity, "Jobs:Capacity", "must be ≥ Serving:QueueCapacity (every queued job is held)");
+        Check(double.IsFinite(j.RetentionSeconds) && j.RetentionSeconds >= 0, "Jobs:RetentionSeconds", "must be ≥ 0");
+
+        Check(o.Pipeline == "tiny" || Directory.Exists(o.Pipeline), "Pipeline", $"'{o.Pipeline}' is neither 'tiny' nor a directory");
+        Check(Enum.TryParse<Serilog.Events.LogEventLevel>(o.LogLevel, ignoreCase: true, out _), "LogLevel", "must be Verbose, Debug, Information, Warning, Error or Fatal");
+        Check(o.Profile.Length == 0 || File.Exists(o.Profile), "Profile", $"'{o.Profile}' does not exist");
+        return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+}

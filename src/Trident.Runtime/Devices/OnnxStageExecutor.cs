@@ -1,0 +1,107 @@
+// The stage executor of one device over ONNX Runtime: the encode, diffuse and decode executors of
+// Trident.Runtime.Execution, each stage on its own LoadedPipeline (opened from the device's pipeline with
+// Reopen), so a stage's sessions are created on its first task and released — weights and arena — when the
+// device's placement type stops holding it. Every device has its own sessions, as a GPU holds its own copy
+// of the weights; on CPU a diffuse of degree k runs a session with the k slots' threads, encode and decode
+// run with the device's own threads.
+
+using Trident.Runtime.Execution;
+using Trident.Runtime.Imaging;
+using Trident.Runtime.Onnx;
+using Trident.Scheduling;
+
+namespace Trident.Runtime.Devices;
+
+/// <summary>Runs one pipeline's stages on one device.</summary>
+public sealed class OnnxStageExecutor : IStageExecutor
+{
+    private readonly LoadedPipeline _device;
+    private readonly int _threads;
+    private readonly Dictionary<Stage, LoadedPipeline> _stages = new();
+    private readonly object _gate = new();
+
+    /// <summary>An executor over <paramref name="pipeline"/> (owned by the executor from now on).</summary>
+    public OnnxStageExecutor(LoadedPipeline pipeline, int intraOpThreads)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(intraOpThreads, 1);
+        _device = pipeline;
+        _threads = intraOpThreads;
+    }
+
+    /// <inheritdoc />
+    public IReadOnlySet<Stage> Resident
+    {
+        get { lock (_gate) return new HashSet<Stage>(_stages.Keys); }
+    }
+
+    private LoadedPipeline For(Stage stage)
+    {
+        lock (_gate)
+        {
+            if (!_stages.TryGetValue(stage, out var p)) _stages[stage] = p = _device.Reopen();
+            return p;
+        }
+    }
+
+    /// <inheritdoc />
+    public void Unload(Stage stage)
+    {
+        LoadedPipeline? p;
+        lock (_gate)
+        {
+            if (!_stages.Remove(stage, out p)) return;
+        }
+        p.Dispose();
+    }
+
+    private bool Guided(GenerationInput input) => _device.Manifest.Guidance.ClassifierFree && input.Guidance != 1.0;
+
+    /// <inheritdoc />
+    public StageOutput Encode(GenerationInput input, CancellationToken cancellationToken)
+    {
+        var embeddings = new EncodeExecutor(For(Stage.Encode)).Encode(
+            [input.Prompt], Guided(input) ? [input.NegativePrompt ?? ""] : null, _threads, cancellationToken);
+        return new StageOutput(embeddings, embeddings.Bytes);
+    }
+
+    /// <inheritdoc />
+    public StageOutput Diffuse(GenerationInput input, StageOutput embeddings, int intraOpThreads, IStepObserver observer, CancellationToken cancellationToken)
+    {
+        var settings = new DiffuseSettings(input.Width, input.Height, input.Frames, input.Steps, [input.Seed], input.Guidance, intraOpThreads);
+        var latents = new DiffuseExecutor(For(Stage.Diffuse)).Diffuse(
+            (Embeddings)embeddings.Value, settings, new StepProgress(observer), cancellationToken);
+        return new StageOutput(latents, latents.Bytes);
+    }
+
+    /// <inheritdoc />
+    public IReadOnlyList<RgbImage> Decode(GenerationInput input, StageOutput latents, CancellationToken cancellationToken) =>
+        new DecodeExecutor(For(Stage.Decode)).Decode((Latents)latents.Value, _threads, cancellationToken)[0];
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            foreach (var p in _stages.Values) p.Dispose();
+            _stages.Clear();
+        }
+        _device.Dispose();
+    }
+
+    // Progress is reported synchronously on the worker's thread, after each step.
+    private sealed class StepProgress(IStepObserver observer) : IProgress<DiffuseProgress>
+    {
+        public void Report(DiffuseProgress value) => observer.StepCompleted(value.Completed, value.Steps);
+    }
+}
+
+/// <summary>Creates an <see cref="OnnxStageExecutor"/> per device over one pipeline directory.</summary>
+public sealed class OnnxStageExecutorFactory(string pipelineDirectory, OrtEnvironment? environment = null) : IStageExecutorFactory
+{
+    /// <inheritdoc />
+    public IStageExecutor Create(DeviceSpec device)
+    {
+        ExecutionProvider provider = device.Kind == DeviceKind.Cuda ? new ExecutionProvider.Cuda(device.CudaOrdinal) : new ExecutionProvider.Cpu();
+        return new OnnxStageExecutor(LoadedPipeline.Open(pipelineDirectory, environment, provider), device.IntraOpThreads);
+    }
+}

@@ -1,0 +1,184 @@
+// The typed tasks a worker reads from its channel. Each task carries its completion source: a worker
+// completes it with the result, the exception or the cancellation, so a failing task is reported failed
+// to whoever waits on it and the worker lives on. A diffuse task of degree k goes to the group's lead
+// worker; each of the other k − 1 workers of the group gets a Reserve task that holds it for the
+// diffuse's duration (on CPU their threads are the ones the lead's session uses).
+//
+// Waits are always on work enqueued earlier: a request's encode is enqueued before its diffuse, its
+// diffuse before its decode, and the tasks of one group are enqueued together, one round after
+// another, by the serving loop alone. So every worker sees any two groups in the same order, and a
+// group's barrier never waits on a worker that waits on it.
+
+using Trident.Runtime.Imaging;
+using Trident.Scheduling;
+
+namespace Trident.Runtime.Devices;
+
+/// <summary>Which stage a task runs (Reserve and Retype run none).</summary>
+public enum TaskKind
+{
+    /// <summary>Encode the prompt.</summary>
+    Encode,
+
+    /// <summary>Lead a diffuse group.</summary>
+    Diffuse,
+
+    /// <summary>Hold this device for another device's diffuse.</summary>
+    Reserve,
+
+    /// <summary>Decode latents.</summary>
+    Decode,
+
+    /// <summary>Change the device's placement type (unload models it no longer holds).</summary>
+    Retype,
+}
+
+/// <summary>One unit of work for one worker.</summary>
+/// <param name="TaskId">Unique per server, increasing in enqueue order.</param>
+/// <param name="Request">The request it serves (none for Retype).</param>
+/// <param name="PredictedSeconds">The cost model's duration, for busy-until estimates.</param>
+/// <param name="Cancellation">The request's cancellation; checked before the task starts and, for
+/// diffuse, at every step boundary.</param>
+public abstract record StageTask(long TaskId, RequestId Request, double PredictedSeconds, CancellationToken Cancellation)
+{
+    /// <summary>Which kind of task this is.</summary>
+    public abstract TaskKind Kind { get; }
+
+    /// <summary>The task, as awaited by the next stage or the request (completes in every case).</summary>
+    public abstract Task Completion { get; }
+
+    /// <summary>Completes the task as failed (or cancelled, for an <see cref="OperationCanceledException"/>).</summary>
+    public abstract void Fail(Exception error);
+}
+
+/// <summary>Encode a request's prompt on this device.</summary>
+/// <param name="TaskId">Unique per server, increasing in enqueue order.</param>
+/// <param name="Request">The request it serves.</param>
+/// <param name="PredictedSeconds">The cost model's duration.</param>
+/// <param name="Cancellation">The request's cancellation.</param>
+/// <param name="Input">What to generate.</param>
+public sealed record EncodeTask(long TaskId, RequestId Request, double PredictedSeconds, CancellationToken Cancellation, GenerationInput Input)
+    : StageTask(TaskId, Request, PredictedSeconds, Cancellation)
+{
+    /// <summary>The embeddings.</summary>
+    public TaskCompletionSource<StageOutput> Result { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <inheritdoc />
+    public override TaskKind Kind => TaskKind.Encode;
+
+    /// <inheritdoc />
+    public override Task Completion => Result.Task;
+
+    /// <inheritdoc />
+    public override void Fail(Exception error) => StageTaskResults.Fail(Result, error, Cancellation);
+}
+
+/// <summary>Lead a diffuse group: wait for the embeddings and for every seat of the group, then run the
+/// denoising loop with the group's threads.</summary>
+/// <param name="TaskId">Unique per server, increasing in enqueue order.</param>
+/// <param name="Request">The request it serves.</param>
+/// <param name="PredictedSeconds">The cost model's duration.</param>
+/// <param name="Cancellation">The request's cancellation.</param>
+/// <param name="Input">What to generate.</param>
+/// <param name="Embeddings">The encode task's result, from whichever device encoded.</param>
+/// <param name="Degree">k, the devices of the group.</param>
+/// <param name="IntraOpThreads">The group's thread budget (the sum over its devices).</param>
+/// <param name="Seats">One per other device of the group: set when that device's worker reaches its
+/// Reserve task.</param>
+/// <param name="Observer">Receives per-step progress.</param>
+public sealed record DiffuseTask(
+    long TaskId,
+    RequestId Request,
+    double PredictedSeconds,
+    CancellationToken Cancellation,
+    GenerationInput Input,
+    Task<StageOutput> Embeddings,
+    int Degree,
+    int IntraOpThreads,
+    IReadOnlyList<TaskCompletionSource> Seats,
+    IStepObserver Observer)
+    : StageTask(TaskId, Request, PredictedSeconds, Cancellation)
+{
+    /// <summary>The latents.</summary>
+    public TaskCompletionSource<StageOutput> Result { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <inheritdoc />
+    public override TaskKind Kind => TaskKind.Diffuse;
+
+    /// <inheritdoc />
+    public override Task Completion => Result.Task;
+
+    /// <inheritdoc />
+    public override void Fail(Exception error) => StageTaskResults.Fail(Result, error, Cancellation);
+}
+
+/// <summary>Hold this device while another device leads a diffuse group it belongs to.</summary>
+/// <param name="TaskId">Unique per server, increasing in enqueue order.</param>
+/// <param name="Request">The request it serves.</param>
+/// <param name="PredictedSeconds">The cost model's duration.</param>
+/// <param name="Cancellation">The request's cancellation.</param>
+/// <param name="Seat">Set when this worker reaches the task (the lead waits for every seat).</param>
+/// <param name="Lead">The group's diffuse; the reservation ends when it completes, in any way.</param>
+public sealed record ReserveTask(long TaskId, RequestId Request, double PredictedSeconds, CancellationToken Cancellation, TaskCompletionSource Seat, Task Lead)
+    : StageTask(TaskId, Request, PredictedSeconds, Cancellation)
+{
+    /// <inheritdoc />
+    public override TaskKind Kind => TaskKind.Reserve;
+
+    /// <inheritdoc />
+    public override Task Completion => Lead;
+
+    /// <inheritdoc />
+    public override void Fail(Exception error) => Seat.TrySetResult();
+}
+
+/// <summary>Decode a request's latents on this device.</summary>
+/// <param name="TaskId">Unique per server, increasing in enqueue order.</param>
+/// <param name="Request">The request it serves.</param>
+/// <param name="PredictedSeconds">The cost model's duration.</param>
+/// <param name="Cancellation">The request's cancellation.</param>
+/// <param name="Input">What to generate.</param>
+/// <param name="Latents">The diffuse task's result, from whichever group diffused.</param>
+public sealed record DecodeTask(long TaskId, RequestId Request, double PredictedSeconds, CancellationToken Cancellation, GenerationInput Input, Task<StageOutput> Latents)
+    : StageTask(TaskId, Request, PredictedSeconds, Cancellation)
+{
+    /// <summary>The frames (one for an image).</summary>
+    public TaskCompletionSource<IReadOnlyList<RgbImage>> Result { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <inheritdoc />
+    public override TaskKind Kind => TaskKind.Decode;
+
+    /// <inheritdoc />
+    public override Task Completion => Result.Task;
+
+    /// <inheritdoc />
+    public override void Fail(Exception error) => StageTaskResults.Fail(Result, error, Cancellation);
+}
+
+/// <summary>Change the device's placement type: from here on it keeps only the stage models of
+/// <paramref name="Type"/>, loading each lazily. Work enqueued earlier (planned under the old placement)
+/// has already run, since the channel is FIFO.</summary>
+public sealed record RetypeTask(long TaskId, PlacementType Type)
+    : StageTask(TaskId, RequestId.NewRequestId(-1), 0.0, CancellationToken.None)
+{
+    /// <summary>Completes when the device has its new type.</summary>
+    public TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <inheritdoc />
+    public override TaskKind Kind => TaskKind.Retype;
+
+    /// <inheritdoc />
+    public override Task Completion => Done.Task;
+
+    /// <inheritdoc />
+    public override void Fail(Exception error) => Done.TrySetException(error);
+}
+
+internal static class StageTaskResults
+{
+    public static void Fail<T>(TaskCompletionSource<T> result, Exception error, CancellationToken token)
+    {
+        if (error is OperationCanceledException && token.IsCancellationRequested) result.TrySetCanceled(token);
+        else result.TrySetException(error);
+    }
+}

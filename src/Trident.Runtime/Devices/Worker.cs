@@ -1,0 +1,179 @@
+// One worker per device: a single thread that runs the device's stage tasks in FIFO order from a bounded
+// channel. It knows its placement type (the stage models it should keep) and leaves loading to the
+// executor, which creates a session on the first task that needs it; a Retype task unloads what the new
+// type no longer holds. Blocking on a dedicated thread (not the thread pool) suits ONNX Runtime calls,
+// which block for the length of a stage, and keeps them off ASP.NET Core's threads.
+
+using System.Threading.Channels;
+using Trident.Scheduling;
+
+namespace Trident.Runtime.Devices;
+
+/// <summary>Told when a worker starts and finishes a task (on the worker's thread; must not block).</summary>
+public interface IWorkerObserver
+{
+    /// <summary>The worker took <paramref name="task"/> off its queue and starts it.</summary>
+    void Started(Worker worker, StageTask task);
+
+    /// <summary>The task is over: <paramref name="error"/> is null on success.</summary>
+    void Finished(Worker worker, StageTask task, Exception? error);
+}
+
+/// <summary>The single-threaded FIFO executor of one device.</summary>
+public sealed class Worker : IDisposable
+{
+    private readonly Channel<StageTask> _channel;
+    private readonly IStageExecutor _executor;
+    private readonly IWorkerObserver _observer;
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly Thread _thread;
+    private volatile StageTask? _current;
+    private volatile PlacementType _type;
+    private int _queued;
+
+    /// <summary>Starts the worker's thread.</summary>
+    /// <param name="device">The device.</param>
+    /// <param name="type">Its initial placement type.</param>
+    /// <param name="executor">Its executor (owned by the worker from now on).</param>
+    /// <param name="observer">Told about every task.</param>
+    /// <param name="capacity">Bound of the task channel; a full channel makes writers wait.</param>
+    public Worker(DeviceSpec device, PlacementType type, IStageExecutor executor, IWorkerObserver observer, int capacity)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
+        Device = device;
+        _type = type;
+        _executor = executor;
+        _observer = observer;
+        _channel = Channel.CreateBounded<StageTask>(new BoundedChannelOptions(capacity)
+        {
+            FullMode = BoundedChannelFullMode.Wait,
+            SingleReader = true,
+            SingleWriter = false,
+        });
+        _thread = new Thread(Run) { IsBackground = true, Name = $"trident-worker-{device.Id}" };
+        _thread.Start();
+    }
+
+    /// <summary>The device this worker runs.</summary>
+    public DeviceSpec Device { get; }
+
+    /// <summary>The placement type of the last Retype the worker ran (or its initial type).</summary>
+    public PlacementType Type => _type;
+
+    /// <summary>Stage models resident now.</summary>
+    public IReadOnlySet<Stage> Resident => _executor.Resident;
+
+    /// <summary>The task running now, if any.</summary>
+    public StageTask? Current => _current;
+
+    /// <summary>Tasks waiting in the channel.</summary>
+    public int QueueLength => Volatile.Read(ref _queued);
+
+    /// <summary>Queues a task; waits while the channel is full.</summary>
+    public async ValueTask EnqueueAsync(StageTask task, CancellationToken cancellationToken)
+    {
+        Interlocked.Increment(ref _queued);
+        try
+        {
+            await _channel.Writer.WriteAsync(task, cancellationToken);
+        }
+        catch
+        {
+            Interlocked.Decrement(ref _queued);
+            throw;
+        }
+    }
+
+    private void Run()
+    {
+        var reader = _channel.Reader;
+        try
+        {
+            while (reader.WaitToReadAsync(_stopping.Token).AsTask().GetAwaiter().GetResult())
+                while (reader.TryRead(out var task))
+                {
+                    Interlocked.Decrement(ref _queued);
+                    Execute(task);
+                }
+        }
+        catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
+        {
+        }
+        // Stopping: whatever is left is reported failed, so nothing waits on it forever.
+        while (reader.TryRead(out var left))
+        {
+            Interlocked.Decrement(ref _queued);
+            left.Fail(new OperationCanceledException("the server is stopping"));
+            _observer.Finished(this, left, new OperationCanceledException("the server is stopping"));
+        }
+    }
+
+    private void Execute(StageTask task)
+    {
+        _current = task;
+        Exception? error = null;
+        try
+        {
+            _observer.Started(this, task);
+            switch (task)
+            {
+                case EncodeTask e:
+                    e.Cancellation.ThrowIfCancellationRequested();
+                    e.Result.TrySetResult(_executor.Encode(e.Input, e.Cancellation));
+                    break;
+                case DiffuseTask d:
+                    d.Cancellation.ThrowIfCancellationRequested();
+                    var embeddings = d.Embeddings.WaitAsync(d.Cancellation).GetAwaiter().GetResult();
+                    foreach (var seat in d.Seats) seat.Task.WaitAsync(d.Cancellation).GetAwaiter().GetResult();
+                    d.Result.TrySetResult(_executor.Diffuse(d.Input, embeddings, d.IntraOpThreads, d.Observer, d.Cancellation));
+                    break;
+                case ReserveTask r:
+                    // Always take the seat, even for a cancelled request, so the lead never waits on it.
+                    r.Seat.TrySetResult();
+                    ((IAsyncResult)r.Lead).AsyncWaitHandle.WaitOne();
+                    break;
+                case DecodeTask c:
+                    c.Cancellation.ThrowIfCancellationRequested();
+                    var latents = c.Latents.WaitAsync(c.Cancellation).GetAwaiter().GetResult();
+                    c.Result.TrySetResult(_executor.Decode(c.Input, latents, c.Cancellation));
+                    break;
+                case RetypeTask t:
+                    var keep = PlacementTypeModule.stages(t.Type);
+                    foreach (var stage in _executor.Resident.ToArray())
+                        if (!keep.Contains(stage)) _executor.Unload(stage);
+                    _type = t.Type;
+                    t.Done.TrySetResult();
+                    break;
+                default:
+                    throw new InvalidOperationException($"unknown task {task.GetType().Name}");
+            }
+        }
+        catch (Exception ex)
+        {
+            error = ex;
+            task.Fail(ex);
+        }
+        finally
+        {
+            _current = null;
+            _observer.Finished(this, task, error);
+        }
+    }
+
+    /// <summary>Stops taking tasks; those still queued are reported failed. Returns at once.</summary>
+    public void BeginStop()
+    {
+        if (!_stopping.IsCancellationRequested) _stopping.Cancel();
+    }
+
+    /// <summary>Stops taking tasks, fails those still queued, waits for the running one and releases the
+    /// executor's sessions.</summary>
+    public void Dispose()
+    {
+        BeginStop();
+        _channel.Writer.TryComplete();
+        _thread.Join();
+        _executor.Dispose();
+        _stopping.Dispose();
+    }
+}

@@ -1,0 +1,81 @@
+// The server's metrics as System.Diagnostics.Metrics instruments on the "Trident" meter. Names are already
+// Prometheus names (prefixed trident_, base units in the name); the API's /metrics endpoint renders them.
+// Histograms carry their bucket boundaries as instrument advice.
+
+using System.Diagnostics.Metrics;
+
+namespace Trident.Runtime.Monitoring;
+
+/// <summary>The serving metrics.</summary>
+public sealed class ServingMetrics : IDisposable
+{
+    /// <summary>The meter's name.</summary>
+    public const string MeterName = "Trident";
+
+    private static readonly double[] LatencyBuckets = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 60, 120, 300];
+    private static readonly double[] SolveBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
+
+    private readonly Meter _meter = new(MeterName);
+
+    /// <summary>Creates the instruments.</summary>
+    public ServingMetrics()
+    {
+        Requests = _meter.CreateCounter<long>("trident_requests_total", null, "Requests by outcome (accepted, rejected, succeeded, failed, cancelled).");
+        Deadlines = _meter.CreateCounter<long>("trident_deadlines_total", null, "Succeeded requests by whether they met their deadline.");
+        StageLatency = _meter.CreateHistogram<double>("trident_stage_latency_seconds", "s", "Duration of one stage of one request.", null,
+            new InstrumentAdvice<double> { HistogramBucketBoundaries = LatencyBuckets });
+        RequestLatency = _meter.CreateHistogram<double>("trident_request_latency_seconds", "s", "End-to-end latency of succeeded requests.", null,
+            new InstrumentAdvice<double> { HistogramBucketBoundaries = LatencyBuckets });
+        QueueWait = _meter.CreateHistogram<double>("trident_queue_wait_seconds", "s", "Time from arrival to dispatch.", null,
+            new InstrumentAdvice<double> { HistogramBucketBoundaries = LatencyBuckets });
+        DispatchSolve = _meter.CreateHistogram<double>("trident_dispatch_solve_seconds", "s", "Wall-clock time of one dispatch round's planning, by plan source.", null,
+            new InstrumentAdvice<double> { HistogramBucketBoundaries = SolveBuckets });
+        DispatchRounds = _meter.CreateCounter<long>("trident_dispatch_rounds_total", null, "Dispatch rounds by plan source (mip, greedy, failed).");
+        Replacements = _meter.CreateCounter<long>("trident_replacements_total", null, "Placements changed by Adjust-on-Dispatch.");
+    }
+
+    /// <summary>The meter every instrument belongs to (one per server, so two servers in one process never mix).</summary>
+    public Meter Meter => _meter;
+
+    /// <summary>trident_requests_total{outcome}.</summary>
+    public Counter<long> Requests { get; }
+
+    /// <summary>trident_deadlines_total{met}.</summary>
+    public Counter<long> Deadlines { get; }
+
+    /// <summary>trident_stage_latency_seconds{stage}.</summary>
+    public Histogram<double> StageLatency { get; }
+
+    /// <summary>trident_request_latency_seconds.</summary>
+    public Histogram<double> RequestLatency { get; }
+
+    /// <summary>trident_queue_wait_seconds.</summary>
+    public Histogram<double> QueueWait { get; }
+
+    /// <summary>trident_dispatch_solve_seconds{source}.</summary>
+    public Histogram<double> DispatchSolve { get; }
+
+    /// <summary>trident_dispatch_rounds_total{source}.</summary>
+    public Counter<long> DispatchRounds { get; }
+
+    /// <summary>trident_replacements_total.</summary>
+    public Counter<long> Replacements { get; }
+
+    /// <summary>Records a zero for every counter series known in advance, so a scraper sees them at 0 rather
+    /// than absent (call once a listener is attached).</summary>
+    public void Initialise()
+    {
+        foreach (var outcome in new[] { "accepted", "rejected", "succeeded", "failed", "cancelled" })
+            Requests.Add(0, new KeyValuePair<string, object?>("outcome", outcome));
+        foreach (var met in new[] { "true", "false" }) Deadlines.Add(0, new KeyValuePair<string, object?>("met", met));
+        foreach (var source in new[] { "mip", "greedy", "failed" }) DispatchRounds.Add(0, new KeyValuePair<string, object?>("source", source));
+        Replacements.Add(0);
+    }
+
+    /// <summary>Registers an observable gauge read at each scrape.</summary>
+    public void Gauge(string name, string description, Func<IEnumerable<Measurement<double>>> observe) =>
+        _meter.CreateObservableGauge(name, observe, null, description);
+
+    /// <inheritdoc />
+    public void Dispose() => _meter.Dispose();
+}

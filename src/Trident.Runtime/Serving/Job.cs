@@ -1,0 +1,311 @@
+// A generation job: one client request from acceptance to its result. Its state moves forward only
+// (queued → encoding → diffusing → decoding → succeeded | failed | cancelled); every change and every
+// diffuse step is published to the job's subscribers (server-sent events). Workers update it from their
+// threads, the API reads it from request threads: every field is read and written under one lock.
+
+using System.Threading.Channels;
+using Trident.Runtime.Devices;
+using Trident.Scheduling;
+
+namespace Trident.Runtime.Serving;
+
+/// <summary>Where a job is.</summary>
+public enum JobStatus
+{
+    /// <summary>Waiting for a dispatch round to route it.</summary>
+    Queued,
+
+    /// <summary>Its prompt is being encoded.</summary>
+    Encoding,
+
+    /// <summary>Its diffuse group is denoising.</summary>
+    Diffusing,
+
+    /// <summary>Its latents are being decoded.</summary>
+    Decoding,
+
+    /// <summary>Done; the result is available.</summary>
+    Succeeded,
+
+    /// <summary>A stage failed; <see cref="JobView.Error"/> says why.</summary>
+    Failed,
+
+    /// <summary>Cancelled by the client (or by the server stopping).</summary>
+    Cancelled,
+}
+
+/// <summary>What a job event reports.</summary>
+public enum JobEventKind
+{
+    /// <summary>The status changed.</summary>
+    State,
+
+    /// <summary>A diffuse step completed.</summary>
+    Progress,
+}
+
+/// <summary>One event of a job, as its subscribers see it.</summary>
+/// <param name="Sequence">1, 2, … per job.</param>
+/// <param name="Kind">State change or step progress.</param>
+/// <param name="Status">The status after the event.</param>
+/// <param name="Step">Diffuse steps done.</param>
+/// <param name="TotalSteps">Diffuse steps in all.</param>
+/// <param name="Error">Why the job failed, for a Failed state.</param>
+public sealed record JobEvent(long Sequence, JobEventKind Kind, JobStatus Status, int Step, int TotalSteps, string? Error);
+
+/// <summary>Start and finish of one stage on the server clock (seconds since start); null until known.</summary>
+public sealed record StageTiming(double? Start, double? Finish)
+{
+    /// <summary>Finish − start, when both are known.</summary>
+    public double? Seconds => Start is { } s && Finish is { } f ? f - s : null;
+}
+
+/// <summary>How the job was routed: the dispatch that served it and the round that made it.</summary>
+/// <param name="Round">The dispatch round.</param>
+/// <param name="Source">How the round's plan was made (MIP with its statistics, or greedy with the reason).</param>
+/// <param name="Dispatch">Devices, degree, VR type and predicted times.</param>
+public sealed record JobRoute(long Round, string Source, Dispatch Dispatch);
+
+/// <summary>A job's result: one PNG (an APNG for a video) and its frames.</summary>
+public sealed record JobResult(byte[] Png, int Frames, int Width, int Height);
+
+/// <summary>A consistent copy of a job's state.</summary>
+public sealed record JobView(
+    RequestId Id,
+    GenerationInput Input,
+    JobStatus Status,
+    DateTimeOffset CreatedAt,
+    double Arrival,
+    double Deadline,
+    bool DeadlineGiven,
+    int Step,
+    StageTiming Queue,
+    StageTiming Encode,
+    StageTiming Diffuse,
+    StageTiming Decode,
+    double? Finished,
+    JobRoute? Route,
+    string? Error)
+{
+    /// <summary>Whether the job is over.</summary>
+    public bool IsTerminal => Job.IsTerminalStatus(Status);
+
+    /// <summary>Whether it finished by its deadline; null until it succeeds.</summary>
+    public bool? DeadlineMet => Status == JobStatus.Succeeded && Finished is { } f ? f <= Deadline : null;
+}
+
+/// <summary>One generation job.</summary>
+public sealed class Job : IStepObserver
+{
+    private readonly object _gate = new();
+    private readonly CancellationTokenSource _cancel = new();
+    private readonly List<Channel<JobEvent>> _subscribers = new();
+    private JobStatus _status = JobStatus.Queued;
+    private long _sequence;
+    private int _step;
+    private double? _dispatched, _finished;
+    private double? _encodeStart, _encodeFinish, _diffuseStart, _diffuseFinish, _decodeStart, _decodeFinish;
+    private JobRoute? _route;
+    private string? _error;
+    private JobResult? _result;
+
+    /// <summary>Creates a queued job.</summary>
+    /// <param name="request">The scheduler's view (id, shape, steps, arrival and deadline on the server clock).</param>
+    /// <param name="input">What to generate.</param>
+    /// <param name="createdAt">Wall-clock time of acceptance.</param>
+    /// <param name="deadlineGiven">Whether the client set the deadline (else the cost model did).</param>
+    public Job(Request request, GenerationInput input, DateTimeOffset createdAt, bool deadlineGiven)
+    {
+        Request = request;
+        Input = input;
+        CreatedAt = createdAt;
+        DeadlineGiven = deadlineGiven;
+    }
+
+    /// <summary>Raised once, when the job reaches its final state (under the job's lock: handlers must be
+    /// quick and must not wait on other jobs).</summary>
+    public event Action<JobView>? Terminal;
+
+    /// <summary>The job's id.</summary>
+    public RequestId Id => Request.Id;
+
+    /// <summary>The scheduler's view of the job.</summary>
+    public Request Request { get; }
+
+    /// <summary>What to generate.</summary>
+    public GenerationInput Input { get; }
+
+    /// <summary>Wall-clock time of acceptance.</summary>
+    public DateTimeOffset CreatedAt { get; }
+
+    /// <summary>Whether the client set the deadline.</summary>
+    public bool DeadlineGiven { get; }
+
+    /// <summary>Cancelled when the client cancels the job.</summary>
+    public CancellationToken Cancellation => _cancel.Token;
+
+    /// <summary>The current status.</summary>
+    public JobStatus Status { get { lock (_gate) return _status; } }
+
+    /// <summary>The result, once the job succeeded.</summary>
+    public JobResult? Result { get { lock (_gate) return _result; } }
+
+    /// <summary>Whether a status is final.</summary>
+    public static bool IsTerminalStatus(JobStatus s) => s is JobStatus.Succeeded or JobStatus.Failed or JobStatus.Cancelled;
+
+    /// <summary>A consistent copy of the job's state.</summary>
+    public JobView View()
+    {
+        lock (_gate)
+            return new JobView(Id, Input, _status, CreatedAt, Request.Arrival, Request.Deadline, DeadlineGiven, _step,
+                new StageTiming(Request.Arrival, _dispatched),
+                new StageTiming(_encodeStart, _encodeFinish),
+                new StageTiming(_diffuseStart, _diffuseFinish),
+                new StageTiming(_decodeStart, _decodeFinish),
+                _finished, _route, _error);
+    }
+
+    /// <summary>Events from now on, preceded by one State event with the current state; the stream ends
+    /// after the job's final state.</summary>
+    public ChannelReader<JobEvent> Subscribe()
+    {
+        var channel = Channel.CreateUnbounded<JobEvent>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = false });
+        lock (_gate)
+        {
+            channel.Writer.TryWrite(new JobEvent(_sequence, JobEventKind.State, _status, _step, Input.Steps, _error));
+            if (IsTerminalStatus(_status)) channel.Writer.TryComplete();
+            else _subscribers.Add(channel);
+        }
+        return channel.Reader;
+    }
+
+    /// <summary>Stops sending events to a subscriber that went away.</summary>
+    public void Unsubscribe(ChannelReader<JobEvent> reader)
+    {
+        lock (_gate) _subscribers.RemoveAll(c => c.Reader == reader);
+    }
+
+    /// <summary>A dispatch round routed the job.</summary>
+    public void Dispatched(double now, JobRoute route)
+    {
+        lock (_gate)
+        {
+            _dispatched = now;
+            _route = route;
+        }
+    }
+
+    /// <summary>A worker started one of the job's stages.</summary>
+    public void StageStarted(TaskKind kind, double now)
+    {
+        lock (_gate)
+        {
+            if (IsTerminalStatus(_status)) return;
+            switch (kind)
+            {
+                case TaskKind.Encode: _encodeStart ??= now; Move(JobStatus.Encoding); break;
+                case TaskKind.Diffuse: _diffuseStart ??= now; Move(JobStatus.Diffusing); break;
+                case TaskKind.Decode: _decodeStart ??= now; Move(JobStatus.Decoding); break;
+            }
+        }
+    }
+
+    /// <summary>A worker finished one of the job's stages (successfully or not).</summary>
+    public void StageFinished(TaskKind kind, double now)
+    {
+        lock (_gate)
+        {
+            switch (kind)
+            {
+                case TaskKind.Encode when _encodeStart is not null: _encodeFinish ??= now; break;
+                case TaskKind.Diffuse when _diffuseStart is not null: _diffuseFinish ??= now; break;
+                case TaskKind.Decode when _decodeStart is not null: _decodeFinish ??= now; break;
+            }
+        }
+    }
+
+    /// <inheritdoc />
+    public void StepCompleted(int step, int total)
+    {
+        lock (_gate)
+        {
+            if (IsTerminalStatus(_status)) return;
+            _step = step;
+            Publish(JobEventKind.Progress);
+        }
+    }
+
+    /// <summary>The job produced its result.</summary>
+    public void Succeed(JobResult result, double now)
+    {
+        lock (_gate)
+        {
+            if (IsTerminalStatus(_status)) return;
+            _result = result;
+            _finished = now;
+            Move(JobStatus.Succeeded);
+        }
+    }
+
+    /// <summary>A stage failed.</summary>
+    public void Fail(string error, double now)
+    {
+        lock (_gate)
+        {
+            if (IsTerminalStatus(_status)) return;
+            _error = error;
+            _finished = now;
+            Move(JobStatus.Failed);
+        }
+    }
+
+    /// <summary>Requests cancellation. A job none of whose stages has started is cancelled at once (its
+    /// tasks, if a round already routed it, are skipped when their workers reach them); a running one stops
+    /// at its next step boundary (then <see cref="Cancelled"/> is called). False when the job is already over.</summary>
+    public bool RequestCancel(double now)
+    {
+        lock (_gate)
+        {
+            if (IsTerminalStatus(_status)) return false;
+            if (_status == JobStatus.Queued)
+            {
+                _finished = now;
+                Move(JobStatus.Cancelled);
+            }
+        }
+        _cancel.Cancel();
+        return true;
+    }
+
+    /// <summary>Its running work stopped after a cancellation.</summary>
+    public void Cancelled(double now)
+    {
+        lock (_gate)
+        {
+            if (IsTerminalStatus(_status)) return;
+            _finished = now;
+            Move(JobStatus.Cancelled);
+        }
+    }
+
+    // Under the lock.
+    private void Move(JobStatus to)
+    {
+        if (_status == to) return;
+        _status = to;
+        Publish(JobEventKind.State);
+        if (IsTerminalStatus(to))
+        {
+            foreach (var s in _subscribers) s.Writer.TryComplete();
+            _subscribers.Clear();
+            Terminal?.Invoke(View());
+        }
+    }
+
+    // Under the lock.
+    private void Publish(JobEventKind kind)
+    {
+        var e = new JobEvent(++_sequence, kind, _status, _step, Input.Steps, _error);
+        foreach (var s in _subscribers) s.Writer.TryWrite(e);
+    }
+}

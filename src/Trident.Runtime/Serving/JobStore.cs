@@ -1,0 +1,110 @@
+// The job store: every accepted job until its retention time after it finished. It is bounded: when it
+// is full, finished jobs are evicted oldest first; when every job it holds is still active it refuses new
+// ones (the API answers 429), so nothing accepted is ever dropped to make room.
+
+using Trident.Scheduling;
+
+namespace Trident.Runtime.Serving;
+
+/// <summary>Bounded, evicting store of jobs by id.</summary>
+public sealed class JobStore
+{
+    private readonly object _gate = new();
+    private readonly Dictionary<long, Job> _jobs = new();
+    // Acceptance order; finished jobs are evicted from the front.
+    private readonly LinkedList<Job> _order = new();
+    private readonly TimeProvider _time;
+
+    /// <summary>Creates an empty store.</summary>
+    /// <param name="capacity">Most jobs held at once, active and finished.</param>
+    /// <param name="retention">How long a finished job (and its result) is kept.</param>
+    /// <param name="time">The wall clock.</param>
+    public JobStore(int capacity, TimeSpan retention, TimeProvider time)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(retention, TimeSpan.Zero);
+        Capacity = capacity;
+        Retention = retention;
+        _time = time;
+    }
+
+    /// <summary>Most jobs held at once.</summary>
+    public int Capacity { get; }
+
+    /// <summary>How long a finished job is kept.</summary>
+    public TimeSpan Retention { get; }
+
+    /// <summary>Jobs held now.</summary>
+    public int Count { get { lock (_gate) return _jobs.Count; } }
+
+    /// <summary>Adds a job, evicting expired and then the oldest finished jobs to make room. False when the
+    /// store is full of active jobs.</summary>
+    public bool TryAdd(Job job)
+    {
+        lock (_gate)
+        {
+            EvictExpired();
+            if (_jobs.Count >= Capacity) EvictOldestFinished();
+            if (_jobs.Count >= Capacity) return false;
+            _jobs.Add(job.Id.Value, job);
+            _order.AddLast(job);
+            return true;
+        }
+    }
+
+    /// <summary>The job with this id, if held.</summary>
+    public Job? Find(RequestId id)
+    {
+        lock (_gate) return _jobs.GetValueOrDefault(id.Value);
+    }
+
+    /// <summary>The jobs not yet over, in acceptance order.</summary>
+    public IReadOnlyList<Job> Active()
+    {
+        lock (_gate) return _order.Where(j => !Job.IsTerminalStatus(j.Status)).ToArray();
+    }
+
+    /// <summary>Drops finished jobs whose retention has passed; returns how many.</summary>
+    public int EvictExpired()
+    {
+        lock (_gate)
+        {
+            var now = _time.GetUtcNow();
+            var evicted = 0;
+            for (var node = _order.First; node is not null;)
+            {
+                var next = node.Next;
+                if (FinishedAt(node.Value) is { } at && now - at >= Retention)
+                {
+                    Remove(node);
+                    evicted++;
+                }
+                node = next;
+            }
+            return evicted;
+        }
+    }
+
+    // When a job finished, on the wall clock: its acceptance time plus its time in the server.
+    private static DateTimeOffset? FinishedAt(Job job)
+    {
+        var v = job.View();
+        return v.IsTerminal && v.Finished is { } f ? v.CreatedAt + TimeSpan.FromSeconds(Math.Max(0, f - v.Arrival)) : null;
+    }
+
+    private void EvictOldestFinished()
+    {
+        for (var node = _order.First; node is not null; node = node.Next)
+            if (node.Value.View().IsTerminal)
+            {
+                Remove(node);
+                return;
+            }
+    }
+
+    private void Remove(LinkedListNode<Job> node)
+    {
+        _jobs.Remove(node.Value.Id.Value);
+        _order.Remove(node);
+    }
+}

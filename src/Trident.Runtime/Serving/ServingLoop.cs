@@ -1,0 +1,428 @@
+// The serving loop, in vLLM's shape with Trident's pure planner:
+//   1. apply what happened since the last round — arrivals, cancellations, task starts and finishes —
+//      to the loop's own state (queue, device ledger, monitor); nothing else changes that state;
+//   2. Adjust-on-Dispatch, as the simulator runs it (AdjustOnDispatch.decide over the Monitor; evaluated
+//      again 1 s after a round where it did not fire, a cool-down after one where it did): a new placement
+//      changes only metadata now; each changed worker gets a Retype task behind its queued work, so work
+//      planned under the old placement runs first, and loads its new models lazily;
+//   3. build the snapshot (now, cluster, cost model, placement, busy-until from the ledger, queue) and
+//      plan with Trident's policy, as the simulator does: the greedy plan when it provably reaches the
+//      optimum (Dispatcher.greedyIfOptimal), else the dispatch MIP (Planner.plan) at most once per
+//      period — a round that needs the solver sooner waits for the end of the period;
+//   4. enqueue the plan's tasks on the workers; undispatched requests stay queued.
+// Rounds run on every event (arrival, cancellation, task start or finish) and at least every period.
+// A round that throws is logged with its serialised snapshot (and plan, when there is one) so it can be
+// replayed offline; its requests stay queued and the next round runs as usual. A solver time-out is not a
+// failure: the dispatcher falls back to greedy and the plan says so.
+
+using System.Collections.Immutable;
+using System.Diagnostics;
+using System.Threading.Channels;
+using Microsoft.Extensions.Logging;
+using Microsoft.FSharp.Collections;
+using Microsoft.FSharp.Core;
+using Trident.Runtime.Devices;
+using Trident.Runtime.Monitoring;
+using Trident.Scheduling;
+using Trident.Scheduling.Dispatching;
+using Trident.Scheduling.Placement;
+
+namespace Trident.Runtime.Serving;
+
+/// <summary>One dispatch round, as <c>GET /v1/plan</c> shows it.</summary>
+/// <param name="Round">Round number.</param>
+/// <param name="At">Server-clock time.</param>
+/// <param name="Waiting">Requests in the queue when it started.</param>
+/// <param name="Dispatched">Requests it routed.</param>
+/// <param name="Source"><c>mip</c>, <c>greedy</c> or <c>failed</c>.</param>
+/// <param name="Detail">How the plan was made (solver outcome, or the greedy reason, or the error).</param>
+/// <param name="Objective">The plan's objective.</param>
+/// <param name="Gap">The MIP's relative gap (0 when optimal).</param>
+/// <param name="SolveSeconds">The solver's own time (MIP rounds).</param>
+/// <param name="PlanSeconds">Wall-clock time of the whole planning call.</param>
+public sealed record RoundRecord(long Round, double At, int Waiting, int Dispatched, string Source, string Detail,
+    double? Objective, double? Gap, double? SolveSeconds, double PlanSeconds);
+
+/// <summary>One re-placement attempt.</summary>
+/// <param name="At">Server-clock time.</param>
+/// <param name="Reason">What triggered it.</param>
+/// <param name="Applied">Whether the new placement replaced the old one.</param>
+/// <param name="Moves">Devices whose type changed.</param>
+/// <param name="AlphaBefore">α of the old placement for the recent mix.</param>
+/// <param name="AlphaAfter">α of the new placement for the recent mix.</param>
+/// <param name="Source">How the new placement was made.</param>
+public sealed record PlacementChange(double At, string Reason, bool Applied, int Moves, double AlphaBefore, double AlphaAfter, string Source);
+
+/// <summary>What the loop publishes after each round for readers on other threads.</summary>
+public sealed record LoopState(
+    long Round,
+    PlacementPlan Placement,
+    ImmutableArray<RequestId> Queue,
+    ImmutableArray<double> BusyUntil,
+    ImmutableArray<RoundRecord> Rounds,
+    ImmutableArray<PlacementChange> Placements,
+    MonitorView Monitor);
+
+/// <summary>The serving loop: rounds of snapshot → plan → enqueue.</summary>
+public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
+{
+    private abstract record LoopEvent;
+    private sealed record Arrival(Job Job) : LoopEvent;
+    private sealed record Cancellation(Job Job) : LoopEvent;
+    private sealed record TaskStarted(int Device, long TaskId, double At) : LoopEvent;
+    private sealed record TaskFinished(int Device, StageTask Task, double Start, double End, bool Ok) : LoopEvent;
+
+    private readonly Channel<LoopEvent> _events = Channel.CreateUnbounded<LoopEvent>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly CancellationTokenSource _stop = new();
+    private readonly ServerClock _clock;
+    private readonly Cluster _cluster;
+    private readonly CostModel _cost;
+    private readonly ServingSettings _settings;
+    private readonly ServingMetrics _metrics;
+    private readonly JobStore _store;
+    private readonly ILogger _log;
+    private readonly DeviceLedger _ledger;
+    private readonly StageMonitor _monitor;
+    private readonly List<Job> _queue = new();
+    private readonly Dictionary<long, double> _started = new();
+    private readonly Queue<RoundRecord> _rounds = new();
+    private readonly Queue<PlacementChange> _placements = new();
+    private PlacementPlan _placement;
+    // the request statistics the placement in force was planned for (Adjust-on-Dispatch compares the recent mix with it)
+    private WorkloadStats _plannedFor;
+    private long _round;
+    private double _lastSolve = double.NegativeInfinity;
+    private double _nextAdjust;
+    private bool _solveDeferred;
+    private double _lastEviction;
+    private int _waiting;
+    private volatile LoopState _state;
+    private Task? _running;
+
+    /// <summary>Creates the loop; <see cref="Attach"/> gives it its workers (created with this loop as their
+    /// observer, see <see cref="TridentServer"/>) and <see cref="Start"/> starts it.</summary>
+    public ServingLoop(ServerClock clock, Cluster cluster, CostModel cost, PlacementPlan placement, WorkloadStats plannedFor, ServingSettings settings,
+        ServingMetrics metrics, JobStore store, ILogger log)
+    {
+        _plannedFor = plannedFor;
+        _clock = clock;
+        _cluster = cluster;
+        _cost = cost;
+        _placement = placement;
+        _settings = settings;
+        _metrics = metrics;
+        _store = store;
+        _log = log;
+        var n = ClusterModule.deviceCount(cluster);
+        _ledger = new DeviceLedger(n);
+        _monitor = new StageMonitor(settings.Monitor, n, clock.Now);
+        _state = new LoopState(0, placement, [], [.. new double[n]], [], [], _monitor.View(0, cost, placement));
+        Workers = [];
+    }
+
+    /// <summary>The workers, by device id (set once by <see cref="Attach"/>).</summary>
+    public IReadOnlyList<Worker> Workers { get; private set; }
+
+    private PlanExecutor? _plans;
+
+    /// <summary>Gives the loop its workers (created with this loop as observer).</summary>
+    public void Attach(IReadOnlyList<Worker> workers)
+    {
+        if (Workers.Count > 0) throw new InvalidOperationException("workers are already attached");
+        Workers = workers;
+        _plans = new PlanExecutor(workers, _ledger, _clock, _settings.VideoFramesPerSecond);
+    }
+
+    /// <summary>The state after the last round.</summary>
+    public LoopState State => _state;
+
+    /// <summary>Requests waiting for dispatch (accepted and not yet routed or removed).</summary>
+    public int Waiting => Volatile.Read(ref _waiting);
+
+    /// <summary>The cost model the loop plans with.</summary>
+    public CostModel Cost => _cost;
+
+    /// <summary>Starts the rounds.</summary>
+    public void Start()
+    {
+        if (_plans is null) throw new InvalidOperationException("attach the workers first");
+        _running = Task.Run(RunAsync);
+    }
+
+    /// <summary>Hands an accepted job to the next round.</summary>
+    public void Submit(Job job)
+    {
+        Interlocked.Increment(ref _waiting);
+        _events.Writer.TryWrite(new Arrival(job));
+    }
+
+    /// <summary>Tells the next round that a job was cancelled (it leaves the queue then).</summary>
+    public void Cancelled(Job job) => _events.Writer.TryWrite(new Cancellation(job));
+
+    void IWorkerObserver.Started(Worker worker, StageTask task)
+    {
+        var now = _clock.Now;
+        if (task is not RetypeTask) _store.Find(task.Request)?.StageStarted(task.Kind, now);
+        _events.Writer.TryWrite(new TaskStarted(worker.Device.Id, task.TaskId, now));
+    }
+
+    void IWorkerObserver.Finished(Worker worker, StageTask task, Exception? error)
+    {
+        var now = _clock.Now;
+        if (task is not RetypeTask) _store.Find(task.Request)?.StageFinished(task.Kind, now);
+        _events.Writer.TryWrite(new TaskFinished(worker.Device.Id, task, double.NaN, now, error is null));
+        if (error is not null && error is not OperationCanceledException)
+            _log.LogWarning(error, "Task {TaskId} ({Kind}) of {Request} failed on device {Device}", task.TaskId, task.Kind, task.Request, worker.Device.Id);
+    }
+
+    private async Task RunAsync()
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            try
+            {
+                // at least every period; sooner when a round is waiting for the solver's spacing
+                var wait = _settings.RoundPeriodSeconds;
+                if (_solveDeferred) wait = Math.Clamp(_lastSolve + _settings.RoundPeriodSeconds - _clock.Now, 0.001, wait);
+                using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token))
+                {
+                    timeout.CancelAfter(TimeSpan.FromSeconds(wait));
+                    try
+                    {
+                        await _events.Reader.WaitToReadAsync(timeout.Token);
+                    }
+                    catch (OperationCanceledException) when (!_stop.IsCancellationRequested)
+                    {
+                        // the period elapsed: a periodic round
+                    }
+                }
+                if (_stop.IsCancellationRequested) break;
+                await RoundAsync();
+            }
+            catch (OperationCanceledException) when (_stop.IsCancellationRequested)
+            {
+                break;
+            }
+            catch (Exception ex)
+            {
+                // Never reached for planner failures (RoundAsync handles those); this keeps the loop alive
+                // through anything else, and says so.
+                _log.LogError(ex, "Serving round {Round} failed outside planning; the loop goes on", _round);
+            }
+        }
+    }
+
+    private async Task RoundAsync()
+    {
+        var now = _clock.Now;
+        _solveDeferred = false;
+        Drain(now);
+        await MaybeReplaceAsync(now);
+        if (_queue.Count > 0) await DispatchAsync(now);
+        if (now - _lastEviction >= 5.0)
+        {
+            _store.EvictExpired();
+            _lastEviction = now;
+        }
+        Publish(now);
+    }
+
+    private void Drain(double now)
+    {
+        while (_events.Reader.TryRead(out var e))
+        {
+            switch (e)
+            {
+                case Arrival a:
+                    if (a.Job.Status == JobStatus.Cancelled) Interlocked.Decrement(ref _waiting);
+                    else _queue.Add(a.Job);
+                    _monitor.Arrived(a.Job.Request);
+                    break;
+                case Cancellation c:
+                    if (_queue.Remove(c.Job)) Interlocked.Decrement(ref _waiting);
+                    break;
+                case TaskStarted s:
+                    _ledger.Started(s.Device, s.TaskId, s.At);
+                    _started[s.TaskId] = s.At;
+                    break;
+                case TaskFinished f:
+                    _ledger.Finished(f.Device, f.Task.TaskId);
+                    var start = _started.Remove(f.Task.TaskId, out var st) ? st : f.End;
+                    Record(f, start);
+                    break;
+            }
+        }
+    }
+
+    // Stage runs feed the monitor (device utilisation, throughputs) and the stage-latency histogram.
+    private void Record(TaskFinished f, double start)
+    {
+        Stage? stage = f.Task.Kind switch
+        {
+            TaskKind.Encode => Stage.Encode,
+            TaskKind.Diffuse => Stage.Diffuse,
+            TaskKind.Decode => Stage.Decode,
+            _ => null,
+        };
+        if (f.Task is ReserveTask)
+        {
+            _monitor.Ran(Stage.Diffuse, f.Device, lead: false, start, f.End);
+            return;
+        }
+        if (stage is null) return;
+        _monitor.Ran(stage, f.Device, lead: true, start, f.End);
+        if (!f.Ok) return;
+        _monitor.Completed(stage, f.End);
+        var kind = f.Task.Kind switch { TaskKind.Encode => "encode", TaskKind.Diffuse => "diffuse", _ => "decode" };
+        _metrics.StageLatency.Record(f.End - start, new KeyValuePair<string, object?>("stage", kind));
+    }
+
+    private async Task MaybeReplaceAsync(double now)
+    {
+        if (now < _nextAdjust) return;
+        AdjustDecision decision;
+        try
+        {
+            decision = _monitor.Decide(now, _cluster, _cost, _placement, _plannedFor, _settings.PlacementTimeLimitSeconds);
+        }
+        catch (Exception ex)
+        {
+            _log.LogError(ex, "Adjust-on-Dispatch failed; keeping the current placement");
+            _nextAdjust = now + _settings.Monitor.CooldownSeconds;
+            return;
+        }
+        var stats = _monitor.Stats(now);
+        var before = AdjustOnDispatch.alphaOf(_cluster, _cost, _placement.Types, stats);
+        switch (decision)
+        {
+            case AdjustDecision.Keep keep:
+                _nextAdjust = now + _settings.Monitor.CooldownSeconds;
+                Remember(_placements, new PlacementChange(now, $"imbalance {keep.imbalance:F2}: {keep.reason}", false, 0, before, before, "kept"));
+                return;
+            case AdjustDecision.Replace replace:
+                _nextAdjust = now + _settings.Monitor.CooldownSeconds;
+                var next = replace.Item2;
+                var changed = _cluster.Devices.Where(d => !next.Types[d.Id].Equals(_placement.Types[d.Id])).Select(d => d.Id.Value).ToArray();
+                Remember(_placements, new PlacementChange(now, $"imbalance {replace.imbalance:F2} ≥ {_settings.Monitor.TriggerRatio:F2}", true, changed.Length,
+                    before, next.Alpha, PlanSourceModule.describe(next.Source)));
+                foreach (var d in changed) await _plans!.RetypeAsync(d, next.Types[DeviceId.NewDeviceId(d)], _stop.Token);
+                _log.LogInformation("Re-placement: {Moves} device(s) change type, α {Before:F3} → {After:F3} (imbalance {Imbalance:F2}); new placement {Placement}",
+                    changed.Length, before, next.Alpha, replace.imbalance, Describe(next));
+                _placement = next;
+                _plannedFor = stats;
+                _metrics.Replacements.Add(1);
+                return;
+            default:
+                _nextAdjust = now + 1.0;
+                return;
+        }
+    }
+
+    private async Task DispatchAsync(double now)
+    {
+        var round = _round + 1;
+        var busy = _ledger.BusyUntilAll(now);
+        var snapshot = new Snapshot(now, _cluster, _cost, _placement, busy, ListModule.OfSeq(_queue.Select(j => j.Request)), _settings.Dispatch);
+        var watch = Stopwatch.StartNew();
+        DispatchPlan plan;
+        try
+        {
+            var quick = Dispatcher.greedyIfOptimal(snapshot);
+            if (quick is not null) plan = quick.Value;
+            else if (now >= _lastSolve + _settings.RoundPeriodSeconds)
+            {
+                _lastSolve = now;
+                _solveDeferred = false;
+                plan = Planner.plan(snapshot).Dispatch;
+            }
+            else
+            {
+                // the solver ran less than a period ago: this round waits for the end of the period
+                _solveDeferred = true;
+                return;
+            }
+            _round = round;
+        }
+        catch (Exception ex)
+        {
+            watch.Stop();
+            _round = round;
+            _log.LogError(ex, "Dispatch round {Round} failed; its requests stay queued. Snapshot for replay: {Snapshot}",
+                round, SnapshotJson.Write(snapshot, null));
+            _metrics.DispatchRounds.Add(1, new KeyValuePair<string, object?>("source", "failed"));
+            Remember(_rounds, new RoundRecord(round, now, _queue.Count, 0, "failed", PlanExecutor.Describe(ex), null, null, null, watch.Elapsed.TotalSeconds));
+            return;
+        }
+        watch.Stop();
+        var waiting = _queue.Count;
+        var detail = PlanSourceModule.describe(plan.Source);
+        var (source, gap, solve) = plan.Source switch
+        {
+            PlanSource.Mip m => ("mip", (double?)m.Item.Gap, (double?)m.Item.SolveTime),
+            _ => ("greedy", null, null),
+        };
+        var byId = _queue.ToDictionary(j => j.Id.Value);
+        var dispatched = 0;
+        foreach (var d in plan.Dispatches)
+        {
+            if (!byId.TryGetValue(d.Request.Value, out var job))
+            {
+                _log.LogError("Dispatch round {Round} routed {Request}, which is not queued. Snapshot and plan for replay: {Snapshot}",
+                    round, d.Request, SnapshotJson.Write(snapshot, plan));
+                continue;
+            }
+            _queue.Remove(job);
+            Interlocked.Decrement(ref _waiting);
+            try
+            {
+                await _plans!.ExecuteAsync(job, d, new JobRoute(round, detail, d), _stop.Token);
+                _metrics.QueueWait.Record(_clock.Now - job.Request.Arrival);
+                dispatched++;
+            }
+            catch (OperationCanceledException) when (_stop.IsCancellationRequested)
+            {
+                throw;
+            }
+            catch (Exception ex)
+            {
+                _log.LogError(ex, "Dispatch round {Round} could not carry out the route of {Request}; it fails. Snapshot and plan for replay: {Snapshot}",
+                    round, d.Request, SnapshotJson.Write(snapshot, plan));
+                job.Fail("the server could not carry out its route: " + PlanExecutor.Describe(ex), _clock.Now);
+            }
+        }
+        // Rounds where nothing could be decided (no free device) are not worth a history entry.
+        if (plan.Dispatches.IsEmpty && plan.Source is PlanSource.Greedy) return;
+        _metrics.DispatchRounds.Add(1, new KeyValuePair<string, object?>("source", source));
+        _metrics.DispatchSolve.Record(watch.Elapsed.TotalSeconds, new KeyValuePair<string, object?>("source", source));
+        Remember(_rounds, new RoundRecord(round, now, waiting, dispatched, source, detail, plan.Objective, gap, solve, watch.Elapsed.TotalSeconds));
+    }
+
+    private void Remember<T>(Queue<T> history, T item)
+    {
+        history.Enqueue(item);
+        while (history.Count > _settings.RoundHistory) history.Dequeue();
+    }
+
+    private void Publish(double now)
+    {
+        _state = new LoopState(_round, _placement, [.. _queue.Select(j => j.Id)], [.. _ledger.BusyUntilAll(now)],
+            [.. _rounds], [.. _placements], _monitor.View(now, _cost, _placement));
+    }
+
+    /// <summary>A placement in one line: the type of each device.</summary>
+    public static string Describe(PlacementPlan p) =>
+        string.Join(" ", p.Types.Select(kv => $"{kv.Key}={PlacementTypeModule.name(kv.Value)}"));
+
+    /// <summary>Stops the rounds (workers are stopped by their owner).</summary>
+    public async ValueTask DisposeAsync()
+    {
+        _stop.Cancel();
+        _events.Writer.TryComplete();
+        if (_running is not null)
+        {
+            try { await _running; }
+            catch (OperationCanceledException) { }
+        }
+        _stop.Dispose();
+    }
+}

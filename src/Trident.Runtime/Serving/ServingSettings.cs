@@ -1,0 +1,38 @@
+using Trident.Runtime.Monitoring;
+using Trident.Scheduling;
+
+namespace Trident.Runtime.Serving;
+
+/// <summary>Settings of the serving loop, the queue and the job store.</summary>
+public sealed record ServingSettings
+{
+    /// <summary>A round runs at least this often while the server is up (also on every arrival and completion).</summary>
+    public double RoundPeriodSeconds { get; init; } = 0.5;
+
+    /// <summary>Most requests waiting for dispatch; beyond it submissions are refused (429).</summary>
+    public int QueueCapacity { get; init; } = 64;
+
+    /// <summary>Bound of each worker's task channel.</summary>
+    public int WorkerQueueCapacity { get; init; } = 256;
+
+    /// <summary>Most jobs the store holds, active and finished.</summary>
+    public int JobCapacity { get; init; } = 1024;
+
+    /// <summary>How long a finished job and its result are kept.</summary>
+    public TimeSpan JobRetention { get; init; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>The dispatch planner's settings (time limit included).</summary>
+    public DispatchSettings Dispatch { get; init; } = DispatchSettingsModule.defaults;
+
+    /// <summary>Wall-clock limit of a placement MIP solve.</summary>
+    public double PlacementTimeLimitSeconds { get; init; } = 2.0;
+
+    /// <summary>Monitor window and re-placement trigger.</summary>
+    public MonitorSettings Monitor { get; init; } = MonitorSettings.Default;
+
+    /// <summary>Dispatch rounds (and re-placements) kept for <c>GET /v1/plan</c>.</summary>
+    public int RoundHistory { get; init; } = 32;
+
+    /// <summary>Frames per second of the APNG written for a video result.</summary>
+    public int VideoFramesPerSecond { get; init; } = 8;
+}

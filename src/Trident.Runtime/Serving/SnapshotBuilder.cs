@@ -1,0 +1,69 @@
+// Busy-until estimates for the snapshot. The planner treats a primary device as free when its busy-until
+// is ≤ now, so the estimate must never call a device free while it still has work: each device keeps the
+// tasks given to it and not yet finished, with the cost model's durations. A device's busy-until is
+//   now, when it has no task (it is free);
+//   else the running task's start + its predicted duration (or, once it overruns the prediction, now plus
+//   a tenth of that duration, so it stays busy), plus the predicted durations of the tasks queued behind it.
+// The ledger is changed only by the serving loop, at round boundaries (arrivals of start/finish events).
+
+using Trident.Runtime.Devices;
+using Trident.Scheduling;
+
+namespace Trident.Runtime.Serving;
+
+/// <summary>Per-device tasks in flight, and the busy-until estimates they imply. Serving-loop thread only.</summary>
+public sealed class DeviceLedger
+{
+    private sealed class Entry(long taskId, double predicted)
+    {
+        public long TaskId { get; } = taskId;
+        public double Predicted { get; } = predicted;
+        public double? StartedAt { get; set; }
+    }
+
+    private readonly List<Entry>[] _devices;
+
+    /// <summary>An empty ledger for <paramref name="deviceCount"/> devices.</summary>
+    public DeviceLedger(int deviceCount)
+    {
+        _devices = Enumerable.Range(0, deviceCount).Select(_ => new List<Entry>()).ToArray();
+    }
+
+    /// <summary>A task was given to a device.</summary>
+    public void Enqueued(int device, StageTask task) => _devices[device].Add(new Entry(task.TaskId, task.PredictedSeconds));
+
+    /// <summary>The device started the task.</summary>
+    public void Started(int device, long taskId, double at)
+    {
+        foreach (var e in _devices[device])
+            if (e.TaskId == taskId) { e.StartedAt = at; return; }
+    }
+
+    /// <summary>The device finished the task.</summary>
+    public void Finished(int device, long taskId) => _devices[device].RemoveAll(e => e.TaskId == taskId);
+
+    /// <summary>Tasks in flight on a device.</summary>
+    public int InFlight(int device) => _devices[device].Count;
+
+    /// <summary>When the device is predicted to finish what it was given (now when it is free).</summary>
+    public double BusyUntil(int device, double now)
+    {
+        var t = now;
+        foreach (var e in _devices[device])
+        {
+            if (e.StartedAt is { } start)
+            {
+                var predictedEnd = start + e.Predicted;
+                t = Math.Max(t, predictedEnd > now ? predictedEnd : now + Math.Max(0.1 * e.Predicted, 0.01));
+            }
+            else
+            {
+                t += Math.Max(e.Predicted, 0.001);
+            }
+        }
+        return t;
+    }
+
+    /// <summary>Busy-until of every device, by id.</summary>
+    public double[] BusyUntilAll(double now) => Enumerable.Range(0, _devices.Length).Select(d => BusyUntil(d, now)).ToArray();
+}

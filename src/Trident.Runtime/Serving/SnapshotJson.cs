@@ -1,0 +1,258 @@
+// A dispatch round's input (and plan) as JSON, so a failed or surprising round can be replayed offline:
+// `Read` gives back a Snapshot that Planner.plan accepts. The profile is embedded in its own file format
+// (docs/profile-format.md); the cost model is rebuilt from it and the cost settings. The placement's
+// source is kept as text (a replayed placement is data, not a decision).
+
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Microsoft.FSharp.Collections;
+using Microsoft.FSharp.Core;
+using Trident.Scheduling;
+
+namespace Trident.Runtime.Serving;
+
+/// <summary>Writes and reads snapshots (format <c>trident-snapshot</c>, version 1).</summary>
+public static class SnapshotJson
+{
+    /// <summary>The format name.</summary>
+    public const string Format = "trident-snapshot";
+
+    /// <summary>The snapshot, and the plan made from it when given, as one JSON object.</summary>
+    public static string Write(Snapshot s, DispatchPlan? plan)
+    {
+        using var ms = new MemoryStream();
+        using (var w = new Utf8JsonWriter(ms))
+        {
+            w.WriteStartObject();
+            w.WriteString("format", Format);
+            w.WriteNumber("version", 1);
+            w.WriteNumber("now", s.Now);
+            w.WriteStartObject("cluster");
+            w.WriteNumber("node_count", s.Cluster.NodeCount);
+            w.WriteStartObject("bandwidths");
+            w.WriteNumber("intra_node", s.Cluster.Bandwidths.IntraNode);
+            w.WriteNumber("inter_node", s.Cluster.Bandwidths.InterNode);
+            w.WriteNumber("host_to_device", s.Cluster.Bandwidths.HostToDevice);
+            w.WriteEndObject();
+            w.WriteStartArray("devices");
+            foreach (var d in s.Cluster.Devices)
+            {
+                w.WriteStartObject();
+                w.WriteNumber("id", d.Id.Value);
+                w.WriteNumber("node", d.Node.Value);
+                w.WriteNumber("memory_gb", d.Memory);
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WriteEndObject();
+            w.WritePropertyName("profile");
+            w.WriteRawValue(ProfileFile.serialize(s.Cost.Profile));
+            WriteCostSettings(w, s.Cost.Settings);
+            w.WriteStartObject("placement");
+            w.WriteStartObject("types");
+            foreach (var kv in s.Placement.Types) w.WriteString(kv.Key.Value.ToString(CultureInfo.InvariantCulture), PlacementTypeModule.name(kv.Value));
+            w.WriteEndObject();
+            w.WriteStartObject("capacity");
+            foreach (var kv in s.Placement.Capacity) w.WriteNumber(StageName(kv.Key), kv.Value);
+            w.WriteEndObject();
+            w.WriteNumber("alpha", s.Placement.Alpha);
+            w.WriteNumber("moves", s.Placement.Moves);
+            w.WriteString("source", PlanSourceModule.describe(s.Placement.Source));
+            w.WriteEndObject();
+            w.WriteStartArray("busy_until");
+            foreach (var b in s.BusyUntil) w.WriteNumberValue(b);
+            w.WriteEndArray();
+            w.WriteStartArray("queue");
+            foreach (var r in s.Queue)
+            {
+                w.WriteStartObject();
+                w.WriteNumber("id", r.Id.Value);
+                w.WriteString("model", r.Model.Value);
+                w.WriteNumber("height", r.Shape.Height);
+                w.WriteNumber("width", r.Shape.Width);
+                w.WriteNumber("frames", r.Shape.Frames);
+                w.WriteNumber("steps", r.Steps);
+                w.WriteNumber("arrival", r.Arrival);
+                w.WriteNumber("deadline", r.Deadline);
+                if (FSharpOption<int>.get_IsSome(r.Priority)) w.WriteNumber("priority", r.Priority.Value);
+                else w.WriteNull("priority");
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            WriteDispatchSettings(w, s.Settings);
+            if (plan is not null) WritePlan(w, plan);
+            w.WriteEndObject();
+        }
+        return Encoding.UTF8.GetString(ms.ToArray());
+    }
+
+    private static string StageName(Stage s) => s.IsEncode ? "encode" : s.IsDiffuse ? "diffuse" : "decode";
+
+    private static Stage ParseStage(string s) => s switch
+    {
+        "encode" => Stage.Encode,
+        "diffuse" => Stage.Diffuse,
+        "decode" => Stage.Decode,
+        _ => throw new FormatException($"unknown stage '{s}'"),
+    };
+
+    private static void WriteCostSettings(Utf8JsonWriter w, CostSettings c)
+    {
+        w.WriteStartObject("cost_settings");
+        w.WriteStartArray("degrees");
+        foreach (var k in c.Degrees) w.WriteNumberValue(k);
+        w.WriteEndArray();
+        w.WriteNumber("efficiency_threshold", c.EfficiencyThreshold);
+        w.WriteStartArray("min_degree_rules");
+        foreach (var r in c.MinDegreeRules)
+        {
+            w.WriteStartObject();
+            w.WriteBoolean("video", r.Video);
+            w.WriteNumber("above_pixel_frames", r.AbovePixelFrames);
+            w.WriteNumber("min_degree", r.MinDegree);
+            w.WriteEndObject();
+        }
+        w.WriteEndArray();
+        w.WriteStartObject("deadline");
+        switch (c.Deadline)
+        {
+            case DeadlineRule.SloScale slo:
+                w.WriteString("rule", "slo_scale");
+                w.WriteNumber("scale", slo.scale);
+                break;
+            default:
+                w.WriteString("rule", "reference_code");
+                break;
+        }
+        w.WriteEndObject();
+        w.WriteEndObject();
+    }
+
+    private static void WriteDispatchSettings(Utf8JsonWriter w, DispatchSettings d)
+    {
+        w.WriteStartObject("settings");
+        w.WriteNumber("on_time_reward", d.OnTimeReward);
+        w.WriteNumber("late_reward_base", d.LateRewardBase);
+        w.WriteNumber("idle_penalty", d.IdlePenalty);
+        w.WriteStartObject("communication_penalty");
+        foreach (var kv in d.CommunicationPenalty) w.WriteNumber(kv.Key.ToString(), kv.Value);
+        w.WriteEndObject();
+        w.WriteNumber("device_penalty", d.DevicePenalty);
+        w.WriteNumber("time_limit_s", d.TimeLimit);
+        w.WriteNumber("candidates_per_free_device", d.CandidatesPerFreeDevice);
+        w.WriteEndObject();
+    }
+
+    private static void WritePlan(Utf8JsonWriter w, DispatchPlan plan)
+    {
+        w.WriteStartObject("plan");
+        w.WriteNumber("now", plan.Now);
+        w.WriteNumber("objective", plan.Objective);
+        w.WriteString("source", PlanSourceModule.describe(plan.Source));
+        w.WriteStartArray("dispatches");
+        foreach (var d in plan.Dispatches)
+        {
+            w.WriteStartObject();
+            w.WriteNumber("request", d.Request.Value);
+            w.WriteNumber("degree", d.Degree);
+            w.WriteString("vr", d.Vr.ToString());
+            WriteAssignment(w, "encode", d.Encode);
+            WriteAssignment(w, "diffuse", d.Diffuse);
+            WriteAssignment(w, "decode", d.Decode);
+            w.WriteBoolean("on_time", d.OnTime);
+            w.WriteNumber("reward", d.Reward);
+            w.WriteEndObject();
+        }
+        w.WriteEndArray();
+        w.WriteEndObject();
+    }
+
+    private static void WriteAssignment(Utf8JsonWriter w, string name, StageAssignment a)
+    {
+        w.WriteStartObject(name);
+        w.WriteStartArray("devices");
+        foreach (var d in a.Devices) w.WriteNumberValue(d.Value);
+        w.WriteEndArray();
+        w.WriteNumber("start", a.Start);
+        w.WriteNumber("finish", a.Finish);
+        w.WriteEndObject();
+    }
+
+    /// <summary>The snapshot written by <see cref="Write"/> (its plan, if any, is not read).</summary>
+    /// <exception cref="FormatException">when the text is not such a snapshot.</exception>
+    public static Snapshot Read(string json)
+    {
+        try
+        {
+            using var doc = JsonDocument.Parse(json);
+            var root = doc.RootElement;
+            if (root.GetProperty("format").GetString() != Format) throw new FormatException($"not a {Format} document");
+            var c = root.GetProperty("cluster");
+            var bw = c.GetProperty("bandwidths");
+            var devices = c.GetProperty("devices").EnumerateArray()
+                .Select(d => new Device(DeviceId.NewDeviceId(d.GetProperty("id").GetInt32()), NodeId.NewNodeId(d.GetProperty("node").GetInt32()), d.GetProperty("memory_gb").GetDouble()))
+                .ToArray();
+            var cluster = new Cluster(devices, c.GetProperty("node_count").GetInt32(),
+                new Bandwidths(bw.GetProperty("intra_node").GetDouble(), bw.GetProperty("inter_node").GetDouble(), bw.GetProperty("host_to_device").GetDouble()));
+            var profile = ProfileFile.parse(root.GetProperty("profile").GetRawText());
+            if (profile.IsError) throw new FormatException("profile: " + string.Join("; ", profile.ErrorValue));
+            var cost = CostModelModule.create(ReadCostSettings(root.GetProperty("cost_settings")), profile.ResultValue);
+            var p = root.GetProperty("placement");
+            var types = p.GetProperty("types").EnumerateObject()
+                .Select(t => (DeviceId.NewDeviceId(int.Parse(t.Name, CultureInfo.InvariantCulture)),
+                    PlacementTypeModule.tryParse(t.Value.GetString()!) is { } pt ? pt.Value : throw new FormatException($"unknown placement type '{t.Value.GetString()}'")))
+                .ToArray();
+            var capacity = p.GetProperty("capacity").EnumerateObject().Select(e => (ParseStage(e.Name), e.Value.GetDouble())).ToArray();
+            var placement = new PlacementPlan(
+                MapModule.OfSeq(types.Select(t => Tuple.Create(t.Item1, t.Item2))),
+                MapModule.OfSeq(capacity.Select(t => Tuple.Create(t.Item1, t.Item2))),
+                p.GetProperty("alpha").GetDouble(),
+                p.GetProperty("moves").GetInt32(),
+                PlanSource.NewGreedy("replayed: " + p.GetProperty("source").GetString()));
+            var busy = root.GetProperty("busy_until").EnumerateArray().Select(b => b.GetDouble()).ToArray();
+            var queue = root.GetProperty("queue").EnumerateArray().Select(r => new Request(
+                RequestId.NewRequestId(r.GetProperty("id").GetInt64()),
+                ModelName.NewModelName(r.GetProperty("model").GetString()!),
+                new Shape(r.GetProperty("height").GetInt32(), r.GetProperty("width").GetInt32(), r.GetProperty("frames").GetInt32()),
+                r.GetProperty("steps").GetInt32(),
+                r.GetProperty("arrival").GetDouble(),
+                r.GetProperty("deadline").GetDouble(),
+                r.GetProperty("priority").ValueKind == JsonValueKind.Null ? FSharpOption<int>.None : FSharpOption<int>.Some(r.GetProperty("priority").GetInt32())));
+            var st = root.GetProperty("settings");
+            var settings = new DispatchSettings(
+                st.GetProperty("on_time_reward").GetDouble(),
+                st.GetProperty("late_reward_base").GetDouble(),
+                st.GetProperty("idle_penalty").GetDouble(),
+                MapModule.OfSeq(st.GetProperty("communication_penalty").EnumerateObject().Select(e => Tuple.Create(ParseVr(e.Name), e.Value.GetDouble()))),
+                st.GetProperty("device_penalty").GetDouble(),
+                st.GetProperty("time_limit_s").GetDouble(),
+                st.GetProperty("candidates_per_free_device").GetInt32());
+            return new Snapshot(root.GetProperty("now").GetDouble(), cluster, cost, placement, busy, ListModule.OfSeq(queue), settings);
+        }
+        catch (Exception ex) when (ex is JsonException or KeyNotFoundException or InvalidOperationException or ArgumentException)
+        {
+            throw new FormatException($"not a valid {Format} document: {ex.Message}", ex);
+        }
+    }
+
+    private static VrType ParseVr(string s) =>
+        VrTypeModule.all.FirstOrDefault(v => v.ToString() == s) ?? throw new FormatException($"unknown VR type '{s}'");
+
+    private static CostSettings ReadCostSettings(JsonElement e)
+    {
+        var deadline = e.GetProperty("deadline");
+        var rule = deadline.GetProperty("rule").GetString() switch
+        {
+            "slo_scale" => DeadlineRule.NewSloScale(deadline.GetProperty("scale").GetDouble()),
+            "reference_code" => DeadlineRule.ReferenceCode,
+            var other => throw new FormatException($"unknown deadline rule '{other}'"),
+        };
+        return new CostSettings(
+            ListModule.OfSeq(e.GetProperty("degrees").EnumerateArray().Select(k => k.GetInt32())),
+            e.GetProperty("efficiency_threshold").GetDouble(),
+            ListModule.OfSeq(e.GetProperty("min_degree_rules").EnumerateArray().Select(r => new MinDegreeRule(
+                r.GetProperty("video").GetBoolean(), r.GetProperty("above_pixel_frames").GetDouble(), r.GetProperty("min_degree").GetInt32()))),
+            rule);
+    }
+}

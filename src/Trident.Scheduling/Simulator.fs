@@ -1,0 +1,567 @@
+namespace Trident.Scheduling
+
+// Design note. A discrete-event simulator that replays a trace against a simulated cluster with the
+// same planners and the same cost model as the live server; only the clock and the executors are
+// simulated. It is a pure function: (config, policy, requests) → records and summary.
+//
+// Events, in time order (ties in the order they were scheduled): arrivals, task ends (a stage of a
+// request finishing on its devices, or failing), and deferred rounds. All events at one instant are
+// applied first; then Adjust-on-Dispatch may re-place and a scheduling round may run:
+//   * a round runs when requests wait, some primary device is free and something happened since
+//     the last round (an arrival, a task end, a deferred round coming due). A round in between
+//     would see the same snapshot but for the clock, so none is run.
+//   * policies with a solver (Trident) first try the round without it (`Policy.Quick`: the greedy
+//     plan when it provably reaches the optimum); when that is not enough the solver runs, at most
+//     once per `SolverSpacing` (the round period, 0.5 s): a round that needs it sooner is deferred
+//     to the end of the spacing.
+//
+// Executors. Every device runs one task at a time. The stages of a dispatched request are enqueued
+// at once, on the devices its plan names: encode, then diffuse on the k-group (a gang: it starts
+// when all k devices are free and its input has arrived), then decode. A task queues behind the
+// device's last task (FIFO) — except a one-device task that needs no model load, which takes the
+// earliest idle gap after its input is ready, so a decode device does not idle behind a decode
+// whose diffuse is still running (tasks already scheduled never move). Inputs move between devices as bytes / bandwidth (intra- or inter-node; nothing when
+// the producing device is among the consumers). Because devices are FIFO and durations are known
+// when a task is enqueued, the executor resolves each task's start and finish right away — exact,
+// not an approximation — and schedules its end event. With `Jitter` > 0 the actual durations are
+// the cost model's times scaled by a mean-one lognormal factor drawn from (seed, request, stage);
+// planners then see estimated busy-until times (the plan's predictions), as a live monitor would.
+//
+// Memory and loading. Each device tracks its resident stage models, initially those of its
+// placement type. A task of stage s on a device of (current) type t first drops the models t no
+// longer holds and loads s if missing (weights / host-to-device bandwidth, the device occupied
+// just before the task). If resident weights + the stage's activation exceed the device's memory,
+// the task fails with an out-of-memory outcome at its start, the request's later stages are not
+// run, and its devices are released.
+//
+// Outcomes. Every request ends in exactly one: on time, late, out of memory, or unserved (still
+// waiting when nothing else can happen: no arrivals left, no work running).
+
+open System.Collections.Generic
+open Trident.Scheduling.Placement
+
+/// How a request ended.
+type Outcome =
+    | OnTime
+    | Late
+    /// a task did not fit its device: resident weights + activation > memory
+    | OutOfMemory of stage: Stage * device: DeviceId * need: float<GB> * memory: float<GB>
+    /// never dispatched: still waiting when the run ended
+    | Unserved
+
+module Outcome =
+    let name =
+        function
+        | OnTime -> "on_time"
+        | Late -> "late"
+        | OutOfMemory _ -> "oom"
+        | Unserved -> "unserved"
+
+/// One stage of one request as it ran. Invariant: Start ≤ Finish; each device in `Loads` loaded
+/// for that many seconds right before Start.
+type TaskRecord =
+    { Request: RequestId
+      Stage: Stage
+      Devices: DeviceId list
+      Start: float<s>
+      Finish: float<s>
+      /// devices that loaded the stage's weights first, with the seconds it took
+      Loads: (DeviceId * float<s>) list
+      /// the task failed (out of memory) at Start; Finish = Start
+      Failed: bool }
+
+/// One request, from arrival to outcome.
+type RequestRecord =
+    { Request: Request
+      /// when a round dispatched it
+      Dispatched: float<s> option
+      Degree: int option
+      Vr: VrType option
+      Encode: TaskRecord option
+      Diffuse: TaskRecord option
+      Decode: TaskRecord option
+      /// decode finish, or the time of the failure
+      Finish: float<s> option
+      Outcome: Outcome }
+
+    /// finish − arrival, for requests that completed
+    member this.Latency =
+        match this.Outcome, this.Finish with
+        | (OnTime | Late), Some f -> Some(f - this.Request.Arrival)
+        | _ -> None
+
+/// One scheduling round.
+type RoundRecord =
+    { Time: float<s>
+      Source: PlanSource
+      /// the solver's round (false: a round without the solver)
+      Full: bool
+      Waiting: int
+      Dispatched: int }
+
+/// One re-placement.
+type ReplacementRecord =
+    { Time: float<s>
+      Imbalance: float
+      Moves: int
+      Alpha: float
+      Counts: Map<PlacementType, int> }
+
+/// Simulator settings.
+type SimConfig =
+    { Cluster: Cluster
+      Cost: CostModel
+      Dispatch: DispatchSettings
+      /// the initial placement is planned for the first this-many requests' statistics
+      InitialSamples: int
+      /// time limit of placement solves
+      PlacementTimeLimit: float<s>
+      /// relative standard deviation of actual stage durations (0: exactly the cost model's)
+      Jitter: float
+      Seed: uint64 }
+
+module SimConfig =
+    let create (cluster: Cluster) (cost: CostModel) =
+        { Cluster = cluster
+          Cost = cost
+          Dispatch = DispatchSettings.defaults
+          InitialSamples = 100
+          PlacementTimeLimit = 5.0<s>
+          Jitter = 0.0
+          Seed = 0UL }
+
+/// A run's summary. Latency statistics are over completed requests (on time or late); requests
+/// that ran out of memory or were never served count as misses and are reported separately.
+type Summary =
+    { Policy: string
+      Params: string
+      Requests: int
+      OnTime: int
+      Late: int
+      OutOfMemory: int
+      Unserved: int
+      /// on time / requests
+      SloAttainment: float
+      MeanLatency: float<s>
+      P50Latency: float<s>
+      P95Latency: float<s>
+      P99Latency: float<s>
+      /// busy device-seconds (running or loading) / (devices · span from the first arrival to the last event)
+      Utilisation: float
+      Replacements: int
+      Loads: int
+      LoadSeconds: float<s>
+      Rounds: int
+      /// rounds whose plan the solver made
+      MipRounds: int
+      /// rounds the solver was asked but greedy was used (time-out, failure, worse)
+      FallbackRounds: int
+      /// MipRounds / Rounds
+      MipShare: float
+      SolveP50: float<s>
+      SolveP95: float<s>
+      SolveMax: float<s>
+      /// from the first arrival to the last event
+      Span: float<s> }
+
+type SimResult =
+    { Policy: string
+      Params: string
+      InitialPlacement: PlacementPlan
+      FinalPlacement: PlacementPlan
+      /// in the order of the input requests
+      Records: RequestRecord array
+      /// every task, in the order it was enqueued
+      Tasks: TaskRecord array
+      Rounds: RoundRecord array
+      Replacements: ReplacementRecord array
+      /// Adjust-on-Dispatch evaluations whose trigger fired: time and decision
+      Adjustments: (float<s> * AdjustDecision) array
+      Summary: Summary }
+
+type private Event =
+    | Arrival of Request
+    | TaskEnd of TaskRecord
+    | Tick
+
+module Simulator =
+    /// Nearest-rank percentile of sorted values (NaN when empty).
+    let percentile (sorted: float array) (q: float) =
+        if sorted.Length = 0 then nan
+        else
+            let rank = int (ceil (q * float sorted.Length))
+            sorted.[max 0 (min (sorted.Length - 1) (rank - 1))]
+
+    /// A mean-one lognormal factor with relative standard deviation ≈ sigma, drawn from
+    /// (seed, request, stage) only, so it does not depend on the order of events.
+    let private jitterFactor (sigma: float) (seed: uint64) (RequestId r) (stage: Stage) =
+        if sigma <= 0.0 then 1.0
+        else
+            let salt = match stage with Encode -> 1UL | Diffuse -> 2UL | Decode -> 3UL
+            let rng = Rng.create (seed ^^^ (uint64 r * 0x9E3779B97F4A7C15UL) ^^^ (salt * 0xD1B54A32D192ED03UL))
+            let u1, rng = Rng.uniform rng
+            let u2, _ = Rng.uniform rng
+            let z = sqrt (-2.0 * log (1.0 - u1)) * cos (2.0 * System.Math.PI * u2)
+            let s2 = log (1.0 + sigma * sigma)
+            exp (sqrt s2 * z - s2 / 2.0)
+
+    let private summarise (config: SimConfig) (policy: Policy) (records: RequestRecord array) (tasks: TaskRecord array) (rounds: RoundRecord array) (replacements: int) (first: float<s>) (last: float<s>) =
+        let count f = records |> Array.sumBy (fun r -> if f r.Outcome then 1 else 0)
+        let lat = records |> Array.choose (fun r -> r.Latency |> Option.map float) |> Array.sort
+        let pct q = percentile lat q * 1.0<s>
+        let busy =
+            tasks
+            |> Array.sumBy (fun t ->
+                float (t.Finish - t.Start) * float t.Devices.Length + (t.Loads |> List.sumBy (fun (_, l) -> float l)))
+        let span = last - first
+        let n = Cluster.deviceCount config.Cluster
+        let mip = rounds |> Array.choose (fun r -> match r.Source with Mip st -> Some(float st.SolveTime) | _ -> None) |> Array.sort
+        let fallback =
+            rounds |> Array.sumBy (fun r -> match r.Source with Greedy reason when r.Full && (reason.StartsWith "solver") -> 1 | _ -> 0)
+        let loads = tasks |> Array.sumBy (fun t -> t.Loads.Length)
+        { Policy = policy.Name
+          Params = policy.Params
+          Requests = records.Length
+          OnTime = count (fun o -> o = OnTime)
+          Late = count (fun o -> o = Late)
+          OutOfMemory = count (function OutOfMemory _ -> true | _ -> false)
+          Unserved = count (fun o -> o = Unserved)
+          SloAttainment = if records.Length = 0 then nan else float (count (fun o -> o = OnTime)) / float records.Length
+          MeanLatency = (if lat.Length = 0 then nan else Array.average lat) * 1.0<s>
+          P50Latency = pct 0.50
+          P95Latency = pct 0.95
+          P99Latency = pct 0.99
+          Utilisation = if span > 0.0<s> then busy / (float n * float span) else 0.0
+          Replacements = replacements
+          Loads = loads
+          LoadSeconds = tasks |> Array.sumBy (fun t -> t.Loads |> List.sumBy snd)
+          Rounds = rounds.Length
+          MipRounds = mip.Length
+          FallbackRounds = fallback
+          MipShare = if rounds.Length = 0 then 0.0 else float mip.Length / float rounds.Length
+          SolveP50 = (if mip.Length = 0 then 0.0 else percentile mip 0.5) * 1.0<s>
+          SolveP95 = (if mip.Length = 0 then 0.0 else percentile mip 0.95) * 1.0<s>
+          SolveMax = (if mip.Length = 0 then 0.0 else Array.last mip) * 1.0<s>
+          Span = span }
+
+    /// The request statistics the initial placement is planned for: the first `n` requests.
+    let initialStats (n: int) (requests: Request list) : WorkloadStats =
+        let first = requests |> List.sortBy (fun r -> r.Arrival, r.Id.Value) |> List.truncate (max 1 n)
+        match first with
+        | [] -> { Classes = []; ArrivalRate = 0.0 }
+        | _ ->
+            let span = (List.last first).Arrival - (List.head first).Arrival
+            let stats = WorkloadStats.ofRequests 1.0<s> first
+            { stats with ArrivalRate = if span > 0.0<s> then float (first.Length - 1) / float span else 0.0 }
+
+    /// Runs a policy over the requests (any order; ids must be distinct).
+    let run (config: SimConfig) (policy: Policy) (requests: Request list) : SimResult =
+        let cluster = config.Cluster
+        let cost = config.Cost
+        let n = Cluster.deviceCount cluster
+        let requestsArr = requests |> Array.ofList
+        let index = Dictionary<RequestId, int>()
+        requestsArr
+        |> Array.iteri (fun i r ->
+            if index.ContainsKey r.Id then invalidArg (nameof requests) (sprintf "request id %O appears twice" r.Id)
+            index.[r.Id] <- i)
+        let ctx =
+            { Cluster = cluster
+              Cost = cost
+              Stats =
+                (match initialStats config.InitialSamples requests with
+                 | st when st.Classes.IsEmpty ->
+                     { Classes = [ { Shape = Shape.image 512 512; Steps = cost.Profile.DefaultSteps; Share = 1.0 } ]; ArrivalRate = 1.0 }
+                 | st -> st)
+              PlacementTimeLimit = config.PlacementTimeLimit }
+        let initialPlacement = policy.Place ctx
+        // the statistics the placement in force was planned for (Adjust-on-Dispatch's gate)
+        let plannedFor = ref ctx.Stats
+        let placement = ref initialPlacement
+        let first = if requestsArr.Length = 0 then 0.0<s> else requestsArr |> Array.map _.Arrival |> Array.min
+        // device state
+        let actualFree = Array.create n first
+        let estFree = Array.create n first
+        let resident = Array.init n (fun i -> PlacementType.stages (PlacementPlan.typeOf initialPlacement (DeviceId i)))
+        // request state
+        let records: RequestRecord array =
+            requestsArr
+            |> Array.map (fun r ->
+                { Request = r; Dispatched = None; Degree = None; Vr = None; Encode = None; Diffuse = None; Decode = None; Finish = None; Outcome = Unserved })
+        let waiting = List<Request>()
+        let tasks = List<TaskRecord>()
+        let rounds = List<RoundRecord>()
+        let replacements = List<ReplacementRecord>()
+        let adjustments = List<float<s> * AdjustDecision>()
+        let monitor =
+            ref
+            <| match policy.Adjust with
+               | Some a -> Monitor.create a.Window a.MinSamples first
+               | None -> Monitor.create 60.0<s> 0 first
+        // events
+        let events = PriorityQueue<Event, struct (float * int64)>()
+        let seq = ref 0L
+        let push (time: float<s>) e =
+            events.Enqueue(e, struct (float time, seq.Value))
+            seq.Value <- seq.Value + 1L
+        for r in requestsArr |> Array.sortBy (fun r -> r.Arrival, r.Id.Value) do
+            push r.Arrival (Arrival r)
+        let mutable lastEvent = first
+        let lastSolve = ref (-infinity * 1.0<s>)
+        let tickAt = ref (infinity * 1.0<s>)
+        let nextAdjust = ref first
+        let spacing = policy.SolverSpacing
+
+        let typeOf (d: DeviceId) = PlacementPlan.typeOf placement.Value d
+
+        /// Runs one task: loads, memory check, FIFO start, jittered duration. Returns the record.
+        // per device, its scheduled busy intervals (start, end) in time order, past ones pruned
+        let intervals = Array.init n (fun _ -> List<struct (float * float)>())
+
+        /// The earliest start ≥ `ready` at which a task of `duration` fits between the device's
+        /// scheduled intervals.
+        let earliestGap (d: DeviceId) (now: float<s>) (ready: float<s>) (duration: float<s>) =
+            let xs = intervals.[d.Value]
+            xs.RemoveAll(fun struct (_, e) -> e <= float now) |> ignore
+            let mutable candidate = float ready
+            for struct (a, e) in xs do
+                if e > candidate && a < candidate + float duration then candidate <- e
+            candidate * 1.0<s>
+
+        let occupy (d: DeviceId) (a: float<s>) (b: float<s>) =
+            let xs = intervals.[d.Value]
+            let mutable i = xs.Count
+            while i > 0 && (let struct (a', _) = xs.[i - 1] in a' > float a) do
+                i <- i - 1
+            xs.Insert(i, struct (float a, float b))
+            actualFree.[d.Value] <- max actualFree.[d.Value] b
+
+        /// Runs one task: loads, memory check, start, jittered duration. Returns the record. A task
+        /// on one device that needs no load (nor drops a model) takes the earliest gap in that
+        /// device's schedule after its input is ready — a decode device does not idle behind a
+        /// decode whose diffuse is still running; every other task queues behind the device's last
+        /// one (FIFO), so work planned under an old placement runs before the loads of a new one.
+        let runTask (now: float<s>) (r: Request) (stage: Stage) (devices: DeviceId list) (k: int) (inputReady: float<s>) =
+            let prepared =
+                devices
+                |> List.map (fun d ->
+                    let t = typeOf d
+                    let res = resident.[d.Value]
+                    let load = AdjustOnDispatch.loadTime cluster cost res stage
+                    let after = AdjustOnDispatch.residentAfter t res stage
+                    let weights = after |> Seq.sumBy (fun s -> (Profile.stage cost.Profile s).Weights)
+                    let need = weights + CostModel.activation cost stage r.Shape (if stage = Diffuse then k else 1)
+                    d, load, after, need)
+            let oom =
+                prepared
+                |> List.tryFind (fun (d, _, _, need) -> need > (Cluster.device cluster d).Memory)
+            let nominal =
+                match stage with
+                | Encode -> CostModel.encodeTime cost r.Shape
+                | Diffuse -> CostModel.diffuseTime cost r.Shape r.Steps k
+                | Decode -> CostModel.decodeTime cost r.Shape
+            let duration = nominal * jitterFactor config.Jitter config.Seed r.Id stage
+            let start =
+                match prepared, oom with
+                | [ (d, load, after, _) ], None when load = 0.0<s> && after = resident.[d.Value] ->
+                    earliestGap d now (max now inputReady) duration
+                | _ ->
+                    prepared
+                    |> List.fold (fun acc (d, load, _, _) -> max acc (max now actualFree.[d.Value] + load)) inputReady
+            let loads = prepared |> List.choose (fun (d, load, _, _) -> if load > 0.0<s> then Some(d, load) else None)
+            for (d, _, after, _) in prepared do
+                resident.[d.Value] <- after
+            match oom with
+            | Some(d, _, _, need) ->
+                for (dev, load, _, _) in prepared do
+                    if load > 0.0<s> then occupy dev (start - load) start
+                    actualFree.[dev.Value] <- max actualFree.[dev.Value] start
+                    estFree.[dev.Value] <- max estFree.[dev.Value] start
+                { Request = r.Id; Stage = stage; Devices = devices; Start = start; Finish = start; Loads = loads; Failed = true },
+                Some(OutOfMemory(stage, d, need, (Cluster.device cluster d).Memory))
+            | None ->
+                let finish = start + duration
+                for (dev, load, _, _) in prepared do
+                    occupy dev (start - load) finish
+                { Request = r.Id; Stage = stage; Devices = devices; Start = start; Finish = finish; Loads = loads; Failed = false }, None
+
+        /// Transfer delay of `bytes` from the producer's first device to the consumers (none when
+        /// the producer is among them).
+        let transfer (bytes: float<B>) (from: DeviceId list) (into: DeviceId list) =
+            match from, into with
+            | src :: _, dst :: _ when not (List.contains src into) -> Cluster.transferTime cluster bytes src dst
+            | _ -> 0.0<s>
+
+        /// Executes one dispatch of the plan made at `now`.
+        let execute (now: float<s>) (r: Request) (d: Dispatch) =
+            let i = index.[r.Id]
+            let e, eFail = runTask now r Encode d.Encode.Devices 1 now
+            tasks.Add e
+            push e.Finish (TaskEnd e)
+            let record = { records.[i] with Dispatched = Some now; Degree = Some d.Degree; Vr = Some d.Vr; Encode = Some e }
+            let record =
+                match eFail with
+                | Some o -> { record with Finish = Some e.Start; Outcome = o }
+                | None ->
+                    let ready = e.Finish + transfer (CostModel.embeddingBytes cost) d.Encode.Devices d.Diffuse.Devices
+                    let df, dFail = runTask now r Diffuse d.Diffuse.Devices d.Degree ready
+                    tasks.Add df
+                    push df.Finish (TaskEnd df)
+                    let record = { record with Diffuse = Some df }
+                    match dFail with
+                    | Some o -> { record with Finish = Some df.Start; Outcome = o }
+                    | None ->
+                        let ready = df.Finish + transfer (CostModel.latentBytes cost r.Shape) d.Diffuse.Devices d.Decode.Devices
+                        let dc, cFail = runTask now r Decode d.Decode.Devices 1 ready
+                        tasks.Add dc
+                        push dc.Finish (TaskEnd dc)
+                        let record = { record with Decode = Some dc }
+                        match cFail with
+                        | Some o -> { record with Finish = Some dc.Start; Outcome = o }
+                        | None -> { record with Finish = Some dc.Finish; Outcome = if dc.Finish <= r.Deadline then OnTime else Late }
+            // what a live monitor would expect: the plan's predicted finishes
+            for a in [ d.Encode; d.Diffuse; d.Decode ] do
+                for dev in a.Devices do
+                    estFree.[dev.Value] <- max estFree.[dev.Value] a.Finish
+            records.[i] <- record
+
+        let busyView (now: float<s>) =
+            Array.init n (fun i ->
+                if actualFree.[i] <= now then actualFree.[i]
+                elif config.Jitter <= 0.0 then actualFree.[i]
+                else max estFree.[i] (now + 1e-3<s>))
+
+        let anyFreePrimary (now: float<s>) =
+            let mutable found = false
+            let mutable i = 0
+            while not found && i < n do
+                if actualFree.[i] <= now && PlacementType.isPrimary (typeOf (DeviceId i)) then found <- true
+                i <- i + 1
+            found
+
+        let applyPlan (now: float<s>) (plan: DispatchPlan) (full: bool) =
+            let queued = Dictionary<RequestId, Request>()
+            for r in waiting do
+                queued.[r.Id] <- r
+            for d in plan.Dispatches do
+                match queued.TryGetValue d.Request with
+                | true, r ->
+                    queued.Remove d.Request |> ignore
+                    execute now r d
+                | _ -> failwithf "%s dispatched %O, which is not waiting (a policy bug)" policy.Name d.Request
+            if not plan.Dispatches.IsEmpty then
+                let keep = waiting |> Seq.filter (fun r -> queued.ContainsKey r.Id) |> Array.ofSeq
+                waiting.Clear()
+                waiting.AddRange keep
+            rounds.Add
+                { Time = now
+                  Source = plan.Source
+                  Full = full
+                  Waiting = queued.Count + plan.Dispatches.Length
+                  Dispatched = plan.Dispatches.Length }
+
+        let round (now: float<s>) =
+            let snapshot () =
+                { Now = now
+                  Cluster = cluster
+                  Cost = cost
+                  Placement = placement.Value
+                  BusyUntil = busyView now
+                  Queue = List.ofSeq waiting
+                  Settings = config.Dispatch }
+            let s = snapshot ()
+            match policy.Quick with
+            | None -> applyPlan now (policy.Dispatch s) true
+            | Some quick ->
+                match quick s with
+                | Some plan -> applyPlan now plan false
+                | None when now >= lastSolve.Value + spacing ->
+                    lastSolve.Value <- now
+                    applyPlan now (policy.Dispatch s) true
+                | None ->
+                    let due = lastSolve.Value + spacing
+                    if due < tickAt.Value then
+                        tickAt.Value <- due
+                        push due Tick
+
+        let adjust (now: float<s>) =
+            match policy.Adjust with
+            | Some a when now >= nextAdjust.Value ->
+                monitor.Value <- Monitor.trim now monitor.Value
+                let decision = AdjustOnDispatch.decide a Planner.place cluster cost placement.Value plannedFor.Value monitor.Value now
+                if decision <> NoTrigger then adjustments.Add((now, decision))
+                match decision with
+                | NoTrigger -> nextAdjust.Value <- now + 1.0<s>
+                | Keep _ -> nextAdjust.Value <- now + a.Cooldown
+                | Replace(imbalance, plan) ->
+                    placement.Value <- plan
+                    plannedFor.Value <- Monitor.stats now monitor.Value
+                    nextAdjust.Value <- now + a.Cooldown
+                    replacements.Add
+                        { Time = now
+                          Imbalance = imbalance
+                          Moves = plan.Moves
+                          Alpha = plan.Alpha
+                          Counts = PlacementPlan.counts plan }
+            | _ -> ()
+
+        while events.Count > 0 do
+            let _, _, struct (t, _) = events.TryPeek()
+            let now = t * 1.0<s>
+            lastEvent <- now
+            let mutable changed = false
+            let mutable go = true
+            while go && events.Count > 0 do
+                let _, _, struct (t', _) = events.TryPeek()
+                if t' <> t then go <- false
+                else
+                    match events.Dequeue() with
+                    | Arrival r ->
+                        waiting.Add r
+                        monitor.Value <- Monitor.arrived r monitor.Value
+                        changed <- true
+                    | TaskEnd task ->
+                        if not task.Failed then monitor.Value <- Monitor.completed task.Finish task.Stage monitor.Value
+                        changed <- true
+                    | Tick ->
+                        if tickAt.Value <= now then tickAt.Value <- infinity * 1.0<s>
+                        changed <- true
+            adjust now
+            if changed && waiting.Count > 0 && anyFreePrimary now then round now
+
+        let recordsArr = Array.copy records
+        let tasksArr = tasks.ToArray()
+        let roundsArr = rounds.ToArray()
+        let last = max lastEvent (if tasksArr.Length = 0 then first else tasksArr |> Array.map _.Finish |> Array.max)
+        { Policy = policy.Name
+          Params = policy.Params
+          InitialPlacement = initialPlacement
+          FinalPlacement = placement.Value
+          Records = recordsArr
+          Tasks = tasksArr
+          Rounds = roundsArr
+          Replacements = replacements.ToArray()
+          Adjustments = adjustments.ToArray()
+          Summary = summarise config policy recordsArr tasksArr roundsArr replacements.Count first last }
+
+    /// Fraction of devices busy (running or loading) in consecutive bins of `bin` seconds from the
+    /// first arrival: (bin start, utilisation).
+    let utilisationSeries (config: SimConfig) (result: SimResult) (bin: float<s>) =
+        let first = if result.Records.Length = 0 then 0.0<s> else result.Records |> Array.map (fun r -> r.Request.Arrival) |> Array.min
+        let last = first + result.Summary.Span
+        let bins = max 1 (int (ceil (float ((last - first) / bin))))
+        let busy = Array.zeroCreate<float> bins
+        let add (a: float<s>) (b: float<s>) (weight: float) =
+            let mutable t = a
+            while t < b do
+                let i = int (float ((t - first) / bin)) |> min (bins - 1) |> max 0
+                let binEnd = first + float (i + 1) * bin
+                let upto = min b binEnd
+                busy.[i] <- busy.[i] + float (upto - t) * weight
+                t <- if upto <= t then b else upto
+        for task in result.Tasks do
+            add task.Start task.Finish (float task.Devices.Length)
+            for (_, l) in task.Loads do
+                add (task.Start - l) task.Start 1.0
+        let n = float (Cluster.deviceCount config.Cluster)
+        Array.init bins (fun i -> first + float i * bin, busy.[i] / (n * float bin))

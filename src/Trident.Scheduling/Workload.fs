@@ -1,0 +1,442 @@
+namespace Trident.Scheduling
+
+// Design note. Workloads are traces: lists of requests as a client would submit them (arrival,
+// model, shape, steps, optional deadline and priority). Generators draw them from a seed with the
+// pure SplitMix generator, so a (spec, seed) pair is a trace; the trace file format (CSV or JSON
+// lines) lets anyone bring their own. Parsing and printing are pure text functions: the caller
+// reads and writes the file.
+//
+// The reference workloads follow the reference implementation's synthetic traces
+// (docs/reference-profiles.md, data/reference/README.md): constant arrival interval, shape classes
+// mixed uniformly at random. Two of them cannot be run as published on 128 devices and are scaled,
+// each by a rule stated here and in docs/policies.md:
+//   * cogvideox-reference runs 6 steps (the setting of the published 128-GPU result);
+//   * hunyuanvideo-reference (and sd3-reference, whose original trace was not retrievable) use the
+//     rate that loads 128 devices to about 70 % at k = 1: rate = 0.7 · 128 / mean device-seconds of
+//     a request at k = 1 (encode + steps · t_D(k = 1) + decode), rounded.
+
+open System
+open System.Globalization
+open System.Text
+open System.Text.Json
+
+/// One request of a trace, as submitted. `Deadline` is absolute (same clock as `Arrival`); when
+/// absent the cost model's rule sets it.
+type TraceRequest =
+    { Id: int64
+      Arrival: float<s>
+      Model: string
+      Shape: Shape
+      Steps: int
+      Deadline: float<s> option
+      Priority: int option }
+
+/// How arrivals are spaced.
+type ArrivalProcess =
+    /// one request every 1 / rate seconds (the reference traces)
+    | Constant
+    /// exponential gaps with mean 1 / rate
+    | Poisson
+    /// on/off MMPP: Poisson at `peak` · rate while on, at the rate that keeps the mean while off;
+    /// on and off periods are exponential with means `meanOn` and `meanOff`
+    | Bursty of peak: float * meanOn: float<s> * meanOff: float<s>
+
+/// Which shapes requests have.
+type Mix =
+    /// each request draws one of the shapes uniformly
+    | Uniform of Shape list
+    /// light → heavy: request i of n draws from `heavy` with probability that ramps linearly from 0
+    /// at i = from·n to 1 at i = until·n (a step when from = until), else from `light`
+    | Shifting of light: Shape list * heavy: Shape list * from: float * until: float
+
+/// A generator's parameters. `Rate` is the mean arrival rate in requests per second.
+type WorkloadSpec =
+    { Name: string
+      Model: string
+      Rate: float
+      Steps: int
+      Count: int
+      Arrivals: ArrivalProcess
+      Mix: Mix
+      /// how the spec was derived (printed in reports)
+      Note: string }
+
+module Workload =
+    // ---- reference shapes --------------------------------------------------------------------
+
+    let private images sizes = sizes |> List.map (fun n -> Shape.image n n)
+
+    let private videos hws frames =
+        [ for (h, w) in hws do
+              for f in frames -> Shape.video h w f ]
+
+    /// The shape classes of each model's reference trace.
+    let referenceShapes (model: string) =
+        match model with
+        | "flux" -> Some(images [ 128; 256; 512; 1024; 2048 ])
+        | "sd3" -> Some(images [ 128; 256; 512; 1024; 1536 ])
+        | "cogvideox" -> Some(videos [ 768, 432; 768, 1360 ] [ 17; 33; 65; 81 ])
+        | "hunyuanvideo" -> Some(videos [ 720, 1280; 960, 544 ] [ 17; 33; 65; 129 ])
+        | _ -> None
+
+    /// Mean device-seconds of one request at k = 1 (encode + steps · t_D(1) + decode) over shapes.
+    let meanDeviceSecondsAtK1 (cost: CostModel) (shapes: Shape list) (steps: int) =
+        let k0 = List.head cost.Degrees
+        shapes
+        |> List.averageBy (fun sh ->
+            float (CostModel.encodeTime cost sh + CostModel.diffuseTime cost sh steps k0 * float k0 + CostModel.decodeTime cost sh))
+
+    /// The arrival rate that loads `devices` devices to `load` (0..1) at k = 1.
+    let rateForLoad (cost: CostModel) (shapes: Shape list) (steps: int) (devices: int) (load: float) =
+        load * float devices / meanDeviceSecondsAtK1 cost shapes steps
+
+    // ---- named workloads ---------------------------------------------------------------------
+
+    /// The reference workloads, by name.
+    let references: WorkloadSpec list =
+        [ { Name = "flux-reference"
+            Model = "flux"
+            Rate = 1.5
+            Steps = 28
+            Count = 2700
+            Arrivals = Constant
+            Mix = Uniform (referenceShapes "flux" |> Option.get)
+            Note = "as published: 2700 requests, one every 0.667 s (1.5 req/s), 28 steps, 128²–2048² uniform" }
+          { Name = "cogvideox-reference"
+            Model = "cogvideox"
+            Rate = 1.5
+            Steps = 6
+            Count = 2700
+            Arrivals = Constant
+            Mix = Uniform (referenceShapes "cogvideox" |> Option.get)
+            Note =
+              "2700 requests at 1.5 req/s as published, 6 steps (the setting of the published 128-GPU result; at 50 steps the trace asks ≈6× the capacity of 128 devices)" }
+          { Name = "hunyuanvideo-reference"
+            Model = "hunyuanvideo"
+            Rate = 0.058
+            Steps = 50
+            Count = 1800
+            Arrivals = Constant
+            Mix = Uniform (referenceShapes "hunyuanvideo" |> Option.get)
+            Note =
+              "1800 requests, 50 steps as published, at 0.058 req/s instead of 1 req/s: the rate that loads 128 devices to ≈70 % at k = 1 (mean 1534 device-seconds per request)" }
+          { Name = "sd3-reference"
+            Model = "sd3"
+            Rate = 20.0
+            Steps = 20
+            Count = 6000
+            Arrivals = Constant
+            Mix = Uniform (referenceShapes "sd3" |> Option.get)
+            Note =
+              "ours (the original trace was not retrievable): 6000 requests, 20 steps, 128²–1536² uniform, at 20 req/s — the rate that loads 128 devices to ≈68 % at k = 1 (mean 4.33 device-seconds per request)" } ]
+
+    /// Generic generators over a model's reference shapes.
+    let genericKinds = [ "poisson"; "bursty"; "shifting" ]
+
+    /// Every name `tryNamed` knows (generic kinds take the model separately).
+    let names = (references |> List.map _.Name) @ genericKinds
+
+    /// A named workload. Reference names carry their model; the generic kinds (`poisson`,
+    /// `bursty`, `shifting`) use `model`'s reference shapes, rate and steps.
+    let tryNamed (name: string) (model: string) : Result<WorkloadSpec, string> =
+        match references |> List.tryFind (fun w -> w.Name = name) with
+        | Some w -> Ok w
+        | None ->
+            match List.contains name genericKinds, references |> List.tryFind (fun w -> w.Model = model) with
+            | false, _ -> Error(sprintf "unknown workload '%s' (known: %s, or a trace file)" name (String.Join(", ", names)))
+            | true, None -> Error(sprintf "no reference shapes for model '%s' (known: flux, sd3, cogvideox, hunyuanvideo)" model)
+            | true, Some reference ->
+                let shapes = referenceShapes model |> Option.get
+                let sorted = shapes |> List.sortBy _.PixelFrames
+                let half = sorted.Length / 2
+                match name with
+                | "poisson" ->
+                    Ok { reference with Name = sprintf "poisson-%s" model; Arrivals = Poisson; Note = "Poisson arrivals over the reference mix" }
+                | "bursty" ->
+                    Ok
+                        { reference with
+                            Name = sprintf "bursty-%s" model
+                            Arrivals = Bursty(3.0, 30.0<s>, 90.0<s>)
+                            Note = "on/off MMPP over the reference mix: 3× the mean rate for 30 s on average, then a third of it for 90 s" }
+                | _ ->
+                    Ok
+                        { reference with
+                            Name = sprintf "shifting-%s" model
+                            Arrivals = Poisson
+                            Mix = Shifting(List.take half sorted, List.skip half sorted, 0.4, 0.6)
+                            Note = "Poisson arrivals; light shapes (smaller half) first, ramping to heavy shapes (larger half) between 40 % and 60 % of the trace" }
+
+    /// Applies the command line's overrides.
+    let withOverrides (rate: float option) (steps: int option) (count: int option) (w: WorkloadSpec) =
+        { w with
+            Rate = defaultArg rate w.Rate
+            Steps = defaultArg steps w.Steps
+            Count = defaultArg count w.Count }
+
+    // ---- generation --------------------------------------------------------------------------
+
+    /// The trace of a spec for a seed. Ids are 0..Count-1 in arrival order; the first arrival is at 0.
+    let generate (spec: WorkloadSpec) (seed: uint64) : TraceRequest list =
+        if spec.Rate <= 0.0 then invalidArg (nameof spec) "the arrival rate must be positive"
+        if spec.Count < 0 then invalidArg (nameof spec) "the count must be non-negative"
+        // separate streams for arrivals and shapes, so a rate override keeps the shape sequence
+        let arrivalRng, rest = Rng.split (Rng.create seed)
+        let shapeRng, _ = Rng.split rest
+        let ar = ref arrivalRng
+        let sr = ref shapeRng
+        let draw (rng: Rng ref) f =
+            let v, r = f rng.Value
+            rng.Value <- r
+            v
+        // MMPP state: on?, time the current period ends; t: the previous arrival
+        let on = ref true
+        let periodEnd = ref 0.0
+        let t = ref 0.0
+        let nextArrival i =
+            if i = 0 then 0.0
+            else
+                match spec.Arrivals with
+                | Constant -> float i / spec.Rate
+                | Poisson -> t.Value + draw ar (Rng.exponential spec.Rate)
+                | Bursty(peak, meanOn, meanOff) ->
+                    let onShare = float meanOn / float (meanOn + meanOff)
+                    let peak = min peak (1.0 / onShare)
+                    let rateOn = peak * spec.Rate
+                    let rateOff = max 1e-9 ((spec.Rate - onShare * rateOn) / (1.0 - onShare))
+                    // memoryless: draw a gap at the current state's rate; if it crosses the
+                    // period end, move to the period end, switch state and draw again
+                    let mutable now = t.Value
+                    let mutable result = None
+                    while result.IsNone do
+                        let rate = if on.Value then rateOn else rateOff
+                        let gap = draw ar (Rng.exponential rate)
+                        if now + gap <= periodEnd.Value then result <- Some(now + gap)
+                        else
+                            now <- periodEnd.Value
+                            on.Value <- not on.Value
+                            periodEnd.Value <- periodEnd.Value + draw ar (Rng.exponential (1.0 / float (if on.Value then meanOn else meanOff)))
+                    result.Value
+        match spec.Arrivals with
+        | Bursty(_, meanOn, _) -> periodEnd.Value <- draw ar (Rng.exponential (1.0 / float meanOn))
+        | _ -> ()
+        [ for i in 0 .. spec.Count - 1 do
+              t.Value <- nextArrival i
+              let shape =
+                  match spec.Mix with
+                  | Uniform shapes -> draw sr (Rng.pick (Array.ofList shapes))
+                  | Shifting(light, heavy, from, until) ->
+                      let x = if spec.Count <= 1 then 0.0 else float i / float (spec.Count - 1)
+                      let pHeavy =
+                          if x < from then 0.0
+                          elif x >= until then 1.0
+                          else (x - from) / (until - from)
+                      let u = draw sr Rng.uniform
+                      draw sr (Rng.pick (Array.ofList (if u < pHeavy then heavy else light)))
+              yield
+                  { Id = int64 i
+                    Arrival = t.Value * 1.0<s>
+                    Model = spec.Model
+                    Shape = shape
+                    Steps = spec.Steps
+                    Deadline = None
+                    Priority = None } ]
+
+    /// Scheduling requests from trace lines: the trace's deadline, or the cost model's rule.
+    let toRequests (cost: CostModel) (trace: TraceRequest list) : Request list =
+        trace
+        |> List.map (fun t ->
+            { Id = RequestId t.Id
+              Model = ModelName t.Model
+              Shape = t.Shape
+              Steps = t.Steps
+              Arrival = t.Arrival
+              Deadline = t.Deadline |> Option.defaultWith (fun () -> CostModel.deadline cost t.Arrival t.Shape t.Steps)
+              Priority = t.Priority })
+
+/// The trace file format: CSV with a header, or JSON lines (one object per line). Both carry the
+/// same fields; `deadline_s` and `priority` are optional (empty / absent).
+///
+///     id,arrival_s,model,height,width,frames,steps,deadline_s,priority
+///     0,0,flux,1024,1024,1,28,,
+///     {"id":1,"arrival_s":0.6666666666666666,"model":"flux","height":512,"width":512,"frames":1,"steps":28}
+module Trace =
+    /// The CSV header.
+    [<Literal>]
+    let Header = "id,arrival_s,model,height,width,frames,steps,deadline_s,priority"
+
+    let private num (x: float) = x.ToString("R", CultureInfo.InvariantCulture)
+
+    /// CSV text (round-trip exact: floats are printed with "R").
+    let toCsv (trace: TraceRequest seq) =
+        let sb = StringBuilder()
+        sb.Append(Header).Append('\n') |> ignore
+        for t in trace do
+            sb.Append(t.Id).Append(',')
+                .Append(num (float t.Arrival)).Append(',')
+                .Append(t.Model).Append(',')
+                .Append(t.Shape.Height).Append(',')
+                .Append(t.Shape.Width).Append(',')
+                .Append(t.Shape.Frames).Append(',')
+                .Append(t.Steps).Append(',')
+                .Append(t.Deadline |> Option.map (float >> num) |> Option.defaultValue "").Append(',')
+                .Append(t.Priority |> Option.map string |> Option.defaultValue "")
+                .Append('\n')
+            |> ignore
+        sb.ToString()
+
+    /// JSON lines text.
+    let toJsonLines (trace: TraceRequest seq) =
+        let sb = StringBuilder()
+        for t in trace do
+            sb.Append(sprintf "{\"id\":%d,\"arrival_s\":%s,\"model\":%s,\"height\":%d,\"width\":%d,\"frames\":%d,\"steps\":%d"
+                        t.Id (num (float t.Arrival)) (JsonSerializer.Serialize t.Model) t.Shape.Height t.Shape.Width t.Shape.Frames t.Steps) |> ignore
+            t.Deadline |> Option.iter (fun d -> sb.Append(",\"deadline_s\":").Append(num (float d)) |> ignore)
+            t.Priority |> Option.iter (fun p -> sb.Append(",\"priority\":").Append(p) |> ignore)
+            sb.Append("}\n") |> ignore
+        sb.ToString()
+
+    type private Fields =
+        { Id: string option
+          Arrival: string option
+          Model: string option
+          Height: string option
+          Width: string option
+          Frames: string option
+          Steps: string option
+          Deadline: string option
+          Priority: string option }
+
+    /// Validates one line's fields, adding every problem to `errors`.
+    let private build (where: string) (f: Fields) (errors: ResizeArray<string>) =
+        let err (msg: string) = errors.Add(sprintf "%s: %s" where msg)
+        let required name (v: string option) =
+            match v with
+            | Some s when s.Trim() <> "" -> Some(s.Trim())
+            | _ ->
+                err (sprintf "%s is missing" name)
+                None
+        let integer name lo (v: string option) =
+            required name v
+            |> Option.bind (fun s ->
+                match Int64.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture) with
+                | true, x when x >= lo -> Some x
+                | true, x ->
+                    err (sprintf "%s = %d is below %d" name x lo)
+                    None
+                | _ ->
+                    err (sprintf "%s = '%s' is not an integer" name s)
+                    None)
+        let real name (v: string) =
+            match Double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture) with
+            | true, x when Double.IsFinite x && x >= 0.0 -> Some x
+            | _ ->
+                err (sprintf "%s = '%s' is not a finite number ≥ 0" name v)
+                None
+        let optional (v: string option) = v |> Option.map (fun s -> s.Trim()) |> Option.filter (fun s -> s <> "")
+        let id = integer "id" 0L f.Id
+        let arrival = required "arrival_s" f.Arrival |> Option.bind (real "arrival_s")
+        let model = required "model" f.Model
+        let h = integer "height" 1L f.Height
+        let w = integer "width" 1L f.Width
+        let fr = integer "frames" 1L f.Frames
+        let steps = integer "steps" 1L f.Steps
+        let deadline = optional f.Deadline |> Option.map (real "deadline_s")
+        let priority =
+            optional f.Priority
+            |> Option.map (fun s ->
+                match Int32.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture) with
+                | true, p -> Some p
+                | _ ->
+                    err (sprintf "priority = '%s' is not an integer" s)
+                    None)
+        match id, arrival, model, h, w, fr, steps with
+        | Some id, Some a, Some m, Some h, Some w, Some fr, Some st when
+            (deadline |> Option.forall Option.isSome) && (priority |> Option.forall Option.isSome) ->
+            let d = deadline |> Option.map (fun d -> d.Value * 1.0<s>)
+            match d with
+            | Some d when d < a * 1.0<s> -> err (sprintf "deadline_s %g is before arrival_s %g" (float d) a); None
+            | _ when h > 100000L || w > 100000L || fr > 100000L || st > 100000L -> err "height, width, frames and steps must be at most 100000"; None
+            | _ ->
+                Some
+                    { Id = id
+                      Arrival = a * 1.0<s>
+                      Model = m
+                      Shape = Shape.video (int h) (int w) (int fr)
+                      Steps = int st
+                      Deadline = d
+                      Priority = Option.flatten priority }
+        | _ -> None
+
+    let private parseCsv (lines: string array) (errors: ResizeArray<string>) =
+        let header = lines.[0].Split(',') |> Array.map (fun s -> s.Trim().ToLowerInvariant())
+        let known = Header.Split(',')
+        for h in header do
+            if not (Array.contains h known) then errors.Add(sprintf "line 1: unknown column '%s' (known: %s)" h Header)
+        for h in [ "id"; "arrival_s"; "model"; "height"; "width"; "frames"; "steps" ] do
+            if not (Array.contains h header) then errors.Add(sprintf "line 1: column '%s' is missing" h)
+        if errors.Count > 0 then []
+        else
+            let col name = Array.tryFindIndex ((=) name) header
+            [ for i in 1 .. lines.Length - 1 do
+                  let line = lines.[i]
+                  if line.Trim() <> "" then
+                      let cells = line.Split(',')
+                      let where = sprintf "line %d" (i + 1)
+                      if cells.Length <> header.Length then
+                          errors.Add(sprintf "%s: %d fields, the header has %d" where cells.Length header.Length)
+                      else
+                          let get name = col name |> Option.map (fun j -> cells.[j])
+                          match build where
+                                    { Id = get "id"; Arrival = get "arrival_s"; Model = get "model"; Height = get "height"; Width = get "width"
+                                      Frames = get "frames"; Steps = get "steps"; Deadline = get "deadline_s"; Priority = get "priority" } errors with
+                          | Some t -> yield t
+                          | None -> () ]
+
+    let private parseJsonLines (lines: string array) (errors: ResizeArray<string>) =
+        let known = Set.ofArray (Header.Split(','))
+        [ for i in 0 .. lines.Length - 1 do
+              let line = lines.[i]
+              if line.Trim() <> "" then
+                  let where = sprintf "line %d" (i + 1)
+                  try
+                      use doc = JsonDocument.Parse(line)
+                      if doc.RootElement.ValueKind <> JsonValueKind.Object then errors.Add(sprintf "%s: not a JSON object" where)
+                      else
+                          let props = doc.RootElement.EnumerateObject() |> Seq.map (fun p -> p.Name, p.Value) |> List.ofSeq
+                          for (name, _) in props do
+                              if not (known.Contains name) then errors.Add(sprintf "%s: unknown field '%s'" where name)
+                          let get name =
+                              props
+                              |> List.tryFind (fun (n, _) -> n = name)
+                              |> Option.bind (fun (_, v) ->
+                                  match v.ValueKind with
+                                  | JsonValueKind.Null -> None
+                                  | JsonValueKind.String -> Some(v.GetString())
+                                  | _ -> Some(v.GetRawText()))
+                          match build where
+                                    { Id = get "id"; Arrival = get "arrival_s"; Model = get "model"; Height = get "height"; Width = get "width"
+                                      Frames = get "frames"; Steps = get "steps"; Deadline = get "deadline_s"; Priority = get "priority" } errors with
+                          | Some t -> yield t
+                          | None -> ()
+                  with :? JsonException as e -> errors.Add(sprintf "%s: invalid JSON (%s)" where e.Message) ]
+
+    /// Parses a trace (CSV with header, or JSON lines — told apart by the first non-blank
+    /// character). Returns the requests sorted by arrival (then id), or every problem found.
+    let parse (text: string) : Result<TraceRequest list, string list> =
+        let lines = text.Replace("\r\n", "\n").Split('\n')
+        let first = lines |> Array.tryFind (fun l -> l.Trim() <> "")
+        let errors = ResizeArray<string>()
+        let trace =
+            match first with
+            | None ->
+                errors.Add "the trace is empty"
+                []
+            | Some l when l.TrimStart().StartsWith "{" -> parseJsonLines lines errors
+            | Some _ ->
+                let start = lines |> Array.findIndex (fun l -> l.Trim() <> "")
+                parseCsv lines.[start..] errors
+        let dups = trace |> List.countBy _.Id |> List.filter (fun (_, n) -> n > 1)
+        for (id, n) in dups do
+            errors.Add(sprintf "id %d appears %d times" id n)
+        if errors.Count > 0 then Error(List.ofSeq errors)
+        else Ok(trace |> List.sortBy (fun t -> t.Arrival, t.Id))

@@ -1,0 +1,93 @@
+/// Test-only building blocks for the serving runtime: a profile written here (not a measurement), and a
+/// stage executor that runs no model, so the worker and loop tests control timing and failures exactly.
+/// The server's own tests of generation (Api/*) run the real bundled pipeline.
+module Trident.Tests.Runtime.ServingFixtures
+
+open System
+open System.Collections.Concurrent
+open System.Collections.Generic
+open System.Threading
+open Trident.Scheduling
+open Trident.Runtime.Devices
+open Trident.Runtime.Imaging
+
+/// A small, made-up profile of a "test" model (test-only): encode 5 ms, diffuse 10 ms per step at
+/// 64×64 (quadratic in pixels), 1.8× faster at degree 2, decode 5 ms.
+let testProfile: Profile =
+    let point h w k (sec: float) =
+        { Shape = Shape.image h w
+          Degree = k
+          Seconds = sec * 1.0<s>
+          PeakActivation = 0.01<GB> }
+    let sizes = [ 64; 128; 256 ]
+    let scale (n: int) = float (n * n) / (64.0 * 64.0)
+    { Model = ModelName "test"
+      DeviceClass = "test-only, not measured"
+      DeviceMemory = 8.0<GB>
+      Source = "tests/Trident.Tests/Runtime/ServingFixtures.fs (made up)"
+      Video = false
+      DefaultSteps = 4
+      EmbeddingBytes = 1e5<B>
+      LatentBytesPerMpf = 1e6<B>
+      Encode = { Weights = 0.1<GB>; Estimated = true; Points = [ for n in sizes -> point n n 1 0.005 ] }
+      Diffuse =
+        { Weights = 0.2<GB>
+          Estimated = true
+          Points =
+            [ for n in sizes do
+                  yield point n n 1 (0.010 * scale n ** 1.5)
+                  yield point n n 2 (0.010 * scale n ** 1.5 / 1.8) ] }
+      Decode = { Weights = 0.1<GB>; Estimated = true; Points = [ for n in sizes -> point n n 1 (0.005 * scale n) ] } }
+
+/// What a fake executor did, in order: "d0 encode 7", "d1 diffuse 7 k=2 threads=2", …
+type ExecutionLog() =
+    let entries = ConcurrentQueue<string>()
+    member _.Add(s: string) = entries.Enqueue s
+    member _.Entries = List.ofSeq entries
+
+/// Test-only executor: no model. Encode and decode take `stageDelay`; each diffuse step takes `stepDelay`
+/// and honours cancellation; a prompt equal to `failPrompt` makes encode throw.
+type FakeExecutor(device: DeviceSpec, log: ExecutionLog, stepDelay: TimeSpan, stageDelay: TimeSpan, failPrompt: string) =
+    let resident = HashSet<Stage>()
+    let load (s: Stage) = lock resident (fun () -> resident.Add s |> ignore)
+    interface IStageExecutor with
+        member _.Resident = lock resident (fun () -> HashSet<Stage>(resident) :> IReadOnlySet<Stage>)
+        member _.Unload s = lock resident (fun () -> resident.Remove s |> ignore)
+        member _.Encode(input, ct) =
+            load Encode
+            log.Add(sprintf "d%d encode %s" device.Id input.Prompt)
+            if input.Prompt = failPrompt then failwith "encoder exploded (test)"
+            Thread.Sleep stageDelay
+            StageOutput(box input.Prompt, 64L)
+        member _.Diffuse(input, embeddings, threads, observer, ct) =
+            load Diffuse
+            log.Add(sprintf "d%d diffuse %s threads=%d" device.Id (string embeddings.Value) threads)
+            for i in 1 .. input.Steps do
+                ct.ThrowIfCancellationRequested()
+                Thread.Sleep stepDelay
+                observer.StepCompleted(i, input.Steps)
+            StageOutput(box (input.Width, input.Height), 128L)
+        member _.Decode(input, latents, ct) =
+            load Decode
+            log.Add(sprintf "d%d decode" device.Id)
+            Thread.Sleep stageDelay
+            let pixels = Array.init (input.Width * input.Height * 3) (fun i -> byte (i % 251))
+            [| RgbImage(input.Width, input.Height, pixels) |] :> IReadOnlyList<RgbImage>
+        member _.Dispose() = ()
+
+/// Creates fake executors sharing one log.
+type FakeExecutors(log: ExecutionLog, stepDelay: TimeSpan, stageDelay: TimeSpan, failPrompt: string) =
+    new(log) = FakeExecutors(log, TimeSpan.FromMilliseconds 5.0, TimeSpan.FromMilliseconds 2.0, "fail")
+    interface IStageExecutorFactory with
+        member _.Create device = new FakeExecutor(device, log, stepDelay, stageDelay, failPrompt)
+
+/// A generation input of the test profile's smallest size.
+let input (prompt: string) (steps: int) =
+    GenerationInput(prompt, null, 64, 64, 1, steps, 1UL, 1.0)
+
+/// Waits until `condition` holds, at most `seconds`; fails the test otherwise.
+let waitUntil (seconds: float) (what: string) (condition: unit -> bool) =
+    let deadline = DateTime.UtcNow.AddSeconds seconds
+    while not (condition ()) && DateTime.UtcNow < deadline do
+        Thread.Sleep 10
+    if not (condition ()) then failwithf "timed out after %.0f s waiting until %s" seconds what

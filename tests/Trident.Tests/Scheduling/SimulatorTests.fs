@@ -1,0 +1,362 @@
+/// The simulator's properties (conservation, no double booking, monotone time, bit-identical
+/// replays), Adjust-on-Dispatch across a shifting workload, the baselines' out-of-memory behaviour,
+/// and the workload generators and trace format.
+module Trident.Tests.SimulatorTests
+
+open System
+open Xunit
+open FsCheck
+open FsCheck.FSharp
+open Trident.Scheduling
+open Trident.Scheduling.Placement
+open Trident.Tests.Generators
+
+// ---- specs -----------------------------------------------------------------------------------
+
+/// One simulated run: cluster, profile, policy and a small trace, as shrinkable integers.
+type SimSpec =
+    { Profile: int
+      Nodes: int
+      PerNode: int
+      /// index into `policyOf`
+      Policy: int
+      /// per request: shape index, gap to the previous arrival in tenths of a second, steps
+      Requests: (int * int * int) list
+      /// jitter in percent (0 most of the time)
+      Jitter: int
+      SloPercent: int }
+
+let private clampI lo hi x = max lo (min hi x)
+let private pickL (xs: 'a list) (i: int) = xs.[((i % xs.Length) + xs.Length) % xs.Length]
+
+/// Solver limits generous enough that no solve in these small runs stops on time, so replays are
+/// exact (a time-limited solve is the one source of nondeterminism).
+let private testDispatch = { DispatchSettings.defaults with TimeLimit = 10.0<s> }
+
+let policyOf (i: int) =
+    pickL
+        [ Baselines.b1 1
+          Baselines.b1 2
+          Baselines.b2
+          Baselines.b3
+          Baselines.b4
+          Baselines.b5 StageSplit.paperLightLoad
+          Baselines.b6 StageSplit.paperLightLoad
+          Baselines.trident 0.5<s> (Some { AdjustSettings.defaults with Window = 20.0<s>; MinSamples = 5; Cooldown = 5.0<s>; TimeLimit = 10.0<s> }) ]
+        i
+
+let buildRun (spec: SimSpec) =
+    let profile = pickL ReferenceProfiles.all spec.Profile
+    let cost =
+        CostModel.create { CostSettings.defaults with Deadline = SloScale(float (clampI 50 800 (abs spec.SloPercent)) / 100.0) } profile
+    let cluster = Cluster.uniform (clampI 1 3 spec.Nodes) (pickL [ 2; 4; 8 ] spec.PerNode) 48.0<GB> Bandwidths.pcie4Server
+    let shapes = Workload.referenceShapes profile.Model.Value |> Option.get
+    let arrivals =
+        spec.Requests |> List.scan (fun t (_, gap, _) -> t + float (clampI 0 200 (abs gap)) * 0.1) 0.0 |> List.tail
+    let requests =
+        List.zip spec.Requests arrivals
+        |> List.mapi (fun i ((sh, _, steps), t) ->
+            let shape = pickL shapes sh
+            let steps = clampI 1 8 (abs steps)
+            { Id = RequestId(int64 i)
+              Model = profile.Model
+              Shape = shape
+              Steps = steps
+              Arrival = t * 1.0<s>
+              Deadline = CostModel.deadline cost (t * 1.0<s>) shape steps
+              Priority = None })
+    let config =
+        { SimConfig.create cluster cost with
+            Dispatch = testDispatch
+            PlacementTimeLimit = 10.0<s>
+            Jitter = (if spec.Jitter % 4 = 0 then float (clampI 0 50 (abs spec.Jitter)) / 100.0 else 0.0)
+            Seed = uint64 (abs spec.Jitter) }
+    config, policyOf spec.Policy, requests
+
+let simSpecGen =
+    Gen.sized (fun size ->
+        gen {
+            let! profile = Gen.choose (0, 3)
+            let! nodes = Gen.choose (1, 3)
+            let! perNode = Gen.choose (0, 2)
+            let! policy = Gen.choose (0, 7)
+            let! n = Gen.choose (0, max 1 (min 40 size))
+            let! requests = Gen.listOfLength n (Gen.zip3 (Gen.choose (0, 9)) (Gen.frequency [ 3, Gen.choose (0, 5); 1, Gen.choose (5, 200) ]) (Gen.choose (1, 8)))
+            let! jitter = Gen.frequency [ 3, Gen.constant 0; 1, Gen.choose (0, 40) ]
+            let! slo = Gen.choose (50, 800)
+            return { Profile = profile; Nodes = nodes; PerNode = perNode; Policy = policy; Requests = requests; Jitter = jitter; SloPercent = slo }
+        })
+
+let simSpecs: Arbitrary<SimSpec> =
+    Arb.fromGenShrink (simSpecGen, (ArbMap.defaults |> ArbMap.arbitrary<SimSpec>).Shrinker)
+
+// ---- checks ----------------------------------------------------------------------------------
+
+let private eps = 1e-9<s>
+
+/// Every arrival ends in exactly one outcome, consistent with the tasks that ran; no request runs
+/// a stage twice.
+let conservation (requests: Request list) (result: SimResult) =
+    [ if result.Records.Length <> requests.Length then
+          yield sprintf "%d records for %d requests" result.Records.Length requests.Length
+      let ids = result.Records |> Array.map (fun r -> r.Request.Id)
+      if (Array.distinct ids).Length <> ids.Length then yield "a request has two records"
+      if Set.ofArray ids <> (requests |> List.map _.Id |> Set.ofList) then yield "records and requests differ"
+      for (key, n) in result.Tasks |> Array.countBy (fun t -> t.Request, t.Stage) do
+          if n > 1 then yield sprintf "%O ran %A %d times" (fst key) (snd key) n
+      for r in result.Records do
+          let tasks = result.Tasks |> Array.filter (fun t -> t.Request = r.Request.Id)
+          match r.Outcome with
+          | OnTime
+          | Late ->
+              if tasks.Length <> 3 || tasks |> Array.exists _.Failed then yield sprintf "%O completed with %d tasks" r.Request.Id tasks.Length
+              match r.Finish with
+              | Some f when (f <= r.Request.Deadline) <> (r.Outcome = OnTime) -> yield sprintf "%O: outcome %A but finish %g vs deadline %g" r.Request.Id r.Outcome (float f) (float r.Request.Deadline)
+              | None -> yield sprintf "%O completed without a finish" r.Request.Id
+              | _ -> ()
+          | OutOfMemory _ ->
+              if tasks |> Array.filter _.Failed |> Array.length <> 1 then yield sprintf "%O: OOM without exactly one failed task" r.Request.Id
+          | Unserved ->
+              if tasks.Length > 0 || r.Dispatched.IsSome then yield sprintf "%O unserved but dispatched" r.Request.Id ]
+
+/// No device runs two tasks (or loads) at once.
+let noDoubleBooking (result: SimResult) =
+    let intervals =
+        [ for t in result.Tasks do
+              for d in t.Devices do
+                  let load = t.Loads |> List.tryFind (fun (dev, _) -> dev = d) |> Option.map snd |> Option.defaultValue 0.0<s>
+                  yield d, t.Start - load, t.Finish, t.Request, t.Stage ]
+    [ for (dev, xs) in intervals |> List.groupBy (fun (d, _, _, _, _) -> d) do
+          let sorted = xs |> List.sortBy (fun (_, a, b, _, _) -> a, b)
+          for ((_, _, b1, r1, s1), (_, a2, _, r2, s2)) in List.pairwise sorted do
+              if a2 + eps < b1 then yield sprintf "%O: %O %A and %O %A overlap (%g < %g)" dev r1 s1 r2 s2 (float a2) (float b1) ]
+
+/// Time moves forward: rounds in order; a request is dispatched after it arrives, and its stages
+/// run after dispatch, in order, each ending after it starts.
+let timeMonotone (result: SimResult) =
+    [ for (a, b) in Array.pairwise result.Rounds do
+          if b.Time < a.Time then yield sprintf "round at %g after round at %g" (float b.Time) (float a.Time)
+      for r in result.Records do
+          match r.Dispatched with
+          | Some d when d + eps < r.Request.Arrival -> yield sprintf "%O dispatched before arrival" r.Request.Id
+          | _ -> ()
+          let stages = [ r.Encode; r.Diffuse; r.Decode ] |> List.choose id
+          for t in stages do
+              if t.Finish < t.Start then yield sprintf "%O %A ends before it starts" r.Request.Id t.Stage
+              match r.Dispatched with
+              | Some d when t.Start + eps < d -> yield sprintf "%O %A starts before dispatch" r.Request.Id t.Stage
+              | _ -> ()
+          for (a, b) in List.pairwise stages do
+              if b.Start + eps < a.Finish then yield sprintf "%O %A starts before %A ends" r.Request.Id b.Stage a.Stage ]
+
+let private labelled (name: string) (violations: string list) =
+    List.isEmpty violations |> Prop.label (sprintf "%s: %A" name (List.truncate 5 violations))
+
+// ---- properties ------------------------------------------------------------------------------
+
+[<Fact>]
+let ``every arrival ends in exactly one outcome`` () =
+    Prop.forAll simSpecs (fun spec ->
+        let config, policy, requests = buildRun spec
+        let result = Simulator.run config policy requests
+        labelled "conservation" (conservation requests result)
+        |> Prop.classify (result.Summary.OutOfMemory > 0) "some OOM"
+        |> Prop.classify (result.Summary.Unserved > 0) "some unserved"
+        |> Prop.classify (result.Summary.Late > 0) "some late")
+    |> check 120
+
+[<Fact>]
+let ``no device runs two tasks at once in the simulation`` () =
+    Prop.forAll simSpecs (fun spec ->
+        let config, policy, requests = buildRun spec
+        let result = Simulator.run config policy requests
+        labelled "no double booking" (noDoubleBooking result)
+        |> Prop.classify (result.Tasks |> Array.exists (fun t -> t.Devices.Length > 1)) "some group task"
+        |> Prop.classify (config.Jitter > 0.0) "jitter")
+    |> check 120
+
+[<Fact>]
+let ``simulated time is monotone`` () =
+    Prop.forAll simSpecs (fun spec ->
+        let config, policy, requests = buildRun spec
+        labelled "time monotone" (timeMonotone (Simulator.run config policy requests)))
+    |> check 120
+
+[<Fact>]
+let ``a replay with the same trace and seed is bit-identical`` () =
+    Prop.forAll simSpecs (fun spec ->
+        let config, policy, requests = buildRun spec
+        let a = Simulator.run config policy requests
+        let b = Simulator.run config policy requests
+        let rounds (x: SimResult) = x.Rounds |> Array.map (fun r -> r.Time, r.Dispatched, r.Full)
+        ((a.Records = b.Records) |> Prop.label "records differ")
+        .&. ((a.Tasks = b.Tasks) |> Prop.label "tasks differ")
+        .&. ((a.Replacements = b.Replacements) |> Prop.label "re-placements differ")
+        .&. ((rounds a = rounds b) |> Prop.label "rounds differ"))
+    |> check 60
+
+[<Fact>]
+let ``a generated workload replays bit-identically through its trace file`` () =
+    Prop.forAll (Arb.fromGen (Gen.zip (Gen.choose (0, 3)) (Gen.choose (0, 1000)))) (fun (w, seed) ->
+        let spec = { (pickL Workload.references w) with Count = 60 }
+        let trace = Workload.generate spec (uint64 seed)
+        let again = Workload.generate spec (uint64 seed)
+        let viaCsv = Trace.parse (Trace.toCsv trace)
+        let viaJson = Trace.parse (Trace.toJsonLines trace)
+        ((trace = again) |> Prop.label "generator not deterministic")
+        .&. ((viaCsv = Ok trace) |> Prop.label "CSV round trip")
+        .&. ((viaJson = Ok trace) |> Prop.label "JSON lines round trip"))
+    |> check 40
+
+// ---- Adjust-on-Dispatch ----------------------------------------------------------------------
+
+[<Fact>]
+let ``a shifting workload triggers a re-placement and no request is lost or run twice across it`` () =
+    // flux, light (128², 256²) then heavy (512²–2048²): the light mix is planned all ⟨EDC⟩, which
+    // cannot decode 2048²; the heavy phase leaves those requests waiting, the diffuse rate falls
+    // behind the arrival rate, and the Orchestrator re-places with ⟨C⟩ devices.
+    let spec =
+        match Workload.tryNamed "shifting" "flux" with
+        | Ok w -> { w with Rate = 0.2; Count = 300 }
+        | Error e -> failwith e
+    let cost = CostModel.create CostSettings.defaults ReferenceProfiles.flux
+    let cluster = Cluster.uniform 2 8 48.0<GB> Bandwidths.pcie4Server
+    let requests = Workload.toRequests cost (Workload.generate spec 7UL)
+    let config = { SimConfig.create cluster cost with InitialSamples = 50; Dispatch = testDispatch; PlacementTimeLimit = 10.0<s> }
+    let adjust = { AdjustSettings.defaults with Window = 150.0<s>; TimeLimit = 10.0<s> }
+    let result = Simulator.run config (Baselines.trident 0.5<s> (Some adjust)) requests
+    let initialTypes = PlacementPlan.counts result.InitialPlacement
+    Assert.True(result.Replacements.Length >= 1, sprintf "no re-placement; initial %A, summary %A" initialTypes result.Summary)
+    Assert.Empty(conservation requests result)
+    Assert.Empty(noDoubleBooking result)
+    // every request completes: nothing was dropped or restarted by the switch
+    Assert.Equal(0, result.Summary.Unserved + result.Summary.OutOfMemory)
+    Assert.Equal(requests.Length * 3, result.Tasks.Length)
+    // the switch is metadata only: devices load lazily, and loads happen after the switch
+    let firstSwitch = result.Replacements.[0].Time
+    Assert.True(result.Tasks |> Array.forall (fun t -> t.Loads.IsEmpty || t.Start >= firstSwitch))
+    // work planned before the switch ran on the old placement's devices: FIFO per device
+    Assert.Empty(timeMonotone result)
+
+[<Fact>]
+let ``the imbalance trigger respects its threshold and sample count`` () =
+    let m0 = Monitor.create 10.0<s> 0 0.0<s>
+    let r i t = { Id = RequestId i; Model = ModelName "flux"; Shape = Shape.image 512 512; Steps = 4; Arrival = t; Deadline = t + 10.0<s>; Priority = None }
+    let m = [ 0L .. 19L ] |> List.fold (fun m i -> Monitor.arrived (r i (float i * 0.5<s>)) m) m0
+    // 20 arrivals over the last 10 s, no completion: arrivals outrun every stage
+    let rates = Monitor.throughputs 9.75<s> m
+    Assert.Equal(20, rates.Samples)
+    Assert.True(Double.IsPositiveInfinity rates.Imbalance)
+    // balanced: as many of each stage completed
+    let balanced =
+        [ 0 .. 19 ] |> List.fold (fun m i -> m |> Monitor.completed (float i * 0.5<s>) Encode |> Monitor.completed (float i * 0.5<s>) Diffuse |> Monitor.completed (float i * 0.5<s>) Decode) m
+    Assert.True(close 1e-9 1.0 (Monitor.throughputs 9.75<s> balanced).Imbalance)
+    // old entries leave the window …
+    Assert.Equal(0, (Monitor.throughputs 100.0<s> balanced).Samples)
+    // … unless the window must stretch to hold MinSamples arrivals
+    let stretched = { balanced with MinSamples = 15 }
+    Assert.Equal(15, (Monitor.throughputs 100.0<s> stretched).Samples)
+
+// ---- baselines and memory --------------------------------------------------------------------
+
+[<Fact>]
+let ``pipeline-level baselines run out of memory on flux 2048² and stage-level ones do not`` () =
+    let cost = CostModel.create CostSettings.defaults ReferenceProfiles.flux
+    let cluster = Cluster.uniform 2 8 48.0<GB> Bandwidths.pcie4Server
+    let trace =
+        [ for i in 0..9 ->
+              { TraceRequest.Id = int64 i; Arrival = float i * 5.0<s>; Model = "flux"; Shape = Shape.image (if i % 2 = 0 then 2048 else 512) (if i % 2 = 0 then 2048 else 512); Steps = 4; Deadline = None; Priority = None } ]
+    let requests = Workload.toRequests cost trace
+    let config = { SimConfig.create cluster cost with Dispatch = testDispatch; PlacementTimeLimit = 10.0<s> }
+    for policy in [ Baselines.b1 2; Baselines.b3; Baselines.b4 ] do
+        let s = (Simulator.run config policy requests).Summary
+        Assert.True(s.OutOfMemory = 5, sprintf "%s: %d OOM" policy.Name s.OutOfMemory)
+    for policy in [ Baselines.b6 StageSplit.paperLightLoad; Baselines.trident 0.5<s> None ] do
+        let s = (Simulator.run config policy requests).Summary
+        Assert.True(s.OutOfMemory = 0 && s.Unserved = 0, sprintf "%s: %d OOM, %d unserved" policy.Name s.OutOfMemory s.Unserved)
+
+[<Fact>]
+let ``hunyuanvideo co-located on one device runs out of memory at 720p`` () =
+    let cost = CostModel.create CostSettings.defaults ReferenceProfiles.hunyuanvideo
+    let cluster = Cluster.uniform 1 8 48.0<GB> Bandwidths.pcie4Server
+    let trace = [ { TraceRequest.Id = 0L; Arrival = 0.0<s>; Model = "hunyuanvideo"; Shape = Shape.video 720 1280 17; Steps = 2; Deadline = None; Priority = None } ]
+    let result = Simulator.run (SimConfig.create cluster cost) (Baselines.b1 2) (Workload.toRequests cost trace)
+    match result.Records.[0].Outcome with
+    | OutOfMemory(_, _, need, memory) -> Assert.True(need > memory)
+    | other -> failwithf "expected OOM, got %A" other
+
+// ---- workloads -------------------------------------------------------------------------------
+
+[<Fact>]
+let ``reference workloads follow the published traces`` () =
+    let flux = Workload.references |> List.find (fun w -> w.Name = "flux-reference")
+    let trace = Workload.generate flux 1UL
+    Assert.Equal(2700, trace.Length)
+    Assert.True(close 1e-9 (2699.0 / 1.5) (float (List.last trace).Arrival))
+    Assert.Equal(5, trace |> List.map _.Shape |> List.distinct |> List.length)
+    Assert.True(trace |> List.forall (fun t -> t.Steps = 28))
+    let cog = Workload.references |> List.find (fun w -> w.Name = "cogvideox-reference")
+    Assert.Equal(6, cog.Steps)
+    Assert.Equal(8, (Workload.generate cog 1UL) |> List.map _.Shape |> List.distinct |> List.length)
+
+[<Fact>]
+let ``scaled reference rates load 128 devices to about 70 % at k = 1`` () =
+    for name in [ "hunyuanvideo-reference"; "sd3-reference" ] do
+        let w = Workload.references |> List.find (fun x -> x.Name = name)
+        let cost = CostModel.create CostSettings.defaults (ReferenceProfiles.tryFind w.Model).Value
+        let shapes = Workload.referenceShapes w.Model |> Option.get
+        let load = w.Rate * Workload.meanDeviceSecondsAtK1 cost shapes w.Steps / 128.0
+        Assert.True(load > 0.65 && load < 0.75, sprintf "%s loads 128 devices to %.3f" name load)
+
+[<Fact>]
+let ``Poisson and bursty generators keep the mean rate`` () =
+    for kind in [ "poisson"; "bursty" ] do
+        let w = match Workload.tryNamed kind "flux" with Ok w -> { w with Count = 6000; Rate = 2.0 } | Error e -> failwith e
+        let trace = Workload.generate w 3UL
+        let rate = float (trace.Length - 1) / float (List.last trace).Arrival
+        Assert.True(abs (rate - 2.0) < 0.3, sprintf "%s: rate %.3f" kind rate)
+        Assert.True(trace |> List.pairwise |> List.forall (fun (a, b) -> b.Arrival >= a.Arrival), kind + " arrivals not sorted")
+
+[<Fact>]
+let ``the shifting generator moves from light to heavy shapes`` () =
+    let w = match Workload.tryNamed "shifting" "flux" with Ok w -> { w with Count = 1000 } | Error e -> failwith e
+    let trace = Workload.generate w 5UL |> Array.ofList
+    let mean (xs: TraceRequest array) = xs |> Array.averageBy (fun t -> t.Shape.PixelFrames)
+    Assert.True(mean trace.[0..300] * 4.0 < mean trace.[700..])
+    Assert.True(trace.[0..300] |> Array.forall (fun t -> t.Shape.Height <= 256))
+
+[<Fact>]
+let ``a bad trace reports every problem at once`` () =
+    let text = "id,arrival_s,model,height,width,frames,steps,deadline_s,priority\n0,0,flux,512,512,1,28,,\n1,x,flux,0,512,1,28,,\n1,2,flux,512,512,1,-3,,\n2,5,flux,512,512,1,28,1,\n0,7,flux,512,512,1,28,,\n"
+    match Trace.parse text with
+    | Ok _ -> failwith "accepted a bad trace"
+    | Error errors ->
+        let all = String.Join("\n", errors)
+        for expected in [ "line 3: arrival_s"; "line 3: height"; "line 4: steps"; "line 5: deadline_s"; "id 0 appears 2 times" ] do
+            Assert.True(all.Contains expected, sprintf "missing '%s' in:\n%s" expected all)
+
+[<Fact>]
+let ``a trace file's own deadlines are kept and missing ones follow the cost model`` () =
+    let cost = CostModel.create CostSettings.defaults ReferenceProfiles.flux
+    let text = "{\"id\":3,\"arrival_s\":1.5,\"model\":\"flux\",\"height\":512,\"width\":512,\"frames\":1,\"steps\":28,\"deadline_s\":9.5}\n{\"id\":4,\"arrival_s\":2,\"model\":\"flux\",\"height\":512,\"width\":512,\"frames\":1,\"steps\":28}\n"
+    match Trace.parse text with
+    | Error e -> failwithf "%A" e
+    | Ok trace ->
+        let rs = Workload.toRequests cost trace
+        Assert.Equal(9.5<s>, rs.[0].Deadline)
+        Assert.Equal(CostModel.deadline cost 2.0<s> (Shape.image 512 512) 28, rs.[1].Deadline)
+
+[<Fact>]
+let ``the experiment maps every policy name and B1 expands to every degree`` () =
+    let settings = ExperimentSettings.defaults
+    let prepared =
+        match Experiment.prepare settings (Generated { (List.head Workload.references) with Count = 10 }) with
+        | Ok p -> p
+        | Error e -> failwithf "%A" e
+    match Experiment.policies settings prepared [ "all" ] with
+    | Ok ps ->
+        Assert.Equal<string list>([ "B1"; "B1"; "B1"; "B1"; "B2"; "B3"; "B4"; "B5"; "B6"; "Trident" ], ps |> List.map _.Name)
+    | Error e -> failwithf "%A" e
+    match Experiment.policies settings prepared [ "B7" ] with
+    | Ok _ -> failwith "accepted B7"
+    | Error e -> Assert.Contains("B7", e.Head)
