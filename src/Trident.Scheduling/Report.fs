@@ -148,6 +148,7 @@ module Svg =
         match name with
         | "Trident" -> "#000000"
         | "B1" -> palette.[0]
+        | "B1 (best k)" -> palette.[9]
         | "B2" -> palette.[1]
         | "B3" -> palette.[2]
         | "B4" -> palette.[4]
