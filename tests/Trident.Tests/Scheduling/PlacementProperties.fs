@@ -73,8 +73,11 @@ let ``re-planning an unchanged workload moves no weights`` () =
         let input = buildInput spec
         let first = Planner.place input
         let second = Planner.place { input with Current = Some first.Types }
-        (second.Alpha < first.Alpha - 1e-6 || second.Moves = 0)
-        |> Prop.label (sprintf "%d moves with the same α" second.Moves))
+        // a re-plan may move weights only for a strictly better α (a time-limited first solve can
+        // leave one to find); it never settles for a worse one, since the current layout is its start
+        (second.Alpha >= first.Alpha - 1e-6 |> Prop.label (sprintf "α fell from %.6f to %.6f" first.Alpha second.Alpha))
+        .&. ((second.Alpha > first.Alpha + 1e-6 || second.Moves = 0)
+             |> Prop.label (sprintf "%d moves with the same α" second.Moves)))
     |> check 40
 
 [<Fact>]
