@@ -231,7 +231,11 @@ module Evaluation =
             let points = results |> List.filter (fun r -> r.Point.Group = group && r.Point.Workload.Model = model) |> List.sortBy (fun r -> r.Point.Value)
             if not points.IsEmpty then
                 let policies = points |> List.collect (fun r -> r.Rows |> List.map label) |> List.distinct
-                let find (r: EvalResult) p = r.Rows |> List.tryFind (fun s -> label s = p)
+                // B1's best degree is reported on its own row only when it is not the default one
+                let find (r: EvalResult) p =
+                    r.Rows
+                    |> List.tryFind (fun s -> label s = p)
+                    |> Option.orElse (if p = "B1 (best k)" then r.Rows |> List.tryFind (fun s -> s.Policy = "B1") else None)
                 let series =
                     [ for p in policies ->
                           p, points |> List.choose (fun r -> find r p |> Option.map (fun s -> r.Point.Value, s.SloAttainment)) ]
