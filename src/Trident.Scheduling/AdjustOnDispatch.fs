@@ -1,8 +1,9 @@
 namespace Trident.Scheduling
 
 // Design note. Adjust-on-Dispatch (design.md §7): re-placement without downtime.
-//   * Trigger: the Monitor's imbalance (fastest / slowest of arrival, encode, diffuse and decode
-//     rates over its window) reaches `Threshold` (1.5), with at least `MinSamples` arrivals in the
+//   * Trigger: some recent request has no route at all under the current placement (it would
+//     wait for ever), or the Monitor's imbalance (fastest / slowest of arrival, encode, diffuse and
+//     decode rates over its window) reaches `Threshold` (1.5), with at least `MinSamples` arrivals in the
 //     window, at least `Cooldown` after the previous evaluation, one window after observation began
 //     (completions lag arrivals at first) and while requests still arrive (when arrivals stop, the
 //     backlog drains faster than requests arrive, which no placement needs to follow).
@@ -106,7 +107,12 @@ module AdjustOnDispatch =
         let stats = Monitor.stats now monitor
         let settled = now - monitor.Since >= settings.Window
         let ongoing = Monitor.lastArrival monitor |> Option.exists (fun t -> t > now - settings.Window)
-        if rates.Samples < settings.MinSamples || not settled || not ongoing || imbalance < settings.Threshold then NoTrigger
+        // a recent request that no device of the current placement can serve at all is the
+        // strongest imbalance there is: it would wait for ever
+        let uncovered = coverage cluster cost current.Types stats < 1.0 - 1e-9
+        let imbalance = if uncovered then infinity else imbalance
+        if not ongoing || (not uncovered && (rates.Samples < settings.MinSamples || not settled || imbalance < settings.Threshold)) then
+            NoTrigger
         elif
             (let planned = sustainable cluster cost current.Types plannedFor
              planned > 0.0 && sustainable cluster cost current.Types stats >= (1.0 - settings.MinGain) * planned)
