@@ -81,20 +81,7 @@ public static class GenerateCommand
         if (output != "" && !output.EndsWith(".png", StringComparison.OrdinalIgnoreCase))
             args.Error($"--out: '{output}' must end in .png");
 
-        string directory = "";
-        PipelineManifest? manifest = null;
-        if (pipelineArg != "")
-        {
-            try
-            {
-                directory = PipelineLocator.Resolve(pipelineArg);
-                manifest = PipelineManifest.Load(directory);
-            }
-            catch (Exception e) when (e is ManifestException or IOException or UnauthorizedAccessException)
-            {
-                args.Error($"--pipeline: {e.Message}");
-            }
-        }
+        var (directory, manifest) = PipelineOption.Load(args, pipelineArg);
 
         if (manifest is not null)
         {

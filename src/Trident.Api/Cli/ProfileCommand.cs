@@ -27,20 +27,7 @@ public static class ProfileCommand
         var degrees = args.IntList("degrees", [1, 2]);
         var steps = args.Int("steps", 4, 1, 10_000);
         var repeats = args.Int("repeats", 3, 1, 1_000);
-        string directory = "";
-        PipelineManifest? manifest = null;
-        if (pipelineArg != "")
-        {
-            try
-            {
-                directory = PipelineLocator.Resolve(pipelineArg);
-                manifest = PipelineManifest.Load(directory);
-            }
-            catch (Exception e) when (e is ManifestException or IOException or UnauthorizedAccessException)
-            {
-                args.Error($"--pipeline: {e.Message}");
-            }
-        }
+        var (directory, manifest) = PipelineOption.Load(args, pipelineArg);
         var options = new ProfilerOptions
         {
             Shapes = [.. sizes.SelectMany(s => frames.Select(f => new Shape(s.Height, s.Width, f)))],

@@ -33,15 +33,7 @@ internal static class RuntimeBench
         var steps = args.Int("steps", 8, 1);
         var threads = args.Int("threads", Environment.ProcessorCount, 1, 1024);
         double? guidance = args.Has("guidance") ? args.Double("guidance", 1, 0) : null;
-        string directory = "";
-        try
-        {
-            directory = PipelineLocator.Resolve(pipelineArg);
-        }
-        catch (IOException e)
-        {
-            args.Error($"--pipeline: {e.Message}");
-        }
+        var (directory, _) = PipelineOption.Load(args, pipelineArg);
         args.ThrowIfInvalid();
 
         using var pipeline = LoadedPipeline.Open(directory);
