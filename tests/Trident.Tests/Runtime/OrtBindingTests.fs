@@ -403,8 +403,13 @@ let private slowModel () =
 let ``cancelling the token terminates a run in progress`` () =
     use s = session (slowModel ())
     let input = Tensor.FromFloat(Array.create (slowModelSize * slowModelSize) 1.0f, int64 slowModelSize, int64 slowModelSize)
-    use cts = new CancellationTokenSource(TimeSpan.FromMilliseconds 50.0)
+    use cts = new CancellationTokenSource()
+    // a dedicated thread, not a timer: under parallel tests the thread pool that runs timer
+    // callbacks can be starved until after the run has finished
+    let canceller = Thread((fun () -> Thread.Sleep 50; cts.Cancel()), IsBackground = true)
+    canceller.Start()
     let e = Assert.ThrowsAny<OperationCanceledException>(fun () -> s.Run(ReadOnlySpan [| input |], cts.Token) |> ignore)
+    canceller.Join()
     Assert.Equal(cts.Token, e.CancellationToken)
     // ORT's own error inside proves the run was terminated in progress (a token cancelled before
     // the call never reaches ORT; see the next test). No wall-clock comparison: on a loaded
