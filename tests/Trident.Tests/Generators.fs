@@ -16,23 +16,6 @@ open Trident.Scheduling.Placement
 let close (tolerance: float) (a: float) (b: float) =
     abs (a - b) <= tolerance * max 1.0 (max (abs a) (abs b))
 
-/// Runs a property, throwing on failure with FsCheck's report (seed included). Set
-/// TRIDENT_REPLAY="seed,gamma" (or "seed,gamma,size", as FsCheck prints it) to replay a failure.
-let check (maxTest: int) (property: Property) =
-    let config = Config.QuickThrowOnFailure.WithMaxTest(maxTest)
-    let config =
-        match Environment.GetEnvironmentVariable "TRIDENT_REPLAY" with
-        | null
-        | "" -> config
-        | replay ->
-            let parts = replay.Split(',')
-            config.WithReplay(
-                Some
-                    { Rnd = Rnd(uint64 (parts.[0].Trim()), uint64 (parts.[1].Trim()))
-                      Size = if parts.Length > 2 then Some(int (parts.[2].Trim())) else None }
-            )
-    Check.One(config, property)
-
 // ---- specs -----------------------------------------------------------------------------------
 
 /// A cluster: node count, devices per node, memory.

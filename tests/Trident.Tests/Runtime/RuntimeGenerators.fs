@@ -1,5 +1,5 @@
 /// Generators and helpers for the runtime's pipeline and imaging tests: one generator per runtime type,
-/// composed bottom-up; every property runs through `check`, so failures shrink and print a replayable seed.
+/// composed bottom-up; every property runs through `TestSupport.testProp`, so failures shrink and print a replayable seed.
 module Trident.Tests.Runtime.RuntimeGenerators
 
 open System
@@ -8,10 +8,6 @@ open FsCheck
 open FsCheck.FSharp
 open Trident.Runtime.Pipelines
 open Trident.Runtime.Imaging
-
-/// Runs a property with FsCheck, throwing (so xunit fails) with the counterexample and replay seed.
-let check (maxTest: int) (property: 'p) =
-    Check.One(Config.QuickThrowOnFailure.WithMaxTest(maxTest), property)
 
 /// |a − b| ≤ tolerance · (1 + |a| + |b|): absolute near zero, relative for large values.
 let close (tolerance: float) (a: float) (b: float) =

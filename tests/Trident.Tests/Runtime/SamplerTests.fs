@@ -2,7 +2,8 @@ module Trident.Tests.Runtime.SamplerTests
 
 open System
 open FsCheck.FSharp
-open Xunit
+open Expecto
+open Trident.Tests.TestSupport
 open Trident.Runtime.Pipelines
 open Trident.Runtime.Pipelines.Samplers
 open Trident.Tests.Runtime.RuntimeGenerators
@@ -12,47 +13,47 @@ let private steps = Gen.choose (1, 60)
 
 // ---- flow-matching Euler -------------------------------------------------------------------------------
 
-[<Fact>]
-let ``flow Euler integrates a constant velocity field from sigma 1 to 0 exactly: x0 = x1 - v`` () =
-    let case =
-        gen {
-            let! n = Gen.choose (1, 32)
-            let! x1 = floats 3.0 n
-            let! v = floats 3.0 n
-            let! s = shift
-            let! k = steps
-            return x1, v, s, k
-        }
-    check 200 (Prop.forAll (Arb.fromGen case) (fun (x1, v, s, k) ->
-        let sampler = FlowEulerSampler(1000, s)
-        let x = Array.copy x1
-        for i in 0 .. k - 1 do sampler.Step(x.AsSpan(), ReadOnlySpan v, i, k)
-        Array.forall2 (fun (x0: float32) (expected: float) -> close 1e-5 (float x0) expected) x (Array.map2 (fun a b -> float a - float b) x1 v)))
+let ``flow Euler integrates a constant velocity field from sigma 1 to 0 exactly: x0 = x1 - v`` =
+    testProp 200 "flow Euler integrates a constant velocity field from sigma 1 to 0 exactly: x0 = x1 - v" <| fun () ->
+        let case =
+            gen {
+                let! n = Gen.choose (1, 32)
+                let! x1 = floats 3.0 n
+                let! v = floats 3.0 n
+                let! s = shift
+                let! k = steps
+                return x1, v, s, k
+            }
+        (Prop.forAll (Arb.fromGen case) (fun (x1, v, s, k) ->
+            let sampler = FlowEulerSampler(1000, s)
+            let x = Array.copy x1
+            for i in 0 .. k - 1 do sampler.Step(x.AsSpan(), ReadOnlySpan v, i, k)
+            Array.forall2 (fun (x0: float32) (expected: float) -> close 1e-5 (float x0) expected) x (Array.map2 (fun a b -> float a - float b) x1 v)))
 
-[<Fact>]
-let ``flow Euler sigmas start at 1, end at 0 and decrease strictly for every shift`` () =
-    check 200 (Prop.forAll (Arb.fromGen (Gen.zip shift steps)) (fun (s, k) ->
-        let sigmas = FlowEulerSampler(1000, s).Sigmas k
-        (sigmas[0] = 1.0 |> Prop.label "σ₀ = 1")
-        .&. (sigmas[k] = 0.0 |> Prop.label "σ_N = 0")
-        .&. (sigmas |> Array.forall (fun x -> x >= 0.0 && x <= 1.0) |> Prop.label "σ ∈ [0, 1]")
-        .&. (sigmas |> Array.pairwise |> Array.forall (fun (a, b) -> b < a) |> Prop.label "strictly decreasing")))
+let ``flow Euler sigmas start at 1, end at 0 and decrease strictly for every shift`` =
+    testProp 200 "flow Euler sigmas start at 1, end at 0 and decrease strictly for every shift" <| fun () ->
+        (Prop.forAll (Arb.fromGen (Gen.zip shift steps)) (fun (s, k) ->
+            let sigmas = FlowEulerSampler(1000, s).Sigmas k
+            (sigmas[0] = 1.0 |> Prop.label "σ₀ = 1")
+            .&. (sigmas[k] = 0.0 |> Prop.label "σ_N = 0")
+            .&. (sigmas |> Array.forall (fun x -> x >= 0.0 && x <= 1.0) |> Prop.label "σ ∈ [0, 1]")
+            .&. (sigmas |> Array.pairwise |> Array.forall (fun (a, b) -> b < a) |> Prop.label "strictly decreasing")))
 
-[<Fact>]
-let ``flow Euler timesteps are sigma times the training timesteps and decrease`` () =
-    check 200 (Prop.forAll (Arb.fromGen (Gen.zip shift steps)) (fun (s, k) ->
-        let sampler = FlowEulerSampler(1000, s)
-        let t = sampler.Timesteps k
-        let sigmas = sampler.Sigmas k
-        (t.Length = k |> Prop.label "one per step")
-        .&. (t[0] = 1000.0f |> Prop.label "first is 1000")
-        .&. (t |> Array.pairwise |> Array.forall (fun (a, b) -> b < a) |> Prop.label "decreasing")
-        .&. (Array.forall2 (fun (ti: float32) (si: float) -> close 1e-6 (float ti) (si * 1000.0)) t sigmas[.. k - 1] |> Prop.label "t = 1000σ")))
+let ``flow Euler timesteps are sigma times the training timesteps and decrease`` =
+    testProp 200 "flow Euler timesteps are sigma times the training timesteps and decrease" <| fun () ->
+        (Prop.forAll (Arb.fromGen (Gen.zip shift steps)) (fun (s, k) ->
+            let sampler = FlowEulerSampler(1000, s)
+            let t = sampler.Timesteps k
+            let sigmas = sampler.Sigmas k
+            (t.Length = k |> Prop.label "one per step")
+            .&. (t[0] = 1000.0f |> Prop.label "first is 1000")
+            .&. (t |> Array.pairwise |> Array.forall (fun (a, b) -> b < a) |> Prop.label "decreasing")
+            .&. (Array.forall2 (fun (ti: float32) (si: float) -> close 1e-6 (float ti) (si * 1000.0)) t sigmas[.. k - 1] |> Prop.label "t = 1000σ")))
 
-[<Fact>]
-let ``flow Euler without shift has linear sigmas and SD3's shift 3 maps one half to three quarters`` () =
-    Assert.Equal<float>([| 1.0; 0.75; 0.5; 0.25; 0.0 |], FlowEulerSampler().Sigmas 4)
-    Assert.Equal(0.75, FlowEulerSampler(1000, 3.0).Sigma(1, 2), 12)
+let ``flow Euler without shift has linear sigmas and SD3's shift 3 maps one half to three quarters`` =
+    testCase "flow Euler without shift has linear sigmas and SD3's shift 3 maps one half to three quarters" <| fun () ->
+        Expect.sequenceEqual (FlowEulerSampler().Sigmas 4) ([| 1.0; 0.75; 0.5; 0.25; 0.0 |]) "FlowEulerSampler().Sigmas 4"
+        Expect.equal (Math.Round(FlowEulerSampler(1000, 3.0).Sigma(1, 2), 12)) (Math.Round(0.75, 12)) "FlowEulerSampler(1000, 3.0).Sigma(1, 2) (12 decimals)"
 
 // ---- DDIM ----------------------------------------------------------------------------------------------
 
@@ -71,72 +72,72 @@ let private ddim (betaStart, betaEnd, schedule, offset) alphaOne = DdimSampler(1
 let private noised (alpha: float) (x0: float32[]) (eps: float32[]) =
     Array.map2 (fun (x: float32) (e: float32) -> float32 (sqrt alpha * float x + sqrt (1.0 - alpha) * float e)) x0 eps
 
-[<Fact>]
-let ``DDIM alphas_cumprod decrease strictly and stay in (0, 1)`` () =
-    check 100 (Prop.forAll (Arb.fromGen ddimConfig) (fun config ->
-        let a = (ddim config false).AlphasCumprod
-        (a.Length = 1000 |> Prop.label "one per training timestep")
-        .&. (a |> Array.forall (fun x -> x > 0.0 && x < 1.0) |> Prop.label "in (0, 1)")
-        .&. (a |> Array.pairwise |> Array.forall (fun (x, y) -> y < x) |> Prop.label "strictly decreasing")))
+let ``DDIM alphas_cumprod decrease strictly and stay in (0, 1)`` =
+    testProp 100 "DDIM alphas_cumprod decrease strictly and stay in (0, 1)" <| fun () ->
+        (Prop.forAll (Arb.fromGen ddimConfig) (fun config ->
+            let a = (ddim config false).AlphasCumprod
+            (a.Length = 1000 |> Prop.label "one per training timestep")
+            .&. (a |> Array.forall (fun x -> x > 0.0 && x < 1.0) |> Prop.label "in (0, 1)")
+            .&. (a |> Array.pairwise |> Array.forall (fun (x, y) -> y < x) |> Prop.label "strictly decreasing")))
 
-[<Fact>]
-let ``DDIM fed the true noise lands on the noised clean sample at the previous timestep`` () =
-    let case =
-        gen {
-            let! config = ddimConfig
-            let! alphaOne = Gen.elements [ true; false ]
-            let! k = Gen.choose (1, 100)
-            let! i = Gen.choose (0, k - 1)
-            let! n = Gen.choose (1, 16)
-            let! x0 = floats 2.0 n
-            let! eps = floats 3.0 n
-            return config, alphaOne, k, i, x0, eps
-        }
-    check 300 (Prop.forAll (Arb.fromGen case) (fun (config, alphaOne, k, i, x0, eps) ->
-        let sampler = ddim config alphaOne
-        let x = noised sampler.AlphasCumprod[sampler.TrainTimestep(i, k)] x0 eps
-        sampler.Step(x.AsSpan(), ReadOnlySpan eps, i, k)
-        let expected = noised (sampler.PreviousAlphaCumprod(i, k)) x0 eps
-        Array.forall2 (fun (a: float32) (b: float32) -> close 1e-4 (float a) (float b)) x expected
-        |> Prop.classify (i = k - 1) "last step"))
+let ``DDIM fed the true noise lands on the noised clean sample at the previous timestep`` =
+    testProp 300 "DDIM fed the true noise lands on the noised clean sample at the previous timestep" <| fun () ->
+        let case =
+            gen {
+                let! config = ddimConfig
+                let! alphaOne = Gen.elements [ true; false ]
+                let! k = Gen.choose (1, 100)
+                let! i = Gen.choose (0, k - 1)
+                let! n = Gen.choose (1, 16)
+                let! x0 = floats 2.0 n
+                let! eps = floats 3.0 n
+                return config, alphaOne, k, i, x0, eps
+            }
+        (Prop.forAll (Arb.fromGen case) (fun (config, alphaOne, k, i, x0, eps) ->
+            let sampler = ddim config alphaOne
+            let x = noised sampler.AlphasCumprod[sampler.TrainTimestep(i, k)] x0 eps
+            sampler.Step(x.AsSpan(), ReadOnlySpan eps, i, k)
+            let expected = noised (sampler.PreviousAlphaCumprod(i, k)) x0 eps
+            Array.forall2 (fun (a: float32) (b: float32) -> close 1e-4 (float a) (float b)) x expected
+            |> Prop.classify (i = k - 1) "last step"))
 
-[<Fact>]
-let ``DDIM with alpha one recovers the exact clean sample after the last step`` () =
-    let case =
-        gen {
-            let! config = ddimConfig
-            let! k = Gen.choose (1, 60)
-            let! n = Gen.choose (1, 16)
-            let! x0 = floats 2.0 n
-            let! eps = floats 3.0 n
-            return config, k, x0, eps
-        }
-    check 200 (Prop.forAll (Arb.fromGen case) (fun (config, k, x0, eps) ->
-        let sampler = ddim config true
-        let x = noised sampler.AlphasCumprod[sampler.TrainTimestep(0, k)] x0 eps
-        for i in 0 .. k - 1 do sampler.Step(x.AsSpan(), ReadOnlySpan eps, i, k)
-        (sampler.PreviousAlphaCumprod(k - 1, k) = 1.0 |> Prop.label "final ᾱ = 1")
-        .&. (Array.forall2 (fun (a: float32) (b: float32) -> close 1e-3 (float a) (float b)) x x0 |> Prop.label "x = x0")))
+let ``DDIM with alpha one recovers the exact clean sample after the last step`` =
+    testProp 200 "DDIM with alpha one recovers the exact clean sample after the last step" <| fun () ->
+        let case =
+            gen {
+                let! config = ddimConfig
+                let! k = Gen.choose (1, 60)
+                let! n = Gen.choose (1, 16)
+                let! x0 = floats 2.0 n
+                let! eps = floats 3.0 n
+                return config, k, x0, eps
+            }
+        (Prop.forAll (Arb.fromGen case) (fun (config, k, x0, eps) ->
+            let sampler = ddim config true
+            let x = noised sampler.AlphasCumprod[sampler.TrainTimestep(0, k)] x0 eps
+            for i in 0 .. k - 1 do sampler.Step(x.AsSpan(), ReadOnlySpan eps, i, k)
+            (sampler.PreviousAlphaCumprod(k - 1, k) = 1.0 |> Prop.label "final ᾱ = 1")
+            .&. (Array.forall2 (fun (a: float32) (b: float32) -> close 1e-3 (float a) (float b)) x x0 |> Prop.label "x = x0")))
 
-[<Fact>]
-let ``DDIM timesteps use leading spacing like Stable Diffusion's scheduler`` () =
-    let sampler = DdimSampler()
-    let t = sampler.Timesteps 50
-    Assert.Equal(981.0f, t[0])
-    Assert.Equal(1.0f, t[49])
-    Assert.True(t |> Array.pairwise |> Array.forall (fun (a, b) -> a - b = 20.0f))
-    Assert.Equal(999, sampler.MaxSteps)
-    Assert.Throws<ArgumentOutOfRangeException>(fun () -> sampler.Timesteps 1000 |> ignore) |> ignore
-    // SD 1.x: ᾱ₀ = 1 − 0.00085, and after the last step ᾱ stays ᾱ₀ since set_alpha_to_one is false.
-    Assert.Equal(0.99915, sampler.AlphasCumprod[0], 12)
-    Assert.Equal(0.99915, sampler.PreviousAlphaCumprod(49, 50), 12)
+let ``DDIM timesteps use leading spacing like Stable Diffusion's scheduler`` =
+    testCase "DDIM timesteps use leading spacing like Stable Diffusion's scheduler" <| fun () ->
+        let sampler = DdimSampler()
+        let t = sampler.Timesteps 50
+        Expect.equal (t[0]) 981.0f "t[0]"
+        Expect.equal (t[49]) 1.0f "t[49]"
+        Expect.isTrue (t |> Array.pairwise |> Array.forall (fun (a, b) -> a - b = 20.0f)) "t |> Array.pairwise |> Array.forall (fun (a, b) -> a - b = 20.0f)"
+        Expect.equal sampler.MaxSteps 999 "sampler.MaxSteps"
+        Expect.throwsT<ArgumentOutOfRangeException> (fun () -> sampler.Timesteps 1000 |> ignore) "ArgumentOutOfRangeException is thrown"
+        // SD 1.x: ᾱ₀ = 1 − 0.00085, and after the last step ᾱ stays ᾱ₀ since set_alpha_to_one is false.
+        Expect.equal (Math.Round(sampler.AlphasCumprod[0], 12)) (Math.Round(0.99915, 12)) "sampler.AlphasCumprod[0] (12 decimals)"
+        Expect.equal (Math.Round(sampler.PreviousAlphaCumprod(49, 50), 12)) (Math.Round(0.99915, 12)) "sampler.PreviousAlphaCumprod(49, 50) (12 decimals)"
 
-[<Fact>]
-let ``samplers reject mismatched spans and out-of-range steps`` () =
-    let sampler = SamplerFactory.Create(FlowEulerSettings(1000, 28, 3.0))
-    Assert.Throws<ArgumentException>(fun () -> sampler.Step(Span(Array.zeroCreate<float32> 4), ReadOnlySpan(Array.zeroCreate<float32> 3), 0, 10)) |> ignore
-    Assert.Throws<ArgumentOutOfRangeException>(fun () -> sampler.Step(Span(Array.zeroCreate<float32> 4), ReadOnlySpan(Array.zeroCreate<float32> 4), 10, 10)) |> ignore
-    Assert.IsType<DdimSampler>(SamplerFactory.Create(DdimSettings(1000, 50, 0.00085, 0.012, BetaSchedule.ScaledLinear, 1, false))) |> ignore
+let ``samplers reject mismatched spans and out-of-range steps`` =
+    testCase "samplers reject mismatched spans and out-of-range steps" <| fun () ->
+        let sampler = SamplerFactory.Create(FlowEulerSettings(1000, 28, 3.0))
+        Expect.throwsT<ArgumentException> (fun () -> sampler.Step(Span(Array.zeroCreate<float32> 4), ReadOnlySpan(Array.zeroCreate<float32> 3), 0, 10)) "ArgumentException is thrown"
+        Expect.throwsT<ArgumentOutOfRangeException> (fun () -> sampler.Step(Span(Array.zeroCreate<float32> 4), ReadOnlySpan(Array.zeroCreate<float32> 4), 10, 10)) "ArgumentOutOfRangeException is thrown"
+        Expect.equal ((SamplerFactory.Create(DdimSettings(1000, 50, 0.00085, 0.012, BetaSchedule.ScaledLinear, 1, false))).GetType()) typeof<DdimSampler> "a DdimSampler"
 
 // ---- classifier-free guidance --------------------------------------------------------------------------
 
@@ -148,78 +149,101 @@ let private predictionPair =
         return u, c
     }
 
-[<Fact>]
-let ``guidance with scale 1 returns the conditional prediction exactly`` () =
-    check 200 (Prop.forAll (Arb.fromGen predictionPair) (fun (u, c) ->
-        let d = Array.zeroCreate c.Length
-        ClassifierFreeGuidance.Combine(ReadOnlySpan u, ReadOnlySpan c, 1.0f, Span d)
-        d = c))
+let ``guidance with scale 1 returns the conditional prediction exactly`` =
+    testProp 200 "guidance with scale 1 returns the conditional prediction exactly" <| fun () ->
+        (Prop.forAll (Arb.fromGen predictionPair) (fun (u, c) ->
+            let d = Array.zeroCreate c.Length
+            ClassifierFreeGuidance.Combine(ReadOnlySpan u, ReadOnlySpan c, 1.0f, Span d)
+            d = c))
 
-[<Fact>]
-let ``guidance computes u + g (c - u), also in place`` () =
-    check 200 (Prop.forAll (Arb.fromGen (Gen.zip predictionPair (floatIn 0.0 12.0))) (fun ((u, c), g) ->
-        let d = Array.copy c
-        ClassifierFreeGuidance.Combine(ReadOnlySpan u, ReadOnlySpan d, float32 g, Span d)
-        Array.forall2 (fun (x: float32) (i: int) -> close 1e-5 (float x) (float u[i] + g * (float c[i] - float u[i]))) d [| 0 .. c.Length - 1 |]))
+let ``guidance computes u + g (c - u), also in place`` =
+    testProp 200 "guidance computes u + g (c - u), also in place" <| fun () ->
+        (Prop.forAll (Arb.fromGen (Gen.zip predictionPair (floatIn 0.0 12.0))) (fun ((u, c), g) ->
+            let d = Array.copy c
+            ClassifierFreeGuidance.Combine(ReadOnlySpan u, ReadOnlySpan d, float32 g, Span d)
+            Array.forall2 (fun (x: float32) (i: int) -> close 1e-5 (float x) (float u[i] + g * (float c[i] - float u[i]))) d [| 0 .. c.Length - 1 |]))
 
 // ---- noise ---------------------------------------------------------------------------------------------
 
-[<Fact>]
-let ``noise is the same for the same seed`` () =
-    check 100 (Prop.forAll (Arb.fromGen (Gen.zip seed (Gen.choose (1, 64)))) (fun (s, n) ->
-        GaussianNoise.Sample(s, n) = GaussianNoise.Sample(s, n)))
+let ``noise is the same for the same seed`` =
+    testProp 100 "noise is the same for the same seed" <| fun () ->
+        (Prop.forAll (Arb.fromGen (Gen.zip seed (Gen.choose (1, 64)))) (fun (s, n) ->
+            GaussianNoise.Sample(s, n) = GaussianNoise.Sample(s, n)))
 
-[<Fact>]
-let ``noise differs between seeds`` () =
-    let pair = Gen.zip seed (Gen.choose64 (1L, Int64.MaxValue) |> Gen.map uint64) |> Gen.map (fun (a, d) -> a, a + d)
-    check 100 (Prop.forAll (Arb.fromGen pair) (fun (a, b) -> GaussianNoise.Sample(a, 8) <> GaussianNoise.Sample(b, 8)))
+let ``noise differs between seeds`` =
+    testProp 100 "noise differs between seeds" <| fun () ->
+        let pair = Gen.zip seed (Gen.choose64 (1L, Int64.MaxValue) |> Gen.map uint64) |> Gen.map (fun (a, d) -> a, a + d)
+        (Prop.forAll (Arb.fromGen pair) (fun (a, b) -> GaussianNoise.Sample(a, 8) <> GaussianNoise.Sample(b, 8)))
 
-[<Fact>]
-let ``noise filled in pieces equals noise drawn one value at a time`` () =
-    check 100 (Prop.forAll (Arb.fromGen (Gen.zip seed (Gen.listOf (Gen.choose (0, 7))))) (fun (s, pieces) ->
-        let chunked = GaussianNoise s
-        let whole = [| for p in pieces do
-                           let a = Array.zeroCreate p
-                           chunked.Fill(Span a)
-                           yield! a |]
-        let single = GaussianNoise s
-        whole = Array.init whole.Length (fun _ -> float32 (single.NextGaussian()))))
+let ``noise filled in pieces equals noise drawn one value at a time`` =
+    testProp 100 "noise filled in pieces equals noise drawn one value at a time" <| fun () ->
+        (Prop.forAll (Arb.fromGen (Gen.zip seed (Gen.listOf (Gen.choose (0, 7))))) (fun (s, pieces) ->
+            let chunked = GaussianNoise s
+            let whole = [| for p in pieces do
+                               let a = Array.zeroCreate p
+                               chunked.Fill(Span a)
+                               yield! a |]
+            let single = GaussianNoise s
+            whole = Array.init whole.Length (fun _ -> float32 (single.NextGaussian()))))
 
-[<Fact>]
-let ``noise has mean 0 and variance 1 over 100k samples`` () =
-    check 5 (Prop.forAll (Arb.fromGen seed) (fun s ->
-        let x = GaussianNoise.Sample(s, 100_000) |> Array.map float
-        let mean = Array.average x
-        let variance = x |> Array.averageBy (fun v -> (v - mean) ** 2.0)
-        let within1Sigma = (x |> Array.filter (fun v -> abs v < 1.0) |> Array.length |> float) / 1e5
-        // Standard errors: mean 0.0032, variance 0.0045, P(|z| < 1) 0.0015; the bounds are 6 of them.
-        (abs mean < 0.02 |> Prop.label $"mean {mean}")
-        .&. (abs (variance - 1.0) < 0.027 |> Prop.label $"variance {variance}")
-        .&. (abs (within1Sigma - 0.6827) < 0.009 |> Prop.label $"share within 1σ {within1Sigma}")))
+let ``noise has mean 0 and variance 1 over 100k samples`` =
+    testProp 5 "noise has mean 0 and variance 1 over 100k samples" <| fun () ->
+        (Prop.forAll (Arb.fromGen seed) (fun s ->
+            let x = GaussianNoise.Sample(s, 100_000) |> Array.map float
+            let mean = Array.average x
+            let variance = x |> Array.averageBy (fun v -> (v - mean) ** 2.0)
+            let within1Sigma = (x |> Array.filter (fun v -> abs v < 1.0) |> Array.length |> float) / 1e5
+            // Standard errors: mean 0.0032, variance 0.0045, P(|z| < 1) 0.0015; the bounds are 6 of them.
+            (abs mean < 0.02 |> Prop.label $"mean {mean}")
+            .&. (abs (variance - 1.0) < 0.027 |> Prop.label $"variance {variance}")
+            .&. (abs (within1Sigma - 0.6827) < 0.009 |> Prop.label $"share within 1σ {within1Sigma}")))
 
-[<Fact>]
-let ``SplitMix64 matches its reference output`` () =
-    let mutable state = 0UL
-    Assert.Equal(0xE220A8397B1DCDAFUL, GaussianNoise.SplitMix64 &state)
-    Assert.Equal(0x6E789E6AA1B965F4UL, GaussianNoise.SplitMix64 &state)
-    Assert.Equal(0x06C45D188009454FUL, GaussianNoise.SplitMix64 &state)
+let ``SplitMix64 matches its reference output`` =
+    testCase "SplitMix64 matches its reference output" <| fun () ->
+        let mutable state = 0UL
+        Expect.equal (GaussianNoise.SplitMix64 &state) (0xE220A8397B1DCDAFUL) "GaussianNoise.SplitMix64 &state"
+        Expect.equal (GaussianNoise.SplitMix64 &state) (0x6E789E6AA1B965F4UL) "GaussianNoise.SplitMix64 &state"
+        Expect.equal (GaussianNoise.SplitMix64 &state) (0x06C45D188009454FUL) "GaussianNoise.SplitMix64 &state"
 
-[<Fact>]
-let ``noise for seed 42 is pinned, so it is the same on every platform and release`` () =
-    // Computed once by an independent Python implementation (xoshiro256** seeded by SplitMix64, polar
-    // Box–Muller with math.log); any change to the stream changes every seeded generation.
-    let expected = [| -0.726219118f; -0.211196914f; 0.221622705f; 0.522771716f; 0.46417731f; 0.740978897f |]
-    Assert.Equal<float32>(expected, GaussianNoise.Sample(42UL, 6))
+let ``noise for seed 42 is pinned, so it is the same on every platform and release`` =
+    testCase "noise for seed 42 is pinned, so it is the same on every platform and release" <| fun () ->
+        // Computed once by an independent Python implementation (xoshiro256** seeded by SplitMix64, polar
+        // Box–Muller with math.log); any change to the stream changes every seeded generation.
+        let expected = [| -0.726219118f; -0.211196914f; 0.221622705f; 0.522771716f; 0.46417731f; 0.740978897f |]
+        Expect.sequenceEqual (GaussianNoise.Sample(42UL, 6)) expected "GaussianNoise.Sample(42UL, 6)"
 
-[<Fact>]
-let ``the portable logarithm agrees with Math.Log`` () =
-    let positive =
-        Gen.oneof
-            [ floatIn 1e-6 1.0
-              Gen.map2 (fun (m: float) (e: int) -> m * Math.Pow(2.0, float e)) (floatIn 1.0 2.0) (Gen.choose (-1070, 1020))
-              Gen.choose64 (1L, 0x000F_FFFF_FFFF_FFFFL) |> Gen.map BitConverter.Int64BitsToDouble ]
-    check 1000 (Prop.forAll (Arb.fromGen positive) (fun x ->
-        let expected = Math.Log x
-        let ulp = Math.BitIncrement(abs expected) - abs expected
-        abs (PortableMath.Log x - expected) <= 4.0 * ulp
-        |> Prop.label $"ln {x:R}: {PortableMath.Log x:R} vs {expected:R}"))
+let ``the portable logarithm agrees with Math.Log`` =
+    testProp 1000 "the portable logarithm agrees with Math.Log" <| fun () ->
+        let positive =
+            Gen.oneof
+                [ floatIn 1e-6 1.0
+                  Gen.map2 (fun (m: float) (e: int) -> m * Math.Pow(2.0, float e)) (floatIn 1.0 2.0) (Gen.choose (-1070, 1020))
+                  Gen.choose64 (1L, 0x000F_FFFF_FFFF_FFFFL) |> Gen.map BitConverter.Int64BitsToDouble ]
+        (Prop.forAll (Arb.fromGen positive) (fun x ->
+            let expected = Math.Log x
+            let ulp = Math.BitIncrement(abs expected) - abs expected
+            abs (PortableMath.Log x - expected) <= 4.0 * ulp
+            |> Prop.label $"ln {x:R}: {PortableMath.Log x:R} vs {expected:R}"))
+
+[<Tests>]
+let tests =
+    testList "unit" [ testList "SamplerTests" [
+        ``flow Euler integrates a constant velocity field from sigma 1 to 0 exactly: x0 = x1 - v``
+        ``flow Euler sigmas start at 1, end at 0 and decrease strictly for every shift``
+        ``flow Euler timesteps are sigma times the training timesteps and decrease``
+        ``flow Euler without shift has linear sigmas and SD3's shift 3 maps one half to three quarters``
+        ``DDIM alphas_cumprod decrease strictly and stay in (0, 1)``
+        ``DDIM fed the true noise lands on the noised clean sample at the previous timestep``
+        ``DDIM with alpha one recovers the exact clean sample after the last step``
+        ``DDIM timesteps use leading spacing like Stable Diffusion's scheduler``
+        ``samplers reject mismatched spans and out-of-range steps``
+        ``guidance with scale 1 returns the conditional prediction exactly``
+        ``guidance computes u + g (c - u), also in place``
+        ``noise is the same for the same seed``
+        ``noise differs between seeds``
+        ``noise filled in pieces equals noise drawn one value at a time``
+        ``noise has mean 0 and variance 1 over 100k samples``
+        ``SplitMix64 matches its reference output``
+        ``noise for seed 42 is pinned, so it is the same on every platform and release``
+        ``the portable logarithm agrees with Math.Log``
+    ] |> testSequencedGroup "SamplerTests" ]

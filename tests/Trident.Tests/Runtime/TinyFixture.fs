@@ -1,21 +1,13 @@
 /// The bundled tiny pipeline, shared by the execution, generate and profiler tests: written once (through the
 /// same `tiny` resolution the CLI uses, under a test-only home in the temp folder, so later runs reuse it) and
 /// opened once. Tests run its stages on one intra-op thread at tiny sizes (64×64, 1–2 steps) to stay fast on a
-/// shared machine, in one test collection that runs alone (DisableParallelization), so their CPU and memory
-/// use neither slows nor disturbs the measurements of other tests (OrtBindingTests watches process memory).
+/// shared machine, in test lists under "integration" that run sequenced (one test at a time, after all other
+/// tests), so their CPU and memory use neither slows nor disturbs the measurements of other tests.
 module Trident.Tests.Runtime.TinyFixture
 
 open System
 open System.IO
-open Xunit
 open Trident.Runtime.Execution
-
-/// The test collection of every test that runs the tiny pipeline.
-[<Literal>]
-let Collection = "tiny pipeline"
-
-[<CollectionDefinition(Collection, DisableParallelization = true)>]
-type TinyPipelineCollection() = class end
 
 /// A TRIDENT_HOME for tests: <temp>/trident-tests.
 let home = Path.Combine(Path.GetTempPath(), "trident-tests")

@@ -2,13 +2,13 @@
 /// tasks. Run with the test-only fake executor of ServingFixtures, so timing and failures are controlled.
 /// (In the tiny-pipeline collection, which runs alone: these tests time threads, and their planner solves
 /// would otherwise compete with the scheduling properties' time-limited ones.)
-[<Xunit.Collection(Trident.Tests.Runtime.TinyFixture.Collection)>]
 module Trident.Tests.Runtime.WorkerTests
 
 open System
 open System.Threading
 open System.Threading.Tasks
-open Xunit
+open Expecto
+open Trident.Tests.TestSupport
 open Trident.Scheduling
 open Trident.Runtime.Devices
 open Trident.Tests.Runtime.ServingFixtures
@@ -39,96 +39,106 @@ let private finished (t: Task) = (t :> IAsyncResult).AsyncWaitHandle.WaitOne(Tim
 let private indexOf (log: ExecutionLog) (prefix: string) =
     log.Entries |> List.findIndex (fun e -> e.StartsWith(prefix, StringComparison.Ordinal))
 
-[<Fact>]
-let ``a worker runs its tasks one at a time in the order they were queued`` () =
-    let log = ExecutionLog()
-    use w = startWorker log 0 EDC 1
-    let tasks = [ for i, p in List.indexed [ "a"; "b"; "c" ] -> encode (int64 (i + 1)) p CancellationToken.None ]
-    for t in tasks do enqueue w t
-    for t in tasks do finished t.Completion
-    // a task's result is set before its worker reports it finished
-    waitUntil 10.0 "the last finish is reported" (fun () -> log.Entries |> List.exists (fun e -> e.StartsWith "finish d0 Encode 3"))
-    let runs = log.Entries |> List.filter (fun e -> e.StartsWith "d0 encode")
-    Assert.Equal<string list>([ "d0 encode a"; "d0 encode b"; "d0 encode c" ], runs)
-    // starts and finishes alternate: never two tasks at once
-    let events = log.Entries |> List.filter (fun e -> e.StartsWith "start" || e.StartsWith "finish") |> List.map (fun e -> e.Split(' ').[0])
-    Assert.Equal<string list>([ for _ in 1..3 do yield "start"; yield "finish" ], events)
+let ``a worker runs its tasks one at a time in the order they were queued`` =
+    testCase "a worker runs its tasks one at a time in the order they were queued" <| fun () ->
+        let log = ExecutionLog()
+        use w = startWorker log 0 EDC 1
+        let tasks = [ for i, p in List.indexed [ "a"; "b"; "c" ] -> encode (int64 (i + 1)) p CancellationToken.None ]
+        for t in tasks do enqueue w t
+        for t in tasks do finished t.Completion
+        // a task's result is set before its worker reports it finished
+        waitUntil 10.0 "the last finish is reported" (fun () -> log.Entries |> List.exists (fun e -> e.StartsWith "finish d0 Encode 3"))
+        let runs = log.Entries |> List.filter (fun e -> e.StartsWith "d0 encode")
+        Expect.equal runs ([ "d0 encode a"; "d0 encode b"; "d0 encode c" ]: string list) "runs"
+        // starts and finishes alternate: never two tasks at once
+        let events = log.Entries |> List.filter (fun e -> e.StartsWith "start" || e.StartsWith "finish") |> List.map (fun e -> e.Split(' ').[0])
+        Expect.equal events ([ for _ in 1..3 do yield "start"; yield "finish" ]: string list) "events"
 
-[<Fact>]
-let ``a failing task fails its request with the error and the worker lives on`` () =
-    let log = ExecutionLog()
-    use w = startWorker log 0 EDC 1
-    let bad = encode 1L "fail" CancellationToken.None
-    let good = encode 2L "fine" CancellationToken.None
-    enqueue w bad
-    enqueue w good
-    finished bad.Completion
-    finished good.Completion
-    Assert.True(bad.Result.Task.IsFaulted, "the failing task is reported failed")
-    Assert.Contains("encoder exploded", bad.Result.Task.Exception.InnerException.Message)
-    Assert.True(good.Result.Task.IsCompletedSuccessfully, "the next task still runs")
-    Assert.Equal(box "fine", good.Result.Task.Result.Value)
+let ``a failing task fails its request with the error and the worker lives on`` =
+    testCase "a failing task fails its request with the error and the worker lives on" <| fun () ->
+        let log = ExecutionLog()
+        use w = startWorker log 0 EDC 1
+        let bad = encode 1L "fail" CancellationToken.None
+        let good = encode 2L "fine" CancellationToken.None
+        enqueue w bad
+        enqueue w good
+        finished bad.Completion
+        finished good.Completion
+        Expect.isTrue bad.Result.Task.IsFaulted "the failing task is reported failed"
+        Expect.stringContains bad.Result.Task.Exception.InnerException.Message "encoder exploded" "bad.Result.Task.Exception.InnerException.Message"
+        Expect.isTrue good.Result.Task.IsCompletedSuccessfully "the next task still runs"
+        Expect.equal good.Result.Task.Result.Value (box "fine") "good.Result.Task.Result.Value"
 
-[<Fact>]
-let ``a diffuse group runs only once every device of the group reached it, and holds them until it ends`` () =
-    let log = ExecutionLog()
-    use w0 = startWorker log 0 EDC 2
-    use w1 = startWorker log 1 EDC 2
-    // w1 is busy first: a diffuse of its own (20 steps × 2 ms)
-    let earlierEmb = encode 1L "earlier" CancellationToken.None
-    let earlier = DiffuseTask(2L, RequestId 1L, 0.04, CancellationToken.None, input "earlier" 20, earlierEmb.Result.Task, 1, 1, [||], noProgress)
-    enqueue w1 earlierEmb
-    enqueue w1 earlier
-    // then a degree-2 group led by w0
-    let emb = encode 3L "group" CancellationToken.None
-    let seat = TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)
-    let lead = DiffuseTask(4L, RequestId 2L, 0.02, CancellationToken.None, input "group" 4, emb.Result.Task, 2, 2, [| seat |], noProgress)
-    let reserve = ReserveTask(5L, RequestId 2L, 0.02, CancellationToken.None, seat, lead.Result.Task)
-    enqueue w0 emb
-    enqueue w0 lead
-    enqueue w1 reserve
-    finished reserve.Completion
-    finished lead.Completion
-    // a task's result is set before its worker reports it finished
-    waitUntil 10.0 "the reservation is reported over" (fun () -> log.Entries |> List.exists (fun e -> e.StartsWith "finish d1 Reserve 5"))
-    Assert.True(lead.Result.Task.IsCompletedSuccessfully, "the group's diffuse succeeds")
-    Assert.True(indexOf log "finish d1 Diffuse 2" < indexOf log "d0 diffuse group threads=2", "the lead waits for the reserved device")
-    Assert.True(indexOf log "d0 diffuse group" < indexOf log "finish d1 Reserve 5", "the reserved device is held while the group runs")
+let ``a diffuse group runs only once every device of the group reached it, and holds them until it ends`` =
+    testCase "a diffuse group runs only once every device of the group reached it, and holds them until it ends" <| fun () ->
+        let log = ExecutionLog()
+        use w0 = startWorker log 0 EDC 2
+        use w1 = startWorker log 1 EDC 2
+        // w1 is busy first: a diffuse of its own (20 steps × 2 ms)
+        let earlierEmb = encode 1L "earlier" CancellationToken.None
+        let earlier = DiffuseTask(2L, RequestId 1L, 0.04, CancellationToken.None, input "earlier" 20, earlierEmb.Result.Task, 1, 1, [||], noProgress)
+        enqueue w1 earlierEmb
+        enqueue w1 earlier
+        // then a degree-2 group led by w0
+        let emb = encode 3L "group" CancellationToken.None
+        let seat = TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)
+        let lead = DiffuseTask(4L, RequestId 2L, 0.02, CancellationToken.None, input "group" 4, emb.Result.Task, 2, 2, [| seat |], noProgress)
+        let reserve = ReserveTask(5L, RequestId 2L, 0.02, CancellationToken.None, seat, lead.Result.Task)
+        enqueue w0 emb
+        enqueue w0 lead
+        enqueue w1 reserve
+        finished reserve.Completion
+        finished lead.Completion
+        // a task's result is set before its worker reports it finished
+        waitUntil 10.0 "the reservation is reported over" (fun () -> log.Entries |> List.exists (fun e -> e.StartsWith "finish d1 Reserve 5"))
+        Expect.isTrue lead.Result.Task.IsCompletedSuccessfully "the group's diffuse succeeds"
+        Expect.isTrue (indexOf log "finish d1 Diffuse 2" < indexOf log "d0 diffuse group threads=2") "the lead waits for the reserved device"
+        Expect.isTrue (indexOf log "d0 diffuse group" < indexOf log "finish d1 Reserve 5") "the reserved device is held while the group runs"
 
-[<Fact>]
-let ``a cancelled request's queued tasks are skipped and its running diffuse stops at the next step`` () =
-    let log = ExecutionLog()
-    use w = startWorker log 0 EDC 5
-    use cts = new CancellationTokenSource()
-    let steps = ref 0
-    let progress =
-        { new IStepObserver with
-            member _.StepCompleted(i, _) = steps.Value <- i }
-    let emb = encode 1L "long" cts.Token
-    let diffuse = DiffuseTask(2L, RequestId 1L, 1.0, cts.Token, input "long" 400, emb.Result.Task, 1, 1, [||], progress)
-    let after = encode 3L "after" cts.Token
-    enqueue w emb
-    enqueue w diffuse
-    enqueue w after
-    waitUntil 20.0 "two steps ran" (fun () -> steps.Value >= 2)
-    cts.Cancel()
-    finished diffuse.Completion
-    finished after.Completion
-    Assert.True(diffuse.Result.Task.IsCanceled, "the running diffuse ends cancelled")
-    Assert.True(steps.Value < 400, sprintf "it stopped early (after %d of 400 steps)" steps.Value)
-    Assert.True(after.Result.Task.IsCanceled, "the queued task is cancelled")
-    Assert.DoesNotContain("d0 encode after", log.Entries)
+let ``a cancelled request's queued tasks are skipped and its running diffuse stops at the next step`` =
+    testCase "a cancelled request's queued tasks are skipped and its running diffuse stops at the next step" <| fun () ->
+        let log = ExecutionLog()
+        use w = startWorker log 0 EDC 5
+        use cts = new CancellationTokenSource()
+        let steps = ref 0
+        let progress =
+            { new IStepObserver with
+                member _.StepCompleted(i, _) = steps.Value <- i }
+        let emb = encode 1L "long" cts.Token
+        let diffuse = DiffuseTask(2L, RequestId 1L, 1.0, cts.Token, input "long" 400, emb.Result.Task, 1, 1, [||], progress)
+        let after = encode 3L "after" cts.Token
+        enqueue w emb
+        enqueue w diffuse
+        enqueue w after
+        waitUntil 20.0 "two steps ran" (fun () -> steps.Value >= 2)
+        cts.Cancel()
+        finished diffuse.Completion
+        finished after.Completion
+        Expect.isTrue diffuse.Result.Task.IsCanceled "the running diffuse ends cancelled"
+        Expect.isTrue (steps.Value < 400) (sprintf "it stopped early (after %d of 400 steps)" steps.Value)
+        Expect.isTrue after.Result.Task.IsCanceled "the queued task is cancelled"
+        Expect.isFalse (Seq.contains "d0 encode after" log.Entries) "does not contain \"d0 encode after\""
 
-[<Fact>]
-let ``a retype unloads the models the new type no longer holds and runs after earlier work`` () =
-    let log = ExecutionLog()
-    use w = startWorker log 0 EDC 1
-    let emb = encode 1L "x" CancellationToken.None
-    let diffuse = DiffuseTask(2L, RequestId 1L, 0.01, CancellationToken.None, input "x" 2, emb.Result.Task, 1, 1, [||], noProgress)
-    let decode = DecodeTask(3L, RequestId 1L, 0.01, CancellationToken.None, input "x" 2, diffuse.Result.Task)
-    let retype = RetypeTask(4L, D)
-    for t in [ emb :> StageTask; diffuse; decode; retype ] do enqueue w t
-    finished retype.Completion
-    Assert.True(decode.Result.Task.IsCompletedSuccessfully, "work queued before the retype ran under the old type")
-    Assert.Equal(D, w.Type)
-    Assert.Equal<Stage list>([ Diffuse ], w.Resident |> List.ofSeq)
+let ``a retype unloads the models the new type no longer holds and runs after earlier work`` =
+    testCase "a retype unloads the models the new type no longer holds and runs after earlier work" <| fun () ->
+        let log = ExecutionLog()
+        use w = startWorker log 0 EDC 1
+        let emb = encode 1L "x" CancellationToken.None
+        let diffuse = DiffuseTask(2L, RequestId 1L, 0.01, CancellationToken.None, input "x" 2, emb.Result.Task, 1, 1, [||], noProgress)
+        let decode = DecodeTask(3L, RequestId 1L, 0.01, CancellationToken.None, input "x" 2, diffuse.Result.Task)
+        let retype = RetypeTask(4L, D)
+        for t in [ emb :> StageTask; diffuse; decode; retype ] do enqueue w t
+        finished retype.Completion
+        Expect.isTrue decode.Result.Task.IsCompletedSuccessfully "work queued before the retype ran under the old type"
+        Expect.equal w.Type D "w.Type"
+        Expect.equal (w.Resident |> List.ofSeq) ([ Diffuse ]: Stage list) "w.Resident |> List.ofSeq"
+
+[<Tests>]
+let tests =
+    testList "integration" [ testList "WorkerTests" [
+        ``a worker runs its tasks one at a time in the order they were queued``
+        ``a failing task fails its request with the error and the worker lives on``
+        ``a diffuse group runs only once every device of the group reached it, and holds them until it ends``
+        ``a cancelled request's queued tasks are skipped and its running diffuse stops at the next step``
+        ``a retype unloads the models the new type no longer holds and runs after earlier work``
+    ] |> testSequenced ]

@@ -1,6 +1,7 @@
 module Trident.Tests.CostModelTests
 
-open Xunit
+open Expecto
+open Trident.Tests.TestSupport
 open FsCheck
 open FsCheck.FSharp
 open Trident.Scheduling
@@ -8,43 +9,43 @@ open Trident.Tests.Generators
 
 let private flux = CostModel.create CostSettings.defaults ReferenceProfiles.flux
 
-[<Fact>]
-let ``a measured point is reproduced exactly where the data are monotone`` () =
-    // flux k = 1 is monotone in size, so the smoothed curve passes through every point
-    for pt in ReferenceProfiles.flux.Diffuse.Points |> List.filter (fun p -> p.Degree = 1) do
-        Assert.True(close 1e-9 (float pt.Seconds) (float (CostModel.diffuseStep flux pt.Shape 1)), sprintf "%O" pt.Shape)
+let ``a measured point is reproduced exactly where the data are monotone`` =
+    testCase "a measured point is reproduced exactly where the data are monotone" <| fun () ->
+        // flux k = 1 is monotone in size, so the smoothed curve passes through every point
+        for pt in ReferenceProfiles.flux.Diffuse.Points |> List.filter (fun p -> p.Degree = 1) do
+            Expect.isTrue (close 1e-9 (float pt.Seconds) (float (CostModel.diffuseStep flux pt.Shape 1))) (sprintf "%O" pt.Shape)
 
-[<Fact>]
-let ``the reference memory checks of the data notes hold`` () =
-    // data/reference/README.md, "Checks these numbers were chosen to pass"
-    let need p t shape k = float (CostModel.memoryNeed (CostModel.create CostSettings.defaults p) t shape k)
-    Assert.True(close 2e-3 32.4 (need ReferenceProfiles.sd3 EDC (Shape.image 2048 2048) 1))
-    Assert.True(close 2e-3 38.0 (need ReferenceProfiles.flux EDC (Shape.image 1024 1024) 1))
-    Assert.True(close 2e-3 50.6 (need ReferenceProfiles.flux EDC (Shape.image 2048 2048) 1))
-    Assert.True(close 2e-3 45.0 (need ReferenceProfiles.cogvideox EDC (Shape.video 768 1360 81) 1))
-    Assert.True(close 2e-3 50.1 (need ReferenceProfiles.hunyuanvideo EDC (Shape.video 720 1280 17) 1))
-    let hy = CostModel.create CostSettings.defaults ReferenceProfiles.hunyuanvideo
-    Assert.False(CostModel.fits hy D (Shape.video 720 1280 129) 1 48.0<GB>)
-    Assert.True(CostModel.fits hy D (Shape.video 720 1280 129) 2 48.0<GB>)
+let ``the reference memory checks of the data notes hold`` =
+    testCase "the reference memory checks of the data notes hold" <| fun () ->
+        // data/reference/README.md, "Checks these numbers were chosen to pass"
+        let need p t shape k = float (CostModel.memoryNeed (CostModel.create CostSettings.defaults p) t shape k)
+        Expect.isTrue (close 2e-3 32.4 (need ReferenceProfiles.sd3 EDC (Shape.image 2048 2048) 1)) "close 2e-3 32.4 (need ReferenceProfiles.sd3 EDC (Shape.image 2048 2048) 1)"
+        Expect.isTrue (close 2e-3 38.0 (need ReferenceProfiles.flux EDC (Shape.image 1024 1024) 1)) "close 2e-3 38.0 (need ReferenceProfiles.flux EDC (Shape.image 1024 1024) 1)"
+        Expect.isTrue (close 2e-3 50.6 (need ReferenceProfiles.flux EDC (Shape.image 2048 2048) 1)) "close 2e-3 50.6 (need ReferenceProfiles.flux EDC (Shape.image 2048 2048) 1)"
+        Expect.isTrue (close 2e-3 45.0 (need ReferenceProfiles.cogvideox EDC (Shape.video 768 1360 81) 1)) "close 2e-3 45.0 (need ReferenceProfiles.cogvideox EDC (Shape.video 768 1360 8..."
+        Expect.isTrue (close 2e-3 50.1 (need ReferenceProfiles.hunyuanvideo EDC (Shape.video 720 1280 17) 1)) "close 2e-3 50.1 (need ReferenceProfiles.hunyuanvideo EDC (Shape.video 720 128..."
+        let hy = CostModel.create CostSettings.defaults ReferenceProfiles.hunyuanvideo
+        Expect.isFalse (CostModel.fits hy D (Shape.video 720 1280 129) 1 48.0<GB>) "CostModel.fits hy D (Shape.video 720 1280 129) 1 48.0<GB>"
+        Expect.isTrue (CostModel.fits hy D (Shape.video 720 1280 129) 2 48.0<GB>) "CostModel.fits hy D (Shape.video 720 1280 129) 2 48.0<GB>"
 
-[<Fact>]
-let ``k star is the largest degree whose efficiency reaches theta`` () =
-    // flux 1024²: eff(2) = 0.78 < 0.8 → k* = 1; 2048²: eff(2) = 0.82, eff(4) = 0.79 → k* = 2
-    Assert.Equal(Some 1, CostModel.kStar flux (Shape.image 1024 1024))
-    Assert.Equal(Some 2, CostModel.kStar flux (Shape.image 2048 2048))
+let ``k star is the largest degree whose efficiency reaches theta`` =
+    testCase "k star is the largest degree whose efficiency reaches theta" <| fun () ->
+        // flux 1024²: eff(2) = 0.78 < 0.8 → k* = 1; 2048²: eff(2) = 0.82, eff(4) = 0.79 → k* = 2
+        Expect.equal (CostModel.kStar flux (Shape.image 1024 1024)) (Some 1) "CostModel.kStar flux (Shape.image 1024 1024)"
+        Expect.equal (CostModel.kStar flux (Shape.image 2048 2048)) (Some 2) "CostModel.kStar flux (Shape.image 2048 2048)"
 
-[<Fact>]
-let ``the reference deadline rule follows the reference code`` () =
-    let m = CostModel.create { CostSettings.defaults with Deadline = ReferenceCode } ReferenceProfiles.flux
-    let shape = Shape.image 1024 1024
-    // k* = 1, t_D = 28 · 0.840336134 = 23.53 s → round(94.1) · 1.1 + 2 = 105.4 s
-    Assert.True(close 1e-9 (10.0 + 94.0 * 1.1 + 2.0) (float (CostModel.deadline m 10.0<s> shape 28)))
+let ``the reference deadline rule follows the reference code`` =
+    testCase "the reference deadline rule follows the reference code" <| fun () ->
+        let m = CostModel.create { CostSettings.defaults with Deadline = ReferenceCode } ReferenceProfiles.flux
+        let shape = Shape.image 1024 1024
+        // k* = 1, t_D = 28 · 0.840336134 = 23.53 s → round(94.1) · 1.1 + 2 = 105.4 s
+        Expect.isTrue (close 1e-9 (10.0 + 94.0 * 1.1 + 2.0) (float (CostModel.deadline m 10.0<s> shape 28))) "close 1e-9 (10.0 + 94.0 * 1.1 + 2.0) (float (CostModel.deadline m 10.0<s> sha..."
 
-[<Fact>]
-let ``the slo scale deadline is arrival plus scale times t_ref`` () =
-    let m = CostModel.create { CostSettings.defaults with Deadline = SloScale 3.0 } ReferenceProfiles.sd3
-    let shape = Shape.image 512 512
-    Assert.True(close 1e-9 (5.0 + 3.0 * float (CostModel.tRef m shape 20)) (float (CostModel.deadline m 5.0<s> shape 20)))
+let ``the slo scale deadline is arrival plus scale times t_ref`` =
+    testCase "the slo scale deadline is arrival plus scale times t_ref" <| fun () ->
+        let m = CostModel.create { CostSettings.defaults with Deadline = SloScale 3.0 } ReferenceProfiles.sd3
+        let shape = Shape.image 512 512
+        Expect.isTrue (close 1e-9 (5.0 + 3.0 * float (CostModel.tRef m shape 20)) (float (CostModel.deadline m 5.0<s> shape 20))) "close 1e-9 (5.0 + 3.0 * float (CostModel.tRef m shape 20)) (float (CostModel...."
 
 let private shapesAndDegrees =
     gen {
@@ -60,46 +61,59 @@ let private shapesAndDegrees =
     }
     |> Arb.fromGen
 
-[<Fact>]
-let ``the cost model is monotone in steps and in shape and never negative`` () =
-    Prop.forAll shapesAndDegrees (fun (p, k, shape, grow, steps) ->
-        let m = costModel p
-        let bigger = { shape with Height = shape.Height + grow }
-        let t = CostModel.diffuseTime m shape steps k
-        (t >= 0.0<s> |> Prop.label "non-negative")
-        .&. (CostModel.diffuseTime m shape (steps + 1) k >= t |> Prop.label "monotone in steps")
-        .&. (CostModel.diffuseStep m bigger k >= CostModel.diffuseStep m shape k |> Prop.label "monotone in size (diffuse)")
-        .&. (CostModel.decodeTime m bigger >= CostModel.decodeTime m shape |> Prop.label "monotone in size (decode)")
-        .&. (CostModel.activation m Diffuse bigger k >= CostModel.activation m Diffuse shape k |> Prop.label "activation monotone")
-        .&. (CostModel.tRef m shape steps > 0.0<s> |> Prop.label "t_ref positive"))
-    |> check 300
+let ``the cost model is monotone in steps and in shape and never negative`` =
+    testProp 300 "the cost model is monotone in steps and in shape and never negative" <| fun () ->
+        Prop.forAll shapesAndDegrees (fun (p, k, shape, grow, steps) ->
+            let m = costModel p
+            let bigger = { shape with Height = shape.Height + grow }
+            let t = CostModel.diffuseTime m shape steps k
+            (t >= 0.0<s> |> Prop.label "non-negative")
+            .&. (CostModel.diffuseTime m shape (steps + 1) k >= t |> Prop.label "monotone in steps")
+            .&. (CostModel.diffuseStep m bigger k >= CostModel.diffuseStep m shape k |> Prop.label "monotone in size (diffuse)")
+            .&. (CostModel.decodeTime m bigger >= CostModel.decodeTime m shape |> Prop.label "monotone in size (decode)")
+            .&. (CostModel.activation m Diffuse bigger k >= CostModel.activation m Diffuse shape k |> Prop.label "activation monotone")
+            .&. (CostModel.tRef m shape steps > 0.0<s> |> Prop.label "t_ref positive"))
 
-[<Fact>]
-let ``a profile survives a round trip through its file format`` () =
-    for p in ReferenceProfiles.all do
-        match ProfileFile.parse (ProfileFile.serialize p) with
-        | Ok back -> Assert.Equal(p, back)
+let ``a profile survives a round trip through its file format`` =
+    testCase "a profile survives a round trip through its file format" <| fun () ->
+        for p in ReferenceProfiles.all do
+            match ProfileFile.parse (ProfileFile.serialize p) with
+            | Ok back -> Expect.equal back p "back"
+            | Error errs -> failwithf "%A" errs
+
+let ``a bad profile file reports every problem at once`` =
+    testCase "a bad profile file reports every problem at once" <| fun () ->
+        let json =
+            """{ "format": "trident-profile", "version": 2, "model": "", "device_class": "x",
+                 "device_memory_gb": -1, "source": "test", "video": false, "default_steps": 0,
+                 "embedding_bytes": 1, "latent_bytes_per_mpf": 1, "colour": "red",
+                 "stages": { "encode": { "weights_gb": 1, "estimated": true, "points": [] },
+                             "diffuse": { "weights_gb": 1, "estimated": false,
+                                          "points": [ { "height": 64, "width": 64, "frames": 1, "degree": 1, "seconds": 0, "peak_activation_gb": 0 } ] } } }"""
+        match ProfileFile.parse json with
+        | Ok _ -> failwith "accepted a bad profile"
+        | Error errs ->
+            let has (s: string) = errs |> List.exists (fun e -> e.Contains s)
+            for expected in [ "$.version"; "$.model"; "$.device_memory_gb"; "$.default_steps"; "$.colour: unknown field"; "$.stages.encode.points"; "$.stages.diffuse.points[0].seconds"; "$.stages.decode: missing" ] do
+                Expect.isTrue (has expected) (sprintf "no error for %s in %A" expected errs)
+
+let ``a profile file that is not JSON is rejected with a message`` =
+    testCase "a profile file that is not JSON is rejected with a message" <| fun () ->
+        match ProfileFile.parse "{ not json" with
+        | Ok _ -> failwith "accepted"
+        | Error [ e ] -> Expect.stringContains e "not valid JSON" "e"
         | Error errs -> failwithf "%A" errs
 
-[<Fact>]
-let ``a bad profile file reports every problem at once`` () =
-    let json =
-        """{ "format": "trident-profile", "version": 2, "model": "", "device_class": "x",
-             "device_memory_gb": -1, "source": "test", "video": false, "default_steps": 0,
-             "embedding_bytes": 1, "latent_bytes_per_mpf": 1, "colour": "red",
-             "stages": { "encode": { "weights_gb": 1, "estimated": true, "points": [] },
-                         "diffuse": { "weights_gb": 1, "estimated": false,
-                                      "points": [ { "height": 64, "width": 64, "frames": 1, "degree": 1, "seconds": 0, "peak_activation_gb": 0 } ] } } }"""
-    match ProfileFile.parse json with
-    | Ok _ -> failwith "accepted a bad profile"
-    | Error errs ->
-        let has (s: string) = errs |> List.exists (fun e -> e.Contains s)
-        for expected in [ "$.version"; "$.model"; "$.device_memory_gb"; "$.default_steps"; "$.colour: unknown field"; "$.stages.encode.points"; "$.stages.diffuse.points[0].seconds"; "$.stages.decode: missing" ] do
-            Assert.True(has expected, sprintf "no error for %s in %A" expected errs)
-
-[<Fact>]
-let ``a profile file that is not JSON is rejected with a message`` () =
-    match ProfileFile.parse "{ not json" with
-    | Ok _ -> failwith "accepted"
-    | Error [ e ] -> Assert.Contains("not valid JSON", e)
-    | Error errs -> failwithf "%A" errs
+[<Tests>]
+let tests =
+    testList "unit" [ testList "CostModelTests" [
+        ``a measured point is reproduced exactly where the data are monotone``
+        ``the reference memory checks of the data notes hold``
+        ``k star is the largest degree whose efficiency reaches theta``
+        ``the reference deadline rule follows the reference code``
+        ``the slo scale deadline is arrival plus scale times t_ref``
+        ``the cost model is monotone in steps and in shape and never negative``
+        ``a profile survives a round trip through its file format``
+        ``a bad profile file reports every problem at once``
+        ``a profile file that is not JSON is rejected with a message``
+    ] |> testSequencedGroup "CostModelTests" ]

@@ -1,6 +1,7 @@
 module Trident.Tests.DispatchProperties
 
-open Xunit
+open Expecto
+open Trident.Tests.TestSupport
 open FsCheck
 open FsCheck.FSharp
 open Trident.Scheduling
@@ -19,81 +20,87 @@ let invariantsHold (s: Snapshot) (plan: DispatchPlan) =
     |> Prop.classify (plan.Dispatches |> List.exists (fun d -> d.Degree > 1)) "some k > 1"
     |> Prop.classify (plan.Dispatches |> List.exists (fun d -> d.Vr <> V0)) "some disaggregated VR"
 
-[<Fact>]
-let ``greedy plans keep every dispatch invariant`` () =
-    Prop.forAll snapshotSpecs (fun spec ->
+let ``greedy plans keep every dispatch invariant`` =
+    testProp 300 "greedy plans keep every dispatch invariant" <| fun () ->
+        Prop.forAll snapshotSpecs (fun spec ->
+            let s = buildSnapshot DispatchSettings.defaults spec
+            let plan, _ = Greedy.plan "test" s
+            invariantsHold s plan)
+
+let ``greedy dispatches something when a request fits an idle group`` =
+    testProp 200 "greedy dispatches something when a request fits an idle group" <| fun () ->
+        Prop.forAll snapshotSpecs (fun spec ->
+            let spec = { spec with Busy = [] }
+            let s = buildSnapshot DispatchSettings.defaults spec
+            let plan, _ = Greedy.plan "test" s
+            let rd = Admissible.round s
+            let anyAdmissible = s.Queue |> List.exists (fun r -> not (Admissible.options rd r).IsEmpty)
+            (not anyAdmissible || not plan.Dispatches.IsEmpty) |> Prop.label "idle cluster, admissible request, nothing dispatched")
+
+let ``dispatcher plans keep every dispatch invariant`` =
+    testProp 150 "dispatcher plans keep every dispatch invariant" <| fun () ->
+        Prop.forAll snapshotSpecs (fun spec ->
+            let s = buildSnapshot DispatchSettings.defaults spec
+            let plans = Planner.plan s
+            invariantsHold s plans.Dispatch
+            |> Prop.classify (match plans.Dispatch.Source with Mip _ -> true | _ -> false) "decided by the MIP")
+
+let ``the MIP plan's objective is never below the greedy plan's on the same snapshot`` =
+    testProp 150 "the MIP plan's objective is never below the greedy plan's on the same snapshot" <| fun () ->
+        Prop.forAll snapshotSpecs (fun spec ->
+            let s = buildSnapshot DispatchSettings.defaults spec
+            let mip = Dispatcher.dispatch s
+            let greedy, _ = Greedy.plan "reference" s
+            (mip.Objective >= greedy.Objective - 1e-6)
+            |> Prop.label (sprintf "mip %.3f < greedy %.3f (%s)" mip.Objective greedy.Objective (PlanSource.describe mip.Source))
+            |> Prop.classify (mip.Objective > greedy.Objective + 1e-6) "MIP strictly better")
+
+let ``a time-limited solve still returns a valid plan`` =
+    testProp 100 "a time-limited solve still returns a valid plan" <| fun () ->
+        // a limit far below what the solver needs: the plan is the solver's best (never worse than its
+        // greedy start) or greedy itself, and it keeps every invariant
+        let settings = { DispatchSettings.defaults with TimeLimit = 0.0005<s> }
+        Prop.forAll snapshotSpecs (fun spec ->
+            let s = buildSnapshot settings spec
+            let plan = Dispatcher.dispatch s
+            let greedy, _ = Greedy.plan "reference" s
+            invariantsHold s plan
+            .&. (plan.Objective >= greedy.Objective - 1e-6 |> Prop.label "not below greedy")
+            |> Prop.classify (match plan.Source with Greedy _ -> true | _ -> false) "fell back to greedy")
+
+let ``a request left out of a round stays queued`` =
+    testProp 100 "a request left out of a round stays queued" <| fun () ->
+        Prop.forAll snapshotSpecs (fun spec ->
+            let s = buildSnapshot DispatchSettings.defaults spec
+            let plan = (Planner.plan s).Dispatch
+            let remaining = Planner.remaining s plan
+            (remaining.Length + plan.Dispatches.Length = s.Queue.Length) |> Prop.label "queue = dispatched + remaining")
+
+let ``the dispatch MIP of a round can be written as LP text naming its constraint families`` =
+    testCase "the dispatch MIP of a round can be written as LP text naming its constraint families" <| fun () ->
+        let spec =
+            { Profile = 1
+              Cluster = { Nodes = 2; PerNode = 3; Memory = 0 }
+              PlacementMode = 0
+              Types = []
+              Busy = []
+              Requests = [ for i in 0..9 -> { ShapeIndex = i; Steps = 28; AgeTenths = 10 * i; SloPercent = 300; Priority = 1 } ] }
         let s = buildSnapshot DispatchSettings.defaults spec
-        let plan, _ = Greedy.plan "test" s
-        invariantsHold s plan)
-    |> check 300
+        match Dispatcher.roundModel s with
+        | None -> failwith "no model for a round with waiting requests and free devices"
+        | Some m ->
+            let lp = Model.toLpText m
+            for family in [ "once[r=0]"; "devices[node=0"; "groups[type=" ] do
+                Expect.stringContains lp family "lp"
 
-[<Fact>]
-let ``greedy dispatches something when a request fits an idle group`` () =
-    Prop.forAll snapshotSpecs (fun spec ->
-        let spec = { spec with Busy = [] }
-        let s = buildSnapshot DispatchSettings.defaults spec
-        let plan, _ = Greedy.plan "test" s
-        let rd = Admissible.round s
-        let anyAdmissible = s.Queue |> List.exists (fun r -> not (Admissible.options rd r).IsEmpty)
-        (not anyAdmissible || not plan.Dispatches.IsEmpty) |> Prop.label "idle cluster, admissible request, nothing dispatched")
-    |> check 200
-
-[<Fact>]
-let ``dispatcher plans keep every dispatch invariant`` () =
-    Prop.forAll snapshotSpecs (fun spec ->
-        let s = buildSnapshot DispatchSettings.defaults spec
-        let plans = Planner.plan s
-        invariantsHold s plans.Dispatch
-        |> Prop.classify (match plans.Dispatch.Source with Mip _ -> true | _ -> false) "decided by the MIP")
-    |> check 150
-
-[<Fact>]
-let ``the MIP plan's objective is never below the greedy plan's on the same snapshot`` () =
-    Prop.forAll snapshotSpecs (fun spec ->
-        let s = buildSnapshot DispatchSettings.defaults spec
-        let mip = Dispatcher.dispatch s
-        let greedy, _ = Greedy.plan "reference" s
-        (mip.Objective >= greedy.Objective - 1e-6)
-        |> Prop.label (sprintf "mip %.3f < greedy %.3f (%s)" mip.Objective greedy.Objective (PlanSource.describe mip.Source))
-        |> Prop.classify (mip.Objective > greedy.Objective + 1e-6) "MIP strictly better")
-    |> check 150
-
-[<Fact>]
-let ``a time-limited solve still returns a valid plan`` () =
-    // a limit far below what the solver needs: the plan is the solver's best (never worse than its
-    // greedy start) or greedy itself, and it keeps every invariant
-    let settings = { DispatchSettings.defaults with TimeLimit = 0.0005<s> }
-    Prop.forAll snapshotSpecs (fun spec ->
-        let s = buildSnapshot settings spec
-        let plan = Dispatcher.dispatch s
-        let greedy, _ = Greedy.plan "reference" s
-        invariantsHold s plan
-        .&. (plan.Objective >= greedy.Objective - 1e-6 |> Prop.label "not below greedy")
-        |> Prop.classify (match plan.Source with Greedy _ -> true | _ -> false) "fell back to greedy")
-    |> check 100
-
-[<Fact>]
-let ``a request left out of a round stays queued`` () =
-    Prop.forAll snapshotSpecs (fun spec ->
-        let s = buildSnapshot DispatchSettings.defaults spec
-        let plan = (Planner.plan s).Dispatch
-        let remaining = Planner.remaining s plan
-        (remaining.Length + plan.Dispatches.Length = s.Queue.Length) |> Prop.label "queue = dispatched + remaining")
-    |> check 100
-
-[<Fact>]
-let ``the dispatch MIP of a round can be written as LP text naming its constraint families`` () =
-    let spec =
-        { Profile = 1
-          Cluster = { Nodes = 2; PerNode = 3; Memory = 0 }
-          PlacementMode = 0
-          Types = []
-          Busy = []
-          Requests = [ for i in 0..9 -> { ShapeIndex = i; Steps = 28; AgeTenths = 10 * i; SloPercent = 300; Priority = 1 } ] }
-    let s = buildSnapshot DispatchSettings.defaults spec
-    match Dispatcher.roundModel s with
-    | None -> failwith "no model for a round with waiting requests and free devices"
-    | Some m ->
-        let lp = Model.toLpText m
-        for family in [ "once[r=0]"; "devices[node=0"; "groups[type=" ] do
-            Assert.Contains(family, lp)
+[<Tests>]
+let tests =
+    testList "unit" [ testList "DispatchProperties" [
+        ``greedy plans keep every dispatch invariant``
+        ``greedy dispatches something when a request fits an idle group``
+        ``dispatcher plans keep every dispatch invariant``
+        ``the MIP plan's objective is never below the greedy plan's on the same snapshot``
+        ``a time-limited solve still returns a valid plan``
+        ``a request left out of a round stays queued``
+        ``the dispatch MIP of a round can be written as LP text naming its constraint families``
+    ] |> testSequencedGroup "DispatchProperties" ]

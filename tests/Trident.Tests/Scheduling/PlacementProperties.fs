@@ -1,6 +1,7 @@
 module Trident.Tests.PlacementProperties
 
-open Xunit
+open Expecto
+open Trident.Tests.TestSupport
 open FsCheck
 open FsCheck.FSharp
 open Trident.Scheduling
@@ -36,65 +37,71 @@ let buildInput (spec: PlacementSpec) =
 let private typeCountsMatch (input: PlacementInput) (plan: PlacementPlan) =
     plan.Types.Count = Cluster.deviceCount input.Cluster
 
-[<Fact>]
-let ``the placement MIP's alpha is never below the heuristic's`` () =
-    Prop.forAll placementSpecs (fun spec ->
-        let input = buildInput spec
-        let heuristicComps = Heuristic.compositions input
-        let heuristic = Heuristic.plan input
-        match PlacementMip.solve input (Some heuristicComps) with
-        | Error reason ->
-            // the MIP may only be infeasible when the heuristic's layout breaks its constraints too
-            // (on tiny clusters a type that lacks E or C cannot have its auxiliaries anywhere)
-            not (PlacementMip.admits input heuristicComps) |> Prop.label reason |> Prop.classify true "MIP infeasible"
-        | Ok(comps, _, _) ->
-            let mip = Heuristic.planOf input (Greedy "test") comps
-            let admitted = PlacementMip.admits input heuristicComps
-            ((not admitted) || mip.Alpha >= heuristic.Alpha - 1e-6)
-            |> Prop.label (sprintf "MIP α %.6f < heuristic α %.6f" mip.Alpha heuristic.Alpha)
-            |> Prop.classify admitted "the MIP admits the heuristic's layout"
-            |> Prop.classify (mip.Alpha > heuristic.Alpha + 1e-6) "MIP strictly better")
-    |> check 60
+let ``the placement MIP's alpha is never below the heuristic's`` =
+    testProp 60 "the placement MIP's alpha is never below the heuristic's" <| fun () ->
+        Prop.forAll placementSpecs (fun spec ->
+            let input = buildInput spec
+            let heuristicComps = Heuristic.compositions input
+            let heuristic = Heuristic.plan input
+            match PlacementMip.solve input (Some heuristicComps) with
+            | Error reason ->
+                // the MIP may only be infeasible when the heuristic's layout breaks its constraints too
+                // (on tiny clusters a type that lacks E or C cannot have its auxiliaries anywhere)
+                not (PlacementMip.admits input heuristicComps) |> Prop.label reason |> Prop.classify true "MIP infeasible"
+            | Ok(comps, _, _) ->
+                let mip = Heuristic.planOf input (Greedy "test") comps
+                let admitted = PlacementMip.admits input heuristicComps
+                ((not admitted) || mip.Alpha >= heuristic.Alpha - 1e-6)
+                |> Prop.label (sprintf "MIP α %.6f < heuristic α %.6f" mip.Alpha heuristic.Alpha)
+                |> Prop.classify admitted "the MIP admits the heuristic's layout"
+                |> Prop.classify (mip.Alpha > heuristic.Alpha + 1e-6) "MIP strictly better")
 
-[<Fact>]
-let ``the orchestrator's placement gives every device one type and never loses to the heuristic`` () =
-    Prop.forAll placementSpecs (fun spec ->
-        let input = buildInput spec
+let ``the orchestrator's placement gives every device one type and never loses to the heuristic`` =
+    testProp 60 "the orchestrator's placement gives every device one type and never loses to the heuristic" <| fun () ->
+        Prop.forAll placementSpecs (fun spec ->
+            let input = buildInput spec
+            let plan = Planner.place input
+            let heuristic = Heuristic.plan input
+            (typeCountsMatch input plan |> Prop.label "every device typed")
+            .&. (plan.Alpha >= heuristic.Alpha - 1e-6 |> Prop.label "α below the heuristic's")
+            .&. (plan.Types |> Map.exists (fun _ t -> PlacementType.isPrimary t) |> Prop.label "some device holds D"))
+
+let ``re-planning an unchanged workload moves no weights`` =
+    testProp 40 "re-planning an unchanged workload moves no weights" <| fun () ->
+        Prop.forAll placementSpecs (fun spec ->
+            let input = buildInput spec
+            let first = Planner.place input
+            let second = Planner.place { input with Current = Some first.Types }
+            // a re-plan may move weights only for a strictly better α (a time-limited first solve can
+            // leave one to find); it never settles for a worse one, since the current layout is its start
+            (second.Alpha >= first.Alpha - 1e-6 |> Prop.label (sprintf "α fell from %.6f to %.6f" first.Alpha second.Alpha))
+            .&. ((second.Alpha > first.Alpha + 1e-6 || second.Moves = 0)
+                 |> Prop.label (sprintf "%d moves with the same α" second.Moves)))
+
+let ``flux is placed disaggregated on a 48 GB cluster`` =
+    testCase "flux is placed disaggregated on a 48 GB cluster" <| fun () ->
+        // flux ⟨EDC⟩ at 2048² needs 50.6 GB > 48 GB: 2048² requests must be served by a type without E or C
+        let cost = CostModel.create CostSettings.defaults ReferenceProfiles.flux
+        let classes =
+            [ 128; 256; 512; 1024; 2048 ] |> List.map (fun n -> { Shape = Shape.image n n; Steps = 28; Share = 0.2 })
+        let input =
+            { Cluster = Cluster.uniform 16 8 48.0<GB> Bandwidths.pcie4Server
+              Cost = cost
+              Stats = { Classes = classes; ArrivalRate = 1.5 }
+              Current = None
+              TimeLimit = 2.0<s> }
         let plan = Planner.place input
-        let heuristic = Heuristic.plan input
-        (typeCountsMatch input plan |> Prop.label "every device typed")
-        .&. (plan.Alpha >= heuristic.Alpha - 1e-6 |> Prop.label "α below the heuristic's")
-        .&. (plan.Types |> Map.exists (fun _ t -> PlacementType.isPrimary t) |> Prop.label "some device holds D"))
-    |> check 60
+        let counts = PlacementPlan.counts plan
+        Expect.isTrue (counts |> Map.exists (fun t n -> n >= 2 && t <> EDC && PlacementType.isPrimary t)) (sprintf "%A" counts)
+        match plan.Source with
+        | Mip _ -> ()
+        | Greedy reason -> failwithf "fell back to the heuristic: %s" reason
 
-[<Fact>]
-let ``re-planning an unchanged workload moves no weights`` () =
-    Prop.forAll placementSpecs (fun spec ->
-        let input = buildInput spec
-        let first = Planner.place input
-        let second = Planner.place { input with Current = Some first.Types }
-        // a re-plan may move weights only for a strictly better α (a time-limited first solve can
-        // leave one to find); it never settles for a worse one, since the current layout is its start
-        (second.Alpha >= first.Alpha - 1e-6 |> Prop.label (sprintf "α fell from %.6f to %.6f" first.Alpha second.Alpha))
-        .&. ((second.Alpha > first.Alpha + 1e-6 || second.Moves = 0)
-             |> Prop.label (sprintf "%d moves with the same α" second.Moves)))
-    |> check 40
-
-[<Fact>]
-let ``flux is placed disaggregated on a 48 GB cluster`` () =
-    // flux ⟨EDC⟩ at 2048² needs 50.6 GB > 48 GB: 2048² requests must be served by a type without E or C
-    let cost = CostModel.create CostSettings.defaults ReferenceProfiles.flux
-    let classes =
-        [ 128; 256; 512; 1024; 2048 ] |> List.map (fun n -> { Shape = Shape.image n n; Steps = 28; Share = 0.2 })
-    let input =
-        { Cluster = Cluster.uniform 16 8 48.0<GB> Bandwidths.pcie4Server
-          Cost = cost
-          Stats = { Classes = classes; ArrivalRate = 1.5 }
-          Current = None
-          TimeLimit = 2.0<s> }
-    let plan = Planner.place input
-    let counts = PlacementPlan.counts plan
-    Assert.True(counts |> Map.exists (fun t n -> n >= 2 && t <> EDC && PlacementType.isPrimary t), sprintf "%A" counts)
-    match plan.Source with
-    | Mip _ -> ()
-    | Greedy reason -> failwithf "fell back to the heuristic: %s" reason
+[<Tests>]
+let tests =
+    testList "unit" [ testList "PlacementProperties" [
+        ``the placement MIP's alpha is never below the heuristic's``
+        ``the orchestrator's placement gives every device one type and never loses to the heuristic``
+        ``re-planning an unchanged workload moves no weights``
+        ``flux is placed disaggregated on a 48 GB cluster``
+    ] |> testSequencedGroup "PlacementProperties" ]

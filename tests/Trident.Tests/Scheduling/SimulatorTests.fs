@@ -4,7 +4,8 @@
 module Trident.Tests.SimulatorTests
 
 open System
-open Xunit
+open Expecto
+open Trident.Tests.TestSupport
 open FsCheck
 open FsCheck.FSharp
 open Trident.Scheduling
@@ -154,209 +155,225 @@ let private labelled (name: string) (violations: string list) =
 
 // ---- properties ------------------------------------------------------------------------------
 
-[<Fact>]
-let ``every arrival ends in exactly one outcome`` () =
-    Prop.forAll simSpecs (fun spec ->
-        let config, policy, requests = buildRun spec
-        let result = Simulator.run config policy requests
-        labelled "conservation" (conservation requests result)
-        |> Prop.classify (result.Summary.OutOfMemory > 0) "some OOM"
-        |> Prop.classify (result.Summary.Unserved > 0) "some unserved"
-        |> Prop.classify (result.Summary.Late > 0) "some late")
-    |> check 120
+let ``every arrival ends in exactly one outcome`` =
+    testProp 120 "every arrival ends in exactly one outcome" <| fun () ->
+        Prop.forAll simSpecs (fun spec ->
+            let config, policy, requests = buildRun spec
+            let result = Simulator.run config policy requests
+            labelled "conservation" (conservation requests result)
+            |> Prop.classify (result.Summary.OutOfMemory > 0) "some OOM"
+            |> Prop.classify (result.Summary.Unserved > 0) "some unserved"
+            |> Prop.classify (result.Summary.Late > 0) "some late")
 
-[<Fact>]
-let ``no device runs two tasks at once in the simulation`` () =
-    Prop.forAll simSpecs (fun spec ->
-        let config, policy, requests = buildRun spec
-        let result = Simulator.run config policy requests
-        labelled "no double booking" (noDoubleBooking result)
-        |> Prop.classify (result.Tasks |> Array.exists (fun t -> t.Devices.Length > 1)) "some group task"
-        |> Prop.classify (config.Jitter > 0.0) "jitter")
-    |> check 120
+let ``no device runs two tasks at once in the simulation`` =
+    testProp 120 "no device runs two tasks at once in the simulation" <| fun () ->
+        Prop.forAll simSpecs (fun spec ->
+            let config, policy, requests = buildRun spec
+            let result = Simulator.run config policy requests
+            labelled "no double booking" (noDoubleBooking result)
+            |> Prop.classify (result.Tasks |> Array.exists (fun t -> t.Devices.Length > 1)) "some group task"
+            |> Prop.classify (config.Jitter > 0.0) "jitter")
 
-[<Fact>]
-let ``simulated time is monotone`` () =
-    Prop.forAll simSpecs (fun spec ->
-        let config, policy, requests = buildRun spec
-        labelled "time monotone" (timeMonotone (Simulator.run config policy requests)))
-    |> check 120
+let ``simulated time is monotone`` =
+    testProp 120 "simulated time is monotone" <| fun () ->
+        Prop.forAll simSpecs (fun spec ->
+            let config, policy, requests = buildRun spec
+            labelled "time monotone" (timeMonotone (Simulator.run config policy requests)))
 
-[<Fact>]
-let ``a replay with the same trace and seed is bit-identical`` () =
-    Prop.forAll simSpecs (fun spec ->
-        let config, policy, requests = buildRun spec
-        let a = Simulator.run config policy requests
-        let b = Simulator.run config policy requests
-        let rounds (x: SimResult) = x.Rounds |> Array.map (fun r -> r.Time, r.Dispatched, r.Full)
-        ((a.Records = b.Records) |> Prop.label "records differ")
-        .&. ((a.Tasks = b.Tasks) |> Prop.label "tasks differ")
-        .&. ((a.Replacements = b.Replacements) |> Prop.label "re-placements differ")
-        .&. ((rounds a = rounds b) |> Prop.label "rounds differ"))
-    |> check 60
+let ``a replay with the same trace and seed is bit-identical`` =
+    testProp 60 "a replay with the same trace and seed is bit-identical" <| fun () ->
+        Prop.forAll simSpecs (fun spec ->
+            let config, policy, requests = buildRun spec
+            let a = Simulator.run config policy requests
+            let b = Simulator.run config policy requests
+            let rounds (x: SimResult) = x.Rounds |> Array.map (fun r -> r.Time, r.Dispatched, r.Full)
+            ((a.Records = b.Records) |> Prop.label "records differ")
+            .&. ((a.Tasks = b.Tasks) |> Prop.label "tasks differ")
+            .&. ((a.Replacements = b.Replacements) |> Prop.label "re-placements differ")
+            .&. ((rounds a = rounds b) |> Prop.label "rounds differ"))
 
-[<Fact>]
-let ``a generated workload replays bit-identically through its trace file`` () =
-    Prop.forAll (Arb.fromGen (Gen.zip (Gen.choose (0, 3)) (Gen.choose (0, 1000)))) (fun (w, seed) ->
-        let spec = { (pickL Workload.references w) with Count = 60 }
-        let trace = Workload.generate spec (uint64 seed)
-        let again = Workload.generate spec (uint64 seed)
-        let viaCsv = Trace.parse (Trace.toCsv trace)
-        let viaJson = Trace.parse (Trace.toJsonLines trace)
-        ((trace = again) |> Prop.label "generator not deterministic")
-        .&. ((viaCsv = Ok trace) |> Prop.label "CSV round trip")
-        .&. ((viaJson = Ok trace) |> Prop.label "JSON lines round trip"))
-    |> check 40
+let ``a generated workload replays bit-identically through its trace file`` =
+    testProp 40 "a generated workload replays bit-identically through its trace file" <| fun () ->
+        Prop.forAll (Arb.fromGen (Gen.zip (Gen.choose (0, 3)) (Gen.choose (0, 1000)))) (fun (w, seed) ->
+            let spec = { (pickL Workload.references w) with Count = 60 }
+            let trace = Workload.generate spec (uint64 seed)
+            let again = Workload.generate spec (uint64 seed)
+            let viaCsv = Trace.parse (Trace.toCsv trace)
+            let viaJson = Trace.parse (Trace.toJsonLines trace)
+            ((trace = again) |> Prop.label "generator not deterministic")
+            .&. ((viaCsv = Ok trace) |> Prop.label "CSV round trip")
+            .&. ((viaJson = Ok trace) |> Prop.label "JSON lines round trip"))
 
 // ---- Adjust-on-Dispatch ----------------------------------------------------------------------
 
-[<Fact>]
-let ``a shifting workload triggers a re-placement and no request is lost or run twice across it`` () =
-    // flux, light (128², 256²) then heavy (512²–2048²): the light mix is planned all ⟨EDC⟩, which
-    // cannot decode 2048²; the heavy phase leaves those requests waiting, the diffuse rate falls
-    // behind the arrival rate, and the Orchestrator re-places with ⟨C⟩ devices.
-    let spec =
-        match Workload.tryNamed "shifting" "flux" with
-        | Ok w -> { w with Rate = 0.2; Count = 300 }
-        | Error e -> failwith e
-    let cost = CostModel.create CostSettings.defaults ReferenceProfiles.flux
-    let cluster = Cluster.uniform 2 8 48.0<GB> Bandwidths.pcie4Server
-    let requests = Workload.toRequests cost (Workload.generate spec 7UL)
-    let config = { SimConfig.create cluster cost with InitialSamples = 50; Dispatch = testDispatch; PlacementTimeLimit = 10.0<s> }
-    let adjust = { AdjustSettings.defaults with Window = 150.0<s>; TimeLimit = 10.0<s> }
-    let result = Simulator.run config (Baselines.trident 0.5<s> (Some adjust)) requests
-    let initialTypes = PlacementPlan.counts result.InitialPlacement
-    Assert.True(result.Replacements.Length >= 1, sprintf "no re-placement; initial %A, summary %A" initialTypes result.Summary)
-    Assert.Empty(conservation requests result)
-    Assert.Empty(noDoubleBooking result)
-    // every request completes: nothing was dropped or restarted by the switch
-    Assert.Equal(0, result.Summary.Unserved + result.Summary.OutOfMemory)
-    Assert.Equal(requests.Length * 3, result.Tasks.Length)
-    // the switch is metadata only: devices load lazily, and loads happen after the switch
-    let firstSwitch = result.Replacements.[0].Time
-    Assert.True(result.Tasks |> Array.forall (fun t -> t.Loads.IsEmpty || t.Start >= firstSwitch))
-    // work planned before the switch ran on the old placement's devices: FIFO per device
-    Assert.Empty(timeMonotone result)
+let ``a shifting workload triggers a re-placement and no request is lost or run twice across it`` =
+    testCase "a shifting workload triggers a re-placement and no request is lost or run twice across it" <| fun () ->
+        // flux, light (128², 256²) then heavy (512²–2048²): the light mix is planned all ⟨EDC⟩, which
+        // cannot decode 2048²; the heavy phase leaves those requests waiting, the diffuse rate falls
+        // behind the arrival rate, and the Orchestrator re-places with ⟨C⟩ devices.
+        let spec =
+            match Workload.tryNamed "shifting" "flux" with
+            | Ok w -> { w with Rate = 0.2; Count = 300 }
+            | Error e -> failwith e
+        let cost = CostModel.create CostSettings.defaults ReferenceProfiles.flux
+        let cluster = Cluster.uniform 2 8 48.0<GB> Bandwidths.pcie4Server
+        let requests = Workload.toRequests cost (Workload.generate spec 7UL)
+        let config = { SimConfig.create cluster cost with InitialSamples = 50; Dispatch = testDispatch; PlacementTimeLimit = 10.0<s> }
+        let adjust = { AdjustSettings.defaults with Window = 150.0<s>; TimeLimit = 10.0<s> }
+        let result = Simulator.run config (Baselines.trident 0.5<s> (Some adjust)) requests
+        let initialTypes = PlacementPlan.counts result.InitialPlacement
+        Expect.isTrue (result.Replacements.Length >= 1) (sprintf "no re-placement; initial %A, summary %A" initialTypes result.Summary)
+        Expect.isEmpty (conservation requests result) "conservation requests result"
+        Expect.isEmpty (noDoubleBooking result) "noDoubleBooking result"
+        // every request completes: nothing was dropped or restarted by the switch
+        Expect.equal (result.Summary.Unserved + result.Summary.OutOfMemory) 0 "result.Summary.Unserved + result.Summary.OutOfMemory"
+        Expect.equal result.Tasks.Length (requests.Length * 3) "result.Tasks.Length"
+        // the switch is metadata only: devices load lazily, and loads happen after the switch
+        let firstSwitch = result.Replacements.[0].Time
+        Expect.isTrue (result.Tasks |> Array.forall (fun t -> t.Loads.IsEmpty || t.Start >= firstSwitch)) "result.Tasks |> Array.forall (fun t -> t.Loads.IsEmpty || t.Start >= firstSwi..."
+        // work planned before the switch ran on the old placement's devices: FIFO per device
+        Expect.isEmpty (timeMonotone result) "timeMonotone result"
 
-[<Fact>]
-let ``the imbalance trigger respects its threshold and sample count`` () =
-    let m0 = Monitor.create 10.0<s> 0 0.0<s>
-    let r i t = { Id = RequestId i; Model = ModelName "flux"; Shape = Shape.image 512 512; Steps = 4; Arrival = t; Deadline = t + 10.0<s>; Priority = None }
-    let m = [ 0L .. 19L ] |> List.fold (fun m i -> Monitor.arrived (r i (float i * 0.5<s>)) m) m0
-    // 20 arrivals over the last 10 s, no completion: arrivals outrun every stage
-    let rates = Monitor.throughputs 9.75<s> m
-    Assert.Equal(20, rates.Samples)
-    Assert.True(Double.IsPositiveInfinity rates.Imbalance)
-    // balanced: as many of each stage completed
-    let balanced =
-        [ 0 .. 19 ] |> List.fold (fun m i -> m |> Monitor.completed (float i * 0.5<s>) Encode |> Monitor.completed (float i * 0.5<s>) Diffuse |> Monitor.completed (float i * 0.5<s>) Decode) m
-    Assert.True(close 1e-9 1.0 (Monitor.throughputs 9.75<s> balanced).Imbalance)
-    // old entries leave the window …
-    Assert.Equal(0, (Monitor.throughputs 100.0<s> balanced).Samples)
-    // … unless the window must stretch to hold MinSamples arrivals
-    let stretched = { balanced with MinSamples = 15 }
-    Assert.Equal(15, (Monitor.throughputs 100.0<s> stretched).Samples)
+let ``the imbalance trigger respects its threshold and sample count`` =
+    testCase "the imbalance trigger respects its threshold and sample count" <| fun () ->
+        let m0 = Monitor.create 10.0<s> 0 0.0<s>
+        let r i t = { Id = RequestId i; Model = ModelName "flux"; Shape = Shape.image 512 512; Steps = 4; Arrival = t; Deadline = t + 10.0<s>; Priority = None }
+        let m = [ 0L .. 19L ] |> List.fold (fun m i -> Monitor.arrived (r i (float i * 0.5<s>)) m) m0
+        // 20 arrivals over the last 10 s, no completion: arrivals outrun every stage
+        let rates = Monitor.throughputs 9.75<s> m
+        Expect.equal rates.Samples 20 "rates.Samples"
+        Expect.isTrue (Double.IsPositiveInfinity rates.Imbalance) "Double.IsPositiveInfinity rates.Imbalance"
+        // balanced: as many of each stage completed
+        let balanced =
+            [ 0 .. 19 ] |> List.fold (fun m i -> m |> Monitor.completed (float i * 0.5<s>) Encode |> Monitor.completed (float i * 0.5<s>) Diffuse |> Monitor.completed (float i * 0.5<s>) Decode) m
+        Expect.isTrue (close 1e-9 1.0 (Monitor.throughputs 9.75<s> balanced).Imbalance) "close 1e-9 1.0 (Monitor.throughputs 9.75<s> balanced).Imbalance"
+        // old entries leave the window …
+        Expect.equal ((Monitor.throughputs 100.0<s> balanced).Samples) 0 "(Monitor.throughputs 100.0<s> balanced).Samples"
+        // … unless the window must stretch to hold MinSamples arrivals
+        let stretched = { balanced with MinSamples = 15 }
+        Expect.equal ((Monitor.throughputs 100.0<s> stretched).Samples) 15 "(Monitor.throughputs 100.0<s> stretched).Samples"
 
 // ---- baselines and memory --------------------------------------------------------------------
 
-[<Fact>]
-let ``pipeline-level baselines run out of memory on flux 2048² and stage-level ones do not`` () =
-    let cost = CostModel.create CostSettings.defaults ReferenceProfiles.flux
-    let cluster = Cluster.uniform 2 8 48.0<GB> Bandwidths.pcie4Server
-    let trace =
-        [ for i in 0..9 ->
-              { TraceRequest.Id = int64 i; Arrival = float i * 5.0<s>; Model = "flux"; Shape = Shape.image (if i % 2 = 0 then 2048 else 512) (if i % 2 = 0 then 2048 else 512); Steps = 4; Deadline = None; Priority = None } ]
-    let requests = Workload.toRequests cost trace
-    let config = { SimConfig.create cluster cost with Dispatch = testDispatch; PlacementTimeLimit = 10.0<s> }
-    for policy in [ Baselines.b1 2; Baselines.b3; Baselines.b4 ] do
-        let s = (Simulator.run config policy requests).Summary
-        Assert.True(s.OutOfMemory = 5, sprintf "%s: %d OOM" policy.Name s.OutOfMemory)
-    for policy in [ Baselines.b6 StageSplit.paperLightLoad; Baselines.trident 0.5<s> None ] do
-        let s = (Simulator.run config policy requests).Summary
-        Assert.True(s.OutOfMemory = 0 && s.Unserved = 0, sprintf "%s: %d OOM, %d unserved" policy.Name s.OutOfMemory s.Unserved)
+let ``pipeline-level baselines run out of memory on flux 2048² and stage-level ones do not`` =
+    testCase "pipeline-level baselines run out of memory on flux 2048² and stage-level ones do not" <| fun () ->
+        let cost = CostModel.create CostSettings.defaults ReferenceProfiles.flux
+        let cluster = Cluster.uniform 2 8 48.0<GB> Bandwidths.pcie4Server
+        let trace =
+            [ for i in 0..9 ->
+                  { TraceRequest.Id = int64 i; Arrival = float i * 5.0<s>; Model = "flux"; Shape = Shape.image (if i % 2 = 0 then 2048 else 512) (if i % 2 = 0 then 2048 else 512); Steps = 4; Deadline = None; Priority = None } ]
+        let requests = Workload.toRequests cost trace
+        let config = { SimConfig.create cluster cost with Dispatch = testDispatch; PlacementTimeLimit = 10.0<s> }
+        for policy in [ Baselines.b1 2; Baselines.b3; Baselines.b4 ] do
+            let s = (Simulator.run config policy requests).Summary
+            Expect.isTrue (s.OutOfMemory = 5) (sprintf "%s: %d OOM" policy.Name s.OutOfMemory)
+        for policy in [ Baselines.b6 StageSplit.paperLightLoad; Baselines.trident 0.5<s> None ] do
+            let s = (Simulator.run config policy requests).Summary
+            Expect.isTrue (s.OutOfMemory = 0 && s.Unserved = 0) (sprintf "%s: %d OOM, %d unserved" policy.Name s.OutOfMemory s.Unserved)
 
-[<Fact>]
-let ``hunyuanvideo co-located on one device runs out of memory at 720p`` () =
-    let cost = CostModel.create CostSettings.defaults ReferenceProfiles.hunyuanvideo
-    let cluster = Cluster.uniform 1 8 48.0<GB> Bandwidths.pcie4Server
-    let trace = [ { TraceRequest.Id = 0L; Arrival = 0.0<s>; Model = "hunyuanvideo"; Shape = Shape.video 720 1280 17; Steps = 2; Deadline = None; Priority = None } ]
-    let result = Simulator.run (SimConfig.create cluster cost) (Baselines.b1 2) (Workload.toRequests cost trace)
-    match result.Records.[0].Outcome with
-    | OutOfMemory(_, _, need, memory) -> Assert.True(need > memory)
-    | other -> failwithf "expected OOM, got %A" other
+let ``hunyuanvideo co-located on one device runs out of memory at 720p`` =
+    testCase "hunyuanvideo co-located on one device runs out of memory at 720p" <| fun () ->
+        let cost = CostModel.create CostSettings.defaults ReferenceProfiles.hunyuanvideo
+        let cluster = Cluster.uniform 1 8 48.0<GB> Bandwidths.pcie4Server
+        let trace = [ { TraceRequest.Id = 0L; Arrival = 0.0<s>; Model = "hunyuanvideo"; Shape = Shape.video 720 1280 17; Steps = 2; Deadline = None; Priority = None } ]
+        let result = Simulator.run (SimConfig.create cluster cost) (Baselines.b1 2) (Workload.toRequests cost trace)
+        match result.Records.[0].Outcome with
+        | OutOfMemory(_, _, need, memory) -> Expect.isTrue (need > memory) "need > memory"
+        | other -> failwithf "expected OOM, got %A" other
 
 // ---- workloads -------------------------------------------------------------------------------
 
-[<Fact>]
-let ``reference workloads follow the published traces`` () =
-    let flux = Workload.references |> List.find (fun w -> w.Name = "flux-reference")
-    let trace = Workload.generate flux 1UL
-    Assert.Equal(2700, trace.Length)
-    Assert.True(close 1e-9 (2699.0 / 1.5) (float (List.last trace).Arrival))
-    Assert.Equal(5, trace |> List.map _.Shape |> List.distinct |> List.length)
-    Assert.True(trace |> List.forall (fun t -> t.Steps = 28))
-    let cog = Workload.references |> List.find (fun w -> w.Name = "cogvideox-reference")
-    Assert.Equal(6, cog.Steps)
-    Assert.Equal(8, (Workload.generate cog 1UL) |> List.map _.Shape |> List.distinct |> List.length)
+let ``reference workloads follow the published traces`` =
+    testCase "reference workloads follow the published traces" <| fun () ->
+        let flux = Workload.references |> List.find (fun w -> w.Name = "flux-reference")
+        let trace = Workload.generate flux 1UL
+        Expect.equal trace.Length 2700 "trace.Length"
+        Expect.isTrue (close 1e-9 (2699.0 / 1.5) (float (List.last trace).Arrival)) "close 1e-9 (2699.0 / 1.5) (float (List.last trace).Arrival)"
+        Expect.equal (trace |> List.map _.Shape |> List.distinct |> List.length) 5 "trace |> List.map _.Shape |> List.distinct |> List.length"
+        Expect.isTrue (trace |> List.forall (fun t -> t.Steps = 28)) "trace |> List.forall (fun t -> t.Steps = 28)"
+        let cog = Workload.references |> List.find (fun w -> w.Name = "cogvideox-reference")
+        Expect.equal cog.Steps 6 "cog.Steps"
+        Expect.equal ((Workload.generate cog 1UL) |> List.map _.Shape |> List.distinct |> List.length) 8 "(Workload.generate cog 1UL) |> List.map _.Shape |> List.distinct |> List.length"
 
-[<Fact>]
-let ``scaled reference rates load 128 devices to about 70 % at k = 1`` () =
-    for name in [ "hunyuanvideo-reference"; "sd3-reference" ] do
-        let w = Workload.references |> List.find (fun x -> x.Name = name)
-        let cost = CostModel.create CostSettings.defaults (ReferenceProfiles.tryFind w.Model).Value
-        let shapes = Workload.referenceShapes w.Model |> Option.get
-        let load = w.Rate * Workload.meanDeviceSecondsAtK1 cost shapes w.Steps / 128.0
-        Assert.True(load > 0.65 && load < 0.75, sprintf "%s loads 128 devices to %.3f" name load)
+let ``scaled reference rates load 128 devices to about 70 % at k = 1`` =
+    testCase "scaled reference rates load 128 devices to about 70 % at k = 1" <| fun () ->
+        for name in [ "hunyuanvideo-reference"; "sd3-reference" ] do
+            let w = Workload.references |> List.find (fun x -> x.Name = name)
+            let cost = CostModel.create CostSettings.defaults (ReferenceProfiles.tryFind w.Model).Value
+            let shapes = Workload.referenceShapes w.Model |> Option.get
+            let load = w.Rate * Workload.meanDeviceSecondsAtK1 cost shapes w.Steps / 128.0
+            Expect.isTrue (load > 0.65 && load < 0.75) (sprintf "%s loads 128 devices to %.3f" name load)
 
-[<Fact>]
-let ``Poisson and bursty generators keep the mean rate`` () =
-    for kind in [ "poisson"; "bursty" ] do
-        let w = match Workload.tryNamed kind "flux" with Ok w -> { w with Count = 6000; Rate = 2.0 } | Error e -> failwith e
-        let trace = Workload.generate w 3UL
-        let rate = float (trace.Length - 1) / float (List.last trace).Arrival
-        Assert.True(abs (rate - 2.0) < 0.3, sprintf "%s: rate %.3f" kind rate)
-        Assert.True(trace |> List.pairwise |> List.forall (fun (a, b) -> b.Arrival >= a.Arrival), kind + " arrivals not sorted")
+let ``Poisson and bursty generators keep the mean rate`` =
+    testCase "Poisson and bursty generators keep the mean rate" <| fun () ->
+        for kind in [ "poisson"; "bursty" ] do
+            let w = match Workload.tryNamed kind "flux" with Ok w -> { w with Count = 6000; Rate = 2.0 } | Error e -> failwith e
+            let trace = Workload.generate w 3UL
+            let rate = float (trace.Length - 1) / float (List.last trace).Arrival
+            Expect.isTrue (abs (rate - 2.0) < 0.3) (sprintf "%s: rate %.3f" kind rate)
+            Expect.isTrue (trace |> List.pairwise |> List.forall (fun (a, b) -> b.Arrival >= a.Arrival)) (kind + " arrivals not sorted")
 
-[<Fact>]
-let ``the shifting generator moves from light to heavy shapes`` () =
-    let w = match Workload.tryNamed "shifting" "flux" with Ok w -> { w with Count = 1000 } | Error e -> failwith e
-    let trace = Workload.generate w 5UL |> Array.ofList
-    let mean (xs: TraceRequest array) = xs |> Array.averageBy (fun t -> t.Shape.PixelFrames)
-    Assert.True(mean trace.[0..300] * 4.0 < mean trace.[700..])
-    Assert.True(trace.[0..300] |> Array.forall (fun t -> t.Shape.Height <= 256))
+let ``the shifting generator moves from light to heavy shapes`` =
+    testCase "the shifting generator moves from light to heavy shapes" <| fun () ->
+        let w = match Workload.tryNamed "shifting" "flux" with Ok w -> { w with Count = 1000 } | Error e -> failwith e
+        let trace = Workload.generate w 5UL |> Array.ofList
+        let mean (xs: TraceRequest array) = xs |> Array.averageBy (fun t -> t.Shape.PixelFrames)
+        Expect.isTrue (mean trace.[0..300] * 4.0 < mean trace.[700..]) "mean trace.[0..300] * 4.0 < mean trace.[700..]"
+        Expect.isTrue (trace.[0..300] |> Array.forall (fun t -> t.Shape.Height <= 256)) "trace.[0..300] |> Array.forall (fun t -> t.Shape.Height <= 256)"
 
-[<Fact>]
-let ``a bad trace reports every problem at once`` () =
-    let text = "id,arrival_s,model,height,width,frames,steps,deadline_s,priority\n0,0,flux,512,512,1,28,,\n1,x,flux,0,512,1,28,,\n1,2,flux,512,512,1,-3,,\n2,5,flux,512,512,1,28,1,\n0,7,flux,512,512,1,28,,\n"
-    match Trace.parse text with
-    | Ok _ -> failwith "accepted a bad trace"
-    | Error errors ->
-        let all = String.Join("\n", errors)
-        for expected in [ "line 3: arrival_s"; "line 3: height"; "line 4: steps"; "line 5: deadline_s"; "id 0 appears 2 times" ] do
-            Assert.True(all.Contains expected, sprintf "missing '%s' in:\n%s" expected all)
+let ``a bad trace reports every problem at once`` =
+    testCase "a bad trace reports every problem at once" <| fun () ->
+        let text = "id,arrival_s,model,height,width,frames,steps,deadline_s,priority\n0,0,flux,512,512,1,28,,\n1,x,flux,0,512,1,28,,\n1,2,flux,512,512,1,-3,,\n2,5,flux,512,512,1,28,1,\n0,7,flux,512,512,1,28,,\n"
+        match Trace.parse text with
+        | Ok _ -> failwith "accepted a bad trace"
+        | Error errors ->
+            let all = String.Join("\n", errors)
+            for expected in [ "line 3: arrival_s"; "line 3: height"; "line 4: steps"; "line 5: deadline_s"; "id 0 appears 2 times" ] do
+                Expect.isTrue (all.Contains expected) (sprintf "missing '%s' in:\n%s" expected all)
 
-[<Fact>]
-let ``a trace file's own deadlines are kept and missing ones follow the cost model`` () =
-    let cost = CostModel.create CostSettings.defaults ReferenceProfiles.flux
-    let text = "{\"id\":3,\"arrival_s\":1.5,\"model\":\"flux\",\"height\":512,\"width\":512,\"frames\":1,\"steps\":28,\"deadline_s\":9.5}\n{\"id\":4,\"arrival_s\":2,\"model\":\"flux\",\"height\":512,\"width\":512,\"frames\":1,\"steps\":28}\n"
-    match Trace.parse text with
-    | Error e -> failwithf "%A" e
-    | Ok trace ->
-        let rs = Workload.toRequests cost trace
-        Assert.Equal(9.5<s>, rs.[0].Deadline)
-        Assert.Equal(CostModel.deadline cost 2.0<s> (Shape.image 512 512) 28, rs.[1].Deadline)
-
-[<Fact>]
-let ``the experiment maps every policy name and B1 expands to every degree`` () =
-    let settings = ExperimentSettings.defaults
-    let prepared =
-        match Experiment.prepare settings (Generated { (List.head Workload.references) with Count = 10 }) with
-        | Ok p -> p
+let ``a trace file's own deadlines are kept and missing ones follow the cost model`` =
+    testCase "a trace file's own deadlines are kept and missing ones follow the cost model" <| fun () ->
+        let cost = CostModel.create CostSettings.defaults ReferenceProfiles.flux
+        let text = "{\"id\":3,\"arrival_s\":1.5,\"model\":\"flux\",\"height\":512,\"width\":512,\"frames\":1,\"steps\":28,\"deadline_s\":9.5}\n{\"id\":4,\"arrival_s\":2,\"model\":\"flux\",\"height\":512,\"width\":512,\"frames\":1,\"steps\":28}\n"
+        match Trace.parse text with
         | Error e -> failwithf "%A" e
-    match Experiment.policies settings prepared [ "all" ] with
-    | Ok ps ->
-        Assert.Equal<string list>([ "B1"; "B1"; "B1"; "B1"; "B2"; "B3"; "B4"; "B5"; "B6"; "Trident" ], ps |> List.map _.Name)
-    | Error e -> failwithf "%A" e
-    match Experiment.policies settings prepared [ "B7" ] with
-    | Ok _ -> failwith "accepted B7"
-    | Error e -> Assert.Contains("B7", e.Head)
+        | Ok trace ->
+            let rs = Workload.toRequests cost trace
+            Expect.equal (rs.[0].Deadline) (9.5<s>) "rs.[0].Deadline"
+            Expect.equal (rs.[1].Deadline) (CostModel.deadline cost 2.0<s> (Shape.image 512 512) 28) "rs.[1].Deadline"
+
+let ``the experiment maps every policy name and B1 expands to every degree`` =
+    testCase "the experiment maps every policy name and B1 expands to every degree" <| fun () ->
+        let settings = ExperimentSettings.defaults
+        let prepared =
+            match Experiment.prepare settings (Generated { (List.head Workload.references) with Count = 10 }) with
+            | Ok p -> p
+            | Error e -> failwithf "%A" e
+        match Experiment.policies settings prepared [ "all" ] with
+        | Ok ps ->
+            Expect.equal (ps |> List.map _.Name) ([ "B1"; "B1"; "B1"; "B1"; "B2"; "B3"; "B4"; "B5"; "B6"; "Trident" ]: string list) "ps |> List.map _.Name"
+        | Error e -> failwithf "%A" e
+        match Experiment.policies settings prepared [ "B7" ] with
+        | Ok _ -> failwith "accepted B7"
+        | Error e -> Expect.stringContains e.Head "B7" "e.Head"
+
+[<Tests>]
+let tests =
+    testList "unit" [ testList "SimulatorTests" [
+        ``every arrival ends in exactly one outcome``
+        ``no device runs two tasks at once in the simulation``
+        ``simulated time is monotone``
+        ``a replay with the same trace and seed is bit-identical``
+        ``a generated workload replays bit-identically through its trace file``
+        ``a shifting workload triggers a re-placement and no request is lost or run twice across it``
+        ``the imbalance trigger respects its threshold and sample count``
+        ``pipeline-level baselines run out of memory on flux 2048² and stage-level ones do not``
+        ``hunyuanvideo co-located on one device runs out of memory at 720p``
+        ``reference workloads follow the published traces``
+        ``scaled reference rates load 128 devices to about 70 % at k = 1``
+        ``Poisson and bursty generators keep the mean rate``
+        ``the shifting generator moves from light to heavy shapes``
+        ``a bad trace reports every problem at once``
+        ``a trace file's own deadlines are kept and missing ones follow the cost model``
+        ``the experiment maps every policy name and B1 expands to every degree``
+    ] |> testSequencedGroup "SimulatorTests" ]

@@ -1,0 +1,55 @@
+/// The test executable: every `[<Tests>]` value of this assembly, run by Expecto with the command line's
+/// arguments (`--filter`, `--filter-test-case`, `--run`, `--list-tests`, `--sequenced`, `--summary`, …; see
+/// `--help`), then one plain closing line "N passed, N failed" (", N skipped" when tests were ignored).
+/// The exit code is non-zero on any failed or errored test, on a crash, and when no test ran.
+module Trident.Tests.Main
+
+open System
+open System.IO
+open System.Text
+open Expecto
+open Expecto.Impl
+open Trident.Tests.TestSupport
+
+/// Writes past Expecto's colouring Console.Out wrapper, straight to the process's standard output.
+let private writePlain (text: string) =
+    Console.Out.Flush()
+    use stdout = Console.OpenStandardOutput()
+    let bytes = Encoding.UTF8.GetBytes text
+    stdout.Write(bytes, 0, bytes.Length)
+    stdout.Flush()
+
+[<EntryPoint>]
+let main argv =
+    // The web API tests (WebApplicationFactory) find the server's content root from here.
+    Directory.SetCurrentDirectory AppContext.BaseDirectory
+    let informational =
+        argv |> Array.exists (fun a -> a = "--list-tests" || a = "--help" || a = "-h" || a = "--version")
+    let mutable summary: TestRunSummary option = None
+    let code =
+        try
+            try
+                runTestsInAssemblyWithCLIArgs [ Append_Summary_Handler(SummaryHandler(fun s -> summary <- Some s)) ] argv
+            finally
+                Fixtures.DisposeAll()
+        with e ->
+            writePlain (sprintf "\nthe test run crashed: %O\n" e)
+            3
+    match summary with
+    | None when informational -> code
+    | None ->
+        writePlain "\n0 passed, 0 failed\nno test ran\n"
+        if code <> 0 then code else 4
+    | Some s ->
+        let count (xs: (FlatTest * TestSummary) list) = xs |> List.sumBy (fun (_, r) -> r.count)
+        let passed = count s.passed
+        let failed = count s.failed + count s.errored
+        let skipped = count s.ignored
+        let line =
+            if skipped > 0 then sprintf "%d passed, %d failed, %d skipped" passed failed skipped
+            else sprintf "%d passed, %d failed" passed failed
+        writePlain ("\n" + line + "\n")
+        if code <> 0 then code
+        elif failed > 0 then 1
+        elif passed = 0 then 4
+        else 0
