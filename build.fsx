@@ -5,7 +5,8 @@
 //          ONNX Runtime 1.30.0 (libonnxruntime.so.1 from the npm package onnxruntime-node@1.30.0,
 //          checked by SHA-256 and cached in .cache/onnxruntime/1.30.0/)
 //   build  setup, paket restore, dotnet build of Trident.sln (Release)
-//   test   build, then every test project + scripts/explore.fsx; prints "N passed, N failed"
+//   test   build, then every test executable + scripts/explore.fsx; prints "N passed, N failed"
+//          (arguments after `--` go to the test executables: `-t test -- --filter integration`)
 //   bench  build, then `trident bench dispatch` at the reference configuration
 //
 // FAKE 5.20.3 is used as a library (the fake-cli tool cannot run scripts on this platform),
@@ -114,24 +115,33 @@ let ensureOnnxRuntime () =
             try Directory.Delete(tmp, true) with _ -> ()
 
 // ---------------------------------------------------------------------------------------------
-// Tests: one TRX per project, summed into one closing line
+// Tests: each test executable's plain closing line, summed into one closing line
 // ---------------------------------------------------------------------------------------------
 
-let testProjects = [ "tests/Trident.Tests/Trident.Tests.fsproj" ]
+/// Expecto test executables (Release build output), run with `dotnet <dll>`.
+let testAssemblies = [ "tests/Trident.Tests/bin/Release/net10.0/Trident.Tests.dll" ]
 
-let trxCounters (path: string) =
-    let doc = Xml.XmlDocument()
-    doc.Load path
-    let ns = Xml.XmlNamespaceManager(doc.NameTable)
-    ns.AddNamespace("t", "http://microsoft.com/schemas/VisualStudio/TeamTest/2010")
-    match doc.SelectSingleNode("//t:ResultSummary/t:Counters", ns) with
-    | null -> None
-    | node ->
-        let attr (n: string) =
-            match node.Attributes.[n] with
-            | null -> 0
-            | a -> int a.Value
-        Some(attr "passed", attr "failed" + attr "error" + attr "timeout" + attr "aborted")
+/// The closing line a test executable prints last: "N passed, N failed" or "N passed, N failed, N skipped".
+let closingLine = Text.RegularExpressions.Regex(@"^(\d+) passed, (\d+) failed(?:, (\d+) skipped)?$")
+
+/// Runs one test executable, echoing its output; returns its exit code and the counts of its closing line.
+let runTestAssembly (dll: string) (extraArgs: string list) =
+    let mutable counts = None
+    let onLine (line: string) =
+        if not (isNull line) then
+            printfn "%s" line
+            let m = closingLine.Match(line.Trim())
+            if m.Success then
+                let skipped = if m.Groups.[3].Success then int m.Groups.[3].Value else 0
+                counts <- Some(int m.Groups.[1].Value, int m.Groups.[2].Value, skipped)
+    let code =
+        CreateProcess.fromRawCommand "dotnet" ([ dll; "--no-spinner" ] @ extraArgs)
+        |> CreateProcess.withWorkingDirectory root
+        |> CreateProcess.redirectOutput
+        |> CreateProcess.withOutputEventsNotNull onLine (fun line -> eprintfn "%s" line)
+        |> Proc.run
+        |> fun r -> r.ExitCode
+    code, counts
 
 Target.create "setup" (fun _ ->
     ensureDebianPackages ()
@@ -143,36 +153,32 @@ Target.create "restore" (fun _ ->
 
 Target.create "build" (fun _ -> dotnet [ "build"; "Trident.sln"; "-c"; configuration; "--nologo"; "-v"; "q"; "-clp:NoSummary" ])
 
-Target.create "test" (fun _ ->
-    let results = Path.Combine(root, "TestResults")
-    Shell.cleanDir results
+Target.create "test" (fun p ->
+    // Arguments after `--` go to every test executable, e.g. `-t test -- --filter integration`.
+    let extra = p.Context.Arguments
     let mutable passed = 0
     let mutable failed = 0
-    for project in testProjects do
-        let name = Path.GetFileNameWithoutExtension project
-        let trx = Path.Combine(results, name + ".trx")
-        let code =
-            CreateProcess.fromRawCommand
-                "dotnet"
-                [ "test"; project; "-c"; configuration; "--no-build"; "--nologo"
-                  "--logger"; sprintf "trx;LogFileName=%s" trx
-                  "--logger"; "console;verbosity=minimal" ]
-            |> CreateProcess.withWorkingDirectory root
-            |> Proc.run
-            |> fun r -> r.ExitCode
-        match (if File.Exists trx then trxCounters trx else None) with
-        | Some(p, f) ->
-            passed <- passed + p
-            failed <- failed + f
-            if code <> 0 && f = 0 then
-                Trace.traceErrorfn "%s: dotnet test exited %d with no failed test recorded (crash?)" name code
-                failed <- failed + 1
-            if p + f = 0 then
-                Trace.traceErrorfn "%s: no test ran" name
-                failed <- failed + 1
-        | None ->
-            Trace.traceErrorfn "%s: no TRX result (the test host crashed or did not start; exit code %d)" name code
+    let mutable skipped = 0
+    for dll in testAssemblies do
+        let name = Path.GetFileNameWithoutExtension dll
+        if not (File.Exists(Path.Combine(root, dll))) then
+            Trace.traceErrorfn "%s: %s is missing (not built?)" name dll
             failed <- failed + 1
+        else
+            match runTestAssembly dll extra with
+            | code, Some(p, f, s) ->
+                passed <- passed + p
+                failed <- failed + f
+                skipped <- skipped + s
+                if code <> 0 && f = 0 then
+                    Trace.traceErrorfn "%s exited %d with no failed test counted (crash, or no test ran?)" name code
+                    failed <- failed + 1
+                if p + f = 0 then
+                    Trace.traceErrorfn "%s: no test ran" name
+                    failed <- failed + 1
+            | code, None ->
+                Trace.traceErrorfn "%s printed no closing line (it crashed or did not start; exit code %d)" name code
+                failed <- failed + 1
     // The exploration script runs as one more check, so it cannot rot.
     let exploreCode =
         CreateProcess.fromRawCommand "dotnet" [ "fsi"; "scripts/explore.fsx" ]
@@ -184,7 +190,8 @@ Target.create "test" (fun _ ->
     else
         Trace.traceErrorfn "scripts/explore.fsx exited %d" exploreCode
         failed <- failed + 1
-    printfn "%d passed, %d failed" passed failed
+    if skipped > 0 then printfn "%d passed, %d failed, %d skipped" passed failed skipped
+    else printfn "%d passed, %d failed" passed failed
     if failed > 0 || passed = 0 then exit 1)
 
 Target.create "bench" (fun _ ->
