@@ -153,6 +153,9 @@ Target.create "restore" (fun _ ->
 
 Target.create "build" (fun _ -> dotnet [ "build"; "Trident.sln"; "-c"; configuration; "--nologo"; "-v"; "q"; "-clp:NoSummary" ])
 
+/// The test target's closing line and whether it passed, printed after FAKE's build report so it comes last.
+let mutable testOutcome: (string * bool) option = None
+
 Target.create "test" (fun p ->
     // Arguments after `--` go to every test executable, e.g. `-t test -- --filter integration`.
     let extra = p.Context.Arguments
@@ -190,9 +193,10 @@ Target.create "test" (fun p ->
     else
         Trace.traceErrorfn "scripts/explore.fsx exited %d" exploreCode
         failed <- failed + 1
-    if skipped > 0 then printfn "%d passed, %d failed, %d skipped" passed failed skipped
-    else printfn "%d passed, %d failed" passed failed
-    if failed > 0 || passed = 0 then exit 1)
+    let line =
+        if skipped > 0 then sprintf "%d passed, %d failed, %d skipped" passed failed skipped
+        else sprintf "%d passed, %d failed" passed failed
+    testOutcome <- Some(line, failed = 0 && passed > 0))
 
 Target.create "bench" (fun _ ->
     run "./trident" [ "bench"; "dispatch"; "--devices"; "128"; "--waiting"; "256" ] root)
@@ -203,3 +207,9 @@ open Fake.Core.TargetOperators
 "build" ==> "bench" |> ignore
 
 Target.runOrDefaultWithArguments "test"
+
+match testOutcome with
+| Some(line, ok) ->
+    printfn "%s" line
+    if not ok then exit 1
+| None -> ()
