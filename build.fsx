@@ -173,11 +173,11 @@ Target.create "test" (fun p ->
                 passed <- passed + p
                 failed <- failed + f
                 skipped <- skipped + s
-                if code <> 0 && f = 0 then
-                    Trace.traceErrorfn "%s exited %d with no failed test counted (crash, or no test ran?)" name code
-                    failed <- failed + 1
                 if p + f = 0 then
-                    Trace.traceErrorfn "%s: no test ran" name
+                    Trace.traceErrorfn "%s: no test ran (exit code %d)" name code
+                    failed <- failed + 1
+                elif code <> 0 && f = 0 then
+                    Trace.traceErrorfn "%s exited %d with no failed test counted (crash?)" name code
                     failed <- failed + 1
             | code, None ->
                 Trace.traceErrorfn "%s printed no closing line (it crashed or did not start; exit code %d)" name code
