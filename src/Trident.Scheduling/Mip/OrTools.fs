@@ -27,6 +27,8 @@ namespace Trident.Scheduling.Mip
 //     power of ten up to 10^6 (each scaled separately; a scaled inequality's right-hand side is
 //     rounded inwards, which is exact because its left-hand side is an integer). Any other model is
 //     solved by SCIP instead and the result's Backend says so.
+//   * HiGHS through this wrapper drops its incumbent when its time limit stops it: the status is
+//     99 (unknown) and no solution is returned, so a HiGHS solve that hits the limit is Failed.
 //   * Reported times are the solvers' own wall times (no clock is read here).
 
 open System
@@ -169,13 +171,20 @@ module internal OrTools =
                   Backend = backend }
             | LinearSolver.ResultStatus.INFEASIBLE -> noSolution backend Infeasible time
             | LinearSolver.ResultStatus.UNBOUNDED -> noSolution backend Unbounded time
-            | LinearSolver.ResultStatus.NOT_SOLVED ->
+            | LinearSolver.ResultStatus.MODEL_INVALID -> noSolution backend (Failed(sprintf "%s: the model is invalid" (Backend.name backend))) time
+            | LinearSolver.ResultStatus.ABNORMAL -> noSolution backend (Failed(sprintf "%s stopped abnormally" (Backend.name backend))) time
+            | other ->
+                // NOT_SOLVED, or 99 (unknown: HiGHS stopped by its time limit without a solution)
                 noSolution
                     backend
-                    (Failed(sprintf "%s found no feasible solution within the time limit of %g s" (Backend.name backend) (float request.TimeLimit)))
+                    (Failed(
+                        sprintf
+                            "%s found no feasible solution within the time limit of %g s (status %d)"
+                            (Backend.name backend)
+                            (float request.TimeLimit)
+                            (int other)
+                    ))
                     time
-            | LinearSolver.ResultStatus.MODEL_INVALID -> noSolution backend (Failed(sprintf "%s: the model is invalid" (Backend.name backend))) time
-            | other -> noSolution backend (Failed(sprintf "%s stopped abnormally (%A)" (Backend.name backend) other)) time
 
     // ---- CP-SAT --------------------------------------------------------------------------------
 
