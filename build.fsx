@@ -1,7 +1,7 @@
 // Trident build script.  Run with:  dotnet fsi build.fsx -t <target>
 //
 // Targets:
-//   setup  native dependencies: CBC (Debian coinor-libcbc3), onnx.proto (Debian libonnx-dev),
+//   setup  native dependencies: onnx.proto (Debian libonnx-dev),
 //          ONNX Runtime 1.30.0 (libonnxruntime.so.1 from the npm package onnxruntime-node@1.30.0,
 //          checked by SHA-256 and cached in .cache/onnxruntime/1.30.0/)
 //   build  setup, paket restore, dotnet build of Trident.sln (Release)
@@ -66,8 +66,7 @@ let libraryPresent (name: string) =
 
 /// Debian packages Trident needs, with the file that proves each is installed.
 let debianPackages =
-    [ "coinor-libcbc3", (fun () -> libraryPresent "libCbcSolver.so.3")
-      "libonnx-dev", (fun () -> File.Exists "/usr/include/onnx/onnx.proto") ]
+    [ "libonnx-dev", (fun () -> File.Exists "/usr/include/onnx/onnx.proto") ]
 
 let ensureDebianPackages () =
     let missing = debianPackages |> List.filter (fun (_, present) -> not (present ())) |> List.map fst

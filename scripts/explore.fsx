@@ -5,7 +5,12 @@
 //
 // In a few steps: a cluster of 2 nodes × 8 devices, the flux reference profile, a queue of
 // mixed-resolution requests; a placement (MIP, heuristic fallback) and one dispatch round, printed
-// as tables; the round's MIP written as LP text for offline reproduction (e.g. `cbc round.lp`).
+// as tables; the round's MIP written as LP and MPS text for offline reproduction (any LP/MPS
+// reader, e.g. `scip -f round.lp`).
+//
+// The MIP layer runs on Google OR-Tools: the build copies Google.OrTools.dll, Google.Protobuf.dll
+// and the native google-ortools-native.so beside Trident.Scheduling.dll, where F# interactive
+// finds them (the managed ones as dependencies of the #r, the native one beside Google.OrTools.dll).
 #r "../src/Trident.Scheduling/bin/Release/net10.0/Trident.Scheduling.dll"
 
 open System.IO
@@ -75,15 +80,16 @@ for d in plan.Dispatches do
 let left = Planner.remaining snapshot plan
 printfn "  %d dispatched, %d stay queued, objective %.1f" plan.Dispatches.Length left.Length plan.Objective
 
-// 5. The round's MIP as LP text.
+// 5. The round's MIP as LP and MPS text.
 match Dispatcher.roundModel snapshot with
 | Some model ->
     let dir = Path.Combine(__SOURCE_DIRECTORY__, "..", ".cache", "explore")
     Directory.CreateDirectory dir |> ignore
     let path = Path.GetFullPath(Path.Combine(dir, "round.lp"))
     File.WriteAllText(path, Model.toLpText model)
+    File.WriteAllText(Path.ChangeExtension(path, ".mps"), Mip.toMpsText model)
     printfn ""
-    printfn "The round's MIP: %d variables, %d constraints, written to %s" (Seq.length model.Variables) model.Constraints.Length path
+    printfn "The round's MIP: %d variables, %d constraints, written to %s (and .mps)" (Seq.length model.Variables) model.Constraints.Length path
 | None -> printfn "Nothing to decide this round."
 
 if plan.Dispatches.IsEmpty then failwith "explore: the round dispatched nothing"

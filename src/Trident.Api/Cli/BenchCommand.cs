@@ -3,20 +3,24 @@ using System.Globalization;
 using Microsoft.FSharp.Core;
 using Trident.Scheduling;
 using Trident.Scheduling.Dispatching;
+using Trident.Scheduling.Mip;
 
 namespace Trident.Api.Cli;
 
 /// <summary>
 /// <c>trident bench dispatch</c>: times dispatch rounds on generated snapshots (not a unit test).
 /// For each configuration it draws <c>--rounds</c> snapshots from the seed, times
-/// <c>Dispatcher.dispatch</c> on each (after a warm-up), and prints the median and 99th percentile
-/// wall-clock time and the share of rounds the MIP decided.
+/// <c>Dispatcher.dispatch</c> on each (after a warm-up) with every MIP backend in turn (or the one
+/// <c>--backend</c> names), and prints one line per backend: the median and 99th percentile
+/// wall-clock time, the share of rounds the MIP decided and the share of those it proved optimal.
+/// The backends run on the same snapshots, one configuration after the other, so that their
+/// numbers compare on a shared machine.
 /// </summary>
 public static class BenchCommand
 {
     public static Command Command { get; } = new(
         "bench",
-        "bench dispatch [--devices D] [--waiting R] [--devices-per-node 8] [--profile flux] [--rounds 200] [--busy 0.5] [--seed S]\n" +
+        "bench dispatch [--devices D] [--waiting R] [--devices-per-node 8] [--profile flux] [--rounds 200] [--busy 0.5] [--seed S] [--backend scip|cbc|highs|cp-sat]\n" +
         "  bench runtime [--pipeline tiny] [--runs 10] [--width 256 --height 256] [--frames 1] [--steps 8] [--guidance G] [--threads T]",
         "benchmark dispatch rounds (without --devices/--waiting: a matrix of 32, 128, 512 devices × 64, 256, 1000 waiting); " +
         "or the runtime's overhead over the raw ONNX Runtime calls of one generation",
@@ -51,6 +55,16 @@ public static class BenchCommand
         var rounds = args.Int("rounds", 200, 1, 100_000);
         var busy = args.Double("busy", 0.5, 0.0, 1.0);
         var seed = args.ULong("seed", 42);
+        var backendName = args.String("backend", null);
+        var backends = BackendModule.all.ToList();
+        if (backendName is not null)
+        {
+            var parsed = BackendModule.tryParse(backendName);
+            if (FSharpOption<Backend>.get_IsNone(parsed))
+                args.Error($"--backend: unknown MIP backend '{backendName}' (known: scip, cbc, highs, cp-sat)");
+            else
+                backends = [parsed.Value];
+        }
         var profile = ReferenceProfiles.tryFind(profileName);
         if (FSharpOption<Profile>.get_IsNone(profile))
             args.Error($"--profile: no built-in profile '{profileName}' (known: sd3, flux, cogvideox, hunyuanvideo)");
@@ -64,42 +78,74 @@ public static class BenchCommand
         foreach (var (d, w) in configs)
         {
             if (ct.IsCancellationRequested) return 130;
-            var r = Measure(profile!.Value, d, perNode, w, rounds, busy, seed);
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"devices={d} waiting={w} rounds={rounds} p50_ms={r.P50:F2} p99_ms={r.P99:F2} mip_share={r.MipShare:F3} mean_dispatched={r.MeanDispatched:F1} mean_solver_ms={r.MeanSolverMs:F2}"));
+            var results = Measure(profile!.Value, d, perNode, w, rounds, busy, seed, backends);
+            for (var b = 0; b < backends.Count; b++)
+            {
+                var r = results[b];
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"backend={BackendModule.name(backends[b])} devices={d} waiting={w} rounds={rounds} p50_ms={r.P50:F2} p99_ms={r.P99:F2} mip_share={r.MipShare:F3} optimal_share={r.OptimalShare:F3} mean_dispatched={r.MeanDispatched:F1} mean_solver_ms={r.MeanSolverMs:F2}"));
+            }
         }
         return 0;
     }
 
-    private sealed record Result(double P50, double P99, double MipShare, double MeanDispatched, double MeanSolverMs);
+    /// <param name="OptimalShare">Share of the MIP rounds whose solve proved optimality within the time limit.</param>
+    private sealed record Result(double P50, double P99, double MipShare, double OptimalShare, double MeanDispatched, double MeanSolverMs);
 
-    private static Result Measure(Profile profile, int devices, int perNode, int waiting, int rounds, double busy, ulong seed)
+    /// <summary>
+    /// Times every backend on the same snapshots, interleaved round by round (backend order rotating),
+    /// so that a busy spell of a shared machine falls on all of them alike.
+    /// </summary>
+    private static Result[] Measure(Profile profile, int devices, int perNode, int waiting, int rounds, double busy, ulong seed,
+        IReadOnlyList<Backend> backends)
     {
         var cost = CostModelModule.create(CostSettingsModule.defaults, profile);
         var cluster = ClusterModule.uniform(devices / perNode, perNode, profile.DeviceMemory, BandwidthsModule.pcie4Server);
         var scenario = new Scenario(profile, devices / perNode, perNode, waiting, busy, profile.DefaultSteps);
         var placement = Scenarios.placement(cost, cluster, scenario, 5.0);
-        var settings = DispatchSettingsModule.defaults;
+        var d = DispatchSettingsModule.defaults;
+        var settings = backends
+            .Select(b => new DispatchSettings(d.OnTimeReward, d.LateRewardBase, d.IdlePenalty, d.CommunicationPenalty, d.DevicePenalty,
+                d.TimeLimit, b, d.CandidatesPerFreeDevice))
+            .ToArray();
 
-        // warm-up: JIT, the solver library, caches
+        // warm-up: JIT, the solver libraries, caches
         for (var i = 0; i < 5; i++)
-            Dispatcher.dispatch(Scenarios.snapshot(cost, cluster, placement, settings, scenario, seed + 1_000_000UL + (ulong)i));
+            foreach (var s in settings)
+                Dispatcher.dispatch(Scenarios.snapshot(cost, cluster, placement, s, scenario, seed + 1_000_000UL + (ulong)i));
 
-        var times = new double[rounds];
-        var mip = 0;
-        double dispatched = 0, solver = 0;
+        var n = settings.Length;
+        var times = new double[n][];
+        var mip = new int[n];
+        var optimal = new int[n];
+        var dispatched = new double[n];
+        var solver = new double[n];
+        for (var b = 0; b < n; b++) times[b] = new double[rounds];
         for (var i = 0; i < rounds; i++)
         {
-            var snapshot = Scenarios.snapshot(cost, cluster, placement, settings, scenario, seed + (ulong)i);
-            var sw = Stopwatch.StartNew();
-            var plan = Dispatcher.dispatch(snapshot);
-            sw.Stop();
-            times[i] = sw.Elapsed.TotalMilliseconds;
-            dispatched += plan.Dispatches.Length;
-            if (plan.Source is PlanSource.Mip m) { mip++; solver += m.Item.SolveTime * 1000.0; }
+            for (var j = 0; j < n; j++)
+            {
+                var b = (i + j) % n;
+                var snapshot = Scenarios.snapshot(cost, cluster, placement, settings[b], scenario, seed + (ulong)i);
+                var sw = Stopwatch.StartNew();
+                var plan = Dispatcher.dispatch(snapshot);
+                sw.Stop();
+                times[b][i] = sw.Elapsed.TotalMilliseconds;
+                dispatched[b] += plan.Dispatches.Length;
+                if (plan.Source is PlanSource.Mip m)
+                {
+                    mip[b]++;
+                    if (m.Item.Proven) optimal[b]++;
+                    solver[b] += m.Item.SolveTime * 1000.0;
+                }
+            }
         }
-        Array.Sort(times);
-        return new Result(Percentile(times, 0.50), Percentile(times, 0.99), (double)mip / rounds, dispatched / rounds, mip > 0 ? solver / mip : 0.0);
+        return Enumerable.Range(0, n).Select(b =>
+        {
+            Array.Sort(times[b]);
+            return new Result(Percentile(times[b], 0.50), Percentile(times[b], 0.99), (double)mip[b] / rounds,
+                mip[b] > 0 ? (double)optimal[b] / mip[b] : 0.0, dispatched[b] / rounds, mip[b] > 0 ? solver[b] / mip[b] : 0.0);
+        }).ToArray();
     }
 
     /// <summary>Nearest-rank percentile of sorted values.</summary>

@@ -277,7 +277,7 @@ public static class LoadgenCommand
         var dispatch = DispatchSettingsModule.defaults;
         var config = new SimConfig(cluster, cost,
             new DispatchSettings(dispatch.OnTimeReward, dispatch.LateRewardBase, dispatch.IdlePenalty, dispatch.CommunicationPenalty, dispatch.DevicePenalty,
-                settings.DispatchTimeLimitS, dispatch.CandidatesPerFreeDevice),
+                settings.DispatchTimeLimitS, dispatch.Backend, dispatch.CandidatesPerFreeDevice),
             baseConfig.InitialSamples, settings.PlacementTimeLimitS, 0.0, 0UL);
         var result = Simulator.run(config, Baselines.trident(settings.RoundPeriodS, FSharpOption<AdjustSettings>.Some(adjust)), ListModule.OfSeq(requests));
         var predicted = result.Records.ToDictionary(r => r.Request.Id.Value, r => r.Latency);

@@ -139,7 +139,7 @@ public sealed class ServerHost : IHostedService, IAsyncDisposable
     };
 
     private static DispatchSettings WithTimeLimit(DispatchSettings d, double seconds) =>
-        new(d.OnTimeReward, d.LateRewardBase, d.IdlePenalty, d.CommunicationPenalty, d.DevicePenalty, seconds, d.CandidatesPerFreeDevice);
+        new(d.OnTimeReward, d.LateRewardBase, d.IdlePenalty, d.CommunicationPenalty, d.DevicePenalty, seconds, d.Backend, d.CandidatesPerFreeDevice);
 
     /// <summary>The mix the initial placement is planned for: requests of the default size and steps.</summary>
     public static WorkloadStats InitialMix(TridentOptions o, PipelineManifest manifest)

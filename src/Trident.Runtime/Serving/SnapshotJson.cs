@@ -129,6 +129,16 @@ public static class SnapshotJson
         w.WriteEndObject();
     }
 
+    /// <summary>The snapshot's MIP backend; snapshots written before backends were recorded get the default.</summary>
+    private static Trident.Scheduling.Mip.Backend ParseBackend(JsonElement settings)
+    {
+        if (!settings.TryGetProperty("backend", out var b)) return Trident.Scheduling.Mip.BackendModule.defaultBackend;
+        var parsed = Trident.Scheduling.Mip.BackendModule.tryParse(b.GetString() ?? "");
+        return FSharpOption<Trident.Scheduling.Mip.Backend>.get_IsSome(parsed)
+            ? parsed.Value
+            : throw new JsonException($"settings.backend: unknown MIP backend '{b.GetString()}' (known: scip, cbc, highs, cp-sat)");
+    }
+
     private static void WriteDispatchSettings(Utf8JsonWriter w, DispatchSettings d)
     {
         w.WriteStartObject("settings");
@@ -140,6 +150,7 @@ public static class SnapshotJson
         w.WriteEndObject();
         w.WriteNumber("device_penalty", d.DevicePenalty);
         w.WriteNumber("time_limit_s", d.TimeLimit);
+        w.WriteString("backend", Trident.Scheduling.Mip.BackendModule.name(d.Backend));
         w.WriteNumber("candidates_per_free_device", d.CandidatesPerFreeDevice);
         w.WriteEndObject();
     }
@@ -227,6 +238,7 @@ public static class SnapshotJson
                 MapModule.OfSeq(st.GetProperty("communication_penalty").EnumerateObject().Select(e => Tuple.Create(ParseVr(e.Name), e.Value.GetDouble()))),
                 st.GetProperty("device_penalty").GetDouble(),
                 st.GetProperty("time_limit_s").GetDouble(),
+                ParseBackend(st),
                 st.GetProperty("candidates_per_free_device").GetInt32());
             return new Snapshot(root.GetProperty("now").GetDouble(), cluster, cost, placement, busy, ListModule.OfSeq(queue), settings);
         }

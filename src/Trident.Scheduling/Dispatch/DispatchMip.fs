@@ -83,8 +83,8 @@ module DispatchMip =
         |> Model.addConstraints groups
         |> Model.maximize "reward" objective
 
-    /// The greedy choices as a complete MIP start: every variable of the model gets a value (CBC
-    /// 2.10.8 can abort with "Illegal index in ClpModel::getColumnName" on a partial start).
+    /// The greedy choices as a complete MIP start: every variable of the model gets a value, so
+    /// the solver's hint is a feasible solution as it stands.
     let startOf (model: Model<DispatchKey>) (choices: Choice list) : Map<DispatchKey, float> =
         let zeros = model.Variables |> Map.map (fun _ _ -> 0.0)
         let ys = choices |> List.map (fun c -> Y(c.Option.Request.Id, c.Option.Type, c.Option.Degree), 1.0)
@@ -98,7 +98,7 @@ module DispatchMip =
     /// counts per (type, degree) are kept; the groups are laid onto nodes best fit, largest first
     /// (the objective does not tell nodes of a type apart, so this only breaks the solver's ties
     /// in favour of leaving whole nodes free for large groups), or as the solver placed them when
-    /// best fit cannot place them all. Values are rounded: CBC may return 0.9999999 for 1.
+    /// best fit cannot place them all. Values are rounded: a solver may return 0.9999999 for 1.
     let choicesOf (s: Snapshot) (candidates: (Request * DispatchOption list) list) (result: SolveResult<DispatchKey>) =
         let isOne key = result.TryValue key |> Option.exists (fun v -> round v = 1.0)
         let chosen =

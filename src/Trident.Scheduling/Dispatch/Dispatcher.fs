@@ -87,7 +87,9 @@ module Dispatcher =
         else
             let model = DispatchMip.model s free candidates
             let settings =
-                { SolveSettings.create s.Settings.TimeLimit with MipStart = Some(DispatchMip.startOf model greedyChoices) }
+                { SolveSettings.create s.Settings.TimeLimit with
+                    Backend = s.Settings.Backend
+                    MipStart = Some(DispatchMip.startOf model greedyChoices) }
             let result = Mip.solve settings model
             let greedyObjective = Assign.objective s nFree greedyChoices
             if result.HasSolution then
@@ -103,7 +105,9 @@ module Dispatcher =
                       Objective = objective
                       Source =
                         Mip
-                            { Outcome = describe result.Outcome
+                            { Backend = Backend.name result.Backend
+                              Outcome = describe result.Outcome
+                              Proven = (result.Outcome = Optimal)
                               Objective = o.Value
                               Bound = o.BestBound
                               Gap =

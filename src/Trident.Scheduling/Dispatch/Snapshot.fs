@@ -1,5 +1,7 @@
 namespace Trident.Scheduling
 
+open Trident.Scheduling.Mip
+
 /// Settings of the dispatch planner: the objective's weights and the solve's limits.
 /// Defaults follow the reference implementation (design.md appendix) where it has a value.
 type DispatchSettings =
@@ -18,6 +20,8 @@ type DispatchSettings =
       /// the solver's wall-clock limit per round; on time-out the best plan found (never worse
       /// than greedy, which is the solver's start) is used, or greedy itself
       TimeLimit: float<s>
+      /// the MIP solver of a round (a value, not a flag; default: `Backend.defaultBackend`)
+      Backend: Backend
       /// at most this many waiting requests per free primary device are offered to a round,
       /// most urgent first (a round can start at most one request per free device)
       CandidatesPerFreeDevice: int }
@@ -30,6 +34,7 @@ module DispatchSettings =
           CommunicationPenalty = Map.ofList [ V0, 0.0; V1, 2.0; V2, 4.0; V3, 6.0 ]
           DevicePenalty = 1.5
           TimeLimit = 0.05<s>
+          Backend = Backend.defaultBackend
           CandidatesPerFreeDevice = 2 }
 
 /// Everything a dispatch round knows. Plain data; the planner reads nothing else.

@@ -3,8 +3,12 @@ namespace Trident.Scheduling
 /// What a solver run reported, in domain terms (the MIP layer's result, summarised).
 type SolveStats =
     {
+      /// the solver that ran ("scip", "cbc", "highs", "cp-sat")
+      Backend: string
       /// "optimal", or "feasible (stopped by time limit)", …
       Outcome: string
+      /// the solver proved the objective optimal (within the layer's tolerances)
+      Proven: bool
       Objective: float
       /// best bound the solver proved
       Bound: float
@@ -23,7 +27,7 @@ type PlanSource =
 module PlanSource =
     let describe =
         function
-        | Mip s -> sprintf "mip %s objective=%.1f bound=%.1f gap=%.4f time=%.1fms" s.Outcome s.Objective s.Bound s.Gap (float s.SolveTime * 1000.0)
+        | Mip s -> sprintf "mip %s %s objective=%.1f bound=%.1f gap=%.4f time=%.1fms" s.Backend s.Outcome s.Objective s.Bound s.Gap (float s.SolveTime * 1000.0)
         | Greedy reason -> sprintf "greedy (%s)" reason
 
 /// Where each stage model lives.

@@ -17,9 +17,10 @@ namespace Trident.Scheduling.Mip
 // legal for the CPLEX LP readers (CBC's CoinLpIO accepts letters, digits and
 // "!#$%&(),.;?@_'`{}~, at most 100 characters, no leading digit or '.', no keyword; we also avoid
 // '"') and unique (a clash gets a `#2`, `#3`, … suffix).
-// They are computed only for LP text: `sprintf "%A"` is slow (see Cbc.fs), so CBC itself gets
-// positional names. Columns are in key order and rows in insertion order in both, so the LP text
-// written by `Model.toLpText` describes the problem CBC saw.
+// They are computed only for LP and MPS text: `sprintf "%A"` costs about 0.15–0.35 ms per key,
+// so the solvers themselves get positional names (OrTools.fs). Columns are in key order and rows
+// in insertion order in both, so the LP text written by `Model.toLpText` describes the problem the
+// solver saw.
 
 open System
 open System.Collections.Generic
@@ -76,7 +77,7 @@ type Model<'K when 'K: comparison> =
           revObjectives: Objective<'K> list
           varName: 'K -> string }
 
-    /// Declared variables and their kinds (in key order, which is also CBC's column order).
+    /// Declared variables and their kinds (in key order, which is also the solver's column order).
     member m.Variables = m.vars
     /// Constraints in the order they were added.
     member m.Constraints = List.rev m.revConstraints

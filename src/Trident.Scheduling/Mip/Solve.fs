@@ -2,36 +2,80 @@ namespace Trident.Scheduling.Mip
 
 // Design note
 // -----------
-// Public entry point (defined at the end of Cbc.fs, which comes last in compile order because it
-// holds the native binding):
+// Public entry point (defined at the end of OrTools.fs, which comes last in compile order because
+// it holds the native backends):
 //
 //     Mip.solve : SolveSettings<'K> -> Model<'K> -> SolveResult<'K>
 //
 // It never throws for a bad model or a solver failure: every result is a `SolveOutcome`, and
 // anything but `Optimal` or `Feasible` is the caller's cue to fall back (e.g. to a greedy plan).
+// The solver is a value of the settings (`Backend`: SCIP, CBC, HiGHS or CP-SAT, all from Google
+// OR-Tools); every solve builds and disposes its own solver objects, so solves run concurrently.
 //
 // This file holds the settings and result types and the pure orchestration around one native
 // single-objective solve (a "stage"):
 //   1. validate the model and settings (→ Failed with every problem listed);
 //   2. decide constant constraints (no variables) here: a violated one makes the model Infeasible
-//      without calling CBC, a satisfied one is dropped;
+//      without calling a solver, a satisfied one is dropped;
 //   3. a model without variables is solved here (its objectives are constants);
 //   4. otherwise solve the objectives lexicographically: stage i optimises objective i subject to
 //      every earlier objective j being within tolerance of the value it reached
 //      (`lexicographic[objective=<name>]` rows), starting from the previous stage's solution;
-//   5. CBC reports "relaxation unbounded" both for unbounded models and for integer-infeasible
-//      ones with an unbounded relaxation (and, in principle, for LPs that are both primal and dual
-//      infeasible), so an unbounded report on the first stage is confirmed by a feasibility solve
-//      (zero objective): feasible → Unbounded, infeasible → Infeasible, undecided → Failed. Branch
-//      and bound cannot always decide: 2x − 2y = 1 over unbounded integers runs to the limit.
+//   5. solvers do not always tell "infeasible" from "unbounded": CBC reports "relaxation
+//      unbounded" for integer-infeasible models with an unbounded relaxation, and SCIP and HiGHS
+//      report "infeasible" for unbounded integer models whose presolve ends in "infeasible or
+//      unbounded". So an unbounded or infeasible report on the first stage of a model with an
+//      objective is confirmed by a feasibility solve (no objective): feasible → Unbounded,
+//      infeasible → Infeasible, undecided → Failed. Branch and bound cannot always decide:
+//      2x − 2y = 1 over unbounded integers runs to the limit.
 //
-// Time: `TimeLimit` is split evenly over the stages (the stopwatch is used only to report, never
-// to decide), so the total stays within the limit up to CBC's own overshoot (see Cbc.fs); the
-// feasibility check of step 5 gets the budget of one stage on top.
+// Time: `TimeLimit` is split evenly over the stages and handed to the solver as its own limit
+// (nothing here reads a clock), so the total stays within the limit up to the solver's overshoot;
+// the feasibility check of step 5 gets the budget of one stage on top.
 
 open Trident.Scheduling
 
-/// Why CBC stopped before proving optimality.
+/// The solver behind a solve (all from Google OR-Tools 9.15).
+type Backend =
+    /// SCIP 10 through OR-Tools' linear solver wrapper.
+    | Scip
+    /// COIN-OR CBC 2.10 through OR-Tools' linear solver wrapper.
+    | Cbc
+    /// HiGHS 1.12 through OR-Tools' linear solver wrapper (no MIP start: see OrTools.fs).
+    | Highs
+    /// CP-SAT, for pure integer models (integer variables with finite bounds, coefficients that
+    /// become integers when scaled by a power of ten up to 10^6); any other model is solved by
+    /// SCIP instead, and the result's `Backend` says so.
+    | CpSat
+
+/// Names and the default of the backends.
+[<RequireQualifiedAccess>]
+module Backend =
+    /// Every backend.
+    let all = [ Scip; Cbc; Highs; CpSat ]
+
+    /// The lower-case name used on the command line and in reports ("scip", "cbc", "highs", "cp-sat").
+    let name (b: Backend) =
+        match b with
+        | Scip -> "scip"
+        | Cbc -> "cbc"
+        | Highs -> "highs"
+        | CpSat -> "cp-sat"
+
+    /// The backend of a name (case-insensitive; "cpsat" and "sat" also mean CP-SAT).
+    let tryParse (text: string) : Backend option =
+        match text.Trim().ToLowerInvariant() with
+        | "scip" -> Some Scip
+        | "cbc" -> Some Cbc
+        | "highs" -> Some Highs
+        | "cp-sat" | "cpsat" | "sat" -> Some CpSat
+        | _ -> None
+
+    /// The default of dispatch and placement: the backend that measured best on
+    /// `trident bench dispatch` (README, "Measured").
+    let defaultBackend = Scip
+
+/// Why the solver stopped before proving optimality.
 type StopReason =
     /// The time limit was reached.
     | TimeLimit
@@ -63,10 +107,13 @@ type SolveSettings<'K when 'K: comparison> =
         TimeLimit: float<s>
         /// Stop when the relative gap is at most this (0 = prove optimality).
         RelativeGap: float
-        /// CBC threads (1 = CBC's serial search).
+        /// The solver.
+        Backend: Backend
+        /// Solver threads (CP-SAT workers); 1 = a serial search.
         Threads: int
         /// Optional starting solution by key for the first objective (later objectives start
-        /// from the previous one's solution); variables missing from it are completed by CBC.
+        /// from the previous one's solution), given to the solver as a hint; variables missing
+        /// from it are completed by the solver. HiGHS gets no hint (see OrTools.fs).
         MipStart: Map<'K, float> option
         /// Lexicographic slack: objective i may lose ObjectiveTolerance·max(1, |value_i|) while
         /// later objectives are optimised.
@@ -76,10 +123,12 @@ type SolveSettings<'K when 'K: comparison> =
 /// Builders for settings.
 [<RequireQualifiedAccess>]
 module SolveSettings =
-    /// Settings with the given time limit, gap 0, 1 thread, no MIP start, tolerance 1e-6.
+    /// Settings with the given time limit, the default backend, gap 0, 1 thread, no MIP start,
+    /// tolerance 1e-6.
     let create (timeLimit: float<s>) : SolveSettings<'K> =
         { TimeLimit = timeLimit
           RelativeGap = 0.0
+          Backend = Backend.defaultBackend
           Threads = 1
           MipStart = None
           ObjectiveTolerance = 1e-6 }
@@ -94,8 +143,7 @@ type ObjectiveResult =
         /// Its value at the returned solution (constant included).
         Value: float
         /// The solver's bound on it, given the earlier objectives: the value itself when its stage
-        /// was proven optimal (CBC's own bound can be stale then, see Cbc.fs), ±infinity when
-        /// unknown.
+        /// was proven optimal (a solver's own bound can be stale then), ±infinity when unknown.
         BestBound: float
     }
 
@@ -106,12 +154,16 @@ type SolveResult<'K when 'K: comparison> =
         Outcome: SolveOutcome
         /// One entry per objective, in priority order; empty unless Optimal or Feasible.
         Objectives: ObjectiveResult list
-        /// Value of every declared variable, as CBC returned it; empty unless Optimal or Feasible.
+        /// Value of every declared variable, as the solver returned it; empty unless Optimal or
+        /// Feasible.
         Values: Map<'K, float>
         /// Declared kinds of the variables, so that `Value` can round integers.
         Kinds: Map<'K, VarKind>
-        /// Time spent in native CBC calls (summed over stages); for reporting only.
+        /// Time the solver reported for its solves (summed over stages); for reporting only.
         SolveTime: float<s>
+        /// The backend that solved the model: the settings' one, or SCIP when CP-SAT was asked
+        /// for a model that is not pure integer.
+        Backend: Backend
     }
 
     /// True when the outcome carries a solution (Optimal or Feasible).
@@ -144,6 +196,7 @@ type internal StageRequest<'K when 'K: comparison> =
       Objective: Objective<'K> option
       TimeLimit: float<s>
       RelativeGap: float
+      Backend: Backend
       Threads: int
       Start: Map<'K, float> option }
 
@@ -153,30 +206,34 @@ type internal StageResult<'K when 'K: comparison> =
       Values: Map<'K, float>
       Objective: float
       BestBound: float
-      Time: float<s> }
+      Time: float<s>
+      /// the backend that solved the stage (see `SolveResult.Backend`)
+      Backend: Backend }
 
 /// The pure orchestration around a stage solver.
 module internal Solve =
-    /// Absolute tolerance for constraints without variables (decided here, not by CBC).
+    /// Absolute tolerance for constraints without variables (decided here, not by the solver).
     let constantTolerance = 1e-9
 
     /// |value − bound| / max(|value|, 1e-10); 0 when they are equal (also for equal infinities).
     let relativeGap (value: float) (bound: float) : float =
         if value = bound then 0.0 else abs (value - bound) / max (abs value) 1e-10
 
-    let private failed (model: Model<'K>) (message: string) : SolveResult<'K> =
+    let private failed (model: Model<'K>) (backend: Backend) (message: string) : SolveResult<'K> =
         { Outcome = Failed message
           Objectives = []
           Values = Map.empty
           Kinds = model.Variables
-          SolveTime = 0.0<s> }
+          SolveTime = 0.0<s>
+          Backend = backend }
 
-    let private noSolution (model: Model<'K>) (outcome: SolveOutcome) (time: float<s>) : SolveResult<'K> =
+    let private noSolution (model: Model<'K>) (backend: Backend) (outcome: SolveOutcome) (time: float<s>) : SolveResult<'K> =
         { Outcome = outcome
           Objectives = []
           Values = Map.empty
           Kinds = model.Variables
-          SolveTime = time }
+          SolveTime = time
+          Backend = backend }
 
     let private checkSettings (model: Model<'K>) (settings: SolveSettings<'K>) : string list =
         [ if not (System.Double.IsFinite(float settings.TimeLimit) && settings.TimeLimit > 0.0<s>) then
@@ -219,7 +276,7 @@ module internal Solve =
     /// Runs a model through `stage` (the native single-objective solver); see the design note.
     let run (stage: StageRequest<'K> -> StageResult<'K>) (settings: SolveSettings<'K>) (model: Model<'K>) : SolveResult<'K> =
         match Model.validate model @ checkSettings model settings with
-        | _ :: _ as errors -> failed model ("invalid model or settings: " + String.concat "; " errors)
+        | _ :: _ as errors -> failed model settings.Backend ("invalid model or settings: " + String.concat "; " errors)
         | [] ->
             let constant, rows = model.Constraints |> List.partition (fun nc -> nc.Constraint.Terms.IsEmpty)
 
@@ -228,7 +285,7 @@ module internal Solve =
                 |> List.filter (fun nc -> not (Constraint.isSatisfied constantTolerance (fun _ -> 0.0) nc.Constraint))
 
             if not violated.IsEmpty then
-                noSolution model Infeasible 0.0<s>
+                noSolution model settings.Backend Infeasible 0.0<s>
             elif model.Variables.IsEmpty then
                 { Outcome = Optimal
                   Objectives =
@@ -240,7 +297,8 @@ module internal Solve =
                           BestBound = o.Expr.Constant })
                   Values = Map.empty
                   Kinds = model.Variables
-                  SolveTime = 0.0<s> }
+                  SolveTime = 0.0<s>
+                  Backend = settings.Backend }
             else
                 let baseModel = model |> Model.filterConstraints (fun nc -> not nc.Constraint.Terms.IsEmpty)
                 let objectives = model.Objectives
@@ -253,6 +311,7 @@ module internal Solve =
                       Objective = objective
                       TimeLimit = perStage
                       RelativeGap = settings.RelativeGap
+                      Backend = settings.Backend
                       Threads = settings.Threads
                       Start = start }
 
@@ -296,7 +355,8 @@ module internal Solve =
                                 | None -> if o.Sense = Maximize then infinity else -infinity })
                       Values = last.Values
                       Kinds = kinds
-                      SolveTime = time }
+                      SolveTime = time
+                      Backend = last.Backend }
 
                 let rec loop (stageModel: Model<'K>) (remaining: Objective<'K> option list) solved (time: float<s>) =
                     match remaining with
@@ -321,19 +381,20 @@ module internal Solve =
                                 | None -> stageModel
 
                             loop next rest ((objective, r) :: solved) time
-                        | Unbounded, [] ->
+                        | (Unbounded | Infeasible), [] when objective.IsSome ->
+                            // Confirm with a feasibility solve (see the design note, step 5).
                             let check = stage (request stageModel None None)
                             let time = time + check.Time
 
                             match check.Outcome with
                             | Optimal
-                            | Feasible _ -> noSolution model Unbounded time
-                            | Infeasible -> noSolution model Infeasible time
-                            | Unbounded -> noSolution model (Failed "CBC reported an unbounded feasibility problem") time
+                            | Feasible _ -> noSolution model r.Backend Unbounded time
+                            | Infeasible -> noSolution model r.Backend Infeasible time
+                            | Unbounded -> noSolution model r.Backend (Failed "the solver reported an unbounded feasibility problem") time
                             | Failed why ->
-                                noSolution model (Failed("the LP relaxation is unbounded and the feasibility check failed: " + why)) time
-                        | Unbounded, _ :: _ -> noSolution model Unbounded time
-                        | (Infeasible | Failed _), [] -> noSolution model r.Outcome time
+                                noSolution model r.Backend (Failed(sprintf "the solver reported %A and the feasibility check failed: %s" r.Outcome why)) time
+                        | Unbounded, _ :: _ -> noSolution model r.Backend Unbounded time
+                        | (Unbounded | Infeasible | Failed _), [] -> noSolution model r.Backend r.Outcome time
                         | (Infeasible | Failed _), _ :: _ ->
                             // A later stage lost the earlier stages' solution (numerics or limits):
                             // keep that solution and say why the order was not completed.

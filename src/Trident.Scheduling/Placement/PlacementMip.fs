@@ -185,7 +185,7 @@ module PlacementMip =
             let types = comps |> Map.toSeq |> Seq.collect (fun (_, c) -> c |> Map.toSeq |> Seq.collect (fun (t, n) -> Seq.replicate n t)) |> List.ofSeq
             let memory = classes |> List.map _.Memory |> List.min
             let maxDegree = classes |> List.map _.Size |> List.max
-            // a complete start: α and the flows that achieve it (CBC 2.10.8 mishandles partial starts)
+            // a complete start: α and the flows that achieve it (a partial hint leaves the solver to complete it)
             let alpha, flows =
                 match FlowCapacity.solve input.Cost memory maxDegree input.Stats types with
                 | Some(alpha, flows) -> alpha, flows |> Map.toList |> List.map (fun ((c, t), v) -> Flow(c, t), v)
@@ -219,7 +219,9 @@ module PlacementMip =
                 |> Map.ofList
             let o = List.head result.Objectives
             let stats =
-                { Outcome =
+                { Backend = Backend.name result.Backend
+                  Proven = (result.Outcome = Optimal)
+                  Outcome =
                     (match result.Outcome with
                      | Optimal -> "optimal"
                      | Feasible(gap, stop) -> sprintf "feasible (stopped by %A, gap %.4f)" stop gap
