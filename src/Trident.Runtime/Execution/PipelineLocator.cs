@@ -3,10 +3,8 @@
 // Design note. `tiny` names the bundled pipeline with seed 0. It is written once into
 // <home>/.cache/pipelines/tiny-0 and reused (TinyPipeline.EnsureCached rewrites it when the generator
 // changes). <home> is TRIDENT_HOME when set, else the nearest ancestor of the executable's directory that
-// holds the ONNX Runtime cache (.cache/onnxruntime) — the repository root, found the way the native
-// library loader finds the library — else the current directory.
+// holds Trident.sln — the repository root — else the current directory.
 
-using Trident.Runtime.Native;
 using Trident.Runtime.Pipelines.Tiny;
 
 namespace Trident.Runtime.Execution;
@@ -38,14 +36,17 @@ public static class PipelineLocator
     /// <summary>The folder that holds cached pipelines: &lt;home&gt;/.cache/pipelines.</summary>
     public static string CacheRoot(string? home = null) => Path.Combine(home ?? FindHome(), ".cache", "pipelines");
 
-    /// <summary>TRIDENT_HOME, else the nearest ancestor of the executable's directory holding .cache/onnxruntime,
+    /// <summary>The environment variable naming Trident's home (caches of pipelines and profiles).</summary>
+    public const string HomeVariable = "TRIDENT_HOME";
+
+    /// <summary>TRIDENT_HOME, else the nearest ancestor of the executable's directory holding Trident.sln,
     /// else the current directory.</summary>
     public static string FindHome()
     {
-        var fromEnvironment = Environment.GetEnvironmentVariable(NativeLibraryLoader.HomeVariable);
+        var fromEnvironment = Environment.GetEnvironmentVariable(HomeVariable);
         if (!string.IsNullOrWhiteSpace(fromEnvironment)) return Path.GetFullPath(fromEnvironment);
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-            if (Directory.Exists(Path.Combine(dir.FullName, ".cache", "onnxruntime"))) return dir.FullName;
+            if (File.Exists(Path.Combine(dir.FullName, "Trident.sln"))) return dir.FullName;
         return Directory.GetCurrentDirectory();
     }
 }
