@@ -69,7 +69,7 @@ public sealed class TridentOptionsValidator : IValidateOptions<TridentOptions>
         Check(j.Capacity >= s.QueueCapacity, "Jobs:Capacity", "must be ≥ Serving:QueueCapacity (every queued job is held)");
         Check(double.IsFinite(j.RetentionSeconds) && j.RetentionSeconds >= 0, "Jobs:RetentionSeconds", "must be ≥ 0");
 
-        Check(o.Pipeline == "tiny" || Directory.Exists(o.Pipeline), "Pipeline", $"'{o.Pipeline}' is neither 'tiny' nor a directory");
+        Check(o.Pipeline is "tiny" or "tiny-fp16" || Directory.Exists(o.Pipeline), "Pipeline", $"'{o.Pipeline}' is neither 'tiny', 'tiny-fp16' nor a directory");
         Check(Enum.TryParse<Serilog.Events.LogEventLevel>(o.LogLevel, ignoreCase: true, out _), "LogLevel", "must be Verbose, Debug, Information, Warning, Error or Fatal");
         Check(o.Profile.Length == 0 || File.Exists(o.Profile), "Profile", $"'{o.Profile}' does not exist");
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);

@@ -15,6 +15,9 @@ public static class PipelineLocator
     /// <summary>The name that selects the bundled tiny pipeline.</summary>
     public const string Tiny = TinyPipeline.Name;
 
+    /// <summary>The name that selects the float16 variant of the bundled tiny pipeline.</summary>
+    public const string TinyFloat16 = TinyPipeline.Float16Name;
+
     /// <summary>Seed of the tiny pipeline that <c>tiny</c> names.</summary>
     public const ulong TinySeed = 0;
 
@@ -27,9 +30,10 @@ public static class PipelineLocator
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(pipeline);
         if (pipeline == Tiny) return TinyPipeline.EnsureCached(CacheRoot(home), TinySeed);
+        if (pipeline == TinyFloat16) return TinyPipeline.EnsureCached(CacheRoot(home), TinySeed, float16: true);
         var full = Path.GetFullPath(pipeline);
         if (!Directory.Exists(full))
-            throw new DirectoryNotFoundException($"pipeline directory '{full}' does not exist (or pass '{Tiny}' for the bundled pipeline)");
+            throw new DirectoryNotFoundException($"pipeline directory '{full}' does not exist (or pass '{Tiny}' or '{TinyFloat16}' for the bundled pipeline)");
         return full;
     }
 

@@ -189,7 +189,7 @@ public sealed record SessionSettings
 
     /// <summary>ORT's SessionOptions for these settings; the caller owns (disposes) them. Disposed here when
     /// appending the provider throws.</summary>
-    internal SessionOptions Create()
+    public SessionOptions Create()
     {
         var options = new SessionOptions();
         try

@@ -17,6 +17,7 @@
 
 using System.Security.Cryptography;
 using System.Text;
+using Google.Protobuf;
 using Trident.Runtime.Onnx.ModelWriter;
 
 namespace Trident.Runtime.Pipelines.Tiny;
@@ -88,6 +89,10 @@ public static class TinyPipeline
     /// <summary>The pipeline's and the profile's model name.</summary>
     public const string Name = "tiny";
 
+    /// <summary>The name of the float16 variant: the same networks with float16 weights, inputs and outputs
+    /// (Float16Conversion; compute stays float32 inside, so it runs on the CPU provider too).</summary>
+    public const string Float16Name = "tiny-fp16";
+
     internal const string InputIds = "input_ids";
     internal const string LastHiddenState = "last_hidden_state";
     internal const string HiddenStates = "hidden_states";
@@ -103,13 +108,14 @@ public static class TinyPipeline
     private const string StampFile = ".trident-tiny";
 
     /// <summary>The manifest of the tiny pipeline.</summary>
-    public static PipelineManifest Manifest(TinyPipelineSpec? spec = null)
+    public static PipelineManifest Manifest(TinyPipelineSpec? spec = null, bool float16 = false)
     {
         spec ??= TinyPipelineSpec.Default;
         var multiple = spec.SpatialScaleFactor * spec.PatchSize;
+        var name = float16 ? Float16Name : Name;
         return new PipelineManifest(
-            Name,
-            Name,
+            name,
+            name,
             PipelineKind.Video,
             new PipelineStages(
                 new TextEncoderStage(TextEncoderFile, InputIds, null, LastHiddenState),
@@ -126,19 +132,21 @@ public static class TinyPipeline
     /// Writes the pipeline for <paramref name="seed"/> into <paramref name="directory"/> (created if missing;
     /// files of the same names are overwritten) and returns its files with sizes and hashes, manifest first.
     /// </summary>
-    public static IReadOnlyList<PipelineFile> Write(string directory, ulong seed, TinyPipelineSpec? spec = null)
+    /// <param name="float16">Write the float16 variant (<see cref="Float16Name"/>): the same weights rounded to float16.</param>
+    public static IReadOnlyList<PipelineFile> Write(string directory, ulong seed, TinyPipelineSpec? spec = null, bool float16 = false)
     {
         spec ??= TinyPipelineSpec.Default;
-        var manifest = Manifest(spec);
+        var manifest = Manifest(spec, float16);
         var weights = DeterministicWeights.FanInNormal(seed);
         WeightInit For(string stage) => (name, shape, fanIn) => weights(stage + "/" + name, shape, fanIn);
+        byte[] Bytes(GraphBuilder g) => float16 ? Float16Conversion.ToFloat16(g.Build()).ToByteArray() : g.ToBytes();
 
         var files = new List<(string Path, byte[] Bytes)>
         {
             (PipelineManifest.FileName, manifest.ToJson()),
-            (TextEncoderFile, TinyModels.TextEncoder(spec, For("text_encoder")).ToBytes()),
-            (TransformerFile, TinyModels.Transformer(spec, For("transformer")).ToBytes()),
-            (VaeDecoderFile, TinyModels.VaeDecoder(spec, For("vae_decoder")).ToBytes()),
+            (TextEncoderFile, Bytes(TinyModels.TextEncoder(spec, For("text_encoder")))),
+            (TransformerFile, Bytes(TinyModels.Transformer(spec, For("transformer")))),
+            (VaeDecoderFile, Bytes(TinyModels.VaeDecoder(spec, For("vae_decoder")))),
         };
         var result = new List<PipelineFile>(files.Count);
         foreach (var (relative, bytes) in files)
@@ -157,17 +165,18 @@ public static class TinyPipeline
     /// version. Safe against concurrent callers: the pipeline is written to a fresh folder and moved into
     /// place, and a loser of that race uses the winner's copy.
     /// </summary>
-    public static string EnsureCached(string cacheRoot, ulong seed)
+    public static string EnsureCached(string cacheRoot, ulong seed, bool float16 = false)
     {
-        var directory = Path.Combine(cacheRoot, $"{Name}-{seed}");
-        var stamp = Stamp(seed);
+        var name = float16 ? Float16Name : Name;
+        var directory = Path.Combine(cacheRoot, $"{name}-{seed}");
+        var stamp = Stamp(seed, float16);
         if (IsCurrent(directory, stamp)) return directory;
 
         Directory.CreateDirectory(cacheRoot);
-        var staging = Path.Combine(cacheRoot, $".{Name}-{seed}.{Environment.ProcessId}.{Guid.NewGuid():N}");
+        var staging = Path.Combine(cacheRoot, $".{name}-{seed}.{Environment.ProcessId}.{Guid.NewGuid():N}");
         try
         {
-            Write(staging, seed);
+            Write(staging, seed, float16: float16);
             File.WriteAllText(Path.Combine(staging, StampFile), stamp);
             if (Directory.Exists(directory) && !IsCurrent(directory, stamp)) Directory.Delete(directory, recursive: true);
             try
@@ -186,7 +195,8 @@ public static class TinyPipeline
         return directory;
     }
 
-    private static string Stamp(ulong seed) => $"trident tiny pipeline, generator {GeneratorVersion}, seed {seed}\n";
+    private static string Stamp(ulong seed, bool float16) =>
+        $"trident tiny pipeline{(float16 ? " (float16)" : "")}, generator {GeneratorVersion}, seed {seed}\n";
 
     private static bool IsCurrent(string directory, string stamp)
     {
