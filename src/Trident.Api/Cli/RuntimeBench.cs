@@ -44,10 +44,7 @@ internal static class RuntimeBench
         var device = args.String("device", "cpu")!;
         double? guidance = args.Has("guidance") ? args.Double("guidance", 1, 0) : null;
         var (directory, _) = PipelineOption.Load(args, pipelineArg);
-        ExecutionProvider provider = new ExecutionProvider.Cpu(threads);
-        if (device.StartsWith("cuda:", StringComparison.Ordinal) && int.TryParse(device.AsSpan(5), CultureInfo.InvariantCulture, out var ordinal) && ordinal >= 0)
-            provider = new ExecutionProvider.Cuda(ordinal);
-        else if (device != "cpu") args.Error($"--device: '{device}' is not 'cpu' or 'cuda:N'");
+        var provider = DeviceOption.Parse(args, device).WithThreads(threads);
         if (maxRuns < runs) args.Error($"--max-runs: must be at least --runs ({runs})");
         args.ThrowIfInvalid();
 

@@ -8,7 +8,7 @@
 // The kind is `video` with frames 1–9 and temporal compression 1: one frame is an image (written as a plain
 // PNG), more are a video (an APNG), so both paths run on one pipeline. Sampler: flow-matching Euler (shift 3,
 // 8 default steps); classifier-free guidance (default scale 4); 16 latent channels, VAE factor 8; sizes
-// 64–512 in multiples of 16 (VAE 8 × patch 2).
+// 64–1024 in multiples of 16 (VAE 8 × patch 2).
 // Weights come from DeterministicWeights seeded by (seed, "<stage>/<parameter name>"), and the writer emits
 // nothing that depends on time or hash order, so the same seed gives byte-identical files; a test pins it.
 // Sizes were chosen so that a 256×256, 8-step image with guidance takes about a second on a 2-core machine
@@ -84,7 +84,7 @@ public sealed record PipelineFile(string RelativePath, long Bytes, string Sha256
 public static class TinyPipeline
 {
     /// <summary>Bumped whenever the written files change for a given seed, so cached copies are rewritten.</summary>
-    public const int GeneratorVersion = 1;
+    public const int GeneratorVersion = 2;
 
     /// <summary>The pipeline's and the profile's model name.</summary>
     public const string Name = "tiny";
@@ -125,7 +125,7 @@ public static class TinyPipeline
             new LatentSettings(spec.LatentChannels, spec.SpatialScaleFactor, TemporalCompression: 1, ScalingFactor: 1.5305, ShiftFactor: 0.0609),
             new FlowEulerSettings(NumTrainTimesteps: 1000, DefaultSteps: 8, Shift: 3.0),
             new GuidanceSettings(ClassifierFree: true, DefaultScale: 4.0),
-            new SizeConstraint(multiple, 64, 512, 64, 512, MinFrames: 1, MaxFrames: 9));
+            new SizeConstraint(multiple, 64, 1024, 64, 1024, MinFrames: 1, MaxFrames: 9));
     }
 
     /// <summary>
