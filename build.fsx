@@ -1,9 +1,8 @@
 // Trident build script.  Run with:  dotnet fsi build.fsx -t <target>
 //
 // Targets:
-//   setup  native dependencies: onnx.proto (Debian libonnx-dev),
-//          ONNX Runtime 1.30.0 (libonnxruntime.so.1 from the npm package onnxruntime-node@1.30.0,
-//          checked by SHA-256 and cached in .cache/onnxruntime/1.30.0/)
+//   setup  native dependencies: onnx.proto (Debian libonnx-dev)
+//          (ONNX Runtime and OR-Tools come from NuGet with their native libraries: nothing to set up)
 //   build  setup, paket restore, dotnet build of Trident.sln (Release)
 //   test   build, then every test executable + scripts/explore.fsx; prints "N passed, N failed"
 //          (arguments after `--` go to the test executables: `-t test -- --filter integration`)
@@ -17,7 +16,6 @@
 
 open System
 open System.IO
-open System.Security.Cryptography
 open Fake.Core
 open Fake.IO
 
@@ -81,38 +79,6 @@ let ensureDebianPackages () =
                 (String.Join(", ", missing))
                 (String.Join(" ", missing))
 
-let ortVersion = "1.30.0"
-let ortSha256 = "ffb75a925ba05e47b235bb66e3e3911714a80b328a9c9425539feb204aa32a23"
-let ortDir = Path.Combine(root, ".cache", "onnxruntime", ortVersion)
-let ortLibrary = Path.Combine(ortDir, "libonnxruntime.so.1")
-
-let sha256 (path: string) =
-    use stream = File.OpenRead path
-    Convert.ToHexString(SHA256.HashData stream).ToLowerInvariant()
-
-let ensureOnnxRuntime () =
-    if File.Exists ortLibrary && sha256 ortLibrary = ortSha256 then
-        Trace.tracefn "ONNX Runtime %s present: %s" ortVersion ortLibrary
-    else
-        let tmp = Path.Combine(Path.GetTempPath(), "trident-ort-" + string (Guid.NewGuid()))
-        Directory.CreateDirectory tmp |> ignore
-        try
-            Trace.tracefn "Fetching onnxruntime-node@%s from the npm registry" ortVersion
-            let code, _ = capture "npm" [ "--version" ]
-            if code <> 0 then failwith "npm is missing: install Node.js and npm (apt-get install -y npm)"
-            run "npm" [ "pack"; "onnxruntime-node@" + ortVersion; "--silent"; "--pack-destination"; tmp ] tmp
-            let tgz = Directory.GetFiles(tmp, "*.tgz") |> Array.exactlyOne
-            run "tar" [ "xzf"; tgz; "-C"; tmp; "package/bin/napi-v6/linux/x64/libonnxruntime.so.1" ] tmp
-            let extracted = Path.Combine(tmp, "package", "bin", "napi-v6", "linux", "x64", "libonnxruntime.so.1")
-            let actual = sha256 extracted
-            if actual <> ortSha256 then
-                failwithf "libonnxruntime.so.1 from onnxruntime-node@%s has SHA-256 %s, expected %s" ortVersion actual ortSha256
-            Directory.CreateDirectory ortDir |> ignore
-            File.Copy(extracted, ortLibrary, true)
-            Trace.tracefn "ONNX Runtime %s cached at %s" ortVersion ortLibrary
-        finally
-            try Directory.Delete(tmp, true) with _ -> ()
-
 // ---------------------------------------------------------------------------------------------
 // Tests: each test executable's plain closing line, summed into one closing line
 // ---------------------------------------------------------------------------------------------
@@ -142,9 +108,7 @@ let runTestAssembly (dll: string) (extraArgs: string list) =
         |> fun r -> r.ExitCode
     code, counts
 
-Target.create "setup" (fun _ ->
-    ensureDebianPackages ()
-    ensureOnnxRuntime ())
+Target.create "setup" (fun _ -> ensureDebianPackages ())
 
 Target.create "restore" (fun _ ->
     dotnet [ "tool"; "restore" ]

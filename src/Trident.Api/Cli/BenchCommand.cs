@@ -21,7 +21,7 @@ public static class BenchCommand
     public static Command Command { get; } = new(
         "bench",
         "bench dispatch [--devices D] [--waiting R] [--devices-per-node 8] [--profile flux] [--rounds 200] [--busy 0.5] [--seed S] [--backend scip|cbc|highs|cp-sat]\n" +
-        "  bench runtime [--pipeline tiny] [--runs 10] [--width 256 --height 256] [--frames 1] [--steps 8] [--guidance G] [--threads T]",
+        "  bench runtime [--pipeline tiny] [--runs 12] [--max-runs 80] [--device cpu|cuda:N] [--width 256 --height 256] [--frames 1] [--steps 8] [--guidance G] [--threads T]",
         "benchmark dispatch rounds (without --devices/--waiting: a matrix of 32, 128, 512 devices × 64, 256, 1000 waiting); " +
         "or the runtime's overhead over the raw ONNX Runtime calls of one generation",
         Run);

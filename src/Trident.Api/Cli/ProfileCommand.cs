@@ -14,7 +14,7 @@ public static class ProfileCommand
 {
     public static Command Command { get; } = new(
         "profile",
-        "profile --pipeline DIR|tiny [--shapes 128x128,256x256,512x512] [--frames 1] [--degrees 1,2] [--steps 4] [--repeats 3] --out PROFILE.json",
+        "profile --pipeline DIR|tiny [--shapes 128x128,256x256,512x512] [--frames 1] [--degrees 1,2] [--steps 4] [--repeats 3] [--device cpu|cuda:N] --out PROFILE.json",
         "measure each stage's latency (median after a warm-up) and peak memory per shape (HxW, times each frame count) and diffuse degree; write a profile",
         Run);
 
@@ -27,7 +27,9 @@ public static class ProfileCommand
         var degrees = args.IntList("degrees", [1, 2]);
         var steps = args.Int("steps", 4, 1, 10_000);
         var repeats = args.Int("repeats", 3, 1, 1_000);
+        var device = args.String("device", "cpu")!;
         var (directory, manifest) = PipelineOption.Load(args, pipelineArg);
+        var provider = DeviceOption.Parse(args, device);
         var options = new ProfilerOptions
         {
             Shapes = [.. sizes.SelectMany(s => frames.Select(f => new Shape(s.Height, s.Width, f)))],
@@ -35,7 +37,7 @@ public static class ProfileCommand
             Steps = steps,
             Repeats = repeats,
             Command = string.Create(CultureInfo.InvariantCulture,
-                $"trident profile --pipeline {pipelineArg} --shapes {string.Join(',', sizes.Select(s => $"{s.Height}x{s.Width}"))} --frames {string.Join(',', frames)} --degrees {string.Join(',', degrees)} --steps {steps} --repeats {repeats}"),
+                $"trident profile --pipeline {pipelineArg} --shapes {string.Join(',', sizes.Select(s => $"{s.Height}x{s.Width}"))} --frames {string.Join(',', frames)} --degrees {string.Join(',', degrees)} --steps {steps} --repeats {repeats} --device {device}"),
             Progress = new Printer(),
         };
         if (manifest is not null)
@@ -43,7 +45,7 @@ public static class ProfileCommand
                 args.Error($"--{e.Path}: {e.Message}");
         args.ThrowIfInvalid();
 
-        using (var pipeline = LoadedPipeline.Open(directory))
+        using (var pipeline = LoadedPipeline.Open(directory, provider))
         {
             Console.WriteLine($"{"stage",-8} {"height",6} {"width",6} {"frames",6} {"degree",6} {"ms",10}  {"peak_MB",8}");
             var profile = await Profiler.ProfileAsync(pipeline, options, ct);

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using Microsoft.ML.OnnxRuntime;
 using Trident.Runtime.Execution;
 using Trident.Runtime.Onnx;
 using Trident.Runtime.Pipelines.Samplers;
@@ -7,112 +8,182 @@ using Trident.Runtime.Pipelines.Samplers;
 namespace Trident.Api.Cli;
 
 /// <summary>
-/// <c>trident bench runtime</c>: what the runtime adds on top of ONNX Runtime for one generation.
+/// <c>trident bench runtime</c>: the paired overhead of the serving path over raw ONNX Runtime runs.
 /// </summary>
 /// <remarks>
-/// Design note. "raw" is the sum of the Session.Run calls the executors make for the request — the text
-/// encoder once, the denoiser once per step (with guidance, on the 2-row batch), the decoder once — on the
-/// same sessions and with tensors of the same shapes prepared beforehand, each Run timed on its own.
-/// "trident" is the whole in-process generate path timed end to end: validation, tokenising, encode, noise,
-/// every step with guidance combine and sampler update, decode with unscaling and the conversion to 8-bit
-/// frames, and the PNG (or APNG) file in memory. The two alternate within each run, in alternating order,
-/// after one warm-up of each; the reported numbers are medians over the runs, the median of the per-run
-/// ratios (which pairs each trident run with the raw run next to it and so cancels slow drifts in the load
-/// of a shared machine), and the best run of each (other load only ever adds time).
+/// Design note. "raw" is the ONNX Runtime work of one generation done directly on <c>InferenceSession</c>s of the
+/// same model files with the same session options: the text encoder once, the denoiser once per step (the
+/// 2-row batch with guidance), the decoder once, on inputs prepared beforehand (the same token ids, noise,
+/// embeddings and latents) and preallocated outputs — the least any runtime could do. "serving" is
+/// <c>Generation.Run</c>, the path a request takes through the executors: validation, tokenising, encode,
+/// noise, every step (refilling inputs, guidance combine, sampler update), decode with unscaling and the
+/// conversion to 8-bit frames. Writing the PNG is output formatting with no raw counterpart; it is reported
+/// on its own line, not in the overhead.
+/// Measurement. One warm-up of each, then pairs run interleaved — raw, serving, raw, serving, … (the order
+/// inside a pair alternates) — so slow drifts in the load of a shared machine hit both sides alike. The
+/// effect is the median of the paired relative differences (serving − raw) / raw, with a 95 % bootstrap
+/// interval (2,000 resamples, fixed seed) and the interquartile range. When the interval is wider than the
+/// effect (and wider than ±0.5 %, half the 1 % goal), more pairs are run, up to --max-runs; if it is still
+/// wider, the result is reported as inconclusive with its interval instead of a point value.
 /// </remarks>
 internal static class RuntimeBench
 {
+    private const double GoalPct = 1.0;
+
     public static int Run(CliArgs args, CancellationToken ct)
     {
         var pipelineArg = args.String("pipeline", PipelineLocator.Tiny)!;
-        var runs = args.Int("runs", 10, 1, 10_000);
+        var runs = args.Int("runs", 12, 4, 10_000);
+        var maxRuns = args.Int("max-runs", 80, 4, 100_000);
         var width = args.Int("width", 256, 1);
         var height = args.Int("height", 256, 1);
         var frames = args.Int("frames", 1, 1);
         var stepsGiven = args.Has("steps");
         var steps = args.Int("steps", 8, 1);
         var threads = args.Int("threads", Environment.ProcessorCount, 1, 1024);
+        var device = args.String("device", "cpu")!;
         double? guidance = args.Has("guidance") ? args.Double("guidance", 1, 0) : null;
         var (directory, _) = PipelineOption.Load(args, pipelineArg);
+        var provider = DeviceOption.Parse(args, device).WithThreads(threads);
+        if (maxRuns < runs) args.Error($"--max-runs: must be at least --runs ({runs})");
         args.ThrowIfInvalid();
 
-        using var pipeline = LoadedPipeline.Open(directory);
+        using var pipeline = LoadedPipeline.Open(directory, provider);
         if (!stepsGiven) steps = pipeline.Manifest.Sampler.DefaultSteps;
         var request = new GenerationRequest("a red fox in the snow", null, width, height, frames, steps, 42, guidance, threads);
         foreach (var e in Generation.Validate(pipeline.Manifest, request)) args.Error($"--{e.Path}: {e.Message}");
         args.ThrowIfInvalid();
 
-        var raw = RawCalls.Prepare(pipeline, request, ct);
-        long pngBytes = 0;
+        using var raw = RawCalls.Prepare(pipeline, request, ct);
         GenerationResult? last = null;
-        double Trident()
+        double Serving()
         {
             var clock = Stopwatch.StartNew();
             last = Generation.Run(pipeline, request, cancellationToken: ct);
-            pngBytes = Generation.EncodeFile(last.Frames).LongLength;
             return clock.Elapsed.TotalMilliseconds;
         }
 
         raw.Measure(ct);
-        Trident();
+        Serving();
         var rawTimes = new List<RawTimes>();
-        var tridentTimes = new List<double>();
+        var servingTimes = new List<double>();
         var stageTimes = new List<(double Encode, double Diffuse, double Decode)>();
-        for (var i = 0; i < runs; i++)
+        void Pair()
         {
             ct.ThrowIfCancellationRequested();
-            if (i % 2 == 0)
+            if (rawTimes.Count % 2 == 0)
             {
                 rawTimes.Add(raw.Measure(ct));
-                tridentTimes.Add(Trident());
+                servingTimes.Add(Serving());
             }
             else
             {
-                tridentTimes.Add(Trident());
+                servingTimes.Add(Serving());
                 rawTimes.Add(raw.Measure(ct));
             }
             stageTimes.Add((last!.Encode.TotalMilliseconds, last.Diffuse.TotalMilliseconds, last.Decode.TotalMilliseconds));
         }
 
-        var rawMs = Median(rawTimes.Select(r => r.Total));
-        var tridentMs = Median(tridentTimes);
+        for (var i = 0; i < runs; i++) Pair();
+        var effect = Effect(rawTimes, servingTimes);
+        while (!effect.Precise && rawTimes.Count < maxRuns)
+        {
+            var more = Math.Min(maxRuns - rawTimes.Count, Math.Max(4, rawTimes.Count / 2));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"  {rawTimes.Count} pairs: overhead {effect.Median:F2} %, 95 % CI [{effect.Low:F2}, {effect.High:F2}] — spread larger than the effect; running {more} more pairs"));
+            for (var i = 0; i < more; i++) Pair();
+            effect = Effect(rawTimes, servingTimes);
+        }
+
+        var pngClock = Stopwatch.StartNew();
+        var pngBytes = Generation.EncodeFile(last!.Frames).LongLength;
+        var pngMs = pngClock.Elapsed.TotalMilliseconds;
         var guidanceUsed = request.GuidanceScale ?? pipeline.Manifest.Guidance.DefaultScale;
+        var rawMs = Median(rawTimes.Select(r => r.Total));
+        var servingMs = Median(servingTimes);
+        var diffs = rawTimes.Zip(servingTimes, (r, s) => s - r.Total).ToList();
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"bench runtime: {pipeline.Manifest.Name} {width}x{height}x{frames}, {steps} steps, guidance {guidanceUsed:0.###}, {threads} thread(s), {runs} runs interleaved (medians)"));
+            $"bench runtime: {pipeline.Manifest.Name} {width}x{height}x{frames}, {steps} steps, guidance {guidanceUsed:0.###}, {provider}, ONNX Runtime {OrtEnvironment.Version}, {rawTimes.Count} pairs interleaved"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"raw_ms={rawMs:F2} trident_ms={tridentMs:F2} overhead_pct={(tridentMs - rawMs) / rawMs * 100:F2}"));
-        var paired = Median(rawTimes.Zip(tridentTimes, (r, t) => (t - r.Total) / r.Total * 100));
-        var (rawMin, tridentMin) = (rawTimes.Min(r => r.Total), tridentTimes.Min());
+            $"  medians: raw InferenceSession {rawMs:F2} ms, serving path {servingMs:F2} ms"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"  paired: median over runs of (trident - raw) / raw = {paired:F2} %; best runs: raw {rawMin:F2} ms, trident {tridentMin:F2} ms, {(tridentMin - rawMin) / rawMin * 100:F2} %; raw runs spread {rawMin:F1}-{rawTimes.Max(r => r.Total):F1} ms"));
+            $"  paired difference (serving - raw): median {Median(diffs):F2} ms, IQR [{Quantile(diffs, 0.25):F2}, {Quantile(diffs, 0.75):F2}] ms"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"  raw Session.Run: encode {Median(rawTimes.Select(r => r.Encode)):F2} ms, diffuse {Median(rawTimes.Select(r => r.Diffuse)):F2} ms ({steps} runs), decode {Median(rawTimes.Select(r => r.Decode)):F2} ms"));
+            $"  paired overhead: median {effect.Median:F2} %, 95 % bootstrap CI [{effect.Low:F2}, {effect.High:F2}] %, IQR [{effect.Q1:F2}, {effect.Q3:F2}] %"));
+        Console.WriteLine(effect.Precise
+            ? string.Create(CultureInfo.InvariantCulture, $"  verdict: {(effect.High <= GoalPct ? "within" : effect.Low > GoalPct ? "above" : "not decided against")} the goal of ≤ {GoalPct:0.#} % (the CI {(effect.High <= GoalPct ? "lies below it" : effect.Low > GoalPct ? "lies above it" : "straddles it")})")
+            : string.Create(CultureInfo.InvariantCulture, $"  verdict: inconclusive after {rawTimes.Count} pairs (the cap, --max-runs): the spread exceeds the effect; the overhead lies in [{effect.Low:F2}, {effect.High:F2}] % with 95 % confidence"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"  trident stages: encode {Median(stageTimes.Select(s => s.Encode)):F2} ms, diffuse {Median(stageTimes.Select(s => s.Diffuse)):F2} ms, decode {Median(stageTimes.Select(s => s.Decode)):F2} ms, output file {pngBytes:N0} B"));
+            $"  raw runs: encode {Median(rawTimes.Select(r => r.Encode)):F2} ms, diffuse {Median(rawTimes.Select(r => r.Diffuse)):F2} ms ({steps} runs), decode {Median(rawTimes.Select(r => r.Decode)):F2} ms"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"  serving stages: encode {Median(stageTimes.Select(s => s.Encode)):F2} ms, diffuse {Median(stageTimes.Select(s => s.Diffuse)):F2} ms, decode {Median(stageTimes.Select(s => s.Decode)):F2} ms; PNG file (not in the overhead) {pngMs:F2} ms, {pngBytes:N0} B"));
         return 0;
     }
 
+    /// <summary>The paired relative overhead: median, bootstrap CI, quartiles, and whether it is precise
+    /// (the CI's half-width is within the effect, or within half the goal).</summary>
+    private sealed record PairedEffect(double Median, double Low, double High, double Q1, double Q3)
+    {
+        public bool Precise => (High - Low) / 2 <= Math.Max(Math.Abs(Median), GoalPct / 2);
+    }
+
+    private static PairedEffect Effect(List<RawTimes> raw, List<double> serving)
+    {
+        var rel = raw.Zip(serving, (r, s) => (s - r.Total) / r.Total * 100).ToArray();
+        var random = new Random(20261130);
+        var medians = new double[2000];
+        var sample = new double[rel.Length];
+        for (var b = 0; b < medians.Length; b++)
+        {
+            for (var i = 0; i < rel.Length; i++) sample[i] = rel[random.Next(rel.Length)];
+            medians[b] = Median(sample);
+        }
+        return new PairedEffect(Median(rel), Quantile(medians, 0.025), Quantile(medians, 0.975), Quantile(rel, 0.25), Quantile(rel, 0.75));
+    }
+
     private static double Median(IEnumerable<double> values) => Trident.Runtime.Profiling.Profiler.Median(values.ToList());
+
+    // Linear interpolation between order statistics (type 7).
+    private static double Quantile(IReadOnlyCollection<double> values, double q)
+    {
+        var sorted = values.Order().ToArray();
+        var h = (sorted.Length - 1) * q;
+        var lo = (int)Math.Floor(h);
+        var hi = Math.Min(lo + 1, sorted.Length - 1);
+        return sorted[lo] + (h - lo) * (sorted[hi] - sorted[lo]);
+    }
 
     private sealed record RawTimes(double Encode, double Diffuse, double Decode)
     {
         public double Total => Encode + Diffuse + Decode;
     }
 
-    /// <summary>The executors' Session.Run calls for one request, with their inputs built once.</summary>
-    private sealed class RawCalls
+    /// <summary>One generation's ONNX Runtime work on raw InferenceSessions, with inputs and outputs built once.</summary>
+    private sealed class RawCalls : IDisposable
     {
-        private readonly Session encoder, denoiser, decoder;
-        private readonly Tensor[] encoderInputs, denoiserInputs, decoderInputs;
-        private readonly int steps;
+        private readonly List<IDisposable> owned = [];
+        private readonly RunOptions options = new();
+        private Call encoder = null!, denoiser = null!, decoder = null!;
+        private int steps;
 
-        private RawCalls(Session encoder, Tensor[] encoderInputs, Session denoiser, Tensor[] denoiserInputs, int steps, Session decoder, Tensor[] decoderInputs)
-        {
-            (this.encoder, this.encoderInputs, this.denoiser, this.denoiserInputs, this.steps, this.decoder, this.decoderInputs) =
-                (encoder, encoderInputs, denoiser, denoiserInputs, steps, decoder, decoderInputs);
-        }
+        private sealed record Call(InferenceSession Session, string[] InputNames, OrtValue[] Inputs, string[] OutputNames, OrtValue[] Outputs);
 
         public static RawCalls Prepare(LoadedPipeline pipeline, GenerationRequest request, CancellationToken ct)
+        {
+            var calls = new RawCalls();
+            try
+            {
+                calls.Build(pipeline, request, ct);
+                return calls;
+            }
+            catch
+            {
+                calls.Dispose();
+                throw;
+            }
+        }
+
+        private void Build(LoadedPipeline pipeline, GenerationRequest request, CancellationToken ct)
         {
             var m = pipeline.Manifest;
             var threads = request.IntraOpThreads;
@@ -120,55 +191,91 @@ internal static class RuntimeBench
             var diffuser = new DiffuseExecutor(pipeline);
             var guided = diffuser.UsesGuidance(guidance);
             var rows = guided ? 2 : 1;
+            steps = request.Steps;
 
             // Encoder: the same [rows, max_length] ids the executor builds (prompt, then the empty negative prompt).
-            var encoder = pipeline.Session(StageModel.TextEncoder, threads);
             var length = pipeline.Tokenizer.MaxLength;
             var ids = new long[rows * length];
             var mask = new long[rows * length];
             for (var r = 0; r < rows; r++)
                 pipeline.Tokenizer.EncodeInto(r == 0 ? request.Prompt : "", ids.AsSpan(r * length, length), mask.AsSpan(r * length, length));
             var te = m.Stages.TextEncoder;
-            var encoderInputs = new Tensor[encoder.Inputs.Count];
-            encoderInputs[encoder.InputIndex(te.InputIds)] = Tensor.FromInt64(ids, rows, length);
-            if (te.AttentionMask is { } maskName) encoderInputs[encoder.InputIndex(maskName)] = Tensor.FromInt64(mask, rows, length);
-
-            // Denoiser: the 2-row latent batch, the timestep and the embeddings, as each step feeds them.
+            var encoderInputs = new Dictionary<string, Tensor> { [te.InputIds] = Tensor.FromInt64(ids, rows, length) };
+            if (te.AttentionMask is { } maskName) encoderInputs[maskName] = Tensor.FromInt64(mask, rows, length);
             var embeddings = new EncodeExecutor(pipeline).Encode([request.Prompt], guided ? [""] : null, threads, ct);
-            var denoiser = pipeline.Session(StageModel.Denoiser, threads);
-            var shape = m.LatentShape(rows, request.Width, request.Height, request.Frames);
+            encoder = Open(pipeline, StageModel.TextEncoder, threads, encoderInputs, [embeddings.Tensor]);
+
+            // Denoiser: the latent batch, the timestep and the embeddings, as each step feeds them.
             var dn = m.Stages.Denoiser;
-            var denoiserInputs = new Tensor[3];
-            denoiserInputs[denoiser.InputIndex(dn.Latents)] =
-                Tensor.FromFloat(GaussianNoise.Sample(request.Seed, (int)shape.Aggregate(1L, (a, d) => a * d)), shape);
-            denoiserInputs[denoiser.InputIndex(dn.Timestep)] = Tensor.FromFloat(Enumerable.Repeat(500f, rows).ToArray(), rows);
-            denoiserInputs[denoiser.InputIndex(dn.EncoderHiddenStates)] = embeddings.Tensor;
+            var shape = m.LatentShape(rows, request.Width, request.Height, request.Frames);
+            var count = (int)shape.Aggregate(1L, (a, d) => a * d);
+            var latents = Tensor.FromFloat(GaussianNoise.Sample(request.Seed, count), shape);
+            var denoiserSession = pipeline.Session(StageModel.Denoiser, threads);
+            var latentType = denoiserSession.Inputs[denoiserSession.InputIndex(dn.Latents)].ElementType;
+            var timestepInfo = denoiserSession.Inputs[denoiserSession.InputIndex(dn.Timestep)];
+            var timestep = Tensor.FromFloat(Enumerable.Repeat(500f, rows).ToArray(), rows).As(timestepInfo.ElementType == TensorElementType.Int64 ? TensorElementType.Float : timestepInfo.ElementType);
+            if (timestepInfo.ElementType == TensorElementType.Int64) timestep = Tensor.FromInt64(Enumerable.Repeat(500L, rows).ToArray(), rows);
+            denoiser = Open(pipeline, StageModel.Denoiser, threads, new Dictionary<string, Tensor>
+            {
+                [dn.Latents] = latents.As(latentType),
+                [dn.Timestep] = timestep,
+                [dn.EncoderHiddenStates] = embeddings.Tensor.As(denoiserSession.Inputs[denoiserSession.InputIndex(dn.EncoderHiddenStates)].ElementType),
+            }, [latents.As(latentType)]);
 
             // Decoder: unscaled latents of one item, as the decode executor feeds them.
-            var latents = diffuser.Diffuse(embeddings,
+            var one = diffuser.Diffuse(embeddings,
                 new DiffuseSettings(request.Width, request.Height, request.Frames, 1, [request.Seed], guidance, threads), null, ct);
-            var unscaled = (float[])latents.Tensor.AsFloat().Clone();
+            var unscaled = (float[])one.Tensor.AsFloat().Clone();
             m.Latents.Unscale(unscaled);
-            var decoder = pipeline.Session(StageModel.VaeDecoder, threads);
-            Tensor[] decoderInputs = [Tensor.FromFloat(unscaled, latents.Tensor.Shape.ToArray())];
-            return new RawCalls(encoder, encoderInputs, denoiser, denoiserInputs, request.Steps, decoder, decoderInputs);
+            var decoderSession = pipeline.Session(StageModel.VaeDecoder, threads);
+            var decodeType = decoderSession.Inputs[0].ElementType;
+            var image = new DecodeExecutor(pipeline).DecodeTensor(one, threads, ct);
+            decoder = Open(pipeline, StageModel.VaeDecoder, threads,
+                new Dictionary<string, Tensor> { [m.Stages.VaeDecoder.Latents] = Tensor.FromFloat(unscaled, one.Tensor.Shape.ToArray()).As(decodeType) },
+                [image]);
         }
+
+        // A raw InferenceSession of a stage's model with the pipeline's session options, its inputs wrapped and
+        // its outputs preallocated (shaped like the given examples).
+        private Call Open(LoadedPipeline pipeline, StageModel model, int threads, Dictionary<string, Tensor> inputs, Tensor[] outputExamples)
+        {
+            using var sessionOptions = new SessionSettings { Provider = pipeline.Provider.WithThreads(threads) }.Create();
+            var session = new InferenceSession(pipeline.ModelPath(model), sessionOptions);
+            owned.Add(session);
+            var inputNames = session.InputNames.ToArray();
+            var inputValues = inputNames.Select(n => Own(inputs[n].ToOrtValue())).ToArray();
+            var outputNames = session.OutputNames.ToArray();
+            var outputValues = outputExamples.Select(t => Own(Tensor.FromFloat(new float[t.Length], t.Shape.ToArray()).As(t.ElementType).ToOrtValue())).ToArray();
+            return new Call(session, inputNames, inputValues, outputNames, outputValues);
+        }
+
+        private OrtValue Own(OrtValue value)
+        {
+            owned.Add(value);
+            return value;
+        }
+
+        private void RunOnce(Call c) => c.Session.Run(options, c.InputNames, c.Inputs, c.OutputNames, c.Outputs);
 
         public RawTimes Measure(CancellationToken ct)
         {
+            ct.ThrowIfCancellationRequested();
             var clock = Stopwatch.StartNew();
-            encoder.Run(encoderInputs, ct);
+            RunOnce(encoder);
             var encode = clock.Elapsed.TotalMilliseconds;
-            var diffuse = 0.0;
-            for (var i = 0; i < steps; i++)
-            {
-                clock.Restart();
-                denoiser.Run(denoiserInputs, ct);
-                diffuse += clock.Elapsed.TotalMilliseconds;
-            }
             clock.Restart();
-            decoder.Run(decoderInputs, ct);
+            for (var i = 0; i < steps; i++) RunOnce(denoiser);
+            var diffuse = clock.Elapsed.TotalMilliseconds;
+            clock.Restart();
+            RunOnce(decoder);
             return new RawTimes(encode, diffuse, clock.Elapsed.TotalMilliseconds);
+        }
+
+        public void Dispose()
+        {
+            for (var i = owned.Count - 1; i >= 0; i--) owned[i].Dispose();
+            owned.Clear();
+            options.Dispose();
         }
     }
 }

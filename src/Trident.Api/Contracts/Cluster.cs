@@ -17,9 +17,16 @@ public sealed record DeviceTaskDto(string Kind, string? Request);
 /// <param name="BusyForMs">Predicted time until it is free (0 when free).</param>
 /// <param name="Utilisation">Busy share over the monitor window.</param>
 /// <param name="MemoryGb">Memory the planners may fill on it.</param>
+/// <param name="Device">Its ONNX Runtime device: <c>cpu</c> or <c>cuda:N</c>.</param>
+/// <param name="ExecutionProvider">The provider its sessions use, with its settings.</param>
+/// <param name="CanRun">Execution providers ONNX Runtime found for this kind of hardware here (OrtEnv.GetEpDevices).</param>
 public sealed record DeviceDto(
     int Id, int Node, string Kind, int IntraOpThreads, string PlacementType, string WorkerType, IReadOnlyList<string> ResidentModels,
-    bool Busy, DeviceTaskDto? Current, int QueuedTasks, double BusyForMs, double Utilisation, double MemoryGb);
+    bool Busy, DeviceTaskDto? Current, int QueuedTasks, double BusyForMs, double Utilisation, double MemoryGb,
+    string Device, string ExecutionProvider, IReadOnlyList<string> CanRun);
+
+/// <summary>One (execution provider, hardware device) pair ONNX Runtime can run on this machine.</summary>
+public sealed record EpDeviceDto(string ExecutionProvider, string ProviderVendor, string DeviceType, string DeviceVendor, uint VendorId, uint DeviceId);
 
 /// <summary>The scheduling settings the server plans with (what a simulation of it needs besides the profile).</summary>
 /// <param name="Degrees">Diffuse degrees allowed (and measured).</param>
@@ -48,8 +55,10 @@ public sealed record StageFiguresDto(string Stage, int Completed, double Through
 public sealed record MonitorDto(double WindowSeconds, int Arrivals, double ArrivalRate, IReadOnlyList<StageFiguresDto> Stages, double? Imbalance);
 
 /// <summary><c>GET /v1/cluster</c>.</summary>
+/// <remarks><c>EpDevices</c> is what ONNX Runtime can run here (not what it was compiled with), with its version in
+/// <c>OnnxRuntime</c>.</remarks>
 public sealed record ClusterDto(string Pipeline, string Model, int Nodes, IReadOnlyList<DeviceDto> Devices, QueueDto Queue, int JobsStored, MonitorDto Monitor,
-    SchedulingSettingsDto Settings);
+    SchedulingSettingsDto Settings, string OnnxRuntime, IReadOnlyList<EpDeviceDto> EpDevices);
 
 /// <summary>The placement in force.</summary>
 /// <param name="Types">Placement type of each device (by device id).</param>

@@ -9,6 +9,7 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using Trident.Api.Contracts;
 using Trident.Api.Hosting;
 using Trident.Runtime.Devices;
+using Trident.Runtime.Onnx;
 using Trident.Scheduling;
 
 namespace Trident.Api.Endpoints;
@@ -47,7 +48,8 @@ public static class ClusterApi
                 w.Resident.Select(StageName).Order().ToArray(), current is not null, current, w.QueueLength,
                 Math.Round(Math.Max(0, busyUntil - now) * 1000, 1),
                 d.Id < state.Monitor.Utilisation.Count ? Math.Round(state.Monitor.Utilisation[d.Id], 4) : 0,
-                server.Cluster.Devices[d.Id].Memory);
+                server.Cluster.Devices[d.Id].Memory,
+                d.Provider.Device, d.Provider.ToString(), CanRun(d));
         }).ToArray();
         var m = state.Monitor;
         var monitor = new MonitorDto(m.WindowSeconds, m.Arrivals, m.ArrivalRate,
@@ -67,7 +69,15 @@ public static class ClusterApi
             });
         return TypedResults.Ok(new ClusterDto(ready.Manifest.Name, server.Setup.Profile.Model.Value, server.Cluster.NodeCount, devices,
             new QueueDto(server.Waiting, st.QueueCapacity, state.Queue.Select(r => r.Value.ToString(CultureInfo.InvariantCulture)).ToArray()),
-            server.Store.Count, monitor, settings));
+            server.Store.Count, monitor, settings, OrtEnvironment.Version,
+            OrtEnvironment.EpDevices.Select(e => new EpDeviceDto(e.ExecutionProvider, e.ProviderVendor, e.DeviceType, e.DeviceVendor, e.VendorId, e.DeviceId)).ToArray()));
+    }
+
+    // The providers ORT found for this device's kind of hardware (CPU slots: cpu; CUDA devices: gpu).
+    private static string[] CanRun(DeviceSpec d)
+    {
+        var type = d.Kind == DeviceKind.Cuda ? "gpu" : "cpu";
+        return OrtEnvironment.EpDevices.Where(e => e.DeviceType == type).Select(e => e.ExecutionProvider).Distinct().ToArray();
     }
 
     private static Results<ContentHttpResult, ProblemHttpResult> Profile(HttpContext http, ServerHost host) =>

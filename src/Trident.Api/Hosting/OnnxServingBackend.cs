@@ -27,7 +27,8 @@ public sealed class OnnxServingBackend : IServingBackend
     {
         var home = PipelineLocator.FindHome();
         var directory = PipelineLocator.Resolve(options.Pipeline, home);
-        using var pipeline = LoadedPipeline.Open(directory);
+        // The quick profile runs on the first device's provider (all devices of a layout are of one kind).
+        using var pipeline = LoadedPipeline.Open(directory, layout.Devices[0].Provider);
         var manifest = pipeline.Manifest;
         var (profile, origin) = await ProfileAsync(options, layout, pipeline, home, log, cancellationToken);
         if (profile.Model.Value != manifest.Model)

@@ -11,6 +11,7 @@ using Trident.Api.Metrics;
 using Trident.Api.Options;
 using Trident.Runtime.Devices;
 using Trident.Runtime.Monitoring;
+using Trident.Runtime.Onnx;
 using Trident.Runtime.Pipelines;
 using Trident.Runtime.Serving;
 using Trident.Scheduling;
@@ -107,15 +108,60 @@ public sealed class ServerHost : IHostedService, IAsyncDisposable
         await StopAsync(CancellationToken.None);
     }
 
-    /// <summary>The devices the options describe.</summary>
+    /// <summary>
+    /// The devices the options describe, with memory asked of each device unless configured, and every CUDA
+    /// device's execution provider checked: all problems are reported in one error that names each device
+    /// (e.g. the CUDA libraries that did not load, or nvidia-smi missing).
+    /// </summary>
+    /// <exception cref="InvalidOperationException">listing every device that cannot be used.</exception>
     public static DeviceLayout Layout(DeviceOptions d)
     {
-        if (d.Kind == "cuda")
-            return DeviceLayout.Cuda(d.Count, d.DevicesPerNode == 0 ? d.Count : d.DevicesPerNode, d.MemoryGb, d.ThreadsPerDevice);
+        if (d.CudaOrdinals() is { } ordinals)
+        {
+            var problems = new List<string>();
+            var memory = new Dictionary<int, double>();
+            foreach (var ordinal in ordinals)
+            {
+                var provider = CudaProvider(d, ordinal);
+                try
+                {
+                    provider.EnsureAvailable();
+                }
+                catch (ExecutionProviderException e)
+                {
+                    problems.Add(e.Message);
+                }
+                if (d.MemoryGb > 0) memory[ordinal] = d.MemoryGb;
+                else
+                {
+                    try
+                    {
+                        memory[ordinal] = DeviceMemory.Cuda(ordinal).TotalBytes / 1e9;
+                    }
+                    catch (DeviceMemoryException e)
+                    {
+                        problems.Add(e.Message);
+                    }
+                }
+            }
+            if (problems.Count > 0)
+                throw new InvalidOperationException(
+                    $"the configured CUDA device(s) cannot be used (Trident:Devices:Kind = '{d.Kind}'): " + string.Join(" | ", problems));
+            var perNode = d.DevicesPerNode == 0 ? ordinals.Length : d.DevicesPerNode;
+            return DeviceLayout.Cuda(ordinals, perNode, o => memory[o], o => CudaProvider(d, o), d.ThreadsPerDevice);
+        }
         var count = d.Count == 0 ? Environment.ProcessorCount : d.Count;
-        var memory = d.MemoryGb > 0 ? d.MemoryGb : GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 1e9 / count;
-        return DeviceLayout.Cpu(count, d.ThreadsPerDevice, d.DevicesPerNode == 0 ? count : d.DevicesPerNode, memory);
+        var memoryGb = d.MemoryGb > 0 ? d.MemoryGb : DeviceMemory.CpuSlotGb(d.MemoryShare, count);
+        return DeviceLayout.Cpu(count, d.ThreadsPerDevice, d.DevicesPerNode == 0 ? count : d.DevicesPerNode, memoryGb);
     }
+
+    /// <summary>The CUDA execution provider of device <paramref name="ordinal"/> from the options.</summary>
+    public static ExecutionProvider.Cuda CudaProvider(DeviceOptions d, int ordinal) => new(
+        ordinal,
+        (long)(d.Cuda.MemoryLimitGb * 1e9),
+        Enum.Parse<CudaArenaExtendStrategy>(d.Cuda.ArenaExtendStrategy, ignoreCase: true),
+        Enum.Parse<CudnnConvAlgoSearch>(d.Cuda.CudnnConvAlgoSearch, ignoreCase: true),
+        d.Cuda.UseCopyStream);
 
     /// <summary>The cost model's settings from the options.</summary>
     public static CostSettings CostSettings(TridentOptions o) =>

@@ -44,24 +44,65 @@ public sealed class TridentOptions
 /// <summary>Section <c>Trident:Devices</c>.</summary>
 public sealed class DeviceOptions
 {
-    /// <summary><c>cpu</c> (slots of the machine's cores) or <c>cuda</c> (GPUs; needs a CUDA build of ONNX Runtime).</summary>
+    /// <summary><c>cpu</c> (slots of the machine's cores), <c>cuda</c> (CUDA devices 0..Count−1) or a list of CUDA
+    /// devices, <c>cuda:0</c> or <c>cuda:0,cuda:2</c>. CUDA needs an NVIDIA driver, CUDA 13 and cuDNN 9.</summary>
     public string Kind { get; set; } = "cpu";
 
-    /// <summary>Devices; 0 means one per core (cpu) — required for cuda.</summary>
+    /// <summary>Devices; 0 means one per core (cpu) or one per listed ordinal (cuda:N,…) — required for <c>cuda</c>.</summary>
     public int Count { get; set; }
 
-    /// <summary>Intra-op threads of one device (cpu).</summary>
+    /// <summary>Intra-op threads of one device (cpu); host threads of a CUDA device's CPU fallback.</summary>
     public int ThreadsPerDevice { get; set; } = 1;
 
     /// <summary>Devices per node; 0 means all in one node.</summary>
     public int DevicesPerNode { get; set; }
 
-    /// <summary>Memory of one device in GB for the planners; 0 means the machine's memory divided among the
-    /// cpu devices (cuda: required).</summary>
+    /// <summary>Memory of one device in GB for the planners; 0 means ask the device: cuda — its total memory
+    /// from nvidia-smi; cpu — MemTotal of /proc/meminfo × <see cref="MemoryShare"/>, divided among the devices.</summary>
     public double MemoryGb { get; set; }
+
+    /// <summary>Share of the machine's memory the cpu devices may fill together (when MemoryGb is 0).</summary>
+    public double MemoryShare { get; set; } = 0.9;
 
     /// <summary>Diffuse degrees a request may use (intersected with the profile's).</summary>
     public int[] Degrees { get; set; } = [1, 2, 4, 8];
+
+    /// <summary>CUDA execution provider settings (cuda devices only).</summary>
+    public CudaOptions Cuda { get; set; } = new();
+
+    /// <summary>The CUDA ordinals <see cref="Kind"/> names: 0..Count−1 for <c>cuda</c>, the listed ones for
+    /// <c>cuda:N,…</c>; null for cpu or when the list does not parse (the validator reports it).</summary>
+    public int[]? CudaOrdinals()
+    {
+        if (Kind == "cuda") return Enumerable.Range(0, Math.Max(Count, 0)).ToArray();
+        if (!Kind.StartsWith("cuda:", StringComparison.Ordinal)) return null;
+        var ordinals = new List<int>();
+        foreach (var part in Kind.Split(',', StringSplitOptions.TrimEntries))
+        {
+            if (!part.StartsWith("cuda:", StringComparison.Ordinal)
+                || !int.TryParse(part.AsSpan(5), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n)
+                || n > 1023)
+                return null;
+            ordinals.Add(n);
+        }
+        return ordinals.Distinct().Count() == ordinals.Count ? ordinals.ToArray() : null;
+    }
+}
+
+/// <summary>Section <c>Trident:Devices:Cuda</c>: ONNX Runtime's CUDA provider options.</summary>
+public sealed class CudaOptions
+{
+    /// <summary>Arena limit per device in GB (gpu_mem_limit); 0 = no limit.</summary>
+    public double MemoryLimitGb { get; set; }
+
+    /// <summary><c>NextPowerOfTwo</c> (ORT's default) or <c>SameAsRequested</c>.</summary>
+    public string ArenaExtendStrategy { get; set; } = "NextPowerOfTwo";
+
+    /// <summary><c>Exhaustive</c> (ORT's default), <c>Heuristic</c> or <c>Default</c>.</summary>
+    public string CudnnConvAlgoSearch { get; set; } = "Exhaustive";
+
+    /// <summary>Copy on a stream of their own instead of the compute stream.</summary>
+    public bool UseCopyStream { get; set; }
 }
 
 /// <summary>Section <c>Trident:Serving</c>.</summary>

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Options;
+using Trident.Runtime.Onnx;
 
 namespace Trident.Api.Options;
 
@@ -16,13 +17,22 @@ public sealed class TridentOptionsValidator : IValidateOptions<TridentOptions>
         }
 
         var d = o.Devices;
-        Check(d.Kind is "cpu" or "cuda", "Devices:Kind", $"must be 'cpu' or 'cuda' (got '{d.Kind}')");
+        var ordinals = d.CudaOrdinals();
+        Check(d.Kind == "cpu" || ordinals is not null, "Devices:Kind",
+            $"must be 'cpu', 'cuda' or a list of distinct CUDA devices such as 'cuda:0' or 'cuda:0,cuda:1' (got '{d.Kind}')");
         Check(d.Count >= 0 && d.Count <= 1024, "Devices:Count", "must be between 0 (one per core) and 1024");
-        Check(d.Kind != "cuda" || d.Count >= 1, "Devices:Count", "must be set (≥ 1) for cuda devices");
+        Check(d.Kind != "cuda" || d.Count >= 1, "Devices:Count", "must be set (≥ 1) for Devices:Kind 'cuda' (or list the devices: 'cuda:0,cuda:1')");
+        Check(!(d.Kind.StartsWith("cuda:", StringComparison.Ordinal) && ordinals is not null) || d.Count == 0 || d.Count == ordinals.Length,
+            "Devices:Count", $"must be 0 or {ordinals?.Length} (the number of devices Devices:Kind lists)");
+        Check(double.IsFinite(d.MemoryShare) && d.MemoryShare is > 0 and <= 1, "Devices:MemoryShare", "must be in (0, 1]");
+        Check(double.IsFinite(d.Cuda.MemoryLimitGb) && d.Cuda.MemoryLimitGb >= 0, "Devices:Cuda:MemoryLimitGb", "must be ≥ 0 (0: no limit)");
+        Check(Enum.TryParse<CudaArenaExtendStrategy>(d.Cuda.ArenaExtendStrategy, ignoreCase: true, out _), "Devices:Cuda:ArenaExtendStrategy",
+            $"must be NextPowerOfTwo or SameAsRequested (got '{d.Cuda.ArenaExtendStrategy}')");
+        Check(Enum.TryParse<CudnnConvAlgoSearch>(d.Cuda.CudnnConvAlgoSearch, ignoreCase: true, out _), "Devices:Cuda:CudnnConvAlgoSearch",
+            $"must be Exhaustive, Heuristic or Default (got '{d.Cuda.CudnnConvAlgoSearch}')");
         Check(d.ThreadsPerDevice is >= 1 and <= 256, "Devices:ThreadsPerDevice", "must be between 1 and 256");
         Check(d.DevicesPerNode is >= 0 and <= 1024, "Devices:DevicesPerNode", "must be between 0 (all in one node) and 1024");
-        Check(double.IsFinite(d.MemoryGb) && d.MemoryGb >= 0, "Devices:MemoryGb", "must be ≥ 0 (0: the machine's memory shared out)");
-        Check(d.Kind != "cuda" || d.MemoryGb > 0, "Devices:MemoryGb", "must be set (> 0) for cuda devices");
+        Check(double.IsFinite(d.MemoryGb) && d.MemoryGb >= 0, "Devices:MemoryGb", "must be ≥ 0 (0: ask the device)");
         Check(d.Degrees is { Length: > 0 } && d.Degrees.All(k => k is 1 or 2 or 4 or 8), "Devices:Degrees", "must list degrees among 1, 2, 4, 8");
 
         var s = o.Serving;
@@ -59,7 +69,7 @@ public sealed class TridentOptionsValidator : IValidateOptions<TridentOptions>
         Check(j.Capacity >= s.QueueCapacity, "Jobs:Capacity", "must be ≥ Serving:QueueCapacity (every queued job is held)");
         Check(double.IsFinite(j.RetentionSeconds) && j.RetentionSeconds >= 0, "Jobs:RetentionSeconds", "must be ≥ 0");
 
-        Check(o.Pipeline == "tiny" || Directory.Exists(o.Pipeline), "Pipeline", $"'{o.Pipeline}' is neither 'tiny' nor a directory");
+        Check(o.Pipeline is "tiny" or "tiny-fp16" || Directory.Exists(o.Pipeline), "Pipeline", $"'{o.Pipeline}' is neither 'tiny', 'tiny-fp16' nor a directory");
         Check(Enum.TryParse<Serilog.Events.LogEventLevel>(o.LogLevel, ignoreCase: true, out _), "LogLevel", "must be Verbose, Debug, Information, Warning, Error or Fatal");
         Check(o.Profile.Length == 0 || File.Exists(o.Profile), "Profile", $"'{o.Profile}' does not exist");
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);

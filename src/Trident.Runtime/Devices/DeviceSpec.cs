@@ -4,6 +4,7 @@
 // sub-linear speed-up) and the profiler measures it like any other. Devices are grouped into nodes; a
 // diffuse group never spans nodes.
 
+using Trident.Runtime.Onnx;
 using Trident.Scheduling;
 
 namespace Trident.Runtime.Devices;
@@ -29,6 +30,16 @@ public sealed record DeviceSpec(int Id, int Node, DeviceKind Kind, int IntraOpTh
 {
     /// <summary>The scheduler's id of this device.</summary>
     public DeviceId DeviceId => DeviceId.NewDeviceId(Id);
+
+    private readonly ExecutionProvider? provider;
+
+    /// <summary>The execution provider this device's sessions use: by default the CPU with its thread budget,
+    /// or the CUDA device with ORT's defaults; configuration sets the CUDA options here.</summary>
+    public ExecutionProvider Provider
+    {
+        get => provider ?? (Kind == DeviceKind.Cuda ? new ExecutionProvider.Cuda(CudaOrdinal) : new ExecutionProvider.Cpu(IntraOpThreads));
+        init => provider = value;
+    }
 
     /// <inheritdoc />
     public override string ToString() => Kind == DeviceKind.Cpu
@@ -72,12 +83,22 @@ public sealed record DeviceLayout
     }
 
     /// <summary><paramref name="count"/> CUDA devices (ordinals 0..count−1), nodes of <paramref name="devicesPerNode"/>.</summary>
-    public static DeviceLayout Cuda(int count, int devicesPerNode, double memoryGb, int hostThreadsPerDevice = 1)
+    public static DeviceLayout Cuda(int count, int devicesPerNode, double memoryGb, int hostThreadsPerDevice = 1) =>
+        Cuda(Enumerable.Range(0, count).ToArray(), devicesPerNode, _ => memoryGb, o => new ExecutionProvider.Cuda(o), hostThreadsPerDevice);
+
+    /// <summary>One device per CUDA ordinal in <paramref name="ordinals"/>, nodes of <paramref name="devicesPerNode"/>,
+    /// each with the memory <paramref name="memoryGb"/> gives for its ordinal and the provider
+    /// <paramref name="provider"/> makes for it.</summary>
+    public static DeviceLayout Cuda(
+        IReadOnlyList<int> ordinals, int devicesPerNode, Func<int, double> memoryGb, Func<int, ExecutionProvider.Cuda> provider, int hostThreadsPerDevice = 1)
     {
-        ArgumentOutOfRangeException.ThrowIfLessThan(count, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(ordinals.Count, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(devicesPerNode, 1);
-        return new DeviceLayout(Enumerable.Range(0, count)
-            .Select(i => new DeviceSpec(i, i / devicesPerNode, DeviceKind.Cuda, hostThreadsPerDevice, i, memoryGb))
+        return new DeviceLayout(ordinals
+            .Select((ordinal, i) => new DeviceSpec(i, i / devicesPerNode, DeviceKind.Cuda, hostThreadsPerDevice, ordinal, memoryGb(ordinal))
+            {
+                Provider = provider(ordinal),
+            })
             .ToArray());
     }
 

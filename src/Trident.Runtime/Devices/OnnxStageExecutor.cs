@@ -95,13 +95,11 @@ public sealed class OnnxStageExecutor : IStageExecutor
     }
 }
 
-/// <summary>Creates an <see cref="OnnxStageExecutor"/> per device over one pipeline directory.</summary>
-public sealed class OnnxStageExecutorFactory(string pipelineDirectory, OrtEnvironment? environment = null) : IStageExecutorFactory
+/// <summary>Creates an <see cref="OnnxStageExecutor"/> per device over one pipeline directory, on the
+/// device's own execution provider (<see cref="DeviceSpec.Provider"/>).</summary>
+public sealed class OnnxStageExecutorFactory(string pipelineDirectory) : IStageExecutorFactory
 {
     /// <inheritdoc />
-    public IStageExecutor Create(DeviceSpec device)
-    {
-        ExecutionProvider provider = device.Kind == DeviceKind.Cuda ? new ExecutionProvider.Cuda(device.CudaOrdinal) : new ExecutionProvider.Cpu();
-        return new OnnxStageExecutor(LoadedPipeline.Open(pipelineDirectory, environment, provider), device.IntraOpThreads);
-    }
+    public IStageExecutor Create(DeviceSpec device) =>
+        new OnnxStageExecutor(LoadedPipeline.Open(pipelineDirectory, device.Provider), device.IntraOpThreads);
 }

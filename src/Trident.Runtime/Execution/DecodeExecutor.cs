@@ -25,14 +25,14 @@ public sealed class DecodeExecutor(LoadedPipeline pipeline)
     {
         var decoded = DecodeTensor(latents, intraOpThreads, cancellationToken);
         var shape = decoded.Shape.ToArray();
-        var data = decoded.AsFloat();
+        var data = decoded.ToFloat().AsFloat();
         if (pipeline.Manifest.Kind == PipelineKind.Image)
             return TensorImages.FromNchw(data, shape).Select(image => new[] { image }).ToArray();
         return TensorImages.FromNcfhw(data, shape);
     }
 
     /// <summary>The decoder's output tensor for <paramref name="latents"/>, in [-1, 1]: [B, 3, H, W] or
-    /// [B, 3, F, H, W].</summary>
+    /// [B, 3, F, H, W], in the decoder's output type (float32 or float16).</summary>
     public Tensor DecodeTensor(Latents latents, int intraOpThreads = 1, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(latents);
@@ -46,8 +46,8 @@ public sealed class DecodeExecutor(LoadedPipeline pipeline)
 
         var unscaled = (float[])latents.Tensor.AsFloat().Clone();
         manifest.Latents.Unscale(unscaled);
-        var input = Tensor.FromFloat(unscaled, latents.Tensor.Shape.ToArray());
-        session.InputIndex(stage.Latents); // names the manifest's input in the error when it is missing
+        var input = Tensor.FromFloat(unscaled, latents.Tensor.Shape.ToArray())
+            .As(session.Inputs[session.InputIndex(stage.Latents)].ElementType); // float16 decoders get float16 latents
         var output = session.Run([input], cancellationToken)[session.OutputIndex(stage.Image)].Tensor;
 
         var expectedFrames = manifest.Kind == PipelineKind.Video ? latents.Frames : 1;

@@ -5,7 +5,9 @@
 // intra-op threads (design §8), so a session is keyed by (stage model, intra-op threads): the same pipeline
 // may hold a 1-thread and a 2-thread denoiser session, each created on first use and kept until Dispose.
 // Each session holds its own copy of the model's weights and its own intra-op thread pool, whose idle
-// threads sleep rather than spin unless asked (see Open). Creation is
+// threads sleep rather than spin unless the provider says otherwise. The provider (CPU or one CUDA device) is
+// the pipeline's: a session for k threads is created with provider.WithThreads(k), which changes nothing on
+// CUDA. The sampler-step graphs of the device-resident diffuse loop are cached here too. Creation is
 // thread-safe and happens once per key (a Lazy per key); Session.Run is itself thread-safe, so executors
 // built over one LoadedPipeline may run on several threads at once. Two concurrent runs on one session share
 // its thread pool, though, so a serving worker per device should own its own LoadedPipeline (or at least
@@ -37,19 +39,14 @@ public enum StageModel
 public sealed class LoadedPipeline : IDisposable
 {
     private readonly ConcurrentDictionary<(StageModel Model, int Threads), Lazy<Session>> sessions = new();
-    private readonly OrtEnvironment environment;
-    private readonly ExecutionProvider provider;
-    private readonly bool allowSpinning;
+    private readonly ConcurrentDictionary<(int Rank, TensorElementType Type, bool Guided), Lazy<Session>> steps = new();
     private volatile bool disposed;
 
-    private LoadedPipeline(
-        string directory, PipelineManifest manifest, OrtEnvironment environment, ExecutionProvider provider, bool allowSpinning)
+    private LoadedPipeline(string directory, PipelineManifest manifest, ExecutionProvider provider)
     {
         Directory = directory;
         Manifest = manifest;
-        this.environment = environment;
-        this.provider = provider;
-        this.allowSpinning = allowSpinning;
+        Provider = provider;
         Tokenizer = TokenizerFactory.Create(manifest.Tokenizer, directory);
         Sampler = SamplerFactory.Create(manifest.Sampler);
     }
@@ -59,19 +56,17 @@ public sealed class LoadedPipeline : IDisposable
     /// once, as a <see cref="ManifestException"/>) and its tokenizer. Sessions are created on first use.
     /// </summary>
     /// <param name="directory">The pipeline directory (holding trident-pipeline.json).</param>
-    /// <param name="environment">The ONNX Runtime environment; the process's shared one when null.</param>
-    /// <param name="provider">Execution provider of every session; the CPU when null.</param>
-    /// <param name="allowSpinning">Whether idle intra-op threads spin (ONNX Runtime's default). Off by default:
-    /// CPU slots share the machine's cores, and spinning threads of one session steal the time slices of
-    /// the others — measured here with other work on the 2 cores, a 2-thread denoiser session took 685–711 ms
-    /// for 8 steps at 256² with spinning and 320–390 ms without (bench runtime).</param>
-    public static LoadedPipeline Open(
-        string directory, OrtEnvironment? environment = null, ExecutionProvider? provider = null, bool allowSpinning = false)
+    /// <param name="provider">Execution provider of every session (its thread count is replaced per session);
+    /// the CPU, without spinning, when null.</param>
+    public static LoadedPipeline Open(string directory, ExecutionProvider? provider = null)
     {
         var full = Path.GetFullPath(directory);
         var manifest = PipelineManifest.Load(full);
-        return new LoadedPipeline(full, manifest, environment ?? OrtEnvironment.Shared, provider ?? new ExecutionProvider.Cpu(), allowSpinning);
+        return new LoadedPipeline(full, manifest, provider ?? new ExecutionProvider.Cpu());
     }
+
+    /// <summary>The execution provider of this pipeline's sessions.</summary>
+    public ExecutionProvider Provider { get; }
 
     /// <summary>The pipeline directory (absolute).</summary>
     public string Directory { get; }
@@ -114,28 +109,43 @@ public sealed class LoadedPipeline : IDisposable
         return session;
     }
 
+    /// <summary>The sampler-step graph (SamplerStepGraph) for latents of <paramref name="rank"/> in
+    /// <paramref name="type"/>, on this pipeline's provider; created on first use and owned by the pipeline.</summary>
+    internal Session StepSession(int rank, TensorElementType type, bool guided)
+    {
+        ObjectDisposedException.ThrowIf(disposed, this);
+        var lazy = steps.GetOrAdd((rank, type, guided), key => new Lazy<Session>(
+            () => Onnx.Session.Load(SamplerStepGraph.Build(key.Rank, key.Type, key.Guided),
+                new SessionSettings { Provider = Provider.WithThreads(1) }, "sampler step"),
+            LazyThreadSafetyMode.ExecutionAndPublication));
+        var session = lazy.Value;
+        if (disposed)
+        {
+            session.Dispose();
+            throw new ObjectDisposedException(nameof(LoadedPipeline));
+        }
+        return session;
+    }
+
     /// <summary>
-    /// A new pipeline over the same directory, manifest, environment and provider, with no sessions yet: the
+    /// A new pipeline over the same directory, manifest and provider, with no sessions yet: the
     /// profiler measures each point on fresh sessions, and a server can open one per device this way.
     /// </summary>
     public LoadedPipeline Reopen()
     {
         ObjectDisposedException.ThrowIf(disposed, this);
-        return new LoadedPipeline(Directory, Manifest, environment, provider, allowSpinning);
+        return new LoadedPipeline(Directory, Manifest, Provider);
     }
 
-    private Session CreateSession(StageModel model, int intraOpThreads)
+    private Session CreateSession(StageModel model, int intraOpThreads) =>
+        Onnx.Session.Load(ModelPath(model), new SessionSettings { Provider = Provider.WithThreads(intraOpThreads) }, StageName(model));
+
+    private static string StageName(StageModel model) => model switch
     {
-        var options = new SessionOptions
-        {
-            IntraOpThreads = intraOpThreads,
-            InterOpThreads = 1,
-            ExecutionMode = ExecutionMode.Sequential,
-            ExecutionProvider = provider,
-            AllowSpinning = allowSpinning,
-        };
-        return environment.CreateSession(ModelPath(model), options);
-    }
+        StageModel.TextEncoder => "text encoder",
+        StageModel.Denoiser => "denoiser",
+        _ => "VAE decoder",
+    };
 
     /// <summary>Releases every session this pipeline created; runs in progress finish first.</summary>
     public void Dispose()
@@ -144,5 +154,8 @@ public sealed class LoadedPipeline : IDisposable
         foreach (var lazy in sessions.Values)
             if (lazy.IsValueCreated) lazy.Value.Dispose();
         sessions.Clear();
+        foreach (var lazy in steps.Values)
+            if (lazy.IsValueCreated) lazy.Value.Dispose();
+        steps.Clear();
     }
 }

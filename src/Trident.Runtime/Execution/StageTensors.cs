@@ -14,7 +14,7 @@ namespace Trident.Runtime.Execution;
 public sealed class Embeddings
 {
     /// <summary>Wraps <paramref name="tensor"/> (not copied).</summary>
-    /// <param name="tensor">float32 [rows, tokens, width]; rows = batch, or 2 × batch with unconditional rows.</param>
+    /// <param name="tensor">float32 or float16 [rows, tokens, width]; rows = batch, or 2 × batch with unconditional rows.</param>
     /// <param name="batch">Number of prompts.</param>
     /// <param name="hasUnconditional">Whether rows batch … 2·batch − 1 hold the unconditional (negative-prompt)
     /// embeddings for classifier-free guidance.</param>
@@ -22,8 +22,8 @@ public sealed class Embeddings
     {
         ArgumentNullException.ThrowIfNull(tensor);
         ArgumentOutOfRangeException.ThrowIfLessThan(batch, 1);
-        if (tensor.ElementType != TensorElementType.Float || tensor.Shape.Count != 3)
-            throw new ArgumentException($"embeddings must be a float32 [rows, tokens, width] tensor, got {tensor}", nameof(tensor));
+        if (tensor.ElementType is not (TensorElementType.Float or TensorElementType.Float16) || tensor.Shape.Count != 3)
+            throw new ArgumentException($"embeddings must be a float32 or float16 [rows, tokens, width] tensor, got {tensor}", nameof(tensor));
         var rows = hasUnconditional ? 2L * batch : batch;
         if (tensor.Shape[0] != rows)
             throw new ArgumentException($"{tensor} has {tensor.Shape[0]} rows; a batch of {batch}{(hasUnconditional ? " with unconditional rows" : "")} needs {rows}", nameof(tensor));
@@ -42,15 +42,16 @@ public sealed class Embeddings
     public bool HasUnconditional { get; }
 
     /// <summary>Size in bytes (what moves from the encode device to the diffuse device).</summary>
-    public long Bytes => Tensor.Length * sizeof(float);
+    public long Bytes => Tensor.Bytes;
 
     /// <summary>The conditional rows alone (a copy when unconditional rows are present).</summary>
     public Tensor Conditional()
     {
         if (!HasUnconditional) return Tensor;
-        var perRow = Tensor.Length / Tensor.Shape[0];
-        var data = Tensor.AsFloat().AsSpan(0, checked((int)(Batch * perRow))).ToArray();
-        return Tensor.FromFloat(data, Batch, Tensor.Shape[1], Tensor.Shape[2]);
+        var count = checked((int)(Batch * (Tensor.Length / Tensor.Shape[0])));
+        return Tensor.ElementType == TensorElementType.Float16
+            ? Tensor.FromHalf(Tensor.AsHalf().AsSpan(0, count).ToArray(), Batch, Tensor.Shape[1], Tensor.Shape[2])
+            : Tensor.FromFloat(Tensor.AsFloat().AsSpan(0, count).ToArray(), Batch, Tensor.Shape[1], Tensor.Shape[2]);
     }
 }
 

@@ -1,10 +1,17 @@
 // Managed tensors that move in and out of ONNX Runtime.
 //
 // Design note. A Tensor is an element type, a shape and a managed array (float[], Half[] or long[]) in
-// row-major order. It wraps the array it is given without copying, because latents and embeddings are large
-// and move between stages; Session.Run pins that array for the length of the call and ORT reads it in place.
-// Outputs are copied out of ORT's memory into fresh arrays, so a Tensor never points into native memory and
-// needs no disposal.
+// row-major order: the form in which stage outputs (embeddings, latents) move between workers. It wraps the
+// array it is given without copying. ToOrtValue wraps the same array in an OrtValue
+// (OrtValue.CreateTensorValueFromMemory, which pins it until the OrtValue is disposed), so ORT reads — or,
+// for a preallocated output, writes — it in place; CopyFrom copies an ORT-owned output into a fresh Tensor.
+// float16 is System.Half here and ORT's Float16 there: the same 2-byte IEEE layout, reinterpreted, not
+// converted. A Tensor never points into native memory and needs no disposal; its OrtValues do.
+
+using System.Buffers;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using Microsoft.ML.OnnxRuntime;
 
 namespace Trident.Runtime.Onnx;
 
@@ -96,19 +103,6 @@ public sealed class Tensor
     internal static NotSupportedException Unsupported(TensorElementType type) =>
         new($"Tensor element type {type} is not supported; Trident moves float32, float16 and int64 tensors.");
 
-    /// <summary>Copies <paramref name="count"/> elements from native memory into a new tensor.</summary>
-    internal static unsafe Tensor CopyFrom(TensorElementType type, void* source, long count, ReadOnlySpan<long> shape)
-    {
-        Array data = type switch
-        {
-            TensorElementType.Float => new ReadOnlySpan<float>(source, checked((int)count)).ToArray(),
-            TensorElementType.Float16 => new ReadOnlySpan<Half>(source, checked((int)count)).ToArray(),
-            TensorElementType.Int64 => new ReadOnlySpan<long>(source, checked((int)count)).ToArray(),
-            _ => throw Unsupported(type),
-        };
-        return new Tensor(type, data, shape);
-    }
-
     internal static long ElementCount(ReadOnlySpan<long> dims)
     {
         long count = 1;
@@ -120,12 +114,81 @@ public sealed class Tensor
         return count;
     }
 
+    /// <summary>
+    /// An OrtValue over this tensor's array (no copy; pinned until the OrtValue is disposed). The caller owns
+    /// the OrtValue. ORT reads the array during a run, or writes it when the value is a preallocated output.
+    /// </summary>
+    public OrtValue ToOrtValue() => ElementType switch
+    {
+        TensorElementType.Float => OrtValue.CreateTensorValueFromMemory((float[])Data, shape),
+        TensorElementType.Int64 => OrtValue.CreateTensorValueFromMemory((long[])Data, shape),
+        TensorElementType.Float16 => OrtValue.CreateTensorValueFromMemory(
+            OrtMemoryInfo.DefaultInstance, new HalfMemory((Half[])Data).Memory, shape),
+        _ => throw Unsupported(ElementType),
+    };
+
+    /// <summary>A new tensor holding a copy of the CPU-resident tensor <paramref name="value"/>.</summary>
+    public static Tensor CopyFrom(OrtValue value)
+    {
+        ArgumentNullException.ThrowIfNull(value);
+        if (!value.IsTensor) throw new NotSupportedException("the value is not a tensor; Trident moves tensors only");
+        var info = value.GetTensorTypeAndShape();
+        var type = (TensorElementType)(int)info.ElementDataType;
+        var dims = info.Shape;
+        var bytes = value.GetTensorDataAsSpan<byte>();
+        Array data = type switch
+        {
+            TensorElementType.Float => MemoryMarshal.Cast<byte, float>(bytes).ToArray(),
+            TensorElementType.Float16 => MemoryMarshal.Cast<byte, Half>(bytes).ToArray(),
+            TensorElementType.Int64 => MemoryMarshal.Cast<byte, long>(bytes).ToArray(),
+            _ => throw Unsupported(type),
+        };
+        return new Tensor(type, data, dims);
+    }
+
+    /// <summary>This tensor as float32 (itself when it is float32; a converted copy of float16).</summary>
+    public Tensor ToFloat() => ElementType switch
+    {
+        TensorElementType.Float => this,
+        TensorElementType.Float16 => FromFloat(Array.ConvertAll((Half[])Data, h => (float)h), shape),
+        _ => throw new InvalidOperationException($"{this} has no float32 form"),
+    };
+
+    /// <summary>This tensor in <paramref name="type"/> (float32 or float16): itself, or a converted copy.</summary>
+    public Tensor As(TensorElementType type) => (ElementType, type) switch
+    {
+        var (a, b) when a == b => this,
+        (TensorElementType.Float, TensorElementType.Float16) => FromHalf(Array.ConvertAll((float[])Data, f => (Half)f), shape),
+        (TensorElementType.Float16, TensorElementType.Float) => ToFloat(),
+        _ => throw new InvalidOperationException($"{this} cannot be converted to {type}"),
+    };
+
+    /// <summary>Size in bytes of the data.</summary>
+    public long Bytes => Length * ElementSize(ElementType);
+
     private T[] As<T>(TensorElementType expected) =>
         ElementType == expected
             ? (T[])Data
             : throw new InvalidOperationException($"The tensor holds {ElementType}, not {expected}.");
 
     private static T[] Checked<T>(T[] data) => data ?? throw new ArgumentNullException(nameof(data));
+}
+
+/// <summary>A Half[] seen by ORT as Float16 memory (same layout); pins the array while ORT holds it.</summary>
+internal sealed class HalfMemory(Half[] array) : MemoryManager<Float16>
+{
+    public override Span<Float16> GetSpan() => MemoryMarshal.Cast<Half, Float16>(array.AsSpan());
+
+    public override unsafe MemoryHandle Pin(int elementIndex = 0)
+    {
+        var handle = GCHandle.Alloc(array, GCHandleType.Pinned);
+        var pointer = Unsafe.Add<Half>((void*)handle.AddrOfPinnedObject(), elementIndex);
+        return new MemoryHandle(pointer, handle, this);
+    }
+
+    public override void Unpin() { }
+
+    protected override void Dispose(bool disposing) { }
 }
 
 /// <summary>A tensor with the graph input or output name it belongs to.</summary>

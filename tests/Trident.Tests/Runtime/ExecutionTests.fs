@@ -10,6 +10,7 @@ open FsCheck.FSharp
 open Expecto
 open Trident.Tests.TestSupport
 open Trident.Runtime.Execution
+open Trident.Runtime.Onnx
 open Trident.Tests.Runtime.RuntimeGenerators
 
 let private pipeline () = TinyFixture.pipeline.Value
@@ -107,9 +108,9 @@ let ``the same seed gives the same latents and another seed different ones`` =
 
 let ``sessions with and without spinning threads compute the same latents`` =
     testCase "sessions with and without spinning threads compute the same latents" <| fun () ->
-        // LoadedPipeline turns spinning off by default (AddSessionConfigEntry); ORT must accept the entries and
+        // The CPU provider turns spinning off by default (AddSessionConfigEntry); ORT must accept the entries and
         // the numbers must not depend on them.
-        use spinning = LoadedPipeline.Open(TinyFixture.directory.Value, allowSpinning = true)
+        use spinning = LoadedPipeline.Open(TinyFixture.directory.Value, ExecutionProvider.Cpu(1, true))
         let p = pipeline ()
         let latents (q: LoadedPipeline) =
             let embeddings = EncodeExecutor(q).Encode([| "a fox" |], [| "" |], 2)

@@ -116,4 +116,15 @@ public sealed class DdimSampler : ISampler
             latents[i] = (float)(sqrtAlphaPrev * x0 + sqrtOneMinusAlphaPrev * eps);
         }
     }
+
+    /// <inheritdoc />
+    public (double Keep, double Move) LinearStep(int stepIndex, int steps)
+    {
+        SamplerFactory.CheckStep(0, 0, stepIndex, steps, MaxSteps);
+        var alpha = _alphasCumprod[TrainTimestep(stepIndex, steps)];
+        var alphaPrev = PreviousAlphaCumprod(stepIndex, steps);
+        // x' = √ᾱ' · (x − √(1−ᾱ)·ε)/√ᾱ + √(1−ᾱ')·ε
+        var keep = Math.Sqrt(alphaPrev) / Math.Sqrt(alpha);
+        return (keep, Math.Sqrt(1 - alphaPrev) - keep * Math.Sqrt(1 - alpha));
+    }
 }

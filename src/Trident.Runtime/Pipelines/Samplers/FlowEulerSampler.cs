@@ -69,4 +69,11 @@ public sealed class FlowEulerSampler : ISampler
         var dt = (float)(Sigma(stepIndex + 1, steps) - Sigma(stepIndex, steps));
         for (var i = 0; i < latents.Length; i++) latents[i] += dt * modelOutput[i];
     }
+
+    /// <inheritdoc />
+    public (double Keep, double Move) LinearStep(int stepIndex, int steps)
+    {
+        SamplerFactory.CheckStep(0, 0, stepIndex, steps, MaxSteps);
+        return (1.0, (float)(Sigma(stepIndex + 1, steps) - Sigma(stepIndex, steps)));
+    }
 }

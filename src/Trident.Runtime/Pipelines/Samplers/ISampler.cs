@@ -20,6 +20,11 @@ public interface ISampler
     /// run of <paramref name="steps"/>, given the network's <paramref name="modelOutput"/> for that step.</summary>
     /// <exception cref="ArgumentException">when the spans differ in length or the index is out of range.</exception>
     void Step(Span<float> latents, ReadOnlySpan<float> modelOutput, int stepIndex, int steps);
+
+    /// <summary>Step <paramref name="stepIndex"/> as the linear map it is, x ← Keep·x + Move·modelOutput (both
+    /// samplers are linear per step), so the step can run where the latents live — on the device, as a tiny
+    /// ONNX graph — instead of on the host.</summary>
+    (double Keep, double Move) LinearStep(int stepIndex, int steps);
 }
 
 /// <summary>Builds the sampler a manifest names.</summary>

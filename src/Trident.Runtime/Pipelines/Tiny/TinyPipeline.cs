@@ -8,7 +8,7 @@
 // The kind is `video` with frames 1–9 and temporal compression 1: one frame is an image (written as a plain
 // PNG), more are a video (an APNG), so both paths run on one pipeline. Sampler: flow-matching Euler (shift 3,
 // 8 default steps); classifier-free guidance (default scale 4); 16 latent channels, VAE factor 8; sizes
-// 64–512 in multiples of 16 (VAE 8 × patch 2).
+// 64–1024 in multiples of 16 (VAE 8 × patch 2).
 // Weights come from DeterministicWeights seeded by (seed, "<stage>/<parameter name>"), and the writer emits
 // nothing that depends on time or hash order, so the same seed gives byte-identical files; a test pins it.
 // Sizes were chosen so that a 256×256, 8-step image with guidance takes about a second on a 2-core machine
@@ -17,6 +17,7 @@
 
 using System.Security.Cryptography;
 using System.Text;
+using Google.Protobuf;
 using Trident.Runtime.Onnx.ModelWriter;
 
 namespace Trident.Runtime.Pipelines.Tiny;
@@ -83,10 +84,14 @@ public sealed record PipelineFile(string RelativePath, long Bytes, string Sha256
 public static class TinyPipeline
 {
     /// <summary>Bumped whenever the written files change for a given seed, so cached copies are rewritten.</summary>
-    public const int GeneratorVersion = 1;
+    public const int GeneratorVersion = 2;
 
     /// <summary>The pipeline's and the profile's model name.</summary>
     public const string Name = "tiny";
+
+    /// <summary>The name of the float16 variant: the same networks with float16 weights, inputs and outputs
+    /// (Float16Conversion; compute stays float32 inside, so it runs on the CPU provider too).</summary>
+    public const string Float16Name = "tiny-fp16";
 
     internal const string InputIds = "input_ids";
     internal const string LastHiddenState = "last_hidden_state";
@@ -103,13 +108,14 @@ public static class TinyPipeline
     private const string StampFile = ".trident-tiny";
 
     /// <summary>The manifest of the tiny pipeline.</summary>
-    public static PipelineManifest Manifest(TinyPipelineSpec? spec = null)
+    public static PipelineManifest Manifest(TinyPipelineSpec? spec = null, bool float16 = false)
     {
         spec ??= TinyPipelineSpec.Default;
         var multiple = spec.SpatialScaleFactor * spec.PatchSize;
+        var name = float16 ? Float16Name : Name;
         return new PipelineManifest(
-            Name,
-            Name,
+            name,
+            name,
             PipelineKind.Video,
             new PipelineStages(
                 new TextEncoderStage(TextEncoderFile, InputIds, null, LastHiddenState),
@@ -119,26 +125,28 @@ public static class TinyPipeline
             new LatentSettings(spec.LatentChannels, spec.SpatialScaleFactor, TemporalCompression: 1, ScalingFactor: 1.5305, ShiftFactor: 0.0609),
             new FlowEulerSettings(NumTrainTimesteps: 1000, DefaultSteps: 8, Shift: 3.0),
             new GuidanceSettings(ClassifierFree: true, DefaultScale: 4.0),
-            new SizeConstraint(multiple, 64, 512, 64, 512, MinFrames: 1, MaxFrames: 9));
+            new SizeConstraint(multiple, 64, 1024, 64, 1024, MinFrames: 1, MaxFrames: 9));
     }
 
     /// <summary>
     /// Writes the pipeline for <paramref name="seed"/> into <paramref name="directory"/> (created if missing;
     /// files of the same names are overwritten) and returns its files with sizes and hashes, manifest first.
     /// </summary>
-    public static IReadOnlyList<PipelineFile> Write(string directory, ulong seed, TinyPipelineSpec? spec = null)
+    /// <param name="float16">Write the float16 variant (<see cref="Float16Name"/>): the same weights rounded to float16.</param>
+    public static IReadOnlyList<PipelineFile> Write(string directory, ulong seed, TinyPipelineSpec? spec = null, bool float16 = false)
     {
         spec ??= TinyPipelineSpec.Default;
-        var manifest = Manifest(spec);
+        var manifest = Manifest(spec, float16);
         var weights = DeterministicWeights.FanInNormal(seed);
         WeightInit For(string stage) => (name, shape, fanIn) => weights(stage + "/" + name, shape, fanIn);
+        byte[] Bytes(GraphBuilder g) => float16 ? Float16Conversion.ToFloat16(g.Build()).ToByteArray() : g.ToBytes();
 
         var files = new List<(string Path, byte[] Bytes)>
         {
             (PipelineManifest.FileName, manifest.ToJson()),
-            (TextEncoderFile, TinyModels.TextEncoder(spec, For("text_encoder")).ToBytes()),
-            (TransformerFile, TinyModels.Transformer(spec, For("transformer")).ToBytes()),
-            (VaeDecoderFile, TinyModels.VaeDecoder(spec, For("vae_decoder")).ToBytes()),
+            (TextEncoderFile, Bytes(TinyModels.TextEncoder(spec, For("text_encoder")))),
+            (TransformerFile, Bytes(TinyModels.Transformer(spec, For("transformer")))),
+            (VaeDecoderFile, Bytes(TinyModels.VaeDecoder(spec, For("vae_decoder")))),
         };
         var result = new List<PipelineFile>(files.Count);
         foreach (var (relative, bytes) in files)
@@ -157,17 +165,18 @@ public static class TinyPipeline
     /// version. Safe against concurrent callers: the pipeline is written to a fresh folder and moved into
     /// place, and a loser of that race uses the winner's copy.
     /// </summary>
-    public static string EnsureCached(string cacheRoot, ulong seed)
+    public static string EnsureCached(string cacheRoot, ulong seed, bool float16 = false)
     {
-        var directory = Path.Combine(cacheRoot, $"{Name}-{seed}");
-        var stamp = Stamp(seed);
+        var name = float16 ? Float16Name : Name;
+        var directory = Path.Combine(cacheRoot, $"{name}-{seed}");
+        var stamp = Stamp(seed, float16);
         if (IsCurrent(directory, stamp)) return directory;
 
         Directory.CreateDirectory(cacheRoot);
-        var staging = Path.Combine(cacheRoot, $".{Name}-{seed}.{Environment.ProcessId}.{Guid.NewGuid():N}");
+        var staging = Path.Combine(cacheRoot, $".{name}-{seed}.{Environment.ProcessId}.{Guid.NewGuid():N}");
         try
         {
-            Write(staging, seed);
+            Write(staging, seed, float16: float16);
             File.WriteAllText(Path.Combine(staging, StampFile), stamp);
             if (Directory.Exists(directory) && !IsCurrent(directory, stamp)) Directory.Delete(directory, recursive: true);
             try
@@ -186,7 +195,8 @@ public static class TinyPipeline
         return directory;
     }
 
-    private static string Stamp(ulong seed) => $"trident tiny pipeline, generator {GeneratorVersion}, seed {seed}\n";
+    private static string Stamp(ulong seed, bool float16) =>
+        $"trident tiny pipeline{(float16 ? " (float16)" : "")}, generator {GeneratorVersion}, seed {seed}\n";
 
     private static bool IsCurrent(string directory, string stamp)
     {
