@@ -94,7 +94,7 @@ let ``diffuse settings that do not fit the manifest are all reported`` =
             expectThrows<ArgumentException>
                 "ArgumentException is thrown"
                 (fun () ->
-                DiffuseExecutor(p).Diffuse(embeddings, DiffuseSettings(72, 1024, 20, 0, [| 1UL; 2UL |], 1.0, 1)) |> ignore)
+                DiffuseExecutor(p).Diffuse(embeddings, DiffuseSettings(72, 2048, 20, 0, [| 1UL; 2UL |], 1.0, 1)) |> ignore)
         for field in [ "width"; "height"; "frames"; "steps"; "seeds" ] do
             Expect.stringContains e.Message (field + ":") "e.Message"
 

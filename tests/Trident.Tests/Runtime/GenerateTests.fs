@@ -57,7 +57,7 @@ let ``bad generate arguments give one error listing every bad option`` =
     testCase "bad generate arguments give one error listing every bad option" <| fun () ->
         let errors =
             errorsOf
-                [ "--pipeline"; TinyFixture.directory.Value; "--prompt"; "x"; "--width"; "100"; "--height"; "1024"
+                [ "--pipeline"; TinyFixture.directory.Value; "--prompt"; "x"; "--width"; "100"; "--height"; "2048"
                   "--frames"; "12"; "--steps"; "0"; "--guidance"; "-1"; "--threads"; "0"; "--frames-as"; "gif"
                   "--out"; "picture.jpg"; "--colour"; "red" ]
         let options = [ "--width"; "--height"; "--frames"; "--steps"; "--guidance"; "--threads"; "--frames-as"; "--out"; "--colour" ]
@@ -65,7 +65,7 @@ let ``bad generate arguments give one error listing every bad option`` =
             Expect.equal (errors |> List.filter (fun e -> e.StartsWith(option + ":")) |> List.length) 1 "errors |> List.filter (fun e -> e.StartsWith(option + \":\")) |> List.length"
         Expect.equal errors.Length options.Length "errors.Length"
         Expect.contains errors "--width: must be a multiple of 16" "errors"
-        Expect.contains errors "--height: must be between 64 and 512" "errors"
+        Expect.contains errors "--height: must be between 64 and 1024" "errors"
         Expect.contains errors "--frames: must be between 1 and 9" "errors"
 
 let ``a missing pipeline and missing required options are reported together`` =
