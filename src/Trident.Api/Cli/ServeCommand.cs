@@ -17,7 +17,18 @@ public static class ServeCommand
 
     private static async Task<int> Run(CliArgs args, CancellationToken ct)
     {
-        var app = Program.BuildServer([.. args.Raw]);
+        WebApplication app;
+        try
+        {
+            app = Program.BuildServer([.. args.Raw]);
+        }
+        catch (Exception e) when (e is FileNotFoundException or InvalidDataException or FormatException)
+        {
+            // --config names a file that does not exist or is not JSON: a configuration error, not a crash
+            Console.Error.WriteLine("trident serve: invalid configuration (docs/serving.md lists every key):");
+            Console.Error.WriteLine($"  {e.Message}{(e.InnerException is { } inner ? $" ({inner.Message})" : "")}");
+            return 2;
+        }
         try
         {
             await app.RunAsync(ct);
