@@ -121,9 +121,13 @@ public static class LoadgenCommand
     /// <summary>The trace: a tiny workload, a named workload of the scheduling core, or a file.</summary>
     private static IReadOnlyList<TraceRequest>? Trace(string workload, double? rate, int? steps, int count, ulong seed, CostModel cost, Cluster cluster, CliArgs args, TextWriter o)
     {
-        if (File.Exists(workload))
+        if (File.Exists(workload) || Scheduling.Trace.looksLikeFile(workload))
         {
-            var parsed = Scheduling.Trace.parse(File.ReadAllText(workload));
+            // every problem in one pass, each request checked against the server's profile (model, image-only)
+            var profile = cost.Profile;
+            var parsed = Scheduling.Trace.parseFileFor(FuncConvert.FromFunc((string model) => model == profile.Model.Value
+                ? FSharpResult<Profile, string>.NewOk(profile)
+                : FSharpResult<Profile, string>.NewError($"model '{model}' is not the server's ('{profile.Model.Value}')")), workload);
             if (parsed.IsOk) return [.. parsed.ResultValue.OrderBy(t => t.Arrival)];
             Console.Error.WriteLine($"trident loadgen: {workload}:");
             foreach (var e in parsed.ErrorValue) Console.Error.WriteLine($"  {e}");
