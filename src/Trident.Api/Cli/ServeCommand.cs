@@ -31,6 +31,9 @@ public static class ServeCommand
         }
         try
         {
+            // validated before the host starts, so a bad configuration is this list and exit 2, not the host's
+            // start-up failure with a stack trace in the log
+            _ = app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<Trident.Api.Options.TridentOptions>>().Value;
             await app.RunAsync(ct);
             return 0;
         }
