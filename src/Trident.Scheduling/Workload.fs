@@ -410,6 +410,12 @@ module Trace =
                           let props = doc.RootElement.EnumerateObject() |> Seq.map (fun p -> p.Name, p.Value) |> List.ofSeq
                           for (name, _) in props do
                               if not (known.Contains name) then errors.Add(sprintf "%s: unknown field '%s'" where name)
+                          // as strict as the HTTP API: a key once, numbers as JSON numbers
+                          for (name, n) in props |> List.countBy fst do
+                              if n > 1 then errors.Add(sprintf "%s: field '%s' is given %d times" where name n)
+                          for (name, v) in props do
+                              if name <> "model" && known.Contains name && v.ValueKind = JsonValueKind.String then
+                                  errors.Add(sprintf "%s: %s must be a JSON number, not a string" where name)
                           let get name =
                               props
                               |> List.tryFind (fun (n, _) -> n = name)

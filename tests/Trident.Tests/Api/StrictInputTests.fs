@@ -230,8 +230,18 @@ let ``a trace file's problems all come in one pass, and an image-only model's vi
             Expect.stringContains all "line 4: frames = 4" "the image-only model's video row"
             Expect.stringContains all "image-only" "says why"
             Expect.stringContains all "id 3 appears 2 times" "the duplicate id"
-        let sd3Video = "id,arrival_s,model,height,width,frames,steps\n1,0,flux,1024,1024,4,28"
-        Expect.isError (Trace.parseFor fluxOnly sd3Video) "frames = 4 on flux is refused"
+        let fluxVideo = "id,arrival_s,model,height,width,frames,steps\n1,0,flux,1024,1024,4,28"
+        Expect.isError (Trace.parseFor fluxOnly fluxVideo) "frames = 4 on flux is refused"
+        let jsonLines =
+            String.Join("\n",
+                [ """{"id":1,"arrival_s":0,"model":"flux","height":"1024","width":1024,"frames":1,"steps":28}"""
+                  """{"id":2,"arrival_s":0,"model":"flux","height":1024,"width":1024,"frames":1,"steps":28,"steps":4}""" ])
+        match Trace.parseFor fluxOnly jsonLines with
+        | Ok _ -> failtest "a string number and a duplicate key are refused"
+        | Error errors ->
+            let all = String.Join("\n", errors)
+            Expect.stringContains all "line 1: height must be a JSON number" "the string number"
+            Expect.stringContains all "line 2: field 'steps' is given 2 times" "the duplicate key"
 
 let ``a missing trace file is reported as missing, not as an unknown workload`` =
     testCase "a missing trace file is reported as missing, not as an unknown workload" <| fun () ->
