@@ -60,7 +60,8 @@ public static class StrictBinding
     }
 
     private static bool IsLeaf(Type type) =>
-        type == typeof(string) || type.IsPrimitive || type == typeof(double) || type.IsArray || Nullable.GetUnderlyingType(type) is not null;
+        type == typeof(string) || type.IsPrimitive || type.IsEnum || type == typeof(TimeSpan) || type == typeof(decimal)
+        || type.IsArray || Nullable.GetUnderlyingType(type) is not null;
 
     private static void BindArray(IConfigurationSection key, PropertyInfo property, object target, List<string> errors)
     {
@@ -104,7 +105,16 @@ public static class StrictBinding
             return ok;
         }
         if (t == typeof(bool)) { expected = "true or false"; var ok = bool.TryParse(text.Trim(), out var v); value = v; return ok; }
-        expected = $"a {t.Name}";
+        if (t.IsEnum)
+        {
+            expected = "one of " + string.Join(", ", Enum.GetNames(t));
+            var ok = Enum.TryParse(t, text.Trim(), ignoreCase: true, out var v) && Enum.IsDefined(t, v!);
+            value = v;
+            return ok;
+        }
+        if (t == typeof(TimeSpan)) { expected = "a time span (hh:mm:ss)"; var ok = TimeSpan.TryParse(text.Trim(), c, out var v); value = v; return ok; }
+        if (t == typeof(decimal)) { expected = "a number"; var ok = decimal.TryParse(text.Trim(), NumberStyles.Float, c, out var v); value = v; return ok; }
+        expected = $"a {t.Name} (not bindable from configuration)";
         return false;
     }
 }
