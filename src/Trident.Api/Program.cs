@@ -24,13 +24,13 @@ public partial class Program
 
         var app = builder.Build();
         app.UseExceptionHandler();
-        app.UseStatusCodePages();
+        app.UseStatusCodePages(Problems.WriteStatusPage);
         app.MapHealth();
         app.MapGenerations();
         app.MapImages();
         app.MapCluster();
         app.MapMetrics();
-        app.MapOpenApi();
+        app.MapOpenApi("/openapi/v1.json");
         return app;
     }
 }

@@ -26,11 +26,11 @@ public static class GenerationsApi
         var group = app.MapGroup("/v1/generations").WithTags("Generations");
         group.MapPost("", Create).Accepts<GenerationRequestDto>("application/json").WithName("CreateGeneration")
             .WithSummary("Queue a generation job");
-        group.MapGet("/{id:long}", Get).WithName("GetGeneration").WithSummary("Status, timings, deadline and route of a job");
-        group.MapGet("/{id:long}/result", Result).WithName("GetGenerationResult").WithSummary("The PNG (APNG for a video)")
+        group.MapGet("/{id:long:regex(^-?[0-9]+$)}", Get).WithName("GetGeneration").WithSummary("Status, timings, deadline and route of a job");
+        group.MapGet("/{id:long:regex(^-?[0-9]+$)}/result", Result).WithName("GetGenerationResult").WithSummary("The PNG (APNG for a video)")
             .Produces(StatusCodes.Status200OK, contentType: "image/png");
-        group.MapDelete("/{id:long}", Cancel).WithName("CancelGeneration").WithSummary("Cancel a job");
-        group.MapGet("/{id:long}/events", Events).WithName("GenerationEvents").WithSummary("Server-sent events: state changes and step progress");
+        group.MapDelete("/{id:long:regex(^-?[0-9]+$)}", Cancel).WithName("CancelGeneration").WithSummary("Cancel a job");
+        group.MapGet("/{id:long:regex(^-?[0-9]+$)}/events", Events).WithName("GenerationEvents").WithSummary("Server-sent events: state changes and step progress");
         return app;
     }
 
@@ -38,7 +38,8 @@ public static class GenerationsApi
         HttpContext http, ServerHost host, IOptions<TridentOptions> options)
     {
         if (host.Ready is not { } ready) return Problems.NotReady(http, host);
-        var (dto, parseErrors) = await JsonBody.ReadAsync<GenerationRequestDto>(http);
+        var (dto, parseErrors, parseStatus) = await JsonBody.ReadAsync<GenerationRequestDto>(http);
+        if (dto is null && parseStatus != StatusCodes.Status400BadRequest) return Problems.Body(parseStatus, parseErrors);
         if (dto is null) return TypedResults.ValidationProblem(parseErrors);
         var (submission, errors) = GenerationRequests.Validate(dto, ready, options.Value.Limits);
         if (submission is null) return TypedResults.ValidationProblem(errors);

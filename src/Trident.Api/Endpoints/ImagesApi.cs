@@ -29,7 +29,8 @@ public static class ImagesApi
         HttpContext http, ServerHost host, IOptions<TridentOptions> options)
     {
         if (host.Ready is not { } ready) return Problems.NotReady(http, host);
-        var (dto, parseErrors) = await JsonBody.ReadAsync<ImageGenerationRequestDto>(http, GenerationRequests.UnsupportedOpenAiFields);
+        var (dto, parseErrors, parseStatus) = await JsonBody.ReadAsync<ImageGenerationRequestDto>(http, GenerationRequests.UnsupportedOpenAiFields);
+        if (dto is null && parseStatus != StatusCodes.Status400BadRequest) return Problems.Body(parseStatus, parseErrors);
         if (dto is null) return TypedResults.ValidationProblem(parseErrors);
         var (inputs, errors) = GenerationRequests.Validate(dto, ready, options.Value.Limits);
         if (inputs is null) return TypedResults.ValidationProblem(errors);

@@ -1,8 +1,11 @@
 // The API's error answers, all ProblemDetails (RFC 9457): 404 for unknown jobs, 409 for a job in the wrong
-// state, 429 (queue or store full) and 503 (still starting) with Retry-After.
+// state, 413 for a body over Trident:Limits:MaxBodyBytes, 429 (queue or store full) and 503 (still starting) with Retry-After.
 
 using System.Globalization;
+using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.AspNetCore.WebUtilities;
 using Trident.Api.Hosting;
 using Trident.Runtime.Serving;
 
@@ -24,8 +27,38 @@ internal static class Problems
         : WithRetryAfter(http, TimeSpan.FromSeconds(5),
             TypedResults.Problem("the serving runtime is starting (opening the pipeline, profiling this machine)", statusCode: StatusCodes.Status503ServiceUnavailable, title: "Starting"));
 
+    /// <summary>A body refused before its fields are read: 413 (over Trident:Limits:MaxBodyBytes) or 415 (a
+    /// charset other than UTF-8); <paramref name="errors"/> names <c>$</c>, the whole body.</summary>
+    public static ProblemHttpResult Body(int status, Dictionary<string, string[]> errors) =>
+        TypedResults.Problem(new HttpValidationProblemDetails(errors)
+        {
+            Status = status,
+            Title = status == StatusCodes.Status413PayloadTooLarge ? "Request body too large" : "Unsupported media type",
+            Detail = string.Join("; ", errors.Values.SelectMany(m => m)),
+        });
+
     public static ProblemHttpResult Failed(string detail) =>
         TypedResults.Problem(detail, statusCode: StatusCodes.Status500InternalServerError, title: "Generation failed");
+
+    /// <summary>The body of an error answer no route wrote (404 unknown path, 405 wrong method, 415 a body that
+    /// is not JSON): a problem+json whatever the request's Accept header says (the framework's default falls
+    /// back to text/plain when a client does not accept JSON).</summary>
+    public static Task WriteStatusPage(StatusCodeContext context)
+    {
+        var http = context.HttpContext;
+        var status = http.Response.StatusCode;
+        var request = $"{http.Request.Method} {http.Request.Path}";
+        var detail = status switch
+        {
+            StatusCodes.Status404NotFound => $"no route matches {request} (the routes: /openapi/v1.json)",
+            StatusCodes.Status405MethodNotAllowed => $"{request}: the method is not allowed on this route"
+                + (http.Response.Headers.Allow is { Count: > 0 } allow ? $" (allowed: {allow})" : ""),
+            StatusCodes.Status415UnsupportedMediaType => $"{request}: the body must be application/json (Content-Type: '{http.Request.ContentType}')",
+            _ => null,
+        };
+        var problem = new ProblemDetails { Status = status, Title = ReasonPhrases.GetReasonPhrase(status), Detail = detail };
+        return http.Response.WriteAsJsonAsync(problem, (System.Text.Json.JsonSerializerOptions?)null, "application/problem+json", http.RequestAborted);
+    }
 
     private static ProblemHttpResult WithRetryAfter(HttpContext http, TimeSpan after, ProblemHttpResult problem)
     {

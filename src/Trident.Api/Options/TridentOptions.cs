@@ -164,6 +164,9 @@ public sealed class LimitOptions
     /// <summary>Steps of a request that gives none; 0 means the pipeline's default.</summary>
     public int DefaultSteps { get; set; }
 
+    /// <summary>Largest JSON request body in bytes; a larger one is a 413 problem (nothing of it is parsed).</summary>
+    public int MaxBodyBytes { get; set; } = 1_048_576;
+
     /// <summary>Longest deadline a client may set.</summary>
     public long MaxDeadlineMs { get; set; } = 3_600_000;
 

@@ -69,6 +69,7 @@ public sealed class TridentOptionsValidator : IValidateOptions<TridentOptions>
         Check(l.DefaultWidth >= 8 && l.DefaultWidth <= l.MaxWidth, "Limits:DefaultWidth", "must be between 8 and Limits:MaxWidth");
         Check(l.DefaultHeight >= 8 && l.DefaultHeight <= l.MaxHeight, "Limits:DefaultHeight", "must be between 8 and Limits:MaxHeight");
         Check(l.DefaultSteps >= 0 && l.DefaultSteps <= l.MaxSteps, "Limits:DefaultSteps", "must be between 0 (the pipeline's default) and Limits:MaxSteps");
+        Check(l.MaxBodyBytes is >= 1024 and <= 1_073_741_824, "Limits:MaxBodyBytes", "must be between 1024 and 1073741824");
         Check(l.MaxDeadlineMs is >= 1 and <= 86_400_000, "Limits:MaxDeadlineMs", "must be between 1 and 86400000");
         Check(double.IsFinite(l.MaxPredictedSeconds) && l.MaxPredictedSeconds >= 0, "Limits:MaxPredictedSeconds", "must be ≥ 0 (0: no limit)");
         Check(double.IsFinite(l.MaxActivationGb) && l.MaxActivationGb >= 0, "Limits:MaxActivationGb", "must be ≥ 0 (0: no limit)");
