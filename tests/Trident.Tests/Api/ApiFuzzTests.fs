@@ -594,10 +594,99 @@ let ``after the fuzz run the server is healthy and every accepted generation rea
             let final = pollUntil client 120.0 id isFinal
             Expect.contains [ "succeeded"; "cancelled" ] (status final) (sprintf "generation %s ends succeeded (or cancelled by the fuzzer)" id)
 
+// ---- what the fuzzer found, one input each ----------------------------------------------------
+
+/// Sends `body` (bytes as given) with `contentType` and `accept`; returns the status, media type and problem.
+let private raw (client: HttpClient) (method: string) (path: string) (contentType: string option) (accept: string option) (body: byte[] option) =
+    let r =
+        { Method = method; Path = path; Target = Unknown; Canonical = true; ContentType = contentType; Accept = accept
+          Body = (match body with Some b -> Raw(b, "regression") | None -> NoBody) }
+    let status, mediaType, text = send client r
+    status, mediaType, (if mediaType = "application/problem+json" then Some(JsonDocument.Parse(text).RootElement.Clone()) else None)
+
+let private errorNames (problem: JsonElement option) =
+    match problem with
+    | Some p ->
+        match p.TryGetProperty "errors" with
+        | true, e -> [ for x in e.EnumerateObject() -> x.Name ]
+        | _ -> []
+    | None -> []
+
+let ``a key of invalid UTF-8 or an unpaired surrogate escape is a 400 naming it, not a 500`` =
+    testCase "a key of invalid UTF-8 or an unpaired surrogate escape is a 400 naming it, not a 500" <| fun () ->
+        let client = readyClient server.Value
+        // before: 500 (System.Text.Json refuses to read the name: InvalidOperationException)
+        for body, name in
+            [ Array.concat [ "{\"pro"B; [| 0xEDuy; 0xA0uy; 0x80uy |]; "mpt\":\"a fox\"}"B ], "pro\ufffd\ufffd\ufffdmpt"
+              Array.concat [ "{\"pro"B; [| 0xFFuy |]; "mpt\":\"a fox\"}"B ], "pro\ufffdmpt"
+              "{\"prompt\":\"a fox\",\"\\ud800\":1}"B, "\ufffd"
+              "{\"\\udb24x\":true,\"height\":1}"B, "\ufffdx" ] do
+            for path in [ "/v1/generations"; "/v1/images/generations" ] do
+                let status, mediaType, problem = raw client "POST" path (Some "application/json") None (Some body)
+                Expect.equal status 400 (sprintf "%s %s" path (Convert.ToHexString body))
+                Expect.equal mediaType "application/problem+json" "problem+json"
+                Expect.contains (errorNames problem) name "the key is named, U+FFFD in place of what is not text"
+        // a string value that is not valid Unicode names its field
+        let status, _, problem = raw client "POST" "/v1/generations" (Some "application/json") None (Some "{\"prompt\":\"a \\udc00 fox\"}"B)
+        Expect.equal status 400 "an unpaired surrogate in the prompt"
+        Expect.equal (errorNames problem) [ "prompt" ] "the prompt is named"
+
+let ``404, 405 and 415 answers are problem+json whatever the Accept header`` =
+    testCase "404, 405 and 415 answers are problem+json whatever the Accept header" <| fun () ->
+        let client = readyClient server.Value
+        // before: text/plain "Status Code: 405; Method Not Allowed" when the client accepts no JSON
+        for method, path, contentType, body, expected in
+            [ "PUT", "/health", None, None, 405
+              "PATCH", "/v1/images/generations", None, None, 405
+              "GET", "/v1/nothing", None, None, 404
+              "POST", "/v1/generations", Some "text/plain", Some "{\"prompt\":\"x\"}"B, 415
+              // before: text/plain "No OpenAPI document with the name 'v2' was found."
+              "GET", "/openapi/v2.json", None, None, 404 ] do
+            for accept in [ None; Some "text/html"; Some "application/xml"; Some "text/event-stream" ] do
+                let status, mediaType, problem = raw client method path contentType accept body
+                Expect.equal status expected (sprintf "%s %s, Accept %A" method path accept)
+                Expect.equal mediaType "application/problem+json" (sprintf "%s %s, Accept %A" method path accept)
+                Expect.equal (problem.Value.GetProperty("status").GetInt32()) expected "the problem's status"
+
+let ``a job id is plain digits: ' 1' and '+1' are not job 1`` =
+    testCase "a job id is plain digits: ' 1' and '+1' are not job 1" <| fun () ->
+        let client = readyClient server.Value
+        let id = submit client """{"prompt":"a fox","width":64,"height":64,"steps":1}"""
+        // before: GET /v1/generations/%20<id> answered job <id> (the long route constraint allows spaces and '+')
+        for path in [ "/v1/generations/%20" + id; "/v1/generations/+" + id; sprintf "/v1/generations/%s%%20/result" id ] do
+            let status, mediaType, _ = raw client "GET" path None None None
+            Expect.equal status 404 path
+            Expect.equal mediaType "application/problem+json" path
+        let status, _, _ = raw client "GET" ("/v1/generations/" + id) None None None
+        Expect.equal status 200 "the plain id is the job"
+        pollUntil client 120.0 id isFinal |> ignore
+
+let ``a body over Limits:MaxBodyBytes is a 413 and a charset other than UTF-8 a 415, each naming the body`` =
+    testCase "a body over Limits:MaxBodyBytes is a 413 and a charset other than UTF-8 a 415, each naming the body" <| fun () ->
+        let client = readyClient server.Value
+        // before: the whole body was read and parsed, however large (a 4 MB prompt: a 400 on prompt's length)
+        let huge = Encoding.UTF8.GetBytes("{\"prompt\":\"" + String('a', maxBodyBytes) + "\"}")
+        for path in [ "/v1/generations"; "/v1/images/generations" ] do
+            let status, mediaType, problem = raw client "POST" path (Some "application/json") None (Some huge)
+            Expect.equal status 413 path
+            Expect.equal mediaType "application/problem+json" path
+            Expect.equal (errorNames problem) [ "$" ] "the body is named"
+            // before: read as UTF-8 whatever the charset said (a UTF-16 body: "not a JSON object")
+            for contentType in [ "application/json; charset=utf-16"; "application/json; charset=latin1" ] do
+                let status, _, problem = raw client "POST" path (Some contentType) None (Some(Encoding.Unicode.GetBytes "{\"prompt\":\"x\"}"))
+                Expect.equal status 415 contentType
+                Expect.equal (errorNames problem) [ "$" ] "the body is named"
+        let status, _, _ = raw client "POST" "/v1/generations" (Some "application/json; charset=UTF-8") None (Some "{\"prompt\":\"x\",\"width\":\"64\"}"B)
+        Expect.equal status 400 "charset=UTF-8 is read (and the body's problem reported)"
+
 [<Tests>]
 let integrationTests =
     testList "integration" [
         testList "ApiFuzzTests" [
             ``fuzzed requests to every route get only documented answers``
             ``after the fuzz run the server is healthy and every accepted generation reaches a final state``
+            ``a key of invalid UTF-8 or an unpaired surrogate escape is a 400 naming it, not a 500``
+            ``404, 405 and 415 answers are problem+json whatever the Accept header``
+            ``a job id is plain digits: ' 1' and '+1' are not job 1``
+            ``a body over Limits:MaxBodyBytes is a 413 and a charset other than UTF-8 a 415, each naming the body``
         ] |> testSequenced ]
