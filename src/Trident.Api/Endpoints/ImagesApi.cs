@@ -26,7 +26,7 @@ public static class ImagesApi
     private static async Task<Results<Ok<ImageGenerationResponseDto>, ValidationProblem, ProblemHttpResult>> Create(
         HttpContext http, ServerHost host, IOptions<TridentOptions> options)
     {
-        if (host.Ready is not { } ready) return Problems.NotReady(http, host);
+        if (host.Ready is not { } ready || host.ShuttingDown) return Problems.NotReady(http, host);
         var (dto, parseErrors) = await JsonBody.ReadAsync<ImageGenerationRequestDto>(http);
         if (dto is null) return TypedResults.ValidationProblem(parseErrors);
         var (inputs, errors) = GenerationRequests.Validate(dto, ready, options.Value.Limits);
@@ -44,6 +44,9 @@ public static class ImagesApi
                 case SubmitOutcome.Refused refused:
                     foreach (var j in jobs) server.Cancel(j);
                     return Problems.TooMany(http, refused);
+                case SubmitOutcome.Stopping stopping:
+                    foreach (var j in jobs) server.Cancel(j);
+                    return Problems.Stopping(http, stopping);
             }
         }
         try

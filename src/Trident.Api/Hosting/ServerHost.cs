@@ -2,6 +2,12 @@
 // pipeline is opened and (without a configured profile) profiled; /ready and the generation routes answer
 // 503 with Retry-After until the runtime is up. A start-up failure is logged, reported by /ready, and
 // stops nothing else: the operator sees why.
+//
+// Shutdown (SIGTERM, Ctrl+C, StopApplication): as soon as the host starts stopping (ApplicationStopping, before
+// Kestrel stops and waits for open requests), the server drains — new work is refused with 503 and
+// Retry-After, work in flight gets Trident:Serving:DrainSeconds to finish, the rest is cancelled and logged
+// by id — so every job reaches a final state and every event stream its final event while Kestrel still
+// serves them. HostOptions.ShutdownTimeout is DrainSeconds + 5 s (TridentHosting), the bound on exit.
 
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -35,14 +41,19 @@ public sealed class ServerHost : IHostedService, IAsyncDisposable
     private readonly ILogger _log;
     private readonly TimeProvider _time;
     private readonly CancellationTokenSource _stopping = new();
+    private readonly IHostApplicationLifetime? _lifetime;
+    private CancellationTokenRegistration _onStopping;
+    private volatile bool _shuttingDown;
     private volatile ReadyServer? _ready;
     private volatile string? _failure;
     private Task? _starting;
     private int _stopped;
 
     /// <summary>Creates the host; nothing starts before <see cref="StartAsync"/>.</summary>
-    public ServerHost(IServingBackend backend, IOptions<TridentOptions> options, ILoggerFactory logs, TimeProvider time)
+    public ServerHost(IServingBackend backend, IOptions<TridentOptions> options, ILoggerFactory logs, TimeProvider time,
+        IHostApplicationLifetime? lifetime = null)
     {
+        _lifetime = lifetime;
         _backend = backend;
         _options = options.Value;
         _logs = logs;
@@ -56,9 +67,28 @@ public sealed class ServerHost : IHostedService, IAsyncDisposable
     /// <summary>Why the server could not start, if it could not.</summary>
     public string? Failure => _failure;
 
+    /// <summary>Whether the host is shutting down (draining, then stopped).</summary>
+    public bool ShuttingDown => _shuttingDown;
+
+    /// <summary>How long work in flight may run on shutdown.</summary>
+    public TimeSpan DrainTime => TimeSpan.FromSeconds(_options.Serving.DrainSeconds);
+
+    // After the drain time, how long cancelled jobs get to stop at their next step before they are marked
+    // cancelled regardless; within the 5 s the host allows beyond the drain time.
+    private static readonly TimeSpan CancelGrace = TimeSpan.FromSeconds(3);
+
+    /// <summary>Starts the drain (idempotent): the server refuses new work and its jobs finish or are cancelled
+    /// within the drain time. Called when the host starts stopping.</summary>
+    public Task BeginDrain()
+    {
+        _shuttingDown = true;
+        return _ready is { } r ? r.Server.DrainAsync(DrainTime, CancelGrace) : Task.CompletedTask;
+    }
+
     /// <inheritdoc />
     public Task StartAsync(CancellationToken cancellationToken)
     {
+        if (_lifetime is not null) _onStopping = _lifetime.ApplicationStopping.Register(() => _ = BeginDrain());
         _starting = Task.Run(() => StartServerAsync(_stopping.Token), CancellationToken.None);
         return Task.CompletedTask;
     }
@@ -91,10 +121,13 @@ public sealed class ServerHost : IHostedService, IAsyncDisposable
     public async Task StopAsync(CancellationToken cancellationToken)
     {
         if (Interlocked.Exchange(ref _stopped, 1) == 1) return;
+        _shuttingDown = true;
         await _stopping.CancelAsync();
         if (_starting is not null) await _starting;
+        await _onStopping.DisposeAsync();
         if (_ready is { } r)
         {
+            await BeginDrain();
             _ready = null;
             await r.Server.DisposeAsync();
             r.Exporter.Dispose();
