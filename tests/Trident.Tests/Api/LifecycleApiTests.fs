@@ -152,10 +152,63 @@ let ``on shutdown a job still running at the drain time is cancelled, and its op
         Expect.equal job.Status Trident.Runtime.Serving.JobStatus.Cancelled "the job's final state"
         Expect.isFalse (job.View().Decode.Start.HasValue) "its decode never ran"
 
+/// A free TCP port on the loopback interface.
+let private freePort () =
+    let l = new Sockets.TcpListener(IPAddress.Loopback, 0)
+    l.Start()
+    let port = (l.LocalEndpoint :?> IPEndPoint).Port
+    l.Stop()
+    port
+
+let ``trident serve sent SIGTERM with a job running and its event stream open ends the stream with the final state, logs the job and exits`` =
+    testCase "trident serve sent SIGTERM with a job running and its event stream open ends the stream with the final state, logs the job and exits" <| fun () ->
+        let url = sprintf "http://127.0.0.1:%d" (freePort ())
+        let start = Diagnostics.ProcessStartInfo("dotnet", UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true)
+        for a in [ Path.Combine(AppContext.BaseDirectory, "trident.dll"); "serve"; "--urls"; url
+                   "--Trident:Pipeline"; TinyFixture.directory.Value; "--Trident:ProfileCache"; Path.Combine(TinyFixture.home, "profiles")
+                   "--Trident:Serving:DrainSeconds"; "1"; "--Trident:Serving:RoundPeriodMs"; "100"; "--Trident:Limits:MaxSteps"; "10000"
+                   "--Trident:Limits:DefaultWidth"; "64"; "--Trident:Limits:DefaultHeight"; "64" ] do
+            start.ArgumentList.Add a
+        start.Environment.["TRIDENT_HOME"] <- TinyFixture.home
+        use proc = Diagnostics.Process.Start start
+        let output = Collections.Concurrent.ConcurrentQueue<string>()
+        proc.OutputDataReceived.Add(fun e -> if not (isNull e.Data) then output.Enqueue e.Data)
+        proc.ErrorDataReceived.Add(fun e -> if not (isNull e.Data) then output.Enqueue e.Data)
+        proc.BeginOutputReadLine()
+        proc.BeginErrorReadLine()
+        try
+            use client = new HttpClient(BaseAddress = Uri url)
+            // ready within 5 minutes (the quick profile runs at first start unless cached)
+            let deadline = DateTime.UtcNow.AddMinutes 5.0
+            let mutable ready = false
+            while not ready && DateTime.UtcNow < deadline && not proc.HasExited do
+                try
+                    use r = get client "/ready"
+                    ready <- r.StatusCode = HttpStatusCode.OK
+                with _ -> ()
+                if not ready then Thread.Sleep 200
+            if not ready then failwithf "trident serve did not become ready: %s" (String.Join("\n", output))
+            let id = submit client """{"prompt":"sigterm","steps":10000}"""
+            let events = openEvents client id
+            pollUntil client 120.0 id (fun s -> s.GetProperty("step").GetInt32() >= 1) |> ignore
+            use kill = Diagnostics.Process.Start("kill", [ "-TERM"; string proc.Id ])
+            kill.WaitForExit()
+            Expect.isTrue (events.Wait(TimeSpan.FromSeconds 60.0)) "the event stream ends"
+            let kind, last = List.last events.Result
+            Expect.equal (kind, status last) ("state", "cancelled") "the stream's last event is the job's final state"
+            Expect.isTrue (proc.WaitForExit(TimeSpan.FromSeconds 60.0)) "the process exits"
+            proc.WaitForExit()
+            let logs = String.Join("\n", output)
+            Expect.equal proc.ExitCode 0 ("a clean exit: " + logs)
+            Expect.stringContains logs (sprintf "cancelled job %s" id) "the cancelled job is logged by id"
+        finally
+            if not proc.HasExited then proc.Kill true
+
 [<Tests>]
 let tests =
     testList "integration" [ testList "LifecycleApiTests" [
         ``while the runtime starts, health, metrics and the API document answer, and readiness and work routes answer 503 with Retry-After``
         ``while shutting down, work routes and readiness answer 503 with Retry-After, job routes still answer, and an open event stream ends with the final state``
         ``on shutdown a job still running at the drain time is cancelled, and its open event stream ends with that final state``
+        ``trident serve sent SIGTERM with a job running and its event stream open ends the stream with the final state, logs the job and exits``
     ] |> testSequenced ]
