@@ -3,11 +3,14 @@
 // 503 with Retry-After until the runtime is up. A start-up failure is logged, reported by /ready, and
 // stops nothing else: the operator sees why.
 //
-// Shutdown (SIGTERM, Ctrl+C, StopApplication): as soon as the host starts stopping (ApplicationStopping, before
-// Kestrel stops and waits for open requests), the server drains — new work is refused with 503 and
-// Retry-After, work in flight gets Trident:Serving:DrainSeconds to finish, the rest is cancelled and logged
-// by id — so every job reaches a final state and every event stream its final event while Kestrel still
-// serves them. HostOptions.ShutdownTimeout is DrainSeconds + 5 s (TridentHosting), the bound on exit.
+// Shutdown (SIGTERM, Ctrl+C, StopApplication): as soon as the host starts stopping (ApplicationStopping), the
+// server drains — new work is refused with 503 and Retry-After, work in flight gets
+// Trident:Serving:DrainSeconds to finish, the rest is cancelled and logged by id. The host awaits the drain
+// in StoppingAsync (IHostedLifecycleService), which runs before any service's StopAsync: Kestrel, whose
+// StopAsync runs first (it started last) and stops listening, is still serving during the drain, so clients
+// get the 503s, and every job reaches a final state and every event stream its final event before Kestrel
+// closes the connections. HostOptions.ShutdownTimeout is DrainSeconds + 5 s (TridentHosting), the bound on
+// exit.
 
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -33,7 +36,7 @@ namespace Trident.Api.Hosting;
 public sealed record ReadyServer(TridentServer Server, PipelineManifest Manifest, string ProfileOrigin, PrometheusExporter Exporter);
 
 /// <summary>Owns the serving runtime's lifetime.</summary>
-public sealed class ServerHost : IHostedService, IAsyncDisposable
+public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
 {
     private readonly IServingBackend _backend;
     private readonly TridentOptions _options;
@@ -116,6 +119,18 @@ public sealed class ServerHost : IHostedService, IAsyncDisposable
             _log.LogCritical(ex, "The serving runtime could not start");
         }
     }
+
+    /// <inheritdoc />
+    public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    /// <inheritdoc />
+    public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    /// <summary>The host is stopping: drain before any service (Kestrel first) stops.</summary>
+    public Task StoppingAsync(CancellationToken cancellationToken) => BeginDrain();
+
+    /// <inheritdoc />
+    public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     /// <inheritdoc />
     public async Task StopAsync(CancellationToken cancellationToken)
