@@ -82,28 +82,24 @@ let rec afterTest (cleanup: unit -> unit) (test: Test) =
 
 // ---- exceptions ------------------------------------------------------------------------------
 
+/// What `f` throws, if anything.
+let private thrownBy (f: unit -> unit) : exn option =
+    try
+        f ()
+        None
+    with e ->
+        Some e
+
 /// Expects `f` to throw exactly an 'E (not a subtype, like xunit's Assert.Throws) and returns it.
 let expectThrows<'E when 'E :> exn> (message: string) (f: unit -> unit) : 'E =
-    let thrown =
-        try
-            f ()
-            None
-        with e ->
-            Some e
-    match thrown with
+    match thrownBy f with
     | Some(:? 'E as e) when e.GetType() = typeof<'E> -> e
     | Some e -> failtestf "%s. Expected %s to be thrown, got %O" message typeof<'E>.FullName e
     | None -> failtestf "%s. Expected %s to be thrown, nothing was thrown" message typeof<'E>.FullName
 
 /// Expects `f` to throw an 'E or a subtype of it (like xunit's Assert.ThrowsAny) and returns it.
 let expectThrowsAny<'E when 'E :> exn> (message: string) (f: unit -> unit) : 'E =
-    let thrown =
-        try
-            f ()
-            None
-        with e ->
-            Some e
-    match thrown with
+    match thrownBy f with
     | Some(:? 'E as e) -> e
     | Some e -> failtestf "%s. Expected %s (or a subtype) to be thrown, got %O" message typeof<'E>.FullName e
     | None -> failtestf "%s. Expected %s to be thrown, nothing was thrown" message typeof<'E>.FullName

@@ -1,7 +1,8 @@
 // The stage executor of one device over ONNX Runtime: the encode, diffuse and decode executors of
 // Trident.Runtime.Execution, each stage on its own LoadedPipeline (opened from the device's pipeline with
-// Reopen), so a stage's sessions are created on its first task and released — weights and arena — when the
-// device's placement type stops holding it. Every device has its own sessions, as a GPU holds its own copy
+// Reopen), so a stage's sessions are created when the placement gives the device the stage (Load, run by the
+// worker before its first task and on each Retype; a stage's first task creates them if that load failed)
+// and released — weights and arena — when the device's placement type stops holding it. Every device has its own sessions, as a GPU holds its own copy
 // of the weights; on CPU a diffuse of degree k runs a session with the k slots' threads, encode and decode
 // run with the device's own threads.
 
@@ -41,6 +42,14 @@ public sealed class OnnxStageExecutor : IStageExecutor
             if (!_stages.TryGetValue(stage, out var p)) _stages[stage] = p = _device.Reopen();
             return p;
         }
+    }
+
+    /// <inheritdoc />
+    public void Load(Stage stage)
+    {
+        var model = stage.IsEncode ? StageModel.TextEncoder : stage.IsDiffuse ? StageModel.Denoiser : StageModel.VaeDecoder;
+        // A diffuse of degree 1 runs with the device's own threads; other degrees create their session on use.
+        For(stage).Session(model, _threads);
     }
 
     /// <inheritdoc />

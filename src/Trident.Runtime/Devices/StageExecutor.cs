@@ -49,6 +49,12 @@ public interface IStageExecutor : IDisposable
     /// <summary>Releases the model of <paramref name="stage"/> if it is loaded.</summary>
     void Unload(Stage stage);
 
+    /// <summary>Loads the model of <paramref name="stage"/> now (weights on the device, session created),
+    /// as a placement does, so the stage's first task does not pay for it. Throws what loading throws; a
+    /// failed load is not kept, the stage's next task tries again. The default loads nothing (executors
+    /// without a load step).</summary>
+    void Load(Stage stage) { }
+
     /// <summary>Encodes the prompt (and negative prompt) of a request.</summary>
     StageOutput Encode(GenerationInput input, CancellationToken cancellationToken);
 

@@ -1,7 +1,7 @@
 // One worker per device: a single thread that runs the device's stage tasks in FIFO order from a bounded
-// channel. It knows its placement type (the stage models it should keep) and leaves loading to the
-// executor, which creates a session on the first task that needs it; a Retype task unloads what the new
-// type no longer holds. Blocking on a dedicated thread (not the thread pool) suits ONNX Runtime calls,
+// channel. It knows its placement type (the stage models it should keep): it loads the type's models before
+// its first task and on every Retype (unloading what the new type no longer holds), as a placement moves
+// weights; a load that fails is retried by the executor on the stage's first task, which then reports it. Blocking on a dedicated thread (not the thread pool) suits ONNX Runtime calls,
 // which block for the length of a stage, and keeps them off ASP.NET Core's threads.
 
 using System.Threading.Channels;
@@ -88,9 +88,29 @@ public sealed class Worker : IDisposable
         }
     }
 
+    /// <summary>Loads the models of <paramref name="type"/> that are not resident. A failure is left to the
+    /// stage's first task, which loads again and fails with the reason if the model is still unusable.</summary>
+    private void LoadModels(PlacementType type)
+    {
+        var resident = _executor.Resident;
+        foreach (var stage in PlacementTypeModule.stages(type))
+        {
+            if (resident.Contains(stage) || _stopping.IsCancellationRequested) continue;
+            try
+            {
+                _executor.Load(stage);
+            }
+            catch (Exception)
+            {
+                // reported by the task that needs the stage
+            }
+        }
+    }
+
     private void Run()
     {
         var reader = _channel.Reader;
+        LoadModels(_type);
         try
         {
             while (reader.WaitToReadAsync(_stopping.Token).AsTask().GetAwaiter().GetResult())
@@ -151,6 +171,7 @@ public sealed class Worker : IDisposable
                     foreach (var stage in _executor.Resident.ToArray())
                         if (!keep.Contains(stage)) _executor.Unload(stage);
                     _type = t.Type;
+                    LoadModels(t.Type);
                     t.Done.TrySetResult();
                     break;
                 default:

@@ -57,6 +57,21 @@ module internal OrTools =
           Time = time
           Backend = backend }
 
+    /// A solution found: optimal when the solver proved it (and the requested gap is 0 or closed), otherwise
+    /// feasible with its gap, stopped by the gap limit (proved within it) or by the time limit.
+    let private solved backend (request: StageRequest<'K>) proved values (value: float) (bound: float) time : StageResult<'K> =
+        let gap = Solve.relativeGap value bound
+        let outcome =
+            if proved && (request.RelativeGap = 0.0 || gap <= 1e-9) then Optimal
+            elif proved then Feasible(gap, GapLimit)
+            else Feasible(gap, TimeLimit)
+        { Outcome = outcome
+          Values = values
+          Objective = value
+          BestBound = (if outcome = Optimal then value else bound)
+          Time = time
+          Backend = backend }
+
     /// Milliseconds for `SetTimeLimit` (at least 1: 0 would mean "no limit").
     let private milliseconds (t: float<s>) = max 1L (int64 (ceil (float t * 1000.0)))
 
@@ -156,19 +171,7 @@ module internal OrTools =
                 let optimal = status = LinearSolver.ResultStatus.OPTIMAL
                 // BestBound is a MIP notion; a linear program solved to optimality is its own bound.
                 let bound = if solver.IsMip() && request.Objective.IsSome then o.BestBound() else value
-                let gap = Solve.relativeGap value bound
-
-                let outcome =
-                    if optimal && (request.RelativeGap = 0.0 || gap <= 1e-9) then Optimal
-                    elif optimal then Feasible(gap, GapLimit)
-                    else Feasible(gap, TimeLimit)
-
-                { Outcome = outcome
-                  Values = values
-                  Objective = value
-                  BestBound = (if outcome = Optimal then value else bound)
-                  Time = time
-                  Backend = backend }
+                solved backend request optimal values value bound time
             | LinearSolver.ResultStatus.INFEASIBLE -> noSolution backend Infeasible time
             | LinearSolver.ResultStatus.UNBOUNDED -> noSolution backend Unbounded time
             | LinearSolver.ResultStatus.MODEL_INVALID -> noSolution backend (Failed(sprintf "%s: the model is invalid" (Backend.name backend))) time
@@ -332,19 +335,7 @@ module internal OrTools =
                 | Some _ -> solver.ObjectiveValue / t.Scale + constant, solver.BestObjectiveBound / t.Scale + constant
                 | None -> constant, constant
 
-            let gap = Solve.relativeGap value bound
-
-            let outcome =
-                if status = CpSolverStatus.Optimal && (request.RelativeGap = 0.0 || gap <= 1e-9) then Optimal
-                elif status = CpSolverStatus.Optimal then Feasible(gap, GapLimit)
-                else Feasible(gap, TimeLimit)
-
-            { Outcome = outcome
-              Values = values
-              Objective = value
-              BestBound = (if outcome = Optimal then value else bound)
-              Time = time
-              Backend = CpSat }
+            solved CpSat request (status = CpSolverStatus.Optimal) values value bound time
         | CpSolverStatus.Infeasible -> noSolution CpSat Infeasible time
         | CpSolverStatus.Unknown ->
             noSolution CpSat (Failed(sprintf "cp-sat found no feasible solution within the time limit of %g s" (float request.TimeLimit))) time

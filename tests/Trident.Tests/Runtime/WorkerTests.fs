@@ -133,6 +133,18 @@ let ``a retype unloads the models the new type no longer holds and runs after ea
         Expect.equal w.Type D "w.Type"
         Expect.equal (w.Resident |> List.ofSeq) ([ Diffuse ]: Stage list) "w.Resident |> List.ofSeq"
 
+let ``a worker loads its type's models before its first task and on a retype, as a placement moves weights`` =
+    testCase "a worker loads its type's models before its first task and on a retype, as a placement moves weights" <| fun () ->
+        // The real executor over the bundled tiny pipeline: a stage is resident once its session exists.
+        let executor = new OnnxStageExecutor(Trident.Runtime.Execution.LoadedPipeline.Open TinyFixture.directory.Value, 1)
+        use w = new Worker(cpu 0, ED, executor, RecordingObserver(ExecutionLog()), 4)
+        waitUntil 60.0 "the ED worker has its encoder and denoiser resident" (fun () -> w.Resident.SetEquals [ Encode; Diffuse ])
+        let retype = RetypeTask(1L, C)
+        enqueue w retype
+        finished retype.Completion
+        Expect.isTrue retype.Completion.IsCompletedSuccessfully "the retype ran"
+        Expect.equal (w.Resident |> List.ofSeq) ([ Decode ]: Stage list) "after the retype to C only the decoder is resident, loaded before any decode task"
+
 [<Tests>]
 let tests =
     testList "integration" [ testList "WorkerTests" [
@@ -141,4 +153,5 @@ let tests =
         ``a diffuse group runs only once every device of the group reached it, and holds them until it ends``
         ``a cancelled request's queued tasks are skipped and its running diffuse stops at the next step``
         ``a retype unloads the models the new type no longer holds and runs after earlier work``
+        ``a worker loads its type's models before its first task and on a retype, as a placement moves weights``
     ] |> testSequenced ]
