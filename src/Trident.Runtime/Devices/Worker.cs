@@ -3,6 +3,9 @@
 // its first task and on every Retype (unloading what the new type no longer holds), as a placement moves
 // weights; a load that fails is retried by the executor on the stage's first task, which then reports it. Blocking on a dedicated thread (not the thread pool) suits ONNX Runtime calls,
 // which block for the length of a stage, and keeps them off ASP.NET Core's threads.
+// The observer hears of a task twice at its start: Started when the worker takes it (the device is busy from
+// then on), Running when its stage work begins (inputs ready, not cancelled), which is what a job's stage
+// timings record, so a stage skipped by a cancellation or an earlier failure reports no timing.
 
 using System.Threading.Channels;
 using Trident.Scheduling;

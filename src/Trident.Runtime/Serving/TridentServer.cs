@@ -1,7 +1,9 @@
 // The serving runtime behind the HTTP API: the job store, the serving loop and one worker per device. It
 // accepts jobs (or refuses them when the queue is full), finds and cancels them, and exposes the state the
-// API reports. Everything it starts it stops on disposal: the loop first, then the workers (queued tasks
-// are reported failed, running ones finish), then the executors' sessions.
+// API reports. On shutdown it first drains (DrainAsync: no new work, work in flight finishes or is cancelled
+// at the drain time, every job ends in a final state). Everything it starts it stops on disposal: the loop
+// first, then the workers (queued tasks are reported failed, running ones finish), then the executors'
+// sessions; a job still not over then is marked cancelled.
 
 using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Logging;
