@@ -89,7 +89,11 @@ module Experiment =
                 None
             | [ m ] ->
                 match ReferenceProfiles.tryFind m with
-                | Some p -> Some p
+                | Some p ->
+                    // an image-only model takes no video rows (frames > 1)
+                    for t in trace do
+                        for e in Trace.checkAgainst p t do errors.Add(sprintf "request %d: %s" t.Id e)
+                    Some p
                 | None ->
                     errors.Add(sprintf "no profile for model '%s' (known: sd3, flux, cogvideox, hunyuanvideo)" m)
                     None

@@ -307,13 +307,14 @@ module Trace =
           Priority: string option }
 
     /// Validates one line's fields, adding every problem to `errors`.
-    let private build (where: string) (f: Fields) (errors: ResizeArray<string>) =
+    /// A column missing from the header is reported once there, not again on every line.
+    let private build (absent: Set<string>) (where: string) (f: Fields) (errors: ResizeArray<string>) =
         let err (msg: string) = errors.Add(sprintf "%s: %s" where msg)
         let required name (v: string option) =
             match v with
             | Some s when s.Trim() <> "" -> Some(s.Trim())
             | _ ->
-                err (sprintf "%s is missing" name)
+                if not (absent.Contains name) then err (sprintf "%s is missing" name)
                 None
         let integer name lo (v: string option) =
             required name v
@@ -367,15 +368,18 @@ module Trace =
                       Priority = Option.flatten priority }
         | _ -> None
 
+    /// Header problems are reported and the lines are still read (with the columns that are there), so every
+    /// problem of the file comes in one pass.
     let private parseCsv (lines: string array) (errors: ResizeArray<string>) =
         let header = lines.[0].Split(',') |> Array.map (fun s -> s.Trim().ToLowerInvariant())
         let known = Header.Split(',')
         for h in header do
             if not (Array.contains h known) then errors.Add(sprintf "line 1: unknown column '%s' (known: %s)" h Header)
-        for h in [ "id"; "arrival_s"; "model"; "height"; "width"; "frames"; "steps" ] do
-            if not (Array.contains h header) then errors.Add(sprintf "line 1: column '%s' is missing" h)
-        if errors.Count > 0 then []
-        else
+        let absent = [ "id"; "arrival_s"; "model"; "height"; "width"; "frames"; "steps" ] |> List.filter (fun h -> not (Array.contains h header))
+        for h in absent do
+            errors.Add(sprintf "line 1: column '%s' is missing" h)
+        let absent = Set.ofList absent
+        let rows =
             let col name = Array.tryFindIndex ((=) name) header
             [ for i in 1 .. lines.Length - 1 do
                   let line = lines.[i]
@@ -386,11 +390,12 @@ module Trace =
                           errors.Add(sprintf "%s: %d fields, the header has %d" where cells.Length header.Length)
                       else
                           let get name = col name |> Option.map (fun j -> cells.[j])
-                          match build where
+                          match build absent where
                                     { Id = get "id"; Arrival = get "arrival_s"; Model = get "model"; Height = get "height"; Width = get "width"
                                       Frames = get "frames"; Steps = get "steps"; Deadline = get "deadline_s"; Priority = get "priority" } errors with
-                          | Some t -> yield t
+                          | Some t -> yield (where, t)
                           | None -> () ]
+        rows
 
     let private parseJsonLines (lines: string array) (errors: ResizeArray<string>) =
         let known = Set.ofArray (Header.Split(','))
@@ -405,6 +410,12 @@ module Trace =
                           let props = doc.RootElement.EnumerateObject() |> Seq.map (fun p -> p.Name, p.Value) |> List.ofSeq
                           for (name, _) in props do
                               if not (known.Contains name) then errors.Add(sprintf "%s: unknown field '%s'" where name)
+                          // as strict as the HTTP API: a key once, numbers as JSON numbers
+                          for (name, n) in props |> List.countBy fst do
+                              if n > 1 then errors.Add(sprintf "%s: field '%s' is given %d times" where name n)
+                          for (name, v) in props do
+                              if name <> "model" && known.Contains name && v.ValueKind = JsonValueKind.String then
+                                  errors.Add(sprintf "%s: %s must be a JSON number, not a string" where name)
                           let get name =
                               props
                               |> List.tryFind (fun (n, _) -> n = name)
@@ -413,15 +424,50 @@ module Trace =
                                   | JsonValueKind.Null -> None
                                   | JsonValueKind.String -> Some(v.GetString())
                                   | _ -> Some(v.GetRawText()))
-                          match build where
+                          match build Set.empty where
                                     { Id = get "id"; Arrival = get "arrival_s"; Model = get "model"; Height = get "height"; Width = get "width"
                                       Frames = get "frames"; Steps = get "steps"; Deadline = get "deadline_s"; Priority = get "priority" } errors with
-                          | Some t -> yield t
+                          | Some t -> yield (where, t)
                           | None -> ()
                   with :? JsonException as e -> errors.Add(sprintf "%s: invalid JSON (%s)" where e.Message) ]
 
-    /// Parses a trace (CSV with header, or JSON lines — told apart by the first non-blank
-    /// character). Returns the requests sorted by arrival (then id), or every problem found.
+    /// Problems of one request against the profile it will run with: its model must be the profile's, and
+    /// an image-only model (a profile without video) takes frames = 1.
+    let checkAgainst (profile: Profile) (t: TraceRequest) : string list =
+        [ if t.Model <> profile.Model.Value then
+              yield sprintf "model '%s' is not the profile's model '%s'" t.Model profile.Model.Value
+          elif not profile.Video && t.Shape.Frames > 1 then
+              yield sprintf "frames = %d, but model '%s' is image-only (frames must be 1)" t.Shape.Frames t.Model ]
+
+    /// Parses a trace (CSV with header, or JSON lines — told apart by the first non-blank character) and
+    /// checks each request against the profile `profileOf` gives its model (None: the model is unknown).
+    /// Every problem — header, fields, model and frames, duplicate ids — is reported in one pass. Returns the
+    /// requests sorted by arrival (then id), or every problem found.
+    let parseFor (profileOf: string -> Result<Profile, string>) (text: string) : Result<TraceRequest list, string list> =
+        let lines = text.Replace("\r\n", "\n").Split('\n')
+        let first = lines |> Array.tryFind (fun l -> l.Trim() <> "")
+        let errors = ResizeArray<string>()
+        let rows =
+            match first with
+            | None ->
+                errors.Add "the trace is empty"
+                []
+            | Some l when l.TrimStart().StartsWith "{" -> parseJsonLines lines errors
+            | Some _ ->
+                let start = lines |> Array.findIndex (fun l -> l.Trim() <> "")
+                parseCsv lines.[start..] errors
+        for (where, t) in rows do
+            match profileOf t.Model with
+            | Ok p -> for e in checkAgainst p t do errors.Add(sprintf "%s: %s" where e)
+            | Error e -> errors.Add(sprintf "%s: %s" where e)
+        let trace = rows |> List.map snd
+        let dups = trace |> List.countBy _.Id |> List.filter (fun (_, n) -> n > 1)
+        for (id, n) in dups do
+            errors.Add(sprintf "id %d appears %d times" id n)
+        if errors.Count > 0 then Error(List.ofSeq errors)
+        else Ok(trace |> List.sortBy (fun t -> t.Arrival, t.Id))
+
+    /// Parses a trace without a profile check (any model, any frames): `parseFor` with every model accepted.
     let parse (text: string) : Result<TraceRequest list, string list> =
         let lines = text.Replace("\r\n", "\n").Split('\n')
         let first = lines |> Array.tryFind (fun l -> l.Trim() <> "")
@@ -431,12 +477,22 @@ module Trace =
             | None ->
                 errors.Add "the trace is empty"
                 []
-            | Some l when l.TrimStart().StartsWith "{" -> parseJsonLines lines errors
+            | Some l when l.TrimStart().StartsWith "{" -> parseJsonLines lines errors |> List.map snd
             | Some _ ->
                 let start = lines |> Array.findIndex (fun l -> l.Trim() <> "")
-                parseCsv lines.[start..] errors
+                parseCsv lines.[start..] errors |> List.map snd
         let dups = trace |> List.countBy _.Id |> List.filter (fun (_, n) -> n > 1)
         for (id, n) in dups do
             errors.Add(sprintf "id %d appears %d times" id n)
         if errors.Count > 0 then Error(List.ofSeq errors)
         else Ok(trace |> List.sortBy (fun t -> t.Arrival, t.Id))
+
+    /// Parses a trace file: a missing file is said to be missing (not taken for a workload name).
+    let parseFileFor (profileOf: string -> Result<Profile, string>) (path: string) : Result<TraceRequest list, string list> =
+        if not (System.IO.File.Exists path) then Error [ sprintf "the trace file '%s' does not exist" path ]
+        else parseFor profileOf (System.IO.File.ReadAllText path)
+
+    /// Whether a workload argument names a file rather than a workload (a path separator or a trace extension).
+    let looksLikeFile (workload: string) =
+        workload.Contains '/' || workload.Contains '\\'
+        || [ ".csv"; ".jsonl"; ".json"; ".txt" ] |> List.exists (fun e -> workload.EndsWith(e, System.StringComparison.OrdinalIgnoreCase))

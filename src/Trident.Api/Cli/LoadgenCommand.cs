@@ -121,9 +121,13 @@ public static class LoadgenCommand
     /// <summary>The trace: a tiny workload, a named workload of the scheduling core, or a file.</summary>
     private static IReadOnlyList<TraceRequest>? Trace(string workload, double? rate, int? steps, int count, ulong seed, CostModel cost, Cluster cluster, CliArgs args, TextWriter o)
     {
-        if (File.Exists(workload))
+        if (File.Exists(workload) || Scheduling.Trace.looksLikeFile(workload))
         {
-            var parsed = Scheduling.Trace.parse(File.ReadAllText(workload));
+            // every problem in one pass, each request checked against the server's profile (model, image-only)
+            var profile = cost.Profile;
+            var parsed = Scheduling.Trace.parseFileFor(FuncConvert.FromFunc((string model) => model == profile.Model.Value
+                ? FSharpResult<Profile, string>.NewOk(profile)
+                : FSharpResult<Profile, string>.NewError($"model '{model}' is not the server's ('{profile.Model.Value}')")), workload);
             if (parsed.IsOk) return [.. parsed.ResultValue.OrderBy(t => t.Arrival)];
             Console.Error.WriteLine($"trident loadgen: {workload}:");
             foreach (var e in parsed.ErrorValue) Console.Error.WriteLine($"  {e}");
@@ -202,7 +206,8 @@ public static class LoadgenCommand
         var t = s.Trace;
         var body = new GenerationRequestDto($"loadgen request {t.Id}", null, t.Shape.Width, t.Shape.Height, t.Shape.Frames, t.Steps, t.Id, null,
             FSharpOption<double>.get_IsSome(t.Deadline) ? (long)Math.Max(1, Math.Round((t.Deadline.Value - t.Arrival) * 1000)) : null,
-            FSharpOption<int>.get_IsSome(t.Priority) ? t.Priority.Value : null);
+            // the server refuses deadline_ms with priority (docs/serving.md): a row with both sends its deadline
+            FSharpOption<int>.get_IsSome(t.Priority) && FSharpOption<double>.get_IsNone(t.Deadline) ? t.Priority.Value : null);
         try
         {
             using var response = await http.PostAsJsonAsync("/v1/generations", body, Json, ct);

@@ -17,9 +17,23 @@ public static class ServeCommand
 
     private static async Task<int> Run(CliArgs args, CancellationToken ct)
     {
-        var app = Program.BuildServer([.. args.Raw]);
+        WebApplication app;
         try
         {
+            app = Program.BuildServer([.. args.Raw]);
+        }
+        catch (Exception e) when (e is FileNotFoundException or InvalidDataException or FormatException)
+        {
+            // --config names a file that does not exist or is not JSON: a configuration error, not a crash
+            Console.Error.WriteLine("trident serve: invalid configuration (docs/serving.md lists every key):");
+            Console.Error.WriteLine($"  {e.Message}{(e.InnerException is { } inner ? $" ({inner.Message})" : "")}");
+            return 2;
+        }
+        try
+        {
+            // validated before the host starts, so a bad configuration is this list and exit 2, not the host's
+            // start-up failure with a stack trace in the log
+            _ = app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<Trident.Api.Options.TridentOptions>>().Value;
             await app.RunAsync(ct);
             return 0;
         }

@@ -65,11 +65,14 @@ public static class SimulateCommand
         var count = args.Has("count") ? FSharpOption<int>.Some(args.Int("count", 1, 1, 10_000_000)) : FSharpOption<int>.None;
 
         WorkloadInput? input = null;
-        if (File.Exists(workload))
+        if (File.Exists(workload) || Trace.looksLikeFile(workload))
         {
             if (rate is not null || steps is not null || count is not null)
                 args.Error("--rate/--steps/--count: apply to generated workloads, not to a trace file");
-            var parsed = Trace.parse(File.ReadAllText(workload));
+            // every problem in one pass, each request checked against its model's reference profile
+            var parsed = Trace.parseFileFor(FuncConvert.FromFunc((string model) => ReferenceProfiles.tryFind(model) is { } p
+                ? FSharpResult<Profile, string>.NewOk(p.Value)
+                : FSharpResult<Profile, string>.NewError($"no profile for model '{model}' (known: sd3, flux, cogvideox, hunyuanvideo)")), workload);
             if (parsed.IsError) foreach (var e in parsed.ErrorValue) args.Error($"--workload {workload}: {e}");
             else input = WorkloadInput.NewFromTrace(Path.GetFileNameWithoutExtension(workload), parsed.ResultValue);
         }

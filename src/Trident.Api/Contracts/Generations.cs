@@ -27,7 +27,22 @@ public sealed record GenerationRequestDto(
     int? Priority);
 
 /// <summary>202 answer to <c>POST /v1/generations</c>.</summary>
-public sealed record GenerationAcceptedDto(string Id, string Status, string StatusUrl, string EventsUrl, string ResultUrl);
+/// <param name="Seed">The seed the job uses (the client's, or drawn by the server in [0, 2^53 − 1]).</param>
+/// <param name="PredictedSeconds">The cost model's latency of the request served alone on this server (the
+/// figure checked against <c>Trident:Limits:MaxPredictedSeconds</c>).</param>
+/// <param name="PredictedActivationGb">Its predicted peak activation on one device (checked against
+/// <c>Trident:Limits:MaxActivationGb</c>).</param>
+public sealed record GenerationAcceptedDto(string Id, string Status, string StatusUrl, string EventsUrl, string ResultUrl,
+    long Seed, double PredictedSeconds, double PredictedActivationGb);
+
+/// <summary>How much of a prompt the text encoder reads: the tokenizer keeps a fixed number of tokens and cuts
+/// the rest, so a client can see whether (and where) its prompt was cut.</summary>
+/// <param name="TokensTotal">Content tokens of the whole prompt (start/end tokens not counted).</param>
+/// <param name="TokensUsed">Content tokens the encoder reads (at most the tokenizer's capacity).</param>
+/// <param name="Truncated">Whether tokens were cut.</param>
+/// <param name="CharactersUsed">Characters (Unicode code points) of the prompt the encoder read.</param>
+/// <param name="CharactersTotal">Characters of the whole prompt.</param>
+public sealed record PromptUsageDto(int TokensTotal, int TokensUsed, bool Truncated, int CharactersUsed, int CharactersTotal);
 
 /// <summary>One stage's timing in milliseconds (null until known).</summary>
 public sealed record StageTimingDto(double? StartMs, double? EndMs, double? DurationMs);
@@ -68,6 +83,8 @@ public sealed record GenerationStatusDto(
     int Height,
     int Frames,
     long Seed,
+    PromptUsageDto Prompt,
+    PromptUsageDto? NegativePrompt,
     TimingsDto Timings,
     DeadlineDto Deadline,
     RouteDto? Route,

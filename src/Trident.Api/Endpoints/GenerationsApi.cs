@@ -15,6 +15,7 @@ using Microsoft.Extensions.Options;
 using Trident.Api.Contracts;
 using Trident.Api.Hosting;
 using Trident.Api.Options;
+using Trident.Runtime.Pipelines.Tokenizers;
 using Trident.Runtime.Serving;
 
 namespace Trident.Api.Endpoints;
@@ -49,7 +50,8 @@ public static class GenerationsApi
             case SubmitOutcome.Accepted accepted:
                 var id = Id(accepted.Job);
                 var status = $"/v1/generations/{id}";
-                return TypedResults.Accepted(status, new GenerationAcceptedDto(id, "queued", status, status + "/events", status + "/result"));
+                return TypedResults.Accepted(status, new GenerationAcceptedDto(id, "queued", status, status + "/events", status + "/result",
+                    (long)submission.Input.Seed, submission.Estimate.Seconds, submission.Estimate.ActivationGb));
             case SubmitOutcome.Refused refused:
                 return Problems.TooMany(http, refused);
             case SubmitOutcome.Stopping stopping:
@@ -63,7 +65,7 @@ public static class GenerationsApi
     {
         if (host.Ready is not { } ready) return Problems.NotReady(http, host);
         if (ready.Server.Find(RequestId.NewRequestId(id)) is not { } job) return Problems.NotFound(id);
-        return TypedResults.Ok(Status(job, ready.Server));
+        return TypedResults.Ok(Status(job, ready));
     }
 
     private static Results<FileContentHttpResult, ProblemHttpResult> Result(long id, HttpContext http, ServerHost host)
@@ -85,7 +87,7 @@ public static class GenerationsApi
         if (host.Ready is not { } ready) return Problems.NotReady(http, host);
         if (ready.Server.Find(RequestId.NewRequestId(id)) is not { } job) return Problems.NotFound(id);
         if (!ready.Server.Cancel(job)) return Problems.Conflict($"generation {id} is already {Name(job.Status)}");
-        var status = Status(job, ready.Server);
+        var status = Status(job, ready);
         // cancelled at once, or stopping at its next step boundary: either way it ends cancelled
         return job.Status == JobStatus.Cancelled
             ? TypedResults.Ok(status)
@@ -125,8 +127,9 @@ public static class GenerationsApi
     public static string Name(JobStatus s) => s.ToString().ToLowerInvariant();
 
     /// <summary>The wire view of a job.</summary>
-    public static GenerationStatusDto Status(Job job, TridentServer server)
+    public static GenerationStatusDto Status(Job job, ReadyServer ready)
     {
+        var server = ready.Server;
         var v = job.View();
         var arrival = v.Arrival;
         double? Ms(double? t) => t is { } x ? Math.Round((x - arrival) * 1000, 1) : null;
@@ -148,10 +151,19 @@ public static class GenerationsApi
             v.Input.Height,
             v.Input.Frames,
             (long)v.Input.Seed,
+            Usage(ready, v.Input.Prompt),
+            v.Input.NegativePrompt is { } negative ? Usage(ready, negative) : null,
             new TimingsDto(Stage(v.Queue), Stage(v.Encode), Stage(v.Diffuse), Stage(v.Decode), Ms(v.Finished)),
             new DeadlineDto(server.Clock.ToWallClock(v.Deadline), Math.Round((v.Deadline - arrival) * 1000, 1), v.DeadlineGiven ? "client" : "slo", v.DeadlineMet),
             route,
             v.Error,
             v.Status == JobStatus.Succeeded ? $"/v1/generations/{id}/result" : null);
+    }
+
+    /// <summary>How much of a prompt the pipeline's text encoder reads (its tokenizer keeps a fixed number of tokens).</summary>
+    public static PromptUsageDto Usage(ReadyServer ready, string text)
+    {
+        var u = PromptUsage.Of(ready.Tokenizer, text);
+        return new PromptUsageDto(u.TokensTotal, u.TokensUsed, u.Truncated, u.CharactersUsed, u.CharactersTotal);
     }
 }

@@ -1,5 +1,6 @@
-// POST /v1/images/generations: the OpenAI-compatible subset (prompt, n, size, response_format=b64_json),
-// synchronous. Each of the n images is one job through the same queue and planner as /v1/generations; the
+// POST /v1/images/generations: the OpenAI-compatible subset (prompt, n, size, response_format=b64_json,
+// model naming the served pipeline), synchronous; OpenAI fields it does not implement, and unknown ones, are a
+// 400 naming each. Every data[] item carries its seed and the prompt as the encoder read it. Each of the n images is one job through the same queue and planner as /v1/generations; the
 // answer waits for all of them. A client that goes away cancels its jobs.
 
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -7,6 +8,7 @@ using Microsoft.Extensions.Options;
 using Trident.Api.Contracts;
 using Trident.Api.Hosting;
 using Trident.Api.Options;
+using Trident.Runtime.Pipelines.Tokenizers;
 using Trident.Runtime.Serving;
 
 namespace Trident.Api.Endpoints;
@@ -27,7 +29,7 @@ public static class ImagesApi
         HttpContext http, ServerHost host, IOptions<TridentOptions> options)
     {
         if (host.Ready is not { } ready || host.ShuttingDown) return Problems.NotReady(http, host);
-        var (dto, parseErrors) = await JsonBody.ReadAsync<ImageGenerationRequestDto>(http);
+        var (dto, parseErrors) = await JsonBody.ReadAsync<ImageGenerationRequestDto>(http, GenerationRequests.UnsupportedOpenAiFields);
         if (dto is null) return TypedResults.ValidationProblem(parseErrors);
         var (inputs, errors) = GenerationRequests.Validate(dto, ready, options.Value.Limits);
         if (inputs is null) return TypedResults.ValidationProblem(errors);
@@ -62,7 +64,11 @@ public static class ImagesApi
         foreach (var job in jobs)
         {
             var view = job.View();
-            if (job.Result is { } result) data.Add(new ImageDataDto(Convert.ToBase64String(result.Png), view.Input.Prompt));
+            if (job.Result is { } result)
+            {
+                var usage = PromptUsage.Of(ready.Tokenizer, view.Input.Prompt);
+                data.Add(new ImageDataDto(Convert.ToBase64String(result.Png), usage.UsedText, (long)view.Input.Seed, usage.Truncated));
+            }
             else if (view.Status == JobStatus.Cancelled) return Problems.Conflict($"generation {GenerationsApi.Id(job)} was cancelled");
             else return Problems.Failed($"generation {GenerationsApi.Id(job)} failed: {view.Error}");
         }

@@ -33,7 +33,7 @@ public sealed class OnnxServingBackend : IServingBackend
         var (profile, origin) = await ProfileAsync(options, layout, pipeline, home, log, cancellationToken);
         if (profile.Model.Value != manifest.Model)
             throw new InvalidOperationException($"the profile describes model '{profile.Model.Value}', the pipeline is '{manifest.Model}'");
-        return new ServingBackendParts(manifest, new OnnxStageExecutorFactory(directory), profile, origin);
+        return new ServingBackendParts(manifest, new OnnxStageExecutorFactory(directory), profile, origin, pipeline.Tokenizer);
     }
 
     private static async Task<(Profile, string)> ProfileAsync(TridentOptions options, DeviceLayout layout, LoadedPipeline pipeline, string home, ILogger log, CancellationToken ct)

@@ -33,7 +33,9 @@ namespace Trident.Api.Hosting;
 /// <param name="Manifest">The pipeline's manifest.</param>
 /// <param name="ProfileOrigin">Where the profile came from.</param>
 /// <param name="Exporter">Renders the server's metrics for /metrics.</param>
-public sealed record ReadyServer(TridentServer Server, PipelineManifest Manifest, string ProfileOrigin, PrometheusExporter Exporter);
+/// <param name="Tokenizer">The pipeline's tokenizer (how much of a prompt the encoder reads).</param>
+public sealed record ReadyServer(TridentServer Server, PipelineManifest Manifest, string ProfileOrigin, PrometheusExporter Exporter,
+    Trident.Runtime.Pipelines.Tokenizers.ITokenizer Tokenizer);
 
 /// <summary>Owns the serving runtime's lifetime.</summary>
 public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
@@ -107,7 +109,7 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
             var server = TridentServer.Start(setup, _logs, _time);
             var exporter = new PrometheusExporter(server.Metrics.Meter);
             server.Metrics.Initialise();
-            _ready = new ReadyServer(server, parts.Manifest, parts.ProfileOrigin, exporter);
+            _ready = new ReadyServer(server, parts.Manifest, parts.ProfileOrigin, exporter, parts.Tokenizer);
             _log.LogInformation("Ready: pipeline {Pipeline}, profile from {Profile}", parts.Manifest.Name, parts.ProfileOrigin);
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)

@@ -11,7 +11,9 @@ namespace Trident.Api.Hosting;
 /// <param name="Executors">Creates each device's stage executor.</param>
 /// <param name="Profile">The profile the cost model reads.</param>
 /// <param name="ProfileOrigin">Where the profile came from (a file, the cache, a fresh run of the profiler).</param>
-public sealed record ServingBackendParts(PipelineManifest Manifest, IStageExecutorFactory Executors, Profile Profile, string ProfileOrigin);
+/// <param name="Tokenizer">The pipeline's tokenizer: the API reports how much of each prompt it keeps.</param>
+public sealed record ServingBackendParts(PipelineManifest Manifest, IStageExecutorFactory Executors, Profile Profile, string ProfileOrigin,
+    Trident.Runtime.Pipelines.Tokenizers.ITokenizer Tokenizer);
 
 /// <summary>Prepares the pipeline, its executors and the profile at start-up.</summary>
 public interface IServingBackend

@@ -52,11 +52,14 @@ public static class TridentHosting
         return builder;
     }
 
-    /// <summary>Options bound from section <c>Trident</c>, validated at start-up.</summary>
+    /// <summary>Options bound strictly from section <c>Trident</c> (binding never throws: unknown keys and
+    /// unparsable values are reported by the validator), validated at start-up.</summary>
     public static IServiceCollection AddTridentOptions(this IServiceCollection services)
     {
-        services.AddOptions<TridentOptions>().BindConfiguration(TridentOptions.Section).ValidateOnStart();
-        services.AddSingleton<IValidateOptions<TridentOptions>, TridentOptionsValidator>();
+        services.AddOptions<TridentOptions>()
+            .Configure<IConfiguration>((o, configuration) => StrictBinding.Bind(configuration.GetSection(TridentOptions.Section), o))
+            .ValidateOnStart();
+        services.AddSingleton<IValidateOptions<TridentOptions>>(sp => new TridentOptionsValidator(sp.GetRequiredService<IConfiguration>()));
         return services;
     }
 

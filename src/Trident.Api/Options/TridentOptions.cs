@@ -152,7 +152,8 @@ public sealed class LimitOptions
     /// <summary>Most denoising steps.</summary>
     public int MaxSteps { get; set; } = 100;
 
-    /// <summary>Longest prompt (and negative prompt), in characters.</summary>
+    /// <summary>Longest prompt (and negative prompt), in characters (Unicode code points). The encoder may read
+    /// less: its tokenizer keeps a fixed number of tokens (the job status reports how much it used).</summary>
     public int MaxPromptLength { get; set; } = 2000;
 
     /// <summary>Most images per OpenAI-style request (<c>n</c>).</summary>
@@ -169,6 +170,14 @@ public sealed class LimitOptions
 
     /// <summary>Longest deadline a client may set.</summary>
     public long MaxDeadlineMs { get; set; } = 3_600_000;
+
+    /// <summary>Most seconds a request may be predicted to take served alone (the cost model's t_ref on this
+    /// server's profile); 0 = no limit.</summary>
+    public double MaxPredictedSeconds { get; set; } = 120;
+
+    /// <summary>Most GB of activations a request may be predicted to need on one device (the cost model's peak
+    /// over its stages at its reference degree); 0 = no limit.</summary>
+    public double MaxActivationGb { get; set; } = 8;
 }
 
 /// <summary>Section <c>Trident:Monitor</c>: Adjust-on-Dispatch, with the simulator's defaults.</summary>

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Options;
 using Trident.Runtime.Onnx;
 
@@ -7,10 +8,23 @@ namespace Trident.Api.Options;
 /// its configuration key.</summary>
 public sealed class TridentOptionsValidator : IValidateOptions<TridentOptions>
 {
+    private readonly IConfiguration? _configuration;
+
+    /// <summary>Checks the bound values only.</summary>
+    public TridentOptionsValidator()
+    {
+    }
+
+    /// <summary>Also reports every unknown key and unparsable value of section <c>Trident</c> of
+    /// <paramref name="configuration"/> (StrictBinding), before the rule checks.</summary>
+    public TridentOptionsValidator(IConfiguration configuration) => _configuration = configuration;
+
     /// <inheritdoc />
     public ValidateOptionsResult Validate(string? name, TridentOptions o)
     {
         var errors = new List<string>();
+        if (_configuration is not null)
+            errors.AddRange(StrictBinding.Bind(_configuration.GetSection(TridentOptions.Section), new TridentOptions()));
         void Check(bool ok, string key, string rule)
         {
             if (!ok) errors.Add($"{TridentOptions.Section}:{key} {rule}");
@@ -57,6 +71,8 @@ public sealed class TridentOptionsValidator : IValidateOptions<TridentOptions>
         Check(l.DefaultHeight >= 8 && l.DefaultHeight <= l.MaxHeight, "Limits:DefaultHeight", "must be between 8 and Limits:MaxHeight");
         Check(l.DefaultSteps >= 0 && l.DefaultSteps <= l.MaxSteps, "Limits:DefaultSteps", "must be between 0 (the pipeline's default) and Limits:MaxSteps");
         Check(l.MaxDeadlineMs is >= 1 and <= 86_400_000, "Limits:MaxDeadlineMs", "must be between 1 and 86400000");
+        Check(double.IsFinite(l.MaxPredictedSeconds) && l.MaxPredictedSeconds >= 0, "Limits:MaxPredictedSeconds", "must be ≥ 0 (0: no limit)");
+        Check(double.IsFinite(l.MaxActivationGb) && l.MaxActivationGb >= 0, "Limits:MaxActivationGb", "must be ≥ 0 (0: no limit)");
 
         var m = o.Monitor;
         Check(double.IsFinite(m.WindowSeconds) && m.WindowSeconds is >= 1 and <= 86_400, "Monitor:WindowSeconds", "must be between 1 and 86400");

@@ -28,7 +28,7 @@ type GatedBackend(gates: Gates, release: Task) =
         member _.PrepareAsync(_, _, _, ct) =
             task {
                 do! release.WaitAsync ct
-                return ServingBackendParts(TinyFixture.pipeline.Value.Manifest, GatedExecutors gates, testProfile, "test profile (gated backend)")
+                return ServingBackendParts(TinyFixture.pipeline.Value.Manifest, GatedExecutors gates, testProfile, "test profile (gated backend)", TinyFixture.pipeline.Value.Tokenizer)
             }
 
 /// A test server on one device over a gated backend.

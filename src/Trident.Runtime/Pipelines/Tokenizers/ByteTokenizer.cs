@@ -46,6 +46,9 @@ public sealed class ByteTokenizer : ITokenizer
         return TokenizerFactory.Frame(content, _settings.BosId, _settings.EosId, _settings.PadId, inputIds, attentionMask, MaxLength);
     }
 
+    /// <inheritdoc />
+    public int CountContentTokens(string text) => Encoding.UTF8.GetByteCount(text);
+
     /// <summary>The text of the byte ids up to the first EOS, skipping BOS and PAD.</summary>
     public string Decode(ReadOnlySpan<long> ids)
     {

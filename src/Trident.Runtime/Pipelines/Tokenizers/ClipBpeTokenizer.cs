@@ -124,6 +124,9 @@ public sealed partial class ClipBpeTokenizer : ITokenizer
         return TokenizerFactory.Frame(ids, BosId, EosId, PadId, inputIds, attentionMask, MaxLength);
     }
 
+    /// <inheritdoc />
+    public int CountContentTokens(string text) => Tokenize(text).Count;
+
     /// <summary>The BPE pieces of <paramref name="text"/> after cleaning, without start/end/pad tokens and
     /// without truncation (e.g. "a photo" → "a&lt;/w&gt;", "photo&lt;/w&gt;" with CLIP's merges).</summary>
     public IReadOnlyList<string> Tokenize(string text)

@@ -14,6 +14,43 @@ public interface ITokenizer
     /// tensor); the mask is 1 for real tokens and 0 for padding. Returns the number of real tokens.</summary>
     /// <exception cref="ArgumentException">when a span's length is not <see cref="MaxLength"/>.</exception>
     int EncodeInto(string text, Span<long> inputIds, Span<long> attentionMask);
+
+    /// <summary>Content tokens of <paramref name="text"/> before truncation (start, end and padding not counted):
+    /// more than <c>MaxLength − 2</c> means the encoder reads only a prefix.</summary>
+    int CountContentTokens(string text);
+}
+
+/// <summary>How much of a prompt the encoder reads.</summary>
+/// <param name="TokensTotal">Content tokens of the whole text.</param>
+/// <param name="TokensUsed">Content tokens kept (at most MaxLength − 2).</param>
+/// <param name="CharactersUsed">Unicode code points of the longest prefix whose tokens all fit.</param>
+/// <param name="CharactersTotal">Unicode code points of the whole text.</param>
+/// <param name="UsedText">That prefix.</param>
+public sealed record PromptUsage(int TokensTotal, int TokensUsed, int CharactersUsed, int CharactersTotal, string UsedText)
+{
+    /// <summary>Whether tokens were cut.</summary>
+    public bool Truncated => TokensUsed < TokensTotal;
+
+    /// <summary>How much of <paramref name="text"/> <paramref name="tokenizer"/> keeps: the token counts, and the
+    /// longest prefix (on code-point boundaries) whose tokens fit, found by bisection.</summary>
+    public static PromptUsage Of(ITokenizer tokenizer, string text)
+    {
+        var capacity = Math.Max(0, tokenizer.MaxLength - 2);
+        var total = tokenizer.CountContentTokens(text);
+        var bounds = new List<int> { 0 };
+        var at = 0;
+        foreach (var rune in text.EnumerateRunes()) bounds.Add(at += rune.Utf16SequenceLength);
+        var characters = bounds.Count - 1;
+        if (total <= capacity) return new PromptUsage(total, total, characters, characters, text);
+        int lo = 0, hi = characters;
+        while (lo < hi)
+        {
+            var mid = (lo + hi + 1) / 2;
+            if (tokenizer.CountContentTokens(text[..bounds[mid]]) <= capacity) lo = mid;
+            else hi = mid - 1;
+        }
+        return new PromptUsage(total, tokenizer.CountContentTokens(text[..bounds[lo]]), lo, characters, text[..bounds[lo]]);
+    }
 }
 
 /// <summary>One encoded prompt.</summary>

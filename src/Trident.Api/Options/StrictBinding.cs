@@ -1,0 +1,120 @@
+// Binds section "Trident" onto TridentOptions without ever throwing and without ignoring anything: every key of
+// every source (appsettings, --config file, Trident__… environment variables, --Trident:… arguments) is walked
+// against the options' properties, so a misspelt or unknown key is an error naming it, and a value that does
+// not parse as its property's type (SloScale=abc, Degrees=banana) is an error naming the key and the value,
+// instead of the binder's exception (an unhandled crash) or its silence (the default kept). The validator
+// reports these with its own rule checks, so `serve` exits 2 with the complete list. Lists (int[]) take
+// either indexed children (a JSON array; Trident__Devices__Degrees__0=1) or one comma-separated value
+// (--Trident:Devices:Degrees 1,2,4).
+
+using System.Globalization;
+using System.Reflection;
+using Microsoft.Extensions.Configuration;
+
+namespace Trident.Api.Options;
+
+/// <summary>Strict, non-throwing binding of configuration onto an options object.</summary>
+public static class StrictBinding
+{
+    /// <summary>Binds <paramref name="section"/> onto <paramref name="target"/>; returns one message per unknown
+    /// key or unparsable value, each naming its full key. Valid keys are bound even when others are not.</summary>
+    public static IReadOnlyList<string> Bind(IConfigurationSection section, object target)
+    {
+        var errors = new List<string>();
+        BindObject(section, target, errors);
+        return errors;
+    }
+
+    private static PropertyInfo[] Keys(Type type) =>
+        type.GetProperties(BindingFlags.Public | BindingFlags.Instance).Where(p => p.CanWrite && p.GetSetMethod() is not null).ToArray();
+
+    private static void BindObject(IConfigurationSection section, object target, List<string> errors)
+    {
+        var properties = Keys(target.GetType());
+        foreach (var child in section.GetChildren())
+        {
+            var property = properties.FirstOrDefault(p => string.Equals(p.Name, child.Key, StringComparison.OrdinalIgnoreCase));
+            if (property is null)
+            {
+                errors.Add($"{child.Path} is not a configuration key (keys under {section.Path}: {string.Join(", ", properties.Select(p => p.Name))}; docs/serving.md lists them)");
+                continue;
+            }
+            var type = property.PropertyType;
+            if (IsLeaf(type))
+            {
+                if (type.IsArray) BindArray(child, property, target, errors);
+                else if (child.GetChildren().Any()) errors.Add($"{child.Path} takes a single value, not a section");
+                else if (Parse(child.Value ?? "", type, out var value, out var expected)) property.SetValue(target, value);
+                else errors.Add($"{child.Path} must be {expected} (got '{child.Value}')");
+                continue;
+            }
+            if (child.Value is { Length: > 0 })
+            {
+                errors.Add($"{child.Path} is a section (keys: {string.Join(", ", Keys(type).Select(p => p.Name))}), not a value (got '{child.Value}')");
+                continue;
+            }
+            var nested = property.GetValue(target) ?? Activator.CreateInstance(type)!;
+            BindObject(child, nested, errors);
+            property.SetValue(target, nested);
+        }
+    }
+
+    private static bool IsLeaf(Type type) =>
+        type == typeof(string) || type.IsPrimitive || type.IsEnum || type == typeof(TimeSpan) || type == typeof(decimal)
+        || type.IsArray || Nullable.GetUnderlyingType(type) is not null;
+
+    private static void BindArray(IConfigurationSection key, PropertyInfo property, object target, List<string> errors)
+    {
+        var element = property.PropertyType.GetElementType()!;
+        var children = key.GetChildren().ToArray();
+        string[] parts;
+        if (children.Length > 0)
+        {
+            var indexed = children.Select(c => (Ok: int.TryParse(c.Key, NumberStyles.None, CultureInfo.InvariantCulture, out var i), Index: i, c)).ToArray();
+            var bad = indexed.Where(x => !x.Ok || x.c.GetChildren().Any()).ToArray();
+            foreach (var x in bad) errors.Add($"{x.c.Path} is not an element of the list {key.Path} (elements are :0, :1, …)");
+            if (bad.Length > 0) return;
+            parts = indexed.OrderBy(x => x.Index).Select(x => x.c.Value ?? "").ToArray();
+        }
+        else parts = (key.Value ?? "").Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        var array = Array.CreateInstance(element, parts.Length);
+        var expected = "";
+        var failed = parts.Where((p, i) =>
+        {
+            if (!Parse(p, element, out var v, out expected)) return true;
+            array.SetValue(v, i);
+            return false;
+        }).ToArray();
+        if (failed.Length > 0) errors.Add($"{key.Path} must be a list whose elements are each {expected}: 1,2,4 or a JSON array (got '{string.Join(",", parts)}')");
+        else property.SetValue(target, array);
+    }
+
+    private static bool Parse(string text, Type type, out object? value, out string expected)
+    {
+        var c = CultureInfo.InvariantCulture;
+        value = null;
+        var t = Nullable.GetUnderlyingType(type) ?? type;
+        if (t == typeof(string)) { expected = "a string"; value = text; return true; }
+        if (t == typeof(int)) { expected = "a whole number"; var ok = int.TryParse(text.Trim(), NumberStyles.AllowLeadingSign, c, out var v); value = v; return ok; }
+        if (t == typeof(long)) { expected = "a whole number"; var ok = long.TryParse(text.Trim(), NumberStyles.AllowLeadingSign, c, out var v); value = v; return ok; }
+        if (t == typeof(double))
+        {
+            expected = "a finite number";
+            var ok = double.TryParse(text.Trim(), NumberStyles.Float, c, out var v) && double.IsFinite(v);
+            value = v;
+            return ok;
+        }
+        if (t == typeof(bool)) { expected = "true or false"; var ok = bool.TryParse(text.Trim(), out var v); value = v; return ok; }
+        if (t.IsEnum)
+        {
+            expected = "one of " + string.Join(", ", Enum.GetNames(t));
+            var ok = Enum.TryParse(t, text.Trim(), ignoreCase: true, out var v) && Enum.IsDefined(t, v!);
+            value = v;
+            return ok;
+        }
+        if (t == typeof(TimeSpan)) { expected = "a time span (hh:mm:ss)"; var ok = TimeSpan.TryParse(text.Trim(), c, out var v); value = v; return ok; }
+        if (t == typeof(decimal)) { expected = "a number"; var ok = decimal.TryParse(text.Trim(), NumberStyles.Float, c, out var v); value = v; return ok; }
+        expected = $"a {t.Name} (not bindable from configuration)";
+        return false;
+    }
+}

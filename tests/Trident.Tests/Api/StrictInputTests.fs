@@ -1,0 +1,274 @@
+/// Nothing accepted is ever lost, inputs and configuration: every route refuses what it would coerce, cut or
+/// ignore (numbers sent as strings, duplicate and unknown keys, OpenAI fields it does not implement,
+/// deadline_ms with priority, seeds a JSON client cannot hold, requests over the cost limits), the job status
+/// says how much of the prompt the encoder read, configuration keys of every source are checked (unknown keys,
+/// unparsable values: exit 2 with the complete list), and trace files report every problem in one pass.
+module Trident.Tests.Api.StrictInputTests
+
+open System
+open System.IO
+open System.Net
+open System.Net.Http
+open System.Text.Json
+open Microsoft.Extensions.Configuration
+open Expecto
+open Trident.Api.Options
+open Trident.Scheduling
+open Trident.Tests.Api.ApiFixture
+open Trident.Tests.TestSupport
+
+let private errorsOf (r: HttpResponseMessage) =
+    let body = json r
+    [ for p in body.GetProperty("errors").EnumerateObject() -> p.Name ] |> Set.ofList
+
+let private messagesOf (r: HttpResponseMessage) =
+    let body = json r
+    [ for p in body.GetProperty("errors").EnumerateObject() do
+          for m in p.Value.EnumerateArray() -> p.Name, m.GetString() ]
+
+/// 2^53 − 1: the largest integer a JavaScript number holds exactly.
+let private maxSafe = 9_007_199_254_740_991L
+
+/// A server with cost limits low enough that the tiny pipeline's largest request exceeds both, and the
+/// smallest fits both.
+type StrictServer() =
+    inherit TridentFactory([ "Trident:Limits:MaxPredictedSeconds", "5"; "Trident:Limits:MaxActivationGb", "0.5" ])
+
+let private server = Fixture(fun () -> new StrictServer())
+
+let private cancel (client: HttpClient) (id: string) = client.DeleteAsync("/v1/generations/" + id).Result.Dispose()
+
+let ``a number sent as a string, a duplicate key or an unknown field is a 400 naming it, on both generation routes`` =
+    testCase "a number sent as a string, a duplicate key or an unknown field is a 400 naming it, on both generation routes" <| fun () ->
+        let client = readyClient server.Value
+        let expect (path: string) (body: string) (fields: string list) =
+            use r = post client path body
+            Expect.equal r.StatusCode HttpStatusCode.BadRequest (sprintf "%s %s" path body)
+            Expect.equal r.Content.Headers.ContentType.MediaType "application/problem+json" "problem+json"
+            Expect.equal (errorsOf r) (Set.ofList fields) (sprintf "the fields named for %s" body)
+        expect "/v1/generations" """{"prompt":"a fox","width":128,"height":128,"steps":"8"}""" [ "steps" ]
+        expect "/v1/generations" """{"prompt":"a fox","width":"128","height":128,"seed":"7","guidance":"3"}""" [ "width"; "seed"; "guidance" ]
+        expect "/v1/generations" """{"prompt":"a fox","steps":1,"steps":2}""" [ "steps" ]
+        expect "/v1/generations" """{"prompt":"a fox","stpes":2,"sampler":"euler"}""" [ "stpes"; "sampler" ]
+        expect "/v1/generations" """{"prompt":"a fox","width":1e400}""" [ "width" ]
+        expect "/v1/images/generations" """{"prompt":"a fox","n":"2","size":"64x64"}""" [ "n" ]
+        expect "/v1/images/generations" """{"prompt":"a fox","n":1,"n":2}""" [ "n" ]
+        expect "/v1/images/generations" """{"prompt":"a fox","quality":"hd","style":"vivid","user":"u1","sizee":"64x64"}""" [ "quality"; "style"; "user"; "sizee" ]
+        expect "/v1/images/generations" """{"prompt":"a fox","model":"dall-e-3"}""" [ "model" ]
+        use ok = post client "/v1/generations" """{"prompt":"a fox","width":64,"height":64,"steps":1}"""
+        Expect.equal ok.StatusCode HttpStatusCode.Accepted "the same body with numbers is accepted"
+        cancel client ((json ok).GetProperty("id").GetString())
+
+let ``deadline_ms with priority is refused saying why, and each alone is accepted`` =
+    testCase "deadline_ms with priority is refused saying why, and each alone is accepted" <| fun () ->
+        let client = readyClient server.Value
+        use both = post client "/v1/generations" """{"prompt":"x","width":64,"height":64,"steps":1,"deadline_ms":60000,"priority":3}"""
+        Expect.equal both.StatusCode HttpStatusCode.BadRequest "both.StatusCode"
+        let messages = messagesOf both
+        Expect.equal (messages |> List.map fst |> Set.ofList) (set [ "priority" ]) "the priority field is named"
+        Expect.stringContains (snd messages.Head) "deadline_ms" "the message says it cannot be combined with deadline_ms"
+        for body in [ """{"prompt":"x","width":64,"height":64,"steps":1,"deadline_ms":60000}"""
+                      """{"prompt":"x","width":64,"height":64,"steps":1,"priority":3}""" ] do
+            cancel client (submit client body)
+
+let ``server-drawn seeds fit in 2^53 − 1, larger client seeds are refused, and the OpenAI route reports each image's seed`` =
+    testCase "server-drawn seeds fit in 2^53 − 1, larger client seeds are refused, and the OpenAI route reports each image's seed" <| fun () ->
+        let client = readyClient server.Value
+        for _ in 1..20 do
+            use r = post client "/v1/generations" """{"prompt":"x","width":64,"height":64,"steps":1}"""
+            Expect.equal r.StatusCode HttpStatusCode.Accepted "r.StatusCode"
+            let body = json r
+            let seed = body.GetProperty("seed").GetInt64()
+            Expect.isTrue (seed >= 0L && seed <= maxSafe) (sprintf "seed %d is within [0, 2^53 − 1]" seed)
+            cancel client (body.GetProperty("id").GetString())
+        use big = post client "/v1/generations" (sprintf """{"prompt":"x","width":64,"height":64,"steps":1,"seed":%d}""" (maxSafe + 1L))
+        Expect.equal big.StatusCode HttpStatusCode.BadRequest "a seed above 2^53 − 1 is refused"
+        Expect.equal (errorsOf big) (set [ "seed" ]) "errorsOf big"
+        use edge = post client "/v1/images/generations" (sprintf """{"prompt":"x","n":2,"size":"64x64","seed":%d}""" maxSafe)
+        Expect.equal edge.StatusCode HttpStatusCode.BadRequest "the second image's seed would pass 2^53 − 1"
+        use r = post client "/v1/images/generations" """{"prompt":"two foxes","n":2,"size":"64x64","steps":1,"seed":42}"""
+        Expect.equal r.StatusCode HttpStatusCode.OK "r.StatusCode"
+        let seeds = [ for item in (json r).GetProperty("data").EnumerateArray() -> item.GetProperty("seed").GetInt64() ]
+        Expect.equal seeds [ 42L; 43L ] "each data item carries its seed"
+        use drawn = post client "/v1/images/generations" """{"prompt":"a fox","size":"64x64","steps":1}"""
+        Expect.equal drawn.StatusCode HttpStatusCode.OK "drawn.StatusCode"
+        let seed = (json drawn).GetProperty("data").[0].GetProperty("seed").GetInt64()
+        Expect.isTrue (seed >= 0L && seed <= maxSafe) "a drawn seed is reported and within [0, 2^53 − 1]"
+
+let ``the job status says how much of the prompt the encoder read, and prompt limits count characters`` =
+    testCase "the job status says how much of the prompt the encoder read, and prompt limits count characters" <| fun () ->
+        let client = readyClient server.Value
+        let usage (prompt: string) =
+            let id = submit client (JsonSerializer.Serialize {| prompt = prompt; width = 64; height = 64; steps = 1 |})
+            let status = json (get client ("/v1/generations/" + id))
+            cancel client id
+            status.GetProperty("prompt")
+        // the tiny pipeline's byte tokenizer keeps 75 bytes
+        let long = usage (String('a', 150))
+        Expect.isTrue (long.GetProperty("truncated").GetBoolean()) "a 150-byte prompt is truncated"
+        Expect.equal (long.GetProperty("tokens_total").GetInt32()) 150 "tokens_total"
+        Expect.equal (long.GetProperty("tokens_used").GetInt32()) 75 "tokens_used"
+        Expect.equal (long.GetProperty("characters_used").GetInt32()) 75 "characters_used"
+        let short = usage "a fox"
+        Expect.isFalse (short.GetProperty("truncated").GetBoolean()) "a short prompt is whole"
+        Expect.equal (short.GetProperty("characters_used").GetInt32()) 5 "characters_used"
+        let accented = usage (String('é', 50))
+        Expect.equal (accented.GetProperty("tokens_total").GetInt32()) 100 "é is two bytes"
+        Expect.equal (accented.GetProperty("characters_used").GetInt32()) 37 "the encoder reads 37 whole characters (74 bytes)"
+        Expect.equal (accented.GetProperty("characters_total").GetInt32()) 50 "characters_total"
+        // Limits:MaxPromptLength counts characters (code points), as documented: 1500 astral characters are
+        // 3000 UTF-16 units but 1500 characters, under the 2000 limit
+        let astral = String.replicate 1500 "𝔸"
+        cancel client (submit client (JsonSerializer.Serialize {| prompt = astral; width = 64; height = 64; steps = 1 |}))
+        use over = post client "/v1/generations" (JsonSerializer.Serialize {| prompt = String.replicate 2001 "𝔸"; width = 64; height = 64; steps = 1 |})
+        Expect.equal over.StatusCode HttpStatusCode.BadRequest "2001 characters are over the limit"
+        Expect.stringContains (snd (messagesOf over).Head) "2001" "the message counts characters"
+        use images = post client "/v1/images/generations" (JsonSerializer.Serialize {| prompt = String('b', 100); size = "64x64"; steps = 1 |})
+        Expect.equal images.StatusCode HttpStatusCode.OK "images.StatusCode"
+        let item = (json images).GetProperty("data").[0]
+        Expect.isTrue (item.GetProperty("prompt_truncated").GetBoolean()) "the OpenAI route says the prompt was cut"
+        Expect.equal (item.GetProperty("revised_prompt").GetString()) (String('b', 75)) "revised_prompt is what the encoder read"
+
+let ``requests predicted over the time or memory limit are refused naming the limit and the estimate, and a 202 carries the estimate`` =
+    testCase "requests predicted over the time or memory limit are refused naming the limit and the estimate, and a 202 carries the estimate" <| fun () ->
+        let client = readyClient server.Value
+        use small = post client "/v1/generations" """{"prompt":"x","width":64,"height":64,"steps":1}"""
+        Expect.equal small.StatusCode HttpStatusCode.Accepted "small.StatusCode"
+        let body = json small
+        Expect.isGreaterThan (body.GetProperty("predicted_seconds").GetDouble()) 0.0 "predicted_seconds"
+        Expect.isGreaterThan (body.GetProperty("predicted_activation_gb").GetDouble()) 0.0 "predicted_activation_gb"
+        cancel client (body.GetProperty("id").GetString())
+        use big = post client "/v1/generations" """{"prompt":"x","width":1024,"height":1024,"frames":9}"""
+        Expect.equal big.StatusCode HttpStatusCode.BadRequest "the largest request is refused"
+        let text = String.Join("\n", messagesOf big |> List.map snd)
+        Expect.stringContains text "Trident:Limits:MaxPredictedSeconds" "the time limit is named"
+        Expect.stringContains text "Trident:Limits:MaxActivationGb" "the memory limit is named"
+        Expect.stringContains text "predicted to take" "the estimate is given"
+        use images = post client "/v1/images/generations" """{"prompt":"x","size":"1024x1024","steps":100}"""
+        Expect.equal images.StatusCode HttpStatusCode.BadRequest "the OpenAI route applies the limits too"
+        Expect.equal (errorsOf images) (set [ "size" ]) "errorsOf images"
+
+// ---- configuration (no server) ------------------------------------------------------------------
+
+let private serve (args: string list) =
+    let error = new StringWriter()
+    let previous = Console.Error
+    Console.SetError error
+    let code =
+        try
+            Trident.Api.Cli.Commands.RunAsync(Array.ofList ([ "serve"; "--urls"; "http://127.0.0.1:0"; "--Trident:LogLevel"; "Fatal" ] @ args)).Result
+        finally
+            Console.SetError previous
+    code, string error
+
+let ``unparsable values and unknown keys from the command line or a config file stop serve with exit 2 and every key named`` =
+    testCase "unparsable values and unknown keys from the command line or a config file stop serve with exit 2 and every key named" <| fun () ->
+        let file = Path.Combine(Path.GetTempPath(), sprintf "trident-strict-%d.json" Environment.ProcessId)
+        File.WriteAllText(file, """{"Trident":{"Monitor":{"WindowSecs":5},"Jobs":{"Capacity":"lots"}}}""")
+        try
+            let code, message =
+                serve [ "--config"; file; "--Trident:Serving:SloScale"; "abc"; "--Trident:Serving:QueueCapacty"; "5"
+                        "--Trident:Devices:Degrees"; "banana"; "--Trident:Colour"; "red" ]
+            Expect.equal code 2 "exit code"
+            for key in [ "Trident:Serving:SloScale"; "Trident:Serving:QueueCapacty"; "Trident:Devices:Degrees"; "Trident:Colour"
+                         "Trident:Monitor:WindowSecs"; "Trident:Jobs:Capacity" ] do
+                Expect.stringContains message key "every bad key is named"
+            Expect.stringContains message "'abc'" "the bad value is quoted"
+        finally
+            File.Delete file
+
+let ``a config file that does not exist stops serve with exit 2`` =
+    testCase "a config file that does not exist stops serve with exit 2" <| fun () ->
+        let code, message = serve [ "--config"; "/nonexistent/trident.json" ]
+        Expect.equal code 2 "exit code"
+        Expect.stringContains message "does not exist" "message"
+
+let ``environment variables are bound as strictly as other sources, and lists take a comma-separated value`` =
+    testCase "environment variables are bound as strictly as other sources, and lists take a comma-separated value" <| fun () ->
+        let prefix = sprintf "TRIDENTSTRICT%d_" Environment.ProcessId
+        Environment.SetEnvironmentVariable(prefix + "Trident__Serving__SloScale", "abc")
+        Environment.SetEnvironmentVariable(prefix + "Trident__Serving__Unknown", "1")
+        Environment.SetEnvironmentVariable(prefix + "Trident__Devices__Degrees", "1, 2")
+        try
+            let configuration = ConfigurationBuilder().AddEnvironmentVariables(prefix).Build()
+            let options = TridentOptions()
+            let errors = StrictBinding.Bind(configuration.GetSection "Trident", options) |> List.ofSeq
+            Expect.equal errors.Length 2 (sprintf "two problems: %A" errors)
+            Expect.exists errors (fun e -> e.StartsWith "Trident:Serving:SloScale") "SloScale named"
+            Expect.exists errors (fun e -> e.StartsWith "Trident:Serving:Unknown") "Unknown named"
+            Expect.equal options.Devices.Degrees [| 1; 2 |] "Degrees from a comma-separated value"
+            Expect.equal options.Serving.SloScale 4.0 "a bad value leaves the default (and is reported)"
+            let validator = TridentOptionsValidator(configuration)
+            let result = validator.Validate(null, options)
+            Expect.isTrue result.Failed "the validator reports the binding problems"
+        finally
+            for key in [ "Trident__Serving__SloScale"; "Trident__Serving__Unknown"; "Trident__Devices__Degrees" ] do
+                Environment.SetEnvironmentVariable(prefix + key, null)
+
+// ---- trace files ----------------------------------------------------------------------------------
+
+let private flux = (ReferenceProfiles.tryFind "flux").Value
+
+let private fluxOnly (model: string) =
+    if model = "flux" then Ok flux else Error(sprintf "no profile for model '%s'" model)
+
+let ``a trace file's problems all come in one pass, and an image-only model's video rows are refused`` =
+    testCase "a trace file's problems all come in one pass, and an image-only model's video rows are refused" <| fun () ->
+        let text =
+            String.Join("\n",
+                [ "id,arrival_s,model,height,width,frames,steps,colour"
+                  "1,0.0,flux,1024,1024,1,28,red"
+                  "2,0.5,flux,abc,1024,1,28,red"
+                  "3,1.0,flux,1024,1024,4,28,red"
+                  "3,1.5,flux,1024,1024,1,28,red" ])
+        match Trace.parseFor fluxOnly text with
+        | Ok _ -> failtest "the trace has problems"
+        | Error errors ->
+            let all = String.Join("\n", errors)
+            Expect.stringContains all "unknown column 'colour'" "the header problem"
+            Expect.stringContains all "line 3: height" "the field problem"
+            Expect.stringContains all "line 4: frames = 4" "the image-only model's video row"
+            Expect.stringContains all "image-only" "says why"
+            Expect.stringContains all "id 3 appears 2 times" "the duplicate id"
+        let fluxVideo = "id,arrival_s,model,height,width,frames,steps\n1,0,flux,1024,1024,4,28"
+        Expect.isError (Trace.parseFor fluxOnly fluxVideo) "frames = 4 on flux is refused"
+        let jsonLines =
+            String.Join("\n",
+                [ """{"id":1,"arrival_s":0,"model":"flux","height":"1024","width":1024,"frames":1,"steps":28}"""
+                  """{"id":2,"arrival_s":0,"model":"flux","height":1024,"width":1024,"frames":1,"steps":28,"steps":4}""" ])
+        match Trace.parseFor fluxOnly jsonLines with
+        | Ok _ -> failtest "a string number and a duplicate key are refused"
+        | Error errors ->
+            let all = String.Join("\n", errors)
+            Expect.stringContains all "line 1: height must be a JSON number" "the string number"
+            Expect.stringContains all "line 2: field 'steps' is given 2 times" "the duplicate key"
+
+let ``a missing trace file is reported as missing, not as an unknown workload`` =
+    testCase "a missing trace file is reported as missing, not as an unknown workload" <| fun () ->
+        match Trace.parseFileFor fluxOnly "/nonexistent/trace.csv" with
+        | Ok _ -> failtest "no such file"
+        | Error errors -> Expect.stringContains (String.Join("\n", errors)) "does not exist" "the message"
+        Expect.isTrue (Trace.looksLikeFile "traces/run.csv") "a path is a file"
+        Expect.isTrue (Trace.looksLikeFile "run.jsonl") "a trace extension is a file"
+        Expect.isFalse (Trace.looksLikeFile "tiny-poisson") "a workload name is not"
+
+[<Tests>]
+let integrationTests =
+    testList "integration" [
+        testList "StrictInputTests" [
+            ``a number sent as a string, a duplicate key or an unknown field is a 400 naming it, on both generation routes``
+            ``deadline_ms with priority is refused saying why, and each alone is accepted``
+            ``server-drawn seeds fit in 2^53 − 1, larger client seeds are refused, and the OpenAI route reports each image's seed``
+            ``the job status says how much of the prompt the encoder read, and prompt limits count characters``
+            ``requests predicted over the time or memory limit are refused naming the limit and the estimate, and a 202 carries the estimate``
+        ] |> testSequenced ]
+
+[<Tests>]
+let unitTests =
+    testList "unit" [ testList "StrictInputTests" [
+        ``unparsable values and unknown keys from the command line or a config file stop serve with exit 2 and every key named``
+        ``a config file that does not exist stops serve with exit 2``
+        ``environment variables are bound as strictly as other sources, and lists take a comma-separated value``
+        ``a trace file's problems all come in one pass, and an image-only model's video rows are refused``
+        ``a missing trace file is reported as missing, not as an unknown workload``
+    ] |> testSequencedGroup "GenerationsApiTests" ]
