@@ -204,6 +204,21 @@ let ``trident serve sent SIGTERM with a job running and its event stream open en
         finally
             if not proc.HasExited then proc.Kill true
 
+let ``the host's shutdown timeout is the drain time plus 5 s`` =
+    testCase "the host's shutdown timeout is the drain time plus 5 s" <| fun () ->
+        for drain, expected in [ None, 35.0; Some "7", 12.0; Some "0", 5.0 ] do
+            let args =
+                [ yield! [ "--urls"; "http://127.0.0.1:0"; "--Trident:Pipeline"; TinyFixture.directory.Value ]
+                  match drain with
+                  | Some d -> yield! [ "--Trident:Serving:DrainSeconds"; d ]
+                  | None -> () ]
+            let app = Program.BuildServer(Array.ofList args)
+            try
+                let host = app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<HostOptions>>().Value
+                Expect.equal host.ShutdownTimeout (TimeSpan.FromSeconds expected) (sprintf "DrainSeconds %A" drain)
+            finally
+                (app :> IAsyncDisposable).DisposeAsync().AsTask().Wait()
+
 [<Tests>]
 let tests =
     testList "integration" [ testList "LifecycleApiTests" [
@@ -212,3 +227,9 @@ let tests =
         ``on shutdown a job still running at the drain time is cancelled, and its open event stream ends with that final state``
         ``trident serve sent SIGTERM with a job running and its event stream open ends the stream with the final state, logs the job and exits``
     ] |> testSequenced ]
+
+[<Tests>]
+let unitTests =
+    testList "unit" [ testList "LifecycleApiTests" [
+        ``the host's shutdown timeout is the drain time plus 5 s``
+    ] ]
