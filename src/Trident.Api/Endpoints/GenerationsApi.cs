@@ -1,8 +1,11 @@
 // /v1/generations: asynchronous generation jobs. POST queues a job (202, or 400 naming every bad field,
-// or 429 with Retry-After when the queue is full); GET reports its status, timings, deadline and the route
-// and plan that served it; /result returns the PNG (an APNG holding every frame of a video); DELETE
-// cancels (at once while no stage has started, else at the next diffuse step boundary); /events streams
-// its state changes and per-step progress as server-sent events.
+// or 429 with Retry-After when the queue is full, or 503 while starting or shutting down); GET reports its
+// status, timings (of the stages that ran), deadline and the route and plan that served it; /result returns
+// the PNG (an APNG holding every frame of a video); DELETE cancels — 200 when the job is cancelled at once
+// (no stage started), 202 when it stops at its next step boundary; either way it ends `cancelled` and no
+// result is ever served (Job's cancel rule), and a job already over is a 409; /events streams its state
+// changes and per-step progress as server-sent events, ending with the final state. While the server
+// shuts down the job routes keep answering, so clients can follow their jobs to the end.
 
 using System.Globalization;
 using System.Net.ServerSentEvents;
@@ -37,7 +40,7 @@ public static class GenerationsApi
     private static async Task<Results<Accepted<GenerationAcceptedDto>, ValidationProblem, ProblemHttpResult>> Create(
         HttpContext http, ServerHost host, IOptions<TridentOptions> options)
     {
-        if (host.Ready is not { } ready) return Problems.NotReady(http, host);
+        if (host.Ready is not { } ready || host.ShuttingDown) return Problems.NotReady(http, host);
         var (dto, parseErrors, parseStatus) = await JsonBody.ReadAsync<GenerationRequestDto>(http);
         if (dto is null && parseStatus != StatusCodes.Status400BadRequest) return Problems.Body(parseStatus, parseErrors);
         if (dto is null) return TypedResults.ValidationProblem(parseErrors);
@@ -52,6 +55,8 @@ public static class GenerationsApi
                     (long)submission.Input.Seed, submission.Estimate.Seconds, submission.Estimate.ActivationGb));
             case SubmitOutcome.Refused refused:
                 return Problems.TooMany(http, refused);
+            case SubmitOutcome.Stopping stopping:
+                return Problems.Stopping(http, stopping);
             default:
                 throw new InvalidOperationException("unknown submission outcome");
         }
@@ -84,7 +89,7 @@ public static class GenerationsApi
         if (ready.Server.Find(RequestId.NewRequestId(id)) is not { } job) return Problems.NotFound(id);
         if (!ready.Server.Cancel(job)) return Problems.Conflict($"generation {id} is already {Name(job.Status)}");
         var status = Status(job, ready);
-        // cancelled at once, or stopping at its next step boundary
+        // cancelled at once, or stopping at its next step boundary: either way it ends cancelled
         return job.Status == JobStatus.Cancelled
             ? TypedResults.Ok(status)
             : TypedResults.Accepted($"/v1/generations/{id}", status);

@@ -4,7 +4,8 @@ using Trident.Api.Hosting;
 
 namespace Trident.Api.Endpoints;
 
-/// <summary><c>/health</c> (the process is live) and <c>/ready</c> (the serving runtime is up).</summary>
+/// <summary><c>/health</c> (the process is live: 200 in every state) and <c>/ready</c> (the serving runtime is
+/// up and accepting work: 503 with Retry-After while starting, after a failed start and while shutting down).</summary>
 public static class HealthApi
 {
     /// <summary>Maps the health routes.</summary>
@@ -12,7 +13,7 @@ public static class HealthApi
     {
         var group = app.MapGroup("").WithTags("Health");
         group.MapGet("/health", Live).WithName("Health").WithSummary("Liveness");
-        group.MapGet("/ready", Ready).WithName("Ready").WithSummary("Readiness: 503 while starting or after a failed start");
+        group.MapGet("/ready", Ready).WithName("Ready").WithSummary("Readiness: 503 while starting, after a failed start, and while shutting down");
         return app;
     }
 
@@ -20,7 +21,7 @@ public static class HealthApi
         TypedResults.Ok(new HealthDto("live", host.Ready?.Manifest.Name, host.Ready?.ProfileOrigin, Uptime()));
 
     private static Results<Ok<HealthDto>, ProblemHttpResult> Ready(HttpContext http, ServerHost host) =>
-        host.Ready is { } ready
+        host.Ready is { } ready && !host.ShuttingDown
             ? TypedResults.Ok(new HealthDto("ready", ready.Manifest.Name, ready.ProfileOrigin, Uptime()))
             : Problems.NotReady(http, host);
 

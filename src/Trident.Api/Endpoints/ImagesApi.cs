@@ -28,7 +28,7 @@ public static class ImagesApi
     private static async Task<Results<Ok<ImageGenerationResponseDto>, ValidationProblem, ProblemHttpResult>> Create(
         HttpContext http, ServerHost host, IOptions<TridentOptions> options)
     {
-        if (host.Ready is not { } ready) return Problems.NotReady(http, host);
+        if (host.Ready is not { } ready || host.ShuttingDown) return Problems.NotReady(http, host);
         var (dto, parseErrors, parseStatus) = await JsonBody.ReadAsync<ImageGenerationRequestDto>(http, GenerationRequests.UnsupportedOpenAiFields);
         if (dto is null && parseStatus != StatusCodes.Status400BadRequest) return Problems.Body(parseStatus, parseErrors);
         if (dto is null) return TypedResults.ValidationProblem(parseErrors);
@@ -47,6 +47,9 @@ public static class ImagesApi
                 case SubmitOutcome.Refused refused:
                     foreach (var j in jobs) server.Cancel(j);
                     return Problems.TooMany(http, refused);
+                case SubmitOutcome.Stopping stopping:
+                    foreach (var j in jobs) server.Cancel(j);
+                    return Problems.Stopping(http, stopping);
             }
         }
         try

@@ -3,7 +3,9 @@ using Trident.Api.Hosting;
 
 namespace Trident.Api.Endpoints;
 
-/// <summary><c>GET /metrics</c>: Prometheus text format, every name prefixed <c>trident_</c>.</summary>
+/// <summary><c>GET /metrics</c>: Prometheus text format, every name prefixed <c>trident_</c>. Answers in every
+/// state: <c>trident_serving_state</c> says which (starting, ready, draining, failed), and the server's own
+/// metrics follow once it is up.</summary>
 public static class MetricsApi
 {
     /// <summary>Maps the metrics route.</summary>
@@ -14,8 +16,17 @@ public static class MetricsApi
         return app;
     }
 
-    private static Results<ContentHttpResult, ProblemHttpResult> Scrape(HttpContext http, ServerHost host) =>
-        host.Ready is { } ready
-            ? TypedResults.Text(ready.Exporter.Render(), "text/plain; version=0.0.4; charset=utf-8")
-            : Problems.NotReady(http, host);
+    private static ContentHttpResult Scrape(ServerHost host)
+    {
+        var ready = host.Ready;
+        var state = host.ShuttingDown ? "draining" : ready is not null ? "ready" : host.Failure is not null ? "failed" : "starting";
+        var text = new System.Text.StringBuilder()
+            .Append("# HELP trident_serving_state 1 for the state the server is in.\n")
+            .Append("# TYPE trident_serving_state gauge\n");
+        foreach (var s in States) text.Append("trident_serving_state{state=\"").Append(s).Append("\"} ").Append(s == state ? '1' : '0').Append('\n');
+        if (ready is not null) text.Append(ready.Exporter.Render());
+        return TypedResults.Text(text.ToString(), "text/plain; version=0.0.4; charset=utf-8");
+    }
+
+    private static readonly string[] States = ["starting", "ready", "draining", "failed"];
 }

@@ -1,5 +1,7 @@
 // The API's error answers, all ProblemDetails (RFC 9457): 404 for unknown jobs, 409 for a job in the wrong
-// state, 413 for a body over Trident:Limits:MaxBodyBytes, 429 (queue or store full) and 503 (still starting) with Retry-After.
+// state, 413 for a body over Trident:Limits:MaxBodyBytes (415 for one not in UTF-8), 429 (queue or store full) and 503 (starting, shutting down) with Retry-After. A 429's Retry-After is
+// the queue's predicted drain time (TridentServer.PredictedDrain); a 503 while shutting down says when the
+// drain ends; while starting there is no queue to predict from, so it is a fixed 5 s poll interval.
 
 using System.Globalization;
 using Microsoft.AspNetCore.Diagnostics;
@@ -22,10 +24,21 @@ internal static class Problems
     public static ProblemHttpResult TooMany(HttpContext http, SubmitOutcome.Refused refused) =>
         WithRetryAfter(http, refused.RetryAfter, TypedResults.Problem(refused.Reason, statusCode: StatusCodes.Status429TooManyRequests, title: "Too many requests"));
 
-    public static ProblemHttpResult NotReady(HttpContext http, ServerHost host) => host.Failure is { } failure
-        ? TypedResults.Problem($"the serving runtime failed to start: {failure}", statusCode: StatusCodes.Status503ServiceUnavailable, title: "Unavailable")
-        : WithRetryAfter(http, TimeSpan.FromSeconds(5),
-            TypedResults.Problem("the serving runtime is starting (opening the pipeline, profiling this machine)", statusCode: StatusCodes.Status503ServiceUnavailable, title: "Starting"));
+    public static ProblemHttpResult NotReady(HttpContext http, ServerHost host) =>
+        host.ShuttingDown ? ShuttingDown(http, host.Ready?.Server.DrainRetryAfter() ?? TimeSpan.FromSeconds(1))
+        : host.Failure is { } failure
+            ? TypedResults.Problem($"the serving runtime failed to start: {failure}", statusCode: StatusCodes.Status503ServiceUnavailable, title: "Unavailable")
+            : WithRetryAfter(http, StartingRetryAfter,
+                TypedResults.Problem("the serving runtime is starting (opening the pipeline, profiling this machine)", statusCode: StatusCodes.Status503ServiceUnavailable, title: "Starting"));
+
+    /// <summary>Retry-After while starting: a poll interval (there is no queue yet to predict from).</summary>
+    public static readonly TimeSpan StartingRetryAfter = TimeSpan.FromSeconds(5);
+
+    public static ProblemHttpResult ShuttingDown(HttpContext http, TimeSpan retryAfter) =>
+        WithRetryAfter(http, retryAfter,
+            TypedResults.Problem("the server is shutting down: it accepts no new work and finishes (or cancels) what it has", statusCode: StatusCodes.Status503ServiceUnavailable, title: "Shutting down"));
+
+    public static ProblemHttpResult Stopping(HttpContext http, SubmitOutcome.Stopping stopping) => ShuttingDown(http, stopping.RetryAfter);
 
     /// <summary>A body refused before its fields are read: 413 (over Trident:Limits:MaxBodyBytes) or 415 (a
     /// charset other than UTF-8); <paramref name="errors"/> names <c>$</c>, the whole body.</summary>

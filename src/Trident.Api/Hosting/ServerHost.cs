@@ -2,6 +2,15 @@
 // pipeline is opened and (without a configured profile) profiled; /ready and the generation routes answer
 // 503 with Retry-After until the runtime is up. A start-up failure is logged, reported by /ready, and
 // stops nothing else: the operator sees why.
+//
+// Shutdown (SIGTERM, Ctrl+C, StopApplication): as soon as the host starts stopping (ApplicationStopping), the
+// server drains — new work is refused with 503 and Retry-After, work in flight gets
+// Trident:Serving:DrainSeconds to finish, the rest is cancelled and logged by id. The host awaits the drain
+// in StoppingAsync (IHostedLifecycleService), which runs before any service's StopAsync: Kestrel, whose
+// StopAsync runs first (it started last) and stops listening, is still serving during the drain, so clients
+// get the 503s, and every job reaches a final state and every event stream its final event before Kestrel
+// closes the connections. HostOptions.ShutdownTimeout is DrainSeconds + 5 s (TridentHosting), the bound on
+// exit.
 
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -29,7 +38,7 @@ public sealed record ReadyServer(TridentServer Server, PipelineManifest Manifest
     Trident.Runtime.Pipelines.Tokenizers.ITokenizer Tokenizer);
 
 /// <summary>Owns the serving runtime's lifetime.</summary>
-public sealed class ServerHost : IHostedService, IAsyncDisposable
+public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
 {
     private readonly IServingBackend _backend;
     private readonly TridentOptions _options;
@@ -37,14 +46,19 @@ public sealed class ServerHost : IHostedService, IAsyncDisposable
     private readonly ILogger _log;
     private readonly TimeProvider _time;
     private readonly CancellationTokenSource _stopping = new();
+    private readonly IHostApplicationLifetime? _lifetime;
+    private CancellationTokenRegistration _onStopping;
+    private volatile bool _shuttingDown;
     private volatile ReadyServer? _ready;
     private volatile string? _failure;
     private Task? _starting;
     private int _stopped;
 
     /// <summary>Creates the host; nothing starts before <see cref="StartAsync"/>.</summary>
-    public ServerHost(IServingBackend backend, IOptions<TridentOptions> options, ILoggerFactory logs, TimeProvider time)
+    public ServerHost(IServingBackend backend, IOptions<TridentOptions> options, ILoggerFactory logs, TimeProvider time,
+        IHostApplicationLifetime? lifetime = null)
     {
+        _lifetime = lifetime;
         _backend = backend;
         _options = options.Value;
         _logs = logs;
@@ -58,9 +72,28 @@ public sealed class ServerHost : IHostedService, IAsyncDisposable
     /// <summary>Why the server could not start, if it could not.</summary>
     public string? Failure => _failure;
 
+    /// <summary>Whether the host is shutting down (draining, then stopped).</summary>
+    public bool ShuttingDown => _shuttingDown;
+
+    /// <summary>How long work in flight may run on shutdown.</summary>
+    public TimeSpan DrainTime => TimeSpan.FromSeconds(_options.Serving.DrainSeconds);
+
+    // After the drain time, how long cancelled jobs get to stop at their next step before they are marked
+    // cancelled regardless; within the 5 s the host allows beyond the drain time.
+    private static readonly TimeSpan CancelGrace = TimeSpan.FromSeconds(3);
+
+    /// <summary>Starts the drain (idempotent): the server refuses new work and its jobs finish or are cancelled
+    /// within the drain time. Called when the host starts stopping.</summary>
+    public Task BeginDrain()
+    {
+        _shuttingDown = true;
+        return _ready is { } r ? r.Server.DrainAsync(DrainTime, CancelGrace) : Task.CompletedTask;
+    }
+
     /// <inheritdoc />
     public Task StartAsync(CancellationToken cancellationToken)
     {
+        if (_lifetime is not null) _onStopping = _lifetime.ApplicationStopping.Register(() => _ = BeginDrain());
         _starting = Task.Run(() => StartServerAsync(_stopping.Token), CancellationToken.None);
         return Task.CompletedTask;
     }
@@ -90,13 +123,28 @@ public sealed class ServerHost : IHostedService, IAsyncDisposable
     }
 
     /// <inheritdoc />
+    public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    /// <inheritdoc />
+    public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    /// <summary>The host is stopping: drain before any service (Kestrel first) stops.</summary>
+    public Task StoppingAsync(CancellationToken cancellationToken) => BeginDrain();
+
+    /// <inheritdoc />
+    public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    /// <inheritdoc />
     public async Task StopAsync(CancellationToken cancellationToken)
     {
         if (Interlocked.Exchange(ref _stopped, 1) == 1) return;
+        _shuttingDown = true;
         await _stopping.CancelAsync();
         if (_starting is not null) await _starting;
+        await _onStopping.DisposeAsync();
         if (_ready is { } r)
         {
+            await BeginDrain();
             _ready = null;
             await r.Server.DisposeAsync();
             r.Exporter.Dispose();

@@ -70,6 +70,16 @@ public static class TridentHosting
         services.AddSingleton<IServingBackend, OnnxServingBackend>();
         services.AddSingleton<ServerHost>();
         services.AddHostedService(sp => sp.GetRequiredService<ServerHost>());
+        // The host waits for its services (Kestrel's open requests, the drain) at most DrainSeconds + 5 s.
+        // Read from configuration, not the validated options, so a bad value is reported by the options
+        // validation at start-up rather than thrown from the host's constructor.
+        services.AddOptions<HostOptions>().Configure<IConfiguration>((host, config) =>
+        {
+            var drain = int.TryParse(config[$"{TridentOptions.Section}:Serving:DrainSeconds"], out var d) && d is >= 0 and <= 3600
+                ? d
+                : new ServingOptions().DrainSeconds;
+            host.ShutdownTimeout = TimeSpan.FromSeconds(drain + 5);
+        });
         return services;
     }
 

@@ -131,6 +131,10 @@ public sealed class ServingOptions
 
     /// <summary>Frames per second of a video's APNG.</summary>
     public int VideoFramesPerSecond { get; set; } = 8;
+
+    /// <summary>On shutdown (SIGTERM), how long work in flight may run to completion before the rest is
+    /// cancelled; the process exits within this plus 5 s.</summary>
+    public int DrainSeconds { get; set; } = 30;
 }
 
 /// <summary>Section <c>Trident:Limits</c> (the pipeline's own size constraint applies too).</summary>

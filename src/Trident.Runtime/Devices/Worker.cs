@@ -3,6 +3,9 @@
 // its first task and on every Retype (unloading what the new type no longer holds), as a placement moves
 // weights; a load that fails is retried by the executor on the stage's first task, which then reports it. Blocking on a dedicated thread (not the thread pool) suits ONNX Runtime calls,
 // which block for the length of a stage, and keeps them off ASP.NET Core's threads.
+// The observer hears of a task twice at its start: Started when the worker takes it (the device is busy from
+// then on), Running when its stage work begins (inputs ready, not cancelled), which is what a job's stage
+// timings record, so a stage skipped by a cancellation or an earlier failure reports no timing.
 
 using System.Threading.Channels;
 using Trident.Scheduling;
@@ -14,6 +17,10 @@ public interface IWorkerObserver
 {
     /// <summary>The worker took <paramref name="task"/> off its queue and starts it.</summary>
     void Started(Worker worker, StageTask task);
+
+    /// <summary>The task's stage work begins: its inputs are ready and it was not cancelled (not called for a
+    /// task skipped by a cancellation or an earlier stage's failure, nor for Reserve and Retype).</summary>
+    void Running(Worker worker, StageTask task) { }
 
     /// <summary>The task is over: <paramref name="error"/> is null on success.</summary>
     void Finished(Worker worker, StageTask task, Exception? error);
@@ -139,12 +146,15 @@ public sealed class Worker : IDisposable
             {
                 case EncodeTask e:
                     e.Cancellation.ThrowIfCancellationRequested();
+                    _observer.Running(this, task);
                     e.Result.TrySetResult(_executor.Encode(e.Input, e.Cancellation));
                     break;
                 case DiffuseTask d:
                     d.Cancellation.ThrowIfCancellationRequested();
                     var embeddings = d.Embeddings.WaitAsync(d.Cancellation).GetAwaiter().GetResult();
                     foreach (var seat in d.Seats) seat.Task.WaitAsync(d.Cancellation).GetAwaiter().GetResult();
+                    d.Cancellation.ThrowIfCancellationRequested();
+                    _observer.Running(this, task);
                     d.Result.TrySetResult(_executor.Diffuse(d.Input, embeddings, d.IntraOpThreads, d.Observer, d.Cancellation));
                     break;
                 case ReserveTask r:
@@ -155,6 +165,8 @@ public sealed class Worker : IDisposable
                 case DecodeTask c:
                     c.Cancellation.ThrowIfCancellationRequested();
                     var latents = c.Latents.WaitAsync(c.Cancellation).GetAwaiter().GetResult();
+                    c.Cancellation.ThrowIfCancellationRequested();
+                    _observer.Running(this, task);
                     c.Result.TrySetResult(_executor.Decode(c.Input, latents, c.Cancellation));
                     break;
                 case RetypeTask t:

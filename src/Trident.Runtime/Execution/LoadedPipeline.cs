@@ -8,7 +8,9 @@
 // threads sleep rather than spin unless the provider says otherwise. The provider (CPU or one CUDA device) is
 // the pipeline's: a session for k threads is created with provider.WithThreads(k), which changes nothing on
 // CUDA. The sampler-step graphs of the device-resident diffuse loop are cached here too. Creation is
-// thread-safe and happens once per key (a Lazy per key); Session.Run is itself thread-safe, so executors
+// thread-safe and happens once per key (a Lazy per key); a creation that throws is not cached — its Lazy is
+// dropped, so the next use tries again and a model file that was broken and then restored heals the
+// pipeline without a restart (a Lazy alone would rethrow the first error forever). Session.Run is itself thread-safe, so executors
 // built over one LoadedPipeline may run on several threads at once. Two concurrent runs on one session share
 // its thread pool, though, so a serving worker per device should own its own LoadedPipeline (or at least
 // its own sessions), as a GPU would hold its own copy of the weights.
@@ -97,9 +99,8 @@ public sealed class LoadedPipeline : IDisposable
     {
         ObjectDisposedException.ThrowIf(disposed, this);
         ArgumentOutOfRangeException.ThrowIfLessThan(intraOpThreads, 1);
-        var lazy = sessions.GetOrAdd((model, intraOpThreads),
+        var session = ValueOrForget(sessions, (Model: model, Threads: intraOpThreads),
             key => new Lazy<Session>(() => CreateSession(key.Model, key.Threads), LazyThreadSafetyMode.ExecutionAndPublication));
-        var session = lazy.Value;
         if (disposed)
         {
             // Dispose ran while this session was being created: do not hand out a session nobody will release.
@@ -114,17 +115,33 @@ public sealed class LoadedPipeline : IDisposable
     internal Session StepSession(int rank, TensorElementType type, bool guided)
     {
         ObjectDisposedException.ThrowIf(disposed, this);
-        var lazy = steps.GetOrAdd((rank, type, guided), key => new Lazy<Session>(
+        var session = ValueOrForget(steps, (Rank: rank, Type: type, Guided: guided), key => new Lazy<Session>(
             () => Onnx.Session.Load(SamplerStepGraph.Build(key.Rank, key.Type, key.Guided),
                 new SessionSettings { Provider = Provider.WithThreads(1) }, "sampler step"),
             LazyThreadSafetyMode.ExecutionAndPublication));
-        var session = lazy.Value;
         if (disposed)
         {
             session.Dispose();
             throw new ObjectDisposedException(nameof(LoadedPipeline));
         }
         return session;
+    }
+
+    // The session of `key`, created once; when creation throws, this exact Lazy is removed (not a newer one
+    // another thread already added), so the error reaches this caller and the next caller loads again.
+    private static Session ValueOrForget<TKey>(ConcurrentDictionary<TKey, Lazy<Session>> cache, TKey key, Func<TKey, Lazy<Session>> create)
+        where TKey : notnull
+    {
+        var lazy = cache.GetOrAdd(key, create);
+        try
+        {
+            return lazy.Value;
+        }
+        catch
+        {
+            cache.TryRemove(new KeyValuePair<TKey, Lazy<Session>>(key, lazy));
+            throw;
+        }
     }
 
     /// <summary>

@@ -2,6 +2,15 @@
 // (queued → encoding → diffusing → decoding → succeeded | failed | cancelled); every change and every
 // diffuse step is published to the job's subscribers (server-sent events). Workers update it from their
 // threads, the API reads it from request threads: every field is read and written under one lock.
+//
+// The cancel rule. An accepted cancel (RequestCancel returned true) is a promise: the job ends Cancelled and
+// its result is never served. Acceptance and the final transition happen under the same lock, so exactly
+// one of them wins: a cancel that comes after Succeed is refused (the API answers 409), and a Succeed or
+// Fail that comes after an accepted cancel ends the job Cancelled instead, dropping the result.
+//
+// Timings. A stage's start is recorded when its work actually begins (inputs ready, not cancelled, see
+// Worker), never for a stage skipped because the job was cancelled or an earlier stage failed; a finish is
+// recorded only for a stage that started.
 
 using System.Threading.Channels;
 using Trident.Runtime.Devices;
@@ -108,6 +117,8 @@ public sealed class Job : IStepObserver
     private JobRoute? _route;
     private string? _error;
     private JobResult? _result;
+    private bool _cancelRequested;
+    private readonly TaskCompletionSource<JobView> _final = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>Creates a queued job.</summary>
     /// <param name="request">The scheduler's view (id, shape, steps, arrival and deadline on the server clock).</param>
@@ -146,6 +157,12 @@ public sealed class Job : IStepObserver
 
     /// <summary>The current status.</summary>
     public JobStatus Status { get { lock (_gate) return _status; } }
+
+    /// <summary>Completes with the job's final view when it reaches its final state.</summary>
+    public Task<JobView> Final => _final.Task;
+
+    /// <summary>Whether a cancel was accepted (the job ends Cancelled).</summary>
+    public bool CancelRequested { get { lock (_gate) return _cancelRequested; } }
 
     /// <summary>The result, once the job succeeded.</summary>
     public JobResult? Result { get { lock (_gate) return _result; } }
@@ -200,7 +217,7 @@ public sealed class Job : IStepObserver
     {
         lock (_gate)
         {
-            if (IsTerminalStatus(_status)) return;
+            if (IsTerminalStatus(_status) || _cancelRequested) return;
             switch (kind)
             {
                 case TaskKind.Encode: _encodeStart ??= now; Move(JobStatus.Encoding); break;
@@ -235,38 +252,53 @@ public sealed class Job : IStepObserver
         }
     }
 
-    /// <summary>The job produced its result.</summary>
-    public void Succeed(JobResult result, double now)
+    /// <summary>The job produced its result; after an accepted cancel it ends Cancelled instead (the
+    /// result is dropped). False when the job did not succeed.</summary>
+    public bool Succeed(JobResult result, double now)
     {
         lock (_gate)
         {
-            if (IsTerminalStatus(_status)) return;
-            _result = result;
+            if (IsTerminalStatus(_status)) return false;
             _finished = now;
+            if (_cancelRequested)
+            {
+                Move(JobStatus.Cancelled);
+                return false;
+            }
+            _result = result;
             Move(JobStatus.Succeeded);
+            return true;
         }
     }
 
-    /// <summary>A stage failed.</summary>
+    /// <summary>A stage failed; after an accepted cancel the job ends Cancelled instead.</summary>
     public void Fail(string error, double now)
     {
         lock (_gate)
         {
             if (IsTerminalStatus(_status)) return;
-            _error = error;
             _finished = now;
+            if (_cancelRequested)
+            {
+                Move(JobStatus.Cancelled);
+                return;
+            }
+            _error = error;
             Move(JobStatus.Failed);
         }
     }
 
     /// <summary>Requests cancellation. A job none of whose stages has started is cancelled at once (its
     /// tasks, if a round already routed it, are skipped when their workers reach them); a running one stops
-    /// at its next step boundary (then <see cref="Cancelled"/> is called). False when the job is already over.</summary>
+    /// at its next step boundary (then <see cref="Cancelled"/> is called). True means the job ends Cancelled
+    /// whatever its stages do from now on; false when the job is already over (a succeeded job keeps its
+    /// result).</summary>
     public bool RequestCancel(double now)
     {
         lock (_gate)
         {
             if (IsTerminalStatus(_status)) return false;
+            _cancelRequested = true;
             if (_status == JobStatus.Queued)
             {
                 _finished = now;
@@ -298,7 +330,9 @@ public sealed class Job : IStepObserver
         {
             foreach (var s in _subscribers) s.Writer.TryComplete();
             _subscribers.Clear();
-            Terminal?.Invoke(View());
+            var view = View();
+            Terminal?.Invoke(view);
+            _final.TrySetResult(view);
         }
     }
 

@@ -161,10 +161,12 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
 
     void IWorkerObserver.Started(Worker worker, StageTask task)
     {
-        var now = _clock.Now;
-        if (task is not RetypeTask) _store.Find(task.Request)?.StageStarted(task.Kind, now);
-        _events.Writer.TryWrite(new TaskStarted(worker.Device.Id, task.TaskId, now));
+        _events.Writer.TryWrite(new TaskStarted(worker.Device.Id, task.TaskId, _clock.Now));
     }
+
+    // A job's stage timing starts when its work does (inputs ready, not cancelled), not when its worker
+    // reaches the task, so a skipped stage reports no timing.
+    void IWorkerObserver.Running(Worker worker, StageTask task) => _store.Find(task.Request)?.StageStarted(task.Kind, _clock.Now);
 
     void IWorkerObserver.Finished(Worker worker, StageTask task, Exception? error)
     {

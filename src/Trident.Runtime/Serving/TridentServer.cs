@@ -1,7 +1,9 @@
 // The serving runtime behind the HTTP API: the job store, the serving loop and one worker per device. It
 // accepts jobs (or refuses them when the queue is full), finds and cancels them, and exposes the state the
-// API reports. Everything it starts it stops on disposal: the loop first, then the workers (queued tasks
-// are reported failed, running ones finish), then the executors' sessions.
+// API reports. On shutdown it first drains (DrainAsync: no new work, work in flight finishes or is cancelled
+// at the drain time, every job ends in a final state). Everything it starts it stops on disposal: the loop
+// first, then the workers (queued tasks are reported failed, running ones finish), then the executors'
+// sessions; a job still not over then is marked cancelled.
 
 using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Logging;
@@ -36,6 +38,10 @@ public abstract record SubmitOutcome
 
     /// <summary>The queue (or the job store) is full: try again after <paramref name="RetryAfter"/>.</summary>
     public sealed record Refused(TimeSpan RetryAfter, string Reason) : SubmitOutcome;
+
+    /// <summary>The server is shutting down and accepts no new work: try again (elsewhere, or after a
+    /// restart) after <paramref name="RetryAfter"/>.</summary>
+    public sealed record Stopping(TimeSpan RetryAfter, string Reason) : SubmitOutcome;
 }
 
 /// <summary>The serving runtime.</summary>
@@ -45,6 +51,10 @@ public sealed class TridentServer : IAsyncDisposable
     private readonly Worker[] _workers;
     private readonly ILogger _log;
     private long _nextId;
+    // Server-clock time by which the drain ends; NaN while not draining.
+    private double _drainUntil = double.NaN;
+    private Task? _drain;
+    private readonly object _drainGate = new();
     private long _succeededWithDeadline, _metDeadline;
 
     private TridentServer(ServerSetup setup, ILoggerFactory logs, TimeProvider time)
@@ -128,6 +138,7 @@ public sealed class TridentServer : IAsyncDisposable
     /// <param name="priority">Optional client priority (higher is more important).</param>
     public SubmitOutcome Submit(GenerationInput input, double? deadlineSeconds, int? priority)
     {
+        if (Draining) return new SubmitOutcome.Stopping(DrainRetryAfter(), "the server is shutting down and accepts no new work");
         if (_loop.Waiting >= Setup.Settings.QueueCapacity)
             return Refuse($"the queue is full ({Setup.Settings.QueueCapacity} requests waiting)", input);
         var now = Clock.Now;
@@ -147,10 +158,80 @@ public sealed class TridentServer : IAsyncDisposable
     private SubmitOutcome Refuse(string reason, GenerationInput input)
     {
         Metrics.Requests.Add(1, new KeyValuePair<string, object?>("outcome", "rejected"));
-        // Roughly when a slot frees: the waiting work spread over the devices, at least a second.
-        var perRequest = CostModelModule.tRef(Cost, input.Shape, input.Steps);
-        var seconds = Math.Clamp(Math.Ceiling(perRequest * Math.Max(1, _loop.Waiting) / _workers.Length), 1, 300);
-        return new SubmitOutcome.Refused(TimeSpan.FromSeconds(seconds), reason);
+        return new SubmitOutcome.Refused(PredictedDrain(), reason);
+    }
+
+    /// <summary>When the work accepted so far is predicted to be done: the cost model's time of every job
+    /// still waiting for dispatch (served alone at its reference degree) plus what each device still has
+    /// planned (its busy-until after the last round), spread over the devices, rounded up to whole seconds,
+    /// at least one. This is what 429 and 503 answers put in Retry-After.</summary>
+    public TimeSpan PredictedDrain()
+    {
+        var now = Clock.Now;
+        var waiting = 0.0;
+        foreach (var job in Store.Active())
+            if (job.Status == JobStatus.Queued && job.View().Route is null)
+                waiting += CostModelModule.tRef(Cost, job.Request.Shape, job.Request.Steps);
+        var planned = _loop.State.BusyUntil.Sum(b => Math.Max(0, b - now));
+        var seconds = Math.Max(1, Math.Ceiling((waiting + planned) / _workers.Length));
+        return TimeSpan.FromSeconds(seconds);
+    }
+
+    /// <summary>Whether the server is shutting down (see <see cref="DrainAsync"/>).</summary>
+    public bool Draining => !double.IsNaN(Volatile.Read(ref _drainUntil));
+
+    /// <summary>Retry-After while draining: the time left until the drain ends (then the process exits and a
+    /// restarted one can take the request), at least a second.</summary>
+    public TimeSpan DrainRetryAfter() =>
+        TimeSpan.FromSeconds(Math.Max(1, Math.Ceiling(Volatile.Read(ref _drainUntil) - Clock.Now)));
+
+    /// <summary>
+    /// Graceful shutdown. From now on the server accepts no new job (<see cref="SubmitOutcome.Stopping"/>);
+    /// the jobs already accepted keep running (queued ones are still dispatched) for at most
+    /// <paramref name="drain"/>; whatever is not over then is cancelled, each job logged by id, and given up
+    /// to <paramref name="grace"/> to stop at its next step; a job still not over after that (a stage that
+    /// cannot be interrupted) is marked cancelled. So every job ends in a final state, and every event
+    /// stream gets its final event. Idempotent: a second call returns the first one's task.
+    /// </summary>
+    public Task DrainAsync(TimeSpan drain, TimeSpan grace)
+    {
+        lock (_drainGate)
+        {
+            if (_drain is not null) return _drain;
+            Volatile.Write(ref _drainUntil, Clock.Now + drain.TotalSeconds);
+            _drain = RunDrainAsync(drain, grace);
+            return _drain;
+        }
+    }
+
+    private async Task RunDrainAsync(TimeSpan drain, TimeSpan grace)
+    {
+        var active = Store.Active();
+        _log.LogInformation("Shutting down: accepting no new jobs; {Active} job(s) in flight get up to {Drain} s to finish", active.Count, drain.TotalSeconds);
+        await WaitForAll(active, drain);
+        var left = Store.Active();
+        foreach (var job in left)
+            if (job.RequestCancel(Clock.Now))
+            {
+                _loop.Cancelled(job);
+                _log.LogWarning("Shutting down: cancelled job {Request} ({Status}) after the drain time of {Drain} s", job.Id.Value,
+                    job.Status.ToString().ToLowerInvariant(), drain.TotalSeconds);
+            }
+        await WaitForAll(left, grace);
+        foreach (var job in Store.Active())
+        {
+            job.Cancelled(Clock.Now);
+            _log.LogWarning("Shutting down: job {Request} did not stop within {Grace} s of its cancellation; marked cancelled", job.Id.Value, grace.TotalSeconds);
+        }
+        _log.LogInformation("Shutdown drain over: {Finished} job(s) finished, {Cancelled} cancelled ({Ids})", active.Count - left.Count, left.Count,
+            string.Join(", ", left.Select(j => j.Id.Value)));
+    }
+
+    private static async Task WaitForAll(IReadOnlyList<Job> jobs, TimeSpan limit)
+    {
+        if (jobs.Count == 0) return;
+        var all = Task.WhenAll(jobs.Select(j => j.Final));
+        await Task.WhenAny(all, Task.Delay(limit));
     }
 
     private void OnTerminal(JobView v)
@@ -211,13 +292,16 @@ public sealed class TridentServer : IAsyncDisposable
     }
 
     /// <summary>Stops the loop and the workers and releases the sessions. Every job not yet over is cancelled
-    /// first, so a running diffuse stops at its next step and shutdown does not wait for whole requests.</summary>
+    /// first, so a running diffuse stops at its next step and shutdown does not wait for whole requests (call
+    /// <see cref="DrainAsync"/> first to let them finish); any job still not over once the workers stopped is
+    /// marked cancelled, so none is left without a final state.</summary>
     public async ValueTask DisposeAsync()
     {
         foreach (var job in Store.Active()) job.RequestCancel(Clock.Now);
         await _loop.DisposeAsync();
         foreach (var w in _workers) w.BeginStop();
         foreach (var w in _workers) w.Dispose();
+        foreach (var job in Store.Active()) job.Cancelled(Clock.Now);
         Metrics.Dispose();
     }
 }

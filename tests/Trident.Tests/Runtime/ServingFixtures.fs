@@ -91,3 +91,59 @@ let waitUntil (seconds: float) (what: string) (condition: unit -> bool) =
     while not (condition ()) && DateTime.UtcNow < deadline do
         Thread.Sleep 10
     if not (condition ()) then failwithf "timed out after %.0f s waiting until %s" seconds what
+
+/// One stage of one job held by a test: the executor reports that the stage's work began, then waits until
+/// the test opens the gate. A cancellable gate also ends (with OperationCanceledException) when the job is
+/// cancelled, as a diffuse step boundary does; a non-cancellable one models a run that cannot be interrupted
+/// (an ONNX Runtime decode), so it always returns once opened.
+type StageGate(cancellable: bool) =
+    let entered = new ManualResetEventSlim(false)
+    let opened = new ManualResetEventSlim(false)
+    member _.Pass(ct: CancellationToken) =
+        entered.Set()
+        if cancellable then opened.Wait ct else opened.Wait()
+    /// Waits until the stage's work began (fails the test after `seconds`).
+    member _.WaitEntered(seconds: float) =
+        if not (entered.Wait(TimeSpan.FromSeconds seconds)) then failwithf "the gated stage did not begin within %.0f s" seconds
+    member _.Open() = opened.Set()
+
+/// The gates of one test, by prompt and stage; an ungated stage runs at once.
+type Gates() =
+    let gates = ConcurrentDictionary<string * Stage, StageGate>()
+    /// Holds `stage` of the job with `prompt` (decode gates are not cancellable, the others are).
+    member _.Hold(prompt: string, stage: Stage) = gates.GetOrAdd((prompt, stage), fun _ -> StageGate(stage <> Stage.Decode))
+    member _.Pass(prompt: string, stage: Stage, ct: CancellationToken) =
+        match gates.TryGetValue((prompt, stage)) with
+        | true, g -> g.Pass ct
+        | _ -> ()
+
+/// Test-only executor whose stages take no time unless a test holds them at a gate; diffuse checks
+/// cancellation at every step, as the real one does.
+type GatedExecutor(gates: Gates) =
+    let resident = HashSet<Stage>()
+    let load (s: Stage) = lock resident (fun () -> resident.Add s |> ignore)
+    interface IStageExecutor with
+        member _.Resident = lock resident (fun () -> HashSet<Stage>(resident) :> IReadOnlySet<Stage>)
+        member _.Unload s = lock resident (fun () -> resident.Remove s |> ignore)
+        member _.Encode(input, ct) =
+            load Stage.Encode
+            gates.Pass(input.Prompt, Stage.Encode, ct)
+            StageOutput(box input.Prompt, 64L)
+        member _.Diffuse(input, embeddings, threads, observer, ct) =
+            load Stage.Diffuse
+            gates.Pass(input.Prompt, Stage.Diffuse, ct)
+            for i in 1 .. input.Steps do
+                ct.ThrowIfCancellationRequested()
+                observer.StepCompleted(i, input.Steps)
+            StageOutput(box (input.Width, input.Height), 128L)
+        member _.Decode(input, latents, ct) =
+            load Stage.Decode
+            gates.Pass(input.Prompt, Stage.Decode, ct)
+            let pixels = Array.init (input.Width * input.Height * 3) (fun i -> byte (i % 251))
+            [| RgbImage(input.Width, input.Height, pixels) |] :> IReadOnlyList<RgbImage>
+        member _.Dispose() = ()
+
+/// Creates gated executors sharing one set of gates.
+type GatedExecutors(gates: Gates) =
+    interface IStageExecutorFactory with
+        member _.Create _ = new GatedExecutor(gates)

@@ -244,6 +244,210 @@ let ``the live loop evaluates Adjust-on-Dispatch over its monitor as the simulat
         finally
             server.DisposeAsync().AsTask().Wait()
 
+// ---------------------------------------------------------------------------------------------------------
+// Job lifecycle: the cancel rule, timings of the stages that ran, back-pressure, graceful shutdown
+// ---------------------------------------------------------------------------------------------------------
+
+let private png64 = JobResult([| 1uy |], 1, 64, 64)
+
+let ``a cancel and a success racing on one job: exactly one wins, and an accepted cancel never leaves a result`` =
+    testCase "a cancel and a success racing on one job: exactly one wins, and an accepted cancel never leaves a result" <| fun () ->
+        let time = ManualTime(DateTimeOffset(2025, 1, 1, 0, 0, 0, TimeSpan.Zero))
+        let mutable accepted, refused = 0, 0
+        for i in 1..2000 do
+            let j = job time (int64 i)
+            j.StageStarted(TaskKind.Decode, 0.5)
+            use start = new Barrier(2)
+            let succeed = Tasks.Task.Run(fun () -> start.SignalAndWait(); j.Succeed(png64, 1.0))
+            start.SignalAndWait()
+            let cancel = j.RequestCancel 1.0
+            let succeeded = succeed.Result
+            let v = j.View()
+            if cancel then
+                accepted <- accepted + 1
+                Expect.isFalse succeeded "an accepted cancel: the success lost"
+                Expect.equal v.Status JobStatus.Cancelled "an accepted cancel ends the job cancelled"
+                Expect.isNull j.Result "an accepted cancel leaves no result"
+            else
+                refused <- refused + 1
+                Expect.isTrue succeeded "a refused cancel: the success won"
+                Expect.equal v.Status JobStatus.Succeeded "a refused cancel leaves the job succeeded"
+                Expect.isNotNull j.Result "a refused cancel leaves the result"
+        Expect.equal (accepted + refused) 2000 "every race had one winner"
+
+let private gatedServer (settings: ServingSettings) (devices: int) =
+    let gates = Gates()
+    gates, startServer settings devices (GatedExecutors gates)
+
+let ``a DELETE racing a job's decode either ends it cancelled with no result or is refused and it succeeds, never both`` =
+    testCase "a DELETE racing a job's decode either ends it cancelled with no result or is refused and it succeeds, never both" <| fun () ->
+        let gates, server = gatedServer (ServingSettings()) 1
+        try
+            for i in 1..150 do
+                let prompt = sprintf "race %d" i
+                let gate = gates.Hold(prompt, Stage.Decode)
+                let j = server.Submit(input prompt 2, Nullable(), Nullable()) |> accepted
+                gate.WaitEntered 30.0
+                use start = new Barrier(2)
+                let opener = Tasks.Task.Run(fun () -> start.SignalAndWait(); gate.Open())
+                start.SignalAndWait()
+                let cancelAccepted = server.Cancel j
+                opener.Wait()
+                finishedWithin 30.0 j
+                if cancelAccepted then
+                    Expect.equal j.Status JobStatus.Cancelled (sprintf "%s: a cancel was accepted, so the job ends cancelled" prompt)
+                    Expect.isNull j.Result (sprintf "%s: an accepted cancel serves no result" prompt)
+                else
+                    Expect.equal j.Status JobStatus.Succeeded (sprintf "%s: a refused cancel leaves the job succeeding" prompt)
+                    Expect.isNotNull j.Result (sprintf "%s: and its result" prompt)
+        finally
+            server.DisposeAsync().AsTask().Wait()
+
+/// Where a test cancels a job.
+type CancelPoint =
+    | WhileQueued
+    | During of Stage
+
+let private stagesBefore (point: CancelPoint) =
+    match point with
+    | WhileQueued -> []
+    | During Stage.Encode -> [ Stage.Encode ]
+    | During Stage.Diffuse -> [ Stage.Encode; Stage.Diffuse ]
+    | During _ -> [ Stage.Encode; Stage.Diffuse; Stage.Decode ]
+
+let ``a cancelled job reports timings only for the stages that ran, at every cancel point`` =
+    testCase "a cancelled job reports timings only for the stages that ran, at every cancel point" <| fun () ->
+        let gates, server = gatedServer (ServingSettings()) 1
+        try
+            for point in [ WhileQueued; During Stage.Encode; During Stage.Diffuse; During Stage.Decode ] do
+                let name = sprintf "%A" point
+                // a blocker holds the only device at encode, so a job submitted behind it stays queued
+                let blocker = gates.Hold("blocker " + name, Stage.Encode)
+                let b = server.Submit(input ("blocker " + name) 2, Nullable(), Nullable()) |> accepted
+                blocker.WaitEntered 30.0
+                let prompt = "victim " + name
+                let gate =
+                    match point with
+                    | WhileQueued -> None
+                    | During stage -> Some(gates.Hold(prompt, stage))
+                let j = server.Submit(input prompt 3, Nullable(), Nullable()) |> accepted
+                if point <> WhileQueued then blocker.Open()
+                gate |> Option.iter (fun g -> g.WaitEntered 30.0)
+                Expect.isTrue (server.Cancel j) (name + ": the cancel is accepted")
+                gate |> Option.iter (fun g -> g.Open())
+                blocker.Open()
+                finishedWithin 30.0 j
+                finishedWithin 30.0 b
+                // a job behind it on the same FIFO worker: once it is over, every task of the victim was reached
+                let after = server.Submit(input ("after " + name) 1, Nullable(), Nullable()) |> accepted
+                finishedWithin 30.0 after
+                let v = j.View()
+                Expect.equal v.Status JobStatus.Cancelled (name + ": cancelled")
+                Expect.isNull j.Result (name + ": no result")
+                let ran = stagesBefore point
+                for stage, timing in [ Stage.Encode, v.Encode; Stage.Diffuse, v.Diffuse; Stage.Decode, v.Decode ] do
+                    if List.contains stage ran then
+                        Expect.isTrue (timing.Start.HasValue && timing.Finish.HasValue && timing.Seconds.HasValue)
+                            (sprintf "%s: %A ran, so it has a start, an end and a duration (%A)" name stage timing)
+                    else
+                        Expect.isFalse (timing.Start.HasValue || timing.Finish.HasValue || timing.Seconds.HasValue)
+                            (sprintf "%s: %A never ran, so it has no timing (%A)" name stage timing)
+        finally
+            server.DisposeAsync().AsTask().Wait()
+
+let ``a refusal's Retry-After is the queue's predicted drain time, not the refused request's own cost`` =
+    testCase "a refusal's Retry-After is the queue's predicted drain time, not the refused request's own cost" <| fun () ->
+        let gates, server = gatedServer (ServingSettings(QueueCapacity = 2)) 1
+        try
+            let blocker = gates.Hold("blocker", Stage.Encode)
+            let b = server.Submit(input "blocker" 500, Nullable(), Nullable()) |> accepted
+            blocker.WaitEntered 30.0
+            // long jobs until the queue is full (the only device is held, so they wait)
+            let rec fill n accepted =
+                match server.Submit(input (sprintf "long %d" n) 500, Nullable(), Nullable()) with
+                | :? SubmitOutcome.Accepted -> fill (n + 1) (accepted + 1)
+                | _ when n > 20 -> failwith "the queue never filled"
+                | _ -> accepted
+            let waiting = fill 1 0
+            Expect.isGreaterThanOrEqual waiting 2 "at least the queue's capacity is waiting"
+            match server.Submit(input "short" 1, Nullable(), Nullable()) with
+            | :? SubmitOutcome.Refused as r ->
+                let perLong = float (CostModel.tRef server.Cost (Shape.image 64 64) 500)
+                let own = float (CostModel.tRef server.Cost (Shape.image 64 64) 1)
+                Expect.isGreaterThan (float waiting * perLong) (2.0 * Math.Ceiling own) "the queue's work dwarfs the refused request's own cost"
+                Expect.isGreaterThanOrEqual r.RetryAfter.TotalSeconds (Math.Floor(float waiting * perLong))
+                    "Retry-After covers at least the waiting work over the one device"
+                Expect.equal r.RetryAfter.TotalSeconds (Math.Ceiling r.RetryAfter.TotalSeconds) "whole seconds"
+            | other -> failwithf "expected a refusal, got %A" other
+            blocker.Open()
+            finishedWithin 60.0 b
+        finally
+            server.DisposeAsync().AsTask().Wait()
+
+let ``draining refuses new work, lets running jobs finish, and cancels what is left at the drain time with a final event`` =
+    testCase "draining refuses new work, lets running jobs finish, and cancels what is left at the drain time with a final event" <| fun () ->
+        // a job that finishes within the drain time succeeds
+        let gates, server = gatedServer (ServingSettings()) 1
+        try
+            let gate = gates.Hold("finishing", Stage.Diffuse)
+            let j = server.Submit(input "finishing" 2, Nullable(), Nullable()) |> accepted
+            gate.WaitEntered 30.0
+            let drain = server.DrainAsync(TimeSpan.FromSeconds 60.0, TimeSpan.FromSeconds 3.0)
+            Expect.isTrue server.Draining "draining"
+            match server.Submit(input "late" 1, Nullable(), Nullable()) with
+            | :? SubmitOutcome.Stopping as s -> Expect.isGreaterThanOrEqual s.RetryAfter.TotalSeconds 1.0 "Retry-After"
+            | other -> failwithf "expected Stopping while draining, got %A" other
+            gate.Open()
+            Expect.isTrue (drain.Wait(TimeSpan.FromSeconds 30.0)) "the drain ends when the work in flight is done"
+            Expect.equal j.Status JobStatus.Succeeded "work in flight finished during the drain"
+        finally
+            server.DisposeAsync().AsTask().Wait()
+        // a job still running at the drain time is cancelled, and its subscribers see that final state
+        let gates, server = gatedServer (ServingSettings()) 1
+        try
+            let gate = gates.Hold("stuck", Stage.Diffuse)
+            let j = server.Submit(input "stuck" 2, Nullable(), Nullable()) |> accepted
+            gate.WaitEntered 30.0
+            let events = j.Subscribe()
+            let drain = server.DrainAsync(TimeSpan.FromSeconds 0.2, TimeSpan.FromSeconds 3.0)
+            Expect.isTrue (drain.Wait(TimeSpan.FromSeconds 30.0)) "the drain ends"
+            Expect.equal j.Status JobStatus.Cancelled "cancelled at the drain time"
+            let seen = Collections.Generic.List<JobEvent>()
+            let mutable e = Unchecked.defaultof<JobEvent>
+            while events.TryRead(&e) do seen.Add e
+            Expect.isTrue events.Completion.IsCompleted "the event stream ended"
+            Expect.equal seen.[seen.Count - 1].Status JobStatus.Cancelled "its last event is the final state"
+            Expect.isFalse (j.View().Decode.Start.HasValue) "the decode never ran"
+        finally
+            server.DisposeAsync().AsTask().Wait()
+
+let ``a session that failed to load is loaded again by the next task, so restoring the model file heals the server`` =
+    testCase "a session that failed to load is loaded again by the next task, so restoring the model file heals the server" <| fun () ->
+        let source = TinyFixture.directory.Value
+        let dir = TinyFixture.tempPath "pipeline"
+        for f in IO.Directory.GetFiles(source, "*", IO.SearchOption.AllDirectories) do
+            let target = IO.Path.Combine(dir, IO.Path.GetRelativePath(source, f))
+            IO.Directory.CreateDirectory(IO.Path.GetDirectoryName target) |> ignore
+            IO.File.Copy(f, target)
+        let decoder =
+            use p = Trident.Runtime.Execution.LoadedPipeline.Open dir
+            p.ModelPath Trident.Runtime.Execution.StageModel.VaeDecoder
+        let good = IO.File.ReadAllBytes decoder
+        IO.File.WriteAllBytes(decoder, Text.Encoding.ASCII.GetBytes "not an ONNX model")
+        let server = startServer (ServingSettings()) 1 (OnnxStageExecutorFactory dir)
+        try
+            let broken = server.Submit(input "broken" 1, Nullable(), Nullable()) |> accepted
+            finishedWithin 120.0 broken
+            Expect.equal broken.Status JobStatus.Failed "the job fails while the decoder is broken"
+            let error = broken.View().Error
+            Expect.stringContains error (IO.Path.GetFileName decoder) "the error names the model file"
+            IO.File.WriteAllBytes(decoder, good)
+            let healed = server.Submit(input "healed" 1, Nullable(), Nullable()) |> accepted
+            finishedWithin 120.0 healed
+            Expect.equal healed.Status JobStatus.Succeeded (sprintf "the next job succeeds without a restart (%s)" (healed.View().Error))
+        finally
+            server.DisposeAsync().AsTask().Wait()
+
 [<Tests>]
 let tests =
     testList "integration" [ testList "ServingTests" [
@@ -255,4 +459,15 @@ let tests =
         ``a full queue refuses with a retry time and every accepted request is served``
         ``cancelling a queued job cancels it at once and a running one at its next step``
         ``the live loop evaluates Adjust-on-Dispatch over its monitor as the simulator does, and a new placement reaches the workers``
+        ``a DELETE racing a job's decode either ends it cancelled with no result or is refused and it succeeds, never both``
+        ``a cancelled job reports timings only for the stages that ran, at every cancel point``
+        ``a refusal's Retry-After is the queue's predicted drain time, not the refused request's own cost``
+        ``draining refuses new work, lets running jobs finish, and cancels what is left at the drain time with a final event``
+        ``a session that failed to load is loaded again by the next task, so restoring the model file heals the server``
     ] |> testSequenced ]
+
+[<Tests>]
+let unitTests =
+    testList "unit" [ testList "ServingTests" [
+        ``a cancel and a success racing on one job: exactly one wins, and an accepted cancel never leaves a result``
+    ] ]

@@ -1,0 +1,235 @@
+/// The server's lifecycle over HTTP, in process: what every route answers while the runtime starts, and a
+/// graceful shutdown (the host stopping) with a job held running and its event stream open. The runtime runs
+/// gated fake executors behind a test backend (no model), so each test holds a job exactly where it needs it.
+module Trident.Tests.Api.LifecycleApiTests
+
+open System
+open System.IO
+open System.Net
+open System.Net.Http
+open System.Text.Json
+open System.Threading
+open System.Threading.Tasks
+open Microsoft.AspNetCore.Hosting
+open Microsoft.AspNetCore.TestHost
+open Microsoft.Extensions.DependencyInjection
+open Microsoft.Extensions.Hosting
+open Expecto
+open Trident.Scheduling
+open Trident.Api.Hosting
+open Trident.Tests.Runtime
+open Trident.Tests.Runtime.ServingFixtures
+open Trident.Tests.Api.ApiFixture
+
+/// A backend that is ready once `release` completes, serving the tiny pipeline's manifest with gated fake
+/// executors and the test profile.
+type GatedBackend(gates: Gates, release: Task) =
+    interface IServingBackend with
+        member _.PrepareAsync(_, _, _, ct) =
+            task {
+                do! release.WaitAsync ct
+                return ServingBackendParts(TinyFixture.pipeline.Value.Manifest, GatedExecutors gates, testProfile, "test profile (gated backend)", TinyFixture.pipeline.Value.Tokenizer)
+            }
+
+/// A test server on one device over a gated backend.
+type GatedServer(gates: Gates, release: Task, extra: (string * string) list) =
+    inherit TridentFactory([ "Trident:Devices:Count", "1" ] @ extra)
+    override this.ConfigureWebHost(builder: IWebHostBuilder) =
+        base.ConfigureWebHost builder
+        builder.ConfigureTestServices(fun services ->
+            services.AddSingleton<IServingBackend>(GatedBackend(gates, release)) |> ignore) |> ignore
+
+let private retryAfter (r: HttpResponseMessage) =
+    if r.Headers.RetryAfter = null || not r.Headers.RetryAfter.Delta.HasValue then failwithf "%O has no Retry-After" r.RequestMessage.RequestUri
+    r.Headers.RetryAfter.Delta.Value
+
+let private expectUnavailable (r: HttpResponseMessage) (what: string) =
+    Expect.equal r.StatusCode HttpStatusCode.ServiceUnavailable (what + ": 503")
+    Expect.isGreaterThanOrEqual (retryAfter r).TotalSeconds 1.0 (what + ": Retry-After of at least a second")
+
+let private metricState (client: HttpClient) =
+    use m = get client "/metrics"
+    Expect.equal m.StatusCode HttpStatusCode.OK "/metrics answers"
+    let text = m.Content.ReadAsStringAsync().Result
+    text.Split('\n') |> Array.tryPick (fun l -> if l.StartsWith "trident_serving_state{" && l.EndsWith "} 1" then Some(l.Split('"').[1]) else None)
+
+let ``while the runtime starts, health, metrics and the API document answer, and readiness and work routes answer 503 with Retry-After`` =
+    testCase "while the runtime starts, health, metrics and the API document answer, and readiness and work routes answer 503 with Retry-After" <| fun () ->
+        let release = TaskCompletionSource()
+        use factory = new GatedServer(Gates(), release.Task, [])
+        let client = factory.CreateClient()
+        use h = get client "/health"
+        Expect.equal h.StatusCode HttpStatusCode.OK "/health while starting"
+        Expect.equal (metricState client) (Some "starting") "/metrics says starting"
+        use doc = get client "/openapi/v1.json"
+        Expect.equal doc.StatusCode HttpStatusCode.OK "the API document while starting"
+        use ready = get client "/ready"
+        expectUnavailable ready "/ready while starting"
+        use create = post client "/v1/generations" """{"prompt":"early"}"""
+        expectUnavailable create "POST /v1/generations while starting"
+        use images = post client "/v1/images/generations" """{"prompt":"early"}"""
+        expectUnavailable images "POST /v1/images/generations while starting"
+        for path in [ "/v1/generations/1"; "/v1/generations/1/result"; "/v1/generations/1/events"; "/v1/cluster"; "/v1/plan" ] do
+            use r = get client path
+            expectUnavailable r ("GET " + path + " while starting")
+        release.SetResult()
+        waitReady client
+        Expect.equal (metricState client) (Some "ready") "/metrics says ready"
+        let id = submit client """{"prompt":"on time","steps":2}"""
+        Expect.equal (status (pollUntil client 60.0 id isFinal)) "succeeded" "served once ready"
+
+/// Reads server-sent events until the stream ends: (event, data) pairs.
+let private readEvents (response: HttpResponseMessage) =
+    use reader = new StreamReader(response.Content.ReadAsStream())
+    let events = ResizeArray<string * JsonElement>()
+    let mutable kind = ""
+    let mutable line = reader.ReadLine()
+    while not (isNull line) do
+        if line.StartsWith "event: " then kind <- line.Substring 7
+        elif line.StartsWith "data: " then events.Add((kind, JsonDocument.Parse(line.Substring 6).RootElement))
+        line <- reader.ReadLine()
+    List.ofSeq events
+
+/// Opens a job's event stream and reads it to its end in the background.
+let private openEvents (client: HttpClient) (id: string) =
+    let request = new HttpRequestMessage(HttpMethod.Get, sprintf "/v1/generations/%s/events" id)
+    let stream = client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead).Result
+    Expect.equal stream.StatusCode HttpStatusCode.OK "the event stream is open"
+    Task.Run(fun () -> try readEvents stream finally stream.Dispose())
+
+/// The runtime's job behind a wire id (read before the host stops: afterwards the test server is gone).
+let private jobOf (factory: GatedServer) (id: string) =
+    let host = factory.Services.GetRequiredService<ServerHost>()
+    host.Ready.Server.Find(RequestId(int64 id))
+
+let ``while shutting down, work routes and readiness answer 503 with Retry-After, job routes still answer, and an open event stream ends with the final state`` =
+    testCase "while shutting down, work routes and readiness answer 503 with Retry-After, job routes still answer, and an open event stream ends with the final state" <| fun () ->
+        let gates = Gates()
+        // held in decode, which cannot be interrupted: the drain (60 s) cannot end before the test opens it
+        let held = gates.Hold("held", Stage.Decode)
+        use factory = new GatedServer(gates, Task.CompletedTask, [ "Trident:Serving:DrainSeconds", "60" ])
+        let client = readyClient factory
+        let id = submit client """{"prompt":"held","steps":3}"""
+        held.WaitEntered 30.0
+        let job = jobOf factory id
+        let events = openEvents client id
+        factory.Services.GetRequiredService<IHostApplicationLifetime>().StopApplication()
+        use create = post client "/v1/generations" """{"prompt":"late"}"""
+        expectUnavailable create "POST /v1/generations while shutting down"
+        Expect.isLessThanOrEqual (retryAfter create).TotalSeconds 60.0 "Retry-After: at most the drain time left"
+        use images = post client "/v1/images/generations" """{"prompt":"late"}"""
+        expectUnavailable images "POST /v1/images/generations while shutting down"
+        use ready = get client "/ready"
+        expectUnavailable ready "/ready while shutting down"
+        use h = get client "/health"
+        Expect.equal h.StatusCode HttpStatusCode.OK "/health while shutting down"
+        Expect.equal (metricState client) (Some "draining") "/metrics says draining"
+        Expect.equal (status (json (get client ("/v1/generations/" + id)))) "decoding" "the job's status is still served"
+        use cancel = client.DeleteAsync("/v1/generations/" + id).Result
+        Expect.equal cancel.StatusCode HttpStatusCode.Accepted "a cancel is still accepted while draining"
+        held.Open()
+        Expect.isTrue (events.Wait(TimeSpan.FromSeconds 60.0)) "the event stream ends"
+        let kind, last = List.last events.Result
+        Expect.equal (kind, status last) ("state", "cancelled") "the stream's last event is the job's final state"
+        Expect.equal job.Status Trident.Runtime.Serving.JobStatus.Cancelled "the accepted cancel holds: cancelled, though its decode completed"
+        Expect.isNull job.Result "no result"
+
+let ``on shutdown a job still running at the drain time is cancelled, and its open event stream ends with that final state`` =
+    testCase "on shutdown a job still running at the drain time is cancelled, and its open event stream ends with that final state" <| fun () ->
+        let gates = Gates()
+        let held = gates.Hold("held", Stage.Diffuse)
+        use factory = new GatedServer(gates, Task.CompletedTask, [ "Trident:Serving:DrainSeconds", "1" ])
+        let client = readyClient factory
+        let id = submit client """{"prompt":"held","steps":3}"""
+        held.WaitEntered 30.0
+        let job = jobOf factory id
+        let events = openEvents client id
+        // no request after this: the host may be gone as soon as the drain is over
+        factory.Services.GetRequiredService<IHostApplicationLifetime>().StopApplication()
+        Expect.isTrue (events.Wait(TimeSpan.FromSeconds 60.0)) "the event stream ends"
+        let kind, last = List.last events.Result
+        Expect.equal (kind, status last) ("state", "cancelled") "the stream's last event is the job's final state"
+        Expect.equal job.Status Trident.Runtime.Serving.JobStatus.Cancelled "the job's final state"
+        Expect.isFalse (job.View().Decode.Start.HasValue) "its decode never ran"
+
+/// A free TCP port on the loopback interface.
+let private freePort () =
+    let l = new Sockets.TcpListener(IPAddress.Loopback, 0)
+    l.Start()
+    let port = (l.LocalEndpoint :?> IPEndPoint).Port
+    l.Stop()
+    port
+
+let ``trident serve sent SIGTERM with a job running and its event stream open ends the stream with the final state, logs the job and exits`` =
+    testCase "trident serve sent SIGTERM with a job running and its event stream open ends the stream with the final state, logs the job and exits" <| fun () ->
+        let url = sprintf "http://127.0.0.1:%d" (freePort ())
+        let start = Diagnostics.ProcessStartInfo("dotnet", UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true)
+        for a in [ Path.Combine(AppContext.BaseDirectory, "trident.dll"); "serve"; "--urls"; url
+                   "--Trident:Pipeline"; TinyFixture.directory.Value; "--Trident:ProfileCache"; Path.Combine(TinyFixture.home, "profiles")
+                   "--Trident:Serving:DrainSeconds"; "1"; "--Trident:Serving:RoundPeriodMs"; "100"; "--Trident:Limits:MaxSteps"; "10000"
+                   "--Trident:Limits:DefaultWidth"; "64"; "--Trident:Limits:DefaultHeight"; "64" ] do
+            start.ArgumentList.Add a
+        start.Environment.["TRIDENT_HOME"] <- TinyFixture.home
+        use proc = Diagnostics.Process.Start start
+        let output = Collections.Concurrent.ConcurrentQueue<string>()
+        proc.OutputDataReceived.Add(fun e -> if not (isNull e.Data) then output.Enqueue e.Data)
+        proc.ErrorDataReceived.Add(fun e -> if not (isNull e.Data) then output.Enqueue e.Data)
+        proc.BeginOutputReadLine()
+        proc.BeginErrorReadLine()
+        try
+            use client = new HttpClient(BaseAddress = Uri url)
+            // ready within 5 minutes (the quick profile runs at first start unless cached)
+            let deadline = DateTime.UtcNow.AddMinutes 5.0
+            let mutable ready = false
+            while not ready && DateTime.UtcNow < deadline && not proc.HasExited do
+                try
+                    use r = get client "/ready"
+                    ready <- r.StatusCode = HttpStatusCode.OK
+                with _ -> ()
+                if not ready then Thread.Sleep 200
+            if not ready then failwithf "trident serve did not become ready: %s" (String.Join("\n", output))
+            let id = submit client """{"prompt":"sigterm","steps":10000}"""
+            let events = openEvents client id
+            pollUntil client 120.0 id (fun s -> s.GetProperty("step").GetInt32() >= 1) |> ignore
+            use kill = Diagnostics.Process.Start("kill", [ "-TERM"; string proc.Id ])
+            kill.WaitForExit()
+            Expect.isTrue (events.Wait(TimeSpan.FromSeconds 60.0)) "the event stream ends"
+            let kind, last = List.last events.Result
+            Expect.equal (kind, status last) ("state", "cancelled") "the stream's last event is the job's final state"
+            Expect.isTrue (proc.WaitForExit(TimeSpan.FromSeconds 60.0)) "the process exits"
+            proc.WaitForExit()
+            let logs = String.Join("\n", output)
+            Expect.equal proc.ExitCode 0 ("a clean exit: " + logs)
+            Expect.stringContains logs (sprintf "cancelled job %s" id) "the cancelled job is logged by id"
+        finally
+            if not proc.HasExited then proc.Kill true
+
+let ``the host's shutdown timeout is the drain time plus 5 s`` =
+    testCase "the host's shutdown timeout is the drain time plus 5 s" <| fun () ->
+        for drain, expected in [ None, 35.0; Some "7", 12.0; Some "0", 5.0 ] do
+            let args =
+                [ yield! [ "--urls"; "http://127.0.0.1:0"; "--Trident:Pipeline"; TinyFixture.directory.Value ]
+                  match drain with
+                  | Some d -> yield! [ "--Trident:Serving:DrainSeconds"; d ]
+                  | None -> () ]
+            let app = Program.BuildServer(Array.ofList args)
+            try
+                let host = app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<HostOptions>>().Value
+                Expect.equal host.ShutdownTimeout (TimeSpan.FromSeconds expected) (sprintf "DrainSeconds %A" drain)
+            finally
+                (app :> IAsyncDisposable).DisposeAsync().AsTask().Wait()
+
+[<Tests>]
+let tests =
+    testList "integration" [ testList "LifecycleApiTests" [
+        ``while the runtime starts, health, metrics and the API document answer, and readiness and work routes answer 503 with Retry-After``
+        ``while shutting down, work routes and readiness answer 503 with Retry-After, job routes still answer, and an open event stream ends with the final state``
+        ``on shutdown a job still running at the drain time is cancelled, and its open event stream ends with that final state``
+        ``trident serve sent SIGTERM with a job running and its event stream open ends the stream with the final state, logs the job and exits``
+    ] |> testSequenced ]
+
+[<Tests>]
+let unitTests =
+    testList "unit" [ testList "LifecycleApiTests" [
+        ``the host's shutdown timeout is the drain time plus 5 s``
+    ] ]
