@@ -487,6 +487,14 @@ let check (r: FuzzRequest) (status: int, mediaType: string, body: string) : stri
               with _ ->
                   None
       if status >= 500 && status <> 503 then yield sprintf "answered %d (%s)" status body
+      if status >= 200 && status < 300 && mediaType = "application/json" && r.Method <> "HEAD" then
+          let parses =
+              try
+                  JsonDocument.Parse(body).Dispose()
+                  true
+              with _ ->
+                  false
+          if not parses then yield sprintf "a %d whose JSON does not parse: %s" status body
       if status >= 400 && r.Method <> "HEAD" then
           if mediaType <> "application/problem+json" then yield sprintf "a %d that is %s, not application/problem+json: %s" status mediaType body
           else
