@@ -221,7 +221,18 @@ let private unsupportedOpenAi =
     [ "quality"; "style"; "user"; "background"; "moderation"; "output_format"; "output_compression"; "partial_images"; "stream"; "image"; "mask" ]
 
 /// A value for a field of `kind`: (text, valid JSON, whether the kind is wrong so the field must be named).
-let private valueFor (kind: Kind) : Gen<string * bool * bool> =
+/// Whether a string (as the server reads it) is wrong for the field `name`: the OpenAI route's size is
+/// WIDTHxHEIGHT in plain digits, its response_format only b64_json.
+let private stringWrong (name: string) (s: string) =
+    match name with
+    | "size" -> not (Text.RegularExpressions.Regex.IsMatch(s, "^[0-9]{1,9}x[0-9]{1,9}$"))
+    | "response_format" -> s <> "b64_json"
+    | _ -> false
+
+/// A value for field `name` of `kind`: (text, valid JSON, 0 when right, 1 when its kind is wrong (or its text
+/// invalid): a 400 names it, 2 when its value is wrong: a 400 names it once every kind is right).
+let private valueFor (name: string) (kind: Kind) : Gen<string * bool * int> =
+    let level kindWrong valueWrong = if kindWrong then 1 elif valueWrong then 2 else 0
     let number =
         Gen.elements numbers
         |> Gen.map (fun (t, i, l, d, ok) ->
@@ -231,21 +242,29 @@ let private valueFor (kind: Kind) : Gen<string * bool * bool> =
                 | Long -> l
                 | Double -> d
                 | Str -> false
-            t, ok, ok && not fits)
-    let goodString = Gen.zip stringGen (Gen.elements [ quote; quoteRaw ]) |> Gen.map (fun (s, q) -> q s, true, kind <> Str)
+            t, ok, (if ok && not fits then 1 else 0))
+    // escaped, an unpaired surrogate is invalid text (the field is named); raw, UTF-8 has already replaced it
+    let goodString =
+        Gen.zip stringGen (Gen.elements [ true; false ])
+        |> Gen.map (fun (s, escaped) ->
+            if escaped then quote s, true, level (kind <> Str || wireName s <> s) (stringWrong name s)
+            else quoteRaw s, true, level (kind <> Str) (stringWrong name (wireName s)))
     let small =
         match kind with
-        | Int -> Gen.elements [ "1"; "2"; "64"; "1" ] |> Gen.map (fun t -> t, true, false)
-        | Long -> Gen.choose (0, 1000) |> Gen.map (fun n -> string n, true, false)
-        | Double -> Gen.elements [ "0"; "3.5"; "7.5"; "100"; "100.0001" ] |> Gen.map (fun t -> t, true, false)
-        | Str -> Gen.elements [ "a fox"; "b64_json"; "64x64"; "tiny" ] |> Gen.map (fun t -> quote t, true, false)
+        | Int -> Gen.elements [ "1"; "2"; "64"; "1" ] |> Gen.map (fun t -> t, true, 0)
+        | Long -> Gen.choose (0, 1000) |> Gen.map (fun n -> string n, true, 0)
+        | Double -> Gen.elements [ "0"; "3.5"; "7.5"; "100"; "100.0001" ] |> Gen.map (fun t -> t, true, 0)
+        | Str -> Gen.elements [ "a fox"; "b64_json"; "64x64"; "tiny" ] |> Gen.map (fun t -> quote t, true, level false (stringWrong name t))
     Gen.frequency
         [ 5, small
           3, (if kind = Str then goodString else number)
           1, (if kind = Str then number else goodString)
-          1, Gen.elements [ "null", true, false; "true", true, true; "[]", true, true; "{}", true, true; "[1]", true, true ]
-          1, anyValue 2 |> Gen.map (fun (t, ok) -> t, ok, ok && not (t = "null" || (kind = Str && t.StartsWith "\"") || (kind <> Str && t.Length > 0 && (Char.IsDigit t.[0] || t.[0] = '-'))))
-          1, nested |> Gen.map (fun (t, ok) -> t, ok, ok) ]
+          1, Gen.elements [ "null", true, 0; "true", true, 1; "[]", true, 1; "{}", true, 1; "[1]", true, 1 ]
+          1,
+          anyValue 2
+          |> Gen.map (fun (t, ok) ->
+              t, ok, (if ok && not (t = "null" || (kind = Str && t.StartsWith "\"") || (kind <> Str && t.Length > 0 && (Char.IsDigit t.[0] || t.[0] = '-'))) then 1 else 0))
+          1, nested |> Gen.map (fun (t, ok) -> t, ok, (if ok then 1 else 0)) ]
 
 /// A JSON object body for a route with `fields`: known fields with good or bad values, unknown keys,
 /// duplicated keys, escaped key names. Returns the text and the fields a 400 must name (["$"] when the text
@@ -260,7 +279,7 @@ let private objectBody (fields: (string * Kind) list) (unsupported: string list)
                     [ 8,
                       gen {
                           let! name, kind = Gen.elements fields
-                          let! text, ok, wrong = valueFor kind
+                          let! text, ok, wrong = valueFor name kind
                           let! escaped = Gen.frequency [ 9, Gen.constant false; 1, Gen.constant true ]
                           let key = if escaped then "\"" + String.Join("", name |> Seq.map (fun c -> sprintf "\\u%04x" (int c))) + "\"" else quote name
                           return name, key, text, ok, wrong
@@ -274,7 +293,7 @@ let private objectBody (fields: (string * Kind) list) (unsupported: string list)
                           let! text, ok = anyValue 1
                           let known = fields |> List.exists (fun (f, _) -> f = name)
                           // a known name with any value: named only when its kind is wrong, which is not tracked here
-                          return name, quote name, text, ok, not known
+                          return name, quote name, text, ok, (if known then 0 else 1)
                       } ])
         // the server reads nesting up to 64 levels; deeper is malformed
         let tooDeep (text: string) = text.StartsWith "[[[[" && text.Length > 2 * 64 || text.StartsWith "{\"a\":{\"a\":" && text.Length > 6 * 64
@@ -284,9 +303,10 @@ let private objectBody (fields: (string * Kind) list) (unsupported: string list)
         let named =
             if not valid then [ "$" ]
             else
-                (members |> List.filter (fun (_, _, _, _, wrong) -> wrong) |> List.map (fun (n, _, _, _, _) -> n)) @ duplicated
-                |> List.distinct
-                |> List.map wireName
+                // the form (keys, kinds, text) is checked first, the values once the form is right
+                let form = (members |> List.filter (fun (_, _, _, _, wrong) -> wrong = 1) |> List.map (fun (n, _, _, _, _) -> n)) @ duplicated
+                let values = members |> List.filter (fun (_, _, _, _, wrong) -> wrong = 2) |> List.map (fun (n, _, _, _, _) -> n)
+                (if form.IsEmpty then values else form) |> List.distinct |> List.map wireName
         let text = "{" + String.Join(",", members |> List.map (fun (_, key, value, _, _) -> key + ":" + value)) + "}"
         return text, named
     }
