@@ -134,9 +134,11 @@ internal static class GenerationRequests
         int width = limits.DefaultWidth, height = limits.DefaultHeight;
         if (dto.Size is { } size)
         {
-            var parts = size.Split('x');
-            if (parts.Length != 2 || !int.TryParse(parts[0], out width) || !int.TryParse(parts[1], out height))
-                e.Add("size", $"must be WIDTHxHEIGHT, e.g. {limits.DefaultWidth}x{limits.DefaultHeight}");
+            // plain ASCII digits only: int.TryParse alone would take " 64", "+64" and the current culture's forms
+            var match = SizePattern.Match(size);
+            if (!match.Success || !int.TryParse(match.Groups[1].ValueSpan, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out width)
+                || !int.TryParse(match.Groups[2].ValueSpan, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out height))
+                e.Add("size", $"must be WIDTHxHEIGHT in digits, e.g. {limits.DefaultWidth}x{limits.DefaultHeight}");
         }
         var steps = e.ByField.ContainsKey("size")
             ? 0
@@ -150,6 +152,8 @@ internal static class GenerationRequests
             .ToArray();
         return (inputs, []);
     }
+
+    private static readonly System.Text.RegularExpressions.Regex SizePattern = new("^([0-9]{1,9})x([0-9]{1,9})$", System.Text.RegularExpressions.RegexOptions.CultureInvariant);
 
     /// <summary>Fields of OpenAI's image API this server does not implement, and why: each is a 400 naming it
     /// rather than a silent no-op.</summary>

@@ -707,6 +707,18 @@ let ``a body over Limits:MaxBodyBytes is a 413 and a charset other than UTF-8 a 
         let status, _, _ = raw client "POST" "/v1/generations" (Some "application/json; charset=UTF-8") None (Some "{\"prompt\":\"x\",\"width\":\"64\"}"B)
         Expect.equal status 400 "charset=UTF-8 is read (and the body's problem reported)"
 
+let ``the OpenAI size is WIDTHxHEIGHT in plain digits: ' 64x64', '+64x+64' and '64x64 ' are a 400 naming size`` =
+    testCase "the OpenAI size is WIDTHxHEIGHT in plain digits: ' 64x64', '+64x+64' and '64x64 ' are a 400 naming size" <| fun () ->
+        let client = readyClient server.Value
+        // before: int.TryParse read ' 64x64', '+64x+64', '64x64 ' and '64 x 64' as 64x64 (a generation ran)
+        for size in [ " 64x64"; "+64x+64"; "64x64 "; "64 x 64"; "64x\u00a064"; "64X64"; "0064x64x" ] do
+            let body = sprintf "{\"prompt\":\"a fox\",\"size\":\"%s\",\"steps\":1}" size
+            let status, _, problem = raw client "POST" "/v1/images/generations" (Some "application/json") None (Some(Encoding.UTF8.GetBytes body))
+            Expect.equal status 400 size
+            Expect.equal (errorNames problem) [ "size" ] size
+        let status, _, _ = raw client "POST" "/v1/images/generations" (Some "application/json") None (Some "{\"prompt\":\"a fox\",\"size\":\"64x64\",\"steps\":1}"B)
+        Expect.equal status 200 "64x64 is a size"
+
 [<Tests>]
 let integrationTests =
     testList "integration" [
@@ -717,4 +729,5 @@ let integrationTests =
             ``404, 405 and 415 answers are problem+json whatever the Accept header``
             ``a job id is plain digits: ' 1' and '+1' are not job 1``
             ``a body over Limits:MaxBodyBytes is a 413 and a charset other than UTF-8 a 415, each naming the body``
+            ``the OpenAI size is WIDTHxHEIGHT in plain digits: ' 64x64', '+64x+64' and '64x64 ' are a 400 naming size``
         ] |> testSequenced ]
