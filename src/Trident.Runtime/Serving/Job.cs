@@ -339,6 +339,8 @@ public sealed class Job : IStepObserver
                 _finished = now;
                 Move(JobStatus.Cancelled);
             }
+            // durable before the caller answers: after a restart the job comes back cancelled
+            else Journal?.CancelAccepted(this);
         }
         _cancel.Cancel();
         return true;

@@ -30,15 +30,16 @@ namespace Trident.Runtime.Serving;
 /// <param name="Frames">Frames of its result.</param>
 /// <param name="Width">Width of its result.</param>
 /// <param name="Height">Height of its result.</param>
+/// <param name="CancelRequested">Whether a cancel was accepted while it ran.</param>
 public sealed record StoredJob(long Id, GenerationInput Input, DateTimeOffset CreatedAt, double DeadlineSeconds, bool DeadlineGiven, int? Priority,
-    JobStatus Status, string? Error, DateTimeOffset? FinishedAt, int Frames, int Width, int Height);
+    JobStatus Status, string? Error, DateTimeOffset? FinishedAt, int Frames, int Width, int Height, bool CancelRequested);
 
 /// <summary>The job store's SQLite journal and result files.</summary>
 public sealed class JobJournal : IDisposable
 {
     private readonly object _gate = new();
     private readonly SqliteConnection _db;
-    private readonly SqliteCommand _insert, _move, _delete;
+    private readonly SqliteCommand _insert, _move, _delete, _cancel;
     private bool _closed;
 
     private JobJournal(string directory)
@@ -62,13 +63,15 @@ public sealed class JobJournal : IDisposable
               finished_at INTEGER,
               frames INTEGER NOT NULL DEFAULT 0,
               width INTEGER NOT NULL DEFAULT 0,
-              height INTEGER NOT NULL DEFAULT 0)
+              height INTEGER NOT NULL DEFAULT 0,
+              cancel_requested INTEGER NOT NULL DEFAULT 0)
             """);
         _insert = Command("INSERT OR REPLACE INTO jobs (id, input, created_at, deadline_s, deadline_given, priority, status) VALUES ($id, $input, $created, $deadline, $given, $priority, $status)",
             "$id", "$input", "$created", "$deadline", "$given", "$priority", "$status");
         _move = Command("UPDATE jobs SET status = $status, error = $error, finished_at = $finished, frames = $frames, width = $width, height = $height WHERE id = $id",
             "$id", "$status", "$error", "$finished", "$frames", "$width", "$height");
         _delete = Command("DELETE FROM jobs WHERE id = $id", "$id");
+        _cancel = Command("UPDATE jobs SET cancel_requested = 1 WHERE id = $id", "$id");
     }
 
     /// <summary>Opens (creating if needed) the journal in <paramref name="directory"/>.</summary>
@@ -114,6 +117,18 @@ public sealed class JobJournal : IDisposable
         }
     }
 
+    /// <summary>Records an accepted cancel of a running job (the cancel rule holds across a restart: the job
+    /// comes back cancelled). Called under the job's lock, before the API answers.</summary>
+    public void CancelAccepted(Job job)
+    {
+        lock (_gate)
+        {
+            if (_closed) return;
+            Set(_cancel, job.Id.Value);
+            _cancel.ExecuteNonQuery();
+        }
+    }
+
     /// <summary>Forgets a job (evicted): its row and its result file.</summary>
     public void Removed(long id)
     {
@@ -132,16 +147,74 @@ public sealed class JobJournal : IDisposable
         lock (_gate)
         {
             using var cmd = _db.CreateCommand();
-            cmd.CommandText = "SELECT id, input, created_at, deadline_s, deadline_given, priority, status, error, finished_at, frames, width, height FROM jobs ORDER BY id";
+            cmd.CommandText = "SELECT id, input, created_at, deadline_s, deadline_given, priority, status, error, finished_at, frames, width, height, cancel_requested FROM jobs ORDER BY id";
             using var r = cmd.ExecuteReader();
             var jobs = new List<StoredJob>();
             while (r.Read())
                 jobs.Add(new StoredJob(r.GetInt64(0), JsonSerializer.Deserialize<GenerationInput>(r.GetString(1))!,
                     DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(2)), r.GetDouble(3), r.GetInt64(4) != 0,
                     r.IsDBNull(5) ? null : r.GetInt32(5), (JobStatus)r.GetInt32(6), r.IsDBNull(7) ? null : r.GetString(7),
-                    r.IsDBNull(8) ? null : DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(8)), r.GetInt32(9), r.GetInt32(10), r.GetInt32(11)));
+                    r.IsDBNull(8) ? null : DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(8)), r.GetInt32(9), r.GetInt32(10), r.GetInt32(11), r.GetInt64(12) != 0));
             return jobs;
         }
+    }
+
+    /// <summary>
+    /// The jobs to hold again after a restart, in id order, on a server clock that reads <paramref name="now"/>
+    /// at wall time <paramref name="wall"/>. A finished job comes back as it was (its result read from its
+    /// file; a missing file makes it failed, recorded so), and so does one whose cancel was accepted (it ends
+    /// cancelled now), its arrival mapped onto the new clock so its
+    /// retention runs from its real finish. A queued or running one comes back queued (recorded so), arriving
+    /// now, its deadline the same time after arrival, writing its transitions here: Requeue is true, and
+    /// Was is the status it had.
+    /// </summary>
+    public IReadOnlyList<(Job Job, bool Requeue, JobStatus Was)> Recover(Trident.Scheduling.Ids.ModelName model, double now, DateTimeOffset wall)
+    {
+        var jobs = new List<(Job, bool, JobStatus)>();
+        foreach (var s in Load())
+        {
+            var id = Trident.Scheduling.Ids.RequestId.NewRequestId(s.Id);
+            var priority = s.Priority is { } p ? Microsoft.FSharp.Core.FSharpOption<int>.Some(p) : Microsoft.FSharp.Core.FSharpOption<int>.None;
+            if (!Job.IsTerminalStatus(s.Status) && s.CancelRequested)
+            {
+                // a cancel was accepted: the job ends cancelled now, as the cancel rule promised
+                var arrival = now - (wall - s.CreatedAt).TotalSeconds;
+                var request = new Trident.Scheduling.Request(id, model, s.Input.Shape, s.Input.Steps, arrival, arrival + s.DeadlineSeconds, priority);
+                var job = Job.Restored(request, s.Input, s.CreatedAt, s.DeadlineGiven, JobStatus.Cancelled, null, null, now);
+                Moved(job, JobStatus.Cancelled, null, null, job.FinishedAt);
+                jobs.Add((job, false, s.Status));
+            }
+            else if (Job.IsTerminalStatus(s.Status))
+            {
+                var arrival = now - (wall - s.CreatedAt).TotalSeconds;
+                var finished = arrival + Math.Max(0, ((s.FinishedAt ?? s.CreatedAt) - s.CreatedAt).TotalSeconds);
+                var status = s.Status;
+                var error = s.Error;
+                JobResult? result = null;
+                if (status == JobStatus.Succeeded)
+                {
+                    if (ReadResult(s.Id) is { } png) result = new JobResult(png, s.Frames, s.Width, s.Height);
+                    else
+                    {
+                        status = JobStatus.Failed;
+                        error = "its result file was lost while the server was down";
+                    }
+                }
+                var request = new Trident.Scheduling.Request(id, model, s.Input.Shape, s.Input.Steps, arrival, arrival + s.DeadlineSeconds, priority);
+                var job = Job.Restored(request, s.Input, s.CreatedAt, s.DeadlineGiven, status, error, result, finished);
+                if (status != s.Status) Moved(job, status, error, null, job.FinishedAt);
+                jobs.Add((job, false, s.Status));
+            }
+            else
+            {
+                var request = new Trident.Scheduling.Request(id, model, s.Input.Shape, s.Input.Steps, now, now + s.DeadlineSeconds, priority);
+                var job = new Job(request, s.Input, s.CreatedAt, s.DeadlineGiven, wall);
+                if (s.Status != JobStatus.Queued) Moved(job, JobStatus.Queued, null, null, null);
+                job.Journal = this;
+                jobs.Add((job, true, s.Status));
+            }
+        }
+        return jobs;
     }
 
     /// <summary>Reads a result file; null when it is missing.</summary>
@@ -167,6 +240,7 @@ public sealed class JobJournal : IDisposable
             _insert.Dispose();
             _move.Dispose();
             _delete.Dispose();
+            _cancel.Dispose();
             _db.Dispose();
         }
     }

@@ -138,45 +138,19 @@ public sealed class TridentServer : IAsyncDisposable
         var now = Clock.Now;
         var wall = Clock.UtcNow;
         int requeued = 0, kept = 0;
-        foreach (var s in _journal.Load())
+        foreach (var (job, requeue, was) in _journal.Recover(Setup.Profile.Model, now, wall))
         {
-            _nextId = Math.Max(_nextId, s.Id);
-            var id = RequestId.NewRequestId(s.Id);
-            var priority = s.Priority is { } p ? FSharpOption<int>.Some(p) : FSharpOption<int>.None;
-            if (Job.IsTerminalStatus(s.Status))
+            _nextId = Math.Max(_nextId, job.Id.Value);
+            Store.Restore(job);
+            if (!requeue)
             {
-                var arrival = now - (wall - s.CreatedAt).TotalSeconds;
-                var finished = arrival + Math.Max(0, ((s.FinishedAt ?? s.CreatedAt) - s.CreatedAt).TotalSeconds);
-                var status = s.Status;
-                var error = s.Error;
-                JobResult? result = null;
-                if (status == JobStatus.Succeeded)
-                {
-                    if (_journal.ReadResult(s.Id) is { } png) result = new JobResult(png, s.Frames, s.Width, s.Height);
-                    else
-                    {
-                        status = JobStatus.Failed;
-                        error = "its result file was lost while the server was down";
-                    }
-                }
-                var request = new Request(id, Setup.Profile.Model, s.Input.Shape, s.Input.Steps, arrival, arrival + s.DeadlineSeconds, priority);
-                var job = Job.Restored(request, s.Input, s.CreatedAt, s.DeadlineGiven, status, error, result, finished);
-                if (status != s.Status) _journal.Moved(job, status, error, null, job.FinishedAt);
-                Store.Restore(job);
                 kept++;
+                continue;
             }
-            else
-            {
-                var request = new Request(id, Setup.Profile.Model, s.Input.Shape, s.Input.Steps, now, now + s.DeadlineSeconds, priority);
-                var job = new Job(request, s.Input, s.CreatedAt, s.DeadlineGiven, wall);
-                job.Terminal += OnTerminal;
-                if (s.Status != JobStatus.Queued) _journal.Moved(job, JobStatus.Queued, null, null, null);
-                job.Journal = _journal;
-                Store.Restore(job);
-                _loop.Submit(job);
-                requeued++;
-                _log.LogInformation("Recovered job {Request} ({Status} when the server stopped): queued again", s.Id, s.Status.ToString().ToLowerInvariant());
-            }
+            job.Terminal += OnTerminal;
+            _loop.Submit(job);
+            requeued++;
+            _log.LogInformation("Recovered job {Request} ({Status} when the server stopped): queued again", job.Id.Value, was.ToString().ToLowerInvariant());
         }
         Store.EvictExpired();
         _log.LogInformation("Job store {Directory}: {Requeued} job(s) queued again, {Kept} finished job(s) kept; next id {Next}",

@@ -9,6 +9,9 @@ open System.Diagnostics
 open System.IO
 open Microsoft.Extensions.Logging.Abstractions
 open Expecto
+open FsCheck
+open FsCheck.FSharp
+open Trident.Tests.TestSupport
 open Trident.Scheduling
 open Trident.Scheduling.Placement
 open Trident.Runtime.Devices
@@ -145,10 +148,195 @@ let ``a journal write per transition is cheap`` =
             journal.Dispose()
             Directory.Delete(dir, true)
 
+// ---------------------------------------------------------------------------------------------------------
+// The job state machine, model-based
+// ---------------------------------------------------------------------------------------------------------
+
+/// One step of a random interleaving; `Pick` chooses among the jobs submitted so far.
+type JobOp =
+    | Submit
+    | NextStage of Pick: int
+    | Succeed of Pick: int
+    | Fail of Pick: int
+    | Cancel of Pick: int
+    | StoppedAfterCancel of Pick: int
+    | Expire
+    | Restart
+
+/// What the model expects of one job.
+type private Expected = { mutable Status: JobStatus; mutable CancelRequested: bool; mutable Gone: bool }
+
+/// A clock the test moves by hand: wall clock and timestamps (so the server clock) move together.
+type private HandTime(start: DateTimeOffset) =
+    inherit TimeProvider()
+    let mutable now = start
+    member _.Advance(by: TimeSpan) = now <- now + by
+    override _.GetUtcNow() = now
+    override _.GetTimestamp() = now.UtcTicks
+    override _.TimestampFrequency = TimeSpan.TicksPerSecond
+
+let private stageOf (s: JobStatus) =
+    match s with
+    | JobStatus.Queued -> Some TaskKind.Encode
+    | JobStatus.Encoding -> Some TaskKind.Diffuse
+    | JobStatus.Diffusing -> Some TaskKind.Decode
+    | _ -> None
+
+/// The documented machine: forward only along queued → encoding → diffusing → decoding → a final state
+/// (any of the three from any active state), nothing after a final state; a restart may put an active job
+/// back to queued.
+let private allowed (from: JobStatus) (to': JobStatus) (restarted: bool) =
+    from = to'
+    || (not (Job.IsTerminalStatus from)
+        && (Job.IsTerminalStatus to' || int to' > int from || (restarted && to' = JobStatus.Queued)))
+
+let ``the job store follows the documented state machine across submits, cancels, stages, failures, expiry and restarts`` =
+    testProp 60 "the job store follows the documented state machine across submits, cancels, stages, failures, expiry and restarts" <| fun () ->
+        let opGen =
+            Gen.frequency
+                [ 4, Gen.constant Submit
+                  5, Gen.map NextStage (Gen.choose (0, 50))
+                  2, Gen.map Succeed (Gen.choose (0, 50))
+                  1, Gen.map Fail (Gen.choose (0, 50))
+                  2, Gen.map Cancel (Gen.choose (0, 50))
+                  1, Gen.map StoppedAfterCancel (Gen.choose (0, 50))
+                  1, Gen.constant Expire
+                  1, Gen.constant Restart ]
+        let prop (ops: JobOp list) =
+            let dir = tempDirectory ()
+            let time = HandTime(DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero))
+            let retention = TimeSpan.FromSeconds 60.0
+            let model = ModelName "test"
+            let mutable journal = JobJournal.Open dir
+            let newStore (j: JobJournal) =
+                let s = JobStore(1000, retention, time)
+                s.Evicted <- fun job -> j.Removed job.Id.Value
+                s
+            let mutable store = newStore journal
+            let mutable clock = ServerClock(time)
+            let expected = Collections.Generic.Dictionary<int64, Expected>()
+            let mutable nextId = 0L
+            let failures = ResizeArray<string>()
+            let check (what: string) (ok: bool) = if not ok then failures.Add what
+            let png = [| 1uy; 2uy; 3uy |]
+            try
+                for op in ops do
+                    let ids = expected |> Seq.filter (fun kv -> not kv.Value.Gone) |> Seq.map _.Key |> Array.ofSeq
+                    let pick (i: int) = if ids.Length = 0 then None else Some(ids.[i % ids.Length])
+                    let before = expected |> Seq.map (fun kv -> kv.Key, kv.Value.Status) |> Map.ofSeq
+                    let now = clock.Now
+                    let jobOf id = store.Find(RequestId id)
+                    let mutable restarted = false
+                    match op with
+                    | Submit ->
+                        nextId <- nextId + 1L
+                        let r =
+                            { Id = RequestId nextId
+                              Model = model
+                              Shape = Shape.image 64 64
+                              Steps = 2
+                              Arrival = now * 1.0<s>
+                              Deadline = (now + 10.0) * 1.0<s>
+                              Priority = None }
+                        let job = Job(r, input (sprintf "job %d" nextId) 2, clock.UtcNow, false)
+                        check "a submit is accepted" (store.TryAdd job)
+                        journal.Accepted(job, Nullable())
+                        job.Journal <- journal
+                        expected.[nextId] <- { Status = JobStatus.Queued; CancelRequested = false; Gone = false }
+                    | NextStage i ->
+                        pick i |> Option.iter (fun id ->
+                            let e = expected.[id]
+                            match stageOf e.Status with
+                            | Some kind ->
+                                (jobOf id).StageStarted(kind, now)
+                                if not e.CancelRequested then
+                                    e.Status <- (match kind with TaskKind.Encode -> JobStatus.Encoding | TaskKind.Diffuse -> JobStatus.Diffusing | _ -> JobStatus.Decoding)
+                            | None -> ())
+                    | Succeed i ->
+                        pick i |> Option.iter (fun id ->
+                            let e = expected.[id]
+                            let ok = (jobOf id).Succeed(JobResult(png, 1, 64, 64), now)
+                            if not (Job.IsTerminalStatus e.Status) then
+                                e.Status <- (if e.CancelRequested then JobStatus.Cancelled else JobStatus.Succeeded)
+                            check "Succeed says whether the job succeeded" (ok = (e.Status = JobStatus.Succeeded && before.[id] <> JobStatus.Succeeded)))
+                    | Fail i ->
+                        pick i |> Option.iter (fun id ->
+                            let e = expected.[id]
+                            (jobOf id).Fail("stage failed", now)
+                            if not (Job.IsTerminalStatus e.Status) then
+                                e.Status <- (if e.CancelRequested then JobStatus.Cancelled else JobStatus.Failed))
+                    | Cancel i ->
+                        pick i |> Option.iter (fun id ->
+                            let e = expected.[id]
+                            let accepted = (jobOf id).RequestCancel now
+                            check "a cancel is accepted exactly while the job is not over" (accepted = not (Job.IsTerminalStatus e.Status))
+                            if accepted then
+                                e.CancelRequested <- true
+                                if e.Status = JobStatus.Queued then e.Status <- JobStatus.Cancelled)
+                    | StoppedAfterCancel i ->
+                        pick i |> Option.iter (fun id ->
+                            let e = expected.[id]
+                            if e.CancelRequested then
+                                (jobOf id).Cancelled now
+                                if not (Job.IsTerminalStatus e.Status) then e.Status <- JobStatus.Cancelled)
+                    | Expire ->
+                        time.Advance(retention + TimeSpan.FromSeconds 1.0)
+                        store.EvictExpired() |> ignore
+                        for kv in expected do
+                            if Job.IsTerminalStatus kv.Value.Status then kv.Value.Gone <- true
+                    | Restart ->
+                        restarted <- true
+                        journal.Abandon()
+                        journal.Dispose()
+                        journal <- JobJournal.Open dir
+                        store <- newStore journal
+                        clock <- ServerClock(time)
+                        for job, requeue, _ in journal.Recover(model, clock.Now, clock.UtcNow) do
+                            store.Restore job
+                            ignore requeue
+                        store.EvictExpired() |> ignore
+                        for kv in expected do
+                            if not kv.Value.Gone && not (Job.IsTerminalStatus kv.Value.Status) then
+                                // an accepted cancel holds across the restart; the rest run again from the start
+                                kv.Value.Status <- (if kv.Value.CancelRequested then JobStatus.Cancelled else JobStatus.Queued)
+                                kv.Value.CancelRequested <- false
+                    // the store, the journal and the model agree after every step
+                    let rows = journal.Load() |> Seq.map (fun r -> r.Id, r) |> Map.ofSeq
+                    for kv in expected do
+                        let id, e = kv.Key, kv.Value
+                        match store.Find(RequestId id) with
+                        | null ->
+                            check (sprintf "job %d is held unless evicted after its retention (%A)" id op) e.Gone
+                            check (sprintf "an evicted job %d leaves no row" id) (not (rows.ContainsKey id))
+                            check (sprintf "an evicted job %d leaves no result file" id) (not (File.Exists(journal.ResultPath id)))
+                        | job ->
+                            check (sprintf "job %d is not evicted before its retention" id) (not e.Gone)
+                            check (sprintf "job %d: %A, expected %A after %A" id job.Status e.Status op) (job.Status = e.Status)
+                            match before.TryFind id with
+                            | Some b -> check (sprintf "job %d moved %A → %A (%A)" id b job.Status op) (allowed b job.Status restarted)
+                            | None -> ()
+                            check (sprintf "job %d: the journal says %A" id job.Status) (rows.ContainsKey id && rows.[id].Status = job.Status)
+                            let hasResult = not (isNull job.Result)
+                            check (sprintf "job %d (%A): a result exactly when succeeded" id job.Status) (hasResult = (job.Status = JobStatus.Succeeded))
+                            check (sprintf "job %d (%A): a result file exactly when succeeded" id job.Status)
+                                (File.Exists(journal.ResultPath id) = (job.Status = JobStatus.Succeeded))
+                    let held = expected.Values |> Seq.filter (fun e -> not e.Gone) |> Seq.length
+                    let gone = expected.Values |> Seq.filter _.Gone |> Seq.length
+                    check "counters: submitted = held + evicted" (int nextId = held + gone)
+                    check "counters: the store holds the held jobs" (store.Count = held)
+                    check "counters: the journal has one row per held job" (rows.Count = held)
+                    check "counters: active jobs are the non-final ones" (store.Active().Count = (expected.Values |> Seq.filter (fun e -> not e.Gone && not (Job.IsTerminalStatus e.Status)) |> Seq.length))
+            finally
+                journal.Dispose()
+                Directory.Delete(dir, true)
+            (failures.Count = 0) |> Prop.label (String.Join("; ", failures |> Seq.distinct |> Seq.truncate 5))
+        Prop.forAll (Arb.fromGen (Gen.listOf opGen)) prop
+
 [<Tests>]
 let tests =
     testList "integration" [ testList "DurabilityTests" [
         ``after a crash, queued and running jobs run again under their ids and finished ones keep their state and result``
         ``a finished job recovered after its retention ended is forgotten with its result file``
         ``a journal write per transition is cheap``
+        ``the job store follows the documented state machine across submits, cancels, stages, failures, expiry and restarts``
     ] |> testSequenced ]
