@@ -235,6 +235,8 @@ let ``trident serve killed with SIGKILL while jobs are queued and running, resta
             let proc, output = startTrident url storage
             second <- Some proc
             waitProcessReady client proc output
+            // a client reconnecting to a re-queued job's event stream gets its current state, then the rest to the end
+            let events = openEvents client (List.last ids)
             let deadline = DateTime.UtcNow.AddSeconds 120.0
             for id in ids do
                 let mutable last = None
@@ -251,6 +253,11 @@ let ``trident serve killed with SIGKILL while jobs are queued and running, resta
                     Expect.equal result.StatusCode HttpStatusCode.OK (sprintf "generation %s: its result is served" id)
                 | "failed" -> Expect.isFalse (String.IsNullOrEmpty(s.GetProperty("error").GetString())) (sprintf "generation %s failed with a reason" id)
                 | _ -> ()
+            Expect.isTrue (events.Wait(TimeSpan.FromSeconds 60.0)) "the reconnected event stream ends"
+            let firstKind, _ = List.head events.Result
+            Expect.equal firstKind "state" "it starts with the current state"
+            let lastKind, last = List.last events.Result
+            Expect.isTrue (lastKind = "state" && isFinal last) (sprintf "it ends with the final state: %O" last)
             let requeued = output |> Seq.filter (fun l -> l.Contains "Recovered job") |> Seq.length
             printfn "kill -9: %d accepted, %d recovered as queued or running" ids.Length requeued
             Expect.isGreaterThan requeued 0 "the kill came while jobs were queued or running (the restart re-queued some)"
