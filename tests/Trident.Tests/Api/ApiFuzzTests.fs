@@ -230,7 +230,8 @@ let private stringWrong (name: string) (s: string) =
     | _ -> false
 
 /// A value for field `name` of `kind`: (text, valid JSON, 0 when right, 1 when its kind is wrong (or its text
-/// invalid): a 400 names it, 2 when its value is wrong: a 400 names it once every kind is right).
+/// invalid): a 400 names it, 2 when its value is wrong: a 400 names it once every kind is right; -1 when
+/// that is not known).
 let private valueFor (name: string) (kind: Kind) : Gen<string * bool * int> =
     let level kindWrong valueWrong = if kindWrong then 1 elif valueWrong then 2 else 0
     let number =
@@ -263,7 +264,8 @@ let private valueFor (name: string) (kind: Kind) : Gen<string * bool * int> =
           1,
           anyValue 2
           |> Gen.map (fun (t, ok) ->
-              t, ok, (if ok && not (t = "null" || (kind = Str && t.StartsWith "\"") || (kind <> Str && t.Length > 0 && (Char.IsDigit t.[0] || t.[0] = '-'))) then 1 else 0))
+              // of the right kind, its value is not known to be right: -1
+              t, ok, (if t = "null" then 0 elif (kind = Str && t.StartsWith "\"") || (kind <> Str && t.Length > 0 && (Char.IsDigit t.[0] || t.[0] = '-')) then -1 else 1))
           1, nested |> Gen.map (fun (t, ok) -> t, ok, (if ok then 1 else 0)) ]
 
 /// A JSON object body for a route with `fields`: known fields with good or bad values, unknown keys,
@@ -293,7 +295,8 @@ let private objectBody (fields: (string * Kind) list) (unsupported: string list)
                           let! text, ok = anyValue 1
                           let known = fields |> List.exists (fun (f, _) -> f = name)
                           // a known name with any value: named only when its kind is wrong, which is not tracked here
-                          return name, quote name, text, ok, (if known then 0 else 1)
+                          // (-1: not known whether its form is right, so no value problem can be expected of the body)
+                          return name, quote name, text, ok, (if known then -1 else 1)
                       } ])
         // the server reads nesting up to 64 levels; deeper is malformed
         let tooDeep (text: string) = text.StartsWith "[[[[" && text.Length > 2 * 64 || text.StartsWith "{\"a\":{\"a\":" && text.Length > 6 * 64
@@ -306,7 +309,8 @@ let private objectBody (fields: (string * Kind) list) (unsupported: string list)
                 // the form (keys, kinds, text) is checked first, the values once the form is right
                 let form = (members |> List.filter (fun (_, _, _, _, wrong) -> wrong = 1) |> List.map (fun (n, _, _, _, _) -> n)) @ duplicated
                 let values = members |> List.filter (fun (_, _, _, _, wrong) -> wrong = 2) |> List.map (fun (n, _, _, _, _) -> n)
-                (if form.IsEmpty then values else form) |> List.distinct |> List.map wireName
+                let unsure = members |> List.exists (fun (_, _, _, _, wrong) -> wrong = -1)
+                (if not form.IsEmpty then form elif unsure then [] else values) |> List.distinct |> List.map wireName
         let text = "{" + String.Join(",", members |> List.map (fun (_, key, value, _, _) -> key + ":" + value)) + "}"
         return text, named
     }
