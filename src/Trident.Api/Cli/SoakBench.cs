@@ -9,7 +9,9 @@
 // that outlives it. Requests alternate 64² and 128² with few steps; each is submitted at its slot
 // (i / rate seconds) without waiting for earlier ones, polled to its final state, and its image downloaded, as
 // a client would. Tests pass a client of an in-process test server instead (then --pipeline and --devices are
-// that server's and may not be given).
+// that server's and may not be given). Finished jobs and their PNGs stay in the job store for
+// Trident:Jobs:RetentionSeconds (600 s by default; --retention sets it), so in a run shorter than that the
+// store is still filling: that growth is bounded (by the retention and Trident:Jobs:Capacity), not a leak.
 
 using System.Collections.Concurrent;
 using System.Diagnostics;
@@ -37,14 +39,16 @@ public static class SoakBench
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 
     /// <summary>One sample of this process.</summary>
-    public sealed record Sample(double Seconds, double RssMb, double HeapMb, int Gen0, int Gen1, int Gen2, int Threads, int Fds,
-        long Submitted, long Succeeded, long Failed, long Rejected, int InFlight);
+    public sealed record Sample(double Seconds, double RssMb, double HeapMb, double GcCommittedMb, int Gen0, int Gen1, int Gen2, int Threads, int Fds,
+        long Submitted, long Succeeded, long Failed, long Rejected, int InFlight, int JobsHeld);
 
     private sealed class Counters
     {
         public long Submitted, Succeeded, Failed, Rejected, Errors;
         public readonly ConcurrentDictionary<string, byte> Open = new();
         public readonly ConcurrentDictionary<string, int> ErrorKinds = new();
+        // jobs in the server's job store (active and retained finished ones); -1 when the server is not ours
+        public Func<int> JobsHeld = () => -1;
         public void Error(string what) { Interlocked.Increment(ref Errors); ErrorKinds.AddOrUpdate(what, 1, (_, n) => n + 1); }
     }
 
@@ -60,15 +64,17 @@ public static class SoakBench
         var every = args.Double("sample-every", 10, 0.1, 3600);
         var steps = args.Int("steps", 4, 1, 100);
         var drain = args.Double("drain", 60, 0, 3600);
+        var retention = args.Has("retention") ? args.Int("retention", 600, 0, 86400) : (int?)null;
         var output = args.String("out");
-        if (client is not null && (args.Has("pipeline") || args.Has("devices")))
-            args.Error("--pipeline/--devices: not with a given server");
+        if (client is not null && (args.Has("pipeline") || args.Has("devices") || retention is not null))
+            args.Error("--pipeline/--devices/--retention: not with a given server");
         if (client is null && pipeline != "tiny")
             PipelineOption.Load(args, pipeline);
         if (every > duration) args.Error($"--sample-every: {every} s is longer than --duration {duration} s");
         args.ThrowIfInvalid();
 
         WebApplication? app = null;
+        Func<int> jobsHeld = () => -1;
         HttpClient? owned = null;
         try
         {
@@ -77,9 +83,12 @@ public static class SoakBench
                 var port = FreePort();
                 var url = $"http://127.0.0.1:{port}";
                 app = Program.BuildServer(["--urls", url, "--Trident:Pipeline", pipeline, "--Trident:Devices:Count", devices.ToString(CultureInfo.InvariantCulture),
-                    "--Trident:LogLevel", "Warning"]);
-                o.WriteLine($"soak: starting the server in process on {url} (pipeline {pipeline}, devices {(devices == 0 ? "one per core" : devices)})");
+                    "--Trident:LogLevel", "Warning",
+                    .. (retention is { } r ? new[] { "--Trident:Jobs:RetentionSeconds", r.ToString(CultureInfo.InvariantCulture) } : [])]);
+                o.WriteLine($"soak: starting the server in process on {url} (pipeline {pipeline}, devices {(devices == 0 ? "one per core" : devices)}, job retention {(retention is { } rs ? $"{rs} s" : "the default")})");
                 await app.StartAsync(ct);
+                var host = app.Services.GetRequiredService<Trident.Api.Hosting.ServerHost>();
+                jobsHeld = () => host.Ready?.Server.Store.Count ?? -1;
                 owned = new HttpClient { BaseAddress = new Uri(url), Timeout = TimeSpan.FromSeconds(60) };
                 client = owned;
             }
@@ -97,10 +106,10 @@ public static class SoakBench
                 }
             }
             o.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"soak: {duration:G} s at {rate:G4} req/s (64² and 128², {steps} steps) on {cluster.Devices.Count} devices, pipeline {cluster.Pipeline}; sample every {every:G} s; pid {Environment.ProcessId}"));
-            o.WriteLine("t_s rss_mb heap_mb gc0 gc1 gc2 threads fds submitted succeeded failed rejected in_flight");
+                $"soak: {duration:G} s at {rate:G4} req/s (64² and 128², {steps} steps) on {cluster.Devices.Count} devices, pipeline {cluster.Pipeline}; sample every {every:G} s; pid {Environment.ProcessId}; MALLOC_ARENA_MAX={Environment.GetEnvironmentVariable("MALLOC_ARENA_MAX") ?? "unset"}"));
+            o.WriteLine("t_s rss_mb heap_mb gc_committed_mb gc0 gc1 gc2 threads fds submitted succeeded failed rejected in_flight jobs_held");
 
-            var (samples, counters) = await DriveAsync(client, duration, rate, steps, every, drain, o, ct);
+            var (samples, counters) = await DriveAsync(client, duration, rate, steps, every, drain, jobsHeld, o, ct);
             var warm = Summarize(samples, duration, counters, o);
             if (output is not null) WriteCsv(output, samples, o);
             return warm ? 0 : 1;
@@ -140,9 +149,9 @@ public static class SoakBench
     }
 
     private static async Task<(List<Sample>, Counters)> DriveAsync(HttpClient client, double duration, double rate, int steps, double every, double drain,
-        TextWriter o, CancellationToken ct)
+        Func<int> jobsHeld, TextWriter o, CancellationToken ct)
     {
-        var c = new Counters();
+        var c = new Counters { JobsHeld = jobsHeld };
         var samples = new List<Sample>();
         var clock = Stopwatch.StartNew();
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
@@ -152,7 +161,7 @@ public static class SoakBench
             var s = Measure(clock.Elapsed.TotalSeconds, c);
             samples.Add(s);
             o.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"{s.Seconds:F1} {s.RssMb:F1} {s.HeapMb:F1} {s.Gen0} {s.Gen1} {s.Gen2} {s.Threads} {s.Fds} {s.Submitted} {s.Succeeded} {s.Failed} {s.Rejected} {s.InFlight}"));
+                $"{s.Seconds:F1} {s.RssMb:F1} {s.HeapMb:F1} {s.GcCommittedMb:F1} {s.Gen0} {s.Gen1} {s.Gen2} {s.Threads} {s.Fds} {s.Submitted} {s.Succeeded} {s.Failed} {s.Rejected} {s.InFlight} {s.JobsHeld}"));
         }
 
         TakeSample();
@@ -272,8 +281,8 @@ public static class SoakBench
         int fds;
         try { fds = Directory.EnumerateFileSystemEntries("/proc/self/fd").Count(); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { fds = -1; }
-        return new Sample(seconds, rssKb / 1024.0, GC.GetTotalMemory(false) / 1048576.0, GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2),
-            threads, fds, Interlocked.Read(ref c.Submitted), Interlocked.Read(ref c.Succeeded), Interlocked.Read(ref c.Failed), Interlocked.Read(ref c.Rejected), c.Open.Count);
+        return new Sample(seconds, rssKb / 1024.0, GC.GetTotalMemory(false) / 1048576.0, GC.GetGCMemoryInfo().TotalCommittedBytes / 1048576.0, GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2),
+            threads, fds, Interlocked.Read(ref c.Submitted), Interlocked.Read(ref c.Succeeded), Interlocked.Read(ref c.Failed), Interlocked.Read(ref c.Rejected), c.Open.Count, c.JobsHeld());
     }
 
     /// <summary>Prints the summary and the verdict; true when every goal is met.</summary>
@@ -286,11 +295,15 @@ public static class SoakBench
         var rssGrowth = (end.RssMb - warm.RssMb) / warm.RssMb * 100.0;
         var threadGrowth = end.Threads - warm.Threads;
         var fdGrowth = end.Fds - warm.Fds;
+        // what the GC has not committed: native memory (ONNX Runtime, malloc, code), so growth of the managed
+        // heap (such as the job store filling over its retention) and growth outside it show apart
+        var nativeGrowth = (end.RssMb - end.GcCommittedMb) - (warm.RssMb - warm.GcCommittedMb);
+        var jobs = end.JobsHeld >= 0 ? $" jobs_held_warm={warm.JobsHeld} jobs_held_end={end.JobsHeld}" : "";
         o.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"summary: samples={samples.Count} warm_at_s={warm.Seconds:F1} end_at_s={end.Seconds:F1} "
             + $"rss_warm_mb={warm.RssMb:F1} rss_end_mb={end.RssMb:F1} rss_peak_mb={peak:F1} rss_growth_pct={rssGrowth:+0.0;-0.0} (goal ≤ {RssGrowthGoalPercent:G}) "
-            + $"heap_warm_mb={warm.HeapMb:F1} heap_end_mb={end.HeapMb:F1} gc0={end.Gen0} gc1={end.Gen1} gc2={end.Gen2} "
-            + $"threads_warm={warm.Threads} threads_end={end.Threads} fds_warm={warm.Fds} fds_end={end.Fds}"));
+            + $"heap_warm_mb={warm.HeapMb:F1} heap_end_mb={end.HeapMb:F1} gc_committed_warm_mb={warm.GcCommittedMb:F1} gc_committed_end_mb={end.GcCommittedMb:F1} rss_outside_gc_growth_mb={nativeGrowth:+0.0;-0.0} gc0={end.Gen0} gc1={end.Gen1} gc2={end.Gen2} "
+            + $"threads_warm={warm.Threads} threads_end={end.Threads} fds_warm={warm.Fds} fds_end={end.Fds}{jobs}"));
         var errors = Interlocked.Read(ref c.Errors);
         o.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"requests: submitted={end.Submitted} succeeded={end.Succeeded} failed={end.Failed} rejected_429={end.Rejected} other_errors={errors - end.Failed} unfinished={end.InFlight}"));
@@ -310,10 +323,10 @@ public static class SoakBench
 
     private static void WriteCsv(string path, List<Sample> samples, TextWriter o)
     {
-        var text = new StringBuilder("t_s,rss_mb,heap_mb,gc0,gc1,gc2,threads,fds,submitted,succeeded,failed,rejected,in_flight\n");
+        var text = new StringBuilder("t_s,rss_mb,heap_mb,gc_committed_mb,gc0,gc1,gc2,threads,fds,submitted,succeeded,failed,rejected,in_flight,jobs_held\n");
         foreach (var s in samples)
             text.Append(CultureInfo.InvariantCulture,
-                $"{s.Seconds:F2},{s.RssMb:F2},{s.HeapMb:F2},{s.Gen0},{s.Gen1},{s.Gen2},{s.Threads},{s.Fds},{s.Submitted},{s.Succeeded},{s.Failed},{s.Rejected},{s.InFlight}\n");
+                $"{s.Seconds:F2},{s.RssMb:F2},{s.HeapMb:F2},{s.GcCommittedMb:F2},{s.Gen0},{s.Gen1},{s.Gen2},{s.Threads},{s.Fds},{s.Submitted},{s.Succeeded},{s.Failed},{s.Rejected},{s.InFlight},{s.JobsHeld}\n");
         var full = Path.GetFullPath(path);
         Directory.CreateDirectory(Path.GetDirectoryName(full)!);
         File.WriteAllText(full, text.ToString());

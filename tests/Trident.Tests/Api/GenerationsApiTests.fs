@@ -228,22 +228,22 @@ let ``bench soak drives the server at a steady rate and prints resource samples,
         let text = string out
         Expect.isTrue (code = 0 || code = 1) text
         let lines = text.Split('\n') |> Array.map (fun l -> l.TrimEnd())
-        let header = lines |> Array.findIndex (fun l -> l.StartsWith "t_s rss_mb heap_mb gc0 gc1 gc2 threads fds")
+        let header = lines |> Array.findIndex (fun l -> l.StartsWith "t_s rss_mb heap_mb gc_committed_mb gc0 gc1 gc2 threads fds")
         let samples =
             lines |> Array.skip (header + 1) |> Array.takeWhile (fun l -> l <> "" && Char.IsDigit l.[0])
             |> Array.map (fun l -> l.Split(' ') |> Array.map (fun f -> Double.Parse(f, Globalization.CultureInfo.InvariantCulture)))
         Expect.isGreaterThanOrEqual samples.Length 4 "samples taken (t = 0, every 0.5 s, the end)"
         for row in samples do
-            Expect.equal row.Length 13 "fields of a sample"
+            Expect.equal row.Length 15 "fields of a sample"
             Expect.isGreaterThan row.[1] 10.0 "resident set in MB"
-            Expect.isGreaterThan row.[6] 1.0 "threads"
-            Expect.isGreaterThan row.[7] 2.0 "open descriptors"
+            Expect.isGreaterThan row.[7] 1.0 "threads"
+            Expect.isGreaterThan row.[8] 2.0 "open descriptors"
         Expect.equal (samples |> Array.map (fun r -> r.[0]) |> Array.sort) (samples |> Array.map (fun r -> r.[0])) "in time order"
         Expect.stringContains text "requests: submitted=6 succeeded=6 failed=0 rejected_429=0 other_errors=0 unfinished=0" "every request served"
-        for figure in [ "summary: samples="; "rss_warm_mb="; "rss_end_mb="; "rss_growth_pct="; "(goal ≤ 10)"; "heap_end_mb="; "gc2="; "threads_warm="; "threads_end="; "fds_warm="; "fds_end="; "verdict: " ] do
+        for figure in [ "summary: samples="; "rss_warm_mb="; "rss_end_mb="; "rss_growth_pct="; "(goal ≤ 10)"; "heap_end_mb="; "gc_committed_end_mb="; "rss_outside_gc_growth_mb="; "gc2="; "threads_warm="; "threads_end="; "fds_warm="; "fds_end="; "verdict: " ] do
             Expect.stringContains text figure "text"
         let rows = File.ReadAllLines csv
-        Expect.equal rows.[0] "t_s,rss_mb,heap_mb,gc0,gc1,gc2,threads,fds,submitted,succeeded,failed,rejected,in_flight" "CSV header"
+        Expect.equal rows.[0] "t_s,rss_mb,heap_mb,gc_committed_mb,gc0,gc1,gc2,threads,fds,submitted,succeeded,failed,rejected,in_flight,jobs_held" "CSV header"
         Expect.equal (rows.Length - 1) samples.Length "one CSV row per sample"
 
 /// A server whose queue holds one request.
