@@ -28,6 +28,11 @@ public static class Commands
             PrintUsage(Console.Out);
             return 0;
         }
+        if (args.Length > 0 && args[0] is "version" or "--version")
+        {
+            PrintVersion(Console.Out);
+            return 0;
+        }
         // No command, or only options (host options, as WebApplicationFactory passes them): serve.
         if (args.Length == 0 || args[0].StartsWith("--", StringComparison.Ordinal)) args = [ServeCommand.Command.Name, .. args];
         var command = All.FirstOrDefault(c => c.Name == args[0]);
@@ -50,9 +55,21 @@ public static class Commands
         }
     }
 
+    /// <summary>The executable's version and the versions of the libraries it serves with.</summary>
+    private static void PrintVersion(TextWriter w)
+    {
+        static string Of(Type t) =>
+            t.Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false)
+                .OfType<System.Reflection.AssemblyInformationalVersionAttribute>().FirstOrDefault()?.InformationalVersion.Split('+')[0]
+            ?? t.Assembly.GetName().Version?.ToString() ?? "unknown";
+        w.WriteLine($"trident {Of(typeof(Commands))}");
+        w.WriteLine($"  ONNX Runtime {Trident.Runtime.Onnx.OrtEnvironment.Version}; OR-Tools {Of(typeof(Google.OrTools.LinearSolver.Solver))}; .NET {Environment.Version}");
+    }
+
     private static void PrintUsage(TextWriter w)
     {
         w.WriteLine("usage: trident <command> [options]");
+        w.WriteLine("       trident --version");
         w.WriteLine();
         foreach (var c in All) w.WriteLine($"  {c.Usage}\n      {c.Summary}");
     }
