@@ -75,6 +75,7 @@ public static class SoakBench
 
         WebApplication? app = null;
         Func<int> jobsHeld = () => -1;
+        Func<string?> failure = () => null;
         HttpClient? owned = null;
         try
         {
@@ -89,10 +90,15 @@ public static class SoakBench
                 await app.StartAsync(ct);
                 var host = app.Services.GetRequiredService<Trident.Api.Hosting.ServerHost>();
                 jobsHeld = () => host.Ready?.Server.Store.Count ?? -1;
+                failure = () => host.Failure;
                 owned = new HttpClient { BaseAddress = new Uri(url), Timeout = TimeSpan.FromSeconds(60) };
                 client = owned;
             }
-            await WaitReadyAsync(client, ct);
+            if (await WaitReadyAsync(client, failure, ct) is { } why)
+            {
+                Console.Error.WriteLine($"trident bench soak: the server did not start: {why}");
+                return 1;
+            }
             var cluster = (await client.GetFromJsonAsync<ClusterDto>("/v1/cluster", Json, ct))!;
             if (!rateGiven)
             {
@@ -114,6 +120,12 @@ public static class SoakBench
             if (output is not null) WriteCsv(output, samples, o);
             return warm ? 0 : 1;
         }
+        catch (Microsoft.Extensions.Options.OptionsValidationException e)
+        {
+            Console.Error.WriteLine("trident bench soak: invalid server configuration (docs/serving.md lists every key):");
+            foreach (var f in e.Failures) Console.Error.WriteLine($"  {f}");
+            return 2;
+        }
         finally
         {
             owned?.Dispose();
@@ -132,7 +144,8 @@ public static class SoakBench
         return ((IPEndPoint)l.LocalEndpoint).Port;
     }
 
-    private static async Task WaitReadyAsync(HttpClient client, CancellationToken ct)
+    /// <summary>Waits for /ready; null when ready, else why the server cannot become ready.</summary>
+    private static async Task<string?> WaitReadyAsync(HttpClient client, Func<string?> failure, CancellationToken ct)
     {
         var deadline = DateTime.UtcNow.AddMinutes(10);
         while (true)
@@ -140,10 +153,11 @@ public static class SoakBench
             try
             {
                 using var r = await client.GetAsync("/ready", ct);
-                if (r.StatusCode == HttpStatusCode.OK) return;
+                if (r.StatusCode == HttpStatusCode.OK) return null;
             }
             catch (HttpRequestException) { }
-            if (DateTime.UtcNow > deadline) throw new TimeoutException("the server did not become ready within 10 minutes");
+            if (failure() is { } why) return why;
+            if (DateTime.UtcNow > deadline) return "not ready within 10 minutes";
             await Task.Delay(200, ct);
         }
     }
