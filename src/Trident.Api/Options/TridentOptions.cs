@@ -39,6 +39,24 @@ public sealed class TridentOptions
 
     /// <summary>The job store.</summary>
     public JobOptions Jobs { get; set; } = new();
+
+    /// <summary>Where the job store keeps accepted jobs and results durably.</summary>
+    public StorageOptions Storage { get; set; } = new();
+}
+
+/// <summary>Section <c>Trident:Storage</c>: the durable job store (docs/serving.md, Durability).</summary>
+public sealed class StorageOptions
+{
+    /// <summary>The value of <see cref="Directory"/> that keeps jobs in memory only (lost when the process ends).</summary>
+    public const string InMemory = "memory";
+
+    /// <summary>Directory of the job store: the SQLite database <c>jobs.db</c> and the result files
+    /// <c>results/&lt;id&gt;.png</c> (relative paths are under the Trident home); <c>memory</c> keeps jobs in memory only.</summary>
+    public string Directory { get; set; } = ".cache/jobs";
+
+    /// <summary>The storage directory as an absolute path (relative to <paramref name="home"/>), or null for <c>memory</c>.</summary>
+    public string? Resolve(string home) =>
+        Directory == InMemory ? null : Path.GetFullPath(Path.IsPathRooted(Directory) ? Directory : Path.Combine(home, Directory));
 }
 
 /// <summary>Section <c>Trident:Devices</c>.</summary>

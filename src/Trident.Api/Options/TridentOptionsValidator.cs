@@ -86,6 +86,15 @@ public sealed class TridentOptionsValidator : IValidateOptions<TridentOptions>
         Check(j.Capacity >= s.QueueCapacity, "Jobs:Capacity", "must be ≥ Serving:QueueCapacity (every queued job is held)");
         Check(double.IsFinite(j.RetentionSeconds) && j.RetentionSeconds >= 0, "Jobs:RetentionSeconds", "must be ≥ 0");
 
+        var storage = o.Storage.Directory;
+        Check(!string.IsNullOrWhiteSpace(storage) && storage.IndexOfAny(Path.GetInvalidPathChars()) < 0, "Storage:Directory",
+            $"must be a directory path or '{StorageOptions.InMemory}' (got '{storage}')");
+        if (!string.IsNullOrWhiteSpace(storage) && storage != StorageOptions.InMemory)
+        {
+            var full = o.Storage.Resolve(Trident.Runtime.Execution.PipelineLocator.FindHome())!;
+            Check(!File.Exists(full), "Storage:Directory", $"'{full}' is a file, not a directory");
+        }
+
         Check(o.Pipeline is "tiny" or "tiny-fp16" || Directory.Exists(o.Pipeline), "Pipeline", $"'{o.Pipeline}' is neither 'tiny', 'tiny-fp16' nor a directory");
         Check(Enum.TryParse<Serilog.Events.LogEventLevel>(o.LogLevel, ignoreCase: true, out _), "LogLevel", "must be Verbose, Debug, Information, Warning, Error or Fatal");
         Check(o.Profile.Length == 0 || File.Exists(o.Profile), "Profile", $"'{o.Profile}' does not exist");

@@ -28,6 +28,7 @@ public sealed record GenerationInput(
     double Guidance)
 {
     /// <summary>The scheduler's shape of this request.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
     public Shape Shape => new(Height, Width, Frames);
 }
 

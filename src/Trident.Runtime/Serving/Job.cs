@@ -125,13 +125,48 @@ public sealed class Job : IStepObserver
     /// <param name="input">What to generate.</param>
     /// <param name="createdAt">Wall-clock time of acceptance.</param>
     /// <param name="deadlineGiven">Whether the client set the deadline (else the cost model did).</param>
-    public Job(Request request, GenerationInput input, DateTimeOffset createdAt, bool deadlineGiven)
+    /// <param name="arrivalAt">Wall-clock time of the request's arrival on the server clock (default: createdAt;
+    /// later for a job re-queued after a restart).</param>
+    public Job(Request request, GenerationInput input, DateTimeOffset createdAt, bool deadlineGiven, DateTimeOffset? arrivalAt = null)
     {
         Request = request;
         Input = input;
         CreatedAt = createdAt;
         DeadlineGiven = deadlineGiven;
+        ArrivalAt = arrivalAt ?? createdAt;
     }
+
+    /// <summary>A job that was already over before a restart, as the journal kept it (no stage timings, no
+    /// route). <paramref name="request"/>'s arrival maps <paramref name="createdAt"/> onto this server's clock
+    /// and <paramref name="finished"/> is on that clock too, so its retention runs from its true finish.</summary>
+    public static Job Restored(Request request, GenerationInput input, DateTimeOffset createdAt, bool deadlineGiven, JobStatus status,
+        string? error, JobResult? result, double finished)
+    {
+        if (!IsTerminalStatus(status)) throw new ArgumentException("only a finished job is restored as it was", nameof(status));
+        var job = new Job(request, input, createdAt, deadlineGiven);
+        job._status = status;
+        job._error = error;
+        job._result = result;
+        job._finished = finished;
+        job._step = status == JobStatus.Succeeded ? input.Steps : 0;
+        job._final.TrySetResult(job.View());
+        return job;
+    }
+
+    /// <summary>Where every state change is written (the durable store), or null.</summary>
+    public JobJournal? Journal { get; set; }
+
+    /// <summary>Wall-clock time of the request's arrival on the server clock (<see cref="Request"/>'s Arrival).</summary>
+    public DateTimeOffset ArrivalAt { get; }
+
+    /// <summary>Wall-clock time of the final state, once over.</summary>
+    public DateTimeOffset? FinishedAt
+    {
+        get { lock (_gate) return FinishedWall(); }
+    }
+
+    private DateTimeOffset? FinishedWall() =>
+        IsTerminalStatus(_status) && _finished is { } f ? ArrivalAt + TimeSpan.FromSeconds(Math.Max(0, f - Request.Arrival)) : null;
 
     /// <summary>Raised once, when the job reaches its final state (under the job's lock: handlers must be
     /// quick and must not wait on other jobs).</summary>
@@ -304,6 +339,8 @@ public sealed class Job : IStepObserver
                 _finished = now;
                 Move(JobStatus.Cancelled);
             }
+            // durable before the caller answers: after a restart the job comes back cancelled
+            else Journal?.CancelAccepted(this);
         }
         _cancel.Cancel();
         return true;
@@ -325,6 +362,8 @@ public sealed class Job : IStepObserver
     {
         if (_status == to) return;
         _status = to;
+        // durable before anyone sees it (one small write; a success writes its result file first)
+        Journal?.Moved(this, to, _error, _result, FinishedWall());
         Publish(JobEventKind.State);
         if (IsTerminalStatus(to))
         {

@@ -85,11 +85,29 @@ public sealed class JobStore
         }
     }
 
-    // When a job finished, on the wall clock: its acceptance time plus its time in the server.
-    private static DateTimeOffset? FinishedAt(Job job)
+    // When a job finished, on the wall clock: its arrival time plus its time in the server.
+    private static DateTimeOffset? FinishedAt(Job job) => job.FinishedAt;
+
+    /// <summary>Called (under the store's lock) for every job evicted: the durable store forgets it.</summary>
+    public Action<Job>? Evicted { get; set; }
+
+    /// <summary>Adds a job recovered after a restart, whatever the capacity (it was held before).</summary>
+    public void Restore(Job job)
     {
-        var v = job.View();
-        return v.IsTerminal && v.Finished is { } f ? v.CreatedAt + TimeSpan.FromSeconds(Math.Max(0, f - v.Arrival)) : null;
+        lock (_gate)
+        {
+            _jobs[job.Id.Value] = job;
+            _order.AddLast(job);
+        }
+    }
+
+    /// <summary>Takes back a job just added (its acceptance could not be recorded).</summary>
+    public void Withdraw(Job job)
+    {
+        lock (_gate)
+        {
+            if (_jobs.Remove(job.Id.Value)) _order.Remove(job);
+        }
     }
 
     private void EvictOldestFinished()
@@ -106,5 +124,6 @@ public sealed class JobStore
     {
         _jobs.Remove(node.Value.Id.Value);
         _order.Remove(node);
+        Evicted?.Invoke(node.Value);
     }
 }

@@ -33,6 +33,10 @@ public sealed record ServingSettings
     /// <summary>Dispatch rounds (and re-placements) kept for <c>GET /v1/plan</c>.</summary>
     public int RoundHistory { get; init; } = 32;
 
+    /// <summary>Directory of the durable job store (SQLite journal and result files); null keeps jobs in
+    /// memory only (lost when the process ends).</summary>
+    public string? StorageDirectory { get; init; }
+
     /// <summary>Frames per second of the APNG written for a video result.</summary>
     public int VideoFramesPerSecond { get; init; } = 8;
 }

@@ -56,6 +56,7 @@ public sealed class TridentServer : IAsyncDisposable
     private Task? _drain;
     private readonly object _drainGate = new();
     private long _succeededWithDeadline, _metDeadline;
+    private readonly JobJournal? _journal;
 
     private TridentServer(ServerSetup setup, ILoggerFactory logs, TimeProvider time)
     {
@@ -66,6 +67,12 @@ public sealed class TridentServer : IAsyncDisposable
         Cost = CostModelModule.create(setup.CostSettings, setup.Profile);
         Metrics = new ServingMetrics();
         Store = new JobStore(setup.Settings.JobCapacity, setup.Settings.JobRetention, time);
+        if (setup.Settings.StorageDirectory is { } storage)
+        {
+            _journal = JobJournal.Open(storage);
+            var journal = _journal;
+            Store.Evicted = j => journal.Removed(j.Id.Value);
+        }
         InitialPlacement = Planner.place(new PlacementInput(Cluster, Cost, setup.InitialMix,
             FSharpOption<Microsoft.FSharp.Collections.FSharpMap<DeviceId, PlacementType>>.None, setup.Settings.PlacementTimeLimitSeconds));
         _loop = new ServingLoop(Clock, Cluster, Cost, InitialPlacement, setup.InitialMix, setup.Settings, Metrics, Store, logs.CreateLogger("Trident.Serving.Loop"));
@@ -78,6 +85,7 @@ public sealed class TridentServer : IAsyncDisposable
         catch
         {
             foreach (var w in created) w.Dispose();
+            _journal?.Dispose();
             throw;
         }
         _workers = [.. created];
@@ -89,6 +97,7 @@ public sealed class TridentServer : IAsyncDisposable
     public static TridentServer Start(ServerSetup setup, ILoggerFactory logs, TimeProvider time)
     {
         var server = new TridentServer(setup, logs, time);
+        server.Recover();
         server._loop.Start();
         server._log.LogInformation("Serving {Model} on {Devices} device(s) in {Nodes} node(s); initial placement {Placement} ({Source})",
             setup.Profile.Model.Value, setup.Layout.Devices.Count, setup.Layout.NodeCount, ServingLoop.Describe(server.InitialPlacement),
@@ -116,6 +125,37 @@ public sealed class TridentServer : IAsyncDisposable
 
     /// <summary>Every job held.</summary>
     public JobStore Store { get; }
+
+    /// <summary>The durable journal of the jobs, or null when they are kept in memory only.</summary>
+    public JobJournal? Journal => _journal;
+
+    // After a restart: every job the journal holds comes back under its id. A finished one is kept as it was
+    // (its result read from its file) until its retention ends; a queued or running one is queued again and
+    // starts from the beginning (its deadline: the same time after its new arrival).
+    private void Recover()
+    {
+        if (_journal is null) return;
+        var now = Clock.Now;
+        var wall = Clock.UtcNow;
+        int requeued = 0, kept = 0;
+        foreach (var (job, requeue, was) in _journal.Recover(Setup.Profile.Model, now, wall))
+        {
+            _nextId = Math.Max(_nextId, job.Id.Value);
+            Store.Restore(job);
+            if (!requeue)
+            {
+                kept++;
+                continue;
+            }
+            job.Terminal += OnTerminal;
+            _loop.Submit(job);
+            requeued++;
+            _log.LogInformation("Recovered job {Request} ({Status} when the server stopped): queued again", job.Id.Value, was.ToString().ToLowerInvariant());
+        }
+        Store.EvictExpired();
+        _log.LogInformation("Job store {Directory}: {Requeued} job(s) queued again, {Kept} finished job(s) kept; next id {Next}",
+            _journal.Directory, requeued, kept, _nextId + 1);
+    }
 
     /// <summary>The workers, by device id.</summary>
     public IReadOnlyList<Worker> Workers => _workers;
@@ -150,6 +190,21 @@ public sealed class TridentServer : IAsyncDisposable
         job.Terminal += OnTerminal;
         if (!Store.TryAdd(job))
             return Refuse($"the job store is full ({Store.Capacity} active jobs)", input);
+        if (_journal is not null)
+        {
+            // durable before the caller answers 202
+            try
+            {
+                _journal.Accepted(job, priority);
+            }
+            catch (Exception ex)
+            {
+                Store.Withdraw(job);
+                _log.LogError(ex, "Could not record job {Request} in the job store {Directory}; refused", job.Id.Value, _journal.Directory);
+                return Refuse("the job store could not record the job: " + ex.Message, input);
+            }
+            job.Journal = _journal;
+        }
         _loop.Submit(job);
         Metrics.Requests.Add(1, new KeyValuePair<string, object?>("outcome", "accepted"));
         return new SubmitOutcome.Accepted(job);
@@ -302,6 +357,7 @@ public sealed class TridentServer : IAsyncDisposable
         foreach (var w in _workers) w.BeginStop();
         foreach (var w in _workers) w.Dispose();
         foreach (var job in Store.Active()) job.Cancelled(Clock.Now);
+        _journal?.Dispose();
         Metrics.Dispose();
     }
 }

@@ -24,7 +24,9 @@ let baseSettings =
       "Trident:Limits:MaxSteps", "2000"
       "Trident:Limits:DefaultWidth", "64"
       "Trident:Limits:DefaultHeight", "64"
-      "Trident:Serving:RoundPeriodMs", "100" ]
+      "Trident:Serving:RoundPeriodMs", "100"
+      // in-process servers keep their jobs in memory: each test starts empty (the durable store is tested on its own)
+      "Trident:Storage:Directory", "memory" ]
 
 /// A test server with `extra` settings on top of the base ones.
 type TridentFactory(extra: (string * string) list) =

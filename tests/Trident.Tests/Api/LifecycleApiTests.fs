@@ -160,34 +160,46 @@ let private freePort () =
     l.Stop()
     port
 
+/// A `trident serve` process on the tiny pipeline at `url`, its job store in `storage`, its output collected.
+let private startTrident (url: string) (storage: string) =
+    let start = Diagnostics.ProcessStartInfo("dotnet", UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true)
+    for a in [ Path.Combine(AppContext.BaseDirectory, "trident.dll"); "serve"; "--urls"; url
+               "--Trident:Pipeline"; TinyFixture.directory.Value; "--Trident:ProfileCache"; Path.Combine(TinyFixture.home, "profiles")
+               "--Trident:Serving:DrainSeconds"; "1"; "--Trident:Serving:RoundPeriodMs"; "100"; "--Trident:Limits:MaxSteps"; "10000"
+               "--Trident:Limits:DefaultWidth"; "64"; "--Trident:Limits:DefaultHeight"; "64"; "--Trident:Storage:Directory"; storage ] do
+        start.ArgumentList.Add a
+    start.Environment.["TRIDENT_HOME"] <- TinyFixture.home
+    let proc = Diagnostics.Process.Start start
+    let output = Collections.Concurrent.ConcurrentQueue<string>()
+    proc.OutputDataReceived.Add(fun e -> if not (isNull e.Data) then output.Enqueue e.Data)
+    proc.ErrorDataReceived.Add(fun e -> if not (isNull e.Data) then output.Enqueue e.Data)
+    proc.BeginOutputReadLine()
+    proc.BeginErrorReadLine()
+    proc, output
+
+/// Waits (at most 5 minutes: the quick profile runs at first start unless cached) until the process is ready.
+let private waitProcessReady (client: HttpClient) (proc: Diagnostics.Process) (output: Collections.Concurrent.ConcurrentQueue<string>) =
+    let deadline = DateTime.UtcNow.AddMinutes 5.0
+    let mutable ready = false
+    while not ready && DateTime.UtcNow < deadline && not proc.HasExited do
+        try
+            use r = get client "/ready"
+            ready <- r.StatusCode = HttpStatusCode.OK
+        with _ -> ()
+        if not ready then Thread.Sleep 200
+    if not ready then failwithf "trident serve did not become ready: %s" (String.Join("\n", output))
+
+let private tempStorage () = Path.Combine(Path.GetTempPath(), "trident-jobs-" + Guid.NewGuid().ToString("N"))
+
 let ``trident serve sent SIGTERM with a job running and its event stream open ends the stream with the final state, logs the job and exits`` =
     testCase "trident serve sent SIGTERM with a job running and its event stream open ends the stream with the final state, logs the job and exits" <| fun () ->
         let url = sprintf "http://127.0.0.1:%d" (freePort ())
-        let start = Diagnostics.ProcessStartInfo("dotnet", UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true)
-        for a in [ Path.Combine(AppContext.BaseDirectory, "trident.dll"); "serve"; "--urls"; url
-                   "--Trident:Pipeline"; TinyFixture.directory.Value; "--Trident:ProfileCache"; Path.Combine(TinyFixture.home, "profiles")
-                   "--Trident:Serving:DrainSeconds"; "1"; "--Trident:Serving:RoundPeriodMs"; "100"; "--Trident:Limits:MaxSteps"; "10000"
-                   "--Trident:Limits:DefaultWidth"; "64"; "--Trident:Limits:DefaultHeight"; "64" ] do
-            start.ArgumentList.Add a
-        start.Environment.["TRIDENT_HOME"] <- TinyFixture.home
-        use proc = Diagnostics.Process.Start start
-        let output = Collections.Concurrent.ConcurrentQueue<string>()
-        proc.OutputDataReceived.Add(fun e -> if not (isNull e.Data) then output.Enqueue e.Data)
-        proc.ErrorDataReceived.Add(fun e -> if not (isNull e.Data) then output.Enqueue e.Data)
-        proc.BeginOutputReadLine()
-        proc.BeginErrorReadLine()
+        let storage = tempStorage ()
+        let proc, output = startTrident url storage
+        use proc = proc
         try
             use client = new HttpClient(BaseAddress = Uri url)
-            // ready within 5 minutes (the quick profile runs at first start unless cached)
-            let deadline = DateTime.UtcNow.AddMinutes 5.0
-            let mutable ready = false
-            while not ready && DateTime.UtcNow < deadline && not proc.HasExited do
-                try
-                    use r = get client "/ready"
-                    ready <- r.StatusCode = HttpStatusCode.OK
-                with _ -> ()
-                if not ready then Thread.Sleep 200
-            if not ready then failwithf "trident serve did not become ready: %s" (String.Join("\n", output))
+            waitProcessReady client proc output
             let id = submit client """{"prompt":"sigterm","steps":10000}"""
             let events = openEvents client id
             pollUntil client 120.0 id (fun s -> s.GetProperty("step").GetInt32() >= 1) |> ignore
@@ -203,6 +215,56 @@ let ``trident serve sent SIGTERM with a job running and its event stream open en
             Expect.stringContains logs (sprintf "cancelled job %s" id) "the cancelled job is logged by id"
         finally
             if not proc.HasExited then proc.Kill true
+            try Directory.Delete(storage, true) with _ -> ()
+
+let ``trident serve killed with SIGKILL while jobs are queued and running, restarted on the same storage, ends every accepted job`` =
+    testCase "trident serve killed with SIGKILL while jobs are queued and running, restarted on the same storage, ends every accepted job" <| fun () ->
+        let storage = tempStorage ()
+        let url = sprintf "http://127.0.0.1:%d" (freePort ())
+        let first, firstOutput = startTrident url storage
+        use first = first
+        let mutable second = None
+        try
+            use client = new HttpClient(BaseAddress = Uri url, Timeout = TimeSpan.FromSeconds 30.0)
+            waitProcessReady client first firstOutput
+            // small fast requests, submitted back to back: the kill comes right after the last 202
+            let ids = [ for i in 1..16 -> submit client (sprintf """{"prompt":"kill %d","steps":%d}""" i (1 + i % 2)) ]
+            use kill = Diagnostics.Process.Start("kill", [ "-KILL"; string first.Id ])
+            kill.WaitForExit()
+            Expect.isTrue (first.WaitForExit(TimeSpan.FromSeconds 30.0)) "the killed process is gone"
+            let proc, output = startTrident url storage
+            second <- Some proc
+            waitProcessReady client proc output
+            // a client reconnecting to a re-queued job's event stream gets its current state, then the rest to the end
+            let events = openEvents client (List.last ids)
+            let deadline = DateTime.UtcNow.AddSeconds 120.0
+            for id in ids do
+                let mutable last = None
+                while (match last with Some s -> not (isFinal s) | None -> true) && DateTime.UtcNow < deadline do
+                    use r = get client ("/v1/generations/" + id)
+                    Expect.equal r.StatusCode HttpStatusCode.OK (sprintf "generation %s (answered 202 before the kill) is known after the restart" id)
+                    last <- Some(json r)
+                    if not (isFinal last.Value) then Thread.Sleep 50
+                let s = last.Value
+                Expect.isTrue (isFinal s) (sprintf "generation %s ends (not stuck): %O" id s)
+                match status s with
+                | "succeeded" ->
+                    use result = get client (sprintf "/v1/generations/%s/result" id)
+                    Expect.equal result.StatusCode HttpStatusCode.OK (sprintf "generation %s: its result is served" id)
+                | "failed" -> Expect.isFalse (String.IsNullOrEmpty(s.GetProperty("error").GetString())) (sprintf "generation %s failed with a reason" id)
+                | _ -> ()
+            Expect.isTrue (events.Wait(TimeSpan.FromSeconds 60.0)) "the reconnected event stream ends"
+            let firstKind, _ = List.head events.Result
+            Expect.equal firstKind "state" "it starts with the current state"
+            let lastKind, last = List.last events.Result
+            Expect.isTrue (lastKind = "state" && isFinal last) (sprintf "it ends with the final state: %O" last)
+            let requeued = output |> Seq.filter (fun l -> l.Contains "Recovered job") |> Seq.length
+            printfn "kill -9: %d accepted, %d recovered as queued or running" ids.Length requeued
+            Expect.isGreaterThan requeued 0 "the kill came while jobs were queued or running (the restart re-queued some)"
+        finally
+            if not first.HasExited then first.Kill true
+            second |> Option.iter (fun p -> (if not p.HasExited then p.Kill true); p.Dispose())
+            try Directory.Delete(storage, true) with _ -> ()
 
 let ``the host's shutdown timeout is the drain time plus 5 s`` =
     testCase "the host's shutdown timeout is the drain time plus 5 s" <| fun () ->
@@ -226,6 +288,7 @@ let tests =
         ``while shutting down, work routes and readiness answer 503 with Retry-After, job routes still answer, and an open event stream ends with the final state``
         ``on shutdown a job still running at the drain time is cancelled, and its open event stream ends with that final state``
         ``trident serve sent SIGTERM with a job running and its event stream open ends the stream with the final state, logs the job and exits``
+        ``trident serve killed with SIGKILL while jobs are queued and running, restarted on the same storage, ends every accepted job``
     ] |> testSequenced ]
 
 [<Tests>]

@@ -252,6 +252,29 @@ let ``a missing trace file is reported as missing, not as an unknown workload`` 
         Expect.isTrue (Trace.looksLikeFile "run.jsonl") "a trace extension is a file"
         Expect.isFalse (Trace.looksLikeFile "tiny-poisson") "a workload name is not"
 
+let ``the storage directory is validated like other keys, relative to the Trident home, and memory keeps jobs in memory`` =
+    testCase "the storage directory is validated like other keys, relative to the Trident home, and memory keeps jobs in memory" <| fun () ->
+        let validate (directory: string) =
+            let o = TridentOptions()
+            o.Storage.Directory <- directory
+            let r = TridentOptionsValidator().Validate(null, o)
+            if r.Failed then List.ofSeq r.Failures else []
+        let file = Path.GetTempFileName()
+        try
+            Expect.isEmpty (validate ".cache/jobs") "the default is valid"
+            Expect.isEmpty (validate "memory") "memory is valid"
+            for bad in [ ""; "  "; file ] do
+                let errors = validate bad
+                Expect.exists errors (fun e -> e.StartsWith "Trident:Storage:Directory") (sprintf "'%s' is an error naming the key: %A" bad errors)
+            Expect.equal (StorageOptions(Directory = "memory").Resolve "/home/t") null "memory: no directory"
+            Expect.equal (StorageOptions().Resolve "/home/t") "/home/t/.cache/jobs" "relative to the home"
+            Expect.equal (StorageOptions(Directory = "/var/jobs").Resolve "/home/t") "/var/jobs" "absolute as given"
+            let code, message = serve [ "--Trident:Storage"; "x" ]
+            Expect.equal code 2 "a value for the section stops serve"
+            Expect.stringContains message "Trident:Storage" "naming it"
+        finally
+            File.Delete file
+
 [<Tests>]
 let integrationTests =
     testList "integration" [
@@ -271,4 +294,5 @@ let unitTests =
         ``environment variables are bound as strictly as other sources, and lists take a comma-separated value``
         ``a trace file's problems all come in one pass, and an image-only model's video rows are refused``
         ``a missing trace file is reported as missing, not as an unknown workload``
+        ``the storage directory is validated like other keys, relative to the Trident home, and memory keeps jobs in memory``
     ] |> testSequencedGroup "GenerationsApiTests" ]

@@ -361,8 +361,9 @@ let private limitTests (b: Backend) =
         r
 
     [ testCase "a hard model under a tiny time limit returns a solution at least as good as its start" <| fun () ->
-          // HiGHS (no start) may find nothing within 0.05 s
-          let r = underLimit 0.05<s> (not (takesStart b && keepsIncumbentOnTimeLimit b)) hardModel
+          // HiGHS (no start) may find nothing within the limit; 0.2 s, not less: on a loaded 2-core machine CBC
+          // did not get as far as loading its start within 0.05 s (seen once in a full run)
+          let r = underLimit 0.2<s> (not (takesStart b && keepsIncumbentOnTimeLimit b)) hardModel
           Expect.equal r.Backend (if b = CpSat then Scip else b) "CP-SAT hands a model with fractional values to SCIP"
 
       testCase "a hard pure integer model under a short time limit returns a solution at least as good as its start" <| fun () ->

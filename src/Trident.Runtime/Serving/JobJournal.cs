@@ -1,0 +1,268 @@
+// The durable half of the job store: one SQLite database (WAL, synchronous=NORMAL) in the storage directory,
+// jobs.db, with one row per job held, and the result of every succeeded job as a file beside it,
+// results/<id>.png. A row is inserted (and committed) when a job is accepted, before the API answers 202; each
+// state change is one small UPDATE of that row (status, error, finish time); a succeeded job's PNG is written
+// (to a temporary name, then renamed) before its row says succeeded, so a row that says succeeded always
+// has its file; an evicted job's row and file are deleted. Step progress, stage timings and routes are not
+// written: after a restart a job that was queued or running starts again from the beginning (Load).
+//
+// A crash (kill -9) loses nothing that was committed: WAL keeps the database consistent, and every commit
+// of this process is in the WAL before the call returns (synchronous=NORMAL only risks the last commits on
+// a power loss, not on a process crash).
+
+using System.Globalization;
+using System.Text.Json;
+using Microsoft.Data.Sqlite;
+using Trident.Runtime.Devices;
+
+namespace Trident.Runtime.Serving;
+
+/// <summary>A job as the journal holds it.</summary>
+/// <param name="Id">The job's id.</param>
+/// <param name="Input">What to generate.</param>
+/// <param name="CreatedAt">Wall-clock time of acceptance.</param>
+/// <param name="DeadlineSeconds">Deadline, seconds after arrival.</param>
+/// <param name="DeadlineGiven">Whether the client set it.</param>
+/// <param name="Priority">The client's priority, if any.</param>
+/// <param name="Status">The last status written.</param>
+/// <param name="Error">Why it failed.</param>
+/// <param name="FinishedAt">Wall-clock time of its final state.</param>
+/// <param name="Frames">Frames of its result.</param>
+/// <param name="Width">Width of its result.</param>
+/// <param name="Height">Height of its result.</param>
+/// <param name="CancelRequested">Whether a cancel was accepted while it ran.</param>
+public sealed record StoredJob(long Id, GenerationInput Input, DateTimeOffset CreatedAt, double DeadlineSeconds, bool DeadlineGiven, int? Priority,
+    JobStatus Status, string? Error, DateTimeOffset? FinishedAt, int Frames, int Width, int Height, bool CancelRequested);
+
+/// <summary>The job store's SQLite journal and result files.</summary>
+public sealed class JobJournal : IDisposable
+{
+    private readonly object _gate = new();
+    private readonly SqliteConnection _db;
+    private readonly SqliteCommand _insert, _move, _delete, _cancel;
+    private bool _closed;
+
+    private JobJournal(string directory)
+    {
+        Directory = Path.GetFullPath(directory);
+        ResultsDirectory = Path.Combine(Directory, "results");
+        System.IO.Directory.CreateDirectory(ResultsDirectory);
+        _db = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = Path.Combine(Directory, "jobs.db"), Pooling = false }.ToString());
+        _db.Open();
+        Execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;");
+        Execute("""
+            CREATE TABLE IF NOT EXISTS jobs (
+              id INTEGER PRIMARY KEY,
+              input TEXT NOT NULL,
+              created_at INTEGER NOT NULL,
+              deadline_s REAL NOT NULL,
+              deadline_given INTEGER NOT NULL,
+              priority INTEGER,
+              status INTEGER NOT NULL,
+              error TEXT,
+              finished_at INTEGER,
+              frames INTEGER NOT NULL DEFAULT 0,
+              width INTEGER NOT NULL DEFAULT 0,
+              height INTEGER NOT NULL DEFAULT 0,
+              cancel_requested INTEGER NOT NULL DEFAULT 0)
+            """);
+        _insert = Command("INSERT OR REPLACE INTO jobs (id, input, created_at, deadline_s, deadline_given, priority, status) VALUES ($id, $input, $created, $deadline, $given, $priority, $status)",
+            "$id", "$input", "$created", "$deadline", "$given", "$priority", "$status");
+        _move = Command("UPDATE jobs SET status = $status, error = $error, finished_at = $finished, frames = $frames, width = $width, height = $height WHERE id = $id",
+            "$id", "$status", "$error", "$finished", "$frames", "$width", "$height");
+        _delete = Command("DELETE FROM jobs WHERE id = $id", "$id");
+        _cancel = Command("UPDATE jobs SET cancel_requested = 1 WHERE id = $id", "$id");
+    }
+
+    /// <summary>Opens (creating if needed) the journal in <paramref name="directory"/>.</summary>
+    public static JobJournal Open(string directory) => new(directory);
+
+    /// <summary>The storage directory (absolute).</summary>
+    public string Directory { get; }
+
+    /// <summary>Where result files are written.</summary>
+    public string ResultsDirectory { get; }
+
+    /// <summary>The file of a succeeded job's result.</summary>
+    public string ResultPath(long id) => Path.Combine(ResultsDirectory, id.ToString(CultureInfo.InvariantCulture) + ".png");
+
+    /// <summary>Records an accepted job (committed when this returns).</summary>
+    public void Accepted(Job job, int? priority)
+    {
+        lock (_gate)
+        {
+            if (_closed) return;
+            var v = job.View();
+            Set(_insert, job.Id.Value, JsonSerializer.Serialize(v.Input), v.CreatedAt.ToUnixTimeMilliseconds(), v.Deadline - v.Arrival, v.DeadlineGiven ? 1 : 0,
+                priority, (int)v.Status);
+            _insert.ExecuteNonQuery();
+        }
+    }
+
+    /// <summary>Records a job's new status (for a success, its result file first). Called under the job's lock.</summary>
+    public void Moved(Job job, JobStatus status, string? error, JobResult? result, DateTimeOffset? finishedAt)
+    {
+        lock (_gate)
+        {
+            if (_closed) return;
+            if (status == JobStatus.Succeeded && result is not null)
+            {
+                var path = ResultPath(job.Id.Value);
+                var temp = path + ".tmp";
+                File.WriteAllBytes(temp, result.Png);
+                File.Move(temp, path, overwrite: true);
+            }
+            Set(_move, job.Id.Value, (int)status, error, finishedAt?.ToUnixTimeMilliseconds(), result?.Frames ?? 0, result?.Width ?? 0, result?.Height ?? 0);
+            _move.ExecuteNonQuery();
+        }
+    }
+
+    /// <summary>Records an accepted cancel of a running job (the cancel rule holds across a restart: the job
+    /// comes back cancelled). Called under the job's lock, before the API answers.</summary>
+    public void CancelAccepted(Job job)
+    {
+        lock (_gate)
+        {
+            if (_closed) return;
+            Set(_cancel, job.Id.Value);
+            _cancel.ExecuteNonQuery();
+        }
+    }
+
+    /// <summary>Forgets a job (evicted): its row and its result file.</summary>
+    public void Removed(long id)
+    {
+        lock (_gate)
+        {
+            if (_closed) return;
+            Set(_delete, id);
+            _delete.ExecuteNonQuery();
+            File.Delete(ResultPath(id));
+        }
+    }
+
+    /// <summary>Every job recorded, in id order.</summary>
+    public IReadOnlyList<StoredJob> Load()
+    {
+        lock (_gate)
+        {
+            using var cmd = _db.CreateCommand();
+            cmd.CommandText = "SELECT id, input, created_at, deadline_s, deadline_given, priority, status, error, finished_at, frames, width, height, cancel_requested FROM jobs ORDER BY id";
+            using var r = cmd.ExecuteReader();
+            var jobs = new List<StoredJob>();
+            while (r.Read())
+                jobs.Add(new StoredJob(r.GetInt64(0), JsonSerializer.Deserialize<GenerationInput>(r.GetString(1))!,
+                    DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(2)), r.GetDouble(3), r.GetInt64(4) != 0,
+                    r.IsDBNull(5) ? null : r.GetInt32(5), (JobStatus)r.GetInt32(6), r.IsDBNull(7) ? null : r.GetString(7),
+                    r.IsDBNull(8) ? null : DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(8)), r.GetInt32(9), r.GetInt32(10), r.GetInt32(11), r.GetInt64(12) != 0));
+            return jobs;
+        }
+    }
+
+    /// <summary>
+    /// The jobs to hold again after a restart, in id order, on a server clock that reads <paramref name="now"/>
+    /// at wall time <paramref name="wall"/>. A finished job comes back as it was (its result read from its
+    /// file; a missing file makes it failed, recorded so), and so does one whose cancel was accepted (it ends
+    /// cancelled now), its arrival mapped onto the new clock so its
+    /// retention runs from its real finish. A queued or running one comes back queued (recorded so), arriving
+    /// now, its deadline the same time after arrival, writing its transitions here: Requeue is true, and
+    /// Was is the status it had.
+    /// </summary>
+    public IReadOnlyList<(Job Job, bool Requeue, JobStatus Was)> Recover(Trident.Scheduling.Ids.ModelName model, double now, DateTimeOffset wall)
+    {
+        var jobs = new List<(Job, bool, JobStatus)>();
+        foreach (var s in Load())
+        {
+            var id = Trident.Scheduling.Ids.RequestId.NewRequestId(s.Id);
+            var priority = s.Priority is { } p ? Microsoft.FSharp.Core.FSharpOption<int>.Some(p) : Microsoft.FSharp.Core.FSharpOption<int>.None;
+            if (!Job.IsTerminalStatus(s.Status) && s.CancelRequested)
+            {
+                // a cancel was accepted: the job ends cancelled now, as the cancel rule promised
+                var arrival = now - (wall - s.CreatedAt).TotalSeconds;
+                var request = new Trident.Scheduling.Request(id, model, s.Input.Shape, s.Input.Steps, arrival, arrival + s.DeadlineSeconds, priority);
+                var job = Job.Restored(request, s.Input, s.CreatedAt, s.DeadlineGiven, JobStatus.Cancelled, null, null, now);
+                Moved(job, JobStatus.Cancelled, null, null, job.FinishedAt);
+                jobs.Add((job, false, s.Status));
+            }
+            else if (Job.IsTerminalStatus(s.Status))
+            {
+                var arrival = now - (wall - s.CreatedAt).TotalSeconds;
+                var finished = arrival + Math.Max(0, ((s.FinishedAt ?? s.CreatedAt) - s.CreatedAt).TotalSeconds);
+                var status = s.Status;
+                var error = s.Error;
+                JobResult? result = null;
+                if (status == JobStatus.Succeeded)
+                {
+                    if (ReadResult(s.Id) is { } png) result = new JobResult(png, s.Frames, s.Width, s.Height);
+                    else
+                    {
+                        status = JobStatus.Failed;
+                        error = "its result file was lost while the server was down";
+                    }
+                }
+                var request = new Trident.Scheduling.Request(id, model, s.Input.Shape, s.Input.Steps, arrival, arrival + s.DeadlineSeconds, priority);
+                var job = Job.Restored(request, s.Input, s.CreatedAt, s.DeadlineGiven, status, error, result, finished);
+                if (status != s.Status) Moved(job, status, error, null, job.FinishedAt);
+                jobs.Add((job, false, s.Status));
+            }
+            else
+            {
+                var request = new Trident.Scheduling.Request(id, model, s.Input.Shape, s.Input.Steps, now, now + s.DeadlineSeconds, priority);
+                var job = new Job(request, s.Input, s.CreatedAt, s.DeadlineGiven, wall);
+                if (s.Status != JobStatus.Queued) Moved(job, JobStatus.Queued, null, null, null);
+                job.Journal = this;
+                jobs.Add((job, true, s.Status));
+            }
+        }
+        return jobs;
+    }
+
+    /// <summary>Reads a result file; null when it is missing.</summary>
+    public byte[]? ReadResult(long id)
+    {
+        var path = ResultPath(id);
+        return File.Exists(path) ? File.ReadAllBytes(path) : null;
+    }
+
+    /// <summary>Tests: behave as if the process died now — nothing is written from here on (a kill -9 in
+    /// process).</summary>
+    public void Abandon()
+    {
+        lock (_gate) _closed = true;
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            _closed = true;
+            _insert.Dispose();
+            _move.Dispose();
+            _delete.Dispose();
+            _cancel.Dispose();
+            _db.Dispose();
+        }
+    }
+
+    private void Execute(string sql)
+    {
+        using var cmd = _db.CreateCommand();
+        cmd.CommandText = sql;
+        cmd.ExecuteNonQuery();
+    }
+
+    private SqliteCommand Command(string sql, params string[] names)
+    {
+        var cmd = _db.CreateCommand();
+        cmd.CommandText = sql;
+        foreach (var n in names) cmd.Parameters.Add(new SqliteParameter { ParameterName = n });
+        cmd.Prepare();
+        return cmd;
+    }
+
+    private static void Set(SqliteCommand cmd, params object?[] values)
+    {
+        for (var i = 0; i < values.Length; i++) cmd.Parameters[i].Value = values[i] ?? DBNull.Value;
+    }
+}
