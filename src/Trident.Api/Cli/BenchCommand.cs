@@ -21,9 +21,11 @@ public static class BenchCommand
     public static Command Command { get; } = new(
         "bench",
         "bench dispatch [--devices D] [--waiting R] [--devices-per-node 8] [--profile flux] [--rounds 200] [--busy 0.5] [--seed S] [--backend scip|cbc|highs|cp-sat]\n" +
-        "  bench runtime [--pipeline tiny] [--runs 12] [--max-runs 80] [--device cpu|cuda:N] [--width 256 --height 256] [--frames 1] [--steps 8] [--guidance G] [--threads T]",
+        "  bench runtime [--pipeline tiny] [--runs 12] [--max-runs 80] [--device cpu|cuda:N] [--width 256 --height 256] [--frames 1] [--steps 8] [--guidance G] [--threads T]\n" +
+        "  bench soak [--duration 600] [--rate r] [--pipeline tiny] [--devices n] [--steps 4] [--sample-every 10] [--retention s] [--drain 60] [--out samples.csv]",
         "benchmark dispatch rounds (without --devices/--waiting: a matrix of 32, 128, 512 devices × 64, 256, 1000 waiting); " +
-        "or the runtime's overhead over the raw ONNX Runtime calls of one generation",
+        "or the runtime's overhead over the raw ONNX Runtime calls of one generation; " +
+        "or soak: serve the tiny pipeline in process at a steady rate and sample resident memory, heap, GCs, threads and descriptors over time",
         Run);
 
     private static Task<int> Run(CliArgs args, CancellationToken ct)
@@ -33,13 +35,14 @@ public static class BenchCommand
         {
             "dispatch" => Task.FromResult(Dispatch(args, ct)),
             "runtime" => Task.FromResult(RuntimeBench.Run(args, ct)),
+            "soak" => SoakBench.RunAsync(args, null, Console.Out, ct),
             _ => Fail(args, what),
         };
     }
 
     private static Task<int> Fail(CliArgs args, string what)
     {
-        args.Error(what == "" ? "which benchmark: 'dispatch' or 'runtime'" : $"unknown benchmark '{what}' (known: dispatch, runtime)");
+        args.Error(what == "" ? "which benchmark: 'dispatch', 'runtime' or 'soak'" : $"unknown benchmark '{what}' (known: dispatch, runtime, soak)");
         args.ThrowIfInvalid();
         return Task.FromResult(2);
     }

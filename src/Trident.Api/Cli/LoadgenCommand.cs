@@ -111,7 +111,7 @@ public static class LoadgenCommand
     private static bool IsLoopback(Uri uri) =>
         uri.IsLoopback || (IPAddress.TryParse(uri.Host.Trim('[', ']'), out var ip) && IPAddress.IsLoopback(ip));
 
-    private static CostSettings CostSettings(SchedulingSettingsDto s) =>
+    internal static CostSettings CostSettings(SchedulingSettingsDto s) =>
         new(ListModule.OfSeq(s.Degrees), s.EfficiencyThreshold, CostSettingsModule.referenceMinDegrees, DeadlineRule.NewSloScale(s.SloScale));
 
     private static Cluster SimCluster(ClusterDto c) =>

@@ -217,6 +217,35 @@ let ``loadgen replays a trace file and prints SLO attainment, latency percentile
         for figure in [ "slo_attainment="; "mean_s="; "p95_s="; "p99_s="; "simulated: requests=6"; "median_abs_error_s=" ] do
             Expect.stringContains text figure "text"
 
+let ``bench soak drives the server at a steady rate and prints resource samples, a summary and a verdict`` =
+    testCase "bench soak drives the server at a steady rate and prints resource samples, a summary and a verdict" <| fun () ->
+        let client = readyClient defaultServer.Value
+        let out = new StringWriter()
+        let csv = TinyFixture.tempPath "soak.csv"
+        // a few seconds only: the shape of the report and that samples were taken, not the memory verdict
+        let args = Trident.Api.Cli.CliArgs([ "--duration"; "3"; "--rate"; "2"; "--steps"; "2"; "--sample-every"; "0.5"; "--drain"; "60"; "--out"; csv ])
+        let code = Trident.Api.Cli.SoakBench.RunAsync(args, client, out, CancellationToken.None).Result
+        let text = string out
+        Expect.isTrue (code = 0 || code = 1) text
+        let lines = text.Split('\n') |> Array.map (fun l -> l.TrimEnd())
+        let header = lines |> Array.findIndex (fun l -> l.StartsWith "t_s rss_mb heap_mb gc_committed_mb gc0 gc1 gc2 threads fds")
+        let samples =
+            lines |> Array.skip (header + 1) |> Array.takeWhile (fun l -> l <> "" && Char.IsDigit l.[0])
+            |> Array.map (fun l -> l.Split(' ') |> Array.map (fun f -> Double.Parse(f, Globalization.CultureInfo.InvariantCulture)))
+        Expect.isGreaterThanOrEqual samples.Length 4 "samples taken (t = 0, every 0.5 s, the end)"
+        for row in samples do
+            Expect.equal row.Length 15 "fields of a sample"
+            Expect.isGreaterThan row.[1] 10.0 "resident set in MB"
+            Expect.isGreaterThan row.[7] 1.0 "threads"
+            Expect.isGreaterThan row.[8] 2.0 "open descriptors"
+        Expect.equal (samples |> Array.map (fun r -> r.[0]) |> Array.sort) (samples |> Array.map (fun r -> r.[0])) "in time order"
+        Expect.stringContains text "requests: submitted=6 succeeded=6 failed=0 rejected_429=0 other_errors=0 unfinished=0" "every request served"
+        for figure in [ "summary: samples="; "rss_warm_mb="; "rss_end_mb="; "rss_growth_pct="; "(goal ≤ 10)"; "heap_end_mb="; "gc_committed_end_mb="; "rss_outside_gc_growth_mb="; "gc2="; "threads_warm="; "threads_end="; "fds_warm="; "fds_end="; "verdict: " ] do
+            Expect.stringContains text figure "text"
+        let rows = File.ReadAllLines csv
+        Expect.equal rows.[0] "t_s,rss_mb,heap_mb,gc_committed_mb,gc0,gc1,gc2,threads,fds,submitted,succeeded,failed,rejected,in_flight,jobs_held" "CSV header"
+        Expect.equal (rows.Length - 1) samples.Length "one CSV row per sample"
+
 /// A server whose queue holds one request.
 type SmallQueueFactory() =
     inherit TridentFactory([ "Trident:Serving:QueueCapacity", "1" ])
@@ -269,6 +298,17 @@ let ``an unknown command is refused with the usage, and the commands include ser
         Expect.contains names "serve" "the commands include serve"
         Expect.contains names "loadgen" "the commands include loadgen"
 
+let ``bench soak refuses bad arguments, naming each, before starting a server`` =
+    testCase "bench soak refuses bad arguments, naming each, before starting a server" <| fun () ->
+        let args = Trident.Api.Cli.CliArgs([ "--duration"; "x"; "--rate"; "0"; "--sample-every"; "--bogus"; "1" ])
+        let errors =
+            try
+                Trident.Api.Cli.SoakBench.RunAsync(args, null, TextWriter.Null, CancellationToken.None).Wait()
+                []
+            with :? AggregateException as a -> (a.InnerException :?> Trident.Api.Cli.CliException).Errors |> List.ofSeq
+        Expect.equal errors [ "--duration: 'x' is not a number"; "--rate: 0 is outside [0.001, 1000]"; "--sample-every: needs a value"; "--bogus: unknown option" ] "every bad option, once"
+        Expect.equal (Trident.Api.Cli.Commands.RunAsync([| "bench"; "soak"; "--devices"; "-1" |]).Result) 2 "exit code"
+
 let ``loadgen talks to loopback addresses only`` =
     testCase "loadgen talks to loopback addresses only" <| fun () ->
         let code = Trident.Api.Cli.Commands.RunAsync([| "loadgen"; "--url"; "http://192.0.2.1:8080"; "--workload"; "tiny-poisson" |]).Result
@@ -291,6 +331,7 @@ let integrationTests =
             ``the cluster lists every device with its placement type and resident models, and the plan its capacities and rounds``
             ``health, readiness, Prometheus metrics and the OpenAPI document are served``
             ``loadgen replays a trace file and prints SLO attainment, latency percentiles, errors and the simulator's comparison``
+            ``bench soak drives the server at a steady rate and prints resource samples, a summary and a verdict``
         ] |> testSequenced
         testList "QueueFullTests" [
             ``a full queue answers 429 with Retry-After, and every accepted request is still served``
@@ -303,4 +344,5 @@ let unitTests =
         ``invalid configuration stops serve at start-up with every bad key named``
         ``an unknown command is refused with the usage, and the commands include serve and loadgen``
         ``loadgen talks to loopback addresses only``
+        ``bench soak refuses bad arguments, naming each, before starting a server``
     ] |> testSequencedGroup "GenerationsApiTests" ]
