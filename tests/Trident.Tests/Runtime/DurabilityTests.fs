@@ -31,14 +31,6 @@ let private startServer (directory: string) (retention: TimeSpan) (executors: IS
     let setup = ServerSetup(DeviceLayout.Cpu(1, 1, 1, 8.0), testProfile, CostSettings.defaults, executors, settings, mix)
     TridentServer.Start(setup, NullLoggerFactory.Instance, TimeProvider.System)
 
-let private accepted (outcome: SubmitOutcome) =
-    match outcome with
-    | :? SubmitOutcome.Accepted as a -> a.Job
-    | other -> failwithf "expected the job to be accepted, got %A" other
-
-let private finishedWithin seconds (j: Job) =
-    waitUntil seconds (sprintf "job %O is over" j.Id) (fun () -> Job.IsTerminalStatus j.Status)
-
 /// Crashes `server`: nothing it does from now on reaches the disk; then stops its threads.
 let private crash (server: TridentServer) =
     server.Journal.Abandon()

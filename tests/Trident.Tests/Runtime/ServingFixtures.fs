@@ -147,3 +147,13 @@ type GatedExecutor(gates: Gates) =
 type GatedExecutors(gates: Gates) =
     interface IStageExecutorFactory with
         member _.Create _ = new GatedExecutor(gates)
+
+/// The job of a submission that must have been accepted; fails the test otherwise.
+let accepted (outcome: Trident.Runtime.Serving.SubmitOutcome) =
+    match outcome with
+    | :? Trident.Runtime.Serving.SubmitOutcome.Accepted as a -> a.Job
+    | other -> failwithf "expected the job to be accepted, got %A" other
+
+/// Waits until the job is in a final state, at most `seconds`; fails the test otherwise.
+let finishedWithin seconds (j: Trident.Runtime.Serving.Job) =
+    waitUntil seconds (sprintf "job %O is over" j.Id) (fun () -> Trident.Runtime.Serving.Job.IsTerminalStatus j.Status)

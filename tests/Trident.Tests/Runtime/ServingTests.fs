@@ -141,14 +141,6 @@ let private startServer (settings: ServingSettings) (devices: int) (executors: I
     let setup = ServerSetup(DeviceLayout.Cpu(devices, 1, devices, 8.0), testProfile, CostSettings.defaults, executors, settings, mix)
     TridentServer.Start(setup, NullLoggerFactory.Instance, TimeProvider.System)
 
-let private accepted (outcome: SubmitOutcome) =
-    match outcome with
-    | :? SubmitOutcome.Accepted as a -> a.Job
-    | other -> failwithf "expected the job to be accepted, got %A" other
-
-let private finishedWithin seconds (j: Job) =
-    waitUntil seconds (sprintf "job %O is over" j.Id) (fun () -> Job.IsTerminalStatus j.Status)
-
 let ``a request goes through encode, diffuse and decode on the planned devices and yields a PNG`` =
     testCase "a request goes through encode, diffuse and decode on the planned devices and yields a PNG" <| fun () ->
         let log = ExecutionLog()
