@@ -102,17 +102,25 @@ let private jobOf (factory: GatedServer) (id: string) =
     let host = factory.Services.GetRequiredService<ServerHost>()
     host.Ready.Server.Find(RequestId(int64 id))
 
+/// A gated server draining for `drainSeconds` on shutdown, with one 3-step job held at `stage` (its stage
+/// entered) and the job's event stream open: the gate, the server, a ready client, the job's id, its
+/// runtime job and its events.
+let private heldJob (stage: Stage) (drainSeconds: int) =
+    let gates = Gates()
+    let held = gates.Hold("held", stage)
+    let factory = new GatedServer(gates, Task.CompletedTask, [ "Trident:Serving:DrainSeconds", string drainSeconds ])
+    let client = readyClient factory
+    let id = submit client """{"prompt":"held","steps":3}"""
+    held.WaitEntered 30.0
+    let job = jobOf factory id
+    let events = openEvents client id
+    held, factory, client, id, job, events
+
 let ``while shutting down, work routes and readiness answer 503 with Retry-After, job routes still answer, and an open event stream ends with the final state`` =
     testCase "while shutting down, work routes and readiness answer 503 with Retry-After, job routes still answer, and an open event stream ends with the final state" <| fun () ->
-        let gates = Gates()
         // held in decode, which cannot be interrupted: the drain (60 s) cannot end before the test opens it
-        let held = gates.Hold("held", Stage.Decode)
-        use factory = new GatedServer(gates, Task.CompletedTask, [ "Trident:Serving:DrainSeconds", "60" ])
-        let client = readyClient factory
-        let id = submit client """{"prompt":"held","steps":3}"""
-        held.WaitEntered 30.0
-        let job = jobOf factory id
-        let events = openEvents client id
+        let held, server, client, id, job, events = heldJob Stage.Decode 60
+        use factory = server
         factory.Services.GetRequiredService<IHostApplicationLifetime>().StopApplication()
         use create = post client "/v1/generations" """{"prompt":"late"}"""
         expectUnavailable create "POST /v1/generations while shutting down"
@@ -136,14 +144,8 @@ let ``while shutting down, work routes and readiness answer 503 with Retry-After
 
 let ``on shutdown a job still running at the drain time is cancelled, and its open event stream ends with that final state`` =
     testCase "on shutdown a job still running at the drain time is cancelled, and its open event stream ends with that final state" <| fun () ->
-        let gates = Gates()
-        let held = gates.Hold("held", Stage.Diffuse)
-        use factory = new GatedServer(gates, Task.CompletedTask, [ "Trident:Serving:DrainSeconds", "1" ])
-        let client = readyClient factory
-        let id = submit client """{"prompt":"held","steps":3}"""
-        held.WaitEntered 30.0
-        let job = jobOf factory id
-        let events = openEvents client id
+        let held, server, client, id, job, events = heldJob Stage.Diffuse 1
+        use factory = server
         // no request after this: the host may be gone as soon as the drain is over
         factory.Services.GetRequiredService<IHostApplicationLifetime>().StopApplication()
         Expect.isTrue (events.Wait(TimeSpan.FromSeconds 60.0)) "the event stream ends"
