@@ -117,16 +117,7 @@ let ``a journal write per transition is cheap`` =
         try
             let n = 500
             let jobs =
-                [| for i in 1..n ->
-                     let r =
-                         { Id = RequestId(int64 i)
-                           Model = ModelName "test"
-                           Shape = Shape.image 64 64
-                           Steps = 2
-                           Arrival = 0.0<s>
-                           Deadline = 10.0<s>
-                           Priority = None }
-                     Job(r, input "p" 2, DateTimeOffset.UtcNow, false) |]
+                [| for i in 1..n -> testJob DateTimeOffset.UtcNow (int64 i) 2 |]
             let watch = Stopwatch.StartNew()
             for j in jobs do journal.Accepted(j, Nullable())
             for status in [ JobStatus.Encoding; JobStatus.Diffusing; JobStatus.Decoding ] do

@@ -45,14 +45,21 @@ type ExecutionLog() =
     member _.Add(s: string) = entries.Enqueue s
     member _.Entries = List.ofSeq entries
 
+/// The stages a fake executor holds: a fake has no eager load, so a stage's first task loads it; thread-safe.
+type ResidentStages() =
+    let stages = HashSet<Stage>()
+    member _.Load(s: Stage) = lock stages (fun () -> stages.Add s |> ignore)
+    member _.Unload(s: Stage) = lock stages (fun () -> stages.Remove s |> ignore)
+    member _.Snapshot = lock stages (fun () -> HashSet<Stage>(stages) :> IReadOnlySet<Stage>)
+
 /// Test-only executor: no model. Encode and decode take `stageDelay`; each diffuse step takes `stepDelay`
 /// and honours cancellation; a prompt equal to `failPrompt` makes encode throw.
 type FakeExecutor(device: DeviceSpec, log: ExecutionLog, stepDelay: TimeSpan, stageDelay: TimeSpan, failPrompt: string) =
-    let resident = HashSet<Stage>()
-    let load (s: Stage) = lock resident (fun () -> resident.Add s |> ignore)
+    let resident = ResidentStages()
+    let load (s: Stage) = resident.Load s
     interface IStageExecutor with
-        member _.Resident = lock resident (fun () -> HashSet<Stage>(resident) :> IReadOnlySet<Stage>)
-        member _.Unload s = lock resident (fun () -> resident.Remove s |> ignore)
+        member _.Resident = resident.Snapshot
+        member _.Unload s = resident.Unload s
         member _.Encode(input, ct) =
             load Encode
             log.Add(sprintf "d%d encode %s" device.Id input.Prompt)
@@ -120,11 +127,11 @@ type Gates() =
 /// Test-only executor whose stages take no time unless a test holds them at a gate; diffuse checks
 /// cancellation at every step, as the real one does.
 type GatedExecutor(gates: Gates) =
-    let resident = HashSet<Stage>()
-    let load (s: Stage) = lock resident (fun () -> resident.Add s |> ignore)
+    let resident = ResidentStages()
+    let load (s: Stage) = resident.Load s
     interface IStageExecutor with
-        member _.Resident = lock resident (fun () -> HashSet<Stage>(resident) :> IReadOnlySet<Stage>)
-        member _.Unload s = lock resident (fun () -> resident.Remove s |> ignore)
+        member _.Resident = resident.Snapshot
+        member _.Unload s = resident.Unload s
         member _.Encode(input, ct) =
             load Stage.Encode
             gates.Pass(input.Prompt, Stage.Encode, ct)
@@ -157,3 +164,15 @@ let accepted (outcome: Trident.Runtime.Serving.SubmitOutcome) =
 /// Waits until the job is in a final state, at most `seconds`; fails the test otherwise.
 let finishedWithin seconds (j: Trident.Runtime.Serving.Job) =
     waitUntil seconds (sprintf "job %O is over" j.Id) (fun () -> Trident.Runtime.Serving.Job.IsTerminalStatus j.Status)
+
+/// A job of the test model (64×64, `steps` steps, deadline 10 s after arrival 0) created at `createdAt`.
+let testJob (createdAt: DateTimeOffset) (id: int64) (steps: int) =
+    let r =
+        { Id = RequestId id
+          Model = ModelName "test"
+          Shape = Shape.image 64 64
+          Steps = steps
+          Arrival = 0.0<s>
+          Deadline = 10.0<s>
+          Priority = None }
+    Trident.Runtime.Serving.Job(r, input "p" steps, createdAt, false)

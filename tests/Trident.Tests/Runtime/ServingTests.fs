@@ -99,16 +99,7 @@ type private ManualTime(start: DateTimeOffset) =
     member _.Advance(by: TimeSpan) = now <- now + by
     override _.GetUtcNow() = now
 
-let private job (time: TimeProvider) (id: int64) =
-    let r =
-        { Id = RequestId id
-          Model = ModelName "test"
-          Shape = Shape.image 64 64
-          Steps = 1
-          Arrival = 0.0<s>
-          Deadline = 10.0<s>
-          Priority = None }
-    Job(r, input "p" 1, time.GetUtcNow(), false)
+let private job (time: TimeProvider) (id: int64) = testJob (time.GetUtcNow()) id 1
 
 let ``the job store refuses new jobs only when full of active ones, and evicts finished jobs after their retention`` =
     testCase "the job store refuses new jobs only when full of active ones, and evicts finished jobs after their retention" <| fun () ->
