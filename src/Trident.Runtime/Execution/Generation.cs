@@ -105,8 +105,12 @@ public static class Generation
     public static PngEncoderOptions OutputPng { get; } = new(PngFilterStrategy.Sub, CompressionLevel.Fastest);
 
     /// <summary>The output file of <paramref name="frames"/>: a PNG for one frame, an animated PNG for more.</summary>
-    public static byte[] EncodeFile(IReadOnlyList<RgbImage> frames) =>
+    public static byte[] EncodeFile(IReadOnlyList<RgbImage> frames) => EncodeFile(frames, FramesPerSecond, OutputPng);
+
+    /// <summary>The output file of <paramref name="frames"/> at <paramref name="framesPerSecond"/> with
+    /// <paramref name="png"/>: a PNG for one frame, an animated PNG (looping) for more.</summary>
+    public static byte[] EncodeFile(IReadOnlyList<RgbImage> frames, int framesPerSecond, PngEncoderOptions png) =>
         frames.Count == 1
-            ? PngEncoder.Encode(frames[0], OutputPng)
-            : ApngEncoder.Encode(frames, FrameDelay.FromFramesPerSecond(FramesPerSecond), 0, OutputPng);
+            ? PngEncoder.Encode(frames[0], png)
+            : ApngEncoder.Encode(frames, FrameDelay.FromFramesPerSecond(framesPerSecond), 0, png);
 }

@@ -20,7 +20,6 @@ using System.Globalization;
 using System.Runtime.InteropServices;
 using Microsoft.FSharp.Collections;
 using Trident.Runtime.Execution;
-using Trident.Runtime.Imaging;
 using Trident.Runtime.Onnx;
 using Trident.Runtime.Pipelines;
 using Trident.Scheduling;
@@ -132,7 +131,7 @@ public static class Profiler
             // Decode as the serving path does it: the VAE, the frames, and the image file the job hands out
             // (a request's latency ends when its file exists).
             var (decodeSeconds, decodePeak) = Point(pipeline, StageModel.VaeDecoder, 1, options.Repeats, 1,
-                p => EncodeOutput(new DecodeExecutor(p).Decode(latents, 1, ct)[0]));
+                p => Generation.EncodeFile(new DecodeExecutor(p).Decode(latents, 1, ct)[0], Generation.FramesPerSecond, Serving.PlanExecutor.ServedPng));
             Add(decodePoints, Stage.Decode, shape, 1, decodeSeconds, decodePeak);
         }
 
@@ -186,10 +185,6 @@ public static class Profiler
         }
         return (Median(times), peak);
     }
-
-    /// <summary>The file the serving path writes for one request's frames: a PNG, or an APNG for several.</summary>
-    private static byte[] EncodeOutput(IReadOnlyList<RgbImage> frames) =>
-        frames.Count == 1 ? PngEncoder.Encode(frames[0]) : ApngEncoder.Encode(frames, FrameDelay.FromFramesPerSecond(8));
 
     /// <summary>The median (the mean of the middle two for an even count).</summary>
     public static double Median(IReadOnlyList<double> values)

@@ -5,6 +5,7 @@
 // cancelled, whose error then reaches every later stage.
 
 using Trident.Runtime.Devices;
+using Trident.Runtime.Execution;
 using Trident.Runtime.Imaging;
 using Trident.Scheduling;
 
@@ -17,6 +18,10 @@ public sealed class PlanExecutor
     private readonly DeviceLedger _ledger;
     private readonly ServerClock _clock;
     private readonly int _framesPerSecond;
+
+    /// <summary>The PNG settings of served results (the encoder's defaults; the profile's decode point times
+    /// the same encoding).</summary>
+    public static PngEncoderOptions ServedPng => PngEncoderOptions.Default;
     private long _nextTaskId;
 
     /// <summary>An executor over the server's workers.</summary>
@@ -79,9 +84,7 @@ public sealed class PlanExecutor
         {
             var frames = await decode.Result.Task.ConfigureAwait(false);
             if (frames.Count == 0) throw new InvalidOperationException("the decoder returned no frames");
-            var png = frames.Count == 1
-                ? PngEncoder.Encode(frames[0])
-                : ApngEncoder.Encode(frames, FrameDelay.FromFramesPerSecond(_framesPerSecond));
+            var png = Generation.EncodeFile(frames, _framesPerSecond, ServedPng);
             job.Succeed(new JobResult(png, frames.Count, frames[0].Width, frames[0].Height), _clock.Now);
         }
         catch (OperationCanceledException) when (job.Cancellation.IsCancellationRequested)
