@@ -13,6 +13,10 @@ using Trident.Api.Options;
 
 namespace Trident.Api.Hosting;
 
+/// <summary>The logger the request-logging middleware writes to (the server's; replaceable in tests).</summary>
+/// <param name="Logger">The Serilog logger.</param>
+public sealed record RequestLogger(Serilog.ILogger Logger);
+
 /// <summary>Extension methods that register each part of the server.</summary>
 public static class TridentHosting
 {
@@ -55,8 +59,6 @@ public static class TridentHosting
         builder.Services.AddSingleton(new RequestLogger(logger));
         return builder;
     }
-
-    private sealed record RequestLogger(Serilog.ILogger Logger);
 
     /// <summary>One line per HTTP request (method, path, status, time; Error for a 5xx) through Serilog's request
     /// logging, on the server's logger (not Serilog's static one), carrying the request's trace id.</summary>
