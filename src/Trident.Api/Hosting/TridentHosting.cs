@@ -46,7 +46,7 @@ public static class TridentHosting
     public const string TextTemplate = "{Timestamp:HH:mm:ss.fff} {Level:u3} {Message:lj}{TraceSuffix} ({SourceContext}){NewLine}{Exception}";
 
     /// <summary>Logs through Serilog on standard output: human-readable text (<see cref="TextTemplate"/>) or
-    /// compact JSON (one object per line, the trace id in <c>@tr</c>) as <c>Trident:LogFormat</c> says (auto: text
+    /// compact JSON (one object per line, the message rendered in <c>@m</c>, the trace id in <c>@tr</c>) as <c>Trident:LogFormat</c> says (auto: text
     /// on a terminal, JSON when the output is redirected); the level from <c>Trident:LogLevel</c> (default
     /// Information), Microsoft.* (ASP.NET Core included) at Warning, the host's lifetime messages kept. Bad values
     /// fall back to the defaults here and are reported by the options validation at start-up.</summary>
@@ -60,12 +60,22 @@ public static class TridentHosting
         return builder;
     }
 
-    /// <summary>One line per HTTP request (method, path, status, time; Error for a 5xx) through Serilog's request
+    /// <summary>One line per HTTP request (method, path, status, time; Error for an exception or a 5xx other than
+    /// 503) through Serilog's request
     /// logging, on the server's logger (not Serilog's static one), carrying the request's trace id.</summary>
     public static WebApplication UseTridentRequestLogging(this WebApplication app)
     {
         var logger = app.Services.GetRequiredService<RequestLogger>().Logger;
-        app.UseSerilogRequestLogging(o => o.Logger = logger);
+        app.UseSerilogRequestLogging(o =>
+        {
+            o.Logger = logger;
+            // a 503 is the documented answer while starting or draining (readiness polls get it every few
+            // hundred ms): not an error
+            o.GetLevel = (http, _, error) =>
+                error is not null || (http.Response.StatusCode >= 500 && http.Response.StatusCode != StatusCodes.Status503ServiceUnavailable)
+                    ? LogEventLevel.Error
+                    : LogEventLevel.Information;
+        });
         return app;
     }
 
@@ -101,9 +111,10 @@ public static class TridentHosting
         _ => redirected,
     };
 
-    /// <summary>How a line is written: Serilog's compact JSON, or the text of <see cref="TextTemplate"/>.</summary>
+    /// <summary>How a line is written: Serilog's compact JSON with the message rendered (<c>@m</c>, so a line
+    /// reads and greps as text too), or the text of <see cref="TextTemplate"/>.</summary>
     public static Serilog.Formatting.ITextFormatter Formatter(bool json) => json
-        ? new CompactJsonFormatter()
+        ? new RenderedCompactJsonFormatter()
         : new Serilog.Formatting.Display.MessageTemplateTextFormatter(TextTemplate, System.Globalization.CultureInfo.InvariantCulture);
 
     // The text line's " trace=<id>" when the event has a trace id (the request's or the job's span), else nothing.

@@ -22,6 +22,9 @@ public sealed class TridentOptions
     /// otherwise), <c>text</c> or <c>json</c> (Serilog's compact JSON, one object per line).</summary>
     public string LogFormat { get; set; } = "auto";
 
+    /// <summary>The values <see cref="LogFormat"/> accepts.</summary>
+    public static readonly string[] LogFormats = ["auto", "text", "json"];
+
     /// <summary>Profile file of this machine for that pipeline. Empty: profile the pipeline quickly at start
     /// and cache the result under <see cref="ProfileCache"/>.</summary>
     public string Profile { get; set; } = "";
@@ -54,9 +57,6 @@ public sealed class TridentOptions
 /// <summary>Section <c>Trident:Telemetry</c>: OpenTelemetry export (docs/serving.md, Observability).</summary>
 public sealed class TelemetryOptions
 {
-    /// <summary>The log formats <see cref="TridentOptions.LogFormat"/> accepts.</summary>
-    public static readonly string[] LogFormats = ["auto", "text", "json"];
-
     /// <summary>The OTLP protocols <see cref="OtlpProtocol"/> accepts.</summary>
     public static readonly string[] OtlpProtocols = ["grpc", "http/protobuf"];
 

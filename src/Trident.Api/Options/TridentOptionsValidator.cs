@@ -98,7 +98,7 @@ public sealed class TridentOptionsValidator : IValidateOptions<TridentOptions>
 
         Check(o.Pipeline is "tiny" or "tiny-fp16" || Directory.Exists(o.Pipeline), "Pipeline", $"'{o.Pipeline}' is neither 'tiny', 'tiny-fp16' nor a directory");
         Check(Enum.TryParse<Serilog.Events.LogEventLevel>(o.LogLevel, ignoreCase: true, out _), "LogLevel", "must be Verbose, Debug, Information, Warning, Error or Fatal");
-        Check(TelemetryOptions.LogFormats.Contains(o.LogFormat), "LogFormat", $"must be auto, text or json (got '{o.LogFormat}')");
+        Check(TridentOptions.LogFormats.Contains(o.LogFormat), "LogFormat", $"must be auto, text or json (got '{o.LogFormat}')");
         var t = o.Telemetry;
         Check(t.OtlpEndpoint.Length == 0 || t.OtlpUri() is not null, "Telemetry:OtlpEndpoint",
             $"must be empty (no export) or an absolute http:// or https:// URI such as http://127.0.0.1:4317 (got '{t.OtlpEndpoint}')");
