@@ -223,7 +223,9 @@ let ``the OpenAPI document describes every route: summary, examples, and problem
                     if int code >= 400 then Expect.equal media.Name "application/problem+json" (sprintf "%s %s is a problem" name code)
                     let mutable schema = Unchecked.defaultof<JsonElement>
                     Expect.isTrue (media.Value.TryGetProperty("schema", &schema)) (sprintf "%s %s has a schema" name code)
-                    if media.Name <> "image/png" then
+                    // binary bodies (images, videos) have a schema but no example
+                    let binary = media.Name.StartsWith "image/" || media.Name.StartsWith "video/" || media.Name = "application/octet-stream"
+                    if not binary then
                         Expect.isTrue (media.Value.TryGetProperty("example", &schema)) (sprintf "%s %s %s has an example" name code media.Name)
         // the routes that can refuse work say so
         let codes (path: string) (verb: string) =
