@@ -57,16 +57,21 @@ module Dispatcher =
         let nFree = free |> Map.toSeq |> Seq.sumBy snd
         let candidates = Greedy.candidatesIn rd free nFree
         let choices = Greedy.choose free candidates
-        let objective = Assign.objective s nFree choices
         let plan reason =
+            let choices = Greedy.conserve rd free choices
             Some
                 { Now = s.Now
                   Dispatches = Assign.materialise s choices
-                  Objective = objective
+                  Objective = Assign.objective s nFree choices
                   Source = Greedy reason }
         if candidates.IsEmpty then plan nothingToDecide
-        elif objective >= objectiveBound s free candidates - 1e-6 then plan provenOptimal
+        elif Assign.objective s nFree choices >= objectiveBound s free candidates - 1e-6 then plan provenOptimal
         else None
+
+    /// A round between two solves (the solver ran less than its spacing ago, or is busy): the greedy
+    /// plan, completed by `Greedy.conserve` — devices never wait for the next solve.
+    let betweenSolves (s: Snapshot) : DispatchPlan =
+        Greedy.plan "greedy between solves: the solver's next round is not due yet" s |> fst
 
     /// A dispatch round with the MIP, falling back to greedy.
     let dispatch (s: Snapshot) : DispatchPlan =
@@ -75,10 +80,12 @@ module Dispatcher =
         let nFree = free |> Map.toSeq |> Seq.sumBy snd
         let candidates = Greedy.candidatesIn rd free nFree
         let greedyChoices = Greedy.choose free candidates
+        let conservedGreedy = lazy (Greedy.conserve rd free greedyChoices)
         let greedyPlan reason =
+            let choices = conservedGreedy.Force()
             { Now = s.Now
-              Dispatches = Assign.materialise s greedyChoices
-              Objective = Assign.objective s nFree greedyChoices
+              Dispatches = Assign.materialise s choices
+              Objective = Assign.objective s nFree choices
               Source = Greedy reason }
         if candidates.IsEmpty then
             greedyPlan nothingToDecide
@@ -89,14 +96,20 @@ module Dispatcher =
             let settings =
                 { SolveSettings.create s.Settings.TimeLimit with
                     Backend = s.Settings.Backend
-                    MipStart = Some(DispatchMip.startOf model greedyChoices) }
+                    MipStart = Some(DispatchMip.startOf model candidates greedyChoices) }
             let result = Mip.solve settings model
             let greedyObjective = Assign.objective s nFree greedyChoices
             if result.HasSolution then
-                let choices = DispatchMip.choicesOf s candidates result
+                let raw = DispatchMip.choicesOf s candidates result
+                let rawObjective = Assign.objective s nFree raw
+                // both plans completed by work conservation before they are compared again
+                let choices = Greedy.conserve rd free raw
                 let objective = Assign.objective s nFree choices
-                if objective + 1e-6 < greedyObjective then
-                    greedyPlan (sprintf "solver's plan (%.1f) below greedy (%.1f), %s" objective greedyObjective (describe result.Outcome))
+                let conservedObjective = Assign.objective s nFree (conservedGreedy.Force())
+                if rawObjective + 1e-6 < greedyObjective then
+                    greedyPlan (sprintf "solver's plan (%.1f) below greedy (%.1f), %s" rawObjective greedyObjective (describe result.Outcome))
+                elif objective + 1e-6 < conservedObjective then
+                    greedyPlan (sprintf "solver's plan completed (%.1f) below greedy completed (%.1f)" objective conservedObjective)
                 else
                     let o = List.head result.Objectives
                     let vars = Seq.length model.Variables

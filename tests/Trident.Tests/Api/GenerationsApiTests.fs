@@ -175,6 +175,48 @@ let ``the cluster lists every device with its placement type and resident models
         Expect.contains ([ "mip"; "greedy" ]) (last.GetProperty("source").GetString()) "[ \"mip\"; \"greedy\" ]"
         Expect.isTrue (last.GetProperty("plan_ms").GetDouble() >= 0.0) "last.GetProperty(\"plan_ms\").GetDouble() >= 0.0"
 
+let ``a kept dispatch round is served as its snapshot and plan, and trident replay re-solves it with a certificate and LP text`` =
+    testCase "a kept dispatch round is served as its snapshot and plan, and trident replay re-solves it with a certificate and LP text" <| fun () ->
+        let client = readyClient defaultServer.Value
+        let id = submit client """{"prompt":"for a replay","steps":2}"""
+        pollUntil client 120.0 id isFinal |> ignore
+        let rounds = (json (get client "/v1/plan")).GetProperty("recent_rounds")
+        let dispatching = [ for r in rounds.EnumerateArray() do if r.GetProperty("dispatched").GetInt32() > 0 then yield r.GetProperty("round").GetInt64() ]
+        Expect.isNonEmpty dispatching "a kept round that dispatched"
+        use answer = get client (sprintf "/v1/plan/rounds/%d" dispatching.Head)
+        Expect.equal answer.StatusCode HttpStatusCode.OK "the kept round"
+        let text = answer.Content.ReadAsStringAsync().Result
+        let doc = JsonDocument.Parse(text).RootElement
+        Expect.equal (doc.GetProperty("format").GetString()) "trident-snapshot" "format"
+        Expect.isTrue (doc.GetProperty("plan").GetProperty("dispatches").GetArrayLength() > 0) "the recorded plan"
+        use zero = get client "/v1/plan/rounds/0"
+        Expect.equal zero.StatusCode HttpStatusCode.BadRequest "round 0"
+        Expect.equal (errorsOf zero) (set [ "n" ]) "the bad field is named"
+        use gone = get client "/v1/plan/rounds/999999999"
+        Expect.equal gone.StatusCode HttpStatusCode.NotFound "a round never made"
+        let dir = Directory.CreateTempSubdirectory("trident-replay-")
+        try
+            let file = Path.Combine(dir.FullName, "round.json")
+            let lp = Path.Combine(dir.FullName, "round.lp")
+            File.WriteAllText(file, text)
+            let out = new StringWriter()
+            let previous = Console.Out
+            Console.SetOut out
+            let code =
+                try Trident.Api.Cli.Commands.RunAsync([| "replay"; file; "--lp"; lp |]).Result
+                finally Console.SetOut previous
+            Expect.equal code 0 (string out)
+            let printed = string out
+            for part in [ "certificate:"; "recorded:"; "plan: " ] do
+                Expect.stringContains printed part "replay output"
+            Expect.isTrue (File.Exists lp) "the LP file"
+            Expect.stringContains (File.ReadAllText lp) "once[" "the LP text names the once constraints"
+            File.WriteAllText(file, "{}")
+            Expect.equal (Trident.Api.Cli.Commands.RunAsync([| "replay"; file |]).Result) 1 "an unreadable snapshot"
+            Expect.equal (Trident.Api.Cli.Commands.RunAsync([| "replay"; file; "--backend"; "glpk" |]).Result) 2 "an unknown backend"
+        finally
+            dir.Delete(true)
+
 let ``health, readiness, Prometheus metrics and the OpenAPI document are served`` =
     testCase "health, readiness, Prometheus metrics and the OpenAPI document are served" <| fun () ->
         let client = readyClient defaultServer.Value
@@ -330,6 +372,7 @@ let integrationTests =
             ``the OpenAI-compatible route returns n base64 PNGs synchronously and validates its fields``
             ``the cluster lists every device with its placement type and resident models, and the plan its capacities and rounds``
             ``health, readiness, Prometheus metrics and the OpenAPI document are served``
+            ``a kept dispatch round is served as its snapshot and plan, and trident replay re-solves it with a certificate and LP text``
             ``loadgen replays a trace file and prints SLO attainment, latency percentiles, errors and the simulator's comparison``
             ``bench soak drives the server at a steady rate and prints resource samples, a summary and a verdict``
         ] |> testSequenced
