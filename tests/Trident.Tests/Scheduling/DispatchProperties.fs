@@ -150,6 +150,24 @@ let ``alone on an idle cluster a request gets the fastest option of its type`` =
                 | ds -> false |> Prop.label (sprintf "%d dispatches for one request" ds.Length))
             |> List.reduce (.&.))
 
+let ``the objective bound is never below a proven optimum`` =
+    testProp 120 "the objective bound is never below a proven optimum" <| fun () ->
+        // the Lagrangian bound that lets a round skip the solver must hold: the solver, on the same
+        // round without the skip, never proves an optimum above it
+        Prop.forAll snapshotSpecs (fun spec ->
+            let s = buildSnapshot DispatchSettings.defaults spec
+            let bound = Dispatcher.roundBound s
+            match Dispatcher.roundModel s with
+            | None -> true |> Prop.ofTestable |> Prop.classify true "nothing to decide"
+            | Some model ->
+                let result = Mip.solve (SolveSettings.create 10.0<s>) model
+                match result.Outcome with
+                | Optimal ->
+                    let v = (List.head result.Objectives).Value
+                    (v <= bound + 1e-6 * max 1.0 (abs bound)) |> Prop.label (sprintf "optimum %.4f above bound %.4f" v bound)
+                    |> Prop.classify (abs (v - bound) < 1e-6) "bound tight"
+                | _ -> true |> Prop.ofTestable)
+
 [<Tests>]
 let tests =
     testList "unit" [ testList "DispatchProperties" [
@@ -162,4 +180,5 @@ let tests =
         ``the dispatch MIP of a round can be written as LP text naming its constraint families``
         ``every Trident plan leaves no device idle that a waiting request could use``
         ``alone on an idle cluster a request gets the fastest option of its type``
+        ``the objective bound is never below a proven optimum``
     ] |> testSequencedGroup "DispatchProperties" ]
