@@ -102,7 +102,7 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
     {
         try
         {
-            var layout = Layout(_options.Devices);
+            var layout = ServingBackends.Layout(_options);
             _log.LogInformation("Starting: {Devices} {Kind} device(s) in {Nodes} node(s)", layout.Devices.Count, _options.Devices.Kind, layout.NodeCount);
             var parts = await _backend.PrepareAsync(_options, layout, _log, ct);
             var setup = new ServerSetup(layout, parts.Profile, CostSettings(_options), parts.Executors, Settings(_options), InitialMix(_options, parts.Manifest));

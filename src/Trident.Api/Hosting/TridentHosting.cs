@@ -63,11 +63,11 @@ public static class TridentHosting
         return services;
     }
 
-    /// <summary>The serving runtime: the ONNX Runtime backend and the host that starts it.</summary>
+    /// <summary>The serving runtime: the backend (ONNX Runtime, or emulated devices) and the host that starts it.</summary>
     public static IServiceCollection AddTridentServing(this IServiceCollection services)
     {
         services.AddSingleton(TimeProvider.System);
-        services.AddSingleton<IServingBackend, OnnxServingBackend>();
+        services.AddSingleton<IServingBackend>(sp => ServingBackends.For(sp.GetRequiredService<IOptions<TridentOptions>>().Value));
         services.AddSingleton<ServerHost>();
         services.AddHostedService(sp => sp.GetRequiredService<ServerHost>());
         // The host waits for its services (Kestrel's open requests, the drain) at most DrainSeconds + 5 s.

@@ -32,8 +32,12 @@ public sealed class TridentOptionsValidator : IValidateOptions<TridentOptions>
 
         var d = o.Devices;
         var ordinals = d.CudaOrdinals();
-        Check(d.Kind == "cpu" || ordinals is not null, "Devices:Kind",
-            $"must be 'cpu', 'cuda' or a list of distinct CUDA devices such as 'cuda:0' or 'cuda:0,cuda:1' (got '{d.Kind}')");
+        Check(d.Kind is "cpu" or EmulationOptions.Kind || ordinals is not null, "Devices:Kind",
+            $"must be 'cpu', '{EmulationOptions.Kind}', 'cuda' or a list of distinct CUDA devices such as 'cuda:0' or 'cuda:0,cuda:1' (got '{d.Kind}')");
+        var e = o.Emulation;
+        Check(Trident.Runtime.Devices.EmulatedProfile.Names.Contains(e.Profile), "Emulation:Profile",
+            $"must be one of {string.Join(", ", Trident.Runtime.Devices.EmulatedProfile.Names)} (got '{e.Profile}')");
+        Check(double.IsFinite(e.TimeScale) && e.TimeScale is >= 0.001 and <= 1000, "Emulation:TimeScale", "must be between 0.001 and 1000");
         Check(d.Count >= 0 && d.Count <= 1024, "Devices:Count", "must be between 0 (one per core) and 1024");
         Check(d.Kind != "cuda" || d.Count >= 1, "Devices:Count", "must be set (≥ 1) for Devices:Kind 'cuda' (or list the devices: 'cuda:0,cuda:1')");
         Check(!(d.Kind.StartsWith("cuda:", StringComparison.Ordinal) && ordinals is not null) || d.Count == 0 || d.Count == ordinals.Length,
