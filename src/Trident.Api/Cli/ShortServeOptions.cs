@@ -6,7 +6,10 @@ namespace Trident.Api.Cli;
 /// <c>--emulate P</c> = <c>--Trident:Devices:Kind emulated --Trident:Emulation:Profile P</c>,
 /// <c>--devices N</c> = <c>--Trident:Devices:Count N</c>,
 /// <c>--devices-per-node N</c> = <c>--Trident:Devices:DevicesPerNode N</c>,
-/// <c>--time-scale S</c> = <c>--Trident:Emulation:TimeScale S</c>. Both <c>--name value</c> and
+/// <c>--time-scale S</c> = <c>--Trident:Emulation:TimeScale S</c>; for a cluster <c>--cluster M</c>,
+/// <c>--primary H:P</c>, <c>--redis C</c>, <c>--silo-port P</c>, <c>--gateway-port P</c>, <c>--advertise IP</c> =
+/// <c>Trident:Cluster:Mode</c>, <c>Primary</c>, <c>Redis</c>, <c>SiloPort</c>, <c>GatewayPort</c>,
+/// <c>AdvertisedAddress</c>. Both <c>--name value</c> and
 /// <c>--name=value</c> are accepted; every other argument is passed on unchanged.
 /// </summary>
 public static class ShortServeOptions
@@ -17,6 +20,12 @@ public static class ShortServeOptions
         ["devices"] = ["Trident:Devices:Count"],
         ["devices-per-node"] = ["Trident:Devices:DevicesPerNode"],
         ["time-scale"] = ["Trident:Emulation:TimeScale"],
+        ["cluster"] = ["Trident:Cluster:Mode"],
+        ["primary"] = ["Trident:Cluster:Primary"],
+        ["redis"] = ["Trident:Cluster:Redis"],
+        ["silo-port"] = ["Trident:Cluster:SiloPort"],
+        ["gateway-port"] = ["Trident:Cluster:GatewayPort"],
+        ["advertise"] = ["Trident:Cluster:AdvertisedAddress"],
     };
 
     /// <summary><paramref name="args"/> with the short options replaced by their configuration keys.</summary>

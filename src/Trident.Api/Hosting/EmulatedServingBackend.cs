@@ -44,9 +44,12 @@ public sealed class EmulatedServingBackend : IServingBackend
 /// <summary>Chooses the backend by the configured device kind.</summary>
 public static class ServingBackends
 {
-    /// <summary>Emulated devices for Devices:Kind = emulated, else ONNX Runtime.</summary>
-    public static IServingBackend For(TridentOptions options) =>
-        options.Devices.Kind == EmulationOptions.Kind ? new EmulatedServingBackend() : new OnnxServingBackend();
+    /// <summary>A cluster's coordinator (remote devices) when Cluster:Mode is not none; else emulated devices
+    /// for Devices:Kind = emulated; else ONNX Runtime.</summary>
+    public static IServingBackend For(TridentOptions options, IServiceProvider services) =>
+        options.Cluster.Mode != ClusterOptions.ModeNone
+            ? new ClusterServingBackend(services.GetRequiredService<Orleans.IGrainFactory>(), services.GetRequiredService<Orleans.Runtime.ILocalSiloDetails>())
+            : options.Devices.Kind == EmulationOptions.Kind ? new EmulatedServingBackend() : new OnnxServingBackend();
 
     /// <summary>The devices the options describe (emulated or not).</summary>
     public static DeviceLayout Layout(TridentOptions options) =>

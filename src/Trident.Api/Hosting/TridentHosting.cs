@@ -44,6 +44,10 @@ public static class TridentHosting
             .MinimumLevel.Is(level)
             .MinimumLevel.Override("Microsoft", level > LogEventLevel.Warning ? level : LogEventLevel.Warning)
             .MinimumLevel.Override("Microsoft.Hosting.Lifetime", level > LogEventLevel.Information ? level : LogEventLevel.Information)
+            // Orleans (a cluster's silos) logs every placement retry with a stack trace through Polly (platform.md)
+            .MinimumLevel.Override("Orleans", level > LogEventLevel.Warning ? level : LogEventLevel.Warning)
+            .MinimumLevel.Override("Orleans.Runtime.Placement", level > LogEventLevel.Error ? level : LogEventLevel.Error)
+            .MinimumLevel.Override("Polly", level > LogEventLevel.Error ? level : LogEventLevel.Error)
             .Enrich.FromLogContext()
             .WriteTo.Console(new JsonFormatter(renderMessage: true))
             .CreateLogger();
@@ -67,7 +71,7 @@ public static class TridentHosting
     public static IServiceCollection AddTridentServing(this IServiceCollection services)
     {
         services.AddSingleton(TimeProvider.System);
-        services.AddSingleton<IServingBackend>(sp => ServingBackends.For(sp.GetRequiredService<IOptions<TridentOptions>>().Value));
+        services.AddSingleton<IServingBackend>(sp => ServingBackends.For(sp.GetRequiredService<IOptions<TridentOptions>>().Value, sp));
         services.AddSingleton<ServerHost>();
         services.AddHostedService(sp => sp.GetRequiredService<ServerHost>());
         // The host waits for its services (Kestrel's open requests, the drain) at most DrainSeconds + 5 s.

@@ -45,6 +45,9 @@ public sealed class TridentOptions
 
     /// <summary>What emulated devices emulate (Devices:Kind = emulated).</summary>
     public EmulationOptions Emulation { get; set; } = new();
+
+    /// <summary>One Trident across machines (coordinator and workers on Orleans).</summary>
+    public ClusterOptions Cluster { get; set; } = new();
 }
 
 /// <summary>Section <c>Trident:Storage</c>: the durable job store (docs/serving.md, Durability).</summary>

@@ -53,6 +53,19 @@ public sealed class TridentOptionsValidator : IValidateOptions<TridentOptions>
         Check(double.IsFinite(d.MemoryGb) && d.MemoryGb >= 0, "Devices:MemoryGb", "must be ≥ 0 (0: ask the device)");
         Check(d.Degrees is { Length: > 0 } && d.Degrees.All(k => k is 1 or 2 or 4 or 8), "Devices:Degrees", "must list degrees among 1, 2, 4, 8");
 
+        var c = o.Cluster;
+        Check(c.Mode is ClusterOptions.ModeNone or ClusterOptions.ModeLocalhost or ClusterOptions.ModeRedis, "Cluster:Mode",
+            $"must be {ClusterOptions.ModeNone}, {ClusterOptions.ModeLocalhost} or {ClusterOptions.ModeRedis} (got '{c.Mode}')");
+        Check(c.SiloPort is >= 0 and <= 65535, "Cluster:SiloPort", "must be between 0 and 65535");
+        Check(c.GatewayPort is >= 0 and <= 65535, "Cluster:GatewayPort", "must be between 0 and 65535");
+        Check(System.Net.IPAddress.TryParse(c.AdvertisedAddress, out _), "Cluster:AdvertisedAddress", $"must be an IP address (got '{c.AdvertisedAddress}')");
+        Check(System.Net.IPEndPoint.TryParse(c.Primary, out var primary) && primary.Port > 0, "Cluster:Primary", $"must be host:port of the coordinator's silo (got '{c.Primary}')");
+        Check(!string.IsNullOrWhiteSpace(c.Redis), "Cluster:Redis", "must be a Redis connection string (host:port)");
+        Check(!string.IsNullOrWhiteSpace(c.ClusterId), "Cluster:ClusterId", "must not be empty");
+        Check(c.JoinTimeoutSeconds is >= 1 and <= 86_400, "Cluster:JoinTimeoutSeconds", "must be between 1 and 86400");
+        Check(c.Mode == ClusterOptions.ModeNone || d.Kind == EmulationOptions.Kind, "Devices:Kind",
+            $"must be '{EmulationOptions.Kind}' with Cluster:Mode '{c.Mode}': workers serve emulated devices only (ONNX Runtime stage outputs do not cross machines yet)");
+
         var s = o.Serving;
         Check(s.RoundPeriodMs is >= 10 and <= 60_000, "Serving:RoundPeriodMs", "must be between 10 and 60000");
         Check(s.QueueCapacity is >= 1 and <= 100_000, "Serving:QueueCapacity", "must be between 1 and 100000");

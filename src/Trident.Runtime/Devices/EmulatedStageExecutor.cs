@@ -15,9 +15,10 @@
 // The stage outputs are real bytes handed from stage to stage: the embeddings are as large as the profile's
 // embedding size and derive from the prompt, the latents as large as the profile's latent size for the
 // shape and derive from the embeddings and the seed, and the decoded frames derive from the latents. The
-// frames are a PLACEHOLDER PATTERN (coloured tiles chosen by the latents), not a generated image: they only
-// prove that the stages ran in order on the data the previous stage produced, at the requested size, so the
-// rest of the serving path (PNG/APNG encoding, the job store, the API) handles them as any result.
+// frames are a PLACEHOLDER PATTERN (coloured tiles chosen by the latents), not a generated image, and small
+// (the request's aspect, at most 64 pixels on the longer side): they only prove that the stages ran in order
+// on the data the previous stage produced; the rest of the serving path (PNG/APNG encoding, the job store,
+// the API) handles them as any result.
 
 using System.Buffers.Binary;
 using System.Diagnostics;
@@ -213,7 +214,20 @@ public sealed class EmulatedStageExecutor : IStageExecutor
         var digest = Digest(latents);
         Admit(Stage.Decode, input, 1);
         Sleep(PredictedSeconds(Stage.Decode, input, 1), cancellationToken);
-        return [.. Enumerable.Range(0, input.Frames).Select(f => Pattern(digest, input.Width, input.Height, f))];
+        var (width, height) = PlaceholderSize(input.Width, input.Height);
+        return [.. Enumerable.Range(0, input.Frames).Select(f => Pattern(digest, width, height, f))];
+    }
+
+    /// <summary>Longest side of a placeholder frame in pixels.</summary>
+    public const int PlaceholderSide = 64;
+
+    /// <summary>The size of a placeholder frame for a request of <paramref name="width"/> × <paramref name="height"/>:
+    /// the request's aspect, the longer side at most <see cref="PlaceholderSide"/> pixels (so that results of
+    /// thousands of emulated requests cost little to encode, store and send).</summary>
+    public static (int Width, int Height) PlaceholderSize(int width, int height)
+    {
+        var scale = Math.Min(1.0, (double)PlaceholderSide / Math.Max(width, height));
+        return (Math.Max(1, (int)Math.Round(width * scale)), Math.Max(1, (int)Math.Round(height * scale)));
     }
 
     /// <inheritdoc />

@@ -70,7 +70,8 @@ let ``emulated stages hand real bytes on and decode a placeholder pattern that d
         Expect.equal embeddings.Bytes (int64 flux.EmbeddingBytes) "embeddings are the profile's size"
         Expect.equal latents.Bytes (int64 (CostModel.latentBytes cost i.Shape)) "latents are the profile's size for the shape"
         Expect.equal frames.Count 1 "one frame"
-        Expect.equal ((frames[0].Width, frames[0].Height)) ((512, 256)) "the requested size"
+        Expect.equal ((frames[0].Width, frames[0].Height)) ((64, 32)) "the request's aspect, 64 pixels on the longer side"
+        Expect.equal (EmulatedStageExecutor.PlaceholderSize(48, 32)) (struct (48, 32)) "small requests keep their size"
         let _, _, again = run i
         Expect.sequenceEqual again[0].Pixels frames[0].Pixels "same prompt and seed: same pattern"
         let _, _, other = run (input 512 256 1 4 8UL)
@@ -157,13 +158,13 @@ let private servesEvery (devices: int) (count: int) =
         [ for i in 0 .. count - 1 ->
               let side = sizes[i % sizes.Length]
               side, submit client (sprintf """{"prompt":"request %d","width":%d,"height":%d,"seed":%d}""" i side side i) ]
-    for side, id in ids do
+    for _, id in ids do
         let final = pollUntil client 120.0 id isFinal
         Expect.equal (status final) "succeeded" (sprintf "generation %s: %O" id final)
         Expect.equal (final.GetProperty("step").GetInt32()) 28 "flux's default 28 steps"
         use png = get client (sprintf "/v1/generations/%s/result" id)
         let image = PngDecoder.Decode(ReadOnlySpan(png.Content.ReadAsByteArrayAsync().Result))
-        Expect.equal ((image.Width, image.Height)) ((side, side)) "a placeholder PNG of the requested size"
+        Expect.equal ((image.Width, image.Height)) ((64, 64)) "a 64 × 64 placeholder PNG"
 
 let ``the server and HTTP API serve generations on 16 emulated devices`` =
     testCase "the server and HTTP API serve generations on 16 emulated devices" <| fun () -> servesEvery 16 12
