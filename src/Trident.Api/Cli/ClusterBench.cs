@@ -148,6 +148,11 @@ public sealed class LocalCluster : IAsyncDisposable
             "--primary", $"127.0.0.1:{_siloPort}", "--Trident:LogLevel", "Warning"]);
     }
 
+    /// <summary>The node index the coordinator gives worker <paramref name="index"/>: workers are nodes in the
+    /// ordinal order of their silo endpoints (ClusterServingBackend.LayoutAsync).</summary>
+    public int NodeOf(int index) =>
+        _workerPorts.Select(p => $"127.0.0.1:{p}").Order(StringComparer.Ordinal).ToList().IndexOf($"127.0.0.1:{_workerPorts[index]}");
+
     /// <summary>Kills worker <paramref name="index"/> at once (SIGKILL, as <c>kill -9</c>).</summary>
     public void KillWorker(int index)
     {

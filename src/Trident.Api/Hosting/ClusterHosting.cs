@@ -23,6 +23,9 @@ namespace Trident.Api.Hosting;
 /// <summary>Silo configuration shared by the coordinator and the workers.</summary>
 public static class ClusterSilo
 {
+    /// <summary>The longest a stage task's grain call may take.</summary>
+    public static readonly TimeSpan StageCallTimeout = TimeSpan.FromHours(1);
+
     /// <summary>Configures <paramref name="silo"/> for <paramref name="c"/>: clustering, endpoints, the device
     /// placement. <paramref name="coordinator"/>: in localhost mode the coordinator is the primary silo.</summary>
     public static ISiloBuilder Configure(ISiloBuilder silo, ClusterOptions c, bool coordinator)
@@ -44,6 +47,9 @@ public static class ClusterSilo
             silo.ConfigureEndpoints(IPAddress.Parse(c.AdvertisedAddress), siloPort, gatewayPort, listenOnAnyHostAddress: !IPAddress.IsLoopback(IPAddress.Parse(c.AdvertisedAddress)));
         }
         silo.AddPlacementDirector<DevicePlacementStrategy, DevicePlacementDirector>();
+        // a stage task is one grain call and may run for many minutes (a long video's diffuse); Orleans' default
+        // 30 s response timeout would fail it. A dead worker still fails its calls at once (its connection drops).
+        silo.Configure<Orleans.Configuration.SiloMessagingOptions>(o => o.ResponseTimeout = StageCallTimeout);
         return silo;
     }
 

@@ -51,28 +51,52 @@ public sealed class RemoteStageExecutor(IGrainFactory grains, string key, Cluste
     /// <summary>The device grain's key.</summary>
     public string Key => key;
 
-    /// <inheritdoc />
+    private volatile IReadOnlySet<Stage> _resident = new HashSet<Stage>();
+    private long _residentAsked;
+
+    /// <summary>The stages resident on the device as last reported by its grain; asking never blocks (the API
+    /// lists every device's models): the answer is refreshed in the background at most every 2 s, and an
+    /// unreachable worker leaves the last answer.</summary>
     public IReadOnlySet<Stage> Resident
     {
         get
         {
-            try
-            {
-                return _grain.Resident().WaitAsync(TimeSpan.FromSeconds(5)).GetAwaiter().GetResult().Select(DeviceKeys.StageOf).ToHashSet();
-            }
-            catch (Exception e) when (e is not OutOfMemoryException)
-            {
-                // the worker is unreachable: nothing of it is resident as far as the coordinator can tell
-                return new HashSet<Stage>();
-            }
+            var now = Environment.TickCount64;
+            var last = Interlocked.Read(ref _residentAsked);
+            if (now - last > 2000 && Interlocked.CompareExchange(ref _residentAsked, now, last) == last)
+                _ = RefreshResidentAsync();
+            return _resident;
+        }
+    }
+
+    private async Task RefreshResidentAsync()
+    {
+        try
+        {
+            var tags = await _grain.Resident().WaitAsync(TimeSpan.FromSeconds(5));
+            _resident = tags.Select(DeviceKeys.StageOf).ToHashSet();
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // the worker is unreachable: keep the last answer
         }
     }
 
     /// <inheritdoc />
-    public void Load(Stage stage) => _grain.Load(DeviceKeys.Tag(stage)).GetAwaiter().GetResult();
+    public void Load(Stage stage)
+    {
+        _grain.Load(DeviceKeys.Tag(stage)).GetAwaiter().GetResult();
+        _resident = new HashSet<Stage>(_resident) { stage };
+    }
 
     /// <inheritdoc />
-    public void Unload(Stage stage) => _grain.Unload(DeviceKeys.Tag(stage)).GetAwaiter().GetResult();
+    public void Unload(Stage stage)
+    {
+        _grain.Unload(DeviceKeys.Tag(stage)).GetAwaiter().GetResult();
+        var left = new HashSet<Stage>(_resident);
+        left.Remove(stage);
+        _resident = left;
+    }
 
     /// <inheritdoc />
     public StageOutput Encode(GenerationInput input, CancellationToken cancellationToken)
