@@ -44,7 +44,18 @@ public static class ClusterSilo
                 o.ClusterId = c.ClusterId;
                 o.ServiceId = c.ClusterId;
             });
-            silo.ConfigureEndpoints(IPAddress.Parse(c.AdvertisedAddress), siloPort, gatewayPort, listenOnAnyHostAddress: !IPAddress.IsLoopback(IPAddress.Parse(c.AdvertisedAddress)));
+            if (c.Kubernetes)
+            {
+                // the pod's IP and the cluster's pods come from Kubernetes (not tested here: no Kubernetes cluster)
+                silo.Configure<Orleans.Configuration.EndpointOptions>(o =>
+                {
+                    o.SiloPort = siloPort;
+                    o.GatewayPort = gatewayPort;
+                });
+                silo.UseKubernetesHosting();
+            }
+            else
+                silo.ConfigureEndpoints(IPAddress.Parse(c.AdvertisedAddress), siloPort, gatewayPort, listenOnAnyHostAddress: !IPAddress.IsLoopback(IPAddress.Parse(c.AdvertisedAddress)));
         }
         silo.AddPlacementDirector<DevicePlacementStrategy, DevicePlacementDirector>();
         // a stage task is one grain call and may run for many minutes (a long video's diffuse); Orleans' default

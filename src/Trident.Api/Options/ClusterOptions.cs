@@ -39,6 +39,11 @@ public sealed class ClusterOptions
     /// <summary>The Orleans cluster id (every process of one Trident has the same).</summary>
     public string ClusterId { get; set; } = "trident";
 
+    /// <summary>Running in Kubernetes pods: Orleans' Kubernetes hosting sets this silo's address from the pod
+    /// (POD_IP, POD_NAME, POD_NAMESPACE; deploy/ sets them) and watches the pods of the cluster; membership stays
+    /// Redis (Mode redis).</summary>
+    public bool Kubernetes { get; set; }
+
     /// <summary>How long the coordinator waits at start for Devices:Count devices to join.</summary>
     public int JoinTimeoutSeconds { get; set; } = 120;
 }
