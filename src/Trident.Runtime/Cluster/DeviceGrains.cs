@@ -299,14 +299,21 @@ public sealed class DeviceGrain(WorkerDevices devices, ILogger<DeviceGrain> log)
         return new StageHandle(Key, id2, bytes.LongLength);
     }
 
-    // Sends each step to the coordinator without blocking the executor; Delivered waits for every report
-    // (at most 10 s: progress is informative, a lost report never fails the task).
+    // Sends progress to the coordinator without blocking the executor: the latest step at most every 50 ms and
+    // always the last one (the coordinator reports the steps in between, in order), so a fast diffuse costs a
+    // few messages rather than one per step. Delivered waits for every report (at most 10 s: progress is
+    // informative, a lost report never fails the task).
     private sealed class Progress(IStepSink sink) : IStepObserver
     {
+        private static readonly long Interval = System.Diagnostics.Stopwatch.Frequency / 20;
         private readonly List<Task> _sent = [];
+        private long _last = long.MinValue / 2;
 
         public void StepCompleted(int step, int total)
         {
+            var now = System.Diagnostics.Stopwatch.GetTimestamp();
+            if (step < total && now - _last < Interval) return;
+            _last = now;
             lock (_sent) _sent.Add(sink.Step(step, total));
         }
 

@@ -120,7 +120,16 @@ public sealed class RemoteStageExecutor(IGrainFactory grains, string key, Cluste
         }
         finally
         {
-            grains.DeleteObjectReference<IStepSink>(reference);
+            // Orleans holds an observer weakly: keep the sink alive until the call is over
+            GC.KeepAlive(sink);
+            try
+            {
+                grains.DeleteObjectReference<IStepSink>(reference);
+            }
+            catch (ArgumentException)
+            {
+                // already unregistered
+            }
         }
     }
 
@@ -141,11 +150,19 @@ public sealed class RemoteStageExecutor(IGrainFactory grains, string key, Cluste
     private static StageHandle Handle(StageOutput output) =>
         output.Value as StageHandle ?? throw new ArgumentException($"not a remote stage output ({output.Value.GetType().Name})", nameof(output));
 
+    // Reports every step in order: the grain sends the latest step now and then (StepReports), and the steps in
+    // between are reported here when it arrives.
     private sealed class Sink(IStepObserver observer) : IStepSink
     {
+        private int _reported;
+
         public Task Step(int step, int total)
         {
-            observer.StepCompleted(step, total);
+            lock (this)
+            {
+                for (var s = _reported + 1; s <= step; s++) observer.StepCompleted(s, total);
+                _reported = Math.Max(_reported, step);
+            }
             return Task.CompletedTask;
         }
     }

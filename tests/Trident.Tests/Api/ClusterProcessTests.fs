@@ -65,16 +65,17 @@ let ``a cluster of processes serves generations, survives a killed worker, and t
                 if status f = "failed" then
                     Expect.isFalse (String.IsNullOrWhiteSpace(f.GetProperty("error").GetString())) "a failure has a reason"
             Expect.exists finals (fun f -> status f = "failed") "work on the killed worker failed (it is not re-queued)"
-            // 3. the worker restarted on its address takes new work
+            // 3. the worker restarted on its address takes new work: bursts of requests that need every device
             cluster.StartWorker 1
             let until = DateTime.UtcNow.AddSeconds 180.0
             let mutable onRestarted = false
             let mutable n = 0
             while not onRestarted && DateTime.UtcNow < until do
-                n <- n + 1
-                let final = pollUntil client 120.0 (submit client (body (sprintf "after %d" n) 256 (uint64 (1000 + n)) 28)) isFinal
-                if status final = "succeeded" && nodeOf final = cluster.NodeOf 1 then onRestarted <- true
-                else Thread.Sleep 500
+                let burst = [ for _ in 1..8 -> n <- n + 1; submit client (body (sprintf "after %d" n) 1024 (uint64 (1000 + n)) 50) ]
+                for id in burst do
+                    let final = pollUntil client 120.0 id isFinal
+                    if status final = "succeeded" && nodeOf final = cluster.NodeOf 1 then onRestarted <- true
+                if not onRestarted then Thread.Sleep 1000
             Expect.isTrue onRestarted "a request ran on the restarted worker"
         finally
             cluster.DisposeAsync().AsTask().Wait()
