@@ -19,11 +19,13 @@ public partial class Program
         builder.AddTridentConfiguration(args);
         builder.AddTridentLogging();
         builder.AddTridentCluster();
+        builder.AddTridentTelemetry();
         builder.Services.AddTridentOptions();
         builder.Services.AddTridentServing();
         builder.Services.AddTridentApi();
 
         var app = builder.Build();
+        app.UseTridentRequestLogging();
         app.UseExceptionHandler();
         app.UseStatusCodePages(Problems.WriteStatusPage);
         app.MapHealth();
@@ -31,7 +33,7 @@ public partial class Program
         app.MapImages();
         app.MapCluster();
         app.MapMetrics();
-        app.MapOpenApi("/openapi/v1.json");
+        app.MapTridentApiDocs();
         return app;
     }
 }

@@ -13,6 +13,7 @@ public static class Commands
     [
         ServeCommand.Command,
         WorkerCommand.Command,
+        ConfigCommand.Command,
         LoadgenCommand.Command,
         BenchCommand.Command,
         ModelsCommand.Command,

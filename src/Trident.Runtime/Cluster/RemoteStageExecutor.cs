@@ -24,7 +24,7 @@ public sealed class ClusterTransfers
     /// <summary>Creates the counter on <paramref name="meter"/> (the server's), with the bytes counted before.</summary>
     public void Bind(Meter meter)
     {
-        _counter = meter.CreateCounter<long>("trident_cluster_transfer_bytes_total", "By",
+        _counter = meter.CreateCounter<long>("trident_cluster_transfer_bytes_total", null,
             "Bytes of stage outputs sent between workers (kind = embeddings, latents) and of decoded results sent to the coordinator (kind = result)");
         foreach (var kind in new[] { "embeddings", "latents", "result" }) _counter.Add(0, new KeyValuePair<string, object?>("kind", kind));
         var pending = Interlocked.Exchange(ref _pending, 0);
