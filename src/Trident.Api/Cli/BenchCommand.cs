@@ -25,10 +25,12 @@ public static class BenchCommand
         "bench",
         "bench dispatch [--devices D] [--waiting R] [--devices-per-node 8] [--profile flux] [--rounds 200] [--busy 0.5] [--seed S] [--backend scip|cbc|highs|cp-sat]\n" +
         "  bench runtime [--pipeline tiny] [--runs 12] [--max-runs 80] [--device cpu|cuda:N] [--width 256 --height 256] [--frames 1] [--steps 8] [--guidance G] [--threads T]\n" +
-        "  bench soak [--duration 600] [--rate r] [--pipeline tiny] [--devices n] [--steps 4] [--sample-every 10] [--retention s] [--drain 60] [--out samples.csv]",
+        "  bench soak [--duration 600] [--rate r] [--pipeline tiny] [--devices n] [--steps 4] [--sample-every 10] [--retention s] [--drain 60] [--out samples.csv]\n" +
+        "  bench cluster [--nodes 16] [--devices-per-node 8] [--emulate flux] [--time-scale 0.05] [--workload flux-reference] [--count n] [--membership redis|localhost] [--timeout 120] [--out requests.csv]",
         "benchmark dispatch rounds (without --devices/--waiting: a matrix of 32, 128, 512 devices × 64, 256, 1000 waiting); " +
         "or the runtime's overhead over the raw ONNX Runtime calls of one generation; " +
-        "or soak: serve the tiny pipeline in process at a steady rate and sample resident memory, heap, GCs, threads and descriptors over time",
+        "or soak: serve the tiny pipeline in process at a steady rate and sample resident memory, heap, GCs, threads and descriptors over time; " +
+        "or cluster: a coordinator and one worker process per node of emulated devices on loopback, the trace replayed through the HTTP API, measured vs simulated",
         Run);
 
     private static Task<int> Run(CliArgs args, CancellationToken ct)
@@ -39,13 +41,14 @@ public static class BenchCommand
             "dispatch" => Task.FromResult(Dispatch(args, ct)),
             "runtime" => Task.FromResult(RuntimeBench.Run(args, ct)),
             "soak" => SoakBench.RunAsync(args, null, Console.Out, ct),
+            "cluster" => ClusterBench.RunAsync(args, Console.Out, ct),
             _ => Fail(args, what),
         };
     }
 
     private static Task<int> Fail(CliArgs args, string what)
     {
-        args.Error(what == "" ? "which benchmark: 'dispatch', 'runtime' or 'soak'" : $"unknown benchmark '{what}' (known: dispatch, runtime, soak)");
+        args.Error(what == "" ? "which benchmark: 'dispatch', 'runtime', 'soak' or 'cluster'" : $"unknown benchmark '{what}' (known: dispatch, runtime, soak, cluster)");
         args.ThrowIfInvalid();
         return Task.FromResult(2);
     }
