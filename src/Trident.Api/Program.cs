@@ -28,6 +28,8 @@ public partial class Program
         app.MapHealth();
         app.MapGenerations();
         app.MapImages();
+        app.MapVideos();
+        app.MapOpenAiCompat();
         app.MapCluster();
         app.MapMetrics();
         app.MapOpenApi("/openapi/v1.json");

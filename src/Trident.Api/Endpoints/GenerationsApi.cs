@@ -1,7 +1,8 @@
 // /v1/generations: asynchronous generation jobs. POST queues a job (202, or 400 naming every bad field,
 // or 429 with Retry-After when the queue is full, or 503 while starting or shutting down); GET reports its
 // status, timings (of the stages that ran), deadline and the route and plan that served it; /result returns
-// the PNG (an APNG holding every frame of a video); DELETE cancels — 200 when the job is cancelled at once
+// the file (png, jpeg or webp for an image; mp4, webm or animated webp for a video; its Content-Type says
+// which); DELETE cancels — 200 when the job is cancelled at once
 // (no stage started), 202 when it stops at its next step boundary; either way it ends `cancelled` and no
 // result is ever served (Job's cancel rule), and a job already over is a 409; /events streams its state
 // changes and per-step progress as server-sent events, ending with the final state. While the server
@@ -30,8 +31,8 @@ public static class GenerationsApi
         group.MapPost("", Create).Accepts<GenerationRequestDto>("application/json").WithName("CreateGeneration")
             .WithSummary("Queue a generation job");
         group.MapGet("/{id:long:regex(^-?[0-9]+$)}", Get).WithName("GetGeneration").WithSummary("Status, timings, deadline and route of a job");
-        group.MapGet("/{id:long:regex(^-?[0-9]+$)}/result", Result).WithName("GetGenerationResult").WithSummary("The PNG (APNG for a video)")
-            .Produces(StatusCodes.Status200OK, contentType: "image/png");
+        group.MapGet("/{id:long:regex(^-?[0-9]+$)}/result", Result).WithName("GetGenerationResult").WithSummary("The result file (image or video)")
+            .Produces(StatusCodes.Status200OK, typeof(byte[]), "image/png", "image/jpeg", "image/webp", "video/mp4", "video/webm");
         group.MapDelete("/{id:long:regex(^-?[0-9]+$)}", Cancel).WithName("CancelGeneration").WithSummary("Cancel a job");
         group.MapGet("/{id:long:regex(^-?[0-9]+$)}/events", Events).WithName("GenerationEvents").WithSummary("Server-sent events: state changes and step progress");
         return app;
@@ -41,7 +42,7 @@ public static class GenerationsApi
         HttpContext http, ServerHost host, IOptions<TridentOptions> options)
     {
         if (host.Ready is not { } ready || host.ShuttingDown) return Problems.NotReady(http, host);
-        var (dto, parseErrors, parseStatus) = await JsonBody.ReadAsync<GenerationRequestDto>(http);
+        var (dto, parseErrors, parseStatus) = await JsonBody.ReadAsync<GenerationRequestDto>(http, aliases: GenerationRequests.GenerationAliases);
         if (dto is null && parseStatus != StatusCodes.Status400BadRequest) return Problems.Body(parseStatus, parseErrors);
         if (dto is null) return TypedResults.ValidationProblem(parseErrors);
         var (submission, errors) = GenerationRequests.Validate(dto, ready, options.Value.Limits);
@@ -74,7 +75,7 @@ public static class GenerationsApi
         if (host.Ready is not { } ready) return Problems.NotReady(http, host);
         if (ready.Server.Find(RequestId.NewRequestId(id)) is not { } job) return Problems.NotFound(id);
         var view = job.View();
-        if (job.Result is { } result) return TypedResults.File(result.Png, "image/png");
+        if (job.Result is { } result) return TypedResults.File(result.File, result.MediaType);
         return view.Status switch
         {
             JobStatus.Failed => Problems.Conflict($"generation {id} failed: {view.Error}"),
