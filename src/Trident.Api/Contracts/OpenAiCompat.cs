@@ -11,7 +11,7 @@ namespace Trident.Api.Contracts;
 /// <c>negative_prompt</c>, <c>seed</c>).</summary>
 /// <param name="Prompt">What to generate.</param>
 /// <param name="Model">Optional; the served pipeline's id or model name.</param>
-/// <param name="Seconds">Clip length in whole seconds, as a string (OpenAI); frames = seconds × fps. Give
+/// <param name="Seconds">Clip length in whole seconds, as a string (OpenAI); frames = seconds × fps + 1 (rounded down to a length the pipeline allows). Give
 /// seconds or num_frames, not both.</param>
 /// <param name="Size"><c>WIDTHxHEIGHT</c>; or give width and height.</param>
 /// <param name="Width">Width in pixels.</param>

@@ -181,7 +181,14 @@ internal static class GenerationRequests
             if (dto.NumFrames is not null) e.Add("seconds", "give seconds or num_frames, not both");
             else if (!int.TryParse(seconds, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var whole) || whole < 1)
                 e.Add("seconds", "must be a whole number of seconds ≥ 1, as a string (e.g. \"4\")");
-            else frames = (int)Math.Min(int.MaxValue, (long)whole * fps);
+            else
+            {
+                // diffusion video models count a clip of s seconds at r fps as s × r + 1 frames (Wan: 5 s at 16 fps =
+                // 81 frames), rounded down to a length the VAE's temporal compression allows
+                var tc = Math.Max(1, ready.Manifest.Latents.TemporalCompression);
+                var wanted = Math.Min(int.MaxValue - 1, (long)whole * fps) + 1;
+                frames = (int)(1 + tc * ((wanted - 1) / tc));
+            }
         }
         var (steps, estimate) = e.ByField.ContainsKey("size") || e.ByField.ContainsKey("seconds")
             ? (0, null)
