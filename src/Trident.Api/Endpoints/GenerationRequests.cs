@@ -269,9 +269,9 @@ internal static class GenerationRequests
             else e.Add($"messages[{i}].content", "must be a string or a list of text parts");
             prompt ??= "";
         }
-        if (prompt is null && !e.ByField.Keys.Any(k => k.StartsWith("messages", StringComparison.Ordinal)))
-            e.Add("messages", "needs one message with role 'user' holding the prompt");
-        if (prompt is not null && string.IsNullOrWhiteSpace(prompt)) e.Add("messages", "the user message's text (the prompt) must not be blank");
+        var named = e.ByField.Keys.Any(k => k.StartsWith("messages", StringComparison.Ordinal));
+        if (prompt is null && !named) e.Add("messages", "needs one message with role 'user' holding the prompt");
+        if (prompt is not null && string.IsNullOrWhiteSpace(prompt) && !named) e.Add("messages", "the user message's text (the prompt) must not be blank");
         return string.IsNullOrWhiteSpace(prompt) ? null : prompt;
     }
 

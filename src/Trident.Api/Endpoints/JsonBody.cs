@@ -98,7 +98,7 @@ internal static class JsonBody
             if (flatten is not null && Flatten(document.RootElement, flatten, errors) is { } flat)
             {
                 document.Dispose();
-                if (errors.Count > 0) return (null, errors, StatusCodes.Status400BadRequest);
+                // a field given in both places is named; the walk below names every other problem too
                 document = JsonDocument.Parse(flat);
             }
         }

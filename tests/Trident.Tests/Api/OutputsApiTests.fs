@@ -53,9 +53,11 @@ let ``the image route answers PNG, JPEG or WebP as output_format asks, as base64
 let ``fields the image route cannot honour are a 400 naming each, and aliases stay strict`` =
     testCase "fields the image route cannot honour are a 400 naming each, and aliases stay strict" <| fun () ->
         let client = readyClient server.Value
-        use bad = post client "/v1/images/generations" """{"prompt":"x","quality":"hd","background":"transparent","output_format":"gif","style":"vivid","model":"dall-e-3"}"""
+        use bad = post client "/v1/images/generations" """{"prompt":"x","quality":"hd","background":"transparent","output_format":"gif","model":"dall-e-3"}"""
         Expect.equal bad.StatusCode HttpStatusCode.BadRequest "400"
-        Expect.equal (errorsOf bad) (set [ "quality"; "background"; "output_format"; "style"; "model" ]) "each named"
+        Expect.equal (errorsOf bad) (set [ "quality"; "background"; "output_format"; "model" ]) "each named"
+        use style = post client "/v1/images/generations" """{"prompt":"x","style":"vivid","user":"me"}"""
+        Expect.equal (errorsOf style) (set [ "style"; "user" ]) "OpenAI fields this server does not implement"
         use png = post client "/v1/images/generations" """{"prompt":"x","output_compression":50}"""
         Expect.equal (errorsOf png) (set [ "output_compression" ]) "png is lossless"
         use both = post client "/v1/images/generations" """{"prompt":"x","steps":2,"num_inference_steps":3}"""
@@ -73,12 +75,12 @@ let ``fields the image route cannot honour are a 400 naming each, and aliases st
 let ``a generation's output format, compression and frame rate reach its file`` =
     testCase "a generation's output format, compression and frame rate reach its file" <| fun () ->
         let client = readyClient server.Value
-        let id = submit client """{"prompt":"waves","width":64,"height":48,"num_frames":5,"num_inference_steps":2,"output_format":"webm","output_compression":30,"fps":10}"""
+        let id = submit client """{"prompt":"waves","width":128,"height":64,"num_frames":5,"num_inference_steps":2,"output_format":"webm","output_compression":30,"fps":10}"""
         Expect.equal (status (pollUntil client 120.0 id isFinal)) "succeeded" "succeeded"
         use r = get client (sprintf "/v1/generations/%s/result" id)
         Expect.equal r.Content.Headers.ContentType.MediaType "video/webm" "webm"
         let v = probeVideo (bytes r) "webm"
-        Expect.equal (v.Codec, v.Frames, v.Width, v.Height) ("vp9", 5, 64, 48) "codec, frames, size"
+        Expect.equal (v.Codec, v.Frames, v.Width, v.Height) ("vp9", 5, 128, 64) "codec, frames, size"
         Expect.floatClose Accuracy.medium v.FrameRate 10.0 "fps"
         use bad = post client "/v1/generations" """{"prompt":"x","frames":3,"output_format":"png","num_images_per_prompt":2}"""
         Expect.equal (errorsOf bad) (set [ "output_format"; "num_images_per_prompt" ]) "png holds one frame; one job per request"
@@ -102,7 +104,7 @@ let ``a video job is created, polled, downloaded as an MP4 with the frames and r
     testCase "a video job is created, polled, downloaded as an MP4 with the frames and rate asked for, and deleted" <| fun () ->
         let client = readyClient server.Value
         // vLLM-Omni's benchmark client: a form with num_frames, fps, width, height, num_inference_steps, seed
-        use created = postForm client "/v1/videos" [ "prompt", "waves"; "width", "64"; "height", "48"; "num_frames", "7"; "fps", "12"; "num_inference_steps", "2"; "seed", "5" ]
+        use created = postForm client "/v1/videos" [ "prompt", "waves"; "width", "128"; "height", "64"; "num_frames", "7"; "fps", "12"; "num_inference_steps", "2"; "seed", "5" ]
         Expect.equal created.StatusCode HttpStatusCode.OK "200 with the video object"
         let v = json created
         let id = v.GetProperty("id").GetString()
@@ -112,11 +114,11 @@ let ``a video job is created, polled, downloaded as an MP4 with the frames and r
         let final = pollVideo client id
         Expect.equal (status final) "completed" "completed"
         Expect.equal (final.GetProperty("progress").GetInt32()) 100 "progress"
-        Expect.equal (final.GetProperty("size").GetString()) "64x48" "size"
+        Expect.equal (final.GetProperty("size").GetString()) "128x64" "size"
         use content = get client (sprintf "/v1/videos/%s/content" id)
         Expect.equal content.Content.Headers.ContentType.MediaType "video/mp4" "mp4"
         let p = probeVideo (bytes content) "mp4"
-        Expect.equal (p.Codec, p.PixelFormat, p.Frames, p.Width, p.Height) ("h264", "yuv420p", 7, 64, 48) "the file"
+        Expect.equal (p.Codec, p.PixelFormat, p.Frames, p.Width, p.Height) ("h264", "yuv420p", 7, 128, 64) "the file"
         Expect.floatClose Accuracy.medium p.FrameRate 12.0 "fps"
         Expect.isTrue p.FastStart "+faststart"
         use deleted = client.DeleteAsync("/v1/videos/" + id).Result
@@ -152,10 +154,12 @@ let ``vLLM-Omni's chat route takes extra_body or top-level parameters and answer
             Expect.stringStarts url "data:image/png;base64," "a PNG data URL"
             decodeImage (Convert.FromBase64String(url.Substring(url.IndexOf ',' + 1)))
         // exactly what vLLM-Omni's benchmark client (benchmarks/diffusion/backends.py) sends
-        let a = image """{"model":"tiny","messages":[{"role":"user","content":"a red fox"}],"extra_body":{"height":48,"width":64,"num_inference_steps":2,"seed":3}}"""
-        Expect.equal (a.Width, a.Height) (64, 48) "extra_body's size"
+        use models = get client "/v1/models"
+        let model = ((json models).GetProperty("data")[0]).GetProperty("id").GetString()
+        let a = image (sprintf """{"model":"%s","messages":[{"role":"user","content":"a red fox"}],"extra_body":{"height":64,"width":128,"num_inference_steps":2,"seed":3}}""" model)
+        Expect.equal (a.Width, a.Height) (128, 64) "extra_body's size"
         // the OpenAI SDK's extra_body= merges the fields into the top level; text parts are the prompt
-        let b = image """{"messages":[{"role":"user","content":[{"type":"text","text":"a red fox"}]}],"height":48,"width":64,"num_inference_steps":2,"seed":3,"guidance_scale":4.0}"""
+        let b = image """{"messages":[{"role":"user","content":[{"type":"text","text":"a red fox"}]}],"height":64,"width":128,"num_inference_steps":2,"seed":3,"guidance_scale":4.0}"""
         Expect.equal b.Rgb a.Rgb "the same request either way"
         use both = post client "/v1/chat/completions" """{"messages":[{"role":"user","content":"x"}],"seed":1,"extra_body":{"seed":2,"true_cfg_scale":4}}"""
         Expect.equal (errorsOf both) (set [ "extra_body.seed"; "true_cfg_scale" ]) "a field in both places, and unknown fields"
