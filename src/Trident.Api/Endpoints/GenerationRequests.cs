@@ -5,7 +5,10 @@
 // server's cost model: a request predicted to take longer than Limits:MaxPredictedSeconds served alone, or to
 // need more than Limits:MaxActivationGb of activations on one device, is refused naming the limit and the
 // estimate. Prompt lengths count Unicode characters (code points), the unit the docs name. Seeds are kept
-// within 2^53 − 1 so a JavaScript client holds them exactly.
+// within 2^53 − 1 so a JavaScript client holds them exactly. The output fields (output_format,
+// output_compression, fps) are checked against the result's size and frames (MediaFormats.Check); the video
+// and chat routes name fields as vLLM-Omni and diffusers do (num_frames, num_inference_steps,
+// guidance_scale), and `model`, where given, must name the served pipeline (CheckModel).
 
 using Trident.Api.Contracts;
 using Trident.Api.Hosting;
@@ -175,7 +178,7 @@ internal static class GenerationRequests
             (width, height) = Size(e, dto.Size, "size", limits);
         }
         var fps = dto.Fps ?? defaultFps;
-        var frames = dto.NumFrames ?? DefaultVideoFrames(ready, limits);
+        var frames = dto.NumFrames ?? DefaultVideoFrames(ready);
         if (dto.Seconds is { } seconds)
         {
             if (dto.NumFrames is not null) e.Add("seconds", "give seconds or num_frames, not both");
@@ -329,7 +332,7 @@ internal static class GenerationRequests
 
     /// <summary>Frames of a video request that names none: the pipeline's shortest video (two frames or more,
     /// a length its VAE's temporal compression allows).</summary>
-    private static int DefaultVideoFrames(ReadyServer ready, LimitOptions limits)
+    private static int DefaultVideoFrames(ReadyServer ready)
     {
         var m = ready.Manifest;
         var tc = Math.Max(1, m.Latents.TemporalCompression);
