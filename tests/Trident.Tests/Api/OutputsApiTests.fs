@@ -166,8 +166,8 @@ let ``vLLM-Omni's chat route takes extra_body or top-level parameters and answer
         use roles = post client "/v1/chat/completions" """{"messages":[{"role":"system","content":"be nice"},{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:,"}}]}],"stream":true}"""
         Expect.equal (errorsOf roles) (set [ "messages[0].role"; "messages[1].content[0]"; "stream" ]) "what the route cannot honour is named"
 
-let ``the model list names the served pipeline`` =
-    testCase "the model list names the served pipeline" <| fun () ->
+let ``the model list names the served pipeline, and the OpenAPI document lists the new routes`` =
+    testCase "the model list names the served pipeline, and the OpenAPI document lists the new routes" <| fun () ->
         let client = readyClient server.Value
         use r = get client "/v1/models"
         let body = json r
@@ -175,6 +175,10 @@ let ``the model list names the served pipeline`` =
         let m = (body.GetProperty("data"))[0]
         Expect.equal (m.GetProperty("object").GetString(), m.GetProperty("owned_by").GetString()) ("model", "trident") "a model"
         Expect.equal (m.GetProperty("task").GetString()) "text-to-video" "the tiny pipeline makes videos (1–9 frames)"
+        let doc = json (get client "/openapi/v1.json")
+        let paths = [ for p in doc.GetProperty("paths").EnumerateObject() -> p.Name ] |> Set.ofList
+        for route in [ "/v1/models"; "/v1/chat/completions"; "/v1/videos"; "/v1/videos/{id}"; "/v1/videos/{id}/content" ] do
+            Expect.contains paths route "the OpenAPI document lists the route"
 
 // ---- the official openai npm client ---------------------------------------------------------------------
 
@@ -241,6 +245,6 @@ let tests =
         ``a generation's output format, compression and frame rate reach its file``
         ``a video job is created, polled, downloaded as an MP4 with the frames and rate asked for, and deleted``
         ``vLLM-Omni's chat route takes extra_body or top-level parameters and answers the image as a data URL``
-        ``the model list names the served pipeline``
+        ``the model list names the served pipeline, and the OpenAPI document lists the new routes``
         ``the official openai npm client gets PNG, JPEG, WebP and url images and an MP4 through /v1/videos``
     ] |> testSequenced ]
