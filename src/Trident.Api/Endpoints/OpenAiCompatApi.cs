@@ -28,10 +28,13 @@ public static class OpenAiCompatApi
     /// <summary>Maps the routes.</summary>
     public static IEndpointRouteBuilder MapOpenAiCompat(this IEndpointRouteBuilder app)
     {
-        var group = app.MapGroup("/v1").WithTags("OpenAI-compatible");
+        var group = app.MapGroup("/v1").WithTags("OpenAI-compatible").ProducesProblem(StatusCodes.Status503ServiceUnavailable);
         group.MapGet("/models", Models).WithName("ListModels").WithSummary("The served pipeline, as OpenAI's model list");
         group.MapPost("/chat/completions", Chat).Accepts<ChatCompletionRequestDto>("application/json").WithName("ChatCompletions")
-            .WithSummary("Generate images (or a video) as vLLM-Omni's diffusion chat route does");
+            .WithSummary("Generate images (or a video) as vLLM-Omni's diffusion chat route does")
+            .ProducesProblem(StatusCodes.Status409Conflict).ProducesProblem(StatusCodes.Status413PayloadTooLarge)
+            .ProducesProblem(StatusCodes.Status415UnsupportedMediaType).ProducesProblem(StatusCodes.Status429TooManyRequests)
+            .ProducesProblem(StatusCodes.Status500InternalServerError);
         return app;
     }
 

@@ -29,13 +29,18 @@ public static class VideosApi
     /// <summary>Maps <c>/v1/videos</c>.</summary>
     public static IEndpointRouteBuilder MapVideos(this IEndpointRouteBuilder app)
     {
-        var group = app.MapGroup("/v1/videos").WithTags("OpenAI-compatible");
+        var group = app.MapGroup("/v1/videos").WithTags("OpenAI-compatible").ProducesProblem(StatusCodes.Status503ServiceUnavailable);
         group.MapPost("", Create).Accepts<VideoCreateRequestDto>("application/json", "multipart/form-data", "application/x-www-form-urlencoded")
-            .WithName("CreateVideo").WithSummary("Queue a video job");
-        group.MapGet("/{id}", Get).WithName("GetVideo").WithSummary("A video job's status");
+            .WithName("CreateVideo").WithSummary("Queue a video job")
+            .WithDescription("OpenAI's video API (JSON or form). 200 with the video object; 400 names every bad field.")
+            .ProducesProblem(StatusCodes.Status413PayloadTooLarge).ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
+            .ProducesProblem(StatusCodes.Status429TooManyRequests);
+        group.MapGet("/{id}", Get).WithName("GetVideo").WithSummary("A video job's status").ProducesProblem(StatusCodes.Status404NotFound);
         group.MapGet("/{id}/content", Content).WithName("GetVideoContent").WithSummary("The video file")
-            .Produces(StatusCodes.Status200OK, typeof(byte[]), "video/mp4", "video/webm", "image/webp");
-        group.MapDelete("/{id}", Delete).WithName("DeleteVideo").WithSummary("Forget a video job (cancelling it if it runs)");
+            .Produces<byte[]>(StatusCodes.Status200OK, "video/mp4", "video/webm", "image/webp")
+            .ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status409Conflict);
+        group.MapDelete("/{id}", Delete).WithName("DeleteVideo").WithSummary("Forget a video job (cancelling it if it runs)")
+            .ProducesProblem(StatusCodes.Status404NotFound);
         return app;
     }
 
