@@ -209,6 +209,11 @@ let ``the official openai npm client gets PNG, JPEG, WebP and url images and an 
         if isNull (Trident.Runtime.Imaging.VideoEncoder.FindFfmpeg()) then failwith Trident.Runtime.Imaging.VideoEncoder.MissingFfmpeg
         let onPath name = (Environment.GetEnvironmentVariable "PATH").Split(':') |> Array.exists (fun d -> File.Exists(Path.Combine(d, name)))
         if not (onPath "node" && onPath "npm") then skiptest "node and npm are not installed (Debian: apt-get install -y nodejs npm)"
+        // openai 7 uses Node 20's globals (File, for the multipart video request); it declares Node ≥ 22 but runs on 20
+        match run "node" [ "--version" ] "." 30 with
+        | Some(0, v) when (let m = Text.RegularExpressions.Regex.Match(v, @"^v(\d+)\.") in m.Success && int m.Groups[1].Value >= 20) -> ()
+        | Some(_, v) -> skiptest (sprintf "openai@%s needs Node.js 20 or later; this node is %s (Debian 12's nodejs is 18: install a newer one)" openaiVersion (v.Trim()))
+        | None -> skiptest "node --version did not answer within 30 s"
         let scratch = Path.Combine(TinyFixture.home, "openai-npm-" + openaiVersion)
         Directory.CreateDirectory scratch |> ignore
         if not (File.Exists(Path.Combine(scratch, "node_modules", "openai", "package.json"))) then
