@@ -62,9 +62,15 @@ let libraryPresent (name: string) =
         out.Contains name
     with _ -> false
 
-/// Debian packages Trident needs, with the file that proves each is installed.
+/// Debian packages Trident needs, with the file that proves each is installed: onnx.proto (the ONNX model
+/// types are generated from it), ffmpeg/ffprobe (videos are encoded by ffmpeg through FFMpegCore; the tests
+/// read them back with ffprobe), and nodejs/npm (a test drives the server with the official `openai` npm
+/// client; it is skipped, saying why, where npm cannot reach a registry).
 let debianPackages =
-    [ "libonnx-dev", (fun () -> File.Exists "/usr/include/onnx/onnx.proto") ]
+    [ "libonnx-dev", (fun () -> File.Exists "/usr/include/onnx/onnx.proto")
+      "ffmpeg", (fun () -> File.Exists "/usr/bin/ffmpeg" && File.Exists "/usr/bin/ffprobe")
+      "nodejs", (fun () -> File.Exists "/usr/bin/node")
+      "npm", (fun () -> File.Exists "/usr/bin/npm") ]
 
 let ensureDebianPackages () =
     let missing = debianPackages |> List.filter (fun (_, present) -> not (present ())) |> List.map fst

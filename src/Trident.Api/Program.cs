@@ -31,6 +31,8 @@ public partial class Program
         app.MapHealth();
         app.MapGenerations();
         app.MapImages();
+        app.MapVideos();
+        app.MapOpenAiCompat();
         app.MapCluster();
         app.MapMetrics();
         app.MapTridentApiDocs();

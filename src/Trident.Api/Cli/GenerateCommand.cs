@@ -7,26 +7,28 @@ using Trident.Runtime.Pipelines;
 namespace Trident.Api.Cli;
 
 /// <summary>
-/// <c>trident generate</c>: runs encode, diffuse and decode in process and writes the result — a PNG for an
-/// image, an animated PNG (default) or one PNG per frame for a video. Options are checked against the
-/// pipeline's manifest, and every bad option is reported at once.
+/// <c>trident generate</c>: runs encode, diffuse and decode in process and writes the result in the format
+/// --out's extension names (.png, .jpg/.jpeg, .webp for an image; .mp4, .webm, .webp for a video), encoded as the
+/// server encodes results (Generation.EncodeFile), or one PNG per frame (--frames-as png-sequence). Options are
+/// checked against the pipeline's manifest, and every bad option is reported at once.
 /// </summary>
 public static class GenerateCommand
 {
     public static Command Command { get; } = new(
         "generate",
-        "generate --pipeline DIR|tiny --prompt TEXT --width W --height H [--frames 1] [--steps N] [--seed 0] [--guidance G] [--negative-prompt TEXT] [--threads T] [--frames-as apng|png-sequence] --out FILE.png",
-        "generate an image or video in process; --frames-as png-sequence writes FILE_0000.png, FILE_0001.png, … instead of one animated PNG",
+        "generate --pipeline DIR|tiny --prompt TEXT --width W --height H [--frames 1] [--steps N] [--seed 0] [--guidance G] [--negative-prompt TEXT] [--threads T] [--compression 0-100] [--fps N] [--frames-as file|png-sequence] --out FILE.(png|jpg|webp|mp4|webm)",
+        "generate an image or video in process; the format is --out's extension (a video: .mp4, .webm or .webp); --compression is output_compression (100 = least lossy); --frames-as png-sequence writes FILE_0000.png, FILE_0001.png, … instead of one file",
         Run);
 
     /// <summary>A parsed command line: the pipeline directory, the request, and where to write.</summary>
-    public sealed record Options(string PipelineDirectory, GenerationRequest Request, string Output, VideoFormat VideoFormat);
+    public sealed record Options(string PipelineDirectory, GenerationRequest Request, string Output, OutputSpec File, bool PngSequence);
 
     // Request fields (GenerationRequest/Validate paths) to the options that set them.
     private static readonly Dictionary<string, string> OptionOf = new()
     {
         ["width"] = "--width", ["height"] = "--height", ["frames"] = "--frames", ["steps"] = "--steps",
         ["guidance"] = "--guidance", ["threads"] = "--threads", ["negative-prompt"] = "--negative-prompt",
+        ["output_format"] = "--out", ["output_compression"] = "--compression", ["fps"] = "--fps",
     };
 
     private static Task<int> Run(CliArgs args, CancellationToken ct)
@@ -40,7 +42,7 @@ public static class GenerateCommand
         clock.Restart();
         var result = Generation.Run(pipeline, request, cancellationToken: ct);
         var generated = clock.Elapsed;
-        var written = Write(result.Frames, options.Output, options.VideoFormat);
+        var written = Write(result.Frames, options.Output, options.File, options.PngSequence);
         var total = clock.Elapsed;
 
         var m = pipeline.Manifest;
@@ -70,16 +72,17 @@ public static class GenerateCommand
         var seed = args.ULong("seed", 0);
         double? guidance = args.Has("guidance") ? args.Double("guidance", double.NaN, 0) : null;
         var threads = args.Int("threads", Environment.ProcessorCount, 1, 1024);
-        var formatName = args.String("frames-as", "apng");
-        var format = formatName switch
-        {
-            "apng" => VideoFormat.Apng,
-            "png-sequence" => VideoFormat.PngSequence,
-            _ => (VideoFormat?)null,
-        };
-        if (format is null) args.Error($"--frames-as: '{formatName}' is not 'apng' or 'png-sequence'");
-        if (output != "" && !output.EndsWith(".png", StringComparison.OrdinalIgnoreCase))
-            args.Error($"--out: '{output}' must end in .png");
+        int? compression = args.Has("compression") ? args.Int("compression", 0, 0, 100) : null;
+        int? fps = args.Has("fps") ? args.Int("fps", Generation.FramesPerSecond, 1, MediaFormats.MaxFramesPerSecond) : null;
+        var framesAs = args.String("frames-as", "file");
+        if (framesAs is not ("file" or "png-sequence")) args.Error($"--frames-as: '{framesAs}' is not 'file' or 'png-sequence'");
+        var pngSequence = framesAs == "png-sequence";
+        var format = output == "" ? null : MediaFormats.FromExtension(Path.GetExtension(output).TrimStart('.'));
+        if (output != "" && format is null)
+            args.Error($"--out: '{output}' must end in .png, .jpg, .jpeg or .webp (an image) or .mp4, .webm or .webp (a video)");
+        else if (pngSequence && format is not (null or MediaFormat.Png))
+            args.Error($"--out: '{output}' must end in .png with --frames-as png-sequence");
+        var file = new OutputSpec(format, compression, fps);
 
         var (directory, manifest) = PipelineOption.Load(args, pipelineArg);
 
@@ -99,27 +102,39 @@ public static class GenerateCommand
                 };
                 if (!placeholder) args.Error($"{option}: {error.Message}");
             }
+            if (format is not null && !pngSequence && frames >= 1 && width >= 1 && height >= 1)
+                foreach (var (field, message) in MediaFormats.Check(file, width, height, frames))
+                    args.Error($"{OptionOf[field]}: {message}");
         }
         args.ThrowIfInvalid();
         return new Options(
             directory,
             new GenerationRequest(prompt, negative, width, height, frames, steps, seed, guidance, threads),
             Path.GetFullPath(output),
-            format!.Value);
+            file,
+            pngSequence);
     }
 
-    /// <summary>Writes the frames: one PNG, one animated PNG, or one PNG per frame; returns the paths.</summary>
-    public static IReadOnlyList<string> Write(IReadOnlyList<RgbImage> frames, string output, VideoFormat format)
+    /// <summary>Writes the frames: one file in <paramref name="file"/>'s format, or one PNG per frame
+    /// (<c>{stem}_0000.png</c>, …); returns the paths.</summary>
+    public static IReadOnlyList<string> Write(IReadOnlyList<RgbImage> frames, string output, OutputSpec file, bool pngSequence)
     {
         var directory = Path.GetDirectoryName(Path.GetFullPath(output))!;
         Directory.CreateDirectory(directory);
-        if (frames.Count == 1 || format == VideoFormat.Apng)
+        if (frames.Count == 1 || !pngSequence)
         {
-            File.WriteAllBytes(output, Generation.EncodeFile(frames));
+            File.WriteAllBytes(output, Generation.EncodeFile(frames, file, file.FramesPerSecond ?? Generation.FramesPerSecond).Bytes);
             return [Path.GetFullPath(output)];
         }
-        return VideoFiles.Write(directory, Path.GetFileNameWithoutExtension(output), frames, format,
-            FrameDelay.FromFramesPerSecond(Generation.FramesPerSecond), Generation.OutputPng);
+        var stem = Path.GetFileNameWithoutExtension(output);
+        var paths = new List<string>(frames.Count);
+        for (var i = 0; i < frames.Count; i++)
+        {
+            var path = Path.Combine(directory, $"{stem}_{i:D4}.png");
+            File.WriteAllBytes(path, Generation.EncodeFile([frames[i]]).Bytes);
+            paths.Add(path);
+        }
+        return paths;
     }
 
     private static int RequiredInt(CliArgs args, string name)

@@ -96,7 +96,7 @@ internal static class RuntimeBench
         }
 
         var pngClock = Stopwatch.StartNew();
-        var pngBytes = Generation.EncodeFile(last!.Frames).LongLength;
+        var pngBytes = Generation.EncodeFile(last!.Frames).Bytes.LongLength;
         var pngMs = pngClock.Elapsed.TotalMilliseconds;
         var guidanceUsed = request.GuidanceScale ?? pipeline.Manifest.Guidance.DefaultScale;
         var rawMs = Median(rawTimes.Select(r => r.Total));

@@ -14,6 +14,15 @@ namespace Trident.Api.Contracts;
 /// <param name="Guidance">Guidance scale (default: the pipeline's).</param>
 /// <param name="DeadlineMs">Milliseconds from now by which the result is wanted (default: the server's SLO).</param>
 /// <param name="Priority">Client priority; higher is more important.</param>
+/// <param name="OutputFormat">The result file: png (default), jpeg or webp for an image; mp4 (default), webm or webp
+/// (animated) for a video.</param>
+/// <param name="OutputCompression">0–100 as OpenAI's image API (100, the default, is the least lossy): the quality of
+/// jpeg, webp, mp4 and webm; refused for png (lossless).</param>
+/// <param name="Fps">Frame rate of a video (default: <c>Trident:Serving:VideoFramesPerSecond</c>).</param>
+/// <param name="NumImagesPerPrompt">diffusers' name, accepted for clients that always send it: must be 1 (a job
+/// is one image or video; /v1/images/generations takes <c>n</c>).</param>
+/// <remarks>diffusers' names are aliases: <c>num_inference_steps</c> = steps, <c>guidance_scale</c> = guidance,
+/// <c>num_frames</c> = frames (one name per field).</remarks>
 public sealed record GenerationRequestDto(
     string? Prompt,
     string? NegativePrompt,
@@ -24,7 +33,11 @@ public sealed record GenerationRequestDto(
     long? Seed,
     double? Guidance,
     long? DeadlineMs,
-    int? Priority);
+    int? Priority,
+    string? OutputFormat = null,
+    int? OutputCompression = null,
+    int? Fps = null,
+    int? NumImagesPerPrompt = null);
 
 /// <summary>202 answer to <c>POST /v1/generations</c>.</summary>
 /// <param name="Id">The job's id.</param>

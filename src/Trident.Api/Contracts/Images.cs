@@ -1,14 +1,21 @@
 namespace Trident.Api.Contracts;
 
-/// <summary>Body of <c>POST /v1/images/generations</c> (the OpenAI-compatible subset).</summary>
+/// <summary>Body of <c>POST /v1/images/generations</c> (OpenAI's image API, as the <c>openai</c> clients send it).</summary>
 /// <param name="Prompt">What to generate.</param>
-/// <param name="N">Images to generate (default 1).</param>
-/// <param name="Size"><c>WIDTHxHEIGHT</c> (default: the server's default size).</param>
-/// <param name="ResponseFormat">Only <c>b64_json</c> is supported.</param>
-/// <param name="Model">Optional; when given it must name the pipeline served (its name or model), else 400.</param>
-/// <param name="NegativePrompt">Trident extension: negative prompt.</param>
-/// <param name="Steps">Trident extension: denoising steps.</param>
-/// <param name="Seed">Trident extension: seed of the first image (the i-th gets seed + i).</param>
+/// <param name="N">Images to generate (default 1); each is its own job, with seeds seed, seed + 1, ….</param>
+/// <param name="Size"><c>WIDTHxHEIGHT</c> or <c>auto</c> (default: the server's default size).</param>
+/// <param name="ResponseFormat"><c>b64_json</c> (default) or <c>url</c>: a URL of the job's result route, valid
+/// while the job is retained (<c>Trident:Jobs:RetentionSeconds</c>).</param>
+/// <param name="Model">Optional; when given it must be the served pipeline's id (as <c>GET /v1/models</c> lists it)
+/// or its model name, else 400.</param>
+/// <param name="NegativePrompt">What to steer away from (classifier-free guidance).</param>
+/// <param name="Steps">Denoising steps (alias <c>num_inference_steps</c>).</param>
+/// <param name="Seed">Seed of the first image (the i-th gets seed + i).</param>
+/// <param name="Guidance">Guidance scale (alias <c>guidance_scale</c>).</param>
+/// <param name="OutputFormat"><c>png</c> (default), <c>jpeg</c> or <c>webp</c>.</param>
+/// <param name="OutputCompression">0–100 (default 100, the least lossy) for jpeg and webp.</param>
+/// <param name="Quality">Only <c>auto</c> (the server's settings); other levels are refused: set steps instead.</param>
+/// <param name="Background"><c>auto</c> or <c>opaque</c> (images are opaque RGB); <c>transparent</c> is refused.</param>
 public sealed record ImageGenerationRequestDto(
     string? Prompt,
     int? N,
@@ -17,16 +24,37 @@ public sealed record ImageGenerationRequestDto(
     string? Model,
     string? NegativePrompt,
     int? Steps,
-    long? Seed);
+    long? Seed,
+    double? Guidance = null,
+    string? OutputFormat = null,
+    int? OutputCompression = null,
+    string? Quality = null,
+    string? Background = null);
 
 /// <summary>One generated image.</summary>
-/// <param name="B64Json">The PNG, base64.</param>
+/// <param name="B64Json">The file, base64 (<c>response_format: b64_json</c>); null for <c>url</c>.</param>
+/// <param name="Url">The URL of the file (<c>response_format: url</c>); null for <c>b64_json</c>.</param>
 /// <param name="RevisedPrompt">The prompt as the encoder read it: the prefix the tokenizer kept.</param>
 /// <param name="Seed">The seed of this image (first image: the request's or a drawn one in [0, 2^53 − 1]; the i-th: + i).</param>
 /// <param name="PromptTruncated">Whether the tokenizer cut the prompt (see <c>revised_prompt</c>).</param>
-public sealed record ImageDataDto(string B64Json, string RevisedPrompt, long Seed, bool PromptTruncated);
+/// <param name="Id">The job that made it (its status: <c>/v1/generations/{id}</c>).</param>
+public sealed record ImageDataDto(string? B64Json, string? Url, string RevisedPrompt, long Seed, bool PromptTruncated, string Id);
 
 /// <summary>Answer of <c>POST /v1/images/generations</c>.</summary>
 /// <param name="Created">Unix time in seconds.</param>
 /// <param name="Data">The images.</param>
-public sealed record ImageGenerationResponseDto(long Created, IReadOnlyList<ImageDataDto> Data);
+/// <param name="OutputFormat">The images' format.</param>
+/// <param name="Size">Their size, <c>WIDTHxHEIGHT</c>.</param>
+public sealed record ImageGenerationResponseDto(long Created, IReadOnlyList<ImageDataDto> Data, string OutputFormat, string Size);
+
+/// <summary>One model of <c>GET /v1/models</c>: the served pipeline.</summary>
+/// <param name="Id">The pipeline's name: what <c>model</c> fields accept.</param>
+/// <param name="Object">Always <c>model</c>.</param>
+/// <param name="Created">Unix time (seconds) the server started.</param>
+/// <param name="OwnedBy">Always <c>trident</c>.</param>
+/// <param name="Root">The pipeline's model (also accepted in <c>model</c> fields).</param>
+/// <param name="Task"><c>text-to-image</c> or <c>text-to-video</c>.</param>
+public sealed record ModelDto(string Id, string Object, long Created, string OwnedBy, string Root, string Task);
+
+/// <summary><c>GET /v1/models</c>.</summary>
+public sealed record ModelListDto(string Object, IReadOnlyList<ModelDto> Data);

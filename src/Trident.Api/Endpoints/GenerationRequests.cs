@@ -5,12 +5,16 @@
 // server's cost model: a request predicted to take longer than Limits:MaxPredictedSeconds served alone, or to
 // need more than Limits:MaxActivationGb of activations on one device, is refused naming the limit and the
 // estimate. Prompt lengths count Unicode characters (code points), the unit the docs name. Seeds are kept
-// within 2^53 − 1 so a JavaScript client holds them exactly.
+// within 2^53 − 1 so a JavaScript client holds them exactly. The output fields (output_format,
+// output_compression, fps) are checked against the result's size and frames (MediaFormats.Check); the video
+// and chat routes name fields as vLLM-Omni and diffusers do (num_frames, num_inference_steps,
+// guidance_scale), and `model`, where given, must name the served pipeline (CheckModel).
 
 using Trident.Api.Contracts;
 using Trident.Api.Hosting;
 using Trident.Api.Options;
 using Trident.Runtime.Devices;
+using Trident.Runtime.Imaging;
 
 namespace Trident.Api.Endpoints;
 
@@ -43,6 +47,8 @@ internal static class GenerationRequests
         var height = dto.Height ?? limits.DefaultHeight;
         var frames = dto.Frames ?? 1;
         var (steps, estimate) = Check(e, dto.Prompt, dto.NegativePrompt, width, height, frames, dto.Steps, dto.Seed, dto.Guidance, ready, limits);
+        var output = Output(e, dto.OutputFormat, dto.OutputCompression, dto.Fps, width, height, frames, VideoAndImageNames);
+        OnePerRequest(e, dto.NumImagesPerPrompt, "num_images_per_prompt", "a job is one image or video: send n to /v1/images/generations for several");
         if (dto.DeadlineMs is { } ms && (ms < 1 || ms > limits.MaxDeadlineMs))
             e.Add("deadline_ms", $"must be between 1 and {limits.MaxDeadlineMs}");
         if (dto.DeadlineMs is not null && dto.Priority is not null)
@@ -51,7 +57,7 @@ internal static class GenerationRequests
         if (e.ByField.Count > 0 || estimate is null) return (null, e.ToDictionary());
         var input = new GenerationInput(dto.Prompt!, dto.NegativePrompt, width, height, frames, steps,
             dto.Seed is { } s ? (ulong)s : DrawSeed(0),
-            dto.Guidance ?? ready.Manifest.Guidance.DefaultScale);
+            dto.Guidance ?? ready.Manifest.Guidance.DefaultScale, output);
         return (new ValidSubmission(input, dto.DeadlineMs / 1000.0, dto.Priority, estimate), []);
     }
 
@@ -62,8 +68,9 @@ internal static class GenerationRequests
     /// <summary>Checks the fields shared by both generation routes; returns the steps to use and, when the
     /// size and steps are valid, the cost model's estimate.</summary>
     private static (int Steps, Estimate? Estimate) Check(Errors e, string? prompt, string? negative, int width, int height, int frames, int? steps, long? seed,
-        double? guidance, ReadyServer ready, LimitOptions limits, string sizeField = "", int seedReserve = 0)
+        double? guidance, ReadyServer ready, LimitOptions limits, string sizeField = "", int seedReserve = 0, IReadOnlyDictionary<string, string>? names = null)
     {
+        string Wire(string field) => names is not null && names.TryGetValue(field, out var w) ? w : field;
         if (string.IsNullOrWhiteSpace(prompt)) e.Add("prompt", "is required and must not be blank");
         else if (Characters(prompt) is var n && n > limits.MaxPromptLength)
             e.Add("prompt", $"must be at most {limits.MaxPromptLength} characters (Unicode code points; got {n})");
@@ -73,27 +80,27 @@ internal static class GenerationRequests
         var sizeErrors = 0;
         foreach (var err in ready.Manifest.CheckSize(width, height, frames))
         {
-            e.Add(sizeField.Length > 0 ? sizeField : err.Path, err.Message);
+            e.Add(sizeField.Length > 0 && err.Path != "frames" ? sizeField : Wire(err.Path), err.Message);
             sizeErrors++;
         }
         if (width > limits.MaxWidth) { e.Add(sizeField.Length > 0 ? sizeField : "width", $"must be at most {limits.MaxWidth} (server limit)"); sizeErrors++; }
         if (height > limits.MaxHeight) { e.Add(sizeField.Length > 0 ? sizeField : "height", $"must be at most {limits.MaxHeight} (server limit)"); sizeErrors++; }
-        if (frames > limits.MaxFrames) { e.Add("frames", $"must be at most {limits.MaxFrames} (server limit)"); sizeErrors++; }
+        if (frames > limits.MaxFrames) { e.Add(Wire("frames"), $"must be at most {limits.MaxFrames} (server limit)"); sizeErrors++; }
         if (sizeErrors == 0 && ready.Server.Unservable(new Trident.Scheduling.Shape(height, width, frames)) is { } why)
             e.Add(sizeField.Length > 0 ? sizeField : "width", why);
 
         var defaultSteps = limits.DefaultSteps > 0 ? limits.DefaultSteps : ready.Manifest.Sampler.DefaultSteps;
         var s = steps ?? Math.Min(defaultSteps, limits.MaxSteps);
         var stepsOk = s >= 1 && s <= limits.MaxSteps;
-        if (!stepsOk) e.Add("steps", $"must be between 1 and {limits.MaxSteps}");
+        if (!stepsOk) e.Add(Wire("steps"), $"must be between 1 and {limits.MaxSteps}");
         if (seed is < 0 || seed > JsonBody.MaxSafeInteger - seedReserve)
             e.Add("seed", $"must be between 0 and {JsonBody.MaxSafeInteger - seedReserve} (2^53 − 1{(seedReserve > 0 ? " − (n − 1)" : "")}: the largest integer a JSON client holds exactly)");
-        if (guidance is { } g && !(double.IsFinite(g) && g >= 0 && g <= 100)) e.Add("guidance", "must be between 0 and 100");
+        if (guidance is { } g && !(double.IsFinite(g) && g >= 0 && g <= 100)) e.Add(Wire("guidance"), "must be between 0 and 100");
         if (sizeErrors > 0 || !stepsOk || e.ByField.ContainsKey("width") || e.ByField.ContainsKey("height")) return (s, null);
 
         var estimate = Predict(ready, new Trident.Scheduling.Shape(height, width, frames), s);
         var what = $"{width}×{height}, {frames} frame(s), {s} steps";
-        var costField = sizeField.Length > 0 ? sizeField : "steps";
+        var costField = sizeField.Length > 0 ? sizeField : Wire("steps");
         if (limits.MaxPredictedSeconds > 0 && estimate.Seconds > limits.MaxPredictedSeconds)
             e.Add(costField, $"{what} is predicted to take {estimate.Seconds:F1} s served alone on this server, over "
                 + $"Trident:Limits:MaxPredictedSeconds = {limits.MaxPredictedSeconds} (ask for fewer steps, frames or pixels)");
@@ -122,50 +129,247 @@ internal static class GenerationRequests
         return n;
     }
 
-    /// <summary>Validates an OpenAI-style request; returns one input per image and the first image's estimate.</summary>
-    public static (IReadOnlyList<GenerationInput>? Inputs, Dictionary<string, string[]> Errors) Validate(ImageGenerationRequestDto dto, ReadyServer ready, LimitOptions limits)
+    /// <summary>Validates an OpenAI-style request; returns one input per image (seeds seed, seed + 1, …) and whether
+    /// the answer carries URLs.</summary>
+    public static (IReadOnlyList<GenerationInput>? Inputs, bool Urls, Dictionary<string, string[]> Errors) Validate(ImageGenerationRequestDto dto, ReadyServer ready, LimitOptions limits)
     {
         var e = new Errors();
         var n = dto.N ?? 1;
         if (n < 1 || n > limits.MaxImagesPerRequest) e.Add("n", $"must be between 1 and {limits.MaxImagesPerRequest}");
-        if (dto.ResponseFormat is not (null or "b64_json")) e.Add("response_format", "only 'b64_json' is supported");
-        if (dto.Model is { } model && model != ready.Manifest.Name && model != ready.Manifest.Model)
-            e.Add("model", $"this server serves only '{ready.Manifest.Name}' (model '{ready.Manifest.Model}'); omit model or name that one");
-        int width = limits.DefaultWidth, height = limits.DefaultHeight;
-        if (dto.Size is { } size)
-        {
-            // plain ASCII digits only: int.TryParse alone would take " 64", "+64" and the current culture's forms
-            var match = SizePattern.Match(size);
-            if (!match.Success || !int.TryParse(match.Groups[1].ValueSpan, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out width)
-                || !int.TryParse(match.Groups[2].ValueSpan, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out height))
-                e.Add("size", $"must be WIDTHxHEIGHT in digits, e.g. {limits.DefaultWidth}x{limits.DefaultHeight}");
-        }
+        if (dto.ResponseFormat is not (null or "b64_json" or "url")) e.Add("response_format", "must be 'b64_json' or 'url'");
+        CheckModel(e, dto.Model, ready);
+        if (dto.Quality is not (null or "auto"))
+            e.Add("quality", $"only 'auto' (the server's settings): '{dto.Quality}' has no meaning for this pipeline; set steps (num_inference_steps) instead");
+        if (dto.Background is not (null or "auto" or "opaque"))
+            e.Add("background", "must be 'auto' or 'opaque': images are opaque RGB");
+        var (width, height) = Size(e, dto.Size, "size", limits);
         var steps = e.ByField.ContainsKey("size")
             ? 0
-            : Check(e, dto.Prompt, dto.NegativePrompt, width, height, 1, dto.Steps, dto.Seed, null, ready, limits, sizeField: "size",
+            : Check(e, dto.Prompt, dto.NegativePrompt, width, height, 1, dto.Steps, dto.Seed, dto.Guidance, ready, limits, sizeField: "size",
                 seedReserve: Math.Max(0, Math.Min(n, limits.MaxImagesPerRequest) - 1)).Steps;
         if (e.ByField.ContainsKey("size") && string.IsNullOrWhiteSpace(dto.Prompt)) e.Add("prompt", "is required and must not be blank");
+        var output = Output(e, dto.OutputFormat, dto.OutputCompression, null, width, height, 1, MediaFormats.ImageNames);
+        if (e.ByField.Count > 0) return (null, false, e.ToDictionary());
+        var seed = dto.Seed is { } s ? (ulong)s : DrawSeed(n - 1);
+        var inputs = Enumerable.Range(0, n)
+            .Select(i => new GenerationInput(dto.Prompt!, dto.NegativePrompt, width, height, 1, steps, seed + (ulong)i,
+                dto.Guidance ?? ready.Manifest.Guidance.DefaultScale, output))
+            .ToArray();
+        return (inputs, dto.ResponseFormat == "url", []);
+    }
+
+    /// <summary>Wire names of the videos and chat routes (vLLM-Omni's and diffusers') for the fields Check names.</summary>
+    private static readonly IReadOnlyDictionary<string, string> DiffusersNames = new Dictionary<string, string>
+    {
+        ["frames"] = "num_frames", ["steps"] = "num_inference_steps", ["guidance"] = "guidance_scale",
+    };
+
+    /// <summary>Validates <c>POST /v1/videos</c>.</summary>
+    public static (ValidSubmission? Submission, Dictionary<string, string[]> Errors) Validate(VideoCreateRequestDto dto, ReadyServer ready, LimitOptions limits,
+        int defaultFps)
+    {
+        var e = new Errors();
+        CheckModel(e, dto.Model, ready);
+        OnePerRequest(e, dto.NumImagesPerPrompt, "num_images_per_prompt", "one request makes one video");
+        int width = dto.Width ?? limits.DefaultWidth, height = dto.Height ?? limits.DefaultHeight;
+        if (dto.Size is not null)
+        {
+            if (dto.Width is not null || dto.Height is not null) e.Add("size", "give size or width and height, not both");
+            (width, height) = Size(e, dto.Size, "size", limits);
+        }
+        var fps = dto.Fps ?? defaultFps;
+        var frames = dto.NumFrames ?? DefaultVideoFrames(ready);
+        if (dto.Seconds is { } seconds)
+        {
+            if (dto.NumFrames is not null) e.Add("seconds", "give seconds or num_frames, not both");
+            else if (!int.TryParse(seconds, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var whole) || whole < 1)
+                e.Add("seconds", "must be a whole number of seconds ≥ 1, as a string (e.g. \"4\")");
+            else
+            {
+                // diffusion video models count a clip of s seconds at r fps as s × r + 1 frames (Wan: 5 s at 16 fps =
+                // 81 frames), rounded down to a length the VAE's temporal compression allows
+                var tc = Math.Max(1, ready.Manifest.Latents.TemporalCompression);
+                var wanted = Math.Min(int.MaxValue - 1, (long)whole * fps) + 1;
+                frames = (int)(1 + tc * ((wanted - 1) / tc));
+            }
+        }
+        var (steps, estimate) = e.ByField.ContainsKey("size") || e.ByField.ContainsKey("seconds")
+            ? (0, null)
+            : Check(e, dto.Prompt, dto.NegativePrompt, width, height, frames, dto.NumInferenceSteps, dto.Seed, dto.GuidanceScale, ready, limits, names: DiffusersNames);
+        var output = Output(e, dto.OutputFormat, dto.OutputCompression, dto.Fps, width, height, frames, MediaFormats.VideoNames);
+        if (e.ByField.Count > 0 || estimate is null) return (null, e.ToDictionary());
+        var input = new GenerationInput(dto.Prompt!, dto.NegativePrompt, width, height, frames, steps,
+            dto.Seed is { } s ? (ulong)s : DrawSeed(0), dto.GuidanceScale ?? ready.Manifest.Guidance.DefaultScale,
+            output with { FramesPerSecond = fps });
+        return (new ValidSubmission(input, null, null, estimate), []);
+    }
+
+    /// <summary>Validates <c>POST /v1/chat/completions</c>: one input per image (seeds seed, seed + 1, …).</summary>
+    public static (IReadOnlyList<GenerationInput>? Inputs, Dictionary<string, string[]> Errors) Validate(ChatCompletionRequestDto dto, ReadyServer ready, LimitOptions limits)
+    {
+        var e = new Errors();
+        CheckModel(e, dto.Model, ready);
+        if (dto.Stream is true) e.Add("stream", "streaming is not implemented: send false or leave it out (progress: POST /v1/generations and its events)");
+        if (dto.N is not (null or 1)) e.Add("n", "must be 1 (one choice); for several images send num_images_per_prompt");
+        var prompt = ChatPrompt(e, dto.Messages);
+        var n = dto.NumImagesPerPrompt ?? 1;
+        if (n < 1 || n > limits.MaxImagesPerRequest) e.Add("num_images_per_prompt", $"must be between 1 and {limits.MaxImagesPerRequest}");
+        int width = dto.Width ?? limits.DefaultWidth, height = dto.Height ?? limits.DefaultHeight, frames = dto.NumFrames ?? 1;
+        var steps = Check(e, prompt ?? "", dto.NegativePrompt, width, height, frames, dto.NumInferenceSteps, dto.Seed, dto.GuidanceScale, ready, limits,
+            seedReserve: Math.Max(0, Math.Min(n, limits.MaxImagesPerRequest) - 1), names: DiffusersNames).Steps;
+        if (prompt is null) e.ByField.Remove("prompt");
+        var output = Output(e, dto.OutputFormat, dto.OutputCompression, dto.Fps, width, height, frames, VideoAndImageNames);
         if (e.ByField.Count > 0) return (null, e.ToDictionary());
         var seed = dto.Seed is { } s ? (ulong)s : DrawSeed(n - 1);
         var inputs = Enumerable.Range(0, n)
-            .Select(i => new GenerationInput(dto.Prompt!, dto.NegativePrompt, width, height, 1, steps, seed + (ulong)i, ready.Manifest.Guidance.DefaultScale))
+            .Select(i => new GenerationInput(prompt!, dto.NegativePrompt, width, height, frames, steps, seed + (ulong)i,
+                dto.GuidanceScale ?? ready.Manifest.Guidance.DefaultScale, output))
             .ToArray();
         return (inputs, []);
     }
 
+    /// <summary>The prompt of a chat request: the text of its one user message (a string, or its text parts joined
+    /// by newlines); null after adding the errors when there is none.</summary>
+    private static string? ChatPrompt(Errors e, IReadOnlyList<ChatMessageDto>? messages)
+    {
+        if (messages is null || messages.Count == 0)
+        {
+            e.Add("messages", "is required: one message with role 'user' holding the prompt");
+            return null;
+        }
+        string? prompt = null;
+        for (var i = 0; i < messages.Count; i++)
+        {
+            var m = messages[i];
+            if (m.Role != "user")
+            {
+                e.Add($"messages[{i}].role", $"must be 'user' (got '{m.Role}'): the one user message is the prompt; this server generates images, it does not chat");
+                continue;
+            }
+            if (prompt is not null)
+            {
+                e.Add($"messages[{i}]", "is a second user message: send the prompt as one message");
+                continue;
+            }
+            var content = m.Content;
+            if (content.ValueKind == System.Text.Json.JsonValueKind.String) prompt = content.GetString();
+            else if (content.ValueKind == System.Text.Json.JsonValueKind.Array)
+            {
+                var texts = new List<string>();
+                var j = 0;
+                foreach (var part in content.EnumerateArray())
+                {
+                    var type = part.ValueKind == System.Text.Json.JsonValueKind.Object && part.TryGetProperty("type", out var t) && t.ValueKind == System.Text.Json.JsonValueKind.String ? t.GetString() : null;
+                    if (type == "text" && part.TryGetProperty("text", out var text) && text.ValueKind == System.Text.Json.JsonValueKind.String && part.EnumerateObject().Count() == 2)
+                        texts.Add(text.GetString()!);
+                    else if (type is "image_url" or "input_image" or "video_url")
+                        e.Add($"messages[{i}].content[{j}]", $"is a '{type}' part: image and video inputs are not supported (text-to-image and text-to-video only)");
+                    else e.Add($"messages[{i}].content[{j}]", "must be {\"type\": \"text\", \"text\": \"…\"}");
+                    j++;
+                }
+                prompt = string.Join("\n", texts);
+            }
+            else e.Add($"messages[{i}].content", "must be a string or a list of text parts");
+            prompt ??= "";
+        }
+        var named = e.ByField.Keys.Any(k => k.StartsWith("messages", StringComparison.Ordinal));
+        if (prompt is null && !named) e.Add("messages", "needs one message with role 'user' holding the prompt");
+        if (prompt is not null && string.IsNullOrWhiteSpace(prompt) && !named) e.Add("messages", "the user message's text (the prompt) must not be blank");
+        return string.IsNullOrWhiteSpace(prompt) ? null : prompt;
+    }
+
+    /// <summary>The rule for <c>model</c> fields: optional; when given, the served pipeline's id (its name, as GET
+    /// /v1/models lists it) or its model name. Anything else is refused rather than served by a pipeline the client
+    /// did not ask for.</summary>
+    private static void CheckModel(Errors e, string? model, ReadyServer ready)
+    {
+        if (model is not null && model != ready.Manifest.Name && model != ready.Manifest.Model)
+            e.Add("model", $"this server serves '{ready.Manifest.Name}' (model '{ready.Manifest.Model}'; GET /v1/models lists it): omit model or name that one");
+    }
+
+    /// <summary>A field that must be 1 when given.</summary>
+    private static void OnePerRequest(Errors e, int? value, string field, string why)
+    {
+        if (value is not (null or 1)) e.Add(field, $"must be 1: {why}");
+    }
+
+    /// <summary>Accepted <c>output_format</c> names where both images and videos are made.</summary>
+    private static readonly IReadOnlyList<string> VideoAndImageNames = ["png", "jpeg", "webp", "mp4", "webm"];
+
+    /// <summary>The output spec of a request's output fields (named by their wire names), with every problem added.</summary>
+    private static OutputSpec Output(Errors e, string? formatName, int? compression, int? fps, int width, int height, int frames, IReadOnlyList<string> names)
+    {
+        MediaFormat? format = null;
+        if (formatName is not null)
+        {
+            format = MediaFormats.Parse(formatName);
+            if (format is null || !names.Contains(MediaFormats.Name(format.Value)))
+            {
+                e.Add("output_format", $"must be one of: {string.Join(", ", names)} (got '{formatName}')");
+                format = null;
+            }
+        }
+        var spec = new OutputSpec(format, compression, fps);
+        if (!e.ByField.ContainsKey("output_format"))
+            foreach (var (field, message) in MediaFormats.Check(spec, width, height, frames)) e.Add(field, message);
+        return spec;
+    }
+
+    /// <summary>WIDTHxHEIGHT (or <c>auto</c>: the default size) of a size field.</summary>
+    private static (int Width, int Height) Size(Errors e, string? size, string field, LimitOptions limits)
+    {
+        if (size is null or "auto") return (limits.DefaultWidth, limits.DefaultHeight);
+        // plain ASCII digits only: int.TryParse alone would take " 64", "+64" and the current culture's forms
+        var match = SizePattern.Match(size);
+        if (!match.Success || !int.TryParse(match.Groups[1].ValueSpan, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var width)
+            || !int.TryParse(match.Groups[2].ValueSpan, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var height))
+        {
+            e.Add(field, $"must be WIDTHxHEIGHT in digits, e.g. {limits.DefaultWidth}x{limits.DefaultHeight}, or 'auto'");
+            return (limits.DefaultWidth, limits.DefaultHeight);
+        }
+        return (width, height);
+    }
+
+    /// <summary>Frames of a video request that names none: the pipeline's shortest video (two frames or more,
+    /// a length its VAE's temporal compression allows).</summary>
+    private static int DefaultVideoFrames(ReadyServer ready)
+    {
+        var m = ready.Manifest;
+        var tc = Math.Max(1, m.Latents.TemporalCompression);
+        var min = Math.Max(2, m.Size.MinFrames);
+        return 1 + tc * ((min - 1 + tc - 1) / tc);
+    }
+
     private static readonly System.Text.RegularExpressions.Regex SizePattern = new("^([0-9]{1,9})x([0-9]{1,9})$", System.Text.RegularExpressions.RegexOptions.CultureInvariant);
+
+    /// <summary>diffusers' names of the generation route's fields.</summary>
+    public static readonly IReadOnlyDictionary<string, string> GenerationAliases = new Dictionary<string, string>
+    {
+        ["num_inference_steps"] = "steps", ["guidance_scale"] = "guidance", ["num_frames"] = "frames",
+    };
+
+    /// <summary>diffusers' names of the image route's fields.</summary>
+    public static readonly IReadOnlyDictionary<string, string> ImageAliases = new Dictionary<string, string>
+    {
+        ["num_inference_steps"] = "steps", ["guidance_scale"] = "guidance", ["num_images_per_prompt"] = "n",
+    };
+
+    /// <summary>Fields of OpenAI's video API this server does not implement, and why.</summary>
+    public static readonly IReadOnlyDictionary<string, string> UnsupportedVideoFields = new Dictionary<string, string>
+    {
+        ["input_reference"] = "image-to-video is not implemented (text-to-video only)",
+        ["image_reference"] = "image-to-video is not implemented (text-to-video only)",
+        ["remixed_from_video_id"] = "remixes are not implemented",
+        ["user"] = "requests are not attributed to users",
+    };
 
     /// <summary>Fields of OpenAI's image API this server does not implement, and why: each is a 400 naming it
     /// rather than a silent no-op.</summary>
     public static readonly IReadOnlyDictionary<string, string> UnsupportedOpenAiFields = new Dictionary<string, string>
     {
-        ["quality"] = "there is one quality: set steps instead",
         ["style"] = "the pipeline has no styles",
         ["user"] = "requests are not attributed to users",
-        ["background"] = "images are opaque RGB",
         ["moderation"] = "there is no moderation",
-        ["output_format"] = "the output is PNG",
-        ["output_compression"] = "the output is lossless PNG",
         ["partial_images"] = "streaming is not implemented (use POST /v1/generations and its events)",
         ["stream"] = "streaming is not implemented (use POST /v1/generations and its events)",
         ["image"] = "image edits are not implemented",

@@ -1,7 +1,8 @@
 // /v1/generations: asynchronous generation jobs. POST queues a job (202, or 400 naming every bad field,
 // or 429 with Retry-After when the queue is full, or 503 while starting or shutting down); GET reports its
 // status, timings (of the stages that ran), deadline and the route and plan that served it; /result returns
-// the PNG (an APNG holding every frame of a video); DELETE cancels — 200 when the job is cancelled at once
+// the file (png, jpeg or webp for an image; mp4, webm or animated webp for a video; its Content-Type says
+// which); DELETE cancels — 200 when the job is cancelled at once
 // (no stage started), 202 when it stops at its next step boundary; either way it ends `cancelled` and no
 // result is ever served (Job's cancel rule), and a job already over is a 409; /events streams its state
 // changes and per-step progress as server-sent events, ending with the final state. While the server
@@ -34,8 +35,8 @@ public static class GenerationsApi
             .ProducesProblem(StatusCodes.Status429TooManyRequests).ProducesProblem(StatusCodes.Status503ServiceUnavailable);
         group.MapGet("/{id:long:regex(^-?[0-9]+$)}", Get).WithName("GetGeneration").WithSummary("Status, timings, deadline and route of a job")
             .ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status503ServiceUnavailable);
-        group.MapGet("/{id:long:regex(^-?[0-9]+$)}/result", Result).WithName("GetGenerationResult").WithSummary("The PNG (APNG for a video)")
-            .Produces<byte[]>(StatusCodes.Status200OK, "image/png")
+        group.MapGet("/{id:long:regex(^-?[0-9]+$)}/result", Result).WithName("GetGenerationResult").WithSummary("The result file (image or video)")
+            .Produces<byte[]>(StatusCodes.Status200OK, "image/png", "image/jpeg", "image/webp", "video/mp4", "video/webm")
             .ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status409Conflict).ProducesProblem(StatusCodes.Status503ServiceUnavailable);
         group.MapDelete("/{id:long:regex(^-?[0-9]+$)}", Cancel).WithName("CancelGeneration").WithSummary("Cancel a job")
             .WithDescription("200: cancelled at once (no stage had started); 202: it stops at its next step boundary. Either way it ends cancelled and no result is served; 409 when it is already over.")
@@ -49,7 +50,7 @@ public static class GenerationsApi
         HttpContext http, ServerHost host, IOptions<TridentOptions> options)
     {
         if (host.Ready is not { } ready || host.ShuttingDown) return Problems.NotReady(http, host);
-        var (dto, parseErrors, parseStatus) = await JsonBody.ReadAsync<GenerationRequestDto>(http);
+        var (dto, parseErrors, parseStatus) = await JsonBody.ReadAsync<GenerationRequestDto>(http, aliases: GenerationRequests.GenerationAliases);
         if (dto is null && parseStatus != StatusCodes.Status400BadRequest) return Problems.Body(parseStatus, parseErrors);
         if (dto is null) return TypedResults.ValidationProblem(parseErrors);
         var (submission, errors) = GenerationRequests.Validate(dto, ready, options.Value.Limits);
@@ -82,7 +83,7 @@ public static class GenerationsApi
         if (host.Ready is not { } ready) return Problems.NotReady(http, host);
         if (ready.Server.Find(RequestId.NewRequestId(id)) is not { } job) return Problems.NotFound(id);
         var view = job.View();
-        if (job.Result is { } result) return TypedResults.File(result.Png, "image/png");
+        if (job.Result is { } result) return TypedResults.File(result.File, result.MediaType);
         return view.Status switch
         {
             JobStatus.Failed => Problems.Conflict($"generation {id} failed: {view.Error}"),

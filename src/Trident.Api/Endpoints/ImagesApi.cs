@@ -1,13 +1,19 @@
-// POST /v1/images/generations: the OpenAI-compatible subset (prompt, n, size, response_format=b64_json,
-// model naming the served pipeline), synchronous; OpenAI fields it does not implement, and unknown ones, are a
-// 400 naming each. Every data[] item carries its seed and the prompt as the encoder read it. Each of the n images is one job through the same queue and planner as /v1/generations; the
-// answer waits for all of them. A client that goes away cancels its jobs.
+// POST /v1/images/generations: OpenAI's image API, synchronous. Fields: prompt, n, size (or auto), model
+// (the served pipeline), response_format (b64_json, or url: a URL of the job's result route, valid while the
+// job is retained), output_format (png, jpeg, webp) and output_compression (0–100), quality (auto) and
+// background (auto, opaque); diffusers' names are aliases (num_inference_steps, guidance_scale,
+// num_images_per_prompt = n). OpenAI fields it does not implement, and unknown ones, are a 400 naming each.
+// Each of the n images is its own job through the same queue and planner as /v1/generations, seeds seed,
+// seed + 1, …; the answer waits for all of them, and a client that goes away cancels them. Every data[] item
+// carries its seed, its job id and the prompt as the encoder read it.
 
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
 using Trident.Api.Contracts;
 using Trident.Api.Hosting;
 using Trident.Api.Options;
+using Trident.Runtime.Devices;
+using Trident.Runtime.Imaging;
 using Trident.Runtime.Pipelines.Tokenizers;
 using Trident.Runtime.Serving;
 
@@ -21,7 +27,7 @@ public static class ImagesApi
     {
         app.MapGroup("/v1/images").WithTags("OpenAI-compatible")
             .MapPost("/generations", Create).Accepts<ImageGenerationRequestDto>("application/json").WithName("CreateImages")
-            .WithSummary("Generate images synchronously (b64_json)")
+            .WithSummary("Generate images synchronously (b64_json or url; png, jpeg or webp)")
             .ProducesProblem(StatusCodes.Status409Conflict).ProducesProblem(StatusCodes.Status413PayloadTooLarge)
             .ProducesProblem(StatusCodes.Status415UnsupportedMediaType).ProducesProblem(StatusCodes.Status429TooManyRequests)
             .ProducesProblem(StatusCodes.Status500InternalServerError).ProducesProblem(StatusCodes.Status503ServiceUnavailable);
@@ -32,12 +38,35 @@ public static class ImagesApi
         HttpContext http, ServerHost host, IOptions<TridentOptions> options)
     {
         if (host.Ready is not { } ready || host.ShuttingDown) return Problems.NotReady(http, host);
-        var (dto, parseErrors, parseStatus) = await JsonBody.ReadAsync<ImageGenerationRequestDto>(http, GenerationRequests.UnsupportedOpenAiFields);
+        var (dto, parseErrors, parseStatus) = await JsonBody.ReadAsync<ImageGenerationRequestDto>(http, GenerationRequests.UnsupportedOpenAiFields,
+            GenerationRequests.ImageAliases);
         if (dto is null && parseStatus != StatusCodes.Status400BadRequest) return Problems.Body(parseStatus, parseErrors);
         if (dto is null) return TypedResults.ValidationProblem(parseErrors);
-        var (inputs, errors) = GenerationRequests.Validate(dto, ready, options.Value.Limits);
+        var (inputs, urls, errors) = GenerationRequests.Validate(dto, ready, options.Value.Limits);
         if (inputs is null) return TypedResults.ValidationProblem(errors);
 
+        var (jobs, problem) = await RunAllAsync(http, ready, inputs);
+        if (problem is not null) return problem;
+        var data = jobs!.Select(job =>
+        {
+            var result = job.Result!;
+            var usage = PromptUsage.Of(ready.Tokenizer, job.Input.Prompt);
+            var id = GenerationsApi.Id(job);
+            return new ImageDataDto(
+                urls ? null : Convert.ToBase64String(result.File),
+                urls ? $"{http.Request.Scheme}://{http.Request.Host}/v1/generations/{id}/result" : null,
+                usage.UsedText, (long)job.Input.Seed, usage.Truncated, id);
+        }).ToArray();
+        var first = jobs![0].Result!;
+        return TypedResults.Ok(new ImageGenerationResponseDto(DateTimeOffset.UtcNow.ToUnixTimeSeconds(), data,
+            MediaFormats.Name(first.Format), $"{first.Width}x{first.Height}"));
+    }
+
+    /// <summary>Submits every input as a job and waits for all of them: the jobs, all succeeded, or the problem to
+    /// answer (429/503 when one is refused — the others are cancelled —, 409 when one was cancelled, 500 when one
+    /// failed). A client that goes away cancels them.</summary>
+    internal static async Task<(IReadOnlyList<Job>? Jobs, ProblemHttpResult? Problem)> RunAllAsync(HttpContext http, ReadyServer ready, IReadOnlyList<GenerationInput> inputs)
+    {
         var server = ready.Server;
         var jobs = new List<Job>();
         foreach (var input in inputs)
@@ -49,10 +78,10 @@ public static class ImagesApi
                     break;
                 case SubmitOutcome.Refused refused:
                     foreach (var j in jobs) server.Cancel(j);
-                    return Problems.TooMany(http, refused);
+                    return (null, Problems.TooMany(http, refused));
                 case SubmitOutcome.Stopping stopping:
                     foreach (var j in jobs) server.Cancel(j);
-                    return Problems.Stopping(http, stopping);
+                    return (null, Problems.Stopping(http, stopping));
             }
         }
         try
@@ -64,23 +93,19 @@ public static class ImagesApi
             foreach (var j in jobs) server.Cancel(j);
             throw;
         }
-        var data = new List<ImageDataDto>();
         foreach (var job in jobs)
         {
+            if (job.Result is not null) continue;
             var view = job.View();
-            if (job.Result is { } result)
-            {
-                var usage = PromptUsage.Of(ready.Tokenizer, view.Input.Prompt);
-                data.Add(new ImageDataDto(Convert.ToBase64String(result.Png), usage.UsedText, (long)view.Input.Seed, usage.Truncated));
-            }
-            else if (view.Status == JobStatus.Cancelled) return Problems.Conflict($"generation {GenerationsApi.Id(job)} was cancelled");
-            else return Problems.Failed($"generation {GenerationsApi.Id(job)} failed: {view.Error}");
+            return (null, view.Status == JobStatus.Cancelled
+                ? Problems.Conflict($"generation {GenerationsApi.Id(job)} was cancelled")
+                : Problems.Failed($"generation {GenerationsApi.Id(job)} failed: {view.Error}"));
         }
-        return TypedResults.Ok(new ImageGenerationResponseDto(DateTimeOffset.UtcNow.ToUnixTimeSeconds(), data));
+        return (jobs, null);
     }
 
     /// <summary>Completes when the job reaches its final state.</summary>
-    private static async Task Finished(Job job, CancellationToken ct)
+    internal static async Task Finished(Job job, CancellationToken ct)
     {
         var events = job.Subscribe();
         try

@@ -1,11 +1,18 @@
 // Reads a JSON request body strictly, for every route and every field: the body is walked once against the
 // DTO's wire schema (its serializer contract) before it is bound, and every problem is collected so one 400
 // names each field: a key given twice, a key the route does not know (misspelt or unsupported), a number
-// sent as a string (or any other kind mismatch), an integer out of its range. Only a body with none of
-// these is deserialised — with strict number handling, so nothing is coerced behind the walk's back.
+// sent as a string (or any other kind mismatch), an integer out of its range; nested objects (and arrays of
+// them) are walked the same way, their fields named by path (extra_body.seed, messages[0].role). A route may
+// name aliases (the diffusers names of its fields, e.g. num_inference_steps for steps): an alias is checked as
+// its field, renamed to it before binding, and an alias given together with its field is an error — so the
+// binding stays strict. A route may also take an HTML form (multipart/form-data or urlencoded, as OpenAI's
+// video API is called): each form field's text is converted to the field's JSON kind first (a number that does
+// not parse is an error naming it), and the same walk follows. Only a body with none of these problems is
+// deserialised — with strict number handling, so nothing is coerced behind the walk's back.
 
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using System.Text.Json.Serialization.Metadata;
 using Microsoft.AspNetCore.Http.Json;
@@ -26,10 +33,24 @@ internal static class JsonBody
     /// <summary>Reads the body as a <typeparamref name="T"/>; a null value comes with the errors and the status of
     /// the answer (<see cref="Problems.Body"/>): 400, or 413 when the body is over
     /// <c>Trident:Limits:MaxBodyBytes</c>, or 415 when its Content-Type names a charset other than UTF-8.</summary>
+    /// <param name="http">The request.</param>
+    /// <param name="unsupported">Field names this server knows but does not implement, with the reason (a 400 each).</param>
+    /// <param name="aliases">Alias → field name: other names a field may be sent under (one of them at a time).</param>
+    /// <param name="form">Whether an HTML form body is accepted too.</param>
+    /// <param name="flatten">A member whose object's fields count as top-level fields (vLLM-Omni's chat route takes
+    /// generation parameters in a literal <c>extra_body</c> object); a field given in both places is an error.</param>
     public static async Task<(T? Value, Dictionary<string, string[]> Errors, int Status)> ReadAsync<T>(HttpContext http,
-        IReadOnlyDictionary<string, string>? unsupported = null) where T : class
+        IReadOnlyDictionary<string, string>? unsupported = null, IReadOnlyDictionary<string, string>? aliases = null, bool form = false,
+        string? flatten = null) where T : class
     {
         var errors = new Dictionary<string, string[]>();
+        var jsonOptions = Strict(http.RequestServices.GetRequiredService<IOptions<JsonOptions>>().Value.SerializerOptions);
+        if (form && http.Request.HasFormContentType)
+        {
+            var (formBody, formStatus) = await ReadFormAsync(http, jsonOptions.GetTypeInfo(typeof(T)), aliases, errors);
+            if (formBody is null) return (null, errors, formStatus);
+            return Bind<T>(formBody, jsonOptions, unsupported, aliases, null, errors);
+        }
         if (http.Request.ContentType is { } contentType)
         {
             // routing has matched the media type (application/json, or a +json type); the charset is checked here
@@ -42,7 +63,6 @@ internal static class JsonBody
                 return (null, errors, StatusCodes.Status415UnsupportedMediaType);
             }
         }
-        var options = Strict(http.RequestServices.GetRequiredService<IOptions<JsonOptions>>().Value.SerializerOptions);
         var max = http.RequestServices.GetRequiredService<IOptions<TridentOptions>>().Value.Limits.MaxBodyBytes;
         byte[]? body;
         try
@@ -63,10 +83,24 @@ internal static class JsonBody
             errors["$"] = [$"the body is over {max} bytes (Trident:Limits:MaxBodyBytes)"];
             return (null, errors, StatusCodes.Status413PayloadTooLarge);
         }
+        return Bind<T>(body, jsonOptions, unsupported, aliases, flatten, errors);
+    }
+
+    /// <summary>Walks a JSON body and, when it has no problem, binds it (aliases renamed to their fields).</summary>
+    private static (T? Value, Dictionary<string, string[]> Errors, int Status) Bind<T>(byte[] body, JsonSerializerOptions options,
+        IReadOnlyDictionary<string, string>? unsupported, IReadOnlyDictionary<string, string>? aliases, string? flatten,
+        Dictionary<string, string[]> errors) where T : class
+    {
         JsonDocument document;
         try
         {
             document = JsonDocument.Parse(body);
+            if (flatten is not null && Flatten(document.RootElement, flatten, errors) is { } flat)
+            {
+                document.Dispose();
+                // a field given in both places is named; the walk below names every other problem too
+                document = JsonDocument.Parse(flat);
+            }
         }
         catch (JsonException)
         {
@@ -80,11 +114,13 @@ internal static class JsonBody
                 errors["$"] = ["a JSON object is required"];
                 return (null, errors, StatusCodes.Status400BadRequest);
             }
-            Check(document.RootElement, options.GetTypeInfo(typeof(T)), unsupported, errors);
+            Check(document.RootElement, options.GetTypeInfo(typeof(T)), options, unsupported, aliases, errors, "");
             if (errors.Count > 0) return (null, errors, StatusCodes.Status400BadRequest);
             try
             {
-                var value = document.RootElement.Deserialize<T>(options);
+                var node = JsonNode.Parse(document.RootElement.GetRawText());
+                if (aliases is { Count: > 0 }) Rename(node, aliases);
+                var value = node.Deserialize<T>(options);
                 if (value is null) errors["$"] = ["a JSON object is required"];
                 return (value, errors, StatusCodes.Status400BadRequest);
             }
@@ -96,6 +132,107 @@ internal static class JsonBody
             }
         }
     }
+
+    /// <summary>The body with the members of object <paramref name="member"/> moved to the top level; null when
+    /// the body has no such object (a non-object value is left for the walk to name).</summary>
+    private static byte[]? Flatten(JsonElement root, string member, Dictionary<string, string[]> errors)
+    {
+        if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty(member, out var inner) || inner.ValueKind != JsonValueKind.Object) return null;
+        // a name that is not valid Unicode is left for the walk to name
+        if (root.EnumerateObject().Concat(inner.EnumerateObject()).Any(m => NameOf(m).Repaired)) return null;
+        var top = new HashSet<string>(root.EnumerateObject().Select(m => m.Name), StringComparer.Ordinal);
+        var flat = new JsonObject();
+        foreach (var m in root.EnumerateObject())
+        {
+            if (m.Name == member) continue;
+            if (flat.ContainsKey(m.Name)) Add(errors, m.Name, "is given more than once (a key may appear once)");
+            else flat[m.Name] = JsonNode.Parse(m.Value.GetRawText());
+        }
+        foreach (var m in inner.EnumerateObject())
+        {
+            if (top.Contains(m.Name) || m.Name == member) Add(errors, $"{member}.{m.Name}", "is given at the top level too; send it in one place");
+            else if (flat.ContainsKey(m.Name)) Add(errors, $"{member}.{m.Name}", "is given more than once (a key may appear once)");
+            else flat[m.Name] = JsonNode.Parse(m.Value.GetRawText());
+        }
+        return System.Text.Encoding.UTF8.GetBytes(flat.ToJsonString());
+    }
+
+    /// <summary>Renames alias keys to their fields, in every nested object.</summary>
+    private static void Rename(JsonNode? node, IReadOnlyDictionary<string, string> aliases)
+    {
+        switch (node)
+        {
+            case JsonObject o:
+                foreach (var (alias, field) in aliases)
+                    if (o.Remove(alias, out var value)) o[field] = value;
+                foreach (var (_, child) in o) Rename(child, aliases);
+                break;
+            case JsonArray a:
+                foreach (var child in a) Rename(child, aliases);
+                break;
+        }
+    }
+
+    /// <summary>An HTML form as a JSON object of the route's fields, each value converted to its field's JSON
+    /// kind; null (with the errors and status) when the form cannot be read, holds a file, or a value does not
+    /// convert.</summary>
+    private static async Task<(byte[]? Body, int Status)> ReadFormAsync(HttpContext http, JsonTypeInfo contract,
+        IReadOnlyDictionary<string, string>? aliases, Dictionary<string, string[]> errors)
+    {
+        var max = http.RequestServices.GetRequiredService<IOptions<TridentOptions>>().Value.Limits.MaxBodyBytes;
+        if (http.Request.ContentLength > max)
+        {
+            errors["$"] = [$"the body is over {max} bytes (Trident:Limits:MaxBodyBytes)"];
+            return (null, StatusCodes.Status413PayloadTooLarge);
+        }
+        IFormCollection collection;
+        try
+        {
+            collection = await http.Request.ReadFormAsync(new FormOptions { MultipartBodyLengthLimit = max, ValueLengthLimit = max }, http.RequestAborted);
+        }
+        catch (Exception ex) when (ex is InvalidDataException or BadHttpRequestException or IOException)
+        {
+            errors["$"] = [$"the form could not be read: {ex.Message}"];
+            return (null, StatusCodes.Status400BadRequest);
+        }
+        foreach (var file in collection.Files)
+            Add(errors, file.Name, "is a file: this server takes no uploads (image or video references are not supported)");
+        var properties = contract.Properties.ToDictionary(p => p.Name, StringComparer.Ordinal);
+        var json = new JsonObject();
+        foreach (var (key, values) in collection)
+        {
+            if (values.Count > 1)
+            {
+                Add(errors, key, "is given more than once (a key may appear once)");
+                continue;
+            }
+            var text = values.ToString();
+            var field = aliases is not null && aliases.TryGetValue(key, out var canonical) ? canonical : key;
+            var type = properties.TryGetValue(field, out var property) ? Nullable.GetUnderlyingType(property.PropertyType) ?? property.PropertyType : typeof(string);
+            var invariant = System.Globalization.CultureInfo.InvariantCulture;
+            if (type == typeof(int) || type == typeof(long))
+            {
+                if (long.TryParse(text, System.Globalization.NumberStyles.AllowLeadingSign, invariant, out var whole)) json[key] = whole;
+                else Add(errors, key, $"must be a whole number (got '{text}')");
+            }
+            else if (type == typeof(double))
+            {
+                if (double.TryParse(text, System.Globalization.NumberStyles.Float, invariant, out var number) && double.IsFinite(number)) json[key] = number;
+                else Add(errors, key, $"must be a finite number (got '{text}')");
+            }
+            else if (type == typeof(bool))
+            {
+                if (text is "true" or "false") json[key] = text == "true";
+                else Add(errors, key, $"must be true or false (got '{text}')");
+            }
+            else json[key] = text;
+        }
+        if (errors.Count > 0) return (null, StatusCodes.Status400BadRequest);
+        return (System.Text.Encoding.UTF8.GetBytes(json.ToJsonString()), StatusCodes.Status400BadRequest);
+    }
+
+    private static void Add(Dictionary<string, string[]> errors, string field, string message) =>
+        errors[field] = errors.TryGetValue(field, out var old) ? [.. old, message] : [message];
 
     /// <summary>The whole body, or null when it is over <paramref name="max"/> bytes (read no further than that).</summary>
     private static async Task<byte[]?> ReadLimitedAsync(HttpContext http, int max)
@@ -130,40 +267,78 @@ internal static class JsonBody
         return strict;
     });
 
-    private static void Check(JsonElement body, JsonTypeInfo contract, IReadOnlyDictionary<string, string>? unsupported, Dictionary<string, string[]> errors)
+    private static void Check(JsonElement body, JsonTypeInfo contract, JsonSerializerOptions options, IReadOnlyDictionary<string, string>? unsupported,
+        IReadOnlyDictionary<string, string>? aliases, Dictionary<string, string[]> errors, string prefix)
     {
         var properties = contract.Properties.ToDictionary(p => p.Name, StringComparer.Ordinal);
         var seen = new HashSet<string>(StringComparer.Ordinal);
-        var known = string.Join(", ", properties.Keys);
-        void Add(string field, string message) =>
-            errors[field] = errors.TryGetValue(field, out var old) ? [.. old, message] : [message];
+        var known = string.Join(", ", properties.Keys.Concat(aliases?.Where(a => properties.ContainsKey(a.Value)).Select(a => $"{a.Key} (= {a.Value})") ?? []));
+        var given = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var member in body.EnumerateObject())
+            if (!NameOf(member).Repaired) given.Add(member.Name);
 
         foreach (var member in body.EnumerateObject())
         {
             var (name, repaired) = NameOf(member);
+            var path = prefix + name;
             if (repaired)
             {
-                Add(name, "is not valid Unicode text (invalid UTF-8, or an unpaired surrogate escape); the name is shown with U+FFFD in its place");
+                Add(errors, path, "is not valid Unicode text (invalid UTF-8, or an unpaired surrogate escape); the name is shown with U+FFFD in its place");
                 continue;
             }
             if (!seen.Add(name))
             {
-                Add(name, "is given more than once (a key may appear once)");
+                Add(errors, path, "is given more than once (a key may appear once)");
                 continue;
             }
-            if (unsupported is not null && unsupported.TryGetValue(name, out var why))
+            if (unsupported is not null && prefix.Length == 0 && unsupported.TryGetValue(name, out var why))
             {
-                Add(name, $"is not supported by this server: {why}");
+                Add(errors, path, $"is not supported by this server: {why}");
                 continue;
             }
-            if (!properties.TryGetValue(name, out var property))
+            var field = name;
+            if (aliases is not null && aliases.TryGetValue(name, out var canonical) && properties.ContainsKey(canonical) && !properties.ContainsKey(name))
             {
-                Add(name, $"is not a field of this route (fields: {known})");
+                if (given.Contains(canonical))
+                {
+                    Add(errors, path, $"is another name of {prefix + canonical}, which is given too; send one of them");
+                    continue;
+                }
+                field = canonical;
+            }
+            if (!properties.TryGetValue(field, out var property))
+            {
+                Add(errors, path, $"is not a field of this route (fields: {known})");
                 continue;
             }
-            if (KindError(member.Value, property.PropertyType) is { } message) Add(name, message);
+            if (KindError(member.Value, property.PropertyType) is { } message)
+            {
+                Add(errors, path, message);
+                continue;
+            }
+            // nested objects, and arrays of them, are walked with their own contract
+            var type = Nullable.GetUnderlyingType(property.PropertyType) ?? property.PropertyType;
+            if (member.Value.ValueKind == JsonValueKind.Object && IsDto(type))
+                Check(member.Value, options.GetTypeInfo(type), options, null, aliases, errors, path + ".");
+            else if (member.Value.ValueKind == JsonValueKind.Array && ElementType(type) is { } element && IsDto(element))
+            {
+                var i = 0;
+                foreach (var item in member.Value.EnumerateArray())
+                {
+                    if (item.ValueKind == JsonValueKind.Object) Check(item, options.GetTypeInfo(element), options, null, aliases, errors, $"{path}[{i}].");
+                    else Add(errors, $"{path}[{i}]", $"must be a JSON object (got {Kind(item)})");
+                    i++;
+                }
+            }
         }
     }
+
+    /// <summary>Whether a type is one of the API's DTO records (bound field by field).</summary>
+    private static bool IsDto(Type t) => t.IsClass && t != typeof(string) && t.Namespace == typeof(Contracts.GenerationRequestDto).Namespace;
+
+    /// <summary>The element type of a list type, or null.</summary>
+    private static Type? ElementType(Type t) =>
+        t.IsArray ? t.GetElementType() : t.IsGenericType && t.GetGenericTypeDefinition() == typeof(IReadOnlyList<>) ? t.GetGenericArguments()[0] : null;
 
     /// <summary>A member's name; one that is not valid Unicode (invalid UTF-8 bytes, or an escape of an unpaired
     /// surrogate, which System.Text.Json refuses to read: InvalidOperationException) comes back repaired, each bad
@@ -232,6 +407,9 @@ internal static class JsonBody
             if (t == typeof(double) && !(value.TryGetDouble(out var d) && double.IsFinite(d))) return "must be a finite number";
             return null;
         }
+        if (t == typeof(JsonElement)) return null;
+        if (IsDto(t)) return value.ValueKind == JsonValueKind.Object ? null : $"must be a JSON object (got {Kind(value)})";
+        if (ElementType(t) is not null) return value.ValueKind == JsonValueKind.Array ? null : $"must be a JSON array (got {Kind(value)})";
         return null;
     }
 

@@ -17,6 +17,8 @@ namespace Trident.Runtime.Devices;
 /// <param name="Steps">Denoising steps.</param>
 /// <param name="Seed">Seed of the initial noise.</param>
 /// <param name="Guidance">Classifier-free guidance scale.</param>
+/// <param name="Output">The result file asked for (format, compression, frame rate); null: the defaults (PNG for an
+/// image, MP4 at the server's frame rate for a video). Only the decode's last step, the file, reads it.</param>
 public sealed record GenerationInput(
     string Prompt,
     string? NegativePrompt,
@@ -25,7 +27,8 @@ public sealed record GenerationInput(
     int Frames,
     int Steps,
     ulong Seed,
-    double Guidance)
+    double Guidance,
+    OutputSpec? Output = null)
 {
     /// <summary>The scheduler's shape of this request.</summary>
     [System.Text.Json.Serialization.JsonIgnore]

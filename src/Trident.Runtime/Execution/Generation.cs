@@ -4,10 +4,9 @@
 // ONNX Runtime calls; the serving loop runs the same three executors, one stage per worker. Validation
 // checks a request against the manifest and returns every problem at once, each named by the request field
 // it concerns (width, height, frames, steps, guidance, threads), so the CLI can name its options. Output:
-// one frame is a PNG; several are an APNG (one file) or a PNG per frame — the frames are the same either way.
+// EncodeFileAsync writes the result file (image or video) for every caller.
 
 using System.Diagnostics;
-using System.IO.Compression;
 using Trident.Runtime.Imaging;
 using Trident.Runtime.Pipelines;
 using Trident.Runtime.Pipelines.Samplers;
@@ -45,7 +44,7 @@ public sealed record GenerationResult(IReadOnlyList<RgbImage> Frames, TimeSpan E
 /// <summary>Runs whole generations on a loaded pipeline.</summary>
 public static class Generation
 {
-    /// <summary>Frame rate written into animated PNGs.</summary>
+    /// <summary>Frame rate of videos written by <c>trident generate</c> and the profiler when none is asked for.</summary>
     public const int FramesPerSecond = 8;
 
     /// <summary>Every problem with <paramref name="request"/> for <paramref name="manifest"/>, each with the
@@ -98,19 +97,29 @@ public static class Generation
     }
 
     /// <summary>
-    /// PNG settings of generated files: the Sub filter and zlib's fastest level. Encoding the file is on every
-    /// request's critical path, and on this pipeline's noise-like images adaptive filtering with optimal
-    /// compression costs several times longer for files about 15 % smaller.
+    /// The output file of <paramref name="frames"/> as <paramref name="output"/> asks (null: the defaults — PNG
+    /// for one frame, MP4 for several — at <paramref name="framesPerSecond"/>). This is the one encoding of
+    /// results: the serving path, <c>trident generate</c> and the profiler's decode point all call it. Images
+    /// are encoded by SkiaSharp, videos by ffmpeg (<see cref="VideoEncoder"/>).
     /// </summary>
-    public static PngEncoderOptions OutputPng { get; } = new(PngFilterStrategy.Sub, CompressionLevel.Fastest);
+    /// <exception cref="InvalidOperationException">when ffmpeg is missing or fails, for a video.</exception>
+    public static async Task<EncodedMedia> EncodeFileAsync(
+        IReadOnlyList<RgbImage> frames, OutputSpec? output = null, int framesPerSecond = FramesPerSecond, CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(frames.Count, 1);
+        var format = MediaFormats.Resolve(output, frames.Count);
+        var quality = output?.Compression ?? MediaFormats.DefaultQuality(format, frames.Count);
+        if (!MediaFormats.IsVideo(format, frames.Count))
+        {
+            if (frames.Count != 1) throw new ArgumentException($"{MediaFormats.Name(format)} holds one frame, got {frames.Count}", nameof(frames));
+            return new EncodedMedia(ImageEncoder.Encode(frames[0], format, quality), format);
+        }
+        var fps = output?.FramesPerSecond ?? framesPerSecond;
+        return new EncodedMedia(await VideoEncoder.EncodeAsync(frames, format, fps, quality, cancellationToken).ConfigureAwait(false), format);
+    }
 
-    /// <summary>The output file of <paramref name="frames"/>: a PNG for one frame, an animated PNG for more.</summary>
-    public static byte[] EncodeFile(IReadOnlyList<RgbImage> frames) => EncodeFile(frames, FramesPerSecond, OutputPng);
-
-    /// <summary>The output file of <paramref name="frames"/> at <paramref name="framesPerSecond"/> with
-    /// <paramref name="png"/>: a PNG for one frame, an animated PNG (looping) for more.</summary>
-    public static byte[] EncodeFile(IReadOnlyList<RgbImage> frames, int framesPerSecond, PngEncoderOptions png) =>
-        frames.Count == 1
-            ? PngEncoder.Encode(frames[0], png)
-            : ApngEncoder.Encode(frames, FrameDelay.FromFramesPerSecond(framesPerSecond), 0, png);
+    /// <summary><see cref="EncodeFileAsync"/>, waited for (the CLI and the profiler).</summary>
+    public static EncodedMedia EncodeFile(IReadOnlyList<RgbImage> frames, OutputSpec? output = null, int framesPerSecond = FramesPerSecond,
+        CancellationToken cancellationToken = default) =>
+        EncodeFileAsync(frames, output, framesPerSecond, cancellationToken).GetAwaiter().GetResult();
 }

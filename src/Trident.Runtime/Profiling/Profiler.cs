@@ -131,7 +131,7 @@ public static class Profiler
             // Decode as the serving path does it: the VAE, the frames, and the image file the job hands out
             // (a request's latency ends when its file exists).
             var (decodeSeconds, decodePeak) = Point(pipeline, StageModel.VaeDecoder, 1, options.Repeats, 1,
-                p => Generation.EncodeFile(new DecodeExecutor(p).Decode(latents, 1, ct)[0], Generation.FramesPerSecond, Serving.PlanExecutor.ServedPng));
+                p => Generation.EncodeFile(new DecodeExecutor(p).Decode(latents, 1, ct)[0], cancellationToken: ct));
             Add(decodePoints, Stage.Decode, shape, 1, decodeSeconds, decodePeak);
         }
 

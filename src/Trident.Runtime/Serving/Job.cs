@@ -76,8 +76,12 @@ public sealed record StageTiming(double? Start, double? Finish)
 /// <param name="Dispatch">Devices, degree, VR type and predicted times.</param>
 public sealed record JobRoute(long Round, string Source, Dispatch Dispatch);
 
-/// <summary>A job's result: one PNG (an APNG for a video) and its frames.</summary>
-public sealed record JobResult(byte[] Png, int Frames, int Width, int Height);
+/// <summary>A job's result: its file (an image or a video, <see cref="Format"/>) and its frames.</summary>
+public sealed record JobResult(byte[] File, Trident.Runtime.Imaging.MediaFormat Format, int Frames, int Width, int Height)
+{
+    /// <summary>The file's media (MIME) type.</summary>
+    public string MediaType => Trident.Runtime.Imaging.MediaFormats.MediaType(Format);
+}
 
 /// <summary>A consistent copy of a job's state.</summary>
 public sealed record JobView(

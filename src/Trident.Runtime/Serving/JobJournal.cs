@@ -1,7 +1,7 @@
 // The durable half of the job store: one SQLite database (WAL, synchronous=NORMAL) in the storage directory,
 // jobs.db, with one row per job held, and the result of every succeeded job as a file beside it,
-// results/<id>.png. A row is inserted (and committed) when a job is accepted, before the API answers 202; each
-// state change is one small UPDATE of that row (status, error, finish time); a succeeded job's PNG is written
+// results/<id>.<ext> (png, jpg, webp, mp4 or webm: the extension says the format). A row is inserted (and committed) when a job is accepted, before the API answers 202; each
+// state change is one small UPDATE of that row (status, error, finish time); a succeeded job's file is written
 // (to a temporary name, then renamed) before its row says succeeded, so a row that says succeeded always
 // has its file; an evicted job's row and file are deleted. Step progress, stage timings and routes are not
 // written: after a restart a job that was queued or running starts again from the beginning (Load).
@@ -14,6 +14,7 @@ using System.Globalization;
 using System.Text.Json;
 using Microsoft.Data.Sqlite;
 using Trident.Runtime.Devices;
+using Trident.Runtime.Imaging;
 
 namespace Trident.Runtime.Serving;
 
@@ -83,8 +84,13 @@ public sealed class JobJournal : IDisposable
     /// <summary>Where result files are written.</summary>
     public string ResultsDirectory { get; }
 
-    /// <summary>The file of a succeeded job's result.</summary>
-    public string ResultPath(long id) => Path.Combine(ResultsDirectory, id.ToString(CultureInfo.InvariantCulture) + ".png");
+    /// <summary>The file of a succeeded job's result in <paramref name="format"/>.</summary>
+    public string ResultPath(long id, MediaFormat format) =>
+        Path.Combine(ResultsDirectory, id.ToString(CultureInfo.InvariantCulture) + "." + MediaFormats.Extension(format));
+
+    /// <summary>The result file held for a job, whatever its format; null when there is none.</summary>
+    public string? FindResult(long id) =>
+        Enum.GetValues<MediaFormat>().Select(f => ResultPath(id, f)).FirstOrDefault(File.Exists);
 
     /// <summary>Records an accepted job (committed when this returns).</summary>
     public void Accepted(Job job, int? priority)
@@ -107,9 +113,9 @@ public sealed class JobJournal : IDisposable
             if (_closed) return;
             if (status == JobStatus.Succeeded && result is not null)
             {
-                var path = ResultPath(job.Id.Value);
+                var path = ResultPath(job.Id.Value, result.Format);
                 var temp = path + ".tmp";
-                File.WriteAllBytes(temp, result.Png);
+                File.WriteAllBytes(temp, result.File);
                 File.Move(temp, path, overwrite: true);
             }
             Set(_move, job.Id.Value, (int)status, error, finishedAt?.ToUnixTimeMilliseconds(), result?.Frames ?? 0, result?.Width ?? 0, result?.Height ?? 0);
@@ -137,7 +143,7 @@ public sealed class JobJournal : IDisposable
             if (_closed) return;
             Set(_delete, id);
             _delete.ExecuteNonQuery();
-            File.Delete(ResultPath(id));
+            foreach (var format in Enum.GetValues<MediaFormat>()) File.Delete(ResultPath(id, format));
         }
     }
 
@@ -193,7 +199,7 @@ public sealed class JobJournal : IDisposable
                 JobResult? result = null;
                 if (status == JobStatus.Succeeded)
                 {
-                    if (ReadResult(s.Id) is { } png) result = new JobResult(png, s.Frames, s.Width, s.Height);
+                    if (ReadResult(s.Id) is var (bytes, format) && bytes is not null) result = new JobResult(bytes, format, s.Frames, s.Width, s.Height);
                     else
                     {
                         status = JobStatus.Failed;
@@ -217,11 +223,11 @@ public sealed class JobJournal : IDisposable
         return jobs;
     }
 
-    /// <summary>Reads a result file; null when it is missing.</summary>
-    public byte[]? ReadResult(long id)
+    /// <summary>Reads a result file and its format (from its extension); null bytes when it is missing.</summary>
+    public (byte[]? Bytes, MediaFormat Format) ReadResult(long id)
     {
-        var path = ResultPath(id);
-        return File.Exists(path) ? File.ReadAllBytes(path) : null;
+        if (FindResult(id) is not { } path) return (null, MediaFormat.Png);
+        return (File.ReadAllBytes(path), MediaFormats.FromExtension(Path.GetExtension(path)[1..])!.Value);
     }
 
     /// <summary>Tests: behave as if the process died now — nothing is written from here on (a kill -9 in

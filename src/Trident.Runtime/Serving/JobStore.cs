@@ -101,6 +101,23 @@ public sealed class JobStore
         }
     }
 
+    /// <summary>Forgets a finished job now, before its retention ends (a client deleted it): the durable store
+    /// forgets it too. Returns false when the job is not held or not finished.</summary>
+    public bool Delete(Job job)
+    {
+        lock (_gate)
+        {
+            if (!job.View().IsTerminal || !_jobs.ContainsKey(job.Id.Value)) return false;
+            for (var node = _order.First; node is not null; node = node.Next)
+                if (ReferenceEquals(node.Value, job))
+                {
+                    Remove(node);
+                    return true;
+                }
+            return false;
+        }
+    }
+
     /// <summary>Takes back a job just added (its acceptance could not be recorded).</summary>
     public void Withdraw(Job job)
     {

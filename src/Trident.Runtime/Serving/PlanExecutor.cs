@@ -1,12 +1,11 @@
 // Carries out one dispatch: the encode task on the encode device, the diffuse task on the group's lead
 // (first) device with one Reserve task on each other device of the group, the decode task on the decode
 // device. The stages hand their outputs on as tensors through the tasks' results; the job completes when
-// its decode does (its frames are written as a PNG, an APNG for a video) or when any stage fails or is
+// its decode does (its frames are written as the file it asked for: Generation.EncodeFileAsync) or when any stage fails or is
 // cancelled, whose error then reaches every later stage.
 
 using Trident.Runtime.Devices;
 using Trident.Runtime.Execution;
-using Trident.Runtime.Imaging;
 using Trident.Scheduling;
 
 namespace Trident.Runtime.Serving;
@@ -19,9 +18,6 @@ public sealed class PlanExecutor
     private readonly ServerClock _clock;
     private readonly int _framesPerSecond;
 
-    /// <summary>The PNG settings of served results (the encoder's defaults; the profile's decode point times
-    /// the same encoding).</summary>
-    public static PngEncoderOptions ServedPng => PngEncoderOptions.Default;
     private long _nextTaskId;
 
     /// <summary>An executor over the server's workers.</summary>
@@ -84,8 +80,8 @@ public sealed class PlanExecutor
         {
             var frames = await decode.Result.Task.ConfigureAwait(false);
             if (frames.Count == 0) throw new InvalidOperationException("the decoder returned no frames");
-            var png = Generation.EncodeFile(frames, _framesPerSecond, ServedPng);
-            job.Succeed(new JobResult(png, frames.Count, frames[0].Width, frames[0].Height), _clock.Now);
+            var file = await Generation.EncodeFileAsync(frames, job.Input.Output, _framesPerSecond, job.Cancellation).ConfigureAwait(false);
+            job.Succeed(new JobResult(file.Bytes, file.Format, frames.Count, frames[0].Width, frames[0].Height), _clock.Now);
         }
         catch (OperationCanceledException) when (job.Cancellation.IsCancellationRequested)
         {

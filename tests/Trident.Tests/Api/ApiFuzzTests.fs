@@ -212,21 +212,28 @@ type Kind =
 
 let private generationFields =
     [ "prompt", Str; "negative_prompt", Str; "width", Int; "height", Int; "frames", Int; "steps", Int; "seed", Long
-      "guidance", Double; "deadline_ms", Long; "priority", Int ]
+      "guidance", Double; "deadline_ms", Long; "priority", Int; "output_format", Str; "output_compression", Int; "fps", Int
+      "num_images_per_prompt", Int ]
 
 let private imageFields =
-    [ "prompt", Str; "n", Int; "size", Str; "response_format", Str; "model", Str; "negative_prompt", Str; "steps", Int; "seed", Long ]
+    [ "prompt", Str; "n", Int; "size", Str; "response_format", Str; "model", Str; "negative_prompt", Str; "steps", Int; "seed", Long
+      "guidance", Double; "output_format", Str; "output_compression", Int; "quality", Str; "background", Str ]
 
 let private unsupportedOpenAi =
-    [ "quality"; "style"; "user"; "background"; "moderation"; "output_format"; "output_compression"; "partial_images"; "stream"; "image"; "mask" ]
+    [ "style"; "user"; "moderation"; "partial_images"; "stream"; "image"; "mask" ]
 
 /// A value for a field of `kind`: (text, valid JSON, whether the kind is wrong so the field must be named).
 /// Whether a string (as the server reads it) is wrong for the field `name`: the OpenAI route's size is
-/// WIDTHxHEIGHT in plain digits, its response_format only b64_json.
+/// WIDTHxHEIGHT in plain digits (or auto), its response_format b64_json or url, quality auto, background auto or
+/// opaque; output_format names a format (png, jpeg, jpg, webp, mp4, webm — a format that does not fit the request
+/// is named too, but that is not tracked here).
 let private stringWrong (name: string) (s: string) =
     match name with
-    | "size" -> not (Text.RegularExpressions.Regex.IsMatch(s, "^[0-9]{1,9}x[0-9]{1,9}$"))
-    | "response_format" -> s <> "b64_json"
+    | "size" -> not (s = "auto" || Text.RegularExpressions.Regex.IsMatch(s, "^[0-9]{1,9}x[0-9]{1,9}$"))
+    | "response_format" -> s <> "b64_json" && s <> "url"
+    | "quality" -> s <> "auto"
+    | "background" -> s <> "auto" && s <> "opaque"
+    | "output_format" -> not (List.contains s [ "png"; "jpeg"; "jpg"; "webp"; "mp4"; "webm" ])
     | _ -> false
 
 /// A value for field `name` of `kind`: (text, valid JSON, 0 when right, 1 when its kind is wrong (or its text

@@ -50,8 +50,8 @@ let ``a cluster of processes serves generations, survives a killed worker, and t
                 Expect.equal (status final) "succeeded" (sprintf "generation %s: %O" id final)
                 nodes.Add(nodeOf final) |> ignore
                 use png = get client (sprintf "/v1/generations/%s/result" id)
-                let image = PngDecoder.Decode(ReadOnlySpan(png.Content.ReadAsByteArrayAsync().Result))
-                Expect.sequenceEqual image.Pixels (singleProcess (sprintf "request %d" i) 256 (uint64 i)) "the single-process image for the same prompt and seed"
+                let image = Trident.Tests.Runtime.MediaChecks.decodeImage (png.Content.ReadAsByteArrayAsync().Result)
+                Expect.sequenceEqual image.Rgb (singleProcess (sprintf "request %d" i) 256 (uint64 i)) "the single-process image for the same prompt and seed"
             Expect.equal nodes.Count 2 "work ran on both workers"
             // 2. kill -9 a worker while work runs: every accepted request ends, none stays running
             let long = [ for i in 1..12 -> submit client (body (sprintf "long %d" i) 1024 (uint64 (100 + i)) 100) ]

@@ -163,7 +163,7 @@ let private servesEvery (devices: int) (count: int) =
         Expect.equal (status final) "succeeded" (sprintf "generation %s: %O" id final)
         Expect.equal (final.GetProperty("step").GetInt32()) 28 "flux's default 28 steps"
         use png = get client (sprintf "/v1/generations/%s/result" id)
-        let image = PngDecoder.Decode(ReadOnlySpan(png.Content.ReadAsByteArrayAsync().Result))
+        let image = Trident.Tests.Runtime.MediaChecks.decodeImage (png.Content.ReadAsByteArrayAsync().Result)
         Expect.equal ((image.Width, image.Height)) ((64, 64)) "a 64 × 64 placeholder PNG"
 
 let ``the server and HTTP API serve generations on 16 emulated devices`` =

@@ -49,17 +49,19 @@ let ``a generation is accepted, served through every stage, and its result is a 
         use png = get client (sprintf "/v1/generations/%s/result" id)
         Expect.equal png.StatusCode HttpStatusCode.OK "png.StatusCode"
         Expect.equal png.Content.Headers.ContentType.MediaType "image/png" "png.Content.Headers.ContentType.MediaType"
-        let image = PngDecoder.Decode(ReadOnlySpan(png.Content.ReadAsByteArrayAsync().Result))
+        let image = MediaChecks.decodeImage (png.Content.ReadAsByteArrayAsync().Result)
         Expect.equal ((image.Width, image.Height)) ((128, 64)) "(image.Width, image.Height)"
 
-let ``a video request yields an animated PNG with every frame`` =
-    testCase "a video request yields an animated PNG with every frame" <| fun () ->
+let ``a video request yields an MP4 with every frame at the server's frame rate`` =
+    testCase "a video request yields an MP4 with every frame at the server's frame rate" <| fun () ->
         let client = readyClient defaultServer.Value
-        let id = submit client """{"prompt":"waves","width":64,"height":64,"frames":3,"steps":2}"""
+        let id = submit client """{"prompt":"waves","width":64,"height":64,"frames":5,"steps":2}"""
         Expect.equal (status (pollUntil client 120.0 id isFinal)) "succeeded" "status (pollUntil client 120.0 id isFinal)"
-        use png = get client (sprintf "/v1/generations/%s/result" id)
-        let frames = PngDecoder.DecodeFrames(ReadOnlySpan(png.Content.ReadAsByteArrayAsync().Result))
-        Expect.equal frames.Count 3 "frames.Count"
+        use mp4 = get client (sprintf "/v1/generations/%s/result" id)
+        Expect.equal mp4.Content.Headers.ContentType.MediaType "video/mp4" "a video is an MP4 by default"
+        let v = MediaChecks.probeVideo (mp4.Content.ReadAsByteArrayAsync().Result) "mp4"
+        Expect.equal (v.Codec, v.Frames, v.Width, v.Height) ("h264", 5, 64, 64) "codec, frames, size"
+        Expect.floatClose Accuracy.medium v.FrameRate 8.0 "Trident:Serving:VideoFramesPerSecond"
 
 let ``bad input gets one 400 problem naming every bad field`` =
     testCase "bad input gets one 400 problem naming every bad field" <| fun () ->
@@ -154,9 +156,9 @@ let ``the OpenAI-compatible route returns n base64 PNGs synchronously and valida
         let data = (json r).GetProperty("data")
         Expect.equal (data.GetArrayLength()) 2 "data.GetArrayLength()"
         for item in data.EnumerateArray() do
-            let png = PngDecoder.Decode(ReadOnlySpan(Convert.FromBase64String(item.GetProperty("b64_json").GetString())))
+            let png = MediaChecks.decodeImage (Convert.FromBase64String(item.GetProperty("b64_json").GetString()))
             Expect.equal ((png.Width, png.Height)) ((64, 64)) "(png.Width, png.Height)"
-        use bad = post client "/v1/images/generations" """{"prompt":"x","n":99,"size":"huge","response_format":"url"}"""
+        use bad = post client "/v1/images/generations" """{"prompt":"x","n":99,"size":"huge","response_format":"gif"}"""
         Expect.equal bad.StatusCode HttpStatusCode.BadRequest "bad.StatusCode"
         Expect.equal (errorsOf bad) (set [ "n"; "size"; "response_format" ]: Set<string>) "errorsOf bad"
 
@@ -372,7 +374,7 @@ let integrationTests =
     testList "integration" [
         testList "GenerationsApiTests" [
             ``a generation is accepted, served through every stage, and its result is a PNG of the requested size``
-            ``a video request yields an animated PNG with every frame``
+            ``a video request yields an MP4 with every frame at the server's frame rate``
             ``bad input gets one 400 problem naming every bad field``
             ``a field of the wrong type, or no JSON at all, is a 400 naming it``
             ``an unknown generation is 404 on every route``

@@ -53,7 +53,7 @@ let ``a number sent as a string, a duplicate key or an unknown field is a 400 na
         expect "/v1/generations" """{"prompt":"a fox","width":1e400}""" [ "width" ]
         expect "/v1/images/generations" """{"prompt":"a fox","n":"2","size":"64x64"}""" [ "n" ]
         expect "/v1/images/generations" """{"prompt":"a fox","n":1,"n":2}""" [ "n" ]
-        expect "/v1/images/generations" """{"prompt":"a fox","quality":"hd","style":"vivid","user":"u1","sizee":"64x64"}""" [ "quality"; "style"; "user"; "sizee" ]
+        expect "/v1/images/generations" """{"prompt":"a fox","moderation":"low","style":"vivid","user":"u1","sizee":"64x64"}""" [ "moderation"; "style"; "user"; "sizee" ]
         expect "/v1/images/generations" """{"prompt":"a fox","model":"dall-e-3"}""" [ "model" ]
         use ok = post client "/v1/generations" """{"prompt":"a fox","width":64,"height":64,"steps":1}"""
         Expect.equal ok.StatusCode HttpStatusCode.Accepted "the same body with numbers is accepted"

@@ -55,7 +55,7 @@ let ``after a crash, queued and running jobs run again under their ids and finis
             finishedWithin 30.0 cancelled
             let cancelledStatus = JobStatus.Cancelled
             Expect.equal running.Status JobStatus.Diffusing "held while diffusing"
-            let png = done'.Result.Png
+            let png = done'.Result.File
             crash first
             let server = startServer dir (TimeSpan.FromMinutes 10.0) (GatedExecutors(Gates()))
             second <- Some server
@@ -65,7 +65,7 @@ let ``after a crash, queued and running jobs run again under their ids and finis
                 | x -> x
             let d = find done'
             Expect.equal d.Status JobStatus.Succeeded "a succeeded job stays succeeded"
-            Expect.equal d.Result.Png png "with its result"
+            Expect.equal d.Result.File png "with its result"
             Expect.equal (d.View().Input) (done'.View().Input) "and its parameters"
             Expect.equal (find cancelled).Status cancelledStatus "a cancelled job stays cancelled"
             let r, q = find running, find queued
@@ -98,7 +98,7 @@ let ``a finished job recovered after its retention ended is forgotten with its r
         let j = first.Submit(input "short" 1, Nullable(), Nullable()) |> accepted
         finishedWithin 30.0 j
         Expect.equal j.Status JobStatus.Succeeded "succeeded"
-        let file = first.Journal.ResultPath j.Id.Value
+        let file = first.Journal.ResultPath(j.Id.Value, Trident.Runtime.Imaging.MediaFormat.Png)
         Expect.isTrue (File.Exists file) "its result is a file beside the database"
         crash first
         Threading.Thread.Sleep 1200
@@ -238,7 +238,7 @@ let ``the job store follows the documented state machine across submits, cancels
                     | Succeed i ->
                         pick i |> Option.iter (fun id ->
                             let e = expected.[id]
-                            let ok = (jobOf id).Succeed(JobResult(png, 1, 64, 64), now)
+                            let ok = (jobOf id).Succeed(JobResult(png, Trident.Runtime.Imaging.MediaFormat.Png, 1, 64, 64), now)
                             if not (Job.IsTerminalStatus e.Status) then
                                 e.Status <- (if e.CancelRequested then JobStatus.Cancelled else JobStatus.Succeeded)
                             check "Succeed says whether the job succeeded" (ok = (e.Status = JobStatus.Succeeded && before.[id] <> JobStatus.Succeeded)))
@@ -291,7 +291,7 @@ let ``the job store follows the documented state machine across submits, cancels
                         | null ->
                             check (sprintf "job %d is held unless evicted after its retention (%A)" id op) e.Gone
                             check (sprintf "an evicted job %d leaves no row" id) (not (rows.ContainsKey id))
-                            check (sprintf "an evicted job %d leaves no result file" id) (not (File.Exists(journal.ResultPath id)))
+                            check (sprintf "an evicted job %d leaves no result file" id) (isNull (journal.FindResult id))
                         | job ->
                             check (sprintf "job %d is not evicted before its retention" id) (not e.Gone)
                             check (sprintf "job %d: %A, expected %A after %A" id job.Status e.Status op) (job.Status = e.Status)
@@ -302,7 +302,7 @@ let ``the job store follows the documented state machine across submits, cancels
                             let hasResult = not (isNull job.Result)
                             check (sprintf "job %d (%A): a result exactly when succeeded" id job.Status) (hasResult = (job.Status = JobStatus.Succeeded))
                             check (sprintf "job %d (%A): a result file exactly when succeeded" id job.Status)
-                                (File.Exists(journal.ResultPath id) = (job.Status = JobStatus.Succeeded))
+                                (not (isNull (journal.FindResult id)) = (job.Status = JobStatus.Succeeded))
                     let held = expected.Values |> Seq.filter (fun e -> not e.Gone) |> Seq.length
                     let gone = expected.Values |> Seq.filter _.Gone |> Seq.length
                     check "counters: submitted = held + evicted" (int nextId = held + gone)

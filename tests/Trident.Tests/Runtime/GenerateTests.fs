@@ -1,17 +1,17 @@
-/// `trident generate` (Trident.Api.Cli.GenerateCommand over Trident.Runtime.Execution.Generation): real PNG and
-/// APNG files of the requested size, identical bytes for identical arguments, and one error naming every bad
-/// option.
+/// `trident generate` (Trident.Api.Cli.GenerateCommand over Trident.Runtime.Execution.Generation): real image and
+/// video files of the requested size in the format --out's extension names (read back with SkiaSharp and
+/// ffprobe), identical bytes for identical arguments, and one error naming every bad option.
 module Trident.Tests.Runtime.GenerateTests
 
 open System.IO
 open Expecto
 open Trident.Tests.TestSupport
 open Trident.Api.Cli
-open Trident.Runtime.Imaging
+open SkiaSharp
 
 /// Runs `trident generate` in process on the tiny pipeline at 64×64, 2 steps, 1 thread, plus the given options.
-let private generate (extra: string list) =
-    let out = TinyFixture.tempPath "out.png"
+let private generateTo (name: string) (extra: string list) =
+    let out = TinyFixture.tempPath name
     let args =
         [ "generate"; "--pipeline"; TinyFixture.directory.Value; "--prompt"; "a red fox in the snow"
           "--width"; "64"; "--height"; "64"; "--steps"; "2"; "--threads"; "1"; "--out"; out ] @ extra
@@ -19,31 +19,32 @@ let private generate (extra: string list) =
     Expect.equal code 0 "code"
     out
 
+let private generate = generateTo "out.png"
+
 let private errorsOf (args: string list) =
     let e = expectThrows<CliException> "CliException is thrown" (fun () -> GenerateCommand.Parse(CliArgs args) |> ignore)
     List.ofSeq e.Errors
 
-let ``generate writes a PNG of the requested width and height`` =
-    testCase "generate writes a PNG of the requested width and height" <| fun () ->
-        let out = generate [ "--seed"; "3" ]
-        let png = PngDecoder.Decode(File.ReadAllBytes out)
-        Expect.equal ((png.Width, png.Height, png.Channels)) ((64, 64, 3)) "(png.Width, png.Height, png.Channels)"
-        Expect.isFalse (Seq.contains "acTL" (PngDecoder.ReadChunks(File.ReadAllBytes out) |> Seq.map (fun c -> c.Type))) "does not contain \"acTL\""
+let ``generate writes a PNG, JPEG or WebP of the requested width and height`` =
+    testCase "generate writes a PNG, JPEG or WebP of the requested width and height" <| fun () ->
+        for name, format in [ "out.png", SKEncodedImageFormat.Png; "out.jpg", SKEncodedImageFormat.Jpeg; "out.webp", SKEncodedImageFormat.Webp ] do
+            let image = MediaChecks.decodeImage (File.ReadAllBytes(generateTo name [ "--seed"; "3" ]))
+            Expect.equal (image.Format, image.Width, image.Height, image.Frames) (format, 64, 64, 1) name
 
-let ``a video is an animated PNG with one frame per requested frame, or a PNG per frame`` =
-    testCase "a video is an animated PNG with one frame per requested frame, or a PNG per frame" <| fun () ->
-        let apng = File.ReadAllBytes(generate [ "--frames"; "3"; "--seed"; "4" ])
-        let frames = PngDecoder.DecodeFrames apng
-        Expect.equal frames.Count 3 "frames.Count"
-        for f in frames do
-            Expect.equal ((f.Image.Width, f.Image.Height)) ((64, 64)) "(f.Image.Width, f.Image.Height)"
+let ``a video is an MP4 (or WebM) with one frame per requested frame at the asked frame rate, or a PNG per frame`` =
+    testCase "a video is an MP4 (or WebM) with one frame per requested frame at the asked frame rate, or a PNG per frame" <| fun () ->
+        let mp4 = MediaChecks.probeVideo (File.ReadAllBytes(generateTo "clip.mp4" [ "--frames"; "5"; "--seed"; "4"; "--fps"; "12" ])) "mp4"
+        Expect.equal (mp4.Codec, mp4.PixelFormat, mp4.Frames, mp4.Width, mp4.Height) ("h264", "yuv420p", 5, 64, 64) "mp4"
+        Expect.floatClose Accuracy.medium mp4.FrameRate 12.0 "--fps"
+        let webm = MediaChecks.probeVideo (File.ReadAllBytes(generateTo "clip.webm" [ "--frames"; "5"; "--seed"; "4"; "--compression"; "40" ])) "webm"
+        Expect.equal (webm.Codec, webm.Frames) ("vp9", 5) "webm"
         let first = generate [ "--frames"; "3"; "--seed"; "4"; "--frames-as"; "png-sequence" ]
         let dir = Path.GetDirectoryName first
         let files = Directory.GetFiles(dir, "out_*.png") |> Array.sort
         Expect.equal (files |> Array.map Path.GetFileName) ([| "out_0000.png"; "out_0001.png"; "out_0002.png" |]: string[]) "files |> Array.map Path.GetFileName"
-        // The sequence holds the same frames as the animation.
-        for i in 0 .. 2 do
-            Expect.equal ((PngDecoder.Decode(File.ReadAllBytes files[i])).Pixels) (frames[i].Image.Pixels: byte[]) "(PngDecoder.Decode(File.ReadAllBytes files[i])).Pixels"
+        for f in files do
+            let image = MediaChecks.decodeImage (File.ReadAllBytes f)
+            Expect.equal (image.Format, image.Width, image.Height) (SKEncodedImageFormat.Png, 64, 64) f
 
 let ``identical arguments give identical bytes and another seed different bytes`` =
     testCase "identical arguments give identical bytes and another seed different bytes" <| fun () ->
@@ -59,7 +60,7 @@ let ``bad generate arguments give one error listing every bad option`` =
             errorsOf
                 [ "--pipeline"; TinyFixture.directory.Value; "--prompt"; "x"; "--width"; "100"; "--height"; "2048"
                   "--frames"; "12"; "--steps"; "0"; "--guidance"; "-1"; "--threads"; "0"; "--frames-as"; "gif"
-                  "--out"; "picture.jpg"; "--colour"; "red" ]
+                  "--out"; "picture.gif"; "--colour"; "red" ]
         let options = [ "--width"; "--height"; "--frames"; "--steps"; "--guidance"; "--threads"; "--frames-as"; "--out"; "--colour" ]
         for option in options do
             Expect.equal (errors |> List.filter (fun e -> e.StartsWith(option + ":")) |> List.length) 1 "errors |> List.filter (fun e -> e.StartsWith(option + \":\")) |> List.length"
@@ -77,8 +78,8 @@ let ``a missing pipeline and missing required options are reported together`` =
 [<Tests>]
 let tests =
     testList "integration" [ testList "GenerateTests" [
-        ``generate writes a PNG of the requested width and height``
-        ``a video is an animated PNG with one frame per requested frame, or a PNG per frame``
+        ``generate writes a PNG, JPEG or WebP of the requested width and height``
+        ``a video is an MP4 (or WebM) with one frame per requested frame at the asked frame rate, or a PNG per frame``
         ``identical arguments give identical bytes and another seed different bytes``
         ``bad generate arguments give one error listing every bad option``
         ``a missing pipeline and missing required options are reported together``

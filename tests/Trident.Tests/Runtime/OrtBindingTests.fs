@@ -597,7 +597,7 @@ let tests =
                 Expect.equal result.Frames.Count 1 "one image"
                 Expect.equal (result.Frames.[0].Width, result.Frames.[0].Height) (64, 64) "its size"
                 let png = Trident.Runtime.Execution.Generation.EncodeFile result.Frames
-                Expect.isGreaterThan png.Length 1000 "a PNG"
+                Expect.isGreaterThan png.Bytes.Length 1000 "a PNG"
             finally
                 try Directory.Delete(home, true) with _ -> ()
 

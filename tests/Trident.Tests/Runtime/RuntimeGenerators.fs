@@ -171,20 +171,3 @@ let rgbImage =
         let! pixels = Gen.arrayOfLength (w * h * 3) (Gen.choose (0, 255) |> Gen.map byte)
         return RgbImage(w, h, pixels)
     }
-
-/// Frames of one size, with pixel values from a smooth pattern plus noise (so filters other than 0 win).
-let frames =
-    gen {
-        let! count = Gen.choose (1, 6)
-        let! w = Gen.choose (1, 12)
-        let! h = Gen.choose (1, 12)
-        let frame =
-            Gen.arrayOfLength (w * h * 3) (Gen.choose (0, 7))
-            |> Gen.map (fun noise -> RgbImage(w, h, noise |> Array.mapi (fun i n -> byte ((i * 5 + n) % 256))))
-        return! Gen.listOfLength count frame
-    }
-
-let filterStrategy =
-    Gen.elements
-        [ PngFilterStrategy.None; PngFilterStrategy.Sub; PngFilterStrategy.Up
-          PngFilterStrategy.Average; PngFilterStrategy.Paeth; PngFilterStrategy.Adaptive ]

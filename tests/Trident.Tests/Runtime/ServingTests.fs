@@ -141,7 +141,8 @@ let ``a request goes through encode, diffuse and decode on the planned devices a
             finishedWithin 30.0 j
             let v = j.View()
             Expect.equal v.Status JobStatus.Succeeded "v.Status"
-            let png = PngDecoder.Decode(ReadOnlySpan(j.Result.Png))
+            Expect.equal j.Result.MediaType "image/png" "an image is a PNG by default"
+            let png = Trident.Tests.Runtime.MediaChecks.decodeImage j.Result.File
             Expect.equal ((png.Width, png.Height)) ((64, 64)) "(png.Width, png.Height)"
             let route = v.Route.Dispatch
             Expect.contains log.Entries (sprintf "d%d encode hello" route.Encode.Devices.Head.Value) "log.Entries"
@@ -231,7 +232,7 @@ let ``the live loop evaluates Adjust-on-Dispatch over its monitor as the simulat
 // Job lifecycle: the cancel rule, timings of the stages that ran, back-pressure, graceful shutdown
 // ---------------------------------------------------------------------------------------------------------
 
-let private png64 = JobResult([| 1uy |], 1, 64, 64)
+let private png64 = JobResult([| 1uy |], Trident.Runtime.Imaging.MediaFormat.Png, 1, 64, 64)
 
 let ``a cancel and a success racing on one job: exactly one wins, and an accepted cancel never leaves a result`` =
     testCase "a cancel and a success racing on one job: exactly one wins, and an accepted cancel never leaves a result" <| fun () ->

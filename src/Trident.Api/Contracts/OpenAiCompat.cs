@@ -1,0 +1,135 @@
+// Wire DTOs of the routes that follow other servers' shapes: OpenAI's video API (as vLLM-Omni serves it) and
+// vLLM-Omni's diffusion chat route.
+
+using System.Text.Json;
+
+namespace Trident.Api.Contracts;
+
+/// <summary>Body of <c>POST /v1/videos</c> (JSON, or the form OpenAI's and vLLM-Omni's clients send). Field names
+/// are OpenAI's (<c>prompt</c>, <c>model</c>, <c>seconds</c>, <c>size</c>) and vLLM-Omni's/diffusers'
+/// (<c>width</c>, <c>height</c>, <c>num_frames</c>, <c>fps</c>, <c>num_inference_steps</c>, <c>guidance_scale</c>,
+/// <c>negative_prompt</c>, <c>seed</c>).</summary>
+/// <param name="Prompt">What to generate.</param>
+/// <param name="Model">Optional; the served pipeline's id or model name.</param>
+/// <param name="Seconds">Clip length in whole seconds, as a string (OpenAI); frames = seconds × fps + 1 (rounded down to a length the pipeline allows). Give
+/// seconds or num_frames, not both.</param>
+/// <param name="Size"><c>WIDTHxHEIGHT</c>; or give width and height.</param>
+/// <param name="Width">Width in pixels.</param>
+/// <param name="Height">Height in pixels.</param>
+/// <param name="NumFrames">Frames (default: the pipeline's smallest video length allowed by the server).</param>
+/// <param name="Fps">Frame rate written into the file (default: <c>Trident:Serving:VideoFramesPerSecond</c>).</param>
+/// <param name="NumInferenceSteps">Denoising steps.</param>
+/// <param name="GuidanceScale">Guidance scale.</param>
+/// <param name="NegativePrompt">What to steer away from.</param>
+/// <param name="Seed">Seed of the initial noise.</param>
+/// <param name="OutputFormat"><c>mp4</c> (default), <c>webm</c> or <c>webp</c> (animated).</param>
+/// <param name="OutputCompression">0–100 (100 the least lossy).</param>
+/// <param name="NumImagesPerPrompt">diffusers' name; must be 1 (one video per request).</param>
+public sealed record VideoCreateRequestDto(
+    string? Prompt,
+    string? Model = null,
+    string? Seconds = null,
+    string? Size = null,
+    int? Width = null,
+    int? Height = null,
+    int? NumFrames = null,
+    int? Fps = null,
+    int? NumInferenceSteps = null,
+    double? GuidanceScale = null,
+    string? NegativePrompt = null,
+    long? Seed = null,
+    string? OutputFormat = null,
+    int? OutputCompression = null,
+    int? NumImagesPerPrompt = null);
+
+/// <summary>Why a video job failed.</summary>
+/// <param name="Code"><c>generation_failed</c> or <c>cancelled</c>.</param>
+/// <param name="Message">What happened.</param>
+public sealed record VideoErrorDto(string Code, string Message);
+
+/// <summary>A video job, as OpenAI's video API shows it (<c>POST /v1/videos</c>, <c>GET /v1/videos/{id}</c>).</summary>
+/// <param name="Id"><c>video_</c> + the job's id (the same job is <c>/v1/generations/{id}</c>).</param>
+/// <param name="Object">Always <c>video</c>.</param>
+/// <param name="Model">The served pipeline.</param>
+/// <param name="Status"><c>queued</c>, <c>in_progress</c>, <c>completed</c> or <c>failed</c> (a cancelled job is
+/// failed with error code <c>cancelled</c>).</param>
+/// <param name="Progress">0–100: denoising steps done.</param>
+/// <param name="CreatedAt">Unix time (seconds) of acceptance.</param>
+/// <param name="CompletedAt">Unix time of its final state.</param>
+/// <param name="ExpiresAt">Unix time after which the job (and its file) may be evicted.</param>
+/// <param name="Prompt">The prompt.</param>
+/// <param name="Size"><c>WIDTHxHEIGHT</c>.</param>
+/// <param name="Seconds">Its length in seconds (frames / fps), as a string.</param>
+/// <param name="Quality">Always <c>standard</c> (steps set the quality).</param>
+/// <param name="Error">Why it failed.</param>
+/// <param name="NumFrames">Frames in the file.</param>
+/// <param name="Fps">Its frame rate.</param>
+/// <param name="Seed">The seed used.</param>
+/// <param name="OutputFormat">The file's format.</param>
+/// <param name="MediaType">The file's media type.</param>
+public sealed record VideoDto(
+    string Id, string Object, string Model, string Status, int Progress, long CreatedAt, long? CompletedAt, long? ExpiresAt,
+    string Prompt, string Size, string Seconds, string Quality, VideoErrorDto? Error,
+    int NumFrames, int Fps, long Seed, string OutputFormat, string MediaType);
+
+/// <summary>Answer of <c>DELETE /v1/videos/{id}</c>.</summary>
+public sealed record VideoDeletedDto(string Id, string Object, bool Deleted);
+
+/// <summary>One chat message. <c>content</c> is a string or a list of parts (<c>{"type": "text", "text": …}</c>).</summary>
+public sealed record ChatMessageDto(string? Role, JsonElement Content, string? Name = null);
+
+/// <summary>Body of <c>POST /v1/chat/completions</c> as vLLM-Omni takes it for diffusion models: the prompt is the
+/// one user message; generation parameters are top-level fields or sit in a literal <c>extra_body</c> object.</summary>
+/// <param name="Model">Optional; the served pipeline's id or model name.</param>
+/// <param name="Messages">Exactly one message with role <c>user</c>: the prompt.</param>
+/// <param name="Stream">Only false: streaming is not implemented.</param>
+/// <param name="N">Only 1 (one choice; several images: <c>num_images_per_prompt</c>).</param>
+/// <param name="Height">Height in pixels.</param>
+/// <param name="Width">Width in pixels.</param>
+/// <param name="NumInferenceSteps">Denoising steps.</param>
+/// <param name="GuidanceScale">Guidance scale.</param>
+/// <param name="Seed">Seed (the i-th image gets seed + i).</param>
+/// <param name="NumFrames">Frames (more than 1: a video).</param>
+/// <param name="NegativePrompt">What to steer away from.</param>
+/// <param name="Fps">Frame rate of a video.</param>
+/// <param name="OutputFormat">png (default), jpeg, webp; for a video mp4 (default), webm, webp.</param>
+/// <param name="OutputCompression">0–100.</param>
+/// <param name="NumImagesPerPrompt">Images to make (default 1), each its own job; all are in the one choice's content.</param>
+public sealed record ChatCompletionRequestDto(
+    string? Model = null,
+    IReadOnlyList<ChatMessageDto>? Messages = null,
+    bool? Stream = null,
+    int? N = null,
+    int? Height = null,
+    int? Width = null,
+    int? NumInferenceSteps = null,
+    double? GuidanceScale = null,
+    long? Seed = null,
+    int? NumFrames = null,
+    string? NegativePrompt = null,
+    int? Fps = null,
+    string? OutputFormat = null,
+    int? OutputCompression = null,
+    int? NumImagesPerPrompt = null);
+
+/// <summary>A data URL (<c>data:image/png;base64,…</c>).</summary>
+public sealed record ChatUrlDto(string Url);
+
+/// <summary>One part of the answer's content: <c>{"type": "image_url", "image_url": {"url": "data:…"}}</c>, or
+/// <c>video_url</c> for a video.</summary>
+public sealed record ChatContentPartDto(
+    string Type,
+    [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)] ChatUrlDto? ImageUrl,
+    [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)] ChatUrlDto? VideoUrl);
+
+/// <summary>The assistant's message.</summary>
+public sealed record ChatAnswerMessageDto(string Role, IReadOnlyList<ChatContentPartDto> Content);
+
+/// <summary>One choice.</summary>
+public sealed record ChatChoiceDto(int Index, ChatAnswerMessageDto Message, string FinishReason);
+
+/// <summary>Token counts: the prompt's tokens as the pipeline's tokenizer counts them; nothing is completed as text.</summary>
+public sealed record ChatUsageDto(int PromptTokens, int CompletionTokens, int TotalTokens);
+
+/// <summary>Answer of <c>POST /v1/chat/completions</c>.</summary>
+public sealed record ChatCompletionDto(string Id, string Object, long Created, string Model, IReadOnlyList<ChatChoiceDto> Choices, ChatUsageDto Usage);

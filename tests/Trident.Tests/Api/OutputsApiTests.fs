@@ -1,0 +1,255 @@
+/// What clients of other image and video servers get from Trident: PNG, JPEG and WebP from the OpenAI image
+/// route (b64_json and url, n images), MP4/WebM from /v1/generations and /v1/videos (OpenAI's asynchronous video
+/// pattern, JSON or form), vLLM-Omni's diffusion chat route, the model list, diffusers' names as strict aliases —
+/// and the official `openai` npm client against a real socket. Every file is decoded by a library (SkiaSharp,
+/// ffprobe).
+module Trident.Tests.Api.OutputsApiTests
+
+open System
+open System.Diagnostics
+open System.IO
+open System.Net
+open System.Net.Http
+open System.Text.Json
+open System.Threading
+open Expecto
+open SkiaSharp
+open Trident.Tests.Runtime
+open Trident.Tests.Runtime.MediaChecks
+open Trident.Tests.Api.ApiFixture
+open Trident.Tests.TestSupport
+
+let private errorsOf (r: HttpResponseMessage) =
+    [ for p in (json r).GetProperty("errors").EnumerateObject() -> p.Name ] |> Set.ofList
+
+let private server = Fixture(fun () -> new DefaultServer())
+
+let private bytes (r: HttpResponseMessage) = r.Content.ReadAsByteArrayAsync().Result
+
+let private b64 (item: JsonElement) = Convert.FromBase64String(item.GetProperty("b64_json").GetString())
+
+let ``the image route answers PNG, JPEG or WebP as output_format asks, as base64 or as a URL of the result`` =
+    testCase "the image route answers PNG, JPEG or WebP as output_format asks, as base64 or as a URL of the result" <| fun () ->
+        let client = readyClient server.Value
+        for name, format in [ "png", SKEncodedImageFormat.Png; "jpeg", SKEncodedImageFormat.Jpeg; "webp", SKEncodedImageFormat.Webp ] do
+            use r = post client "/v1/images/generations" (sprintf """{"prompt":"a fox","size":"64x64","output_format":"%s","num_inference_steps":2}""" name)
+            Expect.equal r.StatusCode HttpStatusCode.OK name
+            let body = json r
+            Expect.equal (body.GetProperty("output_format").GetString(), body.GetProperty("size").GetString()) (name, "64x64") "the answer names format and size"
+            let image = decodeImage (b64 (body.GetProperty("data")[0]))
+            Expect.equal (image.Format, image.Width, image.Height) (format, 64, 64) name
+        use r = post client "/v1/images/generations" """{"prompt":"two foxes","n":2,"size":"64x64","response_format":"url","output_format":"jpeg","output_compression":60,"steps":2,"seed":7}"""
+        Expect.equal r.StatusCode HttpStatusCode.OK "url"
+        let data = (json r).GetProperty("data")
+        Expect.equal [ for d in data.EnumerateArray() -> d.GetProperty("seed").GetInt64() ] [ 7L; 8L ] "n images, seeds seed, seed + 1"
+        for d in data.EnumerateArray() do
+            Expect.equal (d.GetProperty("b64_json").ValueKind) JsonValueKind.Null "no base64 with url"
+            let url = Uri(d.GetProperty("url").GetString())
+            Expect.stringStarts url.AbsolutePath "/v1/generations/" "a URL of the result route"
+            use file = get client url.PathAndQuery
+            Expect.equal file.Content.Headers.ContentType.MediaType "image/jpeg" "served as JPEG"
+            Expect.equal (decodeImage (bytes file)).Format SKEncodedImageFormat.Jpeg "a JPEG"
+
+let ``fields the image route cannot honour are a 400 naming each, and aliases stay strict`` =
+    testCase "fields the image route cannot honour are a 400 naming each, and aliases stay strict" <| fun () ->
+        let client = readyClient server.Value
+        use bad = post client "/v1/images/generations" """{"prompt":"x","quality":"hd","background":"transparent","output_format":"gif","model":"dall-e-3"}"""
+        Expect.equal bad.StatusCode HttpStatusCode.BadRequest "400"
+        Expect.equal (errorsOf bad) (set [ "quality"; "background"; "output_format"; "model" ]) "each named"
+        use style = post client "/v1/images/generations" """{"prompt":"x","style":"vivid","user":"me"}"""
+        Expect.equal (errorsOf style) (set [ "style"; "user" ]) "OpenAI fields this server does not implement"
+        use png = post client "/v1/images/generations" """{"prompt":"x","output_compression":50}"""
+        Expect.equal (errorsOf png) (set [ "output_compression" ]) "png is lossless"
+        use both = post client "/v1/images/generations" """{"prompt":"x","steps":2,"num_inference_steps":3}"""
+        Expect.equal (errorsOf both) (set [ "num_inference_steps" ]) "an alias and its field together"
+        use unknown = post client "/v1/generations" """{"prompt":"x","num_inference_step":2}"""
+        Expect.equal (errorsOf unknown) (set [ "num_inference_step" ]) "unknown fields are still refused"
+        use aliased = post client "/v1/images/generations" """{"prompt":"x","size":"64x64","num_inference_steps":2,"guidance_scale":3.5,"num_images_per_prompt":2,"quality":"auto"}"""
+        Expect.equal aliased.StatusCode HttpStatusCode.OK "diffusers' names are accepted"
+        Expect.equal ((json aliased).GetProperty("data").GetArrayLength()) 2 "num_images_per_prompt = n"
+        use models = get client "/v1/models"
+        let id = ((json models).GetProperty("data")[0]).GetProperty("id").GetString()
+        use named = post client "/v1/images/generations" (sprintf """{"prompt":"x","size":"64x64","steps":2,"model":"%s"}""" id)
+        Expect.equal named.StatusCode HttpStatusCode.OK "the model GET /v1/models lists is accepted"
+
+let ``a generation's output format, compression and frame rate reach its file`` =
+    testCase "a generation's output format, compression and frame rate reach its file" <| fun () ->
+        let client = readyClient server.Value
+        let id = submit client """{"prompt":"waves","width":128,"height":64,"num_frames":5,"num_inference_steps":2,"output_format":"webm","output_compression":30,"fps":10}"""
+        Expect.equal (status (pollUntil client 120.0 id isFinal)) "succeeded" "succeeded"
+        use r = get client (sprintf "/v1/generations/%s/result" id)
+        Expect.equal r.Content.Headers.ContentType.MediaType "video/webm" "webm"
+        let v = probeVideo (bytes r) "webm"
+        Expect.equal (v.Codec, v.Frames, v.Width, v.Height) ("vp9", 5, 128, 64) "codec, frames, size"
+        Expect.floatClose Accuracy.medium v.FrameRate 10.0 "fps"
+        use bad = post client "/v1/generations" """{"prompt":"x","frames":3,"output_format":"png","num_images_per_prompt":2}"""
+        Expect.equal (errorsOf bad) (set [ "output_format"; "num_images_per_prompt" ]) "png holds one frame; one job per request"
+
+/// POSTs a form (as OpenAI's and vLLM-Omni's clients call /v1/videos).
+let private postForm (client: HttpClient) (path: string) (fields: (string * string) list) =
+    use form = new MultipartFormDataContent()
+    for k, v in fields do form.Add(new StringContent(v), k)
+    client.PostAsync(path, form).Result
+
+/// Polls a video until it is completed or failed.
+let private pollVideo (client: HttpClient) (id: string) =
+    let deadline = DateTime.UtcNow.AddSeconds 120.0
+    let mutable last = json (get client ("/v1/videos/" + id))
+    while status last <> "completed" && status last <> "failed" && DateTime.UtcNow < deadline do
+        Thread.Sleep 50
+        last <- json (get client ("/v1/videos/" + id))
+    last
+
+let ``a video job is created, polled, downloaded as an MP4 with the frames and rate asked for, and deleted`` =
+    testCase "a video job is created, polled, downloaded as an MP4 with the frames and rate asked for, and deleted" <| fun () ->
+        let client = readyClient server.Value
+        // vLLM-Omni's benchmark client: a form with num_frames, fps, width, height, num_inference_steps, seed
+        use created = postForm client "/v1/videos" [ "prompt", "waves"; "width", "128"; "height", "64"; "num_frames", "7"; "fps", "12"; "num_inference_steps", "2"; "seed", "5" ]
+        Expect.equal created.StatusCode HttpStatusCode.OK "200 with the video object"
+        let v = json created
+        let id = v.GetProperty("id").GetString()
+        Expect.stringStarts id "video_" "OpenAI-style id"
+        Expect.equal (v.GetProperty("object").GetString()) "video" "object"
+        Expect.contains [ "queued"; "in_progress" ] (status v) "not done yet"
+        let final = pollVideo client id
+        Expect.equal (status final) "completed" "completed"
+        Expect.equal (final.GetProperty("progress").GetInt32()) 100 "progress"
+        Expect.equal (final.GetProperty("size").GetString()) "128x64" "size"
+        use content = get client (sprintf "/v1/videos/%s/content" id)
+        Expect.equal content.Content.Headers.ContentType.MediaType "video/mp4" "mp4"
+        let p = probeVideo (bytes content) "mp4"
+        Expect.equal (p.Codec, p.PixelFormat, p.Frames, p.Width, p.Height) ("h264", "yuv420p", 7, 128, 64) "the file"
+        Expect.floatClose Accuracy.medium p.FrameRate 12.0 "fps"
+        Expect.isTrue p.FastStart "+faststart"
+        use deleted = client.DeleteAsync("/v1/videos/" + id).Result
+        Expect.isTrue ((json deleted).GetProperty("deleted").GetBoolean()) "deleted"
+        use gone = get client ("/v1/videos/" + id)
+        Expect.equal gone.StatusCode HttpStatusCode.NotFound "forgotten"
+        // OpenAI's fields as JSON: seconds × fps + 1 frames, as an animated WebP on request
+        use json' = post client "/v1/videos" """{"prompt":"rain","seconds":"1","size":"64x64","fps":4,"num_inference_steps":2,"output_format":"webp"}"""
+        let webpId = (json json').GetProperty("id").GetString()
+        Expect.equal (status (pollVideo client webpId)) "completed" "completed"
+        use webpFile = get client (sprintf "/v1/videos/%s/content" webpId)
+        let webp = decodeImage (bytes webpFile)
+        Expect.equal (webp.Format, webp.Frames) (SKEncodedImageFormat.Webp, 5) "1 s at 4 fps: 5 frames"
+        Expect.equal webp.FrameDurationsMs (List.replicate 5 250) "at 4 fps"
+        use bad = postForm client "/v1/videos" [ "prompt", "x"; "seconds", "2"; "num_frames", "5"; "fps", "fast"; "output_format", "png" ]
+        Expect.equal (errorsOf bad) (set [ "fps" ]) "a form value that does not convert is named first"
+        use bad2 = post client "/v1/videos" """{"prompt":"x","seconds":"2","num_frames":5,"output_format":"png","input_reference":"x"}"""
+        Expect.equal (errorsOf bad2) (set [ "input_reference" ]) "unsupported fields are named"
+        use bad3 = post client "/v1/videos" """{"prompt":"x","seconds":"2","num_frames":5,"output_format":"png"}"""
+        Expect.equal (errorsOf bad3) (set [ "seconds"; "output_format" ]) "seconds or num_frames; a video format"
+
+let ``vLLM-Omni's chat route takes extra_body or top-level parameters and answers the image as a data URL`` =
+    testCase "vLLM-Omni's chat route takes extra_body or top-level parameters and answers the image as a data URL" <| fun () ->
+        let client = readyClient server.Value
+        let image (body: string) =
+            use r = post client "/v1/chat/completions" body
+            Expect.equal r.StatusCode HttpStatusCode.OK body
+            let answer = json r
+            Expect.equal (answer.GetProperty("object").GetString()) "chat.completion" "object"
+            let part = ((answer.GetProperty("choices")[0]).GetProperty("message").GetProperty("content"))[0]
+            Expect.equal (part.GetProperty("type").GetString()) "image_url" "an image_url part"
+            let url = part.GetProperty("image_url").GetProperty("url").GetString()
+            Expect.stringStarts url "data:image/png;base64," "a PNG data URL"
+            decodeImage (Convert.FromBase64String(url.Substring(url.IndexOf ',' + 1)))
+        // exactly what vLLM-Omni's benchmark client (benchmarks/diffusion/backends.py) sends
+        use models = get client "/v1/models"
+        let model = ((json models).GetProperty("data")[0]).GetProperty("id").GetString()
+        let a = image (sprintf """{"model":"%s","messages":[{"role":"user","content":"a red fox"}],"extra_body":{"height":64,"width":128,"num_inference_steps":2,"seed":3}}""" model)
+        Expect.equal (a.Width, a.Height) (128, 64) "extra_body's size"
+        // the OpenAI SDK's extra_body= merges the fields into the top level; text parts are the prompt
+        let b = image """{"messages":[{"role":"user","content":[{"type":"text","text":"a red fox"}]}],"height":64,"width":128,"num_inference_steps":2,"seed":3,"guidance_scale":4.0}"""
+        Expect.equal b.Rgb a.Rgb "the same request either way"
+        use both = post client "/v1/chat/completions" """{"messages":[{"role":"user","content":"x"}],"seed":1,"extra_body":{"seed":2,"true_cfg_scale":4}}"""
+        Expect.equal (errorsOf both) (set [ "extra_body.seed"; "true_cfg_scale" ]) "a field in both places, and unknown fields"
+        use roles = post client "/v1/chat/completions" """{"messages":[{"role":"system","content":"be nice"},{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:,"}}]}],"stream":true}"""
+        Expect.equal (errorsOf roles) (set [ "messages[0].role"; "messages[1].content[0]"; "stream" ]) "what the route cannot honour is named"
+
+let ``the model list names the served pipeline, and the OpenAPI document lists the new routes`` =
+    testCase "the model list names the served pipeline, and the OpenAPI document lists the new routes" <| fun () ->
+        let client = readyClient server.Value
+        use r = get client "/v1/models"
+        let body = json r
+        Expect.equal (body.GetProperty("object").GetString()) "list" "a list"
+        let m = (body.GetProperty("data"))[0]
+        Expect.equal (m.GetProperty("object").GetString(), m.GetProperty("owned_by").GetString()) ("model", "trident") "a model"
+        Expect.equal (m.GetProperty("task").GetString()) "text-to-video" "the tiny pipeline makes videos (1–9 frames)"
+        let doc = json (get client "/openapi/v1.json")
+        let paths = [ for p in doc.GetProperty("paths").EnumerateObject() -> p.Name ] |> Set.ofList
+        for route in [ "/v1/models"; "/v1/chat/completions"; "/v1/videos"; "/v1/videos/{id}"; "/v1/videos/{id}/content" ] do
+            Expect.contains paths route "the OpenAPI document lists the route"
+
+// ---- the official openai npm client ---------------------------------------------------------------------
+
+/// Runs a process to its end within `seconds`; returns its exit code and its output, or None when it timed out.
+let private run (file: string) (args: string list) (dir: string) (seconds: int) =
+    let info = ProcessStartInfo(file, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = dir)
+    for a in args do info.ArgumentList.Add a
+    use p = Process.Start info
+    let out = p.StandardOutput.ReadToEndAsync()
+    let err = p.StandardError.ReadToEndAsync()
+    if p.WaitForExit(seconds * 1000) then Some(p.ExitCode, out.Result + err.Result)
+    else
+        p.Kill true
+        None
+
+/// The openai package version the test installs (npm), and where (kept between runs under the tests' home).
+let private openaiVersion = "7.59.0"
+
+/// A Kestrel server on 127.0.0.1 (a random port) with the base settings: node reaches it over a socket.
+type private SocketServer() =
+    inherit TridentFactory([])
+    member this.Start() =
+        this.UseKestrel(fun (o: Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions) -> o.Listen(IPAddress.Loopback, 0))
+        this.StartServer()
+
+let ``the official openai npm client gets PNG, JPEG, WebP and url images and an MP4 through /v1/videos`` =
+    testCase "the official openai npm client gets PNG, JPEG, WebP and url images and an MP4 through /v1/videos" <| fun () ->
+        if isNull (Trident.Runtime.Imaging.VideoEncoder.FindFfmpeg()) then failwith Trident.Runtime.Imaging.VideoEncoder.MissingFfmpeg
+        let onPath name = (Environment.GetEnvironmentVariable "PATH").Split(':') |> Array.exists (fun d -> File.Exists(Path.Combine(d, name)))
+        if not (onPath "node" && onPath "npm") then skiptest "node and npm are not installed (Debian: apt-get install -y nodejs npm)"
+        // openai 7 uses Node 20's globals (File, for the multipart video request); it declares Node ≥ 22 but runs on 20
+        match run "node" [ "--version" ] "." 30 with
+        | Some(0, v) when (let m = Text.RegularExpressions.Regex.Match(v, @"^v(\d+)\.") in m.Success && int m.Groups[1].Value >= 20) -> ()
+        | Some(_, v) -> skiptest (sprintf "openai@%s needs Node.js 20 or later; this node is %s (Debian 12's nodejs is 18: install a newer one)" openaiVersion (v.Trim()))
+        | None -> skiptest "node --version did not answer within 30 s"
+        let scratch = Path.Combine(TinyFixture.home, "openai-npm-" + openaiVersion)
+        Directory.CreateDirectory scratch |> ignore
+        if not (File.Exists(Path.Combine(scratch, "node_modules", "openai", "package.json"))) then
+            match run "npm" [ "install"; "openai@" + openaiVersion; "--no-audit"; "--no-fund"; "--loglevel=error"; "--prefix"; scratch ] scratch 240 with
+            | Some(0, _) -> ()
+            | Some(code, output) -> skiptest (sprintf "npm could not install openai@%s (exit %d; no registry?): %s" openaiVersion code output)
+            | None -> skiptest (sprintf "npm install openai@%s took over 240 s" openaiVersion)
+        File.Copy(Path.Combine(AppContext.BaseDirectory, "openai-client", "drive.mjs"), Path.Combine(scratch, "drive.mjs"), true)
+        use factory = new SocketServer()
+        factory.Start()
+        let client = factory.CreateClient()
+        waitReady client
+        let baseUrl = client.BaseAddress.ToString().TrimEnd('/')
+        Expect.stringStarts baseUrl "http://127.0.0.1:" "a loopback socket"
+        let out = Path.Combine(scratch, "out")
+        if Directory.Exists out then Directory.Delete(out, true)
+        Directory.CreateDirectory out |> ignore
+        match run "node" [ "drive.mjs"; baseUrl; out ] scratch 300 with
+        | None -> failwith "the openai client did not finish within 300 s"
+        | Some(code, output) ->
+            Expect.equal code 0 output
+            for name, format in [ "image.png", SKEncodedImageFormat.Png; "image.jpeg", SKEncodedImageFormat.Jpeg; "image.webp", SKEncodedImageFormat.Webp; "url.png", SKEncodedImageFormat.Png ] do
+                let image = decodeImage (File.ReadAllBytes(Path.Combine(out, name)))
+                Expect.equal (image.Format, image.Width, image.Height) (format, 64, 64) name
+            let v = probeVideo (File.ReadAllBytes(Path.Combine(out, "video.mp4"))) "mp4"
+            Expect.equal (v.Codec, v.Width, v.Height, v.Frames) ("h264", 64, 64, 9) "seconds 1 at 8 fps: 9 frames"
+            Expect.stringContains output "videos.delete: " "the video was deleted"
+
+[<Tests>]
+let tests =
+    testList "integration" [ testList "OutputsApiTests" [
+        ``the image route answers PNG, JPEG or WebP as output_format asks, as base64 or as a URL of the result``
+        ``fields the image route cannot honour are a 400 naming each, and aliases stay strict``
+        ``a generation's output format, compression and frame rate reach its file``
+        ``a video job is created, polled, downloaded as an MP4 with the frames and rate asked for, and deleted``
+        ``vLLM-Omni's chat route takes extra_body or top-level parameters and answers the image as a data URL``
+        ``the model list names the served pipeline, and the OpenAPI document lists the new routes``
+        ``the official openai npm client gets PNG, JPEG, WebP and url images and an MP4 through /v1/videos``
+    ] |> testSequenced ]
