@@ -54,16 +54,17 @@ public sealed class LoadedPipeline : IDisposable
     }
 
     /// <summary>
-    /// Opens the pipeline in <paramref name="directory"/>: loads and validates its manifest (every problem at
-    /// once, as a <see cref="ManifestException"/>) and its tokenizer. Sessions are created on first use.
+    /// Opens the pipeline in <paramref name="directory"/>: loads and validates its manifest — trident-pipeline.json,
+    /// or the diffusers/Optimum export recognised as it is (PipelineDirectory.LoadManifest) — every problem at
+    /// once, as a <see cref="ManifestException"/>, and its tokenizer. Sessions are created on first use.
     /// </summary>
-    /// <param name="directory">The pipeline directory (holding trident-pipeline.json).</param>
+    /// <param name="directory">The pipeline directory (holding trident-pipeline.json or model_index.json).</param>
     /// <param name="provider">Execution provider of every session (its thread count is replaced per session);
     /// the CPU, without spinning, when null.</param>
     public static LoadedPipeline Open(string directory, ExecutionProvider? provider = null)
     {
         var full = Path.GetFullPath(directory);
-        var manifest = PipelineManifest.Load(full);
+        var manifest = Pipelines.Export.PipelineDirectory.LoadManifest(full);
         return new LoadedPipeline(full, manifest, provider ?? new ExecutionProvider.Cpu());
     }
 

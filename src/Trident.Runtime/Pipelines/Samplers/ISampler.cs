@@ -34,7 +34,7 @@ public static class SamplerFactory
     public static ISampler Create(SamplerSettings settings) => settings switch
     {
         FlowEulerSettings f => new FlowEulerSampler(f.NumTrainTimesteps, f.Shift),
-        DdimSettings d => new DdimSampler(d.NumTrainTimesteps, d.BetaStart, d.BetaEnd, d.BetaSchedule, d.StepsOffset, d.SetAlphaToOne),
+        DdimSettings d => new DdimSampler(d.NumTrainTimesteps, d.BetaStart, d.BetaEnd, d.BetaSchedule, d.StepsOffset, d.SetAlphaToOne, d.PredictionType),
         _ => throw new NotSupportedException($"sampler settings {settings.GetType().Name}"),
     };
 
