@@ -11,7 +11,7 @@ public static class ServeCommand
     /// <summary>The command's registry entry.</summary>
     public static Command Command { get; } = new(
         "serve",
-        "serve [--config trident.json] [--urls http://127.0.0.1:8080] [--Trident:Section:Key value …]",
+        "serve [--pipeline DIR|tiny] [--config trident.json] [--urls http://127.0.0.1:8080] [--Trident:Section:Key value …]",
         "serve the HTTP API (docs/serving.md lists the configuration keys); the default when no command is given",
         Run);
 
@@ -20,7 +20,7 @@ public static class ServeCommand
         WebApplication app;
         try
         {
-            app = Program.BuildServer([.. args.Raw]);
+            app = Program.BuildServer([.. PipelineAlias(args.Raw)]);
         }
         catch (Exception e) when (e is FileNotFoundException or InvalidDataException or FormatException)
         {
@@ -47,6 +47,17 @@ public static class ServeCommand
             Console.Error.WriteLine("trident serve: invalid configuration (docs/serving.md lists every key):");
             foreach (var failure in e.Failures) Console.Error.WriteLine($"  {failure}");
             return 2;
+        }
+    }
+
+    /// <summary><c>--pipeline X</c> (as generate, profile and bench take it) is <c>--Trident:Pipeline X</c>.</summary>
+    private static IEnumerable<string> PipelineAlias(IReadOnlyList<string> raw)
+    {
+        for (var i = 0; i < raw.Count; i++)
+        {
+            if (raw[i] == "--pipeline") yield return "--Trident:Pipeline";
+            else if (raw[i].StartsWith("--pipeline=", StringComparison.Ordinal)) yield return "--Trident:Pipeline=" + raw[i]["--pipeline=".Length..];
+            else yield return raw[i];
         }
     }
 }

@@ -97,6 +97,19 @@ public sealed class TridentOptionsValidator : IValidateOptions<TridentOptions>
         }
 
         Check(o.Pipeline is "tiny" or "tiny-fp16" || Directory.Exists(o.Pipeline), "Pipeline", $"'{o.Pipeline}' is neither 'tiny', 'tiny-fp16' nor a directory");
+        if (o.Pipeline is not ("tiny" or "tiny-fp16") && Directory.Exists(o.Pipeline))
+        {
+            // A directory that is no servable pipeline (a broken export, an invalid manifest) stops `serve` before
+            // it starts, with every problem listed, rather than failing readiness later.
+            try
+            {
+                _ = Trident.Runtime.Pipelines.Export.PipelineDirectory.LoadManifest(Path.GetFullPath(o.Pipeline));
+            }
+            catch (Trident.Runtime.Pipelines.ManifestException e)
+            {
+                foreach (var problem in e.Errors) Check(false, "Pipeline", $"{o.Pipeline}: {problem}");
+            }
+        }
         Check(Enum.TryParse<Serilog.Events.LogEventLevel>(o.LogLevel, ignoreCase: true, out _), "LogLevel", "must be Verbose, Debug, Information, Warning, Error or Fatal");
         Check(o.Profile.Length == 0 || File.Exists(o.Profile), "Profile", $"'{o.Profile}' does not exist");
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);

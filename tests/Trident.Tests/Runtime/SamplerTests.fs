@@ -101,6 +101,32 @@ let ``DDIM fed the true noise lands on the noised clean sample at the previous t
             Array.forall2 (fun (a: float32) (b: float32) -> close 1e-4 (float a) (float b)) x expected
             |> Prop.classify (i = k - 1) "last step"))
 
+let ``DDIM over a v-predicting model fed the true velocity lands on the noised clean sample, and its linear form agrees`` =
+    testProp 300 "DDIM over a v-predicting model fed the true velocity lands on the noised clean sample, and its linear form agrees" <| fun () ->
+        let case =
+            gen {
+                let! (betaStart, betaEnd, schedule, offset) = ddimConfig
+                let! k = Gen.choose (1, 100)
+                let! i = Gen.choose (0, k - 1)
+                let! n = Gen.choose (1, 16)
+                let! x0 = floats 2.0 n
+                let! eps = floats 3.0 n
+                return (betaStart, betaEnd, schedule, offset), k, i, x0, eps
+            }
+        (Prop.forAll (Arb.fromGen case) (fun ((betaStart, betaEnd, schedule, offset), k, i, x0, eps) ->
+            let sampler = DdimSampler(1000, betaStart, betaEnd, schedule, offset, false, PredictionType.VPrediction)
+            let alpha = sampler.AlphasCumprod[sampler.TrainTimestep(i, k)]
+            let x = noised alpha x0 eps
+            // v = √ᾱ·ε − √(1 − ᾱ)·x₀ (Salimans & Ho 2022)
+            let v = Array.map2 (fun (a: float32) (e: float32) -> float32 (sqrt alpha * float e - sqrt (1.0 - alpha) * float a)) x0 eps
+            let viaLinear =
+                let keep, move = sampler.LinearStep(i, k).ToTuple()
+                Array.map2 (fun (a: float32) (b: float32) -> keep * float a + move * float b) x v
+            sampler.Step(x.AsSpan(), ReadOnlySpan v, i, k)
+            let expected = noised (sampler.PreviousAlphaCumprod(i, k)) x0 eps
+            (Array.forall2 (fun (a: float32) (b: float32) -> close 1e-3 (float a) (float b)) x expected |> Prop.label "lands on x_prev")
+            .&. (Array.forall2 (fun (a: float32) (b: float) -> close 1e-4 (float a) b) x viaLinear |> Prop.label "Step = LinearStep")))
+
 let ``DDIM with alpha one recovers the exact clean sample after the last step`` =
     testProp 200 "DDIM with alpha one recovers the exact clean sample after the last step" <| fun () ->
         let case =
@@ -234,6 +260,7 @@ let tests =
         ``flow Euler without shift has linear sigmas and SD3's shift 3 maps one half to three quarters``
         ``DDIM alphas_cumprod decrease strictly and stay in (0, 1)``
         ``DDIM fed the true noise lands on the noised clean sample at the previous timestep``
+        ``DDIM over a v-predicting model fed the true velocity lands on the noised clean sample, and its linear form agrees``
         ``DDIM with alpha one recovers the exact clean sample after the last step``
         ``DDIM timesteps use leading spacing like Stable Diffusion's scheduler``
         ``samplers reject mismatched spans and out-of-range steps``
