@@ -15,7 +15,7 @@ public static class GenerateCommand
 {
     public static Command Command { get; } = new(
         "generate",
-        "generate --pipeline DIR|tiny --prompt TEXT --width W --height H [--frames 1] [--steps N] [--seed 0] [--guidance G] [--negative-prompt TEXT] [--threads T] [--frames-as apng|png-sequence] --out FILE.png",
+        "generate --pipeline DIR|tiny --prompt TEXT --width W --height H [--frames 1] [--steps N] [--seed 0] [--guidance G] [--negative-prompt TEXT] [--threads T] [--scheduler NAME] [--frames-as apng|png-sequence] --out FILE.png",
         "generate an image or video in process; --frames-as png-sequence writes FILE_0000.png, FILE_0001.png, … instead of one animated PNG",
         Run);
 
@@ -26,7 +26,7 @@ public static class GenerateCommand
     private static readonly Dictionary<string, string> OptionOf = new()
     {
         ["width"] = "--width", ["height"] = "--height", ["frames"] = "--frames", ["steps"] = "--steps",
-        ["guidance"] = "--guidance", ["threads"] = "--threads", ["negative-prompt"] = "--negative-prompt",
+        ["guidance"] = "--guidance", ["threads"] = "--threads", ["negative-prompt"] = "--negative-prompt", ["scheduler"] = "--scheduler",
     };
 
     private static Task<int> Run(CliArgs args, CancellationToken ct)
@@ -70,6 +70,7 @@ public static class GenerateCommand
         var seed = args.ULong("seed", 0);
         double? guidance = args.Has("guidance") ? args.Double("guidance", double.NaN, 0) : null;
         var threads = args.Int("threads", Environment.ProcessorCount, 1, 1024);
+        var scheduler = args.String("scheduler");
         var formatName = args.String("frames-as", "apng");
         var format = formatName switch
         {
@@ -86,7 +87,7 @@ public static class GenerateCommand
         if (manifest is not null)
         {
             if (!stepsGiven) steps = manifest.Sampler.DefaultSteps;
-            var request = new GenerationRequest(prompt, negative, width, height, frames, steps, seed, guidance, threads);
+            var request = new GenerationRequest(prompt, negative, width, height, frames, steps, seed, guidance, threads, scheduler);
             foreach (var error in Generation.Validate(manifest, request))
             {
                 var option = OptionOf.GetValueOrDefault(error.Path, error.Path);
@@ -103,7 +104,7 @@ public static class GenerateCommand
         args.ThrowIfInvalid();
         return new Options(
             directory,
-            new GenerationRequest(prompt, negative, width, height, frames, steps, seed, guidance, threads),
+            new GenerationRequest(prompt, negative, width, height, frames, steps, seed, guidance, threads, scheduler),
             Path.GetFullPath(output),
             format!.Value);
     }

@@ -14,6 +14,8 @@ namespace Trident.Api.Contracts;
 /// <param name="Guidance">Guidance scale (default: the pipeline's).</param>
 /// <param name="DeadlineMs">Milliseconds from now by which the result is wanted (default: the server's SLO).</param>
 /// <param name="Priority">Client priority; higher is more important.</param>
+/// <param name="Scheduler">The sampler to denoise with (default: the pipeline's, from its scheduler config); one
+/// of those the pipeline admits (a 400 lists them).</param>
 public sealed record GenerationRequestDto(
     string? Prompt,
     string? NegativePrompt,
@@ -24,7 +26,8 @@ public sealed record GenerationRequestDto(
     long? Seed,
     double? Guidance,
     long? DeadlineMs,
-    int? Priority);
+    int? Priority,
+    string? Scheduler = null);
 
 /// <summary>202 answer to <c>POST /v1/generations</c>.</summary>
 /// <param name="Seed">The seed the job uses (the client's, or drawn by the server in [0, 2^53 − 1]).</param>

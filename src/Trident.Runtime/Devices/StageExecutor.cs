@@ -17,6 +17,7 @@ namespace Trident.Runtime.Devices;
 /// <param name="Steps">Denoising steps.</param>
 /// <param name="Seed">Seed of the initial noise.</param>
 /// <param name="Guidance">Classifier-free guidance scale.</param>
+/// <param name="Scheduler">The sampler to run (SamplerFactory.Names); null for the pipeline's own.</param>
 public sealed record GenerationInput(
     string Prompt,
     string? NegativePrompt,
@@ -25,7 +26,8 @@ public sealed record GenerationInput(
     int Frames,
     int Steps,
     ulong Seed,
-    double Guidance)
+    double Guidance,
+    string? Scheduler = null)
 {
     /// <summary>The scheduler's shape of this request.</summary>
     [System.Text.Json.Serialization.JsonIgnore]

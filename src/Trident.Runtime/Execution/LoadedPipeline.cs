@@ -83,6 +83,15 @@ public sealed class LoadedPipeline : IDisposable
     /// <summary>The manifest's sampler (stateless: safe to share).</summary>
     public ISampler Sampler { get; }
 
+    private readonly ConcurrentDictionary<string, ISampler> samplers = new(StringComparer.Ordinal);
+
+    /// <summary>The sampler called <paramref name="scheduler"/> (SamplerFactory.Names of the manifest's sampler),
+    /// over the manifest's training schedule; the manifest's own when null. Created once per name; samplers are
+    /// stateless (a run's state is ISampler.Start's), so they are shared.</summary>
+    /// <exception cref="ArgumentException">when the name is not one the manifest's sampler admits.</exception>
+    public ISampler SamplerFor(string? scheduler) =>
+        scheduler is null ? Sampler : samplers.GetOrAdd(scheduler, name => SamplerFactory.Create(Manifest.Sampler, name));
+
     /// <summary>Absolute path of a stage's model file.</summary>
     public string ModelPath(StageModel model) => PipelineManifest.ResolvePath(Directory, model switch
     {

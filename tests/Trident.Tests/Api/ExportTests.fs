@@ -174,6 +174,17 @@ let ``generate runs every era's export end to end, and the eras' signatures give
         Expect.notEqual (generate dir [ "--seed"; "5"; "--guidance"; "1" ]) images[0] "guidance changes the image"
         let v = generate (miniature ExportEra.OptimumCurrent PredictionType.VPrediction) [ "--seed"; "5" ]
         Expect.notEqual v images[0] "v-prediction is sampled differently"
+        // Every scheduler the family admits runs; each is deterministic, and they differ.
+        let bySchedule =
+            [ for name in [ "ddim"; "euler"; "euler-ancestral"; "dpm++-2m-karras" ] ->
+                let a = generate dir [ "--seed"; "5"; "--scheduler"; name ]
+                Expect.equal (generate dir [ "--seed"; "5"; "--scheduler"; name ]) a (name + ": same seed and settings, the same bytes")
+                a ]
+        Expect.equal bySchedule[0] images[0] "ddim is the scheduler config's (PNDM's stand-in)"
+        Expect.equal (List.distinct bySchedule).Length 4 "the schedulers compute different images"
+        let code, _, err = run [ "generate"; "--pipeline"; dir; "--prompt"; "x"; "--width"; "64"; "--height"; "64"; "--scheduler"; "lms"; "--out"; TinyFixture.tempPath "x.png" ]
+        Expect.equal code 2 "an unknown scheduler is refused"
+        Expect.stringContains err "--scheduler: 'lms' is not one of ddim, euler, euler-ancestral, dpm++-2m-karras" "naming the accepted ones"
 
 let ``the HTTP API serves an export directory, and its images equal generate's`` =
     testCase "the HTTP API serves an export directory, and its images equal generate's" <| fun () ->
@@ -189,10 +200,33 @@ let ``the HTTP API serves an export directory, and its images equal generate's``
         let served = PngDecoder.Decode(result.Content.ReadAsByteArrayAsync().Result)
         let local = PngDecoder.Decode(generate dir [ "--seed"; "5" ])
         Expect.equal served.Pixels local.Pixels "the server and generate compute the same pixels"
-        use bad = post client "/v1/generations" """{"prompt":"x","width":96,"height":64}"""
-        Expect.equal bad.StatusCode HttpStatusCode.BadRequest "a size the family cannot take"
+        use r = post client "/v1/generations" """{"prompt":"a photo of a cat","width":64,"height":64,"steps":3,"seed":5,"scheduler":"dpm++-2m-karras"}"""
+        Expect.equal r.StatusCode HttpStatusCode.Accepted "accepted with a scheduler"
+        let id = (json r).GetProperty("id").GetString()
+        Expect.equal (status (pollUntil client 120.0 id isFinal)) "succeeded" "succeeded"
+        use result = get client (sprintf "/v1/generations/%s/result" id)
+        let served = PngDecoder.Decode(result.Content.ReadAsByteArrayAsync().Result)
+        let local = PngDecoder.Decode(generate dir [ "--seed"; "5"; "--scheduler"; "dpm++-2m-karras" ])
+        Expect.equal served.Pixels local.Pixels "the request's scheduler is the one that ran"
+        use bad = post client "/v1/generations" """{"prompt":"x","width":96,"height":64,"scheduler":"pndm"}"""
+        Expect.equal bad.StatusCode HttpStatusCode.BadRequest "a size the family cannot take, a scheduler it does not support"
         let errors = (json bad).GetProperty("errors")
         Expect.stringContains (errors.GetProperty("width").ToString()) "multiple of 64" "names the accepted sizes"
+        Expect.stringContains (errors.GetProperty("scheduler").ToString()) "accepted: ddim, euler, euler-ancestral, dpm++-2m-karras" "names the accepted schedulers"
+
+let ``a guidance value for a pipeline without guidance is a 400 naming guidance`` =
+    testCase "a guidance value for a pipeline without guidance is a 400 naming guidance" <| fun () ->
+        // The export with a trident-pipeline.json override that turns classifier-free guidance off.
+        let dir = miniature ExportEra.OptimumCurrent PredictionType.Epsilon
+        let r = PipelineDirectory.LoadManifest dir
+        PipelineManifest(r.Name, r.Model, r.Kind, r.Stages, r.Tokenizer, r.Latents, r.Sampler, GuidanceSettings(false, 1.0), r.Size).Save dir
+        use factory = new TridentFactory([ "Trident:Pipeline", dir; "Trident:ProfileCache", TinyFixture.tempPath "profiles" ])
+        let client = readyClient factory
+        use bad = post client "/v1/generations" """{"prompt":"x","width":64,"height":64,"guidance":7.5}"""
+        Expect.equal bad.StatusCode HttpStatusCode.BadRequest "guidance on a model without guidance"
+        Expect.stringContains ((json bad).GetProperty("errors").GetProperty("guidance").ToString()) "has no classifier-free guidance: omit guidance or send 1" "names the accepted value"
+        use ok = post client "/v1/generations" """{"prompt":"x","width":64,"height":64,"steps":2,"guidance":1}"""
+        Expect.equal ok.StatusCode HttpStatusCode.Accepted "guidance 1 is accepted"
 
 [<Tests>]
 let unitTests =
@@ -208,4 +242,5 @@ let integrationTests =
     testList "integration" [ testList "ExportTests" [
         ``generate runs every era's export end to end, and the eras' signatures give the same image``
         ``the HTTP API serves an export directory, and its images equal generate's``
+        ``a guidance value for a pipeline without guidance is a 400 naming guidance``
     ] |> testSequenced ]

@@ -70,7 +70,7 @@ public sealed record RecognisedExport(
     IReadOnlyList<string> Notes)
 {
     /// <summary>The schedulers a request may name for this export (the <c>scheduler</c> field).</summary>
-    public IReadOnlyList<string> Schedulers => ExportDirectory.SchedulersOf(Family);
+    public IReadOnlyList<string> Schedulers => Samplers.SamplerFactory.Names(Manifest.Sampler);
 
     /// <summary>A human-readable account: family, components and signatures, and how the pipeline will run.</summary>
     public string Describe()
@@ -140,13 +140,6 @@ public static class ExportDirectory
         ExportFamily.StableDiffusion3 => "sd3",
         ExportFamily.Flux => "flux",
         _ => family.ToString(),
-    };
-
-    /// <summary>The schedulers a request may name for a family (the <c>scheduler</c> request field).</summary>
-    public static IReadOnlyList<string> SchedulersOf(ExportFamily family) => family switch
-    {
-        ExportFamily.StableDiffusion => ["ddim"],
-        _ => [],
     };
 
     internal static string TypeName(TensorElementType t) => t switch
