@@ -208,6 +208,12 @@ let ``the HTTP API serves an export directory, and its images equal generate's``
         let served = PngDecoder.Decode(result.Content.ReadAsByteArrayAsync().Result)
         let local = PngDecoder.Decode(generate dir [ "--seed"; "5"; "--scheduler"; "dpm++-2m-karras" ])
         Expect.equal served.Pixels local.Pixels "the request's scheduler is the one that ran"
+        // A prompt over CLIP's 77 tokens is truncated as diffusers does (start, 75 pieces, end); the status says so.
+        let long = String.replicate 100 "cat "
+        use r = post client "/v1/generations" (sprintf """{"prompt":"%s","width":64,"height":64,"steps":1,"seed":5}""" long)
+        let prompt = (json r).GetProperty("id").GetString() |> fun id -> (pollUntil client 120.0 id isFinal).GetProperty("prompt")
+        Expect.equal (prompt.GetProperty("tokens_total").GetInt32(), prompt.GetProperty("tokens_used").GetInt32(), prompt.GetProperty("truncated").GetBoolean())
+            (100, 75, true) "100 tokens given, 75 kept"
         use bad = post client "/v1/generations" """{"prompt":"x","width":96,"height":64,"scheduler":"pndm"}"""
         Expect.equal bad.StatusCode HttpStatusCode.BadRequest "a size the family cannot take, a scheduler it does not support"
         let errors = (json bad).GetProperty("errors")
