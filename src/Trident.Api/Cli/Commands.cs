@@ -21,6 +21,7 @@ public static class Commands
         ProfileCommand.Command,
         SimulateCommand.Command,
         EvaluateCommand.Command,
+        ReplayCommand.Command,
     ];
 
     public static async Task<int> RunAsync(string[] args, CancellationToken ct = default)
