@@ -17,6 +17,7 @@ public static class Commands
         LoadgenCommand.Command,
         BenchCommand.Command,
         ModelsCommand.Command,
+        InspectCommand.Command,
         GenerateCommand.Command,
         ProfileCommand.Command,
         SimulateCommand.Command,

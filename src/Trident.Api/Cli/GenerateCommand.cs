@@ -16,7 +16,7 @@ public static class GenerateCommand
 {
     public static Command Command { get; } = new(
         "generate",
-        "generate --pipeline DIR|tiny --prompt TEXT --width W --height H [--frames 1] [--steps N] [--seed 0] [--guidance G] [--negative-prompt TEXT] [--threads T] [--compression 0-100] [--fps N] [--frames-as file|png-sequence] --out FILE.(png|jpg|webp|mp4|webm)",
+        "generate --pipeline DIR|tiny --prompt TEXT --width W --height H [--frames 1] [--steps N] [--seed 0] [--guidance G] [--negative-prompt TEXT] [--threads T] [--scheduler NAME] [--compression 0-100] [--fps N] [--frames-as file|png-sequence] --out FILE.(png|jpg|webp|mp4|webm)",
         "generate an image or video in process; the format is --out's extension (a video: .mp4, .webm or .webp); --compression is output_compression (100 = least lossy); --frames-as png-sequence writes FILE_0000.png, FILE_0001.png, … instead of one file",
         Run);
 
@@ -28,7 +28,7 @@ public static class GenerateCommand
     {
         ["width"] = "--width", ["height"] = "--height", ["frames"] = "--frames", ["steps"] = "--steps",
         ["guidance"] = "--guidance", ["threads"] = "--threads", ["negative-prompt"] = "--negative-prompt",
-        ["output_format"] = "--out", ["output_compression"] = "--compression", ["fps"] = "--fps",
+        ["output_format"] = "--out", ["output_compression"] = "--compression", ["fps"] = "--fps", ["scheduler"] = "--scheduler",
     };
 
     private static Task<int> Run(CliArgs args, CancellationToken ct)
@@ -72,6 +72,7 @@ public static class GenerateCommand
         var seed = args.ULong("seed", 0);
         double? guidance = args.Has("guidance") ? args.Double("guidance", double.NaN, 0) : null;
         var threads = args.Int("threads", Environment.ProcessorCount, 1, 1024);
+        var scheduler = args.String("scheduler");
         int? compression = args.Has("compression") ? args.Int("compression", 0, 0, 100) : null;
         int? fps = args.Has("fps") ? args.Int("fps", Generation.FramesPerSecond, 1, MediaFormats.MaxFramesPerSecond) : null;
         var framesAs = args.String("frames-as", "file");
@@ -89,7 +90,7 @@ public static class GenerateCommand
         if (manifest is not null)
         {
             if (!stepsGiven) steps = manifest.Sampler.DefaultSteps;
-            var request = new GenerationRequest(prompt, negative, width, height, frames, steps, seed, guidance, threads);
+            var request = new GenerationRequest(prompt, negative, width, height, frames, steps, seed, guidance, threads, scheduler);
             foreach (var error in Generation.Validate(manifest, request))
             {
                 var option = OptionOf.GetValueOrDefault(error.Path, error.Path);
@@ -109,7 +110,7 @@ public static class GenerateCommand
         args.ThrowIfInvalid();
         return new Options(
             directory,
-            new GenerationRequest(prompt, negative, width, height, frames, steps, seed, guidance, threads),
+            new GenerationRequest(prompt, negative, width, height, frames, steps, seed, guidance, threads, scheduler),
             Path.GetFullPath(output),
             file,
             pngSequence);

@@ -1,27 +1,32 @@
 using System.Globalization;
+using Trident.Runtime.Pipelines;
+using Trident.Runtime.Pipelines.Export;
 using Trident.Runtime.Pipelines.Tiny;
 
 namespace Trident.Api.Cli;
 
 /// <summary>
 /// <c>trident models tiny --out DIR [--seed S]</c>: writes the bundled tiny pipeline (deterministic in the
-/// seed) and prints its files with sizes and SHA-256 hashes.
+/// seed) and prints its files with sizes and SHA-256 hashes. <c>trident models sd-miniature --out DIR [--era E]
+/// [--prediction epsilon|v_prediction]</c>: writes a miniature SD 1.x/2.x ONNX export in a real exporter's
+/// layout and signatures (ExportMiniature), to try <c>inspect</c>, <c>generate</c> and <c>serve</c> on.
 /// </summary>
 public static class ModelsCommand
 {
     public static Command Command { get; } = new(
         "models",
-        "models tiny --out DIR [--seed 0]",
-        "write the bundled tiny pipeline (text encoder, video DiT, VAE decoder; ONNX) and print its files",
+        "models tiny|sd-miniature --out DIR [--seed 0] [--era diffusers-2022|optimum-2023|optimum] [--prediction epsilon|v_prediction]",
+        "write the bundled tiny pipeline (text encoder, video DiT, VAE decoder; ONNX), or a miniature SD 1.x/2.x export, and print its files",
         Run);
 
     private static Task<int> Run(CliArgs args, CancellationToken ct)
     {
         var what = args.Positional.Count > 0 ? args.Positional[0] : "";
-        if (what != TinyPipeline.Name)
-            args.Error(what == "" ? "which models: 'tiny'" : $"unknown models '{what}' (known: tiny)");
+        if (what is not (TinyPipeline.Name or SdMiniature))
+            args.Error(what == "" ? $"which models: '{TinyPipeline.Name}' or '{SdMiniature}'" : $"unknown models '{what}' (known: {TinyPipeline.Name}, {SdMiniature})");
         var output = args.Required("out");
         var seed = args.ULong("seed", 0);
+        if (what == SdMiniature) return Task.FromResult(WriteMiniature(args, output, seed));
         args.ThrowIfInvalid();
 
         var files = TinyPipeline.Write(output, seed);
@@ -31,5 +36,28 @@ public static class ModelsCommand
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"  {f.RelativePath.PadRight(width)}  {f.Bytes,12:N0} B  sha256 {f.Sha256}"));
         return Task.FromResult(0);
+    }
+
+    private const string SdMiniature = "sd-miniature";
+
+    private static readonly (string Name, ExportEra Era)[] Eras =
+        [("diffusers-2022", ExportEra.DiffusersScript2022), ("optimum-2023", ExportEra.Optimum2023), ("optimum", ExportEra.OptimumCurrent)];
+
+    private static int WriteMiniature(CliArgs args, string output, ulong seed)
+    {
+        var eraName = args.String("era", "optimum")!;
+        var era = Eras.FirstOrDefault(e => e.Name == eraName);
+        if (era.Name is null) args.Error($"--era: '{eraName}' is not one of {string.Join(", ", Eras.Select(e => e.Name))}");
+        var predictionName = args.String("prediction", "epsilon")!;
+        PredictionType? prediction = predictionName switch { "epsilon" => PredictionType.Epsilon, "v_prediction" => PredictionType.VPrediction, _ => null };
+        if (prediction is null) args.Error($"--prediction: '{predictionName}' is not one of epsilon, v_prediction");
+        if (Directory.Exists(output) && Directory.EnumerateFileSystemEntries(output).Any()) args.Error($"--out: '{output}' exists and is not empty");
+        args.ThrowIfInvalid();
+        ExportMiniature.StableDiffusion(output, era.Era, prediction!.Value,
+            prediction == PredictionType.VPrediction ? "DDIMScheduler" : "PNDMScheduler", seed);
+        Console.WriteLine($"wrote a miniature SD export ({era.Name}, {predictionName}, seed {seed}) to {Path.GetFullPath(output)}");
+        foreach (var f in Directory.EnumerateFiles(output, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal))
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {Path.GetRelativePath(output, f),-40} {new FileInfo(f).Length,10:N0} B"));
+        return 0;
     }
 }

@@ -8,7 +8,7 @@ internal static class PipelineOption
 {
     /// <summary>
     /// Resolves <c>--pipeline</c> (a directory, or <c>tiny</c> for the bundled one, written on first use)
-    /// and loads its manifest. A problem is recorded on <paramref name="args"/> as a <c>--pipeline</c>
+    /// and loads its manifest (trident-pipeline.json, or the recognised diffusers/Optimum export). A problem is recorded on <paramref name="args"/> as a <c>--pipeline</c>
     /// error (reported with the others by <see cref="CliArgs.ThrowIfInvalid"/>); the manifest is then null.
     /// </summary>
     public static (string Directory, PipelineManifest? Manifest) Load(CliArgs args, string pipelineArg)
@@ -17,7 +17,7 @@ internal static class PipelineOption
         try
         {
             var directory = PipelineLocator.Resolve(pipelineArg);
-            return (directory, PipelineManifest.Load(directory));
+            return (directory, Trident.Runtime.Pipelines.Export.PipelineDirectory.LoadManifest(directory));
         }
         catch (Exception e) when (e is ManifestException or IOException or UnauthorizedAccessException)
         {

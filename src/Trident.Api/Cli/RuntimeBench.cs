@@ -200,10 +200,15 @@ internal static class RuntimeBench
             for (var r = 0; r < rows; r++)
                 pipeline.Tokenizer.EncodeInto(r == 0 ? request.Prompt : "", ids.AsSpan(r * length, length), mask.AsSpan(r * length, length));
             var te = m.Stages.TextEncoder;
-            var encoderInputs = new Dictionary<string, Tensor> { [te.InputIds] = Tensor.FromInt64(ids, rows, length) };
-            if (te.AttentionMask is { } maskName) encoderInputs[maskName] = Tensor.FromInt64(mask, rows, length);
+            // ids in the type the model declares (int32 in older exports)
+            var encoderSession = pipeline.Session(StageModel.TextEncoder, threads);
+            Tensor IdsTensor(long[] values, string name) =>
+                encoderSession.Inputs[encoderSession.InputIndex(name)].ElementType == TensorElementType.Int32
+                    ? Tensor.FromInt32(Array.ConvertAll(values, v => (int)v), rows, length) : Tensor.FromInt64(values, rows, length);
+            var encoderInputs = new Dictionary<string, Tensor> { [te.InputIds] = IdsTensor(ids, te.InputIds) };
+            if (te.AttentionMask is { } maskName) encoderInputs[maskName] = IdsTensor(mask, maskName);
             var embeddings = new EncodeExecutor(pipeline).Encode([request.Prompt], guided ? [""] : null, threads, ct);
-            encoder = Open(pipeline, StageModel.TextEncoder, threads, encoderInputs, [embeddings.Tensor]);
+            encoder = Open(pipeline, StageModel.TextEncoder, threads, encoderInputs, [te.LastHiddenState], [embeddings.Tensor]);
 
             // Denoiser: the latent batch, the timestep and the embeddings, as each step feeds them.
             var dn = m.Stages.Denoiser;
@@ -213,14 +218,17 @@ internal static class RuntimeBench
             var denoiserSession = pipeline.Session(StageModel.Denoiser, threads);
             var latentType = denoiserSession.Inputs[denoiserSession.InputIndex(dn.Latents)].ElementType;
             var timestepInfo = denoiserSession.Inputs[denoiserSession.InputIndex(dn.Timestep)];
-            var timestep = Tensor.FromFloat(Enumerable.Repeat(500f, rows).ToArray(), rows).As(timestepInfo.ElementType == TensorElementType.Int64 ? TensorElementType.Float : timestepInfo.ElementType);
-            if (timestepInfo.ElementType == TensorElementType.Int64) timestep = Tensor.FromInt64(Enumerable.Repeat(500L, rows).ToArray(), rows);
+            // the timestep in the type and rank the model declares: [rows] or a scalar, float or int64
+            long[] timestepShape = timestepInfo.Shape.Count == 0 ? [] : [rows];
+            var timestepCount = timestepInfo.Shape.Count == 0 ? 1 : rows;
+            var timestep = Tensor.FromFloat(Enumerable.Repeat(500f, timestepCount).ToArray(), timestepShape).As(timestepInfo.ElementType == TensorElementType.Int64 ? TensorElementType.Float : timestepInfo.ElementType);
+            if (timestepInfo.ElementType == TensorElementType.Int64) timestep = Tensor.FromInt64(Enumerable.Repeat(500L, timestepCount).ToArray(), timestepShape);
             denoiser = Open(pipeline, StageModel.Denoiser, threads, new Dictionary<string, Tensor>
             {
                 [dn.Latents] = latents.As(latentType),
                 [dn.Timestep] = timestep,
                 [dn.EncoderHiddenStates] = embeddings.Tensor.As(denoiserSession.Inputs[denoiserSession.InputIndex(dn.EncoderHiddenStates)].ElementType),
-            }, [latents.As(latentType)]);
+            }, [dn.Prediction], [latents.As(latentType)]);
 
             // Decoder: unscaled latents of one item, as the decode executor feeds them.
             var one = diffuser.Diffuse(embeddings,
@@ -232,19 +240,19 @@ internal static class RuntimeBench
             var image = new DecodeExecutor(pipeline).DecodeTensor(one, threads, ct);
             decoder = Open(pipeline, StageModel.VaeDecoder, threads,
                 new Dictionary<string, Tensor> { [m.Stages.VaeDecoder.Latents] = Tensor.FromFloat(unscaled, one.Tensor.Shape.ToArray()).As(decodeType) },
-                [image]);
+                [m.Stages.VaeDecoder.Image], [image]);
         }
 
         // A raw InferenceSession of a stage's model with the pipeline's session options, its inputs wrapped and
-        // its outputs preallocated (shaped like the given examples).
-        private Call Open(LoadedPipeline pipeline, StageModel model, int threads, Dictionary<string, Tensor> inputs, Tensor[] outputExamples)
+        // the outputs the executor reads preallocated (shaped like the given examples); other outputs (a CLIP
+        // encoder's pooler_output) are not computed, as in the executor's runs that read one output.
+        private Call Open(LoadedPipeline pipeline, StageModel model, int threads, Dictionary<string, Tensor> inputs, string[] outputNames, Tensor[] outputExamples)
         {
             using var sessionOptions = new SessionSettings { Provider = pipeline.Provider.WithThreads(threads) }.Create();
             var session = new InferenceSession(pipeline.ModelPath(model), sessionOptions);
             owned.Add(session);
             var inputNames = session.InputNames.ToArray();
             var inputValues = inputNames.Select(n => Own(inputs[n].ToOrtValue())).ToArray();
-            var outputNames = session.OutputNames.ToArray();
             var outputValues = outputExamples.Select(t => Own(Tensor.FromFloat(new float[t.Length], t.Shape.ToArray()).As(t.ElementType).ToOrtValue())).ToArray();
             return new Call(session, inputNames, inputValues, outputNames, outputValues);
         }

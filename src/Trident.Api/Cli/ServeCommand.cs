@@ -11,7 +11,7 @@ public static class ServeCommand
     /// <summary>The command's registry entry.</summary>
     public static Command Command { get; } = new(
         "serve",
-        "serve [--config trident.json] [--urls http://127.0.0.1:8080] [--emulate flux --devices 128 --time-scale 0.05] [--Trident:Section:Key value …]",
+        "serve [--pipeline DIR|tiny] [--config trident.json] [--urls http://127.0.0.1:8080] [--emulate flux --devices 128 --time-scale 0.05] [--Trident:Section:Key value …]",
         "serve the HTTP API (docs/serving.md lists the configuration keys); the default when no command is given",
         Run);
 

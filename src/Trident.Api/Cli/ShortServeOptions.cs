@@ -3,6 +3,7 @@ namespace Trident.Api.Cli;
 /// <summary>
 /// Short options of <c>trident serve</c> (and <c>trident worker</c>) that stand for configuration keys, so
 /// the strict configuration binding validates them like any other key:
+/// <c>--pipeline DIR</c> = <c>--Trident:Pipeline DIR</c>,
 /// <c>--emulate P</c> = <c>--Trident:Devices:Kind emulated --Trident:Emulation:Profile P</c>,
 /// <c>--devices N</c> = <c>--Trident:Devices:Count N</c>,
 /// <c>--devices-per-node N</c> = <c>--Trident:Devices:DevicesPerNode N</c>,
@@ -16,6 +17,7 @@ public static class ShortServeOptions
 {
     private static readonly Dictionary<string, string[]> Keys = new(StringComparer.Ordinal)
     {
+        ["pipeline"] = ["Trident:Pipeline"],
         ["emulate"] = ["Trident:Devices:Kind", "Trident:Emulation:Profile"],
         ["devices"] = ["Trident:Devices:Count"],
         ["devices-per-node"] = ["Trident:Devices:DevicesPerNode"],

@@ -23,6 +23,8 @@ namespace Trident.Api.Contracts;
 /// is one image or video; /v1/images/generations takes <c>n</c>).</param>
 /// <remarks>diffusers' names are aliases: <c>num_inference_steps</c> = steps, <c>guidance_scale</c> = guidance,
 /// <c>num_frames</c> = frames (one name per field).</remarks>
+/// <param name="Scheduler">The sampler to denoise with (default: the pipeline's, from its scheduler config); one
+/// of those the pipeline admits (a 400 lists them).</param>
 public sealed record GenerationRequestDto(
     string? Prompt,
     string? NegativePrompt,
@@ -37,7 +39,8 @@ public sealed record GenerationRequestDto(
     string? OutputFormat = null,
     int? OutputCompression = null,
     int? Fps = null,
-    int? NumImagesPerPrompt = null);
+    int? NumImagesPerPrompt = null,
+    string? Scheduler = null);
 
 /// <summary>202 answer to <c>POST /v1/generations</c>.</summary>
 /// <param name="Id">The job's id.</param>

@@ -51,13 +51,16 @@ internal static class GenerationRequests
         OnePerRequest(e, dto.NumImagesPerPrompt, "num_images_per_prompt", "a job is one image or video: send n to /v1/images/generations for several");
         if (dto.DeadlineMs is { } ms && (ms < 1 || ms > limits.MaxDeadlineMs))
             e.Add("deadline_ms", $"must be between 1 and {limits.MaxDeadlineMs}");
+        var schedulers = Trident.Runtime.Pipelines.Samplers.SamplerFactory.Names(ready.Manifest.Sampler);
+        if (dto.Scheduler is { } scheduler && !schedulers.Contains(scheduler))
+            e.Add("scheduler", $"'{scheduler}' is not a scheduler of pipeline '{ready.Manifest.Name}'; accepted: {string.Join(", ", schedulers)}");
         if (dto.DeadlineMs is not null && dto.Priority is not null)
             e.Add("priority", "cannot be combined with deadline_ms: the dispatcher orders by deadline slack first, so with a deadline "
                 + "a priority would only break exact ties; send deadline_ms or priority, not both");
         if (e.ByField.Count > 0 || estimate is null) return (null, e.ToDictionary());
         var input = new GenerationInput(dto.Prompt!, dto.NegativePrompt, width, height, frames, steps,
             dto.Seed is { } s ? (ulong)s : DrawSeed(0),
-            dto.Guidance ?? ready.Manifest.Guidance.DefaultScale, output);
+            dto.Guidance ?? ready.Manifest.Guidance.DefaultScale, output, dto.Scheduler);
         return (new ValidSubmission(input, dto.DeadlineMs / 1000.0, dto.Priority, estimate), []);
     }
 
@@ -96,6 +99,8 @@ internal static class GenerationRequests
         if (seed is < 0 || seed > JsonBody.MaxSafeInteger - seedReserve)
             e.Add("seed", $"must be between 0 and {JsonBody.MaxSafeInteger - seedReserve} (2^53 − 1{(seedReserve > 0 ? " − (n − 1)" : "")}: the largest integer a JSON client holds exactly)");
         if (guidance is { } g && !(double.IsFinite(g) && g >= 0 && g <= 100)) e.Add(Wire("guidance"), "must be between 0 and 100");
+        else if (guidance is { } g1 && g1 != 1.0 && !ready.Manifest.Guidance.ClassifierFree)
+            e.Add(Wire("guidance"), $"pipeline '{ready.Manifest.Name}' has no classifier-free guidance: omit guidance or send 1");
         if (sizeErrors > 0 || !stepsOk || e.ByField.ContainsKey("width") || e.ByField.ContainsKey("height")) return (s, null);
 
         var estimate = Predict(ready, new Trident.Scheduling.Shape(height, width, frames), s);

@@ -105,6 +105,10 @@ public sealed class OnnxServingBackend : IServingBackend
             var file = new FileInfo(pipeline.ModelPath(model));
             text.Append(CultureInfo.InvariantCulture, $"|{model}:{file.Length}:{file.LastWriteTimeUtc.Ticks}");
         }
+        // A recognised export: every file of it (external weight files, configs, tokenizer files) by length and
+        // write time, so a changed export is profiled again.
+        if (Trident.Runtime.Pipelines.Export.PipelineDirectory.ExportOf(pipeline.Directory) is not null)
+            text.Append("|export=").Append(Trident.Runtime.Pipelines.Export.ExportDirectory.Stamp(pipeline.Directory));
         text.Append(CultureInfo.InvariantCulture, $"|cores={Environment.ProcessorCount}|threads={layout.Devices[0].IntraOpThreads}|kind={layout.Devices[0].Kind}");
         text.Append(CultureInfo.InvariantCulture, $"|steps={quick.Steps}|repeats={quick.Repeats}|decode=file");
         text.Append("|degrees=").Append(string.Join(",", quick.Degrees)).Append("|shapes=").Append(string.Join(",", quick.Shapes));

@@ -115,6 +115,19 @@ public sealed class TridentOptionsValidator : IValidateOptions<TridentOptions>
         }
 
         Check(o.Pipeline is "tiny" or "tiny-fp16" || Directory.Exists(o.Pipeline), "Pipeline", $"'{o.Pipeline}' is neither 'tiny', 'tiny-fp16' nor a directory");
+        if (o.Pipeline is not ("tiny" or "tiny-fp16") && Directory.Exists(o.Pipeline))
+        {
+            // A directory that is no servable pipeline (a broken export, an invalid manifest) stops `serve` before
+            // it starts, with every problem listed, rather than failing readiness later.
+            try
+            {
+                _ = Trident.Runtime.Pipelines.Export.PipelineDirectory.LoadManifest(Path.GetFullPath(o.Pipeline));
+            }
+            catch (Trident.Runtime.Pipelines.ManifestException ex)
+            {
+                foreach (var problem in ex.Errors) Check(false, "Pipeline", $"{o.Pipeline}: {problem}");
+            }
+        }
         Check(Enum.TryParse<Serilog.Events.LogEventLevel>(o.LogLevel, ignoreCase: true, out _), "LogLevel", "must be Verbose, Debug, Information, Warning, Error or Fatal");
         Check(TridentOptions.LogFormats.Contains(o.LogFormat), "LogFormat", $"must be auto, text or json (got '{o.LogFormat}')");
         var t = o.Telemetry;

@@ -76,7 +76,7 @@ public sealed class OnnxStageExecutor : IStageExecutor
     /// <inheritdoc />
     public StageOutput Diffuse(GenerationInput input, StageOutput embeddings, int intraOpThreads, IStepObserver observer, CancellationToken cancellationToken)
     {
-        var settings = new DiffuseSettings(input.Width, input.Height, input.Frames, input.Steps, [input.Seed], input.Guidance, intraOpThreads);
+        var settings = new DiffuseSettings(input.Width, input.Height, input.Frames, input.Steps, [input.Seed], input.Guidance, intraOpThreads, input.Scheduler);
         var latents = new DiffuseExecutor(For(Stage.Diffuse)).Diffuse(
             (Embeddings)embeddings.Value, settings, new StepProgress(observer), cancellationToken);
         return new StageOutput(latents, latents.Bytes);

@@ -19,6 +19,7 @@ namespace Trident.Runtime.Devices;
 /// <param name="Guidance">Classifier-free guidance scale.</param>
 /// <param name="Output">The result file asked for (format, compression, frame rate); null: the defaults (PNG for an
 /// image, MP4 at the server's frame rate for a video). Only the decode's last step, the file, reads it.</param>
+/// <param name="Scheduler">The sampler to run (SamplerFactory.Names); null for the pipeline's own.</param>
 public sealed record GenerationInput(
     string Prompt,
     string? NegativePrompt,
@@ -28,7 +29,8 @@ public sealed record GenerationInput(
     int Steps,
     ulong Seed,
     double Guidance,
-    OutputSpec? Output = null)
+    OutputSpec? Output = null,
+    string? Scheduler = null)
 {
     /// <summary>The scheduler's shape of this request.</summary>
     [System.Text.Json.Serialization.JsonIgnore]

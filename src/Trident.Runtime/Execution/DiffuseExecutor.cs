@@ -44,8 +44,10 @@ namespace Trident.Runtime.Execution;
 /// <param name="Seeds">Noise seed of each batch item, one per prompt of the embeddings.</param>
 /// <param name="GuidanceScale">Classifier-free guidance scale g; 1 runs the conditional pass alone.</param>
 /// <param name="IntraOpThreads">Intra-op threads of the denoiser session: the degree k on CPU.</param>
+/// <param name="Scheduler">The sampler to run (a name of SamplerFactory.Names for the manifest's sampler); null
+/// for the manifest's own.</param>
 public sealed record DiffuseSettings(
-    int Width, int Height, int Frames, int Steps, IReadOnlyList<ulong> Seeds, double GuidanceScale, int IntraOpThreads = 1);
+    int Width, int Height, int Frames, int Steps, IReadOnlyList<ulong> Seeds, double GuidanceScale, int IntraOpThreads = 1, string? Scheduler = null);
 
 /// <summary>Progress of a diffuse run, reported after each completed step.</summary>
 /// <param name="Completed">Steps completed so far (1 … Steps).</param>
@@ -115,14 +117,22 @@ public sealed class DiffuseExecutor(LoadedPipeline pipeline, DiffuseLoop loop = 
         var perItem = checked((int)(Tensor.ElementCount(shape) / batch));
         var x = new float[batch * perItem];
         for (var b = 0; b < batch; b++) new GaussianNoise(settings.Seeds[b]).Fill(x.AsSpan(b * perItem, perItem));
+        var sampler = pipeline.SamplerFor(settings.Scheduler);
+        var samplerRun = sampler.Start(settings.Steps, settings.Seeds);
+        if (samplerRun.InitialNoiseScale != 1)
+        {
+            var noiseScale = (float)samplerRun.InitialNoiseScale;
+            for (var i = 0; i < x.Length; i++) x[i] *= noiseScale;
+        }
 
         var rows = guided ? 2 * batch : batch;
         var modelShape = (long[])shape.Clone();
         modelShape[0] = rows;
         var text = (guided || !embeddings.HasUnconditional ? embeddings.Tensor : embeddings.Conditional())
             .As(session.Inputs[textIndex].ElementType);
-        var run = new Run(session, latentIndex, timestepIndex, textIndex, x, shape, modelShape, text, guided, settings, progress);
-        var onDevice = loop == DiffuseLoop.Device || (loop == DiffuseLoop.Auto && session.Provider is ExecutionProvider.Cuda);
+        var run = new Run(session, latentIndex, timestepIndex, textIndex, x, shape, modelShape, text, guided, settings, progress, sampler, samplerRun);
+        // The device loop runs a linear step as a graph; other samplers (state, noise, input scaling) run on the host.
+        var onDevice = samplerRun.Linear && (loop == DiffuseLoop.Device || (loop == DiffuseLoop.Auto && session.Provider is ExecutionProvider.Cuda));
         if (onDevice) DeviceLoop(run, cancellationToken);
         else HostLoop(run, cancellationToken);
         return new Latents(Tensor.FromFloat(x, shape), settings.Width, settings.Height, settings.Frames);
@@ -131,7 +141,7 @@ public sealed class DiffuseExecutor(LoadedPipeline pipeline, DiffuseLoop loop = 
     // What both loops need.
     private sealed record Run(
         Session Session, int LatentIndex, int TimestepIndex, int TextIndex, float[] X, long[] Shape, long[] ModelShape,
-        Tensor Text, bool Guided, DiffuseSettings Settings, IProgress<DiffuseProgress>? Progress)
+        Tensor Text, bool Guided, DiffuseSettings Settings, IProgress<DiffuseProgress>? Progress, ISampler Sampler, ISamplerRun SamplerRun)
     {
         public TensorElementType LatentType => Session.Inputs[LatentIndex].ElementType;
     }
@@ -142,9 +152,12 @@ public sealed class DiffuseExecutor(LoadedPipeline pipeline, DiffuseLoop loop = 
         var rows = checked((int)r.ModelShape[0]);
         var count = r.Guided ? 2 * x.Length : x.Length;
         var half = r.LatentType == TensorElementType.Float16;
-        // Without guidance a float32 network reads x itself; otherwise x is copied (and converted) in each step.
+        var samplerRun = r.SamplerRun;
+        var scaled = !samplerRun.Linear; // σ-space samplers feed x / √(σ² + 1)
+        // Without guidance or input scaling a float32 network reads x itself; otherwise x is copied (scaled,
+        // converted) in each step.
         var modelInput = half ? Tensor.FromHalf(new Half[count], r.ModelShape)
-            : Tensor.FromFloat(r.Guided ? new float[count] : x, r.ModelShape);
+            : Tensor.FromFloat(r.Guided || scaled ? new float[count] : x, r.ModelShape);
         var prediction = half ? Tensor.FromHalf(new Half[count], r.ModelShape) : Tensor.FromFloat(new float[count], r.ModelShape);
         var velocityBuffer = half ? new float[count] : prediction.AsFloat();
         var timestep = new TimestepInput(r.Session.Inputs[r.TimestepIndex], rows);
@@ -158,18 +171,24 @@ public sealed class DiffuseExecutor(LoadedPipeline pipeline, DiffuseLoop loop = 
             inputs[r.TextIndex] = r.Text.ToOrtValue();
             outputs[0] = prediction.ToOrtValue();
 
-            var sampler = pipeline.Sampler;
             var steps = r.Settings.Steps;
-            var timesteps = sampler.Timesteps(steps);
+            var timesteps = samplerRun.Timesteps;
             var scale = (float)r.Settings.GuidanceScale;
             var clock = Stopwatch.StartNew();
             for (var i = 0; i < steps; i++)
             {
                 ct.ThrowIfCancellationRequested();
+                var inputScale = (float)samplerRun.InputScale(i);
                 if (half)
                 {
                     var m = modelInput.AsHalf();
-                    Convert(x, m.AsSpan(0, x.Length));
+                    Convert(x, m.AsSpan(0, x.Length), inputScale);
+                    if (r.Guided) m.AsSpan(0, x.Length).CopyTo(m.AsSpan(x.Length));
+                }
+                else if (scaled)
+                {
+                    var m = modelInput.AsFloat();
+                    for (var k = 0; k < x.Length; k++) m[k] = x[k] * inputScale;
                     if (r.Guided) m.AsSpan(0, x.Length).CopyTo(m.AsSpan(x.Length));
                 }
                 else if (r.Guided)
@@ -182,7 +201,7 @@ public sealed class DiffuseExecutor(LoadedPipeline pipeline, DiffuseLoop loop = 
                 if (half) Convert(prediction.AsHalf(), velocityBuffer);
                 var velocity = velocityBuffer.AsSpan(0, x.Length);
                 if (r.Guided) ClassifierFreeGuidance.Combine(velocityBuffer.AsSpan(x.Length), velocity, scale, velocity);
-                sampler.Step(x, velocity, i, steps);
+                samplerRun.Step(x, velocity, i);
                 r.Progress?.Report(new DiffuseProgress(i + 1, steps, clock.Elapsed));
             }
         }
@@ -202,7 +221,7 @@ public sealed class DiffuseExecutor(LoadedPipeline pipeline, DiffuseLoop loop = 
         var step = pipeline.StepSession(r.Shape.Length, type, r.Guided);
         var stage = pipeline.Manifest.Stages.Denoiser;
         var rowCount = checked((int)Tensor.ElementCount(r.ModelShape));
-        var sampler = pipeline.Sampler;
+        var sampler = r.Sampler;
         var steps = r.Settings.Steps;
         var timesteps = sampler.Timesteps(steps);
         var rows = checked((int)r.ModelShape[0]);
@@ -292,9 +311,9 @@ public sealed class DiffuseExecutor(LoadedPipeline pipeline, DiffuseLoop loop = 
         }
     }
 
-    private static void Convert(ReadOnlySpan<float> from, Span<Half> to)
+    private static void Convert(ReadOnlySpan<float> from, Span<Half> to, float scale = 1f)
     {
-        for (var i = 0; i < from.Length; i++) to[i] = (Half)from[i];
+        for (var i = 0; i < from.Length; i++) to[i] = (Half)(from[i] * scale);
     }
 
     private static void Convert(ReadOnlySpan<Half> from, Span<float> to)
@@ -311,7 +330,14 @@ public sealed class DiffuseExecutor(LoadedPipeline pipeline, DiffuseLoop loop = 
     {
         var problems = new List<string>();
         problems.AddRange(pipeline.Manifest.CheckSize(s.Width, s.Height, s.Frames).Select(e => e.ToString()));
-        if (s.Steps < 1 || s.Steps > pipeline.Sampler.MaxSteps) problems.Add($"steps: must be between 1 and {pipeline.Sampler.MaxSteps}");
+        var names = SamplerFactory.Names(pipeline.Manifest.Sampler);
+        if (s.Scheduler is { } scheduler && !names.Contains(scheduler))
+            problems.Add($"scheduler: '{scheduler}' is not one of {string.Join(", ", names)}");
+        else
+        {
+            var maxSteps = pipeline.SamplerFor(s.Scheduler).MaxSteps;
+            if (s.Steps < 1 || s.Steps > maxSteps) problems.Add($"steps: must be between 1 and {maxSteps}");
+        }
         if (s.IntraOpThreads < 1) problems.Add("intra-op threads: must be at least 1");
         if (s.Seeds is null || s.Seeds.Count != embeddings.Batch)
             problems.Add($"seeds: {s.Seeds?.Count ?? 0} seeds for a batch of {embeddings.Batch}");

@@ -58,11 +58,25 @@ public sealed class EncodeExecutor(LoadedPipeline pipeline)
             throw new InvalidOperationException(
                 $"the text encoder takes {inputs.Length} inputs ({string.Join(", ", session.Inputs)}); the manifest names " +
                 (stage.AttentionMask is null ? $"only '{stage.InputIds}'" : $"'{stage.InputIds}' and '{stage.AttentionMask}'"));
-        inputs[session.InputIndex(stage.InputIds)] = Tensor.FromInt64(ids, rows, length);
-        if (stage.AttentionMask is { } maskName) inputs[session.InputIndex(maskName)] = Tensor.FromInt64(mask, rows, length);
+        // The id and mask types are the model's own (int32 in exports traced by diffusers' original ONNX script,
+        // int64 in Optimum's), read from its metadata.
+        var idsIndex = session.InputIndex(stage.InputIds);
+        inputs[idsIndex] = Ids(ids, rows, length, session.Inputs[idsIndex]);
+        if (stage.AttentionMask is { } maskName)
+        {
+            var maskIndex = session.InputIndex(maskName);
+            inputs[maskIndex] = Ids(mask, rows, length, session.Inputs[maskIndex]);
+        }
 
         var outputs = session.Run(inputs, cancellationToken);
         var hidden = outputs[session.OutputIndex(stage.LastHiddenState)].Tensor;
         return new Embeddings(hidden, prompts.Count, negativePrompts is not null);
     }
+
+    private static Tensor Ids(long[] values, int rows, int length, TensorInfo info) => info.ElementType switch
+    {
+        TensorElementType.Int64 => Tensor.FromInt64(values, rows, length),
+        TensorElementType.Int32 => Tensor.FromInt32(Array.ConvertAll(values, v => checked((int)v)), rows, length),
+        _ => throw new NotSupportedException($"text encoder input {info}: Trident feeds token ids as int64 or int32"),
+    };
 }

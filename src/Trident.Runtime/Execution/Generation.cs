@@ -23,6 +23,7 @@ namespace Trident.Runtime.Execution;
 /// <param name="Seed">Noise seed.</param>
 /// <param name="GuidanceScale">Guidance scale; null for the manifest's default.</param>
 /// <param name="IntraOpThreads">Intra-op threads of every stage's session.</param>
+/// <param name="Scheduler">The sampler to run (SamplerFactory.Names); null for the manifest's own.</param>
 public sealed record GenerationRequest(
     string Prompt,
     string? NegativePrompt,
@@ -32,7 +33,8 @@ public sealed record GenerationRequest(
     int Steps,
     ulong Seed,
     double? GuidanceScale,
-    int IntraOpThreads);
+    int IntraOpThreads,
+    string? Scheduler = null);
 
 /// <summary>The frames of one generation and the time each stage took.</summary>
 /// <param name="Frames">The frames (one for an image).</param>
@@ -52,8 +54,14 @@ public static class Generation
     public static IReadOnlyList<ManifestError> Validate(PipelineManifest manifest, GenerationRequest request)
     {
         var errors = new List<ManifestError>(manifest.CheckSize(request.Width, request.Height, request.Frames));
-        var maxSteps = SamplerFactory.Create(manifest.Sampler).MaxSteps;
-        if (request.Steps < 1 || request.Steps > maxSteps) errors.Add(new ManifestError("steps", $"must be between 1 and {maxSteps}"));
+        var schedulers = SamplerFactory.Names(manifest.Sampler);
+        if (request.Scheduler is { } scheduler && !schedulers.Contains(scheduler))
+            errors.Add(new ManifestError("scheduler", $"'{scheduler}' is not one of {string.Join(", ", schedulers)}"));
+        else
+        {
+            var maxSteps = SamplerFactory.Create(manifest.Sampler, request.Scheduler).MaxSteps;
+            if (request.Steps < 1 || request.Steps > maxSteps) errors.Add(new ManifestError("steps", $"must be between 1 and {maxSteps}"));
+        }
         if (request.GuidanceScale is { } g)
         {
             if (!(double.IsFinite(g) && g >= 0)) errors.Add(new ManifestError("guidance", "must be a number ≥ 0"));
@@ -87,7 +95,7 @@ public static class Generation
         var encoded = clock.Elapsed;
 
         var settings = new DiffuseSettings(
-            request.Width, request.Height, request.Frames, request.Steps, [request.Seed], guidance, request.IntraOpThreads);
+            request.Width, request.Height, request.Frames, request.Steps, [request.Seed], guidance, request.IntraOpThreads, request.Scheduler);
         var latents = diffuser.Diffuse(embeddings, settings, progress, cancellationToken);
         var diffused = clock.Elapsed;
 

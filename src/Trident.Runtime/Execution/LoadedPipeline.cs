@@ -54,16 +54,17 @@ public sealed class LoadedPipeline : IDisposable
     }
 
     /// <summary>
-    /// Opens the pipeline in <paramref name="directory"/>: loads and validates its manifest (every problem at
-    /// once, as a <see cref="ManifestException"/>) and its tokenizer. Sessions are created on first use.
+    /// Opens the pipeline in <paramref name="directory"/>: loads and validates its manifest — trident-pipeline.json,
+    /// or the diffusers/Optimum export recognised as it is (PipelineDirectory.LoadManifest) — every problem at
+    /// once, as a <see cref="ManifestException"/>, and its tokenizer. Sessions are created on first use.
     /// </summary>
-    /// <param name="directory">The pipeline directory (holding trident-pipeline.json).</param>
+    /// <param name="directory">The pipeline directory (holding trident-pipeline.json or model_index.json).</param>
     /// <param name="provider">Execution provider of every session (its thread count is replaced per session);
     /// the CPU, without spinning, when null.</param>
     public static LoadedPipeline Open(string directory, ExecutionProvider? provider = null)
     {
         var full = Path.GetFullPath(directory);
-        var manifest = PipelineManifest.Load(full);
+        var manifest = Pipelines.Export.PipelineDirectory.LoadManifest(full);
         return new LoadedPipeline(full, manifest, provider ?? new ExecutionProvider.Cpu());
     }
 
@@ -81,6 +82,15 @@ public sealed class LoadedPipeline : IDisposable
 
     /// <summary>The manifest's sampler (stateless: safe to share).</summary>
     public ISampler Sampler { get; }
+
+    private readonly ConcurrentDictionary<string, ISampler> samplers = new(StringComparer.Ordinal);
+
+    /// <summary>The sampler called <paramref name="scheduler"/> (SamplerFactory.Names of the manifest's sampler),
+    /// over the manifest's training schedule; the manifest's own when null. Created once per name; samplers are
+    /// stateless (a run's state is ISampler.Start's), so they are shared.</summary>
+    /// <exception cref="ArgumentException">when the name is not one the manifest's sampler admits.</exception>
+    public ISampler SamplerFor(string? scheduler) =>
+        scheduler is null ? Sampler : samplers.GetOrAdd(scheduler, name => SamplerFactory.Create(Manifest.Sampler, name));
 
     /// <summary>Absolute path of a stage's model file.</summary>
     public string ModelPath(StageModel model) => PipelineManifest.ResolvePath(Directory, model switch

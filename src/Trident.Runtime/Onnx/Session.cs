@@ -287,7 +287,10 @@ public sealed class Session : IDisposable
         var type = (TensorElementType)(int)metadata.ElementDataType;
         if (!Tensor.IsSupported(type))
             throw new NotSupportedException($"The {side} '{name}' of the {Describe()} has element type {type}; Trident moves float32, float16 and int64 tensors.");
-        return new TensorInfo(name, type, metadata.Dimensions.Select(d => (long)d).ToArray());
+        return new TensorInfo(name, type, metadata.Dimensions.Select(d => (long)d).ToArray())
+        {
+            DimensionNames = metadata.SymbolicDimensions.Select(s => s ?? "").ToArray(),
+        };
     }
 
     private static Dictionary<string, int> IndexByName(string[] names)

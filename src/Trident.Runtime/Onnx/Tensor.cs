@@ -77,6 +77,13 @@ public sealed class Tensor
     /// <summary>An int64 tensor over <paramref name="data"/> (not copied).</summary>
     public static Tensor FromInt64(long[] data, params long[] shape) => new(TensorElementType.Int64, Checked(data), shape);
 
+    /// <summary>An int32 tensor over <paramref name="data"/> (not copied): token ids of older exports
+    /// (diffusers' convert_stable_diffusion_checkpoint_to_onnx.py traced input_ids as int32).</summary>
+    public static Tensor FromInt32(int[] data, params long[] shape) => new(TensorElementType.Int32, Checked(data), shape);
+
+    /// <summary>The data as int32. Throws when the tensor holds another element type.</summary>
+    public int[] AsInt32() => As<int>(TensorElementType.Int32);
+
     /// <summary>The data as float32. Throws when the tensor holds another element type.</summary>
     public float[] AsFloat() => As<float>(TensorElementType.Float);
 
@@ -94,14 +101,15 @@ public sealed class Tensor
         TensorElementType.Float => sizeof(float),
         TensorElementType.Float16 => 2,
         TensorElementType.Int64 => sizeof(long),
+        TensorElementType.Int32 => sizeof(int),
         _ => throw Unsupported(type),
     };
 
     internal static bool IsSupported(TensorElementType type) =>
-        type is TensorElementType.Float or TensorElementType.Float16 or TensorElementType.Int64;
+        type is TensorElementType.Float or TensorElementType.Float16 or TensorElementType.Int64 or TensorElementType.Int32;
 
     internal static NotSupportedException Unsupported(TensorElementType type) =>
-        new($"Tensor element type {type} is not supported; Trident moves float32, float16 and int64 tensors.");
+        new($"Tensor element type {type} is not supported; Trident moves float32, float16, int64 and int32 tensors.");
 
     internal static long ElementCount(ReadOnlySpan<long> dims)
     {
@@ -122,6 +130,7 @@ public sealed class Tensor
     {
         TensorElementType.Float => OrtValue.CreateTensorValueFromMemory((float[])Data, shape),
         TensorElementType.Int64 => OrtValue.CreateTensorValueFromMemory((long[])Data, shape),
+        TensorElementType.Int32 => OrtValue.CreateTensorValueFromMemory((int[])Data, shape),
         TensorElementType.Float16 => OrtValue.CreateTensorValueFromMemory(
             OrtMemoryInfo.DefaultInstance, new HalfMemory((Half[])Data).Memory, shape),
         _ => throw Unsupported(ElementType),
@@ -141,6 +150,7 @@ public sealed class Tensor
             TensorElementType.Float => MemoryMarshal.Cast<byte, float>(bytes).ToArray(),
             TensorElementType.Float16 => MemoryMarshal.Cast<byte, Half>(bytes).ToArray(),
             TensorElementType.Int64 => MemoryMarshal.Cast<byte, long>(bytes).ToArray(),
+            TensorElementType.Int32 => MemoryMarshal.Cast<byte, int>(bytes).ToArray(),
             _ => throw Unsupported(type),
         };
         return new Tensor(type, data, dims);
@@ -197,5 +207,14 @@ public sealed record NamedTensor(string Name, Tensor Tensor);
 /// <summary>A graph input or output as declared by the model: dynamic dimensions are -1.</summary>
 public sealed record TensorInfo(string Name, TensorElementType ElementType, IReadOnlyList<long> Shape)
 {
+    /// <summary>The declared name of each dimension: the dynamic axis name (e.g. <c>batch_size</c>) for a symbolic
+    /// dimension, "" for a fixed or unnamed one; empty when not read from a model.</summary>
+    public IReadOnlyList<string> DimensionNames { get; init; } = [];
+
+    /// <summary>The shape as declared: fixed sizes, and axis names (or ?) for dynamic dimensions, e.g. <c>[batch_size, 77]</c>.</summary>
+    public string Declared() =>
+        "[" + string.Join(", ", Shape.Select((d, i) => d >= 0 ? d.ToString(System.Globalization.CultureInfo.InvariantCulture)
+            : i < DimensionNames.Count && DimensionNames[i].Length > 0 ? DimensionNames[i] : "?")) + "]";
+
     public override string ToString() => $"{Name}: {ElementType}[{string.Join(", ", Shape)}]";
 }

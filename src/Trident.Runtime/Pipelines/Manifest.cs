@@ -123,6 +123,16 @@ public enum BetaSchedule
     ScaledLinear,
 }
 
+/// <summary>What an epsilon-family denoiser predicts (diffusers' <c>prediction_type</c> in scheduler_config.json).</summary>
+public enum PredictionType
+{
+    /// <summary>The noise ε (SD 1.x, SD 2.x base at 512²).</summary>
+    Epsilon,
+
+    /// <summary>The velocity v = √ᾱ·ε − √(1 − ᾱ)·x₀ (Salimans &amp; Ho 2022; SD 2.x at 768²).</summary>
+    VPrediction,
+}
+
 /// <summary>The sampler (scheduler) that turns model predictions into denoising steps.</summary>
 /// <param name="NumTrainTimesteps">Length of the training noise schedule (1000 for all common models).</param>
 /// <param name="DefaultSteps">Steps used when a request does not say.</param>
@@ -144,6 +154,7 @@ public sealed record FlowEulerSettings(int NumTrainTimesteps, int DefaultSteps, 
 /// <param name="StepsOffset">Added to every inference timestep ("leading" spacing; SD uses 1).</param>
 /// <param name="SetAlphaToOne">Whether the step after the last timestep uses ᾱ = 1 (a clean sample) rather than
 /// ᾱ₀; SD 1.x configs say false.</param>
+/// <param name="PredictionType">What the UNet predicts: ε (default) or v.</param>
 public sealed record DdimSettings(
     int NumTrainTimesteps,
     int DefaultSteps,
@@ -151,7 +162,8 @@ public sealed record DdimSettings(
     double BetaEnd,
     BetaSchedule BetaSchedule,
     int StepsOffset,
-    bool SetAlphaToOne)
+    bool SetAlphaToOne,
+    PredictionType PredictionType = PredictionType.Epsilon)
     : SamplerSettings(NumTrainTimesteps, DefaultSteps);
 
 /// <summary>Classifier-free guidance.</summary>

@@ -61,6 +61,7 @@ internal static class ManifestJson
         public const string BetaSchedule = "beta_schedule";
         public const string StepsOffset = "steps_offset";
         public const string SetAlphaToOne = "set_alpha_to_one";
+        public const string PredictionType = "prediction_type";
         public const string Guidance = "guidance";
         public const string ClassifierFree = "classifier_free";
         public const string DefaultScale = "default_scale";
@@ -83,6 +84,10 @@ internal static class ManifestJson
         [("byte", TokenizerType.Byte), ("clip-bpe", TokenizerType.ClipBpe)];
 
     private enum SamplerType { FlowEuler, Ddim }
+
+    /// <summary>diffusers' spellings of <c>prediction_type</c>.</summary>
+    internal static readonly (string Name, PredictionType Value)[] PredictionTypes =
+        [("epsilon", PredictionType.Epsilon), ("v_prediction", PredictionType.VPrediction)];
 
     private static readonly (string Name, SamplerType Value)[] SamplerTypes =
         [("flow-euler", SamplerType.FlowEuler), ("ddim", SamplerType.Ddim)];
@@ -274,7 +279,8 @@ internal static class ManifestJson
                 sampler.Number(Keys.BetaEnd, d.BetaEnd),
                 sampler.Choice(Keys.BetaSchedule, BetaSchedules, d.BetaSchedule, d.BetaSchedule),
                 sampler.Int(Keys.StepsOffset, d.StepsOffset),
-                sampler.Bool(Keys.SetAlphaToOne, d.SetAlphaToOne));
+                sampler.Bool(Keys.SetAlphaToOne, d.SetAlphaToOne),
+                sampler.Choice(Keys.PredictionType, PredictionTypes, d.PredictionType, d.PredictionType));
         }
         if (!sampler.IsChoice(Keys.Type, SamplerTypes)) sampler.MarkAllSeen();
         sampler.Finish($"not a parameter of the '{Name(SamplerTypes, type)}' sampler");
@@ -404,6 +410,7 @@ internal static class ManifestJson
                     w.WriteString(Keys.BetaSchedule, Name(BetaSchedules, d.BetaSchedule));
                     w.WriteNumber(Keys.StepsOffset, d.StepsOffset);
                     w.WriteBoolean(Keys.SetAlphaToOne, d.SetAlphaToOne);
+                    w.WriteString(Keys.PredictionType, Name(PredictionTypes, d.PredictionType));
                     break;
                 default:
                     throw new NotSupportedException($"sampler settings {m.Sampler.GetType().Name}");

@@ -149,7 +149,7 @@ public static class Profiler
             $"device memory = available memory / {slots} CPU slots");
 
         StageProfile StageOf(StageModel model, List<ProfilePoint> points) =>
-            new(new FileInfo(pipeline.ModelPath(model)).Length / 1e9, false, ListModule.OfSeq(points));
+            new(WeightBytes(pipeline.ModelPath(model)) / 1e9, false, ListModule.OfSeq(points));
 
         return new Profile(
             Ids.ModelName.NewModelName(manifest.Model),
@@ -214,5 +214,19 @@ public static class Profiler
         {
         }
         return "unknown CPU";
+    }
+
+    /// <summary>Bytes of a model's weights: the .onnx file plus the external data files beside it (model.onnx_data,
+    /// weights.pb, …: every file in its folder that is neither another model nor a JSON config), as exports of
+    /// models over 2 GB ship them.</summary>
+    internal static long WeightBytes(string modelPath)
+    {
+        var bytes = new FileInfo(modelPath).Length;
+        var folder = Path.GetDirectoryName(modelPath)!;
+        foreach (var f in Directory.EnumerateFiles(folder))
+            if (!f.EndsWith(".onnx", StringComparison.Ordinal) && !f.EndsWith(".json", StringComparison.Ordinal)
+                && !f.EndsWith(".txt", StringComparison.Ordinal) && !f.EndsWith(".model", StringComparison.Ordinal))
+                bytes += new FileInfo(f).Length;
+        return bytes;
     }
 }

@@ -101,6 +101,96 @@ let ``DDIM fed the true noise lands on the noised clean sample at the previous t
             Array.forall2 (fun (a: float32) (b: float32) -> close 1e-4 (float a) (float b)) x expected
             |> Prop.classify (i = k - 1) "last step"))
 
+let ``DDIM over a v-predicting model fed the true velocity lands on the noised clean sample, and its linear form agrees`` =
+    testProp 300 "DDIM over a v-predicting model fed the true velocity lands on the noised clean sample, and its linear form agrees" <| fun () ->
+        let case =
+            gen {
+                let! (betaStart, betaEnd, schedule, offset) = ddimConfig
+                let! k = Gen.choose (1, 100)
+                let! i = Gen.choose (0, k - 1)
+                let! n = Gen.choose (1, 16)
+                let! x0 = floats 2.0 n
+                let! eps = floats 3.0 n
+                return (betaStart, betaEnd, schedule, offset), k, i, x0, eps
+            }
+        (Prop.forAll (Arb.fromGen case) (fun ((betaStart, betaEnd, schedule, offset), k, i, x0, eps) ->
+            let sampler = DdimSampler(1000, betaStart, betaEnd, schedule, offset, false, PredictionType.VPrediction)
+            let alpha = sampler.AlphasCumprod[sampler.TrainTimestep(i, k)]
+            let x = noised alpha x0 eps
+            // v = √ᾱ·ε − √(1 − ᾱ)·x₀ (Salimans & Ho 2022)
+            let v = Array.map2 (fun (a: float32) (e: float32) -> float32 (sqrt alpha * float e - sqrt (1.0 - alpha) * float a)) x0 eps
+            let viaLinear =
+                let keep, move = sampler.LinearStep(i, k).ToTuple()
+                Array.map2 (fun (a: float32) (b: float32) -> keep * float a + move * float b) x v
+            sampler.Step(x.AsSpan(), ReadOnlySpan v, i, k)
+            let expected = noised (sampler.PreviousAlphaCumprod(i, k)) x0 eps
+            (Array.forall2 (fun (a: float32) (b: float32) -> close 1e-3 (float a) (float b)) x expected |> Prop.label "lands on x_prev")
+            .&. (Array.forall2 (fun (a: float32) (b: float) -> close 1e-4 (float a) b) x viaLinear |> Prop.label "Step = LinearStep")))
+
+/// A σ-space sampler of `method` over SD's training schedule.
+let private sigmaSampler method karras prediction =
+    SigmaSampler(DdimSampler().AlphasCumprod, prediction, method, karras)
+
+let ``sigma-space samplers fed the true noise or velocity land on the clean sample`` =
+    testProp 200 "sigma-space samplers fed the true noise or velocity land on the clean sample" <| fun () ->
+        let case =
+            gen {
+                let! method = Gen.elements [ SigmaMethod.Euler; SigmaMethod.DpmPlusPlus2M ]
+                let! karras = Gen.elements [ true; false ]
+                let! prediction = Gen.elements [ PredictionType.Epsilon; PredictionType.VPrediction ]
+                let! steps = Gen.choose (1, 40)
+                let! n = Gen.choose (1, 8)
+                let! x0 = floats 2.0 n
+                let! eps = floats 3.0 n
+                return method, karras, prediction, steps, x0, eps
+            }
+        (Prop.forAll (Arb.fromGen case) (fun (method, karras, prediction, steps, x0, eps) ->
+            // With x = x₀ + σ·ε at every step and the model's exact ε (or v = (ε − σ·x₀)/√(σ² + 1)), both methods
+            // follow the path x₀ + σ·ε exactly and end on x₀ at σ = 0.
+            let sampler = sigmaSampler method karras prediction
+            let sigmas, _ = sampler.Schedule(steps).ToTuple()
+            let run = sampler.Start(steps, [| 1UL |])
+            let x = Array.map2 (fun (a: float32) (e: float32) -> float32 (float a + sigmas[0] * float e)) x0 eps
+            let close32 (a: float32) (b: float) = abs (float a - b) <= 1e-3 * (1.0 + abs b)
+            let mutable onPath = true
+            for i in 0 .. steps - 1 do
+                let sigma = sigmas[i]
+                let output =
+                    if prediction = PredictionType.Epsilon then eps
+                    else Array.map2 (fun (a: float32) (e: float32) -> float32 ((float e - sigma * float a) / sqrt (sigma * sigma + 1.0))) x0 eps
+                run.Step(x.AsSpan(), ReadOnlySpan output, i)
+                onPath <- onPath && Array.forall2 (fun (xi: float32) (a: float32, e: float32) -> close32 xi (float a + sigmas[i + 1] * float e)) x (Array.zip x0 eps)
+            (onPath |> Prop.label "on the path x0 + sigma eps after every step")
+            .&. (Array.forall2 (fun (xi: float32) (a: float32) -> close32 xi (float a)) x x0 |> Prop.label "ends on x0")))
+
+let ``sigma-space schedules start at sigma max, decrease to 0, and Karras sigmas end at sigma min`` =
+    testCase "sigma-space schedules start at sigma max, decrease to 0, and Karras sigmas end at sigma min" <| fun () ->
+        let alphas = DdimSampler().AlphasCumprod
+        let sigmaOf (a: float) = sqrt ((1.0 - a) / a)
+        for karras in [ true; false ] do
+            let sigmas, timesteps = (sigmaSampler SigmaMethod.Euler karras PredictionType.Epsilon).Schedule(20).ToTuple()
+            Expect.floatClose Accuracy.high sigmas[0] (sigmaOf alphas[999]) "starts at sigma max"
+            Expect.equal sigmas[20] 0.0 "ends at 0"
+            Expect.isTrue (Array.pairwise sigmas |> Array.forall (fun (a, b) -> a > b)) "strictly decreasing"
+            Expect.isTrue (Array.pairwise timesteps |> Array.forall (fun (a, b) -> a > b) && timesteps[0] <= 999f && timesteps[19] >= 0f) "timesteps decrease within the schedule"
+            if karras then Expect.floatClose Accuracy.high sigmas[19] (sigmaOf alphas[0]) "Karras sigmas end at sigma min"
+            else Expect.equal (timesteps[0], timesteps[19]) (999f, 0f) "linspace timesteps span the schedule"
+
+let ``Euler ancestral noise is the same for the same seed, differs between seeds, and ignores batching`` =
+    testCase "Euler ancestral noise is the same for the same seed, differs between seeds, and ignores batching" <| fun () ->
+        let sampler = sigmaSampler SigmaMethod.EulerAncestral false PredictionType.Epsilon
+        let runWith (seeds: uint64[]) n =
+            let run = sampler.Start(4, seeds)
+            let x = Array.init (n * seeds.Length) (fun i -> float32 (i % 7) * 0.5f)
+            let eps = Array.init x.Length (fun i -> float32 (i % 5) * 0.1f)
+            for i in 0 .. 3 do run.Step(x.AsSpan(), ReadOnlySpan eps, i)
+            x
+        let a = runWith [| 7UL |] 6
+        Expect.equal (runWith [| 7UL |] 6) a "same seed, same latents"
+        Expect.notEqual (runWith [| 8UL |] 6) a "another seed, other latents"
+        let batched = runWith [| 7UL; 9UL |] 6
+        Expect.equal batched[0..5] a "an item's noise does not depend on its batch"
+
 let ``DDIM with alpha one recovers the exact clean sample after the last step`` =
     testProp 200 "DDIM with alpha one recovers the exact clean sample after the last step" <| fun () ->
         let case =
@@ -234,7 +324,11 @@ let tests =
         ``flow Euler without shift has linear sigmas and SD3's shift 3 maps one half to three quarters``
         ``DDIM alphas_cumprod decrease strictly and stay in (0, 1)``
         ``DDIM fed the true noise lands on the noised clean sample at the previous timestep``
+        ``DDIM over a v-predicting model fed the true velocity lands on the noised clean sample, and its linear form agrees``
         ``DDIM with alpha one recovers the exact clean sample after the last step``
+        ``sigma-space samplers fed the true noise or velocity land on the clean sample``
+        ``sigma-space schedules start at sigma max, decrease to 0, and Karras sigmas end at sigma min``
+        ``Euler ancestral noise is the same for the same seed, differs between seeds, and ignores batching``
         ``DDIM timesteps use leading spacing like Stable Diffusion's scheduler``
         ``samplers reject mismatched spans and out-of-range steps``
         ``guidance with scale 1 returns the conditional prediction exactly``

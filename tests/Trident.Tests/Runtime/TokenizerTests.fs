@@ -50,9 +50,16 @@ let ``byte tokenizer rejects special ids inside the byte range`` =
 // ---- CLIP BPE ------------------------------------------------------------------------------------------
 
 /// A tiny vocabulary using CLIP's real ids for the pieces of "a photo of a cat" (320, 1125, 539, 2368) and
-/// the special tokens (49406, 49407), with merges that build "photo</w>", "of</w>" and "cat</w>".
+/// the special tokens (49406, 49407), with merges that build "photo</w>", "of</w>" and "cat</w>". Complete as
+/// real vocabularies are (the BPE library refuses a merge naming a missing piece): every piece the merges and
+/// the tests' prompts use is in it, single bytes at their byte-table ids (0–255, "</w>" forms 256–511, as
+/// CLIP orders them), merged pieces the tests do not check by id above 40000; "d" and "z</w>" are missing on
+/// purpose.
 let private vocabJson =
     """{ "a</w>": 320, "photo</w>": 1125, "of</w>": 539, "cat</w>": 2368, "!": 0, "c": 66, "at</w>": 382,
+         "a": 64, "h": 71, "i": 72, "o": 78, "p": 79, "t": 83, "'": 6, "Ã": 127,
+         "!</w>": 256, "2</w>": 273, "4</w>": 275, "f</w>": 325, "o</w>": 334, "s</w>": 338, "t</w>": 339, "©</w>": 358,
+         "ph": 40001, "to</w>": 40002, "pho": 40003, "ca": 40004,
          "<|startoftext|>": 49406, "<|endoftext|>": 49407 }"""
 
 let private mergesTxt =

@@ -258,6 +258,38 @@ public sealed partial class GraphBuilder
     /// <summary>Writes the serialised model to <paramref name="path"/>.</summary>
     public void Save(string path) => File.WriteAllBytes(path, ToBytes());
 
+    /// <summary>
+    /// Writes the model to <paramref name="path"/> with every initializer's data in the external file
+    /// <paramref name="dataFileName"/> beside it, as large exports ship their weights (torch.onnx/onnx's
+    /// external-data format: each TensorProto has data_location EXTERNAL and "location", "offset", "length"
+    /// entries; offsets aligned to 4 KiB). As onnx.save_model's size_threshold (1 KiB), smaller tensors — shape
+    /// constants among them, which ONNX Runtime's shape inference must read in place — stay inside the model.
+    /// </summary>
+    public void SaveWithExternalData(string path, string dataFileName)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(dataFileName);
+        if (Path.GetFileName(dataFileName) != dataFileName) throw new ArgumentException("must be a file name beside the model", nameof(dataFileName));
+        var model = Build();
+        using var data = new MemoryStream();
+        foreach (var tensor in model.Graph.Initializer)
+        {
+            if (tensor.RawData.Length < 1024) continue;
+            var aligned = (data.Length + 4095) / 4096 * 4096;
+            data.SetLength(aligned);
+            data.Position = aligned;
+            tensor.RawData.WriteTo(data);
+            var length = tensor.RawData.Length;
+            tensor.RawData = ByteString.Empty;
+            tensor.DataLocation = TensorProto.Types.DataLocation.External;
+            tensor.ExternalData.Add(new StringStringEntryProto { Key = "location", Value = dataFileName });
+            tensor.ExternalData.Add(new StringStringEntryProto { Key = "offset", Value = aligned.ToString(System.Globalization.CultureInfo.InvariantCulture) });
+            tensor.ExternalData.Add(new StringStringEntryProto { Key = "length", Value = length.ToString(System.Globalization.CultureInfo.InvariantCulture) });
+        }
+        var directory = Path.GetDirectoryName(Path.GetFullPath(path))!;
+        File.WriteAllBytes(Path.Combine(directory, dataFileName), data.ToArray());
+        File.WriteAllBytes(path, model.ToByteArray());
+    }
+
     // ---------------------------------------------------------------------------------------------------------
     // Internals
     // ---------------------------------------------------------------------------------------------------------

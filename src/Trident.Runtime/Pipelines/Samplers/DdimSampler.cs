@@ -8,6 +8,9 @@
 // Inference timesteps use diffusers' "leading" spacing: with r = T / N (integer division) they are
 // (N − 1 − i)·r + steps_offset for i = 0..N−1, and p = t − r. After the last one (p < 0) ᾱ_p is 1 when
 // set_alpha_to_one, so the final step returns x̂₀ itself, else ᾱ₀. Arithmetic is in double, stored as float.
+// A v-predicting model (prediction_type "v_prediction", Salimans & Ho 2022, as diffusers' DDIMScheduler.step)
+// gives v̂ instead: x̂₀ = √ᾱ_t·x_t − √(1 − ᾱ_t)·v̂ and ε̂ = √ᾱ_t·v̂ + √(1 − ᾱ_t)·x_t; the update is then the same,
+// and still linear in (x_t, v̂).
 
 namespace Trident.Runtime.Pipelines.Samplers;
 
@@ -23,15 +26,18 @@ public sealed class DdimSampler : ISampler
         double betaEnd = 0.012,
         BetaSchedule betaSchedule = BetaSchedule.ScaledLinear,
         int stepsOffset = 1,
-        bool setAlphaToOne = false)
+        bool setAlphaToOne = false,
+        PredictionType predictionType = PredictionType.Epsilon)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(numTrainTimesteps, 1);
         ArgumentOutOfRangeException.ThrowIfNegative(stepsOffset);
         ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(stepsOffset, numTrainTimesteps);
         if (!(betaStart > 0 && betaStart < 1)) throw new ArgumentOutOfRangeException(nameof(betaStart), betaStart, "must lie in (0, 1)");
         if (!(betaEnd >= betaStart && betaEnd < 1)) throw new ArgumentOutOfRangeException(nameof(betaEnd), betaEnd, "must lie in [beta_start, 1)");
+        if (!Enum.IsDefined(predictionType)) throw new ArgumentOutOfRangeException(nameof(predictionType), predictionType, "unknown prediction type");
         NumTrainTimesteps = numTrainTimesteps;
         StepsOffset = stepsOffset;
+        PredictionType = predictionType;
         _alphasCumprod = AlphasCumprodOf(numTrainTimesteps, betaStart, betaEnd, betaSchedule);
         FinalAlphaCumprod = setAlphaToOne ? 1.0 : _alphasCumprod[0];
         MaxSteps = MaxStepsFor(numTrainTimesteps, stepsOffset);
@@ -39,6 +45,9 @@ public sealed class DdimSampler : ISampler
 
     /// <summary>Length T of the training schedule.</summary>
     public int NumTrainTimesteps { get; }
+
+    /// <summary>What the model predicts: ε or v.</summary>
+    public PredictionType PredictionType { get; }
 
     /// <summary>Offset added to every inference timestep.</summary>
     public int StepsOffset { get; }
@@ -109,10 +118,12 @@ public sealed class DdimSampler : ISampler
         var alphaPrev = PreviousAlphaCumprod(stepIndex, steps);
         double sqrtAlpha = Math.Sqrt(alpha), sqrtOneMinusAlpha = Math.Sqrt(1 - alpha);
         double sqrtAlphaPrev = Math.Sqrt(alphaPrev), sqrtOneMinusAlphaPrev = Math.Sqrt(1 - alphaPrev);
+        var v = PredictionType == PredictionType.VPrediction;
         for (var i = 0; i < latents.Length; i++)
         {
-            double eps = modelOutput[i];
-            var x0 = (latents[i] - sqrtOneMinusAlpha * eps) / sqrtAlpha;
+            double x = latents[i], output = modelOutput[i];
+            var x0 = v ? sqrtAlpha * x - sqrtOneMinusAlpha * output : (x - sqrtOneMinusAlpha * output) / sqrtAlpha;
+            var eps = v ? sqrtAlpha * output + sqrtOneMinusAlpha * x : output;
             latents[i] = (float)(sqrtAlphaPrev * x0 + sqrtOneMinusAlphaPrev * eps);
         }
     }
@@ -123,8 +134,12 @@ public sealed class DdimSampler : ISampler
         SamplerFactory.CheckStep(0, 0, stepIndex, steps, MaxSteps);
         var alpha = _alphasCumprod[TrainTimestep(stepIndex, steps)];
         var alphaPrev = PreviousAlphaCumprod(stepIndex, steps);
-        // x' = √ᾱ' · (x − √(1−ᾱ)·ε)/√ᾱ + √(1−ᾱ')·ε
-        var keep = Math.Sqrt(alphaPrev) / Math.Sqrt(alpha);
-        return (keep, Math.Sqrt(1 - alphaPrev) - keep * Math.Sqrt(1 - alpha));
+        double a = Math.Sqrt(alpha), s = Math.Sqrt(1 - alpha), ap = Math.Sqrt(alphaPrev), sp = Math.Sqrt(1 - alphaPrev);
+        if (PredictionType == PredictionType.VPrediction)
+            // x' = ap·(a·x − s·v) + sp·(a·v + s·x)
+            return (ap * a + sp * s, sp * a - ap * s);
+        // x' = ap · (x − s·ε)/a + sp·ε
+        var keep = ap / a;
+        return (keep, sp - keep * s);
     }
 }

@@ -25,16 +25,88 @@ public interface ISampler
     /// samplers are linear per step), so the step can run where the latents live — on the device, as a tiny
     /// ONNX graph — instead of on the host.</summary>
     (double Keep, double Move) LinearStep(int stepIndex, int steps);
+
+    /// <summary>One run of <paramref name="steps"/> steps for a batch with <paramref name="seeds"/> (one per item:
+    /// ancestral samplers draw their per-step noise from them). The default is the stateless linear run of
+    /// <see cref="Timesteps"/> and <see cref="Step"/>.</summary>
+    ISamplerRun Start(int steps, IReadOnlyList<ulong> seeds) => new LinearRun(this, steps);
+}
+
+/// <summary>The state of one sampling run: what the diffuse loop asks at each step.</summary>
+public interface ISamplerRun
+{
+    /// <summary>The timestep fed to the network at each step.</summary>
+    float[] Timesteps { get; }
+
+    /// <summary>Whether each step is the sampler's <see cref="ISampler.LinearStep"/> with unit input and noise
+    /// scales, so the loop may run it on the device (SamplerStepGraph).</summary>
+    bool Linear { get; }
+
+    /// <summary>The initial latents are standard noise times this (σ_max for σ-space samplers, else 1).</summary>
+    double InitialNoiseScale { get; }
+
+    /// <summary>The network sees the latents times this at step <paramref name="stepIndex"/> (1/√(σ² + 1) for
+    /// σ-space samplers, else 1).</summary>
+    double InputScale(int stepIndex);
+
+    /// <summary>Advances <paramref name="latents"/> (the batch's conditional latents) by step
+    /// <paramref name="stepIndex"/>, given the (guided) model output.</summary>
+    void Step(Span<float> latents, ReadOnlySpan<float> modelOutput, int stepIndex);
+}
+
+/// <summary>The run of a stateless sampler that is linear per step (DDIM, flow-matching Euler).</summary>
+internal sealed class LinearRun(ISampler sampler, int steps) : ISamplerRun
+{
+    public float[] Timesteps { get; } = sampler.Timesteps(steps);
+
+    public bool Linear => true;
+
+    public double InitialNoiseScale => 1;
+
+    public double InputScale(int stepIndex) => 1;
+
+    public void Step(Span<float> latents, ReadOnlySpan<float> modelOutput, int stepIndex) => sampler.Step(latents, modelOutput, stepIndex, steps);
 }
 
 /// <summary>Builds the sampler a manifest names.</summary>
 public static class SamplerFactory
 {
+    /// <summary>Scheduler names a request may give for a pipeline whose manifest names
+    /// <paramref name="settings"/>: the manifest's own first. A β-schedule (DDIM) model also runs under the
+    /// σ-space samplers over the same schedule and prediction type; a flow-matching model only under flow Euler.</summary>
+    public static IReadOnlyList<string> Names(SamplerSettings settings) => settings switch
+    {
+        DdimSettings => [Ddim, Euler, EulerAncestral, DpmPlusPlus2MKarras],
+        FlowEulerSettings => [FlowEuler],
+        _ => [],
+    };
+
+    /// <summary>Scheduler names (the <c>scheduler</c> request field).</summary>
+    public const string Ddim = "ddim", Euler = "euler", EulerAncestral = "euler-ancestral", DpmPlusPlus2MKarras = "dpm++-2m-karras", FlowEuler = "flow-euler";
+
+    /// <summary>The sampler called <paramref name="name"/> over the schedule of <paramref name="settings"/>; the
+    /// manifest's own when <paramref name="name"/> is null.</summary>
+    /// <exception cref="ArgumentException">when <paramref name="name"/> is not one of <see cref="Names"/>.</exception>
+    public static ISampler Create(SamplerSettings settings, string? name)
+    {
+        if (name is null || name == Names(settings).FirstOrDefault()) return Create(settings);
+        if (!Names(settings).Contains(name))
+            throw new ArgumentException($"scheduler '{name}' is not one of {string.Join(", ", Names(settings))}", nameof(name));
+        var d = (DdimSettings)settings;
+        var alphas = new DdimSampler(d.NumTrainTimesteps, d.BetaStart, d.BetaEnd, d.BetaSchedule, d.StepsOffset, d.SetAlphaToOne, d.PredictionType).AlphasCumprod;
+        return name switch
+        {
+            Euler => new SigmaSampler(alphas, d.PredictionType, SigmaMethod.Euler, karras: false),
+            EulerAncestral => new SigmaSampler(alphas, d.PredictionType, SigmaMethod.EulerAncestral, karras: false),
+            _ => new SigmaSampler(alphas, d.PredictionType, SigmaMethod.DpmPlusPlus2M, karras: true),
+        };
+    }
+
     /// <summary>The sampler for <paramref name="settings"/>.</summary>
     public static ISampler Create(SamplerSettings settings) => settings switch
     {
         FlowEulerSettings f => new FlowEulerSampler(f.NumTrainTimesteps, f.Shift),
-        DdimSettings d => new DdimSampler(d.NumTrainTimesteps, d.BetaStart, d.BetaEnd, d.BetaSchedule, d.StepsOffset, d.SetAlphaToOne),
+        DdimSettings d => new DdimSampler(d.NumTrainTimesteps, d.BetaStart, d.BetaEnd, d.BetaSchedule, d.StepsOffset, d.SetAlphaToOne, d.PredictionType),
         _ => throw new NotSupportedException($"sampler settings {settings.GetType().Name}"),
     };
 

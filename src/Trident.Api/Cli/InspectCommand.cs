@@ -1,0 +1,50 @@
+using Trident.Runtime.Pipelines;
+using Trident.Runtime.Pipelines.Export;
+
+namespace Trident.Api.Cli;
+
+/// <summary>
+/// <c>trident inspect DIR</c>: says what a pipeline directory is and how Trident will run it — for a
+/// diffusers/Optimum export the recognised family, every component's declared inputs and outputs (element type,
+/// shape with dynamic axis names), external weight files, tokenizer, scheduler (and stand-ins), latents,
+/// guidance and accepted sizes; for a directory with trident-pipeline.json, its manifest. A directory that is
+/// not servable gets one error listing every problem, and exit code 2.
+/// </summary>
+public static class InspectCommand
+{
+    public static Command Command { get; } = new(
+        "inspect",
+        "inspect DIR",
+        "explain a pipeline directory (a diffusers/Optimum ONNX export, or one with trident-pipeline.json): what was recognised and how it will run",
+        Run);
+
+    private static Task<int> Run(CliArgs args, CancellationToken ct)
+    {
+        if (args.Positional.Count != 1) args.Error("name exactly one pipeline directory");
+        args.ThrowIfInvalid();
+        var directory = Path.GetFullPath(args.Positional[0]);
+        if (!Directory.Exists(directory))
+        {
+            Console.Error.WriteLine($"trident inspect: directory '{directory}' does not exist");
+            return Task.FromResult(2);
+        }
+        try
+        {
+            if (PipelineDirectory.ExportOf(directory) is { } export)
+            {
+                Console.Write(export.Describe());
+                return Task.FromResult(0);
+            }
+            var manifest = PipelineDirectory.LoadManifest(directory);
+            Console.WriteLine(directory);
+            Console.WriteLine($"  {PipelineManifest.FileName} (it decides how the pipeline runs):");
+            Console.WriteLine(System.Text.Encoding.UTF8.GetString(manifest.ToJson()));
+            return Task.FromResult(0);
+        }
+        catch (ManifestException e)
+        {
+            Console.Error.WriteLine($"trident inspect: {e.Message}");
+            return Task.FromResult(2);
+        }
+    }
+}
