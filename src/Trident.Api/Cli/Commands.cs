@@ -19,6 +19,7 @@ public static class Commands
         ProfileCommand.Command,
         SimulateCommand.Command,
         EvaluateCommand.Command,
+        CapacityCommand.Command,
     ];
 
     public static async Task<int> RunAsync(string[] args, CancellationToken ct = default)
