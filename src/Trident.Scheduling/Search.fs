@@ -54,7 +54,9 @@ module Search =
 
     /// The rate at which `attainment rate` comes within `tolerance` of `target`, from `start`
     /// (doubling or halving to bracket the target, at most 10 times, then bisecting on log rate);
-    /// at most `maxProbes` simulations. Returns the probe closest to the target and every probe.
+    /// at most `maxProbes` simulations. Halving stops early when two halvings in a row leave the
+    /// attainment where it was (it is capped by something the rate does not change, e.g. requests
+    /// that never fit in memory). Returns the probe closest to the target and every probe.
     let rateFor (attainment: float -> float) (target: float) (tolerance: float) (start: float) (maxProbes: int) : Probe * Probe list =
         if start <= 0.0 then invalidArg (nameof start) "the start rate must be positive"
         if maxProbes < 1 then invalidArg (nameof maxProbes) "at least one probe"
@@ -71,12 +73,16 @@ module Search =
         place first
         let mutable doublings = 0
         let mutable found = close first
-        while not found && probes.Count < maxProbes && (lo.IsNone || hi.IsNone) && doublings < 10 do
+        let mutable flat = 0
+        let mutable last = first.Attainment
+        while not found && probes.Count < maxProbes && (lo.IsNone || hi.IsNone) && doublings < 10 && flat < 2 do
             let r = if lo.IsNone then hi.Value / 2.0 else lo.Value * 2.0
             let p = probe r
             place p
             found <- close p
             doublings <- doublings + 1
+            flat <- (if lo.IsNone && abs (p.Attainment - last) < 1e-9 then flat + 1 else 0)
+            last <- p.Attainment
         while not found && probes.Count < maxProbes && lo.IsSome && hi.IsSome do
             let p = probe (sqrt (lo.Value * hi.Value))
             place p

@@ -95,7 +95,7 @@ public static class CapacityCommand
                 var saving = nodes is { } b
                     ? string.Create(inv, $"{b.Value * perNode - td} devices ({100.0 * (b.Value * perNode - td) / (b.Value * perNode):F0} % of {b.Value * perNode})")
                     : $"at least {maxNodes * perNode + perNode - td} devices (it does not reach the target within {maxNodes * perNode})";
-                Console.WriteLine($"Trident's saving vs {policy.Name} {policy.Params.Split(' ')[0]}: {saving}");
+                Console.WriteLine($"Trident's saving vs {(policy.Name == "B1" ? "B1 " + policy.Params : policy.Name)}: {saving}");
             }
         }
         Console.Error.WriteLine(string.Create(inv, $"capacity: {simulation} simulations in {total.Elapsed.TotalSeconds:F1} s"));

@@ -56,17 +56,20 @@ public static class ChartRenderer
         plot.Title(chart.Title, 14);
         plot.XLabel(chart.XLabel);
         plot.YLabel(chart.YLabel);
+        plot.Axes.AutoScale();
         if (chart.XLog)
         {
-            var ticks = new ScottPlot.TickGenerators.NumericAutomatic
-            {
-                MinorTickGenerator = new ScottPlot.TickGenerators.LogMinorTickGenerator(),
-                IntegerTicksOnly = true,
-                LabelFormatter = v => Math.Pow(10, v).ToString("G4", CultureInfo.InvariantCulture),
-            };
-            plot.Axes.Bottom.TickGenerator = ticks;
+            // ticks at 1, 2 and 5 × 10^e inside the data's range, labelled in the data's units
+            var limits = plot.Axes.GetLimits();
+            var ticks = new List<double>();
+            for (var e = (int)Math.Floor(limits.Left); e <= (int)Math.Ceiling(limits.Right); e++)
+                foreach (var m in new[] { 1.0, 2.0, 5.0 })
+                {
+                    var v = Math.Log10(m) + e;
+                    if (v >= limits.Left && v <= limits.Right) ticks.Add(v);
+                }
+            plot.Axes.Bottom.SetTicks(ticks.ToArray(), ticks.Select(v => Math.Pow(10, v).ToString("G4", CultureInfo.InvariantCulture)).ToArray());
         }
-        plot.Axes.AutoScale();
         if (chart.YRange is { } y) plot.Axes.SetLimitsY(y.Value.Item1, y.Value.Item2 + (y.Value.Item2 - y.Value.Item1) * 0.02);
         plot.ShowLegend(Edge.Right);
         Directory.CreateDirectory(dir);

@@ -72,6 +72,7 @@ public static class EvaluateCommand
                 var search = PaperRate(settings, w, ct, Progress);
                 if (search is null) return Task.FromResult(1);
                 searches.Add(search);
+                if (!search.Reached) continue; // B1 cannot come to the target at any rate (the report says why)
                 if (RunPoint(Evaluation.paperPoint(settings, w, search), parallel, ct, Progress) is { } r) results.Add(r); else return Task.FromResult(130);
             }
         }
@@ -136,8 +137,8 @@ public static class EvaluateCommand
                 $"attainment {r.Summary.SloAttainment.ToString("F3", CultureInfo.InvariantCulture)}");
             return r.Summary.SloAttainment;
         }
-        var (found, probes) = Search.rateFor(FuncConvert.FromFunc<double, double>(Attainment), Evaluation.PaperB1Attainment, 0.02, w.Rate, 12).ToValueTuple();
-        return new PaperSearch(w.Name, k, Evaluation.PaperB1Attainment, found, probes);
+        var (found, probes) = Search.rateFor(FuncConvert.FromFunc<double, double>(Attainment), Evaluation.PaperB1Attainment, Evaluation.PaperTolerance, w.Rate, 12).ToValueTuple();
+        return new PaperSearch(w.Name, k, Evaluation.PaperB1Attainment, Evaluation.PaperTolerance, found, probes);
     }
 
     /// <summary>The production log replay, or null (with a message) when the log is missing or a profile of another model is used.</summary>

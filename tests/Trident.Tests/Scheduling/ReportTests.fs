@@ -82,6 +82,10 @@ let ``the rate search brackets and bisects to the target attainment`` =
             let best, probes = Search.rateFor attainment 0.24 0.01 start 30
             Expect.isLessThanOrEqual (abs (best.Attainment - 0.24)) 0.01 (sprintf "from %g: %A" start probes)
             Expect.isLessThan (abs (best.Value - 5.34)) 0.3 "close to the analytic rate"
+        // capped below the target whatever the rate (e.g. out-of-memory requests): gives up after two flat halvings
+        let best, probes = Search.rateFor (fun _ -> 0.105) 0.24 0.02 1.0 12
+        Expect.equal probes.Length 3 "the start and two flat halvings"
+        Expect.isGreaterThan (abs (best.Attainment - 0.24)) 0.02 "not reached, and the caller can tell"
 
 let ``small clusters get nodes that fit them`` =
     testCase "small clusters get nodes that fit them" <| fun () ->
