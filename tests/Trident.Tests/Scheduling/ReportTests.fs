@@ -140,6 +140,41 @@ let ``the production replay keeps arrivals, steps and images and loads the clust
             Expect.stringContains all "line 2: arrival_s" "bad arrival named"
             Expect.stringContains all "line 3: steps" "bad steps named"
 
+let private cli (args: string list) = Trident.Api.Cli.Commands.RunAsync(Array.ofList args).Result
+
+let ``evaluate --quick never writes over the committed report`` =
+    testCase "evaluate --quick never writes over the committed report" <| fun () ->
+        Expect.equal (cli [ "evaluate"; "--quick"; "--out"; "docs/evaluation" ]) 2 "refused before any simulation"
+        Expect.equal (cli [ "evaluate"; "--only"; "everything" ]) 2 "an unknown group is refused"
+
+let ``simulate and capacity run a small cluster with a profile written to a file, and draw PNG and SVG charts`` =
+    testCase "simulate and capacity run a small cluster with a profile written to a file, and draw PNG and SVG charts" <| fun () ->
+        let dir = IO.Path.Combine(IO.Path.GetTempPath(), "trident-report-" + string (Guid.NewGuid()))
+        IO.Directory.CreateDirectory dir |> ignore
+        try
+            let profile = IO.Path.Combine(dir, "mine.json")
+            IO.File.WriteAllText(profile, ProfileFile.serialize { ReferenceProfiles.sd3 with Model = ModelName "mine" })
+            let out = IO.Path.Combine(dir, "sim")
+            Expect.equal (cli [ "simulate"; "--workload"; "poisson"; "--profile"; profile; "--devices"; "2"; "--count"; "30"; "--policies"; "B1,B6,Trident"; "--out"; out ]) 0 "simulate exit code"
+            let md = IO.File.ReadAllText(IO.Path.Combine(out, "README.md"))
+            Expect.stringContains md "2 devices = 1 nodes × 2" "one node of two devices without --devices-per-node"
+            for chart in [ "cdf-poisson-mine"; "utilisation-poisson-mine" ] do
+                let png = IO.File.ReadAllBytes(IO.Path.Combine(out, chart + ".png"))
+                Expect.sequenceEqual png.[0..7] [| 0x89uy; 0x50uy; 0x4Euy; 0x47uy; 0x0Duy; 0x0Auy; 0x1Auy; 0x0Auy |] "a PNG"
+                Expect.stringContains (IO.File.ReadAllText(IO.Path.Combine(out, chart + ".svg"))) "<svg" "an SVG"
+            Expect.equal (cli [ "capacity"; "--workload"; "poisson"; "--profile"; profile; "--devices"; "2"; "--count"; "30"; "--policies"; "B1,Trident"; "--max-devices"; "8"; "--target"; "0.9" ]) 0 "capacity exit code"
+            Expect.equal (cli [ "capacity"; "--workload"; "poisson"; "--target"; "2" ]) 2 "a target above 1 is refused"
+            Expect.equal (cli [ "simulate"; "--workload"; "flux-reference"; "--profile"; profile ]) 2 "a flux workload with a profile of another model is refused"
+        finally
+            IO.Directory.Delete(dir, true)
+
+[<Tests>]
+let cliTests =
+    testList "unit" [ testList "ReportCliTests" [
+        ``evaluate --quick never writes over the committed report``
+        ``simulate and capacity run a small cluster with a profile written to a file, and draw PNG and SVG charts``
+    ] |> testSequencedGroup "ReportCliTests" ]
+
 [<Tests>]
 let tests =
     testList "unit" [ testList "ReportTests" [
