@@ -183,8 +183,9 @@ module Evaluation =
           Cdfs = if detailed then rows |> List.map (fun r -> label r.Summary, Report.latencyCdf r 200) else []
           Utilisation =
             if detailed then
+                let b1First = rows |> List.tryFind (fun x -> x.Policy = "B1")
                 rows
-                |> List.filter (fun r -> r.Policy = "Trident" || obj.ReferenceEquals(r, rows |> List.find (fun x -> x.Policy = "B1")))
+                |> List.filter (fun r -> r.Policy = "Trident" || b1First |> Option.exists (fun b -> obj.ReferenceEquals(r, b)))
                 |> List.map (fun r ->
                     let bin = max 10.0<s> (r.Summary.Span / 200.0)
                     label r.Summary, Simulator.utilisationSeries config r bin |> Array.map (fun (t, u) -> float t, u) |> List.ofArray)
@@ -271,14 +272,17 @@ module Evaluation =
 
     /// One headline line: attainment and fair latencies of Trident, B1 (default degree) and the best other policy.
     let private headlineRow (r: EvalResult) =
-        match trident r, b1Default r with
-        | Some(t, tf), Some(b, bf) ->
-            let rest = others r
+        match trident r, others r with
+        | Some(t, tf), (_ :: _ as rest) ->
             let bestAtt, _ = rest |> List.maxBy (fun (s, _) -> s.SloAttainment)
             let lowMean = rest |> List.map (fun (_, fr) -> fr.Common.Mean) |> List.min
             let lowP95 = rest |> List.map (fun (_, fr) -> fr.Common.P95) |> List.min
             let attOk = rest |> List.forall (fun (s, _) -> t.SloAttainment >= s.SloAttainment - 1e-12)
             let latOk = tf.Common.Mean <= lowMean + 1e-9 && tf.Common.P95 <= lowP95 + 1e-9
+            let b1Att, b1Lat =
+                match b1Default r with
+                | Some(b, bf) -> sprintf "%s (%s)" (f 3 b.SloAttainment) (b.Params.Split(' ').[0]), sprintf "%s / %s" (f 1 bf.Common.Mean) (f 1 bf.Common.P95)
+                | None -> "–", "–"
             Some(
                 row
                     [ pointTitle r
@@ -286,10 +290,10 @@ module Evaluation =
                       f 2 r.OfferedLoad
                       sprintf "%d of %d" r.CommonCount t.Requests
                       f 3 t.SloAttainment
-                      sprintf "%s (%s)" (f 3 b.SloAttainment) (b.Params.Split(' ').[0])
+                      b1Att
                       sprintf "%s %s" (label bestAtt) (f 3 bestAtt.SloAttainment)
                       sprintf "%s / %s" (f 1 tf.Common.Mean) (f 1 tf.Common.P95)
-                      sprintf "%s / %s" (f 1 bf.Common.Mean) (f 1 bf.Common.P95)
+                      b1Lat
                       sprintf "%s / %s" (f 1 lowMean) (f 1 lowP95)
                       sprintf "%s / %s" (f 1 tf.All.P50) (f 1 tf.All.P95)
                       (if attOk then "yes" else "**no**")

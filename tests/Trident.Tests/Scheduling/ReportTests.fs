@@ -162,6 +162,7 @@ let ``simulate and capacity run a small cluster with a profile written to a file
                 let png = IO.File.ReadAllBytes(IO.Path.Combine(out, chart + ".png"))
                 Expect.sequenceEqual png.[0..7] [| 0x89uy; 0x50uy; 0x4Euy; 0x47uy; 0x0Duy; 0x0Auy; 0x1Auy; 0x0Auy |] "a PNG"
                 Expect.stringContains (IO.File.ReadAllText(IO.Path.Combine(out, chart + ".svg"))) "<svg" "an SVG"
+            Expect.equal (cli [ "simulate"; "--workload"; "poisson"; "--profile"; profile; "--devices"; "2"; "--count"; "20"; "--policies"; "B6"; "--out"; IO.Path.Combine(dir, "b6") ]) 0 "a report without B1 or Trident"
             Expect.equal (cli [ "capacity"; "--workload"; "poisson"; "--profile"; profile; "--devices"; "2"; "--count"; "30"; "--policies"; "B1,Trident"; "--max-devices"; "8"; "--target"; "0.9" ]) 0 "capacity exit code"
             Expect.equal (cli [ "capacity"; "--workload"; "poisson"; "--target"; "2" ]) 2 "a target above 1 is refused"
             Expect.equal (cli [ "simulate"; "--workload"; "flux-reference"; "--profile"; profile ]) 2 "a flux workload with a profile of another model is refused"
