@@ -67,7 +67,7 @@ public static class EvaluateCommand
         {
             foreach (var name in Evaluation.referenceNames)
             {
-                var w = Evaluation.scaled(quick, Workload.references.First(x => x.Name == name));
+                var w = Evaluation.paperWorkload(quick, name);
                 if (settings.Profile is { } pr && pr.Value.Model.Value != w.Model) continue;
                 var search = PaperRate(settings, w, ct, Progress);
                 if (search is null) return Task.FromResult(1);
