@@ -34,7 +34,10 @@ type FairStats =
       /// over the requests every compared run completed
       Common: LatencyStats
       /// over all requests, misses (out of memory, unserved) as +∞
-      All: LatencyStats }
+      All: LatencyStats
+      /// over the common set: the wait from arrival to the request's first stage starting (the
+      /// rest of its latency is its own run time, transfers and loads at the degree it ran at)
+      CommonWait: LatencyStats }
 
 /// A chart as data: the shell draws it (ScottPlot) as `File`.svg and `File`.png.
 type Chart =
@@ -77,10 +80,17 @@ module Fair =
         runs
         |> List.map (fun r ->
             let lat (x: RequestRecord) = x.Latency |> Option.map float |> Option.defaultValue infinity
+            let wait (x: RequestRecord) =
+                match x.Encode, x.Diffuse with
+                | Some e, _ -> float (e.Start - x.Request.Arrival)
+                | None, Some d -> float (d.Start - x.Request.Arrival)
+                | _ -> infinity
+            let inCommon = r.Records |> Array.filter (fun x -> common.Contains x.Request.Id)
             { Policy = r.Policy
               Params = r.Params
-              Common = r.Records |> Array.filter (fun x -> common.Contains x.Request.Id) |> Array.map lat |> stats
-              All = r.Records |> Array.map lat |> stats })
+              Common = inCommon |> Array.map lat |> stats
+              All = r.Records |> Array.map lat |> stats
+              CommonWait = inCommon |> Array.map wait |> stats })
 
 module Report =
     let private inv = CultureInfo.InvariantCulture

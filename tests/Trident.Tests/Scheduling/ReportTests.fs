@@ -35,6 +35,9 @@ let ``the common set holds only requests every run completed, and misses count a
         Expect.equal fair.[1].Common.Count count "B6's common statistics are over the common set"
         Expect.equal fair.[1].Common.Missed 0 "nobody misses a request of the common set"
         Expect.isFalse (Double.IsInfinity fair.[1].Common.P95) "a common-set percentile is finite"
+        Expect.equal fair.[1].CommonWait.Count count "waits over the common set"
+        Expect.isLessThanOrEqual fair.[1].CommonWait.Mean fair.[1].Common.Mean "a wait is part of the latency"
+        Expect.isGreaterThanOrEqual fair.[1].CommonWait.P50 0.0 "no request starts before it arrives"
 
 let ``the summary table puts the fair latencies first and labels completed-only ones`` =
     testCase "the summary table puts the fair latencies first and labels completed-only ones" <| fun () ->
