@@ -18,11 +18,13 @@ public partial class Program
         var builder = WebApplication.CreateBuilder(args);
         builder.AddTridentConfiguration(args);
         builder.AddTridentLogging();
+        builder.AddTridentTelemetry();
         builder.Services.AddTridentOptions();
         builder.Services.AddTridentServing();
         builder.Services.AddTridentApi();
 
         var app = builder.Build();
+        app.UseTridentRequestLogging();
         app.UseExceptionHandler();
         app.UseStatusCodePages(Problems.WriteStatusPage);
         app.MapHealth();
@@ -30,7 +32,7 @@ public partial class Program
         app.MapImages();
         app.MapCluster();
         app.MapMetrics();
-        app.MapOpenApi("/openapi/v1.json");
+        app.MapTridentApiDocs();
         return app;
     }
 }

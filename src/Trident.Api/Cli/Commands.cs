@@ -12,6 +12,7 @@ public static class Commands
     public static IReadOnlyList<Command> All { get; } =
     [
         ServeCommand.Command,
+        ConfigCommand.Command,
         LoadgenCommand.Command,
         BenchCommand.Command,
         ModelsCommand.Command,

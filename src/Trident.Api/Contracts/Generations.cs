@@ -27,13 +27,21 @@ public sealed record GenerationRequestDto(
     int? Priority);
 
 /// <summary>202 answer to <c>POST /v1/generations</c>.</summary>
+/// <param name="Id">The job's id.</param>
+/// <param name="Status">Always <c>queued</c>.</param>
+/// <param name="StatusUrl">Where to poll the job's status.</param>
+/// <param name="EventsUrl">Its server-sent events.</param>
+/// <param name="ResultUrl">Its result, once it succeeded.</param>
+/// <param name="TraceId">The W3C trace id (32 hex digits) of the job's trace: its spans (queue, dispatch rounds,
+/// stages, transfers) when traces are exported (<c>Trident:Telemetry:OtlpEndpoint</c>), and the <c>trace</c> of
+/// every log line about it.</param>
 /// <param name="Seed">The seed the job uses (the client's, or drawn by the server in [0, 2^53 − 1]).</param>
 /// <param name="PredictedSeconds">The cost model's latency of the request served alone on this server (the
 /// figure checked against <c>Trident:Limits:MaxPredictedSeconds</c>).</param>
 /// <param name="PredictedActivationGb">Its predicted peak activation on one device (checked against
 /// <c>Trident:Limits:MaxActivationGb</c>).</param>
 public sealed record GenerationAcceptedDto(string Id, string Status, string StatusUrl, string EventsUrl, string ResultUrl,
-    long Seed, double PredictedSeconds, double PredictedActivationGb);
+    long Seed, double PredictedSeconds, double PredictedActivationGb, string? TraceId);
 
 /// <summary>How much of a prompt the text encoder reads: the tokenizer keeps a fixed number of tokens and cuts
 /// the rest, so a client can see whether (and where) its prompt was cut.</summary>
@@ -72,6 +80,8 @@ public sealed record RouteDto(
     double PredictedFinishMs, bool PredictedOnTime);
 
 /// <summary><c>GET /v1/generations/{id}</c>.</summary>
+/// <param name="TraceId">The W3C trace id of the job's trace (see <see cref="GenerationAcceptedDto"/>); null for a
+/// job restored finished after a restart.</param>
 public sealed record GenerationStatusDto(
     string Id,
     string Status,
@@ -89,7 +99,8 @@ public sealed record GenerationStatusDto(
     DeadlineDto Deadline,
     RouteDto? Route,
     string? Error,
-    string? ResultUrl);
+    string? ResultUrl,
+    string? TraceId);
 
 /// <summary>One server-sent event of <c>GET /v1/generations/{id}/events</c>.</summary>
 public sealed record GenerationEventDto(string Id, long Sequence, string Status, int Step, int TotalSteps, string? Error);

@@ -20,11 +20,11 @@ public static class ClusterApi
     /// <summary>Maps <c>/v1/cluster</c> and <c>/v1/plan</c>.</summary>
     public static IEndpointRouteBuilder MapCluster(this IEndpointRouteBuilder app)
     {
-        var group = app.MapGroup("/v1").WithTags("Cluster");
+        var group = app.MapGroup("/v1").WithTags("Cluster").ProducesProblem(StatusCodes.Status503ServiceUnavailable);
         group.MapGet("/cluster", Cluster).WithName("GetCluster").WithSummary("Devices, placement, resident models, queue");
         group.MapGet("/plan", Plan).WithName("GetPlan").WithSummary("Placement with stage capacities and recent dispatch rounds");
         group.MapGet("/profile", Profile).WithName("GetProfile").WithSummary("The profile of this machine the cost model reads (docs/profile-format.md)")
-            .Produces(StatusCodes.Status200OK, contentType: "application/json");
+            .Produces<System.Text.Json.JsonElement>(StatusCodes.Status200OK, "application/json");
         return app;
     }
 

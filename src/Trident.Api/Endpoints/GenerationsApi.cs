@@ -28,12 +28,20 @@ public static class GenerationsApi
     {
         var group = app.MapGroup("/v1/generations").WithTags("Generations");
         group.MapPost("", Create).Accepts<GenerationRequestDto>("application/json").WithName("CreateGeneration")
-            .WithSummary("Queue a generation job");
-        group.MapGet("/{id:long:regex(^-?[0-9]+$)}", Get).WithName("GetGeneration").WithSummary("Status, timings, deadline and route of a job");
+            .WithSummary("Queue a generation job")
+            .WithDescription("Accepts a job (202) after checking every field against the limits and the cost model's prediction; the job is durable before the answer. 400 names every bad field.")
+            .ProducesProblem(StatusCodes.Status413PayloadTooLarge).ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
+            .ProducesProblem(StatusCodes.Status429TooManyRequests).ProducesProblem(StatusCodes.Status503ServiceUnavailable);
+        group.MapGet("/{id:long:regex(^-?[0-9]+$)}", Get).WithName("GetGeneration").WithSummary("Status, timings, deadline and route of a job")
+            .ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status503ServiceUnavailable);
         group.MapGet("/{id:long:regex(^-?[0-9]+$)}/result", Result).WithName("GetGenerationResult").WithSummary("The PNG (APNG for a video)")
-            .Produces(StatusCodes.Status200OK, contentType: "image/png");
-        group.MapDelete("/{id:long:regex(^-?[0-9]+$)}", Cancel).WithName("CancelGeneration").WithSummary("Cancel a job");
-        group.MapGet("/{id:long:regex(^-?[0-9]+$)}/events", Events).WithName("GenerationEvents").WithSummary("Server-sent events: state changes and step progress");
+            .Produces<byte[]>(StatusCodes.Status200OK, "image/png")
+            .ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status409Conflict).ProducesProblem(StatusCodes.Status503ServiceUnavailable);
+        group.MapDelete("/{id:long:regex(^-?[0-9]+$)}", Cancel).WithName("CancelGeneration").WithSummary("Cancel a job")
+            .WithDescription("200: cancelled at once (no stage had started); 202: it stops at its next step boundary. Either way it ends cancelled and no result is served; 409 when it is already over.")
+            .ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status409Conflict).ProducesProblem(StatusCodes.Status503ServiceUnavailable);
+        group.MapGet("/{id:long:regex(^-?[0-9]+$)}/events", Events).WithName("GenerationEvents").WithSummary("Server-sent events: state changes and step progress")
+            .ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status503ServiceUnavailable);
         return app;
     }
 
@@ -52,7 +60,7 @@ public static class GenerationsApi
                 var id = Id(accepted.Job);
                 var status = $"/v1/generations/{id}";
                 return TypedResults.Accepted(status, new GenerationAcceptedDto(id, "queued", status, status + "/events", status + "/result",
-                    (long)submission.Input.Seed, submission.Estimate.Seconds, submission.Estimate.ActivationGb));
+                    (long)submission.Input.Seed, submission.Estimate.Seconds, submission.Estimate.ActivationGb, accepted.Job.Trace.TraceId));
             case SubmitOutcome.Refused refused:
                 return Problems.TooMany(http, refused);
             case SubmitOutcome.Stopping stopping:
@@ -158,7 +166,8 @@ public static class GenerationsApi
             new DeadlineDto(server.Clock.ToWallClock(v.Deadline), Math.Round((v.Deadline - arrival) * 1000, 1), v.DeadlineGiven ? "client" : "slo", v.DeadlineMet),
             route,
             v.Error,
-            v.Status == JobStatus.Succeeded ? $"/v1/generations/{id}/result" : null);
+            v.Status == JobStatus.Succeeded ? $"/v1/generations/{id}/result" : null,
+            job.Trace.TraceId);
     }
 
     /// <summary>How much of a prompt the pipeline's text encoder reads (its tokenizer keeps a fixed number of tokens).</summary>

@@ -13,7 +13,8 @@ public static class HealthApi
     {
         var group = app.MapGroup("").WithTags("Health");
         group.MapGet("/health", Live).WithName("Health").WithSummary("Liveness");
-        group.MapGet("/ready", Ready).WithName("Ready").WithSummary("Readiness: 503 while starting, after a failed start, and while shutting down");
+        group.MapGet("/ready", Ready).WithName("Ready").WithSummary("Readiness: 503 while starting, after a failed start, and while shutting down")
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
         return app;
     }
 

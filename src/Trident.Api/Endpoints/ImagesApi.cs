@@ -21,7 +21,10 @@ public static class ImagesApi
     {
         app.MapGroup("/v1/images").WithTags("OpenAI-compatible")
             .MapPost("/generations", Create).Accepts<ImageGenerationRequestDto>("application/json").WithName("CreateImages")
-            .WithSummary("Generate images synchronously (b64_json)");
+            .WithSummary("Generate images synchronously (b64_json)")
+            .ProducesProblem(StatusCodes.Status409Conflict).ProducesProblem(StatusCodes.Status413PayloadTooLarge)
+            .ProducesProblem(StatusCodes.Status415UnsupportedMediaType).ProducesProblem(StatusCodes.Status429TooManyRequests)
+            .ProducesProblem(StatusCodes.Status500InternalServerError).ProducesProblem(StatusCodes.Status503ServiceUnavailable);
         return app;
     }
 

@@ -1,32 +1,27 @@
-using Microsoft.AspNetCore.Http.HttpResults;
-using Trident.Api.Hosting;
+using OpenTelemetry.Metrics;
 
 namespace Trident.Api.Endpoints;
 
-/// <summary><c>GET /metrics</c>: Prometheus text format, every name prefixed <c>trident_</c>. Answers in every
-/// state: <c>trident_serving_state</c> says which (starting, ready, draining, failed), and the server's own
-/// metrics follow once it is up.</summary>
+/// <summary><c>GET /metrics</c>: OpenTelemetry's Prometheus exporter (text format 0.0.4, or OpenMetrics when the
+/// scraper asks for it) over the server's instruments, every name prefixed <c>trident_</c> (TridentTelemetry).
+/// Answers in every state: <c>trident_serving_state</c> says which (starting, ready, draining, failed), and the
+/// server's own metrics follow once it is up.</summary>
 public static class MetricsApi
 {
-    /// <summary>Maps the metrics route.</summary>
-    public static IEndpointRouteBuilder MapMetrics(this IEndpointRouteBuilder app)
+    /// <summary>Maps the metrics route: a GET route whose handler runs the exporter's scraping middleware
+    /// (rather than <c>MapPrometheusScrapingEndpoint</c>'s any-method endpoint), so other methods get 405 like
+    /// on every route and the route is in the OpenAPI document.</summary>
+    public static WebApplication MapMetrics(this WebApplication app)
     {
-        app.MapGet("/metrics", Scrape).WithTags("Health").WithName("Metrics").WithSummary("Prometheus metrics")
-            .Produces(StatusCodes.Status200OK, contentType: "text/plain");
+        var scrape = ((IApplicationBuilder)app).New().UseOpenTelemetryPrometheusScrapingEndpoint(_ => true).Build();
+        // a Delegate, not a RequestDelegate: a route handler, which the OpenAPI document describes
+        Func<HttpContext, Task> handler = http => scrape(http);
+        app.MapGet("/metrics", (Delegate)handler)
+            .Produces<string>(StatusCodes.Status200OK, "text/plain")
+            .WithTags("Health").WithName("Metrics").WithSummary("Prometheus metrics")
+            .WithDescription("The server's metrics in the Prometheus text format, written by OpenTelemetry's exporter: requests by outcome, " +
+                             "deadlines met, stage, request and queue latencies, dispatch rounds and their planning time, re-placements, " +
+                             "queue depth, stored jobs, SLO attainment, device utilisation and business, and the serving state.");
         return app;
     }
-
-    private static ContentHttpResult Scrape(ServerHost host)
-    {
-        var ready = host.Ready;
-        var state = host.ShuttingDown ? "draining" : ready is not null ? "ready" : host.Failure is not null ? "failed" : "starting";
-        var text = new System.Text.StringBuilder()
-            .Append("# HELP trident_serving_state 1 for the state the server is in.\n")
-            .Append("# TYPE trident_serving_state gauge\n");
-        foreach (var s in States) text.Append("trident_serving_state{state=\"").Append(s).Append("\"} ").Append(s == state ? '1' : '0').Append('\n');
-        if (ready is not null) text.Append(ready.Exporter.Render());
-        return TypedResults.Text(text.ToString(), "text/plain; version=0.0.4; charset=utf-8");
-    }
-
-    private static readonly string[] States = ["starting", "ready", "draining", "failed"];
 }

@@ -16,7 +16,6 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Microsoft.FSharp.Collections;
-using Trident.Api.Metrics;
 using Trident.Api.Options;
 using Trident.Runtime.Devices;
 using Trident.Runtime.Monitoring;
@@ -32,9 +31,8 @@ namespace Trident.Api.Hosting;
 /// <param name="Server">The serving runtime.</param>
 /// <param name="Manifest">The pipeline's manifest.</param>
 /// <param name="ProfileOrigin">Where the profile came from.</param>
-/// <param name="Exporter">Renders the server's metrics for /metrics.</param>
 /// <param name="Tokenizer">The pipeline's tokenizer (how much of a prompt the encoder reads).</param>
-public sealed record ReadyServer(TridentServer Server, PipelineManifest Manifest, string ProfileOrigin, PrometheusExporter Exporter,
+public sealed record ReadyServer(TridentServer Server, PipelineManifest Manifest, string ProfileOrigin,
     Trident.Runtime.Pipelines.Tokenizers.ITokenizer Tokenizer);
 
 /// <summary>Owns the serving runtime's lifetime.</summary>
@@ -53,12 +51,17 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
     private volatile string? _failure;
     private Task? _starting;
     private int _stopped;
+    private readonly TelemetryScope? _scope;
+    private readonly ServingStateMetric? _stateMetric;
 
-    /// <summary>Creates the host; nothing starts before <see cref="StartAsync"/>.</summary>
+    /// <summary>Creates the host; nothing starts before <see cref="StartAsync"/>. With a telemetry scope, the
+    /// serving state and the server's metrics are exported under it.</summary>
     public ServerHost(IServingBackend backend, IOptions<TridentOptions> options, ILoggerFactory logs, TimeProvider time,
-        IHostApplicationLifetime? lifetime = null)
+        IHostApplicationLifetime? lifetime = null, TelemetryScope? scope = null)
     {
         _lifetime = lifetime;
+        _scope = scope;
+        if (scope is not null) _stateMetric = new ServingStateMetric(scope, () => State);
         _backend = backend;
         _options = options.Value;
         _logs = logs;
@@ -71,6 +74,9 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
 
     /// <summary>Why the server could not start, if it could not.</summary>
     public string? Failure => _failure;
+
+    /// <summary>starting, ready, draining or failed.</summary>
+    public string State => _shuttingDown ? "draining" : _ready is not null ? "ready" : _failure is not null ? "failed" : "starting";
 
     /// <summary>Whether the host is shutting down (draining, then stopped).</summary>
     public bool ShuttingDown => _shuttingDown;
@@ -106,10 +112,9 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
             _log.LogInformation("Starting: {Devices} {Kind} device(s) in {Nodes} node(s)", layout.Devices.Count, _options.Devices.Kind, layout.NodeCount);
             var parts = await _backend.PrepareAsync(_options, layout, _log, ct);
             var setup = new ServerSetup(layout, parts.Profile, CostSettings(_options), parts.Executors, Settings(_options), InitialMix(_options, parts.Manifest));
-            var server = TridentServer.Start(setup, _logs, _time);
-            var exporter = new PrometheusExporter(server.Metrics.Meter);
+            var server = TridentServer.Start(setup, _logs, _time, _scope);
             server.Metrics.Initialise();
-            _ready = new ReadyServer(server, parts.Manifest, parts.ProfileOrigin, exporter, parts.Tokenizer);
+            _ready = new ReadyServer(server, parts.Manifest, parts.ProfileOrigin, parts.Tokenizer);
             _log.LogInformation("Ready: pipeline {Pipeline}, profile from {Profile}", parts.Manifest.Name, parts.ProfileOrigin);
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
@@ -147,8 +152,8 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
             await BeginDrain();
             _ready = null;
             await r.Server.DisposeAsync();
-            r.Exporter.Dispose();
         }
+        _stateMetric?.Dispose();
     }
 
     /// <inheritdoc />

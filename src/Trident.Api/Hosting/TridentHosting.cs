@@ -1,15 +1,21 @@
-// The registrations Program.cs composes: configuration sources, Serilog JSON logging, validated options,
-// the serving runtime, and the API's JSON, problem-details and OpenAPI services.
+// The registrations Program.cs composes: configuration sources, Serilog logging (text on a terminal, compact
+// JSON otherwise; one line per HTTP request), validated options, the serving runtime, and the API's JSON,
+// problem-details and OpenAPI services.
 
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Microsoft.Extensions.Options;
 using Serilog;
+using Serilog.Core;
 using Serilog.Events;
-using Serilog.Formatting.Json;
+using Serilog.Formatting.Compact;
 using Trident.Api.Options;
 
 namespace Trident.Api.Hosting;
+
+/// <summary>The logger the request-logging middleware writes to (the server's; replaceable in tests).</summary>
+/// <param name="Logger">The Serilog logger.</param>
+public sealed record RequestLogger(Serilog.ILogger Logger);
 
 /// <summary>Extension methods that register each part of the server.</summary>
 public static class TridentHosting
@@ -35,21 +41,87 @@ public static class TridentHosting
         return builder;
     }
 
-    /// <summary>Structured JSON logs (one object per event) on standard output through Serilog; the level
-    /// comes from <c>Trident:LogLevel</c> (default Information).</summary>
+    /// <summary>The text format's line: time, level, message, then the trace id of the request or job the line
+    /// belongs to (when there is one), the source and any exception.</summary>
+    public const string TextTemplate = "{Timestamp:HH:mm:ss.fff} {Level:u3} {Message:lj}{TraceSuffix} ({SourceContext}){NewLine}{Exception}";
+
+    /// <summary>Logs through Serilog on standard output: human-readable text (<see cref="TextTemplate"/>) or
+    /// compact JSON (one object per line, the message rendered in <c>@m</c>, the trace id in <c>@tr</c>) as <c>Trident:LogFormat</c> says (auto: text
+    /// on a terminal, JSON when the output is redirected); the level from <c>Trident:LogLevel</c> (default
+    /// Information), Microsoft.* (ASP.NET Core included) at Warning, the host's lifetime messages kept. Bad values
+    /// fall back to the defaults here and are reported by the options validation at start-up.</summary>
     public static WebApplicationBuilder AddTridentLogging(this WebApplicationBuilder builder)
     {
-        var level = Enum.TryParse<LogEventLevel>(builder.Configuration["Trident:LogLevel"], ignoreCase: true, out var l) ? l : LogEventLevel.Information;
-        var logger = new LoggerConfiguration()
+        var logger = CreateLogger(builder.Configuration["Trident:LogLevel"], builder.Configuration["Trident:LogFormat"], Console.IsOutputRedirected);
+        builder.Logging.ClearProviders();
+        // AddSerilog also registers the diagnostic context that UseSerilogRequestLogging needs
+        builder.Services.AddSerilog(logger, dispose: true);
+        builder.Services.AddSingleton(new RequestLogger(logger));
+        return builder;
+    }
+
+    /// <summary>One line per HTTP request (method, path, status, time; Error for an exception or a 5xx other than
+    /// 503) through Serilog's request
+    /// logging, on the server's logger (not Serilog's static one), carrying the request's trace id.</summary>
+    public static WebApplication UseTridentRequestLogging(this WebApplication app)
+    {
+        var logger = app.Services.GetRequiredService<RequestLogger>().Logger;
+        app.UseSerilogRequestLogging(o =>
+        {
+            o.Logger = logger;
+            // a 503 is the documented answer while starting or draining (readiness polls get it every few
+            // hundred ms): not an error
+            o.GetLevel = (http, _, error) =>
+                error is not null || (http.Response.StatusCode >= 500 && http.Response.StatusCode != StatusCodes.Status503ServiceUnavailable)
+                    ? LogEventLevel.Error
+                    : LogEventLevel.Information;
+        });
+        return app;
+    }
+
+    /// <summary>The logger <see cref="AddTridentLogging"/> configures: on standard output, or into
+    /// <paramref name="sink"/> when given (tests; lines formatted with <see cref="Formatter"/>).</summary>
+    /// <param name="levelName">A Serilog level name (default Information).</param>
+    /// <param name="format">auto, text or json (default auto).</param>
+    /// <param name="redirected">Whether the output is not a terminal (auto picks JSON then).</param>
+    /// <param name="sink">Where events go instead of standard output, or null.</param>
+    public static Serilog.Core.Logger CreateLogger(string? levelName, string? format, bool redirected, ILogEventSink? sink = null)
+    {
+        var level = Enum.TryParse<LogEventLevel>(levelName, ignoreCase: true, out var l) ? l : LogEventLevel.Information;
+        var configuration = new LoggerConfiguration()
             .MinimumLevel.Is(level)
             .MinimumLevel.Override("Microsoft", level > LogEventLevel.Warning ? level : LogEventLevel.Warning)
             .MinimumLevel.Override("Microsoft.Hosting.Lifetime", level > LogEventLevel.Information ? level : LogEventLevel.Information)
-            .Enrich.FromLogContext()
-            .WriteTo.Console(new JsonFormatter(renderMessage: true))
-            .CreateLogger();
-        builder.Logging.ClearProviders();
-        builder.Logging.AddSerilog(logger, dispose: true);
-        return builder;
+            .Enrich.FromLogContext();
+        var json = IsJson(format, redirected);
+        if (!json) configuration = configuration.Enrich.With<TraceSuffix>();
+        configuration = sink is not null ? configuration.WriteTo.Sink(sink)
+            : json ? configuration.WriteTo.Console(Formatter(json: true))
+            // the console sink's own template renderer, for its colours on a terminal
+            : configuration.WriteTo.Console(outputTemplate: TextTemplate, formatProvider: System.Globalization.CultureInfo.InvariantCulture);
+        return configuration.CreateLogger();
+    }
+
+    /// <summary>Whether <paramref name="format"/> (auto, text or json) means JSON on an output that is
+    /// (<paramref name="redirected"/>) or is not a terminal.</summary>
+    public static bool IsJson(string? format, bool redirected) => format?.ToLowerInvariant() switch
+    {
+        "json" => true,
+        "text" => false,
+        _ => redirected,
+    };
+
+    /// <summary>How a line is written: Serilog's compact JSON with the message rendered (<c>@m</c>, so a line
+    /// reads and greps as text too), or the text of <see cref="TextTemplate"/>.</summary>
+    public static Serilog.Formatting.ITextFormatter Formatter(bool json) => json
+        ? new RenderedCompactJsonFormatter()
+        : new Serilog.Formatting.Display.MessageTemplateTextFormatter(TextTemplate, System.Globalization.CultureInfo.InvariantCulture);
+
+    // The text line's " trace=<id>" when the event has a trace id (the request's or the job's span), else nothing.
+    private sealed class TraceSuffix : ILogEventEnricher
+    {
+        public void Enrich(LogEvent logEvent, ILogEventPropertyFactory factory) =>
+            logEvent.AddPropertyIfAbsent(factory.CreateProperty("TraceSuffix", logEvent.TraceId is { } t ? $" trace={t.ToHexString()}" : ""));
     }
 
     /// <summary>Options bound strictly from section <c>Trident</c> (binding never throws: unknown keys and
@@ -93,7 +165,7 @@ public static class TridentHosting
             o.SerializerOptions.Converters.Add(new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower));
         });
         services.AddProblemDetails();
-        services.AddOpenApi();
+        services.AddTridentApiDocs();
         return services;
     }
 }

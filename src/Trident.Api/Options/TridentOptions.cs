@@ -18,6 +18,13 @@ public sealed class TridentOptions
     /// <summary>Log level: Verbose, Debug, Information, Warning, Error or Fatal.</summary>
     public string LogLevel { get; set; } = "Information";
 
+    /// <summary>Log format: <c>auto</c> (human-readable text when standard output is a terminal, compact JSON
+    /// otherwise), <c>text</c> or <c>json</c> (Serilog's compact JSON, one object per line).</summary>
+    public string LogFormat { get; set; } = "auto";
+
+    /// <summary>The values <see cref="LogFormat"/> accepts.</summary>
+    public static readonly string[] LogFormats = ["auto", "text", "json"];
+
     /// <summary>Profile file of this machine for that pipeline. Empty: profile the pipeline quickly at start
     /// and cache the result under <see cref="ProfileCache"/>.</summary>
     public string Profile { get; set; } = "";
@@ -42,6 +49,34 @@ public sealed class TridentOptions
 
     /// <summary>Where the job store keeps accepted jobs and results durably.</summary>
     public StorageOptions Storage { get; set; } = new();
+
+    /// <summary>Traces and metrics exported by OpenTelemetry (OTLP); /metrics is always served.</summary>
+    public TelemetryOptions Telemetry { get; set; } = new();
+}
+
+/// <summary>Section <c>Trident:Telemetry</c>: OpenTelemetry export (docs/serving.md, Observability).</summary>
+public sealed class TelemetryOptions
+{
+    /// <summary>The OTLP protocols <see cref="OtlpProtocol"/> accepts.</summary>
+    public static readonly string[] OtlpProtocols = ["grpc", "http/protobuf"];
+
+    /// <summary>OTLP endpoint that receives traces and metrics (e.g. <c>http://127.0.0.1:4317</c> for gRPC,
+    /// <c>http://127.0.0.1:4318</c> for HTTP); empty: no OTLP export.</summary>
+    public string OtlpEndpoint { get; set; } = "";
+
+    /// <summary><c>grpc</c> or <c>http/protobuf</c>.</summary>
+    public string OtlpProtocol { get; set; } = "grpc";
+
+    /// <summary>How often metrics are pushed to the OTLP endpoint, in milliseconds.</summary>
+    public int OtlpExportIntervalMs { get; set; } = 10_000;
+
+    /// <summary>The <c>service.name</c> resource attribute of every span and metric.</summary>
+    public string ServiceName { get; set; } = "trident";
+
+    /// <summary>The OTLP endpoint as an absolute http(s) URI, or null when none is configured or it does not
+    /// parse (the validator reports that).</summary>
+    public Uri? OtlpUri() =>
+        Uri.TryCreate(OtlpEndpoint, UriKind.Absolute, out var u) && (u.Scheme == Uri.UriSchemeHttp || u.Scheme == Uri.UriSchemeHttps) ? u : null;
 }
 
 /// <summary>Section <c>Trident:Storage</c>: the durable job store (docs/serving.md, Durability).</summary>

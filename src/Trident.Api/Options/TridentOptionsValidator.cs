@@ -98,6 +98,13 @@ public sealed class TridentOptionsValidator : IValidateOptions<TridentOptions>
 
         Check(o.Pipeline is "tiny" or "tiny-fp16" || Directory.Exists(o.Pipeline), "Pipeline", $"'{o.Pipeline}' is neither 'tiny', 'tiny-fp16' nor a directory");
         Check(Enum.TryParse<Serilog.Events.LogEventLevel>(o.LogLevel, ignoreCase: true, out _), "LogLevel", "must be Verbose, Debug, Information, Warning, Error or Fatal");
+        Check(TridentOptions.LogFormats.Contains(o.LogFormat), "LogFormat", $"must be auto, text or json (got '{o.LogFormat}')");
+        var t = o.Telemetry;
+        Check(t.OtlpEndpoint.Length == 0 || t.OtlpUri() is not null, "Telemetry:OtlpEndpoint",
+            $"must be empty (no export) or an absolute http:// or https:// URI such as http://127.0.0.1:4317 (got '{t.OtlpEndpoint}')");
+        Check(TelemetryOptions.OtlpProtocols.Contains(t.OtlpProtocol), "Telemetry:OtlpProtocol", $"must be grpc or http/protobuf (got '{t.OtlpProtocol}')");
+        Check(t.OtlpExportIntervalMs is >= 100 and <= 3_600_000, "Telemetry:OtlpExportIntervalMs", "must be between 100 and 3600000");
+        Check(!string.IsNullOrWhiteSpace(t.ServiceName), "Telemetry:ServiceName", "must not be empty");
         Check(o.Profile.Length == 0 || File.Exists(o.Profile), "Profile", $"'{o.Profile}' does not exist");
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }

@@ -1,6 +1,8 @@
 // The server's metrics as System.Diagnostics.Metrics instruments on the "Trident" meter. Names are already
-// Prometheus names (prefixed trident_, base units in the name); the API's /metrics endpoint renders them.
-// Histograms carry their bucket boundaries as instrument advice.
+// Prometheus names (prefixed trident_, base units in the name), so OpenTelemetry's Prometheus exporter (the
+// API's /metrics) keeps them as they are. Histograms carry their bucket boundaries as instrument advice.
+// The meter's scope tells apart the meters of several servers in one process (tests): an exporter keeps the
+// instruments of its own scope only.
 
 using System.Diagnostics.Metrics;
 
@@ -15,11 +17,13 @@ public sealed class ServingMetrics : IDisposable
     private static readonly double[] LatencyBuckets = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 60, 120, 300];
     private static readonly double[] SolveBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
 
-    private readonly Meter _meter = new(MeterName);
+    private readonly Meter _meter;
 
-    /// <summary>Creates the instruments.</summary>
-    public ServingMetrics()
+    /// <summary>Creates the instruments on a meter of scope <paramref name="scope"/> (any object identifying
+    /// the host that exports them; null for none).</summary>
+    public ServingMetrics(object? scope = null)
     {
+        _meter = new Meter(new MeterOptions(MeterName) { Scope = scope });
         Requests = _meter.CreateCounter<long>("trident_requests_total", null, "Requests by outcome (accepted, rejected, succeeded, failed, cancelled).");
         Deadlines = _meter.CreateCounter<long>("trident_deadlines_total", null, "Succeeded requests by whether they met their deadline.");
         StageLatency = _meter.CreateHistogram<double>("trident_stage_latency_seconds", "s", "Duration of one stage of one request.", null,

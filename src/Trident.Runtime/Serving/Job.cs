@@ -14,6 +14,7 @@
 
 using System.Threading.Channels;
 using Trident.Runtime.Devices;
+using Trident.Runtime.Monitoring;
 using Trident.Scheduling;
 
 namespace Trident.Runtime.Serving;
@@ -128,7 +129,19 @@ public sealed class Job : IStepObserver
     /// <param name="arrivalAt">Wall-clock time of the request's arrival on the server clock (default: createdAt;
     /// later for a job re-queued after a restart).</param>
     public Job(Request request, GenerationInput input, DateTimeOffset createdAt, bool deadlineGiven, DateTimeOffset? arrivalAt = null)
+        : this(request, input, createdAt, deadlineGiven, arrivalAt, traced: true)
     {
+    }
+
+    private Job(Request request, GenerationInput input, DateTimeOffset createdAt, bool deadlineGiven, DateTimeOffset? arrivalAt, bool traced)
+    {
+        Trace = traced
+            ? new JobTrace(request.Id.Value,
+            [
+                new("trident.width", input.Width), new("trident.height", input.Height), new("trident.frames", input.Frames),
+                new("trident.steps", input.Steps), new("trident.model", request.Model.Value),
+            ])
+            : JobTrace.None;
         Request = request;
         Input = input;
         CreatedAt = createdAt;
@@ -143,7 +156,7 @@ public sealed class Job : IStepObserver
         string? error, JobResult? result, double finished)
     {
         if (!IsTerminalStatus(status)) throw new ArgumentException("only a finished job is restored as it was", nameof(status));
-        var job = new Job(request, input, createdAt, deadlineGiven);
+        var job = new Job(request, input, createdAt, deadlineGiven, null, traced: false);
         job._status = status;
         job._error = error;
         job._result = result;
@@ -152,6 +165,9 @@ public sealed class Job : IStepObserver
         job._final.TrySetResult(job.View());
         return job;
     }
+
+    /// <summary>The job's trace (one root span and its children; see <see cref="JobTrace"/>).</summary>
+    public JobTrace Trace { get; }
 
     /// <summary>Where every state change is written (the durable store), or null.</summary>
     public JobJournal? Journal { get; set; }
@@ -244,15 +260,17 @@ public sealed class Job : IStepObserver
         {
             _dispatched = now;
             _route = route;
+            Trace.Dispatched(route.Round, route.Dispatch.Degree, route.Dispatch.Vr.ToString());
         }
     }
 
-    /// <summary>A worker started one of the job's stages.</summary>
-    public void StageStarted(TaskKind kind, double now)
+    /// <summary>A worker started one of the job's stages (on <paramref name="device"/>, for its trace).</summary>
+    public void StageStarted(TaskKind kind, double now, int device = -1)
     {
         lock (_gate)
         {
             if (IsTerminalStatus(_status) || _cancelRequested) return;
+            Trace.StageStarted(kind, device);
             switch (kind)
             {
                 case TaskKind.Encode: _encodeStart ??= now; Move(JobStatus.Encoding); break;
@@ -262,11 +280,13 @@ public sealed class Job : IStepObserver
         }
     }
 
-    /// <summary>A worker finished one of the job's stages (successfully or not).</summary>
-    public void StageFinished(TaskKind kind, double now)
+    /// <summary>A worker finished one of the job's stages (successfully or not); the device, the error and the
+    /// size of the output it hands on go to the job's trace.</summary>
+    public void StageFinished(TaskKind kind, double now, int device = -1, Exception? error = null, long? outputBytes = null)
     {
         lock (_gate)
         {
+            Trace.StageFinished(kind, device, error, outputBytes);
             switch (kind)
             {
                 case TaskKind.Encode when _encodeStart is not null: _encodeFinish ??= now; break;
@@ -370,6 +390,7 @@ public sealed class Job : IStepObserver
             foreach (var s in _subscribers) s.Writer.TryComplete();
             _subscribers.Clear();
             var view = View();
+            Trace.Ended(to.ToString().ToLowerInvariant(), _error);
             Terminal?.Invoke(view);
             _final.TrySetResult(view);
         }

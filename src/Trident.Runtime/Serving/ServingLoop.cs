@@ -166,15 +166,17 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
 
     // A job's stage timing starts when its work does (inputs ready, not cancelled), not when its worker
     // reaches the task, so a skipped stage reports no timing.
-    void IWorkerObserver.Running(Worker worker, StageTask task) => _store.Find(task.Request)?.StageStarted(task.Kind, _clock.Now);
+    void IWorkerObserver.Running(Worker worker, StageTask task) => _store.Find(task.Request)?.StageStarted(task.Kind, _clock.Now, worker.Device.Id);
 
     void IWorkerObserver.Finished(Worker worker, StageTask task, Exception? error)
     {
         var now = _clock.Now;
-        if (task is not RetypeTask) _store.Find(task.Request)?.StageFinished(task.Kind, now);
+        var job = task is RetypeTask ? null : _store.Find(task.Request);
+        job?.StageFinished(task.Kind, now, worker.Device.Id, error, JobTrace.OutputBytes(task));
         _events.Writer.TryWrite(new TaskFinished(worker.Device.Id, task, double.NaN, now, error is null));
         if (error is not null && error is not OperationCanceledException)
-            _log.LogWarning(error, "Task {TaskId} ({Kind}) of {Request} failed on device {Device}", task.TaskId, task.Kind, task.Request, worker.Device.Id);
+            using (job?.Trace.Enter())
+                _log.LogWarning(error, "Task {TaskId} ({Kind}) of {Request} failed on device {Device}", task.TaskId, task.Kind, task.Request, worker.Device.Id);
     }
 
     private async Task RunAsync()
@@ -326,6 +328,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
         var busy = _ledger.BusyUntilAll(now);
         var snapshot = new Snapshot(now, _cluster, _cost, _placement, busy, ListModule.OfSeq(_queue.Select(j => j.Request)), _settings.Dispatch);
         var watch = Stopwatch.StartNew();
+        var roundStart = DateTime.UtcNow;
         DispatchPlan plan;
         try
         {
@@ -394,6 +397,8 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
         }
         // Rounds where nothing could be decided (no free device) are not worth a history entry.
         if (plan.Dispatches.IsEmpty && plan.Source is PlanSource.Greedy) return;
+        var routed = plan.Dispatches.Select(d => d.Request.Value).ToHashSet();
+        foreach (var job in byId.Values) job.Trace.Round(round, roundStart, watch.Elapsed, source, routed.Contains(job.Id.Value));
         _metrics.DispatchRounds.Add(1, new KeyValuePair<string, object?>("source", source));
         _metrics.DispatchSolve.Record(watch.Elapsed.TotalSeconds, new KeyValuePair<string, object?>("source", source));
         Remember(_rounds, new RoundRecord(round, now, waiting, dispatched, source, detail, plan.Objective, gap, solve, watch.Elapsed.TotalSeconds));

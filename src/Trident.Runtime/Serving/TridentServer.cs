@@ -58,14 +58,14 @@ public sealed class TridentServer : IAsyncDisposable
     private long _succeededWithDeadline, _metDeadline;
     private readonly JobJournal? _journal;
 
-    private TridentServer(ServerSetup setup, ILoggerFactory logs, TimeProvider time)
+    private TridentServer(ServerSetup setup, ILoggerFactory logs, TimeProvider time, object? meterScope)
     {
         _log = logs.CreateLogger("Trident.Serving");
         Setup = setup;
         Clock = new ServerClock(time);
         Cluster = setup.Layout.ToCluster();
         Cost = CostModelModule.create(setup.CostSettings, setup.Profile);
-        Metrics = new ServingMetrics();
+        Metrics = new ServingMetrics(meterScope);
         Store = new JobStore(setup.Settings.JobCapacity, setup.Settings.JobRetention, time);
         if (setup.Settings.StorageDirectory is { } storage)
         {
@@ -94,9 +94,13 @@ public sealed class TridentServer : IAsyncDisposable
     }
 
     /// <summary>Builds the cost model and the initial placement, starts the workers and the loop.</summary>
-    public static TridentServer Start(ServerSetup setup, ILoggerFactory logs, TimeProvider time)
+    /// <param name="setup">What the server is made of.</param>
+    /// <param name="logs">Where it logs.</param>
+    /// <param name="time">Its clock.</param>
+    /// <param name="meterScope">The scope of its meter (see <see cref="ServingMetrics"/>), or null.</param>
+    public static TridentServer Start(ServerSetup setup, ILoggerFactory logs, TimeProvider time, object? meterScope = null)
     {
-        var server = new TridentServer(setup, logs, time);
+        var server = new TridentServer(setup, logs, time, meterScope);
         server.Recover();
         server._loop.Start();
         server._log.LogInformation("Serving {Model} on {Devices} device(s) in {Nodes} node(s); initial placement {Placement} ({Source})",
@@ -150,6 +154,7 @@ public sealed class TridentServer : IAsyncDisposable
             job.Terminal += OnTerminal;
             _loop.Submit(job);
             requeued++;
+            using var traced = job.Trace.Enter();
             _log.LogInformation("Recovered job {Request} ({Status} when the server stopped): queued again", job.Id.Value, was.ToString().ToLowerInvariant());
         }
         Store.EvictExpired();
@@ -269,6 +274,7 @@ public sealed class TridentServer : IAsyncDisposable
             if (job.RequestCancel(Clock.Now))
             {
                 _loop.Cancelled(job);
+                using var traced = job.Trace.Enter();
                 _log.LogWarning("Shutting down: cancelled job {Request} ({Status}) after the drain time of {Drain} s", job.Id.Value,
                     job.Status.ToString().ToLowerInvariant(), drain.TotalSeconds);
             }
@@ -276,6 +282,7 @@ public sealed class TridentServer : IAsyncDisposable
         foreach (var job in Store.Active())
         {
             job.Cancelled(Clock.Now);
+            using var traced = job.Trace.Enter();
             _log.LogWarning("Shutting down: job {Request} did not stop within {Grace} s of its cancellation; marked cancelled", job.Id.Value, grace.TotalSeconds);
         }
         _log.LogInformation("Shutdown drain over: {Finished} job(s) finished, {Cancelled} cancelled ({Ids})", active.Count - left.Count, left.Count,

@@ -1,0 +1,68 @@
+using Microsoft.Extensions.Configuration;
+using Trident.Api.Options;
+
+namespace Trident.Api.Cli;
+
+/// <summary>
+/// <c>trident config --defaults</c>: prints the annotated configuration file with every key of section
+/// <c>Trident</c> and its default (docs/trident.example.json, embedded at build time; a test keeps it equal to
+/// the options' defaults). <c>trident config --check FILE</c>: validates a configuration file as <c>serve</c>
+/// would (every unknown key and bad value named), exit 0 when it is valid, 2 otherwise.
+/// </summary>
+public static class ConfigCommand
+{
+    /// <summary>The resource name of the embedded example file.</summary>
+    public const string ExampleResource = "trident.example.json";
+
+    public static Command Command { get; } = new(
+        "config",
+        "config --defaults | --check FILE",
+        "print every configuration key with its default and what it means (a file to start from), or check a configuration file",
+        Run);
+
+    /// <summary>The annotated example configuration (JSON with // comments).</summary>
+    public static string Example()
+    {
+        using var stream = typeof(ConfigCommand).Assembly.GetManifestResourceStream(ExampleResource)
+            ?? throw new InvalidOperationException($"the resource {ExampleResource} is missing from the build");
+        return new StreamReader(stream).ReadToEnd();
+    }
+
+    /// <summary>Every problem of configuration <paramref name="configuration"/>'s section <c>Trident</c>, as
+    /// <c>serve</c> reports them at start-up.</summary>
+    public static IReadOnlyList<string> Check(IConfiguration configuration)
+    {
+        var options = new TridentOptions();
+        StrictBinding.Bind(configuration.GetSection(TridentOptions.Section), options);
+        var result = new TridentOptionsValidator(configuration).Validate(null, options);
+        return result.Failed ? [.. result.Failures] : [];
+    }
+
+    private static Task<int> Run(CliArgs args, CancellationToken ct)
+    {
+        var defaults = args.Flag("defaults");
+        var check = args.String("check");
+        if (defaults == (check is not null)) args.Error("give either --defaults or --check FILE");
+        if (check is not null && !File.Exists(check)) args.Error($"--check: '{Path.GetFullPath(check)}' does not exist");
+        args.ThrowIfInvalid();
+        if (defaults)
+        {
+            Console.Write(Example());
+            return Task.FromResult(0);
+        }
+        IConfiguration configuration;
+        try
+        {
+            configuration = new ConfigurationBuilder().AddJsonFile(Path.GetFullPath(check!), optional: false, reloadOnChange: false).Build();
+        }
+        catch (Exception e) when (e is InvalidDataException or FormatException or System.Text.Json.JsonException)
+        {
+            Console.Error.WriteLine($"trident config: {check} is not a JSON configuration file: {e.Message}");
+            return Task.FromResult(2);
+        }
+        var problems = Check(configuration);
+        foreach (var p in problems) Console.Error.WriteLine($"  {p}");
+        Console.WriteLine(problems.Count == 0 ? $"{check}: valid" : $"{check}: {problems.Count} problem(s)");
+        return Task.FromResult(problems.Count == 0 ? 0 : 2);
+    }
+}

@@ -1,0 +1,117 @@
+// The API reference: the OpenAPI document (Microsoft.AspNetCore.OpenApi) at /openapi/v1.json and Scalar's page
+// over it at /docs. Scalar.AspNetCore serves its script from the assembly (no CDN); its default web fonts and
+// its telemetry are turned off, so the page loads nothing from outside the server.
+//
+// Each route declares its own metadata where it is mapped: WithName (the operation id), WithSummary,
+// WithDescription, typed results (Results<Ok<T>, …>, which document 200/202 bodies and the 400
+// ValidationProblem) and ProducesProblem for every other error status it can answer (problem+json). The request
+// and response examples are added here, by operation id (see Apply).
+
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.OpenApi;
+using Microsoft.OpenApi;
+using Scalar.AspNetCore;
+
+namespace Trident.Api.Hosting;
+
+/// <summary>The OpenAPI document and the /docs page.</summary>
+public static class ApiDocs
+{
+    /// <summary>Where the OpenAPI document is served.</summary>
+    public const string DocumentPath = "/openapi/v1.json";
+
+    /// <summary>Where the API reference page is served.</summary>
+    public const string PagePath = "/docs";
+
+    /// <summary>The OpenAPI document, with the server's description and the examples.</summary>
+    public static IServiceCollection AddTridentApiDocs(this IServiceCollection services)
+    {
+        services.AddOpenApi(o =>
+        {
+            o.AddDocumentTransformer((document, _, _) =>
+            {
+                document.Info.Title = "Trident";
+                document.Info.Description =
+                    "Stage-level serving of diffusion pipelines. Every error answer is application/problem+json; a 400 names each bad field. " +
+                    "Jobs carry a trace_id (W3C) of their OpenTelemetry trace.";
+                return Task.CompletedTask;
+            });
+            o.AddOperationTransformer((operation, _, _) =>
+            {
+                Apply(operation);
+                return Task.CompletedTask;
+            });
+        });
+        return services;
+    }
+
+    /// <summary>Maps the document and the page.</summary>
+    public static WebApplication MapTridentApiDocs(this WebApplication app)
+    {
+        app.MapOpenApi(DocumentPath);
+        app.MapScalarApiReference(PagePath, o => o
+            .WithTitle("Trident API")
+            .WithOpenApiRoutePattern("/openapi/{documentName}.json")
+            .DisableDefaultFonts()
+            .DisableTelemetry());
+        return app;
+    }
+
+    // Examples are files (OpenApi/Examples, embedded): {operation id}.request.json for the request body and
+    // {operation id}.{status}.json (or .txt for text bodies) for a response, taken from real answers of the tiny
+    // pipeline's server. A problem+json answer without a file of its own gets the problem the API writes for
+    // that status (its title and status; a detail as Problems.cs words it).
+    private static readonly Dictionary<string, JsonNode> Files = LoadExamples();
+
+    private static Dictionary<string, JsonNode> LoadExamples()
+    {
+        var assembly = typeof(ApiDocs).Assembly;
+        var files = new Dictionary<string, JsonNode>(StringComparer.Ordinal);
+        foreach (var name in assembly.GetManifestResourceNames().Where(n => n.StartsWith(ExamplePrefix, StringComparison.Ordinal)))
+        {
+            using var stream = assembly.GetManifestResourceStream(name)!;
+            var text = new StreamReader(stream).ReadToEnd();
+            var key = name[ExamplePrefix.Length..];
+            files[Path.GetFileNameWithoutExtension(key)] = key.EndsWith(".json", StringComparison.Ordinal) ? JsonNode.Parse(text)! : JsonValue.Create(text);
+        }
+        return files;
+    }
+
+    /// <summary>The resource-name prefix of the example files.</summary>
+    public const string ExamplePrefix = "openapi-example:";
+
+    private static void Apply(OpenApiOperation operation)
+    {
+        var id = operation.OperationId ?? "";
+        if (operation.RequestBody?.Content is { } body && Files.TryGetValue($"{id}.request", out var request))
+            foreach (var media in body.Values) media.Example = request.DeepClone();
+        if (operation.Responses is null) return;
+        foreach (var (status, response) in operation.Responses)
+        {
+            if (response.Content is not { } content) continue;
+            foreach (var (type, media) in content)
+            {
+                if (Files.TryGetValue($"{id}.{status}", out var example)) media.Example = example.DeepClone();
+                else if (type == "application/problem+json" && int.TryParse(status, out var code)) media.Example = ProblemExample(code);
+            }
+        }
+    }
+
+    private static JsonNode ProblemExample(int status) => new JsonObject
+    {
+        ["type"] = $"https://tools.ietf.org/html/rfc9110#section-15.{(status < 500 ? 5 : 6)}.{(status < 500 ? status - 399 : status - 499)}",
+        ["title"] = Microsoft.AspNetCore.WebUtilities.ReasonPhrases.GetReasonPhrase(status),
+        ["status"] = status,
+        ["detail"] = status switch
+        {
+            404 => "no generation 7 (never accepted, or evicted after its retention time)",
+            409 => "generation 7 is diffusing; its result is not ready",
+            413 => "the body is larger than Trident:Limits:MaxBodyBytes (1048576 bytes)",
+            415 => "POST /v1/generations: the body must be application/json (Content-Type: 'text/plain')",
+            429 => "the queue is full (64 requests waiting)",
+            500 => "generation 7 failed: OrtException: …",
+            503 => "the serving runtime is starting (opening the pipeline, profiling this machine)",
+            _ => null,
+        },
+    };
+}
