@@ -12,7 +12,10 @@ namespace Trident.Api.Cli;
 /// For each configuration it draws <c>--rounds</c> snapshots from the seed, times
 /// <c>Dispatcher.dispatch</c> on each (after a warm-up) with every MIP backend in turn (or the one
 /// <c>--backend</c> names), and prints one line per backend: the median and 99th percentile
-/// wall-clock time, the share of rounds the MIP decided and the share of those it proved optimal.
+/// wall-clock time, the share of rounds the MIP decided and the share of those it proved optimal, the
+/// share of the rounds that needed the solver (greedy could not prove itself optimal) whose plan the
+/// solver made (the rest fell back to greedy: time limit, failure), and the mean model size (variables,
+/// constraints) of the solved rounds.
 /// The backends run on the same snapshots, one configuration after the other, so that their
 /// numbers compare on a shared machine.
 /// </summary>
@@ -86,14 +89,18 @@ public static class BenchCommand
             {
                 var r = results[b];
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"backend={BackendModule.name(backends[b])} devices={d} waiting={w} rounds={rounds} p50_ms={r.P50:F2} p99_ms={r.P99:F2} mip_share={r.MipShare:F3} optimal_share={r.OptimalShare:F3} mean_dispatched={r.MeanDispatched:F1} mean_solver_ms={r.MeanSolverMs:F2}"));
+                    $"backend={BackendModule.name(backends[b])} devices={d} waiting={w} rounds={rounds} p50_ms={r.P50:F2} p99_ms={r.P99:F2} mip_share={r.MipShare:F3} optimal_share={r.OptimalShare:F3} mean_dispatched={r.MeanDispatched:F1} mean_solver_ms={r.MeanSolverMs:F2} solver_decided_share={r.SolverDecidedShare:F3} variables={r.Variables:F0} constraints={r.Constraints:F0}"));
             }
         }
         return 0;
     }
 
     /// <param name="OptimalShare">Share of the MIP rounds whose solve proved optimality within the time limit.</param>
-    private sealed record Result(double P50, double P99, double MipShare, double OptimalShare, double MeanDispatched, double MeanSolverMs);
+    /// <param name="SolverDecidedShare">Of the rounds that needed the solver, the share whose plan it made.</param>
+    /// <param name="Variables">Mean variables of the solved rounds' models.</param>
+    /// <param name="Constraints">Mean constraints of the solved rounds' models.</param>
+    private sealed record Result(double P50, double P99, double MipShare, double OptimalShare, double MeanDispatched, double MeanSolverMs,
+        double SolverDecidedShare, double Variables, double Constraints);
 
     /// <summary>
     /// Times every backend on the same snapshots, interleaved round by round (backend order rotating),
@@ -108,7 +115,7 @@ public static class BenchCommand
         var placement = Scenarios.placement(cost, cluster, scenario, 5.0);
         var d = DispatchSettingsModule.defaults;
         var settings = backends
-            .Select(b => new DispatchSettings(d.OnTimeReward, d.LateRewardBase, d.IdlePenalty, d.CommunicationPenalty, d.DevicePenalty,
+            .Select(b => new DispatchSettings(d.OnTimeReward, d.LateRewardBase, d.IdlePenalty, d.CommunicationPenalty, d.DevicePenalty, d.LatencyWeight,
                 d.TimeLimit, b, d.CandidatesPerFreeDevice))
             .ToArray();
 
@@ -123,6 +130,9 @@ public static class BenchCommand
         var optimal = new int[n];
         var dispatched = new double[n];
         var solver = new double[n];
+        var fallback = new int[n];
+        var variables = new double[n];
+        var constraints = new double[n];
         for (var b = 0; b < n; b++) times[b] = new double[rounds];
         for (var i = 0; i < rounds; i++)
         {
@@ -140,14 +150,20 @@ public static class BenchCommand
                     mip[b]++;
                     if (m.Item.Proven) optimal[b]++;
                     solver[b] += m.Item.SolveTime * 1000.0;
+                    variables[b] += m.Item.Variables;
+                    constraints[b] += m.Item.Constraints;
                 }
+                else if (plan.Source is PlanSource.Greedy g && g.reason.StartsWith("solver", StringComparison.Ordinal))
+                    fallback[b]++;
             }
         }
         return Enumerable.Range(0, n).Select(b =>
         {
             Array.Sort(times[b]);
             return new Result(Percentile(times[b], 0.50), Percentile(times[b], 0.99), (double)mip[b] / rounds,
-                mip[b] > 0 ? (double)optimal[b] / mip[b] : 0.0, dispatched[b] / rounds, mip[b] > 0 ? solver[b] / mip[b] : 0.0);
+                mip[b] > 0 ? (double)optimal[b] / mip[b] : 0.0, dispatched[b] / rounds, mip[b] > 0 ? solver[b] / mip[b] : 0.0,
+                mip[b] + fallback[b] > 0 ? (double)mip[b] / (mip[b] + fallback[b]) : 1.0,
+                mip[b] > 0 ? variables[b] / mip[b] : 0.0, mip[b] > 0 ? constraints[b] / mip[b] : 0.0);
         }).ToArray();
     }
 

@@ -21,6 +21,7 @@ public static class Commands
         SimulateCommand.Command,
         EvaluateCommand.Command,
         CapacityCommand.Command,
+        ReplayCommand.Command,
     ];
 
     public static async Task<int> RunAsync(string[] args, CancellationToken ct = default)

@@ -281,7 +281,7 @@ public static class LoadgenCommand
         var baseConfig = SimConfigModule.create(cluster, cost);
         var dispatch = DispatchSettingsModule.defaults;
         var config = new SimConfig(cluster, cost,
-            new DispatchSettings(dispatch.OnTimeReward, dispatch.LateRewardBase, dispatch.IdlePenalty, dispatch.CommunicationPenalty, dispatch.DevicePenalty,
+            new DispatchSettings(dispatch.OnTimeReward, dispatch.LateRewardBase, dispatch.IdlePenalty, dispatch.CommunicationPenalty, dispatch.DevicePenalty, dispatch.LatencyWeight,
                 settings.DispatchTimeLimitS, dispatch.Backend, dispatch.CandidatesPerFreeDevice),
             baseConfig.InitialSamples, settings.PlacementTimeLimitS, 0.0, 0UL);
         var result = Simulator.run(config, Baselines.trident(settings.RoundPeriodS, FSharpOption<AdjustSettings>.Some(adjust)), ListModule.OfSeq(requests));
