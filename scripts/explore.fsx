@@ -52,9 +52,12 @@ printfn "Placement (%s)" (PlanSource.describe placement.Source)
 printfn "  %-8s %-6s %-6s" "device" "node" "type"
 for KeyValue(d, t) in placement.Types do
     printfn "  %-8O %-6O %-6A" d (Cluster.nodeOf cluster d) t
-printfn "  stage capacity (req/s): %s   alpha = %.3f"
+let planned = WorkloadStats.ofRequests 30.0<s> queue
+printfn "  stage capacity (req/s): %s"
     (placement.Capacity |> Map.toList |> List.map (fun (s, c) -> sprintf "%s=%.3f" (Stage.letter s) c) |> String.concat " ")
-    placement.Alpha
+// α is the load factor (cap_s ≥ α · demand_s): the multiple of the mix's arrival rate the placement sustains
+printfn "  alpha (load factor) = %.3f: sustains %.3f req/s of this mix, which arrives at %.3f req/s"
+    placement.Alpha (placement.Alpha * planned.ArrivalRate) planned.ArrivalRate
 
 // 4. One dispatch round: devices 0-2 are still busy with earlier work.
 let snapshot =

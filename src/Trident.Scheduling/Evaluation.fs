@@ -2,13 +2,18 @@ namespace Trident.Scheduling
 
 // Design note. The paper-style evaluation matrix and its report, as data and text:
 //   * reference: the four reference workloads at 128 devices (16 nodes × 8), every policy;
+//   * paper: each reference workload at the rate where B1 at its default degree reaches ≈ 0.24
+//     attainment (the published SD3 situation) — the caller finds the rate with `Search.rateFor`;
+//   * production: a production request log replayed (`Production.fs`), when the caller has it;
 //   * rate: a request-rate sweep on flux and cogvideox;
 //   * slo: an SLO-scale sweep on flux and cogvideox at their reference rates.
 // The caller runs each point's policies with the simulator (timing them, possibly in parallel) and
-// hands the results to `condense`, which keeps what the report needs (summaries, latency CDFs,
-// utilisation over time for B1 and Trident) so that a long matrix does not hold every record.
-// `report` writes the markdown and the SVG charts; every number in them comes from the runs.
-// `--quick` runs fewer requests per workload and fewer sweep points, and the report says so.
+// hands the results to `condense`, which keeps what the report needs (summaries, fair latency
+// statistics, latency CDFs, utilisation over time for B1 and Trident) so that a long matrix does
+// not hold every record. `report` writes the markdown and the chart data (the shell draws the
+// charts); every number in them comes from the runs, and a section is written only when the runs
+// it needs are there. `--quick` runs fewer requests per workload and fewer sweep points, and the
+// report says so.
 
 open System
 open System.Globalization
@@ -17,28 +22,49 @@ open System.Text
 /// One point of the matrix.
 type EvalPoint =
     {
-      /// "reference", "rate" or "slo"
+      /// "reference", "paper", "production", "rate" or "slo" (or "simulate": one `simulate --out` run)
       Group: string
+      /// the workload as described in reports (for a trace: its name, rate, steps and count)
       Workload: WorkloadSpec
+      /// what is simulated
+      Input: WorkloadInput
       Settings: ExperimentSettings
-      /// the swept value: the rate (rate), the SLO scale (slo), the rate (reference)
+      /// the swept value: the rate (rate, reference, paper, production), the SLO scale (slo)
       Value: float }
 
 /// What the report keeps of one point.
 type EvalResult =
     { Point: EvalPoint
-      /// one row per policy, B1 at its best degree
+      /// one row per policy, B1 at its default degree (and again at its best degree when that differs)
       Rows: Summary list
+      /// the fair latency statistics of each row (same order)
+      Fair: FairStats list
+      /// requests every row completed
+      CommonCount: int
       /// B1 at every degree
       B1: Summary list
-      /// latency CDF per policy (reference points only)
+      /// latency CDF per policy over all requests (reference, paper and production points)
       Cdfs: (string * (float * float) list) list
-      /// utilisation over time (bin start, share busy) for B1 (best degree) and Trident
+      /// utilisation over time (bin start, share busy) for B1 (default degree) and Trident
       Utilisation: (string * (float * float) list) list
       /// Trident's re-placements
       Replacements: ReplacementRecord list
+      /// offered load: the requests' device-seconds at k = 1 / (devices · arrival span)
+      OfferedLoad: float
       /// wall-clock seconds of the simulations (measured by the caller)
       Wall: float }
+
+/// How the paper-comparable rate of a workload was found.
+type PaperSearch =
+    { Workload: string
+      B1Degree: int
+      Target: float
+      Tolerance: float
+      Found: Probe
+      Probes: Probe list }
+
+    /// whether a probe came within the tolerance of the target
+    member this.Reached = abs (this.Found.Attainment - this.Target) <= this.Tolerance
 
 module Evaluation =
     let private inv = CultureInfo.InvariantCulture
@@ -46,6 +72,17 @@ module Evaluation =
     let referenceNames = [ "flux-reference"; "cogvideox-reference"; "hunyuanvideo-reference"; "sd3-reference" ]
 
     let private spec name = Workload.references |> List.find (fun w -> w.Name = name)
+
+    /// B1's attainment in the published SD3 result (128 L20 GPUs), the target of the paper-comparable rate.
+    [<Literal>]
+    let PaperB1Attainment = 0.24
+
+    /// How close to the target B1's attainment must come.
+    [<Literal>]
+    let PaperTolerance = 0.02
+
+    /// The published factors at that load: attainment ratio, mean and P95 latency ratio (B1 / TridentServe).
+    let paperGoals = 2.5, 3.6, 4.1
 
     /// The swept rates (requests per second).
     let rates (quick: bool) (model: string) =
@@ -58,82 +95,169 @@ module Evaluation =
     /// The swept SLO scales.
     let sloScales (quick: bool) = if quick then [ 2.0; 4.0; 8.0 ] else [ 2.0; 3.0; 4.0; 6.0; 8.0 ]
 
-    /// The matrix. Quick: a third of the requests per workload and fewer sweep points.
+    /// A reference workload as run: a third of the requests (at least 100) when quick.
+    let scaled (quick: bool) (w: WorkloadSpec) = if quick then { w with Count = max 100 (w.Count / 3) } else w
+
+    let private generated group (settings: ExperimentSettings) (w: WorkloadSpec) value =
+        { Group = group; Workload = w; Input = Generated w; Settings = settings; Value = value }
+
+    /// The matrix without the points the caller adds after a search (paper) or from a file
+    /// (production). Quick: a third of the requests per workload and fewer sweep points.
     let matrix (quick: bool) (settings: ExperimentSettings) : EvalPoint list =
-        let scale (w: WorkloadSpec) = if quick then { w with Count = max 100 (w.Count / 3) } else w
         [ for name in referenceNames do
-              let w = scale (spec name)
-              yield { Group = "reference"; Workload = w; Settings = settings; Value = w.Rate }
+              let w = scaled quick (spec name)
+              yield generated "reference" settings w w.Rate
+          // the sweeps run a third of the requests in both modes (bounded time: the full matrix fits
+          // in 15 minutes on a loaded 2-core machine); the report says so
           for name in [ "flux-reference"; "cogvideox-reference" ] do
-              let w = scale (spec name)
+              let w = scaled true (spec name)
               for rate in rates quick w.Model do
                   // the same trace length in time: count scales with the rate
                   let count = int (round (float w.Count * rate / w.Rate))
-                  yield { Group = "rate"; Workload = { w with Rate = rate; Count = count }; Settings = settings; Value = rate }
+                  yield generated "rate" settings { w with Rate = rate; Count = count } rate
           for name in [ "flux-reference"; "cogvideox-reference" ] do
-              let w = scale (spec name)
+              let w = scaled true (spec name)
               for slo in sloScales quick do
-                  yield { Group = "slo"; Workload = w; Settings = { settings with SloScale = slo; ReferenceDeadline = false }; Value = slo } ]
+                  yield generated "slo" { settings with SloScale = slo; ReferenceDeadline = false } w slo ]
+
+    /// The workload of a paper-comparable search and point: the reference workload with its count
+    /// (a third when quick). The count matters: the same rate overloads a longer trace more.
+    let paperWorkload (quick: bool) (name: string) = scaled quick (spec name)
+
+    /// A reference workload at another rate (same count), for the paper-comparable search and point.
+    let atRate (w: WorkloadSpec) (rate: float) = { w with Rate = rate }
+
+    /// The point of a workload at its paper-comparable rate.
+    let paperPoint (settings: ExperimentSettings) (w: WorkloadSpec) (search: PaperSearch) =
+        let w' =
+            { atRate w search.Found.Value with
+                Note =
+                  sprintf "%s; here at %.4g req/s, where B1 at its default degree k=%d reaches attainment %.3f (target %.2f, found by bisection on the rate over %d simulations of B1)"
+                      w.Note search.Found.Value search.B1Degree search.Found.Attainment search.Target search.Probes.Length }
+        generated "paper" settings w' search.Found.Value
+
+    /// A description of a trace for reports: mean rate over its span, most common step count.
+    let describe (name: string) (note: string) (trace: TraceRequest list) : WorkloadSpec =
+        let arr = trace |> List.map (fun t -> float t.Arrival)
+        let span = match arr with [] | [ _ ] -> 0.0 | _ -> List.max arr - List.min arr
+        { Name = name
+          Model = (match trace with t :: _ -> t.Model | [] -> "")
+          Rate = (if span > 0.0 then float (trace.Length - 1) / span else 0.0)
+          Steps = (match trace with [] -> 0 | _ -> trace |> List.countBy _.Steps |> List.maxBy snd |> fst)
+          Count = trace.Length
+          Arrivals = Constant
+          Mix = Uniform(trace |> List.map _.Shape |> List.distinct)
+          Note = note }
+
+    /// The point of a trace (a production log replay, or a trace file).
+    let tracePoint (group: string) (settings: ExperimentSettings) (name: string) (note: string) (trace: TraceRequest list) =
+        let w = describe name note trace
+        { Group = group; Workload = w; Input = FromTrace(name, trace); Settings = settings; Value = w.Rate }
 
     /// A row's display name: the policy, with B1's second row (its best fixed degree) told apart.
     let label (s: Summary) =
         if s.Policy = "B1" && s.Params.Contains "best fixed degree" then "B1 (best k)" else s.Policy
 
+    /// Offered load of requests on `devices` devices: device-seconds at the smallest degree over
+    /// devices · the arrival span (NaN for fewer than two arrivals).
+    let offeredLoad (cost: CostModel) (devices: int) (requests: Request list) =
+        match requests with
+        | []
+        | [ _ ] -> nan
+        | _ ->
+            let k0 = List.head cost.Degrees
+            let work =
+                requests
+                |> List.sumBy (fun r ->
+                    float (CostModel.encodeTime cost r.Shape + CostModel.diffuseTime cost r.Shape r.Steps k0 * float k0 + CostModel.decodeTime cost r.Shape))
+            let arr = requests |> List.map (fun r -> float r.Arrival)
+            work / (float devices * (List.max arr - List.min arr))
+
     /// Keeps what the report needs of one point's results (every policy, B1 at every degree).
     let condense (point: EvalPoint) (config: SimConfig) (b1Default: int) (results: SimResult list) (wall: float) : EvalResult =
         let rows, b1 = Experiment.collapse b1Default results
-        let reference = point.Group = "reference"
+        let common, fair = Fair.ofRuns rows
+        let detailed = point.Group <> "rate" && point.Group <> "slo"
+        let requests = match results with r :: _ -> r.Records |> Array.map _.Request |> List.ofArray | [] -> []
         { Point = point
           Rows = rows |> List.map _.Summary
+          Fair = fair
+          CommonCount = common
           B1 = b1 |> List.map _.Summary
-          Cdfs = if reference then rows |> List.map (fun r -> label r.Summary, Report.latencyCdf r 200) else []
+          Cdfs = if detailed then rows |> List.map (fun r -> label r.Summary, Report.latencyCdf r 200) else []
           Utilisation =
-            if reference then
+            if detailed then
+                let b1First = rows |> List.tryFind (fun x -> x.Policy = "B1")
                 rows
-                |> List.filter (fun r -> r.Policy = "Trident" || obj.ReferenceEquals(r, rows |> List.find (fun x -> x.Policy = "B1")))
+                |> List.filter (fun r -> r.Policy = "Trident" || b1First |> Option.exists (fun b -> obj.ReferenceEquals(r, b)))
                 |> List.map (fun r ->
                     let bin = max 10.0<s> (r.Summary.Span / 200.0)
                     label r.Summary, Simulator.utilisationSeries config r bin |> Array.map (fun (t, u) -> float t, u) |> List.ofArray)
             else []
           Replacements = rows |> List.filter (fun r -> r.Policy = "Trident") |> List.collect (fun r -> List.ofArray r.Replacements)
+          OfferedLoad = offeredLoad config.Cost (Cluster.deviceCount config.Cluster) requests
           Wall = wall }
 
     // ---- the report ----------------------------------------------------------------------------
 
-    let private f (d: int) (x: float) = if Double.IsNaN x then "–" else x.ToString("F" + string d, inv)
+    let private f (d: int) (x: float) =
+        if Double.IsNaN x then "–" elif Double.IsPositiveInfinity x then "∞" else x.ToString("F" + string d, inv)
 
     let private row (cells: string list) = "| " + String.Join(" | ", cells) + " |"
 
-    let private summaryTable (rows: Summary list) =
-        [ yield row [ "policy"; "params"; "SLO attainment"; "mean s"; "P50 s"; "P95 s"; "P99 s"; "OOM"; "unserved"; "utilisation"; "re-placements"; "rounds"; "MIP share"; "solve P95 ms" ]
-          yield row [ "---"; "---"; "---:"; "---:"; "---:"; "---:"; "---:"; "---:"; "---:"; "---:"; "---:"; "---:"; "---:"; "---:" ]
-          for s in rows ->
+    let private rowsWithFair (r: EvalResult) = List.zip r.Rows r.Fair
+
+    let private name (s: Summary) = if s.Policy = "Trident" then "**Trident**" else label s
+
+    /// The headline table of a point: fair latencies first.
+    let private fairTable (r: EvalResult) =
+        [ yield row [ "policy"; "params"; "SLO attainment"; "mean s (common)"; "P50 s (common)"; "P95 s (common)"; "P99 s (common)"; "wait mean / P95 s (common)"; "P50 s (all)"; "P95 s (all)"; "P99 s (all)"; "completed"; "OOM"; "unserved"; "utilisation" ]
+          yield row [ "---"; "---"; "---:"; "---:"; "---:"; "---:"; "---:"; "---:"; "---:"; "---:"; "---:"; "---:"; "---:"; "---:"; "---:" ]
+          for (s, fr) in rowsWithFair r ->
               row
-                  [ (if s.Policy = "Trident" then "**Trident**" else label s)
+                  [ name s
                     s.Params
                     f 3 s.SloAttainment
+                    f 1 fr.Common.Mean
+                    f 1 fr.Common.P50
+                    f 1 fr.Common.P95
+                    f 1 fr.Common.P99
+                    sprintf "%s / %s" (f 1 fr.CommonWait.Mean) (f 1 fr.CommonWait.P95)
+                    f 1 fr.All.P50
+                    f 1 fr.All.P95
+                    f 1 fr.All.P99
+                    string (s.OnTime + s.Late)
+                    string s.OutOfMemory
+                    string s.Unserved
+                    f 3 s.Utilisation ] ]
+
+    /// Per-policy detail: latencies over each policy's own completed requests, solver figures.
+    let private detailTable (rows: Summary list) =
+        [ yield row [ "policy"; "params"; "completed"; "mean s (completed only)"; "P50 s (completed only)"; "P95 s (completed only)"; "P99 s (completed only)"; "re-placements"; "loads"; "rounds"; "MIP share"; "solve P95 ms" ]
+          yield row [ "---"; "---"; "---:"; "---:"; "---:"; "---:"; "---:"; "---:"; "---:"; "---:"; "---:"; "---:" ]
+          for s in rows ->
+              row
+                  [ name s
+                    s.Params
+                    string (s.OnTime + s.Late)
                     f 1 (float s.MeanLatency)
                     f 1 (float s.P50Latency)
                     f 1 (float s.P95Latency)
                     f 1 (float s.P99Latency)
-                    string s.OutOfMemory
-                    string s.Unserved
-                    f 3 s.Utilisation
                     string s.Replacements
+                    string s.Loads
                     string s.Rounds
                     f 3 s.MipShare
                     f 1 (1000.0 * float s.SolveP95) ] ]
 
-    let private bestBaseline (rows: Summary list) =
-        rows
-        |> List.filter (fun s -> s.Policy <> "Trident")
-        |> List.sortBy (fun s -> -s.SloAttainment, float s.MeanLatency)
-        |> List.tryHead
+    let private find (r: EvalResult) (pred: Summary -> bool) =
+        rowsWithFair r |> List.tryFind (fun (s, _) -> pred s)
 
-    let private trident (rows: Summary list) = rows |> List.tryFind (fun s -> s.Policy = "Trident")
-    let private b1 (rows: Summary list) = rows |> List.tryFind (fun s -> s.Policy = "B1")
+    let private trident r = find r (fun s -> s.Policy = "Trident")
+    let private b1Default r = find r (fun s -> s.Policy = "B1" && not (s.Params.Contains "best fixed degree"))
+    let private others r = rowsWithFair r |> List.filter (fun (s, _) -> s.Policy <> "Trident")
 
-    let private ratio (a: float) (b: float) = if b > 0.0 && not (Double.IsNaN a) then a / b else nan
+    let private ratio (a: float) (b: float) = if b > 0.0 && not (Double.IsNaN a) && not (Double.IsInfinity b) then a / b else nan
 
     /// Published B1 → TridentServe numbers (128 L20 GPUs): attainment, P95 seconds.
     let published =
@@ -141,91 +265,215 @@ module Evaluation =
           "cogvideox-reference", (0.15, 0.86, 550.0, 230.0) ]
         |> Map.ofList
 
-    /// The report: (file name, text) for the markdown and each chart.
-    let report (command: string) (date: string) (quick: bool) (totalWall: float) (results: EvalResult list) : (string * string) list =
+    let private pointTitle (r: EvalResult) =
+        match r.Point.Group with
+        | "paper" -> sprintf "%s at the paper-comparable rate" r.Point.Workload.Name
+        | _ -> r.Point.Workload.Name
+
+    let private chartStem (r: EvalResult) =
+        match r.Point.Group with
+        | "paper" -> r.Point.Workload.Name + "-paper-rate"
+        | _ -> r.Point.Workload.Name
+
+    /// One headline line: attainment and fair latencies of Trident, B1 (default degree) and the best other policy.
+    let private headlineRow (r: EvalResult) =
+        match trident r, others r with
+        | Some(t, tf), (_ :: _ as rest) ->
+            let bestAtt, _ = rest |> List.maxBy (fun (s, _) -> s.SloAttainment)
+            let lowMean = rest |> List.map (fun (_, fr) -> fr.Common.Mean) |> List.min
+            let lowP95 = rest |> List.map (fun (_, fr) -> fr.Common.P95) |> List.min
+            let attOk = rest |> List.forall (fun (s, _) -> t.SloAttainment >= s.SloAttainment - 1e-12)
+            let latOk = tf.Common.Mean <= lowMean + 1e-9 && tf.Common.P95 <= lowP95 + 1e-9
+            let b1Att, b1Lat =
+                match b1Default r with
+                | Some(b, bf) -> sprintf "%s (%s)" (f 3 b.SloAttainment) (b.Params.Split(' ').[0]), sprintf "%s / %s" (f 1 bf.Common.Mean) (f 1 bf.Common.P95)
+                | None -> "–", "–"
+            Some(
+                row
+                    [ pointTitle r
+                      f 3 r.Point.Value
+                      f 2 r.OfferedLoad
+                      sprintf "%d of %d" r.CommonCount t.Requests
+                      f 3 t.SloAttainment
+                      b1Att
+                      sprintf "%s %s" (label bestAtt) (f 3 bestAtt.SloAttainment)
+                      sprintf "%s / %s" (f 1 tf.Common.Mean) (f 1 tf.Common.P95)
+                      b1Lat
+                      sprintf "%s / %s" (f 1 lowMean) (f 1 lowP95)
+                      sprintf "%s / %s" (f 1 tf.All.P50) (f 1 tf.All.P95)
+                      (if attOk then "yes" else "**no**")
+                      (if latOk then "yes" else "**no**") ]
+            )
+        | _ -> None
+
+    /// The report: the markdown as (file name, text) and the charts to draw.
+    let report (command: string) (date: string) (quick: bool) (totalWall: float) (searches: PaperSearch list) (results: EvalResult list) : (string * string) list * Chart list =
         let md = StringBuilder()
         let add (s: string) = md.Append(s).Append('\n') |> ignore
-        let files = ResizeArray<string * string>()
-        let refs = results |> List.filter (fun r -> r.Point.Group = "reference")
+        let charts = ResizeArray<Chart>()
+        let detailed = results |> List.filter (fun r -> r.Point.Group <> "rate" && r.Point.Group <> "slo")
+        let group g = results |> List.filter (fun r -> r.Point.Group = g)
         let settings = match results with r :: _ -> r.Point.Settings | [] -> ExperimentSettings.defaults
+        let memory = match settings.Profile with Some p -> p.DeviceMemory | None -> ReferenceProfiles.deviceMemory
         add "# Trident — simulated evaluation"
         add ""
         add (sprintf "Produced by `%s` on %s, in %.0f s of wall-clock time (simulations only: %.0f s)." command date totalWall (results |> List.sumBy _.Wall))
         if quick then
             add ""
-            add "**Reduced matrix (`--quick`)**: a third of the requests of each workload and three points per sweep. Run `./trident evaluate` without `--quick` for the full matrix."
+            add "**Reduced matrix (`--quick`)**: a third of the requests of each reference workload and three points per sweep. Run `./trident evaluate` without `--quick` for the full matrix."
         add ""
-        add "Every number below comes from the discrete-event simulator (`src/Trident.Scheduling/Simulator.fs`) driving the same planners and cost model as the server. Diffuse latencies are the reference implementation's measurements; encode/decode latency and all memory figures are documented estimates (`docs/reference-profiles.md`), so absolute numbers are the model's, not a GPU's."
+        match settings.Profile with
+        | Some p ->
+            add (sprintf "Every number below comes from the discrete-event simulator (`src/Trident.Scheduling/Simulator.fs`) driving the same planners as the server, with the cost model of the profile `%s` (%s, %s)." p.Model.Value p.DeviceClass p.Source)
+        | None ->
+            add "Every number below comes from the discrete-event simulator (`src/Trident.Scheduling/Simulator.fs`) driving the same planners and cost model as the server. Diffuse latencies are the reference implementation's measurements; encode/decode latency and all memory figures are documented estimates (`docs/reference-profiles.md`), so absolute numbers are the model's, not a GPU's."
         add ""
         add "## Setup"
         add ""
-        add (sprintf "- Cluster: %d devices = %d nodes × %d, 48 GB each (the L20 class of the published runs), PCIe 4.0 ×16 host-to-device and intra-node links (25 GB/s), 12.5 GB/s between nodes." settings.Devices (settings.Devices / settings.DevicesPerNode) settings.DevicesPerNode)
+        add (sprintf "- Cluster: %d devices = %d nodes × %d, %g GB each, PCIe 4.0 ×16 host-to-device and intra-node links (25 GB/s), 12.5 GB/s between nodes." settings.Devices (settings.Devices / settings.DevicesPerNode) settings.DevicesPerNode (float memory))
         add (sprintf "- Deadlines: arrival + %g · t_ref unless a sweep says otherwise (t_ref = encode + steps · t_D(k*) + decode)." settings.SloScale)
         add (sprintf "- Workload seed %d; runs are deterministic for a trace and seed (the solver's time limit aside)." settings.Seed)
-        add "- Policies (docs/policies.md): B1 static pipeline-level (fixed k, reported at its best k), B2 bucketed pipeline-level, B3 dynamic pipeline-level FIFO, B4 dynamic pipeline-level SRTF, B5 bucketed stage-level (fixed split), B6 dynamic stage-level SRTF (fixed split), Trident (placement MIP + dispatch MIP + Adjust-on-Dispatch)."
-        add "- Latency statistics are over completed requests; OOM and unserved requests count as SLO misses."
+        add "- Policies (docs/policies.md): B1 static pipeline-level (fixed k: its default is the largest k* among the workload's shapes, and its best fixed degree is reported too when that differs), B2 bucketed pipeline-level, B3 dynamic pipeline-level FIFO, B4 dynamic pipeline-level SRTF, B5 bucketed stage-level (fixed split), B6 dynamic stage-level SRTF (fixed split), Trident (placement MIP + dispatch MIP + Adjust-on-Dispatch)."
+        add "- **Latency statistics are fair**: *common* = over the requests that every compared policy completed (the common set; a policy whose largest requests run out of memory is not credited for skipping them); *all* = over all requests, a request a policy did not complete (out of memory, unserved) counted as a miss of infinite latency (∞ where misses decide the percentile). *Wait* = from arrival to the request's first stage starting (the rest of the latency is run time, transfers and loads). Each policy's latency over its own completed requests only is in the detailed tables, labelled *completed only*."
+        add "- SLO attainment is the share of all requests finished by their deadline. Offered load = the requests' device-seconds at k = 1 / (devices · arrival span)."
         add ""
-        add "| workload | requests | rate req/s | steps | note |"
-        add "|---|---:|---:|---:|---|"
-        for r in refs do
-            let w = r.Point.Workload
-            add (row [ w.Name; string w.Count; f 3 w.Rate; string w.Steps; w.Note ])
-        add ""
-        // headline
-        add "## Headline"
-        add ""
-        add "| workload | Trident | B1 (default k) | B1 (best k) | best baseline | Trident P95 s | B1 P95 s | best baseline P95 s | Trident mean s | B1 mean s | Trident ≥ every baseline |"
-        add "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---|"
-        for r in refs do
-            match trident r.Rows, b1 r.Rows, bestBaseline r.Rows with
-            | Some t, Some b, Some best ->
-                let bestK = r.Rows |> List.filter (fun s -> s.Policy = "B1") |> List.maxBy _.SloAttainment
-                let ok = r.Rows |> List.forall (fun s -> s.Policy = "Trident" || t.SloAttainment >= s.SloAttainment - 1e-12)
-                add (row [ r.Point.Workload.Name; f 3 t.SloAttainment
-                           sprintf "%s (%s)" (f 3 b.SloAttainment) (b.Params.Split(' ').[0])
-                           sprintf "%s (%s)" (f 3 bestK.SloAttainment) (bestK.Params.Split(' ').[0])
-                           sprintf "%s %s" (label best) (f 3 best.SloAttainment)
-                           f 1 (float t.P95Latency); f 1 (float b.P95Latency); f 1 (float best.P95Latency); f 1 (float t.MeanLatency); f 1 (float b.MeanLatency)
-                           (if ok then "yes" else "**no**") ])
-            | _ -> ()
-        add ""
-        add "Attainment is the share of all requests finished by their deadline; latencies are over completed requests (a policy whose requests run out of memory is measured on the rest). B1's default degree is the largest k* among the workload's shapes; its best fixed degree is the best of 1, 2, 4 and 8."
-        add ""
-        add "Against the published B1 → TridentServe factors (128 L20 GPUs; B1 there is static pipeline-level xDiT; ours is B1 at its default degree):"
-        add ""
-        add "| workload | published attainment | ours (B1 → Trident) | published P95 s | ours P95 s | published P95 factor | our P95 factor |"
-        add "|---|---|---|---|---|---:|---:|"
-        for r in refs do
-            match Map.tryFind r.Point.Workload.Name published, trident r.Rows, b1 r.Rows with
-            | Some(pa, pt, p95a, p95t), Some t, Some b ->
-                add (row [ r.Point.Workload.Name; sprintf "%.2f → %.2f" pa pt; sprintf "%s → %s" (f 2 b.SloAttainment) (f 2 t.SloAttainment)
-                           sprintf "%.0f → %.0f" p95a p95t; sprintf "%s → %s" (f 0 (float b.P95Latency)) (f 0 (float t.P95Latency))
-                           f 1 (p95a / p95t); f 1 (ratio (float b.P95Latency) (float t.P95Latency)) ])
-            | _ -> ()
-        add ""
-        // reference workloads
-        add "## Reference workloads"
-        for r in refs do
-            let name = r.Point.Workload.Name
+        if not detailed.IsEmpty then
+            add "| workload | group | requests | rate req/s | offered load | steps | note |"
+            add "|---|---|---:|---:|---:|---:|---|"
+            for r in detailed do
+                let w = r.Point.Workload
+                add (row [ w.Name; r.Point.Group; string w.Count; f 3 w.Rate; f 2 r.OfferedLoad; string w.Steps; w.Note ])
             add ""
-            add (sprintf "### %s" name)
+            // headline
+            add "## Headline"
             add ""
-            add (sprintf "%s. Simulated in %.1f s." r.Point.Workload.Note r.Wall)
+            add "| workload | rate req/s | offered load | common set | Trident attainment | B1 attainment (default k) | best other attainment | Trident mean / P95 s (common) | B1 mean / P95 s (common) | lowest other mean / P95 s (common) | Trident P50 / P95 s (all) | attainment ≥ every other | mean and P95 ≤ every other |"
+            add "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---|---|"
+            for r in detailed do
+                headlineRow r |> Option.iter add
             add ""
-            for line in summaryTable r.Rows do
-                add line
+            add "*Lowest other* takes each statistic's lowest value among the other policies (not necessarily from one policy)."
             add ""
-            if r.B1.Length > 1 then
-                add ("B1 at every fixed degree: " + String.Join("; ", r.B1 |> List.map (fun s -> sprintf "%s → attainment %s, P95 %s s, OOM %d" s.Params (f 3 s.SloAttainment) (f 1 (float s.P95Latency)) s.OutOfMemory)) + ".")
-                add ""
-            if not r.Replacements.IsEmpty then
-                add ("Trident's re-placements: " + String.Join("; ", r.Replacements |> List.map (fun p -> sprintf "t = %.0f s (imbalance %.2f, %d devices moved)" (float p.Time) p.Imbalance p.Moves)) + ".")
-                add ""
-            let cdf = sprintf "cdf-%s.svg" name
-            files.Add(cdf, Svg.lineChart (sprintf "Latency CDF — %s (completed requests; height = share of all requests)" name) "latency (s, log scale)" "share of requests" true (Some(0.0, 1.0)) r.Cdfs)
-            let util = sprintf "utilisation-%s.svg" name
-            files.Add(util, Svg.lineChart (sprintf "Device utilisation over time — %s" name) "time (s)" "share of devices busy" false (Some(0.0, 1.0)) r.Utilisation)
-            add (sprintf "![latency CDF](%s) ![utilisation over time](%s)" cdf util)
+        // published factors (only for workloads that have them)
+        let pub =
+            detailed
+            |> List.filter (fun r -> r.Point.Group = "reference" || r.Point.Group = "paper" || r.Point.Group = "simulate")
+            |> List.choose (fun r ->
+                match Map.tryFind r.Point.Workload.Name published, trident r, b1Default r with
+                | Some p, Some t, Some b -> Some(r, p, t, b)
+                | _ -> None)
+        if not pub.IsEmpty then
+            add "Against the published B1 → TridentServe factors (128 L20 GPUs; B1 there is static pipeline-level xDiT; ours is B1 at its default degree; our P95 is over the common set):"
+            add ""
+            add "| workload | published attainment | ours (B1 → Trident) | published P95 s | ours P95 s (common) | published P95 factor | our P95 factor |"
+            add "|---|---|---|---|---|---:|---:|"
+            for (r, (pa, pt, p95a, p95t), (t, tf), (b, bf)) in pub do
+                add (row [ pointTitle r; sprintf "%.2f → %.2f" pa pt; sprintf "%s → %s" (f 2 b.SloAttainment) (f 2 t.SloAttainment)
+                           sprintf "%.0f → %.0f" p95a p95t; sprintf "%s → %s" (f 0 bf.Common.P95) (f 0 tf.Common.P95)
+                           f 1 (p95a / p95t); f 1 (ratio bf.Common.P95 tf.Common.P95) ])
+            add ""
+        // paper-comparable load
+        let paper = group "paper"
+        if not paper.IsEmpty || not searches.IsEmpty then
+            let ga, gm, gp = paperGoals
+            add "## Paper-comparable load"
+            add ""
+            add (sprintf "The published SD3 result has B1 at %.2f attainment. Each reference workload is run again at the rate where B1 at its default degree reaches ≈ %.2f, found by bisection on the rate (the simulator runs B1 at each probe), with the workload's request count (so a higher rate is a shorter trace). Goals: attainment ≥ %.1f× B1's, mean and P95 latency on the common set ≥ %.1f× / %.1f× lower than B1's." PaperB1Attainment PaperB1Attainment ga gm gp)
+            add ""
+            for s in searches do
+                add (sprintf "- %s: B1 k=%d; probes (rate → attainment): %s." s.Workload s.B1Degree (String.Join(", ", s.Probes |> List.map (fun p -> sprintf "%.4g → %.3f" p.Value p.Attainment))))
+                if not s.Reached then
+                    add (sprintf "  **No rate gives B1 ≈ %.2f**: its attainment stays at %.3f however low the rate — requests that run out of memory at k=%d cap it — so this workload has no paper-comparable point." s.Target (s.Probes |> List.map _.Attainment |> List.max) s.B1Degree)
+            add ""
+            add "| workload | rate req/s | offered load | B1 attainment | Trident attainment | ratio (goal ≥ 2.5) | B1 mean s (common) | Trident mean s (common) | factor (goal ≥ 3.6) | B1 P95 s (common) | Trident P95 s (common) | factor (goal ≥ 4.1) |"
+            add "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+            let verdicts = ResizeArray<string>()
+            for r in paper do
+                match trident r, b1Default r with
+                | Some(t, tf), Some(b, bf) ->
+                    let a = ratio t.SloAttainment b.SloAttainment
+                    let m = ratio bf.Common.Mean tf.Common.Mean
+                    let p = ratio bf.Common.P95 tf.Common.P95
+                    add (row [ r.Point.Workload.Name; f 4 r.Point.Value; f 2 r.OfferedLoad; f 3 b.SloAttainment; f 3 t.SloAttainment; f 2 a
+                               f 1 bf.Common.Mean; f 1 tf.Common.Mean; f 2 m; f 1 bf.Common.P95; f 1 tf.Common.P95; f 2 p ])
+                    let missed =
+                        [ if not (a >= ga) then yield sprintf "attainment ratio %s < %.1f" (f 2 a) ga
+                          if not (m >= gm) then yield sprintf "mean factor %s < %.1f" (f 2 m) gm
+                          if not (p >= gp) then yield sprintf "P95 factor %s < %.1f" (f 2 p) gp ]
+                    if missed.IsEmpty then verdicts.Add(sprintf "- %s: every factor reached." r.Point.Workload.Name)
+                    else
+                        let why =
+                            [ if r.OfferedLoad > 1.0 then
+                                  yield sprintf "the offered load is %.2f× what the devices complete at k = 1, so no policy can serve every request on time and the queue grows for the whole trace (Trident: %d late, %d unserved, utilisation %.2f)" r.OfferedLoad t.Late t.Unserved t.Utilisation
+                              else
+                                  yield sprintf "Trident: %d late, %d out of memory, %d unserved, utilisation %.2f at offered load %.2f" t.Late t.OutOfMemory t.Unserved t.Utilisation r.OfferedLoad
+                              if b.SloAttainment * ga > 1.0 then
+                                  yield sprintf "a ratio of %.1f needs B1 below %.2f (it is at %.3f): the ratio cannot exceed %.2f" ga (1.0 / ga) b.SloAttainment (1.0 / b.SloAttainment)
+                              yield
+                                  sprintf "over the common set (%d of %d requests) Trident's requests wait %s s on average and %s s at P95 before their first stage (B1's: %s / %s s), so of its mean %s s and P95 %s s the rest is run time at the degrees it chose"
+                                      r.CommonCount t.Requests (f 1 tf.CommonWait.Mean) (f 1 tf.CommonWait.P95) (f 1 bf.CommonWait.Mean) (f 1 bf.CommonWait.P95) (f 1 tf.Common.Mean) (f 1 tf.Common.P95) ]
+                        verdicts.Add(sprintf "- %s: **not reached**: %s. Why, from the run: %s." r.Point.Workload.Name (String.Join("; ", missed)) (String.Join("; ", why)))
+                | _ -> ()
+            add ""
+            for v in verdicts do
+                add v
+            add ""
+        // detailed sections
+        let section (heading: string) (rs: EvalResult list) =
+            if not rs.IsEmpty then
+                add (sprintf "## %s" heading)
+                for r in rs do
+                    let stem = chartStem r
+                    add ""
+                    add (sprintf "### %s" (pointTitle r))
+                    add ""
+                    add (sprintf "%s. Offered load %s. Simulated in %.1f s; common set: %d of %d requests." r.Point.Workload.Note (f 2 r.OfferedLoad) r.Wall r.CommonCount r.Point.Workload.Count)
+                    add ""
+                    for line in fairTable r do
+                        add line
+                    add ""
+                    add "Detailed (each policy's *completed requests only*; not comparable across policies that complete different requests):"
+                    add ""
+                    for line in detailTable r.Rows do
+                        add line
+                    add ""
+                    if r.B1.Length > 1 then
+                        add ("B1 at every fixed degree (completed only): " + String.Join("; ", r.B1 |> List.map (fun s -> sprintf "%s → attainment %s, P95 %s s, OOM %d" s.Params (f 3 s.SloAttainment) (f 1 (float s.P95Latency)) s.OutOfMemory)) + ".")
+                        add ""
+                    if not r.Replacements.IsEmpty then
+                        let imbalance (x: float) =
+                            if Double.IsPositiveInfinity x then "imbalance ∞: a stage without throughput or a request without a route" else sprintf "imbalance %.2f" x
+                        add ("Trident's re-placements: " + String.Join("; ", r.Replacements |> List.map (fun p -> sprintf "t = %.0f s (%s, %d devices moved)" (float p.Time) (imbalance p.Imbalance) p.Moves)) + ".")
+                        add ""
+                    let cdfs = r.Cdfs |> List.filter (fun (_, pts) -> not pts.IsEmpty)
+                    if not cdfs.IsEmpty then
+                        charts.Add
+                            { File = "cdf-" + stem
+                              Title = sprintf "Latency CDF — %s" (pointTitle r)
+                              XLabel = "latency (s, log scale)"
+                              YLabel = "share of all requests finished"
+                              XLog = true
+                              YRange = Some(0.0, 1.0)
+                              Step = true
+                              Series = cdfs }
+                        add (sprintf "![latency CDF](cdf-%s.png)" stem)
+                    if not r.Utilisation.IsEmpty then
+                        charts.Add
+                            { File = "utilisation-" + stem
+                              Title = sprintf "Device utilisation over time — %s" (pointTitle r)
+                              XLabel = "time (s)"
+                              YLabel = "share of devices busy"
+                              XLog = false
+                              YRange = Some(0.0, 1.0)
+                              Step = false
+                              Series = r.Utilisation }
+                        add (sprintf "![utilisation over time](utilisation-%s.png)" stem)
+                    add ""
+                    add "The CDF's height is the share of *all* requests finished within a latency (a request never completed never counts, so a curve ends at its completed share); SVG versions beside the PNGs."
+        section "Results" (group "simulate")
+        section "Reference workloads" (group "reference")
+        section "Paper-comparable load, per workload" paper
+        section "Production trace" (group "production")
         // sweeps
         let sweep (group: string) (model: string) (title: string) (xLabel: string) =
             let points = results |> List.filter (fun r -> r.Point.Group = group && r.Point.Workload.Model = model) |> List.sortBy (fun r -> r.Point.Value)
@@ -233,43 +481,48 @@ module Evaluation =
                 let policies = points |> List.collect (fun r -> r.Rows |> List.map label) |> List.distinct
                 // B1's best degree is reported on its own row only when it is not the default one
                 let find (r: EvalResult) p =
-                    r.Rows
-                    |> List.tryFind (fun s -> label s = p)
-                    |> Option.orElse (if p = "B1 (best k)" then r.Rows |> List.tryFind (fun s -> s.Policy = "B1") else None)
+                    rowsWithFair r
+                    |> List.tryFind (fun (s, _) -> label s = p)
+                    |> Option.orElse (if p = "B1 (best k)" then rowsWithFair r |> List.tryFind (fun (s, _) -> s.Policy = "B1") else None)
                 let series =
                     [ for p in policies ->
-                          p, points |> List.choose (fun r -> find r p |> Option.map (fun s -> r.Point.Value, s.SloAttainment)) ]
-                let file = sprintf "%s-%s.svg" group model
-                files.Add(file, Svg.lineChart title xLabel "SLO attainment" false (Some(0.0, 1.0)) series)
+                          p, points |> List.choose (fun r -> find r p |> Option.map (fun (s, _) -> r.Point.Value, s.SloAttainment)) ]
+                let file = sprintf "%s-%s" group model
+                charts.Add { File = file; Title = title; XLabel = xLabel; YLabel = "SLO attainment"; XLog = false; YRange = Some(0.0, 1.0); Step = false; Series = series }
                 add ""
                 add (sprintf "### %s" title)
                 add ""
-                add (sprintf "![%s](%s)" title file)
+                add (sprintf "![%s](%s.png)" title file)
                 add ""
                 add (row ((xLabel :: policies) @ [ "B1's best k" ]))
                 add (row ([ "---:" ] @ (policies |> List.map (fun _ -> "---:")) @ [ "---" ]))
                 for r in points do
-                    let cells = policies |> List.map (fun p -> find r p |> Option.map (fun s -> f 3 s.SloAttainment) |> Option.defaultValue "")
+                    let cells = policies |> List.map (fun p -> find r p |> Option.map (fun (s, _) -> f 3 s.SloAttainment) |> Option.defaultValue "")
                     let bk =
                         match r.Rows |> List.filter (fun s -> s.Policy = "B1") with
                         | [] -> ""
                         | b1s -> (b1s |> List.maxBy _.SloAttainment).Params.Split(' ').[0]
                     add (row ((f 2 r.Point.Value :: cells) @ [ bk ]))
                 add ""
-                add "P95 latency (s):"
+                add "P95 latency over the common set (s), and the common set's size:"
                 add ""
-                add (row (xLabel :: policies))
-                add (row ("---:" :: (policies |> List.map (fun _ -> "---:"))))
+                add (row ((xLabel :: policies) @ [ "common set" ]))
+                add (row ("---:" :: (policies |> List.map (fun _ -> "---:")) @ [ "---:" ]))
                 for r in points do
-                    let cells = policies |> List.map (fun p -> find r p |> Option.map (fun s -> f 1 (float s.P95Latency)) |> Option.defaultValue "")
-                    add (row (f 2 r.Point.Value :: cells))
+                    let cells = policies |> List.map (fun p -> find r p |> Option.map (fun (_, fr) -> f 1 fr.Common.P95) |> Option.defaultValue "")
+                    add (row ((f 2 r.Point.Value :: cells) @ [ string r.CommonCount ]))
+        if not (group "rate").IsEmpty || not (group "slo").IsEmpty then
+            add ""
+            add "The sweeps run a third of each workload's requests (the same time span at each rate), in the full matrix too, to keep `./trident evaluate` within 15 minutes on a shared 2-core machine."
+        if not (group "rate").IsEmpty then
+            add ""
+            add "## Request-rate sweep"
+            sweep "rate" "flux" "SLO attainment vs request rate — flux (28 steps)" "rate (req/s)"
+            sweep "rate" "cogvideox" "SLO attainment vs request rate — cogvideox (6 steps)" "rate (req/s)"
+        if not (group "slo").IsEmpty then
+            add ""
+            add "## SLO-scale sweep"
+            sweep "slo" "flux" "SLO attainment vs SLO scale — flux-reference" "SLO scale"
+            sweep "slo" "cogvideox" "SLO attainment vs SLO scale — cogvideox-reference" "SLO scale"
         add ""
-        add "## Request-rate sweep"
-        sweep "rate" "flux" "SLO attainment vs request rate — flux (28 steps)" "rate (req/s)"
-        sweep "rate" "cogvideox" "SLO attainment vs request rate — cogvideox (6 steps)" "rate (req/s)"
-        add ""
-        add "## SLO-scale sweep"
-        sweep "slo" "flux" "SLO attainment vs SLO scale — flux-reference" "SLO scale"
-        sweep "slo" "cogvideox" "SLO attainment vs SLO scale — cogvideox-reference" "SLO scale"
-        add ""
-        ("README.md", md.ToString()) :: List.ofSeq files
+        [ "README.md", md.ToString() ], List.ofSeq charts

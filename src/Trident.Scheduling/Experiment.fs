@@ -28,7 +28,10 @@ type ExperimentSettings =
       Adjust: AdjustSettings
       Jitter: float
       /// device memory (default: the profile's device class)
-      Memory: float<GB> option }
+      Memory: float<GB> option
+      /// the profile to simulate with (e.g. one `trident profile` measured); None: the reference
+      /// profile of the workload's model
+      Profile: Profile option }
 
 module ExperimentSettings =
     let defaults =
@@ -42,7 +45,19 @@ module ExperimentSettings =
           RoundPeriod = 0.5<s>
           Adjust = AdjustSettings.defaults
           Jitter = 0.0
-          Memory = None }
+          Memory = None
+          Profile = None }
+
+    /// The settings for another cluster size (same node size).
+    let withDevices (devices: int) (s: ExperimentSettings) = { s with Devices = devices }
+
+    /// The settings with B1 at one degree.
+    let withB1Degree (k: int) (s: ExperimentSettings) = { s with B1Degree = Some k }
+
+    /// Devices per node when the user gives none: 8 (the reference servers), or for a cluster that
+    /// 8 does not divide, its largest divisor ≤ 8 (so `--devices 2` is one node of 2).
+    let devicesPerNodeFor (devices: int) =
+        if devices < 1 then 8 else [ 8..-1..1 ] |> List.find (fun k -> devices % k = 0)
 
 /// Where the requests come from.
 type WorkloadInput =
@@ -88,15 +103,23 @@ module Experiment =
                 errors.Add "the workload has no requests"
                 None
             | [ m ] ->
-                match ReferenceProfiles.tryFind m with
+                let found =
+                    match settings.Profile with
+                    | Some p when p.Model.Value = m -> Some p
+                    | Some p ->
+                        errors.Add(sprintf "the profile is for model '%s', the workload's requests are for '%s'" p.Model.Value m)
+                        None
+                    | None -> ReferenceProfiles.tryFind m
+                match found with
                 | Some p ->
                     // an image-only model takes no video rows (frames > 1)
                     for t in trace do
                         for e in Trace.checkAgainst p t do errors.Add(sprintf "request %d: %s" t.Id e)
                     Some p
-                | None ->
-                    errors.Add(sprintf "no profile for model '%s' (known: sd3, flux, cogvideox, hunyuanvideo)" m)
+                | None when settings.Profile.IsNone ->
+                    errors.Add(sprintf "no profile for model '%s' (known: sd3, flux, cogvideox, hunyuanvideo; or give one with --profile)" m)
                     None
+                | None -> None
             | ms ->
                 errors.Add(sprintf "one model per simulation; the trace has %s" (System.String.Join(", ", ms)))
                 None
@@ -110,8 +133,11 @@ module Experiment =
                 match settings.B1Degree with
                 | Some k -> k
                 | None ->
-                    Baselines.b1DefaultDegree cost (trace |> List.map _.Shape |> List.distinct)
-                    |> min settings.DevicesPerNode
+                    let k = Baselines.b1DefaultDegree cost (trace |> List.map _.Shape |> List.distinct)
+                    // the largest allowed degree that fits a node, when k* does not
+                    match cost.Degrees |> List.filter (fun d -> d <= min k settings.DevicesPerNode) with
+                    | [] -> List.head cost.Degrees
+                    | ds -> List.max ds
             Ok
                 { Name = name
                   Note = note

@@ -136,6 +136,28 @@ module Workload =
     /// Every name `tryNamed` knows (generic kinds take the model separately).
     let names = (references |> List.map _.Name) @ genericKinds
 
+    /// A generic kind over a base spec and its shapes.
+    let private generic (name: string) (reference: WorkloadSpec) (shapes: Shape list) : Result<WorkloadSpec, string> =
+        let model = reference.Model
+        let sorted = shapes |> List.sortBy _.PixelFrames
+        let half = max 1 (sorted.Length / 2)
+        match name with
+        | "poisson" ->
+            Ok { reference with Name = sprintf "poisson-%s" model; Arrivals = Poisson; Note = "Poisson arrivals over the reference mix" }
+        | "bursty" ->
+            Ok
+                { reference with
+                    Name = sprintf "bursty-%s" model
+                    Arrivals = Bursty(3.0, 30.0<s>, 90.0<s>)
+                    Note = "on/off MMPP over the reference mix: 3× the mean rate for 30 s on average, then a third of it for 90 s" }
+        | _ ->
+            Ok
+                { reference with
+                    Name = sprintf "shifting-%s" model
+                    Arrivals = Poisson
+                    Mix = (if sorted.Length < 2 then Uniform sorted else Shifting(List.take half sorted, List.skip half sorted, 0.4, 0.6))
+                    Note = "Poisson arrivals; light shapes (smaller half) first, ramping to heavy shapes (larger half) between 40 % and 60 % of the trace" }
+
     /// A named workload. Reference names carry their model; the generic kinds (`poisson`,
     /// `bursty`, `shifting`) use `model`'s reference shapes, rate and steps.
     let tryNamed (name: string) (model: string) : Result<WorkloadSpec, string> =
@@ -145,26 +167,37 @@ module Workload =
             match List.contains name genericKinds, references |> List.tryFind (fun w -> w.Model = model) with
             | false, _ -> Error(sprintf "unknown workload '%s' (known: %s, or a trace file)" name (String.Join(", ", names)))
             | true, None -> Error(sprintf "no reference shapes for model '%s' (known: flux, sd3, cogvideox, hunyuanvideo)" model)
-            | true, Some reference ->
-                let shapes = referenceShapes model |> Option.get
-                let sorted = shapes |> List.sortBy _.PixelFrames
-                let half = sorted.Length / 2
-                match name with
-                | "poisson" ->
-                    Ok { reference with Name = sprintf "poisson-%s" model; Arrivals = Poisson; Note = "Poisson arrivals over the reference mix" }
-                | "bursty" ->
-                    Ok
-                        { reference with
-                            Name = sprintf "bursty-%s" model
-                            Arrivals = Bursty(3.0, 30.0<s>, 90.0<s>)
-                            Note = "on/off MMPP over the reference mix: 3× the mean rate for 30 s on average, then a third of it for 90 s" }
-                | _ ->
-                    Ok
-                        { reference with
-                            Name = sprintf "shifting-%s" model
-                            Arrivals = Poisson
-                            Mix = Shifting(List.take half sorted, List.skip half sorted, 0.4, 0.6)
-                            Note = "Poisson arrivals; light shapes (smaller half) first, ramping to heavy shapes (larger half) between 40 % and 60 % of the trace" }
+            | true, Some reference -> generic name reference (referenceShapes model |> Option.get)
+
+    /// The shapes a profile measured (its diffuse points), smallest first.
+    let profileShapes (p: Profile) =
+        p.Diffuse.Points |> List.map _.Shape |> List.distinct |> List.sortBy _.PixelFrames
+
+    /// A workload over a profile (e.g. one `trident profile` measured): a reference workload of the
+    /// profile's model as it is, or a generic kind (`poisson`, `bursty`, `shifting`) over the
+    /// profile's measured shapes at its default steps, 1000 requests, at the rate that loads
+    /// `devices` devices to 70 % at the smallest degree (the rule of the scaled reference workloads).
+    let forProfile (name: string) (profile: Profile) (cost: CostModel) (devices: int) : Result<WorkloadSpec, string> =
+        let model = profile.Model.Value
+        match references |> List.tryFind (fun w -> w.Name = name) with
+        | Some w when w.Model = model -> Ok w
+        | Some w -> Error(sprintf "workload '%s' is for model '%s', the profile for '%s' (use %s with a profile of another model)" name w.Model model (String.Join(", ", genericKinds)))
+        | None when not (List.contains name genericKinds) ->
+            Error(sprintf "unknown workload '%s' (known: %s, or a trace file)" name (String.Join(", ", names)))
+        | None ->
+            let shapes = profileShapes profile
+            let rate = rateForLoad cost shapes profile.DefaultSteps devices 0.7
+            let spec =
+                { Name = model
+                  Model = model
+                  Rate = rate
+                  Steps = profile.DefaultSteps
+                  Count = 1000
+                  Arrivals = Constant
+                  Mix = Uniform shapes
+                  Note = sprintf "over the profile's %d measured shapes, %d steps, 1000 requests at %.4g req/s (70 %% load of %d devices at k = %d)" shapes.Length profile.DefaultSteps rate devices (List.head cost.Degrees) }
+            generic name spec shapes
+
 
     /// Applies the command line's overrides.
     let withOverrides (rate: float option) (steps: int option) (count: int option) (w: WorkloadSpec) =

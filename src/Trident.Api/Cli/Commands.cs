@@ -22,6 +22,7 @@ public static class Commands
         ProfileCommand.Command,
         SimulateCommand.Command,
         EvaluateCommand.Command,
+        CapacityCommand.Command,
         ReplayCommand.Command,
     ];
 

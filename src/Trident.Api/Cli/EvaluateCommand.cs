@@ -1,64 +1,161 @@
 using System.Diagnostics;
 using System.Globalization;
 using Microsoft.FSharp.Collections;
+using Microsoft.FSharp.Core;
 using Trident.Scheduling;
 
 namespace Trident.Api.Cli;
 
 /// <summary>
 /// <c>trident evaluate</c>: runs the paper-style matrix (the four reference workloads at 128
-/// devices with every policy; a request-rate sweep and an SLO-scale sweep on flux and cogvideox)
-/// and writes the markdown report with its SVG charts. The matrix and the report text are the F#
-/// <c>Evaluation</c> module's; this shell runs the points, times them and writes the files.
+/// devices with every policy; each again at its paper-comparable rate, found by bisection; the
+/// production log replay; a request-rate sweep and an SLO-scale sweep on flux and cogvideox) and
+/// writes the markdown report with its charts (ScottPlot, SVG and PNG). The matrix and the report
+/// text are the F# <c>Evaluation</c> module's; this shell reads the files, runs and times the
+/// simulations (one progress line each) and writes the files.
 /// </summary>
 public static class EvaluateCommand
 {
+    /// <summary>Where the committed full report lives; <c>--quick</c> never writes there.</summary>
+    public const string CommittedDir = "docs/evaluation";
+
+    /// <summary>Where <c>--quick</c> writes unless told otherwise (ignored by git).</summary>
+    public const string QuickDir = "out/evaluation-quick";
+
+    /// <summary>The production log the <c>production</c> group replays (relative to the working directory).</summary>
+    public const string ProductionLog = "data/gentd26/requests.csv";
+
+    private static readonly string[] Groups = ["reference", "paper", "production", "rate", "slo"];
+
     public static Command Command { get; } = new(
         "evaluate",
-        "evaluate [--out docs/evaluation] [--quick] [--seed 42] [--parallel 2] [--only reference|rate|slo]",
-        "run the simulated evaluation matrix (all policies, 128 devices) and write the report with charts; --quick: a reduced matrix",
+        "evaluate [--out docs/evaluation] [--quick] [--seed 42] [--parallel 2] [--only reference|paper|production|rate|slo] [--profile FILE] [--production-log data/gentd26/requests.csv]",
+        "run the simulated evaluation matrix (all policies, 128 devices) and write the report with charts (SVG and PNG); --quick: a reduced matrix written to "
+        + QuickDir + " (never over " + CommittedDir + ")",
         Run);
 
     private static Task<int> Run(CliArgs args, CancellationToken ct)
     {
-        var outDir = args.String("out", "docs/evaluation")!;
         var quick = args.Flag("quick");
+        var outDir = args.String("out", quick ? QuickDir : CommittedDir)!;
+        if (quick && SamePath(outDir, CommittedDir))
+            args.Error($"--out: --quick writes a reduced matrix and never over the committed {CommittedDir}; choose another folder");
         var parallel = args.Int("parallel", 2, 1, 64);
         var only = args.String("only");
-        if (only is not null && only is not ("reference" or "rate" or "slo")) args.Error($"--only: '{only}' is not reference, rate or slo");
+        if (only is not null && !Groups.Contains(only)) args.Error($"--only: '{only}' is not one of {string.Join(", ", Groups)}");
+        var logPath = args.String("production-log", ProductionLog)!;
         var settings = SimulateCommand.Settings(args, 128);
         args.ThrowIfInvalid();
+        bool Wanted(string group) => only is null || only == group;
 
-        var points = Evaluation.matrix(quick, settings).Where(p => only is null || p.Group == only).ToList();
-        var results = new List<EvalResult>();
         var total = Stopwatch.StartNew();
-        var i = 0;
-        foreach (var point in points)
+        var results = new List<EvalResult>();
+        var searches = new List<PaperSearch>();
+        var points = Evaluation.matrix(quick, settings).Where(p => Wanted(p.Group)).ToList();
+        var simulation = 0;
+        void Progress(string what, double secs, string result) =>
+            Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"[{++simulation}] {what}: {result} ({secs:F1} s; {total.Elapsed.TotalSeconds:F0} s in all)"));
+
+        // a profile of another model than the reference workloads' leaves only its own
+        if (settings.Profile is { } profile)
+            points = points.Where(p => p.Workload.Model == profile.Value.Model.Value).ToList();
+
+        foreach (var point in points.Where(p => p.Group == "reference"))
+            if (RunPoint(point, parallel, ct, Progress) is { } r) results.Add(r); else return Task.FromResult(130);
+
+        if (Wanted("paper"))
         {
-            i++;
-            var prepared = Experiment.prepare(point.Settings, WorkloadInput.NewGenerated(point.Workload));
-            if (prepared.IsError) { foreach (var e in prepared.ErrorValue) Console.Error.WriteLine($"trident evaluate: {e}"); return Task.FromResult(1); }
-            var p = prepared.ResultValue;
-            var policies = Experiment.policies(point.Settings, p, ListModule.OfSeq(new[] { "all" }));
-            if (policies.IsError) { foreach (var e in policies.ErrorValue) Console.Error.WriteLine($"trident evaluate: {e}"); return Task.FromResult(1); }
-            var sw = Stopwatch.StartNew();
-            var runs = SimulateCommand.RunPolicies(p, policies.ResultValue.ToArray(), parallel, ct, (_, _) => { });
-            sw.Stop();
-            if (runs is null) return Task.FromResult(130);
-            var condensed = Evaluation.condense(point, p.Config, p.B1Default, ListModule.OfSeq(runs), sw.Elapsed.TotalSeconds);
-            results.Add(condensed);
-            var t = condensed.Rows.FirstOrDefault(r => r.Policy == "Trident");
-            Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"[{i}/{points.Count}] {point.Group} {point.Workload.Name} value={point.Value:G4}: {sw.Elapsed.TotalSeconds:F1} s; Trident attainment {t?.SloAttainment:F3}, best other {condensed.Rows.Where(r => r.Policy != "Trident").Max(r => r.SloAttainment):F3}"));
+            foreach (var name in Evaluation.referenceNames)
+            {
+                var w = Evaluation.paperWorkload(quick, name);
+                if (settings.Profile is { } pr && pr.Value.Model.Value != w.Model) continue;
+                var search = PaperRate(settings, w, ct, Progress);
+                if (search is null) return Task.FromResult(1);
+                searches.Add(search);
+                if (!search.Reached) continue; // B1 cannot come to the target at any rate (the report says why)
+                if (RunPoint(Evaluation.paperPoint(settings, w, search), parallel, ct, Progress) is { } r) results.Add(r); else return Task.FromResult(130);
+            }
         }
+
+        if (Wanted("production"))
+        {
+            var point = ProductionPoint(settings, logPath);
+            if (point is not null)
+            {
+                if (RunPoint(point, parallel, ct, Progress) is { } r) results.Add(r); else return Task.FromResult(130);
+            }
+        }
+
+        foreach (var point in points.Where(p => p.Group is "rate" or "slo"))
+            if (RunPoint(point, parallel, ct, Progress) is { } r) results.Add(r); else return Task.FromResult(130);
         total.Stop();
 
         var command = "./trident evaluate " + string.Join(" ", Environment.GetCommandLineArgs().Skip(2));
         var date = DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm 'UTC'", CultureInfo.InvariantCulture);
         Directory.CreateDirectory(outDir);
-        foreach (var file in Evaluation.report(command.TrimEnd(), date, quick, total.Elapsed.TotalSeconds, ListModule.OfSeq(results)))
-            File.WriteAllText(Path.Combine(outDir, file.Item1), file.Item2);
-        Console.WriteLine($"wrote {Path.Combine(outDir, "README.md")} and {results.Count(r => r.Point.Group == "reference") * 2 + 4} charts in {total.Elapsed.TotalSeconds:F0} s");
+        var (files, charts) = Evaluation.report(command.TrimEnd(), date, quick, total.Elapsed.TotalSeconds, ListModule.OfSeq(searches), ListModule.OfSeq(results)).ToValueTuple();
+        foreach (var file in files) File.WriteAllText(Path.Combine(outDir, file.Item1), file.Item2);
+        foreach (var chart in charts) ChartRenderer.Render(chart, outDir);
+        Console.WriteLine($"wrote {Path.Combine(outDir, "README.md")} and {charts.Length} charts (SVG and PNG) in {total.Elapsed.TotalSeconds:F0} s");
         return Task.FromResult(0);
+    }
+
+    private static bool SamePath(string a, string b) =>
+        string.Equals(Path.GetFullPath(a).TrimEnd(Path.DirectorySeparatorChar), Path.GetFullPath(b).TrimEnd(Path.DirectorySeparatorChar), StringComparison.Ordinal);
+
+    /// <summary>Runs every policy of a point (one progress line per simulation); null when cancelled or not preparable.</summary>
+    internal static EvalResult? RunPoint(EvalPoint point, int parallel, CancellationToken ct, Action<string, double, string> progress)
+    {
+        var prepared = Experiment.prepare(point.Settings, point.Input);
+        if (prepared.IsError) { foreach (var e in prepared.ErrorValue) Console.Error.WriteLine($"trident evaluate: {point.Workload.Name}: {e}"); return null; }
+        var p = prepared.ResultValue;
+        var policies = Experiment.policies(point.Settings, p, ListModule.OfSeq(new[] { "all" }));
+        if (policies.IsError) { foreach (var e in policies.ErrorValue) Console.Error.WriteLine($"trident evaluate: {e}"); return null; }
+        var sw = Stopwatch.StartNew();
+        var runs = SimulateCommand.RunPolicies(p, policies.ResultValue.ToArray(), parallel, ct, (r, secs) =>
+            progress($"{point.Group} {point.Workload.Name} value={point.Value.ToString("G4", CultureInfo.InvariantCulture)} {r.Policy} {r.Params}", secs,
+                $"attainment {r.Summary.SloAttainment.ToString("F3", CultureInfo.InvariantCulture)}"));
+        sw.Stop();
+        if (runs is null) return null;
+        return Evaluation.condense(point, p.Config, p.B1Default, ListModule.OfSeq(runs), sw.Elapsed.TotalSeconds);
+    }
+
+    /// <summary>The rate at which B1 at its default degree reaches the published 0.24 (bisection over simulations).</summary>
+    private static PaperSearch? PaperRate(ExperimentSettings settings, WorkloadSpec w, CancellationToken ct, Action<string, double, string> progress)
+    {
+        var first = Experiment.prepare(settings, WorkloadInput.NewGenerated(w));
+        if (first.IsError) { foreach (var e in first.ErrorValue) Console.Error.WriteLine($"trident evaluate: {w.Name}: {e}"); return null; }
+        var k = first.ResultValue.B1Default;
+        var b1 = Baselines.b1(k);
+        double Attainment(double rate)
+        {
+            ct.ThrowIfCancellationRequested();
+            var p = Experiment.prepare(settings, WorkloadInput.NewGenerated(Evaluation.atRate(w, rate))).ResultValue;
+            var sw = Stopwatch.StartNew();
+            var r = Simulator.run(p.Config, b1, p.Requests);
+            progress($"paper-rate search {w.Name} B1 k={k} rate={rate.ToString("G4", CultureInfo.InvariantCulture)}", sw.Elapsed.TotalSeconds,
+                $"attainment {r.Summary.SloAttainment.ToString("F3", CultureInfo.InvariantCulture)}");
+            return r.Summary.SloAttainment;
+        }
+        var (found, probes) = Search.rateFor(FuncConvert.FromFunc<double, double>(Attainment), Evaluation.PaperB1Attainment, Evaluation.PaperTolerance, w.Rate, 12).ToValueTuple();
+        return new PaperSearch(w.Name, k, Evaluation.PaperB1Attainment, Evaluation.PaperTolerance, found, probes);
+    }
+
+    /// <summary>The production log replay, or null (with a message) when the log is missing or a profile of another model is used.</summary>
+    private static EvalPoint? ProductionPoint(ExperimentSettings settings, string logPath)
+    {
+        if (!File.Exists(logPath))
+        {
+            Console.Error.WriteLine($"trident evaluate: no production log at {logPath}: the production group is skipped (run from the repository root or give --production-log)");
+            return null;
+        }
+        var log = Production.parse(File.ReadAllText(logPath));
+        if (log.IsError) { foreach (var e in log.ErrorValue) Console.Error.WriteLine($"trident evaluate: {logPath}: {e}"); return null; }
+        var profile = settings.Profile is { } p ? p.Value : ReferenceProfiles.sd3;
+        var cost = CostModelModule.create(Experiment.costSettings(settings), profile);
+        var replay = Production.gentd26(cost, settings.Devices, settings.Seed, log.ResultValue);
+        if (replay.IsError) { Console.Error.WriteLine($"trident evaluate: {logPath}: {replay.ErrorValue}"); return null; }
+        var (trace, note) = replay.ResultValue.ToValueTuple();
+        return Evaluation.tracePoint("production", settings, "gentd26-production", note, trace);
     }
 }

@@ -18,9 +18,10 @@ public static class SimulateCommand
         "simulate",
         "simulate --workload <name|file> [--model flux] [--devices 128] [--devices-per-node 8] [--policies all|B1,B2,…,Trident] "
         + "[--slo-scale 4] [--deadline-rule scale|reference] [--seed 42] [--rate r] [--steps n] [--count n] [--b1-degree k] "
-        + "[--split 10:63:27] [--jitter 0] [--parallel 1] [--format table|csv|json] [--out DIR] [--write-trace FILE]",
+        + "[--split 10:63:27] [--jitter 0] [--profile FILE] [--parallel 1] [--format table|csv|json] [--out DIR] [--write-trace FILE]",
         "simulate serving a workload with the baselines B1–B6 and Trident; workloads: "
-        + string.Join(", ", Workload.names) + " (poisson/bursty/shifting use --model), or a trace file (CSV or JSON lines)",
+        + string.Join(", ", Workload.names) + " (poisson/bursty/shifting use --model, or the shapes of --profile), or a trace file (CSV or JSON lines); "
+        + "--profile FILE: simulate with a profile `trident profile` wrote instead of the model's reference profile",
         Run);
 
     /// <summary>Options shared with <c>evaluate</c>.</summary>
@@ -28,7 +29,8 @@ public static class SimulateCommand
     {
         var d = ExperimentSettingsModule.defaults;
         var devices = args.Int("devices", defaultDevices, 1, 100_000);
-        var perNode = args.Int("devices-per-node", d.DevicesPerNode, 1, 64);
+        // without --devices-per-node: 8, or the largest divisor ≤ 8 of a smaller or odd-sized cluster
+        var perNode = args.Int("devices-per-node", ExperimentSettingsModule.devicesPerNodeFor(devices), 1, 64);
         var seed = args.ULong("seed", d.Seed);
         var slo = args.Double("slo-scale", d.SloScale, 0.01, 1000);
         var rule = args.String("deadline-rule", "scale")!;
@@ -46,7 +48,19 @@ public static class SimulateCommand
             else split = new StageSplit(values[0], values[1], values[2]);
         }
         var jitter = args.Double("jitter", d.Jitter, 0.0, 2.0);
-        return new ExperimentSettings(devices, perNode, seed, slo, rule == "reference", b1, split, d.RoundPeriod, d.Adjust, jitter, d.Memory);
+        var profile = FSharpOption<Profile>.None;
+        var profilePath = args.String("profile");
+        if (profilePath is not null)
+        {
+            if (!File.Exists(profilePath)) args.Error($"--profile: the file '{profilePath}' does not exist");
+            else
+            {
+                var parsed = ProfileFile.parse(File.ReadAllText(profilePath));
+                if (parsed.IsError) foreach (var e in parsed.ErrorValue) args.Error($"--profile {profilePath}: {e}");
+                else profile = FSharpOption<Profile>.Some(parsed.ResultValue);
+            }
+        }
+        return new ExperimentSettings(devices, perNode, seed, slo, rule == "reference", b1, split, d.RoundPeriod, d.Adjust, jitter, d.Memory, profile);
     }
 
     private static Task<int> Run(CliArgs args, CancellationToken ct)
@@ -64,24 +78,7 @@ public static class SimulateCommand
         var steps = args.Has("steps") ? FSharpOption<int>.Some(args.Int("steps", 1, 1, 10_000)) : FSharpOption<int>.None;
         var count = args.Has("count") ? FSharpOption<int>.Some(args.Int("count", 1, 1, 10_000_000)) : FSharpOption<int>.None;
 
-        WorkloadInput? input = null;
-        if (File.Exists(workload) || Trace.looksLikeFile(workload))
-        {
-            if (rate is not null || steps is not null || count is not null)
-                args.Error("--rate/--steps/--count: apply to generated workloads, not to a trace file");
-            // every problem in one pass, each request checked against its model's reference profile
-            var parsed = Trace.parseFileFor(FuncConvert.FromFunc((string model) => ReferenceProfiles.tryFind(model) is { } p
-                ? FSharpResult<Profile, string>.NewOk(p.Value)
-                : FSharpResult<Profile, string>.NewError($"no profile for model '{model}' (known: sd3, flux, cogvideox, hunyuanvideo)")), workload);
-            if (parsed.IsError) foreach (var e in parsed.ErrorValue) args.Error($"--workload {workload}: {e}");
-            else input = WorkloadInput.NewFromTrace(Path.GetFileNameWithoutExtension(workload), parsed.ResultValue);
-        }
-        else
-        {
-            var spec = Workload.tryNamed(workload, model);
-            if (spec.IsError) args.Error($"--workload: {spec.ErrorValue}");
-            else input = WorkloadInput.NewGenerated(Workload.withOverrides(rate, steps, count, spec.ResultValue));
-        }
+        var input = Input(args, settings, workload, model, rate, steps, count);
         args.ThrowIfInvalid();
 
         var prepared = Experiment.prepare(settings, input!);
@@ -103,7 +100,8 @@ public static class SimulateCommand
         total.Stop();
         if (results is null) return Task.FromResult(130);
         var (rows, b1) = Collapse(p.B1Default, results);
-        var summaries = ListModule.OfSeq(rows.Select(r => r.Summary));
+        // each row with its fair latency statistics (over the requests every row completed, and over all)
+        var summaries = Report.rows(ListModule.OfSeq(rows));
         Console.Write(format switch
         {
             "csv" => Report.csv(summaries),
@@ -124,27 +122,56 @@ public static class SimulateCommand
                 var name = r.Policy == "B1" ? $"requests-B1-k{r.Params.Split(' ')[0].Replace("k=", "")}.csv" : $"requests-{r.Policy}.csv";
                 File.WriteAllText(Path.Combine(outDir, name), Report.requestsCsv(r));
             }
-            var spec = input is WorkloadInput.Generated g ? g.Item : TraceSpec(p);
-            var point = new EvalPoint("reference", spec, settings, spec.Rate);
+            var point = input is WorkloadInput.Generated g
+                ? new EvalPoint("simulate", g.Item, input, settings, g.Item.Rate)
+                : Evaluation.tracePoint("simulate", settings, p.Name, "a trace file", p.Trace);
             var condensed = Evaluation.condense(point, p.Config, p.B1Default, ListModule.OfSeq(results), total.Elapsed.TotalSeconds);
             var command = "./trident simulate " + string.Join(" ", Environment.GetCommandLineArgs().Skip(2));
             var date = DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm 'UTC'", CultureInfo.InvariantCulture);
-            foreach (var file in Evaluation.report(command, date, false, total.Elapsed.TotalSeconds, ListModule.OfSeq(new[] { condensed })))
-                File.WriteAllText(Path.Combine(outDir, file.Item1), file.Item2);
-            Console.Error.WriteLine($"wrote {outDir}/README.md, summary.csv, summary.json, trace.csv, requests-*.csv and charts");
+            var (files, charts) = Evaluation.report(command, date, false, total.Elapsed.TotalSeconds, FSharpList<PaperSearch>.Empty, ListModule.OfSeq(new[] { condensed })).ToValueTuple();
+            foreach (var file in files) File.WriteAllText(Path.Combine(outDir, file.Item1), file.Item2);
+            foreach (var chart in charts) ChartRenderer.Render(chart, outDir);
+            Console.Error.WriteLine($"wrote {outDir}/README.md, summary.csv, summary.json, trace.csv, requests-*.csv and {charts.Length} charts (SVG and PNG)");
         }
         return Task.FromResult(0);
     }
 
-    /// <summary>A workload spec describing a trace file, for reports.</summary>
-    private static WorkloadSpec TraceSpec(Prepared p)
+    /// <summary>The workload to simulate: a trace file (checked against its model's profile) or a named
+    /// generator (over <c>--profile</c>'s shapes when one is given); problems go to <paramref name="args"/>.</summary>
+    internal static WorkloadInput? Input(CliArgs args, ExperimentSettings settings, string workload, string model,
+        FSharpOption<double>? rate, FSharpOption<int>? steps, FSharpOption<int>? count)
     {
-        var reqs = p.Trace.ToArray();
-        var span = reqs.Length > 1 ? reqs[^1].Arrival - reqs[0].Arrival : 0.0;
-        var rate = span > 0 ? (reqs.Length - 1) / span : 0.0;
-        var steps = reqs.GroupBy(r => r.Steps).OrderByDescending(g => g.Count()).First().Key;
-        return new WorkloadSpec(p.Name, p.Model, rate, steps, reqs.Length, ArrivalProcess.Constant,
-            Mix.NewUniform(ListModule.OfSeq(reqs.Select(r => r.Shape).Distinct())), "a trace file");
+        WorkloadInput? input = null;
+        if (File.Exists(workload) || Trace.looksLikeFile(workload))
+        {
+            if (rate is not null || steps is not null || count is not null)
+                args.Error("--rate/--steps/--count: apply to generated workloads, not to a trace file");
+            // every problem in one pass, each request checked against its model's reference profile
+            var parsed = Trace.parseFileFor(FuncConvert.FromFunc((string m) => ProfileFor(settings, m)), workload);
+            if (parsed.IsError) foreach (var e in parsed.ErrorValue) args.Error($"--workload {workload}: {e}");
+            else input = WorkloadInput.NewFromTrace(Path.GetFileNameWithoutExtension(workload), parsed.ResultValue);
+        }
+        else
+        {
+            var spec = settings.Profile is { } prof
+                ? Workload.forProfile(workload, prof.Value, CostModelModule.create(Experiment.costSettings(settings), prof.Value), settings.Devices)
+                : Workload.tryNamed(workload, model);
+            if (spec.IsError) args.Error($"--workload: {spec.ErrorValue}");
+            else input = WorkloadInput.NewGenerated(Workload.withOverrides(rate, steps, count, spec.ResultValue));
+        }
+        return input;
+    }
+
+    /// <summary>The profile a trace's model is simulated with: <c>--profile</c>'s when it is that model's, else the reference profile.</summary>
+    internal static FSharpResult<Profile, string> ProfileFor(ExperimentSettings settings, string model)
+    {
+        if (settings.Profile is { } given)
+            return given.Value.Model.Value == model
+                ? FSharpResult<Profile, string>.NewOk(given.Value)
+                : FSharpResult<Profile, string>.NewError($"model '{model}' is not the model of --profile ('{given.Value.Model.Value}')");
+        return ReferenceProfiles.tryFind(model) is { } p
+            ? FSharpResult<Profile, string>.NewOk(p.Value)
+            : FSharpResult<Profile, string>.NewError($"no profile for model '{model}' (known: sd3, flux, cogvideox, hunyuanvideo; or give one with --profile)");
     }
 
     /// <summary>Runs the policies (on up to <paramref name="parallel"/> threads); null when cancelled.</summary>

@@ -33,14 +33,16 @@ module PlanSource =
 /// Where each stage model lives.
 /// Invariants: every device of the cluster has exactly one type; `Capacity` is in requests per second
 /// of the request mix the plan was made for, counting every device towards every class (an upper
-/// bound); `Alpha` is the share of the mix's arrival rate the devices sustain when each class runs
-/// only where it fits (Placement/Capacity.fs, class-aware capacity) — at most min over stages of
-/// Capacity / Demand.
+/// bound); `Alpha` is the load factor α of design.md §5 (cap_s ≥ α · demand_s): the largest multiple
+/// of the planned mix's arrival rate that the devices sustain when each class runs only where it
+/// fits (Placement/Capacity.fs, class-aware capacity) — at most min over stages of Capacity / Demand.
+/// α ≥ 1: the placement keeps up with the mix; α · rate is the sustained rate in requests per second
+/// (a mix planned at a nominal 1 req/s, as the server's initial one, has α equal to that rate).
 type PlacementPlan =
     { Types: Map<DeviceId, PlacementType>
       /// stage capacity, requests per second of the planned mix
       Capacity: Map<Stage, float>
-      /// α: the share of the mix's rate the placement sustains (class-aware); higher is better
+      /// α: the load factor — the multiple of the planned mix's arrival rate the placement sustains (class-aware); higher is better
       Alpha: float
       /// weight moves from the previous placement: devices whose resident stage set changed
       Moves: int
