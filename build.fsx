@@ -64,7 +64,9 @@ let libraryPresent (name: string) =
 
 /// Debian packages Trident needs, with the file that proves each is installed.
 let debianPackages =
-    [ "libonnx-dev", (fun () -> File.Exists "/usr/include/onnx/onnx.proto") ]
+    [ "libonnx-dev", (fun () -> File.Exists "/usr/include/onnx/onnx.proto")
+      // the web view's browser test drives Debian's chromium through Microsoft.Playwright (never `playwright install`)
+      "chromium", (fun () -> File.Exists "/usr/bin/chromium") ]
 
 let ensureDebianPackages () =
     let missing = debianPackages |> List.filter (fun (_, present) -> not (present ())) |> List.map fst

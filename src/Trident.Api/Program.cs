@@ -31,6 +31,7 @@ public partial class Program
         app.MapGenerations();
         app.MapImages();
         app.MapCluster();
+        app.MapView();
         app.MapMetrics();
         app.MapTridentApiDocs();
         return app;
