@@ -18,6 +18,7 @@ public partial class Program
         var builder = WebApplication.CreateBuilder(args);
         builder.AddTridentConfiguration(args);
         builder.AddTridentLogging();
+        builder.AddTridentCluster();
         builder.AddTridentTelemetry();
         builder.Services.AddTridentOptions();
         builder.Services.AddTridentServing();

@@ -62,6 +62,10 @@ type Policy =
       Quick: (Snapshot -> DispatchPlan option) option
       /// minimum time between two full rounds (0: a full round at every event)
       SolverSpacing: float<s>
+      /// a round that needs the solver while the next full round is not due yet: a plan without
+      /// the solver that still leaves no device idle that a waiting request can use (None: the
+      /// round waits for the full round — no policy does that any more, it idles devices)
+      Between: (Snapshot -> DispatchPlan) option
       /// Adjust-on-Dispatch, when the policy re-places
       Adjust: AdjustSettings option }
 
@@ -278,6 +282,7 @@ module Baselines =
                 round name level order degree tRef s
           Quick = None
           SolverSpacing = 0.0<s>
+          Between = None
           Adjust = None }
 
     /// B1: static pipeline-level — one fixed degree for every request (raised to the minimum-degree
@@ -302,8 +307,10 @@ module Baselines =
         baseline "B6" (sprintf "split %g:%g:%g, k*, SRTF" split.Encode split.Diffuse split.Decode) StageLevel (splitPlacement split) Srtf PerRequest
 
     /// Trident: placement MIP (Orchestrator), dispatch MIP with greedy fallback (Dispatcher), and
-    /// Adjust-on-Dispatch. Full rounds (the solver) at most every `roundPeriod`; in between, a
-    /// round runs without the solver when the greedy plan is provably optimal, else it waits.
+    /// Adjust-on-Dispatch. Full rounds (the solver) at most every `roundPeriod` in the simulator,
+    /// where a solve takes no simulated time; in between, a round runs without the solver: the
+    /// greedy plan (provably optimal, or completed by work conservation, `Dispatcher.betweenSolves`),
+    /// so no device waits for the next solve.
     let trident (roundPeriod: float<s>) (adjust: AdjustSettings option) =
         { Name = "Trident"
           Params =
@@ -322,6 +329,7 @@ module Baselines =
           Dispatch = fun s -> (Planner.plan s).Dispatch
           Quick = Some Dispatcher.greedyIfOptimal
           SolverSpacing = roundPeriod
+          Between = Some Dispatcher.betweenSolves
           Adjust = adjust }
 
     /// B1's default degree for a mix: the largest k* among its classes — a static deployment is

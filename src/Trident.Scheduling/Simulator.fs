@@ -12,8 +12,10 @@ namespace Trident.Scheduling
 //     would see the same snapshot but for the clock, so none is run.
 //   * policies with a solver (Trident) first try the round without it (`Policy.Quick`: the greedy
 //     plan when it provably reaches the optimum); when that is not enough the solver runs, at most
-//     once per `SolverSpacing` (the round period, 0.5 s): a round that needs it sooner is deferred
-//     to the end of the spacing.
+//     once per `SolverSpacing` (the round period, 0.5 s; a solve takes no simulated time here, the
+//     live server solves back to back instead): a round that needs it sooner runs without it —
+//     the greedy plan completed by work conservation (`Policy.Between`), so no device waits for
+//     the solver — and the full round follows at the end of the spacing if requests still wait.
 //
 // Executors. Every device runs one task at a time. The stages of a dispatched request are enqueued
 // at once, on the devices its plan names: encode, then diffuse on the k-group (a gang: it starts
@@ -479,6 +481,10 @@ module Simulator =
                     lastSolve.Value <- now
                     applyPlan now (policy.Dispatch s) true
                 | None ->
+                    // the solver's next round is due later: fill the free devices now, solve then
+                    match policy.Between with
+                    | Some between -> applyPlan now (between s) false
+                    | None -> ()
                     let due = lastSolve.Value + spacing
                     if due < tickAt.Value then
                         tickAt.Value <- due

@@ -12,7 +12,10 @@ namespace Trident.Api.Cli;
 /// For each configuration it draws <c>--rounds</c> snapshots from the seed, times
 /// <c>Dispatcher.dispatch</c> on each (after a warm-up) with every MIP backend in turn (or the one
 /// <c>--backend</c> names), and prints one line per backend: the median and 99th percentile
-/// wall-clock time, the share of rounds the MIP decided and the share of those it proved optimal.
+/// wall-clock time, the share of rounds the MIP decided and the share of those it proved optimal, the
+/// share of the rounds that needed the solver (greedy could not prove itself optimal) whose plan the
+/// solver made (the rest fell back to greedy: time limit, failure), and the mean model size (variables,
+/// constraints) of the solved rounds.
 /// The backends run on the same snapshots, one configuration after the other, so that their
 /// numbers compare on a shared machine.
 /// </summary>
@@ -22,10 +25,12 @@ public static class BenchCommand
         "bench",
         "bench dispatch [--devices D] [--waiting R] [--devices-per-node 8] [--profile flux] [--rounds 200] [--busy 0.5] [--seed S] [--backend scip|cbc|highs|cp-sat]\n" +
         "  bench runtime [--pipeline tiny] [--runs 12] [--max-runs 80] [--device cpu|cuda:N] [--width 256 --height 256] [--frames 1] [--steps 8] [--guidance G] [--threads T]\n" +
-        "  bench soak [--duration 600] [--rate r] [--pipeline tiny] [--devices n] [--steps 4] [--sample-every 10] [--retention s] [--drain 60] [--out samples.csv]",
+        "  bench soak [--duration 600] [--rate r] [--pipeline tiny] [--devices n] [--steps 4] [--sample-every 10] [--retention s] [--drain 60] [--out samples.csv]\n" +
+        "  bench cluster [--nodes 16] [--devices-per-node 8] [--emulate flux] [--time-scale 0.05] [--workload flux-reference] [--count n] [--membership redis|localhost] [--timeout 120] [--out requests.csv]",
         "benchmark dispatch rounds (without --devices/--waiting: a matrix of 32, 128, 512 devices × 64, 256, 1000 waiting); " +
         "or the runtime's overhead over the raw ONNX Runtime calls of one generation; " +
-        "or soak: serve the tiny pipeline in process at a steady rate and sample resident memory, heap, GCs, threads and descriptors over time",
+        "or soak: serve the tiny pipeline in process at a steady rate and sample resident memory, heap, GCs, threads and descriptors over time; " +
+        "or cluster: a coordinator and one worker process per node of emulated devices on loopback, the trace replayed through the HTTP API, measured vs simulated",
         Run);
 
     private static Task<int> Run(CliArgs args, CancellationToken ct)
@@ -36,13 +41,14 @@ public static class BenchCommand
             "dispatch" => Task.FromResult(Dispatch(args, ct)),
             "runtime" => Task.FromResult(RuntimeBench.Run(args, ct)),
             "soak" => SoakBench.RunAsync(args, null, Console.Out, ct),
+            "cluster" => ClusterBench.RunAsync(args, Console.Out, ct),
             _ => Fail(args, what),
         };
     }
 
     private static Task<int> Fail(CliArgs args, string what)
     {
-        args.Error(what == "" ? "which benchmark: 'dispatch', 'runtime' or 'soak'" : $"unknown benchmark '{what}' (known: dispatch, runtime, soak)");
+        args.Error(what == "" ? "which benchmark: 'dispatch', 'runtime', 'soak' or 'cluster'" : $"unknown benchmark '{what}' (known: dispatch, runtime, soak, cluster)");
         args.ThrowIfInvalid();
         return Task.FromResult(2);
     }
@@ -86,14 +92,18 @@ public static class BenchCommand
             {
                 var r = results[b];
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"backend={BackendModule.name(backends[b])} devices={d} waiting={w} rounds={rounds} p50_ms={r.P50:F2} p99_ms={r.P99:F2} mip_share={r.MipShare:F3} optimal_share={r.OptimalShare:F3} mean_dispatched={r.MeanDispatched:F1} mean_solver_ms={r.MeanSolverMs:F2}"));
+                    $"backend={BackendModule.name(backends[b])} devices={d} waiting={w} rounds={rounds} p50_ms={r.P50:F2} p99_ms={r.P99:F2} mip_share={r.MipShare:F3} optimal_share={r.OptimalShare:F3} mean_dispatched={r.MeanDispatched:F1} mean_solver_ms={r.MeanSolverMs:F2} solver_decided_share={r.SolverDecidedShare:F3} variables={r.Variables:F0} constraints={r.Constraints:F0}"));
             }
         }
         return 0;
     }
 
     /// <param name="OptimalShare">Share of the MIP rounds whose solve proved optimality within the time limit.</param>
-    private sealed record Result(double P50, double P99, double MipShare, double OptimalShare, double MeanDispatched, double MeanSolverMs);
+    /// <param name="SolverDecidedShare">Of the rounds that needed the solver, the share whose plan it made.</param>
+    /// <param name="Variables">Mean variables of the solved rounds' models.</param>
+    /// <param name="Constraints">Mean constraints of the solved rounds' models.</param>
+    private sealed record Result(double P50, double P99, double MipShare, double OptimalShare, double MeanDispatched, double MeanSolverMs,
+        double SolverDecidedShare, double Variables, double Constraints);
 
     /// <summary>
     /// Times every backend on the same snapshots, interleaved round by round (backend order rotating),
@@ -108,7 +118,7 @@ public static class BenchCommand
         var placement = Scenarios.placement(cost, cluster, scenario, 5.0);
         var d = DispatchSettingsModule.defaults;
         var settings = backends
-            .Select(b => new DispatchSettings(d.OnTimeReward, d.LateRewardBase, d.IdlePenalty, d.CommunicationPenalty, d.DevicePenalty,
+            .Select(b => new DispatchSettings(d.OnTimeReward, d.LateRewardBase, d.IdlePenalty, d.CommunicationPenalty, d.DevicePenalty, d.LatencyWeight,
                 d.TimeLimit, b, d.CandidatesPerFreeDevice))
             .ToArray();
 
@@ -123,6 +133,9 @@ public static class BenchCommand
         var optimal = new int[n];
         var dispatched = new double[n];
         var solver = new double[n];
+        var fallback = new int[n];
+        var variables = new double[n];
+        var constraints = new double[n];
         for (var b = 0; b < n; b++) times[b] = new double[rounds];
         for (var i = 0; i < rounds; i++)
         {
@@ -140,14 +153,20 @@ public static class BenchCommand
                     mip[b]++;
                     if (m.Item.Proven) optimal[b]++;
                     solver[b] += m.Item.SolveTime * 1000.0;
+                    variables[b] += m.Item.Variables;
+                    constraints[b] += m.Item.Constraints;
                 }
+                else if (plan.Source is PlanSource.Greedy g && g.reason.StartsWith("solver", StringComparison.Ordinal))
+                    fallback[b]++;
             }
         }
         return Enumerable.Range(0, n).Select(b =>
         {
             Array.Sort(times[b]);
             return new Result(Percentile(times[b], 0.50), Percentile(times[b], 0.99), (double)mip[b] / rounds,
-                mip[b] > 0 ? (double)optimal[b] / mip[b] : 0.0, dispatched[b] / rounds, mip[b] > 0 ? solver[b] / mip[b] : 0.0);
+                mip[b] > 0 ? (double)optimal[b] / mip[b] : 0.0, dispatched[b] / rounds, mip[b] > 0 ? solver[b] / mip[b] : 0.0,
+                mip[b] + fallback[b] > 0 ? (double)mip[b] / (mip[b] + fallback[b]) : 1.0,
+                mip[b] > 0 ? variables[b] / mip[b] : 0.0, mip[b] > 0 ? constraints[b] / mip[b] : 0.0);
         }).ToArray();
     }
 

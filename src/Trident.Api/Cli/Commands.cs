@@ -12,6 +12,7 @@ public static class Commands
     public static IReadOnlyList<Command> All { get; } =
     [
         ServeCommand.Command,
+        WorkerCommand.Command,
         ConfigCommand.Command,
         LoadgenCommand.Command,
         BenchCommand.Command,
@@ -20,6 +21,7 @@ public static class Commands
         ProfileCommand.Command,
         SimulateCommand.Command,
         EvaluateCommand.Command,
+        ReplayCommand.Command,
     ];
 
     public static async Task<int> RunAsync(string[] args, CancellationToken ct = default)

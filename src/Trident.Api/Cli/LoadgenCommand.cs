@@ -256,6 +256,12 @@ public static class LoadgenCommand
             $"measured: requests={sent.Count} succeeded={done.Count} rejected_429={rejected} failed={failed} other_errors={other} "
             + $"slo_attainment={(sent.Count == 0 ? 0 : (double)met / sent.Count):F3} mean_s={(latencies.Length == 0 ? double.NaN : latencies.Average()):F3} "
             + $"p50_s={Percentile(latencies, 0.5):F3} p95_s={Percentile(latencies, 0.95):F3} p99_s={Percentile(latencies, 0.99):F3}"));
+        // plan-to-start: from the job's dispatch (end of its queued time) to the start of its encode's work
+        var planToStart = done.Where(s => s.Final!.Timings.Queued.EndMs is not null && s.Final.Timings.Encode.StartMs is not null)
+            .Select(s => s.Final!.Timings.Encode.StartMs!.Value - s.Final.Timings.Queued.EndMs!.Value).Order().ToArray();
+        if (planToStart.Length > 0)
+            o.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"plan_to_start: requests={planToStart.Length} mean_ms={planToStart.Average():F1} p50_ms={Percentile(planToStart, 0.5):F1} p95_ms={Percentile(planToStart, 0.95):F1} p99_ms={Percentile(planToStart, 0.99):F1}"));
         foreach (var e in sent.Where(s => s.Error is not null).Select(s => s.Error!).GroupBy(e => e).Take(5))
             o.WriteLine($"  error ×{e.Count()}: {e.Key}");
     }
@@ -281,7 +287,7 @@ public static class LoadgenCommand
         var baseConfig = SimConfigModule.create(cluster, cost);
         var dispatch = DispatchSettingsModule.defaults;
         var config = new SimConfig(cluster, cost,
-            new DispatchSettings(dispatch.OnTimeReward, dispatch.LateRewardBase, dispatch.IdlePenalty, dispatch.CommunicationPenalty, dispatch.DevicePenalty,
+            new DispatchSettings(dispatch.OnTimeReward, dispatch.LateRewardBase, dispatch.IdlePenalty, dispatch.CommunicationPenalty, dispatch.DevicePenalty, dispatch.LatencyWeight,
                 settings.DispatchTimeLimitS, dispatch.Backend, dispatch.CandidatesPerFreeDevice),
             baseConfig.InitialSamples, settings.PlacementTimeLimitS, 0.0, 0UL);
         var result = Simulator.run(config, Baselines.trident(settings.RoundPeriodS, FSharpOption<AdjustSettings>.Some(adjust)), ListModule.OfSeq(requests));

@@ -11,7 +11,7 @@ public static class ServeCommand
     /// <summary>The command's registry entry.</summary>
     public static Command Command { get; } = new(
         "serve",
-        "serve [--config trident.json] [--urls http://127.0.0.1:8080] [--Trident:Section:Key value …]",
+        "serve [--config trident.json] [--urls http://127.0.0.1:8080] [--emulate flux --devices 128 --time-scale 0.05] [--Trident:Section:Key value …]",
         "serve the HTTP API (docs/serving.md lists the configuration keys); the default when no command is given",
         Run);
 
@@ -20,7 +20,7 @@ public static class ServeCommand
         WebApplication app;
         try
         {
-            app = Program.BuildServer([.. args.Raw]);
+            app = Program.BuildServer(ShortServeOptions.Expand(args.Raw));
         }
         catch (Exception e) when (e is FileNotFoundException or InvalidDataException or FormatException)
         {

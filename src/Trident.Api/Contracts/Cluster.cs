@@ -32,7 +32,7 @@ public sealed record EpDeviceDto(string ExecutionProvider, string ProviderVendor
 /// <param name="Degrees">Diffuse degrees allowed (and measured).</param>
 /// <param name="EfficiencyThreshold">θ.</param>
 /// <param name="SloScale">Deadline = arrival + SloScale × latency served alone, when the client gives none.</param>
-/// <param name="RoundPeriodS">Serving-loop period (also the dispatch solver's spacing).</param>
+/// <param name="RoundPeriodS">Serving-loop period: a round runs at least this often, and on every event.</param>
 /// <param name="DispatchTimeLimitS">The dispatch MIP's time limit.</param>
 /// <param name="PlacementTimeLimitS">The placement MIP's time limit.</param>
 /// <param name="Monitor">Adjust-on-Dispatch: window_s, trigger_ratio, cooldown_s, min_arrivals, min_gain.</param>

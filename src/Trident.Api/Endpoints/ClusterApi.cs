@@ -1,6 +1,7 @@
 // GET /v1/cluster (devices, their placement types, resident models, busy or idle, queue, monitor window,
 // scheduling settings), GET /v1/plan (the placement in force with its stage capacities, the initial one, the
 // last dispatch rounds with their source, objective, gap and solve time, and the re-placement attempts), and
+// GET /v1/plan/rounds/{n} (one kept round's snapshot and plan, for `trident replay`), and
 // GET /v1/profile (the profile the cost model reads, in its file format: with /v1/cluster, what it takes to
 // simulate this server — `trident loadgen --compare-sim` does).
 
@@ -23,6 +24,11 @@ public static class ClusterApi
         var group = app.MapGroup("/v1").WithTags("Cluster").ProducesProblem(StatusCodes.Status503ServiceUnavailable);
         group.MapGet("/cluster", Cluster).WithName("GetCluster").WithSummary("Devices, placement, resident models, queue");
         group.MapGet("/plan", Plan).WithName("GetPlan").WithSummary("Placement with stage capacities and recent dispatch rounds");
+        group.MapGet("/plan/rounds/{n}", Round).WithName("GetPlanRound")
+            .WithSummary("One dispatch round still in the history: its snapshot and plan as a trident-snapshot document (`trident replay` re-solves it)")
+            .Produces<System.Text.Json.JsonElement>(StatusCodes.Status200OK, "application/json")
+            .ProducesProblem(StatusCodes.Status400BadRequest)
+            .ProducesProblem(StatusCodes.Status404NotFound);
         group.MapGet("/profile", Profile).WithName("GetProfile").WithSummary("The profile of this machine the cost model reads (docs/profile-format.md)")
             .Produces<System.Text.Json.JsonElement>(StatusCodes.Status200OK, "application/json");
         return app;
@@ -81,6 +87,26 @@ public static class ClusterApi
     {
         var type = d.Kind == DeviceKind.Cuda ? "gpu" : "cpu";
         return OrtEnvironment.EpDevices.Where(e => e.DeviceType == type).Select(e => e.ExecutionProvider).Distinct().ToArray();
+    }
+
+    private static Results<ContentHttpResult, ProblemHttpResult> Round(HttpContext http, ServerHost host, string n)
+    {
+        if (host.Ready is not { } ready) return Problems.NotReady(http, host);
+        if (!long.TryParse(n, NumberStyles.None, CultureInfo.InvariantCulture, out var round) || round < 1)
+        {
+            var message = $"'{n}' is not a round number (a positive integer, as GET /v1/plan lists them)";
+            return TypedResults.Problem(new HttpValidationProblemDetails(new Dictionary<string, string[]> { ["n"] = [message] })
+            {
+                Status = StatusCodes.Status400BadRequest,
+                Title = "Bad request",
+                Detail = message,
+            });
+        }
+        if (ready.Server.RoundDocument(round) is { } doc) return TypedResults.Text(doc, "application/json");
+        var kept = ready.Server.State.Rounds;
+        var range = kept.IsEmpty ? "none is kept yet" : $"rounds {kept[0].Round}–{kept[^1].Round} are kept";
+        return TypedResults.Problem($"round {round} is not kept ({range}; the last {ready.Server.Setup.Settings.RoundHistory} rounds are)",
+            statusCode: StatusCodes.Status404NotFound, title: "Not found");
     }
 
     private static Results<ContentHttpResult, ProblemHttpResult> Profile(HttpContext http, ServerHost host) =>

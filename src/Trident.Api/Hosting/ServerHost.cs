@@ -108,12 +108,13 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
     {
         try
         {
-            var layout = Layout(_options.Devices);
+            var layout = await _backend.LayoutAsync(_options, _log, ct);
             _log.LogInformation("Starting: {Devices} {Kind} device(s) in {Nodes} node(s)", layout.Devices.Count, _options.Devices.Kind, layout.NodeCount);
             var parts = await _backend.PrepareAsync(_options, layout, _log, ct);
             var setup = new ServerSetup(layout, parts.Profile, CostSettings(_options), parts.Executors, Settings(_options), InitialMix(_options, parts.Manifest));
             var server = TridentServer.Start(setup, _logs, _time, _scope);
             server.Metrics.Initialise();
+            parts.Started?.Invoke(server);
             _ready = new ReadyServer(server, parts.Manifest, parts.ProfileOrigin, parts.Tokenizer);
             _log.LogInformation("Ready: pipeline {Pipeline}, profile from {Profile}", parts.Manifest.Name, parts.ProfileOrigin);
         }
@@ -241,7 +242,7 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
     };
 
     private static DispatchSettings WithTimeLimit(DispatchSettings d, double seconds) =>
-        new(d.OnTimeReward, d.LateRewardBase, d.IdlePenalty, d.CommunicationPenalty, d.DevicePenalty, seconds, d.Backend, d.CandidatesPerFreeDevice);
+        new(d.OnTimeReward, d.LateRewardBase, d.IdlePenalty, d.CommunicationPenalty, d.DevicePenalty, d.LatencyWeight, seconds, d.Backend, d.CandidatesPerFreeDevice);
 
     /// <summary>The mix the initial placement is planned for: requests of the default size and steps.</summary>
     public static WorkloadStats InitialMix(TridentOptions o, PipelineManifest manifest)

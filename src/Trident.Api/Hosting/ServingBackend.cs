@@ -12,12 +12,18 @@ namespace Trident.Api.Hosting;
 /// <param name="Profile">The profile the cost model reads.</param>
 /// <param name="ProfileOrigin">Where the profile came from (a file, the cache, a fresh run of the profiler).</param>
 /// <param name="Tokenizer">The pipeline's tokenizer: the API reports how much of each prompt it keeps.</param>
+/// <param name="Started">Called once the server runs (e.g. to add the backend's instruments to its meter); may be null.</param>
 public sealed record ServingBackendParts(PipelineManifest Manifest, IStageExecutorFactory Executors, Profile Profile, string ProfileOrigin,
-    Trident.Runtime.Pipelines.Tokenizers.ITokenizer Tokenizer);
+    Trident.Runtime.Pipelines.Tokenizers.ITokenizer Tokenizer, Action<Trident.Runtime.Serving.TridentServer>? Started = null);
 
 /// <summary>Prepares the pipeline, its executors and the profile at start-up.</summary>
 public interface IServingBackend
 {
+    /// <summary>The devices to serve on: by default those the options describe on this machine
+    /// (<see cref="ServingBackends.Layout"/>); a cluster's coordinator waits for its workers' devices.</summary>
+    Task<DeviceLayout> LayoutAsync(TridentOptions options, ILogger log, CancellationToken cancellationToken) =>
+        Task.FromResult(ServingBackends.Layout(options));
+
     /// <summary>Opens (or writes) the pipeline and finds (or measures) this machine's profile.</summary>
     Task<ServingBackendParts> PrepareAsync(TridentOptions options, DeviceLayout layout, ILogger log, CancellationToken cancellationToken);
 }

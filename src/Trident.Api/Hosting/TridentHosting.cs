@@ -92,6 +92,10 @@ public static class TridentHosting
             .MinimumLevel.Is(level)
             .MinimumLevel.Override("Microsoft", level > LogEventLevel.Warning ? level : LogEventLevel.Warning)
             .MinimumLevel.Override("Microsoft.Hosting.Lifetime", level > LogEventLevel.Information ? level : LogEventLevel.Information)
+            // Orleans (a cluster's silos) logs every placement retry with a stack trace through Polly (platform.md)
+            .MinimumLevel.Override("Orleans", level > LogEventLevel.Warning ? level : LogEventLevel.Warning)
+            .MinimumLevel.Override("Orleans.Runtime.Placement", level > LogEventLevel.Error ? level : LogEventLevel.Error)
+            .MinimumLevel.Override("Polly", level > LogEventLevel.Error ? level : LogEventLevel.Error)
             .Enrich.FromLogContext();
         var json = IsJson(format, redirected);
         if (!json) configuration = configuration.Enrich.With<TraceSuffix>();
@@ -135,11 +139,11 @@ public static class TridentHosting
         return services;
     }
 
-    /// <summary>The serving runtime: the ONNX Runtime backend and the host that starts it.</summary>
+    /// <summary>The serving runtime: the backend (ONNX Runtime, or emulated devices) and the host that starts it.</summary>
     public static IServiceCollection AddTridentServing(this IServiceCollection services)
     {
         services.AddSingleton(TimeProvider.System);
-        services.AddSingleton<IServingBackend, OnnxServingBackend>();
+        services.AddSingleton<IServingBackend>(sp => ServingBackends.For(sp.GetRequiredService<IOptions<TridentOptions>>().Value, sp));
         services.AddSingleton<ServerHost>();
         services.AddHostedService(sp => sp.GetRequiredService<ServerHost>());
         // The host waits for its services (Kestrel's open requests, the drain) at most DrainSeconds + 5 s.

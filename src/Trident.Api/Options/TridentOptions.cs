@@ -50,6 +50,12 @@ public sealed class TridentOptions
     /// <summary>Where the job store keeps accepted jobs and results durably.</summary>
     public StorageOptions Storage { get; set; } = new();
 
+    /// <summary>What emulated devices emulate (Devices:Kind = emulated).</summary>
+    public EmulationOptions Emulation { get; set; } = new();
+
+    /// <summary>One Trident across machines (coordinator and workers on Orleans).</summary>
+    public ClusterOptions Cluster { get; set; } = new();
+
     /// <summary>Traces and metrics exported by OpenTelemetry (OTLP); /metrics is always served.</summary>
     public TelemetryOptions Telemetry { get; set; } = new();
 }
@@ -98,7 +104,9 @@ public sealed class StorageOptions
 public sealed class DeviceOptions
 {
     /// <summary><c>cpu</c> (slots of the machine's cores), <c>cuda</c> (CUDA devices 0..Count−1) or a list of CUDA
-    /// devices, <c>cuda:0</c> or <c>cuda:0,cuda:2</c>. CUDA needs an NVIDIA driver, CUDA 13 and cuDNN 9.</summary>
+    /// devices, <c>cuda:0</c> or <c>cuda:0,cuda:2</c>, or <c>emulated</c> (devices that take the time of a reference
+    /// profile, section Emulation; Count 0 means 8, DevicesPerNode 0 means 8). CUDA needs an NVIDIA driver, CUDA 13
+    /// and cuDNN 9.</summary>
     public string Kind { get; set; } = "cpu";
 
     /// <summary>Devices; 0 means one per core (cpu) or one per listed ordinal (cuda:N,…) — required for <c>cuda</c>.</summary>

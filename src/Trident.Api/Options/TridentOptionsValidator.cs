@@ -32,8 +32,12 @@ public sealed class TridentOptionsValidator : IValidateOptions<TridentOptions>
 
         var d = o.Devices;
         var ordinals = d.CudaOrdinals();
-        Check(d.Kind == "cpu" || ordinals is not null, "Devices:Kind",
-            $"must be 'cpu', 'cuda' or a list of distinct CUDA devices such as 'cuda:0' or 'cuda:0,cuda:1' (got '{d.Kind}')");
+        Check(d.Kind is "cpu" or EmulationOptions.Kind || ordinals is not null, "Devices:Kind",
+            $"must be 'cpu', '{EmulationOptions.Kind}', 'cuda' or a list of distinct CUDA devices such as 'cuda:0' or 'cuda:0,cuda:1' (got '{d.Kind}')");
+        var e = o.Emulation;
+        Check(Trident.Runtime.Devices.EmulatedProfile.Names.Contains(e.Profile), "Emulation:Profile",
+            $"must be one of {string.Join(", ", Trident.Runtime.Devices.EmulatedProfile.Names)} (got '{e.Profile}')");
+        Check(double.IsFinite(e.TimeScale) && e.TimeScale is >= 0.001 and <= 1000, "Emulation:TimeScale", "must be between 0.001 and 1000");
         Check(d.Count >= 0 && d.Count <= 1024, "Devices:Count", "must be between 0 (one per core) and 1024");
         Check(d.Kind != "cuda" || d.Count >= 1, "Devices:Count", "must be set (≥ 1) for Devices:Kind 'cuda' (or list the devices: 'cuda:0,cuda:1')");
         Check(!(d.Kind.StartsWith("cuda:", StringComparison.Ordinal) && ordinals is not null) || d.Count == 0 || d.Count == ordinals.Length,
@@ -48,6 +52,20 @@ public sealed class TridentOptionsValidator : IValidateOptions<TridentOptions>
         Check(d.DevicesPerNode is >= 0 and <= 1024, "Devices:DevicesPerNode", "must be between 0 (all in one node) and 1024");
         Check(double.IsFinite(d.MemoryGb) && d.MemoryGb >= 0, "Devices:MemoryGb", "must be ≥ 0 (0: ask the device)");
         Check(d.Degrees is { Length: > 0 } && d.Degrees.All(k => k is 1 or 2 or 4 or 8), "Devices:Degrees", "must list degrees among 1, 2, 4, 8");
+
+        var c = o.Cluster;
+        Check(c.Mode is ClusterOptions.ModeNone or ClusterOptions.ModeLocalhost or ClusterOptions.ModeRedis, "Cluster:Mode",
+            $"must be {ClusterOptions.ModeNone}, {ClusterOptions.ModeLocalhost} or {ClusterOptions.ModeRedis} (got '{c.Mode}')");
+        Check(c.SiloPort is >= 0 and <= 65535, "Cluster:SiloPort", "must be between 0 and 65535");
+        Check(c.GatewayPort is >= 0 and <= 65535, "Cluster:GatewayPort", "must be between 0 and 65535");
+        Check(System.Net.IPAddress.TryParse(c.AdvertisedAddress, out _), "Cluster:AdvertisedAddress", $"must be an IP address (got '{c.AdvertisedAddress}')");
+        Check(System.Net.IPEndPoint.TryParse(c.Primary, out var primary) && primary.Port > 0, "Cluster:Primary", $"must be host:port of the coordinator's silo (got '{c.Primary}')");
+        Check(!string.IsNullOrWhiteSpace(c.Redis), "Cluster:Redis", "must be a Redis connection string (host:port)");
+        Check(!string.IsNullOrWhiteSpace(c.ClusterId), "Cluster:ClusterId", "must not be empty");
+        Check(!c.Kubernetes || c.Mode == ClusterOptions.ModeRedis, "Cluster:Kubernetes", "needs Cluster:Mode redis (the membership table lives in Redis)");
+        Check(c.JoinTimeoutSeconds is >= 1 and <= 86_400, "Cluster:JoinTimeoutSeconds", "must be between 1 and 86400");
+        Check(c.Mode == ClusterOptions.ModeNone || d.Kind == EmulationOptions.Kind, "Devices:Kind",
+            $"must be '{EmulationOptions.Kind}' with Cluster:Mode '{c.Mode}': workers serve emulated devices only (ONNX Runtime stage outputs do not cross machines yet)");
 
         var s = o.Serving;
         Check(s.RoundPeriodMs is >= 10 and <= 60_000, "Serving:RoundPeriodMs", "must be between 10 and 60000");

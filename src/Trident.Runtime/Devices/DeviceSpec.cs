@@ -17,6 +17,10 @@ public enum DeviceKind
 
     /// <summary>A GPU run through ONNX Runtime's CUDA execution provider.</summary>
     Cuda,
+
+    /// <summary>An emulated accelerator (EmulatedStageExecutor): tasks take the cost model's time for a
+    /// reference profile; no ONNX Runtime. Its thread budget is 1, so a diffuse group's is its degree.</summary>
+    Emulated,
 }
 
 /// <summary>One device.</summary>
@@ -42,9 +46,12 @@ public sealed record DeviceSpec(int Id, int Node, DeviceKind Kind, int IntraOpTh
     }
 
     /// <inheritdoc />
-    public override string ToString() => Kind == DeviceKind.Cpu
-        ? $"d{Id} (node {Node}, cpu, {IntraOpThreads} thread{(IntraOpThreads == 1 ? "" : "s")})"
-        : $"d{Id} (node {Node}, cuda:{CudaOrdinal})";
+    public override string ToString() => Kind switch
+    {
+        DeviceKind.Cpu => $"d{Id} (node {Node}, cpu, {IntraOpThreads} thread{(IntraOpThreads == 1 ? "" : "s")})",
+        DeviceKind.Emulated => $"d{Id} (node {Node}, emulated, {MemoryGb:0.##} GB)",
+        _ => $"d{Id} (node {Node}, cuda:{CudaOrdinal})",
+    };
 }
 
 /// <summary>The devices of this server, grouped into nodes.</summary>
@@ -102,8 +109,20 @@ public sealed record DeviceLayout
             .ToArray());
     }
 
-    /// <summary>The scheduler's view of these devices. In-process handoffs cost a memory copy, so the
-    /// bandwidths are those of host memory (≈10 GB/s within a node); nodes talk over the network.</summary>
+    /// <summary><paramref name="count"/> emulated devices of <paramref name="memoryGb"/> GB each (thread budget 1),
+    /// nodes of <paramref name="devicesPerNode"/> (the last node may be smaller).</summary>
+    public static DeviceLayout Emulated(int count, int devicesPerNode, double memoryGb)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(count, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(devicesPerNode, 1);
+        return new DeviceLayout(Enumerable.Range(0, count)
+            .Select(i => new DeviceSpec(i, i / devicesPerNode, DeviceKind.Emulated, 1, 0, memoryGb))
+            .ToArray());
+    }
+
+    /// <summary>The scheduler's view of these devices. In-process handoffs of CPU slots cost a memory copy, so
+    /// their bandwidths are those of host memory (≈10 GB/s within a node); nodes talk over the network. CUDA and
+    /// emulated devices (which emulate the reference cluster's GPUs) get a PCIe 4.0 server's.</summary>
     public Cluster ToCluster() =>
         new(Devices.Select(d => new Device(d.DeviceId, NodeId.NewNodeId(d.Node), d.MemoryGb)).ToArray(),
             NodeCount,

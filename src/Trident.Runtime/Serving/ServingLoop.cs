@@ -6,13 +6,18 @@
 //      changes only metadata now; each changed worker gets a Retype task behind its queued work, so work
 //      planned under the old placement runs first, and loads its new models lazily;
 //   3. build the snapshot (now, cluster, cost model, placement, busy-until from the ledger, queue) and
-//      plan with Trident's policy, as the simulator does: the greedy plan when it provably reaches the
-//      optimum (Dispatcher.greedyIfOptimal), else the dispatch MIP (Planner.plan) at most once per
-//      period — a round that needs the solver sooner waits for the end of the period;
+//      plan with Trident's policy: the greedy plan when it provably reaches the optimum
+//      (Dispatcher.greedyIfOptimal), else the dispatch MIP (Planner.plan) — at once, not at the next
+//      period: the loop is one thread, so the next solve starts as soon as the previous one ended and
+//      events (arrivals, finishes) arrived meanwhile are batched into it. Every plan is work-conserving
+//      (Greedy.conserve): no free device stays idle while a waiting request could run on it;
 //   4. enqueue the plan's tasks on the workers; undispatched requests stay queued.
-// Rounds run on every event (arrival, cancellation, task start or finish) and at least every period.
-// A round that throws is logged with its serialised snapshot (and plan, when there is one) so it can be
-// replayed offline; its requests stay queued and the next round runs as usual. A solver time-out is not a
+// Rounds run on every event (arrival, cancellation, task start or finish) and at least every period: the
+// period bounds how seldom a round runs, never how often.
+// Every round kept in the history (RoundHistory, the same bound as GET /v1/plan's list) keeps its snapshot
+// and plan too, so `GET /v1/plan/rounds/{n}` gives it as a trident-snapshot document and `trident replay`
+// re-solves it offline; a failed round is kept that way automatically, and also logged with its serialised
+// snapshot. A failed round's requests stay queued and the next round runs as usual. A solver time-out is not a
 // failure: the dispatcher falls back to greedy and the plan says so.
 
 using System.Collections.Immutable;
@@ -87,13 +92,14 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
     private readonly Dictionary<long, double> _started = new();
     private readonly Queue<RoundRecord> _rounds = new();
     private readonly Queue<PlacementChange> _placements = new();
+    // the snapshot and plan (null for a failed round) of each round in _rounds, by round number; read by
+    // other threads under the lock
+    private readonly Dictionary<long, (Snapshot Snapshot, DispatchPlan? Plan)> _roundInputs = new();
     private PlacementPlan _placement;
     // the request statistics the placement in force was planned for (Adjust-on-Dispatch compares the recent mix with it)
     private WorkloadStats _plannedFor;
     private long _round;
-    private double _lastSolve = double.NegativeInfinity;
     private double _nextAdjust;
-    private bool _solveDeferred;
     private double _lastEviction;
     private int _waiting;
     private volatile LoopState _state;
@@ -185,9 +191,8 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
         {
             try
             {
-                // at least every period; sooner when a round is waiting for the solver's spacing
+                // at least every period, and at once on every event
                 var wait = _settings.RoundPeriodSeconds;
-                if (_solveDeferred) wait = Math.Clamp(_lastSolve + _settings.RoundPeriodSeconds - _clock.Now, 0.001, wait);
                 using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token))
                 {
                     timeout.CancelAfter(TimeSpan.FromSeconds(wait));
@@ -219,7 +224,6 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
     private async Task RoundAsync()
     {
         var now = _clock.Now;
-        _solveDeferred = false;
         Drain(now);
         await MaybeReplaceAsync(now);
         if (_queue.Count > 0) await DispatchAsync(now);
@@ -333,19 +337,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
         try
         {
             var quick = Dispatcher.greedyIfOptimal(snapshot);
-            if (quick is not null) plan = quick.Value;
-            else if (now >= _lastSolve + _settings.RoundPeriodSeconds)
-            {
-                _lastSolve = now;
-                _solveDeferred = false;
-                plan = Planner.plan(snapshot).Dispatch;
-            }
-            else
-            {
-                // the solver ran less than a period ago: this round waits for the end of the period
-                _solveDeferred = true;
-                return;
-            }
+            plan = quick is not null ? quick.Value : Planner.plan(snapshot).Dispatch;
             _round = round;
         }
         catch (Exception ex)
@@ -356,6 +348,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
                 round, SnapshotJson.Write(snapshot, null));
             _metrics.DispatchRounds.Add(1, new KeyValuePair<string, object?>("source", "failed"));
             Remember(_rounds, new RoundRecord(round, now, _queue.Count, 0, "failed", PlanExecutor.Describe(ex), null, null, null, watch.Elapsed.TotalSeconds));
+            Keep(round, snapshot, null);
             return;
         }
         watch.Stop();
@@ -402,6 +395,28 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
         _metrics.DispatchRounds.Add(1, new KeyValuePair<string, object?>("source", source));
         _metrics.DispatchSolve.Record(watch.Elapsed.TotalSeconds, new KeyValuePair<string, object?>("source", source));
         Remember(_rounds, new RoundRecord(round, now, waiting, dispatched, source, detail, plan.Objective, gap, solve, watch.Elapsed.TotalSeconds));
+        Keep(round, snapshot, plan);
+    }
+
+    // Keeps a round's input and plan while its record is in the history.
+    private void Keep(long round, Snapshot snapshot, DispatchPlan? plan)
+    {
+        lock (_roundInputs)
+        {
+            _roundInputs[round] = (snapshot, plan);
+            var oldest = _rounds.Count > 0 ? _rounds.Peek().Round : round;
+            foreach (var old in _roundInputs.Keys.Where(k => k < oldest).ToArray()) _roundInputs.Remove(old);
+        }
+    }
+
+    /// <summary>A round still in the history as a <c>trident-snapshot</c> document (its snapshot and plan; no
+    /// plan for a failed round), or null when the round is unknown or no longer kept.</summary>
+    public string? RoundDocument(long round)
+    {
+        (Snapshot Snapshot, DispatchPlan? Plan) kept;
+        lock (_roundInputs)
+            if (!_roundInputs.TryGetValue(round, out kept)) return null;
+        return SnapshotJson.Write(kept.Snapshot, kept.Plan);
     }
 
     private void Remember<T>(Queue<T> history, T item)

@@ -149,6 +149,7 @@ public static class SnapshotJson
         foreach (var kv in d.CommunicationPenalty) w.WriteNumber(kv.Key.ToString(), kv.Value);
         w.WriteEndObject();
         w.WriteNumber("device_penalty", d.DevicePenalty);
+        w.WriteNumber("latency_weight", d.LatencyWeight);
         w.WriteNumber("time_limit_s", d.TimeLimit);
         w.WriteString("backend", Trident.Scheduling.Mip.BackendModule.name(d.Backend));
         w.WriteNumber("candidates_per_free_device", d.CandidatesPerFreeDevice);
@@ -237,6 +238,8 @@ public static class SnapshotJson
                 st.GetProperty("idle_penalty").GetDouble(),
                 MapModule.OfSeq(st.GetProperty("communication_penalty").EnumerateObject().Select(e => Tuple.Create(ParseVr(e.Name), e.Value.GetDouble()))),
                 st.GetProperty("device_penalty").GetDouble(),
+                // absent from documents written before the latency term existed: the default then
+                st.TryGetProperty("latency_weight", out var lw) ? lw.GetDouble() : DispatchSettingsModule.defaults.LatencyWeight,
                 st.GetProperty("time_limit_s").GetDouble(),
                 ParseBackend(st),
                 st.GetProperty("candidates_per_free_device").GetInt32());

@@ -171,6 +171,9 @@ public sealed class TridentServer : IAsyncDisposable
     /// <summary>Requests waiting for dispatch.</summary>
     public int Waiting => _loop.Waiting;
 
+    /// <summary>A dispatch round still in the history as a <c>trident-snapshot</c> document, or null.</summary>
+    public string? RoundDocument(long round) => _loop.RoundDocument(round);
+
     /// <summary>Why the scheduler cannot serve this shape on this cluster (no degree fits), or null.</summary>
     public string? Unservable(Shape shape) =>
         FSharpOption<int>.get_IsNone(CostModelModule.kStar(Cost, shape))

@@ -130,16 +130,19 @@ module Admissible =
             v
 
     /// Drops dominated options: of two options of one type, the larger degree is never better
-    /// when its reward is not higher — it takes more devices from the same pool, and wherever its
-    /// group fits the smaller one fits too.
-    let private undominated (options: DispatchOption list) =
+    /// when its value w + μ·k is not higher — it takes more devices from the same pool, the
+    /// devices it saves are worth at most μ each (left idle), and wherever its group fits the
+    /// smaller one fits too.
+    let private undominated (mu: float) (options: DispatchOption list) =
         options
         |> List.groupBy _.Type
         |> List.collect (fun (_, os) ->
             os
             |> List.sortBy _.Degree
             |> List.fold
-                (fun (kept, best) o -> if o.Reward > best then o :: kept, o.Reward else kept, best)
+                (fun (kept, best) o ->
+                    let v = o.Reward + mu * float o.Degree
+                    if v > best then o :: kept, v else kept, best)
                 ([], -infinity)
             |> fst
             |> List.rev)
@@ -148,16 +151,22 @@ module Admissible =
     /// no larger than the type's largest group on one node (free devices are checked by the planner).
     let options (rd: Round) (r: Request) : DispatchOption list =
         let s = rd.Snapshot
-        [ for (t, k, vr, f) in routes rd r do
+        let rs = routes rd r
+        // the latency term's scale: the slowest admissible finish of this request (docs/policies.md)
+        let slowest = rs |> List.fold (fun acc (_, _, _, f) -> max acc (f - s.Now)) 0.0<s>
+        [ for (t, k, vr, f) in rs do
               let b, onTime =
                   if f <= r.Deadline then s.Settings.OnTimeReward, true
                   else
                       let tr = tRef rd r
                       let lateness = max 0.0<s> (s.Now + tr - r.Deadline)
                       min (s.Settings.OnTimeReward - 1.0) (floor (s.Settings.LateRewardBase * (1.0 + lateness / tr))), false
-              let w = b - s.Settings.CommunicationPenalty.[vr] - s.Settings.DevicePenalty * float k
+              let latency = if slowest > 0.0<s> then (f - s.Now) / slowest else 0.0
+              let w =
+                  b - s.Settings.CommunicationPenalty.[vr] - s.Settings.DevicePenalty * float k
+                  - s.Settings.LatencyWeight * latency
               yield { Request = r; Type = t; Degree = k; Vr = vr; Finish = f; OnTime = onTime; Reward = w } ]
-        |> undominated
+        |> undominated s.Settings.IdlePenalty
 
     /// Urgency order: least slack first (deadline − now − t_ref), then priority, then arrival, then id.
     let byUrgency (rd: Round) (queue: Request list) =

@@ -3,13 +3,18 @@ namespace Trident.Scheduling.Dispatching
 // Design note. The dispatch MIP in its aggregated form (design.md §6, "Formulating for speed").
 // The reward of an option depends on the request, the primary type and the degree — not on which
 // node of that type serves it — so instead of one binary per (request, node, degree) the model
-// picks a degree and type per request and counts groups per node:
-//   y[r,t,k] ∈ {0,1}   request r starts now on a k-group of type t
-//   z[n,t,k] ∈ ℤ≥0     k-groups of type t formed on node n
-//   max  Σ w[r,t,k]·y[r,t,k] − μ · Σ_{n,t} (free[n,t] − Σ_k k·z[n,t,k])
-//   s.t. once[r]:          Σ_{t,k} y[r,t,k] ≤ 1
+// picks a degree and type per request class and counts groups per node. A class is the requests of
+// the round with the same options and the same reward vector (same shape and steps, and the same
+// on-time status and ageing reward per option): they are interchangeable, so one integer counts how
+// many of them take each option — no symmetric copies of equal requests for the solver to prove
+// optimality among (issue 11):
+//   y[c,t,k] ∈ {0..|c|}  requests of class c started now on a k-group of type t
+//   z[n,t,k] ∈ ℤ≥0       k-groups of type t formed on node n
+//   max  Σ w[c,t,k]·y[c,t,k] − μ · Σ_{n,t} (free[n,t] − Σ_k k·z[n,t,k])
+//   s.t. once[c]:          Σ_{t,k} y[c,t,k] ≤ |c|
 //        devices[n,t]:     Σ_k k·z[n,t,k] ≤ free[n,t]
-//        groups[t,k]:      Σ_r y[r,t,k] = Σ_n z[n,t,k]
+//        groups[t,k]:      Σ_c y[c,t,k] = Σ_n z[n,t,k]
+// A class is named by its most urgent request (y_r… in LP text).
 // Same optimum as the per-node model, a fraction of its size, and no node symmetry for the solver
 // to wade through. Requests are then matched to the groups (most urgent first) and routed by
 // Assign.materialise, exactly as greedy choices are. The greedy plan is the solver's MIP start, so a
@@ -21,6 +26,7 @@ open Trident.Scheduling.Mip
 
 /// Decision variables of the dispatch MIP.
 type DispatchKey =
+    /// requests of the class whose most urgent member is `request`
     | Y of request: RequestId * PlacementType * degree: int
     | Z of NodeId * PlacementType * degree: int
 
@@ -30,13 +36,33 @@ module DispatchMip =
         | Y(RequestId r, t, k) -> sprintf "y_r%d_%A_k%d" r t k
         | Z(NodeId n, t, k) -> sprintf "z_n%d_%A_k%d" n t k
 
+    /// The classes of interchangeable candidates, in candidate order: (the class's requests, most
+    /// urgent first; the options of its first request). Requests are interchangeable when their
+    /// options agree on type, degree and reward.
+    let classes (candidates: (Request * DispatchOption list) list) : (Request list * DispatchOption list) list =
+        let signature (opts: DispatchOption list) = opts |> List.map (fun o -> o.Type, o.Degree, o.Reward)
+        let order = System.Collections.Generic.Dictionary<(PlacementType * int * float) list, int>(HashIdentity.Structural)
+        let members = System.Collections.Generic.List<Request list * DispatchOption list>()
+        for (r, opts) in candidates do
+            let key = signature opts
+            match order.TryGetValue key with
+            | true, i ->
+                let rs, o = members.[i]
+                members.[i] <- (r :: rs, o)
+            | _ ->
+                order.[key] <- members.Count
+                members.Add(([ r ], opts))
+        [ for (rs, opts) in members -> List.rev rs, opts ]
+
     /// The model for a round, over the given candidates (requests with their admissible options).
     let model (s: Snapshot) (free: Map<NodeId * PlacementType, int>) (candidates: (Request * DispatchOption list) list) =
         // group sizes each type can form somewhere this round
         let formable (t: PlacementType) (k: int) =
             free |> Map.exists (fun (_, t') n -> t' = t && n >= k)
+        let cls = classes candidates
+        let size = cls |> List.map (fun (rs, opts) -> (List.head opts).Request.Id, List.length rs) |> Map.ofList
         let options =
-            candidates
+            cls
             |> List.collect snd
             |> List.filter (fun o -> formable o.Type o.Degree)
         let groupKinds = options |> List.map (fun o -> o.Type, o.Degree) |> List.distinct
@@ -56,7 +82,7 @@ module DispatchMip =
             |> List.groupBy (fun o -> o.Request.Id)
             |> List.map (fun (RequestId r, os) ->
                 ConstraintName.create "once" [ "r", string r ],
-                LinExpr.ofTerms [ for o in os -> Y(o.Request.Id, o.Type, o.Degree), 1.0 ] <== 1.0)
+                LinExpr.ofTerms [ for o in os -> Y(o.Request.Id, o.Type, o.Degree), 1.0 ] <== float size.[RequestId r])
         let devices =
             zs
             |> List.groupBy (fun ((n, t, _), _) -> n, t)
@@ -76,7 +102,7 @@ module DispatchMip =
                 === 0.0)
         Model.empty
         |> Model.withVarNames lpName
-        |> Model.addVars [ for o in options -> Var.binary (Y(o.Request.Id, o.Type, o.Degree)) ]
+        |> Model.addVars [ for o in options -> Var.integer 0.0 (float size.[o.Request.Id]) (Y(o.Request.Id, o.Type, o.Degree)) ]
         |> Model.addVars [ for ((n, t, k), hi) in zs -> Var.integer 0.0 hi (Z(n, t, k)) ]
         |> Model.addConstraints once
         |> Model.addConstraints devices
@@ -85,9 +111,16 @@ module DispatchMip =
 
     /// The greedy choices as a complete MIP start: every variable of the model gets a value, so
     /// the solver's hint is a feasible solution as it stands.
-    let startOf (model: Model<DispatchKey>) (choices: Choice list) : Map<DispatchKey, float> =
+    let startOf (model: Model<DispatchKey>) (candidates: (Request * DispatchOption list) list) (choices: Choice list) : Map<DispatchKey, float> =
         let zeros = model.Variables |> Map.map (fun _ _ -> 0.0)
-        let ys = choices |> List.map (fun c -> Y(c.Option.Request.Id, c.Option.Type, c.Option.Degree), 1.0)
+        let classOf =
+            classes candidates
+            |> List.collect (fun (rs, _) -> let head = (List.head rs).Id in rs |> List.map (fun r -> r.Id, head))
+            |> Map.ofList
+        let ys =
+            choices
+            |> List.countBy (fun c -> Y(classOf.[c.Option.Request.Id], c.Option.Type, c.Option.Degree))
+            |> List.map (fun (y, n) -> y, float n)
         let zs =
             choices
             |> List.countBy (fun c -> Z(c.Node, c.Option.Type, c.Option.Degree))
@@ -100,12 +133,16 @@ module DispatchMip =
     /// in favour of leaving whole nodes free for large groups), or as the solver placed them when
     /// best fit cannot place them all. Values are rounded: a solver may return 0.9999999 for 1.
     let choicesOf (s: Snapshot) (candidates: (Request * DispatchOption list) list) (result: SolveResult<DispatchKey>) =
-        let isOne key = result.TryValue key |> Option.exists (fun v -> round v = 1.0)
+        let count key = result.TryValue key |> Option.map (fun v -> int (round v)) |> Option.defaultValue 0
+        let byId = candidates |> List.map (fun (r, opts) -> r.Id, opts) |> Map.ofList
+        // per class, its requests (most urgent first) take the counted options in option order;
+        // they are interchangeable, so which member gets which option does not change the objective
         let chosen =
-            [ for (r, opts) in candidates do
-                  match opts |> List.tryFind (fun o -> isOne (Y(r.Id, o.Type, o.Degree))) with
-                  | Some o -> yield o
-                  | None -> () ]
+            [ for (rs, opts) in classes candidates do
+                  let head = (List.head rs).Id
+                  let slots = [ for o in opts do yield! List.replicate (count (Y(head, o.Type, o.Degree))) o ]
+                  for (r, o) in List.zip (List.truncate slots.Length rs) (List.truncate rs.Length slots) do
+                      yield byId.[r.Id] |> List.find (fun o' -> o'.Type = o.Type && o'.Degree = o.Degree) ]
         let solverSlots =
             result.Values
             |> Map.toList

@@ -23,27 +23,67 @@ module Dispatcher =
         | Unbounded -> "unbounded"
         | Failed msg -> sprintf "failed: %s" msg
 
-    /// The MIP model of a round, for inspection or LP export (None when there is nothing to decide).
-    let roundModel (s: Snapshot) =
+    /// What every kind of round computes first: the round, its free devices (the reserved node held
+    /// out), the candidates and the greedy plan over them completed by work conservation. Requests that
+    /// the completion places from beyond the candidate cut join the candidates (with their formable
+    /// options), so the solver sees every request the greedy plan starts and the greedy plan stays a
+    /// feasible start of the model.
+    type private Prepared =
+        { Round: Admissible.Round
+          Free: Map<NodeId * PlacementType, int>
+          FreeCount: int
+          Candidates: (Request * DispatchOption list) list
+          Greedy: Choice list }
+
+    let private prepare (s: Snapshot) =
         let rd = Admissible.round s
         let free = Greedy.roundFree rd
         let nFree = free |> Map.toSeq |> Seq.sumBy snd
-        let candidates = Greedy.candidatesIn rd free nFree
-        if candidates.IsEmpty then None else Some(DispatchMip.model s free candidates)
+        let cut = Greedy.candidatesIn rd free nFree
+        let greedy = Greedy.choose free cut |> Greedy.conserve rd free
+        let inCut = cut |> List.map (fun (r, _) -> r.Id) |> Set.ofList
+        let extra = greedy |> List.map (fun c -> c.Option.Request) |> List.filter (fun r -> not (inCut.Contains r.Id))
+        let candidates = if extra.IsEmpty then cut else cut @ Greedy.offeredIn rd free extra
+        { Round = rd; Free = free; FreeCount = nFree; Candidates = candidates; Greedy = greedy }
 
-    /// The upper bound on a round's objective: every candidate takes its best formable option
-    /// (reward + μ·k) as if devices were unlimited, and every free primary device counts as idle.
+    /// The MIP model of a round, for inspection or LP export (None when there is nothing to decide).
+    let roundModel (s: Snapshot) =
+        let p = prepare s
+        if p.Candidates.IsEmpty then None else Some(DispatchMip.model s p.Free p.Candidates)
+
+    /// The upper bound on a round's objective, by Lagrangian relaxation of the device budget. With
+    /// each candidate's formable options valued v = w + μ·k (the objective is Σ_chosen v − μ·free) and
+    /// only the total budget Σ k ≤ free kept (the per-node limits dropped), every price π ≥ 0 per
+    /// device gives the bound L(π) = Σ_r max(0, max_o (v_o − π·k_o)) + π·free − μ·free. L is convex
+    /// and piecewise linear in π with breakpoints among 0 and the options' values per device v/k, so
+    /// the least of L over those prices is the relaxation's bound. π = 0 is "every candidate takes its
+    /// best option as if devices were unlimited"; a larger π proves rounds where devices are scarce —
+    /// e.g. every free device starting a different on-time request — optimal without a solve.
     let objectiveBound (s: Snapshot) (free: Map<NodeId * PlacementType, int>) (candidates: (Request * DispatchOption list) list) =
         let nFree = free |> Map.toSeq |> Seq.sumBy snd
+        let mu = s.Settings.IdlePenalty
         let largest =
             free |> Map.toList |> List.groupBy (fun ((_, t), _) -> t) |> List.map (fun (t, xs) -> t, xs |> List.map snd |> List.max) |> Map.ofList
         let formable (o: DispatchOption) = largest |> Map.tryFind o.Type |> Option.exists (fun n -> n >= o.Degree)
-        let best (opts: DispatchOption list) =
-            opts
-            |> List.filter formable
-            |> List.map (fun o -> o.Reward + s.Settings.IdlePenalty * float o.Degree)
-            |> List.fold max 0.0
-        (candidates |> List.sumBy (snd >> best)) - s.Settings.IdlePenalty * float nFree
+        let items =
+            [| for (_, opts) in candidates do
+                   let xs = [| for o in opts do if formable o then yield o.Reward + mu * float o.Degree, float o.Degree |]
+                   if xs.Length > 0 then yield xs |]
+        let lagrangian (price: float) =
+            let mutable total = price * float nFree - mu * float nFree
+            for xs in items do
+                let mutable best = 0.0
+                for (v, k) in xs do
+                    best <- max best (v - price * k)
+                total <- total + best
+            total
+        let prices = Array.append [| 0.0 |] [| for xs in items do for (v, k) in xs do if v > 0.0 then yield v / k |] |> Array.distinct
+        prices |> Array.fold (fun acc p -> min acc (lagrangian p)) infinity
+
+    /// The round's objective bound over its prepared candidates (what the quick check compares with).
+    let roundBound (s: Snapshot) =
+        let p = prepare s
+        objectiveBound s p.Free p.Candidates
 
     let private nothingToDecide = "nothing to decide: no waiting request has an admissible option on a free device"
 
@@ -52,29 +92,26 @@ module Dispatcher =
     /// A round without the solver, when it is as good as the solver's: the greedy plan if it
     /// reaches the objective bound (or there is nothing to decide), else None.
     let greedyIfOptimal (s: Snapshot) : DispatchPlan option =
-        let rd = Admissible.round s
-        let free = Greedy.roundFree rd
-        let nFree = free |> Map.toSeq |> Seq.sumBy snd
-        let candidates = Greedy.candidatesIn rd free nFree
-        let choices = Greedy.choose free candidates
-        let objective = Assign.objective s nFree choices
+        let p = prepare s
         let plan reason =
             Some
                 { Now = s.Now
-                  Dispatches = Assign.materialise s choices
-                  Objective = objective
+                  Dispatches = Assign.materialise s p.Greedy
+                  Objective = Assign.objective s p.FreeCount p.Greedy
                   Source = Greedy reason }
-        if candidates.IsEmpty then plan nothingToDecide
-        elif objective >= objectiveBound s free candidates - 1e-6 then plan provenOptimal
+        if p.Candidates.IsEmpty then plan nothingToDecide
+        elif Assign.objective s p.FreeCount p.Greedy >= objectiveBound s p.Free p.Candidates - 1e-6 then plan provenOptimal
         else None
+
+    /// A round between two solves (the solver ran less than its spacing ago, or is busy): the greedy
+    /// plan, completed by `Greedy.conserve` — devices never wait for the next solve.
+    let betweenSolves (s: Snapshot) : DispatchPlan =
+        Greedy.plan "greedy between solves: the solver's next round is not due yet" s |> fst
 
     /// A dispatch round with the MIP, falling back to greedy.
     let dispatch (s: Snapshot) : DispatchPlan =
-        let rd = Admissible.round s
-        let free = Greedy.roundFree rd
-        let nFree = free |> Map.toSeq |> Seq.sumBy snd
-        let candidates = Greedy.candidatesIn rd free nFree
-        let greedyChoices = Greedy.choose free candidates
+        let p = prepare s
+        let free, nFree, candidates, greedyChoices = p.Free, p.FreeCount, p.Candidates, p.Greedy
         let greedyPlan reason =
             { Now = s.Now
               Dispatches = Assign.materialise s greedyChoices
@@ -89,14 +126,17 @@ module Dispatcher =
             let settings =
                 { SolveSettings.create s.Settings.TimeLimit with
                     Backend = s.Settings.Backend
-                    MipStart = Some(DispatchMip.startOf model greedyChoices) }
+                    MipStart = Some(DispatchMip.startOf model candidates greedyChoices) }
             let result = Mip.solve settings model
             let greedyObjective = Assign.objective s nFree greedyChoices
             if result.HasSolution then
-                let choices = DispatchMip.choicesOf s candidates result
+                let raw = DispatchMip.choicesOf s candidates result
+                let rawObjective = Assign.objective s nFree raw
+                // the solver's plan, completed by work conservation (it adds only reward)
+                let choices = Greedy.conserve p.Round free raw
                 let objective = Assign.objective s nFree choices
-                if objective + 1e-6 < greedyObjective then
-                    greedyPlan (sprintf "solver's plan (%.1f) below greedy (%.1f), %s" objective greedyObjective (describe result.Outcome))
+                if rawObjective + 1e-6 < greedyObjective then
+                    greedyPlan (sprintf "solver's plan (%.1f) below greedy (%.1f), %s" rawObjective greedyObjective (describe result.Outcome))
                 else
                     let o = List.head result.Objectives
                     let vars = Seq.length model.Variables

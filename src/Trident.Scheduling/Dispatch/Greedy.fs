@@ -72,22 +72,29 @@ module Greedy =
         | Some key -> Map.remove key free
         | None -> free
 
+    /// The requests of `queue` with an admissible option that can be formed on `free` (some node has
+    /// that many free devices of the type), with those options: on-time-capable requests first,
+    /// each part in urgency order. Not truncated.
+    let offeredIn (rd: Admissible.Round) (free: Map<NodeId * PlacementType, int>) (queue: Request list) : (Request * DispatchOption list) list =
+        let formable = largestByType free
+        let offered =
+            Admissible.byUrgency rd queue
+            |> List.map (fun r -> r, Admissible.options rd r |> List.filter formable)
+            |> List.filter (fun (_, opts) -> not opts.IsEmpty)
+        // requests that can still finish on time first (the objective prefers them to any late one)
+        let onTime, late = offered |> List.partition (fun (_, opts) -> opts |> List.exists _.OnTime)
+        onTime @ late
+
     /// Requests offered to a round over the given free devices, with their admissible options that
     /// can be formed (some node has that many free devices of the type): the most urgent requests
     /// that have any, at most CandidatesPerFreeDevice per free primary device. Options that cannot
     /// be formed are left out before the cut, so that urgent requests waiting for a large group do
     /// not crowd out the requests the free devices can serve (found by the simulator: on
     /// cogvideox-reference the cut kept only 8-device requests while 1–4 devices stood free).
+
     let candidatesIn (rd: Admissible.Round) (free: Map<NodeId * PlacementType, int>) (freePrimary: int) : (Request * DispatchOption list) list =
         let s = rd.Snapshot
-        let formable = largestByType free
-        let offered =
-            Admissible.byUrgency rd s.Queue
-            |> List.map (fun r -> r, Admissible.options rd r |> List.filter formable)
-            |> List.filter (fun (_, opts) -> not opts.IsEmpty)
-        // requests that can still finish on time first (the objective prefers them to any late one)
-        let onTime, late = offered |> List.partition (fun (_, opts) -> opts |> List.exists _.OnTime)
-        onTime @ late |> List.truncate (max 0 (freePrimary * s.Settings.CandidatesPerFreeDevice))
+        offeredIn rd free s.Queue |> List.truncate (max 0 (freePrimary * s.Settings.CandidatesPerFreeDevice))
 
     /// Requests offered to a round (over `roundFree`), with their formable admissible options.
     let candidates (rd: Admissible.Round) (freePrimary: int) : (Request * DispatchOption list) list =
@@ -146,12 +153,66 @@ module Greedy =
         if placed |> List.exists (snd >> Option.isNone) then None
         else Some(placed |> List.sortBy fst |> List.map (snd >> Option.get))
 
+    /// The free devices of `free` that `choices` leave unused, per (node, type); empty entries dropped.
+    let leftover (free: Map<NodeId * PlacementType, int>) (choices: Choice list) =
+        let used = choices |> List.groupBy (fun c -> c.Node, c.Option.Type) |> List.map (fun (key, cs) -> key, cs |> List.sumBy _.Option.Degree) |> Map.ofList
+        free
+        |> Map.map (fun key n -> n - (Map.tryFind key used |> Option.defaultValue 0))
+        |> Map.filter (fun _ n -> n > 0)
+
+    /// Work conservation (docs/policies.md, "Work-conserving dispatch"): completes any plan's choices
+    /// so that no free device of the round stays idle while a waiting request could use it.
+    ///   1. fill: every waiting request the choices leave out — the whole queue, not only the round's
+    ///      candidates — takes, most urgent first, its best option that still fits the devices left
+    ///      (best fit, as `choose`);
+    ///   2. grow: devices still left go to chosen requests, most urgent first: each moves to its
+    ///      best-valued admissible option (value w + μ·k: a larger degree within the efficiency rule,
+    ///      finishing sooner — the latency term) that fits the devices left plus its own group,
+    ///      best fit among nodes.
+    /// Both steps only add reward − μ · idle, so the result is never worse than `choices` under the
+    /// round's objective.
+    let conserve (rd: Admissible.Round) (free: Map<NodeId * PlacementType, int>) (choices: Choice list) : Choice list =
+        let s = rd.Snapshot
+        let mu = s.Settings.IdlePenalty
+        let left = leftover free choices
+        if left.IsEmpty then choices
+        else
+            let chosen = choices |> List.map (fun c -> c.Option.Request.Id) |> Set.ofList
+            let rest = s.Queue |> List.filter (fun r -> not (chosen.Contains r.Id))
+            let filled = if rest.IsEmpty then choices else choices @ choose left (offeredIn rd left rest)
+            let left = System.Collections.Generic.Dictionary<NodeId * PlacementType, int>(leftover free filled)
+            if left.Count = 0 then filled
+            else
+                let value (o: DispatchOption) = o.Reward + mu * float o.Degree
+                [ for c in filled do
+                      let o = c.Option
+                      // the devices this request may take: those left, plus its own group
+                      let avail (key: NodeId * PlacementType) =
+                          (match left.TryGetValue key with
+                           | true, n -> n
+                           | _ -> 0)
+                          + (if key = (c.Node, o.Type) then o.Degree else 0)
+                      let better =
+                          [ for o' in Admissible.options rd o.Request do
+                                if value o' > value o + 1e-9 then
+                                    for KeyValue((n, t), _) in free do
+                                        if t = o'.Type && avail (n, t) >= o'.Degree then yield o', n, avail (n, t) ]
+                          |> List.sortBy (fun (o', (NodeId n), a) -> -(value o'), a, n)
+                          |> List.tryHead
+                      match better with
+                      | Some(o', n, target) ->
+                          // give back its own group, then take the new one (`target` counted both)
+                          left.[(c.Node, o.Type)] <- avail (c.Node, o.Type)
+                          left.[(n, o'.Type)] <- target - o'.Degree
+                          yield { Option = o'; Node = n }
+                      | None -> yield c ]
+
     /// A whole greedy round: the plan and the choices behind it.
     let plan (reason: string) (s: Snapshot) : DispatchPlan * Choice list =
         let rd = Admissible.round s
         let free = roundFree rd
         let nFree = free |> Map.toSeq |> Seq.sumBy snd
-        let choices = choose free (candidatesIn rd free nFree)
+        let choices = choose free (candidatesIn rd free nFree) |> conserve rd free
         { Now = s.Now
           Dispatches = Assign.materialise s choices
           Objective = Assign.objective s nFree choices

@@ -15,8 +15,13 @@ type DispatchSettings =
       IdlePenalty: float
       /// cost of moving data between devices, by VR type (V0 moves nothing)
       CommunicationPenalty: Map<VrType, float>
-      /// cost per device used by an option (prefer the k that is just enough)
+      /// δ: cost per device used by an option. Below IdlePenalty, so that a device nobody else can
+      /// use goes to a larger degree rather than idling (docs/policies.md, "Dispatch objective")
       DevicePenalty: float
+      /// λ < 1: the latency term's weight. An option's reward loses λ · (finish − now) / (slowest
+      /// admissible finish of that request − now), a share in [0, 1]: among equally on-time options
+      /// the one finishing sooner wins, and never at the price of a unit of on-time reward
+      LatencyWeight: float
       /// the solver's wall-clock limit per round; on time-out the best plan found (never worse
       /// than greedy, which is the solver's start) is used, or greedy itself
       TimeLimit: float<s>
@@ -32,7 +37,8 @@ module DispatchSettings =
           LateRewardBase = 100.0
           IdlePenalty = 1.0
           CommunicationPenalty = Map.ofList [ V0, 0.0; V1, 2.0; V2, 4.0; V3, 6.0 ]
-          DevicePenalty = 1.5
+          DevicePenalty = 0.25
+          LatencyWeight = 0.5
           TimeLimit = 0.05<s>
           Backend = Backend.defaultBackend
           CandidatesPerFreeDevice = 2 }

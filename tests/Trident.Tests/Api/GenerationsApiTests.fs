@@ -39,7 +39,9 @@ let ``a generation is accepted, served through every stage, and its result is a 
         for stage in [ "encode"; "diffuse"; "decode" ] do
             Expect.isTrue (timings.GetProperty(stage).GetProperty("duration_ms").GetDouble() > 0.0) (stage + " has a duration")
         let route = final.GetProperty("route")
-        Expect.equal (route.GetProperty("diffuse_devices").GetArrayLength()) 1 "route.GetProperty(\"diffuse_devices\").GetArrayLength()"
+        // alone on the server it takes every device its degree can efficiently use (the latency term)
+        Expect.equal (route.GetProperty("diffuse_devices").GetArrayLength()) (route.GetProperty("degree").GetInt32()) "one diffuse device per degree"
+        Expect.isGreaterThanOrEqual (route.GetProperty("degree").GetInt32()) 1 "degree"
         let plannedBy = route.GetProperty("planned_by").GetString()
         Expect.isTrue (plannedBy.StartsWith "mip" || plannedBy.StartsWith "greedy") ("the route says how its plan was made: " + plannedBy)
         Expect.equal (final.GetProperty("deadline").GetProperty("source").GetString()) "slo" "final.GetProperty(\"deadline\").GetProperty(\"source\").GetString()"
@@ -91,16 +93,23 @@ let ``an unknown generation is 404 on every route`` =
 let ``cancelling a queued job cancels it at once, a running one at its next step, and a finished one is a conflict`` =
     testCase "cancelling a queued job cancels it at once, a running one at its next step, and a finished one is a conflict" <| fun () ->
         let client = readyClient defaultServer.Value
-        // two long jobs fill both devices; the third waits
-        let running = [ for i in 1..2 -> submit client (sprintf """{"prompt":"long %d","steps":1500}""" i) ]
-        let queued = submit client """{"prompt":"waiting","steps":1500}"""
+        // three long jobs on two devices: the first fills one device or both (a lone request's degree
+        // grows, the latency term), the others run or wait
+        let ids = [ for i in 1..3 -> submit client (sprintf """{"prompt":"long %d","steps":1500}""" i) ]
+        pollUntil client 60.0 ids.Head (fun s -> s.GetProperty("step").GetInt32() >= 1) |> ignore
+        let views = [ for id in ids -> id, json (get client ("/v1/generations/" + id)) ]
+        let waiting = views |> List.filter (fun (_, v) -> status v = "queued")
+        let running = views |> List.filter (fun (_, v) -> status v <> "queued") |> List.map fst
+        Expect.isNonEmpty waiting "a job waits"
+        Expect.isNonEmpty running "a job runs"
         for id in running do pollUntil client 60.0 id (fun s -> s.GetProperty("step").GetInt32() >= 1) |> ignore
-        let waiting = json (get client ("/v1/generations/" + queued))
-        Expect.equal (status waiting) "queued" "status waiting"
-        Expect.equal (waiting.GetProperty("queue_position").GetInt32()) 1 "waiting.GetProperty(\"queue_position\").GetInt32()"
+        let queued, first = waiting |> List.minBy (fun (_, v) -> v.GetProperty("queue_position").GetInt32())
+        Expect.equal (first.GetProperty("queue_position").GetInt32()) 1 "the first waiting job's queue position"
         use cq = client.DeleteAsync("/v1/generations/" + queued).Result
         Expect.equal cq.StatusCode HttpStatusCode.OK "cq.StatusCode"
         Expect.equal (status (json cq)) "cancelled" "status (json cq)"
+        for (id, _) in waiting do
+            if id <> queued then client.DeleteAsync("/v1/generations/" + id).Result.Dispose()
         for id in running do
             use cr = client.DeleteAsync("/v1/generations/" + id).Result
             Expect.equal cr.StatusCode HttpStatusCode.Accepted "cr.StatusCode"
@@ -174,6 +183,48 @@ let ``the cluster lists every device with its placement type and resident models
         let last = rounds.[0]
         Expect.contains ([ "mip"; "greedy" ]) (last.GetProperty("source").GetString()) "[ \"mip\"; \"greedy\" ]"
         Expect.isTrue (last.GetProperty("plan_ms").GetDouble() >= 0.0) "last.GetProperty(\"plan_ms\").GetDouble() >= 0.0"
+
+let ``a kept dispatch round is served as its snapshot and plan, and trident replay re-solves it with a certificate and LP text`` =
+    testCase "a kept dispatch round is served as its snapshot and plan, and trident replay re-solves it with a certificate and LP text" <| fun () ->
+        let client = readyClient defaultServer.Value
+        let id = submit client """{"prompt":"for a replay","steps":2}"""
+        pollUntil client 120.0 id isFinal |> ignore
+        let rounds = (json (get client "/v1/plan")).GetProperty("recent_rounds")
+        let dispatching = [ for r in rounds.EnumerateArray() do if r.GetProperty("dispatched").GetInt32() > 0 then yield r.GetProperty("round").GetInt64() ]
+        Expect.isNonEmpty dispatching "a kept round that dispatched"
+        use answer = get client (sprintf "/v1/plan/rounds/%d" dispatching.Head)
+        Expect.equal answer.StatusCode HttpStatusCode.OK "the kept round"
+        let text = answer.Content.ReadAsStringAsync().Result
+        let doc = JsonDocument.Parse(text).RootElement
+        Expect.equal (doc.GetProperty("format").GetString()) "trident-snapshot" "format"
+        Expect.isTrue (doc.GetProperty("plan").GetProperty("dispatches").GetArrayLength() > 0) "the recorded plan"
+        use zero = get client "/v1/plan/rounds/0"
+        Expect.equal zero.StatusCode HttpStatusCode.BadRequest "round 0"
+        Expect.equal (errorsOf zero) (set [ "n" ]) "the bad field is named"
+        use gone = get client "/v1/plan/rounds/999999999"
+        Expect.equal gone.StatusCode HttpStatusCode.NotFound "a round never made"
+        let dir = Directory.CreateTempSubdirectory("trident-replay-")
+        try
+            let file = Path.Combine(dir.FullName, "round.json")
+            let lp = Path.Combine(dir.FullName, "round.lp")
+            File.WriteAllText(file, text)
+            let out = new StringWriter()
+            let previous = Console.Out
+            Console.SetOut out
+            let code =
+                try Trident.Api.Cli.Commands.RunAsync([| "replay"; file; "--lp"; lp |]).Result
+                finally Console.SetOut previous
+            Expect.equal code 0 (string out)
+            let printed = string out
+            for part in [ "certificate:"; "recorded:"; "plan: " ] do
+                Expect.stringContains printed part "replay output"
+            Expect.isTrue (File.Exists lp) "the LP file"
+            Expect.stringContains (File.ReadAllText lp) "once[" "the LP text names the once constraints"
+            File.WriteAllText(file, "{}")
+            Expect.equal (Trident.Api.Cli.Commands.RunAsync([| "replay"; file |]).Result) 1 "an unreadable snapshot"
+            Expect.equal (Trident.Api.Cli.Commands.RunAsync([| "replay"; file; "--backend"; "glpk" |]).Result) 2 "an unknown backend"
+        finally
+            dir.Delete(true)
 
 let ``health, readiness, Prometheus metrics and the OpenAPI document are served`` =
     testCase "health, readiness, Prometheus metrics and the OpenAPI document are served" <| fun () ->
@@ -330,6 +381,7 @@ let integrationTests =
             ``the OpenAI-compatible route returns n base64 PNGs synchronously and validates its fields``
             ``the cluster lists every device with its placement type and resident models, and the plan its capacities and rounds``
             ``health, readiness, Prometheus metrics and the OpenAPI document are served``
+            ``a kept dispatch round is served as its snapshot and plan, and trident replay re-solves it with a certificate and LP text``
             ``loadgen replays a trace file and prints SLO attainment, latency percentiles, errors and the simulator's comparison``
             ``bench soak drives the server at a steady rate and prints resource samples, a summary and a verdict``
         ] |> testSequenced

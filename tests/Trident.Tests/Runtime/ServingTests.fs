@@ -431,6 +431,24 @@ let ``a session that failed to load is loaded again by the next task, so restori
         finally
             server.DisposeAsync().AsTask().Wait()
 
+let ``with a round period longer than the test every request is served: rounds never wait for the period`` =
+    testCase "with a round period longer than the test every request is served: rounds never wait for the period" <| fun () ->
+        // work conservation (issue 11): more requests than devices, and a round period far longer than
+        // the test; rounds run on every event and plan at once (solved, or proven optimal without the
+        // solver), so each finish starts the next request — before issue 11 a round that needed the
+        // solver within a period of the last solve waited for the period's end
+        let log = ExecutionLog()
+        let executors = FakeExecutors(log, TimeSpan.FromMilliseconds 5.0, TimeSpan.FromMilliseconds 1.0, "fail")
+        let server = startServer (ServingSettings(RoundPeriodSeconds = 600.0, QueueCapacity = 32)) 2 executors
+        try
+            let jobs = [ for i in 1..10 -> server.Submit(input (sprintf "p%d" i) 4, Nullable(), Nullable()) |> accepted ]
+            for j in jobs do finishedWithin 120.0 j
+            for j in jobs do Expect.equal j.Status JobStatus.Succeeded "every job succeeded"
+            let rounds = server.State.Rounds |> Seq.filter (fun r -> r.Dispatched > 0) |> Seq.length
+            Expect.isGreaterThanOrEqual rounds 2 "rounds that dispatched, within less than one period"
+        finally
+            server.DisposeAsync().AsTask().Wait()
+
 [<Tests>]
 let tests =
     testList "integration" [ testList "ServingTests" [
@@ -447,6 +465,7 @@ let tests =
         ``a refusal's Retry-After is the queue's predicted drain time, not the refused request's own cost``
         ``draining refuses new work, lets running jobs finish, and cancels what is left at the drain time with a final event``
         ``a session that failed to load is loaded again by the next task, so restoring the model file heals the server``
+        ``with a round period longer than the test every request is served: rounds never wait for the period``
     ] |> testSequenced ]
 
 [<Tests>]

@@ -93,6 +93,81 @@ let ``the dispatch MIP of a round can be written as LP text naming its constrain
             for family in [ "once[r=0]"; "devices[node=0"; "groups[type=" ] do
                 Expect.stringContains lp family "lp"
 
+
+// ---- work conservation and the latency term (docs/policies.md) -------------------------------
+
+let private conserving (s: Snapshot) (plan: DispatchPlan) =
+    let violations = PlanChecks.workConserving s plan
+    List.isEmpty violations |> Prop.label (sprintf "work conservation: %A" (List.truncate 3 violations))
+
+let ``every Trident plan leaves no device idle that a waiting request could use`` =
+    testProp 150 "every Trident plan leaves no device idle that a waiting request could use" <| fun () ->
+        Prop.forAll snapshotSpecs (fun spec ->
+            let s = buildSnapshot DispatchSettings.defaults spec
+            let between = Dispatcher.betweenSolves s
+            let full = Dispatcher.dispatch s
+            let greedy, _ = Greedy.plan "test" s
+            let quick =
+                match Dispatcher.greedyIfOptimal s with
+                | Some p -> conserving s p |> Prop.label "proven-optimal plan"
+                | None -> true |> Prop.ofTestable
+            (conserving s between |> Prop.label "between solves")
+            .&. (conserving s full |> Prop.label "full round")
+            .&. (conserving s greedy |> Prop.label "greedy")
+            .&. quick
+            .&. invariantsHold s between
+            |> Prop.classify (s.Queue.Length > 2 * s.Cluster.Devices.Length) "queue longer than twice the devices")
+
+let ``alone on an idle cluster a request gets the fastest option of its type`` =
+    testProp 150 "alone on an idle cluster a request gets the fastest option of its type" <| fun () ->
+        // the latency term: with devices nobody else can use, the request's degree grows within the
+        // efficiency rule until no admissible option of the same type finishes sooner
+        Prop.forAll snapshotSpecs (fun spec ->
+            let spec = { spec with Busy = []; Requests = List.truncate 1 spec.Requests }
+            let s = buildSnapshot DispatchSettings.defaults spec
+            let rd = Admissible.round s
+            let largest =
+                s.Cluster.Devices
+                |> Array.filter (fun d -> PlacementType.isPrimary s.Placement.Types.[d.Id])
+                |> Array.countBy (fun d -> d.Node, s.Placement.Types.[d.Id])
+            let fits (o: DispatchOption) = largest |> Array.exists (fun ((_, t), n) -> t = o.Type && n >= o.Degree)
+            [ Dispatcher.dispatch s; fst (Greedy.plan "test" s) ]
+            |> List.map (fun plan ->
+                match plan.Dispatches with
+                | [ d ] ->
+                    let t = s.Placement.Types.[d.Diffuse.Devices.Head]
+                    let options = Admissible.options rd s.Queue.Head
+                    match options |> List.tryFind (fun o -> o.Type = t && o.Degree = d.Degree) with
+                    | None -> false |> Prop.label (sprintf "k=%d on %A is not an admissible option" d.Degree t)
+                    | Some chosen ->
+                        let faster =
+                            options
+                            |> List.filter (fun o -> o.Type = t && fits o && o.OnTime = chosen.OnTime && o.Finish < chosen.Finish - 1e-9<s>)
+                        List.isEmpty faster
+                        |> Prop.label (sprintf "%s chose k=%d (finish %g); faster: %A" (PlanSource.describe plan.Source) d.Degree (float chosen.Finish)
+                                           (faster |> List.map (fun o -> o.Degree, float o.Finish)))
+                | [] -> true |> Prop.ofTestable
+                | ds -> false |> Prop.label (sprintf "%d dispatches for one request" ds.Length))
+            |> List.reduce (.&.))
+
+let ``the objective bound is never below a proven optimum`` =
+    testProp 120 "the objective bound is never below a proven optimum" <| fun () ->
+        // the Lagrangian bound that lets a round skip the solver must hold: the solver, on the same
+        // round without the skip, never proves an optimum above it
+        Prop.forAll snapshotSpecs (fun spec ->
+            let s = buildSnapshot DispatchSettings.defaults spec
+            let bound = Dispatcher.roundBound s
+            match Dispatcher.roundModel s with
+            | None -> true |> Prop.ofTestable |> Prop.classify true "nothing to decide"
+            | Some model ->
+                let result = Mip.solve (SolveSettings.create 10.0<s>) model
+                match result.Outcome with
+                | Optimal ->
+                    let v = (List.head result.Objectives).Value
+                    (v <= bound + 1e-6 * max 1.0 (abs bound)) |> Prop.label (sprintf "optimum %.4f above bound %.4f" v bound)
+                    |> Prop.classify (abs (v - bound) < 1e-6) "bound tight"
+                | _ -> true |> Prop.ofTestable)
+
 [<Tests>]
 let tests =
     testList "unit" [ testList "DispatchProperties" [
@@ -103,4 +178,7 @@ let tests =
         ``a time-limited solve still returns a valid plan``
         ``a request left out of a round stays queued``
         ``the dispatch MIP of a round can be written as LP text naming its constraint families``
+        ``every Trident plan leaves no device idle that a waiting request could use``
+        ``alone on an idle cluster a request gets the fastest option of its type``
+        ``the objective bound is never below a proven optimum``
     ] |> testSequencedGroup "DispatchProperties" ]

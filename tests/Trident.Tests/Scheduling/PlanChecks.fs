@@ -94,3 +94,29 @@ let all (s: Snapshot) (plan: DispatchPlan) (remaining: Request list) =
       "every device's models and activations fit its memory", memoryFits s plan
       "every degree is allowed and admissible", degreesAdmissible s plan
       "no request is dispatched twice or lost", conservation s plan remaining ]
+
+/// Work conservation (docs/policies.md, "Work-conserving dispatch"): after the plan, no free primary
+/// device — busy-until ≤ now and not in a dispatched group — of a node the round does not reserve
+/// stays idle while a request the plan leaves queued has an admissible option that fits it (some
+/// node has at least k such devices of the option's type). Checked for Trident's planners only: the
+/// baselines' FIFO heads block by design.
+let workConserving (s: Snapshot) (plan: DispatchPlan) =
+    let rd = Admissible.round s
+    let reserved = Greedy.reservation rd
+    let used = plan.Dispatches |> List.collect _.Diffuse.Devices |> Set.ofList
+    let idle =
+        s.Cluster.Devices
+        |> Array.filter (fun d ->
+            s.BusyUntil.[d.Id.Value] <= s.Now
+            && PlacementType.isPrimary s.Placement.Types.[d.Id]
+            && not (used.Contains d.Id)
+            && reserved <> Some(d.Node, s.Placement.Types.[d.Id]))
+        |> Array.countBy (fun d -> d.Node, s.Placement.Types.[d.Id])
+    let dispatched = plan.Dispatches |> List.map _.Request |> Set.ofList
+    [ for r in s.Queue do
+          if not (dispatched.Contains r.Id) then
+              for o in Admissible.options rd r do
+                  match idle |> Array.tryFind (fun ((_, t), n) -> t = o.Type && n >= o.Degree) with
+                  | Some((node, t), n) ->
+                      yield sprintf "%O waits with a %d-device option on %A while %O has %d idle %A devices" r.Id o.Degree o.Type node n t
+                  | None -> () ]

@@ -1,0 +1,283 @@
+// `trident bench cluster`: a Trident cluster of separate processes on loopback — a coordinator (`trident
+// serve --cluster …`) and one `trident worker` per node, each with emulated devices, joined by Redis
+// membership (Debian's redis-server, started here) or the localhost clustering — and the trace replayed
+// through the HTTP API by loadgen (which also runs the simulator on the same requests with the server's
+// scaled profile and prints both side by side, with the per-request relative error). The workload's rate is
+// divided by the time scale, so the trace is the reference trace played at the emulation's speed. Then
+// the dispatch rounds' planning time (GET /v1/plan, every round kept) is summarised.
+// LocalCluster is also the multi-process test's set-up (tests/…/ClusterProcessTests.fs).
+
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Http.Json;
+using System.Net.Sockets;
+using System.Text.Json;
+using Trident.Api.Contracts;
+using Trident.Scheduling;
+
+namespace Trident.Api.Cli;
+
+/// <summary>What a local cluster is made of.</summary>
+/// <param name="Nodes">Worker processes.</param>
+/// <param name="DevicesPerNode">Emulated devices per worker.</param>
+/// <param name="Profile">The reference profile the devices emulate.</param>
+/// <param name="TimeScale">The emulation's time scale.</param>
+/// <param name="Membership"><c>redis</c> (redis-server started here) or <c>localhost</c>.</param>
+/// <param name="ServeArguments">More arguments for the coordinator (configuration keys).</param>
+public sealed record LocalClusterSpec(int Nodes, int DevicesPerNode, string Profile, double TimeScale, string Membership, IReadOnlyList<string> ServeArguments);
+
+/// <summary>A coordinator and its workers as child processes on loopback (and redis-server for Redis
+/// membership). Every port is a free one; workers keep their ports across a restart, so a restarted worker
+/// takes its devices back. Disposing kills every process it started.</summary>
+public sealed class LocalCluster : IAsyncDisposable
+{
+    private readonly LocalClusterSpec _spec;
+    private readonly TextWriter _log;
+    private readonly string _logDirectory;
+    private readonly List<Process> _all = [];
+    private readonly Process?[] _workers;
+    private readonly int[] _workerPorts;
+    private readonly int _siloPort;
+    private readonly int _redisPort;
+
+    private LocalCluster(LocalClusterSpec spec, TextWriter log, string logDirectory)
+    {
+        _spec = spec;
+        _log = log;
+        _logDirectory = logDirectory;
+        _workers = new Process?[spec.Nodes];
+        _workerPorts = [.. Enumerable.Range(0, spec.Nodes).Select(_ => FreePort())];
+        _siloPort = FreePort();
+        _redisPort = FreePort();
+        HttpPort = FreePort();
+        Url = $"http://127.0.0.1:{HttpPort}";
+    }
+
+    /// <summary>The coordinator's HTTP port.</summary>
+    public int HttpPort { get; }
+
+    /// <summary>The coordinator's base address.</summary>
+    public string Url { get; }
+
+    /// <summary>Where each process writes its log (one file per process).</summary>
+    public string LogDirectory => _logDirectory;
+
+    /// <summary>Starts redis-server (Redis membership), the coordinator and the workers, and waits until the
+    /// coordinator is ready (every device joined), at most <paramref name="timeout"/>.</summary>
+    /// <exception cref="TimeoutException">naming the log directory, when it is not ready in time.</exception>
+    public static async Task<LocalCluster> StartAsync(LocalClusterSpec spec, TextWriter log, TimeSpan timeout, CancellationToken ct)
+    {
+        var dir = Path.Combine(Path.GetTempPath(), $"trident-cluster-{Environment.ProcessId}-{Guid.NewGuid():N}"[..40]);
+        Directory.CreateDirectory(dir);
+        var cluster = new LocalCluster(spec, log, dir);
+        try
+        {
+            await cluster.StartAllAsync(timeout, ct);
+            return cluster;
+        }
+        catch
+        {
+            await cluster.DisposeAsync();
+            throw;
+        }
+    }
+
+    private string[] Common =>
+    [
+        "--cluster", _spec.Membership, "--emulate", _spec.Profile,
+        "--time-scale", _spec.TimeScale.ToString(CultureInfo.InvariantCulture),
+        .. _spec.Membership == "redis" ? new[] { "--redis", $"127.0.0.1:{_redisPort}" } : [],
+    ];
+
+    private async Task StartAllAsync(TimeSpan timeout, CancellationToken ct)
+    {
+        var clock = Stopwatch.StartNew();
+        if (_spec.Membership == "redis")
+        {
+            // started by this set-up, without persistence; killed on disposal
+            var redis = Spawn("redis", "redis-server", ["--port", _redisPort.ToString(CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
+            using var probe = new TcpClient();
+            var until = DateTime.UtcNow.AddSeconds(20);
+            while (true)
+            {
+                try
+                {
+                    await probe.ConnectAsync(IPAddress.Loopback, _redisPort, ct);
+                    break;
+                }
+                catch (SocketException) when (DateTime.UtcNow < until && !redis.HasExited)
+                {
+                    await Task.Delay(100, ct);
+                }
+            }
+        }
+        Spawn("coordinator", "dotnet", [Trident, "serve", .. Common, "--devices", (_spec.Nodes * _spec.DevicesPerNode).ToString(CultureInfo.InvariantCulture),
+            "--silo-port", _siloPort.ToString(CultureInfo.InvariantCulture), "--gateway-port", FreePort().ToString(CultureInfo.InvariantCulture),
+            "--urls", Url, "--Trident:Storage:Directory", "memory", "--Trident:LogLevel", "Warning",
+            "--Trident:Cluster:JoinTimeoutSeconds", ((int)timeout.TotalSeconds).ToString(CultureInfo.InvariantCulture), .. _spec.ServeArguments]);
+        for (var i = 0; i < _spec.Nodes; i++) StartWorker(i);
+        using var http = new HttpClient { BaseAddress = new Uri(Url), Timeout = TimeSpan.FromSeconds(5) };
+        while (true)
+        {
+            try
+            {
+                using var ready = await http.GetAsync("/ready", ct);
+                if (ready.StatusCode == HttpStatusCode.OK) break;
+            }
+            catch (HttpRequestException)
+            {
+            }
+            catch (TaskCanceledException) when (!ct.IsCancellationRequested)
+            {
+            }
+            if (clock.Elapsed > timeout)
+                throw new TimeoutException($"the cluster was not ready within {timeout.TotalSeconds:F0} s; logs in {_logDirectory}");
+            await Task.Delay(250, ct);
+        }
+        _log.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"cluster: coordinator {Url} + {_spec.Nodes} worker(s) × {_spec.DevicesPerNode} emulated {_spec.Profile} device(s) (time × {_spec.TimeScale}), {_spec.Membership} membership; ready in {clock.Elapsed.TotalSeconds:F1} s"));
+    }
+
+    /// <summary>Starts worker <paramref name="index"/> (again, after <see cref="KillWorker"/>) on its ports.</summary>
+    public void StartWorker(int index)
+    {
+        var port = _workerPorts[index];
+        _workers[index] = Spawn($"worker{index}", "dotnet", [Trident, "worker", .. Common, "--devices", _spec.DevicesPerNode.ToString(CultureInfo.InvariantCulture),
+            "--silo-port", port.ToString(CultureInfo.InvariantCulture), "--gateway-port", FreePort().ToString(CultureInfo.InvariantCulture),
+            "--primary", $"127.0.0.1:{_siloPort}", "--Trident:LogLevel", "Warning"]);
+    }
+
+    /// <summary>The node index the coordinator gives worker <paramref name="index"/>: workers are nodes in the
+    /// ordinal order of their silo endpoints (ClusterServingBackend.LayoutAsync).</summary>
+    public int NodeOf(int index) =>
+        _workerPorts.Select(p => $"127.0.0.1:{p}").Order(StringComparer.Ordinal).ToList().IndexOf($"127.0.0.1:{_workerPorts[index]}");
+
+    /// <summary>Kills worker <paramref name="index"/> at once (SIGKILL, as <c>kill -9</c>).</summary>
+    public void KillWorker(int index)
+    {
+        if (_workers[index] is not { } p) return;
+        p.Kill(entireProcessTree: true);
+        p.WaitForExit(10_000);
+        _workers[index] = null;
+    }
+
+    private static string Trident => typeof(Program).Assembly.Location;
+
+    private Process Spawn(string name, string file, IReadOnlyList<string> arguments)
+    {
+        var info = new ProcessStartInfo(file)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var a in arguments) info.ArgumentList.Add(a);
+        var process = Process.Start(info) ?? throw new InvalidOperationException($"could not start {file}");
+        var log = new StreamWriter(Path.Combine(_logDirectory, $"{name}-{process.Id}.log")) { AutoFlush = true };
+        process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (log) log.WriteLine(e.Data); };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (log) log.WriteLine(e.Data); };
+        process.Exited += (_, _) => { lock (log) log.Flush(); };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        lock (_all) _all.Add(process);
+        return process;
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    /// <inheritdoc />
+    public async ValueTask DisposeAsync()
+    {
+        Process[] all;
+        lock (_all) all = [.. _all];
+        // the coordinator and workers first (SIGKILL: nothing of theirs is kept), redis-server last
+        foreach (var p in all.Reverse())
+        {
+            try
+            {
+                if (!p.HasExited) p.Kill(entireProcessTree: true);
+                await p.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromSeconds(10)).Token);
+            }
+            catch (Exception e) when (e is InvalidOperationException or OperationCanceledException or System.ComponentModel.Win32Exception)
+            {
+                _log.WriteLine($"cluster: stopping process {p.Id}: {e.Message}");
+            }
+            p.Dispose();
+        }
+    }
+}
+
+/// <summary><c>trident bench cluster</c>.</summary>
+public static class ClusterBench
+{
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+
+    /// <summary>Runs the benchmark (see the file's note).</summary>
+    public static async Task<int> RunAsync(CliArgs args, TextWriter o, CancellationToken ct)
+    {
+        var nodes = args.Int("nodes", 16, 1, 256);
+        var perNode = args.Int("devices-per-node", 8, 1, 64);
+        var profile = args.String("emulate", "flux")!;
+        var scale = args.Double("time-scale", 0.05, 0.001, 1000);
+        var workload = args.String("workload", $"{profile}-reference")!;
+        var count = args.Int("count", 10_000, 1, 10_000);
+        var membership = args.String("membership", "redis")!;
+        var timeout = args.Double("timeout", 120, 1, 3600);
+        var output = args.String("out");
+        if (!EmulatedNames.Contains(profile)) args.Error($"--emulate: '{profile}' is not a reference profile ({string.Join(", ", EmulatedNames)})");
+        if (membership is not ("redis" or "localhost")) args.Error($"--membership: '{membership}' is not redis or localhost");
+        args.ThrowIfInvalid();
+        var named = Workload.tryNamed(workload, profile);
+        if (named.IsError)
+        {
+            Console.Error.WriteLine($"trident bench cluster: --workload: {named.ErrorValue}");
+            return 2;
+        }
+        var spec = named.ResultValue;
+        // the reference trace at the emulation's speed: arrivals × scale
+        var rate = spec.Rate / scale;
+        var requests = Math.Min(count, spec.Count);
+        o.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"bench cluster: {workload} ({requests} requests at {spec.Rate:G4} req/s, played at {rate:G4} req/s = time × {scale}) on {nodes} × {perNode} emulated {profile} devices"));
+        var clock = Stopwatch.StartNew();
+        await using var cluster = await LocalCluster.StartAsync(
+            new LocalClusterSpec(nodes, perNode, profile, scale, membership,
+            [
+                // the reference traces go up to 4096² and 50 GB activations: the limits of a real flux deployment, not the tiny pipeline's
+                "--Trident:Limits:MaxWidth", "16384", "--Trident:Limits:MaxHeight", "16384", "--Trident:Limits:MaxFrames", "1024",
+                "--Trident:Limits:MaxPredictedSeconds", "0", "--Trident:Limits:MaxActivationGb", "0",
+                "--Trident:Serving:QueueCapacity", "100000", "--Trident:Jobs:Capacity", "200000", "--Trident:Jobs:RetentionSeconds", "3600",
+                "--Trident:Serving:RoundHistory", "10000",
+            ]),
+            o, TimeSpan.FromSeconds(timeout), ct);
+        var loadgen = new List<string>
+        {
+            "--url", cluster.Url, "--workload", workload, "--rate", rate.ToString("R", CultureInfo.InvariantCulture),
+            "--count", requests.ToString(CultureInfo.InvariantCulture), "--duration", "3600", "--timeout", timeout.ToString(CultureInfo.InvariantCulture), "--compare-sim",
+        };
+        if (output is not null) loadgen.AddRange(["--out", output]);
+        var code = await LoadgenCommand.RunAsync(new CliArgs(loadgen), null, o, ct);
+        using var http = new HttpClient { BaseAddress = new Uri(cluster.Url) };
+        var plan = await http.GetFromJsonAsync<PlanDto>("/v1/plan", Json, ct);
+        if (plan is not null && plan.RecentRounds.Count > 0)
+        {
+            var ms = plan.RecentRounds.Select(r => r.PlanMs).Order().ToArray();
+            double P(double q) => ms[Math.Clamp((int)Math.Ceiling(q * ms.Length) - 1, 0, ms.Length - 1)];
+            o.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"dispatch rounds: {plan.Rounds}; planning time of the last {ms.Length} that dispatched or solved: p50_ms={P(0.5):F1} p99_ms={P(0.99):F1} max_ms={ms[^1]:F1} mip={plan.RecentRounds.Count(r => r.Source == "mip")}"));
+        }
+        var metrics = await http.GetStringAsync("/metrics", ct);
+        foreach (var line in metrics.Split('\n').Where(l => l.StartsWith("trident_cluster_transfer_bytes_total", StringComparison.Ordinal)))
+            o.WriteLine($"network: {line}");
+        o.WriteLine(string.Create(CultureInfo.InvariantCulture, $"bench cluster: {clock.Elapsed.TotalSeconds:F0} s wall; process logs in {cluster.LogDirectory}"));
+        return code;
+    }
+
+    private static IReadOnlyList<string> EmulatedNames => Trident.Runtime.Devices.EmulatedProfile.Names;
+}

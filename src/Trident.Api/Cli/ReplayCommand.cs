@@ -1,0 +1,113 @@
+using System.Globalization;
+using System.Text.Json;
+using Microsoft.FSharp.Core;
+using Trident.Runtime.Serving;
+using Trident.Scheduling;
+using Trident.Scheduling.Dispatching;
+using Trident.Scheduling.Mip;
+
+namespace Trident.Api.Cli;
+
+/// <summary>
+/// <c>trident replay FILE</c>: re-solves one dispatch round offline. FILE is a <c>trident-snapshot</c>
+/// document — what <c>GET /v1/plan/rounds/{n}</c> returns, or what the server logs for a failed round.
+/// Prints the round (time, waiting requests, free devices), the plan it gets now (one line per dispatch)
+/// and its certificate: the plan's source and, when the solver made it, the backend, outcome, objective,
+/// best bound, relative gap, solve time and model size; beside it the plan the server recorded, when the
+/// document has one. <c>--lp OUT</c> writes the round's MIP as CPLEX LP text (none is written when the
+/// round has nothing to decide); <c>--backend</c> and <c>--time-limit</c> override the recorded settings.
+/// Exit codes: 0, 1 when the file cannot be read, 2 for bad arguments.
+/// </summary>
+public static class ReplayCommand
+{
+    public static Command Command { get; } = new(
+        "replay",
+        "replay FILE [--lp OUT.lp] [--backend scip|cbc|highs|cp-sat] [--time-limit SECONDS]",
+        "re-solve a saved dispatch round (GET /v1/plan/rounds/{n}, or a failed round's logged snapshot) and print its plan and certificate",
+        Run);
+
+    private static Task<int> Run(CliArgs args, CancellationToken ct)
+    {
+        var lp = args.String("lp", null);
+        var backendName = args.String("backend", null);
+        var timeLimit = args.Has("time-limit") ? args.Double("time-limit", 0.05, 0.001, 3600.0) : (double?)null;
+        Backend? backend = null;
+        if (backendName is not null)
+        {
+            var parsed = BackendModule.tryParse(backendName);
+            if (FSharpOption<Backend>.get_IsNone(parsed)) args.Error($"--backend: unknown MIP backend '{backendName}' (known: scip, cbc, highs, cp-sat)");
+            else backend = parsed.Value;
+        }
+        if (args.Positional.Count != 1) args.Error("FILE: exactly one snapshot file (a trident-snapshot document)");
+        args.ThrowIfInvalid();
+
+        var file = args.Positional[0];
+        string text;
+        Snapshot snapshot;
+        try
+        {
+            text = File.ReadAllText(file);
+            snapshot = SnapshotJson.Read(text);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException)
+        {
+            Console.Error.WriteLine($"trident replay: {file}: {e.Message}");
+            return Task.FromResult(1);
+        }
+        var d = snapshot.Settings;
+        if (backend is not null || timeLimit is not null)
+        {
+            d = new DispatchSettings(d.OnTimeReward, d.LateRewardBase, d.IdlePenalty, d.CommunicationPenalty, d.DevicePenalty, d.LatencyWeight,
+                timeLimit ?? d.TimeLimit, backend ?? d.Backend, d.CandidatesPerFreeDevice);
+            snapshot = new Snapshot(snapshot.Now, snapshot.Cluster, snapshot.Cost, snapshot.Placement, snapshot.BusyUntil, snapshot.Queue, d);
+        }
+
+        var inv = CultureInfo.InvariantCulture;
+        var free = snapshot.BusyUntil.Count(b => b <= snapshot.Now);
+        Console.WriteLine(string.Create(inv,
+            $"round at {snapshot.Now:F3} s: {snapshot.Queue.Length} waiting, {free} of {snapshot.BusyUntil.Length} devices free; backend {BackendModule.name(d.Backend)}, time limit {d.TimeLimit * 1000:F0} ms"));
+        var plan = Dispatcher.dispatch(snapshot);
+        foreach (var x in plan.Dispatches)
+            Console.WriteLine(string.Create(inv,
+                $"  request {x.Request.Value}: k={x.Degree} {x.Vr} diffuse on [{string.Join(",", x.Diffuse.Devices.Select(g => g.Value))}] {x.Diffuse.Start:F3}–{x.Diffuse.Finish:F3} s, encode on {x.Encode.Devices.Head.Value}, decode on {x.Decode.Devices.Head.Value}, finish {x.Decode.Finish:F3} s{(x.OnTime ? " on time" : " late")}, reward {x.Reward:F2}"));
+        Console.WriteLine(string.Create(inv, $"plan: {plan.Dispatches.Length} dispatched, objective {plan.Objective:F3}"));
+        switch (plan.Source)
+        {
+            case PlanSource.Mip m:
+                var st = m.Item;
+                Console.WriteLine(string.Create(inv,
+                    $"certificate: backend={st.Backend} outcome={st.Outcome} objective={st.Objective:F3} bound={st.Bound:F3} gap={st.Gap:F4} solve_ms={st.SolveTime * 1000:F2} variables={st.Variables} constraints={st.Constraints}"));
+                break;
+            case PlanSource.Greedy g:
+                Console.WriteLine($"certificate: no solve — greedy ({g.reason})");
+                break;
+        }
+        Recorded(text);
+        if (lp is not null)
+        {
+            var model = Dispatcher.roundModel(snapshot);
+            if (FSharpOption<Model<DispatchKey>>.get_IsNone(model))
+                Console.WriteLine("no LP written: the round has nothing to decide");
+            else
+            {
+                File.WriteAllText(lp, Trident.Scheduling.Mip.Model.toLpText(model.Value));
+                Console.WriteLine($"LP written to {lp}");
+            }
+        }
+        return Task.FromResult(0);
+    }
+
+    // The plan the server made from this snapshot, when the document carries it.
+    private static void Recorded(string text)
+    {
+        using var doc = JsonDocument.Parse(text);
+        if (!doc.RootElement.TryGetProperty("plan", out var p))
+        {
+            Console.WriteLine("recorded: no plan (a failed round, or a snapshot written without one)");
+            return;
+        }
+        var n = p.TryGetProperty("dispatches", out var ds) ? ds.GetArrayLength() : 0;
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"recorded: {n} dispatched, objective {p.GetProperty("objective").GetDouble():F3}, {p.GetProperty("source").GetString()}"));
+    }
+}

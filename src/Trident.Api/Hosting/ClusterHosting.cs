@@ -1,0 +1,170 @@
+// One Trident across machines: the Orleans silo of the coordinator (`trident serve` with Trident:Cluster:Mode
+// localhost or redis) and of each worker (`trident worker`), and the coordinator's serving backend, which
+// waits for the workers' devices and runs every stage task as a call on the device's grain
+// (Runtime/Cluster). Membership and failure detection are Orleans': the localhost clustering keeps the
+// membership table on the primary silo — the coordinator — for one machine; Redis clustering for real
+// deployments (every silo reads and writes the table in Redis, so no Trident process is a single point of
+// membership). Every silo registers the device placement (a device grain lives on its worker's silo only).
+
+using System.Net;
+using System.Net.Sockets;
+using Microsoft.Extensions.Logging;
+using Orleans;
+using Orleans.Hosting;
+using Orleans.Runtime;
+using Trident.Api.Options;
+using Trident.Runtime.Clustering;
+using Trident.Runtime.Devices;
+using Trident.Runtime.Pipelines.Tokenizers;
+using Trident.Scheduling;
+
+namespace Trident.Api.Hosting;
+
+/// <summary>Silo configuration shared by the coordinator and the workers.</summary>
+public static class ClusterSilo
+{
+    /// <summary>The longest a stage task's grain call may take.</summary>
+    public static readonly TimeSpan StageCallTimeout = TimeSpan.FromHours(1);
+
+    /// <summary>Configures <paramref name="silo"/> for <paramref name="c"/>: clustering, endpoints, the device
+    /// placement. <paramref name="coordinator"/>: in localhost mode the coordinator is the primary silo.</summary>
+    public static ISiloBuilder Configure(ISiloBuilder silo, ClusterOptions c, bool coordinator)
+    {
+        var siloPort = c.SiloPort == 0 ? FreePort() : c.SiloPort;
+        var gatewayPort = c.GatewayPort == 0 ? FreePort() : c.GatewayPort;
+        if (c.Mode == ClusterOptions.ModeLocalhost)
+        {
+            silo.UseLocalhostClustering(siloPort, gatewayPort, coordinator ? null : IPEndPoint.Parse(c.Primary), c.ClusterId, c.ClusterId);
+        }
+        else
+        {
+            silo.UseRedisClustering(c.Redis);
+            silo.Configure<Orleans.Configuration.ClusterOptions>(o =>
+            {
+                o.ClusterId = c.ClusterId;
+                o.ServiceId = c.ClusterId;
+            });
+            if (c.Kubernetes)
+            {
+                // the pod's IP and the cluster's pods come from Kubernetes (not tested here: no Kubernetes cluster)
+                silo.Configure<Orleans.Configuration.EndpointOptions>(o =>
+                {
+                    o.SiloPort = siloPort;
+                    o.GatewayPort = gatewayPort;
+                });
+                silo.UseKubernetesHosting();
+            }
+            else
+                silo.ConfigureEndpoints(IPAddress.Parse(c.AdvertisedAddress), siloPort, gatewayPort, listenOnAnyHostAddress: !IPAddress.IsLoopback(IPAddress.Parse(c.AdvertisedAddress)));
+        }
+        silo.AddPlacementDirector<DevicePlacementStrategy, DevicePlacementDirector>();
+        // a stage task is one grain call and may run for many minutes (a long video's diffuse); Orleans' default
+        // 30 s response timeout would fail it. A dead worker still fails its calls at once (its connection drops).
+        silo.Configure<Orleans.Configuration.SiloMessagingOptions>(o => o.ResponseTimeout = StageCallTimeout);
+        return silo;
+    }
+
+    /// <summary>Quietens Orleans' logs for logging providers other than Trident's Serilog (which sets the same
+    /// levels, TridentHosting.AddTridentLogging): every placement retry is logged with a stack trace through
+    /// Polly (platform.md), and Orleans' own information lines would drown Trident's.</summary>
+    public static ILoggingBuilder QuietOrleans(this ILoggingBuilder logging) =>
+        logging.AddFilter("Orleans", LogLevel.Warning)
+            .AddFilter("Orleans.Runtime.Placement", LogLevel.Error)
+            .AddFilter("Polly", LogLevel.Error);
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    /// <summary>The coordinator's silo, added to the web application when Trident:Cluster:Mode is not none
+    /// (options are bound here to decide; an invalid value is reported by the options validation).</summary>
+    public static WebApplicationBuilder AddTridentCluster(this WebApplicationBuilder builder)
+    {
+        var options = new TridentOptions();
+        StrictBinding.Bind(builder.Configuration.GetSection(TridentOptions.Section), options);
+        var c = options.Cluster;
+        if (c.Mode is not (ClusterOptions.ModeLocalhost or ClusterOptions.ModeRedis)) return builder;
+        builder.Logging.QuietOrleans();
+        builder.Host.UseOrleans(silo => Configure(silo, c, coordinator: true));
+        return builder;
+    }
+}
+
+/// <summary>The coordinator's backend: the devices of the workers that joined, each run through its grain.</summary>
+public sealed class ClusterServingBackend(IGrainFactory grains, ILocalSiloDetails self) : IServingBackend
+{
+    private readonly ClusterTransfers _transfers = new();
+    private IReadOnlyList<WireDevice> _devices = [];
+
+    /// <summary>The profile the workers must serve for <paramref name="options"/>: the emulated reference profile
+    /// and scale (workers report the same string; a mismatch is refused).</summary>
+    public static string ProfileSource(TridentOptions options) =>
+        $"emulated {options.Emulation.Profile} × {options.Emulation.TimeScale.ToString(System.Globalization.CultureInfo.InvariantCulture)}";
+
+    /// <summary>The devices of the workers that joined, discovered through the membership: waits until
+    /// Devices:Count of them have joined (at most Cluster:JoinTimeoutSeconds), nodes = workers in endpoint
+    /// order.</summary>
+    /// <exception cref="TimeoutException">naming the devices that joined, when too few did in time.</exception>
+    /// <exception cref="InvalidOperationException">when a worker serves another profile.</exception>
+    public async Task<DeviceLayout> LayoutAsync(TridentOptions options, ILogger log, CancellationToken cancellationToken)
+    {
+        var wanted = options.Devices.Count == 0 ? EmulationOptions.ReferenceNodeSize : options.Devices.Count;
+        var deadline = DateTime.UtcNow.AddSeconds(options.Cluster.JoinTimeoutSeconds);
+        var found = new List<WireDevice>();
+        log.LogInformation("Coordinator silo {Silo}: waiting for {Devices} device(s) from workers", self.SiloAddress, wanted);
+        while (true)
+        {
+            found = await DiscoverAsync(cancellationToken);
+            if (found.Count >= wanted || DateTime.UtcNow > deadline) break;
+            await Task.Delay(500, cancellationToken);
+        }
+        if (found.Count < wanted)
+            throw new TimeoutException($"{found.Count} of {wanted} device(s) joined within {options.Cluster.JoinTimeoutSeconds} s (Trident:Cluster:JoinTimeoutSeconds): " +
+                (found.Count == 0 ? "no worker joined" : string.Join(", ", found.GroupBy(d => DeviceKeys.Endpoint(d.Key)).Select(g => $"{g.Key} ({g.Count()})"))));
+        var expected = ProfileSource(options);
+        var strangers = found.Where(d => d.ProfileSource != expected).Select(d => $"{d.Key}: {d.ProfileSource}").ToArray();
+        if (strangers.Length > 0)
+            throw new InvalidOperationException($"workers serve another profile than the coordinator's '{expected}': {string.Join("; ", strangers)}");
+        var chosen = found.Take(wanted).ToArray();
+        var nodes = chosen.Select(d => DeviceKeys.Endpoint(d.Key)).Distinct().ToList();
+        _devices = chosen;
+        log.LogInformation("Cluster: {Devices} device(s) on {Workers} worker(s): {Endpoints}", chosen.Length, nodes.Count, string.Join(", ", nodes));
+        // on the coordinator every remote device has a thread budget of 1, so a diffuse group's budget is its degree
+        return new DeviceLayout([.. chosen.Select((d, i) => new DeviceSpec(i, nodes.IndexOf(DeviceKeys.Endpoint(d.Key)), DeviceKind.Emulated, 1, 0, d.MemoryGb))]);
+    }
+
+    private async Task<List<WireDevice>> DiscoverAsync(CancellationToken cancellationToken)
+    {
+        var hosts = await grains.GetGrain<IManagementGrain>(0).GetHosts(onlyActive: true);
+        var devices = new List<WireDevice>();
+        foreach (var silo in hosts.Keys.Where(s => !s.Equals(self.SiloAddress)).OrderBy(s => s.Endpoint.ToString(), StringComparer.Ordinal))
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            try
+            {
+                devices.AddRange(await grains.GetGrain<INodeGrain>(silo.Endpoint.ToString()).Devices().WaitAsync(TimeSpan.FromSeconds(5), cancellationToken));
+            }
+            catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+            {
+                // a silo that is starting or going away: asked again on the next pass
+            }
+        }
+        return devices;
+    }
+
+    /// <inheritdoc />
+    public Task<ServingBackendParts> PrepareAsync(TridentOptions options, DeviceLayout layout, ILogger log, CancellationToken cancellationToken)
+    {
+        var e = options.Emulation;
+        var profile = EmulatedProfile.Scaled(EmulatedProfile.Reference(e.Profile), e.TimeScale);
+        var manifest = EmulatedProfile.Manifest(profile);
+        var keys = _devices.Select(d => d.Key).ToArray();
+        var origin = $"reference profile '{e.Profile}' × time scale {e.TimeScale} on {layout.NodeCount} worker(s) (emulated devices; results are placeholder patterns)";
+        return Task.FromResult(new ServingBackendParts(manifest, new RemoteStageExecutorFactory(grains, keys, _transfers), profile, origin,
+            new ByteTokenizer((Trident.Runtime.Pipelines.ByteTokenizerSettings)manifest.Tokenizer),
+            server => _transfers.Bind(server.Metrics.Meter)));
+    }
+}

@@ -1,0 +1,350 @@
+// One Trident across machines, on Orleans. A worker process (`trident worker`) is a silo that owns its
+// devices' stage executors (WorkerDevices); each device is a grain, DeviceGrain, keyed
+// "{silo endpoint}/{index}" and pinned to that silo by DevicePlacement, so a device never moves and a dead
+// worker's devices are gone rather than re-activated elsewhere. The coordinator (`trident serve` with a
+// cluster) keeps its serving loop and per-device FIFO workers and runs each stage task as a call on the
+// device's grain (RemoteStageExecutor).
+//
+// Tensors between stages go worker to worker: a stage's output stays in the worker that made it (its
+// grain's output store) and only a handle (grain key, output id, size) goes back to the coordinator; the
+// next stage's grain fetches the bytes from the producing grain (Fetch, a grain-to-grain call between the
+// two workers' silos) — as one byte[] (measured 3× faster than float[]; platform.md). The decoded frames
+// are the one payload that reaches the coordinator: they are the result. Progress (per diffuse step) comes
+// back through a grain observer; cancellation is the call's CancellationToken, honoured by the executor at
+// step boundaries as in one process.
+
+using System.Collections.Concurrent;
+using Microsoft.Extensions.Logging;
+using Trident.Runtime.Devices;
+using Trident.Runtime.Imaging;
+using Orleans;
+using Orleans.Concurrency;
+using Orleans.Runtime;
+using Trident.Scheduling;
+
+namespace Trident.Runtime.Clustering;
+
+/// <summary>A request as it crosses the network (GenerationInput's fields).</summary>
+[GenerateSerializer, Immutable, Alias("Trident.WireInput")]
+public sealed record WireInput(
+    [property: Id(0)] string Prompt,
+    [property: Id(1)] string? NegativePrompt,
+    [property: Id(2)] int Width,
+    [property: Id(3)] int Height,
+    [property: Id(4)] int Frames,
+    [property: Id(5)] int Steps,
+    [property: Id(6)] ulong Seed,
+    [property: Id(7)] double Guidance)
+{
+    /// <summary>The wire form of <paramref name="input"/>.</summary>
+    public static WireInput Of(GenerationInput input) =>
+        new(input.Prompt, input.NegativePrompt, input.Width, input.Height, input.Frames, input.Steps, input.Seed, input.Guidance);
+
+    /// <summary>Back to the executors' form.</summary>
+    public GenerationInput ToInput() => new(Prompt, NegativePrompt, Width, Height, Frames, Steps, Seed, Guidance);
+}
+
+/// <summary>Where a stage output lives: the grain of the device that made it, and its id there.</summary>
+/// <param name="Device">The producing device grain's key.</param>
+/// <param name="Output">The output's id in that grain's store.</param>
+/// <param name="Bytes">Its size.</param>
+[GenerateSerializer, Immutable, Alias("Trident.StageHandle")]
+public sealed record StageHandle([property: Id(0)] string Device, [property: Id(1)] long Output, [property: Id(2)] long Bytes);
+
+/// <summary>A stage task's outcome: the handle of its output and the bytes its grain fetched from another
+/// worker's device to run it (0 when the input was already on this device's worker).</summary>
+[GenerateSerializer, Immutable, Alias("Trident.StageReply")]
+public sealed record StageReply([property: Id(0)] StageHandle Output, [property: Id(1)] long FetchedBytes);
+
+/// <summary>Decoded frames (RGB, width × height × 3 bytes each) and the bytes fetched to decode them.</summary>
+[GenerateSerializer, Immutable, Alias("Trident.FramesReply")]
+public sealed record FramesReply([property: Id(0)] int Width, [property: Id(1)] int Height, [property: Id(2)] byte[][] Frames, [property: Id(3)] long FetchedBytes);
+
+/// <summary>A device as its worker describes it.</summary>
+/// <param name="Key">Its grain key, "{silo endpoint}/{index}".</param>
+/// <param name="Kind">cpu, cuda or emulated.</param>
+/// <param name="MemoryGb">Its memory for the planners.</param>
+/// <param name="IntraOpThreads">Its thread budget.</param>
+/// <param name="Model">The model family its executor serves (the profile's model name).</param>
+/// <param name="ProfileSource">Where the worker's profile came from (the coordinator checks that they agree).</param>
+[GenerateSerializer, Immutable, Alias("Trident.WireDevice")]
+public sealed record WireDevice(
+    [property: Id(0)] string Key,
+    [property: Id(1)] string Kind,
+    [property: Id(2)] double MemoryGb,
+    [property: Id(3)] int IntraOpThreads,
+    [property: Id(4)] string Model,
+    [property: Id(5)] string ProfileSource);
+
+/// <summary>Receives a remote diffuse's progress (a grain observer on the coordinator).</summary>
+[Alias("Trident.IStepSink")]
+public interface IStepSink : IGrainObserver
+{
+    /// <summary>Step <paramref name="step"/> of <paramref name="total"/> is done. Not one-way: the device grain
+    /// does not wait for each call, but waits for all of them before it replies to the diffuse, so no step
+    /// report is lost when the coordinator drops its observer after the reply.</summary>
+    [Alias("Step")]
+    Task Step(int step, int total);
+}
+
+/// <summary>One device of a worker, pinned to the worker's silo.</summary>
+[Alias("Trident.IDeviceGrain")]
+public interface IDeviceGrain : IGrainWithStringKey
+{
+    /// <summary>Loads a stage model now (the placement gave the device this stage).</summary>
+    [Alias("Load")]
+    Task Load(int stage);
+
+    /// <summary>Releases a stage model.</summary>
+    [Alias("Unload")]
+    Task Unload(int stage);
+
+    /// <summary>The identity of the silo this grain is activated on.</summary>
+    [AlwaysInterleave, Alias("Silo")]
+    Task<string> Silo();
+
+    /// <summary>The stages resident now (Stage tags: 0 encode, 1 diffuse, 2 decode).</summary>
+    [AlwaysInterleave, Alias("Resident")]
+    Task<int[]> Resident();
+
+    /// <summary>Encodes the prompt; the embeddings stay on this worker.</summary>
+    [Alias("Encode")]
+    Task<StageReply> Encode(WireInput input, CancellationToken cancellationToken);
+
+    /// <summary>Diffuses from <paramref name="embeddings"/> (fetched from their device when it is another) at
+    /// degree <paramref name="degree"/>, reporting each step to <paramref name="progress"/>.</summary>
+    [Alias("Diffuse")]
+    Task<StageReply> Diffuse(WireInput input, StageHandle embeddings, int degree, IStepSink progress, CancellationToken cancellationToken);
+
+    /// <summary>Decodes <paramref name="latents"/> (fetched from their device when it is another).</summary>
+    [Alias("Decode")]
+    Task<FramesReply> Decode(WireInput input, StageHandle latents, CancellationToken cancellationToken);
+
+    /// <summary>Hands over (and forgets) output <paramref name="output"/> of this device: called by the grain
+    /// of the device that runs the next stage, worker to worker. Interleaves with a running task.</summary>
+    [AlwaysInterleave, Alias("Fetch")]
+    Task<byte[]> Fetch(long output);
+}
+
+/// <summary>The devices of one worker, as the coordinator discovers them; keyed by the silo's endpoint and
+/// pinned to it like the device grains.</summary>
+[Alias("Trident.INodeGrain")]
+public interface INodeGrain : IGrainWithStringKey
+{
+    /// <summary>This worker's devices (none on a silo that is not a worker, such as the coordinator).</summary>
+    [AlwaysInterleave, Alias("Devices")]
+    Task<WireDevice[]> Devices();
+}
+
+/// <summary>The devices a worker process owns: their specs and executors, created once at start.</summary>
+public sealed class WorkerDevices : IDisposable
+{
+    private readonly IStageExecutor[] _executors;
+
+    /// <summary>Executors for <paramref name="devices"/> (local indices 0..n−1) from <paramref name="factory"/>.</summary>
+    /// <param name="devices">The worker's devices.</param>
+    /// <param name="factory">Creates each device's executor.</param>
+    /// <param name="model">The model family served (the profile's model).</param>
+    /// <param name="profileSource">Where the profile came from, as the coordinator compares it.</param>
+    public WorkerDevices(DeviceLayout devices, IStageExecutorFactory factory, string model, string profileSource)
+    {
+        Layout = devices;
+        Model = model;
+        ProfileSource = profileSource;
+        _executors = [.. devices.Devices.Select(factory.Create)];
+    }
+
+    /// <summary>The worker's devices.</summary>
+    public DeviceLayout Layout { get; }
+
+    /// <summary>The model family served.</summary>
+    public string Model { get; }
+
+    /// <summary>Where the profile came from.</summary>
+    public string ProfileSource { get; }
+
+    /// <summary>The executor of local device <paramref name="index"/>.</summary>
+    public IStageExecutor Executor(int index) => _executors[index];
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        foreach (var e in _executors) e.Dispose();
+    }
+}
+
+/// <summary>Helpers for grain keys and stage tags.</summary>
+public static class DeviceKeys
+{
+    /// <summary>The key of local device <paramref name="index"/> of the silo at <paramref name="endpoint"/>.</summary>
+    public static string Of(string endpoint, int index) => $"{endpoint}/{index}";
+
+    /// <summary>The silo endpoint part of a device or node key.</summary>
+    public static string Endpoint(string key) => key.IndexOf('/') is var i and >= 0 ? key[..i] : key;
+
+    /// <summary>The local index part of a device key.</summary>
+    public static int Index(string key) =>
+        int.TryParse(key.AsSpan(key.IndexOf('/') + 1), out var i) ? i : throw new ArgumentException($"'{key}' is not a device key (endpoint/index)", nameof(key));
+
+    /// <summary>The stage of a tag.</summary>
+    public static Stage StageOf(int tag) => tag switch
+    {
+        0 => Scheduling.Stage.Encode,
+        1 => Scheduling.Stage.Diffuse,
+        2 => Scheduling.Stage.Decode,
+        _ => throw new ArgumentOutOfRangeException(nameof(tag), tag, "a stage tag is 0, 1 or 2"),
+    };
+
+    /// <summary>The tag of a stage.</summary>
+    public static int Tag(Stage stage) => stage.Tag;
+}
+
+/// <summary>A worker's device: runs stage tasks on the worker's local executor, keeps their outputs until
+/// the next stage's device fetches them.</summary>
+[DevicePlacement]
+public sealed class DeviceGrain(WorkerDevices devices, ILogger<DeviceGrain> log) : Grain, IDeviceGrain
+{
+    private readonly ConcurrentDictionary<long, (byte[] Bytes, DateTime At)> _outputs = new();
+    private long _next;
+    // Outputs whose next stage never came (its job failed or was cancelled) are dropped after this long.
+    private static readonly TimeSpan OutputLifetime = TimeSpan.FromMinutes(10);
+
+    private string Key => this.GetPrimaryKeyString();
+
+    private IStageExecutor Executor
+    {
+        get
+        {
+            var index = DeviceKeys.Index(Key);
+            if (index < 0 || index >= devices.Layout.Devices.Count)
+                throw new InvalidOperationException($"device {Key}: this worker has {devices.Layout.Devices.Count} device(s)");
+            return devices.Executor(index);
+        }
+    }
+
+    private DeviceSpec Spec => devices.Layout.Devices[DeviceKeys.Index(Key)];
+
+    /// <inheritdoc />
+    public Task Load(int stage) => Task.Run(() => Executor.Load(DeviceKeys.StageOf(stage)));
+
+    /// <inheritdoc />
+    public Task Unload(int stage)
+    {
+        Executor.Unload(DeviceKeys.StageOf(stage));
+        return Task.CompletedTask;
+    }
+
+    /// <inheritdoc />
+    public Task<string> Silo() => Task.FromResult(RuntimeIdentity);
+
+    /// <inheritdoc />
+    public Task<int[]> Resident() => Task.FromResult(Executor.Resident.Select(DeviceKeys.Tag).Order().ToArray());
+
+    /// <inheritdoc />
+    public async Task<StageReply> Encode(WireInput input, CancellationToken cancellationToken)
+    {
+        var executor = Executor;
+        var output = await Task.Run(() => executor.Encode(input.ToInput(), cancellationToken), cancellationToken);
+        return new StageReply(Keep(output), 0);
+    }
+
+    /// <inheritdoc />
+    public async Task<StageReply> Diffuse(WireInput input, StageHandle embeddings, int degree, IStepSink progress, CancellationToken cancellationToken)
+    {
+        var (bytes, fetched) = await Take(embeddings);
+        var executor = Executor;
+        var threads = degree * Spec.IntraOpThreads;
+        var observer = new Progress(progress);
+        var output = await Task.Run(() => executor.Diffuse(input.ToInput(), new StageOutput(bytes, bytes.LongLength), threads, observer, cancellationToken), cancellationToken);
+        await observer.Delivered();
+        return new StageReply(Keep(output), fetched);
+    }
+
+    /// <inheritdoc />
+    public async Task<FramesReply> Decode(WireInput input, StageHandle latents, CancellationToken cancellationToken)
+    {
+        var (bytes, fetched) = await Take(latents);
+        var executor = Executor;
+        var frames = await Task.Run(() => executor.Decode(input.ToInput(), new StageOutput(bytes, bytes.LongLength), cancellationToken), cancellationToken);
+        return new FramesReply(frames[0].Width, frames[0].Height, [.. frames.Select(f => f.Pixels)], fetched);
+    }
+
+    /// <inheritdoc />
+    public Task<byte[]> Fetch(long output) =>
+        _outputs.TryRemove(output, out var kept)
+            ? Task.FromResult(kept.Bytes)
+            : throw new InvalidOperationException($"device {Key} has no output {output} (fetched already, or expired)");
+
+    // The bytes of a handle: from this grain's own store, or fetched from the producing device's grain.
+    private async Task<(byte[] Bytes, long Fetched)> Take(StageHandle handle)
+    {
+        if (handle.Device == Key)
+            return _outputs.TryRemove(handle.Output, out var own)
+                ? (own.Bytes, 0)
+                : throw new InvalidOperationException($"device {Key} has no output {handle.Output}");
+        var bytes = await GrainFactory.GetGrain<IDeviceGrain>(handle.Device).Fetch(handle.Output);
+        return (bytes, DeviceKeys.Endpoint(handle.Device) == DeviceKeys.Endpoint(Key) ? 0 : bytes.LongLength);
+    }
+
+    private StageHandle Keep(StageOutput output)
+    {
+        if (output.Value is not byte[] bytes)
+            throw new InvalidOperationException($"device {Key}: its executor's output is a {output.Value.GetType().Name}, not bytes; only executors whose outputs are byte[] can serve across machines");
+        var now = DateTime.UtcNow;
+        foreach (var (id, kept) in _outputs)
+            if (now - kept.At > OutputLifetime && _outputs.TryRemove(id, out _))
+                log.LogWarning("Device {Device}: output {Output} was never fetched; dropped after {Minutes} min", Key, id, OutputLifetime.TotalMinutes);
+        var id2 = Interlocked.Increment(ref _next);
+        _outputs[id2] = (bytes, now);
+        return new StageHandle(Key, id2, bytes.LongLength);
+    }
+
+    // Sends progress to the coordinator without blocking the executor: the latest step at most every 50 ms and
+    // always the last one (the coordinator reports the steps in between, in order), so a fast diffuse costs a
+    // few messages rather than one per step. Delivered waits for every report (at most 10 s: progress is
+    // informative, a lost report never fails the task).
+    private sealed class Progress(IStepSink sink) : IStepObserver
+    {
+        private static readonly long Interval = System.Diagnostics.Stopwatch.Frequency / 20;
+        private readonly List<Task> _sent = [];
+        private long _last = long.MinValue / 2;
+
+        public void StepCompleted(int step, int total)
+        {
+            var now = System.Diagnostics.Stopwatch.GetTimestamp();
+            if (step < total && now - _last < Interval) return;
+            _last = now;
+            lock (_sent) _sent.Add(sink.Step(step, total));
+        }
+
+        public async Task Delivered()
+        {
+            Task[] sent;
+            lock (_sent) sent = [.. _sent];
+            try
+            {
+                await Task.WhenAll(sent).WaitAsync(TimeSpan.FromSeconds(10));
+            }
+            catch (Exception)
+            {
+                // the coordinator went away or is slow: the task's result still counts
+            }
+        }
+    }
+}
+
+/// <summary>A worker's node: lists its devices.</summary>
+[DevicePlacement]
+public sealed class NodeGrain(IServiceProvider services) : Grain, INodeGrain
+{
+    /// <inheritdoc />
+    public Task<WireDevice[]> Devices()
+    {
+        var devices = services.GetService(typeof(WorkerDevices)) as WorkerDevices;
+        if (devices is null) return Task.FromResult(Array.Empty<WireDevice>());
+        var endpoint = this.GetPrimaryKeyString();
+        return Task.FromResult(devices.Layout.Devices
+            .Select((d, i) => new WireDevice(DeviceKeys.Of(endpoint, i), d.Kind.ToString().ToLowerInvariant(), d.MemoryGb, d.IntraOpThreads, devices.Model, devices.ProfileSource))
+            .ToArray());
+    }
+}

@@ -1,0 +1,180 @@
+// The coordinator's executor of a device on another machine: each stage task is a call on the device's grain
+// (DeviceGrains.cs). It runs on the device's FIFO worker thread on the coordinator, like any executor, so the
+// serving loop, the ledger and the job's progress are the same as in one process. Stage outputs are handles
+// (StageHandle): the bytes stay on the worker that made them and go from there straight to the worker that
+// needs them. A worker that dies fails the call with Orleans' error (the device's silo is gone), which
+// fails the task and, through it, the job with that reason.
+
+using System.Diagnostics.Metrics;
+using Trident.Runtime.Devices;
+using Trident.Runtime.Imaging;
+using Orleans;
+using Orleans.Runtime;
+using Trident.Scheduling;
+
+namespace Trident.Runtime.Clustering;
+
+/// <summary>Bytes of stage outputs that crossed the network between workers, and of results sent to the
+/// coordinator; exported as <c>trident_cluster_transfer_bytes_total{kind}</c> once bound to the server's meter.</summary>
+public sealed class ClusterTransfers
+{
+    private Counter<long>? _counter;
+    private long _pending;
+
+    /// <summary>Creates the counter on <paramref name="meter"/> (the server's), with the bytes counted before.</summary>
+    public void Bind(Meter meter)
+    {
+        _counter = meter.CreateCounter<long>("trident_cluster_transfer_bytes_total", null,
+            "Bytes of stage outputs sent between workers (kind = embeddings, latents) and of decoded results sent to the coordinator (kind = result)");
+        foreach (var kind in new[] { "embeddings", "latents", "result" }) _counter.Add(0, new KeyValuePair<string, object?>("kind", kind));
+        var pending = Interlocked.Exchange(ref _pending, 0);
+        if (pending > 0) _counter.Add(pending, new KeyValuePair<string, object?>("kind", "embeddings"));
+    }
+
+    /// <summary>Counts <paramref name="bytes"/> of <paramref name="kind"/>.</summary>
+    public void Add(string kind, long bytes)
+    {
+        if (bytes <= 0) return;
+        if (_counter is { } c) c.Add(bytes, new KeyValuePair<string, object?>("kind", kind));
+        else Interlocked.Add(ref _pending, bytes);
+    }
+}
+
+/// <summary>Runs a remote device's stage tasks as calls on its grain.</summary>
+/// <param name="grains">The coordinator silo's grain factory.</param>
+/// <param name="key">The device grain's key.</param>
+/// <param name="transfers">Where network bytes are counted.</param>
+public sealed class RemoteStageExecutor(IGrainFactory grains, string key, ClusterTransfers transfers) : IStageExecutor
+{
+    private readonly IDeviceGrain _grain = grains.GetGrain<IDeviceGrain>(key);
+
+    /// <summary>The device grain's key.</summary>
+    public string Key => key;
+
+    private volatile IReadOnlySet<Stage> _resident = new HashSet<Stage>();
+    private long _residentAsked;
+
+    /// <summary>The stages resident on the device as last reported by its grain; asking never blocks (the API
+    /// lists every device's models): the answer is refreshed in the background at most every 2 s, and an
+    /// unreachable worker leaves the last answer.</summary>
+    public IReadOnlySet<Stage> Resident
+    {
+        get
+        {
+            var now = Environment.TickCount64;
+            var last = Interlocked.Read(ref _residentAsked);
+            if (now - last > 2000 && Interlocked.CompareExchange(ref _residentAsked, now, last) == last)
+                _ = RefreshResidentAsync();
+            return _resident;
+        }
+    }
+
+    private async Task RefreshResidentAsync()
+    {
+        try
+        {
+            var tags = await _grain.Resident().WaitAsync(TimeSpan.FromSeconds(5));
+            _resident = tags.Select(DeviceKeys.StageOf).ToHashSet();
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // the worker is unreachable: keep the last answer
+        }
+    }
+
+    /// <inheritdoc />
+    public void Load(Stage stage)
+    {
+        _grain.Load(DeviceKeys.Tag(stage)).GetAwaiter().GetResult();
+        _resident = new HashSet<Stage>(_resident) { stage };
+    }
+
+    /// <inheritdoc />
+    public void Unload(Stage stage)
+    {
+        _grain.Unload(DeviceKeys.Tag(stage)).GetAwaiter().GetResult();
+        var left = new HashSet<Stage>(_resident);
+        left.Remove(stage);
+        _resident = left;
+    }
+
+    /// <inheritdoc />
+    public StageOutput Encode(GenerationInput input, CancellationToken cancellationToken)
+    {
+        var reply = _grain.Encode(WireInput.Of(input), cancellationToken).GetAwaiter().GetResult();
+        return new StageOutput(reply.Output, reply.Output.Bytes);
+    }
+
+    /// <inheritdoc />
+    public StageOutput Diffuse(GenerationInput input, StageOutput embeddings, int intraOpThreads, IStepObserver observer, CancellationToken cancellationToken)
+    {
+        var handle = Handle(embeddings);
+        var sink = new Sink(observer);
+        var reference = grains.CreateObjectReference<IStepSink>(sink);
+        try
+        {
+            // a remote device's thread budget is 1 on the coordinator's side, so the group's budget is its degree
+            var reply = _grain.Diffuse(WireInput.Of(input), handle, intraOpThreads, reference, cancellationToken).GetAwaiter().GetResult();
+            transfers.Add("embeddings", reply.FetchedBytes);
+            return new StageOutput(reply.Output, reply.Output.Bytes);
+        }
+        finally
+        {
+            // Orleans holds an observer weakly: keep the sink alive until the call is over
+            GC.KeepAlive(sink);
+            try
+            {
+                grains.DeleteObjectReference<IStepSink>(reference);
+            }
+            catch (ArgumentException)
+            {
+                // already unregistered
+            }
+        }
+    }
+
+    /// <inheritdoc />
+    public IReadOnlyList<RgbImage> Decode(GenerationInput input, StageOutput latents, CancellationToken cancellationToken)
+    {
+        var reply = _grain.Decode(WireInput.Of(input), Handle(latents), cancellationToken).GetAwaiter().GetResult();
+        transfers.Add("latents", reply.FetchedBytes);
+        transfers.Add("result", reply.Frames.Sum(f => (long)f.Length));
+        return [.. reply.Frames.Select(f => new RgbImage(reply.Width, reply.Height, f))];
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+    }
+
+    private static StageHandle Handle(StageOutput output) =>
+        output.Value as StageHandle ?? throw new ArgumentException($"not a remote stage output ({output.Value.GetType().Name})", nameof(output));
+
+    // Reports every step in order: the grain sends the latest step now and then (StepReports), and the steps in
+    // between are reported here when it arrives.
+    private sealed class Sink(IStepObserver observer) : IStepSink
+    {
+        private int _reported;
+
+        public Task Step(int step, int total)
+        {
+            lock (this)
+            {
+                for (var s = _reported + 1; s <= step; s++) observer.StepCompleted(s, total);
+                _reported = Math.Max(_reported, step);
+            }
+            return Task.CompletedTask;
+        }
+    }
+}
+
+/// <summary>Creates the remote executor of each device of a cluster layout, by the grain key the layout's
+/// device ids map to.</summary>
+/// <param name="grains">The coordinator silo's grain factory.</param>
+/// <param name="keys">Grain key of each device id.</param>
+/// <param name="transfers">Where network bytes are counted.</param>
+public sealed class RemoteStageExecutorFactory(IGrainFactory grains, IReadOnlyList<string> keys, ClusterTransfers transfers) : IStageExecutorFactory
+{
+    /// <inheritdoc />
+    public IStageExecutor Create(DeviceSpec device) => new RemoteStageExecutor(grains, keys[device.Id], transfers);
+}

@@ -1,0 +1,298 @@
+// Emulated devices: a device kind whose stage tasks take the time the cost model predicts for a named
+// reference profile (ReferenceProfiles: flux, sd3, cogvideox, hunyuanvideo on the L20 class), scaled by a
+// time scale, and account for memory the same way (resident weights + the stage's activation, against the
+// device's memory), without ONNX Runtime. With them the real serving loop, planners and HTTP API run at the
+// paper's scale (128 devices) on one machine.
+//
+// Design note. The time scale is applied to the profile itself (EmulatedProfile.Scaled: every measured or
+// estimated second × scale; memory and bytes unchanged), so the planner, the deadlines (SLO = scale ·
+// t_ref) and the executors all live in one scaled time: an emulated run at scale 0.05 is the reference run
+// played 20× faster. The executor sleeps the scaled cost model's prediction of each task: encode
+// t_E(shape), diffuse steps · t_D(shape, k) one step at a time (progress after each step, cancellation at
+// step boundaries, step ends fixed from the task's start so sleeps do not accumulate drift), decode
+// t_C(shape), and loading a stage model weights / host-to-device bandwidth.
+//
+// The stage outputs are real bytes handed from stage to stage: the embeddings are as large as the profile's
+// embedding size and derive from the prompt, the latents as large as the profile's latent size for the
+// shape and derive from the embeddings and the seed, and the decoded frames derive from the latents. The
+// frames are a PLACEHOLDER PATTERN (coloured tiles chosen by the latents), not a generated image, and small
+// (the request's aspect, at most 64 pixels on the longer side): they only prove that the stages ran in order
+// on the data the previous stage produced; the rest of the serving path (PNG/APNG encoding, the job store,
+// the API) handles them as any result.
+
+using System.Buffers.Binary;
+using System.Diagnostics;
+using System.Security.Cryptography;
+using System.Text;
+using Microsoft.FSharp.Collections;
+using Trident.Runtime.Imaging;
+using Trident.Runtime.Pipelines;
+using Trident.Scheduling;
+
+namespace Trident.Runtime.Devices;
+
+/// <summary>Thrown by an emulated device when a task or a model does not fit its memory (as a real device
+/// would fail to allocate).</summary>
+public sealed class EmulatedOutOfMemoryException(string message) : InvalidOperationException(message);
+
+/// <summary>The reference profiles as emulated devices serve them.</summary>
+public static class EmulatedProfile
+{
+    /// <summary>Names of the profiles that can be emulated (those of <c>ReferenceProfiles.all</c>).</summary>
+    public static IReadOnlyList<string> Names => [.. ReferenceProfiles.all.Select(p => p.Model.Value)];
+
+    /// <summary>The reference profile called <paramref name="name"/>.</summary>
+    /// <exception cref="ArgumentException">naming the accepted profiles when there is none of that name.</exception>
+    public static Profile Reference(string name) =>
+        ReferenceProfiles.tryFind(name) is { } p
+            ? p.Value
+            : throw new ArgumentException($"no reference profile '{name}' (accepted: {string.Join(", ", Names)})", nameof(name));
+
+    /// <summary><paramref name="profile"/> with every latency multiplied by <paramref name="timeScale"/>
+    /// (&gt; 0); memory, weights and transfer sizes unchanged. Its source says that it is scaled.</summary>
+    public static Profile Scaled(Profile profile, double timeScale)
+    {
+        if (!(double.IsFinite(timeScale) && timeScale > 0)) throw new ArgumentOutOfRangeException(nameof(timeScale), timeScale, "must be a finite number > 0");
+        StageProfile Stage(StageProfile s) => new(s.Weights, s.Estimated,
+            ListModule.OfSeq(s.Points.Select(p => new ProfilePoint(p.Shape, p.Degree, p.Seconds * timeScale, p.PeakActivation))));
+        return new Profile(profile.Model, profile.DeviceClass + $" (emulated, time × {timeScale:0.####})", profile.DeviceMemory,
+            profile.Source + $"; every latency × {timeScale:0.####} (emulated devices)", profile.Video, profile.DefaultSteps,
+            profile.EmbeddingBytes, profile.LatentBytesPerMpf, Stage(profile.Encode), Stage(profile.Diffuse), Stage(profile.Decode));
+    }
+
+    /// <summary>The manifest an emulated pipeline of <paramref name="profile"/> presents to the API: name
+    /// <c>{model}-emulated</c>, the profile's model, image or video as the profile says, sizes from the
+    /// smallest to the largest side the profile measured (multiples of 16), its frame counts, its default steps,
+    /// classifier-free guidance (default 3.5), a byte tokenizer of 512 tokens (the profile's embedding length).
+    /// The stage files it names do not exist: nothing loads them.</summary>
+    public static PipelineManifest Manifest(Profile profile)
+    {
+        var shapes = profile.Diffuse.Points.Select(p => p.Shape).ToArray();
+        const int multiple = 16;
+        int Down(int v) => Math.Max(multiple, v / multiple * multiple);
+        int Up(int v) => (v + multiple - 1) / multiple * multiple;
+        var minSide = Up(shapes.Min(s => Math.Min(s.Width, s.Height)));
+        var maxSide = Down(shapes.Max(s => Math.Max(s.Width, s.Height)));
+        var model = profile.Model.Value;
+        return new PipelineManifest(
+            model + "-emulated",
+            model,
+            profile.Video ? PipelineKind.Video : PipelineKind.Image,
+            new PipelineStages(
+                new TextEncoderStage("text_encoder/model.onnx", "input_ids", null, "last_hidden_state"),
+                new DenoiserStage(DenoiserArchitecture.Transformer, "transformer/model.onnx", "hidden_states", "timestep", "encoder_hidden_states", "out_sample"),
+                new VaeDecoderStage("vae_decoder/model.onnx", "latent_sample", "sample")),
+            ByteTokenizerSettings.WithDefaults(512),
+            new LatentSettings(16, 8, 1, 1.0, 0.0),
+            new FlowEulerSettings(1000, profile.DefaultSteps, 3.0),
+            new GuidanceSettings(true, 3.5),
+            new SizeConstraint(multiple, minSide, maxSide, minSide, maxSide, shapes.Min(s => s.Frames), shapes.Max(s => s.Frames)));
+    }
+}
+
+/// <summary>One emulated device: sleeps the (scaled) cost model's duration of each task, accounts for memory
+/// as the cost model does, and hands real bytes from stage to stage (see the file's note).</summary>
+public sealed class EmulatedStageExecutor : IStageExecutor
+{
+    private readonly DeviceSpec _device;
+    private readonly CostModel _cost;
+    private readonly double _hostToDevice;
+    private readonly HashSet<Stage> _resident = [];
+    private readonly object _gate = new();
+
+    /// <summary>An emulated executor of <paramref name="device"/>.</summary>
+    /// <param name="device">The device (its memory is what tasks must fit in; its thread budget is 1, so a
+    /// diffuse group's thread budget is its degree k).</param>
+    /// <param name="cost">The cost model over the (scaled) profile the device emulates.</param>
+    /// <param name="hostToDeviceBytesPerSecond">Bandwidth at which stage weights load (B/s); the load time is
+    /// weights / bandwidth × <paramref name="timeScale"/>.</param>
+    /// <param name="timeScale">The scale the profile's latencies were multiplied by (for load times).</param>
+    public EmulatedStageExecutor(DeviceSpec device, CostModel cost, double hostToDeviceBytesPerSecond, double timeScale)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(hostToDeviceBytesPerSecond);
+        _device = device;
+        _cost = cost;
+        _hostToDevice = hostToDeviceBytesPerSecond / timeScale;
+    }
+
+    /// <inheritdoc />
+    public IReadOnlySet<Stage> Resident
+    {
+        get { lock (_gate) return new HashSet<Stage>(_resident); }
+    }
+
+    /// <summary>GB of stage weights resident now.</summary>
+    public double ResidentWeightsGb
+    {
+        get { lock (_gate) return _resident.Sum(s => Weights(s)); }
+    }
+
+    private double Weights(Stage stage) => ProfileModule.stage(_cost.Profile, stage).Weights;
+
+    /// <summary>Seconds a task of <paramref name="stage"/> takes on this device for <paramref name="input"/> at
+    /// degree <paramref name="degree"/> (diffuse: all steps): the scaled cost model's prediction.</summary>
+    public double PredictedSeconds(Stage stage, GenerationInput input, int degree) =>
+        stage.IsEncode ? CostModelModule.encodeTime(_cost, input.Shape)
+        : stage.IsDiffuse ? CostModelModule.diffuseTime(_cost, input.Shape, input.Steps, degree)
+        : CostModelModule.decodeTime(_cost, input.Shape);
+
+    /// <inheritdoc />
+    public void Load(Stage stage)
+    {
+        double seconds;
+        lock (_gate)
+        {
+            if (_resident.Contains(stage)) return;
+            var need = _resident.Sum(s => Weights(s)) + Weights(stage);
+            if (need > _device.MemoryGb)
+                throw new EmulatedOutOfMemoryException(
+                    $"{_device}: out of memory loading the {StageModule.letter(stage)} model: weights {need:0.##} GB > {_device.MemoryGb:0.##} GB");
+            _resident.Add(stage);
+            seconds = Weights(stage) * 1e9 / _hostToDevice;
+        }
+        Thread.Sleep(TimeSpan.FromSeconds(seconds));
+    }
+
+    /// <inheritdoc />
+    public void Unload(Stage stage)
+    {
+        lock (_gate) _resident.Remove(stage);
+    }
+
+    // A stage's first task loads its model when the placement's load did not (as the ONNX executor does), then
+    // checks that weights + the stage's activation fit.
+    private void Admit(Stage stage, GenerationInput input, int degree)
+    {
+        Load(stage);
+        var activation = CostModelModule.activation(_cost, stage, input.Shape, degree);
+        var weights = ResidentWeightsGb;
+        if (weights + activation > _device.MemoryGb)
+            throw new EmulatedOutOfMemoryException(
+                $"{_device}: out of memory in {StageModule.letter(stage)} of {input.Width}×{input.Height}×{input.Frames} at degree {degree}: " +
+                $"resident weights {weights:0.##} GB + activation {activation:0.##} GB > {_device.MemoryGb:0.##} GB");
+    }
+
+    /// <inheritdoc />
+    public StageOutput Encode(GenerationInput input, CancellationToken cancellationToken)
+    {
+        Admit(Stage.Encode, input, 1);
+        Sleep(PredictedSeconds(Stage.Encode, input, 1), cancellationToken);
+        var digest = SHA256.HashData(Encoding.UTF8.GetBytes($"{input.Prompt}\u0000{input.NegativePrompt}\u0000{input.Guidance:R}"));
+        var bytes = Payload(digest, (long)_cost.Profile.EmbeddingBytes);
+        return new StageOutput(bytes, bytes.LongLength);
+    }
+
+    /// <inheritdoc />
+    public StageOutput Diffuse(GenerationInput input, StageOutput embeddings, int intraOpThreads, IStepObserver observer, CancellationToken cancellationToken)
+    {
+        var degree = intraOpThreads / _device.IntraOpThreads;
+        if (!_cost.Degrees.Contains(degree))
+            throw new ArgumentException($"{_device}: degree {degree} (from {intraOpThreads} threads) is not among the profile's {string.Join(", ", _cost.Degrees)}", nameof(intraOpThreads));
+        var condition = Digest(embeddings);
+        Admit(Stage.Diffuse, input, degree);
+        var step = (double)CostModelModule.diffuseStep(_cost, input.Shape, degree);
+        var clock = Stopwatch.StartNew();
+        for (var i = 1; i <= input.Steps; i++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            Sleep(i * step - clock.Elapsed.TotalSeconds, cancellationToken);
+            observer.StepCompleted(i, input.Steps);
+        }
+        Span<byte> seed = stackalloc byte[32 + 8 + 12];
+        condition.CopyTo(seed);
+        BinaryPrimitives.WriteUInt64LittleEndian(seed[32..], input.Seed);
+        BinaryPrimitives.WriteInt32LittleEndian(seed[40..], input.Width);
+        BinaryPrimitives.WriteInt32LittleEndian(seed[44..], input.Height);
+        BinaryPrimitives.WriteInt32LittleEndian(seed[48..], input.Frames);
+        var bytes = Payload(SHA256.HashData(seed), (long)CostModelModule.latentBytes(_cost, input.Shape));
+        return new StageOutput(bytes, bytes.LongLength);
+    }
+
+    /// <inheritdoc />
+    public IReadOnlyList<RgbImage> Decode(GenerationInput input, StageOutput latents, CancellationToken cancellationToken)
+    {
+        var digest = Digest(latents);
+        Admit(Stage.Decode, input, 1);
+        Sleep(PredictedSeconds(Stage.Decode, input, 1), cancellationToken);
+        var (width, height) = PlaceholderSize(input.Width, input.Height);
+        return [.. Enumerable.Range(0, input.Frames).Select(f => Pattern(digest, width, height, f))];
+    }
+
+    /// <summary>Longest side of a placeholder frame in pixels.</summary>
+    public const int PlaceholderSide = 64;
+
+    /// <summary>The size of a placeholder frame for a request of <paramref name="width"/> × <paramref name="height"/>:
+    /// the request's aspect, the longer side at most <see cref="PlaceholderSide"/> pixels (so that results of
+    /// thousands of emulated requests cost little to encode, store and send).</summary>
+    public static (int Width, int Height) PlaceholderSize(int width, int height)
+    {
+        var scale = Math.Min(1.0, (double)PlaceholderSide / Math.Max(width, height));
+        return (Math.Max(1, (int)Math.Round(width * scale)), Math.Max(1, (int)Math.Round(height * scale)));
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        lock (_gate) _resident.Clear();
+    }
+
+    private static void Sleep(double seconds, CancellationToken cancellationToken)
+    {
+        if (seconds <= 0) return;
+        if (cancellationToken.WaitHandle.WaitOne(TimeSpan.FromSeconds(seconds))) cancellationToken.ThrowIfCancellationRequested();
+    }
+
+    // The first 32 bytes of an emulated stage output are the digest the next stage derives from.
+    private static byte[] Digest(StageOutput output) =>
+        output.Value is byte[] { Length: >= 32 } bytes
+            ? bytes[..32]
+            : throw new ArgumentException($"not an emulated stage output ({output.Value.GetType().Name})", nameof(output));
+
+    /// <summary>A payload of <paramref name="length"/> bytes (at least 32): the digest, then xorshift64* output
+    /// seeded by it (Vigna 2016), so every byte depends on the digest and the payload is cheap to make.</summary>
+    public static byte[] Payload(ReadOnlySpan<byte> digest, long length)
+    {
+        var bytes = new byte[Math.Max(32, length)];
+        digest[..32].CopyTo(bytes);
+        var state = BinaryPrimitives.ReadUInt64LittleEndian(digest) | 1UL;
+        var words = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ulong>(bytes.AsSpan(32, (bytes.Length - 32) / 8 * 8));
+        for (var i = 0; i < words.Length; i++)
+        {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            words[i] = state * 0x2545F4914F6CDD1DUL;
+        }
+        return bytes;
+    }
+
+    /// <summary>The placeholder frame: a 4 × 4 grid of tiles whose colours come from <paramref name="digest"/>
+    /// (frame <paramref name="frame"/> shifts them by one tile per frame). Not a generated image.</summary>
+    public static RgbImage Pattern(ReadOnlySpan<byte> digest, int width, int height, int frame)
+    {
+        var pixels = new byte[width * height * 3];
+        for (var y = 0; y < height; y++)
+        {
+            var ty = y * 4 / height;
+            for (var x = 0; x < width; x++)
+            {
+                var tile = (ty * 4 + x * 4 / width + frame) % 16;
+                var o = (y * width + x) * 3;
+                pixels[o] = digest[(tile * 2) % 32];
+                pixels[o + 1] = digest[(tile * 2 + 1) % 32];
+                pixels[o + 2] = (byte)(digest[(tile * 2 + 7) % 32] ^ (byte)(tile * 16));
+            }
+        }
+        return new RgbImage(width, height, pixels);
+    }
+}
+
+/// <summary>Creates an <see cref="EmulatedStageExecutor"/> per device over one (scaled) cost model.</summary>
+/// <param name="cost">The cost model over the scaled profile.</param>
+/// <param name="hostToDeviceBytesPerSecond">Weight-loading bandwidth (B/s), unscaled.</param>
+/// <param name="timeScale">The profile's time scale.</param>
+public sealed class EmulatedStageExecutorFactory(CostModel cost, double hostToDeviceBytesPerSecond, double timeScale) : IStageExecutorFactory
+{
+    /// <inheritdoc />
+    public IStageExecutor Create(DeviceSpec device) => new EmulatedStageExecutor(device, cost, hostToDeviceBytesPerSecond, timeScale);
+}

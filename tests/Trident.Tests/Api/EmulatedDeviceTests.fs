@@ -1,0 +1,191 @@
+/// Emulated devices (Runtime/Devices/EmulatedStageExecutor.cs, Api/Hosting/EmulatedServingBackend.cs): the
+/// scaled profile, the executor's durations, memory accounting, data flow and cancellation, the short serve
+/// options, the configuration checks, and the real server and HTTP API on 16 and 128 emulated devices.
+module Trident.Tests.Api.EmulatedDeviceTests
+
+open System
+open System.IO
+open System.Net
+open System.Threading
+open Expecto
+open Trident.Scheduling
+open Trident.Runtime.Devices
+open Trident.Runtime.Imaging
+open Trident.Api.Options
+open Trident.Tests.Api.ApiFixture
+open Trident.Tests.TestSupport
+
+let private flux = ReferenceProfiles.flux
+let private scaled scale = EmulatedProfile.Scaled(flux, scale)
+let private costOf profile = CostModel.create CostSettings.defaults profile
+let private input width height frames steps seed =
+    GenerationInput("a lighthouse at dusk", null, width, height, frames, steps, seed, 3.5)
+let private executor memoryGb scale =
+    let device = DeviceSpec(0, 0, DeviceKind.Emulated, 1, 0, memoryGb)
+    new EmulatedStageExecutor(device, costOf (scaled scale), 25e9, scale)
+
+type private Steps() =
+    member val Seen = Collections.Generic.List<int>()
+    member val OnStep: int -> unit = ignore with get, set
+    interface IStepObserver with
+        member this.StepCompleted(step, _) =
+            this.Seen.Add step
+            this.OnStep step
+
+let ``a scaled profile multiplies every latency and keeps memory and transfer sizes`` =
+    testCase "a scaled profile multiplies every latency and keeps memory and transfer sizes" <| fun () ->
+        let s = scaled 0.05
+        for original, emulated in List.zip flux.Diffuse.Points s.Diffuse.Points do
+            Expect.floatClose Accuracy.veryHigh (float emulated.Seconds) (0.05 * float original.Seconds) "diffuse seconds × 0.05"
+            Expect.equal emulated.PeakActivation original.PeakActivation "activation unchanged"
+        Expect.equal s.DeviceMemory flux.DeviceMemory "device memory unchanged"
+        Expect.equal s.Diffuse.Weights flux.Diffuse.Weights "weights unchanged"
+        Expect.equal s.EmbeddingBytes flux.EmbeddingBytes "embedding bytes unchanged"
+        let shape = { Height = 1024; Width = 1024; Frames = 1 }
+        Expect.floatClose Accuracy.high (float (CostModel.tRef (costOf s) shape 28)) (0.05 * float (CostModel.tRef (costOf flux) shape 28)) "t_ref scales"
+        Expect.throwsT<ArgumentException> (fun () -> EmulatedProfile.Reference "sdxl" |> ignore) "an unknown profile is refused"
+        Expect.throwsT<ArgumentOutOfRangeException> (fun () -> EmulatedProfile.Scaled(flux, 0.0) |> ignore) "scale 0 is refused"
+
+let ``an emulated task's duration is the scaled cost model's prediction`` =
+    testCase "an emulated task's duration is the scaled cost model's prediction" <| fun () ->
+        use e = executor 48.0 0.05
+        let cost = costOf flux
+        for (w, h) in [ 256, 256; 1024, 1024; 2048, 2048 ] do
+            let i = input w h 1 28 1UL
+            Expect.floatClose Accuracy.high (e.PredictedSeconds(Stage.Encode, i, 1)) (0.05 * float (CostModel.encodeTime cost i.Shape)) "encode"
+            Expect.floatClose Accuracy.high (e.PredictedSeconds(Stage.Decode, i, 1)) (0.05 * float (CostModel.decodeTime cost i.Shape)) "decode"
+            for k in [ 1; 2; 4; 8 ] do
+                Expect.floatClose Accuracy.high (e.PredictedSeconds(Stage.Diffuse, i, k)) (0.05 * float (CostModel.diffuseTime cost i.Shape 28 k)) "diffuse"
+
+let ``emulated stages hand real bytes on and decode a placeholder pattern that depends on prompt and seed`` =
+    testCase "emulated stages hand real bytes on and decode a placeholder pattern that depends on prompt and seed" <| fun () ->
+        use e = executor 48.0 0.001
+        let cost = costOf flux
+        let run (i: GenerationInput) =
+            let embeddings = e.Encode(i, CancellationToken.None)
+            let latents = e.Diffuse(i, embeddings, 2, Steps(), CancellationToken.None)
+            embeddings, latents, e.Decode(i, latents, CancellationToken.None)
+        let i = input 512 256 1 4 7UL
+        let embeddings, latents, frames = run i
+        Expect.equal embeddings.Bytes (int64 flux.EmbeddingBytes) "embeddings are the profile's size"
+        Expect.equal latents.Bytes (int64 (CostModel.latentBytes cost i.Shape)) "latents are the profile's size for the shape"
+        Expect.equal frames.Count 1 "one frame"
+        Expect.equal ((frames[0].Width, frames[0].Height)) ((64, 32)) "the request's aspect, 64 pixels on the longer side"
+        Expect.equal (EmulatedStageExecutor.PlaceholderSize(48, 32)) (struct (48, 32)) "small requests keep their size"
+        let _, _, again = run i
+        Expect.sequenceEqual again[0].Pixels frames[0].Pixels "same prompt and seed: same pattern"
+        let _, _, other = run (input 512 256 1 4 8UL)
+        Expect.isFalse (other[0].Pixels.AsSpan().SequenceEqual(frames[0].Pixels)) "another seed: another pattern"
+        let _, _, video = run (input 256 256 3 2 7UL)
+        Expect.equal video.Count 3 "a video has every frame"
+        Expect.isFalse (video[0].Pixels.AsSpan().SequenceEqual(video[1].Pixels)) "frames differ"
+        Expect.equal (set e.Resident) (set [ Stage.Encode; Stage.Diffuse; Stage.Decode ]) "each stage's model became resident on first use"
+
+let ``emulated devices account for memory as the cost model does`` =
+    testCase "emulated devices account for memory as the cost model does" <| fun () ->
+        // flux weights: E 9.8, D 23.8, C 0.17 GB
+        use small = executor 30.0 0.001
+        small.Load Stage.Encode
+        Expect.throwsT<EmulatedOutOfMemoryException> (fun () -> small.Load Stage.Diffuse) "E + D weights (33.6 GB) exceed 30 GB"
+        Expect.equal (set small.Resident) (set [ Stage.Encode ]) "the failed load is not kept"
+        small.Unload Stage.Encode
+        small.Load Stage.Diffuse
+        Expect.floatClose Accuracy.high small.ResidentWeightsGb 23.8 "only D is resident"
+        // decode of 2048² needs min(24, 4 × 4.19) = 16.8 GB of activation
+        let big = input 2048 2048 1 2 1UL
+        let latents = StageOutput(EmulatedStageExecutor.Payload(ReadOnlySpan(Array.zeroCreate<byte> 32), 64L), 64L)
+        use edc = executor 40.0 0.001
+        for s in [ Stage.Encode; Stage.Diffuse; Stage.Decode ] do edc.Load s
+        Expect.throwsT<EmulatedOutOfMemoryException> (fun () -> edc.Decode(big, latents, CancellationToken.None) |> ignore) "⟨EDC⟩ 33.8 GB + 16.8 GB > 40 GB"
+        use c = executor 40.0 0.001
+        c.Load Stage.Decode
+        Expect.equal (c.Decode(big, latents, CancellationToken.None)).Count 1 "⟨C⟩ 0.17 GB + 16.8 GB fits 40 GB"
+
+let ``an emulated diffuse reports every step and stops at the step boundary after a cancel`` =
+    testCase "an emulated diffuse reports every step and stops at the step boundary after a cancel" <| fun () ->
+        use e = executor 48.0 0.01
+        let i = input 256 256 1 50 3UL
+        let embeddings = e.Encode(i, CancellationToken.None)
+        let all = Steps()
+        e.Diffuse(i, embeddings, 1, all, CancellationToken.None) |> ignore
+        Expect.sequenceEqual all.Seen [ 1..50 ] "every step, in order"
+        use cts = new CancellationTokenSource()
+        let cut = Steps()
+        cut.OnStep <- fun s -> if s = 3 then cts.Cancel()
+        Expect.throwsT<OperationCanceledException> (fun () -> e.Diffuse(i, embeddings, 1, cut, cts.Token) |> ignore) "cancelled"
+        Expect.sequenceEqual cut.Seen [ 1; 2; 3 ] "no step after the cancel"
+        Expect.throwsT<ArgumentException> (fun () -> e.Diffuse(i, embeddings, 3, Steps(), CancellationToken.None) |> ignore) "degree 3 is not profiled"
+
+let ``serve's short options stand for configuration keys, and emulation keys are validated`` =
+    testCase "serve's short options stand for configuration keys, and emulation keys are validated" <| fun () ->
+        let expanded = Trident.Api.Cli.ShortServeOptions.Expand [| "--emulate"; "flux"; "--devices=128"; "--time-scale"; "0.05"; "--urls"; "http://127.0.0.1:0" |]
+        Expect.sequenceEqual expanded
+            [| "--Trident:Devices:Kind"; "emulated"; "--Trident:Emulation:Profile"; "flux"; "--Trident:Devices:Count"; "128"
+               "--Trident:Emulation:TimeScale"; "0.05"; "--urls"; "http://127.0.0.1:0" |] "expanded"
+        Expect.throwsT<Trident.Api.Cli.CliException> (fun () -> Trident.Api.Cli.ShortServeOptions.Expand [| "--emulate" |] |> ignore) "a value is needed"
+        let o = TridentOptions()
+        o.Devices.Kind <- "emulated"
+        o.Emulation.Profile <- "sdxl"
+        o.Emulation.TimeScale <- 0.0
+        let result = TridentOptionsValidator().Validate(null, o)
+        Expect.isTrue result.Failed "invalid"
+        Expect.stringContains result.FailureMessage "Trident:Emulation:Profile must be one of sd3, flux, cogvideox, hunyuanvideo (got 'sdxl')" "profile named"
+        Expect.stringContains result.FailureMessage "Trident:Emulation:TimeScale" "time scale named"
+        let layout = Trident.Api.Hosting.EmulatedServingBackend.Layout(TridentOptions(Devices = DeviceOptions(Kind = "emulated")))
+        Expect.equal layout.Devices.Count 8 "Count 0: one reference node of 8"
+        let layout = Trident.Api.Hosting.ServingBackends.Layout(TridentOptions(Devices = DeviceOptions(Kind = "emulated", Count = 20)))
+        Expect.equal ((layout.Devices.Count, layout.NodeCount, layout.Devices[0].MemoryGb)) ((20, 3, 48.0)) "nodes of 8, the profile's 48 GB"
+
+/// A server on `devices` emulated flux devices at time scale 0.01.
+type EmulatedServer(devices: int) =
+    inherit TridentFactory(
+        [ "Trident:Devices:Kind", "emulated"
+          "Trident:Devices:Count", string devices
+          "Trident:Emulation:Profile", "flux"
+          "Trident:Emulation:TimeScale", "0.01"
+          "Trident:Limits:DefaultWidth", "256"
+          "Trident:Limits:DefaultHeight", "256"
+          "Trident:Serving:QueueCapacity", "256" ])
+
+let private servesEvery (devices: int) (count: int) =
+    use factory = new EmulatedServer(devices)
+    let client = readyClient factory
+    use cluster = get client "/v1/cluster"
+    Expect.equal cluster.StatusCode HttpStatusCode.OK "cluster"
+    Expect.equal ((json cluster).GetProperty("devices").GetArrayLength()) devices "every emulated device is listed"
+    let sizes = [| 256; 512; 1024 |]
+    let ids =
+        [ for i in 0 .. count - 1 ->
+              let side = sizes[i % sizes.Length]
+              side, submit client (sprintf """{"prompt":"request %d","width":%d,"height":%d,"seed":%d}""" i side side i) ]
+    for _, id in ids do
+        let final = pollUntil client 120.0 id isFinal
+        Expect.equal (status final) "succeeded" (sprintf "generation %s: %O" id final)
+        Expect.equal (final.GetProperty("step").GetInt32()) 28 "flux's default 28 steps"
+        use png = get client (sprintf "/v1/generations/%s/result" id)
+        let image = PngDecoder.Decode(ReadOnlySpan(png.Content.ReadAsByteArrayAsync().Result))
+        Expect.equal ((image.Width, image.Height)) ((64, 64)) "a 64 × 64 placeholder PNG"
+
+let ``the server and HTTP API serve generations on 16 emulated devices`` =
+    testCase "the server and HTTP API serve generations on 16 emulated devices" <| fun () -> servesEvery 16 12
+
+let ``the server and HTTP API serve generations on 128 emulated devices`` =
+    testCase "the server and HTTP API serve generations on 128 emulated devices" <| fun () -> servesEvery 128 48
+
+[<Tests>]
+let unitTests =
+    testList "unit" [ testList "EmulatedDeviceTests" [
+        ``a scaled profile multiplies every latency and keeps memory and transfer sizes``
+        ``an emulated task's duration is the scaled cost model's prediction``
+        ``emulated stages hand real bytes on and decode a placeholder pattern that depends on prompt and seed``
+        ``emulated devices account for memory as the cost model does``
+        ``an emulated diffuse reports every step and stops at the step boundary after a cancel``
+        ``serve's short options stand for configuration keys, and emulation keys are validated``
+    ] ]
+
+[<Tests>]
+let integrationTests =
+    testList "integration" [ testList "EmulatedDeviceTests" [
+        ``the server and HTTP API serve generations on 16 emulated devices``
+        ``the server and HTTP API serve generations on 128 emulated devices``
+    ] |> testSequenced ]
