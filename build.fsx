@@ -70,7 +70,9 @@ let debianPackages =
     [ "libonnx-dev", (fun () -> File.Exists "/usr/include/onnx/onnx.proto")
       "ffmpeg", (fun () -> File.Exists "/usr/bin/ffmpeg" && File.Exists "/usr/bin/ffprobe")
       "nodejs", (fun () -> File.Exists "/usr/bin/node")
-      "npm", (fun () -> File.Exists "/usr/bin/npm") ]
+      "npm", (fun () -> File.Exists "/usr/bin/npm")
+      // the web view's browser test drives Debian's chromium through Microsoft.Playwright (never `playwright install`)
+      "chromium", (fun () -> File.Exists "/usr/bin/chromium") ]
 
 let ensureDebianPackages () =
     let missing = debianPackages |> List.filter (fun (_, present) -> not (present ())) |> List.map fst

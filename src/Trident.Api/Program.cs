@@ -34,6 +34,7 @@ public partial class Program
         app.MapVideos();
         app.MapOpenAiCompat();
         app.MapCluster();
+        app.MapView();
         app.MapMetrics();
         app.MapTridentApiDocs();
         return app;

@@ -36,9 +36,12 @@ public static class ClusterApi
 
     private static string StageName(Stage s) => s.IsEncode ? "encode" : s.IsDiffuse ? "diffuse" : "decode";
 
-    private static Results<Ok<ClusterDto>, ProblemHttpResult> Cluster(HttpContext http, ServerHost host)
+    private static Results<Ok<ClusterDto>, ProblemHttpResult> Cluster(HttpContext http, ServerHost host) =>
+        host.Ready is { } ready ? TypedResults.Ok(ClusterOf(ready)) : Problems.NotReady(http, host);
+
+    /// <summary>The body of <c>GET /v1/cluster</c> for a ready server (also sent by the web view's stream).</summary>
+    public static ClusterDto ClusterOf(ReadyServer ready)
     {
-        if (host.Ready is not { } ready) return Problems.NotReady(http, host);
         var server = ready.Server;
         var state = server.State;
         var now = server.Clock.Now;
@@ -73,10 +76,10 @@ public static class ClusterApi
                 ["min_arrivals"] = st.Monitor.MinArrivals,
                 ["min_gain"] = st.Monitor.MinGain,
             });
-        return TypedResults.Ok(new ClusterDto(ready.Manifest.Name, server.Setup.Profile.Model.Value, server.Cluster.NodeCount, devices,
+        return new ClusterDto(ready.Manifest.Name, server.Setup.Profile.Model.Value, server.Cluster.NodeCount, devices,
             new QueueDto(server.Waiting, st.QueueCapacity, state.Queue.Select(r => r.Value.ToString(CultureInfo.InvariantCulture)).ToArray()),
             server.Store.Count, monitor, settings, OrtEnvironment.Version,
-            OrtEnvironment.EpDevices.Select(e => new EpDeviceDto(e.ExecutionProvider, e.ProviderVendor, e.DeviceType, e.DeviceVendor, e.VendorId, e.DeviceId)).ToArray()));
+            OrtEnvironment.EpDevices.Select(e => new EpDeviceDto(e.ExecutionProvider, e.ProviderVendor, e.DeviceType, e.DeviceVendor, e.VendorId, e.DeviceId)).ToArray());
     }
 
     // The providers ORT found for this device's kind of hardware (CPU slots: cpu; CUDA devices: gpu).
@@ -116,13 +119,16 @@ public static class ClusterApi
         p.Capacity.ToDictionary(kv => StageName(kv.Key), kv => kv.Value),
         p.Alpha, p.Moves, PlanSourceModule.describe(p.Source));
 
-    private static Results<Ok<PlanDto>, ProblemHttpResult> Plan(HttpContext http, ServerHost host)
+    private static Results<Ok<PlanDto>, ProblemHttpResult> Plan(HttpContext http, ServerHost host) =>
+        host.Ready is { } ready ? TypedResults.Ok(PlanOf(ready)) : Problems.NotReady(http, host);
+
+    /// <summary>The body of <c>GET /v1/plan</c> for a ready server (also sent by the web view's stream).</summary>
+    public static PlanDto PlanOf(ReadyServer ready)
     {
-        if (host.Ready is not { } ready) return Problems.NotReady(http, host);
         var state = ready.Server.State;
         var rounds = state.Rounds.Reverse().Select(r => new RoundDto(r.Round, Math.Round(r.At, 3), r.Waiting, r.Dispatched, r.Source, r.Detail,
             r.Objective, r.Gap, r.SolveSeconds is { } s ? Math.Round(s * 1000, 3) : null, Math.Round(r.PlanSeconds * 1000, 3))).ToArray();
         var replacements = state.Placements.Reverse().Select(c => new ReplacementDto(Math.Round(c.At, 3), c.Reason, c.Applied, c.Moves, c.AlphaBefore, c.AlphaAfter, c.Source)).ToArray();
-        return TypedResults.Ok(new PlanDto(state.Round, Placement(state.Placement), Placement(ready.Server.InitialPlacement), rounds, replacements));
+        return new PlanDto(state.Round, Placement(state.Placement), Placement(ready.Server.InitialPlacement), rounds, replacements);
     }
 }

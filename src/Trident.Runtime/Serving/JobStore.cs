@@ -64,6 +64,19 @@ public sealed class JobStore
         lock (_gate) return _order.Where(j => !Job.IsTerminalStatus(j.Status)).ToArray();
     }
 
+    /// <summary>The last <paramref name="max"/> jobs accepted (finished or not), oldest first: what the web view
+    /// draws. O(max) under the lock.</summary>
+    public IReadOnlyList<Job> Recent(int max)
+    {
+        lock (_gate)
+        {
+            var jobs = new List<Job>(Math.Min(max, _jobs.Count));
+            for (var node = _order.Last; node is not null && jobs.Count < max; node = node.Previous) jobs.Add(node.Value);
+            jobs.Reverse();
+            return jobs;
+        }
+    }
+
     /// <summary>Drops finished jobs whose retention has passed; returns how many.</summary>
     public int EvictExpired()
     {

@@ -318,6 +318,9 @@ public sealed class TridentServer : IAsyncDisposable
         }
     }
 
+    /// <summary>Succeeded requests since start and how many of them met their deadline (SLO attainment = Met / Succeeded).</summary>
+    public (long Succeeded, long Met) Deadlines => (Interlocked.Read(ref _succeededWithDeadline), Interlocked.Read(ref _metDeadline));
+
     /// <summary>The job with this id, if the store holds it.</summary>
     public Job? Find(RequestId id) => Store.Find(id);
 

@@ -397,10 +397,10 @@ let private idText: Gen<string> =
                 "99999999999999999999999"; "1.5"; "1e3"; "abc"; "%2e%2e"; "%F0%9F%A6%8A"; "+1"; "0x1"; " 1"; "%20"; "1;2"; "null" ] ]
 
 let private fixedPaths =
-    [ "/v1/cluster"; "/v1/plan"; "/v1/profile"; "/health"; "/ready"; "/metrics"; "/openapi/v1.json" ]
+    [ "/"; "/v1/cluster"; "/v1/plan"; "/v1/profile"; "/health"; "/ready"; "/metrics"; "/openapi/v1.json" ]
 
 let private unknownPaths =
-    [ "/"; "/v1"; "/v1/"; "/v2/generations"; "/v1/generation"; "/v1/images"; "/v1/images/generations/1"
+    [ "/v1"; "/v1/"; "/v2/generations"; "/v1/generation"; "/v1/images"; "/v1/images/generations/1"
       "/openapi/v2.json"; "/openapi"; "/metrics/x"; "/v1/cluster/0"; "/v1/generations/1/result/x"; "/v1/generations/1/2"
       "//v1//generations"; "/%FF"; "/v1/%F0%9F%A6%8A"; "/" + String('a', 5000); "/favicon.ico"; "/.env"; "/v1/plan.json" ]
 

@@ -188,7 +188,7 @@ let ``the OpenAPI document describes every route: summary, examples, and problem
         let client = readyClient o.Factory
         let doc = json (get client ApiDocs.DocumentPath)
         let paths = doc.GetProperty("paths")
-        // every HTTP route the server maps (but the document and the page themselves) is in the document
+        // every HTTP route the server maps (but the document, its page and the web view's page at /) is in the document
         let sources = o.Factory.Services.GetServices<EndpointDataSource>()
         let routes =
             [ for source in sources do
@@ -197,7 +197,7 @@ let ``the OpenAPI document describes every route: summary, examples, and problem
                     | :? RouteEndpoint as r when not (isNull (r.Metadata.GetMetadata<Microsoft.AspNetCore.Routing.HttpMethodMetadata>())) ->
                         let pattern = "/" + r.RoutePattern.RawText.Trim('/')
                         let template = Regex.Replace(pattern, "\{(\w+)(:[^}]*)?\}", "{$1}")
-                        if not (template.StartsWith ApiDocs.PagePath || template.StartsWith "/openapi") then
+                        if not (template.StartsWith ApiDocs.PagePath || template.StartsWith "/openapi" || template = "/") then
                             for m in r.Metadata.GetMetadata<Microsoft.AspNetCore.Routing.HttpMethodMetadata>().HttpMethods do
                                 yield template, m.ToLowerInvariant()
                     | _ -> () ]

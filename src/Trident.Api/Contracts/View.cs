@@ -1,0 +1,49 @@
+namespace Trident.Api.Contracts;
+
+/// <summary>One stage task of one request on the web view's timeline (times in seconds on the server clock).</summary>
+/// <param name="Request">Request id.</param>
+/// <param name="Stage"><c>encode</c>, <c>diffuse</c> or <c>decode</c>.</param>
+/// <param name="Devices">Devices it runs on (one for encode and decode, the degree's for diffuse).</param>
+/// <param name="Degree">The request's sequence-parallel degree k.</param>
+/// <param name="PredictedStartS">Start the dispatch plan predicted.</param>
+/// <param name="PredictedFinishS">Finish the dispatch plan predicted.</param>
+/// <param name="StartS">Actual start (null until it started).</param>
+/// <param name="FinishS">Actual finish (null until it finished).</param>
+/// <param name="Status">The request's status now.</param>
+public sealed record ViewTaskDto(string Request, string Stage, IReadOnlyList<int> Devices, int Degree, double PredictedStartS, double PredictedFinishS,
+    double? StartS, double? FinishS, string Status);
+
+/// <summary>One waiting request of the web view's queue.</summary>
+/// <param name="Id">Request id.</param>
+/// <param name="SlackS">Deadline − now − its latency served alone (t_ref of the cost model): negative is late already.</param>
+/// <param name="DeadlineInS">Deadline − now.</param>
+/// <param name="WaitingS">Time since arrival.</param>
+/// <param name="Priority">Client priority (higher is more important), or null.</param>
+/// <param name="Shape">height×width×frames, steps.</param>
+/// <param name="Reason">Why it waits: arrived after the last round, no admissible option free (every device busy), or lost
+/// to more urgent requests in the last round.</param>
+public sealed record ViewQueueItemDto(string Id, double SlackS, double DeadlineInS, double WaitingS, int? Priority, string Shape, string Reason);
+
+/// <summary>One recent request (for the submit form's progress and the cancelled mark).</summary>
+public sealed record ViewJobDto(string Id, string Status, int Step, int TotalSteps, double ArrivalS, double DeadlineS, double? FinishedS,
+    bool? DeadlineMet, string? Error);
+
+/// <summary>Headline numbers.</summary>
+/// <param name="Attainment">SLO attainment since start: succeeded by their deadline / succeeded (null before the first).</param>
+/// <param name="Succeeded">Succeeded requests since start.</param>
+/// <param name="Met">Of those, how many met their deadline.</param>
+/// <param name="P50LatencyS">Median end-to-end latency of the recent succeeded requests the frame covers.</param>
+/// <param name="P95LatencyS">95th percentile of the same.</param>
+/// <param name="LatencySamples">How many requests the percentiles are over.</param>
+/// <param name="ArrivalRate">Arrivals per second over the monitor window.</param>
+/// <param name="Waiting">Requests waiting for dispatch.</param>
+/// <param name="BusyDevices">Devices running a task now.</param>
+public sealed record ViewHeadlineDto(double? Attainment, long Succeeded, long Met, double? P50LatencyS, double? P95LatencyS, int LatencySamples,
+    double ArrivalRate, int Waiting, int BusyDevices);
+
+/// <summary>One frame of the web view's stream (<c>GET /v1/view/events</c>): the bodies of <c>GET /v1/cluster</c> and
+/// <c>GET /v1/plan</c>, plus the timeline, the queue and the headline numbers. Bounded: tasks of the last
+/// <c>HorizonS</c> seconds and of the requests not over, of at most the last 1,500 requests and at most 4,000 tasks; at most 200
+/// queue rows (most urgent first) and 200 recent requests.</summary>
+public sealed record ViewFrameDto(double NowS, double HorizonS, ViewHeadlineDto Headline, ClusterDto Cluster, PlanDto Plan,
+    IReadOnlyList<ViewTaskDto> Tasks, IReadOnlyList<ViewQueueItemDto> Queue, IReadOnlyList<ViewJobDto> Jobs, bool Truncated);

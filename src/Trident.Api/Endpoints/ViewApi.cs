@@ -1,0 +1,148 @@
+// The live web view: GET / is one static page (View/index.html, embedded: plain HTML, CSS and JavaScript, no build
+// step, nothing loaded from outside the server), GET /v1/view/events its one server-sent-events stream. Each frame
+// carries the bodies of GET /v1/cluster and GET /v1/plan (built by ClusterApi's own builders) plus what the page
+// draws besides: the stage tasks of recent requests per device (predicted and actual times), the queue with slack
+// and why each request waits, recent requests' states and the headline numbers. Frames are bounded (see
+// ViewFrameDto), so a page left open for hours costs the server a constant amount per frame.
+
+using System.Globalization;
+using System.Net.ServerSentEvents;
+using System.Runtime.CompilerServices;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Trident.Api.Contracts;
+using Trident.Api.Hosting;
+using Trident.Runtime.Devices;
+using Trident.Runtime.Serving;
+using Trident.Scheduling;
+
+namespace Trident.Api.Endpoints;
+
+/// <summary>The web view's routes and its frame builder.</summary>
+public static class ViewApi
+{
+    /// <summary>Seconds of finished tasks a frame keeps.</summary>
+    public const double HorizonSeconds = 120;
+
+    /// <summary>Most requests a frame looks at (the latest accepted).</summary>
+    public const int MaxRequests = 1500;
+
+    /// <summary>Most stage tasks in a frame (the latest kept).</summary>
+    public const int MaxTasks = 4000;
+
+    /// <summary>Most queue rows and most recent requests in a frame.</summary>
+    public const int MaxRows = 200;
+
+    /// <summary>Resource name of the page.</summary>
+    public const string PageResource = "trident-view:index.html";
+
+    private static readonly Lazy<byte[]> Page = new(() =>
+    {
+        using var stream = typeof(ViewApi).Assembly.GetManifestResourceStream(PageResource)
+            ?? throw new InvalidOperationException($"the web view's page ({PageResource}) is not embedded");
+        using var copy = new MemoryStream();
+        stream.CopyTo(copy);
+        return copy.ToArray();
+    });
+
+    /// <summary>The page's HTML (also what <c>simulate --out</c> fills with a finished run's frames).</summary>
+    public static string PageHtml() => System.Text.Encoding.UTF8.GetString(Page.Value);
+
+    /// <summary>Maps <c>/</c> and <c>/v1/view/events</c>.</summary>
+    public static IEndpointRouteBuilder MapView(this IEndpointRouteBuilder app)
+    {
+        app.MapGet("/", () => TypedResults.Bytes(Page.Value, "text/html; charset=utf-8")).ExcludeFromDescription();
+        app.MapGet("/v1/view/events", Events).WithTags("Cluster").WithName("ViewEvents")
+            .WithSummary("Server-sent events for the web view: one frame (cluster, plan, timeline, queue, headline) per period")
+            .WithDescription("Event `frame`, every max(round period, 0.5 s): the bodies of GET /v1/cluster and GET /v1/plan, the stage tasks of recent requests on their devices (predicted and actual seconds), the queue (slack, priority, why each waits), recent requests and headline numbers. Bounded: at most 1,500 requests, 4,000 tasks, 200 queue rows.")
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
+        return app;
+    }
+
+    private static Results<ServerSentEventsResult<ViewFrameDto>, ProblemHttpResult> Events(HttpContext http, ServerHost host) =>
+        host.Ready is { } ready ? TypedResults.ServerSentEvents(Stream(ready, http.RequestAborted)) : Problems.NotReady(http, host);
+
+    private static async IAsyncEnumerable<SseItem<ViewFrameDto>> Stream(ReadyServer ready, [EnumeratorCancellation] CancellationToken ct)
+    {
+        var period = TimeSpan.FromSeconds(Math.Max(0.5, ready.Server.Setup.Settings.RoundPeriodSeconds));
+        using var timer = new PeriodicTimer(period);
+        long n = 0;
+        do
+        {
+            yield return new SseItem<ViewFrameDto>(Frame(ready), "frame") { EventId = (++n).ToString(CultureInfo.InvariantCulture) };
+        }
+        while (await Tick(timer, ct));
+    }
+
+    private static async Task<bool> Tick(PeriodicTimer timer, CancellationToken ct)
+    {
+        try { return await timer.WaitForNextTickAsync(ct); }
+        catch (OperationCanceledException) { return false; }
+    }
+
+    private static string Stage(TaskKind k) => k switch { TaskKind.Encode => "encode", TaskKind.Diffuse => "diffuse", _ => "decode" };
+
+    /// <summary>One frame of the stream, from the server's state now.</summary>
+    public static ViewFrameDto Frame(ReadyServer ready)
+    {
+        var server = ready.Server;
+        var now = server.Clock.Now;
+        var cluster = ClusterApi.ClusterOf(ready);
+        var plan = ClusterApi.PlanOf(ready);
+        var state = server.State;
+        var jobs = server.Store.Recent(MaxRequests);
+        var views = jobs.Select(j => (Job: j, View: j.View())).ToArray();
+        var tasks = new List<ViewTaskDto>();
+        var latencies = new List<double>();
+        foreach (var (_, v) in views)
+        {
+            if (v.Status == JobStatus.Succeeded && v.Finished is { } f) latencies.Add(f - v.Arrival);
+            if (v.Route is not { } route) continue;
+            if (v.IsTerminal && (v.Finished ?? now) < now - HorizonSeconds) continue;
+            var d = route.Dispatch;
+            var status = GenerationsApi.Name(v.Status);
+            void Add(TaskKind kind, StageAssignment a, StageTiming t) =>
+                tasks.Add(new ViewTaskDto(Wire(v.Id), Stage(kind), a.Devices.Select(x => x.Value).ToArray(), d.Degree,
+                    Math.Round(a.Start, 3), Math.Round(a.Finish, 3), Round(t.Start), Round(t.Finish), status));
+            Add(TaskKind.Encode, d.Encode, v.Encode);
+            Add(TaskKind.Diffuse, d.Diffuse, v.Diffuse);
+            Add(TaskKind.Decode, d.Decode, v.Decode);
+        }
+        var truncated = tasks.Count > MaxTasks || jobs.Count >= MaxRequests;
+        if (tasks.Count > MaxTasks) tasks.RemoveRange(0, tasks.Count - MaxTasks);
+
+        var last = state.Rounds.Length > 0 ? state.Rounds[^1] : null;
+        var free = cluster.Devices.Count(x => !x.Busy && x.QueuedTasks == 0);
+        var queued = views.Where(x => x.View.Status == JobStatus.Queued && x.View.Route is null).Select(x =>
+        {
+            var (job, v) = x;
+            var request = job.Request;
+            var tRef = CostModelModule.tRef(server.Cost, request.Shape, request.Steps);
+            var reason = last is null || v.Arrival > last.At
+                ? "arrived after the last round: waits for the next"
+                : free == 0 ? $"no admissible option free: all {cluster.Devices.Count} devices busy"
+                : last.Dispatched > 0 ? $"lost to more urgent requests in round {last.Round} ({last.Dispatched} dispatched)"
+                : $"no admissible option free in round {last.Round}: the free devices cannot serve it";
+            return new ViewQueueItemDto(Wire(v.Id), Math.Round(v.Deadline - now - tRef, 3), Math.Round(v.Deadline - now, 3),
+                Math.Round(now - v.Arrival, 3), request.Priority is { } p ? p.Value : null,
+                $"{v.Input.Height}×{v.Input.Width}×{v.Input.Frames}, {v.Input.Steps} steps", reason);
+        }).OrderBy(q => q.SlackS).Take(MaxRows).ToArray();
+
+        var recent = views.TakeLast(MaxRows).Select(x => x.View).Select(v => new ViewJobDto(Wire(v.Id), GenerationsApi.Name(v.Status), v.Step,
+            v.Input.Steps, Math.Round(v.Arrival, 3), Math.Round(v.Deadline, 3), Round(v.Finished), v.DeadlineMet, v.Error)).ToArray();
+
+        latencies.Sort();
+        var (succeeded, met) = server.Deadlines;
+        var headline = new ViewHeadlineDto(succeeded == 0 ? null : Math.Round((double)met / succeeded, 4), succeeded, met,
+            Percentile(latencies, 0.50), Percentile(latencies, 0.95), latencies.Count, cluster.Monitor.ArrivalRate, server.Waiting,
+            cluster.Devices.Count(x => x.Busy));
+        return new ViewFrameDto(Math.Round(now, 3), HorizonSeconds, headline, cluster, plan, tasks, queued, recent, truncated);
+    }
+
+    private static string Wire(RequestId id) => id.Value.ToString(CultureInfo.InvariantCulture);
+
+    private static double? Round(double? x) => x is { } v ? Math.Round(v, 3) : null;
+
+    // nearest-rank percentile of sorted values
+    private static double? Percentile(List<double> sorted, double q) =>
+        sorted.Count == 0 ? null : Math.Round(sorted[Math.Clamp((int)Math.Ceiling(q * sorted.Count) - 1, 0, sorted.Count - 1)], 3);
+}

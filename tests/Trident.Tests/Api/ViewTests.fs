@@ -1,0 +1,229 @@
+/// The web view: its page at / and its server-sent-events stream /v1/view/events — the stream's content read
+/// directly, and the page in a real browser (Debian's chromium driven by Microsoft.Playwright; the test set-up,
+/// build.fsx, installs chromium; `playwright install` is never run). The browser test keeps its screenshot in
+/// `artifacts/web-view.png` beside the test executable (tests/Trident.Tests/bin/Release/net10.0/artifacts/).
+module Trident.Tests.Api.ViewTests
+
+open System
+open System.IO
+open System.Net
+open System.Net.Http
+open System.Net.ServerSentEvents
+open System.Net.Sockets
+open System.Text.Json
+open System.Text.RegularExpressions
+open System.Threading
+open Microsoft.AspNetCore.Builder
+open Microsoft.Playwright
+open Expecto
+open Trident.Api.Endpoints
+open Trident.Tests.Api.ApiFixture
+open Trident.Tests.TestSupport
+
+let private served = Fixture(fun () -> new DefaultServer())
+
+/// Where the tests keep their artefacts (the screenshot, a frame).
+let artifacts = Path.Combine(AppContext.BaseDirectory, "artifacts")
+
+/// Reads frames of /v1/view/events until `stop` holds for one (at most `seconds`); returns it.
+let private frameWhere (client: HttpClient) (seconds: float) (stop: JsonElement -> bool) =
+    use cts = new CancellationTokenSource(TimeSpan.FromSeconds seconds)
+    use request = new HttpRequestMessage(HttpMethod.Get, "/v1/view/events")
+    use response = client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cts.Token).Result
+    Expect.equal response.StatusCode HttpStatusCode.OK "the stream answers"
+    Expect.equal response.Content.Headers.ContentType.MediaType "text/event-stream" "it is an event stream"
+    use stream = response.Content.ReadAsStreamAsync(cts.Token).Result
+    let items = SseParser.Create(stream).EnumerateAsync(cts.Token).GetAsyncEnumerator(cts.Token)
+    let mutable found = None
+    let mutable frames = 0
+    try
+        while found.IsNone && items.MoveNextAsync().AsTask().Result do
+            Expect.equal items.Current.EventType "frame" "every event is a frame"
+            frames <- frames + 1
+            let f = JsonDocument.Parse(items.Current.Data).RootElement.Clone()
+            if stop f then found <- Some f
+    with :? AggregateException as e when (e.InnerException :? OperationCanceledException) -> ()
+    match found with
+    | Some f -> f, frames
+    | None -> failwithf "no frame of the view stream met the condition within %.0f s (%d frames read)" seconds frames
+
+let private tasksOf (frame: JsonElement) (id: string) =
+    [ for t in frame.GetProperty("tasks").EnumerateArray() do
+        if t.GetProperty("request").GetString() = id then yield t ]
+
+let ``the view stream carries /v1/cluster, /v1/plan, each stage task of a request with predicted and actual times, and the headline`` =
+    testCase "the view stream carries /v1/cluster, /v1/plan, each stage task of a request with predicted and actual times, and the headline" <| fun () ->
+        let client = readyClient served.Value
+        let id = submit client """{"prompt":"a lighthouse at dusk","width":64,"height":64,"steps":4,"seed":3}"""
+        pollUntil client 120.0 id isFinal |> ignore
+        let frame, _ =
+            frameWhere client 60.0 (fun f ->
+                let tasks = tasksOf f id
+                tasks.Length = 3 && tasks |> List.forall (fun t -> t.GetProperty("finish_s").ValueKind = JsonValueKind.Number))
+        // the same data as the two routes: same devices and keys as /v1/cluster, same placement as /v1/plan
+        let cluster = json (get client "/v1/cluster")
+        let plan = json (get client "/v1/plan")
+        let names (e: JsonElement) = [ for p in e.EnumerateObject() -> p.Name ]
+        Expect.equal (names (frame.GetProperty "cluster")) (names cluster) "the frame's cluster is /v1/cluster's body"
+        Expect.equal (names (frame.GetProperty "plan")) (names plan) "the frame's plan is /v1/plan's body"
+        Expect.equal (frame.GetProperty("cluster").GetProperty("devices").GetArrayLength()) (cluster.GetProperty("devices").GetArrayLength()) "every device"
+        Expect.equal (frame.GetProperty("plan").GetProperty("placement").GetRawText()) (plan.GetProperty("placement").GetRawText()) "the placement in force"
+        Expect.isGreaterThanOrEqual (frame.GetProperty("plan").GetProperty("recent_rounds").GetArrayLength()) 1 "dispatch rounds"
+        // the request's three stage tasks, on the devices its route names, predicted and actual times ordered
+        let status = json (get client ("/v1/generations/" + id))
+        let route = status.GetProperty "route"
+        let tasks = tasksOf frame id
+        Expect.equal [ for t in tasks -> t.GetProperty("stage").GetString() ] [ "encode"; "diffuse"; "decode" ] "three stages in order"
+        let devices (t: JsonElement) = [ for d in t.GetProperty("devices").EnumerateArray() -> d.GetInt32() ]
+        Expect.equal (devices tasks.[0]) [ route.GetProperty("encode_device").GetInt32() ] "encode on the routed device"
+        Expect.equal (devices tasks.[1]) [ for d in route.GetProperty("diffuse_devices").EnumerateArray() -> d.GetInt32() ] "diffuse on the routed devices"
+        Expect.equal (devices tasks.[2]) [ route.GetProperty("decode_device").GetInt32() ] "decode on the routed device"
+        for t in tasks do
+            Expect.equal (t.GetProperty("degree").GetInt32()) (route.GetProperty("degree").GetInt32()) "the route's degree"
+            Expect.equal (t.GetProperty("status").GetString()) (Trident.Tests.Api.ApiFixture.status status) "the request's status"
+            Expect.isLessThanOrEqual (t.GetProperty("predicted_start_s").GetDouble()) (t.GetProperty("predicted_finish_s").GetDouble()) "predicted start ≤ finish"
+            Expect.isLessThanOrEqual (t.GetProperty("start_s").GetDouble()) (t.GetProperty("finish_s").GetDouble()) "start ≤ finish"
+        Expect.isLessThanOrEqual (tasks.[0].GetProperty("finish_s").GetDouble()) (tasks.[1].GetProperty("start_s").GetDouble()) "encode before diffuse"
+        Expect.isLessThanOrEqual (tasks.[1].GetProperty("finish_s").GetDouble()) (tasks.[2].GetProperty("start_s").GetDouble()) "diffuse before decode"
+        // headline and recent requests
+        let headline = frame.GetProperty "headline"
+        Expect.isGreaterThanOrEqual (headline.GetProperty("succeeded").GetInt64()) 1L "succeeded counted"
+        Expect.isGreaterThanOrEqual (headline.GetProperty("latency_samples").GetInt32()) 1 "latency over the finished requests"
+        Expect.isTrue (headline.GetProperty("p50_latency_s").GetDouble() <= headline.GetProperty("p95_latency_s").GetDouble()) "P50 ≤ P95"
+        let job = [ for j in frame.GetProperty("jobs").EnumerateArray() do if j.GetProperty("id").GetString() = id then yield j ]
+        Expect.equal job.Length 1 "the request is among the recent ones"
+        Expect.equal (job.[0].GetProperty("status").GetString()) "succeeded" "with its final status"
+        Expect.isLessThanOrEqual (frame.GetProperty("tasks").GetArrayLength()) ViewApi.MaxTasks "bounded tasks"
+        // kept as an artefact: one real frame (the OpenAPI example of the route is one of these)
+        Directory.CreateDirectory artifacts |> ignore
+        File.WriteAllText(Path.Combine(artifacts, "view-frame.json"), frame.GetRawText())
+
+let ``a waiting request is in the view's queue with its slack and why it waits`` =
+    testCase "a waiting request is in the view's queue with its slack and why it waits" <| fun () ->
+        let client = readyClient served.Value
+        // more long requests than devices: some must wait
+        let devices = (json (get client "/v1/cluster")).GetProperty("devices").GetArrayLength()
+        let ids = [ for i in 1 .. devices + 2 -> submit client (sprintf """{"prompt":"queue %d","width":256,"height":256,"steps":500,"seed":%d}""" i i) ]
+        try
+            let frame, _ = frameWhere client 60.0 (fun f -> f.GetProperty("queue").GetArrayLength() > 0)
+            let queue = [ for q in frame.GetProperty("queue").EnumerateArray() -> q ]
+            for q in queue do
+                Expect.contains ids (q.GetProperty("id").GetString()) "a queued request is one of ours"
+                Expect.isTrue (q.GetProperty("slack_s").GetDouble() < q.GetProperty("deadline_in_s").GetDouble()) "slack = deadline − now − t_ref < deadline − now"
+                Expect.isGreaterThanOrEqual (q.GetProperty("waiting_s").GetDouble()) 0.0 "waiting time"
+                Expect.isMatch (q.GetProperty("reason").GetString()) "arrived after the last round|no admissible option free|lost to more urgent" "why it waits"
+            let slacks = [ for q in queue -> q.GetProperty("slack_s").GetDouble() ]
+            Expect.equal slacks (List.sort slacks) "most urgent first"
+        finally
+            for id in ids do (client.DeleteAsync("/v1/generations/" + id).Result).Dispose()
+            for id in ids do pollUntil client 120.0 id isFinal |> ignore
+
+let ``the page at / is one self-contained HTML page that loads nothing from outside`` =
+    testCase "the page at / is one self-contained HTML page that loads nothing from outside" <| fun () ->
+        let client = readyClient served.Value
+        use page = get client "/"
+        Expect.equal page.StatusCode HttpStatusCode.OK "the page answers"
+        Expect.equal page.Content.Headers.ContentType.MediaType "text/html" "HTML"
+        let html = page.Content.ReadAsStringAsync().Result
+        Expect.stringContains html "/v1/view/events" "it reads the view stream"
+        Expect.isEmpty [ for m in Regex.Matches(html, "(?:src|href)\\s*=\\s*\"(?:https?:)?//[^\"]*\"") -> m.Value ] "no outside script, style or image"
+        Expect.isEmpty [ for m in Regex.Matches(html, "<(?:script|link)[^>]*(?:src|href)=\"(?!data:)") -> m.Value ] "scripts and styles are inline"
+
+// ---------------------------------------------------------------------------------------------------------------
+// In a real browser
+// ---------------------------------------------------------------------------------------------------------------
+
+let private freePort () =
+    let l = new TcpListener(IPAddress.Loopback, 0)
+    l.Start()
+    let port = (l.LocalEndpoint :?> IPEndPoint).Port
+    l.Stop()
+    port
+
+/// The server on a real loopback port (the browser cannot reach the in-memory test server).
+type LiveServer() =
+    let url = sprintf "http://127.0.0.1:%d" (freePort ())
+    let app =
+        Program.BuildServer [| yield "--urls"; yield url
+                               for k, v in baseSettings do
+                                   yield "--" + k
+                                   yield v |]
+    do app.StartAsync().Wait()
+    member _.Url = url
+    interface IDisposable with
+        member _.Dispose() = app.StopAsync().Wait(TimeSpan.FromSeconds 30.0) |> ignore; (app :> IAsyncDisposable).DisposeAsync().AsTask().Wait()
+
+let private live = Fixture(fun () -> new LiveServer())
+
+/// Waits until `expression` is true in the page; on a timeout fails naming it, with the page's submit error and
+/// requests, and keeps a screenshot (artifacts/web-view-timeout.png).
+let private wait (page: IPage) (seconds: float) (expression: string) =
+    try
+        page.WaitForFunctionAsync(expression, null, PageWaitForFunctionOptions(Timeout = float32 (seconds * 1000.0), PollingInterval = 100.0f)).Wait()
+    with :? AggregateException as e when (e.InnerException :? TimeoutException) ->
+        Directory.CreateDirectory artifacts |> ignore
+        page.ScreenshotAsync(PageScreenshotOptions(Path = Path.Combine(artifacts, "web-view-timeout.png"), FullPage = true)).Wait()
+        let state = page.EvaluateAsync<string>("document.getElementById('submit-error').textContent + ' | ' + document.getElementById('mine').innerText + ' | ' + JSON.stringify(window.tridentView.drawn)").Result
+        failwithf "not true within %.0f s: %s\npage: %s" seconds expression state
+
+let ``in chromium: submit through the form, watch the stages and the image, cancel another request, no console error`` =
+    testCase "in chromium: submit through the form, watch the stages and the image, cancel another request, no console error" <| fun () ->
+        let server = live.Value
+        use client = new HttpClient(BaseAddress = Uri server.Url)
+        waitReady client
+        use playwright = Playwright.CreateAsync().Result
+        let browser =
+            playwright.Chromium.LaunchAsync(BrowserTypeLaunchOptions(ExecutablePath = "/usr/bin/chromium", Args = [ "--no-sandbox" ], Headless = true)).Result
+        use _closeBrowser = { new IDisposable with member _.Dispose() = browser.DisposeAsync().AsTask().Wait() }
+        let page = browser.NewPageAsync(BrowserNewPageOptions(ViewportSize = ViewportSize(Width = 1500, Height = 1100))).Result
+        let errors = Collections.Concurrent.ConcurrentQueue<string>()
+        page.Console.Add(fun m -> if m.Type = "error" then errors.Enqueue(m.Text))
+        page.PageError.Add(fun e -> errors.Enqueue("page error: " + e))
+        page.GotoAsync(server.Url + "/").Wait()
+        wait page 30.0 "window.tridentView && window.tridentView.frames > 0 && document.getElementById('conn').className === 'live'"
+        let idOf (n: int) = page.EvaluateAsync<string>(sprintf "[...window.tridentView.mine.keys()][%d]" n).Result
+        // request 1: through the form; long enough that the page sees its stages run
+        page.FillAsync("input[name=prompt]", "a red fox in fresh snow").Wait()
+        page.FillAsync("input[name=width]", "128").Wait()
+        page.FillAsync("input[name=height]", "128").Wait()
+        page.FillAsync("input[name=steps]", "120").Wait()
+        page.ClickAsync("#go").Wait()
+        wait page 10.0 "window.tridentView.mine.size === 1"
+        let first = idOf 0
+        // request 2: a very long one, cancelled from the page while it runs
+        page.FillAsync("input[name=width]", "256").Wait()
+        page.FillAsync("input[name=height]", "256").Wait()
+        page.FillAsync("input[name=steps]", "500").Wait()
+        page.ClickAsync("#go").Wait()
+        wait page 10.0 "window.tridentView.mine.size === 2"
+        let second = idOf 1
+        Expect.notEqual first second "two requests"
+        // the first moves through the stages on the timeline: a running stage is drawn, then all three finished
+        wait page 120.0 (sprintf "(() => { const d = window.tridentView.drawn['%s']; return d && Object.values(d).includes('running'); })()" first)
+        wait page 120.0 (sprintf "(() => { const d = window.tridentView.drawn['%s']; return d && d.encode === 'finished' && d.diffuse === 'finished' && d.decode === 'finished'; })()" first)
+        wait page 30.0 (sprintf "document.querySelector('#mine-%s')?.dataset.status === 'succeeded'" first)
+        wait page 30.0 (sprintf "(() => { const i = document.querySelector('#mine-%s img'); return i && i.complete && i.naturalWidth === 128; })()" first)
+        // the second: cancel it once it runs (or still waits), then it is marked cancelled
+        wait page 120.0 (sprintf "['encoding','diffusing','decoding','queued'].includes(document.querySelector('#mine-%s')?.dataset.status)" second)
+        page.ClickAsync(sprintf "#mine-%s button[data-cancel]" second).Wait()
+        wait page 60.0 (sprintf "document.querySelector('#mine-%s')?.dataset.status === 'cancelled'" second)
+        let text = page.InnerTextAsync(sprintf "#mine-%s" second).Result
+        Expect.stringContains text "cancelled" "the row says cancelled"
+        // the placement table and the rounds are filled from the same stream
+        Expect.isGreaterThanOrEqual (page.Locator("#placement tr").CountAsync().Result) 2 "placement rows"
+        Expect.isGreaterThanOrEqual (page.Locator("#rounds tr").CountAsync().Result) 2 "dispatch rounds"
+        Directory.CreateDirectory artifacts |> ignore
+        let shot = Path.Combine(artifacts, "web-view.png")
+        page.ScreenshotAsync(PageScreenshotOptions(Path = shot, FullPage = true)).Wait()
+        Expect.isGreaterThan (FileInfo(shot).Length) 10_000L "the screenshot was written"
+        Expect.equal (List.ofSeq errors) [] "no console errors"
+
+[<Tests>]
+let integrationTests =
+    testList "integration" [
+        testList "ViewTests" [
+            ``the view stream carries /v1/cluster, /v1/plan, each stage task of a request with predicted and actual times, and the headline``
+            ``a waiting request is in the view's queue with its slack and why it waits``
+            ``the page at / is one self-contained HTML page that loads nothing from outside``
+            ``in chromium: submit through the form, watch the stages and the image, cancel another request, no console error``
+        ] |> testSequenced ]
