@@ -38,7 +38,8 @@ public sealed record ImageGenerationRequestDto(
 /// <param name="Seed">The seed of this image (first image: the request's or a drawn one in [0, 2^53 − 1]; the i-th: + i).</param>
 /// <param name="PromptTruncated">Whether the tokenizer cut the prompt (see <c>revised_prompt</c>).</param>
 /// <param name="Id">The job that made it (its status: <c>/v1/generations/{id}</c>).</param>
-public sealed record ImageDataDto(string? B64Json, string? Url, string RevisedPrompt, long Seed, bool PromptTruncated, string Id);
+/// <param name="TraceId">The job's OpenTelemetry trace id (32 hex digits), as in its status.</param>
+public sealed record ImageDataDto(string? B64Json, string? Url, string RevisedPrompt, long Seed, bool PromptTruncated, string Id, string TraceId);
 
 /// <summary>Answer of <c>POST /v1/images/generations</c>.</summary>
 /// <param name="Created">Unix time in seconds.</param>

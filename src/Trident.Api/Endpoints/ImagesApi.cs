@@ -55,7 +55,7 @@ public static class ImagesApi
             return new ImageDataDto(
                 urls ? null : Convert.ToBase64String(result.File),
                 urls ? $"{http.Request.Scheme}://{http.Request.Host}/v1/generations/{id}/result" : null,
-                usage.UsedText, (long)job.Input.Seed, usage.Truncated, id);
+                usage.UsedText, (long)job.Input.Seed, usage.Truncated, id, job.Trace.TraceId);
         }).ToArray();
         var first = jobs![0].Result!;
         return TypedResults.Ok(new ImageGenerationResponseDto(DateTimeOffset.UtcNow.ToUnixTimeSeconds(), data,

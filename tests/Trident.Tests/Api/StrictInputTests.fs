@@ -128,6 +128,10 @@ let ``the job status says how much of the prompt the encoder read, and prompt li
         let item = (json images).GetProperty("data").[0]
         Expect.isTrue (item.GetProperty("prompt_truncated").GetBoolean()) "the OpenAI route says the prompt was cut"
         Expect.equal (item.GetProperty("revised_prompt").GetString()) (String('b', 75)) "revised_prompt is what the encoder read"
+        use status = get client ("/v1/generations/" + item.GetProperty("id").GetString())
+        let traceId = item.GetProperty("trace_id").GetString()
+        Expect.isTrue (Text.RegularExpressions.Regex.IsMatch(traceId, "^[0-9a-f]{32}$")) "each image carries its job's trace id"
+        Expect.equal ((json status).GetProperty("trace_id").GetString()) traceId "the same trace id as the job's status"
 
 let ``requests predicted over the time or memory limit are refused naming the limit and the estimate, and a 202 carries the estimate`` =
     testCase "requests predicted over the time or memory limit are refused naming the limit and the estimate, and a 202 carries the estimate" <| fun () ->
