@@ -16,6 +16,8 @@ using System.Text.Json;
 using Trident.Api.Contracts;
 using Trident.Scheduling;
 
+using Trident.Api.Hosting;
+
 namespace Trident.Api.Cli;
 
 /// <summary>What a local cluster is made of.</summary>
@@ -47,10 +49,10 @@ public sealed class LocalCluster : IAsyncDisposable
         _log = log;
         _logDirectory = logDirectory;
         _workers = new Process?[spec.Nodes];
-        _workerPorts = [.. Enumerable.Range(0, spec.Nodes).Select(_ => FreePort())];
-        _siloPort = FreePort();
-        _redisPort = FreePort();
-        HttpPort = FreePort();
+        _workerPorts = [.. Enumerable.Range(0, spec.Nodes).Select(_ => Loopback.FreePort())];
+        _siloPort = Loopback.FreePort();
+        _redisPort = Loopback.FreePort();
+        HttpPort = Loopback.FreePort();
         Url = $"http://127.0.0.1:{HttpPort}";
     }
 
@@ -113,7 +115,7 @@ public sealed class LocalCluster : IAsyncDisposable
             }
         }
         Spawn("coordinator", "dotnet", [Trident, "serve", .. Common, "--devices", (_spec.Nodes * _spec.DevicesPerNode).ToString(CultureInfo.InvariantCulture),
-            "--silo-port", _siloPort.ToString(CultureInfo.InvariantCulture), "--gateway-port", FreePort().ToString(CultureInfo.InvariantCulture),
+            "--silo-port", _siloPort.ToString(CultureInfo.InvariantCulture), "--gateway-port", Loopback.FreePort().ToString(CultureInfo.InvariantCulture),
             "--urls", Url, "--Trident:Storage:Directory", "memory", "--Trident:LogLevel", "Warning",
             "--Trident:Cluster:JoinTimeoutSeconds", ((int)timeout.TotalSeconds).ToString(CultureInfo.InvariantCulture), .. _spec.ServeArguments]);
         for (var i = 0; i < _spec.Nodes; i++) StartWorker(i);
@@ -144,7 +146,7 @@ public sealed class LocalCluster : IAsyncDisposable
     {
         var port = _workerPorts[index];
         _workers[index] = Spawn($"worker{index}", "dotnet", [Trident, "worker", .. Common, "--devices", _spec.DevicesPerNode.ToString(CultureInfo.InvariantCulture),
-            "--silo-port", port.ToString(CultureInfo.InvariantCulture), "--gateway-port", FreePort().ToString(CultureInfo.InvariantCulture),
+            "--silo-port", port.ToString(CultureInfo.InvariantCulture), "--gateway-port", Loopback.FreePort().ToString(CultureInfo.InvariantCulture),
             "--primary", $"127.0.0.1:{_siloPort}", "--Trident:LogLevel", "Warning"]);
     }
 
@@ -184,12 +186,6 @@ public sealed class LocalCluster : IAsyncDisposable
         return process;
     }
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
 
     /// <inheritdoc />
     public async ValueTask DisposeAsync()

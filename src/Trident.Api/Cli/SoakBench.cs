@@ -25,6 +25,8 @@ using Microsoft.FSharp.Collections;
 using Trident.Api.Contracts;
 using Trident.Scheduling;
 
+using Trident.Api.Hosting;
+
 namespace Trident.Api.Cli;
 
 /// <summary>The <c>bench soak</c> benchmark.</summary>
@@ -81,7 +83,7 @@ public static class SoakBench
         {
             if (client is null)
             {
-                var port = FreePort();
+                var port = Loopback.FreePort();
                 var url = $"http://127.0.0.1:{port}";
                 app = Program.BuildServer(["--urls", url, "--Trident:Pipeline", pipeline, "--Trident:Devices:Count", devices.ToString(CultureInfo.InvariantCulture),
                     "--Trident:LogLevel", "Warning",
@@ -137,12 +139,6 @@ public static class SoakBench
         }
     }
 
-    private static int FreePort()
-    {
-        using var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        return ((IPEndPoint)l.LocalEndpoint).Port;
-    }
 
     /// <summary>Waits for /ready; null when ready, else why the server cannot become ready.</summary>
     private static async Task<string?> WaitReadyAsync(HttpClient client, Func<string?> failure, CancellationToken ct)

@@ -30,8 +30,8 @@ public static class ClusterSilo
     /// placement. <paramref name="coordinator"/>: in localhost mode the coordinator is the primary silo.</summary>
     public static ISiloBuilder Configure(ISiloBuilder silo, ClusterOptions c, bool coordinator)
     {
-        var siloPort = c.SiloPort == 0 ? FreePort() : c.SiloPort;
-        var gatewayPort = c.GatewayPort == 0 ? FreePort() : c.GatewayPort;
+        var siloPort = c.SiloPort == 0 ? Loopback.FreePort() : c.SiloPort;
+        var gatewayPort = c.GatewayPort == 0 ? Loopback.FreePort() : c.GatewayPort;
         if (c.Mode == ClusterOptions.ModeLocalhost)
         {
             silo.UseLocalhostClustering(siloPort, gatewayPort, coordinator ? null : IPEndPoint.Parse(c.Primary), c.ClusterId, c.ClusterId);
@@ -72,12 +72,6 @@ public static class ClusterSilo
             .AddFilter("Orleans.Runtime.Placement", LogLevel.Error)
             .AddFilter("Polly", LogLevel.Error);
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
 
     /// <summary>The coordinator's silo, added to the web application when Trident:Cluster:Mode is not none
     /// (options are bound here to decide; an invalid value is reported by the options validation).</summary>

@@ -154,13 +154,6 @@ let ``on shutdown a job still running at the drain time is cancelled, and its op
         Expect.equal job.Status Trident.Runtime.Serving.JobStatus.Cancelled "the job's final state"
         Expect.isFalse (job.View().Decode.Start.HasValue) "its decode never ran"
 
-/// A free TCP port on the loopback interface.
-let private freePort () =
-    let l = new Sockets.TcpListener(IPAddress.Loopback, 0)
-    l.Start()
-    let port = (l.LocalEndpoint :?> IPEndPoint).Port
-    l.Stop()
-    port
 
 /// A `trident serve` process on the tiny pipeline at `url`, its job store in `storage`, its output collected.
 let private startTrident (url: string) (storage: string) =
@@ -195,7 +188,7 @@ let private tempStorage () = Path.Combine(Path.GetTempPath(), "trident-jobs-" + 
 
 let ``trident serve sent SIGTERM with a job running and its event stream open ends the stream with the final state, logs the job and exits`` =
     testCase "trident serve sent SIGTERM with a job running and its event stream open ends the stream with the final state, logs the job and exits" <| fun () ->
-        let url = sprintf "http://127.0.0.1:%d" (freePort ())
+        let url = sprintf "http://127.0.0.1:%d" (Trident.Api.Hosting.Loopback.FreePort())
         let storage = tempStorage ()
         let proc, output = startTrident url storage
         use proc = proc
@@ -222,7 +215,7 @@ let ``trident serve sent SIGTERM with a job running and its event stream open en
 let ``trident serve killed with SIGKILL while jobs are queued and running, restarted on the same storage, ends every accepted job`` =
     testCase "trident serve killed with SIGKILL while jobs are queued and running, restarted on the same storage, ends every accepted job" <| fun () ->
         let storage = tempStorage ()
-        let url = sprintf "http://127.0.0.1:%d" (freePort ())
+        let url = sprintf "http://127.0.0.1:%d" (Trident.Api.Hosting.Loopback.FreePort())
         let first, firstOutput = startTrident url storage
         use first = first
         let mutable second = None

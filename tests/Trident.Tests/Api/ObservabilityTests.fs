@@ -42,12 +42,7 @@ type private LineSink() =
 
 /// A local OTLP/HTTP receiver: answers every POST 200 with an empty protobuf message and records the paths.
 type private OtlpReceiver() =
-    let port =
-        let l = new Sockets.TcpListener(IPAddress.Loopback, 0)
-        l.Start()
-        let p = (l.LocalEndpoint :?> IPEndPoint).Port
-        l.Stop()
-        p
+    let port = Trident.Api.Hosting.Loopback.FreePort()
     let listener = new HttpListener()
     let paths = ConcurrentQueue<string>()
     do

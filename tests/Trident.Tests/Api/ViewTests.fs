@@ -133,16 +133,10 @@ let ``the page at / is one self-contained HTML page that loads nothing from outs
 // In a real browser
 // ---------------------------------------------------------------------------------------------------------------
 
-let private freePort () =
-    let l = new TcpListener(IPAddress.Loopback, 0)
-    l.Start()
-    let port = (l.LocalEndpoint :?> IPEndPoint).Port
-    l.Stop()
-    port
 
 /// The server on a real loopback port (the browser cannot reach the in-memory test server).
 type LiveServer() =
-    let url = sprintf "http://127.0.0.1:%d" (freePort ())
+    let url = sprintf "http://127.0.0.1:%d" (Trident.Api.Hosting.Loopback.FreePort())
     let app =
         Program.BuildServer [| yield "--urls"; yield url
                                for k, v in baseSettings do
