@@ -232,7 +232,23 @@ public sealed class DeviceGrain(WorkerDevices devices, ILogger<DeviceGrain> log)
     private DeviceSpec Spec => devices.Layout.Devices[DeviceKeys.Index(Key)];
 
     /// <inheritdoc />
-    public Task Load(int stage) => Task.Run(() => Executor.Load(DeviceKeys.StageOf(stage)));
+    public Task Load(int stage)
+    {
+        var executor = Executor;
+        return OffPool(() =>
+        {
+            executor.Load(DeviceKeys.StageOf(stage));
+            return true;
+        }, CancellationToken.None);
+    }
+
+    // A stage call blocks for the stage's whole length (an ONNX Runtime run, or an emulated device's wait): it
+    // runs on a thread of its own, never on a thread-pool thread. Eight devices' blocked calls on a worker
+    // with two cores (the pool's minimum) starved Orleans' own messaging of pool threads, so stage starts,
+    // progress reports and replies all lagged by seconds under load (`bench cluster` at 128 devices).
+    // TaskScheduler.Default explicitly: inside a grain the current scheduler is the grain's.
+    private static Task<T> OffPool<T>(Func<T> work, CancellationToken cancellationToken) =>
+        Task.Factory.StartNew(work, cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
 
     /// <inheritdoc />
     public Task Unload(int stage)
@@ -251,7 +267,7 @@ public sealed class DeviceGrain(WorkerDevices devices, ILogger<DeviceGrain> log)
     public async Task<StageReply> Encode(WireInput input, CancellationToken cancellationToken)
     {
         var executor = Executor;
-        var output = await Task.Run(() => executor.Encode(input.ToInput(), cancellationToken), cancellationToken);
+        var output = await OffPool(() => executor.Encode(input.ToInput(), cancellationToken), cancellationToken);
         return new StageReply(Keep(output), 0);
     }
 
@@ -262,7 +278,7 @@ public sealed class DeviceGrain(WorkerDevices devices, ILogger<DeviceGrain> log)
         var executor = Executor;
         var threads = degree * Spec.IntraOpThreads;
         var observer = new Progress(progress);
-        var output = await Task.Run(() => executor.Diffuse(input.ToInput(), new StageOutput(bytes, bytes.LongLength), threads, observer, cancellationToken), cancellationToken);
+        var output = await OffPool(() => executor.Diffuse(input.ToInput(), new StageOutput(bytes, bytes.LongLength), threads, observer, cancellationToken), cancellationToken);
         await observer.Delivered();
         var reply = new StageReply(Keep(output), fetched);
         Release(embeddings);
@@ -274,7 +290,7 @@ public sealed class DeviceGrain(WorkerDevices devices, ILogger<DeviceGrain> log)
     {
         var (bytes, fetched) = await Take(latents);
         var executor = Executor;
-        var frames = await Task.Run(() => executor.Decode(input.ToInput(), new StageOutput(bytes, bytes.LongLength), cancellationToken), cancellationToken);
+        var frames = await OffPool(() => executor.Decode(input.ToInput(), new StageOutput(bytes, bytes.LongLength), cancellationToken), cancellationToken);
         Release(latents);
         return new FramesReply(frames[0].Width, frames[0].Height, [.. frames.Select(f => f.Pixels)], fetched);
     }
