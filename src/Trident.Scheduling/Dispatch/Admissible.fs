@@ -56,7 +56,12 @@ module Admissible =
           TRef: System.Collections.Generic.Dictionary<struct (Shape * int), float<s>>
           /// per (shape, steps): the admissible (type, degree, VR, predicted finish) — the same for
           /// every request of that class within a round
-          Routes: System.Collections.Generic.Dictionary<struct (Shape * int), (PlacementType * int * VrType * float<s>) list> }
+          Routes: System.Collections.Generic.Dictionary<struct (Shape * int), (PlacementType * int * VrType * float<s>) list>
+          /// per request: its admissible, undominated options — computed once per round (the
+          /// reservation, the candidate cut and work conservation all ask for them)
+          Options: System.Collections.Generic.Dictionary<RequestId, DispatchOption list>
+          /// per request: its urgency key (slack, −priority, arrival, id), computed once per round
+          Urgency: System.Collections.Generic.Dictionary<RequestId, struct (float<s> * int * float<s> * int64)> }
 
     let round (s: Snapshot) : Round =
         let byType = s.Cluster.Devices |> Array.groupBy (fun d -> s.Placement.Types.[d.Id]) |> Map.ofArray
@@ -71,7 +76,9 @@ module Admissible =
             |> Map.filter (fun t _ -> not (PlacementType.isPrimary t))
             |> Map.map (fun _ ds -> ds |> Array.map (fun d -> d.Memory, max s.Now s.BusyUntil.[d.Id.Value]) |> Array.sortBy snd)
           TRef = System.Collections.Generic.Dictionary()
-          Routes = System.Collections.Generic.Dictionary() }
+          Routes = System.Collections.Generic.Dictionary()
+          Options = System.Collections.Generic.Dictionary()
+          Urgency = System.Collections.Generic.Dictionary() }
 
     /// t_ref of a request's shape and steps, computed once per round.
     let tRef (rd: Round) (r: Request) =
@@ -147,9 +154,7 @@ module Admissible =
             |> fst
             |> List.rev)
 
-    /// Every admissible, undominated option for the request: types present in the cluster, degrees
-    /// no larger than the type's largest group on one node (free devices are checked by the planner).
-    let options (rd: Round) (r: Request) : DispatchOption list =
+    let private computeOptions (rd: Round) (r: Request) : DispatchOption list =
         let s = rd.Snapshot
         let rs = routes rd r
         // the latency term's scale: the slowest admissible finish of this request (docs/policies.md)
@@ -168,12 +173,24 @@ module Admissible =
               yield { Request = r; Type = t; Degree = k; Vr = vr; Finish = f; OnTime = onTime; Reward = w } ]
         |> undominated s.Settings.IdlePenalty
 
+    /// Every admissible, undominated option for the request: types present in the cluster, degrees
+    /// no larger than the type's largest group on one node (free devices are checked by the planner).
+    /// Computed once per request and round (cached in the round; a request id names one request).
+    let options (rd: Round) (r: Request) : DispatchOption list =
+        match rd.Options.TryGetValue r.Id with
+        | true, v -> v
+        | _ ->
+            let v = computeOptions rd r
+            rd.Options.[r.Id] <- v
+            v
+
+    let private urgency (rd: Round) (r: Request) =
+        match rd.Urgency.TryGetValue r.Id with
+        | true, v -> v
+        | _ ->
+            let v = struct (r.Deadline - rd.Snapshot.Now - tRef rd r, -(defaultArg r.Priority 0), r.Arrival, r.Id.Value)
+            rd.Urgency.[r.Id] <- v
+            v
+
     /// Urgency order: least slack first (deadline − now − t_ref), then priority, then arrival, then id.
-    let byUrgency (rd: Round) (queue: Request list) =
-        let s = rd.Snapshot
-        queue
-        |> List.sortBy (fun r ->
-            r.Deadline - s.Now - tRef rd r,
-            -(defaultArg r.Priority 0),
-            r.Arrival,
-            r.Id.Value)
+    let byUrgency (rd: Round) (queue: Request list) = queue |> List.sortBy (urgency rd)
