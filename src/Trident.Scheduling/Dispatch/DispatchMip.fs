@@ -53,8 +53,20 @@ module DispatchMip =
     /// urgent first; the options of its first request). Requests are interchangeable when their
     /// options agree on type, degree and reward.
     let classes (candidates: (Request * DispatchOption list) list) : (Request list * DispatchOption list) list =
-        let signature (opts: DispatchOption list) = opts |> List.map (fun o -> o.Type, o.Degree, o.Reward)
-        let order = System.Collections.Generic.Dictionary<(PlacementType * int * float) list, int>(HashIdentity.Structural)
+        // options agree on type, degree and reward (a hand-written comparer: structural hashing of
+        // the option tuples was a measurable part of a 1000-request round)
+        let signature (opts: DispatchOption list) = opts |> List.map (fun o -> struct (o.Type, o.Degree, o.Reward)) |> Array.ofList
+        let comparer =
+            { new System.Collections.Generic.IEqualityComparer<struct (PlacementType * int * float) array> with
+                member _.Equals(a, b) =
+                    a.Length = b.Length
+                    && Array.forall2 (fun (struct (t1: PlacementType, k1: int, w1: float)) (struct (t2, k2, w2)) -> k1 = k2 && w1 = w2 && t1 = t2) a b
+                member _.GetHashCode a =
+                    let mutable h = a.Length
+                    for struct (t, k, w) in a do
+                        h <- System.HashCode.Combine(h, t.GetHashCode(), k, w.GetHashCode())
+                    h }
+        let order = System.Collections.Generic.Dictionary<struct (PlacementType * int * float) array, int>(comparer)
         let members = System.Collections.Generic.List<Request list * DispatchOption list>()
         for (r, opts) in candidates do
             let key = signature opts
