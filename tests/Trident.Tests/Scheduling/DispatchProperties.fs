@@ -90,7 +90,8 @@ let ``the dispatch MIP of a round can be written as LP text naming its constrain
         | None -> failwith "no model for a round with waiting requests and free devices"
         | Some m ->
             let lp = Model.toLpText m
-            for family in [ "once[r=0]"; "devices[node=0"; "groups[type=" ] do
+            // the capacity form (degrees that divide one another): no node variables or rows
+            for family in [ "once[r=0]"; "capacity[type=" ] do
                 Expect.stringContains lp family "lp"
 
 
