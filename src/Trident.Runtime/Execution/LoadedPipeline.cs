@@ -99,6 +99,13 @@ public sealed class LoadedPipeline : IDisposable
     public ISampler SamplerFor(string? scheduler) =>
         scheduler is null ? Sampler : samplers.GetOrAdd(scheduler, name => SamplerFactory.Create(Manifest.Sampler, name));
 
+    /// <summary>The stage models this pipeline has, in StageModel order: the three, and TextEncoder2 when the
+    /// manifest names a second text encoder.</summary>
+    public IReadOnlyList<StageModel> Models =>
+        Manifest.Stages.TextEncoder2 is null
+            ? [StageModel.TextEncoder, StageModel.Denoiser, StageModel.VaeDecoder]
+            : [StageModel.TextEncoder, StageModel.Denoiser, StageModel.VaeDecoder, StageModel.TextEncoder2];
+
     /// <summary>Absolute path of a stage's model file.</summary>
     public string ModelPath(StageModel model) => PipelineManifest.ResolvePath(Directory, model switch
     {
