@@ -362,6 +362,20 @@ let ``every input of the SDXL miniature's UNet and encoders changes every output
             for o in 0 .. s.Outputs.Count - 1 do
                 Expect.notEqual (a[o].Tensor.AsFloat()) (b[o].Tensor.AsFloat()) (sprintf "%s: %s depends on input_ids" file s.Outputs[o].Name)
 
+let ``the SDXL UNet's text_embeds and time_ids reach it in the device-resident loop as in the host loop`` =
+    testCase "the SDXL UNet's text_embeds and time_ids reach it in the device-resident loop as in the host loop" <| fun () ->
+        // DDIM is the linear sampler the device loop (I/O binding, run here on the CPU provider) takes.
+        use p = Trident.Runtime.Execution.LoadedPipeline.Open(sdxlMiniature ExportEra.OptimumCurrent, ExecutionProvider.Cpu(1))
+        let emb = Trident.Runtime.Execution.EncodeExecutor(p).Encode([| "a photo of a cat" |], [| "" |], 1)
+        let latents loop guidance =
+            let settings = Trident.Runtime.Execution.DiffuseSettings(64, 64, 1, 3, [| 7UL |], guidance, 1, "ddim")
+            Trident.Runtime.Execution.DiffuseExecutor(p, loop).Diffuse(emb, settings).Tensor.AsFloat()
+        for guidance in [ 5.0; 1.0 ] do
+            let host = latents Trident.Runtime.Execution.DiffuseLoop.Host guidance
+            let device = latents Trident.Runtime.Execution.DiffuseLoop.Device guidance
+            let diff = Array.map2 (fun (a: float32) b -> abs (a - b)) host device |> Array.max
+            Expect.isLessThan diff 1e-4f (sprintf "guidance %g: max difference" guidance)
+
 let ``generate runs SDXL exports of both eras end to end, deterministically`` =
     testCase "generate runs SDXL exports of both eras end to end, deterministically" <| fun () ->
         // Same weights behind Optimum 1.x's and today's signatures (int64 [steps] or float [] timestep): with DDIM's
@@ -410,6 +424,7 @@ let unitTests =
         ``a broken SDXL export lists every problem of its second encoder and tokenizer``
         ``SDXL encode: both encoders' penultimate states side by side, pooled from the second, zeros for an empty negative prompt``
         ``every input of the SDXL miniature's UNet and encoders changes every output``
+        ``the SDXL UNet's text_embeds and time_ids reach it in the device-resident loop as in the host loop``
     ] |> testSequencedGroup "ExportTests" ]
 
 [<Tests>]
