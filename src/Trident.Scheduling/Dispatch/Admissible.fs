@@ -23,6 +23,24 @@ type DispatchOption =
       OnTime: bool
       Reward: float }
 
+/// Why a request is still waiting after a dispatch round (what the web view's queue shows).
+type WaitReason =
+    /// no primary type of the cluster can serve it at an admissible degree: it waits for a re-placement
+    | NoRoute
+    /// it has admissible options, but no node had enough free devices of any of their types when the round began
+    | NoOptionFree
+    /// a node had enough free devices for one of its admissible options when the round began; the plan gave
+    /// them to more urgent requests (or held them for the round's reserved request)
+    | LostToMoreUrgent
+
+module WaitReason =
+    /// One line for people.
+    let describe =
+        function
+        | NoRoute -> "no route: no device type of the placement can serve it"
+        | NoOptionFree -> "no admissible option free"
+        | LostToMoreUrgent -> "lost to a more urgent one"
+
 module Admissible =
     /// Whether `k` is admissible for this request on devices of type `t` with memory `memory`.
     let degreeAdmissible (cost: CostModel) (t: PlacementType) (shape: Shape) (memory: float<GB>) (nodeSize: int) (k: int) =
@@ -177,3 +195,18 @@ module Admissible =
             -(defaultArg r.Priority 0),
             r.Arrival,
             r.Id.Value)
+
+    /// Why each request of the snapshot's queue that `plan` does not route still waits: pure, from the
+    /// round's own admissible routes and the devices free when it began (the planner's view, not a guess).
+    let waitReasons (s: Snapshot) (plan: DispatchPlan) : (RequestId * WaitReason) list =
+        let rd = round s
+        let free = freeByNodeAndType s |> Map.toList |> List.map (fun ((_, t), ds) -> t, List.length ds)
+        let routed = plan.Dispatches |> List.map _.Request |> Set.ofList
+        [ for r in s.Queue do
+              if not (routed.Contains r.Id) then
+                  let rs = routes rd r
+                  let reason =
+                      if rs.IsEmpty then NoRoute
+                      elif rs |> List.exists (fun (t, k, _, _) -> free |> List.exists (fun (t', n) -> t' = t && n >= k)) then LostToMoreUrgent
+                      else NoOptionFree
+                  yield r.Id, reason ]
