@@ -1,9 +1,9 @@
 // `simulate --out DIR` writes view.html: the web view's page (View/index.html) with one finished simulated run
 // embedded once, as compact column-wise JSON (format trident-sim-view/1, below), in the page's script element
-// `trident-replay`. The page builds every timeline frame from it in the browser (index.html, simFrame), so the file
+// `trident-replay`. The page builds every timeline frame from it in the browser (index.html, simulation()), so the file
 // grows with the run's requests and tasks, not with the number of frames shown: nothing is written per step.
 //
-// trident-sim-view/1 (times in simulated seconds, rounded to the millisecond; arrays are columns, index = row):
+// trident-sim-view/1 (times in simulated seconds unless said otherwise; arrays are columns, index = row):
 //   policy, params, workload, model, span_s, summary {requests, on_time, late, oom, unserved, slo_attainment, p50_s, p95_s}
 //   types: the placement type names; shapes: "H×W×F, N steps" of each (shape, steps) class, t_ref: its latency served
 //     alone (CostModel.tRef: a request's slack is deadline − now − t_ref)
@@ -12,11 +12,15 @@
 //     initial placement first, then one per applied re-placement
 //   adjustments: [{at_s, applied, imbalance, reason, moves, alpha_before, alpha_after, source}] — every Adjust-on-Dispatch
 //     evaluation whose trigger fired; α of both placements for the window's mix (AdjustOnDispatch.alphaOf)
-//   requests: {id[], arrival[], deadline[], class[], priority[] (null: none), dispatched[] (null: never), degree[],
-//     outcome[] (0 on time, 1 late, 2 out of memory, 3 unserved), finish[]}
-//   tasks: {request[] (row in requests), stage[] (0 encode, 1 diffuse, 2 decode), start[], finish[], devices[] (the
-//     task's devices, flattened), count[] (how many of devices[] each task has), failed[] (rows that failed)}
-//   rounds: {at[], source[] (index into sources), full[] (1: the solver's round), waiting[], dispatched[]}; sources —
+//   requests, tasks and rounds hold times as integer milliseconds, relative so that the numbers stay short (the page
+//   restores the absolute times exactly by summing integers):
+//   requests: {id[] (each minus the previous), arrival[] (ms after the previous row's arrival), deadline[] (ms after its
+//     arrival), class[], priority[] (only when some request has one; null: none), dispatched[] (ms after arrival; null:
+//     never), degree[], outcome[] (0 on time, 1 late, 2 out of memory, 3 unserved), finish[] (ms after arrival; null)}
+//   tasks: {request[] (row in requests, minus the previous task's), stage[] (0 encode, 1 diffuse, 2 decode), start[] (ms
+//     after its request was dispatched), duration[] (ms), devices[] (the task's devices, flattened), count[] (how many
+//     of devices[] each task has), failed[] (rows that failed)}
+//   rounds: {at[] (ms after the previous kept round), source[] (index into sources), full[] (1: the solver's round), waiting[], dispatched[]}; sources —
 //     only the rounds that dispatched or ran the solver (as the live server's history keeps them)
 
 using System.Globalization;
@@ -156,12 +160,13 @@ public static class SimulationView
             }
             w.WriteEndArray();
 
-            // requests, column by column
+            // requests, column by column; times in integer milliseconds, relative (see the format above)
             w.WriteStartObject("requests");
-            Numbers(w, "id", records.Select(r => (double)r.Request.Id.Value));
-            Numbers(w, "arrival", records.Select(r => Ms(r.Request.Arrival)));
-            Numbers(w, "deadline", records.Select(r => Ms(r.Request.Deadline)));
-            Numbers(w, "class", records.Select(r =>
+            Ints(w, "id", Deltas(records.Select(r => r.Request.Id.Value)));
+            var arrival = records.Select(r => Milli(r.Request.Arrival)).ToArray();
+            Ints(w, "arrival", Deltas(arrival));
+            Ints(w, "deadline", records.Select((r, i) => Milli(r.Request.Deadline) - arrival[i]));
+            Ints(w, "class", records.Select(r =>
             {
                 var sh = r.Request.Shape;
                 var key = (sh.Height, sh.Width, sh.Frames, r.Request.Steps);
@@ -172,27 +177,30 @@ public static class SimulationView
                     classes.Add($"{sh.Height}×{sh.Width}×{sh.Frames}, {r.Request.Steps} steps");
                     tRef.Add(Ms(CostModelModule.tRef(config.Cost, sh, r.Request.Steps)));
                 }
-                return (double)c;
+                return (long)c;
             }));
-            Nullable(w, "priority", records.Select(r => r.Request.Priority is { } p ? (double?)p.Value : null));
-            Nullable(w, "dispatched", records.Select(r => r.Dispatched is { } d ? (double?)Ms(d.Value) : null));
-            Nullable(w, "degree", records.Select(r => r.Degree is { } k ? (double?)k.Value : null));
-            Numbers(w, "outcome", records.Select(r => (double)(r.Outcome.IsOnTime ? 0 : r.Outcome.IsLate ? 1 : r.Outcome.IsOutOfMemory ? 2 : 3)));
-            Nullable(w, "finish", records.Select(r => r.Finish is { } f ? (double?)Ms(f.Value) : null));
+            if (records.Any(r => r.Request.Priority is not null))
+                Nullable(w, "priority", records.Select(r => r.Request.Priority is { } p ? (long?)p.Value : null));
+            var dispatched = records.Select(r => r.Dispatched is { } d ? (long?)Milli(d.Value) : null).ToArray();
+            Nullable(w, "dispatched", dispatched.Select((d, i) => d - arrival[i]));
+            Nullable(w, "degree", records.Select(r => r.Degree is { } k ? (long?)k.Value : null));
+            Ints(w, "outcome", records.Select(r => (long)(r.Outcome.IsOnTime ? 0 : r.Outcome.IsLate ? 1 : r.Outcome.IsOutOfMemory ? 2 : 3)));
+            Nullable(w, "finish", records.Select((r, i) => r.Finish is { } f ? (long?)(Milli(f.Value) - arrival[i]) : null));
             w.WriteEndObject();
             Strings(w, "shapes", classes);
             Numbers(w, "t_ref", tRef);
 
             // tasks, column by column (a diffuse task's devices follow each other in devices[])
             var tasks = run.Tasks;
+            var rows = tasks.Select(t => rowOf[t.Request.Value]).ToArray();
             w.WriteStartObject("tasks");
-            Numbers(w, "request", tasks.Select(t => (double)rowOf[t.Request.Value]));
-            Numbers(w, "stage", tasks.Select(t => (double)StageIndex(t.Stage)));
-            Numbers(w, "start", tasks.Select(t => Ms(t.Start)));
-            Numbers(w, "finish", tasks.Select(t => Ms(t.Finish)));
-            Numbers(w, "devices", tasks.SelectMany(t => t.Devices.Select(d => (double)d.Value)));
-            Numbers(w, "count", tasks.Select(t => (double)t.Devices.Length));
-            Numbers(w, "failed", tasks.Select((t, i) => (t, i)).Where(x => x.t.Failed).Select(x => (double)x.i));
+            Ints(w, "request", Deltas(rows.Select(x => (long)x)));
+            Ints(w, "stage", tasks.Select(t => (long)StageIndex(t.Stage)));
+            Ints(w, "start", tasks.Select((t, i) => Milli(t.Start) - (dispatched[rows[i]] ?? arrival[rows[i]])));
+            Ints(w, "duration", tasks.Select(t => Milli(t.Finish) - Milli(t.Start)));
+            Ints(w, "devices", tasks.SelectMany(t => t.Devices.Select(d => (long)d.Value)));
+            Ints(w, "count", tasks.Select(t => (long)t.Devices.Length));
+            Ints(w, "failed", tasks.Select((t, i) => (t, i)).Where(x => x.t.Failed).Select(x => (long)x.i));
             w.WriteEndObject();
 
             // the rounds the live server would keep in its history: those that dispatched or ran the solver
@@ -200,16 +208,16 @@ public static class SimulationView
             var sourceOf = new Dictionary<string, int>();
             var kept = run.Rounds.Where(r => r.Dispatched > 0 || r.Full).ToArray();
             w.WriteStartObject("rounds");
-            Numbers(w, "at", kept.Select(r => Ms(r.Time)));
-            Numbers(w, "source", kept.Select(r =>
+            Ints(w, "at", Deltas(kept.Select(r => Milli(r.Time))));
+            Ints(w, "source", kept.Select(r =>
             {
                 var text = PlanSourceModule.describe(r.Source);
                 if (!sourceOf.TryGetValue(text, out var i)) { i = sources.Count; sourceOf[text] = i; sources.Add(text); }
-                return (double)i;
+                return (long)i;
             }));
-            Numbers(w, "full", kept.Select(r => r.Full ? 1.0 : 0.0));
-            Numbers(w, "waiting", kept.Select(r => (double)r.Waiting));
-            Numbers(w, "dispatched", kept.Select(r => (double)r.Dispatched));
+            Ints(w, "full", kept.Select(r => r.Full ? 1L : 0L));
+            Ints(w, "waiting", kept.Select(r => (long)r.Waiting));
+            Ints(w, "dispatched", kept.Select(r => (long)r.Dispatched));
             w.WriteEndObject();
             Strings(w, "sources", sources);
             w.WriteEndObject();
@@ -252,7 +260,27 @@ public static class SimulationView
         w.WriteEndArray();
     }
 
-    private static void Nullable(Utf8JsonWriter w, string name, IEnumerable<double?> values)
+    private static long Milli(double seconds) => (long)Math.Round(seconds * 1000);
+
+    // each value minus the one before (the first as it is): sums restore them exactly
+    private static IEnumerable<long> Deltas(IEnumerable<long> values)
+    {
+        long previous = 0;
+        foreach (var v in values)
+        {
+            yield return v - previous;
+            previous = v;
+        }
+    }
+
+    private static void Ints(Utf8JsonWriter w, string name, IEnumerable<long> values)
+    {
+        w.WriteStartArray(name);
+        foreach (var v in values) w.WriteNumberValue(v);
+        w.WriteEndArray();
+    }
+
+    private static void Nullable(Utf8JsonWriter w, string name, IEnumerable<long?> values)
     {
         w.WriteStartArray(name);
         foreach (var v in values)
