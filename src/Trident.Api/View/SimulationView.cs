@@ -20,7 +20,7 @@
 //   tasks: {request[] (row in requests, minus the previous task's), stage[] (0 encode, 1 diffuse, 2 decode), start[] (ms
 //     after its request was dispatched), duration[] (ms), devices[] (the task's devices, flattened), count[] (how many
 //     of devices[] each task has), failed[] (rows that failed)}
-//   rounds: {at[] (ms after the previous kept round), source[] (index into sources), full[] (1: the solver's round), waiting[], dispatched[]}; sources —
+//   rounds: {at[] (ms after the previous kept round), source[] (index into sources), waiting[], dispatched[]}; sources —
 //     only the rounds that dispatched or ran the solver (as the live server's history keeps them)
 
 using System.Globalization;
@@ -215,7 +215,6 @@ public static class SimulationView
                 if (!sourceOf.TryGetValue(text, out var i)) { i = sources.Count; sourceOf[text] = i; sources.Add(text); }
                 return (long)i;
             }));
-            Ints(w, "full", kept.Select(r => r.Full ? 1L : 0L));
             Ints(w, "waiting", kept.Select(r => (long)r.Waiting));
             Ints(w, "dispatched", kept.Select(r => (long)r.Dispatched));
             w.WriteEndObject();
