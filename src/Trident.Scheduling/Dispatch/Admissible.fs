@@ -200,13 +200,19 @@ module Admissible =
     /// round's own admissible routes and the devices free when it began (the planner's view, not a guess).
     let waitReasons (s: Snapshot) (plan: DispatchPlan) : (RequestId * WaitReason) list =
         let rd = round s
-        let free = freeByNodeAndType s |> Map.toList |> List.map (fun ((_, t), ds) -> t, List.length ds)
+        // per primary type: the most free devices of it on one node
+        let mostFree =
+            freeByNodeAndType s
+            |> Map.toList
+            |> List.groupBy (fun ((_, t), _) -> t)
+            |> List.map (fun (t, groups) -> t, groups |> List.map (fun (_, ds) -> List.length ds) |> List.max)
+            |> Map.ofList
         let routed = plan.Dispatches |> List.map _.Request |> Set.ofList
         [ for r in s.Queue do
               if not (routed.Contains r.Id) then
                   let rs = routes rd r
                   let reason =
                       if rs.IsEmpty then NoRoute
-                      elif rs |> List.exists (fun (t, k, _, _) -> free |> List.exists (fun (t', n) -> t' = t && n >= k)) then LostToMoreUrgent
+                      elif rs |> List.exists (fun (t, k, _, _) -> Map.tryFind t mostFree |> Option.exists (fun n -> n >= k)) then LostToMoreUrgent
                       else NoOptionFree
                   yield r.Id, reason ]
