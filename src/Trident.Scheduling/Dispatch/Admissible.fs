@@ -23,6 +23,24 @@ type DispatchOption =
       OnTime: bool
       Reward: float }
 
+/// Why a request is still waiting after a dispatch round (what the web view's queue shows).
+type WaitReason =
+    /// no primary type of the cluster can serve it at an admissible degree: it waits for a re-placement
+    | NoRoute
+    /// it has admissible options, but no node had enough free devices of any of their types when the round began
+    | NoOptionFree
+    /// a node had enough free devices for one of its admissible options when the round began; the plan gave
+    /// them to more urgent requests (or held them for the round's reserved request)
+    | LostToMoreUrgent
+
+module WaitReason =
+    /// One line for people.
+    let describe =
+        function
+        | NoRoute -> "no route: no device type of the placement can serve it"
+        | NoOptionFree -> "no admissible option free"
+        | LostToMoreUrgent -> "lost to a more urgent one"
+
 module Admissible =
     /// Whether `k` is admissible for this request on devices of type `t` with memory `memory`.
     let degreeAdmissible (cost: CostModel) (t: PlacementType) (shape: Shape) (memory: float<GB>) (nodeSize: int) (k: int) =
@@ -243,3 +261,24 @@ module Admissible =
             let part = [ for r in ordered do if wanted.Contains r.Id then yield r ]
             // every request of the part came from the snapshot's queue (ids name requests)
             if part.Length = wanted.Count && wanted.Count = List.length queue then part else sort queue
+
+    /// Why each request of the snapshot's queue that `plan` does not route still waits: pure, from the
+    /// round's own admissible routes and the devices free when it began (the planner's view, not a guess).
+    let waitReasons (s: Snapshot) (plan: DispatchPlan) : (RequestId * WaitReason) list =
+        let rd = round s
+        // per primary type: the most free devices of it on one node
+        let mostFree =
+            freeByNodeAndType s
+            |> Map.toList
+            |> List.groupBy (fun ((_, t), _) -> t)
+            |> List.map (fun (t, groups) -> t, groups |> List.map (fun (_, ds) -> List.length ds) |> List.max)
+            |> Map.ofList
+        let routed = plan.Dispatches |> List.map _.Request |> Set.ofList
+        [ for r in s.Queue do
+              if not (routed.Contains r.Id) then
+                  let rs = routes rd r
+                  let reason =
+                      if rs.IsEmpty then NoRoute
+                      elif rs |> List.exists (fun (t, k, _, _) -> Map.tryFind t mostFree |> Option.exists (fun n -> n >= k)) then LostToMoreUrgent
+                      else NoOptionFree
+                  yield r.Id, reason ]
