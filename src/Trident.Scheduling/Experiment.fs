@@ -214,5 +214,5 @@ module Experiment =
                       relabel best (sprintf "%s (best fixed degree of k=%s)" best.Params ks) ]
             let rows =
                 b1Rows @ (results |> List.filter (fun r -> r.Policy <> "B1"))
-                |> List.sortBy (fun r -> List.findIndex ((=) r.Policy) names)
+                |> List.sortBy (fun r -> List.findIndex ((=) r.Policy) (names @ [ Baselines.PreemptName ]))
             rows, b1

@@ -442,11 +442,12 @@ module Simulator =
                 | Some o -> { record with Finish = Some dc.Start; Outcome = o }
                 | None -> { record with Finish = Some dc.Finish; Outcome = if dc.Finish <= r.Deadline then OnTime else Late }
 
-        /// Executes one dispatch of the plan made at `now`.
-        let execute (now: float<s>) (r: Request) (d: Dispatch) =
+        /// Executes one dispatch of the plan made at `now`, its encode starting at `notBefore` at the
+        /// earliest (a preemption's urgent request starts when the suspended task's latents are out).
+        let executeFrom (now: float<s>) (notBefore: float<s>) (r: Request) (d: Dispatch) =
             let i = index.[r.Id]
             dispatchOf.[r.Id] <- d
-            let e, eFail = runTask now r Encode d.Encode.Devices 1 now
+            let e, eFail = runTask now r Encode d.Encode.Devices 1 (max now notBefore)
             addTask e |> ignore
             let record = { records.[i] with Dispatched = Some now; Degree = Some d.Degree; Vr = Some d.Vr; Encode = Some e }
             let record =
@@ -460,6 +461,8 @@ module Simulator =
                 for dev in a.Devices do
                     estFree.[dev.Value] <- max estFree.[dev.Value] a.Finish
             records.[i] <- record
+
+        let execute (now: float<s>) (r: Request) (d: Dispatch) = executeFrom now now r d
 
         /// Drops a scheduled interval of a device (by its end) and recomputes when it is free.
         let release (now: float<s>) (d: DeviceId) (finish: float<s>) =
@@ -531,7 +534,7 @@ module Simulator =
             let segments = (records.[vi].Segments |> List.take (records.[vi].Segments.Length - 1)) @ [ stopped ]
             records.[vi] <- { records.[vi] with Segments = segments; Suspensions = records.[vi].Suspensions + 1; Diffuse = Some stopped; Decode = None; Finish = None; Outcome = Unserved }
             // the urgent request, on the freed devices
-            execute sp.At urgent sp.Urgent
+            executeFrom now sp.At urgent sp.Urgent
             waiting.Remove urgent |> ignore
             // the resumption: the group of the victim's degree and type that is free first
             let t = typeOf (List.head seg.Devices)

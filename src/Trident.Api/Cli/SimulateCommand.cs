@@ -113,6 +113,9 @@ public static class SimulateCommand
             "json" => Report.json(summaries),
             _ => Report.table(summaries),
         });
+        // a workload of images and videos: each class apart (and the suspensions of Trident-preempt)
+        var classes = Report.classTable(ListModule.OfSeq(rows));
+        if (format == "table" && classes.Length > 0) Console.Write(Environment.NewLine + classes);
         Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"workload {p.Name}: {p.Requests.Length} requests on {settings.Devices} devices; {rows.Count} policies in {total.Elapsed.TotalSeconds:F1} s wall"));
 
