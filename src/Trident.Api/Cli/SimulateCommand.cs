@@ -4,6 +4,7 @@ using Microsoft.FSharp.Collections;
 using Microsoft.FSharp.Core;
 using Trident.Api.View;
 using Trident.Scheduling;
+using Trident.Scheduling.Dispatching;
 using Trace = Trident.Scheduling.Trace;
 
 namespace Trident.Api.Cli;
@@ -17,12 +18,13 @@ public static class SimulateCommand
 {
     public static Command Command { get; } = new(
         "simulate",
-        "simulate --workload <name|file> [--model flux] [--devices 128] [--devices-per-node 8] [--policies all|B1,B2,…,Trident] "
+        "simulate --workload <name|file> [--model flux] [--devices 128] [--devices-per-node 8] [--policies all|B1,B2,…,Trident,Trident-preempt] "
         + "[--slo-scale 4] [--deadline-rule scale|reference] [--seed 42] [--rate r] [--steps n] [--count n] [--b1-degree k] "
-        + "[--split 10:63:27] [--jitter 0] [--profile FILE] [--parallel 1] [--format table|csv|json] [--out DIR] [--write-trace FILE]",
+        + "[--split 10:63:27] [--jitter 0] [--max-suspensions 2] [--profile FILE] [--parallel 1] [--format table|csv|json] [--out DIR] [--write-trace FILE]",
         "simulate serving a workload with the baselines B1–B6 and Trident; workloads: "
         + string.Join(", ", Workload.names) + " (poisson/bursty/shifting use --model, or the shapes of --profile), or a trace file (CSV or JSON lines); "
-        + "--profile FILE: simulate with a profile `trident profile` wrote instead of the model's reference profile",
+        + "--profile FILE: simulate with a profile `trident profile` wrote instead of the model's reference profile; "
+        + "Trident-preempt (only when named): Trident with step-boundary preemption, each request suspended at most --max-suspensions times",
         Run);
 
     /// <summary>Options shared with <c>evaluate</c>.</summary>
@@ -61,7 +63,10 @@ public static class SimulateCommand
                 else profile = FSharpOption<Profile>.Some(parsed.ResultValue);
             }
         }
-        return new ExperimentSettings(devices, perNode, seed, slo, rule == "reference", b1, split, d.RoundPeriod, d.Adjust, jitter, d.Memory, profile);
+        // Trident-preempt: the most suspensions of one request (docs/policies.md, "Preemption")
+        var preemption = new PreemptionSettings(
+            args.Int("max-suspensions", d.Preemption.MaxSuspensions, 0, 1000), d.Preemption.MinGain, d.Preemption.CandidatesPerRound, d.Preemption.ResumeElsewhere);
+        return new ExperimentSettings(devices, perNode, seed, slo, rule == "reference", b1, split, d.RoundPeriod, d.Adjust, jitter, d.Memory, profile, preemption);
     }
 
     private static Task<int> Run(CliArgs args, CancellationToken ct)
@@ -109,6 +114,9 @@ public static class SimulateCommand
             "json" => Report.json(summaries),
             _ => Report.table(summaries),
         });
+        // a workload of images and videos: each class apart (and the suspensions of Trident-preempt)
+        var classes = Report.classTable(ListModule.OfSeq(rows));
+        if (format == "table" && classes.Length > 0) Console.Write(Environment.NewLine + classes);
         Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"workload {p.Name}: {p.Requests.Length} requests on {settings.Devices} devices; {rows.Count} policies in {total.Elapsed.TotalSeconds:F1} s wall"));
 
