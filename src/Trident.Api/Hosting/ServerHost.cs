@@ -238,6 +238,7 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
         Monitor = new MonitorSettings(o.Monitor.WindowSeconds, o.Monitor.TriggerRatio, o.Monitor.CooldownSeconds, o.Monitor.MinArrivals, o.Monitor.MinGain),
         RoundHistory = o.Serving.RoundHistory,
         VideoFramesPerSecond = o.Serving.VideoFramesPerSecond,
+        MaxBatch = o.Serving.MaxBatch,
         StorageDirectory = o.Storage.Resolve(Trident.Runtime.Execution.PipelineLocator.FindHome()),
     };
 

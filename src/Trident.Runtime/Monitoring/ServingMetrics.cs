@@ -36,6 +36,8 @@ public sealed class ServingMetrics : IDisposable
             new InstrumentAdvice<double> { HistogramBucketBoundaries = SolveBuckets });
         DispatchRounds = _meter.CreateCounter<long>("trident_dispatch_rounds_total", null, "Dispatch rounds by plan source (mip, greedy, failed).");
         Replacements = _meter.CreateCounter<long>("trident_replacements_total", null, "Placements changed by Adjust-on-Dispatch.");
+        BatchSize = _meter.CreateHistogram<int>("trident_batch_size", null, "Requests per batch task of more than one request (same-shape batching).", null,
+            new InstrumentAdvice<int> { HistogramBucketBoundaries = [2, 3, 4, 6, 8, 12, 16, 32] });
     }
 
     /// <summary>The meter every instrument belongs to (one per server, so two servers in one process never mix).</summary>
@@ -64,6 +66,9 @@ public sealed class ServingMetrics : IDisposable
 
     /// <summary>trident_replacements_total.</summary>
     public Counter<long> Replacements { get; }
+
+    /// <summary>Requests per batch task, for batches of more than one request.</summary>
+    public Histogram<int> BatchSize { get; }
 
     /// <summary>Records a zero for every counter series known in advance, so a scraper sees them at 0 rather
     /// than absent (call once a listener is attached).</summary>

@@ -2,10 +2,12 @@
 // (first) device with one Reserve task on each other device of the group, the decode task on the decode
 // device. The stages hand their outputs on as tensors through the tasks' results; the job completes when
 // its decode does (its frames are written as the file it asked for: Generation.EncodeFileAsync) or when any stage fails or is
-// cancelled, whose error then reaches every later stage.
+// cancelled, whose error then reaches every later stage. A batch (issue 12) is one set of tasks for several
+// jobs; each job completes with its own item of the decode.
 
 using Trident.Runtime.Devices;
 using Trident.Runtime.Execution;
+using Trident.Runtime.Imaging;
 using Trident.Scheduling;
 
 namespace Trident.Runtime.Serving;
@@ -33,32 +35,45 @@ public sealed class PlanExecutor
     public long NextTaskId() => ++_nextTaskId;
 
     /// <summary>Enqueues a job's tasks as the dispatch says and records them in the ledger.</summary>
-    public async ValueTask ExecuteAsync(Job job, Dispatch dispatch, JobRoute route, CancellationToken stopping)
+    public ValueTask ExecuteAsync(Job job, Dispatch dispatch, JobRoute route, CancellationToken stopping) =>
+        ExecuteAsync([job], dispatch, route, stopping);
+
+    /// <summary>Enqueues the tasks of a batch (issue 12) as the dispatch says and records them in the ledger:
+    /// one encode, one diffuse and one decode task for all <paramref name="jobs"/> (the first leads; the
+    /// others are its BatchMates), each run as one run with the batch dimension. The tasks' cancellation is
+    /// the batch's: cancelled once every job is; a job cancelled earlier ends Cancelled and its result is
+    /// dropped.</summary>
+    /// <exception cref="ArgumentException">when the jobs cannot share a batch (BatchInputs.Compatible).</exception>
+    public async ValueTask ExecuteAsync(IReadOnlyList<Job> jobs, Dispatch dispatch, JobRoute route, CancellationToken stopping)
     {
-        var input = job.Input;
-        var token = job.Cancellation;
+        var lead = jobs[0];
+        BatchInputs.Check(jobs.Select(j => j.Input).ToArray());
+        var input = lead.Input;
+        var batch = jobs.Count == 1 ? null : new BatchCancellation(jobs.Select(j => j.Cancellation).ToArray());
+        var token = batch?.Token ?? lead.Cancellation;
+        IReadOnlyList<BatchMate>? mates = jobs.Count == 1 ? null : jobs.Skip(1).Select(j => new BatchMate(j.Id, j.Input, j)).ToArray();
         var encodeDevice = dispatch.Encode.Devices.Head.Value;
         var group = dispatch.Diffuse.Devices.Select(d => d.Value).ToArray();
         var decodeDevice = dispatch.Decode.Devices.Head.Value;
         if (group.Length != dispatch.Degree)
-            throw new InvalidOperationException($"dispatch of {job.Id} has degree {dispatch.Degree} and {group.Length} diffuse devices");
+            throw new InvalidOperationException($"dispatch of {lead.Id} has degree {dispatch.Degree} and {group.Length} diffuse devices");
         var diffuseSeconds = dispatch.Diffuse.Finish - dispatch.Diffuse.Start;
 
-        var encode = new EncodeTask(NextTaskId(), job.Id, dispatch.Encode.Finish - dispatch.Encode.Start, token, input);
+        var encode = new EncodeTask(NextTaskId(), lead.Id, dispatch.Encode.Finish - dispatch.Encode.Start, token, input, mates);
         var seats = group.Skip(1).Select(_ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).ToArray();
         var threads = group.Sum(d => _workers[d].Device.IntraOpThreads);
-        var diffuse = new DiffuseTask(NextTaskId(), job.Id, diffuseSeconds, token, input, encode.Result.Task, dispatch.Degree, threads, seats, job);
+        var diffuse = new DiffuseTask(NextTaskId(), lead.Id, diffuseSeconds, token, input, encode.Result.Task, dispatch.Degree, threads, seats, lead, mates);
         var reserves = group.Skip(1)
-            .Select((d, i) => (Device: d, Task: new ReserveTask(NextTaskId(), job.Id, diffuseSeconds, token, seats[i], diffuse.Result.Task)))
+            .Select((d, i) => (Device: d, Task: new ReserveTask(NextTaskId(), lead.Id, diffuseSeconds, token, seats[i], diffuse.Result.Task)))
             .ToArray();
-        var decode = new DecodeTask(NextTaskId(), job.Id, dispatch.Decode.Finish - dispatch.Decode.Start, token, input, diffuse.Result.Task);
+        var decode = new DecodeTask(NextTaskId(), lead.Id, dispatch.Decode.Finish - dispatch.Decode.Start, token, input, diffuse.Result.Task, mates);
 
-        job.Dispatched(_clock.Now, route);
+        foreach (var job in jobs) job.Dispatched(_clock.Now, route);
         await EnqueueAsync(encodeDevice, encode, stopping);
         await EnqueueAsync(group[0], diffuse, stopping);
         foreach (var (device, task) in reserves) await EnqueueAsync(device, task, stopping);
         await EnqueueAsync(decodeDevice, decode, stopping);
-        _ = CompleteAsync(job, decode);
+        _ = CompleteAsync(jobs, decode, batch);
     }
 
     private async ValueTask EnqueueAsync(int device, StageTask task, CancellationToken stopping)
@@ -74,12 +89,36 @@ public sealed class PlanExecutor
         await EnqueueAsync(device, task, stopping);
     }
 
-    private async Task CompleteAsync(Job job, DecodeTask decode)
+    private async Task CompleteAsync(IReadOnlyList<Job> jobs, DecodeTask decode, BatchCancellation? batch)
     {
         try
         {
-            var frames = await decode.Result.Task.ConfigureAwait(false);
-            if (frames.Count == 0) throw new InvalidOperationException("the decoder returned no frames");
+            IReadOnlyList<IReadOnlyList<RgbImage>>? items = null;
+            Exception? failure = null;
+            try
+            {
+                items = await decode.Result.Task.ConfigureAwait(false);
+                if (items.Count != jobs.Count) throw new InvalidOperationException($"the decoder returned {items.Count} results for a batch of {jobs.Count}");
+            }
+            catch (Exception ex)
+            {
+                failure = ex;
+            }
+            for (var i = 0; i < jobs.Count; i++) await CompleteAsync(jobs[i], failure is null ? items![i] : null, failure).ConfigureAwait(false);
+        }
+        finally
+        {
+            batch?.Dispose();
+        }
+    }
+
+    private async Task CompleteAsync(Job job, IReadOnlyList<RgbImage>? frames, Exception? failure)
+    {
+        try
+        {
+            if (failure is not null) throw failure;
+            job.Cancellation.ThrowIfCancellationRequested();
+            if (frames!.Count == 0) throw new InvalidOperationException("the decoder returned no frames");
             var file = await Generation.EncodeFileAsync(frames, job.Input.Output, _framesPerSecond, job.Cancellation).ConfigureAwait(false);
             job.Succeed(new JobResult(file.Bytes, file.Format, frames.Count, frames[0].Width, frames[0].Height), _clock.Now);
         }
@@ -90,6 +129,33 @@ public sealed class PlanExecutor
         catch (Exception ex)
         {
             job.Fail(Describe(ex), _clock.Now);
+        }
+    }
+
+    // A batch's cancellation: cancelled once every member's is (a member cancelled alone only drops its result).
+    private sealed class BatchCancellation : IDisposable
+    {
+        private readonly CancellationTokenSource _all = new();
+        private readonly CancellationTokenRegistration[] _registrations;
+        private int _live;
+
+        public BatchCancellation(IReadOnlyList<CancellationToken> members)
+        {
+            _live = members.Count;
+            _registrations = members.Select(t => t.Register(Cancelled)).ToArray();
+        }
+
+        public CancellationToken Token => _all.Token;
+
+        private void Cancelled()
+        {
+            if (Interlocked.Decrement(ref _live) == 0) _all.Cancel();
+        }
+
+        public void Dispose()
+        {
+            foreach (var r in _registrations) r.Dispose();
+            _all.Dispose();
         }
     }
 

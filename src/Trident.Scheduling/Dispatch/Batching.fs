@@ -28,13 +28,12 @@ module Batching =
     /// What must be equal for requests to share one run: (pipeline, shape, steps).
     let key (r: Request) = r.Model, r.Shape, r.Steps
 
-    /// The batch limit for a lead of `shape` at degree k: the profile's best batch (CostModel.bestBatch)
-    /// when it measured batches, else `maxBatch`, never above `maxBatch` and never below 1. `maxBatch` = 1
-    /// turns batching off.
+    /// The batch limit for a lead of `shape` at degree k: the profile's best batch (CostModel.bestBatch),
+    /// capped by `maxBatch`; 1 when the profile measured no batches at that degree (a version 1 profile,
+    /// the reference profiles) or `maxBatch` ≤ 1 (batching off).
     let limit (cost: CostModel) (maxBatch: int) (shape: Shape) (k: int) =
         let measured = (Profile.stage cost.Profile Diffuse).Batches |> List.exists (fun b -> b.Degree = k)
-        let best = if measured then CostModel.bestBatch cost shape k else maxBatch
-        max 1 (min maxBatch best)
+        if not measured || maxBatch <= 1 then 1 else min maxBatch (CostModel.bestBatch cost shape k)
 
     /// The route of a batch of b requests: each stage of the lead's route takes the batch's time
     /// (CostModel.batchTime), later stages shifted by the extra time of earlier ones; OnTime is re-checked
