@@ -1,6 +1,7 @@
 /// Same-shape batching in the runtime (issue 12) on the tiny pipeline: a batch task runs each stage as one ONNX
-/// Runtime run with the batch dimension, and every item of it is bit-identical to its request run alone with the
-/// same seed; classifier-free guidance's two passes run as one batch of 2.
+/// Runtime run with the batch dimension; every item of it starts from its own seed's noise and equals its request run
+/// alone up to the CPU GEMM's batch-size-dependent rounding (measured and bounded below); classifier-free guidance's
+/// two passes run as one batch of 2.
 module Trident.Tests.Runtime.BatchingTests
 
 open System
@@ -25,7 +26,13 @@ let private runBatch (executor: IStageExecutor) (inputs: GenerationInput list) =
 
 let private bits (xs: float32 seq) = xs |> Seq.map BitConverter.SingleToInt32Bits |> Array.ofSeq
 
-let private batchIsAlone guidance =
+// With guidance every run has at least 2 rows and a batch item is bit-identical to its request alone (checked
+// exactly). Without guidance a request alone runs 1 row: ONNX Runtime's CPU GEMM (MLAS) takes its one-row
+// (GEMV) path for the denoiser's linear layers over the batch ([B, d] conditioning) and rounds differently from
+// the multi-row kernel a batch takes. Measured on the tiny pipeline, batch of 3 vs alone, guidance 1: max |Δ| of
+// the latents 2.6e-6, at most 1 level (of 255) per pixel. That case is checked against a tight bound, and the
+// measured difference is printed.
+let private batchIsAlone guidance (exact: bool) =
     use executor = new OnnxStageExecutor(TinyFixture.pipeline.Value.Reopen(), 1)
     let ex = executor :> IStageExecutor
     let inputs =
@@ -35,18 +42,31 @@ let private batchIsAlone guidance =
     let latents, frames = runBatch ex inputs
     let perItem = latents.Length / inputs.Length
     Expect.equal frames.Count inputs.Length "one result per request"
+    let mutable worstLatent = 0.0
+    let mutable worstPixel = 0
     inputs
     |> List.iteri (fun b input ->
         let alone, aloneFrames = runBatch ex [ input ]
-        Expect.equal (bits latents.[b * perItem .. (b + 1) * perItem - 1]) (bits alone) (sprintf "item %d's latents are bit-identical to the request alone" b)
-        Expect.equal frames.[b].[0].Pixels aloneFrames.[0].[0].Pixels (sprintf "item %d's image is identical to the request alone" b))
+        let item = latents.[b * perItem .. (b + 1) * perItem - 1]
+        let scale = alone |> Array.map (fun v -> abs (float v)) |> Array.max
+        let d = Array.map2 (fun (p: float32) (q: float32) -> abs (float p - float q)) item alone |> Array.max
+        let px = Array.map2 (fun (p: byte) (q: byte) -> abs (int p - int q)) frames.[b].[0].Pixels aloneFrames.[0].[0].Pixels |> Array.max
+        worstLatent <- max worstLatent d
+        worstPixel <- max worstPixel px
+        if exact then
+            Expect.equal (bits item) (bits alone) (sprintf "item %d's latents are bit-identical to the request alone" b)
+            Expect.equal frames.[b].[0].Pixels aloneFrames.[0].[0].Pixels (sprintf "item %d's image is identical to the request alone" b)
+        else
+            Expect.isLessThanOrEqual d (1e-4 * max 1.0 scale) (sprintf "item %d's latents are within 1e-4 (relative) of the request alone" b)
+            Expect.isLessThanOrEqual px 1 (sprintf "item %d's image is within 1 level of the request alone" b))
+    printfn "batch of 3 vs alone (guidance %g): max |Δ latents| = %g, max |Δ pixel| = %d" guidance worstLatent worstPixel
     // not trivially equal: different seeds give different items
     Expect.notEqual (bits latents.[0 .. perItem - 1]) (bits latents.[2 * perItem .. 3 * perItem - 1]) "items with other seeds differ"
 
 let ``a batch is bit-identical to its requests run alone`` =
-    testCase "a batch is bit-identical to its requests run alone (guided and unguided)" <| fun () ->
-        batchIsAlone 4.0
-        batchIsAlone 1.0
+    testCase "each item of a guided batch is bit-identical to its request alone; unguided within the one-row GEMM rounding" <| fun () ->
+        batchIsAlone 4.0 true
+        batchIsAlone 1.0 false
 
 let ``guidance's two passes as one batch of 2 equal two separate passes`` =
     testCase "guidance's two passes as one batch of 2 give the conditional and unconditional predictions of two separate runs" <| fun () ->
@@ -85,7 +105,11 @@ let ``guidance's two passes as one batch of 2 equal two separate passes`` =
         let uncond = run 1 x text.[perRow ..]
         let maxDiff (a: float32[]) (b: float32[]) = Array.map2 (fun p q -> abs (float p - float q)) a b |> Array.max
         let d = max (maxDiff both.[0 .. n - 1] cond) (maxDiff both.[n ..] uncond)
-        Expect.equal d 0.0 "the batch of 2 is bit-identical to the two passes run alone"
+        let scale = Array.append cond uncond |> Array.map (fun v -> abs (float v)) |> Array.max
+        printfn "guidance as one batch of 2 vs two runs: max |Δ prediction| = %g (prediction scale %g)" d scale
+        // one row per pass takes MLAS's one-row GEMM path, two rows the multi-row kernel (see the note above
+        // batchIsAlone): not bit-identical on the CPU provider; measured 2.9e-6 on a prediction of scale 3.4
+        Expect.isLessThanOrEqual d (1e-4 * max 1.0 scale) "the batch of 2 is within 1e-4 (relative) of the two passes run alone"
 
 [<Tests>]
 let tests =
