@@ -41,6 +41,7 @@ namespace Trident.Scheduling
 
 open System.Collections.Generic
 open Trident.Scheduling.Placement
+open Trident.Scheduling.Dispatching
 
 /// How a request ended.
 type Outcome =
@@ -120,7 +121,10 @@ type SimConfig =
       PlacementTimeLimit: float<s>
       /// relative standard deviation of actual stage durations (0: exactly the cost model's)
       Jitter: float
-      Seed: uint64 }
+      Seed: uint64
+      /// most requests per batch task (same-shape batching, Dispatching.Batching, up to the profile's best
+      /// batch); 1: no batching
+      MaxBatch: int }
 
 module SimConfig =
     let create (cluster: Cluster) (cost: CostModel) =
@@ -130,7 +134,8 @@ module SimConfig =
           InitialSamples = 100
           PlacementTimeLimit = 5.0<s>
           Jitter = 0.0
-          Seed = 0UL }
+          Seed = 0UL
+          MaxBatch = 1 }
 
 /// A run's summary. Latency statistics are over completed requests (on time or late); requests
 /// that ran out of memory or were never served count as misses and are reported separately.
@@ -343,7 +348,7 @@ module Simulator =
         /// device's schedule after its input is ready — a decode device does not idle behind a
         /// decode whose diffuse is still running; every other task queues behind the device's last
         /// one (FIFO), so work planned under an old placement runs before the loads of a new one.
-        let runTask (now: float<s>) (r: Request) (stage: Stage) (devices: DeviceId list) (k: int) (inputReady: float<s>) =
+        let runTask (now: float<s>) (r: Request) (b: int) (stage: Stage) (devices: DeviceId list) (k: int) (inputReady: float<s>) =
             let prepared =
                 devices
                 |> List.map (fun d ->
@@ -352,16 +357,13 @@ module Simulator =
                     let load = AdjustOnDispatch.loadTime cluster cost res stage
                     let after = AdjustOnDispatch.residentAfter t res stage
                     let weights = after |> Seq.sumBy (fun s -> (Profile.stage cost.Profile s).Weights)
-                    let need = weights + CostModel.activation cost stage r.Shape (if stage = Diffuse then k else 1)
+                    // a batch of b holds b requests' activations (assumed linear in the batch)
+                    let need = weights + float b * CostModel.activation cost stage r.Shape (if stage = Diffuse then k else 1)
                     d, load, after, need)
             let oom =
                 prepared
                 |> List.tryFind (fun (d, _, _, need) -> need > (Cluster.device cluster d).Memory)
-            let nominal =
-                match stage with
-                | Encode -> CostModel.encodeTime cost r.Shape
-                | Diffuse -> CostModel.diffuseTime cost r.Shape r.Steps k
-                | Decode -> CostModel.decodeTime cost r.Shape
+            let nominal = CostModel.batchTime cost stage r.Shape r.Steps (if stage = Diffuse then k else 1) b
             let duration = nominal * jitterFactor config.Jitter config.Seed r.Id stage
             let start =
                 match prepared, oom with
@@ -394,9 +396,13 @@ module Simulator =
             | src :: _, dst :: _ when not (List.contains src into) -> Cluster.transferTime cluster bytes src dst
             | _ -> 0.0<s>
 
-        /// Executes one dispatch of the plan made at `now`.
-        let execute (now: float<s>) (r: Request) (d: Dispatch) =
+        /// Executes one dispatch of the plan made at `now` for its batch (`members`, the lead first): one task
+        /// per stage for the whole batch; every member's record shares them and ends with the batch.
+        let execute (now: float<s>) (members: Request list) (d: Dispatch) =
+            let r = List.head members
+            let b = members.Length
             let i = index.[r.Id]
+            let runTask now r stage devices k ready = runTask now r b stage devices k ready
             let e, eFail = runTask now r Encode d.Encode.Devices 1 now
             tasks.Add e
             push e.Finish (TaskEnd e)
@@ -426,6 +432,13 @@ module Simulator =
                 for dev in a.Devices do
                     estFree.[dev.Value] <- max estFree.[dev.Value] a.Finish
             records.[i] <- record
+            for m in List.tail members do
+                let j = index.[m.Id]
+                let outcome =
+                    match record.Outcome, record.Finish with
+                    | (OnTime | Late), Some f -> if f <= m.Deadline then OnTime else Late
+                    | o, _ -> o
+                records.[j] <- { record with Request = m; Outcome = outcome }
 
         let busyView (now: float<s>) =
             Array.init n (fun i ->
@@ -446,11 +459,14 @@ module Simulator =
             for r in waiting do
                 queued.[r.Id] <- r
             for d in plan.Dispatches do
-                match queued.TryGetValue d.Request with
-                | true, r ->
-                    queued.Remove d.Request |> ignore
-                    execute now r d
-                | _ -> failwithf "%s dispatched %O, which is not waiting (a policy bug)" policy.Name d.Request
+                if not (queued.ContainsKey d.Request) then failwithf "%s dispatched %O, which is not waiting (a policy bug)" policy.Name d.Request
+            // same-shape batching: each dispatch leads a batch of waiting requests of its key (1: none)
+            let limitOf (r: Request) k = Batching.limit cost config.MaxBatch r.Shape k
+            let batches, _ = Batching.form cost limitOf (fun _ _ -> true) plan (List.ofSeq waiting)
+            for batch in batches do
+                for m in batch.Members do
+                    queued.Remove m.Id |> ignore
+                execute now batch.Members batch.Dispatch
             if not plan.Dispatches.IsEmpty then
                 let keep = waiting |> Seq.filter (fun r -> queued.ContainsKey r.Id) |> Array.ofSeq
                 waiting.Clear()
@@ -459,8 +475,8 @@ module Simulator =
                 { Time = now
                   Source = plan.Source
                   Full = full
-                  Waiting = queued.Count + plan.Dispatches.Length
-                  Dispatched = plan.Dispatches.Length }
+                  Waiting = queued.Count + (batches |> List.sumBy _.Size)
+                  Dispatched = batches |> List.sumBy _.Size }
 
         let round (now: float<s>) =
             let snapshot () =

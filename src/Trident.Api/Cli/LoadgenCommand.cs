@@ -301,7 +301,9 @@ public static class LoadgenCommand
         var config = new SimConfig(cluster, cost,
             new DispatchSettings(dispatch.OnTimeReward, dispatch.LateRewardBase, dispatch.IdlePenalty, dispatch.CommunicationPenalty, dispatch.DevicePenalty, dispatch.LatencyWeight,
                 settings.DispatchTimeLimitS, dispatch.Backend, dispatch.CandidatesPerFreeDevice),
-            baseConfig.InitialSamples, settings.PlacementTimeLimitS, 0.0, 0UL);
+            baseConfig.InitialSamples, settings.PlacementTimeLimitS, 0.0, 0UL,
+            // the server's MaxBatch is not in /v1/cluster: the comparison simulates without batching (a known limit)
+            baseConfig.MaxBatch);
         var result = Simulator.run(config, Baselines.trident(settings.RoundPeriodS, FSharpOption<AdjustSettings>.Some(adjust)), ListModule.OfSeq(requests));
         var predicted = result.Records.ToDictionary(r => r.Request.Id.Value, r => r.Latency);
         var pairs = accepted.Where(s => s.Final!.Status == "succeeded" && FSharpOption<double>.get_IsSome(predicted[s.Trace.Id]))

@@ -25,6 +25,9 @@ let baseSettings =
       "Trident:Limits:DefaultWidth", "64"
       "Trident:Limits:DefaultHeight", "64"
       "Trident:Serving:RoundPeriodMs", "100"
+      // one request per task: the API tests count queued and running jobs; batching has its own tests
+      // (BatchingTests, BatchingProperties, the simulator's)
+      "Trident:Serving:MaxBatch", "1"
       // in-process servers keep their jobs in memory: each test starts empty (the durable store is tested on its own)
       "Trident:Storage:Directory", "memory" ]
 
