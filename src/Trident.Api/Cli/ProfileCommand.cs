@@ -14,7 +14,7 @@ public static class ProfileCommand
 {
     public static Command Command { get; } = new(
         "profile",
-        "profile --pipeline DIR|tiny [--shapes 128x128,256x256,512x512] [--frames 1] [--degrees 1,2] [--steps 4] [--repeats 3] [--device cpu|cuda:N] --out PROFILE.json",
+        "profile --pipeline DIR|tiny [--shapes 128x128,256x256,512x512] [--frames 1] [--degrees 1,2] [--steps 4] [--repeats 3] [--batches 1,2,4,8] [--device cpu|cuda:N] --out PROFILE.json",
         "measure each stage's latency (median after a warm-up) and peak memory per shape (HxW, times each frame count) and diffuse degree; write a profile",
         Run);
 
@@ -27,6 +27,7 @@ public static class ProfileCommand
         var degrees = args.IntList("degrees", [1, 2]);
         var steps = args.Int("steps", 4, 1, 10_000);
         var repeats = args.Int("repeats", 3, 1, 1_000);
+        var batches = args.IntList("batches", [1, 2, 4, 8]);
         var device = args.String("device", "cpu")!;
         var (directory, manifest) = PipelineOption.Load(args, pipelineArg);
         var provider = DeviceOption.Parse(args, device);
@@ -36,8 +37,9 @@ public static class ProfileCommand
             Degrees = degrees,
             Steps = steps,
             Repeats = repeats,
+            Batches = batches,
             Command = string.Create(CultureInfo.InvariantCulture,
-                $"trident profile --pipeline {pipelineArg} --shapes {string.Join(',', sizes.Select(s => $"{s.Height}x{s.Width}"))} --frames {string.Join(',', frames)} --degrees {string.Join(',', degrees)} --steps {steps} --repeats {repeats} --device {device}"),
+                $"trident profile --pipeline {pipelineArg} --shapes {string.Join(',', sizes.Select(s => $"{s.Height}x{s.Width}"))} --frames {string.Join(',', frames)} --degrees {string.Join(',', degrees)} --steps {steps} --repeats {repeats} --batches {string.Join(',', batches)} --device {device}"),
             Progress = new Printer(),
         };
         if (manifest is not null)
