@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Globalization;
 using Trident.Runtime.Pipelines;
 using Trident.Runtime.Pipelines.Export;
@@ -13,46 +14,48 @@ namespace Trident.Api.Cli;
 /// </summary>
 public static class ModelsCommand
 {
-    public static Command Command { get; } = new(
-        "models",
-        "models tiny|sd-miniature --out DIR [--seed 0] [--era diffusers-2022|optimum-2023|optimum] [--prediction epsilon|v_prediction]",
-        "write the bundled tiny pipeline (text encoder, video DiT, VAE decoder; ONNX), or a miniature SD 1.x/2.x export, and print its files",
-        Run);
+    private static readonly (string Name, ExportEra Era)[] Eras =
+        [("diffusers-2022", ExportEra.DiffusersScript2022), ("optimum-2023", ExportEra.Optimum2023), ("optimum", ExportEra.OptimumCurrent)];
 
-    private static Task<int> Run(CliArgs args, CancellationToken ct)
+    private static readonly Option<string> Out = Opt.String("--out", "the directory to write", required: true, helpName: "DIR");
+    private static readonly Option<ulong> Seed = Opt.ULong("--seed", "the weights' seed (the same seed writes the same bytes)", 0);
+    private static readonly Option<string> Era = Opt.Choice("--era", "whose exporter's layout and signatures to copy", "optimum", [.. Eras.Select(e => e.Name)]);
+    private static readonly Option<string> Prediction = Opt.Choice("--prediction", "what the UNet predicts", "epsilon", "epsilon", "v_prediction");
+
+    /// <summary>The command: <c>models tiny</c> and <c>models sd-miniature</c>.</summary>
+    public static Command Command { get; } = new Command("models",
+        "write the bundled tiny pipeline (text encoder, video DiT, VAE decoder; ONNX), or a miniature SD 1.x/2.x export, and print its files")
     {
-        var what = args.Positional.Count > 0 ? args.Positional[0] : "";
-        if (what is not (TinyPipeline.Name or SdMiniature))
-            args.Error(what == "" ? $"which models: '{TinyPipeline.Name}' or '{SdMiniature}'" : $"unknown models '{what}' (known: {TinyPipeline.Name}, {SdMiniature})");
-        var output = args.Required("out");
-        var seed = args.ULong("seed", 0);
-        if (what == SdMiniature) return Task.FromResult(WriteMiniature(args, output, seed));
-        args.ThrowIfInvalid();
+        new Command(TinyPipeline.Name, "write the bundled tiny pipeline and print its files with sizes and SHA-256 hashes") { Out, Seed }.With(Tiny),
+        new Command(SdMiniature, "write a miniature SD 1.x/2.x ONNX export in a real exporter's layout and signatures, to try inspect, generate and serve on")
+            { Out, Seed, Era, Prediction }.With(WriteMiniature),
+    };
 
+    private static int Tiny(ParseResult args, CancellationToken ct)
+    {
+        var output = args.Text(Out);
+        var seed = args.GetValue(Seed);
         var files = TinyPipeline.Write(output, seed);
         Console.WriteLine($"wrote the tiny pipeline (seed {seed}) to {Path.GetFullPath(output)}");
         var width = files.Max(f => f.RelativePath.Length);
         foreach (var f in files)
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"  {f.RelativePath.PadRight(width)}  {f.Bytes,12:N0} B  sha256 {f.Sha256}"));
-        return Task.FromResult(0);
+        return 0;
     }
 
     private const string SdMiniature = "sd-miniature";
 
-    private static readonly (string Name, ExportEra Era)[] Eras =
-        [("diffusers-2022", ExportEra.DiffusersScript2022), ("optimum-2023", ExportEra.Optimum2023), ("optimum", ExportEra.OptimumCurrent)];
 
-    private static int WriteMiniature(CliArgs args, string output, ulong seed)
+    private static int WriteMiniature(ParseResult args, CancellationToken ct)
     {
-        var eraName = args.String("era", "optimum")!;
-        var era = Eras.FirstOrDefault(e => e.Name == eraName);
-        if (era.Name is null) args.Error($"--era: '{eraName}' is not one of {string.Join(", ", Eras.Select(e => e.Name))}");
-        var predictionName = args.String("prediction", "epsilon")!;
-        PredictionType? prediction = predictionName switch { "epsilon" => PredictionType.Epsilon, "v_prediction" => PredictionType.VPrediction, _ => null };
-        if (prediction is null) args.Error($"--prediction: '{predictionName}' is not one of epsilon, v_prediction");
-        if (Directory.Exists(output) && Directory.EnumerateFileSystemEntries(output).Any()) args.Error($"--out: '{output}' exists and is not empty");
-        args.ThrowIfInvalid();
+        var output = args.Text(Out);
+        var seed = args.GetValue(Seed);
+        var era = Eras.First(e => e.Name == args.GetValue(Era));
+        var predictionName = args.Text(Prediction);
+        PredictionType? prediction = predictionName == "v_prediction" ? PredictionType.VPrediction : PredictionType.Epsilon;
+        if (Directory.Exists(output) && Directory.EnumerateFileSystemEntries(output).Any())
+            throw new CliException([$"--out: '{output}' exists and is not empty"]);
         ExportMiniature.StableDiffusion(output, era.Era, prediction!.Value,
             prediction == PredictionType.VPrediction ? "DDIMScheduler" : "PNDMScheduler", seed);
         Console.WriteLine($"wrote a miniature SD export ({era.Name}, {predictionName}, seed {seed}) to {Path.GetFullPath(output)}");
