@@ -73,13 +73,17 @@ public static class ShortServeOptions
     /// <summary>The tokens left over that are neither a configuration key with its value nor a host key: each an error.</summary>
     public static IEnumerable<string> UnknownTokens(IReadOnlyList<string> tokens)
     {
+        // WebApplicationFactory passes its settings as --Key=value, each section on the way too, empty
+        // ("--Trident=" before "--Trident:Limits:MaxWidth=…"): a section of a given key is no unknown option
+        var keys = tokens.Where(t => t.StartsWith("--", StringComparison.Ordinal)).Select(t => t[2..].Split('=')[0]).ToList();
+        bool Section(string key, string token) => token.EndsWith('=') && keys.Any(k => k.StartsWith(key + ":", StringComparison.OrdinalIgnoreCase));
         for (var i = 0; i < tokens.Count; i++)
         {
             var t = tokens[i];
             if (t.StartsWith("--", StringComparison.Ordinal) && t.Length > 2)
             {
                 var key = t[2..].Split('=')[0];
-                if (!key.Contains(':') && !HostKeys.Contains(key))
+                if (!key.Contains(':') && !HostKeys.Contains(key) && !Section(key, t))
                     yield return $"--{key}: unknown option (a configuration key is --Section:Key VALUE, e.g. --Trident:Serving:QueueCapacity 8)";
                 else if (!t.Contains('=') && (i + 1 >= tokens.Count || tokens[i + 1].StartsWith("--", StringComparison.Ordinal)))
                     yield return $"--{key}: needs a value";
