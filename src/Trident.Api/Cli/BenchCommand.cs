@@ -59,7 +59,7 @@ public static class BenchCommand
         var configs = devicesGiven || waitingGiven
             ? new[] { (devices, waiting) }
             : new[] { (32, 64), (32, 256), (128, 64), (128, 256), (128, 1000), (512, 256), (512, 1000) };
-        using var progress = CliProgress.Start("bench dispatch", configs.Length * rounds);
+        using var progress = CliProgress.Start("bench dispatch", configs.Length * rounds, TimeSpan.FromSeconds(1));
         foreach (var (d, w) in configs)
         {
             if (ct.IsCancellationRequested) return 130;

@@ -53,8 +53,10 @@ public sealed class CliProgress : IDisposable
 
     /// <summary>Starts reporting progress of <paramref name="title"/>: <paramref name="total"/> steps, or an
     /// unknown number (null). Plain lines come at most every <paramref name="plainEvery"/> (default: one per
-    /// step), and always for the last step.</summary>
-    public static CliProgress Start(string title, int? total, TimeSpan? plainEvery = null) => new(title, total, Live, plainEvery ?? TimeSpan.Zero);
+    /// step), and always for the first and the last step.</summary>
+    /// <param name="live">a live bar (true) or plain lines (false) [default: <see cref="Live"/>].</param>
+    public static CliProgress Start(string title, int? total, TimeSpan? plainEvery = null, bool? live = null) =>
+        new(title, total, live ?? Live, plainEvery ?? TimeSpan.Zero);
 
     /// <summary>Whether this progress is drawn as a live bar (else as plain lines).</summary>
     public bool IsLive => _live is not null;
@@ -68,7 +70,7 @@ public sealed class CliProgress : IDisposable
             var count = _total is { } t ? string.Create(CultureInfo.InvariantCulture, $"{_steps}/{t}") : _steps.ToString(CultureInfo.InvariantCulture);
             if (_task is null)
             {
-                if (_sincePrinted.Elapsed < _plainEvery && _steps != _total) return;
+                if (_steps > 1 && _sincePrinted.Elapsed < _plainEvery && _steps != _total) return;
                 Console.Error.WriteLine($"[{count}] {message}");
                 _sincePrinted.Restart();
                 return;

@@ -97,6 +97,23 @@ let ``shell completion is answered from the command definitions`` =
         for value in [ "table"; "csv"; "json" ] do
             Expect.stringContains out value "a choice's values are completed"
 
+let ``off a terminal, progress is plain lines on standard error, at most one per interval but always the first and last`` =
+    testCase "off a terminal, progress is plain lines on standard error, at most one per interval but always the first and last" <| fun () ->
+        let err = new System.IO.StringWriter()
+        let previous = System.Console.Error
+        System.Console.SetError err
+        try
+            using (CliProgress.Start("every step", System.Nullable 3, live = false)) (fun p ->
+                Expect.isFalse p.IsLive "plain"
+                for i in 1..3 do p.Step(sprintf "step %d" i))
+            using (CliProgress.Start("throttled", System.Nullable 50, System.Nullable(System.TimeSpan.FromHours 1.0), false)) (fun p ->
+                for i in 1..50 do p.Step(sprintf "request %d" i))
+            using (CliProgress.Start("open-ended", System.Nullable<int>(), live = false)) (fun p -> p.Step "probe")
+        finally
+            System.Console.SetError previous
+        let lines = (string err).Split('\n') |> Array.map _.TrimEnd() |> Array.filter ((<>) "") |> List.ofArray
+        Expect.equal lines [ "[1/3] step 1"; "[2/3] step 2"; "[3/3] step 3"; "[1/50] request 1"; "[50/50] request 50"; "[1] probe" ] "the lines"
+
 /// Sequenced with the other tests that redirect the console (Console.SetOut is process-wide).
 [<Tests>]
 let tests =
@@ -107,4 +124,5 @@ let tests =
         ``an unknown option is refused with exit code 2, naming it once``
         ``two bad values give one error naming both``
         ``shell completion is answered from the command definitions``
+        ``off a terminal, progress is plain lines on standard error, at most one per interval but always the first and last``
     ] |> testSequenced ]
