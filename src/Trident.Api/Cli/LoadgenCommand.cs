@@ -332,8 +332,47 @@ public static class LoadgenCommand
         o.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"predicted vs measured latency over {pairs.Length} requests: median_abs_error_s={Percentile(abs, 0.5):F3} "
             + $"median_rel_error={Percentile(rel, 0.5):F3} p95_abs_error_s={Percentile(abs, 0.95):F3} mean_bias_s={bias:+0.000;-0.000}"));
+        PhaseBreakdown(accepted, result.Records.ToDictionary(r => r.Request.Id.Value), o);
         if (output is not null) WriteCsv(output, sent, predicted, o);
     }
+
+    /// <summary>Where prediction and measurement part: for each phase of a request (waiting before its encode,
+    /// encode, the hand-over to diffuse, diffuse, the hand-over to decode, decode, and the tail from decode's end
+    /// to completion — output encoding and bookkeeping, which the simulator does not model) the median measured
+    /// and predicted seconds over the requests both completed, and the median of predicted − measured.</summary>
+    private static void PhaseBreakdown(List<Sent> accepted, Dictionary<long, RequestRecord> simulated, TextWriter o)
+    {
+        static double? Ms(double? v) => v / 1000.0;
+        var rows = new List<(string Phase, double Measured, double Predicted)>();
+        foreach (var s in accepted.Where(s => s.Final!.Status == "succeeded"))
+        {
+            if (!simulated.TryGetValue(s.Trace.Id, out var r) || !FSharpOption<double>.get_IsSome(r.Latency)) continue;
+            if (!FSharpOption<TaskRecord>.get_IsSome(r.Encode) || !FSharpOption<TaskRecord>.get_IsSome(r.Diffuse) || !FSharpOption<TaskRecord>.get_IsSome(r.Decode)) continue;
+            var t = s.Final!.Timings;
+            var measured = new[] { Ms(t.Encode.StartMs), Ms(t.Encode.EndMs), Ms(t.Diffuse.StartMs), Ms(t.Diffuse.EndMs), Ms(t.Decode.StartMs), Ms(t.Decode.EndMs), Ms(t.TotalMs) };
+            if (measured.Any(v => v is null)) continue;
+            var a = r.Request.Arrival;
+            var predicted = new[] { r.Encode.Value.Start - a, r.Encode.Value.Finish - a, r.Diffuse.Value.Start - a, r.Diffuse.Value.Finish - a,
+                                    r.Decode.Value.Start - a, r.Decode.Value.Finish - a, r.Latency.Value };
+            for (var i = 0; i < PhaseNames.Length; i++)
+            {
+                var m = measured[i]!.Value - (i == 0 ? 0 : measured[i - 1]!.Value);
+                var p = predicted[i] - (i == 0 ? 0 : predicted[i - 1]);
+                rows.Add((PhaseNames[i], m, p));
+            }
+        }
+        if (rows.Count == 0) return;
+        o.WriteLine("phase breakdown (seconds, medians over requests both completed; predicted − measured < 0: the server is slower):");
+        foreach (var phase in PhaseNames)
+        {
+            var of = rows.Where(x => x.Phase == phase).ToArray();
+            o.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"  {phase,-16} measured={Percentile([.. of.Select(x => x.Measured).Order()], 0.5):F4} predicted={Percentile([.. of.Select(x => x.Predicted).Order()], 0.5):F4} "
+                + $"median_diff={Percentile([.. of.Select(x => x.Predicted - x.Measured).Order()], 0.5):+0.0000;-0.0000}"));
+        }
+    }
+
+    private static readonly string[] PhaseNames = ["wait", "encode", "encode→diffuse", "diffuse", "diffuse→decode", "decode", "tail"];
 
     private static void WriteCsv(string path, List<Sent> sent, Dictionary<long, FSharpOption<double>>? predicted, TextWriter o)
     {
