@@ -107,7 +107,7 @@ let expectThrowsAny<'E when 'E :> exn> (message: string) (f: unit -> unit) : 'E 
 // ---- the command line ------------------------------------------------------------------------
 
 /// Runs `trident ARGS` in process (Trident.Api.Cli.Commands), capturing standard output and error: the exit
-/// code, the output, the errors. The console is the process's: call it from sequenced ("integration") tests only.
+/// code, the output, the errors. The console is the whole process's: tests that call it are sequenced.
 let runCli (args: string list) =
     let out, err = new IO.StringWriter(), new IO.StringWriter()
     let previousOut, previousErr = Console.Out, Console.Error

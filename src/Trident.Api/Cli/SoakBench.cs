@@ -182,6 +182,8 @@ public static class SoakBench
         var samples = new List<Sample>();
         var clock = Stopwatch.StartNew();
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        // the sample lines are the soak's progress; on a terminal a live bar says where the run is as well
+        using var progress = CliProgress.Live ? CliProgress.Start("bench soak", (int)Math.Ceiling(duration / every) + 1) : null;
 
         void TakeSample()
         {
@@ -189,6 +191,7 @@ public static class SoakBench
             samples.Add(s);
             o.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"{s.Seconds:F1} {s.RssMb:F1} {s.HeapMb:F1} {s.GcCommittedMb:F1} {s.Gen0} {s.Gen1} {s.Gen2} {s.Threads} {s.Fds} {s.Submitted} {s.Succeeded} {s.Failed} {s.Rejected} {s.InFlight} {s.JobsHeld}"));
+            progress?.Step(string.Create(CultureInfo.InvariantCulture, $"{s.Seconds:F0} s of {duration:F0}: resident {s.RssMb:F0} MB, {s.Succeeded} succeeded"));
         }
 
         TakeSample();
