@@ -67,7 +67,8 @@ public sealed class CliProgress : IDisposable
         lock (_gate)
         {
             _steps++;
-            var count = _total is { } t ? string.Create(CultureInfo.InvariantCulture, $"{_steps}/{t}") : _steps.ToString(CultureInfo.InvariantCulture);
+            // a run that goes past its estimate (bench soak's drain) counts on without a total
+            var count = _total is { } t && _steps <= t ? string.Create(CultureInfo.InvariantCulture, $"{_steps}/{t}") : _steps.ToString(CultureInfo.InvariantCulture);
             if (_task is null)
             {
                 if (_steps > 1 && _sincePrinted.Elapsed < _plainEvery && _steps != _total) return;
