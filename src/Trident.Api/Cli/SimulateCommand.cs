@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using Microsoft.FSharp.Collections;
 using Microsoft.FSharp.Core;
+using Trident.Api.View;
 using Trident.Scheduling;
 using Trace = Trident.Scheduling.Trace;
 
@@ -157,7 +158,11 @@ public static class SimulateCommand
             var (files, charts) = Evaluation.report(command, date, false, total.Elapsed.TotalSeconds, FSharpList<PaperSearch>.Empty, ListModule.OfSeq(new[] { condensed })).ToValueTuple();
             foreach (var file in files) File.WriteAllText(Path.Combine(outDir, file.Item1), file.Item2);
             foreach (var chart in charts) ChartRenderer.Render(chart, outDir);
-            Console.Error.WriteLine($"wrote {outDir}/README.md, summary.csv, summary.json, trace.csv, requests-*.csv and {charts.Length} charts (SVG and PNG)");
+            // the web view's replay of one run: Trident's when it ran, else the first policy's
+            var shown = results.FirstOrDefault(r => r.Policy == "Trident") ?? results[0];
+            File.WriteAllText(Path.Combine(outDir, "view.html"), SimulationView.Html(shown, p.Config, p.Name, p.Model, settings.Adjust));
+            Console.Error.WriteLine($"wrote {outDir}/README.md, summary.csv, summary.json, trace.csv, requests-*.csv, {charts.Length} charts (SVG and PNG) "
+                + $"and view.html (the web view replaying {shown.Policy}'s run)");
         }
         return Task.FromResult(0);
     }

@@ -20,8 +20,8 @@ public sealed record ViewTaskDto(string Request, string Stage, IReadOnlyList<int
 /// <param name="WaitingS">Time since arrival.</param>
 /// <param name="Priority">Client priority (higher is more important), or null.</param>
 /// <param name="Shape">height×width×frames, steps.</param>
-/// <param name="Reason">Why it waits: arrived after the last round, no admissible option free (every device busy), or lost
-/// to more urgent requests in the last round.</param>
+/// <param name="Reason">Why it waits, as the last dispatch round that saw it decided (Admissible.waitReasons): no admissible
+/// option free, lost to a more urgent one, or no route on this placement — with the round — or arrived after the last round.</param>
 public sealed record ViewQueueItemDto(string Id, double SlackS, double DeadlineInS, double WaitingS, int? Priority, string Shape, string Reason);
 
 /// <summary>One recent request (for the submit form's progress and the cancelled mark).</summary>

@@ -14,6 +14,7 @@ using Trident.Api.Hosting;
 using Trident.Runtime.Devices;
 using Trident.Runtime.Serving;
 using Trident.Scheduling;
+using Trident.Scheduling.Dispatching;
 
 namespace Trident.Api.Endpoints;
 
@@ -110,18 +111,15 @@ public static class ViewApi
         var truncated = tasks.Count > MaxTasks || jobs.Count >= MaxRequests;
         if (tasks.Count > MaxTasks) tasks.RemoveRange(0, tasks.Count - MaxTasks);
 
-        var last = state.Rounds.Length > 0 ? state.Rounds[^1] : null;
-        var free = cluster.Devices.Count(x => !x.Busy && x.QueuedTasks == 0);
         var queued = views.Where(x => x.View.Status == JobStatus.Queued && x.View.Route is null).Select(x =>
         {
             var (job, v) = x;
             var request = job.Request;
             var tRef = CostModelModule.tRef(server.Cost, request.Shape, request.Steps);
-            var reason = last is null || v.Arrival > last.At
-                ? "arrived after the last round: waits for the next"
-                : free == 0 ? $"no admissible option free: all {cluster.Devices.Count} devices busy"
-                : last.Dispatched > 0 ? $"lost to more urgent requests in round {last.Round} ({last.Dispatched} dispatched)"
-                : $"no admissible option free in round {last.Round}: the free devices cannot serve it";
+            // the planner's own reason from the last round that saw it (Admissible.waitReasons)
+            var reason = state.Waits.TryGetValue(v.Id.Value, out var w)
+                ? $"{WaitReasonModule.describe(w.Reason)} (round {w.Round})"
+                : "arrived after the last round: waits for the next";
             return new ViewQueueItemDto(Wire(v.Id), Math.Round(v.Deadline - now - tRef, 3), Math.Round(v.Deadline - now, 3),
                 Math.Round(now - v.Arrival, 3), request.Priority is { } p ? p.Value : null,
                 $"{v.Input.Height}×{v.Input.Width}×{v.Input.Frames}, {v.Input.Steps} steps", reason);

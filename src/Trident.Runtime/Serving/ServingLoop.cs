@@ -58,7 +58,21 @@ public sealed record RoundRecord(long Round, double At, int Waiting, int Dispatc
 /// <param name="Source">How the new placement was made.</param>
 public sealed record PlacementChange(double At, string Reason, bool Applied, int Moves, double AlphaBefore, double AlphaAfter, string Source);
 
+/// <summary>Why a request was still waiting after a dispatch round (Admissible.waitReasons: the round's own routes
+/// and free devices).</summary>
+/// <param name="Round">The round.</param>
+/// <param name="Reason">No route, no admissible option free, or lost to a more urgent one.</param>
+public sealed record WaitingReason(long Round, WaitReason Reason);
+
 /// <summary>What the loop publishes after each round for readers on other threads.</summary>
+/// <param name="Round">The last round's number.</param>
+/// <param name="Placement">The placement in force.</param>
+/// <param name="Queue">The waiting requests.</param>
+/// <param name="BusyUntil">When each device finishes the work given to it (server clock, by device id).</param>
+/// <param name="Rounds">The recent dispatch rounds.</param>
+/// <param name="Placements">The recent re-placement attempts.</param>
+/// <param name="Monitor">The monitor's window.</param>
+/// <param name="Waits">For each request still queued after the last round that ran, why it waits (by request id).</param>
 public sealed record LoopState(
     long Round,
     PlacementPlan Placement,
@@ -66,7 +80,8 @@ public sealed record LoopState(
     ImmutableArray<double> BusyUntil,
     ImmutableArray<RoundRecord> Rounds,
     ImmutableArray<PlacementChange> Placements,
-    MonitorView Monitor);
+    MonitorView Monitor,
+    IReadOnlyDictionary<long, WaitingReason> Waits);
 
 /// <summary>The serving loop: rounds of snapshot → plan → enqueue.</summary>
 public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
@@ -96,6 +111,8 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
     // other threads under the lock
     private readonly Dictionary<long, (Snapshot Snapshot, DispatchPlan? Plan)> _roundInputs = new();
     private PlacementPlan _placement;
+    // why each request still queued after the last round waits (replaced whole after each round: readers keep theirs)
+    private IReadOnlyDictionary<long, WaitingReason> _waits = new Dictionary<long, WaitingReason>();
     // the request statistics the placement in force was planned for (Adjust-on-Dispatch compares the recent mix with it)
     private WorkloadStats _plannedFor;
     private long _round;
@@ -122,7 +139,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
         var n = ClusterModule.deviceCount(cluster);
         _ledger = new DeviceLedger(n);
         _monitor = new StageMonitor(settings.Monitor, n, clock.Now);
-        _state = new LoopState(0, placement, [], [.. new double[n]], [], [], _monitor.View(0, cost, placement));
+        _state = new LoopState(0, placement, [], [.. new double[n]], [], [], _monitor.View(0, cost, placement), _waits);
         Workers = [];
     }
 
@@ -388,6 +405,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
                 job.Fail("the server could not carry out its route: " + PlanExecutor.Describe(ex), _clock.Now);
             }
         }
+        _waits = Admissible.waitReasons(snapshot, plan).ToDictionary(x => x.Item1.Value, x => new WaitingReason(round, x.Item2));
         // Rounds where nothing could be decided (no free device) are not worth a history entry.
         if (plan.Dispatches.IsEmpty && plan.Source is PlanSource.Greedy) return;
         var routed = plan.Dispatches.Select(d => d.Request.Value).ToHashSet();
@@ -428,7 +446,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
     private void Publish(double now)
     {
         _state = new LoopState(_round, _placement, [.. _queue.Select(j => j.Id)], [.. _ledger.BusyUntilAll(now)],
-            [.. _rounds], [.. _placements], _monitor.View(now, _cost, _placement));
+            [.. _rounds], [.. _placements], _monitor.View(now, _cost, _placement), _waits);
     }
 
     /// <summary>A placement in one line: the type of each device.</summary>

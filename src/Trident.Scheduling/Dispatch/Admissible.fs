@@ -23,6 +23,24 @@ type DispatchOption =
       OnTime: bool
       Reward: float }
 
+/// Why a request is still waiting after a dispatch round (what the web view's queue shows).
+type WaitReason =
+    /// no primary type of the cluster can serve it at an admissible degree: it waits for a re-placement
+    | NoRoute
+    /// it has admissible options, but no node had enough free devices of any of their types when the round began
+    | NoOptionFree
+    /// a node had enough free devices for one of its admissible options when the round began; the plan gave
+    /// them to more urgent requests (or held them for the round's reserved request)
+    | LostToMoreUrgent
+
+module WaitReason =
+    /// One line for people.
+    let describe =
+        function
+        | NoRoute -> "no route: no device type of the placement can serve it"
+        | NoOptionFree -> "no admissible option free"
+        | LostToMoreUrgent -> "lost to a more urgent one"
+
 module Admissible =
     /// Whether `k` is admissible for this request on devices of type `t` with memory `memory`.
     let degreeAdmissible (cost: CostModel) (t: PlacementType) (shape: Shape) (memory: float<GB>) (nodeSize: int) (k: int) =
@@ -34,17 +52,33 @@ module Admissible =
             && CostModel.fits cost t shape k memory
             && (k = lo || CostModel.efficiency cost shape k >= cost.Settings.EfficiencyThreshold)
 
+    /// The placement type of every device, indexed by device id (one pass over the placement's map:
+    /// a lookup in that map per device per call cost milliseconds a round). Fails, as a map lookup
+    /// would, when the placement leaves a device out.
+    let typesOf (s: Snapshot) : PlacementType array =
+        let types = Array.zeroCreate<PlacementType> s.Cluster.Devices.Length
+        let seen = Array.zeroCreate<bool> s.Cluster.Devices.Length
+        for KeyValue(d, t) in s.Placement.Types do
+            if d.Value < types.Length then
+                types.[d.Value] <- t
+                seen.[d.Value] <- true
+        for d in s.Cluster.Devices do
+            if not seen.[d.Id.Value] then raise (System.Collections.Generic.KeyNotFoundException(sprintf "the placement has no type for device %O" d.Id))
+        types
+
     /// Free devices (busy-until ≤ now) by node and primary type.
     let freeByNodeAndType (s: Snapshot) =
+        let types = typesOf s
         s.Cluster.Devices
-        |> Array.filter (fun d -> s.BusyUntil.[d.Id.Value] <= s.Now && PlacementType.isPrimary s.Placement.Types.[d.Id])
-        |> Array.groupBy (fun d -> d.Node, s.Placement.Types.[d.Id])
+        |> Array.filter (fun d -> s.BusyUntil.[d.Id.Value] <= s.Now && PlacementType.isPrimary types.[d.Id.Value])
+        |> Array.groupBy (fun d -> d.Node, types.[d.Id.Value])
         |> Array.map (fun (key, ds) -> key, ds |> Array.map _.Id |> List.ofArray)
         |> Map.ofArray
 
     /// The auxiliary devices of a type, with their memory.
     let auxDevices (s: Snapshot) (t: PlacementType) =
-        s.Cluster.Devices |> Array.filter (fun d -> s.Placement.Types.[d.Id] = t)
+        let types = typesOf s
+        s.Cluster.Devices |> Array.filter (fun d -> types.[d.Id.Value] = t)
 
     /// What a round computes once about the cluster, so that options cost no device scans.
     type Round =
@@ -56,10 +90,18 @@ module Admissible =
           TRef: System.Collections.Generic.Dictionary<struct (Shape * int), float<s>>
           /// per (shape, steps): the admissible (type, degree, VR, predicted finish) — the same for
           /// every request of that class within a round
-          Routes: System.Collections.Generic.Dictionary<struct (Shape * int), (PlacementType * int * VrType * float<s>) list> }
+          Routes: System.Collections.Generic.Dictionary<struct (Shape * int), (PlacementType * int * VrType * float<s>) list>
+          /// per request: its admissible, undominated options — computed once per round (the
+          /// reservation, the candidate cut and work conservation all ask for them)
+          Options: System.Collections.Generic.Dictionary<RequestId, DispatchOption list>
+          /// per request: its urgency key (slack, −priority, arrival, id), computed once per round
+          Urgency: System.Collections.Generic.Dictionary<RequestId, struct (float<s> * int * float<s> * int64)>
+          /// the snapshot's queue in urgency order, once sorted (subsets of it are filtered from it)
+          mutable Ordered: Request array option }
 
     let round (s: Snapshot) : Round =
-        let byType = s.Cluster.Devices |> Array.groupBy (fun d -> s.Placement.Types.[d.Id]) |> Map.ofArray
+        let types = typesOf s
+        let byType = s.Cluster.Devices |> Array.groupBy (fun d -> types.[d.Id.Value]) |> Map.ofArray
         { Snapshot = s
           Primary =
             byType
@@ -71,7 +113,10 @@ module Admissible =
             |> Map.filter (fun t _ -> not (PlacementType.isPrimary t))
             |> Map.map (fun _ ds -> ds |> Array.map (fun d -> d.Memory, max s.Now s.BusyUntil.[d.Id.Value]) |> Array.sortBy snd)
           TRef = System.Collections.Generic.Dictionary()
-          Routes = System.Collections.Generic.Dictionary() }
+          Routes = System.Collections.Generic.Dictionary()
+          Options = System.Collections.Generic.Dictionary()
+          Urgency = System.Collections.Generic.Dictionary()
+          Ordered = None }
 
     /// t_ref of a request's shape and steps, computed once per round.
     let tRef (rd: Round) (r: Request) =
@@ -147,9 +192,7 @@ module Admissible =
             |> fst
             |> List.rev)
 
-    /// Every admissible, undominated option for the request: types present in the cluster, degrees
-    /// no larger than the type's largest group on one node (free devices are checked by the planner).
-    let options (rd: Round) (r: Request) : DispatchOption list =
+    let private computeOptions (rd: Round) (r: Request) : DispatchOption list =
         let s = rd.Snapshot
         let rs = routes rd r
         // the latency term's scale: the slowest admissible finish of this request (docs/policies.md)
@@ -168,12 +211,74 @@ module Admissible =
               yield { Request = r; Type = t; Degree = k; Vr = vr; Finish = f; OnTime = onTime; Reward = w } ]
         |> undominated s.Settings.IdlePenalty
 
+    /// Every admissible, undominated option for the request: types present in the cluster, degrees
+    /// no larger than the type's largest group on one node (free devices are checked by the planner).
+    /// Computed once per request and round (cached in the round; a request id names one request).
+    let options (rd: Round) (r: Request) : DispatchOption list =
+        match rd.Options.TryGetValue r.Id with
+        | true, v -> v
+        | _ ->
+            let v = computeOptions rd r
+            rd.Options.[r.Id] <- v
+            v
+
+    let private urgency (rd: Round) (r: Request) =
+        match rd.Urgency.TryGetValue r.Id with
+        | true, v -> v
+        | _ ->
+            let v = struct (r.Deadline - rd.Snapshot.Now - tRef rd r, -(defaultArg r.Priority 0), r.Arrival, r.Id.Value)
+            rd.Urgency.[r.Id] <- v
+            v
+
     /// Urgency order: least slack first (deadline − now − t_ref), then priority, then arrival, then id.
+    /// (An explicit comparison: generic comparison of the key tuple boxes every field and made this
+    /// sort the largest cost of a round — 13 ms for 256 requests, measured under load.)
     let byUrgency (rd: Round) (queue: Request list) =
-        let s = rd.Snapshot
-        queue
-        |> List.sortBy (fun r ->
-            r.Deadline - s.Now - tRef rd r,
-            -(defaultArg r.Priority 0),
-            r.Arrival,
-            r.Id.Value)
+        let cmp (struct (a1: float<s>, b1: int, c1: float<s>, d1: int64)) (struct (a2: float<s>, b2: int, c2: float<s>, d2: int64)) =
+            let c = compare a1 a2
+            if c <> 0 then c
+            else
+                let c = compare b1 b2
+                if c <> 0 then c
+                else
+                    let c = compare c1 c2
+                    if c <> 0 then c else compare d1 d2
+        let sort (rs: Request list) =
+            rs |> List.map (fun r -> struct (urgency rd r, r)) |> List.sortWith (fun (struct (a, _)) (struct (b, _)) -> cmp a b) |> List.map (fun (struct (_, r)) -> r)
+        let ordered =
+            match rd.Ordered with
+            | Some o -> o
+            | None ->
+                let o = sort rd.Snapshot.Queue |> Array.ofList
+                rd.Ordered <- Some o
+                o
+        if obj.ReferenceEquals(queue, rd.Snapshot.Queue) then List.ofArray ordered
+        else
+            // a part of the snapshot's queue (the usual case): filter the sorted queue, no new sort
+            let wanted = System.Collections.Generic.HashSet<RequestId>()
+            for r in queue do
+                wanted.Add r.Id |> ignore
+            let part = [ for r in ordered do if wanted.Contains r.Id then yield r ]
+            // every request of the part came from the snapshot's queue (ids name requests)
+            if part.Length = wanted.Count && wanted.Count = List.length queue then part else sort queue
+
+    /// Why each request of the snapshot's queue that `plan` does not route still waits: pure, from the
+    /// round's own admissible routes and the devices free when it began (the planner's view, not a guess).
+    let waitReasons (s: Snapshot) (plan: DispatchPlan) : (RequestId * WaitReason) list =
+        let rd = round s
+        // per primary type: the most free devices of it on one node
+        let mostFree =
+            freeByNodeAndType s
+            |> Map.toList
+            |> List.groupBy (fun ((_, t), _) -> t)
+            |> List.map (fun (t, groups) -> t, groups |> List.map (fun (_, ds) -> List.length ds) |> List.max)
+            |> Map.ofList
+        let routed = plan.Dispatches |> List.map _.Request |> Set.ofList
+        [ for r in s.Queue do
+              if not (routed.Contains r.Id) then
+                  let rs = routes rd r
+                  let reason =
+                      if rs.IsEmpty then NoRoute
+                      elif rs |> List.exists (fun (t, k, _, _) -> Map.tryFind t mostFree |> Option.exists (fun n -> n >= k)) then LostToMoreUrgent
+                      else NoOptionFree
+                  yield r.Id, reason ]

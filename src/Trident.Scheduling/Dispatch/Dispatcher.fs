@@ -28,14 +28,18 @@ module Dispatcher =
     /// the completion places from beyond the candidate cut join the candidates (with their formable
     /// options), so the solver sees every request the greedy plan starts and the greedy plan stays a
     /// feasible start of the model.
-    type private Prepared =
+    type Prepared =
         { Round: Admissible.Round
+          /// free primary devices by node and type (the reserved node held out)
           Free: Map<NodeId * PlacementType, int>
           FreeCount: int
+          /// requests offered to the round with their formable options
           Candidates: (Request * DispatchOption list) list
+          /// the greedy plan, completed by work conservation
           Greedy: Choice list }
 
-    let private prepare (s: Snapshot) =
+    /// The first step of every round (see `Prepared`).
+    let prepare (s: Snapshot) : Prepared =
         let rd = Admissible.round s
         let free = Greedy.roundFree rd
         let nFree = free |> Map.toSeq |> Seq.sumBy snd
@@ -50,6 +54,50 @@ module Dispatcher =
     let roundModel (s: Snapshot) =
         let p = prepare s
         if p.Candidates.IsEmpty then None else Some(DispatchMip.model s p.Free p.Candidates)
+
+    /// The reference implementation's formulation of a prepared round (design.md, appendix: "one
+    /// binary per request × node × degree", as the paper's code states its ILP), over the same
+    /// candidates, options and objective as the aggregated model, for `bench dispatch --reference`:
+    ///   x[r,n,t,k] ∈ {0,1}   start request r on a k-group of type t on node n
+    ///   max  Σ w[r,t,k]·x[r,n,t,k] − μ · Σ_{n,t} idle[n,t]
+    ///   s.t. once[r]:        Σ_{n,t,k} x[r,n,t,k] ≤ 1
+    ///        node[n,t]:      Σ_{r,k} k·x[r,n,t,k] + idle[n,t] = free[n,t],  idle ≥ 0 (its slack per node)
+    /// Its optimum equals the aggregated model's (both are exact); only the size and symmetry differ.
+    let referenceModel (p: Prepared) : Model<RequestId * NodeId * PlacementType * int> option =
+        if p.Candidates.IsEmpty then None
+        else
+            let s = p.Round.Snapshot
+            let mu = s.Settings.IdlePenalty
+            let xs =
+                [ for (r, opts) in p.Candidates do
+                      for o in opts do
+                          for KeyValue((n, t), f) in p.Free do
+                              if t = o.Type && f >= o.Degree then yield (r.Id, n, t, o.Degree), o ]
+            // idle[n,t] is x's key with request −1 − n and degree 0 (a continuous slack, as in the paper's code)
+            let idle (NodeId n, t) = RequestId(-1L - int64 n), NodeId n, t, 0
+            let once =
+                xs
+                |> List.groupBy (fun ((r, _, _, _), _) -> r)
+                |> List.map (fun (RequestId r, group) ->
+                    ConstraintName.create "once" [ "r", string r ], LinExpr.ofTerms [ for (key, _) in group -> key, 1.0 ] <== 1.0)
+            let byNode = xs |> List.groupBy (fun ((_, n, t, _), _) -> n, t) |> Map.ofList
+            let nodes =
+                [ for KeyValue((NodeId n, t), f) in p.Free do
+                      let terms = byNode |> Map.tryFind (NodeId n, t) |> Option.defaultValue [] |> List.map (fun ((r, n, t, k), _) -> (r, n, t, k), float k)
+                      yield
+                          ConstraintName.create "node" [ "node", string n; "type", PlacementType.name t ],
+                          LinExpr.ofTerms ((idle (NodeId n, t), 1.0) :: terms) === float f ]
+            let objective =
+                LinExpr.ofTerms (
+                    [ for (key, o) in xs -> key, o.Reward ] @ [ for KeyValue(key, _) in p.Free -> idle key, -mu ]
+                )
+            Model.empty
+            |> Model.addVars [ for (key, _) in xs -> Var.binary key ]
+            |> Model.addVars [ for KeyValue(key, f) in p.Free -> Var.continuous 0.0 (float f) (idle key) ]
+            |> Model.addConstraints once
+            |> Model.addConstraints nodes
+            |> Model.maximize "reward" objective
+            |> Some
 
     /// The upper bound on a round's objective, by Lagrangian relaxation of the device budget. With
     /// each candidate's formable options valued v = w + μ·k (the objective is Σ_chosen v − μ·free) and
@@ -108,9 +156,9 @@ module Dispatcher =
     let betweenSolves (s: Snapshot) : DispatchPlan =
         Greedy.plan "greedy between solves: the solver's next round is not due yet" s |> fst
 
-    /// A dispatch round with the MIP, falling back to greedy.
-    let dispatch (s: Snapshot) : DispatchPlan =
-        let p = prepare s
+    /// A dispatch round with the MIP over a prepared round, falling back to greedy.
+    let dispatchPrepared (p: Prepared) : DispatchPlan =
+        let s = p.Round.Snapshot
         let free, nFree, candidates, greedyChoices = p.Free, p.FreeCount, p.Candidates, p.Greedy
         let greedyPlan reason =
             { Now = s.Now
@@ -122,15 +170,16 @@ module Dispatcher =
         elif Assign.objective s nFree greedyChoices >= objectiveBound s free candidates - 1e-6 then
             greedyPlan provenOptimal
         else
-            let model = DispatchMip.model s free candidates
+            let cls = DispatchMip.classes candidates
+            let model = DispatchMip.modelOf s free cls
             let settings =
                 { SolveSettings.create s.Settings.TimeLimit with
                     Backend = s.Settings.Backend
-                    MipStart = Some(DispatchMip.startOf model candidates greedyChoices) }
+                    MipStart = Some(DispatchMip.startOf model cls greedyChoices) }
             let result = Mip.solve settings model
             let greedyObjective = Assign.objective s nFree greedyChoices
             if result.HasSolution then
-                let raw = DispatchMip.choicesOf s candidates result
+                let raw = DispatchMip.choicesOf free candidates cls result
                 let rawObjective = Assign.objective s nFree raw
                 // the solver's plan, completed by work conservation (it adds only reward)
                 let choices = Greedy.conserve p.Round free raw
@@ -159,3 +208,6 @@ module Dispatcher =
                               Constraints = model.Constraints.Length } }
             else
                 greedyPlan (sprintf "solver %s after %.1f ms" (describe result.Outcome) (float result.SolveTime * 1000.0))
+
+    /// A dispatch round with the MIP, falling back to greedy.
+    let dispatch (s: Snapshot) : DispatchPlan = dispatchPrepared (prepare s)

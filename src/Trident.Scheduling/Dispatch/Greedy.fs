@@ -134,22 +134,28 @@ module Greedy =
     /// Nodes for groups of (type, degree), best fit, largest groups first; the nodes are returned
     /// in the order of `groups`. None when best fit cannot place them all (another packing may).
     let packBestFit (free: Map<NodeId * PlacementType, int>) (groups: (PlacementType * int) list) : NodeId list option =
-        let left = System.Collections.Generic.Dictionary<NodeId * PlacementType, int>(free)
+        // per type, the nodes (in id order) and their free devices left; a linear scan per group
+        let byType = System.Collections.Generic.Dictionary<PlacementType, (NodeId * int ref) array>()
+        for (t, entries) in free |> Map.toList |> List.groupBy (fun ((_, t), _) -> t) do
+            byType.[t] <- entries |> List.map (fun ((n, _), c) -> n, ref c) |> List.sortBy (fun (n, _) -> n.Value) |> Array.ofList
         let placed =
             groups
             |> List.mapi (fun i g -> i, g)
             |> List.sortBy (fun (i, (_, k)) -> -k, i)
             |> List.map (fun (i, (t, k)) ->
-                let best =
-                    left
-                    |> Seq.filter (fun kv -> snd kv.Key = t && kv.Value >= k)
-                    |> Seq.sortBy (fun kv -> kv.Value, (fst kv.Key).Value)
-                    |> Seq.tryHead
-                match best with
-                | Some kv ->
-                    left.[kv.Key] <- kv.Value - k
-                    i, Some(fst kv.Key)
-                | None -> i, None)
+                match byType.TryGetValue t with
+                | true, nodes ->
+                    // best fit: the fewest devices left that still hold k, lowest node id on ties
+                    let mutable best = -1
+                    for j in 0 .. nodes.Length - 1 do
+                        let left = (snd nodes.[j]).Value
+                        if left >= k && (best < 0 || left < (snd nodes.[best]).Value) then best <- j
+                    if best < 0 then i, None
+                    else
+                        let n, c = nodes.[best]
+                        c.Value <- c.Value - k
+                        i, Some n
+                | _ -> i, None)
         if placed |> List.exists (snd >> Option.isNone) then None
         else Some(placed |> List.sortBy fst |> List.map (snd >> Option.get))
 

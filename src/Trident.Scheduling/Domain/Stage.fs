@@ -32,15 +32,19 @@ module PlacementType =
     let primary = [ EDC; DC; ED; D ]
     let auxiliary = [ E; C ]
 
+    // built once (the dispatch round asks per device and per option)
+    let private edcStages, dcStages, edStages = Set.ofList [ Encode; Diffuse; Decode ], Set.ofList [ Diffuse; Decode ], Set.ofList [ Encode; Diffuse ]
+    let private dStages, eStages, cStages = Set.singleton Diffuse, Set.singleton Encode, Set.singleton Decode
+
     /// The stages whose models a device of this type keeps resident.
-    let stages =
-        function
-        | EDC -> Set.ofList [ Encode; Diffuse; Decode ]
-        | DC -> Set.ofList [ Diffuse; Decode ]
-        | ED -> Set.ofList [ Encode; Diffuse ]
-        | D -> Set.singleton Diffuse
-        | E -> Set.singleton Encode
-        | C -> Set.singleton Decode
+    let stages (t: PlacementType) =
+        match t with
+        | EDC -> edcStages
+        | DC -> dcStages
+        | ED -> edStages
+        | D -> dStages
+        | E -> eStages
+        | C -> cStages
 
     let holds stage t = stages t |> Set.contains stage
     let isPrimary t = holds Diffuse t

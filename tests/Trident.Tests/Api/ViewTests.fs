@@ -111,12 +111,17 @@ let ``a waiting request is in the view's queue with its slack and why it waits``
                 Expect.contains ids (q.GetProperty("id").GetString()) "a queued request is one of ours"
                 Expect.isTrue (q.GetProperty("slack_s").GetDouble() < q.GetProperty("deadline_in_s").GetDouble()) "slack = deadline − now − t_ref < deadline − now"
                 Expect.isGreaterThanOrEqual (q.GetProperty("waiting_s").GetDouble()) 0.0 "waiting time"
-                Expect.isMatch (q.GetProperty("reason").GetString()) "arrived after the last round|no admissible option free|lost to more urgent" "why it waits"
+                Expect.isMatch (q.GetProperty("reason").GetString()) "^(arrived after the last round|(no admissible option free|lost to a more urgent one|no route: .*) \\(round \\d+\\))" "why it waits, as the planner decided"
             let slacks = [ for q in queue -> q.GetProperty("slack_s").GetDouble() ]
             Expect.equal slacks (List.sort slacks) "most urgent first"
         finally
             for id in ids do (client.DeleteAsync("/v1/generations/" + id).Result).Dispose()
             for id in ids do pollUntil client 120.0 id isFinal |> ignore
+
+/// Fails when the page loads anything from outside itself (a script, style or image by address).
+let private selfContained (html: string) =
+    Expect.isEmpty [ for m in Regex.Matches(html, "(?:src|href)\\s*=\\s*\"(?:https?:)?//[^\"]*\"") -> m.Value ] "no outside script, style or image"
+    Expect.isEmpty [ for m in Regex.Matches(html, "<(?:script|link)[^>]*(?:src|href)=\"(?!data:)") -> m.Value ] "scripts and styles are inline"
 
 let ``the page at / is one self-contained HTML page that loads nothing from outside`` =
     testCase "the page at / is one self-contained HTML page that loads nothing from outside" <| fun () ->
@@ -126,20 +131,20 @@ let ``the page at / is one self-contained HTML page that loads nothing from outs
         Expect.equal page.Content.Headers.ContentType.MediaType "text/html" "HTML"
         let html = page.Content.ReadAsStringAsync().Result
         Expect.stringContains html "/v1/view/events" "it reads the view stream"
-        Expect.isEmpty [ for m in Regex.Matches(html, "(?:src|href)\\s*=\\s*\"(?:https?:)?//[^\"]*\"") -> m.Value ] "no outside script, style or image"
-        Expect.isEmpty [ for m in Regex.Matches(html, "<(?:script|link)[^>]*(?:src|href)=\"(?!data:)") -> m.Value ] "scripts and styles are inline"
+        selfContained html
 
 // ---------------------------------------------------------------------------------------------------------------
 // In a real browser
 // ---------------------------------------------------------------------------------------------------------------
 
 
-/// The server on a real loopback port (the browser cannot reach the in-memory test server).
-type LiveServer() =
+/// The server on a real loopback port (the browser cannot reach the in-memory test server), with `extra` settings
+/// on top of the base ones.
+type LiveServer(extra: (string * string) list) =
     let url = sprintf "http://127.0.0.1:%d" (Trident.Api.Hosting.Loopback.FreePort())
     let app =
         Program.BuildServer [| yield "--urls"; yield url
-                               for k, v in baseSettings do
+                               for k, v in baseSettings @ extra do
                                    yield "--" + k
                                    yield v |]
     do app.StartAsync().Wait()
@@ -147,7 +152,32 @@ type LiveServer() =
     interface IDisposable with
         member _.Dispose() = app.StopAsync().Wait(TimeSpan.FromSeconds 30.0) |> ignore; (app :> IAsyncDisposable).DisposeAsync().AsTask().Wait()
 
-let private live = Fixture(fun () -> new LiveServer())
+let private live = Fixture(fun () -> new LiveServer([]))
+
+/// Debian's chromium driven by Playwright (never a downloaded browser) with one page of the given size; console
+/// errors and page errors are collected in `Errors`.
+type Chromium(width: int, height: int, args: string list) =
+    let playwright = Playwright.CreateAsync().Result
+    let browser =
+        playwright.Chromium.LaunchAsync(BrowserTypeLaunchOptions(ExecutablePath = "/usr/bin/chromium", Args = "--no-sandbox" :: args, Headless = true)).Result
+    let page = browser.NewPageAsync(BrowserNewPageOptions(ViewportSize = ViewportSize(Width = width, Height = height))).Result
+    let errors = Collections.Concurrent.ConcurrentQueue<string>()
+    do
+        page.Console.Add(fun m -> if m.Type = "error" then errors.Enqueue(m.Text))
+        page.PageError.Add(fun e -> errors.Enqueue("page error: " + e))
+    member _.Page = page
+    member _.Errors = List.ofSeq errors
+    /// A full-page screenshot kept in artifacts/`name`; returns its path.
+    member _.Screenshot(name: string) =
+        Directory.CreateDirectory artifacts |> ignore
+        let shot = Path.Combine(artifacts, name)
+        page.ScreenshotAsync(PageScreenshotOptions(Path = shot, FullPage = true)).Wait()
+        Expect.isGreaterThan (FileInfo(shot).Length) 10_000L "the screenshot was written"
+        shot
+    interface IDisposable with
+        member _.Dispose() =
+            browser.DisposeAsync().AsTask().Wait()
+            playwright.Dispose()
 
 /// Waits until `expression` is true in the page; on a timeout fails naming it, with the page's submit error and
 /// requests, and keeps a screenshot (artifacts/web-view-timeout.png).
@@ -165,14 +195,8 @@ let ``in chromium: submit through the form, watch the stages and the image, canc
         let server = live.Value
         use client = new HttpClient(BaseAddress = Uri server.Url)
         waitReady client
-        use playwright = Playwright.CreateAsync().Result
-        let browser =
-            playwright.Chromium.LaunchAsync(BrowserTypeLaunchOptions(ExecutablePath = "/usr/bin/chromium", Args = [ "--no-sandbox" ], Headless = true)).Result
-        use _closeBrowser = { new IDisposable with member _.Dispose() = browser.DisposeAsync().AsTask().Wait() }
-        let page = browser.NewPageAsync(BrowserNewPageOptions(ViewportSize = ViewportSize(Width = 1500, Height = 1100))).Result
-        let errors = Collections.Concurrent.ConcurrentQueue<string>()
-        page.Console.Add(fun m -> if m.Type = "error" then errors.Enqueue(m.Text))
-        page.PageError.Add(fun e -> errors.Enqueue("page error: " + e))
+        use chromium = new Chromium(1500, 1100, [])
+        let page = chromium.Page
         page.GotoAsync(server.Url + "/").Wait()
         wait page 30.0 "window.tridentView && window.tridentView.frames > 0 && document.getElementById('conn').className === 'live'"
         let idOf (n: int) = page.EvaluateAsync<string>(sprintf "[...window.tridentView.mine.keys()][%d]" n).Result
@@ -206,11 +230,96 @@ let ``in chromium: submit through the form, watch the stages and the image, canc
         // the placement table and the rounds are filled from the same stream
         Expect.isGreaterThanOrEqual (page.Locator("#placement tr").CountAsync().Result) 2 "placement rows"
         Expect.isGreaterThanOrEqual (page.Locator("#rounds tr").CountAsync().Result) 2 "dispatch rounds"
+        chromium.Screenshot "web-view.png" |> ignore
+        Expect.equal chromium.Errors [] "no console errors"
+
+let private cli (args: string list) = Trident.Api.Cli.Commands.RunAsync(Array.ofList args).Result
+
+let private scrubTo (page: IPage) (share: float) =
+    page.EvaluateAsync(sprintf "(() => { const s = document.getElementById('scrub'); s.value = String(Math.round(Number(s.max) * %g)); s.dispatchEvent(new Event('input')); })()" share).Wait()
+
+let ``simulate --out writes view.html, one self-contained page that replays the run in chromium, no console error`` =
+    testCase "simulate --out writes view.html, one self-contained page that replays the run in chromium, no console error" <| fun () ->
+        let dir = Path.Combine(Path.GetTempPath(), "trident-view-" + string (Guid.NewGuid()))
+        try
+            Expect.equal (cli [ "simulate"; "--workload"; "flux-reference"; "--devices"; "16"; "--count"; "300"; "--policies"; "Trident"; "--out"; dir ]) 0 "simulate"
+            let file = Path.Combine(dir, "view.html")
+            let html = File.ReadAllText file
+            selfContained html
+            // the run is embedded once, column by column: one row per request and per stage task
+            let embedded = Regex.Match(html, "<script id=\"trident-replay\" type=\"application/json\">(.*?)</script>", RegexOptions.Singleline)
+            Expect.isTrue embedded.Success "the run is embedded in the trident-replay element"
+            let run = JsonDocument.Parse(embedded.Groups[1].Value).RootElement
+            Expect.equal (run.GetProperty("format").GetString()) Trident.Api.View.SimulationView.Format "its format"
+            Expect.equal (run.GetProperty("policy").GetString()) "Trident" "Trident's run"
+            let requests = run.GetProperty("requests").GetProperty("id").GetArrayLength()
+            Expect.equal requests 300 "every request once"
+            let tasks = run.GetProperty("tasks").GetProperty("start").GetArrayLength()
+            Expect.isLessThanOrEqual tasks (3 * requests) "at most three stage tasks per request, each once"
+            Expect.isGreaterThan tasks requests "the stage tasks"
+            let summary = run.GetProperty "summary"
+            use chromium = new Chromium(1500, 1100, [])
+            let page = chromium.Page
+            page.GotoAsync("file://" + file).Wait()
+            wait page 30.0 "window.tridentView && window.tridentView.replay && window.tridentView.frames > 0"
+            page.ClickAsync("#play").Wait() // pause: the test moves the time itself
+            // the middle of the run: a lane per device with tasks on them, the placement, the rounds
+            scrubTo page 0.5
+            wait page 10.0 "window.tridentView.lanes && window.tridentView.lanes.devices === 16 && window.tridentView.lanes.tasks > 0"
+            Expect.equal (page.Locator("#placement tr").CountAsync().Result) 17 "a placement row per device"
+            Expect.isGreaterThanOrEqual (page.Locator("#rounds tr").CountAsync().Result) 2 "dispatch rounds"
+            chromium.Screenshot "simulated-view.png" |> ignore
+            // the end: the page's own count of finished requests is the simulator's summary
+            scrubTo page 1.0
+            let onTime, late = summary.GetProperty("on_time").GetInt32(), summary.GetProperty("late").GetInt32()
+            wait page 10.0 (sprintf "(() => { const h = window.tridentView.last.headline; return h.succeeded === %d && h.met === %d; })()" (onTime + late) onTime)
+            Expect.equal chromium.Errors [] "no console errors"
+        finally
+            if Directory.Exists dir then Directory.Delete(dir, true)
+
+let ``in chromium: 128 emulated devices and 1,000 queued requests, every lane and the queue drawn, DOM and heap bounded`` =
+    testCase "in chromium: 128 emulated devices and 1,000 queued requests, every lane and the queue drawn, DOM and heap bounded" <| fun () ->
+        use server =
+            new LiveServer(
+                [ "Trident:Devices:Kind", "emulated"
+                  "Trident:Devices:Count", "128"
+                  "Trident:Emulation:Profile", "flux"
+                  "Trident:Emulation:TimeScale", "0.05"
+                  "Trident:Serving:QueueCapacity", "1100"
+                  "Trident:Serving:DrainSeconds", "0"
+                  "Trident:LogLevel", "Error"
+                  "Trident:Jobs:Capacity", "1500" ])
+        use client = new HttpClient(BaseAddress = Uri server.Url)
+        waitReady client
+        // 1,000 long requests (1024², 400 steps): 128 devices start a few dozen, the rest wait
+        let ids = Array.zeroCreate<string> 1000
+        Threading.Tasks.Parallel.For(0, ids.Length, Threading.Tasks.ParallelOptions(MaxDegreeOfParallelism = 8), fun i ->
+            ids[i] <- submit client (sprintf """{"prompt":"load %d","width":1024,"height":1024,"steps":400,"seed":%d}""" i i)) |> ignore
+        use chromium = new Chromium(1500, 1100, [ "--enable-precise-memory-info"; "--js-flags=--expose-gc" ])
+        let page = chromium.Page
+        page.GotoAsync(server.Url + "/").Wait()
+        wait page 30.0 "window.tridentView && window.tridentView.frames > 0 && window.tridentView.lanes && window.tridentView.lanes.devices === 128"
+        let measure () =
+            let m = page.EvaluateAsync<float[]>("(() => { window.gc(); return [document.getElementsByTagName('*').length, performance.memory.usedJSHeapSize, window.tridentView.frames, window.tridentView.last.cluster.queue.waiting]; })()").Result
+            m[0], m[1], int m[2], int m[3]
+        let nodes0, heap0, frames0, waiting0 = measure ()
+        Expect.isGreaterThanOrEqual waiting0 500 "most of the 1,000 requests wait"
+        wait page 40.0 (sprintf "window.tridentView.frames >= %d" (frames0 + 12))
+        let nodes1, heap1, frames1, waiting1 = measure ()
+        // every lane, the queue (its 50 most urgent rows and the count), the placement of every device
+        Expect.isGreaterThanOrEqual (page.EvaluateAsync<int>("window.tridentView.lanes.height").Result) (128 * 4) "128 lanes of at least 4 px"
+        Expect.equal (page.Locator("#queue tr").CountAsync().Result) 51 "the 50 most urgent waiting requests and the header"
+        Expect.stringContains (page.InnerTextAsync("#queue-count").Result) "waiting" "the queue's count"
+        Expect.equal (page.Locator("#placement tr").CountAsync().Result) 129 "a placement row per device"
+        Expect.isMatch (page.InnerTextAsync("#queue").Result) "no admissible option free|lost to a more urgent one" "the planner's reason why they wait"
+        // bounded: the page keeps one frame and bounded tables, so twelve more frames add no nodes and no heap to speak of
+        let report = sprintf "DOM nodes %.0f → %.0f, JS heap %.1f → %.1f MB over frames %d → %d, waiting %d → %d" nodes0 nodes1 (heap0 / 1e6) (heap1 / 1e6) frames0 frames1 waiting0 waiting1
         Directory.CreateDirectory artifacts |> ignore
-        let shot = Path.Combine(artifacts, "web-view.png")
-        page.ScreenshotAsync(PageScreenshotOptions(Path = shot, FullPage = true)).Wait()
-        Expect.isGreaterThan (FileInfo(shot).Length) 10_000L "the screenshot was written"
-        Expect.equal (List.ofSeq errors) [] "no console errors"
+        File.WriteAllText(Path.Combine(artifacts, "web-view-128.txt"), report)
+        Expect.isLessThanOrEqual nodes1 (nodes0 * 1.1 + 100.0) ("DOM nodes bounded: " + report)
+        Expect.isLessThanOrEqual heap1 (heap0 * 2.0 + 5e6) ("JS heap bounded: " + report)
+        chromium.Screenshot "web-view-128.png" |> ignore
+        Expect.equal chromium.Errors [] "no console errors"
 
 [<Tests>]
 let integrationTests =
@@ -220,4 +329,6 @@ let integrationTests =
             ``a waiting request is in the view's queue with its slack and why it waits``
             ``the page at / is one self-contained HTML page that loads nothing from outside``
             ``in chromium: submit through the form, watch the stages and the image, cancel another request, no console error``
+            ``simulate --out writes view.html, one self-contained page that replays the run in chromium, no console error``
+            ``in chromium: 128 emulated devices and 1,000 queued requests, every lane and the queue drawn, DOM and heap bounded``
         ] |> testSequenced ]

@@ -90,7 +90,8 @@ let ``the dispatch MIP of a round can be written as LP text naming its constrain
         | None -> failwith "no model for a round with waiting requests and free devices"
         | Some m ->
             let lp = Model.toLpText m
-            for family in [ "once[r=0]"; "devices[node=0"; "groups[type=" ] do
+            // the capacity form (degrees that divide one another): no node variables or rows
+            for family in [ "once[r=0]"; "capacity[type=" ] do
                 Expect.stringContains lp family "lp"
 
 
@@ -168,6 +169,26 @@ let ``the objective bound is never below a proven optimum`` =
                     |> Prop.classify (abs (v - bound) < 1e-6) "bound tight"
                 | _ -> true |> Prop.ofTestable)
 
+let ``why a request waits after a round: no route, no admissible option free, or lost to a more urgent one`` =
+    testProp 150 "why a request waits after a round: no route, no admissible option free, or lost to a more urgent one" <| fun () ->
+        Prop.forAll snapshotSpecs (fun spec ->
+            let s = buildSnapshot DispatchSettings.defaults spec
+            let plan = Dispatcher.betweenSolves s
+            let reasons = Admissible.waitReasons s plan
+            let rd = Admissible.round s
+            let routed = plan.Dispatches |> List.map _.Request |> Set.ofList
+            let left = s.Queue |> List.filter (fun (r: Request) -> not (routed.Contains r.Id))
+            let idle = s.BusyUntil |> Array.forall (fun b -> b <= s.Now)
+            let allBusy = s.BusyUntil |> Array.forall (fun b -> b > s.Now)
+            let reasonOf = Map.ofList reasons
+            (List.map fst reasons = List.map (fun (r: Request) -> r.Id) left |> Prop.label "one reason per request left queued, none for a routed one")
+            .&. (left |> List.forall (fun r -> (reasonOf.[r.Id] = NoRoute) = (Admissible.options rd r).IsEmpty)
+                 |> Prop.label "no route exactly when the request has no admissible option")
+            .&. ((not allBusy || reasons |> List.forall (fun (_, w) -> w <> LostToMoreUrgent)) |> Prop.label "every device busy: none lost to another")
+            .&. ((not idle || reasons |> List.forall (fun (_, w) -> w <> NoOptionFree)) |> Prop.label "an idle cluster: an admissible option was free")
+            |> Prop.classify (reasons |> List.exists (fun (_, w) -> w = LostToMoreUrgent)) "some lost to a more urgent one"
+            |> Prop.classify (reasons |> List.exists (fun (_, w) -> w = NoOptionFree)) "some with no admissible option free")
+
 [<Tests>]
 let tests =
     testList "unit" [ testList "DispatchProperties" [
@@ -181,4 +202,5 @@ let tests =
         ``every Trident plan leaves no device idle that a waiting request could use``
         ``alone on an idle cluster a request gets the fastest option of its type``
         ``the objective bound is never below a proven optimum``
+        ``why a request waits after a round: no route, no admissible option free, or lost to a more urgent one``
     ] |> testSequencedGroup "DispatchProperties" ]
