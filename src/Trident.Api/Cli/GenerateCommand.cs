@@ -67,7 +67,7 @@ public static class GenerateCommand
         using var pipeline = LoadedPipeline.Open(options.PipelineDirectory);
         var request = options.Request;
         var clock = Stopwatch.StartNew();
-        foreach (var model in Enum.GetValues<StageModel>()) pipeline.Session(model, request.IntraOpThreads);
+        foreach (var model in pipeline.Models) pipeline.Session(model, request.IntraOpThreads);
         var loaded = clock.Elapsed;
         clock.Restart();
         var result = Generation.Run(pipeline, request, cancellationToken: ct);

@@ -10,25 +10,32 @@ namespace Trident.Api.Cli;
 /// <c>trident models tiny --out DIR [--seed S]</c>: writes the bundled tiny pipeline (deterministic in the
 /// seed) and prints its files with sizes and SHA-256 hashes. <c>trident models sd-miniature --out DIR [--era E]
 /// [--prediction epsilon|v_prediction]</c>: writes a miniature SD 1.x/2.x ONNX export in a real exporter's
-/// layout and signatures (ExportMiniature), to try <c>inspect</c>, <c>generate</c> and <c>serve</c> on.
+/// layout and signatures (ExportMiniature), to try <c>inspect</c>, <c>generate</c> and <c>serve</c> on;
+/// <c>trident models sdxl-miniature --out DIR [--era optimum-2023|optimum]</c> writes a miniature SDXL export.
 /// </summary>
 public static class ModelsCommand
 {
     private static readonly (string Name, ExportEra Era)[] Eras =
         [("diffusers-2022", ExportEra.DiffusersScript2022), ("optimum-2023", ExportEra.Optimum2023), ("optimum", ExportEra.OptimumCurrent)];
 
+    // the 2022 script predates SDXL
+    private static readonly (string Name, ExportEra Era)[] SdxlEras = [.. Eras.Where(e => e.Era != ExportEra.DiffusersScript2022)];
+
     private static readonly Option<string> Out = Opt.String("--out", "the directory to write", required: true, helpName: "DIR");
     private static readonly Option<ulong> Seed = Opt.ULong("--seed", "the weights' seed (the same seed writes the same bytes)", 0);
     private static readonly Option<string> Era = Opt.Choice("--era", "whose exporter's layout and signatures to copy", "optimum", [.. Eras.Select(e => e.Name)]);
-    private static readonly Option<string> Prediction = Opt.Choice("--prediction", "what the UNet predicts", "epsilon", "epsilon", "v_prediction");
+    private static readonly Option<string> SdxlEra = Opt.Choice("--era", "whose exporter's layout and signatures to copy", "optimum", [.. SdxlEras.Select(e => e.Name)]);
+    private static readonly Option<string> Prediction = Opt.Choice("--prediction", "what the UNet predicts (SDXL base: epsilon only)", "epsilon", "epsilon", "v_prediction");
 
-    /// <summary>The command: <c>models tiny</c> and <c>models sd-miniature</c>.</summary>
+    /// <summary>The command: <c>models tiny</c>, <c>models sd-miniature</c> and <c>models sdxl-miniature</c>.</summary>
     public static Command Command { get; } = new Command("models",
-        "write the bundled tiny pipeline (text encoder, video DiT, VAE decoder; ONNX), or a miniature SD 1.x/2.x export, and print its files")
+        "write the bundled tiny pipeline (text encoder, video DiT, VAE decoder; ONNX), or a miniature SD 1.x/2.x or SDXL export, and print its files")
     {
         new Command(TinyPipeline.Name, "write the bundled tiny pipeline and print its files with sizes and SHA-256 hashes") { Out, Seed }.With(Tiny),
         new Command(SdMiniature, "write a miniature SD 1.x/2.x ONNX export in a real exporter's layout and signatures, to try inspect, generate and serve on")
-            { Out, Seed, Era, Prediction }.With(WriteMiniature),
+            { Out, Seed, Era, Prediction }.With((r, ct) => WriteMiniature(r, sdxl: false)),
+        new Command(SdxlMiniature, "write a miniature SDXL ONNX export (two text encoders, pooled embeddings, time_ids) in a real exporter's layout and signatures")
+            { Out, Seed, SdxlEra, Prediction }.With((r, ct) => WriteMiniature(r, sdxl: true)),
     };
 
     private static int Tiny(ParseResult args, CancellationToken ct)
@@ -44,21 +51,24 @@ public static class ModelsCommand
         return 0;
     }
 
-    private const string SdMiniature = "sd-miniature";
+    private const string SdMiniature = "sd-miniature", SdxlMiniature = "sdxl-miniature";
 
-
-    private static int WriteMiniature(ParseResult args, CancellationToken ct)
+    private static int WriteMiniature(ParseResult args, bool sdxl)
     {
         var output = args.Text(Out);
         var seed = args.GetValue(Seed);
-        var era = Eras.First(e => e.Name == args.GetValue(Era));
+        var era = Eras.First(e => e.Name == args.GetValue(sdxl ? SdxlEra : Era));
         var predictionName = args.Text(Prediction);
-        PredictionType? prediction = predictionName == "v_prediction" ? PredictionType.VPrediction : PredictionType.Epsilon;
-        if (Directory.Exists(output) && Directory.EnumerateFileSystemEntries(output).Any())
-            throw new CliException([$"--out: '{output}' exists and is not empty"]);
-        ExportMiniature.StableDiffusion(output, era.Era, prediction!.Value,
-            prediction == PredictionType.VPrediction ? "DDIMScheduler" : "PNDMScheduler", seed);
-        Console.WriteLine($"wrote a miniature SD export ({era.Name}, {predictionName}, seed {seed}) to {Path.GetFullPath(output)}");
+        var prediction = predictionName == "v_prediction" ? PredictionType.VPrediction : PredictionType.Epsilon;
+        var errors = new CliErrors();
+        if (sdxl && prediction != PredictionType.Epsilon) errors.Add("--prediction: SDXL base predicts epsilon only");
+        if (Directory.Exists(output) && Directory.EnumerateFileSystemEntries(output).Any()) errors.Add($"--out: '{output}' exists and is not empty");
+        errors.ThrowIfAny();
+        if (sdxl) ExportMiniature.StableDiffusionXL(output, era.Era, seed);
+        else
+            ExportMiniature.StableDiffusion(output, era.Era, prediction,
+                prediction == PredictionType.VPrediction ? "DDIMScheduler" : "PNDMScheduler", seed);
+        Console.WriteLine($"wrote a miniature {(sdxl ? "SDXL" : "SD")} export ({era.Name}, {predictionName}, seed {seed}) to {Path.GetFullPath(output)}");
         foreach (var f in Directory.EnumerateFiles(output, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal))
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {Path.GetRelativePath(output, f),-40} {new FileInfo(f).Length,10:N0} B"));
         return 0;

@@ -66,6 +66,10 @@ internal static class RuntimeBench
         var steps = args.Maybe(Steps) ?? pipeline.Manifest.Sampler.DefaultSteps;
         var request = new GenerationRequest("a red fox in the snow", null, width, height, frames, steps, 42, guidance, threads);
         foreach (var e in Generation.Validate(pipeline.Manifest, request)) errors.Add($"--{e.Path}: {e.Message}");
+        // The raw-call baseline replays one encoder and a three-input denoiser; SDXL's second encoder, pooled
+        // text_embeds and time_ids are not replayed (not measured here; the Trident side would be unmatched).
+        if (pipeline.Manifest.ExportOnly)
+            errors.Add($"--pipeline: '{directory}' conditions on a second text encoder, pooled embeddings or time_ids, which bench runtime's raw-call baseline does not replay; it measures single-encoder pipelines");
         errors.ThrowIfAny();
 
         using var raw = RawCalls.Prepare(pipeline, request, ct);

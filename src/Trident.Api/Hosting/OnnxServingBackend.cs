@@ -99,8 +99,10 @@ public sealed class OnnxServingBackend : IServingBackend
     private static string CacheKey(LoadedPipeline pipeline, DeviceLayout layout, ProfilerOptions quick)
     {
         var text = new StringBuilder();
-        text.Append(Encoding.UTF8.GetString(pipeline.Manifest.ToJson()));
-        foreach (var model in Enum.GetValues<StageModel>())
+        // trident-pipeline.json's form where the manifest has one (the tiny and manifest pipelines keep their
+        // key); an export-only manifest (SDXL's conditioning) by its record text.
+        text.Append(pipeline.Manifest.ExportOnly ? pipeline.Manifest.ToString() : Encoding.UTF8.GetString(pipeline.Manifest.ToJson()));
+        foreach (var model in pipeline.Models)
         {
             var file = new FileInfo(pipeline.ModelPath(model));
             text.Append(CultureInfo.InvariantCulture, $"|{model}:{file.Length}:{file.LastWriteTimeUtc.Ticks}");

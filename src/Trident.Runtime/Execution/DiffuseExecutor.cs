@@ -100,9 +100,10 @@ public sealed class DiffuseExecutor(LoadedPipeline pipeline, DiffuseLoop loop = 
         var timestepIndex = session.InputIndex(stage.Timestep);
         var textIndex = session.InputIndex(stage.EncoderHiddenStates);
         var predictionIndex = session.OutputIndex(stage.Prediction);
-        if (session.Inputs.Count != 3)
+        var expectedInputs = 3 + (stage.TextEmbeds is null ? 0 : 1) + (stage.TimeIds is null ? 0 : 1);
+        if (session.Inputs.Count != expectedInputs)
             throw new InvalidOperationException(
-                $"the denoiser takes {session.Inputs.Count} inputs ({string.Join(", ", session.Inputs)}); Trident feeds exactly the three the manifest names");
+                $"the denoiser takes {session.Inputs.Count} inputs ({string.Join(", ", session.Inputs)}); Trident feeds exactly the {expectedInputs} the manifest names");
 
         if (session.Outputs.Count != 1)
             throw new InvalidOperationException(
@@ -130,7 +131,8 @@ public sealed class DiffuseExecutor(LoadedPipeline pipeline, DiffuseLoop loop = 
         modelShape[0] = rows;
         var text = (guided || !embeddings.HasUnconditional ? embeddings.Tensor : embeddings.Conditional())
             .As(session.Inputs[textIndex].ElementType);
-        var run = new Run(session, latentIndex, timestepIndex, textIndex, x, shape, modelShape, text, guided, settings, progress, sampler, samplerRun);
+        var extra = ExtraInputs(session, stage, embeddings, guided, rows, settings);
+        var run = new Run(session, latentIndex, timestepIndex, textIndex, x, shape, modelShape, text, guided, settings, progress, sampler, samplerRun, extra);
         // The device loop runs a linear step as a graph; other samplers (state, noise, input scaling) run on the host.
         var onDevice = samplerRun.Linear && (loop == DiffuseLoop.Device || (loop == DiffuseLoop.Auto && session.Provider is ExecutionProvider.Cuda));
         if (onDevice) DeviceLoop(run, cancellationToken);
@@ -138,10 +140,39 @@ public sealed class DiffuseExecutor(LoadedPipeline pipeline, DiffuseLoop loop = 
         return new Latents(Tensor.FromFloat(x, shape), settings.Width, settings.Height, settings.Frames);
     }
 
+    // The denoiser inputs that stay the same for every step besides the text: SDXL's pooled text_embeds
+    // [rows, width] (the encode stage's, rows as the text's) and time_ids [rows, 6] = (original height, original
+    // width, crop top, crop left, target height, target width), which diffusers' StableDiffusionXLPipeline
+    // (_get_add_time_ids) builds from original_size = target_size = (height, width) and crops_coords_top_left =
+    // (0, 0) by default, for the conditional and the unconditional rows alike. Types are the model's.
+    private static IReadOnlyList<(string Name, Tensor Value)> ExtraInputs(
+        Session session, Pipelines.DenoiserStage stage, Embeddings embeddings, bool guided, int rows, DiffuseSettings settings)
+    {
+        var extra = new List<(string, Tensor)>();
+        if (stage.TextEmbeds is { } textEmbeds)
+        {
+            var pooled = (guided || !embeddings.HasUnconditional ? embeddings.Pooled : embeddings.PooledConditional())
+                ?? throw new ArgumentException($"the denoiser takes '{textEmbeds}' but the embeddings have no pooled rows", nameof(embeddings));
+            extra.Add((textEmbeds, pooled.As(session.Inputs[session.InputIndex(textEmbeds)].ElementType)));
+        }
+        if (stage.TimeIds is { } timeIds)
+        {
+            var info = session.Inputs[session.InputIndex(timeIds)];
+            float[] row = [settings.Height, settings.Width, 0, 0, settings.Height, settings.Width];
+            var values = new float[rows * row.Length];
+            for (var r = 0; r < rows; r++) row.CopyTo(values, r * row.Length);
+            extra.Add((timeIds, info.ElementType == TensorElementType.Int64
+                ? Tensor.FromInt64(Array.ConvertAll(values, v => (long)v), rows, row.Length)
+                : Tensor.FromFloat(values, rows, row.Length).As(info.ElementType)));
+        }
+        return extra;
+    }
+
     // What both loops need.
     private sealed record Run(
         Session Session, int LatentIndex, int TimestepIndex, int TextIndex, float[] X, long[] Shape, long[] ModelShape,
-        Tensor Text, bool Guided, DiffuseSettings Settings, IProgress<DiffuseProgress>? Progress, ISampler Sampler, ISamplerRun SamplerRun)
+        Tensor Text, bool Guided, DiffuseSettings Settings, IProgress<DiffuseProgress>? Progress, ISampler Sampler, ISamplerRun SamplerRun,
+        IReadOnlyList<(string Name, Tensor Value)> Extra)
     {
         public TensorElementType LatentType => Session.Inputs[LatentIndex].ElementType;
     }
@@ -162,13 +193,14 @@ public sealed class DiffuseExecutor(LoadedPipeline pipeline, DiffuseLoop loop = 
         var velocityBuffer = half ? new float[count] : prediction.AsFloat();
         var timestep = new TimestepInput(r.Session.Inputs[r.TimestepIndex], rows);
 
-        var inputs = new OrtValue[3];
+        var inputs = new OrtValue[r.Session.Inputs.Count];
         var outputs = new OrtValue[1];
         try
         {
             inputs[r.LatentIndex] = modelInput.ToOrtValue();
             inputs[r.TimestepIndex] = timestep.Tensor.ToOrtValue();
             inputs[r.TextIndex] = r.Text.ToOrtValue();
+            foreach (var (name, value) in r.Extra) inputs[r.Session.InputIndex(name)] = value.ToOrtValue();
             outputs[0] = prediction.ToOrtValue();
 
             var steps = r.Settings.Steps;
@@ -257,6 +289,11 @@ public sealed class DiffuseExecutor(LoadedPipeline pipeline, DiffuseLoop loop = 
         using var denoise = session.CreateBinding();
         denoise.BindInput(stage.Latents, modelInput);
         denoise.BindInput(stage.EncoderHiddenStates, textValue); // copied to the device once, here
+        // At most two (text_embeds, time_ids), alive until the loop ends, as the text is.
+        using var extra0 = r.Extra.Count > 0 ? r.Extra[0].Value.ToOrtValue() : null;
+        using var extra1 = r.Extra.Count > 1 ? r.Extra[1].Value.ToOrtValue() : null;
+        if (extra0 is not null) denoise.BindInput(r.Extra[0].Name, extra0);
+        if (extra1 is not null) denoise.BindInput(r.Extra[1].Name, extra1);
         denoise.BindOutput(stage.Prediction, prediction);
         using var forward = StepBinding(step, xA, xB, prediction, modelInput);
         using var backward = StepBinding(step, xB, xA, prediction, modelInput);

@@ -41,17 +41,43 @@ public sealed class EncodeExecutor(LoadedPipeline pipeline)
         }
         cancellationToken.ThrowIfCancellationRequested();
 
-        var stage = pipeline.Manifest.Stages.TextEncoder;
-        var session = pipeline.Session(StageModel.TextEncoder, intraOpThreads);
-        var rows = negativePrompts is null ? prompts.Count : 2 * prompts.Count;
-        var length = pipeline.Tokenizer.MaxLength;
+        var manifest = pipeline.Manifest;
+        var texts = new string[negativePrompts is null ? prompts.Count : 2 * prompts.Count];
+        for (var r = 0; r < texts.Length; r++) texts[r] = (r < prompts.Count ? prompts[r] : negativePrompts![r - prompts.Count]) ?? "";
+        var (hidden, pooled) = Run(StageModel.TextEncoder, manifest.Stages.TextEncoder, pipeline.Tokenizer, texts, intraOpThreads, cancellationToken);
+        if (manifest.Stages.TextEncoder2 is { } second)
+        {
+            // SDXL (diffusers StableDiffusionXLPipeline.encode_prompt): each encoder's penultimate hidden states,
+            // concatenated along the width (768 + 1280 = 2048 for SDXL base); the pooled embedding is the second
+            // encoder's text_embeds.
+            var (hidden2, pooled2) = Run(StageModel.TextEncoder2, second, pipeline.Tokenizer2!, texts, intraOpThreads, cancellationToken);
+            hidden = ConcatWidth(hidden, hidden2);
+            pooled = pooled2 ?? pooled;
+        }
+        if (manifest.ZerosForEmptyNegative && negativePrompts is not null)
+        {
+            // force_zeros_for_empty_prompt: an absent (empty) negative prompt is zeros, not the empty string's states.
+            for (var r = prompts.Count; r < texts.Length; r++)
+                if (texts[r].Length == 0)
+                {
+                    ZeroRow(hidden, r);
+                    if (pooled is not null) ZeroRow(pooled, r);
+                }
+        }
+        return new Embeddings(hidden, prompts.Count, negativePrompts is not null, pooled);
+    }
+
+    // One encoder over all rows in one Run: its (named) sequence output and, when the stage names one, its pooled output.
+    private (Tensor Hidden, Tensor? Pooled) Run(
+        StageModel model, Pipelines.TextEncoderStage stage, Pipelines.Tokenizers.ITokenizer tokenizer, string[] texts, int intraOpThreads, CancellationToken cancellationToken)
+    {
+        var session = pipeline.Session(model, intraOpThreads);
+        var rows = texts.Length;
+        var length = tokenizer.MaxLength;
         var ids = new long[rows * length];
         var mask = new long[rows * length];
         for (var r = 0; r < rows; r++)
-        {
-            var text = r < prompts.Count ? prompts[r] : negativePrompts![r - prompts.Count];
-            pipeline.Tokenizer.EncodeInto(text ?? "", ids.AsSpan(r * length, length), mask.AsSpan(r * length, length));
-        }
+            tokenizer.EncodeInto(texts[r], ids.AsSpan(r * length, length), mask.AsSpan(r * length, length));
 
         var inputs = new Tensor[session.Inputs.Count];
         if (inputs.Length != (stage.AttentionMask is null ? 1 : 2))
@@ -70,7 +96,32 @@ public sealed class EncodeExecutor(LoadedPipeline pipeline)
 
         var outputs = session.Run(inputs, cancellationToken);
         var hidden = outputs[session.OutputIndex(stage.LastHiddenState)].Tensor;
-        return new Embeddings(hidden, prompts.Count, negativePrompts is not null);
+        var pooled = stage.Pooled is { } p ? outputs[session.OutputIndex(p)].Tensor : null;
+        return (hidden, pooled);
+    }
+
+    // [rows, tokens, a] ‖ [rows, tokens, b] → float32 [rows, tokens, a + b].
+    private static Tensor ConcatWidth(Tensor left, Tensor right)
+    {
+        if (left.Shape[0] != right.Shape[0] || left.Shape[1] != right.Shape[1])
+            throw new InvalidOperationException($"the two text encoders' states {left} and {right} differ in rows or tokens");
+        var l = left.As(TensorElementType.Float).AsFloat();
+        var r = right.As(TensorElementType.Float).AsFloat();
+        long a = left.Shape[2], b = right.Shape[2], tokens = left.Shape[0] * left.Shape[1];
+        var joined = new float[tokens * (a + b)];
+        for (long t = 0; t < tokens; t++)
+        {
+            l.AsSpan((int)(t * a), (int)a).CopyTo(joined.AsSpan((int)(t * (a + b))));
+            r.AsSpan((int)(t * b), (int)b).CopyTo(joined.AsSpan((int)(t * (a + b) + a)));
+        }
+        return Tensor.FromFloat(joined, left.Shape[0], left.Shape[1], a + b);
+    }
+
+    private static void ZeroRow(Tensor t, int row)
+    {
+        var per = checked((int)(t.Length / t.Shape[0]));
+        if (t.ElementType == TensorElementType.Float16) t.AsHalf().AsSpan(row * per, per).Clear();
+        else t.AsFloat().AsSpan(row * per, per).Clear();
     }
 
     private static Tensor Ids(long[] values, int rows, int length, TensorInfo info) => info.ElementType switch

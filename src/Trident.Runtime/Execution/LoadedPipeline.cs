@@ -34,6 +34,9 @@ public enum StageModel
 
     /// <summary>The VAE decoder (the decode stage).</summary>
     VaeDecoder,
+
+    /// <summary>A second text encoder (SDXL's text_encoder_2), also run by the encode stage.</summary>
+    TextEncoder2,
 }
 
 /// <summary>A pipeline directory with its manifest and lazily created ONNX Runtime sessions. Thread-safe;
@@ -50,6 +53,7 @@ public sealed class LoadedPipeline : IDisposable
         Manifest = manifest;
         Provider = provider;
         Tokenizer = TokenizerFactory.Create(manifest.Tokenizer, directory);
+        Tokenizer2 = manifest.Tokenizer2 is { } t2 ? TokenizerFactory.Create(t2, directory) : null;
         Sampler = SamplerFactory.Create(manifest.Sampler);
     }
 
@@ -80,6 +84,9 @@ public sealed class LoadedPipeline : IDisposable
     /// <summary>The manifest's tokenizer (stateless or internally synchronised: safe to share).</summary>
     public ITokenizer Tokenizer { get; }
 
+    /// <summary>The second encoder's tokenizer (SDXL's tokenizer_2), or null.</summary>
+    public ITokenizer? Tokenizer2 { get; }
+
     /// <summary>The manifest's sampler (stateless: safe to share).</summary>
     public ISampler Sampler { get; }
 
@@ -92,12 +99,21 @@ public sealed class LoadedPipeline : IDisposable
     public ISampler SamplerFor(string? scheduler) =>
         scheduler is null ? Sampler : samplers.GetOrAdd(scheduler, name => SamplerFactory.Create(Manifest.Sampler, name));
 
+    /// <summary>The stage models this pipeline has, in StageModel order: the three, and TextEncoder2 when the
+    /// manifest names a second text encoder.</summary>
+    public IReadOnlyList<StageModel> Models =>
+        Manifest.Stages.TextEncoder2 is null
+            ? [StageModel.TextEncoder, StageModel.Denoiser, StageModel.VaeDecoder]
+            : [StageModel.TextEncoder, StageModel.Denoiser, StageModel.VaeDecoder, StageModel.TextEncoder2];
+
     /// <summary>Absolute path of a stage's model file.</summary>
     public string ModelPath(StageModel model) => PipelineManifest.ResolvePath(Directory, model switch
     {
         StageModel.TextEncoder => Manifest.Stages.TextEncoder.File,
         StageModel.Denoiser => Manifest.Stages.Denoiser.File,
         StageModel.VaeDecoder => Manifest.Stages.VaeDecoder.File,
+        StageModel.TextEncoder2 => Manifest.Stages.TextEncoder2?.File
+            ?? throw new InvalidOperationException($"pipeline '{Manifest.Name}' has no second text encoder"),
         _ => throw new ArgumentOutOfRangeException(nameof(model), model, "unknown stage model"),
     });
 
@@ -171,6 +187,7 @@ public sealed class LoadedPipeline : IDisposable
     {
         StageModel.TextEncoder => "text encoder",
         StageModel.Denoiser => "denoiser",
+        StageModel.TextEncoder2 => "second text encoder",
         _ => "VAE decoder",
     };
 

@@ -18,7 +18,9 @@ public sealed class Embeddings
     /// <param name="batch">Number of prompts.</param>
     /// <param name="hasUnconditional">Whether rows batch … 2·batch − 1 hold the unconditional (negative-prompt)
     /// embeddings for classifier-free guidance.</param>
-    public Embeddings(Tensor tensor, int batch, bool hasUnconditional)
+    /// <param name="pooled">float32 or float16 [rows, width] pooled embeddings in the same row order (SDXL's
+    /// <c>text_embeds</c>), or null when the pipeline has none.</param>
+    public Embeddings(Tensor tensor, int batch, bool hasUnconditional, Tensor? pooled = null)
     {
         ArgumentNullException.ThrowIfNull(tensor);
         ArgumentOutOfRangeException.ThrowIfLessThan(batch, 1);
@@ -27,10 +29,16 @@ public sealed class Embeddings
         var rows = hasUnconditional ? 2L * batch : batch;
         if (tensor.Shape[0] != rows)
             throw new ArgumentException($"{tensor} has {tensor.Shape[0]} rows; a batch of {batch}{(hasUnconditional ? " with unconditional rows" : "")} needs {rows}", nameof(tensor));
+        if (pooled is not null && (pooled.ElementType is not (TensorElementType.Float or TensorElementType.Float16) || pooled.Shape.Count != 2 || pooled.Shape[0] != rows))
+            throw new ArgumentException($"pooled embeddings must be a float32 or float16 [{rows}, width] tensor, got {pooled}", nameof(pooled));
         Tensor = tensor;
         Batch = batch;
         HasUnconditional = hasUnconditional;
+        Pooled = pooled;
     }
+
+    /// <summary>[rows, width] pooled embeddings in the rows' order, or null.</summary>
+    public Tensor? Pooled { get; }
 
     /// <summary>[rows, tokens, width]: the conditional rows, then (with guidance) the unconditional rows.</summary>
     public Tensor Tensor { get; }
@@ -42,16 +50,22 @@ public sealed class Embeddings
     public bool HasUnconditional { get; }
 
     /// <summary>Size in bytes (what moves from the encode device to the diffuse device).</summary>
-    public long Bytes => Tensor.Bytes;
+    public long Bytes => Tensor.Bytes + (Pooled?.Bytes ?? 0);
 
     /// <summary>The conditional rows alone (a copy when unconditional rows are present).</summary>
-    public Tensor Conditional()
+    public Tensor Conditional() => HasUnconditional ? FirstRows(Tensor, Batch) : Tensor;
+
+    /// <summary>The conditional rows of <see cref="Pooled"/> alone, or null.</summary>
+    public Tensor? PooledConditional() => Pooled is null || !HasUnconditional ? Pooled : FirstRows(Pooled, Batch);
+
+    private static Tensor FirstRows(Tensor t, int rows)
     {
-        if (!HasUnconditional) return Tensor;
-        var count = checked((int)(Batch * (Tensor.Length / Tensor.Shape[0])));
-        return Tensor.ElementType == TensorElementType.Float16
-            ? Tensor.FromHalf(Tensor.AsHalf().AsSpan(0, count).ToArray(), Batch, Tensor.Shape[1], Tensor.Shape[2])
-            : Tensor.FromFloat(Tensor.AsFloat().AsSpan(0, count).ToArray(), Batch, Tensor.Shape[1], Tensor.Shape[2]);
+        var count = checked((int)(rows * (t.Length / t.Shape[0])));
+        var shape = t.Shape.ToArray();
+        shape[0] = rows;
+        return t.ElementType == TensorElementType.Float16
+            ? Tensor.FromHalf(t.AsHalf().AsSpan(0, count).ToArray(), shape)
+            : Tensor.FromFloat(t.AsFloat().AsSpan(0, count).ToArray(), shape);
     }
 }
 

@@ -34,8 +34,11 @@ public enum DenoiserArchitecture
 /// <param name="InputIds">Name of the int64 token-id input (batch × max length).</param>
 /// <param name="AttentionMask">Name of the int64 attention-mask input, or null when the model takes none
 /// (CLIP exports take only the ids).</param>
-/// <param name="LastHiddenState">Name of the embedding output (batch × max length × width).</param>
-public sealed record TextEncoderStage(string File, string InputIds, string? AttentionMask, string LastHiddenState);
+/// <param name="LastHiddenState">Name of the embedding output (batch × max length × width); for SDXL's encoders the
+/// penultimate layer's <c>hidden_states.{N−1}</c>, the state diffusers' StableDiffusionXLPipeline conditions on.</param>
+/// <param name="Pooled">Name of a pooled output (batch × width) the denoiser also takes, or null: SDXL's second
+/// encoder (CLIPTextModelWithProjection) gives <c>text_embeds</c>.</param>
+public sealed record TextEncoderStage(string File, string InputIds, string? AttentionMask, string LastHiddenState, string? Pooled = null);
 
 /// <summary>The diffuse stage: one denoising network evaluation per sampler step.</summary>
 /// <param name="Architecture">Transformer or UNet; decides the manifest key and the default folder.</param>
@@ -46,13 +49,19 @@ public sealed record TextEncoderStage(string File, string InputIds, string? Atte
 /// <param name="EncoderHiddenStates">Name of the text-embedding input.</param>
 /// <param name="Prediction">Name of the output the sampler consumes (velocity for flow matching, noise for
 /// DDIM); <c>out_sample</c> in the Optimum export.</param>
+/// <param name="TextEmbeds">Name of the pooled text-embedding input (SDXL's <c>text_embeds</c>, [batch, width]),
+/// fed from <see cref="TextEncoderStage.Pooled"/>; null when the denoiser takes none.</param>
+/// <param name="TimeIds">Name of SDXL's micro-conditioning input <c>time_ids</c> ([batch, 6]: original height and
+/// width, crop top and left, target height and width); null when the denoiser takes none.</param>
 public sealed record DenoiserStage(
     DenoiserArchitecture Architecture,
     string File,
     string Latents,
     string Timestep,
     string EncoderHiddenStates,
-    string Prediction);
+    string Prediction,
+    string? TextEmbeds = null,
+    string? TimeIds = null);
 
 /// <summary>The decode stage: unscaled latents in, an image (or video) tensor in [-1, 1] out.</summary>
 /// <param name="File">Model file, relative to the pipeline directory.</param>
@@ -60,8 +69,14 @@ public sealed record DenoiserStage(
 /// <param name="Image">Name of the decoded output (<c>sample</c>), NCHW or NCFHW.</param>
 public sealed record VaeDecoderStage(string File, string Latents, string Image);
 
-/// <summary>The three stage models of a pipeline.</summary>
-public sealed record PipelineStages(TextEncoderStage TextEncoder, DenoiserStage Denoiser, VaeDecoderStage VaeDecoder);
+/// <summary>The stage models of a pipeline: three, or four with a second text encoder.</summary>
+/// <param name="TextEncoder">The (first) text encoder.</param>
+/// <param name="Denoiser">The transformer or UNet.</param>
+/// <param name="VaeDecoder">The VAE decoder.</param>
+/// <param name="TextEncoder2">A second text encoder run on the same prompts (SDXL's <c>text_encoder_2</c>), whose
+/// sequence states are concatenated to the first's along the width axis, or null. Export directories only:
+/// trident-pipeline.json does not express it.</param>
+public sealed record PipelineStages(TextEncoderStage TextEncoder, DenoiserStage Denoiser, VaeDecoderStage VaeDecoder, TextEncoderStage? TextEncoder2 = null);
 
 /// <summary>How the prompt becomes token ids. Every tokenizer pads or truncates to <see cref="MaxLength"/>.</summary>
 /// <param name="MaxLength">Sequence length the text encoder takes, special tokens included.</param>
@@ -155,6 +170,9 @@ public sealed record FlowEulerSettings(int NumTrainTimesteps, int DefaultSteps, 
 /// <param name="SetAlphaToOne">Whether the step after the last timestep uses ᾱ = 1 (a clean sample) rather than
 /// ᾱ₀; SD 1.x configs say false.</param>
 /// <param name="PredictionType">What the UNet predicts: ε (default) or v.</param>
+/// <param name="DefaultScheduler">The scheduler a request gets when it names none, over this β schedule:
+/// <c>ddim</c> (default), <c>euler</c>, <c>euler-ancestral</c> or <c>dpm++-2m-karras</c> (an export's
+/// scheduler_config.json _class_name decides it).</param>
 public sealed record DdimSettings(
     int NumTrainTimesteps,
     int DefaultSteps,
@@ -163,7 +181,8 @@ public sealed record DdimSettings(
     BetaSchedule BetaSchedule,
     int StepsOffset,
     bool SetAlphaToOne,
-    PredictionType PredictionType = PredictionType.Epsilon)
+    PredictionType PredictionType = PredictionType.Epsilon,
+    string DefaultScheduler = "ddim")
     : SamplerSettings(NumTrainTimesteps, DefaultSteps);
 
 /// <summary>Classifier-free guidance.</summary>
@@ -224,6 +243,10 @@ public sealed class ManifestException : Exception
 /// <param name="Sampler">The denoising sampler and its parameters.</param>
 /// <param name="Guidance">Classifier-free guidance support.</param>
 /// <param name="Size">Accepted output sizes.</param>
+/// <param name="Tokenizer2">The tokenizer of <see cref="PipelineStages.TextEncoder2"/> (SDXL's <c>tokenizer_2</c>),
+/// or null.</param>
+/// <param name="ZerosForEmptyNegative">Whether an empty negative prompt is encoded as zeros rather than as the
+/// empty string (diffusers' <c>force_zeros_for_empty_prompt</c> in SDXL's model_index.json).</param>
 public sealed record PipelineManifest(
     string Name,
     string Model,
@@ -233,8 +256,16 @@ public sealed record PipelineManifest(
     LatentSettings Latents,
     SamplerSettings Sampler,
     GuidanceSettings Guidance,
-    SizeConstraint Size)
+    SizeConstraint Size,
+    TokenizerSettings? Tokenizer2 = null,
+    bool ZerosForEmptyNegative = false)
 {
+    /// <summary>Whether this manifest uses conditioning that trident-pipeline.json cannot express (a second
+    /// text encoder, pooled embeddings, time_ids): such a pipeline is served from its export directory.</summary>
+    public bool ExportOnly =>
+        Stages.TextEncoder2 is not null || Stages.TextEncoder.Pooled is not null || Stages.Denoiser.TextEmbeds is not null
+        || Stages.Denoiser.TimeIds is not null || Tokenizer2 is not null || ZerosForEmptyNegative;
+
     /// <summary>The manifest's file name at the root of a pipeline directory.</summary>
     public const string FileName = "trident-pipeline.json";
 
@@ -276,6 +307,9 @@ public sealed record PipelineManifest(
     /// <exception cref="ManifestException">when the manifest is invalid.</exception>
     public byte[] ToJson()
     {
+        if (ExportOnly)
+            throw new ManifestException("manifest", [new ManifestError("stages",
+                "a second text encoder, pooled embeddings or time_ids cannot be written to trident-pipeline.json; serve the export directory as it is")]);
         var errors = Validate();
         if (errors.Count > 0) throw new ManifestException("manifest", errors);
         return ManifestJson.Write(this);

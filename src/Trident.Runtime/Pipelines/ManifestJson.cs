@@ -62,6 +62,7 @@ internal static class ManifestJson
         public const string StepsOffset = "steps_offset";
         public const string SetAlphaToOne = "set_alpha_to_one";
         public const string PredictionType = "prediction_type";
+        public const string DefaultScheduler = "default_scheduler";
         public const string Guidance = "guidance";
         public const string ClassifierFree = "classifier_free";
         public const string DefaultScale = "default_scale";
@@ -280,7 +281,8 @@ internal static class ManifestJson
                 sampler.Choice(Keys.BetaSchedule, BetaSchedules, d.BetaSchedule, d.BetaSchedule),
                 sampler.Int(Keys.StepsOffset, d.StepsOffset),
                 sampler.Bool(Keys.SetAlphaToOne, d.SetAlphaToOne),
-                sampler.Choice(Keys.PredictionType, PredictionTypes, d.PredictionType, d.PredictionType));
+                sampler.Choice(Keys.PredictionType, PredictionTypes, d.PredictionType, d.PredictionType),
+                Samplers.SamplerFactory.BetaFamily[sampler.Choice(Keys.DefaultScheduler, [.. Samplers.SamplerFactory.BetaFamily.Select((n, i) => (n, i))], 0, 0)]);
         }
         if (!sampler.IsChoice(Keys.Type, SamplerTypes)) sampler.MarkAllSeen();
         sampler.Finish($"not a parameter of the '{Name(SamplerTypes, type)}' sampler");
@@ -411,6 +413,7 @@ internal static class ManifestJson
                     w.WriteNumber(Keys.StepsOffset, d.StepsOffset);
                     w.WriteBoolean(Keys.SetAlphaToOne, d.SetAlphaToOne);
                     w.WriteString(Keys.PredictionType, Name(PredictionTypes, d.PredictionType));
+                    w.WriteString(Keys.DefaultScheduler, d.DefaultScheduler);
                     break;
                 default:
                     throw new NotSupportedException($"sampler settings {m.Sampler.GetType().Name}");

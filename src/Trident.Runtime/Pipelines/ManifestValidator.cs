@@ -17,6 +17,14 @@ internal static class ManifestValidator
 
         CheckStages(v, m.Stages);
         CheckTokenizer(v, m.Tokenizer);
+        if (m.Tokenizer2 is { } t2)
+        {
+            CheckTokenizer(v, t2, "tokenizer_2");
+            if (t2.MaxLength != m.Tokenizer.MaxLength)
+                v.Error("tokenizer_2.max_length", $"{t2.MaxLength} differs from the first tokenizer's {m.Tokenizer.MaxLength}: the two encoders' states are joined token by token");
+        }
+        if ((m.Tokenizer2 is null) != (m.Stages.TextEncoder2 is null))
+            v.Error("tokenizer_2", "a second text encoder needs a second tokenizer, and the reverse");
         CheckLatents(v, m.Latents, m.Kind);
         CheckSampler(v, m.Sampler);
         CheckGuidance(v, m.Guidance);
@@ -54,24 +62,33 @@ internal static class ManifestValidator
         }
         v.NonEmpty(P(dn, K.Outputs, K.Prediction), s.Denoiser.Prediction);
 
+        if (s.TextEncoder2 is { } te2)
+        {
+            // Export-only (SDXL's text_encoder_2); paths name the component as the export directory does.
+            v.File("stages.text_encoder_2.file", te2.File);
+            v.NonEmpty("stages.text_encoder_2.outputs.last_hidden_state", te2.LastHiddenState);
+        }
+        if ((s.Denoiser.TextEmbeds is null) != ((s.TextEncoder2?.Pooled ?? s.TextEncoder.Pooled) is null))
+            v.Error(P(dn, K.Inputs, "text_embeds"), "a pooled text input needs a text encoder with a pooled output, and the reverse");
+
         var vae = P(K.Stages, K.VaeDecoder);
         v.File(P(vae, K.File), s.VaeDecoder.File);
         v.NonEmpty(P(vae, K.Inputs, K.Latents), s.VaeDecoder.Latents);
         v.NonEmpty(P(vae, K.Outputs, K.Image), s.VaeDecoder.Image);
     }
 
-    private static void CheckTokenizer(Checker v, TokenizerSettings t)
+    private static void CheckTokenizer(Checker v, TokenizerSettings t, string key = K.Tokenizer)
     {
         // Room for the start and end tokens at least.
-        v.Range(P(K.Tokenizer, K.MaxLength), t.MaxLength, 2, 65536);
+        v.Range(P(key, K.MaxLength), t.MaxLength, 2, 65536);
         switch (t)
         {
             case ByteTokenizerSettings b:
                 var ids = new (string Key, int Id)[] { (K.PadId, b.PadId), (K.BosId, b.BosId), (K.EosId, b.EosId) };
-                v.Range(P(K.Tokenizer, K.Offset), b.Offset, 0, int.MaxValue - 256);
+                v.Range(P(key, K.Offset), b.Offset, 0, int.MaxValue - 256);
                 for (var i = 0; i < ids.Length; i++)
                 {
-                    var path = P(K.Tokenizer, ids[i].Key);
+                    var path = P(key, ids[i].Key);
                     v.Range(path, ids[i].Id, 0, int.MaxValue);
                     if (ids[i].Id >= b.Offset && ids[i].Id - b.Offset < 256)
                         v.Error(path, $"id {ids[i].Id} collides with the byte ids {b.Offset}..{b.Offset + 255}");
@@ -80,12 +97,12 @@ internal static class ManifestValidator
                 }
                 break;
             case ClipBpeTokenizerSettings c:
-                v.File(P(K.Tokenizer, K.Vocab), c.Vocab);
-                v.File(P(K.Tokenizer, K.Merges), c.Merges);
-                v.NonEmpty(P(K.Tokenizer, K.PadToken), c.PadToken);
+                v.File(P(key, K.Vocab), c.Vocab);
+                v.File(P(key, K.Merges), c.Merges);
+                v.NonEmpty(P(key, K.PadToken), c.PadToken);
                 break;
             default:
-                v.Error(K.Tokenizer, $"unsupported tokenizer settings {t.GetType().Name}");
+                v.Error(key, $"unsupported tokenizer settings {t.GetType().Name}");
                 break;
         }
     }
@@ -117,6 +134,8 @@ internal static class ManifestValidator
                 else if (d.BetaEnd < d.BetaStart) v.Error(P(K.Sampler, K.BetaEnd), $"must not be below '{K.BetaStart}'");
                 if (!Enum.IsDefined(d.BetaSchedule)) v.Error(P(K.Sampler, K.BetaSchedule), $"unknown schedule {d.BetaSchedule}");
                 v.Range(P(K.Sampler, K.StepsOffset), d.StepsOffset, 0, Math.Max(0, d.NumTrainTimesteps - 1));
+                if (!Samplers.SamplerFactory.BetaFamily.Contains(d.DefaultScheduler))
+                    v.Error(P(K.Sampler, K.DefaultScheduler), $"'{d.DefaultScheduler}' is not one of {string.Join(", ", Samplers.SamplerFactory.BetaFamily)}");
                 if (d.NumTrainTimesteps >= 1 && d.DefaultSteps >= 1 && d.DefaultSteps <= d.NumTrainTimesteps
                     && d.StepsOffset >= 0 && d.StepsOffset < d.NumTrainTimesteps
                     && d.DefaultSteps > Samplers.DdimSampler.MaxStepsFor(d.NumTrainTimesteps, d.StepsOffset))

@@ -118,7 +118,9 @@ let ``the family comes from model_index.json and the signatures, and families no
         withClass "StableDiffusionXLPipeline"
         let e = expectThrows<ManifestException> "ManifestException" (fun () -> ExportDirectory.Recognise dir |> ignore)
         Expect.stringContains e.Message "model_index.json says sdxl (StableDiffusionXLPipeline) but the denoiser's inputs (sample, timestep, encoder_hidden_states) are those of stable-diffusion" "class and signature disagree"
-        Expect.stringContains e.Message "recognised as sdxl (StableDiffusionXLPipeline), which this version of Trident does not serve yet" "a family not served is named"
+        withClass "FluxPipeline"
+        let e = expectThrows<ManifestException> "ManifestException" (fun () -> ExportDirectory.Recognise dir |> ignore)
+        Expect.stringContains e.Message "recognised as flux (FluxPipeline), which this version of Trident does not serve yet; served: stable-diffusion (SD 1.x/2.x), sdxl" "a family not served is named"
         withClass "KandinskyPipeline"
         let e = expectThrows<ManifestException> "ManifestException" (fun () -> ExportDirectory.Recognise dir |> ignore)
         Expect.stringContains e.Message "_class_name 'KandinskyPipeline' is not a pipeline Trident knows" "an unknown class"
@@ -146,6 +148,26 @@ let private generate dir (extra: string list) =
              @ prompt @ extra)
     Expect.equal code 0 ("generate succeeds: " + err)
     File.ReadAllBytes out
+
+/// Posts `body` to the server, waits for the job and checks that its image has the pixels `generate` makes with `extra`.
+let private expectServedAsGenerated client dir (body: string) extra (message: string) =
+    use r = post client "/v1/generations" body
+    Expect.equal r.StatusCode HttpStatusCode.Accepted "accepted"
+    let id = (json r).GetProperty("id").GetString()
+    let final = pollUntil client 120.0 id isFinal
+    Expect.equal (status final) "succeeded" (sprintf "succeeded: %O" final)
+    use result = get client (sprintf "/v1/generations/%s/result" id)
+    let served = Trident.Tests.Runtime.MediaChecks.decodeImage (result.Content.ReadAsByteArrayAsync().Result)
+    let local = Trident.Tests.Runtime.MediaChecks.decodeImage (generate dir extra)
+    Expect.equal served.Rgb local.Rgb message
+
+/// A 96-pixel width and an unknown scheduler: one 400 naming both fields and what they accept.
+let private expectBadSizeAndScheduler client (accepted: string) =
+    use bad = post client "/v1/generations" """{"prompt":"x","width":96,"height":64,"scheduler":"pndm"}"""
+    Expect.equal bad.StatusCode HttpStatusCode.BadRequest "a size the family cannot take, a scheduler it does not support"
+    let errors = (json bad).GetProperty("errors")
+    Expect.stringContains (errors.GetProperty("width").ToString()) "multiple of 64" "names the accepted sizes"
+    Expect.stringContains (errors.GetProperty("scheduler").ToString()) ("accepted: " + accepted) "names the accepted schedulers"
 
 let ``generate runs every era's export end to end, and the eras' signatures give the same image`` =
     testCase "generate runs every era's export end to end, and the eras' signatures give the same image" <| fun () ->
@@ -180,34 +202,17 @@ let ``the HTTP API serves an export directory, and its images equal generate's``
         let dir = miniature ExportEra.Optimum2023 PredictionType.Epsilon
         use factory = new TridentFactory([ "Trident:Pipeline", dir; "Trident:ProfileCache", TinyFixture.tempPath "profiles" ])
         let client = readyClient factory
-        use r = post client "/v1/generations" """{"prompt":"a photo of a cat","width":64,"height":64,"steps":3,"seed":5}"""
-        Expect.equal r.StatusCode HttpStatusCode.Accepted "accepted"
-        let id = (json r).GetProperty("id").GetString()
-        let final = pollUntil client 120.0 id isFinal
-        Expect.equal (status final) "succeeded" (sprintf "succeeded: %O" final)
-        use result = get client (sprintf "/v1/generations/%s/result" id)
-        let served = Trident.Tests.Runtime.MediaChecks.decodeImage (result.Content.ReadAsByteArrayAsync().Result)
-        let local = Trident.Tests.Runtime.MediaChecks.decodeImage (generate dir [ "--seed"; "5" ])
-        Expect.equal served.Rgb local.Rgb "the server and generate compute the same pixels"
-        use r = post client "/v1/generations" """{"prompt":"a photo of a cat","width":64,"height":64,"steps":3,"seed":5,"scheduler":"dpm++-2m-karras"}"""
-        Expect.equal r.StatusCode HttpStatusCode.Accepted "accepted with a scheduler"
-        let id = (json r).GetProperty("id").GetString()
-        Expect.equal (status (pollUntil client 120.0 id isFinal)) "succeeded" "succeeded"
-        use result = get client (sprintf "/v1/generations/%s/result" id)
-        let served = Trident.Tests.Runtime.MediaChecks.decodeImage (result.Content.ReadAsByteArrayAsync().Result)
-        let local = Trident.Tests.Runtime.MediaChecks.decodeImage (generate dir [ "--seed"; "5"; "--scheduler"; "dpm++-2m-karras" ])
-        Expect.equal served.Rgb local.Rgb "the request's scheduler is the one that ran"
+        expectServedAsGenerated client dir """{"prompt":"a photo of a cat","width":64,"height":64,"steps":3,"seed":5}""" [ "--seed"; "5" ]
+            "the server and generate compute the same pixels"
+        expectServedAsGenerated client dir """{"prompt":"a photo of a cat","width":64,"height":64,"steps":3,"seed":5,"scheduler":"dpm++-2m-karras"}"""
+            [ "--seed"; "5"; "--scheduler"; "dpm++-2m-karras" ] "the request's scheduler is the one that ran"
         // A prompt over CLIP's 77 tokens is truncated as diffusers does (start, 75 pieces, end); the status says so.
         let long = String.replicate 100 "cat "
         use r = post client "/v1/generations" (sprintf """{"prompt":"%s","width":64,"height":64,"steps":1,"seed":5}""" long)
         let prompt = (json r).GetProperty("id").GetString() |> fun id -> (pollUntil client 120.0 id isFinal).GetProperty("prompt")
         Expect.equal (prompt.GetProperty("tokens_total").GetInt32(), prompt.GetProperty("tokens_used").GetInt32(), prompt.GetProperty("truncated").GetBoolean())
             (100, 75, true) "100 tokens given, 75 kept"
-        use bad = post client "/v1/generations" """{"prompt":"x","width":96,"height":64,"scheduler":"pndm"}"""
-        Expect.equal bad.StatusCode HttpStatusCode.BadRequest "a size the family cannot take, a scheduler it does not support"
-        let errors = (json bad).GetProperty("errors")
-        Expect.stringContains (errors.GetProperty("width").ToString()) "multiple of 64" "names the accepted sizes"
-        Expect.stringContains (errors.GetProperty("scheduler").ToString()) "accepted: ddim, euler, euler-ancestral, dpm++-2m-karras" "names the accepted schedulers"
+        expectBadSizeAndScheduler client "ddim, euler, euler-ancestral, dpm++-2m-karras"
 
 let ``a guidance value for a pipeline without guidance is a 400 naming guidance`` =
     testCase "a guidance value for a pipeline without guidance is a 400 naming guidance" <| fun () ->
@@ -223,6 +228,180 @@ let ``a guidance value for a pipeline without guidance is a 400 naming guidance`
         use ok = post client "/v1/generations" """{"prompt":"x","width":64,"height":64,"steps":2,"guidance":1}"""
         Expect.equal ok.StatusCode HttpStatusCode.Accepted "guidance 1 is accepted"
 
+// ---- SDXL ----------------------------------------------------------------------------------------------
+
+let private sdxlEras = [ ExportEra.Optimum2023; ExportEra.OptimumCurrent ]
+
+/// A fresh miniature SDXL export of `era` in its own temp folder.
+let private sdxlMiniature era =
+    let dir = TinyFixture.tempPath "sdxl-export"
+    ExportMiniature.StableDiffusionXL(dir, era)
+    dir
+
+let ``SDXL exports of both Optimum eras are recognised: two encoders, text_embeds and time_ids`` =
+    testCase "SDXL exports of both Optimum eras are recognised: two encoders, text_embeds and time_ids" <| fun () ->
+        for era in sdxlEras do
+            let dir = sdxlMiniature era
+            let export = ExportDirectory.Recognise dir
+            Expect.equal export.Family ExportFamily.StableDiffusionXL (sprintf "%O: family" era)
+            let byName = export.Components |> Seq.map (fun c -> c.Component, c) |> Map.ofSeq
+            let unet = byName["unet"]
+            let timestep, sample = input unet "timestep", input unet "sample"
+            match era with
+            | ExportEra.Optimum2023 ->
+                Expect.equal (timestep.ElementType, timestep.Declared()) (TensorElementType.Int64, "[steps]") "Optimum 1.x: int64 [steps] timestep"
+                Expect.equal (sample.Declared()) "[batch_size, num_channels, height, width]" "Optimum 1.x axis names"
+            | _ ->
+                Expect.equal (timestep.ElementType, timestep.Declared()) (TensorElementType.Float, "[]") "Optimum today: float scalar timestep"
+                Expect.equal (sample.Declared()) "[batch_size, 4, height, width]" "Optimum today: fixed channels"
+            Expect.equal ((input unet "text_embeds").Declared(), (input unet "time_ids").Declared()) ("[batch_size, 24]", "[batch_size, 6]") "SDXL's added conditioning"
+            Expect.sequenceEqual (byName["text_encoder_2"].Outputs |> Seq.map (fun o -> o.Name))
+                [ "text_embeds"; "last_hidden_state"; "hidden_states.0"; "hidden_states.1"; "hidden_states.2" ] "CLIPTextWithProjection outputs in Optimum's order"
+            let m = export.Manifest
+            Expect.equal m.Stages.TextEncoder.LastHiddenState "hidden_states.1" "the first encoder's penultimate layer"
+            let second = m.Stages.TextEncoder2
+            Expect.equal (second.File, second.LastHiddenState, second.Pooled) ("text_encoder_2/model.onnx", "hidden_states.1", "text_embeds") "the second encoder's penultimate layer and pooled output"
+            Expect.equal (m.Stages.Denoiser.TextEmbeds, m.Stages.Denoiser.TimeIds) ("text_embeds", "time_ids") "the UNet's added inputs"
+            Expect.equal (m.Latents.ScalingFactor, m.Guidance.DefaultScale, m.ZerosForEmptyNegative) (0.13025, 5.0, true) "SDXL's configs"
+            match m.Tokenizer2, m.Sampler with
+            | (:? ClipBpeTokenizerSettings as t), (:? DdimSettings as d) ->
+                Expect.equal t.PadToken "!" "tokenizer_2 pads with '!'"
+                Expect.equal d.DefaultScheduler "euler" "EulerDiscreteScheduler runs as euler"
+            | other -> failtestf "unexpected %O" other
+            Expect.sequenceEqual export.Schedulers [ "euler"; "ddim"; "euler-ancestral"; "dpm++-2m-karras" ] "the config's scheduler first"
+            let code, out, err = run [ "inspect"; dir ]
+            Expect.equal code 0 ("inspect succeeds: " + err)
+            Expect.stringContains out "family        sdxl (model_index.json: StableDiffusionXLPipeline)" "the family"
+            Expect.stringContains out "encoder_hidden_states = hidden_states.1 of text_encoder/model.onnx ‖ hidden_states.1 of text_encoder_2/model.onnx" "how the states are joined"
+            Expect.stringContains out "time_ids = (height, width, 0, 0, height, width) per request" "the micro-conditioning"
+            let e = expectThrows<ManifestException> "ManifestException" (fun () -> m.Save(TinyFixture.tempPath "sdxl-manifest"))
+            Expect.stringContains e.Message "cannot be written to trident-pipeline.json" "SDXL's conditioning is export-only"
+
+let ``a broken SDXL export lists every problem of its second encoder and tokenizer`` =
+    testCase "a broken SDXL export lists every problem of its second encoder and tokenizer" <| fun () ->
+        let dir = sdxlMiniature ExportEra.OptimumCurrent
+        File.Delete(Path.Combine(dir, "tokenizer_2", "merges.txt"))
+        writeFloatIdsEncoder (Path.Combine(dir, "text_encoder_2", "model.onnx"))
+        let e = expectThrows<ManifestException> "ManifestException" (fun () -> ExportDirectory.Recognise dir |> ignore)
+        for expected in
+            [ "tokenizer_2/merges.txt: missing file"
+              "text_encoder_2/model.onnx:input_ids: expected int32 or int64 [batch, sequence], found float32 [batch_size, sequence_length]"
+              "text_encoder_2/model.onnx:text_embeds: missing output"
+              "text_encoder_2/model.onnx:hidden_states: missing outputs hidden_states.0 … hidden_states.N" ] do
+            Expect.stringContains e.Message expected "every problem is listed"
+
+let private row (t: Tensor) (r: int) =
+    let per = int (t.Length / t.Shape[0])
+    t.AsFloat().AsSpan(r * per, per).ToArray()
+
+let ``SDXL encode: both encoders' penultimate states side by side, pooled from the second, zeros for an empty negative prompt`` =
+    testCase "SDXL encode: both encoders' penultimate states side by side, pooled from the second, zeros for an empty negative prompt" <| fun () ->
+        let dir = sdxlMiniature ExportEra.OptimumCurrent
+        use p = Trident.Runtime.Execution.LoadedPipeline.Open dir
+        let prompt = "a photo of a cat"
+        let e = Trident.Runtime.Execution.EncodeExecutor(p).Encode([| prompt |], [| "" |])
+        Expect.sequenceEqual e.Tensor.Shape [ 2L; 77L; 80L ] "[cond; uncond] × 77 tokens × (32 + 48)"
+        Expect.sequenceEqual e.Pooled.Shape [ 2L; 24L ] "text_embeds of both rows"
+        // Each encoder run alone on its own tokenizer's ids.
+        let alone (file: string) (tokenizer: Trident.Runtime.Pipelines.Tokenizers.ITokenizer) =
+            use s = Session.Load(Path.Combine(dir, file))
+            let outputs = s.Run(ReadOnlySpan [| Tensor.FromInt64(tokenizer.Encode(prompt).InputIds, 1L, 77L) |])
+            let get name = outputs[s.OutputIndex name].Tensor.AsFloat()
+            get "hidden_states.1", (if file.Contains "_2" then get "text_embeds" else [||])
+        let h1, _ = alone "text_encoder/model.onnx" p.Tokenizer
+        let h2, pooled = alone "text_encoder_2/model.onnx" p.Tokenizer2
+        // A batch of two rows and a batch of one may round differently in the last bits (ONNX Runtime's kernels).
+        let close (a: float32[]) (b: float32[]) message =
+            Expect.equal a.Length b.Length message
+            Array.iteri2 (fun i (x: float32) (y: float32) -> Expect.isLessThan (abs (x - y)) 1e-5f (sprintf "%s (element %d)" message i)) a b
+        let joined = row e.Tensor 0
+        for t in 0 .. 76 do
+            close (joined[t * 80 .. t * 80 + 31]) (h1[t * 32 .. t * 32 + 31]) "columns 0–31: text_encoder's hidden_states.1"
+            close (joined[t * 80 + 32 .. t * 80 + 79]) (h2[t * 48 .. t * 48 + 47]) "columns 32–79: text_encoder_2's hidden_states.1"
+        close (row e.Pooled 0) pooled "the pooled row is text_encoder_2's text_embeds"
+        Expect.isTrue (row e.Tensor 1 |> Array.forall ((=) 0f) && row e.Pooled 1 |> Array.forall ((=) 0f)) "force_zeros_for_empty_prompt: an empty negative prompt is zeros"
+        let n = Trident.Runtime.Execution.EncodeExecutor(p).Encode([| prompt |], [| "a dog" |])
+        Expect.isFalse (row n.Tensor 1 |> Array.forall ((=) 0f)) "a negative prompt is encoded"
+
+let ``every input of the SDXL miniature's UNet and encoders changes every output`` =
+    testCase "every input of the SDXL miniature's UNet and encoders changes every output" <| fun () ->
+        let dir = sdxlMiniature ExportEra.OptimumCurrent
+        let noise seed (shape: int64 list) =
+            Tensor.FromFloat(Trident.Runtime.Pipelines.Samplers.GaussianNoise.Sample(seed, int (List.reduce (*) shape)), Array.ofList shape)
+        use unet = Session.Load(Path.Combine(dir, "unet", "model.onnx"))
+        let baseline : Tensor[] =
+            [| noise 1UL [ 1L; 4L; 8L; 8L ]; Tensor.FromFloat([| 500f |]); noise 2UL [ 1L; 77L; 80L ]; noise 3UL [ 1L; 24L ]
+               Tensor.FromFloat([| 64f; 64f; 0f; 0f; 64f; 64f |], 1L, 6L) |]
+        let names = [| "sample"; "timestep"; "encoder_hidden_states"; "text_embeds"; "time_ids" |]
+        let runUnet (inputs: Tensor[]) =
+            let ordered = Array.init inputs.Length (fun i -> inputs[Array.IndexOf(names, unet.Inputs[i].Name)])
+            (unet.Run(ReadOnlySpan ordered)[0]).Tensor.AsFloat()
+        let reference = runUnet baseline
+        let changed : Tensor[] =
+            [| noise 4UL [ 1L; 4L; 8L; 8L ]; Tensor.FromFloat([| 400f |]); noise 5UL [ 1L; 77L; 80L ]; noise 6UL [ 1L; 24L ]
+               Tensor.FromFloat([| 128f; 64f; 0f; 0f; 128f; 64f |], 1L, 6L) |]
+        for i in 0 .. names.Length - 1 do
+            let inputs = Array.copy baseline
+            inputs[i] <- changed[i]
+            Expect.notEqual (runUnet inputs) reference (sprintf "the UNet's out_sample depends on %s" names[i])
+        for file in [ "text_encoder/model.onnx"; "text_encoder_2/model.onnx" ] do
+            use s = Session.Load(Path.Combine(dir, file))
+            let ids (last: int64) = Tensor.FromInt64(Array.init 77 (fun t -> if t = 3 then last else int64 t), 1L, 77L)
+            let a, b = s.Run(ReadOnlySpan [| ids 3L |]), s.Run(ReadOnlySpan [| ids 40L |])
+            for o in 0 .. s.Outputs.Count - 1 do
+                Expect.notEqual (a[o].Tensor.AsFloat()) (b[o].Tensor.AsFloat()) (sprintf "%s: %s depends on input_ids" file s.Outputs[o].Name)
+
+let ``the SDXL UNet's text_embeds and time_ids reach it in the device-resident loop as in the host loop`` =
+    testCase "the SDXL UNet's text_embeds and time_ids reach it in the device-resident loop as in the host loop" <| fun () ->
+        // DDIM is the linear sampler the device loop (I/O binding, run here on the CPU provider) takes.
+        use p = Trident.Runtime.Execution.LoadedPipeline.Open(sdxlMiniature ExportEra.OptimumCurrent, ExecutionProvider.Cpu(1))
+        let emb = Trident.Runtime.Execution.EncodeExecutor(p).Encode([| "a photo of a cat" |], [| "" |], 1)
+        let latents loop guidance =
+            let settings = Trident.Runtime.Execution.DiffuseSettings(64, 64, 1, 3, [| 7UL |], guidance, 1, "ddim")
+            Trident.Runtime.Execution.DiffuseExecutor(p, loop).Diffuse(emb, settings).Tensor.AsFloat()
+        for guidance in [ 5.0; 1.0 ] do
+            let host = latents Trident.Runtime.Execution.DiffuseLoop.Host guidance
+            let device = latents Trident.Runtime.Execution.DiffuseLoop.Device guidance
+            let diff = Array.map2 (fun (a: float32) b -> abs (a - b)) host device |> Array.max
+            Expect.isLessThan diff 1e-4f (sprintf "guidance %g: max difference" guidance)
+
+let ``generate runs SDXL exports of both eras end to end, deterministically`` =
+    testCase "generate runs SDXL exports of both eras end to end, deterministically" <| fun () ->
+        // Same weights behind Optimum 1.x's and today's signatures (int64 [steps] or float [] timestep): with DDIM's
+        // integer timesteps, the same image. (Euler's σ-interpolated timesteps are fractional: an int64 timestep
+        // input gets them rounded, as Optimum's ORT pipeline casts them, so the eras differ there.)
+        let byEra = [ for era in sdxlEras -> generate (sdxlMiniature era) [ "--seed"; "5"; "--scheduler"; "ddim" ] ]
+        Expect.equal byEra[1] byEra[0] "both eras give the same bytes"
+        let dir = sdxlMiniature ExportEra.OptimumCurrent
+        let image = generate dir [ "--seed"; "5" ]
+        let png = Trident.Tests.Runtime.MediaChecks.decodeImage image
+        Expect.equal (png.Width, png.Height) (64, 64) "a 64×64 image"
+        Expect.isGreaterThan (png.Rgb |> Array.distinct |> Array.length) 16 "not a flat image"
+        Expect.equal (generate dir [ "--seed"; "5" ]) image "same seed and settings: the same bytes"
+        Expect.notEqual (generate dir [ "--seed"; "6" ]) image "another seed: another image"
+        Expect.notEqual (generate dir [ "--seed"; "5"; "--prompt"; "a dog" ]) image "the prompt reaches the UNet"
+        Expect.notEqual (generate dir [ "--seed"; "5"; "--negative-prompt"; "a dog" ]) image "a negative prompt replaces the zeros"
+        Expect.notEqual (generate dir [ "--seed"; "5"; "--guidance"; "1" ]) image "guidance changes the image"
+        Expect.equal (generate dir [ "--seed"; "5"; "--scheduler"; "euler" ]) image "euler is the scheduler config's"
+        Expect.notEqual byEra[1] image "ddim is another scheduler"
+        let out = TinyFixture.tempPath "wide.png"
+        let code, _, err = run [ "generate"; "--pipeline"; dir; "--prompt"; "a cat"; "--width"; "128"; "--height"; "64"; "--steps"; "2"; "--threads"; "1"; "--out"; out ]
+        Expect.equal code 0 ("a 128×64 image: " + err)
+        let wide = Trident.Tests.Runtime.MediaChecks.decodeImage (File.ReadAllBytes out)
+        Expect.equal (wide.Width, wide.Height) (128, 64) "time_ids follow the requested size"
+        let code, _, err = run [ "bench"; "runtime"; "--pipeline"; dir; "--width"; "64"; "--height"; "64"; "--steps"; "1" ]
+        Expect.equal code 2 "bench runtime refuses SDXL"
+        Expect.stringContains err "does not replay" "saying why"
+
+let ``the HTTP API serves an SDXL export, and its images equal generate's`` =
+    testCase "the HTTP API serves an SDXL export, and its images equal generate's" <| fun () ->
+        let dir = sdxlMiniature ExportEra.Optimum2023
+        use factory = new TridentFactory([ "Trident:Pipeline", dir; "Trident:ProfileCache", TinyFixture.tempPath "profiles" ])
+        let client = readyClient factory
+        expectServedAsGenerated client dir """{"prompt":"a photo of a cat","width":64,"height":64,"steps":3,"seed":5}""" [ "--seed"; "5" ]
+            "the server and generate compute the same pixels"
+        expectBadSizeAndScheduler client "euler, ddim, euler-ancestral, dpm++-2m-karras"
+
 [<Tests>]
 let unitTests =
     testList "unit" [ testList "ExportTests" [
@@ -230,6 +409,11 @@ let unitTests =
         ``a broken export gets one error listing every missing file, unknown component and mismatched input``
         ``the family comes from model_index.json and the signatures, and families not served are named``
         ``trident-pipeline.json in an export directory overrides what is recognised``
+        ``SDXL exports of both Optimum eras are recognised: two encoders, text_embeds and time_ids``
+        ``a broken SDXL export lists every problem of its second encoder and tokenizer``
+        ``SDXL encode: both encoders' penultimate states side by side, pooled from the second, zeros for an empty negative prompt``
+        ``every input of the SDXL miniature's UNet and encoders changes every output``
+        ``the SDXL UNet's text_embeds and time_ids reach it in the device-resident loop as in the host loop``
     ] |> testSequencedGroup "ExportTests" ]
 
 [<Tests>]
@@ -238,4 +422,6 @@ let integrationTests =
         ``generate runs every era's export end to end, and the eras' signatures give the same image``
         ``the HTTP API serves an export directory, and its images equal generate's``
         ``a guidance value for a pipeline without guidance is a 400 naming guidance``
+        ``generate runs SDXL exports of both eras end to end, deterministically``
+        ``the HTTP API serves an SDXL export, and its images equal generate's``
     ] |> testSequenced ]

@@ -24,7 +24,12 @@
 // still wins (PipelineDirectory.LoadManifest).
 //
 // Families served: SD 1.x/2.x UNet pipelines (StableDiffusionPipeline, OnnxStableDiffusionPipeline,
-// ORTStableDiffusionPipeline). SDXL, SD3 and Flux are recognised, and reported as not served by this version.
+// ORTStableDiffusionPipeline) and SDXL (StableDiffusionXLPipeline, ORTStableDiffusionXLPipeline: two CLIP
+// encoders, text_embeds and time_ids; see StableDiffusionXL below). SD3 and Flux are recognised, and reported as
+// not served by this version.
+// The default scheduler follows scheduler_config.json's _class_name where Trident has it (DDIMScheduler → ddim,
+// EulerDiscreteScheduler → euler, EulerAncestralDiscreteScheduler → euler-ancestral, DPMSolverMultistepScheduler
+// with use_karras_sigmas → dpm++-2m-karras); any other class runs as DDIM over the same β schedule, noted.
 
 using System.Globalization;
 using System.Text;
@@ -89,9 +94,18 @@ public sealed record RecognisedExport(
         }
         if (m.Tokenizer is ClipBpeTokenizerSettings t)
             s.AppendLine(inv, $"  tokenizer     CLIP BPE {t.Vocab} + {t.Merges}, {t.MaxLength} tokens, pad '{t.PadToken}'");
+        if (m.Tokenizer2 is ClipBpeTokenizerSettings t2)
+            s.AppendLine(inv, $"  tokenizer_2   CLIP BPE {t2.Vocab} + {t2.Merges}, {t2.MaxLength} tokens, pad '{t2.PadToken}'");
+        if (m.Stages.TextEncoder2 is { } te2)
+        {
+            s.AppendLine(inv, $"  conditioning  encoder_hidden_states = {m.Stages.TextEncoder.LastHiddenState} of {m.Stages.TextEncoder.File} ‖ {te2.LastHiddenState} of {te2.File} (concatenated along the width)");
+            if (te2.Pooled is { } pooled) s.AppendLine(inv, $"                {m.Stages.Denoiser.TextEmbeds} = {pooled} of {te2.File}");
+            if (m.Stages.Denoiser.TimeIds is { } ids) s.AppendLine(inv, $"                {ids} = (height, width, 0, 0, height, width) per request");
+            s.AppendLine(inv, $"                empty negative prompt: {(m.ZerosForEmptyNegative ? "zeros (force_zeros_for_empty_prompt)" : "the empty string's embeddings")}");
+        }
         var sampler = m.Sampler switch
         {
-            DdimSettings d => $"ddim ({(d.PredictionType == PredictionType.VPrediction ? "v_prediction" : "epsilon")}, {d.BetaSchedule} β {d.BetaStart}–{d.BetaEnd}, steps_offset {d.StepsOffset})",
+            DdimSettings d => $"{d.DefaultScheduler} ({(d.PredictionType == PredictionType.VPrediction ? "v_prediction" : "epsilon")}, {d.BetaSchedule} β {d.BetaStart}–{d.BetaEnd}, steps_offset {d.StepsOffset})",
             FlowEulerSettings f => $"flow-euler (shift {f.Shift})",
             _ => m.Sampler.GetType().Name,
         };
@@ -125,6 +139,7 @@ public static class ExportDirectory
     // published diffusers configs: SD 1.x/2.x vae/config.json scaling_factor 0.18215, latent_channels 4,
     // four VAE blocks (×8); tokenizer_config.json model_max_length 77.
     private const double SdScalingFactor = 0.18215;
+    private const double SdxlScalingFactor = 0.13025;
     private const int SdLatentChannels = 4;
     private const int SdSpatialScale = 8;
     private const int ClipMaxLength = 77;
@@ -220,13 +235,96 @@ public static class ExportDirectory
                 if (unet is null && transformer is null) errors.Add(new("unet/", "missing: neither unet/model.onnx nor transformer/model.onnx exists"));
                 throw new ManifestException(directory, errors);
             }
-            if (family != ExportFamily.StableDiffusion)
+            if (family is not (ExportFamily.StableDiffusion or ExportFamily.StableDiffusionXL))
             {
                 errors.Add(new(ModelIndex,
-                    $"recognised as {Describe(family.Value)} ({pipelineClass}), which this version of Trident does not serve yet; served: {Describe(ExportFamily.StableDiffusion)}"));
+                    $"recognised as {Describe(family.Value)} ({pipelineClass}), which this version of Trident does not serve yet; served: {Describe(ExportFamily.StableDiffusion)}, {Describe(ExportFamily.StableDiffusionXL)}"));
                 throw new ManifestException(directory, errors);
             }
-            return StableDiffusion(pipelineClass, unet);
+            return family == ExportFamily.StableDiffusionXL ? StableDiffusionXL(pipelineClass, unet, index) : StableDiffusion(pipelineClass, unet);
+        }
+
+        // ---- SDXL -------------------------------------------------------------------------------------------
+        //
+        // Optimum's SDXL export (optimum/exporters/onnx/model_configs.py, UNetOnnxConfig with
+        // addition_embed_type "text_time": text_embeds {0: "batch_size"}, time_ids {0: "batch_size"}; the text
+        // encoders exported with output_hidden_states, giving hidden_states.0 … hidden_states.N beside
+        // last_hidden_state, and text_encoder_2 as CLIPTextWithProjectionOnnxConfig with text_embeds first).
+        // diffusers' StableDiffusionXLPipeline conditions on hidden_states[-2] of each encoder (the penultimate
+        // layer, hidden_states.{N−1}), concatenated along the width, and on text_encoder_2's text_embeds.
+
+        private RecognisedExport StableDiffusionXL(string pipelineClass, ComponentSignature? unet, JsonElement? index)
+        {
+            const string textFile = "text_encoder/model.onnx", text2File = "text_encoder_2/model.onnx";
+            const string vaeFile = "vae_decoder/model.onnx", unetFile = "unet/model.onnx";
+            foreach (var f in new[] { "tokenizer/vocab.json", "tokenizer/merges.txt", "tokenizer_2/vocab.json", "tokenizer_2/merges.txt", SchedulerConfig, textFile, text2File, unetFile, vaeFile })
+                if (!File.Exists(Combine(f))) errors.Add(new(f, "missing file"));
+            var text = File.Exists(Combine(textFile)) ? Signature("text_encoder", textFile) : null;
+            var text2 = File.Exists(Combine(text2File)) ? Signature("text_encoder_2", text2File) : null;
+            var vae = File.Exists(Combine(vaeFile)) ? Signature("vae_decoder", vaeFile) : null;
+            var penultimate = CheckClipWithHiddenStates(text, textFile, pooled: null);
+            var penultimate2 = CheckClipWithHiddenStates(text2, text2File, pooled: "text_embeds");
+            CheckUnet(unet, unetFile,
+                new("text_embeds", Floats, [2], "float [batch, width]"),
+                new("time_ids", Floats, [2], "float [batch, 6]"));
+            CheckVae(vae, vaeFile);
+            if (FixedDim(unet, "time_ids", 1) is { } n && n != 6)
+                errors.Add(new($"{unetFile}:time_ids", $"expected float [batch, 6] (original size, crop offsets, target size), found {n} columns"));
+
+            var (sampler, schedulerClass) = DdimFrom(ReadJson(SchedulerConfig, required: false));
+            // Published stabilityai/stable-diffusion-xl-base-1.0 vae/config.json: scaling_factor 0.13025.
+            var latents = LatentsOf(unet, SdxlScalingFactor, "SDXL");
+            var tokenizer = ClipTokenizer("tokenizer");
+            var tokenizer2 = ClipTokenizer("tokenizer_2");
+            // diffusers' StableDiffusionXLPipeline registers force_zeros_for_empty_prompt (true unless model_index.json says otherwise).
+            var zeros = index is { ValueKind: JsonValueKind.Object } ix && ix.TryGetProperty("force_zeros_for_empty_prompt", out var fz)
+                && fz.ValueKind is JsonValueKind.True or JsonValueKind.False ? fz.GetBoolean() : true;
+
+            var name = Path.GetFileName(directory.TrimEnd(Path.DirectorySeparatorChar));
+            var manifest = new PipelineManifest(
+                name,
+                "stable-diffusion-xl",
+                PipelineKind.Image,
+                new PipelineStages(
+                    new TextEncoderStage(textFile, "input_ids", MaskOf(text), penultimate ?? "hidden_states"),
+                    new DenoiserStage(DenoiserArchitecture.Unet, unetFile, "sample", "timestep", "encoder_hidden_states", "out_sample", "text_embeds", "time_ids"),
+                    new VaeDecoderStage(vaeFile, "latent_sample", "sample"),
+                    new TextEncoderStage(text2File, "input_ids", MaskOf(text2), penultimate2 ?? "hidden_states", "text_embeds")),
+                tokenizer,
+                latents,
+                sampler,
+                // diffusers' StableDiffusionXLPipeline.__call__ default guidance_scale 5.0.
+                new GuidanceSettings(true, 5.0),
+                new SizeConstraint(8 * latents.SpatialScaleFactor, 8 * latents.SpatialScaleFactor, 2048, 8 * latents.SpatialScaleFactor, 2048, 1, 1),
+                tokenizer2,
+                zeros);
+            if (errors.Count == 0) errors.AddRange(manifest.Validate(directory));
+            if (errors.Count > 0) throw new ManifestException(directory, errors);
+            return new RecognisedExport(directory, ExportFamily.StableDiffusionXL, pipelineClass, schedulerClass, manifest, components, notes);
+        }
+
+        // A CLIP text encoder exported with its hidden states: input_ids, last_hidden_state, hidden_states.0 … N
+        // (and `pooled` when named). Returns the penultimate state's name, hidden_states.{N−1}.
+        private string? CheckClipWithHiddenStates(ComponentSignature? c, string file, string? pooled)
+        {
+            Expected[] outputs = pooled is null
+                ? [new("last_hidden_state", Floats, [3], "float [batch, sequence, hidden]")]
+                : [new(pooled, Floats, [2], "float [batch, projection]"), new("last_hidden_state", Floats, [3], "float [batch, sequence, hidden]")];
+            Check(c, file, [new("input_ids", Ids, [2], "int32 or int64 [batch, sequence]")], outputs, optionalInputs: ["attention_mask"]);
+            if (c is null) return null;
+            var layers = c.Outputs
+                .Select(o => o.Name.StartsWith("hidden_states.", StringComparison.Ordinal) && int.TryParse(o.Name["hidden_states.".Length..], NumberStyles.None, CultureInfo.InvariantCulture, out var k) ? k : -1)
+                .Where(k => k >= 0).ToArray();
+            if (layers.Length < 2)
+            {
+                errors.Add(new($"{file}:hidden_states", "missing outputs hidden_states.0 … hidden_states.N: SDXL conditions on the penultimate layer (export with output_hidden_states, as Optimum does for SDXL)"));
+                return null;
+            }
+            var name = $"hidden_states.{layers.Max() - 1}";
+            var state = c.Outputs.FirstOrDefault(o => o.Name == name);
+            if (state is null || !Floats.Contains(state.ElementType) || state.Shape.Count != 3)
+                errors.Add(new($"{file}:{name}", $"expected float [batch, sequence, hidden], found {(state is null ? "nothing" : $"{TypeName(state.ElementType)} {state.Declared()}")}"));
+            return name;
         }
 
         // ---- SD 1.x / 2.x -------------------------------------------------------------------------------------
@@ -234,8 +332,7 @@ public static class ExportDirectory
         private RecognisedExport StableDiffusion(string pipelineClass, ComponentSignature? unet)
         {
             const string textFile = "text_encoder/model.onnx", vaeFile = "vae_decoder/model.onnx", unetFile = "unet/model.onnx";
-            const string vocab = "tokenizer/vocab.json", merges = "tokenizer/merges.txt";
-            foreach (var f in new[] { vocab, merges, SchedulerConfig, textFile, unetFile, vaeFile })
+            foreach (var f in new[] { "tokenizer/vocab.json", "tokenizer/merges.txt", SchedulerConfig, textFile, unetFile, vaeFile })
                 if (!File.Exists(Combine(f))) errors.Add(new(f, "missing file"));
 
             var text = File.Exists(Combine(textFile)) ? Signature("text_encoder", textFile) : null;
@@ -244,34 +341,15 @@ public static class ExportDirectory
                 [new("input_ids", Ids, [2], "int32 or int64 [batch, sequence]")],
                 [new("last_hidden_state", Floats, [3], "float [batch, sequence, hidden]")],
                 optionalInputs: ["attention_mask"]);
-            Check(unet, unetFile,
-                [
-                    new("sample", Floats, [4], "float [batch, channels, height, width]"),
-                    new("timestep", [TensorElementType.Int64, .. Floats], [0, 1], "int64 [batch], float [] or float [batch]"),
-                    new("encoder_hidden_states", Floats, [3], "float [batch, sequence, hidden]"),
-                ],
-                [new("out_sample", Floats, [4], "float [batch, channels, height, width]")]);
-            Check(vae, vaeFile,
-                [new("latent_sample", Floats, [4], "float [batch, channels, height, width]")],
-                [new("sample", Floats, [4], "float [batch, 3, height, width]")]);
+            CheckUnet(unet, unetFile);
+            CheckVae(vae, vaeFile);
 
             // Configs: scheduler (required), VAE and UNet (optional, per-family defaults), tokenizer (optional).
             var scheduler = ReadJson(SchedulerConfig, required: false);
             var (sampler, schedulerClass) = DdimFrom(scheduler);
-            var vaeConfig = ReadJson("vae_decoder/config.json", required: false);
-            var unetConfig = ReadJson("unet/config.json", required: false);
-            var scaling = Number(vaeConfig, "scaling_factor") ?? Default("vae_decoder/config.json scaling_factor", SdScalingFactor, vaeConfig);
-            var shift = Number(vaeConfig, "shift_factor") ?? 0.0;
-            var channels = (int?)Number(vaeConfig, "latent_channels") ?? (int?)Number(unetConfig, "in_channels")
-                ?? FixedDim(unet, "sample", 1) ?? (int)Default("latent channels", SdLatentChannels, vaeConfig);
-            var blocks = vaeConfig is { } vc && vc.TryGetProperty("block_out_channels", out var boc) && boc.ValueKind == JsonValueKind.Array
-                ? boc.GetArrayLength() : 0;
-            var spatial = blocks > 0 ? 1 << (blocks - 1) : SdSpatialScale;
-
-            var tokenizerConfig = ReadJson("tokenizer/tokenizer_config.json", required: false);
-            var specialTokens = ReadJson("tokenizer/special_tokens_map.json", required: false);
-            var maxLength = (int?)Number(tokenizerConfig, "model_max_length") is { } ml and >= 2 and <= 65536 ? ml : ClipMaxLength;
-            var pad = TokenString(specialTokens, "pad_token") ?? TokenString(tokenizerConfig, "pad_token") ?? Tokenizers.ClipBpeTokenizer.EndOfText;
+            var latents = LatentsOf(unet, SdScalingFactor, "SD 1.x/2.x");
+            var spatial = latents.SpatialScaleFactor;
+            var tokenizer = ClipTokenizer("tokenizer");
 
             var name = Path.GetFileName(directory.TrimEnd(Path.DirectorySeparatorChar));
             var manifest = new PipelineManifest(
@@ -279,11 +357,11 @@ public static class ExportDirectory
                 "stable-diffusion",
                 PipelineKind.Image,
                 new PipelineStages(
-                    new TextEncoderStage(textFile, "input_ids", text?.Inputs.Any(i => i.Name == "attention_mask") == true ? "attention_mask" : null, "last_hidden_state"),
+                    new TextEncoderStage(textFile, "input_ids", MaskOf(text), "last_hidden_state"),
                     new DenoiserStage(DenoiserArchitecture.Unet, unetFile, "sample", "timestep", "encoder_hidden_states", "out_sample"),
                     new VaeDecoderStage(vaeFile, "latent_sample", "sample")),
-                new ClipBpeTokenizerSettings(maxLength, vocab, merges, pad),
-                new LatentSettings(channels, spatial, 1, scaling, shift),
+                tokenizer,
+                latents,
                 sampler,
                 new GuidanceSettings(true, 7.5),
                 // The UNet halves the latent three times; a traced ONNX UNet has no branch for odd sizes (diffusers'
@@ -294,6 +372,51 @@ public static class ExportDirectory
             return new RecognisedExport(directory, ExportFamily.StableDiffusion, pipelineClass, schedulerClass, manifest, components, notes);
         }
 
+        private static string? MaskOf(ComponentSignature? text) =>
+            text?.Inputs.Any(i => i.Name == "attention_mask") == true ? "attention_mask" : null;
+
+        private void CheckUnet(ComponentSignature? unet, string unetFile, params Expected[] extra) =>
+            Check(unet, unetFile,
+                [
+                    new("sample", Floats, [4], "float [batch, channels, height, width]"),
+                    new("timestep", [TensorElementType.Int64, .. Floats], [0, 1], "int64 [batch], float [] or float [batch]"),
+                    new("encoder_hidden_states", Floats, [3], "float [batch, sequence, hidden]"),
+                    .. extra,
+                ],
+                [new("out_sample", Floats, [4], "float [batch, channels, height, width]")]);
+
+        private void CheckVae(ComponentSignature? vae, string vaeFile) =>
+            Check(vae, vaeFile,
+                [new("latent_sample", Floats, [4], "float [batch, channels, height, width]")],
+                [new("sample", Floats, [4], "float [batch, 3, height, width]")]);
+
+        // Latent geometry from vae_decoder/config.json (scaling_factor, shift_factor, latent_channels,
+        // block_out_channels) and unet/config.json (in_channels), else the UNet's declared channel axis, else the
+        // family's defaults (noted).
+        private LatentSettings LatentsOf(ComponentSignature? unet, double defaultScaling, string family)
+        {
+            var vaeConfig = ReadJson("vae_decoder/config.json", required: false);
+            var unetConfig = ReadJson("unet/config.json", required: false);
+            var scaling = Number(vaeConfig, "scaling_factor") ?? Default("vae_decoder/config.json scaling_factor", defaultScaling, vaeConfig, family);
+            var shift = Number(vaeConfig, "shift_factor") ?? 0.0;
+            var channels = (int?)Number(vaeConfig, "latent_channels") ?? (int?)Number(unetConfig, "in_channels")
+                ?? FixedDim(unet, "sample", 1) ?? (int)Default("latent channels", SdLatentChannels, vaeConfig, family);
+            var blocks = vaeConfig is { } vc && vc.TryGetProperty("block_out_channels", out var boc) && boc.ValueKind == JsonValueKind.Array
+                ? boc.GetArrayLength() : 0;
+            var spatial = blocks > 0 ? 1 << (blocks - 1) : SdSpatialScale;
+            return new LatentSettings(channels, spatial, 1, scaling, shift);
+        }
+
+        // A CLIPTokenizer folder (vocab.json, merges.txt; tokenizer_config.json and special_tokens_map.json when present).
+        private ClipBpeTokenizerSettings ClipTokenizer(string folder)
+        {
+            var tokenizerConfig = ReadJson($"{folder}/tokenizer_config.json", required: false);
+            var specialTokens = ReadJson($"{folder}/special_tokens_map.json", required: false);
+            var maxLength = (int?)Number(tokenizerConfig, "model_max_length") is { } ml and >= 2 and <= 65536 ? ml : ClipMaxLength;
+            var pad = TokenString(specialTokens, "pad_token") ?? TokenString(tokenizerConfig, "pad_token") ?? Tokenizers.ClipBpeTokenizer.EndOfText;
+            return new ClipBpeTokenizerSettings(maxLength, $"{folder}/vocab.json", $"{folder}/merges.txt", pad);
+        }
+
         // The scheduler config as DDIM settings: DDIM runs as itself; PNDM (SD 1.x's published scheduler) and the
         // other ε/v schedulers over the same β schedule run as DDIM, the documented stand-in (same training
         // schedule and timesteps, a first-order deterministic update instead of their own).
@@ -302,8 +425,18 @@ public static class ExportDirectory
             var d = ManifestJson.DdimDefaults;
             if (config is not { } c) return (d, "(none)");
             var cls = c.TryGetProperty("_class_name", out var n) && n.ValueKind == JsonValueKind.String ? n.GetString()! : "(no _class_name)";
-            if (cls is not "DDIMScheduler")
-                notes.Add($"{SchedulerConfig}: {cls} runs as DDIM over the same β schedule (stand-in; Trident has no {cls})");
+            var karras = c.TryGetProperty("use_karras_sigmas", out var k) && k.ValueKind == JsonValueKind.True;
+            // The config's scheduler when Trident has it (diffusers' class names), else DDIM as the stand-in.
+            var scheduler = (cls, karras) switch
+            {
+                ("DDIMScheduler", _) => Samplers.SamplerFactory.Ddim,
+                ("EulerDiscreteScheduler", false) => Samplers.SamplerFactory.Euler,
+                ("EulerAncestralDiscreteScheduler", false) => Samplers.SamplerFactory.EulerAncestral,
+                ("DPMSolverMultistepScheduler", true) => Samplers.SamplerFactory.DpmPlusPlus2MKarras,
+                _ => null,
+            };
+            if (scheduler is null)
+                notes.Add($"{SchedulerConfig}: {cls}{(karras ? " with Karras sigmas" : "")} runs as DDIM over the same β schedule (stand-in; Trident has no {cls}{(karras ? " with Karras sigmas" : "")})");
             var schedule = (c.TryGetProperty("beta_schedule", out var bs) ? bs.GetString() : null) switch
             {
                 null or "scaled_linear" => BetaSchedule.ScaledLinear,
@@ -324,7 +457,8 @@ public static class ExportDirectory
                 schedule,
                 (int?)Number(c, "steps_offset") ?? d.StepsOffset,
                 c.TryGetProperty("set_alpha_to_one", out var one) && one.ValueKind is JsonValueKind.True or JsonValueKind.False ? one.GetBoolean() : d.SetAlphaToOne,
-                prediction);
+                prediction,
+                scheduler ?? Samplers.SamplerFactory.Ddim);
             return (settings, cls);
 
             BetaSchedule Unknown(string? v)
@@ -340,9 +474,9 @@ public static class ExportDirectory
             }
         }
 
-        private double Default(string what, double value, JsonElement? config)
+        private double Default(string what, double value, JsonElement? config, string family)
         {
-            notes.Add($"{what}: {value.ToString(CultureInfo.InvariantCulture)} (SD 1.x/2.x default{(config is null ? "; the export has no config.json" : "")})");
+            notes.Add($"{what}: {value.ToString(CultureInfo.InvariantCulture)} ({family} default{(config is null ? "; the export has no config.json" : "")})");
             return value;
         }
 

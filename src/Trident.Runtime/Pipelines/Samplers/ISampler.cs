@@ -76,10 +76,13 @@ public static class SamplerFactory
     /// σ-space samplers over the same schedule and prediction type; a flow-matching model only under flow Euler.</summary>
     public static IReadOnlyList<string> Names(SamplerSettings settings) => settings switch
     {
-        DdimSettings => [Ddim, Euler, EulerAncestral, DpmPlusPlus2MKarras],
+        DdimSettings d => [d.DefaultScheduler, .. BetaFamily.Where(n => n != d.DefaultScheduler)],
         FlowEulerSettings => [FlowEuler],
         _ => [],
     };
+
+    /// <summary>The samplers over a β schedule (DDIM's family), in their listing order.</summary>
+    public static readonly IReadOnlyList<string> BetaFamily = [Ddim, Euler, EulerAncestral, DpmPlusPlus2MKarras];
 
     /// <summary>Scheduler names (the <c>scheduler</c> request field).</summary>
     public const string Ddim = "ddim", Euler = "euler", EulerAncestral = "euler-ancestral", DpmPlusPlus2MKarras = "dpm++-2m-karras", FlowEuler = "flow-euler";
@@ -89,10 +92,12 @@ public static class SamplerFactory
     /// <exception cref="ArgumentException">when <paramref name="name"/> is not one of <see cref="Names"/>.</exception>
     public static ISampler Create(SamplerSettings settings, string? name)
     {
-        if (name is null || name == Names(settings).FirstOrDefault()) return Create(settings);
-        if (!Names(settings).Contains(name))
+        if (settings is FlowEulerSettings f && name is null or FlowEuler) return new FlowEulerSampler(f.NumTrainTimesteps, f.Shift);
+        name ??= Names(settings).FirstOrDefault();
+        if (name is null || !Names(settings).Contains(name))
             throw new ArgumentException($"scheduler '{name}' is not one of {string.Join(", ", Names(settings))}", nameof(name));
         var d = (DdimSettings)settings;
+        if (name == Ddim) return new DdimSampler(d.NumTrainTimesteps, d.BetaStart, d.BetaEnd, d.BetaSchedule, d.StepsOffset, d.SetAlphaToOne, d.PredictionType);
         var alphas = new DdimSampler(d.NumTrainTimesteps, d.BetaStart, d.BetaEnd, d.BetaSchedule, d.StepsOffset, d.SetAlphaToOne, d.PredictionType).AlphasCumprod;
         return name switch
         {
@@ -102,11 +107,10 @@ public static class SamplerFactory
         };
     }
 
-    /// <summary>The sampler for <paramref name="settings"/>.</summary>
+    /// <summary>The sampler for <paramref name="settings"/>: its default scheduler.</summary>
     public static ISampler Create(SamplerSettings settings) => settings switch
     {
-        FlowEulerSettings f => new FlowEulerSampler(f.NumTrainTimesteps, f.Shift),
-        DdimSettings d => new DdimSampler(d.NumTrainTimesteps, d.BetaStart, d.BetaEnd, d.BetaSchedule, d.StepsOffset, d.SetAlphaToOne, d.PredictionType),
+        FlowEulerSettings or DdimSettings => Create(settings, null),
         _ => throw new NotSupportedException($"sampler settings {settings.GetType().Name}"),
     };
 
