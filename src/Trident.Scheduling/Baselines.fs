@@ -67,7 +67,10 @@ type Policy =
       /// round waits for the full round — no policy does that any more, it idles devices)
       Between: (Snapshot -> DispatchPlan) option
       /// Adjust-on-Dispatch, when the policy re-places
-      Adjust: AdjustSettings option }
+      Adjust: AdjustSettings option
+      /// step-boundary preemption of running diffuse tasks (Dispatch/Preemption.fs), when the
+      /// policy preempts
+      Preempt: PreemptionSettings option }
 
 /// How the queue is ordered and whether a request that does not fit blocks the others.
 type QueueOrder =
@@ -92,6 +95,10 @@ module StageSplit =
     let paperLightLoad = { Encode = 10.0; Diffuse = 63.0; Decode = 27.0 }
 
 module Baselines =
+    /// Trident with preemption: run when named (it is not part of "all").
+    [<Literal>]
+    let PreemptName = "Trident-preempt"
+
     // ---- degrees -------------------------------------------------------------------------------
 
     /// The resolution bucket of a shape: ⌈log₄ mpf⌉ (…, (0.25, 1], (1, 4], (4, 16], …).
@@ -283,7 +290,8 @@ module Baselines =
           Quick = None
           SolverSpacing = 0.0<s>
           Between = None
-          Adjust = None }
+          Adjust = None
+          Preempt = None }
 
     /// B1: static pipeline-level — one fixed degree for every request (raised to the minimum-degree
     /// rules where they ask for more), FIFO.
@@ -330,7 +338,17 @@ module Baselines =
           Quick = Some Dispatcher.greedyIfOptimal
           SolverSpacing = roundPeriod
           Between = Some Dispatcher.betweenSolves
-          Adjust = adjust }
+          Adjust = adjust
+          Preempt = None }
+
+    /// Trident with step-boundary preemption (Dispatch/Preemption.fs, docs/policies.md
+    /// "Preemption"): the same planners, and after each round the suspensions its objective gains by.
+    let tridentPreempt (roundPeriod: float<s>) (adjust: AdjustSettings option) (preemption: PreemptionSettings) =
+        let t = trident roundPeriod adjust
+        { t with
+            Name = PreemptName
+            Params = sprintf "%s, preemption ≤ %d per request" t.Params preemption.MaxSuspensions
+            Preempt = Some preemption }
 
     /// B1's default degree for a mix: the largest k* among its classes — a static deployment is
     /// sized so that its largest requests run at their efficient degree.

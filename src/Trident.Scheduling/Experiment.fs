@@ -8,6 +8,7 @@ namespace Trident.Scheduling
 // degree"), with the other degrees kept for reports.
 
 open Trident.Scheduling.Placement
+open Trident.Scheduling.Dispatching
 
 /// Settings of one experiment (one workload on one cluster, several policies).
 type ExperimentSettings =
@@ -31,7 +32,9 @@ type ExperimentSettings =
       Memory: float<GB> option
       /// the profile to simulate with (e.g. one `trident profile` measured); None: the reference
       /// profile of the workload's model
-      Profile: Profile option }
+      Profile: Profile option
+      /// Trident-preempt's preemption settings (the bound on suspensions per request, …)
+      Preemption: PreemptionSettings }
 
 module ExperimentSettings =
     let defaults =
@@ -46,7 +49,8 @@ module ExperimentSettings =
           Adjust = AdjustSettings.defaults
           Jitter = 0.0
           Memory = None
-          Profile = None }
+          Profile = None
+          Preemption = PreemptionSettings.defaults }
 
     /// The settings for another cluster size (same node size).
     let withDevices (devices: int) (s: ExperimentSettings) = { s with Devices = devices }
@@ -151,17 +155,19 @@ module Experiment =
     /// Every policy name, in report order.
     let names = Baselines.names
 
-    /// The policies for the names ("all", or names from `names`, case-insensitive). B1 without a
-    /// degree expands to one policy per degree.
+    /// The policies for the names ("all", or names from `names` or Trident-preempt,
+    /// case-insensitive). B1 without a degree expands to one policy per degree; Trident-preempt is
+    /// Trident with step-boundary preemption, run only when named.
     let policies (settings: ExperimentSettings) (prepared: Prepared) (requested: string list) : Result<Policy list, string list> =
         let wanted =
             match requested |> List.map (fun s -> s.Trim()) |> List.filter ((<>) "") with
             | []
             | [ "all" ] -> Ok names
             | xs ->
-                let bad = xs |> List.filter (fun x -> not (names |> List.exists (fun n -> n.ToLowerInvariant() = x.ToLowerInvariant())))
-                if bad.IsEmpty then Ok(names |> List.filter (fun n -> xs |> List.exists (fun x -> x.ToLowerInvariant() = n.ToLowerInvariant())))
-                else Error [ for b in bad -> sprintf "unknown policy '%s' (known: all, %s)" b (System.String.Join(", ", names)) ]
+                let known = names @ [ Baselines.PreemptName ]
+                let bad = xs |> List.filter (fun x -> not (known |> List.exists (fun n -> n.ToLowerInvariant() = x.ToLowerInvariant())))
+                if bad.IsEmpty then Ok(known |> List.filter (fun n -> xs |> List.exists (fun x -> x.ToLowerInvariant() = n.ToLowerInvariant())))
+                else Error [ for b in bad -> sprintf "unknown policy '%s' (known: all, %s)" b (System.String.Join(", ", known)) ]
         let nodeSize = settings.DevicesPerNode
         let degrees = prepared.Config.Cost.Degrees |> List.filter (fun k -> k <= nodeSize)
         match wanted, settings.B1Degree with
@@ -181,6 +187,7 @@ module Experiment =
                       | "B4" -> yield Baselines.b4
                       | "B5" -> yield Baselines.b5 settings.Split
                       | "B6" -> yield Baselines.b6 settings.Split
+                      | Baselines.PreemptName -> yield Baselines.tridentPreempt settings.RoundPeriod (Some settings.Adjust) settings.Preemption
                       | _ -> yield Baselines.trident settings.RoundPeriod (Some settings.Adjust) ]
 
     /// Better run first: higher attainment, then lower mean latency.
@@ -207,5 +214,5 @@ module Experiment =
                       relabel best (sprintf "%s (best fixed degree of k=%s)" best.Params ks) ]
             let rows =
                 b1Rows @ (results |> List.filter (fun r -> r.Policy <> "B1"))
-                |> List.sortBy (fun r -> List.findIndex ((=) r.Policy) names)
+                |> List.sortBy (fun r -> List.findIndex ((=) r.Policy) (names @ [ Baselines.PreemptName ]))
             rows, b1

@@ -131,24 +131,48 @@ module Report =
         let _, fair = Fair.ofRuns runs
         List.zip (runs |> List.map _.Summary) fair
 
+    /// Columns padded to their widest cell: the first two left-aligned, the rest right-aligned.
+    let private aligned (header: string list) (cells: string list list) =
+        let widths =
+            header |> List.mapi (fun i h -> (h.Length :: (cells |> List.map (fun c -> c.[i].Length))) |> List.max)
+        let line (xs: string list) =
+            xs
+            |> List.mapi (fun i x -> if i < 2 then x.PadRight widths.[i] else x.PadLeft widths.[i])
+            |> fun xs -> String.Join("  ", xs).TrimEnd()
+        let sb = StringBuilder()
+        sb.AppendLine(line header) |> ignore
+        for c in cells do
+            sb.AppendLine(line c) |> ignore
+        sb.ToString()
+
     /// An aligned text table (numbers right-aligned).
     let table (rows: (Summary * FairStats) list) =
         match rows with
         | [] -> ""
         | first :: _ ->
-            let header = columns first |> List.map fst
-            let cells = rows |> List.map (columns >> List.map snd)
-            let widths =
-                header |> List.mapi (fun i h -> (h.Length :: (cells |> List.map (fun c -> c.[i].Length))) |> List.max)
-            let line (xs: string list) =
-                xs
-                |> List.mapi (fun i x -> if i < 2 then x.PadRight widths.[i] else x.PadLeft widths.[i])
-                |> fun xs -> String.Join("  ", xs).TrimEnd()
-            let sb = StringBuilder()
-            sb.AppendLine(line header) |> ignore
-            for c in cells do
-                sb.AppendLine(line c) |> ignore
-            sb.ToString()
+            aligned (columns first |> List.map fst) (rows |> List.map (columns >> List.map snd))
+
+    /// Images (one frame) and videos apart, for workloads that mix them: per policy, each class's
+    /// SLO attainment and P95 latency over all its requests (a request not completed counts as ∞),
+    /// and the suspensions (preemption). "" when the runs hold one class only.
+    let classTable (runs: SimResult list) =
+        let isVideo (r: RequestRecord) = r.Request.Shape.Frames > 1
+        match runs with
+        | [] -> ""
+        | first :: _ when first.Records |> Array.forall isVideo || first.Records |> Array.forall (isVideo >> not) -> ""
+        | _ ->
+            let cls (run: SimResult) video =
+                let rs = run.Records |> Array.filter (fun r -> isVideo r = video)
+                let onTime = rs |> Array.sumBy (fun r -> if r.Outcome = OnTime then 1 else 0)
+                let lat = rs |> Array.map (fun r -> r.Latency |> Option.map float |> Option.defaultValue infinity) |> Array.sort
+                float onTime / float rs.Length, Simulator.percentile lat 0.95
+            let header = [ "policy"; "params"; "images_attainment"; "images_p95_s"; "videos_attainment"; "videos_p95_s"; "suspensions" ]
+            let cells =
+                [ for run in runs do
+                      let ia, ip = cls run false
+                      let va, vp = cls run true
+                      yield [ run.Policy; run.Params; f 3 ia; g 1 ip; f 3 va; g 1 vp; string run.Summary.Suspensions ] ]
+            aligned header cells
 
     let private csvCell (s: string) =
         if s.IndexOfAny([| ','; '"'; '\n' |]) >= 0 then "\"" + s.Replace("\"", "\"\"") + "\"" else s

@@ -41,6 +41,7 @@ namespace Trident.Scheduling
 
 open System.Collections.Generic
 open Trident.Scheduling.Placement
+open Trident.Scheduling.Dispatching
 
 /// How a request ended.
 type Outcome =
@@ -70,7 +71,10 @@ type TaskRecord =
       /// devices that loaded the stage's weights first, with the seconds it took
       Loads: (DeviceId * float<s>) list
       /// the task failed (out of memory) at Start; Finish = Start
-      Failed: bool }
+      Failed: bool
+      /// denoising steps this task ran (diffuse; a suspended diffuse task runs fewer than the
+      /// request's steps, its resumption the rest); 0 for encode and decode
+      Steps: int }
 
 /// One request, from arrival to outcome.
 type RequestRecord =
@@ -80,7 +84,13 @@ type RequestRecord =
       Degree: int option
       Vr: VrType option
       Encode: TaskRecord option
+      /// the diffuse task that ran last (the one that finished the steps)
       Diffuse: TaskRecord option
+      /// every diffuse task of the request in order: one, or one more per suspension (their steps
+      /// add up to the request's steps when it completed)
+      Segments: TaskRecord list
+      /// times the request was suspended at a step boundary
+      Suspensions: int
       Decode: TaskRecord option
       /// decode finish, or the time of the failure
       Finish: float<s> option
@@ -151,6 +161,8 @@ type Summary =
       /// busy device-seconds (running or loading) / (devices · span from the first arrival to the last event)
       Utilisation: float
       Replacements: int
+      /// diffuse tasks suspended at a step boundary (preemption)
+      Suspensions: int
       Loads: int
       LoadSeconds: float<s>
       Rounds: int
@@ -235,6 +247,7 @@ module Simulator =
           P99Latency = pct 0.99
           Utilisation = if span > 0.0<s> then busy / (float n * float span) else 0.0
           Replacements = replacements
+          Suspensions = records |> Array.sumBy _.Suspensions
           Loads = loads
           LoadSeconds = tasks |> Array.sumBy (fun t -> t.Loads |> List.sumBy snd)
           Rounds = rounds.Length
@@ -289,7 +302,7 @@ module Simulator =
         let records: RequestRecord array =
             requestsArr
             |> Array.map (fun r ->
-                { Request = r; Dispatched = None; Degree = None; Vr = None; Encode = None; Diffuse = None; Decode = None; Finish = None; Outcome = Unserved })
+                { Request = r; Dispatched = None; Degree = None; Vr = None; Encode = None; Diffuse = None; Segments = []; Suspensions = 0; Decode = None; Finish = None; Outcome = Unserved })
         let waiting = List<Request>()
         let tasks = List<TaskRecord>()
         let rounds = List<RoundRecord>()
@@ -379,13 +392,13 @@ module Simulator =
                     if load > 0.0<s> then occupy dev (start - load) start
                     actualFree.[dev.Value] <- max actualFree.[dev.Value] start
                     estFree.[dev.Value] <- max estFree.[dev.Value] start
-                { Request = r.Id; Stage = stage; Devices = devices; Start = start; Finish = start; Loads = loads; Failed = true },
+                { Request = r.Id; Stage = stage; Devices = devices; Start = start; Finish = start; Loads = loads; Failed = true; Steps = 0 },
                 Some(OutOfMemory(stage, d, need, (Cluster.device cluster d).Memory))
             | None ->
                 let finish = start + duration
                 for (dev, load, _, _) in prepared do
                     occupy dev (start - load) finish
-                { Request = r.Id; Stage = stage; Devices = devices; Start = start; Finish = finish; Loads = loads; Failed = false }, None
+                { Request = r.Id; Stage = stage; Devices = devices; Start = start; Finish = finish; Loads = loads; Failed = false; Steps = (if stage = Diffuse then r.Steps else 0) }, None
 
         /// Transfer delay of `bytes` from the producer's first device to the consumers (none when
         /// the producer is among them).
@@ -394,38 +407,152 @@ module Simulator =
             | src :: _, dst :: _ when not (List.contains src into) -> Cluster.transferTime cluster bytes src dst
             | _ -> 0.0<s>
 
-        /// Executes one dispatch of the plan made at `now`.
-        let execute (now: float<s>) (r: Request) (d: Dispatch) =
+        // preemption state: each dispatched request's plan, its diffuse task in force (with the
+        // steps done before it) and its decode task; tasks replaced or dropped by a suspension
+        let dispatchOf = Dictionary<RequestId, Dispatch>()
+        let liveDiffuse = Dictionary<RequestId, struct (TaskRecord * int * int)>()
+        let liveDecode = Dictionary<RequestId, struct (TaskRecord * int)>()
+        let cancelled = HashSet<TaskRecord>()
+        let dropped = HashSet<int>()
+        // suspended diffuse tasks (their end is not a stage completion)
+        let cut = HashSet<TaskRecord>()
+
+        let addTask (t: TaskRecord) =
+            tasks.Add t
+            push t.Finish (TaskEnd t)
+            tasks.Count - 1
+
+        /// Runs the request's diffuse steps after `stepsBefore` on `devices` (input ready at
+        /// `ready`), then its decode on the plan's decode device; the record with the outcome.
+        let diffuseAndDecode (now: float<s>) (r: Request) (d: Dispatch) (devices: DeviceId list) (stepsBefore: int) (ready: float<s>) (record: RequestRecord) =
+            let rest = { r with Steps = r.Steps - stepsBefore }
+            let df, dFail = runTask now rest Diffuse devices d.Degree ready
+            let dfIndex = addTask df
+            let record = { record with Diffuse = Some df; Segments = record.Segments @ [ df ] }
+            match dFail with
+            | Some o -> { record with Finish = Some df.Start; Outcome = o }
+            | None ->
+                liveDiffuse.[r.Id] <- struct (df, stepsBefore, dfIndex)
+                let ready = df.Finish + transfer (CostModel.latentBytes cost r.Shape) devices d.Decode.Devices
+                let dc, cFail = runTask now r Decode d.Decode.Devices 1 ready
+                let dcIndex = addTask dc
+                liveDecode.[r.Id] <- struct (dc, dcIndex)
+                let record = { record with Decode = Some dc }
+                match cFail with
+                | Some o -> { record with Finish = Some dc.Start; Outcome = o }
+                | None -> { record with Finish = Some dc.Finish; Outcome = if dc.Finish <= r.Deadline then OnTime else Late }
+
+        /// Executes one dispatch of the plan made at `now`, its encode starting at `notBefore` at the
+        /// earliest (a preemption's urgent request starts when the suspended task's latents are out).
+        let executeFrom (now: float<s>) (notBefore: float<s>) (r: Request) (d: Dispatch) =
             let i = index.[r.Id]
-            let e, eFail = runTask now r Encode d.Encode.Devices 1 now
-            tasks.Add e
-            push e.Finish (TaskEnd e)
+            dispatchOf.[r.Id] <- d
+            let e, eFail = runTask now r Encode d.Encode.Devices 1 (max now notBefore)
+            addTask e |> ignore
             let record = { records.[i] with Dispatched = Some now; Degree = Some d.Degree; Vr = Some d.Vr; Encode = Some e }
             let record =
                 match eFail with
                 | Some o -> { record with Finish = Some e.Start; Outcome = o }
                 | None ->
                     let ready = e.Finish + transfer (CostModel.embeddingBytes cost) d.Encode.Devices d.Diffuse.Devices
-                    let df, dFail = runTask now r Diffuse d.Diffuse.Devices d.Degree ready
-                    tasks.Add df
-                    push df.Finish (TaskEnd df)
-                    let record = { record with Diffuse = Some df }
-                    match dFail with
-                    | Some o -> { record with Finish = Some df.Start; Outcome = o }
-                    | None ->
-                        let ready = df.Finish + transfer (CostModel.latentBytes cost r.Shape) d.Diffuse.Devices d.Decode.Devices
-                        let dc, cFail = runTask now r Decode d.Decode.Devices 1 ready
-                        tasks.Add dc
-                        push dc.Finish (TaskEnd dc)
-                        let record = { record with Decode = Some dc }
-                        match cFail with
-                        | Some o -> { record with Finish = Some dc.Start; Outcome = o }
-                        | None -> { record with Finish = Some dc.Finish; Outcome = if dc.Finish <= r.Deadline then OnTime else Late }
+                    diffuseAndDecode now r d d.Diffuse.Devices 0 ready record
             // what a live monitor would expect: the plan's predicted finishes
             for a in [ d.Encode; d.Diffuse; d.Decode ] do
                 for dev in a.Devices do
                     estFree.[dev.Value] <- max estFree.[dev.Value] a.Finish
             records.[i] <- record
+
+        let execute (now: float<s>) (r: Request) (d: Dispatch) = executeFrom now now r d
+
+        /// Drops a scheduled interval of a device (by its end) and recomputes when it is free.
+        let release (now: float<s>) (d: DeviceId) (finish: float<s>) =
+            let xs = intervals.[d.Value]
+            let at = xs.FindIndex(fun struct (_, e) -> e = float finish)
+            if at >= 0 then xs.RemoveAt at
+            let last = xs |> Seq.fold (fun acc struct (_, e) -> max acc e) (float now)
+            actualFree.[d.Value] <- last * 1.0<s>
+            estFree.[d.Value] <- last * 1.0<s>
+
+        /// The diffuse tasks running at `now` that can stop at a step boundary: started, steps
+        /// left, decode still to come, and no other task queued behind them on their devices.
+        let running (now: float<s>) =
+            let finished = liveDiffuse |> Seq.filter (fun kv -> let struct (t, _, _) = kv.Value in t.Finish <= now) |> Seq.map _.Key |> Array.ofSeq
+            for id in finished do
+                liveDiffuse.Remove id |> ignore
+            [ for KeyValue(id, struct (t, before, _)) in liveDiffuse do
+                  match liveDecode.TryGetValue id with
+                  | true, struct (dc, _) when
+                      t.Start <= now && t.Steps > 0
+                      && t.Devices
+                         |> List.forall (fun dev ->
+                             // nothing after it on its devices but its own decode
+                             intervals.[dev.Value]
+                             |> Seq.forall (fun struct (_, e) -> e <= float t.Finish || (e = float dc.Finish && List.contains dev dc.Devices))) ->
+                      let record = records.[index.[id]]
+                      yield
+                          { Request = record.Request
+                            Devices = t.Devices
+                            Start = t.Start
+                            StepTime = (t.Finish - t.Start) / float t.Steps
+                            StepsBefore = before
+                            Steps = t.Steps
+                            PlannedFinish = dc.Finish
+                            Tail = dc.Finish - t.Finish
+                            Suspensions = record.Suspensions }
+                  | _ -> () ]
+
+        /// Suspends a victim at its step boundary (latents copied to host memory), starts the urgent
+        /// request on the freed devices, and resumes the victim where it can start first: on its
+        /// own devices after the urgent work, or on another free group of its degree and type
+        /// (latents copied back from host memory either way).
+        let suspend (resumeElsewhere: bool) (now: float<s>) (sp: Suspension) (urgent: Request) =
+            let vi = index.[sp.Victim]
+            let victim = records.[vi].Request
+            let struct (seg, before, segIndex) = liveDiffuse.[sp.Victim]
+            let struct (dc, dcIndex) = liveDecode.[sp.Victim]
+            let d = dispatchOf.[sp.Victim]
+            let doneHere = sp.StepsDone - before
+            let stepTime = (seg.Finish - seg.Start) / float seg.Steps
+            let b = seg.Start + float doneHere * stepTime
+            let copy = Preemption.copyTime cost cluster victim.Shape
+            // the suspended segment: steps done, devices busy until the latents are out
+            let stopped = { seg with Finish = b; Steps = doneHere }
+            tasks.[segIndex] <- stopped
+            cancelled.Add seg |> ignore
+            cut.Add stopped |> ignore
+            push b (TaskEnd stopped)
+            for dev in seg.Devices do
+                release now dev seg.Finish
+                occupy dev (seg.Start - (seg.Loads |> List.tryFind (fun (x, _) -> x = dev) |> Option.map snd |> Option.defaultValue 0.0<s>)) (b + copy)
+                estFree.[dev.Value] <- b + copy
+            // its decode will run after the resumption instead
+            cancelled.Add dc |> ignore
+            for dev in dc.Devices do
+                release now dev dc.Finish
+            liveDiffuse.Remove sp.Victim |> ignore
+            liveDecode.Remove sp.Victim |> ignore
+            let segments = (records.[vi].Segments |> List.take (records.[vi].Segments.Length - 1)) @ [ stopped ]
+            records.[vi] <- { records.[vi] with Segments = segments; Suspensions = records.[vi].Suspensions + 1; Diffuse = Some stopped; Decode = None; Finish = None; Outcome = Unserved }
+            // the urgent request, on the freed devices
+            executeFrom now sp.At urgent sp.Urgent
+            waiting.Remove urgent |> ignore
+            // the resumption: the group of the victim's degree and type that is free first
+            let t = typeOf (List.head seg.Devices)
+            let k = seg.Devices.Length
+            let own = seg.Devices |> List.fold (fun acc dev -> max acc actualFree.[dev.Value]) b
+            let others =
+                [ for node in Cluster.nodes cluster do
+                      let group =
+                          Cluster.devicesOf cluster node
+                          |> Array.filter (fun dev -> typeOf dev = t)
+                          |> Array.sortBy (fun dev -> actualFree.[dev.Value], dev.Value)
+                      if group.Length >= k then
+                          let chosen = group |> Array.take k |> List.ofArray |> List.sortBy _.Value
+                          yield chosen |> List.fold (fun acc dev -> max acc actualFree.[dev.Value]) b, chosen ]
+            let readyAt, devices =
+                (own, seg.Devices) :: (if resumeElsewhere then others else []) |> List.minBy (fun (at, devs) -> at, (if devs = seg.Devices then 0 else 1))
+            dropped.Add dcIndex |> ignore
+            records.[vi] <- diffuseAndDecode now victim d devices sp.StepsDone (readyAt + copy) records.[vi]
 
         let busyView (now: float<s>) =
             Array.init n (fun i ->
@@ -511,6 +638,28 @@ module Simulator =
                           Counts = PlacementPlan.counts plan }
             | _ -> ()
 
+        /// Step-boundary preemption after a round (policies with `Preempt`): suspensions the
+        /// objective gains by, for the requests still waiting.
+        let preempt (now: float<s>) =
+            match policy.Preempt with
+            | None -> ()
+            | Some p ->
+                let live = running now
+                if not live.IsEmpty then
+                    let s =
+                        { Now = now
+                          Cluster = cluster
+                          Cost = cost
+                          Placement = placement.Value
+                          BusyUntil = busyView now
+                          Queue = List.ofSeq waiting
+                          Settings = config.Dispatch }
+                    let byId = Dictionary<RequestId, Request>()
+                    for r in waiting do
+                        byId.[r.Id] <- r
+                    for sp in Preemption.decide p s live do
+                        suspend p.ResumeElsewhere now sp byId.[sp.Urgent.Request]
+
         while events.Count > 0 do
             let _, _, struct (t, _) = events.TryPeek()
             let now = t * 1.0<s>
@@ -526,17 +675,20 @@ module Simulator =
                         waiting.Add r
                         monitor.Value <- Monitor.arrived r monitor.Value
                         changed <- true
+                    | TaskEnd task when cancelled.Contains task -> ()
                     | TaskEnd task ->
-                        if not task.Failed then monitor.Value <- Monitor.completed task.Finish task.Stage monitor.Value
+                        if not task.Failed && not (cut.Contains task) then
+                            monitor.Value <- Monitor.completed task.Finish task.Stage monitor.Value
                         changed <- true
                     | Tick ->
                         if tickAt.Value <= now then tickAt.Value <- infinity * 1.0<s>
                         changed <- true
             adjust now
             if changed && waiting.Count > 0 && anyFreePrimary now then round now
+            if changed && waiting.Count > 0 then preempt now
 
         let recordsArr = Array.copy records
-        let tasksArr = tasks.ToArray()
+        let tasksArr = tasks |> Seq.indexed |> Seq.filter (fun (i, _) -> not (dropped.Contains i)) |> Seq.map snd |> Array.ofSeq
         let roundsArr = rounds.ToArray()
         let last = max lastEvent (if tasksArr.Length = 0 then first else tasksArr |> Array.map _.Finish |> Array.max)
         { Policy = policy.Name

@@ -28,7 +28,14 @@ namespace Trident.Api.Cli;
 /// <param name="TimeScale">The emulation's time scale.</param>
 /// <param name="Membership"><c>redis</c> (redis-server started here) or <c>localhost</c>.</param>
 /// <param name="ServeArguments">More arguments for the coordinator (configuration keys).</param>
-public sealed record LocalClusterSpec(int Nodes, int DevicesPerNode, string Profile, double TimeScale, string Membership, IReadOnlyList<string> ServeArguments);
+/// <param name="InitialNodes">Workers started with the coordinator, which waits for their devices (default: all);
+/// the others are started later with <see cref="LocalCluster.StartWorker"/> and join the running cluster.</param>
+public sealed record LocalClusterSpec(int Nodes, int DevicesPerNode, string Profile, double TimeScale, string Membership, IReadOnlyList<string> ServeArguments,
+    int? InitialNodes = null)
+{
+    /// <summary>Workers started with the coordinator.</summary>
+    public int StartNodes => Math.Clamp(InitialNodes ?? Nodes, 1, Nodes);
+}
 
 /// <summary>A coordinator and its workers as child processes on loopback (and redis-server for Redis
 /// membership). Every port is a free one; workers keep their ports across a restart, so a restarted worker
@@ -115,11 +122,11 @@ public sealed class LocalCluster : IAsyncDisposable
                 }
             }
         }
-        Spawn("coordinator", "dotnet", [Trident, "serve", .. Common, "--devices", (_spec.Nodes * _spec.DevicesPerNode).ToString(CultureInfo.InvariantCulture),
+        Spawn("coordinator", "dotnet", [Trident, "serve", .. Common, "--devices", (_spec.StartNodes * _spec.DevicesPerNode).ToString(CultureInfo.InvariantCulture),
             "--silo-port", _siloPort.ToString(CultureInfo.InvariantCulture), "--gateway-port", Loopback.FreePort().ToString(CultureInfo.InvariantCulture),
             "--urls", Url, "--Trident:Storage:Directory", "memory", "--Trident:LogLevel", "Warning",
             "--Trident:Cluster:JoinTimeoutSeconds", ((int)timeout.TotalSeconds).ToString(CultureInfo.InvariantCulture), .. _spec.ServeArguments]);
-        for (var i = 0; i < _spec.Nodes; i++) StartWorker(i);
+        for (var i = 0; i < _spec.StartNodes; i++) StartWorker(i);
         using var http = new HttpClient { BaseAddress = new Uri(Url), Timeout = TimeSpan.FromSeconds(5) };
         while (true)
         {
@@ -139,7 +146,7 @@ public sealed class LocalCluster : IAsyncDisposable
             await Task.Delay(250, ct);
         }
         _log.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"cluster: coordinator {Url} + {_spec.Nodes} worker(s) × {_spec.DevicesPerNode} emulated {_spec.Profile} device(s) (time × {_spec.TimeScale}), {_spec.Membership} membership; ready in {clock.Elapsed.TotalSeconds:F1} s"));
+            $"cluster: coordinator {Url} + {_spec.StartNodes} worker(s) × {_spec.DevicesPerNode} emulated {_spec.Profile} device(s) (time × {_spec.TimeScale}), {_spec.Membership} membership; ready in {clock.Elapsed.TotalSeconds:F1} s"));
     }
 
     /// <summary>Starts worker <paramref name="index"/> (again, after <see cref="KillWorker"/>) on its ports.</summary>
@@ -151,10 +158,11 @@ public sealed class LocalCluster : IAsyncDisposable
             "--primary", $"127.0.0.1:{_siloPort}", "--Trident:LogLevel", "Warning"]);
     }
 
-    /// <summary>The node index the coordinator gives worker <paramref name="index"/>: workers are nodes in the
-    /// ordinal order of their silo endpoints (ClusterServingBackend.LayoutAsync).</summary>
+    /// <summary>The node index the coordinator gives worker <paramref name="index"/> of those started with it:
+    /// they are nodes in the ordinal order of their silo endpoints (ClusterServingBackend.LayoutAsync); workers
+    /// that join later get the next node ids in the order they join.</summary>
     public int NodeOf(int index) =>
-        _workerPorts.Select(p => $"127.0.0.1:{p}").Order(StringComparer.Ordinal).ToList().IndexOf($"127.0.0.1:{_workerPorts[index]}");
+        _workerPorts.Take(_spec.StartNodes).Select(p => $"127.0.0.1:{p}").Order(StringComparer.Ordinal).ToList().IndexOf($"127.0.0.1:{_workerPorts[index]}");
 
     /// <summary>Kills worker <paramref name="index"/> at once (SIGKILL, as <c>kill -9</c>).</summary>
     public void KillWorker(int index)
@@ -255,6 +263,7 @@ public static class ClusterBench
         o.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"bench cluster: {workload} ({requests} requests at {spec.Rate:G4} req/s, played at {rate:G4} req/s = time × {scale}) on {nodes} × {perNode} emulated {profile} devices"));
         var clock = Stopwatch.StartNew();
+        var loadBefore = LoadAverage();
         await using var cluster = await LocalCluster.StartAsync(
             new LocalClusterSpec(nodes, perNode, profile, scale, membership,
             [
@@ -284,8 +293,28 @@ public static class ClusterBench
         var metrics = await http.GetStringAsync("/metrics", ct);
         foreach (var line in metrics.Split('\n').Where(l => l.StartsWith("trident_cluster_transfer_bytes_total", StringComparison.Ordinal)))
             o.WriteLine($"network: {line}");
+        o.WriteLine($"machine: {Environment.ProcessorCount} core(s); load average at the start {loadBefore}, at the end {LoadAverage()}");
         o.WriteLine(string.Create(CultureInfo.InvariantCulture, $"bench cluster: {clock.Elapsed.TotalSeconds:F0} s wall; process logs in {cluster.LogDirectory}"));
         return code;
+    }
+
+    /// <summary>The machine's load average over 1, 5 and 15 minutes (/proc/loadavg), or "unknown" where the
+    /// system has none: the benchmark's timings mean little on a loaded machine, so it prints it with them.</summary>
+    public static string LoadAverage()
+    {
+        try
+        {
+            var fields = File.ReadAllText("/proc/loadavg").Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            return fields.Length >= 3 ? $"{fields[0]} / {fields[1]} / {fields[2]} (1 / 5 / 15 min)" : "unknown";
+        }
+        catch (IOException)
+        {
+            return "unknown";
+        }
+        catch (UnauthorizedAccessException)
+        {
+            return "unknown";
+        }
     }
 
     private static IReadOnlyList<string> EmulatedNames => Trident.Runtime.Devices.EmulatedProfile.Names;

@@ -5,6 +5,7 @@ using Microsoft.FSharp.Collections;
 using Microsoft.FSharp.Core;
 using Trident.Api.View;
 using Trident.Scheduling;
+using Trident.Scheduling.Dispatching;
 using Trace = Trident.Scheduling.Trace;
 
 namespace Trident.Api.Cli;
@@ -24,7 +25,9 @@ public static class SimulateCommand
     internal static readonly Option<double> Rate = Opt.Double("--rate", "a generated workload's request rate (requests/s) instead of its own", null, 1e-6, 1e6);
     internal static readonly Option<int> Steps = Opt.Int("--steps", "a generated workload's denoising steps instead of its own", null, 1, 10_000);
     internal static readonly Option<int> Count = Opt.Int("--count", "a generated workload's number of requests instead of its own", null, 1, 10_000_000);
-    internal static readonly Option<string> Policies = Opt.String("--policies", "which policies: all, or a comma-separated list of B1…B6 and Trident", "all", helpName: "all|B1,…,Trident");
+    internal static readonly Option<string> Policies = Opt.String("--policies",
+        "which policies: all, or a comma-separated list of B1…B6, Trident and Trident-preempt (Trident with step-boundary preemption; only when named)",
+        "all", helpName: "all|B1,…,Trident,Trident-preempt");
 
     /// <summary>The cluster and scheduling options shared with <c>evaluate</c> and <c>capacity</c>.</summary>
     internal static readonly Option<int> Devices = Opt.Int("--devices", "devices in the simulated cluster", 128, 1, 100_000);
@@ -35,10 +38,12 @@ public static class SimulateCommand
     internal static readonly Option<int> B1Degree = Opt.Int("--b1-degree", "B1's fixed sequence-parallel degree [default: chosen per workload]", null, 1, 64);
     internal static readonly Option<string> Split = Opt.String("--split", "the stage split of the reference latency, E:D:C (encode:diffuse:decode), D > 0", helpName: "E:D:C");
     internal static readonly Option<double> Jitter = Opt.Double("--jitter", "relative run-time noise of the simulated stages (0: none)", ExperimentSettingsModule.defaults.Jitter, 0.0, 2.0);
+    internal static readonly Option<int> MaxSuspensions = Opt.Int("--max-suspensions", "Trident-preempt: the most times one request is suspended (docs/policies.md, Preemption)",
+        ExperimentSettingsModule.defaults.Preemption.MaxSuspensions, 0, 1000);
     internal static readonly Option<string> ProfilePath = Opt.String("--profile", "simulate with a profile `trident profile` wrote instead of the model's reference profile", helpName: "FILE");
 
     /// <summary>The settings options, to add to a command.</summary>
-    internal static Option[] SettingsOptions => [Devices, DevicesPerNode, Seed, SloScale, DeadlineRule_, B1Degree, Split, Jitter, ProfilePath];
+    internal static Option[] SettingsOptions => [Devices, DevicesPerNode, Seed, SloScale, DeadlineRule_, B1Degree, Split, Jitter, MaxSuspensions, ProfilePath];
 
     private static readonly Option<string> Format = Opt.Choice("--format", "how to print the summary", "table", "table", "csv", "json");
     private static readonly Option<string> Out = Opt.String("--out", "also write summary.csv/json, trace.csv, requests-*.csv, a README.md report and its charts (SVG, PNG) here", helpName: "DIR");
@@ -92,7 +97,10 @@ public static class SimulateCommand
                 else profile = FSharpOption<Profile>.Some(parsed.ResultValue);
             }
         }
-        return new ExperimentSettings(devices, perNode, seed, slo, rule == "reference", b1, split, d.RoundPeriod, d.Adjust, jitter, d.Memory, profile);
+        // Trident-preempt: the most suspensions of one request (docs/policies.md, "Preemption")
+        var preemption = new PreemptionSettings(
+            args.GetValue(MaxSuspensions), d.Preemption.MinGain, d.Preemption.CandidatesPerRound, d.Preemption.ResumeElsewhere);
+        return new ExperimentSettings(devices, perNode, seed, slo, rule == "reference", b1, split, d.RoundPeriod, d.Adjust, jitter, d.Memory, profile, preemption);
     }
 
     private static Task<int> Run(ParseResult args, CancellationToken ct)
@@ -135,6 +143,9 @@ public static class SimulateCommand
             "json" => Report.json(summaries),
             _ => Report.table(summaries),
         });
+        // a workload of images and videos: each class apart (and the suspensions of Trident-preempt)
+        var classes = Report.classTable(ListModule.OfSeq(rows));
+        if (format == "table" && classes.Length > 0) Console.Write(Environment.NewLine + classes);
         Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"workload {p.Name}: {p.Requests.Length} requests on {settings.Devices} devices; {rows.Count} policies in {total.Elapsed.TotalSeconds:F1} s wall"));
 

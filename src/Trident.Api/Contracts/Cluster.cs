@@ -6,7 +6,7 @@ public sealed record DeviceTaskDto(string Kind, string? Request);
 /// <summary>One device of <c>GET /v1/cluster</c>.</summary>
 /// <param name="Id">Device id.</param>
 /// <param name="Node">Node id.</param>
-/// <param name="Kind"><c>cpu</c> or <c>cuda</c>.</param>
+/// <param name="Kind"><c>cpu</c>, <c>cuda</c> or <c>emulated</c>.</param>
 /// <param name="IntraOpThreads">Its thread budget.</param>
 /// <param name="PlacementType">Its type in the placement the planner uses now.</param>
 /// <param name="WorkerType">The type its worker has applied (differs while a re-placement is on its way).</param>
@@ -20,10 +20,12 @@ public sealed record DeviceTaskDto(string Kind, string? Request);
 /// <param name="Device">Its ONNX Runtime device: <c>cpu</c> or <c>cuda:N</c>.</param>
 /// <param name="ExecutionProvider">The provider its sessions use, with its settings.</param>
 /// <param name="CanRun">Execution providers ONNX Runtime found for this kind of hardware here (OrtEnv.GetEpDevices).</param>
+/// <param name="Online">Whether the device is in the cluster now: false while its worker is gone (it gets no
+/// work until the worker is back); always true in one process.</param>
 public sealed record DeviceDto(
     int Id, int Node, string Kind, int IntraOpThreads, string PlacementType, string WorkerType, IReadOnlyList<string> ResidentModels,
     bool Busy, DeviceTaskDto? Current, int QueuedTasks, double BusyForMs, double Utilisation, double MemoryGb,
-    string Device, string ExecutionProvider, IReadOnlyList<string> CanRun);
+    string Device, string ExecutionProvider, IReadOnlyList<string> CanRun, bool Online);
 
 /// <summary>One (execution provider, hardware device) pair ONNX Runtime can run on this machine.</summary>
 public sealed record EpDeviceDto(string ExecutionProvider, string ProviderVendor, string DeviceType, string DeviceVendor, uint VendorId, uint DeviceId);

@@ -52,13 +52,14 @@ public static class ClusterApi
                 ? new DeviceTaskDto(t.Kind.ToString().ToLowerInvariant(), t is RetypeTask ? null : t.Request.Value.ToString(CultureInfo.InvariantCulture))
                 : null;
             var busyUntil = d.Id < state.BusyUntil.Length ? state.BusyUntil[d.Id] : now;
+            var cluster = server.Cluster;
             return new DeviceDto(d.Id, d.Node, d.Kind.ToString().ToLowerInvariant(), d.IntraOpThreads,
-                PlacementTypeModule.name(state.Placement.Types[d.DeviceId]), PlacementTypeModule.name(w.Type),
+                state.Placement.Types.TryFind(d.DeviceId) is { } placed ? PlacementTypeModule.name(placed.Value) : PlacementTypeModule.name(w.Type), PlacementTypeModule.name(w.Type),
                 w.Resident.Select(StageName).Order().ToArray(), current is not null, current, w.QueueLength,
                 Math.Round(Math.Max(0, busyUntil - now) * 1000, 1),
                 d.Id < state.Monitor.Utilisation.Count ? Math.Round(state.Monitor.Utilisation[d.Id], 4) : 0,
-                server.Cluster.Devices[d.Id].Memory,
-                d.Provider.Device, d.Provider.ToString(), CanRun(d));
+                d.Id < cluster.Devices.Length ? cluster.Devices[d.Id].Memory : d.MemoryGb,
+                d.Provider.Device, d.Provider.ToString(), CanRun(d), state.IsOnline(d.Id));
         }).ToArray();
         var m = state.Monitor;
         var monitor = new MonitorDto(m.WindowSeconds, m.Arrivals, m.ArrivalRate,

@@ -15,6 +15,7 @@ using Orleans.Runtime;
 using Trident.Api.Options;
 using Trident.Runtime.Clustering;
 using Trident.Runtime.Devices;
+using Trident.Runtime.Serving;
 using Trident.Runtime.Pipelines.Tokenizers;
 using Trident.Scheduling;
 
@@ -87,12 +88,27 @@ public static class ClusterSilo
     }
 }
 
-/// <summary>The coordinator's backend: the devices of the workers that joined, each run through its grain.</summary>
-public sealed class ClusterServingBackend(IGrainFactory grains, ILocalSiloDetails self) : IServingBackend
+/// <summary>The coordinator's backend: the devices of the workers that joined, each run through its grain. Once
+/// serving, it watches Orleans' membership every second (<see cref="WatchAsync"/>): a worker that is no longer
+/// active takes its devices out of the cluster (at once when a stage call finds it gone, through
+/// <see cref="DeviceDirectory.Lost"/>); a worker back at the same address brings them back once its node grain
+/// answers; a worker not seen before joins as a new node.</summary>
+public sealed class ClusterServingBackend(IGrainFactory grains, ILocalSiloDetails self) : IServingBackend, IAsyncDisposable
 {
     private readonly ClusterTransfers _transfers = new();
+    private readonly DeviceDirectory _directory = new();
+    private readonly CancellationTokenSource _stop = new();
     private IReadOnlyList<WireDevice> _devices = [];
+    private string _profileSource = "";
+    private Task? _watch;
+    // endpoints whose devices are out of the cluster, and why
+    private readonly Dictionary<string, string> _down = new(StringComparer.Ordinal);
+    private readonly object _gate = new();
+    // workers that serve another profile (not used; said once)
+    private readonly HashSet<string> _refused = new(StringComparer.Ordinal);
 
+    /// <summary>How often the membership is read.</summary>
+    public static readonly TimeSpan WatchPeriod = TimeSpan.FromSeconds(1);
     /// <summary>The profile the workers must serve for <paramref name="options"/>: the emulated reference profile
     /// and scale (workers report the same string; a mismatch is refused).</summary>
     public static string ProfileSource(TridentOptions options) =>
@@ -122,24 +138,27 @@ public sealed class ClusterServingBackend(IGrainFactory grains, ILocalSiloDetail
         var strangers = found.Where(d => d.ProfileSource != expected).Select(d => $"{d.Key}: {d.ProfileSource}").ToArray();
         if (strangers.Length > 0)
             throw new InvalidOperationException($"workers serve another profile than the coordinator's '{expected}': {string.Join("; ", strangers)}");
-        var chosen = found.Take(wanted).ToArray();
+        // whole workers only: a worker's devices are one node and leave together
+        var chosen = new List<WireDevice>();
+        foreach (var worker in found.GroupBy(d => DeviceKeys.Endpoint(d.Key)))
+            if (chosen.Count < wanted) chosen.AddRange(worker);
         var nodes = chosen.Select(d => DeviceKeys.Endpoint(d.Key)).Distinct().ToList();
         _devices = chosen;
-        log.LogInformation("Cluster: {Devices} device(s) on {Workers} worker(s): {Endpoints}", chosen.Length, nodes.Count, string.Join(", ", nodes));
+        _profileSource = expected;
+        log.LogInformation("Cluster: {Devices} device(s) on {Workers} worker(s): {Endpoints}", chosen.Count, nodes.Count, string.Join(", ", nodes));
         // on the coordinator every remote device has a thread budget of 1, so a diffuse group's budget is its degree
         return new DeviceLayout([.. chosen.Select((d, i) => new DeviceSpec(i, nodes.IndexOf(DeviceKeys.Endpoint(d.Key)), DeviceKind.Emulated, 1, 0, d.MemoryGb))]);
     }
 
     private async Task<List<WireDevice>> DiscoverAsync(CancellationToken cancellationToken)
     {
-        var hosts = await grains.GetGrain<IManagementGrain>(0).GetHosts(onlyActive: true);
         var devices = new List<WireDevice>();
-        foreach (var silo in hosts.Keys.Where(s => !s.Equals(self.SiloAddress)).OrderBy(s => s.Endpoint.ToString(), StringComparer.Ordinal))
+        foreach (var endpoint in await ActiveWorkersAsync())
         {
             cancellationToken.ThrowIfCancellationRequested();
             try
             {
-                devices.AddRange(await grains.GetGrain<INodeGrain>(silo.Endpoint.ToString()).Devices().WaitAsync(TimeSpan.FromSeconds(5), cancellationToken));
+                devices.AddRange(await grains.GetGrain<INodeGrain>(endpoint).Devices().WaitAsync(TimeSpan.FromSeconds(5), cancellationToken));
             }
             catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
             {
@@ -155,10 +174,110 @@ public sealed class ClusterServingBackend(IGrainFactory grains, ILocalSiloDetail
         var e = options.Emulation;
         var profile = EmulatedProfile.Scaled(EmulatedProfile.Reference(e.Profile), e.TimeScale);
         var manifest = EmulatedProfile.Manifest(profile);
-        var keys = _devices.Select(d => d.Key).ToArray();
+        _directory.Add(_devices.Select(d => d.Key));
         var origin = $"reference profile '{e.Profile}' × time scale {e.TimeScale} on {layout.NodeCount} worker(s) (emulated devices; results are placeholder patterns)";
-        return Task.FromResult(new ServingBackendParts(manifest, new RemoteStageExecutorFactory(grains, keys, _transfers), profile, origin,
+        return Task.FromResult(new ServingBackendParts(manifest, new RemoteStageExecutorFactory(grains, _directory, _transfers), profile, origin,
             new ByteTokenizer((Trident.Runtime.Pipelines.ByteTokenizerSettings)manifest.Tokenizer),
-            server => _transfers.Bind(server.Metrics.Meter)));
+            server =>
+            {
+                _transfers.Bind(server.Metrics.Meter);
+                _directory.Lost = (key, reason) => Leave(server, DeviceKeys.Endpoint(key), reason, log);
+                _watch = Task.Run(() => WatchAsync(server, log, _stop.Token));
+            }));
+    }
+
+    // The endpoints of the active silos other than this one, in order.
+    private async Task<List<string>> ActiveWorkersAsync()
+    {
+        var hosts = await grains.GetGrain<IManagementGrain>(0).GetHosts(onlyActive: true);
+        return [.. hosts.Keys.Where(s => !s.Equals(self.SiloAddress)).Select(s => s.Endpoint.ToString()).Distinct().Order(StringComparer.Ordinal)];
+    }
+
+    // Takes the devices of the worker at endpoint out of the cluster (once).
+    private void Leave(TridentServer server, string endpoint, string reason, ILogger log)
+    {
+        int[] ids;
+        lock (_gate)
+        {
+            if (!_down.TryAdd(endpoint, reason)) return;
+            ids = [.. _directory.All().Where(d => DeviceKeys.Endpoint(d.Key) == endpoint).Select(d => d.Id)];
+        }
+        log.LogWarning("Worker {Endpoint} left the cluster ({Reason}): its {Devices} device(s) are out", endpoint, reason, ids.Length);
+        server.DevicesLeft(ids, $"worker {endpoint}: {reason}");
+    }
+
+    /// <summary>Reads the membership every <see cref="WatchPeriod"/> until stopped: workers that left, came back
+    /// or joined (see the class summary).</summary>
+    private async Task WatchAsync(TridentServer server, ILogger log, CancellationToken stop)
+    {
+        while (!stop.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(WatchPeriod, stop);
+                var active = (await ActiveWorkersAsync()).ToHashSet(StringComparer.Ordinal);
+                var known = _directory.All().GroupBy(d => DeviceKeys.Endpoint(d.Key)).ToDictionary(g => g.Key, g => g.Select(d => d.Id).ToArray(), StringComparer.Ordinal);
+                foreach (var (endpoint, _) in known)
+                {
+                    bool isDown;
+                    lock (_gate) isDown = _down.ContainsKey(endpoint);
+                    if (!isDown && !active.Contains(endpoint)) Leave(server, endpoint, "no longer an active silo in the membership", log);
+                    else if (isDown && active.Contains(endpoint) && await AnswersAsync(endpoint, stop) is { } devices)
+                    {
+                        lock (_gate) _down.Remove(endpoint);
+                        log.LogInformation("Worker {Endpoint} is back: its {Devices} device(s) are in again", endpoint, known[endpoint].Length);
+                        server.DevicesBack(known[endpoint]);
+                    }
+                }
+                foreach (var endpoint in active.Where(e => !known.ContainsKey(e) && !_refused.Contains(e)).Order(StringComparer.Ordinal))
+                {
+                    if (await AnswersAsync(endpoint, stop) is not { Length: > 0 } devices) continue;
+                    var strangers = devices.Where(d => d.ProfileSource != _profileSource).ToArray();
+                    if (strangers.Length > 0)
+                    {
+                        log.LogError("Worker {Endpoint} serves another profile ({Theirs}) than the coordinator's '{Ours}'; its devices are not used",
+                            endpoint, strangers[0].ProfileSource, _profileSource);
+                        _refused.Add(endpoint);
+                        continue;
+                    }
+                    server.JoinNode([.. devices.Select(d => new DeviceSpec(0, 0, DeviceKind.Emulated, 1, 0, d.MemoryGb))],
+                        specs => _directory.Add(devices.Select(d => d.Key)));
+                    log.LogInformation("Worker {Endpoint} joined with {Devices} device(s)", endpoint, devices.Length);
+                }
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e)
+            {
+                log.LogWarning(e, "Reading the cluster's membership failed; trying again");
+            }
+        }
+    }
+
+    // A worker's devices when its node grain answers within 2 s, else null.
+    private async Task<WireDevice[]?> AnswersAsync(string endpoint, CancellationToken stop)
+    {
+        try
+        {
+            return await grains.GetGrain<INodeGrain>(endpoint).Devices().WaitAsync(TimeSpan.FromSeconds(2), stop);
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !stop.IsCancellationRequested)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Stops watching the membership.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync();
+        if (_watch is not null)
+        {
+            try { await _watch; }
+            catch (OperationCanceledException) { }
+        }
+        _stop.Dispose();
     }
 }

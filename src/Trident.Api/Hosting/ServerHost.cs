@@ -238,6 +238,8 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
         Monitor = new MonitorSettings(o.Monitor.WindowSeconds, o.Monitor.TriggerRatio, o.Monitor.CooldownSeconds, o.Monitor.MinArrivals, o.Monitor.MinGain),
         RoundHistory = o.Serving.RoundHistory,
         VideoFramesPerSecond = o.Serving.VideoFramesPerSecond,
+        // across machines: with every worker gone, requests wait as long as the coordinator waits for workers at start
+        NoDeviceSeconds = o.Cluster.JoinTimeoutSeconds,
         StorageDirectory = o.Storage.Resolve(Trident.Runtime.Execution.PipelineLocator.FindHome()),
     };
 

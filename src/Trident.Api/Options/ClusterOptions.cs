@@ -44,6 +44,7 @@ public sealed class ClusterOptions
     /// Redis (Mode redis).</summary>
     public bool Kubernetes { get; set; }
 
-    /// <summary>How long the coordinator waits at start for Devices:Count devices to join.</summary>
+    /// <summary>How long the coordinator waits at start for Devices:Count devices to join, seconds; also how long
+    /// queued requests wait for a worker when every worker has left (then they fail with that reason).</summary>
     public int JoinTimeoutSeconds { get; set; } = 120;
 }

@@ -120,10 +120,16 @@ public interface IDeviceGrain : IGrainWithStringKey
     [Alias("Decode")]
     Task<FramesReply> Decode(WireInput input, StageHandle latents, CancellationToken cancellationToken);
 
-    /// <summary>Hands over (and forgets) output <paramref name="output"/> of this device: called by the grain
-    /// of the device that runs the next stage, worker to worker. Interleaves with a running task.</summary>
+    /// <summary>Hands over output <paramref name="output"/> of this device: called by the grain of the device
+    /// that runs the next stage, worker to worker. Interleaves with a running task. The output stays until
+    /// <see cref="Release"/> (the next stage succeeded), so a request whose next stage was lost with its
+    /// worker resumes from it.</summary>
     [AlwaysInterleave, Alias("Fetch")]
     Task<byte[]> Fetch(long output);
+
+    /// <summary>Forgets output <paramref name="output"/>: the stage that took it succeeded.</summary>
+    [AlwaysInterleave, OneWay, Alias("Release")]
+    Task Release(long output);
 }
 
 /// <summary>The devices of one worker, as the coordinator discovers them; keyed by the silo's endpoint and
@@ -204,6 +210,7 @@ public static class DeviceKeys
 [DevicePlacement]
 public sealed class DeviceGrain(WorkerDevices devices, ILogger<DeviceGrain> log) : Grain, IDeviceGrain
 {
+    // outputs kept until the next stage that took them succeeded (Release) or their lifetime ends
     private readonly ConcurrentDictionary<long, (byte[] Bytes, DateTime At)> _outputs = new();
     private long _next;
     // Outputs whose next stage never came (its job failed or was cancelled) are dropped after this long.
@@ -225,7 +232,23 @@ public sealed class DeviceGrain(WorkerDevices devices, ILogger<DeviceGrain> log)
     private DeviceSpec Spec => devices.Layout.Devices[DeviceKeys.Index(Key)];
 
     /// <inheritdoc />
-    public Task Load(int stage) => Task.Run(() => Executor.Load(DeviceKeys.StageOf(stage)));
+    public Task Load(int stage)
+    {
+        var executor = Executor;
+        return OffPool(() =>
+        {
+            executor.Load(DeviceKeys.StageOf(stage));
+            return true;
+        }, CancellationToken.None);
+    }
+
+    // A stage call blocks for the stage's whole length (an ONNX Runtime run, or an emulated device's wait): it
+    // runs on a thread of its own, never on a thread-pool thread. Eight devices' blocked calls on a worker
+    // with two cores (the pool's minimum) starved Orleans' own messaging of pool threads, so stage starts,
+    // progress reports and replies all lagged by seconds under load (`bench cluster` at 128 devices).
+    // TaskScheduler.Default explicitly: inside a grain the current scheduler is the grain's.
+    private static Task<T> OffPool<T>(Func<T> work, CancellationToken cancellationToken) =>
+        Task.Factory.StartNew(work, cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
 
     /// <inheritdoc />
     public Task Unload(int stage)
@@ -244,7 +267,7 @@ public sealed class DeviceGrain(WorkerDevices devices, ILogger<DeviceGrain> log)
     public async Task<StageReply> Encode(WireInput input, CancellationToken cancellationToken)
     {
         var executor = Executor;
-        var output = await Task.Run(() => executor.Encode(input.ToInput(), cancellationToken), cancellationToken);
+        var output = await OffPool(() => executor.Encode(input.ToInput(), cancellationToken), cancellationToken);
         return new StageReply(Keep(output), 0);
     }
 
@@ -255,9 +278,11 @@ public sealed class DeviceGrain(WorkerDevices devices, ILogger<DeviceGrain> log)
         var executor = Executor;
         var threads = degree * Spec.IntraOpThreads;
         var observer = new Progress(progress);
-        var output = await Task.Run(() => executor.Diffuse(input.ToInput(), new StageOutput(bytes, bytes.LongLength), threads, observer, cancellationToken), cancellationToken);
+        var output = await OffPool(() => executor.Diffuse(input.ToInput(), new StageOutput(bytes, bytes.LongLength), threads, observer, cancellationToken), cancellationToken);
         await observer.Delivered();
-        return new StageReply(Keep(output), fetched);
+        var reply = new StageReply(Keep(output), fetched);
+        Release(embeddings);
+        return reply;
     }
 
     /// <inheritdoc />
@@ -265,25 +290,65 @@ public sealed class DeviceGrain(WorkerDevices devices, ILogger<DeviceGrain> log)
     {
         var (bytes, fetched) = await Take(latents);
         var executor = Executor;
-        var frames = await Task.Run(() => executor.Decode(input.ToInput(), new StageOutput(bytes, bytes.LongLength), cancellationToken), cancellationToken);
+        var frames = await OffPool(() => executor.Decode(input.ToInput(), new StageOutput(bytes, bytes.LongLength), cancellationToken), cancellationToken);
+        Release(latents);
         return new FramesReply(frames[0].Width, frames[0].Height, [.. frames.Select(f => f.Pixels)], fetched);
     }
 
     /// <inheritdoc />
     public Task<byte[]> Fetch(long output) =>
-        _outputs.TryRemove(output, out var kept)
+        _outputs.TryGetValue(output, out var kept)
             ? Task.FromResult(kept.Bytes)
-            : throw new InvalidOperationException($"device {Key} has no output {output} (fetched already, or expired)");
+            : throw new InvalidOperationException($"device {Key} has no output {output} (released, expired, or its worker restarted)");
+
+    /// <inheritdoc />
+    public Task Release(long output)
+    {
+        _outputs.TryRemove(output, out _);
+        return Task.CompletedTask;
+    }
+
+    /// <summary>Starts the message of the error a stage task fails with when its input could not be fetched
+    /// from the device that made it (that device's worker is gone, or restarted without it); the producing
+    /// device's key follows, then ": " and the cause. The coordinator reads it (RemoteStageExecutor) to tell
+    /// which device was lost.</summary>
+    public const string InputLost = "stage input lost with device ";
 
     // The bytes of a handle: from this grain's own store, or fetched from the producing device's grain.
     private async Task<(byte[] Bytes, long Fetched)> Take(StageHandle handle)
     {
         if (handle.Device == Key)
-            return _outputs.TryRemove(handle.Output, out var own)
+            return _outputs.TryGetValue(handle.Output, out var own)
                 ? (own.Bytes, 0)
-                : throw new InvalidOperationException($"device {Key} has no output {handle.Output}");
-        var bytes = await GrainFactory.GetGrain<IDeviceGrain>(handle.Device).Fetch(handle.Output);
+                : throw new InvalidOperationException($"{InputLost}{Key}: device {Key} has no output {handle.Output} (its worker restarted?)");
+        byte[] bytes;
+        try
+        {
+            bytes = await GrainFactory.GetGrain<IDeviceGrain>(handle.Device).Fetch(handle.Output);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            throw new InvalidOperationException($"{InputLost}{handle.Device}: {e.GetType().Name}: {e.Message}");
+        }
         return (bytes, DeviceKeys.Endpoint(handle.Device) == DeviceKeys.Endpoint(Key) ? 0 : bytes.LongLength);
+    }
+
+    // The next stage took the output: its producer forgets it (one-way; a producer that is gone has nothing to forget).
+    private void Release(StageHandle handle)
+    {
+        if (handle.Device == Key)
+        {
+            _outputs.TryRemove(handle.Output, out _);
+            return;
+        }
+        try
+        {
+            _ = GrainFactory.GetGrain<IDeviceGrain>(handle.Device).Release(handle.Output);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            log.LogDebug(e, "Device {Device}: could not release output {Output} of {Producer}", Key, handle.Output, handle.Device);
+        }
     }
 
     private StageHandle Keep(StageOutput output)

@@ -2,8 +2,10 @@
 // (DeviceGrains.cs). It runs on the device's FIFO worker thread on the coordinator, like any executor, so the
 // serving loop, the ledger and the job's progress are the same as in one process. Stage outputs are handles
 // (StageHandle): the bytes stay on the worker that made them and go from there straight to the worker that
-// needs them. A worker that dies fails the call with Orleans' error (the device's silo is gone), which
-// fails the task and, through it, the job with that reason.
+// needs them. A worker that dies fails the call with Orleans' error (the device's silo is gone, or the
+// input's producer is): the executor turns it into a DeviceLostException naming the lost device and tells
+// the coordinator's DeviceDirectory (which takes that worker's devices out of the cluster at once), and the
+// serving loop re-queues the job instead of failing it.
 
 using System.Diagnostics.Metrics;
 using Trident.Runtime.Devices;
@@ -40,11 +42,57 @@ public sealed class ClusterTransfers
     }
 }
 
+/// <summary>The coordinator's map between its device ids and the workers' device grains; devices are added as
+/// workers join. Thread-safe.</summary>
+public sealed class DeviceDirectory
+{
+    private readonly object _gate = new();
+    private readonly List<string> _keys = [];
+    private readonly Dictionary<string, int> _ids = new(StringComparer.Ordinal);
+
+    /// <summary>Called when a stage task finds a device lost (its key and the error), before the task fails.</summary>
+    public Action<string, string>? Lost { get; set; }
+
+    /// <summary>Adds devices <paramref name="keys"/> under the next ids, in order; returns the first id.</summary>
+    public int Add(IEnumerable<string> keys)
+    {
+        lock (_gate)
+        {
+            var first = _keys.Count;
+            foreach (var k in keys)
+            {
+                _ids[k] = _keys.Count;
+                _keys.Add(k);
+            }
+            return first;
+        }
+    }
+
+    /// <summary>The grain key of device <paramref name="id"/>.</summary>
+    public string Key(int id)
+    {
+        lock (_gate) return _keys[id];
+    }
+
+    /// <summary>The id of the device with grain key <paramref name="key"/>, or −1.</summary>
+    public int Id(string key)
+    {
+        lock (_gate) return _ids.TryGetValue(key, out var id) ? id : -1;
+    }
+
+    /// <summary>Every device as (id, key).</summary>
+    public IReadOnlyList<(int Id, string Key)> All()
+    {
+        lock (_gate) return [.. _keys.Select((k, i) => (i, k))];
+    }
+}
+
 /// <summary>Runs a remote device's stage tasks as calls on its grain.</summary>
 /// <param name="grains">The coordinator silo's grain factory.</param>
 /// <param name="key">The device grain's key.</param>
 /// <param name="transfers">Where network bytes are counted.</param>
-public sealed class RemoteStageExecutor(IGrainFactory grains, string key, ClusterTransfers transfers) : IStageExecutor
+/// <param name="directory">The coordinator's devices (to name a lost device and report it); optional.</param>
+public sealed class RemoteStageExecutor(IGrainFactory grains, string key, ClusterTransfers transfers, DeviceDirectory? directory = null) : IStageExecutor
 {
     private readonly IDeviceGrain _grain = grains.GetGrain<IDeviceGrain>(key);
 
@@ -101,7 +149,7 @@ public sealed class RemoteStageExecutor(IGrainFactory grains, string key, Cluste
     /// <inheritdoc />
     public StageOutput Encode(GenerationInput input, CancellationToken cancellationToken)
     {
-        var reply = _grain.Encode(WireInput.Of(input), cancellationToken).GetAwaiter().GetResult();
+        var reply = Call(() => _grain.Encode(WireInput.Of(input), cancellationToken), null);
         return new StageOutput(reply.Output, reply.Output.Bytes);
     }
 
@@ -114,7 +162,7 @@ public sealed class RemoteStageExecutor(IGrainFactory grains, string key, Cluste
         try
         {
             // a remote device's thread budget is 1 on the coordinator's side, so the group's budget is its degree
-            var reply = _grain.Diffuse(WireInput.Of(input), handle, intraOpThreads, reference, cancellationToken).GetAwaiter().GetResult();
+            var reply = Call(() => _grain.Diffuse(WireInput.Of(input), handle, intraOpThreads, reference, cancellationToken), handle);
             transfers.Add("embeddings", reply.FetchedBytes);
             return new StageOutput(reply.Output, reply.Output.Bytes);
         }
@@ -136,7 +184,8 @@ public sealed class RemoteStageExecutor(IGrainFactory grains, string key, Cluste
     /// <inheritdoc />
     public IReadOnlyList<RgbImage> Decode(GenerationInput input, StageOutput latents, CancellationToken cancellationToken)
     {
-        var reply = _grain.Decode(WireInput.Of(input), Handle(latents), cancellationToken).GetAwaiter().GetResult();
+        var handle = Handle(latents);
+        var reply = Call(() => _grain.Decode(WireInput.Of(input), handle, cancellationToken), handle);
         transfers.Add("latents", reply.FetchedBytes);
         transfers.Add("result", reply.Frames.Sum(f => (long)f.Length));
         return [.. reply.Frames.Select(f => new RgbImage(reply.Width, reply.Height, f))];
@@ -145,6 +194,41 @@ public sealed class RemoteStageExecutor(IGrainFactory grains, string key, Cluste
     /// <inheritdoc />
     public void Dispose()
     {
+    }
+
+    // One stage call. A failure that means a device is gone becomes a DeviceLostException naming it: the input's
+    // producer when the grain could not fetch its input (DeviceGrain.InputLost), else this device when Orleans
+    // could not reach it (its silo is gone, the connection dropped, or the placement found no silo for it).
+    private T Call<T>(Func<Task<T>> call, StageHandle? input)
+    {
+        try
+        {
+            return call().GetAwaiter().GetResult();
+        }
+        catch (Exception e) when (e is not OperationCanceledException && LostDevice(e, input) is { } lostKey)
+        {
+            var message = $"device {lostKey} left the cluster ({e.GetType().Name}: {e.Message})";
+            directory?.Lost?.Invoke(lostKey, message);
+            throw new DeviceLostException(directory?.Id(lostKey) ?? -1, message, e);
+        }
+    }
+
+    /// <summary>The key of the device whose loss <paramref name="error"/> reports, or null when it reports
+    /// something else.</summary>
+    public string? LostDevice(Exception error, StageHandle? input)
+    {
+        for (Exception? e = error; e is not null; e = e.InnerException)
+        {
+            var at = e.Message.IndexOf(DeviceGrain.InputLost, StringComparison.Ordinal);
+            if (at >= 0)
+            {
+                var rest = e.Message[(at + DeviceGrain.InputLost.Length)..];
+                var end = rest.IndexOf(": ", StringComparison.Ordinal);
+                return end > 0 ? rest[..end] : input?.Device ?? key;
+            }
+            if (e is SiloUnavailableException or OrleansMessageRejectionException or Orleans.Runtime.Messaging.ConnectionFailedException) return key;
+        }
+        return null;
     }
 
     private static StageHandle Handle(StageOutput output) =>
@@ -171,10 +255,10 @@ public sealed class RemoteStageExecutor(IGrainFactory grains, string key, Cluste
 /// <summary>Creates the remote executor of each device of a cluster layout, by the grain key the layout's
 /// device ids map to.</summary>
 /// <param name="grains">The coordinator silo's grain factory.</param>
-/// <param name="keys">Grain key of each device id.</param>
+/// <param name="keys">Grain key of each device id (devices that join are added to it).</param>
 /// <param name="transfers">Where network bytes are counted.</param>
-public sealed class RemoteStageExecutorFactory(IGrainFactory grains, IReadOnlyList<string> keys, ClusterTransfers transfers) : IStageExecutorFactory
+public sealed class RemoteStageExecutorFactory(IGrainFactory grains, DeviceDirectory keys, ClusterTransfers transfers) : IStageExecutorFactory
 {
     /// <inheritdoc />
-    public IStageExecutor Create(DeviceSpec device) => new RemoteStageExecutor(grains, keys[device.Id], transfers);
+    public IStageExecutor Create(DeviceSpec device) => new RemoteStageExecutor(grains, keys.Key(device.Id), transfers, keys);
 }

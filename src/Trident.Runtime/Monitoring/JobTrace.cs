@@ -171,6 +171,28 @@ public sealed class JobTrace
         }
     }
 
+    /// <summary>The job's work was lost with a device and it was queued again (resuming after
+    /// <paramref name="resumeAfter"/>, or from the start when null): an event on the root span.</summary>
+    public void Requeued(string reason, string? resumeAfter)
+    {
+        if (_root is null) return;
+        lock (_gate)
+        {
+            foreach (var span in _stages.Values)
+            {
+                span.SetStatus(ActivityStatusCode.Error, reason);
+                End(span);
+            }
+            _stages.Clear();
+            _output = null;
+            _root.AddEvent(new ActivityEvent("trident.requeued", tags: new ActivityTagsCollection
+            {
+                ["trident.requeue.reason"] = reason,
+                ["trident.requeue.resume_after"] = resumeAfter ?? "start",
+            }));
+        }
+    }
+
     /// <summary>The job reached its final state: every open span ends, the root with the outcome.</summary>
     public void Ended(string status, string? error)
     {

@@ -36,6 +36,8 @@ public sealed class ServingMetrics : IDisposable
             new InstrumentAdvice<double> { HistogramBucketBoundaries = SolveBuckets });
         DispatchRounds = _meter.CreateCounter<long>("trident_dispatch_rounds_total", null, "Dispatch rounds by plan source (mip, greedy, failed).");
         Replacements = _meter.CreateCounter<long>("trident_replacements_total", null, "Placements changed by Adjust-on-Dispatch.");
+        Requeued = _meter.CreateCounter<long>("trident_requeued_total", null,
+            "Requests queued again because their work was lost with a device that left the cluster, by where they resume (start, after_encode, after_diffuse).");
     }
 
     /// <summary>The meter every instrument belongs to (one per server, so two servers in one process never mix).</summary>
@@ -65,6 +67,9 @@ public sealed class ServingMetrics : IDisposable
     /// <summary>trident_replacements_total.</summary>
     public Counter<long> Replacements { get; }
 
+    /// <summary>trident_requeued_total{resume}.</summary>
+    public Counter<long> Requeued { get; }
+
     /// <summary>Records a zero for every counter series known in advance, so a scraper sees them at 0 rather
     /// than absent (call once a listener is attached).</summary>
     public void Initialise()
@@ -74,6 +79,7 @@ public sealed class ServingMetrics : IDisposable
         foreach (var met in new[] { "true", "false" }) Deadlines.Add(0, new KeyValuePair<string, object?>("met", met));
         foreach (var source in new[] { "mip", "greedy", "failed" }) DispatchRounds.Add(0, new KeyValuePair<string, object?>("source", source));
         Replacements.Add(0);
+        foreach (var resume in new[] { "start", "after_encode", "after_diffuse" }) Requeued.Add(0, new KeyValuePair<string, object?>("resume", resume));
     }
 
     /// <summary>Registers an observable gauge read at each scrape.</summary>

@@ -63,7 +63,7 @@ public sealed class StageMonitor
     private readonly record struct Run(Stage Stage, int Device, bool Lead, double Start, double End);
 
     private readonly Queue<Run> _runs = new();
-    private readonly int _devices;
+    private int _devices;
     private Trident.Scheduling.Monitor _monitor;
 
     /// <summary>A monitor for <paramref name="devices"/> devices, observing from <paramref name="since"/>.</summary>
@@ -92,6 +92,9 @@ public sealed class StageMonitor
 
     /// <summary>The request mix and arrival rate of the window.</summary>
     public WorkloadStats Stats(double now) => MonitorModule.stats(now, _monitor);
+
+    /// <summary>Counts devices up to <paramref name="devices"/> (devices that joined).</summary>
+    public void Grow(int devices) => _devices = Math.Max(_devices, devices);
 
     /// <summary>Stage capacities the placement gives the window's mix (empty mix: zero).</summary>
     public static IReadOnlyDictionary<Stage, double> Capacities(CostModel cost, PlacementPlan placement, WorkloadStats stats)

@@ -109,6 +109,12 @@ public sealed record JobView(
 }
 
 /// <summary>One generation job.</summary>
+/// <summary>A completed stage whose output a re-queued job resumes from.</summary>
+/// <param name="Stage">Encode (the embeddings are kept) or Diffuse (the latents are kept).</param>
+/// <param name="Output">The stage's output, as its executor handed it on.</param>
+/// <param name="Device">The device that made it (the output is usable while that device is in the cluster).</param>
+public sealed record ResumePoint(Stage Stage, Trident.Runtime.Devices.StageOutput Output, int Device);
+
 public sealed class Job : IStepObserver
 {
     private readonly object _gate = new();
@@ -123,6 +129,8 @@ public sealed class Job : IStepObserver
     private string? _error;
     private JobResult? _result;
     private bool _cancelRequested;
+    private int _requeues;
+    private ResumePoint? _resume;
     private readonly TaskCompletionSource<JobView> _final = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>Creates a queued job.</summary>
@@ -344,6 +352,42 @@ public sealed class Job : IStepObserver
             }
             _error = error;
             Move(JobStatus.Failed);
+        }
+    }
+
+    /// <summary>How many times the job's work was lost with a device and the job queued again.</summary>
+    public int Requeues { get { lock (_gate) return _requeues; } }
+
+    /// <summary>Where a re-queued job resumes: the output of its last completed stage and the device that holds
+    /// it (null: from the start). Set by <see cref="Requeue"/>, read by the next dispatch.</summary>
+    public ResumePoint? Resume { get { lock (_gate) return _resume; } }
+
+    /// <summary>Its work was lost with a device (<paramref name="reason"/>): back to Queued, to resume at
+    /// <paramref name="resume"/> (null: from the start). False when the job is over or a cancel was accepted
+    /// (then it ends Cancelled, as any stopped job).</summary>
+    public bool Requeue(double now, string reason, ResumePoint? resume)
+    {
+        lock (_gate)
+        {
+            if (IsTerminalStatus(_status)) return false;
+            if (_cancelRequested)
+            {
+                _finished = now;
+                Move(JobStatus.Cancelled);
+                return false;
+            }
+            _requeues++;
+            _resume = resume;
+            _route = null;
+            _dispatched = null;
+            _step = resume?.Stage == Stage.Diffuse ? Input.Steps : 0;
+            // timings of the stages that will run again start over
+            if (resume is null) _encodeStart = _encodeFinish = null;
+            if (resume?.Stage != Stage.Diffuse) _diffuseStart = _diffuseFinish = null;
+            _decodeStart = _decodeFinish = null;
+            Trace.Requeued(reason, resume?.Stage.ToString());
+            Move(JobStatus.Queued);
+            return true;
         }
     }
 

@@ -2,7 +2,9 @@
 // (first) device with one Reserve task on each other device of the group, the decode task on the decode
 // device. The stages hand their outputs on as tensors through the tasks' results; the job completes when
 // its decode does (its frames are written as the file it asked for: Generation.EncodeFileAsync) or when any stage fails or is
-// cancelled, whose error then reaches every later stage.
+// cancelled, whose error then reaches every later stage. A stage that fails because its device left the
+// cluster (DeviceLostException) does not fail the job: the loop queues it again, resuming after the last
+// stage that completed (its output kept where it was made), and it is dispatched anew.
 
 using Trident.Runtime.Devices;
 using Trident.Runtime.Execution;
@@ -13,7 +15,7 @@ namespace Trident.Runtime.Serving;
 /// <summary>Turns dispatches into worker tasks. Serving-loop thread only (task ids increase in enqueue order).</summary>
 public sealed class PlanExecutor
 {
-    private readonly IReadOnlyList<Worker> _workers;
+    private readonly Action<Job, DeviceLostException, ResumePoint?>? _lost;
     private readonly DeviceLedger _ledger;
     private readonly ServerClock _clock;
     private readonly int _framesPerSecond;
@@ -21,50 +23,71 @@ public sealed class PlanExecutor
     private long _nextTaskId;
 
     /// <summary>An executor over the server's workers.</summary>
-    public PlanExecutor(IReadOnlyList<Worker> workers, DeviceLedger ledger, ServerClock clock, int framesPerSecond)
+    /// <param name="workers">The workers by device id (the list grows when devices join).</param>
+    /// <param name="ledger">The device ledger.</param>
+    /// <param name="clock">The server clock.</param>
+    /// <param name="framesPerSecond">Frame rate of video results.</param>
+    /// <param name="lost">Called (on any thread) for a job whose work was lost with a device, with the output it
+    /// can resume from; without it such a job fails like any other.</param>
+    public PlanExecutor(IReadOnlyList<Worker> workers, DeviceLedger ledger, ServerClock clock, int framesPerSecond,
+        Action<Job, DeviceLostException, ResumePoint?>? lost = null)
     {
-        _workers = workers;
+        Workers = workers;
+        _lost = lost;
         _ledger = ledger;
         _clock = clock;
         _framesPerSecond = framesPerSecond;
     }
 
+    /// <summary>The workers by device id; replaced (serving-loop thread) when devices join.</summary>
+    public IReadOnlyList<Worker> Workers { get; set; }
+
     /// <summary>A new task id.</summary>
     public long NextTaskId() => ++_nextTaskId;
 
-    /// <summary>Enqueues a job's tasks as the dispatch says and records them in the ledger.</summary>
+    /// <summary>Enqueues a job's tasks as the dispatch says and records them in the ledger. A job re-queued
+    /// with a <see cref="ResumePoint"/> skips the stages before it: their output is taken as it was kept (the
+    /// dispatch still names devices for them, which then get no task).</summary>
     public async ValueTask ExecuteAsync(Job job, Dispatch dispatch, JobRoute route, CancellationToken stopping)
     {
         var input = job.Input;
         var token = job.Cancellation;
+        var resume = job.Resume;
         var encodeDevice = dispatch.Encode.Devices.Head.Value;
         var group = dispatch.Diffuse.Devices.Select(d => d.Value).ToArray();
         var decodeDevice = dispatch.Decode.Devices.Head.Value;
         if (group.Length != dispatch.Degree)
             throw new InvalidOperationException($"dispatch of {job.Id} has degree {dispatch.Degree} and {group.Length} diffuse devices");
         var diffuseSeconds = dispatch.Diffuse.Finish - dispatch.Diffuse.Start;
+        var workers = Workers;
 
-        var encode = new EncodeTask(NextTaskId(), job.Id, dispatch.Encode.Finish - dispatch.Encode.Start, token, input);
-        var seats = group.Skip(1).Select(_ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).ToArray();
-        var threads = group.Sum(d => _workers[d].Device.IntraOpThreads);
-        var diffuse = new DiffuseTask(NextTaskId(), job.Id, diffuseSeconds, token, input, encode.Result.Task, dispatch.Degree, threads, seats, job);
-        var reserves = group.Skip(1)
-            .Select((d, i) => (Device: d, Task: new ReserveTask(NextTaskId(), job.Id, diffuseSeconds, token, seats[i], diffuse.Result.Task)))
-            .ToArray();
-        var decode = new DecodeTask(NextTaskId(), job.Id, dispatch.Decode.Finish - dispatch.Decode.Start, token, input, diffuse.Result.Task);
+        var encode = resume is null ? new EncodeTask(NextTaskId(), job.Id, dispatch.Encode.Finish - dispatch.Encode.Start, token, input) : null;
+        DiffuseTask? diffuse = null;
+        var reserves = Array.Empty<(int Device, ReserveTask Task)>();
+        if (resume?.Stage != Stage.Diffuse)
+        {
+            var embeddings = encode?.Result.Task ?? Task.FromResult(resume!.Output);
+            var seats = group.Skip(1).Select(_ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).ToArray();
+            var threads = group.Sum(d => workers[d].Device.IntraOpThreads);
+            diffuse = new DiffuseTask(NextTaskId(), job.Id, diffuseSeconds, token, input, embeddings, dispatch.Degree, threads, seats, job);
+            var lead = diffuse.Result.Task;
+            reserves = [.. group.Skip(1).Select((d, i) => (d, new ReserveTask(NextTaskId(), job.Id, diffuseSeconds, token, seats[i], lead)))];
+        }
+        var latents = diffuse?.Result.Task ?? Task.FromResult(resume!.Output);
+        var decode = new DecodeTask(NextTaskId(), job.Id, dispatch.Decode.Finish - dispatch.Decode.Start, token, input, latents);
 
         job.Dispatched(_clock.Now, route);
-        await EnqueueAsync(encodeDevice, encode, stopping);
-        await EnqueueAsync(group[0], diffuse, stopping);
+        if (encode is not null) await EnqueueAsync(encodeDevice, encode, stopping);
+        if (diffuse is not null) await EnqueueAsync(group[0], diffuse, stopping);
         foreach (var (device, task) in reserves) await EnqueueAsync(device, task, stopping);
         await EnqueueAsync(decodeDevice, decode, stopping);
-        _ = CompleteAsync(job, decode);
+        _ = CompleteAsync(job, resume, (encode, encodeDevice), (diffuse, group[0]), decode);
     }
 
     private async ValueTask EnqueueAsync(int device, StageTask task, CancellationToken stopping)
     {
         _ledger.Enqueued(device, task);
-        await _workers[device].EnqueueAsync(task, stopping);
+        await Workers[device].EnqueueAsync(task, stopping);
     }
 
     /// <summary>Queues a placement change on a worker, behind the work it already has.</summary>
@@ -74,7 +97,8 @@ public sealed class PlanExecutor
         await EnqueueAsync(device, task, stopping);
     }
 
-    private async Task CompleteAsync(Job job, DecodeTask decode)
+    private async Task CompleteAsync(Job job, ResumePoint? resumed, (EncodeTask? Task, int Device) encode, (DiffuseTask? Task, int Device) diffuse,
+        DecodeTask decode)
     {
         try
         {
@@ -86,6 +110,17 @@ public sealed class PlanExecutor
         catch (OperationCanceledException) when (job.Cancellation.IsCancellationRequested)
         {
             job.Cancelled(_clock.Now);
+        }
+        catch (Exception ex) when (DeviceLostException.Find(ex) is { } lost && _lost is { } requeue)
+        {
+            // the work was lost with a device, not failed by the request: the loop queues it again, to resume
+            // from the last stage that completed (this attempt's, or the one it resumed from)
+            var resume = diffuse.Task is { Result.Task.IsCompletedSuccessfully: true } d
+                ? new ResumePoint(Stage.Diffuse, d.Result.Task.Result, diffuse.Device)
+                : encode.Task is { Result.Task.IsCompletedSuccessfully: true } e
+                    ? new ResumePoint(Stage.Encode, e.Result.Task.Result, encode.Device)
+                    : resumed;
+            requeue(job, lost, resume);
         }
         catch (Exception ex)
         {

@@ -81,7 +81,15 @@ public sealed record LoopState(
     ImmutableArray<RoundRecord> Rounds,
     ImmutableArray<PlacementChange> Placements,
     MonitorView Monitor,
-    IReadOnlyDictionary<long, WaitingReason> Waits);
+    IReadOnlyDictionary<long, WaitingReason> Waits)
+{
+    /// <summary>Whether each device (by id) is in the cluster now; a device whose worker left is out until it
+    /// comes back. Empty means every device is in.</summary>
+    public ImmutableArray<bool> Online { get; init; } = [];
+
+    /// <summary>Whether device <paramref name="device"/> is in the cluster now.</summary>
+    public bool IsOnline(int device) => Online.IsDefaultOrEmpty || device >= Online.Length || Online[device];
+}
 
 /// <summary>The serving loop: rounds of snapshot → plan → enqueue.</summary>
 public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
@@ -91,11 +99,25 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
     private sealed record Cancellation(Job Job) : LoopEvent;
     private sealed record TaskStarted(int Device, long TaskId, double At) : LoopEvent;
     private sealed record TaskFinished(int Device, StageTask Task, double Start, double End, bool Ok) : LoopEvent;
+    private sealed record DevicesLeft(int[] Devices, string Reason) : LoopEvent;
+    private sealed record DevicesBack(int[] Devices) : LoopEvent;
+    private sealed record DevicesJoined(IReadOnlyList<DeviceSpec> Devices, Func<DeviceSpec, PlacementType, Worker> Create, Cluster Grown) : LoopEvent;
+    private sealed record Requeue(Job Job, DeviceLostException Lost, ResumePoint? Resume) : LoopEvent;
+
+    /// <summary>How many times a request's work may be lost with a device before it fails instead of being
+    /// queued again.</summary>
+    public const int MaxRequeues = 3;
 
     private readonly Channel<LoopEvent> _events = Channel.CreateUnbounded<LoopEvent>(new UnboundedChannelOptions { SingleReader = true });
     private readonly CancellationTokenSource _stop = new();
     private readonly ServerClock _clock;
-    private readonly Cluster _cluster;
+    // every device the loop ever had, under its first id (devices that left keep their slot)
+    private Cluster _cluster;
+    private readonly List<bool> _up = new();
+    private LiveView _view;
+    private readonly List<string> _membership = new();
+    private double? _emptySince;
+    private volatile IReadOnlyList<Worker> _workers = [];
     private readonly CostModel _cost;
     private readonly ServingSettings _settings;
     private readonly ServingMetrics _metrics;
@@ -137,14 +159,19 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
         _store = store;
         _log = log;
         var n = ClusterModule.deviceCount(cluster);
+        _up.AddRange(Enumerable.Repeat(true, n));
+        _view = LiveView.Of(cluster, _up);
         _ledger = new DeviceLedger(n);
         _monitor = new StageMonitor(settings.Monitor, n, clock.Now);
         _state = new LoopState(0, placement, [], [.. new double[n]], [], [], _monitor.View(0, cost, placement), _waits);
-        Workers = [];
     }
 
-    /// <summary>The workers, by device id (set once by <see cref="Attach"/>).</summary>
-    public IReadOnlyList<Worker> Workers { get; private set; }
+    /// <summary>The workers, by device id (set by <see cref="Attach"/>; devices that join later are appended,
+    /// devices that leave keep theirs).</summary>
+    public IReadOnlyList<Worker> Workers => _workers;
+
+    /// <summary>Every device the loop has (devices that left included), by id.</summary>
+    public Cluster Cluster => Volatile.Read(ref _cluster);
 
     private PlanExecutor? _plans;
 
@@ -152,8 +179,9 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
     public void Attach(IReadOnlyList<Worker> workers)
     {
         if (Workers.Count > 0) throw new InvalidOperationException("workers are already attached");
-        Workers = workers;
-        _plans = new PlanExecutor(workers, _ledger, _clock, _settings.VideoFramesPerSecond);
+        _workers = workers;
+        _plans = new PlanExecutor(workers, _ledger, _clock, _settings.VideoFramesPerSecond,
+            (job, lost, resume) => _events.Writer.TryWrite(new Requeue(job, lost, resume)));
     }
 
     /// <summary>The state after the last round.</summary>
@@ -178,6 +206,22 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
         Interlocked.Increment(ref _waiting);
         _events.Writer.TryWrite(new Arrival(job));
     }
+
+    /// <summary>Devices <paramref name="devices"/> left the cluster (their worker died or left): the next round
+    /// takes them out of the planners' view and re-plans the placement on the devices that are left; their
+    /// tasks fail with <see cref="DeviceLostException"/> and their requests are queued again. Idempotent.</summary>
+    public void Left(IReadOnlyList<int> devices, string reason) => _events.Writer.TryWrite(new DevicesLeft([.. devices], reason));
+
+    /// <summary>Devices that left are back (their worker restarted at the same address): the next round puts
+    /// them back in the view and re-plans the placement. Idempotent.</summary>
+    public void Back(IReadOnlyList<int> devices) => _events.Writer.TryWrite(new DevicesBack([.. devices]));
+
+    /// <summary>New devices joined (a worker started after the server): the next round gives them the ids
+    /// after the last one, creates their workers with <paramref name="create"/> (on the loop's thread, with the
+    /// type the re-planned placement gives them) and re-plans. <paramref name="devices"/> must carry those ids
+    /// (<see cref="Cluster"/>'s count onwards, in order) and new node ids after the cluster's.</summary>
+    public void Joined(IReadOnlyList<DeviceSpec> devices, Func<DeviceSpec, PlacementType, Worker> create, Cluster grown) =>
+        _events.Writer.TryWrite(new DevicesJoined(devices, create, grown));
 
     /// <summary>Tells the next round that a job was cancelled (it leaves the queue then).</summary>
     public void Cancelled(Job job) => _events.Writer.TryWrite(new Cancellation(job));
@@ -242,6 +286,8 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
     {
         var now = _clock.Now;
         Drain(now);
+        if (_membership.Count > 0) await ReplanMembershipAsync(now);
+        FailWithoutDevices(now);
         await MaybeReplaceAsync(now);
         if (_queue.Count > 0) await DispatchAsync(now);
         if (now - _lastEviction >= 5.0)
@@ -275,6 +321,22 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
                     var start = _started.Remove(f.Task.TaskId, out var st) ? st : f.End;
                     Record(f, start);
                     break;
+                case DevicesLeft l:
+                    var left = l.Devices.Where(d => d < _up.Count && _up[d]).ToArray();
+                    foreach (var d in left) _up[d] = false;
+                    if (left.Length > 0) _membership.Add($"{left.Length} device(s) left ({Ranges(left)}): {l.Reason}");
+                    break;
+                case DevicesBack b:
+                    var back = b.Devices.Where(d => d < _up.Count && !_up[d]).ToArray();
+                    foreach (var d in back) _up[d] = true;
+                    if (back.Length > 0) _membership.Add($"{back.Length} device(s) back ({Ranges(back)})");
+                    break;
+                case DevicesJoined j:
+                    Join(j);
+                    break;
+                case Requeue r:
+                    Requeued(r, now);
+                    break;
             }
         }
     }
@@ -304,11 +366,12 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
 
     private async Task MaybeReplaceAsync(double now)
     {
-        if (now < _nextAdjust) return;
+        if (now < _nextAdjust || _view.Cluster is not { } cluster) return;
+        var current = _view.ToView(_placement);
         AdjustDecision decision;
         try
         {
-            decision = _monitor.Decide(now, _cluster, _cost, _placement, _plannedFor, _settings.PlacementTimeLimitSeconds);
+            decision = _monitor.Decide(now, cluster, _cost, current, _plannedFor, _settings.PlacementTimeLimitSeconds);
         }
         catch (Exception ex)
         {
@@ -317,7 +380,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
             return;
         }
         var stats = _monitor.Stats(now);
-        var before = AdjustOnDispatch.alphaOf(_cluster, _cost, _placement.Types, stats);
+        var before = AdjustOnDispatch.alphaOf(cluster, _cost, current.Types, stats);
         switch (decision)
         {
             case AdjustDecision.Keep keep:
@@ -326,8 +389,9 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
                 return;
             case AdjustDecision.Replace replace:
                 _nextAdjust = now + _settings.Monitor.CooldownSeconds;
-                var next = replace.Item2;
-                var changed = _cluster.Devices.Where(d => !next.Types[d.Id].Equals(_placement.Types[d.Id])).Select(d => d.Id.Value).ToArray();
+                var next = _view.ToPhysical(replace.Item2, _placement.Types);
+                var changed = cluster.Devices.Select(d => _view.Physical(d.Id.Item))
+                    .Where(d => !next.Types[DeviceId.NewDeviceId(d)].Equals(_placement.Types[DeviceId.NewDeviceId(d)])).ToArray();
                 Remember(_placements, new PlacementChange(now, $"imbalance {replace.imbalance:F2} ≥ {_settings.Monitor.TriggerRatio:F2}", true, changed.Length,
                     before, next.Alpha, PlanSourceModule.describe(next.Source)));
                 foreach (var d in changed) await _plans!.RetypeAsync(d, next.Types[DeviceId.NewDeviceId(d)], _stop.Token);
@@ -345,9 +409,11 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
 
     private async Task DispatchAsync(double now)
     {
+        // with no device in the cluster requests wait (FailWithoutDevices bounds how long)
+        if (_view.Cluster is not { } cluster) return;
         var round = _round + 1;
-        var busy = _ledger.BusyUntilAll(now);
-        var snapshot = new Snapshot(now, _cluster, _cost, _placement, busy, ListModule.OfSeq(_queue.Select(j => j.Request)), _settings.Dispatch);
+        var busy = _view.Select(_ledger.BusyUntilAll(now));
+        var snapshot = new Snapshot(now, cluster, _cost, _view.ToView(_placement), busy, ListModule.OfSeq(_queue.Select(j => j.Request)), _settings.Dispatch);
         var watch = Stopwatch.StartNew();
         var roundStart = DateTime.UtcNow;
         DispatchPlan plan;
@@ -390,7 +456,8 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
             Interlocked.Decrement(ref _waiting);
             try
             {
-                await _plans!.ExecuteAsync(job, d, new JobRoute(round, detail, d), _stop.Token);
+                var route = _view.ToPhysical(d);
+                await _plans!.ExecuteAsync(job, route, new JobRoute(round, detail, route), _stop.Token);
                 _metrics.QueueWait.Record(_clock.Now - job.Request.Arrival);
                 dispatched++;
             }
@@ -414,6 +481,143 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
         _metrics.DispatchSolve.Record(watch.Elapsed.TotalSeconds, new KeyValuePair<string, object?>("source", source));
         Remember(_rounds, new RoundRecord(round, now, waiting, dispatched, source, detail, plan.Objective, gap, solve, watch.Elapsed.TotalSeconds));
         Keep(round, snapshot, plan);
+    }
+
+    // A job whose work was lost with a device: queued again (resuming from its kept output when the device that
+    // holds it is still in), unless it was lost too often already.
+    private void Requeued(Requeue r, double now)
+    {
+        var job = r.Job;
+        var lost = r.Lost;
+        if (lost.Device >= 0 && lost.Device < _up.Count && _up[lost.Device])
+        {
+            _up[lost.Device] = false;
+            _membership.Add($"device {lost.Device} left: {lost.Message}");
+        }
+        var resume = r.Resume is { } p && p.Device < _up.Count && _up[p.Device] ? p : null;
+        using var traced = job.Trace.Enter();
+        if (job.Requeues >= MaxRequeues)
+        {
+            job.Fail($"its work was lost with a device {job.Requeues + 1} times (at most {MaxRequeues} re-queues); last: {PlanExecutor.Describe(lost)}", now);
+            return;
+        }
+        if (!job.Requeue(now, PlanExecutor.Describe(lost), resume)) return;
+        _queue.Add(job);
+        Interlocked.Increment(ref _waiting);
+        _metrics.Requeued.Add(1, new KeyValuePair<string, object?>("resume", resume is null ? "start" : resume.Stage.IsEncode ? "after_encode" : "after_diffuse"));
+        _log.LogWarning("Job {Request} queued again ({Resume}): its work was lost with device {Device} ({Reason})", job.Id.Value,
+            resume is null ? "from the start" : $"after its {resume.Stage} on device {resume.Device}", lost.Device, lost.Message);
+    }
+
+    // New devices: the cluster grows (their ids follow the last), their workers are created once the re-planned
+    // placement gives them a type (ReplanMembershipAsync).
+    private void Join(DevicesJoined j)
+    {
+        var n = _cluster.Devices.Length;
+        if (j.Devices.Count == 0 || j.Devices.Select((d, i) => d.Id != n + i).Any(bad => bad) || j.Grown.Devices.Length != n + j.Devices.Count)
+        {
+            _log.LogError("Devices joining with ids {Ids} do not follow the cluster's {Count} device(s); ignored", string.Join(",", j.Devices.Select(d => d.Id)), n);
+            return;
+        }
+        Volatile.Write(ref _cluster, j.Grown);
+        _ledger.Grow(j.Grown.Devices.Length);
+        _monitor.Grow(j.Grown.Devices.Length);
+        _up.AddRange(Enumerable.Repeat(true, j.Devices.Count));
+        _joining.Add(j);
+        _membership.Add($"{j.Devices.Count} device(s) joined ({Ranges([.. j.Devices.Select(d => d.Id)])}) on node(s) {string.Join(",", j.Devices.Select(d => d.Node).Distinct())}");
+    }
+
+    private readonly List<DevicesJoined> _joining = new();
+
+    // Devices left, came back or joined: the planners' view is rebuilt and the placement re-planned on it
+    // (Adjust-on-Dispatch's planner, starting from the current types so that few devices move); devices whose
+    // type changes get a Retype behind their queued work, as any re-placement.
+    private async Task ReplanMembershipAsync(double now)
+    {
+        var reason = string.Join("; ", _membership);
+        _membership.Clear();
+        _view = LiveView.Of(_cluster, _up);
+        _log.LogWarning("Cluster membership: {Reason}; {Live} of {All} device(s) in the cluster", reason, _view.Count, _cluster.Devices.Length);
+        var physical = _placement;
+        var changed = Array.Empty<int>();
+        if (_view.Cluster is { } cluster)
+        {
+            var stats = _monitor.Stats(now);
+            if (stats.Classes.IsEmpty) stats = _plannedFor;
+            var current = _view.Types(_placement.Types);
+            var before = AdjustOnDispatch.alphaOf(cluster, _cost, current, stats);
+            try
+            {
+                var next = Planner.place(new PlacementInput(cluster, _cost, stats,
+                    FSharpOption<FSharpMap<DeviceId, PlacementType>>.Some(current), _settings.PlacementTimeLimitSeconds));
+                physical = _view.ToPhysical(next, _placement.Types);
+                changed = [.. cluster.Devices.Select(d => _view.Physical(d.Id.Item))
+                    .Where(d => _placement.Types.TryFind(DeviceId.NewDeviceId(d)) is { } old && !old.Value.Equals(physical.Types[DeviceId.NewDeviceId(d)]))];
+                _plannedFor = stats;
+                _metrics.Replacements.Add(1);
+                Remember(_placements, new PlacementChange(now, reason, true, changed.Length, before, next.Alpha, PlanSourceModule.describe(next.Source)));
+            }
+            catch (Exception ex)
+            {
+                _log.LogError(ex, "Re-placement after a membership change failed; devices keep their types");
+                Remember(_placements, new PlacementChange(now, reason + $"; re-placement failed ({ex.Message})", false, 0, before, before, "kept"));
+            }
+        }
+        else Remember(_placements, new PlacementChange(now, reason + "; no device left", false, 0, 0, 0, "none"));
+        // joined devices without a type from the re-plan (it failed, or none is in) take the first device's
+        var fallback = _placement.Types.Count > 0 ? _placement.Types.First().Value : PlacementTypeModule.all.Head;
+        var created = new List<Worker>();
+        foreach (var j in _joining)
+            foreach (var d in j.Devices)
+            {
+                var type = physical.Types.TryFind(d.DeviceId) is { } t ? t.Value : fallback;
+                physical = new PlacementPlan(physical.Types.Add(d.DeviceId, type), physical.Capacity, physical.Alpha, physical.Moves, physical.Source);
+                created.Add(j.Create(d, type));
+            }
+        _joining.Clear();
+        if (created.Count > 0)
+        {
+            _workers = [.. _workers, .. created];
+            _plans!.Workers = _workers;
+        }
+        foreach (var d in changed) await _plans!.RetypeAsync(d, physical.Types[DeviceId.NewDeviceId(d)], _stop.Token);
+        _placement = physical;
+        _nextAdjust = now + _settings.Monitor.CooldownSeconds;
+        _log.LogInformation("Placement after the membership change: {Placement}", Describe(_placement));
+    }
+
+    // With no device in the cluster, queued requests wait at most Settings.NoDeviceSeconds, then fail with the reason.
+    private void FailWithoutDevices(double now)
+    {
+        if (_view.Cluster is not null)
+        {
+            _emptySince = null;
+            return;
+        }
+        _emptySince ??= now;
+        if (_queue.Count == 0 || now - _emptySince.Value < _settings.NoDeviceSeconds) return;
+        foreach (var job in _queue)
+        {
+            Interlocked.Decrement(ref _waiting);
+            using var traced = job.Trace.Enter();
+            job.Fail($"no device is left in the cluster (every worker left {now - _emptySince.Value:F0} s ago; requests wait at most {_settings.NoDeviceSeconds:F0} s for one to join)", now);
+        }
+        _queue.Clear();
+    }
+
+    // "0-7, 9" for a list of device ids.
+    private static string Ranges(IEnumerable<int> ids)
+    {
+        var sorted = ids.Order().ToArray();
+        var parts = new List<string>();
+        for (var i = 0; i < sorted.Length;)
+        {
+            var j = i;
+            while (j + 1 < sorted.Length && sorted[j + 1] == sorted[j] + 1) j++;
+            parts.Add(i == j ? $"{sorted[i]}" : $"{sorted[i]}-{sorted[j]}");
+            i = j + 1;
+        }
+        return string.Join(", ", parts);
     }
 
     // Keeps a round's input and plan while its record is in the history.
@@ -446,7 +650,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
     private void Publish(double now)
     {
         _state = new LoopState(_round, _placement, [.. _queue.Select(j => j.Id)], [.. _ledger.BusyUntilAll(now)],
-            [.. _rounds], [.. _placements], _monitor.View(now, _cost, _placement), _waits);
+            [.. _rounds], [.. _placements], _monitor.View(now, _cost, _view.ToView(_placement)), _waits) { Online = [.. _up] };
     }
 
     /// <summary>A placement in one line: the type of each device.</summary>

@@ -39,4 +39,8 @@ public sealed record ServingSettings
 
     /// <summary>Frames per second of the APNG written for a video result.</summary>
     public int VideoFramesPerSecond { get; init; } = 8;
+
+    /// <summary>How long queued requests wait, seconds, when no device is left in the cluster (every worker
+    /// left) before they fail with that reason; a worker that joins meanwhile takes them.</summary>
+    public double NoDeviceSeconds { get; init; } = 60;
 }

@@ -21,7 +21,7 @@ public sealed class DeviceLedger
         public double? StartedAt { get; set; }
     }
 
-    private readonly List<Entry>[] _devices;
+    private List<Entry>[] _devices;
 
     /// <summary>An empty ledger for <paramref name="deviceCount"/> devices.</summary>
     public DeviceLedger(int deviceCount)
@@ -43,6 +43,13 @@ public sealed class DeviceLedger
     public void Finished(int device, long taskId) => _devices[device].RemoveAll(e => e.TaskId == taskId);
 
     /// <summary>Tasks in flight on a device.</summary>
+    /// <summary>Adds empty devices up to <paramref name="deviceCount"/> (devices that joined).</summary>
+    public void Grow(int deviceCount)
+    {
+        if (deviceCount > _devices.Length)
+            _devices = [.. _devices, .. Enumerable.Range(0, deviceCount - _devices.Length).Select(_ => new List<Entry>())];
+    }
+
     public int InFlight(int device) => _devices[device].Count;
 
     /// <summary>When the device is predicted to finish what it was given (now when it is free).</summary>

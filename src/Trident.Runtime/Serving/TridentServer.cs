@@ -48,7 +48,8 @@ public abstract record SubmitOutcome
 public sealed class TridentServer : IAsyncDisposable
 {
     private readonly ServingLoop _loop;
-    private readonly Worker[] _workers;
+    private readonly object _joinGate = new();
+    private Cluster _grown;
     private readonly ILogger _log;
     private long _nextId;
     // Server-clock time by which the drain ends; NaN while not draining.
@@ -63,7 +64,8 @@ public sealed class TridentServer : IAsyncDisposable
         _log = logs.CreateLogger("Trident.Serving");
         Setup = setup;
         Clock = new ServerClock(time);
-        Cluster = setup.Layout.ToCluster();
+        _grown = setup.Layout.ToCluster();
+        var cluster = _grown;
         Cost = CostModelModule.create(setup.CostSettings, setup.Profile);
         Metrics = new ServingMetrics(meterScope);
         Store = new JobStore(setup.Settings.JobCapacity, setup.Settings.JobRetention, time);
@@ -73,9 +75,9 @@ public sealed class TridentServer : IAsyncDisposable
             var journal = _journal;
             Store.Evicted = j => journal.Removed(j.Id.Value);
         }
-        InitialPlacement = Planner.place(new PlacementInput(Cluster, Cost, setup.InitialMix,
+        InitialPlacement = Planner.place(new PlacementInput(cluster, Cost, setup.InitialMix,
             FSharpOption<Microsoft.FSharp.Collections.FSharpMap<DeviceId, PlacementType>>.None, setup.Settings.PlacementTimeLimitSeconds));
-        _loop = new ServingLoop(Clock, Cluster, Cost, InitialPlacement, setup.InitialMix, setup.Settings, Metrics, Store, logs.CreateLogger("Trident.Serving.Loop"));
+        _loop = new ServingLoop(Clock, cluster, Cost, InitialPlacement, setup.InitialMix, setup.Settings, Metrics, Store, logs.CreateLogger("Trident.Serving.Loop"));
         var created = new List<Worker>();
         try
         {
@@ -88,8 +90,7 @@ public sealed class TridentServer : IAsyncDisposable
             _journal?.Dispose();
             throw;
         }
-        _workers = [.. created];
-        _loop.Attach(_workers);
+        _loop.Attach([.. created]);
         RegisterGauges();
     }
 
@@ -116,7 +117,7 @@ public sealed class TridentServer : IAsyncDisposable
     public ServerClock Clock { get; }
 
     /// <summary>The scheduler's view of the devices.</summary>
-    public Cluster Cluster { get; }
+    public Cluster Cluster => _loop.Cluster;
 
     /// <summary>The cost model over this machine's profile.</summary>
     public CostModel Cost { get; }
@@ -163,7 +164,39 @@ public sealed class TridentServer : IAsyncDisposable
     }
 
     /// <summary>The workers, by device id.</summary>
-    public IReadOnlyList<Worker> Workers => _workers;
+    public IReadOnlyList<Worker> Workers => _loop.Workers;
+
+    /// <summary>Devices <paramref name="devices"/> left the cluster (their worker died): the serving loop takes
+    /// them out of planning, re-plans the placement, and re-queues the requests whose work they had.</summary>
+    public void DevicesLeft(IReadOnlyList<int> devices, string reason) => _loop.Left(devices, reason);
+
+    /// <summary>Devices that left are back in the cluster (their worker restarted at the same address).</summary>
+    public void DevicesBack(IReadOnlyList<int> devices) => _loop.Back(devices);
+
+    /// <summary>A new node's devices join the running server: they get the ids after the last device and the
+    /// next node id (<paramref name="assigned"/> hears the specs with their ids before any executor is
+    /// created for them: <see cref="ServerSetup.Executors"/> creates those), their workers start, and the
+    /// placement is re-planned with them at the next round.</summary>
+    /// <param name="devices">The node's devices (ids and node ignored).</param>
+    /// <param name="assigned">Receives the devices with their ids.</param>
+    /// <returns>The devices with their ids.</returns>
+    public IReadOnlyList<DeviceSpec> JoinNode(IReadOnlyList<DeviceSpec> devices, Action<IReadOnlyList<DeviceSpec>>? assigned = null)
+    {
+        if (devices.Count == 0) throw new ArgumentException("a node has at least one device", nameof(devices));
+        lock (_joinGate)
+        {
+            var first = _grown.Devices.Length;
+            var node = _grown.NodeCount;
+            var specs = devices.Select((d, i) => d with { Id = first + i, Node = node }).ToArray();
+            _grown = new Cluster([.. _grown.Devices, .. specs.Select(d => new Device(d.DeviceId, NodeId.NewNodeId(node), d.MemoryGb))],
+                node + 1, _grown.Bandwidths);
+            assigned?.Invoke(specs);
+            var settings = Setup.Settings;
+            _loop.Joined(specs, (d, type) => new Worker(d, type, Setup.Executors.Create(d), _loop, settings.WorkerQueueCapacity), _grown);
+            _log.LogInformation("Node {Node} joined with {Devices} device(s) (ids {First}-{Last})", node, specs.Length, first, first + specs.Length - 1);
+            return specs;
+        }
+    }
 
     /// <summary>The loop's state after its last round.</summary>
     public LoopState State => _loop.State;
@@ -236,7 +269,7 @@ public sealed class TridentServer : IAsyncDisposable
             if (job.Status == JobStatus.Queued && job.View().Route is null)
                 waiting += CostModelModule.tRef(Cost, job.Request.Shape, job.Request.Steps);
         var planned = _loop.State.BusyUntil.Sum(b => Math.Max(0, b - now));
-        var seconds = Math.Max(1, Math.Ceiling((waiting + planned) / _workers.Length));
+        var seconds = Math.Max(1, Math.Ceiling((waiting + planned) / Math.Max(1, Workers.Count)));
         return TimeSpan.FromSeconds(seconds);
     }
 
@@ -356,7 +389,7 @@ public sealed class TridentServer : IAsyncDisposable
         Metrics.Gauge("trident_device_utilisation", "Busy share of each device over the monitor window.", () =>
             _loop.State.Monitor.Utilisation.Select((u, i) => new Measurement<double>(u, new KeyValuePair<string, object?>("device", i.ToString(System.Globalization.CultureInfo.InvariantCulture)))));
         Metrics.Gauge("trident_device_busy", "1 when the device is running a task.", () =>
-            _workers.Select(w => new Measurement<double>(w.Current is null ? 0 : 1, new KeyValuePair<string, object?>("device", w.Device.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)))));
+            Workers.Select(w => new Measurement<double>(w.Current is null ? 0 : 1, new KeyValuePair<string, object?>("device", w.Device.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)))));
     }
 
     /// <summary>Stops the loop and the workers and releases the sessions. Every job not yet over is cancelled
@@ -367,8 +400,9 @@ public sealed class TridentServer : IAsyncDisposable
     {
         foreach (var job in Store.Active()) job.RequestCancel(Clock.Now);
         await _loop.DisposeAsync();
-        foreach (var w in _workers) w.BeginStop();
-        foreach (var w in _workers) w.Dispose();
+        var workers = _loop.Workers;
+        foreach (var w in workers) w.BeginStop();
+        foreach (var w in workers) w.Dispose();
         foreach (var job in Store.Active()) job.Cancelled(Clock.Now);
         _journal?.Dispose();
         Metrics.Dispose();

@@ -450,6 +450,96 @@ let ``with a round period longer than the test every request is served: rounds n
         finally
             server.DisposeAsync().AsTask().Wait()
 
+// ---------------------------------------------------------------------------------------------------------
+// Devices that leave, come back and join (the cluster's membership; the multi-process test is ClusterProcessTests)
+// ---------------------------------------------------------------------------------------------------------
+
+/// Fake executors whose first diffuse (of any device) fails as a device lost with its worker would, naming
+/// its own device; everything else runs as FakeExecutor does.
+type private LosingExecutors(log: ExecutionLog) =
+    let fakes = FakeExecutors(log) :> IStageExecutorFactory
+    let mutable lost = -1
+    member _.Lost = lost
+    interface IStageExecutorFactory with
+        member _.Create device =
+            let inner = fakes.Create device
+            { new IStageExecutor with
+                member _.Resident = inner.Resident
+                member _.Unload s = inner.Unload s
+                member _.Encode(i, ct) = inner.Encode(i, ct)
+                member _.Diffuse(i, e, t, o, ct) =
+                    if Interlocked.CompareExchange(&lost, device.Id, -1) = -1 then
+                        raise (DeviceLostException(device.Id, sprintf "device %d left the cluster (test)" device.Id))
+                    inner.Diffuse(i, e, t, o, ct)
+                member _.Decode(i, l, ct) = inner.Decode(i, l, ct)
+                member _.Dispose() = inner.Dispose() }
+
+let ``a request whose work is lost with a device is re-queued from its last completed stage and succeeds on the devices left`` =
+    testCase "a request whose work is lost with a device is re-queued from its last completed stage and succeeds on the devices left" <| fun () ->
+        let log = ExecutionLog()
+        let executors = LosingExecutors log
+        let server = startServer (ServingSettings()) 2 executors
+        try
+            let j = server.Submit(input "lost" 4, Nullable(), Nullable()) |> accepted
+            finishedWithin 30.0 j
+            Expect.equal j.Status JobStatus.Succeeded "the request succeeds after its re-queue"
+            Expect.equal j.Requeues 1 "queued again once"
+            let lost = executors.Lost
+            Expect.isFalse (server.State.IsOnline lost) "the device that was lost is out of the cluster"
+            let route = j.View().Route.Dispatch
+            Expect.isFalse (route.Diffuse.Devices |> List.exists (fun d -> d.Value = lost)) "the second route avoids the lost device"
+            // the encode that completed on a device still in the cluster is kept; on the lost device it runs again
+            let encodes = log.Entries |> List.filter (fun e -> e.EndsWith " encode lost")
+            let firstEncode = encodes.Head
+            let expected = if firstEncode.StartsWith(sprintf "d%d " lost) then 2 else 1
+            Expect.equal encodes.Length expected (sprintf "encodes: %A (lost d%d)" encodes lost)
+            server.DevicesBack [| lost |]
+            waitUntil 10.0 "the device is back" (fun () -> server.State.IsOnline lost)
+            let k = server.Submit(input "after" 4, Nullable(), Nullable()) |> accepted
+            finishedWithin 30.0 k
+            Expect.equal k.Status JobStatus.Succeeded "served after the device came back"
+        finally
+            server.DisposeAsync().AsTask().Wait()
+
+let ``with every device gone, queued requests fail with the reason after the bound, and a device that joins takes new work`` =
+    testCase "with every device gone, queued requests fail with the reason after the bound, and a device that joins takes new work" <| fun () ->
+        let log = ExecutionLog()
+        let server = startServer (ServingSettings(NoDeviceSeconds = 0.5)) 1 (FakeExecutors log)
+        try
+            server.DevicesLeft([| 0 |], "test: worker gone")
+            waitUntil 10.0 "the device is out" (fun () -> not (server.State.IsOnline 0))
+            let j = server.Submit(input "nowhere" 2, Nullable(), Nullable()) |> accepted
+            finishedWithin 30.0 j
+            Expect.equal j.Status JobStatus.Failed "no capacity within the bound"
+            Expect.stringContains (j.View().Error) "no device is left in the cluster" "the reason"
+            let joined = server.JoinNode([| DeviceSpec(0, 0, DeviceKind.Cpu, 1, 0, 8.0) |])
+            Expect.equal (joined |> Seq.map (fun d -> d.Id, d.Node) |> List.ofSeq) [ 1, 1 ] "the new device takes the next id and node"
+            waitUntil 10.0 "the joined device has its worker" (fun () -> server.Workers.Count = 2 && server.State.IsOnline 1)
+            Expect.equal server.Cluster.NodeCount 2 "the cluster has the new node"
+            let k = server.Submit(input "joined" 2, Nullable(), Nullable()) |> accepted
+            finishedWithin 30.0 k
+            Expect.equal k.Status JobStatus.Succeeded "the joined device serves"
+            Expect.contains log.Entries "d1 encode joined" "on the joined device"
+        finally
+            server.DisposeAsync().AsTask().Wait()
+
+let ``the planners' view renumbers the devices in the cluster node by node and maps plans back`` =
+    testCase "the planners' view renumbers the devices in the cluster node by node and maps plans back" <| fun () ->
+        let cluster = Cluster.uniform 3 2 48.0<GB> Bandwidths.pcie4Server
+        // node 0 gone entirely, device 3 of node 1 gone
+        let view = LiveView.Of(cluster, [| false; false; true; false; true; true |])
+        let c = view.Cluster
+        Expect.equal (c.Devices |> Array.map (fun d -> d.Id.Value, d.Node.Value)) [| 0, 0; 1, 1; 2, 1 |] "dense ids, dense nodes"
+        Expect.equal c.NodeCount 2 "nodes with a device left"
+        Expect.equal ([ 0..2 ] |> List.map view.Physical) [ 2; 4; 5 ] "back to the physical ids"
+        Expect.equal ([ 0..5 ] |> List.map view.ViewOf) [ -1; -1; 0; -1; 1; 2 ] "and forth"
+        let at (ds: int list) = { Devices = ds |> List.map DeviceId; Start = 0.0<s>; Finish = 1.0<s> }
+        let d = { Request = RequestId 1L; Degree = 2; Vr = V0; Encode = at [ 0 ]; Diffuse = at [ 1; 2 ]; Decode = at [ 2 ]; OnTime = true; Reward = 1.0 }
+        let p = view.ToPhysical d
+        Expect.equal (p.Encode.Devices, p.Diffuse.Devices, p.Decode.Devices) ([ DeviceId 2 ], [ DeviceId 4; DeviceId 5 ], [ DeviceId 5 ]) "a dispatch over the view runs on the physical devices"
+        Expect.equal (LiveView.Of(cluster, Array.create 6 false).Count) 0 "no device left"; Expect.isTrue (obj.ReferenceEquals(LiveView.Of(cluster, Array.create 6 false).Cluster, null)) "no device left: no cluster to plan on"
+        Expect.isTrue (LiveView.Of(cluster, Array.create 6 true).Whole) "every device in: the cluster itself"
+
 [<Tests>]
 let tests =
     testList "integration" [ testList "ServingTests" [
@@ -467,10 +557,13 @@ let tests =
         ``draining refuses new work, lets running jobs finish, and cancels what is left at the drain time with a final event``
         ``a session that failed to load is loaded again by the next task, so restoring the model file heals the server``
         ``with a round period longer than the test every request is served: rounds never wait for the period``
+        ``a request whose work is lost with a device is re-queued from its last completed stage and succeeds on the devices left``
+        ``with every device gone, queued requests fail with the reason after the bound, and a device that joins takes new work``
     ] |> testSequenced ]
 
 [<Tests>]
 let unitTests =
     testList "unit" [ testList "ServingTests" [
         ``a cancel and a success racing on one job: exactly one wins, and an accepted cancel never leaves a result``
+        ``the planners' view renumbers the devices in the cluster node by node and maps plans back``
     ] ]

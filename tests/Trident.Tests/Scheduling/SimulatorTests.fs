@@ -43,7 +43,8 @@ let policyOf (i: int) =
           Baselines.b4
           Baselines.b5 StageSplit.paperLightLoad
           Baselines.b6 StageSplit.paperLightLoad
-          Baselines.trident 0.5<s> (Some { AdjustSettings.defaults with Window = 20.0<s>; MinSamples = 5; Cooldown = 5.0<s>; TimeLimit = 10.0<s> }) ]
+          Baselines.trident 0.5<s> (Some { AdjustSettings.defaults with Window = 20.0<s>; MinSamples = 5; Cooldown = 5.0<s>; TimeLimit = 10.0<s> })
+          Baselines.tridentPreempt 0.5<s> None Dispatching.PreemptionSettings.defaults ]
         i
 
 let buildRun (spec: SimSpec) =
@@ -80,7 +81,7 @@ let simSpecGen =
             let! profile = Gen.choose (0, 3)
             let! nodes = Gen.choose (1, 3)
             let! perNode = Gen.choose (0, 2)
-            let! policy = Gen.choose (0, 7)
+            let! policy = Gen.choose (0, 8)
             let! n = Gen.choose (0, max 1 (min 40 size))
             let! requests = Gen.listOfLength n (Gen.zip3 (Gen.choose (0, 9)) (Gen.frequency [ 3, Gen.choose (0, 5); 1, Gen.choose (5, 200) ]) (Gen.choose (1, 8)))
             let! jitter = Gen.frequency [ 3, Gen.constant 0; 1, Gen.choose (0, 40) ]
@@ -96,21 +97,24 @@ let simSpecs: Arbitrary<SimSpec> =
 let private eps = 1e-9<s>
 
 /// Every arrival ends in exactly one outcome, consistent with the tasks that ran; no request runs
-/// a stage twice.
+/// a stage twice (a suspended diffuse task runs once more per suspension: the rest of its steps).
 let conservation (requests: Request list) (result: SimResult) =
     [ if result.Records.Length <> requests.Length then
           yield sprintf "%d records for %d requests" result.Records.Length requests.Length
       let ids = result.Records |> Array.map (fun r -> r.Request.Id)
       if (Array.distinct ids).Length <> ids.Length then yield "a request has two records"
       if Set.ofArray ids <> (requests |> List.map _.Id |> Set.ofList) then yield "records and requests differ"
+      let suspensions = result.Records |> Array.map (fun r -> r.Request.Id, r.Suspensions) |> Map.ofArray
       for (key, n) in result.Tasks |> Array.countBy (fun t -> t.Request, t.Stage) do
-          if n > 1 then yield sprintf "%O ran %A %d times" (fst key) (snd key) n
+          let allowed = if snd key = Diffuse then 1 + suspensions.[fst key] else 1
+          if n > allowed then yield sprintf "%O ran %A %d times" (fst key) (snd key) n
       for r in result.Records do
           let tasks = result.Tasks |> Array.filter (fun t -> t.Request = r.Request.Id)
           match r.Outcome with
           | OnTime
           | Late ->
-              if tasks.Length <> 3 || tasks |> Array.exists _.Failed then yield sprintf "%O completed with %d tasks" r.Request.Id tasks.Length
+              if tasks.Length <> 3 + r.Suspensions || tasks |> Array.exists _.Failed then yield sprintf "%O completed with %d tasks" r.Request.Id tasks.Length
+              if r.Segments |> List.sumBy _.Steps <> r.Request.Steps then yield sprintf "%O ran %d of %d steps" r.Request.Id (r.Segments |> List.sumBy _.Steps) r.Request.Steps
               match r.Finish with
               | Some f when (f <= r.Request.Deadline) <> (r.Outcome = OnTime) -> yield sprintf "%O: outcome %A but finish %g vs deadline %g" r.Request.Id r.Outcome (float f) (float r.Request.Deadline)
               | None -> yield sprintf "%O completed without a finish" r.Request.Id

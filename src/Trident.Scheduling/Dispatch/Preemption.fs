@@ -1,0 +1,177 @@
+namespace Trident.Scheduling.Dispatching
+
+// Design note. Step-boundary preemption: which running diffuse task, if any, to suspend for which
+// waiting request. It runs after a dispatch round, over the requests the round left waiting (most
+// urgent first) and the diffuse tasks running at `Now`. A diffuse task can stop only at a denoising
+// step boundary: the first boundary at or after `Now`. Its latents and sampler state are copied to
+// host memory (latent bytes / host-to-device bandwidth) and copied back when it resumes, on the same
+// devices or on others of the same degree and placement type.
+//
+// The rule (docs/policies.md, "Preemption"). With the value of finishing request r at time f
+//     V(r, f) = R_on · [f ≤ D_r] − λ · (f − A_r) / (D_r − A_r)
+// (R_on the on-time reward, λ the latency weight of DispatchSettings, A_r arrival, D_r deadline),
+// suspending victim v at boundary b for urgent request u is chosen when
+//     gain = V(u, f_u^pre) − V(u, f_u^wait)  >  loss = V(v, f_v) − V(v, f_v^res)  (+ MinGain)
+// where f_u^pre is u's predicted finish when it starts at b on v's devices (the planner's own
+// prediction), f_u^wait is its finish when it waits for the earliest primary device to free up,
+// f_v is v's planned finish and f_v^res its finish when it resumes on the same devices after u:
+// the latents' copy out and back in, the remaining steps, then decode. The victim with the largest
+// gain − loss is taken. Only a request that misses its deadline by waiting (f_u^wait > D_u, with
+// f_u^wait its best option started when a free group of that type and degree appears) is considered
+// urgent. A request is suspended at most `MaxSuspensions` times; a request that was
+// itself placed by a preemption is not preempted in the same round.
+
+open Trident.Scheduling
+
+/// Settings of step-boundary preemption.
+type PreemptionSettings =
+    {
+      /// the most times one request may be suspended (≥ 0; 0 never suspends)
+      MaxSuspensions: int
+      /// gain − loss must exceed this (objective units, ≥ 0)
+      MinGain: float
+      /// at most this many waiting requests (most urgent first) are considered per round
+      CandidatesPerRound: int
+      /// a suspended task may resume on another group of its degree and type when that group is
+      /// free before its own devices (false: always on its own devices)
+      ResumeElsewhere: bool }
+
+module PreemptionSettings =
+    /// At most 2 suspensions per request, any positive net gain, the 4 most urgent waiting requests,
+    /// resumption on the task's own devices.
+    let defaults = { MaxSuspensions = 2; MinGain = 0.0; CandidatesPerRound = 4; ResumeElsewhere = false }
+
+    /// Checks the values; the error names the field.
+    let validate (p: PreemptionSettings) =
+        [ if p.MaxSuspensions < 0 then yield sprintf "MaxSuspensions must be ≥ 0 (got %d)" p.MaxSuspensions
+          if p.MinGain < 0.0 || System.Double.IsNaN p.MinGain then yield sprintf "MinGain must be ≥ 0 (got %g)" p.MinGain
+          if p.CandidatesPerRound < 1 then yield sprintf "CandidatesPerRound must be ≥ 1 (got %d)" p.CandidatesPerRound ]
+
+/// A diffuse task running now, as preemption sees it.
+type RunningDiffuse =
+    { Request: Request
+      /// its k-group, all of one primary placement type on one node
+      Devices: DeviceId list
+      /// when this segment started its first step (after any load)
+      Start: float<s>
+      /// seconds per denoising step of this segment
+      StepTime: float<s>
+      /// steps done before this segment (earlier segments)
+      StepsBefore: int
+      /// steps this segment runs
+      Steps: int
+      /// the request's planned finish (its decode's finish)
+      PlannedFinish: float<s>
+      /// decode time after the diffuse, transfers included (planned finish − segment finish)
+      Tail: float<s>
+      /// times the request was suspended already
+      Suspensions: int }
+
+/// One decision: suspend `Victim` at the boundary `At` after `StepsDone` steps in all, and start the
+/// urgent request's `Urgent` dispatch (made at `At` on devices that include the victim's).
+type Suspension =
+    { Victim: RequestId
+      At: float<s>
+      /// the victim's steps done in all at `At` (earlier segments included)
+      StepsDone: int
+      Urgent: Dispatch
+      Gain: float
+      Loss: float }
+
+module Preemption =
+    /// V(r, f): the value of finishing r at f (see the module note).
+    let value (settings: DispatchSettings) (r: Request) (f: float<s>) =
+        let window = max 1e-9<s> (r.Deadline - r.Arrival)
+        (if f <= r.Deadline then settings.OnTimeReward else 0.0) - settings.LatencyWeight * ((f - r.Arrival) / window)
+
+    /// The first step boundary at or after `now` of a running segment: (time, steps of this segment
+    /// done by then). Before the segment starts: its start, 0 steps.
+    let boundary (now: float<s>) (t: RunningDiffuse) =
+        if now <= t.Start then t.Start, 0
+        else
+            let done' = int (ceil ((now - t.Start) / t.StepTime - 1e-9)) |> min t.Steps
+            t.Start + float done' * t.StepTime, done'
+
+    /// Seconds to copy a request's latents and sampler state between device and host memory, once.
+    let copyTime (cost: CostModel) (cluster: Cluster) (shape: Shape) : float<s> =
+        CostModel.latentBytes cost shape / cluster.Bandwidths.HostToDevice
+
+    /// The suspensions to make now (at most one per victim and per urgent request), best first.
+    /// Pure: reads the snapshot (`Queue` = the requests still waiting after the round) and the
+    /// running diffuse tasks only.
+    let decide (settings: PreemptionSettings) (s: Snapshot) (running: RunningDiffuse list) : Suspension list =
+        if settings.MaxSuspensions <= 0 || s.Queue.IsEmpty || running.IsEmpty then []
+        else
+            let rd = Admissible.round s
+            // when k devices of type t on one node are free at the earliest (waiting, no preemption)
+            let groupFree = System.Collections.Generic.Dictionary<struct (PlacementType * int), float<s>>()
+            let byNodeAndType =
+                s.Cluster.Devices
+                |> Array.filter (fun d -> PlacementType.isPrimary s.Placement.Types.[d.Id])
+                |> Array.groupBy (fun d -> d.Node, s.Placement.Types.[d.Id])
+                |> Array.map (fun ((_, t), ds) -> t, ds |> Array.map (fun d -> max s.Now s.BusyUntil.[d.Id.Value]) |> Array.sort)
+            let whenFree (t: PlacementType) (k: int) =
+                match groupFree.TryGetValue(struct (t, k)) with
+                | true, v -> v
+                | _ ->
+                    let v =
+                        byNodeAndType
+                        |> Array.choose (fun (t', times) -> if t' = t && times.Length >= k then Some times.[k - 1] else None)
+                        |> Array.fold min (infinity * 1.0<s>)
+                    groupFree.[struct (t, k)] <- v
+                    v
+            let urgent = Admissible.byUrgency rd s.Queue |> List.truncate settings.CandidatesPerRound
+            let busy = Array.copy s.BusyUntil
+            let taken = System.Collections.Generic.HashSet<RequestId>()
+            // devices an earlier suspension of this call gave to its urgent request
+            let used = System.Collections.Generic.HashSet<DeviceId>()
+            [ for u in urgent do
+                  match Admissible.options rd u with
+                  | [] -> ()
+                  | opts ->
+                      // waiting: each option started when a group of its type and degree frees up
+                      let fWait = opts |> List.map (fun o -> whenFree o.Type o.Degree + (o.Finish - s.Now)) |> List.min
+                      let vWait = value s.Settings u fWait
+                      // only a request that misses its deadline by waiting is urgent
+                      let candidates =
+                          [ if fWait > u.Deadline then
+                              for v in running do
+                                if v.Suspensions < settings.MaxSuspensions && not (taken.Contains v.Request.Id) then
+                                    let b, doneHere = boundary s.Now v
+                                    let remaining = v.Steps - doneHere
+                                    if remaining > 0 && v.Devices |> List.forall (fun d -> not (used.Contains d)) then
+                                        let copy = copyTime s.Cost s.Cluster v.Request.Shape
+                                        let at = b + copy
+                                        // only the victim's devices are free at `at`: the urgent plan must use them
+                                        let onVictim = Set.ofList v.Devices
+                                        let view =
+                                            Array.init busy.Length (fun i ->
+                                                if onVictim.Contains(DeviceId i) then at
+                                                elif PlacementType.isPrimary s.Placement.Types.[DeviceId i] then max busy.[i] (at + 1e-3<s>)
+                                                else busy.[i])
+                                        let s' = { s with Now = at; BusyUntil = view; Queue = [ u ] }
+                                        let plan, _ = Greedy.plan "preemption" s'
+                                        match plan.Dispatches with
+                                        | [ d ] when d.Diffuse.Devices |> List.exists onVictim.Contains ->
+                                            let gain = value s.Settings u d.Decode.Finish - vWait
+                                            let resume =
+                                                v.Devices
+                                                |> List.fold (fun acc dev -> if List.contains dev d.Diffuse.Devices then max acc d.Diffuse.Finish else acc) at
+                                            let fRes = resume + copy + float remaining * v.StepTime + v.Tail
+                                            let loss = value s.Settings v.Request v.PlannedFinish - value s.Settings v.Request fRes
+                                            if gain - loss > settings.MinGain then
+                                                yield { Victim = v.Request.Id; At = at; StepsDone = v.StepsBefore + doneHere; Urgent = d; Gain = gain; Loss = loss }
+                                        | _ -> () ]
+                      match candidates with
+                      | [] -> ()
+                      | cs ->
+                          let best = cs |> List.maxBy (fun c -> c.Gain - c.Loss, -c.Victim.Value)
+                          taken.Add best.Victim |> ignore
+                          for a in [ best.Urgent.Encode; best.Urgent.Diffuse; best.Urgent.Decode ] do
+                              for dev in a.Devices do
+                                  busy.[dev.Value] <- max busy.[dev.Value] a.Finish
+                          for v in running do
+                              if v.Request.Id = best.Victim then
+                                  for dev in v.Devices do
+                                      used.Add dev |> ignore
+                          yield best ]
