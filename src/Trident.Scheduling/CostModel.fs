@@ -244,3 +244,66 @@ module CostModel =
 
     /// Bytes moved from a separate encode device to the diffuse group.
     let embeddingBytes (m: CostModel) : float<B> = m.Profile.EmbeddingBytes
+
+    // ---- batching ----------------------------------------------------------------------------------
+    // A batch of b requests of one shape runs as one ONNX Runtime run with the batch dimension. Its time
+    // relative to one request, f(b) = t(b) / t(1), comes from the profile's batch points (measured by
+    // `trident profile`, batch sizes 1, 2, 4, …): at the measured shape nearest in log(height·width·frames)
+    // with batch points at that stage and degree, linear between measured batch sizes, and per request
+    // beyond the largest (f(b) = f(bmax) · b / bmax). Without batch points the assumption is the
+    // conservative one: f(b) = b (batching gains nothing), and the best batch is 1.
+
+    let private batchCurve (m: CostModel) (stage: Stage) (shape: Shape) (k: int) =
+        let pts = (Profile.stage m.Profile stage).Batches |> List.filter (fun p -> p.Degree = (if stage = Diffuse then k else 1))
+        if pts.IsEmpty then None
+        else
+            let x = log shape.PixelFrames
+            let nearest = pts |> List.minBy (fun p -> abs (log p.Shape.PixelFrames - x), p.Shape.PixelFrames) |> fun p -> p.Shape
+            let at = pts |> List.filter (fun p -> p.Shape = nearest) |> List.sortBy _.Batch
+            match at |> List.tryFind (fun p -> p.Batch = 1) with
+            | None -> None
+            | Some one -> Some(at |> List.map (fun p -> p.Batch, float p.Seconds / float one.Seconds))
+
+    /// f(b) = t(b) / t(1): the time of one run over b requests of `shape` relative to one request, for a
+    /// stage at degree k (see the note above; b ≥ 1). 1 at b = 1.
+    let batchFactor (m: CostModel) (stage: Stage) (shape: Shape) (k: int) (b: int) =
+        if b < 1 then invalidArg (nameof b) (sprintf "batch %d: must be ≥ 1" b)
+        match batchCurve m stage shape k with
+        | None -> float b
+        | Some curve ->
+            let bs = curve |> List.toArray
+            match bs |> Array.tryFind (fun (n, _) -> n = b) with
+            | Some(_, f) -> f
+            | None ->
+                let (bmax, fmax) = bs.[bs.Length - 1]
+                if b > bmax then fmax * float b / float bmax
+                else
+                    let i = bs |> Array.findIndexBack (fun (n, _) -> n < b)
+                    let (b0, f0), (b1, f1) = bs.[i], bs.[i + 1]
+                    f0 + (f1 - f0) * float (b - b0) / float (b1 - b0)
+
+    /// The best batch size of the diffuse stage for `shape` at degree k: among the measured batch sizes,
+    /// the one with the most requests per device-second (b / f(b)) whose batch latency stays within
+    /// what the SLO allows (f(b) ≤ the deadline scale: SloScale s → s, the reference-code rule → 4, its
+    /// typical ratio). 1 when the profile has no batch points.
+    let bestBatch (m: CostModel) (shape: Shape) (k: int) =
+        let allowed =
+            match m.Settings.Deadline with
+            | SloScale scale -> scale
+            | ReferenceCode -> 4.0
+        match batchCurve m Diffuse shape k with
+        | None -> 1
+        | Some curve ->
+            curve
+            |> List.filter (fun (b, f) -> b = 1 || f <= allowed)
+            |> List.maxBy (fun (b, f) -> float b / f, -b)
+            |> fst
+
+    /// Seconds of one stage run over a batch of b requests of `shape` (diffuse: all `steps` steps).
+    let batchTime (m: CostModel) (stage: Stage) (shape: Shape) (steps: int) (k: int) (b: int) : float<s> =
+        let one =
+            match stage with
+            | Encode -> encodeTime m shape
+            | Diffuse -> diffuseTime m shape steps k
+            | Decode -> decodeTime m shape
+        one * batchFactor m stage shape k b

@@ -12,8 +12,13 @@ module ProfileFile =
     [<Literal>]
     let Format = "trident-profile"
 
+    /// The version this build writes. Version 2 added each stage's "batches" (batch sizes 1, 2, 4, … per
+    /// shape and degree); version 1 files still load, with no batch points (best batch 1).
     [<Literal>]
-    let Version = 1
+    let Version = 2
+
+    /// The versions this build reads.
+    let ReadableVersions = [ 1; 2 ]
 
     let private stageKey =
         function
@@ -53,6 +58,17 @@ module ProfileFile =
                  w.WriteNumber("degree", pt.Degree)
                  w.WriteNumber("seconds", float pt.Seconds)
                  w.WriteNumber("peak_activation_gb", float pt.PeakActivation)
+                 w.WriteEndObject()
+             w.WriteEndArray()
+             w.WriteStartArray("batches")
+             for b in sp.Batches do
+                 w.WriteStartObject()
+                 w.WriteNumber("height", b.Shape.Height)
+                 w.WriteNumber("width", b.Shape.Width)
+                 w.WriteNumber("frames", b.Shape.Frames)
+                 w.WriteNumber("degree", b.Degree)
+                 w.WriteNumber("batch", b.Batch)
+                 w.WriteNumber("seconds", float b.Seconds)
                  w.WriteEndObject()
              w.WriteEndArray()
              w.WriteEndObject()
@@ -132,10 +148,49 @@ module ProfileFile =
                        PeakActivation = act * 1.0<GB> }
             | _ -> None
 
-    let private readStage (r: Reader) (path: string) (stage: Stage) (e: JsonElement) =
+    let private readBatch (r: Reader) (path: string) (e: JsonElement) : BatchPoint option =
         if e.ValueKind <> JsonValueKind.Object then r.Fail(path, "must be an object"); None
         else
-            r.Known(e, path, [ "weights_gb"; "estimated"; "points" ])
+            r.Known(e, path, [ "height"; "width"; "frames"; "degree"; "batch"; "seconds" ])
+            let h = r.Int(e, path, "height", fst positiveInt, snd positiveInt)
+            let w = r.Int(e, path, "width", fst positiveInt, snd positiveInt)
+            let f = r.Int(e, path, "frames", fst positiveInt, snd positiveInt)
+            let k = r.Int(e, path, "degree", fst positiveInt, snd positiveInt)
+            let b = r.Int(e, path, "batch", fst positiveInt, snd positiveInt)
+            let sec = r.Num(e, path, "seconds", fst positive, snd positive)
+            match h, w, f, k, b, sec with
+            | Some h, Some w, Some f, Some k, Some b, Some sec ->
+                Some({ Shape = { Height = h; Width = w; Frames = f }; Degree = k; Batch = b; Seconds = sec * 1.0<s> }: BatchPoint)
+            | _ -> None
+
+    // Version 1 has no "batches"; version 2 requires it (an empty array: nothing measured).
+    let private readStage (r: Reader) (version: int) (path: string) (stage: Stage) (e: JsonElement) =
+        if e.ValueKind <> JsonValueKind.Object then r.Fail(path, "must be an object"); None
+        else
+            r.Known(e, path, [ "weights_gb"; "estimated"; "points" ] @ (if version >= 2 then [ "batches" ] else []))
+            let batches =
+                if version < 2 then Some []
+                else
+                    r.Prop(e, path, "batches")
+                    |> Option.bind (fun arr ->
+                        if arr.ValueKind <> JsonValueKind.Array then r.Fail(path + ".batches", "must be an array"); None
+                        else
+                            let bs = [ for i, be in Seq.indexed (arr.EnumerateArray()) -> readBatch r (sprintf "%s.batches[%d]" path i) be ]
+                            if List.forall Option.isSome bs then
+                                let bs = List.choose id bs
+                                if stage <> Diffuse then
+                                    bs |> List.iteri (fun i b -> if b.Degree <> 1 then r.Fail(sprintf "%s.batches[%d].degree" path i, "must be 1 for encode and decode"))
+                                bs
+                                |> List.countBy (fun b -> b.Shape, b.Degree, b.Batch)
+                                |> List.filter (fun (_, n) -> n > 1)
+                                |> List.iter (fun ((sh, k, b), _) -> r.Fail(path + ".batches", sprintf "shape %O at degree %d and batch %d appears more than once" sh k b))
+                                bs
+                                |> List.groupBy (fun b -> b.Shape, b.Degree)
+                                |> List.iter (fun ((sh, k), g) ->
+                                    if not (g |> List.exists (fun b -> b.Batch = 1)) then
+                                        r.Fail(path + ".batches", sprintf "shape %O at degree %d has batch points but none at batch 1 (the reference of the others)" sh k))
+                                Some bs
+                            else None)
             let weights = r.Num(e, path, "weights_gb", fst nonNegative, snd nonNegative)
             let estimated = r.Bool(e, path, "estimated")
             let points =
@@ -154,8 +209,8 @@ module ProfileFile =
                 |> List.countBy (fun p -> p.Shape, p.Degree)
                 |> List.filter (fun (_, n) -> n > 1)
                 |> List.iter (fun ((sh, k), _) -> r.Fail(path + ".points", sprintf "shape %O at degree %d appears more than once" sh k)))
-            match weights, estimated, points with
-            | Some w, Some est, Some pts -> Some { Weights = w * 1.0<GB>; Estimated = est; Points = pts }
+            match weights, estimated, points, batches with
+            | Some w, Some est, Some pts, Some bs -> Some { Weights = w * 1.0<GB>; Estimated = est; Points = pts; Batches = bs }
             | _ -> None
 
     /// Parses and validates a profile; on failure, every problem found, each naming its JSON path.
@@ -171,8 +226,10 @@ module ProfileFile =
                 match r.Str(e, p, "format") with
                 | Some f when f <> Format -> r.Fail("$.format", sprintf "'%s' is not '%s'" f Format)
                 | _ -> ()
-                match r.Int(e, p, "version", (fun v -> v = Version), sprintf "is not a supported version (this build reads version %d)" Version) with
-                | _ -> ()
+                let version =
+                    r.Int(e, p, "version", (fun v -> List.contains v ReadableVersions),
+                          sprintf "is not a supported version (this build reads versions %s)" (ReadableVersions |> List.map string |> String.concat ", "))
+                    |> Option.defaultValue Version
                 let model = r.Str(e, p, "model")
                 model |> Option.iter (fun m -> if String.IsNullOrWhiteSpace m then r.Fail("$.model", "must not be empty"))
                 let deviceClass = r.Str(e, p, "device_class")
@@ -190,7 +247,7 @@ module ProfileFile =
                             r.Known(se, "$.stages", [ "encode"; "diffuse"; "decode" ])
                             let read stage =
                                 r.Prop(se, "$.stages", stageKey stage)
-                                |> Option.bind (readStage r ("$.stages." + stageKey stage) stage)
+                                |> Option.bind (readStage r version ("$.stages." + stageKey stage) stage)
                             match read Encode, read Diffuse, read Decode with
                             | Some en, Some di, Some de -> Some(en, di, de)
                             | _ -> None)

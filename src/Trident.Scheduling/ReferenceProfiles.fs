@@ -13,6 +13,9 @@ namespace Trident.Scheduling
 //     decode = fixed + per-mpf · mpf; diffuse activation = per-mpf · mpf / k;
 //     decode activation = min(max, per-mpf · mpf). Encode activation is not estimated by the source
 //     and is taken as 0 (the encoders' weights dominate their memory).
+//   * batching — no batch points: the published table measures one request per run, so the cost model
+//     assumes a batch of b costs b runs (no gain) and the best batch size is 1 (CostModel.batchFactor).
+//     Measure your own with `trident profile`, which records batch sizes 1, 2, 4, ….
 //   * embedding_bytes and latent_bytes_per_mpf — ESTIMATES derived from the architectures:
 //     text states of 512 tokens × 4096 × 2 bytes; latents of 16 channels at 1/8 resolution in fp16
 //     (0.5 B per pixel), and 1/4 of that again for the video models' 4× temporal compression.
@@ -42,7 +45,8 @@ module ReferenceProfiles =
           Encode =
             { Weights = encW * 1.0<GB>
               Estimated = true
-              Points = shapes |> List.map (fun sh -> one sh encS 0.0) }
+              Points = shapes |> List.map (fun sh -> one sh encS 0.0)
+              Batches = [] }
           Diffuse =
             { Weights = difW * 1.0<GB>
               Estimated = false
@@ -53,11 +57,13 @@ module ReferenceProfiles =
                           { Shape = sh
                             Degree = k
                             Seconds = t * 1.0<s>
-                            PeakActivation = difActPerMpf * sh.Mpf / float k * 1.0<GB> } ] }
+                            PeakActivation = difActPerMpf * sh.Mpf / float k * 1.0<GB> } ]
+              Batches = [] }
           Decode =
             { Weights = decW * 1.0<GB>
               Estimated = true
-              Points = shapes |> List.map (fun sh -> one sh (decFixed + decPerMpf * sh.Mpf) (min decActMax (decActPerMpf * sh.Mpf))) } }
+              Points = shapes |> List.map (fun sh -> one sh (decFixed + decPerMpf * sh.Mpf) (min decActMax (decActPerMpf * sh.Mpf)))
+              Batches = [] } }
 
     /// sd3: diffuse measured, the rest estimated (see the module note).
     let sd3 =

@@ -130,7 +130,10 @@ type SimConfig =
       PlacementTimeLimit: float<s>
       /// relative standard deviation of actual stage durations (0: exactly the cost model's)
       Jitter: float
-      Seed: uint64 }
+      Seed: uint64
+      /// most requests per batch task (same-shape batching, Dispatching.Batching, up to the profile's best
+      /// batch); 1: no batching
+      MaxBatch: int }
 
 module SimConfig =
     let create (cluster: Cluster) (cost: CostModel) =
@@ -140,7 +143,8 @@ module SimConfig =
           InitialSamples = 100
           PlacementTimeLimit = 5.0<s>
           Jitter = 0.0
-          Seed = 0UL }
+          Seed = 0UL
+          MaxBatch = 1 }
 
 /// A run's summary. Latency statistics are over completed requests (on time or late); requests
 /// that ran out of memory or were never served count as misses and are reported separately.
@@ -356,7 +360,7 @@ module Simulator =
         /// device's schedule after its input is ready — a decode device does not idle behind a
         /// decode whose diffuse is still running; every other task queues behind the device's last
         /// one (FIFO), so work planned under an old placement runs before the loads of a new one.
-        let runTask (now: float<s>) (r: Request) (stage: Stage) (devices: DeviceId list) (k: int) (inputReady: float<s>) =
+        let runTask (now: float<s>) (r: Request) (b: int) (stage: Stage) (devices: DeviceId list) (k: int) (inputReady: float<s>) =
             let prepared =
                 devices
                 |> List.map (fun d ->
@@ -365,16 +369,13 @@ module Simulator =
                     let load = AdjustOnDispatch.loadTime cluster cost res stage
                     let after = AdjustOnDispatch.residentAfter t res stage
                     let weights = after |> Seq.sumBy (fun s -> (Profile.stage cost.Profile s).Weights)
-                    let need = weights + CostModel.activation cost stage r.Shape (if stage = Diffuse then k else 1)
+                    // a batch of b holds b requests' activations (assumed linear in the batch)
+                    let need = weights + float b * CostModel.activation cost stage r.Shape (if stage = Diffuse then k else 1)
                     d, load, after, need)
             let oom =
                 prepared
                 |> List.tryFind (fun (d, _, _, need) -> need > (Cluster.device cluster d).Memory)
-            let nominal =
-                match stage with
-                | Encode -> CostModel.encodeTime cost r.Shape
-                | Diffuse -> CostModel.diffuseTime cost r.Shape r.Steps k
-                | Decode -> CostModel.decodeTime cost r.Shape
+            let nominal = CostModel.batchTime cost stage r.Shape r.Steps (if stage = Diffuse then k else 1) b
             let duration = nominal * jitterFactor config.Jitter config.Seed r.Id stage
             let start =
                 match prepared, oom with
@@ -422,32 +423,37 @@ module Simulator =
             push t.Finish (TaskEnd t)
             tasks.Count - 1
 
-        /// Runs the request's diffuse steps after `stepsBefore` on `devices` (input ready at
-        /// `ready`), then its decode on the plan's decode device; the record with the outcome.
-        let diffuseAndDecode (now: float<s>) (r: Request) (d: Dispatch) (devices: DeviceId list) (stepsBefore: int) (ready: float<s>) (record: RequestRecord) =
+        /// Runs the diffuse steps after `stepsBefore` of a batch of `b` requests led by `r` on `devices`
+        /// (input ready at `ready`), then its decode on the plan's decode device; the lead's record with the
+        /// outcome. Only a batch of one can be suspended later (a batch's members share its tasks).
+        let diffuseAndDecode (now: float<s>) (r: Request) (b: int) (d: Dispatch) (devices: DeviceId list) (stepsBefore: int) (ready: float<s>) (record: RequestRecord) =
             let rest = { r with Steps = r.Steps - stepsBefore }
-            let df, dFail = runTask now rest Diffuse devices d.Degree ready
+            let df, dFail = runTask now rest b Diffuse devices d.Degree ready
             let dfIndex = addTask df
             let record = { record with Diffuse = Some df; Segments = record.Segments @ [ df ] }
             match dFail with
             | Some o -> { record with Finish = Some df.Start; Outcome = o }
             | None ->
-                liveDiffuse.[r.Id] <- struct (df, stepsBefore, dfIndex)
+                if b = 1 then liveDiffuse.[r.Id] <- struct (df, stepsBefore, dfIndex)
                 let ready = df.Finish + transfer (CostModel.latentBytes cost r.Shape) devices d.Decode.Devices
-                let dc, cFail = runTask now r Decode d.Decode.Devices 1 ready
+                let dc, cFail = runTask now r b Decode d.Decode.Devices 1 ready
                 let dcIndex = addTask dc
-                liveDecode.[r.Id] <- struct (dc, dcIndex)
+                if b = 1 then liveDecode.[r.Id] <- struct (dc, dcIndex)
                 let record = { record with Decode = Some dc }
                 match cFail with
                 | Some o -> { record with Finish = Some dc.Start; Outcome = o }
                 | None -> { record with Finish = Some dc.Finish; Outcome = if dc.Finish <= r.Deadline then OnTime else Late }
 
-        /// Executes one dispatch of the plan made at `now`, its encode starting at `notBefore` at the
-        /// earliest (a preemption's urgent request starts when the suspended task's latents are out).
-        let executeFrom (now: float<s>) (notBefore: float<s>) (r: Request) (d: Dispatch) =
+        /// Executes one dispatch of the plan made at `now` for its batch (`members`, the lead first: one task
+        /// per stage for the whole batch; every member's record shares them and ends with the batch), its
+        /// encode starting at `notBefore` at the earliest (a preemption's urgent request starts when the
+        /// suspended task's latents are out).
+        let executeFrom (now: float<s>) (notBefore: float<s>) (members: Request list) (d: Dispatch) =
+            let r = List.head members
+            let b = members.Length
             let i = index.[r.Id]
             dispatchOf.[r.Id] <- d
-            let e, eFail = runTask now r Encode d.Encode.Devices 1 (max now notBefore)
+            let e, eFail = runTask now r b Encode d.Encode.Devices 1 (max now notBefore)
             addTask e |> ignore
             let record = { records.[i] with Dispatched = Some now; Degree = Some d.Degree; Vr = Some d.Vr; Encode = Some e }
             let record =
@@ -455,14 +461,21 @@ module Simulator =
                 | Some o -> { record with Finish = Some e.Start; Outcome = o }
                 | None ->
                     let ready = e.Finish + transfer (CostModel.embeddingBytes cost) d.Encode.Devices d.Diffuse.Devices
-                    diffuseAndDecode now r d d.Diffuse.Devices 0 ready record
+                    diffuseAndDecode now r b d d.Diffuse.Devices 0 ready record
             // what a live monitor would expect: the plan's predicted finishes
             for a in [ d.Encode; d.Diffuse; d.Decode ] do
                 for dev in a.Devices do
                     estFree.[dev.Value] <- max estFree.[dev.Value] a.Finish
             records.[i] <- record
+            for m in List.tail members do
+                let j = index.[m.Id]
+                let outcome =
+                    match record.Outcome, record.Finish with
+                    | (OnTime | Late), Some f -> if f <= m.Deadline then OnTime else Late
+                    | o, _ -> o
+                records.[j] <- { record with Request = m; Outcome = outcome }
 
-        let execute (now: float<s>) (r: Request) (d: Dispatch) = executeFrom now now r d
+        let execute (now: float<s>) (members: Request list) (d: Dispatch) = executeFrom now now members d
 
         /// Drops a scheduled interval of a device (by its end) and recomputes when it is free.
         let release (now: float<s>) (d: DeviceId) (finish: float<s>) =
@@ -534,7 +547,7 @@ module Simulator =
             let segments = (records.[vi].Segments |> List.take (records.[vi].Segments.Length - 1)) @ [ stopped ]
             records.[vi] <- { records.[vi] with Segments = segments; Suspensions = records.[vi].Suspensions + 1; Diffuse = Some stopped; Decode = None; Finish = None; Outcome = Unserved }
             // the urgent request, on the freed devices
-            executeFrom now sp.At urgent sp.Urgent
+            executeFrom now sp.At [ urgent ] sp.Urgent
             waiting.Remove urgent |> ignore
             // the resumption: the group of the victim's degree and type that is free first
             let t = typeOf (List.head seg.Devices)
@@ -552,7 +565,7 @@ module Simulator =
             let readyAt, devices =
                 (own, seg.Devices) :: (if resumeElsewhere then others else []) |> List.minBy (fun (at, devs) -> at, (if devs = seg.Devices then 0 else 1))
             dropped.Add dcIndex |> ignore
-            records.[vi] <- diffuseAndDecode now victim d devices sp.StepsDone (readyAt + copy) records.[vi]
+            records.[vi] <- diffuseAndDecode now victim 1 d devices sp.StepsDone (readyAt + copy) records.[vi]
 
         let busyView (now: float<s>) =
             Array.init n (fun i ->
@@ -573,11 +586,14 @@ module Simulator =
             for r in waiting do
                 queued.[r.Id] <- r
             for d in plan.Dispatches do
-                match queued.TryGetValue d.Request with
-                | true, r ->
-                    queued.Remove d.Request |> ignore
-                    execute now r d
-                | _ -> failwithf "%s dispatched %O, which is not waiting (a policy bug)" policy.Name d.Request
+                if not (queued.ContainsKey d.Request) then failwithf "%s dispatched %O, which is not waiting (a policy bug)" policy.Name d.Request
+            // same-shape batching: each dispatch leads a batch of waiting requests of its key (1: none)
+            let limitOf (r: Request) k = Batching.limit cost config.MaxBatch r.Shape k
+            let batches, _ = Batching.form cost limitOf (fun _ _ -> true) plan (List.ofSeq waiting)
+            for batch in batches do
+                for m in batch.Members do
+                    queued.Remove m.Id |> ignore
+                execute now batch.Members batch.Dispatch
             if not plan.Dispatches.IsEmpty then
                 let keep = waiting |> Seq.filter (fun r -> queued.ContainsKey r.Id) |> Array.ofSeq
                 waiting.Clear()
@@ -586,8 +602,8 @@ module Simulator =
                 { Time = now
                   Source = plan.Source
                   Full = full
-                  Waiting = queued.Count + plan.Dispatches.Length
-                  Dispatched = plan.Dispatches.Length }
+                  Waiting = queued.Count + (batches |> List.sumBy _.Size)
+                  Dispatched = batches |> List.sumBy _.Size }
 
         let round (now: float<s>) =
             let snapshot () =

@@ -31,8 +31,9 @@ namespace Trident.Api.Cli;
 /// <summary>The <c>loadgen</c> command.</summary>
 public static class LoadgenCommand
 {
-    /// <summary>Workloads over the tiny pipeline's sizes (64², 128², 256², 8 steps).</summary>
-    public static readonly string[] TinyWorkloads = ["tiny-constant", "tiny-poisson", "tiny-bursty", "tiny-shifting"];
+    /// <summary>Workloads over the tiny pipeline's sizes (64², 128², 256², 8 steps); tiny-same: one shape (128²) at a
+    /// constant rate, the same-shape load that batching serves.</summary>
+    public static readonly string[] TinyWorkloads = ["tiny-constant", "tiny-poisson", "tiny-bursty", "tiny-shifting", "tiny-same"];
 
     private static readonly Option<string> Url = Cli.Opt.String("--url", "the server (loopback addresses only)", "http://127.0.0.1:8080", helpName: "URL");
     private static readonly Option<string> Workload_ = Cli.Opt.String("--workload",
@@ -157,9 +158,11 @@ public static class LoadgenCommand
                 "tiny-constant" => (ArrivalProcess.Constant, Mix.NewUniform(shapes)),
                 "tiny-poisson" => (ArrivalProcess.Poisson, Mix.NewUniform(shapes)),
                 "tiny-bursty" => (ArrivalProcess.NewBursty(3.0, 5.0, 15.0), Mix.NewUniform(shapes)),
+                "tiny-same" => (ArrivalProcess.Constant, Mix.NewUniform(ListModule.OfSeq(sorted.Skip(1).Take(1)))),
                 _ => (ArrivalProcess.Poisson, Mix.NewShifting(ListModule.OfSeq(sorted.Take(2)), ListModule.OfSeq(sorted.Skip(2)), 0.4, 0.6)),
             };
-            spec = new WorkloadSpec(workload, "tiny", r, s, count, arrivals, mix, "tiny pipeline sizes 64², 128², 256²");
+            spec = new WorkloadSpec(workload, "tiny", r, s, count, arrivals, mix,
+                workload == "tiny-same" ? "tiny pipeline, every request 128²" : "tiny pipeline sizes 64², 128², 256²");
         }
         else
         {
@@ -284,6 +287,15 @@ public static class LoadgenCommand
         if (planToStart.Length > 0)
             o.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"plan_to_start: requests={planToStart.Length} mean_ms={planToStart.Average():F1} p50_ms={Percentile(planToStart, 0.5):F1} p95_ms={Percentile(planToStart, 0.95):F1} p99_ms={Percentile(planToStart, 0.99):F1}"));
+        // throughput: succeeded requests per second from the first arrival to the last finish (server clock)
+        if (done.Count > 0)
+        {
+            var first = sent.Where(s => s.Final is not null).Min(s => s.Final!.CreatedAt);
+            var last = done.Max(s => s.Final!.CreatedAt.AddMilliseconds(s.Final.Timings.TotalMs!.Value));
+            var span = (last - first).TotalSeconds;
+            o.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"throughput: succeeded={done.Count} span_s={span:F2} requests_per_s={(span > 0 ? done.Count / span : double.NaN):F3}"));
+        }
         foreach (var e in sent.Where(s => s.Error is not null).Select(s => s.Error!).GroupBy(e => e).Take(5))
             o.WriteLine($"  error ×{e.Count()}: {e.Key}");
     }
@@ -311,7 +323,9 @@ public static class LoadgenCommand
         var config = new SimConfig(cluster, cost,
             new DispatchSettings(dispatch.OnTimeReward, dispatch.LateRewardBase, dispatch.IdlePenalty, dispatch.CommunicationPenalty, dispatch.DevicePenalty, dispatch.LatencyWeight,
                 settings.DispatchTimeLimitS, dispatch.Backend, dispatch.CandidatesPerFreeDevice),
-            baseConfig.InitialSamples, settings.PlacementTimeLimitS, 0.0, 0UL);
+            baseConfig.InitialSamples, settings.PlacementTimeLimitS, 0.0, 0UL,
+            // the server's MaxBatch is not in /v1/cluster: the comparison simulates without batching (a known limit)
+            baseConfig.MaxBatch);
         var result = Simulator.run(config, Baselines.trident(settings.RoundPeriodS, FSharpOption<AdjustSettings>.Some(adjust)), ListModule.OfSeq(requests));
         var predicted = result.Records.ToDictionary(r => r.Request.Id.Value, r => r.Latency);
         var pairs = accepted.Where(s => s.Final!.Status == "succeeded" && FSharpOption<double>.get_IsSome(predicted[s.Trace.Id]))

@@ -20,12 +20,13 @@ public static class ProfileCommand
     private static readonly Option<IReadOnlyList<int>> Degrees = Opt.IntList("--degrees", "sequence-parallel degrees of the diffuse stage to measure", [1, 2]);
     private static readonly Option<int> Steps = Opt.Int("--steps", "denoising steps per measured run", 4, 1, 10_000);
     private static readonly Option<int> Repeats = Opt.Int("--repeats", "timed runs per point (the median is kept, after a warm-up)", 3, 1, 1_000);
+    private static readonly Option<IReadOnlyList<int>> Batches = Opt.IntList("--batches", "batch sizes of the diffuse stage to measure (requests of one shape run together)", [1, 2, 4, 8]);
     private static readonly Option<string> Device = DeviceOption.Create();
 
     /// <summary>The command.</summary>
     public static Command Command { get; } = new Command("profile",
         "measure each stage's latency (median after a warm-up) and peak memory per shape (HxW, times each frame count) and diffuse degree; write a profile")
-        { Pipeline, Out, Shapes, Frames, Degrees, Steps, Repeats, Device }.With(Run);
+        { Pipeline, Out, Shapes, Frames, Degrees, Steps, Repeats, Batches, Device }.With(Run);
 
     private static async Task<int> Run(ParseResult args, CancellationToken ct)
     {
@@ -37,6 +38,7 @@ public static class ProfileCommand
         var degrees = args.GetValue(Degrees)!;
         var steps = args.GetValue(Steps);
         var repeats = args.GetValue(Repeats);
+        var batches = args.GetValue(Batches)!;
         var device = args.Text(Device);
         var (directory, manifest) = PipelineOption.Load(pipelineArg, errors);
         var provider = DeviceOption.Parse(device)!;
@@ -47,8 +49,9 @@ public static class ProfileCommand
             Degrees = degrees,
             Steps = steps,
             Repeats = repeats,
+            Batches = batches,
             Command = string.Create(CultureInfo.InvariantCulture,
-                $"trident profile --pipeline {pipelineArg} --shapes {string.Join(',', sizes.Select(s => $"{s.Height}x{s.Width}"))} --frames {string.Join(',', frames)} --degrees {string.Join(',', degrees)} --steps {steps} --repeats {repeats} --device {device}"),
+                $"trident profile --pipeline {pipelineArg} --shapes {string.Join(',', sizes.Select(s => $"{s.Height}x{s.Width}"))} --frames {string.Join(',', frames)} --degrees {string.Join(',', degrees)} --steps {steps} --repeats {repeats} --batches {string.Join(',', batches)} --device {device}"),
             Progress = printer,
         };
         if (manifest is not null)

@@ -112,7 +112,8 @@ public sealed class OnnxServingBackend : IServingBackend
         if (Trident.Runtime.Pipelines.Export.PipelineDirectory.ExportOf(pipeline.Directory) is not null)
             text.Append("|export=").Append(Trident.Runtime.Pipelines.Export.ExportDirectory.Stamp(pipeline.Directory));
         text.Append(CultureInfo.InvariantCulture, $"|cores={Environment.ProcessorCount}|threads={layout.Devices[0].IntraOpThreads}|kind={layout.Devices[0].Kind}");
-        text.Append(CultureInfo.InvariantCulture, $"|steps={quick.Steps}|repeats={quick.Repeats}|decode=file");
+        text.Append(CultureInfo.InvariantCulture, $"|steps={quick.Steps}|repeats={quick.Repeats}|decode=file|format={ProfileFile.Version}");
+        text.Append("|batches=").Append(string.Join(",", quick.Batches));
         text.Append("|degrees=").Append(string.Join(",", quick.Degrees)).Append("|shapes=").Append(string.Join(",", quick.Shapes));
         return Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(text.ToString())))[..16].ToLowerInvariant();
     }

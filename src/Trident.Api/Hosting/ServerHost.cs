@@ -240,6 +240,7 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
         VideoFramesPerSecond = o.Serving.VideoFramesPerSecond,
         // across machines: with every worker gone, requests wait as long as the coordinator waits for workers at start
         NoDeviceSeconds = o.Cluster.JoinTimeoutSeconds,
+        MaxBatch = o.Serving.MaxBatch,
         StorageDirectory = o.Storage.Resolve(Trident.Runtime.Execution.PipelineLocator.FindHome()),
     };
 

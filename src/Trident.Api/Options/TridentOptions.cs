@@ -193,6 +193,10 @@ public sealed class ServingOptions
     /// <summary>Frames per second of a video's APNG.</summary>
     public int VideoFramesPerSecond { get; set; } = 8;
 
+    /// <summary>Most requests in one batch (same pipeline, shape, steps, guidance and sampler run as one batch
+    /// up to the profile's best batch size); 1 turns batching off.</summary>
+    public int MaxBatch { get; set; } = 8;
+
     /// <summary>On shutdown (SIGTERM), how long work in flight may run to completion before the rest is
     /// cancelled; the process exits within this plus 5 s.</summary>
     public int DrainSeconds { get; set; } = 30;

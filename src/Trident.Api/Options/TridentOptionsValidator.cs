@@ -76,6 +76,7 @@ public sealed class TridentOptionsValidator : IValidateOptions<TridentOptions>
         Check(double.IsFinite(s.EfficiencyThreshold) && s.EfficiencyThreshold is > 0 and <= 1, "Serving:EfficiencyThreshold", "must be in (0, 1]");
         Check(s.RoundHistory is >= 1 and <= 10_000, "Serving:RoundHistory", "must be between 1 and 10000");
         Check(s.VideoFramesPerSecond is >= 1 and <= 120, "Serving:VideoFramesPerSecond", "must be between 1 and 120");
+        Check(s.MaxBatch is >= 1 and <= 64, "Serving:MaxBatch", "must be between 1 and 64 (1 turns batching off)");
         Check(s.DrainSeconds is >= 0 and <= 3600, "Serving:DrainSeconds", "must be between 0 and 3600");
 
         var l = o.Limits;

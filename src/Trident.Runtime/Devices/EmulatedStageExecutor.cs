@@ -54,7 +54,8 @@ public static class EmulatedProfile
     {
         if (!(double.IsFinite(timeScale) && timeScale > 0)) throw new ArgumentOutOfRangeException(nameof(timeScale), timeScale, "must be a finite number > 0");
         StageProfile Stage(StageProfile s) => new(s.Weights, s.Estimated,
-            ListModule.OfSeq(s.Points.Select(p => new ProfilePoint(p.Shape, p.Degree, p.Seconds * timeScale, p.PeakActivation))));
+            ListModule.OfSeq(s.Points.Select(p => new ProfilePoint(p.Shape, p.Degree, p.Seconds * timeScale, p.PeakActivation))),
+            ListModule.OfSeq(s.Batches.Select(b => new BatchPoint(b.Shape, b.Degree, b.Batch, b.Seconds * timeScale))));
         return new Profile(profile.Model, profile.DeviceClass + $" (emulated, time × {timeScale:0.####})", profile.DeviceMemory,
             profile.Source + $"; every latency × {timeScale:0.####} (emulated devices)", profile.Video, profile.DefaultSteps,
             profile.EmbeddingBytes, profile.LatentBytesPerMpf, Stage(profile.Encode), Stage(profile.Diffuse), Stage(profile.Decode));

@@ -86,6 +86,42 @@ public sealed class OnnxStageExecutor : IStageExecutor
     public IReadOnlyList<RgbImage> Decode(GenerationInput input, StageOutput latents, CancellationToken cancellationToken) =>
         new DecodeExecutor(For(Stage.Decode)).Decode((Latents)latents.Value, _threads, cancellationToken)[0];
 
+    // Batches: one Run per stage over the batch dimension. Item b's noise comes from its own seed and no
+    // stage reduces across the batch, so each item is the same as the request run alone (tested bit for bit
+    // on the tiny pipeline: ExecutionTests, "a batch is bit-identical to its requests run alone").
+
+    /// <inheritdoc />
+    public StageOutput EncodeBatch(IReadOnlyList<GenerationInput> inputs, CancellationToken cancellationToken)
+    {
+        BatchInputs.Check(inputs);
+        var embeddings = new EncodeExecutor(For(Stage.Encode)).Encode(
+            inputs.Select(i => i.Prompt).ToArray(), Guided(inputs[0]) ? inputs.Select(i => i.NegativePrompt ?? "").ToArray() : null, _threads, cancellationToken);
+        return new StageOutput(embeddings, embeddings.Bytes);
+    }
+
+    /// <inheritdoc />
+    public StageOutput DiffuseBatch(IReadOnlyList<GenerationInput> inputs, StageOutput embeddings, int intraOpThreads, IReadOnlyList<IStepObserver> observers,
+        CancellationToken cancellationToken)
+    {
+        BatchInputs.Check(inputs);
+        var input = inputs[0];
+        var settings = new DiffuseSettings(input.Width, input.Height, input.Frames, input.Steps, inputs.Select(i => i.Seed).ToArray(), input.Guidance,
+            intraOpThreads, input.Scheduler);
+        var latents = new DiffuseExecutor(For(Stage.Diffuse)).Diffuse(
+            (Embeddings)embeddings.Value, settings, new StepProgress(observers), cancellationToken);
+        return new StageOutput(latents, latents.Bytes);
+    }
+
+    /// <inheritdoc />
+    public IReadOnlyList<IReadOnlyList<RgbImage>> DecodeBatch(IReadOnlyList<GenerationInput> inputs, StageOutput latents, CancellationToken cancellationToken)
+    {
+        BatchInputs.Check(inputs);
+        var frames = new DecodeExecutor(For(Stage.Decode)).Decode((Latents)latents.Value, _threads, cancellationToken);
+        if (frames.Length != inputs.Count)
+            throw new InvalidOperationException($"the decoder returned {frames.Length} items for a batch of {inputs.Count}");
+        return frames;
+    }
+
     /// <inheritdoc />
     public void Dispose()
     {
@@ -98,9 +134,12 @@ public sealed class OnnxStageExecutor : IStageExecutor
     }
 
     // Progress is reported synchronously on the worker's thread, after each step.
-    private sealed class StepProgress(IStepObserver observer) : IProgress<DiffuseProgress>
+    private sealed class StepProgress(params IReadOnlyList<IStepObserver> observers) : IProgress<DiffuseProgress>
     {
-        public void Report(DiffuseProgress value) => observer.StepCompleted(value.Completed, value.Steps);
+        public void Report(DiffuseProgress value)
+        {
+            foreach (var observer in observers) observer.StepCompleted(value.Completed, value.Steps);
+        }
     }
 }
 

@@ -72,6 +72,69 @@ public interface IStageExecutor : IDisposable
     /// <summary>Decodes latents (made by any device's <see cref="Diffuse"/>) into frames: one image for an
     /// image request, <c>Frames</c> images for a video.</summary>
     IReadOnlyList<RgbImage> Decode(GenerationInput input, StageOutput latents, CancellationToken cancellationToken);
+
+    // Batches (issue 12): several requests of one shape, steps, guidance and sampler (BatchInputs.Check). An
+    // executor that can run them as one run with the batch dimension overrides these; the defaults run the
+    // requests one after another, so every executor accepts a batch. A batch's output is only read by the
+    // same kind of executor's next batch stage.
+
+    /// <summary>Encodes the prompts of a batch (one output for all).</summary>
+    StageOutput EncodeBatch(IReadOnlyList<GenerationInput> inputs, CancellationToken cancellationToken) =>
+        inputs.Count == 1 ? Encode(inputs[0], cancellationToken) : SequentialBatch.Of(inputs.Select(i => Encode(i, cancellationToken)));
+
+    /// <summary>Denoises a batch from each request's own seeded noise; <paramref name="observers"/> has one
+    /// observer per request.</summary>
+    StageOutput DiffuseBatch(IReadOnlyList<GenerationInput> inputs, StageOutput embeddings, int intraOpThreads, IReadOnlyList<IStepObserver> observers,
+        CancellationToken cancellationToken) =>
+        inputs.Count == 1
+            ? Diffuse(inputs[0], embeddings, intraOpThreads, observers[0], cancellationToken)
+            : SequentialBatch.Of(inputs.Select((input, i) =>
+                Diffuse(input, SequentialBatch.Item(embeddings, i), intraOpThreads, observers[i], cancellationToken)));
+
+    /// <summary>Decodes a batch: result[b] is the frames of request b.</summary>
+    IReadOnlyList<IReadOnlyList<RgbImage>> DecodeBatch(IReadOnlyList<GenerationInput> inputs, StageOutput latents, CancellationToken cancellationToken) =>
+        inputs.Count == 1
+            ? [Decode(inputs[0], latents, cancellationToken)]
+            : inputs.Select((input, i) => Decode(input, SequentialBatch.Item(latents, i), cancellationToken)).ToArray();
+}
+
+/// <summary>The output of a batch stage run one request at a time (the <see cref="IStageExecutor"/> defaults).</summary>
+/// <param name="Items">One output per request, in batch order.</param>
+public sealed record SequentialBatch(IReadOnlyList<StageOutput> Items)
+{
+    /// <summary>The outputs as one stage output (bytes summed).</summary>
+    public static StageOutput Of(IEnumerable<StageOutput> items)
+    {
+        var all = items.ToArray();
+        return new StageOutput(new SequentialBatch(all), all.Sum(o => o.Bytes));
+    }
+
+    /// <summary>Item <paramref name="i"/> of a batch output.</summary>
+    /// <exception cref="InvalidOperationException">when <paramref name="output"/> is not a sequential batch of more than <paramref name="i"/> items.</exception>
+    public static StageOutput Item(StageOutput output, int i) =>
+        output.Value is SequentialBatch b && i < b.Items.Count ? b.Items[i]
+            : throw new InvalidOperationException($"batch item {i}: the previous stage's output is {output.Value.GetType().Name}, not a batch of that size");
+}
+
+/// <summary>What the requests of one batch must share.</summary>
+public static class BatchInputs
+{
+    /// <summary>Whether <paramref name="b"/> can run in one batch with <paramref name="a"/>: the same size, frames,
+    /// steps, guidance scale and sampler (prompts, negative prompts and
+    /// seeds may differ; the output file asked for is each request's own).</summary>
+    public static bool Compatible(GenerationInput a, GenerationInput b) =>
+        a.Width == b.Width && a.Height == b.Height && a.Frames == b.Frames && a.Steps == b.Steps
+        && a.Guidance.Equals(b.Guidance) && a.Scheduler == b.Scheduler;
+
+    /// <summary>Throws unless every input is <see cref="Compatible"/> with the first.</summary>
+    /// <exception cref="ArgumentException">naming the first input that differs.</exception>
+    public static void Check(IReadOnlyList<GenerationInput> inputs)
+    {
+        if (inputs.Count == 0) throw new ArgumentException("a batch needs at least one request", nameof(inputs));
+        for (var i = 1; i < inputs.Count; i++)
+            if (!Compatible(inputs[0], inputs[i]))
+                throw new ArgumentException($"batch item {i} differs from item 0 in size, frames, steps, guidance or sampler", nameof(inputs));
+    }
 }
 
 /// <summary>A stage's output handed to the next stage: the executor's own value, plus its size (for

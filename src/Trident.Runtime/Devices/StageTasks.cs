@@ -1,4 +1,6 @@
-// The typed tasks a worker reads from its channel. Each task carries its completion source: a worker
+// The typed tasks a worker reads from its channel. An encode, diffuse or decode task may serve a batch:
+// its own request and its Mates, run as one run with the batch dimension (IStageExecutor.*Batch); its
+// Cancellation is then the batch's, cancelled once every member is (PlanExecutor). Each task carries its completion source: a worker
 // completes it with the result, the exception or the cancellation, so a failing task is reported failed
 // to whoever waits on it and the worker lives on. A diffuse task of degree k goes to the group's lead
 // worker; each of the other k − 1 workers of the group gets a Reserve task that holds it for the
@@ -49,6 +51,24 @@ public abstract record StageTask(long TaskId, RequestId Request, double Predicte
 
     /// <summary>Completes the task as failed (or cancelled, for an <see cref="OperationCanceledException"/>).</summary>
     public abstract void Fail(Exception error);
+
+    /// <summary>Every request the task serves: <see cref="Request"/>, then the other members of its batch.</summary>
+    public virtual IReadOnlyList<RequestId> Requests => [Request];
+}
+
+/// <summary>A request that rides along in another request's batch task (issue 12).</summary>
+/// <param name="Request">The request.</param>
+/// <param name="Input">What it generates (BatchInputs.Compatible with the task's own input).</param>
+/// <param name="Observer">Receives its per-step progress (diffuse).</param>
+public sealed record BatchMate(RequestId Request, GenerationInput Input, IStepObserver Observer);
+
+internal static class Batches
+{
+    public static IReadOnlyList<GenerationInput> Inputs(GenerationInput input, IReadOnlyList<BatchMate>? mates) =>
+        mates is null or { Count: 0 } ? [input] : [input, .. mates.Select(m => m.Input)];
+
+    public static IReadOnlyList<RequestId> Requests(RequestId request, IReadOnlyList<BatchMate>? mates) =>
+        mates is null or { Count: 0 } ? [request] : [request, .. mates.Select(m => m.Request)];
 }
 
 /// <summary>Encode a request's prompt on this device.</summary>
@@ -57,9 +77,17 @@ public abstract record StageTask(long TaskId, RequestId Request, double Predicte
 /// <param name="PredictedSeconds">The cost model's duration.</param>
 /// <param name="Cancellation">The request's cancellation.</param>
 /// <param name="Input">What to generate.</param>
-public sealed record EncodeTask(long TaskId, RequestId Request, double PredictedSeconds, CancellationToken Cancellation, GenerationInput Input)
+/// <param name="Mates">The other requests of its batch (none: a batch of one); their prompts are encoded in the same run.</param>
+public sealed record EncodeTask(long TaskId, RequestId Request, double PredictedSeconds, CancellationToken Cancellation, GenerationInput Input,
+    IReadOnlyList<BatchMate>? Mates = null)
     : StageTask(TaskId, Request, PredictedSeconds, Cancellation)
 {
+    /// <summary>The inputs of the batch, this task's own first.</summary>
+    public IReadOnlyList<GenerationInput> Inputs => Batches.Inputs(Input, Mates);
+
+    /// <inheritdoc />
+    public override IReadOnlyList<RequestId> Requests => Batches.Requests(Request, Mates);
+
     /// <summary>The embeddings.</summary>
     public TaskCompletionSource<StageOutput> Result { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -86,6 +114,7 @@ public sealed record EncodeTask(long TaskId, RequestId Request, double Predicted
 /// <param name="Seats">One per other device of the group: set when that device's worker reaches its
 /// Reserve task.</param>
 /// <param name="Observer">Receives per-step progress.</param>
+/// <param name="Mates">The other requests of its batch (none: a batch of one), denoised in the same runs.</param>
 public sealed record DiffuseTask(
     long TaskId,
     RequestId Request,
@@ -96,9 +125,19 @@ public sealed record DiffuseTask(
     int Degree,
     int IntraOpThreads,
     IReadOnlyList<TaskCompletionSource> Seats,
-    IStepObserver Observer)
+    IStepObserver Observer,
+    IReadOnlyList<BatchMate>? Mates = null)
     : StageTask(TaskId, Request, PredictedSeconds, Cancellation)
 {
+    /// <summary>The inputs of the batch, this task's own first.</summary>
+    public IReadOnlyList<GenerationInput> Inputs => Batches.Inputs(Input, Mates);
+
+    /// <summary>The step observers of the batch, this task's own first.</summary>
+    public IReadOnlyList<IStepObserver> Observers => Mates is null or { Count: 0 } ? [Observer] : [Observer, .. Mates.Select(m => m.Observer)];
+
+    /// <inheritdoc />
+    public override IReadOnlyList<RequestId> Requests => Batches.Requests(Request, Mates);
+
     /// <summary>The latents.</summary>
     public TaskCompletionSource<StageOutput> Result { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -139,11 +178,19 @@ public sealed record ReserveTask(long TaskId, RequestId Request, double Predicte
 /// <param name="Cancellation">The request's cancellation.</param>
 /// <param name="Input">What to generate.</param>
 /// <param name="Latents">The diffuse task's result, from whichever group diffused.</param>
-public sealed record DecodeTask(long TaskId, RequestId Request, double PredictedSeconds, CancellationToken Cancellation, GenerationInput Input, Task<StageOutput> Latents)
+/// <param name="Mates">The other requests of its batch (none: a batch of one), decoded in the same run.</param>
+public sealed record DecodeTask(long TaskId, RequestId Request, double PredictedSeconds, CancellationToken Cancellation, GenerationInput Input, Task<StageOutput> Latents,
+    IReadOnlyList<BatchMate>? Mates = null)
     : StageTask(TaskId, Request, PredictedSeconds, Cancellation)
 {
-    /// <summary>The frames (one for an image).</summary>
-    public TaskCompletionSource<IReadOnlyList<RgbImage>> Result { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    /// <summary>The frames of each request of the batch, in <see cref="Inputs"/> order (one frame for an image).</summary>
+    public TaskCompletionSource<IReadOnlyList<IReadOnlyList<RgbImage>>> Result { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>The inputs of the batch, this task's own first.</summary>
+    public IReadOnlyList<GenerationInput> Inputs => Batches.Inputs(Input, Mates);
+
+    /// <inheritdoc />
+    public override IReadOnlyList<RequestId> Requests => Batches.Requests(Request, Mates);
 
     /// <inheritdoc />
     public override TaskKind Kind => TaskKind.Decode;

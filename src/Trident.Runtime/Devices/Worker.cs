@@ -147,7 +147,7 @@ public sealed class Worker : IDisposable
                 case EncodeTask e:
                     e.Cancellation.ThrowIfCancellationRequested();
                     _observer.Running(this, task);
-                    e.Result.TrySetResult(_executor.Encode(e.Input, e.Cancellation));
+                    e.Result.TrySetResult(e.Mates is null ? _executor.Encode(e.Input, e.Cancellation) : _executor.EncodeBatch(e.Inputs, e.Cancellation));
                     break;
                 case DiffuseTask d:
                     d.Cancellation.ThrowIfCancellationRequested();
@@ -155,7 +155,9 @@ public sealed class Worker : IDisposable
                     foreach (var seat in d.Seats) seat.Task.WaitAsync(d.Cancellation).GetAwaiter().GetResult();
                     d.Cancellation.ThrowIfCancellationRequested();
                     _observer.Running(this, task);
-                    d.Result.TrySetResult(_executor.Diffuse(d.Input, embeddings, d.IntraOpThreads, d.Observer, d.Cancellation));
+                    d.Result.TrySetResult(d.Mates is null
+                        ? _executor.Diffuse(d.Input, embeddings, d.IntraOpThreads, d.Observer, d.Cancellation)
+                        : _executor.DiffuseBatch(d.Inputs, embeddings, d.IntraOpThreads, d.Observers, d.Cancellation));
                     break;
                 case ReserveTask r:
                     // Always take the seat, even for a cancelled request, so the lead never waits on it.
@@ -167,7 +169,7 @@ public sealed class Worker : IDisposable
                     var latents = c.Latents.WaitAsync(c.Cancellation).GetAwaiter().GetResult();
                     c.Cancellation.ThrowIfCancellationRequested();
                     _observer.Running(this, task);
-                    c.Result.TrySetResult(_executor.Decode(c.Input, latents, c.Cancellation));
+                    c.Result.TrySetResult(c.Mates is null ? [_executor.Decode(c.Input, latents, c.Cancellation)] : _executor.DecodeBatch(c.Inputs, latents, c.Cancellation));
                     break;
                 case RetypeTask t:
                     var keep = PlacementTypeModule.stages(t.Type);

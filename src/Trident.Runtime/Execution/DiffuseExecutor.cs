@@ -127,6 +127,13 @@ public sealed class DiffuseExecutor(LoadedPipeline pipeline, DiffuseLoop loop = 
         }
 
         var rows = guided ? 2 * batch : batch;
+        // A batch (and guidance's two passes as one batch of 2) needs a dynamic batch axis, or one fixed at the
+        // rows this run feeds: read from the model's metadata.
+        var declared = session.Inputs[latentIndex].Shape;
+        if (declared.Count > 0 && declared[0] > 0 && declared[0] != rows)
+            throw new NotSupportedException(
+                $"the denoiser's '{stage.Latents}' input {session.Inputs[latentIndex].Declared()} has a fixed batch of {declared[0]}; this run feeds {rows} rows " +
+                $"({batch} request(s){(guided ? " × 2 for classifier-free guidance" : "")}): export it with a dynamic batch axis");
         var modelShape = (long[])shape.Clone();
         modelShape[0] = rows;
         var text = (guided || !embeddings.HasUnconditional ? embeddings.Tensor : embeddings.Conditional())

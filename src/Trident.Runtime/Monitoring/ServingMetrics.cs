@@ -38,6 +38,8 @@ public sealed class ServingMetrics : IDisposable
         Replacements = _meter.CreateCounter<long>("trident_replacements_total", null, "Placements changed by Adjust-on-Dispatch.");
         Requeued = _meter.CreateCounter<long>("trident_requeued_total", null,
             "Requests queued again because their work was lost with a device that left the cluster, by where they resume (start, after_encode, after_diffuse).");
+        BatchSize = _meter.CreateHistogram<int>("trident_batch_size", null, "Requests per batch task of more than one request (same-shape batching).", null,
+            new InstrumentAdvice<int> { HistogramBucketBoundaries = [2, 3, 4, 6, 8, 12, 16, 32] });
     }
 
     /// <summary>The meter every instrument belongs to (one per server, so two servers in one process never mix).</summary>
@@ -69,6 +71,8 @@ public sealed class ServingMetrics : IDisposable
 
     /// <summary>trident_requeued_total{resume}.</summary>
     public Counter<long> Requeued { get; }
+    /// <summary>Requests per batch task, for batches of more than one request.</summary>
+    public Histogram<int> BatchSize { get; }
 
     /// <summary>Records a zero for every counter series known in advance, so a scraper sees them at 0 rather
     /// than absent (call once a listener is attached).</summary>

@@ -9,6 +9,12 @@
 //      is the activation memory above the weights, which the session already holds;
 //   3. `repeats` timed runs; the point's seconds is their median (diffuse: divided by the steps per run,
 //      so it is seconds per step, with the pipeline's default guidance — a CFG step runs 2 rows).
+//   4. batches (issue 12): for every shape, each stage (diffuse at every degree) is also timed over batches of
+//      1, 2, 4, … requests of that shape (ProfilerOptions.Batches) — one run with the batch dimension, the
+//      executors the serving path runs for a batch task — on one fresh session per stage, a warm-up run per
+//      batch size, then the median of `repeats` runs. These are the profile's batch points (format version
+//      2); the cost model's best batch is the one with the most requests per device-second whose latency
+//      stays within what the SLO allows (CostModel.bestBatch).
 // Measuring each point on a fresh session is what makes the memory column meaningful: a session reused
 // across shapes keeps its arena at the largest shape seen. Encode is measured per shape too (it does not
 // depend on the image size, but every shape then has its points). Weights are the model files' sizes.
@@ -41,6 +47,10 @@ public sealed record ProfilerOptions
     /// <summary>Timed runs per point, after the warm-up run; the point is their median.</summary>
     public int Repeats { get; init; } = 3;
 
+    /// <summary>Batch sizes to time each stage at (must include 1, the reference of the others); [1] measures
+    /// no batching, and the profile then says the best batch is 1.</summary>
+    public IReadOnlyList<int> Batches { get; init; } = [1, 2, 4, 8];
+
     /// <summary>How the profiler was invoked, for the profile's source (e.g. the command line).</summary>
     public string Command { get; init; } = "Profiler.ProfileAsync";
 
@@ -72,6 +82,8 @@ public static class Profiler
         if (options.Degrees.Distinct().Count() != options.Degrees.Count) errors.Add(new ManifestError("degrees", "a degree is listed twice"));
         if (options.Steps < 1) errors.Add(new ManifestError("steps", "must be at least 1"));
         if (options.Repeats < 1) errors.Add(new ManifestError("repeats", "must be at least 1"));
+        if (!options.Batches.Contains(1) || options.Batches.Any(b => b < 1 || b > 64) || options.Batches.Distinct().Count() != options.Batches.Count)
+            errors.Add(new ManifestError("batches", "needs distinct batch sizes between 1 and 64, 1 among them"));
         return errors;
     }
 
@@ -99,6 +111,11 @@ public static class Profiler
         var encodePoints = new List<ProfilePoint>();
         var diffusePoints = new List<ProfilePoint>();
         var decodePoints = new List<ProfilePoint>();
+        var encodeBatches = new List<BatchPoint>();
+        var diffuseBatches = new List<BatchPoint>();
+        var decodeBatches = new List<BatchPoint>();
+        var batchSizes = options.Batches.Order().ToArray();
+        var measureBatches = batchSizes.Length > 1;
         long embeddingBytes = 0;
         double latentBytesPerMpf = 0;
 
@@ -133,6 +150,8 @@ public static class Profiler
             var (decodeSeconds, decodePeak) = Point(pipeline, StageModel.VaeDecoder, 1, options.Repeats, 1,
                 p => Generation.EncodeFile(new DecodeExecutor(p).Decode(latents, 1, ct)[0], cancellationToken: ct));
             Add(decodePoints, Stage.Decode, shape, 1, decodeSeconds, decodePeak);
+
+            if (measureBatches) MeasureBatches(pipeline, options, shape, batchSizes, guidance, guided, encodeBatches, diffuseBatches, decodeBatches, ct);
         }
 
         var slots = Environment.ProcessorCount;
@@ -147,9 +166,11 @@ public static class Profiler
             $"diffuse per step over {options.Steps}-step runs at guidance {guidance:0.###}{(guided ? " (2 rows per step)" : "")}; " +
             $"degree k = a denoiser session with k intra-op threads; memory: {memoryMethod}; " +
             $"device memory = available memory / {slots} CPU slots");
+        if (measureBatches)
+            source += $"; batch points: batches of {string.Join(", ", batchSizes)} requests of one shape as one run, median of {options.Repeats} after a warm-up";
 
-        StageProfile StageOf(StageModel model, List<ProfilePoint> points) =>
-            new(WeightBytes(pipeline.ModelPath(model)) / 1e9, false, ListModule.OfSeq(points));
+        StageProfile StageOf(StageModel model, List<ProfilePoint> points, List<BatchPoint> batches) =>
+            new(WeightBytes(pipeline.ModelPath(model)) / 1e9, false, ListModule.OfSeq(points), ListModule.OfSeq(batches));
 
         return new Profile(
             Ids.ModelName.NewModelName(manifest.Model),
@@ -160,9 +181,60 @@ public static class Profiler
             manifest.Sampler.DefaultSteps,
             embeddingBytes,
             latentBytesPerMpf,
-            StageOf(StageModel.TextEncoder, encodePoints),
-            StageOf(StageModel.Denoiser, diffusePoints),
-            StageOf(StageModel.VaeDecoder, decodePoints));
+            StageOf(StageModel.TextEncoder, encodePoints, encodeBatches),
+            StageOf(StageModel.Denoiser, diffusePoints, diffuseBatches),
+            StageOf(StageModel.VaeDecoder, decodePoints, decodeBatches));
+    }
+
+    // The batch points of one shape: each stage on one fresh session, every batch size timed after its own
+    // warm-up run (diffuse at every degree, per step).
+    private static void MeasureBatches(LoadedPipeline pipeline, ProfilerOptions options, Shape shape, int[] sizes, double guidance, bool guided,
+        List<BatchPoint> encode, List<BatchPoint> diffuse, List<BatchPoint> decode, CancellationToken ct)
+    {
+        var embeddings = new Dictionary<int, Embeddings>();
+        var latents = new Dictionary<int, Latents>();
+        using (var fresh = pipeline.Reopen())
+            foreach (var b in sizes)
+            {
+                var prompts = Enumerable.Repeat(Prompt, b).ToArray();
+                string[]? negatives = guided ? Enumerable.Repeat("", b).ToArray() : null;
+                var seconds = Time(options.Repeats, 1, () => embeddings[b] = new EncodeExecutor(fresh).Encode(prompts, negatives, 1, ct));
+                encode.Add(new BatchPoint(shape, 1, b, seconds));
+            }
+        foreach (var k in options.Degrees)
+        {
+            using var fresh = pipeline.Reopen();
+            foreach (var b in sizes)
+            {
+                var seeds = Enumerable.Range(0, b).Select(i => (ulong)i).ToArray();
+                var settings = new DiffuseSettings(shape.Width, shape.Height, shape.Frames, options.Steps, seeds, guidance, k);
+                var seconds = Time(options.Repeats, options.Steps, () => latents[b] = new DiffuseExecutor(fresh).Diffuse(embeddings[b], settings, null, ct));
+                diffuse.Add(new BatchPoint(shape, k, b, seconds));
+            }
+        }
+        using (var fresh = pipeline.Reopen())
+            foreach (var b in sizes)
+            {
+                var seconds = Time(options.Repeats, 1, () =>
+                {
+                    foreach (var frames in new DecodeExecutor(fresh).Decode(latents[b], 1, ct)) Generation.EncodeFile(frames, cancellationToken: ct);
+                });
+                decode.Add(new BatchPoint(shape, 1, b, seconds));
+            }
+    }
+
+    // A warm-up run, then the median of `repeats` timed runs divided by `unitsPerRun`.
+    private static double Time(int repeats, int unitsPerRun, Action run)
+    {
+        run();
+        var times = new double[repeats];
+        for (var i = 0; i < repeats; i++)
+        {
+            var clock = Stopwatch.StartNew();
+            run();
+            times[i] = clock.Elapsed.TotalSeconds / unitsPerRun;
+        }
+        return Median(times);
     }
 
     /// <summary>

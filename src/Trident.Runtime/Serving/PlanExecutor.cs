@@ -5,9 +5,12 @@
 // cancelled, whose error then reaches every later stage. A stage that fails because its device left the
 // cluster (DeviceLostException) does not fail the job: the loop queues it again, resuming after the last
 // stage that completed (its output kept where it was made), and it is dispatched anew.
+// A batch (issue 12) is one set of tasks for several jobs; each job completes with its own item of the decode;
+// a resumed job always runs alone.
 
 using Trident.Runtime.Devices;
 using Trident.Runtime.Execution;
+using Trident.Runtime.Imaging;
 using Trident.Scheduling;
 
 namespace Trident.Runtime.Serving;
@@ -45,23 +48,39 @@ public sealed class PlanExecutor
     /// <summary>A new task id.</summary>
     public long NextTaskId() => ++_nextTaskId;
 
-    /// <summary>Enqueues a job's tasks as the dispatch says and records them in the ledger. A job re-queued
-    /// with a <see cref="ResumePoint"/> skips the stages before it: their output is taken as it was kept (the
-    /// dispatch still names devices for them, which then get no task).</summary>
-    public async ValueTask ExecuteAsync(Job job, Dispatch dispatch, JobRoute route, CancellationToken stopping)
+    /// <summary>Enqueues a job's tasks as the dispatch says and records them in the ledger.</summary>
+    public ValueTask ExecuteAsync(Job job, Dispatch dispatch, JobRoute route, CancellationToken stopping) =>
+        ExecuteAsync([job], dispatch, route, stopping);
+
+    /// <summary>Enqueues the tasks of a batch (issue 12) as the dispatch says and records them in the ledger:
+    /// one encode, one diffuse and one decode task for all <paramref name="jobs"/> (the first leads; the
+    /// others are its BatchMates), each run as one run with the batch dimension. The tasks' cancellation is
+    /// the batch's: cancelled once every job is; a job cancelled earlier ends Cancelled and its result is
+    /// dropped. A job re-queued with a <see cref="ResumePoint"/> (its work was lost with a device) runs alone
+    /// and skips the stages before it: their output is taken as it was kept (the dispatch still names devices
+    /// for them, which then get no task).</summary>
+    /// <exception cref="ArgumentException">when the jobs cannot share a batch (BatchInputs.Compatible), or a
+    /// resumed job is batched with others.</exception>
+    public async ValueTask ExecuteAsync(IReadOnlyList<Job> jobs, Dispatch dispatch, JobRoute route, CancellationToken stopping)
     {
-        var input = job.Input;
-        var token = job.Cancellation;
-        var resume = job.Resume;
+        var lead = jobs[0];
+        BatchInputs.Check(jobs.Select(j => j.Input).ToArray());
+        var resume = lead.Resume;
+        if (jobs.Count > 1 && jobs.Any(j => j.Resume is not null))
+            throw new ArgumentException("a resumed job runs alone, never in a batch", nameof(jobs));
+        var input = lead.Input;
+        var batch = jobs.Count == 1 ? null : new BatchCancellation(jobs.Select(j => j.Cancellation).ToArray());
+        var token = batch?.Token ?? lead.Cancellation;
+        IReadOnlyList<BatchMate>? mates = jobs.Count == 1 ? null : jobs.Skip(1).Select(j => new BatchMate(j.Id, j.Input, j)).ToArray();
         var encodeDevice = dispatch.Encode.Devices.Head.Value;
         var group = dispatch.Diffuse.Devices.Select(d => d.Value).ToArray();
         var decodeDevice = dispatch.Decode.Devices.Head.Value;
         if (group.Length != dispatch.Degree)
-            throw new InvalidOperationException($"dispatch of {job.Id} has degree {dispatch.Degree} and {group.Length} diffuse devices");
+            throw new InvalidOperationException($"dispatch of {lead.Id} has degree {dispatch.Degree} and {group.Length} diffuse devices");
         var diffuseSeconds = dispatch.Diffuse.Finish - dispatch.Diffuse.Start;
         var workers = Workers;
 
-        var encode = resume is null ? new EncodeTask(NextTaskId(), job.Id, dispatch.Encode.Finish - dispatch.Encode.Start, token, input) : null;
+        var encode = resume is null ? new EncodeTask(NextTaskId(), lead.Id, dispatch.Encode.Finish - dispatch.Encode.Start, token, input, mates) : null;
         DiffuseTask? diffuse = null;
         var reserves = Array.Empty<(int Device, ReserveTask Task)>();
         if (resume?.Stage != Stage.Diffuse)
@@ -69,19 +88,19 @@ public sealed class PlanExecutor
             var embeddings = encode?.Result.Task ?? Task.FromResult(resume!.Output);
             var seats = group.Skip(1).Select(_ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).ToArray();
             var threads = group.Sum(d => workers[d].Device.IntraOpThreads);
-            diffuse = new DiffuseTask(NextTaskId(), job.Id, diffuseSeconds, token, input, embeddings, dispatch.Degree, threads, seats, job);
-            var lead = diffuse.Result.Task;
-            reserves = [.. group.Skip(1).Select((d, i) => (d, new ReserveTask(NextTaskId(), job.Id, diffuseSeconds, token, seats[i], lead)))];
+            diffuse = new DiffuseTask(NextTaskId(), lead.Id, diffuseSeconds, token, input, embeddings, dispatch.Degree, threads, seats, lead, mates);
+            var diffused = diffuse.Result.Task;
+            reserves = [.. group.Skip(1).Select((d, i) => (d, new ReserveTask(NextTaskId(), lead.Id, diffuseSeconds, token, seats[i], diffused)))];
         }
         var latents = diffuse?.Result.Task ?? Task.FromResult(resume!.Output);
-        var decode = new DecodeTask(NextTaskId(), job.Id, dispatch.Decode.Finish - dispatch.Decode.Start, token, input, latents);
+        var decode = new DecodeTask(NextTaskId(), lead.Id, dispatch.Decode.Finish - dispatch.Decode.Start, token, input, latents, mates);
 
-        job.Dispatched(_clock.Now, route);
+        foreach (var job in jobs) job.Dispatched(_clock.Now, route);
         if (encode is not null) await EnqueueAsync(encodeDevice, encode, stopping);
         if (diffuse is not null) await EnqueueAsync(group[0], diffuse, stopping);
         foreach (var (device, task) in reserves) await EnqueueAsync(device, task, stopping);
         await EnqueueAsync(decodeDevice, decode, stopping);
-        _ = CompleteAsync(job, resume, (encode, encodeDevice), (diffuse, group[0]), decode);
+        _ = CompleteAsync(jobs, resume, (encode, encodeDevice), (diffuse, group[0]), decode, batch);
     }
 
     private async ValueTask EnqueueAsync(int device, StageTask task, CancellationToken stopping)
@@ -97,13 +116,45 @@ public sealed class PlanExecutor
         await EnqueueAsync(device, task, stopping);
     }
 
-    private async Task CompleteAsync(Job job, ResumePoint? resumed, (EncodeTask? Task, int Device) encode, (DiffuseTask? Task, int Device) diffuse,
-        DecodeTask decode)
+    private async Task CompleteAsync(IReadOnlyList<Job> jobs, ResumePoint? resumed, (EncodeTask? Task, int Device) encode,
+        (DiffuseTask? Task, int Device) diffuse, DecodeTask decode, BatchCancellation? batch)
     {
         try
         {
-            var frames = await decode.Result.Task.ConfigureAwait(false);
-            if (frames.Count == 0) throw new InvalidOperationException("the decoder returned no frames");
+            IReadOnlyList<IReadOnlyList<RgbImage>>? items = null;
+            Exception? failure = null;
+            try
+            {
+                items = await decode.Result.Task.ConfigureAwait(false);
+                if (items.Count != jobs.Count) throw new InvalidOperationException($"the decoder returned {items.Count} results for a batch of {jobs.Count}");
+            }
+            catch (Exception ex)
+            {
+                failure = ex;
+            }
+            // work lost with a device: a job alone resumes from the last stage that completed (this attempt's, or
+            // the one it resumed from); a batch's outputs hold every member, so its jobs start again
+            var resume = jobs.Count > 1 ? null
+                : diffuse.Task is { Result.Task.IsCompletedSuccessfully: true } d
+                    ? new ResumePoint(Stage.Diffuse, d.Result.Task.Result, diffuse.Device)
+                    : encode.Task is { Result.Task.IsCompletedSuccessfully: true } e
+                        ? new ResumePoint(Stage.Encode, e.Result.Task.Result, encode.Device)
+                        : resumed;
+            for (var i = 0; i < jobs.Count; i++) await CompleteAsync(jobs[i], failure is null ? items![i] : null, failure, resume).ConfigureAwait(false);
+        }
+        finally
+        {
+            batch?.Dispose();
+        }
+    }
+
+    private async Task CompleteAsync(Job job, IReadOnlyList<RgbImage>? frames, Exception? failure, ResumePoint? resume)
+    {
+        try
+        {
+            if (failure is not null) throw failure;
+            job.Cancellation.ThrowIfCancellationRequested();
+            if (frames!.Count == 0) throw new InvalidOperationException("the decoder returned no frames");
             var file = await Generation.EncodeFileAsync(frames, job.Input.Output, _framesPerSecond, job.Cancellation).ConfigureAwait(false);
             job.Succeed(new JobResult(file.Bytes, file.Format, frames.Count, frames[0].Width, frames[0].Height), _clock.Now);
         }
@@ -113,18 +164,39 @@ public sealed class PlanExecutor
         }
         catch (Exception ex) when (DeviceLostException.Find(ex) is { } lost && _lost is { } requeue)
         {
-            // the work was lost with a device, not failed by the request: the loop queues it again, to resume
-            // from the last stage that completed (this attempt's, or the one it resumed from)
-            var resume = diffuse.Task is { Result.Task.IsCompletedSuccessfully: true } d
-                ? new ResumePoint(Stage.Diffuse, d.Result.Task.Result, diffuse.Device)
-                : encode.Task is { Result.Task.IsCompletedSuccessfully: true } e
-                    ? new ResumePoint(Stage.Encode, e.Result.Task.Result, encode.Device)
-                    : resumed;
+            // the work was lost with a device, not failed by the request: the loop queues it again
             requeue(job, lost, resume);
         }
         catch (Exception ex)
         {
             job.Fail(Describe(ex), _clock.Now);
+        }
+    }
+
+    // A batch's cancellation: cancelled once every member's is (a member cancelled alone only drops its result).
+    private sealed class BatchCancellation : IDisposable
+    {
+        private readonly CancellationTokenSource _all = new();
+        private readonly CancellationTokenRegistration[] _registrations;
+        private int _live;
+
+        public BatchCancellation(IReadOnlyList<CancellationToken> members)
+        {
+            _live = members.Count;
+            _registrations = members.Select(t => t.Register(Cancelled)).ToArray();
+        }
+
+        public CancellationToken Token => _all.Token;
+
+        private void Cancelled()
+        {
+            if (Interlocked.Decrement(ref _live) == 0) _all.Cancel();
+        }
+
+        public void Dispose()
+        {
+            foreach (var r in _registrations) r.Dispose();
+            _all.Dispose();
         }
     }
 

@@ -11,7 +11,9 @@
 //      period: the loop is one thread, so the next solve starts as soon as the previous one ended and
 //      events (arrivals, finishes) arrived meanwhile are batched into it. Every plan is work-conserving
 //      (Greedy.conserve): no free device stays idle while a waiting request could run on it;
-//   4. enqueue the plan's tasks on the workers; undispatched requests stay queued.
+//   4. form batches (Dispatching.Batching: each dispatch leads waiting requests of the same pipeline, shape
+//      and steps, up to the profile's best batch capped by ServingSettings.MaxBatch) and enqueue their tasks
+//      on the workers — one encode, diffuse and decode run per batch; undispatched requests stay queued.
 // Rounds run on every event (arrival, cancellation, task start or finish) and at least every period: the
 // period bounds how seldom a round runs, never how often.
 // Every round kept in the history (RoundHistory, the same bound as GET /v1/plan's list) keeps its snapshot
@@ -233,13 +235,17 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
 
     // A job's stage timing starts when its work does (inputs ready, not cancelled), not when its worker
     // reaches the task, so a skipped stage reports no timing.
-    void IWorkerObserver.Running(Worker worker, StageTask task) => _store.Find(task.Request)?.StageStarted(task.Kind, _clock.Now, worker.Device.Id);
+    void IWorkerObserver.Running(Worker worker, StageTask task)
+    {
+        foreach (var request in task.Requests) _store.Find(request)?.StageStarted(task.Kind, _clock.Now, worker.Device.Id);
+    }
 
     void IWorkerObserver.Finished(Worker worker, StageTask task, Exception? error)
     {
         var now = _clock.Now;
         var job = task is RetypeTask ? null : _store.Find(task.Request);
-        job?.StageFinished(task.Kind, now, worker.Device.Id, error, JobTrace.OutputBytes(task));
+        if (task is not RetypeTask)
+            foreach (var request in task.Requests) _store.Find(request)?.StageFinished(task.Kind, now, worker.Device.Id, error, JobTrace.OutputBytes(task));
         _events.Writer.TryWrite(new TaskFinished(worker.Device.Id, task, double.NaN, now, error is null));
         if (error is not null && error is not OperationCanceledException)
             using (job?.Trace.Enter())
@@ -445,21 +451,34 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
         var byId = _queue.ToDictionary(j => j.Id.Value);
         var dispatched = 0;
         foreach (var d in plan.Dispatches)
-        {
-            if (!byId.TryGetValue(d.Request.Value, out var job))
-            {
+            if (!byId.ContainsKey(d.Request.Value))
                 _log.LogError("Dispatch round {Round} routed {Request}, which is not queued. Snapshot and plan for replay: {Snapshot}",
                     round, d.Request, SnapshotJson.Write(snapshot, plan));
-                continue;
+        // Same-shape batching (issue 12): each dispatch leads a batch of waiting requests it can share its runs with.
+        var maxBatch = _settings.MaxBatch;
+        var batches = Batching.form(_cost,
+            FuncConvert.FromFunc<Request, int, int>((lead, k) => Batching.limit(_cost, maxBatch, lead.Shape, k)),
+            // a job re-queued to resume after a lost device runs alone (its kept output is its own)
+            FuncConvert.FromFunc<Request, Request, bool>((a, b) => byId[a.Id.Value].Resume is null && byId[b.Id.Value].Resume is null
+                && BatchInputs.Compatible(byId[a.Id.Value].Input, byId[b.Id.Value].Input)),
+            plan, snapshot.Queue).Item1;
+        var routed = new HashSet<long>();
+        foreach (var batch in batches)
+        {
+            var jobs = batch.Members.Select(r => byId[r.Id.Value]).ToArray();
+            foreach (var job in jobs)
+            {
+                _queue.Remove(job);
+                Interlocked.Decrement(ref _waiting);
+                routed.Add(job.Id.Value);
             }
-            _queue.Remove(job);
-            Interlocked.Decrement(ref _waiting);
             try
             {
-                var route = _view.ToPhysical(d);
-                await _plans!.ExecuteAsync(job, route, new JobRoute(round, detail, route), _stop.Token);
-                _metrics.QueueWait.Record(_clock.Now - job.Request.Arrival);
-                dispatched++;
+                var route = _view.ToPhysical(batch.Dispatch);
+                await _plans!.ExecuteAsync(jobs, route, new JobRoute(round, detail, route), _stop.Token);
+                foreach (var job in jobs) _metrics.QueueWait.Record(_clock.Now - job.Request.Arrival);
+                if (jobs.Length > 1) _metrics.BatchSize.Record(jobs.Length);
+                dispatched += jobs.Length;
             }
             catch (OperationCanceledException) when (_stop.IsCancellationRequested)
             {
@@ -468,14 +487,13 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
             catch (Exception ex)
             {
                 _log.LogError(ex, "Dispatch round {Round} could not carry out the route of {Request}; it fails. Snapshot and plan for replay: {Snapshot}",
-                    round, d.Request, SnapshotJson.Write(snapshot, plan));
-                job.Fail("the server could not carry out its route: " + PlanExecutor.Describe(ex), _clock.Now);
+                    round, batch.Dispatch.Request, SnapshotJson.Write(snapshot, plan));
+                foreach (var job in jobs) job.Fail("the server could not carry out its route: " + PlanExecutor.Describe(ex), _clock.Now);
             }
         }
         _waits = Admissible.waitReasons(snapshot, plan).ToDictionary(x => x.Item1.Value, x => new WaitingReason(round, x.Item2));
         // Rounds where nothing could be decided (no free device) are not worth a history entry.
         if (plan.Dispatches.IsEmpty && plan.Source is PlanSource.Greedy) return;
-        var routed = plan.Dispatches.Select(d => d.Request.Value).ToHashSet();
         foreach (var job in byId.Values) job.Trace.Round(round, roundStart, watch.Elapsed, source, routed.Contains(job.Id.Value));
         _metrics.DispatchRounds.Add(1, new KeyValuePair<string, object?>("source", source));
         _metrics.DispatchSolve.Record(watch.Elapsed.TotalSeconds, new KeyValuePair<string, object?>("source", source));

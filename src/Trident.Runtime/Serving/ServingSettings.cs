@@ -37,6 +37,11 @@ public sealed record ServingSettings
     /// memory only (lost when the process ends).</summary>
     public string? StorageDirectory { get; init; }
 
+    /// <summary>Most requests in one batch (issue 12): requests of the same pipeline, shape, steps, guidance and
+    /// sampler run as one batch, up to the profile's best batch size for the shape and degree and at most this
+    /// many. 1 turns batching off; a profile without batch points (format version 1) never batches.</summary>
+    public int MaxBatch { get; init; } = 8;
+
     /// <summary>Frames per second of the APNG written for a video result.</summary>
     public int VideoFramesPerSecond { get; init; } = 8;
 

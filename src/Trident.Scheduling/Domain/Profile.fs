@@ -1,5 +1,16 @@
 namespace Trident.Scheduling
 
+/// One measured batch point of a stage: the time of one run over `Batch` requests of the same shape
+/// (one ONNX Runtime run with the batch dimension), at a degree. Profile format version 2.
+type BatchPoint =
+    { Shape: Shape
+      /// sequence-parallel degree k (1 for encode and decode)
+      Degree: int
+      /// requests in the run, ≥ 1
+      Batch: int
+      /// diffuse: seconds per step of the whole batch; encode/decode: seconds per call of the whole batch
+      Seconds: float<s> }
+
 /// One measured point of a stage: latency and peak activation for a shape and degree.
 type ProfilePoint =
     { Shape: Shape
@@ -14,7 +25,10 @@ type StageProfile =
     { Weights: float<GB>
       /// true when the numbers are estimates rather than measurements
       Estimated: bool
-      Points: ProfilePoint list }
+      Points: ProfilePoint list
+      /// batch measurements (batch sizes 1, 2, 4, … per shape and degree); empty: no batching measured
+      /// (the cost model then assumes a batch of b costs b runs and the best batch is 1)
+      Batches: BatchPoint list }
 
 /// Latency and memory of one model's three stages on one device class (docs/profile-format.md).
 type Profile =

@@ -22,9 +22,15 @@ let baseSettings =
       "Trident:ProfileCache", Path.Combine(TinyFixture.home, "profiles")
       "Trident:LogLevel", "Warning"
       "Trident:Limits:MaxSteps", "2000"
+      // the admission limit on predicted seconds depends on the profile measured on this machine (slow on a
+      // loaded one); tests of long jobs must not depend on it (StrictInputTests sets its own)
+      "Trident:Limits:MaxPredictedSeconds", "100000"
       "Trident:Limits:DefaultWidth", "64"
       "Trident:Limits:DefaultHeight", "64"
       "Trident:Serving:RoundPeriodMs", "100"
+      // one request per task: the API tests count queued and running jobs; batching has its own tests
+      // (BatchingTests, BatchingProperties, the simulator's)
+      "Trident:Serving:MaxBatch", "1"
       // in-process servers keep their jobs in memory: each test starts empty (the durable store is tested on its own)
       "Trident:Storage:Directory", "memory" ]
 

@@ -161,6 +161,7 @@ let private startTrident (url: string) (storage: string) =
     for a in [ Path.Combine(AppContext.BaseDirectory, "trident.dll"); "serve"; "--urls"; url
                "--Trident:Pipeline"; TinyFixture.directory.Value; "--Trident:ProfileCache"; Path.Combine(TinyFixture.home, "profiles")
                "--Trident:Serving:DrainSeconds"; "1"; "--Trident:Serving:RoundPeriodMs"; "100"; "--Trident:Limits:MaxSteps"; "10000"
+               "--Trident:Limits:MaxPredictedSeconds"; "100000"
                "--Trident:Limits:DefaultWidth"; "64"; "--Trident:Limits:DefaultHeight"; "64"; "--Trident:Storage:Directory"; storage ] do
         start.ArgumentList.Add a
     start.Environment.["TRIDENT_HOME"] <- TinyFixture.home

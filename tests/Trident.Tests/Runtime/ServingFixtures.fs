@@ -29,15 +29,16 @@ let testProfile: Profile =
       DefaultSteps = 4
       EmbeddingBytes = 1e5<B>
       LatentBytesPerMpf = 1e6<B>
-      Encode = { Weights = 0.1<GB>; Estimated = true; Points = [ for n in sizes -> point n n 1 0.005 ] }
+      Encode = { Weights = 0.1<GB>; Estimated = true; Points = [ for n in sizes -> point n n 1 0.005 ]; Batches = [] }
       Diffuse =
         { Weights = 0.2<GB>
           Estimated = true
           Points =
             [ for n in sizes do
                   yield point n n 1 (0.010 * scale n ** 1.5)
-                  yield point n n 2 (0.010 * scale n ** 1.5 / 1.8) ] }
-      Decode = { Weights = 0.1<GB>; Estimated = true; Points = [ for n in sizes -> point n n 1 (0.005 * scale n) ] } }
+                  yield point n n 2 (0.010 * scale n ** 1.5 / 1.8) ]
+          Batches = [] }
+      Decode = { Weights = 0.1<GB>; Estimated = true; Points = [ for n in sizes -> point n n 1 (0.005 * scale n) ]; Batches = [] } }
 
 /// What a fake executor did, in order: "d0 encode 7", "d1 diffuse 7 k=2 threads=2", …
 type ExecutionLog() =

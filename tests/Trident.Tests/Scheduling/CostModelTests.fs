@@ -84,7 +84,7 @@ let ``a profile survives a round trip through its file format`` =
 let ``a bad profile file reports every problem at once`` =
     testCase "a bad profile file reports every problem at once" <| fun () ->
         let json =
-            """{ "format": "trident-profile", "version": 2, "model": "", "device_class": "x",
+            """{ "format": "trident-profile", "version": 9, "model": "", "device_class": "x",
                  "device_memory_gb": -1, "source": "test", "video": false, "default_steps": 0,
                  "embedding_bytes": 1, "latent_bytes_per_mpf": 1, "colour": "red",
                  "stages": { "encode": { "weights_gb": 1, "estimated": true, "points": [] },

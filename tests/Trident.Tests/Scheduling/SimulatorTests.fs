@@ -428,9 +428,63 @@ let ``an overloaded small cluster stays busy between solves`` =
         Expect.isTrue (conserving.Rounds |> Array.exists (fun r -> not r.Full && r.Dispatched > 0)) "some round ran between solves"
         Expect.isLessThan waiting.Summary.Utilisation conserving.Summary.Utilisation "rounds that wait for the solver idle devices"
 
+// ---- batching (issue 12) -------------------------------------------------------------------------
+
+/// The run of a spec with same-shape batching on: test batch points (BatchingProperties.withBatches) and MaxBatch 4.
+let private batched (spec: SimSpec) =
+    let config, policy, requests = buildRun spec
+    let cost = CostModel.create config.Cost.Settings (BatchingProperties.withBatches [ 1, 1.0; 2, 1.3; 4, 2.0 ] config.Cost.Profile)
+    { config with Cost = cost; MaxBatch = 4 }, policy, requests
+
+let ``batches in the simulator keep conservation and never double-book`` =
+    testProp 80 "with batching every arrival still ends in exactly one outcome and no device runs two tasks at once" <| fun () ->
+        Prop.forAll simSpecs (fun spec ->
+            let config, policy, requests = batched spec
+            let result = Simulator.run config policy requests
+            let shared = result.Records |> Array.filter (fun r -> r.Diffuse.IsSome) |> Array.countBy (fun r -> r.Diffuse.Value) |> Array.map snd
+            // a batch's tasks carry its lead's id, so each member's stages are read from its own record
+            let served =
+                [ let ids = result.Records |> Array.map (fun r -> r.Request.Id)
+                  if (Array.distinct ids).Length <> ids.Length || Set.ofArray ids <> (requests |> List.map _.Id |> Set.ofList) then
+                      yield "records and requests differ"
+                  for (key, n) in result.Tasks |> Array.countBy (fun t -> t.Request, t.Stage) do
+                      if n > 1 then yield sprintf "%O ran %A %d times" (fst key) (snd key) n
+                  for r in result.Records do
+                      match r.Outcome, r.Encode, r.Diffuse, r.Decode, r.Finish with
+                      | (OnTime | Late), Some e, Some d, Some c, Some f ->
+                          if e.Failed || d.Failed || c.Failed || f <> c.Finish then yield sprintf "%O completed with a failed stage" r.Request.Id
+                          if (f <= r.Request.Deadline) <> (r.Outcome = OnTime) then yield sprintf "%O: outcome %A vs its deadline" r.Request.Id r.Outcome
+                      | (OnTime | Late), _, _, _, _ -> yield sprintf "%O completed without all three stages" r.Request.Id
+                      | Unserved, _, _, _, _ when r.Dispatched.IsSome -> yield sprintf "%O unserved but dispatched" r.Request.Id
+                      | _ -> () ]
+            labelled "every request served once, or not at all" served
+            .&. labelled "no double booking" (noDoubleBooking result)
+            .&. (shared |> Array.forall (fun n -> n <= 4) |> Prop.label "a diffuse task serves at most MaxBatch requests")
+            |> Prop.classify (shared |> Array.exists (fun n -> n > 1)) "some batch > 1")
+
+let ``a same-shape burst finishes sooner with batching`` =
+    testCase "a same-shape burst finishes sooner with batching, every request served once" <| fun () ->
+        let cost = CostModel.create CostSettings.defaults (BatchingProperties.withBatches [ 1, 1.0; 2, 1.3; 4, 2.0 ] ReferenceProfiles.flux)
+        let cluster = Cluster.uniform 1 2 48.0<GB> Bandwidths.pcie4Server
+        let shape = Shape.image 512 512
+        let requests =
+            [ for i in 0..23 ->
+                  { Id = RequestId(int64 i); Model = cost.Profile.Model; Shape = shape; Steps = 8; Arrival = 0.0<s>
+                    Deadline = CostModel.deadline cost 0.0<s> shape 8; Priority = None } ]
+        let run maxBatch =
+            let config = { SimConfig.create cluster cost with Dispatch = testDispatch; PlacementTimeLimit = 10.0<s>; MaxBatch = maxBatch }
+            Simulator.run config (Baselines.trident 0.5<s> None) requests
+        let off, on = run 1, run 4
+        Expect.equal (on.Summary.OnTime + on.Summary.Late) 24 "every request served with batching"
+        Expect.equal (off.Summary.OnTime + off.Summary.Late) 24 "every request served without"
+        Expect.isLessThan (on.Tasks |> Array.filter (fun t -> t.Stage = Diffuse) |> Array.length) 24 "fewer diffuse tasks than requests"
+        Expect.isLessThan on.Summary.Span off.Summary.Span "the burst ends sooner"
+
 [<Tests>]
 let tests =
     testList "unit" [ testList "SimulatorTests" [
+        ``batches in the simulator keep conservation and never double-book``
+        ``a same-shape burst finishes sooner with batching``
         ``every arrival ends in exactly one outcome``
         ``no device runs two tasks at once in the simulation``
         ``simulated time is monotone``

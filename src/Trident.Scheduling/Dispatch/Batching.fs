@@ -1,0 +1,84 @@
+namespace Trident.Scheduling.Dispatching
+
+// Design note. Same-shape batching (issue 12). Requests with the same pipeline (model), shape and steps
+// can run as one batch: one ONNX Runtime run per stage with the batch dimension. A batch is formed around
+// each dispatch of a round's plan: the dispatched request leads it, and waiting requests of the same key
+// that the plan did not dispatch join it, most urgent (earliest deadline, then earliest arrival) first,
+// up to the batch limit of the lead's shape and degree (the profile's best batch size, capped by the
+// server's MaxBatch). The batch keeps the lead's route and gets its own cost: every stage takes
+// t(b) = t(1) · f(b) (CostModel.batchTime), so encode, diffuse and decode of the route are stretched by the
+// batch's extra time and the later stages shifted by it.
+// A request is in at most one batch of a round; a batch never mixes keys; the requests of the queue are
+// exactly those of the batches plus those left waiting (FsCheck properties in
+// tests/Trident.Tests/Scheduling/BatchingProperties.fs). The runtime may refuse extra members the
+// scheduler cannot see (a different guidance scale or sampler): `compatible` says which may share a run.
+
+open Trident.Scheduling
+
+/// One batch task of a round: the route of its lead and the requests it runs, lead first.
+/// Invariants: Members is not empty, its head is the dispatch's request, all members share
+/// (model, shape, steps), and the dispatch's stage times are those of the whole batch.
+type Batch =
+    { Dispatch: Dispatch
+      Members: Request list }
+
+    member this.Size = this.Members.Length
+
+module Batching =
+    /// What must be equal for requests to share one run: (pipeline, shape, steps).
+    let key (r: Request) = r.Model, r.Shape, r.Steps
+
+    /// The batch limit for a lead of `shape` at degree k: the profile's best batch (CostModel.bestBatch),
+    /// capped by `maxBatch`; 1 when the profile measured no batches at that degree (a version 1 profile,
+    /// the reference profiles) or `maxBatch` ≤ 1 (batching off).
+    let limit (cost: CostModel) (maxBatch: int) (shape: Shape) (k: int) =
+        let measured = (Profile.stage cost.Profile Diffuse).Batches |> List.exists (fun b -> b.Degree = k)
+        if not measured || maxBatch <= 1 then 1 else min maxBatch (CostModel.bestBatch cost shape k)
+
+    /// The route of a batch of b requests: each stage of the lead's route takes the batch's time
+    /// (CostModel.batchTime), later stages shifted by the extra time of earlier ones; OnTime is re-checked
+    /// against the lead's deadline.
+    let stretch (cost: CostModel) (lead: Request) (d: Dispatch) (b: int) : Dispatch =
+        if b = 1 then d
+        else
+            let extra stage (a: StageAssignment) =
+                let one = a.Finish - a.Start
+                let factor = CostModel.batchFactor cost stage lead.Shape (if stage = Diffuse then d.Degree else 1) b
+                one * (factor - 1.0)
+            let eExtra = extra Encode d.Encode
+            let dExtra = extra Diffuse d.Diffuse
+            let cExtra = extra Decode d.Decode
+            let encode = { d.Encode with Finish = d.Encode.Finish + eExtra }
+            let diffuse = { d.Diffuse with Start = d.Diffuse.Start + eExtra; Finish = d.Diffuse.Finish + eExtra + dExtra }
+            let decode =
+                { d.Decode with
+                    Start = d.Decode.Start + eExtra + dExtra
+                    Finish = d.Decode.Finish + eExtra + dExtra + cExtra }
+            { d with Encode = encode; Diffuse = diffuse; Decode = decode; OnTime = decode.Finish <= lead.Deadline }
+
+    /// Forms the round's batches: one per dispatch of `plan`, in plan order, each joined by waiting
+    /// requests of `queue` with the same key that the plan did not dispatch and `compatible` with the lead,
+    /// earliest deadline first, up to `limitOf lead degree` members (see the module note).
+    /// Returns the batches and the requests of the queue left waiting (queue order).
+    let form (cost: CostModel) (limitOf: Request -> int -> int) (compatible: Request -> Request -> bool) (plan: DispatchPlan) (queue: Request list) =
+        let byId = queue |> List.map (fun r -> r.Id, r) |> Map.ofList
+        let dispatched = plan.Dispatches |> List.map _.Request |> Set.ofList
+        let mutable left = queue |> List.filter (fun r -> not (dispatched.Contains r.Id))
+        let batches =
+            [ for d in plan.Dispatches do
+                  match byId.TryFind d.Request with
+                  | None -> () // a dispatch of a request not in the queue: the caller reports it
+                  | Some lead ->
+                      let room = limitOf lead d.Degree - 1
+                      let mates =
+                          if room <= 0 then []
+                          else
+                              left
+                              |> List.filter (fun r -> key r = key lead && compatible lead r)
+                              |> List.sortBy (fun r -> r.Deadline, r.Arrival, r.Id.Value)
+                              |> List.truncate room
+                      let taken = mates |> List.map _.Id |> Set.ofList
+                      left <- left |> List.filter (fun r -> not (taken.Contains r.Id))
+                      let members = lead :: mates
+                      yield { Dispatch = stretch cost lead d members.Length; Members = members } ]
+        batches, left

@@ -1,0 +1,113 @@
+/// Same-shape batching in the scheduling core (issue 12): the cost model's batch factor and best batch, and the
+/// batches a round forms around its plan (Dispatching.Batching).
+module Trident.Tests.BatchingProperties
+
+open Expecto
+open FsCheck
+open FsCheck.FSharp
+open Trident.Scheduling
+open Trident.Scheduling.Dispatching
+open Trident.Tests.TestSupport
+open Trident.Tests.Generators
+
+/// Test data, not a measurement: batch points for every diffuse shape and degree of a profile, a batch of b
+/// taking `factors.[b]` × the single-request time.
+let withBatches (factors: (int * float) list) (p: Profile) =
+    let batches =
+        [ for pt in p.Diffuse.Points do
+              for (b, f) in factors -> ({ Shape = pt.Shape; Degree = pt.Degree; Batch = b; Seconds = pt.Seconds * f }: BatchPoint) ]
+    { p with Diffuse = { p.Diffuse with Batches = batches } }
+
+let private testFactors = [ 1, 1.0; 2, 1.3; 4, 2.0; 8, 3.8 ]
+
+/// A snapshot whose queue has many same-key requests (steps folded to 4 or 8) and whose profile has batch points.
+let private batchSnapshot (spec: SnapshotSpec) =
+    let s = buildSnapshot DispatchSettings.defaults spec
+    let cost = CostModel.create s.Cost.Settings (withBatches testFactors s.Cost.Profile)
+    { s with
+        Cost = cost
+        Queue = s.Queue |> List.map (fun r -> { r with Steps = if r.Steps % 2 = 0 then 4 else 8 }) }
+
+let ``batches never mix keys, and every request is batched once or left waiting`` =
+    testProp 200 "a batch never mixes shapes or steps; every request is in at most one batch task; none is lost or run twice" <| fun () ->
+        Prop.forAll snapshotSpecs (fun spec ->
+            let s = batchSnapshot spec
+            let plan = (Planner.plan s).Dispatch
+            let maxBatch = 1 + (spec.Requests.Length % 6)
+            // the runtime's compatibility (guidance, sampler) as an arbitrary predicate
+            let compatible (a: Request) (b: Request) = (a.Id.Value + b.Id.Value) % 5L <> 1L
+            let limitOf (r: Request) k = Batching.limit s.Cost maxBatch r.Shape k
+            let batches, left = Batching.form s.Cost limitOf compatible plan s.Queue
+            let members = batches |> List.collect (fun b -> b.Members |> List.map _.Id)
+            let all = members @ (left |> List.map _.Id)
+            let byId = plan.Dispatches |> List.map (fun d -> d.Request, d) |> Map.ofList
+            (batches |> List.forall (fun b -> b.Members |> List.forall (fun m -> Batching.key m = Batching.key b.Members.Head))
+             |> Prop.label "one key (pipeline, shape, steps) per batch")
+            .&. (batches |> List.forall (fun b -> b.Members.Tail |> List.forall (compatible b.Members.Head)) |> Prop.label "members compatible with the lead")
+            .&. (batches |> List.forall (fun b -> b.Size <= limitOf b.Members.Head b.Dispatch.Degree && b.Size <= maxBatch) |> Prop.label "size within the limit")
+            .&. ((members |> List.distinct |> List.length) = members.Length |> Prop.label "a request is in at most one batch")
+            .&. ((List.sort all) = (s.Queue |> List.map _.Id |> List.sort) |> Prop.label "batched + waiting = the queue: none lost, none twice")
+            .&. ((batches |> List.map (fun b -> b.Dispatch.Request)) = (plan.Dispatches |> List.map _.Request) |> Prop.label "one batch per dispatch, led by it")
+            .&. (batches
+                 |> List.forall (fun b ->
+                     let d = byId.[b.Dispatch.Request]
+                     let lead = b.Members.Head
+                     let expected = float (d.Diffuse.Finish - d.Diffuse.Start) * CostModel.batchFactor s.Cost Diffuse lead.Shape d.Degree b.Size
+                     close 1e-9 (float (b.Dispatch.Diffuse.Finish - b.Dispatch.Diffuse.Start)) expected
+                     && b.Dispatch.Decode.Start >= b.Dispatch.Diffuse.Finish - 1e-9<s>)
+                 |> Prop.label "the batch's diffuse takes the batch time, decode after it")
+            |> Prop.classify (batches |> List.exists (fun b -> b.Size > 1)) "some batch > 1")
+
+let ``batch factor and best batch`` =
+    testList "batch cost" [
+        testCase "without batch points a batch of b costs b runs and the best batch is 1" <| fun () ->
+            let cost = CostModel.create CostSettings.defaults ReferenceProfiles.flux
+            let shape = Shape.image 512 512
+            Expect.equal (CostModel.batchFactor cost Diffuse shape 1 4) 4.0 "f(4) = 4"
+            Expect.equal (CostModel.bestBatch cost shape 1) 1 "best batch 1"
+            Expect.equal (Batching.limit cost 8 shape 1) 1 "no batching without batch points"
+        testCase "with batch points the best batch maximises requests per device-second within the SLO" <| fun () ->
+            let cost = CostModel.create CostSettings.defaults (withBatches testFactors ReferenceProfiles.flux)
+            let shape = Shape.image 512 512
+            Expect.equal (CostModel.batchFactor cost Diffuse shape 1 2) 1.3 "measured f(2)"
+            Expect.floatClose Accuracy.high (CostModel.batchFactor cost Diffuse shape 1 3) 1.65 "f(3) between f(2) and f(4)"
+            Expect.floatClose Accuracy.high (CostModel.batchFactor cost Diffuse shape 1 16) (3.8 * 2.0) "beyond 8: per request"
+            // b / f(b): 1, 1.54, 2, 2.1 — 8 is best and f(8) = 3.8 ≤ the SLO scale 4
+            Expect.equal (CostModel.bestBatch cost shape 1) 8 "best batch 8"
+            Expect.equal (Batching.limit cost 4 shape 1) 4 "capped by MaxBatch"
+            Expect.equal (Batching.limit cost 1 shape 1) 1 "MaxBatch 1 turns batching off"
+            let tight = CostModel.create { CostSettings.defaults with Deadline = SloScale 2.0 } (withBatches testFactors ReferenceProfiles.flux)
+            Expect.equal (CostModel.bestBatch tight shape 1) 4 "a tighter SLO (scale 2) allows f(b) ≤ 2: best batch 4"
+    ]
+
+let ``profile files carry batch points`` =
+    testList "profile format version 2" [
+        testCase "batch points round-trip" <| fun () ->
+            let p = withBatches testFactors ReferenceProfiles.sd3
+            match ProfileFile.parse (ProfileFile.serialize p) with
+            | Ok q -> Expect.equal q.Diffuse.Batches p.Diffuse.Batches "batches survive"
+            | Error e -> failtestf "%A" e
+        testCase "a version 1 file still loads, with no batch points" <| fun () ->
+            let text = ProfileFile.serialize ReferenceProfiles.sd3
+            let v1 = text.Replace("\"version\": 2", "\"version\": 1").Replace(",\n      \"batches\": []", "")
+            Expect.isFalse (v1.Contains "batches") "the version 1 text has no batches"
+            match ProfileFile.parse v1 with
+            | Ok q -> Expect.isEmpty q.Diffuse.Batches "no batch points"
+            | Error e -> failtestf "%A" e
+        testCase "an unknown version and batch points without batch 1 are clear errors" <| fun () ->
+            let text = ProfileFile.serialize (withBatches [ 2, 1.3 ] ReferenceProfiles.sd3)
+            match ProfileFile.parse text with
+            | Ok _ -> failtest "batch points without batch 1 must be refused"
+            | Error e -> Expect.exists e (fun m -> m.Contains "none at batch 1") "names the missing batch 1"
+            match ProfileFile.parse (ProfileFile.serialize ReferenceProfiles.sd3 |> fun t -> t.Replace("\"version\": 2", "\"version\": 3")) with
+            | Ok _ -> failtest "version 3 must be refused"
+            | Error e -> Expect.exists e (fun m -> m.Contains "$.version" && m.Contains "1, 2") "names the readable versions"
+    ]
+
+[<Tests>]
+let tests =
+    testList "BatchingProperties" [
+        ``batches never mix keys, and every request is batched once or left waiting``
+        ``batch factor and best batch``
+        ``profile files carry batch points``
+    ]
