@@ -605,16 +605,18 @@ module Simulator =
                   Waiting = queued.Count + (batches |> List.sumBy _.Size)
                   Dispatched = batches |> List.sumBy _.Size }
 
+        /// What a round (or a preemption check) sees at `now`.
+        let snapshotAt (now: float<s>) =
+            { Now = now
+              Cluster = cluster
+              Cost = cost
+              Placement = placement.Value
+              BusyUntil = busyView now
+              Queue = List.ofSeq waiting
+              Settings = config.Dispatch }
+
         let round (now: float<s>) =
-            let snapshot () =
-                { Now = now
-                  Cluster = cluster
-                  Cost = cost
-                  Placement = placement.Value
-                  BusyUntil = busyView now
-                  Queue = List.ofSeq waiting
-                  Settings = config.Dispatch }
-            let s = snapshot ()
+            let s = snapshotAt now
             match policy.Quick with
             | None -> applyPlan now (policy.Dispatch s) true
             | Some quick ->
@@ -662,14 +664,7 @@ module Simulator =
             | Some p ->
                 let live = running now
                 if not live.IsEmpty then
-                    let s =
-                        { Now = now
-                          Cluster = cluster
-                          Cost = cost
-                          Placement = placement.Value
-                          BusyUntil = busyView now
-                          Queue = List.ofSeq waiting
-                          Settings = config.Dispatch }
+                    let s = snapshotAt now
                     let byId = Dictionary<RequestId, Request>()
                     for r in waiting do
                         byId.[r.Id] <- r
