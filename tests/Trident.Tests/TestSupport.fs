@@ -104,6 +104,22 @@ let expectThrowsAny<'E when 'E :> exn> (message: string) (f: unit -> unit) : 'E 
     | Some e -> failtestf "%s. Expected %s (or a subtype) to be thrown, got %O" message typeof<'E>.FullName e
     | None -> failtestf "%s. Expected %s to be thrown, nothing was thrown" message typeof<'E>.FullName
 
+// ---- the command line ------------------------------------------------------------------------
+
+/// Runs `trident ARGS` in process (Trident.Api.Cli.Commands), capturing standard output and error: the exit
+/// code, the output, the errors. The console is the whole process's: tests that call it are sequenced.
+let runCli (args: string list) =
+    let out, err = new IO.StringWriter(), new IO.StringWriter()
+    let previousOut, previousErr = Console.Out, Console.Error
+    Console.SetOut out
+    Console.SetError err
+    let code =
+        try Trident.Api.Cli.Commands.RunAsync(Array.ofList args).GetAwaiter().GetResult()
+        finally
+            Console.SetOut previousOut
+            Console.SetError previousErr
+    code, string out, string err
+
 // ---- shared fixtures -------------------------------------------------------------------------
 
 /// A fixture built on first use and shared by the tests of one sequenced list (xunit's class fixture).

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using Microsoft.FSharp.Core;
@@ -27,75 +28,54 @@ namespace Trident.Api.Cli;
 /// </summary>
 public static class BenchCommand
 {
-    public static Command Command { get; } = new(
-        "bench",
-        "bench dispatch [--devices D] [--waiting R] [--devices-per-node 8] [--profile flux] [--rounds 200] [--busy 0.5] [--seed S] [--backend scip|cbc|highs|cp-sat] [--reference [--reference-limit 10]]\n" +
-        "  bench runtime [--pipeline tiny] [--runs 12] [--max-runs 80] [--device cpu|cuda:N] [--width 256 --height 256] [--frames 1] [--steps 8] [--guidance G] [--threads T]\n" +
-        "  bench soak [--duration 600] [--rate r] [--pipeline tiny] [--devices n] [--steps 4] [--sample-every 10] [--retention s] [--drain 60] [--out samples.csv]\n" +
-        "  bench cluster [--nodes 16] [--devices-per-node 8] [--emulate flux] [--time-scale 0.05] [--workload flux-reference] [--count n] [--membership redis|localhost] [--timeout 120] [--out requests.csv]",
-        "benchmark dispatch rounds (without --devices/--waiting: a matrix of 32, 128, 512 devices × 64, 256, 1000 waiting); " +
-        "or the runtime's overhead over the raw ONNX Runtime calls of one generation; " +
-        "or soak: serve the tiny pipeline in process at a steady rate and sample resident memory, heap, GCs, threads and descriptors over time; " +
-        "or cluster: a coordinator and one worker process per node of emulated devices on loopback, the trace replayed through the HTTP API, measured vs simulated",
-        Run);
+    private static readonly Option<int> Devices = Opt.Int("--devices", "devices [default: the matrix of 32, 128, 512 devices × 64, 256, 1000 waiting]", null, 1, 100_000);
+    private static readonly Option<int> Waiting = Opt.Int("--waiting", "waiting requests per round [default: the matrix]", null, 0, 1_000_000);
+    private static readonly Option<int> PerNode = Opt.Int("--devices-per-node", "devices per node", 8, 1, 64);
+    private static readonly Option<string> ProfileName = Opt.Choice("--profile", "the built-in profile the snapshots are drawn for", "flux", "sd3", "flux", "cogvideox", "hunyuanvideo");
+    private static readonly Option<int> Rounds = Opt.Int("--rounds", "snapshots timed per configuration", 200, 1, 100_000);
+    private static readonly Option<double> Busy = Opt.Double("--busy", "share of devices busy in a snapshot", 0.5, 0.0, 1.0);
+    private static readonly Option<ulong> Seed = Opt.ULong("--seed", "the snapshots' seed", 42);
+    private static readonly Option<string> BackendOption = Opt.Choice("--backend", "one MIP backend [default: every backend, on the same snapshots]", null, ReplayCommand.Backends);
+    private static readonly Option<bool> Reference = Opt.Flag("--reference",
+        "also solve each round's reference formulation (one binary per request × node × degree) beside the aggregated one, both without a MIP start, and compare times and optima");
+    private static readonly Option<double> ReferenceLimit = Opt.Double("--reference-limit", "the time limit in seconds of each solve with --reference", 10.0, 0.001, 3600.0);
 
-    private static Task<int> Run(CliArgs args, CancellationToken ct)
+    /// <summary>The command: <c>bench dispatch|runtime|soak|cluster</c>.</summary>
+    public static Command Command { get; } = new Command("bench", "benchmarks (not unit tests): dispatch rounds, the runtime's overhead, a soak, a cluster on loopback")
     {
-        var what = args.Positional.Count > 0 ? args.Positional[0] : "";
-        return what switch
-        {
-            "dispatch" => Task.FromResult(Dispatch(args, ct)),
-            "runtime" => Task.FromResult(RuntimeBench.Run(args, ct)),
-            "soak" => SoakBench.RunAsync(args, null, Console.Out, ct),
-            "cluster" => ClusterBench.RunAsync(args, Console.Out, ct),
-            _ => Fail(args, what),
-        };
-    }
+        new Command("dispatch", "time dispatch rounds on generated snapshots with every MIP backend (without --devices/--waiting: a matrix of 32, 128, 512 devices × 64, 256, 1000 waiting)")
+            { Devices, Waiting, PerNode, ProfileName, Rounds, Busy, Seed, BackendOption, Reference, ReferenceLimit }.With(Dispatch),
+        RuntimeBench.Command,
+        SoakBench.Command,
+        ClusterBench.Command,
+    };
 
-    private static Task<int> Fail(CliArgs args, string what)
+    private static int Dispatch(ParseResult args, CancellationToken ct)
     {
-        args.Error(what == "" ? "which benchmark: 'dispatch', 'runtime', 'soak' or 'cluster'" : $"unknown benchmark '{what}' (known: dispatch, runtime, soak, cluster)");
-        args.ThrowIfInvalid();
-        return Task.FromResult(2);
-    }
-
-    private static int Dispatch(CliArgs args, CancellationToken ct)
-    {
-        var devicesGiven = args.Has("devices");
-        var waitingGiven = args.Has("waiting");
-        var devices = args.Int("devices", 128, 1, 100_000);
-        var waiting = args.Int("waiting", 256, 0, 1_000_000);
-        var perNode = args.Int("devices-per-node", 8, 1, 64);
-        var profileName = args.String("profile", "flux")!;
-        var rounds = args.Int("rounds", 200, 1, 100_000);
-        var busy = args.Double("busy", 0.5, 0.0, 1.0);
-        var seed = args.ULong("seed", 42);
-        var backendName = args.String("backend", null);
-        var reference = args.Flag("reference");
-        var referenceLimit = args.Double("reference-limit", 10.0, 0.001, 3600.0);
-        var backends = BackendModule.all.ToList();
-        if (backendName is not null)
-        {
-            var parsed = BackendModule.tryParse(backendName);
-            if (FSharpOption<Backend>.get_IsNone(parsed))
-                args.Error($"--backend: unknown MIP backend '{backendName}' (known: scip, cbc, highs, cp-sat)");
-            else
-                backends = [parsed.Value];
-        }
-        var profile = ReferenceProfiles.tryFind(profileName);
-        if (FSharpOption<Profile>.get_IsNone(profile))
-            args.Error($"--profile: no built-in profile '{profileName}' (known: sd3, flux, cogvideox, hunyuanvideo)");
+        var devicesGiven = args.Given(Devices);
+        var waitingGiven = args.Given(Waiting);
+        var devices = args.Maybe(Devices) ?? 128;
+        var waiting = args.Maybe(Waiting) ?? 256;
+        var perNode = args.GetValue(PerNode);
+        var rounds = args.GetValue(Rounds);
+        var busy = args.GetValue(Busy);
+        var seed = args.GetValue(Seed);
+        var backends = args.GetValue(BackendOption) is { } name ? [BackendModule.tryParse(name).Value] : BackendModule.all.ToList();
+        var profile = ReferenceProfiles.tryFind(args.Text(ProfileName));
+        var reference = args.GetValue(Reference);
+        var referenceLimit = args.GetValue(ReferenceLimit);
         if (devicesGiven && devices % perNode != 0)
-            args.Error($"--devices: {devices} is not a multiple of --devices-per-node {perNode}");
-        args.ThrowIfInvalid();
+            throw new CliException([$"--devices: {devices} is not a multiple of --devices-per-node {perNode}"]);
 
         var configs = devicesGiven || waitingGiven
             ? new[] { (devices, waiting) }
             : new[] { (32, 64), (32, 256), (128, 64), (128, 256), (128, 1000), (512, 256), (512, 1000) };
+        using var progress = CliProgress.Start("bench dispatch", configs.Length * rounds, TimeSpan.FromSeconds(1));
         foreach (var (d, w) in configs)
         {
             if (ct.IsCancellationRequested) return 130;
-            var results = Measure(profile!.Value, d, perNode, w, rounds, busy, seed, backends);
+            var results = Measure(profile!.Value, d, perNode, w, rounds, busy, seed, backends,
+                i => progress.Step(string.Create(CultureInfo.InvariantCulture, $"devices={d} waiting={w}: round {i + 1} of {rounds}")));
             for (var b = 0; b < backends.Count; b++)
             {
                 var r = results[b];
@@ -225,7 +205,7 @@ public static class BenchCommand
     /// so that a busy spell of a shared machine falls on all of them alike.
     /// </summary>
     private static Result[] Measure(Profile profile, int devices, int perNode, int waiting, int rounds, double busy, ulong seed,
-        IReadOnlyList<Backend> backends)
+        IReadOnlyList<Backend> backends, Action<int> roundDone)
     {
         var setup = SetUp(profile, devices, perNode, waiting, busy);
         var settings = backends.Select(b => WithBackend(b, DispatchSettingsModule.defaults.TimeLimit)).ToArray();
@@ -274,6 +254,7 @@ public static class BenchCommand
                 else if (plan.Source is PlanSource.Greedy g && g.reason.StartsWith("solver", StringComparison.Ordinal))
                     fallback[b]++;
             }
+            roundDone(i);
         }
         return Enumerable.Range(0, n).Select(b =>
         {

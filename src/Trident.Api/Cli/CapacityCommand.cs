@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using Microsoft.FSharp.Collections;
@@ -14,37 +15,45 @@ namespace Trident.Api.Cli;
 /// </summary>
 public static class CapacityCommand
 {
-    public static Command Command { get; } = new(
-        "capacity",
-        "capacity --workload <name|file> [--target 0.99] [--policies all|B1,…,Trident] [--profile FILE] [--model flux] [--devices 128] "
-        + "[--devices-per-node 8] [--max-devices 1024] [--rate r] [--steps n] [--count n] [--b1-degree k] [--slo-scale 4] [--seed 42] [--parallel 2]",
-        "find the fewest devices (whole nodes) at which each policy reaches the target SLO attainment, by bisection over simulations; "
-        + "--devices is where the search starts (and what a generated workload's rate is scaled for)",
-        Run);
+    private static readonly Option<double> Target = Opt.Double("--target", "the SLO attainment to reach", 0.99, 0.0, 1.0);
+    private static readonly Option<int> MaxDevices = Opt.Int("--max-devices", "the largest cluster tried", 1024, 1, 1_000_000);
+    private static readonly Option<int> Parallel_ = Opt.Int("--parallel", "policies searched at once", 2, 1, 64);
 
-    private static Task<int> Run(CliArgs args, CancellationToken ct)
+    /// <summary>The command.</summary>
+    public static Command Command { get; } = Build();
+
+    private static Command Build()
     {
-        var workload = args.Required("workload");
-        var model = args.String("model", "flux")!;
-        var target = args.Double("target", 0.99, 0.0, 1.0);
-        var settings = SimulateCommand.Settings(args, 128);
-        var maxDevices = args.Int("max-devices", 1024, 1, 1_000_000);
-        var parallel = args.Int("parallel", 2, 1, 64);
-        var policyNames = (args.String("policies", "all") ?? "all").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        var rate = args.Has("rate") ? FSharpOption<double>.Some(args.Double("rate", 1, 1e-6, 1e6)) : FSharpOption<double>.None;
-        var steps = args.Has("steps") ? FSharpOption<int>.Some(args.Int("steps", 1, 1, 10_000)) : FSharpOption<int>.None;
-        var count = args.Has("count") ? FSharpOption<int>.Some(args.Int("count", 1, 1, 10_000_000)) : FSharpOption<int>.None;
-        if (maxDevices < settings.DevicesPerNode) args.Error($"--max-devices: {maxDevices} is less than one node ({settings.DevicesPerNode} devices)");
-        var input = SimulateCommand.Input(args, settings, workload, model, rate, steps, count);
-        args.ThrowIfInvalid();
+        var c = new Command("capacity",
+            "find the fewest devices (whole nodes) at which each policy reaches the target SLO attainment, by bisection over simulations; "
+            + "--devices is where the search starts (and what a generated workload's rate is scaled for)")
+        {
+            SimulateCommand.Workload_, Target, SimulateCommand.Policies, SimulateCommand.Model, MaxDevices,
+            SimulateCommand.Rate, SimulateCommand.Steps, SimulateCommand.Count, Parallel_,
+        };
+        foreach (var o in SimulateCommand.SettingsOptions) c.Add(o);
+        return c.With(Run);
+    }
+
+    private static Task<int> Run(ParseResult args, CancellationToken ct)
+    {
+        var errors = new CliErrors();
+        var target = args.GetValue(Target);
+        var settings = SimulateCommand.Settings(args, errors);
+        var maxDevices = args.GetValue(MaxDevices);
+        var parallel = args.GetValue(Parallel_);
+        var policyNames = SimulateCommand.PolicyNames(args);
+        if (maxDevices < settings.DevicesPerNode) errors.Add($"--max-devices: {maxDevices} is less than one node ({settings.DevicesPerNode} devices)");
+        var input = SimulateCommand.Input(args, settings, errors);
+        errors.ThrowIfAny();
 
         // the workload and B1's degree are fixed once, for the starting cluster
         var first = Experiment.prepare(settings, input!);
-        if (first.IsError) { foreach (var e in first.ErrorValue) args.Error(e); args.ThrowIfInvalid(); }
+        if (first.IsError) { foreach (var e in first.ErrorValue) errors.Add(e); errors.ThrowIfAny(); }
         var fixedSettings = ExperimentSettingsModule.withB1Degree(settings.B1Degree is { } k ? k.Value : first.ResultValue.B1Default, settings);
         var fixedInput = WorkloadInput.NewFromTrace(first.ResultValue.Name, first.ResultValue.Trace);
         var policies = Experiment.policies(fixedSettings, first.ResultValue, ListModule.OfSeq(policyNames));
-        if (policies.IsError) { foreach (var e in policies.ErrorValue) args.Error($"--policies: {e}"); args.ThrowIfInvalid(); }
+        if (policies.IsError) { foreach (var e in policies.ErrorValue) errors.Add($"--policies: {e}"); errors.ThrowIfAny(); }
 
         var perNode = settings.DevicesPerNode;
         var startNodes = Math.Max(1, settings.Devices / perNode);
@@ -53,8 +62,8 @@ public static class CapacityCommand
             $"capacity: {first.ResultValue.Name}, {first.ResultValue.Requests.Length} requests, target attainment {target:F3}; nodes of {perNode}, from {startNodes} nodes, at most {maxNodes}"));
         var total = Stopwatch.StartNew();
         var rows = new (Policy Policy, FSharpOption<int> Nodes, FSharpList<Probe> Probes)[policies.ResultValue.Length];
-        var gate = new object();
         var simulation = 0;
+        using var progress = CliProgress.Start("capacity", null);
         try
         {
             Parallel.For(0, rows.Length, new ParallelOptions { MaxDegreeOfParallelism = parallel, CancellationToken = ct }, i =>
@@ -67,9 +76,9 @@ public static class CapacityCommand
                     var p = Experiment.prepare(s, fixedInput).ResultValue;
                     var sw = Stopwatch.StartNew();
                     var r = Simulator.run(p.Config, policy, p.Requests);
-                    lock (gate)
-                        Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                            $"[{++simulation}] {policy.Name} {policy.Params} on {nodes * perNode} devices: attainment {r.Summary.SloAttainment:F3} ({sw.Elapsed.TotalSeconds:F1} s; {total.Elapsed.TotalSeconds:F0} s in all)"));
+                    Interlocked.Increment(ref simulation);
+                    progress.Step(string.Create(CultureInfo.InvariantCulture,
+                        $"{policy.Name} {policy.Params} on {nodes * perNode} devices: attainment {r.Summary.SloAttainment:F3} ({sw.Elapsed.TotalSeconds:F1} s; {total.Elapsed.TotalSeconds:F0} s in all)"));
                     return r.Summary.SloAttainment;
                 }
                 var (nodes, probes) = Search.fewestNodes(FuncConvert.FromFunc<int, double>(Attainment), target, startNodes, maxNodes).ToValueTuple();
@@ -77,6 +86,7 @@ public static class CapacityCommand
             });
         }
         catch (OperationCanceledException) { return Task.FromResult(130); }
+        progress.Dispose();
 
         var inv = CultureInfo.InvariantCulture;
         string Devices(FSharpOption<int> n) => n is { } v ? (v.Value * perNode).ToString(inv) : $"> {maxNodes * perNode}";

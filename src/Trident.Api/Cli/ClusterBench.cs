@@ -7,6 +7,7 @@
 // the dispatch rounds' planning time (GET /v1/plan, every round kept) is summarised.
 // LocalCluster is also the multi-process test's set-up (tests/…/ClusterProcessTests.fs).
 
+using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
@@ -222,21 +223,33 @@ public static class ClusterBench
 {
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 
+    private static readonly Option<int> Nodes = Opt.Int("--nodes", "worker processes (nodes)", 16, 1, 256);
+    private static readonly Option<int> PerNode = Opt.Int("--devices-per-node", "emulated devices per node", 8, 1, 64);
+    private static readonly Option<string> Emulate = Opt.Choice("--emulate", "the reference profile the devices emulate", "flux", [.. EmulatedNames]);
+    private static readonly Option<double> Scale = Opt.Double("--time-scale", "emulated time per real second", 0.05, 0.001, 1000);
+    private static readonly Option<string> Workload_ = Opt.String("--workload", "the workload to replay [default: PROFILE-reference]", helpName: "NAME");
+    private static readonly Option<int> Count = Opt.Int("--count", "requests at most", 10_000, 1, 10_000);
+    private static readonly Option<string> Membership = Opt.Choice("--membership", "cluster membership", "redis", "redis", "localhost");
+    private static readonly Option<double> Timeout = Opt.Double("--timeout", "seconds to wait for the cluster to start, and for the last requests", 120, 1, 3600);
+    private static readonly Option<string> Out = Opt.String("--out", "also write one CSV row per request", helpName: "requests.csv");
+
+    /// <summary>The <c>bench cluster</c> command.</summary>
+    public static Command Command { get; } = new Command("cluster",
+        "a coordinator and one worker process per node of emulated devices on loopback, the trace replayed through the HTTP API, measured vs simulated")
+        { Nodes, PerNode, Emulate, Scale, Workload_, Count, Membership, Timeout, Out }.With((r, ct) => RunAsync(r, Console.Out, ct));
+
     /// <summary>Runs the benchmark (see the file's note).</summary>
-    public static async Task<int> RunAsync(CliArgs args, TextWriter o, CancellationToken ct)
+    public static async Task<int> RunAsync(ParseResult args, TextWriter o, CancellationToken ct)
     {
-        var nodes = args.Int("nodes", 16, 1, 256);
-        var perNode = args.Int("devices-per-node", 8, 1, 64);
-        var profile = args.String("emulate", "flux")!;
-        var scale = args.Double("time-scale", 0.05, 0.001, 1000);
-        var workload = args.String("workload", $"{profile}-reference")!;
-        var count = args.Int("count", 10_000, 1, 10_000);
-        var membership = args.String("membership", "redis")!;
-        var timeout = args.Double("timeout", 120, 1, 3600);
-        var output = args.String("out");
-        if (!EmulatedNames.Contains(profile)) args.Error($"--emulate: '{profile}' is not a reference profile ({string.Join(", ", EmulatedNames)})");
-        if (membership is not ("redis" or "localhost")) args.Error($"--membership: '{membership}' is not redis or localhost");
-        args.ThrowIfInvalid();
+        var nodes = args.GetValue(Nodes);
+        var perNode = args.GetValue(PerNode);
+        var profile = args.Text(Emulate);
+        var scale = args.GetValue(Scale);
+        var workload = args.GetValue(Workload_) ?? $"{profile}-reference";
+        var count = args.GetValue(Count);
+        var membership = args.Text(Membership);
+        var timeout = args.GetValue(Timeout);
+        var output = args.GetValue(Out);
         var named = Workload.tryNamed(workload, profile);
         if (named.IsError)
         {
@@ -267,7 +280,7 @@ public static class ClusterBench
             "--count", requests.ToString(CultureInfo.InvariantCulture), "--duration", "3600", "--timeout", timeout.ToString(CultureInfo.InvariantCulture), "--compare-sim",
         };
         if (output is not null) loadgen.AddRange(["--out", output]);
-        var code = await LoadgenCommand.RunAsync(new CliArgs(loadgen), null, o, ct);
+        var code = await LoadgenCommand.RunAsync(Commands.Parse(LoadgenCommand.Command, loadgen), null, o, ct);
         using var http = new HttpClient { BaseAddress = new Uri(cluster.Url) };
         var plan = await http.GetFromJsonAsync<PlanDto>("/v1/plan", Json, ct);
         if (plan is not null && plan.RecentRounds.Count > 0)

@@ -1,14 +1,19 @@
+using System.CommandLine;
+using System.CommandLine.Invocation;
+using System.CommandLine.Parsing;
+
 namespace Trident.Api.Cli;
 
-/// <summary>One subcommand of the <c>trident</c> executable.</summary>
-public sealed record Command(string Name, string Usage, string Summary, Func<CliArgs, CancellationToken, Task<int>> Run);
-
 /// <summary>
-/// The command line: maps a subcommand name to its handler in exactly one place. Each feature
-/// contributes its command from its own file.
+/// The command line, on System.CommandLine: every command with its typed options (each documented by
+/// <c>--help</c>), <c>--version</c>, shell completion (<c>trident completion bash</c>, over the library's
+/// <c>[suggest]</c> directive). A command line with bad options is refused before anything runs, with one
+/// error naming every bad option (unknown options included) and exit code 2. Each feature contributes its
+/// command from its own file; this is the one place that lists them.
 /// </summary>
 public static class Commands
 {
+    /// <summary>Every command, in the order <c>--help</c> lists them.</summary>
     public static IReadOnlyList<Command> All { get; } =
     [
         ServeCommand.Command,
@@ -24,58 +29,201 @@ public static class Commands
         EvaluateCommand.Command,
         CapacityCommand.Command,
         ReplayCommand.Command,
+        CompletionCommand.Command,
     ];
 
+    private static readonly RootCommand Root = BuildRoot();
+
+    private static RootCommand BuildRoot()
+    {
+        var root = new RootCommand(
+            "Trident: serves diffusion pipelines (text-to-image and text-to-video) on a cluster of devices, and simulates, "
+            + "profiles and benchmarks their scheduling. Without a command (or with only options) it serves HTTP: `trident` = `trident serve`.");
+        foreach (var c in All) root.Add(c);
+        foreach (var v in root.Options.OfType<VersionOption>()) v.Action = new VersionAction();
+        Reject(root);
+        return root;
+    }
+
+    // Unknown tokens are reported by Errors (each unknown option named once, its value not reported again) in
+    // place of the library's one-error-per-token messages; serve and worker pass configuration keys on (checked by
+    // ShortServeOptions).
+    private static void Reject(Command c)
+    {
+        c.TreatUnmatchedTokensAsErrors = !PassesConfigurationKeys(c);
+        // values are converted (and range-checked) as the command line is parsed, not when first read, so every
+        // bad value is among the parse errors
+        c.Validators.Add(result =>
+        {
+            foreach (var o in result.Command.Options)
+            {
+                if (result.GetResult(o) is { } r)
+                    try { r.GetValueOrDefault<object>(); } catch (InvalidOperationException) { /* recorded as a parse error */ }
+                // the library skips its own check of required options once a value failed to convert
+                else if (o.Required) result.AddError($"{o.Name}: required");
+            }
+        });
+        foreach (var sub in c.Subcommands) Reject(sub);
+    }
+
+    /// <summary>Parses and runs a command line (serve when it names no command); exit code 2 for bad usage.</summary>
     public static async Task<int> RunAsync(string[] args, CancellationToken ct = default)
     {
-        if (args.Length > 0 && args[0] is "help" or "--help" or "-h")
-        {
-            PrintUsage(Console.Out);
-            return 0;
-        }
-        if (args.Length > 0 && args[0] is "version" or "--version")
-        {
-            PrintVersion(Console.Out);
-            return 0;
-        }
         // No command, or only options (host options, as WebApplicationFactory passes them): serve.
-        if (args.Length == 0 || args[0].StartsWith("--", StringComparison.Ordinal)) args = [ServeCommand.Command.Name, .. args];
-        var command = All.FirstOrDefault(c => c.Name == args[0]);
-        if (command is null)
+        if (args.Length == 0 || (args[0].StartsWith('-') && args[0] is not ("--help" or "-h" or "-?" or "--version")))
+            args = [ServeCommand.Command.Name, .. args];
+        var parse = Root.Parse(args);
+        var config = new InvocationConfiguration
         {
-            Console.Error.WriteLine($"trident: unknown command '{args[0]}'");
-            PrintUsage(Console.Error);
+            Output = Console.Out, Error = Console.Error, EnableDefaultExceptionHandler = false,
+            // Ctrl+C is the host's (serve drains) and each command's own: no forced exit by the library
+            ProcessTerminationTimeout = null,
+        };
+        // --help, --version, [suggest]: they run whatever else the command line holds
+        if (parse.Action is { } special && special is not ParseErrorAction && special != parse.CommandResult.Command.Action)
+            return await parse.InvokeAsync(config, ct);
+        var command = parse.CommandResult.Command;
+        if (command is RootCommand)
+        {
+            Console.Error.WriteLine($"trident: unknown command '{args[0]}' (known: {string.Join(", ", All.Select(c => c.Name))}; see trident --help)");
             return 2;
         }
+        if (command.Action is null)
+        {
+            Console.Error.WriteLine($"trident {Path(command)}: which one? {string.Join(", ", command.Subcommands.Select(c => c.Name))} (see trident {Path(command)} --help)");
+            return 2;
+        }
+        var errors = Errors(parse);
         try
         {
-            return await command.Run(new CliArgs(args.Skip(1)), ct);
+            if (errors.Count > 0) throw new CliException(errors);
+            return await parse.InvokeAsync(config, ct);
         }
         catch (CliException e)
         {
-            Console.Error.WriteLine($"trident {command.Name}: invalid arguments");
+            Console.Error.WriteLine($"trident {Path(command)}: invalid arguments");
             foreach (var err in e.Errors) Console.Error.WriteLine($"  {err}");
-            Console.Error.WriteLine($"usage: trident {command.Usage}");
+            Console.Error.WriteLine($"see: trident {Path(command)} --help");
             return 2;
         }
     }
 
-    /// <summary>The executable's version and the versions of the libraries it serves with.</summary>
-    private static void PrintVersion(TextWriter w)
+    /// <summary>Parses <paramref name="args"/> as the options of <paramref name="command"/> alone (for commands
+    /// that run others, and for tests).</summary>
+    /// <exception cref="CliException">listing every bad option.</exception>
+    public static ParseResult Parse(Command command, IReadOnlyList<string> args)
     {
-        static string Of(Type t) =>
-            t.Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false)
-                .OfType<System.Reflection.AssemblyInformationalVersionAttribute>().FirstOrDefault()?.InformationalVersion.Split('+')[0]
-            ?? t.Assembly.GetName().Version?.ToString() ?? "unknown";
-        w.WriteLine($"trident {Of(typeof(Commands))}");
-        w.WriteLine($"  ONNX Runtime {Trident.Runtime.Onnx.OrtEnvironment.Version}; OR-Tools {Of(typeof(Google.OrTools.LinearSolver.Solver))}; .NET {Environment.Version}");
+        _ = Root; // the commands' validators are installed with the root
+        var parse = Root.Parse([.. Path(command).Split(' '), .. args]);
+        var errors = Errors(parse);
+        if (errors.Count > 0) throw new CliException(errors);
+        return parse;
     }
 
-    private static void PrintUsage(TextWriter w)
+    /// <summary>Every problem of a parsed command line, one line each, each naming its option: bad values, missing
+    /// required options, unknown options (not the values that follow them) and stray arguments.</summary>
+    public static IReadOnlyList<string> Errors(ParseResult parse)
     {
-        w.WriteLine("usage: trident <command> [options]");
-        w.WriteLine("       trident --version");
-        w.WriteLine();
-        foreach (var c in All) w.WriteLine($"  {c.Usage}\n      {c.Summary}");
+        var errors = new List<string>();
+        foreach (var e in parse.Errors)
+        {
+            // the library's "unrecognized" error of an unmatched token: reported below, once per unknown option
+            if (e.SymbolResult is CommandResult && !e.Message.StartsWith('-') && parse.UnmatchedTokens.Any(t => e.Message.Contains($"'{t}'", StringComparison.Ordinal)))
+                continue;
+            if (e.SymbolResult is OptionResult { Option: var o } r)
+            {
+                if (o.Required && r.IdentifierToken is null) errors.Add($"{o.Name}: required");
+                else if (r.IdentifierToken is not null && r.Tokens.Count == 0 && o.Arity.MinimumNumberOfValues > 0) errors.Add($"{o.Name}: needs a value");
+                else errors.Add(e.Message.StartsWith(o.Name + ":", StringComparison.Ordinal) ? e.Message : $"{o.Name}: {e.Message}");
+            }
+            else errors.Add(e.Message);
+        }
+        if (!PassesConfigurationKeys(parse.CommandResult.Command))
+        {
+            var afterUnknownOption = false;
+            foreach (var t in parse.UnmatchedTokens)
+            {
+                if (t.StartsWith('-') && t.Length > 1 && !double.TryParse(t, out _))
+                {
+                    errors.Add($"{t.Split('=')[0]}: unknown option");
+                    afterUnknownOption = !t.Contains('=');
+                }
+                else if (afterUnknownOption) afterUnknownOption = false;
+                else errors.Add($"'{t}': unexpected argument");
+            }
+        }
+        else errors.AddRange(ShortServeOptions.UnknownTokens(parse.UnmatchedTokens));
+        return [.. errors.Distinct()];
     }
+
+    private static bool PassesConfigurationKeys(Command c) => c == ServeCommand.Command || c == WorkerCommand.Command;
+
+    /// <summary>"bench soak" for a subcommand, "simulate" for a command.</summary>
+    private static string Path(Command c) =>
+        c.Parents.OfType<Command>().FirstOrDefault() is { } parent and not RootCommand ? $"{Path(parent)} {c.Name}" : c.Name;
+
+    /// <summary>The executable's version and the versions of the libraries it serves with.</summary>
+    private sealed class VersionAction : SynchronousCommandLineAction
+    {
+        public override int Invoke(ParseResult parseResult)
+        {
+            static string Of(Type t) =>
+                t.Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false)
+                    .OfType<System.Reflection.AssemblyInformationalVersionAttribute>().FirstOrDefault()?.InformationalVersion.Split('+')[0]
+                ?? t.Assembly.GetName().Version?.ToString() ?? "unknown";
+            var w = parseResult.InvocationConfiguration.Output;
+            w.WriteLine($"trident {Of(typeof(Commands))}");
+            w.WriteLine($"  ONNX Runtime {Trident.Runtime.Onnx.OrtEnvironment.Version}; OR-Tools {Of(typeof(Google.OrTools.LinearSolver.Solver))}; .NET {Environment.Version}");
+            return 0;
+        }
+    }
+}
+
+/// <summary>An action of a command: runs with the parsed command line; a <see cref="CliException"/> it throws is
+/// bad usage (exit code 2, every problem listed).</summary>
+public static class CommandAction
+{
+    /// <summary><paramref name="command"/> with <paramref name="run"/> as its action.</summary>
+    public static Command With(this Command command, Func<ParseResult, CancellationToken, Task<int>> run)
+    {
+        command.SetAction(run);
+        return command;
+    }
+
+    /// <summary><paramref name="command"/> with a synchronous <paramref name="run"/> as its action.</summary>
+    public static Command With(this Command command, Func<ParseResult, CancellationToken, int> run)
+    {
+        command.SetAction((r, ct) => Task.FromResult(run(r, ct)));
+        return command;
+    }
+}
+
+/// <summary>Problems found after parsing (a file that does not parse, options that contradict each other),
+/// gathered so that one error lists them all.</summary>
+public sealed class CliErrors
+{
+    private readonly List<string> _errors = [];
+
+    /// <summary>Adds a problem, worded <c>--option: what is wrong</c>.</summary>
+    public void Add(string message) => _errors.Add(message);
+
+    /// <summary>Whether any problem was found.</summary>
+    public bool Any => _errors.Count > 0;
+
+    /// <summary>The problems found so far.</summary>
+    public IReadOnlyList<string> List => _errors;
+
+    /// <summary>Throws <see cref="CliException"/> listing every problem, if there is one.</summary>
+    public void ThrowIfAny()
+    {
+        if (_errors.Count > 0) throw new CliException([.. _errors]);
+    }
+}
+
+/// <summary>A command line that cannot be run, with every problem found.</summary>
+public sealed class CliException(IReadOnlyList<string> errors)
+    : Exception(string.Join(Environment.NewLine, errors))
+{
+    /// <summary>Each problem, one line each.</summary>
+    public IReadOnlyList<string> Errors { get; } = errors;
 }

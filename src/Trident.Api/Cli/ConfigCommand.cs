@@ -1,3 +1,4 @@
+using System.CommandLine;
 using Microsoft.Extensions.Configuration;
 using Trident.Api.Options;
 
@@ -14,11 +15,12 @@ public static class ConfigCommand
     /// <summary>The resource name of the embedded example file.</summary>
     public const string ExampleResource = "trident.example.json";
 
-    public static Command Command { get; } = new(
-        "config",
-        "config --defaults | --check FILE",
-        "print every configuration key with its default and what it means (a file to start from), or check a configuration file",
-        Run);
+    private static readonly Option<bool> Defaults = Opt.Flag("--defaults", "print every configuration key with its default and what it means (a file to start from)");
+    private static readonly Option<string> CheckFile = Opt.String("--check", "check a configuration file as serve would: every unknown key and bad value named; exit 0 when valid, 2 otherwise", helpName: "FILE");
+
+    /// <summary>The command.</summary>
+    public static Command Command { get; } = new Command("config",
+        "print every configuration key with its default (--defaults), or check a configuration file (--check FILE)") { Defaults, CheckFile }.With(Run);
 
     /// <summary>The annotated example configuration (JSON with // comments).</summary>
     public static string Example()
@@ -38,13 +40,14 @@ public static class ConfigCommand
         return result.Failed ? [.. result.Failures] : [];
     }
 
-    private static Task<int> Run(CliArgs args, CancellationToken ct)
+    private static Task<int> Run(ParseResult args, CancellationToken ct)
     {
-        var defaults = args.Flag("defaults");
-        var check = args.String("check");
-        if (defaults == (check is not null)) args.Error("give either --defaults or --check FILE");
-        if (check is not null && !File.Exists(check)) args.Error($"--check: '{Path.GetFullPath(check)}' does not exist");
-        args.ThrowIfInvalid();
+        var errors = new CliErrors();
+        var defaults = args.GetValue(Defaults);
+        var check = args.GetValue(CheckFile);
+        if (defaults == (check is not null)) errors.Add("give either --defaults or --check FILE");
+        if (check is not null && !File.Exists(check)) errors.Add($"--check: '{Path.GetFullPath(check)}' does not exist");
+        errors.ThrowIfAny();
         if (defaults)
         {
             Console.Write(Example());

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using Microsoft.FSharp.Collections;
@@ -27,35 +28,44 @@ public static class EvaluateCommand
 
     private static readonly string[] Groups = ["reference", "paper", "production", "rate", "slo"];
 
-    public static Command Command { get; } = new(
-        "evaluate",
-        "evaluate [--out docs/evaluation] [--quick] [--seed 42] [--parallel 2] [--only reference|paper|production|rate|slo] [--profile FILE] [--production-log data/gentd26/requests.csv]",
-        "run the simulated evaluation matrix (all policies, 128 devices) and write the report with charts (SVG and PNG); --quick: a reduced matrix written to "
-        + QuickDir + " (never over " + CommittedDir + ")",
-        Run);
+    private static readonly Option<bool> Quick = Opt.Flag("--quick", $"a reduced matrix, written to {QuickDir} (never over {CommittedDir})");
+    private static readonly Option<string> Out = Opt.String("--out", $"where to write the report [default: {CommittedDir}, or {QuickDir} with --quick]", helpName: "DIR");
+    private static readonly Option<int> Parallel_ = Opt.Int("--parallel", "simulations at once", 2, 1, 64);
+    private static readonly Option<string> Only = Opt.Choice("--only", "run one group of the matrix only", null, Groups);
+    private static readonly Option<string> LogPath = Opt.String("--production-log", "the production log the production group replays", ProductionLog, helpName: "FILE");
 
-    private static Task<int> Run(CliArgs args, CancellationToken ct)
+    /// <summary>The command.</summary>
+    public static Command Command { get; } = Build();
+
+    private static Command Build()
     {
-        var quick = args.Flag("quick");
-        var outDir = args.String("out", quick ? QuickDir : CommittedDir)!;
+        var c = new Command("evaluate",
+            "run the simulated evaluation matrix (all policies, 128 devices) and write the report with charts (SVG and PNG)") { Quick, Out, Parallel_, Only, LogPath };
+        foreach (var o in SimulateCommand.SettingsOptions) c.Add(o);
+        return c.With(Run);
+    }
+
+    private static Task<int> Run(ParseResult args, CancellationToken ct)
+    {
+        var errors = new CliErrors();
+        var quick = args.GetValue(Quick);
+        var outDir = args.GetValue(Out) ?? (quick ? QuickDir : CommittedDir);
         if (quick && SamePath(outDir, CommittedDir))
-            args.Error($"--out: --quick writes a reduced matrix and never over the committed {CommittedDir}; choose another folder");
-        var parallel = args.Int("parallel", 2, 1, 64);
-        var only = args.String("only");
-        if (only is not null && !Groups.Contains(only)) args.Error($"--only: '{only}' is not one of {string.Join(", ", Groups)}");
-        var logPath = args.String("production-log", ProductionLog)!;
-        var settings = SimulateCommand.Settings(args, 128);
-        args.ThrowIfInvalid();
+            errors.Add($"--out: --quick writes a reduced matrix and never over the committed {CommittedDir}; choose another folder");
+        var parallel = args.GetValue(Parallel_);
+        var only = args.GetValue(Only);
+        var logPath = args.Text(LogPath);
+        var settings = SimulateCommand.Settings(args, errors);
+        errors.ThrowIfAny();
         bool Wanted(string group) => only is null || only == group;
 
         var total = Stopwatch.StartNew();
         var results = new List<EvalResult>();
         var searches = new List<PaperSearch>();
         var points = Evaluation.matrix(quick, settings).Where(p => Wanted(p.Group)).ToList();
-        var simulation = 0;
+        using var progress = CliProgress.Start("evaluate", null);
         void Progress(string what, double secs, string result) =>
-            Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"[{++simulation}] {what}: {result} ({secs:F1} s; {total.Elapsed.TotalSeconds:F0} s in all)"));
-
+            progress.Step(string.Create(CultureInfo.InvariantCulture, $"{what}: {result} ({secs:F1} s; {total.Elapsed.TotalSeconds:F0} s in all)"));
         // a profile of another model than the reference workloads' leaves only its own
         if (settings.Profile is { } profile)
             points = points.Where(p => p.Workload.Model == profile.Value.Model.Value).ToList();
@@ -89,7 +99,7 @@ public static class EvaluateCommand
         foreach (var point in points.Where(p => p.Group is "rate" or "slo"))
             if (RunPoint(point, parallel, ct, Progress) is { } r) results.Add(r); else return Task.FromResult(130);
         total.Stop();
-
+        progress.Dispose();
         var command = "./trident evaluate " + string.Join(" ", Environment.GetCommandLineArgs().Skip(2));
         var date = DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm 'UTC'", CultureInfo.InvariantCulture);
         Directory.CreateDirectory(outDir);

@@ -1,3 +1,5 @@
+using System.CommandLine;
+using System.CommandLine.Parsing;
 using System.Diagnostics;
 using System.Globalization;
 using Trident.Runtime.Execution;
@@ -14,12 +16,6 @@ namespace Trident.Api.Cli;
 /// </summary>
 public static class GenerateCommand
 {
-    public static Command Command { get; } = new(
-        "generate",
-        "generate --pipeline DIR|tiny --prompt TEXT --width W --height H [--frames 1] [--steps N] [--seed 0] [--guidance G] [--negative-prompt TEXT] [--threads T] [--scheduler NAME] [--compression 0-100] [--fps N] [--frames-as file|png-sequence] --out FILE.(png|jpg|webp|mp4|webm)",
-        "generate an image or video in process; the format is --out's extension (a video: .mp4, .webm or .webp); --compression is output_compression (100 = least lossy); --frames-as png-sequence writes FILE_0000.png, FILE_0001.png, … instead of one file",
-        Run);
-
     /// <summary>A parsed command line: the pipeline directory, the request, and where to write.</summary>
     public sealed record Options(string PipelineDirectory, GenerationRequest Request, string Output, OutputSpec File, bool PngSequence);
 
@@ -31,7 +27,41 @@ public static class GenerateCommand
         ["output_format"] = "--out", ["output_compression"] = "--compression", ["fps"] = "--fps", ["scheduler"] = "--scheduler",
     };
 
-    private static Task<int> Run(CliArgs args, CancellationToken ct)
+    private static readonly Option<string> Pipeline = PipelineOption.Create();
+    private static readonly Option<string> Prompt = Opt.String("--prompt", "what to generate", required: true, helpName: "TEXT");
+    private static readonly Option<string> Negative = Opt.String("--negative-prompt", "what to steer away from (classifier-free guidance's negative prompt)", helpName: "TEXT");
+    private static readonly Option<int> Width = Opt.Int("--width", "width in pixels (the pipeline's manifest says which are accepted)", null, 1);
+    private static readonly Option<int> Height = Opt.Int("--height", "height in pixels", null, 1);
+    private static readonly Option<int> Frames = Opt.Int("--frames", "frames (1: an image)", 1, 1);
+    private static readonly Option<int> Steps = Opt.Int("--steps", "denoising steps [default: the pipeline's]", null, 1, 10_000);
+    private static readonly Option<ulong> Seed = Opt.ULong("--seed", "the noise seed (the same arguments and seed give the same bytes)", 0);
+    private static readonly Option<double> Guidance = Opt.Double("--guidance", "classifier-free guidance scale [default: the pipeline's]", null, 0);
+    private static readonly Option<int> Threads = Opt.Int("--threads", "ONNX Runtime intra-op threads [default: one per core]", null, 1, 1024);
+    private static readonly Option<string> Scheduler = Opt.String("--scheduler", "the sampler's scheduler [default: the pipeline's]", helpName: "NAME");
+    private static readonly Option<int> Compression = Opt.Int("--compression", "output_compression: 0–100, 100 = least lossy (JPEG, WebP, video)", null, 0, 100);
+    private static readonly Option<int> Fps = Opt.Int("--fps", $"a video's frame rate [default: {Generation.FramesPerSecond}]", null, 1, MediaFormats.MaxFramesPerSecond);
+    private static readonly Option<string> FramesAs = Opt.Choice("--frames-as", "a video as one file, or one PNG per frame (FILE_0000.png, FILE_0001.png, …)", "file", "file", "png-sequence");
+    private static readonly Option<string> Out = Opt.String("--out", "where to write; the extension is the format: .png, .jpg/.jpeg, .webp for an image; .mp4, .webm, .webp for a video", required: true, helpName: "FILE");
+
+    /// <summary>The command.</summary>
+    public static Command Command { get; } = Build();
+
+    private static Command Build()
+    {
+        var c = new Command("generate",
+            "generate an image or video in process; the format is --out's extension. Options are checked against the pipeline's manifest, every bad one reported at once")
+            { Pipeline, Prompt, Negative, Width, Height, Frames, Steps, Seed, Guidance, Threads, Scheduler, Compression, Fps, FramesAs, Out };
+        Width.Required = true;
+        Height.Required = true;
+        // the request checked against the pipeline's manifest while parsing, so its problems come in the same error
+        c.Validators.Add(result =>
+        {
+            foreach (var e in Check(result)) result.AddError(e);
+        });
+        return c.With(Run);
+    }
+
+    private static Task<int> Run(ParseResult args, CancellationToken ct)
     {
         var options = Parse(args);
         using var pipeline = LoadedPipeline.Open(options.PipelineDirectory);
@@ -56,64 +86,67 @@ public static class GenerateCommand
         return Task.FromResult(0);
     }
 
-    /// <summary>Parses and validates a command line, resolving the pipeline (writing the tiny one if needed).</summary>
-    /// <exception cref="CliException">listing every bad option.</exception>
-    public static Options Parse(CliArgs args)
+    /// <summary>A parsed command line's options (resolving the pipeline, writing the tiny one if needed).</summary>
+    public static Options Parse(ParseResult args)
     {
-        var pipelineArg = args.Required("pipeline");
-        var prompt = args.Required("prompt");
-        var negative = args.String("negative-prompt");
-        var output = args.Required("out");
-        var width = RequiredInt(args, "width");
-        var height = RequiredInt(args, "height");
-        var frames = args.Int("frames", 1, 1);
-        var stepsGiven = args.Has("steps");
-        var steps = args.Int("steps", 0, 1, 10_000);
-        var seed = args.ULong("seed", 0);
-        double? guidance = args.Has("guidance") ? args.Double("guidance", double.NaN, 0) : null;
-        var threads = args.Int("threads", Environment.ProcessorCount, 1, 1024);
-        var scheduler = args.String("scheduler");
-        int? compression = args.Has("compression") ? args.Int("compression", 0, 0, 100) : null;
-        int? fps = args.Has("fps") ? args.Int("fps", Generation.FramesPerSecond, 1, MediaFormats.MaxFramesPerSecond) : null;
-        var framesAs = args.String("frames-as", "file");
-        if (framesAs is not ("file" or "png-sequence")) args.Error($"--frames-as: '{framesAs}' is not 'file' or 'png-sequence'");
-        var pngSequence = framesAs == "png-sequence";
-        var format = output == "" ? null : MediaFormats.FromExtension(Path.GetExtension(output).TrimStart('.'));
-        if (output != "" && format is null)
-            args.Error($"--out: '{output}' must end in .png, .jpg, .jpeg or .webp (an image) or .mp4, .webm or .webp (a video)");
-        else if (pngSequence && format is not (null or MediaFormat.Png))
-            args.Error($"--out: '{output}' must end in .png with --frames-as png-sequence");
-        var file = new OutputSpec(format, compression, fps);
-
-        var (directory, manifest) = PipelineOption.Load(args, pipelineArg);
-
-        if (manifest is not null)
+        var (directory, manifest) = PipelineOption.Load(args.Text(Pipeline), new CliErrors());
+        var request = Request(o => args.GetValue(o), o => args.Maybe(o), manifest) with
         {
-            if (!stepsGiven) steps = manifest.Sampler.DefaultSteps;
-            var request = new GenerationRequest(prompt, negative, width, height, frames, steps, seed, guidance, threads, scheduler);
-            foreach (var error in Generation.Validate(manifest, request))
-            {
-                var option = OptionOf.GetValueOrDefault(error.Path, error.Path);
-                // An option that did not parse is already reported; its placeholder value is not checked again.
-                var placeholder = option switch
-                {
-                    "--width" => width < 1, "--height" => height < 1, "--steps" => steps < 1,
-                    "--guidance" => guidance is double g && double.IsNaN(g), "--frames" => frames < 1,
-                    _ => false,
-                };
-                if (!placeholder) args.Error($"{option}: {error.Message}");
-            }
-            if (format is not null && !pngSequence && frames >= 1 && width >= 1 && height >= 1)
-                foreach (var (field, message) in MediaFormats.Check(file, width, height, frames))
-                    args.Error($"{OptionOf[field]}: {message}");
+            Seed = args.GetValue(Seed), GuidanceScale = args.Maybe(Guidance),
+        };
+        var output = args.Text(Out);
+        return new Options(directory, request, Path.GetFullPath(output), Spec(output, args.Maybe(Compression), args.Maybe(Fps)),
+            args.GetValue(FramesAs) == "png-sequence");
+    }
+
+    private static OutputSpec Spec(string output, int? compression, int? fps) =>
+        new(MediaFormats.FromExtension(Path.GetExtension(output).TrimStart('.')), compression, fps);
+
+    // The request from the options' values (steps: the manifest's default unless given).
+    private static GenerationRequest Request(Func<Option<string>, string?> text, Func<Option<int>, int?> integer, PipelineManifest? manifest) =>
+        new(text(Prompt) ?? "", text(Negative), integer(Width) ?? 0, integer(Height) ?? 0, integer(Frames) ?? 1,
+            integer(Steps) ?? manifest?.Sampler.DefaultSteps ?? 0, 0, null, integer(Threads) ?? Environment.ProcessorCount, text(Scheduler));
+
+    // The problems of the values that parsed: the output's extension, the request against the manifest, the
+    // media format's limits. An option that did not parse is reported by the parser and not checked again here.
+    private static IEnumerable<string> Check(CommandResult r)
+    {
+        bool Failed(Option o)
+        {
+            if (r.GetResult(o) is not { } given) return false;
+            try { given.GetValueOrDefault<object>(); return false; }
+            catch (InvalidOperationException) { return true; }
         }
-        args.ThrowIfInvalid();
-        return new Options(
-            directory,
-            new GenerationRequest(prompt, negative, width, height, frames, steps, seed, guidance, threads, scheduler),
-            Path.GetFullPath(output),
-            file,
-            pngSequence);
+        T? Value<T>(Option<T> o) where T : struct => r.GetResult(o) is { Implicit: false } given && !Failed(o) ? given.GetValueOrDefault<T>() : null;
+        string? Text(Option<string> o) => r.GetResult(o) is { } given && !Failed(o) ? given.GetValueOrDefault<string>() : null;
+
+        var errors = new List<string>();
+        var output = Text(Out);
+        var pngSequence = Text(FramesAs) == "png-sequence";
+        var format = output is null ? null : MediaFormats.FromExtension(Path.GetExtension(output).TrimStart('.'));
+        if (output is not null && format is null)
+            errors.Add($"--out: '{output}' must end in .png, .jpg, .jpeg or .webp (an image) or .mp4, .webm or .webp (a video)");
+        else if (pngSequence && format is not (null or MediaFormat.Png))
+            errors.Add($"--out: '{output}' must end in .png with --frames-as png-sequence");
+
+        if (Text(Pipeline) is not { } pipeline) return errors;
+        var problems = new CliErrors();
+        var (_, manifest) = PipelineOption.Load(pipeline, problems);
+        errors.AddRange(problems.List);
+        if (manifest is null) return errors;
+        var failed = Command.Options.Where(Failed).Select(o => o.Name).ToHashSet();
+        var request = Request(Text, Value, manifest) with { GuidanceScale = Value(Guidance) };
+        foreach (var error in Generation.Validate(manifest, request))
+        {
+            var option = OptionOf.GetValueOrDefault(error.Path, error.Path);
+            // a missing width or height is reported as required, not as its placeholder 0
+            var missing = (option == Width.Name && r.GetResult(Width) is null) || (option == Height.Name && r.GetResult(Height) is null);
+            if (!failed.Contains(option) && !missing) errors.Add($"{option}: {error.Message}");
+        }
+        if (format is not null && !pngSequence && request is { Frames: >= 1, Width: >= 1, Height: >= 1 })
+            foreach (var (field, message) in MediaFormats.Check(Spec(output!, Value(Compression), Value(Fps)), request.Width, request.Height, request.Frames))
+                errors.Add($"{OptionOf[field]}: {message}");
+        return errors;
     }
 
     /// <summary>Writes the frames: one file in <paramref name="file"/>'s format, or one PNG per frame
@@ -136,16 +169,6 @@ public static class GenerateCommand
             paths.Add(path);
         }
         return paths;
-    }
-
-    private static int RequiredInt(CliArgs args, string name)
-    {
-        if (!args.Has(name))
-        {
-            args.Required(name);
-            return 0;
-        }
-        return args.Int(name, 0, 1);
     }
 
     private static string Ms(TimeSpan t) => t.TotalMilliseconds.ToString("F0", CultureInfo.InvariantCulture);

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using Trident.Runtime.Pipelines;
 using Trident.Runtime.Pipelines.Export;
 
@@ -12,17 +13,16 @@ namespace Trident.Api.Cli;
 /// </summary>
 public static class InspectCommand
 {
-    public static Command Command { get; } = new(
-        "inspect",
-        "inspect DIR",
-        "explain a pipeline directory (a diffusers/Optimum ONNX export, or one with trident-pipeline.json): what was recognised and how it will run",
-        Run);
+    private static readonly Argument<string> Dir = new("DIR") { Description = "the pipeline directory" };
 
-    private static Task<int> Run(CliArgs args, CancellationToken ct)
+    /// <summary>The command.</summary>
+    public static Command Command { get; } = new Command("inspect",
+        "explain a pipeline directory (a diffusers/Optimum ONNX export, or one with trident-pipeline.json): what was recognised and how it will run") { Dir }
+        .With(Run);
+
+    private static Task<int> Run(ParseResult args, CancellationToken ct)
     {
-        if (args.Positional.Count != 1) args.Error("name exactly one pipeline directory");
-        args.ThrowIfInvalid();
-        var directory = Path.GetFullPath(args.Positional[0]);
+        var directory = Path.GetFullPath(args.GetValue(Dir)!);
         if (!Directory.Exists(directory))
         {
             Console.Error.WriteLine($"trident inspect: directory '{directory}' does not exist");

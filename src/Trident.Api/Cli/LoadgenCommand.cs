@@ -12,6 +12,7 @@
 // server recorded, on a cluster of the server's devices, with Trident's policy (Baselines.trident) and the
 // server's round period and Adjust-on-Dispatch settings.
 
+using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
@@ -34,15 +35,24 @@ public static class LoadgenCommand
     /// constant rate, the same-shape load that batching serves.</summary>
     public static readonly string[] TinyWorkloads = ["tiny-constant", "tiny-poisson", "tiny-bursty", "tiny-shifting", "tiny-same"];
 
-    /// <summary>The command's registry entry.</summary>
-    public static Command Command { get; } = new(
-        "loadgen",
-        "loadgen --workload <name|file> [--url http://127.0.0.1:8080] [--rate r] [--duration 30] [--count 200] [--steps n] [--seed 1] "
-        + "[--timeout 120] [--compare-sim] [--out requests.csv]",
+    private static readonly Option<string> Url = Cli.Opt.String("--url", "the server (loopback addresses only)", "http://127.0.0.1:8080", helpName: "URL");
+    private static readonly Option<string> Workload_ = Cli.Opt.String("--workload",
+        "the workload: " + string.Join(", ", TinyWorkloads) + ", " + string.Join(", ", Workload.names) + ", or a trace file (CSV or JSON lines)",
+        required: true, helpName: "NAME|FILE");
+    private static readonly Option<double> Rate = Cli.Opt.Double("--rate", "requests per second instead of the workload's own", null, 1e-6, 10_000);
+    private static readonly Option<double> Duration = Cli.Opt.Double("--duration", "seconds of arrivals to replay", 30, 0.1, 3600);
+    private static readonly Option<int> Count = Cli.Opt.Int("--count", "requests at most", 200, 1, 10_000);
+    private static readonly Option<int> Steps = Cli.Opt.Int("--steps", "denoising steps of each request instead of the workload's", null, 1, 10_000);
+    private static readonly Option<ulong> Seed = Cli.Opt.ULong("--seed", "the seed of a generated workload", 1);
+    private static readonly Option<double> Timeout = Cli.Opt.Double("--timeout", "seconds to wait after the last submission before cancelling what is left", 120, 1, 3600);
+    private static readonly Option<bool> Compare = Cli.Opt.Flag("--compare-sim", "also simulate the same requests with the server's profile, cluster and settings, and compare predicted with measured latency");
+    private static readonly Option<string> Out = Cli.Opt.String("--out", "also write one CSV row per request", helpName: "requests.csv");
+
+    /// <summary>The command.</summary>
+    public static Command Command { get; } = new Command("loadgen",
         "replay a trace against a running server (loopback only) and print SLO attainment, mean/P95/P99 latency and errors; "
-        + "--compare-sim also simulates the same requests and prints predicted vs measured latency. Workloads: "
-        + string.Join(", ", TinyWorkloads) + ", " + string.Join(", ", Workload.names) + ", or a trace file",
-        Run);
+        + "--compare-sim also simulates the same requests and prints predicted vs measured latency")
+        { Url, Workload_, Rate, Duration, Count, Steps, Seed, Timeout, Compare, Out }.With(Run);
 
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 
@@ -55,27 +65,28 @@ public static class LoadgenCommand
         public GenerationStatusDto? Final { get; set; }
     }
 
-    private static Task<int> Run(CliArgs args, CancellationToken ct) => RunAsync(args, null, Console.Out, ct);
+    private static Task<int> Run(ParseResult args, CancellationToken ct) => RunAsync(args, null, Console.Out, ct);
 
     /// <summary>Runs loadgen; <paramref name="client"/>, when given, is used instead of a client for --url (tests
     /// pass an in-process server's).</summary>
-    public static async Task<int> RunAsync(CliArgs args, HttpClient? client, TextWriter o, CancellationToken ct)
+    public static async Task<int> RunAsync(ParseResult args, HttpClient? client, TextWriter o, CancellationToken ct)
     {
-        var url = args.String("url", "http://127.0.0.1:8080")!;
-        var workload = args.Required("workload");
-        var rate = args.Has("rate") ? args.Double("rate", 1, 1e-6, 10_000) : (double?)null;
-        var duration = args.Double("duration", 30, 0.1, 3600);
-        var count = args.Int("count", 200, 1, 10_000);
-        var steps = args.Has("steps") ? args.Int("steps", 8, 1, 10_000) : (int?)null;
-        var seed = args.ULong("seed", 1);
-        var timeout = args.Double("timeout", 120, 1, 3600);
-        var compare = args.Flag("compare-sim");
-        var output = args.String("out");
+        var errors = new CliErrors();
+        var url = args.Text(Url);
+        var workload = args.Text(Workload_);
+        var rate = args.Maybe(Rate);
+        var duration = args.GetValue(Duration);
+        var count = args.GetValue(Count);
+        var steps = args.Maybe(Steps);
+        var seed = args.GetValue(Seed);
+        var timeout = args.GetValue(Timeout);
+        var compare = args.GetValue(Compare);
+        var output = args.GetValue(Out);
         if (!Uri.TryCreate(url, UriKind.Absolute, out var baseUri) || baseUri.Scheme != "http")
-            args.Error($"--url: '{url}' is not an http URL");
+            errors.Add($"--url: '{url}' is not an http URL");
         else if (!IsLoopback(baseUri))
-            args.Error($"--url: '{url}' is not a loopback address (loadgen only talks to this machine)");
-        args.ThrowIfInvalid();
+            errors.Add($"--url: '{url}' is not a loopback address (loadgen only talks to this machine)");
+        errors.ThrowIfAny();
 
         using var owned = client is null ? new HttpClient { BaseAddress = baseUri, Timeout = TimeSpan.FromSeconds(30) } : null;
         var http = client ?? owned!;
@@ -96,7 +107,7 @@ public static class LoadgenCommand
         var cost = CostModelModule.create(CostSettings(cluster.Settings), profile);
         var layout = SimCluster(cluster);
 
-        var trace = Trace(workload, rate, steps, count, seed, cost, layout, args, o);
+        var trace = Trace(workload, rate, steps, count, seed, cost, layout, errors, o);
         if (trace is null) return 2;
         var requests = trace.Where(t => t.Arrival < duration).Take(count).ToArray();
         o.WriteLine(string.Create(CultureInfo.InvariantCulture,
@@ -120,7 +131,7 @@ public static class LoadgenCommand
             c.Devices[0].Kind == "cpu" ? new Bandwidths(10e9, 1.25e9, 10e9) : BandwidthsModule.pcie4Server);
 
     /// <summary>The trace: a tiny workload, a named workload of the scheduling core, or a file.</summary>
-    private static IReadOnlyList<TraceRequest>? Trace(string workload, double? rate, int? steps, int count, ulong seed, CostModel cost, Cluster cluster, CliArgs args, TextWriter o)
+    private static IReadOnlyList<TraceRequest>? Trace(string workload, double? rate, int? steps, int count, ulong seed, CostModel cost, Cluster cluster, CliErrors errors, TextWriter o)
     {
         if (File.Exists(workload) || Scheduling.Trace.looksLikeFile(workload))
         {
@@ -158,8 +169,8 @@ public static class LoadgenCommand
             var named = Workload.tryNamed(workload, cost.Profile.Model.Value);
             if (named.IsError)
             {
-                args.Error($"--workload: {named.ErrorValue} (or {string.Join(", ", TinyWorkloads)})");
-                args.ThrowIfInvalid();
+                errors.Add($"--workload: {named.ErrorValue} (or {string.Join(", ", TinyWorkloads)})");
+                errors.ThrowIfAny();
             }
             spec = Workload.withOverrides(Opt(rate), Opt(steps), FSharpOption<int>.Some(count), named.ResultValue);
         }
@@ -174,15 +185,25 @@ public static class LoadgenCommand
         var sent = requests.Select(r => new Sent(r)).ToList();
         var clock = Stopwatch.StartNew();
         var posts = new List<Task>();
-        foreach (var s in sent)
+        using (var submitting = CliProgress.Start("loadgen: submitting", sent.Count, TimeSpan.FromSeconds(1)))
         {
-            var wait = s.Trace.Arrival - clock.Elapsed.TotalSeconds;
-            if (wait > 0) await Task.Delay(TimeSpan.FromSeconds(wait), ct);
-            posts.Add(SubmitAsync(http, s, ct));
+            foreach (var s in sent)
+            {
+                var wait = s.Trace.Arrival - clock.Elapsed.TotalSeconds;
+                if (wait > 0) await Task.Delay(TimeSpan.FromSeconds(wait), ct);
+                posts.Add(Submit(s));
+            }
+            async Task Submit(Sent s)
+            {
+                await SubmitAsync(http, s, ct);
+                submitting.Step(string.Create(CultureInfo.InvariantCulture,
+                    $"request {s.Trace.Id} at {clock.Elapsed.TotalSeconds:F1} s: {(s.Id is not null ? "accepted" : s.Error)}"));
+            }
+            await Task.WhenAll(posts);
         }
-        await Task.WhenAll(posts);
         var deadline = clock.Elapsed.TotalSeconds + timeout;
         var open = sent.Where(s => s.Id is not null).ToList();
+        using var finishing = CliProgress.Start("loadgen: finishing", open.Count, TimeSpan.FromSeconds(1));
         while (open.Count > 0 && clock.Elapsed.TotalSeconds < deadline)
         {
             await Task.Delay(200, ct);
@@ -193,6 +214,7 @@ public static class LoadgenCommand
                 {
                     s.Final = status;
                     open.Remove(s);
+                    finishing.Step(string.Create(CultureInfo.InvariantCulture, $"request {s.Trace.Id} {status.Status} at {clock.Elapsed.TotalSeconds:F1} s"));
                 }
             }
         }

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Globalization;
 using Trident.Runtime.Pipelines;
 using Trident.Runtime.Pipelines.Export;
@@ -14,51 +15,58 @@ namespace Trident.Api.Cli;
 /// </summary>
 public static class ModelsCommand
 {
-    public static Command Command { get; } = new(
-        "models",
-        "models tiny|sd-miniature|sdxl-miniature --out DIR [--seed 0] [--era diffusers-2022|optimum-2023|optimum] [--prediction epsilon|v_prediction]",
-        "write the bundled tiny pipeline (text encoder, video DiT, VAE decoder; ONNX), or a miniature SD 1.x/2.x or SDXL export, and print its files",
-        Run);
+    private static readonly (string Name, ExportEra Era)[] Eras =
+        [("diffusers-2022", ExportEra.DiffusersScript2022), ("optimum-2023", ExportEra.Optimum2023), ("optimum", ExportEra.OptimumCurrent)];
 
-    private static Task<int> Run(CliArgs args, CancellationToken ct)
+    // the 2022 script predates SDXL
+    private static readonly (string Name, ExportEra Era)[] SdxlEras = [.. Eras.Where(e => e.Era != ExportEra.DiffusersScript2022)];
+
+    private static readonly Option<string> Out = Opt.String("--out", "the directory to write", required: true, helpName: "DIR");
+    private static readonly Option<ulong> Seed = Opt.ULong("--seed", "the weights' seed (the same seed writes the same bytes)", 0);
+    private static readonly Option<string> Era = Opt.Choice("--era", "whose exporter's layout and signatures to copy", "optimum", [.. Eras.Select(e => e.Name)]);
+    private static readonly Option<string> SdxlEra = Opt.Choice("--era", "whose exporter's layout and signatures to copy", "optimum", [.. SdxlEras.Select(e => e.Name)]);
+    private static readonly Option<string> Prediction = Opt.Choice("--prediction", "what the UNet predicts (SDXL base: epsilon only)", "epsilon", "epsilon", "v_prediction");
+
+    /// <summary>The command: <c>models tiny</c>, <c>models sd-miniature</c> and <c>models sdxl-miniature</c>.</summary>
+    public static Command Command { get; } = new Command("models",
+        "write the bundled tiny pipeline (text encoder, video DiT, VAE decoder; ONNX), or a miniature SD 1.x/2.x or SDXL export, and print its files")
     {
-        var what = args.Positional.Count > 0 ? args.Positional[0] : "";
-        if (what is not (TinyPipeline.Name or SdMiniature or SdxlMiniature))
-            args.Error(what == "" ? $"which models: '{TinyPipeline.Name}', '{SdMiniature}' or '{SdxlMiniature}'" : $"unknown models '{what}' (known: {TinyPipeline.Name}, {SdMiniature}, {SdxlMiniature})");
-        var output = args.Required("out");
-        var seed = args.ULong("seed", 0);
-        if (what is SdMiniature or SdxlMiniature) return Task.FromResult(WriteMiniature(args, output, seed, what == SdxlMiniature));
-        args.ThrowIfInvalid();
+        new Command(TinyPipeline.Name, "write the bundled tiny pipeline and print its files with sizes and SHA-256 hashes") { Out, Seed }.With(Tiny),
+        new Command(SdMiniature, "write a miniature SD 1.x/2.x ONNX export in a real exporter's layout and signatures, to try inspect, generate and serve on")
+            { Out, Seed, Era, Prediction }.With((r, ct) => WriteMiniature(r, sdxl: false)),
+        new Command(SdxlMiniature, "write a miniature SDXL ONNX export (two text encoders, pooled embeddings, time_ids) in a real exporter's layout and signatures")
+            { Out, Seed, SdxlEra, Prediction }.With((r, ct) => WriteMiniature(r, sdxl: true)),
+    };
 
+    private static int Tiny(ParseResult args, CancellationToken ct)
+    {
+        var output = args.Text(Out);
+        var seed = args.GetValue(Seed);
         var files = TinyPipeline.Write(output, seed);
         Console.WriteLine($"wrote the tiny pipeline (seed {seed}) to {Path.GetFullPath(output)}");
         var width = files.Max(f => f.RelativePath.Length);
         foreach (var f in files)
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"  {f.RelativePath.PadRight(width)}  {f.Bytes,12:N0} B  sha256 {f.Sha256}"));
-        return Task.FromResult(0);
+        return 0;
     }
 
     private const string SdMiniature = "sd-miniature", SdxlMiniature = "sdxl-miniature";
 
-    private static readonly (string Name, ExportEra Era)[] Eras =
-        [("diffusers-2022", ExportEra.DiffusersScript2022), ("optimum-2023", ExportEra.Optimum2023), ("optimum", ExportEra.OptimumCurrent)];
-
-    private static int WriteMiniature(CliArgs args, string output, ulong seed, bool sdxl)
+    private static int WriteMiniature(ParseResult args, bool sdxl)
     {
-        var eraName = args.String("era", "optimum")!;
-        var eras = sdxl ? Eras.Where(e => e.Era != ExportEra.DiffusersScript2022).ToArray() : Eras; // the 2022 script predates SDXL
-        var era = eras.FirstOrDefault(e => e.Name == eraName);
-        if (era.Name is null) args.Error($"--era: '{eraName}' is not one of {string.Join(", ", eras.Select(e => e.Name))}");
-        var predictionName = args.String("prediction", "epsilon")!;
-        PredictionType? prediction = predictionName switch { "epsilon" => PredictionType.Epsilon, "v_prediction" => PredictionType.VPrediction, _ => null };
-        if (prediction is null) args.Error($"--prediction: '{predictionName}' is not one of epsilon, v_prediction");
-        else if (sdxl && prediction != PredictionType.Epsilon) args.Error("--prediction: SDXL base predicts epsilon only");
-        if (Directory.Exists(output) && Directory.EnumerateFileSystemEntries(output).Any()) args.Error($"--out: '{output}' exists and is not empty");
-        args.ThrowIfInvalid();
+        var output = args.Text(Out);
+        var seed = args.GetValue(Seed);
+        var era = Eras.First(e => e.Name == args.GetValue(sdxl ? SdxlEra : Era));
+        var predictionName = args.Text(Prediction);
+        var prediction = predictionName == "v_prediction" ? PredictionType.VPrediction : PredictionType.Epsilon;
+        var errors = new CliErrors();
+        if (sdxl && prediction != PredictionType.Epsilon) errors.Add("--prediction: SDXL base predicts epsilon only");
+        if (Directory.Exists(output) && Directory.EnumerateFileSystemEntries(output).Any()) errors.Add($"--out: '{output}' exists and is not empty");
+        errors.ThrowIfAny();
         if (sdxl) ExportMiniature.StableDiffusionXL(output, era.Era, seed);
         else
-            ExportMiniature.StableDiffusion(output, era.Era, prediction!.Value,
+            ExportMiniature.StableDiffusion(output, era.Era, prediction,
                 prediction == PredictionType.VPrediction ? "DDIMScheduler" : "PNDMScheduler", seed);
         Console.WriteLine($"wrote a miniature {(sdxl ? "SDXL" : "SD")} export ({era.Name}, {predictionName}, seed {seed}) to {Path.GetFullPath(output)}");
         foreach (var f in Directory.EnumerateFiles(output, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal))

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using Trident.Runtime.Execution;
 using Trident.Runtime.Pipelines;
 
@@ -6,12 +7,17 @@ namespace Trident.Api.Cli;
 /// <summary>The <c>--pipeline</c> option shared by the commands that run a pipeline in process.</summary>
 internal static class PipelineOption
 {
+    /// <summary>A new <c>--pipeline DIR|tiny</c> option (<paramref name="default"/>: none, then required).</summary>
+    public static Option<string> Create(string? @default = null) =>
+        Opt.String("--pipeline", "the pipeline: a directory (trident-pipeline.json, or a diffusers/Optimum ONNX export) or 'tiny' (the bundled one, written on first use)",
+            @default, required: @default is null, helpName: "DIR|tiny");
+
     /// <summary>
     /// Resolves <c>--pipeline</c> (a directory, or <c>tiny</c> for the bundled one, written on first use)
-    /// and loads its manifest (trident-pipeline.json, or the recognised diffusers/Optimum export). A problem is recorded on <paramref name="args"/> as a <c>--pipeline</c>
-    /// error (reported with the others by <see cref="CliArgs.ThrowIfInvalid"/>); the manifest is then null.
+    /// and loads its manifest (trident-pipeline.json, or the recognised diffusers/Optimum export). A problem is added to
+    /// <paramref name="errors"/> as a <c>--pipeline</c> error; the manifest is then null.
     /// </summary>
-    public static (string Directory, PipelineManifest? Manifest) Load(CliArgs args, string pipelineArg)
+    public static (string Directory, PipelineManifest? Manifest) Load(string pipelineArg, CliErrors errors)
     {
         if (pipelineArg == "") return ("", null);
         try
@@ -21,7 +27,7 @@ internal static class PipelineOption
         }
         catch (Exception e) when (e is ManifestException or IOException or UnauthorizedAccessException)
         {
-            args.Error($"--pipeline: {e.Message}");
+            errors.Add($"--pipeline: {e.Message}");
             return ("", null);
         }
     }

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Globalization;
 using Trident.Runtime.Execution;
 using Trident.Runtime.Pipelines;
@@ -12,25 +13,36 @@ namespace Trident.Api.Cli;
 /// </summary>
 public static class ProfileCommand
 {
-    public static Command Command { get; } = new(
-        "profile",
-        "profile --pipeline DIR|tiny [--shapes 128x128,256x256,512x512] [--frames 1] [--degrees 1,2] [--steps 4] [--repeats 3] [--batches 1,2,4,8] [--device cpu|cuda:N] --out PROFILE.json",
-        "measure each stage's latency (median after a warm-up) and peak memory per shape (HxW, times each frame count) and diffuse degree; write a profile",
-        Run);
+    private static readonly Option<string> Pipeline = PipelineOption.Create();
+    private static readonly Option<string> Out = Opt.String("--out", "where to write the profile (docs/profile-format.md)", required: true, helpName: "PROFILE.json");
+    private static readonly Option<string> Shapes = Opt.String("--shapes", "sizes to measure, HEIGHTxWIDTH,…", "128x128,256x256,512x512", helpName: "HxW,…");
+    private static readonly Option<IReadOnlyList<int>> Frames = Opt.IntList("--frames", "frame counts to measure each size at", [1]);
+    private static readonly Option<IReadOnlyList<int>> Degrees = Opt.IntList("--degrees", "sequence-parallel degrees of the diffuse stage to measure", [1, 2]);
+    private static readonly Option<int> Steps = Opt.Int("--steps", "denoising steps per measured run", 4, 1, 10_000);
+    private static readonly Option<int> Repeats = Opt.Int("--repeats", "timed runs per point (the median is kept, after a warm-up)", 3, 1, 1_000);
+    private static readonly Option<IReadOnlyList<int>> Batches = Opt.IntList("--batches", "batch sizes of the diffuse stage to measure (requests of one shape run together)", [1, 2, 4, 8]);
+    private static readonly Option<string> Device = DeviceOption.Create();
 
-    private static async Task<int> Run(CliArgs args, CancellationToken ct)
+    /// <summary>The command.</summary>
+    public static Command Command { get; } = new Command("profile",
+        "measure each stage's latency (median after a warm-up) and peak memory per shape (HxW, times each frame count) and diffuse degree; write a profile")
+        { Pipeline, Out, Shapes, Frames, Degrees, Steps, Repeats, Batches, Device }.With(Run);
+
+    private static async Task<int> Run(ParseResult args, CancellationToken ct)
     {
-        var pipelineArg = args.Required("pipeline");
-        var output = args.Required("out");
-        var sizes = Sizes(args, args.String("shapes", "128x128,256x256,512x512")!);
-        var frames = args.IntList("frames", [1]);
-        var degrees = args.IntList("degrees", [1, 2]);
-        var steps = args.Int("steps", 4, 1, 10_000);
-        var repeats = args.Int("repeats", 3, 1, 1_000);
-        var batches = args.IntList("batches", [1, 2, 4, 8]);
-        var device = args.String("device", "cpu")!;
-        var (directory, manifest) = PipelineOption.Load(args, pipelineArg);
-        var provider = DeviceOption.Parse(args, device);
+        var errors = new CliErrors();
+        var pipelineArg = args.Text(Pipeline);
+        var output = args.Text(Out);
+        var sizes = Sizes(errors, args.Text(Shapes));
+        var frames = args.GetValue(Frames)!;
+        var degrees = args.GetValue(Degrees)!;
+        var steps = args.GetValue(Steps);
+        var repeats = args.GetValue(Repeats);
+        var batches = args.GetValue(Batches)!;
+        var device = args.Text(Device);
+        var (directory, manifest) = PipelineOption.Load(pipelineArg, errors);
+        var provider = DeviceOption.Parse(device)!;
+        var printer = new Printer();
         var options = new ProfilerOptions
         {
             Shapes = [.. sizes.SelectMany(s => frames.Select(f => new Shape(s.Height, s.Width, f)))],
@@ -40,17 +52,16 @@ public static class ProfileCommand
             Batches = batches,
             Command = string.Create(CultureInfo.InvariantCulture,
                 $"trident profile --pipeline {pipelineArg} --shapes {string.Join(',', sizes.Select(s => $"{s.Height}x{s.Width}"))} --frames {string.Join(',', frames)} --degrees {string.Join(',', degrees)} --steps {steps} --repeats {repeats} --batches {string.Join(',', batches)} --device {device}"),
-            Progress = new Printer(),
+            Progress = printer,
         };
         if (manifest is not null)
             foreach (var e in Profiler.Validate(manifest, options))
-                args.Error($"--{e.Path}: {e.Message}");
-        args.ThrowIfInvalid();
+                errors.Add($"--{e.Path}: {e.Message}");
+        errors.ThrowIfAny();
 
         using (var pipeline = LoadedPipeline.Open(directory, provider))
         {
-            Console.WriteLine($"{"stage",-8} {"height",6} {"width",6} {"frames",6} {"degree",6} {"ms",10}  {"peak_MB",8}");
-            var profile = await Profiler.ProfileAsync(pipeline, options, ct);
+            var profile = await printer.Run(options.Shapes.Count, () => Profiler.ProfileAsync(pipeline, options, ct));
             var json = ProfileFile.serialize(profile);
             if (ProfileFile.parse(json) is { IsError: true } parsed)
             {
@@ -68,7 +79,7 @@ public static class ProfileCommand
         return 0;
     }
 
-    private static List<(int Height, int Width)> Sizes(CliArgs args, string text)
+    private static List<(int Height, int Width)> Sizes(CliErrors errors, string text)
     {
         var result = new List<(int, int)>();
         foreach (var part in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
@@ -78,21 +89,46 @@ public static class ProfileCommand
                 && int.TryParse(hw[0], NumberStyles.None, CultureInfo.InvariantCulture, out var h) && h > 0
                 && int.TryParse(hw[1], NumberStyles.None, CultureInfo.InvariantCulture, out var w) && w > 0)
                 result.Add((h, w));
-            else args.Error($"--shapes: '{part}' is not HEIGHTxWIDTH (e.g. 256x256)");
+            else errors.Add($"--shapes: '{part}' is not HEIGHTxWIDTH (e.g. 256x256)");
         }
-        if (result.Count == 0) args.Error("--shapes: needs at least one HEIGHTxWIDTH");
+        if (result.Count == 0) errors.Add("--shapes: needs at least one HEIGHTxWIDTH");
         return result;
     }
 
-    /// <summary>Prints each point as it is measured (synchronously, unlike Progress&lt;T&gt;).</summary>
+    /// <summary>Prints each point as it is measured (synchronously, unlike Progress&lt;T&gt;): a table row on standard
+    /// output and a progress step; with a live bar on the terminal the rows are printed when it ends.</summary>
     private sealed class Printer : IProgress<MeasuredPoint>
     {
+        private static readonly string Header = $"{"stage",-8} {"height",6} {"width",6} {"frames",6} {"degree",6} {"ms",10}  {"peak_MB",8}";
+        private readonly List<string> _rows = [];
+        private CliProgress? _progress;
+
+        public async Task<T> Run<T>(int shapes, Func<Task<T>> profile)
+        {
+            using (_progress = CliProgress.Start("profile", null))
+            {
+                if (!_progress.IsLive) Console.WriteLine(Header);
+                try { return await profile(); }
+                finally
+                {
+                    _progress.Dispose();
+                    if (_progress.IsLive)
+                    {
+                        Console.WriteLine(Header);
+                        foreach (var row in _rows) Console.WriteLine(row);
+                    }
+                }
+            }
+        }
+
         public void Report(MeasuredPoint m)
         {
             var p = m.Point;
             var stage = m.Stage.IsEncode ? "encode" : m.Stage.IsDiffuse ? "diffuse" : "decode";
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"{stage,-8} {p.Shape.Height,6} {p.Shape.Width,6} {p.Shape.Frames,6} {p.Degree,6} {p.Seconds * 1000,10:F2}  {p.PeakActivation * 1000,8:F1}"));
+            var row = string.Create(CultureInfo.InvariantCulture,
+                $"{stage,-8} {p.Shape.Height,6} {p.Shape.Width,6} {p.Shape.Frames,6} {p.Degree,6} {p.Seconds * 1000,10:F2}  {p.PeakActivation * 1000,8:F1}");
+            if (_progress is { IsLive: true }) _rows.Add(row); else Console.WriteLine(row);
+            _progress?.Step(string.Create(CultureInfo.InvariantCulture, $"{stage} {p.Shape.Height}x{p.Shape.Width}x{p.Shape.Frames} degree {p.Degree}: {p.Seconds * 1000:F1} ms"));
         }
     }
 }

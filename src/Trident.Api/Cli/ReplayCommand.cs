@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using Microsoft.FSharp.Core;
@@ -20,28 +21,25 @@ namespace Trident.Api.Cli;
 /// </summary>
 public static class ReplayCommand
 {
-    public static Command Command { get; } = new(
-        "replay",
-        "replay FILE [--lp OUT.lp] [--backend scip|cbc|highs|cp-sat] [--time-limit SECONDS]",
-        "re-solve a saved dispatch round (GET /v1/plan/rounds/{n}, or a failed round's logged snapshot) and print its plan and certificate",
-        Run);
+    private static readonly Argument<string> File_ = new("FILE") { Description = "a trident-snapshot document (GET /v1/plan/rounds/{n}, or a failed round's logged snapshot)" };
+    private static readonly Option<string> Lp = Opt.String("--lp", "write the round's MIP as CPLEX LP text to this file", helpName: "OUT.lp");
+    private static readonly Option<string> BackendOption = Opt.Choice("--backend", "the MIP backend to solve with instead of the recorded one", null, Backends);
+    private static readonly Option<double> TimeLimit = Opt.Double("--time-limit", "the solver's time limit in seconds instead of the recorded one", null, 0.001, 3600.0);
 
-    private static Task<int> Run(CliArgs args, CancellationToken ct)
+    /// <summary>The MIP backends' names, as --backend takes them.</summary>
+    internal static string[] Backends => [.. BackendModule.all.Select(BackendModule.name)];
+
+    /// <summary>The command.</summary>
+    public static Command Command { get; } = new Command("replay",
+        "re-solve a saved dispatch round (GET /v1/plan/rounds/{n}, or a failed round's logged snapshot) and print its plan and certificate")
+        { File_, Lp, BackendOption, TimeLimit }.With(Run);
+
+    private static Task<int> Run(ParseResult args, CancellationToken ct)
     {
-        var lp = args.String("lp", null);
-        var backendName = args.String("backend", null);
-        var timeLimit = args.Has("time-limit") ? args.Double("time-limit", 0.05, 0.001, 3600.0) : (double?)null;
-        Backend? backend = null;
-        if (backendName is not null)
-        {
-            var parsed = BackendModule.tryParse(backendName);
-            if (FSharpOption<Backend>.get_IsNone(parsed)) args.Error($"--backend: unknown MIP backend '{backendName}' (known: scip, cbc, highs, cp-sat)");
-            else backend = parsed.Value;
-        }
-        if (args.Positional.Count != 1) args.Error("FILE: exactly one snapshot file (a trident-snapshot document)");
-        args.ThrowIfInvalid();
-
-        var file = args.Positional[0];
+        var lp = args.GetValue(Lp);
+        var timeLimit = args.Maybe(TimeLimit);
+        Backend? backend = args.GetValue(BackendOption) is { } name ? BackendModule.tryParse(name).Value : null;
+        var file = args.GetValue(File_)!;
         string text;
         Snapshot snapshot;
         try

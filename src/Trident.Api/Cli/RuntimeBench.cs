@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using Microsoft.ML.OnnxRuntime;
@@ -30,33 +31,46 @@ internal static class RuntimeBench
 {
     private const double GoalPct = 1.0;
 
-    public static int Run(CliArgs args, CancellationToken ct)
+    private static readonly Option<string> Pipeline = PipelineOption.Create(PipelineLocator.Tiny);
+    private static readonly Option<int> Runs = Opt.Int("--runs", "interleaved pairs (raw, serving) to run at least", 12, 4, 10_000);
+    private static readonly Option<int> MaxRuns = Opt.Int("--max-runs", "pairs to run at most while the spread exceeds the effect", 80, 4, 100_000);
+    private static readonly Option<int> Width = Opt.Int("--width", "width in pixels", 256, 1);
+    private static readonly Option<int> Height = Opt.Int("--height", "height in pixels", 256, 1);
+    private static readonly Option<int> Frames = Opt.Int("--frames", "frames", 1, 1);
+    private static readonly Option<int> Steps = Opt.Int("--steps", "denoising steps [default: the pipeline's]", null, 1);
+    private static readonly Option<int> Threads = Opt.Int("--threads", "ONNX Runtime intra-op threads [default: one per core]", null, 1, 1024);
+    private static readonly Option<string> Device = DeviceOption.Create();
+    private static readonly Option<double> Guidance = Opt.Double("--guidance", "classifier-free guidance scale [default: the pipeline's]", null, 0);
+
+    /// <summary>The <c>bench runtime</c> command.</summary>
+    public static Command Command { get; } = new Command("runtime",
+        "the runtime's overhead over the raw ONNX Runtime calls of one generation (paired, interleaved runs; median and bootstrap CI)")
+        { Pipeline, Runs, MaxRuns, Width, Height, Frames, Steps, Threads, Device, Guidance }.With(Run);
+
+    private static int Run(ParseResult args, CancellationToken ct)
     {
-        var pipelineArg = args.String("pipeline", PipelineLocator.Tiny)!;
-        var runs = args.Int("runs", 12, 4, 10_000);
-        var maxRuns = args.Int("max-runs", 80, 4, 100_000);
-        var width = args.Int("width", 256, 1);
-        var height = args.Int("height", 256, 1);
-        var frames = args.Int("frames", 1, 1);
-        var stepsGiven = args.Has("steps");
-        var steps = args.Int("steps", 8, 1);
-        var threads = args.Int("threads", Environment.ProcessorCount, 1, 1024);
-        var device = args.String("device", "cpu")!;
-        double? guidance = args.Has("guidance") ? args.Double("guidance", 1, 0) : null;
-        var (directory, _) = PipelineOption.Load(args, pipelineArg);
-        var provider = DeviceOption.Parse(args, device).WithThreads(threads);
-        if (maxRuns < runs) args.Error($"--max-runs: must be at least --runs ({runs})");
-        args.ThrowIfInvalid();
+        var errors = new CliErrors();
+        var runs = args.GetValue(Runs);
+        var maxRuns = args.GetValue(MaxRuns);
+        var width = args.GetValue(Width);
+        var height = args.GetValue(Height);
+        var frames = args.GetValue(Frames);
+        var threads = args.Maybe(Threads) ?? Environment.ProcessorCount;
+        double? guidance = args.Maybe(Guidance);
+        var (directory, _) = PipelineOption.Load(args.Text(Pipeline), errors);
+        var provider = DeviceOption.Parse(args.Text(Device))!.WithThreads(threads);
+        if (maxRuns < runs) errors.Add($"--max-runs: must be at least --runs ({runs})");
+        errors.ThrowIfAny();
 
         using var pipeline = LoadedPipeline.Open(directory, provider);
-        if (!stepsGiven) steps = pipeline.Manifest.Sampler.DefaultSteps;
+        var steps = args.Maybe(Steps) ?? pipeline.Manifest.Sampler.DefaultSteps;
         var request = new GenerationRequest("a red fox in the snow", null, width, height, frames, steps, 42, guidance, threads);
-        foreach (var e in Generation.Validate(pipeline.Manifest, request)) args.Error($"--{e.Path}: {e.Message}");
+        foreach (var e in Generation.Validate(pipeline.Manifest, request)) errors.Add($"--{e.Path}: {e.Message}");
         // The raw-call baseline replays one encoder and a three-input denoiser; SDXL's second encoder, pooled
         // text_embeds and time_ids are not replayed (not measured here; the Trident side would be unmatched).
         if (pipeline.Manifest.ExportOnly)
-            args.Error($"--pipeline: '{directory}' conditions on a second text encoder, pooled embeddings or time_ids, which bench runtime's raw-call baseline does not replay; it measures single-encoder pipelines");
-        args.ThrowIfInvalid();
+            errors.Add($"--pipeline: '{directory}' conditions on a second text encoder, pooled embeddings or time_ids, which bench runtime's raw-call baseline does not replay; it measures single-encoder pipelines");
+        errors.ThrowIfAny();
 
         using var raw = RawCalls.Prepare(pipeline, request, ct);
         GenerationResult? last = null;
@@ -69,6 +83,7 @@ internal static class RuntimeBench
 
         raw.Measure(ct);
         Serving();
+        var progress = CliProgress.Start("bench runtime", null);
         var rawTimes = new List<RawTimes>();
         var servingTimes = new List<double>();
         var stageTimes = new List<(double Encode, double Diffuse, double Decode)>();
@@ -86,6 +101,7 @@ internal static class RuntimeBench
                 rawTimes.Add(raw.Measure(ct));
             }
             stageTimes.Add((last!.Encode.TotalMilliseconds, last.Diffuse.TotalMilliseconds, last.Decode.TotalMilliseconds));
+            progress.Step(string.Create(CultureInfo.InvariantCulture, $"pair {rawTimes.Count}: raw {rawTimes[^1].Total:F1} ms, serving {servingTimes[^1]:F1} ms"));
         }
 
         for (var i = 0; i < runs; i++) Pair();
@@ -99,6 +115,7 @@ internal static class RuntimeBench
             effect = Effect(rawTimes, servingTimes);
         }
 
+        progress.Dispose();
         var pngClock = Stopwatch.StartNew();
         var pngBytes = Generation.EncodeFile(last!.Frames).Bytes.LongLength;
         var pngMs = pngClock.Elapsed.TotalMilliseconds;

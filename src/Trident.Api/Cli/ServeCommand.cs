@@ -1,3 +1,5 @@
+using System.CommandLine;
+
 namespace Trident.Api.Cli;
 
 /// <summary>
@@ -8,19 +10,24 @@ namespace Trident.Api.Cli;
 /// </summary>
 public static class ServeCommand
 {
-    /// <summary>The command's registry entry.</summary>
-    public static Command Command { get; } = new(
-        "serve",
-        "serve [--pipeline DIR|tiny] [--config trident.json] [--urls http://127.0.0.1:8080] [--emulate flux --devices 128 --time-scale 0.05] [--Trident:Section:Key value …]",
-        "serve the HTTP API (docs/serving.md lists the configuration keys); the default when no command is given",
-        Run);
+    /// <summary>The command.</summary>
+    public static Command Command { get; } = Build();
 
-    private static async Task<int> Run(CliArgs args, CancellationToken ct)
+    private static Command Build()
+    {
+        var c = new Command("serve",
+            "serve the HTTP API (the default when no command is given). Every configuration key can be given as "
+            + "--Section:Key VALUE (e.g. --Trident:Serving:QueueCapacity 8; docs/serving.md lists them); the options below are short forms");
+        foreach (var o in ShortServeOptions.All) c.Add(o);
+        return c.With(Run);
+    }
+
+    private static async Task<int> Run(ParseResult args, CancellationToken ct)
     {
         WebApplication app;
         try
         {
-            app = Program.BuildServer(ShortServeOptions.Expand(args.Raw));
+            app = Program.BuildServer(ShortServeOptions.Expand(args));
         }
         catch (Exception e) when (e is FileNotFoundException or InvalidDataException or FormatException)
         {

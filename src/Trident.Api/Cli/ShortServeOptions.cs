@@ -1,8 +1,10 @@
+using System.CommandLine;
+
 namespace Trident.Api.Cli;
 
 /// <summary>
-/// Short options of <c>trident serve</c> (and <c>trident worker</c>) that stand for configuration keys, so
-/// the strict configuration binding validates them like any other key:
+/// The options of <c>trident serve</c> (and <c>trident worker</c>). Each stands for configuration keys, so the
+/// strict configuration binding validates them like any other key:
 /// <c>--pipeline DIR</c> = <c>--Trident:Pipeline DIR</c>,
 /// <c>--emulate P</c> = <c>--Trident:Devices:Kind emulated --Trident:Emulation:Profile P</c>,
 /// <c>--devices N</c> = <c>--Trident:Devices:Count N</c>,
@@ -10,50 +12,84 @@ namespace Trident.Api.Cli;
 /// <c>--time-scale S</c> = <c>--Trident:Emulation:TimeScale S</c>; for a cluster <c>--cluster M</c>,
 /// <c>--primary H:P</c>, <c>--redis C</c>, <c>--silo-port P</c>, <c>--gateway-port P</c>, <c>--advertise IP</c> =
 /// <c>Trident:Cluster:Mode</c>, <c>Primary</c>, <c>Redis</c>, <c>SiloPort</c>, <c>GatewayPort</c>,
-/// <c>AdvertisedAddress</c>. Both <c>--name value</c> and
-/// <c>--name=value</c> are accepted; every other argument is passed on unchanged.
+/// <c>AdvertisedAddress</c>. Besides them the commands take <c>--urls</c>, <c>--config FILE</c>, any configuration
+/// key as <c>--Section:Key value</c> (or <c>--Section:Key=value</c>) and the host's own keys
+/// (<c>--environment</c>, <c>--contentRoot</c>, …, as WebApplicationFactory passes them); anything else is an
+/// unknown option.
 /// </summary>
 public static class ShortServeOptions
 {
-    private static readonly Dictionary<string, string[]> Keys = new(StringComparer.Ordinal)
+    /// <summary>--urls: where the server listens (ASP.NET Core's key).</summary>
+    public static readonly Option<string> Urls = Opt.String("--urls", "where to listen, e.g. http://127.0.0.1:8080 (ASP.NET Core's urls key)", helpName: "URL");
+
+    /// <summary>--config: a configuration file.</summary>
+    public static readonly Option<string> Config = Opt.String("--config", "a JSON configuration file (keys as in docs/trident.example.json; `trident config --defaults` prints them)", helpName: "FILE");
+
+    private static readonly (Option Option, string[] Keys)[] Keys =
+    [
+        (Opt.String("--pipeline", "the pipeline to serve: a directory (trident-pipeline.json, or a diffusers/Optimum ONNX export) or 'tiny' (Trident:Pipeline)", helpName: "DIR|tiny"), ["Trident:Pipeline"]),
+        (Opt.String("--emulate", "serve emulated devices with this reference profile (flux, sd3, cogvideox, hunyuanvideo) instead of running the pipeline (Trident:Devices:Kind emulated, Trident:Emulation:Profile)", helpName: "PROFILE"),
+            ["Trident:Devices:Kind", "Trident:Emulation:Profile"]),
+        (Opt.Int("--devices", "how many devices (Trident:Devices:Count)"), ["Trident:Devices:Count"]),
+        (Opt.Int("--devices-per-node", "devices per node (Trident:Devices:DevicesPerNode)"), ["Trident:Devices:DevicesPerNode"]),
+        (Opt.Double("--time-scale", "emulated time per real second, e.g. 0.05 runs 20× faster (Trident:Emulation:TimeScale)"), ["Trident:Emulation:TimeScale"]),
+        (Opt.Choice("--cluster", "cluster membership (Trident:Cluster:Mode): none, localhost or redis (docs/cluster.md)", null, "none", "localhost", "redis"), ["Trident:Cluster:Mode"]),
+        (Opt.String("--primary", "the coordinator's silo endpoint with localhost membership (Trident:Cluster:Primary)", helpName: "HOST:PORT"), ["Trident:Cluster:Primary"]),
+        (Opt.String("--redis", "the Redis connection string with redis membership (Trident:Cluster:Redis)", helpName: "HOST:PORT"), ["Trident:Cluster:Redis"]),
+        (Opt.Int("--silo-port", "this process's silo port (Trident:Cluster:SiloPort)"), ["Trident:Cluster:SiloPort"]),
+        (Opt.Int("--gateway-port", "this process's gateway port (Trident:Cluster:GatewayPort)"), ["Trident:Cluster:GatewayPort"]),
+        (Opt.String("--advertise", "the address other silos reach this one at (Trident:Cluster:AdvertisedAddress)", helpName: "IP"), ["Trident:Cluster:AdvertisedAddress"]),
+    ];
+
+    /// <summary>The options, to add to a command.</summary>
+    public static IEnumerable<Option> All => [.. Keys.Select(k => k.Option), Urls, Config];
+
+    // Keys of the host itself (HostDefaults, WebHostDefaults) that may come on its command line.
+    private static readonly HashSet<string> HostKeys = new(StringComparer.OrdinalIgnoreCase)
     {
-        ["pipeline"] = ["Trident:Pipeline"],
-        ["emulate"] = ["Trident:Devices:Kind", "Trident:Emulation:Profile"],
-        ["devices"] = ["Trident:Devices:Count"],
-        ["devices-per-node"] = ["Trident:Devices:DevicesPerNode"],
-        ["time-scale"] = ["Trident:Emulation:TimeScale"],
-        ["cluster"] = ["Trident:Cluster:Mode"],
-        ["primary"] = ["Trident:Cluster:Primary"],
-        ["redis"] = ["Trident:Cluster:Redis"],
-        ["silo-port"] = ["Trident:Cluster:SiloPort"],
-        ["gateway-port"] = ["Trident:Cluster:GatewayPort"],
-        ["advertise"] = ["Trident:Cluster:AdvertisedAddress"],
+        "applicationName", "environment", "contentRoot", "webroot", "https_port", "http_ports", "https_ports",
+        "hostingStartupAssemblies", "hostingStartupExcludeAssemblies", "preventHostingStartup", "detailedErrors",
+        "captureStartupErrors", "shutdownTimeoutSeconds", "suppressStatusMessages", "staticWebAssets",
     };
 
-    /// <summary><paramref name="args"/> with the short options replaced by their configuration keys.</summary>
-    /// <exception cref="CliException">when a short option has no value.</exception>
-    public static string[] Expand(IReadOnlyList<string> args)
+    /// <summary>The command line for the host: the options as configuration keys (with the values as given),
+    /// then <c>--urls</c>, <c>--config</c> and the configuration keys given as such.</summary>
+    public static string[] Expand(ParseResult r)
     {
         var result = new List<string>();
-        for (var i = 0; i < args.Count; i++)
+        foreach (var (option, keys) in Keys)
         {
-            var a = args[i];
-            var name = a.StartsWith("--", StringComparison.Ordinal) ? a[2..] : "";
-            string? value = null;
-            if (name.IndexOf('=') is var eq and >= 0) (name, value) = (name[..eq], name[(eq + 1)..]);
-            if (!Keys.TryGetValue(name, out var keys))
-            {
-                result.Add(a);
-                continue;
-            }
-            if (value is null && i + 1 < args.Count && !args[i + 1].StartsWith("--", StringComparison.Ordinal)) value = args[++i];
-            if (string.IsNullOrEmpty(value)) throw new CliException([$"--{name}: needs a value"]);
-            if (name == "emulate")
-            {
-                result.AddRange([$"--{keys[0]}", Trident.Api.Options.EmulationOptions.Kind, $"--{keys[1]}", value]);
-            }
+            if (r.GetResult(option) is not { Implicit: false } given) continue;
+            var value = given.Tokens[^1].Value;
+            if (keys.Length == 2) result.AddRange([$"--{keys[0]}", Trident.Api.Options.EmulationOptions.Kind, $"--{keys[1]}", value]);
             else result.AddRange([$"--{keys[0]}", value]);
         }
+        if (r.GetValue(Urls) is { } urls) result.AddRange(["--urls", urls]);
+        if (r.GetValue(Config) is { } config) result.AddRange(["--config", config]);
+        result.AddRange(r.UnmatchedTokens);
         return [.. result];
+    }
+
+    /// <summary>The tokens left over that are neither a configuration key with its value nor a host key: each an error.</summary>
+    public static IEnumerable<string> UnknownTokens(IReadOnlyList<string> tokens)
+    {
+        // WebApplicationFactory passes its settings as --Key=value, each section on the way too, empty
+        // ("--Trident=" before "--Trident:Limits:MaxWidth=…"): a section of a given key is no unknown option
+        var keys = tokens.Where(t => t.StartsWith("--", StringComparison.Ordinal)).Select(t => t[2..].Split('=')[0]).ToList();
+        bool Section(string key, string token) => token.EndsWith('=') && keys.Any(k => k.StartsWith(key + ":", StringComparison.OrdinalIgnoreCase));
+        for (var i = 0; i < tokens.Count; i++)
+        {
+            var t = tokens[i];
+            if (t.StartsWith("--", StringComparison.Ordinal) && t.Length > 2)
+            {
+                var key = t[2..].Split('=')[0];
+                if (!key.Contains(':') && !HostKeys.Contains(key) && !Section(key, t))
+                    yield return $"--{key}: unknown option (a configuration key is --Section:Key VALUE, e.g. --Trident:Serving:QueueCapacity 8)";
+                else if (!t.Contains('=') && (i + 1 >= tokens.Count || tokens[i + 1].StartsWith("--", StringComparison.Ordinal)))
+                    yield return $"--{key}: needs a value";
+                if (!t.Contains('=') && i + 1 < tokens.Count && !tokens[i + 1].StartsWith("--", StringComparison.Ordinal)) i++;
+            }
+            else yield return $"'{t}': unexpected argument";
+        }
     }
 }

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using Microsoft.FSharp.Collections;
@@ -16,82 +17,110 @@ namespace Trident.Api.Cli;
 /// </summary>
 public static class SimulateCommand
 {
-    public static Command Command { get; } = new(
-        "simulate",
-        "simulate --workload <name|file> [--model flux] [--devices 128] [--devices-per-node 8] [--policies all|B1,B2,…,Trident,Trident-preempt] "
-        + "[--slo-scale 4] [--deadline-rule scale|reference] [--seed 42] [--rate r] [--steps n] [--count n] [--b1-degree k] "
-        + "[--split 10:63:27] [--jitter 0] [--max-suspensions 2] [--profile FILE] [--parallel 1] [--format table|csv|json] [--out DIR] [--write-trace FILE]",
-        "simulate serving a workload with the baselines B1–B6 and Trident; workloads: "
-        + string.Join(", ", Workload.names) + " (poisson/bursty/shifting use --model, or the shapes of --profile), or a trace file (CSV or JSON lines); "
-        + "--profile FILE: simulate with a profile `trident profile` wrote instead of the model's reference profile; "
-        + "Trident-preempt (only when named): Trident with step-boundary preemption, each request suspended at most --max-suspensions times",
-        Run);
+    /// <summary>The workload options shared with <c>capacity</c>.</summary>
+    internal static readonly Option<string> Workload_ = Opt.String("--workload",
+        "a named workload (" + string.Join(", ", Workload.names) + "; poisson/bursty/shifting use --model, or the shapes of --profile) or a trace file (CSV or JSON lines)",
+        required: true, helpName: "NAME|FILE");
+    internal static readonly Option<string> Model = Opt.String("--model", "the model of poisson/bursty/shifting workloads (sd3, flux, cogvideox, hunyuanvideo)", "flux", helpName: "MODEL");
+    internal static readonly Option<double> Rate = Opt.Double("--rate", "a generated workload's request rate (requests/s) instead of its own", null, 1e-6, 1e6);
+    internal static readonly Option<int> Steps = Opt.Int("--steps", "a generated workload's denoising steps instead of its own", null, 1, 10_000);
+    internal static readonly Option<int> Count = Opt.Int("--count", "a generated workload's number of requests instead of its own", null, 1, 10_000_000);
+    internal static readonly Option<string> Policies = Opt.String("--policies",
+        "which policies: all, or a comma-separated list of B1…B6, Trident and Trident-preempt (Trident with step-boundary preemption; only when named)",
+        "all", helpName: "all|B1,…,Trident,Trident-preempt");
+
+    /// <summary>The cluster and scheduling options shared with <c>evaluate</c> and <c>capacity</c>.</summary>
+    internal static readonly Option<int> Devices = Opt.Int("--devices", "devices in the simulated cluster", 128, 1, 100_000);
+    internal static readonly Option<int> DevicesPerNode = Opt.Int("--devices-per-node", "devices per node [default: 8, or the largest divisor ≤ 8 of a smaller or odd-sized cluster]", null, 1, 64);
+    internal static readonly Option<ulong> Seed = Opt.ULong("--seed", "the seed of generated workloads and of the jitter", ExperimentSettingsModule.defaults.Seed);
+    internal static readonly Option<double> SloScale = Opt.Double("--slo-scale", "deadline = slo-scale × the request's reference latency", ExperimentSettingsModule.defaults.SloScale, 0.01, 1000);
+    internal static readonly Option<string> DeadlineRule_ = Opt.Choice("--deadline-rule", "scale: --slo-scale × reference latency; reference: the published per-model deadlines", "scale", "scale", "reference");
+    internal static readonly Option<int> B1Degree = Opt.Int("--b1-degree", "B1's fixed sequence-parallel degree [default: chosen per workload]", null, 1, 64);
+    internal static readonly Option<string> Split = Opt.String("--split", "the stage split of the reference latency, E:D:C (encode:diffuse:decode), D > 0", helpName: "E:D:C");
+    internal static readonly Option<double> Jitter = Opt.Double("--jitter", "relative run-time noise of the simulated stages (0: none)", ExperimentSettingsModule.defaults.Jitter, 0.0, 2.0);
+    internal static readonly Option<int> MaxSuspensions = Opt.Int("--max-suspensions", "Trident-preempt: the most times one request is suspended (docs/policies.md, Preemption)",
+        ExperimentSettingsModule.defaults.Preemption.MaxSuspensions, 0, 1000);
+    internal static readonly Option<string> ProfilePath = Opt.String("--profile", "simulate with a profile `trident profile` wrote instead of the model's reference profile", helpName: "FILE");
+
+    /// <summary>The settings options, to add to a command.</summary>
+    internal static Option[] SettingsOptions => [Devices, DevicesPerNode, Seed, SloScale, DeadlineRule_, B1Degree, Split, Jitter, MaxSuspensions, ProfilePath];
+
+    private static readonly Option<string> Format = Opt.Choice("--format", "how to print the summary", "table", "table", "csv", "json");
+    private static readonly Option<string> Out = Opt.String("--out", "also write summary.csv/json, trace.csv, requests-*.csv, a README.md report and its charts (SVG, PNG) here", helpName: "DIR");
+    private static readonly Option<string> WriteTrace = Opt.String("--write-trace", "write the workload's trace to this file (.csv, or .jsonl for JSON lines)", helpName: "FILE");
+    private static readonly Option<int> Parallel_ = Opt.Int("--parallel", "policies simulated at once", 1, 1, 64);
+
+    /// <summary>The command.</summary>
+    public static Command Command { get; } = Build();
+
+    private static Command Build()
+    {
+        var c = new Command("simulate", "simulate serving a workload with the baselines B1–B6 and Trident on a simulated cluster and print one row per policy")
+            { Workload_, Model, Rate, Steps, Count, Policies };
+        foreach (var o in SettingsOptions) c.Add(o);
+        foreach (var o in new Option[] { Format, Out, WriteTrace, Parallel_ }) c.Add(o);
+        return c.With(Run);
+    }
 
     /// <summary>Options shared with <c>evaluate</c>.</summary>
-    internal static ExperimentSettings Settings(CliArgs args, int defaultDevices)
+    internal static ExperimentSettings Settings(ParseResult args, CliErrors errors)
     {
         var d = ExperimentSettingsModule.defaults;
-        var devices = args.Int("devices", defaultDevices, 1, 100_000);
+        var devices = args.GetValue(Devices);
         // without --devices-per-node: 8, or the largest divisor ≤ 8 of a smaller or odd-sized cluster
-        var perNode = args.Int("devices-per-node", ExperimentSettingsModule.devicesPerNodeFor(devices), 1, 64);
-        var seed = args.ULong("seed", d.Seed);
-        var slo = args.Double("slo-scale", d.SloScale, 0.01, 1000);
-        var rule = args.String("deadline-rule", "scale")!;
-        if (rule is not ("scale" or "reference")) args.Error($"--deadline-rule: '{rule}' is not 'scale' or 'reference'");
-        if (rule == "reference" && args.Has("slo-scale")) args.Error("--slo-scale: not used with --deadline-rule reference");
-        var b1 = args.Has("b1-degree") ? FSharpOption<int>.Some(args.Int("b1-degree", 1, 1, 64)) : FSharpOption<int>.None;
+        var perNode = args.Maybe(DevicesPerNode) ?? ExperimentSettingsModule.devicesPerNodeFor(devices);
+        var seed = args.GetValue(Seed);
+        var slo = args.GetValue(SloScale);
+        var rule = args.GetValue(DeadlineRule_);
+        if (rule == "reference" && args.Given(SloScale)) errors.Add("--slo-scale: not used with --deadline-rule reference");
+        var b1 = args.Maybe(B1Degree) is { } k ? FSharpOption<int>.Some(k) : FSharpOption<int>.None;
         var split = d.Split;
-        var splitText = args.String("split");
+        var splitText = args.GetValue(Split);
         if (splitText is not null)
         {
             var parts = splitText.Split(':');
             var values = parts.Select(p => double.TryParse(p, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) && v >= 0 ? v : double.NaN).ToArray();
             if (values.Length != 3 || values.Any(double.IsNaN) || values[1] <= 0)
-                args.Error($"--split: '{splitText}' is not E:D:C with three non-negative numbers and D > 0");
+                errors.Add($"--split: '{splitText}' is not E:D:C with three non-negative numbers and D > 0");
             else split = new StageSplit(values[0], values[1], values[2]);
         }
-        var jitter = args.Double("jitter", d.Jitter, 0.0, 2.0);
+        var jitter = args.GetValue(Jitter);
         var profile = FSharpOption<Profile>.None;
-        var profilePath = args.String("profile");
+        var profilePath = args.GetValue(ProfilePath);
         if (profilePath is not null)
         {
-            if (!File.Exists(profilePath)) args.Error($"--profile: the file '{profilePath}' does not exist");
+            if (!File.Exists(profilePath)) errors.Add($"--profile: the file '{profilePath}' does not exist");
             else
             {
                 var parsed = ProfileFile.parse(File.ReadAllText(profilePath));
-                if (parsed.IsError) foreach (var e in parsed.ErrorValue) args.Error($"--profile {profilePath}: {e}");
+                if (parsed.IsError) foreach (var e in parsed.ErrorValue) errors.Add($"--profile {profilePath}: {e}");
                 else profile = FSharpOption<Profile>.Some(parsed.ResultValue);
             }
         }
         // Trident-preempt: the most suspensions of one request (docs/policies.md, "Preemption")
         var preemption = new PreemptionSettings(
-            args.Int("max-suspensions", d.Preemption.MaxSuspensions, 0, 1000), d.Preemption.MinGain, d.Preemption.CandidatesPerRound, d.Preemption.ResumeElsewhere);
+            args.GetValue(MaxSuspensions), d.Preemption.MinGain, d.Preemption.CandidatesPerRound, d.Preemption.ResumeElsewhere);
         return new ExperimentSettings(devices, perNode, seed, slo, rule == "reference", b1, split, d.RoundPeriod, d.Adjust, jitter, d.Memory, profile, preemption);
     }
 
-    private static Task<int> Run(CliArgs args, CancellationToken ct)
+    private static Task<int> Run(ParseResult args, CancellationToken ct)
     {
-        var workload = args.Required("workload");
-        var model = args.String("model", "flux")!;
-        var settings = Settings(args, 128);
-        var policyNames = (args.String("policies", "all") ?? "all").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        var format = args.String("format", "table")!;
-        if (format is not ("table" or "csv" or "json")) args.Error($"--format: '{format}' is not table, csv or json");
-        var outDir = args.String("out");
-        var writeTrace = args.String("write-trace");
-        var parallel = args.Int("parallel", 1, 1, 64);
-        var rate = args.Has("rate") ? FSharpOption<double>.Some(args.Double("rate", 1, 1e-6, 1e6)) : FSharpOption<double>.None;
-        var steps = args.Has("steps") ? FSharpOption<int>.Some(args.Int("steps", 1, 1, 10_000)) : FSharpOption<int>.None;
-        var count = args.Has("count") ? FSharpOption<int>.Some(args.Int("count", 1, 1, 10_000_000)) : FSharpOption<int>.None;
+        var errors = new CliErrors();
+        var settings = Settings(args, errors);
+        var policyNames = PolicyNames(args);
+        var format = args.GetValue(Format);
+        var outDir = args.GetValue(Out);
+        var writeTrace = args.GetValue(WriteTrace);
+        var parallel = args.GetValue(Parallel_);
 
-        var input = Input(args, settings, workload, model, rate, steps, count);
-        args.ThrowIfInvalid();
+        var input = Input(args, settings, errors);
+        errors.ThrowIfAny();
 
         var prepared = Experiment.prepare(settings, input!);
-        if (prepared.IsError) { foreach (var e in prepared.ErrorValue) args.Error(e); args.ThrowIfInvalid(); }
+        if (prepared.IsError) { foreach (var e in prepared.ErrorValue) errors.Add(e); errors.ThrowIfAny(); }
         var p = prepared.ResultValue;
         var policies = Experiment.policies(settings, p, ListModule.OfSeq(policyNames));
-        if (policies.IsError) { foreach (var e in policies.ErrorValue) args.Error($"--policies: {e}"); args.ThrowIfInvalid(); }
+        if (policies.IsError) { foreach (var e in policies.ErrorValue) errors.Add($"--policies: {e}"); errors.ThrowIfAny(); }
 
         if (writeTrace is not null)
         {
@@ -150,18 +179,22 @@ public static class SimulateCommand
     }
 
     /// <summary>The workload to simulate: a trace file (checked against its model's profile) or a named
-    /// generator (over <c>--profile</c>'s shapes when one is given); problems go to <paramref name="args"/>.</summary>
-    internal static WorkloadInput? Input(CliArgs args, ExperimentSettings settings, string workload, string model,
-        FSharpOption<double>? rate, FSharpOption<int>? steps, FSharpOption<int>? count)
+    /// generator (over <c>--profile</c>'s shapes when one is given); problems go to <paramref name="errors"/>.</summary>
+    internal static WorkloadInput? Input(ParseResult args, ExperimentSettings settings, CliErrors errors)
     {
+        var workload = args.Text(Workload_);
+        var model = args.Text(Model);
+        var rate = args.Maybe(Rate) is { } r ? FSharpOption<double>.Some(r) : null;
+        var steps = args.Maybe(Steps) is { } s ? FSharpOption<int>.Some(s) : null;
+        var count = args.Maybe(Count) is { } c ? FSharpOption<int>.Some(c) : null;
         WorkloadInput? input = null;
         if (File.Exists(workload) || Trace.looksLikeFile(workload))
         {
             if (rate is not null || steps is not null || count is not null)
-                args.Error("--rate/--steps/--count: apply to generated workloads, not to a trace file");
+                errors.Add("--rate/--steps/--count: apply to generated workloads, not to a trace file");
             // every problem in one pass, each request checked against its model's reference profile
             var parsed = Trace.parseFileFor(FuncConvert.FromFunc((string m) => ProfileFor(settings, m)), workload);
-            if (parsed.IsError) foreach (var e in parsed.ErrorValue) args.Error($"--workload {workload}: {e}");
+            if (parsed.IsError) foreach (var e in parsed.ErrorValue) errors.Add($"--workload {workload}: {e}");
             else input = WorkloadInput.NewFromTrace(Path.GetFileNameWithoutExtension(workload), parsed.ResultValue);
         }
         else
@@ -169,11 +202,15 @@ public static class SimulateCommand
             var spec = settings.Profile is { } prof
                 ? Workload.forProfile(workload, prof.Value, CostModelModule.create(Experiment.costSettings(settings), prof.Value), settings.Devices)
                 : Workload.tryNamed(workload, model);
-            if (spec.IsError) args.Error($"--workload: {spec.ErrorValue}");
+            if (spec.IsError) errors.Add($"--workload: {spec.ErrorValue}");
             else input = WorkloadInput.NewGenerated(Workload.withOverrides(rate, steps, count, spec.ResultValue));
         }
         return input;
     }
+
+    /// <summary>--policies as a list of names.</summary>
+    internal static string[] PolicyNames(ParseResult args) =>
+        args.Text(Policies).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 
     /// <summary>The profile a trace's model is simulated with: <c>--profile</c>'s when it is that model's, else the reference profile.</summary>
     internal static FSharpResult<Profile, string> ProfileFor(ExperimentSettings settings, string model)

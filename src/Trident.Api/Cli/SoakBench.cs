@@ -14,6 +14,7 @@
 // store is still filling: that growth is bounded (by the retention and Trident:Jobs:Capacity), not a leak.
 
 using System.Collections.Concurrent;
+using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
@@ -54,26 +55,42 @@ public static class SoakBench
         public void Error(string what) { Interlocked.Increment(ref Errors); ErrorKinds.AddOrUpdate(what, 1, (_, n) => n + 1); }
     }
 
+    private static readonly Option<double> Duration = Opt.Double("--duration", "seconds of steady load", 600, 1, 7 * 86400);
+    private static readonly Option<double> Rate = Opt.Double("--rate", "requests per second [default: below the server's capacity]", null, 1e-3, 1000);
+    private static readonly Option<string> Pipeline = PipelineOption.Create("tiny");
+    private static readonly Option<int> Devices = Opt.Int("--devices", "the in-process server's devices (0: one per core)", 0, 0, 256);
+    private static readonly Option<double> SampleEvery = Opt.Double("--sample-every", "seconds between resource samples", 10, 0.1, 3600);
+    private static readonly Option<int> Steps = Opt.Int("--steps", "denoising steps per request", 4, 1, 100);
+    private static readonly Option<double> Drain = Opt.Double("--drain", "seconds to let accepted requests finish after the last submission", 60, 0, 3600);
+    private static readonly Option<int> Retention = Opt.Int("--retention", "the server's job retention in seconds (Trident:Jobs:RetentionSeconds) [default: the server's]", null, 0, 86400);
+    private static readonly Option<string> Out = Opt.String("--out", "also write the samples as CSV", helpName: "samples.csv");
+
+    /// <summary>The <c>bench soak</c> command.</summary>
+    public static Command Command { get; } = new Command("soak",
+        "serve the tiny pipeline in process at a steady rate and sample resident memory, heap, GCs, threads and descriptors over time")
+        { Duration, Rate, Pipeline, Devices, SampleEvery, Steps, Drain, Retention, Out }.With((r, ct) => RunAsync(r, null, Console.Out, ct));
+
     /// <summary>Runs the soak; <paramref name="client"/>, when given, talks to an in-process test server instead of
     /// one this command starts.</summary>
-    public static async Task<int> RunAsync(CliArgs args, HttpClient? client, TextWriter o, CancellationToken ct)
+    public static async Task<int> RunAsync(ParseResult args, HttpClient? client, TextWriter o, CancellationToken ct)
     {
-        var duration = args.Double("duration", 600, 1, 7 * 86400);
-        var rateGiven = args.Has("rate");
-        var rate = args.Double("rate", 1, 1e-3, 1000);
-        var pipeline = args.String("pipeline", "tiny")!;
-        var devices = args.Int("devices", 0, 0, 256);
-        var every = args.Double("sample-every", 10, 0.1, 3600);
-        var steps = args.Int("steps", 4, 1, 100);
-        var drain = args.Double("drain", 60, 0, 3600);
-        var retention = args.Has("retention") ? args.Int("retention", 600, 0, 86400) : (int?)null;
-        var output = args.String("out");
-        if (client is not null && (args.Has("pipeline") || args.Has("devices") || retention is not null))
-            args.Error("--pipeline/--devices/--retention: not with a given server");
+        var errors = new CliErrors();
+        var duration = args.GetValue(Duration);
+        var rateGiven = args.Given(Rate);
+        var rate = args.Maybe(Rate) ?? 1;
+        var pipeline = args.Text(Pipeline);
+        var devices = args.GetValue(Devices);
+        var every = args.GetValue(SampleEvery);
+        var steps = args.GetValue(Steps);
+        var drain = args.GetValue(Drain);
+        var retention = args.Maybe(Retention);
+        var output = args.GetValue(Out);
+        if (client is not null && (args.Given(Pipeline) || args.Given(Devices) || retention is not null))
+            errors.Add("--pipeline/--devices/--retention: not with a given server");
         if (client is null && pipeline != "tiny")
-            PipelineOption.Load(args, pipeline);
-        if (every > duration) args.Error($"--sample-every: {every} s is longer than --duration {duration} s");
-        args.ThrowIfInvalid();
+            PipelineOption.Load(pipeline, errors);
+        if (every > duration) errors.Add($"--sample-every: {every} s is longer than --duration {duration} s");
+        errors.ThrowIfAny();
 
         WebApplication? app = null;
         Func<int> jobsHeld = () => -1;
@@ -165,6 +182,8 @@ public static class SoakBench
         var samples = new List<Sample>();
         var clock = Stopwatch.StartNew();
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        // the sample lines are the soak's progress; on a terminal a live bar says where the run is as well
+        using var progress = CliProgress.Live ? CliProgress.Start("bench soak", (int)Math.Ceiling(duration / every) + 1) : null;
 
         void TakeSample()
         {
@@ -172,6 +191,7 @@ public static class SoakBench
             samples.Add(s);
             o.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"{s.Seconds:F1} {s.RssMb:F1} {s.HeapMb:F1} {s.GcCommittedMb:F1} {s.Gen0} {s.Gen1} {s.Gen2} {s.Threads} {s.Fds} {s.Submitted} {s.Succeeded} {s.Failed} {s.Rejected} {s.InFlight} {s.JobsHeld}"));
+            progress?.Step(string.Create(CultureInfo.InvariantCulture, $"{s.Seconds:F0} s of {duration:F0}: resident {s.RssMb:F0} MB, {s.Succeeded} succeeded"));
         }
 
         TakeSample();

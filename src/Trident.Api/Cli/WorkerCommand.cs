@@ -1,3 +1,4 @@
+using System.CommandLine;
 using Microsoft.Extensions.Options;
 using Orleans.Hosting;
 using Orleans.Runtime;
@@ -19,16 +20,21 @@ namespace Trident.Api.Cli;
 /// </summary>
 public static class WorkerCommand
 {
-    /// <summary>The command's registry entry.</summary>
-    public static Command Command { get; } = new(
-        "worker",
-        "worker --emulate flux [--devices 8] [--time-scale 0.05] [--cluster localhost|redis] [--primary 127.0.0.1:11111] [--redis 127.0.0.1:6379] [--silo-port P] [--advertise IP] [--Trident:Section:Key value …]",
-        "join a coordinator's cluster with this machine's devices (docs/cluster.md)",
-        Run);
+    /// <summary>The command.</summary>
+    public static Command Command { get; } = Build();
 
-    private static async Task<int> Run(CliArgs args, CancellationToken ct)
+    private static Command Build()
     {
-        var raw = ShortServeOptions.Expand(args.Raw).ToList();
+        var c = new Command("worker",
+            "join a coordinator's cluster with this machine's emulated devices (docs/cluster.md), e.g. worker --emulate flux --devices 8 "
+            + "--primary 127.0.0.1:11111; configuration keys as for serve (--Section:Key VALUE)");
+        foreach (var o in ShortServeOptions.All) c.Add(o);
+        return c.With(Run);
+    }
+
+    private static async Task<int> Run(ParseResult args, CancellationToken ct)
+    {
+        var raw = ShortServeOptions.Expand(args).ToList();
         if (!raw.Any(a => a.StartsWith("--urls", StringComparison.Ordinal))) raw.AddRange(["--urls", "http://127.0.0.1:0"]);
         var builder = WebApplication.CreateBuilder([.. raw]);
         builder.AddTridentConfiguration([.. raw]);

@@ -118,11 +118,12 @@ let ``an emulated diffuse reports every step and stops at the step boundary afte
 
 let ``serve's short options stand for configuration keys, and emulation keys are validated`` =
     testCase "serve's short options stand for configuration keys, and emulation keys are validated" <| fun () ->
-        let expanded = Trident.Api.Cli.ShortServeOptions.Expand [| "--emulate"; "flux"; "--devices=128"; "--time-scale"; "0.05"; "--urls"; "http://127.0.0.1:0" |]
+        let serve args = Trident.Api.Cli.Commands.Parse(Trident.Api.Cli.ServeCommand.Command, args)
+        let expanded = Trident.Api.Cli.ShortServeOptions.Expand(serve [ "--emulate"; "flux"; "--devices=128"; "--time-scale"; "0.05"; "--urls"; "http://127.0.0.1:0" ])
         Expect.sequenceEqual expanded
             [| "--Trident:Devices:Kind"; "emulated"; "--Trident:Emulation:Profile"; "flux"; "--Trident:Devices:Count"; "128"
                "--Trident:Emulation:TimeScale"; "0.05"; "--urls"; "http://127.0.0.1:0" |] "expanded"
-        Expect.throwsT<Trident.Api.Cli.CliException> (fun () -> Trident.Api.Cli.ShortServeOptions.Expand [| "--emulate" |] |> ignore) "a value is needed"
+        Expect.throwsT<Trident.Api.Cli.CliException> (fun () -> serve [ "--emulate" ] |> ignore) "a value is needed"
         let o = TridentOptions()
         o.Devices.Kind <- "emulated"
         o.Emulation.Profile <- "sdxl"

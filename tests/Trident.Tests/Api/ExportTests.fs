@@ -26,18 +26,7 @@ let private miniature era prediction =
 
 let private eras = [ ExportEra.DiffusersScript2022; ExportEra.Optimum2023; ExportEra.OptimumCurrent ]
 
-/// Runs a command in process, capturing stdout and stderr.
-let private run (args: string list) =
-    let out, err = new StringWriter(), new StringWriter()
-    let previousOut, previousErr = Console.Out, Console.Error
-    Console.SetOut out
-    Console.SetError err
-    let code =
-        try Trident.Api.Cli.Commands.RunAsync(Array.ofList args).GetAwaiter().GetResult()
-        finally
-            Console.SetOut previousOut
-            Console.SetError previousErr
-    code, string out, string err
+let private run = runCli
 
 let private input (c: ComponentSignature) name = c.Inputs |> Seq.find (fun i -> i.Name = name)
 

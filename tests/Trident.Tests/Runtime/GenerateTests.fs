@@ -22,7 +22,7 @@ let private generateTo (name: string) (extra: string list) =
 let private generate = generateTo "out.png"
 
 let private errorsOf (args: string list) =
-    let e = expectThrows<CliException> "CliException is thrown" (fun () -> GenerateCommand.Parse(CliArgs args) |> ignore)
+    let e = expectThrows<CliException> "CliException is thrown" (fun () -> Commands.Parse(GenerateCommand.Command, args) |> ignore)
     List.ofSeq e.Errors
 
 let ``generate writes a PNG, JPEG or WebP of the requested width and height`` =

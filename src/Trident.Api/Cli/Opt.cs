@@ -1,0 +1,112 @@
+using System.CommandLine;
+using System.CommandLine.Parsing;
+using System.Globalization;
+
+namespace Trident.Api.Cli;
+
+/// <summary>
+/// Typed options of the command line (System.CommandLine): each factory returns an option whose value is parsed
+/// and range-checked while the command line is parsed, with an error that names the option and the bad value
+/// (<c>--rate: 0 is outside [0.001, 1000]</c>), and whose description and default appear in <c>--help</c>.
+/// Every bad option of a command line is reported in one error (<see cref="Commands.RunAsync"/>), exit code 2.
+/// </summary>
+public static class Opt
+{
+    /// <summary>An integer option in [<paramref name="min"/>, <paramref name="max"/>].</summary>
+    public static Option<int> Int(string name, string description, int? @default = null, int min = int.MinValue, int max = int.MaxValue) =>
+        Parsed(name, description, @default, "N", (string s, out int v) =>
+            int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out v) ? null : $"'{s}' is not an integer",
+            v => v < min || v > max ? $"{v} is outside [{min}, {max}]" : null);
+
+    /// <summary>A finite number in [<paramref name="min"/>, <paramref name="max"/>].</summary>
+    public static Option<double> Double(string name, string description, double? @default = null,
+        double min = double.NegativeInfinity, double max = double.PositiveInfinity) =>
+        Parsed(name, description, @default, "X", (string s, out double v) =>
+            double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out v) && double.IsFinite(v) ? null : $"'{s}' is not a number",
+            v => v < min || v > max ? string.Create(CultureInfo.InvariantCulture, $"{v} is outside [{min}, {max}]") : null);
+
+    /// <summary>A non-negative 64-bit integer (seeds).</summary>
+    public static Option<ulong> ULong(string name, string description, ulong? @default = null) =>
+        Parsed(name, description, @default, "N", (string s, out ulong v) =>
+            ulong.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out v) ? null : $"'{s}' is not a non-negative integer",
+            _ => null);
+
+    /// <summary>A text option (a path, a URL, a name checked later).</summary>
+    public static Option<string> String(string name, string description, string? @default = null, bool required = false, string? helpName = null)
+    {
+        var o = new Option<string>(name) { Description = description, Required = required, HelpName = helpName };
+        if (@default is not null) o.DefaultValueFactory = _ => @default;
+        return o;
+    }
+
+    /// <summary>One of <paramref name="values"/> (offered by shell completion).</summary>
+    public static Option<string> Choice(string name, string description, string? @default, params string[] values)
+    {
+        var o = new Option<string>(name) { Description = description, HelpName = string.Join('|', values) };
+        if (@default is not null) o.DefaultValueFactory = _ => @default;
+        o.CustomParser = r =>
+        {
+            var s = Last(r);
+            if (s is null) return null;
+            if (!values.Contains(s, StringComparer.Ordinal)) r.AddError($"{name}: '{s}' is not one of {string.Join(", ", values)}");
+            return s;
+        };
+        o.CompletionSources.Add(values);
+        return o;
+    }
+
+    /// <summary>A switch: <c>--quick</c> (or <c>--quick true|false</c>).</summary>
+    public static Option<bool> Flag(string name, string description) => new(name) { Description = description };
+
+    /// <summary>A comma-separated list of integers ≥ <paramref name="min"/>, e.g. <c>--degrees 1,2,4</c>.</summary>
+    public static Option<IReadOnlyList<int>> IntList(string name, string description, int[] @default, int min = 1)
+    {
+        var o = new Option<IReadOnlyList<int>>(name)
+        {
+            Description = description, HelpName = "N,N,…", DefaultValueFactory = _ => @default,
+        };
+        o.CustomParser = r =>
+        {
+            var s = Last(r);
+            if (s is null) return @default;
+            var result = new List<int>();
+            foreach (var part in s.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+            {
+                if (int.TryParse(part, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) && v >= min) result.Add(v);
+                else r.AddError($"{name}: '{part}' is not an integer ≥ {min}");
+            }
+            if (result.Count == 0) r.AddError($"{name}: needs at least one value");
+            return result;
+        };
+        return o;
+    }
+
+    /// <summary>Whether the command line gave <paramref name="option"/> (not its default).</summary>
+    public static bool Given(this ParseResult r, Option option) => r.GetResult(option) is { Implicit: false };
+
+    /// <summary>The option's value when the command line gave it, else null.</summary>
+    public static T? Maybe<T>(this ParseResult r, Option<T> option) where T : struct => r.Given(option) ? r.GetValue(option) : null;
+
+    /// <summary>The value of a text option that has a default or is required (never null after a clean parse).</summary>
+    public static string Text(this ParseResult r, Option<string> option) => r.GetValue(option) ?? "";
+
+    private delegate string? TryParse<T>(string s, out T value);
+
+    private static Option<T> Parsed<T>(string name, string description, T? @default, string helpName, TryParse<T> parse, Func<T, string?> check)
+        where T : struct
+    {
+        var o = new Option<T>(name) { Description = description, HelpName = helpName };
+        if (@default is { } d) o.DefaultValueFactory = _ => d;
+        o.CustomParser = r =>
+        {
+            var s = Last(r);
+            if (s is null) return @default ?? default;
+            var error = parse(s, out var v) ?? check(v);
+            if (error is not null) r.AddError($"{name}: {error}");
+            return v;
+        };
+        return o;
+    }
+
+    private static string? Last(ArgumentResult r) => r.Tokens.Count == 0 ? null : r.Tokens[^1].Value;
+}

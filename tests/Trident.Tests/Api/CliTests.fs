@@ -1,0 +1,128 @@
+/// The command line (Trident.Api.Cli.Commands on System.CommandLine): `--help` of every command lists all its
+/// options and starts nothing, `--version` prints the versions, an unknown option or bad values are refused
+/// with exit code 2 and one error naming every bad option, and shell completion answers from the same
+/// definitions.
+module Trident.Tests.Api.CliTests
+
+open System.CommandLine
+open Expecto
+open Trident.Api.Cli
+open Trident.Tests.TestSupport
+
+/// Every command with an action, as the words that name it ("simulate", "bench soak", …).
+let rec private runnable (path: string list) (c: Command) : (string list * Command) list =
+    let here = path @ [ c.Name ]
+    [ if not (isNull c.Action) then yield here, c
+      for sub in c.Subcommands do yield! runnable here sub ]
+
+let private commands = Commands.All |> List.ofSeq |> List.collect (runnable [])
+
+let ``--help of every command lists each of its options and exits 0 without running it`` =
+    testCase "--help of every command lists each of its options and exits 0 without running it" <| fun () ->
+        Expect.isGreaterThanOrEqual commands.Length 17 "serve, worker, …, and bench's and models' subcommands"
+        for path, c in commands do
+            let code, out, err = runCli (path @ [ "--help" ])
+            let name = String.concat " " path
+            Expect.equal code 0 (sprintf "%s --help: exit code (%s)" name err)
+            Expect.stringContains out ("Usage:") (sprintf "%s --help: the usage" name)
+            Expect.stringContains out (" " + name + " ") (sprintf "%s --help: the usage names the command" name)
+            for o in c.Options do
+                Expect.stringContains out o.Name (sprintf "%s --help lists %s" name o.Name)
+                if not (o :? Help.HelpOption) then
+                    Expect.isFalse (System.String.IsNullOrWhiteSpace o.Description) (sprintf "%s %s has a description" name o.Name)
+        let code, out, _ = runCli [ "--help" ]
+        Expect.equal code 0 "trident --help"
+        for c in Commands.All do
+            Expect.stringContains out c.Name "trident --help lists every command"
+
+let ``serve --help and simulate --help print help and start nothing`` =
+    testCase "serve --help and simulate --help print help and start nothing" <| fun () ->
+        // a server would bind this port and run until stopped; help returns at once with exit code 0
+        let code, out, _ = runCli [ "serve"; "--urls"; "http://127.0.0.1:0"; "--help" ]
+        Expect.equal code 0 "serve --help"
+        Expect.stringContains out "--Trident:Serving:QueueCapacity" "serve's help says how configuration keys are given"
+        let code, out, _ = runCli [ "simulate"; "--help" ]
+        Expect.equal code 0 "simulate --help"
+        Expect.stringContains out "[default: 128]" "defaults are shown"
+
+let ``--version prints the version of trident and of its runtimes`` =
+    testCase "--version prints the version of trident and of its runtimes" <| fun () ->
+        let code, out, _ = runCli [ "--version" ]
+        Expect.equal code 0 "exit code"
+        Expect.stringStarts out "trident " "the first line"
+        for part in [ "ONNX Runtime"; "OR-Tools"; ".NET" ] do
+            Expect.stringContains out part "the runtimes' versions"
+
+let ``an unknown option is refused with exit code 2, naming it once`` =
+    testCase "an unknown option is refused with exit code 2, naming it once" <| fun () ->
+        for args, bad in [ [ "simulate"; "--workload"; "poisson"; "--colour"; "red" ], "--colour"
+                           [ "bench"; "dispatch"; "--rounds"; "3"; "--frobnicate" ], "--frobnicate"
+                           [ "serve"; "--urls"; "http://127.0.0.1:0"; "--colour"; "red" ], "--colour"
+                           [ "config"; "--defaults"; "--verbose=yes" ], "--verbose" ] do
+            let code, _, err = runCli args
+            Expect.equal code 2 (sprintf "%A: exit code" args)
+            Expect.stringContains err (bad + ": unknown option") (sprintf "%A names the option" args)
+            Expect.isFalse (err.Contains "'red'") "the unknown option's value is not reported as another error"
+        let code, _, err = runCli [ "frobnicate" ]
+        Expect.equal code 2 "an unknown command"
+        Expect.stringContains err "unknown command 'frobnicate'" "the unknown command is named"
+
+let ``two bad values give one error naming both`` =
+    testCase "two bad values give one error naming both" <| fun () ->
+        let code, out, err = runCli [ "capacity"; "--workload"; "poisson"; "--target"; "2"; "--parallel"; "x"; "--devices"; "-8" ]
+        Expect.equal code 2 "exit code"
+        Expect.equal out "" "nothing ran"
+        let lines = err.Split('\n') |> Array.map _.Trim() |> Array.filter ((<>) "")
+        Expect.equal (lines |> Array.filter (fun l -> l.EndsWith "invalid arguments") |> Array.length) 1 "one error"
+        for expected in [ "--target: 2 is outside [0, 1]"; "--parallel: 'x' is not an integer"; "--devices: -8 is outside [1, 100000]" ] do
+            Expect.contains lines expected "every bad value is named"
+        // a required option missing and a bad choice, together
+        let code, _, err = runCli [ "models"; "sd-miniature"; "--era"; "1999" ]
+        Expect.equal code 2 "models sd-miniature"
+        Expect.stringContains err "--out: required" "the missing option"
+        Expect.stringContains err "--era: '1999' is not one of diffusers-2022, optimum-2023, optimum" "the bad choice with the accepted ones"
+
+let ``shell completion is answered from the command definitions`` =
+    testCase "shell completion is answered from the command definitions" <| fun () ->
+        let code, out, _ = runCli [ "completion"; "bash" ]
+        Expect.equal code 0 "completion bash"
+        Expect.stringContains out "[suggest:" "the script asks trident itself"
+        Expect.stringContains out "complete -o default -F _trident_complete trident" "and registers for trident"
+        let line = "simulate --fo"
+        let code, out, _ = runCli [ sprintf "[suggest:%d]" line.Length; line ]
+        Expect.equal code 0 "suggest"
+        Expect.equal (out.Split('\n') |> Array.map _.Trim() |> Array.filter ((<>) "") |> List.ofArray) [ "--format" ] "the option that matches"
+        let line = "simulate --format "
+        let _, out, _ = runCli [ sprintf "[suggest:%d]" line.Length; line ]
+        for value in [ "table"; "csv"; "json" ] do
+            Expect.stringContains out value "a choice's values are completed"
+
+let ``off a terminal, progress is plain lines on standard error, at most one per interval but always the first and last`` =
+    testCase "off a terminal, progress is plain lines on standard error, at most one per interval but always the first and last" <| fun () ->
+        let err = new System.IO.StringWriter()
+        let previous = System.Console.Error
+        System.Console.SetError err
+        try
+            using (CliProgress.Start("every step", System.Nullable 3, live = false)) (fun p ->
+                Expect.isFalse p.IsLive "plain"
+                for i in 1..3 do p.Step(sprintf "step %d" i))
+            using (CliProgress.Start("throttled", System.Nullable 50, System.Nullable(System.TimeSpan.FromHours 1.0), false)) (fun p ->
+                for i in 1..50 do p.Step(sprintf "request %d" i))
+            using (CliProgress.Start("open-ended", System.Nullable<int>(), live = false)) (fun p -> p.Step "probe")
+        finally
+            System.Console.SetError previous
+        let lines = (string err).Split('\n') |> Array.map _.TrimEnd() |> Array.filter ((<>) "") |> List.ofArray
+        Expect.equal lines [ "[1/3] step 1"; "[2/3] step 2"; "[3/3] step 3"; "[1/50] request 1"; "[50/50] request 50"; "[1] probe" ] "the lines"
+
+/// Sequenced with the other tests that redirect the console (Console.SetOut is process-wide).
+[<Tests>]
+let tests =
+    testList "integration" [ testList "CliTests" [
+        ``--help of every command lists each of its options and exits 0 without running it``
+        ``serve --help and simulate --help print help and start nothing``
+        ``--version prints the version of trident and of its runtimes``
+        ``an unknown option is refused with exit code 2, naming it once``
+        ``two bad values give one error naming both``
+        ``shell completion is answered from the command definitions``
+        ``off a terminal, progress is plain lines on standard error, at most one per interval but always the first and last``
+    ] |> testSequenced ]
