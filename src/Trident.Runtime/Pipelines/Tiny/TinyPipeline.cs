@@ -132,6 +132,9 @@ public static class TinyPipeline
     /// Writes the pipeline for <paramref name="seed"/> into <paramref name="directory"/> (created if missing;
     /// files of the same names are overwritten) and returns its files with sizes and hashes, manifest first.
     /// </summary>
+    /// <param name="directory">Where to write (created if missing).</param>
+    /// <param name="seed">Seed of the random weights: the same seed writes the same bytes.</param>
+    /// <param name="spec">The sizes of the pipeline (the bundled tiny pipeline's when null).</param>
     /// <param name="float16">Write the float16 variant (<see cref="Float16Name"/>): the same weights rounded to float16.</param>
     public static IReadOnlyList<PipelineFile> Write(string directory, ulong seed, TinyPipelineSpec? spec = null, bool float16 = false)
     {
