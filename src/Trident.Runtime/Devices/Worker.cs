@@ -1,5 +1,5 @@
 // One worker per device: a single thread that runs the device's stage tasks in FIFO order from a bounded
-// channel. It knows its placement type (the stage models it should keep): it loads the type's models before
+// channel (except that a decode whose latents are not ready yet lets the ready tasks behind it go first; see Run). It knows its placement type (the stage models it should keep): it loads the type's models before
 // its first task and on every Retype (unloading what the new type no longer holds), as a placement moves
 // weights; a load that fails is retried by the executor on the stage's first task, which then reports it. Blocking on a dedicated thread (not the thread pool) suits ONNX Runtime calls,
 // which block for the length of a stage, and keeps them off ASP.NET Core's threads.
@@ -110,29 +110,75 @@ public sealed class Worker : IDisposable
         }
     }
 
+    // FIFO, with one exception: a decode whose latents are not ready yet is held aside, so it does not block the
+    // decodes behind it whose latents are (head-of-line blocking); held decodes run, oldest first, as soon as their
+    // latents are ready, before the next task from the queue. The simulator's decode devices take the earliest
+    // gap the same way (Simulator.runTask).
     private void Run()
     {
         var reader = _channel.Reader;
+        var held = new List<DecodeTask>();
         LoadModels(_type);
         try
         {
-            while (reader.WaitToReadAsync(_stopping.Token).AsTask().GetAwaiter().GetResult())
-                while (reader.TryRead(out var task))
+            while (true)
+            {
+                var ready = held.FindIndex(c => c.Latents.IsCompleted || c.Cancellation.IsCancellationRequested);
+                if (ready >= 0)
                 {
+                    var c = held[ready];
+                    held.RemoveAt(ready);
+                    Interlocked.Decrement(ref _queued);
+                    Execute(c);
+                    continue;
+                }
+                if (reader.TryRead(out var task))
+                {
+                    if (task is DecodeTask { Latents.IsCompleted: false } d && !d.Cancellation.IsCancellationRequested)
+                    {
+                        held.Add(d);
+                        continue;
+                    }
+                    // a placement change is a barrier: the decodes queued before it run under the old type
+                    while (task is RetypeTask && held.Count > 0)
+                    {
+                        var first = Task.WaitAny(held.Select(c => (Task)c.Latents).ToArray(), _stopping.Token);
+                        var c = held[first];
+                        held.RemoveAt(first);
+                        Interlocked.Decrement(ref _queued);
+                        Execute(c);
+                    }
                     Interlocked.Decrement(ref _queued);
                     Execute(task);
+                    continue;
                 }
+                // nothing runnable: wait for a new task or for a held decode's latents
+                var more = reader.WaitToReadAsync(_stopping.Token).AsTask();
+                if (held.Count == 0)
+                {
+                    if (!more.GetAwaiter().GetResult()) break;
+                    continue;
+                }
+                var latents = held.Select(c => (Task)c.Latents).ToArray();
+                Task.WaitAny([more, .. latents]);
+                if (_stopping.IsCancellationRequested) break;
+                // the queue is closed: only the held decodes are left
+                if (more.IsCompletedSuccessfully && !more.Result) Task.WaitAny(latents);
+            }
         }
         catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
         {
         }
         // Stopping: whatever is left is reported failed, so nothing waits on it forever.
-        while (reader.TryRead(out var left))
-        {
-            Interlocked.Decrement(ref _queued);
-            left.Fail(new OperationCanceledException("the server is stopping"));
-            _observer.Finished(this, left, new OperationCanceledException("the server is stopping"));
-        }
+        foreach (var left in held) Stopped(left);
+        while (reader.TryRead(out var left)) Stopped(left);
+    }
+
+    private void Stopped(StageTask left)
+    {
+        Interlocked.Decrement(ref _queued);
+        left.Fail(new OperationCanceledException("the server is stopping"));
+        _observer.Finished(this, left, new OperationCanceledException("the server is stopping"));
     }
 
     private void Execute(StageTask task)

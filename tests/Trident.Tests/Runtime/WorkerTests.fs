@@ -145,10 +145,28 @@ let ``a worker loads its type's models before its first task and on a retype, as
         Expect.isTrue retype.Completion.IsCompletedSuccessfully "the retype ran"
         Expect.equal (w.Resident |> List.ofSeq) ([ Decode ]: Stage list) "after the retype to C only the decoder is resident, loaded before any decode task"
 
+let ``a decode whose latents are not ready does not block a ready decode queued behind it`` =
+    testCase "a decode whose latents are not ready does not block a ready decode queued behind it" <| fun () ->
+        let log = ExecutionLog()
+        use w = startWorker log 0 EDC 1
+        let late = TaskCompletionSource<StageOutput>(TaskCreationOptions.RunContinuationsAsynchronously)
+        let first = DecodeTask(1L, RequestId 1L, 0.01, CancellationToken.None, input "first" 2, late.Task)
+        let second = DecodeTask(2L, RequestId 2L, 0.01, CancellationToken.None, input "second" 2, Task.FromResult(StageOutput(box (64, 64), 128L)))
+        enqueue w first
+        enqueue w second
+        finished second.Result.Task
+        Expect.isTrue second.Result.Task.IsCompletedSuccessfully "the ready decode ran while the first waited for its latents"
+        Expect.isFalse first.Result.Task.IsCompleted "the first decode still waits"
+        late.SetResult(StageOutput(box (64, 64), 128L))
+        finished first.Result.Task
+        Expect.isTrue first.Result.Task.IsCompletedSuccessfully "the held decode ran once its latents were ready"
+        waitUntil 10.0 "the queue is empty" (fun () -> w.QueueLength = 0)
+
 [<Tests>]
 let tests =
     testList "integration" [ testList "WorkerTests" [
         ``a worker runs its tasks one at a time in the order they were queued``
+        ``a decode whose latents are not ready does not block a ready decode queued behind it``
         ``a failing task fails its request with the error and the worker lives on``
         ``a diffuse group runs only once every device of the group reached it, and holds them until it ends``
         ``a cancelled request's queued tasks are skipped and its running diffuse stops at the next step``
