@@ -267,9 +267,6 @@ public static class BenchCommand
     }
 
     /// <summary>Nearest-rank percentile of sorted values.</summary>
-    private static double Percentile(double[] sorted, double q)
-    {
-        var rank = (int)Math.Ceiling(q * sorted.Length);
-        return sorted[Math.Clamp(rank - 1, 0, sorted.Length - 1)];
-    }
+    // nearest rank, NaN when empty: the simulator's own, so measured and simulated figures are read alike
+    private static double Percentile(double[] sorted, double q) => Simulator.percentile(sorted, q);
 }

@@ -264,8 +264,8 @@ public static class LoadgenCommand
         }
     }
 
-    private static double Percentile(double[] sorted, double q) =>
-        sorted.Length == 0 ? double.NaN : sorted[Math.Clamp((int)Math.Ceiling(q * sorted.Length) - 1, 0, sorted.Length - 1)];
+    // nearest rank, NaN when empty: the simulator's own, so measured and simulated figures are read alike
+    private static double Percentile(double[] sorted, double q) => Simulator.percentile(sorted, q);
 
     private static double Measured(Sent s) => s.Final!.Timings.TotalMs!.Value / 1000.0;
 
