@@ -613,6 +613,7 @@ module Simulator =
               Placement = placement.Value
               BusyUntil = busyView now
               Queue = List.ofSeq waiting
+              Completed = Map.empty
               Settings = config.Dispatch }
 
         let round (now: float<s>) =

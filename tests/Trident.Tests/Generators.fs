@@ -115,6 +115,7 @@ let buildSnapshot (settings: DispatchSettings) (spec: SnapshotSpec) : Snapshot =
       Placement = placement
       BusyUntil = busy
       Queue = requests
+      Completed = Map.empty
       Settings = settings }
 
 // ---- generators ------------------------------------------------------------------------------

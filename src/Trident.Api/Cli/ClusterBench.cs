@@ -30,11 +30,26 @@ namespace Trident.Api.Cli;
 /// <param name="ServeArguments">More arguments for the coordinator (configuration keys).</param>
 /// <param name="InitialNodes">Workers started with the coordinator, which waits for their devices (default: all);
 /// the others are started later with <see cref="LocalCluster.StartWorker"/> and join the running cluster.</param>
+/// <param name="Tuning">The .NET runtime settings of the processes (default: <see cref="ProcessTuning.Lean"/>).</param>
 public sealed record LocalClusterSpec(int Nodes, int DevicesPerNode, string Profile, double TimeScale, string Membership, IReadOnlyList<string> ServeArguments,
-    int? InitialNodes = null)
+    int? InitialNodes = null, ProcessTuning Tuning = ProcessTuning.Lean)
 {
     /// <summary>Workers started with the coordinator.</summary>
     public int StartNodes => Math.Clamp(InitialNodes ?? Nodes, 1, Nodes);
+}
+
+/// <summary>The .NET runtime settings of a local cluster's processes, which share one machine's cores (a real
+/// deployment runs one worker per machine and keeps .NET's defaults).</summary>
+public enum ProcessTuning
+{
+    /// <summary>.NET's defaults for an ASP.NET Core executable: server GC (a heap and a GC thread per core in every
+    /// process), concurrent (background) GC, tiered PGO.</summary>
+    Default,
+
+    /// <summary>Workstation, non-concurrent GC and tiered PGO off (<c>DOTNET_gcServer=0</c>,
+    /// <c>DOTNET_gcConcurrent=0</c>, <c>DOTNET_TieredPGO=0</c>): fewer runtime threads competing with the
+    /// control plane's when many processes share a few cores.</summary>
+    Lean,
 }
 
 /// <summary>A coordinator and its workers as child processes on loopback (and redis-server for Redis
@@ -184,6 +199,12 @@ public sealed class LocalCluster : IAsyncDisposable
             UseShellExecute = false,
         };
         foreach (var a in arguments) info.ArgumentList.Add(a);
+        if (_spec.Tuning == ProcessTuning.Lean && file == "dotnet")
+        {
+            info.Environment["DOTNET_gcServer"] = "0";
+            info.Environment["DOTNET_gcConcurrent"] = "0";
+            info.Environment["DOTNET_TieredPGO"] = "0";
+        }
         var process = Process.Start(info) ?? throw new InvalidOperationException($"could not start {file}");
         var log = new StreamWriter(Path.Combine(_logDirectory, $"{name}-{process.Id}.log")) { AutoFlush = true };
         process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (log) log.WriteLine(e.Data); };
@@ -232,11 +253,13 @@ public static class ClusterBench
     private static readonly Option<string> Membership = Opt.Choice("--membership", "cluster membership", "redis", "redis", "localhost");
     private static readonly Option<double> Timeout = Opt.Double("--timeout", "seconds to wait for the cluster to start, and for the last requests", 120, 1, 3600);
     private static readonly Option<string> Out = Opt.String("--out", "also write one CSV row per request", helpName: "requests.csv");
+    private static readonly Option<string> Tuning = Opt.Choice("--process-tuning",
+        "the processes' .NET runtime settings: lean (workstation non-concurrent GC, tiered PGO off) or default (.NET's: server GC)", "lean", "lean", "default");
 
     /// <summary>The <c>bench cluster</c> command.</summary>
     public static Command Command { get; } = new Command("cluster",
         "a coordinator and one worker process per node of emulated devices on loopback, the trace replayed through the HTTP API, measured vs simulated")
-        { Nodes, PerNode, Emulate, Scale, Workload_, Count, Membership, Timeout, Out }.With((r, ct) => RunAsync(r, Console.Out, ct));
+        { Nodes, PerNode, Emulate, Scale, Workload_, Count, Membership, Timeout, Out, Tuning }.With((r, ct) => RunAsync(r, Console.Out, ct));
 
     /// <summary>Runs the benchmark (see the file's note).</summary>
     public static async Task<int> RunAsync(ParseResult args, TextWriter o, CancellationToken ct)
@@ -250,6 +273,7 @@ public static class ClusterBench
         var membership = args.Text(Membership);
         var timeout = args.GetValue(Timeout);
         var output = args.GetValue(Out);
+        var tuning = args.Text(Tuning) == "default" ? ProcessTuning.Default : ProcessTuning.Lean;
         var named = Workload.tryNamed(workload, profile);
         if (named.IsError)
         {
@@ -261,7 +285,7 @@ public static class ClusterBench
         var rate = spec.Rate / scale;
         var requests = Math.Min(count, spec.Count);
         o.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"bench cluster: {workload} ({requests} requests at {spec.Rate:G4} req/s, played at {rate:G4} req/s = time × {scale}) on {nodes} × {perNode} emulated {profile} devices"));
+            $"bench cluster: {workload} ({requests} requests at {spec.Rate:G4} req/s, played at {rate:G4} req/s = time × {scale}) on {nodes} × {perNode} emulated {profile} devices, {tuning.ToString().ToLowerInvariant()} process tuning"));
         var clock = Stopwatch.StartNew();
         var loadBefore = LoadAverage();
         await using var cluster = await LocalCluster.StartAsync(
@@ -272,7 +296,7 @@ public static class ClusterBench
                 "--Trident:Limits:MaxPredictedSeconds", "0", "--Trident:Limits:MaxActivationGb", "0",
                 "--Trident:Serving:QueueCapacity", "100000", "--Trident:Jobs:Capacity", "200000", "--Trident:Jobs:RetentionSeconds", "3600",
                 "--Trident:Serving:RoundHistory", "10000",
-            ]),
+            ], Tuning: tuning),
             o, TimeSpan.FromSeconds(timeout), ct);
         var loadgen = new List<string>
         {

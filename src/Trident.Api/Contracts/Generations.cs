@@ -86,13 +86,15 @@ public sealed record DeadlineDto(DateTimeOffset At, double Ms, string Source, bo
 /// <param name="PlannedBy">How that round's plan was made (MIP statistics, or greedy and why).</param>
 /// <param name="Degree">Devices of its diffuse group (k).</param>
 /// <param name="Vr">Virtual-replica type (V0 … V3).</param>
-/// <param name="EncodeDevice">Device that encoded.</param>
-/// <param name="DiffuseDevices">Devices of the diffuse group (the first one leads).</param>
+/// <param name="EncodeDevice">Device that encoded; null when the job, re-queued after its work was lost with a
+/// device, resumed after its encode (its route plans only the stages it had left).</param>
+/// <param name="DiffuseDevices">Devices of the diffuse group (the first one leads); empty when the job resumed
+/// after its diffuse.</param>
 /// <param name="DecodeDevice">Device that decoded.</param>
 /// <param name="PredictedFinishMs">The plan's predicted finish, after arrival.</param>
 /// <param name="PredictedOnTime">Whether the plan predicted it to meet its deadline.</param>
 public sealed record RouteDto(
-    long Round, string PlannedBy, int Degree, string Vr, int EncodeDevice, IReadOnlyList<int> DiffuseDevices, int DecodeDevice,
+    long Round, string PlannedBy, int Degree, string Vr, int? EncodeDevice, IReadOnlyList<int> DiffuseDevices, int DecodeDevice,
     double PredictedFinishMs, bool PredictedOnTime);
 
 /// <summary><c>GET /v1/generations/{id}</c>.</summary>

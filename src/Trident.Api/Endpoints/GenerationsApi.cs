@@ -145,7 +145,8 @@ public static class GenerationsApi
         double? Ms(double? t) => t is { } x ? Math.Round((x - arrival) * 1000, 1) : null;
         StageTimingDto Stage(StageTiming t) => new(Ms(t.Start), Ms(t.Finish), t.Seconds is { } s ? Math.Round(s * 1000, 1) : null);
         var route = v.Route is { } r
-            ? new RouteDto(r.Round, r.Source, r.Dispatch.Degree, r.Dispatch.Vr.ToString(), r.Dispatch.Encode.Devices.Head.Value,
+            ? new RouteDto(r.Round, r.Source, r.Dispatch.Degree, r.Dispatch.Vr.ToString(),
+                r.Dispatch.Encode.Devices.IsEmpty ? null : r.Dispatch.Encode.Devices.Head.Value,
                 r.Dispatch.Diffuse.Devices.Select(d => d.Value).ToArray(), r.Dispatch.Decode.Devices.Head.Value,
                 Math.Round((r.Dispatch.Decode.Finish - arrival) * 1000, 1), r.Dispatch.OnTime)
             : null;

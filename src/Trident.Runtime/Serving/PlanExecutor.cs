@@ -57,10 +57,11 @@ public sealed class PlanExecutor
     /// others are its BatchMates), each run as one run with the batch dimension. The tasks' cancellation is
     /// the batch's: cancelled once every job is; a job cancelled earlier ends Cancelled and its result is
     /// dropped. A job re-queued with a <see cref="ResumePoint"/> (its work was lost with a device) runs alone
-    /// and skips the stages before it: their output is taken as it was kept (the dispatch still names devices
-    /// for them, which then get no task).</summary>
+    /// and skips the stages before it: their output is taken as it was kept (its dispatch, planned with the
+    /// stages it has left only, names no device for them).</summary>
     /// <exception cref="ArgumentException">when the jobs cannot share a batch (BatchInputs.Compatible), or a
     /// resumed job is batched with others.</exception>
+    /// <exception cref="InvalidOperationException">when the dispatch plans other stages than the job has left.</exception>
     public async ValueTask ExecuteAsync(IReadOnlyList<Job> jobs, Dispatch dispatch, JobRoute route, CancellationToken stopping)
     {
         var lead = jobs[0];
@@ -72,10 +73,13 @@ public sealed class PlanExecutor
         var batch = jobs.Count == 1 ? null : new BatchCancellation(jobs.Select(j => j.Cancellation).ToArray());
         var token = batch?.Token ?? lead.Cancellation;
         IReadOnlyList<BatchMate>? mates = jobs.Count == 1 ? null : jobs.Skip(1).Select(j => new BatchMate(j.Id, j.Input, j)).ToArray();
-        var encodeDevice = dispatch.Encode.Devices.Head.Value;
+        // a resumed job's plan names no device for a stage it completed (Snapshot.Completed): it gets no task
+        if (dispatch.Encode.Devices.IsEmpty != (resume is not null) || dispatch.Diffuse.Devices.IsEmpty != (resume?.Stage == Stage.Diffuse))
+            throw new InvalidOperationException($"dispatch of {lead.Id} plans stages [{Planned(dispatch)}], the job has {(resume is null ? "all three" : $"those after its {resume.Stage}")} left");
+        var encodeDevice = resume is null ? dispatch.Encode.Devices.Head.Value : -1;
         var group = dispatch.Diffuse.Devices.Select(d => d.Value).ToArray();
         var decodeDevice = dispatch.Decode.Devices.Head.Value;
-        if (group.Length != dispatch.Degree)
+        if (!dispatch.Diffuse.Devices.IsEmpty && group.Length != dispatch.Degree)
             throw new InvalidOperationException($"dispatch of {lead.Id} has degree {dispatch.Degree} and {group.Length} diffuse devices");
         var diffuseSeconds = dispatch.Diffuse.Finish - dispatch.Diffuse.Start;
         var workers = Workers;
@@ -100,8 +104,11 @@ public sealed class PlanExecutor
         if (diffuse is not null) await EnqueueAsync(group[0], diffuse, stopping);
         foreach (var (device, task) in reserves) await EnqueueAsync(device, task, stopping);
         await EnqueueAsync(decodeDevice, decode, stopping);
-        _ = CompleteAsync(jobs, resume, (encode, encodeDevice), (diffuse, group[0]), decode, batch);
+        _ = CompleteAsync(jobs, resume, (encode, encodeDevice), (diffuse, diffuse is null ? -1 : group[0]), decode, batch);
     }
+
+    private static string Planned(Dispatch d) =>
+        string.Join(", ", new[] { ("encode", d.Encode), ("diffuse", d.Diffuse), ("decode", d.Decode) }.Where(x => !x.Item2.Devices.IsEmpty).Select(x => x.Item1));
 
     private async ValueTask EnqueueAsync(int device, StageTask task, CancellationToken stopping)
     {

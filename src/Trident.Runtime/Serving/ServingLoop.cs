@@ -419,7 +419,10 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
         if (_view.Cluster is not { } cluster) return;
         var round = _round + 1;
         var busy = _view.Select(_ledger.BusyUntilAll(now));
-        var snapshot = new Snapshot(now, cluster, _cost, _view.ToView(_placement), busy, ListModule.OfSeq(_queue.Select(j => j.Request)), _settings.Dispatch);
+        // a job re-queued after a lost device is planned with the stages it has left only
+        var completed = MapModule.OfSeq(_queue.Where(j => j.Resume is not null).Select(j => Tuple.Create(j.Request.Id, j.Resume!.Stage)));
+        var snapshot = new Snapshot(now, cluster, _cost, _view.ToView(_placement), busy, ListModule.OfSeq(_queue.Select(j => j.Request)), completed,
+            _settings.Dispatch);
         var watch = Stopwatch.StartNew();
         var roundStart = DateTime.UtcNow;
         DispatchPlan plan;

@@ -80,6 +80,10 @@ public static class SnapshotJson
                 w.WriteEndObject();
             }
             w.WriteEndArray();
+            // the last stage each resumed request completed before it was re-queued
+            w.WriteStartObject("completed");
+            foreach (var kv in s.Completed) w.WriteString(kv.Key.Value.ToString(CultureInfo.InvariantCulture), StageName(kv.Value));
+            w.WriteEndObject();
             WriteDispatchSettings(w, s.Settings);
             if (plan is not null) WritePlan(w, plan);
             w.WriteEndObject();
@@ -231,6 +235,10 @@ public static class SnapshotJson
                 r.GetProperty("arrival").GetDouble(),
                 r.GetProperty("deadline").GetDouble(),
                 r.GetProperty("priority").ValueKind == JsonValueKind.Null ? FSharpOption<int>.None : FSharpOption<int>.Some(r.GetProperty("priority").GetInt32())));
+            // absent from documents written before resumed requests were planned with their remaining stages
+            var completed = root.TryGetProperty("completed", out var cp)
+                ? cp.EnumerateObject().Select(e => Tuple.Create(RequestId.NewRequestId(long.Parse(e.Name, CultureInfo.InvariantCulture)), ParseStage(e.Value.GetString()!)))
+                : [];
             var st = root.GetProperty("settings");
             var settings = new DispatchSettings(
                 st.GetProperty("on_time_reward").GetDouble(),
@@ -243,7 +251,7 @@ public static class SnapshotJson
                 st.GetProperty("time_limit_s").GetDouble(),
                 ParseBackend(st),
                 st.GetProperty("candidates_per_free_device").GetInt32());
-            return new Snapshot(root.GetProperty("now").GetDouble(), cluster, cost, placement, busy, ListModule.OfSeq(queue), settings);
+            return new Snapshot(root.GetProperty("now").GetDouble(), cluster, cost, placement, busy, ListModule.OfSeq(queue), MapModule.OfSeq(completed), settings);
         }
         catch (Exception ex) when (ex is JsonException or KeyNotFoundException or InvalidOperationException or ArgumentException)
         {

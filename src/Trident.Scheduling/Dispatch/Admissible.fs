@@ -88,9 +88,10 @@ module Admissible =
           /// per auxiliary type: (memory, earliest free time) of each device, earliest first
           Aux: Map<PlacementType, (float<GB> * float<s>) array>
           TRef: System.Collections.Generic.Dictionary<struct (Shape * int), float<s>>
-          /// per (shape, steps): the admissible (type, degree, VR, predicted finish) — the same for
-          /// every request of that class within a round
-          Routes: System.Collections.Generic.Dictionary<struct (Shape * int), (PlacementType * int * VrType * float<s>) list>
+          /// per (shape, steps, stages completed before a re-queue: 0 none, 1 encode, 2 encode and diffuse):
+          /// the admissible (type, degree, VR, predicted finish) — the same for every request of that class
+          /// within a round
+          Routes: System.Collections.Generic.Dictionary<struct (Shape * int * int), (PlacementType * int * VrType * float<s>) list>
           /// per request: its admissible, undominated options — computed once per round (the
           /// reservation, the candidate cut and work conservation all ask for them)
           Options: System.Collections.Generic.Dictionary<RequestId, DispatchOption list>
@@ -137,40 +138,78 @@ module Admissible =
             |> Array.tryFind (fun (memory, _) -> CostModel.fits rd.Snapshot.Cost t shape 1 memory)
             |> Option.map snd
 
+    /// The last stage the request completed before it was re-queued (Snapshot.Completed), if any.
+    let completed (s: Snapshot) (r: Request) : Stage option = Map.tryFind r.Id s.Completed
+
+    /// Whether the request still has to run this stage (it did not complete it before it was re-queued).
+    let remains (s: Snapshot) (r: Request) (stage: Stage) =
+        match completed s r, stage with
+        | None, _ -> true
+        | Some Encode, Encode -> false
+        | Some Encode, _ -> true
+        | Some Diffuse, Decode -> true
+        | Some _, _ -> false
+
+    /// Whether a device of primary type `t` with `memory` can run a decode alone (a request resumed at
+    /// its decode): the type's resident weights plus the decode's activation at batch 1.
+    let decodeFits (cost: CostModel) (t: PlacementType) (shape: Shape) (memory: float<GB>) =
+        Profile.weightsOf cost.Profile t + CostModel.activation cost Decode shape 1 <= memory
+
     /// Predicted finish of request r on a group of type t and degree k started now, with the
-    /// earliest-free auxiliary devices and intra-node transfers. None when no auxiliary can serve it.
+    /// earliest-free auxiliary devices and intra-node transfers; a resumed request's completed
+    /// stages take no time (their output is moved from the device that kept it: one transfer).
+    /// None when no auxiliary can serve it.
     let predictFinish (rd: Round) (r: Request) (t: PlacementType) (k: int) =
         let s = rd.Snapshot
         let c = s.Cost
         let bw = s.Cluster.Bandwidths.IntraNode
-        let diffuseStart =
-            if PlacementType.holds Encode t then Some(s.Now + CostModel.encodeTime c r.Shape)
-            else
-                earliestAux rd E r.Shape
-                |> Option.map (fun free -> max s.Now (free + CostModel.encodeTime c r.Shape + CostModel.embeddingBytes c / bw))
-        diffuseStart
-        |> Option.bind (fun ds ->
-            let df = ds + CostModel.diffuseTime c r.Shape r.Steps k
+        let latents = CostModel.latentBytes c r.Shape
+        let decodeAfter (df: float<s>) =
             if PlacementType.holds Decode t then Some(df + CostModel.decodeTime c r.Shape)
             else
                 earliestAux rd C r.Shape
-                |> Option.map (fun free -> max free (df + CostModel.latentBytes c r.Shape / bw) + CostModel.decodeTime c r.Shape))
+                |> Option.map (fun free -> max free (df + latents / bw) + CostModel.decodeTime c r.Shape)
+        match completed s r with
+        | Some Diffuse -> decodeAfter (s.Now + latents / bw)
+        | Some Encode -> decodeAfter (s.Now + CostModel.embeddingBytes c / bw + CostModel.diffuseTime c r.Shape r.Steps k)
+        | _ ->
+            let diffuseStart =
+                if PlacementType.holds Encode t then Some(s.Now + CostModel.encodeTime c r.Shape)
+                else
+                    earliestAux rd E r.Shape
+                    |> Option.map (fun free -> max s.Now (free + CostModel.encodeTime c r.Shape + CostModel.embeddingBytes c / bw))
+            diffuseStart |> Option.bind (fun ds -> decodeAfter (ds + CostModel.diffuseTime c r.Shape r.Steps k))
 
     /// The admissible routes of a request class this round: (type, degree, VR, predicted finish).
+    /// A request resumed after its diffuse (decode left) has degree-1 routes only, on the primary
+    /// types that hold C and can run the decode (decodeFits) when there are any (its decode then runs
+    /// on that one device, which gets no diffuse task), else on the primary types without C (its decode on a
+    /// ⟨C⟩ device; the round counts that primary device as taken although it gets no task). A type
+    /// holding C that can serve the request at all can run its decode alone (its peak covers the decode).
     let private routes (rd: Round) (r: Request) =
-        let key = struct (r.Shape, r.Steps)
+        let resumedAt = completed rd.Snapshot r
+        let key = struct (r.Shape, r.Steps, (match resumedAt with None -> 0 | Some Encode -> 1 | Some _ -> 2))
         match rd.Routes.TryGetValue key with
         | true, v -> v
         | _ ->
             let s = rd.Snapshot
             let v =
-                [ for KeyValue(t, (memory, largest)) in rd.Primary do
-                      let vr = (VrType.ofPrimary t).Value
-                      for k in s.Cost.Degrees do
-                          if degreeAdmissible s.Cost t r.Shape memory largest k then
-                              match predictFinish rd r t k with
-                              | Some f -> yield t, k, vr, f
-                              | None -> () ]
+                match resumedAt with
+                | Some Diffuse ->
+                    let withC = rd.Primary |> Map.filter (fun t (memory, _) -> PlacementType.holds Decode t && decodeFits s.Cost t r.Shape memory)
+                    let withoutC = rd.Primary |> Map.filter (fun t _ -> not (PlacementType.holds Decode t))
+                    [ for KeyValue(t, _) in (if withC.IsEmpty then withoutC else withC) do
+                          match predictFinish rd r t 1 with
+                          | Some f -> yield t, 1, (VrType.ofPrimary t).Value, f
+                          | None -> () ]
+                | _ ->
+                    [ for KeyValue(t, (memory, largest)) in rd.Primary do
+                          let vr = (VrType.ofPrimary t).Value
+                          for k in s.Cost.Degrees do
+                              if degreeAdmissible s.Cost t r.Shape memory largest k then
+                                  match predictFinish rd r t k with
+                                  | Some f -> yield t, k, vr, f
+                                  | None -> () ]
             rd.Routes.[key] <- v
             v
 

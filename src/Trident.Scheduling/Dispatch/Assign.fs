@@ -7,7 +7,12 @@ namespace Trident.Scheduling.Dispatching
 //     ⟨E⟩ device whose encode result would reach the group first (queueing behind work already
 //     given to it, transfer included);
 //   * decode runs on the group's first device when the type holds C, else on the ⟨C⟩ device that
-//     would finish it first.
+//     would finish it first;
+//   * a stage a resumed request completed before it was re-queued (Snapshot.Completed) gets no
+//     task: its assignment has no device and no duration (Start = Finish = now), and the next stage
+//     starts once the kept output has moved (one intra-node transfer). A request resumed at its
+//     decode is offered degree-1 options only (Admissible.routes): its one device runs the decode
+//     when the type holds C.
 // Auxiliary devices are queues: each assignment pushes the device's busy-until forward, so no
 // device is given two overlapping tasks.
 
@@ -49,9 +54,13 @@ module Assign =
               let lead = List.head group
               let tE = CostModel.encodeTime c r.Shape
               let tC = CostModel.decodeTime c r.Shape
+              let bw = s.Cluster.Bandwidths.IntraNode
+              // a stage the request completed before it was re-queued gets no task: no device, no time
+              let skipped at = { Devices = []; Start = at; Finish = at }
               // encode
               let encode, diffuseStart =
-                  if PlacementType.holds Encode o.Type then
+                  if not (Admissible.remains s r Encode) then skipped s.Now, s.Now + CostModel.embeddingBytes c / bw
+                  elif PlacementType.holds Encode o.Type then
                       { Devices = [ lead ]; Start = s.Now; Finish = s.Now + tE }, s.Now + tE
                   else
                       let emb = CostModel.embeddingBytes c
@@ -62,22 +71,27 @@ module Assign =
                           let start = max s.Now busy.[d.Id.Value]
                           busy.[d.Id.Value] <- start + tE
                           { Devices = [ d.Id ]; Start = start; Finish = start + tE }, max s.Now (arrive d)
-              let diffuseFinish = diffuseStart + CostModel.diffuseTime c r.Shape r.Steps o.Degree
-              let diffuse = { Devices = group; Start = diffuseStart; Finish = diffuseFinish }
+              // diffuse (a request resumed at its decode: its latents are moved from the device that kept them)
+              let diffuse =
+                  if Admissible.remains s r Diffuse then
+                      { Devices = group; Start = diffuseStart; Finish = diffuseStart + CostModel.diffuseTime c r.Shape r.Steps o.Degree }
+                  else skipped s.Now
+              let latentsReady = if diffuse.Devices.IsEmpty then s.Now + CostModel.latentBytes c r.Shape / bw else diffuse.Finish
+              let diffuseFinish = diffuse.Finish
               // decode
               let decode =
                   if PlacementType.holds Decode o.Type then
-                      { Devices = [ lead ]; Start = diffuseFinish; Finish = diffuseFinish + tC }
+                      { Devices = [ lead ]; Start = latentsReady; Finish = latentsReady + tC }
                   else
                       let lat = CostModel.latentBytes c r.Shape
-                      let ready (d: Device) = max busy.[d.Id.Value] (diffuseFinish + xfer lat lead d.Id)
+                      let ready (d: Device) = max busy.[d.Id.Value] (if diffuse.Devices.IsEmpty then latentsReady else diffuseFinish + xfer lat lead d.Id)
                       match bestAux s aux C r.Shape (fun d -> ready d + tC) with
                       | None -> failwithf "planner bug: %O on %A needs a ⟨C⟩ device and none can hold it" r.Id o.Type
                       | Some d ->
                           let start = ready d
                           busy.[d.Id.Value] <- start + tC
                           { Devices = [ d.Id ]; Start = start; Finish = start + tC }
-              for g in group do
+              for g in diffuse.Devices do
                   busy.[g.Value] <- diffuseFinish
               if PlacementType.holds Decode o.Type then busy.[lead.Value] <- decode.Finish
               yield

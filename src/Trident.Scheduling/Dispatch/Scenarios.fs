@@ -64,4 +64,5 @@ module Scenarios =
           Placement = placement
           BusyUntil = busy
           Queue = queue
+          Completed = Map.empty
           Settings = settings }

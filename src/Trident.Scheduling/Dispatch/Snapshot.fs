@@ -54,6 +54,10 @@ type Snapshot =
       BusyUntil: float<s> array
       /// waiting requests, not yet dispatched
       Queue: Request list
+      /// the last stage each resumed request of the queue completed before its work was lost with a
+      /// device (Encode: it resumes at its diffuse; Diffuse: at its decode); a request not named here
+      /// starts from its encode. Its plan has no task for a completed stage (Assign.materialise).
+      Completed: Map<RequestId, Stage>
       Settings: DispatchSettings }
 
 /// What one call of the planner returns.

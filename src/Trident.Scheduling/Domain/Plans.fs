@@ -64,7 +64,8 @@ type StageAssignment =
 
 /// One request's route through the cluster.
 /// Invariants: Diffuse.Devices has `Degree` devices, all on one node and of one primary placement
-/// type; Encode and Decode have one device each; Encode.Finish ≤ Diffuse.Start and
+/// type; Encode and Decode have one device each — except a stage the request completed before it was
+/// re-queued (Snapshot.Completed): no device and Start = Finish; Encode.Finish ≤ Diffuse.Start and
 /// Diffuse.Finish ≤ Decode.Start (transfers included).
 type Dispatch =
     { Request: RequestId

@@ -189,6 +189,39 @@ let ``why a request waits after a round: no route, no admissible option free, or
             |> Prop.classify (reasons |> List.exists (fun (_, w) -> w = LostToMoreUrgent)) "some lost to a more urgent one"
             |> Prop.classify (reasons |> List.exists (fun (_, w) -> w = NoOptionFree)) "some with no admissible option free")
 
+/// The snapshot with some of its queued requests resumed after a lost device: pick i of the i-th request
+/// (mod 3) says what it completed before it was re-queued — nothing, its encode, or its encode and diffuse.
+let private resumed (s: Snapshot) (picks: int list) =
+    let n = min picks.Length s.Queue.Length
+    let completed =
+        List.zip (List.truncate n s.Queue) (List.truncate n picks)
+        |> List.choose (fun (r, p) -> match p % 3 with 1 -> Some(r.Id, Encode) | 2 -> Some(r.Id, Diffuse) | _ -> None)
+        |> Map.ofList
+    { s with Completed = completed }
+
+let ``a resumed request's plan has no task for a stage it completed`` =
+    testProp 200 "a resumed request's plan has no task for a stage it completed" <| fun () ->
+        let specs = Arb.fromGen (Gen.zip snapshotSpecGen (Gen.listOf (Gen.choose (0, 2))))
+        Prop.forAll specs (fun (spec, picks) ->
+            let s = resumed (buildSnapshot DispatchSettings.defaults spec) picks
+            let planned = (Planner.plan s).Dispatch
+            let greedy, _ = Greedy.plan "test" s
+            let extra (plan: DispatchPlan) =
+                [ for d in plan.Dispatches do
+                      let has (a: StageAssignment) = not a.Devices.IsEmpty
+                      match Map.tryFind d.Request s.Completed with
+                      | Some Encode when has d.Encode || not (has d.Diffuse) -> yield sprintf "%O resumed after its encode: %A" d.Request d
+                      | Some Diffuse when has d.Encode || has d.Diffuse -> yield sprintf "%O resumed after its diffuse: %A" d.Request d
+                      | None when not (has d.Encode && has d.Diffuse) -> yield sprintf "%O from the start lacks a stage: %A" d.Request d
+                      | _ -> ()
+                      if not (has d.Decode) then yield sprintf "%O has no decode" d.Request ]
+            (List.isEmpty (extra planned) |> Prop.label (sprintf "planner: %A" (extra planned)))
+            .&. (List.isEmpty (extra greedy) |> Prop.label (sprintf "greedy: %A" (extra greedy)))
+            .&. invariantsHold s planned
+            .&. invariantsHold s greedy
+            |> Prop.classify (planned.Dispatches |> List.exists (fun d -> Map.tryFind d.Request s.Completed = Some Encode)) "resumed at a diffuse"
+            |> Prop.classify (planned.Dispatches |> List.exists (fun d -> Map.tryFind d.Request s.Completed = Some Diffuse)) "resumed at a decode")
+
 [<Tests>]
 let tests =
     testList "unit" [ testList "DispatchProperties" [
@@ -203,4 +236,5 @@ let tests =
         ``alone on an idle cluster a request gets the fastest option of its type``
         ``the objective bound is never below a proven optimum``
         ``why a request waits after a round: no route, no admissible option free, or lost to a more urgent one``
+        ``a resumed request's plan has no task for a stage it completed``
     ] |> testSequencedGroup "DispatchProperties" ]

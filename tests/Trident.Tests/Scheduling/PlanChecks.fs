@@ -29,24 +29,33 @@ let noOverlap (s: Snapshot) (plan: DispatchPlan) =
                   yield sprintf "%O: tasks of %O and %O overlap (%g < %g)" dev r1 r2 (float a2) (float b1) ]
 
 /// Every dispatched request has one E, one D with k devices of one node and one primary type, one
-/// C, in that order in time.
+/// C, in that order in time — a stage the request completed before it was re-queued (Snapshot.Completed)
+/// has no device and no duration instead.
 let wellFormed (s: Snapshot) (plan: DispatchPlan) =
+    let queue = s.Queue |> List.map (fun r -> r.Id, r) |> Map.ofList
     [ for d in plan.Dispatches do
+          let r = queue.[d.Request]
+          let planned stage = Admissible.remains s r stage
           let nodes = d.Diffuse.Devices |> List.map (Cluster.nodeOf s.Cluster) |> List.distinct
           let types = d.Diffuse.Devices |> List.map (fun g -> s.Placement.Types.[g]) |> List.distinct
-          if d.Encode.Devices.Length <> 1 then yield sprintf "%O: %d encode devices" d.Request d.Encode.Devices.Length
+          let encodes = if planned Encode then 1 else 0
+          let diffuses = if planned Diffuse then d.Degree else 0
+          if d.Encode.Devices.Length <> encodes then yield sprintf "%O: %d encode devices, %d expected" d.Request d.Encode.Devices.Length encodes
           if d.Decode.Devices.Length <> 1 then yield sprintf "%O: %d decode devices" d.Request d.Decode.Devices.Length
-          if d.Diffuse.Devices.Length <> d.Degree then yield sprintf "%O: degree %d but %d devices" d.Request d.Degree d.Diffuse.Devices.Length
+          if d.Diffuse.Devices.Length <> diffuses then yield sprintf "%O: degree %d but %d devices, %d expected" d.Request d.Degree d.Diffuse.Devices.Length diffuses
+          for (stage, a) in [ Encode, d.Encode; Diffuse, d.Diffuse ] do
+              if not (planned stage) && a.Finish <> a.Start then yield sprintf "%O: its completed %A takes time" d.Request stage
           if List.distinct d.Diffuse.Devices <> d.Diffuse.Devices then yield sprintf "%O: a device twice in its group" d.Request
-          if nodes.Length <> 1 then yield sprintf "%O: diffuse group spans nodes %A" d.Request nodes
-          if types.Length <> 1 || not (PlacementType.isPrimary types.Head) then yield sprintf "%O: diffuse group types %A" d.Request types
-          if not (PlacementType.holds Encode s.Placement.Types.[d.Encode.Devices.Head]) then yield sprintf "%O: encode on a device without E" d.Request
+          if planned Diffuse then
+              if nodes.Length <> 1 then yield sprintf "%O: diffuse group spans nodes %A" d.Request nodes
+              if types.Length <> 1 || not (PlacementType.isPrimary types.Head) then yield sprintf "%O: diffuse group types %A" d.Request types
+          if planned Encode && not (PlacementType.holds Encode s.Placement.Types.[d.Encode.Devices.Head]) then yield sprintf "%O: encode on a device without E" d.Request
           if not (PlacementType.holds Decode s.Placement.Types.[d.Decode.Devices.Head]) then yield sprintf "%O: decode on a device without C" d.Request
           if d.Encode.Finish > d.Diffuse.Start + eps then yield sprintf "%O: diffuse starts before encode ends" d.Request
           if d.Diffuse.Finish > d.Decode.Start + eps then yield sprintf "%O: decode starts before diffuse ends" d.Request
           for a in [ d.Encode; d.Diffuse; d.Decode ] do
               if a.Start > a.Finish then yield sprintf "%O: a stage ends before it starts" d.Request
-          if d.Encode.Start + eps < s.Now then yield sprintf "%O: starts before now" d.Request ]
+              if a.Start + eps < s.Now then yield sprintf "%O: starts before now" d.Request ]
 
 /// Every device's resident models plus the activation of the task it runs fit its memory.
 let memoryFits (s: Snapshot) (plan: DispatchPlan) =
@@ -62,19 +71,27 @@ let memoryFits (s: Snapshot) (plan: DispatchPlan) =
               else None
           yield! d.Diffuse.Devices |> List.choose (fun g -> check g d.Degree)
           yield! d.Encode.Devices |> List.filter (fun e -> not (List.contains e d.Diffuse.Devices)) |> List.choose (fun e -> check e 1)
-          yield! d.Decode.Devices |> List.filter (fun c -> not (List.contains c d.Diffuse.Devices)) |> List.choose (fun c -> check c 1) ]
+          // a request resumed at its decode: a primary device runs that decode alone
+          let decodeOnly (c: DeviceId) =
+              d.Diffuse.Devices.IsEmpty && PlacementType.isPrimary s.Placement.Types.[c]
+              && Admissible.decodeFits s.Cost s.Placement.Types.[c] r.Shape (Cluster.device s.Cluster c).Memory
+          yield! d.Decode.Devices |> List.filter (fun c -> not (List.contains c d.Diffuse.Devices) && not (decodeOnly c)) |> List.choose (fun c -> check c 1) ]
 
 /// k is allowed and passes the admissibility rules.
 let degreesAdmissible (s: Snapshot) (plan: DispatchPlan) =
     let queue = s.Queue |> List.map (fun r -> r.Id, r) |> Map.ofList
     let nodeSize = s.Cluster.Devices |> Array.countBy _.Node |> Array.map snd |> Array.max
     [ for d in plan.Dispatches do
-          let r = queue.[d.Request]
-          let t = s.Placement.Types.[d.Diffuse.Devices.Head]
-          let memory = d.Diffuse.Devices |> List.map (fun g -> (Cluster.device s.Cluster g).Memory) |> List.min
-          if not (List.contains d.Degree s.Cost.Degrees) then yield sprintf "%O: degree %d not allowed" d.Request d.Degree
-          elif not (Admissible.degreeAdmissible s.Cost t r.Shape memory nodeSize d.Degree) then
-              yield sprintf "%O: degree %d not admissible for %O on %A" d.Request d.Degree r.Shape t ]
+          // a request resumed at its decode (no diffuse group) is planned at degree 1
+          if d.Diffuse.Devices.IsEmpty then
+              if d.Degree <> 1 then yield sprintf "%O: resumed at its decode with degree %d" d.Request d.Degree
+          else
+              let r = queue.[d.Request]
+              let t = s.Placement.Types.[d.Diffuse.Devices.Head]
+              let memory = d.Diffuse.Devices |> List.map (fun g -> (Cluster.device s.Cluster g).Memory) |> List.min
+              if not (List.contains d.Degree s.Cost.Degrees) then yield sprintf "%O: degree %d not allowed" d.Request d.Degree
+              elif not (Admissible.degreeAdmissible s.Cost t r.Shape memory nodeSize d.Degree) then
+                  yield sprintf "%O: degree %d not admissible for %O on %A" d.Request d.Degree r.Shape t ]
 
 /// Each request at most once, only requests of the queue; the rest stay queued.
 let conservation (s: Snapshot) (plan: DispatchPlan) (remaining: Request list) =

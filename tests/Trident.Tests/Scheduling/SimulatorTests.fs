@@ -381,6 +381,7 @@ let snapshotAfter (config: SimConfig) (result: SimResult) (t: float<s>) : Snapsh
       Placement = result.InitialPlacement
       BusyUntil = busy
       Queue = [ for r in result.Records do if r.Request.Arrival <= t && not (dispatchedBy r) then yield r.Request ]
+      Completed = Map.empty
       Settings = config.Dispatch }
 
 let ``Trident's simulated rounds leave no device idle that a waiting request could use`` =
