@@ -493,6 +493,9 @@ let ``a request whose work is lost with a device is re-queued from its last comp
             let firstEncode = encodes.Head
             let expected = if firstEncode.StartsWith(sprintf "d%d " lost) then 2 else 1
             Expect.equal encodes.Length expected (sprintf "encodes: %A (lost d%d)" encodes lost)
+            // the second route plans the stages left only: no encode (no device, no time) when the encode was kept
+            Expect.equal route.Encode.Devices.IsEmpty (expected = 1) (sprintf "the second route's encode: %A" route.Encode)
+            if expected = 1 then Expect.equal route.Encode.Start route.Encode.Finish "a kept encode takes no time in the plan"
             server.DevicesBack [| lost |]
             waitUntil 10.0 "the device is back" (fun () -> server.State.IsOnline lost)
             let k = server.Submit(input "after" 4, Nullable(), Nullable()) |> accepted
