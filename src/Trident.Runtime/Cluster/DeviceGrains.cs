@@ -80,9 +80,10 @@ public sealed record WireDevice(
 [Alias("Trident.IStepSink")]
 public interface IStepSink : IGrainObserver
 {
-    /// <summary>Step <paramref name="step"/> of <paramref name="total"/> is done. Not one-way: the device grain
-    /// does not wait for each call, but waits for all of them before it replies to the diffuse, so no step
-    /// report is lost when the coordinator drops its observer after the reply.</summary>
+    /// <summary>Step <paramref name="step"/> of <paramref name="total"/> is done (sent at most 20 times a second,
+    /// never for the last step: the diffuse's reply means it). Not one-way: the device grain does not wait for
+    /// each call, but waits for all of them before it replies to the diffuse, so no step report is lost when
+    /// the coordinator drops its observer after the reply.</summary>
     [Alias("Step")]
     Task Step(int step, int total);
 }
@@ -374,10 +375,12 @@ public sealed class DeviceGrain(WorkerDevices devices, ILogger<DeviceGrain> log)
         private readonly List<Task> _sent = [];
         private long _last = long.MinValue / 2;
 
+        // The last step is not sent: the diffuse's reply says it (RemoteStageExecutor reports the steps up to the
+        // last when the reply comes), so the reply does not wait for one more round trip to the coordinator.
         public void StepCompleted(int step, int total)
         {
             var now = System.Diagnostics.Stopwatch.GetTimestamp();
-            if (step < total && now - _last < Interval) return;
+            if (step >= total || now - _last < Interval) return;
             _last = now;
             lock (_sent) _sent.Add(sink.Step(step, total));
         }

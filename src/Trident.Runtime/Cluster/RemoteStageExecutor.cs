@@ -163,6 +163,8 @@ public sealed class RemoteStageExecutor(IGrainFactory grains, string key, Cluste
         {
             // a remote device's thread budget is 1 on the coordinator's side, so the group's budget is its degree
             var reply = Call(() => _grain.Diffuse(WireInput.Of(input), handle, intraOpThreads, reference, cancellationToken), handle);
+            // the reply is the last step's report (the grain does not send it) and those the grain left out before it
+            sink.Step(input.Steps, input.Steps);
             transfers.Add("embeddings", reply.FetchedBytes);
             return new StageOutput(reply.Output, reply.Output.Bytes);
         }
@@ -234,8 +236,8 @@ public sealed class RemoteStageExecutor(IGrainFactory grains, string key, Cluste
     private static StageHandle Handle(StageOutput output) =>
         output.Value as StageHandle ?? throw new ArgumentException($"not a remote stage output ({output.Value.GetType().Name})", nameof(output));
 
-    // Reports every step in order: the grain sends the latest step now and then (StepReports), and the steps in
-    // between are reported here when it arrives.
+    // Reports every step in order: the grain sends the latest step now and then (DeviceGrain's Progress), the steps
+    // in between are reported here when it arrives, and those up to the last when the diffuse replies.
     private sealed class Sink(IStepObserver observer) : IStepSink
     {
         private int _reported;
