@@ -67,6 +67,7 @@ let snapshot =
       Placement = placement
       BusyUntil = Array.init (Cluster.deviceCount cluster) (fun i -> if i < 3 then now + 20.0<s> else now - 1.0<s>)
       Queue = queue
+      Completed = Map.empty
       Settings = DispatchSettings.defaults }
 
 let plans = Planner.plan snapshot
