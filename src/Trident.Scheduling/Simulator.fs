@@ -470,11 +470,7 @@ module Simulator =
                                           { BookedDecode.Request = x.Request
                                             Start = dc.Start
                                             Finish = dc.Finish
-                                            // a decode whose diffuse still runs (it could be suspended) does not pause
-                                            Tile =
-                                                match liveDiffuse.TryGetValue id with
-                                                | true, struct (df, _, _) when df.Finish > now -> dc.Finish - dc.Start
-                                                | _ -> decodeTime x.Request / float (Preemption.decodeTiles p.DecodeTileFrames x.Request.Shape)
+                                            Tile = decodeTime x.Request / float (Preemption.decodeTiles p.DecodeTileFrames x.Request.Shape)
                                             Activation = CostModel.activation cost Decode x.Request.Shape 1
                                             Pauses = x.DecodePauses } ]
                             let act = CostModel.activation cost Decode r.Shape 1
@@ -585,7 +581,9 @@ module Simulator =
                              intervals.[dev.Value]
                              |> Seq.forall (fun struct (_, e) -> e <= float t.Finish || (e = float dc.Finish && List.contains dev dc.Devices))) ->
                       let record = records.[index.[id]]
-                      yield
+                      // a request whose decode is already split by a pause keeps its diffuse running
+                      if record.DecodePauses = 0 then
+                        yield
                           { Request = record.Request
                             Devices = t.Devices
                             Start = t.Start
