@@ -507,12 +507,12 @@ module Evaluation =
                 add ""
                 add (sprintf "### %s, images and videos apart" (pointTitle r))
                 add ""
-                add "| policy | SLO attainment | images attainment | images P95 s (all) | videos attainment | videos P95 s (all) | suspensions | decode pauses |"
-                add "|---|---:|---:|---:|---:|---:|---:|---:|"
+                add "| policy | SLO attainment | images attainment | images P95 s (all) | videos attainment | videos P95 s (all) | suspensions | decode pauses | solver rounds on the fallback (time limit or failure) |"
+                add "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
                 for s in r.Rows do
                     match r.Classes |> List.tryFind (fun (l, _) -> l = label s) with
                     | Some(_, c) ->
-                        add (row [ name s; f 3 s.SloAttainment; f 3 c.ImagesAttainment; f 1 c.ImagesP95; f 3 c.VideosAttainment; f 1 c.VideosP95; string s.Suspensions; string s.DecodePauses ])
+                        add (row [ name s; f 3 s.SloAttainment; f 3 c.ImagesAttainment; f 1 c.ImagesP95; f 3 c.VideosAttainment; f 1 c.VideosP95; string s.Suspensions; string s.DecodePauses; string s.FallbackRounds ])
                     | None -> ()
                 let byPolicy p = r.Rows |> List.tryFind (fun s -> s.Policy = p) |> Option.bind (fun s -> r.Classes |> List.tryFind (fun (l, _) -> l = label s) |> Option.map (fun (_, c) -> s, c))
                 match byPolicy "Trident", byPolicy Baselines.PreemptName with
