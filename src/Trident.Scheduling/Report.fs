@@ -182,11 +182,13 @@ module Report =
         match runs |> List.choose (fun run -> classStats run |> Option.map (fun c -> run, c)) with
         | [] -> ""
         | rows ->
-            let header = [ "policy"; "params"; "images_attainment"; "images_p95_s"; "videos_attainment"; "videos_p95_s"; "suspensions"; "decode_pauses" ]
+            let header = [ "policy"; "params"; "images_attainment"; "images_p95_s"; "videos_attainment"; "videos_p95_s"; "suspensions"; "decode_pauses"; "initial_placement" ]
+            let placement (run: SimResult) =
+                PlacementPlan.counts run.InitialPlacement |> Map.toList |> List.map (fun (t, n) -> sprintf "%O×%d" t n) |> String.concat " "
             let cells =
                 [ for run, c in rows ->
                       [ run.Policy; run.Params; f 3 c.ImagesAttainment; g 1 c.ImagesP95; f 3 c.VideosAttainment; g 1 c.VideosP95
-                        string run.Summary.Suspensions; string run.Summary.DecodePauses ] ]
+                        string run.Summary.Suspensions; string run.Summary.DecodePauses; placement run ] ]
             aligned header cells
 
     let private csvCell (s: string) =
