@@ -20,6 +20,11 @@ namespace Trident.Scheduling.Dispatching
 // f_u^wait its best option started when a free group of that type and degree appears) is considered
 // urgent. A request is suspended at most `MaxSuspensions` times; a request that was
 // itself placed by a preemption is not preempted in the same round.
+//
+// Decode preemption (`decideDecode`): a video's VAE decode runs in temporal tiles and can pause
+// between two of them, its state kept on the device, for a decode that waiting would make late; the
+// same V decides (the urgent decode's gain against every delayed decode's loss), memory must hold
+// both activations, and a decode pauses at most `MaxSuspensions` times.
 
 open Trident.Scheduling
 
