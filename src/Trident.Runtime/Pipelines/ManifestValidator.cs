@@ -96,6 +96,9 @@ internal static class ManifestValidator
                         if (ids[i].Id == ids[j].Id) v.Error(path, $"same id as '{ids[j].Key}'");
                 }
                 break;
+            case T5TokenizerSettings t5:
+                v.File(P(key, "file"), t5.File);
+                break;
             case ClipBpeTokenizerSettings c:
                 v.File(P(key, K.Vocab), c.Vocab);
                 v.File(P(key, K.Merges), c.Merges);
