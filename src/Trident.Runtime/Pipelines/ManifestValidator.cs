@@ -156,7 +156,7 @@ internal static class ManifestValidator
     {
         var path = P(K.Guidance, K.DefaultScale);
         if (!(double.IsFinite(g.DefaultScale) && g.DefaultScale >= 0)) v.Error(path, "must be a number ≥ 0");
-        else if (!g.ClassifierFree && g.DefaultScale != 1.0)
+        else if (!g.Accepted && g.DefaultScale != 1.0)
             v.Error(path, $"must be 1 when '{K.ClassifierFree}' is false");
     }
 
