@@ -11,7 +11,8 @@
 // timestep × 1000 (the model receives σ), and for dev of guidance × 1000, each through Linear, SiLU, Linear; the
 // projected pooled CLIP embedding and the mean T5 state added to it; img_ids and txt_ids (cast to float) through
 // Linear(3 → D) as position terms (Flux uses them as rotary positions; a learned projection keeps every output
-// dependent on them); LayerNorm, SiLU, Linear; proj_out (Linear D → 64).
+// dependent on them); the mean over tokens added to every token (attention's mixing in miniature); LayerNorm, SiLU,
+// Linear; proj_out (Linear D → 64).
 
 using System.Text.Json.Nodes;
 using Trident.Runtime.Onnx;
@@ -164,6 +165,7 @@ public static partial class ExportMiniature
         var imgPosition = g.Linear(ids.ElementType == F32 ? imgIds : g.Cast(imgIds, F32), 3, FluxWidth, w, "pos_embed.img");
         var txtPosition = g.ReduceMean(g.Linear(ids.ElementType == F32 ? txtIds : g.Cast(txtIds, F32), 3, FluxWidth, w, "pos_embed.txt"), [ids.Batched ? 1 : 0], keepDims: ids.Batched);
         var h = g.Add(g.Add(g.Add(x, imgPosition), txtPosition), g.Reshape(vec, -1, 1, FluxWidth));
+        h = g.Add(h, g.ReduceMean(h, [1], keepDims: true)); // joint attention in miniature: every token sees every token
         h = g.Add(h, g.Linear(g.SiLU(g.LayerNorm(h, FluxWidth, "single_transformer_blocks.0.norm")), FluxWidth, FluxWidth, w, "single_transformer_blocks.0.proj"));
         g.Output(g.Linear(h, FluxWidth, 4 * FluxChannels, w, "proj_out"), "out_hidden_states", F32, batch, tokens, 4 * FluxChannels);
         return g;
