@@ -11,7 +11,9 @@ namespace Trident.Api.Cli;
 /// seed) and prints its files with sizes and SHA-256 hashes. <c>trident models sd-miniature --out DIR [--era E]
 /// [--prediction epsilon|v_prediction]</c>: writes a miniature SD 1.x/2.x ONNX export in a real exporter's
 /// layout and signatures (ExportMiniature), to try <c>inspect</c>, <c>generate</c> and <c>serve</c> on;
-/// <c>trident models sdxl-miniature --out DIR [--era optimum-2023|optimum]</c> writes a miniature SDXL export.
+/// <c>trident models sdxl-miniature --out DIR [--era optimum-2023|optimum]</c> writes a miniature SDXL export;
+/// <c>trident models flux-miniature --out DIR [--variant schnell|dev] [--ids 2d|3d] [--ids-type int64|float]</c> a
+/// miniature Flux.1 export.
 /// </summary>
 public static class ModelsCommand
 {
@@ -25,18 +27,47 @@ public static class ModelsCommand
     private static readonly Option<ulong> Seed = Opt.ULong("--seed", "the weights' seed (the same seed writes the same bytes)", 0);
     private static readonly Option<string> Era = Opt.Choice("--era", "whose exporter's layout and signatures to copy", "optimum", [.. Eras.Select(e => e.Name)]);
     private static readonly Option<string> SdxlEra = Opt.Choice("--era", "whose exporter's layout and signatures to copy", "optimum", [.. SdxlEras.Select(e => e.Name)]);
+    private static readonly Option<string> Variant = Opt.Choice("--variant", "FLUX.1-schnell (no guidance input) or FLUX.1-dev (embedded guidance)", "schnell", "schnell", "dev");
+    private static readonly Option<string> FluxIdsRank = Opt.Choice("--ids", "img_ids/txt_ids as [n, 3] (diffusers ≥ 0.31 exports) or [batch, n, 3] (older)", "2d", "2d", "3d");
+    private static readonly Option<string> FluxIdsType = Opt.Choice("--ids-type", "element type of img_ids/txt_ids (Optimum: int64)", "int64", "int64", "float");
     private static readonly Option<string> Prediction = Opt.Choice("--prediction", "what the UNet predicts (SDXL base: epsilon only)", "epsilon", "epsilon", "v_prediction");
 
     /// <summary>The command: <c>models tiny</c>, <c>models sd-miniature</c> and <c>models sdxl-miniature</c>.</summary>
     public static Command Command { get; } = new Command("models",
-        "write the bundled tiny pipeline (text encoder, video DiT, VAE decoder; ONNX), or a miniature SD 1.x/2.x or SDXL export, and print its files")
+        "write the bundled tiny pipeline (text encoder, video DiT, VAE decoder; ONNX), or a miniature SD 1.x/2.x, SDXL or Flux.1 export, and print its files")
     {
         new Command(TinyPipeline.Name, "write the bundled tiny pipeline and print its files with sizes and SHA-256 hashes") { Out, Seed }.With(Tiny),
         new Command(SdMiniature, "write a miniature SD 1.x/2.x ONNX export in a real exporter's layout and signatures, to try inspect, generate and serve on")
             { Out, Seed, Era, Prediction }.With((r, ct) => WriteMiniature(r, sdxl: false)),
         new Command(SdxlMiniature, "write a miniature SDXL ONNX export (two text encoders, pooled embeddings, time_ids) in a real exporter's layout and signatures")
             { Out, Seed, SdxlEra, Prediction }.With((r, ct) => WriteMiniature(r, sdxl: true)),
+        new Command(FluxMiniature, "write a miniature Flux.1 ONNX export (CLIP pooled + T5, packed latents, img_ids/txt_ids, guidance for dev) in Optimum's layout and signatures")
+            { Out, Seed, Variant, FluxIdsRank, FluxIdsType }.With(WriteFlux),
     };
+
+    private const string FluxMiniature = "flux-miniature";
+
+    private static int WriteFlux(ParseResult args, CancellationToken ct)
+    {
+        var output = args.Text(Out);
+        var seed = args.GetValue(Seed);
+        var variant = args.Text(Variant) == "dev" ? FluxVariant.Dev : FluxVariant.Schnell;
+        var ids = new FluxIds(args.Text(FluxIdsRank) == "3d",
+            args.Text(FluxIdsType) == "float" ? Trident.Runtime.Onnx.TensorElementType.Float : Trident.Runtime.Onnx.TensorElementType.Int64);
+        var errors = new CliErrors();
+        if (Directory.Exists(output) && Directory.EnumerateFileSystemEntries(output).Any()) errors.Add($"--out: '{output}' exists and is not empty");
+        errors.ThrowIfAny();
+        ExportMiniature.Flux(output, variant, ids, seed);
+        Console.WriteLine($"wrote a miniature Flux.1-{args.Text(Variant)} export (ids {args.Text(FluxIdsRank)} {args.Text(FluxIdsType)}, seed {seed}) to {Path.GetFullPath(output)}");
+        PrintFiles(output);
+        return 0;
+    }
+
+    private static void PrintFiles(string output)
+    {
+        foreach (var f in Directory.EnumerateFiles(output, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal))
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {Path.GetRelativePath(output, f),-40} {new FileInfo(f).Length,10:N0} B"));
+    }
 
     private static int Tiny(ParseResult args, CancellationToken ct)
     {
@@ -69,8 +100,7 @@ public static class ModelsCommand
             ExportMiniature.StableDiffusion(output, era.Era, prediction,
                 prediction == PredictionType.VPrediction ? "DDIMScheduler" : "PNDMScheduler", seed);
         Console.WriteLine($"wrote a miniature {(sdxl ? "SDXL" : "SD")} export ({era.Name}, {predictionName}, seed {seed}) to {Path.GetFullPath(output)}");
-        foreach (var f in Directory.EnumerateFiles(output, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal))
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {Path.GetRelativePath(output, f),-40} {new FileInfo(f).Length,10:N0} B"));
+        PrintFiles(output);
         return 0;
     }
 }

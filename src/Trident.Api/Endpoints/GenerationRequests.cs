@@ -99,7 +99,7 @@ internal static class GenerationRequests
         if (seed is < 0 || seed > JsonBody.MaxSafeInteger - seedReserve)
             e.Add("seed", $"must be between 0 and {JsonBody.MaxSafeInteger - seedReserve} (2^53 − 1{(seedReserve > 0 ? " − (n − 1)" : "")}: the largest integer a JSON client holds exactly)");
         if (guidance is { } g && !(double.IsFinite(g) && g >= 0 && g <= 100)) e.Add(Wire("guidance"), "must be between 0 and 100");
-        else if (guidance is { } g1 && g1 != 1.0 && !ready.Manifest.Guidance.ClassifierFree)
+        else if (guidance is { } g1 && g1 != 1.0 && !ready.Manifest.Guidance.Accepted)
             e.Add(Wire("guidance"), $"pipeline '{ready.Manifest.Name}' has no classifier-free guidance: omit guidance or send 1");
         if (sizeErrors > 0 || !stepsOk || e.ByField.ContainsKey("width") || e.ByField.ContainsKey("height")) return (s, null);
 

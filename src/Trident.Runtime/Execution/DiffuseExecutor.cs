@@ -32,6 +32,7 @@
 using System.Diagnostics;
 using Microsoft.ML.OnnxRuntime;
 using Trident.Runtime.Onnx;
+using Trident.Runtime.Pipelines;
 using Trident.Runtime.Pipelines.Samplers;
 
 namespace Trident.Runtime.Execution;
@@ -100,7 +101,7 @@ public sealed class DiffuseExecutor(LoadedPipeline pipeline, DiffuseLoop loop = 
         var timestepIndex = session.InputIndex(stage.Timestep);
         var textIndex = session.InputIndex(stage.EncoderHiddenStates);
         var predictionIndex = session.OutputIndex(stage.Prediction);
-        var expectedInputs = 3 + (stage.TextEmbeds is null ? 0 : 1) + (stage.TimeIds is null ? 0 : 1);
+        var expectedInputs = 3 + new[] { stage.TextEmbeds, stage.TimeIds, stage.ImgIds, stage.TxtIds, stage.Guidance }.Count(n => n is not null);
         if (session.Inputs.Count != expectedInputs)
             throw new InvalidOperationException(
                 $"the denoiser takes {session.Inputs.Count} inputs ({string.Join(", ", session.Inputs)}); Trident feeds exactly the {expectedInputs} the manifest names");
@@ -119,6 +120,8 @@ public sealed class DiffuseExecutor(LoadedPipeline pipeline, DiffuseLoop loop = 
         var x = new float[batch * perItem];
         for (var b = 0; b < batch; b++) new GaussianNoise(settings.Seeds[b]).Fill(x.AsSpan(b * perItem, perItem));
         var sampler = pipeline.SamplerFor(settings.Scheduler);
+        if (manifest.Sampler is FlowEulerSettings { Dynamic: { } dynamic } flow && sampler is FlowEulerSampler)
+            sampler = FlowEulerSampler.WithMu(flow.NumTrainTimesteps, FlowEulerSampler.MuOf(manifest.ImageSequenceLength(settings.Width, settings.Height), dynamic));
         var samplerRun = sampler.Start(settings.Steps, settings.Seeds);
         if (samplerRun.InitialNoiseScale != 1)
         {
@@ -144,6 +147,13 @@ public sealed class DiffuseExecutor(LoadedPipeline pipeline, DiffuseLoop loop = 
         var onDevice = samplerRun.Linear && (loop == DiffuseLoop.Device || (loop == DiffuseLoop.Auto && session.Provider is ExecutionProvider.Cuda));
         if (onDevice) DeviceLoop(run, cancellationToken);
         else HostLoop(run, cancellationToken);
+        if (manifest.Latents.Packing is var p and > 1)
+        {
+            // Packed tokens (Flux) back to [batch, C, h/f, w/f] for the decoder.
+            var f = manifest.Latents.SpatialScaleFactor;
+            int c = manifest.Latents.Channels, h = settings.Height / f, w = settings.Width / f;
+            return new Latents(Tensor.FromFloat(PackedLatents.Unpack(x, batch, c, h, w, p), batch, c, h, w), settings.Width, settings.Height, settings.Frames);
+        }
         return new Latents(Tensor.FromFloat(x, shape), settings.Width, settings.Height, settings.Frames);
     }
 
@@ -152,7 +162,7 @@ public sealed class DiffuseExecutor(LoadedPipeline pipeline, DiffuseLoop loop = 
     // width, crop top, crop left, target height, target width), which diffusers' StableDiffusionXLPipeline
     // (_get_add_time_ids) builds from original_size = target_size = (height, width) and crops_coords_top_left =
     // (0, 0) by default, for the conditional and the unconditional rows alike. Types are the model's.
-    private static IReadOnlyList<(string Name, Tensor Value)> ExtraInputs(
+    private IReadOnlyList<(string Name, Tensor Value)> ExtraInputs(
         Session session, Pipelines.DenoiserStage stage, Embeddings embeddings, bool guided, int rows, DiffuseSettings settings)
     {
         var extra = new List<(string, Tensor)>();
@@ -172,7 +182,53 @@ public sealed class DiffuseExecutor(LoadedPipeline pipeline, DiffuseLoop loop = 
                 ? Tensor.FromInt64(Array.ConvertAll(values, v => (long)v), rows, row.Length)
                 : Tensor.FromFloat(values, rows, row.Length).As(info.ElementType)));
         }
+        if (stage.ImgIds is { } imgIds)
+        {
+            // FluxPipeline._prepare_latent_image_ids: (0, row, column) of each packed token, row-major.
+            var info = session.Inputs[session.InputIndex(imgIds)];
+            var f = pipeline.Manifest.Latents.SpatialScaleFactor * pipeline.Manifest.Latents.Packing;
+            int h = settings.Height / f, w = settings.Width / f;
+            var ids = new float[h * w * 3];
+            for (var i = 0; i < h; i++)
+                for (var j = 0; j < w; j++)
+                    (ids[(i * w + j) * 3 + 1], ids[(i * w + j) * 3 + 2]) = (i, j);
+            extra.Add((imgIds, PositionIds(info, ids, h * w, rows)));
+        }
+        if (stage.TxtIds is { } txtIds)
+        {
+            var info = session.Inputs[session.InputIndex(txtIds)];
+            var tokens = checked((int)embeddings.Tensor.Shape[1]);
+            extra.Add((txtIds, PositionIds(info, new float[tokens * 3], tokens, rows)));
+        }
+        if (stage.Guidance is { } guidanceName)
+        {
+            // FluxPipeline: guidance = full([1], guidance_scale).expand(batch), float; the transformer scales it.
+            var info = session.Inputs[session.InputIndex(guidanceName)];
+            var values = new float[rows];
+            Array.Fill(values, (float)settings.GuidanceScale);
+            extra.Add((guidanceName, Tensor.FromFloat(values, info.Shape.Count == 0 ? [] : [rows]).As(info.ElementType)));
+        }
         return extra;
+    }
+
+    // Position ids [tokens, 3] as newer exports declare them (diffusers ≥ 0.31, 2-D), or [rows, tokens, 3] as older
+    // ones do (3-D with batch), in the model's element type (float or int64).
+    private static Tensor PositionIds(TensorInfo info, float[] ids, int tokens, int rows)
+    {
+        var batched = info.Shape.Count == 3;
+        var values = ids;
+        if (batched)
+        {
+            values = new float[rows * ids.Length];
+            for (var r = 0; r < rows; r++) ids.CopyTo(values, r * ids.Length);
+        }
+        long[] shape = batched ? [rows, tokens, 3] : [tokens, 3];
+        return info.ElementType switch
+        {
+            TensorElementType.Int64 => Tensor.FromInt64(Array.ConvertAll(values, v => (long)v), shape),
+            TensorElementType.Float or TensorElementType.Float16 => Tensor.FromFloat(values, shape).As(info.ElementType),
+            _ => throw new NotSupportedException($"denoiser input {info}: Trident feeds position ids as float or int64"),
+        };
     }
 
     // What both loops need.
@@ -296,11 +352,14 @@ public sealed class DiffuseExecutor(LoadedPipeline pipeline, DiffuseLoop loop = 
         using var denoise = session.CreateBinding();
         denoise.BindInput(stage.Latents, modelInput);
         denoise.BindInput(stage.EncoderHiddenStates, textValue); // copied to the device once, here
-        // At most two (text_embeds, time_ids), alive until the loop ends, as the text is.
-        using var extra0 = r.Extra.Count > 0 ? r.Extra[0].Value.ToOrtValue() : null;
-        using var extra1 = r.Extra.Count > 1 ? r.Extra[1].Value.ToOrtValue() : null;
-        if (extra0 is not null) denoise.BindInput(r.Extra[0].Name, extra0);
-        if (extra1 is not null) denoise.BindInput(r.Extra[1].Name, extra1);
+        // text_embeds, time_ids, img_ids, txt_ids, guidance: alive until the loop ends, as the text is.
+        var extraValues = new List<OrtValue>(r.Extra.Count);
+        using var disposeExtra = new ExtraValues(extraValues);
+        foreach (var (name, value) in r.Extra)
+        {
+            extraValues.Add(value.ToOrtValue());
+            denoise.BindInput(name, extraValues[^1]);
+        }
         denoise.BindOutput(stage.Prediction, prediction);
         using var forward = StepBinding(step, xA, xB, prediction, modelInput);
         using var backward = StepBinding(step, xB, xA, prediction, modelInput);
@@ -321,6 +380,14 @@ public sealed class DiffuseExecutor(LoadedPipeline pipeline, DiffuseLoop loop = 
             r.Progress?.Report(new DiffuseProgress(i + 1, steps, clock.Elapsed));
         }
         if (half) Convert(hostX.AsHalf(), r.X);
+    }
+
+    private sealed class ExtraValues(List<OrtValue> values) : IDisposable
+    {
+        public void Dispose()
+        {
+            foreach (var v in values) v.Dispose();
+        }
     }
 
     private static OrtIoBinding StepBinding(Session step, OrtValue from, OrtValue to, OrtValue prediction, OrtValue modelInput)
@@ -386,8 +453,8 @@ public sealed class DiffuseExecutor(LoadedPipeline pipeline, DiffuseLoop loop = 
         if (s.Seeds is null || s.Seeds.Count != embeddings.Batch)
             problems.Add($"seeds: {s.Seeds?.Count ?? 0} seeds for a batch of {embeddings.Batch}");
         if (!(double.IsFinite(s.GuidanceScale) && s.GuidanceScale >= 0)) problems.Add("guidance: must be a number ≥ 0");
-        else if (!pipeline.Manifest.Guidance.ClassifierFree && s.GuidanceScale != 1.0)
-            problems.Add($"guidance: pipeline '{pipeline.Manifest.Name}' has no classifier-free guidance (the scale must be 1)");
+        else if (!pipeline.Manifest.Guidance.Accepted && s.GuidanceScale != 1.0)
+            problems.Add($"guidance: pipeline '{pipeline.Manifest.Name}' has no guidance (the scale must be 1)");
         else if (guided && !embeddings.HasUnconditional)
             problems.Add($"guidance: scale {s.GuidanceScale} needs unconditional embeddings (encode with negative prompts; empty strings for none)");
         if (problems.Count > 0) throw new ArgumentException(string.Join("; ", problems), nameof(s));

@@ -50,9 +50,11 @@ public sealed class EncodeExecutor(LoadedPipeline pipeline)
             // SDXL (diffusers StableDiffusionXLPipeline.encode_prompt): each encoder's penultimate hidden states,
             // concatenated along the width (768 + 1280 = 2048 for SDXL base); the pooled embedding is the second
             // encoder's text_embeds.
+            // Flux (FluxPipeline.encode_prompt): CLIP's pooled output and T5's sequence alone.
             var (hidden2, pooled2) = Run(StageModel.TextEncoder2, second, pipeline.Tokenizer2!, texts, intraOpThreads, cancellationToken);
-            hidden = ConcatWidth(hidden, hidden2);
-            pooled = pooled2 ?? pooled;
+            (hidden, pooled) = manifest.Stages.Conditioning == Pipelines.TextConditioning.PooledFirstSequenceSecond
+                ? (hidden2, pooled)
+                : (ConcatWidth(hidden, hidden2), pooled2 ?? pooled);
         }
         if (manifest.ZerosForEmptyNegative && negativePrompts is not null)
         {

@@ -65,8 +65,8 @@ public static class Generation
         if (request.GuidanceScale is { } g)
         {
             if (!(double.IsFinite(g) && g >= 0)) errors.Add(new ManifestError("guidance", "must be a number ≥ 0"));
-            else if (!manifest.Guidance.ClassifierFree && g != 1.0)
-                errors.Add(new ManifestError("guidance", $"must be 1: pipeline '{manifest.Name}' has no classifier-free guidance"));
+            else if (!manifest.Guidance.Accepted && g != 1.0)
+                errors.Add(new ManifestError("guidance", $"must be 1: pipeline '{manifest.Name}' has no guidance (classifier-free or embedded)"));
         }
         if (request.NegativePrompt is not null && !manifest.Guidance.ClassifierFree)
             errors.Add(new ManifestError("negative-prompt", $"pipeline '{manifest.Name}' has no classifier-free guidance"));

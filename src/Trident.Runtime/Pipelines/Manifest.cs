@@ -53,6 +53,11 @@ public sealed record TextEncoderStage(string File, string InputIds, string? Atte
 /// fed from <see cref="TextEncoderStage.Pooled"/>; null when the denoiser takes none.</param>
 /// <param name="TimeIds">Name of SDXL's micro-conditioning input <c>time_ids</c> ([batch, 6]: original height and
 /// width, crop top and left, target height and width); null when the denoiser takes none.</param>
+/// <param name="ImgIds">Name of Flux's image position ids <c>img_ids</c> ([(h/16)·(w/16), 3] or with a leading batch
+/// axis: (0, row, column) of each packed latent token); null when the denoiser takes none.</param>
+/// <param name="TxtIds">Name of Flux's text position ids <c>txt_ids</c> ([sequence, 3] or with a batch axis; zeros).</param>
+/// <param name="Guidance">Name of Flux dev's embedded guidance-scale input <c>guidance</c> ([batch], float); null
+/// when the denoiser takes none (schnell).</param>
 public sealed record DenoiserStage(
     DenoiserArchitecture Architecture,
     string File,
@@ -61,7 +66,10 @@ public sealed record DenoiserStage(
     string EncoderHiddenStates,
     string Prediction,
     string? TextEmbeds = null,
-    string? TimeIds = null);
+    string? TimeIds = null,
+    string? ImgIds = null,
+    string? TxtIds = null,
+    string? Guidance = null);
 
 /// <summary>The decode stage: unscaled latents in, an image (or video) tensor in [-1, 1] out.</summary>
 /// <param name="File">Model file, relative to the pipeline directory.</param>
@@ -76,7 +84,25 @@ public sealed record VaeDecoderStage(string File, string Latents, string Image);
 /// <param name="TextEncoder2">A second text encoder run on the same prompts (SDXL's <c>text_encoder_2</c>), whose
 /// sequence states are concatenated to the first's along the width axis, or null. Export directories only:
 /// trident-pipeline.json does not express it.</param>
-public sealed record PipelineStages(TextEncoderStage TextEncoder, DenoiserStage Denoiser, VaeDecoderStage VaeDecoder, TextEncoderStage? TextEncoder2 = null);
+/// <param name="Conditioning">How two text encoders' outputs become the denoiser's conditioning.</param>
+public sealed record PipelineStages(
+    TextEncoderStage TextEncoder,
+    DenoiserStage Denoiser,
+    VaeDecoderStage VaeDecoder,
+    TextEncoderStage? TextEncoder2 = null,
+    TextConditioning Conditioning = TextConditioning.ConcatenateWidths);
+
+/// <summary>How the outputs of two text encoders condition the denoiser.</summary>
+public enum TextConditioning
+{
+    /// <summary>SDXL: both encoders' sequence states concatenated along the width; the pooled embedding is the
+    /// second encoder's.</summary>
+    ConcatenateWidths,
+
+    /// <summary>Flux (diffusers FluxPipeline.encode_prompt): the pooled embedding is the first encoder's (CLIP's
+    /// pooler_output), the sequence is the second encoder's alone (T5's last_hidden_state).</summary>
+    PooledFirstSequenceSecond,
+}
 
 /// <summary>How the prompt becomes token ids. Every tokenizer pads or truncates to <see cref="MaxLength"/>.</summary>
 /// <param name="MaxLength">Sequence length the text encoder takes, special tokens included.</param>
@@ -108,12 +134,16 @@ public sealed record ClipBpeTokenizerSettings(int MaxLength, string Vocab, strin
 /// <param name="ScalingFactor">The VAE's <c>scaling_factor</c>: latents are divided by it before decoding.</param>
 /// <param name="ShiftFactor">The VAE's <c>shift_factor</c>: added after the division (0 for SD 1.x, 0.0609 for
 /// SD3).</param>
+/// <param name="Packing">Side p of the square patches the denoiser reads as tokens (Flux: 2, diffusers'
+/// FluxPipeline._pack_latents): latents live as [batch, (h/f/p)·(w/f/p), C·p²] and are unpacked to
+/// [batch, C, h/f, w/f] before decoding; 1 for unpacked latents.</param>
 public sealed record LatentSettings(
     int Channels,
     int SpatialScaleFactor,
     int TemporalCompression,
     double ScalingFactor,
-    double ShiftFactor)
+    double ShiftFactor,
+    int Packing = 1)
 {
     /// <summary>Latent frames for <paramref name="frames"/> video frames: (frames − 1) / c + 1.</summary>
     public int LatentFrames(int frames) => (frames - 1) / TemporalCompression + 1;
@@ -157,8 +187,23 @@ public abstract record SamplerSettings(int NumTrainTimesteps, int DefaultSteps);
 /// <param name="NumTrainTimesteps">Scale from σ to the network's timestep (1000).</param>
 /// <param name="DefaultSteps">Steps used when a request does not say.</param>
 /// <param name="Shift">Timestep shift s: σ' = s·σ / (1 + (s − 1)·σ); 1 leaves the schedule linear, SD3 uses 3.</param>
-public sealed record FlowEulerSettings(int NumTrainTimesteps, int DefaultSteps, double Shift)
+/// <param name="Dynamic">The resolution-dependent shift (scheduler_config.json use_dynamic_shifting), which then
+/// replaces <paramref name="Shift"/>; null for the static shift.</param>
+public sealed record FlowEulerSettings(int NumTrainTimesteps, int DefaultSteps, double Shift, DynamicShift? Dynamic = null)
     : SamplerSettings(NumTrainTimesteps, DefaultSteps);
+
+/// <summary>Parameters of the resolution-dependent shift of diffusers' FlowMatchEulerDiscreteScheduler
+/// (use_dynamic_shifting): μ is linear in the packed image sequence length through (BaseImageSeqLen, BaseShift)
+/// and (MaxImageSeqLen, MaxShift). Flux's scheduler_config.json: 0.5, 1.15, 256, 4096.</summary>
+/// <param name="BaseShift">μ at <paramref name="BaseImageSeqLen"/> (base_shift).</param>
+/// <param name="MaxShift">μ at <paramref name="MaxImageSeqLen"/> (max_shift).</param>
+/// <param name="BaseImageSeqLen">base_image_seq_len, in tokens.</param>
+/// <param name="MaxImageSeqLen">max_image_seq_len, in tokens (≠ BaseImageSeqLen).</param>
+public sealed record DynamicShift(double BaseShift, double MaxShift, int BaseImageSeqLen, int MaxImageSeqLen)
+{
+    /// <summary>Flux.1's values (black-forest-labs/FLUX.1-schnell and -dev scheduler_config.json).</summary>
+    public static readonly DynamicShift Flux = new(0.5, 1.15, 256, 4096);
+}
 
 /// <summary>DDIM with η = 0 over an epsilon-predicting UNet.</summary>
 /// <param name="NumTrainTimesteps">Length T of the training noise schedule.</param>
@@ -188,7 +233,13 @@ public sealed record DdimSettings(
 /// <summary>Classifier-free guidance.</summary>
 /// <param name="ClassifierFree">Whether the pipeline runs an unconditional pass and combines the two.</param>
 /// <param name="DefaultScale">Guidance scale used when a request does not say; 1 when guidance is unsupported.</param>
-public sealed record GuidanceSettings(bool ClassifierFree, double DefaultScale);
+/// <param name="Embedded">Whether the scale is fed to the denoiser as an input (Flux dev's guidance-distilled
+/// <c>guidance</c>) instead of combining two passes; then <paramref name="ClassifierFree"/> is false.</param>
+public sealed record GuidanceSettings(bool ClassifierFree, double DefaultScale, bool Embedded = false)
+{
+    /// <summary>Whether a request may set the guidance scale (classifier-free or embedded).</summary>
+    public bool Accepted => ClassifierFree || Embedded;
+}
 
 /// <summary>The output sizes a pipeline accepts.</summary>
 /// <param name="MultipleOf">Width and height must be multiples of this (a multiple of the VAE scale factor, and
@@ -264,7 +315,10 @@ public sealed record PipelineManifest(
     /// text encoder, pooled embeddings, time_ids): such a pipeline is served from its export directory.</summary>
     public bool ExportOnly =>
         Stages.TextEncoder2 is not null || Stages.TextEncoder.Pooled is not null || Stages.Denoiser.TextEmbeds is not null
-        || Stages.Denoiser.TimeIds is not null || Tokenizer2 is not null || ZerosForEmptyNegative;
+        || Stages.Denoiser.TimeIds is not null || Tokenizer2 is not null || ZerosForEmptyNegative
+        || Stages.Denoiser.ImgIds is not null || Stages.Denoiser.TxtIds is not null || Stages.Denoiser.Guidance is not null
+        || Latents.Packing != 1 || Guidance.Embedded || Sampler is FlowEulerSettings { Dynamic: not null }
+        || Tokenizer is T5TokenizerSettings || Tokenizer2 is T5TokenizerSettings;
 
     /// <summary>The manifest's file name at the root of a pipeline directory.</summary>
     public const string FileName = "trident-pipeline.json";
@@ -328,9 +382,19 @@ public sealed record PipelineManifest(
     public long[] LatentShape(int batch, int width, int height, int frames)
     {
         var f = Latents.SpatialScaleFactor;
+        if (Latents.Packing is var p and > 1 && Kind == PipelineKind.Image)
+            return [batch, (long)(height / f / p) * (width / f / p), Latents.Channels * p * p];
         return Kind == PipelineKind.Image
             ? [batch, Latents.Channels, height / f, width / f]
             : [batch, Latents.Channels, Latents.LatentFrames(frames), height / f, width / f];
+    }
+
+    /// <summary>The image's token count after 2×2 patching, (h/f/2)·(w/f/2): the L of the resolution-dependent
+    /// shift (diffusers FluxPipeline and StableDiffusion3Pipeline compute image_seq_len so).</summary>
+    public int ImageSequenceLength(int width, int height)
+    {
+        var cell = Latents.SpatialScaleFactor * 2;
+        return height / cell * (width / cell);
     }
 
     /// <summary>Problems with a requested output size, with paths <c>width</c>, <c>height</c> and

@@ -20,7 +20,7 @@ internal static class ManifestValidator
         if (m.Tokenizer2 is { } t2)
         {
             CheckTokenizer(v, t2, "tokenizer_2");
-            if (t2.MaxLength != m.Tokenizer.MaxLength)
+            if (t2.MaxLength != m.Tokenizer.MaxLength && m.Stages.Conditioning == TextConditioning.ConcatenateWidths)
                 v.Error("tokenizer_2.max_length", $"{t2.MaxLength} differs from the first tokenizer's {m.Tokenizer.MaxLength}: the two encoders' states are joined token by token");
         }
         if ((m.Tokenizer2 is null) != (m.Stages.TextEncoder2 is null))
@@ -96,6 +96,9 @@ internal static class ManifestValidator
                         if (ids[i].Id == ids[j].Id) v.Error(path, $"same id as '{ids[j].Key}'");
                 }
                 break;
+            case T5TokenizerSettings t5:
+                v.File(P(key, "file"), t5.File);
+                break;
             case ClipBpeTokenizerSettings c:
                 v.File(P(key, K.Vocab), c.Vocab);
                 v.File(P(key, K.Merges), c.Merges);
@@ -122,11 +125,14 @@ internal static class ManifestValidator
     private static void CheckSampler(Checker v, SamplerSettings s)
     {
         v.Range(P(K.Sampler, K.NumTrainTimesteps), s.NumTrainTimesteps, 1, 1_000_000);
-        v.Range(P(K.Sampler, K.DefaultSteps), s.DefaultSteps, 1, Math.Max(1, s.NumTrainTimesteps));
+        // Flow matching's σ grid is continuous (its NumTrainTimesteps only scales σ to the network's timestep).
+        v.Range(P(K.Sampler, K.DefaultSteps), s.DefaultSteps, 1, s is FlowEulerSettings ? 1 << 20 : Math.Max(1, s.NumTrainTimesteps));
         switch (s)
         {
             case FlowEulerSettings f:
                 if (!(double.IsFinite(f.Shift) && f.Shift > 0)) v.Error(P(K.Sampler, K.Shift), "must be a positive number");
+                if (f.Dynamic is { } dyn && (dyn.MaxImageSeqLen == dyn.BaseImageSeqLen || !double.IsFinite(dyn.BaseShift) || !double.IsFinite(dyn.MaxShift)))
+                    v.Error(P(K.Sampler, "dynamic_shift"), "needs finite shifts and max_image_seq_len ≠ base_image_seq_len");
                 break;
             case DdimSettings d:
                 if (!(d.BetaStart > 0 && d.BetaStart < 1)) v.Error(P(K.Sampler, K.BetaStart), "must lie in (0, 1)");
@@ -153,7 +159,7 @@ internal static class ManifestValidator
     {
         var path = P(K.Guidance, K.DefaultScale);
         if (!(double.IsFinite(g.DefaultScale) && g.DefaultScale >= 0)) v.Error(path, "must be a number ≥ 0");
-        else if (!g.ClassifierFree && g.DefaultScale != 1.0)
+        else if (!g.Accepted && g.DefaultScale != 1.0)
             v.Error(path, $"must be 1 when '{K.ClassifierFree}' is false");
     }
 

@@ -118,9 +118,9 @@ let ``the family comes from model_index.json and the signatures, and families no
         withClass "StableDiffusionXLPipeline"
         let e = expectThrows<ManifestException> "ManifestException" (fun () -> ExportDirectory.Recognise dir |> ignore)
         Expect.stringContains e.Message "model_index.json says sdxl (StableDiffusionXLPipeline) but the denoiser's inputs (sample, timestep, encoder_hidden_states) are those of stable-diffusion" "class and signature disagree"
-        withClass "FluxPipeline"
+        withClass "StableDiffusion3Pipeline"
         let e = expectThrows<ManifestException> "ManifestException" (fun () -> ExportDirectory.Recognise dir |> ignore)
-        Expect.stringContains e.Message "recognised as flux (FluxPipeline), which this version of Trident does not serve yet; served: stable-diffusion (SD 1.x/2.x), sdxl" "a family not served is named"
+        Expect.stringContains e.Message "recognised as sd3 (StableDiffusion3Pipeline), which this version of Trident does not serve yet; served: stable-diffusion (SD 1.x/2.x), sdxl" "a family not served is named"
         withClass "KandinskyPipeline"
         let e = expectThrows<ManifestException> "ManifestException" (fun () -> ExportDirectory.Recognise dir |> ignore)
         Expect.stringContains e.Message "_class_name 'KandinskyPipeline' is not a pipeline Trident knows" "an unknown class"
@@ -401,6 +401,257 @@ let ``the HTTP API serves an SDXL export, and its images equal generate's`` =
         expectServedAsGenerated client dir """{"prompt":"a photo of a cat","width":64,"height":64,"steps":3,"seed":5}""" [ "--seed"; "5" ]
             "the server and generate compute the same pixels"
         expectBadSizeAndScheduler client "euler, ddim, euler-ancestral, dpm++-2m-karras"
+
+// ---- Flux ----------------------------------------------------------------------------------------------
+
+/// The id declarations of the Flux exports: Optimum with diffusers ≥ 0.31 (int64 [n, 3]), before (int64 [batch, n, 3]),
+/// and float ids as other exporters declare them.
+let private fluxIds = [ FluxIds.Current; FluxIds.Batched3D; FluxIds(false, TensorElementType.Float) ]
+
+/// A fresh miniature Flux export in its own temp folder.
+let private fluxMiniature variant ids =
+    let dir = TinyFixture.tempPath "flux-export"
+    ExportMiniature.Flux(dir, variant, ids)
+    dir
+
+let ``Flux exports are recognised: schnell and dev, both id layouts, CLIP pooled + T5, packed latents`` =
+    testCase "Flux exports are recognised: schnell and dev, both id layouts, CLIP pooled + T5, packed latents" <| fun () ->
+        for variant in [ FluxVariant.Schnell; FluxVariant.Dev ] do
+            for ids in fluxIds do
+                let what = sprintf "%A %A" variant ids
+                let r = ExportDirectory.Recognise(fluxMiniature variant ids)
+                let m = r.Manifest
+                let dev = variant = FluxVariant.Dev
+                Expect.equal r.Family ExportFamily.Flux what
+                let transformer = r.Components |> Seq.find (fun c -> c.Component = "transformer")
+                let imgIds = input transformer "img_ids"
+                Expect.equal (imgIds.ElementType, imgIds.Shape.Count) (ids.ElementType, (if ids.Batched then 3 else 2)) (what + ": img_ids as declared")
+                Expect.equal (m.Stages.Conditioning) TextConditioning.PooledFirstSequenceSecond (what + ": CLIP pooled, T5 sequence")
+                Expect.equal m.Stages.TextEncoder.Pooled "pooler_output" (what + ": CLIP's pooled output")
+                Expect.equal m.Stages.Denoiser.TextEmbeds "pooled_projections" what
+                Expect.equal (m.Stages.Denoiser.ImgIds, m.Stages.Denoiser.TxtIds) ("img_ids", "txt_ids") what
+                Expect.equal m.Stages.Denoiser.Guidance (if dev then "guidance" else null) (what + ": guidance input for dev only")
+                Expect.equal m.Guidance (if dev then GuidanceSettings(false, 3.5, true) else GuidanceSettings(false, 1.0)) (what + ": no classifier-free pass")
+                Expect.equal m.Latents (LatentSettings(16, 8, 1, 0.3611, 0.1159, 2)) (what + ": 16 channels, packed 2×2, Flux's VAE normalisation")
+                Expect.equal (m.Tokenizer2 :?> T5TokenizerSettings).MaxLength (if dev then 512 else 256) (what + ": max_sequence_length")
+                // schnell: shift 1, static; dev: use_dynamic_shifting. The transformer takes σ itself (scale 1).
+                let expected = if dev then FlowEulerSettings(1, 28, 3.0, DynamicShift.Flux) else FlowEulerSettings(1, 4, 1.0)
+                Expect.equal m.Sampler (expected :> SamplerSettings) (what + ": the scheduler config")
+                Expect.sequenceEqual (m.LatentShape(2, 64, 32, 1)) [| 2L; 8L; 64L |] (what + ": [batch, (h/16)(w/16), 64]")
+                Expect.isTrue m.ExportOnly (what + ": served from the directory, not a trident-pipeline.json")
+        let code, out, err = run [ "inspect"; fluxMiniature FluxVariant.Dev FluxIds.Batched3D ]
+        Expect.equal code 0 ("inspect: " + err)
+        for part in [ "flux (model_index.json: FluxPipeline)"; "img_ids: int64 [batch_size, packed_height_width, 3]"; "guidance"; "T5 SentencePiece"
+                      "resolution-dependent shift"; "latents packed 2×2" ] do
+            Expect.stringContains out part (sprintf "inspect explains %s" part)
+
+let ``a broken Flux export lists every problem of its transformer and T5 files`` =
+    testCase "a broken Flux export lists every problem of its transformer and T5 files" <| fun () ->
+        let dir = fluxMiniature FluxVariant.Schnell FluxIds.Current
+        File.Delete(Path.Combine(dir, "tokenizer_2", "spiece.model"))
+        File.Delete(Path.Combine(dir, "tokenizer_2", "tokenizer.json"))
+        File.Delete(Path.Combine(dir, "text_encoder_2", "model.onnx"))
+        // A transformer whose img_ids are int32 and that lacks txt_ids (the other inputs declared, unused).
+        let g = GraphBuilder("transformer")
+        let f32 = TensorElementType.Float
+        let sym = Dim.Symbolic
+        let h = g.Input("hidden_states", f32, sym "batch_size", sym "packed_height_width", Dim.Fixed 64L)
+        g.Input("encoder_hidden_states", f32, sym "batch_size", sym "sequence_length", Dim.Fixed 24L) |> ignore
+        g.Input("pooled_projections", f32, sym "batch_size", Dim.Fixed 32L) |> ignore
+        g.Input("timestep", f32, sym "step") |> ignore
+        g.Input("img_ids", TensorElementType.Int32, sym "packed_height_width", Dim.Fixed 3L) |> ignore
+        g.Output(g.Identity h, "out_hidden_states", f32, sym "batch_size", sym "packed_height_width", Dim.Fixed 64L) |> ignore
+        g.Save(Path.Combine(dir, "transformer", "model.onnx"))
+        let e = expectThrows<ManifestException> "ManifestException" (fun () -> ExportDirectory.Recognise dir |> ignore)
+        for part in [ "tokenizer_2/: missing file: neither spiece.model nor tokenizer.json"; "text_encoder_2/model.onnx: missing file"
+                      "transformer/model.onnx:img_ids: expected int64 or float"; "transformer/model.onnx:txt_ids: missing input" ] do
+            Expect.stringContains e.Message part (sprintf "names %s" part)
+
+let ``Flux latents pack into 2x2 patch tokens as diffusers' _pack_latents does, and unpack back`` =
+    testCase "Flux latents pack into 2x2 patch tokens as diffusers' _pack_latents does, and unpack back" <| fun () ->
+        // [1, 2, 2, 4]: channel 0 holds 0…7, channel 1 holds 8…15, row-major. Token 0 is the left 2×2 patch
+        // (rows 0–1, columns 0–1) of each channel in turn; token 1 the right one.
+        let latents = Array.init 16 float32
+        let packed = PackedLatents.Pack(ReadOnlySpan latents, 1, 2, 2, 4, 2)
+        Expect.sequenceEqual packed [| 0f; 1f; 4f; 5f; 8f; 9f; 12f; 13f; 2f; 3f; 6f; 7f; 10f; 11f; 14f; 15f |] "feature c·4 + dy·2 + dx of token i·(W/2) + j"
+        Expect.sequenceEqual (PackedLatents.Unpack(ReadOnlySpan packed, 1, 2, 2, 4, 2)) latents "unpack inverts pack"
+        Expect.throwsT<ArgumentException> (fun () -> PackedLatents.Pack(ReadOnlySpan latents, 1, 2, 2, 4, 3) |> ignore) "sizes not divisible by the patch"
+
+let ``every input of the Flux miniature's transformer and encoders changes every output`` =
+    testCase "every input of the Flux miniature's transformer and encoders changes every output" <| fun () ->
+        for ids in [ FluxIds.Current; FluxIds.Batched3D ] do
+            let dir = fluxMiniature FluxVariant.Dev ids
+            let noise seed (shape: int64 list) =
+                Tensor.FromFloat(Trident.Runtime.Pipelines.Samplers.GaussianNoise.Sample(seed, int (List.reduce (*) shape)), Array.ofList shape)
+            let idShape n = if ids.Batched then [| 1L; n; 3L |] else [| n; 3L |]
+            let positions (values: int64[]) n = Tensor.FromInt64(values, idShape n)
+            use t = Session.Load(Path.Combine(dir, "transformer", "model.onnx"))
+            let names = [| "hidden_states"; "encoder_hidden_states"; "pooled_projections"; "timestep"; "img_ids"; "txt_ids"; "guidance" |]
+            let baseline : Tensor[] =
+                [| noise 1UL [ 1L; 4L; 64L ]; noise 2UL [ 1L; 5L; 24L ]; noise 3UL [ 1L; 32L ]; Tensor.FromFloat([| 0.5f |], 1L)
+                   positions [| 0L; 0L; 0L; 0L; 0L; 1L; 0L; 1L; 0L; 0L; 1L; 1L |] 4L; positions (Array.zeroCreate 15) 5L; Tensor.FromFloat([| 3.5f |], 1L) |]
+            let changed : Tensor[] =
+                [| noise 4UL [ 1L; 4L; 64L ]; noise 5UL [ 1L; 5L; 24L ]; noise 6UL [ 1L; 32L ]; Tensor.FromFloat([| 0.25f |], 1L)
+                   positions [| 0L; 0L; 0L; 0L; 1L; 0L; 0L; 0L; 1L; 0L; 1L; 1L |] 4L; positions (Array.init 15 (fun i -> if i % 3 = 1 then 1L else 0L)) 5L
+                   Tensor.FromFloat([| 1.5f |], 1L) |]
+            let runT (inputs: Tensor[]) =
+                let ordered = Array.init inputs.Length (fun i -> inputs[Array.IndexOf(names, t.Inputs[i].Name)])
+                (t.Run(ReadOnlySpan ordered)[0]).Tensor.AsFloat()
+            let reference = runT baseline
+            for i in 0 .. names.Length - 1 do
+                let inputs = Array.copy baseline
+                inputs[i] <- changed[i]
+                let out = runT inputs
+                // every token's output changes (not only the tokens whose input changed)
+                for token in 0 .. 3 do
+                    Expect.notEqual out[token * 64 .. token * 64 + 63] reference[token * 64 .. token * 64 + 63] (sprintf "%A: token %d of out_hidden_states depends on %s" ids token names[i])
+        let dir = fluxMiniature FluxVariant.Schnell FluxIds.Current
+        for file, length in [ "text_encoder/model.onnx", 77; "text_encoder_2/model.onnx", 256 ] do
+            use s = Session.Load(Path.Combine(dir, file))
+            let ids (last: int64) = Tensor.FromInt64(Array.init length (fun t -> if t = 3 then last else int64 (t % 20)), 1L, int64 length)
+            let a, b = s.Run(ReadOnlySpan [| ids 3L |]), s.Run(ReadOnlySpan [| ids 40L |])
+            for o in 0 .. s.Outputs.Count - 1 do
+                let x, y = a[o].Tensor.AsFloat(), b[o].Tensor.AsFloat()
+                Expect.notEqual x y (sprintf "%s: %s depends on input_ids" file s.Outputs[o].Name)
+                // T5's encoder attends both ways: its first state depends on a later token (CLIP's is causal).
+                if file.StartsWith "text_encoder_2" then
+                    Expect.notEqual x[0 .. 7] y[0 .. 7] (sprintf "%s: the first state of %s depends on token 3" file s.Outputs[o].Name)
+
+let ``Flux encode: the sequence is T5's and the pooled embedding CLIP's`` =
+    testCase "Flux encode: the sequence is T5's and the pooled embedding CLIP's" <| fun () ->
+        let dir = fluxMiniature FluxVariant.Schnell FluxIds.Current
+        use p = Trident.Runtime.Execution.LoadedPipeline.Open(dir, ExecutionProvider.Cpu(1))
+        let prompt = "a photo of a cat"
+        let e = Trident.Runtime.Execution.EncodeExecutor(p).Encode([| prompt |])
+        Expect.sequenceEqual e.Tensor.Shape [| 1L; 256L; 24L |] "T5's [batch, 256, width]"
+        Expect.sequenceEqual e.Pooled.Shape [| 1L; 32L |] "CLIP's pooled [batch, width]"
+        let encodeAlone (file: string) (tokenizer: Trident.Runtime.Pipelines.Tokenizers.ITokenizer) output =
+            use s = Session.Load(Path.Combine(dir, file))
+            let ids = Array.zeroCreate<int64> tokenizer.MaxLength
+            tokenizer.EncodeInto(prompt, Span ids, Span(Array.zeroCreate<int64> tokenizer.MaxLength)) |> ignore
+            (s.Run(ReadOnlySpan [| Tensor.FromInt64(ids, 1L, int64 ids.Length) |])[s.OutputIndex output]).Tensor.AsFloat()
+        Expect.sequenceEqual (e.Tensor.AsFloat()) (encodeAlone "text_encoder_2/model.onnx" p.Tokenizer2 "last_hidden_state") "T5's last_hidden_state"
+        Expect.sequenceEqual (e.Pooled.AsFloat()) (encodeAlone "text_encoder/model.onnx" p.Tokenizer "pooler_output") "CLIP's pooler_output"
+
+let ``Flux's ids and guidance reach the transformer in the device-resident loop as in the host loop`` =
+    testCase "Flux's ids and guidance reach the transformer in the device-resident loop as in the host loop" <| fun () ->
+        for ids in [ FluxIds.Current; FluxIds.Batched3D ] do
+            use p = Trident.Runtime.Execution.LoadedPipeline.Open(fluxMiniature FluxVariant.Dev ids, ExecutionProvider.Cpu(1))
+            let emb = Trident.Runtime.Execution.EncodeExecutor(p).Encode([| "a photo of a cat"; "a dog" |])
+            let latents loop =
+                let settings = Trident.Runtime.Execution.DiffuseSettings(64, 32, 1, 3, [| 7UL; 8UL |], 3.5, 1)
+                Trident.Runtime.Execution.DiffuseExecutor(p, loop).Diffuse(emb, settings).Tensor
+            let host = latents Trident.Runtime.Execution.DiffuseLoop.Host
+            let device = latents Trident.Runtime.Execution.DiffuseLoop.Device
+            Expect.sequenceEqual host.Shape [| 2L; 16L; 4L; 8L |] (sprintf "%A: unpacked to [batch, 16, h/8, w/8] for the decoder" ids)
+            let diff = Array.map2 (fun (a: float32) b -> abs (a - b)) (host.AsFloat()) (device.AsFloat()) |> Array.max
+            Expect.isLessThan diff 1e-4f (sprintf "%A: max difference" ids)
+
+let ``Flux dev's diffuse stage equals two hand-fed transformer calls at the resolution-dependent shift`` =
+    testCase "Flux dev's diffuse stage equals two hand-fed transformer calls at the resolution-dependent shift" <| fun () ->
+        // 64×64: 4×4 packed tokens of 64 features, L = 16, μ = 0.5 + (16 − 256)·0.65/3840 = 0.459375 (dev's
+        // use_dynamic_shifting). Two steps: σ = 1, then e^μ·½ / (e^μ·½ + ½) = logistic(μ), then 0; the transformer
+        // takes σ itself (not ×1000), img_ids (0, row, column), txt_ids zeros, guidance 3.5.
+        let dir = fluxMiniature FluxVariant.Dev FluxIds.Current
+        use p = Trident.Runtime.Execution.LoadedPipeline.Open(dir, ExecutionProvider.Cpu(1))
+        let emb = Trident.Runtime.Execution.EncodeExecutor(p).Encode([| "a photo of a cat" |])
+        let settings = Trident.Runtime.Execution.DiffuseSettings(64, 64, 1, 2, [| 9UL |], 3.5, 1)
+        let served = Trident.Runtime.Execution.DiffuseExecutor(p, Trident.Runtime.Execution.DiffuseLoop.Host).Diffuse(emb, settings).Tensor
+        use t = Session.Load(Path.Combine(dir, "transformer", "model.onnx"))
+        let imgIds = Array.init 48 (fun k -> match k % 3 with | 1 -> int64 (k / 3 / 4) | 2 -> int64 (k / 3 % 4) | _ -> 0L)
+        let handFed mu =
+            let sampler = Trident.Runtime.Pipelines.Samplers.FlowEulerSampler.WithMu(1, mu)
+            let timesteps = sampler.Timesteps 2
+            let x = Trident.Runtime.Pipelines.Samplers.GaussianNoise.Sample(9UL, 16 * 64)
+            for step in 0 .. 1 do
+                let byName =
+                    dict [ "hidden_states", Tensor.FromFloat(Array.copy x, 1L, 16L, 64L); "encoder_hidden_states", emb.Tensor
+                           "pooled_projections", emb.Pooled; "timestep", Tensor.FromFloat([| timesteps[step] |], 1L)
+                           "img_ids", Tensor.FromInt64(imgIds, 16L, 3L); "txt_ids", Tensor.FromInt64(Array.zeroCreate 768, 256L, 3L)
+                           "guidance", Tensor.FromFloat([| 3.5f |], 1L) ]
+                let inputs = Array.init t.Inputs.Count (fun i -> byName[t.Inputs[i].Name])
+                let v = (t.Run(ReadOnlySpan inputs)[0]).Tensor.AsFloat()
+                sampler.Step(Span x, ReadOnlySpan v, step, 2)
+            timesteps, PackedLatents.Unpack(ReadOnlySpan x, 1, 16, 8, 8, 2)
+        let timesteps, expected = handFed 0.459375
+        Expect.equal timesteps[0] 1.0f "the first timestep is σ = 1"
+        Expect.floatClose Accuracy.high (float timesteps[1]) (1.0 / (1.0 + exp -0.459375)) "the second is logistic(μ)"
+        Expect.sequenceEqual served.Shape [| 1L; 16L; 8L; 8L |] "unpacked latents"
+        let maxDiff (other: float32[]) = Array.map2 (fun (a: float32) b -> abs (a - b)) (served.AsFloat()) other |> Array.max
+        // The pipeline's sessions and this one may fuse differently: float rounding, far below a wiring mistake.
+        Expect.isLessThan (maxDiff expected) 1e-3f "the diffuse stage's latents are the hand-fed run's"
+        Expect.isGreaterThan (maxDiff (snd (handFed 0.0))) 1e-2f "control: the unshifted schedule gives other latents"
+
+let ``generate runs Flux schnell and dev end to end; every id layout gives the same image`` =
+    testCase "generate runs Flux schnell and dev end to end; every id layout gives the same image" <| fun () ->
+        // Same weights behind int64 [n, 3], int64 [batch, n, 3] and float [n, 3] ids: the same image, byte for byte.
+        for variant in [ FluxVariant.Schnell; FluxVariant.Dev ] do
+            let byIds = [ for ids in fluxIds -> generate (fluxMiniature variant ids) [ "--seed"; "5" ] ]
+            Expect.equal byIds[1] byIds[0] (sprintf "%A: batched ids give the same bytes" variant)
+            Expect.equal byIds[2] byIds[0] (sprintf "%A: float ids give the same bytes" variant)
+            let dir = fluxMiniature variant FluxIds.Current
+            let image = byIds[0]
+            let png = Trident.Tests.Runtime.MediaChecks.decodeImage image
+            Expect.equal (png.Width, png.Height) (64, 64) "a 64×64 image"
+            Expect.isGreaterThan (png.Rgb |> Array.distinct |> Array.length) 16 "not a flat image"
+            Expect.equal (generate dir [ "--seed"; "5" ]) image "same seed and settings: the same bytes"
+            Expect.notEqual (generate dir [ "--seed"; "6" ]) image "another seed: another image"
+            Expect.notEqual (generate dir [ "--seed"; "5"; "--prompt"; "a dog" ]) image "the prompt reaches the transformer"
+            let out = TinyFixture.tempPath "negative.png"
+            let code, _, err = run [ "generate"; "--pipeline"; dir; "--prompt"; "a cat"; "--negative-prompt"; "a dog"; "--width"; "64"; "--height"; "64"; "--steps"; "2"; "--out"; out ]
+            Expect.equal code 2 (sprintf "%A: no negative prompt without classifier-free guidance" variant)
+            Expect.stringContains err "negative" "names the negative prompt"
+        let dev = fluxMiniature FluxVariant.Dev FluxIds.Current
+        Expect.notEqual (generate dev [ "--seed"; "5"; "--guidance"; "1.5" ]) (generate dev [ "--seed"; "5" ]) "dev: the embedded guidance reaches the transformer"
+        let schnell = fluxMiniature FluxVariant.Schnell FluxIds.Current
+        let out = TinyFixture.tempPath "guided.png"
+        let code, _, err = run [ "generate"; "--pipeline"; schnell; "--prompt"; "a cat"; "--guidance"; "3.5"; "--width"; "64"; "--height"; "64"; "--steps"; "2"; "--out"; out ]
+        Expect.equal code 2 "schnell takes no guidance scale"
+        Expect.stringContains err "guidance" "names guidance"
+        let code, _, err = run [ "generate"; "--pipeline"; schnell; "--prompt"; "a cat"; "--width"; "128"; "--height"; "48"; "--steps"; "2"; "--out"; out ]
+        Expect.equal code 0 ("a 128×48 image: " + err)
+        let wide = Trident.Tests.Runtime.MediaChecks.decodeImage (File.ReadAllBytes out)
+        Expect.equal (wide.Width, wide.Height) (128, 48) "img_ids and the packing follow the requested size"
+
+let ``the HTTP API serves Flux exports, byte-equal to generate, and names bad sizes, schedulers and guidance`` =
+    testCase "the HTTP API serves Flux exports, byte-equal to generate, and names bad sizes, schedulers and guidance" <| fun () ->
+        let dev = fluxMiniature FluxVariant.Dev FluxIds.Batched3D
+        use factory = new TridentFactory([ "Trident:Pipeline", dev; "Trident:ProfileCache", TinyFixture.tempPath "profiles" ])
+        let client = readyClient factory
+        expectServedAsGenerated client dev """{"prompt":"a photo of a cat","width":64,"height":64,"steps":3,"seed":5,"guidance":2.5}""" [ "--seed"; "5"; "--guidance"; "2.5" ]
+            "the server and generate compute the same pixels"
+        use bad = post client "/v1/generations" """{"prompt":"x","width":72,"height":64,"scheduler":"euler"}"""
+        Expect.equal bad.StatusCode HttpStatusCode.BadRequest "a size not divisible by 16, a scheduler Flux does not run"
+        let errors = (json bad).GetProperty("errors")
+        Expect.stringContains (errors.GetProperty("width").ToString()) "multiple of 16" "names the size"
+        Expect.stringContains (errors.GetProperty("scheduler").ToString()) "accepted: flow-euler" "names the accepted scheduler"
+        let schnell = fluxMiniature FluxVariant.Schnell FluxIds.Current
+        use factory2 = new TridentFactory([ "Trident:Pipeline", schnell; "Trident:ProfileCache", TinyFixture.tempPath "profiles" ])
+        let client2 = readyClient factory2
+        use guided = post client2 "/v1/generations" """{"prompt":"x","width":64,"height":64,"guidance":3.5}"""
+        Expect.equal guided.StatusCode HttpStatusCode.BadRequest "a guidance scale for schnell"
+        Expect.stringContains ((json guided).GetProperty("errors").GetProperty("guidance").ToString()) "omit guidance or send 1" "names the field and the accepted value"
+        expectServedAsGenerated client2 schnell """{"prompt":"a photo of a cat","width":64,"height":64,"steps":3,"seed":5}""" [ "--seed"; "5" ]
+            "schnell: the server and generate compute the same pixels"
+
+[<Tests>]
+let fluxUnitTests =
+    testList "unit" [ testList "FluxExportTests" [
+        ``Flux exports are recognised: schnell and dev, both id layouts, CLIP pooled + T5, packed latents``
+        ``a broken Flux export lists every problem of its transformer and T5 files``
+        ``Flux latents pack into 2x2 patch tokens as diffusers' _pack_latents does, and unpack back``
+        ``every input of the Flux miniature's transformer and encoders changes every output``
+        ``Flux encode: the sequence is T5's and the pooled embedding CLIP's``
+        ``Flux's ids and guidance reach the transformer in the device-resident loop as in the host loop``
+        ``Flux dev's diffuse stage equals two hand-fed transformer calls at the resolution-dependent shift``
+    ] |> testSequencedGroup "ExportTests" ]
+
+[<Tests>]
+let fluxIntegrationTests =
+    testList "integration" [ testList "FluxExportTests" [
+        ``generate runs Flux schnell and dev end to end; every id layout gives the same image``
+        ``the HTTP API serves Flux exports, byte-equal to generate, and names bad sizes, schedulers and guidance``
+    ] |> testSequenced ]
 
 [<Tests>]
 let unitTests =

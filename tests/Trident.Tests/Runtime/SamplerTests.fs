@@ -55,6 +55,39 @@ let ``flow Euler without shift has linear sigmas and SD3's shift 3 maps one half
         Expect.sequenceEqual (FlowEulerSampler().Sigmas 4) ([| 1.0; 0.75; 0.5; 0.25; 0.0 |]) "FlowEulerSampler().Sigmas 4"
         Expect.equal (Math.Round(FlowEulerSampler(1000, 3.0).Sigma(1, 2), 12)) (Math.Round(0.75, 12)) "FlowEulerSampler(1000, 3.0).Sigma(1, 2) (12 decimals)"
 
+let ``flow Euler's resolution-dependent shift: mu linear in the image tokens, sigma' = e^mu / (e^mu + 1/sigma - 1)`` =
+    testCase "flow Euler's resolution-dependent shift: mu linear in the image tokens, sigma' = e^mu / (e^mu + 1/sigma - 1)" <| fun () ->
+        // Flux's scheduler_config.json: base_shift 0.5 at 256 tokens, max_shift 1.15 at 4096 (diffusers calculate_shift).
+        let flux = DynamicShift.Flux
+        let round (x: float) = Math.Round(x, 12)
+        Expect.equal (round (FlowEulerSampler.MuOf(256, flux))) 0.5 "mu at base_image_seq_len is base_shift"
+        Expect.equal (round (FlowEulerSampler.MuOf(4096, flux))) 1.15 "mu at max_image_seq_len is max_shift"
+        // 512×512 at 8× VAE and 2×2 patches: 32·32 = 1024 tokens; 0.5 + 768 · 0.65/3840 = 0.63.
+        Expect.equal (round (FlowEulerSampler.MuOf(1024, flux))) 0.63 "mu at 1024 tokens"
+        // 64×64: 16 tokens, below the base: diffusers extrapolates, 0.5 − 240 · 0.65/3840 = 0.459375.
+        Expect.equal (round (FlowEulerSampler.MuOf(16, flux))) 0.459375 "mu extrapolates below the base"
+        // σ = 1/2 maps to e^μ/(e^μ + 1), the logistic function of μ; σ = 3/4 to e^μ/(e^μ + 1/3).
+        let s = FlowEulerSampler.WithMu(1000, 0.5).Sigmas 4
+        let e = Math.Exp 0.5
+        Expect.equal s[0] 1.0 "sigma 0 is 1"
+        Expect.equal (round s[1]) (round (e / (e + 1.0 / 3.0))) "sigma 1 = e^0.5 / (e^0.5 + 1/3) = 0.831824343964"
+        Expect.equal (round s[1]) 0.831824343964 "sigma 1 by hand"
+        Expect.equal (round s[2]) 0.622459331202 "sigma 2 = logistic(0.5)"
+        Expect.equal (round s[3]) (round (e / (e + 3.0))) "sigma 3 = e^0.5 / (e^0.5 + 3)"
+        Expect.equal s[4] 0.0 "the last sigma is 0"
+        // The network's timestep is σ × the scale (Flux's transformer takes σ itself: scale 1).
+        Expect.equal (FlowEulerSampler.WithMu(1, 0.5).Timesteps 4) (s[.. 3] |> Array.map float32) "timesteps = sigma at scale 1"
+        // μ = 0 is no shift at all.
+        Expect.sequenceEqual (FlowEulerSampler.WithMu(1000, 0.0).Sigmas 4) ([| 1.0; 0.75; 0.5; 0.25; 0.0 |]) "mu 0: linear"
+
+let ``flow Euler's static shift 3 by hand: 0.9, 0.75, 0.5 at four steps`` =
+    testCase "flow Euler's static shift 3 by hand: 0.9, 0.75, 0.5 at four steps" <| fun () ->
+        // s·σ / (1 + (s − 1)·σ) with s = 3: 0.75 → 2.25/2.5, 0.5 → 1.5/2, 0.25 → 0.75/1.5.
+        let s = FlowEulerSampler(1000, 3.0).Sigmas 4 |> Array.map (fun x -> Math.Round(x, 12))
+        Expect.sequenceEqual s [| 1.0; 0.9; 0.75; 0.5; 0.0 |] "shifted sigmas"
+        let settings = FlowEulerSettings(1, 4, 1.0, DynamicShift(0.5, 1.15, 256, 4096))
+        Expect.equal ((SamplerFactory.Create(settings) :?> FlowEulerSampler).Mu) (Nullable()) "the factory's sampler is the size-free static one; the run picks mu"
+
 // ---- DDIM ----------------------------------------------------------------------------------------------
 
 let private ddimConfig =
@@ -322,6 +355,8 @@ let tests =
         ``flow Euler sigmas start at 1, end at 0 and decrease strictly for every shift``
         ``flow Euler timesteps are sigma times the training timesteps and decrease``
         ``flow Euler without shift has linear sigmas and SD3's shift 3 maps one half to three quarters``
+        ``flow Euler's resolution-dependent shift: mu linear in the image tokens, sigma' = e^mu / (e^mu + 1/sigma - 1)``
+        ``flow Euler's static shift 3 by hand: 0.9, 0.75, 0.5 at four steps``
         ``DDIM alphas_cumprod decrease strictly and stay in (0, 1)``
         ``DDIM fed the true noise lands on the noised clean sample at the previous timestep``
         ``DDIM over a v-predicting model fed the true velocity lands on the noised clean sample, and its linear form agrees``

@@ -96,7 +96,19 @@ public sealed record RecognisedExport(
             s.AppendLine(inv, $"  tokenizer     CLIP BPE {t.Vocab} + {t.Merges}, {t.MaxLength} tokens, pad '{t.PadToken}'");
         if (m.Tokenizer2 is ClipBpeTokenizerSettings t2)
             s.AppendLine(inv, $"  tokenizer_2   CLIP BPE {t2.Vocab} + {t2.Merges}, {t2.MaxLength} tokens, pad '{t2.PadToken}'");
-        if (m.Stages.TextEncoder2 is { } te2)
+        if (m.Tokenizer2 is T5TokenizerSettings t5)
+            s.AppendLine(inv, $"  tokenizer_2   T5 SentencePiece {t5.File}, {t5.MaxLength} tokens (max_sequence_length)");
+        if (m.Stages.TextEncoder2 is { } flux && m.Stages.Conditioning == TextConditioning.PooledFirstSequenceSecond)
+        {
+            var d = m.Stages.Denoiser;
+            s.AppendLine(inv, $"  conditioning  {d.EncoderHiddenStates} = {flux.LastHiddenState} of {flux.File}; {d.TextEmbeds} = {m.Stages.TextEncoder.Pooled} of {m.Stages.TextEncoder.File}");
+            s.AppendLine(inv, $"                latents packed 2×2 into tokens ({m.Latents.Channels * m.Latents.Packing * m.Latents.Packing} features); {d.ImgIds} = (0, row, column) per token, {d.TxtIds} = zeros");
+            var guidance = d.Guidance is { } g
+                ? $"{g} = the request's guidance scale (embedded guidance, dev; no classifier-free pass)"
+                : "no guidance input (schnell): no guidance scale, no negative prompt";
+            s.AppendLine(inv, $"                {guidance}");
+        }
+        else if (m.Stages.TextEncoder2 is { } te2)
         {
             s.AppendLine(inv, $"  conditioning  encoder_hidden_states = {m.Stages.TextEncoder.LastHiddenState} of {m.Stages.TextEncoder.File} ‖ {te2.LastHiddenState} of {te2.File} (concatenated along the width)");
             if (te2.Pooled is { } pooled) s.AppendLine(inv, $"                {m.Stages.Denoiser.TextEmbeds} = {pooled} of {te2.File}");
@@ -106,12 +118,13 @@ public sealed record RecognisedExport(
         var sampler = m.Sampler switch
         {
             DdimSettings d => $"{d.DefaultScheduler} ({(d.PredictionType == PredictionType.VPrediction ? "v_prediction" : "epsilon")}, {d.BetaSchedule} β {d.BetaStart}–{d.BetaEnd}, steps_offset {d.StepsOffset})",
-            FlowEulerSettings f => $"flow-euler (shift {f.Shift})",
+            FlowEulerSettings { Dynamic: { } d } f => $"flow-euler (resolution-dependent shift: μ from {d.BaseShift} at {d.BaseImageSeqLen} to {d.MaxShift} at {d.MaxImageSeqLen} image tokens; timestep = σ × {f.NumTrainTimesteps})",
+            FlowEulerSettings f => $"flow-euler (shift {f.Shift}; timestep = σ × {f.NumTrainTimesteps})",
             _ => m.Sampler.GetType().Name,
         };
         s.AppendLine(inv, $"  scheduler     {SchedulerClass} -> {sampler}, {m.Sampler.DefaultSteps} steps by default; a request may name: {string.Join(", ", Schedulers)}");
         s.AppendLine(inv, $"  latents       {m.Latents.Channels} channels, /{m.Latents.SpatialScaleFactor}, scaling_factor {m.Latents.ScalingFactor}, shift_factor {m.Latents.ShiftFactor}");
-        s.AppendLine(inv, $"  guidance      classifier-free {(m.Guidance.ClassifierFree ? "yes" : "no")}, default scale {m.Guidance.DefaultScale}");
+        s.AppendLine(inv, $"  guidance      classifier-free {(m.Guidance.ClassifierFree ? "yes" : "no")}{(m.Guidance.Embedded ? ", embedded (a model input)" : "")}, default scale {m.Guidance.DefaultScale}");
         s.AppendLine(inv, $"  sizes         {m.Size.MinWidth}–{m.Size.MaxWidth} × {m.Size.MinHeight}–{m.Size.MaxHeight}, multiples of {m.Size.MultipleOf}");
         foreach (var n in Notes) s.AppendLine(inv, $"  note: {n}");
         return s.ToString();
@@ -119,7 +132,7 @@ public sealed record RecognisedExport(
 }
 
 /// <summary>Reads a diffusers/Optimum ONNX export directory.</summary>
-public static class ExportDirectory
+public static partial class ExportDirectory
 {
     /// <summary>The file that marks an export directory.</summary>
     public const string ModelIndex = "model_index.json";
@@ -205,7 +218,7 @@ public static class ExportDirectory
     private static readonly TensorElementType[] Floats = [TensorElementType.Float, TensorElementType.Float16];
     private static readonly TensorElementType[] Ids = [TensorElementType.Int32, TensorElementType.Int64];
 
-    private sealed class Reader(string directory)
+    private sealed partial class Reader(string directory)
     {
         private readonly List<ManifestError> errors = [];
         private readonly List<string> notes = [];
@@ -235,10 +248,11 @@ public static class ExportDirectory
                 if (unet is null && transformer is null) errors.Add(new("unet/", "missing: neither unet/model.onnx nor transformer/model.onnx exists"));
                 throw new ManifestException(directory, errors);
             }
+            if (family == ExportFamily.Flux) return Flux(pipelineClass, transformer);
             if (family is not (ExportFamily.StableDiffusion or ExportFamily.StableDiffusionXL))
             {
                 errors.Add(new(ModelIndex,
-                    $"recognised as {Describe(family.Value)} ({pipelineClass}), which this version of Trident does not serve yet; served: {Describe(ExportFamily.StableDiffusion)}, {Describe(ExportFamily.StableDiffusionXL)}"));
+                    $"recognised as {Describe(family.Value)} ({pipelineClass}), which this version of Trident does not serve yet; served: {Describe(ExportFamily.StableDiffusion)}, {Describe(ExportFamily.StableDiffusionXL)}, {Describe(ExportFamily.Flux)}"));
                 throw new ManifestException(directory, errors);
             }
             return family == ExportFamily.StableDiffusionXL ? StableDiffusionXL(pipelineClass, unet, index) : StableDiffusion(pipelineClass, unet);

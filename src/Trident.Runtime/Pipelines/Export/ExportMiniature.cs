@@ -61,7 +61,7 @@ public enum ExportEra
 }
 
 /// <summary>Writes miniature export directories (see the file's header for the sources).</summary>
-public static class ExportMiniature
+public static partial class ExportMiniature
 {
     private const TensorElementType F32 = TensorElementType.Float;
     private const int TextWidth = 32;
@@ -401,16 +401,16 @@ public static class ExportMiniature
     }
 
     // AutoencoderKL's decoder in miniature: conv_in, three (2× upsample, conv, SiLU), conv_out, tanh (×8).
-    private static GraphBuilder VaeDecoder(ExportEra era, WeightInit w)
+    private static GraphBuilder VaeDecoder(ExportEra era, WeightInit w, int latentChannels = LatentChannels)
     {
         var g = new GraphBuilder("vae_decoder") { Description = $"Trident miniature AutoencoderKL decoder ({era})" };
         ValueRef latent = era switch
         {
             ExportEra.DiffusersScript2022 => g.Input("latent_sample", F32, "batch", "channels", "height", "width"),
             ExportEra.Optimum2023 => g.Input("latent_sample", F32, "batch_size", "num_channels_latent", "height_latent", "width_latent"),
-            _ => g.Input("latent_sample", F32, "batch_size", LatentChannels, "latent_height", "latent_width"),
+            _ => g.Input("latent_sample", F32, "batch_size", latentChannels, "latent_height", "latent_width"),
         };
-        var x = g.Conv2d(latent, LatentChannels, VaeWidth, 3, w, "decoder.conv_in");
+        var x = g.Conv2d(latent, latentChannels, VaeWidth, 3, w, "decoder.conv_in");
         for (var i = 0; i < 3; i++) x = g.SiLU(g.Conv2d(g.Upsample2x(x), VaeWidth, VaeWidth, 3, w, $"decoder.up_blocks.{i}.conv"));
         var image = g.Tanh(g.Conv2d(x, VaeWidth, 3, 3, w, "decoder.conv_out"));
         switch (era)

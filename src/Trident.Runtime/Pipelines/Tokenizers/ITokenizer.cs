@@ -16,13 +16,17 @@ public interface ITokenizer
     int EncodeInto(string text, Span<long> inputIds, Span<long> attentionMask);
 
     /// <summary>Content tokens of <paramref name="text"/> before truncation (start, end and padding not counted):
-    /// more than <c>MaxLength − 2</c> means the encoder reads only a prefix.</summary>
+    /// more than <see cref="ContentCapacity"/> means the encoder reads only a prefix.</summary>
     int CountContentTokens(string text);
+
+    /// <summary>Content tokens that fit in one encoding: MaxLength − 2 (start and end tokens) unless a tokenizer
+    /// frames differently (T5 has no start token: MaxLength − 1).</summary>
+    int ContentCapacity => MaxLength - 2;
 }
 
 /// <summary>How much of a prompt the encoder reads.</summary>
 /// <param name="TokensTotal">Content tokens of the whole text.</param>
-/// <param name="TokensUsed">Content tokens kept (at most MaxLength − 2).</param>
+/// <param name="TokensUsed">Content tokens kept (at most ITokenizer.ContentCapacity).</param>
 /// <param name="CharactersUsed">Unicode code points of the longest prefix whose tokens all fit.</param>
 /// <param name="CharactersTotal">Unicode code points of the whole text.</param>
 /// <param name="UsedText">That prefix.</param>
@@ -35,7 +39,7 @@ public sealed record PromptUsage(int TokensTotal, int TokensUsed, int Characters
     /// longest prefix (on code-point boundaries) whose tokens fit, found by bisection.</summary>
     public static PromptUsage Of(ITokenizer tokenizer, string text)
     {
-        var capacity = Math.Max(0, tokenizer.MaxLength - 2);
+        var capacity = Math.Max(0, tokenizer.ContentCapacity);
         var total = tokenizer.CountContentTokens(text);
         var bounds = new List<int> { 0 };
         var at = 0;
@@ -72,6 +76,7 @@ public static class TokenizerFactory
             PipelineManifest.ResolvePath(pipelineDirectory, c.Merges),
             c.MaxLength,
             c.PadToken),
+        T5TokenizerSettings t => T5Tokenizer.Load(PipelineManifest.ResolvePath(pipelineDirectory, t.File), t.MaxLength),
         _ => throw new NotSupportedException($"tokenizer settings {settings.GetType().Name}"),
     };
 
