@@ -11,7 +11,9 @@ namespace Trident.Api.Cli;
 /// seed) and prints its files with sizes and SHA-256 hashes. <c>trident models sd-miniature --out DIR [--era E]
 /// [--prediction epsilon|v_prediction]</c>: writes a miniature SD 1.x/2.x ONNX export in a real exporter's
 /// layout and signatures (ExportMiniature), to try <c>inspect</c>, <c>generate</c> and <c>serve</c> on;
-/// <c>trident models sdxl-miniature --out DIR [--era optimum-2023|optimum]</c> writes a miniature SDXL export.
+/// <c>trident models sdxl-miniature --out DIR [--era optimum-2023|optimum]</c> writes a miniature SDXL export;
+/// <c>trident models sd3-miniature --out DIR [--era optimum|olive] [--t5-files both|spiece.model|tokenizer.json]</c>
+/// a miniature SD3 export (Sd3Miniature.cs).
 /// </summary>
 public static class ModelsCommand
 {
@@ -25,17 +27,22 @@ public static class ModelsCommand
     private static readonly Option<ulong> Seed = Opt.ULong("--seed", "the weights' seed (the same seed writes the same bytes)", 0);
     private static readonly Option<string> Era = Opt.Choice("--era", "whose exporter's layout and signatures to copy", "optimum", [.. Eras.Select(e => e.Name)]);
     private static readonly Option<string> SdxlEra = Opt.Choice("--era", "whose exporter's layout and signatures to copy", "optimum", [.. SdxlEras.Select(e => e.Name)]);
+    private static readonly Option<string> Sd3Era = Opt.Choice("--era", "whose exporter's transformer signature to copy (Optimum: timestep [step] → out_hidden_states; Olive: timestep [batch_size] → out_sample)", "optimum", "optimum", "olive");
+    private static readonly Option<string> T5Files = Opt.Choice("--t5-files", "which T5 tokenizer files tokenizer_3/ holds", "both", "both", "spiece.model", "tokenizer.json");
     private static readonly Option<string> Prediction = Opt.Choice("--prediction", "what the UNet predicts (SDXL base: epsilon only)", "epsilon", "epsilon", "v_prediction");
 
-    /// <summary>The command: <c>models tiny</c>, <c>models sd-miniature</c> and <c>models sdxl-miniature</c>.</summary>
+    /// <summary>The command: <c>models tiny</c>, <c>models sd-miniature</c>, <c>models sdxl-miniature</c> and
+    /// <c>models sd3-miniature</c>.</summary>
     public static Command Command { get; } = new Command("models",
-        "write the bundled tiny pipeline (text encoder, video DiT, VAE decoder; ONNX), or a miniature SD 1.x/2.x or SDXL export, and print its files")
+        "write the bundled tiny pipeline (text encoder, video DiT, VAE decoder; ONNX), or a miniature SD 1.x/2.x, SDXL or SD3 export, and print its files")
     {
         new Command(TinyPipeline.Name, "write the bundled tiny pipeline and print its files with sizes and SHA-256 hashes") { Out, Seed }.With(Tiny),
         new Command(SdMiniature, "write a miniature SD 1.x/2.x ONNX export in a real exporter's layout and signatures, to try inspect, generate and serve on")
             { Out, Seed, Era, Prediction }.With((r, ct) => WriteMiniature(r, sdxl: false)),
         new Command(SdxlMiniature, "write a miniature SDXL ONNX export (two text encoders, pooled embeddings, time_ids) in a real exporter's layout and signatures")
             { Out, Seed, SdxlEra, Prediction }.With((r, ct) => WriteMiniature(r, sdxl: true)),
+        new Command(Sd3Miniature, "write a miniature SD3 ONNX export (CLIP-L, CLIP-G and T5 encoders, a transformer with pooled_projections, flow matching) in a real exporter's layout and signatures")
+            { Out, Seed, Sd3Era, T5Files }.With(WriteSd3Miniature),
     };
 
     private static int Tiny(ParseResult args, CancellationToken ct)
@@ -51,7 +58,35 @@ public static class ModelsCommand
         return 0;
     }
 
-    private const string SdMiniature = "sd-miniature", SdxlMiniature = "sdxl-miniature";
+    private const string SdMiniature = "sd-miniature", SdxlMiniature = "sdxl-miniature", Sd3Miniature = "sd3-miniature";
+
+    private static int WriteSd3Miniature(ParseResult args, CancellationToken ct)
+    {
+        var output = args.Text(Out);
+        var seed = args.GetValue(Seed);
+        var eraName = args.Text(Sd3Era);
+        var filesName = args.Text(T5Files);
+        var errors = new CliErrors();
+        if (Directory.Exists(output) && Directory.EnumerateFileSystemEntries(output).Any()) errors.Add($"--out: '{output}' exists and is not empty");
+        errors.ThrowIfAny();
+        var era = eraName == "olive" ? Sd3ExportEra.Olive : Sd3ExportEra.Optimum;
+        var files = filesName switch
+        {
+            "spiece.model" => T5TokenizerFormat.SentencePiece,
+            "tokenizer.json" => T5TokenizerFormat.TokenizerJson,
+            _ => T5TokenizerFormat.Both,
+        };
+        ExportMiniature.StableDiffusion3(output, era, files, withVaeConfig: true, seed);
+        Console.WriteLine($"wrote a miniature SD3 export ({eraName}, T5 files: {filesName}, seed {seed}) to {Path.GetFullPath(output)}");
+        PrintFiles(output);
+        return 0;
+    }
+
+    private static void PrintFiles(string output)
+    {
+        foreach (var f in Directory.EnumerateFiles(output, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal))
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {Path.GetRelativePath(output, f),-40} {new FileInfo(f).Length,10:N0} B"));
+    }
 
     private static int WriteMiniature(ParseResult args, bool sdxl)
     {
@@ -69,8 +104,7 @@ public static class ModelsCommand
             ExportMiniature.StableDiffusion(output, era.Era, prediction,
                 prediction == PredictionType.VPrediction ? "DDIMScheduler" : "PNDMScheduler", seed);
         Console.WriteLine($"wrote a miniature {(sdxl ? "SDXL" : "SD")} export ({era.Name}, {predictionName}, seed {seed}) to {Path.GetFullPath(output)}");
-        foreach (var f in Directory.EnumerateFiles(output, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal))
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {Path.GetRelativePath(output, f),-40} {new FileInfo(f).Length,10:N0} B"));
+        PrintFiles(output);
         return 0;
     }
 }

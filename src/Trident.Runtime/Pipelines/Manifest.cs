@@ -76,7 +76,12 @@ public sealed record VaeDecoderStage(string File, string Latents, string Image);
 /// <param name="TextEncoder2">A second text encoder run on the same prompts (SDXL's <c>text_encoder_2</c>), whose
 /// sequence states are concatenated to the first's along the width axis, or null. Export directories only:
 /// trident-pipeline.json does not express it.</param>
-public sealed record PipelineStages(TextEncoderStage TextEncoder, DenoiserStage Denoiser, VaeDecoderStage VaeDecoder, TextEncoderStage? TextEncoder2 = null);
+/// <param name="TextEncoder3">A T5 encoder run on the same prompts (SD3's <c>text_encoder_3</c>), whose sequence
+/// states are joined to the CLIP states on the token axis (the CLIP states zero-padded to its width), or null.
+/// Export directories only.</param>
+public sealed record PipelineStages(
+    TextEncoderStage TextEncoder, DenoiserStage Denoiser, VaeDecoderStage VaeDecoder, TextEncoderStage? TextEncoder2 = null,
+    TextEncoderStage? TextEncoder3 = null);
 
 /// <summary>How the prompt becomes token ids. Every tokenizer pads or truncates to <see cref="MaxLength"/>.</summary>
 /// <param name="MaxLength">Sequence length the text encoder takes, special tokens included.</param>
@@ -247,6 +252,8 @@ public sealed class ManifestException : Exception
 /// or null.</param>
 /// <param name="ZerosForEmptyNegative">Whether an empty negative prompt is encoded as zeros rather than as the
 /// empty string (diffusers' <c>force_zeros_for_empty_prompt</c> in SDXL's model_index.json).</param>
+/// <param name="Tokenizer3">The tokenizer of <see cref="PipelineStages.TextEncoder3"/> (SD3's T5
+/// <c>tokenizer_3</c>), or null.</param>
 public sealed record PipelineManifest(
     string Name,
     string Model,
@@ -258,13 +265,15 @@ public sealed record PipelineManifest(
     GuidanceSettings Guidance,
     SizeConstraint Size,
     TokenizerSettings? Tokenizer2 = null,
-    bool ZerosForEmptyNegative = false)
+    bool ZerosForEmptyNegative = false,
+    TokenizerSettings? Tokenizer3 = null)
 {
     /// <summary>Whether this manifest uses conditioning that trident-pipeline.json cannot express (a second
     /// text encoder, pooled embeddings, time_ids): such a pipeline is served from its export directory.</summary>
     public bool ExportOnly =>
         Stages.TextEncoder2 is not null || Stages.TextEncoder.Pooled is not null || Stages.Denoiser.TextEmbeds is not null
-        || Stages.Denoiser.TimeIds is not null || Tokenizer2 is not null || ZerosForEmptyNegative;
+        || Stages.Denoiser.TimeIds is not null || Tokenizer2 is not null || ZerosForEmptyNegative
+        || Stages.TextEncoder3 is not null || Tokenizer3 is not null;
 
     /// <summary>The manifest's file name at the root of a pipeline directory.</summary>
     public const string FileName = "trident-pipeline.json";

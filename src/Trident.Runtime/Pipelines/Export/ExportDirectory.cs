@@ -96,7 +96,10 @@ public sealed record RecognisedExport(
             s.AppendLine(inv, $"  tokenizer     CLIP BPE {t.Vocab} + {t.Merges}, {t.MaxLength} tokens, pad '{t.PadToken}'");
         if (m.Tokenizer2 is ClipBpeTokenizerSettings t2)
             s.AppendLine(inv, $"  tokenizer_2   CLIP BPE {t2.Vocab} + {t2.Merges}, {t2.MaxLength} tokens, pad '{t2.PadToken}'");
-        if (m.Stages.TextEncoder2 is { } te2)
+        if (m.Tokenizer3 is T5TokenizerSettings t3)
+            s.AppendLine(inv, $"  tokenizer_3   T5 SentencePiece Unigram {t3.File}, {t3.MaxLength} tokens (max_sequence_length), </s> then <pad>");
+        if (m.Stages.TextEncoder3 is not null) ExportDirectory.DescribeSd3Conditioning(s, m);
+        else if (m.Stages.TextEncoder2 is { } te2)
         {
             s.AppendLine(inv, $"  conditioning  encoder_hidden_states = {m.Stages.TextEncoder.LastHiddenState} of {m.Stages.TextEncoder.File} ‖ {te2.LastHiddenState} of {te2.File} (concatenated along the width)");
             if (te2.Pooled is { } pooled) s.AppendLine(inv, $"                {m.Stages.Denoiser.TextEmbeds} = {pooled} of {te2.File}");
@@ -119,7 +122,7 @@ public sealed record RecognisedExport(
 }
 
 /// <summary>Reads a diffusers/Optimum ONNX export directory.</summary>
-public static class ExportDirectory
+public static partial class ExportDirectory
 {
     /// <summary>The file that marks an export directory.</summary>
     public const string ModelIndex = "model_index.json";
@@ -205,7 +208,7 @@ public static class ExportDirectory
     private static readonly TensorElementType[] Floats = [TensorElementType.Float, TensorElementType.Float16];
     private static readonly TensorElementType[] Ids = [TensorElementType.Int32, TensorElementType.Int64];
 
-    private sealed class Reader(string directory)
+    private sealed partial class Reader(string directory)
     {
         private readonly List<ManifestError> errors = [];
         private readonly List<string> notes = [];
@@ -235,13 +238,18 @@ public static class ExportDirectory
                 if (unet is null && transformer is null) errors.Add(new("unet/", "missing: neither unet/model.onnx nor transformer/model.onnx exists"));
                 throw new ManifestException(directory, errors);
             }
-            if (family is not (ExportFamily.StableDiffusion or ExportFamily.StableDiffusionXL))
+            if (family is not (ExportFamily.StableDiffusion or ExportFamily.StableDiffusionXL or ExportFamily.StableDiffusion3))
             {
                 errors.Add(new(ModelIndex,
-                    $"recognised as {Describe(family.Value)} ({pipelineClass}), which this version of Trident does not serve yet; served: {Describe(ExportFamily.StableDiffusion)}, {Describe(ExportFamily.StableDiffusionXL)}"));
+                    $"recognised as {Describe(family.Value)} ({pipelineClass}), which this version of Trident does not serve yet; served: {Describe(ExportFamily.StableDiffusion)}, {Describe(ExportFamily.StableDiffusionXL)}, {Describe(ExportFamily.StableDiffusion3)}"));
                 throw new ManifestException(directory, errors);
             }
-            return family == ExportFamily.StableDiffusionXL ? StableDiffusionXL(pipelineClass, unet, index) : StableDiffusion(pipelineClass, unet);
+            return family switch
+            {
+                ExportFamily.StableDiffusionXL => StableDiffusionXL(pipelineClass, unet, index),
+                ExportFamily.StableDiffusion3 => StableDiffusion3(pipelineClass, transformer),
+                _ => StableDiffusion(pipelineClass, unet),
+            };
         }
 
         // ---- SDXL -------------------------------------------------------------------------------------------
@@ -393,14 +401,17 @@ public static class ExportDirectory
         // Latent geometry from vae_decoder/config.json (scaling_factor, shift_factor, latent_channels,
         // block_out_channels) and unet/config.json (in_channels), else the UNet's declared channel axis, else the
         // family's defaults (noted).
-        private LatentSettings LatentsOf(ComponentSignature? unet, double defaultScaling, string family)
+        // SD3 passes its transformer (folder "transformer", latent input "hidden_states") and its own defaults.
+        private LatentSettings LatentsOf(ComponentSignature? unet, double defaultScaling, string family,
+            string denoiserFolder = "unet", string latentInput = "sample", double? defaultShift = null, int defaultChannels = SdLatentChannels)
         {
             var vaeConfig = ReadJson("vae_decoder/config.json", required: false);
-            var unetConfig = ReadJson("unet/config.json", required: false);
+            var unetConfig = ReadJson($"{denoiserFolder}/config.json", required: false);
             var scaling = Number(vaeConfig, "scaling_factor") ?? Default("vae_decoder/config.json scaling_factor", defaultScaling, vaeConfig, family);
-            var shift = Number(vaeConfig, "shift_factor") ?? 0.0;
+            var shift = Number(vaeConfig, "shift_factor")
+                ?? (defaultShift is { } ds ? Default("vae_decoder/config.json shift_factor", ds, vaeConfig, family) : 0.0);
             var channels = (int?)Number(vaeConfig, "latent_channels") ?? (int?)Number(unetConfig, "in_channels")
-                ?? FixedDim(unet, "sample", 1) ?? (int)Default("latent channels", SdLatentChannels, vaeConfig, family);
+                ?? FixedDim(unet, latentInput, 1) ?? (int)Default("latent channels", defaultChannels, vaeConfig, family);
             var blocks = vaeConfig is { } vc && vc.TryGetProperty("block_out_channels", out var boc) && boc.ValueKind == JsonValueKind.Array
                 ? boc.GetArrayLength() : 0;
             var spatial = blocks > 0 ? 1 << (blocks - 1) : SdSpatialScale;

@@ -61,7 +61,7 @@ public enum ExportEra
 }
 
 /// <summary>Writes miniature export directories (see the file's header for the sources).</summary>
-public static class ExportMiniature
+public static partial class ExportMiniature
 {
     private const TensorElementType F32 = TensorElementType.Float;
     private const int TextWidth = 32;
@@ -262,7 +262,7 @@ public static class ExportMiniature
     // (its metadata reads [batch_size, projection]). hidden_states.0 is the embeddings, hidden_states.i the i-th layer's output,
     // last_hidden_state the final LayerNorm of hidden_states.N; the pooled outputs are the token mean (CLIP
     // takes the end token's state; either depends on every token), projected for text_embeds.
-    private static GraphBuilder ClipWithHiddenStates(string component, int vocabSize, int width, int? projection, WeightInit w)
+    internal static GraphBuilder ClipWithHiddenStates(string component, int vocabSize, int width, int? projection, WeightInit w)
     {
         var g = new GraphBuilder(component) { Description = $"Trident miniature {(projection is null ? "CLIPTextModel" : "CLIPTextModelWithProjection")} with hidden states" };
         Dim batch = "batch_size", sequence = "sequence_length";
@@ -293,7 +293,7 @@ public static class ExportMiniature
 
     // The CLIPTokenizer files in `folder`: a byte-level vocabulary (each byte alone and word-final), a few merges,
     // the start and end tokens; special_tokens_map.json and tokenizer_config.json with `pad`. Returns the vocabulary size.
-    private static int WriteClipTokenizer(string folder, string pad)
+    internal static int WriteClipTokenizer(string folder, string pad)
     {
         var vocab = new Dictionary<string, int>(StringComparer.Ordinal);
         for (var b = 0; b < 256; b++) vocab[ClipBpeTokenizer.ByteToUnicodeSymbol((byte)b)] = b;
@@ -325,7 +325,7 @@ public static class ExportMiniature
         ["content"] = content, ["lstrip"] = false, ["normalized"] = true, ["rstrip"] = false, ["single_word"] = false,
     };
 
-    private static void WriteJson(string path, JsonNode node) =>
+    internal static void WriteJson(string path, JsonNode node) =>
         File.WriteAllText(path, node.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
 
     // CLIPTextModel in miniature: token + position embeddings, LayerNorm, a Linear; pooler_output is the mean
@@ -401,16 +401,16 @@ public static class ExportMiniature
     }
 
     // AutoencoderKL's decoder in miniature: conv_in, three (2× upsample, conv, SiLU), conv_out, tanh (×8).
-    private static GraphBuilder VaeDecoder(ExportEra era, WeightInit w)
+    internal static GraphBuilder VaeDecoder(ExportEra era, WeightInit w, int latentChannels = LatentChannels)
     {
         var g = new GraphBuilder("vae_decoder") { Description = $"Trident miniature AutoencoderKL decoder ({era})" };
         ValueRef latent = era switch
         {
             ExportEra.DiffusersScript2022 => g.Input("latent_sample", F32, "batch", "channels", "height", "width"),
             ExportEra.Optimum2023 => g.Input("latent_sample", F32, "batch_size", "num_channels_latent", "height_latent", "width_latent"),
-            _ => g.Input("latent_sample", F32, "batch_size", LatentChannels, "latent_height", "latent_width"),
+            _ => g.Input("latent_sample", F32, "batch_size", latentChannels, "latent_height", "latent_width"),
         };
-        var x = g.Conv2d(latent, LatentChannels, VaeWidth, 3, w, "decoder.conv_in");
+        var x = g.Conv2d(latent, latentChannels, VaeWidth, 3, w, "decoder.conv_in");
         for (var i = 0; i < 3; i++) x = g.SiLU(g.Conv2d(g.Upsample2x(x), VaeWidth, VaeWidth, 3, w, $"decoder.up_blocks.{i}.conv"));
         var image = g.Tanh(g.Conv2d(x, VaeWidth, 3, 3, w, "decoder.conv_out"));
         switch (era)
