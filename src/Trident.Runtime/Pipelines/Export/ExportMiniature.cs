@@ -374,11 +374,9 @@ public static partial class ExportMiniature
         var timeIds = sdxl ? g.Input("time_ids", F32, batch, 6) : default;
 
         var t = era == ExportEra.Optimum2023 ? g.Cast(timestep, F32) : timestep;
-        const int half = 8;
-        var frequencies = new float[half];
-        for (var i = 0; i < half; i++) frequencies[i] = (float)TinyGraph.PortableExp(-9.210340371976184 * i / half); // max period 10⁴
-        var angles = g.Mul(g.Reshape(t, -1, 1), g.Constant("time_frequencies", frequencies, 1, half));
-        var sinusoid = g.Concat(-1, g.Cos(angles), g.Sin(angles));
+        const int half = SinusoidHalf;
+        var frequencies = SinusoidFrequencies();
+        var sinusoid = TimestepSinusoid(g, t);
         var temb = g.Linear(g.SiLU(g.Linear(sinusoid, 2 * half, UnetWidth, w, "time_embedding.linear_1")), UnetWidth, UnetWidth, w, "time_embedding.linear_2");
         if (sdxl)
         {
@@ -398,6 +396,24 @@ public static partial class ExportMiniature
         var output = g.Conv2d(g.SiLU(h), UnetWidth, LatentChannels, 3, w, "conv_out");
         g.Output(output, "out_sample", F32, batch, channels, "height", "width");
         return g;
+    }
+
+    private const int SinusoidHalf = 8;
+
+    // diffusers' Timesteps frequencies 10⁴^(−i/8), i < 8 (max period 10⁴).
+    private static float[] SinusoidFrequencies()
+    {
+        var values = new float[SinusoidHalf];
+        for (var i = 0; i < SinusoidHalf; i++) values[i] = (float)TinyGraph.PortableExp(-9.210340371976184 * i / SinusoidHalf);
+        return values;
+    }
+
+    // The sinusoidal timestep embedding (cos ‖ sin of t · frequencies) of a timestep of any rank, reshaped to
+    // [N, 1]: [N, 16].
+    private static ValueRef TimestepSinusoid(GraphBuilder g, ValueRef t)
+    {
+        var angles = g.Mul(g.Reshape(t, -1, 1), g.Constant("time_frequencies", SinusoidFrequencies(), 1, SinusoidHalf));
+        return g.Concat(-1, g.Cos(angles), g.Sin(angles));
     }
 
     // AutoencoderKL's decoder in miniature: conv_in, three (2× upsample, conv, SiLU), conv_out, tanh (×8).

@@ -193,12 +193,8 @@ public static partial class ExportMiniature
         var pooled = g.Input("pooled_projections", F32, batch, Sd3ClipL + Sd3ClipG);
         var timestep = g.Input("timestep", F32, era == Sd3ExportEra.Optimum ? "step" : "batch_size");
 
-        const int half = 8;
-        var frequencies = new float[half];
-        for (var i = 0; i < half; i++) frequencies[i] = (float)TinyGraph.PortableExp(-9.210340371976184 * i / half); // max period 10⁴
-        var angles = g.Mul(g.Reshape(timestep, -1, 1), g.Constant("time_frequencies", frequencies, 1, half));
-        var sinusoid = g.Concat(-1, g.Cos(angles), g.Sin(angles));
-        var temb = g.Linear(g.SiLU(g.Linear(sinusoid, 2 * half, Sd3TransformerWidth, w, "time_text_embed.timestep_embedder.linear_1")),
+        var sinusoid = TimestepSinusoid(g, timestep);
+        var temb = g.Linear(g.SiLU(g.Linear(sinusoid, 2 * SinusoidHalf, Sd3TransformerWidth, w, "time_text_embed.timestep_embedder.linear_1")),
             Sd3TransformerWidth, Sd3TransformerWidth, w, "time_text_embed.timestep_embedder.linear_2");
         var pooledEmb = g.Linear(g.SiLU(g.Linear(pooled, Sd3ClipL + Sd3ClipG, Sd3TransformerWidth, w, "time_text_embed.text_embedder.linear_1")),
             Sd3TransformerWidth, Sd3TransformerWidth, w, "time_text_embed.text_embedder.linear_2");
