@@ -14,6 +14,8 @@ namespace Trident.Api.Cli;
 /// <c>trident models sdxl-miniature --out DIR [--era optimum-2023|optimum]</c> writes a miniature SDXL export;
 /// <c>trident models flux-miniature --out DIR [--variant schnell|dev] [--ids 2d|3d] [--ids-type int64|float]</c> a
 /// miniature Flux.1 export.
+/// <c>trident models sd3-miniature --out DIR [--era optimum|olive] [--t5-files both|spiece.model|tokenizer.json]</c>
+/// a miniature SD3 export (Sd3Miniature.cs).
 /// </summary>
 public static class ModelsCommand
 {
@@ -30,11 +32,14 @@ public static class ModelsCommand
     private static readonly Option<string> Variant = Opt.Choice("--variant", "FLUX.1-schnell (no guidance input) or FLUX.1-dev (embedded guidance)", "schnell", "schnell", "dev");
     private static readonly Option<string> FluxIdsRank = Opt.Choice("--ids", "img_ids/txt_ids as [n, 3] (diffusers ≥ 0.31 exports) or [batch, n, 3] (older)", "2d", "2d", "3d");
     private static readonly Option<string> FluxIdsType = Opt.Choice("--ids-type", "element type of img_ids/txt_ids (Optimum: int64)", "int64", "int64", "float");
+    private static readonly Option<string> Sd3Era = Opt.Choice("--era", "whose exporter's transformer signature to copy (Optimum: timestep [step] → out_hidden_states; Olive: timestep [batch_size] → out_sample)", "optimum", "optimum", "olive");
+    private static readonly Option<string> T5Files = Opt.Choice("--t5-files", "which T5 tokenizer files tokenizer_3/ holds", "both", "both", "spiece.model", "tokenizer.json");
     private static readonly Option<string> Prediction = Opt.Choice("--prediction", "what the UNet predicts (SDXL base: epsilon only)", "epsilon", "epsilon", "v_prediction");
 
-    /// <summary>The command: <c>models tiny</c>, <c>models sd-miniature</c> and <c>models sdxl-miniature</c>.</summary>
+    /// <summary>The command: <c>models tiny</c>, <c>models sd-miniature</c>, <c>models sdxl-miniature</c> and
+    /// <c>models sd3-miniature</c>.</summary>
     public static Command Command { get; } = new Command("models",
-        "write the bundled tiny pipeline (text encoder, video DiT, VAE decoder; ONNX), or a miniature SD 1.x/2.x, SDXL or Flux.1 export, and print its files")
+        "write the bundled tiny pipeline (text encoder, video DiT, VAE decoder; ONNX), or a miniature SD 1.x/2.x, SDXL, SD3 or Flux.1 export, and print its files")
     {
         new Command(TinyPipeline.Name, "write the bundled tiny pipeline and print its files with sizes and SHA-256 hashes") { Out, Seed }.With(Tiny),
         new Command(SdMiniature, "write a miniature SD 1.x/2.x ONNX export in a real exporter's layout and signatures, to try inspect, generate and serve on")
@@ -43,6 +48,8 @@ public static class ModelsCommand
             { Out, Seed, SdxlEra, Prediction }.With((r, ct) => WriteMiniature(r, sdxl: true)),
         new Command(FluxMiniature, "write a miniature Flux.1 ONNX export (CLIP pooled + T5, packed latents, img_ids/txt_ids, guidance for dev) in Optimum's layout and signatures")
             { Out, Seed, Variant, FluxIdsRank, FluxIdsType }.With(WriteFlux),
+        new Command(Sd3Miniature, "write a miniature SD3 ONNX export (CLIP-L, CLIP-G and T5 encoders, a transformer with pooled_projections, flow matching) in a real exporter's layout and signatures")
+            { Out, Seed, Sd3Era, T5Files }.With(WriteSd3Miniature),
     };
 
     private const string FluxMiniature = "flux-miniature";
@@ -82,7 +89,29 @@ public static class ModelsCommand
         return 0;
     }
 
-    private const string SdMiniature = "sd-miniature", SdxlMiniature = "sdxl-miniature";
+    private const string SdMiniature = "sd-miniature", SdxlMiniature = "sdxl-miniature", Sd3Miniature = "sd3-miniature";
+
+    private static int WriteSd3Miniature(ParseResult args, CancellationToken ct)
+    {
+        var output = args.Text(Out);
+        var seed = args.GetValue(Seed);
+        var eraName = args.Text(Sd3Era);
+        var filesName = args.Text(T5Files);
+        var errors = new CliErrors();
+        if (Directory.Exists(output) && Directory.EnumerateFileSystemEntries(output).Any()) errors.Add($"--out: '{output}' exists and is not empty");
+        errors.ThrowIfAny();
+        var era = eraName == "olive" ? Sd3ExportEra.Olive : Sd3ExportEra.Optimum;
+        var files = filesName switch
+        {
+            "spiece.model" => T5TokenizerFormat.SentencePiece,
+            "tokenizer.json" => T5TokenizerFormat.TokenizerJson,
+            _ => T5TokenizerFormat.Both,
+        };
+        ExportMiniature.StableDiffusion3(output, era, files, withVaeConfig: true, seed);
+        Console.WriteLine($"wrote a miniature SD3 export ({eraName}, T5 files: {filesName}, seed {seed}) to {Path.GetFullPath(output)}");
+        PrintFiles(output);
+        return 0;
+    }
 
     private static int WriteMiniature(ParseResult args, bool sdxl)
     {

@@ -51,10 +51,23 @@ public sealed class EncodeExecutor(LoadedPipeline pipeline)
             // concatenated along the width (768 + 1280 = 2048 for SDXL base); the pooled embedding is the second
             // encoder's text_embeds.
             // Flux (FluxPipeline.encode_prompt): CLIP's pooled output and T5's sequence alone.
+            // SD3 (StableDiffusion3Pipeline.encode_prompt) joins the two CLIP encoders' penultimate states as SDXL does,
+            // and its pooled projections are both encoders' text_embeds concatenated (768 + 1280 = 2048).
             var (hidden2, pooled2) = Run(StageModel.TextEncoder2, second, pipeline.Tokenizer2!, texts, intraOpThreads, cancellationToken);
-            (hidden, pooled) = manifest.Stages.Conditioning == Pipelines.TextConditioning.PooledFirstSequenceSecond
-                ? (hidden2, pooled)
-                : (ConcatWidth(hidden, hidden2), pooled2 ?? pooled);
+            if (manifest.Stages.Conditioning == Pipelines.TextConditioning.PooledFirstSequenceSecond) hidden = hidden2;
+            else
+            {
+                hidden = ConcatWidth(hidden, hidden2);
+                pooled = pooled is null ? pooled2 : pooled2 is null ? pooled : ConcatWidth(pooled, pooled2);
+            }
+        }
+        if (manifest.Stages.TextEncoder3 is { } t5)
+        {
+            // SD3 (StableDiffusion3Pipeline.encode_prompt): the CLIP states [rows, 77, 2048] are zero-padded along the
+            // width to T5's (torch.nn.functional.pad(clip_prompt_embeds, (0, t5_width − clip_width))) and joined to
+            // T5's last_hidden_state [rows, max_sequence_length, 4096] on the token axis → [rows, 77 + 256, 4096].
+            var (sequence, _) = Run(StageModel.TextEncoder3, t5, pipeline.Tokenizer3!, texts, intraOpThreads, cancellationToken);
+            hidden = ConcatTokens(hidden, sequence);
         }
         if (manifest.ZerosForEmptyNegative && negativePrompts is not null)
         {
@@ -102,21 +115,43 @@ public sealed class EncodeExecutor(LoadedPipeline pipeline)
         return (hidden, pooled);
     }
 
-    // [rows, tokens, a] ‖ [rows, tokens, b] → float32 [rows, tokens, a + b].
+    // Along the last axis: [rows, tokens, a] ‖ [rows, tokens, b] → float32 [rows, tokens, a + b] (states), or
+    // [rows, a] ‖ [rows, b] → [rows, a + b] (pooled embeddings).
     private static Tensor ConcatWidth(Tensor left, Tensor right)
     {
-        if (left.Shape[0] != right.Shape[0] || left.Shape[1] != right.Shape[1])
-            throw new InvalidOperationException($"the two text encoders' states {left} and {right} differ in rows or tokens");
+        var rank = left.Shape.Count;
+        if (rank != right.Shape.Count || rank is < 2 or > 3 || !left.Shape.Take(rank - 1).SequenceEqual(right.Shape.Take(rank - 1)))
+            throw new InvalidOperationException($"the two text encoders' outputs {left} and {right} differ in rows or tokens");
         var l = left.As(TensorElementType.Float).AsFloat();
         var r = right.As(TensorElementType.Float).AsFloat();
-        long a = left.Shape[2], b = right.Shape[2], tokens = left.Shape[0] * left.Shape[1];
+        long a = left.Shape[^1], b = right.Shape[^1], tokens = left.Length / a;
         var joined = new float[tokens * (a + b)];
         for (long t = 0; t < tokens; t++)
         {
             l.AsSpan((int)(t * a), (int)a).CopyTo(joined.AsSpan((int)(t * (a + b))));
             r.AsSpan((int)(t * b), (int)b).CopyTo(joined.AsSpan((int)(t * (a + b) + a)));
         }
-        return Tensor.FromFloat(joined, left.Shape[0], left.Shape[1], a + b);
+        return Tensor.FromFloat(joined, [.. left.Shape.Take(rank - 1), a + b]);
+    }
+
+    // [rows, n, a] (zero-padded to width w) ‖ [rows, m, w] → float32 [rows, n + m, w]: SD3's CLIP states before T5's.
+    private static Tensor ConcatTokens(Tensor clip, Tensor t5)
+    {
+        if (clip.Shape.Count != 3 || t5.Shape.Count != 3 || clip.Shape[0] != t5.Shape[0])
+            throw new InvalidOperationException($"the CLIP states {clip} and the T5 states {t5} differ in rows or rank");
+        long rows = clip.Shape[0], n = clip.Shape[1], a = clip.Shape[2], m = t5.Shape[1], w = t5.Shape[2];
+        if (a > w)
+            throw new InvalidOperationException($"the CLIP states {clip} are wider than the T5 states {t5}: SD3 pads CLIP to T5's width");
+        var c = clip.As(TensorElementType.Float).AsFloat();
+        var t = t5.As(TensorElementType.Float).AsFloat();
+        var joined = new float[rows * (n + m) * w];
+        for (long r = 0; r < rows; r++)
+        {
+            var row = joined.AsSpan((int)(r * (n + m) * w), (int)((n + m) * w));
+            for (long k = 0; k < n; k++) c.AsSpan((int)((r * n + k) * a), (int)a).CopyTo(row[(int)(k * w)..]);
+            t.AsSpan((int)(r * m * w), (int)(m * w)).CopyTo(row[(int)(n * w)..]);
+        }
+        return Tensor.FromFloat(joined, rows, n + m, w);
     }
 
     private static void ZeroRow(Tensor t, int row)

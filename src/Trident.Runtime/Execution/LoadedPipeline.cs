@@ -37,6 +37,9 @@ public enum StageModel
 
     /// <summary>A second text encoder (SDXL's text_encoder_2), also run by the encode stage.</summary>
     TextEncoder2,
+
+    /// <summary>A T5 text encoder (SD3's text_encoder_3), also run by the encode stage.</summary>
+    TextEncoder3,
 }
 
 /// <summary>A pipeline directory with its manifest and lazily created ONNX Runtime sessions. Thread-safe;
@@ -54,6 +57,7 @@ public sealed class LoadedPipeline : IDisposable
         Provider = provider;
         Tokenizer = TokenizerFactory.Create(manifest.Tokenizer, directory);
         Tokenizer2 = manifest.Tokenizer2 is { } t2 ? TokenizerFactory.Create(t2, directory) : null;
+        Tokenizer3 = manifest.Tokenizer3 is { } t3 ? TokenizerFactory.Create(t3, directory) : null;
         Sampler = SamplerFactory.Create(manifest.Sampler);
     }
 
@@ -87,6 +91,9 @@ public sealed class LoadedPipeline : IDisposable
     /// <summary>The second encoder's tokenizer (SDXL's tokenizer_2), or null.</summary>
     public ITokenizer? Tokenizer2 { get; }
 
+    /// <summary>The T5 encoder's tokenizer (SD3's tokenizer_3), or null. Disposed with the pipeline.</summary>
+    public ITokenizer? Tokenizer3 { get; }
+
     /// <summary>The manifest's sampler (stateless: safe to share).</summary>
     public ISampler Sampler { get; }
 
@@ -99,12 +106,14 @@ public sealed class LoadedPipeline : IDisposable
     public ISampler SamplerFor(string? scheduler) =>
         scheduler is null ? Sampler : samplers.GetOrAdd(scheduler, name => SamplerFactory.Create(Manifest.Sampler, name));
 
-    /// <summary>The stage models this pipeline has, in StageModel order: the three, and TextEncoder2 when the
-    /// manifest names a second text encoder.</summary>
+    /// <summary>The stage models this pipeline has, in StageModel order: the three, then TextEncoder2 and
+    /// TextEncoder3 when the manifest names a second and a third (T5) text encoder.</summary>
     public IReadOnlyList<StageModel> Models =>
-        Manifest.Stages.TextEncoder2 is null
-            ? [StageModel.TextEncoder, StageModel.Denoiser, StageModel.VaeDecoder]
-            : [StageModel.TextEncoder, StageModel.Denoiser, StageModel.VaeDecoder, StageModel.TextEncoder2];
+    [
+        StageModel.TextEncoder, StageModel.Denoiser, StageModel.VaeDecoder,
+        .. Manifest.Stages.TextEncoder2 is null ? (StageModel[])[] : [StageModel.TextEncoder2],
+        .. Manifest.Stages.TextEncoder3 is null ? (StageModel[])[] : [StageModel.TextEncoder3],
+    ];
 
     /// <summary>Absolute path of a stage's model file.</summary>
     public string ModelPath(StageModel model) => PipelineManifest.ResolvePath(Directory, model switch
@@ -114,6 +123,8 @@ public sealed class LoadedPipeline : IDisposable
         StageModel.VaeDecoder => Manifest.Stages.VaeDecoder.File,
         StageModel.TextEncoder2 => Manifest.Stages.TextEncoder2?.File
             ?? throw new InvalidOperationException($"pipeline '{Manifest.Name}' has no second text encoder"),
+        StageModel.TextEncoder3 => Manifest.Stages.TextEncoder3?.File
+            ?? throw new InvalidOperationException($"pipeline '{Manifest.Name}' has no T5 text encoder"),
         _ => throw new ArgumentOutOfRangeException(nameof(model), model, "unknown stage model"),
     });
 
@@ -188,6 +199,7 @@ public sealed class LoadedPipeline : IDisposable
         StageModel.TextEncoder => "text encoder",
         StageModel.Denoiser => "denoiser",
         StageModel.TextEncoder2 => "second text encoder",
+        StageModel.TextEncoder3 => "T5 text encoder",
         _ => "VAE decoder",
     };
 
@@ -201,5 +213,6 @@ public sealed class LoadedPipeline : IDisposable
         foreach (var lazy in steps.Values)
             if (lazy.IsValueCreated) lazy.Value.Dispose();
         steps.Clear();
+        foreach (var tokenizer in new[] { Tokenizer, Tokenizer2, Tokenizer3 }) (tokenizer as IDisposable)?.Dispose();
     }
 }

@@ -77,7 +77,7 @@ public sealed record DenoiserStage(
 /// <param name="Image">Name of the decoded output (<c>sample</c>), NCHW or NCFHW.</param>
 public sealed record VaeDecoderStage(string File, string Latents, string Image);
 
-/// <summary>The stage models of a pipeline: three, or four with a second text encoder.</summary>
+/// <summary>The stage models of a pipeline: three, four with a second text encoder (SDXL, Flux), five with a third (SD3).</summary>
 /// <param name="TextEncoder">The (first) text encoder.</param>
 /// <param name="Denoiser">The transformer or UNet.</param>
 /// <param name="VaeDecoder">The VAE decoder.</param>
@@ -85,18 +85,22 @@ public sealed record VaeDecoderStage(string File, string Latents, string Image);
 /// sequence states are concatenated to the first's along the width axis, or null. Export directories only:
 /// trident-pipeline.json does not express it.</param>
 /// <param name="Conditioning">How two text encoders' outputs become the denoiser's conditioning.</param>
+/// <param name="TextEncoder3">A T5 encoder run on the same prompts (SD3's <c>text_encoder_3</c>), whose sequence
+/// states are joined to the CLIP states on the token axis (the CLIP states zero-padded to its width), or null.
+/// Export directories only.</param>
 public sealed record PipelineStages(
     TextEncoderStage TextEncoder,
     DenoiserStage Denoiser,
     VaeDecoderStage VaeDecoder,
     TextEncoderStage? TextEncoder2 = null,
-    TextConditioning Conditioning = TextConditioning.ConcatenateWidths);
+    TextConditioning Conditioning = TextConditioning.ConcatenateWidths,
+    TextEncoderStage? TextEncoder3 = null);
 
 /// <summary>How the outputs of two text encoders condition the denoiser.</summary>
 public enum TextConditioning
 {
-    /// <summary>SDXL: both encoders' sequence states concatenated along the width; the pooled embedding is the
-    /// second encoder's.</summary>
+    /// <summary>SDXL and SD3: both encoders' sequence states concatenated along the width; the pooled embedding is
+    /// the second encoder's (SDXL, whose first has none) or both encoders' concatenated (SD3).</summary>
     ConcatenateWidths,
 
     /// <summary>Flux (diffusers FluxPipeline.encode_prompt): the pooled embedding is the first encoder's (CLIP's
@@ -298,6 +302,8 @@ public sealed class ManifestException : Exception
 /// or null.</param>
 /// <param name="ZerosForEmptyNegative">Whether an empty negative prompt is encoded as zeros rather than as the
 /// empty string (diffusers' <c>force_zeros_for_empty_prompt</c> in SDXL's model_index.json).</param>
+/// <param name="Tokenizer3">The tokenizer of <see cref="PipelineStages.TextEncoder3"/> (SD3's T5
+/// <c>tokenizer_3</c>), or null.</param>
 public sealed record PipelineManifest(
     string Name,
     string Model,
@@ -309,7 +315,8 @@ public sealed record PipelineManifest(
     GuidanceSettings Guidance,
     SizeConstraint Size,
     TokenizerSettings? Tokenizer2 = null,
-    bool ZerosForEmptyNegative = false)
+    bool ZerosForEmptyNegative = false,
+    TokenizerSettings? Tokenizer3 = null)
 {
     /// <summary>Whether this manifest uses conditioning that trident-pipeline.json cannot express (a second
     /// text encoder, pooled embeddings, time_ids): such a pipeline is served from its export directory.</summary>
@@ -318,7 +325,8 @@ public sealed record PipelineManifest(
         || Stages.Denoiser.TimeIds is not null || Tokenizer2 is not null || ZerosForEmptyNegative
         || Stages.Denoiser.ImgIds is not null || Stages.Denoiser.TxtIds is not null || Stages.Denoiser.Guidance is not null
         || Latents.Packing != 1 || Guidance.Embedded || Sampler is FlowEulerSettings { Dynamic: not null }
-        || Tokenizer is T5TokenizerSettings || Tokenizer2 is T5TokenizerSettings;
+        || Tokenizer is T5TokenizerSettings || Tokenizer2 is T5TokenizerSettings
+        || Stages.TextEncoder3 is not null || Tokenizer3 is not null;
 
     /// <summary>The manifest's file name at the root of a pipeline directory.</summary>
     public const string FileName = "trident-pipeline.json";

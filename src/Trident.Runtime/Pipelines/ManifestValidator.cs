@@ -25,6 +25,9 @@ internal static class ManifestValidator
         }
         if ((m.Tokenizer2 is null) != (m.Stages.TextEncoder2 is null))
             v.Error("tokenizer_2", "a second text encoder needs a second tokenizer, and the reverse");
+        if (m.Tokenizer3 is { } t3) CheckTokenizer(v, t3, "tokenizer_3");
+        if ((m.Tokenizer3 is null) != (m.Stages.TextEncoder3 is null))
+            v.Error("tokenizer_3", "a T5 text encoder needs a third tokenizer, and the reverse");
         CheckLatents(v, m.Latents, m.Kind);
         CheckSampler(v, m.Sampler);
         CheckGuidance(v, m.Guidance);
@@ -67,6 +70,12 @@ internal static class ManifestValidator
             // Export-only (SDXL's text_encoder_2); paths name the component as the export directory does.
             v.File("stages.text_encoder_2.file", te2.File);
             v.NonEmpty("stages.text_encoder_2.outputs.last_hidden_state", te2.LastHiddenState);
+        }
+        if (s.TextEncoder3 is { } te3)
+        {
+            // Export-only (SD3's T5 text_encoder_3).
+            v.File("stages.text_encoder_3.file", te3.File);
+            v.NonEmpty("stages.text_encoder_3.outputs.last_hidden_state", te3.LastHiddenState);
         }
         if ((s.Denoiser.TextEmbeds is null) != ((s.TextEncoder2?.Pooled ?? s.TextEncoder.Pooled) is null))
             v.Error(P(dn, K.Inputs, "text_embeds"), "a pooled text input needs a text encoder with a pooled output, and the reverse");

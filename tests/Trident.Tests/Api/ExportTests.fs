@@ -26,9 +26,9 @@ let private miniature era prediction =
 
 let private eras = [ ExportEra.DiffusersScript2022; ExportEra.Optimum2023; ExportEra.OptimumCurrent ]
 
-let private run = runCli
+let run = runCli
 
-let private input (c: ComponentSignature) name = c.Inputs |> Seq.find (fun i -> i.Name = name)
+let input (c: ComponentSignature) name = c.Inputs |> Seq.find (fun i -> i.Name = name)
 
 let ``each exporter era's signatures are read from the models, not assumed`` =
     testCase "each exporter era's signatures are read from the models, not assumed" <| fun () ->
@@ -67,7 +67,7 @@ let ``each exporter era's signatures are read from the models, not assumed`` =
         | other -> failtestf "unexpected %O" other
 
 /// A text encoder whose input_ids is float: a mismatched input.
-let private writeFloatIdsEncoder (path: string) =
+let writeFloatIdsEncoder (path: string) =
     let g = GraphBuilder("bad_text_encoder")
     let ids = g.Input("input_ids", TensorElementType.Float, Dim.Symbolic "batch_size", Dim.Symbolic "sequence_length")
     g.Output(g.Identity ids, "last_hidden_state", TensorElementType.Float, Dim.Symbolic "batch_size", Dim.Symbolic "sequence_length") |> ignore
@@ -107,8 +107,8 @@ let ``a broken export gets one error listing every missing file, unknown compone
         Expect.equal code 2 "serve exits 2 without starting"
         expectEveryProblem err
 
-let ``the family comes from model_index.json and the signatures, and families not served are named`` =
-    testCase "the family comes from model_index.json and the signatures, and families not served are named" <| fun () ->
+let ``the family comes from model_index.json and the signatures, which must agree`` =
+    testCase "the family comes from model_index.json and the signatures, which must agree" <| fun () ->
         let dir = miniature ExportEra.OptimumCurrent PredictionType.Epsilon
         let indexPath = Path.Combine(dir, "model_index.json")
         let withClass (cls: string) =
@@ -120,7 +120,7 @@ let ``the family comes from model_index.json and the signatures, and families no
         Expect.stringContains e.Message "model_index.json says sdxl (StableDiffusionXLPipeline) but the denoiser's inputs (sample, timestep, encoder_hidden_states) are those of stable-diffusion" "class and signature disagree"
         withClass "StableDiffusion3Pipeline"
         let e = expectThrows<ManifestException> "ManifestException" (fun () -> ExportDirectory.Recognise dir |> ignore)
-        Expect.stringContains e.Message "recognised as sd3 (StableDiffusion3Pipeline), which this version of Trident does not serve yet; served: stable-diffusion (SD 1.x/2.x), sdxl" "a family not served is named"
+        Expect.stringContains e.Message "model_index.json says sd3 (StableDiffusion3Pipeline) but the denoiser's inputs (sample, timestep, encoder_hidden_states) are those of stable-diffusion" "SD3's class on a UNet"
         withClass "KandinskyPipeline"
         let e = expectThrows<ManifestException> "ManifestException" (fun () -> ExportDirectory.Recognise dir |> ignore)
         Expect.stringContains e.Message "_class_name 'KandinskyPipeline' is not a pipeline Trident knows" "an unknown class"
@@ -140,7 +140,7 @@ let ``trident-pipeline.json in an export directory overrides what is recognised`
 
 // ---- end to end ----------------------------------------------------------------------------------------
 
-let private generate dir (extra: string list) =
+let generate dir (extra: string list) =
     let out = TinyFixture.tempPath "out.png"
     let code, _, err =
         let prompt = if List.contains "--prompt" extra then [] else [ "--prompt"; "a photo of a cat" ]
@@ -150,7 +150,7 @@ let private generate dir (extra: string list) =
     File.ReadAllBytes out
 
 /// Posts `body` to the server, waits for the job and checks that its image has the pixels `generate` makes with `extra`.
-let private expectServedAsGenerated client dir (body: string) extra (message: string) =
+let expectServedAsGenerated client dir (body: string) extra (message: string) =
     use r = post client "/v1/generations" body
     Expect.equal r.StatusCode HttpStatusCode.Accepted "accepted"
     let id = (json r).GetProperty("id").GetString()
@@ -290,7 +290,7 @@ let ``a broken SDXL export lists every problem of its second encoder and tokeniz
               "text_encoder_2/model.onnx:hidden_states: missing outputs hidden_states.0 … hidden_states.N" ] do
             Expect.stringContains e.Message expected "every problem is listed"
 
-let private row (t: Tensor) (r: int) =
+let row (t: Tensor) (r: int) =
     let per = int (t.Length / t.Shape[0])
     t.AsFloat().AsSpan(r * per, per).ToArray()
 
@@ -658,7 +658,7 @@ let unitTests =
     testList "unit" [ testList "ExportTests" [
         ``each exporter era's signatures are read from the models, not assumed``
         ``a broken export gets one error listing every missing file, unknown component and mismatched input``
-        ``the family comes from model_index.json and the signatures, and families not served are named``
+        ``the family comes from model_index.json and the signatures, which must agree``
         ``trident-pipeline.json in an export directory overrides what is recognised``
         ``SDXL exports of both Optimum eras are recognised: two encoders, text_embeds and time_ids``
         ``a broken SDXL export lists every problem of its second encoder and tokenizer``

@@ -98,6 +98,8 @@ public sealed record RecognisedExport(
             s.AppendLine(inv, $"  tokenizer_2   CLIP BPE {t2.Vocab} + {t2.Merges}, {t2.MaxLength} tokens, pad '{t2.PadToken}'");
         if (m.Tokenizer2 is T5TokenizerSettings t5)
             s.AppendLine(inv, $"  tokenizer_2   T5 SentencePiece {t5.File}, {t5.MaxLength} tokens (max_sequence_length)");
+        if (m.Tokenizer3 is T5TokenizerSettings t3)
+            s.AppendLine(inv, $"  tokenizer_3   T5 SentencePiece Unigram {t3.File}, {t3.MaxLength} tokens (max_sequence_length), </s> then <pad>");
         if (m.Stages.TextEncoder2 is { } flux && m.Stages.Conditioning == TextConditioning.PooledFirstSequenceSecond)
         {
             var d = m.Stages.Denoiser;
@@ -108,6 +110,7 @@ public sealed record RecognisedExport(
                 : "no guidance input (schnell): no guidance scale, no negative prompt";
             s.AppendLine(inv, $"                {guidance}");
         }
+        else if (m.Stages.TextEncoder3 is not null) ExportDirectory.DescribeSd3Conditioning(s, m);
         else if (m.Stages.TextEncoder2 is { } te2)
         {
             s.AppendLine(inv, $"  conditioning  encoder_hidden_states = {m.Stages.TextEncoder.LastHiddenState} of {m.Stages.TextEncoder.File} ‖ {te2.LastHiddenState} of {te2.File} (concatenated along the width)");
@@ -248,14 +251,13 @@ public static partial class ExportDirectory
                 if (unet is null && transformer is null) errors.Add(new("unet/", "missing: neither unet/model.onnx nor transformer/model.onnx exists"));
                 throw new ManifestException(directory, errors);
             }
-            if (family == ExportFamily.Flux) return Flux(pipelineClass, transformer);
-            if (family is not (ExportFamily.StableDiffusion or ExportFamily.StableDiffusionXL))
+            return family switch
             {
-                errors.Add(new(ModelIndex,
-                    $"recognised as {Describe(family.Value)} ({pipelineClass}), which this version of Trident does not serve yet; served: {Describe(ExportFamily.StableDiffusion)}, {Describe(ExportFamily.StableDiffusionXL)}, {Describe(ExportFamily.Flux)}"));
-                throw new ManifestException(directory, errors);
-            }
-            return family == ExportFamily.StableDiffusionXL ? StableDiffusionXL(pipelineClass, unet, index) : StableDiffusion(pipelineClass, unet);
+                ExportFamily.Flux => Flux(pipelineClass, transformer),
+                ExportFamily.StableDiffusionXL => StableDiffusionXL(pipelineClass, unet, index),
+                ExportFamily.StableDiffusion3 => StableDiffusion3(pipelineClass, transformer),
+                _ => StableDiffusion(pipelineClass, unet),
+            };
         }
 
         // ---- SDXL -------------------------------------------------------------------------------------------
@@ -407,14 +409,17 @@ public static partial class ExportDirectory
         // Latent geometry from vae_decoder/config.json (scaling_factor, shift_factor, latent_channels,
         // block_out_channels) and unet/config.json (in_channels), else the UNet's declared channel axis, else the
         // family's defaults (noted).
-        private LatentSettings LatentsOf(ComponentSignature? unet, double defaultScaling, string family)
+        // SD3 passes its transformer (folder "transformer", latent input "hidden_states") and its own defaults.
+        private LatentSettings LatentsOf(ComponentSignature? unet, double defaultScaling, string family,
+            string denoiserFolder = "unet", string latentInput = "sample", double? defaultShift = null, int defaultChannels = SdLatentChannels)
         {
             var vaeConfig = ReadJson("vae_decoder/config.json", required: false);
-            var unetConfig = ReadJson("unet/config.json", required: false);
+            var unetConfig = ReadJson($"{denoiserFolder}/config.json", required: false);
             var scaling = Number(vaeConfig, "scaling_factor") ?? Default("vae_decoder/config.json scaling_factor", defaultScaling, vaeConfig, family);
-            var shift = Number(vaeConfig, "shift_factor") ?? 0.0;
+            var shift = Number(vaeConfig, "shift_factor")
+                ?? (defaultShift is { } ds ? Default("vae_decoder/config.json shift_factor", ds, vaeConfig, family) : 0.0);
             var channels = (int?)Number(vaeConfig, "latent_channels") ?? (int?)Number(unetConfig, "in_channels")
-                ?? FixedDim(unet, "sample", 1) ?? (int)Default("latent channels", SdLatentChannels, vaeConfig, family);
+                ?? FixedDim(unet, latentInput, 1) ?? (int)Default("latent channels", defaultChannels, vaeConfig, family);
             var blocks = vaeConfig is { } vc && vc.TryGetProperty("block_out_channels", out var boc) && boc.ValueKind == JsonValueKind.Array
                 ? boc.GetArrayLength() : 0;
             var spatial = blocks > 0 ? 1 << (blocks - 1) : SdSpatialScale;

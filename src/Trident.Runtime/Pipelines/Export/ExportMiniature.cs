@@ -262,7 +262,7 @@ public static partial class ExportMiniature
     // (its metadata reads [batch_size, projection]). hidden_states.0 is the embeddings, hidden_states.i the i-th layer's output,
     // last_hidden_state the final LayerNorm of hidden_states.N; the pooled outputs are the token mean (CLIP
     // takes the end token's state; either depends on every token), projected for text_embeds.
-    private static GraphBuilder ClipWithHiddenStates(string component, int vocabSize, int width, int? projection, WeightInit w)
+    internal static GraphBuilder ClipWithHiddenStates(string component, int vocabSize, int width, int? projection, WeightInit w)
     {
         var g = new GraphBuilder(component) { Description = $"Trident miniature {(projection is null ? "CLIPTextModel" : "CLIPTextModelWithProjection")} with hidden states" };
         Dim batch = "batch_size", sequence = "sequence_length";
@@ -293,7 +293,7 @@ public static partial class ExportMiniature
 
     // The CLIPTokenizer files in `folder`: a byte-level vocabulary (each byte alone and word-final), a few merges,
     // the start and end tokens; special_tokens_map.json and tokenizer_config.json with `pad`. Returns the vocabulary size.
-    private static int WriteClipTokenizer(string folder, string pad)
+    internal static int WriteClipTokenizer(string folder, string pad)
     {
         var vocab = new Dictionary<string, int>(StringComparer.Ordinal);
         for (var b = 0; b < 256; b++) vocab[ClipBpeTokenizer.ByteToUnicodeSymbol((byte)b)] = b;
@@ -325,7 +325,7 @@ public static partial class ExportMiniature
         ["content"] = content, ["lstrip"] = false, ["normalized"] = true, ["rstrip"] = false, ["single_word"] = false,
     };
 
-    private static void WriteJson(string path, JsonNode node) =>
+    internal static void WriteJson(string path, JsonNode node) =>
         File.WriteAllText(path, node.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
 
     // CLIPTextModel in miniature: token + position embeddings, LayerNorm, a Linear; pooler_output is the mean
@@ -374,11 +374,9 @@ public static partial class ExportMiniature
         var timeIds = sdxl ? g.Input("time_ids", F32, batch, 6) : default;
 
         var t = era == ExportEra.Optimum2023 ? g.Cast(timestep, F32) : timestep;
-        const int half = 8;
-        var frequencies = new float[half];
-        for (var i = 0; i < half; i++) frequencies[i] = (float)TinyGraph.PortableExp(-9.210340371976184 * i / half); // max period 10⁴
-        var angles = g.Mul(g.Reshape(t, -1, 1), g.Constant("time_frequencies", frequencies, 1, half));
-        var sinusoid = g.Concat(-1, g.Cos(angles), g.Sin(angles));
+        const int half = SinusoidHalf;
+        var frequencies = SinusoidFrequencies();
+        var sinusoid = TimestepSinusoid(g, t);
         var temb = g.Linear(g.SiLU(g.Linear(sinusoid, 2 * half, UnetWidth, w, "time_embedding.linear_1")), UnetWidth, UnetWidth, w, "time_embedding.linear_2");
         if (sdxl)
         {
@@ -400,8 +398,26 @@ public static partial class ExportMiniature
         return g;
     }
 
+    private const int SinusoidHalf = 8;
+
+    // diffusers' Timesteps frequencies 10⁴^(−i/8), i < 8 (max period 10⁴).
+    private static float[] SinusoidFrequencies()
+    {
+        var values = new float[SinusoidHalf];
+        for (var i = 0; i < SinusoidHalf; i++) values[i] = (float)TinyGraph.PortableExp(-9.210340371976184 * i / SinusoidHalf);
+        return values;
+    }
+
+    // The sinusoidal timestep embedding (cos ‖ sin of t · frequencies) of a timestep of any rank, reshaped to
+    // [N, 1]: [N, 16].
+    private static ValueRef TimestepSinusoid(GraphBuilder g, ValueRef t)
+    {
+        var angles = g.Mul(g.Reshape(t, -1, 1), g.Constant("time_frequencies", SinusoidFrequencies(), 1, SinusoidHalf));
+        return g.Concat(-1, g.Cos(angles), g.Sin(angles));
+    }
+
     // AutoencoderKL's decoder in miniature: conv_in, three (2× upsample, conv, SiLU), conv_out, tanh (×8).
-    private static GraphBuilder VaeDecoder(ExportEra era, WeightInit w, int latentChannels = LatentChannels)
+    internal static GraphBuilder VaeDecoder(ExportEra era, WeightInit w, int latentChannels = LatentChannels)
     {
         var g = new GraphBuilder("vae_decoder") { Description = $"Trident miniature AutoencoderKL decoder ({era})" };
         ValueRef latent = era switch

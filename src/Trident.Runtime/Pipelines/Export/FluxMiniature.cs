@@ -48,14 +48,6 @@ public static partial class ExportMiniature
 {
     private const int FluxWidth = 16, FluxChannels = 16, T5Width = 24;
 
-    // T5 pieces of the miniature spiece.model / tokenizer.json: "▁" and every lower-case letter and digit alone
-    // (so any such text tokenises), and a few words (so Unigram merges).
-    private static readonly (string Piece, float Score)[] T5Pieces =
-    [
-        ("▁", -2f), .. "abcdefghijklmnopqrstuvwxyz0123456789".Select(c => (c.ToString(), -4f)),
-        ("▁a", -1f), ("▁photo", -2f), ("▁of", -2f), ("▁cat", -2f), ("▁dog", -2f), ("at", -3f),
-    ];
-
     /// <summary>Writes a miniature Flux.1 export into <paramref name="directory"/>.</summary>
     /// <param name="directory">Where to write (created).</param>
     /// <param name="variant">schnell (no guidance input) or dev (embedded guidance).</param>
@@ -72,15 +64,7 @@ public static partial class ExportMiniature
         string Dir(string name) => Directory.CreateDirectory(Path.Combine(directory, name)).FullName;
 
         var vocabSize = WriteClipTokenizer(Dir("tokenizer"), ClipBpeTokenizer.EndOfText);
-        var t5Dir = Dir("tokenizer_2");
-        T5TokenizerFiles.WriteSentencePieceModel(Path.Combine(t5Dir, "spiece.model"), T5Pieces);
-        T5TokenizerFiles.WriteTokenizerJson(Path.Combine(t5Dir, "tokenizer.json"), T5Pieces);
-        WriteJson(Path.Combine(t5Dir, "tokenizer_config.json"), new JsonObject
-        {
-            ["tokenizer_class"] = "T5Tokenizer", ["model_max_length"] = 512, ["eos_token"] = T5Tokenizer.EndOfSequence,
-            ["pad_token"] = T5Tokenizer.Pad, ["unk_token"] = "<unk>", ["extra_ids"] = 0,
-        });
-        var t5Vocab = T5TokenizerFiles.SpecialPieces.Count + T5Pieces.Length;
+        var t5Vocab = WriteT5Tokenizer(Dir("tokenizer_2"), T5TokenizerFormat.Both);
 
         WriteJson(Path.Combine(Dir("scheduler"), "scheduler_config.json"), new JsonObject
         {
@@ -104,7 +88,7 @@ public static partial class ExportMiniature
         var textDir = Dir("text_encoder");
         TextEncoder(ExportEra.OptimumCurrent, vocabSize, w).Save(Path.Combine(textDir, "model.onnx"));
         var t5ModelDir = Dir("text_encoder_2");
-        T5Encoder(t5Vocab, w).Save(Path.Combine(t5ModelDir, "model.onnx"));
+        T5Encoder("text_encoder_2", t5Vocab, T5Width, w).Save(Path.Combine(t5ModelDir, "model.onnx"));
         var transformerDir = Dir("transformer");
         FluxTransformer(dev, ids, w).SaveWithExternalData(Path.Combine(transformerDir, "model.onnx"), "model.onnx_data");
         var vaeDir = Dir("vae_decoder");
@@ -129,20 +113,6 @@ public static partial class ExportMiniature
             ["_class_name"] = "AutoencoderKL", ["latent_channels"] = FluxChannels, ["block_out_channels"] = new JsonArray(128, 256, 512, 512),
             ["scaling_factor"] = 0.3611, ["shift_factor"] = 0.1159, ["use_post_quant_conv"] = false, ["use_quant_conv"] = false,
         });
-    }
-
-    // T5EncoderModel in miniature: token embedding, LayerNorm, a Linear, plus the mean over tokens (T5's attention
-    // makes every state depend on every token), final LayerNorm.
-    private static GraphBuilder T5Encoder(int vocabSize, WeightInit w)
-    {
-        var g = new GraphBuilder("text_encoder_2") { Description = "Trident miniature T5EncoderModel" };
-        Dim batch = "batch_size", sequence = "sequence_length";
-        var ids = g.Input("input_ids", TensorElementType.Int64, batch, sequence);
-        var x = g.Gather(g.Param(w, "shared.weight", [vocabSize, T5Width], 1), ids);
-        x = g.Add(x, g.ReduceMean(x, [1], keepDims: true));
-        x = g.Add(x, g.Linear(g.Gelu(g.LayerNorm(x, T5Width, "encoder.block.0.norm")), T5Width, T5Width, w, "encoder.block.0.fc"));
-        g.Output(g.LayerNorm(x, T5Width, "encoder.final_layer_norm"), "last_hidden_state", F32, batch, sequence, T5Width);
-        return g;
     }
 
     private static GraphBuilder FluxTransformer(bool dev, FluxIds ids, WeightInit w)
