@@ -200,6 +200,16 @@ public sealed class ServingOptions
     /// <summary>On shutdown (SIGTERM), how long work in flight may run to completion before the rest is
     /// cancelled; the process exits within this plus 5 s.</summary>
     public int DrainSeconds { get; set; } = 30;
+
+    /// <summary>Step-boundary preemption (issue 12): a running diffuse of a request alone may be suspended at a
+    /// denoising-step boundary for a waiting request that would miss its deadline by waiting, when the planner's
+    /// objective gains more than the suspended request loses (docs/policies.md, "Preemption"); it resumes on the
+    /// same devices, bit-identical. Off by default: on the simulated mixed image + video workload it did not
+    /// raise attainment (README), and every suspension costs the suspended request time.</summary>
+    public bool Preemption { get; set; }
+
+    /// <summary>With Preemption, the most times one request may be suspended.</summary>
+    public int MaxSuspensions { get; set; } = 2;
 }
 
 /// <summary>Section <c>Trident:Limits</c> (the pipeline's own size constraint applies too).</summary>
