@@ -303,7 +303,12 @@ public sealed class Job : IStepObserver
             switch (kind)
             {
                 case TaskKind.Encode: _encodeStart ??= now; Move(JobStatus.Encoding); break;
-                case TaskKind.Diffuse: _diffuseStart ??= now; Move(JobStatus.Diffusing, _status == JobStatus.Suspended ? JobEventKind.Resumed : JobEventKind.State); break;
+                case TaskKind.Diffuse when _status == JobStatus.Suspended:
+                    // the resumed segment: the diffuse timing spans every segment and ends with the last
+                    _diffuseFinish = null;
+                    Move(JobStatus.Diffusing, JobEventKind.Resumed);
+                    break;
+                case TaskKind.Diffuse: _diffuseStart ??= now; Move(JobStatus.Diffusing); break;
                 case TaskKind.Decode: _decodeStart ??= now; Move(JobStatus.Decoding); break;
             }
         }

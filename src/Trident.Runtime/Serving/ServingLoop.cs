@@ -324,6 +324,8 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
         Drain(now);
         if (_membership.Count > 0) await ReplanMembershipAsync(now);
         if (_suspended.Count > 0) await ResumeSuspendedAsync(now);
+        // segments of jobs that ended (cancelled while suspended, failed) are no longer suspendable
+        foreach (var over in _segments.Where(kv => Job.IsTerminalStatus(kv.Value.Job.Status)).Select(kv => kv.Key).ToArray()) _segments.Remove(over);
         FailWithoutDevices(now);
         await MaybeReplaceAsync(now);
         if (_queue.Count > 0) await DispatchAsync(now);
