@@ -119,7 +119,7 @@ public static class GenerationsApi
             await foreach (var e in reader.ReadAllAsync(ct))
                 yield return new SseItem<GenerationEventDto>(
                     new GenerationEventDto(Id(job), e.Sequence, Name(e.Status), e.Step, e.TotalSteps, e.Error),
-                    e.Kind == JobEventKind.State ? "state" : "progress")
+                    EventName(e.Kind))
                 {
                     EventId = e.Sequence.ToString(CultureInfo.InvariantCulture),
                 };
@@ -129,6 +129,16 @@ public static class GenerationsApi
             job.Unsubscribe(reader);
         }
     }
+
+    /// <summary>The SSE event type of a job event: <c>state</c>, <c>progress</c>, or <c>suspended</c> / <c>resumed</c>
+    /// (step-boundary preemption; the data's step is the steps done).</summary>
+    public static string EventName(JobEventKind kind) => kind switch
+    {
+        JobEventKind.State => "state",
+        JobEventKind.Progress => "progress",
+        JobEventKind.Suspended => "suspended",
+        _ => "resumed",
+    };
 
     /// <summary>A job's wire id.</summary>
     public static string Id(Job job) => job.Id.Value.ToString(CultureInfo.InvariantCulture);

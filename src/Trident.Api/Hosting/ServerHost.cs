@@ -23,6 +23,7 @@ using Trident.Runtime.Onnx;
 using Trident.Runtime.Pipelines;
 using Trident.Runtime.Serving;
 using Trident.Scheduling;
+using Trident.Scheduling.Dispatching;
 using Trident.Scheduling.Placement;
 
 namespace Trident.Api.Hosting;
@@ -241,6 +242,10 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
         // across machines: with every worker gone, requests wait as long as the coordinator waits for workers at start
         NoDeviceSeconds = o.Cluster.JoinTimeoutSeconds,
         MaxBatch = o.Serving.MaxBatch,
+        Preemption = o.Serving.Preemption
+            // resumption on the task's own devices; DecodeTileFrames 0: the live runtime does not pause decodes
+            ? new PreemptionSettings(o.Serving.MaxSuspensions, PreemptionSettingsModule.defaults.MinGain, PreemptionSettingsModule.defaults.CandidatesPerRound, false, 0)
+            : null,
         StorageDirectory = o.Storage.Resolve(Trident.Runtime.Execution.PipelineLocator.FindHome()),
     };
 

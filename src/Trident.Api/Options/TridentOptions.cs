@@ -200,6 +200,17 @@ public sealed class ServingOptions
     /// <summary>On shutdown (SIGTERM), how long work in flight may run to completion before the rest is
     /// cancelled; the process exits within this plus 5 s.</summary>
     public int DrainSeconds { get; set; } = 30;
+
+    /// <summary>Step-boundary preemption (issue 12): a running diffuse of a request alone may be suspended at a
+    /// denoising-step boundary for a waiting request that would miss its deadline by waiting, when the planner's
+    /// objective gains more than the suspended request loses (docs/policies.md, "Preemption"); it resumes on the
+    /// same devices, bit-identical. Off by default: every suspension costs the suspended request time, and the
+    /// simulated gain on the mixed image + video workload (1.059×, README) comes partly from decode pauses, which
+    /// the live runtime does not make.</summary>
+    public bool Preemption { get; set; }
+
+    /// <summary>With Preemption, the most times one request may be suspended.</summary>
+    public int MaxSuspensions { get; set; } = 2;
 }
 
 /// <summary>Section <c>Trident:Limits</c> (the pipeline's own size constraint applies too).</summary>

@@ -78,6 +78,7 @@ public sealed class TridentOptionsValidator : IValidateOptions<TridentOptions>
         Check(s.VideoFramesPerSecond is >= 1 and <= 120, "Serving:VideoFramesPerSecond", "must be between 1 and 120");
         Check(s.MaxBatch is >= 1 and <= 64, "Serving:MaxBatch", "must be between 1 and 64 (1 turns batching off)");
         Check(s.DrainSeconds is >= 0 and <= 3600, "Serving:DrainSeconds", "must be between 0 and 3600");
+        Check(s.MaxSuspensions is >= 1 and <= 100, "Serving:MaxSuspensions", "must be between 1 and 100 (turn preemption off with Serving:Preemption false)");
 
         var l = o.Limits;
         Check(l.MaxWidth is >= 8 and <= 16_384, "Limits:MaxWidth", "must be between 8 and 16384");

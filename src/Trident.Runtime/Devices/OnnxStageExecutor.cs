@@ -83,6 +83,23 @@ public sealed class OnnxStageExecutor : IStageExecutor
     }
 
     /// <inheritdoc />
+    public bool CanSuspend => true;
+
+    /// <inheritdoc />
+    public DiffuseSegmentResult DiffuseSegment(GenerationInput input, StageOutput embeddings, int intraOpThreads, IStepObserver observer,
+        DiffuseCheckpoint? from, Func<bool> suspend, CancellationToken cancellationToken)
+    {
+        var settings = new DiffuseSettings(input.Width, input.Height, input.Frames, input.Steps, [input.Seed], input.Guidance, intraOpThreads, input.Scheduler);
+        var state = from is null ? null
+            : from.State as SuspendedDiffuse ?? throw new ArgumentException($"the checkpoint holds a {from.State.GetType().Name}, not an ONNX diffuse", nameof(from));
+        var outcome = new DiffuseExecutor(For(Stage.Diffuse)).Diffuse(
+            (Embeddings)embeddings.Value, settings, state, suspend, new StepProgress(observer), cancellationToken);
+        return outcome.Suspended is { } s
+            ? new DiffuseSegmentResult(null, new DiffuseCheckpoint(s.Step, input.Steps, intraOpThreads, s, s.Bytes))
+            : new DiffuseSegmentResult(new StageOutput(outcome.Latents!, outcome.Latents!.Bytes), null);
+    }
+
+    /// <inheritdoc />
     public IReadOnlyList<RgbImage> Decode(GenerationInput input, StageOutput latents, CancellationToken cancellationToken) =>
         new DecodeExecutor(For(Stage.Decode)).Decode((Latents)latents.Value, _threads, cancellationToken)[0];
 

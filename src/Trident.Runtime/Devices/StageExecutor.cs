@@ -69,6 +69,22 @@ public interface IStageExecutor : IDisposable
     /// Cancellation is honoured at step boundaries.</summary>
     StageOutput Diffuse(GenerationInput input, StageOutput embeddings, int intraOpThreads, IStepObserver observer, CancellationToken cancellationToken);
 
+    /// <summary>Whether <see cref="DiffuseSegment"/> can stop a diffuse at a step boundary and resume it (issue 12,
+    /// step-boundary preemption). The serving loop suspends only diffuse tasks of executors that can.</summary>
+    bool CanSuspend => false;
+
+    /// <summary>Runs a diffuse as <see cref="Diffuse"/> does, or resumes one from <paramref name="from"/> (a
+    /// checkpoint this kind of executor made, on any device of the same provider), stopping at the first step
+    /// boundary after the segment's first step where <paramref name="suspend"/> returns true. Resuming gives the
+    /// same latents, bit for bit, as a run never suspended (same intra-op threads). The default (executors that
+    /// cannot suspend) runs <see cref="Diffuse"/> to the end and cannot resume.</summary>
+    /// <exception cref="NotSupportedException">when <paramref name="from"/> is given to an executor that cannot resume.</exception>
+    DiffuseSegmentResult DiffuseSegment(GenerationInput input, StageOutput embeddings, int intraOpThreads, IStepObserver observer,
+        DiffuseCheckpoint? from, Func<bool> suspend, CancellationToken cancellationToken) =>
+        from is null
+            ? new DiffuseSegmentResult(Diffuse(input, embeddings, intraOpThreads, observer, cancellationToken), null)
+            : throw new NotSupportedException($"{GetType().Name} cannot resume a suspended diffuse");
+
     /// <summary>Decodes latents (made by any device's <see cref="Diffuse"/>) into frames: one image for an
     /// image request, <c>Frames</c> images for a video.</summary>
     IReadOnlyList<RgbImage> Decode(GenerationInput input, StageOutput latents, CancellationToken cancellationToken);
@@ -142,6 +158,31 @@ public static class BatchInputs
 /// <param name="Value">The executor's value (embeddings or latents).</param>
 /// <param name="Bytes">Size of the tensors it holds.</param>
 public sealed record StageOutput(object Value, long Bytes);
+
+/// <summary>A diffuse suspended at a step boundary (issue 12): the executor's own state (latents and sampler
+/// state, in host memory), opaque to the worker and the serving loop like <see cref="StageOutput"/>.</summary>
+/// <param name="Step">Denoising steps done; the resumption runs the rest.</param>
+/// <param name="Steps">Steps of the whole run.</param>
+/// <param name="IntraOpThreads">The threads it ran with; a resumption uses the same (bit-identical results).</param>
+/// <param name="State">The executor's value.</param>
+/// <param name="Bytes">Bytes kept.</param>
+public sealed record DiffuseCheckpoint(int Step, int Steps, int IntraOpThreads, object State, long Bytes);
+
+/// <summary>A diffuse segment's end: the latents, or the checkpoint it was suspended at.</summary>
+/// <param name="Latents">The latents (null when suspended).</param>
+/// <param name="Suspended">The checkpoint (null when it ran to the end).</param>
+public sealed record DiffuseSegmentResult(StageOutput? Latents, DiffuseCheckpoint? Suspended);
+
+/// <summary>A diffuse task that stopped at a step boundary because it was asked to (step-boundary preemption):
+/// not a failure. Its latents task faults with it, so the tasks that wait on them (its decode, its reservations)
+/// end; the serving loop resumes it from <see cref="Checkpoint"/>. An <see cref="OperationCanceledException"/>, as
+/// the run was stopped on request, but the request itself goes on.</summary>
+public sealed class DiffuseSuspendedException(DiffuseCheckpoint checkpoint)
+    : OperationCanceledException($"the diffuse was suspended after step {checkpoint.Step} of {checkpoint.Steps} (preemption)")
+{
+    /// <summary>Where it stopped.</summary>
+    public DiffuseCheckpoint Checkpoint { get; } = checkpoint;
+}
 
 /// <summary>Creates the executor of a device.</summary>
 public interface IStageExecutorFactory

@@ -115,6 +115,10 @@ public sealed record EncodeTask(long TaskId, RequestId Request, double Predicted
 /// Reserve task.</param>
 /// <param name="Observer">Receives per-step progress.</param>
 /// <param name="Mates">The other requests of its batch (none: a batch of one), denoised in the same runs.</param>
+/// <param name="From">A suspended diffuse this task resumes (preemption, issue 12), or null to start from noise.</param>
+/// <param name="Suspend">Set by the serving loop to suspend the task at its next step boundary (preemption); null
+/// for a task that is never suspended (a batch, or preemption off). A suspended task's result faults with
+/// <see cref="DiffuseSuspendedException"/>.</param>
 public sealed record DiffuseTask(
     long TaskId,
     RequestId Request,
@@ -126,7 +130,9 @@ public sealed record DiffuseTask(
     int IntraOpThreads,
     IReadOnlyList<TaskCompletionSource> Seats,
     IStepObserver Observer,
-    IReadOnlyList<BatchMate>? Mates = null)
+    IReadOnlyList<BatchMate>? Mates = null,
+    DiffuseCheckpoint? From = null,
+    SuspendSignal? Suspend = null)
     : StageTask(TaskId, Request, PredictedSeconds, Cancellation)
 {
     /// <summary>The inputs of the batch, this task's own first.</summary>
@@ -149,6 +155,19 @@ public sealed record DiffuseTask(
 
     /// <inheritdoc />
     public override void Fail(Exception error) => StageTaskResults.Fail(Result, error, Cancellation);
+}
+
+/// <summary>Asks a running diffuse task to stop at its next step boundary (step-boundary preemption). Set from
+/// the serving loop's thread, read from the worker's; once set it stays set.</summary>
+public sealed class SuspendSignal
+{
+    private volatile bool _requested;
+
+    /// <summary>Whether a suspension was asked for.</summary>
+    public bool Requested => _requested;
+
+    /// <summary>Asks for the suspension (idempotent).</summary>
+    public void Request() => _requested = true;
 }
 
 /// <summary>Hold this device while another device leads a diffuse group it belongs to.</summary>

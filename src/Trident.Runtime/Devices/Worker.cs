@@ -70,6 +70,9 @@ public sealed class Worker : IDisposable
     /// <summary>Stage models resident now.</summary>
     public IReadOnlySet<Stage> Resident => _executor.Resident;
 
+    /// <summary>Whether its executor can suspend a diffuse at a step boundary and resume it (preemption).</summary>
+    public bool CanSuspend => _executor.CanSuspend;
+
     /// <summary>The task running now, if any.</summary>
     public StageTask? Current => _current;
 
@@ -201,9 +204,19 @@ public sealed class Worker : IDisposable
                     foreach (var seat in d.Seats) seat.Task.WaitAsync(d.Cancellation).GetAwaiter().GetResult();
                     d.Cancellation.ThrowIfCancellationRequested();
                     _observer.Running(this, task);
-                    d.Result.TrySetResult(d.Mates is null
-                        ? _executor.Diffuse(d.Input, embeddings, d.IntraOpThreads, d.Observer, d.Cancellation)
-                        : _executor.DiffuseBatch(d.Inputs, embeddings, d.IntraOpThreads, d.Observers, d.Cancellation));
+                    if (d.Mates is null && (d.From is not null || d.Suspend is not null))
+                    {
+                        // a segment that may be suspended, or resumes one (a batch never is: issue 12)
+                        var signal = d.Suspend;
+                        var segment = _executor.DiffuseSegment(d.Input, embeddings, d.IntraOpThreads, d.Observer, d.From,
+                            () => signal?.Requested == true, d.Cancellation);
+                        if (segment.Suspended is { } checkpoint) throw new DiffuseSuspendedException(checkpoint);
+                        d.Result.TrySetResult(segment.Latents!);
+                    }
+                    else
+                        d.Result.TrySetResult(d.Mates is null
+                            ? _executor.Diffuse(d.Input, embeddings, d.IntraOpThreads, d.Observer, d.Cancellation)
+                            : _executor.DiffuseBatch(d.Inputs, embeddings, d.IntraOpThreads, d.Observers, d.Cancellation));
                     break;
                 case ReserveTask r:
                     // Always take the seat, even for a cancelled request, so the lead never waits on it.

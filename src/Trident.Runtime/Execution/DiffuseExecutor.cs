@@ -27,6 +27,15 @@
 // - Cancellation. Checked before every step, so the run stops at a step boundary: the progress callback
 //   has seen exactly the steps that completed. The token is also passed to the Run in flight, which ONNX
 //   Runtime terminates between nodes (RunOptions.Terminate); its partial result is discarded.
+// - Suspension (step-boundary preemption, issue 12). A run given a suspend check asks it before every step
+//   after the first of its segment; when it says so the run stops there and returns a SuspendedDiffuse: the
+//   latents x after the steps done and the sampler's run object (its state: σ-space history, ancestral noise
+//   generator), nothing else. The host loop's x already is host memory (on a CPU device host memory is the
+//   device: nothing is copied); the device loop copies x down once (the step graph with keep = 1, move = 0
+//   into the host buffer), in the model's type, so nothing is rounded. Resuming from it runs steps
+//   Step … Steps − 1 with the same sampler run, from the same x, through the same loop: the result is
+//   bit-identical to the run never suspended (tested). Resume with the same intra-op threads (the same
+//   degree): ONNX Runtime's CPU kernels may split reductions by thread count.
 // The executor holds no mutable state: it is safe to call from several threads.
 
 using System.Diagnostics;
@@ -55,6 +64,54 @@ public sealed record DiffuseSettings(
 /// <param name="Steps">Steps in the run.</param>
 /// <param name="Elapsed">Time since the run started.</param>
 public readonly record struct DiffuseProgress(int Completed, int Steps, TimeSpan Elapsed);
+
+/// <summary>A diffuse run stopped at a denoising-step boundary (issue 12): its latents and sampler state, to be
+/// resumed once with <see cref="DiffuseExecutor.Diffuse(Embeddings, DiffuseSettings, SuspendedDiffuse?, Func{bool}?, IProgress{DiffuseProgress}?, CancellationToken)"/>
+/// on the same pipeline, settings and loop. Resuming consumes it (the sampler state moves on).</summary>
+public sealed class SuspendedDiffuse
+{
+    private int _resumed;
+
+    internal SuspendedDiffuse(DiffuseSettings settings, int batch, int step, Tensor latents, bool onDevice, ISamplerRun samplerRun)
+    {
+        Settings = settings;
+        Batch = batch;
+        Step = step;
+        Latents = latents;
+        OnDevice = onDevice;
+        SamplerRun = samplerRun;
+    }
+
+    /// <summary>The settings of the run (a resumption must give the same).</summary>
+    public DiffuseSettings Settings { get; }
+
+    /// <summary>Batch items (embeddings rows without guidance).</summary>
+    public int Batch { get; }
+
+    /// <summary>Steps done (1 … Steps − 1): the resumption runs step <c>Step</c> next (0-based).</summary>
+    public int Step { get; }
+
+    /// <summary>Bytes kept in host memory: the latents (float32 from the host loop, the model's type from the
+    /// device loop); the sampler state is a few scalars besides, or one latent-sized history for σ-space samplers.</summary>
+    public long Bytes => Latents.Bytes;
+
+    internal Tensor Latents { get; }
+
+    internal bool OnDevice { get; }
+
+    internal ISamplerRun SamplerRun { get; }
+
+    // A suspended run resumes once: its sampler run moves on.
+    internal void Take()
+    {
+        if (Interlocked.Exchange(ref _resumed, 1) != 0) throw new InvalidOperationException("this suspended diffuse was resumed already");
+    }
+}
+
+/// <summary>What a diffuse run ended with: the latents, or a suspension at a step boundary.</summary>
+/// <param name="Latents">The denoised latents; null when suspended.</param>
+/// <param name="Suspended">Where it stopped; null when it ran every step.</param>
+public sealed record DiffuseOutcome(Latents? Latents, SuspendedDiffuse? Suspended);
 
 /// <summary>Where the diffuse loop keeps its latents between steps.</summary>
 public enum DiffuseLoop
@@ -85,6 +142,32 @@ public sealed class DiffuseExecutor(LoadedPipeline pipeline, DiffuseLoop loop = 
     public Latents Diffuse(
         Embeddings embeddings,
         DiffuseSettings settings,
+        IProgress<DiffuseProgress>? progress = null,
+        CancellationToken cancellationToken = default) =>
+        Diffuse(embeddings, settings, null, null, progress, cancellationToken).Latents!;
+
+    /// <summary>
+    /// Denoises from seeded noise (or from <paramref name="from"/>, a run suspended earlier) to latents, stopping
+    /// at the first step boundary after the segment's first step where <paramref name="suspend"/> returns true.
+    /// Progress is reported synchronously, on the calling thread, after each step (steps counted from the run's
+    /// start, earlier segments included).
+    /// </summary>
+    /// <param name="embeddings">The encode stage's output (the same as the suspended run's).</param>
+    /// <param name="settings">The run's settings (equal to <paramref name="from"/>'s).</param>
+    /// <param name="from">A suspended run to resume (consumed), or null to start from noise.</param>
+    /// <param name="suspend">Asked before each step but the segment's first; null never suspends.</param>
+    /// <param name="progress">Told after each step.</param>
+    /// <param name="cancellationToken">Stops the run at a step boundary.</param>
+    /// <exception cref="ArgumentException">when the settings do not fit the manifest, the embeddings or
+    /// <paramref name="from"/>.</exception>
+    /// <exception cref="InvalidOperationException">when <paramref name="from"/> was resumed already, or was
+    /// suspended by the other loop (host vs device).</exception>
+    /// <exception cref="OperationCanceledException">when <paramref name="cancellationToken"/> is cancelled.</exception>
+    public DiffuseOutcome Diffuse(
+        Embeddings embeddings,
+        DiffuseSettings settings,
+        SuspendedDiffuse? from,
+        Func<bool>? suspend,
         IProgress<DiffuseProgress>? progress = null,
         CancellationToken cancellationToken = default)
     {
@@ -117,16 +200,34 @@ public sealed class DiffuseExecutor(LoadedPipeline pipeline, DiffuseLoop loop = 
         var batch = embeddings.Batch;
         var shape = manifest.LatentShape(batch, settings.Width, settings.Height, settings.Frames);
         var perItem = checked((int)(Tensor.ElementCount(shape) / batch));
-        var x = new float[batch * perItem];
-        for (var b = 0; b < batch; b++) new GaussianNoise(settings.Seeds[b]).Fill(x.AsSpan(b * perItem, perItem));
         var sampler = pipeline.SamplerFor(settings.Scheduler);
         if (manifest.Sampler is FlowEulerSettings { Dynamic: { } dynamic } flow && sampler is FlowEulerSampler)
             sampler = FlowEulerSampler.WithMu(flow.NumTrainTimesteps, FlowEulerSampler.MuOf(manifest.ImageSequenceLength(settings.Width, settings.Height), dynamic));
-        var samplerRun = sampler.Start(settings.Steps, settings.Seeds);
-        if (samplerRun.InitialNoiseScale != 1)
+        float[] x;
+        ISamplerRun samplerRun;
+        Half[]? startHalf = null;
+        if (from is null)
         {
-            var noiseScale = (float)samplerRun.InitialNoiseScale;
-            for (var i = 0; i < x.Length; i++) x[i] *= noiseScale;
+            x = new float[batch * perItem];
+            for (var b = 0; b < batch; b++) new GaussianNoise(settings.Seeds[b]).Fill(x.AsSpan(b * perItem, perItem));
+            samplerRun = sampler.Start(settings.Steps, settings.Seeds);
+            if (samplerRun.InitialNoiseScale != 1)
+            {
+                var noiseScale = (float)samplerRun.InitialNoiseScale;
+                for (var i = 0; i < x.Length; i++) x[i] *= noiseScale;
+            }
+        }
+        else
+        {
+            CheckResume(from, settings, batch);
+            from.Take();
+            samplerRun = from.SamplerRun;
+            if (from.Latents.ElementType == TensorElementType.Float16)
+            {
+                x = new float[batch * perItem];
+                startHalf = (Half[])from.Latents.AsHalf().Clone();
+            }
+            else x = (float[])from.Latents.AsFloat().Clone();
         }
 
         var rows = guided ? 2 * batch : batch;
@@ -142,19 +243,34 @@ public sealed class DiffuseExecutor(LoadedPipeline pipeline, DiffuseLoop loop = 
         var text = (guided || !embeddings.HasUnconditional ? embeddings.Tensor : embeddings.Conditional())
             .As(session.Inputs[textIndex].ElementType);
         var extra = ExtraInputs(session, stage, embeddings, guided, rows, settings);
-        var run = new Run(session, latentIndex, timestepIndex, textIndex, x, shape, modelShape, text, guided, settings, progress, sampler, samplerRun, extra);
+        var run = new Run(session, latentIndex, timestepIndex, textIndex, x, shape, modelShape, text, guided, settings, progress, sampler, samplerRun, extra,
+            from?.Step ?? 0, startHalf, suspend, batch);
         // The device loop runs a linear step as a graph; other samplers (state, noise, input scaling) run on the host.
         var onDevice = samplerRun.Linear && (loop == DiffuseLoop.Device || (loop == DiffuseLoop.Auto && session.Provider is ExecutionProvider.Cuda));
-        if (onDevice) DeviceLoop(run, cancellationToken);
-        else HostLoop(run, cancellationToken);
+        if (from is not null && from.OnDevice != onDevice)
+            throw new InvalidOperationException(
+                $"the run was suspended from the {(from.OnDevice ? "device" : "host")} loop and would resume in the {(onDevice ? "device" : "host")} loop: resume on a device of the same provider");
+        var suspended = onDevice ? DeviceLoop(run, cancellationToken) : HostLoop(run, cancellationToken);
+        if (suspended is not null) return new DiffuseOutcome(null, suspended);
         if (manifest.Latents.Packing is var p and > 1)
         {
             // Packed tokens (Flux) back to [batch, C, h/f, w/f] for the decoder.
             var f = manifest.Latents.SpatialScaleFactor;
             int c = manifest.Latents.Channels, h = settings.Height / f, w = settings.Width / f;
-            return new Latents(Tensor.FromFloat(PackedLatents.Unpack(x, batch, c, h, w, p), batch, c, h, w), settings.Width, settings.Height, settings.Frames);
+            return new DiffuseOutcome(new Latents(Tensor.FromFloat(PackedLatents.Unpack(x, batch, c, h, w, p), batch, c, h, w), settings.Width, settings.Height, settings.Frames), null);
         }
-        return new Latents(Tensor.FromFloat(x, shape), settings.Width, settings.Height, settings.Frames);
+        return new DiffuseOutcome(new Latents(Tensor.FromFloat(x, shape), settings.Width, settings.Height, settings.Frames), null);
+    }
+
+    // A resumption continues the very run that was suspended: same size, steps, seeds, guidance, sampler and threads.
+    private static void CheckResume(SuspendedDiffuse from, DiffuseSettings s, int batch)
+    {
+        var f = from.Settings;
+        if (f.Width != s.Width || f.Height != s.Height || f.Frames != s.Frames || f.Steps != s.Steps || !f.GuidanceScale.Equals(s.GuidanceScale)
+            || f.Scheduler != s.Scheduler || f.IntraOpThreads != s.IntraOpThreads || !f.Seeds.SequenceEqual(s.Seeds) || from.Batch != batch)
+            throw new ArgumentException(
+                $"resume: the settings ({s.Width}×{s.Height}×{s.Frames}, {s.Steps} steps, {s.IntraOpThreads} threads, batch {batch}) differ from the suspended run's " +
+                $"({f.Width}×{f.Height}×{f.Frames}, {f.Steps} steps, {f.IntraOpThreads} threads, batch {from.Batch}, or its seeds, guidance or sampler)", nameof(s));
     }
 
     // The denoiser inputs that stay the same for every step besides the text: SDXL's pooled text_embeds
@@ -235,12 +351,15 @@ public sealed class DiffuseExecutor(LoadedPipeline pipeline, DiffuseLoop loop = 
     private sealed record Run(
         Session Session, int LatentIndex, int TimestepIndex, int TextIndex, float[] X, long[] Shape, long[] ModelShape,
         Tensor Text, bool Guided, DiffuseSettings Settings, IProgress<DiffuseProgress>? Progress, ISampler Sampler, ISamplerRun SamplerRun,
-        IReadOnlyList<(string Name, Tensor Value)> Extra)
+        IReadOnlyList<(string Name, Tensor Value)> Extra, int First, Half[]? StartHalf, Func<bool>? Suspend, int Batch)
     {
+        // Before step i: suspend when asked, never before the segment's first step (each segment makes progress).
+        public bool SuspendBefore(int i) => i > First && Suspend?.Invoke() == true;
+
         public TensorElementType LatentType => Session.Inputs[LatentIndex].ElementType;
     }
 
-    private void HostLoop(Run r, CancellationToken ct)
+    private static SuspendedDiffuse? HostLoop(Run r, CancellationToken ct)
     {
         var x = r.X;
         var rows = checked((int)r.ModelShape[0]);
@@ -270,9 +389,11 @@ public sealed class DiffuseExecutor(LoadedPipeline pipeline, DiffuseLoop loop = 
             var timesteps = samplerRun.Timesteps;
             var scale = (float)r.Settings.GuidanceScale;
             var clock = Stopwatch.StartNew();
-            for (var i = 0; i < steps; i++)
+            for (var i = r.First; i < steps; i++)
             {
                 ct.ThrowIfCancellationRequested();
+                // x is host memory already: the suspended run keeps it as it is (this call owns it)
+                if (r.SuspendBefore(i)) return new SuspendedDiffuse(r.Settings, r.Batch, i, Tensor.FromFloat(x, r.Shape), onDevice: false, samplerRun);
                 var inputScale = (float)samplerRun.InputScale(i);
                 if (half)
                 {
@@ -299,6 +420,7 @@ public sealed class DiffuseExecutor(LoadedPipeline pipeline, DiffuseLoop loop = 
                 samplerRun.Step(x, velocity, i);
                 r.Progress?.Report(new DiffuseProgress(i + 1, steps, clock.Elapsed));
             }
+            return null;
         }
         finally
         {
@@ -307,7 +429,7 @@ public sealed class DiffuseExecutor(LoadedPipeline pipeline, DiffuseLoop loop = 
         }
     }
 
-    private void DeviceLoop(Run r, CancellationToken ct)
+    private SuspendedDiffuse? DeviceLoop(Run r, CancellationToken ct)
     {
         var session = r.Session;
         var type = r.LatentType;
@@ -322,7 +444,7 @@ public sealed class DiffuseExecutor(LoadedPipeline pipeline, DiffuseLoop loop = 
         var rows = checked((int)r.ModelShape[0]);
         var timestep = new TimestepInput(session.Inputs[r.TimestepIndex], rows);
         var coefficients = half ? Tensor.FromHalf(new Half[3], 3) : Tensor.FromFloat(new float[3], 3);
-        var hostX = half ? Tensor.FromHalf(Array.ConvertAll(r.X, f => (Half)f), r.Shape) : Tensor.FromFloat(r.X, r.Shape);
+        var hostX = half ? Tensor.FromHalf(r.StartHalf ?? Array.ConvertAll(r.X, f => (Half)f), r.Shape) : Tensor.FromFloat(r.X, r.Shape);
         var zeros = half ? Tensor.FromHalf(new Half[rowCount], r.ModelShape) : Tensor.FromFloat(new float[rowCount], r.ModelShape);
         var g = r.Settings.GuidanceScale;
 
@@ -337,17 +459,20 @@ public sealed class DiffuseExecutor(LoadedPipeline pipeline, DiffuseLoop loop = 
         using var coefficientValue = coefficients.ToOrtValue();
         using var textValue = r.Text.ToOrtValue();
 
-        // Upload: the step graph with keep = 1, move = 0 copies the host noise into xA and the model input.
-        SetCoefficients(coefficients, 1, 0, g);
-        using (var upload = step.CreateBinding())
+        // Copy: the step graph with keep = 1, move = 0 copies x exactly (here the host noise, or a suspended run's
+        // latents, into xA and the model input; on suspension the device latents into the host buffer).
+        void Copy(OrtValue from, OrtValue to)
         {
-            upload.BindInput(SamplerStepGraph.X, hostXValue);
-            upload.BindInput(SamplerStepGraph.Prediction, zerosValue);
-            upload.BindInput(SamplerStepGraph.Coefficients, coefficientValue);
-            upload.BindOutput(SamplerStepGraph.XNext, xA);
-            upload.BindOutput(SamplerStepGraph.ModelInput, modelInput);
-            step.Run(upload, ct);
+            SetCoefficients(coefficients, 1, 0, g);
+            using var copy = step.CreateBinding();
+            copy.BindInput(SamplerStepGraph.X, from);
+            copy.BindInput(SamplerStepGraph.Prediction, zerosValue);
+            copy.BindInput(SamplerStepGraph.Coefficients, coefficientValue);
+            copy.BindOutput(SamplerStepGraph.XNext, to);
+            copy.BindOutput(SamplerStepGraph.ModelInput, modelInput);
+            step.Run(copy, ct);
         }
+        Copy(hostXValue, xA);
 
         using var denoise = session.CreateBinding();
         denoise.BindInput(stage.Latents, modelInput);
@@ -365,21 +490,30 @@ public sealed class DiffuseExecutor(LoadedPipeline pipeline, DiffuseLoop loop = 
         using var backward = StepBinding(step, xB, xA, prediction, modelInput);
 
         var clock = Stopwatch.StartNew();
-        for (var i = 0; i < steps; i++)
+        for (var i = r.First; i < steps; i++)
         {
             ct.ThrowIfCancellationRequested();
+            // the segment's step j reads xA when j is even, xB when odd
+            var even = (i - r.First) % 2 == 0;
+            if (r.SuspendBefore(i))
+            {
+                Copy(even ? xA : xB, hostXValue);
+                var kept = half ? Tensor.FromHalf((Half[])hostX.AsHalf().Clone(), r.Shape) : Tensor.FromFloat((float[])hostX.AsFloat().Clone(), r.Shape);
+                return new SuspendedDiffuse(r.Settings, r.Batch, i, kept, onDevice: true, r.SamplerRun);
+            }
             timestep.Set(timesteps[i]);
             denoise.BindInput(stage.Timestep, timestepValue); // a host input is copied at bind time: rebind each step
             session.Run(denoise, ct);
             var (keep, move) = sampler.LinearStep(i, steps);
             SetCoefficients(coefficients, keep, move, g);
-            var binding = i % 2 == 0 ? forward : backward;
+            var binding = even ? forward : backward;
             binding.BindInput(SamplerStepGraph.Coefficients, coefficientValue);
             if (i == steps - 1) binding.BindOutput(SamplerStepGraph.XNext, hostXValue); // the final latents come down once
             step.Run(binding, ct);
             r.Progress?.Report(new DiffuseProgress(i + 1, steps, clock.Elapsed));
         }
         if (half) Convert(hostX.AsHalf(), r.X);
+        return null;
     }
 
     private sealed class ExtraValues(List<OrtValue> values) : IDisposable

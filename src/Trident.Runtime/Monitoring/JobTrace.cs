@@ -165,7 +165,8 @@ public sealed class JobTrace
         lock (_gate)
         {
             if (!_stages.Remove(kind, out var span)) return;
-            if (error is not null) span.SetStatus(ActivityStatusCode.Error, error.Message);
+            // a suspension (preemption) stops the diffuse on request: not an error
+            if (error is not null and not DiffuseSuspendedException) span.SetStatus(ActivityStatusCode.Error, error.Message);
             End(span);
             if (error is null && outputBytes is { } bytes) _output = (device, span.StartTimeUtc + span.Duration, bytes, kind);
         }
@@ -191,6 +192,19 @@ public sealed class JobTrace
                 ["trident.requeue.resume_after"] = resumeAfter ?? "start",
             }));
         }
+    }
+
+    /// <summary>The job's diffuse was suspended at a step boundary after <paramref name="step"/> steps (preemption,
+    /// issue 12): an event on the root span; the resumed segment is a diffuse span of its own.</summary>
+    public void Suspended(int step, int suspensions)
+    {
+        if (_root is null) return;
+        lock (_gate)
+            _root.AddEvent(new ActivityEvent("trident.suspended", tags: new ActivityTagsCollection
+            {
+                ["trident.suspend.step"] = step,
+                ["trident.suspend.count"] = suspensions,
+            }));
     }
 
     /// <summary>The job reached its final state: every open span ends, the root with the outcome.</summary>

@@ -38,6 +38,9 @@ public sealed class ServingMetrics : IDisposable
         Replacements = _meter.CreateCounter<long>("trident_replacements_total", null, "Placements changed by Adjust-on-Dispatch.");
         Requeued = _meter.CreateCounter<long>("trident_requeued_total", null,
             "Requests queued again because their work was lost with a device that left the cluster, by where they resume (start, after_encode, after_diffuse).");
+        Suspensions = _meter.CreateCounter<long>("trident_suspensions_total", null,
+            "Diffuse tasks suspended at a denoising-step boundary for a more urgent request (step-boundary preemption).");
+        Resumptions = _meter.CreateCounter<long>("trident_resumptions_total", null, "Suspended diffuse tasks that resumed (their remaining steps began).");
         BatchSize = _meter.CreateHistogram<int>("trident_batch_size", null, "Requests per batch task of more than one request (same-shape batching).", null,
             new InstrumentAdvice<int> { HistogramBucketBoundaries = [2, 3, 4, 6, 8, 12, 16, 32] });
     }
@@ -74,6 +77,12 @@ public sealed class ServingMetrics : IDisposable
     /// <summary>Requests per batch task, for batches of more than one request.</summary>
     public Histogram<int> BatchSize { get; }
 
+    /// <summary>trident_suspensions_total.</summary>
+    public Counter<long> Suspensions { get; }
+
+    /// <summary>trident_resumptions_total.</summary>
+    public Counter<long> Resumptions { get; }
+
     /// <summary>Records a zero for every counter series known in advance, so a scraper sees them at 0 rather
     /// than absent (call once a listener is attached).</summary>
     public void Initialise()
@@ -83,6 +92,8 @@ public sealed class ServingMetrics : IDisposable
         foreach (var met in new[] { "true", "false" }) Deadlines.Add(0, new KeyValuePair<string, object?>("met", met));
         foreach (var source in new[] { "mip", "greedy", "failed" }) DispatchRounds.Add(0, new KeyValuePair<string, object?>("source", source));
         Replacements.Add(0);
+        Suspensions.Add(0);
+        Resumptions.Add(0);
         foreach (var resume in new[] { "start", "after_encode", "after_diffuse" }) Requeued.Add(0, new KeyValuePair<string, object?>("resume", resume));
     }
 

@@ -1,6 +1,8 @@
 // A generation job: one client request from acceptance to its result. Its state moves forward only
-// (queued → encoding → diffusing → decoding → succeeded | failed | cancelled); every change and every
-// diffuse step is published to the job's subscribers (server-sent events). Workers update it from their
+// (queued → encoding → diffusing → decoding → succeeded | failed | cancelled), except that step-boundary
+// preemption (issue 12) moves a diffusing job to suspended and back to diffusing when it resumes (events
+// `suspended` and `resumed`, with the step); every change and every diffuse step is published to the job's
+// subscribers (server-sent events). Workers update it from their
 // threads, the API reads it from request threads: every field is read and written under one lock.
 //
 // The cancel rule. An accepted cancel (RequestCancel returned true) is a promise: the job ends Cancelled and
@@ -42,6 +44,11 @@ public enum JobStatus
 
     /// <summary>Cancelled by the client (or by the server stopping).</summary>
     Cancelled,
+
+    /// <summary>Its diffuse was suspended at a denoising-step boundary for a more urgent request (preemption);
+    /// its latents and sampler state are kept and it resumes on the same devices (then Diffusing again).
+    /// Last in the enum: the journal stores statuses by number.</summary>
+    Suspended,
 }
 
 /// <summary>What a job event reports.</summary>
@@ -52,6 +59,12 @@ public enum JobEventKind
 
     /// <summary>A diffuse step completed.</summary>
     Progress,
+
+    /// <summary>The diffuse was suspended at a step boundary (status Suspended; Step = steps done).</summary>
+    Suspended,
+
+    /// <summary>The suspended diffuse resumed (status Diffusing; Step = steps done before it resumed).</summary>
+    Resumed,
 }
 
 /// <summary>One event of a job, as its subscribers see it.</summary>
@@ -101,6 +114,9 @@ public sealed record JobView(
     JobRoute? Route,
     string? Error)
 {
+    /// <summary>Times its diffuse was suspended at a step boundary (preemption).</summary>
+    public int Suspensions { get; init; }
+
     /// <summary>Whether the job is over.</summary>
     public bool IsTerminal => Job.IsTerminalStatus(Status);
 
@@ -130,6 +146,7 @@ public sealed class Job : IStepObserver
     private JobResult? _result;
     private bool _cancelRequested;
     private int _requeues;
+    private int _suspensions;
     private ResumePoint? _resume;
     private readonly TaskCompletionSource<JobView> _final = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -242,7 +259,7 @@ public sealed class Job : IStepObserver
                 new StageTiming(_encodeStart, _encodeFinish),
                 new StageTiming(_diffuseStart, _diffuseFinish),
                 new StageTiming(_decodeStart, _decodeFinish),
-                _finished, _route, _error);
+                _finished, _route, _error) { Suspensions = _suspensions };
     }
 
     /// <summary>Events from now on, preceded by one State event with the current state; the stream ends
@@ -286,6 +303,11 @@ public sealed class Job : IStepObserver
             switch (kind)
             {
                 case TaskKind.Encode: _encodeStart ??= now; Move(JobStatus.Encoding); break;
+                case TaskKind.Diffuse when _status == JobStatus.Suspended:
+                    // the resumed segment: the diffuse timing spans every segment and ends with the last
+                    _diffuseFinish = null;
+                    Move(JobStatus.Diffusing, JobEventKind.Resumed);
+                    break;
                 case TaskKind.Diffuse: _diffuseStart ??= now; Move(JobStatus.Diffusing); break;
                 case TaskKind.Decode: _decodeStart ??= now; Move(JobStatus.Decoding); break;
             }
@@ -391,8 +413,36 @@ public sealed class Job : IStepObserver
         }
     }
 
+    /// <summary>Times its diffuse was suspended at a step boundary (preemption).</summary>
+    public int Suspensions { get { lock (_gate) return _suspensions; } }
+
+    /// <summary>Its diffuse stopped at a step boundary after <paramref name="step"/> steps for a more urgent
+    /// request (preemption): Suspended until its resumed diffuse starts (then Diffusing, a Resumed event). The
+    /// diffuse timing spans every segment. False when the job is over or a cancel was accepted (then it ends
+    /// Cancelled, as any stopped job).</summary>
+    public bool Suspend(double now, int step)
+    {
+        lock (_gate)
+        {
+            if (IsTerminalStatus(_status)) return false;
+            if (_cancelRequested)
+            {
+                _finished = now;
+                Move(JobStatus.Cancelled);
+                return false;
+            }
+            _suspensions++;
+            _step = step;
+            _diffuseFinish = null;
+            Trace.Suspended(step, _suspensions);
+            Move(JobStatus.Suspended, JobEventKind.Suspended);
+            return true;
+        }
+    }
+
     /// <summary>Requests cancellation. A job none of whose stages has started is cancelled at once (its
-    /// tasks, if a round already routed it, are skipped when their workers reach them); a running one stops
+    /// tasks, if a round already routed it, are skipped when their workers reach them), and so is a suspended
+    /// one (its resumption is skipped the same way); a running one stops
     /// at its next step boundary (then <see cref="Cancelled"/> is called). True means the job ends Cancelled
     /// whatever its stages do from now on; false when the job is already over (a succeeded job keeps its
     /// result).</summary>
@@ -402,7 +452,7 @@ public sealed class Job : IStepObserver
         {
             if (IsTerminalStatus(_status)) return false;
             _cancelRequested = true;
-            if (_status == JobStatus.Queued)
+            if (_status is JobStatus.Queued or JobStatus.Suspended)
             {
                 _finished = now;
                 Move(JobStatus.Cancelled);
@@ -426,13 +476,13 @@ public sealed class Job : IStepObserver
     }
 
     // Under the lock.
-    private void Move(JobStatus to)
+    private void Move(JobStatus to, JobEventKind kind = JobEventKind.State)
     {
         if (_status == to) return;
         _status = to;
         // durable before anyone sees it (one small write; a success writes its result file first)
         Journal?.Moved(this, to, _error, _result, FinishedWall());
-        Publish(JobEventKind.State);
+        Publish(kind);
         if (IsTerminalStatus(to))
         {
             foreach (var s in _subscribers) s.Writer.TryComplete();

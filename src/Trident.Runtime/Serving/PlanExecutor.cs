@@ -7,6 +7,10 @@
 // stage that completed (its output kept where it was made), and it is dispatched anew.
 // A batch (issue 12) is one set of tasks for several jobs; each job completes with its own item of the decode;
 // a resumed job always runs alone.
+// Step-boundary preemption (issue 12): with Suspendable set, the diffuse task of a job alone carries a
+// SuspendSignal the serving loop may set; the task then stops at its next step boundary and its latents fault
+// with DiffuseSuspendedException, which ends its decode and reservations without failing the job: the
+// `suspended` callback gets the checkpoint and the loop resumes the job with ResumeAsync on the same group.
 
 using Trident.Runtime.Devices;
 using Trident.Runtime.Execution;
@@ -19,6 +23,7 @@ namespace Trident.Runtime.Serving;
 public sealed class PlanExecutor
 {
     private readonly Action<Job, DeviceLostException, ResumePoint?>? _lost;
+    private readonly Action<SuspendedJob>? _suspended;
     private readonly DeviceLedger _ledger;
     private readonly ServerClock _clock;
     private readonly int _framesPerSecond;
@@ -32,11 +37,14 @@ public sealed class PlanExecutor
     /// <param name="framesPerSecond">Frame rate of video results.</param>
     /// <param name="lost">Called (on any thread) for a job whose work was lost with a device, with the output it
     /// can resume from; without it such a job fails like any other.</param>
+    /// <param name="suspended">Called (on any thread) for a job whose diffuse was suspended at a step boundary;
+    /// without it such a job fails.</param>
     public PlanExecutor(IReadOnlyList<Worker> workers, DeviceLedger ledger, ServerClock clock, int framesPerSecond,
-        Action<Job, DeviceLostException, ResumePoint?>? lost = null)
+        Action<Job, DeviceLostException, ResumePoint?>? lost = null, Action<SuspendedJob>? suspended = null)
     {
         Workers = workers;
         _lost = lost;
+        _suspended = suspended;
         _ledger = ledger;
         _clock = clock;
         _framesPerSecond = framesPerSecond;
@@ -45,11 +53,15 @@ public sealed class PlanExecutor
     /// <summary>The workers by device id; replaced (serving-loop thread) when devices join.</summary>
     public IReadOnlyList<Worker> Workers { get; set; }
 
+    /// <summary>Whether the diffuse tasks of jobs alone get a <see cref="SuspendSignal"/> (preemption on, and the
+    /// group's lead can suspend). Serving-loop thread.</summary>
+    public bool Suspendable { get; set; }
+
     /// <summary>A new task id.</summary>
     public long NextTaskId() => ++_nextTaskId;
 
     /// <summary>Enqueues a job's tasks as the dispatch says and records them in the ledger.</summary>
-    public ValueTask ExecuteAsync(Job job, Dispatch dispatch, JobRoute route, CancellationToken stopping) =>
+    public ValueTask<DiffuseTask?> ExecuteAsync(Job job, Dispatch dispatch, JobRoute route, CancellationToken stopping) =>
         ExecuteAsync([job], dispatch, route, stopping);
 
     /// <summary>Enqueues the tasks of a batch (issue 12) as the dispatch says and records them in the ledger:
@@ -62,7 +74,8 @@ public sealed class PlanExecutor
     /// <exception cref="ArgumentException">when the jobs cannot share a batch (BatchInputs.Compatible), or a
     /// resumed job is batched with others.</exception>
     /// <exception cref="InvalidOperationException">when the dispatch plans other stages than the job has left.</exception>
-    public async ValueTask ExecuteAsync(IReadOnlyList<Job> jobs, Dispatch dispatch, JobRoute route, CancellationToken stopping)
+    /// <returns>The diffuse task (null when a resumed job skips its diffuse).</returns>
+    public async ValueTask<DiffuseTask?> ExecuteAsync(IReadOnlyList<Job> jobs, Dispatch dispatch, JobRoute route, CancellationToken stopping)
     {
         var lead = jobs[0];
         BatchInputs.Check(jobs.Select(j => j.Input).ToArray());
@@ -82,7 +95,6 @@ public sealed class PlanExecutor
         if (!dispatch.Diffuse.Devices.IsEmpty && group.Length != dispatch.Degree)
             throw new InvalidOperationException($"dispatch of {lead.Id} has degree {dispatch.Degree} and {group.Length} diffuse devices");
         var diffuseSeconds = dispatch.Diffuse.Finish - dispatch.Diffuse.Start;
-        var workers = Workers;
 
         var encode = resume is null ? new EncodeTask(NextTaskId(), lead.Id, dispatch.Encode.Finish - dispatch.Encode.Start, token, input, mates) : null;
         DiffuseTask? diffuse = null;
@@ -90,21 +102,60 @@ public sealed class PlanExecutor
         if (resume?.Stage != Stage.Diffuse)
         {
             var embeddings = encode?.Result.Task ?? Task.FromResult(resume!.Output);
-            var seats = group.Skip(1).Select(_ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).ToArray();
-            var threads = group.Sum(d => workers[d].Device.IntraOpThreads);
-            diffuse = new DiffuseTask(NextTaskId(), lead.Id, diffuseSeconds, token, input, embeddings, dispatch.Degree, threads, seats, lead, mates);
-            var diffused = diffuse.Result.Task;
-            reserves = [.. group.Skip(1).Select((d, i) => (d, new ReserveTask(NextTaskId(), lead.Id, diffuseSeconds, token, seats[i], diffused)))];
+            var threads = group.Sum(d => Workers[d].Device.IntraOpThreads);
+            (diffuse, reserves) = DiffuseGroup(lead, group, diffuseSeconds, token, embeddings, threads, mates, null);
         }
         var latents = diffuse?.Result.Task ?? Task.FromResult(resume!.Output);
         var decode = new DecodeTask(NextTaskId(), lead.Id, dispatch.Decode.Finish - dispatch.Decode.Start, token, input, latents, mates);
 
         foreach (var job in jobs) job.Dispatched(_clock.Now, route);
         if (encode is not null) await EnqueueAsync(encodeDevice, encode, stopping);
+        await EnqueueGroupAsync(group, diffuse, reserves, stopping);
+        await EnqueueAsync(decodeDevice, decode, stopping);
+        _ = CompleteAsync(jobs, resume, (encode, encodeDevice), (diffuse, group), decode, batch, decodeDevice);
+        return diffuse;
+    }
+
+    /// <summary>Resumes a suspended job (preemption, issue 12) on the devices it was suspended on: a diffuse task
+    /// from its checkpoint on the group's lead (the group's own threads: bit-identical to a run never suspended),
+    /// a Reserve task on each other device of the group, and its decode on the decode device of its route. The
+    /// tasks queue behind the work the devices already have (the urgent request's, queued when it was
+    /// suspended). A job cancelled meanwhile skips them as any cancelled job's tasks.</summary>
+    /// <param name="s">The suspension.</param>
+    /// <param name="diffuseSeconds">Predicted seconds of the remaining steps (ledger).</param>
+    /// <param name="decodeSeconds">Predicted seconds of the decode (ledger).</param>
+    /// <param name="stopping">The server's stop token.</param>
+    /// <returns>The resumed diffuse task.</returns>
+    public async ValueTask<DiffuseTask> ResumeAsync(SuspendedJob s, double diffuseSeconds, double decodeSeconds, CancellationToken stopping)
+    {
+        var job = s.Job;
+        var token = job.Cancellation;
+        var (diffuse, reserves) = DiffuseGroup(job, s.Group, diffuseSeconds, token, Task.FromResult(s.Embeddings), s.Checkpoint.IntraOpThreads, null, s.Checkpoint);
+        var decode = new DecodeTask(NextTaskId(), job.Id, decodeSeconds, token, job.Input, diffuse.Result.Task);
+        await EnqueueGroupAsync(s.Group, diffuse, reserves, stopping);
+        await EnqueueAsync(s.DecodeDevice, decode, stopping);
+        // work lost with a device from here on resumes after the encode (its embeddings are kept)
+        var afterEncode = new ResumePoint(Stage.Encode, s.Embeddings, s.EmbeddingsDevice);
+        _ = CompleteAsync([job], afterEncode, (null, s.EmbeddingsDevice), (diffuse, s.Group), decode, null, s.DecodeDevice);
+        return diffuse;
+    }
+
+    // The diffuse task on the group's lead and a Reserve task on each other device of the group.
+    private (DiffuseTask Diffuse, (int Device, ReserveTask Task)[] Reserves) DiffuseGroup(Job lead, int[] group, double seconds, CancellationToken token,
+        Task<StageOutput> embeddings, int threads, IReadOnlyList<BatchMate>? mates, DiffuseCheckpoint? from)
+    {
+        var seats = group.Skip(1).Select(_ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).ToArray();
+        // a batch is never suspended; a job alone is when preemption is on and the lead's executor can suspend
+        var signal = mates is null && Suspendable && Workers[group[0]].CanSuspend ? new SuspendSignal() : null;
+        var diffuse = new DiffuseTask(NextTaskId(), lead.Id, seconds, token, lead.Input, embeddings, group.Length, threads, seats, lead, mates, from, signal);
+        var diffused = diffuse.Result.Task;
+        return (diffuse, [.. group.Skip(1).Select((d, i) => (d, new ReserveTask(NextTaskId(), lead.Id, seconds, token, seats[i], diffused)))]);
+    }
+
+    private async ValueTask EnqueueGroupAsync(int[] group, DiffuseTask? diffuse, (int Device, ReserveTask Task)[] reserves, CancellationToken stopping)
+    {
         if (diffuse is not null) await EnqueueAsync(group[0], diffuse, stopping);
         foreach (var (device, task) in reserves) await EnqueueAsync(device, task, stopping);
-        await EnqueueAsync(decodeDevice, decode, stopping);
-        _ = CompleteAsync(jobs, resume, (encode, encodeDevice), (diffuse, diffuse is null ? -1 : group[0]), decode, batch);
     }
 
     private static string Planned(Dispatch d) =>
@@ -124,7 +175,7 @@ public sealed class PlanExecutor
     }
 
     private async Task CompleteAsync(IReadOnlyList<Job> jobs, ResumePoint? resumed, (EncodeTask? Task, int Device) encode,
-        (DiffuseTask? Task, int Device) diffuse, DecodeTask decode, BatchCancellation? batch)
+        (DiffuseTask? Task, int[] Group) diffuse, DecodeTask decode, BatchCancellation? batch, int decodeDevice)
     {
         try
         {
@@ -143,11 +194,21 @@ public sealed class PlanExecutor
             // the one it resumed from); a batch's outputs hold every member, so its jobs start again
             var resume = jobs.Count > 1 ? null
                 : diffuse.Task is { Result.Task.IsCompletedSuccessfully: true } d
-                    ? new ResumePoint(Stage.Diffuse, d.Result.Task.Result, diffuse.Device)
+                    ? new ResumePoint(Stage.Diffuse, d.Result.Task.Result, diffuse.Group[0])
                     : encode.Task is { Result.Task.IsCompletedSuccessfully: true } e
                         ? new ResumePoint(Stage.Encode, e.Result.Task.Result, encode.Device)
                         : resumed;
-            for (var i = 0; i < jobs.Count; i++) await CompleteAsync(jobs[i], failure is null ? items![i] : null, failure, resume).ConfigureAwait(false);
+            // a suspended diffuse (a job alone): what its resumption needs
+            SuspendedJob? suspension = null;
+            if (jobs.Count == 1 && diffuse.Task?.Result.Task.Exception?.InnerException is DiffuseSuspendedException stopped)
+            {
+                (StageOutput Output, int Device)? embeddings =
+                    encode.Task is { Result.Task.IsCompletedSuccessfully: true } made ? (made.Result.Task.Result, encode.Device)
+                    : resumed is { Stage.IsEncode: true } ? (resumed.Output, resumed.Device) : null;
+                if (embeddings is { } kept)
+                    suspension = new SuspendedJob(jobs[0], stopped.Checkpoint, kept.Output, kept.Device, diffuse.Group, decodeDevice);
+            }
+            for (var i = 0; i < jobs.Count; i++) await CompleteAsync(jobs[i], failure is null ? items![i] : null, failure, resume, suspension).ConfigureAwait(false);
         }
         finally
         {
@@ -155,7 +216,7 @@ public sealed class PlanExecutor
         }
     }
 
-    private async Task CompleteAsync(Job job, IReadOnlyList<RgbImage>? frames, Exception? failure, ResumePoint? resume)
+    private async Task CompleteAsync(Job job, IReadOnlyList<RgbImage>? frames, Exception? failure, ResumePoint? resume, SuspendedJob? suspension)
     {
         try
         {
@@ -168,6 +229,11 @@ public sealed class PlanExecutor
         catch (OperationCanceledException) when (job.Cancellation.IsCancellationRequested)
         {
             job.Cancelled(_clock.Now);
+        }
+        catch (DiffuseSuspendedException) when (suspension is not null && _suspended is { } resumeLater)
+        {
+            // stopped at a step boundary for a more urgent request, not failed: the loop resumes it
+            resumeLater(suspension);
         }
         catch (Exception ex) when (DeviceLostException.Find(ex) is { } lost && _lost is { } requeue)
         {
@@ -211,3 +277,13 @@ public sealed class PlanExecutor
     public static string Describe(Exception ex) =>
         ex is AggregateException { InnerExceptions.Count: 1 } a ? Describe(a.InnerExceptions[0]) : $"{ex.GetType().Name}: {ex.Message}";
 }
+
+/// <summary>A job whose diffuse was suspended at a step boundary (preemption, issue 12), with what its resumption
+/// needs.</summary>
+/// <param name="Job">The job.</param>
+/// <param name="Checkpoint">Its latents and sampler state after <see cref="DiffuseCheckpoint.Step"/> steps.</param>
+/// <param name="Embeddings">Its encode stage's output (kept for the resumption).</param>
+/// <param name="EmbeddingsDevice">The device that made the embeddings.</param>
+/// <param name="Group">The diffuse group it was suspended on (physical ids, the lead first); it resumes there.</param>
+/// <param name="DecodeDevice">The decode device of its route.</param>
+public sealed record SuspendedJob(Job Job, DiffuseCheckpoint Checkpoint, StageOutput Embeddings, int EmbeddingsDevice, int[] Group, int DecodeDevice);

@@ -14,6 +14,13 @@
 //   4. form batches (Dispatching.Batching: each dispatch leads waiting requests of the same pipeline, shape
 //      and steps, up to the profile's best batch capped by ServingSettings.MaxBatch) and enqueue their tasks
 //      on the workers — one encode, diffuse and decode run per batch; undispatched requests stay queued.
+//   5. step-boundary preemption (issue 12; only with ServingSettings.Preemption): the requests still waiting
+//      and the running diffuse tasks of jobs alone go to Preemption.decide (the planner's rule: an urgent
+//      request that misses its deadline by waiting takes a victim's devices when the objective gains more than
+//      the victim loses; at most MaxSuspensions per request). The victim's SuspendSignal is set and the urgent
+//      request's tasks are queued behind it on its devices; the victim stops at its next step boundary, and
+//      when the loop hears of it (PlanExecutor's suspended callback) the job turns Suspended and its
+//      resumption is queued on the same group, behind the urgent work (PlanExecutor.ResumeAsync).
 // Rounds run on every event (arrival, cancellation, task start or finish) and at least every period: the
 // period bounds how seldom a round runs, never how often.
 // Every round kept in the history (RoundHistory, the same bound as GET /v1/plan's list) keeps its snapshot
@@ -105,6 +112,16 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
     private sealed record DevicesBack(int[] Devices) : LoopEvent;
     private sealed record DevicesJoined(IReadOnlyList<DeviceSpec> Devices, Func<DeviceSpec, PlacementType, Worker> Create, Cluster Grown) : LoopEvent;
     private sealed record Requeue(Job Job, DeviceLostException Lost, ResumePoint? Resume) : LoopEvent;
+    private sealed record TaskRunning(long TaskId, double At) : LoopEvent;
+    private sealed record Suspended(SuspendedJob Job) : LoopEvent;
+
+    // A diffuse segment of a job alone that preemption may suspend: its group, its route's decode device, the
+    // steps done before it, the planner's seconds per step, the decode after it and its planned finish.
+    private sealed record Segment(Job Job, DiffuseTask Task, int[] Group, int DecodeDevice, int StepsBefore, double StepSeconds, double TailSeconds,
+        double PlannedFinish)
+    {
+        public double? RunningSince { get; set; }
+    }
 
     /// <summary>How many times a request's work may be lost with a device before it fails instead of being
     /// queued again.</summary>
@@ -129,6 +146,10 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
     private readonly StageMonitor _monitor;
     private readonly List<Job> _queue = new();
     private readonly Dictionary<long, double> _started = new();
+    // suspendable diffuse segments by job id (preemption): from their enqueue until they end (a suspended one
+    // until its resumption is queued)
+    private readonly Dictionary<long, Segment> _segments = new();
+    private readonly List<SuspendedJob> _suspended = new();
     private readonly Queue<RoundRecord> _rounds = new();
     private readonly Queue<PlacementChange> _placements = new();
     // the snapshot and plan (null for a failed round) of each round in _rounds, by round number; read by
@@ -183,7 +204,11 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
         if (Workers.Count > 0) throw new InvalidOperationException("workers are already attached");
         _workers = workers;
         _plans = new PlanExecutor(workers, _ledger, _clock, _settings.VideoFramesPerSecond,
-            (job, lost, resume) => _events.Writer.TryWrite(new Requeue(job, lost, resume)));
+            (job, lost, resume) => _events.Writer.TryWrite(new Requeue(job, lost, resume)),
+            suspended => _events.Writer.TryWrite(new Suspended(suspended)))
+        {
+            Suspendable = _settings.Preemption is not null,
+        };
     }
 
     /// <summary>The state after the last round.</summary>
@@ -238,6 +263,11 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
     void IWorkerObserver.Running(Worker worker, StageTask task)
     {
         foreach (var request in task.Requests) _store.Find(request)?.StageStarted(task.Kind, _clock.Now, worker.Device.Id);
+        if (task is DiffuseTask { Suspend: not null } or DiffuseTask { From: not null })
+        {
+            _events.Writer.TryWrite(new TaskRunning(task.TaskId, _clock.Now));
+            if (task is DiffuseTask { From: not null }) _metrics.Resumptions.Add(1);
+        }
     }
 
     void IWorkerObserver.Finished(Worker worker, StageTask task, Exception? error)
@@ -293,9 +323,13 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
         var now = _clock.Now;
         Drain(now);
         if (_membership.Count > 0) await ReplanMembershipAsync(now);
+        if (_suspended.Count > 0) await ResumeSuspendedAsync(now);
+        // segments of jobs that ended (cancelled while suspended, failed) are no longer suspendable
+        foreach (var over in _segments.Where(kv => Job.IsTerminalStatus(kv.Value.Job.Status)).Select(kv => kv.Key).ToArray()) _segments.Remove(over);
         FailWithoutDevices(now);
         await MaybeReplaceAsync(now);
         if (_queue.Count > 0) await DispatchAsync(now);
+        if (_queue.Count > 0 && _settings.Preemption is { } preemption) await PreemptAsync(now, preemption);
         if (now - _lastEviction >= 5.0)
         {
             _store.EvictExpired();
@@ -324,6 +358,10 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
                     break;
                 case TaskFinished f:
                     _ledger.Finished(f.Device, f.Task.TaskId);
+                    // a segment that ended is no longer suspendable; a suspended one stays until its resumption is queued
+                    if (f.Task is DiffuseTask ended && _segments.TryGetValue(ended.Request.Value, out var seg) && seg.Task == ended
+                        && (f.Ok || ended.Result.Task.Exception?.InnerException is not DiffuseSuspendedException))
+                        _segments.Remove(ended.Request.Value);
                     var start = _started.Remove(f.Task.TaskId, out var st) ? st : f.End;
                     Record(f, start);
                     break;
@@ -342,6 +380,13 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
                     break;
                 case Requeue r:
                     Requeued(r, now);
+                    break;
+                case TaskRunning running:
+                    foreach (var segment in _segments.Values)
+                        if (segment.Task.TaskId == running.TaskId) segment.RunningSince = running.At;
+                    break;
+                case Suspended stopped:
+                    _suspended.Add(stopped.Job);
                     break;
             }
         }
@@ -413,15 +458,17 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
         }
     }
 
+    // A job re-queued after a lost device is planned with the stages it has left only (Snapshot.Completed).
+    private FSharpMap<RequestId, Stage> CompletedStages() =>
+        MapModule.OfSeq(_queue.Where(j => j.Resume is not null).Select(j => Tuple.Create(j.Request.Id, j.Resume!.Stage)));
+
     private async Task DispatchAsync(double now)
     {
         // with no device in the cluster requests wait (FailWithoutDevices bounds how long)
         if (_view.Cluster is not { } cluster) return;
         var round = _round + 1;
         var busy = _view.Select(_ledger.BusyUntilAll(now));
-        // a job re-queued after a lost device is planned with the stages it has left only
-        var completed = MapModule.OfSeq(_queue.Where(j => j.Resume is not null).Select(j => Tuple.Create(j.Request.Id, j.Resume!.Stage)));
-        var snapshot = new Snapshot(now, cluster, _cost, _view.ToView(_placement), busy, ListModule.OfSeq(_queue.Select(j => j.Request)), completed,
+        var snapshot = new Snapshot(now, cluster, _cost, _view.ToView(_placement), busy, ListModule.OfSeq(_queue.Select(j => j.Request)), CompletedStages(),
             _settings.Dispatch);
         var watch = Stopwatch.StartNew();
         var roundStart = DateTime.UtcNow;
@@ -478,7 +525,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
             try
             {
                 var route = _view.ToPhysical(batch.Dispatch);
-                await _plans!.ExecuteAsync(jobs, route, new JobRoute(round, detail, route), _stop.Token);
+                Track(jobs[0], await _plans!.ExecuteAsync(jobs, route, new JobRoute(round, detail, route), _stop.Token), route);
                 foreach (var job in jobs) _metrics.QueueWait.Record(_clock.Now - job.Request.Arrival);
                 if (jobs.Length > 1) _metrics.BatchSize.Record(jobs.Length);
                 dispatched += jobs.Length;
@@ -502,6 +549,112 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
         _metrics.DispatchSolve.Record(watch.Elapsed.TotalSeconds, new KeyValuePair<string, object?>("source", source));
         Remember(_rounds, new RoundRecord(round, now, waiting, dispatched, source, detail, plan.Objective, gap, solve, watch.Elapsed.TotalSeconds));
         Keep(round, snapshot, plan);
+    }
+
+    // A suspendable diffuse segment just queued (a job alone, preemption on): remembered for PreemptAsync.
+    private void Track(Job job, DiffuseTask? task, Dispatch route)
+    {
+        if (task?.Suspend is null) return;
+        var steps = Math.Max(1, job.Input.Steps);
+        _segments[job.Id.Value] = new Segment(job, task, [.. route.Diffuse.Devices.Select(d => d.Value)], route.Decode.Devices.Head.Value, 0,
+            (route.Diffuse.Finish - route.Diffuse.Start) / steps, route.Decode.Finish - route.Diffuse.Finish, route.Decode.Finish);
+    }
+
+    // Step-boundary preemption after a round: the running diffuse segments as Preemption.decide sees them, its
+    // suspensions carried out (victim signalled, urgent request's tasks queued behind it on its devices).
+    private async Task PreemptAsync(double now, PreemptionSettings settings)
+    {
+        if (_view.Cluster is not { } cluster || _segments.Count == 0) return;
+        var running = new List<RunningDiffuse>();
+        foreach (var seg in _segments.Values)
+        {
+            if (seg.RunningSince is null || seg.Task.Suspend is not { Requested: false } || seg.Task.Result.Task.IsCompleted) continue;
+            if (seg.Job.Status != JobStatus.Diffusing || seg.Job.CancelRequested) continue;
+            var view = seg.Group.Select(_view.ViewOf).ToArray();
+            if (view.Any(v => v < 0)) continue;
+            // its devices hold nothing but its diffuse or reservation (decodes wait aside): the urgent request would
+            // wait behind anything else
+            if (seg.Group.Any(d => _ledger.Holding(d) > 1)) continue;
+            var steps = seg.Job.Input.Steps - seg.StepsBefore;
+            var doneHere = Math.Clamp(seg.Job.View().Step - seg.StepsBefore, 0, steps);
+            // the step in flight taken as half done: its boundary is about half a predicted step away
+            running.Add(new RunningDiffuse(seg.Job.Request, ListModule.OfSeq(view.Select(DeviceId.NewDeviceId)),
+                now - (doneHere + 0.5) * seg.StepSeconds, seg.StepSeconds, seg.StepsBefore, steps, seg.PlannedFinish, seg.TailSeconds, seg.Job.Suspensions));
+        }
+        if (running.Count == 0) return;
+        var snapshot = new Snapshot(now, cluster, _cost, _view.ToView(_placement), _view.Select(_ledger.BusyUntilAll(now)),
+            ListModule.OfSeq(_queue.Select(j => j.Request)), CompletedStages(), _settings.Dispatch);
+        FSharpList<Suspension> decisions;
+        try
+        {
+            decisions = Preemption.decide(settings, snapshot, ListModule.OfSeq(running));
+        }
+        catch (Exception ex)
+        {
+            _log.LogError(ex, "Preemption after round {Round} failed; nothing is suspended. Snapshot for replay: {Snapshot}", _round, SnapshotJson.Write(snapshot, null));
+            return;
+        }
+        foreach (var sp in decisions)
+        {
+            if (!_segments.TryGetValue(sp.Victim.Value, out var victim) || _queue.Find(j => j.Id.Equals(sp.Urgent.Request)) is not { } urgent) continue;
+            victim.Task.Suspend!.Request();
+            _queue.Remove(urgent);
+            Interlocked.Decrement(ref _waiting);
+            var route = _view.ToPhysical(sp.Urgent);
+            var detail = $"preemption: suspends request {sp.Victim.Value} at step {sp.StepsDone} (gain {sp.Gain:F3} > loss {sp.Loss:F3})";
+            using var traced = urgent.Trace.Enter();
+            try
+            {
+                Track(urgent, await _plans!.ExecuteAsync(urgent, route, new JobRoute(_round, detail, route), _stop.Token), route);
+                _metrics.QueueWait.Record(_clock.Now - urgent.Request.Arrival);
+                _log.LogInformation("Preemption: request {Urgent} takes device(s) {Devices} of request {Victim}, suspended at step {Step} (gain {Gain:F3}, loss {Loss:F3})",
+                    urgent.Id.Value, string.Join(",", victim.Group), sp.Victim.Value, sp.StepsDone, sp.Gain, sp.Loss);
+            }
+            catch (OperationCanceledException) when (_stop.IsCancellationRequested)
+            {
+                throw;
+            }
+            catch (Exception ex)
+            {
+                _log.LogError(ex, "Preemption could not carry out the route of {Request}; it fails", urgent.Id.Value);
+                urgent.Fail("the server could not carry out its route: " + PlanExecutor.Describe(ex), _clock.Now);
+            }
+        }
+    }
+
+    // Suspended jobs (their diffuse stopped at a step boundary): Suspended, and their resumption queued on the same
+    // group behind the urgent work (a job cancelled meanwhile ends Cancelled instead).
+    private async Task ResumeSuspendedAsync(double now)
+    {
+        var stopped = _suspended.ToArray();
+        _suspended.Clear();
+        foreach (var s in stopped)
+        {
+            var job = s.Job;
+            _segments.Remove(job.Id.Value, out var seg);
+            using var traced = job.Trace.Enter();
+            if (!job.Suspend(now, s.Checkpoint.Step)) continue;
+            _metrics.Suspensions.Add(1);
+            var remaining = s.Checkpoint.Steps - s.Checkpoint.Step;
+            var stepSeconds = seg?.StepSeconds ?? CostModelModule.diffuseTime(_cost, job.Request.Shape, job.Request.Steps, s.Group.Length) / Math.Max(1, job.Request.Steps);
+            var tail = seg?.TailSeconds ?? 0.0;
+            try
+            {
+                var task = await _plans!.ResumeAsync(s, remaining * stepSeconds, tail, _stop.Token);
+                _segments[job.Id.Value] = new Segment(job, task, s.Group, s.DecodeDevice, s.Checkpoint.Step, stepSeconds, tail, now + remaining * stepSeconds + tail);
+                _log.LogInformation("Request {Request} suspended after step {Step} of {Steps} ({Count} time(s)); it resumes on device(s) {Devices}",
+                    job.Id.Value, s.Checkpoint.Step, s.Checkpoint.Steps, job.Suspensions, string.Join(",", s.Group));
+            }
+            catch (OperationCanceledException) when (_stop.IsCancellationRequested)
+            {
+                throw;
+            }
+            catch (Exception ex)
+            {
+                _log.LogError(ex, "Request {Request} could not be resumed; it fails", job.Id.Value);
+                job.Fail("the server could not resume it after a suspension: " + PlanExecutor.Describe(ex), now);
+            }
+        }
     }
 
     // A job whose work was lost with a device: queued again (resuming from its kept output when the device that

@@ -1,5 +1,6 @@
 using Trident.Runtime.Monitoring;
 using Trident.Scheduling;
+using Trident.Scheduling.Dispatching;
 
 namespace Trident.Runtime.Serving;
 
@@ -41,6 +42,11 @@ public sealed record ServingSettings
     /// sampler run as one batch, up to the profile's best batch size for the shape and degree and at most this
     /// many. 1 turns batching off; a profile without batch points (format version 1) never batches.</summary>
     public int MaxBatch { get; init; } = 8;
+
+    /// <summary>Step-boundary preemption of running diffuse tasks (issue 12): Preemption.decide's settings (at most
+    /// MaxSuspensions per request, …); null turns it off. Only jobs alone (never a batch) on executors that can
+    /// suspend (ONNX Runtime) are suspended.</summary>
+    public PreemptionSettings? Preemption { get; init; }
 
     /// <summary>Frames per second of the APNG written for a video result.</summary>
     public int VideoFramesPerSecond { get; init; } = 8;

@@ -14,10 +14,11 @@ namespace Trident.Runtime.Serving;
 /// <summary>Per-device tasks in flight, and the busy-until estimates they imply. Serving-loop thread only.</summary>
 public sealed class DeviceLedger
 {
-    private sealed class Entry(long taskId, double predicted)
+    private sealed class Entry(long taskId, double predicted, TaskKind kind)
     {
         public long TaskId { get; } = taskId;
         public double Predicted { get; } = predicted;
+        public TaskKind Kind { get; } = kind;
         public double? StartedAt { get; set; }
     }
 
@@ -30,7 +31,7 @@ public sealed class DeviceLedger
     }
 
     /// <summary>A task was given to a device.</summary>
-    public void Enqueued(int device, StageTask task) => _devices[device].Add(new Entry(task.TaskId, task.PredictedSeconds));
+    public void Enqueued(int device, StageTask task) => _devices[device].Add(new Entry(task.TaskId, task.PredictedSeconds, task.Kind));
 
     /// <summary>The device started the task.</summary>
     public void Started(int device, long taskId, double at)
@@ -51,6 +52,10 @@ public sealed class DeviceLedger
     }
 
     public int InFlight(int device) => _devices[device].Count;
+
+    /// <summary>Tasks in flight on a device that hold it in queue order: every kind but decode (a worker sets a
+    /// decode whose latents are not ready aside, so it does not hold back the tasks behind it).</summary>
+    public int Holding(int device) => _devices[device].Count(e => e.Kind != TaskKind.Decode);
 
     /// <summary>When the device is predicted to finish what it was given (now when it is free).</summary>
     public double BusyUntil(int device, double now)

@@ -54,7 +54,8 @@ type ResidentStages() =
     member _.Snapshot = lock stages (fun () -> HashSet<Stage>(stages) :> IReadOnlySet<Stage>)
 
 /// Test-only executor: no model. Encode and decode take `stageDelay`; each diffuse step takes `stepDelay`
-/// and honours cancellation; a prompt equal to `failPrompt` makes encode throw.
+/// and honours cancellation; a prompt equal to `failPrompt` makes encode throw. It can suspend a diffuse at a
+/// step boundary (used when the serving settings turn preemption on).
 type FakeExecutor(device: DeviceSpec, log: ExecutionLog, stepDelay: TimeSpan, stageDelay: TimeSpan, failPrompt: string) =
     let resident = ResidentStages()
     let load (s: Stage) = resident.Load s
@@ -75,6 +76,25 @@ type FakeExecutor(device: DeviceSpec, log: ExecutionLog, stepDelay: TimeSpan, st
                 Thread.Sleep stepDelay
                 observer.StepCompleted(i, input.Steps)
             StageOutput(box (input.Width, input.Height), 128L)
+        // Suspendable (preemption): each step is logged as "d0 step <prompt> <k>"; a checkpoint is the steps done.
+        member _.CanSuspend = true
+        member _.DiffuseSegment(input, embeddings, threads, observer, from, suspend, ct) =
+            load Diffuse
+            let first = if isNull from then 0 else from.Step
+            log.Add(sprintf "d%d diffuse %s threads=%d from=%d" device.Id (string embeddings.Value) threads first)
+            let mutable i = first
+            let mutable stopped = None
+            while stopped.IsNone && i < input.Steps do
+                ct.ThrowIfCancellationRequested()
+                if i > first && suspend.Invoke() then stopped <- Some i
+                else
+                    Thread.Sleep stepDelay
+                    log.Add(sprintf "d%d step %s %d" device.Id input.Prompt (i + 1))
+                    observer.StepCompleted(i + 1, input.Steps)
+                    i <- i + 1
+            match stopped with
+            | Some k -> DiffuseSegmentResult(null, DiffuseCheckpoint(k, input.Steps, threads, box k, 8L))
+            | None -> DiffuseSegmentResult(StageOutput(box (input.Width, input.Height), 128L), null)
         member _.Decode(input, latents, ct) =
             load Decode
             log.Add(sprintf "d%d decode" device.Id)

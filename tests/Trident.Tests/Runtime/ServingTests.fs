@@ -543,9 +543,98 @@ let ``the planners' view renumbers the devices in the cluster node by node and m
         Expect.equal (LiveView.Of(cluster, Array.create 6 false).Count) 0 "no device left"; Expect.isTrue (obj.ReferenceEquals(LiveView.Of(cluster, Array.create 6 false).Cluster, null)) "no device left: no cluster to plan on"
         Expect.isTrue (LiveView.Of(cluster, Array.create 6 true).Whole) "every device in: the cluster itself"
 
+// ---------------------------------------------------------------------------------------------------------
+// Step-boundary preemption (issue 12) in the live loop, on suspendable fake executors
+// ---------------------------------------------------------------------------------------------------------
+
+let private preempting (bound: int) = ServingSettings(Preemption = { PreemptionSettings.defaults with MaxSuspensions = bound })
+
+/// The steps a fake executor ran for `prompt`, in order.
+let private stepsRun (log: ExecutionLog) (prompt: string) =
+    log.Entries
+    |> List.choose (fun e ->
+        match e.Split(' ') with
+        | [| _; "step"; p1; p2; k |] when p1 + " " + p2 = prompt -> Some(int k)
+        | _ -> None)
+
+let ``a request suspended for an urgent one resumes on its devices, and one cancelled while suspended ends at once`` =
+    testCase "a request suspended for an urgent one resumes on its own device after it; one cancelled while suspended ends at once" <| fun () ->
+        let log = ExecutionLog()
+        let server = startServer (preempting 2) 1 (FakeExecutors(log, TimeSpan.FromMilliseconds 3.0, TimeSpan.FromMilliseconds 1.0, "fail"))
+        try
+            let long = server.Submit(input "long one" 300, Nullable 3600.0, Nullable()) |> accepted
+            let events = long.Subscribe()
+            waitUntil 30.0 "the long request diffuses" (fun () -> long.View().Step > 0)
+            // 1 ms deadline: late whatever happens, so the sooner the better; waiting keeps it behind 300 steps
+            let urgent = server.Submit(input "urgent one" 100, Nullable 0.001, Nullable()) |> accepted
+            finishedWithin 60.0 urgent
+            finishedWithin 60.0 long
+            Expect.equal urgent.Status JobStatus.Succeeded "the urgent request succeeded"
+            Expect.equal long.Status JobStatus.Succeeded "the suspended request succeeded"
+            Expect.equal (long.View().Suspensions) 1 "it was suspended once (one urgent request)"
+            let steps = stepsRun log "long one"
+            Expect.equal steps [ 1..300 ] "every step of it ran once, in order: none lost, none twice"
+            Expect.equal (stepsRun log "urgent one") [ 1..100 ] "every step of the urgent one ran once"
+            // the urgent request's diffuse ran inside the long one's: between its suspension and its resumption
+            let entries = log.Entries
+            let resumedAt = entries |> List.findIndex (fun e -> e.StartsWith "d0 diffuse long one" && not (e.EndsWith "from=0"))
+            let urgentLast = entries |> List.findIndex (fun e -> e = "d0 step urgent one 100")
+            Expect.isLessThan urgentLast resumedAt "the long request resumed after the urgent one's diffuse"
+            let mutable seen = []
+            let mutable e = Unchecked.defaultof<JobEvent>
+            while events.TryRead(&e) do seen <- e :: seen
+            let seen = List.rev seen
+            let kinds = seen |> List.map _.Kind
+            let stop = seen |> List.find (fun x -> x.Kind = JobEventKind.Suspended)
+            let go = seen |> List.find (fun x -> x.Kind = JobEventKind.Resumed)
+            Expect.equal stop.Status JobStatus.Suspended "the suspended event's status"
+            Expect.equal go.Status JobStatus.Diffusing "the resumed event's status"
+            Expect.equal go.Step stop.Step "it resumes at the step it stopped at"
+            Expect.isLessThan (List.findIndex ((=) JobEventKind.Suspended) kinds) (List.findIndex ((=) JobEventKind.Resumed) kinds) "suspended, then resumed"
+            // cancelled while suspended: at once, and none of its steps runs after
+            let victim = server.Submit(input "victim one" 300, Nullable 3600.0, Nullable()) |> accepted
+            waitUntil 30.0 "the next long request diffuses" (fun () -> victim.View().Step > 0)
+            let blocker = server.Submit(input "blocker one" 200, Nullable 0.001, Nullable()) |> accepted
+            waitUntil 30.0 "it is suspended" (fun () -> victim.Status = JobStatus.Suspended)
+            let before = (stepsRun log "victim one").Length
+            Expect.isTrue (server.Cancel victim) "the cancel is accepted"
+            Expect.equal victim.Status JobStatus.Cancelled "a suspended job is cancelled at once"
+            finishedWithin 60.0 blocker
+            Expect.equal blocker.Status JobStatus.Succeeded "the urgent request still succeeds"
+            waitUntil 10.0 "the devices are idle" (fun () -> server.Workers |> Seq.forall (fun w -> isNull w.Current && w.QueueLength = 0))
+            Expect.equal (stepsRun log "victim one").Length before "no step of the cancelled request ran after the cancel"
+        finally
+            server.DisposeAsync().AsTask().Wait()
+
+let ``with preemption every request is served once: a suspended request is never lost or run twice`` =
+    testProp 6 "with preemption on, every request succeeds and runs each of its steps exactly once, within the suspension bound" <| fun () ->
+        Prop.forAll (Arb.fromGen (Gen.zip3 (Gen.choose (1, 3)) (Gen.choose (1, 3)) (Gen.choose (1, 2)))) (fun (urgents, bound, devices) ->
+            let log = ExecutionLog()
+            let server = startServer (preempting bound) devices (FakeExecutors(log, TimeSpan.FromMilliseconds 2.0, TimeSpan.FromMilliseconds 1.0, "fail"))
+            try
+                let longs = [ for i in 1..devices -> server.Submit(input (sprintf "long %d" i) 200, Nullable 3600.0, Nullable()) |> accepted ]
+                waitUntil 30.0 "a long request diffuses" (fun () -> longs.Head.View().Step > 0)
+                let us = [ for i in 1..urgents -> server.Submit(input (sprintf "urgent %d" i) 20, Nullable 0.001, Nullable()) |> accepted ]
+                let all = longs @ us
+                for j in all do
+                    finishedWithin 60.0 j
+                all
+                |> List.map (fun j ->
+                    let prompt = j.Input.Prompt
+                    (j.Status = JobStatus.Succeeded |> Prop.label (sprintf "%s succeeded" prompt))
+                    .&. (stepsRun log prompt = [ 1 .. j.Input.Steps ] |> Prop.label (sprintf "%s ran each step once, in order" prompt))
+                    .&. (j.View().Suspensions <= bound |> Prop.label (sprintf "%s was suspended at most %d times" prompt bound)))
+                |> List.reduce (.&.)
+                // not vacuous: an urgent request that waiting makes late always suspends a long one here
+                |> (.&.) (longs |> List.sumBy (fun j -> j.View().Suspensions) >= 1 |> Prop.label "a long request was suspended")
+            finally
+                server.DisposeAsync().AsTask().Wait())
+
 [<Tests>]
 let tests =
     testList "integration" [ testList "ServingTests" [
+        ``a request suspended for an urgent one resumes on its devices, and one cancelled while suspended ends at once``
+        ``with preemption every request is served once: a suspended request is never lost or run twice``
         ``busy-until never calls a device with work in flight free, and calls every idle device free``
         ``a snapshot read back from its JSON is the same round and gets the same plan``
         ``the job store refuses new jobs only when full of active ones, and evicts finished jobs after their retention``
