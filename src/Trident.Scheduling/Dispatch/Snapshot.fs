@@ -46,7 +46,7 @@ module DispatchSettings =
           TimeLimit = 0.05<s>
           Backend = Backend.defaultBackend
           CandidatesPerFreeDevice = 2
-          QueueHorizon = 0.1<s> }
+          QueueHorizon = 0.0<s> }
 
 /// Everything a dispatch round knows. Plain data; the planner reads nothing else.
 type Snapshot =
