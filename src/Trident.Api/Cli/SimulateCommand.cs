@@ -99,7 +99,7 @@ public static class SimulateCommand
         }
         // Trident-preempt: the most suspensions of one request (docs/policies.md, "Preemption")
         var preemption = new PreemptionSettings(
-            args.GetValue(MaxSuspensions), d.Preemption.MinGain, d.Preemption.CandidatesPerRound, d.Preemption.ResumeElsewhere);
+            args.GetValue(MaxSuspensions), d.Preemption.MinGain, d.Preemption.CandidatesPerRound, d.Preemption.ResumeElsewhere, d.Preemption.DecodeTileFrames);
         return new ExperimentSettings(devices, perNode, seed, slo, rule == "reference", b1, split, d.RoundPeriod, d.Adjust, jitter, d.Memory, profile, preemption);
     }
 
@@ -193,7 +193,7 @@ public static class SimulateCommand
             if (rate is not null || steps is not null || count is not null)
                 errors.Add("--rate/--steps/--count: apply to generated workloads, not to a trace file");
             // every problem in one pass, each request checked against its model's reference profile
-            var parsed = Trace.parseFileFor(FuncConvert.FromFunc((string m) => ProfileFor(settings, m)), workload);
+            var parsed = TraceFile.Parse(m => ProfileFor(settings, m), workload);
             if (parsed.IsError) foreach (var e in parsed.ErrorValue) errors.Add($"--workload {workload}: {e}");
             else input = WorkloadInput.NewFromTrace(Path.GetFileNameWithoutExtension(workload), parsed.ResultValue);
         }
