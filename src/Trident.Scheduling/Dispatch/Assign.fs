@@ -111,7 +111,8 @@ module Assign =
     ///     `QueueHorizon` of now (a device that frees in a moment gets its next task without waiting
     ///     for the next round);
     ///   * on the node the round reserved (`reserved`, `Greedy.reservation`: it is left draining) —
-    ///     only the most urgent waiting request when none of its options
+    ///     only the most urgent waiting request, when some device of that node is still idle (so at
+    ///     most one gang is queued ahead there) and none of its options
     ///     could be formed on the devices free when the round began (EASY backfilling's head), and only
     ///     when it is predicted on time there; it then gets a planned start on that node instead of an
     ///     idle hold. A late head is left waiting: the round at which the node has drained gives it to
@@ -165,9 +166,12 @@ module Assign =
                                 [ for (key, ds) in groups do
                                       if snd key = o.Type && ds.Length >= o.Degree then
                                           let draining = reserved = Some key
+                                          // the head only where a device of the group is still idle: at most one gang
+                                          // is queued ahead on the reserved node, never behind queued work
+                                          let idleNow = ds |> Array.exists (fun d -> busy.[d.Value] <= s.Now)
                                           let group = ds |> Array.sortBy (fun d -> max s.Now busy.[d.Value], d.Value) |> Array.take o.Degree
                                           let free = group |> Array.fold (fun acc d -> max acc busy.[d.Value]) s.Now
-                                          if (draining && headRule) || (not draining && free <= horizon) then
+                                          if (draining && headRule && idleNow) || (not draining && free <= horizon) then
                                               yield draining, free, List.ofArray group ]
                                 |> List.sortBy (fun (_, free, g) -> free, (List.head g).Value)
                                 |> List.tryHead
