@@ -109,14 +109,14 @@ public static class BenchCommand
         var cost = CostModelModule.create(CostSettingsModule.defaults, profile);
         var cluster = ClusterModule.uniform(devices / perNode, perNode, profile.DeviceMemory, BandwidthsModule.pcie4Server);
         var scenario = new Scenario(profile, devices / perNode, perNode, waiting, busy, profile.DefaultSteps);
-        return new Setup(cost, cluster, Scenarios.placement(cost, cluster, scenario, 5.0), scenario);
+        return new Setup(cost, cluster, Scenarios.placement(cost, cluster, scenario), scenario);
     }
 
     private static DispatchSettings WithBackend(Backend backend, double timeLimit)
     {
         var d = DispatchSettingsModule.defaults;
         return new DispatchSettings(d.OnTimeReward, d.LateRewardBase, d.IdlePenalty, d.CommunicationPenalty, d.DevicePenalty, d.LatencyWeight,
-            timeLimit, backend, d.CandidatesPerFreeDevice);
+            timeLimit, backend, d.CandidatesPerFreeDevice, d.QueueHorizon);
     }
 
     /// <summary>Solve settings with the given backend and time limit, no MIP start, otherwise the defaults.</summary>

@@ -322,7 +322,7 @@ public static class LoadgenCommand
         var dispatch = DispatchSettingsModule.defaults;
         var config = new SimConfig(cluster, cost,
             new DispatchSettings(dispatch.OnTimeReward, dispatch.LateRewardBase, dispatch.IdlePenalty, dispatch.CommunicationPenalty, dispatch.DevicePenalty, dispatch.LatencyWeight,
-                settings.DispatchTimeLimitS, dispatch.Backend, dispatch.CandidatesPerFreeDevice),
+                settings.DispatchTimeLimitS, dispatch.Backend, dispatch.CandidatesPerFreeDevice, dispatch.QueueHorizon),
             baseConfig.InitialSamples, settings.PlacementTimeLimitS, 0.0, 0UL,
             // the server's MaxBatch is not in /v1/cluster: the comparison simulates without batching (a known limit)
             baseConfig.MaxBatch);

@@ -56,7 +56,7 @@ public static class ReplayCommand
         if (backend is not null || timeLimit is not null)
         {
             d = new DispatchSettings(d.OnTimeReward, d.LateRewardBase, d.IdlePenalty, d.CommunicationPenalty, d.DevicePenalty, d.LatencyWeight,
-                timeLimit ?? d.TimeLimit, backend ?? d.Backend, d.CandidatesPerFreeDevice);
+                timeLimit ?? d.TimeLimit, backend ?? d.Backend, d.CandidatesPerFreeDevice, d.QueueHorizon);
             snapshot = new Snapshot(snapshot.Now, snapshot.Cluster, snapshot.Cost, snapshot.Placement, snapshot.BusyUntil, snapshot.Queue, snapshot.Completed, d);
         }
 

@@ -157,6 +157,7 @@ public static class SnapshotJson
         w.WriteNumber("time_limit_s", d.TimeLimit);
         w.WriteString("backend", Trident.Scheduling.Mip.BackendModule.name(d.Backend));
         w.WriteNumber("candidates_per_free_device", d.CandidatesPerFreeDevice);
+        w.WriteNumber("queue_horizon_s", d.QueueHorizon);
         w.WriteEndObject();
     }
 
@@ -250,7 +251,9 @@ public static class SnapshotJson
                 st.TryGetProperty("latency_weight", out var lw) ? lw.GetDouble() : DispatchSettingsModule.defaults.LatencyWeight,
                 st.GetProperty("time_limit_s").GetDouble(),
                 ParseBackend(st),
-                st.GetProperty("candidates_per_free_device").GetInt32());
+                st.GetProperty("candidates_per_free_device").GetInt32(),
+                // absent from documents written before queue-behind existed: the default then
+                st.TryGetProperty("queue_horizon_s", out var qh) ? qh.GetDouble() : DispatchSettingsModule.defaults.QueueHorizon);
             return new Snapshot(root.GetProperty("now").GetDouble(), cluster, cost, placement, busy, ListModule.OfSeq(queue), MapModule.OfSeq(completed), settings);
         }
         catch (Exception ex) when (ex is JsonException or KeyNotFoundException or InvalidOperationException or ArgumentException)

@@ -42,7 +42,19 @@ module WaitReason =
         | LostToMoreUrgent -> "lost to a more urgent one"
 
 module Admissible =
-    /// Whether `k` is admissible for this request on devices of type `t` with memory `memory`.
+    /// A growth degree must make a denoising step at least this much faster than every smaller
+    /// allowed degree does (0.10: ≥ 10 % shorter); below that a larger group only takes devices.
+    [<Literal>]
+    let GrowthSpeedup = 0.10
+
+    /// Whether `k` is admissible for this request on devices of type `t` with memory `memory`:
+    /// k fits one node and the devices' memory, is at least the smallest degree that fits, and is
+    /// either efficient (eff(k) ≥ θ, or k is that smallest degree) or a *growth degree* — its step
+    /// is ≥ GrowthSpeedup shorter than at every smaller allowed degree. A growth degree is worth its
+    /// devices only when they would otherwise idle: the objective's on-time reward per request
+    /// (≥ LateRewardBase) dwarfs what a larger degree adds (μ − δ per device and the latency term),
+    /// so devices go to waiting requests first and only spare devices make degrees grow
+    /// (docs/policies.md, "Dispatch objective").
     let degreeAdmissible (cost: CostModel) (t: PlacementType) (shape: Shape) (memory: float<GB>) (nodeSize: int) (k: int) =
         match CostModel.minDegree cost t shape memory with
         | None -> false
@@ -50,7 +62,11 @@ module Admissible =
             k <= nodeSize
             && k >= lo
             && CostModel.fits cost t shape k memory
-            && (k = lo || CostModel.efficiency cost shape k >= cost.Settings.EfficiencyThreshold)
+            && (k = lo
+                || CostModel.efficiency cost shape k >= cost.Settings.EfficiencyThreshold
+                || (let step = CostModel.diffuseStep cost shape k
+                    cost.Degrees
+                    |> List.forall (fun k' -> k' < lo || k' >= k || step <= (1.0 - GrowthSpeedup) * CostModel.diffuseStep cost shape k')))
 
     /// The placement type of every device, indexed by device id (one pass over the placement's map:
     /// a lookup in that map per device per call cost milliseconds a round). Fails, as a map lookup
@@ -231,18 +247,24 @@ module Admissible =
             |> fst
             |> List.rev)
 
+    /// b: the on-time reward of a request finishing on time, else its ageing late reward
+    /// min(B_on − 1, ⌊B_late · (1 + lateness / t_ref)⌋), lateness = max(0, now + t_ref − deadline).
+    let baseReward (rd: Round) (r: Request) (onTime: bool) =
+        let s = rd.Snapshot
+        if onTime then s.Settings.OnTimeReward
+        else
+            let tr = tRef rd r
+            let lateness = max 0.0<s> (s.Now + tr - r.Deadline)
+            min (s.Settings.OnTimeReward - 1.0) (floor (s.Settings.LateRewardBase * (1.0 + lateness / tr)))
+
     let private computeOptions (rd: Round) (r: Request) : DispatchOption list =
         let s = rd.Snapshot
         let rs = routes rd r
         // the latency term's scale: the slowest admissible finish of this request (docs/policies.md)
         let slowest = rs |> List.fold (fun acc (_, _, _, f) -> max acc (f - s.Now)) 0.0<s>
         [ for (t, k, vr, f) in rs do
-              let b, onTime =
-                  if f <= r.Deadline then s.Settings.OnTimeReward, true
-                  else
-                      let tr = tRef rd r
-                      let lateness = max 0.0<s> (s.Now + tr - r.Deadline)
-                      min (s.Settings.OnTimeReward - 1.0) (floor (s.Settings.LateRewardBase * (1.0 + lateness / tr))), false
+              let onTime = f <= r.Deadline
+              let b = baseReward rd r onTime
               let latency = if slowest > 0.0<s> then (f - s.Now) / slowest else 0.0
               let w =
                   b - s.Settings.CommunicationPenalty.[vr] - s.Settings.DevicePenalty * float k

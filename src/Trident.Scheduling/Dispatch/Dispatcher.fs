@@ -144,7 +144,7 @@ module Dispatcher =
         let plan reason =
             Some
                 { Now = s.Now
-                  Dispatches = Assign.materialise s p.Greedy
+                  Dispatches = Greedy.dispatches p.Round p.Greedy
                   Objective = Assign.objective s p.FreeCount p.Greedy
                   Source = Greedy reason }
         if p.Candidates.IsEmpty then plan nothingToDecide
@@ -162,7 +162,7 @@ module Dispatcher =
         let free, nFree, candidates, greedyChoices = p.Free, p.FreeCount, p.Candidates, p.Greedy
         let greedyPlan reason =
             { Now = s.Now
-              Dispatches = Assign.materialise s greedyChoices
+              Dispatches = Greedy.dispatches p.Round greedyChoices
               Objective = Assign.objective s nFree greedyChoices
               Source = Greedy reason }
         if candidates.IsEmpty then
@@ -190,7 +190,7 @@ module Dispatcher =
                     let o = List.head result.Objectives
                     let vars = Seq.length model.Variables
                     { Now = s.Now
-                      Dispatches = Assign.materialise s choices
+                      Dispatches = Greedy.dispatches p.Round choices
                       Objective = objective
                       Source =
                         Mip

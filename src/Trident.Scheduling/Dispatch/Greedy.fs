@@ -65,6 +65,13 @@ module Greedy =
             |> Option.map snd
         | _ -> None
 
+    /// Turns a round's choices into dispatches (`Assign.materialise`) and appends the requests queued
+    /// behind running tasks (`Assign.queueBehind`, with the round's reservation): what every Trident
+    /// plan dispatches.
+    let dispatches (rd: Admissible.Round) (choices: Choice list) : Dispatch list =
+        let now = Assign.materialise rd.Snapshot choices
+        now @ Assign.queueBehind rd (reservation rd) now
+
     /// The free devices a round may use: all free primary devices but those of the reserved node.
     let roundFree (rd: Admissible.Round) : Map<NodeId * PlacementType, int> =
         let free = freeCounts rd.Snapshot
@@ -220,7 +227,7 @@ module Greedy =
         let nFree = free |> Map.toSeq |> Seq.sumBy snd
         let choices = choose free (candidatesIn rd free nFree) |> conserve rd free
         { Now = s.Now
-          Dispatches = Assign.materialise s choices
+          Dispatches = dispatches rd choices
           Objective = Assign.objective s nFree choices
           Source = Greedy reason },
         choices

@@ -29,7 +29,11 @@ type DispatchSettings =
       Backend: Backend
       /// at most this many waiting requests per free primary device are offered to a round,
       /// most urgent first (a round can start at most one request per free device)
-      CandidatesPerFreeDevice: int }
+      CandidatesPerFreeDevice: int
+      /// queue-behind: a request left waiting by a round is queued behind the running tasks when
+      /// its group's devices are predicted free within this many seconds of now (the most urgent
+      /// request is queued however far ahead; docs/policies.md, "Queueing behind running tasks")
+      QueueHorizon: float<s> }
 
 module DispatchSettings =
     let defaults =
@@ -41,7 +45,8 @@ module DispatchSettings =
           LatencyWeight = 0.5
           TimeLimit = 0.05<s>
           Backend = Backend.defaultDispatchBackend
-          CandidatesPerFreeDevice = 2 }
+          CandidatesPerFreeDevice = 2
+          QueueHorizon = 0.0<s> }
 
 /// Everything a dispatch round knows. Plain data; the planner reads nothing else.
 type Snapshot =

@@ -222,6 +222,46 @@ let ``a resumed request's plan has no task for a stage it completed`` =
             |> Prop.classify (planned.Dispatches |> List.exists (fun d -> Map.tryFind d.Request s.Completed = Some Encode)) "resumed at a diffuse"
             |> Prop.classify (planned.Dispatches |> List.exists (fun d -> Map.tryFind d.Request s.Completed = Some Diffuse)) "resumed at a decode")
 
+let ``queued dispatches start when their devices are predicted free, fit memory and take each request once`` =
+    testProp 200 "queued dispatches start when their devices are predicted free, fit memory and take each request once" <| fun () ->
+        // an unbounded horizon: every waiting request that has an admissible option may be queued
+        // behind the running tasks (and behind the requests queued before it)
+        let settings = { DispatchSettings.defaults with QueueHorizon = infinity * 1.0<s> }
+        Prop.forAll snapshotSpecs (fun spec ->
+            let s = buildSnapshot settings spec
+            let plan = (Planner.plan s).Dispatch
+            let queued = plan.Dispatches |> List.filter (fun d -> d.Diffuse.Devices |> List.exists (fun g -> s.BusyUntil.[g.Value] > s.Now))
+            let starts =
+                [ for d in queued do
+                      for g in d.Diffuse.Devices do
+                          if d.Diffuse.Start < s.BusyUntil.[g.Value] - 1e-9<s> then
+                              yield sprintf "%O starts diffuse at %g on %O, busy until %g" d.Request (float d.Diffuse.Start) g (float s.BusyUntil.[g.Value]) ]
+            let rd = Admissible.round s
+            let dispatched = plan.Dispatches |> List.map _.Request |> Set.ofList
+            // with an unbounded horizon and no node reserved, no request that has an admissible option is left waiting
+            let left =
+                if (Greedy.reservation rd).IsSome then []
+                else s.Queue |> List.filter (fun r -> not (dispatched.Contains r.Id) && not (Admissible.options rd r).IsEmpty)
+            invariantsHold s plan
+            .&. (starts.IsEmpty |> Prop.label (sprintf "queued before free: %A" starts))
+            .&. (left.IsEmpty |> Prop.label (sprintf "left waiting with an admissible option: %A" (left |> List.map _.Id)))
+            |> Prop.classify (not queued.IsEmpty) "some queued behind running tasks")
+
+let ``with no horizon only the on-time head is queued, on the reserved node`` =
+    testProp 200 "with no horizon only the on-time head is queued, on the reserved node" <| fun () ->
+        let settings = { DispatchSettings.defaults with QueueHorizon = 0.0<s> }
+        Prop.forAll snapshotSpecs (fun spec ->
+            let s = buildSnapshot settings spec
+            let plan, _ = Greedy.plan "test" s
+            let rd = Admissible.round s
+            let reserved = Greedy.reservation rd
+            let queued = plan.Dispatches |> List.filter (fun d -> d.Diffuse.Start > s.Now + 1e-9<s> && d.Diffuse.Devices |> List.exists (fun g -> s.BusyUntil.[g.Value] > s.Now))
+            let onReserved (d: Dispatch) =
+                reserved |> Option.exists (fun (n, t) -> d.Diffuse.Devices |> List.forall (fun g -> Cluster.nodeOf s.Cluster g = n && s.Placement.Types.[g] = t))
+            (queued.Length <= 1 |> Prop.label (sprintf "%d queued" queued.Length))
+            .&. (queued |> List.forall (fun d -> onReserved d && d.OnTime) |> Prop.label "queued off the reserved node, or late")
+            |> Prop.classify (not queued.IsEmpty) "the head queued")
+
 [<Tests>]
 let tests =
     testList "unit" [ testList "DispatchProperties" [
@@ -237,4 +277,6 @@ let tests =
         ``the objective bound is never below a proven optimum``
         ``why a request waits after a round: no route, no admissible option free, or lost to a more urgent one``
         ``a resumed request's plan has no task for a stage it completed``
+        ``queued dispatches start when their devices are predicted free, fit memory and take each request once``
+        ``with no horizon only the on-time head is queued, on the reserved node``
     ] |> testSequencedGroup "DispatchProperties" ]

@@ -32,15 +32,17 @@ let private preempting (bound: int) =
     Baselines.tridentPreempt 0.5<s> None { PreemptionSettings.defaults with MaxSuspensions = bound }
 
 /// Four videos fill the ⟨ED⟩ devices of one node; two images arrive 30 s later, the second one
-/// late if it waits for a free device (deadline = arrival + 1.5 · t_ref).
+/// late if it waits for a free device (deadline = arrival + 1.5 · t_ref). The videos arrive together:
+/// one round shares the devices among them (a video arriving alone would take every idle device at a
+/// growth degree, and the next ones would queue behind it).
 let private blockedImages () =
     let cost = hunyuan 1.5
     let video i t = request cost i t (Shape.video 960 544 33) 50
     cost,
     [ video 0L 0.0
-      video 1L 0.5
-      video 2L 0.7
-      video 3L 0.8
+      video 1L 0.0
+      video 2L 0.0
+      video 3L 0.0
       request cost 4L 30.0 (Shape.image 960 544) 50
       request cost 5L 31.0 (Shape.image 720 1280) 50 ]
 
