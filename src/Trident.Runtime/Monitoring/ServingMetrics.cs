@@ -40,6 +40,9 @@ public sealed class ServingMetrics : IDisposable
             "Requests queued again because their work was lost with a device that left the cluster, by where they resume (start, after_encode, after_diffuse).");
         BatchSize = _meter.CreateHistogram<int>("trident_batch_size", null, "Requests per batch task of more than one request (same-shape batching).", null,
             new InstrumentAdvice<int> { HistogramBucketBoundaries = [2, 3, 4, 6, 8, 12, 16, 32] });
+        DeviceBusy = _meter.CreateCounter<double>("trident_device_busy_seconds_total", null,
+            "Seconds each device spent on tasks (encode, diffuse, decode, and reserves for another device's diffuse), from the worker taking a task to its end; "
+            + "its rate over an interval is the device's utilisation over it.");
     }
 
     /// <summary>The meter every instrument belongs to (one per server, so two servers in one process never mix).</summary>
@@ -73,6 +76,10 @@ public sealed class ServingMetrics : IDisposable
     public Counter<long> Requeued { get; }
     /// <summary>Requests per batch task, for batches of more than one request.</summary>
     public Histogram<int> BatchSize { get; }
+
+    /// <summary>trident_device_busy_seconds_total{device}: cumulative task seconds per device (what
+    /// <c>trident loadgen</c> reads before and after a run for the devices' utilisation over it).</summary>
+    public Counter<double> DeviceBusy { get; }
 
     /// <summary>Records a zero for every counter series known in advance, so a scraper sees them at 0 rather
     /// than absent (call once a listener is attached).</summary>

@@ -6,8 +6,8 @@
 //      changes only metadata now; each changed worker gets a Retype task behind its queued work, so work
 //      planned under the old placement runs first, and loads its new models lazily;
 //   3. build the snapshot (now, cluster, cost model, placement, busy-until from the ledger, queue) and
-//      plan with Trident's policy: the greedy plan when it provably reaches the optimum
-//      (Dispatcher.greedyIfOptimal), else the dispatch MIP (Planner.plan) — at once, not at the next
+//      plan with Trident's policy, the round prepared once (Dispatcher.prepare → dispatchPrepared): the greedy
+//      plan when it provably reaches the optimum, else the dispatch MIP — at once, not at the next
 //      period: the loop is one thread, so the next solve starts as soon as the previous one ended and
 //      events (arrivals, finishes) arrived meanwhile are batched into it. Every plan is work-conserving
 //      (Greedy.conserve): no free device stays idle while a waiting request could run on it;
@@ -357,6 +357,8 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
             TaskKind.Decode => Stage.Decode,
             _ => null,
         };
+        if (f.Task is not RetypeTask && f.End > start)
+            _metrics.DeviceBusy.Add(f.End - start, new KeyValuePair<string, object?>("device", f.Device.ToString(System.Globalization.CultureInfo.InvariantCulture)));
         if (f.Task is ReserveTask)
         {
             _monitor.Ran(Stage.Diffuse, f.Device, lead: false, start, f.End);
@@ -425,8 +427,9 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
         DispatchPlan plan;
         try
         {
-            var quick = Dispatcher.greedyIfOptimal(snapshot);
-            plan = quick is not null ? quick.Value : Planner.plan(snapshot).Dispatch;
+            // one preparation per round: dispatchPrepared returns the greedy plan itself when it provably reaches
+            // the optimum (or nothing is to decide), else solves the MIP over the same prepared candidates
+            plan = Dispatcher.dispatchPrepared(Dispatcher.prepare(snapshot));
             _round = round;
         }
         catch (Exception ex)
