@@ -98,6 +98,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
 {
     private abstract record LoopEvent;
     private sealed record Arrival(Job Job) : LoopEvent;
+    private sealed record Arrivals(IReadOnlyList<Job> Jobs) : LoopEvent;
     private sealed record Cancellation(Job Job) : LoopEvent;
     private sealed record TaskStarted(int Device, long TaskId, double At) : LoopEvent;
     private sealed record TaskFinished(int Device, StageTask Task, double Start, double End, bool Ok) : LoopEvent;
@@ -209,6 +210,14 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
         _events.Writer.TryWrite(new Arrival(job));
     }
 
+    /// <summary>Hands jobs to the next round together: the round sees all of them or none (the images of one
+    /// multi-image request, so that they can run as one batch).</summary>
+    public void Submit(IReadOnlyList<Job> jobs)
+    {
+        Interlocked.Add(ref _waiting, jobs.Count);
+        _events.Writer.TryWrite(new Arrivals(jobs));
+    }
+
     /// <summary>Devices <paramref name="devices"/> left the cluster (their worker died or left): the next round
     /// takes them out of the planners' view and re-plans the placement on the devices that are left; their
     /// tasks fail with <see cref="DeviceLostException"/> and their requests are queued again. Idempotent.</summary>
@@ -311,9 +320,10 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
             switch (e)
             {
                 case Arrival a:
-                    if (a.Job.Status == JobStatus.Cancelled) Interlocked.Decrement(ref _waiting);
-                    else _queue.Add(a.Job);
-                    _monitor.Arrived(a.Job.Request);
+                    Arrive(a.Job);
+                    break;
+                case Arrivals many:
+                    foreach (var job in many.Jobs) Arrive(job);
                     break;
                 case Cancellation c:
                     if (_queue.Remove(c.Job)) Interlocked.Decrement(ref _waiting);
@@ -345,6 +355,13 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
                     break;
             }
         }
+    }
+
+    private void Arrive(Job job)
+    {
+        if (job.Status == JobStatus.Cancelled) Interlocked.Decrement(ref _waiting);
+        else _queue.Add(job);
+        _monitor.Arrived(job.Request);
     }
 
     // Stage runs feed the monitor (device utilisation, throughputs) and the stage-latency histogram.
@@ -458,11 +475,19 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
                 _log.LogError("Dispatch round {Round} routed {Request}, which is not queued. Snapshot and plan for replay: {Snapshot}",
                     round, d.Request, SnapshotJson.Write(snapshot, plan));
         // Same-shape batching (issue 12): each dispatch leads a batch of waiting requests it can share its runs with.
+        // The images of one multi-image request (a group) batch with each other only, up to MaxBatch whatever the
+        // profile's best batch, so that they run as one batch when batching is on.
         var maxBatch = _settings.MaxBatch;
+        var groups = _queue.Where(j => j.Group is not null).GroupBy(j => j.Group!.Value).ToDictionary(g => g.Key, g => g.Count());
         var batches = Batching.form(_cost,
-            FuncConvert.FromFunc<Request, int, int>((lead, k) => Batching.limit(_cost, maxBatch, lead.Shape, k)),
+            FuncConvert.FromFunc<Request, int, int>((lead, k) =>
+            {
+                var limit = Batching.limit(_cost, maxBatch, lead.Shape, k);
+                return byId[lead.Id.Value].Group is { } g && maxBatch > 1 ? Math.Max(limit, Math.Min(maxBatch, groups[g])) : limit;
+            }),
             // a job re-queued to resume after a lost device runs alone (its kept output is its own)
             FuncConvert.FromFunc<Request, Request, bool>((a, b) => byId[a.Id.Value].Resume is null && byId[b.Id.Value].Resume is null
+                && byId[a.Id.Value].Group == byId[b.Id.Value].Group
                 && BatchInputs.Compatible(byId[a.Id.Value].Input, byId[b.Id.Value].Input)),
             plan, snapshot.Queue).Item1;
         var routed = new HashSet<long>();
