@@ -99,7 +99,7 @@ let private batchSizes (client: HttpClient) =
     value "trident_batch_size_sum", value "trident_batch_size_count"
 
 let private finished (client: HttpClient) (id: string) =
-    let status = pollUntil client 300.0 id (fun s -> s.GetProperty("status").GetString() <> "queued" && s.GetProperty("status").GetString() <> "running")
+    let status = pollUntil client 300.0 id (fun s -> List.contains (s.GetProperty("status").GetString()) [ "succeeded"; "failed"; "cancelled" ])
     Expect.equal (status.GetProperty("status").GetString()) "succeeded" (sprintf "job %s succeeded" id)
     use r = get client (sprintf "/v1/generations/%s/result" id)
     bytes r
