@@ -536,11 +536,6 @@ module Trace =
         if errors.Count > 0 then Error(List.ofSeq errors)
         else Ok(trace |> List.sortBy (fun t -> t.Arrival, t.Id))
 
-    /// Parses a trace file: a missing file is said to be missing (not taken for a workload name).
-    let parseFileFor (profileOf: string -> Result<Profile, string>) (path: string) : Result<TraceRequest list, string list> =
-        if not (System.IO.File.Exists path) then Error [ sprintf "the trace file '%s' does not exist" path ]
-        else parseFor profileOf (System.IO.File.ReadAllText path)
-
     /// Whether a workload argument names a file rather than a workload (a path separator or a trace extension).
     let looksLikeFile (workload: string) =
         workload.Contains '/' || workload.Contains '\\'

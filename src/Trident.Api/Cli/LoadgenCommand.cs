@@ -148,9 +148,9 @@ public static class LoadgenCommand
         {
             // every problem in one pass, each request checked against the server's profile (model, image-only)
             var profile = cost.Profile;
-            var parsed = Scheduling.Trace.parseFileFor(FuncConvert.FromFunc((string model) => model == profile.Model.Value
+            var parsed = TraceFile.Parse(model => model == profile.Model.Value
                 ? FSharpResult<Profile, string>.NewOk(profile)
-                : FSharpResult<Profile, string>.NewError($"model '{model}' is not the server's ('{profile.Model.Value}')")), workload);
+                : FSharpResult<Profile, string>.NewError($"model '{model}' is not the server's ('{profile.Model.Value}')"), workload);
             if (parsed.IsOk) return [.. parsed.ResultValue.OrderBy(t => t.Arrival)];
             Console.Error.WriteLine($"trident loadgen: {workload}:");
             foreach (var e in parsed.ErrorValue) Console.Error.WriteLine($"  {e}");

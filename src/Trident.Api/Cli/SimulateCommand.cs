@@ -193,7 +193,7 @@ public static class SimulateCommand
             if (rate is not null || steps is not null || count is not null)
                 errors.Add("--rate/--steps/--count: apply to generated workloads, not to a trace file");
             // every problem in one pass, each request checked against its model's reference profile
-            var parsed = Trace.parseFileFor(FuncConvert.FromFunc((string m) => ProfileFor(settings, m)), workload);
+            var parsed = TraceFile.Parse(m => ProfileFor(settings, m), workload);
             if (parsed.IsError) foreach (var e in parsed.ErrorValue) errors.Add($"--workload {workload}: {e}");
             else input = WorkloadInput.NewFromTrace(Path.GetFileNameWithoutExtension(workload), parsed.ResultValue);
         }

@@ -132,7 +132,7 @@ public static class SnapshotJson
     /// <summary>The snapshot's MIP backend; snapshots written before backends were recorded get the default.</summary>
     private static Trident.Scheduling.Mip.Backend ParseBackend(JsonElement settings)
     {
-        if (!settings.TryGetProperty("backend", out var b)) return Trident.Scheduling.Mip.BackendModule.defaultBackend;
+        if (!settings.TryGetProperty("backend", out var b)) return Trident.Scheduling.Mip.BackendModule.defaultDispatchBackend;
         var parsed = Trident.Scheduling.Mip.BackendModule.tryParse(b.GetString() ?? "");
         return FSharpOption<Trident.Scheduling.Mip.Backend>.get_IsSome(parsed)
             ? parsed.Value

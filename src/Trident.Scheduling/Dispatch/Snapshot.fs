@@ -25,7 +25,7 @@ type DispatchSettings =
       /// the solver's wall-clock limit per round; on time-out the best plan found (never worse
       /// than greedy, which is the solver's start) is used, or greedy itself
       TimeLimit: float<s>
-      /// the MIP solver of a round (a value, not a flag; default: `Backend.defaultBackend`)
+      /// the MIP solver of a round (a value, not a flag; default: `Backend.defaultDispatchBackend`)
       Backend: Backend
       /// at most this many waiting requests per free primary device are offered to a round,
       /// most urgent first (a round can start at most one request per free device)
@@ -40,7 +40,7 @@ module DispatchSettings =
           DevicePenalty = 0.25
           LatencyWeight = 0.5
           TimeLimit = 0.05<s>
-          Backend = Backend.defaultBackend
+          Backend = Backend.defaultDispatchBackend
           CandidatesPerFreeDevice = 2 }
 
 /// Everything a dispatch round knows. Plain data; the planner reads nothing else.

@@ -249,7 +249,7 @@ let ``a trace file's problems all come in one pass, and an image-only model's vi
 
 let ``a missing trace file is reported as missing, not as an unknown workload`` =
     testCase "a missing trace file is reported as missing, not as an unknown workload" <| fun () ->
-        match Trace.parseFileFor fluxOnly "/nonexistent/trace.csv" with
+        match Trident.Api.Cli.TraceFile.Parse(Func<_, _>(fluxOnly), "/nonexistent/trace.csv") with
         | Ok _ -> failtest "no such file"
         | Error errors -> Expect.stringContains (String.Join("\n", errors)) "does not exist" "the message"
         Expect.isTrue (Trace.looksLikeFile "traces/run.csv") "a path is a file"
