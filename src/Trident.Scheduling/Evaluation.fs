@@ -6,7 +6,9 @@ namespace Trident.Scheduling
 //     attainment (the published SD3 situation) — the caller finds the rate with `Search.rateFor`;
 //   * production: a production request log replayed (`Production.fs`), when the caller has it;
 //   * rate: a request-rate sweep on flux and cogvideox;
-//   * slo: an SLO-scale sweep on flux and cogvideox at their reference rates.
+//   * slo: an SLO-scale sweep on flux and cogvideox at their reference rates;
+//   * mixed: the mixed image + video workload (issue 12) at SLO scale 2, every policy and
+//     Trident-preempt, with images and videos reported apart.
 // The caller runs each point's policies with the simulator (timing them, possibly in parallel) and
 // hands the results to `condense`, which keeps what the report needs (summaries, fair latency
 // statistics, latency CDFs, utilisation over time for B1 and Trident) so that a long matrix does
@@ -22,7 +24,7 @@ open System.Text
 /// One point of the matrix.
 type EvalPoint =
     {
-      /// "reference", "paper", "production", "rate" or "slo" (or "simulate": one `simulate --out` run)
+      /// "reference", "paper", "production", "rate", "slo" or "mixed" (or "simulate": one `simulate --out` run)
       Group: string
       /// the workload as described in reports (for a trace: its name, rate, steps and count)
       Workload: WorkloadSpec
@@ -49,6 +51,8 @@ type EvalResult =
       Utilisation: (string * (float * float) list) list
       /// Trident's re-placements
       Replacements: ReplacementRecord list
+      /// images and videos apart, per row's label (workloads that mix them; empty otherwise)
+      Classes: (string * ClassStats) list
       /// offered load: the requests' device-seconds at k = 1 / (devices · arrival span)
       OfferedLoad: float
       /// wall-clock seconds of the simulations (measured by the caller)
@@ -71,7 +75,22 @@ module Evaluation =
 
     let referenceNames = [ "flux-reference"; "cogvideox-reference"; "hunyuanvideo-reference"; "sd3-reference" ]
 
-    let private spec name = Workload.references |> List.find (fun w -> w.Name = name)
+    let private spec name = Workload.references @ Workload.mixed |> List.find (fun w -> w.Name = name)
+
+    /// The mixed image + video workloads of the matrix (issue 12) and their SLO scale: 2, tight
+    /// enough that an image cannot wait for a video's group or decode and stay on time.
+    let mixedNames = [ "mixed-hunyuanvideo" ]
+
+    [<Literal>]
+    let MixedSloScale = 2.0
+
+    /// The issue's goals for preemption on the mixed workload: attainment with preemption ≥ 1.3×
+    /// without, images' P95 lower, videos' attainment at most 5 points lower.
+    let preemptionGoal = 1.3, 0.05
+
+    /// The policies a point runs: every policy, and Trident-preempt on the mixed workloads.
+    let policyNames (point: EvalPoint) =
+        if point.Group = "mixed" then Experiment.names @ [ Baselines.PreemptName ] else [ "all" ]
 
     /// B1's attainment in the published SD3 result (128 L20 GPUs), the target of the paper-comparable rate.
     [<Literal>]
@@ -118,7 +137,10 @@ module Evaluation =
           for name in [ "flux-reference"; "cogvideox-reference" ] do
               let w = scaled true (spec name)
               for slo in sloScales quick do
-                  yield generated "slo" { settings with SloScale = slo; ReferenceDeadline = false } w slo ]
+                  yield generated "slo" { settings with SloScale = slo; ReferenceDeadline = false } w slo
+          for name in mixedNames do
+              let w = scaled quick (spec name)
+              yield generated "mixed" { settings with SloScale = MixedSloScale; ReferenceDeadline = false } w w.Rate ]
 
     /// The workload of a paper-comparable search and point: the reference workload with its count
     /// (a third when quick). The count matters: the same rate overloads a longer trace more.
@@ -195,6 +217,7 @@ module Evaluation =
                     label r.Summary, Simulator.utilisationSeries config r bin |> Array.map (fun (t, u) -> float t, u) |> List.ofArray)
             else []
           Replacements = rows |> List.filter (fun r -> r.Policy = "Trident") |> List.collect (fun r -> List.ofArray r.Replacements)
+          Classes = rows |> List.choose (fun r -> Report.classStats r |> Option.map (fun c -> label r.Summary, c))
           OfferedLoad = offeredLoad config.Cost (Cluster.deviceCount config.Cluster) requests
           Wall = wall }
 
@@ -474,6 +497,35 @@ module Evaluation =
         section "Reference workloads" (group "reference")
         section "Paper-comparable load, per workload" paper
         section "Production trace" (group "production")
+        section "Mixed image + video workload" (group "mixed")
+        // images and videos apart, and the preemption goal (mixed workloads)
+        let mixed = results |> List.filter (fun r -> not r.Classes.IsEmpty && (r.Point.Group = "mixed" || r.Point.Group = "simulate"))
+        if not mixed.IsEmpty then
+            add ""
+            add "## Mixed images and videos (preemption)"
+            for r in mixed do
+                add ""
+                add (sprintf "### %s, images and videos apart" (pointTitle r))
+                add ""
+                add "| policy | SLO attainment | images attainment | images P95 s (all) | videos attainment | videos P95 s (all) | suspensions | decode pauses | solver rounds on the fallback (time limit or failure) |"
+                add "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+                for s in r.Rows do
+                    match r.Classes |> List.tryFind (fun (l, _) -> l = label s) with
+                    | Some(_, c) ->
+                        add (row [ name s; f 3 s.SloAttainment; f 3 c.ImagesAttainment; f 1 c.ImagesP95; f 3 c.VideosAttainment; f 1 c.VideosP95; string s.Suspensions; string s.DecodePauses; string s.FallbackRounds ])
+                    | None -> ()
+                let byPolicy p = r.Rows |> List.tryFind (fun s -> s.Policy = p) |> Option.bind (fun s -> r.Classes |> List.tryFind (fun (l, _) -> l = label s) |> Option.map (fun (_, c) -> s, c))
+                match byPolicy "Trident", byPolicy Baselines.PreemptName with
+                | Some(t, tc), Some(p, pc) ->
+                    let goal, videoDrop = preemptionGoal
+                    let factor = ratio p.SloAttainment t.SloAttainment
+                    let verdict ok = if ok then "met" else "**not met**"
+                    add ""
+                    add (sprintf "Preemption against Trident without it (issue 12's goals): attainment %s vs %s = %s× (goal ≥ %s×: %s; at most %s× is possible here, 1 / Trident's attainment); images' P95 %s s vs %s s (goal lower: %s); videos' attainment %s vs %s (goal at most %.0f points lower: %s)."
+                            (f 3 p.SloAttainment) (f 3 t.SloAttainment) (f 3 factor) (f 1 goal) (verdict (factor >= goal)) (f 3 (ratio 1.0 t.SloAttainment))
+                            (f 1 pc.ImagesP95) (f 1 tc.ImagesP95) (verdict (pc.ImagesP95 < tc.ImagesP95))
+                            (f 3 pc.VideosAttainment) (f 3 tc.VideosAttainment) (videoDrop * 100.0) (verdict (pc.VideosAttainment >= tc.VideosAttainment - videoDrop - 1e-12)))
+                | _ -> ()
         // sweeps
         let sweep (group: string) (model: string) (title: string) (xLabel: string) =
             let points = results |> List.filter (fun r -> r.Point.Group = group && r.Point.Workload.Model = model) |> List.sortBy (fun r -> r.Point.Value)

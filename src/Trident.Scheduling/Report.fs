@@ -92,6 +92,14 @@ module Fair =
               All = r.Records |> Array.map lat |> stats
               CommonWait = inCommon |> Array.map wait |> stats })
 
+/// One run's images and videos apart (mixed workloads): attainment (0..1) and P95 latency (s, ∞
+/// when a class's P95 request did not complete) of each class.
+type ClassStats =
+    { ImagesAttainment: float
+      ImagesP95: float
+      VideosAttainment: float
+      VideosP95: float }
+
 module Report =
     let private inv = CultureInfo.InvariantCulture
     let private f (digits: int) (x: float) = if Double.IsNaN x then "" else x.ToString("F" + string digits, inv)
@@ -152,26 +160,35 @@ module Report =
         | first :: _ ->
             aligned (columns first |> List.map fst) (rows |> List.map (columns >> List.map snd))
 
-    /// Images (one frame) and videos apart, for workloads that mix them: per policy, each class's
-    /// SLO attainment and P95 latency over all its requests (a request not completed counts as ∞),
-    /// and the suspensions (preemption). "" when the runs hold one class only.
-    let classTable (runs: SimResult list) =
+    /// Images (one frame) and videos apart, for a run that mixes them: each class's SLO attainment
+    /// and P95 latency over all its requests (a request not completed counts as ∞); None when the
+    /// run holds one class only.
+    let classStats (run: SimResult) : ClassStats option =
         let isVideo (r: RequestRecord) = r.Request.Shape.Frames > 1
-        match runs with
-        | [] -> ""
-        | first :: _ when first.Records |> Array.forall isVideo || first.Records |> Array.forall (isVideo >> not) -> ""
-        | _ ->
-            let cls (run: SimResult) video =
+        if run.Records |> Array.forall isVideo || run.Records |> Array.forall (isVideo >> not) then None
+        else
+            let cls video =
                 let rs = run.Records |> Array.filter (fun r -> isVideo r = video)
                 let onTime = rs |> Array.sumBy (fun r -> if r.Outcome = OnTime then 1 else 0)
                 let lat = rs |> Array.map (fun r -> r.Latency |> Option.map float |> Option.defaultValue infinity) |> Array.sort
                 float onTime / float rs.Length, Simulator.percentile lat 0.95
-            let header = [ "policy"; "params"; "images_attainment"; "images_p95_s"; "videos_attainment"; "videos_p95_s"; "suspensions" ]
+            let ia, ip = cls false
+            let va, vp = cls true
+            Some { ImagesAttainment = ia; ImagesP95 = ip; VideosAttainment = va; VideosP95 = vp }
+
+    /// Images and videos apart, for workloads that mix them (`classStats` per policy), with the
+    /// suspensions and decode pauses (preemption). "" when the runs hold one class only.
+    let classTable (runs: SimResult list) =
+        match runs |> List.choose (fun run -> classStats run |> Option.map (fun c -> run, c)) with
+        | [] -> ""
+        | rows ->
+            let header = [ "policy"; "params"; "images_attainment"; "images_p95_s"; "videos_attainment"; "videos_p95_s"; "suspensions"; "decode_pauses"; "initial_placement" ]
+            let placement (run: SimResult) =
+                PlacementPlan.counts run.InitialPlacement |> Map.toList |> List.map (fun (t, n) -> sprintf "%O×%d" t n) |> String.concat " "
             let cells =
-                [ for run in runs do
-                      let ia, ip = cls run false
-                      let va, vp = cls run true
-                      yield [ run.Policy; run.Params; f 3 ia; g 1 ip; f 3 va; g 1 vp; string run.Summary.Suspensions ] ]
+                [ for run, c in rows ->
+                      [ run.Policy; run.Params; f 3 c.ImagesAttainment; g 1 c.ImagesP95; f 3 c.VideosAttainment; g 1 c.VideosP95
+                        string run.Summary.Suspensions; string run.Summary.DecodePauses; placement run ] ]
             aligned header cells
 
     let private csvCell (s: string) =

@@ -91,6 +91,9 @@ type RequestRecord =
       Segments: TaskRecord list
       /// times the request was suspended at a step boundary
       Suspensions: int
+      /// times its decode paused at a tile boundary for an urgent decode (decode preemption); its
+      /// decode ran as one task more per pause, `Decode` the last one
+      DecodePauses: int
       Decode: TaskRecord option
       /// decode finish, or the time of the failure
       Finish: float<s> option
@@ -167,6 +170,8 @@ type Summary =
       Replacements: int
       /// diffuse tasks suspended at a step boundary (preemption)
       Suspensions: int
+      /// decodes paused at a tile boundary for an urgent decode (decode preemption)
+      DecodePauses: int
       Loads: int
       LoadSeconds: float<s>
       Rounds: int
@@ -252,6 +257,7 @@ module Simulator =
           Utilisation = if span > 0.0<s> then busy / (float n * float span) else 0.0
           Replacements = replacements
           Suspensions = records |> Array.sumBy _.Suspensions
+          DecodePauses = records |> Array.sumBy _.DecodePauses
           Loads = loads
           LoadSeconds = tasks |> Array.sumBy (fun t -> t.Loads |> List.sumBy snd)
           Rounds = rounds.Length
@@ -306,7 +312,7 @@ module Simulator =
         let records: RequestRecord array =
             requestsArr
             |> Array.map (fun r ->
-                { Request = r; Dispatched = None; Degree = None; Vr = None; Encode = None; Diffuse = None; Segments = []; Suspensions = 0; Decode = None; Finish = None; Outcome = Unserved })
+                { Request = r; Dispatched = None; Degree = None; Vr = None; Encode = None; Diffuse = None; Segments = []; Suspensions = 0; DecodePauses = 0; Decode = None; Finish = None; Outcome = Unserved })
         let waiting = List<Request>()
         let tasks = List<TaskRecord>()
         let rounds = List<RoundRecord>()
@@ -423,6 +429,87 @@ module Simulator =
             push t.Finish (TaskEnd t)
             tasks.Count - 1
 
+        /// Drops a scheduled interval of a device (by its end) and recomputes when it is free.
+        let release (now: float<s>) (d: DeviceId) (finish: float<s>) =
+            let xs = intervals.[d.Value]
+            let at = xs.FindIndex(fun struct (_, e) -> e = float finish)
+            if at >= 0 then xs.RemoveAt at
+            let last = xs |> Seq.fold (fun acc struct (_, e) -> max acc e) (float now)
+            actualFree.[d.Value] <- last * 1.0<s>
+            estFree.[d.Value] <- last * 1.0<s>
+
+        /// Decode preemption (policies whose `Preempt` has decode tiles): before `r`'s decode is
+        /// booked on its one decode device, Preemption.decideDecode may put it in ahead of the decodes
+        /// booked there — the running one paused at its tile boundary (its first part a task of its
+        /// own, the rest resumed after `r`'s decode), the queued ones delayed by `r`'s decode time.
+        /// Only when every interval on the device after `ready` is a tracked single decode.
+        let preemptDecode (now: float<s>) (r: Request) (devices: DeviceId list) (ready: float<s>) =
+            match policy.Preempt, devices with
+            | Some p, [ dev ] when p.DecodeTileFrames > 0 && p.MaxSuspensions > 0 ->
+                let res = resident.[dev.Value]
+                let after = AdjustOnDispatch.residentAfter (typeOf dev) res Decode
+                if AdjustOnDispatch.loadTime cluster cost res Decode = 0.0<s> && after = res then
+                    let decodeTime (x: Request) = CostModel.batchTime cost Decode x.Shape x.Steps 1 1 * jitterFactor config.Jitter config.Seed x.Id Decode
+                    let duration = decodeTime r
+                    let fWait = earliestGap dev now (max now ready) duration + duration
+                    if fWait > r.Deadline then
+                        let xs = intervals.[dev.Value] |> Seq.filter (fun struct (_, e) -> e > float ready) |> List.ofSeq
+                        let tracked =
+                            [ for KeyValue(id, struct (dc, i)) in liveDecode do
+                                  if dc.Devices = [ dev ] && dc.Finish > ready && dc.Loads.IsEmpty then yield id, dc, i ]
+                            |> List.sortBy (fun (_, dc, _) -> dc.Start)
+                        let allTracked =
+                            xs.Length = tracked.Length
+                            && xs |> List.forall (fun struct (a, e) -> tracked |> List.exists (fun (_, dc, _) -> float dc.Start = a && float dc.Finish = e))
+                        if allTracked then
+                            let weights = after |> Seq.sumBy (fun st -> (Profile.stage cost.Profile st).Weights)
+                            let booked =
+                                [ for id, dc, _ in tracked do
+                                      let x = records.[index.[id]]
+                                      yield
+                                          { BookedDecode.Request = x.Request
+                                            Start = dc.Start
+                                            Finish = dc.Finish
+                                            Tile = decodeTime x.Request / float (Preemption.decodeTiles p.DecodeTileFrames x.Request.Shape)
+                                            Activation = CostModel.activation cost Decode x.Request.Shape 1
+                                            Pauses = x.DecodePauses } ]
+                            let act = CostModel.activation cost Decode r.Shape 1
+                            let headroom = (Cluster.device cluster dev).Memory - weights
+                            match Preemption.decideDecode p config.Dispatch r ready duration act fWait headroom booked with
+                            | None -> ()
+                            | Some ins ->
+                                let delayed = tracked |> List.filter (fun (_, dc, _) -> dc.Finish > ins.At)
+                                // drop every delayed interval first, then book the moved ones
+                                for _, dc, _ in delayed do
+                                    release now dev dc.Finish
+                                    cancelled.Add dc |> ignore
+                                let moved (id: RequestId) (last: TaskRecord) (j: int) (paused: bool) =
+                                    occupy dev last.Start last.Finish
+                                    estFree.[dev.Value] <- max estFree.[dev.Value] last.Finish
+                                    liveDecode.[id] <- struct (last, j)
+                                    let x = records.[index.[id]]
+                                    records.[index.[id]] <-
+                                        { x with
+                                            Decode = Some last
+                                            Finish = Some last.Finish
+                                            Outcome = (if last.Finish <= x.Request.Deadline then OnTime else Late)
+                                            DecodePauses = x.DecodePauses + (if paused then 1 else 0) }
+                                for id, dc, i in delayed do
+                                    if Some id = ins.Paused then
+                                        // the tiles done: a task of their own, not a stage completion
+                                        let first = { dc with Finish = ins.At }
+                                        tasks.[i] <- first
+                                        cut.Add first |> ignore
+                                        occupy dev first.Start first.Finish
+                                        let rest = { dc with Start = ins.At + ins.Delay; Finish = dc.Finish + ins.Delay }
+                                        moved id rest (addTask rest) true
+                                    else
+                                        let shifted = { dc with Start = dc.Start + ins.Delay; Finish = dc.Finish + ins.Delay }
+                                        tasks.[i] <- shifted
+                                        push shifted.Finish (TaskEnd shifted)
+                                        moved id shifted i false
+            | _ -> ()
+
         /// Runs the diffuse steps after `stepsBefore` of a batch of `b` requests led by `r` on `devices`
         /// (input ready at `ready`), then its decode on the plan's decode device; the lead's record with the
         /// outcome. Only a batch of one can be suspended later (a batch's members share its tasks).
@@ -436,6 +523,7 @@ module Simulator =
             | None ->
                 if b = 1 then liveDiffuse.[r.Id] <- struct (df, stepsBefore, dfIndex)
                 let ready = df.Finish + transfer (CostModel.latentBytes cost r.Shape) devices d.Decode.Devices
+                if b = 1 then preemptDecode now r d.Decode.Devices ready
                 let dc, cFail = runTask now r b Decode d.Decode.Devices 1 ready
                 let dcIndex = addTask dc
                 if b = 1 then liveDecode.[r.Id] <- struct (dc, dcIndex)
@@ -477,15 +565,6 @@ module Simulator =
 
         let execute (now: float<s>) (members: Request list) (d: Dispatch) = executeFrom now now members d
 
-        /// Drops a scheduled interval of a device (by its end) and recomputes when it is free.
-        let release (now: float<s>) (d: DeviceId) (finish: float<s>) =
-            let xs = intervals.[d.Value]
-            let at = xs.FindIndex(fun struct (_, e) -> e = float finish)
-            if at >= 0 then xs.RemoveAt at
-            let last = xs |> Seq.fold (fun acc struct (_, e) -> max acc e) (float now)
-            actualFree.[d.Value] <- last * 1.0<s>
-            estFree.[d.Value] <- last * 1.0<s>
-
         /// The diffuse tasks running at `now` that can stop at a step boundary: started, steps
         /// left, decode still to come, and no other task queued behind them on their devices.
         let running (now: float<s>) =
@@ -502,7 +581,9 @@ module Simulator =
                              intervals.[dev.Value]
                              |> Seq.forall (fun struct (_, e) -> e <= float t.Finish || (e = float dc.Finish && List.contains dev dc.Devices))) ->
                       let record = records.[index.[id]]
-                      yield
+                      // a request whose decode is already split by a pause keeps its diffuse running
+                      if record.DecodePauses = 0 then
+                        yield
                           { Request = record.Request
                             Devices = t.Devices
                             Start = t.Start

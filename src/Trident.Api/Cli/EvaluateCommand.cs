@@ -26,7 +26,7 @@ public static class EvaluateCommand
     /// <summary>The production log the <c>production</c> group replays (relative to the working directory).</summary>
     public const string ProductionLog = "data/gentd26/requests.csv";
 
-    private static readonly string[] Groups = ["reference", "paper", "production", "rate", "slo"];
+    private static readonly string[] Groups = ["reference", "paper", "production", "rate", "slo", "mixed"];
 
     private static readonly Option<bool> Quick = Opt.Flag("--quick", $"a reduced matrix, written to {QuickDir} (never over {CommittedDir})");
     private static readonly Option<string> Out = Opt.String("--out", $"where to write the report [default: {CommittedDir}, or {QuickDir} with --quick]", helpName: "DIR");
@@ -96,7 +96,7 @@ public static class EvaluateCommand
             }
         }
 
-        foreach (var point in points.Where(p => p.Group is "rate" or "slo"))
+        foreach (var point in points.Where(p => p.Group is "rate" or "slo" or "mixed"))
             if (RunPoint(point, parallel, ct, Progress) is { } r) results.Add(r); else return Task.FromResult(130);
         total.Stop();
         progress.Dispose();
@@ -119,7 +119,7 @@ public static class EvaluateCommand
         var prepared = Experiment.prepare(point.Settings, point.Input);
         if (prepared.IsError) { foreach (var e in prepared.ErrorValue) Console.Error.WriteLine($"trident evaluate: {point.Workload.Name}: {e}"); return null; }
         var p = prepared.ResultValue;
-        var policies = Experiment.policies(point.Settings, p, ListModule.OfSeq(new[] { "all" }));
+        var policies = Experiment.policies(point.Settings, p, Evaluation.policyNames(point));
         if (policies.IsError) { foreach (var e in policies.ErrorValue) Console.Error.WriteLine($"trident evaluate: {e}"); return null; }
         var sw = Stopwatch.StartNew();
         var runs = SimulateCommand.RunPolicies(p, policies.ResultValue.ToArray(), parallel, ct, (r, secs) =>

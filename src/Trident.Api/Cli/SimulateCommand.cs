@@ -99,7 +99,7 @@ public static class SimulateCommand
         }
         // Trident-preempt: the most suspensions of one request (docs/policies.md, "Preemption")
         var preemption = new PreemptionSettings(
-            args.GetValue(MaxSuspensions), d.Preemption.MinGain, d.Preemption.CandidatesPerRound, d.Preemption.ResumeElsewhere);
+            args.GetValue(MaxSuspensions), d.Preemption.MinGain, d.Preemption.CandidatesPerRound, d.Preemption.ResumeElsewhere, d.Preemption.DecodeTileFrames);
         return new ExperimentSettings(devices, perNode, seed, slo, rule == "reference", b1, split, d.RoundPeriod, d.Adjust, jitter, d.Memory, profile, preemption);
     }
 

@@ -20,6 +20,11 @@ namespace Trident.Scheduling.Dispatching
 // f_u^wait its best option started when a free group of that type and degree appears) is considered
 // urgent. A request is suspended at most `MaxSuspensions` times; a request that was
 // itself placed by a preemption is not preempted in the same round.
+//
+// Decode preemption (`decideDecode`): a video's VAE decode runs in temporal tiles and can pause
+// between two of them, its state kept on the device, for a decode that waiting would make late; the
+// same V decides (the urgent decode's gain against every delayed decode's loss), memory must hold
+// both activations, and a decode pauses at most `MaxSuspensions` times.
 
 open Trident.Scheduling
 
@@ -34,18 +39,24 @@ type PreemptionSettings =
       CandidatesPerRound: int
       /// a suspended task may resume on another group of its degree and type when that group is
       /// free before its own devices (false: always on its own devices)
-      ResumeElsewhere: bool }
+      ResumeElsewhere: bool
+      /// decode preemption: a video's VAE decode runs in temporal tiles of this many frames and can
+      /// pause between two tiles for a decode that would otherwise be late (12: the temporal tile
+      /// stride of HunyuanVideo's VAE in diffusers, `tile_sample_stride_num_frames`); 0 never
+      /// preempts a decode
+      DecodeTileFrames: int }
 
 module PreemptionSettings =
     /// At most 2 suspensions per request, any positive net gain, the 4 most urgent waiting requests,
-    /// resumption on the task's own devices.
-    let defaults = { MaxSuspensions = 2; MinGain = 0.0; CandidatesPerRound = 4; ResumeElsewhere = false }
+    /// resumption on the task's own devices, decodes preemptible between 12-frame tiles.
+    let defaults = { MaxSuspensions = 2; MinGain = 0.0; CandidatesPerRound = 4; ResumeElsewhere = false; DecodeTileFrames = 12 }
 
     /// Checks the values; the error names the field.
     let validate (p: PreemptionSettings) =
         [ if p.MaxSuspensions < 0 then yield sprintf "MaxSuspensions must be ≥ 0 (got %d)" p.MaxSuspensions
           if p.MinGain < 0.0 || System.Double.IsNaN p.MinGain then yield sprintf "MinGain must be ≥ 0 (got %g)" p.MinGain
-          if p.CandidatesPerRound < 1 then yield sprintf "CandidatesPerRound must be ≥ 1 (got %d)" p.CandidatesPerRound ]
+          if p.CandidatesPerRound < 1 then yield sprintf "CandidatesPerRound must be ≥ 1 (got %d)" p.CandidatesPerRound
+          if p.DecodeTileFrames < 0 then yield sprintf "DecodeTileFrames must be ≥ 0 (got %d)" p.DecodeTileFrames ]
 
 /// A diffuse task running now, as preemption sees it.
 type RunningDiffuse =
@@ -75,6 +86,31 @@ type Suspension =
       /// the victim's steps done in all at `At` (earlier segments included)
       StepsDone: int
       Urgent: Dispatch
+      Gain: float
+      Loss: float }
+
+/// A decode booked on one decode device, as decode preemption sees it.
+type BookedDecode =
+    { Request: Request
+      Start: float<s>
+      Finish: float<s>
+      /// seconds of one temporal tile (the decode can pause only between tiles; = its duration
+      /// for an image or a decode that cannot pause)
+      Tile: float<s>
+      /// its peak activation, held on the device while it is paused
+      Activation: float<GB>
+      /// times its decode was paused already
+      Pauses: int }
+
+/// One decode-preemption decision on one device: the urgent decode starts at `At`; the decode
+/// running then (`Paused`, if any) pauses at its tile boundary `At` and every decode booked on the
+/// device that ends after `At` is delayed by `Delay` (the urgent decode's duration).
+type DecodeInsertion =
+    { At: float<s>
+      Paused: RequestId option
+      Delay: float<s>
+      /// the requests whose decodes are delayed
+      Delayed: RequestId list
       Gain: float
       Loss: float }
 
@@ -175,3 +211,48 @@ module Preemption =
                                   for dev in v.Devices do
                                       used.Add dev |> ignore
                           yield best ]
+
+    /// Temporal tiles of a shape's VAE decode: ⌈frames / tileFrames⌉ for a video, 1 for an image
+    /// (or when `tileFrames` = 0: no tiling, the decode cannot pause).
+    let decodeTiles (tileFrames: int) (shape: Shape) =
+        if shape.Frames <= 1 || tileFrames <= 0 then 1 else (shape.Frames + tileFrames - 1) / tileFrames
+
+    /// Decode preemption on one decode device. `urgent`'s decode (of `duration` seconds, peak
+    /// activation `activation`) is ready at `ready` and would finish at `fWait` if it waited for a gap;
+    /// `booked` are the decodes on the device that end after `ready` (time order) and `headroom` the
+    /// device's memory minus its resident weights. When waiting makes `urgent` late (fWait > D), its
+    /// decode goes in at `At`: `ready` when no decode runs then, else the running decode's first tile
+    /// boundary at or after `ready` (it pauses there, its activation held on the device: both
+    /// activations must fit `headroom`; a decode is paused at most `MaxSuspensions` times); every
+    /// booked decode ending after `At` is delayed by `duration`. Taken when
+    ///     gain = V(u, At + duration) − V(u, fWait)  >  loss = Σ_delayed V(v, f_v) − V(v, f_v + duration)  (+ MinGain)
+    /// with V the value of the module note. Pure.
+    let decideDecode (settings: PreemptionSettings) (dispatch: DispatchSettings) (urgent: Request) (ready: float<s>) (duration: float<s>) (activation: float<GB>) (fWait: float<s>) (headroom: float<GB>) (booked: BookedDecode list) : DecodeInsertion option =
+        if settings.DecodeTileFrames <= 0 || settings.MaxSuspensions <= 0 || fWait <= urgent.Deadline then None
+        else
+            let running = booked |> List.tryFind (fun b -> b.Start < ready && ready < b.Finish)
+            let at, paused =
+                match running with
+                | None -> ready, None
+                | Some b ->
+                    let tiles = ceil ((ready - b.Start) / b.Tile - 1e-9)
+                    let boundary = b.Start + tiles * b.Tile
+                    if boundary >= b.Finish - 1e-9<s> then b.Finish, None else boundary, Some b
+            let fits =
+                match paused with
+                | Some b -> b.Pauses < settings.MaxSuspensions && b.Activation + activation <= headroom
+                | None -> activation <= headroom
+            if not fits || at + duration >= fWait then None
+            else
+                let delayed = booked |> List.filter (fun b -> b.Finish > at)
+                let gain = value dispatch urgent (at + duration) - value dispatch urgent fWait
+                let loss = delayed |> List.sumBy (fun b -> value dispatch b.Request b.Finish - value dispatch b.Request (b.Finish + duration))
+                if gain - loss > settings.MinGain then
+                    Some
+                        { At = at
+                          Paused = paused |> Option.map _.Request.Id
+                          Delay = duration
+                          Delayed = delayed |> List.map _.Request.Id
+                          Gain = gain
+                          Loss = loss }
+                else None

@@ -87,6 +87,60 @@ let ``no suspension without a bound, and the decision follows the objective`` =
         Expect.isNonEmpty (PreemptionSettings.validate { PreemptionSettings.defaults with MaxSuspensions = -1 }) "a negative bound is refused"
         Expect.isEmpty (PreemptionSettings.validate PreemptionSettings.defaults) "the defaults are valid"
 
+let ``an urgent decode goes in at the running video decode's next tile boundary`` =
+    testCase "an urgent decode goes in at the running video decode's next tile boundary, when the objective gains and memory allows" <| fun () ->
+        let cost = hunyuan 2.0
+        let video = request cost 1L 0.0 (Shape.video 960 544 129) 50
+        let image = { request cost 2L 0.0 (Shape.image 960 544) 50 with Deadline = 25.0<s> }
+        let tiles = Preemption.decodeTiles 12 video.Shape
+        Expect.equal tiles 11 "129 frames in 12-frame tiles: 11 tiles"
+        Expect.equal (Preemption.decodeTiles 12 image.Shape) 1 "an image decodes in one tile"
+        Expect.equal (Preemption.decodeTiles 0 video.Shape) 1 "no tiling: one piece"
+        // the video decodes from 10 s to 54 s (4 s per tile); the image's latents are ready at 21 s
+        let booked = { Request = video; Start = 10.0<s>; Finish = 54.0<s>; Tile = 4.0<s>; Activation = 10.0<GB>; Pauses = 0 }
+        let p = PreemptionSettings.defaults
+        let decide headroom (b: BookedDecode) settings = Preemption.decideDecode settings DispatchSettings.defaults image 21.0<s> 0.7<s> 1.0<GB> (b.Finish + 0.7<s>) headroom [ b ]
+        match decide 20.0<GB> booked p with
+        | Some ins ->
+            Expect.floatClose Accuracy.high (float ins.At) 22.0 "at the first tile boundary after 21 s (10 + 3 · 4)"
+            Expect.equal ins.Paused (Some video.Id) "the running video decode pauses"
+            Expect.equal ins.Delayed [ video.Id ] "and only it is delayed"
+            Expect.isGreaterThan ins.Gain ins.Loss "the image's gain exceeds the video's loss"
+        | None -> failtest "the image's decode should go in"
+        Expect.isNone (decide 10.5<GB> booked p) "no pause when the paused activation and the urgent one do not fit"
+        Expect.isNone (decide 20.0<GB> { booked with Pauses = p.MaxSuspensions } p) "a decode is paused at most MaxSuspensions times"
+        Expect.isNone (decide 20.0<GB> booked { p with DecodeTileFrames = 0 }) "DecodeTileFrames = 0 never preempts a decode"
+        // an image decode cannot pause: the urgent one goes in after it, ahead of what is queued behind
+        let other = { booked with Request = { image with Id = RequestId 3L; Deadline = 100.0<s> }; Start = 20.0<s>; Finish = 21.5<s>; Tile = 1.5<s> }
+        let queued = { booked with Start = 21.5<s>; Finish = 65.5<s> }
+        match Preemption.decideDecode p DispatchSettings.defaults image 21.0<s> 0.7<s> 1.0<GB> 66.2<s> 20.0<GB> [ other; queued ] with
+        | Some ins ->
+            Expect.floatClose Accuracy.high (float ins.At) 21.5 "after the running image decode"
+            Expect.isNone ins.Paused "nothing pauses"
+            Expect.equal ins.Delayed [ video.Id ] "the queued video decode is delayed"
+        | None -> failtest "the image's decode should go ahead of the queued video decode"
+        // not urgent: an on-time wait keeps the order
+        Expect.isNone (Preemption.decideDecode p DispatchSettings.defaults image 21.0<s> 0.7<s> 1.0<GB> 24.0<s> 20.0<GB> [ booked ]) "no preemption when waiting is on time"
+
+/// Memory while a decode is paused: every task that runs on its device between its pieces fits
+/// beside the paused decode's activation (the device's resident weights + both activations).
+let pausedMemory (config: SimConfig) (result: SimResult) =
+    let cost = config.Cost
+    let shapeOf = result.Records |> Array.map (fun r -> r.Request.Id, r.Request.Shape) |> Map.ofArray
+    [ for r in result.Records do
+          if r.DecodePauses > 0 then
+              let pieces = result.Tasks |> Array.filter (fun t -> t.Request = r.Request.Id && t.Stage = Decode) |> Array.sortBy _.Start
+              for a, b in Array.pairwise pieces do
+                  let dev = List.head a.Devices
+                  let weights =
+                      PlacementType.stages (PlacementPlan.typeOf result.FinalPlacement dev)
+                      |> Seq.sumBy (fun st -> (Profile.stage cost.Profile st).Weights)
+                  for t in result.Tasks do
+                      if List.contains dev t.Devices && t.Start >= a.Finish && t.Finish <= b.Start && t.Request <> r.Request.Id then
+                          let need = weights + CostModel.activation cost Decode r.Request.Shape 1 + CostModel.activation cost t.Stage shapeOf.[t.Request] 1
+                          if need > (Cluster.device config.Cluster dev).Memory then
+                              yield sprintf "%O paused on %O: %A of %O needs %g GB beside it" r.Request.Id dev t.Stage t.Request (float need) ]
+
 /// A random blocked node: videos at the start, images later, random steps, SLO scale and bound.
 type private PreemptSpec =
     { Videos: (int * int) list
@@ -113,35 +167,103 @@ let private runSpec (spec: PreemptSpec) =
     let requests =
         [ for i, (sh, steps) in List.indexed spec.Videos -> request cost (int64 i) (0.25 * float i) videoShapes.[sh] steps
           for j, (sh, t, steps) in List.indexed spec.Images -> request cost (int64 (10 + j)) (float t) imageShapes.[sh] steps ]
-    requests, Simulator.run (configFor cost) (preempting spec.Bound) requests
+    let config = configFor cost
+    config, requests, Simulator.run config (preempting spec.Bound) requests
+
+/// The invariants of a preempting run with suspension bound `bound`: every arrival ends once, no
+/// device runs two tasks at once, time moves forward, steps add up, both bounds hold, memory holds
+/// while a decode is paused, and the summary counts what the records hold.
+let private preemptionInvariants (config: SimConfig) (bound: int) (requests: Request list) (result: SimResult) =
+    let steps =
+        [ for r in result.Records do
+              if r.Outcome = OnTime || r.Outcome = Late then
+                  let done' = r.Segments |> List.sumBy _.Steps
+                  if done' <> r.Request.Steps then yield sprintf "%O: %d steps done + %d remaining ≠ %d" r.Request.Id done' (r.Request.Steps - done') r.Request.Steps
+              if r.Suspensions > bound then yield sprintf "%O suspended %d times, bound %d" r.Request.Id r.Suspensions bound
+              if r.DecodePauses > bound then yield sprintf "%O's decode paused %d times, bound %d" r.Request.Id r.DecodePauses bound
+              if r.Segments.Length > 0 && r.Segments.Length <> r.Suspensions + 1 then
+                  yield sprintf "%O: %d diffuse tasks for %d suspensions" r.Request.Id r.Segments.Length r.Suspensions
+              for (a, b) in List.pairwise r.Segments do
+                  if b.Start < a.Finish then yield sprintf "%O resumed before it stopped" r.Request.Id
+                  if b.Devices.Length <> a.Devices.Length then yield sprintf "%O resumed at another degree" r.Request.Id ]
+    let ok (name: string) (violations: string list) = List.isEmpty violations |> Prop.label (sprintf "%s: %A" name (List.truncate 5 violations))
+    (ok "conservation" (conservation requests result))
+    .&. (ok "no double booking" (noDoubleBooking result))
+    .&. (ok "time monotone" (timeMonotone result))
+    .&. (ok "steps and bound" steps)
+    .&. (ok "memory while a decode is paused" (pausedMemory config result))
+    .&. ((result.Summary.Suspensions = (result.Records |> Array.sumBy _.Suspensions)) |> Prop.label "summary counts suspensions")
+    .&. ((result.Summary.DecodePauses = (result.Records |> Array.sumBy _.DecodePauses)) |> Prop.label "summary counts decode pauses")
+    |> Prop.classify (result.Summary.Suspensions > 0) "some suspension"
+    |> Prop.classify (result.Summary.DecodePauses > 0) "some decode pause"
 
 let ``a suspended request is never lost or run twice and its steps add up`` =
     testProp 40 "a suspended request is never lost or run twice and its steps add up" <| fun () ->
         Prop.forAll preemptSpecs (fun spec ->
-            let requests, result = runSpec spec
-            let steps =
-                [ for r in result.Records do
-                      if r.Outcome = OnTime || r.Outcome = Late then
-                          let done' = r.Segments |> List.sumBy _.Steps
-                          if done' <> r.Request.Steps then yield sprintf "%O: %d steps done + %d remaining ≠ %d" r.Request.Id done' (r.Request.Steps - done') r.Request.Steps
-                      if r.Suspensions > spec.Bound then yield sprintf "%O suspended %d times, bound %d" r.Request.Id r.Suspensions spec.Bound
-                      if r.Segments.Length > 0 && r.Segments.Length <> r.Suspensions + 1 then
-                          yield sprintf "%O: %d diffuse tasks for %d suspensions" r.Request.Id r.Segments.Length r.Suspensions
-                      for (a, b) in List.pairwise r.Segments do
-                          if b.Start < a.Finish then yield sprintf "%O resumed before it stopped" r.Request.Id
-                          if b.Devices.Length <> a.Devices.Length then yield sprintf "%O resumed at another degree" r.Request.Id ]
-            let ok (name: string) (violations: string list) = List.isEmpty violations |> Prop.label (sprintf "%s: %A" name (List.truncate 5 violations))
-            (ok "conservation" (conservation requests result))
-            .&. (ok "no double booking" (noDoubleBooking result))
-            .&. (ok "time monotone" (timeMonotone result))
-            .&. (ok "steps and bound" steps)
-            .&. ((result.Summary.Suspensions = (result.Records |> Array.sumBy _.Suspensions)) |> Prop.label "summary counts suspensions")
-            |> Prop.classify (result.Summary.Suspensions > 0) "some suspension")
+            let config, requests, result = runSpec spec
+            preemptionInvariants config spec.Bound requests result)
+
+/// Two nodes (15 ⟨ED⟩ devices and one ⟨C⟩ device, the placement's choice): a 129-frame video every
+/// `every`-th request and images between them, `gap` seconds apart. The video decodes queue on the
+/// one ⟨C⟩ device, where images' decodes would wait behind them.
+let private decodeStream (slo: float) (count: int) (every: int) (gap: float) (videoSteps: int) (imageSteps: int) =
+    let cost = hunyuan slo
+    let config =
+        { SimConfig.create (Cluster.uniform 2 8 48.0<GB> Bandwidths.pcie4Server) cost with
+            Dispatch = { DispatchSettings.defaults with TimeLimit = 10.0<s> }
+            PlacementTimeLimit = 10.0<s> }
+    let requests =
+        [ for i in 0 .. count - 1 ->
+              if i % every = 0 then request cost (int64 i) (float i * gap) (Shape.video 960 544 129) videoSteps
+              else request cost (int64 i) (float i * gap) (Shape.image 960 544) imageSteps ]
+    config, requests
+
+let ``an image decode that would wait behind video decodes goes in between their tiles`` =
+    testCase "an image decode that would wait behind video decodes goes in between their tiles" <| fun () ->
+        let config, requests = decodeStream 1.5 40 4 8.0 20 30
+        let plain = Simulator.run config (Baselines.trident 0.5<s> None) requests
+        let pre = Simulator.run config (preempting 2) requests
+        Expect.equal plain.Summary.DecodePauses 0 "Trident without preemption pauses no decode"
+        Expect.isGreaterThanOrEqual pre.Summary.DecodePauses 1 "a video decode paused for an image's decode"
+        Expect.isGreaterThan pre.Summary.SloAttainment plain.Summary.SloAttainment "attainment rises"
+        for r in pre.Records |> Array.filter (fun r -> r.DecodePauses > 0) do
+            Expect.isGreaterThan r.Request.Shape.Frames 1 "only a video decode (more than one tile) pauses"
+            let pieces = pre.Tasks |> Array.filter (fun t -> t.Request = r.Request.Id && t.Stage = Decode) |> Array.sortBy _.Start
+            Expect.equal pieces.Length (r.DecodePauses + 1) "one decode task more per pause"
+            Expect.equal (Array.last pieces) r.Decode.Value "the record's decode is the last piece"
+            let tile = (CostModel.decodeTime config.Cost r.Request.Shape) / float (Preemption.decodeTiles 12 r.Request.Shape)
+            let doneTiles = pieces |> Array.take (pieces.Length - 1) |> Array.sumBy (fun t -> float ((t.Finish - t.Start) / tile))
+            Expect.floatClose Accuracy.medium doneTiles (round doneTiles) "it paused at tile boundaries"
+            let total = pieces |> Array.sumBy (fun t -> t.Finish - t.Start)
+            Expect.floatClose Accuracy.medium (float total) (float (CostModel.decodeTime config.Cost r.Request.Shape)) "its pieces add up to one decode"
+        Expect.isEmpty (pausedMemory config pre) "memory holds while a decode is paused"
+
+/// Random decode streams: SLO scale, count, video share, spacing, steps and bound.
+let ``decode preemption never loses a request, keeps its bounds and memory`` =
+    testProp 20 "decode preemption never loses a request, keeps its bounds and memory" <| fun () ->
+        let specs =
+            gen {
+                let! slo = Gen.choose (12, 30)
+                let! count = Gen.choose (12, 36)
+                let! every = Gen.choose (2, 6)
+                let! gap = Gen.choose (3, 12)
+                let! videoSteps = Gen.choose (5, 30)
+                let! imageSteps = Gen.choose (10, 50)
+                let! bound = Gen.choose (0, 3)
+                return (float slo / 10.0, count, every, float gap, videoSteps, imageSteps), bound
+            }
+            |> Arb.fromGen
+        Prop.forAll specs (fun ((slo, count, every, gap, vs, is), bound) ->
+            let config, requests = decodeStream slo count every gap vs is
+            preemptionInvariants config bound requests (Simulator.run config (preempting bound) requests))
 
 [<Tests>]
 let tests =
     testList "unit" [ testList "PreemptionTests" [
         ``an image that waiting makes late runs on time on a suspended video's devices``
         ``no suspension without a bound, and the decision follows the objective``
+        ``an urgent decode goes in at the running video decode's next tile boundary``
         ``a suspended request is never lost or run twice and its steps add up``
+        ``an image decode that would wait behind video decodes goes in between their tiles``
+        ``decode preemption never loses a request, keeps its bounds and memory``
     ] ]

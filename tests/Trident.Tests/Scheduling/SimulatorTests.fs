@@ -96,6 +96,15 @@ let simSpecs: Arbitrary<SimSpec> =
 
 let private eps = 1e-9<s>
 
+/// The tasks a request may run of a stage: one, and one more per suspension (diffuse: the rest of
+/// its steps) or per decode pause (decode: the tiles after the pause).
+let allowedTasks (result: SimResult) (id: RequestId) (stage: Stage) =
+    let r = result.Records |> Array.find (fun x -> x.Request.Id = id)
+    match stage with
+    | Diffuse -> 1 + r.Suspensions
+    | Decode -> 1 + r.DecodePauses
+    | Encode -> 1
+
 /// Every arrival ends in exactly one outcome, consistent with the tasks that ran; no request runs
 /// a stage twice (a suspended diffuse task runs once more per suspension: the rest of its steps).
 let conservation (requests: Request list) (result: SimResult) =
@@ -104,16 +113,15 @@ let conservation (requests: Request list) (result: SimResult) =
       let ids = result.Records |> Array.map (fun r -> r.Request.Id)
       if (Array.distinct ids).Length <> ids.Length then yield "a request has two records"
       if Set.ofArray ids <> (requests |> List.map _.Id |> Set.ofList) then yield "records and requests differ"
-      let suspensions = result.Records |> Array.map (fun r -> r.Request.Id, r.Suspensions) |> Map.ofArray
       for (key, n) in result.Tasks |> Array.countBy (fun t -> t.Request, t.Stage) do
-          let allowed = if snd key = Diffuse then 1 + suspensions.[fst key] else 1
+          let allowed = allowedTasks result (fst key) (snd key)
           if n > allowed then yield sprintf "%O ran %A %d times" (fst key) (snd key) n
       for r in result.Records do
           let tasks = result.Tasks |> Array.filter (fun t -> t.Request = r.Request.Id)
           match r.Outcome with
           | OnTime
           | Late ->
-              if tasks.Length <> 3 + r.Suspensions || tasks |> Array.exists _.Failed then yield sprintf "%O completed with %d tasks" r.Request.Id tasks.Length
+              if tasks.Length <> 3 + r.Suspensions + r.DecodePauses || tasks |> Array.exists _.Failed then yield sprintf "%O completed with %d tasks" r.Request.Id tasks.Length
               if r.Segments |> List.sumBy _.Steps <> r.Request.Steps then yield sprintf "%O ran %d of %d steps" r.Request.Id (r.Segments |> List.sumBy _.Steps) r.Request.Steps
               match r.Finish with
               | Some f when (f <= r.Request.Deadline) <> (r.Outcome = OnTime) -> yield sprintf "%O: outcome %A but finish %g vs deadline %g" r.Request.Id r.Outcome (float f) (float r.Request.Deadline)
@@ -447,10 +455,9 @@ let ``batches in the simulator keep conservation and never double-book`` =
                 [ let ids = result.Records |> Array.map (fun r -> r.Request.Id)
                   if (Array.distinct ids).Length <> ids.Length || Set.ofArray ids <> (requests |> List.map _.Id |> Set.ofList) then
                       yield "records and requests differ"
-                  // a suspended diffuse task (Trident-preempt; never a batch) runs once more per suspension
-                  let suspensions = result.Records |> Array.map (fun r -> r.Request.Id, r.Suspensions) |> Map.ofArray
+                  // a suspended diffuse task or paused decode (Trident-preempt; never a batch) runs once more per suspension
                   for (key, n) in result.Tasks |> Array.countBy (fun t -> t.Request, t.Stage) do
-                      let allowed = if snd key = Diffuse then 1 + suspensions.[fst key] else 1
+                      let allowed = allowedTasks result (fst key) (snd key)
                       if n > allowed then yield sprintf "%O ran %A %d times" (fst key) (snd key) n
                   for r in result.Records do
                       match r.Outcome, r.Encode, r.Diffuse, r.Decode, r.Finish with
