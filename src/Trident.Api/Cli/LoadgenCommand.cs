@@ -31,8 +31,8 @@ namespace Trident.Api.Cli;
 /// <summary>The <c>loadgen</c> command.</summary>
 public static class LoadgenCommand
 {
-    /// <summary>Workloads over the tiny pipeline's sizes (64², 128², 256², 8 steps); tiny-same: one shape (128²) at a
-    /// constant rate, the same-shape load that batching serves.</summary>
+    /// <summary>Workloads over the tiny pipeline's sizes (64², 128², 256², 8 steps); tiny-same: one shape (128², or
+    /// <c>--size</c>) at a constant rate, the same-shape load that batching serves.</summary>
     public static readonly string[] TinyWorkloads = ["tiny-constant", "tiny-poisson", "tiny-bursty", "tiny-shifting", "tiny-same"];
 
     private static readonly Option<string> Url = Cli.Opt.String("--url", "the server (loopback addresses only)", "http://127.0.0.1:8080", helpName: "URL");
@@ -40,9 +40,11 @@ public static class LoadgenCommand
         "the workload: " + string.Join(", ", TinyWorkloads) + ", " + string.Join(", ", Workload.names) + ", or a trace file (CSV or JSON lines)",
         required: true, helpName: "NAME|FILE");
     private static readonly Option<double> Rate = Cli.Opt.Double("--rate", "requests per second instead of the workload's own", null, 1e-6, 10_000);
+    private static readonly Option<double> Load = Cli.Opt.Double("--load", "tiny workloads: the arrival rate as a multiple of the server's capacity by its profile (devices / a request's device-seconds at k = 1; 2 = twice what the devices can serve) instead of --rate", null, 1e-3, 1000);
     private static readonly Option<double> Duration = Cli.Opt.Double("--duration", "seconds of arrivals to replay", 30, 0.1, 3600);
     private static readonly Option<int> Count = Cli.Opt.Int("--count", "requests at most", 200, 1, 10_000);
     private static readonly Option<int> Steps = Cli.Opt.Int("--steps", "denoising steps of each request instead of the workload's", null, 1, 10_000);
+    private static readonly Option<int> Size = Cli.Opt.Int("--size", "tiny-same only: the side of its one square shape in pixels instead of 128 (one of the tiny pipeline's 64, 128, 256)", null, 1, 4096);
     private static readonly Option<ulong> Seed = Cli.Opt.ULong("--seed", "the seed of a generated workload", 1);
     private static readonly Option<double> Timeout = Cli.Opt.Double("--timeout", "seconds to wait after the last submission before cancelling what is left", 120, 1, 3600);
     private static readonly Option<bool> Compare = Cli.Opt.Flag("--compare-sim", "also simulate the same requests with the server's profile, cluster and settings, and compare predicted with measured latency");
@@ -52,7 +54,7 @@ public static class LoadgenCommand
     public static Command Command { get; } = new Command("loadgen",
         "replay a trace against a running server (loopback only) and print SLO attainment, mean/P95/P99 latency and errors; "
         + "--compare-sim also simulates the same requests and prints predicted vs measured latency")
-        { Url, Workload_, Rate, Duration, Count, Steps, Seed, Timeout, Compare, Out }.With(Run);
+        { Url, Workload_, Rate, Load, Duration, Count, Steps, Size, Seed, Timeout, Compare, Out }.With(Run);
 
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 
@@ -78,6 +80,12 @@ public static class LoadgenCommand
         var duration = args.GetValue(Duration);
         var count = args.GetValue(Count);
         var steps = args.Maybe(Steps);
+        var size = args.Maybe(Size);
+        var load = args.Maybe(Load);
+        if (load is not null && rate is not null) errors.Add("--load: give --rate or --load, not both");
+        else if (load is not null && !TinyWorkloads.Contains(workload)) errors.Add($"--load: only the tiny workloads ({string.Join(", ", TinyWorkloads)}) take a load; give '{workload}' a --rate");
+        if (size is not null && workload != "tiny-same") errors.Add($"--size: only tiny-same takes a size (its one shape); '{workload}' has its own shapes");
+        else if (size is not (null or 64 or 128 or 256)) errors.Add($"--size: {size} is not one of the tiny pipeline's profiled sizes 64, 128, 256");
         var seed = args.GetValue(Seed);
         var timeout = args.GetValue(Timeout);
         var compare = args.GetValue(Compare);
@@ -107,14 +115,17 @@ public static class LoadgenCommand
         var cost = CostModelModule.create(CostSettings(cluster.Settings), profile);
         var layout = SimCluster(cluster);
 
-        var trace = Trace(workload, rate, steps, count, seed, cost, layout, errors, o);
+        var trace = Trace(workload, rate, load, steps, size ?? 128, count, seed, cost, layout, errors, o);
         if (trace is null) return 2;
         var requests = trace.Where(t => t.Arrival < duration).Take(count).ToArray();
         o.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"loadgen: {requests.Length} requests over {(requests.Length > 0 ? requests[^1].Arrival : 0):F1} s to {url} ({cluster.Devices.Count} devices, pipeline {cluster.Pipeline})"));
 
+        var busyBefore = await DeviceBusyAsync(http, ct);
         var sent = await ReplayAsync(http, requests, timeout, ct);
+        var busyAfter = await DeviceBusyAsync(http, ct);
         Report(sent, o);
+        ReportDevices(sent, busyBefore, busyAfter, cost, cluster.Devices.Count, o);
         if (output is not null) WriteCsv(output, sent, null, o);
         if (compare) CompareWithSimulation(sent, cost, layout, cluster.Settings, output, o);
         return 0;
@@ -131,7 +142,7 @@ public static class LoadgenCommand
             c.Devices[0].Kind == "cpu" ? new Bandwidths(10e9, 1.25e9, 10e9) : BandwidthsModule.pcie4Server);
 
     /// <summary>The trace: a tiny workload, a named workload of the scheduling core, or a file.</summary>
-    private static IReadOnlyList<TraceRequest>? Trace(string workload, double? rate, int? steps, int count, ulong seed, CostModel cost, Cluster cluster, CliErrors errors, TextWriter o)
+    private static IReadOnlyList<TraceRequest>? Trace(string workload, double? rate, double? load, int? steps, int size, int count, ulong seed, CostModel cost, Cluster cluster, CliErrors errors, TextWriter o)
     {
         if (File.Exists(workload) || Scheduling.Trace.looksLikeFile(workload))
         {
@@ -150,19 +161,20 @@ public static class LoadgenCommand
         {
             var shapes = ListModule.OfSeq(new[] { 64, 128, 256 }.Select(n => new Shape(n, n, 1)));
             var s = steps ?? 8;
-            // by default, the rate that keeps the server's devices ≈ 60 % busy at k = 1 by its profile
-            var r = rate ?? Math.Round(Workload.rateForLoad(cost, shapes, s, ClusterModule.deviceCount(cluster), 0.6), 2);
             var sorted = shapes.OrderBy(sh => sh.PixelFrames).ToArray();
+            var mixShapes = workload == "tiny-same" ? ListModule.OfSeq([new Shape(size, size, 1)]) : shapes;
+            // by default, the rate that keeps the server's devices ≈ 60 % busy at k = 1 by its profile (--load: that multiple)
+            var r = rate ?? Math.Round(Workload.rateForLoad(cost, mixShapes, s, ClusterModule.deviceCount(cluster), load ?? 0.6), 2);
             var (arrivals, mix) = workload switch
             {
                 "tiny-constant" => (ArrivalProcess.Constant, Mix.NewUniform(shapes)),
                 "tiny-poisson" => (ArrivalProcess.Poisson, Mix.NewUniform(shapes)),
                 "tiny-bursty" => (ArrivalProcess.NewBursty(3.0, 5.0, 15.0), Mix.NewUniform(shapes)),
-                "tiny-same" => (ArrivalProcess.Constant, Mix.NewUniform(ListModule.OfSeq(sorted.Skip(1).Take(1)))),
+                "tiny-same" => (ArrivalProcess.Constant, Mix.NewUniform(ListModule.OfSeq([new Shape(size, size, 1)]))),
                 _ => (ArrivalProcess.Poisson, Mix.NewShifting(ListModule.OfSeq(sorted.Take(2)), ListModule.OfSeq(sorted.Skip(2)), 0.4, 0.6)),
             };
             spec = new WorkloadSpec(workload, "tiny", r, s, count, arrivals, mix,
-                workload == "tiny-same" ? "tiny pipeline, every request 128²" : "tiny pipeline sizes 64², 128², 256²");
+                workload == "tiny-same" ? $"tiny pipeline, every request {size}²" : "tiny pipeline sizes 64², 128², 256²");
         }
         else
         {
@@ -224,6 +236,56 @@ public static class LoadgenCommand
             using var _ = await http.DeleteAsync($"/v1/generations/{s.Id}", ct);
         }
         return sent;
+    }
+
+    // trident_device_busy_seconds_total by device from the server's /metrics (Prometheus text; a device that has
+    // run nothing yet has no series and counts 0); null when /metrics cannot be read.
+    private static async Task<Dictionary<string, double>?> DeviceBusyAsync(HttpClient http, CancellationToken ct)
+    {
+        const string name = "trident_device_busy_seconds_total{";
+        try
+        {
+            var text = await http.GetStringAsync("/metrics", ct);
+            var busy = new Dictionary<string, double>();
+            foreach (var line in text.Split('\n'))
+            {
+                if (!line.StartsWith(name, StringComparison.Ordinal)) continue;
+                var device = System.Text.RegularExpressions.Regex.Match(line, "device=\"([^\"]*)\"").Groups[1].Value;
+                var value = line[(line.LastIndexOf('}') + 1)..].Trim().Split(' ')[0];
+                if (double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var v)) busy[device] = v;
+            }
+            return busy;
+        }
+        catch (HttpRequestException)
+        {
+            return null;
+        }
+    }
+
+    // The devices over the run: each one's busy seconds (trident_device_busy_seconds_total before and after) over
+    // the span from the first arrival to the last finish, and the completed rate against the capacity — the
+    // devices' summed 1/service-time, a request's service time being its device-seconds at k = 1 by the server's
+    // profile (encode + steps · diffuse step + decode; Workload.meanDeviceSecondsAtK1 over the requests sent).
+    private static void ReportDevices(List<Sent> sent, Dictionary<string, double>? before, Dictionary<string, double>? after, CostModel cost, int devices,
+        TextWriter o)
+    {
+        var done = sent.Where(s => s.Final?.Status == "succeeded").ToList();
+        if (done.Count == 0 || before is null || after is null) return;
+        var first = sent.Where(s => s.Final is not null).Min(s => s.Final!.CreatedAt);
+        var last = done.Max(s => s.Final!.CreatedAt.AddMilliseconds(s.Final.Timings.TotalMs!.Value));
+        var span = (last - first).TotalSeconds;
+        if (span <= 0) return;
+        var ids = Enumerable.Range(0, devices).Select(i => i.ToString(CultureInfo.InvariantCulture)).ToArray();
+        var busy = ids.Select(d => after.GetValueOrDefault(d) - before.GetValueOrDefault(d)).ToArray();
+        var service = Workload.meanDeviceSecondsAtK1(cost, ListModule.OfSeq(sent.Select(s => s.Trace.Shape)), (int)Math.Round(sent.Average(s => s.Trace.Steps)));
+        var capacity = devices / service;
+        var rate = done.Count / span;
+        o.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"devices: busy_s={string.Join("/", busy.Select(b => b.ToString("F2", CultureInfo.InvariantCulture)))} "
+            + $"utilisation={string.Join("/", busy.Select(b => (b / span).ToString("F3", CultureInfo.InvariantCulture)))} (over span_s={span:F2}) "
+            + $"device_s_per_request={busy.Sum() / done.Count:F3}"));
+        o.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"capacity: profile_service_s={service:F3} capacity_per_s={capacity:F3} ({devices} devices / service time) completed_per_s={rate:F3} completed_over_capacity={rate / capacity:F3}"));
     }
 
     private static async Task SubmitAsync(HttpClient http, Sent s, CancellationToken ct)

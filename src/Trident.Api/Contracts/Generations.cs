@@ -19,10 +19,12 @@ namespace Trident.Api.Contracts;
 /// <param name="OutputCompression">0–100 as OpenAI's image API (100, the default, is the least lossy): the quality of
 /// jpeg, webp, mp4 and webm; refused for png (lossless).</param>
 /// <param name="Fps">Frame rate of a video (default: <c>Trident:Serving:VideoFramesPerSecond</c>).</param>
-/// <param name="NumImagesPerPrompt">diffusers' name, accepted for clients that always send it: must be 1 (a job
-/// is one image or video; /v1/images/generations takes <c>n</c>).</param>
+/// <param name="NumImages">Images to make from this request (default 1, at most <c>Trident:Limits:MaxImagesPerRequest</c>;
+/// 1 for a video): one job per image, seeds seed, seed + 1, …, queued together (all or none) and run as one batch when
+/// batching is on (<c>Trident:Serving:MaxBatch</c> &gt; 1, in batches of at most that many); the 202 lists every
+/// image's job in <c>images</c>.</param>
 /// <remarks>diffusers' names are aliases: <c>num_inference_steps</c> = steps, <c>guidance_scale</c> = guidance,
-/// <c>num_frames</c> = frames (one name per field).</remarks>
+/// <c>num_frames</c> = frames, <c>num_images_per_prompt</c> = num_images (one name per field).</remarks>
 /// <param name="Scheduler">The sampler to denoise with (default: the pipeline's, from its scheduler config); one
 /// of those the pipeline admits (a 400 lists them).</param>
 public sealed record GenerationRequestDto(
@@ -39,7 +41,7 @@ public sealed record GenerationRequestDto(
     string? OutputFormat = null,
     int? OutputCompression = null,
     int? Fps = null,
-    int? NumImagesPerPrompt = null,
+    int? NumImages = null,
     string? Scheduler = null);
 
 /// <summary>202 answer to <c>POST /v1/generations</c>.</summary>
@@ -56,8 +58,17 @@ public sealed record GenerationRequestDto(
 /// figure checked against <c>Trident:Limits:MaxPredictedSeconds</c>).</param>
 /// <param name="PredictedActivationGb">Its predicted peak activation on one device (checked against
 /// <c>Trident:Limits:MaxActivationGb</c>).</param>
+/// <param name="Images">Every image's job, in seed order (the first is the job above); one item unless
+/// <c>num_images</c> &gt; 1.</param>
 public sealed record GenerationAcceptedDto(string Id, string Status, string StatusUrl, string EventsUrl, string ResultUrl,
-    long Seed, double PredictedSeconds, double PredictedActivationGb, string? TraceId);
+    long Seed, double PredictedSeconds, double PredictedActivationGb, string? TraceId, IReadOnlyList<GenerationImageJobDto> Images);
+
+/// <summary>One image's job of a <c>POST /v1/generations</c> request.</summary>
+/// <param name="Id">The job's id.</param>
+/// <param name="Seed">The seed of its initial noise.</param>
+/// <param name="StatusUrl">Where to poll its status.</param>
+/// <param name="ResultUrl">Its result, once it succeeded.</param>
+public sealed record GenerationImageJobDto(string Id, long Seed, string StatusUrl, string ResultUrl);
 
 /// <summary>How much of a prompt the text encoder reads: the tokenizer keeps a fixed number of tokens and cuts
 /// the rest, so a client can see whether (and where) its prompt was cut.</summary>

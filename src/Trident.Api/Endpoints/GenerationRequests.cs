@@ -19,7 +19,11 @@ using Trident.Runtime.Imaging;
 namespace Trident.Api.Endpoints;
 
 /// <summary>A validated submission.</summary>
-internal sealed record ValidSubmission(GenerationInput Input, double? DeadlineSeconds, int? Priority, Estimate Estimate);
+internal sealed record ValidSubmission(GenerationInput Input, double? DeadlineSeconds, int? Priority, Estimate Estimate, int Images = 1)
+{
+    /// <summary>One input per image: the request's, with seeds seed, seed + 1, ….</summary>
+    public IReadOnlyList<GenerationInput> Inputs => [.. Enumerable.Range(0, Images).Select(i => Input with { Seed = Input.Seed + (ulong)i })];
+}
 
 /// <summary>What the cost model predicts for a request served alone: seconds (t_ref = encode + steps × diffuse
 /// step at its reference degree + decode) and the peak activation on one device in GB.</summary>
@@ -46,9 +50,12 @@ internal static class GenerationRequests
         var width = dto.Width ?? limits.DefaultWidth;
         var height = dto.Height ?? limits.DefaultHeight;
         var frames = dto.Frames ?? 1;
-        var (steps, estimate) = Check(e, dto.Prompt, dto.NegativePrompt, width, height, frames, dto.Steps, dto.Seed, dto.Guidance, ready, limits);
+        var images = dto.NumImages ?? 1;
+        if (images < 1 || images > limits.MaxImagesPerRequest) e.Add("num_images", $"must be between 1 and {limits.MaxImagesPerRequest} (Trident:Limits:MaxImagesPerRequest)");
+        else if (images > 1 && frames > 1) e.Add("num_images", "must be 1 for a video (one request makes one video)");
+        var (steps, estimate) = Check(e, dto.Prompt, dto.NegativePrompt, width, height, frames, dto.Steps, dto.Seed, dto.Guidance, ready, limits,
+            seedReserve: Math.Max(0, Math.Min(images, limits.MaxImagesPerRequest) - 1));
         var output = Output(e, dto.OutputFormat, dto.OutputCompression, dto.Fps, width, height, frames, VideoAndImageNames);
-        OnePerRequest(e, dto.NumImagesPerPrompt, "num_images_per_prompt", "a job is one image or video: send n to /v1/images/generations for several");
         if (dto.DeadlineMs is { } ms && (ms < 1 || ms > limits.MaxDeadlineMs))
             e.Add("deadline_ms", $"must be between 1 and {limits.MaxDeadlineMs}");
         var schedulers = Trident.Runtime.Pipelines.Samplers.SamplerFactory.Names(ready.Manifest.Sampler);
@@ -59,9 +66,9 @@ internal static class GenerationRequests
                 + "a priority would only break exact ties; send deadline_ms or priority, not both");
         if (e.ByField.Count > 0 || estimate is null) return (null, e.ToDictionary());
         var input = new GenerationInput(dto.Prompt!, dto.NegativePrompt, width, height, frames, steps,
-            dto.Seed is { } s ? (ulong)s : DrawSeed(0),
+            dto.Seed is { } s ? (ulong)s : DrawSeed(images - 1),
             dto.Guidance ?? ready.Manifest.Guidance.DefaultScale, output, dto.Scheduler);
-        return (new ValidSubmission(input, dto.DeadlineMs / 1000.0, dto.Priority, estimate), []);
+        return (new ValidSubmission(input, dto.DeadlineMs / 1000.0, dto.Priority, estimate, images), []);
     }
 
     /// <summary>A server-drawn seed in [0, 2^53 − 1 − <paramref name="reserve"/>] (the images route gives the
@@ -350,7 +357,7 @@ internal static class GenerationRequests
     /// <summary>diffusers' names of the generation route's fields.</summary>
     public static readonly IReadOnlyDictionary<string, string> GenerationAliases = new Dictionary<string, string>
     {
-        ["num_inference_steps"] = "steps", ["guidance_scale"] = "guidance", ["num_frames"] = "frames",
+        ["num_inference_steps"] = "steps", ["guidance_scale"] = "guidance", ["num_frames"] = "frames", ["num_images_per_prompt"] = "num_images",
     };
 
     /// <summary>diffusers' names of the image route's fields.</summary>

@@ -1,4 +1,5 @@
-// /v1/generations: asynchronous generation jobs. POST queues a job (202, or 400 naming every bad field,
+// /v1/generations: asynchronous generation jobs. POST queues a job — or, with num_images > 1, one job per image
+// (seeds seed, seed + 1, …), all or none, batched together when batching is on — (202, or 400 naming every bad field,
 // or 429 with Retry-After when the queue is full, or 503 while starting or shutting down); GET reports its
 // status, timings (of the stages that ran), deadline and the route and plan that served it; /result returns
 // the file (png, jpeg or webp for an image; mp4, webm or animated webp for a video; its Content-Type says
@@ -55,13 +56,15 @@ public static class GenerationsApi
         if (dto is null) return TypedResults.ValidationProblem(parseErrors);
         var (submission, errors) = GenerationRequests.Validate(dto, ready, options.Value.Limits);
         if (submission is null) return TypedResults.ValidationProblem(errors);
-        switch (ready.Server.Submit(submission.Input, submission.DeadlineSeconds, submission.Priority))
+        switch (ready.Server.SubmitAll(submission.Inputs, submission.DeadlineSeconds, submission.Priority))
         {
-            case SubmitOutcome.Accepted accepted:
-                var id = Id(accepted.Job);
+            case SubmitOutcome.AcceptedAll accepted:
+                var first = accepted.Jobs[0];
+                var id = Id(first);
                 var status = $"/v1/generations/{id}";
+                var images = accepted.Jobs.Select(j => new GenerationImageJobDto(Id(j), (long)j.Input.Seed, $"/v1/generations/{Id(j)}", $"/v1/generations/{Id(j)}/result")).ToArray();
                 return TypedResults.Accepted(status, new GenerationAcceptedDto(id, "queued", status, status + "/events", status + "/result",
-                    (long)submission.Input.Seed, submission.Estimate.Seconds, submission.Estimate.ActivationGb, accepted.Job.Trace.TraceId));
+                    (long)first.Input.Seed, submission.Estimate.Seconds, submission.Estimate.ActivationGb, first.Trace.TraceId, images));
             case SubmitOutcome.Refused refused:
                 return Problems.TooMany(http, refused);
             case SubmitOutcome.Stopping stopping:

@@ -4,7 +4,8 @@
 // background (auto, opaque); diffusers' names are aliases (num_inference_steps, guidance_scale,
 // num_images_per_prompt = n). OpenAI fields it does not implement, and unknown ones, are a 400 naming each.
 // Each of the n images is its own job through the same queue and planner as /v1/generations, seeds seed,
-// seed + 1, …; the answer waits for all of them, and a client that goes away cancels them. Every data[] item
+// seed + 1, …, queued together (all or none: TridentServer.SubmitAll), so they run as one batch when batching is
+// on; the answer waits for all of them, and a client that goes away cancels them. Every data[] item
 // carries its seed, its job id and the prompt as the encoder read it.
 
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -68,21 +69,19 @@ public static class ImagesApi
     internal static async Task<(IReadOnlyList<Job>? Jobs, ProblemHttpResult? Problem)> RunAllAsync(HttpContext http, ReadyServer ready, IReadOnlyList<GenerationInput> inputs)
     {
         var server = ready.Server;
-        var jobs = new List<Job>();
-        foreach (var input in inputs)
+        // all or none, in one round of the serving loop: the images batch together when batching is on
+        IReadOnlyList<Job> jobs;
+        switch (server.SubmitAll(inputs, null, null))
         {
-            switch (server.Submit(input, null, null))
-            {
-                case SubmitOutcome.Accepted a:
-                    jobs.Add(a.Job);
-                    break;
-                case SubmitOutcome.Refused refused:
-                    foreach (var j in jobs) server.Cancel(j);
-                    return (null, Problems.TooMany(http, refused));
-                case SubmitOutcome.Stopping stopping:
-                    foreach (var j in jobs) server.Cancel(j);
-                    return (null, Problems.Stopping(http, stopping));
-            }
+            case SubmitOutcome.AcceptedAll all:
+                jobs = all.Jobs;
+                break;
+            case SubmitOutcome.Refused refused:
+                return (null, Problems.TooMany(http, refused));
+            case SubmitOutcome.Stopping stopping:
+                return (null, Problems.Stopping(http, stopping));
+            default:
+                throw new InvalidOperationException("unknown submission outcome");
         }
         try
         {

@@ -43,6 +43,9 @@ public sealed class ServingMetrics : IDisposable
         Resumptions = _meter.CreateCounter<long>("trident_resumptions_total", null, "Suspended diffuse tasks that resumed (their remaining steps began).");
         BatchSize = _meter.CreateHistogram<int>("trident_batch_size", null, "Requests per batch task of more than one request (same-shape batching).", null,
             new InstrumentAdvice<int> { HistogramBucketBoundaries = [2, 3, 4, 6, 8, 12, 16, 32] });
+        DeviceBusy = _meter.CreateCounter<double>("trident_device_busy_seconds_total", null,
+            "Seconds each device spent on tasks (encode, diffuse, decode, and reserves for another device's diffuse), from the worker taking a task to its end; "
+            + "its rate over an interval is the device's utilisation over it.");
     }
 
     /// <summary>The meter every instrument belongs to (one per server, so two servers in one process never mix).</summary>
@@ -82,6 +85,10 @@ public sealed class ServingMetrics : IDisposable
 
     /// <summary>trident_resumptions_total.</summary>
     public Counter<long> Resumptions { get; }
+
+    /// <summary>trident_device_busy_seconds_total{device}: cumulative task seconds per device (what
+    /// <c>trident loadgen</c> reads before and after a run for the devices' utilisation over it).</summary>
+    public Counter<double> DeviceBusy { get; }
 
     /// <summary>Records a zero for every counter series known in advance, so a scraper sees them at 0 rather
     /// than absent (call once a listener is attached).</summary>

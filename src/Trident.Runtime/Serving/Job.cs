@@ -380,6 +380,11 @@ public sealed class Job : IStepObserver
     /// <summary>How many times the job's work was lost with a device and the job queued again.</summary>
     public int Requeues { get { lock (_gate) return _requeues; } }
 
+    /// <summary>The id of the first job of its multi-image request (<c>num_images</c> / <c>n</c> &gt; 1: one job per
+    /// image, submitted together by <see cref="TridentServer.SubmitAll"/>), or null for a request of one image. The
+    /// serving loop batches the jobs of one group together (ServingLoop: up to MaxBatch) when batching is on.</summary>
+    public long? Group { get; init; }
+
     /// <summary>Where a re-queued job resumes: the output of its last completed stage and the device that holds
     /// it (null: from the start). Set by <see cref="Requeue"/>, read by the next dispatch.</summary>
     public ResumePoint? Resume { get { lock (_gate) return _resume; } }

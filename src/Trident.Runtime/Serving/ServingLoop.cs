@@ -6,8 +6,8 @@
 //      changes only metadata now; each changed worker gets a Retype task behind its queued work, so work
 //      planned under the old placement runs first, and loads its new models lazily;
 //   3. build the snapshot (now, cluster, cost model, placement, busy-until from the ledger, queue) and
-//      plan with Trident's policy: the greedy plan when it provably reaches the optimum
-//      (Dispatcher.greedyIfOptimal), else the dispatch MIP (Planner.plan) — at once, not at the next
+//      plan with Trident's policy, the round prepared once (Dispatcher.prepare → dispatchPrepared): the greedy
+//      plan when it provably reaches the optimum, else the dispatch MIP — at once, not at the next
 //      period: the loop is one thread, so the next solve starts as soon as the previous one ended and
 //      events (arrivals, finishes) arrived meanwhile are batched into it. Every plan is work-conserving
 //      (Greedy.conserve): no free device stays idle while a waiting request could run on it;
@@ -105,6 +105,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
 {
     private abstract record LoopEvent;
     private sealed record Arrival(Job Job) : LoopEvent;
+    private sealed record Arrivals(IReadOnlyList<Job> Jobs) : LoopEvent;
     private sealed record Cancellation(Job Job) : LoopEvent;
     private sealed record TaskStarted(int Device, long TaskId, double At) : LoopEvent;
     private sealed record TaskFinished(int Device, StageTask Task, double Start, double End, bool Ok) : LoopEvent;
@@ -234,6 +235,14 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
         _events.Writer.TryWrite(new Arrival(job));
     }
 
+    /// <summary>Hands jobs to the next round together: the round sees all of them or none (the images of one
+    /// multi-image request, so that they can run as one batch).</summary>
+    public void Submit(IReadOnlyList<Job> jobs)
+    {
+        Interlocked.Add(ref _waiting, jobs.Count);
+        _events.Writer.TryWrite(new Arrivals(jobs));
+    }
+
     /// <summary>Devices <paramref name="devices"/> left the cluster (their worker died or left): the next round
     /// takes them out of the planners' view and re-plans the placement on the devices that are left; their
     /// tasks fail with <see cref="DeviceLostException"/> and their requests are queued again. Idempotent.</summary>
@@ -345,9 +354,10 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
             switch (e)
             {
                 case Arrival a:
-                    if (a.Job.Status == JobStatus.Cancelled) Interlocked.Decrement(ref _waiting);
-                    else _queue.Add(a.Job);
-                    _monitor.Arrived(a.Job.Request);
+                    Arrive(a.Job);
+                    break;
+                case Arrivals many:
+                    foreach (var job in many.Jobs) Arrive(job);
                     break;
                 case Cancellation c:
                     if (_queue.Remove(c.Job)) Interlocked.Decrement(ref _waiting);
@@ -392,6 +402,13 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
         }
     }
 
+    private void Arrive(Job job)
+    {
+        if (job.Status == JobStatus.Cancelled) Interlocked.Decrement(ref _waiting);
+        else _queue.Add(job);
+        _monitor.Arrived(job.Request);
+    }
+
     // Stage runs feed the monitor (device utilisation, throughputs) and the stage-latency histogram.
     private void Record(TaskFinished f, double start)
     {
@@ -402,6 +419,8 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
             TaskKind.Decode => Stage.Decode,
             _ => null,
         };
+        if (f.Task is not RetypeTask && f.End > start)
+            _metrics.DeviceBusy.Add(f.End - start, new KeyValuePair<string, object?>("device", f.Device.ToString(System.Globalization.CultureInfo.InvariantCulture)));
         if (f.Task is ReserveTask)
         {
             _monitor.Ran(Stage.Diffuse, f.Device, lead: false, start, f.End);
@@ -475,8 +494,9 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
         DispatchPlan plan;
         try
         {
-            var quick = Dispatcher.greedyIfOptimal(snapshot);
-            plan = quick is not null ? quick.Value : Planner.plan(snapshot).Dispatch;
+            // one preparation per round: dispatchPrepared returns the greedy plan itself when it provably reaches
+            // the optimum (or nothing is to decide), else solves the MIP over the same prepared candidates
+            plan = Dispatcher.dispatchPrepared(Dispatcher.prepare(snapshot));
             _round = round;
         }
         catch (Exception ex)
@@ -505,11 +525,19 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
                 _log.LogError("Dispatch round {Round} routed {Request}, which is not queued. Snapshot and plan for replay: {Snapshot}",
                     round, d.Request, SnapshotJson.Write(snapshot, plan));
         // Same-shape batching (issue 12): each dispatch leads a batch of waiting requests it can share its runs with.
+        // The images of one multi-image request (a group) batch with each other only, up to MaxBatch whatever the
+        // profile's best batch, so that they run as one batch when batching is on.
         var maxBatch = _settings.MaxBatch;
+        var groups = _queue.Where(j => j.Group is not null).GroupBy(j => j.Group!.Value).ToDictionary(g => g.Key, g => g.Count());
         var batches = Batching.form(_cost,
-            FuncConvert.FromFunc<Request, int, int>((lead, k) => Batching.limit(_cost, maxBatch, lead.Shape, k)),
+            FuncConvert.FromFunc<Request, int, int>((lead, k) =>
+            {
+                var limit = Batching.limit(_cost, maxBatch, lead.Shape, k);
+                return byId[lead.Id.Value].Group is { } g && maxBatch > 1 ? Math.Max(limit, Math.Min(maxBatch, groups[g])) : limit;
+            }),
             // a job re-queued to resume after a lost device runs alone (its kept output is its own)
             FuncConvert.FromFunc<Request, Request, bool>((a, b) => byId[a.Id.Value].Resume is null && byId[b.Id.Value].Resume is null
+                && byId[a.Id.Value].Group == byId[b.Id.Value].Group
                 && BatchInputs.Compatible(byId[a.Id.Value].Input, byId[b.Id.Value].Input)),
             plan, snapshot.Queue).Item1;
         var routed = new HashSet<long>();

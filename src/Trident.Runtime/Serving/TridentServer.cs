@@ -36,6 +36,9 @@ public abstract record SubmitOutcome
     /// <summary>The job was accepted and queued.</summary>
     public sealed record Accepted(Job Job) : SubmitOutcome;
 
+    /// <summary>Every job of a multi-image request was accepted and queued (in input order).</summary>
+    public sealed record AcceptedAll(IReadOnlyList<Job> Jobs) : SubmitOutcome;
+
     /// <summary>The queue (or the job store) is full: try again after <paramref name="RetryAfter"/>.</summary>
     public sealed record Refused(TimeSpan RetryAfter, string Reason) : SubmitOutcome;
 
@@ -219,36 +222,75 @@ public sealed class TridentServer : IAsyncDisposable
     /// <param name="priority">Optional client priority (higher is more important).</param>
     public SubmitOutcome Submit(GenerationInput input, double? deadlineSeconds, int? priority)
     {
+        var outcome = SubmitAll([input], deadlineSeconds, priority);
+        return outcome is SubmitOutcome.AcceptedAll all ? new SubmitOutcome.Accepted(all.Jobs[0]) : outcome;
+    }
+
+    /// <summary>Queues the jobs of one request together — the images of a multi-image request (<c>num_images</c>,
+    /// <c>n</c>), each its own job of its own input — or refuses all of them when the queue has no room for all or
+    /// the store refuses one (none is queued then). With more than one input the jobs form a group
+    /// (<see cref="Job.Group"/>): the serving loop sees them in one round and batches them together when batching
+    /// is on.</summary>
+    /// <param name="inputs">What to generate, one input per job (at least one).</param>
+    /// <param name="deadlineSeconds">Seconds from now the client allows, or null for the cost model's deadline.</param>
+    /// <param name="priority">Optional client priority (higher is more important).</param>
+    /// <returns><see cref="SubmitOutcome.AcceptedAll"/> with the jobs in input order, or why none was queued.</returns>
+    public SubmitOutcome SubmitAll(IReadOnlyList<GenerationInput> inputs, double? deadlineSeconds, int? priority)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(inputs.Count, 1);
         if (Draining) return new SubmitOutcome.Stopping(DrainRetryAfter(), "the server is shutting down and accepts no new work");
-        if (_loop.Waiting >= Setup.Settings.QueueCapacity)
-            return Refuse($"the queue is full ({Setup.Settings.QueueCapacity} requests waiting)", input);
-        var now = Clock.Now;
-        var shape = input.Shape;
-        var deadline = deadlineSeconds is { } d ? now + d : CostModelModule.deadline(Cost, now, shape, input.Steps);
-        var request = new Request(RequestId.NewRequestId(Interlocked.Increment(ref _nextId)), Setup.Profile.Model, shape, input.Steps, now, deadline,
-            priority is { } p ? FSharpOption<int>.Some(p) : FSharpOption<int>.None);
-        var job = new Job(request, input, Clock.UtcNow, deadlineSeconds is not null);
-        job.Terminal += OnTerminal;
-        if (!Store.TryAdd(job))
-            return Refuse($"the job store is full ({Store.Capacity} active jobs)", input);
-        if (_journal is not null)
+        if (_loop.Waiting + inputs.Count > Setup.Settings.QueueCapacity)
+            return Refuse(inputs.Count == 1
+                ? $"the queue is full ({Setup.Settings.QueueCapacity} requests waiting)"
+                : $"the queue has no room for {inputs.Count} images ({_loop.Waiting} of {Setup.Settings.QueueCapacity} places taken)", inputs[0]);
+        var jobs = new List<Job>();
+        long? group = null;
+        foreach (var input in inputs)
         {
-            // durable before the caller answers 202
-            try
+            var now = Clock.Now;
+            var shape = input.Shape;
+            var deadline = deadlineSeconds is { } d ? now + d : CostModelModule.deadline(Cost, now, shape, input.Steps);
+            var id = Interlocked.Increment(ref _nextId);
+            if (inputs.Count > 1) group ??= id;
+            var request = new Request(RequestId.NewRequestId(id), Setup.Profile.Model, shape, input.Steps, now, deadline,
+                priority is { } p ? FSharpOption<int>.Some(p) : FSharpOption<int>.None);
+            var job = new Job(request, input, Clock.UtcNow, deadlineSeconds is not null) { Group = group };
+            job.Terminal += OnTerminal;
+            var refusal = Store.TryAdd(job) ? Record(job, priority) : Refuse($"the job store is full ({Store.Capacity} active jobs)", input);
+            if (refusal is not null)
             {
-                _journal.Accepted(job, priority);
+                // the images taken before are not queued: cancelled (so a journal does not resume them) and withdrawn
+                foreach (var taken in jobs)
+                {
+                    taken.RequestCancel(Clock.Now);
+                    Store.Withdraw(taken);
+                }
+                return refusal;
             }
-            catch (Exception ex)
-            {
-                Store.Withdraw(job);
-                _log.LogError(ex, "Could not record job {Request} in the job store {Directory}; refused", job.Id.Value, _journal.Directory);
-                return Refuse("the job store could not record the job: " + ex.Message, input);
-            }
-            job.Journal = _journal;
+            jobs.Add(job);
         }
-        _loop.Submit(job);
-        Metrics.Requests.Add(1, new KeyValuePair<string, object?>("outcome", "accepted"));
-        return new SubmitOutcome.Accepted(job);
+        if (jobs.Count == 1) _loop.Submit(jobs[0]);
+        else _loop.Submit(jobs);
+        Metrics.Requests.Add(jobs.Count, new KeyValuePair<string, object?>("outcome", "accepted"));
+        return new SubmitOutcome.AcceptedAll(jobs);
+    }
+
+    // Makes an accepted job durable (when a journal is kept) before the caller answers; the refusal when it cannot.
+    private SubmitOutcome? Record(Job job, int? priority)
+    {
+        if (_journal is null) return null;
+        try
+        {
+            _journal.Accepted(job, priority);
+        }
+        catch (Exception ex)
+        {
+            Store.Withdraw(job);
+            _log.LogError(ex, "Could not record job {Request} in the job store {Directory}; refused", job.Id.Value, _journal.Directory);
+            return Refuse("the job store could not record the job: " + ex.Message, job.Input);
+        }
+        job.Journal = _journal;
+        return null;
     }
 
     private SubmitOutcome Refuse(string reason, GenerationInput input)

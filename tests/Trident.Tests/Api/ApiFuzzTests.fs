@@ -213,7 +213,7 @@ type Kind =
 let private generationFields =
     [ "prompt", Str; "negative_prompt", Str; "width", Int; "height", Int; "frames", Int; "steps", Int; "seed", Long
       "guidance", Double; "deadline_ms", Long; "priority", Int; "output_format", Str; "output_compression", Int; "fps", Int
-      "num_images_per_prompt", Int ]
+      "num_images", Int ]
 
 let private imageFields =
     [ "prompt", Str; "n", Int; "size", Str; "response_format", Str; "model", Str; "negative_prompt", Str; "steps", Int; "seed", Long

@@ -83,7 +83,46 @@ let ``a generation's output format, compression and frame rate reach its file`` 
         Expect.equal (v.Codec, v.Frames, v.Width, v.Height) ("vp9", 5, 128, 64) "codec, frames, size"
         Expect.floatClose Accuracy.medium v.FrameRate 10.0 "fps"
         use bad = post client "/v1/generations" """{"prompt":"x","frames":3,"output_format":"png","num_images_per_prompt":2}"""
-        Expect.equal (errorsOf bad) (set [ "output_format"; "num_images_per_prompt" ]) "png holds one frame; one job per request"
+        Expect.equal (errorsOf bad) (set [ "output_format"; "num_images" ]) "png holds one frame; one video per request (num_images_per_prompt is num_images' alias)"
+        use many = post client "/v1/generations" """{"prompt":"x","num_images":5}"""
+        Expect.equal (errorsOf many) (set [ "num_images" ]) "at most Trident:Limits:MaxImagesPerRequest (4) images"
+
+// batching on, one device: a request's images wait for the one device together and run as one batch task
+let private batching = Fixture(fun () -> new TridentFactory([ "Trident:Serving:MaxBatch", "8"; "Trident:Devices:Count", "1" ]))
+
+/// trident_batch_size's (sum, count) from /metrics: requests in batch tasks of more than one, and those tasks.
+let private batchSizes (client: HttpClient) =
+    use r = get client "/metrics"
+    let lines = r.Content.ReadAsStringAsync().Result.Split('\n')
+    let value (name: string) =
+        lines |> Array.tryFind (fun l -> l.StartsWith(name + "{")) |> Option.map (fun l -> float (l.Substring(l.LastIndexOf(' ') + 1))) |> Option.defaultValue 0.0
+    value "trident_batch_size_sum", value "trident_batch_size_count"
+
+let private finished (client: HttpClient) (id: string) =
+    let status = pollUntil client 300.0 id (fun s -> List.contains (s.GetProperty("status").GetString()) [ "succeeded"; "failed"; "cancelled" ])
+    Expect.equal (status.GetProperty("status").GetString()) "succeeded" (sprintf "job %s succeeded" id)
+    use r = get client (sprintf "/v1/generations/%s/result" id)
+    bytes r
+
+let ``num_images on /v1/generations runs a request's images as one batch, each the same as its seed alone`` =
+    testCase "num_images on /v1/generations runs a request's images as one batch, each the same as its seed alone" <| fun () ->
+        let client = readyClient batching.Value
+        let sumBefore, countBefore = batchSizes client
+        use r = post client "/v1/generations" """{"prompt":"a fox","width":64,"height":64,"steps":2,"seed":21,"guidance":4,"num_images":3}"""
+        Expect.equal r.StatusCode HttpStatusCode.Accepted "202"
+        let body = json r
+        let images = [ for i in body.GetProperty("images").EnumerateArray() -> i.GetProperty("id").GetString(), i.GetProperty("seed").GetInt64() ]
+        Expect.equal (List.map snd images) [ 21L; 22L; 23L ] "one job per image, seeds seed, seed + 1, …"
+        Expect.equal (fst images.Head) (body.GetProperty("id").GetString()) "the first image's job is the answer's job"
+        let files = images |> List.map (fst >> finished client)
+        let sumAfter, countAfter = batchSizes client
+        Expect.equal (sumAfter - sumBefore, countAfter - countBefore) (3.0, 1.0) "the three images ran as one batch task of 3"
+        Expect.notEqual files.[0] files.[1] "other seeds, other images"
+        // each alone (nothing else waiting, so a batch of one); with guidance a batch item is bit-identical to it
+        for (_, seed), file in List.zip images files do
+            use alone = post client "/v1/generations" (sprintf """{"prompt":"a fox","width":64,"height":64,"steps":2,"seed":%d,"guidance":4}""" seed)
+            Expect.equal (finished client ((json alone).GetProperty("id").GetString())) file (sprintf "the image of seed %d is the request run alone with it" seed)
+        Expect.equal (batchSizes client) (sumAfter, countAfter) "requests alone ran alone"
 
 /// POSTs a form (as OpenAI's and vLLM-Omni's clients call /v1/videos).
 let private postForm (client: HttpClient) (path: string) (fields: (string * string) list) =
@@ -248,6 +287,7 @@ let tests =
         ``the image route answers PNG, JPEG or WebP as output_format asks, as base64 or as a URL of the result``
         ``fields the image route cannot honour are a 400 naming each, and aliases stay strict``
         ``a generation's output format, compression and frame rate reach its file``
+        ``num_images on /v1/generations runs a request's images as one batch, each the same as its seed alone``
         ``a video job is created, polled, downloaded as an MP4 with the frames and rate asked for, and deleted``
         ``vLLM-Omni's chat route takes extra_body or top-level parameters and answers the image as a data URL``
         ``the model list names the served pipeline, and the OpenAPI document lists the new routes``
