@@ -73,7 +73,7 @@ let ``SD3 exports of both exporters are recognised: three encoders, pooled proje
             Expect.stringContains out "tokenizer_3   T5 SentencePiece Unigram tokenizer_3/tokenizer.json, 256 tokens" "the T5 tokenizer"
             Expect.stringContains out "encoder_hidden_states = (hidden_states.1 of text_encoder/model.onnx ‖ hidden_states.1 of text_encoder_2/model.onnx, along the width, zero-padded to T5's width) followed on the token axis by last_hidden_state of text_encoder_3/model.onnx" "how the states are joined"
             Expect.stringContains out "pooled_projections = text_embeds of text_encoder/model.onnx ‖ text_embeds of text_encoder_2/model.onnx" "the pooled projections"
-            Expect.stringContains out "flow-euler (shift 3)" "the scheduler"
+            Expect.stringContains out "flow-euler (shift 3; timestep = σ × 1000)" "the scheduler"
             let e = expectThrows<ManifestException> "ManifestException" (fun () -> m.Save(TinyFixture.tempPath "sd3-manifest"))
             Expect.stringContains e.Message "cannot be written to trident-pipeline.json" "SD3's conditioning is export-only"
 
