@@ -389,6 +389,16 @@ public sealed class Job : IStepObserver
     /// it (null: from the start). Set by <see cref="Requeue"/>, read by the next dispatch.</summary>
     public ResumePoint? Resume { get { lock (_gate) return _resume; } }
 
+    // Under _gate: false when the job is over, or — a cancel having been accepted — after ending it Cancelled.
+    private bool StillRunnable(double now)
+    {
+        if (IsTerminalStatus(_status)) return false;
+        if (!_cancelRequested) return true;
+        _finished = now;
+        Move(JobStatus.Cancelled);
+        return false;
+    }
+
     /// <summary>Its work was lost with a device (<paramref name="reason"/>): back to Queued, to resume at
     /// <paramref name="resume"/> (null: from the start). False when the job is over or a cancel was accepted
     /// (then it ends Cancelled, as any stopped job).</summary>
@@ -396,13 +406,7 @@ public sealed class Job : IStepObserver
     {
         lock (_gate)
         {
-            if (IsTerminalStatus(_status)) return false;
-            if (_cancelRequested)
-            {
-                _finished = now;
-                Move(JobStatus.Cancelled);
-                return false;
-            }
+            if (!StillRunnable(now)) return false;
             _requeues++;
             _resume = resume;
             _route = null;
@@ -429,13 +433,7 @@ public sealed class Job : IStepObserver
     {
         lock (_gate)
         {
-            if (IsTerminalStatus(_status)) return false;
-            if (_cancelRequested)
-            {
-                _finished = now;
-                Move(JobStatus.Cancelled);
-                return false;
-            }
+            if (!StillRunnable(now)) return false;
             _suspensions++;
             _step = step;
             _diffuseFinish = null;
