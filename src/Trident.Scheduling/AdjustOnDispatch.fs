@@ -83,7 +83,7 @@ module AdjustOnDispatch =
     let alphaOf (cluster: Cluster) (cost: CostModel) (types: Map<DeviceId, PlacementType>) (stats: WorkloadStats) =
         FlowCapacity.alphaFor
             { Cluster = cluster; Cost = cost; Stats = stats; Current = None; TimeLimit = 1.0<s> }
-            (types |> Map.toSeq |> Seq.map snd)
+            types
 
     /// One evaluation at `now`: the trigger, and when it fires, the new placement and whether to
     /// take it. `place` is the Orchestrator (Planner.place), passed in so that callers and tests

@@ -249,7 +249,7 @@ module Baselines =
         let input = { Cluster = ctx.Cluster; Cost = ctx.Cost; Stats = ctx.Stats; Current = None; TimeLimit = ctx.PlacementTimeLimit }
         { Types = types
           Capacity = capacity
-          Alpha = FlowCapacity.alphaFor input (Map.values types)
+          Alpha = FlowCapacity.alphaFor input types
           Moves = 0
           Source = Greedy "pipeline-level: ⟨EDC⟩ on every device" }
 

@@ -33,6 +33,37 @@ module Assign =
         |> Array.sortBy (fun d -> score d, d.Id.Value)
         |> Array.tryHead
 
+    /// The ⟨C⟩ device a decode is booked on: the one that finishes it first (`arrives d` is when the
+    /// latents reach device d, the decode starts at max(busy, arrival) and takes `tC`) — and among the
+    /// devices that finish it within `tolerance` of the first (the links differ by at most the latents'
+    /// inter-node transfer), the one that leaves the shortest idle gap before it (busy-until latest but
+    /// not after the latents arrive): best fit in time. Decodes are booked when their diffuse starts,
+    /// often minutes ahead for a video; without the best fit every decode due soon went to the device
+    /// whose last booking ended first and far-ahead bookings spread over the others, so one ⟨C⟩ device
+    /// queued the short decodes while the others idled until their far bookings
+    /// (hunyuanvideo-reference, simulator: 1190 of 1800 decodes on one of three ⟨C⟩ devices, a
+    /// 960×544×17 video waiting 21 s on average for a 4 s decode). docs/policies.md, "Dispatch".
+    let private decodeDevice
+        (s: Snapshot)
+        (aux: Map<PlacementType, Device array>)
+        (shape: Shape)
+        (busy: float<s> array)
+        (arrives: Device -> float<s>)
+        (tC: float<s>)
+        (tolerance: float<s>)
+        =
+        let candidates =
+            aux |> Map.tryFind C |> Option.defaultValue [||]
+            |> Array.filter (fun d -> CostModel.fits s.Cost C shape 1 d.Memory)
+        if candidates.Length = 0 then None
+        else
+            let finish (d: Device) = max busy.[d.Id.Value] (arrives d) + tC
+            let first = candidates |> Array.map finish |> Array.min
+            candidates
+            |> Array.filter (fun d -> finish d <= first + tolerance)
+            |> Array.sortBy (fun d -> max 0.0<s> (arrives d - busy.[d.Id.Value]), finish d, d.Id.Value)
+            |> Array.tryHead
+
     /// Routes one option onto a diffuse group (the k devices, lead first) whose devices are free at
     /// their `busy` times: encode on the lead when the type holds E (at the lead's busy time), else on
     /// the ⟨E⟩ device whose embeddings reach the group first; diffuse when the encode output has arrived
@@ -79,8 +110,9 @@ module Assign =
                 { Devices = [ lead ]; Start = start; Finish = start + tC }
             else
                 let lat = CostModel.latentBytes c r.Shape
-                let ready (d: Device) = max busy.[d.Id.Value] (if diffuse.Devices.IsEmpty then latentsReady else diffuse.Finish + xfer lat lead d.Id)
-                match bestAux s aux C r.Shape (fun d -> ready d + tC) with
+                let arrives (d: Device) = if diffuse.Devices.IsEmpty then latentsReady else diffuse.Finish + xfer lat lead d.Id
+                let ready (d: Device) = max busy.[d.Id.Value] (arrives d)
+                match decodeDevice s aux r.Shape busy arrives tC (lat / s.Cluster.Bandwidths.InterNode) with
                 | None -> failwithf "planner bug: %O on %A needs a ⟨C⟩ device and none can hold it" r.Id o.Type
                 | Some d ->
                     let start = ready d

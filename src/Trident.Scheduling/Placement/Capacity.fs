@@ -215,6 +215,8 @@ type FlowKey =
 type FlowRoute =
     { Class: int
       Type: PlacementType
+      /// the smallest degree the class fits at on the type: its groups need that many devices of one node
+      MinDegree: int
       Primary: float
       AuxEncode: float
       AuxDecode: float }
@@ -249,6 +251,7 @@ module FlowCapacity =
                           yield
                               { Class = i
                                 Type = t
+                                MinDegree = lo
                                 Primary =
                                   float (CostModel.diffuseTime cost c.Shape c.Steps k) * float k
                                   + (if needE then 0.0 else tE)
@@ -257,12 +260,19 @@ module FlowCapacity =
                                 AuxDecode = (if needC then tC else 0.0) }
                   | _ -> () ]
 
+    /// Devices of type t that groups of k devices can use in a layout (one composition per node):
+    /// Σ_n k · ⌊count_n(t) / k⌋ — a group is on one node.
+    let groupDevices (nodes: Composition list) (t: PlacementType) (k: int) =
+        nodes |> List.sumBy (fun c -> k * (Composition.count c t / k))
+
     /// The model's constraints over device counts given as expressions of the caller's variables
-    /// (`count t`), with the flow variables and α mapped into the caller's keys.
+    /// (`count t`, and `groups t k`: the devices of type t that k-groups can use, see `groupDevices`),
+    /// with the flow variables and α mapped into the caller's keys.
     let constraints
         (stats: WorkloadStats)
         (routes: FlowRoute list)
         (count: PlacementType -> LinExpr<'K>)
+        (groups: PlacementType -> int -> LinExpr<'K>)
         (flow: int -> PlacementType -> 'K)
         (alpha: 'K)
         : (ConstraintName * Constraint<'K>) list =
@@ -283,6 +293,16 @@ module FlowCapacity =
                   yield
                       ConstraintName.create "primary" [ "type", PlacementType.name t ],
                       LinExpr.ofTerms [ for r in rs -> f r, r.Primary ] - count t <== 0.0
+                  // whole groups: the work of classes that need groups of ≥ k devices fits the devices
+                  // that k-groups can use (degrees divide one another, so groups of k or more use
+                  // multiples of k of a node; with other degree sets this still holds for each k)
+                  for k in rs |> List.map _.MinDegree |> List.filter (fun k -> k > 1) |> List.distinct |> List.sort do
+                      yield
+                          ConstraintName.create "groups" [ "type", PlacementType.name t; "degree", string k ],
+                          LinExpr.ofTerms [ for r in rs do
+                                                if r.MinDegree >= k then yield f r, r.Primary ]
+                          - groups t k
+                          <== 0.0
           for (aux, work) in [ E, (fun (r: FlowRoute) -> r.AuxEncode); PlacementType.C, (fun (r: FlowRoute) -> r.AuxDecode) ] do
               let rs = routes |> List.filter (fun r -> work r > 0.0)
               if not rs.IsEmpty then
@@ -290,14 +310,14 @@ module FlowCapacity =
                       ConstraintName.create "auxiliary-time" [ "type", PlacementType.name aux ],
                       LinExpr.ofTerms [ for r in rs -> f r, work r ] - AuxiliaryUtilisation * count aux <== 0.0 ]
 
-    /// α of fixed device counts — the largest share of the mix's rate they sustain (an LP) — with
-    /// the flows that achieve it. None when no class has a route, or the solve fails.
-    let solve (cost: CostModel) (memory: float<GB>) (maxDegree: int) (stats: WorkloadStats) (types: PlacementType seq) =
+    /// α of a fixed layout (one composition per node) — the largest share of the mix's rate it
+    /// sustains (an LP) — with the flows that achieve it. None when no class has a route, or the solve fails.
+    let solve (cost: CostModel) (memory: float<GB>) (maxDegree: int) (stats: WorkloadStats) (nodes: Composition list) =
         let routes = routes cost memory maxDegree stats
         if routes.IsEmpty then None
         else
-            let counts = types |> Seq.countBy id |> Map.ofSeq
-            let count t = LinExpr.constant (float (counts |> Map.tryFind t |> Option.defaultValue 0))
+            let count t = LinExpr.constant (float (nodes |> List.sumBy (fun c -> Composition.count c t)))
+            let groups t k = LinExpr.constant (float (groupDevices nodes t k))
             let m =
                 Model.empty
                 |> Model.withVarNames (function
@@ -305,22 +325,30 @@ module FlowCapacity =
                     | FlowAlpha -> "alpha")
                 |> Model.addVar (Var.continuous 0.0 1e6 FlowAlpha)
                 |> Model.addVars [ for r in routes -> Var.continuous 0.0 infinity (Route(r.Class, r.Type)) ]
-                |> Model.addConstraints (constraints stats routes count (fun c t -> Route(c, t)) FlowAlpha)
+                |> Model.addConstraints (constraints stats routes count groups (fun c t -> Route(c, t)) FlowAlpha)
                 |> Model.maximize "alpha" (LinExpr.var FlowAlpha)
             let result = Mip.solve (SolveSettings.create 2.0<s>) m
             if result.HasSolution then
                 Some(result.Value FlowAlpha, routes |> List.map (fun r -> (r.Class, r.Type), result.Value(Route(r.Class, r.Type))) |> Map.ofList)
             else None
 
-    /// α of fixed device counts (see `solve`).
-    let alpha (cost: CostModel) (memory: float<GB>) (maxDegree: int) (stats: WorkloadStats) (types: PlacementType seq) : float option =
-        solve cost memory maxDegree stats types |> Option.map fst
+    /// α of a fixed layout (see `solve`).
+    let alpha (cost: CostModel) (memory: float<GB>) (maxDegree: int) (stats: WorkloadStats) (nodes: Composition list) : float option =
+        solve cost memory maxDegree stats nodes |> Option.map fst
 
-    /// α of a placement input's cluster for the given types: the class-aware α, or the stage-capacity
-    /// α when no class has a route (or the LP fails).
-    let alphaFor (input: PlacementInput) (types: PlacementType seq) =
+    /// α of a placement input's cluster for a layout (one composition per node): the class-aware α,
+    /// or the stage-capacity α when no class has a route (or the LP fails).
+    let alphaForLayout (input: PlacementInput) (nodes: Composition list) =
         let memory = Cluster.nodes input.Cluster |> List.map (PlacementInput.nodeMemory input) |> List.min
         let maxDegree = Cluster.nodes input.Cluster |> List.map (fun n -> (Cluster.devicesOf input.Cluster n).Length) |> List.max
-        match alpha input.Cost memory maxDegree input.Stats types with
+        match alpha input.Cost memory maxDegree input.Stats nodes with
         | Some a -> a
-        | None -> Capacity.alpha input.Stats.ArrivalRate (Capacity.ofTypes (Capacity.stageWork input.Cost input.Stats) types)
+        | None ->
+            let types = nodes |> Seq.collect (fun c -> c |> Map.toSeq |> Seq.collect (fun (t, n) -> Seq.replicate n t))
+            Capacity.alpha input.Stats.ArrivalRate (Capacity.ofTypes (Capacity.stageWork input.Cost input.Stats) types)
+
+    /// α of a placement input's cluster for a device → type map (`alphaForLayout` over its nodes).
+    let alphaFor (input: PlacementInput) (types: Map<DeviceId, PlacementType>) =
+        Cluster.nodes input.Cluster
+        |> List.map (fun n -> Cluster.devicesOf input.Cluster n |> Seq.map (fun d -> types.[d]) |> Composition.ofTypes)
+        |> alphaForLayout input

@@ -111,7 +111,7 @@ module Heuristic =
         let capacity = Capacity.ofTypes work (types |> Map.toSeq |> Seq.map snd)
         { Types = types
           Capacity = capacity
-          Alpha = FlowCapacity.alphaFor input (types |> Map.toSeq |> Seq.map snd)
+          Alpha = FlowCapacity.alphaFor input types
           Moves = PlacementInput.moves input types
           Source = source }
 

@@ -18,7 +18,7 @@ module Orchestrator =
             match input.Current with
             | Some _ ->
                 let current = Cluster.nodes input.Cluster |> List.map (fun n -> n, PlacementInput.currentComposition input n) |> Map.ofList
-                let currentAlpha = FlowCapacity.alphaFor input (current |> Map.toSeq |> Seq.collect (fun (_, c) -> c |> Map.toSeq |> Seq.collect (fun (t, k) -> Seq.replicate k t)))
+                let currentAlpha = FlowCapacity.alphaForLayout input (current |> Map.toList |> List.map snd)
                 if currentAlpha >= heuristic.Alpha && PlacementMip.admits input current then current else heuristicComps
             | None -> heuristicComps
         match PlacementMip.solve input (Some start) with

@@ -13,7 +13,10 @@ namespace Trident.Scheduling.Placement
 //               (a primary type that holds it at its needed degree ≤ p);
 //   auxiliary[t]: nodes whose primary type lacks E (C) exist only if some node has an ⟨E⟩ (⟨C⟩)
 //   objectives, lexicographic: max α, then min weight moves Σ a · moves(class composition, template)
-//   (plus a tie-break worth less than one move that prefers types moving less data, V0 first).
+//   (plus tie-breaks worth less than one move together: types moving less data, V0 first; and
+//   fewer nodes mixing primaries with ⟨E⟩/⟨C⟩ devices, so node-sized groups find whole nodes);
+//   groups[t, k]: the work of classes whose smallest degree is ≥ k fits the devices of type t that
+//   k-groups can use, Σ_n k·⌊p_n/k⌋ (Capacity.fs, FlowCapacity) — a group lives on one node.
 // Counting per class removes the symmetry between identical nodes (a 16-node cluster with no
 // placement yet is one class), so the model stays at a few hundred integers whatever the cluster.
 // The heuristic's compositions are given as the MIP start when the model admits them.
@@ -121,7 +124,8 @@ module PlacementMip =
                     >== 0.0)
             else
                 let count t = LinExpr.ofTerms [ for (cl, j, key) in vars -> key, float (Composition.count (tplOf cl j) t) ]
-                FlowCapacity.constraints input.Stats routes count (fun c t -> Flow(c, t)) Alpha
+                let groups t k = LinExpr.ofTerms [ for (cl, j, key) in vars -> key, float (FlowCapacity.groupDevices [ tplOf cl j ] t k) ]
+                FlowCapacity.constraints input.Stats routes count groups (fun c t -> Flow(c, t)) Alpha
         let coverage =
             input.Stats.Classes
             |> List.mapi (fun i c -> i, c)
@@ -156,8 +160,19 @@ module PlacementMip =
                    | E
                    | PlacementType.C -> 1.0))
         let tieBreak = 0.5 / (3.0 * float (max 1 (Cluster.deviceCount input.Cluster)))
+        // and then the layout with the fewest nodes that mix primaries with ⟨E⟩/⟨C⟩ devices: a node-sized
+        // group needs a node of primaries only, so auxiliary devices are packed onto as few nodes as
+        // possible (worth < ¼ move in total; cogvideox-reference and hunyuanvideo-reference, simulator:
+        // three ⟨C⟩ devices on three nodes left 13 nodes for k = 8 groups instead of 15)
+        let mixed (cl: NodeClass) (tpl: Composition) =
+            match Composition.primary tpl with
+            | Some t when Composition.count tpl t < cl.Size -> 1.0
+            | _ -> 0.0
+        let fragmentation = 0.25 / float (max 1 input.Cluster.NodeCount)
         let moves =
-            LinExpr.ofTerms [ for (cl, j, key) in vars -> key, float (Composition.moves cl.Current (tplOf cl j)) + tieBreak * communication (tplOf cl j) ]
+            LinExpr.ofTerms
+                [ for (cl, j, key) in vars ->
+                      key, float (Composition.moves cl.Current (tplOf cl j)) + tieBreak * communication (tplOf cl j) + fragmentation * mixed cl (tplOf cl j) ]
         let m =
             Model.empty
             |> Model.withVarNames (function
@@ -187,7 +202,7 @@ module PlacementMip =
             let maxDegree = classes |> List.map _.Size |> List.max
             // a complete start: α and the flows that achieve it (a partial hint leaves the solver to complete it)
             let alpha, flows =
-                match FlowCapacity.solve input.Cost memory maxDegree input.Stats types with
+                match FlowCapacity.solve input.Cost memory maxDegree input.Stats (comps |> Map.toList |> List.map snd) with
                 | Some(alpha, flows) -> alpha, flows |> Map.toList |> List.map (fun ((c, t), v) -> Flow(c, t), v)
                 | None ->
                     let work = Capacity.stageWork input.Cost input.Stats
@@ -246,5 +261,5 @@ module PlacementMip =
         | Some values ->
             let value k = values |> Map.tryFind k |> Option.defaultValue 0.0
             m.Constraints
-            |> List.filter (fun c -> not (List.contains c.Name.Family [ "capacity"; "demand"; "primary"; "auxiliary-time" ]))
+            |> List.filter (fun c -> not (List.contains c.Name.Family [ "capacity"; "demand"; "primary"; "groups"; "auxiliary-time" ]))
             |> List.forall (fun c -> Constraint.isSatisfied 1e-6 value c.Constraint)

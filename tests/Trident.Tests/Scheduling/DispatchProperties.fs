@@ -262,6 +262,38 @@ let ``with no horizon only the on-time head is queued, on the reserved node`` =
             .&. (queued |> List.forall (fun d -> onReserved d && d.OnTime) |> Prop.label "queued off the reserved node, or late")
             |> Prop.classify (not queued.IsEmpty) "the head queued")
 
+let ``a decode is booked on the decode device where it leaves the shortest idle gap`` =
+    testCase "a decode is booked on the decode device where it leaves the shortest idle gap" <| fun () ->
+        // one node: six ⟨ED⟩ devices and two ⟨C⟩ devices; ⟨C⟩ d7 has a decode booked until now + 20 s, d6
+        // is idle. A video whose latents arrive well after that finishes its decode as soon on either:
+        // it goes to d7 (best fit in time) and d6 stays free for a decode due sooner (Assign.decodeDevice)
+        let cost = CostModel.create CostSettings.defaults ReferenceProfiles.hunyuanvideo
+        let cluster = Cluster.uniform 1 8 48.0<GB> Bandwidths.pcie4Server
+        let types = cluster.Devices |> Array.map (fun d -> d.Id, (if d.Id.Value >= 6 then C else ED)) |> Map.ofArray
+        let now = 100.0<s>
+        let shape = Shape.video 960 544 17
+        let request =
+            { Id = RequestId 1L
+              Model = cost.Profile.Model
+              Shape = shape
+              Steps = 50
+              Arrival = now
+              Deadline = CostModel.deadline cost now shape 50
+              Priority = None }
+        let stats: Trident.Scheduling.Placement.WorkloadStats = { Classes = [ { Shape = shape; Steps = 50; Share = 1.0 } ]; ArrivalRate = 0.05 }
+        let capacity = Trident.Scheduling.Placement.Capacity.ofTypes (Trident.Scheduling.Placement.Capacity.stageWork cost stats) (Map.values types)
+        let placement = { Types = types; Capacity = capacity; Alpha = 1.0; Moves = 0; Source = Greedy "test" }
+        let busy = Array.init 8 (fun i -> if i = 7 then now + 20.0<s> else now - 1.0<s>)
+        let s =
+            { Now = now; Cluster = cluster; Cost = cost; Placement = placement; BusyUntil = busy
+              Queue = [ request ]; Completed = Map.empty; Settings = DispatchSettings.defaults }
+        let rd = Admissible.round s
+        let option = Admissible.options rd request |> List.find (fun o -> o.Type = ED)
+        let d = Assign.materialise s [ { Option = option; Node = NodeId 0 } ] |> List.exactlyOne
+        Expect.isGreaterThan d.Diffuse.Finish (now + 20.0<s>) "the latents arrive after d7's booked decode"
+        Expect.equal d.Decode.Devices [ DeviceId 7 ] "the decode goes where it leaves no idle gap"
+        Expect.isLessThan d.Decode.Start (d.Diffuse.Finish + 1.0<s>) "and starts when the latents are there (same node)"
+
 [<Tests>]
 let tests =
     testList "unit" [ testList "DispatchProperties" [
@@ -279,4 +311,5 @@ let tests =
         ``a resumed request's plan has no task for a stage it completed``
         ``queued dispatches start when their devices are predicted free, fit memory and take each request once``
         ``with no horizon only the on-time head is queued, on the reserved node``
+        ``a decode is booked on the decode device where it leaves the shortest idle gap``
     ] |> testSequencedGroup "DispatchProperties" ]

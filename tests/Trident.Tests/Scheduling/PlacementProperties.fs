@@ -97,6 +97,44 @@ let ``flux is placed disaggregated on a 48 GB cluster`` =
         | Mip _ -> ()
         | Greedy reason -> failwithf "fell back to the heuristic: %s" reason
 
+let private cogvideoxInput (nodes: int) (classes: RequestClass list) =
+    { Cluster = Cluster.uniform nodes 8 48.0<GB> Bandwidths.pcie4Server
+      Cost = CostModel.create CostSettings.defaults ReferenceProfiles.cogvideox
+      Stats = { Classes = classes; ArrivalRate = 0.05 }
+      Current = None
+      TimeLimit = 2.0<s> }
+
+let ``a class that needs node-sized groups is served only by nodes with that many primaries`` =
+    testCase "a class that needs node-sized groups is served only by nodes with that many primaries" <| fun () ->
+        // cogvideox 768×1360×81 needs k = 8 on 48 GB: seven ⟨ED⟩ and one ⟨C⟩ on each of two nodes hold 14
+        // primaries but no group of 8; eight ⟨ED⟩ on one node and six ⟨ED⟩ + two ⟨C⟩ on the other hold one
+        let input = cogvideoxInput 2 [ { Shape = Shape.video 768 1360 81; Steps = 6; Share = 1.0 } ]
+        let spread = [ Map.ofList [ ED, 7; PlacementType.C, 1 ]; Map.ofList [ ED, 7; PlacementType.C, 1 ] ]
+        let packed = [ Map.ofList [ ED, 8 ]; Map.ofList [ ED, 6; PlacementType.C, 2 ] ]
+        Expect.equal (FlowCapacity.alphaForLayout input spread) 0.0 "no node can form a group of 8"
+        Expect.isGreaterThan (FlowCapacity.alphaForLayout input packed) 0.0 "one node forms a group of 8"
+
+let ``a fresh placement packs auxiliary devices onto as few nodes as it can`` =
+    testCase "a fresh placement packs auxiliary devices onto as few nodes as it can" <| fun () ->
+        // the hunyuanvideo reference mix on 16 × 8: its 129-frame classes need whole nodes of primaries
+        let shapes = [ for (h, w) in [ 720, 1280; 960, 544 ] do for f in [ 17; 33; 65; 129 ] -> Shape.video h w f ]
+        let input =
+            { Cluster = Cluster.uniform 16 8 48.0<GB> Bandwidths.pcie4Server
+              Cost = CostModel.create CostSettings.defaults ReferenceProfiles.hunyuanvideo
+              Stats = { Classes = [ for sh in shapes -> { Shape = sh; Steps = 50; Share = 1.0 / 8.0 } ]; ArrivalRate = 0.058 }
+              Current = None
+              TimeLimit = 20.0<s> }
+        let plan = Planner.place input
+        let mixed =
+            Cluster.nodes input.Cluster
+            |> List.filter (fun n ->
+                let ts = Cluster.devicesOf input.Cluster n |> Array.map (fun d -> plan.Types.[d])
+                Array.exists PlacementType.isPrimary ts && not (Array.forall PlacementType.isPrimary ts))
+        let auxiliary = plan.Types |> Map.filter (fun _ t -> not (PlacementType.isPrimary t)) |> Map.count
+        Expect.isGreaterThan auxiliary 0 "hunyuanvideo decodes on ⟨C⟩ devices (its VAE does not fit beside the DiT)"
+        // fewer than 8 auxiliary devices fit on one node beside primaries: exactly one node mixes them
+        Expect.equal mixed.Length 1 (sprintf "%d nodes mix primaries with %d auxiliary devices: %A (%s)" mixed.Length auxiliary (PlacementPlan.counts plan) (PlanSource.describe plan.Source))
+
 [<Tests>]
 let tests =
     testList "unit" [ testList "PlacementProperties" [
@@ -104,4 +142,6 @@ let tests =
         ``the orchestrator's placement gives every device one type and never loses to the heuristic``
         ``re-planning an unchanged workload moves no weights``
         ``flux is placed disaggregated on a 48 GB cluster``
+        ``a class that needs node-sized groups is served only by nodes with that many primaries``
+        ``a fresh placement packs auxiliary devices onto as few nodes as it can``
     ] |> testSequencedGroup "PlacementProperties" ]
