@@ -189,6 +189,9 @@ module PlacementInput =
 //                         needs can hold c too)
 //   demand[c]:   Σ_t f[c, t] ≥ α · λ · share_c                 (classes with a route anywhere)
 //   primary[t]:  Σ_c f[c, t] · w(c, t) ≤ n_t                   (device-seconds per second)
+//   groups[t,k]: Σ_{c: k_min(c, t) ≥ k} f[c, t] · w(c, t) ≤ Σ_n k · ⌊p_n,t / k⌋   (each k_min > 1: a group
+//                lives on one node, so classes that need k devices use only the nodes' k-groups; issue 11,
+//                measured on cogvideox-reference, whose two largest classes need k = 8)
 //   aux[E]:      Σ_{c, t ∌ E} f[c, t] · t_E(c) ≤ ρ · n_E;  aux[C] likewise with t_C
 // where w(c, t) = steps · t_D(k) · k + [E ∈ t] · t_E + [C ∈ t] · t_C · h at k = max(k*, the smallest
 // degree that fits t), h = k when k > half the node size and 1 otherwise, and
