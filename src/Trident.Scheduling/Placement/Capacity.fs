@@ -350,8 +350,9 @@ module FlowCapacity =
             let types = nodes |> Seq.collect (fun c -> c |> Map.toSeq |> Seq.collect (fun (t, n) -> Seq.replicate n t))
             Capacity.alpha input.Stats.ArrivalRate (Capacity.ofTypes (Capacity.stageWork input.Cost input.Stats) types)
 
-    /// α of a placement input's cluster for a device → type map (`alphaForLayout` over its nodes).
+    /// α of a placement input's cluster for a device → type map (`alphaForLayout` over its nodes). A device
+    /// the map does not name (one that joined after the placement was made) counts as no device.
     let alphaFor (input: PlacementInput) (types: Map<DeviceId, PlacementType>) =
         Cluster.nodes input.Cluster
-        |> List.map (fun n -> Cluster.devicesOf input.Cluster n |> Seq.map (fun d -> types.[d]) |> Composition.ofTypes)
+        |> List.map (fun n -> Cluster.devicesOf input.Cluster n |> Seq.choose (fun d -> Map.tryFind d types) |> Composition.ofTypes)
         |> alphaForLayout input

@@ -135,6 +135,17 @@ let ``a fresh placement packs auxiliary devices onto as few nodes as it can`` =
         // fewer than 8 auxiliary devices fit on one node beside primaries: exactly one node mixes them
         Expect.equal mixed.Length 1 (sprintf "%d nodes mix primaries with %d auxiliary devices: %A (%s)" mixed.Length auxiliary (PlacementPlan.counts plan) (PlanSource.describe plan.Source))
 
+let ``α of a placement counts a device it does not name as no device`` =
+    testCase "α of a placement counts a device it does not name as no device" <| fun () ->
+        // a worker's devices join the cluster before a placement names them (the serving loop asks α of
+        // the current placement then)
+        let input = cogvideoxInput 2 [ { Shape = Shape.video 768 432 17; Steps = 6; Share = 1.0 } ]
+        let nodeZero = Cluster.devicesOf input.Cluster (NodeId 0) |> Array.map (fun d -> d, EDC) |> Map.ofArray
+        let alpha = FlowCapacity.alphaFor input nodeZero
+        Expect.isGreaterThan alpha 0.0 "node 0's devices serve the class"
+        let both = FlowCapacity.alphaForLayout input [ Map.ofList [ EDC, 8 ]; Map.ofList [ EDC, 8 ] ]
+        Expect.isLessThan alpha both "the node the placement does not name adds nothing"
+
 [<Tests>]
 let tests =
     testList "unit" [ testList "PlacementProperties" [
@@ -144,4 +155,5 @@ let tests =
         ``flux is placed disaggregated on a 48 GB cluster``
         ``a class that needs node-sized groups is served only by nodes with that many primaries``
         ``a fresh placement packs auxiliary devices onto as few nodes as it can``
+        ``α of a placement counts a device it does not name as no device``
     ] |> testSequencedGroup "PlacementProperties" ]
