@@ -209,6 +209,8 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
             suspended => _events.Writer.TryWrite(new Suspended(suspended)))
         {
             Suspendable = _settings.Preemption is not null,
+            // encode and decode of a batch run item by item where the profile's batch points show no gain
+            BatchPays = (stage, shape, b) => CostModelModule.batchFactor(_cost, stage, shape, 1, b) < b,
         };
     }
 
@@ -271,7 +273,8 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
     // reaches the task, so a skipped stage reports no timing.
     void IWorkerObserver.Running(Worker worker, StageTask task)
     {
-        foreach (var request in task.Requests) _store.Find(request)?.StageStarted(task.Kind, _clock.Now, worker.Device.Id);
+        var now = _clock.Now; // once for the task: the requests of a batch share its start
+        foreach (var request in task.Requests) _store.Find(request)?.StageStarted(task.Kind, now, worker.Device.Id);
         if (task is DiffuseTask { Suspend: not null } or DiffuseTask { From: not null })
         {
             _events.Writer.TryWrite(new TaskRunning(task.TaskId, _clock.Now));
