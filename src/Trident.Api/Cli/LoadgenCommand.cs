@@ -302,13 +302,38 @@ public static class LoadgenCommand
             + $"stage_run_s={string.Join("/", run.Select(r => r.ToString("F2", CultureInfo.InvariantCulture)))} "
             + $"busy_not_running_s={string.Join("/", busy.Zip(run, (b, r) => (b - r).ToString("F2", CultureInfo.InvariantCulture)))} "
             + $"idle_s={string.Join("/", busy.Select(b => (span - b).ToString("F2", CultureInfo.InvariantCulture)))}"));
+        // idle while work waited: each device's gaps between its stage runs, counted only up to the last dispatch
+        // (after it nothing waits for a device, so the drain's idle tail is not a gap to fill)
+        var lastDispatch = done.Max(s => (s.Final!.CreatedAt - DateTimeOffset.UnixEpoch).TotalMilliseconds + (s.Final.Timings.Queued.EndMs ?? 0));
+        var firstArrival = (first - DateTimeOffset.UnixEpoch).TotalMilliseconds;
+        var gaps = ids.Select(d =>
+        {
+            var id = int.Parse(d, CultureInfo.InvariantCulture);
+            var runs = tasks.Where(t => t.Devices.Contains(id)).Select(t => (Start: t.EndMs - t.Seconds * 1000, End: t.EndMs)).OrderBy(r => r.Start).ToList();
+            var idle = new List<double>();
+            var at = firstArrival;
+            foreach (var (start, end) in runs)
+            {
+                if (at >= lastDispatch) break;
+                var gap = Math.Min(start, lastDispatch) - at;
+                if (gap > 0) idle.Add(gap);
+                at = Math.Max(at, end);
+            }
+            return idle;
+        }).ToArray();
+        static string Ms(double v) => v.ToString("F1", CultureInfo.InvariantCulture);
+        o.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"gaps: idle_before_last_dispatch_s={string.Join("/", gaps.Select(g => (g.Sum() / 1000).ToString("F2", CultureInfo.InvariantCulture)))} "
+            + $"count={string.Join("/", gaps.Select(g => g.Count))} p50_ms={string.Join("/", gaps.Select(g => Ms(Percentile([.. g.Order()], 0.5))))} "
+            + $"max_ms={string.Join("/", gaps.Select(g => Ms(g.Count == 0 ? 0 : g.Max())))} first_ms={string.Join("/", gaps.Select(g => Ms(g.Count == 0 ? 0 : g[0])))} "
+            + $"(from the first arrival to the last dispatch, span_s={(lastDispatch - firstArrival) / 1000:F2})"));
     }
 
     // One stage task of the run, rebuilt from its requests' timings: the requests of a batch share their stage
     // tasks, whose end the server records once for all of them. A device runs one task at a time, so on one
     // device the ends of two tasks are a run apart, and requests whose ends (arrival + end offset, each to
     // 0.1 ms) fall within a millisecond of each other ran in one task (its run: the longest member's).
-    private sealed record StageRun(string Stage, IReadOnlyList<int> Devices, double Seconds, int Requests);
+    private sealed record StageRun(string Stage, IReadOnlyList<int> Devices, double EndMs, double Seconds, int Requests);
 
     private static List<StageRun> StageTasks(List<Sent> done)
     {
@@ -334,7 +359,7 @@ public static class LoadgenCommand
             {
                 var j = i + 1;
                 while (j < ordered.Count && ordered[j].End - ordered[i].End < 1.0) j++;
-                tasks.Add(new StageRun(ordered[i].Stage, ordered[i].Devices, ordered.Skip(i).Take(j - i).Max(r => r.Ms) / 1000.0, j - i));
+                tasks.Add(new StageRun(ordered[i].Stage, ordered[i].Devices, ordered[i].End, ordered.Skip(i).Take(j - i).Max(r => r.Ms) / 1000.0, j - i));
                 i = j;
             }
         }
