@@ -58,7 +58,8 @@ public sealed class PlanExecutor
     public bool Suspendable { get; set; }
 
     /// <summary>Whether a stage (encode or decode) of a batch of b requests of a shape runs as one run (true) or one
-    /// run per request (false: the profile's batch points show no gain, t(b) ≥ b · t(1)); null: always one run.</summary>
+    /// run per request (false: the profile's batch points show no gain, t(b) ≥ b · t(1), or it has none for the
+    /// stage, as version 1 profiles); null: always one run.</summary>
     public Func<Stage, Shape, int, bool>? BatchPays { get; init; }
 
     private bool ItemByItem(Stage stage, GenerationInput input, int count) => count > 1 && BatchPays?.Invoke(stage, input.Shape, count) == false;
