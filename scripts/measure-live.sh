@@ -18,6 +18,7 @@
 #   scripts/measure-live.sh                      # 64², 4 steps, 40 req/s for 10 s (the shape where a batch pays most)
 #   SIZE=128 RATE=16 scripts/measure-live.sh     # another shape
 #   PARTS=saturation scripts/measure-live.sh     # one part only (batching | saturation)
+#   SERVE_ARGS="--Trident:Devices:Kind cuda" PARTS=batching scripts/measure-live.sh   # the same on GPU devices
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
@@ -30,6 +31,7 @@ LOAD="${LOAD:-2}"
 WARMUP="${WARMUP:-16}"
 PARTS="${PARTS:-batching saturation}"
 PORT="${PORT:-18731}"
+SERVE_ARGS="${SERVE_ARGS:-}"  # more `trident serve` arguments for every server (e.g. the device kind)
 server=""
 
 stop() {
@@ -44,7 +46,8 @@ trap stop EXIT
 # serve LABEL ARGS...: starts a fresh server on $PORT, waits until it is ready and warms it up
 serve() {
   local label="$1"; shift
-  ./trident serve --urls "http://127.0.0.1:$PORT" "$@" > "/tmp/trident-measure-live-$label.log" 2>&1 &
+  # shellcheck disable=SC2086 # SERVE_ARGS is split into arguments on purpose
+  ./trident serve --urls "http://127.0.0.1:$PORT" $SERVE_ARGS "$@" > "/tmp/trident-measure-live-$label.log" 2>&1 &
   server=$!
   for _ in $(seq 1 600); do
     if curl -sf "http://127.0.0.1:$PORT/ready" > /dev/null; then
