@@ -113,5 +113,11 @@ else
 fi
 tail -30 "$log" >> "$results"
 kill "$server" 2>/dev/null; wait "$server" 2>/dev/null
+# MEASURE_LIVE=1: scripts/measure-live.sh on the CUDA devices (batching on vs off at one fixed rate; SIZE, RATE, COUNT,
+# DURATION and PARTS pass through to it).
+if [ "${MEASURE_LIVE:-0}" = 1 ]; then
+  step measure-live-cuda env TRIDENT_HOME="$here" TRIDENT="dotnet $bin/trident.dll" \
+    SERVE_ARGS="--Trident:Devices:Kind cuda --Trident:Devices:Count $gpus" PARTS="${PARTS:-batching}" scripts/measure-live.sh
+fi
 cpu_part
 finish ""

@@ -32,6 +32,7 @@ WARMUP="${WARMUP:-16}"
 PARTS="${PARTS:-batching saturation}"
 PORT="${PORT:-18731}"
 SERVE_ARGS="${SERVE_ARGS:-}"  # more `trident serve` arguments for every server (e.g. the device kind)
+TRIDENT="${TRIDENT:-./trident}"  # the command that runs trident (scripts/gpu-check.sh's kit mode gives a prebuilt one)
 server=""
 
 stop() {
@@ -47,11 +48,11 @@ trap stop EXIT
 serve() {
   local label="$1"; shift
   # shellcheck disable=SC2086 # SERVE_ARGS is split into arguments on purpose
-  ./trident serve --urls "http://127.0.0.1:$PORT" $SERVE_ARGS "$@" > "/tmp/trident-measure-live-$label.log" 2>&1 &
+  $TRIDENT serve --urls "http://127.0.0.1:$PORT" $SERVE_ARGS "$@" > "/tmp/trident-measure-live-$label.log" 2>&1 &
   server=$!
   for _ in $(seq 1 600); do
     if curl -sf "http://127.0.0.1:$PORT/ready" > /dev/null; then
-      ./trident loadgen --url "http://127.0.0.1:$PORT" --workload tiny-same --size "$SIZE" --steps "$STEPS" --count "$WARMUP" \
+      $TRIDENT loadgen --url "http://127.0.0.1:$PORT" --workload tiny-same --size "$SIZE" --steps "$STEPS" --count "$WARMUP" \
         --rate 8 --duration 10 --timeout 120 > /dev/null 2>&1 || true
       return 0
     fi
@@ -79,7 +80,7 @@ loadgen() {
   echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) cores), $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
   local before out served after
   before=$(worker_cpu)
-  out=$(./trident loadgen --url "http://127.0.0.1:$PORT" --workload tiny-same --size "$SIZE" --steps "$STEPS" --count "$COUNT" \
+  out=$($TRIDENT loadgen --url "http://127.0.0.1:$PORT" --workload tiny-same --size "$SIZE" --steps "$STEPS" --count "$COUNT" \
     --duration "$DURATION" --timeout 120 "$@" 2>/dev/null)
   after=$(worker_cpu)
   echo "$out" | grep -E '^(workload|measured|throughput|phases_ms|stage_work|devices|capacity|gaps|  error)'
@@ -89,7 +90,7 @@ loadgen() {
   awk -v b="$before" -v a="$after" -v n="${served:-0}" 'BEGIN { if (n > 0) print (a - b) * 1000 / n }' > "/tmp/trident-measure-live-$label.cpu"
 }
 
-./trident --help > /dev/null 2>&1 # builds when the sources changed
+$TRIDENT --help > /dev/null 2>&1 # builds when the sources changed
 for part in $PARTS; do
   case "$part" in
     batching)
