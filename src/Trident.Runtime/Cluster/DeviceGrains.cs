@@ -306,7 +306,7 @@ public sealed class DeviceGrain(WorkerDevices devices, ILogger<DeviceGrain> log)
         // blocking one reports every step and the reports are thinned here
         var observer = new Progress(progress, executor is IAsyncStageExecutor ? 0 : ProgressInterval);
         var request = input.ToInput();
-        var given = new StageOutput(bytes, bytes.LongLength);
+        var given = new StageOutput(bytes, embeddings.Bytes);
         var output = await Run(executor, a => a.DiffuseAsync(request, given, threads, observer, TimeSpan.FromTicks(ProgressInterval), cancellationToken),
             () => executor.Diffuse(request, given, threads, observer, cancellationToken), cancellationToken);
         var reply = new StageReply(Keep(output), fetched, Since(start, fetchSeconds, executor, Stage.Diffuse, request, degree));
@@ -322,7 +322,7 @@ public sealed class DeviceGrain(WorkerDevices devices, ILogger<DeviceGrain> log)
         var fetchSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
         var executor = Executor;
         var request = input.ToInput();
-        var given = new StageOutput(bytes, bytes.LongLength);
+        var given = new StageOutput(bytes, latents.Bytes);
         var frames = await Run(executor, a => a.DecodeAsync(request, given, cancellationToken), () => executor.Decode(request, given, cancellationToken), cancellationToken);
         Release(latents);
         return new FramesReply(frames[0].Width, frames[0].Height, [.. frames.Select(f => f.Pixels)], fetched, Since(start, fetchSeconds, executor, Stage.Decode, request, 1));
@@ -394,7 +394,7 @@ public sealed class DeviceGrain(WorkerDevices devices, ILogger<DeviceGrain> log)
                 log.LogWarning("Device {Device}: output {Output} was never fetched; dropped after {Minutes} min", Key, id, OutputLifetime.TotalMinutes);
         var id2 = Interlocked.Increment(ref _next);
         _outputs[id2] = (bytes, now);
-        return new StageHandle(Key, id2, bytes.LongLength);
+        return new StageHandle(Key, id2, output.Bytes);
     }
 
     // Progress reports at most 20 times a second (TimeSpan ticks).

@@ -125,6 +125,7 @@ public sealed class EmulatedStageExecutor : IAsyncStageExecutor
     private readonly DeviceSpec _device;
     private readonly CostModel _cost;
     private readonly double _hostToDevice;
+    private readonly double _timeScale;
     private readonly HashSet<Stage> _resident = [];
     private readonly object _gate = new();
 
@@ -141,6 +142,7 @@ public sealed class EmulatedStageExecutor : IAsyncStageExecutor
         _device = device;
         _cost = cost;
         _hostToDevice = hostToDeviceBytesPerSecond / timeScale;
+        _timeScale = timeScale;
     }
 
     /// <inheritdoc />
@@ -156,6 +158,14 @@ public sealed class EmulatedStageExecutor : IAsyncStageExecutor
     }
 
     private double Weights(Stage stage) => ProfileModule.stage(_cost.Profile, stage).Weights;
+
+    /// <summary>Bytes an emulated stage output of <paramref name="size"/> bytes (the profile's tensor size) really
+    /// carries: <paramref name="size"/> × the time scale, at least 32. The emulation plays the reference cluster
+    /// 1 / scale times faster; moving the reference's bytes in scaled time would need a network 1 / scale times
+    /// faster than the reference's, so the bytes are scaled with the time instead (the same bandwidth then moves
+    /// them in scaled time). The output's <see cref="StageOutput.Bytes"/> stays the profile's size (what the
+    /// planner and the monitoring count).</summary>
+    public long Carried(long size) => Math.Max(32, (long)Math.Round(size * Math.Min(1.0, _timeScale)));
 
     /// <summary>Seconds a task of <paramref name="stage"/> takes on this device for <paramref name="input"/> at
     /// degree <paramref name="degree"/> (diffuse: all steps): the scaled cost model's prediction.</summary>
@@ -216,9 +226,10 @@ public sealed class EmulatedStageExecutor : IAsyncStageExecutor
         // for the stage's end, fixed from its start
         var start = Stopwatch.GetTimestamp();
         var digest = SHA256.HashData(Encoding.UTF8.GetBytes($"{input.Prompt}\u0000{input.NegativePrompt}\u0000{input.Guidance:R}"));
-        var bytes = Payload(digest, (long)_cost.Profile.EmbeddingBytes);
+        var size = (long)_cost.Profile.EmbeddingBytes;
+        var bytes = Payload(digest, Carried(size));
         await Until(start, PredictedSeconds(Stage.Encode, input, 1), cancellationToken).ConfigureAwait(false);
-        return new StageOutput(bytes, bytes.LongLength);
+        return new StageOutput(bytes, size);
     }
 
     /// <inheritdoc />
@@ -245,7 +256,8 @@ public sealed class EmulatedStageExecutor : IAsyncStageExecutor
         // the latents are made during the first step's time; step i ends at start + i · step. The task wakes at
         // the end of the first step at least reportEvery after the last wake (or of the last step) and reports
         // the steps up to it, in order.
-        var bytes = Payload(SHA256.HashData(seed), (long)CostModelModule.latentBytes(_cost, input.Shape));
+        var size = (long)CostModelModule.latentBytes(_cost, input.Shape);
+        var bytes = Payload(SHA256.HashData(seed), Carried(size));
         var every = reportEvery.TotalSeconds;
         for (var done = 0; done < input.Steps;)
         {
@@ -256,7 +268,7 @@ public sealed class EmulatedStageExecutor : IAsyncStageExecutor
             for (var i = done + 1; i <= next; i++) observer.StepCompleted(i, input.Steps);
             done = next;
         }
-        return new StageOutput(bytes, bytes.LongLength);
+        return new StageOutput(bytes, size);
     }
 
     /// <inheritdoc />

@@ -69,6 +69,8 @@ let ``emulated stages hand real bytes on and decode a placeholder pattern that d
         let embeddings, latents, frames = run i
         Expect.equal embeddings.Bytes (int64 flux.EmbeddingBytes) "embeddings are the profile's size"
         Expect.equal latents.Bytes (int64 (CostModel.latentBytes cost i.Shape)) "latents are the profile's size for the shape"
+        Expect.equal (embeddings.Value :?> byte[]).LongLength (int64 (round (float flux.EmbeddingBytes * 0.001))) "the embeddings carry the profile's bytes × the time scale"
+        Expect.equal (latents.Value :?> byte[]).LongLength (e.Carried latents.Bytes) "so do the latents"
         Expect.equal frames.Count 1 "one frame"
         Expect.equal ((frames[0].Width, frames[0].Height)) ((64, 32)) "the request's aspect, 64 pixels on the longer side"
         Expect.equal (EmulatedStageExecutor.PlaceholderSize(48, 32)) (struct (48, 32)) "small requests keep their size"
