@@ -14,9 +14,10 @@
 // (timers, IAsyncStageExecutor) and end at absolute targets fixed from the stage's start; the stage's output
 // bytes are made during its time, as a device computes while its time runs.
 //
-// The stage outputs are real bytes handed from stage to stage: the embeddings are as large as the profile's
-// embedding size and derive from the prompt, the latents as large as the profile's latent size for the
-// shape and derive from the embeddings and the seed, and the decoded frames derive from the latents. The
+// The stage outputs are real bytes handed from stage to stage: the embeddings derive from the prompt, the
+// latents from the embeddings and the seed, and the decoded frames from the latents. An output's size is the
+// profile's (embedding size; latent size for the shape); the bytes it carries are that size × the time scale
+// (Carried: the reference network played at the emulation's speed). The
 // frames are a PLACEHOLDER PATTERN (coloured tiles chosen by the latents), not a generated image, and small
 // (the request's aspect, at most 64 pixels on the longer side): they only prove that the stages ran in order
 // on the data the previous stage produced; the rest of the serving path (PNG/APNG encoding, the job store,
