@@ -17,7 +17,8 @@
 # scripts/gpu-check.sh`: the script then unpacks the .NET runtime, the built test output and ONNX Runtime's CUDA
 # provider into /tmp/trident-kit instead of building, finds the CUDA libraries the provider links (cudart, cuBLAS,
 # cuBLASLt, cuRAND, cuDNN — e.g. the ones PyTorch's wheels bring) and puts their folders on LD_LIBRARY_PATH.
-# STEP_TIMEOUT (seconds, default 240) bounds each step.
+# STEP_TIMEOUT (seconds, default 240) bounds each step; BENCH_MAX_RUNS (default 80) caps `bench runtime`'s pairs;
+# LOADGEN_SECONDS (default 60) and READY_TIMEOUT (default 180) bound the serving part.
 #
 # Exit codes: 0 — everything that could run here passed; without a CUDA device the results say
 # "cuda: no CUDA device" and the script still exits 0 after the CPU part. 1 — a step failed (the results file
@@ -59,7 +60,8 @@ if [ -n "${TRIDENT_KIT:-}" ]; then
     [ -n "$found" ] || found="$(find / -xdev \( -path /proc -o -path /sys \) -prune -o -name "$lib*" -print 2>/dev/null | head -1)"
     if [ -n "$found" ]; then say "kit: $lib -> $found"; libdirs="$libdirs:$(dirname "$found")"; else say "kit: $lib NOT FOUND"; fi
   done
-  export LD_LIBRARY_PATH="${libdirs#:}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  mkdir -p "$run_dir/extra-lib" && tar -C "$run_dir/extra-lib" -xJf "$kit/extra-lib.tar.xz"
+  export LD_LIBRARY_PATH="${libdirs#:}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}:$run_dir/extra-lib"
   say "kit: dotnet $(dotnet --list-runtimes 2>&1 | tr '\n' ';')"
   run_tests() { dotnet "$bin/Trident.Tests.dll" "$@"; }
 else
@@ -73,7 +75,7 @@ export -f trident run_tests; export here bin
 # The CPU part (a baseline for the CUDA numbers; the whole check where there is no GPU).
 cpu_part() {
   step profile-cpu trident profile --pipeline tiny --shapes 256x256,512x512,1024x1024 --degrees 1 --steps 2 --repeats 2 --device cpu --out "$dir/profile-cpu.json"
-  step bench-runtime-cpu trident bench runtime --pipeline tiny --device cpu
+  step bench-runtime-cpu trident bench runtime --pipeline tiny --device cpu --max-runs "${BENCH_MAX_RUNS:-80}"
 }
 finish() { [ "$failed" = 0 ] && say "result: ok$1" || say "result: FAILED"; exit "$failed"; }
 
@@ -89,7 +91,7 @@ nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv 2>&1 
 
 step tests-cuda run_tests --filter cuda --no-spinner --summary
 step profile-cuda trident profile --pipeline tiny --shapes 256x256,512x512,1024x1024 --degrees 1 --steps 4 --repeats 3 --device cuda:0 --out "$dir/profile-cuda0.json"
-step bench-runtime-cuda trident bench runtime --pipeline tiny --device cuda:0
+step bench-runtime-cuda trident bench runtime --pipeline tiny --device cuda:0 --max-runs "${BENCH_MAX_RUNS:-80}"
 
 port=18080
 log="$dir/serve-cuda.log"
@@ -111,5 +113,11 @@ else
 fi
 tail -30 "$log" >> "$results"
 kill "$server" 2>/dev/null; wait "$server" 2>/dev/null
+# MEASURE_LIVE=1: scripts/measure-live.sh on the CUDA devices (batching on vs off at one fixed rate; SIZE, RATE, COUNT,
+# DURATION and PARTS pass through to it).
+if [ "${MEASURE_LIVE:-0}" = 1 ]; then
+  step measure-live-cuda env TRIDENT_HOME="$here" TRIDENT="dotnet $bin/trident.dll" \
+    SERVE_ARGS="--Trident:Devices:Kind cuda --Trident:Devices:Count $gpus" PARTS="${PARTS:-batching}" scripts/measure-live.sh
+fi
 cpu_part
 finish ""

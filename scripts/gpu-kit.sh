@@ -8,6 +8,8 @@
 #   dotnet.tar.xz   the .NET runtime (host, Microsoft.NETCore.App, Microsoft.AspNetCore.App) — no SDK;
 #   bin.tar.xz      the test project's Release output (it holds the trident executable's files too), without
 #                   Playwright's driver and without ONNX Runtime's CUDA/TensorRT providers;
+#   extra-lib.tar.xz the libraries SkiaSharp links beyond glibc (fontconfig, freetype, expat, libpng, brotli), put
+#                   last on LD_LIBRARY_PATH there so that the machine's own win where it has them;
 #   cuda.xz.NN      ONNX Runtime's CUDA provider library (271 MiB), xz-compressed and split.
 # The parts are laid out as .gpu-kit/cK/ folders, each under PART_MIB, so that call K carries .gpu-kit/cK and copies
 # it to one folder there; `TRIDENT_KIT=that-folder scripts/gpu-check.sh` then unpacks and uses them instead of
@@ -29,6 +31,13 @@ tar -C "$dotnet_root" -cf - dotnet host shared/Microsoft.NETCore.App shared/Micr
 echo "gpu-kit: packing $bin"
 tar -C "$bin" --exclude=./.playwright --exclude=./libonnxruntime_providers_cuda.so \
     --exclude=./libonnxruntime_providers_tensorrt.so -cf - . | xz -9 -T2 > "$work/bin.tar.xz"
+echo "gpu-kit: packing the libraries SkiaSharp links beyond glibc (a GPU machine's image may lack fontconfig)"
+extra="$work/extra-lib"; mkdir -p "$extra"
+for lib in $(ldd "$bin/libSkiaSharp.so" "$(ldconfig -p | awk '$1 == "libfontconfig.so.1" { print $NF; exit }')" 2>/dev/null \
+             | awk '$3 ~ /^\// { print $3 }' | sort -u); do
+  case "$(basename "$lib")" in libc.so*|libm.so*|libdl.so*|libpthread.so*|librt.so*|libstdc++.so*|libgcc_s.so*|libz.so*) ;; *) cp -L "$lib" "$extra/" ;; esac
+done
+tar -C "$extra" -cf - . | xz -9 > "$work/extra-lib.tar.xz"; rm -rf "$extra"
 echo "gpu-kit: packing the CUDA provider"
 xz -9 -T2 -c "$cuda" > "$work/cuda.xz"
 ( cd "$work" && split -b "$((part_mib * 1024 * 1024))" -d -a 2 cuda.xz cuda.xz. && rm cuda.xz )
