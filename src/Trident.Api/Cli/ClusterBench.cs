@@ -65,6 +65,7 @@ public sealed class LocalCluster : IAsyncDisposable
     private readonly int[] _workerPorts;
     private readonly int _siloPort;
     private readonly int _redisPort;
+    private readonly HashSet<int> _given = [];
 
     private LocalCluster(LocalClusterSpec spec, TextWriter log, string logDirectory)
     {
@@ -72,10 +73,10 @@ public sealed class LocalCluster : IAsyncDisposable
         _log = log;
         _logDirectory = logDirectory;
         _workers = new Process?[spec.Nodes];
-        _workerPorts = [.. Enumerable.Range(0, spec.Nodes).Select(_ => Loopback.FreePort())];
-        _siloPort = Loopback.FreePort();
-        _redisPort = Loopback.FreePort();
-        HttpPort = Loopback.FreePort();
+        _workerPorts = [.. Enumerable.Range(0, spec.Nodes).Select(_ => Port())];
+        _siloPort = Port();
+        _redisPort = Port();
+        HttpPort = Port();
         Url = $"http://127.0.0.1:{HttpPort}";
     }
 
@@ -138,7 +139,7 @@ public sealed class LocalCluster : IAsyncDisposable
             }
         }
         Spawn("coordinator", "dotnet", [Trident, "serve", .. Common, "--devices", (_spec.StartNodes * _spec.DevicesPerNode).ToString(CultureInfo.InvariantCulture),
-            "--silo-port", _siloPort.ToString(CultureInfo.InvariantCulture), "--gateway-port", Loopback.FreePort().ToString(CultureInfo.InvariantCulture),
+            "--silo-port", _siloPort.ToString(CultureInfo.InvariantCulture), "--gateway-port", Port().ToString(CultureInfo.InvariantCulture),
             "--urls", Url, "--Trident:Storage:Directory", "memory", "--Trident:LogLevel", "Warning",
             "--Trident:Cluster:JoinTimeoutSeconds", ((int)timeout.TotalSeconds).ToString(CultureInfo.InvariantCulture), .. _spec.ServeArguments]);
         for (var i = 0; i < _spec.StartNodes; i++) StartWorker(i);
@@ -169,7 +170,7 @@ public sealed class LocalCluster : IAsyncDisposable
     {
         var port = _workerPorts[index];
         _workers[index] = Spawn($"worker{index}", "dotnet", [Trident, "worker", .. Common, "--devices", _spec.DevicesPerNode.ToString(CultureInfo.InvariantCulture),
-            "--silo-port", port.ToString(CultureInfo.InvariantCulture), "--gateway-port", Loopback.FreePort().ToString(CultureInfo.InvariantCulture),
+            "--silo-port", port.ToString(CultureInfo.InvariantCulture), "--gateway-port", Port().ToString(CultureInfo.InvariantCulture),
             "--primary", $"127.0.0.1:{_siloPort}", "--Trident:LogLevel", "Warning"]);
     }
 
@@ -189,6 +190,21 @@ public sealed class LocalCluster : IAsyncDisposable
     }
 
     private static string Trident => typeof(Program).Assembly.Location;
+
+    // A free loopback port that this cluster has not given out yet: the OS may hand a port that was free a moment
+    // ago out again before its process binds it, and two workers on one silo port knock each other out of the
+    // membership ("older clone"), so the cluster never gets ready.
+    private int Port()
+    {
+        lock (_given)
+        {
+            while (true)
+            {
+                var port = Loopback.FreePort();
+                if (_given.Add(port)) return port;
+            }
+        }
+    }
 
     private Process Spawn(string name, string file, IReadOnlyList<string> arguments)
     {
@@ -317,9 +333,40 @@ public static class ClusterBench
         var metrics = await http.GetStringAsync("/metrics", ct);
         foreach (var line in metrics.Split('\n').Where(l => l.StartsWith("trident_cluster_transfer_bytes_total", StringComparison.Ordinal)))
             o.WriteLine($"network: {line}");
+        foreach (var line in StageCallLines(metrics)) o.WriteLine(line);
         o.WriteLine($"machine: {Environment.ProcessorCount} core(s); load average at the start {loadBefore}, at the end {LoadAverage()}");
         o.WriteLine(string.Create(CultureInfo.InvariantCulture, $"bench cluster: {clock.Elapsed.TotalSeconds:F0} s wall; process logs in {cluster.LogDirectory}"));
         return code;
+    }
+
+    /// <summary>Where the remote stage calls' time went, per stage, from the coordinator's
+    /// <c>trident_cluster_stage_seconds_total{stage, part}</c> and <c>trident_cluster_stage_calls_total{stage}</c>
+    /// (ClusterCallTimes): the mean call as the coordinator waited for it, the mean time on the worker by its own
+    /// clock (of that: the task's predicted time, the input's fetch, and the rest, the worker's lateness), and
+    /// call − worker, the messaging (both silos' schedulers, serialization, loopback). One line per stage that
+    /// has calls.</summary>
+    public static IEnumerable<string> StageCallLines(string metrics)
+    {
+        var seconds = new Dictionary<(string Stage, string Part), double>();
+        var calls = new Dictionary<string, double>();
+        foreach (var line in metrics.Split('\n'))
+        {
+            if (line.StartsWith('#')) continue;
+            var m = System.Text.RegularExpressions.Regex.Match(line, @"^(trident_cluster_stage_(?:seconds|calls)_total)\{([^}]*)\} (\S+)");
+            if (!m.Success || !double.TryParse(m.Groups[3].Value, NumberStyles.Float, CultureInfo.InvariantCulture, out var value)) continue;
+            var labels = System.Text.RegularExpressions.Regex.Matches(m.Groups[2].Value, @"(\w+)=""([^""]*)""").ToDictionary(l => l.Groups[1].Value, l => l.Groups[2].Value);
+            if (!labels.TryGetValue("stage", out var stage)) continue;
+            if (m.Groups[1].Value == "trident_cluster_stage_calls_total") calls[stage] = value;
+            else if (labels.TryGetValue("part", out var part)) seconds[(stage, part)] = value;
+        }
+        foreach (var stage in new[] { "encode", "diffuse", "decode" })
+        {
+            if (!calls.TryGetValue(stage, out var n) || n <= 0) continue;
+            double Mean(string part) => seconds.GetValueOrDefault((stage, part)) / n * 1000;
+            yield return string.Create(CultureInfo.InvariantCulture,
+                $"stage calls: {stage} calls={n:F0} mean_call_ms={Mean("call"):F1} mean_worker_ms={Mean("worker"):F1} (predicted {Mean("predicted"):F1}, fetch {Mean("fetch"):F1}, "
+                + $"late {Mean("worker") - Mean("fetch") - Mean("predicted"):F1}) mean_messaging_ms={Mean("call") - Mean("worker"):F1}");
+        }
     }
 
     /// <summary>The machine's load average over 1, 5 and 15 minutes (/proc/loadavg), or "unknown" where the

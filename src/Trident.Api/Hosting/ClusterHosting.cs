@@ -96,6 +96,7 @@ public static class ClusterSilo
 public sealed class ClusterServingBackend(IGrainFactory grains, ILocalSiloDetails self) : IServingBackend, IAsyncDisposable
 {
     private readonly ClusterTransfers _transfers = new();
+    private readonly ClusterCallTimes _times = new();
     private readonly DeviceDirectory _directory = new();
     private readonly CancellationTokenSource _stop = new();
     private IReadOnlyList<WireDevice> _devices = [];
@@ -176,11 +177,12 @@ public sealed class ClusterServingBackend(IGrainFactory grains, ILocalSiloDetail
         var manifest = EmulatedProfile.Manifest(profile);
         _directory.Add(_devices.Select(d => d.Key));
         var origin = $"reference profile '{e.Profile}' × time scale {e.TimeScale} on {layout.NodeCount} worker(s) (emulated devices; results are placeholder patterns)";
-        return Task.FromResult(new ServingBackendParts(manifest, new RemoteStageExecutorFactory(grains, _directory, _transfers), profile, origin,
+        return Task.FromResult(new ServingBackendParts(manifest, new RemoteStageExecutorFactory(grains, _directory, _transfers, _times), profile, origin,
             new ByteTokenizer((Trident.Runtime.Pipelines.ByteTokenizerSettings)manifest.Tokenizer),
             server =>
             {
                 _transfers.Bind(server.Metrics.Meter);
+                _times.Bind(server.Metrics.Meter);
                 _directory.Lost = (key, reason) => Leave(server, DeviceKeys.Endpoint(key), reason, log);
                 _watch = Task.Run(() => WatchAsync(server, log, _stop.Token));
             }));

@@ -10,10 +10,11 @@
 // next stage's grain fetches the bytes from the producing grain (Fetch, a grain-to-grain call between the
 // two workers' silos) — as one byte[] (measured 3× faster than float[]; platform.md). The decoded frames
 // are the one payload that reaches the coordinator: they are the result. Progress (per diffuse step) comes
-// back through a grain observer; cancellation is the call's CancellationToken, honoured by the executor at
+// back through a grain observer (one-way calls); cancellation is the call's CancellationToken, honoured by the executor at
 // step boundaries as in one process.
 
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Trident.Runtime.Devices;
 using Trident.Runtime.Imaging;
@@ -51,14 +52,24 @@ public sealed record WireInput(
 [GenerateSerializer, Immutable, Alias("Trident.StageHandle")]
 public sealed record StageHandle([property: Id(0)] string Device, [property: Id(1)] long Output, [property: Id(2)] long Bytes);
 
-/// <summary>A stage task's outcome: the handle of its output and the bytes its grain fetched from another
-/// worker's device to run it (0 when the input was already on this device's worker).</summary>
-[GenerateSerializer, Immutable, Alias("Trident.StageReply")]
-public sealed record StageReply([property: Id(0)] StageHandle Output, [property: Id(1)] long FetchedBytes);
+/// <summary>Where a stage call's time went on the worker, by the worker's clock (durations only: no clock is
+/// compared across machines).</summary>
+/// <param name="Seconds">From the call's start on the device grain to its reply.</param>
+/// <param name="FetchSeconds">Of those, fetching the input from another device's grain (0 when it was this one's).</param>
+/// <param name="PredictedSeconds">The time the task was meant to take (an emulated device's scaled cost model;
+/// 0 for an executor that does not say).</param>
+[GenerateSerializer, Immutable, Alias("Trident.WorkerTime")]
+public sealed record WorkerTime([property: Id(0)] double Seconds, [property: Id(1)] double FetchSeconds, [property: Id(2)] double PredictedSeconds);
 
-/// <summary>Decoded frames (RGB, width × height × 3 bytes each) and the bytes fetched to decode them.</summary>
+/// <summary>A stage task's outcome: the handle of its output, the bytes its grain fetched from another
+/// worker's device to run it (0 when the input was already on this device's worker), and the worker's time.</summary>
+[GenerateSerializer, Immutable, Alias("Trident.StageReply")]
+public sealed record StageReply([property: Id(0)] StageHandle Output, [property: Id(1)] long FetchedBytes, [property: Id(2)] WorkerTime? Time = null);
+
+/// <summary>Decoded frames (RGB, width × height × 3 bytes each), the bytes fetched to decode them, and the worker's time.</summary>
 [GenerateSerializer, Immutable, Alias("Trident.FramesReply")]
-public sealed record FramesReply([property: Id(0)] int Width, [property: Id(1)] int Height, [property: Id(2)] byte[][] Frames, [property: Id(3)] long FetchedBytes);
+public sealed record FramesReply([property: Id(0)] int Width, [property: Id(1)] int Height, [property: Id(2)] byte[][] Frames, [property: Id(3)] long FetchedBytes,
+    [property: Id(4)] WorkerTime? Time = null);
 
 /// <summary>A device as its worker describes it.</summary>
 /// <param name="Key">Its grain key, "{silo endpoint}/{index}".</param>
@@ -81,10 +92,10 @@ public sealed record WireDevice(
 public interface IStepSink : IGrainObserver
 {
     /// <summary>Step <paramref name="step"/> of <paramref name="total"/> is done (sent at most 20 times a second,
-    /// never for the last step: the diffuse's reply means it). Not one-way: the device grain does not wait for
-    /// each call, but waits for all of them before it replies to the diffuse, so no step report is lost when
-    /// the coordinator drops its observer after the reply.</summary>
-    [Alias("Step")]
+    /// never for the last step: the diffuse's reply means it). One-way: nothing waits for a report, and a report
+    /// that comes after the reply (or is lost) loses nothing, since the reply reports every step up to the last
+    /// (RemoteStageExecutor).</summary>
+    [OneWay, Alias("Step")]
     Task Step(int step, int total);
 }
 
@@ -236,20 +247,29 @@ public sealed class DeviceGrain(WorkerDevices devices, ILogger<DeviceGrain> log)
     public Task Load(int stage)
     {
         var executor = Executor;
-        return OffPool(() =>
-        {
-            executor.Load(DeviceKeys.StageOf(stage));
-            return true;
-        }, CancellationToken.None);
+        return executor is IAsyncStageExecutor a
+            ? a.LoadAsync(DeviceKeys.StageOf(stage), CancellationToken.None)
+            : OffPool(() =>
+            {
+                executor.Load(DeviceKeys.StageOf(stage));
+                return true;
+            }, CancellationToken.None);
     }
 
-    // A stage call blocks for the stage's whole length (an ONNX Runtime run, or an emulated device's wait): it
-    // runs on a thread of its own, never on a thread-pool thread. Eight devices' blocked calls on a worker
-    // with two cores (the pool's minimum) starved Orleans' own messaging of pool threads, so stage starts,
-    // progress reports and replies all lagged by seconds under load (`bench cluster` at 128 devices).
+    // A stage task of an executor that waits without a thread (IAsyncStageExecutor: emulated devices) is awaited
+    // on the grain's own scheduler, holding no thread while it runs. A blocking one (an ONNX Runtime run) runs on
+    // a thread of its own, never on a thread-pool thread: eight devices' blocked calls on a worker with two
+    // cores (the pool's minimum) starved Orleans' own messaging of pool threads, so stage starts, progress
+    // reports and replies all lagged by seconds under load (`bench cluster` at 128 devices).
     // TaskScheduler.Default explicitly: inside a grain the current scheduler is the grain's.
     private static Task<T> OffPool<T>(Func<T> work, CancellationToken cancellationToken) =>
         Task.Factory.StartNew(work, cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+
+    private static Task<T> Run<T>(IStageExecutor executor, Func<IAsyncStageExecutor, Task<T>> waits, Func<T> blocks, CancellationToken cancellationToken) =>
+        executor is IAsyncStageExecutor a ? waits(a) : OffPool(blocks, cancellationToken);
+
+    private static WorkerTime Since(long start, double fetchSeconds, IStageExecutor executor, Stage stage, GenerationInput input, int degree) =>
+        new(Stopwatch.GetElapsedTime(start).TotalSeconds, fetchSeconds, executor is IAsyncStageExecutor a ? a.PredictedSeconds(stage, input, degree) : 0);
 
     /// <inheritdoc />
     public Task Unload(int stage)
@@ -267,21 +287,29 @@ public sealed class DeviceGrain(WorkerDevices devices, ILogger<DeviceGrain> log)
     /// <inheritdoc />
     public async Task<StageReply> Encode(WireInput input, CancellationToken cancellationToken)
     {
+        var start = Stopwatch.GetTimestamp();
         var executor = Executor;
-        var output = await OffPool(() => executor.Encode(input.ToInput(), cancellationToken), cancellationToken);
-        return new StageReply(Keep(output), 0);
+        var request = input.ToInput();
+        var output = await Run(executor, a => a.EncodeAsync(request, cancellationToken), () => executor.Encode(request, cancellationToken), cancellationToken);
+        return new StageReply(Keep(output), 0, Since(start, 0, executor, Stage.Encode, request, 1));
     }
 
     /// <inheritdoc />
     public async Task<StageReply> Diffuse(WireInput input, StageHandle embeddings, int degree, IStepSink progress, CancellationToken cancellationToken)
     {
+        var start = Stopwatch.GetTimestamp();
         var (bytes, fetched) = await Take(embeddings);
+        var fetchSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
         var executor = Executor;
         var threads = degree * Spec.IntraOpThreads;
-        var observer = new Progress(progress);
-        var output = await OffPool(() => executor.Diffuse(input.ToInput(), new StageOutput(bytes, bytes.LongLength), threads, observer, cancellationToken), cancellationToken);
-        await observer.Delivered();
-        var reply = new StageReply(Keep(output), fetched);
+        // an executor that waits without a thread wakes for progress at most every ProgressInterval itself; a
+        // blocking one reports every step and the reports are thinned here
+        var observer = new Progress(progress, executor is IAsyncStageExecutor ? 0 : ProgressInterval);
+        var request = input.ToInput();
+        var given = new StageOutput(bytes, embeddings.Bytes);
+        var output = await Run(executor, a => a.DiffuseAsync(request, given, threads, observer, TimeSpan.FromTicks(ProgressInterval), cancellationToken),
+            () => executor.Diffuse(request, given, threads, observer, cancellationToken), cancellationToken);
+        var reply = new StageReply(Keep(output), fetched, Since(start, fetchSeconds, executor, Stage.Diffuse, request, degree));
         Release(embeddings);
         return reply;
     }
@@ -289,11 +317,15 @@ public sealed class DeviceGrain(WorkerDevices devices, ILogger<DeviceGrain> log)
     /// <inheritdoc />
     public async Task<FramesReply> Decode(WireInput input, StageHandle latents, CancellationToken cancellationToken)
     {
+        var start = Stopwatch.GetTimestamp();
         var (bytes, fetched) = await Take(latents);
+        var fetchSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
         var executor = Executor;
-        var frames = await OffPool(() => executor.Decode(input.ToInput(), new StageOutput(bytes, bytes.LongLength), cancellationToken), cancellationToken);
+        var request = input.ToInput();
+        var given = new StageOutput(bytes, latents.Bytes);
+        var frames = await Run(executor, a => a.DecodeAsync(request, given, cancellationToken), () => executor.Decode(request, given, cancellationToken), cancellationToken);
         Release(latents);
-        return new FramesReply(frames[0].Width, frames[0].Height, [.. frames.Select(f => f.Pixels)], fetched);
+        return new FramesReply(frames[0].Width, frames[0].Height, [.. frames.Select(f => f.Pixels)], fetched, Since(start, fetchSeconds, executor, Stage.Decode, request, 1));
     }
 
     /// <inheritdoc />
@@ -362,41 +394,26 @@ public sealed class DeviceGrain(WorkerDevices devices, ILogger<DeviceGrain> log)
                 log.LogWarning("Device {Device}: output {Output} was never fetched; dropped after {Minutes} min", Key, id, OutputLifetime.TotalMinutes);
         var id2 = Interlocked.Increment(ref _next);
         _outputs[id2] = (bytes, now);
-        return new StageHandle(Key, id2, bytes.LongLength);
+        return new StageHandle(Key, id2, output.Bytes);
     }
 
-    // Sends progress to the coordinator without blocking the executor: the latest step at most every 50 ms and
-    // always the last one (the coordinator reports the steps in between, in order), so a fast diffuse costs a
-    // few messages rather than one per step. Delivered waits for every report (at most 10 s: progress is
-    // informative, a lost report never fails the task).
-    private sealed class Progress(IStepSink sink) : IStepObserver
+    // Progress reports at most 20 times a second (TimeSpan ticks).
+    private static readonly long ProgressInterval = TimeSpan.TicksPerSecond / 20;
+
+    // Sends progress to the coordinator without blocking the executor: one-way reports of the latest step at
+    // most every 50 ms, never the last one (the diffuse's reply says it, and RemoteStageExecutor reports the steps
+    // in between in order), so a fast diffuse costs a few messages and its reply waits for none of them.
+    private sealed class Progress(IStepSink sink, long intervalTicks) : IStepObserver
     {
-        private static readonly long Interval = System.Diagnostics.Stopwatch.Frequency / 20;
-        private readonly List<Task> _sent = [];
+        private readonly long _interval = intervalTicks * Stopwatch.Frequency / TimeSpan.TicksPerSecond;
         private long _last = long.MinValue / 2;
 
-        // The last step is not sent: the diffuse's reply says it (RemoteStageExecutor reports the steps up to the
-        // last when the reply comes), so the reply does not wait for one more round trip to the coordinator.
         public void StepCompleted(int step, int total)
         {
-            var now = System.Diagnostics.Stopwatch.GetTimestamp();
-            if (step >= total || now - _last < Interval) return;
-            _last = now;
-            lock (_sent) _sent.Add(sink.Step(step, total));
-        }
-
-        public async Task Delivered()
-        {
-            Task[] sent;
-            lock (_sent) sent = [.. _sent];
-            try
-            {
-                await Task.WhenAll(sent).WaitAsync(TimeSpan.FromSeconds(10));
-            }
-            catch (Exception)
-            {
-                // the coordinator went away or is slow: the task's result still counts
-            }
+            var now = Stopwatch.GetTimestamp();
+            if (step >= total || now - Interlocked.Read(ref _last) < _interval) return;
+            Interlocked.Exchange(ref _last, now);
+            _ = sink.Step(step, total);
         }
     }
 }

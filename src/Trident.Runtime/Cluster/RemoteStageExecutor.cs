@@ -7,6 +7,7 @@
 // the coordinator's DeviceDirectory (which takes that worker's devices out of the cluster at once), and the
 // serving loop re-queues the job instead of failing it.
 
+using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using Trident.Runtime.Devices;
 using Trident.Runtime.Imaging;
@@ -39,6 +40,39 @@ public sealed class ClusterTransfers
         if (bytes <= 0) return;
         if (_counter is { } c) c.Add(bytes, new KeyValuePair<string, object?>("kind", kind));
         else Interlocked.Add(ref _pending, bytes);
+    }
+}
+
+/// <summary>Where remote stage calls spend their time, summed per stage (encode, diffuse, decode): the call as the
+/// coordinator's device thread sees it (from the call to its reply), the device grain's share by the worker's
+/// clock (from the call's start there to its reply), of that the input's fetch from another worker, and the
+/// time the task was meant to take (an emulated device's prediction). Call − worker is the messaging
+/// (serialization, the network, both silos' schedulers); worker − fetch − predicted is the worker's lateness.
+/// Exported as <c>trident_cluster_stage_seconds_total{stage, part}</c> (part = call, worker, fetch, predicted) and <c>trident_cluster_stage_calls_total{stage}</c> once bound.</summary>
+public sealed class ClusterCallTimes
+{
+    private Counter<double>? _seconds;
+    private Counter<long>? _calls;
+
+    /// <summary>Creates the counters on <paramref name="meter"/> (the server's); calls before are not counted.</summary>
+    public void Bind(Meter meter)
+    {
+        _seconds = meter.CreateCounter<double>("trident_cluster_stage_seconds_total", null,
+            "Seconds of remote stage calls (part = call: as the coordinator waits for them; worker: on the device grain, by the worker's clock; fetch: of that, fetching the input from another worker; predicted: the time the tasks were meant to take)");
+        _calls = meter.CreateCounter<long>("trident_cluster_stage_calls_total", null, "Remote stage calls that replied, by stage");
+    }
+
+    /// <summary>Counts one call of <paramref name="stage"/> (encode, diffuse or decode) that took
+    /// <paramref name="callSeconds"/> on the coordinator and <paramref name="worker"/> on the worker.</summary>
+    public void Add(string stage, double callSeconds, WorkerTime? worker)
+    {
+        if (_seconds is not { } seconds || _calls is not { } calls || worker is null) return;
+        var s = new KeyValuePair<string, object?>("stage", stage);
+        seconds.Add(callSeconds, s, new("part", "call"));
+        seconds.Add(worker.Seconds, s, new("part", "worker"));
+        seconds.Add(worker.FetchSeconds, s, new("part", "fetch"));
+        seconds.Add(worker.PredictedSeconds, s, new("part", "predicted"));
+        calls.Add(1, s);
     }
 }
 
@@ -92,7 +126,9 @@ public sealed class DeviceDirectory
 /// <param name="key">The device grain's key.</param>
 /// <param name="transfers">Where network bytes are counted.</param>
 /// <param name="directory">The coordinator's devices (to name a lost device and report it); optional.</param>
-public sealed class RemoteStageExecutor(IGrainFactory grains, string key, ClusterTransfers transfers, DeviceDirectory? directory = null) : IStageExecutor
+/// <param name="times">Where the calls' times are summed; optional.</param>
+public sealed class RemoteStageExecutor(IGrainFactory grains, string key, ClusterTransfers transfers, DeviceDirectory? directory = null, ClusterCallTimes? times = null)
+    : IStageExecutor
 {
     private readonly IDeviceGrain _grain = grains.GetGrain<IDeviceGrain>(key);
 
@@ -149,7 +185,9 @@ public sealed class RemoteStageExecutor(IGrainFactory grains, string key, Cluste
     /// <inheritdoc />
     public StageOutput Encode(GenerationInput input, CancellationToken cancellationToken)
     {
+        var start = Stopwatch.GetTimestamp();
         var reply = Call(() => _grain.Encode(WireInput.Of(input), cancellationToken), null);
+        times?.Add("encode", Stopwatch.GetElapsedTime(start).TotalSeconds, reply.Time);
         return new StageOutput(reply.Output, reply.Output.Bytes);
     }
 
@@ -162,7 +200,9 @@ public sealed class RemoteStageExecutor(IGrainFactory grains, string key, Cluste
         try
         {
             // a remote device's thread budget is 1 on the coordinator's side, so the group's budget is its degree
+            var start = Stopwatch.GetTimestamp();
             var reply = Call(() => _grain.Diffuse(WireInput.Of(input), handle, intraOpThreads, reference, cancellationToken), handle);
+            times?.Add("diffuse", Stopwatch.GetElapsedTime(start).TotalSeconds, reply.Time);
             // the reply is the last step's report (the grain does not send it) and those the grain left out before it
             sink.Step(input.Steps, input.Steps);
             transfers.Add("embeddings", reply.FetchedBytes);
@@ -187,7 +227,9 @@ public sealed class RemoteStageExecutor(IGrainFactory grains, string key, Cluste
     public IReadOnlyList<RgbImage> Decode(GenerationInput input, StageOutput latents, CancellationToken cancellationToken)
     {
         var handle = Handle(latents);
+        var start = Stopwatch.GetTimestamp();
         var reply = Call(() => _grain.Decode(WireInput.Of(input), handle, cancellationToken), handle);
+        times?.Add("decode", Stopwatch.GetElapsedTime(start).TotalSeconds, reply.Time);
         transfers.Add("latents", reply.FetchedBytes);
         transfers.Add("result", reply.Frames.Sum(f => (long)f.Length));
         return [.. reply.Frames.Select(f => new RgbImage(reply.Width, reply.Height, f))];
@@ -259,8 +301,9 @@ public sealed class RemoteStageExecutor(IGrainFactory grains, string key, Cluste
 /// <param name="grains">The coordinator silo's grain factory.</param>
 /// <param name="keys">Grain key of each device id (devices that join are added to it).</param>
 /// <param name="transfers">Where network bytes are counted.</param>
-public sealed class RemoteStageExecutorFactory(IGrainFactory grains, DeviceDirectory keys, ClusterTransfers transfers) : IStageExecutorFactory
+/// <param name="times">Where the calls' times are summed.</param>
+public sealed class RemoteStageExecutorFactory(IGrainFactory grains, DeviceDirectory keys, ClusterTransfers transfers, ClusterCallTimes? times = null) : IStageExecutorFactory
 {
     /// <inheritdoc />
-    public IStageExecutor Create(DeviceSpec device) => new RemoteStageExecutor(grains, keys.Key(device.Id), transfers, keys);
+    public IStageExecutor Create(DeviceSpec device) => new RemoteStageExecutor(grains, keys.Key(device.Id), transfers, keys, times);
 }

@@ -10,11 +10,14 @@
 // played 20× faster. The executor sleeps the scaled cost model's prediction of each task: encode
 // t_E(shape), diffuse steps · t_D(shape, k) one step at a time (progress after each step, cancellation at
 // step boundaries, step ends fixed from the task's start so sleeps do not accumulate drift), decode
-// t_C(shape), and loading a stage model weights / host-to-device bandwidth.
+// t_C(shape), and loading a stage model weights / host-to-device bandwidth. The waits hold no thread
+// (timers, IAsyncStageExecutor) and end at absolute targets fixed from the stage's start; the stage's output
+// bytes are made during its time, as a device computes while its time runs.
 //
-// The stage outputs are real bytes handed from stage to stage: the embeddings are as large as the profile's
-// embedding size and derive from the prompt, the latents as large as the profile's latent size for the
-// shape and derive from the embeddings and the seed, and the decoded frames derive from the latents. The
+// The stage outputs are real bytes handed from stage to stage: the embeddings derive from the prompt, the
+// latents from the embeddings and the seed, and the decoded frames from the latents. An output's size is the
+// profile's (embedding size; latent size for the shape); the bytes it carries are that size × the time scale
+// (Carried: the reference network played at the emulation's speed). The
 // frames are a PLACEHOLDER PATTERN (coloured tiles chosen by the latents), not a generated image, and small
 // (the request's aspect, at most 64 pixels on the longer side): they only prove that the stages ran in order
 // on the data the previous stage produced; the rest of the serving path (PNG/APNG encoding, the job store,
@@ -91,13 +94,39 @@ public static class EmulatedProfile
     }
 }
 
+/// <summary>An executor whose stage tasks wait without holding a thread (emulated devices): the same tasks as
+/// <see cref="IStageExecutor"/>'s, as tasks. A worker's device grain awaits them on the grain's own scheduler,
+/// so a worker with many devices holds no thread per running stage (DeviceGrains.cs).</summary>
+public interface IAsyncStageExecutor : IStageExecutor
+{
+    /// <summary><see cref="IStageExecutor.Load"/>, as a task.</summary>
+    Task LoadAsync(Stage stage, CancellationToken cancellationToken);
+
+    /// <summary><see cref="IStageExecutor.Encode"/>, as a task.</summary>
+    Task<StageOutput> EncodeAsync(GenerationInput input, CancellationToken cancellationToken);
+
+    /// <summary><see cref="IStageExecutor.Diffuse"/>, as a task. The observer hears of every step in order, but
+    /// wakes at most every <paramref name="reportEvery"/> (the steps that ended meanwhile are reported together,
+    /// the last step always at its end); <see cref="TimeSpan.Zero"/>: after each step.</summary>
+    Task<StageOutput> DiffuseAsync(GenerationInput input, StageOutput embeddings, int intraOpThreads, IStepObserver observer, TimeSpan reportEvery,
+        CancellationToken cancellationToken);
+
+    /// <summary><see cref="IStageExecutor.Decode"/>, as a task.</summary>
+    Task<IReadOnlyList<RgbImage>> DecodeAsync(GenerationInput input, StageOutput latents, CancellationToken cancellationToken);
+
+    /// <summary>Seconds a task of <paramref name="stage"/> is meant to take for <paramref name="input"/> at degree
+    /// <paramref name="degree"/> (diffuse: all steps), model loading aside.</summary>
+    double PredictedSeconds(Stage stage, GenerationInput input, int degree);
+}
+
 /// <summary>One emulated device: sleeps the (scaled) cost model's duration of each task, accounts for memory
 /// as the cost model does, and hands real bytes from stage to stage (see the file's note).</summary>
-public sealed class EmulatedStageExecutor : IStageExecutor
+public sealed class EmulatedStageExecutor : IAsyncStageExecutor
 {
     private readonly DeviceSpec _device;
     private readonly CostModel _cost;
     private readonly double _hostToDevice;
+    private readonly double _timeScale;
     private readonly HashSet<Stage> _resident = [];
     private readonly object _gate = new();
 
@@ -114,6 +143,7 @@ public sealed class EmulatedStageExecutor : IStageExecutor
         _device = device;
         _cost = cost;
         _hostToDevice = hostToDeviceBytesPerSecond / timeScale;
+        _timeScale = timeScale;
     }
 
     /// <inheritdoc />
@@ -130,6 +160,14 @@ public sealed class EmulatedStageExecutor : IStageExecutor
 
     private double Weights(Stage stage) => ProfileModule.stage(_cost.Profile, stage).Weights;
 
+    /// <summary>Bytes an emulated stage output of <paramref name="size"/> bytes (the profile's tensor size) really
+    /// carries: <paramref name="size"/> × the time scale, at least 32. The emulation plays the reference cluster
+    /// 1 / scale times faster; moving the reference's bytes in scaled time would need a network 1 / scale times
+    /// faster than the reference's, so the bytes are scaled with the time instead (the same bandwidth then moves
+    /// them in scaled time). The output's <see cref="StageOutput.Bytes"/> stays the profile's size (what the
+    /// planner and the monitoring count).</summary>
+    public long Carried(long size) => Math.Max(32, (long)Math.Round(size * Math.Min(1.0, _timeScale)));
+
     /// <summary>Seconds a task of <paramref name="stage"/> takes on this device for <paramref name="input"/> at
     /// degree <paramref name="degree"/> (diffuse: all steps): the scaled cost model's prediction.</summary>
     public double PredictedSeconds(Stage stage, GenerationInput input, int degree) =>
@@ -138,8 +176,12 @@ public sealed class EmulatedStageExecutor : IStageExecutor
         : CostModelModule.decodeTime(_cost, input.Shape);
 
     /// <inheritdoc />
-    public void Load(Stage stage)
+    public void Load(Stage stage) => LoadAsync(stage, CancellationToken.None).GetAwaiter().GetResult();
+
+    /// <inheritdoc />
+    public async Task LoadAsync(Stage stage, CancellationToken cancellationToken)
     {
+        var start = Stopwatch.GetTimestamp();
         double seconds;
         lock (_gate)
         {
@@ -151,7 +193,7 @@ public sealed class EmulatedStageExecutor : IStageExecutor
             _resident.Add(stage);
             seconds = Weights(stage) * 1e9 / _hostToDevice;
         }
-        Thread.Sleep(TimeSpan.FromSeconds(seconds));
+        await Until(start, seconds, cancellationToken).ConfigureAwait(false);
     }
 
     /// <inheritdoc />
@@ -162,9 +204,9 @@ public sealed class EmulatedStageExecutor : IStageExecutor
 
     // A stage's first task loads its model when the placement's load did not (as the ONNX executor does), then
     // checks that weights + the stage's activation fit.
-    private void Admit(Stage stage, GenerationInput input, int degree)
+    private async Task Admit(Stage stage, GenerationInput input, int degree, CancellationToken cancellationToken)
     {
-        Load(stage);
+        await LoadAsync(stage, cancellationToken).ConfigureAwait(false);
         var activation = CostModelModule.activation(_cost, stage, input.Shape, degree);
         var weights = ResidentWeightsGb;
         if (weights + activation > _device.MemoryGb)
@@ -174,49 +216,76 @@ public sealed class EmulatedStageExecutor : IStageExecutor
     }
 
     /// <inheritdoc />
-    public StageOutput Encode(GenerationInput input, CancellationToken cancellationToken)
+    public StageOutput Encode(GenerationInput input, CancellationToken cancellationToken) =>
+        EncodeAsync(input, cancellationToken).GetAwaiter().GetResult();
+
+    /// <inheritdoc />
+    public async Task<StageOutput> EncodeAsync(GenerationInput input, CancellationToken cancellationToken)
     {
-        Admit(Stage.Encode, input, 1);
-        Sleep(PredictedSeconds(Stage.Encode, input, 1), cancellationToken);
+        await Admit(Stage.Encode, input, 1, cancellationToken).ConfigureAwait(false);
+        // the output is made while the stage's time runs (a device computes during it), then the task waits
+        // for the stage's end, fixed from its start
+        var start = Stopwatch.GetTimestamp();
         var digest = SHA256.HashData(Encoding.UTF8.GetBytes($"{input.Prompt}\u0000{input.NegativePrompt}\u0000{input.Guidance:R}"));
-        var bytes = Payload(digest, (long)_cost.Profile.EmbeddingBytes);
-        return new StageOutput(bytes, bytes.LongLength);
+        var size = (long)_cost.Profile.EmbeddingBytes;
+        var bytes = Payload(digest, Carried(size));
+        await Until(start, PredictedSeconds(Stage.Encode, input, 1), cancellationToken).ConfigureAwait(false);
+        return new StageOutput(bytes, size);
     }
 
     /// <inheritdoc />
-    public StageOutput Diffuse(GenerationInput input, StageOutput embeddings, int intraOpThreads, IStepObserver observer, CancellationToken cancellationToken)
+    public StageOutput Diffuse(GenerationInput input, StageOutput embeddings, int intraOpThreads, IStepObserver observer, CancellationToken cancellationToken) =>
+        DiffuseAsync(input, embeddings, intraOpThreads, observer, TimeSpan.Zero, cancellationToken).GetAwaiter().GetResult();
+
+    /// <inheritdoc />
+    public async Task<StageOutput> DiffuseAsync(GenerationInput input, StageOutput embeddings, int intraOpThreads, IStepObserver observer, TimeSpan reportEvery,
+        CancellationToken cancellationToken)
     {
         var degree = intraOpThreads / _device.IntraOpThreads;
         if (!_cost.Degrees.Contains(degree))
             throw new ArgumentException($"{_device}: degree {degree} (from {intraOpThreads} threads) is not among the profile's {string.Join(", ", _cost.Degrees)}", nameof(intraOpThreads));
         var condition = Digest(embeddings);
-        Admit(Stage.Diffuse, input, degree);
+        await Admit(Stage.Diffuse, input, degree, cancellationToken).ConfigureAwait(false);
         var step = (double)CostModelModule.diffuseStep(_cost, input.Shape, degree);
-        var clock = Stopwatch.StartNew();
-        for (var i = 1; i <= input.Steps; i++)
+        var start = Stopwatch.GetTimestamp();
+        var seed = new byte[32 + 8 + 12];
+        condition.CopyTo(seed, 0);
+        BinaryPrimitives.WriteUInt64LittleEndian(seed.AsSpan(32), input.Seed);
+        BinaryPrimitives.WriteInt32LittleEndian(seed.AsSpan(40), input.Width);
+        BinaryPrimitives.WriteInt32LittleEndian(seed.AsSpan(44), input.Height);
+        BinaryPrimitives.WriteInt32LittleEndian(seed.AsSpan(48), input.Frames);
+        // the latents are made during the first step's time; step i ends at start + i · step. The task wakes at
+        // the end of the first step at least reportEvery after the last wake (or of the last step) and reports
+        // the steps up to it, in order.
+        var size = (long)CostModelModule.latentBytes(_cost, input.Shape);
+        var bytes = Payload(SHA256.HashData(seed), Carried(size));
+        var every = reportEvery.TotalSeconds;
+        for (var done = 0; done < input.Steps;)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            Sleep(i * step - clock.Elapsed.TotalSeconds, cancellationToken);
-            observer.StepCompleted(i, input.Steps);
+            var next = done + 1;
+            while (next < input.Steps && (next - done) * step < every) next++;
+            await Until(start, next * step, cancellationToken).ConfigureAwait(false);
+            for (var i = done + 1; i <= next; i++) observer.StepCompleted(i, input.Steps);
+            done = next;
         }
-        Span<byte> seed = stackalloc byte[32 + 8 + 12];
-        condition.CopyTo(seed);
-        BinaryPrimitives.WriteUInt64LittleEndian(seed[32..], input.Seed);
-        BinaryPrimitives.WriteInt32LittleEndian(seed[40..], input.Width);
-        BinaryPrimitives.WriteInt32LittleEndian(seed[44..], input.Height);
-        BinaryPrimitives.WriteInt32LittleEndian(seed[48..], input.Frames);
-        var bytes = Payload(SHA256.HashData(seed), (long)CostModelModule.latentBytes(_cost, input.Shape));
-        return new StageOutput(bytes, bytes.LongLength);
+        return new StageOutput(bytes, size);
     }
 
     /// <inheritdoc />
-    public IReadOnlyList<RgbImage> Decode(GenerationInput input, StageOutput latents, CancellationToken cancellationToken)
+    public IReadOnlyList<RgbImage> Decode(GenerationInput input, StageOutput latents, CancellationToken cancellationToken) =>
+        DecodeAsync(input, latents, cancellationToken).GetAwaiter().GetResult();
+
+    /// <inheritdoc />
+    public async Task<IReadOnlyList<RgbImage>> DecodeAsync(GenerationInput input, StageOutput latents, CancellationToken cancellationToken)
     {
         var digest = Digest(latents);
-        Admit(Stage.Decode, input, 1);
-        Sleep(PredictedSeconds(Stage.Decode, input, 1), cancellationToken);
+        await Admit(Stage.Decode, input, 1, cancellationToken).ConfigureAwait(false);
+        var start = Stopwatch.GetTimestamp();
         var (width, height) = PlaceholderSize(input.Width, input.Height);
-        return [.. Enumerable.Range(0, input.Frames).Select(f => Pattern(digest, width, height, f))];
+        RgbImage[] frames = [.. Enumerable.Range(0, input.Frames).Select(f => Pattern(digest, width, height, f))];
+        await Until(start, PredictedSeconds(Stage.Decode, input, 1), cancellationToken).ConfigureAwait(false);
+        return frames;
     }
 
     /// <summary>Longest side of a placeholder frame in pixels.</summary>
@@ -237,10 +306,14 @@ public sealed class EmulatedStageExecutor : IStageExecutor
         lock (_gate) _resident.Clear();
     }
 
-    private static void Sleep(double seconds, CancellationToken cancellationToken)
+    // Waits, without holding a thread, until `seconds` after the Stopwatch timestamp `start`: an absolute
+    // target, so a late wake-up (a loaded machine) shortens the next wait instead of adding to every step.
+    // Cancellation ends the wait at once (OperationCanceledException).
+    private static async Task Until(long start, double seconds, CancellationToken cancellationToken)
     {
-        if (seconds <= 0) return;
-        if (cancellationToken.WaitHandle.WaitOne(TimeSpan.FromSeconds(seconds))) cancellationToken.ThrowIfCancellationRequested();
+        var left = TimeSpan.FromSeconds(seconds) - Stopwatch.GetElapsedTime(start);
+        if (left > TimeSpan.Zero) await Task.Delay(left, cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        cancellationToken.ThrowIfCancellationRequested();
     }
 
     // The first 32 bytes of an emulated stage output are the digest the next stage derives from.
@@ -250,13 +323,18 @@ public sealed class EmulatedStageExecutor : IStageExecutor
             : throw new ArgumentException($"not an emulated stage output ({output.Value.GetType().Name})", nameof(output));
 
     /// <summary>A payload of <paramref name="length"/> bytes (at least 32): the digest, then xorshift64* output
-    /// seeded by it (Vigna 2016), so every byte depends on the digest and the payload is cheap to make.</summary>
+    /// seeded by it (Vigna 2016) up to <see cref="PayloadBlock"/> bytes, then that block repeated (any bytes past
+    /// the last whole 8-byte word of the block are 0), so every byte depends on the digest and the payload is cheap
+    /// to make: a 4 MiB embedding is one 64 KiB generation and copies. (Generating all 4 MiB cost an emulated
+    /// encode of 5 ms about 25 ms on a loaded 2-core worker: the emulation's own work showed as the devices'.)</summary>
     public static byte[] Payload(ReadOnlySpan<byte> digest, long length)
     {
-        var bytes = new byte[Math.Max(32, length)];
+        var bytes = GC.AllocateUninitializedArray<byte>((int)Math.Max(32, length));
         digest[..32].CopyTo(bytes);
+        var block = Math.Min(bytes.Length, PayloadBlock);
         var state = BinaryPrimitives.ReadUInt64LittleEndian(digest) | 1UL;
-        var words = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ulong>(bytes.AsSpan(32, (bytes.Length - 32) / 8 * 8));
+        var whole = (block - 32) / 8 * 8;
+        var words = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ulong>(bytes.AsSpan(32, whole));
         for (var i = 0; i < words.Length; i++)
         {
             state ^= state >> 12;
@@ -264,8 +342,15 @@ public sealed class EmulatedStageExecutor : IStageExecutor
             state ^= state >> 27;
             words[i] = state * 0x2545F4914F6CDD1DUL;
         }
+        bytes.AsSpan(32 + whole, block - 32 - whole).Clear();
+        // doubling copies of the first block
+        for (var filled = block; filled < bytes.Length; filled *= 2)
+            bytes.AsSpan(0, Math.Min(filled, bytes.Length - filled)).CopyTo(bytes.AsSpan(filled));
         return bytes;
     }
+
+    /// <summary>Bytes of a payload that are generated; the rest repeats them.</summary>
+    public const int PayloadBlock = 64 * 1024;
 
     /// <summary>The placeholder frame: a 4 × 4 grid of tiles whose colours come from <paramref name="digest"/>
     /// (frame <paramref name="frame"/> shifts them by one tile per frame). Not a generated image.</summary>

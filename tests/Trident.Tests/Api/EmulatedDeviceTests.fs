@@ -69,6 +69,8 @@ let ``emulated stages hand real bytes on and decode a placeholder pattern that d
         let embeddings, latents, frames = run i
         Expect.equal embeddings.Bytes (int64 flux.EmbeddingBytes) "embeddings are the profile's size"
         Expect.equal latents.Bytes (int64 (CostModel.latentBytes cost i.Shape)) "latents are the profile's size for the shape"
+        Expect.equal (embeddings.Value :?> byte[]).LongLength (int64 (round (float flux.EmbeddingBytes * 0.001))) "the embeddings carry the profile's bytes × the time scale"
+        Expect.equal (latents.Value :?> byte[]).LongLength (e.Carried latents.Bytes) "so do the latents"
         Expect.equal frames.Count 1 "one frame"
         Expect.equal ((frames[0].Width, frames[0].Height)) ((64, 32)) "the request's aspect, 64 pixels on the longer side"
         Expect.equal (EmulatedStageExecutor.PlaceholderSize(48, 32)) (struct (48, 32)) "small requests keep their size"
@@ -115,6 +117,39 @@ let ``an emulated diffuse reports every step and stops at the step boundary afte
         Expect.throwsT<OperationCanceledException> (fun () -> e.Diffuse(i, embeddings, 1, cut, cts.Token) |> ignore) "cancelled"
         Expect.sequenceEqual cut.Seen [ 1; 2; 3 ] "no step after the cancel"
         Expect.throwsT<ArgumentException> (fun () -> e.Diffuse(i, embeddings, 3, Steps(), CancellationToken.None) |> ignore) "degree 3 is not profiled"
+
+let ``an emulated payload is the digest, a generated block and its repeats`` =
+    testCase "an emulated payload is the digest, a generated block and its repeats" <| fun () ->
+        let digest seed = Array.init 32 (fun i -> byte (i * 7 + seed))
+        let block = EmulatedStageExecutor.PayloadBlock
+        let length = int64 (4 * block + 1000)
+        let p = EmulatedStageExecutor.Payload(ReadOnlySpan(digest 1), length)
+        Expect.equal p.LongLength length "the length asked for"
+        Expect.sequenceEqual p.[.. 31] (digest 1) "starts with the digest"
+        Expect.sequenceEqual (EmulatedStageExecutor.Payload(ReadOnlySpan(digest 1), length)) p "deterministic"
+        Expect.isFalse (p.[32 .. block - 1] |> Array.forall ((=) 0uy)) "the block is generated, not zeros"
+        for k in 1..4 do
+            let upTo = min (k * block + block) p.Length
+            Expect.sequenceEqual p.[k * block .. upTo - 1] p.[.. upTo - k * block - 1] $"repeat {k} of the block"
+        let other = EmulatedStageExecutor.Payload(ReadOnlySpan(digest 2), length)
+        Expect.isTrue (Seq.forall2 (<>) p.[32 .. 287] other.[32 .. 287]) "another digest gives other bytes"
+        Expect.equal (EmulatedStageExecutor.Payload(ReadOnlySpan(digest 1), 8L)).Length 32 "at least the digest"
+
+let ``an emulated diffuse waiting without a thread reports every step in order and stops after a cancel`` =
+    testCase "an emulated diffuse waiting without a thread reports every step in order and stops after a cancel" <| fun () ->
+        use e = executor 48.0 0.01
+        let i = input 256 256 1 40 5UL
+        let embeddings = e.Encode(i, CancellationToken.None)
+        let all = Steps()
+        let plain = e.Diffuse(i, embeddings, 1, Steps(), CancellationToken.None)
+        let latents = e.DiffuseAsync(i, embeddings, 1, all, TimeSpan.FromMilliseconds 20.0, CancellationToken.None).GetAwaiter().GetResult()
+        Expect.sequenceEqual all.Seen [ 1..40 ] "every step, in order"
+        Expect.sequenceEqual (latents.Value :?> byte[]) (plain.Value :?> byte[]) "the same latents as the blocking call"
+        use cts = new CancellationTokenSource()
+        let cut = Steps()
+        cut.OnStep <- fun s -> if s >= 3 then cts.Cancel()
+        Expect.throwsT<OperationCanceledException> (fun () -> e.DiffuseAsync(i, embeddings, 1, cut, TimeSpan.Zero, cts.Token).GetAwaiter().GetResult() |> ignore) "cancelled"
+        Expect.sequenceEqual cut.Seen [ 1; 2; 3 ] "no step after the cancel"
 
 let ``serve's short options stand for configuration keys, and emulation keys are validated`` =
     testCase "serve's short options stand for configuration keys, and emulation keys are validated" <| fun () ->
@@ -181,6 +216,8 @@ let unitTests =
         ``emulated stages hand real bytes on and decode a placeholder pattern that depends on prompt and seed``
         ``emulated devices account for memory as the cost model does``
         ``an emulated diffuse reports every step and stops at the step boundary after a cancel``
+        ``an emulated payload is the digest, a generated block and its repeats``
+        ``an emulated diffuse waiting without a thread reports every step in order and stops after a cancel``
         ``serve's short options stand for configuration keys, and emulation keys are validated``
     ] ]
 
