@@ -2,27 +2,37 @@
 # Live serving throughput, side by side in one session (issues 11 and 12), on the tiny pipeline:
 #   1. batching: the same fixed-rate, same-shape load (`loadgen --workload tiny-same`) against a server with
 #      batching on (Trident:Serving:MaxBatch 8, the default) and one with it off (MaxBatch 1), each started
-#      fresh; both runs print throughput, the devices' busy seconds and utilisation over the run;
+#      fresh and warmed up; both runs print throughput, where a request's time goes (phases_ms), the stage work per
+#      request and batch (stage_work), the devices' busy seconds and utilisation, and the CPU seconds the device
+#      threads spent per request (worker_cpu: what the ONNX Runtime runs cost, whatever else the machine runs);
+#      then the on / off ratios of both;
 #   2. saturation: twice the server's capacity by its profile (`--load 2`, small requests), batching off:
-#      utilisation and completed / capacity (goal ≥ 0.9 for both).
-# Each server profiles this machine at its first start (cached in .cache/profiles/), so the first run takes a
-# few minutes more. The load average is printed before each run: other work on the machine slows the CPU
-# devices and every number with them.
+#      utilisation, completed rate, and the completed rate over the capacity by the profile measured at start
+#      and by this run's own stage service times (goal ≥ 0.9 for utilisation and completed / capacity), and the
+#      devices' idle gaps while work waited.
+# Each server profiles this machine at its first start (cached in .cache/profiles/), so the very first run takes a
+# few minutes more; after that the whole script takes 2–4 minutes. Each server gets a warm-up (WARMUP requests,
+# not measured) so that start-up costs (JIT compilation, first sessions) are not in the numbers. The load average
+# is printed before each run: other work on the machine slows the CPU devices and every number with them.
 #
-#   scripts/measure-live.sh                      # 128² (tiny-same's shape), 4 steps, 16 req/s for 10 s
-#   SIZE=64 RATE=40 scripts/measure-live.sh      # the smallest shape
+#   scripts/measure-live.sh                      # 64², 4 steps, 40 req/s for 10 s (the shape where a batch pays most)
+#   SIZE=128 RATE=16 scripts/measure-live.sh     # another shape
 #   PARTS=saturation scripts/measure-live.sh     # one part only (batching | saturation)
+#   SERVE_ARGS="--Trident:Devices:Kind cuda" PARTS=batching scripts/measure-live.sh   # the same on GPU devices
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
-SIZE="${SIZE:-128}"
+SIZE="${SIZE:-64}"
 STEPS="${STEPS:-4}"
-RATE="${RATE:-16}"
+RATE="${RATE:-40}"
 DURATION="${DURATION:-10}"
 COUNT="${COUNT:-400}"
 LOAD="${LOAD:-2}"
+WARMUP="${WARMUP:-16}"
 PARTS="${PARTS:-batching saturation}"
 PORT="${PORT:-18731}"
+SERVE_ARGS="${SERVE_ARGS:-}"  # more `trident serve` arguments for every server (e.g. the device kind)
+TRIDENT="${TRIDENT:-./trident}"  # the command that runs trident (scripts/gpu-check.sh's kit mode gives a prebuilt one)
 server=""
 
 stop() {
@@ -34,13 +44,18 @@ stop() {
 }
 trap stop EXIT
 
-# serve LABEL ARGS...: starts a fresh server on $PORT and waits until it is ready
+# serve LABEL ARGS...: starts a fresh server on $PORT, waits until it is ready and warms it up
 serve() {
   local label="$1"; shift
-  ./trident serve --urls "http://127.0.0.1:$PORT" "$@" > "/tmp/trident-measure-live-$label.log" 2>&1 &
+  # shellcheck disable=SC2086 # SERVE_ARGS is split into arguments on purpose
+  $TRIDENT serve --urls "http://127.0.0.1:$PORT" $SERVE_ARGS "$@" > "/tmp/trident-measure-live-$label.log" 2>&1 &
   server=$!
   for _ in $(seq 1 600); do
-    curl -sf "http://127.0.0.1:$PORT/ready" > /dev/null && return 0
+    if curl -sf "http://127.0.0.1:$PORT/ready" > /dev/null; then
+      $TRIDENT loadgen --url "http://127.0.0.1:$PORT" --workload tiny-same --size "$SIZE" --steps "$STEPS" --count "$WARMUP" \
+        --rate 8 --duration 10 --timeout 120 > /dev/null 2>&1 || true
+      return 0
+    fi
     kill -0 "$server" 2>/dev/null || { echo "the server ($label) exited; see /tmp/trident-measure-live-$label.log" >&2; exit 1; }
     sleep 1
   done
@@ -48,30 +63,53 @@ serve() {
   exit 1
 }
 
-loadgen() {
-  echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) cores), $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
-  ./trident loadgen --url "http://127.0.0.1:$PORT" --workload tiny-same --size "$SIZE" --steps "$STEPS" --count "$COUNT" \
-    --duration "$DURATION" --timeout 300 "$@" 2>/dev/null | grep -E '^(workload|measured|throughput|devices|capacity|  error)'
+# CPU seconds (user + system) of the server's device worker threads (trident-worker-*), from /proc
+worker_cpu() {
+  local total=0 t
+  for t in /proc/"$server"/task/*; do
+    case "$(cat "$t/comm" 2>/dev/null)" in
+      trident-worke*) total=$(awk -v a="$total" '{ sub(/.*\) /, ""); print a + ($12 + $13) / 100 }' "$t/stat") ;;
+    esac
+  done
+  echo "$total"
 }
 
-./trident --help > /dev/null 2>&1 # builds when the sources changed
+# loadgen LABEL ARGS...: one measured run; prints loadgen's lines and the device threads' CPU per request
+loadgen() {
+  local label="$1"; shift
+  echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) cores), $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+  local before out served after
+  before=$(worker_cpu)
+  out=$($TRIDENT loadgen --url "http://127.0.0.1:$PORT" --workload tiny-same --size "$SIZE" --steps "$STEPS" --count "$COUNT" \
+    --duration "$DURATION" --timeout 120 "$@" 2>/dev/null)
+  after=$(worker_cpu)
+  echo "$out" | grep -E '^(workload|measured|throughput|phases_ms|stage_work|devices|capacity|gaps|  error)'
+  served=$(echo "$out" | sed -n 's/^throughput: succeeded=\([0-9]*\).*/\1/p')
+  awk -v b="$before" -v a="$after" -v n="${served:-0}" 'BEGIN { if (n > 0) printf "worker_cpu: cpu_s=%.2f cpu_ms_per_request=%.1f\n", a - b, (a - b) * 1000 / n }'
+  echo "$out" | sed -n 's/^throughput: .*requests_per_s=\([0-9.]*\).*/\1/p' > "/tmp/trident-measure-live-$label.rate"
+  awk -v b="$before" -v a="$after" -v n="${served:-0}" 'BEGIN { if (n > 0) print (a - b) * 1000 / n }' > "/tmp/trident-measure-live-$label.cpu"
+}
+
+$TRIDENT --help > /dev/null 2>&1 # builds when the sources changed
 for part in $PARTS; do
   case "$part" in
     batching)
       echo "== batching on (MaxBatch 8): tiny-same ${SIZE}², $STEPS steps, $RATE req/s for $DURATION s"
       serve on --Trident:Serving:MaxBatch 8
-      loadgen --rate "$RATE"
+      loadgen on --rate "$RATE"
       curl -s "http://127.0.0.1:$PORT/metrics" | grep -E '^trident_batch_size_(sum|count)' || true
       stop
       echo "== batching off (MaxBatch 1): the same load"
       serve off --Trident:Serving:MaxBatch 1
-      loadgen --rate "$RATE"
+      loadgen off --rate "$RATE"
       stop
+      paste /tmp/trident-measure-live-on.rate /tmp/trident-measure-live-off.rate /tmp/trident-measure-live-on.cpu /tmp/trident-measure-live-off.cpu |
+        awk '$2 > 0 && $3 > 0 { printf "on / off: throughput %.2fx (goal >= 1.5), device CPU per request %.2fx less (what a quiet machine gives)\n", $1 / $2, $4 / $3 }'
       ;;
     saturation)
       echo "== saturation: tiny-same ${SIZE}², $STEPS steps at $LOAD × the server's capacity by its profile, batching off"
       serve saturation --Trident:Serving:MaxBatch 1
-      loadgen --load "$LOAD"
+      loadgen saturation --load "$LOAD"
       stop
       ;;
     *)

@@ -125,6 +125,7 @@ public static class LoadgenCommand
         var sent = await ReplayAsync(http, requests, timeout, ct);
         var busyAfter = await DeviceBusyAsync(http, ct);
         Report(sent, o);
+        ReportPhases(sent, o);
         ReportDevices(sent, busyBefore, busyAfter, cost, cluster.Devices.Count, o);
         if (output is not null) WriteCsv(output, sent, null, o);
         if (compare) CompareWithSimulation(sent, cost, layout, cluster.Settings, output, o);
@@ -218,7 +219,9 @@ public static class LoadgenCommand
         using var finishing = CliProgress.Start("loadgen: finishing", open.Count, TimeSpan.FromSeconds(1));
         while (open.Count > 0 && clock.Elapsed.TotalSeconds < deadline)
         {
-            await Task.Delay(200, ct);
+            // latency and finish times are the server's own (its status), so polling once a second only delays
+            // loadgen's end, and keeps its status requests from taking the CPU the devices share
+            await Task.Delay(1000, ct);
             foreach (var s in open.ToArray())
             {
                 var status = await http.GetFromJsonAsync<GenerationStatusDto>($"/v1/generations/{s.Id}", Json, ct);
@@ -286,6 +289,107 @@ public static class LoadgenCommand
             + $"device_s_per_request={busy.Sum() / done.Count:F3}"));
         o.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"capacity: profile_service_s={service:F3} capacity_per_s={capacity:F3} ({devices} devices / service time) completed_per_s={rate:F3} completed_over_capacity={rate / capacity:F3}"));
+        var tasks = StageTasks(done);
+        if (tasks.Count == 0) return;
+        // the same capacity from this run's own service times: the device-seconds of stage work (each stage task's
+        // run, from its inputs being ready to its end, times its devices) per request served, under the load the
+        // machine has now; the devices' busy seconds beyond that are waits inside a task (inputs not ready yet)
+        var run = ids.Select(d => tasks.Where(t => t.Devices.Contains(int.Parse(d, CultureInfo.InvariantCulture))).Sum(t => t.Seconds)).ToArray();
+        var measured = tasks.Sum(t => t.Seconds * t.Devices.Count) / done.Count;
+        var measuredCapacity = devices / measured;
+        o.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"capacity: measured_service_s={measured:F3} capacity_per_s={measuredCapacity:F3} (this run's stage work per request) completed_over_capacity={rate / measuredCapacity:F3} "
+            + $"stage_run_s={string.Join("/", run.Select(r => r.ToString("F2", CultureInfo.InvariantCulture)))} "
+            + $"busy_not_running_s={string.Join("/", busy.Zip(run, (b, r) => (b - r).ToString("F2", CultureInfo.InvariantCulture)))} "
+            + $"idle_s={string.Join("/", busy.Select(b => (span - b).ToString("F2", CultureInfo.InvariantCulture)))}"));
+        // idle while work waited: each device's gaps between its stage runs, counted only up to the last dispatch
+        // (after it nothing waits for a device, so the drain's idle tail is not a gap to fill)
+        var lastDispatch = done.Max(s => (s.Final!.CreatedAt - DateTimeOffset.UnixEpoch).TotalMilliseconds + (s.Final.Timings.Queued.EndMs ?? 0));
+        var firstArrival = (first - DateTimeOffset.UnixEpoch).TotalMilliseconds;
+        var gaps = ids.Select(d =>
+        {
+            var id = int.Parse(d, CultureInfo.InvariantCulture);
+            var runs = tasks.Where(t => t.Devices.Contains(id)).Select(t => (Start: t.EndMs - t.Seconds * 1000, End: t.EndMs)).OrderBy(r => r.Start).ToList();
+            var idle = new List<double>();
+            var at = firstArrival;
+            foreach (var (start, end) in runs)
+            {
+                if (at >= lastDispatch) break;
+                var gap = Math.Min(start, lastDispatch) - at;
+                if (gap > 0) idle.Add(gap);
+                at = Math.Max(at, end);
+            }
+            return idle;
+        }).ToArray();
+        static string Ms(double v) => v.ToString("F1", CultureInfo.InvariantCulture);
+        o.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"gaps: idle_before_last_dispatch_s={string.Join("/", gaps.Select(g => (g.Sum() / 1000).ToString("F2", CultureInfo.InvariantCulture)))} "
+            + $"count={string.Join("/", gaps.Select(g => g.Count))} p50_ms={string.Join("/", gaps.Select(g => Ms(Percentile([.. g.Order()], 0.5))))} "
+            + $"max_ms={string.Join("/", gaps.Select(g => Ms(g.Count == 0 ? 0 : g.Max())))} first_ms={string.Join("/", gaps.Select(g => Ms(g.Count == 0 ? 0 : g[0])))} "
+            + $"(from the first arrival to the last dispatch, span_s={(lastDispatch - firstArrival) / 1000:F2})"));
+    }
+
+    // One stage task of the run, rebuilt from its requests' timings: the requests of a batch share their stage
+    // tasks, whose end the server records once for all of them. A device runs one task at a time, so on one
+    // device the ends of two tasks are a run apart, and requests whose ends (arrival + end offset, each to
+    // 0.1 ms) fall within a millisecond of each other ran in one task (its run: the longest member's).
+    private sealed record StageRun(string Stage, IReadOnlyList<int> Devices, double EndMs, double Seconds, int Requests);
+
+    private static List<StageRun> StageTasks(List<Sent> done)
+    {
+        var rows = new List<(string Stage, IReadOnlyList<int> Devices, double End, double Ms)>();
+        foreach (var s in done)
+        {
+            var f = s.Final!;
+            if (f.Route is not { } route) continue;
+            var created = (f.CreatedAt - DateTimeOffset.UnixEpoch).TotalMilliseconds;
+            void Add(string stage, StageTimingDto t, IReadOnlyList<int> on)
+            {
+                if (t is { EndMs: { } end, DurationMs: { } ms } && on.Count > 0) rows.Add((stage, on, created + end, ms));
+            }
+            if (route.EncodeDevice is { } e) Add("encode", f.Timings.Encode, [e]);
+            Add("diffuse", f.Timings.Diffuse, route.DiffuseDevices);
+            Add("decode", f.Timings.Decode, [route.DecodeDevice]);
+        }
+        var tasks = new List<StageRun>();
+        foreach (var onDevice in rows.GroupBy(r => (r.Stage, r.Devices[0])))
+        {
+            var ordered = onDevice.OrderBy(r => r.End).ToList();
+            for (var i = 0; i < ordered.Count;)
+            {
+                var j = i + 1;
+                while (j < ordered.Count && ordered[j].End - ordered[i].End < 1.0) j++;
+                tasks.Add(new StageRun(ordered[i].Stage, ordered[i].Devices, ordered[i].End, ordered.Skip(i).Take(j - i).Max(r => r.Ms) / 1000.0, j - i));
+                i = j;
+            }
+        }
+        return tasks;
+    }
+
+    // Where a request's time goes (means over the requests served, from the server's own timings): waiting to be
+    // dispatched, each stage's run and the waits between them, and the result after the decode (output file,
+    // completion); with the requests per stage task (the batch) and the stage's run per request in its task.
+    private static void ReportPhases(List<Sent> sent, TextWriter o)
+    {
+        var done = sent.Where(s => s.Final?.Status == "succeeded" && s.Final.Timings.Decode.EndMs is not null && s.Final.Timings.Encode.StartMs is not null
+            && s.Final.Timings.Diffuse.StartMs is not null).ToList();
+        if (done.Count == 0) return;
+        double Mean(Func<TimingsDto, double> f) => done.Average(s => f(s.Final!.Timings));
+        var tasks = StageTasks(done);
+        string Stage(string stage)
+        {
+            var of = tasks.Where(t => t.Stage == stage).ToList();
+            return of.Count == 0 ? "-" : string.Create(CultureInfo.InvariantCulture,
+                $"{of.Sum(t => t.Seconds) * 1000 / of.Sum(t => t.Requests):F1}ms/req@batch{(double)of.Sum(t => t.Requests) / of.Count:F2}");
+        }
+        var steps = done.Average(s => s.Final!.TotalSteps);
+        o.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"phases_ms: queued={Mean(t => t.Queued.DurationMs ?? 0):F1} to_encode={Mean(t => t.Encode.StartMs!.Value - (t.Queued.EndMs ?? 0)):F1} "
+            + $"encode={Mean(t => t.Encode.DurationMs ?? 0):F1} to_diffuse={Mean(t => t.Diffuse.StartMs!.Value - t.Encode.EndMs!.Value):F1} "
+            + $"diffuse={Mean(t => t.Diffuse.DurationMs ?? 0):F1} (step={Mean(t => t.Diffuse.DurationMs ?? 0) / steps:F1}) "
+            + $"to_decode={Mean(t => t.Decode.StartMs!.Value - t.Diffuse.EndMs!.Value):F1} decode={Mean(t => t.Decode.DurationMs ?? 0):F1} "
+            + $"result={Mean(t => t.TotalMs!.Value - t.Decode.EndMs!.Value):F1} total={Mean(t => t.TotalMs!.Value):F1}"));
+        o.WriteLine($"stage_work: encode={Stage("encode")} diffuse={Stage("diffuse")} decode={Stage("decode")}");
     }
 
     private static async Task SubmitAsync(HttpClient http, Sent s, CancellationToken ct)

@@ -140,6 +140,28 @@ public sealed class OnnxStageExecutor : IStageExecutor
     }
 
     /// <inheritdoc />
+    public StageOutput EncodeItems(IReadOnlyList<GenerationInput> inputs, CancellationToken cancellationToken)
+    {
+        BatchInputs.Check(inputs);
+        var encoder = new EncodeExecutor(For(Stage.Encode));
+        var guided = Guided(inputs[0]);
+        var embeddings = Embeddings.Stack(inputs.Select(i =>
+            encoder.Encode([i.Prompt], guided ? [i.NegativePrompt ?? ""] : null, _threads, cancellationToken)).ToArray());
+        return new StageOutput(embeddings, embeddings.Bytes);
+    }
+
+    /// <inheritdoc />
+    public IReadOnlyList<IReadOnlyList<RgbImage>> DecodeItems(IReadOnlyList<GenerationInput> inputs, StageOutput latents, CancellationToken cancellationToken)
+    {
+        BatchInputs.Check(inputs);
+        var all = (Latents)latents.Value;
+        if (all.Batch != inputs.Count)
+            throw new InvalidOperationException($"latents of a batch of {all.Batch} for {inputs.Count} requests");
+        var decoder = new DecodeExecutor(For(Stage.Decode));
+        return Enumerable.Range(0, inputs.Count).Select(i => (IReadOnlyList<RgbImage>)decoder.Decode(all.Item(i), _threads, cancellationToken)[0]).ToArray();
+    }
+
+    /// <inheritdoc />
     public void Dispose()
     {
         lock (_gate)

@@ -112,6 +112,19 @@ public interface IStageExecutor : IDisposable
         inputs.Count == 1
             ? [Decode(inputs[0], latents, cancellationToken)]
             : inputs.Select((input, i) => Decode(input, SequentialBatch.Item(latents, i), cancellationToken)).ToArray();
+
+    // Item by item (issue 12): a stage whose batch does not pay (the profile's batch points: t(b) ≥ b · t(1) at
+    // this shape and size, e.g. the tiny pipeline's compute-bound encoder and decoder on one CPU core) runs the
+    // requests of a batch one run each, and hands over the same output as the batch run would, so the other
+    // stages still run as one batch. The defaults run the batch (executors whose batch stage is already one run
+    // per request, or that cannot tell).
+
+    /// <summary>Encodes the prompts of a batch one request per run; the output is what <see cref="EncodeBatch"/> gives.</summary>
+    StageOutput EncodeItems(IReadOnlyList<GenerationInput> inputs, CancellationToken cancellationToken) => EncodeBatch(inputs, cancellationToken);
+
+    /// <summary>Decodes a batch one request per run: result[b] is the frames of request b.</summary>
+    IReadOnlyList<IReadOnlyList<RgbImage>> DecodeItems(IReadOnlyList<GenerationInput> inputs, StageOutput latents, CancellationToken cancellationToken) =>
+        DecodeBatch(inputs, latents, cancellationToken);
 }
 
 /// <summary>The output of a batch stage run one request at a time (the <see cref="IStageExecutor"/> defaults).</summary>

@@ -85,6 +85,10 @@ public sealed record EncodeTask(long TaskId, RequestId Request, double Predicted
     /// <summary>The inputs of the batch, this task's own first.</summary>
     public IReadOnlyList<GenerationInput> Inputs => Batches.Inputs(Input, Mates);
 
+    /// <summary>Whether the batch's prompts are encoded one request at a time (IStageExecutor.EncodeItems): the
+    /// profile's batch points show no gain for this stage at this shape and batch size.</summary>
+    public bool ItemByItem { get; init; }
+
     /// <inheritdoc />
     public override IReadOnlyList<RequestId> Requests => Batches.Requests(Request, Mates);
 
@@ -204,6 +208,10 @@ public sealed record DecodeTask(long TaskId, RequestId Request, double Predicted
 {
     /// <summary>The frames of each request of the batch, in <see cref="Inputs"/> order (one frame for an image).</summary>
     public TaskCompletionSource<IReadOnlyList<IReadOnlyList<RgbImage>>> Result { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Whether the batch's latents are decoded one request at a time (IStageExecutor.DecodeItems): the
+    /// profile's batch points show no gain for this stage at this shape and batch size.</summary>
+    public bool ItemByItem { get; init; }
 
     /// <summary>The inputs of the batch, this task's own first.</summary>
     public IReadOnlyList<GenerationInput> Inputs => Batches.Inputs(Input, Mates);

@@ -196,7 +196,8 @@ public sealed class Worker : IDisposable
                 case EncodeTask e:
                     e.Cancellation.ThrowIfCancellationRequested();
                     _observer.Running(this, task);
-                    e.Result.TrySetResult(e.Mates is null ? _executor.Encode(e.Input, e.Cancellation) : _executor.EncodeBatch(e.Inputs, e.Cancellation));
+                    e.Result.TrySetResult(e.Mates is null ? _executor.Encode(e.Input, e.Cancellation)
+                        : e.ItemByItem ? _executor.EncodeItems(e.Inputs, e.Cancellation) : _executor.EncodeBatch(e.Inputs, e.Cancellation));
                     break;
                 case DiffuseTask d:
                     d.Cancellation.ThrowIfCancellationRequested();
@@ -228,7 +229,8 @@ public sealed class Worker : IDisposable
                     var latents = c.Latents.WaitAsync(c.Cancellation).GetAwaiter().GetResult();
                     c.Cancellation.ThrowIfCancellationRequested();
                     _observer.Running(this, task);
-                    c.Result.TrySetResult(c.Mates is null ? [_executor.Decode(c.Input, latents, c.Cancellation)] : _executor.DecodeBatch(c.Inputs, latents, c.Cancellation));
+                    c.Result.TrySetResult(c.Mates is null ? [_executor.Decode(c.Input, latents, c.Cancellation)]
+                        : c.ItemByItem ? _executor.DecodeItems(c.Inputs, latents, c.Cancellation) : _executor.DecodeBatch(c.Inputs, latents, c.Cancellation));
                     break;
                 case RetypeTask t:
                     var keep = PlacementTypeModule.stages(t.Type);

@@ -58,6 +58,45 @@ public sealed class Embeddings
     /// <summary>The conditional rows of <see cref="Pooled"/> alone, or null.</summary>
     public Tensor? PooledConditional() => Pooled is null || !HasUnconditional ? Pooled : FirstRows(Pooled, Batch);
 
+    /// <summary>The embeddings of several batches as one batch, in order: their conditional rows, then (with
+    /// guidance) their unconditional rows, as one encode run over all the prompts would lay them out.</summary>
+    /// <exception cref="ArgumentException">when the parts differ in element type, tokens, width, unconditional
+    /// rows or pooled embeddings.</exception>
+    public static Embeddings Stack(IReadOnlyList<Embeddings> parts)
+    {
+        ArgumentOutOfRangeException.ThrowIfZero(parts.Count);
+        if (parts.Count == 1) return parts[0];
+        var first = parts[0];
+        if (parts.Any(p => p.HasUnconditional != first.HasUnconditional || (p.Pooled is null) != (first.Pooled is null)
+                || p.Tensor.ElementType != first.Tensor.ElementType || !p.Tensor.Shape.Skip(1).SequenceEqual(first.Tensor.Shape.Skip(1))))
+            throw new ArgumentException("embeddings of one batch must share element type, tokens, width, unconditional rows and pooled embeddings", nameof(parts));
+        var tensor = StackRows(parts.Select(p => (p.Tensor, p.Batch)).ToArray(), first.HasUnconditional);
+        var pooled = first.Pooled is null ? null : StackRows(parts.Select(p => (p.Pooled!, p.Batch)).ToArray(), first.HasUnconditional);
+        return new Embeddings(tensor, parts.Sum(p => p.Batch), first.HasUnconditional, pooled);
+    }
+
+    // [c₀; u₀], [c₁; u₁], … → [c₀; c₁; …; u₀; u₁; …] (without unconditional rows: [c₀; c₁; …]).
+    private static Tensor StackRows(IReadOnlyList<(Tensor Rows, int Batch)> parts, bool unconditional)
+    {
+        var perRow = checked((int)(parts[0].Rows.Length / parts[0].Rows.Shape[0]));
+        var rows = parts.Sum(p => (int)p.Rows.Shape[0]);
+        var shape = parts[0].Rows.Shape.ToArray();
+        shape[0] = rows;
+        var half = parts[0].Rows.ElementType == TensorElementType.Float16;
+        var halves = half ? new Half[rows * perRow] : null;
+        var floats = half ? null : new float[rows * perRow];
+        var at = 0;
+        foreach (var pass in unconditional ? new[] { 0, 1 } : [0])
+            foreach (var (t, batch) in parts)
+            {
+                var count = batch * perRow;
+                if (half) t.AsHalf().AsSpan(pass * count, count).CopyTo(halves.AsSpan(at));
+                else t.AsFloat().AsSpan(pass * count, count).CopyTo(floats.AsSpan(at));
+                at += count;
+            }
+        return half ? Tensor.FromHalf(halves!, shape) : Tensor.FromFloat(floats!, shape);
+    }
+
     private static Tensor FirstRows(Tensor t, int rows)
     {
         var count = checked((int)(rows * (t.Length / t.Shape[0])));
@@ -109,4 +148,15 @@ public sealed class Latents
 
     /// <summary>Size in bytes (what moves from the diffuse device to the decode device).</summary>
     public long Bytes => Tensor.Length * sizeof(float);
+
+    /// <summary>Generation <paramref name="i"/> of the batch alone (a copy), as a batch of one.</summary>
+    public Latents Item(int i)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(i);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(i, Batch);
+        var perItem = checked((int)(Tensor.Length / Batch));
+        var shape = Tensor.Shape.ToArray();
+        shape[0] = 1;
+        return new Latents(Tensor.FromFloat(Tensor.AsFloat().AsSpan(i * perItem, perItem).ToArray(), shape), Width, Height, Frames);
+    }
 }

@@ -25,6 +25,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.InteropServices;
 using Microsoft.FSharp.Collections;
+using Trident.Runtime.Devices;
 using Trident.Runtime.Execution;
 using Trident.Runtime.Onnx;
 using Trident.Runtime.Pipelines;
@@ -157,15 +158,18 @@ public static class Profiler
         var slots = Environment.ProcessorCount;
         var memoryBytes = (double)GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
         var cpu = CpuModel();
+        // A CUDA profile describes the GPU: its name and its whole memory (nvidia-smi), not a share of the host's.
+        var gpu = pipeline.Provider is ExecutionProvider.Cuda cuda ? DeviceMemory.Cuda(cuda.DeviceId) : null;
         var memoryMethod = ProcessMemory.MeasuresPeak
             ? "peak resident-set growth (VmHWM) during the warm-up run on a fresh session"
             : "resident-set growth across the warm-up run on a fresh session (VmHWM reset unavailable: an underestimate)";
         var source = string.Create(CultureInfo.InvariantCulture,
             $"measured by `{options.Command}` on {Environment.MachineName} ({cpu}, {slots} hardware threads, {memoryBytes / 1e9:F1} GB), " +
             $"ONNX Runtime {OrtEnvironment.Version} on {pipeline.Provider.Device}, {DateTime.UtcNow:yyyy-MM-dd}; median of {options.Repeats} runs after a warm-up; " +
-            $"diffuse per step over {options.Steps}-step runs at guidance {guidance:0.###}{(guided ? " (2 rows per step)" : "")}; " +
-            $"degree k = a denoiser session with k intra-op threads; memory: {memoryMethod}; " +
-            $"device memory = available memory / {slots} CPU slots");
+            $"diffuse per step over {options.Steps}-step runs at guidance {guidance:0.###}{(guided ? " (2 rows per step)" : "")}; ");
+        source += gpu is null
+            ? $"degree k = a denoiser session with k intra-op threads; memory: {memoryMethod}; device memory = available memory / {slots} CPU slots"
+            : $"memory: {memoryMethod} (host side); device memory = {gpu.Name}'s total memory (nvidia-smi)";
         if (measureBatches)
             source += $"; batch points: batches of {string.Join(", ", batchSizes)} requests of one shape as one run, median of {options.Repeats} after a warm-up";
 
@@ -174,8 +178,8 @@ public static class Profiler
 
         return new Profile(
             Ids.ModelName.NewModelName(manifest.Model),
-            string.Create(CultureInfo.InvariantCulture, $"CPU slot ({Architecture()}, 1 of {slots} hardware threads; {cpu})"),
-            memoryBytes / slots / 1e9,
+            gpu is null ? string.Create(CultureInfo.InvariantCulture, $"CPU slot ({Architecture()}, 1 of {slots} hardware threads; {cpu})") : $"{gpu.Name} ({pipeline.Provider.Device})",
+            gpu is null ? memoryBytes / slots / 1e9 : gpu.TotalBytes / 1e9,
             source,
             manifest.Kind == PipelineKind.Video,
             manifest.Sampler.DefaultSteps,

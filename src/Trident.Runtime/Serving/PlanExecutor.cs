@@ -57,6 +57,13 @@ public sealed class PlanExecutor
     /// group's lead can suspend). Serving-loop thread.</summary>
     public bool Suspendable { get; set; }
 
+    /// <summary>Whether a stage (encode or decode) of a batch of b requests of a shape runs as one run (true) or one
+    /// run per request (false: the profile's batch points show no gain, t(b) ≥ b · t(1), or it has none for the
+    /// stage, as version 1 profiles); null: always one run.</summary>
+    public Func<Stage, Shape, int, bool>? BatchPays { get; init; }
+
+    private bool ItemByItem(Stage stage, GenerationInput input, int count) => count > 1 && BatchPays?.Invoke(stage, input.Shape, count) == false;
+
     /// <summary>A new task id.</summary>
     public long NextTaskId() => ++_nextTaskId;
 
@@ -96,7 +103,9 @@ public sealed class PlanExecutor
             throw new InvalidOperationException($"dispatch of {lead.Id} has degree {dispatch.Degree} and {group.Length} diffuse devices");
         var diffuseSeconds = dispatch.Diffuse.Finish - dispatch.Diffuse.Start;
 
-        var encode = resume is null ? new EncodeTask(NextTaskId(), lead.Id, dispatch.Encode.Finish - dispatch.Encode.Start, token, input, mates) : null;
+        var encode = resume is null
+            ? new EncodeTask(NextTaskId(), lead.Id, dispatch.Encode.Finish - dispatch.Encode.Start, token, input, mates) { ItemByItem = ItemByItem(Stage.Encode, input, jobs.Count) }
+            : null;
         DiffuseTask? diffuse = null;
         var reserves = Array.Empty<(int Device, ReserveTask Task)>();
         if (resume?.Stage != Stage.Diffuse)
@@ -106,7 +115,10 @@ public sealed class PlanExecutor
             (diffuse, reserves) = DiffuseGroup(lead, group, diffuseSeconds, token, embeddings, threads, mates, null);
         }
         var latents = diffuse?.Result.Task ?? Task.FromResult(resume!.Output);
-        var decode = new DecodeTask(NextTaskId(), lead.Id, dispatch.Decode.Finish - dispatch.Decode.Start, token, input, latents, mates);
+        var decode = new DecodeTask(NextTaskId(), lead.Id, dispatch.Decode.Finish - dispatch.Decode.Start, token, input, latents, mates)
+        {
+            ItemByItem = ItemByItem(Stage.Decode, input, jobs.Count),
+        };
 
         foreach (var job in jobs) job.Dispatched(_clock.Now, route);
         if (encode is not null) await EnqueueAsync(encodeDevice, encode, stopping);

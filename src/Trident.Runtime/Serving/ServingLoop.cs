@@ -139,6 +139,8 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
     private double? _emptySince;
     private volatile IReadOnlyList<Worker> _workers = [];
     private readonly CostModel _cost;
+    // the rounds' dispatch settings: the server's, with the live queue horizon (ServingSettings.QueueHorizonSeconds)
+    private readonly DispatchSettings _dispatch;
     private readonly ServingSettings _settings;
     private readonly ServingMetrics _metrics;
     private readonly JobStore _store;
@@ -179,6 +181,9 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
         _cost = cost;
         _placement = placement;
         _settings = settings;
+        var d = settings.Dispatch;
+        _dispatch = new DispatchSettings(d.OnTimeReward, d.LateRewardBase, d.IdlePenalty, d.CommunicationPenalty, d.DevicePenalty, d.LatencyWeight,
+            d.TimeLimit, d.Backend, d.CandidatesPerFreeDevice, Math.Max(d.QueueHorizon, settings.QueueHorizonSeconds));
         _metrics = metrics;
         _store = store;
         _log = log;
@@ -209,6 +214,8 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
             suspended => _events.Writer.TryWrite(new Suspended(suspended)))
         {
             Suspendable = _settings.Preemption is not null,
+            // encode and decode of a batch run item by item where the profile's batch points show no gain
+            BatchPays = (stage, shape, b) => CostModelModule.batchFactor(_cost, stage, shape, 1, b) < b,
         };
     }
 
@@ -271,7 +278,8 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
     // reaches the task, so a skipped stage reports no timing.
     void IWorkerObserver.Running(Worker worker, StageTask task)
     {
-        foreach (var request in task.Requests) _store.Find(request)?.StageStarted(task.Kind, _clock.Now, worker.Device.Id);
+        var now = _clock.Now; // once for the task: the requests of a batch share its start
+        foreach (var request in task.Requests) _store.Find(request)?.StageStarted(task.Kind, now, worker.Device.Id);
         if (task is DiffuseTask { Suspend: not null } or DiffuseTask { From: not null })
         {
             _events.Writer.TryWrite(new TaskRunning(task.TaskId, _clock.Now));
@@ -488,7 +496,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
         var round = _round + 1;
         var busy = _view.Select(_ledger.BusyUntilAll(now));
         var snapshot = new Snapshot(now, cluster, _cost, _view.ToView(_placement), busy, ListModule.OfSeq(_queue.Select(j => j.Request)), CompletedStages(),
-            _settings.Dispatch);
+            _dispatch);
         var watch = Stopwatch.StartNew();
         var roundStart = DateTime.UtcNow;
         DispatchPlan plan;
@@ -611,7 +619,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
         }
         if (running.Count == 0) return;
         var snapshot = new Snapshot(now, cluster, _cost, _view.ToView(_placement), _view.Select(_ledger.BusyUntilAll(now)),
-            ListModule.OfSeq(_queue.Select(j => j.Request)), CompletedStages(), _settings.Dispatch);
+            ListModule.OfSeq(_queue.Select(j => j.Request)), CompletedStages(), _dispatch);
         FSharpList<Suspension> decisions;
         try
         {

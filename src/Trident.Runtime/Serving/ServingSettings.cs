@@ -43,6 +43,14 @@ public sealed record ServingSettings
     /// many. 1 turns batching off; a profile without batch points (format version 1) never batches.</summary>
     public int MaxBatch { get; init; } = 8;
 
+    /// <summary>Seconds: the live loop queues a waiting request behind a device's running task when the device is
+    /// predicted free within this many seconds (DispatchSettings.QueueHorizon; the larger of the two is used), so a
+    /// device that frees has its next task on its own queue instead of idling while the next round is planned.
+    /// The simulator's rounds run the instant a device frees and need no horizon (its default is 0); the live
+    /// loop's reaction time (event, round, enqueue, the worker's wake-up) left the devices idle 5–8 % of a saturated
+    /// run without one (`loadgen` "gaps", 2026-11-30, loaded machine). 0 turns it off.</summary>
+    public double QueueHorizonSeconds { get; init; } = 0.05;
+
     /// <summary>Step-boundary preemption of running diffuse tasks (issue 12): Preemption.decide's settings (at most
     /// MaxSuspensions per request, …); null turns it off. Only jobs alone (never a batch) on executors that can
     /// suspend (ONNX Runtime) are suspended.</summary>

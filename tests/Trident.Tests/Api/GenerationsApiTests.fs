@@ -269,6 +269,14 @@ let ``loadgen replays a trace file and prints SLO attainment, latency percentile
         Expect.stringContains text "measured: requests=6 succeeded=6 rejected_429=0 failed=0" "text"
         for figure in [ "slo_attainment="; "mean_s="; "p95_s="; "p99_s="; "simulated: requests=6"; "median_abs_error_s=" ] do
             Expect.stringContains text figure "text"
+        // where the time went, from the server's own timings: phases, and each stage task's work per request
+        for figure in [ "phases_ms: queued="; " encode="; " diffuse="; " decode="; " result="; "stage_work: encode=" ] do
+            Expect.stringContains text figure "text"
+        let batches =
+            System.Text.RegularExpressions.Regex.Matches(text, @"ms/req@batch([0-9.]+)") |> Seq.map (fun m -> float m.Groups.[1].Value) |> List.ofSeq
+        Expect.equal batches.Length 3 "one batch figure per stage"
+        for b in batches do
+            Expect.isTrue (b >= 1.0 && b <= 6.0) (sprintf "requests per stage task between 1 and the 6 sent: %g" b)
 
 let ``bench soak drives the server at a steady rate and prints resource samples, a summary and a verdict`` =
     testCase "bench soak drives the server at a steady rate and prints resource samples, a summary and a verdict" <| fun () ->

@@ -15,14 +15,17 @@ type private NoSteps() =
     interface IStepObserver with
         member _.StepCompleted(_, _) = ()
 
-/// Runs inputs as one batch through an executor's three batch stages: (latents, frames of each item).
-let private runBatch (executor: IStageExecutor) (inputs: GenerationInput list) =
+/// Runs inputs as one batch through an executor's three batch stages: (latents, frames of each item); with
+/// `items`, encode and decode run one request per run (EncodeItems, DecodeItems), the diffuse as one batch.
+let private runBatchWith (items: bool) (executor: IStageExecutor) (inputs: GenerationInput list) =
     let inputs = Array.ofList inputs
     let observers = inputs |> Array.map (fun _ -> NoSteps() :> IStepObserver)
-    let embeddings = executor.EncodeBatch(inputs, CancellationToken.None)
+    let embeddings = if items then executor.EncodeItems(inputs, CancellationToken.None) else executor.EncodeBatch(inputs, CancellationToken.None)
     let latents = executor.DiffuseBatch(inputs, embeddings, 1, observers, CancellationToken.None)
-    let frames = executor.DecodeBatch(inputs, latents, CancellationToken.None)
+    let frames = if items then executor.DecodeItems(inputs, latents, CancellationToken.None) else executor.DecodeBatch(inputs, latents, CancellationToken.None)
     (latents.Value :?> Latents).Tensor.AsFloat(), frames
+
+let private runBatch executor inputs = runBatchWith false executor inputs
 
 let private bits (xs: float32 seq) = xs |> Seq.map BitConverter.SingleToInt32Bits |> Array.ofSeq
 
@@ -32,14 +35,14 @@ let private bits (xs: float32 seq) = xs |> Seq.map BitConverter.SingleToInt32Bit
 // the multi-row kernel a batch takes. Measured on the tiny pipeline, batch of 3 vs alone, guidance 1: max |Δ| of
 // the latents 2.6e-6, at most 1 level (of 255) per pixel. That case is checked against a tight bound, and the
 // measured difference is printed.
-let private batchIsAlone guidance (exact: bool) =
+let private batchIsAloneWith items guidance (exact: bool) =
     use executor = new OnnxStageExecutor(TinyFixture.pipeline.Value.Reopen(), 1)
     let ex = executor :> IStageExecutor
     let inputs =
         [ GenerationInput("a fox", null, 80, 64, 1, 2, 11UL, guidance)
           GenerationInput("a lighthouse at dusk", "blurry", 80, 64, 1, 2, 12UL, guidance)
           GenerationInput("a fox", null, 80, 64, 1, 2, 13UL, guidance) ]
-    let latents, frames = runBatch ex inputs
+    let latents, frames = runBatchWith items ex inputs
     let perItem = latents.Length / inputs.Length
     Expect.equal frames.Count inputs.Length "one result per request"
     let mutable worstLatent = 0.0
@@ -63,10 +66,18 @@ let private batchIsAlone guidance (exact: bool) =
     // not trivially equal: different seeds give different items
     Expect.notEqual (bits latents.[0 .. perItem - 1]) (bits latents.[2 * perItem .. 3 * perItem - 1]) "items with other seeds differ"
 
+let private batchIsAlone guidance exact = batchIsAloneWith false guidance exact
+
 let ``a batch is bit-identical to its requests run alone`` =
     testCase "each item of a guided batch is bit-identical to its request alone; unguided within the one-row GEMM rounding" <| fun () ->
         batchIsAlone 4.0 true
         batchIsAlone 1.0 false
+
+let ``encode and decode item by item inside a batch equal the requests run alone`` =
+    testCase "a batch whose encode and decode run one request per run (no batch gain) gives each request's image bit for bit" <| fun () ->
+        // the embeddings of the prompts encoded one by one are stacked as one batch run lays them out
+        // ([conditional rows; unconditional rows]), so the diffuse still runs the whole batch at once
+        batchIsAloneWith true 4.0 true
 
 let ``guidance's two passes as one batch of 2 equal two separate passes`` =
     testCase "guidance's two passes as one batch of 2 give the conditional and unconditional predictions of two separate runs" <| fun () ->
@@ -115,5 +126,6 @@ let ``guidance's two passes as one batch of 2 equal two separate passes`` =
 let tests =
     testList "integration" [ testList "BatchingTests" [
         ``a batch is bit-identical to its requests run alone``
+        ``encode and decode item by item inside a batch equal the requests run alone``
         ``guidance's two passes as one batch of 2 equal two separate passes``
     ] |> testSequenced ]
