@@ -79,7 +79,7 @@ module Evaluation =
 
     /// The mixed image + video workloads of the matrix (issue 12) and their SLO scale: 2, tight
     /// enough that an image cannot wait for a video's group or decode and stay on time.
-    let mixedNames = [ "mixed-hunyuanvideo" ]
+    let mixedNames = [ "mixed-hunyuanvideo"; "mixed-hunyuanvideo-batches" ]
 
     [<Literal>]
     let MixedSloScale = 2.0
