@@ -128,7 +128,7 @@ module Greedy =
     /// start-now option — on the devices free now, the reserved node held out — finishes at f_now
     /// (on time first, then earliest) and which has an admissible option that cannot be formed now is
     /// committed to the group of that option freeing first (the k devices of the type on one node free
-    /// first, never the reserved node) when
+    /// first) — in a round without a reservation (`reservation`: no request waits for a node to drain) — when
     ///   * the group is predicted free by now + GroupWaitShare · (f_now − now) — for a growth degree (eff(k) < θ)
     ///     also by now + QueueHorizon (a group that frees in a moment counts as free) —, its devices idle meanwhile
     ///     at most GroupIdleShare · k · t_D(k) device-seconds in all, and
@@ -139,10 +139,14 @@ module Greedy =
     /// the committed dispatches (their Reward is the option's with b taken at the committed finish).
     let waitForGroups (rd: Admissible.Round) : Snapshot * Dispatch list =
         let s = rd.Snapshot
-        let free = roundFree rd
+        // while the most urgent request waits for a node to drain (the round's reservation), groups are scarce:
+        // nothing is committed ahead (cogvideox-reference, where k = 8 videos need whole nodes: attainment 0.942
+        // with commitments in such rounds)
+        let reserved = reservation rd
+        let free = freeCounts s
         let nFree = free |> Map.toSeq |> Seq.sumBy snd
         let formableNow = largestByType free
-        let candidates = if nFree = 0 then [] else candidatesIn rd free nFree
+        let candidates = if nFree = 0 || reserved.IsSome then [] else candidatesIn rd free nFree
         // only requests with an option that cannot start now but finishes sooner than every one that can
         let bestNow (opts: DispatchOption list) = opts |> List.minBy (fun o -> (if o.OnTime then 0 else 1), o.Finish)
         // a growth degree (eff(k) < θ) takes more device-seconds than the request needs and is worth its devices only
@@ -157,11 +161,10 @@ module Greedy =
                   if not larger.IsEmpty then yield r, now, larger ]
         if waiting.IsEmpty then s, []
         else
-            let reserved = reservation rd
             let types = Admissible.typesOf s
             let groups =
                 s.Cluster.Devices
-                |> Array.filter (fun d -> PlacementType.isPrimary types.[d.Id.Value] && reserved <> Some(d.Node, types.[d.Id.Value]))
+                |> Array.filter (fun d -> PlacementType.isPrimary types.[d.Id.Value])
                 |> Array.groupBy (fun d -> d.Node, types.[d.Id.Value])
                 |> Array.map (fun ((_, t), ds) -> t, ds |> Array.map _.Id)
             let aux = Assign.auxOf s

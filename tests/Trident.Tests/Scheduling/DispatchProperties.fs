@@ -307,7 +307,7 @@ let ``a request waits for a larger group only when it finishes sooner there, wit
             let s = buildSnapshot DispatchSettings.defaults spec
             let rd = Admissible.round s
             let s', held = Greedy.waitForGroups rd
-            let free = Greedy.roundFree rd
+            let free = Greedy.freeCounts s
             let largest t = free |> Map.toList |> List.filter (fun ((_, t'), _) -> t' = t) |> List.map snd |> List.fold max 0
             let requests = s.Queue |> List.map (fun r -> r.Id, r) |> Map.ofList
             let wrong =
@@ -331,6 +331,7 @@ let ``a request waits for a larger group only when it finishes sooner there, wit
             let out = held |> List.map _.Request |> Set.ofList
             let plan = (Planner.plan s).Dispatch
             (wrong.IsEmpty |> Prop.label (sprintf "%A" wrong))
+            .&. (((Greedy.reservation rd).IsNone || held.IsEmpty) |> Prop.label "nothing committed ahead while a node is reserved")
             .&. (((s'.Queue |> List.forall (fun r -> not (out.Contains r.Id))) && s'.Queue.Length + held.Length = s.Queue.Length)
                  |> Prop.label "the waiting requests leave the round's queue, the rest stay")
             .&. ((held |> List.forall (fun d -> plan.Dispatches |> List.contains d)) |> Prop.label "every plan of the round carries them")
