@@ -211,7 +211,21 @@ module Greedy =
         let rd = Admissible.round s
         match waitForGroups rd with
         | _, [] -> rd
-        | s', held -> { Admissible.round s' with Held = held }
+        | s', held ->
+            let next = Admissible.round s'
+            if next.Aux = rd.Aux then
+                // the commitments booked no ⟨E⟩/⟨C⟩ device: every request's routes, options and urgency are the same
+                // as in the first round (they depend on the time and the auxiliary devices only), so its caches are
+                // kept — the round's options are computed once (the common case: types that hold E and C)
+                let out = System.Collections.Generic.HashSet<RequestId>(held |> Seq.map _.Request)
+                { next with
+                    TRef = rd.TRef
+                    Routes = rd.Routes
+                    Options = rd.Options
+                    Urgency = rd.Urgency
+                    Ordered = rd.Ordered |> Option.map (Array.filter (fun r -> not (out.Contains r.Id)))
+                    Held = held }
+            else { next with Held = held }
 
     /// Requests offered to a round (over `roundFree`), with their formable admissible options.
     let candidates (rd: Admissible.Round) (freePrimary: int) : (Request * DispatchOption list) list =
