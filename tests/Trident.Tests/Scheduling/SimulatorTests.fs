@@ -479,25 +479,6 @@ let ``no decode waits while another decode device is idle`` =
             .&. labelled "no double booking" (noDoubleBooking result)
             |> Prop.classify (cDevices >= 2) "two or more ⟨C⟩ devices")
 
-let ``a decode booked behind another runs on the idle decode device`` =
-    testCase "a decode booked on a busy ⟨C⟩ device runs on the idle one" <| fun () ->
-        // B5 on one node: the plan books the decode on the ⟨C⟩ device that finishes it first by
-        // busy-until; a video's far-ahead decode makes the other ⟨C⟩ device look busy although it is
-        // free when the short request's latents are ready
-        let cost = CostModel.create CostSettings.defaults ReferenceProfiles.hunyuanvideo
-        let cluster = Cluster.uniform 1 8 80.0<GB> Bandwidths.pcie4Server
-        let mk i (t: float<s>) shape = { Id = RequestId(int64 i); Model = cost.Profile.Model; Shape = shape; Steps = 4; Arrival = t; Deadline = CostModel.deadline cost t shape 4; Priority = None }
-        let requests =
-            [ mk 0 0.0<s> (Shape.video 720 1280 129)
-              mk 1 0.0<s> (Shape.video 960 544 65)
-              mk 2 1.0<s> (Shape.video 960 544 17)
-              mk 3 1.0<s> (Shape.video 960 544 17) ]
-        let config = { SimConfig.create cluster cost with Dispatch = testDispatch; PlacementTimeLimit = 10.0<s> }
-        let result = Simulator.run config (Baselines.b5 { Encode = 1.0; Diffuse = 5.0; Decode = 2.0 }) requests
-        Expect.isEmpty (conservation requests result) "conservation"
-        Expect.isEmpty (noDoubleBooking result) "no double booking"
-        Expect.isEmpty (decodeWaitedBesideIdleDevice config result) "no decode waits beside an idle ⟨C⟩ device"
-
 // ---- batching (issue 12) -------------------------------------------------------------------------
 
 /// The run of a spec with same-shape batching on: test batch points (BatchingProperties.withBatches) and MaxBatch 4.
@@ -556,7 +537,6 @@ let ``a same-shape burst finishes sooner with batching`` =
 let tests =
     testList "unit" [ testList "SimulatorTests" [
         ``no decode waits while another decode device is idle``
-        ``a decode booked behind another runs on the idle decode device``
         ``batches in the simulator keep conservation and never double-book``
         ``a same-shape burst finishes sooner with batching``
         ``every arrival ends in exactly one outcome``
