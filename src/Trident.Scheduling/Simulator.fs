@@ -510,7 +510,7 @@ module Simulator =
                                         moved id shifted i false
             | _ -> ()
 
-        /// Late binding of the decode device (docs/policies.md, "Decode device"): a decode planned on an
+        /// Late binding of the decode device (docs/policies.md, "Work-conserving dispatch", "Late binding"): a decode planned on an
         /// auxiliary device — one device outside the diffuse group whose type holds C but not D — runs on
         /// the device of that type whose schedule finishes it first: the earliest gap after the latents
         /// arrive there (its own link), on a device that needs no load for it and holds its activation
