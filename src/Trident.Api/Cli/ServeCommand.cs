@@ -41,7 +41,13 @@ public static class ServeCommand
             // validated before the host starts, so a bad configuration is this list and exit 2, not the host's
             // start-up failure with a stack trace in the log
             _ = app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<Trident.Api.Options.TridentOptions>>().Value;
+            var host = app.Services.GetRequiredService<Trident.Api.Hosting.ServerHost>();
             await app.RunAsync(ct);
+            if (host.Failure is { } failure)
+            {
+                Console.Error.WriteLine($"trident serve: the serving runtime could not start: {failure}");
+                return 1;
+            }
             return 0;
         }
         catch (IOException e) when (e.InnerException is Microsoft.AspNetCore.Connections.AddressInUseException)

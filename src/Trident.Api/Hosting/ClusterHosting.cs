@@ -62,6 +62,11 @@ public static class ClusterSilo
         // a stage task is one grain call and may run for many minutes (a long video's diffuse); Orleans' default
         // 30 s response timeout would fail it. A dead worker still fails its calls at once (its connection drops).
         silo.Configure<Orleans.Configuration.SiloMessagingOptions>(o => o.ResponseTimeout = StageCallTimeout);
+        // every silo publishes its runtime statistics to every other one each DeploymentLoadPublisherRefreshTime
+        // (1 s by default): with 16 workers and the coordinator, 17 × 16 ≈ 270 messages a second that nothing here
+        // reads — the statistics feed Orleans' load-based placements, and every Trident grain is pinned to its
+        // device's node (DevicePlacementDirector). Once a minute keeps them for Orleans' dashboards.
+        silo.Configure<Orleans.Configuration.DeploymentLoadPublisherOptions>(o => o.DeploymentLoadPublisherRefreshTime = TimeSpan.FromMinutes(1));
         return silo;
     }
 

@@ -73,7 +73,8 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
     /// <summary>The server, when it is up.</summary>
     public ReadyServer? Ready => _ready;
 
-    /// <summary>Why the server could not start, if it could not.</summary>
+    /// <summary>Why the server could not start, if it could not. The host is then stopped (the application's
+    /// lifetime, when there is one): <c>trident serve</c> prints this and exits with code 1.</summary>
     public string? Failure => _failure;
 
     /// <summary>starting, ready, draining or failed.</summary>
@@ -126,6 +127,9 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
         {
             _failure = $"{ex.GetType().Name}: {ex.Message}";
             _log.LogCritical(ex, "The serving runtime could not start");
+            // a server that can never become ready stops, so that `trident serve` exits non-zero and a
+            // supervisor (systemd, Kubernetes) sees the failure instead of a process answering 503 forever
+            _lifetime?.StopApplication();
         }
     }
 

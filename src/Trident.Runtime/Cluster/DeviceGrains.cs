@@ -247,9 +247,11 @@ public sealed class DeviceGrain(WorkerDevices devices, ILogger<DeviceGrain> log)
     public Task Load(int stage)
     {
         var executor = Executor;
-        return executor is IAsyncStageExecutor a
-            ? a.LoadAsync(DeviceKeys.StageOf(stage), CancellationToken.None)
-            : OffPool(() =>
+        return Run(executor, async a =>
+            {
+                await a.LoadAsync(DeviceKeys.StageOf(stage), CancellationToken.None);
+                return true;
+            }, () =>
             {
                 executor.Load(DeviceKeys.StageOf(stage));
                 return true;
@@ -265,8 +267,23 @@ public sealed class DeviceGrain(WorkerDevices devices, ILogger<DeviceGrain> log)
     private static Task<T> OffPool<T>(Func<T> work, CancellationToken cancellationToken) =>
         Task.Factory.StartNew(work, cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
 
-    private static Task<T> Run<T>(IStageExecutor executor, Func<IAsyncStageExecutor, Task<T>> waits, Func<T> blocks, CancellationToken cancellationToken) =>
-        executor is IAsyncStageExecutor a ? waits(a) : OffPool(blocks, cancellationToken);
+    private async Task<T> Run<T>(IStageExecutor executor, Func<IAsyncStageExecutor, Task<T>> waits, Func<T> blocks, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await (executor is IAsyncStageExecutor a ? waits(a) : OffPool(blocks, cancellationToken));
+        }
+        catch (Exception e) when (e is not OperationCanceledException && !Wired(e))
+        {
+            // Orleans serializes the exceptions of System's and its own types (and [GenerateSerializer] ones); an
+            // executor's own type (e.g. EmulatedOutOfMemoryException, OrtException) would reach the coordinator as a
+            // CodecNotFoundException, its message lost: it is reported as what it is instead, without the inner one
+            throw new InvalidOperationException($"device {Key}: {e.GetType().Name}: {e.Message}");
+        }
+    }
+
+    private static bool Wired(Exception e) =>
+        e.GetType().Assembly == typeof(Exception).Assembly || e is OrleansException;
 
     private static WorkerTime Since(long start, double fetchSeconds, IStageExecutor executor, Stage stage, GenerationInput input, int degree) =>
         new(Stopwatch.GetElapsedTime(start).TotalSeconds, fetchSeconds, executor is IAsyncStageExecutor a ? a.PredictedSeconds(stage, input, degree) : 0);

@@ -114,6 +114,24 @@ let ``off a terminal, progress is plain lines on standard error, at most one per
         let lines = (string err).Split('\n') |> Array.map _.TrimEnd() |> Array.filter ((<>) "") |> List.ofArray
         Expect.equal lines [ "[1/3] step 1"; "[2/3] step 2"; "[3/3] step 3"; "[1/50] request 1"; "[50/50] request 50"; "[1] probe" ] "the lines"
 
+let ``serve exits with code 1 naming the reason when the serving runtime cannot start`` =
+    testCase "serve exits with code 1 naming the reason when the serving runtime cannot start" <| fun () ->
+        // CUDA device 97 passes the configuration's checks but cannot be opened when the runtime starts (no such
+        // device on any machine these tests run on); the server must stop, not answer 503 on /ready forever
+        let dir = System.IO.Path.Combine(System.IO.Path.GetTempPath(), sprintf "trident-failstart-%d" (System.Random.Shared.Next()))
+        try
+            let run = System.Threading.Tasks.Task.Run(fun () ->
+                runCli [ "serve"; "--urls"; "http://127.0.0.1:0"; "--Trident:Devices:Kind"; "cuda:97"
+                         "--Trident:Devices:MemoryGb"; "8"; "--Trident:Storage:Directory"; dir ])
+            Expect.isTrue (run.Wait(System.TimeSpan.FromMinutes 2.0)) "serve returned instead of running on"
+            let code, _, err = run.Result
+            Expect.equal code 1 (sprintf "exit code (stderr: %s)" err)
+            Expect.stringContains err "the serving runtime could not start" "says what failed"
+            if not Trident.Runtime.Onnx.OrtEnvironment.HasCudaDevice then
+                Expect.stringContains err "cuda:97" "names the device whose provider could not be added"
+        finally
+            if System.IO.Directory.Exists dir then System.IO.Directory.Delete(dir, true)
+
 /// Sequenced with the other tests that redirect the console (Console.SetOut is process-wide).
 [<Tests>]
 let tests =
@@ -125,4 +143,5 @@ let tests =
         ``two bad values give one error naming both``
         ``shell completion is answered from the command definitions``
         ``off a terminal, progress is plain lines on standard error, at most one per interval but always the first and last``
+        ``serve exits with code 1 naming the reason when the serving runtime cannot start``
     ] |> testSequenced ]

@@ -1,6 +1,7 @@
 /// The cluster's grains in Orleans' in-process test host (TestClusterBuilder, two silos, each a worker with two
 /// emulated flux devices): a device grain is pinned to the silo its key names and nowhere else; stage outputs
-/// go from worker to worker and the result is the one a single process makes; a silo stopped mid-task fails
+/// go from worker to worker and the result is the one a single process makes (an executor's own error reaches
+/// the coordinator with its message); a silo stopped mid-task fails
 /// the task with a clear error and its devices are not re-activated elsewhere.
 module Trident.Tests.Api.ClusterGrainTests
 
@@ -81,6 +82,14 @@ let ``stage outputs go worker to worker and the result is the single-process one
     while steps.Count < 4 && DateTime.UtcNow < deadline do Thread.Sleep 20
     Expect.equal steps.Count 4 "every step was reported to the coordinator"
     Expect.throws (fun () -> (remote 1 0).Decode(i, latents, CancellationToken.None) |> ignore) "an output is handed over once"
+    // an executor's own exception type (not one Orleans can serialize) reaches the coordinator with its message,
+    // not as a CodecNotFoundException: a 16384² diffuse does not fit in a 48 GB emulated device
+    let huge = GenerationInput("a lighthouse at dusk", null, 16384, 16384, 1, 4, 42UL, 3.5)
+    let e = expectThrowsAny<exn> "a diffuse over the device's memory fails" (fun () ->
+        (remote 1 1).Diffuse(huge, (remote 0 0).Encode(huge, CancellationToken.None), 1, Steps(), CancellationToken.None) |> ignore)
+    Expect.stringContains (string e) "EmulatedOutOfMemoryException" "names the executor's error"
+    Expect.stringContains (string e) "out of memory in D of 16384×16384×1" "carries its message"
+    Expect.isFalse ((string e).Contains "CodecNotFound") "not a serialization failure"
 
 let ``a silo stopped mid-task fails the task with a clear error and its devices are not re-activated elsewhere`` (cluster: TestCluster) =
     let victim = cluster.SecondarySilos[0]
