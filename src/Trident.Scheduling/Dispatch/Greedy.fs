@@ -169,6 +169,25 @@ module Greedy =
                 |> Array.map (fun ((_, t), ds) -> t, ds |> Array.map _.Id)
             let aux = Assign.auxOf s
             let busy = Array.copy s.BusyUntil
+            // per (type, degree): the group freeing first over the nodes — the same for every request until a
+            // commitment changes the busy times (then recomputed): a round scans the nodes once per (type, degree)
+            let firstGroups = System.Collections.Generic.Dictionary<struct (PlacementType * int), (float<s> * float<s> * DeviceId array) option>()
+            let firstGroup (t: PlacementType) (k: int) =
+                match firstGroups.TryGetValue(struct (t, k)) with
+                | true, v -> v
+                | _ ->
+                    let v =
+                        [ for (t', ds) in groups do
+                              if t' = t && ds.Length >= k then
+                                  let group = ds |> Array.sortBy (fun d -> max s.Now busy.[d.Value], d.Value) |> Array.take k
+                                  let freeAt = group |> Array.fold (fun acc d -> max acc busy.[d.Value]) s.Now
+                                  // the group's devices idle until the last of them frees
+                                  let idle = group |> Array.sumBy (fun d -> freeAt - max s.Now busy.[d.Value])
+                                  yield freeAt, idle, group ]
+                        |> List.sortBy (fun (freeAt, idle, g) -> freeAt, idle, g.[0].Value)
+                        |> List.tryHead
+                    firstGroups.[struct (t, k)] <- v
+                    v
             let held =
                 [ for (r, now, larger) in waiting do
                       let span = now.Finish - s.Now
@@ -176,16 +195,7 @@ module Greedy =
                       let trials =
                           [ for o in larger do
                                 // the group of the option freeing first over the nodes, within the wait bound
-                                let best =
-                                    [ for (t, ds) in groups do
-                                          if t = o.Type && ds.Length >= o.Degree then
-                                              let group = ds |> Array.sortBy (fun d -> max s.Now busy.[d.Value], d.Value) |> Array.take o.Degree
-                                              let freeAt = group |> Array.fold (fun acc d -> max acc busy.[d.Value]) s.Now
-                                              // the group's devices idle until the last of them frees
-                                              let idle = group |> Array.sumBy (fun d -> freeAt - max s.Now busy.[d.Value])
-                                              yield freeAt, idle, group ]
-                                    |> List.sortBy (fun (freeAt, idle, g) -> freeAt, idle, g.[0].Value)
-                                    |> List.tryHead
+                                let best = firstGroup o.Type o.Degree
                                 let idleBound = GroupIdleShare * float o.Degree * CostModel.diffuseTime s.Cost r.Shape r.Steps o.Degree
                                 let waitBound = if efficient o then GroupWaitShare * span else min (GroupWaitShare * span) s.Settings.QueueHorizon
                                 match best with
@@ -197,6 +207,7 @@ module Greedy =
                       match trials |> List.sortBy (fun (o, _, d) -> (if d.OnTime then 0 else 1), d.Decode.Finish, o.Degree) |> List.tryHead with
                       | Some(o, group, d) when d.Decode.Finish <= target && (d.OnTime || not now.OnTime) ->
                           let d = Assign.routeOn s busy aux o (List.ofArray group)
+                          firstGroups.Clear()
                           yield { d with Reward = o.Reward - Admissible.baseReward rd r o.OnTime + Admissible.baseReward rd r d.OnTime }
                       | _ -> () ]
             if held.IsEmpty then s, []
