@@ -510,6 +510,37 @@ module Simulator =
                                         moved id shifted i false
             | _ -> ()
 
+        /// Late binding of the decode device (docs/policies.md, "Work-conserving dispatch", "Late binding"): a decode planned on an
+        /// auxiliary device — one device outside the diffuse group whose type holds C but not D — runs on
+        /// the device of that type whose schedule finishes it first: the earliest gap after the latents
+        /// arrive there (its own link), on a device that needs no load for it and holds its activation
+        /// beside its resident weights. Ties keep the planned device, then the lowest id. The plan books
+        /// its decode on one ⟨C⟩ device when the diffuse is dispatched — minutes ahead for a video — and
+        /// sees only each device's busy-until; the executor binds it against every ⟨C⟩ device's booked
+        /// intervals, as a shared decode queue would when the latents are ready.
+        let bindDecode (now: float<s>) (r: Request) (b: int) (diffuseDevices: DeviceId list) (latentsAt: float<s>) (planned: DeviceId list) =
+            match planned with
+            | [ p ] when not (List.contains p diffuseDevices) && not (PlacementType.holds Diffuse (typeOf p)) ->
+                let t = typeOf p
+                let duration = CostModel.batchTime cost Decode r.Shape r.Steps 1 b * jitterFactor config.Jitter config.Seed r.Id Decode
+                let lat = CostModel.latentBytes cost r.Shape
+                let candidates =
+                    [ for dev in cluster.Devices do
+                          let id = dev.Id
+                          if typeOf id = t then
+                              let res = resident.[id.Value]
+                              let noLoad = AdjustOnDispatch.loadTime cluster cost res Decode = 0.0<s> && AdjustOnDispatch.residentAfter t res Decode = res
+                              let weights = res |> Seq.sumBy (fun st -> (Profile.stage cost.Profile st).Weights)
+                              let fits = weights + float b * CostModel.activation cost Decode r.Shape 1 <= dev.Memory
+                              if id = p || (noLoad && fits) then
+                                  let ready = latentsAt + transfer lat diffuseDevices [ id ]
+                                  let finish = earliestGap id now (max now ready) duration + duration
+                                  yield (finish, (if id = p then 0 else 1), id.Value), id ]
+                match candidates with
+                | [] -> planned
+                | cs -> [ cs |> List.minBy fst |> snd ]
+            | _ -> planned
+
         /// Runs the diffuse steps after `stepsBefore` of a batch of `b` requests led by `r` on `devices`
         /// (input ready at `ready`), then its decode on the plan's decode device; the lead's record with the
         /// outcome. Only a batch of one can be suspended later (a batch's members share its tasks).
@@ -522,9 +553,10 @@ module Simulator =
             | Some o -> { record with Finish = Some df.Start; Outcome = o }
             | None ->
                 if b = 1 then liveDiffuse.[r.Id] <- struct (df, stepsBefore, dfIndex)
-                let ready = df.Finish + transfer (CostModel.latentBytes cost r.Shape) devices d.Decode.Devices
-                if b = 1 then preemptDecode now r d.Decode.Devices ready
-                let dc, cFail = runTask now r b Decode d.Decode.Devices 1 ready
+                let decodeDevices = bindDecode now r b devices df.Finish d.Decode.Devices
+                let ready = df.Finish + transfer (CostModel.latentBytes cost r.Shape) devices decodeDevices
+                if b = 1 then preemptDecode now r decodeDevices ready
+                let dc, cFail = runTask now r b Decode decodeDevices 1 ready
                 let dcIndex = addTask dc
                 if b = 1 then liveDecode.[r.Id] <- struct (dc, dcIndex)
                 let record = { record with Decode = Some dc }

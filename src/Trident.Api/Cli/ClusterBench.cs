@@ -269,13 +269,16 @@ public static class ClusterBench
     private static readonly Option<string> Membership = Opt.Choice("--membership", "cluster membership", "redis", "redis", "localhost");
     private static readonly Option<double> Timeout = Opt.Double("--timeout", "seconds to wait for the cluster to start, and for the last requests", 120, 1, 3600);
     private static readonly Option<string> Out = Opt.String("--out", "also write one CSV row per request", helpName: "requests.csv");
+    private static readonly Option<int> Warmup = Opt.Int("--warmup",
+        "requests of the workload (seed 2: not the measured ones) played and waited for before the measured replay, so that the processes' first calls (JIT compilation, grain activation, connections between workers) are not measured; 0: none",
+        32, 0, 10_000);
     private static readonly Option<string> Tuning = Opt.Choice("--process-tuning",
         "the processes' .NET runtime settings: lean (workstation non-concurrent GC, tiered PGO off) or default (.NET's: server GC)", "lean", "lean", "default");
 
     /// <summary>The <c>bench cluster</c> command.</summary>
     public static Command Command { get; } = new Command("cluster",
         "a coordinator and one worker process per node of emulated devices on loopback, the trace replayed through the HTTP API, measured vs simulated")
-        { Nodes, PerNode, Emulate, Scale, Workload_, Count, Membership, Timeout, Out, Tuning }.With((r, ct) => RunAsync(r, Console.Out, ct));
+        { Nodes, PerNode, Emulate, Scale, Workload_, Count, Membership, Timeout, Out, Warmup, Tuning }.With((r, ct) => RunAsync(r, Console.Out, ct));
 
     /// <summary>Runs the benchmark (see the file's note).</summary>
     public static async Task<int> RunAsync(ParseResult args, TextWriter o, CancellationToken ct)
@@ -314,6 +317,21 @@ public static class ClusterBench
                 "--Trident:Serving:RoundHistory", "10000",
             ], Tuning: tuning),
             o, TimeSpan.FromSeconds(timeout), ct);
+        using var http = new HttpClient { BaseAddress = new Uri(cluster.Url) };
+        var warmup = Math.Min(args.GetValue(Warmup), spec.Count);
+        if (warmup > 0)
+        {
+            var started = clock.Elapsed;
+            var warm = await LoadgenCommand.RunAsync(Commands.Parse(LoadgenCommand.Command,
+            [
+                "--url", cluster.Url, "--workload", workload, "--rate", rate.ToString("R", CultureInfo.InvariantCulture), "--seed", "2",
+                "--count", warmup.ToString(CultureInfo.InvariantCulture), "--duration", "3600", "--timeout", timeout.ToString(CultureInfo.InvariantCulture),
+            ]), null, TextWriter.Null, ct);
+            if (warm != 0) return warm;
+            o.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"warm-up: {warmup} requests of {workload} (seed 2) played and finished in {(clock.Elapsed - started).TotalSeconds:F1} s; not measured"));
+        }
+        var metricsBefore = await http.GetStringAsync("/metrics", ct);
         var loadgen = new List<string>
         {
             "--url", cluster.Url, "--workload", workload, "--rate", rate.ToString("R", CultureInfo.InvariantCulture),
@@ -321,7 +339,6 @@ public static class ClusterBench
         };
         if (output is not null) loadgen.AddRange(["--out", output]);
         var code = await LoadgenCommand.RunAsync(Commands.Parse(LoadgenCommand.Command, loadgen), null, o, ct);
-        using var http = new HttpClient { BaseAddress = new Uri(cluster.Url) };
         var plan = await http.GetFromJsonAsync<PlanDto>("/v1/plan", Json, ct);
         if (plan is not null && plan.RecentRounds.Count > 0)
         {
@@ -331,9 +348,10 @@ public static class ClusterBench
                 $"dispatch rounds: {plan.Rounds}; planning time of the last {ms.Length} that dispatched or solved: p50_ms={P(0.5):F1} p99_ms={P(0.99):F1} max_ms={ms[^1]:F1} mip={plan.RecentRounds.Count(r => r.Source == "mip")}"));
         }
         var metrics = await http.GetStringAsync("/metrics", ct);
-        foreach (var line in metrics.Split('\n').Where(l => l.StartsWith("trident_cluster_transfer_bytes_total", StringComparison.Ordinal)))
-            o.WriteLine($"network: {line}");
-        foreach (var line in StageCallLines(metrics)) o.WriteLine(line);
+        var transfersBefore = Counters(metricsBefore, "trident_cluster_transfer_bytes_total");
+        foreach (var (series, bytes) in Counters(metrics, "trident_cluster_transfer_bytes_total"))
+            o.WriteLine(string.Create(CultureInfo.InvariantCulture, $"network: {series} {bytes - transfersBefore.GetValueOrDefault(series):F0}"));
+        foreach (var line in StageCallLines(metrics, metricsBefore)) o.WriteLine(line);
         o.WriteLine($"machine: {Environment.ProcessorCount} core(s); load average at the start {loadBefore}, at the end {LoadAverage()}");
         o.WriteLine(string.Create(CultureInfo.InvariantCulture, $"bench cluster: {clock.Elapsed.TotalSeconds:F0} s wall; process logs in {cluster.LogDirectory}"));
         return code;
@@ -344,16 +362,17 @@ public static class ClusterBench
     /// (ClusterCallTimes): the mean call as the coordinator waited for it, the mean time on the worker by its own
     /// clock (of that: the task's predicted time, the input's fetch, and the rest, the worker's lateness), and
     /// call − worker, the messaging (both silos' schedulers, serialization, loopback). One line per stage that
-    /// has calls.</summary>
-    public static IEnumerable<string> StageCallLines(string metrics)
+    /// has calls. With <paramref name="before"/> (the metrics at the measured run's start), the calls since.</summary>
+    public static IEnumerable<string> StageCallLines(string metrics, string? before = null)
     {
         var seconds = new Dictionary<(string Stage, string Part), double>();
         var calls = new Dictionary<string, double>();
-        foreach (var line in metrics.Split('\n'))
+        var at = before is null ? [] : Counters(before, "trident_cluster_stage_");
+        foreach (var (series, total) in Counters(metrics, "trident_cluster_stage_"))
         {
-            if (line.StartsWith('#')) continue;
-            var m = System.Text.RegularExpressions.Regex.Match(line, @"^(trident_cluster_stage_(?:seconds|calls)_total)\{([^}]*)\} (\S+)");
-            if (!m.Success || !double.TryParse(m.Groups[3].Value, NumberStyles.Float, CultureInfo.InvariantCulture, out var value)) continue;
+            var value = total - at.GetValueOrDefault(series);
+            var m = System.Text.RegularExpressions.Regex.Match(series, @"^(trident_cluster_stage_(?:seconds|calls)_total)\{([^}]*)\}$");
+            if (!m.Success) continue;
             var labels = System.Text.RegularExpressions.Regex.Matches(m.Groups[2].Value, @"(\w+)=""([^""]*)""").ToDictionary(l => l.Groups[1].Value, l => l.Groups[2].Value);
             if (!labels.TryGetValue("stage", out var stage)) continue;
             if (m.Groups[1].Value == "trident_cluster_stage_calls_total") calls[stage] = value;
@@ -367,6 +386,21 @@ public static class ClusterBench
                 $"stage calls: {stage} calls={n:F0} mean_call_ms={Mean("call"):F1} mean_worker_ms={Mean("worker"):F1} (predicted {Mean("predicted"):F1}, fetch {Mean("fetch"):F1}, "
                 + $"late {Mean("worker") - Mean("fetch") - Mean("predicted"):F1}) mean_messaging_ms={Mean("call") - Mean("worker"):F1}");
         }
+    }
+
+    /// <summary>The value of every series of /metrics (Prometheus text) whose name starts with
+    /// <paramref name="prefix"/>, by its series (name and labels).</summary>
+    private static Dictionary<string, double> Counters(string metrics, string prefix)
+    {
+        var values = new Dictionary<string, double>();
+        foreach (var line in metrics.Split('\n'))
+        {
+            if (!line.StartsWith(prefix, StringComparison.Ordinal)) continue;
+            var space = line.LastIndexOf(' ');
+            if (space > 0 && double.TryParse(line.AsSpan(space + 1), NumberStyles.Float, CultureInfo.InvariantCulture, out var value))
+                values[line[..space]] = value;
+        }
+        return values;
     }
 
     /// <summary>The machine's load average over 1, 5 and 15 minutes (/proc/loadavg), or "unknown" where the

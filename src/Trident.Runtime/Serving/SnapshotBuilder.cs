@@ -3,7 +3,13 @@
 // tasks given to it and not yet finished, with the cost model's durations. A device's busy-until is
 //   now, when it has no task (it is free);
 //   else the running task's start + its predicted duration (or, once it overruns the prediction, now plus
-//   a tenth of that duration, so it stays busy), plus the predicted durations of the tasks queued behind it.
+//   as long again as it has overrun so far — at least 1 ms, so it stays busy, and at most a tenth of its
+//   duration), plus the predicted durations of the tasks queued behind it.
+// The overrun rule: a task a few ms past its prediction is most likely about to report (its completion is on
+// its way through the worker's messaging), so it is predicted free a few ms from now — within the queue
+// horizon, so the next task can be queued behind it as the simulator, which sees it free at its predicted end,
+// would start it. (A tenth of the duration, the rule before, held a device running a 10 s task 3 ms late
+// busy for another second.)
 // The ledger is changed only by the serving loop, at round boundaries (arrivals of start/finish events).
 
 using Trident.Runtime.Devices;
@@ -66,7 +72,7 @@ public sealed class DeviceLedger
             if (e.StartedAt is { } start)
             {
                 var predictedEnd = start + e.Predicted;
-                t = Math.Max(t, predictedEnd > now ? predictedEnd : now + Math.Max(0.1 * e.Predicted, 0.01));
+                t = Math.Max(t, predictedEnd > now ? predictedEnd : now + Math.Clamp(now - predictedEnd, 0.001, Math.Max(0.1 * e.Predicted, 0.001)));
             }
             else
             {

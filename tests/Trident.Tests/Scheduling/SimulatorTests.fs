@@ -437,6 +437,48 @@ let ``an overloaded small cluster stays busy between solves`` =
         Expect.isTrue (conserving.Rounds |> Array.exists (fun r -> not r.Full && r.Dispatched > 0)) "some round ran between solves"
         Expect.isLessThan waiting.Summary.Utilisation conserving.Summary.Utilisation "rounds that wait for the solver idle devices"
 
+// ---- decode device: late binding -----------------------------------------------------------------
+
+/// Decodes on auxiliary ⟨C⟩ devices that waited although another ⟨C⟩ device of the same type was idle
+/// over a whole window in which it would have finished the decode sooner (latents moved there
+/// from the diffuse lead): the executor binds a decode to the device whose schedule finishes it first,
+/// and tasks only ever join a schedule later (no suspension, no re-placement), so such a window
+/// was idle when the decode was booked too.
+let decodeWaitedBesideIdleDevice (config: SimConfig) (result: SimResult) =
+    let typeOf = PlacementPlan.typeOf result.InitialPlacement
+    let busy =
+        [ for t in result.Tasks do
+              for d in t.Devices do
+                  let load = t.Loads |> List.tryFind (fun (dev, _) -> dev = d) |> Option.map snd |> Option.defaultValue 0.0<s>
+                  yield d, (t.Start - load, t.Finish) ]
+        |> List.groupBy fst
+        |> List.map (fun (d, xs) -> d, List.map snd xs)
+        |> Map.ofList
+    let idle d (a: float<s>) (b: float<s>) =
+        busy |> Map.tryFind d |> Option.defaultValue [] |> List.forall (fun (s, f) -> f <= a + eps || s >= b - eps)
+    [ for r in result.Records do
+          match r.Outcome, r.Diffuse, r.Decode with
+          | (OnTime | Late), Some df, Some { Devices = [ c ]; Start = start; Finish = finish } when typeOf c = C && not (List.contains c df.Devices) ->
+              let lead = List.head df.Devices
+              let duration = finish - start
+              for dev in config.Cluster.Devices do
+                  if dev.Id <> c && typeOf dev.Id = C then
+                      let ready = df.Finish + Cluster.transferTime config.Cluster (CostModel.latentBytes config.Cost r.Request.Shape) lead dev.Id
+                      if ready + duration + eps < finish && idle dev.Id ready (ready + duration) then
+                          yield sprintf "%O decoded on %O until %g; %O was idle from %g, done by %g" r.Request.Id c (float finish) dev.Id (float ready) (float (ready + duration))
+          | _ -> () ]
+
+let ``no decode waits while another decode device is idle`` =
+    testProp 80 "a decode on a ⟨C⟩ device never waits while another ⟨C⟩ device could have finished it sooner" <| fun () ->
+        Prop.forAll simSpecs (fun spec ->
+            let config, _, requests = buildRun spec
+            let policy = pickL [ Baselines.b5 StageSplit.paperLightLoad; Baselines.b6 StageSplit.paperLightLoad; Baselines.trident 0.5<s> None ] spec.Policy
+            let result = Simulator.run config policy requests
+            let cDevices = config.Cluster.Devices |> Array.filter (fun d -> PlacementPlan.typeOf result.InitialPlacement d.Id = C) |> Array.length
+            labelled "late binding" (decodeWaitedBesideIdleDevice config result)
+            .&. labelled "no double booking" (noDoubleBooking result)
+            |> Prop.classify (cDevices >= 2) "two or more ⟨C⟩ devices")
+
 // ---- batching (issue 12) -------------------------------------------------------------------------
 
 /// The run of a spec with same-shape batching on: test batch points (BatchingProperties.withBatches) and MaxBatch 4.
@@ -494,6 +536,7 @@ let ``a same-shape burst finishes sooner with batching`` =
 [<Tests>]
 let tests =
     testList "unit" [ testList "SimulatorTests" [
+        ``no decode waits while another decode device is idle``
         ``batches in the simulator keep conservation and never double-book``
         ``a same-shape burst finishes sooner with batching``
         ``every arrival ends in exactly one outcome``
