@@ -159,13 +159,26 @@ public static class EvaluateCommand
             Console.Error.WriteLine($"trident evaluate: no production log at {logPath}: the production group is skipped (run from the repository root or give --production-log)");
             return null;
         }
+        var (trace, note, errors) = ProductionTrace(settings, logPath);
+        if (trace is null) { foreach (var e in errors) Console.Error.WriteLine($"trident evaluate: {logPath}: {e}"); return null; }
+        return Evaluation.tracePoint("production", settings, ProductionWorkload, note, trace);
+    }
+
+    /// <summary>The name of the production day's workload (<c>simulate --workload gentd26-production</c>).</summary>
+    public const string ProductionWorkload = "gentd26-production";
+
+    /// <summary>The GenTD26 production day (Production.gentd26) from the log at <paramref name="logPath"/> for the
+    /// settings' devices and seed (the sd3 profile, or --profile's), with its note; or, trace null, every problem
+    /// with the log.</summary>
+    internal static (FSharpList<TraceRequest>? Trace, string Note, IReadOnlyList<string> Errors) ProductionTrace(ExperimentSettings settings, string logPath)
+    {
         var log = Production.parse(File.ReadAllText(logPath));
-        if (log.IsError) { foreach (var e in log.ErrorValue) Console.Error.WriteLine($"trident evaluate: {logPath}: {e}"); return null; }
+        if (log.IsError) return (null, "", [.. log.ErrorValue]);
         var profile = settings.Profile is { } p ? p.Value : ReferenceProfiles.sd3;
         var cost = CostModelModule.create(Experiment.costSettings(settings), profile);
         var replay = Production.gentd26(cost, settings.Devices, settings.Seed, log.ResultValue);
-        if (replay.IsError) { Console.Error.WriteLine($"trident evaluate: {logPath}: {replay.ErrorValue}"); return null; }
+        if (replay.IsError) return (null, "", [replay.ErrorValue]);
         var (trace, note) = replay.ResultValue.ToValueTuple();
-        return Evaluation.tracePoint("production", settings, "gentd26-production", note, trace);
+        return (trace, note, []);
     }
 }

@@ -32,7 +32,7 @@ public static class ShortServeOptions
             ["Trident:Devices:Kind", "Trident:Emulation:Profile"]),
         (Opt.Int("--devices", "how many devices (Trident:Devices:Count)"), ["Trident:Devices:Count"]),
         (Opt.Int("--devices-per-node", "devices per node (Trident:Devices:DevicesPerNode)"), ["Trident:Devices:DevicesPerNode"]),
-        (Opt.Double("--time-scale", "emulated time per real second, e.g. 0.05 runs 20× faster (Trident:Emulation:TimeScale)"), ["Trident:Emulation:TimeScale"]),
+        (Opt.Double("--time-scale", "real seconds per emulated second: a stage takes its predicted time × this, e.g. 0.05 runs 20× faster (Trident:Emulation:TimeScale)"), ["Trident:Emulation:TimeScale"]),
         (Opt.Choice("--cluster", "cluster membership (Trident:Cluster:Mode): none, localhost or redis (docs/cluster.md)", null, "none", "localhost", "redis"), ["Trident:Cluster:Mode"]),
         (Opt.String("--primary", "the coordinator's silo endpoint with localhost membership (Trident:Cluster:Primary)", helpName: "HOST:PORT"), ["Trident:Cluster:Primary"]),
         (Opt.String("--redis", "the Redis connection string with redis membership (Trident:Cluster:Redis)", helpName: "HOST:PORT"), ["Trident:Cluster:Redis"]),

@@ -19,7 +19,7 @@ public static class SimulateCommand
 {
     /// <summary>The workload options shared with <c>capacity</c>.</summary>
     internal static readonly Option<string> Workload_ = Opt.String("--workload",
-        "a named workload (" + string.Join(", ", Workload.names) + "; poisson/bursty/shifting use --model, or the shapes of --profile) or a trace file (CSV or JSON lines)",
+        "a named workload (" + string.Join(", ", Workload.names) + ", " + EvaluateCommand.ProductionWorkload + "; poisson/bursty/shifting use --model, or the shapes of --profile) or a trace file (CSV or JSON lines)",
         required: true, helpName: "NAME|FILE");
     internal static readonly Option<string> Model = Opt.String("--model", "the model of poisson/bursty/shifting workloads (sd3, flux, cogvideox, hunyuanvideo)", "flux", helpName: "MODEL");
     internal static readonly Option<double> Rate = Opt.Double("--rate", "a generated workload's request rate (requests/s) instead of its own", null, 1e-6, 1e6);
@@ -188,7 +188,21 @@ public static class SimulateCommand
         var steps = args.Maybe(Steps) is { } s ? FSharpOption<int>.Some(s) : null;
         var count = args.Maybe(Count) is { } c ? FSharpOption<int>.Some(c) : null;
         WorkloadInput? input = null;
-        if (File.Exists(workload) || Trace.looksLikeFile(workload))
+        if (workload == EvaluateCommand.ProductionWorkload)
+        {
+            // the production day evaluate reports, from the log in the repository (run from its root)
+            if (rate is not null || steps is not null || count is not null)
+                errors.Add($"--rate/--steps/--count: apply to generated workloads, not to {workload} (a replayed log)");
+            if (!File.Exists(EvaluateCommand.ProductionLog))
+                errors.Add($"--workload {workload}: no production log at {EvaluateCommand.ProductionLog} (run from the repository root)");
+            else
+            {
+                var (trace, _, problems) = EvaluateCommand.ProductionTrace(settings, EvaluateCommand.ProductionLog);
+                foreach (var e in problems) errors.Add($"--workload {workload}: {EvaluateCommand.ProductionLog}: {e}");
+                if (trace is not null) input = WorkloadInput.NewFromTrace(workload, trace);
+            }
+        }
+        else if (File.Exists(workload) || Trace.looksLikeFile(workload))
         {
             if (rate is not null || steps is not null || count is not null)
                 errors.Add("--rate/--steps/--count: apply to generated workloads, not to a trace file");

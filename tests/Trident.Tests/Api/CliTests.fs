@@ -81,6 +81,11 @@ let ``two bad values give one error naming both`` =
         Expect.equal code 2 "models sd-miniature"
         Expect.stringContains err "--out: required" "the missing option"
         Expect.stringContains err "--era: '1999' is not one of diffusers-2022, optimum-2023, optimum" "the bad choice with the accepted ones"
+        // the production day is a replayed log: a generator's overrides are refused, not ignored
+        let code, out, err = runCli [ "simulate"; "--workload"; "gentd26-production"; "--rate"; "2" ]
+        Expect.equal code 2 "simulate --workload gentd26-production --rate 2"
+        Expect.equal out "" "nothing ran"
+        Expect.stringContains err "not to gentd26-production (a replayed log)" "the override is named as not applying"
 
 let ``shell completion is answered from the command definitions`` =
     testCase "shell completion is answered from the command definitions" <| fun () ->
