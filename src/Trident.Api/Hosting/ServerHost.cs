@@ -129,7 +129,9 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
             _log.LogCritical(ex, "The serving runtime could not start");
             // a server that can never become ready stops, so that `trident serve` exits non-zero and a
             // supervisor (systemd, Kubernetes) sees the failure instead of a process answering 503 forever
-            _lifetime?.StopApplication();
+            // (once the host has started: stopping it while Kestrel still binds cancels the bind, and RunAsync
+            // throws instead of returning; ApplicationStarted runs the callback at once when it already has)
+            _lifetime?.ApplicationStarted.Register(() => _lifetime.StopApplication());
         }
     }
 
