@@ -348,8 +348,8 @@ public static class ClusterBench
                 $"dispatch rounds: {plan.Rounds}; planning time of the last {ms.Length} that dispatched or solved: p50_ms={P(0.5):F1} p99_ms={P(0.99):F1} max_ms={ms[^1]:F1} mip={plan.RecentRounds.Count(r => r.Source == "mip")}"));
         }
         var metrics = await http.GetStringAsync("/metrics", ct);
-        var transfersBefore = Counters(metricsBefore, "trident_cluster_transfer_bytes_total");
-        foreach (var (series, bytes) in Counters(metrics, "trident_cluster_transfer_bytes_total"))
+        var transfersBefore = LoadgenCommand.MetricSeries(metricsBefore, "trident_cluster_transfer_bytes_total");
+        foreach (var (series, bytes) in LoadgenCommand.MetricSeries(metrics, "trident_cluster_transfer_bytes_total"))
             o.WriteLine(string.Create(CultureInfo.InvariantCulture, $"network: {series} {bytes - transfersBefore.GetValueOrDefault(series):F0}"));
         foreach (var line in StageCallLines(metrics, metricsBefore)) o.WriteLine(line);
         o.WriteLine($"machine: {Environment.ProcessorCount} core(s); load average at the start {loadBefore}, at the end {LoadAverage()}");
@@ -367,8 +367,8 @@ public static class ClusterBench
     {
         var seconds = new Dictionary<(string Stage, string Part), double>();
         var calls = new Dictionary<string, double>();
-        var at = before is null ? [] : Counters(before, "trident_cluster_stage_");
-        foreach (var (series, total) in Counters(metrics, "trident_cluster_stage_"))
+        var at = before is null ? [] : LoadgenCommand.MetricSeries(before, "trident_cluster_stage_");
+        foreach (var (series, total) in LoadgenCommand.MetricSeries(metrics, "trident_cluster_stage_"))
         {
             var value = total - at.GetValueOrDefault(series);
             var m = System.Text.RegularExpressions.Regex.Match(series, @"^(trident_cluster_stage_(?:seconds|calls)_total)\{([^}]*)\}$");
@@ -386,21 +386,6 @@ public static class ClusterBench
                 $"stage calls: {stage} calls={n:F0} mean_call_ms={Mean("call"):F1} mean_worker_ms={Mean("worker"):F1} (predicted {Mean("predicted"):F1}, fetch {Mean("fetch"):F1}, "
                 + $"late {Mean("worker") - Mean("fetch") - Mean("predicted"):F1}) mean_messaging_ms={Mean("call") - Mean("worker"):F1}");
         }
-    }
-
-    /// <summary>The value of every series of /metrics (Prometheus text) whose name starts with
-    /// <paramref name="prefix"/>, by its series (name and labels).</summary>
-    private static Dictionary<string, double> Counters(string metrics, string prefix)
-    {
-        var values = new Dictionary<string, double>();
-        foreach (var line in metrics.Split('\n'))
-        {
-            if (!line.StartsWith(prefix, StringComparison.Ordinal)) continue;
-            var space = line.LastIndexOf(' ');
-            if (space > 0 && double.TryParse(line.AsSpan(space + 1), NumberStyles.Float, CultureInfo.InvariantCulture, out var value))
-                values[line[..space]] = value;
-        }
-        return values;
     }
 
     /// <summary>The machine's load average over 1, 5 and 15 minutes (/proc/loadavg), or "unknown" where the

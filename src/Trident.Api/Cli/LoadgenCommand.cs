@@ -250,19 +250,30 @@ public static class LoadgenCommand
         {
             var text = await http.GetStringAsync("/metrics", ct);
             var busy = new Dictionary<string, double>();
-            foreach (var line in text.Split('\n'))
-            {
-                if (!line.StartsWith(name, StringComparison.Ordinal)) continue;
-                var device = System.Text.RegularExpressions.Regex.Match(line, "device=\"([^\"]*)\"").Groups[1].Value;
-                var value = line[(line.LastIndexOf('}') + 1)..].Trim().Split(' ')[0];
-                if (double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var v)) busy[device] = v;
-            }
+            foreach (var (series, v) in MetricSeries(text, name))
+                busy[System.Text.RegularExpressions.Regex.Match(series, "device=\"([^\"]*)\"").Groups[1].Value] = v;
             return busy;
         }
         catch (HttpRequestException)
         {
             return null;
         }
+    }
+
+    /// <summary>The value of every series of /metrics (Prometheus text) whose line starts with
+    /// <paramref name="prefix"/>, by its series (name and labels): the first number after the series.</summary>
+    internal static Dictionary<string, double> MetricSeries(string metrics, string prefix)
+    {
+        var values = new Dictionary<string, double>();
+        foreach (var line in metrics.Split('\n'))
+        {
+            if (!line.StartsWith(prefix, StringComparison.Ordinal)) continue;
+            var end = line.IndexOf('}') is var brace and >= 0 ? brace + 1 : line.IndexOf(' ');
+            if (end <= 0) continue;
+            var value = line[end..].Trim().Split(' ')[0];
+            if (double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var v)) values[line[..end]] = v;
+        }
+        return values;
     }
 
     // The devices over the run: each one's busy seconds (trident_device_busy_seconds_total before and after) over
