@@ -204,16 +204,25 @@ public static class BenchCommand
     /// Times every backend on the same snapshots, interleaved round by round (backend order rotating),
     /// so that a busy spell of a shared machine falls on all of them alike.
     /// </summary>
+    /// <summary>Unmeasured rounds per backend before the measured ones (past the JIT's 30-call tier-up).</summary>
+    private const int WarmupRounds = 40;
+
     private static Result[] Measure(Profile profile, int devices, int perNode, int waiting, int rounds, double busy, ulong seed,
         IReadOnlyList<Backend> backends, Action<int> roundDone)
     {
         var setup = SetUp(profile, devices, perNode, waiting, busy);
         var settings = backends.Select(b => WithBackend(b, DispatchSettingsModule.defaults.TimeLimit)).ToArray();
 
-        // warm-up: JIT, the solver libraries, caches
-        for (var i = 0; i < 5; i++)
+        // warm-up: the solver libraries, caches, and the JIT's steady state — .NET compiles a method
+        // unoptimised first (tier 0) and recompiles it optimised after 30 calls; a server makes a round
+        // every period, so it runs tier-1 code, and 5 warm-up rounds measured tier-0 code (the round's F#
+        // ran 3–4× slower in the first 30 rounds: 512 × 1000, 2026-12-01)
+        for (var i = 0; i < WarmupRounds; i++)
             foreach (var s in settings)
                 Dispatcher.dispatch(setup.Snapshot(s, seed + 1_000_000UL + (ulong)i));
+        // the optimised recompilation runs on a background thread: let it finish, as a server's idle
+        // time between rounds does
+        Thread.Sleep(TimeSpan.FromSeconds(1));
 
         var n = settings.Length;
         var times = new double[n][];

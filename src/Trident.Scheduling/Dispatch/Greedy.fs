@@ -130,7 +130,11 @@ module Greedy =
         [ for (_, opts) in optionsInOrder do
               let best =
                   opts
-                  |> List.sortBy (fun o -> -o.Reward, o.Degree)
+                  // highest reward first, then fewer devices (an explicit comparison: a tuple key is compared
+                  // generically, boxed, per request)
+                  |> List.sortWith (fun a b ->
+                      let c = compare b.Reward a.Reward
+                      if c <> 0 then c else compare a.Degree b.Degree)
                   |> List.tryPick (fun o -> bestFit o.Type o.Degree |> Option.map (fun nc -> o, nc))
               match best with
               | Some(o, (node, count)) ->
