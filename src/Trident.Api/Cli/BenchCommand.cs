@@ -38,13 +38,15 @@ public static class BenchCommand
     private static readonly Option<string> BackendOption = Opt.Choice("--backend", "one MIP backend [default: every backend, on the same snapshots]", null, ReplayCommand.Backends);
     private static readonly Option<bool> Reference = Opt.Flag("--reference",
         "also solve each round's reference formulation (one binary per request × node × degree) beside the aggregated one, both without a MIP start, and compare times and optima");
+    private static readonly Option<int> TimeLimitMs = Opt.Int("--time-limit-ms",
+        "the dispatch solve's time limit in milliseconds (Trident:Serving:DispatchTimeLimitMs of the server) [default: the dispatch default, 50]", null, 1, 600_000);
     private static readonly Option<double> ReferenceLimit = Opt.Double("--reference-limit", "the time limit in seconds of each solve with --reference", 10.0, 0.001, 3600.0);
 
     /// <summary>The command: <c>bench dispatch|runtime|soak|cluster</c>.</summary>
     public static Command Command { get; } = new Command("bench", "benchmarks (not unit tests): dispatch rounds, the runtime's overhead, a soak, a cluster on loopback")
     {
         new Command("dispatch", "time dispatch rounds on generated snapshots with every MIP backend (without --devices/--waiting: a matrix of 32, 128, 512 devices × 64, 256, 1000 waiting)")
-            { Devices, Waiting, PerNode, ProfileName, Rounds, Busy, Seed, BackendOption, Reference, ReferenceLimit }.With(Dispatch),
+            { Devices, Waiting, PerNode, ProfileName, Rounds, Busy, Seed, BackendOption, TimeLimitMs, Reference, ReferenceLimit }.With(Dispatch),
         RuntimeBench.Command,
         SoakBench.Command,
         ClusterBench.Command,
@@ -64,6 +66,7 @@ public static class BenchCommand
         var profile = ReferenceProfiles.tryFind(args.Text(ProfileName));
         var reference = args.GetValue(Reference);
         var referenceLimit = args.GetValue(ReferenceLimit);
+        var timeLimit = args.Maybe(TimeLimitMs) is { } ms ? ms / 1000.0 : DispatchSettingsModule.defaults.TimeLimit;
         if (devicesGiven && devices % perNode != 0)
             throw new CliException([$"--devices: {devices} is not a multiple of --devices-per-node {perNode}"]);
 
@@ -74,13 +77,13 @@ public static class BenchCommand
         foreach (var (d, w) in configs)
         {
             if (ct.IsCancellationRequested) return 130;
-            var results = Measure(profile!.Value, d, perNode, w, rounds, busy, seed, backends,
+            var results = Measure(profile!.Value, d, perNode, w, rounds, busy, seed, backends, timeLimit,
                 i => progress.Step(string.Create(CultureInfo.InvariantCulture, $"devices={d} waiting={w}: round {i + 1} of {rounds}")));
             for (var b = 0; b < backends.Count; b++)
             {
                 var r = results[b];
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"backend={BackendModule.name(backends[b])} devices={d} waiting={w} rounds={rounds} p50_ms={r.P50:F2} p99_ms={r.P99:F2} mip_share={r.MipShare:F3} optimal_share={r.OptimalShare:F3} mean_dispatched={r.MeanDispatched:F1} mean_prepare_ms={r.MeanPrepareMs:F2} mean_solver_ms={r.MeanSolverMs:F2} solver_decided_share={r.SolverDecidedShare:F3} variables={r.Variables:F0} constraints={r.Constraints:F0} mean_objective={r.MeanObjective:F2}"));
+                    $"backend={BackendModule.name(backends[b])} devices={d} waiting={w} rounds={rounds} time_limit_ms={timeLimit * 1000:F0} p50_ms={r.P50:F2} p99_ms={r.P99:F2} mip_share={r.MipShare:F3} optimal_share={r.OptimalShare:F3} mean_dispatched={r.MeanDispatched:F1} mean_prepare_ms={r.MeanPrepareMs:F2} mean_solver_ms={r.MeanSolverMs:F2} solver_decided_share={r.SolverDecidedShare:F3} variables={r.Variables:F0} constraints={r.Constraints:F0} mean_objective={r.MeanObjective:F2}"));
             }
             if (reference)
                 foreach (var line in CompareReference(profile!.Value, d, perNode, w, rounds, busy, seed, backends, referenceLimit, ct))
@@ -208,10 +211,10 @@ public static class BenchCommand
     private const int WarmupRounds = 40;
 
     private static Result[] Measure(Profile profile, int devices, int perNode, int waiting, int rounds, double busy, ulong seed,
-        IReadOnlyList<Backend> backends, Action<int> roundDone)
+        IReadOnlyList<Backend> backends, double timeLimit, Action<int> roundDone)
     {
         var setup = SetUp(profile, devices, perNode, waiting, busy);
-        var settings = backends.Select(b => WithBackend(b, DispatchSettingsModule.defaults.TimeLimit)).ToArray();
+        var settings = backends.Select(b => WithBackend(b, timeLimit)).ToArray();
 
         // warm-up: the solver libraries, caches, and the JIT's steady state — .NET compiles a method
         // unoptimised first (tier 0) and recompiles it optimised after 30 calls; a server makes a round

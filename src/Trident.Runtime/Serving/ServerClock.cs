@@ -23,7 +23,4 @@ public sealed class ServerClock
 
     /// <summary>The wall clock.</summary>
     public DateTimeOffset UtcNow => _time.GetUtcNow();
-
-    /// <summary>The wall-clock time of a server-clock instant.</summary>
-    public DateTimeOffset ToWallClock(double seconds) => StartedAt + TimeSpan.FromSeconds(seconds);
 }

@@ -46,6 +46,12 @@ let ``a generation is accepted, served through every stage, and its result is a 
         Expect.isTrue (plannedBy.StartsWith "mip" || plannedBy.StartsWith "greedy") ("the route says how its plan was made: " + plannedBy)
         Expect.equal (final.GetProperty("deadline").GetProperty("source").GetString()) "slo" "final.GetProperty(\"deadline\").GetProperty(\"source\").GetString()"
         Expect.contains ([ JsonValueKind.True; JsonValueKind.False ]) (final.GetProperty("deadline").GetProperty("met").ValueKind) "[ JsonValueKind.True; JsonValueKind.False ]"
+        // the deadline's wall-clock time is its own acceptance time + deadline.ms (never before created_at)
+        let createdAt = final.GetProperty("created_at").GetDateTimeOffset()
+        let deadlineAt = final.GetProperty("deadline").GetProperty("at").GetDateTimeOffset()
+        let deadlineMs = final.GetProperty("deadline").GetProperty("ms").GetDouble()
+        Expect.isGreaterThan deadlineMs 0.0 "deadline.ms"
+        Expect.isLessThanOrEqual (abs ((deadlineAt - createdAt).TotalMilliseconds - deadlineMs)) 1.0 "deadline.at = created_at + deadline.ms"
         use png = get client (sprintf "/v1/generations/%s/result" id)
         Expect.equal png.StatusCode HttpStatusCode.OK "png.StatusCode"
         Expect.equal png.Content.Headers.ContentType.MediaType "image/png" "png.Content.Headers.ContentType.MediaType"
