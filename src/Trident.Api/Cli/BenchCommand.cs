@@ -126,7 +126,7 @@ public static class BenchCommand
     private static SolveSettings<TKey> Solving<TKey>(Backend backend, double limit)
     {
         var d = SolveSettings.create<TKey>(limit);
-        return new SolveSettings<TKey>(d.TimeLimit, d.RelativeGap, backend, d.Threads, d.MipStart, d.ObjectiveTolerance);
+        return new SolveSettings<TKey>(d.TimeLimit, d.RelativeGap, backend, d.Threads, d.MipStart, d.ObjectiveTolerance, d.Presolve);
     }
 
     /// <summary>

@@ -159,6 +159,8 @@ module internal OrTools =
 
             use parameters = new MPSolverParameters()
             parameters.SetDoubleParam(MPSolverParameters.DoubleParam.RELATIVE_MIP_GAP, request.RelativeGap)
+            if not request.Presolve then
+                parameters.SetIntegerParam(MPSolverParameters.IntegerParam.PRESOLVE, int MPSolverParameters.PresolveValues.PRESOLVE_OFF)
             let status = solver.Solve parameters
             let time = float (solver.WallTime()) / 1000.0 * 1.0<s>
 
@@ -315,10 +317,11 @@ module internal OrTools =
 
         solver.StringParameters <-
             sprintf
-                "max_time_in_seconds:%s num_workers:%d relative_gap_limit:%s"
+                "max_time_in_seconds:%s num_workers:%d relative_gap_limit:%s cp_model_presolve:%b"
                 (text (float request.TimeLimit))
                 request.Threads
                 (text request.RelativeGap)
+                request.Presolve
 
         let status = solver.Solve(t.Model, null)
         let time = solver.WallTime() * 1.0<s>

@@ -123,20 +123,25 @@ type SolveSettings<'K when 'K: comparison> =
         /// Lexicographic slack: objective i may lose ObjectiveTolerance·max(1, |value_i|) while
         /// later objectives are optimised.
         ObjectiveTolerance: float
+        /// Whether the solver presolves the model (MPSolverParameters' PRESOLVE for SCIP, HiGHS and
+        /// CBC — CBC's OR-Tools interface ignores it —, `cp_model_presolve` for CP-SAT). On by default;
+        /// off for a model so small that presolving costs more than it saves (the dispatch round).
+        Presolve: bool
     }
 
 /// Builders for settings.
 [<RequireQualifiedAccess>]
 module SolveSettings =
     /// Settings with the given time limit, the default backend, gap 0, 1 thread, no MIP start,
-    /// tolerance 1e-6.
+    /// tolerance 1e-6, presolve on.
     let create (timeLimit: float<s>) : SolveSettings<'K> =
         { TimeLimit = timeLimit
           RelativeGap = 0.0
           Backend = Backend.defaultBackend
           Threads = 1
           MipStart = None
-          ObjectiveTolerance = 1e-6 }
+          ObjectiveTolerance = 1e-6
+          Presolve = true }
 
 /// The value reached by one objective and the best bound known for it.
 type ObjectiveResult =
@@ -203,7 +208,8 @@ type internal StageRequest<'K when 'K: comparison> =
       RelativeGap: float
       Backend: Backend
       Threads: int
-      Start: Map<'K, float> option }
+      Start: Map<'K, float> option
+      Presolve: bool }
 
 /// What one stage returned. `Objective` and `BestBound` include the objective's constant.
 type internal StageResult<'K when 'K: comparison> =
@@ -318,6 +324,7 @@ module internal Solve =
                       RelativeGap = settings.RelativeGap
                       Backend = settings.Backend
                       Threads = settings.Threads
+                      Presolve = settings.Presolve
                       Start = start }
 
                 /// Stage results so far (newest first) and the time spent.

@@ -130,6 +130,17 @@ let private bruteForce (b: Backend) =
             |> Prop.classify (k.Capacity = 0) "empty knapsack"
             |> Prop.classify (k.Capacity >= Array.sum k.Weights) "everything fits")
 
+/// Presolve off (as the dispatch round solves) changes the work, never the optimum.
+let private withoutPresolve (b: Backend) =
+    testProp 50 "without presolve a knapsack optimum still equals the brute-force optimum" <| fun () ->
+        Prop.forAll arbKnapsack (fun k ->
+            let model = knapsackModel k
+            let r = Mip.solve { settingsFor b with Presolve = false } model
+            let best = float (bruteForceKnapsack k)
+            (isOptimal r |> Prop.label (sprintf "outcome %A" r.Outcome))
+            .&. (close tol best (objective r) |> Prop.label (sprintf "objective %g, brute force %g" (objective r) best))
+            .&. (satisfiesAll model r |> Prop.label "solution satisfies the capacity"))
+
 // ---- assignment -------------------------------------------------------------------------
 
 let rec private permutations (xs: int list) : int list list =
@@ -709,7 +720,7 @@ let private concurrency (b: Backend) =
 let private backendTests (b: Backend) =
     testList
         (Backend.name b)
-        ([ knownKnapsack b; bruteForce b; assignment b ]
+        ([ knownKnapsack b; bruteForce b; withoutPresolve b; assignment b ]
          @ outcomeTests b
          @ limitTests b
          @ lexicographicTests b
