@@ -159,7 +159,7 @@ module internal OrTools =
 
             use parameters = new MPSolverParameters()
             parameters.SetDoubleParam(MPSolverParameters.DoubleParam.RELATIVE_MIP_GAP, request.RelativeGap)
-            if not request.Presolve then
+            if not request.Presolve && backend <> Cbc then // OR-Tools' CBC interface rejects PRESOLVE (it logs every solve)
                 parameters.SetIntegerParam(MPSolverParameters.IntegerParam.PRESOLVE, int MPSolverParameters.PresolveValues.PRESOLVE_OFF)
             let status = solver.Solve parameters
             let time = float (solver.WallTime()) / 1000.0 * 1.0<s>
