@@ -65,14 +65,17 @@ let libraryPresent (name: string) =
 /// Debian packages Trident needs, with the file that proves each is installed: onnx.proto (the ONNX model
 /// types are generated from it), ffmpeg/ffprobe (videos are encoded by ffmpeg through FFMpegCore; the tests
 /// read them back with ffprobe), and nodejs/npm (a test drives the server with the official `openai` npm
-/// client; it is skipped, saying why, where npm cannot reach a registry).
+/// client; it is skipped, saying why, where npm cannot reach a registry), chromium (the web view's browser test)
+/// and redis-server (the cluster's Redis membership, started by the cluster tests and `bench cluster`).
 let debianPackages =
     [ "libonnx-dev", (fun () -> File.Exists "/usr/include/onnx/onnx.proto")
       "ffmpeg", (fun () -> File.Exists "/usr/bin/ffmpeg" && File.Exists "/usr/bin/ffprobe")
       "nodejs", (fun () -> File.Exists "/usr/bin/node")
       "npm", (fun () -> File.Exists "/usr/bin/npm")
       // the web view's browser test drives Debian's chromium through Microsoft.Playwright (never `playwright install`)
-      "chromium", (fun () -> File.Exists "/usr/bin/chromium") ]
+      "chromium", (fun () -> File.Exists "/usr/bin/chromium")
+      // the cluster tests and `bench cluster` start their own redis-server for Redis membership (docs/cluster.md)
+      "redis-server", (fun () -> File.Exists "/usr/bin/redis-server") ]
 
 let ensureDebianPackages () =
     let missing = debianPackages |> List.filter (fun (_, present) -> not (present ())) |> List.map fst

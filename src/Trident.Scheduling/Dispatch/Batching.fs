@@ -60,28 +60,46 @@ module Batching =
                     Finish = d.Decode.Finish + eExtra + dExtra + cExtra }
             { d with Encode = encode; Diffuse = diffuse; Decode = decode; OnTime = decode.Finish <= lead.Deadline }
 
-    /// Forms the round's batches: one per dispatch of `plan`, in plan order, each joined by waiting
-    /// requests of `queue` with the same key that the plan did not dispatch and `compatible` with the lead,
-    /// earliest deadline first, up to `limitOf lead degree` members (see the module note).
+    /// Forms the round's batches: one per dispatch of `plan`, in plan order, each joined by requests of
+    /// `queue` with the same key, `compatible` with the lead, earliest deadline first, up to
+    /// `limitOf lead degree` members (see the module note). Mates are the waiting requests the plan did not
+    /// dispatch and the requests the plan *queued* to start later (a dispatch whose diffuse starts after the
+    /// lead's, `Assign.queueBehind`): such a request runs in the lead's batch instead of after it — where the
+    /// limit allows a batch, a batch of b costs f(b) < b runs (CostModel.bestBatch), so it finishes sooner and
+    /// its queued devices stay free — and its own dispatch is dropped (found on the live server: the images of
+    /// one `num_images` request were queued one behind another instead of batched whenever the profile
+    /// predicted a run shorter than the queue horizon).
     /// Returns the batches and the requests of the queue left waiting (queue order).
     let form (cost: CostModel) (limitOf: Request -> int -> int) (compatible: Request -> Request -> bool) (plan: DispatchPlan) (queue: Request list) =
         let byId = queue |> List.map (fun r -> r.Id, r) |> Map.ofList
         let dispatched = plan.Dispatches |> List.map _.Request |> Set.ofList
         let mutable left = queue |> List.filter (fun r -> not (dispatched.Contains r.Id))
+        // requests of the plan's dispatches already in a batch (as its lead or absorbed as a mate)
+        let batched = System.Collections.Generic.HashSet<RequestId>()
         let batches =
             [ for d in plan.Dispatches do
                   match byId.TryFind d.Request with
                   | None -> () // a dispatch of a request not in the queue: the caller reports it
+                  | Some _ when batched.Contains d.Request -> () // absorbed into an earlier batch
                   | Some lead ->
+                      batched.Add lead.Id |> ignore
                       let room = limitOf lead d.Degree - 1
                       let mates =
                           if room <= 0 then []
                           else
-                              left
+                              let queuedLater =
+                                  [ for q in plan.Dispatches do
+                                        if q.Diffuse.Start > d.Diffuse.Start && not (batched.Contains q.Request) then
+                                            match byId.TryFind q.Request with
+                                            | Some r -> yield r
+                                            | None -> () ]
+                              left @ queuedLater
                               |> List.filter (fun r -> key r = key lead && compatible lead r)
                               |> List.sortBy (fun r -> r.Deadline, r.Arrival, r.Id.Value)
                               |> List.truncate room
                       let taken = mates |> List.map _.Id |> Set.ofList
+                      for m in taken do
+                          batched.Add m |> ignore
                       left <- left |> List.filter (fun r -> not (taken.Contains r.Id))
                       let members = lead :: mates
                       yield { Dispatch = stretch cost lead d members.Length; Members = members } ]

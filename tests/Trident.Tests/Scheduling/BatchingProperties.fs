@@ -41,13 +41,23 @@ let ``batches never mix keys, and every request is batched once or left waiting`
             let members = batches |> List.collect (fun b -> b.Members |> List.map _.Id)
             let all = members @ (left |> List.map _.Id)
             let byId = plan.Dispatches |> List.map (fun d -> d.Request, d) |> Map.ofList
+            // every dispatch leads a batch, in plan order, unless a batch whose diffuse starts before its own took it in
+            let ledOrTakenIn =
+                let leads = batches |> List.map (fun b -> b.Dispatch.Request)
+                let mates = batches |> List.collect (fun b -> b.Members.Tail |> List.map _.Id) |> Set.ofList
+                let startsLater (b: Batch) (m: Request) =
+                    match byId.TryFind m.Id with
+                    | Some q -> q.Diffuse.Start > byId.[b.Dispatch.Request].Diffuse.Start
+                    | None -> true
+                leads = (plan.Dispatches |> List.map _.Request |> List.filter (fun r -> not (mates.Contains r)))
+                && batches |> List.forall (fun b -> b.Members.Tail |> List.forall (startsLater b))
             (batches |> List.forall (fun b -> b.Members |> List.forall (fun m -> Batching.key m = Batching.key b.Members.Head))
              |> Prop.label "one key (pipeline, shape, steps) per batch")
             .&. (batches |> List.forall (fun b -> b.Members.Tail |> List.forall (compatible b.Members.Head)) |> Prop.label "members compatible with the lead")
             .&. (batches |> List.forall (fun b -> b.Size <= limitOf b.Members.Head b.Dispatch.Degree && b.Size <= maxBatch) |> Prop.label "size within the limit")
             .&. ((members |> List.distinct |> List.length) = members.Length |> Prop.label "a request is in at most one batch")
             .&. ((List.sort all) = (s.Queue |> List.map _.Id |> List.sort) |> Prop.label "batched + waiting = the queue: none lost, none twice")
-            .&. ((batches |> List.map (fun b -> b.Dispatch.Request)) = (plan.Dispatches |> List.map _.Request) |> Prop.label "one batch per dispatch, led by it")
+            .&. (ledOrTakenIn |> Prop.label "one batch per dispatch, led by it, unless a batch starting earlier took it in")
             .&. (batches
                  |> List.forall (fun b ->
                      let d = byId.[b.Dispatch.Request]
