@@ -248,6 +248,7 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
         // across machines: with every worker gone, requests wait as long as the coordinator waits for workers at start
         NoDeviceSeconds = o.Cluster.JoinTimeoutSeconds,
         MaxBatch = o.Serving.MaxBatch,
+        QueueHorizonSeconds = o.Serving.QueueHorizonSeconds,
         Preemption = o.Serving.Preemption
             // DecodeTileFrames 0: the live runtime does not pause decodes
             ? new PreemptionSettings(o.Serving.MaxSuspensions, PreemptionSettingsModule.defaults.MinGain, PreemptionSettingsModule.defaults.CandidatesPerRound, o.Serving.ResumeElsewhere, 0)

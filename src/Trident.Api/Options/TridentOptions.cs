@@ -201,6 +201,13 @@ public sealed class ServingOptions
     /// cancelled; the process exits within this plus 5 s.</summary>
     public int DrainSeconds { get; set; } = 30;
 
+    /// <summary>Seconds: a waiting request is queued behind a device's running task when the device is predicted free
+    /// within this many seconds, so a device that frees has its next task on its own queue instead of idling while the
+    /// next round is planned (docs/policies.md, "Queueing behind running tasks"), and a request waits for a larger
+    /// group of a growth degree only when that group frees within it ("Waiting for a larger group"); 0 turns both
+    /// off.</summary>
+    public double QueueHorizonSeconds { get; set; } = 0.05;
+
     /// <summary>Step-boundary preemption (issue 12): a running diffuse of a request alone may be suspended at a
     /// denoising-step boundary for a waiting request that would miss its deadline by waiting, when the planner's
     /// objective gains more than the suspended request loses (docs/policies.md, "Preemption"); it resumes on the

@@ -78,6 +78,7 @@ public sealed class TridentOptionsValidator : IValidateOptions<TridentOptions>
         Check(s.VideoFramesPerSecond is >= 1 and <= 120, "Serving:VideoFramesPerSecond", "must be between 1 and 120");
         Check(s.MaxBatch is >= 1 and <= 64, "Serving:MaxBatch", "must be between 1 and 64 (1 turns batching off)");
         Check(s.DrainSeconds is >= 0 and <= 3600, "Serving:DrainSeconds", "must be between 0 and 3600");
+        Check(double.IsFinite(s.QueueHorizonSeconds) && s.QueueHorizonSeconds is >= 0 and <= 60, "Serving:QueueHorizonSeconds", "must be between 0 and 60 (0 turns queueing behind running tasks off)");
         Check(s.MaxSuspensions is >= 1 and <= 100, "Serving:MaxSuspensions", "must be between 1 and 100 (turn preemption off with Serving:Preemption false)");
 
         var l = o.Limits;

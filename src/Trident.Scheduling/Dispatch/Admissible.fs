@@ -114,7 +114,11 @@ module Admissible =
           /// per request: its urgency key (slack, −priority, arrival, id), computed once per round
           Urgency: System.Collections.Generic.Dictionary<RequestId, struct (float<s> * int * float<s> * int64)>
           /// the snapshot's queue in urgency order, once sorted (subsets of it are filtered from it)
-          mutable Ordered: Request array option }
+          mutable Ordered: Request array option
+          /// dispatches committed before the round to a larger group that frees soon (`Greedy.round`,
+          /// docs/policies.md, "Waiting for a larger group"): their requests are not in the snapshot's
+          /// queue and their devices' busy-until already counts them; every plan of the round appends them
+          Held: Dispatch list }
 
     let round (s: Snapshot) : Round =
         let types = typesOf s
@@ -133,7 +137,8 @@ module Admissible =
           Routes = System.Collections.Generic.Dictionary()
           Options = System.Collections.Generic.Dictionary()
           Urgency = System.Collections.Generic.Dictionary()
-          Ordered = None }
+          Ordered = None
+          Held = [] }
 
     /// t_ref of a request's shape and steps, computed once per round.
     let tRef (rd: Round) (r: Request) =

@@ -130,7 +130,13 @@ module Assign =
           OnTime = decode.Finish <= r.Deadline
           Reward = o.Reward }
 
-    let private auxOf (s: Snapshot) = Map.ofList [ E, Admissible.auxDevices s E; C, Admissible.auxDevices s C ]
+    /// The auxiliary (⟨E⟩, ⟨C⟩) devices of the snapshot, by type: what `routeOn` books on.
+    let auxOf (s: Snapshot) = Map.ofList [ E, Admissible.auxDevices s E; C, Admissible.auxDevices s C ]
+
+    /// Routes one option onto `group` from the busy times `busy` (pushed forward by the dispatch, as
+    /// `route` does): the prediction a dispatch queued on that group gets (`Greedy.waitForGroups`).
+    let routeOn (s: Snapshot) (busy: float<s> array) (aux: Map<PlacementType, Device array>) (o: DispatchOption) (group: DeviceId list) : Dispatch =
+        route s busy aux o group
 
     /// Turns choices into dispatches. Fails when a choice asks for more free devices than its
     /// node has (a planner bug, never a user error).

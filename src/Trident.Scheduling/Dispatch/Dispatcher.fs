@@ -40,7 +40,7 @@ module Dispatcher =
 
     /// The first step of every round (see `Prepared`).
     let prepare (s: Snapshot) : Prepared =
-        let rd = Admissible.round s
+        let rd = Greedy.round s
         let free = Greedy.roundFree rd
         let nFree = free |> Map.toSeq |> Seq.sumBy snd
         let cut = Greedy.candidatesIn rd free nFree
@@ -53,7 +53,7 @@ module Dispatcher =
     /// The MIP model of a round, for inspection or LP export (None when there is nothing to decide).
     let roundModel (s: Snapshot) =
         let p = prepare s
-        if p.Candidates.IsEmpty then None else Some(DispatchMip.model s p.Free p.Candidates)
+        if p.Candidates.IsEmpty then None else Some(DispatchMip.model p.Round.Snapshot p.Free p.Candidates)
 
     /// The reference implementation's formulation of a prepared round (design.md, appendix: "one
     /// binary per request × node × degree", as the paper's code states its ILP), over the same

@@ -70,7 +70,7 @@ module Greedy =
     /// plan dispatches.
     let dispatches (rd: Admissible.Round) (choices: Choice list) : Dispatch list =
         let now = Assign.materialise rd.Snapshot choices
-        now @ Assign.queueBehind rd (reservation rd) now
+        now @ rd.Held @ Assign.queueBehind rd (reservation rd) now
 
     /// The free devices a round may use: all free primary devices but those of the reserved node.
     let roundFree (rd: Admissible.Round) : Map<NodeId * PlacementType, int> =
@@ -102,6 +102,161 @@ module Greedy =
     let candidatesIn (rd: Admissible.Round) (free: Map<NodeId * PlacementType, int>) (freePrimary: int) : (Request * DispatchOption list) list =
         let s = rd.Snapshot
         offeredIn rd free s.Queue |> List.truncate (max 0 (freePrimary * s.Settings.CandidatesPerFreeDevice))
+
+    /// A request waits for a larger group only when that group is predicted free within this share of
+    /// its start-now response time (best start-now finish − now): the bound on how long a request may
+    /// wait for a group (docs/policies.md, "Waiting for a larger group").
+    [<Literal>]
+    let GroupWaitShare = 0.5
+
+    /// A request waits for a larger group only when its predicted response time there is at least this
+    /// share shorter than its best start-now response time (the 10 % of a growth degree, `Admissible.GrowthSpeedup`):
+    /// a prediction a few milliseconds off never flips the choice, a group freeing in 5 ms beats a start
+    /// now that finishes 30 s later.
+    [<Literal>]
+    let GroupWaitGain = 0.10
+
+    /// A request waits for a larger group only when the devices of that group idle, summed, at most this share
+    /// of the group's own diffuse device-seconds (k · t_D(k)) before it starts: devices held for a group that
+    /// frees later are lost to every other request meanwhile (six free devices held 5 ms for a group of 8 cost
+    /// 0.03 device-seconds; held 20 s, 120).
+    [<Literal>]
+    let GroupIdleShare = 0.10
+
+    /// "Start now at a small degree" or "wait a moment for a larger group" (docs/policies.md, "Waiting
+    /// for a larger group"). Among the round's candidates (urgency order), a request whose best
+    /// start-now option — on the devices free now, the reserved node held out — finishes at f_now
+    /// (on time first, then earliest) and which has an admissible option that cannot be formed now is
+    /// committed to the group of that option freeing first (the k devices of the type on one node free
+    /// first) — in a round without a reservation (`reservation`: no request waits for a node to drain) — when
+    ///   * the option is a larger degree of the same placement type as the start-now option (options of
+    ///     different types are never compared: a ⟨C⟩ device booked by a commitment made ⟨D⟩ options look late,
+    ///     and mixed-hunyuanvideo-batches fell from 0.880 to 0.683 when they were),
+    ///   * no more requests wait (the round's queue, less those already committed) than primary devices are
+    ///     free (less those the commitments took): under saturation every free device is used now,
+    ///   * the group is predicted free by now + GroupWaitShare · (f_now − now) — for a growth degree (eff(k) < θ)
+    ///     also by now + QueueHorizon (a group that frees in a moment counts as free) —, its devices idle meanwhile
+    ///     at most GroupIdleShare · k · t_D(k) device-seconds in all, and
+    ///   * its predicted finish there, routed as any queued dispatch (`Assign.routeOn`), is
+    ///     ≤ now + (1 − GroupWaitGain) · (f_now − now), and on time whenever f_now is.
+    /// Committed dispatches push their devices' busy times, so a later request sees them. Returns the
+    /// snapshot the round then plans (the committed requests out of the queue, their devices busy) and
+    /// the committed dispatches (their Reward is the option's with b taken at the committed finish).
+    let waitForGroups (rd: Admissible.Round) : Snapshot * Dispatch list =
+        let s = rd.Snapshot
+        // while the most urgent request waits for a node to drain (the round's reservation), groups are scarce:
+        // nothing is committed ahead (cogvideox-reference, where k = 8 videos need whole nodes: attainment 0.942
+        // with commitments in such rounds)
+        let reserved = reservation rd
+        let free = freeCounts s
+        let nFree = free |> Map.toSeq |> Seq.sumBy snd
+        let formableNow = largestByType free
+        // under saturation — more requests waiting than primary devices free — every free device is used now:
+        // nothing waits for a group (checked again before each commitment, below)
+        let candidates = if nFree = 0 || reserved.IsSome || s.Queue.Length > nFree then [] else candidatesIn rd free nFree
+        // only requests with an option that cannot start now but finishes sooner than every one that can
+        let bestNow (opts: DispatchOption list) = opts |> List.minBy (fun o -> (if o.OnTime then 0 else 1), o.Finish)
+        // a growth degree (eff(k) < θ) takes more device-seconds than the request needs and is worth its devices only
+        // when nobody else would use them (work conservation's grow step): it is waited for only when its group frees
+        // within the queue horizon — "free in a moment", the live server's jitter — never longer (simulated at the
+        // paper-comparable rates, growth waits of seconds raised flux's P95 8 % and broke sd3: attainment 1.000 → 0.965)
+        let efficient (o: DispatchOption) = CostModel.efficiency s.Cost o.Request.Shape o.Degree >= s.Cost.Settings.EfficiencyThreshold
+        let waiting =
+            [ for (r, opts) in candidates do
+                  let now = bestNow opts
+                  // only a larger degree of the start-now option's own type: comparing across types let bookings of one
+                  // type's auxiliary devices make another type's options look late (mixed-hunyuanvideo-batches 0.880 → 0.683)
+                  let larger =
+                      Admissible.options rd r
+                      |> List.filter (fun o ->
+                          o.Type = now.Type && o.Degree > now.Degree && not (formableNow o) && o.Finish < now.Finish)
+                  if not larger.IsEmpty then yield r, now, larger ]
+        if waiting.IsEmpty then s, []
+        else
+            let types = Admissible.typesOf s
+            let groups =
+                s.Cluster.Devices
+                |> Array.filter (fun d -> PlacementType.isPrimary types.[d.Id.Value])
+                |> Array.groupBy (fun d -> d.Node, types.[d.Id.Value])
+                |> Array.map (fun ((_, t), ds) -> t, ds |> Array.map _.Id)
+            let aux = Assign.auxOf s
+            let busy = Array.copy s.BusyUntil
+            // per (type, degree): the group freeing first over the nodes — the same for every request until a
+            // commitment changes the busy times (then recomputed): a round scans the nodes once per (type, degree)
+            let firstGroups = System.Collections.Generic.Dictionary<struct (PlacementType * int), (float<s> * float<s> * DeviceId array) option>()
+            let firstGroup (t: PlacementType) (k: int) =
+                match firstGroups.TryGetValue(struct (t, k)) with
+                | true, v -> v
+                | _ ->
+                    let v =
+                        [ for (t', ds) in groups do
+                              if t' = t && ds.Length >= k then
+                                  let group = ds |> Array.sortBy (fun d -> max s.Now busy.[d.Value], d.Value) |> Array.take k
+                                  let freeAt = group |> Array.fold (fun acc d -> max acc busy.[d.Value]) s.Now
+                                  // the group's devices idle until the last of them frees
+                                  let idle = group |> Array.sumBy (fun d -> freeAt - max s.Now busy.[d.Value])
+                                  yield freeAt, idle, group ]
+                        |> List.sortBy (fun (freeAt, idle, g) -> freeAt, idle, g.[0].Value)
+                        |> List.tryHead
+                    firstGroups.[struct (t, k)] <- v
+                    v
+            // requests still waiting (the round's queue less the commitments) and primary devices still free (less
+            // those the commitments took): a commitment is made only while the first is not larger than the second
+            let waitingLeft = ref s.Queue.Length
+            let freeLeft = ref nFree
+            let held =
+                [ for (r, now, larger) in waiting do
+                    if waitingLeft.Value <= freeLeft.Value then
+                      let span = now.Finish - s.Now
+                      let target = s.Now + (1.0 - GroupWaitGain) * span
+                      let trials =
+                          [ for o in larger do
+                                // the group of the option freeing first over the nodes, within the wait bound
+                                let best = firstGroup o.Type o.Degree
+                                let idleBound = GroupIdleShare * float o.Degree * CostModel.diffuseTime s.Cost r.Shape r.Steps o.Degree
+                                let waitBound = if efficient o then GroupWaitShare * span else min (GroupWaitShare * span) s.Settings.QueueHorizon
+                                match best with
+                                // waiting delays the start-now finish by at least the wait: skip the route when even that misses
+                                | Some(freeAt, idle, group) when
+                                    freeAt - s.Now <= waitBound && idle <= idleBound && o.Finish + (freeAt - s.Now) <= target ->
+                                    yield o, group, Assign.routeOn s (Array.copy busy) aux o (List.ofArray group)
+                                | _ -> () ]
+                      match trials |> List.sortBy (fun (o, _, d) -> (if d.OnTime then 0 else 1), d.Decode.Finish, o.Degree) |> List.tryHead with
+                      | Some(o, group, d) when d.Decode.Finish <= target && (d.OnTime || not now.OnTime) ->
+                          let takenFree = group |> Array.sumBy (fun g -> if busy.[g.Value] <= s.Now then 1 else 0)
+                          let d = Assign.routeOn s busy aux o (List.ofArray group)
+                          firstGroups.Clear()
+                          waitingLeft.Value <- waitingLeft.Value - 1
+                          freeLeft.Value <- freeLeft.Value - takenFree
+                          yield { d with Reward = o.Reward - Admissible.baseReward rd r o.OnTime + Admissible.baseReward rd r d.OnTime }
+                      | _ -> () ]
+            if held.IsEmpty then s, []
+            else
+                let ids = System.Collections.Generic.HashSet<RequestId>(held |> Seq.map _.Request)
+                { s with Queue = s.Queue |> List.filter (fun r -> not (ids.Contains r.Id)); BusyUntil = busy }, held
+
+    /// The round every Trident plan works on: the snapshot's round after `waitForGroups` — the requests
+    /// it commits to a larger group are out of the queue, their devices busy, and their dispatches in
+    /// `Held`, which `dispatches` appends to every plan of the round.
+    let round (s: Snapshot) : Admissible.Round =
+        let rd = Admissible.round s
+        match waitForGroups rd with
+        | _, [] -> rd
+        | s', held ->
+            let next = Admissible.round s'
+            if next.Aux = rd.Aux then
+                // the commitments booked no ⟨E⟩/⟨C⟩ device: every request's routes, options and urgency are the same
+                // as in the first round (they depend on the time and the auxiliary devices only), so its caches are
+                // kept — the round's options are computed once (the common case: types that hold E and C)
+                let out = System.Collections.Generic.HashSet<RequestId>(held |> Seq.map _.Request)
+                { next with
+                    TRef = rd.TRef
+                    Routes = rd.Routes
+                    Options = rd.Options
+                    Urgency = rd.Urgency
+                    Ordered = rd.Ordered |> Option.map (Array.filter (fun r -> not (out.Contains r.Id)))
+                    Held = held }
+            else { next with Held = held }
 
     /// Requests offered to a round (over `roundFree`), with their formable admissible options.
     let candidates (rd: Admissible.Round) (freePrimary: int) : (Request * DispatchOption list) list =
@@ -226,7 +381,7 @@ module Greedy =
 
     /// A whole greedy round: the plan and the choices behind it.
     let plan (reason: string) (s: Snapshot) : DispatchPlan * Choice list =
-        let rd = Admissible.round s
+        let rd = round s
         let free = roundFree rd
         let nFree = free |> Map.toSeq |> Seq.sumBy snd
         let choices = choose free (candidatesIn rd free nFree) |> conserve rd free

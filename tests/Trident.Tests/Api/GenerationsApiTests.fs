@@ -349,12 +349,12 @@ let ``invalid configuration stops serve at start-up with every bad key named`` =
                 Trident.Api.Cli.Commands.RunAsync(
                     [| "serve"; "--urls"; "http://127.0.0.1:0"; "--Trident:LogLevel"; "Fatal"
                        "--Trident:Serving:QueueCapacity"; "0"; "--Trident:Devices:Kind"; "tpu"; "--Trident:Monitor:TriggerRatio"; "1"
-                       "--Trident:Serving:DrainSeconds"; "-1" |]).Result
+                       "--Trident:Serving:DrainSeconds"; "-1"; "--Trident:Serving:QueueHorizonSeconds"; "-0.5" |]).Result
             finally
                 Console.SetError previous
         Expect.equal code 2 "code"
         let message = string error
-        for key in [ "Trident:Serving:QueueCapacity"; "Trident:Devices:Kind"; "Trident:Monitor:TriggerRatio"; "Trident:Serving:DrainSeconds" ] do
+        for key in [ "Trident:Serving:QueueCapacity"; "Trident:Devices:Kind"; "Trident:Monitor:TriggerRatio"; "Trident:Serving:DrainSeconds"; "Trident:Serving:QueueHorizonSeconds" ] do
             Expect.stringContains message key "message"
 
 let ``an unknown command is refused with the usage, and the commands include serve and loadgen`` =

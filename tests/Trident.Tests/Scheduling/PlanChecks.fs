@@ -118,7 +118,8 @@ let all (s: Snapshot) (plan: DispatchPlan) (remaining: Request list) =
 /// node has at least k such devices of the option's type). Checked for Trident's planners only: the
 /// baselines' FIFO heads block by design.
 let workConserving (s: Snapshot) (plan: DispatchPlan) =
-    let rd = Admissible.round s
+    // the round the plan was made on: requests committed to a larger group are dispatched (their devices used)
+    let rd = Greedy.round s
     let reserved = Greedy.reservation rd
     let used = plan.Dispatches |> List.collect _.Diffuse.Devices |> Set.ofList
     let idle =
