@@ -96,6 +96,9 @@ type Suspension =
       /// the victim's steps done in all at `At` (earlier segments included)
       StepsDone: int
       Urgent: Dispatch
+      /// f_u^pre: the urgent request's predicted finish (its decode's, late-bound when the decode
+      /// devices' schedules are known)
+      UrgentFinish: float<s>
       Gain: float
       Loss: float }
 
@@ -377,7 +380,7 @@ module Preemption =
                                             let fRes = resume + copy + float remaining * v.StepTime + v.Tail
                                             let loss = value s.Settings v.Request v.PlannedFinish - value s.Settings v.Request fRes
                                             if gain - loss > settings.MinGain then
-                                                yield { Victim = v.Request.Id; At = at; StepsDone = v.StepsBefore + doneHere; Urgent = d; Gain = gain; Loss = loss }, booking
+                                                yield { Victim = v.Request.Id; At = at; StepsDone = v.StepsBefore + doneHere; Urgent = d; UrgentFinish = fPre; Gain = gain; Loss = loss }, booking
                                         | _ -> () ]
                       match candidates with
                       | [] -> ()
