@@ -688,19 +688,8 @@ module Simulator =
             waiting.Remove urgent |> ignore
             // the resumption: the group of the victim's degree and type that is free first
             let t = typeOf (List.head seg.Devices)
-            let k = seg.Devices.Length
-            let own = seg.Devices |> List.fold (fun acc dev -> max acc actualFree.[dev.Value]) b
-            let others =
-                [ for node in Cluster.nodes cluster do
-                      let group =
-                          Cluster.devicesOf cluster node
-                          |> Array.filter (fun dev -> typeOf dev = t)
-                          |> Array.sortBy (fun dev -> actualFree.[dev.Value], dev.Value)
-                      if group.Length >= k then
-                          let chosen = group |> Array.take k |> List.ofArray |> List.sortBy _.Value
-                          yield chosen |> List.fold (fun acc dev -> max acc actualFree.[dev.Value]) b, chosen ]
             let readyAt, devices =
-                (own, seg.Devices) :: (if resumeElsewhere then others else []) |> List.minBy (fun (at, devs) -> at, (if devs = seg.Devices then 0 else 1))
+                Preemption.resumeGroup cluster (fun dev -> typeOf dev = t) (fun dev -> actualFree.[dev.Value]) b resumeElsewhere seg.Devices
             dropped.Add dcIndex |> ignore
             records.[vi] <- diffuseAndDecode now victim 1 d devices sp.StepsDone (readyAt + copy) records.[vi]
 

@@ -40,10 +40,12 @@ public static class SimulateCommand
     internal static readonly Option<double> Jitter = Opt.Double("--jitter", "relative run-time noise of the simulated stages (0: none)", ExperimentSettingsModule.defaults.Jitter, 0.0, 2.0);
     internal static readonly Option<int> MaxSuspensions = Opt.Int("--max-suspensions", "Trident-preempt: the most times one request is suspended (docs/policies.md, Preemption)",
         ExperimentSettingsModule.defaults.Preemption.MaxSuspensions, 0, 1000);
+    internal static readonly Option<bool> ResumeElsewhere = Opt.Flag("--resume-elsewhere",
+        "Trident-preempt: a suspended request resumes on whichever group of its type and degree is free first, not always on its own devices (docs/policies.md, Preemption)");
     internal static readonly Option<string> ProfilePath = Opt.String("--profile", "simulate with a profile `trident profile` wrote instead of the model's reference profile", helpName: "FILE");
 
     /// <summary>The settings options, to add to a command.</summary>
-    internal static Option[] SettingsOptions => [Devices, DevicesPerNode, Seed, SloScale, DeadlineRule_, B1Degree, Split, Jitter, MaxSuspensions, ProfilePath];
+    internal static Option[] SettingsOptions => [Devices, DevicesPerNode, Seed, SloScale, DeadlineRule_, B1Degree, Split, Jitter, MaxSuspensions, ResumeElsewhere, ProfilePath];
 
     private static readonly Option<string> Format = Opt.Choice("--format", "how to print the summary", "table", "table", "csv", "json");
     private static readonly Option<string> Out = Opt.String("--out", "also write summary.csv/json, trace.csv, requests-*.csv, a README.md report and its charts (SVG, PNG) here", helpName: "DIR");
@@ -99,7 +101,7 @@ public static class SimulateCommand
         }
         // Trident-preempt: the most suspensions of one request (docs/policies.md, "Preemption")
         var preemption = new PreemptionSettings(
-            args.GetValue(MaxSuspensions), d.Preemption.MinGain, d.Preemption.CandidatesPerRound, d.Preemption.ResumeElsewhere, d.Preemption.DecodeTileFrames);
+            args.GetValue(MaxSuspensions), d.Preemption.MinGain, d.Preemption.CandidatesPerRound, d.Preemption.ResumeElsewhere || args.GetValue(ResumeElsewhere), d.Preemption.DecodeTileFrames);
         return new ExperimentSettings(devices, perNode, seed, slo, rule == "reference", b1, split, d.RoundPeriod, d.Adjust, jitter, d.Memory, profile, preemption);
     }
 

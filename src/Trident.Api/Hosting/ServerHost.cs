@@ -249,8 +249,8 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
         NoDeviceSeconds = o.Cluster.JoinTimeoutSeconds,
         MaxBatch = o.Serving.MaxBatch,
         Preemption = o.Serving.Preemption
-            // resumption on the task's own devices; DecodeTileFrames 0: the live runtime does not pause decodes
-            ? new PreemptionSettings(o.Serving.MaxSuspensions, PreemptionSettingsModule.defaults.MinGain, PreemptionSettingsModule.defaults.CandidatesPerRound, false, 0)
+            // DecodeTileFrames 0: the live runtime does not pause decodes
+            ? new PreemptionSettings(o.Serving.MaxSuspensions, PreemptionSettingsModule.defaults.MinGain, PreemptionSettingsModule.defaults.CandidatesPerRound, o.Serving.ResumeElsewhere, 0)
             : null,
         StorageDirectory = o.Storage.Resolve(Trident.Runtime.Execution.PipelineLocator.FindHome()),
     };

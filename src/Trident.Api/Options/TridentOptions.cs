@@ -211,6 +211,12 @@ public sealed class ServingOptions
 
     /// <summary>With Preemption, the most times one request may be suspended.</summary>
     public int MaxSuspensions { get; set; } = 2;
+
+    /// <summary>With Preemption, a suspended request resumes on whichever group of its placement type and degree is
+    /// free first (its own devices on ties; Preemption.resumeGroup, the simulator's rule), instead of always on its
+    /// own devices behind the urgent work. Bit-identical either way: the checkpoint is host memory and the resumed
+    /// run uses the same intra-op threads. Off by default, as in the simulator's defaults.</summary>
+    public bool ResumeElsewhere { get; set; }
 }
 
 /// <summary>Section <c>Trident:Limits</c> (the pipeline's own size constraint applies too).</summary>

@@ -10,7 +10,8 @@
 // Step-boundary preemption (issue 12): with Suspendable set, the diffuse task of a job alone carries a
 // SuspendSignal the serving loop may set; the task then stops at its next step boundary and its latents fault
 // with DiffuseSuspendedException, which ends its decode and reservations without failing the job: the
-// `suspended` callback gets the checkpoint and the loop resumes the job with ResumeAsync on the same group.
+// `suspended` callback gets the checkpoint and the loop resumes the job with ResumeAsync on the same group or,
+// with PreemptionSettings.ResumeElsewhere, on another group of its type and degree that is free first.
 
 using Trident.Runtime.Devices;
 using Trident.Runtime.Execution;
@@ -128,27 +129,32 @@ public sealed class PlanExecutor
         return diffuse;
     }
 
-    /// <summary>Resumes a suspended job (preemption, issue 12) on the devices it was suspended on: a diffuse task
-    /// from its checkpoint on the group's lead (the group's own threads: bit-identical to a run never suspended),
-    /// a Reserve task on each other device of the group, and its decode on the decode device of its route. The
-    /// tasks queue behind the work the devices already have (the urgent request's, queued when it was
-    /// suspended). A job cancelled meanwhile skips them as any cancelled job's tasks.</summary>
+    /// <summary>Resumes a suspended job (preemption, issue 12) on a group of its degree: the devices it was suspended
+    /// on or another group of their type (the caller chooses, Preemption.resumeGroup): a diffuse task from its
+    /// checkpoint on the group's lead (the checkpoint's intra-op threads: bit-identical to a run never suspended;
+    /// the checkpoint is host memory, so any worker of the machine can take it), a Reserve task on each other
+    /// device of the group, and its decode on the decode device of its route. The tasks queue behind the work
+    /// the devices already have (the urgent request's, queued when it was suspended). A job cancelled meanwhile
+    /// skips them as any cancelled job's tasks.</summary>
     /// <param name="s">The suspension.</param>
+    /// <param name="group">The devices to resume on (as many as <c>s.Group</c>).</param>
     /// <param name="diffuseSeconds">Predicted seconds of the remaining steps (ledger).</param>
     /// <param name="decodeSeconds">Predicted seconds of the decode (ledger).</param>
     /// <param name="stopping">The server's stop token.</param>
     /// <returns>The resumed diffuse task.</returns>
-    public async ValueTask<DiffuseTask> ResumeAsync(SuspendedJob s, double diffuseSeconds, double decodeSeconds, CancellationToken stopping)
+    public async ValueTask<DiffuseTask> ResumeAsync(SuspendedJob s, int[] group, double diffuseSeconds, double decodeSeconds, CancellationToken stopping)
     {
+        if (group.Length != s.Group.Length)
+            throw new ArgumentException($"a suspended job resumes on as many devices as it ran on ({s.Group.Length}), not {group.Length}", nameof(group));
         var job = s.Job;
         var token = job.Cancellation;
-        var (diffuse, reserves) = DiffuseGroup(job, s.Group, diffuseSeconds, token, Task.FromResult(s.Embeddings), s.Checkpoint.IntraOpThreads, null, s.Checkpoint);
+        var (diffuse, reserves) = DiffuseGroup(job, group, diffuseSeconds, token, Task.FromResult(s.Embeddings), s.Checkpoint.IntraOpThreads, null, s.Checkpoint);
         var decode = new DecodeTask(NextTaskId(), job.Id, decodeSeconds, token, job.Input, diffuse.Result.Task);
-        await EnqueueGroupAsync(s.Group, diffuse, reserves, stopping);
+        await EnqueueGroupAsync(group, diffuse, reserves, stopping);
         await EnqueueAsync(s.DecodeDevice, decode, stopping);
         // work lost with a device from here on resumes after the encode (its embeddings are kept)
         var afterEncode = new ResumePoint(Stage.Encode, s.Embeddings, s.EmbeddingsDevice);
-        _ = CompleteAsync([job], afterEncode, (null, s.EmbeddingsDevice), (diffuse, s.Group), decode, null, s.DecodeDevice);
+        _ = CompleteAsync([job], afterEncode, (null, s.EmbeddingsDevice), (diffuse, group), decode, null, s.DecodeDevice);
         return diffuse;
     }
 

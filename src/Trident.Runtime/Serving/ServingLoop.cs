@@ -20,7 +20,9 @@
 //      the victim loses; at most MaxSuspensions per request). The victim's SuspendSignal is set and the urgent
 //      request's tasks are queued behind it on its devices; the victim stops at its next step boundary, and
 //      when the loop hears of it (PlanExecutor's suspended callback) the job turns Suspended and its
-//      resumption is queued on the same group, behind the urgent work (PlanExecutor.ResumeAsync).
+//      resumption is queued on the same group, behind the urgent work (PlanExecutor.ResumeAsync) — or, with
+//      PreemptionSettings.ResumeElsewhere, on the group of its type and degree that is free first
+//      (Preemption.resumeGroup, the simulator's rule).
 // Rounds run on every event (arrival, cancellation, task start or finish) and at least every period: the
 // period bounds how seldom a round runs, never how often.
 // Every round kept in the history (RoundHistory, the same bound as GET /v1/plan's list) keeps its snapshot
@@ -659,7 +661,8 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
     }
 
     // Suspended jobs (their diffuse stopped at a step boundary): Suspended, and their resumption queued on the same
-    // group behind the urgent work (a job cancelled meanwhile ends Cancelled instead).
+    // group behind the urgent work, or on the group free first (ResumeGroup); a job cancelled meanwhile ends
+    // Cancelled instead.
     private async Task ResumeSuspendedAsync(double now)
     {
         var stopped = _suspended.ToArray();
@@ -676,10 +679,12 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
             var tail = seg?.TailSeconds ?? 0.0;
             try
             {
-                var task = await _plans!.ResumeAsync(s, remaining * stepSeconds, tail, _stop.Token);
-                _segments[job.Id.Value] = new Segment(job, task, s.Group, s.DecodeDevice, s.Checkpoint.Step, stepSeconds, tail, now + remaining * stepSeconds + tail);
-                _log.LogInformation("Request {Request} suspended after step {Step} of {Steps} ({Count} time(s)); it resumes on device(s) {Devices}",
-                    job.Id.Value, s.Checkpoint.Step, s.Checkpoint.Steps, job.Suspensions, string.Join(",", s.Group));
+                var group = ResumeGroup(s, now);
+                var task = await _plans!.ResumeAsync(s, group, remaining * stepSeconds, tail, _stop.Token);
+                _segments[job.Id.Value] = new Segment(job, task, group, s.DecodeDevice, s.Checkpoint.Step, stepSeconds, tail, now + remaining * stepSeconds + tail);
+                _log.LogInformation("Request {Request} suspended after step {Step} of {Steps} ({Count} time(s)); it resumes on device(s) {Devices}{Where}",
+                    job.Id.Value, s.Checkpoint.Step, s.Checkpoint.Steps, job.Suspensions, string.Join(",", group),
+                    group.SequenceEqual(s.Group) ? "" : $" (suspended on {string.Join(",", s.Group)}: another group of its type and degree is free first)");
             }
             catch (OperationCanceledException) when (_stop.IsCancellationRequested)
             {
@@ -691,6 +696,24 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
                 job.Fail("the server could not resume it after a suspension: " + PlanExecutor.Describe(ex), now);
             }
         }
+    }
+
+    // Where a suspended job resumes: Preemption.resumeGroup, as the simulator asks it, over the devices in the
+    // cluster whose placement type is the group's and whose worker can resume a checkpoint, by the ledger's
+    // busy-until; its own group unless PreemptionSettings.ResumeElsewhere.
+    private int[] ResumeGroup(SuspendedJob s, double now)
+    {
+        var elsewhere = _settings.Preemption is { } p && p.ResumeElsewhere;
+        if (!elsewhere) return s.Group;
+        var type = _placement.Types[DeviceId.NewDeviceId(s.Group[0])];
+        var busy = _ledger.BusyUntilAll(now);
+        var own = ListModule.OfSeq(s.Group.Select(DeviceId.NewDeviceId));
+        var chosen = Preemption.resumeGroup(_cluster,
+            FuncConvert.FromFunc<DeviceId, bool>(d => d.Value < _up.Count && _up[d.Value] && d.Value < _workers.Count && _workers[d.Value].CanSuspend
+                && _placement.Types.TryFind(d) is { } t && t.Value.Equals(type)),
+            FuncConvert.FromFunc<DeviceId, double>(d => d.Value < busy.Length ? busy[d.Value] : double.PositiveInfinity),
+            now, true, own);
+        return [.. chosen.Item2.Select(d => d.Value)];
     }
 
     // A job whose work was lost with a device: queued again (resuming from its kept output when the device that

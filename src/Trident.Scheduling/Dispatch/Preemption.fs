@@ -408,3 +408,32 @@ module Preemption =
     /// no decode and does not gap-fit decodes).
     let decide (settings: PreemptionSettings) (s: Snapshot) (running: RunningDiffuse list) : Suspension list =
         decideWith settings [] s running
+
+    /// Where a suspended diffuse resumes (issue 12; the simulator and the live loop both ask this): the
+    /// k-group whose devices are all free first, with the time it is. `own` is the suspended group (k
+    /// devices); `ready` the earliest the resumption can start anywhere (its latents out of the device);
+    /// `freeAt d` when device d has done the work already given to it (seconds, the caller's clock);
+    /// `usable d` whether d may take it (the group's placement type, and in the cluster). Without
+    /// `elsewhere` it is always `own`. Otherwise every node offers its k usable devices that are free
+    /// first (ties: lower device id), and the group free first wins — `own` on ties, then the lowest
+    /// node id — so a suspended request never waits behind the urgent work when another group of its
+    /// type and degree frees sooner. The returned devices are in id order.
+    let resumeGroup (cluster: Cluster) (usable: DeviceId -> bool) (freeAt: DeviceId -> float<s>) (ready: float<s>) (elsewhere: bool) (own: DeviceId list) : float<s> * DeviceId list =
+        let readyAt (devs: DeviceId list) = devs |> List.fold (fun acc d -> max acc (freeAt d)) ready
+        let mine = readyAt own, own
+        if not elsewhere then mine
+        else
+            let k = List.length own
+            let others =
+                [ for node in Cluster.nodes cluster do
+                      let group =
+                          Cluster.devicesOf cluster node
+                          |> Array.filter usable
+                          |> Array.sortWith (fun a b ->
+                              let c = compare (freeAt a) (freeAt b)
+                              if c <> 0 then c else compare a.Value b.Value)
+                      if group.Length >= k then
+                          let chosen = group |> Array.take k |> Array.sortBy _.Value |> List.ofArray
+                          yield readyAt chosen, chosen ]
+            // `mine` first: List.minBy keeps the first of equal keys, so the own group wins ties
+            mine :: others |> List.minBy fst

@@ -75,10 +75,12 @@ module Backend =
     /// most placement models optimal within their limit (README, "Measured").
     let defaultBackend = Scip
 
-    /// The default of the dispatch round: CBC, the backend with the lowest round times on
-    /// `trident bench dispatch` on a quiet machine (128 devices × 256 waiting: p50 7.1 / p99 13.3 ms
-    /// against SCIP's 12.7 / 19.8, every round solved and proven optimal; README, "Measured").
-    let defaultDispatchBackend = Cbc
+    /// The default of the dispatch round: SCIP (without presolve, as dispatch rounds solve), the backend
+    /// with the lowest p99 round time and mean solve time on `trident bench dispatch` on a quiet machine
+    /// (2026-12-01, all backends on the same snapshots: 128 devices × 256 waiting p50 / p99 6.2 / 14.2 ms,
+    /// CBC 4.6 / 17.0; 512 × 1000 13.5 / 21.0 ms, CBC 11.9 / 35.1; mean solve 1.9 / 2.4 ms, CBC 3.4 / 5.6;
+    /// every round solved and proven optimal; README, "Measured").
+    let defaultDispatchBackend = Scip
 
 /// Why the solver stopped before proving optimality.
 type StopReason =

@@ -606,6 +606,40 @@ let ``a request suspended for an urgent one resumes on its devices, and one canc
         finally
             server.DisposeAsync().AsTask().Wait()
 
+let ``with ResumeElsewhere a suspended request resumes on the group free first`` =
+    testCase "with ResumeElsewhere a request suspended for an urgent one resumes on another group of its degree that frees first, every step once" <| fun () ->
+        let log = ExecutionLog()
+        let settings = ServingSettings(Preemption = { PreemptionSettings.defaults with MaxSuspensions = 1; ResumeElsewhere = true })
+        let server = startServer settings 4 (FakeExecutors(log, TimeSpan.FromMilliseconds 3.0, TimeSpan.FromMilliseconds 1.0, "fail"))
+        try
+            // the long request (a loose deadline: suspending it costs little) and a shorter late one fill the devices
+            let long = server.Submit(input "long one" 300, Nullable 3600.0, Nullable()) |> accepted
+            waitUntil 30.0 "the long request diffuses" (fun () -> long.View().Step > 0)
+            let group = long.View().Route.Dispatch.Diffuse.Devices |> List.map _.Value
+            let short = server.Submit(input "short one" 60, Nullable 0.001, Nullable()) |> accepted
+            waitUntil 30.0 "the short request diffuses" (fun () -> short.View().Step > 0)
+            let shortGroup = short.View().Route.Dispatch.Diffuse.Devices |> List.map _.Value
+            Expect.isTrue (Set.intersect (Set.ofList group) (Set.ofList shortGroup)).IsEmpty "the two run on different devices"
+            Expect.equal shortGroup.Length group.Length "of the same degree (both grew to the idle devices)"
+            // the urgent one suspends the long one (its loss is the smallest) and runs 200 steps on its devices; the
+            // short one's devices free after its 60 steps, long before
+            let urgent = server.Submit(input "urgent one" 200, Nullable 0.001, Nullable()) |> accepted
+            for j in [ urgent; short; long ] do
+                finishedWithin 60.0 j
+            Expect.equal (long.View().Suspensions) 1 "the long request was suspended once"
+            Expect.equal (urgent.Status, short.Status, long.Status) (JobStatus.Succeeded, JobStatus.Succeeded, JobStatus.Succeeded) "all succeeded"
+            Expect.equal (stepsRun log "long one") [ 1..300 ] "every step of it ran once, in order"
+            let resumedOn =
+                log.Entries
+                |> List.pick (fun e ->
+                    match e.Split(' ') with
+                    | [| d; "diffuse"; "long"; "one"; _; from |] when from <> "from=0" -> Some(int (d.Substring 1))
+                    | _ -> None)
+            Expect.isFalse (List.contains resumedOn group) (sprintf "resumed on device %d, outside its own group %A (the urgent work's)" resumedOn group)
+            Expect.isTrue (List.contains resumedOn shortGroup) "on the group that freed first"
+        finally
+            server.DisposeAsync().AsTask().Wait()
+
 let ``with preemption every request is served once: a suspended request is never lost or run twice`` =
     testProp 6 "with preemption on, every request succeeds and runs each of its steps exactly once, within the suspension bound" <| fun () ->
         Prop.forAll (Arb.fromGen (Gen.zip3 (Gen.choose (1, 3)) (Gen.choose (1, 3)) (Gen.choose (1, 2)))) (fun (urgents, bound, devices) ->
@@ -635,6 +669,7 @@ let tests =
     testList "integration" [ testList "ServingTests" [
         ``a request suspended for an urgent one resumes on its devices, and one cancelled while suspended ends at once``
         ``with preemption every request is served once: a suspended request is never lost or run twice``
+        ``with ResumeElsewhere a suspended request resumes on the group free first``
         ``busy-until never calls a device with work in flight free, and calls every idle device free``
         ``a snapshot read back from its JSON is the same round and gets the same plan``
         ``the job store refuses new jobs only when full of active ones, and evicts finished jobs after their retention``

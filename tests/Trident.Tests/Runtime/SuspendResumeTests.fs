@@ -107,9 +107,28 @@ let ``a suspension is resumed once and only by the same run`` =
         Expect.isNull last.Suspended "the last segment's only step is its first: it runs to the end"
         Expect.equal (bits last.Latents) (bits (executor.Diffuse(embeddings, settings))) "and the latents are the run's"
 
+let ``a diffuse suspended on one worker resumes bit-identically on another`` =
+    testCase "a diffuse suspended by one worker's executor and resumed by another's (its own sessions) gives the run's latents" <| fun () ->
+        // a second worker of the machine: the same pipeline directory opened again, so other sessions
+        use second = LoadedPipeline.Open TinyFixture.directory.Value
+        let first = TinyFixture.pipeline.Value
+        for loop in [ DiffuseLoop.Host; DiffuseLoop.Device ] do
+            for guidance in [ 4.0; 1.0 ] do
+                let settings = DiffuseSettings(64, 64, 1, 4, [| 33UL |], guidance, 1)
+                let embeddings = EncodeExecutor(first).Encode([| "a heron at dawn" |], [| "" |], 1)
+                let whole = DiffuseExecutor(first, loop).Diffuse(embeddings, settings)
+                let stopAfter2 = Func<bool>(fun () -> true)
+                // asked before every step but the segment's first: stops after one step, then after the next
+                let one = DiffuseExecutor(first, loop).Diffuse(embeddings, settings, null, stopAfter2, null)
+                let two = DiffuseExecutor(first, loop).Diffuse(embeddings, settings, one.Suspended, stopAfter2, null)
+                Expect.equal two.Suspended.Step 2 "suspended after two steps on the first worker"
+                let rest = DiffuseExecutor(second, loop).Diffuse(embeddings, settings, two.Suspended, null, null)
+                Expect.equal (bits rest.Latents) (bits whole) (sprintf "%O loop, guidance %g: resumed elsewhere, latents bit-identical" loop guidance)
+
 [<Tests>]
 let tests =
     testList "integration" [ testList "SuspendResumeTests" [
         ``a resumed diffuse is bit-identical to one never suspended``
         ``a suspension is resumed once and only by the same run``
+        ``a diffuse suspended on one worker resumes bit-identically on another``
     ] |> testSequenced ]

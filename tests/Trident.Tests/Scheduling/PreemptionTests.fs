@@ -469,6 +469,40 @@ let ``the batched mixed workload is at the rate where B1 reaches about 0.24`` =
             let result = Simulator.run prepared.Config (Baselines.b1 prepared.B1Default) prepared.Requests
             Expect.floatClose { absolute = Evaluation.PaperTolerance; relative = 0.0 } result.Summary.SloAttainment Evaluation.PaperB1Attainment "B1's attainment"
 
+let ``a suspended group resumes where a group of its type and degree is free first, its own on ties`` =
+    testProp 200 "resumeGroup: own devices without elsewhere; with it, the usable k-group on one node free first, never later than its own" <| fun () ->
+        let gen =
+            gen {
+                let! nodes = Gen.choose (1, 3)
+                let! k = Gen.elements [ 1; 2; 4 ]
+                let! free = Gen.arrayOfLength (nodes * 4) (Gen.choose (0, 6))
+                let! usable = Gen.arrayOfLength (nodes * 4) (Gen.elements [ true; true; false ])
+                let! ready = Gen.choose (0, 3)
+                return nodes, k, free, usable, ready
+            }
+        Prop.forAll (Arb.fromGen gen) (fun (nodes, k, free, usable, ready) ->
+            let cluster = Cluster.uniform nodes 4 48.0<GB> Bandwidths.pcie4Server
+            let own = [ for i in 0 .. k - 1 -> DeviceId i ]
+            // the suspended group's devices are of its type and in the cluster
+            let isUsable (d: DeviceId) = d.Value < k || usable.[d.Value]
+            let freeAt (d: DeviceId) = float free.[d.Value] * 1.0<s>
+            let ready = float ready * 1.0<s>
+            let at (devs: DeviceId list) = devs |> List.fold (fun acc d -> max acc (freeAt d)) ready
+            let ownAt, mine = Preemption.resumeGroup cluster isUsable freeAt ready false own
+            let at', chosen = Preemption.resumeGroup cluster isUsable freeAt ready true own
+            // the earliest any node can offer k usable devices
+            let best =
+                [ for n in Cluster.nodes cluster do
+                      let times = Cluster.devicesOf cluster n |> Array.filter isUsable |> Array.map freeAt |> Array.sort
+                      if times.Length >= k then yield max ready times.[k - 1] ]
+                |> List.min
+            let nodesOf = chosen |> List.map (fun d -> (Cluster.device cluster d).Node) |> List.distinct
+            ((mine = own && ownAt = at own) |> Prop.label "without elsewhere: its own devices, when they are all free")
+            .&. ((List.length chosen = k && List.forall isUsable chosen && nodesOf.Length = 1) |> Prop.label "k usable devices on one node")
+            .&. ((chosen = List.sortBy (fun (d: DeviceId) -> d.Value) chosen) |> Prop.label "in id order")
+            .&. ((at' = at chosen && at' <= ownAt && at' = min ownAt best) |> Prop.label "free first, never later than its own group")
+            .&. ((at' < ownAt || chosen = own) |> Prop.label "its own group on ties"))
+
 [<Tests>]
 let tests =
     testList "unit" [ testList "PreemptionTests" [
@@ -482,4 +516,5 @@ let tests =
         ``decode preemption never loses a request, keeps its bounds and memory``
         ``a batched mix is its stream plus whole batches on time, in arrival order``
         ``the batched mixed workload is at the rate where B1 reaches about 0.24``
+        ``a suspended group resumes where a group of its type and degree is free first, its own on ties``
     ] ]
