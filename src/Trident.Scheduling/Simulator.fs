@@ -438,6 +438,42 @@ module Simulator =
             actualFree.[d.Value] <- last * 1.0<s>
             estFree.[d.Value] <- last * 1.0<s>
 
+        /// The single decodes booked on `dev` (no load) that end after `after`, in start order:
+        /// (request, task, task index).
+        let trackedOn (dev: DeviceId) (after: float<s>) =
+            [ for KeyValue(id, struct (dc, i)) in liveDecode do
+                  if dc.Devices = [ dev ] && dc.Finish > after && dc.Loads.IsEmpty then yield id, dc, i ]
+            |> List.sortBy (fun (_, dc, _) -> dc.Start)
+
+        /// Tracked decodes as decode preemption sees them (tiles of `p.DecodeTileFrames` frames).
+        let bookedOf (p: PreemptionSettings) (tracked: (RequestId * TaskRecord * int) list) =
+            let decodeTime (x: Request) = CostModel.batchTime cost Decode x.Shape x.Steps 1 1 * jitterFactor config.Jitter config.Seed x.Id Decode
+            [ for id, dc, _ in tracked do
+                  let x = records.[index.[id]]
+                  yield
+                      { BookedDecode.Request = x.Request
+                        Start = dc.Start
+                        Finish = dc.Finish
+                        Tile = decodeTime x.Request / float (Preemption.decodeTiles p.DecodeTileFrames x.Request.Shape)
+                        Activation = CostModel.activation cost Decode x.Request.Shape 1
+                        Pauses = x.DecodePauses } ]
+
+        /// The decode-only devices that run a decode without a load, as the late-bound decode
+        /// prediction of Preemption.decideWith sees them at `now`: their booked intervals and decodes.
+        let decodeDevices (p: PreemptionSettings) (now: float<s>) =
+            [ for dev in cluster.Devices do
+                  let id = dev.Id
+                  let t = typeOf id
+                  if PlacementType.holds Decode t && not (PlacementType.holds Diffuse t) then
+                      let res = resident.[id.Value]
+                      if AdjustOnDispatch.loadTime cluster cost res Decode = 0.0<s> && AdjustOnDispatch.residentAfter t res Decode = res then
+                          let weights = res |> Seq.sumBy (fun st -> (Profile.stage cost.Profile st).Weights)
+                          yield
+                              { DecodeDevice.Device = id
+                                Busy = [ for struct (a, e) in intervals.[id.Value] do if e > float now then yield a * 1.0<s>, e * 1.0<s> ]
+                                Booked = bookedOf p (trackedOn id now)
+                                Headroom = dev.Memory - weights } ]
+
         /// Decode preemption (policies whose `Preempt` has decode tiles): before `r`'s decode is
         /// booked on its one decode device, Preemption.decideDecode may put it in ahead of the decodes
         /// booked there — the running one paused at its tile boundary (its first part a task of its
@@ -454,25 +490,13 @@ module Simulator =
                     let fWait = earliestGap dev now (max now ready) duration + duration
                     if fWait > r.Deadline then
                         let xs = intervals.[dev.Value] |> Seq.filter (fun struct (_, e) -> e > float ready) |> List.ofSeq
-                        let tracked =
-                            [ for KeyValue(id, struct (dc, i)) in liveDecode do
-                                  if dc.Devices = [ dev ] && dc.Finish > ready && dc.Loads.IsEmpty then yield id, dc, i ]
-                            |> List.sortBy (fun (_, dc, _) -> dc.Start)
+                        let tracked = trackedOn dev ready
                         let allTracked =
                             xs.Length = tracked.Length
                             && xs |> List.forall (fun struct (a, e) -> tracked |> List.exists (fun (_, dc, _) -> float dc.Start = a && float dc.Finish = e))
                         if allTracked then
                             let weights = after |> Seq.sumBy (fun st -> (Profile.stage cost.Profile st).Weights)
-                            let booked =
-                                [ for id, dc, _ in tracked do
-                                      let x = records.[index.[id]]
-                                      yield
-                                          { BookedDecode.Request = x.Request
-                                            Start = dc.Start
-                                            Finish = dc.Finish
-                                            Tile = decodeTime x.Request / float (Preemption.decodeTiles p.DecodeTileFrames x.Request.Shape)
-                                            Activation = CostModel.activation cost Decode x.Request.Shape 1
-                                            Pauses = x.DecodePauses } ]
+                            let booked = bookedOf p tracked
                             let act = CostModel.activation cost Decode r.Shape 1
                             let headroom = (Cluster.device cluster dev).Memory - weights
                             match Preemption.decideDecode p config.Dispatch r ready duration act fWait headroom booked with
@@ -771,7 +795,7 @@ module Simulator =
                     let byId = Dictionary<RequestId, Request>()
                     for r in waiting do
                         byId.[r.Id] <- r
-                    for sp in Preemption.decide p s live do
+                    for sp in Preemption.decideWith p (decodeDevices p now) s live do
                         suspend p.ResumeElsewhere now sp byId.[sp.Urgent.Request]
 
         while events.Count > 0 do

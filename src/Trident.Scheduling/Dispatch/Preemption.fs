@@ -21,6 +21,16 @@ namespace Trident.Scheduling.Dispatching
 // urgent. A request is suspended at most `MaxSuspensions` times; a request that was
 // itself placed by a preemption is not preempted in the same round.
 //
+// Late-bound decode prediction (`decideWith`, `lateBoundFinish`). The plan books u's decode on a ⟨C⟩
+// device after every decode booked there, but the executor binds it late: to the ⟨C⟩ device that
+// finishes it first in an idle gap, and when that is late, decode preemption puts it in at the
+// running decode's next tile boundary (`decideDecode`). Given the ⟨C⟩ devices' schedules, f_u^pre's
+// decode is predicted as the executor will book it: diffuse end + transfer + the gap's wait, or, when
+// decode preemption takes it, + at most one tile of the decode running then (`decodeWaitBound`) + its
+// own decode. Where decode preemption would refuse (off, memory, pause bound, loss, an interval that
+// is not a booked decode) the prediction is the gap's finish: it never assumes a slot-in the executor
+// does not make. f_u^wait keeps the planner's prediction.
+//
 // Decode preemption (`decideDecode`): a video's VAE decode runs in temporal tiles and can pause
 // between two of them, its state kept on the device, for a decode that waiting would make late; the
 // same V decides (the urgent decode's gain against every delayed decode's loss), memory must hold
@@ -86,6 +96,9 @@ type Suspension =
       /// the victim's steps done in all at `At` (earlier segments included)
       StepsDone: int
       Urgent: Dispatch
+      /// f_u^pre: the urgent request's predicted finish (its decode's, late-bound when the decode
+      /// devices' schedules are known)
+      UrgentFinish: float<s>
       Gain: float
       Loss: float }
 
@@ -114,6 +127,22 @@ type DecodeInsertion =
       Gain: float
       Loss: float }
 
+/// A decode-only (⟨C⟩) device as the late-bound decode prediction sees it: its schedule as the
+/// executor holds it, so that `Preemption.lateBoundFinish` predicts what the executor does with a
+/// decode booked there (the earliest gap that holds it, else decode preemption). Only a device that
+/// runs a decode without loading a model is described (the executor gap-fits and preempts only there).
+type DecodeDevice =
+    { Device: DeviceId
+      /// its scheduled busy intervals (start, end) that end after now, in start order: every task and
+      /// load booked on it
+      Busy: (float<s> * float<s>) list
+      /// the decodes among `Busy` that decode preemption may pause or delay (single decodes without a
+      /// load), in start order; decode preemption happens only when every interval after the urgent
+      /// decode's ready time is one of them
+      Booked: BookedDecode list
+      /// its memory minus its resident weights (GB)
+      Headroom: float<GB> }
+
 module Preemption =
     /// V(r, f): the value of finishing r at f (see the module note).
     let value (settings: DispatchSettings) (r: Request) (f: float<s>) =
@@ -132,10 +161,139 @@ module Preemption =
     let copyTime (cost: CostModel) (cluster: Cluster) (shape: Shape) : float<s> =
         CostModel.latentBytes cost shape / cluster.Bandwidths.HostToDevice
 
+    /// Temporal tiles of a shape's VAE decode: ⌈frames / tileFrames⌉ for a video, 1 for an image
+    /// (or when `tileFrames` = 0: no tiling, the decode cannot pause).
+    let decodeTiles (tileFrames: int) (shape: Shape) =
+        if shape.Frames <= 1 || tileFrames <= 0 then 1 else (shape.Frames + tileFrames - 1) / tileFrames
+
+    /// Where an urgent decode whose latents are ready at `ready` goes in on a device with `booked`
+    /// decodes (time order): at `ready` when no decode runs then; else at the running decode's first
+    /// tile boundary at or after `ready`, that decode pausing there (`Some` it) — or at its end when no
+    /// boundary is left before it (an image's decode is one tile: it is not cut). Pure.
+    let insertionPoint (booked: BookedDecode list) (ready: float<s>) : float<s> * BookedDecode option =
+        match booked |> List.tryFind (fun b -> b.Start < ready && ready < b.Finish) with
+        | None -> ready, None
+        | Some b ->
+            let tiles = ceil ((ready - b.Start) / b.Tile - 1e-9)
+            let boundary = b.Start + tiles * b.Tile
+            if boundary >= b.Finish - 1e-9<s> then b.Finish, None else boundary, Some b
+
+    /// The most an urgent decode put in by decode preemption waits after its latents are ready at
+    /// `ready` (seconds): the rest of the tile of the decode running then — at most one tile of it
+    /// (all of it for a decode of one tile: an image's) — and 0 when none runs then. Pure.
+    let decodeWaitBound (booked: BookedDecode list) (ready: float<s>) : float<s> = fst (insertionPoint booked ready) - ready
+
+    /// Decode preemption on one decode device. `urgent`'s decode (of `duration` seconds, peak
+    /// activation `activation`) is ready at `ready` and would finish at `fWait` if it waited for a gap;
+    /// `booked` are the decodes on the device that end after `ready` (time order) and `headroom` the
+    /// device's memory minus its resident weights. When waiting makes `urgent` late (fWait > D), its
+    /// decode goes in at `At`: `ready` when no decode runs then, else the running decode's first tile
+    /// boundary at or after `ready` (it pauses there, its activation held on the device: both
+    /// activations must fit `headroom`; a decode is paused at most `MaxSuspensions` times); every
+    /// booked decode ending after `At` is delayed by `duration`. Taken when
+    ///     gain = V(u, At + duration) − V(u, fWait)  >  loss = Σ_delayed V(v, f_v) − V(v, f_v + duration)  (+ MinGain)
+    /// with V the value of the module note. Pure.
+    let decideDecode (settings: PreemptionSettings) (dispatch: DispatchSettings) (urgent: Request) (ready: float<s>) (duration: float<s>) (activation: float<GB>) (fWait: float<s>) (headroom: float<GB>) (booked: BookedDecode list) : DecodeInsertion option =
+        if settings.DecodeTileFrames <= 0 || settings.MaxSuspensions <= 0 || fWait <= urgent.Deadline then None
+        else
+            let at, paused = insertionPoint booked ready
+            let fits =
+                match paused with
+                | Some b -> b.Pauses < settings.MaxSuspensions && b.Activation + activation <= headroom
+                | None -> activation <= headroom
+            if not fits || at + duration >= fWait then None
+            else
+                let delayed = booked |> List.filter (fun b -> b.Finish > at)
+                let gain = value dispatch urgent (at + duration) - value dispatch urgent fWait
+                let loss = delayed |> List.sumBy (fun b -> value dispatch b.Request b.Finish - value dispatch b.Request (b.Finish + duration))
+                if gain - loss > settings.MinGain then
+                    Some
+                        { At = at
+                          Paused = paused |> Option.map _.Request.Id
+                          Delay = duration
+                          Delayed = delayed |> List.map _.Request.Id
+                          Gain = gain
+                          Loss = loss }
+                else None
+
+    /// The earliest start ≥ `ready` at which a task of `duration` fits between the `busy` intervals
+    /// (start order): the executor's rule for a one-device task that needs no load (Simulator.fs,
+    /// `earliestGap`). Pure.
+    let earliestGap (busy: (float<s> * float<s>) list) (ready: float<s>) (duration: float<s>) : float<s> =
+        busy |> List.fold (fun c (a, e) -> if e > c && a < c + duration then e else c) ready
+
+    /// Late-bound prediction of `urgent`'s decode finish on decode device `dev`, its latents there at
+    /// `ready`, the decode taking `duration` seconds with peak activation `activation`: what the
+    /// executor does when the decode is booked. It takes the earliest gap that holds the decode; when
+    /// that finish f_gap is late (f_gap > D) and decode preemption is on (`DecodeTileFrames` > 0,
+    /// `MaxSuspensions` > 0), every interval after `ready` is a booked decode, and `decideDecode`
+    /// takes the insertion, it goes in at the running decode's tile boundary: finish
+    ///     ready + decodeWaitBound + duration     (≤ ready + one tile + duration)
+    /// else f_gap. Never earlier than ready + duration. Pure.
+    let lateBoundFinish (settings: PreemptionSettings) (dispatch: DispatchSettings) (urgent: Request) (ready: float<s>) (duration: float<s>) (activation: float<GB>) (dev: DecodeDevice) : float<s> =
+        let gap = earliestGap dev.Busy ready duration + duration
+        if gap <= urgent.Deadline || settings.DecodeTileFrames <= 0 || settings.MaxSuspensions <= 0 then gap
+        else
+            let after = dev.Busy |> List.filter (fun (_, e) -> e > ready)
+            let booked = dev.Booked |> List.filter (fun b -> b.Finish > ready)
+            let allBooked =
+                after.Length = booked.Length
+                && after |> List.forall (fun (a, e) -> booked |> List.exists (fun b -> b.Start = a && b.Finish = e))
+            if not allBooked then gap
+            else
+                match decideDecode settings dispatch urgent ready duration activation gap dev.Headroom booked with
+                | Some ins -> ins.At + duration
+                | None -> gap
+
+    /// `dev` without the booked decode of request `id` (a suspended victim's decode is dropped).
+    let withoutDecode (id: RequestId) (dev: DecodeDevice) : DecodeDevice =
+        match dev.Booked |> List.tryFind (fun b -> b.Request.Id = id) with
+        | None -> dev
+        | Some b ->
+            let mutable dropped = false
+            { dev with
+                Booked = dev.Booked |> List.filter (fun x -> x.Request.Id <> id)
+                Busy =
+                    dev.Busy
+                    |> List.filter (fun (a, e) ->
+                        if not dropped && a = b.Start && e = b.Finish then
+                            dropped <- true
+                            false
+                        else true) }
+
+    /// `dev` after `urgent`'s decode (`duration`, ready at `ready`) is booked on it as `lateBoundFinish`
+    /// predicts: in its earliest gap, or put in by decode preemption (the running decode split at the
+    /// insertion, every decode ending after it delayed by `duration`). The booked decode itself is a
+    /// busy interval only (not pausable in this view: a later prediction on it falls back to gaps).
+    let afterBooking (settings: PreemptionSettings) (dispatch: DispatchSettings) (urgent: Request) (ready: float<s>) (duration: float<s>) (activation: float<GB>) (dev: DecodeDevice) : DecodeDevice =
+        let gapStart = earliestGap dev.Busy ready duration
+        let finish = lateBoundFinish settings dispatch urgent ready duration activation dev
+        let sortBusy (xs: (float<s> * float<s>) list) = xs |> List.sortBy fst
+        if finish >= gapStart + duration then
+            { dev with Busy = sortBusy ((gapStart, gapStart + duration) :: dev.Busy) }
+        else
+            let at = finish - duration
+            // the paused decode's tiles done become a task of their own (not pausable again), its
+            // rest follows the urgent decode; every later booked decode moves by `duration`
+            let donePart, booked =
+                dev.Booked
+                |> List.map (fun b ->
+                    if b.Finish <= at then None, b
+                    elif b.Start < at then Some(b.Start, at), { b with Start = at + duration; Finish = b.Finish + duration; Pauses = b.Pauses + 1 }
+                    else None, { b with Start = b.Start + duration; Finish = b.Finish + duration })
+                |> List.unzip
+            let untouched = dev.Busy |> List.filter (fun (a, e) -> not (dev.Booked |> List.exists (fun b -> b.Start = a && b.Finish = e)))
+            { dev with
+                Booked = booked
+                Busy = sortBusy ((at, finish) :: untouched @ List.choose id donePart @ (booked |> List.map (fun b -> b.Start, b.Finish))) }
+
     /// The suspensions to make now (at most one per victim and per urgent request), best first.
-    /// Pure: reads the snapshot (`Queue` = the requests still waiting after the round) and the
-    /// running diffuse tasks only.
-    let decide (settings: PreemptionSettings) (s: Snapshot) (running: RunningDiffuse list) : Suspension list =
+    /// Pure: reads the snapshot (`Queue` = the requests still waiting after the round), the running
+    /// diffuse tasks and the ⟨C⟩ devices' schedules (`decodes`; empty: u's decode is predicted as the
+    /// plan books it, after every decode booked on its device). With them, u's decode finish in
+    /// f_u^pre is late-bound (`lateBoundFinish`): the ⟨C⟩ device that finishes it first in a gap, and
+    /// when that is late, decode preemption's insertion — at most one tile of the decode running then.
+    let decideWith (settings: PreemptionSettings) (decodes: DecodeDevice list) (s: Snapshot) (running: RunningDiffuse list) : Suspension list =
         if settings.MaxSuspensions <= 0 || s.Queue.IsEmpty || running.IsEmpty then []
         else
             let rd = Admissible.round s
@@ -158,6 +316,31 @@ module Preemption =
                     v
             let urgent = Admissible.byUrgency rd s.Queue |> List.truncate settings.CandidatesPerRound
             let busy = Array.copy s.BusyUntil
+            // the decode devices' schedules (late-bound decode prediction), updated by each suspension taken
+            let decodeView = System.Collections.Generic.Dictionary<DeviceId, DecodeDevice>()
+            for dev in decodes do
+                decodeView.[dev.Device] <- dev
+            /// Where and when u's decode (of dispatch d, made for suspending `victim`) finishes: the
+            /// executor's late binding — the ⟨C⟩ device of the view that finishes it first in a gap
+            /// (ties: the planned one, then the lowest id) — then `lateBoundFinish` there. The plan's own
+            /// prediction (after every decode booked on the planned device) when the decode runs on
+            /// the diffuse group or the planned device is not in the view.
+            let decodeFinish (u: Request) (d: Dispatch) (victim: RequestId) =
+                match d.Decode.Devices, d.Diffuse.Devices with
+                | [ p ], lead :: _ when not (List.contains p d.Diffuse.Devices) && decodeView.ContainsKey p ->
+                    let lat = CostModel.latentBytes s.Cost u.Shape
+                    let duration = CostModel.batchTime s.Cost Decode u.Shape u.Steps 1 1
+                    let act = CostModel.activation s.Cost Decode u.Shape 1
+                    let _, dev, ready =
+                        [ for KeyValue(id, dev) in decodeView do
+                              if id = p || act <= dev.Headroom then
+                                  let dev = withoutDecode victim dev
+                                  let ready = d.Diffuse.Finish + Cluster.transferTime s.Cluster lat lead id
+                                  let gapFinish = earliestGap dev.Busy ready duration + duration
+                                  yield (gapFinish, (if id = p then 0 else 1), id.Value), dev, ready ]
+                        |> List.minBy (fun (key, _, _) -> key)
+                    lateBoundFinish settings s.Settings u ready duration act dev, Some(dev, ready, duration, act)
+                | _ -> d.Decode.Finish, None
             let taken = System.Collections.Generic.HashSet<RequestId>()
             // devices an earlier suspension of this call gave to its urgent request
             let used = System.Collections.Generic.HashSet<DeviceId>()
@@ -189,20 +372,28 @@ module Preemption =
                                         let plan, _ = Greedy.plan "preemption" s'
                                         match plan.Dispatches with
                                         | [ d ] when d.Diffuse.Devices |> List.exists onVictim.Contains ->
-                                            let gain = value s.Settings u d.Decode.Finish - vWait
+                                            let fPre, booking = decodeFinish u d v.Request.Id
+                                            let gain = value s.Settings u fPre - vWait
                                             let resume =
                                                 v.Devices
                                                 |> List.fold (fun acc dev -> if List.contains dev d.Diffuse.Devices then max acc d.Diffuse.Finish else acc) at
                                             let fRes = resume + copy + float remaining * v.StepTime + v.Tail
                                             let loss = value s.Settings v.Request v.PlannedFinish - value s.Settings v.Request fRes
                                             if gain - loss > settings.MinGain then
-                                                yield { Victim = v.Request.Id; At = at; StepsDone = v.StepsBefore + doneHere; Urgent = d; Gain = gain; Loss = loss }
+                                                yield { Victim = v.Request.Id; At = at; StepsDone = v.StepsBefore + doneHere; Urgent = d; UrgentFinish = fPre; Gain = gain; Loss = loss }, booking
                                         | _ -> () ]
                       match candidates with
                       | [] -> ()
                       | cs ->
-                          let best = cs |> List.maxBy (fun c -> c.Gain - c.Loss, -c.Victim.Value)
+                          let best, booking = cs |> List.maxBy (fun (c, _) -> c.Gain - c.Loss, -c.Victim.Value)
                           taken.Add best.Victim |> ignore
+                          // the victim's decode is dropped, the urgent one booked
+                          for id in List.ofSeq decodeView.Keys do
+                              decodeView.[id] <- withoutDecode best.Victim decodeView.[id]
+                          match booking with
+                          | Some(dev, ready, duration, act) ->
+                              decodeView.[dev.Device] <- afterBooking settings s.Settings u ready duration act dev
+                          | None -> ()
                           for a in [ best.Urgent.Encode; best.Urgent.Diffuse; best.Urgent.Decode ] do
                               for dev in a.Devices do
                                   busy.[dev.Value] <- max busy.[dev.Value] a.Finish
@@ -212,50 +403,11 @@ module Preemption =
                                       used.Add dev |> ignore
                           yield best ]
 
-    /// Temporal tiles of a shape's VAE decode: ⌈frames / tileFrames⌉ for a video, 1 for an image
-    /// (or when `tileFrames` = 0: no tiling, the decode cannot pause).
-    let decodeTiles (tileFrames: int) (shape: Shape) =
-        if shape.Frames <= 1 || tileFrames <= 0 then 1 else (shape.Frames + tileFrames - 1) / tileFrames
-
-    /// Decode preemption on one decode device. `urgent`'s decode (of `duration` seconds, peak
-    /// activation `activation`) is ready at `ready` and would finish at `fWait` if it waited for a gap;
-    /// `booked` are the decodes on the device that end after `ready` (time order) and `headroom` the
-    /// device's memory minus its resident weights. When waiting makes `urgent` late (fWait > D), its
-    /// decode goes in at `At`: `ready` when no decode runs then, else the running decode's first tile
-    /// boundary at or after `ready` (it pauses there, its activation held on the device: both
-    /// activations must fit `headroom`; a decode is paused at most `MaxSuspensions` times); every
-    /// booked decode ending after `At` is delayed by `duration`. Taken when
-    ///     gain = V(u, At + duration) − V(u, fWait)  >  loss = Σ_delayed V(v, f_v) − V(v, f_v + duration)  (+ MinGain)
-    /// with V the value of the module note. Pure.
-    let decideDecode (settings: PreemptionSettings) (dispatch: DispatchSettings) (urgent: Request) (ready: float<s>) (duration: float<s>) (activation: float<GB>) (fWait: float<s>) (headroom: float<GB>) (booked: BookedDecode list) : DecodeInsertion option =
-        if settings.DecodeTileFrames <= 0 || settings.MaxSuspensions <= 0 || fWait <= urgent.Deadline then None
-        else
-            let running = booked |> List.tryFind (fun b -> b.Start < ready && ready < b.Finish)
-            let at, paused =
-                match running with
-                | None -> ready, None
-                | Some b ->
-                    let tiles = ceil ((ready - b.Start) / b.Tile - 1e-9)
-                    let boundary = b.Start + tiles * b.Tile
-                    if boundary >= b.Finish - 1e-9<s> then b.Finish, None else boundary, Some b
-            let fits =
-                match paused with
-                | Some b -> b.Pauses < settings.MaxSuspensions && b.Activation + activation <= headroom
-                | None -> activation <= headroom
-            if not fits || at + duration >= fWait then None
-            else
-                let delayed = booked |> List.filter (fun b -> b.Finish > at)
-                let gain = value dispatch urgent (at + duration) - value dispatch urgent fWait
-                let loss = delayed |> List.sumBy (fun b -> value dispatch b.Request b.Finish - value dispatch b.Request (b.Finish + duration))
-                if gain - loss > settings.MinGain then
-                    Some
-                        { At = at
-                          Paused = paused |> Option.map _.Request.Id
-                          Delay = duration
-                          Delayed = delayed |> List.map _.Request.Id
-                          Gain = gain
-                          Loss = loss }
-                else None
+    /// `decideWith` without a view of the decode devices: u's decode is predicted as its plan books
+    /// it (after every decode booked on the planned device). The live runtime's entry point (it pauses
+    /// no decode and does not gap-fit decodes).
+    let decide (settings: PreemptionSettings) (s: Snapshot) (running: RunningDiffuse list) : Suspension list =
+        decideWith settings [] s running
 
     /// Where a suspended diffuse resumes (issue 12; the simulator and the live loop both ask this): the
     /// k-group whose devices are all free first, with the time it is. `own` is the suspended group (k
