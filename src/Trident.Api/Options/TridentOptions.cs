@@ -210,9 +210,9 @@ public sealed class ServingOptions
 
     /// <summary>Step-boundary preemption (issue 12): a running diffuse of a request alone may be suspended at a
     /// denoising-step boundary for a waiting request that would miss its deadline by waiting, when the planner's
-    /// objective gains more than the suspended request loses (docs/policies.md, "Preemption"); it resumes on the
-    /// same devices, bit-identical. Off by default: every suspension costs the suspended request time, and the
-    /// simulated gain on the mixed image + video workload (1.059×, README) comes partly from decode pauses, which
+    /// objective gains more than the suspended request loses (docs/policies.md, "Preemption"); it resumes on its
+    /// own devices (or, with ResumeElsewhere, the group of its type and degree free first), bit-identical. Off by default: every suspension costs the suspended request time, and the
+    /// simulated gain on the mixed image + video workloads (1.056× and 1.127×, README) comes partly from decode pauses, which
     /// the live runtime does not make.</summary>
     public bool Preemption { get; set; }
 
