@@ -70,7 +70,7 @@ module Assign =
     /// and every device of the group is free; decode on the lead when the type holds C, else on the ⟨C⟩
     /// device that finishes it first. A stage the request completed before it was re-queued
     /// (Snapshot.Completed) gets no task. Pushes the busy times of the devices it uses forward.
-    let private route (s: Snapshot) (busy: float<s> array) (aux: Map<PlacementType, Device array>) (o: DispatchOption) (group: DeviceId list) : Dispatch =
+    let route (s: Snapshot) (busy: float<s> array) (aux: Map<PlacementType, Device array>) (o: DispatchOption) (group: DeviceId list) : Dispatch =
         let r = o.Request
         let c = s.Cost
         let xfer bytes a b = Cluster.transferTime s.Cluster bytes a b
@@ -130,13 +130,8 @@ module Assign =
           OnTime = decode.Finish <= r.Deadline
           Reward = o.Reward }
 
-    /// The auxiliary (⟨E⟩, ⟨C⟩) devices of the snapshot, by type: what `routeOn` books on.
+    /// The auxiliary (⟨E⟩, ⟨C⟩) devices of the snapshot, by type: what `route` books on.
     let auxOf (s: Snapshot) = Map.ofList [ E, Admissible.auxDevices s E; C, Admissible.auxDevices s C ]
-
-    /// Routes one option onto `group` from the busy times `busy` (pushed forward by the dispatch, as
-    /// `route` does): the prediction a dispatch queued on that group gets (`Greedy.waitForGroups`).
-    let routeOn (s: Snapshot) (busy: float<s> array) (aux: Map<PlacementType, Device array>) (o: DispatchOption) (group: DeviceId list) : Dispatch =
-        route s busy aux o group
 
     /// Turns choices into dispatches. Fails when a choice asks for more free devices than its
     /// node has (a planner bug, never a user error).

@@ -137,7 +137,7 @@ module Greedy =
     ///   * the group is predicted free by now + GroupWaitShare · (f_now − now) — for a growth degree (eff(k) < θ)
     ///     also by now + QueueHorizon (a group that frees in a moment counts as free) —, its devices idle meanwhile
     ///     at most GroupIdleShare · k · t_D(k) device-seconds in all, and
-    ///   * its predicted finish there, routed as any queued dispatch (`Assign.routeOn`), is
+    ///   * its predicted finish there, routed as any queued dispatch (`Assign.route`), is
     ///     ≤ now + (1 − GroupWaitGain) · (f_now − now), and on time whenever f_now is.
     /// Committed dispatches push their devices' busy times, so a later request sees them. Returns the
     /// snapshot the round then plans (the committed requests out of the queue, their devices busy) and
@@ -181,6 +181,9 @@ module Greedy =
                 |> Array.map (fun ((_, t), ds) -> t, ds |> Array.map _.Id)
             let aux = Assign.auxOf s
             let busy = Array.copy s.BusyUntil
+            // a trial routes on a scratch copy of `busy` (route pushes its devices' busy times forward): one buffer
+            // reused, as in Assign.queueBehind, not an array per trial
+            let scratch = Array.copy s.BusyUntil
             // per (type, degree): the group freeing first over the nodes — the same for every request until a
             // commitment changes the busy times (then recomputed): a round scans the nodes once per (type, degree)
             let firstGroups = System.Collections.Generic.Dictionary<struct (PlacementType * int), (float<s> * float<s> * DeviceId array) option>()
@@ -219,12 +222,13 @@ module Greedy =
                                 // waiting delays the start-now finish by at least the wait: skip the route when even that misses
                                 | Some(freeAt, idle, group) when
                                     freeAt - s.Now <= waitBound && idle <= idleBound && o.Finish + (freeAt - s.Now) <= target ->
-                                    yield o, group, Assign.routeOn s (Array.copy busy) aux o (List.ofArray group)
+                                    Array.blit busy 0 scratch 0 busy.Length
+                                    yield o, group, Assign.route s scratch aux o (List.ofArray group)
                                 | _ -> () ]
                       match trials |> List.sortBy (fun (o, _, d) -> (if d.OnTime then 0 else 1), d.Decode.Finish, o.Degree) |> List.tryHead with
                       | Some(o, group, d) when d.Decode.Finish <= target && (d.OnTime || not now.OnTime) ->
                           let takenFree = group |> Array.sumBy (fun g -> if busy.[g.Value] <= s.Now then 1 else 0)
-                          let d = Assign.routeOn s busy aux o (List.ofArray group)
+                          let d = Assign.route s busy aux o (List.ofArray group)
                           firstGroups.Clear()
                           waitingLeft.Value <- waitingLeft.Value - 1
                           freeLeft.Value <- freeLeft.Value - takenFree
