@@ -731,16 +731,41 @@ module Simulator =
                   Waiting = queued.Count + (batches |> List.sumBy _.Size)
                   Dispatched = batches |> List.sumBy _.Size }
 
-        /// What a round (or a preemption check) sees at `now`.
+        /// What a round (or a preemption check) sees at `now`. A decode-only device that needs no load
+        /// takes a decode in the earliest gap of its schedule (`runTask`, `bindDecode`): the round sees
+        /// it busy until the work running or booked back to back from now ends, and its later bookings
+        /// (Snapshot.Bookings) — not busy until its last booking, a video's decode booked when its
+        /// diffuse started, minutes ahead (hunyuanvideo-reference: every option of a request then
+        /// finished at that decode device's last booking whatever its degree, and small videos ran at
+        /// k = 1 for 138 s while a group of 8 freed within 23 s).
         let snapshotAt (now: float<s>) =
+            let busy = busyView now
+            let bookings =
+                [ for dev in cluster.Devices do
+                      let id = dev.Id
+                      let t = typeOf id
+                      if PlacementType.holds Decode t && not (PlacementType.holds Diffuse t) then
+                          let res = resident.[id.Value]
+                          if AdjustOnDispatch.loadTime cluster cost res Decode = 0.0<s> && AdjustOnDispatch.residentAfter t res Decode = res then
+                              // intervals are kept in start order
+                              let mutable until = float now
+                              let later = List<float<s> * float<s>>()
+                              for struct (a, e) in intervals.[id.Value] do
+                                  if e > float now then
+                                      if later.Count = 0 && a <= until then until <- max until e
+                                      else later.Add((a * 1.0<s>, e * 1.0<s>))
+                              busy.[id.Value] <- until * 1.0<s>
+                              if later.Count > 0 then yield id, List.ofSeq later ]
+                |> Map.ofList
             { Now = now
               Cluster = cluster
               Cost = cost
               Placement = placement.Value
-              BusyUntil = busyView now
+              BusyUntil = busy
               Queue = List.ofSeq waiting
               Completed = Map.empty
-              Settings = config.Dispatch }
+              Settings = config.Dispatch
+              Bookings = bookings }
 
         let round (now: float<s>) =
             let s = snapshotAt now

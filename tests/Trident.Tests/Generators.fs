@@ -109,6 +109,18 @@ let buildSnapshot (settings: DispatchSettings) (spec: SnapshotSpec) : Snapshot =
         Array.init (Cluster.deviceCount cluster) (fun i ->
             if i < spec.Busy.Length && spec.Busy.[i] > 0 then now + float (clamp 1 3000 spec.Busy.[i]) * 0.1<s>
             else now - 1.0<s>)
+    // a busy ⟨C⟩ device whose busy count is not a multiple of 3 also has two later bookings (a video's decode
+    // booked ahead), with gaps of 1–5 s before each: a decode may be planned into a gap (Snapshot.Bookings)
+    let bookings =
+        [ for i in 0 .. busy.Length - 1 do
+              let n = if i < spec.Busy.Length then spec.Busy.[i] else 0
+              if n > 0 && n % 3 <> 0 && PlacementPlan.typeOf placement (DeviceId i) = C then
+                  let gap = float (n % 5 + 1) * 1.0<s>
+                  let length = float (n % 7 + 1) * 2.0<s>
+                  let a1 = busy.[i] + gap
+                  let a2 = a1 + length + gap
+                  yield DeviceId i, [ a1, a1 + length; a2, a2 + length ] ]
+        |> Map.ofList
     { Now = now
       Cluster = cluster
       Cost = cost
@@ -116,7 +128,8 @@ let buildSnapshot (settings: DispatchSettings) (spec: SnapshotSpec) : Snapshot =
       BusyUntil = busy
       Queue = requests
       Completed = Map.empty
-      Settings = settings }
+      Settings = settings
+      Bookings = bookings }
 
 // ---- generators ------------------------------------------------------------------------------
 

@@ -57,7 +57,7 @@ public static class ReplayCommand
         {
             d = new DispatchSettings(d.OnTimeReward, d.LateRewardBase, d.IdlePenalty, d.CommunicationPenalty, d.DevicePenalty, d.LatencyWeight,
                 timeLimit ?? d.TimeLimit, backend ?? d.Backend, d.CandidatesPerFreeDevice, d.QueueHorizon);
-            snapshot = new Snapshot(snapshot.Now, snapshot.Cluster, snapshot.Cost, snapshot.Placement, snapshot.BusyUntil, snapshot.Queue, snapshot.Completed, d);
+            snapshot = new Snapshot(snapshot.Now, snapshot.Cluster, snapshot.Cost, snapshot.Placement, snapshot.BusyUntil, snapshot.Queue, snapshot.Completed, d, snapshot.Bookings);
         }
 
         var inv = CultureInfo.InvariantCulture;

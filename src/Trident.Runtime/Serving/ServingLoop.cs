@@ -498,7 +498,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
         var round = _round + 1;
         var busy = _view.Select(_ledger.BusyUntilAll(now));
         var snapshot = new Snapshot(now, cluster, _cost, _view.ToView(_placement), busy, ListModule.OfSeq(_queue.Select(j => j.Request)), CompletedStages(),
-            _dispatch);
+            _dispatch, SnapshotModule.noBookings);
         var watch = Stopwatch.StartNew();
         var roundStart = DateTime.UtcNow;
         DispatchPlan plan;
@@ -621,7 +621,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
         }
         if (running.Count == 0) return;
         var snapshot = new Snapshot(now, cluster, _cost, _view.ToView(_placement), _view.Select(_ledger.BusyUntilAll(now)),
-            ListModule.OfSeq(_queue.Select(j => j.Request)), CompletedStages(), _dispatch);
+            ListModule.OfSeq(_queue.Select(j => j.Request)), CompletedStages(), _dispatch, SnapshotModule.noBookings);
         FSharpList<Suspension> decisions;
         try
         {

@@ -63,6 +63,21 @@ public static class SnapshotJson
             w.WriteStartArray("busy_until");
             foreach (var b in s.BusyUntil) w.WriteNumberValue(b);
             w.WriteEndArray();
+            // later bookings of gap-filled decode devices (Snapshot.Bookings): device id → [[start, end], …]
+            w.WriteStartObject("bookings");
+            foreach (var kv in s.Bookings)
+            {
+                w.WriteStartArray(kv.Key.Value.ToString(CultureInfo.InvariantCulture));
+                foreach (var (start, end) in kv.Value)
+                {
+                    w.WriteStartArray();
+                    w.WriteNumberValue(start);
+                    w.WriteNumberValue(end);
+                    w.WriteEndArray();
+                }
+                w.WriteEndArray();
+            }
+            w.WriteEndObject();
             w.WriteStartArray("queue");
             foreach (var r in s.Queue)
             {
@@ -254,7 +269,13 @@ public static class SnapshotJson
                 st.GetProperty("candidates_per_free_device").GetInt32(),
                 // absent from documents written before queue-behind existed: the default then
                 st.TryGetProperty("queue_horizon_s", out var qh) ? qh.GetDouble() : DispatchSettingsModule.defaults.QueueHorizon);
-            return new Snapshot(root.GetProperty("now").GetDouble(), cluster, cost, placement, busy, ListModule.OfSeq(queue), MapModule.OfSeq(completed), settings);
+            // absent from documents written before decode devices' later bookings were planned with
+            var bookings = root.TryGetProperty("bookings", out var bk)
+                ? MapModule.OfSeq(bk.EnumerateObject().Select(e => Tuple.Create(
+                    DeviceId.NewDeviceId(int.Parse(e.Name, CultureInfo.InvariantCulture)),
+                    ListModule.OfSeq(e.Value.EnumerateArray().Select(x => Tuple.Create(x[0].GetDouble(), x[1].GetDouble()))))))
+                : SnapshotModule.noBookings;
+            return new Snapshot(root.GetProperty("now").GetDouble(), cluster, cost, placement, busy, ListModule.OfSeq(queue), MapModule.OfSeq(completed), settings, bookings);
         }
         catch (Exception ex) when (ex is JsonException or KeyNotFoundException or InvalidOperationException or ArgumentException)
         {

@@ -101,8 +101,8 @@ module Admissible =
         { Snapshot: Snapshot
           /// per primary type present: the smallest device memory and the largest group on one node
           Primary: Map<PlacementType, float<GB> * int>
-          /// per auxiliary type: (memory, earliest free time) of each device, earliest first
-          Aux: Map<PlacementType, (float<GB> * float<s>) array>
+          /// per auxiliary type: (memory, earliest free time, device) of each device, earliest first
+          Aux: Map<PlacementType, (float<GB> * float<s> * DeviceId) array>
           TRef: System.Collections.Generic.Dictionary<struct (Shape * int), float<s>>
           /// per (shape, steps, stages completed before a re-queue: 0 none, 1 encode, 2 encode and diffuse):
           /// the admissible (type, degree, VR, predicted finish) — the same for every request of that class
@@ -132,7 +132,7 @@ module Admissible =
           Aux =
             byType
             |> Map.filter (fun t _ -> not (PlacementType.isPrimary t))
-            |> Map.map (fun _ ds -> ds |> Array.map (fun d -> d.Memory, max s.Now s.BusyUntil.[d.Id.Value]) |> Array.sortBy snd)
+            |> Map.map (fun _ ds -> ds |> Array.map (fun d -> d.Memory, max s.Now s.BusyUntil.[d.Id.Value], d.Id) |> Array.sortBy (fun (_, free, _) -> free))
           TRef = System.Collections.Generic.Dictionary()
           Routes = System.Collections.Generic.Dictionary()
           Options = System.Collections.Generic.Dictionary()
@@ -156,8 +156,25 @@ module Admissible =
         | None -> None
         | Some devices ->
             devices
-            |> Array.tryFind (fun (memory, _) -> CostModel.fits rd.Snapshot.Cost t shape 1 memory)
-            |> Option.map snd
+            |> Array.tryFind (fun (memory, _, _) -> CostModel.fits rd.Snapshot.Cost t shape 1 memory)
+            |> Option.map (fun (_, free, _) -> free)
+
+    /// Earliest finish of a decode of `duration` whose latents are ready at `ready` on a ⟨C⟩ device
+    /// whose memory holds it: at max(free, ready), or in the earliest gap after that among the device's
+    /// later bookings (Snapshot.Bookings) — as Assign.route books it. None when no ⟨C⟩ device holds it.
+    let private earliestDecode (rd: Round) (shape: Shape) (ready: float<s>) (duration: float<s>) =
+        match Map.tryFind C rd.Aux with
+        | None -> None
+        | Some devices ->
+            let s = rd.Snapshot
+            let mutable best = None
+            for (memory, free, id) in devices do
+                if CostModel.fits s.Cost C shape 1 memory then
+                    let f = Snapshot.gapStart s id (max free ready) duration + duration
+                    match best with
+                    | Some b when b <= f -> ()
+                    | _ -> best <- Some f
+            best
 
     /// The last stage the request completed before it was re-queued (Snapshot.Completed), if any.
     let completed (s: Snapshot) (r: Request) : Stage option = Map.tryFind r.Id s.Completed
@@ -187,9 +204,7 @@ module Admissible =
         let latents = CostModel.latentBytes c r.Shape
         let decodeAfter (df: float<s>) =
             if PlacementType.holds Decode t then Some(df + CostModel.decodeTime c r.Shape)
-            else
-                earliestAux rd C r.Shape
-                |> Option.map (fun free -> max free (df + latents / bw) + CostModel.decodeTime c r.Shape)
+            else earliestDecode rd r.Shape (df + latents / bw) (CostModel.decodeTime c r.Shape)
         match completed s r with
         | Some Diffuse -> decodeAfter (s.Now + latents / bw)
         | Some Encode -> decodeAfter (s.Now + CostModel.embeddingBytes c / bw + CostModel.diffuseTime c r.Shape r.Steps k)

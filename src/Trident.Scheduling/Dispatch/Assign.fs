@@ -14,7 +14,10 @@ namespace Trident.Scheduling.Dispatching
 //     decode is offered degree-1 options only (Admissible.routes): its one device runs the decode
 //     when the type holds C.
 // Auxiliary devices are queues: each assignment pushes the device's busy-until forward, so no
-// device is given two overlapping tasks.
+// device is given two overlapping tasks. A ⟨C⟩ device named in Snapshot.Bookings (its executor runs a
+// decode in the earliest gap that holds it) is a queue with gaps: a decode goes into the earliest gap
+// of its later bookings after the round's own last booking there (the round's decodes on one device
+// queue among themselves), and busy-until moves to that decode's end.
 
 open Trident.Scheduling
 
@@ -34,7 +37,8 @@ module Assign =
         |> Array.tryHead
 
     /// The ⟨C⟩ device a decode is booked on: the one that finishes it first (`arrives d` is when the
-    /// latents reach device d, the decode starts at max(busy, arrival) and takes `tC`) — and among the
+    /// latents reach device d, the decode starts at max(busy, arrival), or at the earliest gap after that
+    /// which holds it among the device's later bookings (Snapshot.Bookings), and takes `tC`) — and among the
     /// devices that finish it within `tolerance` of the first (the links differ by at most the latents'
     /// inter-node transfer), the one that leaves the shortest idle gap before it (busy-until latest but
     /// not after the latents arrive): best fit in time. Decodes are booked when their diffuse starts,
@@ -57,7 +61,7 @@ module Assign =
             |> Array.filter (fun d -> CostModel.fits s.Cost C shape 1 d.Memory)
         if candidates.Length = 0 then None
         else
-            let finish (d: Device) = max busy.[d.Id.Value] (arrives d) + tC
+            let finish (d: Device) = Snapshot.gapStart s d.Id (max busy.[d.Id.Value] (arrives d)) tC + tC
             let first = candidates |> Array.map finish |> Array.min
             candidates
             |> Array.filter (fun d -> finish d <= first + tolerance)
@@ -115,7 +119,8 @@ module Assign =
                 match decodeDevice s aux r.Shape busy arrives tC (lat / s.Cluster.Bandwidths.InterNode) with
                 | None -> failwithf "planner bug: %O on %A needs a ⟨C⟩ device and none can hold it" r.Id o.Type
                 | Some d ->
-                    let start = ready d
+                    // the earliest gap of its later bookings (Snapshot.Bookings) after the round's last booking there
+                    let start = Snapshot.gapStart s d.Id (ready d) tC
                     busy.[d.Id.Value] <- start + tC
                     { Devices = [ d.Id ]; Start = start; Finish = start + tC }
         for g in diffuse.Devices do

@@ -68,4 +68,5 @@ module Scenarios =
           BusyUntil = busy
           Queue = queue
           Completed = Map.empty
-          Settings = settings }
+          Settings = settings
+          Bookings = Map.empty }

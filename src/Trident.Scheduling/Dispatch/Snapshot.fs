@@ -54,8 +54,9 @@ type Snapshot =
       Cluster: Cluster
       Cost: CostModel
       Placement: PlacementPlan
-      /// when each device finishes the work already given to it (≤ Now when idle);
-      /// indexed by device id
+      /// when each device finishes the work already given to it (≤ Now when idle); for a device
+      /// named in `Bookings`, when the work running or booked back to back from now ends (its later
+      /// bookings are there); indexed by device id
       BusyUntil: float<s> array
       /// waiting requests, not yet dispatched
       Queue: Request list
@@ -63,7 +64,29 @@ type Snapshot =
       /// device (Encode: it resumes at its diffuse; Diffuse: at its decode); a request not named here
       /// starts from its encode. Its plan has no task for a completed stage (Assign.materialise).
       Completed: Map<RequestId, Stage>
-      Settings: DispatchSettings }
+      Settings: DispatchSettings
+      /// Later bookings of the devices whose executor runs a decode in the earliest gap of their
+      /// schedule that holds it (decode-only ⟨C⟩ devices that need no load: Simulator.runTask, the
+      /// live worker's decode queue): their booked intervals (start, end) after BusyUntil, in start
+      /// order. A decode planned on such a device takes the earliest gap after BusyUntil that holds it
+      /// (`Snapshot.gapStart`, Assign.route), as the executor will run it — not the end of its last
+      /// booking, which for a video's decode booked when its diffuse starts is minutes ahead. A device
+      /// not named here is busy until BusyUntil and free after it. Empty: no device is.
+      Bookings: Map<DeviceId, (float<s> * float<s>) list> }
+
+module Snapshot =
+    /// No later bookings (`Bookings` of a snapshot whose devices are all busy until BusyUntil only).
+    let noBookings : Map<DeviceId, (float<s> * float<s>) list> = Map.empty
+
+    /// The earliest start ≥ `from` at which a task of `duration` seconds fits on device `d` between its
+    /// later bookings (`Bookings`; `from` itself when it has none): the executor's gap rule
+    /// (Simulator.fs, `earliestGap`). Pure.
+    let gapStart (s: Snapshot) (d: DeviceId) (from: float<s>) (duration: float<s>) : float<s> =
+        if s.Bookings.IsEmpty then from
+        else
+            match Map.tryFind d s.Bookings with
+            | None -> from
+            | Some xs -> xs |> List.fold (fun c (a, e) -> if e > c && a < c + duration then e else c) from
 
 /// What one call of the planner returns.
 type Plans =

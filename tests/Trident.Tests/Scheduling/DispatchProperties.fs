@@ -293,13 +293,60 @@ let ``a decode is booked on the decode device where it leaves the shortest idle 
         let busy = Array.init 8 (fun i -> if i = 7 then now + 20.0<s> else now - 1.0<s>)
         let s =
             { Now = now; Cluster = cluster; Cost = cost; Placement = placement; BusyUntil = busy
-              Queue = [ request ]; Completed = Map.empty; Settings = DispatchSettings.defaults }
+              Queue = [ request ]; Completed = Map.empty; Settings = DispatchSettings.defaults; Bookings = Map.empty }
         let rd = Admissible.round s
         let option = Admissible.options rd request |> List.find (fun o -> o.Type = ED)
         let d = Assign.materialise s [ { Option = option; Node = NodeId 0 } ] |> List.exactlyOne
         Expect.isGreaterThan d.Diffuse.Finish (now + 20.0<s>) "the latents arrive after d7's booked decode"
         Expect.equal d.Decode.Devices [ DeviceId 7 ] "the decode goes where it leaves no idle gap"
         Expect.isLessThan d.Decode.Start (d.Diffuse.Finish + 1.0<s>) "and starts when the latents are there (same node)"
+
+let ``a decode is planned into the gap before its decode device's later bookings, and the degree follows`` =
+    testCase "a decode is planned into the gap before its decode device's later bookings, and the degree follows" <| fun () ->
+        // one node: six ⟨ED⟩ devices and two ⟨C⟩ devices, idle now, each with a 129-frame decode booked from now
+        // + 300 s to now + 340 s (videos whose diffuse runs now). A 17-frame video's decode fits before them: the
+        // plan books it there, its option predicts that finish, and the larger degree wins on latency. Seen as
+        // busy until now + 340 s (no Bookings), every degree's decode finishes after 340 s and the finish no longer
+        // tells the degrees apart (hunyuanvideo-reference: k = 1 runs of 138 s where k = 8 took 34 s)
+        let cost = CostModel.create CostSettings.defaults ReferenceProfiles.hunyuanvideo
+        let cluster = Cluster.uniform 1 8 48.0<GB> Bandwidths.pcie4Server
+        let types = cluster.Devices |> Array.map (fun d -> d.Id, (if d.Id.Value >= 6 then C else ED)) |> Map.ofArray
+        let now = 100.0<s>
+        let shape = Shape.video 960 544 17
+        let request =
+            { Id = RequestId 1L
+              Model = cost.Profile.Model
+              Shape = shape
+              Steps = 50
+              Arrival = now
+              Deadline = CostModel.deadline cost now shape 50
+              Priority = None }
+        let stats: Trident.Scheduling.Placement.WorkloadStats = { Classes = [ { Shape = shape; Steps = 50; Share = 1.0 } ]; ArrivalRate = 0.05 }
+        let capacity = Trident.Scheduling.Placement.Capacity.ofTypes (Trident.Scheduling.Placement.Capacity.stageWork cost stats) (Map.values types)
+        let placement = { Types = types; Capacity = capacity; Alpha = 1.0; Moves = 0; Source = Greedy "test" }
+        let later = [ now + 300.0<s>, now + 340.0<s> ]
+        let s =
+            { Now = now; Cluster = cluster; Cost = cost; Placement = placement; BusyUntil = Array.create 8 (now - 1.0<s>)
+              Queue = [ request ]; Completed = Map.empty; Settings = DispatchSettings.defaults
+              Bookings = Map.ofList [ DeviceId 6, later; DeviceId 7, later ] }
+        let rd = Admissible.round s
+        let options = Admissible.options rd request |> List.filter (fun o -> o.Type = ED)
+        let tC = CostModel.decodeTime cost shape
+        for o in options do
+            let d = Assign.materialise s [ { Option = o; Node = NodeId 0 } ] |> List.exactlyOne
+            Expect.isLessThan d.Decode.Finish (now + 300.0<s>) (sprintf "k = %d: the decode goes into the gap" o.Degree)
+            Expect.floatClose Accuracy.high (float d.Decode.Finish) (float o.Finish) (sprintf "k = %d: the option predicts the planned finish" o.Degree)
+            Expect.isLessThan d.Decode.Start (d.Diffuse.Finish + tC) "it starts when the latents are there"
+        let finishes = options |> List.map (fun o -> o.Degree, o.Finish) |> List.sortBy fst
+        Expect.isGreaterThan finishes.Length 1 "several degrees are admissible"
+        Expect.isTrue (finishes |> List.pairwise |> List.forall (fun ((_, f1), (_, f2)) -> f2 < f1)) (sprintf "a larger degree finishes sooner: %A" finishes)
+        let plan, _ = Greedy.plan "test" s
+        let d = plan.Dispatches |> List.exactlyOne
+        Expect.equal d.Degree (options |> List.map _.Degree |> List.max) "alone on the node, the request gets the fastest degree"
+        // the same request with the bookings seen as busy-until: every degree finishes after the last booking
+        let blind = { s with BusyUntil = Array.init 8 (fun i -> if i >= 6 then now + 340.0<s> else now - 1.0<s>); Bookings = Map.empty }
+        for o in Admissible.options (Admissible.round blind) request |> List.filter (fun o -> o.Type = ED) do
+            Expect.isGreaterThan o.Finish (now + 340.0<s>) (sprintf "k = %d, busy-until only: after the last booking" o.Degree)
 
 /// `Greedy.waitForGroups` on a snapshot: every commitment is worth it (sooner, on time where starting now is, within
 /// the wait and idle bounds), of a larger degree of the start-now option's own type, made while no more requests
@@ -395,7 +442,7 @@ let private bigImagesWith (settings: DispatchSettings) (wait: float<s>) (count: 
     let busy = Array.init 16 (fun i -> if i < 8 then now + wait elif i < 10 || i = 15 then now - 1.0<s> else now + 1000.0<s>)
     let s =
         { Now = now; Cluster = cluster; Cost = cost; Placement = placement; BusyUntil = busy
-          Queue = requests; Completed = Map.empty; Settings = settings }
+          Queue = requests; Completed = Map.empty; Settings = settings; Bookings = Map.empty }
     s
 
 let private bigImageWith (settings: DispatchSettings) (wait: float<s>) =
@@ -447,6 +494,7 @@ let tests =
         ``queued dispatches start when their devices are predicted free, fit memory and take each request once``
         ``with no horizon only the on-time head is queued, on the reserved node``
         ``a decode is booked on the decode device where it leaves the shortest idle gap``
+        ``a decode is planned into the gap before its decode device's later bookings, and the degree follows``
         ``a request waits for a larger group only when it finishes sooner there, within the wait and idle bounds``
         ``a request waits only for a larger degree of its start-now type, never while more requests wait than devices are free``
         ``a group of 8 freeing in 5 ms wins over a start now at degree 2, one freeing in 40 s does not``

@@ -7,7 +7,8 @@ open Trident.Scheduling.Dispatching
 
 let private eps = 1e-9<s>
 
-/// No device is given two tasks that overlap in time, nor a task before it is free.
+/// No device is given two tasks that overlap in time, nor a task before it is free, nor one that
+/// overlaps a later booking of the device (Snapshot.Bookings).
 let noOverlap (s: Snapshot) (plan: DispatchPlan) =
     let intervals =
         [ for d in plan.Dispatches do
@@ -23,6 +24,10 @@ let noOverlap (s: Snapshot) (plan: DispatchPlan) =
           for (_, a, _, r) in group do
               if a + eps < free then
                   yield sprintf "%O: task of %O starts at %g before the device is free at %g" dev r (float a) (float free)
+          for (a, b) in s.Bookings |> Map.tryFind dev |> Option.defaultValue [] do
+              for (_, a', b', r) in group do
+                  if a' + eps < b && a + eps < b' then
+                      yield sprintf "%O: task of %O (%g–%g) overlaps a booking (%g–%g)" dev r (float a') (float b') (float a) (float b)
           let sorted = group |> List.sortBy (fun (_, a, b, _) -> a, b)
           for ((_, _, b1, r1), (_, a2, _, r2)) in List.pairwise sorted do
               if a2 + eps < b1 then

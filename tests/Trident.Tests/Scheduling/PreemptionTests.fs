@@ -180,7 +180,8 @@ let private bookedDecodeScenario (decodeStart: float<s>) =
           BusyUntil = busy
           Queue = [ image ]
           Completed = Map.empty
-          Settings = { DispatchSettings.defaults with TimeLimit = 10.0<s> } }
+          Settings = { DispatchSettings.defaults with TimeLimit = 10.0<s> }
+          Bookings = Map.empty }
     cost, image, victim, view, snapshot
 
 let ``the late-bound decode prediction takes a preemption that booked decodes made the plan refuse`` =

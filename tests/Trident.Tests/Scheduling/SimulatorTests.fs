@@ -390,7 +390,8 @@ let snapshotAfter (config: SimConfig) (result: SimResult) (t: float<s>) : Snapsh
       BusyUntil = busy
       Queue = [ for r in result.Records do if r.Request.Arrival <= t && not (dispatchedBy r) then yield r.Request ]
       Completed = Map.empty
-      Settings = config.Dispatch }
+      Settings = config.Dispatch
+      Bookings = Map.empty }
 
 let ``Trident's simulated rounds leave no device idle that a waiting request could use`` =
     testProp 80 "Trident's simulated rounds leave no device idle that a waiting request could use" <| fun () ->
