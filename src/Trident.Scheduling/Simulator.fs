@@ -474,6 +474,92 @@ module Simulator =
                                 Booked = bookedOf p (trackedOn id now)
                                 Headroom = dev.Memory - weights } ]
 
+        // per request with a single decode booked on a device: when its latents are ready there and its
+        // place in the device's queue (the order decodes were booked, as the live worker's channel has them)
+        let decodeMeta = Dictionary<RequestId, struct (float<s> * int64)>()
+        let decodeSeq = ref 0L
+
+        /// Decode order on a decode-only device that needs no load (every policy; docs/policies.md, "Decode
+        /// order"): the live worker runs, each time its device frees, the earliest-booked decode whose latents
+        /// are ready, and waits for the first latents when none is (Worker.cs, held decodes): non-preemptive
+        /// and work-conserving — a decode booked minutes ahead for a video does not hold its slot against a
+        /// short decode ready before it. `orderPlan` reschedules, with `r`'s decode (latents ready at `ready`,
+        /// `duration` seconds, booked last), the decodes booked on `dev` that have not started by `now`, from
+        /// the end of the decode running now: `r`'s start and the decodes that move (request, task, index,
+        /// new start). None when the rule does not apply — a load, a batch decode or a paused decode's first
+        /// part not yet started on the device, or no decode queued — and `r` then takes the earliest gap
+        /// (`runTask`), which is the same start when nothing is queued. Pure: changes nothing.
+        let orderPlan (now: float<s>) (dev: DeviceId) (ready: float<s>) (duration: float<s>) =
+            let t = typeOf dev
+            let res = resident.[dev.Value]
+            if not (PlacementType.holds Decode t) || PlacementType.holds Diffuse t
+               || AdjustOnDispatch.loadTime cluster cost res Decode > 0.0<s> || AdjustOnDispatch.residentAfter t res Decode <> res then None
+            else
+                let xs = intervals.[dev.Value] |> Seq.filter (fun struct (_, e) -> e > float now) |> List.ofSeq
+                let queued = trackedOn dev now |> List.filter (fun (_, dc, _) -> dc.Start > now)
+                let later = xs |> List.filter (fun struct (a, _) -> a > float now)
+                let known =
+                    later.Length = queued.Length
+                    && later |> List.forall (fun struct (a, e) -> queued |> List.exists (fun (_, dc, _) -> float dc.Start = a && float dc.Finish = e))
+                    && queued |> List.forall (fun (id, _, _) -> decodeMeta.ContainsKey id)
+                if queued.IsEmpty || not known then None
+                else
+                    let free = xs |> List.fold (fun acc struct (a, e) -> if a <= float now then max acc e else acc) (float now)
+                    // (ready, booking order, duration, the booked task: None for r)
+                    let pending = List<struct (float<s> * int64 * float<s> * (RequestId * TaskRecord * int) option)>()
+                    for (id, dc, i) in queued do
+                        let struct (rd, order) = decodeMeta.[id]
+                        pending.Add(struct (rd, order, dc.Finish - dc.Start, Some(id, dc, i)))
+                    pending.Add(struct (ready, System.Int64.MaxValue, duration, None))
+                    let mutable cursor = free * 1.0<s>
+                    let mutable start = ready
+                    let moves = List<RequestId * TaskRecord * int * float<s>>()
+                    while pending.Count > 0 do
+                        let mutable pick = -1
+                        for j in 0 .. pending.Count - 1 do
+                            let struct (rd, order, _, _) = pending.[j]
+                            if rd <= cursor then
+                                if pick < 0 || (let struct (_, o, _, _) = pending.[pick] in order < o) then pick <- j
+                        if pick < 0 then
+                            cursor <- pending |> Seq.map (fun (struct (rd, _, _, _)) -> rd) |> Seq.min
+                        else
+                            let struct (_, _, d, task) = pending.[pick]
+                            pending.RemoveAt pick
+                            match task with
+                            | None -> start <- cursor
+                            | Some(id, dc, i) -> if dc.Start <> cursor then moves.Add((id, dc, i, cursor))
+                            cursor <- cursor + d
+                    Some(start, List.ofSeq moves)
+
+        /// `orderPlan` carried out for `r`'s decode on its one decode device: the moved decodes leave their
+        /// slots now; `r`'s start is returned with their rebooking, to run once `r`'s task is booked.
+        let decodeOrder (now: float<s>) (r: Request) (devices: DeviceId list) (ready: float<s>) : (float<s> * (unit -> unit)) option =
+            match devices with
+            | [ dev ] ->
+                let duration = CostModel.batchTime cost Decode r.Shape r.Steps 1 1 * jitterFactor config.Jitter config.Seed r.Id Decode
+                match orderPlan now dev ready duration with
+                | None -> None
+                | Some(start, moves) ->
+                    for (_, dc, _, _) in moves do
+                        release now dev dc.Finish
+                        cancelled.Add dc |> ignore
+                    let rebook () =
+                        for (id, dc, i, at) in moves do
+                            let shifted = { dc with Start = at; Finish = at + (dc.Finish - dc.Start) }
+                            tasks.[i] <- shifted
+                            push shifted.Finish (TaskEnd shifted)
+                            occupy dev shifted.Start shifted.Finish
+                            estFree.[dev.Value] <- max estFree.[dev.Value] shifted.Finish
+                            liveDecode.[id] <- struct (shifted, i)
+                            let x = records.[index.[id]]
+                            records.[index.[id]] <-
+                                { x with
+                                    Decode = Some shifted
+                                    Finish = Some shifted.Finish
+                                    Outcome = (if shifted.Finish <= x.Request.Deadline then OnTime else Late) }
+                    Some(start, rebook)
+            | _ -> None
+
         /// Decode preemption (policies whose `Preempt` has decode tiles): before `r`'s decode is
         /// booked on its one decode device, Preemption.decideDecode may put it in ahead of the decodes
         /// booked there — the running one paused at its tile boundary (its first part a task of its
@@ -487,7 +573,11 @@ module Simulator =
                 if AdjustOnDispatch.loadTime cluster cost res Decode = 0.0<s> && after = res then
                     let decodeTime (x: Request) = CostModel.batchTime cost Decode x.Shape x.Steps 1 1 * jitterFactor config.Jitter config.Seed x.Id Decode
                     let duration = decodeTime r
-                    let fWait = earliestGap dev now (max now ready) duration + duration
+                    // waiting: the decode order's start (the live worker's), else the earliest gap
+                    let fWait =
+                        match orderPlan now dev ready duration with
+                        | Some(start, _) -> start + duration
+                        | None -> earliestGap dev now (max now ready) duration + duration
                     if fWait > r.Deadline then
                         let xs = intervals.[dev.Value] |> Seq.filter (fun struct (_, e) -> e > float ready) |> List.ofSeq
                         let tracked = trackedOn dev ready
@@ -500,7 +590,7 @@ module Simulator =
                             let act = CostModel.activation cost Decode r.Shape 1
                             let headroom = (Cluster.device cluster dev).Memory - weights
                             match Preemption.decideDecode p config.Dispatch r ready duration act fWait headroom booked with
-                            | None -> ()
+                            | None -> false
                             | Some ins ->
                                 let delayed = tracked |> List.filter (fun (_, dc, _) -> dc.Finish > ins.At)
                                 // drop every delayed interval first, then book the moved ones
@@ -532,7 +622,12 @@ module Simulator =
                                         tasks.[i] <- shifted
                                         push shifted.Finish (TaskEnd shifted)
                                         moved id shifted i false
-            | _ -> ()
+                                true
+                        else false
+                    else false
+                else false
+            | _ -> false
+
 
         /// Late binding of the decode device (docs/policies.md, "Work-conserving dispatch", "Late binding"): a decode planned on an
         /// auxiliary device — one device outside the diffuse group whose type holds C but not D — runs on
@@ -579,10 +674,15 @@ module Simulator =
                 if b = 1 then liveDiffuse.[r.Id] <- struct (df, stepsBefore, dfIndex)
                 let decodeDevices = bindDecode now r b devices df.Finish d.Decode.Devices
                 let ready = df.Finish + transfer (CostModel.latentBytes cost r.Shape) devices decodeDevices
-                if b = 1 then preemptDecode now r decodeDevices ready
-                let dc, cFail = runTask now r b Decode decodeDevices 1 ready
+                let inserted = b = 1 && preemptDecode now r decodeDevices ready
+                let order = if b = 1 && not inserted then decodeOrder now r decodeDevices ready else None
+                let dc, cFail = runTask now r b Decode decodeDevices 1 (match order with Some(start, _) -> start | None -> ready)
+                order |> Option.iter (fun (_, rebook) -> rebook ())
                 let dcIndex = addTask dc
-                if b = 1 then liveDecode.[r.Id] <- struct (dc, dcIndex)
+                if b = 1 then
+                    liveDecode.[r.Id] <- struct (dc, dcIndex)
+                    decodeMeta.[r.Id] <- struct (ready, decodeSeq.Value)
+                    decodeSeq.Value <- decodeSeq.Value + 1L
                 let record = { record with Decode = Some dc }
                 match cFail with
                 | Some o -> { record with Finish = Some dc.Start; Outcome = o }

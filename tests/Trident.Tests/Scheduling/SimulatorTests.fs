@@ -480,6 +480,45 @@ let ``no decode waits while another decode device is idle`` =
             .&. labelled "no double booking" (noDoubleBooking result)
             |> Prop.classify (cDevices >= 2) "two or more ⟨C⟩ devices")
 
+/// Decodes on a decode-only ⟨C⟩ device that waited while that device idled: the live worker runs a decode as soon
+/// as its latents are ready and the device is free (Worker.cs, held decodes), and the simulator's decode order
+/// (docs/policies.md, "Decode order") reschedules the decodes not yet started so that the device never idles while
+/// one is ready — a decode booked minutes ahead does not hold the device against one ready before it. Checked on
+/// the executed tasks: between its latents' arrival and its start, the device is busy throughout.
+let decodeWaitedOnIdleDevice (config: SimConfig) (result: SimResult) =
+    let typeOf = PlacementPlan.typeOf result.InitialPlacement
+    let busy =
+        [ for t in result.Tasks do
+              for d in t.Devices do
+                  yield d, (t.Start, t.Finish) ]
+        |> List.groupBy fst
+        |> List.map (fun (d, xs) -> d, xs |> List.map snd |> List.sortBy fst)
+        |> Map.ofList
+    // the first moment in [a, b) the device is idle, if any
+    let firstIdle d (a: float<s>) (b: float<s>) =
+        let mutable c = a
+        for (s, f) in busy |> Map.tryFind d |> Option.defaultValue [] do
+            if s <= c + eps && f > c then c <- f
+        if c < b - eps then Some c else None
+    [ for r in result.Records do
+          match r.Outcome, r.Diffuse, r.Decode with
+          | (OnTime | Late), Some df, Some { Devices = [ c ]; Start = start } when typeOf c = C && not (List.contains c df.Devices) ->
+              let ready = df.Finish + Cluster.transferTime config.Cluster (CostModel.latentBytes config.Cost r.Request.Shape) (List.head df.Devices) c
+              match firstIdle c ready start with
+              | Some at -> yield sprintf "%O: latents on %O at %g, decode started at %g, the device idle at %g" r.Request.Id c (float ready) (float start) (float at)
+              | None -> ()
+          | _ -> () ]
+
+let ``no decode waits on an idle decode device`` =
+    testProp 80 "a decode on a ⟨C⟩ device never waits while that device idles (decode order)" <| fun () ->
+        Prop.forAll simSpecs (fun spec ->
+            let config, _, requests = buildRun spec
+            let policy = pickL [ Baselines.b5 StageSplit.paperLightLoad; Baselines.b6 StageSplit.paperLightLoad; Baselines.trident 0.5<s> None ] spec.Policy
+            let result = Simulator.run config policy requests
+            labelled "decode order" (decodeWaitedOnIdleDevice config result)
+            .&. labelled "no double booking" (noDoubleBooking result)
+            |> Prop.classify (result.Records |> Array.exists (fun r -> match r.Diffuse, r.Decode with Some df, Some dc -> dc.Start > df.Finish + 1.0<s> | _ -> false)) "some decode waited")
+
 // ---- batching (issue 12) -------------------------------------------------------------------------
 
 /// The run of a spec with same-shape batching on: test batch points (BatchingProperties.withBatches) and MaxBatch 4.
@@ -538,6 +577,7 @@ let ``a same-shape burst finishes sooner with batching`` =
 let tests =
     testList "unit" [ testList "SimulatorTests" [
         ``no decode waits while another decode device is idle``
+        ``no decode waits on an idle decode device``
         ``batches in the simulator keep conservation and never double-book``
         ``a same-shape burst finishes sooner with batching``
         ``every arrival ends in exactly one outcome``
