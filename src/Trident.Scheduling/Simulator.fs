@@ -485,7 +485,8 @@ module Simulator =
         /// and work-conserving — a decode booked minutes ahead for a video does not hold its slot against a
         /// short decode ready before it. `orderPlan` reschedules, with `r`'s decode (latents ready at `ready`,
         /// `duration` seconds, booked last), the decodes booked on `dev` that have not started by `now`, from
-        /// the end of the decode running now: `r`'s start and the decodes that move (request, task, index,
+        /// the end of the decode running now (not for a policy that pauses decodes: it keeps the earliest gap and
+        /// its insertions): `r`'s start and the decodes that move (request, task, index,
         /// new start). None when the rule does not apply — a load, a batch decode or a paused decode's first
         /// part not yet started on the device, or no decode queued — and `r` then takes the earliest gap
         /// (`runTask`), which is the same start when nothing is queued. Pure: changes nothing.
@@ -573,11 +574,7 @@ module Simulator =
                 if AdjustOnDispatch.loadTime cluster cost res Decode = 0.0<s> && after = res then
                     let decodeTime (x: Request) = CostModel.batchTime cost Decode x.Shape x.Steps 1 1 * jitterFactor config.Jitter config.Seed x.Id Decode
                     let duration = decodeTime r
-                    // waiting: the decode order's start (the live worker's), else the earliest gap
-                    let fWait =
-                        match orderPlan now dev ready duration with
-                        | Some(start, _) -> start + duration
-                        | None -> earliestGap dev now (max now ready) duration + duration
+                    let fWait = earliestGap dev now (max now ready) duration + duration
                     if fWait > r.Deadline then
                         let xs = intervals.[dev.Value] |> Seq.filter (fun struct (_, e) -> e > float ready) |> List.ofSeq
                         let tracked = trackedOn dev ready
@@ -675,7 +672,9 @@ module Simulator =
                 let decodeDevices = bindDecode now r b devices df.Finish d.Decode.Devices
                 let ready = df.Finish + transfer (CostModel.latentBytes cost r.Shape) devices decodeDevices
                 let inserted = b = 1 && preemptDecode now r decodeDevices ready
-                let order = if b = 1 && not inserted then decodeOrder now r decodeDevices ready else None
+                // a policy that pauses decodes keeps the earliest gap with its insertions (its own decode discipline)
+                let pausesDecodes = match policy.Preempt with Some p -> p.DecodeTileFrames > 0 && p.MaxSuspensions > 0 | None -> false
+                let order = if b = 1 && not inserted && not pausesDecodes then decodeOrder now r decodeDevices ready else None
                 let dc, cFail = runTask now r b Decode decodeDevices 1 (match order with Some(start, _) -> start | None -> ready)
                 order |> Option.iter (fun (_, rebook) -> rebook ())
                 let dcIndex = addTask dc

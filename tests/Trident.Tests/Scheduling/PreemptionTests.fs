@@ -382,10 +382,10 @@ let private pinned (policy: Policy) =
 
 let ``an image decode that would wait behind video decodes goes in between their tiles`` =
     testCase "an image decode that would wait behind video decodes goes in between their tiles" <| fun () ->
-        // SLO 1.2 · t_ref: an image's decode cannot wait out a running 129-frame decode (27 s). Since the decode
-        // order (docs/policies.md) an image's decode no longer waits behind video decodes booked ahead but not
-        // started — only behind the one running when its latents are ready, which a pause cuts to one tile
-        // (at SLO 1.5 that wait fits most images' slack, and the pauses no longer decide the attainment)
+        // SLO 1.2 · t_ref: an image's decode cannot wait out a running 129-frame decode (27 s). Without decode
+        // pauses the decode order (docs/policies.md) runs an image's decode before video decodes booked ahead but
+        // not started — it waits only for the one running when its latents are ready, which a pause cuts to one
+        // tile (at SLO 1.5 that wait fits most images' slack and the pauses no longer decide the attainment)
         let config, requests = decodeStream 1.2 40 4 8.0 10 30
         let plain = Simulator.run config (pinned (Baselines.trident 0.5<s> None)) requests
         let pre = Simulator.run config (pinned (preempting 2)) requests
