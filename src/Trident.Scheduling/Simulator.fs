@@ -458,21 +458,25 @@ module Simulator =
                         Activation = CostModel.activation cost Decode x.Request.Shape 1
                         Pauses = x.DecodePauses } ]
 
-        /// The decode-only devices that run a decode without a load, as the late-bound decode
-        /// prediction of Preemption.decideWith sees them at `now`: their booked intervals and decodes.
-        let decodeDevices (p: PreemptionSettings) (now: float<s>) =
-            [ for dev in cluster.Devices do
-                  let id = dev.Id
-                  let t = typeOf id
-                  if PlacementType.holds Decode t && not (PlacementType.holds Diffuse t) then
-                      let res = resident.[id.Value]
-                      if AdjustOnDispatch.loadTime cluster cost res Decode = 0.0<s> && AdjustOnDispatch.residentAfter t res Decode = res then
-                          let weights = res |> Seq.sumBy (fun st -> (Profile.stage cost.Profile st).Weights)
-                          yield
-                              { DecodeDevice.Device = id
-                                Busy = [ for struct (a, e) in intervals.[id.Value] do if e > float now then yield a * 1.0<s>, e * 1.0<s> ]
-                                Booked = bookedOf p (trackedOn id now)
-                                Headroom = dev.Memory - weights } ]
+        /// A decode-only device that runs a decode without a load, as decode preemption (`preemptDecode`)
+        /// and the late-bound decode prediction of Preemption.decideWith see it at `now`: its booked
+        /// intervals and decodes. None for any other device.
+        let decodeDeviceOf (p: PreemptionSettings) (now: float<s>) (dev: Device) : DecodeDevice option =
+            let id = dev.Id
+            let t = typeOf id
+            let res = resident.[id.Value]
+            if PlacementType.holds Decode t && not (PlacementType.holds Diffuse t)
+               && AdjustOnDispatch.loadTime cluster cost res Decode = 0.0<s> && AdjustOnDispatch.residentAfter t res Decode = res then
+                let weights = res |> Seq.sumBy (fun st -> (Profile.stage cost.Profile st).Weights)
+                Some
+                    { DecodeDevice.Device = id
+                      Busy = [ for struct (a, e) in intervals.[id.Value] do if e > float now then yield a * 1.0<s>, e * 1.0<s> ]
+                      Booked = bookedOf p (trackedOn id now)
+                      Headroom = dev.Memory - weights }
+            else None
+
+        /// Every such device (`decodeDeviceOf`).
+        let decodeDevices (p: PreemptionSettings) (now: float<s>) = cluster.Devices |> List.ofArray |> List.choose (decodeDeviceOf p now)
 
         // per request with a single decode booked on a device: when its latents are ready there and its
         // place in the device's queue (the order decodes were booked, as the live worker's channel has them)
@@ -569,60 +573,46 @@ module Simulator =
         let preemptDecode (now: float<s>) (r: Request) (devices: DeviceId list) (ready: float<s>) =
             match policy.Preempt, devices with
             | Some p, [ dev ] when p.DecodeTileFrames > 0 && p.MaxSuspensions > 0 ->
-                let res = resident.[dev.Value]
-                let after = AdjustOnDispatch.residentAfter (typeOf dev) res Decode
-                if AdjustOnDispatch.loadTime cluster cost res Decode = 0.0<s> && after = res then
-                    let decodeTime (x: Request) = CostModel.batchTime cost Decode x.Shape x.Steps 1 1 * jitterFactor config.Jitter config.Seed x.Id Decode
-                    let duration = decodeTime r
-                    let fWait = earliestGap dev now (max now ready) duration + duration
-                    if fWait > r.Deadline then
-                        let xs = intervals.[dev.Value] |> Seq.filter (fun struct (_, e) -> e > float ready) |> List.ofSeq
-                        let tracked = trackedOn dev ready
-                        let allTracked =
-                            xs.Length = tracked.Length
-                            && xs |> List.forall (fun struct (a, e) -> tracked |> List.exists (fun (_, dc, _) -> float dc.Start = a && float dc.Finish = e))
-                        if allTracked then
-                            let weights = after |> Seq.sumBy (fun st -> (Profile.stage cost.Profile st).Weights)
-                            let booked = bookedOf p tracked
-                            let act = CostModel.activation cost Decode r.Shape 1
-                            let headroom = (Cluster.device cluster dev).Memory - weights
-                            match Preemption.decideDecode p config.Dispatch r ready duration act fWait headroom booked with
-                            | None -> false
-                            | Some ins ->
-                                let delayed = tracked |> List.filter (fun (_, dc, _) -> dc.Finish > ins.At)
-                                // drop every delayed interval first, then book the moved ones
-                                for _, dc, _ in delayed do
-                                    release now dev dc.Finish
-                                    cancelled.Add dc |> ignore
-                                let moved (id: RequestId) (last: TaskRecord) (j: int) (paused: bool) =
-                                    occupy dev last.Start last.Finish
-                                    estFree.[dev.Value] <- max estFree.[dev.Value] last.Finish
-                                    liveDecode.[id] <- struct (last, j)
-                                    let x = records.[index.[id]]
-                                    records.[index.[id]] <-
-                                        { x with
-                                            Decode = Some last
-                                            Finish = Some last.Finish
-                                            Outcome = (if last.Finish <= x.Request.Deadline then OnTime else Late)
-                                            DecodePauses = x.DecodePauses + (if paused then 1 else 0) }
-                                for id, dc, i in delayed do
-                                    if Some id = ins.Paused then
-                                        // the tiles done: a task of their own, not a stage completion
-                                        let first = { dc with Finish = ins.At }
-                                        tasks.[i] <- first
-                                        cut.Add first |> ignore
-                                        occupy dev first.Start first.Finish
-                                        let rest = { dc with Start = ins.At + ins.Delay; Finish = dc.Finish + ins.Delay }
-                                        moved id rest (addTask rest) true
-                                    else
-                                        let shifted = { dc with Start = dc.Start + ins.Delay; Finish = dc.Finish + ins.Delay }
-                                        tasks.[i] <- shifted
-                                        push shifted.Finish (TaskEnd shifted)
-                                        moved id shifted i false
-                                true
-                        else false
-                    else false
-                else false
+                match decodeDeviceOf p now (Cluster.device cluster dev) with
+                | None -> false
+                | Some view ->
+                    let duration = CostModel.batchTime cost Decode r.Shape r.Steps 1 1 * jitterFactor config.Jitter config.Seed r.Id Decode
+                    let act = CostModel.activation cost Decode r.Shape 1
+                    // ready ≥ now (the latents of a diffuse booked at now or later): the view's gap is the executor's
+                    match Preemption.decodeInsertion p config.Dispatch r ready duration act view with
+                    | _, None -> false
+                    | _, Some ins ->
+                        let delayed = trackedOn dev ready |> List.filter (fun (_, dc, _) -> dc.Finish > ins.At)
+                        // drop every delayed interval first, then book the moved ones
+                        for _, dc, _ in delayed do
+                            release now dev dc.Finish
+                            cancelled.Add dc |> ignore
+                        let moved (id: RequestId) (last: TaskRecord) (j: int) (paused: bool) =
+                            occupy dev last.Start last.Finish
+                            estFree.[dev.Value] <- max estFree.[dev.Value] last.Finish
+                            liveDecode.[id] <- struct (last, j)
+                            let x = records.[index.[id]]
+                            records.[index.[id]] <-
+                                { x with
+                                    Decode = Some last
+                                    Finish = Some last.Finish
+                                    Outcome = (if last.Finish <= x.Request.Deadline then OnTime else Late)
+                                    DecodePauses = x.DecodePauses + (if paused then 1 else 0) }
+                        for id, dc, i in delayed do
+                            if Some id = ins.Paused then
+                                // the tiles done: a task of their own, not a stage completion
+                                let first = { dc with Finish = ins.At }
+                                tasks.[i] <- first
+                                cut.Add first |> ignore
+                                occupy dev first.Start first.Finish
+                                let rest = { dc with Start = ins.At + ins.Delay; Finish = dc.Finish + ins.Delay }
+                                moved id rest (addTask rest) true
+                            else
+                                let shifted = { dc with Start = dc.Start + ins.Delay; Finish = dc.Finish + ins.Delay }
+                                tasks.[i] <- shifted
+                                push shifted.Finish (TaskEnd shifted)
+                                moved id shifted i false
+                        true
             | _ -> false
 
 

@@ -222,28 +222,31 @@ module Preemption =
     let earliestGap (busy: (float<s> * float<s>) list) (ready: float<s>) (duration: float<s>) : float<s> =
         busy |> List.fold (fun c (a, e) -> if e > c && a < c + duration then e else c) ready
 
-    /// Late-bound prediction of `urgent`'s decode finish on decode device `dev`, its latents there at
-    /// `ready`, the decode taking `duration` seconds with peak activation `activation`: what the
-    /// executor does when the decode is booked. It takes the earliest gap that holds the decode; when
-    /// that finish f_gap is late (f_gap > D) and decode preemption is on (`DecodeTileFrames` > 0,
-    /// `MaxSuspensions` > 0), every interval after `ready` is a booked decode, and `decideDecode`
-    /// takes the insertion, it goes in at the running decode's tile boundary: finish
-    ///     ready + decodeWaitBound + duration     (≤ ready + one tile + duration)
-    /// else f_gap. Never earlier than ready + duration. Pure.
-    let lateBoundFinish (settings: PreemptionSettings) (dispatch: DispatchSettings) (urgent: Request) (ready: float<s>) (duration: float<s>) (activation: float<GB>) (dev: DecodeDevice) : float<s> =
+    /// What the executor does with `urgent`'s decode on decode device `dev`, its latents there at `ready`,
+    /// the decode taking `duration` seconds with peak activation `activation`: (f_gap, insertion). f_gap is
+    /// the finish in the earliest gap that holds it; when f_gap is late (f_gap > D) and decode preemption
+    /// is on (`DecodeTileFrames` > 0, `MaxSuspensions` > 0) and every interval after `ready` is a booked
+    /// decode, `decideDecode`'s insertion (None when it declines). The simulator carries the insertion
+    /// out (Simulator.preemptDecode); `lateBoundFinish` predicts with it. Pure.
+    let decodeInsertion (settings: PreemptionSettings) (dispatch: DispatchSettings) (urgent: Request) (ready: float<s>) (duration: float<s>) (activation: float<GB>) (dev: DecodeDevice) : float<s> * DecodeInsertion option =
         let gap = earliestGap dev.Busy ready duration + duration
-        if gap <= urgent.Deadline || settings.DecodeTileFrames <= 0 || settings.MaxSuspensions <= 0 then gap
+        if gap <= urgent.Deadline || settings.DecodeTileFrames <= 0 || settings.MaxSuspensions <= 0 then gap, None
         else
             let after = dev.Busy |> List.filter (fun (_, e) -> e > ready)
             let booked = dev.Booked |> List.filter (fun b -> b.Finish > ready)
             let allBooked =
                 after.Length = booked.Length
                 && after |> List.forall (fun (a, e) -> booked |> List.exists (fun b -> b.Start = a && b.Finish = e))
-            if not allBooked then gap
-            else
-                match decideDecode settings dispatch urgent ready duration activation gap dev.Headroom booked with
-                | Some ins -> ins.At + duration
-                | None -> gap
+            if not allBooked then gap, None
+            else gap, decideDecode settings dispatch urgent ready duration activation gap dev.Headroom booked
+
+    /// Late-bound prediction of `urgent`'s decode finish on decode device `dev` (see `decodeInsertion`):
+    /// put in by decode preemption, ready + decodeWaitBound + duration (≤ ready + one tile + duration);
+    /// else the earliest gap's finish. Never earlier than ready + duration. Pure.
+    let lateBoundFinish (settings: PreemptionSettings) (dispatch: DispatchSettings) (urgent: Request) (ready: float<s>) (duration: float<s>) (activation: float<GB>) (dev: DecodeDevice) : float<s> =
+        match decodeInsertion settings dispatch urgent ready duration activation dev with
+        | _, Some ins -> ins.At + duration
+        | gap, None -> gap
 
     /// `dev` without the booked decode of request `id` (a suspended victim's decode is dropped).
     let withoutDecode (id: RequestId) (dev: DecodeDevice) : DecodeDevice =
