@@ -68,7 +68,9 @@ let snapshot =
       BusyUntil = Array.init (Cluster.deviceCount cluster) (fun i -> if i < 3 then now + 20.0<s> else now - 1.0<s>)
       Queue = queue
       Completed = Map.empty
-      Settings = DispatchSettings.defaults }
+      Settings = DispatchSettings.defaults
+      // no decode device has bookings ahead with gaps (the simulator fills these; Snapshot.Bookings)
+      Bookings = Snapshot.noBookings }
 
 let plans = Planner.plan snapshot
 let plan = plans.Dispatch
