@@ -478,6 +478,21 @@ module Simulator =
         /// Every such device (`decodeDeviceOf`).
         let decodeDevices (p: PreemptionSettings) (now: float<s>) = cluster.Devices |> List.ofArray |> List.choose (decodeDeviceOf p now)
 
+        /// Request `id`'s decode booked anew on `dev` as task `last` (index `j`), moved by decode preemption or the
+        /// decode order: its interval, the device's estimate, the request's live decode and its record (finish,
+        /// outcome; `paused`: one decode pause more).
+        let rebookDecode (dev: DeviceId) (id: RequestId) (last: TaskRecord) (j: int) (paused: bool) =
+            occupy dev last.Start last.Finish
+            estFree.[dev.Value] <- max estFree.[dev.Value] last.Finish
+            liveDecode.[id] <- struct (last, j)
+            let x = records.[index.[id]]
+            records.[index.[id]] <-
+                { x with
+                    Decode = Some last
+                    Finish = Some last.Finish
+                    Outcome = (if last.Finish <= x.Request.Deadline then OnTime else Late)
+                    DecodePauses = x.DecodePauses + (if paused then 1 else 0) }
+
         // per request with a single decode booked on a device: when its latents are ready there and its
         // place in the device's queue (the order decodes were booked, as the live worker's channel has them)
         let decodeMeta = Dictionary<RequestId, struct (float<s> * int64)>()
@@ -553,15 +568,7 @@ module Simulator =
                             let shifted = { dc with Start = at; Finish = at + (dc.Finish - dc.Start) }
                             tasks.[i] <- shifted
                             push shifted.Finish (TaskEnd shifted)
-                            occupy dev shifted.Start shifted.Finish
-                            estFree.[dev.Value] <- max estFree.[dev.Value] shifted.Finish
-                            liveDecode.[id] <- struct (shifted, i)
-                            let x = records.[index.[id]]
-                            records.[index.[id]] <-
-                                { x with
-                                    Decode = Some shifted
-                                    Finish = Some shifted.Finish
-                                    Outcome = (if shifted.Finish <= x.Request.Deadline then OnTime else Late) }
+                            rebookDecode dev id shifted i false
                     Some(start, rebook)
             | _ -> None
 
@@ -587,17 +594,7 @@ module Simulator =
                         for _, dc, _ in delayed do
                             release now dev dc.Finish
                             cancelled.Add dc |> ignore
-                        let moved (id: RequestId) (last: TaskRecord) (j: int) (paused: bool) =
-                            occupy dev last.Start last.Finish
-                            estFree.[dev.Value] <- max estFree.[dev.Value] last.Finish
-                            liveDecode.[id] <- struct (last, j)
-                            let x = records.[index.[id]]
-                            records.[index.[id]] <-
-                                { x with
-                                    Decode = Some last
-                                    Finish = Some last.Finish
-                                    Outcome = (if last.Finish <= x.Request.Deadline then OnTime else Late)
-                                    DecodePauses = x.DecodePauses + (if paused then 1 else 0) }
+                        let moved = rebookDecode dev
                         for id, dc, i in delayed do
                             if Some id = ins.Paused then
                                 // the tiles done: a task of their own, not a stage completion

@@ -269,27 +269,32 @@ let ``with no horizon only the on-time head is queued, on the reserved node`` =
             .&. (queued |> List.forall (fun d -> onReserved d && d.OnTime) |> Prop.label "queued off the reserved node, or late")
             |> Prop.classify (not queued.IsEmpty) "the head queued")
 
+/// One node of hunyuanvideo devices, six ⟨ED⟩ and two ⟨C⟩ (d6, d7), at now = 100 s, and one 960×544×17 video
+/// arriving then: (cost, cluster, now, shape, request, placement).
+let private decodeNode () =
+    let cost = CostModel.create CostSettings.defaults ReferenceProfiles.hunyuanvideo
+    let cluster = Cluster.uniform 1 8 48.0<GB> Bandwidths.pcie4Server
+    let types = cluster.Devices |> Array.map (fun d -> d.Id, (if d.Id.Value >= 6 then C else ED)) |> Map.ofArray
+    let now = 100.0<s>
+    let shape = Shape.video 960 544 17
+    let request =
+        { Id = RequestId 1L
+          Model = cost.Profile.Model
+          Shape = shape
+          Steps = 50
+          Arrival = now
+          Deadline = CostModel.deadline cost now shape 50
+          Priority = None }
+    let stats: Trident.Scheduling.Placement.WorkloadStats = { Classes = [ { Shape = shape; Steps = 50; Share = 1.0 } ]; ArrivalRate = 0.05 }
+    let capacity = Trident.Scheduling.Placement.Capacity.ofTypes (Trident.Scheduling.Placement.Capacity.stageWork cost stats) (Map.values types)
+    cost, cluster, now, shape, request, { Types = types; Capacity = capacity; Alpha = 1.0; Moves = 0; Source = Greedy "test" }
+
 let ``a decode is booked on the decode device where it leaves the shortest idle gap`` =
     testCase "a decode is booked on the decode device where it leaves the shortest idle gap" <| fun () ->
         // one node: six ⟨ED⟩ devices and two ⟨C⟩ devices; ⟨C⟩ d7 has a decode booked until now + 20 s, d6
         // is idle. A video whose latents arrive well after that finishes its decode as soon on either:
         // it goes to d7 (best fit in time) and d6 stays free for a decode due sooner (Assign.decodeDevice)
-        let cost = CostModel.create CostSettings.defaults ReferenceProfiles.hunyuanvideo
-        let cluster = Cluster.uniform 1 8 48.0<GB> Bandwidths.pcie4Server
-        let types = cluster.Devices |> Array.map (fun d -> d.Id, (if d.Id.Value >= 6 then C else ED)) |> Map.ofArray
-        let now = 100.0<s>
-        let shape = Shape.video 960 544 17
-        let request =
-            { Id = RequestId 1L
-              Model = cost.Profile.Model
-              Shape = shape
-              Steps = 50
-              Arrival = now
-              Deadline = CostModel.deadline cost now shape 50
-              Priority = None }
-        let stats: Trident.Scheduling.Placement.WorkloadStats = { Classes = [ { Shape = shape; Steps = 50; Share = 1.0 } ]; ArrivalRate = 0.05 }
-        let capacity = Trident.Scheduling.Placement.Capacity.ofTypes (Trident.Scheduling.Placement.Capacity.stageWork cost stats) (Map.values types)
-        let placement = { Types = types; Capacity = capacity; Alpha = 1.0; Moves = 0; Source = Greedy "test" }
+        let cost, cluster, now, shape, request, placement = decodeNode ()
         let busy = Array.init 8 (fun i -> if i = 7 then now + 20.0<s> else now - 1.0<s>)
         let s =
             { Now = now; Cluster = cluster; Cost = cost; Placement = placement; BusyUntil = busy
@@ -308,22 +313,7 @@ let ``a decode is planned into the gap before its decode device's later bookings
         // plan books it there, its option predicts that finish, and the larger degree wins on latency. Seen as
         // busy until now + 340 s (no Bookings), every degree's decode finishes after 340 s and the finish no longer
         // tells the degrees apart (hunyuanvideo-reference: k = 1 runs of 138 s where k = 8 took 34 s)
-        let cost = CostModel.create CostSettings.defaults ReferenceProfiles.hunyuanvideo
-        let cluster = Cluster.uniform 1 8 48.0<GB> Bandwidths.pcie4Server
-        let types = cluster.Devices |> Array.map (fun d -> d.Id, (if d.Id.Value >= 6 then C else ED)) |> Map.ofArray
-        let now = 100.0<s>
-        let shape = Shape.video 960 544 17
-        let request =
-            { Id = RequestId 1L
-              Model = cost.Profile.Model
-              Shape = shape
-              Steps = 50
-              Arrival = now
-              Deadline = CostModel.deadline cost now shape 50
-              Priority = None }
-        let stats: Trident.Scheduling.Placement.WorkloadStats = { Classes = [ { Shape = shape; Steps = 50; Share = 1.0 } ]; ArrivalRate = 0.05 }
-        let capacity = Trident.Scheduling.Placement.Capacity.ofTypes (Trident.Scheduling.Placement.Capacity.stageWork cost stats) (Map.values types)
-        let placement = { Types = types; Capacity = capacity; Alpha = 1.0; Moves = 0; Source = Greedy "test" }
+        let cost, cluster, now, shape, request, placement = decodeNode ()
         let later = [ now + 300.0<s>, now + 340.0<s> ]
         let s =
             { Now = now; Cluster = cluster; Cost = cost; Placement = placement; BusyUntil = Array.create 8 (now - 1.0<s>)
