@@ -213,6 +213,11 @@ public sealed record DecodeTask(long TaskId, RequestId Request, double Predicted
     /// profile's batch points show no gain for this stage at this shape and batch size.</summary>
     public bool ItemByItem { get; init; }
 
+    /// <summary>When the plan predicts the latents to be ready (server clock, seconds: the dispatch's diffuse
+    /// finish); null when not known. The ledger keeps a decode whose latents are not due yet out of its device's
+    /// busy-until, as the worker holds it aside (DeviceLedger.Schedule).</summary>
+    public double? LatentsReadyAt { get; init; }
+
     /// <summary>The inputs of the batch, this task's own first.</summary>
     public IReadOnlyList<GenerationInput> Inputs => Batches.Inputs(Input, Mates);
 

@@ -119,6 +119,7 @@ public sealed class PlanExecutor
         var decode = new DecodeTask(NextTaskId(), lead.Id, dispatch.Decode.Finish - dispatch.Decode.Start, token, input, latents, mates)
         {
             ItemByItem = ItemByItem(Stage.Decode, input, jobs.Count),
+            LatentsReadyAt = dispatch.Diffuse.Devices.IsEmpty ? null : dispatch.Diffuse.Finish,
         };
 
         foreach (var job in jobs) job.Dispatched(_clock.Now, route);

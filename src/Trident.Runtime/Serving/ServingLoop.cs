@@ -491,14 +491,34 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
     private FSharpMap<RequestId, Stage> CompletedStages() =>
         MapModule.OfSeq(_queue.Where(j => j.Resume is not null).Select(j => Tuple.Create(j.Request.Id, j.Resume!.Stage)));
 
+    // Busy-until of the view's devices and the later bookings of its decode-only (⟨C⟩) devices (Snapshot.Bookings):
+    // a ⟨C⟩ device's worker holds a decode aside until its latents are ready, so its busy-until is the work back to
+    // back from now and the held decodes are bookings with gaps (DeviceLedger.Schedule), as the simulator gives them.
+    private (double[] Busy, FSharpMap<DeviceId, FSharpList<Tuple<double, double>>> Bookings) BusyView(double now, PlacementPlan viewPlacement)
+    {
+        var busy = _view.Select(_ledger.BusyUntilAll(now));
+        var bookings = SnapshotModule.noBookings;
+        for (var v = 0; v < busy.Length; v++)
+        {
+            var id = DeviceId.NewDeviceId(v);
+            if (!viewPlacement.Types.TryGetValue(id, out var type) || !type.Equals(PlacementType.C)) continue;
+            var (until, later) = _ledger.Schedule(_view.Physical(v), now);
+            busy[v] = until;
+            if (later.Count > 0)
+                bookings = bookings.Add(id, ListModule.OfSeq(later.Select(x => Tuple.Create(x.Start, x.End))));
+        }
+        return (busy, bookings);
+    }
+
     private async Task DispatchAsync(double now)
     {
         // with no device in the cluster requests wait (FailWithoutDevices bounds how long)
         if (_view.Cluster is not { } cluster) return;
         var round = _round + 1;
-        var busy = _view.Select(_ledger.BusyUntilAll(now));
-        var snapshot = new Snapshot(now, cluster, _cost, _view.ToView(_placement), busy, ListModule.OfSeq(_queue.Select(j => j.Request)), CompletedStages(),
-            _dispatch, SnapshotModule.noBookings);
+        var viewPlacement = _view.ToView(_placement);
+        var (busy, bookings) = BusyView(now, viewPlacement);
+        var snapshot = new Snapshot(now, cluster, _cost, viewPlacement, busy, ListModule.OfSeq(_queue.Select(j => j.Request)), CompletedStages(),
+            _dispatch, bookings);
         var watch = Stopwatch.StartNew();
         var roundStart = DateTime.UtcNow;
         DispatchPlan plan;
@@ -620,8 +640,10 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
                 now - (doneHere + 0.5) * seg.StepSeconds, seg.StepSeconds, seg.StepsBefore, steps, seg.PlannedFinish, seg.TailSeconds, seg.Job.Suspensions));
         }
         if (running.Count == 0) return;
-        var snapshot = new Snapshot(now, cluster, _cost, _view.ToView(_placement), _view.Select(_ledger.BusyUntilAll(now)),
-            ListModule.OfSeq(_queue.Select(j => j.Request)), CompletedStages(), _dispatch, SnapshotModule.noBookings);
+        var viewPlacement = _view.ToView(_placement);
+        var (busyView, bookings) = BusyView(now, viewPlacement);
+        var snapshot = new Snapshot(now, cluster, _cost, viewPlacement, busyView,
+            ListModule.OfSeq(_queue.Select(j => j.Request)), CompletedStages(), _dispatch, bookings);
         FSharpList<Suspension> decisions;
         try
         {

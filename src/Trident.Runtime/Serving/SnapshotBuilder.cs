@@ -20,11 +20,13 @@ namespace Trident.Runtime.Serving;
 /// <summary>Per-device tasks in flight, and the busy-until estimates they imply. Serving-loop thread only.</summary>
 public sealed class DeviceLedger
 {
-    private sealed class Entry(long taskId, double predicted, TaskKind kind)
+    private sealed class Entry(long taskId, double predicted, TaskKind kind, double? readyAt)
     {
         public long TaskId { get; } = taskId;
         public double Predicted { get; } = predicted;
         public TaskKind Kind { get; } = kind;
+        /// <summary>A decode's predicted latents-ready time (null: not known, or not a decode).</summary>
+        public double? ReadyAt { get; } = readyAt;
         public double? StartedAt { get; set; }
     }
 
@@ -37,7 +39,8 @@ public sealed class DeviceLedger
     }
 
     /// <summary>A task was given to a device.</summary>
-    public void Enqueued(int device, StageTask task) => _devices[device].Add(new Entry(task.TaskId, task.PredictedSeconds, task.Kind));
+    public void Enqueued(int device, StageTask task) =>
+        _devices[device].Add(new Entry(task.TaskId, task.PredictedSeconds, task.Kind, (task as DecodeTask)?.LatentsReadyAt));
 
     /// <summary>The device started the task.</summary>
     public void Started(int device, long taskId, double at)
@@ -63,23 +66,78 @@ public sealed class DeviceLedger
     /// decode whose latents are not ready aside, so it does not hold back the tasks behind it).</summary>
     public int Holding(int device) => _devices[device].Count(e => e.Kind != TaskKind.Decode);
 
+    // when a started task is predicted to end (the overrun rule of the file note)
+    private static double RunningEnd(Entry e, double start, double now)
+    {
+        var predictedEnd = start + e.Predicted;
+        return predictedEnd > now ? predictedEnd : now + Math.Clamp(now - predictedEnd, 0.001, Math.Max(0.1 * e.Predicted, 0.001));
+    }
+
     /// <summary>When the device is predicted to finish what it was given (now when it is free).</summary>
     public double BusyUntil(int device, double now)
     {
         var t = now;
         foreach (var e in _devices[device])
+            t = e.StartedAt is { } start ? Math.Max(t, RunningEnd(e, start, now)) : t + Math.Max(e.Predicted, 0.001);
+        return t;
+    }
+
+    /// <summary>The device's work as its worker will run it (Worker.cs): the tasks in queue order, except that a
+    /// decode whose latents are not due yet (its <see cref="DecodeTask.LatentsReadyAt"/> after the time the device
+    /// reaches it) is held aside, and a held decode runs, oldest first, as soon as it is due and the device is free.
+    /// Returns when the work running or queued back to back from now ends (now when the device is free) and the
+    /// predicted intervals (start, end) of what runs after a gap — the planner's Snapshot.Bookings for a decode-only
+    /// device, whose busy-until would otherwise count a video's decode minutes before its latents exist.</summary>
+    public (double BusyUntil, IReadOnlyList<(double Start, double End)> Later) Schedule(int device, double now)
+    {
+        var t = now;
+        var queue = new Queue<Entry>();
+        foreach (var e in _devices[device])
         {
-            if (e.StartedAt is { } start)
+            if (e.StartedAt is { } start) t = Math.Max(t, RunningEnd(e, start, now));
+            else queue.Enqueue(e);
+        }
+        var runs = new List<(double Start, double End)>();
+        var held = new List<Entry>();
+        while (queue.Count > 0 || held.Count > 0)
+        {
+            var due = held.FindIndex(h => h.ReadyAt <= t);
+            Entry next;
+            if (due >= 0)
             {
-                var predictedEnd = start + e.Predicted;
-                t = Math.Max(t, predictedEnd > now ? predictedEnd : now + Math.Clamp(now - predictedEnd, 0.001, Math.Max(0.1 * e.Predicted, 0.001)));
+                next = held[due];
+                held.RemoveAt(due);
+            }
+            else if (queue.Count > 0)
+            {
+                next = queue.Dequeue();
+                if (next.Kind == TaskKind.Decode && next.ReadyAt is { } ready && ready > t)
+                {
+                    held.Add(next);
+                    continue;
+                }
             }
             else
             {
-                t += Math.Max(e.Predicted, 0.001);
+                // nothing runnable: the device idles until the first held decode is due
+                t = held.Min(h => h.ReadyAt!.Value);
+                continue;
             }
+            var seconds = Math.Max(next.Predicted, 0.001);
+            runs.Add((t, t + seconds));
+            t += seconds;
         }
-        return t;
+        var busy = now;
+        var first = 0;
+        // the busy-until: the running task's end, then every run that starts when the one before ends
+        foreach (var e in _devices[device])
+            if (e.StartedAt is { } start) busy = Math.Max(busy, RunningEnd(e, start, now));
+        while (first < runs.Count && runs[first].Start <= busy + 1e-9)
+        {
+            busy = Math.Max(busy, runs[first].End);
+            first++;
+        }
+        return (busy, runs.Skip(first).ToList());
     }
 
     /// <summary>Busy-until of every device, by id.</summary>

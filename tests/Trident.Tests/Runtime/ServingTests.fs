@@ -65,6 +65,49 @@ let ``busy-until never calls a device with work in flight free, and calls every 
             ok |> Prop.label "busy-until > now exactly while the device has tasks"
         (Prop.forAll (Arb.fromGen (Gen.listOf opGen)) prop)
 
+/// A decode task whose latents the plan expects at `readyAt` (None: not known), `seconds` long.
+let private decodeDue (id: int64) (seconds: float) (readyAt: float option) =
+    DecodeTask(id, RequestId id, seconds, CancellationToken.None, input "p" 1, Threading.Tasks.TaskCompletionSource<StageOutput>().Task,
+               LatentsReadyAt = Option.toNullable readyAt)
+
+let ``a decode device's schedule holds a decode aside until its latents are due`` =
+    testCase "a decode device's schedule holds a decode aside until its latents are due, as its worker does" <| fun () ->
+        // a video's decode (5 s) booked first, its latents due at 60 s; an image's decode (1 s) due now booked after it
+        let ledger = DeviceLedger(1)
+        ledger.Enqueued(0, decodeDue 1L 5.0 (Some 60.0))
+        ledger.Enqueued(0, decodeDue 2L 1.0 (Some 0.0))
+        let struct (busy, later) = ledger.Schedule(0, 0.0)
+        Expect.floatClose Accuracy.high busy 1.0 "busy until the image's decode ends, not for the video's decode now"
+        Expect.equal (List.ofSeq later |> List.map (fun struct (a, e) -> a, e)) [ 60.0, 65.0 ] "the video's decode is a later booking when its latents are due"
+        Expect.floatClose Accuracy.high (ledger.BusyUntil(0, 0.0)) 6.0 "busy-until alone counts both durations from now"
+
+let ``a device's schedule runs every queued task once, in order, from its busy-until`` =
+    testProp 200 "a device's schedule runs every queued task once, without overlap, and is busy-until when nothing waits for latents" <| fun () ->
+        let gen =
+            Gen.listOf (Gen.zip3 (Gen.choose (0, 2)) (Gen.choose (1, 40)) (Gen.choose (0, 400)))
+            |> Gen.map (List.truncate 12)
+        Prop.forAll (Arb.fromGen gen) (fun specs ->
+            let ledger = DeviceLedger(1)
+            let now = 10.0
+            specs
+            |> List.iteri (fun i (kind, tenths, readyTenths) ->
+                let id = int64 (i + 1)
+                let seconds = float tenths * 0.1
+                match kind with
+                | 0 -> ledger.Enqueued(0, EncodeTask(id, RequestId id, seconds, CancellationToken.None, input "p" 1))
+                | 1 -> ledger.Enqueued(0, decodeDue id seconds (Some(float readyTenths * 0.1)))
+                | _ -> ledger.Enqueued(0, decodeDue id seconds None))
+            let struct (busy, later) = ledger.Schedule(0, now)
+            let later = List.ofSeq later |> List.map (fun struct (a, e) -> a, e)
+            let total = specs |> List.sumBy (fun (_, tenths, _) -> max (float tenths * 0.1) 0.001)
+            let ran = (busy - now) + (later |> List.sumBy (fun (a, e) -> e - a))
+            let waitsForLatents = specs |> List.exists (fun (kind, _, r) -> kind = 1 && float r * 0.1 > now)
+            (busy >= now |> Prop.label "busy-until ≥ now")
+            .&. (later |> List.forall (fun (a, _) -> a > busy) |> Prop.label "later bookings start after a gap")
+            .&. (later |> List.pairwise |> List.forall (fun ((_, e1), (a2, _)) -> a2 >= e1 - 1e-9) |> Prop.label "no overlap")
+            .&. (abs (ran - total) < 1e-6 |> Prop.label (sprintf "every task runs once: %g of %g s" ran total))
+            .&. ((waitsForLatents || (later.IsEmpty && abs (busy - ledger.BusyUntil(0, now)) < 1e-9)) |> Prop.label "nothing held: the busy-until"))
+
 // ---------------------------------------------------------------------------------------------------------
 // Snapshots for replay
 // ---------------------------------------------------------------------------------------------------------
@@ -672,6 +715,8 @@ let tests =
         ``with preemption every request is served once: a suspended request is never lost or run twice``
         ``with ResumeElsewhere a suspended request resumes on the group free first``
         ``busy-until never calls a device with work in flight free, and calls every idle device free``
+        ``a decode device's schedule holds a decode aside until its latents are due``
+        ``a device's schedule runs every queued task once, in order, from its busy-until``
         ``a snapshot read back from its JSON is the same round and gets the same plan``
         ``the job store refuses new jobs only when full of active ones, and evicts finished jobs after their retention``
         ``a request goes through encode, diffuse and decode on the planned devices and yields a PNG``
