@@ -438,6 +438,25 @@ module Simulator =
             actualFree.[d.Value] <- last * 1.0<s>
             estFree.[d.Value] <- last * 1.0<s>
 
+        /// Whether `id` is a decode-only device that runs a decode without a load (nor drops a model): the
+        /// devices whose decodes take the earliest gap (`runTask`) and that decode preemption, the decode
+        /// order and the snapshot's later bookings describe.
+        let decodesInGaps (id: DeviceId) =
+            let t = typeOf id
+            let res = resident.[id.Value]
+            PlacementType.holds Decode t && not (PlacementType.holds Diffuse t)
+            && AdjustOnDispatch.loadTime cluster cost res Decode = 0.0<s> && AdjustOnDispatch.residentAfter t res Decode = res
+
+        /// Seconds of request x's decode alone (batch 1, jittered as `runTask` runs it).
+        let decodeSeconds (x: Request) = CostModel.batchTime cost Decode x.Shape x.Steps 1 1 * jitterFactor config.Jitter config.Seed x.Id Decode
+
+        /// Whether the policy pauses decodes (decode preemption): it keeps the earliest gap with its insertions
+        /// instead of the decode order.
+        let pausesDecodes =
+            match policy.Preempt with
+            | Some p -> p.DecodeTileFrames > 0 && p.MaxSuspensions > 0
+            | None -> false
+
         /// The single decodes booked on `dev` (no load) that end after `after`, in start order:
         /// (request, task, task index).
         let trackedOn (dev: DeviceId) (after: float<s>) =
@@ -447,14 +466,13 @@ module Simulator =
 
         /// Tracked decodes as decode preemption sees them (tiles of `p.DecodeTileFrames` frames).
         let bookedOf (p: PreemptionSettings) (tracked: (RequestId * TaskRecord * int) list) =
-            let decodeTime (x: Request) = CostModel.batchTime cost Decode x.Shape x.Steps 1 1 * jitterFactor config.Jitter config.Seed x.Id Decode
             [ for id, dc, _ in tracked do
                   let x = records.[index.[id]]
                   yield
                       { BookedDecode.Request = x.Request
                         Start = dc.Start
                         Finish = dc.Finish
-                        Tile = decodeTime x.Request / float (Preemption.decodeTiles p.DecodeTileFrames x.Request.Shape)
+                        Tile = decodeSeconds x.Request / float (Preemption.decodeTiles p.DecodeTileFrames x.Request.Shape)
                         Activation = CostModel.activation cost Decode x.Request.Shape 1
                         Pauses = x.DecodePauses } ]
 
@@ -463,11 +481,8 @@ module Simulator =
         /// intervals and decodes. None for any other device.
         let decodeDeviceOf (p: PreemptionSettings) (now: float<s>) (dev: Device) : DecodeDevice option =
             let id = dev.Id
-            let t = typeOf id
-            let res = resident.[id.Value]
-            if PlacementType.holds Decode t && not (PlacementType.holds Diffuse t)
-               && AdjustOnDispatch.loadTime cluster cost res Decode = 0.0<s> && AdjustOnDispatch.residentAfter t res Decode = res then
-                let weights = res |> Seq.sumBy (fun st -> (Profile.stage cost.Profile st).Weights)
+            if decodesInGaps id then
+                let weights = resident.[id.Value] |> Seq.sumBy (fun st -> (Profile.stage cost.Profile st).Weights)
                 Some
                     { DecodeDevice.Device = id
                       Busy = [ for struct (a, e) in intervals.[id.Value] do if e > float now then yield a * 1.0<s>, e * 1.0<s> ]
@@ -510,10 +525,7 @@ module Simulator =
         /// part not yet started on the device, or no decode queued — and `r` then takes the earliest gap
         /// (`runTask`), which is the same start when nothing is queued. Pure: changes nothing.
         let orderPlan (now: float<s>) (dev: DeviceId) (ready: float<s>) (duration: float<s>) =
-            let t = typeOf dev
-            let res = resident.[dev.Value]
-            if not (PlacementType.holds Decode t) || PlacementType.holds Diffuse t
-               || AdjustOnDispatch.loadTime cluster cost res Decode > 0.0<s> || AdjustOnDispatch.residentAfter t res Decode <> res then None
+            if not (decodesInGaps dev) then None
             else
                 let xs = intervals.[dev.Value] |> Seq.filter (fun struct (_, e) -> e > float now) |> List.ofSeq
                 let queued = trackedOn dev now |> List.filter (fun (_, dc, _) -> dc.Start > now)
@@ -556,8 +568,7 @@ module Simulator =
         let decodeOrder (now: float<s>) (r: Request) (devices: DeviceId list) (ready: float<s>) : (float<s> * (unit -> unit)) option =
             match devices with
             | [ dev ] ->
-                let duration = CostModel.batchTime cost Decode r.Shape r.Steps 1 1 * jitterFactor config.Jitter config.Seed r.Id Decode
-                match orderPlan now dev ready duration with
+                match orderPlan now dev ready (decodeSeconds r) with
                 | None -> None
                 | Some(start, moves) ->
                     for (_, dc, _, _) in moves do
@@ -579,11 +590,11 @@ module Simulator =
         /// Only when every interval on the device after `ready` is a tracked single decode.
         let preemptDecode (now: float<s>) (r: Request) (devices: DeviceId list) (ready: float<s>) =
             match policy.Preempt, devices with
-            | Some p, [ dev ] when p.DecodeTileFrames > 0 && p.MaxSuspensions > 0 ->
+            | Some p, [ dev ] when pausesDecodes ->
                 match decodeDeviceOf p now (Cluster.device cluster dev) with
                 | None -> false
                 | Some view ->
-                    let duration = CostModel.batchTime cost Decode r.Shape r.Steps 1 1 * jitterFactor config.Jitter config.Seed r.Id Decode
+                    let duration = decodeSeconds r
                     let act = CostModel.activation cost Decode r.Shape 1
                     // ready ≥ now (the latents of a diffuse booked at now or later): the view's gap is the executor's
                     match Preemption.decodeInsertion p config.Dispatch r ready duration act view with
@@ -660,7 +671,6 @@ module Simulator =
                 let ready = df.Finish + transfer (CostModel.latentBytes cost r.Shape) devices decodeDevices
                 let inserted = b = 1 && preemptDecode now r decodeDevices ready
                 // a policy that pauses decodes keeps the earliest gap with its insertions (its own decode discipline)
-                let pausesDecodes = match policy.Preempt with Some p -> p.DecodeTileFrames > 0 && p.MaxSuspensions > 0 | None -> false
                 let order = if b = 1 && not inserted && not pausesDecodes then decodeOrder now r decodeDevices ready else None
                 let dc, cFail = runTask now r b Decode decodeDevices 1 (match order with Some(start, _) -> start | None -> ready)
                 order |> Option.iter (fun (_, rebook) -> rebook ())
@@ -829,19 +839,16 @@ module Simulator =
             let bookings =
                 [ for dev in cluster.Devices do
                       let id = dev.Id
-                      let t = typeOf id
-                      if PlacementType.holds Decode t && not (PlacementType.holds Diffuse t) then
-                          let res = resident.[id.Value]
-                          if AdjustOnDispatch.loadTime cluster cost res Decode = 0.0<s> && AdjustOnDispatch.residentAfter t res Decode = res then
-                              // intervals are kept in start order
-                              let mutable until = float now
-                              let later = List<float<s> * float<s>>()
-                              for struct (a, e) in intervals.[id.Value] do
-                                  if e > float now then
-                                      if later.Count = 0 && a <= until then until <- max until e
-                                      else later.Add((a * 1.0<s>, e * 1.0<s>))
-                              busy.[id.Value] <- until * 1.0<s>
-                              if later.Count > 0 then yield id, List.ofSeq later ]
+                      if decodesInGaps id then
+                          // intervals are kept in start order
+                          let mutable until = float now
+                          let later = List<float<s> * float<s>>()
+                          for struct (a, e) in intervals.[id.Value] do
+                              if e > float now then
+                                  if later.Count = 0 && a <= until then until <- max until e
+                                  else later.Add((a * 1.0<s>, e * 1.0<s>))
+                          busy.[id.Value] <- until * 1.0<s>
+                          if later.Count > 0 then yield id, List.ofSeq later ]
                 |> Map.ofList
             { Now = now
               Cluster = cluster

@@ -491,11 +491,13 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
     private FSharpMap<RequestId, Stage> CompletedStages() =>
         MapModule.OfSeq(_queue.Where(j => j.Resume is not null).Select(j => Tuple.Create(j.Request.Id, j.Resume!.Stage)));
 
-    // Busy-until of the view's devices and the later bookings of its decode-only (⟨C⟩) devices (Snapshot.Bookings):
-    // a ⟨C⟩ device's worker holds a decode aside until its latents are ready, so its busy-until is the work back to
-    // back from now and the held decodes are bookings with gaps (DeviceLedger.Schedule), as the simulator gives them.
-    private (double[] Busy, FSharpMap<DeviceId, FSharpList<Tuple<double, double>>> Bookings) BusyView(double now, PlacementPlan viewPlacement)
+    // What a round (or a preemption check) plans on: the view's cluster and placement, the queue, and busy-until from
+    // the ledger — with the later bookings of the decode-only (⟨C⟩) devices (Snapshot.Bookings): a ⟨C⟩ device's worker
+    // holds a decode aside until its latents are ready, so its busy-until is the work back to back from now and the
+    // held decodes are bookings with gaps (DeviceLedger.Schedule), as the simulator gives them.
+    private Snapshot SnapshotAt(double now, Cluster cluster)
     {
+        var viewPlacement = _view.ToView(_placement);
         var busy = _view.Select(_ledger.BusyUntilAll(now));
         var bookings = SnapshotModule.noBookings;
         for (var v = 0; v < busy.Length; v++)
@@ -507,7 +509,8 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
             if (later.Count > 0)
                 bookings = bookings.Add(id, ListModule.OfSeq(later.Select(x => Tuple.Create(x.Start, x.End))));
         }
-        return (busy, bookings);
+        return new Snapshot(now, cluster, _cost, viewPlacement, busy, ListModule.OfSeq(_queue.Select(j => j.Request)), CompletedStages(),
+            _dispatch, bookings);
     }
 
     private async Task DispatchAsync(double now)
@@ -515,10 +518,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
         // with no device in the cluster requests wait (FailWithoutDevices bounds how long)
         if (_view.Cluster is not { } cluster) return;
         var round = _round + 1;
-        var viewPlacement = _view.ToView(_placement);
-        var (busy, bookings) = BusyView(now, viewPlacement);
-        var snapshot = new Snapshot(now, cluster, _cost, viewPlacement, busy, ListModule.OfSeq(_queue.Select(j => j.Request)), CompletedStages(),
-            _dispatch, bookings);
+        var snapshot = SnapshotAt(now, cluster);
         var watch = Stopwatch.StartNew();
         var roundStart = DateTime.UtcNow;
         DispatchPlan plan;
@@ -640,10 +640,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
                 now - (doneHere + 0.5) * seg.StepSeconds, seg.StepSeconds, seg.StepsBefore, steps, seg.PlannedFinish, seg.TailSeconds, seg.Job.Suspensions));
         }
         if (running.Count == 0) return;
-        var viewPlacement = _view.ToView(_placement);
-        var (busyView, bookings) = BusyView(now, viewPlacement);
-        var snapshot = new Snapshot(now, cluster, _cost, viewPlacement, busyView,
-            ListModule.OfSeq(_queue.Select(j => j.Request)), CompletedStages(), _dispatch, bookings);
+        var snapshot = SnapshotAt(now, cluster);
         FSharpList<Suspension> decisions;
         try
         {

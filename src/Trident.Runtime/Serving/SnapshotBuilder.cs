@@ -97,6 +97,8 @@ public sealed class DeviceLedger
             if (e.StartedAt is { } start) t = Math.Max(t, RunningEnd(e, start, now));
             else queue.Enqueue(e);
         }
+        // the running tasks' end: the busy-until at least
+        var busy = t;
         var runs = new List<(double Start, double End)>();
         var held = new List<Entry>();
         while (queue.Count > 0 || held.Count > 0)
@@ -127,11 +129,8 @@ public sealed class DeviceLedger
             runs.Add((t, t + seconds));
             t += seconds;
         }
-        var busy = now;
         var first = 0;
-        // the busy-until: the running task's end, then every run that starts when the one before ends
-        foreach (var e in _devices[device])
-            if (e.StartedAt is { } start) busy = Math.Max(busy, RunningEnd(e, start, now));
+        // then every run that starts when the one before ends
         while (first < runs.Count && runs[first].Start <= busy + 1e-9)
         {
             busy = Math.Max(busy, runs[first].End);

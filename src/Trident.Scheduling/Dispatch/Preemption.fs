@@ -217,10 +217,9 @@ module Preemption =
                 else None
 
     /// The earliest start ≥ `ready` at which a task of `duration` fits between the `busy` intervals
-    /// (start order): the executor's rule for a one-device task that needs no load (Simulator.fs,
-    /// `earliestGap`). Pure.
+    /// (start order): `Snapshot.earliestFit`, the executor's rule for a one-device task that needs no load. Pure.
     let earliestGap (busy: (float<s> * float<s>) list) (ready: float<s>) (duration: float<s>) : float<s> =
-        busy |> List.fold (fun c (a, e) -> if e > c && a < c + duration then e else c) ready
+        Snapshot.earliestFit busy ready duration
 
     /// What the executor does with `urgent`'s decode on decode device `dev`, its latents there at `ready`,
     /// the decode taking `duration` seconds with peak activation `activation`: (f_gap, insertion). f_gap is

@@ -78,15 +78,20 @@ module Snapshot =
     /// No later bookings (`Bookings` of a snapshot whose devices are all busy until BusyUntil only).
     let noBookings : Map<DeviceId, (float<s> * float<s>) list> = Map.empty
 
+    /// The earliest start ≥ `from` at which a task of `duration` seconds fits between the `busy` intervals
+    /// (start, end; start order): the executor's rule for a one-device task that needs no load (Simulator.fs,
+    /// `earliestGap`). Pure.
+    let earliestFit (busy: (float<s> * float<s>) list) (from: float<s>) (duration: float<s>) : float<s> =
+        busy |> List.fold (fun c (a, e) -> if e > c && a < c + duration then e else c) from
+
     /// The earliest start ≥ `from` at which a task of `duration` seconds fits on device `d` between its
-    /// later bookings (`Bookings`; `from` itself when it has none): the executor's gap rule
-    /// (Simulator.fs, `earliestGap`). Pure.
+    /// later bookings (`Bookings`; `from` itself when it has none): `earliestFit` over them. Pure.
     let gapStart (s: Snapshot) (d: DeviceId) (from: float<s>) (duration: float<s>) : float<s> =
         if s.Bookings.IsEmpty then from
         else
             match Map.tryFind d s.Bookings with
             | None -> from
-            | Some xs -> xs |> List.fold (fun c (a, e) -> if e > c && a < c + duration then e else c) from
+            | Some xs -> earliestFit xs from duration
 
 /// What one call of the planner returns.
 type Plans =
