@@ -39,7 +39,7 @@ public sealed record ImageGenerationRequestDto(
 /// <param name="PromptTruncated">Whether the tokenizer cut the prompt (see <c>revised_prompt</c>).</param>
 /// <param name="Id">The job that made it (its status: <c>/v1/generations/{id}</c>).</param>
 /// <param name="TraceId">The job's OpenTelemetry trace id (32 hex digits), as in its status.</param>
-public sealed record ImageDataDto(string? B64Json, string? Url, string RevisedPrompt, long Seed, bool PromptTruncated, string Id, string TraceId);
+public sealed record ImageDataDto(string? B64Json, string? Url, string RevisedPrompt, long Seed, bool PromptTruncated, string Id, string? TraceId);
 
 /// <summary>Answer of <c>POST /v1/images/generations</c>.</summary>
 /// <param name="Created">Unix time in seconds.</param>

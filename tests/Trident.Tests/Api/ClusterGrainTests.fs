@@ -24,7 +24,7 @@ let private scale = 0.02
 let private profile () = EmulatedProfile.Scaled(ReferenceProfiles.flux, scale)
 let private cost () = CostModel.create CostSettings.defaults (profile ())
 let private devices () =
-    WorkerDevices(DeviceLayout.Emulated(2, 2, 48.0), EmulatedStageExecutorFactory(cost (), 25e9, scale), "flux", "test")
+    new WorkerDevices(DeviceLayout.Emulated(2, 2, 48.0), EmulatedStageExecutorFactory(cost (), 25e9, scale), "flux", "test")
 
 type DeviceSilo() =
     interface ISiloConfigurator with
@@ -66,7 +66,7 @@ let ``a device grain is activated on the silo its key names, and nowhere else`` 
 let ``stage outputs go worker to worker and the result is the single-process one`` (cluster: TestCluster) =
     let key (s: int) (d: int) = DeviceKeys.Of(endpointOf cluster.Silos[s], d)
     let transfers = ClusterTransfers()
-    let remote s d = RemoteStageExecutor(cluster.GrainFactory, key s d, transfers) :> IStageExecutor
+    let remote s d = new RemoteStageExecutor(cluster.GrainFactory, key s d, transfers) :> IStageExecutor
     let i = input 4
     let embeddings = (remote 0 0).Encode(i, CancellationToken.None)
     Expect.isTrue (embeddings.Value :? StageHandle) "only a handle reaches the coordinator"
@@ -94,7 +94,7 @@ let ``stage outputs go worker to worker and the result is the single-process one
 let ``a silo stopped mid-task fails the task with a clear error and its devices are not re-activated elsewhere`` (cluster: TestCluster) =
     let victim = cluster.SecondarySilos[0]
     let key = DeviceKeys.Of(endpointOf victim, 0)
-    let executor = RemoteStageExecutor(cluster.GrainFactory, key, ClusterTransfers()) :> IStageExecutor
+    let executor = new RemoteStageExecutor(cluster.GrainFactory, key, ClusterTransfers()) :> IStageExecutor
     let i = input 400
     let embeddings = executor.Encode(i, CancellationToken.None)
     let steps = Steps()
