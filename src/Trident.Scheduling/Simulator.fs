@@ -719,19 +719,41 @@ module Simulator =
 
         /// The diffuse tasks running at `now` that can stop at a step boundary: started, steps
         /// left, decode still to come, and no other task queued behind them on their devices.
+        /// The resumption of another suspended request queued right behind diffuse segment `t` of `self`: a
+        /// segment of the same devices not started yet, starting at or after t's end — (its request, that
+        /// segment, its decode) when there is exactly one.
+        let followerOf (now: float<s>) (self: RequestId) (t: TaskRecord) =
+            let found =
+                [ for KeyValue(id, struct (r, _, _)) in liveDiffuse do
+                      if id <> self && r.Start > now && r.Start >= t.Finish - 1e-9<s> && r.Devices = t.Devices
+                         && records.[index.[id]].Suspensions > 0 then
+                          match liveDecode.TryGetValue id with
+                          | true, struct (dw, _) -> yield id, r, dw
+                          | _ -> () ]
+            match found with
+            | [ one ] -> Some one
+            | _ -> None
+
         let running (now: float<s>) =
             let finished = liveDiffuse |> Seq.filter (fun kv -> let struct (t, _, _) = kv.Value in t.Finish <= now) |> Seq.map _.Key |> Array.ofSeq
             for id in finished do
                 liveDiffuse.Remove id |> ignore
             [ for KeyValue(id, struct (t, before, _)) in liveDiffuse do
+                  let follower = if t.Start <= now && t.Steps > 0 then followerOf now id t else None
                   match liveDecode.TryGetValue id with
                   | true, struct (dc, _) when
                       t.Start <= now && t.Steps > 0
                       && t.Devices
                          |> List.forall (fun dev ->
-                             // nothing after it on its devices but its own decode
+                             // nothing after it on its devices but its own decode, and the one suspended
+                             // request's resumption (and that one's decode) queued right behind it
                              intervals.[dev.Value]
-                             |> Seq.forall (fun struct (_, e) -> e <= float t.Finish || (e = float dc.Finish && List.contains dev dc.Devices))) ->
+                             |> Seq.forall (fun struct (_, e) ->
+                                 e <= float t.Finish
+                                 || (e = float dc.Finish && List.contains dev dc.Devices)
+                                 || (match follower with
+                                     | Some(_, r, dw) -> e = float r.Finish || (e = float dw.Finish && List.contains dev dw.Devices)
+                                     | None -> false))) ->
                       let record = records.[index.[id]]
                       // a request whose decode is already split by a pause keeps its diffuse running
                       if record.DecodePauses = 0 then
@@ -744,7 +766,8 @@ module Simulator =
                             Steps = t.Steps
                             PlannedFinish = dc.Finish
                             Tail = dc.Finish - t.Finish
-                            Suspensions = record.Suspensions }
+                            Suspensions = record.Suspensions
+                            Behind = follower |> Option.map (fun (wid, _, dw) -> records.[index.[wid]].Request, dw.Finish) }
                   | _ -> () ]
 
         /// Suspends a victim at its step boundary (latents copied to host memory), starts the urgent
@@ -756,6 +779,28 @@ module Simulator =
             let victim = records.[vi].Request
             let struct (seg, before, segIndex) = liveDiffuse.[sp.Victim]
             let struct (dc, dcIndex) = liveDecode.[sp.Victim]
+            // a suspended request's resumption queued right behind the victim: unbooked now (with its decode)
+            // and booked again on the same devices once the victim's resumption is booked
+            let rebookFollower =
+                match followerOf now sp.Victim seg with
+                | None -> ignore
+                | Some(wid, r, dw) ->
+                    let wi = index.[wid]
+                    let struct (_, wBefore, rIndex) = liveDiffuse.[wid]
+                    let struct (_, dwIndex) = liveDecode.[wid]
+                    for task, i in [ r, rIndex; dw, dwIndex ] do
+                        cancelled.Add task |> ignore
+                        dropped.Add i |> ignore
+                        for dev in task.Devices do
+                            release now dev task.Finish
+                    liveDiffuse.Remove wid |> ignore
+                    liveDecode.Remove wid |> ignore
+                    let segments = records.[wi].Segments |> List.filter (fun x -> not (obj.ReferenceEquals(x, r)))
+                    records.[wi] <- { records.[wi] with Segments = segments; Diffuse = List.tryLast segments; Decode = None; Finish = None; Outcome = Unserved }
+                    fun () ->
+                        let w = records.[wi].Request
+                        let readyAt, devices = Preemption.resumeGroup cluster (fun _ -> true) (fun dev -> actualFree.[dev.Value]) now false r.Devices
+                        records.[wi] <- diffuseAndDecode now w 1 dispatchOf.[wid] devices wBefore (readyAt + Preemption.copyTime cost cluster w.Shape) records.[wi]
             let d = dispatchOf.[sp.Victim]
             let doneHere = sp.StepsDone - before
             let stepTime = (seg.Finish - seg.Start) / float seg.Steps
@@ -788,6 +833,7 @@ module Simulator =
                 Preemption.resumeGroup cluster (fun dev -> typeOf dev = t) (fun dev -> actualFree.[dev.Value]) b resumeElsewhere seg.Devices
             dropped.Add dcIndex |> ignore
             records.[vi] <- diffuseAndDecode now victim 1 d devices sp.StepsDone (readyAt + copy) records.[vi]
+            rebookFollower ()
 
         let busyView (now: float<s>) =
             Array.init n (fun i ->

@@ -637,7 +637,8 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
             var doneHere = Math.Clamp(seg.Job.View().Step - seg.StepsBefore, 0, steps);
             // the step in flight taken as half done: its boundary is about half a predicted step away
             running.Add(new RunningDiffuse(seg.Job.Request, ListModule.OfSeq(view.Select(DeviceId.NewDeviceId)),
-                now - (doneHere + 0.5) * seg.StepSeconds, seg.StepSeconds, seg.StepsBefore, steps, seg.PlannedFinish, seg.TailSeconds, seg.Job.Suspensions));
+                now - (doneHere + 0.5) * seg.StepSeconds, seg.StepSeconds, seg.StepsBefore, steps, seg.PlannedFinish, seg.TailSeconds, seg.Job.Suspensions,
+                FSharpOption<Tuple<Request, double>>.None));
         }
         if (running.Count == 0) return;
         var snapshot = SnapshotAt(now, cluster);

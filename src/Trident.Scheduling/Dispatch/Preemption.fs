@@ -15,8 +15,10 @@ namespace Trident.Scheduling.Dispatching
 // where f_u^pre is u's predicted finish when it starts at b on v's devices (the planner's own
 // prediction), f_u^wait is its finish when it waits for the earliest primary device to free up,
 // f_v is v's planned finish and f_v^res its finish when it resumes on the same devices after u:
-// the latents' copy out and back in, the remaining steps, then decode. The victim with the largest
-// gain − loss is taken. Only a request that misses its deadline by waiting (f_u^wait > D_u, with
+// the latents' copy out and back in, the remaining steps, then decode. When the resumption of another
+// suspended request w is queued right behind v on its devices (v.Behind; only the simulator offers such a
+// v), w starts as much later as v's diffuse ends, and V(w, f_w) − V(w, f_w + that delay) is added to the
+// loss. The victim with the largest gain − loss is taken. Only a request that misses its deadline by waiting (f_u^wait > D_u, with
 // f_u^wait its best option started when a free group of that type and degree appears) is considered
 // urgent. A request is suspended at most `MaxSuspensions` times; a request that was
 // itself placed by a preemption is not preempted in the same round.
@@ -86,7 +88,11 @@ type RunningDiffuse =
       /// decode time after the diffuse, transfers included (planned finish − segment finish)
       Tail: float<s>
       /// times the request was suspended already
-      Suspensions: int }
+      Suspensions: int
+      /// a suspended request whose resumption is queued right behind this segment on its devices (nothing
+      /// else is), with its planned finish: suspending this segment delays it as much as this segment's end
+      /// (the simulator; the live loop suspends only segments with nothing queued behind them: None)
+      Behind: (Request * float<s>) option }
 
 /// One decision: suspend `Victim` at the boundary `At` after `StepsDone` steps in all, and start the
 /// urgent request's `Urgent` dispatch (made at `At` on devices that include the victim's).
@@ -381,6 +387,13 @@ module Preemption =
                                                 |> List.fold (fun acc dev -> if List.contains dev d.Diffuse.Devices then max acc d.Diffuse.Finish else acc) at
                                             let fRes = resume + copy + float remaining * v.StepTime + v.Tail
                                             let loss = value s.Settings v.Request v.PlannedFinish - value s.Settings v.Request fRes
+                                            // the resumption queued behind v starts as much later as v's diffuse ends
+                                            let loss =
+                                                match v.Behind with
+                                                | Some(w, fw) ->
+                                                    let delay = max 0.0<s> (fRes - v.Tail - (v.Start + float v.Steps * v.StepTime))
+                                                    loss + value s.Settings w fw - value s.Settings w (fw + delay)
+                                                | None -> loss
                                             if gain - loss > settings.MinGain then
                                                 yield { Victim = v.Request.Id; At = at; StepsDone = v.StepsBefore + doneHere; Urgent = d; UrgentFinish = fPre; Gain = gain; Loss = loss }, booking
                                         | _ -> () ]
