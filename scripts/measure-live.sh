@@ -5,7 +5,7 @@
 #      fresh and warmed up; both runs print throughput, where a request's time goes (phases_ms), the stage work per
 #      request and batch (stage_work), the devices' busy seconds and utilisation, and the CPU seconds the device
 #      threads spent per request (worker_cpu: what the ONNX Runtime runs cost, whatever else the machine runs);
-#      then the on / off ratios of both;
+#      then the on / off ratios of both; PAIRS such pairs, and the medians of both ratios;
 #   2. saturation: twice the server's capacity by its profile (`--load 2`, small requests), batching off:
 #      utilisation, completed rate, and the completed rate over the capacity by the profile measured at start
 #      and by this run's own stage service times (goal ≥ 0.9 for utilisation and completed / capacity), and the
@@ -21,6 +21,7 @@
 # throughput measures what each server can serve: at a rate the batching server keeps up with (40 req/s here) its
 # throughput is the offered rate and the ratio is that rate over the unbatched capacity, not the batches' gain.
 #   PARTS=saturation scripts/measure-live.sh     # one part only (batching | saturation)
+#   PAIRS=5 PARTS=batching scripts/measure-live.sh   # more on / off pairs (3 by default; the medians are printed)
 #   SERVE_ARGS="--Trident:Devices:Kind cuda" PARTS=batching scripts/measure-live.sh   # the same on GPU devices
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -34,6 +35,7 @@ COUNT="${COUNT:-400}"          # saturation part; the batching part sends RATE �
 LOAD="${LOAD:-2}"
 WARMUP="${WARMUP:-16}"
 PARTS="${PARTS:-batching saturation}"
+PAIRS="${PAIRS:-3}"          # batching: on / off pairs, one after the other; each pair's ratios, then their medians
 PORT="${PORT:-18731}"
 SERVE_ARGS="${SERVE_ARGS:-}"  # more `trident serve` arguments for every server (e.g. the device kind)
 TRIDENT="${TRIDENT:-./trident}"  # the command that runs trident (scripts/gpu-check.sh's kit mode gives a prebuilt one)
@@ -98,19 +100,26 @@ $TRIDENT --help > /dev/null 2>&1 # builds when the sources changed
 for part in $PARTS; do
   case "$part" in
     batching)
-      echo "== batching on (MaxBatch 8): tiny-same ${SIZE}², $STEPS steps, $RATE req/s for $DURATION s"
       if [ -z "${COUNT_SET:-}" ]; then LOADGEN_COUNT=$(awk -v r="$RATE" -v d="$DURATION" 'BEGIN { printf "%d", r * d + 0.5 }'); fi
-      serve on --Trident:Serving:MaxBatch 8
-      loadgen on --rate "$RATE"
-      curl -s "http://127.0.0.1:$PORT/metrics" | grep -E '^trident_batch_size_(sum|count)' || true
-      stop
-      echo "== batching off (MaxBatch 1): the same load"
-      serve off --Trident:Serving:MaxBatch 1
-      loadgen off --rate "$RATE"
-      stop
+      : > /tmp/trident-measure-live-pairs
+      for pair in $(seq 1 "$PAIRS"); do
+        echo "== pair $pair of $PAIRS: batching on (MaxBatch 8): tiny-same ${SIZE}², $STEPS steps, $RATE req/s for $DURATION s"
+        serve on --Trident:Serving:MaxBatch 8
+        loadgen on --rate "$RATE"
+        curl -s "http://127.0.0.1:$PORT/metrics" | grep -E '^trident_batch_size_(sum|count)' || true
+        stop
+        echo "== pair $pair of $PAIRS: batching off (MaxBatch 1): the same load"
+        serve off --Trident:Serving:MaxBatch 1
+        loadgen off --rate "$RATE"
+        stop
+        paste /tmp/trident-measure-live-on.rate /tmp/trident-measure-live-off.rate /tmp/trident-measure-live-on.cpu /tmp/trident-measure-live-off.cpu |
+          awk '$2 > 0 && $3 > 0 { printf "%.4f %.4f\n", $1 / $2, $4 / $3 }' | tee -a /tmp/trident-measure-live-pairs |
+          awk '{ printf "on / off: throughput %.2fx (goal >= 1.5), device CPU per request %.2fx less\n", $1, $2 }'
+      done
       LOADGEN_COUNT=""
-      paste /tmp/trident-measure-live-on.rate /tmp/trident-measure-live-off.rate /tmp/trident-measure-live-on.cpu /tmp/trident-measure-live-off.cpu |
-        awk '$2 > 0 && $3 > 0 { printf "on / off: throughput %.2fx (goal >= 1.5), device CPU per request %.2fx less (what a quiet machine gives)\n", $1 / $2, $4 / $3 }'
+      # the medians over the pairs (the middle value, or the mean of the middle two)
+      median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) exit; printf "%.2f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+      echo "on / off over $PAIRS pairs: throughput $(cut -d' ' -f1 /tmp/trident-measure-live-pairs | awk '{ printf "%.2fx ", $1 }')-> median $(cut -d' ' -f1 /tmp/trident-measure-live-pairs | median)x (goal >= 1.5); device CPU per request median $(cut -d' ' -f2 /tmp/trident-measure-live-pairs | median)x less"
       ;;
     saturation)
       echo "== saturation: tiny-same ${SIZE}², $STEPS steps at $LOAD × the server's capacity by its profile, batching off"
