@@ -114,10 +114,11 @@ fi
 tail -30 "$log" >> "$results"
 kill "$server" 2>/dev/null; wait "$server" 2>/dev/null
 # MEASURE_LIVE=1: scripts/measure-live.sh on the CUDA devices (batching on vs off at one fixed rate; SIZE, RATE, COUNT,
-# DURATION and PARTS pass through to it).
+# DURATION, PARTS and PAIRS pass through to it; one pair by default here, device time being short). The rate must be
+# above both servers' capacities for the ratio to measure the batches (its default, 80 req/s, is for the CPU devices).
 if [ "${MEASURE_LIVE:-0}" = 1 ]; then
   step measure-live-cuda env TRIDENT_HOME="$here" TRIDENT="dotnet $bin/trident.dll" \
-    SERVE_ARGS="--Trident:Devices:Kind cuda --Trident:Devices:Count $gpus" PARTS="${PARTS:-batching}" scripts/measure-live.sh
+    SERVE_ARGS="--Trident:Devices:Kind cuda --Trident:Devices:Count $gpus" PARTS="${PARTS:-batching}" PAIRS="${PAIRS:-1}" scripts/measure-live.sh
 fi
 cpu_part
 finish ""
