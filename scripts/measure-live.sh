@@ -11,8 +11,9 @@
 #      and by this run's own stage service times (goal ≥ 0.9 for utilisation and completed / capacity), and the
 #      devices' idle gaps while work waited.
 # Each server profiles this machine at its first start (cached in .cache/profiles/), so the very first run takes a
-# few minutes more; after that the whole script takes 2–4 minutes. Each server gets a warm-up (WARMUP requests,
-# not measured) so that start-up costs (JIT compilation, first sessions) are not in the numbers. The load average
+# few minutes more; after that each server takes about a minute. Each server gets a warm-up (WARMUP requests, then the
+# measured load again until the JIT's background tier-up compilation has settled: `settle`; not measured) so that
+# start-up costs (JIT compilation, first sessions) are not in the numbers. The load average
 # is printed before each run: other work on the machine slows the CPU devices and every number with them.
 #
 #   scripts/measure-live.sh                      # 64², 4 steps, 80 req/s for 10 s (the shape where a batch pays most)
@@ -34,6 +35,8 @@ COUNT_SET="${COUNT:-}"
 COUNT="${COUNT:-400}"          # saturation part; the batching part sends RATE × DURATION unless COUNT is set
 LOAD="${LOAD:-2}"
 WARMUP="${WARMUP:-16}"
+SETTLE_ROUNDS="${SETTLE_ROUNDS:-4}"   # at most this many rounds of the measured load before measuring (see settle)
+SETTLE_JIT_S="${SETTLE_JIT_S:-0.5}"   # ... until the JIT's tier-up thread used less CPU than this in one round
 PARTS="${PARTS:-batching saturation}"
 PAIRS="${PAIRS:-3}"          # batching: on / off pairs, one after the other; each pair's ratios, then their medians
 PORT="${PORT:-18731}"
@@ -80,6 +83,43 @@ worker_cpu() {
   echo "$total"
 }
 
+# settle LOADGEN-ARGS...: plays the measured load (not measured) until the runtime's background JIT compilation has
+# settled — its tier-up thread (".NET Tiered Compilation") used < SETTLE_JIT_S CPU seconds in the last round — at most
+# SETTLE_ROUNDS rounds. Without it the measured run paid for the JIT: on this machine 2.8–4.7 CPU-seconds of tier-up
+# compilation in each of the first two 10 s runs at 80 req/s after a 16-request warm-up, and the batching server's
+# throughput rose from 32–34 to 45–46 req/s once it had settled (2026-12-01).
+settle() {
+  local round before after jit
+  for round in $(seq 1 "$SETTLE_ROUNDS"); do
+    before=$(jit_threads)
+    $TRIDENT loadgen --url "http://127.0.0.1:$PORT" --workload tiny-same --size "$SIZE" --steps "$STEPS" \
+      --count "${LOADGEN_COUNT:-$COUNT}" --duration "$DURATION" --timeout 120 "$@" > /dev/null 2>&1 || true
+    after=$(jit_threads)
+    # per thread: its CPU now minus its CPU before (0 for a thread started meanwhile); a tier-up thread that ended
+    # meanwhile took its CPU with it, so such a round never counts as settled
+    jit=$(printf '%s\n--\n%s\n' "$before" "$after" | awk '
+      $0 == "--" { after = 1; next }
+      NF == 2 && !after { b[$1] = $2 }
+      NF == 2 && after { seen[$1] = 1; total += $2 - ($1 in b ? b[$1] : 0) }
+      END { for (t in b) if (!(t in seen)) gone = 1; if (gone) print "ended"; else printf "%.2f", total }')
+    if [ "$jit" != ended ] && awk -v j="$jit" -v lim="$SETTLE_JIT_S" 'BEGIN { exit !(j < lim) }'; then
+      echo "warm-up: the JIT settled after $round round(s) of the measured load (tier-up CPU ${jit} s in the last)"
+      return 0
+    fi
+  done
+  echo "warm-up: the JIT had not settled after $SETTLE_ROUNDS rounds (tier-up CPU in the last: ${jit}); measuring anyway"
+}
+
+# the server's JIT tier-up threads (".NET Tiered Compilation", truncated by the kernel): one "tid cpu-seconds" line each
+jit_threads() {
+  local t
+  for t in /proc/"$server"/task/*; do
+    case "$(cat "$t/comm" 2>/dev/null)" in
+      '.NET Tiered'*) awk -v id="${t##*/}" '{ sub(/.*\) /, ""); print id, ($12 + $13) / 100 }' "$t/stat" 2>/dev/null ;;
+    esac
+  done
+}
+
 # loadgen LABEL ARGS...: one measured run; prints loadgen's lines and the device threads' CPU per request
 loadgen() {
   local label="$1"; shift
@@ -105,11 +145,13 @@ for part in $PARTS; do
       for pair in $(seq 1 "$PAIRS"); do
         echo "== pair $pair of $PAIRS: batching on (MaxBatch 8): tiny-same ${SIZE}², $STEPS steps, $RATE req/s for $DURATION s"
         serve on --Trident:Serving:MaxBatch 8
+        settle --rate "$RATE"
         loadgen on --rate "$RATE"
         curl -s "http://127.0.0.1:$PORT/metrics" | grep -E '^trident_batch_size_(sum|count)' || true
         stop
         echo "== pair $pair of $PAIRS: batching off (MaxBatch 1): the same load"
         serve off --Trident:Serving:MaxBatch 1
+        settle --rate "$RATE"
         loadgen off --rate "$RATE"
         stop
         paste /tmp/trident-measure-live-on.rate /tmp/trident-measure-live-off.rate /tmp/trident-measure-live-on.cpu /tmp/trident-measure-live-off.cpu |
@@ -124,6 +166,7 @@ for part in $PARTS; do
     saturation)
       echo "== saturation: tiny-same ${SIZE}², $STEPS steps at $LOAD × the server's capacity by its profile, batching off"
       serve saturation --Trident:Serving:MaxBatch 1
+      settle --load "$LOAD"
       loadgen saturation --load "$LOAD"
       stop
       ;;
