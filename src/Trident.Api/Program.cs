@@ -15,7 +15,7 @@ public partial class Program
     /// <summary>The HTTP server, composed from each feature's registrations.</summary>
     public static WebApplication BuildServer(string[] args)
     {
-        var builder = WebApplication.CreateBuilder(args);
+        var builder = TridentHosting.CreateBuilder(args);
         builder.AddTridentConfiguration(args);
         builder.AddTridentLogging();
         builder.AddTridentCluster();

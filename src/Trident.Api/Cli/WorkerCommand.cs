@@ -36,7 +36,7 @@ public static class WorkerCommand
     {
         var raw = ShortServeOptions.Expand(args).ToList();
         if (!raw.Any(a => a.StartsWith("--urls", StringComparison.Ordinal))) raw.AddRange(["--urls", "http://127.0.0.1:0"]);
-        var builder = WebApplication.CreateBuilder([.. raw]);
+        var builder = TridentHosting.CreateBuilder([.. raw]);
         builder.AddTridentConfiguration([.. raw]);
         builder.AddTridentLogging();
         builder.Services.AddTridentOptions();
