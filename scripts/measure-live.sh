@@ -53,6 +53,11 @@ stop() {
 }
 trap stop EXIT
 
+# tiny_load ARGS...: loadgen's same-shape tiny-pipeline load against the server on $PORT (ARGS: count, rate, …)
+tiny_load() {
+  $TRIDENT loadgen --url "http://127.0.0.1:$PORT" --workload tiny-same --size "$SIZE" --steps "$STEPS" --timeout 120 "$@"
+}
+
 # serve LABEL ARGS...: starts a fresh server on $PORT, waits until it is ready and warms it up
 serve() {
   local label="$1"; shift
@@ -61,8 +66,7 @@ serve() {
   server=$!
   for _ in $(seq 1 600); do
     if curl -sf "http://127.0.0.1:$PORT/ready" > /dev/null; then
-      $TRIDENT loadgen --url "http://127.0.0.1:$PORT" --workload tiny-same --size "$SIZE" --steps "$STEPS" --count "$WARMUP" \
-        --rate 8 --duration 10 --timeout 120 > /dev/null 2>&1 || true
+      tiny_load --count "$WARMUP" --rate 8 --duration 10 > /dev/null 2>&1 || true
       return 0
     fi
     kill -0 "$server" 2>/dev/null || { echo "the server ($label) exited; see /tmp/trident-measure-live-$label.log" >&2; exit 1; }
@@ -92,8 +96,7 @@ settle() {
   local round before after jit
   for round in $(seq 1 "$SETTLE_ROUNDS"); do
     before=$(jit_threads)
-    $TRIDENT loadgen --url "http://127.0.0.1:$PORT" --workload tiny-same --size "$SIZE" --steps "$STEPS" \
-      --count "${LOADGEN_COUNT:-$COUNT}" --duration "$DURATION" --timeout 120 "$@" > /dev/null 2>&1 || true
+    tiny_load --count "${LOADGEN_COUNT:-$COUNT}" --duration "$DURATION" "$@" > /dev/null 2>&1 || true
     after=$(jit_threads)
     # per thread: its CPU now minus its CPU before (0 for a thread started meanwhile); a tier-up thread that ended
     # meanwhile took its CPU with it, so such a round never counts as settled
@@ -126,8 +129,7 @@ loadgen() {
   echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) cores), $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
   local before out served after
   before=$(worker_cpu)
-  out=$($TRIDENT loadgen --url "http://127.0.0.1:$PORT" --workload tiny-same --size "$SIZE" --steps "$STEPS" --count "${LOADGEN_COUNT:-$COUNT}" \
-    --duration "$DURATION" --timeout 120 "$@" 2>/dev/null)
+  out=$(tiny_load --count "${LOADGEN_COUNT:-$COUNT}" --duration "$DURATION" "$@" 2>/dev/null)
   after=$(worker_cpu)
   echo "$out" | grep -E '^(workload|measured|throughput|phases_ms|stage_work|devices|capacity|gaps|  error)'
   served=$(echo "$out" | sed -n 's/^throughput: succeeded=\([0-9]*\).*/\1/p')

@@ -717,8 +717,6 @@ module Simulator =
 
         let execute (now: float<s>) (members: Request list) (d: Dispatch) = executeFrom now now members d
 
-        /// The diffuse tasks running at `now` that can stop at a step boundary: started, steps
-        /// left, decode still to come, and no other task queued behind them on their devices.
         /// The resumption of another suspended request queued right behind diffuse segment `t` of `self`: a
         /// segment of the same devices not started yet, starting at or after t's end — (its request, that
         /// segment, its decode) when there is exactly one.
@@ -734,6 +732,9 @@ module Simulator =
             | [ one ] -> Some one
             | _ -> None
 
+        /// The diffuse tasks running at `now` that can stop at a step boundary: started, steps left, decode
+        /// still to come, and nothing queued behind them on their devices but their own decode and, at most,
+        /// one suspended request's resumption (`followerOf`, with its decode: their `Behind`).
         let running (now: float<s>) =
             let finished = liveDiffuse |> Seq.filter (fun kv -> let struct (t, _, _) = kv.Value in t.Finish <= now) |> Seq.map _.Key |> Array.ofSeq
             for id in finished do

@@ -31,6 +31,9 @@ let private configFor (cost: CostModel) =
 let private preempting (bound: int) =
     Baselines.tridentPreempt 0.5<s> None { PreemptionSettings.defaults with MaxSuspensions = bound }
 
+/// How many single-frame requests (images) of a run finished on time.
+let private imagesOnTime (x: SimResult) = x.Records |> Array.filter (fun r -> r.Request.Shape.Frames = 1 && r.Outcome = OnTime) |> Array.length
+
 /// Four videos fill the ⟨ED⟩ devices of one node; two images arrive 30 s later, the second one
 /// late if it waits for a free device (deadline = arrival + 1.5 · t_ref). The videos arrive together:
 /// one round shares the devices among them (a video arriving alone would take every idle device at a
@@ -71,7 +74,6 @@ let ``an image that waiting makes late runs on time on a suspended video's devic
             Expect.equal last.Devices first.Devices "resumed on its own devices"
             let image = pre.Records |> Array.find (fun r -> r.Request.Id = RequestId 5L)
             Expect.isGreaterThanOrEqual last.Start image.Diffuse.Value.Finish "resumed after the image's diffuse"
-        let imagesOnTime (x: SimResult) = x.Records |> Array.filter (fun r -> r.Request.Shape.Frames = 1 && r.Outcome = OnTime) |> Array.length
         Expect.isGreaterThan pre.Summary.SloAttainment plain.Summary.SloAttainment "attainment rises"
         Expect.isGreaterThan (imagesOnTime pre) (imagesOnTime plain) "more images on time"
 
@@ -392,7 +394,6 @@ let ``an image decode that would wait behind video decodes goes in between their
         let pre = Simulator.run config (pinned (preempting 2)) requests
         Expect.equal plain.Summary.DecodePauses 0 "Trident without preemption pauses no decode"
         Expect.isGreaterThanOrEqual pre.Summary.DecodePauses 1 "a video decode paused for an image's decode"
-        let imagesOnTime (x: SimResult) = x.Records |> Array.filter (fun r -> r.Request.Shape.Frames = 1 && r.Outcome = OnTime) |> Array.length
         Expect.isGreaterThan pre.Summary.SloAttainment plain.Summary.SloAttainment "attainment rises"
         Expect.isGreaterThan (imagesOnTime pre) (imagesOnTime plain) "more images on time"
         for r in pre.Records |> Array.filter (fun r -> r.DecodePauses > 0) do
