@@ -223,11 +223,13 @@ module Report =
          w.WriteEndArray())
         Encoding.UTF8.GetString(ms.ToArray()) + "\n"
 
-    /// Per-request records as CSV.
+    /// Per-request records as CSV: one row per request (times in seconds from the trace's start); `suspensions`
+    /// and `decode_pauses` count its preemptions, `diffuse_segments` lists its diffuse tasks in order as
+    /// `start-finish:steps@devices` separated by `;` (one per suspension more than one; empty when never run).
     let requestsCsv (result: SimResult) =
         let sb = StringBuilder()
         sb.AppendLine
-            "id,arrival_s,deadline_s,height,width,frames,steps,dispatched_s,degree,vr,encode_start_s,encode_finish_s,diffuse_start_s,diffuse_finish_s,decode_start_s,decode_finish_s,finish_s,latency_s,outcome,diffuse_devices,detail"
+            "id,arrival_s,deadline_s,height,width,frames,steps,dispatched_s,degree,vr,encode_start_s,encode_finish_s,diffuse_start_s,diffuse_finish_s,decode_start_s,decode_finish_s,finish_s,latency_s,outcome,diffuse_devices,suspensions,decode_pauses,diffuse_segments,detail"
         |> ignore
         let t (x: float<s>) = (float x).ToString("F3", inv)
         let opt g = Option.map g >> Option.defaultValue ""
@@ -258,6 +260,13 @@ module Report =
                   r.Latency |> opt t
                   Outcome.name r.Outcome
                   r.Diffuse |> opt (fun x -> String.Join(" ", x.Devices |> List.map string))
+                  string r.Suspensions
+                  string r.DecodePauses
+                  String.Join(
+                      ";",
+                      r.Segments
+                      |> List.map (fun x -> sprintf "%s-%s:%d@%s" (t x.Start) (t x.Finish) x.Steps (String.Join(" ", x.Devices |> List.map string)))
+                  )
                   detail ]
             sb.AppendLine(String.Join(",", cells |> List.map csvCell)) |> ignore
         sb.ToString()

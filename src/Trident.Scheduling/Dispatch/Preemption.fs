@@ -18,7 +18,12 @@ namespace Trident.Scheduling.Dispatching
 // the latents' copy out and back in, the remaining steps, then decode. When the resumption of another
 // suspended request w is queued right behind v on its devices (v.Behind; only the simulator offers such a
 // v), w starts as much later as v's diffuse ends, and V(w, f_w) − V(w, f_w + that delay) is added to the
-// loss. The victim with the largest gain − loss is taken. Only a request that misses its deadline by waiting (f_u^wait > D_u, with
+// loss. So is the same term for every waiting request w that holds one of v's devices: before the victims
+// are weighed, the waiting requests are list-scheduled in urgency order over the primary devices' free
+// times (each on the k devices of one node that finish its best option first), and a request whose finish
+// f_w there is on time holds those devices — suspending v delays the requests that are on time by waiting
+// for its devices (without it, the suspensions of a video batch's running videos for images delayed the
+// batch's waiting videos past their deadlines: docs/policies.md, "Preemption"). The victim with the largest gain − loss is taken. Only a request that misses its deadline by waiting (f_u^wait > D_u, with
 // f_u^wait its best option started when a free group of that type and degree appears) is considered
 // urgent. A request is suspended at most `MaxSuspensions` times; a request that was
 // itself placed by a preemption is not preempted in the same round.
@@ -307,11 +312,13 @@ module Preemption =
             let rd = Admissible.round s
             // when k devices of type t on one node are free at the earliest (waiting, no preemption)
             let groupFree = System.Collections.Generic.Dictionary<struct (PlacementType * int), float<s>>()
-            let byNodeAndType =
+            // each node's primary devices of one type, with when each is free: (type, [(device, free at)])
+            let primaryByNode () =
                 s.Cluster.Devices
                 |> Array.filter (fun d -> PlacementType.isPrimary s.Placement.Types.[d.Id])
                 |> Array.groupBy (fun d -> d.Node, s.Placement.Types.[d.Id])
-                |> Array.map (fun ((_, t), ds) -> t, ds |> Array.map (fun d -> max s.Now s.BusyUntil.[d.Id.Value]) |> Array.sort)
+                |> Array.map (fun ((_, t), ds) -> t, ds |> Array.map (fun d -> d.Id, max s.Now s.BusyUntil.[d.Id.Value]))
+            let byNodeAndType = primaryByNode () |> Array.map (fun (t, ds) -> t, ds |> Array.map snd |> Array.sort)
             let whenFree (t: PlacementType) (k: int) =
                 match groupFree.TryGetValue(struct (t, k)) with
                 | true, v -> v
@@ -322,7 +329,31 @@ module Preemption =
                         |> Array.fold min (infinity * 1.0<s>)
                     groupFree.[struct (t, k)] <- v
                     v
-            let urgent = Admissible.byUrgency rd s.Queue |> List.truncate settings.CandidatesPerRound
+            let ordered = Admissible.byUrgency rd s.Queue
+            let urgent = ordered |> List.truncate settings.CandidatesPerRound
+            // the waiting requests that are on time by waiting, and the devices they wait for (`held`): a list
+            // schedule in urgency order over the primary devices' free times — each request takes the k devices of
+            // one node that let its best option finish first, and when that finish is on time, those devices are
+            // busy until it and held for it (request, its finish there)
+            let held = System.Collections.Generic.Dictionary<DeviceId, (Request * float<s>) list>()
+            let freeAt = primaryByNode ()
+            for r in ordered do
+                let options =
+                    [ for o in Admissible.options rd r do
+                          for (t, devs) in freeAt do
+                              if t = o.Type && devs.Length >= o.Degree then
+                                  let group = devs |> Array.sortBy (fun (d, f) -> f, d.Value) |> Array.truncate o.Degree
+                                  let start = group |> Array.map snd |> Array.max
+                                  yield start + (o.Finish - s.Now), devs, group ]
+                match options with
+                | [] -> ()
+                | xs ->
+                    let finish, devs, group = xs |> List.minBy (fun (f, _, _) -> f)
+                    if finish <= r.Deadline then
+                        for (d, _) in group do
+                            held.[d] <- (r, finish) :: (match held.TryGetValue d with | true, ws -> ws | _ -> [])
+                            let i = devs |> Array.findIndex (fun (x, _) -> x = d)
+                            devs.[i] <- d, finish
             let busy = Array.copy s.BusyUntil
             // the decode devices' schedules (late-bound decode prediction), updated by each suspension taken
             let decodeView = System.Collections.Generic.Dictionary<DeviceId, DecodeDevice>()
@@ -386,14 +417,17 @@ module Preemption =
                                                 v.Devices
                                                 |> List.fold (fun acc dev -> if List.contains dev d.Diffuse.Devices then max acc d.Diffuse.Finish else acc) at
                                             let fRes = resume + copy + float remaining * v.StepTime + v.Tail
-                                            let loss = value s.Settings v.Request v.PlannedFinish - value s.Settings v.Request fRes
-                                            // the resumption queued behind v starts as much later as v's diffuse ends
+                                            // v's diffuse ends this much later: the resumption queued behind it (Behind) and the
+                                            // waiting requests holding its devices start as much later
+                                            let delay = max 0.0<s> (fRes - v.Tail - (v.Start + float v.Steps * v.StepTime))
+                                            let delayed =
+                                                (v.Devices
+                                                 |> List.collect (fun dev -> match held.TryGetValue dev with | true, xs -> xs | _ -> [])
+                                                 |> List.distinctBy (fun (w, _) -> w.Id))
+                                                @ Option.toList v.Behind
                                             let loss =
-                                                match v.Behind with
-                                                | Some(w, fw) ->
-                                                    let delay = max 0.0<s> (fRes - v.Tail - (v.Start + float v.Steps * v.StepTime))
-                                                    loss + value s.Settings w fw - value s.Settings w (fw + delay)
-                                                | None -> loss
+                                                value s.Settings v.Request v.PlannedFinish - value s.Settings v.Request fRes
+                                                + (delayed |> List.sumBy (fun (w, fw) -> value s.Settings w fw - value s.Settings w (fw + delay)))
                                             if gain - loss > settings.MinGain then
                                                 yield { Victim = v.Request.Id; At = at; StepsDone = v.StepsBefore + doneHere; Urgent = d; UrgentFinish = fPre; Gain = gain; Loss = loss }, booking
                                         | _ -> () ]

@@ -76,6 +76,17 @@ let ``an image that waiting makes late runs on time on a suspended video's devic
             Expect.isGreaterThanOrEqual last.Start image.Diffuse.Value.Finish "resumed after the image's diffuse"
         Expect.isGreaterThan pre.Summary.SloAttainment plain.Summary.SloAttainment "attainment rises"
         Expect.isGreaterThan (imagesOnTime pre) (imagesOnTime plain) "more images on time"
+        // the per-request CSV (`simulate --out`) carries each suspension: its count and one segment per diffuse task
+        let lines = (Report.requestsCsv pre).Split([| '\n' |], System.StringSplitOptions.RemoveEmptyEntries)
+        let header = lines.[0].Split ','
+        let column name = Array.findIndex ((=) name) header
+        let x = Array.head suspended
+        let row = lines |> Array.find (fun l -> l.StartsWith(string x.Request.Id.Value + ",")) |> fun l -> l.Split ','
+        Expect.equal row.Length header.Length "one cell per column"
+        Expect.equal row.[column "suspensions"] (string x.Suspensions) "the suspension count"
+        let segments = row.[column "diffuse_segments"].Split ';'
+        Expect.equal segments.Length x.Segments.Length "one entry per diffuse segment"
+        Expect.stringContains segments.[0] (sprintf ":%d@" (List.head x.Segments).Steps) "the first segment's steps"
 
 let ``no suspension without a bound, and the decision follows the objective`` =
     testCase "no suspension without a bound, and the decision follows the objective" <| fun () ->
@@ -215,6 +226,35 @@ let ``the late-bound decode prediction takes a preemption that booked decodes ma
         let _, _, _, viewLater, _ = bookedDecodeScenario 160.0<s>
         match Preemption.decideWith p [ viewLater headroom ] s [ victim ] with
         | [ sp ] -> Expect.isLessThan sp.UrgentFinish 160.0<s> "its decode takes the gap before the booked ones"
+        | other -> failtestf "one suspension expected, got %A" other
+
+/// The booked-decode scenario with a 33-frame video w waiting too: on time by waiting for the suspendable
+/// video's devices (they free first), `slack` seconds before its deadline there.
+let ``a suspension prices the requests waiting for the victim's devices`` =
+    testCase "a suspension prices the requests waiting for the victim's devices" <| fun () ->
+        let cost, image, victim, view, s = bookedDecodeScenario 160.0<s>
+        let p = PreemptionSettings.defaults
+        let decodes = [ view 40.0<GB> ]
+        let alone = Preemption.decideWith p decodes s [ victim ]
+        Expect.hasLength alone 1 "with nobody else waiting, the video is suspended for the image"
+        let waiting (slack: float<s>) =
+            let w0 = request cost 200L 99.0 (Shape.video 960 544 33) 50
+            // its finish by waiting: the best option started when its devices free up (0–3 at the victim's
+            // planned diffuse end, 4–6 at 1000 s)
+            let rd = Admissible.round { s with Queue = [ w0 ] }
+            let freeAt k = if k <= 4 then s.BusyUntil.[0] else 1000.0<s>
+            let finish = Admissible.options rd w0 |> List.map (fun o -> freeAt o.Degree + (o.Finish - s.Now)) |> List.min
+            { w0 with Deadline = finish + slack }
+        let tight = waiting 5.0<s>
+        // the video's devices free up after its resumption: at least the image's diffuse later
+        let delay = alone.Head.Urgent.Diffuse.Finish - alone.Head.Urgent.Diffuse.Start
+        Expect.isGreaterThan delay 5.0<s> "the image's diffuse on the video's devices is longer than w's slack"
+        Expect.isEmpty (Preemption.decideWith p decodes { s with Queue = [ image; tight ] } [ victim ]) "w would be late: its loss outweighs the image's gain"
+        let loose = waiting 3000.0<s>
+        match Preemption.decideWith p decodes { s with Queue = [ image; loose ] } [ victim ] with
+        | [ sp ] ->
+            Expect.equal sp.Victim victim.Request.Id "with slack to spare, the video is still suspended"
+            Expect.isGreaterThan sp.Loss alone.Head.Loss "and w's delay is priced in the loss"
         | other -> failtestf "one suspension expected, got %A" other
 
 /// Random decode schedules on one device: the late bound is never earlier than the latents' arrival
@@ -550,6 +590,7 @@ let tests =
         ``no suspension without a bound, and the decision follows the objective``
         ``an urgent decode goes in at the running video decode's next tile boundary``
         ``the late-bound decode prediction takes a preemption that booked decodes made the plan refuse``
+        ``a suspension prices the requests waiting for the victim's devices``
         ``the late-bound decode finish lies between ready + decode and the earliest gap``
         ``a suspended request is never lost or run twice and its steps add up``
         ``an image decode that would wait behind video decodes goes in between their tiles``
