@@ -299,11 +299,19 @@ module CostModel =
             |> List.maxBy (fun (b, f) -> float b / f, -b)
             |> fst
 
-    /// Seconds of one stage run over a batch of b requests of `shape` (diffuse: all `steps` steps).
+    /// The time of a stage over a batch of b requests relative to one request, as the runtime runs it: the
+    /// diffuse as one batch run, f(b); encode and decode as one run where that pays (f(b) < b) and one run per
+    /// request otherwise (`PlanExecutor.BatchPays`), so min(f(b), b). b ≥ 1; 1 at b = 1.
+    let runFactor (m: CostModel) (stage: Stage) (shape: Shape) (k: int) (b: int) =
+        let f = batchFactor m stage shape k b
+        if stage = Diffuse then f else min f (float b)
+
+    /// Seconds of one stage over a batch of b requests of `shape` (diffuse: all `steps` steps, at degree k), as the
+    /// runtime runs it (`runFactor`); the planner's batch routes and the simulator's batch tasks both take it.
     let batchTime (m: CostModel) (stage: Stage) (shape: Shape) (steps: int) (k: int) (b: int) : float<s> =
         let one =
             match stage with
             | Encode -> encodeTime m shape
             | Diffuse -> diffuseTime m shape steps k
             | Decode -> decodeTime m shape
-        one * batchFactor m stage shape k b
+        one * runFactor m stage shape k b

@@ -501,8 +501,8 @@ public static class LoadgenCommand
             new DispatchSettings(dispatch.OnTimeReward, dispatch.LateRewardBase, dispatch.IdlePenalty, dispatch.CommunicationPenalty, dispatch.DevicePenalty, dispatch.LatencyWeight,
                 settings.DispatchTimeLimitS, dispatch.Backend, dispatch.CandidatesPerFreeDevice, dispatch.QueueHorizon),
             baseConfig.InitialSamples, settings.PlacementTimeLimitS, 0.0, 0UL,
-            // the server's MaxBatch is not in /v1/cluster: the comparison simulates without batching (a known limit)
-            baseConfig.MaxBatch);
+            // the server's batch limit (a server that does not report it: no batching)
+            Math.Max(1, settings.MaxBatch));
         var result = Simulator.run(config, Baselines.trident(settings.RoundPeriodS, FSharpOption<AdjustSettings>.Some(adjust)), ListModule.OfSeq(requests));
         var predicted = result.Records.ToDictionary(r => r.Request.Id.Value, r => r.Latency);
         var pairs = accepted.Where(s => s.Final!.Status == "succeeded" && FSharpOption<double>.get_IsSome(predicted[s.Trace.Id]))

@@ -38,8 +38,10 @@ public sealed record EpDeviceDto(string ExecutionProvider, string ProviderVendor
 /// <param name="DispatchTimeLimitS">The dispatch MIP's time limit.</param>
 /// <param name="PlacementTimeLimitS">The placement MIP's time limit.</param>
 /// <param name="Monitor">Adjust-on-Dispatch: window_s, trigger_ratio, cooldown_s, min_arrivals, min_gain.</param>
+/// <param name="MaxBatch">The most requests of one shape and step count run as one batch (Serving:MaxBatch; 1: batching
+/// off; the profile's best batch caps it further).</param>
 public sealed record SchedulingSettingsDto(IReadOnlyList<int> Degrees, double EfficiencyThreshold, double SloScale, double RoundPeriodS,
-    double DispatchTimeLimitS, double PlacementTimeLimitS, IReadOnlyDictionary<string, double> Monitor);
+    double DispatchTimeLimitS, double PlacementTimeLimitS, IReadOnlyDictionary<string, double> Monitor, int MaxBatch);
 
 /// <summary>The dispatch queue.</summary>
 public sealed record QueueDto(int Waiting, int Capacity, IReadOnlyList<string> Requests);

@@ -76,7 +76,7 @@ public static class ClusterApi
                 ["cooldown_s"] = st.Monitor.CooldownSeconds,
                 ["min_arrivals"] = st.Monitor.MinArrivals,
                 ["min_gain"] = st.Monitor.MinGain,
-            });
+            }, st.MaxBatch);
         return new ClusterDto(ready.Manifest.Name, server.Setup.Profile.Model.Value, server.Cluster.NodeCount, devices,
             new QueueDto(server.Waiting, st.QueueCapacity, state.Queue.Select(r => r.Value.ToString(CultureInfo.InvariantCulture)).ToArray()),
             server.Store.Count, monitor, settings, OrtEnvironment.Version,

@@ -8,7 +8,8 @@ namespace Trident.Scheduling.Dispatching
 // server's MaxBatch). The batch keeps the lead's route and gets its own cost: every stage takes
 // t(b) = t(1) · f(b) (CostModel.batchTime), so encode, diffuse and decode of the route are stretched by the
 // batch's extra time and the later stages shifted by it; encode and decode take min(f(b), b), as the runtime
-// runs them one request per run where the batch run does not pay.
+// runs them one request per run where the batch run does not pay (CostModel.runFactor; the simulator's batch
+// tasks take the same).
 // A request is in at most one batch of a round; a batch never mixes keys; the requests of the queue are
 // exactly those of the batches plus those left waiting (FsCheck properties in
 // tests/Trident.Tests/Scheduling/BatchingProperties.fs). The runtime may refuse extra members the
@@ -44,11 +45,8 @@ module Batching =
         else
             let extra stage (a: StageAssignment) =
                 let one = a.Finish - a.Start
-                let factor = CostModel.batchFactor cost stage lead.Shape (if stage = Diffuse then d.Degree else 1) b
-                // the runtime runs encode and decode one request per run where a batch run does not pay
-                // (PlanExecutor.BatchPays): b runs at most
-                let factor = if stage = Diffuse then factor else min factor (float b)
-                one * (factor - 1.0)
+                // encode and decode run one request per run where a batch run does not pay: b runs at most
+                one * (CostModel.runFactor cost stage lead.Shape (if stage = Diffuse then d.Degree else 1) b - 1.0)
             let eExtra = extra Encode d.Encode
             let dExtra = extra Diffuse d.Diffuse
             let cExtra = extra Decode d.Decode

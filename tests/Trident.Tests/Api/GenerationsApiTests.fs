@@ -275,6 +275,9 @@ let ``loadgen replays a trace file and prints SLO attainment, latency percentile
         Expect.stringContains text "measured: requests=6 succeeded=6 rejected_429=0 failed=0" "text"
         for figure in [ "slo_attainment="; "mean_s="; "p95_s="; "p99_s="; "simulated: requests=6"; "median_abs_error_s=" ] do
             Expect.stringContains text figure "text"
+        // the comparison simulates with the server's batch limit, which /v1/cluster reports
+        let settings = (json (get client "/v1/cluster")).GetProperty("settings")
+        Expect.equal (settings.GetProperty("max_batch").GetInt32()) 1 "the test server's Serving:MaxBatch (ApiFixture: 1)"
         // where the time went, from the server's own timings: phases, and each stage task's work per request
         for figure in [ "phases_ms: queued="; " encode="; " diffuse="; " decode="; " result="; "stage_work: encode=" ] do
             Expect.stringContains text figure "text"

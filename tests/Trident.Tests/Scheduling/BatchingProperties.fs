@@ -88,6 +88,20 @@ let ``batch factor and best batch`` =
             Expect.equal (Batching.limit cost 1 shape 1) 1 "MaxBatch 1 turns batching off"
             let tight = CostModel.create { CostSettings.defaults with Deadline = SloScale 2.0 } (withBatches testFactors ReferenceProfiles.flux)
             Expect.equal (CostModel.bestBatch tight shape 1) 4 "a tighter SLO (scale 2) allows f(b) ≤ 2: best batch 4"
+        testCase "encode and decode cost at most b runs, as the runtime runs them item by item where a batch does not pay" <| fun () ->
+            let p = withBatches testFactors ReferenceProfiles.flux
+            // a decode whose batch run costs more than b runs (f(2) = 2.5, f(4) = 3)
+            let decodeBatches =
+                [ for pt in p.Decode.Points do
+                      for (b, f) in [ 1, 1.0; 2, 2.5; 4, 3.0 ] -> ({ Shape = pt.Shape; Degree = pt.Degree; Batch = b; Seconds = pt.Seconds * f }: BatchPoint) ]
+            let cost = CostModel.create CostSettings.defaults { p with Decode = { p.Decode with Batches = decodeBatches } }
+            let shape = Shape.image 512 512
+            Expect.equal (CostModel.batchFactor cost Decode shape 1 2) 2.5 "the measured decode f(2)"
+            Expect.equal (CostModel.runFactor cost Decode shape 1 2) 2.0 "two runs of one: 2"
+            Expect.equal (CostModel.runFactor cost Decode shape 1 4) 3.0 "where the batch run pays, it runs"
+            Expect.equal (CostModel.runFactor cost Diffuse shape 1 2) 1.3 "the diffuse always runs the batch"
+            Expect.equal (CostModel.runFactor cost Encode shape 1 3) 3.0 "no encode batch points: b runs"
+            Expect.floatClose Accuracy.high (float (CostModel.batchTime cost Decode shape 28 1 2)) (2.0 * float (CostModel.decodeTime cost shape)) "batch time = one run · runFactor"
     ]
 
 let ``profile files carry batch points`` =
