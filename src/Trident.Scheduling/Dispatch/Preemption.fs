@@ -23,9 +23,9 @@ namespace Trident.Scheduling.Dispatching
 // times (each on the k devices of one node that finish its best option first), and a request whose finish
 // f_w there is on time holds those devices — suspending v delays the requests that are on time by waiting
 // for its devices (without it, the suspensions of a video batch's running videos for images delayed the
-// batch's waiting videos past their deadlines: docs/policies.md, "Preemption"). The victim with the largest gain − loss is taken. Only a request that misses its deadline by waiting (f_u^wait > D_u, with
-// f_u^wait its best option started when a free group of that type and degree appears) is considered
-// urgent. A request is suspended at most `MaxSuspensions` times; a request that was
+// batch's waiting videos past their deadlines: docs/policies.md, "Preemption"). The victim with the largest
+// gain − loss is taken. Only a request that misses its deadline by waiting (f_u^wait > D_u, with f_u^wait
+// its best option started when a free group of that type and degree appears) is considered urgent. A request is suspended at most `MaxSuspensions` times; a request that was
 // itself placed by a preemption is not preempted in the same round.
 //
 // Late-bound decode prediction (`decideWith`, `lateBoundFinish`). The plan books u's decode on a ⟨C⟩
