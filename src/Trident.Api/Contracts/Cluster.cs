@@ -79,8 +79,15 @@ public sealed record RoundDto(long Round, double AtS, int Waiting, int Dispatche
 /// <summary>One re-placement attempt.</summary>
 public sealed record ReplacementDto(double AtS, string Reason, bool Applied, int Moves, double AlphaBefore, double AlphaAfter, string Source);
 
+/// <summary>One step-boundary preemption: <c>Victim</c> suspended at the boundary after <c>Step</c> steps in all (as the
+/// decision expected it; the victim's <c>suspended</c> event gives the step it stopped at) so that <c>Urgent</c> takes its
+/// <c>Devices</c>, because the dispatch objective's gain exceeded the loss (docs/policies.md, "Preemption").</summary>
+public sealed record PreemptionDto(long Round, double AtS, long Victim, long Urgent, int Step, double Gain, double Loss, IReadOnlyList<int> Devices);
+
 /// <summary><c>GET /v1/plan</c>.</summary>
-public sealed record PlanDto(long Rounds, PlacementDto Placement, PlacementDto InitialPlacement, IReadOnlyList<RoundDto> RecentRounds, IReadOnlyList<ReplacementDto> Replacements);
+/// <remarks><c>RecentPreemptions</c> is newest first and empty unless <c>Trident:Serving:Preemption</c> is on.</remarks>
+public sealed record PlanDto(long Rounds, PlacementDto Placement, PlacementDto InitialPlacement, IReadOnlyList<RoundDto> RecentRounds, IReadOnlyList<ReplacementDto> Replacements,
+    IReadOnlyList<PreemptionDto> RecentPreemptions);
 
 /// <summary><c>GET /health</c> and <c>GET /ready</c>.</summary>
 public sealed record HealthDto(string Status, string? Pipeline, string? Profile, double UptimeSeconds);

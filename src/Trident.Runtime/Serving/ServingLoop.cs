@@ -69,6 +69,18 @@ public sealed record RoundRecord(long Round, double At, int Waiting, int Dispatc
 /// <param name="Source">How the new placement was made.</param>
 public sealed record PlacementChange(double At, string Reason, bool Applied, int Moves, double AlphaBefore, double AlphaAfter, string Source);
 
+/// <summary>One step-boundary preemption the loop carried out (issue 12).</summary>
+/// <param name="Round">The round after which it was decided.</param>
+/// <param name="At">Server-clock time of the decision (seconds).</param>
+/// <param name="Victim">The suspended request.</param>
+/// <param name="Urgent">The request that took its devices.</param>
+/// <param name="Step">The victim's steps done in all at the boundary the decision expected (the victim stops at its
+/// first boundary after the signal; its <c>suspended</c> event gives the step it stopped at).</param>
+/// <param name="Gain">The urgent request's gain in the dispatch objective (Preemption.decide).</param>
+/// <param name="Loss">What the victim and the requests delayed with it lose.</param>
+/// <param name="Devices">The victim's devices, given to the urgent request.</param>
+public sealed record PreemptionRecord(long Round, double At, long Victim, long Urgent, int Step, double Gain, double Loss, IReadOnlyList<int> Devices);
+
 /// <summary>Why a request was still waiting after a dispatch round (Admissible.waitReasons: the round's own routes
 /// and free devices).</summary>
 /// <param name="Round">The round.</param>
@@ -97,6 +109,9 @@ public sealed record LoopState(
     /// <summary>Whether each device (by id) is in the cluster now; a device whose worker left is out until it
     /// comes back. Empty means every device is in.</summary>
     public ImmutableArray<bool> Online { get; init; } = [];
+
+    /// <summary>The recent step-boundary preemptions, oldest first (at most the round history's length).</summary>
+    public ImmutableArray<PreemptionRecord> Preemptions { get; init; } = [];
 
     /// <summary>Whether device <paramref name="device"/> is in the cluster now.</summary>
     public bool IsOnline(int device) => Online.IsDefaultOrEmpty || device >= Online.Length || Online[device];
@@ -156,6 +171,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
     private readonly Dictionary<long, Segment> _segments = new();
     private readonly List<SuspendedJob> _suspended = new();
     private readonly Queue<RoundRecord> _rounds = new();
+    private readonly Queue<PreemptionRecord> _preemptions = new();
     private readonly Queue<PlacementChange> _placements = new();
     // the snapshot and plan (null for a failed round) of each round in _rounds, by round number; read by
     // other threads under the lock
@@ -664,6 +680,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
             try
             {
                 Track(urgent, await _plans!.ExecuteAsync(urgent, route, new JobRoute(_round, detail, route), _stop.Token), route);
+                Remember(_preemptions, new PreemptionRecord(_round, now, sp.Victim.Value, urgent.Id.Value, sp.StepsDone, sp.Gain, sp.Loss, victim.Group));
                 _metrics.QueueWait.Record(_clock.Now - urgent.Request.Arrival);
                 _log.LogInformation("Preemption: request {Urgent} takes device(s) {Devices} of request {Victim}, suspended at step {Step} (gain {Gain:F3}, loss {Loss:F3})",
                     urgent.Id.Value, string.Join(",", victim.Group), sp.Victim.Value, sp.StepsDone, sp.Gain, sp.Loss);
@@ -903,7 +920,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
     private void Publish(double now)
     {
         _state = new LoopState(_round, _placement, [.. _queue.Select(j => j.Id)], [.. _ledger.BusyUntilAll(now)],
-            [.. _rounds], [.. _placements], _monitor.View(now, _cost, _view.ToView(_placement)), _waits) { Online = [.. _up] };
+            [.. _rounds], [.. _placements], _monitor.View(now, _cost, _view.ToView(_placement)), _waits) { Online = [.. _up], Preemptions = [.. _preemptions] };
     }
 
     /// <summary>A placement in one line: the type of each device.</summary>

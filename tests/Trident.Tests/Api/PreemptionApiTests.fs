@@ -87,6 +87,17 @@ let ``a long request suspended for an urgent one resumes and gives its uninterru
             let progress = es |> List.filter (fun (k, _) -> k = "progress") |> List.map (fun (_, e) -> e.GetProperty("step").GetInt32())
             Expect.equal progress (List.distinct progress) "no step is reported twice"
             Expect.equal (List.last progress) steps "every step ran"
+        // GET /v1/plan keeps each preemption: the suspended request, the urgent one, the step and the devices
+        let recent = [ for x in (json (get client "/v1/plan")).GetProperty("recent_preemptions").EnumerateArray() -> x ]
+        for id, _ in suspended do
+            match recent |> List.tryFind (fun x -> string (x.GetProperty("victim").GetInt64()) = id) with
+            | Some x ->
+                Expect.equal (string (x.GetProperty("urgent").GetInt64())) u "the urgent request took its devices"
+                let planned = x.GetProperty("step").GetInt32()
+                Expect.isTrue (planned >= 0 && planned < steps) (sprintf "the boundary the decision expected is inside the run (%d)" planned)
+                Expect.isGreaterThan (x.GetProperty("gain").GetDouble()) (x.GetProperty("loss").GetDouble()) "gain > loss"
+                Expect.isNonEmpty [ for d in x.GetProperty("devices").EnumerateArray() -> d ] "the devices it gave up"
+            | None -> failtestf "GET /v1/plan's recent_preemptions does not list request %s" id
         use metrics = get client "/metrics"
         let text = metrics.Content.ReadAsStringAsync().Result
         Expect.isGreaterThanOrEqual (counter text "trident_suspensions_total") (float suspended.Length) "trident_suspensions_total counts it"
