@@ -241,24 +241,12 @@ public sealed class EmulatedStageExecutor : IAsyncStageExecutor
     public async Task<StageOutput> DiffuseAsync(GenerationInput input, StageOutput embeddings, int intraOpThreads, IStepObserver observer, TimeSpan reportEvery,
         CancellationToken cancellationToken)
     {
-        var degree = intraOpThreads / _device.IntraOpThreads;
-        if (!_cost.Degrees.Contains(degree))
-            throw new ArgumentException($"{_device}: degree {degree} (from {intraOpThreads} threads) is not among the profile's {string.Join(", ", _cost.Degrees)}", nameof(intraOpThreads));
-        var condition = Digest(embeddings);
+        var (degree, latents) = DiffuseSetup(input, embeddings, intraOpThreads);
         await Admit(Stage.Diffuse, input, degree, cancellationToken).ConfigureAwait(false);
         var step = (double)CostModelModule.diffuseStep(_cost, input.Shape, degree);
         var start = Stopwatch.GetTimestamp();
-        var seed = new byte[32 + 8 + 12];
-        condition.CopyTo(seed, 0);
-        BinaryPrimitives.WriteUInt64LittleEndian(seed.AsSpan(32), input.Seed);
-        BinaryPrimitives.WriteInt32LittleEndian(seed.AsSpan(40), input.Width);
-        BinaryPrimitives.WriteInt32LittleEndian(seed.AsSpan(44), input.Height);
-        BinaryPrimitives.WriteInt32LittleEndian(seed.AsSpan(48), input.Frames);
-        // the latents are made during the first step's time; step i ends at start + i · step. The task wakes at
-        // the end of the first step at least reportEvery after the last wake (or of the last step) and reports
-        // the steps up to it, in order.
-        var size = (long)CostModelModule.latentBytes(_cost, input.Shape);
-        var bytes = Payload(SHA256.HashData(seed), Carried(size));
+        // step i ends at start + i · step. The task wakes at the end of the first step at least reportEvery after the
+        // last wake (or of the last step) and reports the steps up to it, in order.
         var every = reportEvery.TotalSeconds;
         for (var done = 0; done < input.Steps;)
         {
@@ -269,7 +257,63 @@ public sealed class EmulatedStageExecutor : IAsyncStageExecutor
             for (var i = done + 1; i <= next; i++) observer.StepCompleted(i, input.Steps);
             done = next;
         }
-        return new StageOutput(bytes, size);
+        return latents;
+    }
+
+    /// <inheritdoc />
+    /// <remarks>An emulated diffuse stops at a step boundary as an ONNX one does: its checkpoint holds the latents it
+    /// will hand on (they depend on the embeddings and the seed only) and the steps done, and a resumption — on any
+    /// emulated device of a group of the same degree — sleeps the remaining steps and gives the same bytes.</remarks>
+    public bool CanSuspend => true;
+
+    /// <inheritdoc />
+    public DiffuseSegmentResult DiffuseSegment(GenerationInput input, StageOutput embeddings, int intraOpThreads, IStepObserver observer,
+        DiffuseCheckpoint? from, Func<bool> suspend, CancellationToken cancellationToken) =>
+        DiffuseSegmentAsync(input, embeddings, intraOpThreads, observer, from, suspend, cancellationToken).GetAwaiter().GetResult();
+
+    private async Task<DiffuseSegmentResult> DiffuseSegmentAsync(GenerationInput input, StageOutput embeddings, int intraOpThreads, IStepObserver observer,
+        DiffuseCheckpoint? from, Func<bool> suspend, CancellationToken cancellationToken)
+    {
+        var (degree, latents) = DiffuseSetup(input, embeddings, intraOpThreads);
+        var first = 0;
+        if (from is not null)
+        {
+            if (from.State is not StageOutput kept || kept.Value is not byte[] || from.Steps != input.Steps || from.Step is < 1 || from.Step >= input.Steps)
+                throw new ArgumentException($"not a checkpoint of an emulated diffuse of {input.Steps} steps ({from.State.GetType().Name}, step {from.Step} of {from.Steps})", nameof(from));
+            latents = kept;
+            first = from.Step;
+        }
+        await Admit(Stage.Diffuse, input, degree, cancellationToken).ConfigureAwait(false);
+        var step = (double)CostModelModule.diffuseStep(_cost, input.Shape, degree);
+        var start = Stopwatch.GetTimestamp();
+        for (var done = first; done < input.Steps;)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            await Until(start, (done + 1 - first) * step, cancellationToken).ConfigureAwait(false);
+            done++;
+            observer.StepCompleted(done, input.Steps);
+            // at least one step per segment; then the first boundary where the loop asks to stop
+            if (done < input.Steps && suspend())
+                return new DiffuseSegmentResult(null, new DiffuseCheckpoint(done, input.Steps, intraOpThreads, latents, latents.Bytes));
+        }
+        return new DiffuseSegmentResult(latents, null);
+    }
+
+    // The degree a diffuse runs at (from its thread budget) and the latents it will hand on: the digest of the
+    // embeddings, the seed and the shape, expanded to the (carried share of the) latents' size.
+    private (int Degree, StageOutput Latents) DiffuseSetup(GenerationInput input, StageOutput embeddings, int intraOpThreads)
+    {
+        var degree = intraOpThreads / _device.IntraOpThreads;
+        if (!_cost.Degrees.Contains(degree))
+            throw new ArgumentException($"{_device}: degree {degree} (from {intraOpThreads} threads) is not among the profile's {string.Join(", ", _cost.Degrees)}", nameof(intraOpThreads));
+        var seed = new byte[32 + 8 + 12];
+        Digest(embeddings).CopyTo(seed, 0);
+        BinaryPrimitives.WriteUInt64LittleEndian(seed.AsSpan(32), input.Seed);
+        BinaryPrimitives.WriteInt32LittleEndian(seed.AsSpan(40), input.Width);
+        BinaryPrimitives.WriteInt32LittleEndian(seed.AsSpan(44), input.Height);
+        BinaryPrimitives.WriteInt32LittleEndian(seed.AsSpan(48), input.Frames);
+        var size = (long)CostModelModule.latentBytes(_cost, input.Shape);
+        return (degree, new StageOutput(Payload(SHA256.HashData(seed), Carried(size)), size));
     }
 
     /// <inheritdoc />

@@ -118,6 +118,37 @@ let ``an emulated diffuse reports every step and stops at the step boundary afte
         Expect.sequenceEqual cut.Seen [ 1; 2; 3 ] "no step after the cancel"
         Expect.throwsT<ArgumentException> (fun () -> e.Diffuse(i, embeddings, 3, Steps(), CancellationToken.None) |> ignore) "degree 3 is not profiled"
 
+let ``an emulated diffuse suspends at a step boundary and resumes to the same latents`` =
+    testCase "an emulated diffuse suspends at a step boundary and resumes to the same latents" <| fun () ->
+        use e = executor 48.0 0.01
+        use other = executor 48.0 0.01
+        Expect.isTrue (e :> IStageExecutor).CanSuspend "emulated devices can be preempted"
+        let i = input 256 256 1 20 5UL
+        let embeddings = e.Encode(i, CancellationToken.None)
+        let whole = e.Diffuse(i, embeddings, 1, Steps(), CancellationToken.None)
+        let first = Steps()
+        let stop = ref false
+        first.OnStep <- fun s -> if s = 7 then stop.Value <- true
+        let segment = (e :> IStageExecutor).DiffuseSegment(i, embeddings, 1, first, null, (fun () -> stop.Value), CancellationToken.None)
+        Expect.isNull segment.Latents "no latents from a suspended segment"
+        let checkpoint = segment.Suspended
+        Expect.isNotNull checkpoint "suspended"
+        Expect.equal checkpoint.Step 7 "at the boundary after the step where it was asked"
+        Expect.sequenceEqual first.Seen [ 1..7 ] "the first segment's steps"
+        // resumed on another emulated device: the rest of the steps, the same bytes as the uninterrupted run
+        let rest = Steps()
+        let resumed = (other :> IStageExecutor).DiffuseSegment(i, embeddings, 1, rest, checkpoint, (fun () -> false), CancellationToken.None)
+        Expect.isNull resumed.Suspended "ran to the end"
+        Expect.sequenceEqual rest.Seen [ 8..20 ] "each remaining step once"
+        Expect.sequenceEqual (resumed.Latents.Value :?> byte[]) (whole.Value :?> byte[]) "the same latents as without the suspension"
+        Expect.equal resumed.Latents.Bytes whole.Bytes "the same size"
+        // a segment runs at least one step even when asked to stop at once; a foreign checkpoint is refused
+        let once = Steps()
+        let early = (e :> IStageExecutor).DiffuseSegment(i, embeddings, 1, once, checkpoint, (fun () -> true), CancellationToken.None)
+        Expect.equal early.Suspended.Step 8 "one step, then the boundary"
+        let foreign = DiffuseCheckpoint(3, 20, 1, obj (), 0L)
+        Expect.throwsT<ArgumentException> (fun () -> (e :> IStageExecutor).DiffuseSegment(i, embeddings, 1, Steps(), foreign, (fun () -> false), CancellationToken.None) |> ignore) "not an emulated checkpoint"
+
 let ``an emulated payload is the digest, a generated block and its repeats`` =
     testCase "an emulated payload is the digest, a generated block and its repeats" <| fun () ->
         let digest seed = Array.init 32 (fun i -> byte (i * 7 + seed))
@@ -216,6 +247,7 @@ let unitTests =
         ``emulated stages hand real bytes on and decode a placeholder pattern that depends on prompt and seed``
         ``emulated devices account for memory as the cost model does``
         ``an emulated diffuse reports every step and stops at the step boundary after a cancel``
+        ``an emulated diffuse suspends at a step boundary and resumes to the same latents``
         ``an emulated payload is the digest, a generated block and its repeats``
         ``an emulated diffuse waiting without a thread reports every step in order and stops after a cancel``
         ``serve's short options stand for configuration keys, and emulation keys are validated``
