@@ -49,12 +49,15 @@ public static class LoadgenCommand
     private static readonly Option<double> Timeout = Cli.Opt.Double("--timeout", "seconds to wait after the last submission before cancelling what is left", 120, 1, 3600);
     private static readonly Option<bool> Compare = Cli.Opt.Flag("--compare-sim", "also simulate the same requests with the server's profile, cluster and settings, and compare predicted with measured latency");
     private static readonly Option<string> Out = Cli.Opt.String("--out", "also write one CSV row per request", helpName: "requests.csv");
+    private static readonly Option<double> TimeScale = Cli.Opt.Double("--time-scale",
+        "multiply the trace's arrival times and deadlines (seconds after arrival) by this, e.g. the --time-scale of an emulated server, so a trace made for real devices loads it alike",
+        1, 1e-4, 1000);
 
     /// <summary>The command.</summary>
     public static Command Command { get; } = new Command("loadgen",
         "replay a trace against a running server (loopback only) and print SLO attainment, mean/P95/P99 latency and errors; "
         + "--compare-sim also simulates the same requests and prints predicted vs measured latency")
-        { Url, Workload_, Rate, Load, Duration, Count, Steps, Size, Seed, Timeout, Compare, Out }.With(Run);
+        { Url, Workload_, Rate, Load, Duration, Count, Steps, Size, Seed, Timeout, Compare, Out, TimeScale }.With(Run);
 
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 
@@ -90,6 +93,7 @@ public static class LoadgenCommand
         var timeout = args.GetValue(Timeout);
         var compare = args.GetValue(Compare);
         var output = args.GetValue(Out);
+        var timeScale = args.GetValue(TimeScale);
         if (!Uri.TryCreate(url, UriKind.Absolute, out var baseUri) || baseUri.Scheme != "http")
             errors.Add($"--url: '{url}' is not an http URL");
         else if (!IsLoopback(baseUri))
@@ -117,7 +121,11 @@ public static class LoadgenCommand
 
         var trace = Trace(workload, rate, load, steps, size ?? 128, count, seed, cost, layout, errors, o);
         if (trace is null) return 2;
-        var requests = trace.Where(t => t.Arrival < duration).Take(count).ToArray();
+        // the server's clock: arrivals and deadlines × --time-scale (an emulated server's profile is scaled alike)
+        var requests = trace.Select(t => timeScale == 1 ? t : new TraceRequest(t.Id, t.Arrival * timeScale, t.Model, t.Shape, t.Steps,
+                FSharpOption<double>.get_IsSome(t.Deadline) ? FSharpOption<double>.Some(t.Arrival * timeScale + (t.Deadline.Value - t.Arrival) * timeScale) : t.Deadline,
+                t.Priority))
+            .Where(t => t.Arrival < duration).Take(count).ToArray();
         o.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"loadgen: {requests.Length} requests over {(requests.Length > 0 ? requests[^1].Arrival : 0):F1} s to {url} ({cluster.Devices.Count} devices, pipeline {cluster.Pipeline})"));
 

@@ -278,6 +278,12 @@ let ``loadgen replays a trace file and prints SLO attainment, latency percentile
         // the comparison simulates with the server's batch limit, which /v1/cluster reports
         let settings = (json (get client "/v1/cluster")).GetProperty("settings")
         Expect.equal (settings.GetProperty("max_batch").GetInt32()) 1 "the test server's Serving:MaxBatch (ApiFixture: 1)"
+        Expect.stringContains text "6 requests over 1.0 s" "the trace's own arrival times"
+        // --time-scale: the same trace on a server whose clock runs at half the trace's (an emulated one's --time-scale)
+        let scaled = new StringWriter()
+        let args = Trident.Api.Cli.Commands.Parse(Trident.Api.Cli.LoadgenCommand.Command, [ "--workload"; trace; "--time-scale"; "0.5"; "--timeout"; "60" ])
+        Expect.equal (Trident.Api.Cli.LoadgenCommand.RunAsync(args, client, scaled, CancellationToken.None).Result) 0 (string scaled)
+        Expect.stringContains (string scaled) "6 requests over 0.5 s" "arrivals × 0.5"
         // where the time went, from the server's own timings: phases, and each stage task's work per request
         for figure in [ "phases_ms: queued="; " encode="; " diffuse="; " decode="; " result="; "stage_work: encode=" ] do
             Expect.stringContains text figure "text"
