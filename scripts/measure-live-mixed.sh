@@ -25,23 +25,26 @@ if ss -ltn | grep -q '127.0.0.1:8080 '; then echo "measure-live-mixed: port 8080
 limits=(--Trident:Serving:SloScale 2 --Trident:Limits:MaxFrames 129 --Trident:Limits:MaxHeight 1280 --Trident:Limits:MaxWidth 1280
   --Trident:Limits:MaxActivationGb 80 --Trident:Serving:QueueCapacity 2000 --Trident:Jobs:Capacity 4000)
 
-server_pid() { ss -ltnp | grep '127.0.0.1:8080 ' | sed -E 's/.*pid=([0-9]+).*/\1/' | head -1; }
+server=""
+stop() { # the launcher execs the server: its pid is the server's
+  if [ -n "$server" ]; then kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; server=""; fi
+}
+trap stop EXIT
 
 run() { # run PREEMPTION
   local log="$out/serve-$1.log"
   ./trident serve --emulate hunyuanvideo --devices "$DEVICES" --time-scale "$SCALE" --Trident:Serving:Preemption "$1" "${limits[@]}" >"$log" 2>&1 &
-  local launcher=$!
+  server=$!
   for _ in $(seq 1 300); do
     curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8080/ready 2>/dev/null | grep -q 200 && break
-    kill -0 "$launcher" 2>/dev/null || { echo "measure-live-mixed: the server stopped; its log:" >&2; cat "$log" >&2; exit 1; }
+    kill -0 "$server" 2>/dev/null || { echo "measure-live-mixed: the server stopped; its log:" >&2; cat "$log" >&2; exit 1; }
     sleep 2
   done
   ./trident loadgen --workload mixed-hunyuanvideo-batches --time-scale "$SCALE" --count "$COUNT" --duration 3600 --timeout 600 \
     --seed "$SEED" --out "$out/live-$1.csv" >"$out/loadgen-$1.txt" 2>&1
   local suspensions
   suspensions=$(curl -s http://127.0.0.1:8080/metrics | awk '/^trident_suspensions_total/ {print $2}')
-  kill "$(server_pid)"
-  while [ -n "$(server_pid)" ]; do sleep 1; done
+  stop
   python3 - "$out/live-$1.csv" "$1" "${suspensions:-0}" <<'PY'
 import csv, sys
 rows = list(csv.DictReader(open(sys.argv[1])))

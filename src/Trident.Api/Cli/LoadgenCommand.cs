@@ -123,7 +123,7 @@ public static class LoadgenCommand
         if (trace is null) return 2;
         // the server's clock: arrivals and deadlines × --time-scale (an emulated server's profile is scaled alike)
         var requests = trace.Select(t => timeScale == 1 ? t : new TraceRequest(t.Id, t.Arrival * timeScale, t.Model, t.Shape, t.Steps,
-                FSharpOption<double>.get_IsSome(t.Deadline) ? FSharpOption<double>.Some(t.Arrival * timeScale + (t.Deadline.Value - t.Arrival) * timeScale) : t.Deadline,
+                FSharpOption<double>.get_IsSome(t.Deadline) ? FSharpOption<double>.Some(t.Deadline.Value * timeScale) : t.Deadline,
                 t.Priority))
             .Where(t => t.Arrival < duration).Take(count).ToArray();
         o.WriteLine(string.Create(CultureInfo.InvariantCulture,

@@ -416,10 +416,11 @@ module Preemption =
                                             let resume =
                                                 v.Devices
                                                 |> List.fold (fun acc dev -> if List.contains dev d.Diffuse.Devices then max acc d.Diffuse.Finish else acc) at
-                                            let fRes = resume + copy + float remaining * v.StepTime + v.Tail
+                                            let diffuseEnd = resume + copy + float remaining * v.StepTime
+                                            let fRes = diffuseEnd + v.Tail
                                             // v's diffuse ends this much later: the resumption queued behind it (Behind) and the
                                             // waiting requests holding its devices start as much later
-                                            let delay = max 0.0<s> (fRes - v.Tail - (v.Start + float v.Steps * v.StepTime))
+                                            let delay = max 0.0<s> (diffuseEnd - (v.Start + float v.Steps * v.StepTime))
                                             let delayed =
                                                 (v.Devices
                                                  |> List.collect (fun dev -> match held.TryGetValue dev with | true, xs -> xs | _ -> [])
