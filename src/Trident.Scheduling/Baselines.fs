@@ -238,7 +238,8 @@ module Baselines =
         { Now = s.Now
           Dispatches = dispatches
           Objective = 0.0
-          Source = Greedy(sprintf "%s baseline" name) }
+          Source = Greedy(sprintf "%s baseline" name)
+          Batched = Map.empty }
 
     // ---- placements ----------------------------------------------------------------------------
 

@@ -12,9 +12,10 @@ module Planner =
         { Dispatch = Dispatcher.dispatch snapshot
           Placement = snapshot.Placement }
 
-    /// The requests of the snapshot's queue that the plan leaves queued.
+    /// The requests of the snapshot's queue that the plan leaves queued (neither dispatched nor a mate
+    /// of a planned batch, DispatchPlan.Batched).
     let remaining (snapshot: Snapshot) (plan: DispatchPlan) =
-        let dispatched = plan.Dispatches |> List.map _.Request |> Set.ofList
+        let dispatched = (plan.Dispatches |> List.map _.Request) @ (plan.Batched |> Map.toList |> List.collect snd) |> Set.ofList
         snapshot.Queue |> List.filter (fun r -> not (dispatched.Contains r.Id))
 
     /// A placement for the cluster, profile and request statistics (MIP, heuristic fallback).

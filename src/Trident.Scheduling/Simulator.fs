@@ -904,7 +904,8 @@ module Simulator =
               BusyUntil = busy
               Queue = List.ofSeq waiting
               Completed = Map.empty
-              Settings = config.Dispatch
+              // the planner prices batches up to the run's batch limit (Config.MaxBatch), as the server's loop does
+              Settings = { config.Dispatch with MaxBatch = config.MaxBatch }
               Bookings = bookings }
 
         let round (now: float<s>) =

@@ -119,7 +119,7 @@ public static class BenchCommand
     {
         var d = DispatchSettingsModule.defaults;
         return new DispatchSettings(d.OnTimeReward, d.LateRewardBase, d.IdlePenalty, d.CommunicationPenalty, d.DevicePenalty, d.LatencyWeight,
-            timeLimit, backend, d.CandidatesPerFreeDevice, d.QueueHorizon);
+            timeLimit, backend, d.CandidatesPerFreeDevice, d.QueueHorizon, d.MaxBatch);
     }
 
     /// <summary>Solve settings with the given backend and time limit, no MIP start, otherwise the defaults.</summary>
@@ -156,7 +156,7 @@ public static class BenchCommand
                 var prepared = Dispatcher.prepare(snapshot);
                 if (prepared.Candidates.IsEmpty) continue;
                 var sw = Stopwatch.StartNew();
-                var aggregated = DispatchMip.model(snapshot, prepared.Free, prepared.Candidates);
+                var aggregated = DispatchMip.model(prepared.Round, prepared.Free, prepared.Candidates);
                 var a = Mip.solve(Solving<DispatchKey>(backend, limit), aggregated);
                 sw.Stop();
                 ours.Add(sw.Elapsed.TotalMilliseconds);

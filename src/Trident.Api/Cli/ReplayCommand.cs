@@ -56,7 +56,7 @@ public static class ReplayCommand
         if (backend is not null || timeLimit is not null)
         {
             d = new DispatchSettings(d.OnTimeReward, d.LateRewardBase, d.IdlePenalty, d.CommunicationPenalty, d.DevicePenalty, d.LatencyWeight,
-                timeLimit ?? d.TimeLimit, backend ?? d.Backend, d.CandidatesPerFreeDevice, d.QueueHorizon);
+                timeLimit ?? d.TimeLimit, backend ?? d.Backend, d.CandidatesPerFreeDevice, d.QueueHorizon, d.MaxBatch);
             snapshot = new Snapshot(snapshot.Now, snapshot.Cluster, snapshot.Cost, snapshot.Placement, snapshot.BusyUntil, snapshot.Queue, snapshot.Completed, d, snapshot.Bookings);
         }
 
@@ -67,7 +67,7 @@ public static class ReplayCommand
         var plan = Dispatcher.dispatch(snapshot);
         foreach (var x in plan.Dispatches)
             Console.WriteLine(string.Create(inv,
-                $"  request {x.Request.Value}: k={x.Degree} {x.Vr} diffuse on [{string.Join(",", x.Diffuse.Devices.Select(g => g.Value))}] {x.Diffuse.Start:F3}–{x.Diffuse.Finish:F3} s, encode on {(x.Encode.Devices.IsEmpty ? "none (done before)" : x.Encode.Devices.Head.Value.ToString(inv))}, decode on {x.Decode.Devices.Head.Value}, finish {x.Decode.Finish:F3} s{(x.OnTime ? " on time" : " late")}, reward {x.Reward:F2}"));
+                $"  request {x.Request.Value}: k={x.Degree} {x.Vr} diffuse on [{string.Join(",", x.Diffuse.Devices.Select(g => g.Value))}] {x.Diffuse.Start:F3}–{x.Diffuse.Finish:F3} s, encode on {(x.Encode.Devices.IsEmpty ? "none (done before)" : x.Encode.Devices.Head.Value.ToString(inv))}, decode on {x.Decode.Devices.Head.Value}, finish {x.Decode.Finish:F3} s{(x.OnTime ? " on time" : " late")}, reward {x.Reward:F2}{(plan.Batched.TryFind(x.Request) is { } mates ? $", batch with {string.Join(",", mates.Value.Select(m => m.Value))} (times above: the lead alone; the batch runs them stretched)" : "")}"));
         Console.WriteLine(string.Create(inv, $"plan: {plan.Dispatches.Length} dispatched, objective {plan.Objective:F3}"));
         switch (plan.Source)
         {

@@ -257,7 +257,7 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
     };
 
     private static DispatchSettings WithTimeLimit(DispatchSettings d, double seconds) =>
-        new(d.OnTimeReward, d.LateRewardBase, d.IdlePenalty, d.CommunicationPenalty, d.DevicePenalty, d.LatencyWeight, seconds, d.Backend, d.CandidatesPerFreeDevice, d.QueueHorizon);
+        new(d.OnTimeReward, d.LateRewardBase, d.IdlePenalty, d.CommunicationPenalty, d.DevicePenalty, d.LatencyWeight, seconds, d.Backend, d.CandidatesPerFreeDevice, d.QueueHorizon, d.MaxBatch);
 
     /// <summary>The mix the initial placement is planned for: requests of the default size and steps.</summary>
     public static WorkloadStats InitialMix(TridentOptions o, PipelineManifest manifest)

@@ -201,7 +201,9 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
         _settings = settings;
         var d = settings.Dispatch;
         _dispatch = new DispatchSettings(d.OnTimeReward, d.LateRewardBase, d.IdlePenalty, d.CommunicationPenalty, d.DevicePenalty, d.LatencyWeight,
-            d.TimeLimit, d.Backend, d.CandidatesPerFreeDevice, Math.Max(d.QueueHorizon, settings.QueueHorizonSeconds));
+            d.TimeLimit, d.Backend, d.CandidatesPerFreeDevice, Math.Max(d.QueueHorizon, settings.QueueHorizonSeconds),
+            // the planner prices batches up to the server's batch limit (docs/policies.md, "Batches in the dispatch MIP")
+            settings.MaxBatch);
         _metrics = metrics;
         _store = store;
         _log = log;

@@ -173,6 +173,7 @@ public static class SnapshotJson
         w.WriteString("backend", Trident.Scheduling.Mip.BackendModule.name(d.Backend));
         w.WriteNumber("candidates_per_free_device", d.CandidatesPerFreeDevice);
         w.WriteNumber("queue_horizon_s", d.QueueHorizon);
+        w.WriteNumber("max_batch", d.MaxBatch);
         w.WriteEndObject();
     }
 
@@ -194,6 +195,13 @@ public static class SnapshotJson
             WriteAssignment(w, "decode", d.Decode);
             w.WriteBoolean("on_time", d.OnTime);
             w.WriteNumber("reward", d.Reward);
+            // the requests the planner runs with it as one batch (none: alone)
+            if (plan.Batched.TryFind(d.Request) is { } mates)
+            {
+                w.WriteStartArray("batch_mates");
+                foreach (var m in mates.Value) w.WriteNumberValue(m.Value);
+                w.WriteEndArray();
+            }
             w.WriteEndObject();
         }
         w.WriteEndArray();
@@ -268,7 +276,9 @@ public static class SnapshotJson
                 ParseBackend(st),
                 st.GetProperty("candidates_per_free_device").GetInt32(),
                 // absent from documents written before queue-behind existed: the default then
-                st.TryGetProperty("queue_horizon_s", out var qh) ? qh.GetDouble() : DispatchSettingsModule.defaults.QueueHorizon);
+                st.TryGetProperty("queue_horizon_s", out var qh) ? qh.GetDouble() : DispatchSettingsModule.defaults.QueueHorizon,
+                // absent from documents written before the dispatch MIP priced batches: no batch then
+                st.TryGetProperty("max_batch", out var mb) ? mb.GetInt32() : DispatchSettingsModule.defaults.MaxBatch);
             // absent from documents written before decode devices' later bookings were planned with
             var bookings = root.TryGetProperty("bookings", out var bk)
                 ? MapModule.OfSeq(bk.EnumerateObject().Select(e => Tuple.Create(

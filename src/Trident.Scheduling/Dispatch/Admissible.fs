@@ -294,6 +294,17 @@ module Admissible =
               yield { Request = r; Type = t; Degree = k; Vr = vr; Finish = f; OnTime = onTime; Reward = w } ]
         |> undominated s.Settings.IdlePenalty
 
+    /// The reward of request r as one member of a batch that finishes at `finish` on a group of VR type `vr`
+    /// (Batching.options): w = b(finish ≤ deadline) − communication(vr) − λ · (finish − now) / (slowest
+    /// admissible finish of r alone − now), the option reward of `options` without its device penalty δ·k,
+    /// which the batch pays once for its group (DispatchMip). The latency share may exceed 1: a batch can
+    /// finish after the slowest single option.
+    let memberReward (rd: Round) (r: Request) (vr: VrType) (finish: float<s>) =
+        let s = rd.Snapshot
+        let slowest = routes rd r |> List.fold (fun acc (_, _, _, f) -> max acc (f - s.Now)) 0.0<s>
+        let latency = if slowest > 0.0<s> then (finish - s.Now) / slowest else 0.0
+        baseReward rd r (finish <= r.Deadline) - s.Settings.CommunicationPenalty.[vr] - s.Settings.LatencyWeight * latency
+
     /// Every admissible, undominated option for the request: types present in the cluster, degrees
     /// no larger than the type's largest group on one node (free devices are checked by the planner).
     /// Computed once per request and round (cached in the round; a request id names one request).
@@ -359,7 +370,7 @@ module Admissible =
             |> List.groupBy (fun ((_, t), _) -> t)
             |> List.map (fun (t, groups) -> t, groups |> List.map (fun (_, ds) -> List.length ds) |> List.max)
             |> Map.ofList
-        let routed = plan.Dispatches |> List.map _.Request |> Set.ofList
+        let routed = (plan.Dispatches |> List.map _.Request) @ (plan.Batched |> Map.toList |> List.collect snd) |> Set.ofList
         [ for r in s.Queue do
               if not (routed.Contains r.Id) then
                   let rs = routes rd r

@@ -21,8 +21,13 @@ namespace Trident.Scheduling.Dispatching
 
 open Trident.Scheduling
 
-/// A decision: start this option on this node.
-type Choice = { Option: DispatchOption; Node: NodeId }
+/// A decision: start this option on this node — alone, or leading a batch with `Mates` (same pipeline,
+/// shape and steps; the option's Reward is then the whole batch's, DispatchMip).
+type Choice =
+    { Option: DispatchOption
+      Node: NodeId
+      /// the other requests of the batch the option leads (most urgent first); empty: alone
+      Mates: Request list }
 
 module Assign =
     /// The objective both planners maximise: Σ option rewards − μ · (free primary devices left idle).
@@ -177,7 +182,8 @@ module Assign =
     /// work before it on its devices. Returns the queued dispatches in the order they were queued;
     /// their Reward is the option's with b taken at the queued finish. They use no device free now
     /// but the head's (on its draining node), so they leave the round's objective unchanged.
-    let queueBehind (rd: Admissible.Round) (reserved: (NodeId * PlacementType) option) (planned: Dispatch list) : Dispatch list =
+    /// `batched`: requests of the round's batches that have no dispatch of their own (DispatchPlan.Batched).
+    let queueBehind (rd: Admissible.Round) (reserved: (NodeId * PlacementType) option) (batched: RequestId seq) (planned: Dispatch list) : Dispatch list =
         let s = rd.Snapshot
         let horizon = s.Now + s.Settings.QueueHorizon
         let busy = Array.copy s.BusyUntil
@@ -212,7 +218,7 @@ module Assign =
             match reserved with
             | Some key -> Array.tryFindIndex ((=) key) groupKeys |> Option.defaultValue -1
             | None -> -1
-        let dispatched = System.Collections.Generic.HashSet<RequestId>(planned |> Seq.map _.Request)
+        let dispatched = System.Collections.Generic.HashSet<RequestId>(Seq.append (planned |> Seq.map _.Request) batched)
         let waiting = s.Queue |> List.filter (fun r -> not (dispatched.Contains r.Id))
         // the most free devices of each primary type on one node when the round began
         let mostFree = System.Collections.Generic.Dictionary<PlacementType, int>()

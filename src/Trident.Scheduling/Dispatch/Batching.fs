@@ -1,8 +1,10 @@
 namespace Trident.Scheduling.Dispatching
 
 // Design note. Same-shape batching (issue 12). Requests with the same pipeline (model), shape and steps
-// can run as one batch: one ONNX Runtime run per stage with the batch dimension. A batch is formed around
-// each dispatch of a round's plan: the dispatched request leads it, and waiting requests of the same key
+// can run as one batch: one ONNX Runtime run per stage with the batch dimension. The dispatch MIP prices
+// batches as options of their own (DispatchMip, `options` below; DispatchSettings.MaxBatch > 1): a dispatch
+// it chose to run as a batch names its mates (DispatchPlan.Batched), which join it first. Every batch is
+// formed around a dispatch of the round's plan: the dispatched request leads it, and waiting requests of the same key
 // that the plan did not dispatch join it, most urgent (earliest deadline, then earliest arrival) first,
 // up to the batch limit of the lead's shape and degree (the profile's best batch size, capped by the
 // server's MaxBatch). The batch keeps the lead's route and gets its own cost: every stage takes
@@ -26,6 +28,18 @@ type Batch =
 
     member this.Size = this.Members.Length
 
+/// Running a request as one of `Size` members of a batch on a group of its option's type and degree,
+/// started now: what the dispatch MIP prices besides the option alone (DispatchMip).
+type BatchOption =
+    { Option: DispatchOption
+      /// b ≥ 2 members
+      Size: int
+      /// predicted finish: the option's, plus the batch's extra stage time (Batching.extraTime)
+      Finish: float<s>
+      OnTime: bool
+      /// the member's reward (Admissible.memberReward); the group's device penalty δ·k is paid once per batch
+      Reward: float }
+
 module Batching =
     /// What must be equal for requests to share one run: (pipeline, shape, steps).
     let key (r: Request) = r.Model, r.Shape, r.Steps
@@ -36,6 +50,30 @@ module Batching =
     let limit (cost: CostModel) (maxBatch: int) (shape: Shape) (k: int) =
         let measured = (Profile.stage cost.Profile Diffuse).Batches |> List.exists (fun b -> b.Degree = k)
         if not measured || maxBatch <= 1 then 1 else min maxBatch (CostModel.bestBatch cost shape k)
+
+    /// Seconds a batch of b adds to the route of request r at degree k: Σ over its stages of
+    /// t(1) · (runFactor(b) − 1), encode and decode at degree 1 — what `stretch` adds to the last stage's
+    /// finish. 0 for b ≤ 1.
+    let extraTime (cost: CostModel) (r: Request) (k: int) (b: int) : float<s> =
+        if b <= 1 then 0.0<s>
+        else
+            let extra stage (one: float<s>) = one * (CostModel.runFactor cost stage r.Shape (if stage = Diffuse then k else 1) b - 1.0)
+            extra Encode (CostModel.encodeTime cost r.Shape)
+            + extra Diffuse (CostModel.diffuseTime cost r.Shape r.Steps k)
+            + extra Decode (CostModel.decodeTime cost r.Shape)
+
+    /// The batch options of a request this round: for each of its options `opts` and each size b from 2 up
+    /// to the batch limit of its shape at the option's degree (`limit`, with DispatchSettings.MaxBatch), the
+    /// request run as one of b members. None for a request resumed after a lost device (it runs alone: its
+    /// kept output is its own) or when batching is off (MaxBatch ≤ 1, or no batch points in the profile).
+    let options (rd: Admissible.Round) (r: Request) (opts: DispatchOption list) : BatchOption list =
+        let s = rd.Snapshot
+        if s.Settings.MaxBatch <= 1 || s.Completed.ContainsKey r.Id then []
+        else
+            [ for o in opts do
+                  for b in 2 .. limit s.Cost s.Settings.MaxBatch r.Shape o.Degree do
+                      let f = o.Finish + extraTime s.Cost r o.Degree b
+                      yield { Option = o; Size = b; Finish = f; OnTime = f <= r.Deadline; Reward = Admissible.memberReward rd r o.Vr f } ]
 
     /// The route of a batch of b requests: each stage of the lead's route takes the batch's time
     /// (CostModel.batchTime), later stages shifted by the extra time of earlier ones; OnTime is re-checked
@@ -58,9 +96,14 @@ module Batching =
                     Finish = d.Decode.Finish + eExtra + dExtra + cExtra }
             { d with Encode = encode; Diffuse = diffuse; Decode = decode; OnTime = decode.Finish <= lead.Deadline }
 
-    /// Forms the round's batches: one per dispatch of `plan`, in plan order, each joined by requests of
-    /// `queue` with the same key, `compatible` with the lead, earliest deadline first, up to
-    /// `limitOf lead degree` members (see the module note). Mates are the waiting requests the plan did not
+    /// Forms the round's batches: one per dispatch of `plan`, in plan order. A dispatch the planner chose to
+    /// run as a batch (`plan.Batched`, the dispatch MIP's batch options) takes those mates first that are
+    /// waiting, share its key and are `compatible` with it (the runtime may refuse a mate the planner cannot
+    /// see is different; it then stays waiting). Every dispatch is then joined by requests of `queue` with the
+    /// same key, `compatible` with the lead, earliest deadline first, up to `limitOf lead degree` members (see
+    /// the module note) — the planner offers a round only a few candidates per free device, so a batch it
+    /// priced at b may run larger with waiting requests it did not see. Another dispatch's planned mates are
+    /// never taken. Mates are the waiting requests the plan did not
     /// dispatch and the requests the plan *queued* to start later (a dispatch whose diffuse starts after the
     /// lead's, `Assign.queueBehind`): such a request runs in the lead's batch instead of after it — where the
     /// limit allows a batch, a batch of b costs f(b) < b runs (CostModel.bestBatch), so it finishes sooner and
@@ -74,6 +117,8 @@ module Batching =
         let mutable left = queue |> List.filter (fun r -> not (dispatched.Contains r.Id))
         // requests of the plan's dispatches already in a batch (as its lead or absorbed as a mate)
         let batched = System.Collections.Generic.HashSet<RequestId>()
+        // the planner's mates are kept for their own leads, never taken into another batch
+        let planned = plan.Batched |> Map.toSeq |> Seq.collect snd |> Set.ofSeq
         let batches =
             [ for d in plan.Dispatches do
                   match byId.TryFind d.Request with
@@ -82,9 +127,21 @@ module Batching =
                   | Some lead ->
                       batched.Add lead.Id |> ignore
                       let room = limitOf lead d.Degree - 1
+                      // the planner's mates first (DispatchPlan.Batched), then others up to the limit
+                      let own =
+                          match Map.tryFind lead.Id plan.Batched with
+                          | Some mine ->
+                              let waiting = left |> List.map (fun r -> r.Id, r) |> Map.ofList
+                              mine
+                              |> List.choose waiting.TryFind
+                              |> List.filter (fun r -> key r = key lead && compatible lead r)
+                              |> List.truncate (max 0 room)
+                          | None -> []
+                      let room = room - own.Length
                       let mates =
-                          if room <= 0 then []
-                          else
+                          own
+                          @ (if room <= 0 then []
+                             else
                               let queuedLater =
                                   [ for q in plan.Dispatches do
                                         if q.Diffuse.Start > d.Diffuse.Start && not (batched.Contains q.Request) then
@@ -92,9 +149,9 @@ module Batching =
                                             | Some r -> yield r
                                             | None -> () ]
                               left @ queuedLater
-                              |> List.filter (fun r -> key r = key lead && compatible lead r)
+                              |> List.filter (fun r -> key r = key lead && compatible lead r && not (planned.Contains r.Id))
                               |> List.sortBy (fun r -> r.Deadline, r.Arrival, r.Id.Value)
-                              |> List.truncate room
+                              |> List.truncate room)
                       let taken = mates |> List.map _.Id |> Set.ofList
                       for m in taken do
                           batched.Add m |> ignore

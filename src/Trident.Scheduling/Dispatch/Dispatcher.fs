@@ -53,7 +53,7 @@ module Dispatcher =
     /// The MIP model of a round, for inspection or LP export (None when there is nothing to decide).
     let roundModel (s: Snapshot) =
         let p = prepare s
-        if p.Candidates.IsEmpty then None else Some(DispatchMip.model p.Round.Snapshot p.Free p.Candidates)
+        if p.Candidates.IsEmpty then None else Some(DispatchMip.model p.Round p.Free p.Candidates)
 
     /// The reference implementation's formulation of a prepared round (design.md, appendix: "one
     /// binary per request × node × degree", as the paper's code states its ILP), over the same
@@ -107,15 +107,26 @@ module Dispatcher =
     /// the least of L over those prices is the relaxation's bound. π = 0 is "every candidate takes its
     /// best option as if devices were unlimited"; a larger π proves rounds where devices are scarce —
     /// e.g. every free device starting a different on-time request — optimal without a solve.
-    let objectiveBound (s: Snapshot) (free: Map<NodeId * PlacementType, int>) (candidates: (Request * DispatchOption list) list) =
+    /// A batch option of b members on k devices (Batching.options) is an item of its member worth its
+    /// reward plus its share of the group's (μ − δ)·k, taking k / b devices: splitting each batch's value and
+    /// devices evenly among its members and dropping that members come in whole batches only relaxes the
+    /// model further, so the bound stays a bound.
+    let objectiveBound (rd: Admissible.Round) (free: Map<NodeId * PlacementType, int>) (candidates: (Request * DispatchOption list) list) =
+        let s = rd.Snapshot
         let nFree = free |> Map.toSeq |> Seq.sumBy snd
         let mu = s.Settings.IdlePenalty
         let largest =
             free |> Map.toList |> List.groupBy (fun ((_, t), _) -> t) |> List.map (fun (t, xs) -> t, xs |> List.map snd |> List.max) |> Map.ofList
         let formable (o: DispatchOption) = largest |> Map.tryFind o.Type |> Option.exists (fun n -> n >= o.Degree)
         let items =
-            [| for (_, opts) in candidates do
-                   let xs = [| for o in opts do if formable o then yield o.Reward + mu * float o.Degree, float o.Degree |]
+            [| for (r, opts) in candidates do
+                   let batches = Batching.options rd r opts
+                   let xs =
+                       [| for o in opts do if formable o then yield o.Reward + mu * float o.Degree, float o.Degree
+                          for b in batches do
+                              if formable b.Option then
+                                  let k = float b.Option.Degree
+                                  yield b.Reward + (mu - s.Settings.DevicePenalty) * k / float b.Size, k / float b.Size |]
                    if xs.Length > 0 then yield xs |]
         let lagrangian (price: float) =
             let mutable total = price * float nFree - mu * float nFree
@@ -131,7 +142,7 @@ module Dispatcher =
     /// The round's objective bound over its prepared candidates (what the quick check compares with).
     let roundBound (s: Snapshot) =
         let p = prepare s
-        objectiveBound s p.Free p.Candidates
+        objectiveBound p.Round p.Free p.Candidates
 
     let private nothingToDecide = "nothing to decide: no waiting request has an admissible option on a free device"
 
@@ -146,9 +157,10 @@ module Dispatcher =
                 { Now = s.Now
                   Dispatches = Greedy.dispatches p.Round p.Greedy
                   Objective = Assign.objective s p.FreeCount p.Greedy
-                  Source = Greedy reason }
+                  Source = Greedy reason
+                  Batched = Greedy.batchedOf p.Greedy }
         if p.Candidates.IsEmpty then plan nothingToDecide
-        elif Assign.objective s p.FreeCount p.Greedy >= objectiveBound s p.Free p.Candidates - 1e-6 then plan provenOptimal
+        elif Assign.objective s p.FreeCount p.Greedy >= objectiveBound p.Round p.Free p.Candidates - 1e-6 then plan provenOptimal
         else None
 
     /// A round between two solves (the solver ran less than its spacing ago, or is busy): the greedy
@@ -164,13 +176,14 @@ module Dispatcher =
             { Now = s.Now
               Dispatches = Greedy.dispatches p.Round greedyChoices
               Objective = Assign.objective s nFree greedyChoices
-              Source = Greedy reason }
+              Source = Greedy reason
+              Batched = Greedy.batchedOf greedyChoices }
         if candidates.IsEmpty then
             greedyPlan nothingToDecide
-        elif Assign.objective s nFree greedyChoices >= objectiveBound s free candidates - 1e-6 then
+        elif Assign.objective s nFree greedyChoices >= objectiveBound p.Round free candidates - 1e-6 then
             greedyPlan provenOptimal
         else
-            let cls = DispatchMip.classes candidates
+            let cls = DispatchMip.classes p.Round candidates
             let model = DispatchMip.modelOf s free cls
             let settings =
                 { SolveSettings.create s.Settings.TimeLimit with
@@ -183,7 +196,7 @@ module Dispatcher =
             let result = Mip.solve settings model
             let greedyObjective = Assign.objective s nFree greedyChoices
             if result.HasSolution then
-                let raw = DispatchMip.choicesOf free candidates cls result
+                let raw = DispatchMip.choicesOf s free candidates cls result
                 let rawObjective = Assign.objective s nFree raw
                 // the solver's plan, completed by work conservation (it adds only reward)
                 let choices = Greedy.conserve p.Round free raw
@@ -209,7 +222,8 @@ module Dispatcher =
                                 | _ -> 0.0
                               SolveTime = result.SolveTime
                               Variables = vars
-                              Constraints = model.Constraints.Length } }
+                              Constraints = model.Constraints.Length }
+                      Batched = Greedy.batchedOf choices }
             else
                 greedyPlan (sprintf "solver %s after %.1f ms" (describe result.Outcome) (float result.SolveTime * 1000.0))
 

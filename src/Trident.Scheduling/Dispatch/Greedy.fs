@@ -70,7 +70,12 @@ module Greedy =
     /// plan dispatches.
     let dispatches (rd: Admissible.Round) (choices: Choice list) : Dispatch list =
         let now = Assign.materialise rd.Snapshot choices
-        now @ rd.Held @ Assign.queueBehind rd (reservation rd) now
+        let mates = choices |> Seq.collect (fun c -> c.Mates |> Seq.map _.Id)
+        now @ rd.Held @ Assign.queueBehind rd (reservation rd) mates now
+
+    /// The batches of a round's choices (DispatchPlan.Batched): each lead's mates.
+    let batchedOf (choices: Choice list) : Map<RequestId, RequestId list> =
+        choices |> List.filter (fun c -> not c.Mates.IsEmpty) |> List.map (fun c -> c.Option.Request.Id, c.Mates |> List.map _.Id) |> Map.ofList
 
     /// The free devices a round may use: all free primary devices but those of the reserved node.
     let roundFree (rd: Admissible.Round) : Map<NodeId * PlacementType, int> =
@@ -298,7 +303,7 @@ module Greedy =
               match best with
               | Some(o, (node, count)) ->
                   count.Value <- count.Value - o.Degree
-                  yield { Option = o; Node = node }
+                  yield { Option = o; Node = node; Mates = [] }
               | None -> () ]
 
     /// Nodes for groups of (type, degree), best fit, largest groups first; the nodes are returned
@@ -353,7 +358,7 @@ module Greedy =
         let left = leftover free choices
         if left.IsEmpty then choices
         else
-            let chosen = choices |> List.map (fun c -> c.Option.Request.Id) |> Set.ofList
+            let chosen = choices |> List.collect (fun c -> c.Option.Request.Id :: (c.Mates |> List.map _.Id)) |> Set.ofList
             let rest = s.Queue |> List.filter (fun r -> not (chosen.Contains r.Id))
             let filled = if rest.IsEmpty then choices else choices @ choose left (offeredIn rd left rest)
             let left = System.Collections.Generic.Dictionary<NodeId * PlacementType, int>(leftover free filled)
@@ -361,27 +366,29 @@ module Greedy =
             else
                 let value (o: DispatchOption) = o.Reward + mu * float o.Degree
                 [ for c in filled do
-                      let o = c.Option
-                      // the devices this request may take: those left, plus its own group
-                      let avail (key: NodeId * PlacementType) =
-                          (match left.TryGetValue key with
-                           | true, n -> n
-                           | _ -> 0)
-                          + (if key = (c.Node, o.Type) then o.Degree else 0)
-                      let better =
-                          [ for o' in Admissible.options rd o.Request do
-                                if value o' > value o + 1e-9 then
-                                    for KeyValue((n, t), _) in free do
-                                        if t = o'.Type && avail (n, t) >= o'.Degree then yield o', n, avail (n, t) ]
-                          |> List.sortBy (fun (o', (NodeId n), a) -> -(value o'), a, n)
-                          |> List.tryHead
-                      match better with
-                      | Some(o', n, target) ->
-                          // give back its own group, then take the new one (`target` counted both)
-                          left.[(c.Node, o.Type)] <- avail (c.Node, o.Type)
-                          left.[(n, o'.Type)] <- target - o'.Degree
-                          yield { Option = o'; Node = n }
-                      | None -> yield c ]
+                      if not c.Mates.IsEmpty then yield c // a batch keeps its option: its reward is the batch's
+                      else
+                          let o = c.Option
+                          // the devices this request may take: those left, plus its own group
+                          let avail (key: NodeId * PlacementType) =
+                              (match left.TryGetValue key with
+                               | true, n -> n
+                               | _ -> 0)
+                              + (if key = (c.Node, o.Type) then o.Degree else 0)
+                          let better =
+                              [ for o' in Admissible.options rd o.Request do
+                                    if value o' > value o + 1e-9 then
+                                        for KeyValue((n, t), _) in free do
+                                            if t = o'.Type && avail (n, t) >= o'.Degree then yield o', n, avail (n, t) ]
+                              |> List.sortBy (fun (o', (NodeId n), a) -> -(value o'), a, n)
+                              |> List.tryHead
+                          match better with
+                          | Some(o', n, target) ->
+                              // give back its own group, then take the new one (`target` counted both)
+                              left.[(c.Node, o.Type)] <- avail (c.Node, o.Type)
+                              left.[(n, o'.Type)] <- target - o'.Degree
+                              yield { c with Option = o'; Node = n }
+                          | None -> yield c ]
 
     /// A whole greedy round: the plan and the choices behind it.
     let plan (reason: string) (s: Snapshot) : DispatchPlan * Choice list =
@@ -392,5 +399,6 @@ module Greedy =
         { Now = s.Now
           Dispatches = dispatches rd choices
           Objective = Assign.objective s nFree choices
-          Source = Greedy reason },
+          Source = Greedy reason
+          Batched = batchedOf choices },
         choices

@@ -33,7 +33,12 @@ type DispatchSettings =
       /// queue-behind: a request left waiting by a round is queued behind the running tasks when
       /// its group's devices are predicted free within this many seconds of now (the most urgent
       /// request is queued however far ahead; docs/policies.md, "Queueing behind running tasks")
-      QueueHorizon: float<s> }
+      QueueHorizon: float<s>
+      /// the most requests of one (pipeline, shape, steps) the MIP may run as one batch on one group
+      /// (the server's MaxBatch; each batch also within the profile's best batch, Batching.limit): a batch
+      /// is one option of the round with its own cost (docs/policies.md, "Batches in the dispatch MIP").
+      /// 1: the planner prices no batch (batches may still form around its plan, Batching.form)
+      MaxBatch: int }
 
 module DispatchSettings =
     let defaults =
@@ -46,7 +51,8 @@ module DispatchSettings =
           TimeLimit = 0.05<s>
           Backend = Backend.defaultDispatchBackend
           CandidatesPerFreeDevice = 2
-          QueueHorizon = 0.0<s> }
+          QueueHorizon = 0.0<s>
+          MaxBatch = 1 }
 
 /// Everything a dispatch round knows. Plain data; the planner reads nothing else.
 type Snapshot =

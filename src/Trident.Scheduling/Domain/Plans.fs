@@ -85,4 +85,8 @@ type DispatchPlan =
       Dispatches: Dispatch list
       /// the objective value the plan achieves (same objective for MIP and greedy plans)
       Objective: float
-      Source: PlanSource }
+      Source: PlanSource
+      /// the batches the planner chose (DispatchSettings.MaxBatch > 1): for a dispatch's request, the
+      /// other requests it runs with as one batch (most urgent first); they have no dispatch of their own
+      /// and run on the lead's route stretched to the batch's cost (Dispatching.Batching). Empty: none
+      Batched: Map<RequestId, RequestId list> }

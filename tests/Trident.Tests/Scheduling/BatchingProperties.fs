@@ -7,6 +7,7 @@ open FsCheck
 open FsCheck.FSharp
 open Trident.Scheduling
 open Trident.Scheduling.Dispatching
+open Trident.Scheduling.Mip
 open Trident.Tests.TestSupport
 open Trident.Tests.Generators
 
@@ -67,6 +68,101 @@ let ``batches never mix keys, and every request is batched once or left waiting`
                      && b.Dispatch.Decode.Start >= b.Dispatch.Diffuse.Finish - 1e-9<s>)
                  |> Prop.label "the batch's diffuse takes the batch time, decode after it")
             |> Prop.classify (batches |> List.exists (fun b -> b.Size > 1)) "some batch > 1")
+
+let ``the dispatch MIP prices batches`` =
+    testProp 150 "the dispatch MIP prices batches: its plans keep every invariant, never mix keys, stay within the limit and never fall below greedy" <| fun () ->
+        Prop.forAll snapshotSpecs (fun spec ->
+            let maxBatch = 2 + (spec.Requests.Length % 5)
+            let s0 = batchSnapshot spec
+            let s = { s0 with Settings = { s0.Settings with MaxBatch = maxBatch } }
+            let plan = Dispatcher.dispatch s
+            let greedy, _ = Greedy.plan "reference" s
+            let remaining = Planner.remaining s plan
+            let checks =
+                PlanChecks.all s plan remaining
+                |> List.map (fun (name, violations) -> List.isEmpty violations |> Prop.label (sprintf "%s: %A" name violations))
+                |> List.reduce (.&.)
+            // the round's batches as the runtime forms them: a planned lead's batch starts with its planned mates
+            let batches, left = Batching.form s.Cost (fun r k -> Batching.limit s.Cost maxBatch r.Shape k) (fun _ _ -> true) plan s.Queue
+            let planned =
+                batches
+                |> List.forall (fun b ->
+                    match Map.tryFind b.Dispatch.Request plan.Batched with
+                    | Some mates -> List.truncate mates.Length (b.Members.Tail |> List.map _.Id) = mates
+                    | None -> true)
+            let members = batches |> List.collect (fun b -> b.Members |> List.map _.Id)
+            checks
+            .&. (plan.Objective >= greedy.Objective - 1e-6 |> Prop.label (sprintf "mip %.3f < greedy %.3f" plan.Objective greedy.Objective))
+            .&. (planned |> Prop.label "a planned batch starts with its planned mates")
+            .&. (List.sort (members @ (left |> List.map _.Id)) = List.sort (s.Queue |> List.map _.Id) |> Prop.label "batched + waiting = the queue")
+            |> Prop.classify (not plan.Batched.IsEmpty) "the MIP batched")
+
+let ``the objective bound holds with batch options`` =
+    testProp 80 "the objective bound holds with batch options: the solver never proves an optimum above it" <| fun () ->
+        Prop.forAll snapshotSpecs (fun spec ->
+            let s0 = batchSnapshot spec
+            let s = { s0 with Settings = { s0.Settings with MaxBatch = 4 } }
+            let bound = Dispatcher.roundBound s
+            match Dispatcher.roundModel s with
+            | None -> true |> Prop.ofTestable
+            | Some model ->
+                let result = Mip.solve (SolveSettings.create 10.0<s>) model
+                match result.Outcome with
+                | Optimal ->
+                    let v = (List.head result.Objectives).Value
+                    (v <= bound + 1e-6 * max 1.0 (abs bound)) |> Prop.label (sprintf "optimum %.4f above bound %.4f" v bound)
+                    |> Prop.classify (model.Variables |> Map.exists (fun k _ -> match k with X _ -> true | _ -> false)) "with batch variables"
+                | _ -> true |> Prop.ofTestable)
+
+/// One node of two flux devices ⟨EDC⟩ with batch points (f(2) = 1.3), idle at now = 100 s, and four 512² requests
+/// of 28 steps — two of one shape, two of another — each due at twice its single run's finish.
+let private twoDevicesFourRequests (maxBatch: int) =
+    let cost = CostModel.create CostSettings.defaults (withBatches testFactors ReferenceProfiles.flux)
+    let cluster = Cluster.uniform 1 2 80.0<GB> Bandwidths.pcie4Server
+    let types = cluster.Devices |> Array.map (fun d -> d.Id, EDC) |> Map.ofArray
+    let now = 100.0<s>
+    let request i (shape: Shape) =
+        let single = CostModel.encodeTime cost shape + CostModel.diffuseTime cost shape 28 1 + CostModel.decodeTime cost shape
+        { Id = RequestId(int64 i); Model = cost.Profile.Model; Shape = shape; Steps = 28; Arrival = now
+          Deadline = now + 2.0 * single; Priority = None }
+    let a, b = Shape.image 512 512, Shape.image 768 768
+    let queue = [ request 1 a; request 2 b; request 3 a; request 4 b ]
+    let placement = { Types = types; Capacity = Map.empty; Alpha = 1.0; Moves = 0; Source = Greedy "test" }
+    { Now = now; Cluster = cluster; Cost = cost; Placement = placement; BusyUntil = Array.create 2 (now - 1.0<s>)
+      Queue = queue; Completed = Map.empty; Settings = { DispatchSettings.defaults with MaxBatch = maxBatch }; Bookings = Map.empty }
+
+let ``a batch is an option of the dispatch MIP`` =
+    testList "batches in the dispatch MIP" [
+        testCase "two free devices and two pairs of same-shape requests: two batches of two, all four on time" <| fun () ->
+            let s = twoDevicesFourRequests 4
+            let plan = Dispatcher.dispatch s
+            Expect.equal plan.Dispatches.Length 2 (sprintf "one dispatch per device (%s)" (PlanSource.describe plan.Source))
+            Expect.equal plan.Batched.Count 2 "each leads a batch"
+            let served = (plan.Dispatches |> List.map _.Request) @ (plan.Batched |> Map.toList |> List.collect snd)
+            Expect.equal (List.sort served) [ RequestId 1L; RequestId 2L; RequestId 3L; RequestId 4L ] "all four run now"
+            let shapeOf id = (s.Queue |> List.find (fun r -> r.Id = id)).Shape
+            for KeyValue(lead, mates) in plan.Batched do
+                Expect.equal (mates |> List.map shapeOf) [ shapeOf lead ] "a batch never mixes shapes"
+            let batches, left = Batching.form s.Cost (fun r k -> Batching.limit s.Cost 4 r.Shape k) (fun _ _ -> true) plan s.Queue
+            Expect.isEmpty left "nothing waits"
+            Expect.isTrue (batches |> List.forall (fun b -> b.Size = 2 && b.Dispatch.OnTime)) "two batches of two, each on time at its batch cost"
+            let greedy, _ = Greedy.plan "reference" s
+            Expect.isGreaterThan plan.Objective (greedy.Objective + 1000.0) "the batches earn two more on-time rewards than greedy's two starts"
+        testCase "batching off (MaxBatch 1): no batch variable, two requests run, two wait" <| fun () ->
+            let s = twoDevicesFourRequests 1
+            Expect.isFalse
+                (Dispatcher.roundModel s |> Option.exists (fun m -> m.Variables |> Map.exists (fun k _ -> match k with X _ | G _ -> true | _ -> false)))
+                "no batch variables"
+            let plan = Dispatcher.dispatch s
+            Expect.isEmpty plan.Batched "no planned batch"
+            Expect.equal (Planner.remaining s plan).Length 2 "two wait"
+        testCase "the model names its batch families in LP text" <| fun () ->
+            let s = twoDevicesFourRequests 4
+            let lp = Dispatcher.roundModel s |> Option.get |> Model.toLpText
+            Expect.stringContains lp "batch" "the batch constraints"
+            Expect.stringContains lp "x_r" "member variables"
+            Expect.stringContains lp "g_r" "batch-count variables"
+    ]
 
 let ``batch factor and best batch`` =
     testList "batch cost" [
@@ -132,6 +228,9 @@ let ``profile files carry batch points`` =
 let tests =
     testList "BatchingProperties" [
         ``batches never mix keys, and every request is batched once or left waiting``
+        ``the dispatch MIP prices batches``
+        ``the objective bound holds with batch options``
+        ``a batch is an option of the dispatch MIP``
         ``batch factor and best batch``
         ``profile files carry batch points``
     ]

@@ -11,9 +11,7 @@ open Trident.Tests.Generators
 
 /// Turns the named invariant checks into one labelled property.
 let invariantsHold (s: Snapshot) (plan: DispatchPlan) =
-    let dispatched = plan.Dispatches |> List.map _.Request |> Set.ofList
-    let remaining = s.Queue |> List.filter (fun r -> not (dispatched.Contains r.Id))
-    PlanChecks.all s plan remaining
+    PlanChecks.all s plan (Planner.remaining s plan)
     |> List.map (fun (name, violations) -> (List.isEmpty violations) |> Prop.label (sprintf "%s: %A" name violations))
     |> List.reduce (.&.)
     |> Prop.classify plan.Dispatches.IsEmpty "nothing dispatched"
@@ -74,7 +72,8 @@ let ``a request left out of a round stays queued`` =
             let s = buildSnapshot DispatchSettings.defaults spec
             let plan = (Planner.plan s).Dispatch
             let remaining = Planner.remaining s plan
-            (remaining.Length + plan.Dispatches.Length = s.Queue.Length) |> Prop.label "queue = dispatched + remaining")
+            let mates = plan.Batched |> Map.toList |> List.sumBy (snd >> List.length)
+            (remaining.Length + plan.Dispatches.Length + mates = s.Queue.Length) |> Prop.label "queue = dispatched + batch mates + remaining")
 
 let ``the dispatch MIP of a round can be written as LP text naming its constraint families`` =
     testCase "the dispatch MIP of a round can be written as LP text naming its constraint families" <| fun () ->
@@ -301,7 +300,7 @@ let ``a decode is booked on the decode device where it leaves the shortest idle 
               Queue = [ request ]; Completed = Map.empty; Settings = DispatchSettings.defaults; Bookings = Map.empty }
         let rd = Admissible.round s
         let option = Admissible.options rd request |> List.find (fun o -> o.Type = ED)
-        let d = Assign.materialise s [ { Option = option; Node = NodeId 0 } ] |> List.exactlyOne
+        let d = Assign.materialise s [ { Option = option; Node = NodeId 0; Mates = [] } ] |> List.exactlyOne
         Expect.isGreaterThan d.Diffuse.Finish (now + 20.0<s>) "the latents arrive after d7's booked decode"
         Expect.equal d.Decode.Devices [ DeviceId 7 ] "the decode goes where it leaves no idle gap"
         Expect.isLessThan d.Decode.Start (d.Diffuse.Finish + 1.0<s>) "and starts when the latents are there (same node)"
@@ -323,7 +322,7 @@ let ``a decode is planned into the gap before its decode device's later bookings
         let options = Admissible.options rd request |> List.filter (fun o -> o.Type = ED)
         let tC = CostModel.decodeTime cost shape
         for o in options do
-            let d = Assign.materialise s [ { Option = o; Node = NodeId 0 } ] |> List.exactlyOne
+            let d = Assign.materialise s [ { Option = o; Node = NodeId 0; Mates = [] } ] |> List.exactlyOne
             Expect.isLessThan d.Decode.Finish (now + 300.0<s>) (sprintf "k = %d: the decode goes into the gap" o.Degree)
             Expect.floatClose Accuracy.high (float d.Decode.Finish) (float o.Finish) (sprintf "k = %d: the option predicts the planned finish" o.Degree)
             Expect.isLessThan d.Decode.Start (d.Diffuse.Finish + tC) "it starts when the latents are there"

@@ -100,9 +100,26 @@ let degreesAdmissible (s: Snapshot) (plan: DispatchPlan) =
 
 /// Each request at most once, only requests of the queue; the rest stay queued.
 let conservation (s: Snapshot) (plan: DispatchPlan) (remaining: Request list) =
-    let ids = plan.Dispatches |> List.map _.Request
+    let leads = plan.Dispatches |> List.map _.Request
+    let mates = plan.Batched |> Map.toList |> List.collect snd
+    let ids = leads @ mates
     let queued = s.Queue |> List.map _.Id |> Set.ofList
-    [ if List.distinct ids <> ids then yield "a request is dispatched twice"
+    let byId = s.Queue |> List.map (fun r -> r.Id, r) |> Map.ofList
+    [ if List.distinct ids <> ids then yield "a request is dispatched twice (or is a batch mate and dispatched)"
+      for KeyValue(lead, ms) in plan.Batched do
+          if not (List.contains lead leads) then yield sprintf "batch lead %O has no dispatch" lead
+          if ms.IsEmpty then yield sprintf "batch of %O has no mate" lead
+          match byId.TryFind lead with
+          | Some l ->
+              for m in ms do
+                  match byId.TryFind m with
+                  | Some r when Batching.key r <> Batching.key l -> yield sprintf "batch of %O mixes keys with %O" lead m
+                  | _ -> ()
+              match plan.Dispatches |> List.tryFind (fun d -> d.Request = lead) with
+              | Some d when 1 + ms.Length > Batching.limit s.Cost s.Settings.MaxBatch l.Shape d.Degree ->
+                  yield sprintf "batch of %O has %d members, above its limit" lead (1 + ms.Length)
+              | _ -> ()
+          | None -> ()
       for i in ids do
           if not (queued.Contains i) then yield sprintf "%O dispatched but not queued" i
       let back = remaining |> List.map _.Id |> Set.ofList
@@ -135,7 +152,7 @@ let workConserving (s: Snapshot) (plan: DispatchPlan) =
             && not (used.Contains d.Id)
             && reserved <> Some(d.Node, s.Placement.Types.[d.Id]))
         |> Array.countBy (fun d -> d.Node, s.Placement.Types.[d.Id])
-    let dispatched = plan.Dispatches |> List.map _.Request |> Set.ofList
+    let dispatched = (plan.Dispatches |> List.map _.Request) @ (plan.Batched |> Map.toList |> List.collect snd) |> Set.ofList
     [ for r in s.Queue do
           if not (dispatched.Contains r.Id) then
               for o in Admissible.options rd r do

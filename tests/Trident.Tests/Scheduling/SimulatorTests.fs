@@ -402,7 +402,7 @@ let ``Trident's simulated rounds leave no device idle that a waiting request cou
             let config, _, requests = buildRun spec
             let config = { config with Jitter = 0.0 }
             let result = Simulator.run config (Baselines.trident 0.5<s> None) requests
-            let empty t = { Now = t; Dispatches = []; Objective = 0.0; Source = Greedy "check" }
+            let empty t = { Now = t; Dispatches = []; Objective = 0.0; Source = Greedy "check"; Batched = Map.empty }
             let violations =
                 [ for t in result.Rounds |> Array.map _.Time |> Array.distinct do
                       let s = snapshotAfter config result t
