@@ -66,6 +66,25 @@ public sealed record WorkerTime([property: Id(0)] double Seconds, [property: Id(
 [GenerateSerializer, Immutable, Alias("Trident.StageReply")]
 public sealed record StageReply([property: Id(0)] StageHandle Output, [property: Id(1)] long FetchedBytes, [property: Id(2)] WorkerTime? Time = null);
 
+/// <summary>A diffuse suspended at a step boundary on a worker (issue 12, preemption): its checkpoint stays in that
+/// worker's memory (<see cref="WorkerDevices"/>) and resumes on a device of the same worker; only this handle
+/// reaches the coordinator, as the <see cref="DiffuseCheckpoint.State"/> of the checkpoint it sees.</summary>
+/// <param name="Device">The key of the device grain that suspended it.</param>
+/// <param name="Id">The checkpoint's id in its worker's store.</param>
+/// <param name="Step">Denoising steps done.</param>
+/// <param name="Steps">Steps of the whole run.</param>
+/// <param name="IntraOpThreads">The threads it ran with (a resumption uses the same).</param>
+/// <param name="Bytes">Bytes kept on the worker.</param>
+[GenerateSerializer, Immutable, Alias("Trident.CheckpointHandle")]
+public sealed record CheckpointHandle([property: Id(0)] string Device, [property: Id(1)] long Id, [property: Id(2)] int Step, [property: Id(3)] int Steps,
+    [property: Id(4)] int IntraOpThreads, [property: Id(5)] long Bytes);
+
+/// <summary>A diffuse segment's outcome on a worker: the handle of its latents, or of the checkpoint it was suspended
+/// at; the bytes its grain fetched from another worker to run it, and the worker's time.</summary>
+[GenerateSerializer, Immutable, Alias("Trident.SegmentReply")]
+public sealed record SegmentReply([property: Id(0)] StageHandle? Latents, [property: Id(1)] CheckpointHandle? Suspended, [property: Id(2)] long FetchedBytes,
+    [property: Id(3)] WorkerTime? Time = null);
+
 /// <summary>Decoded frames (RGB, width × height × 3 bytes each), the bytes fetched to decode them, and the worker's time.</summary>
 [GenerateSerializer, Immutable, Alias("Trident.FramesReply")]
 public sealed record FramesReply([property: Id(0)] int Width, [property: Id(1)] int Height, [property: Id(2)] byte[][] Frames, [property: Id(3)] long FetchedBytes,
@@ -128,6 +147,25 @@ public interface IDeviceGrain : IGrainWithStringKey
     [Alias("Diffuse")]
     Task<StageReply> Diffuse(WireInput input, StageHandle embeddings, int degree, IStepSink progress, CancellationToken cancellationToken);
 
+    /// <summary>Whether this device's executor can suspend a diffuse at a step boundary and resume it.</summary>
+    [AlwaysInterleave, Alias("CanSuspend")]
+    Task<bool> CanSuspend();
+
+    /// <summary>A diffuse that may be suspended, or the resumption of one from <paramref name="from"/> (a checkpoint of
+    /// a device of this worker): as <see cref="Diffuse"/>, but it stops at the first step boundary after its first
+    /// step once <see cref="Suspend"/> was called with <paramref name="segment"/> (the coordinator's id of this
+    /// call), keeping its checkpoint on this worker. The embeddings are kept until the diffuse completes.</summary>
+    /// <exception cref="InvalidOperationException">when <paramref name="from"/> was made on another worker, or is no
+    /// longer kept (resumed already, expired, or its worker restarted).</exception>
+    [Alias("DiffuseSegment")]
+    Task<SegmentReply> DiffuseSegment(WireInput input, StageHandle embeddings, int degree, IStepSink progress, CheckpointHandle? from, long segment,
+        CancellationToken cancellationToken);
+
+    /// <summary>Asks the diffuse segment <paramref name="segment"/> to stop at its next step boundary (one-way;
+    /// interleaves with the running segment; a request for a segment that has ended is forgotten after a while).</summary>
+    [AlwaysInterleave, OneWay, Alias("Suspend")]
+    Task Suspend(long segment);
+
     /// <summary>Decodes <paramref name="latents"/> (fetched from their device when it is another).</summary>
     [Alias("Decode")]
     Task<FramesReply> Decode(WireInput input, StageHandle latents, CancellationToken cancellationToken);
@@ -183,6 +221,53 @@ public sealed class WorkerDevices : IDisposable
 
     /// <summary>The executor of local device <paramref name="index"/>.</summary>
     public IStageExecutor Executor(int index) => _executors[index];
+
+    // Checkpoints of suspended diffuses (any device of this worker may resume one) and the segments asked to stop,
+    // each with when it was kept: what nobody resumes (its job was cancelled) or no segment ends (the request came
+    // after it) is dropped after CheckpointLifetime.
+    private readonly ConcurrentDictionary<long, (DiffuseCheckpoint Checkpoint, DateTime At)> _checkpoints = new();
+    private readonly ConcurrentDictionary<long, DateTime> _suspends = new();
+    private long _nextCheckpoint;
+
+    /// <summary>How long a checkpoint nobody resumed, or a stop request no segment took, is kept.</summary>
+    public static readonly TimeSpan CheckpointLifetime = TimeSpan.FromMinutes(30);
+
+    /// <summary>Keeps <paramref name="checkpoint"/>; returns its id.</summary>
+    public long KeepCheckpoint(DiffuseCheckpoint checkpoint)
+    {
+        Sweep();
+        var id = Interlocked.Increment(ref _nextCheckpoint);
+        _checkpoints[id] = (checkpoint, DateTime.UtcNow);
+        return id;
+    }
+
+    /// <summary>Takes checkpoint <paramref name="id"/> out of the store (a resumption runs it once), or null.</summary>
+    public DiffuseCheckpoint? TakeCheckpoint(long id) => _checkpoints.TryRemove(id, out var kept) ? kept.Checkpoint : null;
+
+    /// <summary>Checkpoints kept now.</summary>
+    public int Checkpoints => _checkpoints.Count;
+
+    /// <summary>Asks segment <paramref name="segment"/> to stop at its next step boundary.</summary>
+    public void RequestSuspend(long segment)
+    {
+        Sweep();
+        _suspends[segment] = DateTime.UtcNow;
+    }
+
+    /// <summary>Whether segment <paramref name="segment"/> was asked to stop.</summary>
+    public bool SuspendRequested(long segment) => _suspends.ContainsKey(segment);
+
+    /// <summary>Forgets the stop request of a segment that ended.</summary>
+    public void SegmentEnded(long segment) => _suspends.TryRemove(segment, out _);
+
+    private void Sweep()
+    {
+        var now = DateTime.UtcNow;
+        foreach (var (id, kept) in _checkpoints)
+            if (now - kept.At > CheckpointLifetime) _checkpoints.TryRemove(id, out _);
+        foreach (var (id, at) in _suspends)
+            if (now - at > CheckpointLifetime) _suspends.TryRemove(id, out _);
+    }
 
     /// <inheritdoc />
     public void Dispose()
@@ -329,6 +414,63 @@ public sealed class DeviceGrain(WorkerDevices devices, ILogger<DeviceGrain> log)
         var reply = new StageReply(Keep(output), fetched, Since(start, fetchSeconds, executor, Stage.Diffuse, request, degree));
         Release(embeddings);
         return reply;
+    }
+
+    /// <inheritdoc />
+    public Task<bool> CanSuspend() => Task.FromResult(Executor.CanSuspend);
+
+    /// <inheritdoc />
+    public Task Suspend(long segment)
+    {
+        devices.RequestSuspend(segment);
+        return Task.CompletedTask;
+    }
+
+    /// <inheritdoc />
+    public async Task<SegmentReply> DiffuseSegment(WireInput input, StageHandle embeddings, int degree, IStepSink progress, CheckpointHandle? from, long segment,
+        CancellationToken cancellationToken)
+    {
+        var start = Stopwatch.GetTimestamp();
+        var executor = Executor;
+        if (!executor.CanSuspend)
+            throw new InvalidOperationException($"device {Key}: its executor cannot suspend a diffuse");
+        DiffuseCheckpoint? resumed = null;
+        if (from is not null)
+        {
+            if (DeviceKeys.Endpoint(from.Device) != DeviceKeys.Endpoint(Key))
+                throw new InvalidOperationException($"device {Key}: the checkpoint of device {from.Device} stays on its own worker; resume it on a device of that worker");
+            resumed = devices.TakeCheckpoint(from.Id)
+                ?? throw new InvalidOperationException($"device {Key}: checkpoint {from.Id} of device {from.Device} is not kept (resumed already, expired, or its worker restarted)");
+        }
+        try
+        {
+            var (bytes, fetched) = await Take(embeddings);
+            var fetchSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
+            var threads = degree * Spec.IntraOpThreads;
+            var observer = new Progress(progress, executor is IAsyncStageExecutor ? 0 : ProgressInterval);
+            var request = input.ToInput();
+            var given = new StageOutput(bytes, embeddings.Bytes);
+            bool Stop() => devices.SuspendRequested(segment);
+            var result = await Run(executor,
+                a => a.DiffuseSegmentAsync(request, given, threads, observer, resumed, Stop, cancellationToken),
+                () => executor.DiffuseSegment(request, given, threads, observer, resumed, Stop, cancellationToken), cancellationToken);
+            var time = Since(start, fetchSeconds, executor, Stage.Diffuse, request, degree);
+            if (result.Suspended is { } c)
+            {
+                // the embeddings stay: the resumption needs them
+                var id = devices.KeepCheckpoint(c);
+                return new SegmentReply(null, new CheckpointHandle(Key, id, c.Step, c.Steps, c.IntraOpThreads, c.Bytes), fetched, time);
+            }
+            var reply = new SegmentReply(Keep(result.Latents!), null, fetched, time);
+            Release(embeddings);
+            return reply;
+        }
+        finally
+        {
+            // a failed resumption does not put its checkpoint back: the coordinator fails the job, or re-queues it
+            // from its embeddings when a device was lost
+            devices.SegmentEnded(segment);
+        }
     }
 
     /// <inheritdoc />

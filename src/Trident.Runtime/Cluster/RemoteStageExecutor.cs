@@ -131,6 +131,29 @@ public sealed class RemoteStageExecutor(IGrainFactory grains, string key, Cluste
     : IStageExecutor
 {
     private readonly IDeviceGrain _grain = grains.GetGrain<IDeviceGrain>(key);
+    // whether the worker's executor can suspend, asked once in the background (never blocking a device thread)
+    private readonly Task<bool> _canSuspend = AskCanSuspend(grains.GetGrain<IDeviceGrain>(key));
+
+    private static async Task<bool> AskCanSuspend(IDeviceGrain grain)
+    {
+        try
+        {
+            return await grain.CanSuspend().WaitAsync(TimeSpan.FromSeconds(30));
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            return false; // unreachable, or a worker without the call: its diffuses are not suspended
+        }
+    }
+
+    /// <inheritdoc />
+    /// <remarks>The worker's executor's answer, asked when this executor was made; false until it arrives (a first
+    /// diffuse may start before: it runs unsuspendable). The checkpoint of a remote diffuse stays on its worker and
+    /// resumes on a device of that worker (DeviceGrain.DiffuseSegment).</remarks>
+    public bool CanSuspend => _canSuspend.IsCompletedSuccessfully && _canSuspend.Result;
+
+    /// <summary>Waits (at most <paramref name="timeout"/>) for the worker's answer to <see cref="CanSuspend"/>.</summary>
+    public bool WaitCanSuspend(TimeSpan timeout) => _canSuspend.Wait(timeout) && _canSuspend.Result;
 
     /// <summary>The device grain's key.</summary>
     public string Key => key;
@@ -210,27 +233,92 @@ public sealed class RemoteStageExecutor(IGrainFactory grains, string key, Cluste
         }
         finally
         {
-            // Orleans holds an observer weakly: the sink is kept alive until the call is over, and a little beyond:
-            // a one-way progress report sent just before the reply can arrive after it, and an observer deleted by
-            // then makes Orleans log an error for each such report ("Unexpected target grain"; hundreds a minute in
-            // `bench cluster` at time scale 0.05). The sink ignores steps already reported.
-            _ = Task.Delay(SinkGrace).ContinueWith(_ =>
-            {
-                GC.KeepAlive(sink);
-                try
-                {
-                    grains.DeleteObjectReference<IStepSink>(reference);
-                }
-                catch (ArgumentException)
-                {
-                    // already unregistered
-                }
-            }, TaskScheduler.Default);
+            Unregister(sink, reference);
         }
     }
 
+    // Orleans holds an observer weakly: the sink is kept alive until the call is over, and a little beyond: a one-way
+    // progress report sent just before the reply can arrive after it, and an observer deleted by then makes Orleans
+    // log an error for each such report ("Unexpected target grain"; hundreds a minute in `bench cluster` at time
+    // scale 0.05). The sink ignores steps already reported.
+    private void Unregister(Sink sink, IStepSink reference) =>
+        _ = Task.Delay(SinkGrace).ContinueWith(_ =>
+        {
+            GC.KeepAlive(sink);
+            try
+            {
+                grains.DeleteObjectReference<IStepSink>(reference);
+            }
+            catch (ArgumentException)
+            {
+                // already unregistered
+            }
+        }, TaskScheduler.Default);
+
     // How long a diffuse's progress sink stays registered after its reply.
     private static readonly TimeSpan SinkGrace = TimeSpan.FromSeconds(10);
+
+    // How often a remote segment's suspend signal is looked at while its call runs (a step is the finest grain it
+    // can stop at; the request then travels one-way to the device grain).
+    private static readonly TimeSpan SuspendPoll = TimeSpan.FromMilliseconds(10);
+
+    /// <inheritdoc />
+    /// <remarks>The segment runs on the device's grain (DeviceGrain.DiffuseSegment) under an id of this call; while it
+    /// runs, <paramref name="suspend"/> is looked at every 10 ms and, once true, the grain is asked to stop it
+    /// (DeviceGrain.Suspend). A suspended segment's checkpoint stays on the worker: the returned checkpoint's state
+    /// is its <see cref="CheckpointHandle"/>.</remarks>
+    /// <exception cref="ArgumentException">when <paramref name="from"/> is not a remote checkpoint.</exception>
+    public DiffuseSegmentResult DiffuseSegment(GenerationInput input, StageOutput embeddings, int intraOpThreads, IStepObserver observer,
+        DiffuseCheckpoint? from, Func<bool> suspend, CancellationToken cancellationToken)
+    {
+        var handle = Handle(embeddings);
+        var resumeFrom = from is null ? null
+            : from.State as CheckpointHandle ?? throw new ArgumentException($"not a remote checkpoint ({from.State.GetType().Name})", nameof(from));
+        var segment = Random.Shared.NextInt64(1, long.MaxValue);
+        var sink = new Sink(observer, resumeFrom?.Step ?? 0);
+        var reference = grains.CreateObjectReference<IStepSink>(sink);
+        using var done = new CancellationTokenSource();
+        var watcher = Task.Run(async () =>
+        {
+            try
+            {
+                while (!done.IsCancellationRequested)
+                {
+                    if (suspend())
+                    {
+                        await _grain.Suspend(segment);
+                        return;
+                    }
+                    await Task.Delay(SuspendPoll, done.Token);
+                }
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                // the call ended, or the worker is gone (the call itself reports that)
+            }
+        });
+        try
+        {
+            var start = Stopwatch.GetTimestamp();
+            var reply = Call(() => _grain.DiffuseSegment(WireInput.Of(input), handle, intraOpThreads, reference, resumeFrom, segment, cancellationToken), handle);
+            times?.Add("diffuse", Stopwatch.GetElapsedTime(start).TotalSeconds, reply.Time);
+            transfers.Add("embeddings", reply.FetchedBytes);
+            if (reply.Suspended is { } c)
+            {
+                sink.Step(c.Step, c.Steps);
+                return new DiffuseSegmentResult(null, new DiffuseCheckpoint(c.Step, c.Steps, c.IntraOpThreads, c, c.Bytes));
+            }
+            var latents = reply.Latents ?? throw new InvalidOperationException($"device {key}: a diffuse segment replied with neither latents nor a checkpoint");
+            sink.Step(input.Steps, input.Steps);
+            return new DiffuseSegmentResult(new StageOutput(latents, latents.Bytes), null);
+        }
+        finally
+        {
+            done.Cancel();
+            watcher.Wait(TimeSpan.FromSeconds(1));
+            Unregister(sink, reference);
+        }
+    }
 
     /// <inheritdoc />
     public IReadOnlyList<RgbImage> Decode(GenerationInput input, StageOutput latents, CancellationToken cancellationToken)
@@ -289,9 +377,10 @@ public sealed class RemoteStageExecutor(IGrainFactory grains, string key, Cluste
 
     // Reports every step in order: the grain sends the latest step now and then (DeviceGrain's Progress), the steps
     // in between are reported here when it arrives, and those up to the last when the diffuse replies.
-    private sealed class Sink(IStepObserver observer) : IStepSink
+    private sealed class Sink(IStepObserver observer, int reported = 0) : IStepSink
     {
-        private int _reported;
+        // steps reported so far (a resumed segment's observer heard of those before its suspension)
+        private int _reported = reported;
 
         public Task Step(int step, int total)
         {

@@ -111,6 +111,10 @@ public interface IAsyncStageExecutor : IStageExecutor
     Task<StageOutput> DiffuseAsync(GenerationInput input, StageOutput embeddings, int intraOpThreads, IStepObserver observer, TimeSpan reportEvery,
         CancellationToken cancellationToken);
 
+    /// <summary><see cref="IStageExecutor.DiffuseSegment"/>, as a task (each step reported as it ends).</summary>
+    Task<DiffuseSegmentResult> DiffuseSegmentAsync(GenerationInput input, StageOutput embeddings, int intraOpThreads, IStepObserver observer,
+        DiffuseCheckpoint? from, Func<bool> suspend, CancellationToken cancellationToken);
+
     /// <summary><see cref="IStageExecutor.Decode"/>, as a task.</summary>
     Task<IReadOnlyList<RgbImage>> DecodeAsync(GenerationInput input, StageOutput latents, CancellationToken cancellationToken);
 
@@ -271,7 +275,8 @@ public sealed class EmulatedStageExecutor : IAsyncStageExecutor
         DiffuseCheckpoint? from, Func<bool> suspend, CancellationToken cancellationToken) =>
         DiffuseSegmentAsync(input, embeddings, intraOpThreads, observer, from, suspend, cancellationToken).GetAwaiter().GetResult();
 
-    private async Task<DiffuseSegmentResult> DiffuseSegmentAsync(GenerationInput input, StageOutput embeddings, int intraOpThreads, IStepObserver observer,
+    /// <inheritdoc />
+    public async Task<DiffuseSegmentResult> DiffuseSegmentAsync(GenerationInput input, StageOutput embeddings, int intraOpThreads, IStepObserver observer,
         DiffuseCheckpoint? from, Func<bool> suspend, CancellationToken cancellationToken)
     {
         var (degree, latents) = DiffuseSetup(input, embeddings, intraOpThreads);

@@ -739,17 +739,21 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
 
     // Where a suspended job resumes: Preemption.resumeGroup, as the simulator asks it, over the devices in the
     // cluster whose placement type is the group's and whose worker can resume a checkpoint, by the ledger's
-    // busy-until; its own group unless PreemptionSettings.ResumeElsewhere.
+    // busy-until; its own group unless PreemptionSettings.ResumeElsewhere. A checkpoint kept on a remote worker
+    // (Clustering.CheckpointHandle) resumes on that worker's devices only: its node.
     private int[] ResumeGroup(SuspendedJob s, double now)
     {
         var elsewhere = _settings.Preemption is { } p && p.ResumeElsewhere;
         if (!elsewhere) return s.Group;
         var type = _placement.Types[DeviceId.NewDeviceId(s.Group[0])];
+        var node = _cluster.Devices[s.Group[0]].Node;
+        var onItsWorker = s.Checkpoint.State is Clustering.CheckpointHandle;
         var busy = _ledger.BusyUntilAll(now);
         var own = ListModule.OfSeq(s.Group.Select(DeviceId.NewDeviceId));
         var chosen = Preemption.resumeGroup(_cluster,
             FuncConvert.FromFunc<DeviceId, bool>(d => d.Value < _up.Count && _up[d.Value] && d.Value < _workers.Count && _workers[d.Value].CanSuspend
-                && _placement.Types.TryFind(d) is { } t && t.Value.Equals(type)),
+                && _placement.Types.TryFind(d) is { } t && t.Value.Equals(type)
+                && (!onItsWorker || (d.Value < _cluster.Devices.Length && _cluster.Devices[d.Value].Node.Equals(node)))),
             FuncConvert.FromFunc<DeviceId, double>(d => d.Value < busy.Length ? busy[d.Value] : double.PositiveInfinity),
             now, true, own);
         return [.. chosen.Item2.Select(d => d.Value)];

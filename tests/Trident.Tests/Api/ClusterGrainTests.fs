@@ -108,6 +108,45 @@ let ``a silo stopped mid-task fails the task with a clear error and its devices 
     let again = cluster.GrainFactory.GetGrain<IDeviceGrain>(key)
     Expect.throws (fun () -> again.Silo().Wait()) "the dead worker's device is not re-activated on another silo"
 
+let ``a remote diffuse is suspended at a step boundary and resumes on its worker with the same result`` (cluster: TestCluster) =
+    let key (s: int) (d: int) = DeviceKeys.Of(endpointOf cluster.Silos[s], d)
+    let transfers = ClusterTransfers()
+    let remote s d = new RemoteStageExecutor(cluster.GrainFactory, key s d, transfers)
+    let i = input 100
+    let lead = remote 1 0
+    Expect.isTrue (lead.WaitCanSuspend(TimeSpan.FromSeconds 30.0)) "an emulated worker's device can suspend"
+    let encoder = remote 0 0 :> IStageExecutor
+    let embeddings = encoder.Encode(i, CancellationToken.None)
+    let steps = Steps()
+    // the coordinator's signal turns true after the third step reported: the worker stops at a later boundary
+    let first = (lead :> IStageExecutor).DiffuseSegment(i, embeddings, 1, steps, null, Func<bool>(fun () -> steps.Count >= 3), CancellationToken.None)
+    Expect.isNull first.Latents "suspended: no latents yet"
+    let checkpoint = first.Suspended
+    Expect.isNotNull checkpoint "suspended at a step boundary"
+    Expect.isTrue (checkpoint.Step >= 3 && checkpoint.Step < 100) (sprintf "after the signal and before the end (step %d)" checkpoint.Step)
+    Expect.isTrue (checkpoint.State :? CheckpointHandle) "only a handle reaches the coordinator; the state stays on the worker"
+    Expect.equal steps.Count checkpoint.Step "every step up to the boundary was reported"
+    // resumed on the other device of the same worker: the remaining steps only, then the latents
+    let resumedSteps = Steps()
+    let rest = (remote 1 1 :> IStageExecutor).DiffuseSegment(i, embeddings, 1, resumedSteps, checkpoint, Func<bool>(fun () -> false), CancellationToken.None)
+    Expect.isNull rest.Suspended "ran to the end"
+    Expect.equal resumedSteps.Count (100 - checkpoint.Step) "the resumption reports the remaining steps only"
+    let frames = (remote 0 1 :> IStageExecutor).Decode(i, rest.Latents, CancellationToken.None)
+    use local = new EmulatedStageExecutor(DeviceSpec(0, 0, DeviceKind.Emulated, 1, 0, 48.0), cost (), 25e9, scale)
+    let expected = local.Decode(i, local.Diffuse(i, local.Encode(i, CancellationToken.None), 1, Steps(), CancellationToken.None), CancellationToken.None)
+    Expect.sequenceEqual frames[0].Pixels expected[0].Pixels "the same image as a diffuse never suspended"
+    let again = expectThrowsAny<exn> "a checkpoint runs once" (fun () ->
+        (remote 1 1 :> IStageExecutor).DiffuseSegment(i, embeddings, 1, Steps(), checkpoint, Func<bool>(fun () -> false), CancellationToken.None) |> ignore)
+    Expect.stringContains (string again) "is not kept" "names why"
+    // a checkpoint stays on the worker that made it: resuming it on the other worker fails, naming that
+    let embeddings2 = encoder.Encode(i, CancellationToken.None)
+    let steps2 = Steps()
+    let stopped = (lead :> IStageExecutor).DiffuseSegment(i, embeddings2, 1, steps2, null, Func<bool>(fun () -> steps2.Count >= 1), CancellationToken.None)
+    Expect.isNotNull stopped.Suspended "suspended again"
+    let e = expectThrowsAny<exn> "another worker cannot resume it" (fun () ->
+        (remote 0 1 :> IStageExecutor).DiffuseSegment(i, embeddings2, 1, Steps(), stopped.Suspended, Func<bool>(fun () -> false), CancellationToken.None) |> ignore)
+    Expect.stringContains (string e) "stays on its own worker" "names the rule"
+
 [<Tests>]
 let integrationTests =
     let withCluster (name: string) (test: TestCluster -> unit) =
@@ -117,5 +156,6 @@ let integrationTests =
     testList "integration" [ testList "ClusterGrainTests" [
         withCluster "a device grain is activated on the silo its key names, and nowhere else" ``a device grain is activated on the silo its key names, and nowhere else``
         withCluster "stage outputs go worker to worker and the result is the single-process one" ``stage outputs go worker to worker and the result is the single-process one``
+        withCluster "a remote diffuse is suspended at a step boundary and resumes on its worker with the same result" ``a remote diffuse is suspended at a step boundary and resumes on its worker with the same result``
         withCluster "a silo stopped mid-task fails the task with a clear error and its devices are not re-activated elsewhere" ``a silo stopped mid-task fails the task with a clear error and its devices are not re-activated elsewhere``
     ] |> testSequenced ]
