@@ -282,10 +282,22 @@ module CostModel =
                     let (b0, f0), (b1, f1) = bs.[i], bs.[i + 1]
                     f0 + (f1 - f0) * float (b - b0) / float (b1 - b0)
 
+    /// A batch of b must serve at least this many times the requests per device-second of one request alone
+    /// (b / f(b) ≥ 1.2) to be worth running: a batch finishes all its members together, ≈ f(b) times later
+    /// than one alone, and below this gain it buys that stretch with almost no device time. Measured
+    /// (2026-12-01, simulated, the tiny pipeline's CPU profile — 128² at degree 1: f(4) = 3.56, a gain of
+    /// 1.12 — 2 devices, Poisson, 600 requests, seeds 1/2/3/42): at 10 req/s attainment without batching
+    /// 0.853/0.825/0.843/0.797, with batches of any gain 0.798/0.787/0.822/0.740, with this floor
+    /// 0.823/0.838/0.848/0.815 (mean 0.831 against 0.830 without batching; mean latency lower at every seed);
+    /// at 20 req/s (overload) batches still cost attainment, less with the floor: 0.502/0.447/0.467/0.453
+    /// without, 0.435/0.402/0.435/0.430 with any gain, 0.477/0.432/0.440/0.430 with it.
+    [<Literal>]
+    let MinBatchGain = 1.2
+
     /// The best batch size of the diffuse stage for `shape` at degree k: among the measured batch sizes,
     /// the one with the most requests per device-second (b / f(b)) whose batch latency stays within
     /// what the SLO allows (f(b) ≤ the deadline scale: SloScale s → s, the reference-code rule → 4, its
-    /// typical ratio). 1 when the profile has no batch points.
+    /// typical ratio) and whose gain is at least `MinBatchGain`. 1 when the profile has no batch points.
     let bestBatch (m: CostModel) (shape: Shape) (k: int) =
         let allowed =
             match m.Settings.Deadline with
@@ -295,7 +307,7 @@ module CostModel =
         | None -> 1
         | Some curve ->
             curve
-            |> List.filter (fun (b, f) -> b = 1 || f <= allowed)
+            |> List.filter (fun (b, f) -> b = 1 || (f <= allowed && float b / f >= MinBatchGain))
             |> List.maxBy (fun (b, f) -> float b / f, -b)
             |> fst
 

@@ -34,7 +34,11 @@ type ExperimentSettings =
       /// profile of the workload's model
       Profile: Profile option
       /// Trident-preempt's preemption settings (the bound on suspensions per request, …)
-      Preemption: PreemptionSettings }
+      Preemption: PreemptionSettings
+      /// most requests of one (pipeline, shape, steps) per batch task (SimConfig.MaxBatch; 1: no batching).
+      /// Batches form only where the profile has batch points (`trident profile` measures them, `--batches`);
+      /// the reference profiles have none
+      MaxBatch: int }
 
 module ExperimentSettings =
     let defaults =
@@ -50,7 +54,8 @@ module ExperimentSettings =
           Jitter = 0.0
           Memory = None
           Profile = None
-          Preemption = PreemptionSettings.defaults }
+          Preemption = PreemptionSettings.defaults
+          MaxBatch = 1 }
 
     /// The settings for another cluster size (same node size).
     let withDevices (devices: int) (s: ExperimentSettings) = { s with Devices = devices }
@@ -132,7 +137,7 @@ module Experiment =
             let cost = CostModel.create (costSettings settings) p
             let memory = defaultArg settings.Memory p.DeviceMemory
             let cluster = Cluster.uniform (settings.Devices / settings.DevicesPerNode) settings.DevicesPerNode memory Bandwidths.pcie4Server
-            let config = { SimConfig.create cluster cost with Jitter = settings.Jitter; Seed = settings.Seed }
+            let config = { SimConfig.create cluster cost with Jitter = settings.Jitter; Seed = settings.Seed; MaxBatch = settings.MaxBatch }
             let b1 =
                 match settings.B1Degree with
                 | Some k -> k

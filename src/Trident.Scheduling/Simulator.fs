@@ -858,7 +858,7 @@ module Simulator =
                 if not (queued.ContainsKey d.Request) then failwithf "%s dispatched %O, which is not waiting (a policy bug)" policy.Name d.Request
             // same-shape batching: each dispatch leads a batch of waiting requests of its key (1: none)
             let limitOf (r: Request) k = Batching.limit cost config.MaxBatch r.Shape k
-            let batches, _ = Batching.form cost limitOf (fun _ _ -> true) plan (List.ofSeq waiting)
+            let batches, _ = Batching.form cost limitOf (fun _ _ -> true) (fun _ _ -> false) plan (List.ofSeq waiting)
             for batch in batches do
                 for m in batch.Members do
                     queued.Remove m.Id |> ignore

@@ -45,7 +45,10 @@ public static class SimulateCommand
     internal static readonly Option<string> ProfilePath = Opt.String("--profile", "simulate with a profile `trident profile` wrote instead of the model's reference profile", helpName: "FILE");
 
     /// <summary>The settings options, to add to a command.</summary>
-    internal static Option[] SettingsOptions => [Devices, DevicesPerNode, Seed, SloScale, DeadlineRule_, B1Degree, Split, Jitter, MaxSuspensions, ResumeElsewhere, ProfilePath];
+    internal static readonly Option<int> MaxBatch = Opt.Int("--max-batch",
+        "most requests of one shape and step count per batch task, within the profile's best batch (1: no batching); needs a --profile with batch points (`trident profile` measures them: --batches)",
+        ExperimentSettingsModule.defaults.MaxBatch, 1, 64);
+    internal static Option[] SettingsOptions => [Devices, DevicesPerNode, Seed, SloScale, DeadlineRule_, B1Degree, Split, Jitter, MaxSuspensions, ResumeElsewhere, ProfilePath, MaxBatch];
 
     private static readonly Option<string> Format = Opt.Choice("--format", "how to print the summary", "table", "table", "csv", "json");
     private static readonly Option<string> Out = Opt.String("--out", "also write summary.csv/json, trace.csv, requests-*.csv, a README.md report and its charts (SVG, PNG) here", helpName: "DIR");
@@ -102,7 +105,13 @@ public static class SimulateCommand
         // Trident-preempt: the most suspensions of one request (docs/policies.md, "Preemption")
         var preemption = new PreemptionSettings(
             args.GetValue(MaxSuspensions), d.Preemption.MinGain, d.Preemption.CandidatesPerRound, d.Preemption.ResumeElsewhere || args.GetValue(ResumeElsewhere), d.Preemption.DecodeTileFrames);
-        return new ExperimentSettings(devices, perNode, seed, slo, rule == "reference", b1, split, d.RoundPeriod, d.Adjust, jitter, d.Memory, profile, preemption);
+        // batching needs batch points: a profile without them (every reference profile) would batch nothing
+        var maxBatch = args.GetValue(MaxBatch);
+        if (maxBatch > 1 && profilePath is null)
+            errors.Add("--max-batch: the reference profiles have no batch points, so nothing would batch; give --profile FILE written by `trident profile` (it measures batch points: --batches)");
+        else if (maxBatch > 1 && profile is { } withPoints && withPoints.Value.Diffuse.Batches.IsEmpty)
+            errors.Add($"--max-batch: the profile '{profilePath}' has no batch points, so nothing would batch; `trident profile` measures them unless --batches 1");
+        return new ExperimentSettings(devices, perNode, seed, slo, rule == "reference", b1, split, d.RoundPeriod, d.Adjust, jitter, d.Memory, profile, preemption, maxBatch);
     }
 
     private static Task<int> Run(ParseResult args, CancellationToken ct)

@@ -587,6 +587,8 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
             FuncConvert.FromFunc<Request, Request, bool>((a, b) => byId[a.Id.Value].Resume is null && byId[b.Id.Value].Resume is null
                 && byId[a.Id.Value].Group == byId[b.Id.Value].Group
                 && BatchInputs.Compatible(byId[a.Id.Value].Input, byId[b.Id.Value].Input)),
+            // the images of one multi-image request run as one batch whatever their deadlines
+            FuncConvert.FromFunc<Request, Request, bool>((a, b) => byId[a.Id.Value].Group is { } g && byId[b.Id.Value].Group == g),
             plan, snapshot.Queue).Item1;
         var routed = new HashSet<long>();
         foreach (var batch in batches)

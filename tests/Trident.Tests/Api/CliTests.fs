@@ -86,6 +86,11 @@ let ``two bad values give one error naming both`` =
         Expect.equal code 2 "simulate --workload gentd26-production --rate 2"
         Expect.equal out "" "nothing ran"
         Expect.stringContains err "not to gentd26-production (a replayed log)" "the override is named as not applying"
+        // batching without batch points would batch nothing: refused, not ignored
+        let code, out, err = runCli [ "simulate"; "--workload"; "poisson"; "--devices"; "2"; "--max-batch"; "4" ]
+        Expect.equal code 2 "simulate --max-batch 4 on a reference profile"
+        Expect.equal out "" "nothing ran"
+        Expect.stringContains err "--max-batch: the reference profiles have no batch points" "names why"
 
 let ``shell completion is answered from the command definitions`` =
     testCase "shell completion is answered from the command definitions" <| fun () ->

@@ -38,7 +38,9 @@ let ``batches never mix keys, and every request is batched once or left waiting`
             // the runtime's compatibility (guidance, sampler) as an arbitrary predicate
             let compatible (a: Request) (b: Request) = (a.Id.Value + b.Id.Value) % 5L <> 1L
             let limitOf (r: Request) k = Batching.limit s.Cost maxBatch r.Shape k
-            let batches, left = Batching.form s.Cost limitOf compatible plan s.Queue
+            // the images of one request as an arbitrary predicate, too
+            let always (a: Request) (b: Request) = (a.Id.Value * 7L + b.Id.Value) % 11L = 3L
+            let batches, left = Batching.form s.Cost limitOf compatible always plan s.Queue
             let members = batches |> List.collect (fun b -> b.Members |> List.map _.Id)
             let all = members @ (left |> List.map _.Id)
             let byId = plan.Dispatches |> List.map (fun d -> d.Request, d) |> Map.ofList
@@ -67,6 +69,17 @@ let ``batches never mix keys, and every request is batched once or left waiting`
                      close 1e-9 (float (b.Dispatch.Diffuse.Finish - b.Dispatch.Diffuse.Start)) expected
                      && b.Dispatch.Decode.Start >= b.Dispatch.Diffuse.Finish - 1e-9<s>)
                  |> Prop.label "the batch's diffuse takes the batch time, decode after it")
+            .&. (batches
+                 |> List.forall (fun b ->
+                     // a mate that joined on its deadline's merit never made a member late that was on time before it
+                     let lead = b.Members.Head
+                     let d = byId.[lead.Id]
+                     let finishAt n = (Batching.stretch s.Cost lead d n).Decode.Finish
+                     b.Members.Tail |> List.exists (always lead)
+                     || [ 1 .. b.Size ]
+                        |> List.forall (fun n ->
+                            b.Members |> List.truncate n |> List.forall (fun m -> m.Deadline < finishAt n || m.Deadline >= finishAt b.Size)))
+                 |> Prop.label "no member on time at a smaller size is made late by the mates after it")
             |> Prop.classify (batches |> List.exists (fun b -> b.Size > 1)) "some batch > 1")
 
 let ``the dispatch MIP prices batches`` =
@@ -83,7 +96,7 @@ let ``the dispatch MIP prices batches`` =
                 |> List.map (fun (name, violations) -> List.isEmpty violations |> Prop.label (sprintf "%s: %A" name violations))
                 |> List.reduce (.&.)
             // the round's batches as the runtime forms them: a planned lead's batch starts with its planned mates
-            let batches, left = Batching.form s.Cost (fun r k -> Batching.limit s.Cost maxBatch r.Shape k) (fun _ _ -> true) plan s.Queue
+            let batches, left = Batching.form s.Cost (fun r k -> Batching.limit s.Cost maxBatch r.Shape k) (fun _ _ -> true) (fun _ _ -> false) plan s.Queue
             let planned =
                 batches
                 |> List.forall (fun b ->
@@ -143,7 +156,7 @@ let ``a batch is an option of the dispatch MIP`` =
             let shapeOf id = (s.Queue |> List.find (fun r -> r.Id = id)).Shape
             for KeyValue(lead, mates) in plan.Batched do
                 Expect.equal (mates |> List.map shapeOf) [ shapeOf lead ] "a batch never mixes shapes"
-            let batches, left = Batching.form s.Cost (fun r k -> Batching.limit s.Cost 4 r.Shape k) (fun _ _ -> true) plan s.Queue
+            let batches, left = Batching.form s.Cost (fun r k -> Batching.limit s.Cost 4 r.Shape k) (fun _ _ -> true) (fun _ _ -> false) plan s.Queue
             Expect.isEmpty left "nothing waits"
             Expect.isTrue (batches |> List.forall (fun b -> b.Size = 2 && b.Dispatch.OnTime)) "two batches of two, each on time at its batch cost"
             let greedy, _ = Greedy.plan "reference" s
