@@ -116,8 +116,7 @@ module Batching =
     /// priced at b may run larger with waiting requests it did not see — as long as one more member makes no
     /// member late that is on time at the batch's present size (a batch finishes all its members together,
     /// later the larger it is; members late anyway do not stop it: in overload batches still grow for
-    /// throughput), and only with a mate that is on time in the batch or would be late even alone (a request
-    /// on time by waiting for the next free group is not made late by joining). Mates that `always` join the lead (the images of one multi-image request, which run as one
+    /// throughput). Mates that `always` join the lead (the images of one multi-image request, which run as one
     /// batch by contract) come first and join regardless. Another dispatch's planned mates are never taken. Mates are the waiting requests the plan did not
     /// dispatch and the requests the plan *queued* to start later (a dispatch whose diffuse starts after the
     /// lead's, `Assign.queueBehind`): such a request runs in the lead's batch instead of after it — where the
@@ -174,10 +173,11 @@ module Batching =
                                   |> List.filter (fun r -> key r = key lead && compatible lead r && not (planned.Contains r.Id))
                                   |> List.sortBy (fun r -> (if always lead r then 0 else 1), r.Deadline, r.Arrival, r.Id.Value)
                               // grow the batch while no member on time at its size is made late by one more
-                              // (a batch finishes all its members at once, later the larger it is), taking a mate
-                              // only when it is on time in the batch or late even alone (one on time by waiting
-                              // for the next free group waits); the mates that `always` join (the images of one
-                              // request) come first and join regardless
+                              // (a batch finishes all its members at once, later the larger it is); the mates
+                              // that `always` join (the images of one request) come first and join regardless.
+                              // A rule on the mate itself (join only when on time in the batch or late even
+                              // alone) changed nothing simulated (tiny profile, 2 devices, 10 and 20 req/s): not
+                              // kept (docs/policies.md, "Batches in the dispatch MIP")
                               let finishAt b = (stretch cost lead d b).Decode.Finish
                               let mutable members = lead :: own
                               let mutable stopped = false
@@ -187,9 +187,8 @@ module Batching =
                                       if always lead c then members <- members @ [ c ]
                                       else
                                           let now, next = finishAt b, finishAt (b + 1)
-                                          if not (members |> List.forall (fun m -> m.Deadline < now || m.Deadline >= next)) then stopped <- true
-                                          // the mate itself: on time in the batch, or late even if it ran alone now
-                                          elif c.Deadline >= next || c.Deadline < finishAt 1 then members <- members @ [ c ]
+                                          if members |> List.forall (fun m -> m.Deadline < now || m.Deadline >= next) then members <- members @ [ c ]
+                                          else stopped <- true
                               List.tail members
                       let taken = mates |> List.map _.Id |> Set.ofList
                       for m in taken do
