@@ -4,7 +4,9 @@
 /// worker killed with SIGKILL while work runs takes its devices out of the cluster and every accepted request
 /// still ends succeeded (the work lost with it is re-queued and runs on the other worker); the worker restarted
 /// on its address brings its devices back and takes new work. A worker started after the coordinator joins:
-/// its devices appear in GET /v1/cluster and take work.
+/// its devices appear in GET /v1/cluster and take work. With preemption on, a request running on a worker is
+/// suspended there for an urgent one (the stop goes to the worker's device grain, the checkpoint stays on the
+/// worker) and resumes with the single-process image.
 module Trident.Tests.Api.ClusterProcessTests
 
 open System
@@ -22,12 +24,14 @@ open Trident.Tests.Api.ApiFixture
 let private scale = 0.02
 
 /// The placeholder a single process (one emulated device, no cluster) makes for this prompt and seed.
-let private singleProcess (prompt: string) (side: int) (seed: uint64) =
+let private singleProcessOf (prompt: string) (side: int) (seed: uint64) (steps: int) =
     let cost = CostModel.create CostSettings.defaults (EmulatedProfile.Scaled(ReferenceProfiles.flux, scale))
     use e = new EmulatedStageExecutor(DeviceSpec(0, 0, DeviceKind.Emulated, 1, 0, 48.0), cost, 25e9, scale)
-    let i = GenerationInput(prompt, null, side, side, 1, 28, seed, 3.5)
+    let i = GenerationInput(prompt, null, side, side, 1, steps, seed, 3.5)
     let frames = e.Decode(i, e.Diffuse(i, e.Encode(i, CancellationToken.None), 1, { new IStepObserver with member _.StepCompleted(_, _) = () }, CancellationToken.None), CancellationToken.None)
     frames[0].Pixels
+
+let private singleProcess (prompt: string) (side: int) (seed: uint64) = singleProcessOf prompt side seed 28
 
 let private body (prompt: string) side seed steps =
     sprintf """{"prompt":"%s","width":%d,"height":%d,"seed":%d,"steps":%d,"guidance":3.5}""" prompt side side seed steps
@@ -130,9 +134,43 @@ let ``a worker that starts after the coordinator joins the running cluster and t
         finally
             cluster.DisposeAsync().AsTask().Wait()
 
+let ``a request running on a worker is suspended for an urgent one and resumes there with its image`` =
+    testCase "a request running on a worker is suspended for an urgent one and resumes there with its image" <| fun () ->
+        let log = new StringWriter()
+        let cluster =
+            LocalCluster.StartAsync(
+                LocalClusterSpec(1, 2, "flux", scale, "redis", [| "--Trident:Serving:RoundPeriodMs"; "100"; "--Trident:Serving:Preemption"; "true"; "--Trident:Limits:MaxSteps"; "400" |]),
+                log, TimeSpan.FromMinutes 4.0, CancellationToken.None).Result
+        try
+            use client = new HttpClient(BaseAddress = Uri cluster.Url, Timeout = TimeSpan.FromSeconds 30.0)
+            // both of the worker's devices busy with long requests (an hour's deadline: they can wait)
+            let long seed =
+                sprintf """{"prompt":"long %d","width":1024,"height":1024,"seed":%d,"steps":400,"guidance":3.5,"deadline_ms":3600000}""" seed seed
+            let longs = [ 201; 202 ] |> List.map (fun seed -> seed, submit client (long seed))
+            pollUntil client 120.0 (snd longs.Head) (fun e -> status e = "diffusing" && e.GetProperty("step").GetInt32() > 0) |> ignore
+            // an urgent request (1 ms deadline: late whatever happens, so the sooner the better)
+            let u = submit client """{"prompt":"urgent","width":256,"height":256,"seed":7,"steps":28,"guidance":3.5,"deadline_ms":1}"""
+            let finalU = pollUntil client 120.0 u isFinal
+            Expect.equal (status finalU) "succeeded" "the urgent request succeeded"
+            for seed, id in longs do
+                let final = pollUntil client 240.0 id isFinal
+                Expect.equal (status final) "succeeded" (sprintf "long request %s succeeded: %O" id final)
+                use png = get client (sprintf "/v1/generations/%s/result" id)
+                let image = Trident.Tests.Runtime.MediaChecks.decodeImage (png.Content.ReadAsByteArrayAsync().Result)
+                Expect.sequenceEqual image.Rgb (singleProcessOf (sprintf "long %d" seed) 1024 (uint64 seed) 400) "the single-process image, suspended or not"
+            Expect.isGreaterThanOrEqual (counter client "trident_suspensions_total") 1.0 "a request was suspended on the worker"
+            Expect.isGreaterThanOrEqual (counter client "trident_resumptions_total") 1.0 "and resumed"
+            use plan = get client "/v1/plan"
+            let preemptions = (json plan).GetProperty("recent_preemptions")
+            let victims = [ for p in preemptions.EnumerateArray() -> string (p.GetProperty("victim").GetInt64()), string (p.GetProperty("urgent").GetInt64()) ]
+            Expect.exists victims (fun (v, urgent) -> urgent = u && List.contains v (List.map snd longs)) (sprintf "a long request suspended for the urgent one: %A" victims)
+        finally
+            cluster.DisposeAsync().AsTask().Wait()
+
 [<Tests>]
 let integrationTests =
     testList "integration" [ testList "ClusterProcessTests" [
         ``a cluster of processes serves generations, survives a killed worker, and takes the restarted worker back``
         ``a worker that starts after the coordinator joins the running cluster and takes work``
+        ``a request running on a worker is suspended for an urgent one and resumes there with its image``
     ] |> testSequenced ]
