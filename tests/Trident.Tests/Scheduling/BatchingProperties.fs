@@ -114,18 +114,7 @@ let ``the objective bound holds with batch options`` =
     testProp 80 "the objective bound holds with batch options: the solver never proves an optimum above it" <| fun () ->
         Prop.forAll snapshotSpecs (fun spec ->
             let s0 = batchSnapshot spec
-            let s = { s0 with Settings = { s0.Settings with MaxBatch = 4 } }
-            let bound = Dispatcher.roundBound s
-            match Dispatcher.roundModel s with
-            | None -> true |> Prop.ofTestable
-            | Some model ->
-                let result = Mip.solve (SolveSettings.create 10.0<s>) model
-                match result.Outcome with
-                | Optimal ->
-                    let v = (List.head result.Objectives).Value
-                    (v <= bound + 1e-6 * max 1.0 (abs bound)) |> Prop.label (sprintf "optimum %.4f above bound %.4f" v bound)
-                    |> Prop.classify (model.Variables |> Map.exists (fun k _ -> match k with X _ -> true | _ -> false)) "with batch variables"
-                | _ -> true |> Prop.ofTestable)
+            DispatchProperties.boundHolds { s0 with Settings = { s0.Settings with MaxBatch = 4 } })
 
 /// One node of two flux devices ⟨EDC⟩ with batch points (f(2) = 1.3), idle at now = 100 s, and four 512² requests
 /// of 28 steps — two of one shape, two of another — each due at twice its single run's finish.
