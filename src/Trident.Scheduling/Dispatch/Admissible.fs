@@ -118,9 +118,7 @@ module Admissible =
           /// dispatches committed before the round to a larger group that frees soon (`Greedy.round`,
           /// docs/policies.md, "Waiting for a larger group"): their requests are not in the snapshot's
           /// queue and their devices' busy-until already counts them; every plan of the round appends them
-          Held: Dispatch list
-          /// per (primary type, degree): when the first k-group of that type busy now frees (`nextGroupFree`)
-          GroupFree: System.Collections.Generic.Dictionary<struct (PlacementType * int), float<s> option> }
+          Held: Dispatch list }
 
     let round (s: Snapshot) : Round =
         let types = typesOf s
@@ -140,32 +138,7 @@ module Admissible =
           Options = System.Collections.Generic.Dictionary()
           Urgency = System.Collections.Generic.Dictionary()
           Ordered = None
-          Held = []
-          GroupFree = System.Collections.Generic.Dictionary() }
-
-    /// When the first group of k devices of primary type `t` on one node that is not all free now is free —
-    /// the k-th earliest busy-until of the node's devices of that type, over the nodes where that is after now —
-    /// or None when no such group exists. What a request waits for when it does not start this round (its
-    /// next chance to start alone). Computed once per round and (type, degree).
-    let nextGroupFree (rd: Round) (t: PlacementType) (k: int) : float<s> option =
-        let key = struct (t, k)
-        match rd.GroupFree.TryGetValue key with
-        | true, v -> v
-        | _ ->
-            let s = rd.Snapshot
-            let types = typesOf s
-            let v =
-                s.Cluster.Devices
-                |> Array.filter (fun d -> types.[d.Id.Value] = t)
-                |> Array.groupBy _.Node
-                |> Array.choose (fun (_, ds) ->
-                    if ds.Length < k then None
-                    else
-                        let at = ds |> Array.map (fun d -> max s.Now s.BusyUntil.[d.Id.Value]) |> Array.sort
-                        if at.[k - 1] > s.Now then Some at.[k - 1] else None)
-                |> fun xs -> if xs.Length = 0 then None else Some(Array.min xs)
-            rd.GroupFree.[key] <- v
-            v
+          Held = [] }
 
     /// t_ref of a request's shape and steps, computed once per round.
     let tRef (rd: Round) (r: Request) =

@@ -65,26 +65,15 @@ module Batching =
     /// The batch options of a request this round: for each of its options `opts` and each size b from 2 up
     /// to the batch limit of its shape at the option's degree (`limit`, with DispatchSettings.MaxBatch), the
     /// request run as one of b members. None for a request resumed after a lost device (it runs alone: its
-    /// kept output is its own), when batching is off (MaxBatch ≤ 1, or no batch points in the profile), and
-    /// for an option the request meets its deadline with by waiting for the next group of its type and degree
-    /// to free (`Admissible.nextGroupFree`): the round sees a request it does not start as earning nothing, so a
-    /// batch would take it in for a reward it gets anyway, and every batch runs longer than its members alone
-    /// (simulated, the tiny pipeline's profile, 2 devices, Poisson 10 req/s: batches of such requests took
-    /// attainment 0.797 → 0.740, where the batches formed after the plan alone gave 0.778).
+    /// kept output is its own) or when batching is off (MaxBatch ≤ 1, or no batch points in the profile).
     let options (rd: Admissible.Round) (r: Request) (opts: DispatchOption list) : BatchOption list =
         let s = rd.Snapshot
         if s.Settings.MaxBatch <= 1 || s.Completed.ContainsKey r.Id then []
         else
             [ for o in opts do
-                  let limit = limit s.Cost s.Settings.MaxBatch r.Shape o.Degree
-                  let onTimeByWaiting () =
-                      match Admissible.nextGroupFree rd o.Type o.Degree with
-                      | Some free -> free + (o.Finish - s.Now) <= r.Deadline
-                      | None -> false
-                  if limit > 1 && not (onTimeByWaiting ()) then
-                      for b in 2 .. limit do
-                          let f = o.Finish + extraTime s.Cost r o.Degree b
-                          yield { Option = o; Size = b; Finish = f; OnTime = f <= r.Deadline; Reward = Admissible.memberReward rd r o.Vr f } ]
+                  for b in 2 .. limit s.Cost s.Settings.MaxBatch r.Shape o.Degree do
+                      let f = o.Finish + extraTime s.Cost r o.Degree b
+                      yield { Option = o; Size = b; Finish = f; OnTime = f <= r.Deadline; Reward = Admissible.memberReward rd r o.Vr f } ]
 
     /// The route of a batch of b requests: each stage of the lead's route takes the batch's time
     /// (CostModel.batchTime), later stages shifted by the extra time of earlier ones; OnTime is re-checked
