@@ -311,6 +311,18 @@ module CostModel =
             |> List.maxBy (fun (b, f) -> float b / f, -b)
             |> fst
 
+    /// The measured (shape, degree) points of the diffuse stage where a batch pays — best batch > 1 (`bestBatch`:
+    /// within the SLO and at least `MinBatchGain`) — with that best batch, in shape then degree order. Empty when
+    /// no measured shape batches (no batch points, or none gaining ≥ MinBatchGain: common on CPU devices).
+    let batchingPoints (m: CostModel) : (Shape * int * int) list =
+        (Profile.stage m.Profile Diffuse).Batches
+        |> List.map (fun p -> p.Shape, p.Degree)
+        |> List.distinct
+        |> List.sortBy (fun (shape, k) -> shape.PixelFrames, k)
+        |> List.choose (fun (shape, k) ->
+            let b = bestBatch m shape k
+            if b > 1 then Some(shape, k, b) else None)
+
     /// The time of a stage over a batch of b requests relative to one request, as the runtime runs it: the
     /// diffuse as one batch run, f(b); encode and decode as one run where that pays (f(b) < b) and one run per
     /// request otherwise (`PlanExecutor.BatchPays`), so min(f(b), b). b ≥ 1; 1 at b = 1.

@@ -111,7 +111,16 @@ public static class SimulateCommand
             errors.Add("--max-batch: the reference profiles have no batch points, so nothing would batch; give --profile FILE written by `trident profile` (it measures batch points: --batches)");
         else if (maxBatch > 1 && profile is { } withPoints && withPoints.Value.Diffuse.Batches.IsEmpty)
             errors.Add($"--max-batch: the profile '{profilePath}' has no batch points, so nothing would batch; `trident profile` measures them unless --batches 1");
-        return new ExperimentSettings(devices, perNode, seed, slo, rule == "reference", b1, split, d.RoundPeriod, d.Adjust, jitter, d.Memory, profile, preemption, maxBatch);
+        var settings = new ExperimentSettings(devices, perNode, seed, slo, rule == "reference", b1, split, d.RoundPeriod, d.Adjust, jitter, d.Memory, profile, preemption, maxBatch);
+        // say where batches can form at all: a profile measured on CPU devices often gains too little anywhere
+        if (maxBatch > 1 && profile is { } p && !p.Value.Diffuse.Batches.IsEmpty && !errors.Any)
+        {
+            var points = CostModelModule.batchingPoints(CostModelModule.create(Experiment.costSettings(settings), p.Value));
+            Console.Error.WriteLine(points.IsEmpty
+                ? $"note: --max-batch {maxBatch}: no measured shape of the profile gains ≥ {CostModelModule.MinBatchGain}× requests per device-second from a batch (within the SLO), so nothing will batch"
+                : $"note: --max-batch {maxBatch}: batches form at {string.Join(", ", points.Select(x => $"{x.Item1} k={x.Item2} (best batch {x.Item3})"))}; other shapes run alone");
+        }
+        return settings;
     }
 
     private static Task<int> Run(ParseResult args, CancellationToken ct)

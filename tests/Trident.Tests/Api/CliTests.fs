@@ -91,6 +91,16 @@ let ``two bad values give one error naming both`` =
         Expect.equal code 2 "simulate --max-batch 4 on a reference profile"
         Expect.equal out "" "nothing ran"
         Expect.stringContains err "--max-batch: the reference profiles have no batch points" "names why"
+        // with batch points, the command says where batches can form (test data: f(2) = 1.3, f(4) = 2, f(8) = 3.8)
+        let file = System.IO.Path.GetTempFileName()
+        try
+            let profile = Trident.Tests.BatchingProperties.withBatches [ 1, 1.0; 2, 1.3; 4, 2.0; 8, 3.8 ] Trident.Scheduling.ReferenceProfiles.flux
+            System.IO.File.WriteAllText(file, Trident.Scheduling.ProfileFile.serialize profile)
+            let code, _, err = runCli [ "simulate"; "--workload"; "poisson"; "--profile"; file; "--devices"; "8"; "--count"; "20"; "--policies"; "Trident"; "--max-batch"; "4" ]
+            Expect.equal code 0 "simulate --max-batch 4 with batch points runs"
+            Expect.stringContains err "note: --max-batch 4: batches form at" "names where batches form"
+        finally
+            System.IO.File.Delete file
 
 let ``shell completion is answered from the command definitions`` =
     testCase "shell completion is answered from the command definitions" <| fun () ->
