@@ -15,7 +15,7 @@ module Planner =
     /// The requests of the snapshot's queue that the plan leaves queued (neither dispatched nor a mate
     /// of a planned batch, DispatchPlan.Batched).
     let remaining (snapshot: Snapshot) (plan: DispatchPlan) =
-        let dispatched = (plan.Dispatches |> List.map _.Request) @ (plan.Batched |> Map.toList |> List.collect snd) |> Set.ofList
+        let dispatched = DispatchPlan.served plan |> Set.ofList
         snapshot.Queue |> List.filter (fun r -> not (dispatched.Contains r.Id))
 
     /// A placement for the cluster, profile and request statistics (MIP, heuristic fallback).

@@ -400,20 +400,27 @@ public sealed class DeviceGrain(WorkerDevices devices, ILogger<DeviceGrain> log)
     public async Task<StageReply> Diffuse(WireInput input, StageHandle embeddings, int degree, IStepSink progress, CancellationToken cancellationToken)
     {
         var start = Stopwatch.GetTimestamp();
+        var executor = Executor;
+        var d = await DiffuseInputsAsync(start, input, embeddings, degree, progress, executor);
+        var output = await Run(executor, a => a.DiffuseAsync(d.Request, d.Embeddings, d.Threads, d.Observer, TimeSpan.FromTicks(ProgressInterval), cancellationToken),
+            () => executor.Diffuse(d.Request, d.Embeddings, d.Threads, d.Observer, cancellationToken), cancellationToken);
+        var reply = new StageReply(Keep(output), d.Fetched, Since(start, d.FetchSeconds, executor, Stage.Diffuse, d.Request, degree));
+        Release(embeddings);
+        return reply;
+    }
+
+    // What a diffuse call runs with on this device: the request, its embeddings (fetched when another device made
+    // them: the bytes fetched and the seconds since `start`), the group's threads and the progress observer.
+    private sealed record DiffuseInputs(GenerationInput Request, StageOutput Embeddings, long Fetched, double FetchSeconds, int Threads, IStepObserver Observer);
+
+    private async Task<DiffuseInputs> DiffuseInputsAsync(long start, WireInput input, StageHandle embeddings, int degree, IStepSink progress, IStageExecutor executor)
+    {
         var (bytes, fetched) = await Take(embeddings);
         var fetchSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
-        var executor = Executor;
-        var threads = degree * Spec.IntraOpThreads;
         // an executor that waits without a thread wakes for progress at most every ProgressInterval itself; a
         // blocking one reports every step and the reports are thinned here
         var observer = new Progress(progress, executor is IAsyncStageExecutor ? 0 : ProgressInterval);
-        var request = input.ToInput();
-        var given = new StageOutput(bytes, embeddings.Bytes);
-        var output = await Run(executor, a => a.DiffuseAsync(request, given, threads, observer, TimeSpan.FromTicks(ProgressInterval), cancellationToken),
-            () => executor.Diffuse(request, given, threads, observer, cancellationToken), cancellationToken);
-        var reply = new StageReply(Keep(output), fetched, Since(start, fetchSeconds, executor, Stage.Diffuse, request, degree));
-        Release(embeddings);
-        return reply;
+        return new DiffuseInputs(input.ToInput(), new StageOutput(bytes, embeddings.Bytes), fetched, fetchSeconds, degree * Spec.IntraOpThreads, observer);
     }
 
     /// <inheritdoc />
@@ -434,34 +441,26 @@ public sealed class DeviceGrain(WorkerDevices devices, ILogger<DeviceGrain> log)
         var executor = Executor;
         if (!executor.CanSuspend)
             throw new InvalidOperationException($"device {Key}: its executor cannot suspend a diffuse");
-        DiffuseCheckpoint? resumed = null;
-        if (from is not null)
-        {
-            if (DeviceKeys.Endpoint(from.Device) != DeviceKeys.Endpoint(Key))
-                throw new InvalidOperationException($"device {Key}: the checkpoint of device {from.Device} stays on its own worker; resume it on a device of that worker");
-            resumed = devices.TakeCheckpoint(from.Id)
-                ?? throw new InvalidOperationException($"device {Key}: checkpoint {from.Id} of device {from.Device} is not kept (resumed already, expired, or its worker restarted)");
-        }
+        if (from is not null && DeviceKeys.Endpoint(from.Device) != DeviceKeys.Endpoint(Key))
+            throw new InvalidOperationException($"device {Key}: the checkpoint of device {from.Device} stays on its own worker; resume it on a device of that worker");
+        var resumed = from is null ? null
+            : devices.TakeCheckpoint(from.Id)
+              ?? throw new InvalidOperationException($"device {Key}: checkpoint {from.Id} of device {from.Device} is not kept (resumed already, expired, or its worker restarted)");
         try
         {
-            var (bytes, fetched) = await Take(embeddings);
-            var fetchSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
-            var threads = degree * Spec.IntraOpThreads;
-            var observer = new Progress(progress, executor is IAsyncStageExecutor ? 0 : ProgressInterval);
-            var request = input.ToInput();
-            var given = new StageOutput(bytes, embeddings.Bytes);
+            var d = await DiffuseInputsAsync(start, input, embeddings, degree, progress, executor);
             bool Stop() => devices.SuspendRequested(segment);
             var result = await Run(executor,
-                a => a.DiffuseSegmentAsync(request, given, threads, observer, resumed, Stop, cancellationToken),
-                () => executor.DiffuseSegment(request, given, threads, observer, resumed, Stop, cancellationToken), cancellationToken);
-            var time = Since(start, fetchSeconds, executor, Stage.Diffuse, request, degree);
+                a => a.DiffuseSegmentAsync(d.Request, d.Embeddings, d.Threads, d.Observer, resumed, Stop, cancellationToken),
+                () => executor.DiffuseSegment(d.Request, d.Embeddings, d.Threads, d.Observer, resumed, Stop, cancellationToken), cancellationToken);
+            var time = Since(start, d.FetchSeconds, executor, Stage.Diffuse, d.Request, degree);
             if (result.Suspended is { } c)
             {
                 // the embeddings stay: the resumption needs them
                 var id = devices.KeepCheckpoint(c);
-                return new SegmentReply(null, new CheckpointHandle(Key, id, c.Step, c.Steps, c.IntraOpThreads, c.Bytes), fetched, time);
+                return new SegmentReply(null, new CheckpointHandle(Key, id, c.Step, c.Steps, c.IntraOpThreads, c.Bytes), d.Fetched, time);
             }
-            var reply = new SegmentReply(Keep(result.Latents!), null, fetched, time);
+            var reply = new SegmentReply(Keep(result.Latents!), null, d.Fetched, time);
             Release(embeddings);
             return reply;
         }

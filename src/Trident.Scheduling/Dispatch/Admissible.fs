@@ -370,7 +370,7 @@ module Admissible =
             |> List.groupBy (fun ((_, t), _) -> t)
             |> List.map (fun (t, groups) -> t, groups |> List.map (fun (_, ds) -> List.length ds) |> List.max)
             |> Map.ofList
-        let routed = (plan.Dispatches |> List.map _.Request) @ (plan.Batched |> Map.toList |> List.collect snd) |> Set.ofList
+        let routed = DispatchPlan.served plan |> Set.ofList
         [ for r in s.Queue do
               if not (routed.Contains r.Id) then
                   let rs = routes rd r

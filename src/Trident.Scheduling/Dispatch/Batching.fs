@@ -51,13 +51,18 @@ module Batching =
         let measured = (Profile.stage cost.Profile Diffuse).Batches |> List.exists (fun b -> b.Degree = k)
         if not measured || maxBatch <= 1 then 1 else min maxBatch (CostModel.bestBatch cost shape k)
 
-    /// Seconds a batch of b adds to the route of request r at degree k: Σ over its stages of
-    /// t(1) · (runFactor(b) − 1), encode and decode at degree 1 — what `stretch` adds to the last stage's
-    /// finish. 0 for b ≤ 1.
+    /// Seconds a batch of b adds to a stage that takes `one` seconds for one request of `shape` alone:
+    /// one · (runFactor(b) − 1), the diffuse at degree k, encode and decode at degree 1 (they run one request
+    /// per run where a batch run does not pay: b runs at most). What both `extraTime` and `stretch` add.
+    let private stageExtra (cost: CostModel) (shape: Shape) (stage: Stage) (k: int) (b: int) (one: float<s>) =
+        one * (CostModel.runFactor cost stage shape (if stage = Diffuse then k else 1) b - 1.0)
+
+    /// Seconds a batch of b adds to the route of request r at degree k: Σ over its stages of `stageExtra`
+    /// with the cost model's times — what `stretch` adds to the last stage's finish. 0 for b ≤ 1.
     let extraTime (cost: CostModel) (r: Request) (k: int) (b: int) : float<s> =
         if b <= 1 then 0.0<s>
         else
-            let extra stage (one: float<s>) = one * (CostModel.runFactor cost stage r.Shape (if stage = Diffuse then k else 1) b - 1.0)
+            let extra stage one = stageExtra cost r.Shape stage k b one
             extra Encode (CostModel.encodeTime cost r.Shape)
             + extra Diffuse (CostModel.diffuseTime cost r.Shape r.Steps k)
             + extra Decode (CostModel.decodeTime cost r.Shape)
@@ -81,10 +86,7 @@ module Batching =
     let stretch (cost: CostModel) (lead: Request) (d: Dispatch) (b: int) : Dispatch =
         if b = 1 then d
         else
-            let extra stage (a: StageAssignment) =
-                let one = a.Finish - a.Start
-                // encode and decode run one request per run where a batch run does not pay: b runs at most
-                one * (CostModel.runFactor cost stage lead.Shape (if stage = Diffuse then d.Degree else 1) b - 1.0)
+            let extra stage (a: StageAssignment) = stageExtra cost lead.Shape stage d.Degree b (a.Finish - a.Start)
             let eExtra = extra Encode d.Encode
             let dExtra = extra Diffuse d.Diffuse
             let cExtra = extra Decode d.Decode
@@ -128,7 +130,7 @@ module Batching =
         // requests of the plan's dispatches already in a batch (as its lead or absorbed as a mate)
         let batched = System.Collections.Generic.HashSet<RequestId>()
         // the planner's mates are kept for their own leads, never taken into another batch
-        let planned = plan.Batched |> Map.toSeq |> Seq.collect snd |> Set.ofSeq
+        let planned = DispatchPlan.mates plan |> Set.ofList
         let batches =
             [ for d in plan.Dispatches do
                   match byId.TryFind d.Request with

@@ -36,7 +36,10 @@ module Dispatcher =
           /// requests offered to the round with their formable options
           Candidates: (Request * DispatchOption list) list
           /// the greedy plan, completed by work conservation
-          Greedy: Choice list }
+          Greedy: Choice list
+          /// the candidates' batch options (Batching.options), computed once for the bound and the model;
+          /// only candidates that have some (none when the round's MaxBatch ≤ 1)
+          BatchOptions: Map<RequestId, BatchOption list> }
 
     /// The first step of every round (see `Prepared`).
     let prepare (s: Snapshot) : Prepared =
@@ -48,12 +51,25 @@ module Dispatcher =
         let inCut = cut |> List.map (fun (r, _) -> r.Id) |> Set.ofList
         let extra = greedy |> List.map (fun c -> c.Option.Request) |> List.filter (fun r -> not (inCut.Contains r.Id))
         let candidates = if extra.IsEmpty then cut else cut @ Greedy.offeredIn rd free extra
-        { Round = rd; Free = free; FreeCount = nFree; Candidates = candidates; Greedy = greedy }
+        let batchOptions =
+            if rd.Snapshot.Settings.MaxBatch <= 1 then Map.empty
+            else
+                candidates
+                |> List.choose (fun (r, opts) -> match Batching.options rd r opts with [] -> None | bs -> Some(r.Id, bs))
+                |> Map.ofList
+        { Round = rd; Free = free; FreeCount = nFree; Candidates = candidates; Greedy = greedy; BatchOptions = batchOptions }
+
+    /// A prepared candidate's batch options (none when it has none).
+    let private batchesOf (p: Prepared) (r: Request) : BatchOption list =
+        Map.tryFind r.Id p.BatchOptions |> Option.defaultValue []
+
+    /// The classes of a prepared round's candidates, with the batch options computed by `prepare`.
+    let private classesOf (p: Prepared) = DispatchMip.classesWith (fun r _ -> batchesOf p r) p.Candidates
 
     /// The MIP model of a round, for inspection or LP export (None when there is nothing to decide).
     let roundModel (s: Snapshot) =
         let p = prepare s
-        if p.Candidates.IsEmpty then None else Some(DispatchMip.model p.Round p.Free p.Candidates)
+        if p.Candidates.IsEmpty then None else Some(DispatchMip.modelOf p.Round.Snapshot p.Free (classesOf p))
 
     /// The reference implementation's formulation of a prepared round (design.md, appendix: "one
     /// binary per request × node × degree", as the paper's code states its ILP), over the same
@@ -107,12 +123,16 @@ module Dispatcher =
     /// the least of L over those prices is the relaxation's bound. π = 0 is "every candidate takes its
     /// best option as if devices were unlimited"; a larger π proves rounds where devices are scarce —
     /// e.g. every free device starting a different on-time request — optimal without a solve.
-    /// A batch option of b members on k devices (Batching.options) is an item of its member worth its
+    /// A batch option of b members on k devices (`batches`: Batching.options) is an item of its member worth its
     /// reward plus its share of the group's (μ − δ)·k, taking k / b devices: splitting each batch's value and
     /// devices evenly among its members and dropping that members come in whole batches only relaxes the
     /// model further, so the bound stays a bound.
-    let objectiveBound (rd: Admissible.Round) (free: Map<NodeId * PlacementType, int>) (candidates: (Request * DispatchOption list) list) =
-        let s = rd.Snapshot
+    let objectiveBound
+        (s: Snapshot)
+        (free: Map<NodeId * PlacementType, int>)
+        (candidates: (Request * DispatchOption list) list)
+        (batches: Request -> BatchOption list)
+        =
         let nFree = free |> Map.toSeq |> Seq.sumBy snd
         let mu = s.Settings.IdlePenalty
         let largest =
@@ -120,10 +140,9 @@ module Dispatcher =
         let formable (o: DispatchOption) = largest |> Map.tryFind o.Type |> Option.exists (fun n -> n >= o.Degree)
         let items =
             [| for (r, opts) in candidates do
-                   let batches = Batching.options rd r opts
                    let xs =
                        [| for o in opts do if formable o then yield o.Reward + mu * float o.Degree, float o.Degree
-                          for b in batches do
+                          for b in batches r do
                               if formable b.Option then
                                   let k = float b.Option.Degree
                                   yield b.Reward + (mu - s.Settings.DevicePenalty) * k / float b.Size, k / float b.Size |]
@@ -142,7 +161,7 @@ module Dispatcher =
     /// The round's objective bound over its prepared candidates (what the quick check compares with).
     let roundBound (s: Snapshot) =
         let p = prepare s
-        objectiveBound p.Round p.Free p.Candidates
+        objectiveBound p.Round.Snapshot p.Free p.Candidates (batchesOf p)
 
     let private nothingToDecide = "nothing to decide: no waiting request has an admissible option on a free device"
 
@@ -160,7 +179,7 @@ module Dispatcher =
                   Source = Greedy reason
                   Batched = Greedy.batchedOf p.Greedy }
         if p.Candidates.IsEmpty then plan nothingToDecide
-        elif Assign.objective s p.FreeCount p.Greedy >= objectiveBound p.Round p.Free p.Candidates - 1e-6 then plan provenOptimal
+        elif Assign.objective s p.FreeCount p.Greedy >= objectiveBound s p.Free p.Candidates (batchesOf p) - 1e-6 then plan provenOptimal
         else None
 
     /// A round between two solves (the solver ran less than its spacing ago, or is busy): the greedy
@@ -180,10 +199,10 @@ module Dispatcher =
               Batched = Greedy.batchedOf greedyChoices }
         if candidates.IsEmpty then
             greedyPlan nothingToDecide
-        elif Assign.objective s nFree greedyChoices >= objectiveBound p.Round free candidates - 1e-6 then
+        elif Assign.objective s nFree greedyChoices >= objectiveBound s free candidates (batchesOf p) - 1e-6 then
             greedyPlan provenOptimal
         else
-            let cls = DispatchMip.classes p.Round candidates
+            let cls = classesOf p
             let model = DispatchMip.modelOf s free cls
             let settings =
                 { SolveSettings.create s.Settings.TimeLimit with

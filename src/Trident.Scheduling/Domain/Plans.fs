@@ -90,3 +90,10 @@ type DispatchPlan =
       /// other requests it runs with as one batch (most urgent first); they have no dispatch of their own
       /// and run on the lead's route stretched to the batch's cost (Dispatching.Batching). Empty: none
       Batched: Map<RequestId, RequestId list> }
+
+module DispatchPlan =
+    /// The requests that run as mates of a planned batch (no dispatch of their own), lead by lead.
+    let mates (plan: DispatchPlan) : RequestId list = plan.Batched |> Map.toList |> List.collect snd
+
+    /// Every request the plan starts or queues: its dispatches' requests, then the planned batches' mates.
+    let served (plan: DispatchPlan) : RequestId list = (plan.Dispatches |> List.map _.Request) @ mates plan

@@ -140,7 +140,7 @@ let ``a batch is an option of the dispatch MIP`` =
             let plan = Dispatcher.dispatch s
             Expect.equal plan.Dispatches.Length 2 (sprintf "one dispatch per device (%s)" (PlanSource.describe plan.Source))
             Expect.equal plan.Batched.Count 2 "each leads a batch"
-            let served = (plan.Dispatches |> List.map _.Request) @ (plan.Batched |> Map.toList |> List.collect snd)
+            let served = DispatchPlan.served plan
             Expect.equal (List.sort served) [ RequestId 1L; RequestId 2L; RequestId 3L; RequestId 4L ] "all four run now"
             let shapeOf id = (s.Queue |> List.find (fun r -> r.Id = id)).Shape
             for KeyValue(lead, mates) in plan.Batched do

@@ -72,7 +72,7 @@ let ``a request left out of a round stays queued`` =
             let s = buildSnapshot DispatchSettings.defaults spec
             let plan = (Planner.plan s).Dispatch
             let remaining = Planner.remaining s plan
-            let mates = plan.Batched |> Map.toList |> List.sumBy (snd >> List.length)
+            let mates = (DispatchPlan.mates plan).Length
             (remaining.Length + plan.Dispatches.Length + mates = s.Queue.Length) |> Prop.label "queue = dispatched + batch mates + remaining")
 
 let ``the dispatch MIP of a round can be written as LP text naming its constraint families`` =

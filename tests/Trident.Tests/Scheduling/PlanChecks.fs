@@ -101,8 +101,7 @@ let degreesAdmissible (s: Snapshot) (plan: DispatchPlan) =
 /// Each request at most once, only requests of the queue; the rest stay queued.
 let conservation (s: Snapshot) (plan: DispatchPlan) (remaining: Request list) =
     let leads = plan.Dispatches |> List.map _.Request
-    let mates = plan.Batched |> Map.toList |> List.collect snd
-    let ids = leads @ mates
+    let ids = DispatchPlan.served plan
     let queued = s.Queue |> List.map _.Id |> Set.ofList
     let byId = s.Queue |> List.map (fun r -> r.Id, r) |> Map.ofList
     [ if List.distinct ids <> ids then yield "a request is dispatched twice (or is a batch mate and dispatched)"
@@ -152,7 +151,7 @@ let workConserving (s: Snapshot) (plan: DispatchPlan) =
             && not (used.Contains d.Id)
             && reserved <> Some(d.Node, s.Placement.Types.[d.Id]))
         |> Array.countBy (fun d -> d.Node, s.Placement.Types.[d.Id])
-    let dispatched = (plan.Dispatches |> List.map _.Request) @ (plan.Batched |> Map.toList |> List.collect snd) |> Set.ofList
+    let dispatched = DispatchPlan.served plan |> Set.ofList
     [ for r in s.Queue do
           if not (dispatched.Contains r.Id) then
               for o in Admissible.options rd r do
