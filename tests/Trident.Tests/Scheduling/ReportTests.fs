@@ -66,6 +66,29 @@ let ``a one-run report writes only the sections it has`` =
         for c in charts do
             Expect.stringContains md (c.File + ".png") "the markdown shows each chart"
 
+let ``the headline's latency verdict names each statistic Trident loses, by how much and to whom`` =
+    testCase "the headline's latency verdict names each statistic Trident loses, by how much and to whom" <| fun () ->
+        let settings = { ExperimentSettings.defaults with Devices = 8 }
+        let spec = { (Workload.references |> List.find (fun w -> w.Name = "flux-reference")) with Count = 40; Rate = 0.2 }
+        let p = prepare settings (Generated spec)
+        let runs = [ Baselines.b1 4; Baselines.b6 settings.Split; Baselines.trident settings.RoundPeriod (Some settings.Adjust) ] |> List.map (fun policy -> Simulator.run p.Config policy p.Requests)
+        let point = { Group = "simulate"; Workload = spec; Input = Generated spec; Settings = settings; Value = spec.Rate }
+        let files, _ = Evaluation.report "./trident simulate" "today" false 1.0 [] [ Evaluation.condense point p.Config p.B1Default runs 1.0 ]
+        let md = files |> List.find (fun (n, _) -> n = "README.md") |> snd
+        let row = md.Split('\n') |> Array.find (fun l -> l.StartsWith "| flux-reference |" && l.Contains " of 40 |") // the headline row: "N of 40" common
+        let verdict = row.TrimEnd().TrimEnd('|').Split('|') |> Array.last |> fun c -> c.Trim()
+        let _, fair = Fair.ofRuns runs
+        let t = fair |> List.find (fun f -> f.Policy = "Trident")
+        let others = fair |> List.filter (fun f -> f.Policy <> "Trident")
+        let loses pick = pick t > (others |> List.map pick |> List.min) + 1e-9
+        let lostMean, lostP95 = loses (fun f -> f.Common.Mean), loses (fun f -> f.Common.P95)
+        if not lostMean && not lostP95 then Expect.equal verdict "yes" "no statistic lost: yes"
+        else
+            Expect.stringStarts verdict "**no** (" "a loss says no, then why"
+            Expect.equal (verdict.Contains "mean +") lostMean "the mean is named exactly when it is lost"
+            Expect.equal (verdict.Contains "P95 +") lostP95 "the P95 is named exactly when it is lost"
+            Expect.isTrue (verdict.Contains " vs B1" || verdict.Contains " vs B6") "against the policy that has the lowest value"
+
 let ``the capacity search finds the fewest nodes with as few probes as bisection needs`` =
     testCase "the capacity search finds the fewest nodes with as few probes as bisection needs" <| fun () ->
         for threshold in [ 1; 2; 7; 16; 17; 33; 64 ] do
@@ -185,6 +208,7 @@ let tests =
         ``the common set holds only requests every run completed, and misses count as infinite``
         ``the summary table puts the fair latencies first and labels completed-only ones``
         ``a one-run report writes only the sections it has``
+        ``the headline's latency verdict names each statistic Trident loses, by how much and to whom``
         ``the capacity search finds the fewest nodes with as few probes as bisection needs``
         ``the rate search brackets and bisects to the target attainment``
         ``small clusters get nodes that fit them``
