@@ -15,8 +15,11 @@ public static class ProfileCommand
 {
     private static readonly Option<string> Pipeline = PipelineOption.Create();
     private static readonly Option<string> Out = Opt.String("--out", "where to write the profile (docs/profile-format.md)", required: true, helpName: "PROFILE.json");
-    private static readonly Option<string> Shapes = Opt.String("--shapes", "sizes to measure, HEIGHTxWIDTH,…", "128x128,256x256,512x512", helpName: "HxW,…");
-    private static readonly Option<IReadOnlyList<int>> Frames = Opt.IntList("--frames", "frame counts to measure each size at", [1]);
+    private static readonly Option<string> Shapes = Opt.String("--shapes",
+        "sizes to measure, HEIGHTxWIDTH,… [default: three squares from the pipeline's smallest accepted size, doubling — the server's start-up sizes: 64x64,128x128,256x256 for the tiny pipeline]",
+        helpName: "HxW,…");
+    private static readonly Option<IReadOnlyList<int>> Frames = Opt.IntList("--frames",
+        "frame counts to measure each size at [default: the pipeline's smallest frame count, 1 for images]", []);
     private static readonly Option<IReadOnlyList<int>> Degrees = Opt.IntList("--degrees", "sequence-parallel degrees of the diffuse stage to measure", [1, 2]);
     private static readonly Option<int> Steps = Opt.Int("--steps", "denoising steps per measured run", 4, 1, 10_000);
     private static readonly Option<int> Repeats = Opt.Int("--repeats", "timed runs per point (the median is kept, after a warm-up)", 3, 1, 1_000);
@@ -33,7 +36,8 @@ public static class ProfileCommand
         var errors = new CliErrors();
         var pipelineArg = args.Text(Pipeline);
         var output = args.Text(Out);
-        var sizes = Sizes(errors, args.Text(Shapes));
+        var shapesText = args.GetValue(Shapes);
+        List<(int Height, int Width)> sizes = shapesText is null ? [] : Sizes(errors, shapesText);
         var frames = args.GetValue(Frames)!;
         var degrees = args.GetValue(Degrees)!;
         var steps = args.GetValue(Steps);
@@ -41,6 +45,14 @@ public static class ProfileCommand
         var batches = args.GetValue(Batches)!;
         var device = args.Text(Device);
         var (directory, manifest) = PipelineOption.Load(pipelineArg, errors);
+        if (manifest is not null)
+        {
+            // the defaults: the pipeline's own smallest sizes and frame count, as the server's start-up profile
+            // measures them (OnnxServingBackend.QuickOptions), so that the two profiles describe the same shapes
+            if (shapesText is null)
+                sizes = [.. manifest.Size.DoublingSides(3, int.MaxValue).Select(side => (side, side))];
+            if (frames.Count == 0) frames = [manifest.Size.MinFrames];
+        }
         var provider = DeviceOption.Parse(device)!;
         var printer = new Printer();
         var options = new ProfilerOptions

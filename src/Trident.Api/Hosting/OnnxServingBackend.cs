@@ -77,11 +77,8 @@ public sealed class OnnxServingBackend : IServingBackend
     public static ProfilerOptions QuickOptions(TridentOptions options, DeviceLayout layout, PipelineManifest manifest)
     {
         var size = manifest.Size;
-        var smallest = Math.Max(size.MinWidth, size.MinHeight);
-        smallest = (smallest + size.MultipleOf - 1) / size.MultipleOf * size.MultipleOf;
         var target = Math.Min(Math.Max(options.Limits.DefaultWidth, options.Limits.DefaultHeight), Math.Min(size.MaxWidth, size.MaxHeight));
-        var sides = new List<int>();
-        for (var s = smallest; s <= target && sides.Count < 3; s *= 2) sides.Add(s);
+        var sides = size.DoublingSides(3, target).ToList();
         if (sides.Count == 0 || sides[^1] < target) sides.Add(target / size.MultipleOf * size.MultipleOf);
         var nodeSize = layout.Devices.GroupBy(d => d.Node).Max(g => g.Count());
         var degrees = options.Devices.Degrees.Where(k => k <= nodeSize).Distinct().Order().ToArray();

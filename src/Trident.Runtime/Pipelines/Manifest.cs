@@ -261,7 +261,23 @@ public sealed record SizeConstraint(
     int MinHeight,
     int MaxHeight,
     int MinFrames,
-    int MaxFrames);
+    int MaxFrames)
+{
+    /// <summary>Square sides to profile: from the smallest side both dimensions accept (rounded up to
+    /// <see cref="MultipleOf"/>), doubling, at most <paramref name="count"/> of them and none above
+    /// <paramref name="upTo"/> (pixels; capped at the largest side both dimensions accept). The sizes the server's
+    /// start-up profile and <c>trident profile</c> measure by default (64, 128, 256 for the tiny pipeline). Empty
+    /// when even the smallest side is above <paramref name="upTo"/>.</summary>
+    public IReadOnlyList<int> DoublingSides(int count, int upTo)
+    {
+        var smallest = Math.Max(MinWidth, MinHeight);
+        smallest = (smallest + MultipleOf - 1) / MultipleOf * MultipleOf;
+        var limit = Math.Min(upTo, Math.Min(MaxWidth, MaxHeight));
+        var sides = new List<int>();
+        for (var side = smallest; side <= limit && sides.Count < count; side *= 2) sides.Add(side);
+        return sides;
+    }
+}
 
 /// <summary>One problem found in a manifest (or a request checked against it).</summary>
 /// <param name="Path">JSON path of the offending value, e.g. <c>stages.transformer.file</c>; <c>$</c> for the root.</param>

@@ -199,6 +199,17 @@ let ``unscaling latents divides by the scaling factor and adds the shift`` =
         LatentSettings(16, 8, 1, 1.5305, 0.0609).Unscale(Span latents)
         Expect.sequenceEqual (latents |> Array.map (fun x -> MathF.Round(x, 4))) ([| 0.0609f; 1.0609f; -1.9391f |] |> Array.map (fun x -> MathF.Round(x, 4))) "latents |> Array.map (fun x -> MathF.Round(x, 4))"
 
+let ``the sizes to profile start at the pipeline's smallest side and double within its range`` =
+    testCase "the sizes to profile start at the pipeline's smallest side and double within its range" <| fun () ->
+        let sides (c: SizeConstraint) count upTo = List.ofSeq (c.DoublingSides(count, upTo))
+        let tiny = SizeConstraint(64, 64, 1024, 64, 1024, 1, 9)
+        Expect.equal (sides tiny 3 Int32.MaxValue) [ 64; 128; 256 ] "the tiny pipeline: the server's start-up sizes"
+        Expect.equal (sides (SizeConstraint(16, 256, 1536, 256, 1536, 1, 1)) 3 Int32.MaxValue) [ 256; 512; 1024 ] "an SD3 export"
+        Expect.equal (sides tiny 3 128) [ 64; 128 ] "none above the bound"
+        Expect.equal (sides (SizeConstraint(16, 256, 500, 256, 1536, 1, 1)) 3 Int32.MaxValue) [ 256 ] "none above what both dimensions accept"
+        Expect.equal (sides (SizeConstraint(16, 70, 1024, 60, 1024, 1, 1)) 3 Int32.MaxValue) [ 80; 160; 320 ] "the smallest side rounded up to the multiple"
+        Expect.isEmpty (sides tiny 3 32) "empty when even the smallest side is above the bound"
+
 [<Tests>]
 let tests =
     testList "unit" [ testList "ManifestTests" [
@@ -213,6 +224,7 @@ let tests =
         ``file paths must stay inside the pipeline directory``
         ``unsupported format versions and invalid JSON are reported``
         ``DDIM step counts must fit the training schedule``
+        ``the sizes to profile start at the pipeline's smallest side and double within its range``
         ``video manifests check frame counts against the temporal compression``
         ``saving an invalid manifest throws and writes nothing``
         ``the example in docs/pipeline-manifest.md is a valid manifest``
