@@ -108,19 +108,24 @@ module internal OrTools =
             for q in spares.Values do
                 let mutable s = Unchecked.defaultof<LinearSolver>
                 while q.TryDequeue(&s) do
-                    s.Dispose()
+                    try s.Dispose() with _ -> ()
 
         do AppDomain.CurrentDomain.ProcessExit.Add(fun _ -> disposeAll ())
 
+        // an exception on a thread-pool thread would end the process: a spare that cannot be made is simply not
+        // there (the next stage makes its solver itself and meets the error there), a solver that cannot be freed
+        // is left to its finalizer
+        let private background (work: unit -> unit) =
+            Threading.ThreadPool.QueueUserWorkItem(fun _ -> try work () with _ -> ()) |> ignore
+
         let private refill (backend: Backend) =
-            Threading.ThreadPool.QueueUserWorkItem(fun _ ->
+            background (fun () ->
                 let q = queueOf backend
                 if q.IsEmpty then
                     let s = createLinear backend
                     if not (isNull s) then
                         // two stages may both refill at once: keep one spare, free the other
                         if q.IsEmpty then q.Enqueue s else s.Dispose())
-            |> ignore
 
         /// A fresh solver of the backend (null when OR-Tools lacks it); the next one is made on the thread pool.
         let take (backend: Backend) : LinearSolver =
@@ -131,8 +136,7 @@ module internal OrTools =
 
         /// Frees a used solver on the thread pool.
         let release (solver: LinearSolver) =
-            if not (isNull solver) then
-                Threading.ThreadPool.QueueUserWorkItem(fun _ -> solver.Dispose()) |> ignore
+            if not (isNull solver) then background solver.Dispose
 
     /// Adds the model's columns and rows (in key and insertion order) and the objective.
     let private build
