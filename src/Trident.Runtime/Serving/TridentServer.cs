@@ -363,8 +363,11 @@ public sealed class TridentServer : IAsyncDisposable
             using var traced = job.Trace.Enter();
             _log.LogWarning("Shutting down: job {Request} did not stop within {Grace} s of its cancellation; marked cancelled", job.Id.Value, grace.TotalSeconds);
         }
-        _log.LogInformation("Shutdown drain over: {Finished} job(s) finished, {Cancelled} cancelled ({Ids})", active.Count - left.Count, left.Count,
-            string.Join(", ", left.Select(j => j.Id.Value)));
+        if (left.Count == 0)
+            _log.LogInformation("Shutdown drain over: {Finished} job(s) finished, none cancelled", active.Count);
+        else
+            _log.LogInformation("Shutdown drain over: {Finished} job(s) finished, {Cancelled} cancelled ({Ids})", active.Count - left.Count, left.Count,
+                string.Join(", ", left.Select(j => j.Id.Value)));
     }
 
     private static async Task WaitForAll(IReadOnlyList<Job> jobs, TimeSpan limit)
