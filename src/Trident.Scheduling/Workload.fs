@@ -235,6 +235,15 @@ module Workload =
             Steps = defaultArg steps w.Steps
             Count = defaultArg count w.Count }
 
+    /// A workload over other shapes: `shapes` drawn uniformly instead of its mix (the command line's `--shapes`); its
+    /// rate, steps and count stay (the rate was chosen for its own shapes: give another where the load matters).
+    let withShapes (shapes: Shape list) (w: WorkloadSpec) =
+        if shapes.IsEmpty then invalidArg (nameof shapes) "at least one shape"
+        let text = shapes |> List.map (fun s -> if s.Frames > 1 then sprintf "%dx%dx%d" s.Height s.Width s.Frames else sprintf "%dx%d" s.Height s.Width)
+        { w with
+            Mix = Uniform shapes
+            Note = sprintf "%s; shapes %s only (uniform, --shapes)" w.Note (String.Join(", ", text)) }
+
     // ---- generation --------------------------------------------------------------------------
 
     /// The trace of a spec for a seed. Ids are 0..Count-1 in arrival order; the first arrival is at 0.

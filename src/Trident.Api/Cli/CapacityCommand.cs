@@ -29,7 +29,7 @@ public static class CapacityCommand
             + "--devices is where the search starts (and what a generated workload's rate is scaled for)")
         {
             SimulateCommand.Workload_, Target, SimulateCommand.Policies, SimulateCommand.Model, MaxDevices,
-            SimulateCommand.Rate, SimulateCommand.Steps, SimulateCommand.Count, Parallel_,
+            SimulateCommand.Rate, SimulateCommand.Steps, SimulateCommand.Count, SimulateCommand.Shapes, Parallel_,
         };
         foreach (var o in SimulateCommand.SettingsOptions) c.Add(o);
         return c.With(Run);

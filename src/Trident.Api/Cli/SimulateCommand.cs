@@ -25,6 +25,9 @@ public static class SimulateCommand
     internal static readonly Option<double> Rate = Opt.Double("--rate", "a generated workload's request rate (requests/s) instead of its own", null, 1e-6, 1e6);
     internal static readonly Option<int> Steps = Opt.Int("--steps", "a generated workload's denoising steps instead of its own", null, 1, 10_000);
     internal static readonly Option<int> Count = Opt.Int("--count", "a generated workload's number of requests instead of its own", null, 1, 10_000_000);
+    internal static readonly Option<string> Shapes = Opt.String("--shapes",
+        "a generated workload's shapes, HEIGHTxWIDTH or HEIGHTxWIDTHxFRAMES,…, drawn uniformly, instead of its own (its rate stays its own: set --rate)",
+        helpName: "HxW[xF],…");
     internal static readonly Option<string> Policies = Opt.String("--policies",
         "which policies: all, or a comma-separated list of B1…B6, Trident and Trident-preempt (Trident with step-boundary preemption; only when named)",
         "all", helpName: "all|B1,…,Trident,Trident-preempt");
@@ -61,7 +64,7 @@ public static class SimulateCommand
     private static Command Build()
     {
         var c = new Command("simulate", "simulate serving a workload with the baselines B1–B6 and Trident on a simulated cluster and print one row per policy")
-            { Workload_, Model, Rate, Steps, Count, Policies };
+            { Workload_, Model, Rate, Steps, Count, Shapes, Policies };
         foreach (var o in SettingsOptions) c.Add(o);
         foreach (var o in new Option[] { Format, Out, WriteTrace, Parallel_ }) c.Add(o);
         return c.With(Run);
@@ -207,12 +210,14 @@ public static class SimulateCommand
         var rate = args.Maybe(Rate) is { } r ? FSharpOption<double>.Some(r) : null;
         var steps = args.Maybe(Steps) is { } s ? FSharpOption<int>.Some(s) : null;
         var count = args.Maybe(Count) is { } c ? FSharpOption<int>.Some(c) : null;
+        var shapesText = args.GetValue(Shapes);
+        var shapes = shapesText is null ? null : ShapeList(shapesText, errors);
         WorkloadInput? input = null;
         if (workload == EvaluateCommand.ProductionWorkload)
         {
             // the production day evaluate reports, from the log in the repository (run from its root)
-            if (rate is not null || steps is not null || count is not null)
-                errors.Add($"--rate/--steps/--count: apply to generated workloads, not to {workload} (a replayed log)");
+            if (rate is not null || steps is not null || count is not null || shapesText is not null)
+                errors.Add($"--rate/--steps/--count/--shapes: apply to generated workloads, not to {workload} (a replayed log)");
             if (!File.Exists(EvaluateCommand.ProductionLog))
                 errors.Add($"--workload {workload}: no production log at {EvaluateCommand.ProductionLog} (run from the repository root)");
             else
@@ -224,8 +229,8 @@ public static class SimulateCommand
         }
         else if (File.Exists(workload) || Trace.looksLikeFile(workload))
         {
-            if (rate is not null || steps is not null || count is not null)
-                errors.Add("--rate/--steps/--count: apply to generated workloads, not to a trace file");
+            if (rate is not null || steps is not null || count is not null || shapesText is not null)
+                errors.Add("--rate/--steps/--count/--shapes: apply to generated workloads, not to a trace file");
             // every problem in one pass, each request checked against its model's reference profile
             var parsed = TraceFile.Parse(m => ProfileFor(settings, m), workload);
             if (parsed.IsError) foreach (var e in parsed.ErrorValue) errors.Add($"--workload {workload}: {e}");
@@ -237,9 +242,38 @@ public static class SimulateCommand
                 ? Workload.forProfile(workload, prof.Value, CostModelModule.create(Experiment.costSettings(settings), prof.Value), settings.Devices)
                 : Workload.tryNamed(workload, model);
             if (spec.IsError) errors.Add($"--workload: {spec.ErrorValue}");
-            else input = WorkloadInput.NewGenerated(Workload.withOverrides(rate, steps, count, spec.ResultValue));
+            else
+            {
+                var generated = Workload.withOverrides(rate, steps, count, spec.ResultValue);
+                if (shapes is { Count: > 0 })
+                {
+                    // an image-only model takes no video shape: said here once, not once per request by the trace check
+                    var video = settings.Profile is { } pr ? pr.Value.Video : ReferenceProfiles.tryFind(generated.Model) is { } rp && rp.Value.Video;
+                    foreach (var sh in shapes.Where(sh => sh.Frames > 1 && !video))
+                        errors.Add($"--shapes: {sh.Height}x{sh.Width}x{sh.Frames} has {sh.Frames} frames, but model '{generated.Model}' is image-only");
+                    generated = Workload.withShapes(ListModule.OfSeq(shapes), generated);
+                }
+                input = WorkloadInput.NewGenerated(generated);
+            }
         }
         return input;
+    }
+
+    /// <summary>--shapes: HEIGHTxWIDTH or HEIGHTxWIDTHxFRAMES, comma-separated, each positive; problems go to
+    /// <paramref name="errors"/> (then the list is empty).</summary>
+    internal static List<Shape> ShapeList(string text, CliErrors errors)
+    {
+        var result = new List<Shape>();
+        foreach (var part in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var fields = part.Split('x');
+            var numbers = fields.Select(f => int.TryParse(f, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n > 0 ? n : 0).ToArray();
+            if (fields.Length is 2 or 3 && numbers.All(n => n > 0))
+                result.Add(new Shape(numbers[0], numbers[1], fields.Length == 3 ? numbers[2] : 1));
+            else errors.Add($"--shapes: '{part}' is not HEIGHTxWIDTH or HEIGHTxWIDTHxFRAMES with positive numbers (e.g. 256x256 or 544x960x17)");
+        }
+        if (result.Count == 0 && !text.Split(',').Any(p => p.Trim().Length > 0)) errors.Add("--shapes: needs at least one shape");
+        return result;
     }
 
     /// <summary>--policies as a list of names.</summary>

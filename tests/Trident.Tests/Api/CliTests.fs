@@ -102,6 +102,27 @@ let ``two bad values give one error naming both`` =
         finally
             System.IO.File.Delete file
 
+let ``simulate --shapes draws a generated workload from the given shapes only, and refuses bad ones`` =
+    testCase "simulate --shapes draws a generated workload from the given shapes only, and refuses bad ones" <| fun () ->
+        let trace = System.IO.Path.ChangeExtension(System.IO.Path.GetTempFileName(), ".csv")
+        try
+            let code, _, err = runCli [ "simulate"; "--workload"; "poisson"; "--model"; "flux"; "--shapes"; "512x512, 256x768"; "--count"; "40"; "--devices"; "8"; "--policies"; "Trident"; "--write-trace"; trace ]
+            Expect.equal code 0 (sprintf "simulate --shapes runs (%s)" err)
+            let rows = System.IO.File.ReadAllLines trace |> Array.skip 1 |> Array.map (fun l -> let f = l.Split(',') in f.[3], f.[4])
+            Expect.equal rows.Length 40 "every request"
+            Expect.equal (rows |> Array.distinct |> Array.sort) [| "256", "768"; "512", "512" |] "only the given shapes, both drawn"
+        finally
+            System.IO.File.Delete trace
+        let code, out, err = runCli [ "simulate"; "--workload"; "poisson"; "--model"; "flux"; "--shapes"; "512x0,abc,256x256x9" ]
+        Expect.equal code 2 "bad shapes"
+        Expect.equal out "" "nothing ran"
+        Expect.stringContains err "'512x0' is not HEIGHTxWIDTH" "a zero side"
+        Expect.stringContains err "'abc' is not HEIGHTxWIDTH" "not a shape"
+        Expect.stringContains err "256x256x9 has 9 frames, but model 'flux' is image-only" "frames for an image model, said once"
+        let code, _, err = runCli [ "simulate"; "--workload"; "gentd26-production"; "--shapes"; "512x512" ]
+        Expect.equal code 2 "a replayed log takes no shapes"
+        Expect.stringContains err "--shapes: apply to generated workloads" "names the option"
+
 let ``shell completion is answered from the command definitions`` =
     testCase "shell completion is answered from the command definitions" <| fun () ->
         let code, out, _ = runCli [ "completion"; "bash" ]
@@ -162,6 +183,7 @@ let tests =
         ``an unknown option is refused with exit code 2, naming it once``
         ``two bad values give one error naming both``
         ``shell completion is answered from the command definitions``
+        ``simulate --shapes draws a generated workload from the given shapes only, and refuses bad ones``
         ``off a terminal, progress is plain lines on standard error, at most one per interval but always the first and last``
         ``serve exits with code 1 naming the reason when the serving runtime cannot start``
     ] |> testSequenced ]
