@@ -576,6 +576,22 @@ let ``a same-shape burst finishes sooner with batching`` =
         Expect.isLessThan (on.Tasks |> Array.filter (fun t -> t.Stage = Diffuse) |> Array.length) 24 "fewer diffuse tasks than requests"
         Expect.isLessThan on.Summary.Span off.Summary.Span "the burst ends sooner"
 
+let ``where batches pay, batching keeps an overloaded stream on time`` =
+    testCase "where batches pay, batching keeps an overloaded stream of one shape on time" <| fun () ->
+        // batch points as a GPU's (the H200 profile in docs/gpu-check: a batch of 8 costs 1.64x one request's step)
+        let profile = BatchingProperties.withBatches [ 1, 1.0; 2, 1.1; 4, 1.3; 8, 1.6 ] ReferenceProfiles.flux
+        let run maxBatch =
+            let settings = { ExperimentSettings.defaults with Devices = 8; DevicesPerNode = 8; Profile = Some profile; MaxBatch = maxBatch }
+            let spec = Workload.tryNamed "poisson" "flux" |> Result.defaultWith failwith
+            // 256² at 6 req/s: about 2.4x what 8 devices serve one request at a time
+            let spec = spec |> Workload.withOverrides (Some 6.0) None (Some 300) |> Workload.withShapes [ Shape.image 256 256 ]
+            let p = Experiment.prepare settings (Generated spec) |> Result.defaultWith (fun e -> failwithf "%A" e)
+            Simulator.run p.Config (Baselines.trident settings.RoundPeriod (Some settings.Adjust)) p.Requests
+        let off, on = run 1, run 8
+        Expect.equal (on.Summary.OnTime + on.Summary.Late) 300 "every request served with batching"
+        Expect.isLessThan off.Summary.SloAttainment 0.8 "one request at a time cannot keep up"
+        Expect.isGreaterThanOrEqual on.Summary.SloAttainment 0.95 "batches of up to 8 do"
+
 [<Tests>]
 let tests =
     testList "unit" [ testList "SimulatorTests" [
@@ -583,6 +599,7 @@ let tests =
         ``no decode waits on an idle decode device``
         ``batches in the simulator keep conservation and never double-book``
         ``a same-shape burst finishes sooner with batching``
+        ``where batches pay, batching keeps an overloaded stream on time``
         ``every arrival ends in exactly one outcome``
         ``no device runs two tasks at once in the simulation``
         ``simulated time is monotone``
