@@ -239,10 +239,9 @@ module Workload =
     /// rate, steps and count stay (the rate was chosen for its own shapes: give another where the load matters).
     let withShapes (shapes: Shape list) (w: WorkloadSpec) =
         if shapes.IsEmpty then invalidArg (nameof shapes) "at least one shape"
-        let text = shapes |> List.map (fun s -> if s.Frames > 1 then sprintf "%dx%dx%d" s.Height s.Width s.Frames else sprintf "%dx%d" s.Height s.Width)
         { w with
             Mix = Uniform shapes
-            Note = sprintf "%s; shapes %s only (uniform, --shapes)" w.Note (String.Join(", ", text)) }
+            Note = sprintf "%s; shapes %s only (uniform, --shapes)" w.Note (String.Join(", ", shapes |> List.map string)) }
 
     // ---- generation --------------------------------------------------------------------------
 

@@ -37,7 +37,7 @@ public static class ProfileCommand
         var pipelineArg = args.Text(Pipeline);
         var output = args.Text(Out);
         var shapesText = args.GetValue(Shapes);
-        List<(int Height, int Width)> sizes = shapesText is null ? [] : Sizes(errors, shapesText);
+        List<(int Height, int Width)> sizes = shapesText is null ? [] : [.. ShapeOption.Parse(shapesText, withFrames: false, errors).Select(s => (s.Height, s.Width))];
         var frames = args.GetValue(Frames)!;
         var degrees = args.GetValue(Degrees)!;
         var steps = args.GetValue(Steps);
@@ -89,22 +89,6 @@ public static class ProfileCommand
             Console.WriteLine($"wrote {full} (diffuse ms are per step)");
         }
         return 0;
-    }
-
-    private static List<(int Height, int Width)> Sizes(CliErrors errors, string text)
-    {
-        var result = new List<(int, int)>();
-        foreach (var part in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
-        {
-            var hw = part.Split('x');
-            if (hw.Length == 2
-                && int.TryParse(hw[0], NumberStyles.None, CultureInfo.InvariantCulture, out var h) && h > 0
-                && int.TryParse(hw[1], NumberStyles.None, CultureInfo.InvariantCulture, out var w) && w > 0)
-                result.Add((h, w));
-            else errors.Add($"--shapes: '{part}' is not HEIGHTxWIDTH (e.g. 256x256)");
-        }
-        if (result.Count == 0) errors.Add("--shapes: needs at least one HEIGHTxWIDTH");
-        return result;
     }
 
     /// <summary>Prints each point as it is measured (synchronously, unlike Progress&lt;T&gt;): a table row on standard

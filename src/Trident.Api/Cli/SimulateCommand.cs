@@ -211,7 +211,7 @@ public static class SimulateCommand
         var steps = args.Maybe(Steps) is { } s ? FSharpOption<int>.Some(s) : null;
         var count = args.Maybe(Count) is { } c ? FSharpOption<int>.Some(c) : null;
         var shapesText = args.GetValue(Shapes);
-        var shapes = shapesText is null ? null : ShapeList(shapesText, errors);
+        var shapes = shapesText is null ? null : ShapeOption.Parse(shapesText, withFrames: true, errors);
         WorkloadInput? input = null;
         if (workload == EvaluateCommand.ProductionWorkload)
         {
@@ -250,30 +250,13 @@ public static class SimulateCommand
                     // an image-only model takes no video shape: said here once, not once per request by the trace check
                     var video = settings.Profile is { } pr ? pr.Value.Video : ReferenceProfiles.tryFind(generated.Model) is { } rp && rp.Value.Video;
                     foreach (var sh in shapes.Where(sh => sh.Frames > 1 && !video))
-                        errors.Add($"--shapes: {sh.Height}x{sh.Width}x{sh.Frames} has {sh.Frames} frames, but model '{generated.Model}' is image-only");
+                        errors.Add($"--shapes: {sh} has {sh.Frames} frames, but model '{generated.Model}' is image-only");
                     generated = Workload.withShapes(ListModule.OfSeq(shapes), generated);
                 }
                 input = WorkloadInput.NewGenerated(generated);
             }
         }
         return input;
-    }
-
-    /// <summary>--shapes: HEIGHTxWIDTH or HEIGHTxWIDTHxFRAMES, comma-separated, each positive; problems go to
-    /// <paramref name="errors"/> (then the list is empty).</summary>
-    internal static List<Shape> ShapeList(string text, CliErrors errors)
-    {
-        var result = new List<Shape>();
-        foreach (var part in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
-        {
-            var fields = part.Split('x');
-            var numbers = fields.Select(f => int.TryParse(f, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n > 0 ? n : 0).ToArray();
-            if (fields.Length is 2 or 3 && numbers.All(n => n > 0))
-                result.Add(new Shape(numbers[0], numbers[1], fields.Length == 3 ? numbers[2] : 1));
-            else errors.Add($"--shapes: '{part}' is not HEIGHTxWIDTH or HEIGHTxWIDTHxFRAMES with positive numbers (e.g. 256x256 or 544x960x17)");
-        }
-        if (result.Count == 0 && !text.Split(',').Any(p => p.Trim().Length > 0)) errors.Add("--shapes: needs at least one shape");
-        return result;
     }
 
     /// <summary>--policies as a list of names.</summary>
