@@ -5,7 +5,7 @@
 # the scaled profile's time and hands real bytes on), once with Trident:Serving:Preemption false and once true, each
 # on a fresh server. loadgen scales the trace's arrivals to the server's clock (`--time-scale`). Prints, per run,
 # attainment, images' and videos' attainment, images' P95 latency (in the server's scaled seconds) and the
-# suspensions /metrics counted, then the simulator's prediction for the same trace (`simulate --seed SEED`).
+# suspensions and decode pauses /metrics counted, then the simulator's prediction for the same trace (`simulate --seed SEED`).
 #
 #   scripts/measure-live-mixed.sh                      # 128 devices, time scale 0.02, 600 requests: ≈ 4 minutes
 #   DEVICES=16 COUNT=200 scripts/measure-live-mixed.sh  # smaller
@@ -42,10 +42,12 @@ run() { # run PREEMPTION
   done
   ./trident loadgen --workload mixed-hunyuanvideo-batches --time-scale "$SCALE" --count "$COUNT" --duration 3600 --timeout 600 \
     --seed "$SEED" --out "$out/live-$1.csv" >"$out/loadgen-$1.txt" 2>&1
-  local suspensions
-  suspensions=$(curl -s http://127.0.0.1:8080/metrics | awk '/^trident_suspensions_total/ {print $2}')
+  local metrics suspensions pauses
+  metrics=$(curl -s http://127.0.0.1:8080/metrics)
+  suspensions=$(awk '/^trident_suspensions_total/ {print $2}' <<<"$metrics")
+  pauses=$(awk '/^trident_decode_pauses_total/ {print $2}' <<<"$metrics")
   stop
-  python3 - "$out/live-$1.csv" "$1" "${suspensions:-0}" <<'PY'
+  python3 - "$out/live-$1.csv" "$1" "${suspensions:-0}" "${pauses:-0}" <<'PY'
 import csv, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
 def share(xs): return sum(r['met'] == 'true' for r in xs) / max(1, len(xs))
@@ -54,7 +56,7 @@ videos = [r for r in rows if r['frames'] != '1']
 lat = sorted(float(r['measured_s']) for r in images if r['measured_s'])
 p95 = lat[int(0.95 * (len(lat) - 1))] if lat else float('nan')
 print(f"live preemption={sys.argv[2]:5}  attainment={share(rows):.3f}  images={share(images):.3f} ({len(images)})  "
-      f"images_p95_s={p95:.2f} (scaled)  videos={share(videos):.3f} ({len(videos)})  suspensions={sys.argv[3]}")
+      f"images_p95_s={p95:.2f} (scaled)  videos={share(videos):.3f} ({len(videos)})  suspensions={sys.argv[3]}  decode_pauses={sys.argv[4]}")
 PY
 }
 

@@ -250,8 +250,8 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
         MaxBatch = o.Serving.MaxBatch,
         QueueHorizonSeconds = o.Serving.QueueHorizonSeconds,
         Preemption = o.Serving.Preemption
-            // DecodeTileFrames 0: the live runtime does not pause decodes
-            ? new PreemptionSettings(o.Serving.MaxSuspensions, PreemptionSettingsModule.defaults.MinGain, PreemptionSettingsModule.defaults.CandidatesPerRound, o.Serving.ResumeElsewhere, 0)
+            ? new PreemptionSettings(o.Serving.MaxSuspensions, PreemptionSettingsModule.defaults.MinGain, PreemptionSettingsModule.defaults.CandidatesPerRound,
+                o.Serving.ResumeElsewhere, o.Serving.DecodeTileFrames)
             : null,
         StorageDirectory = o.Storage.Resolve(Trident.Runtime.Execution.PipelineLocator.FindHome()),
     };

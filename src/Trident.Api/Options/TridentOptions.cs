@@ -211,10 +211,17 @@ public sealed class ServingOptions
     /// <summary>Step-boundary preemption (issue 12): a running diffuse of a request alone may be suspended at a
     /// denoising-step boundary for a waiting request that would miss its deadline by waiting, when the planner's
     /// objective gains more than the suspended request loses (docs/policies.md, "Preemption"); it resumes on its
-    /// own devices (or, with ResumeElsewhere, the group of its type and degree free first), bit-identical. Off by default: every suspension costs the suspended request time, and the
-    /// simulated gain on the mixed image + video workloads (1.056× and 1.127×, README) comes partly from decode pauses, which
-    /// the live runtime does not make.</summary>
+    /// own devices (or, with ResumeElsewhere, the group of its type and degree free first), bit-identical. With it, a video
+    /// decode may also pause between two temporal tiles for a decode that waiting would make late (DecodeTileFrames).
+    /// Off by default: every suspension costs the suspended request time (README, "Mixed images and videos").</summary>
     public bool Preemption { get; set; }
+
+    /// <summary>With Preemption, decode preemption: a video decode on a ⟨C⟩ device runs in temporal tiles of this many
+    /// frames and pauses between two of them for a decode that would otherwise be late, when the objective gains more
+    /// than the delayed decodes lose (docs/policies.md, "Decode preemption"); 12 is the temporal tile stride of
+    /// HunyuanVideo's VAE in diffusers. 0 turns decode pauses off. Only executors that decode in tiles pause (emulated
+    /// devices; ONNX Runtime decodes a video in one run).</summary>
+    public int DecodeTileFrames { get; set; } = 12;
 
     /// <summary>With Preemption, the most times one request may be suspended.</summary>
     public int MaxSuspensions { get; set; } = 2;

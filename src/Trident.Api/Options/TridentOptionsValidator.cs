@@ -80,6 +80,7 @@ public sealed class TridentOptionsValidator : IValidateOptions<TridentOptions>
         Check(s.DrainSeconds is >= 0 and <= 3600, "Serving:DrainSeconds", "must be between 0 and 3600");
         Check(double.IsFinite(s.QueueHorizonSeconds) && s.QueueHorizonSeconds is >= 0 and <= 60, "Serving:QueueHorizonSeconds", "must be between 0 and 60 (0 turns queueing behind running tasks off)");
         Check(s.MaxSuspensions is >= 1 and <= 100, "Serving:MaxSuspensions", "must be between 1 and 100 (turn preemption off with Serving:Preemption false)");
+        Check(s.DecodeTileFrames is >= 0 and <= 1000, "Serving:DecodeTileFrames", "must be between 0 (no decode pauses) and 1000 frames");
 
         var l = o.Limits;
         Check(l.MaxWidth is >= 8 and <= 16_384, "Limits:MaxWidth", "must be between 8 and 16384");

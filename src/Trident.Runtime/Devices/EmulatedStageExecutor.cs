@@ -213,11 +213,16 @@ public sealed class EmulatedStageExecutor : IAsyncStageExecutor
         await LoadAsync(stage, cancellationToken).ConfigureAwait(false);
         var activation = CostModelModule.activation(_cost, stage, input.Shape, degree);
         var weights = ResidentWeightsGb;
-        if (weights + activation > _device.MemoryGb)
+        var paused = _pausedActivationGb;
+        if (weights + paused + activation > _device.MemoryGb)
             throw new EmulatedOutOfMemoryException(
                 $"{_device}: out of memory in {StageModule.letter(stage)} of {input.Width}×{input.Height}×{input.Frames} at degree {degree}: " +
-                $"resident weights {weights:0.##} GB + activation {activation:0.##} GB > {_device.MemoryGb:0.##} GB");
+                $"resident weights {weights:0.##} GB + activation {activation:0.##} GB" + (paused > 0 ? $" + a paused decode's {paused:0.##} GB" : "") +
+                $" > {_device.MemoryGb:0.##} GB");
     }
+
+    // the activations of decodes paused between two tiles on this device (worker thread only)
+    private double _pausedActivationGb;
 
     /// <inheritdoc />
     public StageOutput Encode(GenerationInput input, CancellationToken cancellationToken) =>
@@ -334,6 +339,46 @@ public sealed class EmulatedStageExecutor : IAsyncStageExecutor
         var (width, height) = PlaceholderSize(input.Width, input.Height);
         RgbImage[] frames = [.. Enumerable.Range(0, input.Frames).Select(f => Pattern(digest, width, height, f))];
         await Until(start, PredictedSeconds(Stage.Decode, input, 1), cancellationToken).ConfigureAwait(false);
+        return frames;
+    }
+
+    /// <inheritdoc />
+    public bool CanPauseDecode => true;
+
+    /// <inheritdoc />
+    /// <remarks>The decode's time is split evenly over its ⌈frames / <paramref name="tileFrames"/>⌉ tiles (a video VAE
+    /// decoding temporal tiles of equal size, as HunyuanVideo's in diffusers); a pause does not count towards it, and
+    /// the paused decode's activation stays counted against the device's memory until it ends.</remarks>
+    public IReadOnlyList<RgbImage> DecodeTiles(GenerationInput input, StageOutput latents, int tileFrames, Action betweenTiles, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(betweenTiles);
+        var tiles = Trident.Scheduling.Dispatching.Preemption.decodeTiles(tileFrames, input.Shape);
+        if (tiles <= 1) return Decode(input, latents, cancellationToken);
+        var digest = Digest(latents);
+        Admit(Stage.Decode, input, 1, cancellationToken).GetAwaiter().GetResult();
+        var (width, height) = PlaceholderSize(input.Width, input.Height);
+        RgbImage[] frames = [.. Enumerable.Range(0, input.Frames).Select(f => Pattern(digest, width, height, f))];
+        var tile = PredictedSeconds(Stage.Decode, input, 1) / tiles;
+        var activation = CostModelModule.activation(_cost, Stage.Decode, input.Shape, 1);
+        // tile i ends (i + 1) tiles after the start, not counting the pauses so far (absolute targets, as Until's)
+        var start = Stopwatch.GetTimestamp();
+        long paused = 0;
+        for (var i = 0; i < tiles; i++)
+        {
+            Until(start + paused, (i + 1) * tile, cancellationToken).GetAwaiter().GetResult();
+            if (i == tiles - 1) break;
+            var pause = Stopwatch.GetTimestamp();
+            _pausedActivationGb += activation;
+            try
+            {
+                betweenTiles();
+            }
+            finally
+            {
+                _pausedActivationGb -= activation;
+                paused += Stopwatch.GetTimestamp() - pause;
+            }
+        }
         return frames;
     }
 

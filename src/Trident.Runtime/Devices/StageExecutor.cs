@@ -89,6 +89,19 @@ public interface IStageExecutor : IDisposable
     /// image request, <c>Frames</c> images for a video.</summary>
     IReadOnlyList<RgbImage> Decode(GenerationInput input, StageOutput latents, CancellationToken cancellationToken);
 
+    /// <summary>Whether <see cref="DecodeTiles"/> really decodes a video in temporal tiles and calls back between them
+    /// (decode preemption, issue 12). The serving loop pauses only decodes of executors that can.</summary>
+    bool CanPauseDecode => false;
+
+    /// <summary>Decodes as <see cref="Decode"/> does — the same frames — in temporal tiles of
+    /// <paramref name="tileFrames"/> frames (⌈frames / tileFrames⌉ tiles; one for an image), calling
+    /// <paramref name="betweenTiles"/> on the calling thread after every tile but the last. The callback may run other
+    /// work on the device (another decode): this decode's state and activation stay on the device meanwhile. The
+    /// default (executors that cannot tile, see <see cref="CanPauseDecode"/>) runs <see cref="Decode"/> in one piece
+    /// and never calls back.</summary>
+    IReadOnlyList<RgbImage> DecodeTiles(GenerationInput input, StageOutput latents, int tileFrames, Action betweenTiles, CancellationToken cancellationToken) =>
+        Decode(input, latents, cancellationToken);
+
     // Batches (issue 12): several requests of one shape, steps, guidance and sampler (BatchInputs.Check). An
     // executor that can run them as one run with the batch dimension overrides these; the defaults run the
     // requests one after another, so every executor accepts a batch. A batch's output is only read by the

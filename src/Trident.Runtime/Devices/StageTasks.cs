@@ -218,6 +218,32 @@ public sealed record DecodeTask(long TaskId, RequestId Request, double Predicted
     /// busy-until, as the worker holds it aside (DeviceLedger.Schedule).</summary>
     public double? LatentsReadyAt { get; init; }
 
+    /// <summary>Decode preemption (issue 12): a video decode of a request alone runs in temporal tiles of this many
+    /// frames and may pause between two of them for an expedited decode (<see cref="Expedite"/>) on its device,
+    /// its state kept on the device (IStageExecutor.DecodeTiles); 0: it runs in one piece and never pauses.</summary>
+    public int TileFrames { get; init; }
+
+    /// <summary>The most times this decode pauses for expedited decodes (PreemptionSettings.MaxSuspensions).</summary>
+    public int MaxPauses { get; init; }
+
+    private volatile Expedition? _expedited;
+    private int _pauses;
+
+    /// <summary>Set (serving-loop thread) when decode preemption puts this decode in ahead of the decodes queued on
+    /// its device: the worker runs it first among its ready decodes and, when <see cref="Expedition.Pause"/> names
+    /// the decode running there, at that decode's next tile boundary. Null: in queue order.</summary>
+    public Expedition? Expedited => _expedited;
+
+    /// <summary>Puts this decode in ahead of the decodes queued on its device (decode preemption); it pauses the
+    /// running decode whose task id is <paramref name="pause"/> (if any) at that decode's next tile boundary.</summary>
+    public void Expedite(long? pause) => _expedited = new Expedition(pause);
+
+    /// <summary>Times this decode paused between two tiles for an expedited decode.</summary>
+    public int Pauses => Volatile.Read(ref _pauses);
+
+    /// <summary>Counts one pause (the worker, when it runs an expedited decode between two of its tiles).</summary>
+    internal void CountPause() => Interlocked.Increment(ref _pauses);
+
     /// <summary>The inputs of the batch, this task's own first.</summary>
     public IReadOnlyList<GenerationInput> Inputs => Batches.Inputs(Input, Mates);
 
@@ -233,6 +259,11 @@ public sealed record DecodeTask(long TaskId, RequestId Request, double Predicted
     /// <inheritdoc />
     public override void Fail(Exception error) => StageTaskResults.Fail(Result, error, Cancellation);
 }
+
+/// <summary>A decode put in ahead of its device's queue by decode preemption.</summary>
+/// <param name="Pause">The task id of the decode it pauses at that decode's next tile boundary; null when it only goes
+/// ahead of the queued decodes (none was running when it was decided).</param>
+public sealed record Expedition(long? Pause);
 
 /// <summary>Change the device's placement type: from here on it keeps only the stage models of
 /// <paramref name="Type"/>, loading each lazily. Work enqueued earlier (planned under the old placement)

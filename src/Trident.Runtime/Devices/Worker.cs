@@ -1,5 +1,6 @@
 // One worker per device: a single thread that runs the device's stage tasks in FIFO order from a bounded
-// channel (except that a decode whose latents are not ready yet lets the ready tasks behind it go first; see Run). It knows its placement type (the stage models it should keep): it loads the type's models before
+// channel (except that a decode whose latents are not ready yet lets the ready tasks behind it go first, and that an
+// expedited decode goes first among the ready ones, between two tiles of a running decode if it pauses that one; see Run). It knows its placement type (the stage models it should keep): it loads the type's models before
 // its first task and on every Retype (unloading what the new type no longer holds), as a placement moves
 // weights; a load that fails is retried by the executor on the stage's first task, which then reports it. Blocking on a dedicated thread (not the thread pool) suits ONNX Runtime calls,
 // which block for the length of a stage, and keeps them off ASP.NET Core's threads.
@@ -24,6 +25,10 @@ public interface IWorkerObserver
 
     /// <summary>The task is over: <paramref name="error"/> is null on success.</summary>
     void Finished(Worker worker, StageTask task, Exception? error);
+
+    /// <summary>Decode preemption: <paramref name="paused"/> pauses between two tiles and <paramref name="urgent"/>
+    /// (expedited) runs now; <paramref name="paused"/> goes on when it ends.</summary>
+    void DecodePaused(Worker worker, DecodeTask paused, DecodeTask urgent) { }
 }
 
 /// <summary>The single-threaded FIFO executor of one device.</summary>
@@ -37,6 +42,8 @@ public sealed class Worker : IDisposable
     private volatile StageTask? _current;
     private volatile PlacementType _type;
     private int _queued;
+    // decodes taken off the queue and set aside (worker thread only): not ready when read, or absorbed (Run)
+    private readonly List<DecodeTask> _held = new();
 
     /// <summary>Starts the worker's thread.</summary>
     /// <param name="device">The device.</param>
@@ -72,6 +79,9 @@ public sealed class Worker : IDisposable
 
     /// <summary>Whether its executor can suspend a diffuse at a step boundary and resume it (preemption).</summary>
     public bool CanSuspend => _executor.CanSuspend;
+
+    /// <summary>Whether its executor decodes videos in temporal tiles that can pause for an expedited decode.</summary>
+    public bool CanPauseDecode => _executor.CanPauseDecode;
 
     /// <summary>The task running now, if any.</summary>
     public StageTask? Current => _current;
@@ -113,43 +123,45 @@ public sealed class Worker : IDisposable
         }
     }
 
-    // FIFO, with one exception: a decode whose latents are not ready yet is held aside, so it does not block the
+    // FIFO, with two exceptions. A decode whose latents are not ready yet is held aside, so it does not block the
     // decodes behind it whose latents are (head-of-line blocking); held decodes run, oldest first, as soon as their
-    // latents are ready, before the next task from the queue. The simulator's decode devices take the earliest
-    // gap the same way (Simulator.runTask).
+    // latents are ready, before the next task from the queue. The simulator's decode devices take the earliest gap
+    // the same way (Simulator.runTask). And an expedited decode (decode preemption: DecodeTask.Expedite) runs first
+    // among the ready ones — between two tiles of the decode it pauses, if it names the one running (BetweenTiles).
+    // The decodes at the head of the queue are taken aside with the held ones (Absorb) so that an expedited one
+    // queued behind them is seen; that keeps the order above, since they would run next anyway.
     private void Run()
     {
         var reader = _channel.Reader;
-        var held = new List<DecodeTask>();
         LoadModels(_type);
         try
         {
             while (true)
             {
-                var ready = held.FindIndex(c => c.Latents.IsCompleted || c.Cancellation.IsCancellationRequested);
-                if (ready >= 0)
+                Absorb();
+                if (NextHeld() is { } c)
                 {
-                    var c = held[ready];
-                    held.RemoveAt(ready);
+                    _held.Remove(c);
                     Interlocked.Decrement(ref _queued);
                     Execute(c);
                     continue;
                 }
                 if (reader.TryRead(out var task))
                 {
-                    if (task is DecodeTask { Latents.IsCompleted: false } d && !d.Cancellation.IsCancellationRequested)
+                    // a decode queued since Absorb
+                    if (task is DecodeTask d)
                     {
-                        held.Add(d);
+                        _held.Add(d);
                         continue;
                     }
                     // a placement change is a barrier: the decodes queued before it run under the old type
-                    while (task is RetypeTask && held.Count > 0)
+                    while (task is RetypeTask && _held.Count > 0)
                     {
-                        var first = Task.WaitAny(held.Select(c => (Task)c.Latents).ToArray(), _stopping.Token);
-                        var c = held[first];
-                        held.RemoveAt(first);
+                        var first = Task.WaitAny(_held.Select(h => (Task)h.Latents).ToArray(), _stopping.Token);
+                        var h = _held[first];
+                        _held.RemoveAt(first);
                         Interlocked.Decrement(ref _queued);
-                        Execute(c);
+                        Execute(h);
                     }
                     Interlocked.Decrement(ref _queued);
                     Execute(task);
@@ -157,12 +169,12 @@ public sealed class Worker : IDisposable
                 }
                 // nothing runnable: wait for a new task or for a held decode's latents
                 var more = reader.WaitToReadAsync(_stopping.Token).AsTask();
-                if (held.Count == 0)
+                if (_held.Count == 0)
                 {
                     if (!more.GetAwaiter().GetResult()) break;
                     continue;
                 }
-                var latents = held.Select(c => (Task)c.Latents).ToArray();
+                var latents = _held.Select(h => (Task)h.Latents).ToArray();
                 Task.WaitAny([more, .. latents]);
                 if (_stopping.IsCancellationRequested) break;
                 // the queue is closed: only the held decodes are left
@@ -173,8 +185,38 @@ public sealed class Worker : IDisposable
         {
         }
         // Stopping: whatever is left is reported failed, so nothing waits on it forever.
-        foreach (var left in held) Stopped(left);
+        foreach (var left in _held) Stopped(left);
+        _held.Clear();
         while (reader.TryRead(out var left)) Stopped(left);
+    }
+
+    // Takes the decodes at the head of the queue aside, up to the first task of another kind (worker thread).
+    private void Absorb()
+    {
+        var reader = _channel.Reader;
+        while (reader.TryPeek(out var head) && head is DecodeTask d && reader.TryRead(out _)) _held.Add(d);
+    }
+
+    private static bool Runnable(DecodeTask d) => d.Latents.IsCompleted || d.Cancellation.IsCancellationRequested;
+
+    // The held decode to run next: an expedited runnable one, else the oldest runnable one; null when none is.
+    private DecodeTask? NextHeld() =>
+        _held.Find(h => h.Expedited is not null && Runnable(h)) ?? _held.Find(Runnable);
+
+    // Between two tiles of `running` (decode preemption): an expedited decode whose latents are ready and that names
+    // `running` as the decode it pauses runs now, on this thread, while `running` keeps its state on the device; at
+    // most running.MaxPauses times. One per tile boundary.
+    private void BetweenTiles(DecodeTask running)
+    {
+        if (running.Pauses >= running.MaxPauses) return;
+        Absorb();
+        var urgent = _held.Find(h => h.Expedited?.Pause == running.TaskId && h.Latents.IsCompletedSuccessfully && !h.Cancellation.IsCancellationRequested);
+        if (urgent is null) return;
+        _held.Remove(urgent);
+        Interlocked.Decrement(ref _queued);
+        running.CountPause();
+        _observer.DecodePaused(this, running, urgent);
+        Execute(urgent);
     }
 
     private void Stopped(StageTask left)
@@ -186,6 +228,8 @@ public sealed class Worker : IDisposable
 
     private void Execute(StageTask task)
     {
+        // an expedited decode runs inside the decode it pauses (BetweenTiles): that one is current again after it
+        var outer = _current;
         _current = task;
         Exception? error = null;
         try
@@ -229,7 +273,10 @@ public sealed class Worker : IDisposable
                     var latents = c.Latents.WaitAsync(c.Cancellation).GetAwaiter().GetResult();
                     c.Cancellation.ThrowIfCancellationRequested();
                     _observer.Running(this, task);
-                    c.Result.TrySetResult(c.Mates is null ? [_executor.Decode(c.Input, latents, c.Cancellation)]
+                    c.Result.TrySetResult(c.Mates is null
+                        ? [c.TileFrames > 0 && _executor.CanPauseDecode
+                            ? _executor.DecodeTiles(c.Input, latents, c.TileFrames, () => BetweenTiles(c), c.Cancellation)
+                            : _executor.Decode(c.Input, latents, c.Cancellation)]
                         : c.ItemByItem ? _executor.DecodeItems(c.Inputs, latents, c.Cancellation) : _executor.DecodeBatch(c.Inputs, latents, c.Cancellation));
                     break;
                 case RetypeTask t:
@@ -251,7 +298,7 @@ public sealed class Worker : IDisposable
         }
         finally
         {
-            _current = null;
+            _current = outer;
             _observer.Finished(this, task, error);
         }
     }

@@ -41,6 +41,8 @@ public sealed class ServingMetrics : IDisposable
         Suspensions = _meter.CreateCounter<long>("trident_suspensions_total", null,
             "Diffuse tasks suspended at a denoising-step boundary for a more urgent request (step-boundary preemption).");
         Resumptions = _meter.CreateCounter<long>("trident_resumptions_total", null, "Suspended diffuse tasks that resumed (their remaining steps began).");
+        DecodePauses = _meter.CreateCounter<long>("trident_decode_pauses_total", null,
+            "Video decodes paused between two temporal tiles for a more urgent decode (decode preemption).");
         BatchSize = _meter.CreateHistogram<int>("trident_batch_size", null, "Requests per batch task of more than one request (same-shape batching).", null,
             new InstrumentAdvice<int> { HistogramBucketBoundaries = [2, 3, 4, 6, 8, 12, 16, 32] });
         DeviceBusy = _meter.CreateCounter<double>("trident_device_busy_seconds_total", null,
@@ -86,6 +88,9 @@ public sealed class ServingMetrics : IDisposable
     /// <summary>trident_resumptions_total.</summary>
     public Counter<long> Resumptions { get; }
 
+    /// <summary>trident_decode_pauses_total.</summary>
+    public Counter<long> DecodePauses { get; }
+
     /// <summary>trident_device_busy_seconds_total{device}: cumulative task seconds per device (what
     /// <c>trident loadgen</c> reads before and after a run for the devices' utilisation over it).</summary>
     public Counter<double> DeviceBusy { get; }
@@ -101,6 +106,7 @@ public sealed class ServingMetrics : IDisposable
         Replacements.Add(0);
         Suspensions.Add(0);
         Resumptions.Add(0);
+        DecodePauses.Add(0);
         foreach (var resume in new[] { "start", "after_encode", "after_diffuse" }) Requeued.Add(0, new KeyValuePair<string, object?>("resume", resume));
     }
 

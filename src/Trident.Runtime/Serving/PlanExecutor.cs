@@ -63,6 +63,50 @@ public sealed class PlanExecutor
     /// stage, as version 1 profiles); null: always one run.</summary>
     public Func<Stage, Shape, int, bool>? BatchPays { get; init; }
 
+    /// <summary>Decode preemption (issue 12): the temporal tile of a pausable decode in frames (0: decodes never pause)
+    /// and the most times one decode pauses; the decodes of jobs alone get them (DecodeTask.TileFrames, MaxPauses) and
+    /// are kept for <see cref="PendingDecode"/>. Serving-loop thread.</summary>
+    public (int TileFrames, int MaxPauses) DecodePauses { get; set; }
+
+    // the decodes of jobs alone in flight while decode preemption is on (serving-loop thread): by task id, with their
+    // device, and the latest one of each request
+    private readonly Dictionary<long, (DecodeTask Task, int Device)> _decodes = new();
+    private readonly Dictionary<long, long> _decodeOfRequest = new();
+
+    /// <summary>A decode of a job alone in flight, by task id (decode preemption on); false for any other task.</summary>
+    public bool TryGetDecode(long taskId, out (DecodeTask Task, int Device) decode) => _decodes.TryGetValue(taskId, out decode);
+
+    /// <summary>The latest decode in flight of a job alone (decode preemption on), with its device; null when none.</summary>
+    public (DecodeTask Task, int Device)? PendingDecode(RequestId request) =>
+        _decodeOfRequest.TryGetValue(request.Value, out var id) && _decodes.TryGetValue(id, out var d) ? d : null;
+
+    /// <summary>A task ended (the serving loop hears it): a decode is no longer in flight.</summary>
+    public void Ended(StageTask task)
+    {
+        if (task is not DecodeTask || !_decodes.Remove(task.TaskId)) return;
+        if (_decodeOfRequest.TryGetValue(task.Request.Value, out var id) && id == task.TaskId) _decodeOfRequest.Remove(task.Request.Value);
+    }
+
+    // A decode task of `input` for a job alone (pausable when decode preemption is on) or a batch.
+    private DecodeTask NewDecode(RequestId request, double seconds, CancellationToken token, GenerationInput input, Task<StageOutput> latents,
+        IReadOnlyList<BatchMate>? mates, int device, bool itemByItem, double? latentsReadyAt)
+    {
+        var alone = mates is null;
+        var decode = new DecodeTask(NextTaskId(), request, seconds, token, input, latents, mates)
+        {
+            ItemByItem = itemByItem,
+            LatentsReadyAt = latentsReadyAt,
+            TileFrames = alone ? DecodePauses.TileFrames : 0,
+            MaxPauses = alone ? DecodePauses.MaxPauses : 0,
+        };
+        if (alone && DecodePauses.TileFrames > 0)
+        {
+            _decodes[decode.TaskId] = (decode, device);
+            _decodeOfRequest[request.Value] = decode.TaskId;
+        }
+        return decode;
+    }
+
     private bool ItemByItem(Stage stage, GenerationInput input, int count) => count > 1 && BatchPays?.Invoke(stage, input.Shape, count) == false;
 
     /// <summary>A new task id.</summary>
@@ -116,11 +160,8 @@ public sealed class PlanExecutor
             (diffuse, reserves) = DiffuseGroup(lead, group, diffuseSeconds, token, embeddings, threads, mates, null);
         }
         var latents = diffuse?.Result.Task ?? Task.FromResult(resume!.Output);
-        var decode = new DecodeTask(NextTaskId(), lead.Id, dispatch.Decode.Finish - dispatch.Decode.Start, token, input, latents, mates)
-        {
-            ItemByItem = ItemByItem(Stage.Decode, input, jobs.Count),
-            LatentsReadyAt = dispatch.Diffuse.Devices.IsEmpty ? null : dispatch.Diffuse.Finish,
-        };
+        var decode = NewDecode(lead.Id, dispatch.Decode.Finish - dispatch.Decode.Start, token, input, latents, mates, decodeDevice,
+            ItemByItem(Stage.Decode, input, jobs.Count), dispatch.Diffuse.Devices.IsEmpty ? null : dispatch.Diffuse.Finish);
 
         foreach (var job in jobs) job.Dispatched(_clock.Now, route);
         if (encode is not null) await EnqueueAsync(encodeDevice, encode, stopping);
@@ -150,7 +191,7 @@ public sealed class PlanExecutor
         var job = s.Job;
         var token = job.Cancellation;
         var (diffuse, reserves) = DiffuseGroup(job, group, diffuseSeconds, token, Task.FromResult(s.Embeddings), s.Checkpoint.IntraOpThreads, null, s.Checkpoint);
-        var decode = new DecodeTask(NextTaskId(), job.Id, decodeSeconds, token, job.Input, diffuse.Result.Task);
+        var decode = NewDecode(job.Id, decodeSeconds, token, job.Input, diffuse.Result.Task, null, s.DecodeDevice, false, null);
         await EnqueueGroupAsync(group, diffuse, reserves, stopping);
         await EnqueueAsync(s.DecodeDevice, decode, stopping);
         // work lost with a device from here on resumes after the encode (its embeddings are kept)

@@ -170,6 +170,8 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
     // until its resumption is queued)
     private readonly Dictionary<long, Segment> _segments = new();
     private readonly List<SuspendedJob> _suspended = new();
+    // jobs alone whose diffuse ended since the last round (decode preemption on): their decodes are weighed next round
+    private readonly List<RequestId> _latentsReady = new();
     private readonly Queue<RoundRecord> _rounds = new();
     private readonly Queue<PreemptionRecord> _preemptions = new();
     private readonly Queue<PlacementChange> _placements = new();
@@ -234,6 +236,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
             suspended => _events.Writer.TryWrite(new Suspended(suspended)))
         {
             Suspendable = _settings.Preemption is not null,
+            DecodePauses = _settings.Preemption is { MaxSuspensions: > 0, DecodeTileFrames: > 0 } p ? (p.DecodeTileFrames, p.MaxSuspensions) : (0, 0),
             // encode and decode of a batch run item by item where the profile's batch points show no gain
             BatchPays = (stage, shape, b) => CostModelModule.batchFactor(_cost, stage, shape, 1, b) < b,
         };
@@ -307,6 +310,14 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
         }
     }
 
+    void IWorkerObserver.DecodePaused(Worker worker, DecodeTask paused, DecodeTask urgent)
+    {
+        _metrics.DecodePauses.Add(1);
+        using (_store.Find(urgent.Request)?.Trace.Enter())
+            _log.LogInformation("Decode preemption: the decode of request {Paused} pauses between two tiles ({Count} time(s)) on device {Device} for the decode of request {Urgent}",
+                paused.Request.Value, paused.Pauses, worker.Device.Id, urgent.Request.Value);
+    }
+
     void IWorkerObserver.Finished(Worker worker, StageTask task, Exception? error)
     {
         var now = _clock.Now;
@@ -361,6 +372,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
         Drain(now);
         if (_membership.Count > 0) await ReplanMembershipAsync(now);
         if (_suspended.Count > 0) await ResumeSuspendedAsync(now);
+        if (_latentsReady.Count > 0 && _settings.Preemption is { } decodes) ExpediteDecodes(now, decodes);
         // segments of jobs that ended (cancelled while suspended, failed) are no longer suspendable
         foreach (var over in _segments.Where(kv => Job.IsTerminalStatus(kv.Value.Job.Status)).Select(kv => kv.Key).ToArray()) _segments.Remove(over);
         FailWithoutDevices(now);
@@ -396,6 +408,9 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
                     break;
                 case TaskFinished f:
                     _ledger.Finished(f.Device, f.Task.TaskId);
+                    _plans?.Ended(f.Task);
+                    // a job alone's latents are ready: decode preemption may put its decode in ahead (ExpediteDecodes)
+                    if (f.Ok && f.Task is DiffuseTask { Mates: null } diffused && _plans?.DecodePauses.TileFrames > 0) _latentsReady.Add(diffused.Request);
                     // a segment that ended is no longer suspendable; a suspended one stays until its resumption is queued
                     if (f.Task is DiffuseTask ended && _segments.TryGetValue(ended.Request.Value, out var seg) && seg.Task == ended
                         && (f.Ok || ended.Result.Task.Exception?.InnerException is not DiffuseSuspendedException))
@@ -699,6 +714,75 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
                 urgent.Fail("the server could not carry out its route: " + PlanExecutor.Describe(ex), _clock.Now);
             }
         }
+    }
+
+    // Decode preemption, as the simulator runs it (Simulator.preemptDecode, Preemption.decodeInsertion): for each job alone
+    // whose latents are ready and whose decode has not started, on a ⟨C⟩ device whose queued work is all single decodes,
+    // when waiting for a gap there makes it late and the objective gains more than the decodes it delays lose, its
+    // decode is expedited: the worker runs it first, at the running decode's next tile boundary when that one is named
+    // (Worker.BetweenTiles), and the ledger predicts it so.
+    private void ExpediteDecodes(double now, PreemptionSettings settings)
+    {
+        var ready = _latentsReady.ToArray();
+        _latentsReady.Clear();
+        foreach (var request in ready)
+        {
+            if (_plans!.PendingDecode(request) is not { } pending || pending.Task.Expedited is not null || _started.ContainsKey(pending.Task.TaskId)) continue;
+            if (_store.Find(request) is not { } job || Job.IsTerminalStatus(job.Status) || job.CancelRequested) continue;
+            var (task, device) = pending;
+            if (DecodeDeviceAt(device, now, task.TaskId, settings) is not { } view) continue;
+            var urgent = job.Request;
+            var activation = CostModelModule.activation(_cost, Stage.Decode, urgent.Shape, 1);
+            FSharpOption<DecodeInsertion> decided;
+            try
+            {
+                decided = Preemption.decodeInsertion(settings, _dispatch, urgent, now, task.PredictedSeconds, activation, view.Device).Item2;
+            }
+            catch (Exception ex)
+            {
+                _log.LogError(ex, "Decode preemption for request {Request} failed; its decode keeps its place", request.Value);
+                continue;
+            }
+            if (decided is not { Value: var ins }) continue;
+            long? paused = ins.Paused is { Value: var p } && view.Running.TryGetValue(p.Value, out var runningTask) ? runningTask : null;
+            task.Expedite(paused);
+            _ledger.Expedite(device, task.TaskId, paused);
+            using (job.Trace.Enter())
+                if (paused is null)
+                    _log.LogInformation("Decode preemption: the decode of request {Urgent} goes first on device {Device}, delaying {Delayed} decode(s) (gain {Gain:F3} > loss {Loss:F3})",
+                        request.Value, device, ins.Delayed.Length, ins.Gain, ins.Loss);
+                else
+                    _log.LogInformation("Decode preemption: the decode of request {Urgent} goes first on device {Device}, at the next tile boundary of request {Paused}'s decode, delaying {Delayed} decode(s) (gain {Gain:F3} > loss {Loss:F3})",
+                        request.Value, device, ins.Paused.Value.Value, ins.Delayed.Length, ins.Gain, ins.Loss);
+        }
+    }
+
+    // A ⟨C⟩ device as decode preemption sees it (Preemption.DecodeDevice; the simulator's decodeDeviceOf): its predicted
+    // runs from the ledger without task `without`, the single decodes among them with their tiles, activations and
+    // pauses, and its memory less its resident weights; with the task id of each running decode by request. Null for a
+    // device that is down, of another type, or would have to load its decoder.
+    private (DecodeDevice Device, Dictionary<long, long> Running)? DecodeDeviceAt(int device, double now, long without, PreemptionSettings settings)
+    {
+        if (device >= _up.Count || !_up[device] || device >= _workers.Count) return null;
+        var worker = _workers[device];
+        if (_placement.Types.TryFind(DeviceId.NewDeviceId(device)) is not { } type || !type.Value.Equals(PlacementType.C) || !worker.Resident.Contains(Stage.Decode))
+            return null;
+        var runs = _ledger.Runs(device, now, without).Where(r => r.End > now).OrderBy(r => r.Start).ToArray();
+        var booked = new List<BookedDecode>();
+        var running = new Dictionary<long, long>();
+        foreach (var r in runs)
+        {
+            if (r.Kind != TaskKind.Decode || !_plans!.TryGetDecode(r.TaskId, out var d) || _store.Find(d.Task.Request) is not { } owner) continue;
+            var duration = r.End - r.Start;
+            var tiles = worker.CanPauseDecode && d.Task.TileFrames > 0 ? Preemption.decodeTiles(d.Task.TileFrames, owner.Request.Shape) : 1;
+            booked.Add(new BookedDecode(owner.Request, r.Start, r.End, Math.Max(d.Task.PredictedSeconds, 1e-9) / tiles,
+                CostModelModule.activation(_cost, Stage.Decode, owner.Request.Shape, 1), d.Task.Pauses));
+            if (r.Started) running[owner.Request.Id.Value] = r.TaskId;
+        }
+        var weights = worker.Resident.Sum(st => ProfileModule.stage(_cost.Profile, st).Weights);
+        var view = new DecodeDevice(DeviceId.NewDeviceId(device), ListModule.OfSeq(runs.Select(r => Tuple.Create(r.Start, r.End))), ListModule.OfSeq(booked),
+            _cluster.Devices[device].Memory - weights);
+        return (view, running);
     }
 
     // Suspended jobs (their diffuse stopped at a step boundary): Suspended, and their resumption queued on the same

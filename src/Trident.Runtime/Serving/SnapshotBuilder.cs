@@ -23,12 +23,25 @@ public sealed class DeviceLedger
     private sealed class Entry(long taskId, double predicted, TaskKind kind, double? readyAt)
     {
         public long TaskId { get; } = taskId;
-        public double Predicted { get; } = predicted;
+        /// <summary>Predicted seconds; a paused decode's grows by the expedited decode's (Expedite).</summary>
+        public double Predicted { get; set; } = predicted;
         public TaskKind Kind { get; } = kind;
         /// <summary>A decode's predicted latents-ready time (null: not known, or not a decode).</summary>
-        public double? ReadyAt { get; } = readyAt;
+        public double? ReadyAt { get; set; } = readyAt;
         public double? StartedAt { get; set; }
+        /// <summary>A decode put in ahead of the device's queue by decode preemption.</summary>
+        public bool Expedited { get; set; }
+        /// <summary>An expedited decode that runs inside the running decode it pauses.</summary>
+        public bool Inside { get; set; }
     }
+
+    /// <summary>One task's predicted run on a device (<see cref="Runs"/>).</summary>
+    /// <param name="TaskId">The task.</param>
+    /// <param name="Kind">Its kind.</param>
+    /// <param name="Start">When it starts (server clock, seconds; its start when it started).</param>
+    /// <param name="End">When it is predicted to end.</param>
+    /// <param name="Started">Whether it runs now.</param>
+    public readonly record struct Run(long TaskId, TaskKind Kind, double Start, double End, bool Started);
 
     private List<Entry>[] _devices;
 
@@ -84,22 +97,52 @@ public sealed class DeviceLedger
 
     /// <summary>The device's work as its worker will run it (Worker.cs): the tasks in queue order, except that a
     /// decode whose latents are not due yet (its <see cref="DecodeTask.LatentsReadyAt"/> after the time the device
-    /// reaches it) is held aside, and a held decode runs, oldest first, as soon as it is due and the device is free.
-    /// Returns when the work running or queued back to back from now ends (now when the device is free) and the
-    /// predicted intervals (start, end) of what runs after a gap — the planner's Snapshot.Bookings for a decode-only
-    /// device, whose busy-until would otherwise count a video's decode minutes before its latents exist.</summary>
+    /// reaches it) is held aside, a held decode runs, oldest first, as soon as it is due and the device is free, and an
+    /// expedited decode (<see cref="Expedite"/>) goes first. Returns when the work running or queued back to back from
+    /// now ends (now when the device is free) and the predicted intervals (start, end) of what runs after a gap — the
+    /// planner's Snapshot.Bookings for a decode-only device, whose busy-until would otherwise count a video's decode
+    /// minutes before its latents exist.</summary>
     public (double BusyUntil, IReadOnlyList<(double Start, double End)> Later) Schedule(int device, double now)
     {
+        var runs = Runs(device, now);
+        var busy = now;
+        var first = 0;
+        // the running tasks' end: the busy-until at least
+        while (first < runs.Count && runs[first].Started) busy = Math.Max(busy, runs[first++].End);
+        // then every run that starts when the one before ends
+        while (first < runs.Count && runs[first].Start <= busy + 1e-9)
+        {
+            busy = Math.Max(busy, runs[first].End);
+            first++;
+        }
+        return (busy, runs.Skip(first).Select(r => (r.Start, r.End)).ToList());
+    }
+
+    /// <summary>Every task given to the device, as <see cref="Schedule"/> predicts it runs: the running ones first (from
+    /// their start), then the queued ones in the worker's order. <paramref name="without"/>: a task left out, as if it
+    /// had not been given (decode preemption weighs a decode against the device's other work).</summary>
+    public IReadOnlyList<Run> Runs(int device, double now, long? without = null)
+    {
         var t = now;
-        var queue = new Queue<Entry>();
+        var runs = new List<Run>();
+        var queued = new List<Entry>();
         foreach (var e in _devices[device])
         {
-            if (e.StartedAt is { } start) t = Math.Max(t, RunningEnd(e, start, now));
-            else queue.Enqueue(e);
+            if (e.TaskId == without) continue;
+            if (e.StartedAt is { } start)
+            {
+                var end = RunningEnd(e, start, now);
+                runs.Add(new Run(e.TaskId, e.Kind, start, end, true));
+                t = Math.Max(t, end);
+            }
+            else queued.Add(e);
         }
-        // the running tasks' end: the busy-until at least
-        var busy = t;
-        var runs = new List<(double Start, double End)>();
+        // an expedited decode that pauses the running one runs inside it, at its next tile boundary (within a tile of
+        // now: taken as now), and that one's prediction already counts it
+        foreach (var e in queued.Where(e => e.Inside)) runs.Add(new Run(e.TaskId, e.Kind, now, now + Math.Max(e.Predicted, 0.001), false));
+        queued.RemoveAll(e => e.Inside);
+        // expedited decodes first (stable: queue order otherwise)
+        var queue = new Queue<Entry>(queued.Where(e => e.Expedited).Concat(queued.Where(e => !e.Expedited)));
         var held = new List<Entry>();
         while (queue.Count > 0 || held.Count > 0)
         {
@@ -126,17 +169,26 @@ public sealed class DeviceLedger
                 continue;
             }
             var seconds = Math.Max(next.Predicted, 0.001);
-            runs.Add((t, t + seconds));
+            runs.Add(new Run(next.TaskId, next.Kind, t, t + seconds, false));
             t += seconds;
         }
-        var first = 0;
-        // then every run that starts when the one before ends
-        while (first < runs.Count && runs[first].Start <= busy + 1e-9)
+        return runs;
+    }
+
+    /// <summary>Decode preemption put decode <paramref name="taskId"/> in ahead of the device's queue (its latents are
+    /// ready): it is scheduled first among the queued tasks; when it pauses the running decode <paramref name="paused"/>,
+    /// it is predicted to run now, inside that one, whose predicted time grows by the expedited decode's.</summary>
+    public void Expedite(int device, long taskId, long? paused)
+    {
+        var list = _devices[device];
+        if (list.Find(e => e.TaskId == taskId) is not { } urgent) return;
+        urgent.Expedited = true;
+        urgent.ReadyAt = null;
+        if (paused is { } p && list.Find(e => e.TaskId == p && e.StartedAt is not null) is { } running)
         {
-            busy = Math.Max(busy, runs[first].End);
-            first++;
+            running.Predicted += urgent.Predicted;
+            urgent.Inside = true;
         }
-        return (busy, runs.Skip(first).ToList());
     }
 
     /// <summary>Busy-until of every device, by id.</summary>

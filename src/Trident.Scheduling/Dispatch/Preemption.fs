@@ -41,7 +41,9 @@ namespace Trident.Scheduling.Dispatching
 // Decode preemption (`decideDecode`): a video's VAE decode runs in temporal tiles and can pause
 // between two of them, its state kept on the device, for a decode that waiting would make late; the
 // same V decides (the urgent decode's gain against every delayed decode's loss), memory must hold
-// both activations, and a decode pauses at most `MaxSuspensions` times.
+// both activations, and a decode pauses at most `MaxSuspensions` times. The simulator decides it when it
+// books the decode (Simulator.preemptDecode), the live loop when the latents are ready
+// (ServingLoop.ExpediteDecodes): both through `decodeInsertion`.
 
 open Trident.Scheduling
 

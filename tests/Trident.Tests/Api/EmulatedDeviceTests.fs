@@ -239,6 +239,47 @@ let ``the server and HTTP API serve generations on 16 emulated devices`` =
 let ``the server and HTTP API serve generations on 128 emulated devices`` =
     testCase "the server and HTTP API serve generations on 128 emulated devices" <| fun () -> servesEvery 128 48
 
+let ``a video decode pauses between two tiles for an expedited decode and decodes the same frames`` =
+    testCase "a video decode pauses between two tiles for an expedited decode, which ends first; the video's frames are unchanged" <| fun () ->
+        // hunyuanvideo at a 0.03 time scale: a 720×1280×129 decode 1.44 s in 11 tiles of 12 frames, an image's 0.03 s
+        let scale = 0.03
+        let cost = costOf (EmulatedProfile.Scaled(ReferenceProfiles.hunyuanvideo, scale))
+        let device = DeviceSpec(0, 0, DeviceKind.Emulated, 1, 0, 80.0)
+        let started = Collections.Concurrent.ConcurrentQueue<int64>()
+        let pauses = Collections.Concurrent.ConcurrentQueue<int64 * int64>()
+        let observer =
+            { new IWorkerObserver with
+                member _.Started(_, t) = started.Enqueue t.TaskId
+                member _.Finished(_, _, _) = ()
+                member _.DecodePaused(_, paused, urgent) = pauses.Enqueue((paused.TaskId, urgent.TaskId)) }
+        use w = new Worker(device, PlacementType.C, new EmulatedStageExecutor(device, cost, 25e9, scale), observer, 16)
+        let latents (seed: int) = StageOutput(box (Array.init 64 (fun i -> byte (i * 7 + seed))), 64L)
+        let clip = GenerationInput("a long video", null, 1280, 720, 129, 50, 1UL, 6.0)
+        let image seed = GenerationInput("an image", null, 1280, 720, 1, 50, seed, 6.0)
+        let decode id (i: GenerationInput) (l: Tasks.Task<StageOutput>) =
+            DecodeTask(id, RequestId id, 0.0, CancellationToken.None, i, l, TileFrames = 12, MaxPauses = 2)
+        let video = decode 1L clip (Tasks.Task.FromResult(latents 1))
+        let urgentLatents = Tasks.TaskCompletionSource<StageOutput>(Tasks.TaskCreationOptions.RunContinuationsAsynchronously)
+        let urgent = decode 2L (image 2UL) urgentLatents.Task
+        // ready and queued before the urgent one's latents are: not expedited, it waits for the video
+        let plain = decode 3L (image 3UL) (Tasks.Task.FromResult(latents 3))
+        for t in [ video; urgent; plain ] do w.EnqueueAsync(t, CancellationToken.None).AsTask().Wait()
+        Trident.Tests.Runtime.ServingFixtures.waitUntil 10.0 "the video decode started" (fun () -> Seq.contains 1L started)
+        urgentLatents.SetResult(latents 2)
+        urgent.Expedite(Nullable 1L)
+        Expect.isTrue (urgent.Result.Task.Wait(TimeSpan.FromSeconds 10.0)) "the expedited decode ran"
+        Expect.isFalse video.Result.Task.IsCompleted "the expedited decode ended while the video decode was paused"
+        Expect.isTrue (video.Result.Task.Wait(TimeSpan.FromSeconds 10.0)) "the video decode went on"
+        Expect.isTrue (plain.Result.Task.Wait(TimeSpan.FromSeconds 10.0)) "the queued decode ran"
+        Expect.sequenceEqual (List.ofSeq started) [ 1L; 2L; 3L ] "the expedited decode inside the video's; the one not expedited after it"
+        Expect.sequenceEqual (List.ofSeq pauses) [ 1L, 2L ] "one pause, reported"
+        Expect.equal video.Pauses 1 "counted on the paused decode"
+        use fresh = new EmulatedStageExecutor(device, cost, 25e9, scale)
+        let alone = fresh.Decode(clip, latents 1, CancellationToken.None)
+        let frames = video.Result.Task.Result[0]
+        Expect.equal frames.Count 129 "every frame"
+        for f in 0 .. 128 do Expect.sequenceEqual frames[f].Pixels alone[f].Pixels (sprintf "frame %d as a decode never paused" f)
+
 [<Tests>]
 let unitTests =
     testList "unit" [ testList "EmulatedDeviceTests" [
@@ -256,6 +297,7 @@ let unitTests =
 [<Tests>]
 let integrationTests =
     testList "integration" [ testList "EmulatedDeviceTests" [
+        ``a video decode pauses between two tiles for an expedited decode and decodes the same frames``
         ``the server and HTTP API serve generations on 16 emulated devices``
         ``the server and HTTP API serve generations on 128 emulated devices``
     ] |> testSequenced ]

@@ -81,6 +81,33 @@ let ``a decode device's schedule holds a decode aside until its latents are due`
         Expect.equal (List.ofSeq later |> List.map (fun struct (a, e) -> a, e)) [ 60.0, 65.0 ] "the video's decode is a later booking when its latents are due"
         Expect.floatClose Accuracy.high (ledger.BusyUntil(0, 0.0)) 6.0 "busy-until alone counts both durations from now"
 
+let ``an expedited decode goes first, inside the running decode it pauses`` =
+    testCase "an expedited decode is scheduled first, and inside the running decode it pauses, which it lengthens" <| fun () ->
+        // a video decode running since 0 s (10 s), two ready decodes queued (5 s, then the urgent 1 s)
+        let ledger = DeviceLedger(1)
+        ledger.Enqueued(0, decodeDue 1L 10.0 (Some 0.0))
+        ledger.Started(0, 1L, 0.0)
+        ledger.Enqueued(0, decodeDue 2L 5.0 (Some 0.0))
+        ledger.Enqueued(0, decodeDue 3L 1.0 (Some 0.0))
+        let order () = ledger.Runs(0, 2.0) |> Seq.map (fun r -> r.TaskId, r.Start, r.End) |> List.ofSeq
+        Expect.equal (order ()) [ 1L, 0.0, 10.0; 2L, 10.0, 15.0; 3L, 15.0, 16.0 ] "queue order before"
+        Expect.equal (ledger.Runs(0, 2.0, 3L) |> Seq.map _.TaskId |> List.ofSeq) [ 1L; 2L ] "a task left out"
+        // put in ahead without a pause: after the running decode, before the queued one
+        ledger.Expedite(0, 3L, Nullable())
+        Expect.equal (order ()) [ 1L, 0.0, 10.0; 3L, 10.0, 11.0; 2L, 11.0, 16.0 ] "expedited first among the queued"
+        // pausing the running decode: now, inside it; the running one ends a decode later
+        let paused = DeviceLedger(1)
+        paused.Enqueued(0, decodeDue 1L 10.0 (Some 0.0))
+        paused.Started(0, 1L, 0.0)
+        paused.Enqueued(0, decodeDue 2L 5.0 (Some 0.0))
+        paused.Enqueued(0, decodeDue 3L 1.0 (Some 0.0))
+        paused.Expedite(0, 3L, Nullable 1L)
+        Expect.equal (paused.Runs(0, 2.0) |> Seq.map (fun r -> r.TaskId, r.Start, r.End) |> List.ofSeq)
+            [ 1L, 0.0, 11.0; 3L, 2.0, 3.0; 2L, 11.0, 16.0 ] "inside the paused decode, which ends 1 s later"
+        let struct (busy, later) = paused.Schedule(0, 2.0)
+        Expect.floatClose Accuracy.high busy 16.0 "busy until the queued decode ends"
+        Expect.isEmpty later "no gap"
+
 let ``a device's schedule runs every queued task once, in order, from its busy-until`` =
     testProp 200 "a device's schedule runs every queued task once, without overlap, and is busy-until when nothing waits for latents" <| fun () ->
         let gen =
@@ -737,6 +764,7 @@ let tests =
 [<Tests>]
 let unitTests =
     testList "unit" [ testList "ServingTests" [
+        ``an expedited decode goes first, inside the running decode it pauses``
         ``a cancel and a success racing on one job: exactly one wins, and an accepted cancel never leaves a result``
         ``the planners' view renumbers the devices in the cluster node by node and maps plans back``
     ] ]
