@@ -711,6 +711,42 @@ let ``with ResumeElsewhere a suspended request resumes on the group free first``
         finally
             server.DisposeAsync().AsTask().Wait()
 
+let ``with preemption a late image's decode runs between two tiles of a video decode on the decode device`` =
+    testCase "with preemption a late image's decode is expedited into a running video decode on the ⟨C⟩ device, and every request succeeds" <| fun () ->
+        // hunyuanvideo emulated at a 0.1 time scale on one node of eight 48 GB devices: the placement for these videos
+        // and images is seven ⟨ED⟩ and one ⟨C⟩ device, so every decode runs on the ⟨C⟩ one; a 720×1280×33 video
+        // decode takes 1.27 s there in 3 tiles of 12 frames, a 960×544 image's 0.07 s
+        let scale = 0.1
+        let profile = Trident.Runtime.Devices.EmulatedProfile.Scaled(ReferenceProfiles.hunyuanvideo, scale)
+        let cost = CostModel.create CostSettings.defaults profile
+        let video = { Height = 720; Width = 1280; Frames = 33 }
+        let image = { Height = 544; Width = 960; Frames = 1 }
+        let mix =
+            { Classes = [ { Shape = video; Steps = 50; Share = 0.3 }; { Shape = image; Steps = 50; Share = 0.7 } ]
+              ArrivalRate = 0.01 }
+        // no re-placement while the test runs (it would need 10⁶ arrivals)
+        let settings =
+            ServingSettings(Preemption = PreemptionSettings.defaults, Monitor = Trident.Runtime.Monitoring.MonitorSettings(60.0, 1.5, 30.0, 1000000, 0.1))
+        let setup = ServerSetup(DeviceLayout.Emulated(8, 8, 48.0), profile, CostSettings.defaults, EmulatedStageExecutorFactory(cost, 25e9, scale), settings, mix)
+        let server = TridentServer.Start(setup, NullLoggerFactory.Instance, TimeProvider.System)
+        try
+            let types = server.InitialPlacement.Types |> Map.toList |> List.map (snd >> PlacementType.name)
+            Expect.equal (types |> List.filter ((=) "C")).Length 1 (sprintf "one ⟨C⟩ device (placement %A)" types)
+            let request (shape: Shape) seed = GenerationInput("a harbour", null, shape.Width, shape.Height, shape.Frames, 2, seed, 6.0)
+            let videos = [ for i in 1..3 -> server.Submit(request video (uint64 i), Nullable 3600.0, Nullable()) |> accepted ]
+            waitUntil 60.0 "a video decodes" (fun () -> videos |> List.exists (fun v -> v.Status = JobStatus.Decoding || Job.IsTerminalStatus v.Status))
+            for v in videos do Expect.isFalse (Job.IsTerminalStatus v.Status) (sprintf "video %d ended %A before decoding: %s" v.Id.Value v.Status (v.View().Error))
+            let decoding = videos |> List.find (fun v -> v.Status = JobStatus.Decoding)
+            // a 1 ms deadline: late whatever happens, so the sooner the better, and waiting means the videos decode first
+            let late = server.Submit(request image 9UL, Nullable 0.001, Nullable()) |> accepted
+            for j in late :: videos do finishedWithin 60.0 j
+            for j in late :: videos do Expect.equal j.Status JobStatus.Succeeded "every request succeeds"
+            let imageDecode, videoDecode = late.View().Decode, decoding.View().Decode
+            Expect.isGreaterThan imageDecode.Start.Value videoDecode.Start.Value "the image's decode started after the video's"
+            Expect.isLessThan imageDecode.Finish.Value videoDecode.Finish.Value "and ended before it: it ran between two of its tiles"
+        finally
+            server.DisposeAsync().AsTask().Wait()
+
 let ``with preemption every request is served once: a suspended request is never lost or run twice`` =
     testProp 6 "with preemption on, every request succeeds and runs each of its steps exactly once, within the suspension bound" <| fun () ->
         Prop.forAll (Arb.fromGen (Gen.zip3 (Gen.choose (1, 3)) (Gen.choose (1, 3)) (Gen.choose (1, 2)))) (fun (urgents, bound, devices) ->
@@ -738,6 +774,7 @@ let ``with preemption every request is served once: a suspended request is never
 [<Tests>]
 let tests =
     testList "integration" [ testList "ServingTests" [
+        ``with preemption a late image's decode runs between two tiles of a video decode on the decode device``
         ``a request suspended for an urgent one resumes on its devices, and one cancelled while suspended ends at once``
         ``with preemption every request is served once: a suspended request is never lost or run twice``
         ``with ResumeElsewhere a suspended request resumes on the group free first``
