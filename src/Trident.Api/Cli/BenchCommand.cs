@@ -117,9 +117,7 @@ public static class BenchCommand
 
     private static DispatchSettings WithBackend(Backend backend, double timeLimit)
     {
-        var d = DispatchSettingsModule.defaults;
-        return new DispatchSettings(d.OnTimeReward, d.LateRewardBase, d.IdlePenalty, d.CommunicationPenalty, d.DevicePenalty, d.LatencyWeight,
-            timeLimit, backend, d.CandidatesPerFreeDevice, d.QueueHorizon, d.MaxBatch);
+        return DispatchSettingsModule.withBackend(backend, DispatchSettingsModule.withTimeLimit(timeLimit, DispatchSettingsModule.defaults));
     }
 
     /// <summary>Solve settings with the given backend and time limit, no MIP start, otherwise the defaults.</summary>

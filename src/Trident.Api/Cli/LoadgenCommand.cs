@@ -506,8 +506,7 @@ public static class LoadgenCommand
         var baseConfig = SimConfigModule.create(cluster, cost);
         var dispatch = DispatchSettingsModule.defaults;
         var config = new SimConfig(cluster, cost,
-            new DispatchSettings(dispatch.OnTimeReward, dispatch.LateRewardBase, dispatch.IdlePenalty, dispatch.CommunicationPenalty, dispatch.DevicePenalty, dispatch.LatencyWeight,
-                settings.DispatchTimeLimitS, dispatch.Backend, dispatch.CandidatesPerFreeDevice, dispatch.QueueHorizon, dispatch.MaxBatch),
+            DispatchSettingsModule.withTimeLimit(settings.DispatchTimeLimitS, dispatch),
             baseConfig.InitialSamples, settings.PlacementTimeLimitS, 0.0, 0UL,
             // the server's batch limit (a server that does not report it: no batching)
             Math.Max(1, settings.MaxBatch));

@@ -55,8 +55,7 @@ public static class ReplayCommand
         var d = snapshot.Settings;
         if (backend is not null || timeLimit is not null)
         {
-            d = new DispatchSettings(d.OnTimeReward, d.LateRewardBase, d.IdlePenalty, d.CommunicationPenalty, d.DevicePenalty, d.LatencyWeight,
-                timeLimit ?? d.TimeLimit, backend ?? d.Backend, d.CandidatesPerFreeDevice, d.QueueHorizon, d.MaxBatch);
+            d = DispatchSettingsModule.withBackend(backend ?? d.Backend, DispatchSettingsModule.withTimeLimit(timeLimit ?? d.TimeLimit, d));
             snapshot = new Snapshot(snapshot.Now, snapshot.Cluster, snapshot.Cost, snapshot.Placement, snapshot.BusyUntil, snapshot.Queue, snapshot.Completed, d, snapshot.Bookings);
         }
 

@@ -240,7 +240,7 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
         JobRetention = TimeSpan.FromSeconds(o.Jobs.RetentionSeconds),
         // every accepted job adds at most four tasks to a worker (encode, diffuse or reserve, decode, retype)
         WorkerQueueCapacity = Math.Max(64, 4 * (o.Serving.QueueCapacity + 16)),
-        Dispatch = WithTimeLimit(DispatchSettingsModule.defaults, o.Serving.DispatchTimeLimitMs / 1000.0),
+        Dispatch = DispatchSettingsModule.withTimeLimit(o.Serving.DispatchTimeLimitMs / 1000.0, DispatchSettingsModule.defaults),
         PlacementTimeLimitSeconds = o.Serving.PlacementTimeLimitMs / 1000.0,
         Monitor = new MonitorSettings(o.Monitor.WindowSeconds, o.Monitor.TriggerRatio, o.Monitor.CooldownSeconds, o.Monitor.MinArrivals, o.Monitor.MinGain),
         RoundHistory = o.Serving.RoundHistory,
@@ -255,9 +255,6 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
             : null,
         StorageDirectory = o.Storage.Resolve(Trident.Runtime.Execution.PipelineLocator.FindHome()),
     };
-
-    private static DispatchSettings WithTimeLimit(DispatchSettings d, double seconds) =>
-        new(d.OnTimeReward, d.LateRewardBase, d.IdlePenalty, d.CommunicationPenalty, d.DevicePenalty, d.LatencyWeight, seconds, d.Backend, d.CandidatesPerFreeDevice, d.QueueHorizon, d.MaxBatch);
 
     /// <summary>The mix the initial placement is planned for: requests of the default size and steps.</summary>
     public static WorkloadStats InitialMix(TridentOptions o, PipelineManifest manifest)

@@ -202,10 +202,9 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
         _placement = placement;
         _settings = settings;
         var d = settings.Dispatch;
-        _dispatch = new DispatchSettings(d.OnTimeReward, d.LateRewardBase, d.IdlePenalty, d.CommunicationPenalty, d.DevicePenalty, d.LatencyWeight,
-            d.TimeLimit, d.Backend, d.CandidatesPerFreeDevice, Math.Max(d.QueueHorizon, settings.QueueHorizonSeconds),
-            // the planner prices batches up to the server's batch limit (docs/policies.md, "Batches in the dispatch MIP")
-            settings.MaxBatch);
+        // the planner prices batches up to the server's batch limit (docs/policies.md, "Batches in the dispatch MIP")
+        _dispatch = DispatchSettingsModule.withMaxBatch(settings.MaxBatch,
+            DispatchSettingsModule.withQueueHorizon(Math.Max(d.QueueHorizon, settings.QueueHorizonSeconds), d));
         _metrics = metrics;
         _store = store;
         _log = log;

@@ -54,6 +54,18 @@ module DispatchSettings =
           QueueHorizon = 0.0<s>
           MaxBatch = 1 }
 
+    /// `d` with the solver's wall-clock limit per round (seconds).
+    let withTimeLimit (seconds: float<s>) (d: DispatchSettings) = { d with TimeLimit = seconds }
+
+    /// `d` with another MIP backend.
+    let withBackend (backend: Backend) (d: DispatchSettings) = { d with Backend = backend }
+
+    /// `d` with another queue-behind horizon (seconds).
+    let withQueueHorizon (seconds: float<s>) (d: DispatchSettings) = { d with QueueHorizon = seconds }
+
+    /// `d` with another batch limit for the MIP's batch options.
+    let withMaxBatch (n: int) (d: DispatchSettings) = { d with MaxBatch = n }
+
 /// Everything a dispatch round knows. Plain data; the planner reads nothing else.
 type Snapshot =
     { Now: float<s>
