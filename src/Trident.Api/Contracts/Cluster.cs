@@ -84,10 +84,17 @@ public sealed record ReplacementDto(double AtS, string Reason, bool Applied, int
 /// <c>Devices</c>, because the dispatch objective's gain exceeded the loss (docs/policies.md, "Preemption").</summary>
 public sealed record PreemptionDto(long Round, double AtS, long Victim, long Urgent, int Step, double Gain, double Loss, IReadOnlyList<int> Devices);
 
+/// <summary>One decode preemption decided: <c>Urgent</c>'s decode expedited on decode device <c>Device</c>, between two
+/// tiles of <c>Paused</c>'s decode when one is named (else first after the decode running there), ahead of
+/// <c>Delayed</c> decodes, because the dispatch objective's gain exceeded their loss (docs/policies.md, "Decode
+/// preemption").</summary>
+public sealed record DecodePreemptionDto(long Round, double AtS, long Urgent, long? Paused, int Device, int Delayed, double Gain, double Loss);
+
 /// <summary><c>GET /v1/plan</c>.</summary>
-/// <remarks><c>RecentPreemptions</c> is newest first and empty unless <c>Trident:Serving:Preemption</c> is on.</remarks>
+/// <remarks><c>RecentPreemptions</c> and <c>RecentDecodePreemptions</c> are newest first and empty unless
+/// <c>Trident:Serving:Preemption</c> is on.</remarks>
 public sealed record PlanDto(long Rounds, PlacementDto Placement, PlacementDto InitialPlacement, IReadOnlyList<RoundDto> RecentRounds, IReadOnlyList<ReplacementDto> Replacements,
-    IReadOnlyList<PreemptionDto> RecentPreemptions);
+    IReadOnlyList<PreemptionDto> RecentPreemptions, IReadOnlyList<DecodePreemptionDto> RecentDecodePreemptions);
 
 /// <summary><c>GET /health</c> and <c>GET /ready</c>.</summary>
 public sealed record HealthDto(string Status, string? Pipeline, string? Profile, double UptimeSeconds);

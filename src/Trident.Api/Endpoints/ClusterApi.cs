@@ -132,6 +132,8 @@ public static class ClusterApi
         var replacements = state.Placements.Reverse().Select(c => new ReplacementDto(Math.Round(c.At, 3), c.Reason, c.Applied, c.Moves, c.AlphaBefore, c.AlphaAfter, c.Source)).ToArray();
         var preemptions = state.Preemptions.Reverse().Select(x => new PreemptionDto(x.Round, Math.Round(x.At, 3), x.Victim, x.Urgent, x.Step,
             Math.Round(x.Gain, 4), Math.Round(x.Loss, 4), x.Devices)).ToArray();
-        return new PlanDto(state.Round, Placement(state.Placement), Placement(ready.Server.InitialPlacement), rounds, replacements, preemptions);
+        var decodes = state.DecodePreemptions.Reverse().Select(x => new DecodePreemptionDto(x.Round, Math.Round(x.At, 3), x.Urgent, x.Paused, x.Device,
+            x.Delayed, Math.Round(x.Gain, 4), Math.Round(x.Loss, 4))).ToArray();
+        return new PlanDto(state.Round, Placement(state.Placement), Placement(ready.Server.InitialPlacement), rounds, replacements, preemptions, decodes);
     }
 }

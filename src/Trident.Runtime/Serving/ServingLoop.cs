@@ -81,6 +81,21 @@ public sealed record PlacementChange(double At, string Reason, bool Applied, int
 /// <param name="Devices">The victim's devices, given to the urgent request.</param>
 public sealed record PreemptionRecord(long Round, double At, long Victim, long Urgent, int Step, double Gain, double Loss, IReadOnlyList<int> Devices);
 
+/// <summary>One decode preemption the loop decided (issue 12): the decode of <c>Urgent</c> expedited on decode device
+/// <c>Device</c> — between two tiles of <c>Paused</c>'s decode when one is named, else first after the decode running
+/// there — ahead of <c>Delayed</c> decodes, because the dispatch objective's gain exceeded their loss (docs/policies.md,
+/// "Decode preemption"). A decision, not a pause: the named decode may end before its next tile boundary
+/// (<c>trident_decode_pauses_total</c> counts the pauses made).</summary>
+/// <param name="Round">The last round when it was decided.</param>
+/// <param name="At">Server-clock time of the decision (seconds).</param>
+/// <param name="Urgent">The request whose decode goes first.</param>
+/// <param name="Paused">The request whose running decode it pauses, or null.</param>
+/// <param name="Device">The decode device.</param>
+/// <param name="Delayed">Decodes it delays.</param>
+/// <param name="Gain">The urgent request's gain in the dispatch objective.</param>
+/// <param name="Loss">What the delayed decodes lose.</param>
+public sealed record DecodePreemptionRecord(long Round, double At, long Urgent, long? Paused, int Device, int Delayed, double Gain, double Loss);
+
 /// <summary>Why a request was still waiting after a dispatch round (Admissible.waitReasons: the round's own routes
 /// and free devices).</summary>
 /// <param name="Round">The round.</param>
@@ -112,6 +127,9 @@ public sealed record LoopState(
 
     /// <summary>The recent step-boundary preemptions, oldest first (at most the round history's length).</summary>
     public ImmutableArray<PreemptionRecord> Preemptions { get; init; } = [];
+
+    /// <summary>The recent decode preemptions decided, oldest first (at most the round history's length).</summary>
+    public ImmutableArray<DecodePreemptionRecord> DecodePreemptions { get; init; } = [];
 
     /// <summary>Whether device <paramref name="device"/> is in the cluster now.</summary>
     public bool IsOnline(int device) => Online.IsDefaultOrEmpty || device >= Online.Length || Online[device];
@@ -174,6 +192,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
     private readonly List<RequestId> _latentsReady = new();
     private readonly Queue<RoundRecord> _rounds = new();
     private readonly Queue<PreemptionRecord> _preemptions = new();
+    private readonly Queue<DecodePreemptionRecord> _decodePreemptions = new();
     private readonly Queue<PlacementChange> _placements = new();
     // the snapshot and plan (null for a failed round) of each round in _rounds, by round number; read by
     // other threads under the lock
@@ -746,6 +765,8 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
             long? paused = ins.Paused is { Value: var p } && view.Running.TryGetValue(p.Value, out var runningTask) ? runningTask : null;
             task.Expedite(paused);
             _ledger.Expedite(device, task.TaskId, paused);
+            Remember(_decodePreemptions, new DecodePreemptionRecord(_round, now, request.Value, paused is null ? null : ins.Paused.Value.Value, device,
+                ins.Delayed.Length, ins.Gain, ins.Loss));
             using (job.Trace.Enter())
                 if (paused is null)
                     _log.LogInformation("Decode preemption: the decode of request {Urgent} goes first on device {Device}, delaying {Delayed} decode(s) (gain {Gain:F3} > loss {Loss:F3})",
@@ -1011,7 +1032,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
     private void Publish(double now)
     {
         _state = new LoopState(_round, _placement, [.. _queue.Select(j => j.Id)], [.. _ledger.BusyUntilAll(now)],
-            [.. _rounds], [.. _placements], _monitor.View(now, _cost, _view.ToView(_placement)), _waits) { Online = [.. _up], Preemptions = [.. _preemptions] };
+            [.. _rounds], [.. _placements], _monitor.View(now, _cost, _view.ToView(_placement)), _waits) { Online = [.. _up], Preemptions = [.. _preemptions], DecodePreemptions = [.. _decodePreemptions] };
     }
 
     /// <summary>A placement in one line: the type of each device.</summary>

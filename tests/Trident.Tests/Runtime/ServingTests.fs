@@ -744,6 +744,8 @@ let ``with preemption a late image's decode runs between two tiles of a video de
             let imageDecode, videoDecode = late.View().Decode, decoding.View().Decode
             Expect.isGreaterThan imageDecode.Start.Value videoDecode.Start.Value "the image's decode started after the video's"
             Expect.isLessThan imageDecode.Finish.Value videoDecode.Finish.Value "and ended before it: it ran between two of its tiles"
+            let decided = server.State.DecodePreemptions |> Seq.filter (fun x -> x.Urgent = late.Id.Value) |> List.ofSeq
+            Expect.equal (decided |> List.map (fun x -> Option.ofNullable x.Paused)) [ Some decoding.Id.Value ] "the decision is listed, naming the paused video"
         finally
             server.DisposeAsync().AsTask().Wait()
 
