@@ -223,6 +223,37 @@ module CostModel =
             |> List.tryLast
             |> Option.orElse (Some lo)
 
+    /// Why no placement of `cluster` can serve `shape` (None when some can). A route needs a group of k devices on one
+    /// node that holds the request's diffuse at an allowed degree — a primary type (⟨EDC⟩, ⟨DC⟩, ⟨ED⟩ or ⟨D⟩) and
+    /// `minDegree` on that node's smallest memory (the degree rules and the stages' memory) — plus one device more for the
+    /// encoder and one for the decoder when that type lacks them, each holding its stage (`fits`). So 129-frame
+    /// 720×1280 HunyuanVideo on one node of eight 48 GB devices cannot be served: its diffuse needs 8 devices (the
+    /// degree rules), ⟨ED⟩ and ⟨D⟩ then need a ⟨C⟩ device more, and ⟨DC⟩ / ⟨EDC⟩ do not fit beside the 30 GB decode.
+    /// Pure; heterogeneous clusters are judged per node by its smallest device.
+    let unservableOn (m: CostModel) (cluster: Cluster) (shape: Shape) : string option =
+        let devices = cluster.Devices
+        let auxFits t = devices |> Array.exists (fun d -> fits m t shape 1 d.Memory)
+        let nodes = devices |> Array.groupBy _.Node |> Array.map (fun (_, ds) -> ds.Length, (ds |> Array.map _.Memory |> Array.min))
+        let routes =
+            [ for t in [ EDC; DC; ED; D ] do
+                  let extra = (if PlacementType.holds Encode t then 0 else 1) + (if PlacementType.holds Decode t then 0 else 1)
+                  if (PlacementType.holds Encode t || auxFits E) && (PlacementType.holds Decode t || auxFits C) then
+                      for size, memory in nodes do
+                          match minDegree m t shape memory with
+                          | Some k -> yield t, k, extra, size
+                          | None -> () ]
+        if routes |> List.exists (fun (_, k, extra, size) -> k <= size && k + extra <= devices.Length) then None
+        elif routes.IsEmpty then
+            Some(sprintf "%O does not fit any device of this cluster at any allowed degree (profile %s)" shape m.Profile.Model.Value)
+        else
+            let t, k, extra, _ = routes |> List.minBy (fun (_, k, extra, _) -> k + extra, k)
+            let largest = nodes |> Array.map fst |> Array.max
+            Some(
+                sprintf "%O cannot be served by any placement of this cluster (%d devices, at most %d on one node; profile %s): at best it needs a group of %d %s devices on one node%s"
+                    shape devices.Length largest m.Profile.Model.Value k (PlacementType.name t)
+                    (if extra = 0 then "" else sprintf " and %d more for its %s" extra (if extra = 2 then "encoder and decoder" elif PlacementType.holds Encode t then "decoder" else "encoder"))
+            )
+
     /// The degree used for reference latencies: k*, or the largest degree when nothing fits.
     let referenceDegree (m: CostModel) (shape: Shape) =
         kStar m shape |> Option.defaultValue (List.last m.Degrees)

@@ -96,8 +96,8 @@ internal static class GenerationRequests
         if (width > limits.MaxWidth) { e.Add(sizeField.Length > 0 ? sizeField : "width", $"must be at most {limits.MaxWidth} (server limit)"); sizeErrors++; }
         if (height > limits.MaxHeight) { e.Add(sizeField.Length > 0 ? sizeField : "height", $"must be at most {limits.MaxHeight} (server limit)"); sizeErrors++; }
         if (frames > limits.MaxFrames) { e.Add(Wire("frames"), $"must be at most {limits.MaxFrames} (server limit)"); sizeErrors++; }
-        if (sizeErrors == 0 && ready.Server.Unservable(new Trident.Scheduling.Shape(height, width, frames)) is { } why)
-            e.Add(sizeField.Length > 0 ? sizeField : "width", why);
+        // a size no placement of the cluster can serve: reported with the limits' problems below (every problem at once)
+        var unservable = sizeErrors == 0 ? ready.Server.Unservable(new Trident.Scheduling.Shape(height, width, frames)) : null;
 
         var defaultSteps = limits.DefaultSteps > 0 ? limits.DefaultSteps : ready.Manifest.Sampler.DefaultSteps;
         var s = steps ?? Math.Min(defaultSteps, limits.MaxSteps);
@@ -108,7 +108,11 @@ internal static class GenerationRequests
         if (guidance is { } g && !(double.IsFinite(g) && g >= 0 && g <= 100)) e.Add(Wire("guidance"), "must be between 0 and 100");
         else if (guidance is { } g1 && g1 != 1.0 && !ready.Manifest.Guidance.Accepted)
             e.Add(Wire("guidance"), $"pipeline '{ready.Manifest.Name}' has no classifier-free guidance: omit guidance or send 1");
-        if (sizeErrors > 0 || !stepsOk || e.ByField.ContainsKey("width") || e.ByField.ContainsKey("height")) return (s, null);
+        if (sizeErrors > 0 || !stepsOk || e.ByField.ContainsKey("width") || e.ByField.ContainsKey("height"))
+        {
+            if (unservable is not null) e.Add(sizeField.Length > 0 ? sizeField : "width", unservable);
+            return (s, null);
+        }
 
         var estimate = Predict(ready, new Trident.Scheduling.Shape(height, width, frames), s);
         var what = $"{width}×{height}, {frames} frame(s), {s} steps";
@@ -119,6 +123,7 @@ internal static class GenerationRequests
         if (limits.MaxActivationGb > 0 && estimate.ActivationGb > limits.MaxActivationGb)
             e.Add(costField, $"{what} is predicted to need {estimate.ActivationGb:F2} GB of activations on one device, over "
                 + $"Trident:Limits:MaxActivationGb = {limits.MaxActivationGb}");
+        if (unservable is not null) e.Add(sizeField.Length > 0 ? sizeField : "width", unservable);
         return (s, estimate);
     }
 

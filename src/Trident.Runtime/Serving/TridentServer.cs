@@ -210,11 +210,18 @@ public sealed class TridentServer : IAsyncDisposable
     /// <summary>A dispatch round still in the history as a <c>trident-snapshot</c> document, or null.</summary>
     public string? RoundDocument(long round) => _loop.RoundDocument(round);
 
-    /// <summary>Why the scheduler cannot serve this shape on this cluster (no degree fits), or null.</summary>
-    public string? Unservable(Shape shape) =>
-        FSharpOption<int>.get_IsNone(CostModelModule.kStar(Cost, shape))
+    /// <summary>Why no placement of this cluster can serve this shape (CostModel.unservableOn: a group of its degree on
+    /// one node, and devices for the stages its type lacks), or null. A cluster without devices yet (a coordinator before
+    /// its workers join) judges by one device of the profile's memory.</summary>
+    public string? Unservable(Shape shape)
+    {
+        var cluster = Cluster;
+        if (cluster.Devices.Length > 0)
+            return CostModelModule.unservableOn(Cost, cluster, shape) is { } why ? why.Value : null;
+        return FSharpOption<int>.get_IsNone(CostModelModule.kStar(Cost, shape))
             ? $"{shape} does not fit any device of this cluster at any allowed degree (profile {Setup.Profile.Model.Value})"
             : null;
+    }
 
     /// <summary>Queues a job, or refuses it when the queue or the store is full.</summary>
     /// <param name="input">What to generate.</param>

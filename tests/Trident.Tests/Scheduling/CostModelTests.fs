@@ -104,6 +104,27 @@ let ``a profile file that is not JSON is rejected with a message`` =
         | Error [ e ] -> Expect.stringContains e "not valid JSON" "e"
         | Error errs -> failwithf "%A" errs
 
+let ``a shape no placement of the cluster can serve is named, with what it needs`` =
+    testCase "a shape no placement of the cluster can serve is named, with what it needs; one some placement serves is not" <| fun () ->
+        let hunyuan = CostModel.create CostSettings.defaults ReferenceProfiles.hunyuanvideo
+        let cluster nodes per = Cluster.uniform nodes per 48.0<GB> Bandwidths.pcie4Server
+        let big = { Height = 720; Width = 1280; Frames = 129 }
+        // its diffuse needs 8 devices (degree rules); ⟨ED⟩/⟨D⟩ then need a ⟨C⟩ device more; ⟨DC⟩/⟨EDC⟩ do not fit the decode
+        match CostModel.unservableOn hunyuan (cluster 1 8) big with
+        | Some why ->
+            Expect.stringContains why "720x1280x129 cannot be served by any placement of this cluster (8 devices, at most 8 on one node" "names the shape and the cluster"
+            Expect.stringContains why "a group of 8 ED devices on one node and 1 more for its decoder" "says what it needs"
+        | None -> failtest "one node of eight 48 GB devices was taken to serve 129-frame 720p HunyuanVideo"
+        Expect.isNone (CostModel.unservableOn hunyuan (cluster 2 8) big) "two nodes of eight: 8 ⟨ED⟩ on one, the ⟨C⟩ on the other"
+        Expect.isNone (CostModel.unservableOn hunyuan (cluster 1 8) { big with Frames = 33 }) "33 frames: a group of 2"
+        // a node too small for the degree rules' 8, whatever the device count
+        Expect.isSome (CostModel.unservableOn hunyuan (cluster 4 4) big) "nodes of four cannot form a group of 8"
+        let flux = CostModel.create CostSettings.defaults ReferenceProfiles.flux
+        Expect.isNone (CostModel.unservableOn flux (Cluster.uniform 1 1 48.0<GB> Bandwidths.pcie4Server) (Shape.image 1024 1024)) "one device serves a 1024² image"
+        match CostModel.unservableOn flux (Cluster.uniform 1 1 8.0<GB> Bandwidths.pcie4Server) (Shape.image 1024 1024) with
+        | Some why -> Expect.stringContains why "does not fit any device of this cluster" "too little memory anywhere"
+        | None -> failtest "an 8 GB device was taken to hold flux"
+
 [<Tests>]
 let tests =
     testList "unit" [ testList "CostModelTests" [
@@ -116,4 +137,5 @@ let tests =
         ``a profile survives a round trip through its file format``
         ``a bad profile file reports every problem at once``
         ``a profile file that is not JSON is rejected with a message``
+        ``a shape no placement of the cluster can serve is named, with what it needs``
     ] |> testSequencedGroup "CostModelTests" ]
