@@ -108,21 +108,19 @@ internal static class GenerationRequests
         if (guidance is { } g && !(double.IsFinite(g) && g >= 0 && g <= 100)) e.Add(Wire("guidance"), "must be between 0 and 100");
         else if (guidance is { } g1 && g1 != 1.0 && !ready.Manifest.Guidance.Accepted)
             e.Add(Wire("guidance"), $"pipeline '{ready.Manifest.Name}' has no classifier-free guidance: omit guidance or send 1");
-        if (sizeErrors > 0 || !stepsOk || e.ByField.ContainsKey("width") || e.ByField.ContainsKey("height"))
+        Estimate? estimate = null;
+        if (!(sizeErrors > 0 || !stepsOk || e.ByField.ContainsKey("width") || e.ByField.ContainsKey("height")))
         {
-            if (unservable is not null) e.Add(sizeField.Length > 0 ? sizeField : "width", unservable);
-            return (s, null);
+            estimate = Predict(ready, new Trident.Scheduling.Shape(height, width, frames), s);
+            var what = $"{width}×{height}, {frames} frame(s), {s} steps";
+            var costField = sizeField.Length > 0 ? sizeField : Wire("steps");
+            if (limits.MaxPredictedSeconds > 0 && estimate.Seconds > limits.MaxPredictedSeconds)
+                e.Add(costField, $"{what} is predicted to take {estimate.Seconds:F1} s served alone on this server, over "
+                    + $"Trident:Limits:MaxPredictedSeconds = {limits.MaxPredictedSeconds} (ask for fewer steps, frames or pixels)");
+            if (limits.MaxActivationGb > 0 && estimate.ActivationGb > limits.MaxActivationGb)
+                e.Add(costField, $"{what} is predicted to need {estimate.ActivationGb:F2} GB of activations on one device, over "
+                    + $"Trident:Limits:MaxActivationGb = {limits.MaxActivationGb}");
         }
-
-        var estimate = Predict(ready, new Trident.Scheduling.Shape(height, width, frames), s);
-        var what = $"{width}×{height}, {frames} frame(s), {s} steps";
-        var costField = sizeField.Length > 0 ? sizeField : Wire("steps");
-        if (limits.MaxPredictedSeconds > 0 && estimate.Seconds > limits.MaxPredictedSeconds)
-            e.Add(costField, $"{what} is predicted to take {estimate.Seconds:F1} s served alone on this server, over "
-                + $"Trident:Limits:MaxPredictedSeconds = {limits.MaxPredictedSeconds} (ask for fewer steps, frames or pixels)");
-        if (limits.MaxActivationGb > 0 && estimate.ActivationGb > limits.MaxActivationGb)
-            e.Add(costField, $"{what} is predicted to need {estimate.ActivationGb:F2} GB of activations on one device, over "
-                + $"Trident:Limits:MaxActivationGb = {limits.MaxActivationGb}");
         if (unservable is not null) e.Add(sizeField.Length > 0 ? sizeField : "width", unservable);
         return (s, estimate);
     }

@@ -336,8 +336,7 @@ public sealed class EmulatedStageExecutor : IAsyncStageExecutor
         var digest = Digest(latents);
         await Admit(Stage.Decode, input, 1, cancellationToken).ConfigureAwait(false);
         var start = Stopwatch.GetTimestamp();
-        var (width, height) = PlaceholderSize(input.Width, input.Height);
-        RgbImage[] frames = [.. Enumerable.Range(0, input.Frames).Select(f => Pattern(digest, width, height, f))];
+        var frames = PlaceholderFrames(digest, input);
         await Until(start, PredictedSeconds(Stage.Decode, input, 1), cancellationToken).ConfigureAwait(false);
         return frames;
     }
@@ -356,8 +355,7 @@ public sealed class EmulatedStageExecutor : IAsyncStageExecutor
         if (tiles <= 1) return Decode(input, latents, cancellationToken);
         var digest = Digest(latents);
         Admit(Stage.Decode, input, 1, cancellationToken).GetAwaiter().GetResult();
-        var (width, height) = PlaceholderSize(input.Width, input.Height);
-        RgbImage[] frames = [.. Enumerable.Range(0, input.Frames).Select(f => Pattern(digest, width, height, f))];
+        var frames = PlaceholderFrames(digest, input);
         var tile = PredictedSeconds(Stage.Decode, input, 1) / tiles;
         var activation = CostModelModule.activation(_cost, Stage.Decode, input.Shape, 1);
         // tile i ends (i + 1) tiles after the start, not counting the pauses so far (absolute targets, as Until's)
@@ -380,6 +378,13 @@ public sealed class EmulatedStageExecutor : IAsyncStageExecutor
             }
         }
         return frames;
+    }
+
+    // Every frame of the placeholder result of a decode whose latents have this digest.
+    private static RgbImage[] PlaceholderFrames(byte[] digest, GenerationInput input)
+    {
+        var (width, height) = PlaceholderSize(input.Width, input.Height);
+        return [.. Enumerable.Range(0, input.Frames).Select(f => Pattern(digest, width, height, f))];
     }
 
     /// <summary>Longest side of a placeholder frame in pixels.</summary>

@@ -69,22 +69,25 @@ public sealed class PlanExecutor
     public (int TileFrames, int MaxPauses) DecodePauses { get; set; }
 
     // the decodes of jobs alone in flight while decode preemption is on (serving-loop thread): by task id, with their
-    // device, and the latest one of each request
+    // device
     private readonly Dictionary<long, (DecodeTask Task, int Device)> _decodes = new();
-    private readonly Dictionary<long, long> _decodeOfRequest = new();
 
     /// <summary>A decode of a job alone in flight, by task id (decode preemption on); false for any other task.</summary>
     public bool TryGetDecode(long taskId, out (DecodeTask Task, int Device) decode) => _decodes.TryGetValue(taskId, out decode);
 
     /// <summary>The latest decode in flight of a job alone (decode preemption on), with its device; null when none.</summary>
-    public (DecodeTask Task, int Device)? PendingDecode(RequestId request) =>
-        _decodeOfRequest.TryGetValue(request.Value, out var id) && _decodes.TryGetValue(id, out var d) ? d : null;
+    public (DecodeTask Task, int Device)? PendingDecode(RequestId request)
+    {
+        (DecodeTask Task, int Device)? latest = null;
+        foreach (var d in _decodes.Values)
+            if (d.Task.Request.Equals(request) && (latest is null || d.Task.TaskId > latest.Value.Task.TaskId)) latest = d;
+        return latest;
+    }
 
     /// <summary>A task ended (the serving loop hears it): a decode is no longer in flight.</summary>
     public void Ended(StageTask task)
     {
-        if (task is not DecodeTask || !_decodes.Remove(task.TaskId)) return;
-        if (_decodeOfRequest.TryGetValue(task.Request.Value, out var id) && id == task.TaskId) _decodeOfRequest.Remove(task.Request.Value);
+        if (task is DecodeTask) _decodes.Remove(task.TaskId);
     }
 
     // A decode task of `input` for a job alone (pausable when decode preemption is on) or a batch.
@@ -99,11 +102,7 @@ public sealed class PlanExecutor
             TileFrames = alone ? DecodePauses.TileFrames : 0,
             MaxPauses = alone ? DecodePauses.MaxPauses : 0,
         };
-        if (alone && DecodePauses.TileFrames > 0)
-        {
-            _decodes[decode.TaskId] = (decode, device);
-            _decodeOfRequest[request.Value] = decode.TaskId;
-        }
+        if (alone && DecodePauses.TileFrames > 0) _decodes[decode.TaskId] = (decode, device);
         return decode;
     }
 

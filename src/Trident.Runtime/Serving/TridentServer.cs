@@ -211,17 +211,9 @@ public sealed class TridentServer : IAsyncDisposable
     public string? RoundDocument(long round) => _loop.RoundDocument(round);
 
     /// <summary>Why no placement of this cluster can serve this shape (CostModel.unservableOn: a group of its degree on
-    /// one node, and devices for the stages its type lacks), or null. A cluster without devices yet (a coordinator before
-    /// its workers join) judges by one device of the profile's memory.</summary>
-    public string? Unservable(Shape shape)
-    {
-        var cluster = Cluster;
-        if (cluster.Devices.Length > 0)
-            return CostModelModule.unservableOn(Cost, cluster, shape) is { } why ? why.Value : null;
-        return FSharpOption<int>.get_IsNone(CostModelModule.kStar(Cost, shape))
-            ? $"{shape} does not fit any device of this cluster at any allowed degree (profile {Setup.Profile.Model.Value})"
-            : null;
-    }
+    /// one node, and devices for the stages its type lacks), or null. The cluster is never empty (a layout has a device;
+    /// a coordinator starts once its workers joined) and counts devices that left.</summary>
+    public string? Unservable(Shape shape) => CostModelModule.unservableOn(Cost, Cluster, shape) is { } why ? why.Value : null;
 
     /// <summary>Queues a job, or refuses it when the queue or the store is full.</summary>
     /// <param name="input">What to generate.</param>
