@@ -151,6 +151,12 @@ public sealed record DiffuseTask(
     /// <summary>The latents.</summary>
     public TaskCompletionSource<StageOutput> Result { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
+    /// <summary>Set by the serving loop to withdraw a queued resumption (<see cref="From"/> not null) before it runs a
+    /// step: when its worker reaches it, it ends at once with a <see cref="DiffuseSuspendedException"/> carrying
+    /// <see cref="From"/> itself, and the loop queues it again (a later preemption suspended the segment it was queued
+    /// behind: Preemption's <c>Behind</c>). Ignored by a task that starts from noise or that already runs.</summary>
+    public SuspendSignal Withdrawal { get; } = new();
+
     /// <inheritdoc />
     public override TaskKind Kind => TaskKind.Diffuse;
 

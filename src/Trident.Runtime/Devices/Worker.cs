@@ -245,6 +245,9 @@ public sealed class Worker : IDisposable
                     break;
                 case DiffuseTask d:
                     d.Cancellation.ThrowIfCancellationRequested();
+                    // a queued resumption withdrawn before it ran (DiffuseTask.Withdrawal): it stops where it is, at the
+                    // step its checkpoint holds, before it waits for anything
+                    if (d.From is { } kept && d.Withdrawal.Requested) throw new DiffuseSuspendedException(kept);
                     var embeddings = d.Embeddings.WaitAsync(d.Cancellation).GetAwaiter().GetResult();
                     foreach (var seat in d.Seats) seat.Task.WaitAsync(d.Cancellation).GetAwaiter().GetResult();
                     d.Cancellation.ThrowIfCancellationRequested();

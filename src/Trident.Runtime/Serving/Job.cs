@@ -443,6 +443,20 @@ public sealed class Job : IStepObserver
         }
     }
 
+    /// <summary>Its queued resumption was withdrawn before it ran a step (a later preemption suspended the segment it
+    /// was queued behind, Preemption's <c>Behind</c>): it stays Suspended at its step, no suspension is counted, and the
+    /// loop queues it again. False when the job is over or a cancel was accepted (then it ends Cancelled).</summary>
+    public bool Withdrawn(double now)
+    {
+        lock (_gate)
+        {
+            if (!StillRunnable(now)) return false;
+            // the withdrawn task's end is not the diffuse's
+            _diffuseFinish = null;
+            return true;
+        }
+    }
+
     /// <summary>Requests cancellation. A job none of whose stages has started is cancelled at once (its
     /// tasks, if a round already routed it, are skipped when their workers reach them), and so is a suspended
     /// one (its resumption is skipped the same way); a running one stops

@@ -265,7 +265,8 @@ public sealed class PlanExecutor
                     encode.Task is { Result.Task.IsCompletedSuccessfully: true } made ? (made.Result.Task.Result, encode.Device)
                     : resumed is { Stage.IsEncode: true } ? (resumed.Output, resumed.Device) : null;
                 if (embeddings is { } kept)
-                    suspension = new SuspendedJob(jobs[0], stopped.Checkpoint, kept.Output, kept.Device, diffuse.Group, decodeDevice);
+                    suspension = new SuspendedJob(jobs[0], stopped.Checkpoint, kept.Output, kept.Device, diffuse.Group, decodeDevice,
+                        ReferenceEquals(stopped.Checkpoint, diffuse.Task!.From));
             }
             for (var i = 0; i < jobs.Count; i++) await CompleteAsync(jobs[i], failure is null ? items![i] : null, failure, resume, suspension).ConfigureAwait(false);
         }
@@ -345,4 +346,7 @@ public sealed class PlanExecutor
 /// <param name="EmbeddingsDevice">The device that made the embeddings.</param>
 /// <param name="Group">The diffuse group it was suspended on (physical ids, the lead first); it resumes there.</param>
 /// <param name="DecodeDevice">The decode device of its route.</param>
-public sealed record SuspendedJob(Job Job, DiffuseCheckpoint Checkpoint, StageOutput Embeddings, int EmbeddingsDevice, int[] Group, int DecodeDevice);
+/// <param name="Withdrawn">A queued resumption withdrawn before it ran a step (<see cref="DiffuseTask.Withdrawal"/>):
+/// its checkpoint is the one it was to resume from, and no suspension is counted.</param>
+public sealed record SuspendedJob(Job Job, DiffuseCheckpoint Checkpoint, StageOutput Embeddings, int EmbeddingsDevice, int[] Group, int DecodeDevice,
+    bool Withdrawn = false);

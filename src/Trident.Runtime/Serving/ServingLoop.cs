@@ -22,7 +22,11 @@
 //      when the loop hears of it (PlanExecutor's suspended callback) the job turns Suspended and its
 //      resumption is queued on the same group, behind the urgent work (PlanExecutor.ResumeAsync) — or, with
 //      PreemptionSettings.ResumeElsewhere, on the group of its type and degree that is free first
-//      (Preemption.resumeGroup, the simulator's rule).
+//      (Preemption.resumeGroup, the simulator's rule). A running segment with the resumption of another
+//      suspended job queued behind it (Preemption's Behind: the urgent work placed by an earlier preemption, with
+//      its victim queued after it) is a victim too: that resumption is withdrawn (DiffuseTask.Withdrawal: it ends
+//      when its worker reaches it, before any step) and queued again once the new victim's own resumption is,
+//      so the devices run the urgent work, the victim, then the job withdrawn, in the simulator's order.
 // Rounds run on every event (arrival, cancellation, task start or finish) and at least every period: the
 // period bounds how seldom a round runs, never how often.
 // Every round kept in the history (RoundHistory, the same bound as GET /v1/plan's list) keeps its snapshot
@@ -188,6 +192,8 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
     // until its resumption is queued)
     private readonly Dictionary<long, Segment> _segments = new();
     private readonly List<SuspendedJob> _suspended = new();
+    // withdrawn resumptions (Preemption's Behind): request → the suspended segment whose own resumption it goes behind
+    private readonly Dictionary<long, DiffuseTask> _withdrawn = new();
     // jobs alone whose diffuse ended since the last round (decode preemption on): their decodes are weighed next round
     private readonly List<RequestId> _latentsReady = new();
     private readonly Queue<RoundRecord> _rounds = new();
@@ -677,21 +683,31 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
     {
         if (_view.Cluster is not { } cluster || _segments.Count == 0) return;
         var running = new List<RunningDiffuse>();
+        var behindOf = new Dictionary<long, Segment>();
         foreach (var seg in _segments.Values)
         {
             if (seg.RunningSince is null || seg.Task.Suspend is not { Requested: false } || seg.Task.Result.Task.IsCompleted) continue;
             if (seg.Job.Status != JobStatus.Diffusing || seg.Job.CancelRequested) continue;
             var view = seg.Group.Select(_view.ViewOf).ToArray();
             if (view.Any(v => v < 0)) continue;
-            // its devices hold nothing but its diffuse or reservation (decodes wait aside): the urgent request would
-            // wait behind anything else
-            if (seg.Group.Any(d => _ledger.Holding(d) > 1)) continue;
+            // its devices hold nothing but its diffuse or reservation (decodes wait aside), or that and the queued
+            // resumption of one suspended job (Behind): the urgent request would wait behind anything else
+            var behind = QueuedBehind(seg);
+            if (seg.Group.Any(d => _ledger.Holding(d) > 1 + (behind is not null && behind.Group.Contains(d) ? 1 : 0))) continue;
             var steps = seg.Job.Input.Steps - seg.StepsBefore;
             var doneHere = Math.Clamp(seg.Job.View().Step - seg.StepsBefore, 0, steps);
             // the step in flight taken as half done: its boundary is about half a predicted step away
+            var start = now - (doneHere + 0.5) * seg.StepSeconds;
+            var follower = FSharpOption<Tuple<Request, double>>.None;
+            if (behind is not null)
+            {
+                // it starts when this segment ends: its own remaining steps and decode after that
+                behindOf[seg.Job.Id.Value] = behind;
+                follower = Tuple.Create(behind.Job.Request, start + steps * seg.StepSeconds
+                    + (behind.Job.Input.Steps - behind.StepsBefore) * behind.StepSeconds + behind.TailSeconds);
+            }
             running.Add(new RunningDiffuse(seg.Job.Request, ListModule.OfSeq(view.Select(DeviceId.NewDeviceId)),
-                now - (doneHere + 0.5) * seg.StepSeconds, seg.StepSeconds, seg.StepsBefore, steps, seg.PlannedFinish, seg.TailSeconds, seg.Job.Suspensions,
-                FSharpOption<Tuple<Request, double>>.None));
+                start, seg.StepSeconds, seg.StepsBefore, steps, seg.PlannedFinish, seg.TailSeconds, seg.Job.Suspensions, follower));
         }
         if (running.Count == 0) return;
         var snapshot = SnapshotAt(now, cluster);
@@ -709,6 +725,16 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
         {
             if (!_segments.TryGetValue(sp.Victim.Value, out var victim) || _queue.Find(j => j.Id.Equals(sp.Urgent.Request)) is not { } urgent) continue;
             victim.Task.Suspend!.Request();
+            if (behindOf.TryGetValue(sp.Victim.Value, out var withdrawn))
+            {
+                // the resumption queued behind the victim would run before the urgent work: it is withdrawn and queued
+                // again once the victim's own resumption is (ResumeSuspendedAsync), as the simulator orders them
+                withdrawn.Task.Withdrawal.Request();
+                _withdrawn[withdrawn.Job.Id.Value] = victim.Task;
+                using (withdrawn.Job.Trace.Enter())
+                    _log.LogInformation("Preemption: the queued resumption of request {Behind} is withdrawn; it resumes after request {Victim}'s",
+                        withdrawn.Job.Id.Value, sp.Victim.Value);
+            }
             _queue.Remove(urgent);
             Interlocked.Decrement(ref _waiting);
             var route = _view.ToPhysical(sp.Urgent);
@@ -732,6 +758,17 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
                 urgent.Fail("the server could not carry out its route: " + PlanExecutor.Describe(ex), _clock.Now);
             }
         }
+    }
+
+    // The resumption of a suspended job queued on a running segment's devices (its group within the segment's), not
+    // started and not withdrawn: what Preemption calls the segment's Behind. Null when there is none.
+    private Segment? QueuedBehind(Segment running)
+    {
+        foreach (var w in _segments.Values)
+            if (w != running && w.RunningSince is null && w.Task.From is not null && !w.Task.Withdrawal.Requested && !w.Task.Result.Task.IsCompleted
+                && w.Job.Status == JobStatus.Suspended && !w.Job.CancelRequested && w.Group.All(running.Group.Contains))
+                return w;
+        return null;
     }
 
     // Decode preemption, as the simulator runs it (Simulator.preemptDecode, Preemption.decodeInsertion): for each job alone
@@ -810,15 +847,24 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
     // Cancelled instead.
     private async Task ResumeSuspendedAsync(double now)
     {
-        var stopped = _suspended.ToArray();
+        // the suspended first: a withdrawn resumption goes behind the resumption of the victim it was queued behind,
+        // and waits for it while that victim's segment has not ended as a suspension yet
+        var stopped = _suspended.OrderBy(s => s.Withdrawn).ToArray();
         _suspended.Clear();
         foreach (var s in stopped)
         {
             var job = s.Job;
+            if (s.Withdrawn && _withdrawn.TryGetValue(job.Id.Value, out var ahead)
+                && _segments.TryGetValue(ahead.Request.Value, out var aheadSeg) && aheadSeg.Task == ahead && !job.CancelRequested)
+            {
+                _suspended.Add(s);
+                continue;
+            }
+            _withdrawn.Remove(job.Id.Value);
             _segments.Remove(job.Id.Value, out var seg);
             using var traced = job.Trace.Enter();
-            if (!job.Suspend(now, s.Checkpoint.Step)) continue;
-            _metrics.Suspensions.Add(1);
+            if (s.Withdrawn ? !job.Withdrawn(now) : !job.Suspend(now, s.Checkpoint.Step)) continue;
+            if (!s.Withdrawn) _metrics.Suspensions.Add(1);
             var remaining = s.Checkpoint.Steps - s.Checkpoint.Step;
             var stepSeconds = seg?.StepSeconds ?? CostModelModule.diffuseTime(_cost, job.Request.Shape, job.Request.Steps, s.Group.Length) / Math.Max(1, job.Request.Steps);
             var tail = seg?.TailSeconds ?? 0.0;
@@ -827,9 +873,13 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
                 var group = ResumeGroup(s, now);
                 var task = await _plans!.ResumeAsync(s, group, remaining * stepSeconds, tail, _stop.Token);
                 _segments[job.Id.Value] = new Segment(job, task, group, s.DecodeDevice, s.Checkpoint.Step, stepSeconds, tail, now + remaining * stepSeconds + tail);
-                _log.LogInformation("Request {Request} suspended after step {Step} of {Steps} ({Count} time(s)); it resumes on device(s) {Devices}{Where}",
-                    job.Id.Value, s.Checkpoint.Step, s.Checkpoint.Steps, job.Suspensions, string.Join(",", group),
-                    group.SequenceEqual(s.Group) ? "" : $" (suspended on {string.Join(",", s.Group)}: another group of its type and degree is free first)");
+                var where = group.SequenceEqual(s.Group) ? "" : $" (suspended on {string.Join(",", s.Group)}: another group of its type and degree is free first)";
+                if (s.Withdrawn)
+                    _log.LogInformation("Request {Request}, suspended after step {Step} of {Steps}, is queued again to resume on device(s) {Devices}{Where} (its queued resumption was withdrawn)",
+                        job.Id.Value, s.Checkpoint.Step, s.Checkpoint.Steps, string.Join(",", group), where);
+                else
+                    _log.LogInformation("Request {Request} suspended after step {Step} of {Steps} ({Count} time(s)); it resumes on device(s) {Devices}{Where}",
+                        job.Id.Value, s.Checkpoint.Step, s.Checkpoint.Steps, job.Suspensions, string.Join(",", group), where);
             }
             catch (OperationCanceledException) when (_stop.IsCancellationRequested)
             {

@@ -16,9 +16,8 @@ namespace Trident.Scheduling.Dispatching
 // prediction), f_u^wait is its finish when it waits for the earliest primary device to free up,
 // f_v is v's planned finish and f_v^res its finish when it resumes on the same devices after u:
 // the latents' copy out and back in, the remaining steps, then decode. When the resumption of another
-// suspended request w is queued right behind v on its devices (v.Behind; only the simulator offers such a
-// v), w starts as much later as v's diffuse ends, and V(w, f_w) − V(w, f_w + that delay) is added to the
-// loss. So is the same term for every waiting request w that holds one of v's devices: before the victims
+// suspended request w is queued right behind v on its devices (v.Behind), w starts as much later as
+// v's diffuse ends, and V(w, f_w) − V(w, f_w + that delay) is added to the loss. So is the same term for every waiting request w that holds one of v's devices: before the victims
 // are weighed, the waiting requests are list-scheduled in urgency order over the primary devices' free
 // times (each on the k devices of one node that finish its best option first), and a request whose finish
 // f_w there is on time holds those devices — suspending v delays the requests that are on time by waiting
@@ -98,7 +97,8 @@ type RunningDiffuse =
       Suspensions: int
       /// a suspended request whose resumption is queued right behind this segment on its devices (nothing
       /// else is), with its planned finish: suspending this segment delays it as much as this segment's end
-      /// (the simulator; the live loop suspends only segments with nothing queued behind them: None)
+      /// (the simulator, and the live loop, which withdraws that resumption and queues it again behind the
+      /// segment's own: ServingLoop.PreemptAsync)
       Behind: (Request * float<s>) option }
 
 /// One decision: suspend `Victim` at the boundary `At` after `StepsDone` steps in all, and start the

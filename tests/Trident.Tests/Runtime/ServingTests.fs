@@ -677,6 +677,45 @@ let ``a request suspended for an urgent one resumes on its devices, and one canc
         finally
             server.DisposeAsync().AsTask().Wait()
 
+let ``a segment with a resumption queued behind it is suspended for a later urgent request, and the resumption moves behind its own`` =
+    testCase "a segment with a resumption queued behind it is suspended for a later urgent one; the queued resumption is withdrawn and runs after the segment's own" <| fun () ->
+        let log = ExecutionLog()
+        let server = startServer (preempting 2) 1 (FakeExecutors(log, TimeSpan.FromMilliseconds 3.0, TimeSpan.FromMilliseconds 1.0, "fail"))
+        try
+            let long = server.Submit(input "long one" 400, Nullable 3600.0, Nullable()) |> accepted
+            let events = long.Subscribe()
+            waitUntil 30.0 "the long request diffuses" (fun () -> long.View().Step > 0)
+            // a first urgent request suspends it; the long one's resumption is queued behind it on the one device
+            let first = server.Submit(input "first one" 300, Nullable 0.001, Nullable()) |> accepted
+            waitUntil 30.0 "the first urgent request diffuses, the long one suspended" (fun () -> first.View().Step > 0 && long.Status = JobStatus.Suspended)
+            // a second one: waiting, it would run after both; suspending the first costs the first its 50 steps only
+            let second = server.Submit(input "second one" 50, Nullable 0.001, Nullable()) |> accepted
+            for j in [ second; first; long ] do
+                finishedWithin 60.0 j
+            Expect.equal (second.Status, first.Status, long.Status) (JobStatus.Succeeded, JobStatus.Succeeded, JobStatus.Succeeded) "all succeeded"
+            Expect.equal (first.View().Suspensions, long.View().Suspensions, second.View().Suspensions) (1, 1, 0)
+                "the first urgent request and the long one suspended once each (a withdrawn resumption is not a suspension)"
+            Expect.equal (stepsRun log "long one") [ 1..400 ] "every step of the long request ran once, in order"
+            Expect.equal (stepsRun log "first one") [ 1..300 ] "every step of the first urgent request ran once, in order"
+            Expect.equal (stepsRun log "second one") [ 1..50 ] "every step of the second ran once"
+            let entries = log.Entries
+            let resumed prompt = entries |> List.filter (fun e -> e.StartsWith("d0 diffuse " + prompt) && not (e.EndsWith "from=0"))
+            Expect.equal (resumed "long one").Length 1 (sprintf "the long request resumed once, its withdrawn resumption ran nothing: %A" (resumed "long one"))
+            let at e = entries |> List.findIndex ((=) e)
+            let secondLast = at "d0 step second one 50"
+            let firstResumed = at (resumed "first one" |> List.exactlyOne)
+            let longResumed = at (resumed "long one" |> List.exactlyOne)
+            Expect.isLessThan secondLast firstResumed "the second urgent request ran inside the first's diffuse"
+            Expect.isLessThan firstResumed longResumed "the long request resumed after the first's resumption, as the simulator orders them"
+            let mutable seen = []
+            let mutable e = Unchecked.defaultof<JobEvent>
+            while events.TryRead(&e) do seen <- e :: seen
+            let kinds = List.rev seen |> List.map _.Kind
+            Expect.equal (kinds |> List.filter ((=) JobEventKind.Suspended)).Length 1 "one suspended event for the long request"
+            Expect.equal (kinds |> List.filter ((=) JobEventKind.Resumed)).Length 1 "one resumed event"
+        finally
+            server.DisposeAsync().AsTask().Wait()
+
 let ``with ResumeElsewhere a suspended request resumes on the group free first`` =
     testCase "with ResumeElsewhere a request suspended for an urgent one resumes on another group of its degree that frees first, every step once" <| fun () ->
         let log = ExecutionLog()
@@ -779,6 +818,7 @@ let tests =
         ``with preemption a late image's decode runs between two tiles of a video decode on the decode device``
         ``a request suspended for an urgent one resumes on its devices, and one cancelled while suspended ends at once``
         ``with preemption every request is served once: a suspended request is never lost or run twice``
+        ``a segment with a resumption queued behind it is suspended for a later urgent request, and the resumption moves behind its own``
         ``with ResumeElsewhere a suspended request resumes on the group free first``
         ``busy-until never calls a device with work in flight free, and calls every idle device free``
         ``a decode device's schedule holds a decode aside until its latents are due``
