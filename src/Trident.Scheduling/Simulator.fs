@@ -301,7 +301,7 @@ module Simulator =
               PlacementTimeLimit = config.PlacementTimeLimit }
         let initialPlacement = policy.Place ctx
         // the statistics the placement in force was planned for (Adjust-on-Dispatch's gate)
-        let plannedFor = ref ctx.Stats
+        let plannedFor = ref (Some ctx.Stats)
         let placement = ref initialPlacement
         let first = if requestsArr.Length = 0 then 0.0<s> else requestsArr |> Array.map _.Arrival |> Array.min
         // device state
@@ -936,10 +936,13 @@ module Simulator =
                 if decision <> NoTrigger then adjustments.Add((now, decision))
                 match decision with
                 | NoTrigger -> nextAdjust.Value <- now + 1.0<s>
-                | Keep _ -> nextAdjust.Value <- now + a.Cooldown
+                | Keep _ ->
+                    // a provisional placement kept after a solve over a full window is planned for that window
+                    if plannedFor.Value.IsNone then plannedFor.Value <- AdjustOnDispatch.plannedFor a monitor.Value now
+                    nextAdjust.Value <- now + a.Cooldown
                 | Replace(imbalance, plan) ->
                     placement.Value <- plan
-                    plannedFor.Value <- Monitor.stats now monitor.Value
+                    plannedFor.Value <- AdjustOnDispatch.plannedFor a monitor.Value now
                     nextAdjust.Value <- now + a.Cooldown
                     replacements.Add
                         { Time = now

@@ -129,12 +129,18 @@ public sealed class StageMonitor
             busy.Select(b => Math.Min(1.0, b / window)).ToArray(), rates.Imbalance);
     }
 
+    /// <summary>Whether the window ending <paramref name="now"/> holds enough arrivals and observation for a placement to
+    /// be planned for it (AdjustOnDispatch.confident); a placement made for a thinner window is provisional.</summary>
+    public bool Confident(double now) => AdjustOnDispatch.confident(Settings.ToAdjustSettings(1.0), _monitor, now);
+
     /// <summary>One Adjust-on-Dispatch evaluation, as the simulator makes it: over the window ending now,
-    /// for the current placement and the statistics it was planned for.</summary>
-    public AdjustDecision Decide(double now, Cluster cluster, CostModel cost, PlacementPlan current, WorkloadStats plannedFor, double placementTimeLimit)
+    /// for the current placement and the statistics it was planned for (null: a provisional placement, no
+    /// gate).</summary>
+    public AdjustDecision Decide(double now, Cluster cluster, CostModel cost, PlacementPlan current, WorkloadStats? plannedFor, double placementTimeLimit)
     {
         _monitor = MonitorModule.trim(now, _monitor);
         return AdjustOnDispatch.decide(Settings.ToAdjustSettings(placementTimeLimit),
-            FuncConvert.FromFunc<PlacementInput, PlacementPlan>(Planner.place), cluster, cost, current, plannedFor, _monitor, now);
+            FuncConvert.FromFunc<PlacementInput, PlacementPlan>(Planner.place), cluster, cost, current,
+            plannedFor is null ? FSharpOption<WorkloadStats>.None : FSharpOption<WorkloadStats>.Some(plannedFor), _monitor, now);
     }
 }

@@ -208,6 +208,8 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
     private IReadOnlyDictionary<long, WaitingReason> _waits = new Dictionary<long, WaitingReason>();
     // the request statistics the placement in force was planned for (Adjust-on-Dispatch compares the recent mix with it)
     private WorkloadStats _plannedFor;
+    // the placement in force was planned for a window too thin to trust (AdjustOnDispatch.confident): no gate
+    private bool _provisional;
     private long _round;
     private double _nextAdjust;
     private double _lastEviction;
@@ -508,7 +510,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
         AdjustDecision decision;
         try
         {
-            decision = _monitor.Decide(now, cluster, _cost, current, _plannedFor, _settings.PlacementTimeLimitSeconds);
+            decision = _monitor.Decide(now, cluster, _cost, current, _provisional ? null : _plannedFor, _settings.PlacementTimeLimitSeconds);
         }
         catch (Exception ex)
         {
@@ -522,6 +524,12 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
         {
             case AdjustDecision.Keep keep:
                 _nextAdjust = now + _settings.Monitor.CooldownSeconds;
+                // a provisional placement kept after a solve over a full window is planned for that window
+                if (_provisional && _monitor.Confident(now))
+                {
+                    _plannedFor = stats;
+                    _provisional = false;
+                }
                 Remember(_placements, new PlacementChange(now, $"imbalance {keep.imbalance:F2}: {keep.reason}", false, 0, before, before, "kept"));
                 return;
             case AdjustDecision.Replace replace:
@@ -536,6 +544,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
                     changed.Length, before, next.Alpha, replace.imbalance, Describe(next));
                 _placement = next;
                 _plannedFor = stats;
+                _provisional = !_monitor.Confident(now);
                 _metrics.Replacements.Add(1);
                 return;
             default:
@@ -975,7 +984,8 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
         if (_view.Cluster is { } cluster)
         {
             var stats = _monitor.Stats(now);
-            if (stats.Classes.IsEmpty) stats = _plannedFor;
+            var fromWindow = !stats.Classes.IsEmpty;
+            if (!fromWindow) stats = _plannedFor;
             var current = _view.Types(_placement.Types);
             var before = AdjustOnDispatch.alphaOf(cluster, _cost, current, stats);
             try
@@ -986,6 +996,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
                 changed = [.. cluster.Devices.Select(d => _view.Physical(d.Id.Item))
                     .Where(d => _placement.Types.TryFind(DeviceId.NewDeviceId(d)) is { } old && !old.Value.Equals(physical.Types[DeviceId.NewDeviceId(d)]))];
                 _plannedFor = stats;
+                if (fromWindow) _provisional = !_monitor.Confident(now);
                 _metrics.Replacements.Add(1);
                 Remember(_placements, new PlacementChange(now, reason, true, changed.Length, before, next.Alpha, PlanSourceModule.describe(next.Source)));
             }

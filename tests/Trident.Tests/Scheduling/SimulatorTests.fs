@@ -268,6 +268,32 @@ let ``the imbalance trigger respects its threshold and sample count`` =
         let stretched = { balanced with MinSamples = 15 }
         Expect.equal ((Monitor.throughputs 100.0<s> stretched).Samples) 15 "(Monitor.throughputs 100.0<s> stretched).Samples"
 
+let ``a placement made for a thin window is provisional and the next trigger solves again`` =
+    testCase "a placement made for a thin window is provisional: no gate, the next trigger with a full window solves again" <| fun () ->
+        let cost = CostModel.create CostSettings.defaults ReferenceProfiles.flux
+        let cluster = Cluster.uniform 2 8 48.0<GB> Bandwidths.pcie4Server
+        let settings = { AdjustSettings.defaults with Window = 10.0<s>; MinSamples = 20; MinGain = 0.05; TimeLimit = 10.0<s> }
+        let r i (t: float<s>) size = { Id = RequestId i; Model = ModelName "flux"; Shape = Shape.image size size; Steps = 28; Arrival = t; Deadline = t + 60.0<s>; Priority = None }
+        let m0 = Monitor.create settings.Window settings.MinSamples 0.0<s>
+        // the first requests of a new kind: two 2048² images, answered at once by the uncovered trigger
+        let thin = m0 |> Monitor.arrived (r 0L 9.0<s> 2048) |> Monitor.arrived (r 1L 9.5<s> 2048)
+        Expect.isNone (AdjustOnDispatch.plannedFor settings thin 10.0<s>) "two arrivals: a placement made now is provisional"
+        let first = Monitor.stats 10.0<s> thin
+        let current = Planner.place { Cluster = cluster; Cost = cost; Stats = first; Current = None; TimeLimit = 10.0<s> }
+        // then a full window of 256² and 1024² images: the 2048² placement sustains them at a higher rate than the mix
+        // it was made for, so the gate keeps it without a solve — though a placement for them gains > 5 %
+        let full = [ 0L .. 29L ] |> List.fold (fun m i -> Monitor.arrived (r (i + 2L) (20.0<s> + float i * 0.33<s>) (if i % 2L = 0L then 256 else 1024)) m) m0
+        let now = 30.0<s>
+        Expect.isSome (AdjustOnDispatch.plannedFor settings full now) "thirty arrivals over a window: planned for"
+        match AdjustOnDispatch.decide settings Planner.place cluster cost current (Some first) full now with
+        | Keep(_, reason) -> Expect.stringContains reason "sustains the recent mix" "planned for the thin window, the gate keeps it"
+        | other -> failtestf "expected the gate to keep the placement, got %A" other
+        match AdjustOnDispatch.decide settings Planner.place cluster cost current None full now with
+        | Replace(_, plan) ->
+            let before = AdjustOnDispatch.alphaOf cluster cost current.Types (Monitor.stats now full)
+            Expect.isGreaterThan plan.Alpha (before * 1.05) "the new placement serves the full window's mix better"
+        | other -> failtestf "provisional: expected a solve and a new placement, got %A" other
+
 // ---- baselines and memory --------------------------------------------------------------------
 
 let ``pipeline-level baselines run out of memory on flux 2048² and stage-level ones do not`` =
@@ -607,6 +633,7 @@ let tests =
         ``a generated workload replays bit-identically through its trace file``
         ``a shifting workload triggers a re-placement and no request is lost or run twice across it``
         ``the imbalance trigger respects its threshold and sample count``
+        ``a placement made for a thin window is provisional and the next trigger solves again``
         ``pipeline-level baselines run out of memory on flux 2048² and stage-level ones do not``
         ``hunyuanvideo co-located on one device runs out of memory at 720p``
         ``reference workloads follow the published traces``
