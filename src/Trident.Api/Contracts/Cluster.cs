@@ -67,7 +67,7 @@ public sealed record ClusterDto(string Pipeline, string Model, int Nodes, IReadO
 /// <summary>The placement in force.</summary>
 /// <param name="Types">Placement type of each device (by device id).</param>
 /// <param name="Capacity">Stage capacity in requests per second of the mix it was planned for.</param>
-/// <param name="Alpha">Load factor α (design.md §5): the multiple of the planned mix's arrival rate the placement sustains; the initial placement is planned for a nominal 1 request/s of the default request, so there α is the sustained rate in requests per second.</param>
+/// <param name="Alpha">Load factor α (design.md §5): the multiple of the planned mix's arrival rate the placement sustains; the initial placement is planned for a nominal 1 request/s of the default request (or of Trident:Serving:PlanFor's mix), so there α is the sustained rate in requests per second.</param>
 /// <param name="Moves">Devices that changed type when it was made.</param>
 /// <param name="Source">How it was made.</param>
 public sealed record PlacementDto(IReadOnlyDictionary<string, string> Types, IReadOnlyDictionary<string, double> Capacity, double Alpha, int Moves, string Source);

@@ -256,13 +256,28 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
         StorageDirectory = o.Storage.Resolve(Trident.Runtime.Execution.PipelineLocator.FindHome()),
     };
 
-    /// <summary>The mix the initial placement is planned for: requests of the default size and steps.</summary>
+    /// <summary>The mix the initial placement is planned for, at a nominal 1 request/s: Serving:PlanFor's classes
+    /// (shares normalised), or requests of the default size and steps when it is empty.</summary>
+    /// <exception cref="InvalidOperationException">when a Serving:PlanFor class is a size the pipeline does not serve
+    /// (named, with the pipeline's reason), or the key does not parse (the validator reports that before).</exception>
     public static WorkloadStats InitialMix(TridentOptions o, PipelineManifest manifest)
     {
         var steps = o.Limits.DefaultSteps > 0 ? o.Limits.DefaultSteps : manifest.Sampler.DefaultSteps;
-        var frames = manifest.Size.MinFrames;
-        return new WorkloadStats(
-            ListModule.OfSeq([new RequestClass(new Shape(o.Limits.DefaultHeight, o.Limits.DefaultWidth, frames), steps, 1.0)]),
-            1.0);
+        if (string.IsNullOrWhiteSpace(o.Serving.PlanFor))
+            return new WorkloadStats(
+                ListModule.OfSeq([new RequestClass(new Shape(o.Limits.DefaultHeight, o.Limits.DefaultWidth, manifest.Size.MinFrames), steps, 1.0)]),
+                1.0);
+        var problems = new List<string>();
+        var planned = PlanForMix.Parse(o.Serving.PlanFor, problems);
+        foreach (var c in planned)
+            if (manifest.CheckSize(c.Width, c.Height, c.Frames) is { Count: > 0 } wrong)
+                problems.Add($"'{c.Text}' is not a size pipeline {manifest.Name} serves ({string.Join("; ", wrong.Select(e => $"{e.Path} {e.Message}"))})");
+        if (problems.Count > 0) throw new InvalidOperationException($"{TridentOptions.Section}:Serving:PlanFor: {string.Join("; ", problems)}");
+        var total = planned.Sum(c => c.Share);
+        // the same shape and steps written twice is one class
+        var classes = planned
+            .GroupBy(c => (c.Height, c.Width, c.Frames, Steps: c.Steps ?? steps))
+            .Select(g => new RequestClass(new Shape(g.Key.Height, g.Key.Width, g.Key.Frames), g.Key.Steps, g.Sum(c => c.Share) / total));
+        return new WorkloadStats(ListModule.OfSeq(classes), 1.0);
     }
 }

@@ -231,6 +231,13 @@ public sealed class ServingOptions
     /// own devices behind the urgent work. Bit-identical either way: the checkpoint is host memory and the resumed
     /// run uses the same intra-op threads. Off by default, as in the simulator's defaults.</summary>
     public bool ResumeElsewhere { get; set; }
+
+    /// <summary>The request mix the initial placement is planned for: comma-separated classes
+    /// HEIGHTxWIDTH[xFRAMES][@STEPS][:SHARE] (shares are relative weights, 1 where not given; steps default to the
+    /// default steps), e.g. <c>544x960x129@50:0.2,544x960@50:0.8</c>. Empty (the default): requests of the default
+    /// size and steps. Each class must be a size the pipeline serves within the limits. Adjust-on-Dispatch re-plans
+    /// from the observed mix either way; this decides what the server starts with (PlanForMix).</summary>
+    public string PlanFor { get; set; } = "";
 }
 
 /// <summary>Section <c>Trident:Limits</c> (the pipeline's own size constraint applies too).</summary>

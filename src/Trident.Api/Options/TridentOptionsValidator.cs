@@ -81,6 +81,18 @@ public sealed class TridentOptionsValidator : IValidateOptions<TridentOptions>
         Check(double.IsFinite(s.QueueHorizonSeconds) && s.QueueHorizonSeconds is >= 0 and <= 60, "Serving:QueueHorizonSeconds", "must be between 0 and 60 (0 turns queueing behind running tasks off)");
         Check(s.MaxSuspensions is >= 1 and <= 100, "Serving:MaxSuspensions", "must be between 1 and 100 (turn preemption off with Serving:Preemption false)");
         Check(s.DecodeTileFrames is >= 0 and <= 1000, "Serving:DecodeTileFrames", "must be between 0 (no decode pauses) and 1000 frames");
+        if (!string.IsNullOrWhiteSpace(s.PlanFor))
+        {
+            var problems = new List<string>();
+            foreach (var planned in PlanForMix.Parse(s.PlanFor, problems))
+            {
+                if (planned.Height > o.Limits.MaxHeight || planned.Width > o.Limits.MaxWidth || planned.Frames > o.Limits.MaxFrames)
+                    problems.Add($"'{planned.Text}' is over the limits (Limits:MaxHeight {o.Limits.MaxHeight}, MaxWidth {o.Limits.MaxWidth}, MaxFrames {o.Limits.MaxFrames}): the server would refuse such requests");
+                if (planned.Steps > o.Limits.MaxSteps)
+                    problems.Add($"'{planned.Text}' has more steps than Limits:MaxSteps ({o.Limits.MaxSteps})");
+            }
+            foreach (var problem in problems) Check(false, "Serving:PlanFor", problem);
+        }
 
         var l = o.Limits;
         Check(l.MaxWidth is >= 8 and <= 16_384, "Limits:MaxWidth", "must be between 8 and 16384");

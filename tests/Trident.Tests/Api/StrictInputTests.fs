@@ -279,6 +279,35 @@ let ``the storage directory is validated like other keys, relative to the Triden
         finally
             File.Delete file
 
+let ``the mix the initial placement is planned for is configurable, and a bad class is named`` =
+    testCase "Serving:PlanFor sets the mix the initial placement is planned for; a bad class, one over the limits or one the pipeline does not serve is named" <| fun () ->
+        let validate (planFor: string) =
+            let o = TridentOptions()
+            o.Serving.PlanFor <- planFor
+            let r = TridentOptionsValidator().Validate(null, o)
+            if r.Failed then List.ofSeq r.Failures else []
+        Expect.isEmpty (validate "") "empty: the default mix"
+        Expect.isEmpty (validate "64x64x9@4:1, 128x128:3") "two classes"
+        let errors = validate "64x64@4:0.5,abc,2048x2048,64x64@0,64x64:-1"
+        Expect.equal errors.Length 4 (sprintf "four bad classes: %A" errors)
+        Expect.isTrue (errors |> List.forall (fun e -> e.StartsWith "Trident:Serving:PlanFor")) "each names the key"
+        for bad in [ "'abc'"; "'2048x2048' is over the limits"; "'64x64@0'"; "'64x64:-1'" ] do
+            Expect.exists errors (fun e -> e.Contains bad) (sprintf "%s named: %A" bad errors)
+        let manifest = Trident.Runtime.Pipelines.Tiny.TinyPipeline.Manifest()
+        let mix (planFor: string) =
+            let o = TridentOptions()
+            o.Serving.PlanFor <- planFor
+            Trident.Api.Hosting.ServerHost.InitialMix(o, manifest)
+        let planned = mix "64x64x9@4:1, 128x128:2, 128x128:1"
+        let classes = planned.Classes |> List.map (fun c -> c.Shape.Height, c.Shape.Width, c.Shape.Frames, c.Steps, c.Share)
+        Expect.equal classes [ 64, 64, 9, 4, 0.25; 128, 128, 1, manifest.Sampler.DefaultSteps, 0.75 ] "shares normalised, the same class once, default steps"
+        Expect.equal planned.ArrivalRate 1.0 "a nominal 1 request/s"
+        let fallback = mix ""
+        Expect.equal (fallback.Classes |> List.map (fun c -> c.Shape.Height, c.Shape.Width, c.Share)) [ 256, 256, 1.0 ] "empty: the default size"
+        let ex = expectThrows<InvalidOperationException> "10 frames: the tiny pipeline serves 1–9" (fun () -> mix "64x64x10" |> ignore)
+        Expect.stringContains ex.Message "Trident:Serving:PlanFor: '64x64x10' is not a size pipeline" "names the key and the class"
+        Expect.stringContains ex.Message "frames" "and what is wrong"
+
 [<Tests>]
 let integrationTests =
     testList "integration" [
@@ -299,4 +328,5 @@ let unitTests =
         ``a trace file's problems all come in one pass, and an image-only model's video rows are refused``
         ``a missing trace file is reported as missing, not as an unknown workload``
         ``the storage directory is validated like other keys, relative to the Trident home, and memory keeps jobs in memory``
+        ``the mix the initial placement is planned for is configurable, and a bad class is named``
     ] |> testSequencedGroup "GenerationsApiTests" ]
