@@ -242,6 +242,15 @@ public sealed class PlanExecutor
             Exception? failure = null;
             try
             {
+                // a suspended (or withdrawn) diffuse ends the attempt as soon as it stops: its decode, queued on a decode
+                // device perhaps behind a minutes-long video decode, is skipped whenever that worker reaches it, and the
+                // resumption does not wait for that
+                if (jobs.Count == 1 && diffuse.Task is { } segment && (segment.Suspend is not null || segment.From is not null))
+                {
+                    await ((Task)segment.Result.Task).ContinueWith(static _ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default)
+                        .ConfigureAwait(false);
+                    if (segment.Result.Task.Exception?.InnerException is DiffuseSuspendedException stoppedEarly) throw stoppedEarly;
+                }
                 items = await decode.Result.Task.ConfigureAwait(false);
                 if (items.Count != jobs.Count) throw new InvalidOperationException($"the decoder returned {items.Count} results for a batch of {jobs.Count}");
             }
@@ -266,7 +275,7 @@ public sealed class PlanExecutor
                     : resumed is { Stage.IsEncode: true } ? (resumed.Output, resumed.Device) : null;
                 if (embeddings is { } kept)
                     suspension = new SuspendedJob(jobs[0], stopped.Checkpoint, kept.Output, kept.Device, diffuse.Group, decodeDevice,
-                        ReferenceEquals(stopped.Checkpoint, diffuse.Task!.From));
+                        ReferenceEquals(stopped.Checkpoint, diffuse.Task!.From), decode.TaskId);
             }
             for (var i = 0; i < jobs.Count; i++) await CompleteAsync(jobs[i], failure is null ? items![i] : null, failure, resume, suspension).ConfigureAwait(false);
         }
@@ -348,5 +357,7 @@ public sealed class PlanExecutor
 /// <param name="DecodeDevice">The decode device of its route.</param>
 /// <param name="Withdrawn">A queued resumption withdrawn before it ran a step (<see cref="DiffuseTask.Withdrawal"/>):
 /// its checkpoint is the one it was to resume from, and no suspension is counted.</param>
+/// <param name="DecodeTaskId">The stopped attempt's decode task on <paramref name="DecodeDevice"/>, which will not run
+/// (its worker skips it when it gets to it; the ledger can forget it now); -1 when not known.</param>
 public sealed record SuspendedJob(Job Job, DiffuseCheckpoint Checkpoint, StageOutput Embeddings, int EmbeddingsDevice, int[] Group, int DecodeDevice,
-    bool Withdrawn = false);
+    bool Withdrawn = false, long DecodeTaskId = -1);

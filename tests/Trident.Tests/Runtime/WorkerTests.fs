@@ -162,6 +162,36 @@ let ``a decode whose latents are not ready does not block a ready decode queued 
         Expect.isTrue first.Result.Task.IsCompletedSuccessfully "the held decode ran once its latents were ready"
         waitUntil 10.0 "the queue is empty" (fun () -> w.QueueLength = 0)
 
+let ``a suspended diffuse is handed back at once, not after the work its decode device runs`` =
+    testCase "a suspended diffuse is handed back for resumption at once, while its decode device still runs other work" <| fun () ->
+        let log = ExecutionLog()
+        use w0 = startWorker log 0 ED 1
+        use w1 = startWorker log 1 C 1
+        // the decode device is busy for about 3 s: a 3000-step diffuse stands in for a long video decode
+        let blockerEmb = encode 1001L "blocker" CancellationToken.None
+        let blocker = DiffuseTask(1002L, RequestId 1001L, 3.0, CancellationToken.None, input "blocker" 3000, blockerEmb.Result.Task, 1, 1, [||], noProgress)
+        enqueue w1 blockerEmb
+        enqueue w1 blocker
+        let suspended = TaskCompletionSource<Trident.Runtime.Serving.SuspendedJob>()
+        let plans =
+            Trident.Runtime.Serving.PlanExecutor([| w0; w1 |], Trident.Runtime.Serving.DeviceLedger 2, Trident.Runtime.Serving.ServerClock TimeProvider.System, 8,
+                null, Action<_>(fun s -> suspended.TrySetResult s |> ignore), Suspendable = true)
+        let job = testJob DateTimeOffset.UtcNow 7L 2000
+        let at (ds: int list) = { Devices = ds |> List.map DeviceId; Start = 0.0<s>; Finish = 1.0<s> }
+        let d = { Request = RequestId 7L; Degree = 1; Vr = VrType.V0; Encode = at [ 0 ]; Diffuse = at [ 0 ]; Decode = at [ 1 ]; OnTime = true; Reward = 1.0 }
+        let task = plans.ExecuteAsync(job, d, Trident.Runtime.Serving.JobRoute(1L, "test", d), CancellationToken.None).AsTask().Result
+        waitUntil 10.0 "the job diffuses" (fun () -> job.View().Step > 0)
+        task.Suspend.Request()
+        Expect.isTrue (suspended.Task.Wait(TimeSpan.FromSeconds 2.0)) "handed back within 2 s of the request"
+        Expect.isFalse blocker.Result.Task.IsCompleted "while the decode device still runs its 3 s of work"
+        let s = suspended.Task.Result
+        Expect.isGreaterThan s.Checkpoint.Step 0 "suspended after a step"
+        Expect.equal (s.DecodeDevice, s.Withdrawn) (1, false) "its decode device; a suspension, not a withdrawal"
+        // the stopped attempt's decode is skipped when the decode device gets to it: it never decodes
+        finished blocker.Result.Task
+        waitUntil 10.0 "the decode device reaches the stopped attempt's decode" (fun () -> log.Entries |> List.exists (fun e -> e = sprintf "finish d1 Decode %d error" s.DecodeTaskId))
+        Expect.isFalse (log.Entries |> List.contains "d1 decode") "nothing was decoded"
+
 [<Tests>]
 let tests =
     testList "integration" [ testList "WorkerTests" [
@@ -172,4 +202,5 @@ let tests =
         ``a cancelled request's queued tasks are skipped and its running diffuse stops at the next step``
         ``a retype unloads the models the new type no longer holds and runs after earlier work``
         ``a worker loads its type's models before its first task and on a retype, as a placement moves weights``
+        ``a suspended diffuse is handed back at once, not after the work its decode device runs``
     ] |> testSequenced ]
