@@ -242,14 +242,15 @@ public sealed class PlanExecutor
             Exception? failure = null;
             try
             {
-                // a suspended (or withdrawn) diffuse ends the attempt as soon as it stops: its decode, queued on a decode
-                // device perhaps behind a minutes-long video decode, is skipped whenever that worker reaches it, and the
-                // resumption does not wait for that
-                if (jobs.Count == 1 && diffuse.Task is { } segment && (segment.Suspend is not null || segment.From is not null))
+                // a diffuse that did not end with latents (suspended, withdrawn, failed, cancelled, lost with its device)
+                // ends the attempt as soon as it stops, with its own error — the one the decode would end with: the
+                // decode, queued on a decode device perhaps behind a minutes-long video decode, is skipped whenever that
+                // worker reaches it, and the job's resumption, re-queue or failure does not wait for that
+                if (diffuse.Task is { } segment)
                 {
                     await ((Task)segment.Result.Task).ContinueWith(static _ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default)
                         .ConfigureAwait(false);
-                    if (segment.Result.Task.Exception?.InnerException is DiffuseSuspendedException stoppedEarly) throw stoppedEarly;
+                    if (!segment.Result.Task.IsCompletedSuccessfully) await segment.Result.Task.ConfigureAwait(false);
                 }
                 items = await decode.Result.Task.ConfigureAwait(false);
                 if (items.Count != jobs.Count) throw new InvalidOperationException($"the decoder returned {items.Count} results for a batch of {jobs.Count}");

@@ -162,8 +162,8 @@ let ``a decode whose latents are not ready does not block a ready decode queued 
         Expect.isTrue first.Result.Task.IsCompletedSuccessfully "the held decode ran once its latents were ready"
         waitUntil 10.0 "the queue is empty" (fun () -> w.QueueLength = 0)
 
-let ``a suspended diffuse is handed back at once, not after the work its decode device runs`` =
-    testCase "a suspended diffuse is handed back for resumption at once, while its decode device still runs other work" <| fun () ->
+let ``a suspended or failed diffuse ends its attempt at once, not after the work its decode device runs`` =
+    testCase "a suspended diffuse is handed back for resumption, and a failed one fails its job, at once, while its decode device still runs other work" <| fun () ->
         let log = ExecutionLog()
         use w0 = startWorker log 0 ED 1
         use w1 = startWorker log 1 C 1
@@ -187,6 +187,15 @@ let ``a suspended diffuse is handed back at once, not after the work its decode 
         let s = suspended.Task.Result
         Expect.isGreaterThan s.Checkpoint.Step 0 "suspended after a step"
         Expect.equal (s.DecodeDevice, s.Withdrawn) (1, false) "its decode device; a suspension, not a withdrawal"
+        // so is a failure: a job whose encode fails is failed at once, not when the decode device gets to its decode
+        let failing =
+            let j = testJob DateTimeOffset.UtcNow 8L 4
+            Trident.Runtime.Serving.Job(j.Request, input "fail" 4, DateTimeOffset.UtcNow, false)
+        let d8 = { d with Request = RequestId 8L }
+        plans.ExecuteAsync(failing, d8, Trident.Runtime.Serving.JobRoute(2L, "test", d8), CancellationToken.None).AsTask().Wait()
+        waitUntil 2.0 "the failing job has failed" (fun () -> failing.Status = Trident.Runtime.Serving.JobStatus.Failed)
+        Expect.stringContains (failing.View().Error) "encoder exploded" "with the stage's error"
+        Expect.isFalse blocker.Result.Task.IsCompleted "while the decode device still runs its work"
         // the stopped attempt's decode is skipped when the decode device gets to it: it never decodes
         finished blocker.Result.Task
         waitUntil 10.0 "the decode device reaches the stopped attempt's decode" (fun () -> log.Entries |> List.exists (fun e -> e = sprintf "finish d1 Decode %d error" s.DecodeTaskId))
@@ -202,5 +211,5 @@ let tests =
         ``a cancelled request's queued tasks are skipped and its running diffuse stops at the next step``
         ``a retype unloads the models the new type no longer holds and runs after earlier work``
         ``a worker loads its type's models before its first task and on a retype, as a placement moves weights``
-        ``a suspended diffuse is handed back at once, not after the work its decode device runs``
+        ``a suspended or failed diffuse ends its attempt at once, not after the work its decode device runs``
     ] |> testSequenced ]
