@@ -9,6 +9,9 @@
 #
 #   scripts/measure-live-mixed.sh                      # 128 devices, time scale 0.02, 600 requests: ≈ 4 minutes
 #   DEVICES=16 COUNT=200 scripts/measure-live-mixed.sh  # smaller
+#   PLAN_FOR=mix scripts/measure-live-mixed.sh         # both servers start with a placement planned for the trace's mix
+#                                                      # (Trident:Serving:PlanFor, as the simulator's initial placement is)
+#                                                      # instead of for the default image; or PLAN_FOR='HxW[xF][@S][:share],…'
 # Needs port 8080 free (the servers bind 127.0.0.1:8080 only). The machine runs every emulated worker and the
 # serving loop: on 2 cores, the loop's own time weighs 1 / SCALE more against the stages than on real devices.
 set -euo pipefail
@@ -18,12 +21,16 @@ DEVICES="${DEVICES:-128}"
 SCALE="${SCALE:-0.02}"
 COUNT="${COUNT:-600}"
 SEED="${SEED:-1}"
+PLAN_FOR="${PLAN_FOR:-}"
+# the trace's mix: images of the two sizes, and their 129-frame videos (24 every 1200 s against 0.12 images/s: ≈ 1 in 7)
+if [ "$PLAN_FOR" = mix ]; then PLAN_FOR="720x1280@50:0.43,960x544@50:0.43,720x1280x129@50:0.07,960x544x129@50:0.07"; fi
 out="$(mktemp -d)"
 if ss -ltn | grep -q '127.0.0.1:8080 '; then echo "measure-live-mixed: port 8080 is in use; stop that server first" >&2; exit 1; fi
 
 # The workload's videos are 129 frames of up to 1280 pixels and ≈ 30 GB of activations: above serve's default limits.
 limits=(--Trident:Serving:SloScale 2 --Trident:Limits:MaxFrames 129 --Trident:Limits:MaxHeight 1280 --Trident:Limits:MaxWidth 1280
   --Trident:Limits:MaxActivationGb 80 --Trident:Serving:QueueCapacity 2000 --Trident:Jobs:Capacity 4000)
+if [ -n "$PLAN_FOR" ]; then limits+=(--Trident:Serving:PlanFor "$PLAN_FOR"); fi
 
 server=""
 stop() { # the launcher execs the server: its pid is the server's
@@ -60,7 +67,7 @@ print(f"live preemption={sys.argv[2]:5}  attainment={share(rows):.3f}  images={s
 PY
 }
 
-echo "measure-live-mixed: $DEVICES emulated hunyuanvideo devices, time scale $SCALE, $COUNT requests, seed $SEED (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+echo "measure-live-mixed: $DEVICES emulated hunyuanvideo devices, time scale $SCALE, $COUNT requests, seed $SEED${PLAN_FOR:+, initial placement planned for $PLAN_FOR} (load average $(cut -d' ' -f1-3 /proc/loadavg))"
 run false
 run true
 echo "simulated, the same trace (trident simulate --seed $SEED, $DEVICES devices):"
