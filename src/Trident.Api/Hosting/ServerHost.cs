@@ -110,6 +110,8 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
     {
         try
         {
+            // a store another server has open stops the start now, not after the profiling and model loads
+            if (_options.Storage.Resolve(Trident.Runtime.Execution.PipelineLocator.FindHome()) is { } storage) JobJournal.CheckFree(storage);
             var layout = await _backend.LayoutAsync(_options, _log, ct);
             _log.LogInformation("Starting: {Devices} {Kind} device(s) in {Nodes} node(s)", layout.Devices.Count, _options.Devices.Kind, layout.NodeCount);
             var parts = await _backend.PrepareAsync(_options, layout, _log, ct);

@@ -6,6 +6,11 @@
 // has its file; an evicted job's row and file are deleted. Step progress, stage timings and routes are not
 // written: after a restart a job that was queued or running starts again from the beginning (Load).
 //
+// One process at a time: the journal holds an exclusive lock on <directory>/lock for as long as it is open, so a
+// second server started on the same storage directory stops at start-up saying so (JobStoreInUseException) instead
+// of handing out the same job ids and overwriting the first one's rows and results. The lock is the operating
+// system's (released when the process dies, kill -9 included); the file itself stays.
+//
 // A crash (kill -9) loses nothing that was committed: WAL keeps the database consistent, and every commit
 // of this process is in the WAL before the call returns (synchronous=NORMAL only risks the last commits on
 // a power loss, not on a process crash).
@@ -41,6 +46,7 @@ public sealed class JobJournal : IDisposable
     private readonly object _gate = new();
     private readonly SqliteConnection _db;
     private readonly SqliteCommand _insert, _move, _delete, _cancel;
+    private readonly FileStream _lock;
     private bool _closed;
 
     private JobJournal(string directory)
@@ -48,6 +54,7 @@ public sealed class JobJournal : IDisposable
         Directory = Path.GetFullPath(directory);
         ResultsDirectory = Path.Combine(Directory, "results");
         System.IO.Directory.CreateDirectory(ResultsDirectory);
+        _lock = Lock(Directory);
         _db = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = Path.Combine(Directory, "jobs.db"), Pooling = false }.ToString());
         _db.Open();
         Execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;");
@@ -76,7 +83,32 @@ public sealed class JobJournal : IDisposable
     }
 
     /// <summary>Opens (creating if needed) the journal in <paramref name="directory"/>.</summary>
+    /// <exception cref="JobStoreInUseException">when another process (or another journal of this one) has the
+    /// directory open.</exception>
     public static JobJournal Open(string directory) => new(directory);
+
+    /// <summary>Fails with <see cref="JobStoreInUseException"/> when a journal is open on <paramref name="directory"/>
+    /// now (a check before a slow start-up; <see cref="Open"/> takes the lock for good).</summary>
+    public static void CheckFree(string directory)
+    {
+        var full = Path.GetFullPath(directory);
+        System.IO.Directory.CreateDirectory(full);
+        Lock(full).Dispose();
+    }
+
+    // The exclusive lock on <directory>/lock (FileShare.None: an advisory lock on Unix, a sharing mode on Windows).
+    private static FileStream Lock(string directory)
+    {
+        var path = Path.Combine(directory, "lock");
+        try
+        {
+            return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+        }
+        catch (IOException ex)
+        {
+            throw new JobStoreInUseException(directory, ex);
+        }
+    }
 
     /// <summary>The storage directory (absolute).</summary>
     public string Directory { get; }
@@ -248,6 +280,7 @@ public sealed class JobJournal : IDisposable
             _delete.Dispose();
             _cancel.Dispose();
             _db.Dispose();
+            _lock.Dispose();
         }
     }
 
@@ -271,4 +304,14 @@ public sealed class JobJournal : IDisposable
     {
         for (var i = 0; i < values.Length; i++) cmd.Parameters[i].Value = values[i] ?? DBNull.Value;
     }
+}
+
+/// <summary>The job store's directory is open in another process (or another journal of this one): two servers on one
+/// store would hand out the same job ids and overwrite each other's jobs and results.</summary>
+public sealed class JobStoreInUseException(string directory, Exception inner)
+    : InvalidOperationException($"the job store {directory} is in use by another trident server (its lock file {Path.Combine(directory, "lock")} is held); " +
+        "give each server its own Trident:Storage:Directory, or 'memory' for a store that is not kept", inner)
+{
+    /// <summary>The storage directory.</summary>
+    public string Directory { get; } = directory;
 }

@@ -110,6 +110,22 @@ let ``a finished job recovered after its retention ended is forgotten with its r
             second.DisposeAsync().AsTask().Wait()
             Directory.Delete(dir, true)
 
+let ``a second server on the same job store is refused while the first has it open`` =
+    testCase "a second journal on the same directory is refused naming the store while the first is open, and opens once it is closed" <| fun () ->
+        let dir = tempDirectory ()
+        try
+            let first = JobJournal.Open dir
+            let refused = expectThrows<JobStoreInUseException> "a second journal on the same directory" (fun () -> JobJournal.Open dir |> ignore)
+            Expect.stringContains refused.Message dir "names the directory"
+            Expect.stringContains refused.Message "Trident:Storage:Directory" "and the key to change"
+            expectThrows<JobStoreInUseException> "the start-up check too" (fun () -> JobJournal.CheckFree dir) |> ignore
+            first.Dispose()
+            JobJournal.CheckFree dir
+            use again = JobJournal.Open dir
+            Expect.equal again.Directory (Path.GetFullPath dir) "opens once the first is closed"
+        finally
+            Directory.Delete(dir, true)
+
 let ``a journal write per transition is cheap`` =
     testCase "a journal write per transition is cheap" <| fun () ->
         let dir = tempDirectory ()
@@ -321,5 +337,6 @@ let tests =
         ``after a crash, queued and running jobs run again under their ids and finished ones keep their state and result``
         ``a finished job recovered after its retention ended is forgotten with its result file``
         ``a journal write per transition is cheap``
+        ``a second server on the same job store is refused while the first has it open``
         ``the job store follows the documented state machine across submits, cancels, stages, failures, expiry and restarts``
     ] |> testSequenced ]
