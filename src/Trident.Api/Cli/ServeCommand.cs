@@ -36,6 +36,13 @@ public static class ServeCommand
             Console.Error.WriteLine($"  {e.Message}{(e.InnerException is { } inner ? $" ({inner.Message})" : "")}");
             return 2;
         }
+        if (UrlProblems(app.Configuration["urls"]) is { Count: > 0 } badUrls)
+        {
+            // refused here: Kestrel would fail to bind only after the serving runtime started, and abort the process
+            Console.Error.WriteLine("trident serve: invalid --urls (e.g. http://127.0.0.1:8080; several separated by ';'):");
+            foreach (var problem in badUrls) Console.Error.WriteLine($"  {problem}");
+            return 2;
+        }
         try
         {
             // validated before the host starts, so a bad configuration is this list and exit 2, not the host's
@@ -61,5 +68,34 @@ public static class ServeCommand
             foreach (var failure in e.Failures) Console.Error.WriteLine($"  {failure}");
             return 2;
         }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // the host could not start (an address it cannot bind, …): the reason and exit 1, not an abort
+            Console.Error.WriteLine($"trident serve: the server could not start: {e.GetType().Name}: {e.Message}");
+            return 1;
+        }
+    }
+
+    /// <summary>What is wrong with each address of an ASP.NET Core <c>urls</c> value (';'-separated), parsed as Kestrel
+    /// parses them (BindingAddress): not an address, a scheme other than http or https, a port outside 0–65535. Empty
+    /// when every address is fine or none is given.</summary>
+    public static List<string> UrlProblems(string? urls)
+    {
+        var problems = new List<string>();
+        foreach (var url in (urls ?? "").Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            try
+            {
+                var address = Microsoft.AspNetCore.Http.BindingAddress.Parse(url);
+                if (address.IsNamedPipe || address.IsUnixPipe) continue;
+                if (address.Scheme is not ("http" or "https")) problems.Add($"'{url}': the scheme must be http or https");
+                else if (address.Port is < 0 or > 65535) problems.Add($"'{url}': the port must be between 0 and 65535");
+            }
+            catch (FormatException e)
+            {
+                problems.Add($"'{url}': {e.Message}");
+            }
+        }
+        return problems;
     }
 }

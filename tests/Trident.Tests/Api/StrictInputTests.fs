@@ -187,6 +187,25 @@ let ``a config file that does not exist stops serve with exit 2`` =
         Expect.equal code 2 "exit code"
         Expect.stringContains message "does not exist" "message"
 
+let ``a bad --urls stops serve with exit 2 naming the address`` =
+    testCase "a bad --urls stops serve with exit 2 naming the address, before anything starts" <| fun () ->
+        let error = new StringWriter()
+        let previous = Console.Error
+        Console.SetError error
+        let code =
+            try Trident.Api.Cli.Commands.RunAsync([| "serve"; "--urls"; "notaurl"; "--Trident:LogLevel"; "Fatal" |]).Result
+            finally Console.SetError previous
+        let message = string error
+        Expect.equal code 2 "exit code"
+        Expect.stringContains message "'notaurl'" "the address is named"
+        let problems (urls: string) = Trident.Api.Cli.ServeCommand.UrlProblems urls |> List.ofSeq
+        Expect.isEmpty (problems "http://127.0.0.1:8080;http://*:9000;https://[::1]:0;http://localhost") "good addresses"
+        Expect.isEmpty (problems null) "none given"
+        let bad = problems "http://127.0.0.1:99999;ftp://127.0.0.1:1;http://127.0.0.1:8080"
+        Expect.equal bad.Length 2 (sprintf "two bad addresses: %A" bad)
+        Expect.stringContains bad.[0] "port must be between 0 and 65535" "the port"
+        Expect.stringContains bad.[1] "scheme must be http or https" "the scheme"
+
 let ``environment variables are bound as strictly as other sources, and lists take a comma-separated value`` =
     testCase "environment variables are bound as strictly as other sources, and lists take a comma-separated value" <| fun () ->
         let prefix = sprintf "TRIDENTSTRICT%d_" Environment.ProcessId
@@ -324,6 +343,7 @@ let unitTests =
     testList "unit" [ testList "StrictInputTests" [
         ``unparsable values and unknown keys from the command line or a config file stop serve with exit 2 and every key named``
         ``a config file that does not exist stops serve with exit 2``
+        ``a bad --urls stops serve with exit 2 naming the address``
         ``environment variables are bound as strictly as other sources, and lists take a comma-separated value``
         ``a trace file's problems all come in one pass, and an image-only model's video rows are refused``
         ``a missing trace file is reported as missing, not as an unknown workload``
