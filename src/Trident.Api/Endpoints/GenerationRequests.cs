@@ -44,6 +44,16 @@ internal static class GenerationRequests
         public Dictionary<string, string[]> ToDictionary() => ByField.ToDictionary(kv => kv.Key, kv => kv.Value.ToArray());
     }
 
+    // The most images one request may ask for: the limit, and no more than the queue holds (a request's images are
+    // queued together, so a larger one would be refused with a 429 however long the client waited).
+    private static int MaxImages(ReadyServer ready, LimitOptions limits) =>
+        Math.Min(limits.MaxImagesPerRequest, ready.Server.Setup.Settings.QueueCapacity);
+
+    private static string MaxImagesKey(ReadyServer ready, LimitOptions limits) =>
+        limits.MaxImagesPerRequest <= ready.Server.Setup.Settings.QueueCapacity
+            ? "Trident:Limits:MaxImagesPerRequest"
+            : $"the queue holds {ready.Server.Setup.Settings.QueueCapacity} requests: Trident:Serving:QueueCapacity";
+
     public static (ValidSubmission? Submission, Dictionary<string, string[]> Errors) Validate(GenerationRequestDto dto, ReadyServer ready, LimitOptions limits)
     {
         var e = new Errors();
@@ -51,7 +61,7 @@ internal static class GenerationRequests
         var height = dto.Height ?? limits.DefaultHeight;
         var frames = dto.Frames ?? 1;
         var images = dto.NumImages ?? 1;
-        if (images < 1 || images > limits.MaxImagesPerRequest) e.Add("num_images", $"must be between 1 and {limits.MaxImagesPerRequest} (Trident:Limits:MaxImagesPerRequest)");
+        if (images < 1 || images > MaxImages(ready, limits)) e.Add("num_images", $"must be between 1 and {MaxImages(ready, limits)} ({MaxImagesKey(ready, limits)})");
         else if (images > 1 && frames > 1) e.Add("num_images", "must be 1 for a video (one request makes one video)");
         var (steps, estimate) = Check(e, dto.Prompt, dto.NegativePrompt, width, height, frames, dto.Steps, dto.Seed, dto.Guidance, ready, limits,
             seedReserve: Math.Max(0, Math.Min(images, limits.MaxImagesPerRequest) - 1));
@@ -150,7 +160,7 @@ internal static class GenerationRequests
     {
         var e = new Errors();
         var n = dto.N ?? 1;
-        if (n < 1 || n > limits.MaxImagesPerRequest) e.Add("n", $"must be between 1 and {limits.MaxImagesPerRequest}");
+        if (n < 1 || n > MaxImages(ready, limits)) e.Add("n", $"must be between 1 and {MaxImages(ready, limits)} ({MaxImagesKey(ready, limits)})");
         if (dto.ResponseFormat is not (null or "b64_json" or "url")) e.Add("response_format", "must be 'b64_json' or 'url'");
         CheckModel(e, dto.Model, ready);
         if (dto.Quality is not (null or "auto"))
@@ -228,7 +238,7 @@ internal static class GenerationRequests
         if (dto.N is not (null or 1)) e.Add("n", "must be 1 (one choice); for several images send num_images_per_prompt");
         var prompt = ChatPrompt(e, dto.Messages);
         var n = dto.NumImagesPerPrompt ?? 1;
-        if (n < 1 || n > limits.MaxImagesPerRequest) e.Add("num_images_per_prompt", $"must be between 1 and {limits.MaxImagesPerRequest}");
+        if (n < 1 || n > MaxImages(ready, limits)) e.Add("num_images_per_prompt", $"must be between 1 and {MaxImages(ready, limits)} ({MaxImagesKey(ready, limits)})");
         int width = dto.Width ?? limits.DefaultWidth, height = dto.Height ?? limits.DefaultHeight, frames = dto.NumFrames ?? 1;
         var steps = Check(e, prompt ?? "", dto.NegativePrompt, width, height, frames, dto.NumInferenceSteps, dto.Seed, dto.GuidanceScale, ready, limits,
             seedReserve: Math.Max(0, Math.Min(n, limits.MaxImagesPerRequest) - 1), names: DiffusersNames).Steps;

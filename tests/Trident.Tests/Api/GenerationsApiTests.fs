@@ -331,6 +331,10 @@ let private smallQueueServer = Fixture(fun () -> new SmallQueueFactory())
 let ``a full queue answers 429 with Retry-After, and every accepted request is still served`` =
     testCase "a full queue answers 429 with Retry-After, and every accepted request is still served" <| fun () ->
         let client = readyClient smallQueueServer.Value
+        // more images than the queue holds is a 400 naming the cap, not a 429 a client would retry for ever
+        let tooMany = post client "/v1/generations" """{"prompt":"many","num_images":2}"""
+        Expect.equal tooMany.StatusCode HttpStatusCode.BadRequest "2 images on a queue of 1"
+        Expect.stringContains (tooMany.Content.ReadAsStringAsync().Result) "Trident:Serving:QueueCapacity" "names the queue's capacity"
         let accepted = ResizeArray<string>()
         let mutable refused: HttpResponseMessage = null
         let mutable n = 0
