@@ -115,6 +115,7 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
             var layout = await _backend.LayoutAsync(_options, _log, ct);
             _log.LogInformation("Starting: {Devices} {Kind} device(s) in {Nodes} node(s)", layout.Devices.Count, _options.Devices.Kind, layout.NodeCount);
             var parts = await _backend.PrepareAsync(_options, layout, _log, ct);
+            FitDefaultSize(_options, parts.Manifest, _log);
             var setup = new ServerSetup(layout, parts.Profile, CostSettings(_options), parts.Executors, Settings(_options), InitialMix(_options, parts.Manifest));
             var server = TridentServer.Start(setup, _logs, _time, _scope);
             server.Metrics.Initialise();
@@ -257,6 +258,42 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
             : null,
         StorageDirectory = o.Storage.Resolve(Trident.Runtime.Execution.PipelineLocator.FindHome()),
     };
+
+    /// <summary>The built-in default size (Trident:Limits:DefaultWidth and DefaultHeight, pixels).</summary>
+    public const int BuiltInDefaultSide = 256;
+
+    /// <summary>Makes the default request size (Limits:DefaultWidth × DefaultHeight, what a request that gives none
+    /// gets, and the initial placement's mix) one the pipeline serves. The built-in 256 × 256 is moved to the nearest
+    /// size the pipeline and the limits allow (e.g. 544 × 544 for HunyuanVideo, whose sides are 544–1280), and logged;
+    /// a size set in the configuration must be served as it is.</summary>
+    /// <exception cref="InvalidOperationException">when a configured default size is not one the pipeline serves
+    /// (naming the keys and the pipeline's reason), or no size within the limits is.</exception>
+    public static void FitDefaultSize(TridentOptions o, PipelineManifest manifest, ILogger log)
+    {
+        var l = o.Limits;
+        var size = manifest.Size;
+        if (manifest.CheckSize(l.DefaultWidth, l.DefaultHeight, size.MinFrames) is not { Count: > 0 } wrong) return;
+        var reason = string.Join("; ", wrong.Select(e => $"{e.Path} {e.Message}"));
+        if (l.DefaultWidth != BuiltInDefaultSide || l.DefaultHeight != BuiltInDefaultSide)
+            throw new InvalidOperationException(
+                $"{TridentOptions.Section}:Limits:DefaultWidth × DefaultHeight {l.DefaultWidth}×{l.DefaultHeight} is not a size pipeline {manifest.Name} serves ({reason})");
+        static int Fit(int side, int min, int max, int multiple)
+        {
+            var v = Math.Clamp(side, min, max);
+            var up = (v + multiple - 1) / multiple * multiple;
+            return up <= max ? up : v / multiple * multiple;
+        }
+        var width = Fit(BuiltInDefaultSide, size.MinWidth, Math.Min(size.MaxWidth, l.MaxWidth), size.MultipleOf);
+        var height = Fit(BuiltInDefaultSide, size.MinHeight, Math.Min(size.MaxHeight, l.MaxHeight), size.MultipleOf);
+        if (manifest.CheckSize(width, height, size.MinFrames).Count > 0 || width > l.MaxWidth || height > l.MaxHeight)
+            throw new InvalidOperationException(
+                $"no default request size fits both pipeline {manifest.Name} (sides {size.MinWidth}–{size.MaxWidth} × {size.MinHeight}–{size.MaxHeight}, " +
+                $"multiples of {size.MultipleOf}) and {TridentOptions.Section}:Limits:MaxWidth × MaxHeight {l.MaxWidth}×{l.MaxHeight}");
+        log.LogInformation("Pipeline {Pipeline} does not serve the built-in default size {Side}×{Side} ({Reason}): requests that give no size get {Width}×{Height} (Trident:Limits:DefaultWidth, DefaultHeight)",
+            manifest.Name, BuiltInDefaultSide, BuiltInDefaultSide, reason, width, height);
+        l.DefaultWidth = width;
+        l.DefaultHeight = height;
+    }
 
     /// <summary>The mix the initial placement is planned for, at a nominal 1 request/s: Serving:PlanFor's classes
     /// (shares normalised), or requests of the default size and steps when it is empty.</summary>

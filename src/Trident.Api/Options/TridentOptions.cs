@@ -262,10 +262,12 @@ public sealed class LimitOptions
     /// <summary>Most images per OpenAI-style request (<c>n</c>).</summary>
     public int MaxImagesPerRequest { get; set; } = 4;
 
-    /// <summary>Width of a request that gives none (also the initial placement's mix).</summary>
+    /// <summary>Width of a request that gives none (also the initial placement's mix). Must be a size the pipeline
+    /// serves; the built-in 256 is moved to the nearest one the pipeline and the limits allow when it is not (e.g. 544 for
+    /// HunyuanVideo).</summary>
     public int DefaultWidth { get; set; } = 256;
 
-    /// <summary>Height of a request that gives none.</summary>
+    /// <summary>Height of a request that gives none (as DefaultWidth).</summary>
     public int DefaultHeight { get; set; } = 256;
 
     /// <summary>Steps of a request that gives none; 0 means the pipeline's default.</summary>

@@ -327,6 +327,27 @@ let ``the mix the initial placement is planned for is configurable, and a bad cl
         Expect.stringContains ex.Message "Trident:Serving:PlanFor: '64x64x10' is not a size pipeline" "names the key and the class"
         Expect.stringContains ex.Message "frames" "and what is wrong"
 
+let ``the default request size is one the pipeline serves`` =
+    testCase "the built-in default size moves to the nearest one the pipeline serves; a configured one it does not serve stops the start, named" <| fun () ->
+        let hunyuan = Trident.Runtime.Devices.EmulatedProfile.Manifest(ReferenceProfiles.hunyuanvideo)
+        let log = Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance
+        let o = TridentOptions()
+        o.Limits.MaxWidth <- 1280
+        o.Limits.MaxHeight <- 1280
+        Trident.Api.Hosting.ServerHost.FitDefaultSize(o, hunyuan, log)
+        Expect.isEmpty (hunyuan.CheckSize(o.Limits.DefaultWidth, o.Limits.DefaultHeight, 1)) (sprintf "%d×%d is served" o.Limits.DefaultWidth o.Limits.DefaultHeight)
+        Expect.equal (o.Limits.DefaultWidth, o.Limits.DefaultHeight) (hunyuan.Size.MinWidth, hunyuan.Size.MinHeight) "the smallest sides, nearest to 256"
+        let mix = Trident.Api.Hosting.ServerHost.InitialMix(o, hunyuan)
+        Expect.equal (mix.Classes |> List.map (fun c -> c.Shape.Width, c.Shape.Height)) [ o.Limits.DefaultWidth, o.Limits.DefaultHeight ] "the initial placement is planned for it"
+        let tiny = Trident.Runtime.Pipelines.Tiny.TinyPipeline.Manifest()
+        let kept = TridentOptions()
+        Trident.Api.Hosting.ServerHost.FitDefaultSize(kept, tiny, log)
+        Expect.equal (kept.Limits.DefaultWidth, kept.Limits.DefaultHeight) (256, 256) "a served default is kept"
+        let configured = TridentOptions()
+        configured.Limits.DefaultWidth <- 100
+        let ex = expectThrows<InvalidOperationException> "100 is not a multiple of the tiny pipeline's 16" (fun () -> Trident.Api.Hosting.ServerHost.FitDefaultSize(configured, tiny, log))
+        Expect.stringContains ex.Message "Trident:Limits:DefaultWidth × DefaultHeight 100×256 is not a size pipeline" "names the keys"
+
 [<Tests>]
 let integrationTests =
     testList "integration" [
@@ -349,4 +370,5 @@ let unitTests =
         ``a missing trace file is reported as missing, not as an unknown workload``
         ``the storage directory is validated like other keys, relative to the Trident home, and memory keeps jobs in memory``
         ``the mix the initial placement is planned for is configurable, and a bad class is named``
+        ``the default request size is one the pipeline serves``
     ] |> testSequencedGroup "GenerationsApiTests" ]
