@@ -346,10 +346,15 @@ internal static class GenerationRequests
         if (size is null or "auto") return (limits.DefaultWidth, limits.DefaultHeight);
         // plain ASCII digits only: int.TryParse alone would take " 64", "+64" and the current culture's forms
         var match = SizePattern.Match(size);
-        if (!match.Success || !int.TryParse(match.Groups[1].ValueSpan, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var width)
-            || !int.TryParse(match.Groups[2].ValueSpan, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var height))
+        if (!match.Success)
         {
             e.Add(field, $"must be WIDTHxHEIGHT in digits, e.g. {limits.DefaultWidth}x{limits.DefaultHeight}, or 'auto'");
+            return (limits.DefaultWidth, limits.DefaultHeight);
+        }
+        if (!int.TryParse(match.Groups[1].ValueSpan, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var width)
+            || !int.TryParse(match.Groups[2].ValueSpan, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var height))
+        {
+            e.Add(field, $"'{size}': a side is too large (at most {limits.MaxWidth}x{limits.MaxHeight} here)");
             return (limits.DefaultWidth, limits.DefaultHeight);
         }
         return (width, height);
@@ -365,7 +370,7 @@ internal static class GenerationRequests
         return 1 + tc * ((min - 1 + tc - 1) / tc);
     }
 
-    private static readonly System.Text.RegularExpressions.Regex SizePattern = new("^([0-9]{1,9})x([0-9]{1,9})$", System.Text.RegularExpressions.RegexOptions.CultureInvariant);
+    private static readonly System.Text.RegularExpressions.Regex SizePattern = new("^([0-9]+)x([0-9]+)$", System.Text.RegularExpressions.RegexOptions.CultureInvariant);
 
     /// <summary>diffusers' names of the generation route's fields.</summary>
     public static readonly IReadOnlyDictionary<string, string> GenerationAliases = new Dictionary<string, string>

@@ -102,9 +102,10 @@ internal static class JsonBody
                 document = JsonDocument.Parse(flat);
             }
         }
-        catch (JsonException)
+        catch (JsonException ex)
         {
-            errors["$"] = ["the body is not a JSON object"];
+            // the parser's own words say where and what (nesting too deep, a stray character, …)
+            errors["$"] = [$"the body is not valid JSON: {ex.Message}"];
             return (null, errors, StatusCodes.Status400BadRequest);
         }
         using (document)
@@ -402,8 +403,11 @@ internal static class JsonBody
         if (t == typeof(int) || t == typeof(long) || t == typeof(double))
         {
             if (value.ValueKind != JsonValueKind.Number) return $"must be a JSON number (got {Kind(value)})";
-            if (t == typeof(int) && !value.TryGetInt32(out _)) return "must be a whole number between -2147483648 and 2147483647";
-            if (t == typeof(long) && !value.TryGetInt64(out _)) return "must be a whole number between -9223372036854775808 and 9223372036854775807";
+            // the field's own range (steps 1–100, …) is checked after parsing and named there; here only what no field takes
+            if ((t == typeof(int) && !value.TryGetInt32(out _)) || (t == typeof(long) && !value.TryGetInt64(out _)))
+                return value.GetRawText().Any(c => c is '.' or 'e' or 'E')
+                    ? $"must be a whole number, written without a fraction or exponent (got {Shorten(value.GetRawText())})"
+                    : $"is out of range (got {Shorten(value.GetRawText())})";
             if (t == typeof(double) && !(value.TryGetDouble(out var d) && double.IsFinite(d))) return "must be a finite number";
             return null;
         }
@@ -412,6 +416,9 @@ internal static class JsonBody
         if (ElementType(t) is not null) return value.ValueKind == JsonValueKind.Array ? null : $"must be a JSON array (got {Kind(value)})";
         return null;
     }
+
+    // a raw JSON value for a message, cut at 40 characters
+    private static string Shorten(string raw) => raw.Length <= 40 ? raw : raw[..40] + "…";
 
     private static string Kind(JsonElement value) => value.ValueKind switch
     {

@@ -63,7 +63,7 @@ internal static class Problems
         var request = $"{http.Request.Method} {http.Request.Path}";
         var detail = status switch
         {
-            StatusCodes.Status404NotFound => $"no route matches {request} (the routes: /openapi/v1.json)",
+            StatusCodes.Status404NotFound => $"no route matches {request} (every route is listed in /openapi/v1.json)",
             StatusCodes.Status405MethodNotAllowed => $"{request}: the method is not allowed on this route"
                 + (http.Response.Headers.Allow is { Count: > 0 } allow ? $" (allowed: {allow})" : ""),
             StatusCodes.Status415UnsupportedMediaType => $"{request}: the body must be application/json (Content-Type: '{http.Request.ContentType}')",

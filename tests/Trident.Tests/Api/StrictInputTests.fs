@@ -55,6 +55,15 @@ let ``a number sent as a string, a duplicate key or an unknown field is a 400 na
         expect "/v1/images/generations" """{"prompt":"a fox","n":1,"n":2}""" [ "n" ]
         expect "/v1/images/generations" """{"prompt":"a fox","moderation":"low","style":"vivid","user":"u1","sizee":"64x64"}""" [ "moderation"; "style"; "user"; "sizee" ]
         expect "/v1/images/generations" """{"prompt":"a fox","model":"dall-e-3"}""" [ "model" ]
+        // the messages say what is wrong with the value sent, not the range of a C# integer
+        let message (path: string) (body: string) =
+            use r = post client path body
+            Expect.equal r.StatusCode HttpStatusCode.BadRequest body
+            r.Content.ReadAsStringAsync().Result
+        Expect.stringContains (message "/v1/generations" """{"prompt":"a fox","steps":2.5}""") "must be a whole number, written without a fraction or exponent (got 2.5)" "a fraction"
+        Expect.stringContains (message "/v1/generations" """{"prompt":"a fox","steps":99999999999}""") "is out of range (got 99999999999)" "too large"
+        Expect.stringContains (message "/v1/images/generations" """{"prompt":"a fox","size":"99999999999x64"}""") "a side is too large" "a size in digits that overflows"
+        Expect.stringContains (message "/v1/generations" (String.replicate 5000 "[" + String.replicate 5000 "]")) "the body is not valid JSON:" "too deep: the parser's reason"
         use ok = post client "/v1/generations" """{"prompt":"a fox","width":64,"height":64,"steps":1}"""
         Expect.equal ok.StatusCode HttpStatusCode.Accepted "the same body with numbers is accepted"
         cancel client ((json ok).GetProperty("id").GetString())
