@@ -165,11 +165,15 @@ public sealed class LocalCluster : IAsyncDisposable
             $"cluster: coordinator {Url} + {_spec.StartNodes} worker(s) × {_spec.DevicesPerNode} emulated {_spec.Profile} device(s) (time × {_spec.TimeScale}), {_spec.Membership} membership; ready in {clock.Elapsed.TotalSeconds:F1} s"));
     }
 
-    /// <summary>Starts worker <paramref name="index"/> (again, after <see cref="KillWorker"/>) on its ports.</summary>
-    public void StartWorker(int index)
+    /// <summary>Starts worker <paramref name="index"/> (again, after <see cref="KillWorker"/>) on its ports; with
+    /// <paramref name="profile"/> or <paramref name="devices"/>, emulating another profile or another number of
+    /// devices than the spec's (a misconfigured or changed worker).</summary>
+    public void StartWorker(int index, string? profile = null, int? devices = null)
     {
         var port = _workerPorts[index];
-        _workers[index] = Spawn($"worker{index}", "dotnet", [Trident, "worker", .. Common, "--devices", _spec.DevicesPerNode.ToString(CultureInfo.InvariantCulture),
+        var common = Common;
+        if (profile is not null) common[Array.IndexOf(common, "--emulate") + 1] = profile;
+        _workers[index] = Spawn($"worker{index}", "dotnet", [Trident, "worker", .. common, "--devices", (devices ?? _spec.DevicesPerNode).ToString(CultureInfo.InvariantCulture),
             "--silo-port", port.ToString(CultureInfo.InvariantCulture), "--gateway-port", Port().ToString(CultureInfo.InvariantCulture),
             "--primary", $"127.0.0.1:{_siloPort}", "--Trident:LogLevel", "Warning"]);
     }

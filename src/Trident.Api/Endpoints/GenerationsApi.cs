@@ -69,6 +69,8 @@ public static class GenerationsApi
                 return Problems.TooMany(http, refused);
             case SubmitOutcome.Stopping stopping:
                 return Problems.Stopping(http, stopping);
+            case SubmitOutcome.Unavailable unavailable:
+                return Problems.Unavailable(http, unavailable);
             default:
                 throw new InvalidOperationException("unknown submission outcome");
         }

@@ -80,6 +80,8 @@ public static class ImagesApi
                 return (null, Problems.TooMany(http, refused));
             case SubmitOutcome.Stopping stopping:
                 return (null, Problems.Stopping(http, stopping));
+            case SubmitOutcome.Unavailable unavailable:
+                return (null, Problems.Unavailable(http, unavailable));
             default:
                 throw new InvalidOperationException("unknown submission outcome");
         }

@@ -1,5 +1,5 @@
 // The API's error answers, all ProblemDetails (RFC 9457): 404 for unknown jobs, 409 for a job in the wrong
-// state, 413 for a body over Trident:Limits:MaxBodyBytes (415 for one not in UTF-8), 429 (queue or store full) and 503 (starting, shutting down) with Retry-After. A 429's Retry-After is
+// state, 413 for a body over Trident:Limits:MaxBodyBytes (415 for one not in UTF-8), 429 (queue or store full) and 503 (starting, shutting down, no device left in a cluster) with Retry-After. A 429's Retry-After is
 // the queue's predicted drain time (TridentServer.PredictedDrain); a 503 while shutting down says when the
 // drain ends; while starting there is no queue to predict from, so it is a fixed 5 s poll interval.
 
@@ -39,6 +39,13 @@ internal static class Problems
             TypedResults.Problem("the server is shutting down: it accepts no new work and finishes (or cancels) what it has", statusCode: StatusCodes.Status503ServiceUnavailable, title: "Shutting down"));
 
     public static ProblemHttpResult Stopping(HttpContext http, SubmitOutcome.Stopping stopping) => ShuttingDown(http, stopping.RetryAfter);
+
+    /// <summary>503 + Retry-After while no device is in the cluster (every worker left), naming the reason.</summary>
+    public static ProblemHttpResult NoDevice(HttpContext http, string reason) =>
+        WithRetryAfter(http, TridentServer.NoDeviceRetryAfter,
+            TypedResults.Problem(reason, statusCode: StatusCodes.Status503ServiceUnavailable, title: "No device"));
+
+    public static ProblemHttpResult Unavailable(HttpContext http, SubmitOutcome.Unavailable unavailable) => NoDevice(http, unavailable.Reason);
 
     /// <summary>A body refused before its fields are read: 413 (over Trident:Limits:MaxBodyBytes) or 415 (a
     /// charset other than UTF-8); <paramref name="errors"/> names <c>$</c>, the whole body.</summary>

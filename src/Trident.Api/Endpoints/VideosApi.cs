@@ -58,6 +58,7 @@ public static class VideosApi
             SubmitOutcome.Accepted accepted => TypedResults.Ok(Video(accepted.Job, ready, options.Value)),
             SubmitOutcome.Refused refused => Problems.TooMany(http, refused),
             SubmitOutcome.Stopping stopping => Problems.Stopping(http, stopping),
+            SubmitOutcome.Unavailable unavailable => Problems.Unavailable(http, unavailable),
             _ => throw new InvalidOperationException("unknown submission outcome"),
         };
     }

@@ -95,9 +95,13 @@ public static class ClusterSilo
 
 /// <summary>The coordinator's backend: the devices of the workers that joined, each run through its grain. Once
 /// serving, it watches Orleans' membership every second (<see cref="WatchAsync"/>): a worker that is no longer
-/// active takes its devices out of the cluster (at once when a stage call finds it gone, through
-/// <see cref="DeviceDirectory.Lost"/>); a worker back at the same address brings them back once its node grain
-/// answers; a worker not seen before joins as a new node.</summary>
+/// active, or whose address now holds another silo (a restart), takes its devices out of the cluster (at once
+/// when a stage call finds it gone, through <see cref="DeviceDirectory.Lost"/>); a worker back at the same
+/// address is checked as a new one once its node grain answers — it must serve the cluster's profile, and it
+/// brings its devices back only when it reports the same devices, else its old devices stay out and it joins as
+/// a new node with the devices it has now; a worker not seen before joins as a new node. A worker that serves
+/// another profile is refused (logged once) until its silo leaves the membership or another silo takes its
+/// address: that one is checked again.</summary>
 public sealed class ClusterServingBackend(IGrainFactory grains, ILocalSiloDetails self) : IServingBackend, IAsyncDisposable
 {
     private readonly ClusterTransfers _transfers = new();
@@ -107,11 +111,17 @@ public sealed class ClusterServingBackend(IGrainFactory grains, ILocalSiloDetail
     private IReadOnlyList<WireDevice> _devices = [];
     private string _profileSource = "";
     private Task? _watch;
+    private readonly object _gate = new();
     // endpoints whose devices are out of the cluster, and why
     private readonly Dictionary<string, string> _down = new(StringComparer.Ordinal);
-    private readonly object _gate = new();
-    // workers that serve another profile (not used; said once)
-    private readonly HashSet<string> _refused = new(StringComparer.Ordinal);
+    // the workers that joined, by endpoint: their devices now (ids, as the worker reported them) and the generation
+    // of the silo that reported them; the devices of an earlier worker at that address that had other devices stay
+    // out for good
+    private readonly Dictionary<string, (int[] Ids, WireDevice[] Devices, int Generation)> _nodes = new(StringComparer.Ordinal);
+    // the silo of each worker's first discovery (LayoutAsync), by endpoint
+    private readonly Dictionary<string, int> _discovered = new(StringComparer.Ordinal);
+    // silos that serve another profile (not used; said once), by endpoint: checked again once that silo is gone
+    private readonly Dictionary<string, SiloAddress> _refused = new(StringComparer.Ordinal);
 
     /// <summary>How often the membership is read.</summary>
     public static readonly TimeSpan WatchPeriod = TimeSpan.FromSeconds(1);
@@ -159,12 +169,13 @@ public sealed class ClusterServingBackend(IGrainFactory grains, ILocalSiloDetail
     private async Task<List<WireDevice>> DiscoverAsync(CancellationToken cancellationToken)
     {
         var devices = new List<WireDevice>();
-        foreach (var endpoint in await ActiveWorkersAsync())
+        foreach (var (endpoint, silo) in await ActiveWorkersAsync())
         {
             cancellationToken.ThrowIfCancellationRequested();
             try
             {
                 devices.AddRange(await grains.GetGrain<INodeGrain>(endpoint).Devices().WaitAsync(TimeSpan.FromSeconds(5), cancellationToken));
+                lock (_gate) _discovered[endpoint] = silo.Generation;
             }
             catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
             {
@@ -180,7 +191,10 @@ public sealed class ClusterServingBackend(IGrainFactory grains, ILocalSiloDetail
         var e = options.Emulation;
         var profile = EmulatedProfile.Scaled(EmulatedProfile.Reference(e.Profile), e.TimeScale);
         var manifest = EmulatedProfile.Manifest(profile);
-        _directory.Add(_devices.Select(d => d.Key));
+        var first = _directory.Add(_devices.Select(d => d.Key));
+        lock (_gate)
+            foreach (var worker in _devices.Select((d, i) => (Device: d, Id: first + i)).GroupBy(d => DeviceKeys.Endpoint(d.Device.Key)))
+                _nodes[worker.Key] = ([.. worker.Select(d => d.Id)], [.. worker.Select(d => d.Device)], _discovered.GetValueOrDefault(worker.Key));
         var origin = $"reference profile '{e.Profile}' × time scale {e.TimeScale} on {layout.NodeCount} worker(s) (emulated devices; results are placeholder patterns)";
         return Task.FromResult(new ServingBackendParts(manifest, new RemoteStageExecutorFactory(grains, _directory, _transfers, _times), profile, origin,
             new ByteTokenizer((Trident.Runtime.Pipelines.ByteTokenizerSettings)manifest.Tokenizer),
@@ -193,11 +207,17 @@ public sealed class ClusterServingBackend(IGrainFactory grains, ILocalSiloDetail
             }));
     }
 
-    // The endpoints of the active silos other than this one, in order.
-    private async Task<List<string>> ActiveWorkersAsync()
+    // The active silos other than this one by endpoint (the newest generation at an endpoint), in endpoint order.
+    private async Task<SortedDictionary<string, SiloAddress>> ActiveWorkersAsync()
     {
         var hosts = await grains.GetGrain<IManagementGrain>(0).GetHosts(onlyActive: true);
-        return [.. hosts.Keys.Where(s => !s.Equals(self.SiloAddress)).Select(s => s.Endpoint.ToString()).Distinct().Order(StringComparer.Ordinal)];
+        var active = new SortedDictionary<string, SiloAddress>(StringComparer.Ordinal);
+        foreach (var s in hosts.Keys.Where(s => !s.Equals(self.SiloAddress)))
+        {
+            var endpoint = s.Endpoint.ToString();
+            if (!active.TryGetValue(endpoint, out var other) || other.Generation < s.Generation) active[endpoint] = s;
+        }
+        return active;
     }
 
     // Takes the devices of the worker at endpoint out of the cluster (once).
@@ -206,11 +226,63 @@ public sealed class ClusterServingBackend(IGrainFactory grains, ILocalSiloDetail
         int[] ids;
         lock (_gate)
         {
-            if (!_down.TryAdd(endpoint, reason)) return;
-            ids = [.. _directory.All().Where(d => DeviceKeys.Endpoint(d.Key) == endpoint).Select(d => d.Id)];
+            if (!_nodes.TryGetValue(endpoint, out var node) || !_down.TryAdd(endpoint, reason)) return;
+            ids = node.Ids;
         }
+        _directory.SetOut(ids, true);
         log.LogWarning("Worker {Endpoint} left the cluster ({Reason}): its {Devices} device(s) are out", endpoint, reason, ids.Length);
         server.DevicesLeft(ids, $"worker {endpoint}: {reason}");
+    }
+
+    // Whether the worker at endpoint (silo) serves another profile than the cluster: then it is refused, said once.
+    private bool Refused(string endpoint, SiloAddress silo, WireDevice[] devices, ILogger log)
+    {
+        var strangers = devices.Where(d => d.ProfileSource != _profileSource).ToArray();
+        if (strangers.Length == 0) return false;
+        log.LogError("Worker {Endpoint} serves another profile ({Theirs}) than the coordinator's '{Ours}'; its devices are not used",
+            endpoint, strangers[0].ProfileSource, _profileSource);
+        lock (_gate) _refused[endpoint] = silo;
+        return true;
+    }
+
+    // Adds the devices of the worker at endpoint (silo) as a new node.
+    private void Join(TridentServer server, string endpoint, SiloAddress silo, WireDevice[] devices, ILogger log)
+    {
+        var specs = server.JoinNode([.. devices.Select(d => new DeviceSpec(0, 0, DeviceKind.Emulated, 1, 0, d.MemoryGb))],
+            specs => _directory.Add(devices.Select(d => d.Key)));
+        lock (_gate)
+        {
+            _nodes[endpoint] = ([.. specs.Select(d => d.Id)], devices, silo.Generation);
+            _down.Remove(endpoint);
+        }
+        log.LogInformation("Worker {Endpoint} joined with {Devices} device(s)", endpoint, devices.Length);
+    }
+
+    // A worker that left is back at its address (silo) with devices: checked as a new one. Its devices are in again
+    // when they are the ones it had (same keys and memory); else its old devices stay out and it joins as a new node.
+    private void Return(TridentServer server, string endpoint, SiloAddress silo, WireDevice[] devices, ILogger log)
+    {
+        if (Refused(endpoint, silo, devices, log)) return;
+        (int[] Ids, WireDevice[] Devices, int Generation) node;
+        lock (_gate) node = _nodes[endpoint];
+        var same = node.Devices.Length == devices.Length
+            && node.Devices.Zip(devices).All(p => p.First.Key == p.Second.Key && p.First.MemoryGb.Equals(p.Second.MemoryGb));
+        if (!same)
+        {
+            log.LogWarning("Worker {Endpoint} is back with other devices ({Now} device(s), {NowGb} GB; it had {Before}, {BeforeGb} GB): its old device(s) {Old} stay out, it joins as a new node",
+                endpoint, devices.Length, string.Join("/", devices.Select(d => d.MemoryGb).Distinct()), node.Devices.Length,
+                string.Join("/", node.Devices.Select(d => d.MemoryGb).Distinct()), string.Join(",", node.Ids));
+            Join(server, endpoint, silo, devices, log);
+            return;
+        }
+        lock (_gate)
+        {
+            _down.Remove(endpoint);
+            _nodes[endpoint] = node with { Generation = silo.Generation };
+        }
+        _directory.SetOut(node.Ids, false);
+        log.LogInformation("Worker {Endpoint} is back: its {Devices} device(s) are in again", endpoint, node.Ids.Length);
+        server.DevicesBack(node.Ids);
     }
 
     /// <summary>Reads the membership every <see cref="WatchPeriod"/> until stopped: workers that left, came back
@@ -222,35 +294,7 @@ public sealed class ClusterServingBackend(IGrainFactory grains, ILocalSiloDetail
             try
             {
                 await Task.Delay(WatchPeriod, stop);
-                var active = (await ActiveWorkersAsync()).ToHashSet(StringComparer.Ordinal);
-                var known = _directory.All().GroupBy(d => DeviceKeys.Endpoint(d.Key)).ToDictionary(g => g.Key, g => g.Select(d => d.Id).ToArray(), StringComparer.Ordinal);
-                foreach (var (endpoint, _) in known)
-                {
-                    bool isDown;
-                    lock (_gate) isDown = _down.ContainsKey(endpoint);
-                    if (!isDown && !active.Contains(endpoint)) Leave(server, endpoint, "no longer an active silo in the membership", log);
-                    else if (isDown && active.Contains(endpoint) && await AnswersAsync(endpoint, stop) is { } devices)
-                    {
-                        lock (_gate) _down.Remove(endpoint);
-                        log.LogInformation("Worker {Endpoint} is back: its {Devices} device(s) are in again", endpoint, known[endpoint].Length);
-                        server.DevicesBack(known[endpoint]);
-                    }
-                }
-                foreach (var endpoint in active.Where(e => !known.ContainsKey(e) && !_refused.Contains(e)).Order(StringComparer.Ordinal))
-                {
-                    if (await AnswersAsync(endpoint, stop) is not { Length: > 0 } devices) continue;
-                    var strangers = devices.Where(d => d.ProfileSource != _profileSource).ToArray();
-                    if (strangers.Length > 0)
-                    {
-                        log.LogError("Worker {Endpoint} serves another profile ({Theirs}) than the coordinator's '{Ours}'; its devices are not used",
-                            endpoint, strangers[0].ProfileSource, _profileSource);
-                        _refused.Add(endpoint);
-                        continue;
-                    }
-                    server.JoinNode([.. devices.Select(d => new DeviceSpec(0, 0, DeviceKind.Emulated, 1, 0, d.MemoryGb))],
-                        specs => _directory.Add(devices.Select(d => d.Key)));
-                    log.LogInformation("Worker {Endpoint} joined with {Devices} device(s)", endpoint, devices.Length);
-                }
+                await WatchOnceAsync(server, log, stop);
             }
             catch (OperationCanceledException) when (stop.IsCancellationRequested)
             {
@@ -260,6 +304,51 @@ public sealed class ClusterServingBackend(IGrainFactory grains, ILocalSiloDetail
             {
                 log.LogWarning(e, "Reading the cluster's membership failed; trying again");
             }
+        }
+    }
+
+    private async Task WatchOnceAsync(TridentServer server, ILogger log, CancellationToken stop)
+    {
+        var active = await ActiveWorkersAsync();
+        Dictionary<string, (int[] Ids, WireDevice[] Devices, int Generation)> nodes;
+        lock (_gate)
+        {
+            // a refused silo that left, or whose address another silo took: the address is checked again
+            foreach (var (endpoint, silo) in _refused.ToArray())
+                if (!active.TryGetValue(endpoint, out var now) || !now.Equals(silo))
+                {
+                    _refused.Remove(endpoint);
+                    log.LogInformation("Worker {Endpoint} that served another profile left; its address is checked again", endpoint);
+                }
+            nodes = new(_nodes, StringComparer.Ordinal);
+        }
+        foreach (var (endpoint, node) in nodes)
+        {
+            bool isDown, refused;
+            lock (_gate)
+            {
+                isDown = _down.ContainsKey(endpoint);
+                refused = _refused.ContainsKey(endpoint);
+            }
+            var here = active.TryGetValue(endpoint, out var silo);
+            if (!isDown && !here)
+                Leave(server, endpoint, "no longer an active silo in the membership", log);
+            else if (!isDown && here && silo!.Generation != node.Generation)
+            {
+                // restarted before the membership declared the old silo dead: checked as a returning worker
+                Leave(server, endpoint, "restarted: another silo at its address", log);
+                if (await AnswersAsync(endpoint, stop) is { Length: > 0 } devices) Return(server, endpoint, silo, devices, log);
+            }
+            else if (isDown && here && !refused && await AnswersAsync(endpoint, stop) is { Length: > 0 } devices)
+                Return(server, endpoint, silo!, devices, log);
+        }
+        foreach (var (endpoint, silo) in active)
+        {
+            bool skip;
+            lock (_gate) skip = _nodes.ContainsKey(endpoint) || _refused.ContainsKey(endpoint);
+            if (skip || await AnswersAsync(endpoint, stop) is not { Length: > 0 } devices) continue;
+            if (Refused(endpoint, silo, devices, log)) continue;
+            Join(server, endpoint, silo, devices, log);
         }
     }
 

@@ -119,6 +119,24 @@ public sealed class DeviceDirectory
     {
         lock (_gate) return [.. _keys.Select((k, i) => (i, k))];
     }
+
+    private readonly HashSet<int> _out = [];
+
+    /// <summary>Marks devices <paramref name="ids"/> out of the cluster (their worker left; nothing calls their
+    /// grains then) or, with <paramref name="isOut"/> false, in again.</summary>
+    public void SetOut(IEnumerable<int> ids, bool isOut)
+    {
+        lock (_gate)
+            foreach (var id in ids)
+                if (isOut) _out.Add(id);
+                else _out.Remove(id);
+    }
+
+    /// <summary>Whether device <paramref name="id"/> is out of the cluster (see <see cref="SetOut"/>).</summary>
+    public bool IsOut(int id)
+    {
+        lock (_gate) return _out.Contains(id);
+    }
 }
 
 /// <summary>Runs a remote device's stage tasks as calls on its grain.</summary>
@@ -127,7 +145,9 @@ public sealed class DeviceDirectory
 /// <param name="transfers">Where network bytes are counted.</param>
 /// <param name="directory">The coordinator's devices (to name a lost device and report it); optional.</param>
 /// <param name="times">Where the calls' times are summed; optional.</param>
-public sealed class RemoteStageExecutor(IGrainFactory grains, string key, ClusterTransfers transfers, DeviceDirectory? directory = null, ClusterCallTimes? times = null)
+/// <param name="id">The device's id in <paramref name="directory"/> (−1: none): while the directory has it out of the
+/// cluster, <see cref="Resident"/> does not call its grain.</param>
+public sealed class RemoteStageExecutor(IGrainFactory grains, string key, ClusterTransfers transfers, DeviceDirectory? directory = null, ClusterCallTimes? times = null, int id = -1)
     : IStageExecutor
 {
     private readonly IDeviceGrain _grain = grains.GetGrain<IDeviceGrain>(key);
@@ -163,11 +183,14 @@ public sealed class RemoteStageExecutor(IGrainFactory grains, string key, Cluste
 
     /// <summary>The stages resident on the device as last reported by its grain; asking never blocks (the API
     /// lists every device's models): the answer is refreshed in the background at most every 2 s, and an
-    /// unreachable worker leaves the last answer.</summary>
+    /// unreachable worker leaves the last answer. A device the directory has out of the cluster is not asked (a
+    /// call to a grain pinned to a silo that is gone fails, and Orleans logs every such failure with a stack
+    /// trace: GET /v1/cluster would log a dozen errors a call).</summary>
     public IReadOnlySet<Stage> Resident
     {
         get
         {
+            if (id >= 0 && directory?.IsOut(id) == true) return _resident;
             var now = Environment.TickCount64;
             var last = Interlocked.Read(ref _residentAsked);
             if (now - last > 2000 && Interlocked.CompareExchange(ref _residentAsked, now, last) == last)
@@ -403,5 +426,5 @@ public sealed class RemoteStageExecutor(IGrainFactory grains, string key, Cluste
 public sealed class RemoteStageExecutorFactory(IGrainFactory grains, DeviceDirectory keys, ClusterTransfers transfers, ClusterCallTimes? times = null) : IStageExecutorFactory
 {
     /// <inheritdoc />
-    public IStageExecutor Create(DeviceSpec device) => new RemoteStageExecutor(grains, keys.Key(device.Id), transfers, keys, times);
+    public IStageExecutor Create(DeviceSpec device) => new RemoteStageExecutor(grains, keys.Key(device.Id), transfers, keys, times, device.Id);
 }

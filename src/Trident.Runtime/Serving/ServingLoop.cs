@@ -135,6 +135,10 @@ public sealed record LoopState(
     /// <summary>The recent decode preemptions decided, oldest first (at most the round history's length).</summary>
     public ImmutableArray<DecodePreemptionRecord> DecodePreemptions { get; init; } = [];
 
+    /// <summary>Why no device is in the cluster now (every worker left), or null when one is (always in one
+    /// process).</summary>
+    public string? NoDevice { get; init; }
+
     /// <summary>Whether device <paramref name="device"/> is in the cluster now.</summary>
     public bool IsOnline(int device) => Online.IsDefaultOrEmpty || device >= Online.Length || Online[device];
 }
@@ -176,6 +180,8 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
     private LiveView _view;
     private readonly List<string> _membership = new();
     private double? _emptySince;
+    // why the last devices left (NoDevice)
+    private string _lastLeft = "";
     private volatile IReadOnlyList<Worker> _workers = [];
     private readonly CostModel _cost;
     // the rounds' dispatch settings: the server's, with the live queue horizon (ServingSettings.QueueHorizonSeconds)
@@ -447,7 +453,11 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
                 case DevicesLeft l:
                     var left = l.Devices.Where(d => d < _up.Count && _up[d]).ToArray();
                     foreach (var d in left) _up[d] = false;
-                    if (left.Length > 0) _membership.Add($"{left.Length} device(s) left ({Ranges(left)}): {l.Reason}");
+                    if (left.Length > 0)
+                    {
+                        _membership.Add($"{left.Length} device(s) left ({Ranges(left)}): {l.Reason}");
+                        _lastLeft = l.Reason;
+                    }
                     break;
                 case DevicesBack b:
                     var back = b.Devices.Where(d => d < _up.Count && !_up[d]).ToArray();
@@ -936,6 +946,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
         {
             _up[lost.Device] = false;
             _membership.Add($"device {lost.Device} left: {lost.Message}");
+            _lastLeft = lost.Message;
         }
         var resume = r.Resume is { } p && p.Device < _up.Count && _up[p.Device] ? p : null;
         using var traced = job.Trace.Enter();
@@ -1031,6 +1042,11 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
         _log.LogInformation("Placement after the membership change: {Placement}", Describe(_placement));
     }
 
+    // Why no device is in the cluster, or null when one is.
+    private string? NoDevice() =>
+        _up.Count == 0 || _up.Contains(true) ? null
+        : $"no device is in the cluster: every worker left (the last: {_lastLeft}); new work is accepted again once a worker joins";
+
     // With no device in the cluster, queued requests wait at most Settings.NoDeviceSeconds, then fail with the reason.
     private void FailWithoutDevices(double now)
     {
@@ -1095,7 +1111,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
     private void Publish(double now)
     {
         _state = new LoopState(_round, _placement, [.. _queue.Select(j => j.Id)], [.. _ledger.BusyUntilAll(now)],
-            [.. _rounds], [.. _placements], _monitor.View(now, _cost, _view.ToView(_placement)), _waits) { Online = [.. _up], Preemptions = [.. _preemptions], DecodePreemptions = [.. _decodePreemptions] };
+            [.. _rounds], [.. _placements], _monitor.View(now, _cost, _view.ToView(_placement)), _waits) { Online = [.. _up], NoDevice = NoDevice(), Preemptions = [.. _preemptions], DecodePreemptions = [.. _decodePreemptions] };
     }
 
     /// <summary>A placement in one line: the type of each device.</summary>

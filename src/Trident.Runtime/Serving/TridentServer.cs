@@ -45,6 +45,10 @@ public abstract record SubmitOutcome
     /// <summary>The server is shutting down and accepts no new work: try again (elsewhere, or after a
     /// restart) after <paramref name="RetryAfter"/>.</summary>
     public sealed record Stopping(TimeSpan RetryAfter, string Reason) : SubmitOutcome;
+
+    /// <summary>No device is in the cluster (every worker left): try again after <paramref name="RetryAfter"/>;
+    /// <paramref name="Reason"/> says why.</summary>
+    public sealed record Unavailable(TimeSpan RetryAfter, string Reason) : SubmitOutcome;
 }
 
 /// <summary>The serving runtime.</summary>
@@ -238,6 +242,11 @@ public sealed class TridentServer : IAsyncDisposable
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(inputs.Count, 1);
         if (Draining) return new SubmitOutcome.Stopping(DrainRetryAfter(), "the server is shutting down and accepts no new work");
+        if (NoDevice is { } none)
+        {
+            Metrics.Requests.Add(inputs.Count, new KeyValuePair<string, object?>("outcome", "rejected"));
+            return new SubmitOutcome.Unavailable(NoDeviceRetryAfter, none);
+        }
         if (_loop.Waiting + inputs.Count > Setup.Settings.QueueCapacity)
             return Refuse(inputs.Count == 1
                 ? $"the queue is full ({Setup.Settings.QueueCapacity} requests waiting)"
@@ -313,6 +322,14 @@ public sealed class TridentServer : IAsyncDisposable
         var seconds = Math.Max(1, Math.Ceiling((waiting + planned) / Math.Max(1, Workers.Count)));
         return TimeSpan.FromSeconds(seconds);
     }
+
+    /// <summary>Why no device is in the cluster (every worker left; a coordinator only), or null while one is: the
+    /// server is not ready then and refuses new work (<see cref="SubmitOutcome.Unavailable"/>); requests accepted
+    /// before wait for a worker (ServingSettings.NoDeviceSeconds). As of the loop's last round.</summary>
+    public string? NoDevice => _loop.State.NoDevice;
+
+    /// <summary>Retry-After while no device is in the cluster: a poll interval (when a worker comes back is not known).</summary>
+    public static readonly TimeSpan NoDeviceRetryAfter = TimeSpan.FromSeconds(5);
 
     /// <summary>Whether the server is shutting down (see <see cref="DrainAsync"/>).</summary>
     public bool Draining => !double.IsNaN(Volatile.Read(ref _drainUntil));

@@ -167,10 +167,98 @@ let ``a request running on a worker is suspended for an urgent one and resumes t
         finally
             cluster.DisposeAsync().AsTask().Wait()
 
+/// The coordinator's log (LogLevel Warning: warnings and errors) as lines.
+let private coordinatorLog (cluster: LocalCluster) =
+    Directory.GetFiles(cluster.LogDirectory, "coordinator-*.log")
+    |> Array.collect (fun f ->
+        use r = new StreamReader(new FileStream(f, FileMode.Open, FileAccess.Read, FileShare.ReadWrite))
+        r.ReadToEnd().Split('\n'))
+
+/// Waits until `condition` holds, at most `seconds`; false when it did not.
+let private within (seconds: float) (condition: unit -> bool) =
+    let deadline = DateTime.UtcNow.AddSeconds seconds
+    while not (condition ()) && DateTime.UtcNow < deadline do Thread.Sleep 250
+    condition ()
+
+let private refusals (cluster: LocalCluster) =
+    coordinatorLog cluster |> Array.filter (fun l -> l.Contains "serves another profile") |> Array.length
+
+let private oneWorker () =
+    let log = new StringWriter()
+    LocalCluster.StartAsync(LocalClusterSpec(1, 2, "flux", scale, "localhost", [| "--Trident:Serving:RoundPeriodMs"; "100" |]), log, TimeSpan.FromMinutes 4.0, CancellationToken.None).Result
+
+let ``a worker restarted on its address is checked as a new one: another profile is refused, other devices join as a new node`` =
+    testCase "a worker restarted on its address is checked as a new one: another profile is refused, other devices join as a new node" <| fun () ->
+        let cluster = oneWorker ()
+        try
+            use client = new HttpClient(BaseAddress = Uri cluster.Url, Timeout = TimeSpan.FromSeconds 30.0)
+            cluster.KillWorker 0
+            Expect.isTrue (within 120.0 (fun () -> devices client |> List.forall (fun (_, _, online) -> not online))) "the killed worker's devices are out"
+            // back on its address serving another profile: refused, its devices stay out
+            cluster.StartWorker(0, profile = "sd3")
+            Expect.isTrue (within 120.0 (fun () -> refusals cluster > 0)) "the returning worker serving sd3 is refused (logged: serves another profile)"
+            Thread.Sleep 3000
+            Expect.equal (devices client) [ 0, 0, false; 1, 0, false ] "its devices stay out: the flux cluster does not serve on a worker of another profile"
+            // back again with the right profile and one device instead of two: the old devices stay out, it joins as a new node
+            cluster.KillWorker 0
+            cluster.StartWorker(0, devices = 1)
+            Expect.isTrue (within 120.0 (fun () -> devices client |> List.exists (fun (_, _, online) -> online))) "the corrected worker's device is in"
+            Expect.equal (devices client) [ 0, 0, false; 1, 0, false; 2, 1, true ] "the device it has now, as a new node; the two it had stay out"
+            let id = submit client (body "one device" 256 7UL 28)
+            let final = pollUntil client 120.0 id isFinal
+            Expect.equal (status final) "succeeded" (sprintf "served on the device it has: %O" final)
+            Expect.equal [ for d in final.GetProperty("route").GetProperty("diffuse_devices").EnumerateArray() -> d.GetInt32() ] [ 2 ] "on device 2"
+        finally
+            cluster.DisposeAsync().AsTask().Wait()
+
+let ``a worker refused for its profile and restarted on the same address with the right one joins`` =
+    testCase "a worker refused for its profile and restarted on the same address with the right one joins" <| fun () ->
+        let log = new StringWriter()
+        let cluster =
+            LocalCluster.StartAsync(LocalClusterSpec(2, 2, "flux", scale, "localhost", [| "--Trident:Serving:RoundPeriodMs"; "100" |], 1), log, TimeSpan.FromMinutes 4.0, CancellationToken.None).Result
+        try
+            use client = new HttpClient(BaseAddress = Uri cluster.Url, Timeout = TimeSpan.FromSeconds 30.0)
+            cluster.StartWorker(1, profile = "sd3")
+            Expect.isTrue (within 120.0 (fun () -> refusals cluster > 0)) "the worker serving sd3 is refused (logged: serves another profile)"
+            Expect.equal (devices client |> List.length) 2 "its devices are not used"
+            cluster.KillWorker 1
+            cluster.StartWorker 1
+            Expect.isTrue (within 120.0 (fun () -> (devices client |> List.length) = 4)) "the corrected worker on the same address joins"
+            Expect.equal (devices client) [ 0, 0, true; 1, 0, true; 2, 1, true; 3, 1, true ] "as node 1, online"
+            Expect.equal (refusals cluster) 1 "the refusal was logged once"
+        finally
+            cluster.DisposeAsync().AsTask().Wait()
+
+let ``GET /v1/cluster does not call the grains of a worker that left, and says so once`` =
+    testCase "GET /v1/cluster does not call the grains of a worker that left, and says so once" <| fun () ->
+        let cluster = oneWorker ()
+        try
+            use client = new HttpClient(BaseAddress = Uri cluster.Url, Timeout = TimeSpan.FromSeconds 30.0)
+            // a request's models are resident on the worker, as they are after any work
+            Expect.equal (status (pollUntil client 120.0 (submit client (body "warm" 256 1UL 28)) isFinal)) "succeeded" "a request ran"
+            cluster.KillWorker 0
+            Expect.isTrue (within 120.0 (fun () -> devices client |> List.forall (fun (_, _, online) -> not online))) "the killed worker's devices are out"
+            Thread.Sleep 3000
+            let before = coordinatorLog cluster |> Array.length
+            // uncached calls: the devices' resident models are refreshed at most every 2 s
+            for _ in 1..4 do
+                Expect.all (devices client) (fun (_, _, online) -> not online) "reported offline"
+                Thread.Sleep 2500
+            let added = coordinatorLog cluster |> Array.skip before
+            let grainErrors = added |> Array.filter (fun l -> l.Contains "Resident" || l.Contains "pinned to the worker" || l.Contains "Failed to address")
+            Expect.isEmpty grainErrors (sprintf "no call to the gone worker's grains, no error logged per request (%d lines added)" added.Length)
+            let leaves = coordinatorLog cluster |> Array.filter (fun l -> l.Contains "left the cluster (") |> Array.length
+            Expect.equal leaves 1 "one warning for the worker's leave"
+        finally
+            cluster.DisposeAsync().AsTask().Wait()
+
 [<Tests>]
 let integrationTests =
     testList "integration" [ testList "ClusterProcessTests" [
         ``a cluster of processes serves generations, survives a killed worker, and takes the restarted worker back``
         ``a worker that starts after the coordinator joins the running cluster and takes work``
         ``a request running on a worker is suspended for an urgent one and resumes there with its image``
+        ``a worker restarted on its address is checked as a new one: another profile is refused, other devices join as a new node``
+        ``a worker refused for its profile and restarted on the same address with the right one joins``
+        ``GET /v1/cluster does not call the grains of a worker that left, and says so once``
     ] |> testSequenced ]

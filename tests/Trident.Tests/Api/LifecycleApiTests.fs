@@ -142,6 +142,35 @@ let ``while shutting down, work routes and readiness answer 503 with Retry-After
         Expect.equal job.Status Trident.Runtime.Serving.JobStatus.Cancelled "the accepted cancel holds: cancelled, though its decode completed"
         Expect.isNull job.Result "no result"
 
+let ``while no device is in the cluster, readiness and work routes answer 503 naming the reason, and serve again once one is back`` =
+    testCase "while no device is in the cluster, readiness and work routes answer 503 naming the reason, and serve again once one is back" <| fun () ->
+        use factory = new GatedServer(Gates(), Task.CompletedTask, [])
+        use client = readyClient factory
+        let server = factory.Services.GetRequiredService<ServerHost>().Ready.Server
+        // the one device's worker leaves (a coordinator whose last worker died)
+        server.DevicesLeft([| 0 |], "test: worker gone")
+        let deadline = DateTime.UtcNow.AddSeconds 10.0
+        let readyStatus () = (get client "/ready").StatusCode
+        while readyStatus () = HttpStatusCode.OK && DateTime.UtcNow < deadline do Thread.Sleep 50
+        use ready = get client "/ready"
+        expectUnavailable ready "/ready with no device in the cluster"
+        let detail (r: HttpResponseMessage) = (json r).GetProperty("detail").GetString()
+        Expect.stringContains (detail ready) "no device is in the cluster" "/ready says why"
+        Expect.stringContains (detail ready) "test: worker gone" "naming why the last device left"
+        use create = post client "/v1/generations" """{"prompt":"nowhere","steps":2}"""
+        expectUnavailable create "POST /v1/generations with no device in the cluster (refused, not accepted to fail later)"
+        Expect.stringContains (detail create) "no device is in the cluster" "the refusal says why"
+        use images = post client "/v1/images/generations" """{"prompt":"nowhere"}"""
+        expectUnavailable images "POST /v1/images/generations with no device in the cluster"
+        use h = get client "/health"
+        Expect.equal h.StatusCode HttpStatusCode.OK "/health: the process is live"
+        server.DevicesBack [| 0 |]
+        let deadline = DateTime.UtcNow.AddSeconds 10.0
+        while readyStatus () <> HttpStatusCode.OK && DateTime.UtcNow < deadline do Thread.Sleep 50
+        Expect.equal (readyStatus ()) HttpStatusCode.OK "/ready once the device is back"
+        let id = submit client """{"prompt":"back","steps":2}"""
+        Expect.equal (status (pollUntil client 30.0 id isFinal)) "succeeded" "work is accepted and served again"
+
 let ``on shutdown a job still running at the drain time is cancelled, and its open event stream ends with that final state`` =
     testCase "on shutdown a job still running at the drain time is cancelled, and its open event stream ends with that final state" <| fun () ->
         let held, server, client, id, job, events = heldJob Stage.Diffuse 1
@@ -282,6 +311,7 @@ let tests =
     testList "integration" [ testList "LifecycleApiTests" [
         ``while the runtime starts, health, metrics and the API document answer, and readiness and work routes answer 503 with Retry-After``
         ``while shutting down, work routes and readiness answer 503 with Retry-After, job routes still answer, and an open event stream ends with the final state``
+        ``while no device is in the cluster, readiness and work routes answer 503 naming the reason, and serve again once one is back``
         ``on shutdown a job still running at the drain time is cancelled, and its open event stream ends with that final state``
         ``trident serve sent SIGTERM with a job running and its event stream open ends the stream with the final state, logs the job and exits``
         ``trident serve killed with SIGKILL while jobs are queued and running, restarted on the same storage, ends every accepted job``

@@ -575,21 +575,30 @@ let ``a request whose work is lost with a device is re-queued from its last comp
         finally
             server.DisposeAsync().AsTask().Wait()
 
-let ``with every device gone, queued requests fail with the reason after the bound, and a device that joins takes new work`` =
-    testCase "with every device gone, queued requests fail with the reason after the bound, and a device that joins takes new work" <| fun () ->
+let ``with every device gone, queued requests fail with the reason after the bound, new ones are refused, and a device that joins takes new work`` =
+    testCase "with every device gone, queued requests fail with the reason after the bound, new ones are refused, and a device that joins takes new work" <| fun () ->
         let log = ExecutionLog()
-        let server = startServer (ServingSettings(NoDeviceSeconds = 0.5)) 1 (FakeExecutors log)
+        // the one device is lost during the request's diffuse: the request is queued again with no device left
+        let server = startServer (ServingSettings(NoDeviceSeconds = 0.5)) 1 (LosingExecutors log)
         try
-            server.DevicesLeft([| 0 |], "test: worker gone")
-            waitUntil 10.0 "the device is out" (fun () -> not (server.State.IsOnline 0))
             let j = server.Submit(input "nowhere" 2, Nullable(), Nullable()) |> accepted
             finishedWithin 30.0 j
+            Expect.isFalse (server.State.IsOnline 0) "the device is out"
             Expect.equal j.Status JobStatus.Failed "no capacity within the bound"
             Expect.stringContains (j.View().Error) "no device is left in the cluster" "the reason"
+            // while no device is in, new work is refused (503 in the API) with the reason, not accepted to fail later
+            Expect.stringContains server.NoDevice "no device is in the cluster" "the server says why it is not ready"
+            match server.Submit(input "refused" 2, Nullable(), Nullable()) with
+            | :? SubmitOutcome.Unavailable as u ->
+                Expect.stringContains u.Reason "no device is in the cluster" "the refusal's reason"
+                Expect.stringContains u.Reason "left the cluster (test)" "naming why the last device left"
+                Expect.isGreaterThanOrEqual u.RetryAfter.TotalSeconds 1.0 "Retry-After"
+            | other -> failtestf "a request with no device in the cluster is refused, not %A" other
             let joined = server.JoinNode([| DeviceSpec(0, 0, DeviceKind.Cpu, 1, 0, 8.0) |])
             Expect.equal (joined |> Seq.map (fun d -> d.Id, d.Node) |> List.ofSeq) [ 1, 1 ] "the new device takes the next id and node"
             waitUntil 10.0 "the joined device has its worker" (fun () -> server.Workers.Count = 2 && server.State.IsOnline 1)
             Expect.equal server.Cluster.NodeCount 2 "the cluster has the new node"
+            waitUntil 10.0 "the server is ready again" (fun () -> isNull server.NoDevice)
             let k = server.Submit(input "joined" 2, Nullable(), Nullable()) |> accepted
             finishedWithin 30.0 k
             Expect.equal k.Status JobStatus.Succeeded "the joined device serves"
@@ -837,7 +846,7 @@ let tests =
         ``a session that failed to load is loaded again by the next task, so restoring the model file heals the server``
         ``with a round period longer than the test every request is served: rounds never wait for the period``
         ``a request whose work is lost with a device is re-queued from its last completed stage and succeeds on the devices left``
-        ``with every device gone, queued requests fail with the reason after the bound, and a device that joins takes new work``
+        ``with every device gone, queued requests fail with the reason after the bound, new ones are refused, and a device that joins takes new work``
     ] |> testSequenced ]
 
 [<Tests>]
