@@ -285,6 +285,9 @@ let ``in chromium: 128 emulated devices and 1,000 queued requests, every lane an
                   "Trident:Devices:Count", "128"
                   "Trident:Emulation:Profile", "flux"
                   "Trident:Emulation:TimeScale", "0.05"
+                  // the base settings' 64² default is not a size flux serves (128–4096): the start would stop
+                  "Trident:Limits:DefaultWidth", "256"
+                  "Trident:Limits:DefaultHeight", "256"
                   "Trident:Serving:QueueCapacity", "1100"
                   "Trident:Serving:DrainSeconds", "0"
                   "Trident:LogLevel", "Error"
