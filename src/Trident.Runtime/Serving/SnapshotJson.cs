@@ -223,93 +223,118 @@ public static class SnapshotJson
     /// <exception cref="FormatException">when the text is not such a snapshot.</exception>
     public static Snapshot Read(string json)
     {
+        // where the reading is, for the error: a missing field or a value of the wrong type names its place
+        var at = "$";
         try
         {
             using var doc = JsonDocument.Parse(json);
             var root = doc.RootElement;
-            if (root.GetProperty("format").GetString() != Format) throw new FormatException($"not a {Format} document");
-            var c = root.GetProperty("cluster");
-            var bw = c.GetProperty("bandwidths");
-            var devices = c.GetProperty("devices").EnumerateArray()
-                .Select(d => new Device(DeviceId.NewDeviceId(d.GetProperty("id").GetInt32()), NodeId.NewNodeId(d.GetProperty("node").GetInt32()), d.GetProperty("memory_gb").GetDouble()))
+            if (root.Field("format").GetString() != Format) throw new FormatException($"not a {Format} document");
+            at = "cluster";
+            var c = root.Field("cluster");
+            var bw = c.Field("bandwidths");
+            var devices = c.Field("devices").EnumerateArray()
+                .Select(d => new Device(DeviceId.NewDeviceId(d.Field("id").GetInt32()), NodeId.NewNodeId(d.Field("node").GetInt32()), d.Field("memory_gb").GetDouble()))
                 .ToArray();
-            var cluster = new Cluster(devices, c.GetProperty("node_count").GetInt32(),
-                new Bandwidths(bw.GetProperty("intra_node").GetDouble(), bw.GetProperty("inter_node").GetDouble(), bw.GetProperty("host_to_device").GetDouble()));
-            var profile = ProfileFile.parse(root.GetProperty("profile").GetRawText());
+            var cluster = new Cluster(devices, c.Field("node_count").GetInt32(),
+                new Bandwidths(bw.Field("intra_node").GetDouble(), bw.Field("inter_node").GetDouble(), bw.Field("host_to_device").GetDouble()));
+            at = "profile";
+            var profile = ProfileFile.parse(root.Field("profile").GetRawText());
             if (profile.IsError) throw new FormatException("profile: " + string.Join("; ", profile.ErrorValue));
-            var cost = CostModelModule.create(ReadCostSettings(root.GetProperty("cost_settings")), profile.ResultValue);
-            var p = root.GetProperty("placement");
-            var types = p.GetProperty("types").EnumerateObject()
+            at = "cost_settings";
+            var cost = CostModelModule.create(ReadCostSettings(root.Field("cost_settings")), profile.ResultValue);
+            at = "placement";
+            var p = root.Field("placement");
+            var types = p.Field("types").EnumerateObject()
                 .Select(t => (DeviceId.NewDeviceId(int.Parse(t.Name, CultureInfo.InvariantCulture)),
                     PlacementTypeModule.tryParse(t.Value.GetString()!) is { } pt ? pt.Value : throw new FormatException($"unknown placement type '{t.Value.GetString()}'")))
                 .ToArray();
-            var capacity = p.GetProperty("capacity").EnumerateObject().Select(e => (ParseStage(e.Name), e.Value.GetDouble())).ToArray();
+            var capacity = p.Field("capacity").EnumerateObject().Select(e => (ParseStage(e.Name), e.Value.GetDouble())).ToArray();
             var placement = new PlacementPlan(
                 MapModule.OfSeq(types.Select(t => Tuple.Create(t.Item1, t.Item2))),
                 MapModule.OfSeq(capacity.Select(t => Tuple.Create(t.Item1, t.Item2))),
-                p.GetProperty("alpha").GetDouble(),
-                p.GetProperty("moves").GetInt32(),
-                PlanSource.NewGreedy("replayed: " + p.GetProperty("source").GetString()));
-            var busy = root.GetProperty("busy_until").EnumerateArray().Select(b => b.GetDouble()).ToArray();
-            var queue = root.GetProperty("queue").EnumerateArray().Select(r => new Request(
-                RequestId.NewRequestId(r.GetProperty("id").GetInt64()),
-                ModelName.NewModelName(r.GetProperty("model").GetString()!),
-                new Shape(r.GetProperty("height").GetInt32(), r.GetProperty("width").GetInt32(), r.GetProperty("frames").GetInt32()),
-                r.GetProperty("steps").GetInt32(),
-                r.GetProperty("arrival").GetDouble(),
-                r.GetProperty("deadline").GetDouble(),
-                r.GetProperty("priority").ValueKind == JsonValueKind.Null ? FSharpOption<int>.None : FSharpOption<int>.Some(r.GetProperty("priority").GetInt32())));
+                p.Field("alpha").GetDouble(),
+                p.Field("moves").GetInt32(),
+                PlanSource.NewGreedy("replayed: " + p.Field("source").GetString()));
+            at = "busy_until";
+            var busy = root.Field("busy_until").EnumerateArray().Select(b => b.GetDouble()).ToArray();
+            at = "queue";
+            var queue = root.Field("queue").EnumerateArray().Select((r, i) =>
+            {
+                at = $"queue[{i}]";
+                return new Request(
+                    RequestId.NewRequestId(r.Field("id").GetInt64()),
+                    ModelName.NewModelName(r.Field("model").GetString()!),
+                    new Shape(r.Field("height").GetInt32(), r.Field("width").GetInt32(), r.Field("frames").GetInt32()),
+                    r.Field("steps").GetInt32(),
+                    r.Field("arrival").GetDouble(),
+                    r.Field("deadline").GetDouble(),
+                    r.Field("priority").ValueKind == JsonValueKind.Null ? FSharpOption<int>.None : FSharpOption<int>.Some(r.Field("priority").GetInt32()));
+            }).ToArray();
             // absent from documents written before resumed requests were planned with their remaining stages
+            at = "completed";
             var completed = root.TryGetProperty("completed", out var cp)
                 ? cp.EnumerateObject().Select(e => Tuple.Create(RequestId.NewRequestId(long.Parse(e.Name, CultureInfo.InvariantCulture)), ParseStage(e.Value.GetString()!)))
                 : [];
-            var st = root.GetProperty("settings");
+            at = "settings";
+            var st = root.Field("settings");
             var settings = new DispatchSettings(
-                st.GetProperty("on_time_reward").GetDouble(),
-                st.GetProperty("late_reward_base").GetDouble(),
-                st.GetProperty("idle_penalty").GetDouble(),
-                MapModule.OfSeq(st.GetProperty("communication_penalty").EnumerateObject().Select(e => Tuple.Create(ParseVr(e.Name), e.Value.GetDouble()))),
-                st.GetProperty("device_penalty").GetDouble(),
+                st.Field("on_time_reward").GetDouble(),
+                st.Field("late_reward_base").GetDouble(),
+                st.Field("idle_penalty").GetDouble(),
+                MapModule.OfSeq(st.Field("communication_penalty").EnumerateObject().Select(e => Tuple.Create(ParseVr(e.Name), e.Value.GetDouble()))),
+                st.Field("device_penalty").GetDouble(),
                 // absent from documents written before the latency term existed: the default then
                 st.TryGetProperty("latency_weight", out var lw) ? lw.GetDouble() : DispatchSettingsModule.defaults.LatencyWeight,
-                st.GetProperty("time_limit_s").GetDouble(),
+                st.Field("time_limit_s").GetDouble(),
                 ParseBackend(st),
-                st.GetProperty("candidates_per_free_device").GetInt32(),
+                st.Field("candidates_per_free_device").GetInt32(),
                 // absent from documents written before queue-behind existed: the default then
                 st.TryGetProperty("queue_horizon_s", out var qh) ? qh.GetDouble() : DispatchSettingsModule.defaults.QueueHorizon,
                 // absent from documents written before the dispatch MIP priced batches: no batch then
                 st.TryGetProperty("max_batch", out var mb) ? mb.GetInt32() : DispatchSettingsModule.defaults.MaxBatch);
             // absent from documents written before decode devices' later bookings were planned with
+            at = "bookings";
             var bookings = root.TryGetProperty("bookings", out var bk)
                 ? MapModule.OfSeq(bk.EnumerateObject().Select(e => Tuple.Create(
                     DeviceId.NewDeviceId(int.Parse(e.Name, CultureInfo.InvariantCulture)),
                     ListModule.OfSeq(e.Value.EnumerateArray().Select(x => Tuple.Create(x[0].GetDouble(), x[1].GetDouble()))))))
                 : SnapshotModule.noBookings;
-            return new Snapshot(root.GetProperty("now").GetDouble(), cluster, cost, placement, busy, ListModule.OfSeq(queue), MapModule.OfSeq(completed), settings, bookings);
+            at = "now";
+            return new Snapshot(root.Field("now").GetDouble(), cluster, cost, placement, busy, ListModule.OfSeq(queue), MapModule.OfSeq(completed), settings, bookings);
+        }
+        catch (FormatException ex) when (at != "$")
+        {
+            throw new FormatException($"not a valid {Format} document: at {at}: {ex.Message}", ex);
         }
         catch (Exception ex) when (ex is JsonException or KeyNotFoundException or InvalidOperationException or ArgumentException)
         {
-            throw new FormatException($"not a valid {Format} document: {ex.Message}", ex);
+            throw new FormatException($"not a valid {Format} document: at {at}: {ex.Message}", ex);
         }
     }
+
+    // a required field: a missing one is named (JsonElement.GetProperty's KeyNotFoundException does not say which)
+    private static JsonElement Field(this JsonElement e, string name) =>
+        e.ValueKind == JsonValueKind.Object && e.TryGetProperty(name, out var v) ? v
+        : throw new KeyNotFoundException(e.ValueKind == JsonValueKind.Object ? $"the field '{name}' is missing" : $"'{name}' is asked of a JSON {e.ValueKind.ToString().ToLowerInvariant()}, not an object");
 
     private static VrType ParseVr(string s) =>
         VrTypeModule.all.FirstOrDefault(v => v.ToString() == s) ?? throw new FormatException($"unknown VR type '{s}'");
 
     private static CostSettings ReadCostSettings(JsonElement e)
     {
-        var deadline = e.GetProperty("deadline");
-        var rule = deadline.GetProperty("rule").GetString() switch
+        var deadline = e.Field("deadline");
+        var rule = deadline.Field("rule").GetString() switch
         {
-            "slo_scale" => DeadlineRule.NewSloScale(deadline.GetProperty("scale").GetDouble()),
+            "slo_scale" => DeadlineRule.NewSloScale(deadline.Field("scale").GetDouble()),
             "reference_code" => DeadlineRule.ReferenceCode,
             var other => throw new FormatException($"unknown deadline rule '{other}'"),
         };
         return new CostSettings(
-            ListModule.OfSeq(e.GetProperty("degrees").EnumerateArray().Select(k => k.GetInt32())),
-            e.GetProperty("efficiency_threshold").GetDouble(),
-            ListModule.OfSeq(e.GetProperty("min_degree_rules").EnumerateArray().Select(r => new MinDegreeRule(
-                r.GetProperty("video").GetBoolean(), r.GetProperty("above_pixel_frames").GetDouble(), r.GetProperty("min_degree").GetInt32()))),
+            ListModule.OfSeq(e.Field("degrees").EnumerateArray().Select(k => k.GetInt32())),
+            e.Field("efficiency_threshold").GetDouble(),
+            ListModule.OfSeq(e.Field("min_degree_rules").EnumerateArray().Select(r => new MinDegreeRule(
+                r.Field("video").GetBoolean(), r.Field("above_pixel_frames").GetDouble(), r.Field("min_degree").GetInt32()))),
             rule);
     }
 }

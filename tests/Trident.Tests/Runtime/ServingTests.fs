@@ -139,6 +139,18 @@ let ``a device's schedule runs every queued task once, in order, from its busy-u
 // Snapshots for replay
 // ---------------------------------------------------------------------------------------------------------
 
+let ``a snapshot document with a missing field or a wrong type names where`` =
+    testCase "a snapshot document with a missing field or a value of the wrong type is refused naming the field and its place" <| fun () ->
+        let spec = Gen.sampleWithSize 10 50 snapshotSpecs.Generator |> Array.find (fun x -> x.Requests.Length >= 2)
+        let good = SnapshotJson.Write(buildSnapshot DispatchSettings.defaults spec, Unchecked.defaultof<DispatchPlan>)
+        let broken (change: System.Text.Json.Nodes.JsonNode -> unit) =
+            let n = System.Text.Json.Nodes.JsonNode.Parse(good)
+            change n
+            (expectThrows<FormatException> "refused" (fun () -> SnapshotJson.Read(n.ToJsonString()) |> ignore)).Message
+        Expect.stringContains (broken (fun n -> n.AsObject().Remove "cluster" |> ignore)) "at cluster: the field 'cluster' is missing" "a missing section"
+        Expect.stringContains (broken (fun n -> n.["queue"].[1].["steps"] <- System.Text.Json.Nodes.JsonValue.Create "8")) "at queue[1]:" "a string for a number, in the second request"
+        Expect.stringContains (broken (fun n -> n.["settings"].AsObject().Remove "on_time_reward" |> ignore)) "at settings: the field 'on_time_reward' is missing" "a missing setting"
+
 let ``a snapshot read back from its JSON is the same round and gets the same plan`` =
     testProp 40 "a snapshot read back from its JSON is the same round and gets the same plan" <| fun () ->
         let prop (spec: SnapshotSpec) =
@@ -833,6 +845,7 @@ let tests =
         ``a decode device's schedule holds a decode aside until its latents are due``
         ``a device's schedule runs every queued task once, in order, from its busy-until``
         ``a snapshot read back from its JSON is the same round and gets the same plan``
+        ``a snapshot document with a missing field or a wrong type names where``
         ``the job store refuses new jobs only when full of active ones, and evicts finished jobs after their retention``
         ``a request goes through encode, diffuse and decode on the planned devices and yields a PNG``
         ``a failing stage fails only its own request, with the error``
