@@ -163,16 +163,19 @@ let ``requests predicted over the time or memory limit are refused naming the li
 
 // ---- configuration (no server) ------------------------------------------------------------------
 
-let private serve (args: string list) =
+/// `trident` with these arguments: its exit code and what it wrote to standard error.
+let private run (args: string list) =
     let error = new StringWriter()
     let previous = Console.Error
     Console.SetError error
     let code =
         try
-            Trident.Api.Cli.Commands.RunAsync(Array.ofList ([ "serve"; "--urls"; "http://127.0.0.1:0"; "--Trident:LogLevel"; "Fatal" ] @ args)).Result
+            Trident.Api.Cli.Commands.RunAsync(Array.ofList args).Result
         finally
             Console.SetError previous
     code, string error
+
+let private serve (args: string list) = run ([ "serve"; "--urls"; "http://127.0.0.1:0"; "--Trident:LogLevel"; "Fatal" ] @ args)
 
 let ``unparsable values and unknown keys from the command line or a config file stop serve with exit 2 and every key named`` =
     testCase "unparsable values and unknown keys from the command line or a config file stop serve with exit 2 and every key named" <| fun () ->
@@ -198,13 +201,7 @@ let ``a config file that does not exist stops serve with exit 2`` =
 
 let ``a bad --urls stops serve with exit 2 naming the address`` =
     testCase "a bad --urls stops serve with exit 2 naming the address, before anything starts" <| fun () ->
-        let error = new StringWriter()
-        let previous = Console.Error
-        Console.SetError error
-        let code =
-            try Trident.Api.Cli.Commands.RunAsync([| "serve"; "--urls"; "notaurl"; "--Trident:LogLevel"; "Fatal" |]).Result
-            finally Console.SetError previous
-        let message = string error
+        let code, message = run [ "serve"; "--urls"; "notaurl"; "--Trident:LogLevel"; "Fatal" ]
         Expect.equal code 2 "exit code"
         Expect.stringContains message "'notaurl'" "the address is named"
         let problems (urls: string) = Trident.Api.Cli.ServeCommand.UrlProblems urls |> List.ofSeq
@@ -284,13 +281,16 @@ let ``a missing trace file is reported as missing, not as an unknown workload`` 
         Expect.isTrue (Trace.looksLikeFile "run.jsonl") "a trace extension is a file"
         Expect.isFalse (Trace.looksLikeFile "tiny-poisson") "a workload name is not"
 
+/// The validator's problems with the default options changed by `change`.
+let private problems (change: TridentOptions -> unit) =
+    let o = TridentOptions()
+    change o
+    let r = TridentOptionsValidator().Validate(null, o)
+    if r.Failed then List.ofSeq r.Failures else []
+
 let ``the storage directory is validated like other keys, relative to the Trident home, and memory keeps jobs in memory`` =
     testCase "the storage directory is validated like other keys, relative to the Trident home, and memory keeps jobs in memory" <| fun () ->
-        let validate (directory: string) =
-            let o = TridentOptions()
-            o.Storage.Directory <- directory
-            let r = TridentOptionsValidator().Validate(null, o)
-            if r.Failed then List.ofSeq r.Failures else []
+        let validate (directory: string) = problems (fun o -> o.Storage.Directory <- directory)
         let file = Path.GetTempFileName()
         try
             Expect.isEmpty (validate ".cache/jobs") "the default is valid"
@@ -309,11 +309,7 @@ let ``the storage directory is validated like other keys, relative to the Triden
 
 let ``the mix the initial placement is planned for is configurable, and a bad class is named`` =
     testCase "Serving:PlanFor sets the mix the initial placement is planned for; a bad class, one over the limits or one the pipeline does not serve is named" <| fun () ->
-        let validate (planFor: string) =
-            let o = TridentOptions()
-            o.Serving.PlanFor <- planFor
-            let r = TridentOptionsValidator().Validate(null, o)
-            if r.Failed then List.ofSeq r.Failures else []
+        let validate (planFor: string) = problems (fun o -> o.Serving.PlanFor <- planFor)
         Expect.isEmpty (validate "") "empty: the default mix"
         Expect.isEmpty (validate "64x64x9@4:1, 128x128:3") "two classes"
         let errors = validate "64x64@4:0.5,abc,2048x2048,64x64@0,64x64:-1"

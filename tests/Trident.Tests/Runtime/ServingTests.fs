@@ -649,14 +649,23 @@ let private stepsRun (log: ExecutionLog) (prompt: string) =
         | [| _; "step"; p1; p2; k |] when p1 + " " + p2 = prompt -> Some(int k)
         | _ -> None)
 
+/// One device of fake executors (3 ms steps) with preemption, at most 2 suspensions per request, and its log.
+let private preemptingServer () =
+    let log = ExecutionLog()
+    log, startServer (preempting 2) 1 (FakeExecutors(log, TimeSpan.FromMilliseconds 3.0, TimeSpan.FromMilliseconds 1.0, "fail"))
+
+/// "long one": `steps` steps with a loose deadline (suspending it costs little), once it diffuses; with its events.
+let private diffusingLong (server: TridentServer) (steps: int) =
+    let long = server.Submit(input "long one" steps, Nullable 3600.0, Nullable()) |> accepted
+    let events = long.Subscribe()
+    waitUntil 30.0 "the long request diffuses" (fun () -> long.View().Step > 0)
+    long, events
+
 let ``a request suspended for an urgent one resumes on its devices, and one cancelled while suspended ends at once`` =
     testCase "a request suspended for an urgent one resumes on its own device after it; one cancelled while suspended ends at once" <| fun () ->
-        let log = ExecutionLog()
-        let server = startServer (preempting 2) 1 (FakeExecutors(log, TimeSpan.FromMilliseconds 3.0, TimeSpan.FromMilliseconds 1.0, "fail"))
+        let log, server = preemptingServer ()
         try
-            let long = server.Submit(input "long one" 300, Nullable 3600.0, Nullable()) |> accepted
-            let events = long.Subscribe()
-            waitUntil 30.0 "the long request diffuses" (fun () -> long.View().Step > 0)
+            let long, events = diffusingLong server 300
             // 1 ms deadline: late whatever happens, so the sooner the better; waiting keeps it behind 300 steps
             let urgent = server.Submit(input "urgent one" 100, Nullable 0.001, Nullable()) |> accepted
             finishedWithin 60.0 urgent
@@ -700,12 +709,9 @@ let ``a request suspended for an urgent one resumes on its devices, and one canc
 
 let ``a segment with a resumption queued behind it is suspended for a later urgent request, and the resumption moves behind its own`` =
     testCase "a segment with a resumption queued behind it is suspended for a later urgent one; the queued resumption is withdrawn and runs after the segment's own" <| fun () ->
-        let log = ExecutionLog()
-        let server = startServer (preempting 2) 1 (FakeExecutors(log, TimeSpan.FromMilliseconds 3.0, TimeSpan.FromMilliseconds 1.0, "fail"))
+        let log, server = preemptingServer ()
         try
-            let long = server.Submit(input "long one" 400, Nullable 3600.0, Nullable()) |> accepted
-            let events = long.Subscribe()
-            waitUntil 30.0 "the long request diffuses" (fun () -> long.View().Step > 0)
+            let long, events = diffusingLong server 400
             // a first urgent request suspends it; the long one's resumption is queued behind it on the one device
             let first = server.Submit(input "first one" 300, Nullable 0.001, Nullable()) |> accepted
             waitUntil 30.0 "the first urgent request diffuses, the long one suspended" (fun () -> first.View().Step > 0 && long.Status = JobStatus.Suspended)

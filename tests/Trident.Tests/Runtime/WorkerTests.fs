@@ -33,6 +33,15 @@ let private encode id prompt (ct: CancellationToken) = EncodeTask(id, RequestId 
 
 let private enqueue (w: Worker) (t: StageTask) = w.EnqueueAsync(t, CancellationToken.None).AsTask().Wait()
 
+/// Makes `w` busy with a request of its own: its encode (task `id`) and a diffuse of `steps` steps (task `id + 1`),
+/// queued; returns the diffuse.
+let private busyWith (w: Worker) (id: int64) (prompt: string) (steps: int) =
+    let embeddings = encode id prompt CancellationToken.None
+    let diffuse = DiffuseTask(id + 1L, RequestId id, 0.001 * float steps, CancellationToken.None, input prompt steps, embeddings.Result.Task, 1, 1, [||], noProgress)
+    enqueue w embeddings
+    enqueue w diffuse
+    diffuse
+
 /// Waits (at most 20 s) for a task to end in any way, without throwing its error.
 let private finished (t: Task) = (t :> IAsyncResult).AsyncWaitHandle.WaitOne(TimeSpan.FromSeconds 20.0) |> ignore
 
@@ -75,10 +84,7 @@ let ``a diffuse group runs only once every device of the group reached it, and h
         use w0 = startWorker log 0 EDC 2
         use w1 = startWorker log 1 EDC 2
         // w1 is busy first: a diffuse of its own (20 steps × 2 ms)
-        let earlierEmb = encode 1L "earlier" CancellationToken.None
-        let earlier = DiffuseTask(2L, RequestId 1L, 0.04, CancellationToken.None, input "earlier" 20, earlierEmb.Result.Task, 1, 1, [||], noProgress)
-        enqueue w1 earlierEmb
-        enqueue w1 earlier
+        let earlier = busyWith w1 1L "earlier" 20
         // then a degree-2 group led by w0
         let emb = encode 3L "group" CancellationToken.None
         let seat = TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)
@@ -168,10 +174,7 @@ let ``a suspended or failed diffuse ends its attempt at once, not after the work
         use w0 = startWorker log 0 ED 1
         use w1 = startWorker log 1 C 1
         // the decode device is busy for about 3 s: a 3000-step diffuse stands in for a long video decode
-        let blockerEmb = encode 1001L "blocker" CancellationToken.None
-        let blocker = DiffuseTask(1002L, RequestId 1001L, 3.0, CancellationToken.None, input "blocker" 3000, blockerEmb.Result.Task, 1, 1, [||], noProgress)
-        enqueue w1 blockerEmb
-        enqueue w1 blocker
+        let blocker = busyWith w1 1001L "blocker" 3000
         let suspended = TaskCompletionSource<Trident.Runtime.Serving.SuspendedJob>()
         let plans =
             Trident.Runtime.Serving.PlanExecutor([| w0; w1 |], Trident.Runtime.Serving.DeviceLedger 2, Trident.Runtime.Serving.ServerClock TimeProvider.System, 8,
