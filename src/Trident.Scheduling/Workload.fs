@@ -400,9 +400,10 @@ module Trace =
           Deadline: string option
           Priority: string option }
 
-    /// Validates one line's fields, adding every problem to `errors`.
+    /// Validates one line's fields, adding every problem to `errors`, and the line's id and model to `seen` when its
+    /// id parses (whatever else is wrong with the line: duplicate ids and models are checked over every line).
     /// A column missing from the header is reported once there, not again on every line.
-    let private build (absent: Set<string>) (where: string) (f: Fields) (errors: ResizeArray<string>) =
+    let private build (absent: Set<string>) (where: string) (f: Fields) (errors: ResizeArray<string>) (seen: ResizeArray<int64 * string>) =
         let err (msg: string) = errors.Add(sprintf "%s: %s" where msg)
         let required name (v: string option) =
             match v with
@@ -431,6 +432,7 @@ module Trace =
         let id = integer "id" 0L f.Id
         let arrival = required "arrival_s" f.Arrival |> Option.bind (real "arrival_s")
         let model = required "model" f.Model
+        id |> Option.iter (fun i -> seen.Add((i, defaultArg model "")))
         let h = integer "height" 1L f.Height
         let w = integer "width" 1L f.Width
         let fr = integer "frames" 1L f.Frames
@@ -464,7 +466,7 @@ module Trace =
 
     /// Header problems are reported and the lines are still read (with the columns that are there), so every
     /// problem of the file comes in one pass.
-    let private parseCsv (lines: string array) (errors: ResizeArray<string>) =
+    let private parseCsv (lines: string array) (errors: ResizeArray<string>) (seen: ResizeArray<int64 * string>) =
         let header = lines.[0].Split(',') |> Array.map (fun s -> s.Trim().ToLowerInvariant())
         let known = Header.Split(',')
         for h in header do
@@ -486,12 +488,12 @@ module Trace =
                           let get name = col name |> Option.map (fun j -> cells.[j])
                           match build absent where
                                     { Id = get "id"; Arrival = get "arrival_s"; Model = get "model"; Height = get "height"; Width = get "width"
-                                      Frames = get "frames"; Steps = get "steps"; Deadline = get "deadline_s"; Priority = get "priority" } errors with
+                                      Frames = get "frames"; Steps = get "steps"; Deadline = get "deadline_s"; Priority = get "priority" } errors seen with
                           | Some t -> yield (where, t)
                           | None -> () ]
         rows
 
-    let private parseJsonLines (lines: string array) (errors: ResizeArray<string>) =
+    let private parseJsonLines (lines: string array) (errors: ResizeArray<string>) (seen: ResizeArray<int64 * string>) =
         let known = Set.ofArray (Header.Split(','))
         [ for i in 0 .. lines.Length - 1 do
               let line = lines.[i]
@@ -520,10 +522,15 @@ module Trace =
                                   | _ -> Some(v.GetRawText()))
                           match build Set.empty where
                                     { Id = get "id"; Arrival = get "arrival_s"; Model = get "model"; Height = get "height"; Width = get "width"
-                                      Frames = get "frames"; Steps = get "steps"; Deadline = get "deadline_s"; Priority = get "priority" } errors with
+                                      Frames = get "frames"; Steps = get "steps"; Deadline = get "deadline_s"; Priority = get "priority" } errors seen with
                           | Some t -> yield (where, t)
                           | None -> ()
                   with :? JsonException as e -> errors.Add(sprintf "%s: invalid JSON (%s)" where e.Message) ]
+
+    // ids given on more than one line (over every line whose id parsed)
+    let private duplicates (seen: ResizeArray<int64 * string>) (errors: ResizeArray<string>) =
+        for (id, n) in seen |> Seq.countBy fst |> Seq.filter (fun (_, n) -> n > 1) do
+            errors.Add(sprintf "id %d appears %d times" id n)
 
     /// Problems of one request against the profile it will run with: its model must be the profile's, and
     /// an image-only model (a profile without video) takes frames = 1.
@@ -535,29 +542,33 @@ module Trace =
 
     /// Parses a trace (CSV with header, or JSON lines — told apart by the first non-blank character) and
     /// checks each request against the profile `profileOf` gives its model (None: the model is unknown).
-    /// Every problem — header, fields, model and frames, duplicate ids — is reported in one pass. Returns the
+    /// Every problem — header, fields, model and frames, duplicate ids, more than one model — is reported in one
+    /// pass (ids and models over every line whose id parses, bad lines too). Returns the
     /// requests sorted by arrival (then id), or every problem found.
     let parseFor (profileOf: string -> Result<Profile, string>) (text: string) : Result<TraceRequest list, string list> =
         let lines = text.Replace("\r\n", "\n").Split('\n')
         let first = lines |> Array.tryFind (fun l -> l.Trim() <> "")
         let errors = ResizeArray<string>()
+        let seen = ResizeArray<int64 * string>()
         let rows =
             match first with
             | None ->
                 errors.Add "the trace is empty"
                 []
-            | Some l when l.TrimStart().StartsWith "{" -> parseJsonLines lines errors
+            | Some l when l.TrimStart().StartsWith "{" -> parseJsonLines lines errors seen
             | Some _ ->
                 let start = lines |> Array.findIndex (fun l -> l.Trim() <> "")
-                parseCsv lines.[start..] errors
+                parseCsv lines.[start..] errors seen
         for (where, t) in rows do
             match profileOf t.Model with
             | Ok p -> for e in checkAgainst p t do errors.Add(sprintf "%s: %s" where e)
             | Error e -> errors.Add(sprintf "%s: %s" where e)
         let trace = rows |> List.map snd
-        let dups = trace |> List.countBy _.Id |> List.filter (fun (_, n) -> n > 1)
-        for (id, n) in dups do
-            errors.Add(sprintf "id %d appears %d times" id n)
+        duplicates seen errors
+        // one model per trace: a server or a simulation serves one (checked over every line, bad ones too)
+        match seen |> Seq.map snd |> Seq.filter ((<>) "") |> Seq.distinct |> List.ofSeq with
+        | [] | [ _ ] -> ()
+        | models -> errors.Add(sprintf "one model per trace; the trace has %s" (System.String.Join(", ", models)))
         if errors.Count > 0 then Error(List.ofSeq errors)
         else Ok(trace |> List.sortBy (fun t -> t.Arrival, t.Id))
 
@@ -566,18 +577,17 @@ module Trace =
         let lines = text.Replace("\r\n", "\n").Split('\n')
         let first = lines |> Array.tryFind (fun l -> l.Trim() <> "")
         let errors = ResizeArray<string>()
+        let seen = ResizeArray<int64 * string>()
         let trace =
             match first with
             | None ->
                 errors.Add "the trace is empty"
                 []
-            | Some l when l.TrimStart().StartsWith "{" -> parseJsonLines lines errors |> List.map snd
+            | Some l when l.TrimStart().StartsWith "{" -> parseJsonLines lines errors seen |> List.map snd
             | Some _ ->
                 let start = lines |> Array.findIndex (fun l -> l.Trim() <> "")
-                parseCsv lines.[start..] errors |> List.map snd
-        let dups = trace |> List.countBy _.Id |> List.filter (fun (_, n) -> n > 1)
-        for (id, n) in dups do
-            errors.Add(sprintf "id %d appears %d times" id n)
+                parseCsv lines.[start..] errors seen |> List.map snd
+        duplicates seen errors
         if errors.Count > 0 then Error(List.ofSeq errors)
         else Ok(trace |> List.sortBy (fun t -> t.Arrival, t.Id))
 

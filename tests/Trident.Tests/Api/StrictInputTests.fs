@@ -259,6 +259,15 @@ let ``a trace file's problems all come in one pass, and an image-only model's vi
             Expect.stringContains all "line 4: frames = 4" "the image-only model's video row"
             Expect.stringContains all "image-only" "says why"
             Expect.stringContains all "id 3 appears 2 times" "the duplicate id"
+        // a bad line's id still counts for duplicates, and a second model is named, in the same pass
+        let mixed = "id,arrival_s,model,height,width,frames,steps\n1,-1,flux,1024,1024,1,28\n1,0,flux,1024,1024,1,28\n2,0,sd3,1024,1024,1,28"
+        match Trace.parseFor (fun m -> if m = "flux" || m = "sd3" then Ok flux else Error "unknown") mixed with
+        | Ok _ -> failtest "the trace has problems"
+        | Error errors ->
+            let all = String.Join("\n", errors)
+            Expect.stringContains all "line 2: arrival_s = '-1'" "the bad line"
+            Expect.stringContains all "id 1 appears 2 times" "its id counted although the line is bad"
+            Expect.stringContains all "one model per trace; the trace has flux, sd3" "both models named"
         let fluxVideo = "id,arrival_s,model,height,width,frames,steps\n1,0,flux,1024,1024,4,28"
         Expect.isError (Trace.parseFor fluxOnly fluxVideo) "frames = 4 on flux is refused"
         let jsonLines =
