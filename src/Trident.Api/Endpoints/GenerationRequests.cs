@@ -221,6 +221,10 @@ internal static class GenerationRequests
         var (steps, estimate) = e.ByField.ContainsKey("size") || e.ByField.ContainsKey("seconds")
             ? (0, null)
             : Check(e, dto.Prompt, dto.NegativePrompt, width, height, frames, dto.NumInferenceSteps, dto.Seed, dto.GuidanceScale, ready, limits, names: DiffusersNames);
+        // a frame count made from seconds: its problems are the seconds' (the client sent no num_frames)
+        if (dto.Seconds is not null && dto.NumFrames is null && e.ByField.Remove("num_frames", out var framesProblems))
+            foreach (var problem in framesProblems)
+                e.Add("seconds", $"{dto.Seconds} s at {fps} fps is {frames} frames: the frame count {problem}");
         var output = Output(e, dto.OutputFormat, dto.OutputCompression, dto.Fps, width, height, frames, MediaFormats.VideoNames);
         if (e.ByField.Count > 0 || estimate is null) return (null, e.ToDictionary());
         var input = new GenerationInput(dto.Prompt!, dto.NegativePrompt, width, height, frames, steps,

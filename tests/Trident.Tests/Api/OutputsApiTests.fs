@@ -178,6 +178,10 @@ let ``a video job is created, polled, downloaded as an MP4 with the frames and r
         Expect.equal (errorsOf bad2) (set [ "input_reference" ]) "unsupported fields are named"
         use bad3 = post client "/v1/videos" """{"prompt":"x","seconds":"2","num_frames":5,"output_format":"png"}"""
         Expect.equal (errorsOf bad3) (set [ "seconds"; "output_format" ]) "seconds or num_frames; a video format"
+        // seconds that make more frames than the pipeline does: the seconds are named, not num_frames (not sent)
+        use long = post client "/v1/videos" """{"prompt":"x","seconds":"4","fps":8,"size":"64x64"}"""
+        Expect.equal (errorsOf long) (set [ "seconds" ]) "seconds named"
+        Expect.stringContains (long.Content.ReadAsStringAsync().Result) "4 s at 8 fps is 33 frames" "and what they make"
 
 let ``vLLM-Omni's chat route takes extra_body or top-level parameters and answers the image as a data URL`` =
     testCase "vLLM-Omni's chat route takes extra_body or top-level parameters and answers the image as a data URL" <| fun () ->
