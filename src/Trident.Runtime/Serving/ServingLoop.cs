@@ -757,7 +757,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
             _queue.Remove(urgent);
             Interlocked.Decrement(ref _waiting);
             var route = _view.ToPhysical(sp.Urgent);
-            var detail = $"preemption: suspends request {sp.Victim.Value} at step {sp.StepsDone} (gain {sp.Gain:F3} > loss {sp.Loss:F3})";
+            var detail = $"preemption: suspends request {sp.Victim.Value} at step {sp.StepsDone} (gain {Objective(sp.Gain)} > loss {Objective(sp.Loss)})";
             using var traced = urgent.Trace.Enter();
             try
             {
@@ -778,6 +778,9 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
             }
         }
     }
+
+    // An objective value to three places for a route's text; a value that rounds to zero reads 0.000, never -0.000.
+    private static string Objective(double x) => (Math.Round(x, 3) + 0.0).ToString("F3", System.Globalization.CultureInfo.InvariantCulture);
 
     // The resumption of a suspended job queued on a running segment's devices (its group within the segment's), not
     // started and not withdrawn: what Preemption calls the segment's Behind. Null when there is none.
