@@ -136,9 +136,12 @@ internal static class GenerationRequests
     }
 
     /// <summary>The cost model's estimate of a request served alone.</summary>
-    public static Estimate Predict(ReadyServer ready, Trident.Scheduling.Shape shape, int steps)
+    public static Estimate Predict(ReadyServer ready, Trident.Scheduling.Shape shape, int steps) => Predict(ready.Server.Cost, shape, steps);
+
+    /// <summary>A cost model's estimate of a request served alone: seconds (t_ref) and the largest stage's activations
+    /// on one device (GB).</summary>
+    public static Estimate Predict(Trident.Scheduling.CostModel cost, Trident.Scheduling.Shape shape, int steps)
     {
-        var cost = ready.Server.Cost;
         var k = Trident.Scheduling.CostModelModule.referenceDegree(cost, shape);
         var seconds = Trident.Scheduling.CostModelModule.tRef(cost, shape, steps);
         var activation = new[] { Trident.Scheduling.Stage.Encode, Trident.Scheduling.Stage.Diffuse, Trident.Scheduling.Stage.Decode }

@@ -116,7 +116,8 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
             _log.LogInformation("Starting: {Devices} {Kind} device(s) in {Nodes} node(s)", layout.Devices.Count, _options.Devices.Kind, layout.NodeCount);
             var parts = await _backend.PrepareAsync(_options, layout, _log, ct);
             FitDefaultSize(_options, parts.Manifest, _log);
-            var setup = new ServerSetup(layout, parts.Profile, CostSettings(_options), parts.Executors, Settings(_options), InitialMix(_options, parts.Manifest));
+            var setup = new ServerSetup(layout, parts.Profile, CostSettings(_options), parts.Executors, Settings(_options),
+                InitialMix(_options, parts.Manifest, CostModelModule.create(CostSettings(_options), parts.Profile)));
             var server = TridentServer.Start(setup, _logs, _time, _scope);
             server.Metrics.Initialise();
             parts.Started?.Invoke(server);
@@ -274,23 +275,28 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
         var size = manifest.Size;
         if (manifest.CheckSize(l.DefaultWidth, l.DefaultHeight, size.MinFrames) is not { Count: > 0 } wrong) return;
         var reason = string.Join("; ", wrong.Select(e => $"{e.Path} {e.Message}"));
-        if (l.DefaultWidth != BuiltInDefaultSide || l.DefaultHeight != BuiltInDefaultSide)
-            throw new InvalidOperationException(
-                $"{TridentOptions.Section}:Limits:DefaultWidth × DefaultHeight {l.DefaultWidth}×{l.DefaultHeight} is not a size pipeline {manifest.Name} serves ({reason})");
         static int Fit(int side, int min, int max, int multiple)
         {
             var v = Math.Clamp(side, min, max);
             var up = (v + multiple - 1) / multiple * multiple;
             return up <= max ? up : v / multiple * multiple;
         }
-        var width = Fit(BuiltInDefaultSide, size.MinWidth, Math.Min(size.MaxWidth, l.MaxWidth), size.MultipleOf);
-        var height = Fit(BuiltInDefaultSide, size.MinHeight, Math.Min(size.MaxHeight, l.MaxHeight), size.MultipleOf);
+        bool Served(int side, int min, int max) => side >= min && side <= max && side % size.MultipleOf == 0;
+        // each side on its own: a configured one must be served as it is, the built-in one is fitted
+        var width = Served(l.DefaultWidth, size.MinWidth, size.MaxWidth) || l.DefaultWidth != BuiltInDefaultSide ? l.DefaultWidth
+            : Fit(BuiltInDefaultSide, size.MinWidth, Math.Min(size.MaxWidth, l.MaxWidth), size.MultipleOf);
+        var height = Served(l.DefaultHeight, size.MinHeight, size.MaxHeight) || l.DefaultHeight != BuiltInDefaultSide ? l.DefaultHeight
+            : Fit(BuiltInDefaultSide, size.MinHeight, Math.Min(size.MaxHeight, l.MaxHeight), size.MultipleOf);
+        if ((l.DefaultWidth != BuiltInDefaultSide && !Served(l.DefaultWidth, size.MinWidth, size.MaxWidth))
+            || (l.DefaultHeight != BuiltInDefaultSide && !Served(l.DefaultHeight, size.MinHeight, size.MaxHeight)))
+            throw new InvalidOperationException(
+                $"{TridentOptions.Section}:Limits:DefaultWidth × DefaultHeight {l.DefaultWidth}×{l.DefaultHeight} is not a size pipeline {manifest.Name} serves ({reason})");
         if (manifest.CheckSize(width, height, size.MinFrames).Count > 0 || width > l.MaxWidth || height > l.MaxHeight)
             throw new InvalidOperationException(
                 $"no default request size fits both pipeline {manifest.Name} (sides {size.MinWidth}–{size.MaxWidth} × {size.MinHeight}–{size.MaxHeight}, " +
                 $"multiples of {size.MultipleOf}) and {TridentOptions.Section}:Limits:MaxWidth × MaxHeight {l.MaxWidth}×{l.MaxHeight}");
-        log.LogInformation("Pipeline {Pipeline} does not serve the built-in default size {Side}×{Side} ({Reason}): requests that give no size get {Width}×{Height} (Trident:Limits:DefaultWidth, DefaultHeight)",
-            manifest.Name, BuiltInDefaultSide, BuiltInDefaultSide, reason, width, height);
+        log.LogInformation("Pipeline {Pipeline} does not serve the default size {DefaultWidth}×{DefaultHeight} ({Reason}): requests that give no size get {Width}×{Height} (the built-in side {Side} moved to the nearest the pipeline serves; Trident:Limits:DefaultWidth, DefaultHeight)",
+            manifest.Name, l.DefaultWidth, l.DefaultHeight, reason, width, height, BuiltInDefaultSide);
         l.DefaultWidth = width;
         l.DefaultHeight = height;
     }
@@ -298,8 +304,10 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
     /// <summary>The mix the initial placement is planned for, at a nominal 1 request/s: Serving:PlanFor's classes
     /// (shares normalised), or requests of the default size and steps when it is empty.</summary>
     /// <exception cref="InvalidOperationException">when a Serving:PlanFor class is a size the pipeline does not serve
-    /// (named, with the pipeline's reason), or the key does not parse (the validator reports that before).</exception>
-    public static WorkloadStats InitialMix(TridentOptions o, PipelineManifest manifest)
+    /// (named, with the pipeline's reason), one <paramref name="cost"/> predicts over Limits:MaxPredictedSeconds or
+    /// MaxActivationGb (the server would refuse such requests), or the key does not parse (the validator reports that
+    /// before).</exception>
+    public static WorkloadStats InitialMix(TridentOptions o, PipelineManifest manifest, CostModel? cost = null)
     {
         var steps = o.Limits.DefaultSteps > 0 ? o.Limits.DefaultSteps : manifest.Sampler.DefaultSteps;
         if (string.IsNullOrWhiteSpace(o.Serving.PlanFor))
@@ -311,6 +319,15 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
         foreach (var c in planned)
             if (manifest.CheckSize(c.Width, c.Height, c.Frames) is { Count: > 0 } wrong)
                 problems.Add($"'{c.Text}' is not a size pipeline {manifest.Name} serves ({string.Join("; ", wrong.Select(e => $"{e.Path} {e.Message}"))})");
+            else if (cost is not null)
+            {
+                // what the generation routes check per request (GenerationRequests.Check): a class they would refuse
+                var estimate = Trident.Api.Endpoints.GenerationRequests.Predict(cost, new Shape(c.Height, c.Width, c.Frames), c.Steps ?? steps);
+                if (o.Limits.MaxPredictedSeconds > 0 && estimate.Seconds > o.Limits.MaxPredictedSeconds)
+                    problems.Add($"'{c.Text}' is predicted to take {estimate.Seconds:F1} s served alone, over Limits:MaxPredictedSeconds = {o.Limits.MaxPredictedSeconds}: the server would refuse such requests");
+                if (o.Limits.MaxActivationGb > 0 && estimate.ActivationGb > o.Limits.MaxActivationGb)
+                    problems.Add($"'{c.Text}' is predicted to need {estimate.ActivationGb:F2} GB of activations on one device, over Limits:MaxActivationGb = {o.Limits.MaxActivationGb}: the server would refuse such requests");
+            }
         if (problems.Count > 0) throw new InvalidOperationException($"{TridentOptions.Section}:Serving:PlanFor: {string.Join("; ", problems)}");
         var total = planned.Sum(c => c.Share);
         // the same shape and steps written twice is one class

@@ -234,7 +234,7 @@ public sealed class ServingOptions
 
     /// <summary>The request mix the initial placement is planned for: comma-separated classes
     /// HEIGHTxWIDTH[xFRAMES][@STEPS][:SHARE] (shares are relative weights, 1 where not given; steps default to the
-    /// default steps), e.g. <c>544x960x129@50:0.2,544x960@50:0.8</c>. Empty (the default): requests of the default
+    /// default steps), e.g. <c>544x960x33@50:0.2,544x960@50:0.8</c>. Empty (the default): requests of the default
     /// size and steps. Each class must be a size the pipeline serves within the limits. Adjust-on-Dispatch re-plans
     /// from the observed mix either way; this decides what the server starts with (PlanForMix).</summary>
     public string PlanFor { get; set; } = "";

@@ -340,6 +340,17 @@ let ``the mix the initial placement is planned for is configurable, and a bad cl
         let ex = expectThrows<InvalidOperationException> "10 frames: the tiny pipeline serves 1–9" (fun () -> mix "64x64x10" |> ignore)
         Expect.stringContains ex.Message "Trident:Serving:PlanFor: '64x64x10' is not a size pipeline" "names the key and the class"
         Expect.stringContains ex.Message "frames" "and what is wrong"
+        // a class the generation routes would refuse (predicted time or activations over the limits) stops the start too
+        let hunyuan = Trident.Runtime.Devices.EmulatedProfile.Manifest(ReferenceProfiles.hunyuanvideo)
+        let cost = CostModel.create CostSettings.defaults ReferenceProfiles.hunyuanvideo
+        let heavy = TridentOptions()
+        heavy.Serving.PlanFor <- "544x960x33@50:0.2,544x960@50:0.8"
+        let refused = expectThrows<InvalidOperationException> "33 frames of 544×960 need more than 8 GB" (fun () -> Trident.Api.Hosting.ServerHost.InitialMix(heavy, hunyuan, cost) |> ignore)
+        Expect.stringContains refused.Message "'544x960x33@50:0.2' is predicted to need" "names the class"
+        Expect.stringContains refused.Message "Limits:MaxActivationGb = 8" "and the limit"
+        heavy.Limits.MaxActivationGb <- 80.0
+        heavy.Limits.MaxPredictedSeconds <- 0.0
+        Expect.equal (Trident.Api.Hosting.ServerHost.InitialMix(heavy, hunyuan, cost).Classes.Length) 2 "with the limits raised it plans for both"
 
 let ``the default request size is one the pipeline serves`` =
     testCase "the built-in default size moves to the nearest one the pipeline serves; a configured one it does not serve stops the start, named" <| fun () ->
@@ -357,6 +368,11 @@ let ``the default request size is one the pipeline serves`` =
         let kept = TridentOptions()
         Trident.Api.Hosting.ServerHost.FitDefaultSize(kept, tiny, log)
         Expect.equal (kept.Limits.DefaultWidth, kept.Limits.DefaultHeight) (256, 256) "a served default is kept"
+        let widthOnly = TridentOptions()
+        widthOnly.Limits.DefaultWidth <- 960
+        widthOnly.Limits.MaxWidth <- 1280
+        Trident.Api.Hosting.ServerHost.FitDefaultSize(widthOnly, hunyuan, log)
+        Expect.equal (widthOnly.Limits.DefaultWidth, widthOnly.Limits.DefaultHeight) (960, hunyuan.Size.MinHeight) "a configured width is kept, the built-in height fitted"
         let configured = TridentOptions()
         configured.Limits.DefaultWidth <- 100
         let ex = expectThrows<InvalidOperationException> "100 is not a multiple of the tiny pipeline's 16" (fun () -> Trident.Api.Hosting.ServerHost.FitDefaultSize(configured, tiny, log))
