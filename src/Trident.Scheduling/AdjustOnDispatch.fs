@@ -97,10 +97,14 @@ module AdjustOnDispatch =
     let sustainable (cluster: Cluster) (cost: CostModel) (types: Map<DeviceId, PlacementType>) (stats: WorkloadStats) =
         alphaOf cluster cost types { stats with ArrivalRate = 1.0 }
 
+    // `confident` with the window's arrival count already at hand
+    let private confidentWith (settings: AdjustSettings) (samples: int) (monitor: Monitor) (now: float<s>) =
+        samples >= settings.MinSamples && now - monitor.Since >= settings.Window
+
     /// Whether the monitor's window at `now` is one a placement can be trusted to: at least `MinSamples`
     /// arrivals and one window of observation.
     let confident (settings: AdjustSettings) (monitor: Monitor) (now: float<s>) =
-        (Monitor.throughputs now monitor).Samples >= settings.MinSamples && now - monitor.Since >= settings.Window
+        confidentWith settings (Monitor.throughputs now monitor).Samples monitor now
 
     /// What a placement made (or confirmed) at `now` is planned for: the window's statistics when the
     /// window is `confident`, else None (provisional: `decide` solves again at the next trigger).
@@ -122,13 +126,12 @@ module AdjustOnDispatch =
         let rates = Monitor.throughputs now monitor
         let imbalance = rates.Imbalance
         let stats = Monitor.stats now monitor
-        let settled = now - monitor.Since >= settings.Window
         let ongoing = Monitor.lastArrival monitor |> Option.exists (fun t -> t > now - settings.Window)
         // a recent request that no device of the current placement can serve at all is the
         // strongest imbalance there is: it would wait for ever
         let uncovered = coverage cluster cost current.Types stats < 1.0 - 1e-9
         let imbalance = if uncovered then infinity else imbalance
-        if not ongoing || (not uncovered && (rates.Samples < settings.MinSamples || not settled || imbalance < settings.Threshold)) then
+        if not ongoing || (not uncovered && (not (confidentWith settings rates.Samples monitor now) || imbalance < settings.Threshold)) then
             NoTrigger
         elif
             (match plannedFor with

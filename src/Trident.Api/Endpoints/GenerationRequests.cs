@@ -124,15 +124,22 @@ internal static class GenerationRequests
             estimate = Predict(ready, new Trident.Scheduling.Shape(height, width, frames), s);
             var what = $"{width}×{height}, {frames} frame(s), {s} steps";
             var costField = sizeField.Length > 0 ? sizeField : Wire("steps");
-            if (limits.MaxPredictedSeconds > 0 && estimate.Seconds > limits.MaxPredictedSeconds)
-                e.Add(costField, $"{what} is predicted to take {estimate.Seconds:F1} s served alone on this server, over "
-                    + $"Trident:Limits:MaxPredictedSeconds = {limits.MaxPredictedSeconds} (ask for fewer steps, frames or pixels)");
-            if (limits.MaxActivationGb > 0 && estimate.ActivationGb > limits.MaxActivationGb)
-                e.Add(costField, $"{what} is predicted to need {estimate.ActivationGb:F2} GB of activations on one device, over "
-                    + $"Trident:Limits:MaxActivationGb = {limits.MaxActivationGb}");
+            foreach (var problem in OverLimits(estimate, what, limits)) e.Add(costField, problem);
         }
         if (unservable is not null) e.Add(sizeField.Length > 0 ? sizeField : "width", unservable);
         return (s, estimate);
+    }
+
+    /// <summary>Why a request of <paramref name="estimate"/> (described as <paramref name="what"/>) is over
+    /// Limits:MaxPredictedSeconds or MaxActivationGb; empty when it is within both.</summary>
+    public static IEnumerable<string> OverLimits(Estimate estimate, string what, LimitOptions limits)
+    {
+        if (limits.MaxPredictedSeconds > 0 && estimate.Seconds > limits.MaxPredictedSeconds)
+            yield return $"{what} is predicted to take {estimate.Seconds:F1} s served alone on this server, over "
+                + $"Trident:Limits:MaxPredictedSeconds = {limits.MaxPredictedSeconds} (ask for fewer steps, frames or pixels)";
+        if (limits.MaxActivationGb > 0 && estimate.ActivationGb > limits.MaxActivationGb)
+            yield return $"{what} is predicted to need {estimate.ActivationGb:F2} GB of activations on one device, over "
+                + $"Trident:Limits:MaxActivationGb = {limits.MaxActivationGb}";
     }
 
     /// <summary>The cost model's estimate of a request served alone.</summary>

@@ -281,14 +281,12 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
             var up = (v + multiple - 1) / multiple * multiple;
             return up <= max ? up : v / multiple * multiple;
         }
-        bool Served(int side, int min, int max) => side >= min && side <= max && side % size.MultipleOf == 0;
-        // each side on its own: a configured one must be served as it is, the built-in one is fitted
-        var width = Served(l.DefaultWidth, size.MinWidth, size.MaxWidth) || l.DefaultWidth != BuiltInDefaultSide ? l.DefaultWidth
-            : Fit(BuiltInDefaultSide, size.MinWidth, Math.Min(size.MaxWidth, l.MaxWidth), size.MultipleOf);
-        var height = Served(l.DefaultHeight, size.MinHeight, size.MaxHeight) || l.DefaultHeight != BuiltInDefaultSide ? l.DefaultHeight
-            : Fit(BuiltInDefaultSide, size.MinHeight, Math.Min(size.MaxHeight, l.MaxHeight), size.MultipleOf);
-        if ((l.DefaultWidth != BuiltInDefaultSide && !Served(l.DefaultWidth, size.MinWidth, size.MaxWidth))
-            || (l.DefaultHeight != BuiltInDefaultSide && !Served(l.DefaultHeight, size.MinHeight, size.MaxHeight)))
+        // each side on its own (CheckSize names the side): a configured one must be served as it is, the built-in one is fitted
+        var widthWrong = wrong.Any(e => e.Path == "width");
+        var heightWrong = wrong.Any(e => e.Path == "height");
+        var width = widthWrong ? Fit(BuiltInDefaultSide, size.MinWidth, Math.Min(size.MaxWidth, l.MaxWidth), size.MultipleOf) : l.DefaultWidth;
+        var height = heightWrong ? Fit(BuiltInDefaultSide, size.MinHeight, Math.Min(size.MaxHeight, l.MaxHeight), size.MultipleOf) : l.DefaultHeight;
+        if ((widthWrong && l.DefaultWidth != BuiltInDefaultSide) || (heightWrong && l.DefaultHeight != BuiltInDefaultSide))
             throw new InvalidOperationException(
                 $"{TridentOptions.Section}:Limits:DefaultWidth × DefaultHeight {l.DefaultWidth}×{l.DefaultHeight} is not a size pipeline {manifest.Name} serves ({reason})");
         if (manifest.CheckSize(width, height, size.MinFrames).Count > 0 || width > l.MaxWidth || height > l.MaxHeight)
@@ -323,10 +321,8 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
             {
                 // what the generation routes check per request (GenerationRequests.Check): a class they would refuse
                 var estimate = Trident.Api.Endpoints.GenerationRequests.Predict(cost, new Shape(c.Height, c.Width, c.Frames), c.Steps ?? steps);
-                if (o.Limits.MaxPredictedSeconds > 0 && estimate.Seconds > o.Limits.MaxPredictedSeconds)
-                    problems.Add($"'{c.Text}' is predicted to take {estimate.Seconds:F1} s served alone, over Limits:MaxPredictedSeconds = {o.Limits.MaxPredictedSeconds}: the server would refuse such requests");
-                if (o.Limits.MaxActivationGb > 0 && estimate.ActivationGb > o.Limits.MaxActivationGb)
-                    problems.Add($"'{c.Text}' is predicted to need {estimate.ActivationGb:F2} GB of activations on one device, over Limits:MaxActivationGb = {o.Limits.MaxActivationGb}: the server would refuse such requests");
+                problems.AddRange(Trident.Api.Endpoints.GenerationRequests.OverLimits(estimate, $"'{c.Text}'", o.Limits)
+                    .Select(p => p + ": the server would refuse such requests"));
             }
         if (problems.Count > 0) throw new InvalidOperationException($"{TridentOptions.Section}:Serving:PlanFor: {string.Join("; ", problems)}");
         var total = planned.Sum(c => c.Share);

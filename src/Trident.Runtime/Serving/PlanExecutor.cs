@@ -246,12 +246,7 @@ public sealed class PlanExecutor
                 // ends the attempt as soon as it stops, with its own error — the one the decode would end with: the
                 // decode, queued on a decode device perhaps behind a minutes-long video decode, is skipped whenever that
                 // worker reaches it, and the job's resumption, re-queue or failure does not wait for that
-                if (diffuse.Task is { } segment)
-                {
-                    await ((Task)segment.Result.Task).ContinueWith(static _ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default)
-                        .ConfigureAwait(false);
-                    if (!segment.Result.Task.IsCompletedSuccessfully) await segment.Result.Task.ConfigureAwait(false);
-                }
+                if (diffuse.Task is { } segment) await segment.Result.Task.ConfigureAwait(false);
                 items = await decode.Result.Task.ConfigureAwait(false);
                 if (items.Count != jobs.Count) throw new InvalidOperationException($"the decoder returned {items.Count} results for a batch of {jobs.Count}");
             }
@@ -359,6 +354,6 @@ public sealed class PlanExecutor
 /// <param name="Withdrawn">A queued resumption withdrawn before it ran a step (<see cref="DiffuseTask.Withdrawal"/>):
 /// its checkpoint is the one it was to resume from, and no suspension is counted.</param>
 /// <param name="DecodeTaskId">The stopped attempt's decode task on <paramref name="DecodeDevice"/>, which will not run
-/// (its worker skips it when it gets to it; the ledger can forget it now); -1 when not known.</param>
+/// (its worker skips it when it gets to it; the ledger can forget it now).</param>
 public sealed record SuspendedJob(Job Job, DiffuseCheckpoint Checkpoint, StageOutput Embeddings, int EmbeddingsDevice, int[] Group, int DecodeDevice,
-    bool Withdrawn = false, long DecodeTaskId = -1);
+    bool Withdrawn, long DecodeTaskId);

@@ -885,7 +885,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
             _withdrawn.Remove(job.Id.Value);
             _segments.Remove(job.Id.Value, out var seg);
             // the stopped attempt's decode will not run (its worker skips it): not predicted on its device any more
-            if (s.DecodeTaskId >= 0) _ledger.Finished(s.DecodeDevice, s.DecodeTaskId);
+            _ledger.Finished(s.DecodeDevice, s.DecodeTaskId);
             using var traced = job.Trace.Enter();
             if (s.Withdrawn ? !job.Withdrawn(now) : !job.Suspend(now, s.Checkpoint.Step)) continue;
             if (!s.Withdrawn) _metrics.Suspensions.Add(1);
