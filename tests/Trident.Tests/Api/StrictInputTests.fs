@@ -159,7 +159,38 @@ let ``requests predicted over the time or memory limit are refused naming the li
         Expect.stringContains text "predicted to take" "the estimate is given"
         use images = post client "/v1/images/generations" """{"prompt":"x","size":"1024x1024","steps":100}"""
         Expect.equal images.StatusCode HttpStatusCode.BadRequest "the OpenAI route applies the limits too"
-        Expect.equal (errorsOf images) (set [ "size" ]) "errorsOf images"
+        Expect.equal (errorsOf images) (set [ "size"; "steps" ]) "errorsOf images"
+
+let ``a request over the cost limits is refused under every field it sent that drives the prediction, on every route`` =
+    testCase "a request over the cost limits is refused under every field it sent that drives the prediction, on every route" <| fun () ->
+        let client = readyClient server.Value
+        // field → the limits named under it ("time", "memory")
+        let limitsByField (r: HttpResponseMessage) =
+            messagesOf r
+            |> List.groupBy fst
+            |> List.map (fun (field, ms) ->
+                field,
+                set [ for _, m in ms do
+                        if m.Contains "Trident:Limits:MaxPredictedSeconds" then "time"
+                        if m.Contains "Trident:Limits:MaxActivationGb" then "memory" ])
+            |> Map.ofList
+        let expect (path: string) (body: string) (expected: (string * string list) list) =
+            use r = post client path body
+            Expect.equal r.StatusCode HttpStatusCode.BadRequest (sprintf "%s %s" path body)
+            let text = String.Join("\n", messagesOf r |> List.map snd)
+            Expect.stringContains text "predicted to take" (sprintf "the message gives the estimate: %s" body)
+            Expect.equal (limitsByField r) (Map.ofList [ for f, ls in expected -> f, set ls ]) (sprintf "the fields named for %s %s" path body)
+        // the time depends on the size and the steps, the activations on the size alone; fields left to their defaults are not named
+        expect "/v1/generations" """{"prompt":"x","width":1024,"height":1024,"frames":9}"""
+            [ "width", [ "time"; "memory" ]; "height", [ "time"; "memory" ]; "frames", [ "time"; "memory" ] ]
+        expect "/v1/generations" """{"prompt":"x","width":1024,"height":1024,"frames":9,"steps":50}"""
+            [ "width", [ "time"; "memory" ]; "height", [ "time"; "memory" ]; "frames", [ "time"; "memory" ]; "steps", [ "time" ] ]
+        expect "/v1/images/generations" """{"prompt":"x","size":"1024x1024","num_inference_steps":100}"""
+            [ "size", [ "time"; "memory" ]; "steps", [ "time" ] ]
+        expect "/v1/videos" """{"prompt":"x","size":"1024x1024","num_frames":9}"""
+            [ "size", [ "time"; "memory" ]; "num_frames", [ "time"; "memory" ] ]
+        expect "/v1/videos" """{"prompt":"x","width":1024,"height":1024,"seconds":"1","num_inference_steps":50}"""
+            [ "width", [ "time"; "memory" ]; "height", [ "time"; "memory" ]; "seconds", [ "time"; "memory" ]; "num_inference_steps", [ "time" ] ]
 
 // ---- configuration (no server) ------------------------------------------------------------------
 
@@ -387,6 +418,7 @@ let integrationTests =
             ``server-drawn seeds fit in 2^53 − 1, larger client seeds are refused, and the OpenAI route reports each image's seed``
             ``the job status says how much of the prompt the encoder read, and prompt limits count characters``
             ``requests predicted over the time or memory limit are refused naming the limit and the estimate, and a 202 carries the estimate``
+            ``a request over the cost limits is refused under every field it sent that drives the prediction, on every route``
         ] |> testSequenced ]
 
 [<Tests>]
