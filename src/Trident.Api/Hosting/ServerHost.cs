@@ -34,7 +34,15 @@ namespace Trident.Api.Hosting;
 /// <param name="ProfileOrigin">Where the profile came from.</param>
 /// <param name="Tokenizer">The pipeline's tokenizer (how much of a prompt the encoder reads).</param>
 public sealed record ReadyServer(TridentServer Server, PipelineManifest Manifest, string ProfileOrigin,
-    Trident.Runtime.Pipelines.Tokenizers.ITokenizer Tokenizer);
+    Trident.Runtime.Pipelines.Tokenizers.ITokenizer Tokenizer)
+{
+    /// <summary>How the executors size a result (<see cref="ServingBackendParts.ResultSize"/>); null: as requested.</summary>
+    public Func<int, int, (int Width, int Height)>? ResultSizes { get; init; }
+
+    /// <summary>The size of the result file of a request of <paramref name="width"/> × <paramref name="height"/>: the
+    /// request's own, except on emulated devices, whose results are placeholders of at most 64 pixels a side.</summary>
+    public (int Width, int Height) ResultSize(int width, int height) => ResultSizes?.Invoke(width, height) ?? (width, height);
+}
 
 /// <summary>Owns the serving runtime's lifetime.</summary>
 public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
@@ -121,7 +129,7 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
             var server = TridentServer.Start(setup, _logs, _time, _scope);
             server.Metrics.Initialise();
             parts.Started?.Invoke(server);
-            _ready = new ReadyServer(server, parts.Manifest, parts.ProfileOrigin, parts.Tokenizer);
+            _ready = new ReadyServer(server, parts.Manifest, parts.ProfileOrigin, parts.Tokenizer) { ResultSizes = parts.ResultSize };
             _log.LogInformation("Ready: pipeline {Pipeline}, profile from {Profile}", parts.Manifest.Name, parts.ProfileOrigin);
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)

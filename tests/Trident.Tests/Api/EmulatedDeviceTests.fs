@@ -331,6 +331,35 @@ let ``an emulated video server refuses frame counts its model does not take, nam
         Expect.equal byDefault.StatusCode HttpStatusCode.OK (byDefault.Content.ReadAsStringAsync().Result)
         Expect.equal ((json byDefault).GetProperty("num_frames").GetInt32()) 5 "the shortest video: 4 · 1 + 1 frames"
 
+let ``an emulated server's answers state the size of the file they return (a placeholder)`` =
+    testCase "an emulated server's answers state the size of the file they return (a placeholder)" <| fun () ->
+        use factory = new EmulatedVideoServer()
+        let client = readyClient factory
+        // emulated results are placeholders (the request's aspect, at most 64 pixels a side): the answers say so
+        let struct (w, h) = EmulatedStageExecutor.PlaceholderSize(960, 544)
+        use created = post client "/v1/videos" """{"prompt":"v","size":"960x544","num_frames":5,"num_inference_steps":2}"""
+        Expect.equal created.StatusCode HttpStatusCode.OK (created.Content.ReadAsStringAsync().Result)
+        let video = json created
+        Expect.equal (video.GetProperty("size").GetString()) (sprintf "%dx%d" w h) "the video object states the placeholder's size"
+        let id = video.GetProperty("id").GetString()
+        let deadline = DateTime.UtcNow.AddSeconds 120.0
+        let mutable last = video
+        while last.GetProperty("status").GetString() <> "completed" && DateTime.UtcNow < deadline do
+            Thread.Sleep 50
+            last <- json (get client ("/v1/videos/" + id))
+        Expect.equal (last.GetProperty("status").GetString()) "completed" (sprintf "the video is made: %O" last)
+        Expect.equal (last.GetProperty("size").GetString()) (sprintf "%dx%d" w h) "completed: the same size"
+        use content = get client ("/v1/videos/" + id + "/content")
+        let probe = Trident.Tests.Runtime.MediaChecks.probeVideo (content.Content.ReadAsByteArrayAsync().Result) "mp4"
+        Expect.equal ((probe.Width, probe.Height, probe.Frames)) ((w, h, 5)) "the file is that size, with the frames asked for"
+        use images = post client "/v1/images/generations" """{"prompt":"i","size":"960x544","num_inference_steps":2}"""
+        Expect.equal images.StatusCode HttpStatusCode.OK (images.Content.ReadAsStringAsync().Result)
+        let answer = json images
+        let png = Convert.FromBase64String(answer.GetProperty("data").[0].GetProperty("b64_json").GetString())
+        let image = Trident.Tests.Runtime.MediaChecks.decodeImage png
+        Expect.equal (answer.GetProperty("size").GetString()) (sprintf "%dx%d" image.Width image.Height) "the image answer states the returned image's size"
+        Expect.equal ((image.Width, image.Height)) ((w, h)) "the placeholder's"
+
 [<Tests>]
 let unitTests =
     testList "unit" [ testList "EmulatedDeviceTests" [
@@ -353,4 +382,5 @@ let integrationTests =
         ``the server and HTTP API serve generations on 16 emulated devices``
         ``the server and HTTP API serve generations on 128 emulated devices``
         ``an emulated video server refuses frame counts its model does not take, naming the field, the form and the nearest``
+        ``an emulated server's answers state the size of the file they return (a placeholder)``
     ] |> testSequenced ]
