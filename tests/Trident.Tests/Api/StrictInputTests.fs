@@ -243,6 +243,44 @@ let ``a bad --urls stops serve with exit 2 naming the address`` =
         Expect.stringContains bad.[0] "port must be between 0 and 65535" "the port"
         Expect.stringContains bad.[1] "scheme must be http or https" "the scheme"
 
+let ``configuration errors that need the pipeline stop serve with exit 2 before it listens, and config --check reports them`` =
+    testCase "configuration errors that need the pipeline stop serve with exit 2 before it listens, and config --check reports them" <| fun () ->
+        // the port is taken: a server that got as far as listening would fail to bind (exit 1), not name the key
+        let taken = new Sockets.TcpListener(IPAddress.Loopback, 0)
+        taken.Start()
+        try
+            let port = (taken.LocalEndpoint :?> IPEndPoint).Port
+            let emulated = [ "--urls"; sprintf "http://127.0.0.1:%d" port; "--Trident:LogLevel"; "Fatal"; "--Trident:Storage:Directory"; "memory"
+                             "--Trident:Devices:Kind"; "emulated"; "--Trident:Emulation:Profile"; "hunyuanvideo"; "--Trident:Limits:MaxWidth"; "1280" ]
+            let code, message = run ("serve" :: emulated @ [ "--Trident:Serving:PlanFor"; "544x1000" ])
+            Expect.equal code 2 (sprintf "a PlanFor class the pipeline does not serve: exit 2 (%s)" message)
+            Expect.stringContains message "Trident:Serving:PlanFor: '544x1000' is not a size pipeline hunyuanvideo-emulated serves" "the start's message"
+            let code, message = run ("serve" :: emulated @ [ "--Trident:Limits:DefaultWidth"; "100" ])
+            Expect.equal code 2 (sprintf "a configured default size the pipeline does not serve: exit 2 (%s)" message)
+            Expect.stringContains message "Trident:Limits:DefaultWidth × DefaultHeight 100×256 is not a size pipeline hunyuanvideo-emulated serves" "the start's message"
+        finally
+            taken.Stop()
+        let check (json: string) =
+            let file = Path.Combine(Path.GetTempPath(), sprintf "trident-check-%d-%d.json" Environment.ProcessId (abs (json.GetHashCode())))
+            File.WriteAllText(file, json)
+            try run [ "config"; "--check"; file ] finally File.Delete file
+        let code, message = check """{"Trident":{"Serving":{"PlanFor":"64x64x10"}}}"""
+        Expect.equal code 2 (sprintf "the tiny pipeline serves 1–9 frames (%s)" message)
+        Expect.stringContains message "Trident:Serving:PlanFor: '64x64x10' is not a size pipeline tiny serves" "named as serve names it"
+        let code, message = check """{"Trident":{"Devices":{"Kind":"emulated"},"Emulation":{"Profile":"hunyuanvideo"},"Limits":{"DefaultWidth":100}}}"""
+        Expect.equal code 2 (sprintf "emulated: the reference profile's manifest (%s)" message)
+        Expect.stringContains message "Trident:Limits:DefaultWidth × DefaultHeight 100×256 is not a size pipeline hunyuanvideo-emulated serves" "named"
+        let code, message = check """{"Trident":{"Devices":{"Kind":"emulated"},"Emulation":{"Profile":"hunyuanvideo"},"Limits":{"MaxFrames":129},"Serving":{"PlanFor":"544x960x33@50"}}}"""
+        Expect.equal code 2 (sprintf "emulated: the limits are checked too, the profile being known (%s)" message)
+        Expect.stringContains message "is predicted to need" "the activation limit"
+        let code, message = check """{"Trident":{"Serving":{"PlanFor":"64x64@4"}}}"""
+        Expect.equal code 0 (sprintf "a class the tiny pipeline serves (%s)" message)
+        Expect.stringContains message "checked against Trident:Limits:MaxPredictedSeconds and MaxActivationGb when serve starts" "the limits wait for the profile, said"
+        // a pipeline directory: its manifest (what the validator reads)
+        let code, message = check (sprintf """{"Trident":{"Pipeline":%s,"Serving":{"PlanFor":"64x64x10"}}}""" (JsonSerializer.Serialize Trident.Tests.Runtime.TinyFixture.directory.Value))
+        Expect.equal code 2 (sprintf "the tiny pipeline's directory (%s)" message)
+        Expect.stringContains message "Trident:Serving:PlanFor: '64x64x10' is not a size pipeline tiny serves" "named"
+
 let ``environment variables are bound as strictly as other sources, and lists take a comma-separated value`` =
     testCase "environment variables are bound as strictly as other sources, and lists take a comma-separated value" <| fun () ->
         let prefix = sprintf "TRIDENTSTRICT%d_" Environment.ProcessId
@@ -427,6 +465,7 @@ let unitTests =
         ``unparsable values and unknown keys from the command line or a config file stop serve with exit 2 and every key named``
         ``a config file that does not exist stops serve with exit 2``
         ``a bad --urls stops serve with exit 2 naming the address``
+        ``configuration errors that need the pipeline stop serve with exit 2 before it listens, and config --check reports them``
         ``environment variables are bound as strictly as other sources, and lists take a comma-separated value``
         ``a trace file's problems all come in one pass, and an image-only model's video rows are refused``
         ``a missing trace file is reported as missing, not as an unknown workload``
