@@ -8,7 +8,9 @@ namespace Trident.Api.Cli;
 /// <c>trident config --defaults</c>: prints the annotated configuration file with every key of section
 /// <c>Trident</c> and its default (docs/trident.example.json, embedded at build time; a test keeps it equal to
 /// the options' defaults). <c>trident config --check FILE</c>: validates a configuration file as <c>serve</c>
-/// would (every unknown key and bad value named), exit 0 when it is valid, 2 otherwise.
+/// would (every unknown key and bad value named, and the problems that need the pipeline where its manifest is had
+/// without loading models: ServerHost.CheckPipeline; a note says which checks are left to serve's start), exit 0
+/// when it is valid, 2 otherwise.
 /// </summary>
 public static class ConfigCommand
 {
@@ -32,12 +34,18 @@ public static class ConfigCommand
 
     /// <summary>Every problem of configuration <paramref name="configuration"/>'s section <c>Trident</c>, as
     /// <c>serve</c> reports them at start-up.</summary>
-    public static IReadOnlyList<string> Check(IConfiguration configuration)
+    public static IReadOnlyList<string> Check(IConfiguration configuration) => CheckWithNotes(configuration).Problems;
+
+    /// <summary><see cref="Check"/>'s problems — those of the keys, then, when the keys are valid, those that need the
+    /// pipeline (ServerHost.CheckPipeline) — and notes on the checks left to <c>serve</c>'s start.</summary>
+    public static (IReadOnlyList<string> Problems, IReadOnlyList<string> Notes) CheckWithNotes(IConfiguration configuration)
     {
         var options = new TridentOptions();
         StrictBinding.Bind(configuration.GetSection(TridentOptions.Section), options);
         var result = new TridentOptionsValidator(configuration).Validate(null, options);
-        return result.Failed ? [.. result.Failures] : [];
+        if (result.Failed) return ([.. result.Failures], []);
+        var pipeline = Trident.Api.Hosting.ServerHost.CheckPipeline(options);
+        return (pipeline.Problems, pipeline.Notes);
     }
 
     private static Task<int> Run(ParseResult args, CancellationToken ct)
@@ -63,8 +71,9 @@ public static class ConfigCommand
             Console.Error.WriteLine($"trident config: {check} is not a JSON configuration file: {e.Message}");
             return Task.FromResult(2);
         }
-        var problems = Check(configuration);
+        var (problems, notes) = CheckWithNotes(configuration);
         foreach (var p in problems) Console.Error.WriteLine($"  {p}");
+        foreach (var n in notes) Console.Error.WriteLine($"  note: {n}");
         Console.WriteLine(problems.Count == 0 ? $"{check}: valid" : $"{check}: {problems.Count} problem(s)");
         return Task.FromResult(problems.Count == 0 ? 0 : 2);
     }

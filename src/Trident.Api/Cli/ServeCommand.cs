@@ -47,7 +47,15 @@ public static class ServeCommand
         {
             // validated before the host starts, so a bad configuration is this list and exit 2, not the host's
             // start-up failure with a stack trace in the log
-            _ = app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<Trident.Api.Options.TridentOptions>>().Value;
+            var options = app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<Trident.Api.Options.TridentOptions>>().Value;
+            // the problems that need the pipeline too, where its manifest is had without starting anything: before the
+            // server listens, as the rest (not the start's failure after it listened, exit 1)
+            if (Trident.Api.Hosting.ServerHost.CheckPipeline(options).Problems is { Count: > 0 } pipelineProblems)
+            {
+                Console.Error.WriteLine("trident serve: invalid configuration (docs/serving.md lists every key):");
+                foreach (var problem in pipelineProblems) Console.Error.WriteLine($"  {problem}");
+                return 2;
+            }
             var host = app.Services.GetRequiredService<Trident.Api.Hosting.ServerHost>();
             await app.RunAsync(ct);
             if (host.Failure is { } failure)

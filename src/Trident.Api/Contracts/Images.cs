@@ -45,7 +45,8 @@ public sealed record ImageDataDto(string? B64Json, string? Url, string RevisedPr
 /// <param name="Created">Unix time in seconds.</param>
 /// <param name="Data">The images.</param>
 /// <param name="OutputFormat">The images' format.</param>
-/// <param name="Size">Their size, <c>WIDTHxHEIGHT</c>.</param>
+/// <param name="Size">The size of the images returned, <c>WIDTHxHEIGHT</c>: the size asked for, except on emulated devices,
+/// whose results are placeholders of at most 64 pixels a side in the request's aspect.</param>
 public sealed record ImageGenerationResponseDto(long Created, IReadOnlyList<ImageDataDto> Data, string OutputFormat, string Size);
 
 /// <summary>One model of <c>GET /v1/models</c>: the served pipeline.</summary>

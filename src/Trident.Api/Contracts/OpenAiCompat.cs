@@ -58,7 +58,8 @@ public sealed record VideoErrorDto(string Code, string Message);
 /// <param name="CompletedAt">Unix time of its final state.</param>
 /// <param name="ExpiresAt">Unix time after which the job (and its file) may be evicted.</param>
 /// <param name="Prompt">The prompt.</param>
-/// <param name="Size"><c>WIDTHxHEIGHT</c>.</param>
+/// <param name="Size"><c>WIDTHxHEIGHT</c> of the video the content route serves: the size asked for, except on emulated
+/// devices, whose results are placeholders of at most 64 pixels a side in the request's aspect.</param>
 /// <param name="Seconds">Its length in seconds (frames / fps), as a string.</param>
 /// <param name="Quality">Always <c>standard</c> (steps set the quality).</param>
 /// <param name="Error">Why it failed.</param>

@@ -4,7 +4,9 @@
 // a size no device can hold at any degree would wait forever, so it is refused here; and against the
 // server's cost model: a request predicted to take longer than Limits:MaxPredictedSeconds served alone, or to
 // need more than Limits:MaxActivationGb of activations on one device, is refused naming the limit and the
-// estimate. Prompt lengths count Unicode characters (code points), the unit the docs name. Seeds are kept
+// estimate, under every field the request sent that drives that prediction (the size fields and, for the time, the
+// steps; CostFields) or under `$`, the whole request, when it sent none of them (the defaults are over the limit); a
+// size no placement can serve is reported the same way, under the size fields sent. Prompt lengths count Unicode characters (code points), the unit the docs name. Seeds are kept
 // within 2^53 − 1 so a JavaScript client holds them exactly. The output fields (output_format,
 // output_compression, fps) are checked against the result's size and frames (MediaFormats.Check); the video
 // and chat routes name fields as vLLM-Omni and diffusers do (num_frames, num_inference_steps,
@@ -64,6 +66,7 @@ internal static class GenerationRequests
         if (images < 1 || images > MaxImages(ready, limits)) e.Add("num_images", $"must be between 1 and {MaxImages(ready, limits)} ({MaxImagesKey(ready, limits)})");
         else if (images > 1 && frames > 1) e.Add("num_images", "must be 1 for a video (one request makes one video)");
         var (steps, estimate) = Check(e, dto.Prompt, dto.NegativePrompt, width, height, frames, dto.Steps, dto.Seed, dto.Guidance, ready, limits,
+            new CostFields(Sent(("width", dto.Width), ("height", dto.Height), ("frames", dto.Frames)), dto.Steps is null ? null : "steps"),
             seedReserve: Math.Max(0, Math.Min(images, limits.MaxImagesPerRequest) - 1));
         var output = Output(e, dto.OutputFormat, dto.OutputCompression, dto.Fps, width, height, frames, VideoAndImageNames);
         if (dto.DeadlineMs is { } ms && (ms < 1 || ms > limits.MaxDeadlineMs))
@@ -88,7 +91,8 @@ internal static class GenerationRequests
     /// <summary>Checks the fields shared by both generation routes; returns the steps to use and, when the
     /// size and steps are valid, the cost model's estimate.</summary>
     private static (int Steps, Estimate? Estimate) Check(Errors e, string? prompt, string? negative, int width, int height, int frames, int? steps, long? seed,
-        double? guidance, ReadyServer ready, LimitOptions limits, string sizeField = "", int seedReserve = 0, IReadOnlyDictionary<string, string>? names = null)
+        double? guidance, ReadyServer ready, LimitOptions limits, CostFields costFields, string sizeField = "", int seedReserve = 0,
+        IReadOnlyDictionary<string, string>? names = null)
     {
         string Wire(string field) => names is not null && names.TryGetValue(field, out var w) ? w : field;
         if (string.IsNullOrWhiteSpace(prompt)) e.Add("prompt", "is required and must not be blank");
@@ -123,24 +127,50 @@ internal static class GenerationRequests
         {
             estimate = Predict(ready, new Trident.Scheduling.Shape(height, width, frames), s);
             var what = $"{width}×{height}, {frames} frame(s), {s} steps";
-            var costField = sizeField.Length > 0 ? sizeField : Wire("steps");
-            foreach (var problem in OverLimits(estimate, what, limits)) e.Add(costField, problem);
+            foreach (var (problem, byTime) in OverLimitsByLimit(estimate, what, limits))
+                foreach (var field in costFields.For(byTime)) e.Add(field, problem);
         }
-        if (unservable is not null) e.Add(sizeField.Length > 0 ? sizeField : "width", unservable);
+        // the shape decides it: under the size fields the request sent, as the activation limit
+        if (unservable is not null) foreach (var field in costFields.For(byTime: false)) e.Add(field, unservable);
         return (s, estimate);
     }
 
     /// <summary>Why a request of <paramref name="estimate"/> (described as <paramref name="what"/>) is over
     /// Limits:MaxPredictedSeconds or MaxActivationGb; empty when it is within both.</summary>
-    public static IEnumerable<string> OverLimits(Estimate estimate, string what, LimitOptions limits)
+    public static IEnumerable<string> OverLimits(Estimate estimate, string what, LimitOptions limits) =>
+        OverLimitsByLimit(estimate, what, limits).Select(p => p.Message);
+
+    /// <summary><see cref="OverLimits"/>, each message with whether it is the time limit's (which the steps drive as
+    /// well as the size) rather than the activation limit's (the size alone).</summary>
+    private static IEnumerable<(string Message, bool ByTime)> OverLimitsByLimit(Estimate estimate, string what, LimitOptions limits)
     {
         if (limits.MaxPredictedSeconds > 0 && estimate.Seconds > limits.MaxPredictedSeconds)
-            yield return $"{what} is predicted to take {estimate.Seconds:F1} s served alone on this server, over "
-                + $"Trident:Limits:MaxPredictedSeconds = {limits.MaxPredictedSeconds} (ask for fewer steps, frames or pixels)";
+            yield return ($"{what} is predicted to take {estimate.Seconds:F1} s served alone on this server, over "
+                + $"Trident:Limits:MaxPredictedSeconds = {limits.MaxPredictedSeconds} (ask for fewer steps, frames or pixels)", true);
         if (limits.MaxActivationGb > 0 && estimate.ActivationGb > limits.MaxActivationGb)
-            yield return $"{what} is predicted to need {estimate.ActivationGb:F2} GB of activations on one device, over "
-                + $"Trident:Limits:MaxActivationGb = {limits.MaxActivationGb}";
+            yield return ($"{what} is predicted to need {estimate.ActivationGb:F2} GB of activations on one device, over "
+                + $"Trident:Limits:MaxActivationGb = {limits.MaxActivationGb}", false);
     }
+
+    /// <summary>The key of a problem with the whole request rather than one field (as for a body that is not JSON).</summary>
+    public const string WholeRequest = "$";
+
+    /// <summary>Where a request over the cost limits is reported: the wire names of the fields the request sent that
+    /// set its size (width, height, size, frames, num_frames, seconds), and of its steps field when it sent one. The
+    /// predicted time depends on both, the activations on the size alone; a limit none of the sent fields drives (the
+    /// request relied on the defaults) is reported under <see cref="WholeRequest"/>.</summary>
+    private sealed record CostFields(IReadOnlyList<string> Size, string? Steps)
+    {
+        public IReadOnlyList<string> For(bool byTime)
+        {
+            IReadOnlyList<string> fields = byTime && Steps is not null ? [.. Size, Steps] : Size;
+            return fields.Count > 0 ? fields : [WholeRequest];
+        }
+    }
+
+    /// <summary>The names of the fields whose value was sent (not null).</summary>
+    private static string[] Sent(params (string Field, object? Value)[] fields) =>
+        [.. fields.Where(f => f.Value is not null).Select(f => f.Field)];
 
     /// <summary>The cost model's estimate of a request served alone.</summary>
     public static Estimate Predict(ReadyServer ready, Trident.Scheduling.Shape shape, int steps) => Predict(ready.Server.Cost, shape, steps);
@@ -180,7 +210,8 @@ internal static class GenerationRequests
         var (width, height) = Size(e, dto.Size, "size", limits);
         var steps = e.ByField.ContainsKey("size")
             ? 0
-            : Check(e, dto.Prompt, dto.NegativePrompt, width, height, 1, dto.Steps, dto.Seed, dto.Guidance, ready, limits, sizeField: "size",
+            : Check(e, dto.Prompt, dto.NegativePrompt, width, height, 1, dto.Steps, dto.Seed, dto.Guidance, ready, limits,
+                new CostFields(Sent(("size", dto.Size)), dto.Steps is null ? null : "steps"), sizeField: "size",
                 seedReserve: Math.Max(0, Math.Min(n, limits.MaxImagesPerRequest) - 1)).Steps;
         if (e.ByField.ContainsKey("size") && string.IsNullOrWhiteSpace(dto.Prompt)) e.Add("prompt", "is required and must not be blank");
         var output = Output(e, dto.OutputFormat, dto.OutputCompression, null, width, height, 1, MediaFormats.ImageNames);
@@ -230,7 +261,10 @@ internal static class GenerationRequests
         }
         var (steps, estimate) = e.ByField.ContainsKey("size") || e.ByField.ContainsKey("seconds")
             ? (0, null)
-            : Check(e, dto.Prompt, dto.NegativePrompt, width, height, frames, dto.NumInferenceSteps, dto.Seed, dto.GuidanceScale, ready, limits, names: DiffusersNames);
+            : Check(e, dto.Prompt, dto.NegativePrompt, width, height, frames, dto.NumInferenceSteps, dto.Seed, dto.GuidanceScale, ready, limits,
+                new CostFields(Sent(("size", dto.Size), ("width", dto.Width), ("height", dto.Height), ("num_frames", dto.NumFrames), ("seconds", dto.Seconds)),
+                    dto.NumInferenceSteps is null ? null : "num_inference_steps"),
+                names: DiffusersNames);
         // a frame count made from seconds: its problems are the seconds' (the client sent no num_frames)
         if (dto.Seconds is not null && dto.NumFrames is null && e.ByField.Remove("num_frames", out var framesProblems))
             foreach (var problem in framesProblems)
@@ -255,6 +289,7 @@ internal static class GenerationRequests
         if (n < 1 || n > MaxImages(ready, limits)) e.Add("num_images_per_prompt", $"must be between 1 and {MaxImages(ready, limits)} ({MaxImagesKey(ready, limits)})");
         int width = dto.Width ?? limits.DefaultWidth, height = dto.Height ?? limits.DefaultHeight, frames = dto.NumFrames ?? 1;
         var steps = Check(e, prompt ?? "", dto.NegativePrompt, width, height, frames, dto.NumInferenceSteps, dto.Seed, dto.GuidanceScale, ready, limits,
+            new CostFields(Sent(("width", dto.Width), ("height", dto.Height), ("num_frames", dto.NumFrames)), dto.NumInferenceSteps is null ? null : "num_inference_steps"),
             seedReserve: Math.Max(0, Math.Min(n, limits.MaxImagesPerRequest) - 1), names: DiffusersNames).Steps;
         if (prompt is null) e.ByField.Remove("prompt");
         var output = Output(e, dto.OutputFormat, dto.OutputCompression, dto.Fps, width, height, frames, VideoAndImageNames);

@@ -139,11 +139,13 @@ public static class VideosApi
             _ => null,
         };
         var progress = v.Status == JobStatus.Succeeded ? 100 : input.Steps > 0 ? Math.Min(99, 100 * v.Step / input.Steps) : 0;
+        // the size of the video the content route serves (emulated devices make placeholders smaller than asked for)
+        var (width, height) = ready.ResultSize(input.Width, input.Height);
         return new VideoDto(
             IdPrefix + GenerationsApi.Id(job), "video", ready.Manifest.Name, Status(v.Status), progress,
             v.CreatedAt.ToUnixTimeSeconds(), finished?.ToUnixTimeSeconds(),
             finished is { } f ? (f + ready.Server.Store.Retention).ToUnixTimeSeconds() : null,
-            input.Prompt, $"{input.Width}x{input.Height}",
+            input.Prompt, $"{width}x{height}",
             (input.Frames / (double)fps).ToString("0.###", CultureInfo.InvariantCulture), "standard", error,
             input.Frames, fps, (long)input.Seed, MediaFormats.Name(format), MediaFormats.MediaType(format));
     }

@@ -204,7 +204,8 @@ public sealed class ClusterServingBackend(IGrainFactory grains, ILocalSiloDetail
                 _times.Bind(server.Metrics.Meter);
                 _directory.Lost = (key, reason) => Leave(server, DeviceKeys.Endpoint(key), reason, log);
                 _watch = Task.Run(() => WatchAsync(server, log, _stop.Token));
-            }));
+            })
+        { ResultSize = (width, height) => EmulatedStageExecutor.PlaceholderSize(width, height) });
     }
 
     // The active silos other than this one by endpoint (the newest generation at an endpoint), in endpoint order.

@@ -25,7 +25,10 @@ public sealed class EmulatedServingBackend : IServingBackend
         var origin = $"reference profile '{e.Profile}' × time scale {e.TimeScale} (emulated devices; results are placeholder patterns)";
         log.LogInformation("Emulating {Devices} {Profile} device(s) at time scale {Scale}", layout.Devices.Count, e.Profile, e.TimeScale);
         return Task.FromResult(new ServingBackendParts(manifest, executors, profile, origin,
-            new ByteTokenizer((Trident.Runtime.Pipelines.ByteTokenizerSettings)manifest.Tokenizer)));
+            new ByteTokenizer((Trident.Runtime.Pipelines.ByteTokenizerSettings)manifest.Tokenizer))
+        {
+            ResultSize = (width, height) => EmulatedStageExecutor.PlaceholderSize(width, height),
+        });
     }
 
     /// <summary>The emulated devices the options describe: Devices:Count of them (0: 8), in nodes of

@@ -34,7 +34,15 @@ namespace Trident.Api.Hosting;
 /// <param name="ProfileOrigin">Where the profile came from.</param>
 /// <param name="Tokenizer">The pipeline's tokenizer (how much of a prompt the encoder reads).</param>
 public sealed record ReadyServer(TridentServer Server, PipelineManifest Manifest, string ProfileOrigin,
-    Trident.Runtime.Pipelines.Tokenizers.ITokenizer Tokenizer);
+    Trident.Runtime.Pipelines.Tokenizers.ITokenizer Tokenizer)
+{
+    /// <summary>How the executors size a result (<see cref="ServingBackendParts.ResultSize"/>); null: as requested.</summary>
+    public Func<int, int, (int Width, int Height)>? ResultSizes { get; init; }
+
+    /// <summary>The size of the result file of a request of <paramref name="width"/> × <paramref name="height"/>: the
+    /// request's own, except on emulated devices, whose results are placeholders of at most 64 pixels a side.</summary>
+    public (int Width, int Height) ResultSize(int width, int height) => ResultSizes?.Invoke(width, height) ?? (width, height);
+}
 
 /// <summary>Owns the serving runtime's lifetime.</summary>
 public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
@@ -121,7 +129,7 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
             var server = TridentServer.Start(setup, _logs, _time, _scope);
             server.Metrics.Initialise();
             parts.Started?.Invoke(server);
-            _ready = new ReadyServer(server, parts.Manifest, parts.ProfileOrigin, parts.Tokenizer);
+            _ready = new ReadyServer(server, parts.Manifest, parts.ProfileOrigin, parts.Tokenizer) { ResultSizes = parts.ResultSize };
             _log.LogInformation("Ready: pipeline {Pipeline}, profile from {Profile}", parts.Manifest.Name, parts.ProfileOrigin);
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
@@ -272,8 +280,22 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
     public static void FitDefaultSize(TridentOptions o, PipelineManifest manifest, ILogger log)
     {
         var l = o.Limits;
+        var (width, height, reason) = DefaultSize(o, manifest);
+        if (reason is null) return;
+        log.LogInformation("Pipeline {Pipeline} does not serve the default size {DefaultWidth}×{DefaultHeight} ({Reason}): requests that give no size get {Width}×{Height} (the built-in side {Side} moved to the nearest the pipeline serves; Trident:Limits:DefaultWidth, DefaultHeight)",
+            manifest.Name, l.DefaultWidth, l.DefaultHeight, reason, width, height, BuiltInDefaultSide);
+        l.DefaultWidth = width;
+        l.DefaultHeight = height;
+    }
+
+    /// <summary>The default request size <see cref="FitDefaultSize"/> makes, and why the configured one was moved
+    /// (null when it is kept); changes nothing.</summary>
+    /// <exception cref="InvalidOperationException">as <see cref="FitDefaultSize"/>'s.</exception>
+    private static (int Width, int Height, string? Reason) DefaultSize(TridentOptions o, PipelineManifest manifest)
+    {
+        var l = o.Limits;
         var size = manifest.Size;
-        if (manifest.CheckSize(l.DefaultWidth, l.DefaultHeight, size.MinFrames) is not { Count: > 0 } wrong) return;
+        if (manifest.CheckSize(l.DefaultWidth, l.DefaultHeight, size.MinFrames) is not { Count: > 0 } wrong) return (l.DefaultWidth, l.DefaultHeight, null);
         var reason = string.Join("; ", wrong.Select(e => $"{e.Path} {e.Message}"));
         static int Fit(int side, int min, int max, int multiple)
         {
@@ -293,10 +315,80 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
             throw new InvalidOperationException(
                 $"no default request size fits both pipeline {manifest.Name} (sides {size.MinWidth}–{size.MaxWidth} × {size.MinHeight}–{size.MaxHeight}, " +
                 $"multiples of {size.MultipleOf}) and {TridentOptions.Section}:Limits:MaxWidth × MaxHeight {l.MaxWidth}×{l.MaxHeight}");
-        log.LogInformation("Pipeline {Pipeline} does not serve the default size {DefaultWidth}×{DefaultHeight} ({Reason}): requests that give no size get {Width}×{Height} (the built-in side {Side} moved to the nearest the pipeline serves; Trident:Limits:DefaultWidth, DefaultHeight)",
-            manifest.Name, l.DefaultWidth, l.DefaultHeight, reason, width, height, BuiltInDefaultSide);
-        l.DefaultWidth = width;
-        l.DefaultHeight = height;
+        return (width, height, reason);
+    }
+
+    /// <summary>What <see cref="CheckPipeline"/> found: the problems (each the message the start would fail with) and
+    /// notes on the checks it could not make.</summary>
+    public sealed record PipelineCheck(IReadOnlyList<string> Problems, IReadOnlyList<string> Notes);
+
+    /// <summary>
+    /// The configuration problems that need the pipeline, found before anything starts: a configured default size
+    /// it does not serve (<see cref="FitDefaultSize"/>) and a Serving:PlanFor class it does not serve or, where the
+    /// profile is known without profiling, one predicted over the limits (<see cref="InitialMix"/>) — the same
+    /// messages as at start. Only the manifest is read, not the models: emulated devices (and a cluster's) present
+    /// their reference profile's; the bundled tiny pipeline's is known without writing it; a directory's is the one
+    /// the validator has read (its trident-pipeline.json, or its export recognised). On ONNX Runtime without a
+    /// configured profile, PlanFor's limits need this machine's profile and are left to the start; a note says so (and
+    /// names a manifest that could not be read after all). Changes nothing in <paramref name="o"/>, which must have
+    /// passed the validator.
+    /// </summary>
+    public static PipelineCheck CheckPipeline(TridentOptions o)
+    {
+        var notes = new List<string>();
+        PipelineManifest manifest;
+        CostModel? cost = null;
+        try
+        {
+            if (o.Cluster.Mode != ClusterOptions.ModeNone || o.Devices.Kind == EmulationOptions.Kind)
+            {
+                var profile = EmulatedProfile.Scaled(EmulatedProfile.Reference(o.Emulation.Profile), o.Emulation.TimeScale);
+                manifest = EmulatedProfile.Manifest(profile);
+                cost = CostModelModule.create(CostSettings(o), profile);
+            }
+            else
+            {
+                manifest = o.Pipeline switch
+                {
+                    Trident.Runtime.Execution.PipelineLocator.Tiny => Trident.Runtime.Pipelines.Tiny.TinyPipeline.Manifest(),
+                    Trident.Runtime.Execution.PipelineLocator.TinyFloat16 => Trident.Runtime.Pipelines.Tiny.TinyPipeline.Manifest(float16: true),
+                    // what the validator has read already (Pipeline: a directory that is no servable pipeline)
+                    _ => Trident.Runtime.Pipelines.Export.PipelineDirectory.LoadManifest(Path.GetFullPath(o.Pipeline)),
+                };
+                if (o.Profile.Length > 0)
+                {
+                    var parsed = ProfileFile.parse(File.ReadAllText(o.Profile));
+                    if (parsed.IsOk && parsed.ResultValue.Model.Value == manifest.Model) cost = CostModelModule.create(CostSettings(o), parsed.ResultValue);
+                }
+            }
+        }
+        catch (Exception e) when (e is ManifestException or IOException or UnauthorizedAccessException or ArgumentException)
+        {
+            notes.Add($"the checks that need the pipeline (a {TridentOptions.Section}:Serving:PlanFor class or {TridentOptions.Section}:Limits:DefaultWidth × DefaultHeight "
+                + $"it does not serve) run when serve starts: {e.Message}");
+            return new PipelineCheck([], notes);
+        }
+        var problems = new List<string>();
+        try
+        {
+            DefaultSize(o, manifest);
+        }
+        catch (InvalidOperationException e)
+        {
+            problems.Add(e.Message);
+        }
+        try
+        {
+            InitialMix(o, manifest, cost);
+        }
+        catch (InvalidOperationException e)
+        {
+            problems.Add(e.Message);
+        }
+        if (cost is null && !string.IsNullOrWhiteSpace(o.Serving.PlanFor) && (o.Limits.MaxPredictedSeconds > 0 || o.Limits.MaxActivationGb > 0))
+            notes.Add($"{TridentOptions.Section}:Serving:PlanFor's classes are checked against {TridentOptions.Section}:Limits:MaxPredictedSeconds and MaxActivationGb "
+                + $"when serve starts, on this machine's profile (none is configured: {TridentOptions.Section}:Profile)");
+        return new PipelineCheck(problems, notes);
     }
 
     /// <summary>The mix the initial placement is planned for, at a nominal 1 request/s: Serving:PlanFor's classes

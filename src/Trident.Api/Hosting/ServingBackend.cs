@@ -14,7 +14,12 @@ namespace Trident.Api.Hosting;
 /// <param name="Tokenizer">The pipeline's tokenizer: the API reports how much of each prompt it keeps.</param>
 /// <param name="Started">Called once the server runs (e.g. to add the backend's instruments to its meter); may be null.</param>
 public sealed record ServingBackendParts(PipelineManifest Manifest, IStageExecutorFactory Executors, Profile Profile, string ProfileOrigin,
-    Trident.Runtime.Pipelines.Tokenizers.ITokenizer Tokenizer, Action<Trident.Runtime.Serving.TridentServer>? Started = null);
+    Trident.Runtime.Pipelines.Tokenizers.ITokenizer Tokenizer, Action<Trident.Runtime.Serving.TridentServer>? Started = null)
+{
+    /// <summary>The size of the result the executors make for a request of width × height: the request's own (null), or
+    /// emulated devices' placeholder size (<see cref="EmulatedStageExecutor.PlaceholderSize"/>).</summary>
+    public Func<int, int, (int Width, int Height)>? ResultSize { get; init; }
+}
 
 /// <summary>Prepares the pipeline, its executors and the profile at start-up.</summary>
 public interface IServingBackend

@@ -64,9 +64,16 @@ public static class EmulatedProfile
             profile.EmbeddingBytes, profile.LatentBytesPerMpf, Stage(profile.Encode), Stage(profile.Diffuse), Stage(profile.Decode));
     }
 
+    /// <summary>Video frames per latent frame of the VAE of the model <paramref name="profile"/> describes: 4 for a
+    /// video model — both reference video models, CogVideoX and HunyuanVideo, have causal 3D VAEs that compress time
+    /// 4× (F frames → (F − 1) / 4 + 1 latent frames), so they take 4k + 1 frames, as every frame count of their
+    /// profiles is — and 1 for an image model.</summary>
+    public static int TemporalCompression(Profile profile) => profile.Video ? 4 : 1;
+
     /// <summary>The manifest an emulated pipeline of <paramref name="profile"/> presents to the API: name
     /// <c>{model}-emulated</c>, the profile's model, image or video as the profile says, sizes from the
-    /// smallest to the largest side the profile measured (multiples of 16), its frame counts, its default steps,
+    /// smallest to the largest side the profile measured (multiples of 16), its frame counts and its VAE's temporal
+    /// compression (<see cref="TemporalCompression"/>: a video has 4k + 1 frames, as the real model needs), its default steps,
     /// classifier-free guidance (default 3.5), a byte tokenizer of 512 tokens (the profile's embedding length).
     /// The stage files it names do not exist: nothing loads them.</summary>
     public static PipelineManifest Manifest(Profile profile)
@@ -87,7 +94,7 @@ public static class EmulatedProfile
                 new DenoiserStage(DenoiserArchitecture.Transformer, "transformer/model.onnx", "hidden_states", "timestep", "encoder_hidden_states", "out_sample"),
                 new VaeDecoderStage("vae_decoder/model.onnx", "latent_sample", "sample")),
             ByteTokenizerSettings.WithDefaults(512),
-            new LatentSettings(16, 8, 1, 1.0, 0.0),
+            new LatentSettings(16, 8, TemporalCompression(profile), 1.0, 0.0),
             new FlowEulerSettings(1000, profile.DefaultSteps, 3.0),
             new GuidanceSettings(true, 3.5),
             new SizeConstraint(multiple, minSide, maxSide, minSide, maxSide, shapes.Min(s => s.Frames), shapes.Max(s => s.Frames)));

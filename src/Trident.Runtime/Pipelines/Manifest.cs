@@ -432,8 +432,19 @@ public sealed record PipelineManifest(
             errors.Add(new ManifestError("frames", $"must be between {Size.MinFrames} and {Size.MaxFrames}"));
         else if ((frames - 1) % Latents.TemporalCompression != 0)
             errors.Add(new ManifestError("frames",
-                $"must be 1 more than a multiple of the temporal compression {Latents.TemporalCompression}"));
+                $"must be 1 more than a multiple of the temporal compression {Latents.TemporalCompression} "
+                + $"({Latents.TemporalCompression}k + 1; the nearest: {string.Join(" or ", NearestFrames(frames))})"));
         return errors;
+    }
+
+    /// <summary>The valid frame counts nearest to <paramref name="frames"/> (1 more than a multiple of the temporal
+    /// compression, within the size constraint): the one below and the one above, where each exists.</summary>
+    public IReadOnlyList<int> NearestFrames(int frames)
+    {
+        var c = Math.Max(1, Latents.TemporalCompression);
+        var below = 1 + (Math.Max(frames, 1) - 1) / c * c;
+        var above = below < frames ? below + c : below;
+        return [.. new[] { below, above }.Distinct().Where(f => f >= Size.MinFrames && f <= Size.MaxFrames)];
     }
 
     private static void CheckDimension(List<ManifestError> errors, string name, int value, int min, int max, int multiple)

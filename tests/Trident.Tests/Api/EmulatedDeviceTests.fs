@@ -280,6 +280,86 @@ let ``a video decode pauses between two tiles for an expedited decode and decode
         Expect.equal frames.Count 129 "every frame"
         for f in 0 .. 128 do Expect.sequenceEqual frames[f].Pixels alone[f].Pixels (sprintf "frame %d as a decode never paused" f)
 
+let ``emulated video pipelines take the frame counts their models take: 4k + 1`` =
+    testCase "emulated video pipelines take the frame counts their models take: 4k + 1" <| fun () ->
+        for profile in [ ReferenceProfiles.hunyuanvideo; ReferenceProfiles.cogvideox ] do
+            let manifest = EmulatedProfile.Manifest profile
+            Expect.equal manifest.Latents.TemporalCompression 4 (sprintf "%s: its VAE compresses time 4×" profile.Model.Value)
+            Expect.isEmpty (manifest.Validate()) "a valid manifest"
+            for f in [ 1; 17; 33; 65 ] do
+                Expect.isEmpty (manifest.CheckSize(manifest.Size.MinWidth, manifest.Size.MinHeight, f)) (sprintf "%d frames are served" f)
+            let wrong = manifest.CheckSize(manifest.Size.MinWidth, manifest.Size.MinHeight, 32) |> Seq.map string |> List.ofSeq
+            Expect.equal wrong [ "frames: must be 1 more than a multiple of the temporal compression 4 (4k + 1; the nearest: 29 or 33)" ] "32 frames: named, with the nearest"
+            // every frame count of the profile (the sizes PlanFor classes and workloads take) is one the pipeline serves
+            for point in profile.Diffuse.Points do
+                Expect.isEmpty (manifest.CheckSize(manifest.Size.MinWidth, manifest.Size.MinHeight, point.Shape.Frames)) (sprintf "the profile's %d frames" point.Shape.Frames)
+        let flux = EmulatedProfile.Manifest ReferenceProfiles.flux
+        Expect.equal flux.Latents.TemporalCompression 1 "an image model: 1"
+
+/// A server on 8 emulated hunyuanvideo devices at time scale 0.01, its limits raised for 960×544 videos.
+type EmulatedVideoServer() =
+    inherit TridentFactory(
+        [ "Trident:Devices:Kind", "emulated"
+          "Trident:Emulation:Profile", "hunyuanvideo"
+          "Trident:Emulation:TimeScale", "0.01"
+          "Trident:Limits:MaxWidth", "1280"
+          "Trident:Limits:MaxHeight", "1280"
+          "Trident:Limits:MaxFrames", "129"
+          "Trident:Limits:MaxActivationGb", "0"
+          "Trident:Limits:DefaultWidth", "960"
+          "Trident:Limits:DefaultHeight", "544" ])
+
+let ``an emulated video server refuses frame counts its model does not take, naming the field, the form and the nearest`` =
+    testCase "an emulated video server refuses frame counts its model does not take, naming the field, the form and the nearest" <| fun () ->
+        use factory = new EmulatedVideoServer()
+        let client = readyClient factory
+        let refused (path: string) (body: string) (field: string) =
+            use r = post client path body
+            Expect.equal r.StatusCode HttpStatusCode.BadRequest (sprintf "%s %s" path body)
+            let errors = (json r).GetProperty("errors")
+            Expect.equal [ for p in errors.EnumerateObject() -> p.Name ] [ field ] (sprintf "only %s is named" field)
+            let message = errors.GetProperty(field).[0].GetString()
+            Expect.stringContains message "4k + 1" "the allowed form"
+            Expect.stringContains message "29 or 33" "the nearest valid counts"
+        refused "/v1/generations" """{"prompt":"v","width":960,"height":544,"frames":32,"steps":2}""" "frames"
+        refused "/v1/videos" """{"prompt":"v","size":"960x544","num_frames":32,"num_inference_steps":2}""" "num_frames"
+        refused "/v1/chat/completions" """{"messages":[{"role":"user","content":"v"}],"width":960,"height":544,"num_frames":32,"num_inference_steps":2}""" "num_frames"
+        // a length the model takes is served, the default one included
+        use ok = post client "/v1/videos" """{"prompt":"v","size":"960x544","num_frames":33,"num_inference_steps":2}"""
+        Expect.equal ok.StatusCode HttpStatusCode.OK (ok.Content.ReadAsStringAsync().Result)
+        use byDefault = post client "/v1/videos" """{"prompt":"v","size":"960x544","num_inference_steps":2}"""
+        Expect.equal byDefault.StatusCode HttpStatusCode.OK (byDefault.Content.ReadAsStringAsync().Result)
+        Expect.equal ((json byDefault).GetProperty("num_frames").GetInt32()) 5 "the shortest video: 4 · 1 + 1 frames"
+
+let ``an emulated server's answers state the size of the file they return (a placeholder)`` =
+    testCase "an emulated server's answers state the size of the file they return (a placeholder)" <| fun () ->
+        use factory = new EmulatedVideoServer()
+        let client = readyClient factory
+        // emulated results are placeholders (the request's aspect, at most 64 pixels a side): the answers say so
+        let struct (w, h) = EmulatedStageExecutor.PlaceholderSize(960, 544)
+        use created = post client "/v1/videos" """{"prompt":"v","size":"960x544","num_frames":5,"num_inference_steps":2}"""
+        Expect.equal created.StatusCode HttpStatusCode.OK (created.Content.ReadAsStringAsync().Result)
+        let video = json created
+        Expect.equal (video.GetProperty("size").GetString()) (sprintf "%dx%d" w h) "the video object states the placeholder's size"
+        let id = video.GetProperty("id").GetString()
+        let deadline = DateTime.UtcNow.AddSeconds 120.0
+        let mutable last = video
+        while last.GetProperty("status").GetString() <> "completed" && DateTime.UtcNow < deadline do
+            Thread.Sleep 50
+            last <- json (get client ("/v1/videos/" + id))
+        Expect.equal (last.GetProperty("status").GetString()) "completed" (sprintf "the video is made: %O" last)
+        Expect.equal (last.GetProperty("size").GetString()) (sprintf "%dx%d" w h) "completed: the same size"
+        use content = get client ("/v1/videos/" + id + "/content")
+        let probe = Trident.Tests.Runtime.MediaChecks.probeVideo (content.Content.ReadAsByteArrayAsync().Result) "mp4"
+        Expect.equal ((probe.Width, probe.Height, probe.Frames)) ((w, h, 5)) "the file is that size, with the frames asked for"
+        use images = post client "/v1/images/generations" """{"prompt":"i","size":"960x544","num_inference_steps":2}"""
+        Expect.equal images.StatusCode HttpStatusCode.OK (images.Content.ReadAsStringAsync().Result)
+        let answer = json images
+        let png = Convert.FromBase64String(answer.GetProperty("data").[0].GetProperty("b64_json").GetString())
+        let image = Trident.Tests.Runtime.MediaChecks.decodeImage png
+        Expect.equal (answer.GetProperty("size").GetString()) (sprintf "%dx%d" image.Width image.Height) "the image answer states the returned image's size"
+        Expect.equal ((image.Width, image.Height)) ((w, h)) "the placeholder's"
+
 [<Tests>]
 let unitTests =
     testList "unit" [ testList "EmulatedDeviceTests" [
@@ -292,6 +372,7 @@ let unitTests =
         ``an emulated payload is the digest, a generated block and its repeats``
         ``an emulated diffuse waiting without a thread reports every step in order and stops after a cancel``
         ``serve's short options stand for configuration keys, and emulation keys are validated``
+        ``emulated video pipelines take the frame counts their models take: 4k + 1``
     ] ]
 
 [<Tests>]
@@ -300,4 +381,6 @@ let integrationTests =
         ``a video decode pauses between two tiles for an expedited decode and decodes the same frames``
         ``the server and HTTP API serve generations on 16 emulated devices``
         ``the server and HTTP API serve generations on 128 emulated devices``
+        ``an emulated video server refuses frame counts its model does not take, naming the field, the form and the nearest``
+        ``an emulated server's answers state the size of the file they return (a placeholder)``
     ] |> testSequenced ]

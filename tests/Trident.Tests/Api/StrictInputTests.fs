@@ -159,7 +159,38 @@ let ``requests predicted over the time or memory limit are refused naming the li
         Expect.stringContains text "predicted to take" "the estimate is given"
         use images = post client "/v1/images/generations" """{"prompt":"x","size":"1024x1024","steps":100}"""
         Expect.equal images.StatusCode HttpStatusCode.BadRequest "the OpenAI route applies the limits too"
-        Expect.equal (errorsOf images) (set [ "size" ]) "errorsOf images"
+        Expect.equal (errorsOf images) (set [ "size"; "steps" ]) "errorsOf images"
+
+let ``a request over the cost limits is refused under every field it sent that drives the prediction, on every route`` =
+    testCase "a request over the cost limits is refused under every field it sent that drives the prediction, on every route" <| fun () ->
+        let client = readyClient server.Value
+        // field → the limits named under it ("time", "memory")
+        let limitsByField (r: HttpResponseMessage) =
+            messagesOf r
+            |> List.groupBy fst
+            |> List.map (fun (field, ms) ->
+                field,
+                set [ for _, m in ms do
+                        if m.Contains "Trident:Limits:MaxPredictedSeconds" then "time"
+                        if m.Contains "Trident:Limits:MaxActivationGb" then "memory" ])
+            |> Map.ofList
+        let expect (path: string) (body: string) (expected: (string * string list) list) =
+            use r = post client path body
+            Expect.equal r.StatusCode HttpStatusCode.BadRequest (sprintf "%s %s" path body)
+            let text = String.Join("\n", messagesOf r |> List.map snd)
+            Expect.stringContains text "predicted to take" (sprintf "the message gives the estimate: %s" body)
+            Expect.equal (limitsByField r) (Map.ofList [ for f, ls in expected -> f, set ls ]) (sprintf "the fields named for %s %s" path body)
+        // the time depends on the size and the steps, the activations on the size alone; fields left to their defaults are not named
+        expect "/v1/generations" """{"prompt":"x","width":1024,"height":1024,"frames":9}"""
+            [ "width", [ "time"; "memory" ]; "height", [ "time"; "memory" ]; "frames", [ "time"; "memory" ] ]
+        expect "/v1/generations" """{"prompt":"x","width":1024,"height":1024,"frames":9,"steps":50}"""
+            [ "width", [ "time"; "memory" ]; "height", [ "time"; "memory" ]; "frames", [ "time"; "memory" ]; "steps", [ "time" ] ]
+        expect "/v1/images/generations" """{"prompt":"x","size":"1024x1024","num_inference_steps":100}"""
+            [ "size", [ "time"; "memory" ]; "steps", [ "time" ] ]
+        expect "/v1/videos" """{"prompt":"x","size":"1024x1024","num_frames":9}"""
+            [ "size", [ "time"; "memory" ]; "num_frames", [ "time"; "memory" ] ]
+        expect "/v1/videos" """{"prompt":"x","width":1024,"height":1024,"seconds":"1","num_inference_steps":50}"""
+            [ "width", [ "time"; "memory" ]; "height", [ "time"; "memory" ]; "seconds", [ "time"; "memory" ]; "num_inference_steps", [ "time" ] ]
 
 // ---- configuration (no server) ------------------------------------------------------------------
 
@@ -211,6 +242,44 @@ let ``a bad --urls stops serve with exit 2 naming the address`` =
         Expect.equal bad.Length 2 (sprintf "two bad addresses: %A" bad)
         Expect.stringContains bad.[0] "port must be between 0 and 65535" "the port"
         Expect.stringContains bad.[1] "scheme must be http or https" "the scheme"
+
+let ``configuration errors that need the pipeline stop serve with exit 2 before it listens, and config --check reports them`` =
+    testCase "configuration errors that need the pipeline stop serve with exit 2 before it listens, and config --check reports them" <| fun () ->
+        // the port is taken: a server that got as far as listening would fail to bind (exit 1), not name the key
+        let taken = new Sockets.TcpListener(IPAddress.Loopback, 0)
+        taken.Start()
+        try
+            let port = (taken.LocalEndpoint :?> IPEndPoint).Port
+            let emulated = [ "--urls"; sprintf "http://127.0.0.1:%d" port; "--Trident:LogLevel"; "Fatal"; "--Trident:Storage:Directory"; "memory"
+                             "--Trident:Devices:Kind"; "emulated"; "--Trident:Emulation:Profile"; "hunyuanvideo"; "--Trident:Limits:MaxWidth"; "1280" ]
+            let code, message = run ("serve" :: emulated @ [ "--Trident:Serving:PlanFor"; "544x1000" ])
+            Expect.equal code 2 (sprintf "a PlanFor class the pipeline does not serve: exit 2 (%s)" message)
+            Expect.stringContains message "Trident:Serving:PlanFor: '544x1000' is not a size pipeline hunyuanvideo-emulated serves" "the start's message"
+            let code, message = run ("serve" :: emulated @ [ "--Trident:Limits:DefaultWidth"; "100" ])
+            Expect.equal code 2 (sprintf "a configured default size the pipeline does not serve: exit 2 (%s)" message)
+            Expect.stringContains message "Trident:Limits:DefaultWidth × DefaultHeight 100×256 is not a size pipeline hunyuanvideo-emulated serves" "the start's message"
+        finally
+            taken.Stop()
+        let check (json: string) =
+            let file = Path.Combine(Path.GetTempPath(), sprintf "trident-check-%d-%d.json" Environment.ProcessId (abs (json.GetHashCode())))
+            File.WriteAllText(file, json)
+            try run [ "config"; "--check"; file ] finally File.Delete file
+        let code, message = check """{"Trident":{"Serving":{"PlanFor":"64x64x10"}}}"""
+        Expect.equal code 2 (sprintf "the tiny pipeline serves 1–9 frames (%s)" message)
+        Expect.stringContains message "Trident:Serving:PlanFor: '64x64x10' is not a size pipeline tiny serves" "named as serve names it"
+        let code, message = check """{"Trident":{"Devices":{"Kind":"emulated"},"Emulation":{"Profile":"hunyuanvideo"},"Limits":{"DefaultWidth":100}}}"""
+        Expect.equal code 2 (sprintf "emulated: the reference profile's manifest (%s)" message)
+        Expect.stringContains message "Trident:Limits:DefaultWidth × DefaultHeight 100×256 is not a size pipeline hunyuanvideo-emulated serves" "named"
+        let code, message = check """{"Trident":{"Devices":{"Kind":"emulated"},"Emulation":{"Profile":"hunyuanvideo"},"Limits":{"MaxFrames":129},"Serving":{"PlanFor":"544x960x33@50"}}}"""
+        Expect.equal code 2 (sprintf "emulated: the limits are checked too, the profile being known (%s)" message)
+        Expect.stringContains message "is predicted to need" "the activation limit"
+        let code, message = check """{"Trident":{"Serving":{"PlanFor":"64x64@4"}}}"""
+        Expect.equal code 0 (sprintf "a class the tiny pipeline serves (%s)" message)
+        Expect.stringContains message "checked against Trident:Limits:MaxPredictedSeconds and MaxActivationGb when serve starts" "the limits wait for the profile, said"
+        // a pipeline directory: its manifest (what the validator reads)
+        let code, message = check (sprintf """{"Trident":{"Pipeline":%s,"Serving":{"PlanFor":"64x64x10"}}}""" (JsonSerializer.Serialize Trident.Tests.Runtime.TinyFixture.directory.Value))
+        Expect.equal code 2 (sprintf "the tiny pipeline's directory (%s)" message)
+        Expect.stringContains message "Trident:Serving:PlanFor: '64x64x10' is not a size pipeline tiny serves" "named"
 
 let ``environment variables are bound as strictly as other sources, and lists take a comma-separated value`` =
     testCase "environment variables are bound as strictly as other sources, and lists take a comma-separated value" <| fun () ->
@@ -387,6 +456,7 @@ let integrationTests =
             ``server-drawn seeds fit in 2^53 − 1, larger client seeds are refused, and the OpenAI route reports each image's seed``
             ``the job status says how much of the prompt the encoder read, and prompt limits count characters``
             ``requests predicted over the time or memory limit are refused naming the limit and the estimate, and a 202 carries the estimate``
+            ``a request over the cost limits is refused under every field it sent that drives the prediction, on every route``
         ] |> testSequenced ]
 
 [<Tests>]
@@ -395,6 +465,7 @@ let unitTests =
         ``unparsable values and unknown keys from the command line or a config file stop serve with exit 2 and every key named``
         ``a config file that does not exist stops serve with exit 2``
         ``a bad --urls stops serve with exit 2 naming the address``
+        ``configuration errors that need the pipeline stop serve with exit 2 before it listens, and config --check reports them``
         ``environment variables are bound as strictly as other sources, and lists take a comma-separated value``
         ``a trace file's problems all come in one pass, and an image-only model's video rows are refused``
         ``a missing trace file is reported as missing, not as an unknown workload``

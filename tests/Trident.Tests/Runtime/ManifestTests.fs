@@ -172,7 +172,7 @@ let ``video manifests check frame counts against the temporal compression`` =
         Expect.isEmpty (ok.CheckSize(832, 480, 33)) "ok.CheckSize(832, 480, 33)"
         Expect.equal
             (ok.CheckSize(840, 480, 32) |> Seq.map string |> List.ofSeq)
-            ([ "width: must be a multiple of 16"; "frames: must be 1 more than a multiple of the temporal compression 4" ]: string list)
+            ([ "width: must be a multiple of 16"; "frames: must be 1 more than a multiple of the temporal compression 4 (4k + 1; the nearest: 29 or 33)" ]: string list)
             "ok.CheckSize(840, 480, 32) |> Seq.map string |> List.ofSeq"
 
 let ``saving an invalid manifest throws and writes nothing`` =
