@@ -180,10 +180,11 @@ public static class GenerationsApi
             Usage(ready, v.Input.Prompt),
             v.Input.NegativePrompt is { } negative ? Usage(ready, negative) : null,
             new TimingsDto(Stage(v.Queue), Stage(v.Encode), Stage(v.Diffuse), Stage(v.Decode), Ms(v.Finished)),
-            // the deadline's wall-clock time from the job's own acceptance time: the server clock is monotonic and the wall
-            // clock is not (NTP slews it), so StartedAt + deadline drifted from created_at — a deadline was seen 0.6 s
-            // before its own created_at on a long run
-            new DeadlineDto(v.CreatedAt + TimeSpan.FromSeconds(v.Deadline - arrival), Math.Round((v.Deadline - arrival) * 1000, 1), v.DeadlineGiven ? "client" : "slo", v.DeadlineMet),
+            // the deadline's wall-clock time from the job's own arrival (its acceptance time, or for a job queued again
+            // after a restart the time it was recovered, when its deadline started again): the server clock is
+            // monotonic and the wall clock is not (NTP slews it), so StartedAt + deadline drifted from created_at — a
+            // deadline was seen 0.6 s before its own created_at on a long run
+            new DeadlineDto(job.ArrivalAt + TimeSpan.FromSeconds(v.Deadline - arrival), Math.Round((v.Deadline - arrival) * 1000, 1), v.DeadlineGiven ? "client" : "slo", v.DeadlineMet),
             route,
             v.Error,
             v.Status == JobStatus.Succeeded ? $"/v1/generations/{id}/result" : null,

@@ -257,6 +257,7 @@ let ``trident serve killed with SIGKILL while jobs are queued and running, resta
             use kill = Diagnostics.Process.Start("kill", [ "-KILL"; string first.Id ])
             kill.WaitForExit()
             Expect.isTrue (first.WaitForExit(TimeSpan.FromSeconds 30.0)) "the killed process is gone"
+            let restarted = DateTimeOffset.UtcNow
             let proc, output = startTrident url storage
             second <- Some proc
             waitProcessReady client proc output
@@ -283,6 +284,16 @@ let ``trident serve killed with SIGKILL while jobs are queued and running, resta
             Expect.equal firstKind "state" "it starts with the current state"
             let lastKind, last = List.last events.Result
             Expect.isTrue (lastKind = "state" && isFinal last) (sprintf "it ends with the final state: %O" last)
+            // a job queued again has a new arrival and its deadline runs from it (docs/serving.md, "Restart"): the
+            // status's deadline time is after the restart, not the first arrival's deadline
+            let recovered =
+                output |> Seq.choose (fun l -> let m = Text.RegularExpressions.Regex.Match(l, "Recovered job (\\d+)") in if m.Success then Some m.Groups.[1].Value else None)
+                |> Seq.distinct |> List.ofSeq
+            for id in recovered do
+                use r = get client ("/v1/generations/" + id)
+                let s = json r
+                let at = s.GetProperty("deadline").GetProperty("at").GetDateTimeOffset()
+                Expect.isGreaterThan at restarted (sprintf "generation %s, queued again: its deadline (%O) runs from its recovery (after %O)" id at restarted)
             let requeued = output |> Seq.filter (fun l -> l.Contains "Recovered job") |> Seq.length
             printfn "kill -9: %d accepted, %d recovered as queued or running" ids.Length requeued
             Expect.isGreaterThan requeued 0 "the kill came while jobs were queued or running (the restart re-queued some)"
