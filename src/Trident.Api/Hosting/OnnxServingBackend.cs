@@ -39,7 +39,17 @@ public sealed class OnnxServingBackend : IServingBackend
     private static async Task<(Profile, string)> ProfileAsync(TridentOptions options, DeviceLayout layout, LoadedPipeline pipeline, string home, ILogger log, CancellationToken ct)
     {
         if (options.Profile.Length > 0)
-            return (Read(options.Profile), Path.GetFullPath(options.Profile));
+        {
+            var configured = Read(options.Profile);
+            var size = pipeline.Manifest.Size;
+            var maxWidth = Math.Min(size.MaxWidth, options.Limits.MaxWidth);
+            var maxHeight = Math.Min(size.MaxHeight, options.Limits.MaxHeight);
+            var measured = configured.Diffuse.Points.IsEmpty ? 0.0 : configured.Diffuse.Points.Max(p => p.Shape.PixelFrames);
+            if (measured < (double)maxWidth * maxHeight * size.MinFrames)
+                log.LogWarning("Profile {Path} measures sizes up to {Measured:F0} pixel-frames, but the server accepts up to {Width}×{Height} (Trident:Limits:MaxWidth, MaxHeight): larger requests are predicted from its curves extrapolated beyond the data (too fast where attention's quadratic cost grows); profile the largest size too (trident profile --shapes …) or lower the limits",
+                    Path.GetFullPath(options.Profile), measured, maxWidth, maxHeight);
+            return (configured, Path.GetFullPath(options.Profile));
+        }
 
         var quick = QuickOptions(options, layout, pipeline.Manifest);
         var cacheDir = Path.IsPathRooted(options.ProfileCache) ? options.ProfileCache : Path.Combine(home, options.ProfileCache);
@@ -55,8 +65,8 @@ public sealed class OnnxServingBackend : IServingBackend
                 log.LogWarning("Cached profile {Path} is unreadable ({Error}); profiling again", cached, ex.Message);
             }
         }
-        log.LogInformation("No profile configured: profiling {Pipeline} on this machine ({Shapes}; degrees {Degrees}); cached at {Path}",
-            pipeline.Manifest.Name, string.Join(", ", quick.Shapes), string.Join(",", quick.Degrees), cached);
+        log.LogInformation("No profile configured: profiling {Pipeline} on this machine ({Shapes}; one run each: {Extent}; degrees {Degrees}); cached at {Path}",
+            pipeline.Manifest.Name, string.Join(", ", quick.Shapes), quick.Extent.Count > 0 ? string.Join(", ", quick.Extent) : "none", string.Join(",", quick.Degrees), cached);
         var profile = await Profiler.ProfileAsync(pipeline, quick, ct);
         Directory.CreateDirectory(cacheDir);
         var tmp = cached + ".tmp";
@@ -73,7 +83,11 @@ public sealed class OnnxServingBackend : IServingBackend
     }
 
     /// <summary>The quick profile: up to three square sizes from the pipeline's smallest to the default size
-    /// (doubling), one frame, degrees 1, 2, 4, 8 up to the largest node, 2 steps, 2 repeats.</summary>
+    /// (doubling), one frame, degrees 1, 2, 4, 8 up to the largest node, 4 steps, median of 3 — and, measured by one
+    /// run each (<see cref="ProfilerOptions.Extent"/>), the larger sizes the server accepts: the default side doubled
+    /// while it is within the pipeline's and Trident:Limits' largest sides, then the largest width × height itself,
+    /// so that no accepted size is predicted from a curve extrapolated beyond its data (one frame: a video's frames
+    /// above the pipeline's fewest are still extrapolated).</summary>
     public static ProfilerOptions QuickOptions(TridentOptions options, DeviceLayout layout, PipelineManifest manifest)
     {
         var size = manifest.Size;
@@ -82,9 +96,21 @@ public sealed class OnnxServingBackend : IServingBackend
         if (sides.Count == 0 || sides[^1] < target) sides.Add(target / size.MultipleOf * size.MultipleOf);
         var nodeSize = layout.Devices.GroupBy(d => d.Node).Max(g => g.Count());
         var degrees = options.Devices.Degrees.Where(k => k <= nodeSize).Distinct().Order().ToArray();
+        var shapes = sides.Distinct().Select(s => new Shape(s, s, size.MinFrames)).ToList();
+        var maxWidth = Math.Min(size.MaxWidth, options.Limits.MaxWidth) / size.MultipleOf * size.MultipleOf;
+        var maxHeight = Math.Min(size.MaxHeight, options.Limits.MaxHeight) / size.MultipleOf * size.MultipleOf;
+        var extent = new List<Shape>();
+        for (var side = shapes[^1].Width * 2L; side <= Math.Min(maxWidth, maxHeight); side *= 2)
+            extent.Add(new Shape((int)side, (int)side, size.MinFrames));
+        static long Pixels(Shape s) => (long)s.Width * s.Height;
+        var largest = extent.Count > 0 ? Pixels(extent[^1]) : Pixels(shapes[^1]);
+        if ((long)maxWidth * maxHeight > largest) extent.Add(new Shape(maxHeight, maxWidth, size.MinFrames));
+        // only sizes the pipeline serves (a manifest may constrain more than the sides' range and multiple)
+        extent.RemoveAll(e => manifest.CheckSize(e.Width, e.Height, e.Frames).Count > 0 || shapes.Contains(e));
         return new ProfilerOptions
         {
-            Shapes = [.. sides.Distinct().Select(s => new Shape(s, s, size.MinFrames))],
+            Shapes = shapes,
+            Extent = extent,
             Degrees = degrees.Length > 0 ? degrees : [1],
             // 4-step runs, median of 3: 2-step runs of 2 under-predicted the live per-step time by about 10 %
             Steps = 4,
@@ -112,6 +138,7 @@ public sealed class OnnxServingBackend : IServingBackend
         text.Append(CultureInfo.InvariantCulture, $"|steps={quick.Steps}|repeats={quick.Repeats}|decode=file|format={ProfileFile.Version}");
         text.Append("|batches=").Append(string.Join(",", quick.Batches));
         text.Append("|degrees=").Append(string.Join(",", quick.Degrees)).Append("|shapes=").Append(string.Join(",", quick.Shapes));
+        text.Append("|extent=").Append(string.Join(",", quick.Extent));
         return Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(text.ToString())))[..16].ToLowerInvariant();
     }
 }

@@ -52,6 +52,15 @@ public sealed record ProfilerOptions
     /// no batching, and the profile then says the best batch is 1.</summary>
     public IReadOnlyList<int> Batches { get; init; } = [1, 2, 4, 8];
 
+    /// <summary>Shapes measured more cheaply, after <see cref="Shapes"/>: one run each — the warm-up run, which also
+    /// gives the peak memory — of one denoising step at every degree, and no batch points. For the largest sizes a
+    /// server accepts beyond the sizes it profiles in full, so that its predictions there (time, activation memory)
+    /// are measured rather than extrapolated: above its largest measured size the cost model extrapolates a power law
+    /// with the last segment's exponent (<c>CostModel.fs</c>), which on the tiny pipeline's CPU devices predicted a
+    /// 1024² step 3.5× too fast from points up to 256² (attention's quadratic term grows only above them). Each must
+    /// satisfy the manifest's size constraint and differ from every shape of <see cref="Shapes"/>.</summary>
+    public IReadOnlyList<Shape> Extent { get; init; } = [];
+
     /// <summary>How the profiler was invoked, for the profile's source (e.g. the command line).</summary>
     public string Command { get; init; } = "Profiler.ProfileAsync";
 
@@ -79,6 +88,11 @@ public static class Profiler
             foreach (var e in manifest.CheckSize(shape.Width, shape.Height, shape.Frames))
                 errors.Add(new ManifestError(e.Path == "frames" ? "frames" : "shapes", $"{shape}: {e}"));
         if (options.Shapes.Distinct().Count() != options.Shapes.Count) errors.Add(new ManifestError("shapes", "a shape is listed twice"));
+        foreach (var shape in options.Extent)
+            foreach (var e in manifest.CheckSize(shape.Width, shape.Height, shape.Frames))
+                errors.Add(new ManifestError(e.Path == "frames" ? "frames" : "extent", $"{shape}: {e}"));
+        if (options.Extent.Distinct().Count() != options.Extent.Count || options.Extent.Any(options.Shapes.Contains))
+            errors.Add(new ManifestError("extent", "a shape is listed twice (in the extent, or in both the extent and the shapes)"));
         if (options.Degrees.Count == 0 || options.Degrees.Any(k => k < 1)) errors.Add(new ManifestError("degrees", "needs degrees ≥ 1"));
         if (options.Degrees.Distinct().Count() != options.Degrees.Count) errors.Add(new ManifestError("degrees", "a degree is listed twice"));
         if (options.Steps < 1) errors.Add(new ManifestError("steps", "must be at least 1"));
@@ -127,11 +141,14 @@ public static class Profiler
             options.Progress?.Report(new MeasuredPoint(stage, point));
         }
 
-        foreach (var shape in options.Shapes)
+        foreach (var (shape, extent) in options.Shapes.Select(s => (s, false)).Concat(options.Extent.Select(s => (s, true))))
         {
             ct.ThrowIfCancellationRequested();
+            // an extent shape: its warm-up run is the measurement, of one step
+            var repeats = extent ? 0 : options.Repeats;
+            var steps = extent ? 1 : options.Steps;
             Embeddings embeddings = null!;
-            var (encodeSeconds, encodePeak) = Point(pipeline, StageModel.TextEncoder, 1, options.Repeats, 1,
+            var (encodeSeconds, encodePeak) = Point(pipeline, StageModel.TextEncoder, 1, repeats, 1,
                 p => embeddings = new EncodeExecutor(p).Encode([Prompt], negative, 1, ct));
             Add(encodePoints, Stage.Encode, shape, 1, encodeSeconds, encodePeak);
             embeddingBytes = embeddings.Bytes;
@@ -139,8 +156,8 @@ public static class Profiler
             Latents latents = null!;
             foreach (var k in options.Degrees)
             {
-                var settings = new DiffuseSettings(shape.Width, shape.Height, shape.Frames, options.Steps, [0UL], guidance, k);
-                var (seconds, peak) = Point(pipeline, StageModel.Denoiser, k, options.Repeats, options.Steps,
+                var settings = new DiffuseSettings(shape.Width, shape.Height, shape.Frames, steps, [0UL], guidance, k);
+                var (seconds, peak) = Point(pipeline, StageModel.Denoiser, k, repeats, steps,
                     p => latents = new DiffuseExecutor(p).Diffuse(embeddings, settings, null, ct));
                 Add(diffusePoints, Stage.Diffuse, shape, k, seconds, peak);
             }
@@ -148,11 +165,11 @@ public static class Profiler
 
             // Decode as the serving path does it: the VAE, the frames, and the image file the job hands out
             // (a request's latency ends when its file exists).
-            var (decodeSeconds, decodePeak) = Point(pipeline, StageModel.VaeDecoder, 1, options.Repeats, 1,
+            var (decodeSeconds, decodePeak) = Point(pipeline, StageModel.VaeDecoder, 1, repeats, 1,
                 p => Generation.EncodeFile(new DecodeExecutor(p).Decode(latents, 1, ct)[0], cancellationToken: ct));
             Add(decodePoints, Stage.Decode, shape, 1, decodeSeconds, decodePeak);
 
-            if (measureBatches) MeasureBatches(pipeline, options, shape, batchSizes, guidance, guided, encodeBatches, diffuseBatches, decodeBatches, ct);
+            if (measureBatches && !extent) MeasureBatches(pipeline, options, shape, batchSizes, guidance, guided, encodeBatches, diffuseBatches, decodeBatches, ct);
         }
 
         var slots = Environment.ProcessorCount;
@@ -170,6 +187,8 @@ public static class Profiler
         source += gpu is null
             ? $"degree k = a denoiser session with k intra-op threads; memory: {memoryMethod}; device memory = available memory / {slots} CPU slots"
             : $"memory: {memoryMethod} (host side); device memory = {gpu.Name}'s total memory (nvidia-smi)";
+        if (options.Extent.Count > 0)
+            source += $"; {string.Join(", ", options.Extent)} measured by one run each (the warm-up, one step per diffuse run), without batch points";
         if (measureBatches)
             source += $"; batch points: batches of {string.Join(", ", batchSizes)} requests of one shape as one run, median of {options.Repeats} after a warm-up";
 
@@ -244,14 +263,17 @@ public static class Profiler
     /// <summary>
     /// One point: a fresh pipeline, its session for (model, threads) created, a warm-up run measured for
     /// memory, then <paramref name="repeats"/> timed runs. Returns the median seconds divided by
-    /// <paramref name="unitsPerRun"/> and the peak growth in bytes.
+    /// <paramref name="unitsPerRun"/> and the peak growth in bytes; with no repeats, the warm-up run's own seconds
+    /// (a first run: its session's buffers are allocated in it, so it is a little slower than the next).
     /// </summary>
     private static (double Seconds, long PeakBytes) Point(
         LoadedPipeline pipeline, StageModel model, int threads, int repeats, int unitsPerRun, Action<LoadedPipeline> run)
     {
         using var fresh = pipeline.Reopen();
         fresh.Session(model, threads);
+        var warmUp = Stopwatch.StartNew();
         var peak = ProcessMemory.PeakGrowth(() => run(fresh));
+        if (repeats == 0) return (warmUp.Elapsed.TotalSeconds / unitsPerRun, peak);
         var times = new double[repeats];
         for (var i = 0; i < repeats; i++)
         {

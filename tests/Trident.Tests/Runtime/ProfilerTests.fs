@@ -44,9 +44,41 @@ let ``profiler options that do not fit the pipeline are all reported`` =
         let errors = Profiler.Validate(TinyFixture.pipeline.Value.Manifest, options) |> Seq.map (fun e -> e.Path) |> Seq.distinct |> Seq.sort |> List.ofSeq
         Expect.equal errors ([ "degrees"; "frames"; "repeats"; "shapes"; "steps" ]: string list) "errors"
 
+let ``extent shapes are measured once each, at every degree, without batch points`` =
+    testCase "extent shapes are measured once each, at every degree, without batch points" <| fun () ->
+        let main = { Height = 64; Width = 64; Frames = 1 }
+        let extent = { Height = 128; Width = 128; Frames = 1 }
+        let options = ProfilerOptions(Shapes = [ main ], Extent = [ extent ], Degrees = [| 1; 2 |], Steps = 1, Repeats = 1, Batches = [| 1; 2 |])
+        let profile = Profiler.ProfileAsync(TinyFixture.pipeline.Value, options).GetAwaiter().GetResult()
+        for stage, degrees in [ profile.Encode, [ 1 ]; profile.Diffuse, [ 1; 2 ]; profile.Decode, [ 1 ] ] do
+            let keys = stage.Points |> List.map (fun p -> p.Shape, p.Degree) |> List.sort
+            Expect.equal keys ([ for s in [ main; extent ] do for k in degrees -> s, k ] |> List.sort) "a point for the main and the extent shape"
+            Expect.isTrue (stage.Batches |> List.forall (fun b -> b.Shape = main)) "batch points for the main shape only"
+        Expect.stringContains profile.Source "measured by one run each" "the source says how the extent was measured"
+        let overlapping = ProfilerOptions(Shapes = [ main ], Extent = [ main; { Height = 100; Width = 64; Frames = 1 } ])
+        let errors = Profiler.Validate(TinyFixture.pipeline.Value.Manifest, overlapping) |> Seq.map (fun e -> e.Path) |> Seq.distinct |> Seq.sort |> List.ofSeq
+        Expect.equal errors [ "extent" ] "an extent shape listed among the shapes, and one the pipeline does not serve, are refused"
+
+let ``the start-up profile measures every size the server accepts, the larger ones once`` =
+    testCase "the start-up profile measures every size the server accepts, the larger ones once" <| fun () ->
+        let manifest = Trident.Runtime.Pipelines.Tiny.TinyPipeline.Manifest()
+        let layout = Trident.Runtime.Devices.DeviceLayout.Cpu(2, 1, 2, 8.0)
+        let quick (configure: Trident.Api.Options.TridentOptions -> unit) =
+            let o = Trident.Api.Options.TridentOptions()
+            configure o
+            let q = Trident.Api.Hosting.OnnxServingBackend.QuickOptions(o, layout, manifest)
+            [ for s in q.Shapes -> s.Height, s.Width ], [ for s in q.Extent -> s.Height, s.Width ]
+        let shapes, extent = quick ignore
+        Expect.equal shapes [ 64, 64; 128, 128; 256, 256 ] "in full: up to the default size (256²)"
+        Expect.equal extent [ 512, 512; 1024, 1024 ] "once each: up to the limits' largest size (1024²)"
+        Expect.equal (quick (fun o -> o.Limits.MaxWidth <- 256; o.Limits.MaxHeight <- 256) |> snd) [] "nothing above the default when the limits stop there"
+        Expect.equal (quick (fun o -> o.Limits.MaxHeight <- 512) |> snd) [ 512, 512; 512, 1024 ] "a rectangle: its largest width × height"
+
 [<Tests>]
 let tests =
     testList "integration" [ testList "ProfilerTests" [
         ``the profiler's output parses with ProfileFile.parse and has a point for every shape and degree``
         ``profiler options that do not fit the pipeline are all reported``
+        ``extent shapes are measured once each, at every degree, without batch points``
+        ``the start-up profile measures every size the server accepts, the larger ones once``
     ] |> testSequenced ]
