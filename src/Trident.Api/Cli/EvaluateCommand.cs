@@ -68,7 +68,15 @@ public static class EvaluateCommand
             progress.Step(string.Create(CultureInfo.InvariantCulture, $"{what}: {result} ({secs:F1} s; {total.Elapsed.TotalSeconds:F0} s in all)"));
         // a profile of another model than the reference workloads' leaves only its own
         if (settings.Profile is { } profile)
-            points = points.Where(p => p.Workload.Model == profile.Value.Model.Value).ToList();
+        {
+            var model = profile.Value.Model.Value;
+            var left = points.Where(p => p.Workload.Model != model).Select(p => $"{p.Group} {p.Workload.Name}").Distinct().ToList();
+            if (Wanted("paper")) left.AddRange(Evaluation.referenceNames.Where(n => Evaluation.paperWorkload(quick, n).Model != model).Select(n => $"paper {n}"));
+            points = points.Where(p => p.Workload.Model == model).ToList();
+            if (left.Count > 0)
+                Console.Error.WriteLine($"trident evaluate: the profile is for model '{model}': {left.Count} workload(s) of other models are left out ({string.Join(", ", left)}); "
+                    + "the production day (an image log, sizes 512²–1024²) runs on it; the report has only what ran");
+        }
 
         foreach (var point in points.Where(p => p.Group == "reference"))
             if (RunPoint(point, parallel, ct, Progress) is { } r) results.Add(r); else return Task.FromResult(130);
@@ -161,7 +169,24 @@ public static class EvaluateCommand
         }
         var (trace, note, errors) = ProductionTrace(settings, logPath);
         if (trace is null) { foreach (var e in errors) Console.Error.WriteLine($"trident evaluate: {logPath}: {e}"); return null; }
+        if (settings.Profile is { } profile && Extrapolated(profile.Value, trace) is { } beyond)
+        {
+            note += "; " + beyond;
+            Console.Error.WriteLine($"trident evaluate: {ProductionWorkload}: {beyond}");
+        }
         return Evaluation.tracePoint("production", settings, ProductionWorkload, note, trace);
+    }
+
+    /// <summary>What share of a trace's requests is larger than anything <paramref name="profile"/> measured (their
+    /// costs are the cost model's extrapolation), in words; null when none is.</summary>
+    public static string? Extrapolated(Profile profile, FSharpList<TraceRequest> trace)
+    {
+        if (profile.Diffuse.Points.IsEmpty || trace.IsEmpty) return null;
+        var largest = profile.Diffuse.Points.MaxBy(p => p.Shape.PixelFrames)!.Shape;
+        var beyond = trace.Count(t => t.Shape.PixelFrames > largest.PixelFrames);
+        if (beyond == 0) return null;
+        return string.Create(CultureInfo.InvariantCulture,
+            $"{beyond} of {trace.Length} requests ({100.0 * beyond / trace.Length:F0} %) are larger than the profile's largest measured size ({largest}): their costs are extrapolated beyond the data (README, Known limits); profile those sizes for numbers that hold");
     }
 
     /// <summary>The name of the production day's workload (<c>simulate --workload gentd26-production</c>).</summary>

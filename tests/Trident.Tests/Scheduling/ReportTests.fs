@@ -195,10 +195,24 @@ let ``simulate and capacity run a small cluster with a profile written to a file
         finally
             IO.Directory.Delete(dir, true)
 
+let ``evaluate with a profile says what share of a workload is costed beyond the profile's data`` =
+    testCase "evaluate with a profile says what share of a workload is costed beyond the profile's data" <| fun () ->
+        let profile = ReferenceProfiles.sd3
+        let largest = profile.Diffuse.Points |> List.maxBy (fun p -> p.Shape.PixelFrames)
+        let request i (shape: Shape) : TraceRequest =
+            { Id = int64 i; Arrival = float i * 1.0<s>; Model = "sd3"; Shape = shape; Steps = 20; Deadline = None; Priority = None }
+        let within = [ for i in 0..2 -> request i largest.Shape ]
+        Expect.isNull (Trident.Api.Cli.EvaluateCommand.Extrapolated(profile, within)) "nothing beyond the largest measured size"
+        let beyond = within @ [ request 3 (Shape.image (largest.Shape.Height * 2) (largest.Shape.Width * 2)) ]
+        let note = Trident.Api.Cli.EvaluateCommand.Extrapolated(profile, beyond)
+        Expect.stringContains note "1 of 4 requests (25 %)" "the share named"
+        Expect.stringContains note (string largest.Shape) "the largest measured size named"
+
 [<Tests>]
 let cliTests =
     testList "unit" [ testList "ReportCliTests" [
         ``evaluate --quick never writes over the committed report``
+        ``evaluate with a profile says what share of a workload is costed beyond the profile's data``
         ``simulate and capacity run a small cluster with a profile written to a file, and draw PNG and SVG charts``
     ] |> testSequencedGroup "ReportCliTests" ]
 
