@@ -95,7 +95,7 @@ public static class ProfileCommand
     /// output and a progress step; with a live bar on the terminal the rows are printed when it ends.</summary>
     private sealed class Printer : IProgress<MeasuredPoint>
     {
-        private static readonly string Header = $"{"stage",-8} {"height",6} {"width",6} {"frames",6} {"degree",6} {"ms",10}  {"peak_MB",8}";
+        private static readonly string Header = $"{"stage",-8} {"height",6} {"width",6} {"frames",6} {"degree",6} {"batch",5} {"ms",10}  {"peak_MB",8}";
         private readonly List<string> _rows = [];
         private CliProgress? _progress;
 
@@ -122,9 +122,9 @@ public static class ProfileCommand
             var p = m.Point;
             var stage = m.Stage.IsEncode ? "encode" : m.Stage.IsDiffuse ? "diffuse" : "decode";
             var row = string.Create(CultureInfo.InvariantCulture,
-                $"{stage,-8} {p.Shape.Height,6} {p.Shape.Width,6} {p.Shape.Frames,6} {p.Degree,6} {p.Seconds * 1000,10:F2}  {p.PeakActivation * 1000,8:F1}");
+                $"{stage,-8} {p.Shape.Height,6} {p.Shape.Width,6} {p.Shape.Frames,6} {p.Degree,6} {m.Batch,5} {p.Seconds * 1000,10:F2}  {(m.Batch == 1 ? (p.PeakActivation * 1000).ToString("F1", CultureInfo.InvariantCulture) : "-"),8}");
             if (_progress is { IsLive: true }) _rows.Add(row); else Console.WriteLine(row);
-            _progress?.Step(string.Create(CultureInfo.InvariantCulture, $"{stage} {p.Shape.Height}x{p.Shape.Width}x{p.Shape.Frames} degree {p.Degree}: {p.Seconds * 1000:F1} ms"));
+            _progress?.Step(string.Create(CultureInfo.InvariantCulture, $"{stage} {p.Shape.Height}x{p.Shape.Width}x{p.Shape.Frames} degree {p.Degree}{(m.Batch > 1 ? $" batch {m.Batch}" : "")}: {p.Seconds * 1000:F1} ms"));
         }
     }
 }

@@ -70,8 +70,11 @@ public sealed record ProfilerOptions
 
 /// <summary>One measured point, as it is reported during profiling.</summary>
 /// <param name="Stage">The stage.</param>
-/// <param name="Point">The point as it goes into the profile.</param>
-public sealed record MeasuredPoint(Stage Stage, ProfilePoint Point);
+/// <param name="Point">The point as it goes into the profile; for a batch point its shape, degree and seconds (the
+/// whole batch's: per step for the diffuse, per call for encode and decode), its peak memory 0 (not measured).</param>
+/// <param name="Batch">Requests in the run: 1 for a point, more for a batch point (<see cref="ProfilerOptions.Batches"/>;
+/// the batch points of 1, the others' reference, are not reported: the point is).</param>
+public sealed record MeasuredPoint(Stage Stage, ProfilePoint Point, int Batch = 1);
 
 /// <summary>Profiles pipelines on this machine.</summary>
 public static class Profiler
@@ -223,6 +226,7 @@ public static class Profiler
                 string[]? negatives = guided ? Enumerable.Repeat("", b).ToArray() : null;
                 var seconds = Time(options.Repeats, 1, () => embeddings[b] = new EncodeExecutor(fresh).Encode(prompts, negatives, 1, ct));
                 encode.Add(new BatchPoint(shape, 1, b, seconds));
+                if (b > 1) options.Progress?.Report(new MeasuredPoint(Stage.Encode, new ProfilePoint(shape, 1, seconds, 0), b));
             }
         foreach (var k in options.Degrees)
         {
@@ -233,6 +237,7 @@ public static class Profiler
                 var settings = new DiffuseSettings(shape.Width, shape.Height, shape.Frames, options.Steps, seeds, guidance, k);
                 var seconds = Time(options.Repeats, options.Steps, () => latents[b] = new DiffuseExecutor(fresh).Diffuse(embeddings[b], settings, null, ct));
                 diffuse.Add(new BatchPoint(shape, k, b, seconds));
+                if (b > 1) options.Progress?.Report(new MeasuredPoint(Stage.Diffuse, new ProfilePoint(shape, k, seconds, 0), b));
             }
         }
         using (var fresh = pipeline.Reopen())
@@ -243,6 +248,7 @@ public static class Profiler
                     foreach (var frames in new DecodeExecutor(fresh).Decode(latents[b], 1, ct)) Generation.EncodeFile(frames, cancellationToken: ct);
                 });
                 decode.Add(new BatchPoint(shape, 1, b, seconds));
+                if (b > 1) options.Progress?.Report(new MeasuredPoint(Stage.Decode, new ProfilePoint(shape, 1, seconds, 0), b));
             }
     }
 

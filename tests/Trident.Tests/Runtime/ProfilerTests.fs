@@ -48,8 +48,13 @@ let ``extent shapes are measured once each, at every degree, without batch point
     testCase "extent shapes are measured once each, at every degree, without batch points" <| fun () ->
         let main = { Height = 64; Width = 64; Frames = 1 }
         let extent = { Height = 128; Width = 128; Frames = 1 }
-        let options = ProfilerOptions(Shapes = [ main ], Extent = [ extent ], Degrees = [| 1; 2 |], Steps = 1, Repeats = 1, Batches = [| 1; 2 |])
+        let reported = Collections.Concurrent.ConcurrentQueue<MeasuredPoint>()
+        let progress = { new IProgress<MeasuredPoint> with member _.Report m = reported.Enqueue m }
+        let options = ProfilerOptions(Shapes = [ main ], Extent = [ extent ], Degrees = [| 1; 2 |], Steps = 1, Repeats = 1, Batches = [| 1; 2 |], Progress = progress)
         let profile = Profiler.ProfileAsync(TinyFixture.pipeline.Value, options).GetAwaiter().GetResult()
+        let batches = reported |> Seq.filter (fun m -> m.Batch > 1) |> Seq.map (fun m -> string m.Stage, m.Point.Shape, m.Point.Degree, m.Batch) |> Seq.sort |> List.ofSeq
+        Expect.equal batches (List.sort [ "Encode", main, 1, 2; "Diffuse", main, 1, 2; "Diffuse", main, 2, 2; "Decode", main, 1, 2 ]) "each batch point above 1 is reported as it is measured"
+        Expect.equal (reported |> Seq.filter (fun m -> m.Batch = 1) |> Seq.length) 8 "and each point once (4 per shape: encode, two degrees, decode)"
         for stage, degrees in [ profile.Encode, [ 1 ]; profile.Diffuse, [ 1; 2 ]; profile.Decode, [ 1 ] ] do
             let keys = stage.Points |> List.map (fun p -> p.Shape, p.Degree) |> List.sort
             Expect.equal keys ([ for s in [ main; extent ] do for k in degrees -> s, k ] |> List.sort) "a point for the main and the extent shape"
