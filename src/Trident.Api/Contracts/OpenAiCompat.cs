@@ -80,9 +80,10 @@ public sealed record VideoDeletedDto(string Id, string Object, bool Deleted);
 public sealed record ChatMessageDto(string? Role, JsonElement Content, string? Name = null);
 
 /// <summary>Body of <c>POST /v1/chat/completions</c> as vLLM-Omni takes it for diffusion models: the prompt is the
-/// one user message; generation parameters are top-level fields or sit in a literal <c>extra_body</c> object.</summary>
+/// one user message; generation parameters are top-level fields or sit in a literal <c>extra_body</c> object. Every
+/// field but <c>messages</c> is optional.</summary>
+/// <param name="Messages">Exactly one message with role <c>user</c>: the prompt (required).</param>
 /// <param name="Model">Optional; the served pipeline's id or model name.</param>
-/// <param name="Messages">Exactly one message with role <c>user</c>: the prompt.</param>
 /// <param name="Stream">Only false: streaming is not implemented.</param>
 /// <param name="N">Only 1 (one choice; several images: <c>num_images_per_prompt</c>).</param>
 /// <param name="Height">Height in pixels.</param>
@@ -97,8 +98,8 @@ public sealed record ChatMessageDto(string? Role, JsonElement Content, string? N
 /// <param name="OutputCompression">0–100.</param>
 /// <param name="NumImagesPerPrompt">Images to make (default 1), each its own job; all are in the one choice's content.</param>
 public sealed record ChatCompletionRequestDto(
+    IReadOnlyList<ChatMessageDto>? Messages,
     string? Model = null,
-    IReadOnlyList<ChatMessageDto>? Messages = null,
     bool? Stream = null,
     int? N = null,
     int? Height = null,

@@ -173,6 +173,10 @@ public static class TridentHosting
         services.ConfigureHttpJsonOptions(o =>
         {
             o.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
+            // numbers are JSON numbers: the request bodies are read strictly anyway (JsonBody), and the OpenAPI
+            // generator reads these options, so with the web defaults' AllowReadingFromString it declared every
+            // numeric field as "integer or string"; writing is the same either way
+            o.SerializerOptions.NumberHandling = JsonNumberHandling.Strict;
             o.SerializerOptions.DefaultIgnoreCondition = JsonIgnoreCondition.Never;
             o.SerializerOptions.Converters.Add(new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower));
         });
