@@ -11,8 +11,9 @@ namespace Trident.Api.Contracts;
 /// <c>negative_prompt</c>, <c>seed</c>).</summary>
 /// <param name="Prompt">What to generate.</param>
 /// <param name="Model">Optional; the served pipeline's id or model name.</param>
-/// <param name="Seconds">Clip length in whole seconds, as a string (OpenAI); frames = seconds × fps + 1 (rounded down to a length the pipeline allows). Give
-/// seconds or num_frames, not both.</param>
+/// <param name="Seconds">Clip length in whole seconds, as a string (OpenAI); frames = seconds × fps + 1, rounded down to
+/// 1 + a multiple of the VAE's temporal compression. A frame count over the pipeline's or the server's most frames is a
+/// 400 naming seconds (the clip is never cut shorter). Give seconds or num_frames, not both.</param>
 /// <param name="Size"><c>WIDTHxHEIGHT</c>; or give width and height.</param>
 /// <param name="Width">Width in pixels.</param>
 /// <param name="Height">Height in pixels.</param>
