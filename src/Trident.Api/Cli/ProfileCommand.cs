@@ -38,11 +38,11 @@ public static class ProfileCommand
         var output = args.Text(Out);
         var shapesText = args.GetValue(Shapes);
         List<(int Height, int Width)> sizes = shapesText is null ? [] : [.. ShapeOption.Parse(shapesText, withFrames: false, errors).Select(s => (s.Height, s.Width))];
-        var frames = args.GetValue(Frames)!;
-        var degrees = args.GetValue(Degrees)!;
+        var frames = args.Ints(Frames);
+        var degrees = args.Ints(Degrees);
         var steps = args.GetValue(Steps);
         var repeats = args.GetValue(Repeats);
-        var batches = args.GetValue(Batches)!;
+        var batches = args.Ints(Batches);
         var device = args.Text(Device);
         var (directory, manifest) = PipelineOption.Load(pipelineArg, errors);
         if (manifest is not null)

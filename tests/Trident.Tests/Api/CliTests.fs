@@ -26,6 +26,12 @@ let ``--help of every command lists each of its options and exits 0 without runn
             Expect.equal code 0 (sprintf "%s --help: exit code (%s)" name err)
             Expect.stringContains out ("Usage:") (sprintf "%s --help: the usage" name)
             Expect.stringContains out (" " + name + " ") (sprintf "%s --help: the usage names the command" name)
+            // a default is shown as it is written on the line (a list: 1,2 — System.CommandLine's own 1|2 is not the syntax)
+            for m in System.Text.RegularExpressions.Regex.Matches(out, @"\[default: [^\]]*\]") do
+                Expect.isFalse (m.Value.Contains "|") (sprintf "%s --help: %s is written as the option takes it" name m.Value)
+            if name = "profile" then
+                Expect.stringContains out "[default: 1,2]" "profile --help: --degrees' default"
+                Expect.stringContains out "[default: 1,2,4,8]" "profile --help: --batches' default"
             for o in c.Options do
                 Expect.stringContains out o.Name (sprintf "%s --help lists %s" name o.Name)
                 if not (o :? Help.HelpOption) then
