@@ -508,7 +508,7 @@ let ``at the drain time each cancelled job is logged with the state it was in, q
               ArrivalRate = 1.0 }
         let gates = Gates()
         let setup = ServerSetup(DeviceLayout.Cpu(1, 1, 1, 8.0), testProfile, CostSettings.defaults, GatedExecutors gates, ServingSettings(), mix)
-        let logs = LineLogs()
+        let logs = new LineLogs()
         let server = TridentServer.Start(setup, logs, TimeProvider.System)
         try
             let gate = gates.Hold("running", Stage.Diffuse)
