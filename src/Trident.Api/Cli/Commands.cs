@@ -94,10 +94,21 @@ public static class Commands
             return 2;
         }
         var errors = Errors(parse);
+        // a command's standard output that cannot be written (a closed pipe, /dev/full) is reported as its other
+        // outputs are; the servers' output is their log, which Serilog guards itself
+        var stdout = Console.Out;
+        var guarded = command != ServeCommand.Command && command != WorkerCommand.Command;
+        if (guarded)
+        {
+            Console.SetOut(new OutputPath.GuardedWriter(stdout));
+            config.Output = Console.Out;
+        }
         try
         {
             if (errors.Count > 0) throw new CliException(errors);
-            return await parse.InvokeAsync(config, ct);
+            var code = await parse.InvokeAsync(config, ct);
+            if (guarded) Console.Out.Flush();
+            return code;
         }
         catch (CliException e)
         {
@@ -105,6 +116,16 @@ public static class Commands
             foreach (var err in e.Errors) Console.Error.WriteLine($"  {err}");
             Console.Error.WriteLine($"see: trident {Path(command)} --help");
             return 2;
+        }
+        catch (OutputException e)
+        {
+            // an output path (or standard output) that could not be written: one line, no stack trace
+            Console.Error.WriteLine($"trident {Path(command)}: {e.Message}");
+            return 1;
+        }
+        finally
+        {
+            if (guarded) Console.SetOut(stdout);
         }
     }
 
