@@ -222,19 +222,21 @@ let ``an output path a command cannot write is refused up front, and a failed wr
                 if code = 1 then
                     Expect.stringContains err (sprintf "could not write %s '/dev/full': No space left on device" option) (sprintf "%s: the reason" name)
                 noStack name err
-        // standard output that cannot be written
-        let previousOut, previousErr = System.Console.Out, System.Console.Error
-        let err = new System.IO.StringWriter()
-        System.Console.SetOut(new FullOutput())
-        System.Console.SetError err
-        let code =
-            try Commands.RunAsync([| "config"; "--defaults" |]).GetAwaiter().GetResult()
-            finally
-                System.Console.SetOut previousOut
-                System.Console.SetError previousErr
-        Expect.equal code 1 (sprintf "config --defaults > /dev/full: exit code (%s)" (string err))
-        Expect.stringContains (string err) "trident config: could not write to standard output: No space left on device" "names standard output and why"
-        noStack "config --defaults" (string err)
+        // standard output that cannot be written: a command's output, and help
+        for args, prefix in [ [ "config"; "--defaults" ], "trident config"; [ "simulate"; "--help" ], "trident simulate"; [ "--version" ], "trident" ] do
+            let previousOut, previousErr = System.Console.Out, System.Console.Error
+            let err = new System.IO.StringWriter()
+            System.Console.SetOut(new FullOutput())
+            System.Console.SetError err
+            let code =
+                try Commands.RunAsync(Array.ofList args).GetAwaiter().GetResult()
+                finally
+                    System.Console.SetOut previousOut
+                    System.Console.SetError previousErr
+            let name = String.concat " " args + " > /dev/full"
+            Expect.equal code 1 (sprintf "%s: exit code (%s)" name (string err))
+            Expect.stringContains (string err) (prefix + ": could not write to standard output: No space left on device") (name + ": names standard output and why")
+            noStack name (string err)
 
 /// Sequenced with the other tests that redirect the console (Console.SetOut is process-wide).
 [<Tests>]
