@@ -23,7 +23,8 @@ open Trident.Scheduling.Mip
 let cluster = Cluster.uniform 2 8 48.0<GB> Bandwidths.pcie4Server
 let cost = CostModel.create CostSettings.defaults ReferenceProfiles.flux
 
-// 2. A queue: 24 requests of five resolutions that arrived over the last 30 s.
+// 2. A queue: 24 requests of four square resolutions (256² and 2048² four times each, 512² and 1024² eight times
+//    each: the sizes below, in turn) that arrived over the last 30 s.
 let now = 100.0<s>
 let sizes = [| 256; 512; 1024; 2048; 512; 1024 |]
 let queue =

@@ -297,6 +297,10 @@ public static class ClusterBench
         var timeout = args.GetValue(Timeout);
         var output = args.GetValue(Out);
         var tuning = args.Text(Tuning) == "default" ? ProcessTuning.Default : ProcessTuning.Lean;
+        // checked before the cluster starts (loadgen, which writes it, checks it again)
+        var unwritable = new CliErrors();
+        OutputPath.Check("--out", output, directory: false, create: true, unwritable);
+        unwritable.ThrowIfAny();
         var named = Workload.tryNamed(workload, profile);
         if (named.IsError)
         {

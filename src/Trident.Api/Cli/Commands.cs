@@ -66,7 +66,8 @@ public static class Commands
         foreach (var sub in c.Subcommands) Reject(sub);
     }
 
-    /// <summary>Parses and runs a command line (serve when it names no command); exit code 2 for bad usage.</summary>
+    /// <summary>Parses and runs a command line (serve when it names no command); exit code 2 for bad usage, 1 for an
+    /// output (a file, or standard output) that could not be written (<see cref="OutputException"/>).</summary>
     public static async Task<int> RunAsync(string[] args, CancellationToken ct = default)
     {
         // No command, or only options (host options, as WebApplicationFactory passes them): serve.
@@ -79,10 +80,38 @@ public static class Commands
             // Ctrl+C is the host's (serve drains) and each command's own: no forced exit by the library
             ProcessTerminationTimeout = null,
         };
-        // --help, --version, [suggest]: they run whatever else the command line holds
-        if (parse.Action is { } special && special is not ParseErrorAction && special != parse.CommandResult.Command.Action)
-            return await parse.InvokeAsync(config, ct);
         var command = parse.CommandResult.Command;
+        // --help, --version, [suggest]: they run whatever else the command line holds
+        var special = parse.Action is { } action && action is not ParseErrorAction && action != command.Action;
+        // standard output that cannot be written (a closed pipe, /dev/full) is reported as a command's other outputs
+        // are; a server's output is its log, which Serilog guards itself
+        var stdout = Console.Out;
+        var guarded = special || (command != ServeCommand.Command && command != WorkerCommand.Command);
+        if (guarded)
+        {
+            Console.SetOut(new OutputPath.GuardedWriter(stdout));
+            config.Output = Console.Out;
+        }
+        try
+        {
+            var code = special ? await parse.InvokeAsync(config, ct) : await RunCommandAsync(parse, command, args, config, ct);
+            if (guarded) Console.Out.Flush();
+            return code;
+        }
+        catch (OutputException e)
+        {
+            // an output path (or standard output) that could not be written: one line, no stack trace
+            Console.Error.WriteLine($"trident{(command is RootCommand ? "" : " " + Path(command))}: {e.Message}");
+            return 1;
+        }
+        finally
+        {
+            if (guarded) Console.SetOut(stdout);
+        }
+    }
+
+    private static async Task<int> RunCommandAsync(ParseResult parse, Command command, string[] args, InvocationConfiguration config, CancellationToken ct)
+    {
         if (command is RootCommand)
         {
             Console.Error.WriteLine($"trident: unknown command '{args[0]}' (known: {string.Join(", ", All.Select(c => c.Name))}; see trident --help)");

@@ -68,7 +68,8 @@ public static class ConfigCommand
         }
         catch (Exception e) when (e is InvalidDataException or FormatException or System.Text.Json.JsonException)
         {
-            Console.Error.WriteLine($"trident config: {check} is not a JSON configuration file: {e.Message}");
+            // the loader names only the file: the line, the position and the reason come from reading it again
+            Console.Error.WriteLine($"trident config: not a valid JSON configuration file: {ConfigFileProblem.Describe(check!, e)}");
             return Task.FromResult(2);
         }
         var (problems, notes) = CheckWithNotes(configuration);

@@ -56,6 +56,7 @@ public static class EvaluateCommand
         var only = args.GetValue(Only);
         var logPath = args.Text(LogPath);
         var settings = SimulateCommand.Settings(args, errors);
+        OutputPath.Check("--out", outDir, directory: true, create: true, errors);
         errors.ThrowIfAny();
         bool Wanted(string group) => only is null || only == group;
 
@@ -110,10 +111,13 @@ public static class EvaluateCommand
         progress.Dispose();
         var command = "./trident evaluate " + string.Join(" ", Environment.GetCommandLineArgs().Skip(2));
         var date = DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm 'UTC'", CultureInfo.InvariantCulture);
-        Directory.CreateDirectory(outDir);
         var (files, charts) = Evaluation.report(command.TrimEnd(), date, quick, total.Elapsed.TotalSeconds, ListModule.OfSeq(searches), ListModule.OfSeq(results)).ToValueTuple();
-        foreach (var file in files) File.WriteAllText(Path.Combine(outDir, file.Item1), file.Item2);
-        foreach (var chart in charts) ChartRenderer.Render(chart, outDir);
+        OutputPath.Write("--out", outDir, () =>
+        {
+            Directory.CreateDirectory(outDir);
+            foreach (var file in files) File.WriteAllText(Path.Combine(outDir, file.Item1), file.Item2);
+            foreach (var chart in charts) ChartRenderer.Render(chart, outDir);
+        });
         Console.WriteLine($"wrote {Path.Combine(outDir, "README.md")} and {charts.Length} charts (SVG and PNG) in {total.Elapsed.TotalSeconds:F0} s");
         return Task.FromResult(0);
     }

@@ -128,6 +128,9 @@ public static class GenerateCommand
             errors.Add($"--out: '{output}' must end in .png, .jpg, .jpeg or .webp (an image) or .mp4, .webm or .webp (a video)");
         else if (pngSequence && format is not (null or MediaFormat.Png))
             errors.Add($"--out: '{output}' must end in .png with --frames-as png-sequence");
+        var unwritable = new CliErrors();
+        OutputPath.Check("--out", output, directory: false, create: true, unwritable);
+        errors.AddRange(unwritable.List);
 
         if (Text(Pipeline) is not { } pipeline) return errors;
         var problems = new CliErrors();
@@ -150,8 +153,16 @@ public static class GenerateCommand
     }
 
     /// <summary>Writes the frames: one file in <paramref name="file"/>'s format, or one PNG per frame
-    /// (<c>{stem}_0000.png</c>, …); returns the paths.</summary>
+    /// (<c>{stem}_0000.png</c>, …); returns the paths. A failed write is an <see cref="OutputException"/> naming
+    /// <c>--out</c>, the path and the reason.</summary>
     public static IReadOnlyList<string> Write(IReadOnlyList<RgbImage> frames, string output, OutputSpec file, bool pngSequence)
+    {
+        IReadOnlyList<string> written = [];
+        OutputPath.Write("--out", output, () => written = WriteFiles(frames, output, file, pngSequence));
+        return written;
+    }
+
+    private static IReadOnlyList<string> WriteFiles(IReadOnlyList<RgbImage> frames, string output, OutputSpec file, bool pngSequence)
     {
         var directory = Path.GetDirectoryName(Path.GetFullPath(output))!;
         Directory.CreateDirectory(directory);

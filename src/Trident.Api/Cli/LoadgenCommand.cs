@@ -98,6 +98,7 @@ public static class LoadgenCommand
             errors.Add($"--url: '{url}' is not an http URL");
         else if (!IsLoopback(baseUri))
             errors.Add($"--url: '{url}' is not a loopback address (loadgen only talks to this machine)");
+        OutputPath.Check("--out", output, directory: false, create: true, errors);
         errors.ThrowIfAny();
 
         using var owned = client is null ? new HttpClient { BaseAddress = baseUri, Timeout = TimeSpan.FromSeconds(30) } : null;
@@ -597,8 +598,11 @@ public static class LoadgenCommand
                 + $"{(f?.Deadline.Met is { } met ? (met ? "true" : "false") : "")},{(f?.Route is { } r ? string.Join(' ', r.DiffuseDevices) : "")},{f?.Route?.Degree.ToString(CultureInfo.InvariantCulture) ?? ""}\n");
         }
         var full = Path.GetFullPath(path);
-        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
-        File.WriteAllText(full, text.ToString());
+        OutputPath.Write("--out", full, () =>
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(full)!);
+            File.WriteAllText(full, text.ToString());
+        });
         o.WriteLine($"per-request results: {full}");
     }
 }

@@ -63,8 +63,9 @@ public static class ModelsCommand
             args.Text(FluxIdsType) == "float" ? Trident.Runtime.Onnx.TensorElementType.Float : Trident.Runtime.Onnx.TensorElementType.Int64);
         var errors = new CliErrors();
         if (Directory.Exists(output) && Directory.EnumerateFileSystemEntries(output).Any()) errors.Add($"--out: '{output}' exists and is not empty");
+        OutputPath.Check("--out", output, directory: true, create: true, errors);
         errors.ThrowIfAny();
-        ExportMiniature.Flux(output, variant, ids, seed);
+        OutputPath.Write("--out", output, () => ExportMiniature.Flux(output, variant, ids, seed));
         Console.WriteLine($"wrote a miniature Flux.1-{args.Text(Variant)} export (ids {args.Text(FluxIdsRank)} {args.Text(FluxIdsType)}, seed {seed}) to {Path.GetFullPath(output)}");
         PrintFiles(output);
         return 0;
@@ -80,7 +81,11 @@ public static class ModelsCommand
     {
         var output = args.Text(Out);
         var seed = args.GetValue(Seed);
-        var files = TinyPipeline.Write(output, seed);
+        var errors = new CliErrors();
+        OutputPath.Check("--out", output, directory: true, create: true, errors);
+        errors.ThrowIfAny();
+        IReadOnlyList<PipelineFile> files = [];
+        OutputPath.Write("--out", output, () => files = TinyPipeline.Write(output, seed));
         Console.WriteLine($"wrote the tiny pipeline (seed {seed}) to {Path.GetFullPath(output)}");
         var width = files.Max(f => f.RelativePath.Length);
         foreach (var f in files)
@@ -99,6 +104,7 @@ public static class ModelsCommand
         var filesName = args.Text(T5Files);
         var errors = new CliErrors();
         if (Directory.Exists(output) && Directory.EnumerateFileSystemEntries(output).Any()) errors.Add($"--out: '{output}' exists and is not empty");
+        OutputPath.Check("--out", output, directory: true, create: true, errors);
         errors.ThrowIfAny();
         var era = eraName == "olive" ? Sd3ExportEra.Olive : Sd3ExportEra.Optimum;
         var files = filesName switch
@@ -107,7 +113,7 @@ public static class ModelsCommand
             "tokenizer.json" => T5TokenizerFormat.TokenizerJson,
             _ => T5TokenizerFormat.Both,
         };
-        ExportMiniature.StableDiffusion3(output, era, files, withVaeConfig: true, seed);
+        OutputPath.Write("--out", output, () => ExportMiniature.StableDiffusion3(output, era, files, withVaeConfig: true, seed));
         Console.WriteLine($"wrote a miniature SD3 export ({eraName}, T5 files: {filesName}, seed {seed}) to {Path.GetFullPath(output)}");
         PrintFiles(output);
         return 0;
@@ -123,11 +129,15 @@ public static class ModelsCommand
         var errors = new CliErrors();
         if (sdxl && prediction != PredictionType.Epsilon) errors.Add("--prediction: SDXL base predicts epsilon only");
         if (Directory.Exists(output) && Directory.EnumerateFileSystemEntries(output).Any()) errors.Add($"--out: '{output}' exists and is not empty");
+        OutputPath.Check("--out", output, directory: true, create: true, errors);
         errors.ThrowIfAny();
-        if (sdxl) ExportMiniature.StableDiffusionXL(output, era.Era, seed);
-        else
-            ExportMiniature.StableDiffusion(output, era.Era, prediction,
-                prediction == PredictionType.VPrediction ? "DDIMScheduler" : "PNDMScheduler", seed);
+        OutputPath.Write("--out", output, () =>
+        {
+            if (sdxl) ExportMiniature.StableDiffusionXL(output, era.Era, seed);
+            else
+                ExportMiniature.StableDiffusion(output, era.Era, prediction,
+                    prediction == PredictionType.VPrediction ? "DDIMScheduler" : "PNDMScheduler", seed);
+        });
         Console.WriteLine($"wrote a miniature {(sdxl ? "SDXL" : "SD")} export ({era.Name}, {predictionName}, seed {seed}) to {Path.GetFullPath(output)}");
         PrintFiles(output);
         return 0;

@@ -58,13 +58,18 @@ public static class Opt
     /// <summary>A switch: <c>--quick</c> (or <c>--quick true|false</c>).</summary>
     public static Option<bool> Flag(string name, string description) => new(name) { Description = description };
 
-    /// <summary>A comma-separated list of integers ≥ <paramref name="min"/>, e.g. <c>--degrees 1,2,4</c>.</summary>
+    /// <summary>A comma-separated list of integers ≥ <paramref name="min"/>, e.g. <c>--degrees 1,2,4</c>. Read it with
+    /// <see cref="Ints"/> (the default when the line does not give it). The help shows a non-empty default as it is
+    /// written (<c>[default: 1,2]</c>), not as System.CommandLine prints a list's default (<c>1|2</c>, which is not this
+    /// option's syntax): the default is in the description, not a default value of the option.</summary>
     public static Option<IReadOnlyList<int>> IntList(string name, string description, int[] @default, int min = 1)
     {
         var o = new Option<IReadOnlyList<int>>(name)
         {
-            Description = description, HelpName = "N,N,…", DefaultValueFactory = _ => @default,
+            Description = @default.Length > 0 ? $"{description} [default: {string.Join(',', @default)}]" : description,
+            HelpName = "N,N,…",
         };
+        ListDefaults.AddOrUpdate(o, @default);
         o.CustomParser = r =>
         {
             var s = Last(r);
@@ -80,6 +85,12 @@ public static class Opt
         };
         return o;
     }
+
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Option, int[]> ListDefaults = new();
+
+    /// <summary>The value of an <see cref="IntList"/> option: the line's, else its default.</summary>
+    public static IReadOnlyList<int> Ints(this ParseResult r, Option<IReadOnlyList<int>> option) =>
+        r.GetValue(option) ?? (ListDefaults.TryGetValue(option, out var d) ? d : []);
 
     /// <summary>Whether the command line gave <paramref name="option"/> (not its default).</summary>
     public static bool Given(this ParseResult r, Option option) => r.GetResult(option) is { Implicit: false };

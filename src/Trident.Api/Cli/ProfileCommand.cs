@@ -38,11 +38,11 @@ public static class ProfileCommand
         var output = args.Text(Out);
         var shapesText = args.GetValue(Shapes);
         List<(int Height, int Width)> sizes = shapesText is null ? [] : [.. ShapeOption.Parse(shapesText, withFrames: false, errors).Select(s => (s.Height, s.Width))];
-        var frames = args.GetValue(Frames)!;
-        var degrees = args.GetValue(Degrees)!;
+        var frames = args.Ints(Frames);
+        var degrees = args.Ints(Degrees);
         var steps = args.GetValue(Steps);
         var repeats = args.GetValue(Repeats);
-        var batches = args.GetValue(Batches)!;
+        var batches = args.Ints(Batches);
         var device = args.Text(Device);
         var (directory, manifest) = PipelineOption.Load(pipelineArg, errors);
         if (manifest is not null)
@@ -69,6 +69,7 @@ public static class ProfileCommand
         if (manifest is not null)
             foreach (var e in Profiler.Validate(manifest, options))
                 errors.Add($"--{e.Path}: {e.Message}");
+        OutputPath.Check("--out", output, directory: false, create: true, errors);
         errors.ThrowIfAny();
 
         using (var pipeline = LoadedPipeline.Open(directory, provider))
@@ -82,8 +83,11 @@ public static class ProfileCommand
                 return 1;
             }
             var full = Path.GetFullPath(output);
-            Directory.CreateDirectory(Path.GetDirectoryName(full)!);
-            await File.WriteAllTextAsync(full, json, ct);
+            await OutputPath.WriteAsync("--out", full, async () =>
+            {
+                Directory.CreateDirectory(Path.GetDirectoryName(full)!);
+                await File.WriteAllTextAsync(full, json, ct);
+            });
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"weights: encode {profile.Encode.Weights * 1000:F1} MB, diffuse {profile.Diffuse.Weights * 1000:F1} MB, decode {profile.Decode.Weights * 1000:F1} MB; device memory {profile.DeviceMemory:F2} GB ({profile.DeviceClass})"));
             Console.WriteLine($"wrote {full} (diffuse ms are per step)");

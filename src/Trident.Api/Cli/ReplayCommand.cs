@@ -37,6 +37,9 @@ public static class ReplayCommand
     private static Task<int> Run(ParseResult args, CancellationToken ct)
     {
         var lp = args.GetValue(Lp);
+        var errors = new CliErrors();
+        OutputPath.Check("--lp", lp, directory: false, create: false, errors);
+        errors.ThrowIfAny();
         var timeLimit = args.Maybe(TimeLimit);
         Backend? backend = args.GetValue(BackendOption) is { } name ? BackendModule.tryParse(name).Value : null;
         var file = args.GetValue(File_)!;
@@ -87,7 +90,7 @@ public static class ReplayCommand
                 Console.WriteLine("no LP written: the round has nothing to decide");
             else
             {
-                File.WriteAllText(lp, Trident.Scheduling.Mip.Model.toLpText(model.Value));
+                OutputPath.Write("--lp", lp, () => File.WriteAllText(lp, Trident.Scheduling.Mip.Model.toLpText(model.Value)));
                 Console.WriteLine($"LP written to {lp}");
             }
         }

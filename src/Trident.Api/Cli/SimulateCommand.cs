@@ -137,6 +137,8 @@ public static class SimulateCommand
         var parallel = args.GetValue(Parallel_);
 
         var input = Input(args, settings, errors);
+        OutputPath.Check("--out", outDir, directory: true, create: true, errors);
+        OutputPath.Check("--write-trace", writeTrace, directory: false, create: true, errors);
         errors.ThrowIfAny();
 
         var prepared = Experiment.prepare(settings, input!);
@@ -147,9 +149,12 @@ public static class SimulateCommand
 
         if (writeTrace is not null)
         {
-            var dir = Path.GetDirectoryName(Path.GetFullPath(writeTrace));
-            if (dir is not null) Directory.CreateDirectory(dir);
-            File.WriteAllText(writeTrace, writeTrace.EndsWith(".jsonl", StringComparison.OrdinalIgnoreCase) ? Trace.toJsonLines(p.Trace) : Trace.toCsv(p.Trace));
+            OutputPath.Write("--write-trace", writeTrace, () =>
+            {
+                var dir = Path.GetDirectoryName(Path.GetFullPath(writeTrace));
+                if (dir is not null) Directory.CreateDirectory(dir);
+                File.WriteAllText(writeTrace, writeTrace.EndsWith(".jsonl", StringComparison.OrdinalIgnoreCase) ? Trace.toJsonLines(p.Trace) : Trace.toCsv(p.Trace));
+            });
         }
 
         var total = Stopwatch.StartNew();
@@ -172,7 +177,7 @@ public static class SimulateCommand
         Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"workload {p.Name}: {p.Requests.Length} requests on {settings.Devices} devices; {rows.Count} policies in {total.Elapsed.TotalSeconds:F1} s wall"));
 
-        if (outDir is not null)
+        if (outDir is not null) OutputPath.Write("--out", outDir, () =>
         {
             Directory.CreateDirectory(outDir);
             File.WriteAllText(Path.Combine(outDir, "summary.csv"), Report.csv(summaries));
@@ -197,7 +202,7 @@ public static class SimulateCommand
             File.WriteAllText(Path.Combine(outDir, "view.html"), SimulationView.Html(shown, p.Config, p.Name, p.Model, settings.Adjust));
             Console.Error.WriteLine($"wrote {outDir}/README.md, summary.csv, summary.json, trace.csv, requests-*.csv, {charts.Length} charts (SVG and PNG) "
                 + $"and view.html (the web view replaying {shown.Policy}'s run)");
-        }
+        });
         return Task.FromResult(0);
     }
 

@@ -90,6 +90,7 @@ public static class SoakBench
         if (client is null && pipeline != "tiny")
             PipelineOption.Load(pipeline, errors);
         if (every > duration) errors.Add($"--sample-every: {every} s is longer than --duration {duration} s");
+        OutputPath.Check("--out", output, directory: false, create: true, errors);
         errors.ThrowIfAny();
 
         WebApplication? app = null;
@@ -358,8 +359,11 @@ public static class SoakBench
             text.Append(CultureInfo.InvariantCulture,
                 $"{s.Seconds:F2},{s.RssMb:F2},{s.HeapMb:F2},{s.GcCommittedMb:F2},{s.Gen0},{s.Gen1},{s.Gen2},{s.Threads},{s.Fds},{s.Submitted},{s.Succeeded},{s.Failed},{s.Rejected},{s.InFlight},{s.JobsHeld}\n");
         var full = Path.GetFullPath(path);
-        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
-        File.WriteAllText(full, text.ToString());
+        OutputPath.Write("--out", full, () =>
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(full)!);
+            File.WriteAllText(full, text.ToString());
+        });
         o.WriteLine($"samples: {full}");
     }
 }

@@ -3,7 +3,8 @@
 
 namespace Trident.Api.Contracts;
 
-/// <summary>Body of <c>POST /v1/generations</c>. Every field but <c>prompt</c> is optional.</summary>
+/// <summary>Body of <c>POST /v1/generations</c>. Every field but <c>prompt</c> is optional (a parameter with a default
+/// value is optional in the OpenAPI document's schema; one without is in its <c>required</c> list).</summary>
 /// <param name="Prompt">What to generate.</param>
 /// <param name="NegativePrompt">What to steer away from (classifier-free guidance).</param>
 /// <param name="Width">Width in pixels (a multiple of the pipeline's size constraint).</param>
@@ -29,15 +30,15 @@ namespace Trident.Api.Contracts;
 /// of those the pipeline admits (a 400 lists them).</param>
 public sealed record GenerationRequestDto(
     string? Prompt,
-    string? NegativePrompt,
-    int? Width,
-    int? Height,
-    int? Frames,
-    int? Steps,
-    long? Seed,
-    double? Guidance,
-    long? DeadlineMs,
-    int? Priority,
+    string? NegativePrompt = null,
+    int? Width = null,
+    int? Height = null,
+    int? Frames = null,
+    int? Steps = null,
+    long? Seed = null,
+    double? Guidance = null,
+    long? DeadlineMs = null,
+    int? Priority = null,
     string? OutputFormat = null,
     int? OutputCompression = null,
     int? Fps = null,

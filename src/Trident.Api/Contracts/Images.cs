@@ -1,6 +1,7 @@
 namespace Trident.Api.Contracts;
 
-/// <summary>Body of <c>POST /v1/images/generations</c> (OpenAI's image API, as the <c>openai</c> clients send it).</summary>
+/// <summary>Body of <c>POST /v1/images/generations</c> (OpenAI's image API, as the <c>openai</c> clients send it). Every
+/// field but <c>prompt</c> is optional.</summary>
 /// <param name="Prompt">What to generate.</param>
 /// <param name="N">Images to generate (default 1); each is its own job, with seeds seed, seed + 1, ….</param>
 /// <param name="Size"><c>WIDTHxHEIGHT</c> or <c>auto</c> (default: the server's default size).</param>
@@ -18,13 +19,13 @@ namespace Trident.Api.Contracts;
 /// <param name="Background"><c>auto</c> or <c>opaque</c> (images are opaque RGB); <c>transparent</c> is refused.</param>
 public sealed record ImageGenerationRequestDto(
     string? Prompt,
-    int? N,
-    string? Size,
-    string? ResponseFormat,
-    string? Model,
-    string? NegativePrompt,
-    int? Steps,
-    long? Seed,
+    int? N = null,
+    string? Size = null,
+    string? ResponseFormat = null,
+    string? Model = null,
+    string? NegativePrompt = null,
+    int? Steps = null,
+    long? Seed = null,
     double? Guidance = null,
     string? OutputFormat = null,
     int? OutputCompression = null,

@@ -11,8 +11,9 @@ namespace Trident.Api.Contracts;
 /// <c>negative_prompt</c>, <c>seed</c>).</summary>
 /// <param name="Prompt">What to generate.</param>
 /// <param name="Model">Optional; the served pipeline's id or model name.</param>
-/// <param name="Seconds">Clip length in whole seconds, as a string (OpenAI); frames = seconds × fps + 1 (rounded down to a length the pipeline allows). Give
-/// seconds or num_frames, not both.</param>
+/// <param name="Seconds">Clip length in whole seconds, as a string (OpenAI); frames = seconds × fps + 1, rounded down to
+/// 1 + a multiple of the VAE's temporal compression. A frame count over the pipeline's or the server's most frames is a
+/// 400 naming seconds (the clip is never cut shorter). Give seconds or num_frames, not both.</param>
 /// <param name="Size"><c>WIDTHxHEIGHT</c>; or give width and height.</param>
 /// <param name="Width">Width in pixels.</param>
 /// <param name="Height">Height in pixels.</param>
@@ -80,9 +81,10 @@ public sealed record VideoDeletedDto(string Id, string Object, bool Deleted);
 public sealed record ChatMessageDto(string? Role, JsonElement Content, string? Name = null);
 
 /// <summary>Body of <c>POST /v1/chat/completions</c> as vLLM-Omni takes it for diffusion models: the prompt is the
-/// one user message; generation parameters are top-level fields or sit in a literal <c>extra_body</c> object.</summary>
+/// one user message; generation parameters are top-level fields or sit in a literal <c>extra_body</c> object. Every
+/// field but <c>messages</c> is optional.</summary>
+/// <param name="Messages">Exactly one message with role <c>user</c>: the prompt (required).</param>
 /// <param name="Model">Optional; the served pipeline's id or model name.</param>
-/// <param name="Messages">Exactly one message with role <c>user</c>: the prompt.</param>
 /// <param name="Stream">Only false: streaming is not implemented.</param>
 /// <param name="N">Only 1 (one choice; several images: <c>num_images_per_prompt</c>).</param>
 /// <param name="Height">Height in pixels.</param>
@@ -97,8 +99,8 @@ public sealed record ChatMessageDto(string? Role, JsonElement Content, string? N
 /// <param name="OutputCompression">0–100.</param>
 /// <param name="NumImagesPerPrompt">Images to make (default 1), each its own job; all are in the one choice's content.</param>
 public sealed record ChatCompletionRequestDto(
+    IReadOnlyList<ChatMessageDto>? Messages,
     string? Model = null,
-    IReadOnlyList<ChatMessageDto>? Messages = null,
     bool? Stream = null,
     int? N = null,
     int? Height = null,

@@ -104,10 +104,41 @@ public static class ClusterApi
             });
         }
         if (ready.Server.RoundDocument(round) is { } doc) return TypedResults.Text(doc, "application/json");
-        var kept = ready.Server.State.Rounds;
-        var range = kept.IsEmpty ? "none is kept yet" : $"rounds {kept[0].Round}–{kept[^1].Round} are kept";
-        return TypedResults.Problem($"round {round} is not kept ({range}; the last {ready.Server.Setup.Settings.RoundHistory} rounds are)",
+        var state = ready.Server.State;
+        return TypedResults.Problem(NotKept(round, state.Round, [.. state.Rounds.Select(r => r.Round)], ready.Server.Setup.Settings.RoundHistory),
             statusCode: StatusCodes.Status404NotFound, title: "Not found");
+    }
+
+    /// <summary>Why round <paramref name="round"/> is not in the history, and which rounds are: the history keeps the
+    /// last <paramref name="history"/> (<c>Trident:Serving:RoundHistory</c>) rounds that decided something — dispatched
+    /// a request, ran the solver or failed; a round with nothing to decide (no request could start, no solve) is
+    /// numbered but not kept.</summary>
+    /// <param name="round">The round asked for (≥ 1).</param>
+    /// <param name="latest">The number of the last round run (0 before the first).</param>
+    /// <param name="kept">The kept rounds' numbers, in ascending order.</param>
+    /// <param name="history">How many such rounds the history holds.</param>
+    public static string NotKept(long round, long latest, IReadOnlyList<long> kept, int history)
+    {
+        var why = round > latest ? $"round {round} has not run yet (the last round is {latest})"
+            : kept.Count > 0 && round < kept[0] ? $"round {round} is older than the oldest round kept"
+            : $"round {round} decided nothing (no request could start and the solver did not run), so it was not kept";
+        var which = kept.Count == 0 ? "no round is kept yet" : $"kept: {(kept.Count == 1 ? "round" : "rounds")} {Ranges(kept)}";
+        return $"{why}; {which} — the history holds the last {history} rounds (Trident:Serving:RoundHistory) that dispatched a request, "
+            + "ran the solver or failed";
+    }
+
+    // "3, 5–9, 12" for ascending round numbers.
+    private static string Ranges(IReadOnlyList<long> sorted)
+    {
+        var parts = new List<string>();
+        for (var i = 0; i < sorted.Count;)
+        {
+            var j = i;
+            while (j + 1 < sorted.Count && sorted[j + 1] == sorted[j] + 1) j++;
+            parts.Add(i == j ? $"{sorted[i]}" : $"{sorted[i]}–{sorted[j]}");
+            i = j + 1;
+        }
+        return string.Join(", ", parts);
     }
 
     private static Results<ContentHttpResult, ProblemHttpResult> Profile(HttpContext http, ServerHost host) =>

@@ -80,6 +80,9 @@ public static class ApiDocs
     /// <summary>The resource-name prefix of the example files.</summary>
     public const string ExamplePrefix = "openapi-example:";
 
+    // Operations whose 202 answer carries a Location header (TypedResults.Accepted with the job's status URL).
+    private static readonly HashSet<string> AcceptedWithLocation = new(StringComparer.Ordinal) { "CreateGeneration", "CancelGeneration" };
+
     private static void Apply(OpenApiOperation operation)
     {
         var id = operation.OperationId ?? "";
@@ -88,6 +91,15 @@ public static class ApiDocs
         if (operation.Responses is null) return;
         foreach (var (status, response) in operation.Responses)
         {
+            if (response is OpenApiResponse r)
+            {
+                if (status is "429" or "503") AddHeader(r, "Retry-After", JsonSchemaType.Integer,
+                    "Seconds to wait before trying again (a whole number ≥ 1): for a 429 the queue's predicted drain time; for a 503 "
+                    + "the drain time left while the server shuts down, else a poll interval of 5 s (starting, or a cluster with "
+                    + "no device). A 503 after a failed start has none.");
+                if (status == "202" && AcceptedWithLocation.Contains(id)) AddHeader(r, "Location", JsonSchemaType.String,
+                    "The job's status URL, /v1/generations/{id}.");
+            }
             if (response.Content is not { } content) continue;
             foreach (var (type, media) in content)
             {
@@ -95,6 +107,12 @@ public static class ApiDocs
                 else if (type == "application/problem+json" && int.TryParse(status, out var code)) media.Example = ProblemExample(code);
             }
         }
+    }
+
+    private static void AddHeader(OpenApiResponse response, string name, JsonSchemaType type, string description)
+    {
+        response.Headers ??= new Dictionary<string, IOpenApiHeader>(StringComparer.Ordinal);
+        response.Headers[name] = new OpenApiHeader { Description = description, Schema = new OpenApiSchema { Type = type } };
     }
 
     private static JsonNode ProblemExample(int status) => new JsonObject

@@ -32,14 +32,25 @@ public static class TridentHosting
         WebApplication.CreateBuilder([.. args, "--hostBuilder:reloadConfigOnChange=false"]);
 
     /// <summary>Adds the file named by <c>--config</c> (then environment variables and the command line again,
-    /// so they still win) and binds to <see cref="DefaultUrl"/> unless an address is configured.</summary>
+    /// so they still win) and binds to <see cref="DefaultUrl"/> unless an address is configured. A file that does not
+    /// exist is a <see cref="FileNotFoundException"/>; one that does not load (not JSON, or one key given twice, e.g.
+    /// under names differing only by case) an <see cref="InvalidDataException"/> naming the file, the line, the
+    /// position and the reason (<see cref="ConfigFileProblem.Describe"/>).</summary>
     public static WebApplicationBuilder AddTridentConfiguration(this WebApplicationBuilder builder, string[] args)
     {
         if (builder.Configuration["config"] is { Length: > 0 } file)
         {
             var path = Path.GetFullPath(file);
             if (!File.Exists(path)) throw new FileNotFoundException($"--config: '{path}' does not exist", path);
-            builder.Configuration.AddJsonFile(path, optional: false, reloadOnChange: false);
+            try
+            {
+                builder.Configuration.AddJsonFile(path, optional: false, reloadOnChange: false);
+            }
+            catch (Exception e) when (e is InvalidDataException or FormatException)
+            {
+                // the loader's own message names only the file: say where and why
+                throw new InvalidDataException("--config: " + ConfigFileProblem.Describe(path, e));
+            }
             builder.Configuration.AddEnvironmentVariables();
             builder.Configuration.AddCommandLine(args);
         }
@@ -173,6 +184,10 @@ public static class TridentHosting
         services.ConfigureHttpJsonOptions(o =>
         {
             o.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
+            // numbers are JSON numbers: the request bodies are read strictly anyway (JsonBody), and the OpenAPI
+            // generator reads these options, so with the web defaults' AllowReadingFromString it declared every
+            // numeric field as "integer or string"; writing is the same either way
+            o.SerializerOptions.NumberHandling = JsonNumberHandling.Strict;
             o.SerializerOptions.DefaultIgnoreCondition = JsonIgnoreCondition.Never;
             o.SerializerOptions.Converters.Add(new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower));
         });

@@ -29,7 +29,8 @@
 //      so the devices run the urgent work, the victim, then the job withdrawn, in the simulator's order.
 // Rounds run on every event (arrival, cancellation, task start or finish) and at least every period: the
 // period bounds how seldom a round runs, never how often.
-// Every round kept in the history (RoundHistory, the same bound as GET /v1/plan's list) keeps its snapshot
+// Every round kept in the history (the last RoundHistory rounds that dispatched a request, ran the solver or failed;
+// a round with nothing to decide is not kept; the same list as GET /v1/plan's) keeps its snapshot
 // and plan too, so `GET /v1/plan/rounds/{n}` gives it as a trident-snapshot document and `trident replay`
 // re-solves it offline; a failed round is kept that way automatically, and also logged with its serialised
 // snapshot. A failed round's requests stay queued and the next round runs as usual. A solver time-out is not a

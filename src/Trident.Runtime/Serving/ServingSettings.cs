@@ -31,7 +31,8 @@ public sealed record ServingSettings
     /// <summary>Monitor window and re-placement trigger.</summary>
     public MonitorSettings Monitor { get; init; } = MonitorSettings.Default;
 
-    /// <summary>Dispatch rounds (and re-placements) kept for <c>GET /v1/plan</c>.</summary>
+    /// <summary>Dispatch rounds (and re-placements) kept for <c>GET /v1/plan</c>: the last this many rounds that dispatched
+    /// a request, ran the solver or failed (a round with nothing to decide is not kept).</summary>
     public int RoundHistory { get; init; } = 32;
 
     /// <summary>Directory of the durable job store (SQLite journal and result files); null keeps jobs in

@@ -365,13 +365,18 @@ public sealed class TridentServer : IAsyncDisposable
         await WaitForAll(active, drain);
         var left = Store.Active();
         foreach (var job in left)
+        {
+            // the state it was in when cancelled (queued, encoding, …): a queued job is cancelled at once, so its
+            // status afterwards would only say "cancelled"
+            var state = job.Status;
             if (job.RequestCancel(Clock.Now))
             {
                 _loop.Cancelled(job);
                 using var traced = job.Trace.Enter();
                 _log.LogWarning("Shutting down: cancelled job {Request} ({Status}) after the drain time of {Drain} s", job.Id.Value,
-                    job.Status.ToString().ToLowerInvariant(), drain.TotalSeconds);
+                    state.ToString().ToLowerInvariant(), drain.TotalSeconds);
             }
+        }
         await WaitForAll(left, grace);
         foreach (var job in Store.Active())
         {

@@ -25,9 +25,11 @@ type PlanSource =
     | Greedy of reason: string
 
 module PlanSource =
+    /// One line: the backend, outcome, objective and bound (3 decimals: an α such as 0.505 stays 0.505), relative
+    /// gap (4 decimals) and solve time (ms); or greedy and why.
     let describe =
         function
-        | Mip s -> sprintf "mip %s %s objective=%.1f bound=%.1f gap=%.4f time=%.1fms" s.Backend s.Outcome s.Objective s.Bound s.Gap (float s.SolveTime * 1000.0)
+        | Mip s -> sprintf "mip %s %s objective=%.3f bound=%.3f gap=%.4f time=%.1fms" s.Backend s.Outcome s.Objective s.Bound s.Gap (float s.SolveTime * 1000.0)
         | Greedy reason -> sprintf "greedy (%s)" reason
 
 /// Where each stage model lives.

@@ -26,6 +26,12 @@ let ``--help of every command lists each of its options and exits 0 without runn
             Expect.equal code 0 (sprintf "%s --help: exit code (%s)" name err)
             Expect.stringContains out ("Usage:") (sprintf "%s --help: the usage" name)
             Expect.stringContains out (" " + name + " ") (sprintf "%s --help: the usage names the command" name)
+            // a default is shown as it is written on the line (a list: 1,2 — System.CommandLine's own 1|2 is not the syntax)
+            for m in System.Text.RegularExpressions.Regex.Matches(out, @"\[default: [^\]]*\]") do
+                Expect.isFalse (m.Value.Contains "|") (sprintf "%s --help: %s is written as the option takes it" name m.Value)
+            if name = "profile" then
+                Expect.stringContains out "[default: 1,2]" "profile --help: --degrees' default"
+                Expect.stringContains out "[default: 1,2,4,8]" "profile --help: --batches' default"
             for o in c.Options do
                 Expect.stringContains out o.Name (sprintf "%s --help lists %s" name o.Name)
                 if not (o :? Help.HelpOption) then
@@ -173,6 +179,65 @@ let ``serve exits with code 1 naming the reason when the serving runtime cannot 
         finally
             if System.IO.Directory.Exists dir then System.IO.Directory.Delete(dir, true)
 
+/// A console whose every write fails as a full disk does (`> /dev/full`).
+type private FullOutput() =
+    inherit System.IO.TextWriter()
+    override _.Encoding = System.Text.Encoding.UTF8
+    override _.Write(_: char) : unit = raise (System.IO.IOException "No space left on device")
+    override _.Write(_: string) : unit = raise (System.IO.IOException "No space left on device")
+    override _.Write(_: char[], _: int, _: int) : unit = raise (System.IO.IOException "No space left on device")
+
+let ``an output path a command cannot write is refused up front, and a failed write is one line with exit 1`` =
+    testCase "an output path a command cannot write is refused up front, and a failed write is one line with exit 1" <| fun () ->
+        let noStack (name: string) (err: string) =
+            Expect.isFalse (err.Contains "   at ") (sprintf "%s: no stack trace (%s)" name err)
+            Expect.isFalse (err.Contains "Unhandled exception") (sprintf "%s: no unhandled exception" name)
+        // /proc takes no new files; a folder that does not exist is refused where the command does not create it
+        let round = System.IO.Path.Combine(System.AppContext.BaseDirectory, "OpenApi", "Examples", "GetPlanRound.200.json")
+        for args, option, path in
+            [ [ "replay"; round; "--lp"; "/nonexistent-trident/dir/x.lp" ], "--lp", "/nonexistent-trident/dir/x.lp"
+              [ "simulate"; "--workload"; "poisson"; "--out"; "/proc/nope" ], "--out", "/proc/nope"
+              [ "simulate"; "--workload"; "poisson"; "--write-trace"; "/proc/nope/t.csv" ], "--write-trace", "/proc/nope/t.csv"
+              [ "evaluate"; "--quick"; "--out"; "/proc/nope" ], "--out", "/proc/nope"
+              [ "loadgen"; "--workload"; "tiny-poisson"; "--out"; "/proc/nope/r.csv" ], "--out", "/proc/nope/r.csv"
+              [ "profile"; "--pipeline"; "tiny"; "--out"; "/proc/nope/p.json" ], "--out", "/proc/nope/p.json"
+              [ "generate"; "--pipeline"; "tiny"; "--prompt"; "x"; "--width"; "64"; "--height"; "64"; "--out"; "/proc/nope/x.png" ], "--out", "/proc/nope/x.png"
+              [ "models"; "tiny"; "--out"; "/proc/nope" ], "--out", "/proc/nope"
+              [ "bench"; "soak"; "--out"; "/proc/nope/s.csv" ], "--out", "/proc/nope/s.csv"
+              [ "bench"; "cluster"; "--out"; "/proc/nope/r.csv" ], "--out", "/proc/nope/r.csv" ] do
+            let name = String.concat " " args
+            let code, _, err = runCli args
+            Expect.equal code 2 (sprintf "%s: refused before it runs (%s)" name err)
+            Expect.stringContains err (sprintf "%s: cannot write '%s'" option path) (sprintf "%s: names the option and the path" name)
+            noStack name err
+        // a write that fails while it is made: one line naming the path and the reason, exit 1
+        if System.IO.File.Exists "/dev/full" then
+            for args, option in [ [ "replay"; round; "--lp"; "/dev/full" ], "--lp"
+                                  [ "simulate"; "--workload"; "poisson"; "--count"; "20"; "--write-trace"; "/dev/full" ], "--write-trace" ] do
+                let name = String.concat " " args
+                let code, _, err = runCli args
+                // 2 where this user may not create files in /dev (refused up front, naming it), else the write fails
+                Expect.contains [ 1; 2 ] code (sprintf "%s: exit code (%s)" name err)
+                Expect.stringContains err "/dev/full" (sprintf "%s: names the path" name)
+                if code = 1 then
+                    Expect.stringContains err (sprintf "could not write %s '/dev/full': No space left on device" option) (sprintf "%s: the reason" name)
+                noStack name err
+        // standard output that cannot be written: a command's output, and help
+        for args, prefix in [ [ "config"; "--defaults" ], "trident config"; [ "simulate"; "--help" ], "trident simulate"; [ "--version" ], "trident" ] do
+            let previousOut, previousErr = System.Console.Out, System.Console.Error
+            let err = new System.IO.StringWriter()
+            System.Console.SetOut(new FullOutput())
+            System.Console.SetError err
+            let code =
+                try Commands.RunAsync(Array.ofList args).GetAwaiter().GetResult()
+                finally
+                    System.Console.SetOut previousOut
+                    System.Console.SetError previousErr
+            let name = String.concat " " args + " > /dev/full"
+            Expect.equal code 1 (sprintf "%s: exit code (%s)" name (string err))
+            Expect.stringContains (string err) (prefix + ": could not write to standard output: No space left on device") (name + ": names standard output and why")
+            noStack name (string err)
+
 /// Sequenced with the other tests that redirect the console (Console.SetOut is process-wide).
 [<Tests>]
 let tests =
@@ -186,4 +251,5 @@ let tests =
         ``simulate --shapes draws a generated workload from the given shapes only, and refuses bad ones``
         ``off a terminal, progress is plain lines on standard error, at most one per interval but always the first and last``
         ``serve exits with code 1 naming the reason when the serving runtime cannot start``
+        ``an output path a command cannot write is refused up front, and a failed write is one line with exit 1``
     ] |> testSequenced ]

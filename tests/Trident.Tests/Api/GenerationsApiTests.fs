@@ -211,6 +211,10 @@ let ``a kept dispatch round is served as its snapshot and plan, and trident repl
         Expect.equal (errorsOf zero) (set [ "n" ]) "the bad field is named"
         use gone = get client "/v1/plan/rounds/999999999"
         Expect.equal gone.StatusCode HttpStatusCode.NotFound "a round never made"
+        let detail = (json gone).GetProperty("detail").GetString()
+        Expect.stringContains detail "round 999999999 has not run yet" "the 404 says why"
+        Expect.stringContains detail (sprintf "%d" dispatching.Head) "the 404 lists the kept rounds"
+        Expect.stringContains detail "that dispatched a request, ran the solver or failed" "and which rounds are kept"
         let dir = Directory.CreateTempSubdirectory("trident-replay-")
         try
             let file = Path.Combine(dir.FullName, "round.json")
@@ -417,6 +421,19 @@ let integrationTests =
             ``a full queue answers 429 with Retry-After, and every accepted request is still served``
         ] |> testSequenced ]
 
+let ``a round that is not kept is named with why and the rounds that are`` =
+    testCase "a round that is not kept is named with why and the rounds that are" <| fun () ->
+        let notKept round latest kept = Trident.Api.Endpoints.ClusterApi.NotKept(round, latest, ResizeArray<int64>(kept: int64 list), 32)
+        let kept = [ 3L; 5L; 6L; 7L; 12L ]
+        let future = notKept 200L 125L kept
+        Expect.stringStarts future "round 200 has not run yet (the last round is 125); kept: rounds 3, 5–7, 12 — " "a round not run yet"
+        Expect.stringContains future "the last 32 rounds (Trident:Serving:RoundHistory) that dispatched a request, ran the solver or failed" "what is kept"
+        Expect.stringStarts (notKept 2L 125L kept) "round 2 is older than the oldest round kept; kept: rounds 3, 5–7, 12" "an evicted round"
+        Expect.stringStarts (notKept 4L 125L kept) "round 4 decided nothing (no request could start and the solver did not run), so it was not kept" "a round between kept ones"
+        Expect.stringStarts (notKept 1L 4L []) "round 1 decided nothing" "nothing kept yet"
+        Expect.stringContains (notKept 1L 4L []) "no round is kept yet" "nothing kept yet"
+        Expect.stringContains (notKept 10L 10L [ 9L ]) "kept: round 9 —" "one round"
+
 /// Start-up and command-line checks that start no server (they ran in parallel with other modules).
 [<Tests>]
 let unitTests =
@@ -425,4 +442,5 @@ let unitTests =
         ``an unknown command is refused with the usage, and the commands include serve and loadgen``
         ``loadgen talks to loopback addresses only``
         ``bench soak refuses bad arguments, naming each, before starting a server``
+        ``a round that is not kept is named with why and the rounds that are``
     ] |> testSequencedGroup "GenerationsApiTests" ]

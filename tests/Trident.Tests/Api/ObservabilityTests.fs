@@ -228,6 +228,52 @@ let ``the OpenAPI document describes every route: summary, examples, and problem
         Expect.isTrue (Set.isSubset (set [ "202"; "400"; "413"; "415"; "429"; "503" ]) (codes "/v1/generations" "post")) "POST /v1/generations"
         Expect.isTrue (Set.isSubset (set [ "200"; "404"; "503" ]) (codes "/v1/generations/{id}" "get")) "GET /v1/generations/{id}"
 
+let ``the OpenAPI document's request bodies say what the routes accept: numbers as numbers, required only what is`` =
+    testCase "the OpenAPI document's request bodies say what the routes accept: numbers as numbers, required only what is" <| fun () ->
+        let client = observed.Value.Factory.CreateClient()
+        let doc = json (get client ApiDocs.DocumentPath)
+        let schemas = doc.GetProperty("components").GetProperty("schemas")
+        let schemaOf (e: JsonElement) =
+            let mutable r = Unchecked.defaultof<JsonElement>
+            if e.TryGetProperty("$ref", &r) then schemas.GetProperty(r.GetString().Substring("#/components/schemas/".Length)) else e
+        let requiredOf (s: JsonElement) =
+            let mutable r = Unchecked.defaultof<JsonElement>
+            if s.TryGetProperty("required", &r) then set [ for x in r.EnumerateArray() -> x.GetString() ] else Set.empty
+        let typesOf (s: JsonElement) =
+            let mutable t = Unchecked.defaultof<JsonElement>
+            if not (s.TryGetProperty("type", &t)) then Set.empty
+            elif t.ValueKind = JsonValueKind.Array then set [ for x in t.EnumerateArray() -> x.GetString() ]
+            else set [ t.GetString() ]
+        // each route's body: what its validation refuses when missing (prompt; the chat route's messages)
+        for path, required in [ "/v1/generations", set [ "prompt" ]; "/v1/images/generations", set [ "prompt" ]
+                                "/v1/videos", set [ "prompt" ]; "/v1/chat/completions", set [ "messages" ] ] do
+            let content = doc.GetProperty("paths").GetProperty(path).GetProperty("post").GetProperty("requestBody").GetProperty("content")
+            for media in content.EnumerateObject() do
+                let body = schemaOf (media.Value.GetProperty("schema"))
+                Expect.equal (requiredOf body) required (sprintf "POST %s (%s): required" path media.Name)
+                for p in body.GetProperty("properties").EnumerateObject() do
+                    let types = typesOf p.Value
+                    if types.Contains "integer" || types.Contains "number" then
+                        Expect.isFalse (types.Contains "string") (sprintf "POST %s: %s is a JSON number only (a string is refused)" path p.Name)
+                        let mutable pattern = Unchecked.defaultof<JsonElement>
+                        Expect.isFalse (p.Value.TryGetProperty("pattern", &pattern)) (sprintf "POST %s: %s has no digits pattern" path p.Name)
+        let generation = schemas.GetProperty("GenerationRequestDto").GetProperty("properties")
+        for field in [ "width"; "height"; "frames"; "steps"; "seed"; "deadline_ms"; "priority"; "num_images"; "fps" ] do
+            Expect.equal (typesOf (generation.GetProperty field)) (set [ "null"; "integer" ]) (sprintf "%s: an integer (or null)" field)
+        Expect.equal (typesOf (generation.GetProperty "guidance")) (set [ "null"; "number" ]) "guidance: a number (or null)"
+        Expect.equal (requiredOf (schemas.GetProperty "ChatMessageDto")) (set [ "role"; "content" ]) "a chat message: role and content"
+        // the headers the routes send
+        let headersOf (path: string) (verb: string) (code: string) =
+            let response = doc.GetProperty("paths").GetProperty(path).GetProperty(verb).GetProperty("responses").GetProperty(code)
+            let mutable h = Unchecked.defaultof<JsonElement>
+            if response.TryGetProperty("headers", &h) then set [ for x in h.EnumerateObject() -> x.Name ] else Set.empty
+        Expect.contains (headersOf "/v1/generations" "post" "202") "Location" "a 202 names the job's status URL"
+        Expect.contains (headersOf "/v1/generations/{id}" "delete" "202") "Location" "a cancel's 202 too"
+        for path, verb in [ "/v1/generations", "post"; "/v1/images/generations", "post"; "/v1/videos", "post"; "/v1/chat/completions", "post" ] do
+            Expect.contains (headersOf path verb "429") "Retry-After" (sprintf "%s %s 429: Retry-After" verb path)
+            Expect.contains (headersOf path verb "503") "Retry-After" (sprintf "%s %s 503: Retry-After" verb path)
+        Expect.contains (headersOf "/ready" "get" "503") "Retry-After" "GET /ready 503: Retry-After"
+
 let ``/docs is Scalar's page over the document and loads nothing from outside the server`` =
     testCase "/docs is Scalar's page over the document and loads nothing from outside the server" <| fun () ->
         let client = readyClient observed.Value.Factory
@@ -314,6 +360,7 @@ let integrationTests =
             ``a generation is one trace: queue, dispatch round, each stage and each transfer are children of its root span``
             ``/metrics is OpenTelemetry's Prometheus output: counters, histograms with the instruments' buckets, gauges, nothing but trident_ series``
             ``the OpenAPI document describes every route: summary, examples, and problem+json error answers``
+            ``the OpenAPI document's request bodies say what the routes accept: numbers as numbers, required only what is``
             ``/docs is Scalar's page over the document and loads nothing from outside the server``
         ] |> testSequenced ]
 

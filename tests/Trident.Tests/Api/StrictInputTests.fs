@@ -230,6 +230,29 @@ let ``a config file that does not exist stops serve with exit 2`` =
         Expect.equal code 2 "exit code"
         Expect.stringContains message "does not exist" "message"
 
+let ``a config file that does not load is named with the line, the position and why, by serve, worker and config --check`` =
+    testCase "a config file that does not load is named with the line, the position and why, by serve, worker and config --check" <| fun () ->
+        let dir = Directory.CreateTempSubdirectory("trident-config-")
+        try
+            // a missing comma on line 4 (the trailing comma on line 3 and the comment are allowed, as the loader allows them)
+            let broken = Path.Combine(dir.FullName, "broken.json")
+            File.WriteAllText(broken, "{\n  \"Trident\": { // the server\n    \"Serving\": { \"QueueCapacity\": 8, }\n    \"LogFormat\": \"text\"\n  }\n}\n")
+            // one key under two spellings that differ only by case: the same configuration key, given twice
+            let cased = Path.Combine(dir.FullName, "cased.json")
+            File.WriteAllText(cased, "{ \"Trident\": {\n  \"serving\": { \"QueueCapacity\": 8 },\n  \"Serving\": { \"QueueCapacity\": 9 } } }\n")
+            for command in [ [ "config"; "--check" ]; [ "serve"; "--urls"; "http://127.0.0.1:0"; "--Trident:LogLevel"; "Fatal"; "--config" ]
+                             [ "worker"; "--config" ] ] do
+                let name = String.concat " " command
+                let code, message = run (command @ [ broken ])
+                Expect.equal code 2 (sprintf "%s, broken JSON: exit code (%s)" name message)
+                Expect.stringContains message (broken + ": line 4, position 5: ") (sprintf "%s names the file, the line and the position" name)
+                Expect.stringContains message "is invalid after a value" (sprintf "%s gives the parser's reason" name)
+                let code, message = run (command @ [ cased ])
+                Expect.equal code 2 (sprintf "%s, keys differing by case: exit code (%s)" name message)
+                Expect.stringContains message (cased + ": keys 'serving' (line 2) and 'Serving' (line 3) differ only by case") (sprintf "%s says so" name)
+        finally
+            dir.Delete(true)
+
 let ``a bad --urls stops serve with exit 2 naming the address`` =
     testCase "a bad --urls stops serve with exit 2 naming the address, before anything starts" <| fun () ->
         let code, message = run [ "serve"; "--urls"; "notaurl"; "--Trident:LogLevel"; "Fatal" ]
@@ -464,6 +487,7 @@ let unitTests =
     testList "unit" [ testList "StrictInputTests" [
         ``unparsable values and unknown keys from the command line or a config file stop serve with exit 2 and every key named``
         ``a config file that does not exist stops serve with exit 2``
+        ``a config file that does not load is named with the line, the position and why, by serve, worker and config --check``
         ``a bad --urls stops serve with exit 2 naming the address``
         ``configuration errors that need the pipeline stop serve with exit 2 before it listens, and config --check reports them``
         ``environment variables are bound as strictly as other sources, and lists take a comma-separated value``

@@ -488,6 +488,43 @@ let ``draining refuses new work, lets running jobs finish, and cancels what is l
         finally
             server.DisposeAsync().AsTask().Wait()
 
+/// Log lines, rendered, from every logger of the server.
+type private LineLogs() =
+    let lines = Collections.Concurrent.ConcurrentQueue<string>()
+    member _.Lines = List.ofSeq lines
+    interface Microsoft.Extensions.Logging.ILoggerFactory with
+        member _.CreateLogger _ =
+            { new Microsoft.Extensions.Logging.ILogger with
+                member _.BeginScope _ = null
+                member _.IsEnabled _ = true
+                member _.Log(_, _, state, ex, formatter) = lines.Enqueue(formatter.Invoke(state, ex)) }
+        member _.AddProvider _ = ()
+        member _.Dispose() = ()
+
+let ``at the drain time each cancelled job is logged with the state it was in, queued or running`` =
+    testCase "at the drain time each cancelled job is logged with the state it was in, queued or running" <| fun () ->
+        let mix =
+            { Classes = [ { Shape = Shape.image 64 64; Steps = 4; Share = 1.0 } ]
+              ArrivalRate = 1.0 }
+        let gates = Gates()
+        let setup = ServerSetup(DeviceLayout.Cpu(1, 1, 1, 8.0), testProfile, CostSettings.defaults, GatedExecutors gates, ServingSettings(), mix)
+        let logs = new LineLogs()
+        let server = TridentServer.Start(setup, logs, TimeProvider.System)
+        try
+            let gate = gates.Hold("running", Stage.Diffuse)
+            let running = server.Submit(input "running" 2, Nullable(), Nullable()) |> accepted
+            gate.WaitEntered 30.0
+            let waiting = server.Submit(input "waiting" 2, Nullable(), Nullable()) |> accepted
+            Expect.equal waiting.Status JobStatus.Queued "the second job waits for the one device"
+            let drain = server.DrainAsync(TimeSpan.FromSeconds 0.2, TimeSpan.FromSeconds 3.0)
+            Expect.isTrue (drain.Wait(TimeSpan.FromSeconds 30.0)) "the drain ends"
+            Expect.equal waiting.Status JobStatus.Cancelled "the queued job is cancelled"
+            let line (job: Job) = logs.Lines |> List.tryFind (fun l -> l.Contains(sprintf "cancelled job %d (" job.Id.Value))
+            Expect.equal (line waiting |> Option.map (fun l -> l.Contains "(queued)")) (Some true) (sprintf "the queued job's line says queued: %A" (line waiting))
+            Expect.equal (line running |> Option.map (fun l -> l.Contains "(diffusing)")) (Some true) (sprintf "the running job's line says diffusing: %A" (line running))
+        finally
+            server.DisposeAsync().AsTask().Wait()
+
 let ``a session that failed to load is loaded again by the next task, so restoring the model file heals the server`` =
     testCase "a session that failed to load is loaded again by the next task, so restoring the model file heals the server" <| fun () ->
         let source = TinyFixture.directory.Value
@@ -862,6 +899,7 @@ let tests =
         ``a cancelled job reports timings only for the stages that ran, at every cancel point``
         ``a refusal's Retry-After is the queue's predicted drain time, not the refused request's own cost``
         ``draining refuses new work, lets running jobs finish, and cancels what is left at the drain time with a final event``
+        ``at the drain time each cancelled job is logged with the state it was in, queued or running``
         ``a session that failed to load is loaded again by the next task, so restoring the model file heals the server``
         ``with a round period longer than the test every request is served: rounds never wait for the period``
         ``a request whose work is lost with a device is re-queued from its last completed stage and succeeds on the devices left``

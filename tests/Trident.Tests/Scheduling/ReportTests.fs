@@ -208,6 +208,18 @@ let ``evaluate with a profile says what share of a workload is costed beyond the
         Expect.stringContains note "1 of 4 requests (25 %)" "the share named"
         Expect.stringContains note (string largest.Shape) "the largest measured size named"
 
+let ``a plan's source text gives the objective and bound to three decimals`` =
+    testCase "a plan's source text gives the objective and bound to three decimals" <| fun () ->
+        let stats objective bound =
+            PlanSource.Mip
+                { Backend = "scip"; Outcome = "optimal"; Proven = true; Objective = objective; Bound = bound; Gap = 0.0
+                  SolveTime = 0.0123<s>; Variables = 10; Constraints = 5 }
+        // a placement's objective is its α: one decimal printed 0.505 as 0.5 and 3.6098 as 3.6
+        Expect.equal (PlanSource.describe (stats 0.505 0.505)) "mip scip optimal objective=0.505 bound=0.505 gap=0.0000 time=12.3ms" "α 0.505"
+        Expect.stringContains (PlanSource.describe (stats 3.6098 3.6098)) "objective=3.610 bound=3.610" "α 3.6098"
+        Expect.stringContains (PlanSource.describe (stats 997.5 1000.25)) "objective=997.500 bound=1000.250" "a dispatch round's objective"
+        Expect.equal (PlanSource.describe (PlanSource.Greedy "time limit")) "greedy (time limit)" "greedy and why"
+
 [<Tests>]
 let cliTests =
     testList "unit" [ testList "ReportCliTests" [
@@ -228,4 +240,5 @@ let tests =
         ``small clusters get nodes that fit them``
         ``a profile of another model is simulated with its own shapes and steps``
         ``the production replay keeps arrivals, steps and images and loads the cluster as stated``
+        ``a plan's source text gives the objective and bound to three decimals``
     ] ]
