@@ -126,7 +126,7 @@ internal static class GenerationRequests
         if (!(sizeErrors > 0 || !stepsOk || e.ByField.ContainsKey("width") || e.ByField.ContainsKey("height")))
         {
             estimate = Predict(ready, new Trident.Scheduling.Shape(height, width, frames), s);
-            var what = $"{width}×{height}, {frames} frame(s), {s} steps";
+            var what = $"{width}×{height}, {frames} frame(s), {s} step{(s == 1 ? "" : "s")}";
             foreach (var (problem, byTime) in OverLimitsByLimit(estimate, what, limits))
                 foreach (var field in costFields.For(byTime)) e.Add(field, problem);
         }
@@ -145,12 +145,18 @@ internal static class GenerationRequests
     private static IEnumerable<(string Message, bool ByTime)> OverLimitsByLimit(Estimate estimate, string what, LimitOptions limits)
     {
         if (limits.MaxPredictedSeconds > 0 && estimate.Seconds > limits.MaxPredictedSeconds)
-            yield return ($"{what} is predicted to take {estimate.Seconds:F1} s served alone on this server, over "
+            yield return ($"{what} is predicted to take {Seconds(estimate.Seconds)} s served alone on this server, over "
                 + $"Trident:Limits:MaxPredictedSeconds = {limits.MaxPredictedSeconds} (ask for fewer steps, frames or pixels)", true);
         if (limits.MaxActivationGb > 0 && estimate.ActivationGb > limits.MaxActivationGb)
             yield return ($"{what} is predicted to need {estimate.ActivationGb:F2} GB of activations on one device, over "
                 + $"Trident:Limits:MaxActivationGb = {limits.MaxActivationGb}", false);
     }
+
+    // seconds to three significant digits (0.0123, 1.23, 123): a limit of 0.02 s at a small emulation time scale read
+    // "predicted to take 0.0 s … over 0.02" with one decimal
+    private static string Seconds(double seconds) =>
+        seconds >= 100 ? seconds.ToString("F0", System.Globalization.CultureInfo.InvariantCulture)
+        : seconds.ToString("G3", System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>The key of a problem with the whole request rather than one field (as for a body that is not JSON).</summary>
     public const string WholeRequest = "$";
@@ -245,6 +251,9 @@ internal static class GenerationRequests
         }
         var fps = dto.Fps ?? defaultFps;
         var frames = dto.NumFrames ?? DefaultVideoFrames(ready);
+        // one frame is an image, which this route would hand back as a PNG under a video's name
+        if (dto.NumFrames is 1)
+            e.Add("num_frames", "a video has at least 2 frames; one frame is an image (POST /v1/images/generations or /v1/generations)");
         if (dto.Seconds is { } seconds)
         {
             if (dto.NumFrames is not null) e.Add("seconds", "give seconds or num_frames, not both");

@@ -44,10 +44,10 @@ public sealed class OnnxServingBackend : IServingBackend
             var size = pipeline.Manifest.Size;
             var maxWidth = Math.Min(size.MaxWidth, options.Limits.MaxWidth);
             var maxHeight = Math.Min(size.MaxHeight, options.Limits.MaxHeight);
-            var measured = configured.Diffuse.Points.IsEmpty ? 0.0 : configured.Diffuse.Points.Max(p => p.Shape.PixelFrames);
-            if (measured < (double)maxWidth * maxHeight * size.MinFrames)
-                log.LogWarning("Profile {Path} measures sizes up to {Measured:F0} pixel-frames, but the server accepts up to {Width}×{Height} (Trident:Limits:MaxWidth, MaxHeight): larger requests are predicted from its curves extrapolated beyond the data (too fast where attention's quadratic cost grows); profile the largest size too (trident profile --shapes …) or lower the limits",
-                    Path.GetFullPath(options.Profile), measured, maxWidth, maxHeight);
+            Shape? largest = configured.Diffuse.Points.IsEmpty ? null : configured.Diffuse.Points.MaxBy(p => p.Shape.PixelFrames)!.Shape;
+            if ((largest?.PixelFrames ?? 0) < (double)maxWidth * maxHeight * size.MinFrames)
+                log.LogWarning("Profile {Path} measures sizes up to {Measured}, but the server accepts up to {Width}×{Height} (Trident:Limits:MaxWidth, MaxHeight): larger requests are predicted from its curves extrapolated beyond the data (too fast where attention's quadratic cost grows); profile the largest size too (trident profile --shapes …) or lower the limits",
+                    Path.GetFullPath(options.Profile), largest?.ToString() ?? "no size", maxWidth, maxHeight);
             return (configured, Path.GetFullPath(options.Profile));
         }
 
@@ -65,7 +65,7 @@ public sealed class OnnxServingBackend : IServingBackend
                 log.LogWarning("Cached profile {Path} is unreadable ({Error}); profiling again", cached, ex.Message);
             }
         }
-        log.LogInformation("No profile configured: profiling {Pipeline} on this machine ({Shapes}; one run each: {Extent}; degrees {Degrees}); cached at {Path}",
+        log.LogInformation("No profile configured: profiling {Pipeline} on this machine ({Shapes}; one timed run each: {Extent}; degrees {Degrees}); cached at {Path}",
             pipeline.Manifest.Name, string.Join(", ", quick.Shapes), quick.Extent.Count > 0 ? string.Join(", ", quick.Extent) : "none", string.Join(",", quick.Degrees), cached);
         var profile = await Profiler.ProfileAsync(pipeline, quick, ct);
         Directory.CreateDirectory(cacheDir);
@@ -84,7 +84,7 @@ public sealed class OnnxServingBackend : IServingBackend
 
     /// <summary>The quick profile: up to three square sizes from the pipeline's smallest to the default size
     /// (doubling), one frame, degrees 1, 2, 4, 8 up to the largest node, 4 steps, median of 3 — and, measured by one
-    /// run each (<see cref="ProfilerOptions.Extent"/>), the larger sizes the server accepts: the default side doubled
+    /// timed run each after a warm-up (<see cref="ProfilerOptions.Extent"/>), the larger sizes the server accepts: the default side doubled
     /// while it is within the pipeline's and Trident:Limits' largest sides, then the largest width × height itself,
     /// so that no accepted size is predicted from a curve extrapolated beyond its data (one frame: a video's frames
     /// above the pipeline's fewest are still extrapolated).</summary>

@@ -399,11 +399,15 @@ public sealed class EmulatedStageExecutor : IAsyncStageExecutor
 
     /// <summary>The size of a placeholder frame for a request of <paramref name="width"/> × <paramref name="height"/>:
     /// the request's aspect, the longer side at most <see cref="PlaceholderSide"/> pixels (so that results of
-    /// thousands of emulated requests cost little to encode, store and send).</summary>
+    /// thousands of emulated requests cost little to encode, store and send). A scaled side is rounded to an even
+    /// number of pixels (at least 2): H.264 and VP9 with 4:2:0 chroma take even sides only, so a 1024 × 560 video's
+    /// placeholder is 64 × 36, not 64 × 35 (which ffmpeg refused after every stage had run).</summary>
     public static (int Width, int Height) PlaceholderSize(int width, int height)
     {
-        var scale = Math.Min(1.0, (double)PlaceholderSide / Math.Max(width, height));
-        return (Math.Max(1, (int)Math.Round(width * scale)), Math.Max(1, (int)Math.Round(height * scale)));
+        var scale = (double)PlaceholderSide / Math.Max(width, height);
+        if (scale >= 1) return (width, height);
+        static int Even(double side) => Math.Max(2, 2 * (int)Math.Round(side / 2));
+        return (Even(width * scale), Even(height * scale));
     }
 
     /// <inheritdoc />

@@ -74,6 +74,10 @@ let ``emulated stages hand real bytes on and decode a placeholder pattern that d
         Expect.equal frames.Count 1 "one frame"
         Expect.equal ((frames[0].Width, frames[0].Height)) ((64, 32)) "the request's aspect, 64 pixels on the longer side"
         Expect.equal (EmulatedStageExecutor.PlaceholderSize(48, 32)) (struct (48, 32)) "small requests keep their size"
+        // H.264 takes even sides only: 1024 × 560 scaled to 64 × 35 made every such MP4 fail after its stages ran
+        for w, h in [ 1024, 560; 1024, 592; 544, 1008; 1280, 720; 960, 544; 1280, 16 ] do
+            let struct (pw, ph) = EmulatedStageExecutor.PlaceholderSize(w, h)
+            Expect.isTrue (pw % 2 = 0 && ph % 2 = 0 && pw >= 2 && ph >= 2 && max pw ph = 64) (sprintf "%dx%d → %dx%d: even sides, the longer 64" w h pw ph)
         let _, _, again = run i
         Expect.sequenceEqual again[0].Pixels frames[0].Pixels "same prompt and seed: same pattern"
         let _, _, other = run (input 512 256 1 4 8UL)
@@ -324,6 +328,10 @@ let ``an emulated video server refuses frame counts its model does not take, nam
         refused "/v1/generations" """{"prompt":"v","width":960,"height":544,"frames":32,"steps":2}""" "frames"
         refused "/v1/videos" """{"prompt":"v","size":"960x544","num_frames":32,"num_inference_steps":2}""" "num_frames"
         refused "/v1/chat/completions" """{"messages":[{"role":"user","content":"v"}],"width":960,"height":544,"num_frames":32,"num_inference_steps":2}""" "num_frames"
+        // one frame is a length the model takes (4 · 0 + 1) but an image, not a video: the videos route refuses it
+        use one = post client "/v1/videos" """{"prompt":"v","size":"960x544","num_frames":1,"num_inference_steps":2}"""
+        Expect.equal one.StatusCode HttpStatusCode.BadRequest "one frame on /v1/videos"
+        Expect.stringContains ((json one).GetProperty("errors").GetProperty("num_frames").[0].GetString()) "at least 2 frames" "names num_frames"
         // a length the model takes is served, the default one included
         use ok = post client "/v1/videos" """{"prompt":"v","size":"960x544","num_frames":33,"num_inference_steps":2}"""
         Expect.equal ok.StatusCode HttpStatusCode.OK (ok.Content.ReadAsStringAsync().Result)

@@ -44,8 +44,8 @@ let ``profiler options that do not fit the pipeline are all reported`` =
         let errors = Profiler.Validate(TinyFixture.pipeline.Value.Manifest, options) |> Seq.map (fun e -> e.Path) |> Seq.distinct |> Seq.sort |> List.ofSeq
         Expect.equal errors ([ "degrees"; "frames"; "repeats"; "shapes"; "steps" ]: string list) "errors"
 
-let ``extent shapes are measured once each, at every degree, without batch points`` =
-    testCase "extent shapes are measured once each, at every degree, without batch points" <| fun () ->
+let ``extent shapes are measured by one timed run each, at every degree, without batch points`` =
+    testCase "extent shapes are measured by one timed run each, at every degree, without batch points" <| fun () ->
         let main = { Height = 64; Width = 64; Frames = 1 }
         let extent = { Height = 128; Width = 128; Frames = 1 }
         let reported = Collections.Concurrent.ConcurrentQueue<MeasuredPoint>()
@@ -59,7 +59,7 @@ let ``extent shapes are measured once each, at every degree, without batch point
             let keys = stage.Points |> List.map (fun p -> p.Shape, p.Degree) |> List.sort
             Expect.equal keys ([ for s in [ main; extent ] do for k in degrees -> s, k ] |> List.sort) "a point for the main and the extent shape"
             Expect.isTrue (stage.Batches |> List.forall (fun b -> b.Shape = main)) "batch points for the main shape only"
-        Expect.stringContains profile.Source "measured by one run each" "the source says how the extent was measured"
+        Expect.stringContains profile.Source "measured by one timed run each after a warm-up" "the source says how the extent was measured"
         let overlapping = ProfilerOptions(Shapes = [ main ], Extent = [ main; { Height = 100; Width = 64; Frames = 1 } ])
         let errors = Profiler.Validate(TinyFixture.pipeline.Value.Manifest, overlapping) |> Seq.map (fun e -> e.Path) |> Seq.distinct |> Seq.sort |> List.ofSeq
         Expect.equal errors [ "extent" ] "an extent shape listed among the shapes, and one the pipeline does not serve, are refused"
@@ -84,6 +84,6 @@ let tests =
     testList "integration" [ testList "ProfilerTests" [
         ``the profiler's output parses with ProfileFile.parse and has a point for every shape and degree``
         ``profiler options that do not fit the pipeline are all reported``
-        ``extent shapes are measured once each, at every degree, without batch points``
+        ``extent shapes are measured by one timed run each, at every degree, without batch points``
         ``the start-up profile measures every size the server accepts, the larger ones once``
     ] |> testSequenced ]
