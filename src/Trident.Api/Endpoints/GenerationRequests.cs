@@ -102,7 +102,7 @@ internal static class GenerationRequests
             e.Add("negative_prompt", $"must be at most {limits.MaxPromptLength} characters (Unicode code points; got {m})");
 
         var sizeErrors = 0;
-        foreach (var err in ready.Manifest.CheckSize(width, height, frames))
+        foreach (var err in ready.Manifest.CheckSize(width, height, frames, limits.MaxFrames))
         {
             e.Add(sizeField.Length > 0 && err.Path != "frames" ? sizeField : Wire(err.Path), err.Message);
             sizeErrors++;

@@ -174,6 +174,11 @@ let ``video manifests check frame counts against the temporal compression`` =
             (ok.CheckSize(840, 480, 32) |> Seq.map string |> List.ofSeq)
             ([ "width: must be a multiple of 16"; "frames: must be 1 more than a multiple of the temporal compression 4 (4k + 1; the nearest: 29 or 33)" ]: string list)
             "ok.CheckSize(840, 480, 32) |> Seq.map string |> List.ofSeq"
+        // a caller's own frame limit (a server's MaxFrames) bounds the counts suggested: never one it refuses
+        let nearest (frames: int) (limit: int) =
+            ok.CheckSize(832, 480, frames, limit) |> Seq.map string |> Seq.exactlyOne
+        Expect.stringEnds (nearest 32 30) "the nearest: 29)" "33 is over a limit of 30"
+        Expect.stringEnds (nearest 32 17) "the nearest: 17)" "both over a limit of 17: the largest count within it"
 
 let ``saving an invalid manifest throws and writes nothing`` =
     testCase "saving an invalid manifest throws and writes nothing" <| fun () ->
