@@ -127,19 +127,8 @@ public static class ClusterApi
             + "ran the solver or failed";
     }
 
-    // "3, 5–9, 12" for ascending round numbers.
-    private static string Ranges(IReadOnlyList<long> sorted)
-    {
-        var parts = new List<string>();
-        for (var i = 0; i < sorted.Count;)
-        {
-            var j = i;
-            while (j + 1 < sorted.Count && sorted[j + 1] == sorted[j] + 1) j++;
-            parts.Add(i == j ? $"{sorted[i]}" : $"{sorted[i]}–{sorted[j]}");
-            i = j + 1;
-        }
-        return string.Join(", ", parts);
-    }
+    // "3, 5–9, 12" for round numbers.
+    private static string Ranges(IReadOnlyList<long> rounds) => Trident.Runtime.Serving.ServingLoop.NumberRanges(rounds, "–");
 
     private static Results<ContentHttpResult, ProblemHttpResult> Profile(HttpContext http, ServerHost host) =>
         host.Ready is { } ready

@@ -1071,15 +1071,19 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
     }
 
     // "0-7, 9" for a list of device ids.
-    private static string Ranges(IEnumerable<int> ids)
+    private static string Ranges(IEnumerable<int> ids) => NumberRanges(ids.Select(i => (long)i), "-");
+
+    /// <summary>Whole numbers as runs of consecutive ones, in ascending order: "0-7, 9" (with <paramref name="dash"/>
+    /// between a run's ends); duplicates count once.</summary>
+    public static string NumberRanges(IEnumerable<long> values, string dash)
     {
-        var sorted = ids.Order().ToArray();
+        var sorted = values.Distinct().Order().ToArray();
         var parts = new List<string>();
         for (var i = 0; i < sorted.Length;)
         {
             var j = i;
             while (j + 1 < sorted.Length && sorted[j + 1] == sorted[j] + 1) j++;
-            parts.Add(i == j ? $"{sorted[i]}" : $"{sorted[i]}-{sorted[j]}");
+            parts.Add(i == j ? $"{sorted[i]}" : $"{sorted[i]}{dash}{sorted[j]}");
             i = j + 1;
         }
         return string.Join(", ", parts);
