@@ -270,17 +270,14 @@ public static class Profiler
     /// <summary>
     /// One point: a fresh pipeline, its session for (model, threads) created, a warm-up run measured for
     /// memory, then <paramref name="repeats"/> timed runs. Returns the median seconds divided by
-    /// <paramref name="unitsPerRun"/> and the peak growth in bytes; with no repeats, the warm-up run's own seconds
-    /// (a first run: its session's buffers are allocated in it, so it is a little slower than the next).
+    /// <paramref name="unitsPerRun"/> and the peak growth in bytes.
     /// </summary>
     private static (double Seconds, long PeakBytes) Point(
         LoadedPipeline pipeline, StageModel model, int threads, int repeats, int unitsPerRun, Action<LoadedPipeline> run)
     {
         using var fresh = pipeline.Reopen();
         fresh.Session(model, threads);
-        var warmUp = Stopwatch.StartNew();
         var peak = ProcessMemory.PeakGrowth(() => run(fresh));
-        if (repeats == 0) return (warmUp.Elapsed.TotalSeconds / unitsPerRun, peak);
         var times = new double[repeats];
         for (var i = 0; i < repeats; i++)
         {
