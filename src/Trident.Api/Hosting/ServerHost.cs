@@ -254,7 +254,7 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
         WorkerQueueCapacity = Math.Max(64, 4 * (o.Serving.QueueCapacity + 16)),
         Dispatch = DispatchSettingsModule.withTimeLimit(o.Serving.DispatchTimeLimitMs / 1000.0, DispatchSettingsModule.defaults),
         PlacementTimeLimitSeconds = o.Serving.PlacementTimeLimitMs / 1000.0,
-        Monitor = new MonitorSettings(o.Monitor.WindowSeconds, o.Monitor.TriggerRatio, o.Monitor.CooldownSeconds, o.Monitor.MinArrivals, o.Monitor.MinGain),
+        Monitor = MonitorSettings(o),
         RoundHistory = o.Serving.RoundHistory,
         VideoFramesPerSecond = o.Serving.VideoFramesPerSecond,
         // across machines: with every worker gone, requests wait as long as the coordinator waits for workers at start
@@ -267,6 +267,15 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
             : null,
         StorageDirectory = o.Storage.Resolve(Trident.Runtime.Execution.PipelineLocator.FindHome()),
     };
+
+    /// <summary>The monitor's settings from the options. On emulated devices the window, cool-down and re-check
+    /// spacing are in the emulated devices' time, like the profile's latencies: × Trident:Emulation:TimeScale in
+    /// the server's seconds, so that Adjust-on-Dispatch reacts after as much work as the simulator's does.</summary>
+    public static MonitorSettings MonitorSettings(TridentOptions o)
+    {
+        var m = new MonitorSettings(o.Monitor.WindowSeconds, o.Monitor.TriggerRatio, o.Monitor.CooldownSeconds, o.Monitor.MinArrivals, o.Monitor.MinGain);
+        return o.Devices.Kind == EmulationOptions.Kind ? m.Scaled(o.Emulation.TimeScale) : m;
+    }
 
     /// <summary>The built-in default size (Trident:Limits:DefaultWidth and DefaultHeight, pixels).</summary>
     public const int BuiltInDefaultSide = 256;

@@ -29,6 +29,20 @@ public sealed record MonitorSettings(double WindowSeconds, double TriggerRatio, 
         AdjustSettingsModule.defaults.Window, AdjustSettingsModule.defaults.Threshold, AdjustSettingsModule.defaults.Cooldown,
         AdjustSettingsModule.defaults.MinSamples, AdjustSettingsModule.defaults.MinGain);
 
+    /// <summary>How long after an evaluation whose trigger did not fire the next one is made (the simulator's
+    /// spacing: 1 s).</summary>
+    public double RecheckSeconds { get; init; } = 1.0;
+
+    /// <summary>The same settings with every duration (window, cool-down, re-check spacing) multiplied by
+    /// <paramref name="timeScale"/>: emulated devices run the profile's times × the scale, so a window of 60 s
+    /// of the reference devices' time is 60 × scale seconds of the server's clock (Trident:Emulation:TimeScale).</summary>
+    public MonitorSettings Scaled(double timeScale) => this with
+    {
+        WindowSeconds = WindowSeconds * timeScale,
+        CooldownSeconds = CooldownSeconds * timeScale,
+        RecheckSeconds = RecheckSeconds * timeScale,
+    };
+
     /// <summary>The scheduling core's settings, with the placement solve's time limit.</summary>
     public AdjustSettings ToAdjustSettings(double placementTimeLimit) =>
         new(WindowSeconds, TriggerRatio, CooldownSeconds, MinArrivals, MinGain, placementTimeLimit);
@@ -57,11 +71,14 @@ public sealed record MonitorView(
     IReadOnlyList<double> Utilisation,
     double Imbalance);
 
-/// <summary>Sliding-window monitor. Serving-loop thread only.</summary>
+/// <summary>Sliding-window monitor. The serving loop records into it; <see cref="View"/> may be called from any
+/// thread (the HTTP routes and the metrics read it when asked, so that a round does not rebuild it), hence the lock.
+/// The lock is never held across a placement solve.</summary>
 public sealed class StageMonitor
 {
     private readonly record struct Run(Stage Stage, int Device, bool Lead, double Start, double End);
 
+    private readonly object _gate = new();
     private readonly Queue<Run> _runs = new();
     private int _devices;
     private Trident.Scheduling.Monitor _monitor;
@@ -81,20 +98,20 @@ public sealed class StageMonitor
     public Trident.Scheduling.Monitor Observations => _monitor;
 
     /// <summary>A request arrived.</summary>
-    public void Arrived(Request request) => _monitor = MonitorModule.arrived(request, _monitor);
+    public void Arrived(Request request) { lock (_gate) _monitor = MonitorModule.arrived(request, _monitor); }
 
     /// <summary>A stage task finished successfully (a diffuse of degree k counts once).</summary>
-    public void Completed(Stage stage, double at) => _monitor = MonitorModule.completed(at, stage, _monitor);
+    public void Completed(Stage stage, double at) { lock (_gate) _monitor = MonitorModule.completed(at, stage, _monitor); }
 
     /// <summary>A device was busy with a stage: as the task's own device (<paramref name="lead"/>) or, for
     /// a diffuse group, as one of the devices its lead reserved.</summary>
-    public void Ran(Stage stage, int device, bool lead, double start, double end) => _runs.Enqueue(new Run(stage, device, lead, start, end));
+    public void Ran(Stage stage, int device, bool lead, double start, double end) { lock (_gate) _runs.Enqueue(new Run(stage, device, lead, start, end)); }
 
     /// <summary>The request mix and arrival rate of the window.</summary>
-    public WorkloadStats Stats(double now) => MonitorModule.stats(now, _monitor);
+    public WorkloadStats Stats(double now) { lock (_gate) return MonitorModule.stats(now, _monitor); }
 
     /// <summary>Counts devices up to <paramref name="devices"/> (devices that joined).</summary>
-    public void Grow(int devices) => _devices = Math.Max(_devices, devices);
+    public void Grow(int devices) { lock (_gate) _devices = Math.Max(_devices, devices); }
 
     /// <summary>Stage capacities the placement gives the window's mix (empty mix: zero).</summary>
     public static IReadOnlyDictionary<Stage, double> Capacities(CostModel cost, PlacementPlan placement, WorkloadStats stats)
@@ -107,11 +124,16 @@ public sealed class StageMonitor
     /// <summary>The window's figures under the current placement.</summary>
     public MonitorView View(double now, CostModel cost, PlacementPlan placement)
     {
+        lock (_gate) return ViewLocked(now, cost, placement);
+    }
+
+    private MonitorView ViewLocked(double now, CostModel cost, PlacementPlan placement)
+    {
         var from = now - Settings.WindowSeconds;
         while (_runs.Count > 0 && _runs.Peek().End < from) _runs.Dequeue();
         _monitor = MonitorModule.trim(now, _monitor);
         var rates = MonitorModule.throughputs(now, _monitor);
-        var stats = Stats(now);
+        var stats = MonitorModule.stats(now, _monitor);
         var capacities = Capacities(cost, placement, stats);
         var window = Math.Max(1e-9, Math.Min(Settings.WindowSeconds, now - _monitor.Since));
         double Rate(Stage s) => s.IsEncode ? rates.Encode : s.IsDiffuse ? rates.Diffuse : rates.Decode;
@@ -131,16 +153,18 @@ public sealed class StageMonitor
 
     /// <summary>Whether the window ending <paramref name="now"/> holds enough arrivals and observation for a placement to
     /// be planned for it (AdjustOnDispatch.confident); a placement made for a thinner window is provisional.</summary>
-    public bool Confident(double now) => AdjustOnDispatch.confident(Settings.ToAdjustSettings(1.0), _monitor, now);
+    public bool Confident(double now) { lock (_gate) return AdjustOnDispatch.confident(Settings.ToAdjustSettings(1.0), _monitor, now); }
 
     /// <summary>One Adjust-on-Dispatch evaluation, as the simulator makes it: over the window ending now,
     /// for the current placement and the statistics it was planned for (null: a provisional placement, no
     /// gate).</summary>
     public AdjustDecision Decide(double now, Cluster cluster, CostModel cost, PlacementPlan current, WorkloadStats? plannedFor, double placementTimeLimit)
     {
-        _monitor = MonitorModule.trim(now, _monitor);
+        Trident.Scheduling.Monitor window;
+        lock (_gate) window = _monitor = MonitorModule.trim(now, _monitor);
+        // the solve runs on the window as trimmed, outside the lock: the routes' view is not held up by it
         return AdjustOnDispatch.decide(Settings.ToAdjustSettings(placementTimeLimit),
             FuncConvert.FromFunc<PlacementInput, PlacementPlan>(Planner.place), cluster, cost, current,
-            plannedFor is null ? FSharpOption<WorkloadStats>.None : FSharpOption<WorkloadStats>.Some(plannedFor), _monitor, now);
+            plannedFor is null ? FSharpOption<WorkloadStats>.None : FSharpOption<WorkloadStats>.Some(plannedFor), window, now);
     }
 }

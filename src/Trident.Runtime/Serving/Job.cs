@@ -223,6 +223,11 @@ public sealed class Job : IStepObserver
     /// <summary>The scheduler's view of the job.</summary>
     public Request Request { get; }
 
+    /// <summary>The cost model's time of this request served alone at its reference degree, in microseconds
+    /// (CostModel.tRef; −1 until the serving loop first counts it as waiting): what it adds to the queue's
+    /// predicted drain time.</summary>
+    internal long ReferenceMicros { get; set; } = -1;
+
     /// <summary>What to generate.</summary>
     public GenerationInput Input { get; }
 

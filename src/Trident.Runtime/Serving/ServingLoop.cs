@@ -114,7 +114,8 @@ public sealed record WaitingReason(long Round, WaitReason Reason);
 /// <param name="BusyUntil">When each device finishes the work given to it (server clock, by device id).</param>
 /// <param name="Rounds">The recent dispatch rounds.</param>
 /// <param name="Placements">The recent re-placement attempts.</param>
-/// <param name="Monitor">The monitor's window.</param>
+/// <param name="MonitorWindow">The monitor's window, computed when first read (as of that read, not of the round:
+/// rebuilding it after every round cost ≈ 4 % of a busy server's CPU); see <see cref="Monitor"/>.</param>
 /// <param name="Waits">For each request still queued after the last round that ran, why it waits (by request id).</param>
 public sealed record LoopState(
     long Round,
@@ -123,9 +124,12 @@ public sealed record LoopState(
     ImmutableArray<double> BusyUntil,
     ImmutableArray<RoundRecord> Rounds,
     ImmutableArray<PlacementChange> Placements,
-    MonitorView Monitor,
+    Lazy<MonitorView> MonitorWindow,
     IReadOnlyDictionary<long, WaitingReason> Waits)
 {
+    /// <summary>The monitor's window as of the first read of this state (the same value for every later read of it).</summary>
+    public MonitorView Monitor => MonitorWindow.Value;
+
     /// <summary>Whether each device (by id) is in the cluster now; a device whose worker left is out until it
     /// comes back. Empty means every device is in.</summary>
     public ImmutableArray<bool> Online { get; init; } = [];
@@ -221,6 +225,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
     private double _nextAdjust;
     private double _lastEviction;
     private int _waiting;
+    private long _waitingMicros;
     private volatile LoopState _state;
     private Task? _running;
 
@@ -247,7 +252,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
         _view = LiveView.Of(cluster, _up);
         _ledger = new DeviceLedger(n);
         _monitor = new StageMonitor(settings.Monitor, n, clock.Now);
-        _state = new LoopState(0, placement, [], [.. new double[n]], [], [], _monitor.View(0, cost, placement), _waits);
+        _state = new LoopState(0, placement, [], [.. new double[n]], [], [], MonitorWindow(placement), _waits);
     }
 
     /// <summary>The workers, by device id (set by <see cref="Attach"/>; devices that join later are appended,
@@ -281,6 +286,20 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
     /// <summary>Requests waiting for dispatch (accepted and not yet routed or removed).</summary>
     public int Waiting => Volatile.Read(ref _waiting);
 
+    /// <summary>The cost model's time (seconds) of every request waiting for dispatch, each served alone at its
+    /// reference degree (CostModel.tRef): kept as requests come and go, so that a 429's Retry-After does not
+    /// scan the job store.</summary>
+    public double WaitingSeconds => Math.Max(0, Interlocked.Read(ref _waitingMicros)) / 1e6;
+
+    // Counts a job into (+1) or out of (−1) the waiting work (Waiting, WaitingSeconds).
+    private void CountWaiting(Job job, int sign)
+    {
+        Interlocked.Add(ref _waiting, sign);
+        if (job.ReferenceMicros < 0)
+            job.ReferenceMicros = (long)Math.Round(1e6 * CostModelModule.tRef(_cost, job.Request.Shape, job.Request.Steps));
+        Interlocked.Add(ref _waitingMicros, sign * job.ReferenceMicros);
+    }
+
     /// <summary>The cost model the loop plans with.</summary>
     public CostModel Cost => _cost;
 
@@ -294,7 +313,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
     /// <summary>Hands an accepted job to the next round.</summary>
     public void Submit(Job job)
     {
-        Interlocked.Increment(ref _waiting);
+        CountWaiting(job, +1);
         _events.Writer.TryWrite(new Arrival(job));
     }
 
@@ -302,7 +321,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
     /// multi-image request, so that they can run as one batch).</summary>
     public void Submit(IReadOnlyList<Job> jobs)
     {
-        Interlocked.Add(ref _waiting, jobs.Count);
+        foreach (var job in jobs) CountWaiting(job, +1);
         _events.Writer.TryWrite(new Arrivals(jobs));
     }
 
@@ -433,7 +452,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
                     foreach (var job in many.Jobs) Arrive(job);
                     break;
                 case Cancellation c:
-                    if (_queue.Remove(c.Job)) Interlocked.Decrement(ref _waiting);
+                    if (_queue.Remove(c.Job)) CountWaiting(c.Job, -1);
                     break;
                 case TaskStarted s:
                     _ledger.Started(s.Device, s.TaskId, s.At);
@@ -484,7 +503,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
 
     private void Arrive(Job job)
     {
-        if (job.Status == JobStatus.Cancelled) Interlocked.Decrement(ref _waiting);
+        if (job.Status == JobStatus.Cancelled) CountWaiting(job, -1);
         else _queue.Add(job);
         _monitor.Arrived(job.Request);
     }
@@ -559,7 +578,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
                 _metrics.Replacements.Add(1);
                 return;
             default:
-                _nextAdjust = now + 1.0;
+                _nextAdjust = now + _settings.Monitor.RecheckSeconds;
                 return;
         }
     }
@@ -656,7 +675,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
             foreach (var job in jobs)
             {
                 _queue.Remove(job);
-                Interlocked.Decrement(ref _waiting);
+                CountWaiting(job, -1);
                 routed.Add(job.Id.Value);
             }
             try
@@ -756,7 +775,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
                         withdrawn.Job.Id.Value, sp.Victim.Value);
             }
             _queue.Remove(urgent);
-            Interlocked.Decrement(ref _waiting);
+            CountWaiting(urgent, -1);
             var route = _view.ToPhysical(sp.Urgent);
             var detail = $"preemption: suspends request {sp.Victim.Value} at step {sp.StepsDone} (gain {Objective(sp.Gain)} > loss {Objective(sp.Loss)})";
             using var traced = urgent.Trace.Enter();
@@ -961,7 +980,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
         }
         if (!job.Requeue(now, PlanExecutor.Describe(lost), resume)) return;
         _queue.Add(job);
-        Interlocked.Increment(ref _waiting);
+        CountWaiting(job, +1);
         _metrics.Requeued.Add(1, new KeyValuePair<string, object?>("resume", resume is null ? "start" : resume.Stage.IsEncode ? "after_encode" : "after_diffuse"));
         _log.LogWarning("Job {Request} queued again ({Resume}): its work was lost with device {Device} ({Reason})", job.Id.Value,
             resume is null ? "from the start" : $"after its {resume.Stage} on device {resume.Device}", lost.Device, lost.Message);
@@ -1063,7 +1082,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
         if (_queue.Count == 0 || now - _emptySince.Value < _settings.NoDeviceSeconds) return;
         foreach (var job in _queue)
         {
-            Interlocked.Decrement(ref _waiting);
+            CountWaiting(job, -1);
             using var traced = job.Trace.Enter();
             job.Fail($"no device is left in the cluster (every worker left {now - _emptySince.Value:F0} s ago; requests wait at most {_settings.NoDeviceSeconds:F0} s for one to join)", now);
         }
@@ -1119,7 +1138,16 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
     private void Publish(double now)
     {
         _state = new LoopState(_round, _placement, [.. _queue.Select(j => j.Id)], [.. _ledger.BusyUntilAll(now)],
-            [.. _rounds], [.. _placements], _monitor.View(now, _cost, _view.ToView(_placement)), _waits) { Online = [.. _up], NoDevice = NoDevice(), Preemptions = [.. _preemptions], DecodePreemptions = [.. _decodePreemptions] };
+            [.. _rounds], [.. _placements], MonitorWindow(_view.ToView(_placement)), _waits) { Online = [.. _up], NoDevice = NoDevice(), Preemptions = [.. _preemptions], DecodePreemptions = [.. _decodePreemptions] };
+    }
+
+    // The monitor's window under a placement (the view's ids), computed at its first read at the clock's time then.
+    private Lazy<MonitorView> MonitorWindow(PlacementPlan placement)
+    {
+        var monitor = _monitor;
+        var cost = _cost;
+        var clock = _clock;
+        return new Lazy<MonitorView>(() => monitor.View(clock.Now, cost, placement), LazyThreadSafetyMode.ExecutionAndPublication);
     }
 
     /// <summary>A placement in one line: the type of each device.</summary>

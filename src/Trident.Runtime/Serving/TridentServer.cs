@@ -314,10 +314,7 @@ public sealed class TridentServer : IAsyncDisposable
     public TimeSpan PredictedDrain()
     {
         var now = Clock.Now;
-        var waiting = 0.0;
-        foreach (var job in Store.Active())
-            if (job.Status == JobStatus.Queued && job.View().Route is null)
-                waiting += CostModelModule.tRef(Cost, job.Request.Shape, job.Request.Steps);
+        var waiting = _loop.WaitingSeconds;
         var planned = _loop.State.BusyUntil.Sum(b => Math.Max(0, b - now));
         var seconds = Math.Max(1, Math.Ceiling((waiting + planned) / Math.Max(1, Workers.Count)));
         return TimeSpan.FromSeconds(seconds);

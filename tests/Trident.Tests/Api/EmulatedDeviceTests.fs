@@ -207,6 +207,22 @@ let ``serve's short options stand for configuration keys, and emulation keys are
         let layout = Trident.Api.Hosting.ServingBackends.Layout(TridentOptions(Devices = DeviceOptions(Kind = "emulated", Count = 20)))
         Expect.equal ((layout.Devices.Count, layout.NodeCount, layout.Devices[0].MemoryGb)) ((20, 3, 48.0)) "nodes of 8, the profile's 48 GB"
 
+let ``an emulated server's monitor window, cool-down and re-check spacing are scaled like its stage times`` =
+    testCase "an emulated server's monitor window, cool-down and re-check spacing are scaled like its stage times" <| fun () ->
+        let o = TridentOptions()
+        o.Devices.Kind <- "emulated"
+        o.Emulation.TimeScale <- 0.05
+        let m = Trident.Api.Hosting.ServerHost.MonitorSettings o
+        Expect.floatClose Accuracy.high m.WindowSeconds 3.0 "60 s of the reference devices' time"
+        Expect.floatClose Accuracy.high m.CooldownSeconds 1.5 "30 s"
+        Expect.floatClose Accuracy.high m.RecheckSeconds 0.05 "1 s"
+        Expect.equal (m.TriggerRatio, m.MinArrivals, m.MinGain) (1.5, 20, 0.1) "ratios and counts are not times"
+        Expect.floatClose Accuracy.high (Trident.Api.Hosting.ServerHost.Settings o).Monitor.WindowSeconds 3.0 "the server's settings use it"
+        let real = TridentOptions()
+        real.Emulation.TimeScale <- 0.05
+        let m = Trident.Api.Hosting.ServerHost.MonitorSettings real
+        Expect.equal (m.WindowSeconds, m.CooldownSeconds, m.RecheckSeconds) (60.0, 30.0, 1.0) "real devices: the server's seconds"
+
 /// A server on `devices` emulated flux devices at time scale 0.01.
 type EmulatedServer(devices: int) =
     inherit TridentFactory(
@@ -380,6 +396,7 @@ let unitTests =
         ``an emulated payload is the digest, a generated block and its repeats``
         ``an emulated diffuse waiting without a thread reports every step in order and stops after a cancel``
         ``serve's short options stand for configuration keys, and emulation keys are validated``
+        ``an emulated server's monitor window, cool-down and re-check spacing are scaled like its stage times``
         ``emulated video pipelines take the frame counts their models take: 4k + 1``
     ] ]
 
