@@ -13,11 +13,13 @@ namespace Trident.Scheduling.Dispatching
 //     starts once the kept output has moved (one intra-node transfer). A request resumed at its
 //     decode is offered degree-1 options only (Admissible.routes): its one device runs the decode
 //     when the type holds C.
-// Auxiliary devices are queues: each assignment pushes the device's busy-until forward, so no
-// device is given two overlapping tasks. A ⟨C⟩ device named in Snapshot.Bookings (its executor runs a
-// decode in the earliest gap that holds it) is a queue with gaps: a decode goes into the earliest gap
-// of its later bookings after the round's own last booking there (the round's decodes on one device
-// queue among themselves), and busy-until moves to that decode's end.
+// ⟨E⟩ devices are queues: each assignment pushes the device's busy-until forward, so no device is
+// given two overlapping tasks. A ⟨C⟩ device is a schedule with gaps, as its executor runs it (the
+// simulator's and the live worker's decode queue: a decode in the earliest gap that holds it once its
+// latents are ready): a decode goes into the earliest gap after the device's busy-until among its later
+// bookings (Snapshot.Bookings) and the round's own decodes there (`DecodeBook`), not after the round's
+// last decode there — a small decode whose latents are ready at once is not predicted behind a large
+// one booked earlier in the round whose latents come minutes later.
 
 open Trident.Scheduling
 
@@ -29,7 +31,42 @@ type Choice =
       /// the other requests of the batch the option leads (most urgent first); empty: alone
       Mates: Request list }
 
+/// The decodes a round has booked on ⟨C⟩ devices so far: device id → booked intervals (start, end), in
+/// start order. Mutable, one per routing pass; `route` reads it, `Assign.record` records a dispatch's decode.
+type DecodeBook = System.Collections.Generic.Dictionary<int, ResizeArray<float<s> * float<s>>>
+
 module Assign =
+    /// An empty decode book.
+    let newBook () = DecodeBook()
+
+    // the intervals of device d: its later bookings (Snapshot.Bookings) and the round's (book), in start order
+    let private intervals (s: Snapshot) (book: DecodeBook) (d: DeviceId) =
+        let later = if s.Bookings.IsEmpty then [] else Map.tryFind d s.Bookings |> Option.defaultValue []
+        match book.TryGetValue d.Value with
+        | true, xs when xs.Count > 0 -> List.append later (List.ofSeq xs) |> List.sortBy fst
+        | _ -> later
+
+    /// The earliest start ≥ `from` at which a decode of `duration` fits on ⟨C⟩ device `d` between its later
+    /// bookings and the round's decodes there (Snapshot.earliestFit over both).
+    let decodeStart (s: Snapshot) (book: DecodeBook) (d: DeviceId) (from: float<s>) (duration: float<s>) =
+        Snapshot.earliestFit (intervals s book d) from duration
+
+    /// Records a routed dispatch's decode in the book when it runs on an auxiliary ⟨C⟩ device (a decode on
+    /// the diffuse group's lead pushes that device's busy time instead, in `route`).
+    let record (s: Snapshot) (book: DecodeBook) (d: Dispatch) =
+        match d.Decode.Devices with
+        | [ dev ] when not (List.contains dev d.Diffuse.Devices) && s.Placement.Types.TryFind dev = Some C ->
+            let xs =
+                match book.TryGetValue dev.Value with
+                | true, xs -> xs
+                | _ ->
+                    let xs = ResizeArray()
+                    book.[dev.Value] <- xs
+                    xs
+            let i = xs.FindIndex(fun (a, _) -> a > d.Decode.Start)
+            xs.Insert((if i < 0 then xs.Count else i), (d.Decode.Start, d.Decode.Finish))
+        | _ -> ()
+
     /// The objective both planners maximise: Σ option rewards − μ · (free primary devices left idle).
     let objective (s: Snapshot) (freePrimary: int) (choices: Choice list) =
         let used = choices |> List.sumBy (fun c -> c.Option.Degree)
@@ -54,6 +91,7 @@ module Assign =
     /// 960×544×17 video waiting 21 s on average for a 4 s decode). docs/policies.md, "Dispatch".
     let private decodeDevice
         (s: Snapshot)
+        (book: DecodeBook)
         (aux: Map<PlacementType, Device array>)
         (shape: Shape)
         (busy: float<s> array)
@@ -66,20 +104,28 @@ module Assign =
             |> Array.filter (fun d -> CostModel.fits s.Cost C shape 1 d.Memory)
         if candidates.Length = 0 then None
         else
-            let finish (d: Device) = Snapshot.gapStart s d.Id (max busy.[d.Id.Value] (arrives d)) tC + tC
+            let finish (d: Device) = decodeStart s book d.Id (max busy.[d.Id.Value] (arrives d)) tC + tC
+            // the idle gap the decode leaves before it: from the end of the device's last work (busy-until, or a
+            // booking) that ends by the decode's start
+            let gapBefore (d: Device) =
+                let start = finish d - tC
+                let before = intervals s book d.Id |> List.fold (fun acc (_, e) -> if e <= start && e > acc then e else acc) busy.[d.Id.Value]
+                max 0.0<s> (start - before)
             let first = candidates |> Array.map finish |> Array.min
             candidates
             |> Array.filter (fun d -> finish d <= first + tolerance)
-            |> Array.sortBy (fun d -> max 0.0<s> (arrives d - busy.[d.Id.Value]), finish d, d.Id.Value)
+            |> Array.sortBy (fun d -> gapBefore d, finish d, d.Id.Value)
             |> Array.tryHead
 
     /// Routes one option onto a diffuse group (the k devices, lead first) whose devices are free at
     /// their `busy` times: encode on the lead when the type holds E (at the lead's busy time), else on
     /// the ⟨E⟩ device whose embeddings reach the group first; diffuse when the encode output has arrived
     /// and every device of the group is free; decode on the lead when the type holds C, else on the ⟨C⟩
-    /// device that finishes it first. A stage the request completed before it was re-queued
-    /// (Snapshot.Completed) gets no task. Pushes the busy times of the devices it uses forward.
-    let route (s: Snapshot) (busy: float<s> array) (aux: Map<PlacementType, Device array>) (o: DispatchOption) (group: DeviceId list) : Dispatch =
+    /// device that finishes it first, in the earliest gap among its bookings and the round's (`book`, read
+    /// only: `Assign.record` records the decode once the dispatch is kept). A stage the request completed before
+    /// it was re-queued (Snapshot.Completed) gets no task. Pushes the busy times of the primary and ⟨E⟩
+    /// devices it uses forward.
+    let route (s: Snapshot) (busy: float<s> array) (book: DecodeBook) (aux: Map<PlacementType, Device array>) (o: DispatchOption) (group: DeviceId list) : Dispatch =
         let r = o.Request
         let c = s.Cost
         let xfer bytes a b = Cluster.transferTime s.Cluster bytes a b
@@ -121,12 +167,11 @@ module Assign =
                 let lat = CostModel.latentBytes c r.Shape
                 let arrives (d: Device) = if diffuse.Devices.IsEmpty then latentsReady else diffuse.Finish + xfer lat lead d.Id
                 let ready (d: Device) = max busy.[d.Id.Value] (arrives d)
-                match decodeDevice s aux r.Shape busy arrives tC (lat / s.Cluster.Bandwidths.InterNode) with
+                match decodeDevice s book aux r.Shape busy arrives tC (lat / s.Cluster.Bandwidths.InterNode) with
                 | None -> failwithf "planner bug: %O on %A needs a ⟨C⟩ device and none can hold it" r.Id o.Type
                 | Some d ->
-                    // the earliest gap of its later bookings (Snapshot.Bookings) after the round's last booking there
-                    let start = Snapshot.gapStart s d.Id (ready d) tC
-                    busy.[d.Id.Value] <- start + tC
+                    // the earliest gap among its later bookings (Snapshot.Bookings) and the round's decodes there
+                    let start = decodeStart s book d.Id (ready d) tC
                     { Devices = [ d.Id ]; Start = start; Finish = start + tC }
         for g in diffuse.Devices do
             busy.[g.Value] <- diffuse.Finish
@@ -148,6 +193,7 @@ module Assign =
     let materialise (s: Snapshot) (choices: Choice list) : Dispatch list =
         let mutable free = Admissible.freeByNodeAndType s |> Map.map (fun _ ds -> List.sortBy (fun (d: DeviceId) -> d.Value) ds)
         let busy = Array.copy s.BusyUntil
+        let book = newBook ()
         let aux = auxOf s
         [ for ch in choices do
               let o = ch.Option
@@ -156,7 +202,9 @@ module Assign =
               if avail.Length < o.Degree then
                   failwithf "planner bug: %O needs %d free %A devices on %O, %d are free" o.Request.Id o.Degree o.Type ch.Node avail.Length
               free <- free |> Map.add key (List.skip o.Degree avail)
-              yield route s busy aux o (List.take o.Degree avail) ]
+              let d = route s busy book aux o (List.take o.Degree avail)
+              record s book d
+              yield d ]
 
     /// Queue-behind (docs/policies.md, "Queueing behind running tasks"): after the round's own
     /// dispatches (`planned`, on devices free now), waiting requests are queued behind the tasks
@@ -188,10 +236,13 @@ module Assign =
         let horizon = s.Now + s.Settings.QueueHorizon
         let busy = Array.copy s.BusyUntil
         let scratch = Array.copy s.BusyUntil
+        let decodes = newBook ()
         for d in planned do
+            record s decodes d
             for a in [ d.Encode; d.Diffuse; d.Decode ] do
                 for dev in a.Devices do
-                    busy.[dev.Value] <- max busy.[dev.Value] a.Finish
+                    if not (a = d.Decode && s.Placement.Types.TryFind dev = Some C && not (List.contains dev d.Diffuse.Devices)) then
+                        busy.[dev.Value] <- max busy.[dev.Value] a.Finish
         let aux = auxOf s
         let types = Admissible.typesOf s
         // primary devices by (node, type), each group's devices kept in the order they are predicted
@@ -264,7 +315,7 @@ module Assign =
                                 // reused, not an array per trial — 4000 copies of 512 times a round at 512 × 1000 were
                                 // 90 % of the round (dotnet-trace, 2026-12-01)
                                 Array.blit busy 0 scratch 0 busy.Length
-                                let d = route s scratch aux o group
+                                let d = route s scratch decodes aux o group
                                 if not draining || d.OnTime then yield o, best, group, d ]
                   // the first trial by (on time first, earliest finish, fewer devices)
                   let better (o1: DispatchOption, _, _, d1: Dispatch) (o2: DispatchOption, _, _, d2: Dispatch) =
@@ -274,7 +325,8 @@ module Assign =
                   let first = trials |> List.fold (fun acc t -> match acc with Some b when not (better t b) -> acc | _ -> Some t) None
                   match first with
                   | Some(o, i, group, _) ->
-                      let d = route s busy aux o group
+                      let d = route s busy decodes aux o group
+                      record s decodes d
                       resort i
                       let reward = o.Reward - Admissible.baseReward rd r o.OnTime + Admissible.baseReward rd r d.OnTime
                       yield { d with Reward = reward }

@@ -189,6 +189,9 @@ module Greedy =
             // a trial routes on a scratch copy of `busy` (route pushes its devices' busy times forward): one buffer
             // reused, as in Assign.queueBehind, not an array per trial
             let scratch = Array.copy s.BusyUntil
+            // the committed dispatches' decodes on ⟨C⟩ devices (their busy times are not pushed: a decode goes into
+            // a gap, Assign.route); they become later bookings of the snapshot returned
+            let decodes = Assign.newBook ()
             // per (type, degree): the group freeing first over the nodes — the same for every request until a
             // commitment changes the busy times (then recomputed): a round scans the nodes once per (type, degree)
             let firstGroups = System.Collections.Generic.Dictionary<struct (PlacementType * int), (float<s> * float<s> * DeviceId array) option>()
@@ -228,12 +231,13 @@ module Greedy =
                                 | Some(freeAt, idle, group) when
                                     freeAt - s.Now <= waitBound && idle <= idleBound && o.Finish + (freeAt - s.Now) <= target ->
                                     Array.blit busy 0 scratch 0 busy.Length
-                                    yield o, group, Assign.route s scratch aux o (List.ofArray group)
+                                    yield o, group, Assign.route s scratch decodes aux o (List.ofArray group)
                                 | _ -> () ]
                       match trials |> List.sortBy (fun (o, _, d) -> (if d.OnTime then 0 else 1), d.Decode.Finish, o.Degree) |> List.tryHead with
                       | Some(o, group, d) when d.Decode.Finish <= target && (d.OnTime || not now.OnTime) ->
                           let takenFree = group |> Array.sumBy (fun g -> if busy.[g.Value] <= s.Now then 1 else 0)
-                          let d = Assign.route s busy aux o (List.ofArray group)
+                          let d = Assign.route s busy decodes aux o (List.ofArray group)
+                          Assign.record s decodes d
                           firstGroups.Clear()
                           waitingLeft.Value <- waitingLeft.Value - 1
                           freeLeft.Value <- freeLeft.Value - takenFree
@@ -242,7 +246,13 @@ module Greedy =
             if held.IsEmpty then s, []
             else
                 let ids = System.Collections.Generic.HashSet<RequestId>(held |> Seq.map _.Request)
-                { s with Queue = s.Queue |> List.filter (fun r -> not (ids.Contains r.Id)); BusyUntil = busy }, held
+                let bookings =
+                    decodes
+                    |> Seq.fold (fun (acc: Map<DeviceId, (float<s> * float<s>) list>) kv ->
+                        let id = DeviceId kv.Key
+                        let later = Map.tryFind id acc |> Option.defaultValue []
+                        Map.add id (List.append later (List.ofSeq kv.Value) |> List.sortBy fst) acc) s.Bookings
+                { s with Queue = s.Queue |> List.filter (fun r -> not (ids.Contains r.Id)); BusyUntil = busy; Bookings = bookings }, held
 
     /// The round every Trident plan works on: the snapshot's round after `waitForGroups` — the requests
     /// it commits to a larger group are out of the queue, their devices busy, and their dispatches in

@@ -341,6 +341,48 @@ let ``a decode is planned into the gap before its decode device's later bookings
         for o in Admissible.options (Admissible.round blind) request |> List.filter (fun o -> o.Type = ED) do
             Expect.isGreaterThan o.Finish (now + 340.0<s>) (sprintf "k = %d, busy-until only: after the last booking" o.Degree)
 
+let ``a round's decodes on one decode device fill its gaps as its executor does, not in the order the round routed them`` =
+    testCase "a round's decodes on one decode device fill its gaps as its executor does, not in the order the round routed them" <| fun () ->
+        // one node: seven ⟨ED⟩ devices and one ⟨C⟩ device (d7), all idle. The round routes a 65-frame video first
+        // (latents minutes away), then a 17-frame one (latents much sooner): the executor runs the small decode as soon
+        // as its latents are there, in the gap before the large one's (Snapshot.earliestFit; the simulator's and the
+        // live worker's decode queue), so the plan must predict that — not the small decode queued behind the large
+        // one because the round routed the large one first (explore.fsx with 2048², 2048², 128²: small decodes
+        // predicted at 186 s where they run at 101.7 s)
+        let cost, cluster, now, _, _, placement0 = decodeNode ()
+        let placement = { placement0 with Types = placement0.Types |> Map.map (fun d t -> if d = DeviceId 6 then ED else t) }
+        let request id shape =
+            { Id = RequestId id; Model = cost.Profile.Model; Shape = shape; Steps = 50; Arrival = now
+              Deadline = CostModel.deadline cost now shape 50; Priority = None }
+        let large = request 1L (Shape.video 960 544 65)
+        let small = request 2L (Shape.video 960 544 17)
+        let s =
+            { Now = now; Cluster = cluster; Cost = cost; Placement = placement; BusyUntil = Array.create 8 (now - 1.0<s>)
+              Queue = [ large; small ]; Completed = Map.empty; Settings = DispatchSettings.defaults; Bookings = Map.empty }
+        let rd = Admissible.round s
+        let smallest r = Admissible.options rd r |> List.filter (fun o -> o.Type = ED) |> List.minBy _.Degree
+        let oLarge, oSmall = smallest large, smallest small
+        Expect.isLessThanOrEqual (oLarge.Degree + oSmall.Degree) 7 "both fit on the seven ⟨ED⟩ devices"
+        let dispatches =
+            Assign.materialise s [ { Option = oLarge; Node = NodeId 0; Mates = [] }; { Option = oSmall; Node = NodeId 0; Mates = [] } ]
+        let dL = dispatches |> List.find (fun d -> d.Request = large.Id)
+        let dS = dispatches |> List.find (fun d -> d.Request = small.Id)
+        Expect.equal (dL.Decode.Devices, dS.Decode.Devices) ([ DeviceId 7 ], [ DeviceId 7 ]) "both decode on the one ⟨C⟩ device"
+        let tS = CostModel.decodeTime cost small.Shape
+        Expect.isLessThan (dS.Decode.Start + tS) dL.Decode.Start "the small decode fits before the large one's"
+        Expect.isLessThan dS.Decode.Start (dS.Diffuse.Finish + 1.0<s>) "the small decode starts when its latents are there (same node)"
+        Expect.isTrue (dS.Decode.Finish <= dL.Decode.Start || dL.Decode.Finish <= dS.Decode.Start) "the two decodes do not overlap"
+        // the executor's rule on the same bookings: the large decode booked first, the small one in the earliest gap
+        let executor = Snapshot.earliestFit [ dL.Decode.Start, dL.Decode.Finish ] dS.Diffuse.Finish tS
+        // (within the latents' move to d7, well under a millisecond on one node)
+        Expect.floatClose { absolute = 1e-3; relative = 0.0 } (float dS.Decode.Start) (float executor) "as the executor books it"
+        // queued behind those two, a third decode fills the gap between them or follows, never overlaps
+        let third = request 3L (Shape.video 960 544 17)
+        let s3 = { s with Queue = [ large; small; third ] }
+        let plan, _ = Greedy.plan "test" s3
+        let onC = plan.Dispatches |> List.filter (fun d -> d.Decode.Devices = [ DeviceId 7 ]) |> List.map (fun d -> d.Decode.Start, d.Decode.Finish) |> List.sort
+        Expect.isTrue (onC |> List.pairwise |> List.forall (fun ((_, e1), (a2, _)) -> e1 <= a2 + 1e-9<s>)) (sprintf "no two decodes on d7 overlap: %A" onC)
+
 /// `Greedy.waitForGroups` on a snapshot: every commitment is worth it (sooner, on time where starting now is, within
 /// the wait and idle bounds), of a larger degree of the start-now option's own type, made while no more requests
 /// wait than primary devices are free; the plan of the round carries the commitments and keeps every invariant.
@@ -488,6 +530,7 @@ let tests =
         ``with no horizon only the on-time head is queued, on the reserved node``
         ``a decode is booked on the decode device where it leaves the shortest idle gap``
         ``a decode is planned into the gap before its decode device's later bookings, and the degree follows``
+        ``a round's decodes on one decode device fill its gaps as its executor does, not in the order the round routed them``
         ``a request waits for a larger group only when it finishes sooner there, within the wait and idle bounds``
         ``a request waits only for a larger degree of its start-now type, never while more requests wait than devices are free``
         ``a group of 8 freeing in 5 ms wins over a start now at degree 2, one freeing in 40 s does not``
