@@ -36,14 +36,16 @@ public static class WorkerCommand
     {
         var raw = ShortServeOptions.Expand(args).ToList();
         if (!raw.Any(a => a.StartsWith("--urls", StringComparison.Ordinal))) raw.AddRange(["--urls", "http://127.0.0.1:0"]);
-        var builder = TridentHosting.CreateBuilder([.. raw]);
+        WebApplicationBuilder builder;
         try
         {
+            builder = TridentHosting.CreateBuilder([.. raw]);
             builder.AddTridentConfiguration([.. raw]);
         }
         catch (Exception e) when (e is FileNotFoundException or InvalidDataException or FormatException)
         {
-            // --config names a file that does not exist or does not load: a configuration error, as serve says it
+            // --config names a file that does not exist or does not load (or the content root's appsettings.json does
+            // not): a configuration error, as serve says it
             Console.Error.WriteLine("trident worker: invalid configuration (docs/serving.md lists every key):");
             Console.Error.WriteLine($"  {e.Message}");
             return 2;
