@@ -329,7 +329,7 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
             var setReason = string.Join("; ", wrong.Where(e => e.Path switch { "width" => set.Width, "height" => set.Height, _ => true }).Select(e => $"{e.Path} {e.Message}"));
             throw new InvalidOperationException(
                 $"{TridentOptions.Section}:Limits:DefaultWidth × DefaultHeight {l.DefaultWidth}×{l.DefaultHeight} is not a size pipeline {manifest.Name} serves ({setReason}; "
-                + $"{TridentOptions.Section}:Limits:{keys} set in the configuration, so kept as given)");
+                + $"{TridentOptions.Section}:Limits:{keys} set in the configuration, so kept as given: set a size it serves, or remove the key to get the nearest one)");
         }
         var width = widthWrong ? Fit(BuiltInDefaultSide, size.MinWidth, Math.Min(size.MaxWidth, l.MaxWidth), size.MultipleOf) : l.DefaultWidth;
         var height = heightWrong ? Fit(BuiltInDefaultSide, size.MinHeight, Math.Min(size.MaxHeight, l.MaxHeight), size.MultipleOf) : l.DefaultHeight;
