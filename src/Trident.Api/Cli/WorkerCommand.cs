@@ -89,6 +89,20 @@ public static class WorkerCommand
             foreach (var failure in e.Failures) Console.Error.WriteLine($"  {failure}");
             return 2;
         }
+        catch (OperationCanceledException)
+        {
+            // stopped (SIGTERM, Ctrl+C) while the silo was still joining: Orleans cancels its start, and the host
+            // rethrows that; one line and exit 1 (it never served), not an unhandled exception with a stack trace
+            var membership = cluster.Mode == ClusterOptions.ModeRedis ? $"membership in Redis at {cluster.Redis}" : $"the coordinator's silo at {cluster.Primary}";
+            Console.Error.WriteLine($"trident worker: stopped before it joined the cluster ({membership}; docs/cluster.md)");
+            return 1;
+        }
+        catch (Exception e)
+        {
+            // the silo could not start (a port it cannot bind, …): the reason and exit 1, not an abort
+            Console.Error.WriteLine($"trident worker: the worker could not start: {e.GetType().Name}: {e.Message}");
+            return 1;
+        }
     }
 
     /// <summary>This worker's devices: Devices:Count emulated devices (0: 8) in one node, over the scaled

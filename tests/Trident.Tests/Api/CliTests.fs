@@ -301,6 +301,36 @@ let ``serve keeps serving when its log cannot be written to standard output, and
         Expect.equal code 0 (sprintf "| closed pipe: a clean exit (%s)" err)
         noStack "| closed pipe" err
 
+let ``a worker stopped before it joins the cluster exits with one line, not an unhandled exception`` =
+    testCase "a worker stopped before it joins the cluster exits with one line, not an unhandled exception" <| fun () ->
+        // no coordinator listens at the primary's port: the silo keeps trying to join until SIGTERM
+        let primary = sprintf "127.0.0.1:%d" (Trident.Api.Hosting.Loopback.FreePort())
+        let start = System.Diagnostics.ProcessStartInfo("dotnet", UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true)
+        for a in [ System.IO.Path.Combine(System.AppContext.BaseDirectory, "trident.dll"); "worker"; "--emulate"; "flux"; "--primary"; primary
+                   "--Trident:LogLevel"; "Fatal" ] do
+            start.ArgumentList.Add a
+        start.Environment.["TRIDENT_HOME"] <- Trident.Tests.Runtime.TinyFixture.home
+        use proc = System.Diagnostics.Process.Start start
+        let err = System.Text.StringBuilder()
+        proc.ErrorDataReceived.Add(fun e -> if not (isNull e.Data) then lock err (fun () -> err.AppendLine e.Data |> ignore))
+        proc.OutputDataReceived.Add ignore
+        proc.BeginErrorReadLine()
+        proc.BeginOutputReadLine()
+        try
+            System.Threading.Thread.Sleep 8000
+            Expect.isFalse proc.HasExited (sprintf "the worker waits for its coordinator (%O)" err)
+            use kill = System.Diagnostics.Process.Start("kill", [ "-TERM"; string proc.Id ])
+            kill.WaitForExit()
+            Expect.isTrue (proc.WaitForExit(System.TimeSpan.FromSeconds 60.0)) "the worker exits on SIGTERM"
+            proc.WaitForExit()
+            let err = lock err (fun () -> string err)
+            Expect.equal proc.ExitCode 1 (sprintf "exit 1: it never served (%s)" err)
+            Expect.stringContains err (sprintf "trident worker: stopped before it joined the cluster (the coordinator's silo at %s" primary) "one line saying why"
+            Expect.isFalse (err.Contains "Unhandled exception") (sprintf "no unhandled exception (%s)" err)
+            Expect.isFalse (err.Contains "   at ") "no stack trace"
+        finally
+            if not proc.HasExited then proc.Kill true
+
 /// Sequenced with the other tests that redirect the console (Console.SetOut is process-wide).
 [<Tests>]
 let tests =
@@ -316,4 +346,5 @@ let tests =
         ``serve exits with code 1 naming the reason when the serving runtime cannot start``
         ``an output path a command cannot write is refused up front, and a failed write is one line with exit 1``
         ``serve keeps serving when its log cannot be written to standard output, and says so once on standard error``
+        ``a worker stopped before it joins the cluster exits with one line, not an unhandled exception``
     ] |> testSequenced ]
