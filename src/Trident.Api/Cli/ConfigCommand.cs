@@ -36,16 +36,16 @@ public static class ConfigCommand
     /// <c>serve</c> reports them at start-up.</summary>
     public static IReadOnlyList<string> Check(IConfiguration configuration) => CheckWithNotes(configuration).Problems;
 
-    /// <summary><see cref="Check"/>'s problems — those of the keys, then, when the keys are valid, those that need the
-    /// pipeline (ServerHost.CheckPipeline) — and notes on the checks left to <c>serve</c>'s start.</summary>
+    /// <summary><see cref="Check"/>'s problems — those of the keys (the validator's), then those that need the pipeline
+    /// (ServerHost.CheckPipeline), each check of which runs unless a problem of the keys puts a key it reads in doubt —
+    /// and notes on the checks left to <c>serve</c>'s start or not made. <c>serve</c> reports the same list.</summary>
     public static (IReadOnlyList<string> Problems, IReadOnlyList<string> Notes) CheckWithNotes(IConfiguration configuration)
     {
         var options = new TridentOptions();
         StrictBinding.Bind(configuration.GetSection(TridentOptions.Section), options);
-        var result = new TridentOptionsValidator(configuration).Validate(null, options);
-        if (result.Failed) return ([.. result.Failures], []);
-        var pipeline = Trident.Api.Hosting.ServerHost.CheckPipeline(options);
-        return (pipeline.Problems, pipeline.Notes);
+        var found = new TridentOptionsValidator(configuration).Problems(options);
+        var pipeline = Trident.Api.Hosting.ServerHost.CheckPipeline(options, configuration, found);
+        return ([.. found.Select(p => p.Message), .. pipeline.Problems], pipeline.Notes);
     }
 
     private static Task<int> Run(ParseResult args, CancellationToken ct)
@@ -70,6 +70,12 @@ public static class ConfigCommand
         {
             // the loader names only the file: the line, the position and the reason come from reading it again
             Console.Error.WriteLine($"trident config: not a valid JSON configuration file: {ConfigFileProblem.Describe(check!, e)}");
+            return Task.FromResult(2);
+        }
+        // it loaded: keys it gives twice without colliding on one value are merged silently by the loader
+        if (ConfigFileProblem.Find(Path.GetFullPath(check!)) is { } fileProblem)
+        {
+            Console.Error.WriteLine($"trident config: not a valid JSON configuration file: {fileProblem}");
             return Task.FromResult(2);
         }
         var (problems, notes) = CheckWithNotes(configuration);

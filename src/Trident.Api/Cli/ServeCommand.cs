@@ -46,16 +46,16 @@ public static class ServeCommand
         try
         {
             // validated before the host starts, so a bad configuration is this list and exit 2, not the host's
-            // start-up failure with a stack trace in the log
-            var options = app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<Trident.Api.Options.TridentOptions>>().Value;
-            // the problems that need the pipeline too, where its manifest is had without starting anything: before the
-            // server listens, as the rest (not the start's failure after it listened, exit 1)
-            if (Trident.Api.Hosting.ServerHost.CheckPipeline(options).Problems is { Count: > 0 } pipelineProblems)
+            // start-up failure with a stack trace in the log; with the problems that need the pipeline, where its
+            // manifest is had without starting anything (before the server listens, not the start's failure after it
+            // listened, exit 1), those the keys' problems leave checkable included: config --check's list
+            if (ConfigCommand.CheckWithNotes(app.Configuration).Problems is { Count: > 0 } problems)
             {
                 Console.Error.WriteLine("trident serve: invalid configuration (docs/serving.md lists every key):");
-                foreach (var problem in pipelineProblems) Console.Error.WriteLine($"  {problem}");
+                foreach (var problem in problems) Console.Error.WriteLine($"  {problem}");
                 return 2;
             }
+            _ = app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<Trident.Api.Options.TridentOptions>>().Value;
             var host = app.Services.GetRequiredService<Trident.Api.Hosting.ServerHost>();
             await app.RunAsync(ct);
             if (host.Failure is { } failure)

@@ -36,14 +36,16 @@ public static class WorkerCommand
     {
         var raw = ShortServeOptions.Expand(args).ToList();
         if (!raw.Any(a => a.StartsWith("--urls", StringComparison.Ordinal))) raw.AddRange(["--urls", "http://127.0.0.1:0"]);
-        var builder = TridentHosting.CreateBuilder([.. raw]);
+        WebApplicationBuilder builder;
         try
         {
+            builder = TridentHosting.CreateBuilder([.. raw]);
             builder.AddTridentConfiguration([.. raw]);
         }
         catch (Exception e) when (e is FileNotFoundException or InvalidDataException or FormatException)
         {
-            // --config names a file that does not exist or does not load: a configuration error, as serve says it
+            // --config names a file that does not exist or does not load (or the content root's appsettings.json does
+            // not): a configuration error, as serve says it
             Console.Error.WriteLine("trident worker: invalid configuration (docs/serving.md lists every key):");
             Console.Error.WriteLine($"  {e.Message}");
             return 2;
@@ -86,6 +88,20 @@ public static class WorkerCommand
             Console.Error.WriteLine("trident worker: invalid configuration (docs/serving.md lists every key):");
             foreach (var failure in e.Failures) Console.Error.WriteLine($"  {failure}");
             return 2;
+        }
+        catch (OperationCanceledException)
+        {
+            // stopped (SIGTERM, Ctrl+C) while the silo was still joining: Orleans cancels its start, and the host
+            // rethrows that; one line and exit 1 (it never served), not an unhandled exception with a stack trace
+            var membership = cluster.Mode == ClusterOptions.ModeRedis ? $"membership in Redis at {cluster.Redis}" : $"the coordinator's silo at {cluster.Primary}";
+            Console.Error.WriteLine($"trident worker: stopped before it joined the cluster ({membership}; docs/cluster.md)");
+            return 1;
+        }
+        catch (Exception e)
+        {
+            // the silo could not start (a port it cannot bind, …): the reason and exit 1, not an abort
+            Console.Error.WriteLine($"trident worker: the worker could not start: {e.GetType().Name}: {e.Message}");
+            return 1;
         }
     }
 

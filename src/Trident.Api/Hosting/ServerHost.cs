@@ -62,12 +62,14 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
     private int _stopped;
     private readonly TelemetryScope? _scope;
     private readonly ServingStateMetric? _stateMetric;
+    private readonly (bool Width, bool Height) _defaultSizeSet;
 
     /// <summary>Creates the host; nothing starts before <see cref="StartAsync"/>. With a telemetry scope, the
     /// serving state and the server's metrics are exported under it.</summary>
     public ServerHost(IServingBackend backend, IOptions<TridentOptions> options, ILoggerFactory logs, TimeProvider time,
-        IHostApplicationLifetime? lifetime = null, TelemetryScope? scope = null)
+        IHostApplicationLifetime? lifetime = null, TelemetryScope? scope = null, Microsoft.Extensions.Configuration.IConfiguration? configuration = null)
     {
+        _defaultSizeSet = DefaultSizeSet(configuration, options.Value);
         _lifetime = lifetime;
         _scope = scope;
         if (scope is not null) _stateMetric = new ServingStateMetric(scope, () => State);
@@ -123,7 +125,7 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
             var layout = await _backend.LayoutAsync(_options, _log, ct);
             _log.LogInformation("Starting: {Devices} {Kind} device(s) in {Nodes} node(s)", layout.Devices.Count, _options.Devices.Kind, layout.NodeCount);
             var parts = await _backend.PrepareAsync(_options, layout, _log, ct);
-            FitDefaultSize(_options, parts.Manifest, _log);
+            FitDefaultSize(_options, parts.Manifest, _log, _defaultSizeSet);
             var setup = new ServerSetup(layout, parts.Profile, CostSettings(_options), parts.Executors, Settings(_options),
                 InitialMix(_options, parts.Manifest, CostModelModule.create(CostSettings(_options), parts.Profile)));
             var server = TridentServer.Start(setup, _logs, _time, _scope);
@@ -280,16 +282,25 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
     /// <summary>The built-in default size (Trident:Limits:DefaultWidth and DefaultHeight, pixels).</summary>
     public const int BuiltInDefaultSide = 256;
 
+    /// <summary>Whether Limits:DefaultWidth and DefaultHeight are set in <paramref name="configuration"/> (any source):
+    /// the bound options cannot tell a configured 256 from the built-in one. Without a configuration, a side other
+    /// than <see cref="BuiltInDefaultSide"/> counts as set.</summary>
+    public static (bool Width, bool Height) DefaultSizeSet(Microsoft.Extensions.Configuration.IConfiguration? configuration, TridentOptions o) =>
+        configuration is null
+            ? (o.Limits.DefaultWidth != BuiltInDefaultSide, o.Limits.DefaultHeight != BuiltInDefaultSide)
+            : (configuration[$"{TridentOptions.Section}:Limits:DefaultWidth"] is not null, configuration[$"{TridentOptions.Section}:Limits:DefaultHeight"] is not null);
+
     /// <summary>Makes the default request size (Limits:DefaultWidth × DefaultHeight, what a request that gives none
-    /// gets, and the initial placement's mix) one the pipeline serves. The built-in 256 × 256 is moved to the nearest
-    /// size the pipeline and the limits allow (e.g. 544 × 544 for HunyuanVideo, whose sides are 544–1280), and logged;
-    /// a size set in the configuration must be served as it is.</summary>
+    /// gets, and the initial placement's mix) one the pipeline serves. A side left unset (the built-in 256) is moved to
+    /// the nearest one the pipeline and the limits allow (e.g. 544 for HunyuanVideo, whose sides are 544–1280), and
+    /// logged; a side set in the configuration (<paramref name="set"/>, <see cref="DefaultSizeSet"/>), 256 included,
+    /// must be served as it is.</summary>
     /// <exception cref="InvalidOperationException">when a configured default size is not one the pipeline serves
     /// (naming the keys and the pipeline's reason), or no size within the limits is.</exception>
-    public static void FitDefaultSize(TridentOptions o, PipelineManifest manifest, ILogger log)
+    public static void FitDefaultSize(TridentOptions o, PipelineManifest manifest, ILogger log, (bool Width, bool Height)? set = null)
     {
         var l = o.Limits;
-        var (width, height, reason) = DefaultSize(o, manifest);
+        var (width, height, reason) = DefaultSize(o, manifest, set ?? DefaultSizeSet(null, o));
         if (reason is null) return;
         log.LogInformation("Pipeline {Pipeline} does not serve the default size {DefaultWidth}×{DefaultHeight} ({Reason}): requests that give no size get {Width}×{Height} (the built-in side {Side} moved to the nearest the pipeline serves; Trident:Limits:DefaultWidth, DefaultHeight)",
             manifest.Name, l.DefaultWidth, l.DefaultHeight, reason, width, height, BuiltInDefaultSide);
@@ -300,7 +311,7 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
     /// <summary>The default request size <see cref="FitDefaultSize"/> makes, and why the configured one was moved
     /// (null when it is kept); changes nothing.</summary>
     /// <exception cref="InvalidOperationException">as <see cref="FitDefaultSize"/>'s.</exception>
-    private static (int Width, int Height, string? Reason) DefaultSize(TridentOptions o, PipelineManifest manifest)
+    private static (int Width, int Height, string? Reason) DefaultSize(TridentOptions o, PipelineManifest manifest, (bool Width, bool Height) set)
     {
         var l = o.Limits;
         var size = manifest.Size;
@@ -315,11 +326,22 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
         // each side on its own (CheckSize names the side): a configured one must be served as it is, the built-in one is fitted
         var widthWrong = wrong.Any(e => e.Path == "width");
         var heightWrong = wrong.Any(e => e.Path == "height");
+        if ((widthWrong && set.Width) || (heightWrong && set.Height))
+        {
+            var keys = (widthWrong && set.Width, heightWrong && set.Height) switch
+            {
+                (true, true) => "DefaultWidth and DefaultHeight are",
+                (true, false) => "DefaultWidth is",
+                _ => "DefaultHeight is",
+            };
+            // the reasons of the sides set (a built-in side would be fitted)
+            var setReason = string.Join("; ", wrong.Where(e => e.Path switch { "width" => set.Width, "height" => set.Height, _ => true }).Select(e => $"{e.Path} {e.Message}"));
+            throw new InvalidOperationException(
+                $"{TridentOptions.Section}:Limits:DefaultWidth × DefaultHeight {l.DefaultWidth}×{l.DefaultHeight} is not a size pipeline {manifest.Name} serves ({setReason}; "
+                + $"{TridentOptions.Section}:Limits:{keys} set in the configuration, so kept as given: set a size it serves, or remove the key to get the nearest one)");
+        }
         var width = widthWrong ? Fit(BuiltInDefaultSide, size.MinWidth, Math.Min(size.MaxWidth, l.MaxWidth), size.MultipleOf) : l.DefaultWidth;
         var height = heightWrong ? Fit(BuiltInDefaultSide, size.MinHeight, Math.Min(size.MaxHeight, l.MaxHeight), size.MultipleOf) : l.DefaultHeight;
-        if ((widthWrong && l.DefaultWidth != BuiltInDefaultSide) || (heightWrong && l.DefaultHeight != BuiltInDefaultSide))
-            throw new InvalidOperationException(
-                $"{TridentOptions.Section}:Limits:DefaultWidth × DefaultHeight {l.DefaultWidth}×{l.DefaultHeight} is not a size pipeline {manifest.Name} serves ({reason})");
         if (manifest.CheckSize(width, height, size.MinFrames).Count > 0 || width > l.MaxWidth || height > l.MaxHeight)
             throw new InvalidOperationException(
                 $"no default request size fits both pipeline {manifest.Name} (sides {size.MinWidth}–{size.MaxWidth} × {size.MinHeight}–{size.MaxHeight}, " +
@@ -331,29 +353,60 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
     /// notes on the checks it could not make.</summary>
     public sealed record PipelineCheck(IReadOnlyList<string> Problems, IReadOnlyList<string> Notes);
 
+    // The keys each check reads (under Trident:). The manifest: which pipeline (emulated devices' reference
+    // profile, or the pipeline); the cost model: the profile and the cost settings; the default size; PlanFor.
+    private static readonly string[] KindKeys = ["Devices:Kind", "Cluster:Mode"];
+    private static readonly string[] EmulatedKeys = ["Emulation:Profile", "Emulation:TimeScale"];
+    private static readonly string[] PipelineKeys = ["Pipeline"];
+    private static readonly string[] CostKeys = ["Profile", "Devices:Degrees", "Serving:EfficiencyThreshold", "Serving:SloScale",
+        "Limits:DefaultSteps", "Limits:MaxPredictedSeconds", "Limits:MaxActivationGb"];
+    private static readonly string[] DefaultSizeKeys = ["Limits:DefaultWidth", "Limits:DefaultHeight", "Limits:MaxWidth", "Limits:MaxHeight"];
+    private static readonly string[] PlanForKeys = ["Serving:PlanFor"];
+
     /// <summary>
     /// The configuration problems that need the pipeline, found before anything starts: a configured default size
-    /// it does not serve (<see cref="FitDefaultSize"/>) and a Serving:PlanFor class it does not serve or, where the
+    /// it does not serve (<see cref="FitDefaultSize"/>; set or not as <paramref name="configuration"/> says, see
+    /// <see cref="DefaultSizeSet"/>) and a Serving:PlanFor class it does not serve or, where the
     /// profile is known without profiling, one predicted over the limits (<see cref="InitialMix"/>) — the same
     /// messages as at start. Only the manifest is read, not the models: emulated devices (and a cluster's) present
     /// their reference profile's; the bundled tiny pipeline's is known without writing it; a directory's is the one
     /// the validator has read (its trident-pipeline.json, or its export recognised). On ONNX Runtime without a
     /// configured profile, PlanFor's limits need this machine's profile and are left to the start; a note says so (and
-    /// names a manifest that could not be read after all). Changes nothing in <paramref name="o"/>, which must have
-    /// passed the validator.
+    /// names a manifest that could not be read after all). Changes nothing in <paramref name="o"/>.
     /// </summary>
-    public static PipelineCheck CheckPipeline(TridentOptions o)
+    /// <param name="o">The bound options.</param>
+    /// <param name="configuration">The configuration they were bound from (null: the options alone).</param>
+    /// <param name="found">The validator's problems (<see cref="TridentOptionsValidator.Problems"/>): a check that reads
+    /// a key they put in doubt is not made (a note names the key), the others are, so one run reports every problem it
+    /// can; with none, every check runs.</param>
+    public static PipelineCheck CheckPipeline(TridentOptions o, Microsoft.Extensions.Configuration.IConfiguration? configuration = null,
+        IReadOnlyList<ConfigProblem>? found = null)
     {
         var notes = new List<string>();
+        // the key of the first problem found that puts one of keys in doubt, or null
+        string? Doubt(params string[][] keys) =>
+            found is null ? null
+            : keys.SelectMany(k => k).Select(k => $"{TridentOptions.Section}:{k}")
+                .SelectMany(k => found.Where(p => p.Concerns(k))).Select(p => p.Key).FirstOrDefault();
+        void Skipped(string what, string key) =>
+            notes.Add($"{what} not checked: {key} (a problem above) leaves a key it reads in doubt; fix it and check again");
+        var emulated = o.Cluster.Mode != ClusterOptions.ModeNone || o.Devices.Kind == EmulationOptions.Kind;
+        if (Doubt(KindKeys, emulated ? EmulatedKeys : PipelineKeys) is { } unknowable)
+        {
+            Skipped($"the checks that need the pipeline (a {TridentOptions.Section}:Serving:PlanFor class or {TridentOptions.Section}:Limits:DefaultWidth × DefaultHeight it does not serve) were", unknowable);
+            return new PipelineCheck([], notes);
+        }
         PipelineManifest manifest;
         CostModel? cost = null;
+        // a cost model is had here only for emulated devices or with a configured profile; else the limits wait for serve
+        var costDoubt = emulated || o.Profile.Length > 0 || Doubt(new[] { "Profile" }) is not null ? Doubt(CostKeys) : null;
         try
         {
-            if (o.Cluster.Mode != ClusterOptions.ModeNone || o.Devices.Kind == EmulationOptions.Kind)
+            if (emulated)
             {
                 var profile = EmulatedProfile.Scaled(EmulatedProfile.Reference(o.Emulation.Profile), o.Emulation.TimeScale);
                 manifest = EmulatedProfile.Manifest(profile);
-                cost = CostModelModule.create(CostSettings(o), profile);
+                if (costDoubt is null) cost = CostModelModule.create(CostSettings(o), profile);
             }
             else
             {
@@ -364,7 +417,7 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
                     // what the validator has read already (Pipeline: a directory that is no servable pipeline)
                     _ => Trident.Runtime.Pipelines.Export.PipelineDirectory.LoadManifest(Path.GetFullPath(o.Pipeline)),
                 };
-                if (o.Profile.Length > 0)
+                if (o.Profile.Length > 0 && costDoubt is null)
                 {
                     var parsed = ProfileFile.parse(File.ReadAllText(o.Profile));
                     if (parsed.IsOk && parsed.ResultValue.Model.Value == manifest.Model) cost = CostModelModule.create(CostSettings(o), parsed.ResultValue);
@@ -378,25 +431,34 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
             return new PipelineCheck([], notes);
         }
         var problems = new List<string>();
-        try
+        if (Doubt(DefaultSizeKeys) is { } sizeDoubt) Skipped($"{TridentOptions.Section}:Limits:DefaultWidth × DefaultHeight (whether the pipeline serves it) was", sizeDoubt);
+        else
+            try
+            {
+                DefaultSize(o, manifest, DefaultSizeSet(configuration, o));
+            }
+            catch (InvalidOperationException e)
+            {
+                problems.Add(e.Message);
+            }
+        var planFor = !string.IsNullOrWhiteSpace(o.Serving.PlanFor);
+        if (planFor && Doubt(PlanForKeys) is { } planDoubt) Skipped($"{TridentOptions.Section}:Serving:PlanFor's classes (whether the pipeline serves them) were", planDoubt);
+        else if (planFor)
         {
-            DefaultSize(o, manifest);
+            if (costDoubt is not null && (o.Limits.MaxPredictedSeconds > 0 || o.Limits.MaxActivationGb > 0))
+                Skipped($"{TridentOptions.Section}:Serving:PlanFor's classes against {TridentOptions.Section}:Limits:MaxPredictedSeconds and MaxActivationGb were", costDoubt);
+            try
+            {
+                InitialMix(o, manifest, cost);
+            }
+            catch (InvalidOperationException e)
+            {
+                problems.Add(e.Message);
+            }
+            if (cost is null && costDoubt is null && (o.Limits.MaxPredictedSeconds > 0 || o.Limits.MaxActivationGb > 0))
+                notes.Add($"{TridentOptions.Section}:Serving:PlanFor's classes are checked against {TridentOptions.Section}:Limits:MaxPredictedSeconds and MaxActivationGb "
+                    + $"when serve starts, on this machine's profile (none is configured: {TridentOptions.Section}:Profile)");
         }
-        catch (InvalidOperationException e)
-        {
-            problems.Add(e.Message);
-        }
-        try
-        {
-            InitialMix(o, manifest, cost);
-        }
-        catch (InvalidOperationException e)
-        {
-            problems.Add(e.Message);
-        }
-        if (cost is null && !string.IsNullOrWhiteSpace(o.Serving.PlanFor) && (o.Limits.MaxPredictedSeconds > 0 || o.Limits.MaxActivationGb > 0))
-            notes.Add($"{TridentOptions.Section}:Serving:PlanFor's classes are checked against {TridentOptions.Section}:Limits:MaxPredictedSeconds and MaxActivationGb "
-                + $"when serve starts, on this machine's profile (none is configured: {TridentOptions.Section}:Profile)");
         return new PipelineCheck(problems, notes);
     }
 

@@ -8,6 +8,7 @@ using Microsoft.Extensions.Options;
 using Serilog;
 using Serilog.Core;
 using Serilog.Events;
+using Serilog.Configuration;
 using Serilog.Formatting.Compact;
 using Trident.Api.Options;
 
@@ -27,15 +28,34 @@ public static class TridentHosting
     /// (<c>hostBuilder:reloadConfigOnChange</c> false): nothing re-reads them after start-up, and the watcher ASP.NET
     /// adds for <c>appsettings.json</c> watches the whole content root with its subfolders, so every file written under
     /// it (results, the job journal, caches) woke its thread — ≈ 0.6 ms of CPU per request of the tiny pipeline on this
-    /// 2-core machine (`/proc`, 2026-12-01).</summary>
-    public static WebApplicationBuilder CreateBuilder(string[] args) =>
-        WebApplication.CreateBuilder([.. args, "--hostBuilder:reloadConfigOnChange=false"]);
+    /// 2-core machine (`/proc`, 2026-12-01).
+    /// The host reads <c>appsettings.json</c> (and <c>appsettings.{Environment}.json</c>) from the content root, the
+    /// directory it runs in unless <c>--contentRoot</c> says otherwise: one that does not load, or gives one key twice
+    /// (spelt alike or differing only by case, which the loader merges), is an <see cref="InvalidDataException"/> naming
+    /// the file, the line, the position and the reason (<see cref="ConfigFileProblem.Find"/>), as a <c>--config</c>
+    /// file's is.</summary>
+    public static WebApplicationBuilder CreateBuilder(string[] args)
+    {
+        WebApplicationBuilder builder;
+        try
+        {
+            builder = WebApplication.CreateBuilder([.. args, "--hostBuilder:reloadConfigOnChange=false"]);
+        }
+        catch (InvalidDataException e) when (ConfigFileProblem.FileOf(e) is { } file)
+        {
+            // the loader's own message names only the file: say where and why
+            throw new InvalidDataException(ConfigFileProblem.Describe(file, e));
+        }
+        ConfigFileProblem.ThrowIfAny(builder.Configuration);
+        return builder;
+    }
 
     /// <summary>Adds the file named by <c>--config</c> (then environment variables and the command line again,
     /// so they still win) and binds to <see cref="DefaultUrl"/> unless an address is configured. A file that does not
     /// exist is a <see cref="FileNotFoundException"/>; one that does not load (not JSON, or one key given twice, e.g.
-    /// under names differing only by case) an <see cref="InvalidDataException"/> naming the file, the line, the
-    /// position and the reason (<see cref="ConfigFileProblem.Describe"/>).</summary>
+    /// under names differing only by case, at any depth, whether or not the loader refuses it) an
+    /// <see cref="InvalidDataException"/> naming the file, the line, the position and the reason
+    /// (<see cref="ConfigFileProblem.Find"/>).</summary>
     public static WebApplicationBuilder AddTridentConfiguration(this WebApplicationBuilder builder, string[] args)
     {
         if (builder.Configuration["config"] is { Length: > 0 } file)
@@ -51,6 +71,8 @@ public static class TridentHosting
                 // the loader's own message names only the file: say where and why
                 throw new InvalidDataException("--config: " + ConfigFileProblem.Describe(path, e));
             }
+            // it loaded: keys it gives twice without colliding on one value are merged silently by the loader
+            if (ConfigFileProblem.Find(path) is { } problem) throw new InvalidDataException("--config: " + problem);
             builder.Configuration.AddEnvironmentVariables();
             builder.Configuration.AddCommandLine(args);
         }
@@ -119,10 +141,71 @@ public static class TridentHosting
         var json = IsJson(format, redirected);
         if (!json) configuration = configuration.Enrich.With<TraceSuffix>();
         configuration = sink is not null ? configuration.WriteTo.Sink(sink)
-            : json ? configuration.WriteTo.Console(Formatter(json: true))
-            // the console sink's own template renderer, for its colours on a terminal
-            : configuration.WriteTo.Console(outputTemplate: TextTemplate, formatProvider: System.Globalization.CultureInfo.InvariantCulture);
+            // standard output that cannot be written (a full disk, /dev/full) loses the log, not the server: GuardedSink
+            : configuration.WriteTo.Sink(LoggerSinkConfiguration.Wrap(console => new GuardedSink(console, Console.Error), to =>
+            {
+                if (json) to.Console(Formatter(json: true));
+                // the console sink's own template renderer, for its colours on a terminal
+                else to.Console(outputTemplate: TextTemplate, formatProvider: System.Globalization.CultureInfo.InvariantCulture);
+            }));
         return configuration.CreateLogger();
+    }
+
+    /// <summary>
+    /// The server's log on standard output, which may become unwritable while it serves: a full disk under the file
+    /// it is redirected to, <c>/dev/full</c> (a closed pipe is no failure: .NET drops what is written to it). A server
+    /// keeps serving without its log rather than stop or print a stack trace: a line that cannot be written is dropped,
+    /// the first of a run of such lines is reported once on <paramref name="notices"/> (standard error) with the reason,
+    /// and when lines are written again, how many were lost. Every line is tried, so the log comes back once the
+    /// output can take it again (a disk with room again). Serilog would drop the lines too (it catches a sink's
+    /// exceptions), silently.
+    /// </summary>
+    public sealed class GuardedSink(ILogEventSink inner, TextWriter notices) : ILogEventSink, IDisposable
+    {
+        private readonly object _gate = new();
+        private long _lost;
+
+        /// <summary>Lines dropped since the output last took one (0 while it takes them).</summary>
+        public long Lost => Interlocked.Read(ref _lost);
+
+        /// <inheritdoc />
+        public void Emit(LogEvent logEvent)
+        {
+            try
+            {
+                inner.Emit(logEvent);
+            }
+            catch (Exception e) when (e is IOException or ObjectDisposedException or UnauthorizedAccessException)
+            {
+                lock (_gate)
+                    if (_lost++ == 0)
+                        Notice($"trident: the log could not be written to standard output ({e.Message}); the server keeps serving, and log lines are dropped until it can be written again");
+                return;
+            }
+            if (Interlocked.Read(ref _lost) > 0)
+                lock (_gate)
+                    if (_lost > 0)
+                    {
+                        Notice($"trident: the log is written to standard output again; {_lost} line(s) were dropped");
+                        _lost = 0;
+                    }
+        }
+
+        private void Notice(string line)
+        {
+            try
+            {
+                notices.WriteLine(line);
+                notices.Flush();
+            }
+            catch (Exception e) when (e is IOException or ObjectDisposedException)
+            {
+                // standard error cannot be written either: nothing is left to say it on
+            }
+        }
+
+        /// <inheritdoc />
+        public void Dispose() => (inner as IDisposable)?.Dispose();
     }
 
     /// <summary>Whether <paramref name="format"/> (auto, text or json) means JSON on an output that is

@@ -18,9 +18,13 @@ public static class StrictBinding
 {
     /// <summary>Binds <paramref name="section"/> onto <paramref name="target"/>; returns one message per unknown
     /// key or unparsable value, each naming its full key. Valid keys are bound even when others are not.</summary>
-    public static IReadOnlyList<string> Bind(IConfigurationSection section, object target)
+    public static IReadOnlyList<string> Bind(IConfigurationSection section, object target) =>
+        [.. Problems(section, target).Select(p => p.Message)];
+
+    /// <summary><see cref="Bind"/>, with the key each problem concerns and whether it is an unknown key.</summary>
+    public static IReadOnlyList<ConfigProblem> Problems(IConfigurationSection section, object target)
     {
-        var errors = new List<string>();
+        var errors = new List<ConfigProblem>();
         BindObject(section, target, errors);
         return errors;
     }
@@ -28,7 +32,7 @@ public static class StrictBinding
     private static PropertyInfo[] Keys(Type type) =>
         type.GetProperties(BindingFlags.Public | BindingFlags.Instance).Where(p => p.CanWrite && p.GetSetMethod() is not null).ToArray();
 
-    private static void BindObject(IConfigurationSection section, object target, List<string> errors)
+    private static void BindObject(IConfigurationSection section, object target, List<ConfigProblem> errors)
     {
         var properties = Keys(target.GetType());
         foreach (var child in section.GetChildren())
@@ -36,21 +40,21 @@ public static class StrictBinding
             var property = properties.FirstOrDefault(p => string.Equals(p.Name, child.Key, StringComparison.OrdinalIgnoreCase));
             if (property is null)
             {
-                errors.Add($"{child.Path} is not a configuration key (keys under {section.Path}: {string.Join(", ", properties.Select(p => p.Name))}; docs/serving.md lists them)");
+                errors.Add(new(child.Path, $"{child.Path} is not a configuration key (keys under {section.Path}: {string.Join(", ", properties.Select(p => p.Name))}; docs/serving.md lists them)", Unknown: true));
                 continue;
             }
             var type = property.PropertyType;
             if (IsLeaf(type))
             {
                 if (type.IsArray) BindArray(child, property, target, errors);
-                else if (child.GetChildren().Any()) errors.Add($"{child.Path} takes a single value, not a section");
+                else if (child.GetChildren().Any()) errors.Add(new(child.Path, $"{child.Path} takes a single value, not a section"));
                 else if (Parse(child.Value ?? "", type, out var value, out var expected)) property.SetValue(target, value);
-                else errors.Add($"{child.Path} must be {expected} (got '{child.Value}')");
+                else errors.Add(new(child.Path, $"{child.Path} must be {expected} (got '{child.Value}')"));
                 continue;
             }
             if (child.Value is { Length: > 0 })
             {
-                errors.Add($"{child.Path} is a section (keys: {string.Join(", ", Keys(type).Select(p => p.Name))}), not a value (got '{child.Value}')");
+                errors.Add(new(child.Path, $"{child.Path} is a section (keys: {string.Join(", ", Keys(type).Select(p => p.Name))}), not a value (got '{child.Value}')"));
                 continue;
             }
             var nested = property.GetValue(target) ?? Activator.CreateInstance(type)!;
@@ -63,7 +67,7 @@ public static class StrictBinding
         type == typeof(string) || type.IsPrimitive || type.IsEnum || type == typeof(TimeSpan) || type == typeof(decimal)
         || type.IsArray || Nullable.GetUnderlyingType(type) is not null;
 
-    private static void BindArray(IConfigurationSection key, PropertyInfo property, object target, List<string> errors)
+    private static void BindArray(IConfigurationSection key, PropertyInfo property, object target, List<ConfigProblem> errors)
     {
         var element = property.PropertyType.GetElementType()!;
         var children = key.GetChildren().ToArray();
@@ -72,7 +76,7 @@ public static class StrictBinding
         {
             var indexed = children.Select(c => (Ok: int.TryParse(c.Key, NumberStyles.None, CultureInfo.InvariantCulture, out var i), Index: i, c)).ToArray();
             var bad = indexed.Where(x => !x.Ok || x.c.GetChildren().Any()).ToArray();
-            foreach (var x in bad) errors.Add($"{x.c.Path} is not an element of the list {key.Path} (elements are :0, :1, …)");
+            foreach (var x in bad) errors.Add(new(key.Path, $"{x.c.Path} is not an element of the list {key.Path} (elements are :0, :1, …)"));
             if (bad.Length > 0) return;
             parts = indexed.OrderBy(x => x.Index).Select(x => x.c.Value ?? "").ToArray();
         }
@@ -85,7 +89,7 @@ public static class StrictBinding
             array.SetValue(v, i);
             return false;
         }).ToArray();
-        if (failed.Length > 0) errors.Add($"{key.Path} must be a list whose elements are each {expected}: 1,2,4 or a JSON array (got '{string.Join(",", parts)}')");
+        if (failed.Length > 0) errors.Add(new(key.Path, $"{key.Path} must be a list whose elements are each {expected}: 1,2,4 or a JSON array (got '{string.Join(",", parts)}')"));
         else property.SetValue(target, array);
     }
 

@@ -20,14 +20,19 @@ public sealed class TridentOptionsValidator : IValidateOptions<TridentOptions>
     public TridentOptionsValidator(IConfiguration configuration) => _configuration = configuration;
 
     /// <inheritdoc />
-    public ValidateOptionsResult Validate(string? name, TridentOptions o)
+    public ValidateOptionsResult Validate(string? name, TridentOptions o) =>
+        Problems(o) is { Count: > 0 } problems ? ValidateOptionsResult.Fail(problems.Select(p => p.Message)) : ValidateOptionsResult.Success;
+
+    /// <summary><see cref="Validate"/>'s problems, each with the key it concerns (what
+    /// <see cref="Trident.Api.Hosting.ServerHost.CheckPipeline"/> needs to know which checks it can still make).</summary>
+    public IReadOnlyList<ConfigProblem> Problems(TridentOptions o)
     {
-        var errors = new List<string>();
+        var errors = new List<ConfigProblem>();
         if (_configuration is not null)
-            errors.AddRange(StrictBinding.Bind(_configuration.GetSection(TridentOptions.Section), new TridentOptions()));
-        void Check(bool ok, string key, string rule)
+            errors.AddRange(StrictBinding.Problems(_configuration.GetSection(TridentOptions.Section), new TridentOptions()));
+        void Check(bool ok, string key, string rule, bool valueKnown = false)
         {
-            if (!ok) errors.Add($"{TridentOptions.Section}:{key} {rule}");
+            if (!ok) errors.Add(new($"{TridentOptions.Section}:{key}", $"{TridentOptions.Section}:{key} {rule}", ValueKnown: valueKnown));
         }
 
         var d = o.Devices;
@@ -84,14 +89,17 @@ public sealed class TridentOptionsValidator : IValidateOptions<TridentOptions>
         if (!string.IsNullOrWhiteSpace(s.PlanFor))
         {
             var problems = new List<string>();
+            var overLimits = new List<string>();
             foreach (var planned in PlanForMix.Parse(s.PlanFor, problems))
             {
                 if (planned.Height > o.Limits.MaxHeight || planned.Width > o.Limits.MaxWidth || planned.Frames > o.Limits.MaxFrames)
-                    problems.Add($"'{planned.Text}' is over the limits (Limits:MaxHeight {o.Limits.MaxHeight}, MaxWidth {o.Limits.MaxWidth}, MaxFrames {o.Limits.MaxFrames}): the server would refuse such requests");
+                    overLimits.Add($"'{planned.Text}' is over the limits (Limits:MaxHeight {o.Limits.MaxHeight}, MaxWidth {o.Limits.MaxWidth}, MaxFrames {o.Limits.MaxFrames}): the server would refuse such requests");
                 if (planned.Steps > o.Limits.MaxSteps)
-                    problems.Add($"'{planned.Text}' has more steps than Limits:MaxSteps ({o.Limits.MaxSteps})");
+                    overLimits.Add($"'{planned.Text}' has more steps than Limits:MaxSteps ({o.Limits.MaxSteps})");
             }
             foreach (var problem in problems) Check(false, "Serving:PlanFor", problem);
+            // a class over the limits is still read as written: the pipeline's checks of the classes can run
+            foreach (var problem in overLimits) Check(false, "Serving:PlanFor", problem, valueKnown: problems.Count == 0);
         }
 
         var l = o.Limits;
@@ -153,6 +161,6 @@ public sealed class TridentOptionsValidator : IValidateOptions<TridentOptions>
         Check(t.OtlpExportIntervalMs is >= 100 and <= 3_600_000, "Telemetry:OtlpExportIntervalMs", "must be between 100 and 3600000");
         Check(!string.IsNullOrWhiteSpace(t.ServiceName), "Telemetry:ServiceName", "must not be empty");
         Check(o.Profile.Length == 0 || File.Exists(o.Profile), "Profile", $"'{o.Profile}' does not exist");
-        return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+        return errors;
     }
 }

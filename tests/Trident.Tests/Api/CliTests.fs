@@ -238,6 +238,99 @@ let ``an output path a command cannot write is refused up front, and a failed wr
             Expect.stringContains (string err) (prefix + ": could not write to standard output: No space left on device") (name + ": names standard output and why")
             noStack name (string err)
 
+/// `trident serve` on emulated devices (fast to start) in a process of its own, its standard output `stdout`: "full"
+/// (/dev/full) or "closed" (a pipe whose reading end is closed at once); with its exit code and standard error once it
+/// has served a generation and been sent SIGTERM.
+let private serveWithStdout (stdout: string) (format: string) =
+    let url = sprintf "http://127.0.0.1:%d" (Trident.Api.Hosting.Loopback.FreePort())
+    let args = [ System.IO.Path.Combine(System.AppContext.BaseDirectory, "trident.dll"); "serve"; "--urls"; url; "--emulate"; "flux"
+                 "--time-scale"; "0.01"; "--Trident:Storage:Directory"; "memory"; "--Trident:LogFormat"; format ]
+    let start =
+        match stdout with
+        | "full" ->
+            // the shell points standard output at /dev/full, then becomes the server
+            let s = System.Diagnostics.ProcessStartInfo("/bin/sh", UseShellExecute = false, RedirectStandardError = true)
+            for a in [ "-c"; "exec dotnet \"$@\" > /dev/full"; "sh" ] @ args do s.ArgumentList.Add a
+            s
+        | _ ->
+            let s = System.Diagnostics.ProcessStartInfo("dotnet", UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true)
+            for a in args do s.ArgumentList.Add a
+            s
+    start.Environment.["TRIDENT_HOME"] <- Trident.Tests.Runtime.TinyFixture.home
+    use proc = System.Diagnostics.Process.Start start
+    if stdout = "closed" then proc.StandardOutput.Close()
+    let err = System.Text.StringBuilder()
+    proc.ErrorDataReceived.Add(fun e -> if not (isNull e.Data) then lock err (fun () -> err.AppendLine e.Data |> ignore))
+    proc.BeginErrorReadLine()
+    try
+        use client = new System.Net.Http.HttpClient(BaseAddress = System.Uri url, Timeout = System.TimeSpan.FromSeconds 10.0)
+        let deadline = System.DateTime.UtcNow.AddMinutes 2.0
+        let mutable ready = false
+        while not ready && System.DateTime.UtcNow < deadline && not proc.HasExited do
+            try
+                use r = client.GetAsync("/ready").Result
+                ready <- r.StatusCode = System.Net.HttpStatusCode.OK
+            with _ -> ()
+            if not ready then System.Threading.Thread.Sleep 200
+        Expect.isTrue ready (sprintf "stdout %s: the server became ready (%O)" stdout err)
+        let id = Trident.Tests.Api.ApiFixture.submit client """{"prompt":"logless","steps":2}"""
+        let final = Trident.Tests.Api.ApiFixture.pollUntil client 60.0 id Trident.Tests.Api.ApiFixture.isFinal
+        Expect.equal (Trident.Tests.Api.ApiFixture.status final) "succeeded" (sprintf "stdout %s: a generation is served" stdout)
+        use kill = System.Diagnostics.Process.Start("kill", [ "-TERM"; string proc.Id ])
+        kill.WaitForExit()
+        Expect.isTrue (proc.WaitForExit(System.TimeSpan.FromSeconds 60.0)) (sprintf "stdout %s: the server exits on SIGTERM" stdout)
+        proc.WaitForExit()
+        proc.ExitCode, lock err (fun () -> string err)
+    finally
+        if not proc.HasExited then proc.Kill true
+
+let ``serve keeps serving when its log cannot be written to standard output, and says so once on standard error`` =
+    testCase "serve keeps serving when its log cannot be written to standard output, and says so once on standard error" <| fun () ->
+        let noStack (name: string) (err: string) =
+            Expect.isFalse (err.Contains "   at ") (sprintf "%s: no stack trace (%s)" name err)
+            Expect.isFalse (err.Contains "Unhandled exception") (sprintf "%s: no unhandled exception" name)
+        if System.IO.File.Exists "/dev/full" then
+            let code, err = serveWithStdout "full" "text"
+            Expect.equal code 0 (sprintf "> /dev/full: a clean exit (%s)" err)
+            noStack "> /dev/full" err
+            let notice = "trident: the log could not be written to standard output (No space left on device); the server keeps serving"
+            Expect.stringContains err notice "> /dev/full: said once, with the reason"
+            Expect.equal (err.Split(notice).Length - 1) 1 "> /dev/full: once, not per line"
+        // a closed pipe drops what is written (.NET ignores EPIPE on the console): nothing to say, nothing to crash
+        let code, err = serveWithStdout "closed" "json"
+        Expect.equal code 0 (sprintf "| closed pipe: a clean exit (%s)" err)
+        noStack "| closed pipe" err
+
+let ``a worker stopped before it joins the cluster exits with one line, not an unhandled exception`` =
+    testCase "a worker stopped before it joins the cluster exits with one line, not an unhandled exception" <| fun () ->
+        // no coordinator listens at the primary's port: the silo keeps trying to join until SIGTERM
+        let primary = sprintf "127.0.0.1:%d" (Trident.Api.Hosting.Loopback.FreePort())
+        let start = System.Diagnostics.ProcessStartInfo("dotnet", UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true)
+        for a in [ System.IO.Path.Combine(System.AppContext.BaseDirectory, "trident.dll"); "worker"; "--emulate"; "flux"; "--primary"; primary
+                   "--Trident:LogLevel"; "Fatal" ] do
+            start.ArgumentList.Add a
+        start.Environment.["TRIDENT_HOME"] <- Trident.Tests.Runtime.TinyFixture.home
+        use proc = System.Diagnostics.Process.Start start
+        let err = System.Text.StringBuilder()
+        proc.ErrorDataReceived.Add(fun e -> if not (isNull e.Data) then lock err (fun () -> err.AppendLine e.Data |> ignore))
+        proc.OutputDataReceived.Add ignore
+        proc.BeginErrorReadLine()
+        proc.BeginOutputReadLine()
+        try
+            System.Threading.Thread.Sleep 8000
+            Expect.isFalse proc.HasExited (sprintf "the worker waits for its coordinator (%O)" err)
+            use kill = System.Diagnostics.Process.Start("kill", [ "-TERM"; string proc.Id ])
+            kill.WaitForExit()
+            Expect.isTrue (proc.WaitForExit(System.TimeSpan.FromSeconds 60.0)) "the worker exits on SIGTERM"
+            proc.WaitForExit()
+            let err = lock err (fun () -> string err)
+            Expect.equal proc.ExitCode 1 (sprintf "exit 1: it never served (%s)" err)
+            Expect.stringContains err (sprintf "trident worker: stopped before it joined the cluster (the coordinator's silo at %s" primary) "one line saying why"
+            Expect.isFalse (err.Contains "Unhandled exception") (sprintf "no unhandled exception (%s)" err)
+            Expect.isFalse (err.Contains "   at ") "no stack trace"
+        finally
+            if not proc.HasExited then proc.Kill true
+
 /// Sequenced with the other tests that redirect the console (Console.SetOut is process-wide).
 [<Tests>]
 let tests =
@@ -252,4 +345,6 @@ let tests =
         ``off a terminal, progress is plain lines on standard error, at most one per interval but always the first and last``
         ``serve exits with code 1 naming the reason when the serving runtime cannot start``
         ``an output path a command cannot write is refused up front, and a failed write is one line with exit 1``
+        ``serve keeps serving when its log cannot be written to standard output, and says so once on standard error``
+        ``a worker stopped before it joins the cluster exits with one line, not an unhandled exception``
     ] |> testSequenced ]

@@ -470,6 +470,137 @@ let ``the default request size is one the pipeline serves`` =
         let ex = expectThrows<InvalidOperationException> "100 is not a multiple of the tiny pipeline's 16" (fun () -> Trident.Api.Hosting.ServerHost.FitDefaultSize(configured, tiny, log))
         Expect.stringContains ex.Message "Trident:Limits:DefaultWidth × DefaultHeight 100×256 is not a size pipeline" "names the keys"
 
+/// Writes `json` to a file of its own, runs `f` on its path, deletes it.
+let private withFile (json: string) (f: string -> 'T) =
+    let file = Path.Combine(Path.GetTempPath(), sprintf "trident-cfg-%d-%s.json" Environment.ProcessId (Guid.NewGuid().ToString "N"))
+    File.WriteAllText(file, json)
+    try f file finally File.Delete file
+
+/// serve with these arguments on a taken port: a server that got as far as listening fails to bind (exit 1).
+let private serveTaken (args: string list) =
+    let taken = new Sockets.TcpListener(IPAddress.Loopback, 0)
+    taken.Start()
+    try
+        let port = (taken.LocalEndpoint :?> IPEndPoint).Port
+        run ([ "serve"; "--urls"; sprintf "http://127.0.0.1:%d" port; "--Trident:LogLevel"; "Fatal"; "--Trident:Storage:Directory"; "memory" ] @ args)
+    finally
+        taken.Stop()
+
+let ``the keys' problems and the pipeline's come in one run, unless a key the pipeline's checks read is in doubt`` =
+    testCase "the keys' problems and the pipeline's come in one run, unless a key the pipeline's checks read is in doubt" <| fun () ->
+        // a bad value of a key no pipeline check reads (SloScale feeds only the limits' check, which waits for the
+        // profile on the tiny pipeline anyway), a default size and a PlanFor class the tiny pipeline does not serve
+        let keys = [ "Trident:Serving:SloScale", "abc"; "Trident:Serving:RoundPeriodMs", "1"
+                     "Trident:Limits:DefaultWidth", "100"; "Trident:Serving:PlanFor", "64x64x10" ]
+        let expected = [ "Trident:Serving:SloScale must be a finite number (got 'abc')"
+                         "Trident:Serving:RoundPeriodMs must be between 10 and 60000"
+                         "Trident:Limits:DefaultWidth × DefaultHeight 100×256 is not a size pipeline tiny serves"
+                         "Trident:Serving:PlanFor: '64x64x10' is not a size pipeline tiny serves" ]
+        let json (pairs: (string * string) list) =
+            let o = Text.Json.Nodes.JsonObject()
+            for key, value in pairs do
+                let parts = key.Split ':'
+                let mutable node = o
+                for part in parts.[.. parts.Length - 2] do
+                    if isNull node.[part] then node.[part] <- Text.Json.Nodes.JsonObject()
+                    node <- node.[part].AsObject()
+                node.[parts.[parts.Length - 1]] <- Text.Json.Nodes.JsonValue.Create value
+            o.ToJsonString()
+        let code, message = withFile (json keys) (fun file -> run [ "config"; "--check"; file ])
+        Expect.equal code 2 (sprintf "config --check: exit 2 (%s)" message)
+        for e in expected do Expect.stringContains message e (sprintf "config --check reports it in the same run: %s" e)
+        let code, message = serveTaken [ for k, v in keys do yield "--" + k; yield v ]
+        Expect.equal code 2 (sprintf "serve: exit 2 before it listens (%s)" message)
+        for e in expected do Expect.stringContains message e (sprintf "serve reports it in the same run: %s" e)
+        // a class over the limits is still read as written: the pipeline's check of the classes runs too
+        let code, message = withFile """{"Trident":{"Serving":{"PlanFor":"64x64x10, 2048x64"}}}""" (fun file -> run [ "config"; "--check"; file ])
+        Expect.equal code 2 "config --check: exit 2"
+        Expect.stringContains message "'2048x64' is over the limits" "the validator's rule"
+        Expect.stringContains message "'64x64x10' is not a size pipeline tiny serves" "and the pipeline's, in one run"
+        // a key that says which pipeline it is, in doubt (a bad value, or a misspelling of one): no pipeline check, said
+        for doubt, key in [ "\"Devices\":{\"Kind\":\"banana\"}", "Trident:Devices:Kind"; "\"Pipelin\":\"tiny\"", "Trident:Pipelin"
+                            "\"Devices\":{\"Kind\":\"emulated\"},\"Emulation\":{\"Profile\":\"nope\"}", "Trident:Emulation:Profile" ] do
+            let code, message = withFile (sprintf """{"Trident":{%s,"Limits":{"DefaultWidth":100}}}""" doubt) (fun file -> run [ "config"; "--check"; file ])
+            Expect.equal code 2 (sprintf "%s: exit 2 (%s)" key message)
+            Expect.isFalse (message.Contains "is not a size pipeline") (sprintf "%s: the pipeline is not known, so nothing is said of it (%s)" key message)
+            Expect.stringContains message (sprintf "not checked: %s (a problem above)" key) (sprintf "%s: a note says what was not checked and why" key)
+        // a default size key in doubt: that check waits, PlanFor's runs
+        let code, message = withFile """{"Trident":{"Limits":{"DefaultWidht":100},"Serving":{"PlanFor":"64x64x10"}}}""" (fun file -> run [ "config"; "--check"; file ])
+        Expect.equal code 2 "exit 2"
+        Expect.stringContains message "Trident:Limits:DefaultWidht is not a configuration key" "the misspelling"
+        Expect.stringContains message "'64x64x10' is not a size pipeline tiny serves" "PlanFor's check runs"
+        Expect.stringContains message "DefaultWidth × DefaultHeight (whether the pipeline serves it) was not checked" "the default size's waits, said"
+
+let ``a default size set to 256 is kept as set, and refused where the pipeline does not serve it`` =
+    testCase "a default size set to 256 is kept as set, and refused where the pipeline does not serve it" <| fun () ->
+        let hunyuan = """"Devices":{"Kind":"emulated"},"Emulation":{"Profile":"hunyuanvideo"},"Limits":{"MaxWidth":1280,"MaxHeight":1280"""
+        for limits, named in [ ",\"DefaultWidth\":256", "DefaultWidth is set"; ",\"DefaultHeight\":256", "DefaultHeight is set"
+                               ",\"DefaultWidth\":256,\"DefaultHeight\":256", "DefaultWidth and DefaultHeight are set" ] do
+            let code, message = withFile (sprintf """{"Trident":{%s%s}}}""" hunyuan limits) (fun file -> run [ "config"; "--check"; file ])
+            Expect.equal code 2 (sprintf "%s: config --check refuses it (%s)" limits message)
+            Expect.stringContains message "Trident:Limits:DefaultWidth × DefaultHeight 256×256 is not a size pipeline hunyuanvideo-emulated serves" "named as the start names it"
+            Expect.stringContains message named "says which key is set"
+        let emulated = [ "--Trident:Devices:Kind"; "emulated"; "--Trident:Emulation:Profile"; "hunyuanvideo"; "--Trident:Limits:MaxWidth"; "1280"; "--Trident:Limits:MaxHeight"; "1280" ]
+        let code, message = serveTaken (emulated @ [ "--Trident:Limits:DefaultWidth"; "256" ])
+        Expect.equal code 2 (sprintf "serve: exit 2 before it listens (%s)" message)
+        Expect.stringContains message "256×256 is not a size pipeline hunyuanvideo-emulated serves" "named"
+        // unset, the built-in 256 is moved (the start logs it): valid
+        let code, message = withFile (sprintf """{"Trident":{%s}}}""" hunyuan) (fun file -> run [ "config"; "--check"; file ])
+        Expect.equal code 0 (sprintf "the built-in default is fitted (%s)" message)
+        // set from an environment variable (with a prefix of this process's, so no other test's server reads it): set too
+        let prefix = sprintf "TRIDENTSIZE%d_" Environment.ProcessId
+        Environment.SetEnvironmentVariable(prefix + "Trident__Limits__DefaultHeight", "256")
+        try
+            let configuration =
+                ConfigurationBuilder()
+                    .AddInMemoryCollection(dict [ "Trident:Devices:Kind", "emulated"; "Trident:Emulation:Profile", "hunyuanvideo"
+                                                  "Trident:Limits:MaxWidth", "1280"; "Trident:Limits:MaxHeight", "1280" ])
+                    .AddEnvironmentVariables(prefix).Build()
+            let struct (problems, _) = Trident.Api.Cli.ConfigCommand.CheckWithNotes(configuration)
+            Expect.exists problems (fun p -> p.Contains "256×256 is not a size pipeline hunyuanvideo-emulated serves") (sprintf "the environment's 256 is kept as set: %A" problems)
+        finally
+            Environment.SetEnvironmentVariable(prefix + "Trident__Limits__DefaultHeight", null)
+
+let ``one key given twice in a file, spelt alike or differing only by case, is refused even where the loader merges it`` =
+    testCase "one key given twice in a file, spelt alike or differing only by case, is refused even where the loader merges it" <| fun () ->
+        let dir = Directory.CreateTempSubdirectory("trident-config-")
+        try
+            // objects whose keys do not collide: the loader merges them into one section without a word
+            let files =
+                [ "top.json", "{ \"Trident\": {\n  \"serving\": { \"QueueCapacity\": 8 } },\n  \"trident\": { \"Serving\": { \"RoundPeriodMs\": 50 } } }\n",
+                  "keys 'Trident' (line 1) and 'trident' (line 3) differ only by case"
+                  "deep.json", "{ \"Trident\": {\n  \"serving\": { \"QueueCapacity\": 8 },\n  \"Serving\": { \"RoundPeriodMs\": 50 } } }\n",
+                  "keys 'serving' (line 2) and 'Serving' (line 3) differ only by case"
+                  "twice.json", "{ \"Trident\": {\n  \"Serving\": { \"QueueCapacity\": 8 },\n  \"Serving\": { \"RoundPeriodMs\": 50 } } }\n",
+                  "key 'Serving' is given twice in one object (lines 2 and 3)" ]
+            for name, text, expected in files do
+                let file = Path.Combine(dir.FullName, name)
+                File.WriteAllText(file, text)
+                for command in [ [ "config"; "--check" ]; [ "serve"; "--urls"; "http://127.0.0.1:0"; "--Trident:LogLevel"; "Fatal"; "--config" ]; [ "worker"; "--config" ] ] do
+                    let what = String.concat " " command + " " + name
+                    let code, message = run (command @ [ file ])
+                    Expect.equal code 2 (sprintf "%s: exit code (%s)" what message)
+                    Expect.stringContains message (file + ": " + expected) (sprintf "%s: names the file, both keys and their lines" what)
+        finally
+            dir.Delete(true)
+
+let ``the content root's appsettings.json that does not load is named with the line, the position and why`` =
+    testCase "the content root's appsettings.json that does not load is named with the line, the position and why" <| fun () ->
+        let dir = Directory.CreateTempSubdirectory("trident-root-")
+        try
+            let settings = Path.Combine(dir.FullName, "appsettings.json")
+            for text, expected in [ "{\n  \"Trident\": {\n    \"LogLevel\": \"Warning\"\n    \"LogFormat\": \"text\"\n  }\n}\n", ": line 4, position 5: '\"' is invalid after a value"
+                                    "{ \"Trident\": {\n  \"serving\": { \"QueueCapacity\": 8 },\n  \"Serving\": { \"RoundPeriodMs\": 50 } } }\n", ": keys 'serving' (line 2) and 'Serving' (line 3) differ only by case" ] do
+                File.WriteAllText(settings, text)
+                for command in [ [ "serve"; "--urls"; "http://127.0.0.1:0"; "--Trident:LogLevel"; "Fatal" ]; [ "worker" ] ] do
+                    let what = String.concat " " command
+                    let code, message = run (command @ [ "--contentRoot"; dir.FullName ])
+                    Expect.equal code 2 (sprintf "%s: exit code (%s)" what message)
+                    Expect.stringContains message (settings + expected) (sprintf "%s: names the file, the line and why" what)
+                    Expect.isFalse (message.Contains "   at ") (sprintf "%s: no stack trace" what)
+        finally
+            dir.Delete(true)
+
 [<Tests>]
 let integrationTests =
     testList "integration" [
@@ -496,4 +627,8 @@ let unitTests =
         ``the storage directory is validated like other keys, relative to the Trident home, and memory keeps jobs in memory``
         ``the mix the initial placement is planned for is configurable, and a bad class is named``
         ``the default request size is one the pipeline serves``
+        ``the keys' problems and the pipeline's come in one run, unless a key the pipeline's checks read is in doubt``
+        ``a default size set to 256 is kept as set, and refused where the pipeline does not serve it``
+        ``one key given twice in a file, spelt alike or differing only by case, is refused even where the loader merges it``
+        ``the content root's appsettings.json that does not load is named with the line, the position and why``
     ] |> testSequencedGroup "GenerationsApiTests" ]
