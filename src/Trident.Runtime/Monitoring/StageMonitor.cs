@@ -105,7 +105,17 @@ public sealed class StageMonitor
 
     /// <summary>A device was busy with a stage: as the task's own device (<paramref name="lead"/>) or, for
     /// a diffuse group, as one of the devices its lead reserved.</summary>
-    public void Ran(Stage stage, int device, bool lead, double start, double end) { lock (_gate) _runs.Enqueue(new Run(stage, device, lead, start, end)); }
+    public void Ran(Stage stage, int device, bool lead, double start, double end)
+    {
+        lock (_gate)
+        {
+            _runs.Enqueue(new Run(stage, device, lead, start, end));
+            // the view trims too, but it is computed only when read: without this the runs of a server nobody
+            // watches would pile up
+            var from = end - Settings.WindowSeconds;
+            while (_runs.Count > 0 && _runs.Peek().End < from) _runs.Dequeue();
+        }
+    }
 
     /// <summary>The request mix and arrival rate of the window.</summary>
     public WorkloadStats Stats(double now) { lock (_gate) return MonitorModule.stats(now, _monitor); }
