@@ -49,6 +49,8 @@ public static class ServeCommand
             // start-up failure with a stack trace in the log; with the problems that need the pipeline, where its
             // manifest is had without starting anything (before the server listens, not the start's failure after it
             // listened, exit 1), those the keys' problems leave checkable included: config --check's list
+            foreach (var warning in Trident.Api.Options.ConfigSources.Warnings(app.Configuration))
+                Console.Error.WriteLine($"trident serve: warning: {warning}");
             if (ConfigCommand.CheckWithNotes(app.Configuration).Problems is { Count: > 0 } problems)
             {
                 Console.Error.WriteLine("trident serve: invalid configuration (docs/serving.md lists every key):");

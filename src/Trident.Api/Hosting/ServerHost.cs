@@ -63,6 +63,7 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
     private readonly TelemetryScope? _scope;
     private readonly ServingStateMetric? _stateMetric;
     private readonly (bool Width, bool Height) _defaultSizeSet;
+    private JobStoreLock? _storageLock;
 
     /// <summary>Creates the host; nothing starts before <see cref="StartAsync"/>. With a telemetry scope, the
     /// serving state and the server's metrics are exported under it.</summary>
@@ -120,14 +121,15 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
     {
         try
         {
-            // a store another server has open stops the start now, not after the profiling and model loads
-            if (_options.Storage.Resolve(Trident.Runtime.Execution.PipelineLocator.FindHome()) is { } storage) JobJournal.CheckFree(storage);
+            // a store another server has open stops the start now, not after the profiling and model loads; the lock is
+            // held from here on (the journal keeps it), so a second server started meanwhile stops at once too
+            if (_options.Storage.Resolve(Trident.Runtime.Execution.PipelineLocator.FindHome()) is { } storage) _storageLock = JobJournal.Reserve(storage);
             var layout = await _backend.LayoutAsync(_options, _log, ct);
             _log.LogInformation("Starting: {Devices} {Kind} device(s) in {Nodes} node(s)", layout.Devices.Count, _options.Devices.Kind, layout.NodeCount);
             var parts = await _backend.PrepareAsync(_options, layout, _log, ct);
             FitDefaultSize(_options, parts.Manifest, _log, _defaultSizeSet);
             var setup = new ServerSetup(layout, parts.Profile, CostSettings(_options), parts.Executors, Settings(_options),
-                InitialMix(_options, parts.Manifest, CostModelModule.create(CostSettings(_options), parts.Profile)));
+                InitialMix(_options, parts.Manifest, CostModelModule.create(CostSettings(_options), parts.Profile))) { StorageLock = _storageLock };
             var server = TridentServer.Start(setup, _logs, _time, _scope);
             server.Metrics.Initialise();
             parts.Started?.Invoke(server);
@@ -136,9 +138,11 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {
+            _storageLock?.Dispose();
         }
         catch (Exception ex)
         {
+            _storageLock?.Dispose();
             _failure = $"{ex.GetType().Name}: {ex.Message}";
             _log.LogCritical(ex, "The serving runtime could not start");
             // a server that can never become ready stops, so that `trident serve` exits non-zero and a
@@ -175,6 +179,7 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
             _ready = null;
             await r.Server.DisposeAsync();
         }
+        _storageLock?.Dispose();
         _stateMetric?.Dispose();
     }
 
