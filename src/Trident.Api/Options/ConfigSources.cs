@@ -105,8 +105,8 @@ public static class ConfigSources
 
     /// <summary>Warnings about keys nothing reads that are no error: a configuration file's top-level key that is neither
     /// <c>Trident</c>, a key of it (<see cref="Misplaced"/>), nor one the host reads (<see cref="HostKeys"/>); and an
-    /// environment variable that starts with <c>Trident_</c> (any case) but separates levels with single underscores,
-    /// which configuration ignores (levels are separated by <c>__</c>).</summary>
+    /// environment variable that starts with <c>Trident_</c> (any case) and a key of section Trident (Serving, Profile, …)
+    /// but separates levels with single underscores, which configuration ignores (levels are separated by <c>__</c>).</summary>
     public static IReadOnlyList<string> Warnings(IConfiguration configuration, System.Collections.IDictionary? environment = null)
     {
         var warnings = new List<string>();
@@ -116,7 +116,10 @@ public static class ConfigSources
                     if (!Keys.Equals(top, TridentOptions.Section) && !TridentKeys.Contains(top, Keys) && !HostKeys.Contains(top, Keys))
                         warnings.Add($"{top} (in file {FilePath(file)}) is not a key Trident or the host reads, and is ignored: Trident's keys go inside the \"{TridentOptions.Section}\" object (docs/serving.md)");
         foreach (var name in (environment ?? Environment.GetEnvironmentVariables()).Keys.OfType<string>().Order(StringComparer.Ordinal))
-            if (name.StartsWith(TridentOptions.Section + "_", StringComparison.OrdinalIgnoreCase) && !name.StartsWith(TridentOptions.Section + "__", StringComparison.OrdinalIgnoreCase))
+            if (name.StartsWith(TridentOptions.Section + "_", StringComparison.OrdinalIgnoreCase) && !name.StartsWith(TridentOptions.Section + "__", StringComparison.OrdinalIgnoreCase)
+                // a key of section Trident next (Trident_Serving_…, TRIDENT_PROFILE): Trident's own variables (TRIDENT_HOME,
+                // TRIDENT_KIT, …) are not configuration keys
+                && TridentKeys.Contains(name[(TridentOptions.Section.Length + 1)..].Split('_')[0], Keys))
                 warnings.Add($"environment variable {name} is ignored: configuration separates levels with double underscores "
                     + $"({TridentOptions.Section}__{string.Join("__", name[(TridentOptions.Section.Length + 1)..].Split('_', StringSplitOptions.RemoveEmptyEntries))})");
         return warnings;

@@ -126,8 +126,16 @@ public sealed class JobJournal : IDisposable
                 if (existing is null) return $"no directory on the path of '{full}' exists";
             }
             var probe = Path.Combine(existing, $".trident-probe-{Environment.ProcessId}-{Guid.NewGuid():N}");
-            using (new FileStream(probe, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.DeleteOnClose))
+            try
             {
+                using (new FileStream(probe, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.DeleteOnClose))
+                {
+                }
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                var why = e is UnauthorizedAccessException ? "access denied: read-only, or not this user's" : $"{e.GetType().Name}, e.g. a file system such as /proc or /sys";
+                return $"no file can be created in '{existing}' ({why})";
             }
             return null;
         }
