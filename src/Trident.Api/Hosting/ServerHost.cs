@@ -1,4 +1,5 @@
-// Starts the serving runtime in the background, so the HTTP server answers /health at once while the
+// Starts the serving runtime in the background once the host has started (the server listens; a host that cannot
+// bind its address does none of the start-up work), so the HTTP server answers /health at once while the
 // pipeline is opened and (without a configured profile) profiled; /ready and the generation routes answer
 // 503 with Retry-After until the runtime is up. A start-up failure is logged, reported by /ready, and
 // stops nothing else: the operator sees why.
@@ -54,7 +55,7 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
     private readonly TimeProvider _time;
     private readonly CancellationTokenSource _stopping = new();
     private readonly IHostApplicationLifetime? _lifetime;
-    private CancellationTokenRegistration _onStopping;
+    private CancellationTokenRegistration _onStopping, _onStarted;
     private volatile bool _shuttingDown;
     private volatile ReadyServer? _ready;
     private volatile string? _failure;
@@ -112,8 +113,30 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
     /// <inheritdoc />
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        if (_lifetime is not null) _onStopping = _lifetime.ApplicationStopping.Register(() => _ = BeginDrain());
-        _starting = Task.Run(() => StartServerAsync(_stopping.Token), CancellationToken.None);
+        if (_lifetime is null)
+        {
+            _starting = Task.Run(() => StartServerAsync(_stopping.Token), CancellationToken.None);
+            return Task.CompletedTask;
+        }
+        _onStopping = _lifetime.ApplicationStopping.Register(() => _ = BeginDrain());
+        // the start-up work (the store's lock, the pipeline, profiling) begins once the host has started, i.e. once
+        // the server listens: a host that fails to start (its address in use) does none of it and logs nothing after
+        // its failure; listening takes milliseconds, so /health still answers throughout the start
+        var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _onStarted = _lifetime.ApplicationStarted.Register(() => started.TrySetResult());
+        var ct = _stopping.Token;
+        _starting = Task.Run(async () =>
+        {
+            try
+            {
+                await started.Task.WaitAsync(ct);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            await StartServerAsync(ct);
+        }, CancellationToken.None);
         return Task.CompletedTask;
     }
 
@@ -173,6 +196,7 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
         await _stopping.CancelAsync();
         if (_starting is not null) await _starting;
         await _onStopping.DisposeAsync();
+        await _onStarted.DisposeAsync();
         if (_ready is { } r)
         {
             await BeginDrain();
