@@ -670,6 +670,17 @@ let ``a storage directory that cannot be created or written is a configuration e
                 Expect.equal code 2 (sprintf "/proc/sys: exit 2 (%s)" message)
                 Expect.stringContains message "no file can be created in '/proc/sys'" "named"
             Expect.isNull (Trident.Runtime.Serving.JobJournal.Unusable(Path.Combine(Path.GetTempPath(), "opsfix-" + Guid.NewGuid().ToString "N", "jobs"))) "a directory that can be created is usable (and is not created by the check)"
+            // a store another server holds (or is starting on: it takes the lock before its start-up work) stops serve
+            // before it listens, with the store's message
+            let held = Path.Combine(Path.GetTempPath(), "opsfix-held-" + Guid.NewGuid().ToString "N")
+            let lock = Trident.Runtime.Serving.JobJournal.Reserve held
+            try
+                let code, message = serve [ "--Trident:Storage:Directory"; held ]
+                Expect.equal code 1 (sprintf "a store in use: exit 1 (%s)" message)
+                Expect.stringContains message (sprintf "trident serve: the job store %s is in use by another trident server" held) "named"
+            finally
+                lock.Dispose()
+                Directory.Delete(held, true)
         finally
             File.Delete file
 
