@@ -9,8 +9,11 @@ namespace Trident.Api.Cli;
 /// <c>Trident</c> and its default (docs/trident.example.json, embedded at build time; a test keeps it equal to
 /// the options' defaults). <c>trident config --check FILE</c>: validates a configuration file as <c>serve</c>
 /// would (every unknown key and bad value named, and the problems that need the pipeline where its manifest is had
-/// without loading models: ServerHost.CheckPipeline; a note says which checks are left to serve's start), exit 0
-/// when it is valid, 2 otherwise.
+/// without loading models: ServerHost.CheckPipeline; a note says which checks are left to serve's start), with the
+/// environment variables as serve reads them (Trident__Serving__QueueCapacity overrides the file's key), each bad key
+/// named with its source, keys given outside section Trident refused and other unknown top-level keys and
+/// single-underscore Trident_ variables warned about (ConfigSources); exit 0 when it is valid, 2 otherwise. The
+/// problems and their count go to stderr, "FILE: valid" to stdout.
 /// </summary>
 public static class ConfigCommand
 {
@@ -45,7 +48,10 @@ public static class ConfigCommand
         StrictBinding.Bind(configuration.GetSection(TridentOptions.Section), options);
         var found = new TridentOptionsValidator(configuration).Problems(options);
         var pipeline = Trident.Api.Hosting.ServerHost.CheckPipeline(options, configuration, found);
-        return ([.. found.Select(p => p.Message), .. pipeline.Problems], pipeline.Notes);
+        // each key's problem names the source that gives the key (file, environment variable, command line) where the
+        // configuration tells it; keys given outside section Trident are problems too (ConfigSources.Misplaced)
+        return ([.. ConfigSources.Misplaced(configuration).Select(p => p.Message),
+            .. found.Select(p => ConfigSources.WithSource(configuration, p.Key, p.Message)), .. pipeline.Problems], pipeline.Notes);
     }
 
     private static Task<int> Run(ParseResult args, CancellationToken ct)
@@ -64,7 +70,9 @@ public static class ConfigCommand
         IConfiguration configuration;
         try
         {
-            configuration = new ConfigurationBuilder().AddJsonFile(Path.GetFullPath(check!), optional: false, reloadOnChange: false).Build();
+            // the environment as serve reads it (after the file: a variable overrides the file's key)
+            configuration = new ConfigurationBuilder().AddJsonFile(Path.GetFullPath(check!), optional: false, reloadOnChange: false)
+                .AddEnvironmentVariables().Build();
         }
         catch (Exception e) when (e is InvalidDataException or FormatException or System.Text.Json.JsonException)
         {
@@ -79,9 +87,12 @@ public static class ConfigCommand
             return Task.FromResult(2);
         }
         var (problems, notes) = CheckWithNotes(configuration);
+        foreach (var w in ConfigSources.Warnings(configuration)) Console.Error.WriteLine($"  warning: {w}");
+        // the problems and their count on stderr (as the other commands report errors), a valid file's line on stdout
+        if (problems.Count > 0) Console.Error.WriteLine($"trident config: {check}: {problems.Count} problem(s):");
         foreach (var p in problems) Console.Error.WriteLine($"  {p}");
         foreach (var n in notes) Console.Error.WriteLine($"  note: {n}");
-        Console.WriteLine(problems.Count == 0 ? $"{check}: valid" : $"{check}: {problems.Count} problem(s)");
+        if (problems.Count == 0) Console.WriteLine($"{check}: valid");
         return Task.FromResult(problems.Count == 0 ? 0 : 2);
     }
 }

@@ -49,13 +49,27 @@ public static class ServeCommand
             // start-up failure with a stack trace in the log; with the problems that need the pipeline, where its
             // manifest is had without starting anything (before the server listens, not the start's failure after it
             // listened, exit 1), those the keys' problems leave checkable included: config --check's list
+            foreach (var warning in Trident.Api.Options.ConfigSources.Warnings(app.Configuration))
+                Console.Error.WriteLine($"trident serve: warning: {warning}");
             if (ConfigCommand.CheckWithNotes(app.Configuration).Problems is { Count: > 0 } problems)
             {
                 Console.Error.WriteLine("trident serve: invalid configuration (docs/serving.md lists every key):");
                 foreach (var problem in problems) Console.Error.WriteLine($"  {problem}");
                 return 2;
             }
-            _ = app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<Trident.Api.Options.TridentOptions>>().Value;
+            var options = app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<Trident.Api.Options.TridentOptions>>().Value;
+            // a job store another server holds (running, or still starting: it takes the lock before its start-up work)
+            // stops this one before it listens; the start takes the lock for good (ServerHost), so a race is refused there
+            if (options.Storage.Resolve(Trident.Runtime.Execution.PipelineLocator.FindHome()) is { } storage)
+                try
+                {
+                    Trident.Runtime.Serving.JobJournal.CheckFree(storage);
+                }
+                catch (Trident.Runtime.Serving.JobStoreInUseException e)
+                {
+                    Console.Error.WriteLine($"trident serve: {e.Message}");
+                    return 1;
+                }
             var host = app.Services.GetRequiredService<Trident.Api.Hosting.ServerHost>();
             await app.RunAsync(ct);
             if (host.Failure is { } failure)

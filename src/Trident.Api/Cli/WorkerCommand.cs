@@ -71,6 +71,8 @@ public static class WorkerCommand
             profile = devices.ProfileSource,
             devices = devices.Layout.Devices.Count,
         });
+        // any other route: a problem+json 404 that says this is a worker (the coordinator serves the API), not an empty 404
+        app.MapFallback(WorkerNotFound);
         try
         {
             var options = app.Services.GetRequiredService<IOptions<TridentOptions>>().Value;
@@ -104,6 +106,15 @@ public static class WorkerCommand
             return 1;
         }
     }
+
+    /// <summary>The answer of a worker's HTTP port to any route but <c>GET /health</c>: 404, application/problem+json,
+    /// saying that this is a worker and that the coordinator (<c>trident serve</c> with Trident:Cluster:Mode) serves
+    /// the API (/ready, /metrics, /v1/…).</summary>
+    public static IResult WorkerNotFound(HttpContext http) => Results.Problem(
+        statusCode: StatusCodes.Status404NotFound,
+        title: "Not Found",
+        detail: $"{http.Request.Method} {http.Request.Path} is not served here: this is a trident worker, whose HTTP port serves GET /health only; "
+            + "the coordinator (trident serve with Trident:Cluster:Mode) serves the API (/ready, /metrics, /v1/…) (docs/cluster.md)");
 
     /// <summary>This worker's devices: Devices:Count emulated devices (0: 8) in one node, over the scaled
     /// reference profile the coordinator serves.</summary>

@@ -28,6 +28,8 @@ namespace Trident.Api.Contracts;
 /// <c>num_frames</c> = frames, <c>num_images_per_prompt</c> = num_images (one name per field).</remarks>
 /// <param name="Scheduler">The sampler to denoise with (default: the pipeline's, from its scheduler config); one
 /// of those the pipeline admits (a 400 lists them).</param>
+/// <param name="Model">Optional, as on the OpenAI routes: when given, the served pipeline's name (as GET /v1/models
+/// lists it) or its model's name; anything else is a 400 naming the one served.</param>
 public sealed record GenerationRequestDto(
     string? Prompt,
     string? NegativePrompt = null,
@@ -43,7 +45,8 @@ public sealed record GenerationRequestDto(
     int? OutputCompression = null,
     int? Fps = null,
     int? NumImages = null,
-    string? Scheduler = null);
+    string? Scheduler = null,
+    string? Model = null);
 
 /// <summary>202 answer to <c>POST /v1/generations</c>.</summary>
 /// <param name="Id">The job's id.</param>

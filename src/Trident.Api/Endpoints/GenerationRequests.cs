@@ -71,6 +71,7 @@ internal static class GenerationRequests
         var output = Output(e, dto.OutputFormat, dto.OutputCompression, dto.Fps, width, height, frames, VideoAndImageNames);
         if (dto.DeadlineMs is { } ms && (ms < 1 || ms > limits.MaxDeadlineMs))
             e.Add("deadline_ms", $"must be between 1 and {limits.MaxDeadlineMs}");
+        CheckModel(e, dto.Model, ready);
         var schedulers = Trident.Runtime.Pipelines.Samplers.SamplerFactory.Names(ready.Manifest.Sampler);
         if (dto.Scheduler is { } scheduler && !schedulers.Contains(scheduler))
             e.Add("scheduler", $"'{scheduler}' is not a scheduler of pipeline '{ready.Manifest.Name}'; accepted: {string.Join(", ", schedulers)}");

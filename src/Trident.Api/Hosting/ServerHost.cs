@@ -1,4 +1,5 @@
-// Starts the serving runtime in the background, so the HTTP server answers /health at once while the
+// Starts the serving runtime in the background once the host has started (the server listens; a host that cannot
+// bind its address does none of the start-up work), so the HTTP server answers /health at once while the
 // pipeline is opened and (without a configured profile) profiled; /ready and the generation routes answer
 // 503 with Retry-After until the runtime is up. A start-up failure is logged, reported by /ready, and
 // stops nothing else: the operator sees why.
@@ -54,7 +55,7 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
     private readonly TimeProvider _time;
     private readonly CancellationTokenSource _stopping = new();
     private readonly IHostApplicationLifetime? _lifetime;
-    private CancellationTokenRegistration _onStopping;
+    private CancellationTokenRegistration _onStopping, _onStarted;
     private volatile bool _shuttingDown;
     private volatile ReadyServer? _ready;
     private volatile string? _failure;
@@ -63,6 +64,7 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
     private readonly TelemetryScope? _scope;
     private readonly ServingStateMetric? _stateMetric;
     private readonly (bool Width, bool Height) _defaultSizeSet;
+    private JobStoreLock? _storageLock;
 
     /// <summary>Creates the host; nothing starts before <see cref="StartAsync"/>. With a telemetry scope, the
     /// serving state and the server's metrics are exported under it.</summary>
@@ -111,8 +113,30 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
     /// <inheritdoc />
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        if (_lifetime is not null) _onStopping = _lifetime.ApplicationStopping.Register(() => _ = BeginDrain());
-        _starting = Task.Run(() => StartServerAsync(_stopping.Token), CancellationToken.None);
+        if (_lifetime is null)
+        {
+            _starting = Task.Run(() => StartServerAsync(_stopping.Token), CancellationToken.None);
+            return Task.CompletedTask;
+        }
+        _onStopping = _lifetime.ApplicationStopping.Register(() => _ = BeginDrain());
+        // the start-up work (the store's lock, the pipeline, profiling) begins once the host has started, i.e. once
+        // the server listens: a host that fails to start (its address in use) does none of it and logs nothing after
+        // its failure; listening takes milliseconds, so /health still answers throughout the start
+        var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _onStarted = _lifetime.ApplicationStarted.Register(() => started.TrySetResult());
+        var ct = _stopping.Token;
+        _starting = Task.Run(async () =>
+        {
+            try
+            {
+                await started.Task.WaitAsync(ct);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            await StartServerAsync(ct);
+        }, CancellationToken.None);
         return Task.CompletedTask;
     }
 
@@ -120,14 +144,15 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
     {
         try
         {
-            // a store another server has open stops the start now, not after the profiling and model loads
-            if (_options.Storage.Resolve(Trident.Runtime.Execution.PipelineLocator.FindHome()) is { } storage) JobJournal.CheckFree(storage);
+            // a store another server has open stops the start now, not after the profiling and model loads; the lock is
+            // held from here on (the journal keeps it), so a second server started meanwhile stops at once too
+            if (_options.Storage.Resolve(Trident.Runtime.Execution.PipelineLocator.FindHome()) is { } storage) _storageLock = JobJournal.Reserve(storage);
             var layout = await _backend.LayoutAsync(_options, _log, ct);
             _log.LogInformation("Starting: {Devices} {Kind} device(s) in {Nodes} node(s)", layout.Devices.Count, _options.Devices.Kind, layout.NodeCount);
             var parts = await _backend.PrepareAsync(_options, layout, _log, ct);
             FitDefaultSize(_options, parts.Manifest, _log, _defaultSizeSet);
             var setup = new ServerSetup(layout, parts.Profile, CostSettings(_options), parts.Executors, Settings(_options),
-                InitialMix(_options, parts.Manifest, CostModelModule.create(CostSettings(_options), parts.Profile)));
+                InitialMix(_options, parts.Manifest, CostModelModule.create(CostSettings(_options), parts.Profile))) { StorageLock = _storageLock };
             var server = TridentServer.Start(setup, _logs, _time, _scope);
             server.Metrics.Initialise();
             parts.Started?.Invoke(server);
@@ -136,9 +161,11 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {
+            _storageLock?.Dispose();
         }
         catch (Exception ex)
         {
+            _storageLock?.Dispose();
             _failure = $"{ex.GetType().Name}: {ex.Message}";
             _log.LogCritical(ex, "The serving runtime could not start");
             // a server that can never become ready stops, so that `trident serve` exits non-zero and a
@@ -169,12 +196,14 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
         await _stopping.CancelAsync();
         if (_starting is not null) await _starting;
         await _onStopping.DisposeAsync();
+        await _onStarted.DisposeAsync();
         if (_ready is { } r)
         {
             await BeginDrain();
             _ready = null;
             await r.Server.DisposeAsync();
         }
+        _storageLock?.Dispose();
         _stateMetric?.Dispose();
     }
 

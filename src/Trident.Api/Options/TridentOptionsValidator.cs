@@ -135,7 +135,10 @@ public sealed class TridentOptionsValidator : IValidateOptions<TridentOptions>
         if (!string.IsNullOrWhiteSpace(storage) && storage != StorageOptions.InMemory)
         {
             var full = o.Storage.Resolve(Trident.Runtime.Execution.PipelineLocator.FindHome())!;
-            Check(!File.Exists(full), "Storage:Directory", $"'{full}' is a file, not a directory");
+            // a directory that cannot be created or written (under a file, read-only, /proc, /sys) is refused here, before
+            // the server listens, naming the key, not a raw exception from the journal after it started
+            var unusable = Trident.Runtime.Serving.JobJournal.Unusable(full);
+            Check(unusable is null, "Storage:Directory", $"'{full}' cannot hold the job store: {unusable} (give a writable directory, or '{StorageOptions.InMemory}')");
         }
 
         Check(o.Pipeline is "tiny" or "tiny-fp16" || Directory.Exists(o.Pipeline), "Pipeline", $"'{o.Pipeline}' is neither 'tiny', 'tiny-fp16' nor a directory");

@@ -24,7 +24,7 @@ public sealed class ServingMetrics : IDisposable
     public ServingMetrics(object? scope = null)
     {
         _meter = new Meter(new MeterOptions(MeterName) { Scope = scope });
-        Requests = _meter.CreateCounter<long>("trident_requests_total", null, "Requests by outcome (accepted, rejected, succeeded, failed, cancelled).");
+        Requests = _meter.CreateCounter<long>("trident_requests_total", null, "Requests by outcome (accepted, rejected, succeeded, failed, cancelled; recovered: queued again from the job store after a restart, which accepted does not count).");
         Deadlines = _meter.CreateCounter<long>("trident_deadlines_total", null, "Succeeded requests by whether they met their deadline.");
         StageLatency = _meter.CreateHistogram<double>("trident_stage_latency_seconds", "s", "Duration of one stage of one request.", null,
             new InstrumentAdvice<double> { HistogramBucketBoundaries = LatencyBuckets });
@@ -99,7 +99,7 @@ public sealed class ServingMetrics : IDisposable
     /// than absent (call once a listener is attached).</summary>
     public void Initialise()
     {
-        foreach (var outcome in new[] { "accepted", "rejected", "succeeded", "failed", "cancelled" })
+        foreach (var outcome in new[] { "accepted", "recovered", "rejected", "succeeded", "failed", "cancelled" })
             Requests.Add(0, new KeyValuePair<string, object?>("outcome", outcome));
         foreach (var met in new[] { "true", "false" }) Deadlines.Add(0, new KeyValuePair<string, object?>("met", met));
         foreach (var source in new[] { "mip", "greedy", "failed" }) DispatchRounds.Add(0, new KeyValuePair<string, object?>("source", source));

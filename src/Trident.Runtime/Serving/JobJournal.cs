@@ -49,12 +49,13 @@ public sealed class JobJournal : IDisposable
     private readonly FileStream _lock;
     private bool _closed;
 
-    private JobJournal(string directory)
+    private JobJournal(string directory, JobStoreLock? held)
     {
         Directory = Path.GetFullPath(directory);
         ResultsDirectory = Path.Combine(Directory, "results");
         System.IO.Directory.CreateDirectory(ResultsDirectory);
-        _lock = Lock(Directory);
+        // the lock taken at start-up (Reserve) is kept, so that no other server takes the store in between
+        _lock = held is not null && held.Directory == Directory ? held.Adopt() : Lock(Directory);
         _db = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = Path.Combine(Directory, "jobs.db"), Pooling = false }.ToString());
         _db.Open();
         Execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;");
@@ -85,15 +86,63 @@ public sealed class JobJournal : IDisposable
     /// <summary>Opens (creating if needed) the journal in <paramref name="directory"/>.</summary>
     /// <exception cref="JobStoreInUseException">when another process (or another journal of this one) has the
     /// directory open.</exception>
-    public static JobJournal Open(string directory) => new(directory);
+    /// <param name="directory">The storage directory.</param>
+    /// <param name="held">The store's lock taken before (<see cref="Reserve"/>): the journal keeps it (and releases it
+    /// when disposed) instead of taking it again, so no other process can take the store in between.</param>
+    public static JobJournal Open(string directory, JobStoreLock? held = null) => new(directory, held);
 
     /// <summary>Fails with <see cref="JobStoreInUseException"/> when a journal is open on <paramref name="directory"/>
-    /// now (a check before a slow start-up; <see cref="Open"/> takes the lock for good).</summary>
-    public static void CheckFree(string directory)
+    /// now (a check only: the lock is released at once; <see cref="Reserve"/> keeps it).</summary>
+    public static void CheckFree(string directory) => Reserve(directory).Dispose();
+
+    /// <summary>Takes the store's lock now (creating the directory if needed) and holds it until the returned lock is
+    /// disposed or handed to <see cref="Open"/>: a server takes it before its slow start-up (profiling, model loads), so
+    /// a second server on the same directory stops at once instead of starting too and writing the same files.</summary>
+    /// <exception cref="JobStoreInUseException">when another process (or another journal or reservation of this one)
+    /// holds the store.</exception>
+    /// <exception cref="IOException">(or <see cref="UnauthorizedAccessException"/>) when the directory or its lock
+    /// file cannot be created.</exception>
+    public static JobStoreLock Reserve(string directory)
     {
         var full = Path.GetFullPath(directory);
         System.IO.Directory.CreateDirectory(full);
-        Lock(full).Dispose();
+        return new JobStoreLock(full, Lock(full));
+    }
+
+    /// <summary>Why a store could not be kept in <paramref name="directory"/> (the directory, or a file in it, cannot be
+    /// created), or null when it can: the nearest existing directory on its path is written to (a temporary file,
+    /// deleted at once), so nothing is left behind and a store in use by a server counts as usable.</summary>
+    public static string? Unusable(string directory)
+    {
+        try
+        {
+            var full = Path.GetFullPath(directory);
+            var existing = full;
+            while (!System.IO.Directory.Exists(existing))
+            {
+                if (File.Exists(existing))
+                    return existing == full ? $"'{full}' is a file, not a directory" : $"'{existing}' on its path is a file, not a directory";
+                existing = Path.GetDirectoryName(existing);
+                if (existing is null) return $"no directory on the path of '{full}' exists";
+            }
+            var probe = Path.Combine(existing, $".trident-probe-{Environment.ProcessId}-{Guid.NewGuid():N}");
+            try
+            {
+                using (new FileStream(probe, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.DeleteOnClose))
+                {
+                }
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                var why = e is UnauthorizedAccessException ? "access denied: read-only, or not this user's" : $"{e.GetType().Name}, e.g. a file system such as /proc or /sys";
+                return $"no file can be created in '{existing}' ({why})";
+            }
+            return null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotSupportedException or ArgumentException)
+        {
+            return $"{e.GetType().Name}: {e.Message}";
+        }
     }
 
     // The exclusive lock on <directory>/lock (FileShare.None: an advisory lock on Unix, a sharing mode on Windows).
@@ -104,7 +153,9 @@ public sealed class JobJournal : IDisposable
         {
             return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
         }
-        catch (IOException ex)
+        // only a held lock (a sharing violation) is "in use"; a file that cannot be created (a read-only place, …) is
+        // its own IOException or UnauthorizedAccessException
+        catch (IOException ex) when (ex.GetType() == typeof(IOException))
         {
             throw new JobStoreInUseException(directory, ex);
         }
@@ -304,6 +355,29 @@ public sealed class JobJournal : IDisposable
     {
         for (var i = 0; i < values.Length; i++) cmd.Parameters[i].Value = values[i] ?? DBNull.Value;
     }
+}
+
+/// <summary>The job store's lock, taken by <see cref="JobJournal.Reserve"/>: held until disposed, or until the journal
+/// it is handed to (<see cref="JobJournal.Open"/>) is.</summary>
+public sealed class JobStoreLock : IDisposable
+{
+    private FileStream? _file;
+
+    internal JobStoreLock(string directory, FileStream file)
+    {
+        Directory = directory;
+        _file = file;
+    }
+
+    /// <summary>The storage directory (absolute).</summary>
+    public string Directory { get; }
+
+    // The journal takes the lock over: disposing this no longer releases it.
+    internal FileStream Adopt() =>
+        Interlocked.Exchange(ref _file, null) ?? throw new InvalidOperationException($"the lock of the job store {Directory} was released or handed over already");
+
+    /// <summary>Releases the lock, unless a journal has taken it over.</summary>
+    public void Dispose() => Interlocked.Exchange(ref _file, null)?.Dispose();
 }
 
 /// <summary>The job store's directory is open in another process (or another journal of this one): two servers on one

@@ -28,7 +28,12 @@ public sealed record ServerSetup(
     CostSettings CostSettings,
     IStageExecutorFactory Executors,
     ServingSettings Settings,
-    WorkloadStats InitialMix);
+    WorkloadStats InitialMix)
+{
+    /// <summary>The job store's lock, taken before the start-up (<see cref="JobJournal.Reserve"/>), which the journal
+    /// keeps; null: the journal takes it when it opens.</summary>
+    public JobStoreLock? StorageLock { get; init; }
+}
 
 /// <summary>The result of a submission.</summary>
 public abstract record SubmitOutcome
@@ -78,7 +83,7 @@ public sealed class TridentServer : IAsyncDisposable
         Store = new JobStore(setup.Settings.JobCapacity, setup.Settings.JobRetention, time);
         if (setup.Settings.StorageDirectory is { } storage)
         {
-            _journal = JobJournal.Open(storage);
+            _journal = JobJournal.Open(storage, setup.StorageLock);
             var journal = _journal;
             Store.Evicted = j => journal.Removed(j.Id.Value);
         }
@@ -162,6 +167,9 @@ public sealed class TridentServer : IAsyncDisposable
             job.Terminal += OnTerminal;
             _loop.Submit(job);
             requeued++;
+            // accepted counts this process's acceptances; a job queued again from the store is counted here, so that
+            // accepted + recovered = the final outcomes + the jobs in flight
+            Metrics.Requests.Add(1, new KeyValuePair<string, object?>("outcome", "recovered"));
             using var traced = job.Trace.Enter();
             _log.LogInformation("Recovered job {Request} ({Status} when the server stopped): queued again", job.Id.Value, was.ToString().ToLowerInvariant());
         }

@@ -317,10 +317,45 @@ let ``the host's shutdown timeout is the drain time plus 5 s`` =
             finally
                 (app :> IAsyncDisposable).DisposeAsync().AsTask().Wait()
 
+let ``a server holds its job store from before its start-up work, so a second one on the same directory is refused at once`` =
+    testCase "a server holds its job store from before its start-up work, so a second one on the same directory is refused at once" <| fun () ->
+        let dir = Path.Combine(Path.GetTempPath(), "opsfix-store-" + Guid.NewGuid().ToString("N"))
+        let release = TaskCompletionSource()
+        try
+            let factory = new GatedServer(Gates(), release.Task, [ "Trident:Storage:Directory", dir ])
+            let client = factory.CreateClient()
+            use ready = get client "/ready"
+            Expect.equal ready.StatusCode HttpStatusCode.ServiceUnavailable "still starting (the backend's preparation is held)"
+            // before: the start-up only checked the lock and took it when the journal opened after the preparation
+            Expect.throwsT<Trident.Runtime.Serving.JobStoreInUseException> (fun () -> Trident.Runtime.Serving.JobJournal.CheckFree dir) "in use while starting"
+            release.SetResult()
+            waitReady client
+            Expect.throwsT<Trident.Runtime.Serving.JobStoreInUseException> (fun () -> Trident.Runtime.Serving.JobJournal.CheckFree dir) "in use once ready (the journal kept the lock)"
+            (factory :> IDisposable).Dispose()
+            Trident.Runtime.Serving.JobJournal.CheckFree dir
+        finally
+            if Directory.Exists dir then Directory.Delete(dir, true)
+
+let ``a worker's HTTP port answers other routes with a problem+json 404 saying it is a worker`` =
+    testCase "a worker's HTTP port answers other routes with a problem+json 404 saying it is a worker" <| fun () ->
+        let http = Microsoft.AspNetCore.Http.DefaultHttpContext()
+        http.RequestServices <- ServiceCollection().AddLogging().BuildServiceProvider()
+        http.Request.Method <- "GET"
+        http.Request.Path <- Microsoft.AspNetCore.Http.PathString "/v1/models"
+        let body = new MemoryStream()
+        http.Response.Body <- body
+        (Trident.Api.Cli.WorkerCommand.WorkerNotFound http).ExecuteAsync(http).Wait()
+        Expect.equal http.Response.StatusCode 404 "404"
+        Expect.stringContains http.Response.ContentType "application/problem+json" "a problem"
+        let text = Text.Encoding.UTF8.GetString(body.ToArray())
+        Expect.stringContains text "GET /v1/models is not served here: this is a trident worker" "says it is a worker"
+        Expect.stringContains text "the coordinator" "and where the API is"
+
 [<Tests>]
 let tests =
     testList "integration" [ testList "LifecycleApiTests" [
         ``while the runtime starts, health, metrics and the API document answer, and readiness and work routes answer 503 with Retry-After``
+        ``a server holds its job store from before its start-up work, so a second one on the same directory is refused at once``
         ``while shutting down, work routes and readiness answer 503 with Retry-After, job routes still answer, and an open event stream ends with the final state``
         ``while no device is in the cluster, readiness and work routes answer 503 naming the reason, and serve again once one is back``
         ``on shutdown a job still running at the drain time is cancelled, and its open event stream ends with that final state``
@@ -332,4 +367,5 @@ let tests =
 let unitTests =
     testList "unit" [ testList "LifecycleApiTests" [
         ``the host's shutdown timeout is the drain time plus 5 s``
+        ``a worker's HTTP port answers other routes with a problem+json 404 saying it is a worker``
     ] ]

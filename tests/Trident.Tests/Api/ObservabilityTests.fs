@@ -315,6 +315,33 @@ let ``the example configuration has every key with its default and binds strictl
         Expect.isEmpty (StrictBinding.Bind(config.GetSection TridentOptions.Section, bound)) "every key of the example is known"
         Expect.equal (JsonSerializer.Serialize bound) (JsonSerializer.Serialize(TridentOptions())) "every value in the example is the default"
 
+/// The keys docs/serving.md's configuration table names: each row's first cell, where "`A:B:C` / `D`" names A:B:C and
+/// its sibling A:B:D.
+let private documentedKeys () =
+    let rec root (d: DirectoryInfo) = if File.Exists(Path.Combine(d.FullName, "Trident.sln")) then d.FullName else root d.Parent
+    let doc = File.ReadAllLines(Path.Combine(root (DirectoryInfo AppContext.BaseDirectory), "docs", "serving.md"))
+    [ for line in doc do
+        if line.StartsWith "| `" then
+            let cell = line.Split('|').[1]
+            let names = cell.Split('/') |> Array.map (fun n -> n.Trim().Trim('`'))
+            let first = names.[0]
+            yield first
+            let parent = first.Substring(0, max 0 (first.LastIndexOf ':'))
+            for sibling in names |> Array.skip 1 do yield parent + ":" + sibling ]
+    |> Set.ofList
+
+let ``every key config --defaults prints is in docs/serving.md's table`` =
+    testCase "every key config --defaults prints is in docs/serving.md's table" <| fun () ->
+        let documented = documentedKeys ()
+        let printed =
+            example().AsEnumerable()
+            |> Seq.filter (fun kv -> not (isNull kv.Value))
+            // a list's elements (Devices:Degrees:0) are its key's
+            |> Seq.map (fun kv -> System.Text.RegularExpressions.Regex.Replace(kv.Key, ":[0-9]+$", ""))
+            |> Set.ofSeq
+        let missing = printed |> Set.filter (fun k -> not (documented |> Set.exists (fun d -> String.Equals(d, k, StringComparison.OrdinalIgnoreCase))))
+        Expect.isEmpty missing "every key of the example file has a row in docs/serving.md's table"
+
 let ``logs are text on a terminal and compact JSON otherwise, each line with the trace id of its span`` =
     testCase "logs are text on a terminal and compact JSON otherwise, each line with the trace id of its span" <| fun () ->
         Expect.isTrue (TridentHosting.IsJson("auto", true)) "auto, redirected: JSON"
@@ -369,6 +396,7 @@ let unitTests =
     testList "unit" [
         testList "ObservabilityTests" [
             ``the example configuration has every key with its default and binds strictly``
+            ``every key config --defaults prints is in docs/serving.md's table``
             ``logs are text on a terminal and compact JSON otherwise, each line with the trace id of its span``
             ``bad log format and telemetry settings are named by the validator``
         ] ]

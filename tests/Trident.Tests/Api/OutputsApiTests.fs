@@ -71,6 +71,11 @@ let ``fields the image route cannot honour are a 400 naming each, and aliases st
         let id = ((json models).GetProperty("data")[0]).GetProperty("id").GetString()
         use named = post client "/v1/images/generations" (sprintf """{"prompt":"x","size":"64x64","steps":2,"model":"%s"}""" id)
         Expect.equal named.StatusCode HttpStatusCode.OK "the model GET /v1/models lists is accepted"
+        // the native route takes model too, with the same rule (before: a 400 "not a field of this route")
+        use native = post client "/v1/generations" (sprintf """{"prompt":"x","width":64,"height":64,"steps":2,"model":"%s"}""" id)
+        Expect.equal native.StatusCode HttpStatusCode.Accepted "POST /v1/generations with the served model's name"
+        use other = post client "/v1/generations" """{"prompt":"x","model":"dall-e-3"}"""
+        Expect.equal (errorsOf other) (set [ "model" ]) "another model is a 400 naming model"
 
 let ``a generation's output format, compression and frame rate reach its file`` =
     testCase "a generation's output format, compression and frame rate reach its file" <| fun () ->

@@ -601,6 +601,89 @@ let ``the content root's appsettings.json that does not load is named with the l
         finally
             dir.Delete(true)
 
+/// `trident` run as a process of its own with these environment variables added: its exit code, standard output and
+/// standard error (an environment variable set in this process would reach the other tests' servers).
+let private runProcess (args: string list) (environment: (string * string) list) =
+    let start = Diagnostics.ProcessStartInfo("dotnet", UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true)
+    start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "trident.dll"))
+    for a in args do start.ArgumentList.Add a
+    start.Environment.["TRIDENT_HOME"] <- Trident.Tests.Runtime.TinyFixture.home
+    for k, v in environment do start.Environment.[k] <- v
+    use proc = Diagnostics.Process.Start start
+    let out = proc.StandardOutput.ReadToEndAsync()
+    let err = proc.StandardError.ReadToEndAsync()
+    proc.WaitForExit()
+    proc.ExitCode, out.Result, err.Result
+
+let ``Trident keys outside section Trident are refused naming the key meant, and other unknown top-level keys are warned about`` =
+    testCase "Trident keys outside section Trident are refused naming the key meant, and other unknown top-level keys are warned about" <| fun () ->
+        let json = """{"urls": "http://127.0.0.1:8690", "Logging": {"LogLevel": {"Default": "Warning"}}, "AllowedHosts": "*",
+                       "Serving": {"QueueCapacity": 3}, "Storage": {"Directory": "/tmp/opsfix-x"}, "Foo": 1}"""
+        withFile json (fun file ->
+            let code, out, err = runProcess [ "config"; "--check"; file ] []
+            Expect.equal code 2 (sprintf "config --check: exit 2 (%s)" err)
+            for key in [ "Serving"; "Storage" ] do
+                Expect.stringContains err (sprintf "%s is outside section Trident, so nothing reads it (from file %s): did you mean Trident:%s?" key file key) (key + " named")
+            Expect.stringContains err (sprintf "warning: Foo (in file %s) is not a key Trident or the host reads" file) "an unknown top-level key is a warning"
+            for host in [ "urls"; "Logging"; "AllowedHosts" ] do
+                Expect.isFalse (err.Contains(sprintf "warning: %s " host)) (sprintf "the host's own %s is fine" host)
+            // the count with the problems, on standard error; nothing on standard output
+            Expect.stringContains err (sprintf "trident config: %s: 2 problem(s):" file) "the count on stderr"
+            Expect.equal out "" "nothing on stdout"
+            let code, message = serve [ "--config"; file ]
+            Expect.equal code 2 (sprintf "serve: exit 2 (%s)" message)
+            Expect.stringContains message "did you mean Trident:Serving?" "serve names it too")
+        withFile """{"Trident": {"Serving": {"QueueCapacity": 8}}}""" (fun file ->
+            let code, out, err = runProcess [ "config"; "--check"; file ] []
+            Expect.equal (code, out.Trim()) (0, file + ": valid") (sprintf "a valid file: its line on stdout (%s)" err))
+
+let ``config --check reads the environment as serve does, and each bad key names its source`` =
+    testCase "config --check reads the environment as serve does, and each bad key names its source" <| fun () ->
+        withFile """{"Trident": {"Serving": {"QueueCapacity": 8}, "Jobs": {"Capacity": "lots"}}}""" (fun file ->
+            let code, _, err = runProcess [ "config"; "--check"; file ] [ "Trident__Serving__QueueCapacty", "8"; "Trident_Serving_RoundPeriodMs", "50" ]
+            Expect.equal code 2 (sprintf "exit 2 (%s)" err)
+            Expect.stringContains err "Trident:Serving:QueueCapacty is not a configuration key" "the environment's key is checked (before: valid)"
+            Expect.stringContains err "(from environment variable Trident__Serving__QueueCapacty)" "naming the variable"
+            Expect.stringContains err (sprintf "(got 'lots') (from file %s)" file) "the file's key names the file"
+            Expect.stringContains err "warning: environment variable Trident_Serving_RoundPeriodMs is ignored: configuration separates levels with double underscores (Trident__Serving__RoundPeriodMs)" "single underscores: a warning"
+            Expect.isFalse (err.Contains "TRIDENT_HOME is ignored") "Trident's own variables are not configuration keys")
+        let code, message = serve [ "--Trident:Serving:QueueCapacty"; "5" ]
+        Expect.equal code 2 (sprintf "serve: exit 2 (%s)" message)
+        Expect.stringContains message "Trident:Serving:QueueCapacty is not a configuration key" "named"
+        Expect.stringContains message "(from the command line)" "with its source"
+
+let ``a storage directory that cannot be created or written is a configuration error naming the key`` =
+    testCase "a storage directory that cannot be created or written is a configuration error naming the key" <| fun () ->
+        let file = Path.GetTempFileName()
+        try
+            let under = Path.Combine(file, "jobs")
+            let code, message = serve [ "--Trident:Storage:Directory"; under ]
+            Expect.equal code 2 (sprintf "serve: exit 2 before it listens (before: exit 1 with a raw IOException) (%s)" message)
+            Expect.stringContains message (sprintf "Trident:Storage:Directory '%s' cannot hold the job store: '%s' on its path is a file, not a directory" under file) "named with the reason"
+            Expect.isFalse (message.Contains "   at ") "no stack trace"
+            withFile (sprintf """{"Trident": {"Storage": {"Directory": "%s"}}}""" under) (fun json ->
+                let code, message = run [ "config"; "--check"; json ]
+                Expect.equal code 2 (sprintf "config --check too (%s)" message)
+                Expect.stringContains message "Trident:Storage:Directory" "naming the key")
+            if Directory.Exists "/proc/sys" then
+                let code, message = serve [ "--Trident:Storage:Directory"; "/proc/sys/opsfix-jobs" ]
+                Expect.equal code 2 (sprintf "/proc/sys: exit 2 (%s)" message)
+                Expect.stringContains message "no file can be created in '/proc/sys'" "named"
+            Expect.isNull (Trident.Runtime.Serving.JobJournal.Unusable(Path.Combine(Path.GetTempPath(), "opsfix-" + Guid.NewGuid().ToString "N", "jobs"))) "a directory that can be created is usable (and is not created by the check)"
+            // a store another server holds (or is starting on: it takes the lock before its start-up work) stops serve
+            // before it listens, with the store's message
+            let held = Path.Combine(Path.GetTempPath(), "opsfix-held-" + Guid.NewGuid().ToString "N")
+            let lock = Trident.Runtime.Serving.JobJournal.Reserve held
+            try
+                let code, message = serve [ "--Trident:Storage:Directory"; held ]
+                Expect.equal code 1 (sprintf "a store in use: exit 1 (%s)" message)
+                Expect.stringContains message (sprintf "trident serve: the job store %s is in use by another trident server" held) "named"
+            finally
+                lock.Dispose()
+                Directory.Delete(held, true)
+        finally
+            File.Delete file
+
 [<Tests>]
 let integrationTests =
     testList "integration" [
@@ -631,4 +714,7 @@ let unitTests =
         ``a default size set to 256 is kept as set, and refused where the pipeline does not serve it``
         ``one key given twice in a file, spelt alike or differing only by case, is refused even where the loader merges it``
         ``the content root's appsettings.json that does not load is named with the line, the position and why``
+        ``Trident keys outside section Trident are refused naming the key meant, and other unknown top-level keys are warned about``
+        ``config --check reads the environment as serve does, and each bad key names its source``
+        ``a storage directory that cannot be created or written is a configuration error naming the key``
     ] |> testSequencedGroup "GenerationsApiTests" ]

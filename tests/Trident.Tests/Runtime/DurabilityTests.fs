@@ -110,6 +110,37 @@ let ``a finished job recovered after its retention ended is forgotten with its r
             second.DisposeAsync().AsTask().Wait()
             Directory.Delete(dir, true)
 
+let ``jobs queued again after a restart are counted as recovered, not accepted`` =
+    testCase "jobs queued again after a restart are counted as recovered, not accepted" <| fun () ->
+        let dir = tempDirectory ()
+        let gates = Gates()
+        let held = gates.Hold("running", Stage.Diffuse)
+        let first = startServer dir (TimeSpan.FromMinutes 10.0) (GatedExecutors gates)
+        let scope = obj ()
+        let counts = Collections.Concurrent.ConcurrentDictionary<string, int64>()
+        use listener = new Diagnostics.Metrics.MeterListener()
+        listener.InstrumentPublished <- fun i l -> if obj.ReferenceEquals(i.Meter.Scope, scope) && i.Name = "trident_requests_total" then l.EnableMeasurementEvents i
+        listener.SetMeasurementEventCallback<int64>(fun _ value tags _ ->
+            for t in tags do
+                if t.Key = "outcome" then counts.AddOrUpdate(string t.Value, value, fun _ v -> v + value) |> ignore)
+        listener.Start()
+        let mutable second = None
+        try
+            first.Submit(input "running" 3, Nullable(), Nullable()) |> accepted |> ignore
+            held.WaitEntered 30.0
+            first.Submit(input "queued" 2, Nullable(), Nullable()) |> accepted |> ignore
+            crash first
+            let mix = { Classes = [ { Shape = Shape.image 64 64; Steps = 4; Share = 1.0 } ]; ArrivalRate = 1.0 }
+            let settings = ServingSettings(StorageDirectory = dir, JobRetention = TimeSpan.FromMinutes 10.0, RoundPeriodSeconds = 0.05)
+            let setup = ServerSetup(DeviceLayout.Cpu(1, 1, 1, 8.0), testProfile, CostSettings.defaults, GatedExecutors(Gates()), settings, mix)
+            second <- Some(TridentServer.Start(setup, NullLoggerFactory.Instance, TimeProvider.System, scope))
+            let get k = match counts.TryGetValue k with | true, v -> v | _ -> 0L
+            Expect.equal (get "recovered") 2L "both jobs queued again are counted as recovered"
+            Expect.equal (get "accepted") 0L "accepted counts this process's acceptances only"
+        finally
+            second |> Option.iter (fun s -> s.DisposeAsync().AsTask().Wait())
+            Directory.Delete(dir, true)
+
 let ``a second server on the same job store is refused while the first has it open`` =
     testCase "a second journal on the same directory is refused naming the store while the first is open, and opens once it is closed" <| fun () ->
         let dir = tempDirectory ()
@@ -338,5 +369,6 @@ let tests =
         ``a finished job recovered after its retention ended is forgotten with its result file``
         ``a journal write per transition is cheap``
         ``a second server on the same job store is refused while the first has it open``
+        ``jobs queued again after a restart are counted as recovered, not accepted``
         ``the job store follows the documented state machine across submits, cancels, stages, failures, expiry and restarts``
     ] |> testSequenced ]
