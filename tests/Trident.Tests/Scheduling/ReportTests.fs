@@ -92,13 +92,27 @@ let ``the headline's latency verdict names each statistic Trident loses, by how 
 let ``the capacity search finds the fewest nodes with as few probes as bisection needs`` =
     testCase "the capacity search finds the fewest nodes with as few probes as bisection needs" <| fun () ->
         for threshold in [ 1; 2; 7; 16; 17; 33; 64 ] do
-            let attainment n = if n >= threshold then 0.995 else 0.5
+            // below the threshold the attainment still grows with the cluster (a flat one is a cap: below)
+            let attainment n = if n >= threshold then 0.995 else 0.5 + 0.001 * float n
             for start in [ 1; 16; 64 ] do
                 let answer, probes = Search.fewestNodes attainment 0.99 start 64
                 Expect.equal answer (Some threshold) (sprintf "threshold %d from %d" threshold start)
                 Expect.isLessThanOrEqual probes.Length 14 "bounded probes"
-        let answer, _ = Search.fewestNodes (fun _ -> 0.5) 0.99 16 64
+        let answer, _ = Search.fewestNodes (fun n -> 0.5 + 0.001 * float n) 0.99 16 64
         Expect.isNone answer "a target never reached is said so"
+
+let ``the capacity search stops doubling when the attainment is capped`` =
+    testCase "the capacity search stops doubling when the attainment is capped" <| fun () ->
+        // B1 on hunyuanvideo: capped at 0.100 by out-of-memory requests from 64 devices on, at every size
+        let attainment n = if n >= 8 then 0.1 else 0.01 * float n
+        let answer, probes = Search.fewestNodes attainment 0.99 2 (1_000_000 / 8)
+        Expect.isNone answer "never reaches the target"
+        Expect.isLessThanOrEqual probes.Length 5 (sprintf "stops after two flat doublings: %A" probes)
+        Expect.equal (Search.cappedAt answer probes (1_000_000 / 8)) (Some(0.1, 8, 32)) "capped at 0.100 from 8 to 32 nodes"
+        // an attainment of 0 (an overloaded small cluster) is no cap: the search goes on to the answer
+        let answer0, _ = Search.fewestNodes (fun n -> if n >= 64 then 0.995 else 0.0) 0.99 1 128
+        Expect.equal answer0 (Some 64) "zero is not a cap"
+        Expect.isNone (Search.cappedAt (Some 64) [] 128) "an answer is no cap"
 
 let ``the rate search brackets and bisects to the target attainment`` =
     testCase "the rate search brackets and bisects to the target attainment" <| fun () ->
@@ -207,6 +221,13 @@ let ``evaluate with a profile says what share of a workload is costed beyond the
         let note = Trident.Api.Cli.EvaluateCommand.Extrapolated(profile, beyond)
         Expect.stringContains note "1 of 4 requests (25 %)" "the share named"
         Expect.stringContains note (string largest.Shape) "the largest measured size named"
+        // below the smallest measured size the cost model extrapolates too (CostModel.fs): said as well
+        let smallest = profile.Diffuse.Points |> List.minBy (fun p -> p.Shape.PixelFrames)
+        let below = within @ [ request 3 (Shape.image (smallest.Shape.Height / 2) (smallest.Shape.Width / 2)) ]
+        let note = Trident.Api.Cli.EvaluateCommand.Extrapolated(profile, below)
+        Expect.isNotNull note "a request below the smallest measured size is said"
+        Expect.stringContains note "1 of 4 requests (25 %) are smaller than the profile's smallest measured size" "the share below named"
+        Expect.stringContains note (string smallest.Shape) "the smallest measured size named"
 
 let ``a plan's source text gives the objective and bound to three decimals`` =
     testCase "a plan's source text gives the objective and bound to three decimals" <| fun () ->
@@ -236,6 +257,7 @@ let tests =
         ``a one-run report writes only the sections it has``
         ``the headline's latency verdict names each statistic Trident loses, by how much and to whom``
         ``the capacity search finds the fewest nodes with as few probes as bisection needs``
+        ``the capacity search stops doubling when the attainment is capped``
         ``the rate search brackets and bisects to the target attainment``
         ``small clusters get nodes that fit them``
         ``a profile of another model is simulated with its own shapes and steps``
