@@ -588,6 +588,8 @@ module Evaluation =
         if not (group "rate").IsEmpty then
             add ""
             add "## Request-rate sweep"
+            add ""
+            add (sprintf "Each point is one trace of one seed (%d). The baselines' curves are not smooth in the rate because of it: FIFO-like policies swing with the order of a few large requests — flux B2 gave 0.742, 0.479 and 0.744 at 3.0, 3.75 and 4.5 req/s, and at 3.75 req/s seeds 1, 2 and 3 gave 0.672, 0.369 and 0.464 (2026-12-02). Read a single point's gap between policies with that spread in mind; `./trident simulate --workload flux-reference --rate R --count N --seed S` reruns one point with another seed." settings.Seed)
             sweep "rate" "flux" "SLO attainment vs request rate — flux (28 steps)" "rate (req/s)"
             sweep "rate" "cogvideox" "SLO attainment vs request rate — cogvideox (6 steps)" "rate (req/s)"
         if not (group "slo").IsEmpty then

@@ -41,7 +41,7 @@ public static class SimulateCommand
     internal static readonly Option<int> B1Degree = Opt.Int("--b1-degree", "B1's fixed sequence-parallel degree [default: chosen per workload]", null, 1, 64);
     internal static readonly Option<string> Split = Opt.String("--split",
         "B5/B6's fixed split of the devices into encode:diffuse:decode devices, E:D:C relative weights, D > 0 [default: 10:63:27]; "
-        + "a cluster too small for the split runs every device as a diffuse device (encode and decode then run on the diffuse group's lead)", helpName: "E:D:C");
+        + "at least one encode and one decode device from 3 devices on; a cluster of 1 or 2 devices runs every device as a diffuse device (encode and decode then run on the diffuse group's lead)", helpName: "E:D:C");
     internal static readonly Option<double> Jitter = Opt.Double("--jitter", "relative run-time noise of the simulated stages (0: none)", ExperimentSettingsModule.defaults.Jitter, 0.0, 2.0);
     internal static readonly Option<int> MaxSuspensions = Opt.Int("--max-suspensions", "Trident-preempt: the most times one request is suspended (docs/policies.md, Preemption)",
         ExperimentSettingsModule.defaults.Preemption.MaxSuspensions, 0, 1000);
