@@ -227,7 +227,7 @@ module Workload =
                   Mix = Uniform shapes
                   Note = "" }
             let over =
-                sprintf "over the profile's %d measured shapes, %d steps, 1000 requests at %.4g req/s (70 %% load of %d devices at k = %d)"
+                sprintf "over the profile's %d measured shapes, %d steps, by default 1000 requests at %.4g req/s (70 %% load of %d devices at k = %d)"
                     shapes.Length profile.DefaultSteps rate devices (List.head cost.Degrees)
             generic name over { spec with Note = over } shapes
 
