@@ -327,6 +327,9 @@ let ``no baseline runs a request below its minimum degree on any cluster shape``
                       match r.Degree with
                       | Some k when k < CostModel.ruleMinDegree config.Cost r.Request.Shape ->
                           yield sprintf "%O %O ran at k = %d below its minimum %d" r.Request.Id r.Request.Shape k (CostModel.ruleMinDegree config.Cost r.Request.Shape)
+                      | Some k when not (List.contains k config.Cost.Degrees) ->
+                          // B6's ⟨D⟩ devices of a node of 8 are 5: a degree is lowered to an allowed one, not to 5
+                          yield sprintf "%O ran at k = %d, not an allowed degree %A" r.Request.Id k config.Cost.Degrees
                       | _ -> () ]
             let beyond =
                 [ for r in result.Records do
