@@ -21,7 +21,10 @@ namespace Trident.Scheduling
 //     and a bucket's degree is k* at its geometric centre; per request (B3, B4, B6): k*(shape).
 //     Every policy, Trident included, respects the cost model's minimum degrees for large inputs
 //     (the reference implementation's rules, CostSettings.MinDegreeRules): a degree below them is
-//     raised to them — B1's "fixed" degree too, as the reference hardware would require;
+//     raised to them — B1's "fixed" degree too, as the reference hardware would require; a degree
+//     above the largest group of the policy's primary type on one node is lowered to the largest
+//     allowed degree that fits it, and a request whose minimum degree exceeds that never runs: it is
+//     unserved, as under Trident, and does not block the queue;
 //   * order: strict FIFO (B1, B3: the head of the queue blocks the rest when its group is not free);
 //     FIFO per bucket (B2, B5: the oldest request of each bucket may start, a bucket whose head does
 //     not fit waits without blocking the others); SRTF (B4, B6: shortest t_ref first, a request
@@ -176,6 +179,16 @@ module Baselines =
         let nodeSize = s.Cluster.Devices |> Array.countBy _.Node |> Array.map snd |> Array.max
         let primary = if level = PipelineLevel then EDC else D
         let table = freeTable s primary
+        // the largest group of the primary type on one node: a degree is capped there, and a request whose
+        // minimum degree (the rules) exceeds it can never run — it stays unserved, neither run below its minimum
+        // nor blocking the queue (Trident counts such requests unserved too)
+        let groupMax = if table.Length = 0 then 0 else table |> Array.map (fun (_, ds) -> ds.Length) |> Array.max
+        // the largest allowed degree a group of one node can have (0: none)
+        let capDegree = c.Degrees |> List.filter (fun d -> d <= min nodeSize groupMax) |> List.fold max 0
+        let degreeFor (shape: Shape) =
+            let k = degree shape
+            let k = if k <= capDegree then k else capDegree
+            if k >= CostModel.ruleMinDegree c shape then k else 0
         let busy = Array.copy s.BusyUntil
         let aux t = s.Cluster.Devices |> Array.filter (fun d -> s.Placement.Types.[d.Id] = t) |> Array.map _.Id
         let auxE = if level = StageLevel then aux E else [||]
@@ -187,8 +200,8 @@ module Baselines =
         let dispatches =
             [ for r in ordered s order tRefOf do
                   let bucket = bucketOf r.Shape, r.Shape.Frames > 1
-                  if not stop && freeLeft > 0 && not (order = FifoPerBucket && blocked.Contains bucket) then
-                      let k = degree r.Shape |> min nodeSize |> max 1
+                  let k = degreeFor r.Shape
+                  if not stop && freeLeft > 0 && not (order = FifoPerBucket && blocked.Contains bucket) && k >= 1 then
                       match takeGroup table k with
                       | None ->
                           match order with

@@ -115,7 +115,12 @@ module Evaluation =
     let sloScales (quick: bool) = if quick then [ 2.0; 4.0; 8.0 ] else [ 2.0; 3.0; 4.0; 6.0; 8.0 ]
 
     /// A reference workload as run: a third of the requests (at least 100) when quick.
-    let scaled (quick: bool) (w: WorkloadSpec) = if quick then { w with Count = max 100 (w.Count / 3) } else w
+    /// Its note then says what ran (the workload's own note names its full count).
+    let scaled (quick: bool) (w: WorkloadSpec) =
+        if quick then
+            let count = max 100 (w.Count / 3)
+            { w with Count = count; Note = sprintf "%s — run here with %d of its %d requests" w.Note count w.Count }
+        else w
 
     let private generated group (settings: ExperimentSettings) (w: WorkloadSpec) value =
         { Group = group; Workload = w; Input = Generated w; Settings = settings; Value = value }
@@ -133,7 +138,9 @@ module Evaluation =
               for rate in rates quick w.Model do
                   // the same trace length in time: count scales with the rate
                   let count = int (round (float w.Count * rate / w.Rate))
-                  yield generated "rate" settings { w with Rate = rate; Count = count } rate
+                  let full = spec name
+                  let note = sprintf "%s — run here at %g req/s, %d requests (the span of %d of its %d at its own rate)" full.Note rate count w.Count full.Count
+                  yield generated "rate" settings { w with Rate = rate; Count = count; Note = note } rate
           for name in [ "flux-reference"; "cogvideox-reference" ] do
               let w = scaled true (spec name)
               for slo in sloScales quick do
@@ -362,7 +369,8 @@ module Evaluation =
         add ""
         add "## Setup"
         add ""
-        add (sprintf "- Cluster: %d devices = %d nodes × %d, %g GB each, PCIe 4.0 ×16 host-to-device and intra-node links (25 GB/s), 12.5 GB/s between nodes." settings.Devices (settings.Devices / settings.DevicesPerNode) settings.DevicesPerNode (float memory))
+        let nodes = settings.Devices / settings.DevicesPerNode
+        add (sprintf "- Cluster: %d devices = %d %s × %d, %g GB each, PCIe 4.0 ×16 host-to-device and intra-node links (25 GB/s), 12.5 GB/s between nodes." settings.Devices nodes (if nodes = 1 then "node" else "nodes") settings.DevicesPerNode (float memory))
         add (sprintf "- Deadlines: arrival + %g · t_ref unless a sweep says otherwise (t_ref = encode + steps · t_D(k*) + decode)." settings.SloScale)
         add (sprintf "- Workload seed %d; runs are deterministic for a trace and seed (the solver's time limit aside)." settings.Seed)
         if settings.MaxBatch > 1 then
@@ -580,6 +588,8 @@ module Evaluation =
         if not (group "rate").IsEmpty then
             add ""
             add "## Request-rate sweep"
+            add ""
+            add (sprintf "Each point is one trace of one seed (%d). The baselines' curves are not smooth in the rate because of it: FIFO-like policies swing with the order of a few large requests — flux B2 gave 0.742, 0.479 and 0.744 at 3.0, 3.75 and 4.5 req/s, and at 3.75 req/s seeds 1, 2 and 3 gave 0.672, 0.369 and 0.464 (2026-12-02). Read a single point's gap between policies with that spread in mind; `./trident simulate --workload flux-reference --rate R --count N --seed S` reruns one point with another seed." settings.Seed)
             sweep "rate" "flux" "SLO attainment vs request rate — flux (28 steps)" "rate (req/s)"
             sweep "rate" "cogvideox" "SLO attainment vs request rate — cogvideox (6 steps)" "rate (req/s)"
         if not (group "slo").IsEmpty then

@@ -157,6 +157,22 @@ module Experiment =
                   B1Default = b1 }
         | _ -> Error(List.ofSeq errors)
 
+    /// The requests no policy can run on the prepared cluster because the minimum-degree rules
+    /// (CostSettings.MinDegreeRules) ask for more devices than one node has, in words; None when there are
+    /// none. Every policy, baselines included, counts them unserved (Baselines.round, Admissible).
+    let beyondNode (p: Prepared) : string option =
+        let cost = p.Config.Cost
+        let nodeSize = p.Config.Cluster.Devices |> Array.countBy _.Node |> Array.map snd |> Array.max
+        let beyond = p.Requests |> List.filter (fun r -> CostModel.ruleMinDegree cost r.Shape > nodeSize)
+        match beyond with
+        | [] -> None
+        | _ ->
+            let shapes = beyond |> List.map (fun r -> sprintf "%O (k ≥ %d)" r.Shape (CostModel.ruleMinDegree cost r.Shape)) |> List.distinct
+            Some(
+                sprintf "%d of %d requests (%s) need a degree above the node's %d devices (the minimum-degree rules): no policy can run them, and every policy counts them unserved"
+                    beyond.Length p.Requests.Length (System.String.Join(", ", shapes)) nodeSize
+            )
+
     /// Every policy name, in report order.
     let names = Baselines.names
 

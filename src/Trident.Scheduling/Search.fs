@@ -15,6 +15,8 @@ module Search =
     /// The fewest nodes n in [1, maxNodes] with `attainment n` ≥ target, probing from `start` (doubling
     /// up while short of the target, then bisecting). Returns the answer (None when even `maxNodes`
     /// falls short) and the probes in the order they were made. At most ⌈log2 maxNodes⌉ · 2 + 2 probes.
+    /// Doubling stops early, with None, when two doublings in a row leave a positive attainment exactly
+    /// where it was (as `rateFor`'s halving does): the policy is taken never to reach the target (`cappedAt`).
     let fewestNodes (attainment: int -> float) (target: float) (start: int) (maxNodes: int) : int option * Probe list =
         if maxNodes < 1 then invalidArg (nameof maxNodes) "maxNodes must be at least 1"
         let probes = ResizeArray<Probe>()
@@ -28,11 +30,15 @@ module Search =
                 probes.Add { Value = float n; Attainment = a }
                 a >= target
         let start = start |> max 1 |> min maxNodes
-        // bracket: lo fails (or 0), hi meets
-        let rec up lo n =
+        // bracket: lo fails (or 0), hi meets; doubling stops when two doublings in a row leave a positive
+        // attainment where it was (capped by what more devices do not change, e.g. requests that never fit;
+        // an attainment of 0 — an overloaded small cluster — may still rise, so it does not stop)
+        let rec up lo n flat =
             if meets n then Some(lo, n)
             elif n >= maxNodes then None
-            else up n (min maxNodes (2 * n))
+            else
+                let flat = if cache.[n] > 0.0 && abs (cache.[n] - cache.[lo]) < 1e-9 then flat + 1 else 0
+                if flat >= 2 then None else up n (min maxNodes (2 * n)) flat
         let bracket =
             if meets start then
                 let rec down hi =
@@ -41,7 +47,7 @@ module Search =
                     elif meets n then down n
                     else Some(n, hi)
                 down start
-            else up start (min maxNodes (2 * start))
+            else up start (min maxNodes (2 * start)) 0
         let answer =
             bracket
             |> Option.map (fun (lo, hi) ->
@@ -51,6 +57,17 @@ module Search =
                     if meets mid then hi <- mid else lo <- mid
                 hi)
         answer, List.ofSeq probes
+
+    /// When `fewestNodes` found no answer because the attainment stopped growing (its probes end below
+    /// `maxNodes`): the attainment it is capped at and the node counts over which it stayed there; None
+    /// when it had an answer or simply ran out of nodes.
+    let cappedAt (answer: int option) (probes: Probe list) (maxNodes: int) : (float * int * int) option =
+        match answer, probes with
+        | None, _ :: _ when (probes |> List.map _.Value |> List.max) < float maxNodes ->
+            let top = probes |> List.maxBy _.Value
+            let flat = probes |> List.filter (fun p -> abs (p.Attainment - top.Attainment) < 1e-9) |> List.map _.Value
+            Some(top.Attainment, int (List.min flat), int top.Value)
+        | _ -> None
 
     /// The rate at which `attainment rate` comes within `tolerance` of `target`, from `start`
     /// (doubling or halving to bracket the target, at most 10 times, then bisecting on log rate);

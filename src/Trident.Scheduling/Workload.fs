@@ -165,27 +165,28 @@ module Workload =
     /// Every name `tryNamed` knows (generic kinds take the model separately).
     let names = (references |> List.map _.Name) @ (mixed |> List.map _.Name) @ genericKinds
 
-    /// A generic kind over a base spec and its shapes.
-    let private generic (name: string) (reference: WorkloadSpec) (shapes: Shape list) : Result<WorkloadSpec, string> =
+    /// A generic kind over a base spec and its shapes; `over` says what the shapes, rate and count are (e.g.
+    /// "over the reference mix"), for the workload's note.
+    let private generic (name: string) (over: string) (reference: WorkloadSpec) (shapes: Shape list) : Result<WorkloadSpec, string> =
         let model = reference.Model
         let sorted = shapes |> List.sortBy _.PixelFrames
         let half = max 1 (sorted.Length / 2)
         match name with
         | "poisson" ->
-            Ok { reference with Name = sprintf "poisson-%s" model; Arrivals = Poisson; Note = "Poisson arrivals over the reference mix" }
+            Ok { reference with Name = sprintf "poisson-%s" model; Arrivals = Poisson; Note = sprintf "Poisson arrivals %s" over }
         | "bursty" ->
             Ok
                 { reference with
                     Name = sprintf "bursty-%s" model
                     Arrivals = Bursty(3.0, 30.0<s>, 90.0<s>)
-                    Note = "on/off MMPP over the reference mix: 3× the mean rate for 30 s on average, then a third of it for 90 s" }
+                    Note = sprintf "on/off MMPP %s: 3× the mean rate for 30 s on average, then a third of it for 90 s" over }
         | _ ->
             Ok
                 { reference with
                     Name = sprintf "shifting-%s" model
                     Arrivals = Poisson
                     Mix = (if sorted.Length < 2 then Uniform sorted else Shifting(List.take half sorted, List.skip half sorted, 0.4, 0.6))
-                    Note = "Poisson arrivals; light shapes (smaller half) first, ramping to heavy shapes (larger half) between 40 % and 60 % of the trace" }
+                    Note = sprintf "Poisson arrivals %s; light shapes (smaller half) first, ramping to heavy shapes (larger half) between 40 %% and 60 %% of the trace" over }
 
     /// A named workload. Reference names carry their model; the generic kinds (`poisson`,
     /// `bursty`, `shifting`) use `model`'s reference shapes, rate and steps.
@@ -196,7 +197,7 @@ module Workload =
             match List.contains name genericKinds, references |> List.tryFind (fun w -> w.Model = model) with
             | false, _ -> Error(sprintf "unknown workload '%s' (known: %s, or a trace file)" name (String.Join(", ", names)))
             | true, None -> Error(sprintf "no reference shapes for model '%s' (known: flux, sd3, cogvideox, hunyuanvideo)" model)
-            | true, Some reference -> generic name reference (referenceShapes model |> Option.get)
+            | true, Some reference -> generic name "over the reference mix" reference (referenceShapes model |> Option.get)
 
     /// The shapes a profile measured (its diffuse points), smallest first.
     let profileShapes (p: Profile) =
@@ -224,8 +225,11 @@ module Workload =
                   Count = 1000
                   Arrivals = Constant
                   Mix = Uniform shapes
-                  Note = sprintf "over the profile's %d measured shapes, %d steps, 1000 requests at %.4g req/s (70 %% load of %d devices at k = %d)" shapes.Length profile.DefaultSteps rate devices (List.head cost.Degrees) }
-            generic name spec shapes
+                  Note = "" }
+            let over =
+                sprintf "over the profile's %d measured shapes, %d steps, by default 1000 requests at %.4g req/s (70 %% load of %d devices at k = %d)"
+                    shapes.Length profile.DefaultSteps rate devices (List.head cost.Degrees)
+            generic name over { spec with Note = over } shapes
 
 
     /// Applies the command line's overrides.

@@ -83,7 +83,7 @@ public static class BenchCommand
             {
                 var r = results[b];
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"backend={BackendModule.name(backends[b])} devices={d} waiting={w} rounds={rounds} time_limit_ms={timeLimit * 1000:F0} p50_ms={r.P50:F2} p99_ms={r.P99:F2} mip_share={r.MipShare:F3} optimal_share={r.OptimalShare:F3} mean_dispatched={r.MeanDispatched:F1} mean_prepare_ms={r.MeanPrepareMs:F2} mean_solver_ms={r.MeanSolverMs:F2} solver_decided_share={r.SolverDecidedShare:F3} variables={r.Variables:F0} constraints={r.Constraints:F0} mean_objective={r.MeanObjective:F2}"));
+                    $"backend={BackendModule.name(backends[b])} devices={d} waiting={w} rounds={rounds} time_limit_ms={timeLimit * 1000:F0} p50_ms={r.P50:F2} p99_ms={r.P99:F2} mip_share={r.MipShare:F3} optimal_share={r.OptimalShare:F3} mean_dispatched={r.MeanDispatched:F1} mean_prepare_ms={r.MeanPrepareMs:F2} mean_solver_ms={r.MeanSolverMs:F2} solver_decided_share={(double.IsNaN(r.SolverDecidedShare) ? "n/a" : r.SolverDecidedShare.ToString("F3", CultureInfo.InvariantCulture))} variables={r.Variables:F0} constraints={r.Constraints:F0} mean_objective={r.MeanObjective:F2}"));
             }
             if (reference)
                 foreach (var line in CompareReference(profile!.Value, d, perNode, w, rounds, busy, seed, backends, referenceLimit, ct))
@@ -93,7 +93,7 @@ public static class BenchCommand
     }
 
     /// <param name="OptimalShare">Share of the MIP rounds whose solve proved optimality within the time limit.</param>
-    /// <param name="SolverDecidedShare">Of the rounds that needed the solver, the share whose plan it made.</param>
+    /// <param name="SolverDecidedShare">Of the rounds that needed the solver, the share whose plan it made (NaN, printed n/a, when none needed it).</param>
     /// <param name="Variables">Mean variables of the solved rounds' models.</param>
     /// <param name="Constraints">Mean constraints of the solved rounds' models.</param>
     /// <param name="MeanPrepareMs">Mean time of <c>Dispatcher.prepare</c> (candidates, greedy plan) per round.</param>
@@ -271,7 +271,7 @@ public static class BenchCommand
             Array.Sort(times[b]);
             return new Result(Percentile(times[b], 0.50), Percentile(times[b], 0.99), (double)mip[b] / rounds,
                 mip[b] > 0 ? (double)optimal[b] / mip[b] : 0.0, dispatched[b] / rounds, mip[b] > 0 ? solver[b] / mip[b] : 0.0,
-                mip[b] + fallback[b] > 0 ? (double)mip[b] / (mip[b] + fallback[b]) : 1.0,
+                mip[b] + fallback[b] > 0 ? (double)mip[b] / (mip[b] + fallback[b]) : double.NaN,
                 mip[b] > 0 ? variables[b] / mip[b] : 0.0, mip[b] > 0 ? constraints[b] / mip[b] : 0.0, prepare[b] / rounds, objective[b] / rounds);
         }).ToArray();
     }

@@ -16,7 +16,7 @@ namespace Trident.Api.Cli;
 public static class CapacityCommand
 {
     private static readonly Option<double> Target = Opt.Double("--target", "the SLO attainment to reach", 0.99, 0.0, 1.0);
-    private static readonly Option<int> MaxDevices = Opt.Int("--max-devices", "the largest cluster tried", 1024, 1, 1_000_000);
+    private static readonly Option<int> MaxDevices = Opt.Int("--max-devices", "the largest cluster tried", 1024, 1, 100_000);
     private static readonly Option<int> Parallel_ = Opt.Int("--parallel", "policies searched at once", 2, 1, 64);
 
     /// <summary>The command.</summary>
@@ -26,7 +26,9 @@ public static class CapacityCommand
     {
         var c = new Command("capacity",
             "find the fewest devices (whole nodes) at which each policy reaches the target SLO attainment, by bisection over simulations; "
-            + "--devices is where the search starts (and what a generated workload's rate is scaled for)")
+            + "--devices is where the search starts and also fixes the load: a generated workload without --rate, and the gentd26-production day, "
+            + "are scaled for --devices devices (70 % load, or the day compressed for them), so another --devices asks for another workload; "
+            + "give --rate (or a trace file) for one that does not move")
         {
             SimulateCommand.Workload_, Target, SimulateCommand.Policies, SimulateCommand.Model, MaxDevices,
             SimulateCommand.Rate, SimulateCommand.Steps, SimulateCommand.Count, SimulateCommand.Shapes, Parallel_,
@@ -44,24 +46,35 @@ public static class CapacityCommand
         var parallel = args.GetValue(Parallel_);
         var policyNames = SimulateCommand.PolicyNames(args);
         if (maxDevices < settings.DevicesPerNode) errors.Add($"--max-devices: {maxDevices} is less than one node ({settings.DevicesPerNode} devices)");
-        var input = SimulateCommand.Input(args, settings, errors);
+        var input = SimulateCommand.Input(args, settings, errors, out var note);
         errors.ThrowIfAny();
 
         // the workload and B1's degree are fixed once, for the starting cluster
         var first = Experiment.prepare(settings, input!);
+        if (first.IsOk && note is not null) first = FSharpResult<Prepared, FSharpList<string>>.NewOk(new Prepared(first.ResultValue.Name, note, first.ResultValue.Model, first.ResultValue.Config, first.ResultValue.Trace, first.ResultValue.Requests, first.ResultValue.B1Default));
         if (first.IsError) { foreach (var e in first.ErrorValue) errors.Add(e); errors.ThrowIfAny(); }
         var fixedSettings = ExperimentSettingsModule.withB1Degree(settings.B1Degree is { } k ? k.Value : first.ResultValue.B1Default, settings);
         var fixedInput = WorkloadInput.NewFromTrace(first.ResultValue.Name, first.ResultValue.Trace);
         var policies = Experiment.policies(fixedSettings, first.ResultValue, ListModule.OfSeq(policyNames));
-        if (policies.IsError) { foreach (var e in policies.ErrorValue) errors.Add($"--policies: {e}"); errors.ThrowIfAny(); }
+        if (policies.IsError) { foreach (var e in policies.ErrorValue) errors.Add(SimulateCommand.PolicyError(e)); errors.ThrowIfAny(); }
 
         var perNode = settings.DevicesPerNode;
         var startNodes = Math.Max(1, settings.Devices / perNode);
         var maxNodes = maxDevices / perNode;
+        var fp = first.ResultValue;
+        var arrivals = fp.Requests.Select(r => r.Arrival).ToArray();
+        var span = arrivals.Length > 1 ? arrivals.Max() - arrivals.Min() : 0.0;
         Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"capacity: {first.ResultValue.Name}, {first.ResultValue.Requests.Length} requests, target attainment {target:F3}; nodes of {perNode}, from {startNodes} nodes, at most {maxNodes}"));
+            $"capacity: {fp.Name}, {fp.Requests.Length} requests, target attainment {target:F3}; {Plural(perNode, "device")} per node, from {Plural(startNodes, "node")}, at most {maxNodes}"));
+        // the load is the workload's, fixed here for the starting --devices: say what it is
+        Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"capacity: the workload is fixed for --devices {settings.Devices}: {(span > 0 ? $"{(fp.Requests.Length - 1) / span:G4} req/s over {span:F0} s" : "one instant")}; {fp.Note}"));
+        if (settings.Profile is { } prof && EvaluateCommand.Extrapolated(prof.Value, fp.Trace) is { } ex)
+            Console.Error.WriteLine($"capacity: note: {ex}");
+        if (Experiment.beyondNode(fp) is { } beyond) Console.Error.WriteLine($"capacity: note: {beyond.Value}");
         var total = Stopwatch.StartNew();
         var rows = new (Policy Policy, FSharpOption<int> Nodes, FSharpList<Probe> Probes)[policies.ResultValue.Length];
+        var summaries = new System.Collections.Concurrent.ConcurrentDictionary<(int, int), Summary>();
         var simulation = 0;
         using var progress = CliProgress.Start("capacity", null);
         try
@@ -77,6 +90,7 @@ public static class CapacityCommand
                     var sw = Stopwatch.StartNew();
                     var r = Simulator.run(p.Config, policy, p.Requests);
                     Interlocked.Increment(ref simulation);
+                    summaries[(i, nodes)] = r.Summary;
                     progress.Step(string.Create(CultureInfo.InvariantCulture,
                         $"{policy.Name} {policy.Params} on {nodes * perNode} devices: attainment {r.Summary.SloAttainment:F3} ({sw.Elapsed.TotalSeconds:F1} s; {total.Elapsed.TotalSeconds:F0} s in all)"));
                     return r.Summary.SloAttainment;
@@ -89,26 +103,47 @@ public static class CapacityCommand
         progress.Dispose();
 
         var inv = CultureInfo.InvariantCulture;
-        string Devices(FSharpOption<int> n) => n is { } v ? (v.Value * perNode).ToString(inv) : $"> {maxNodes * perNode}";
+        // a policy whose attainment stopped growing never reaches the target: no bound is claimed for it
+        (double At, int From, int To)? Capped(FSharpOption<int> nodes, FSharpList<Probe> probes) =>
+            Search.cappedAt(nodes, probes, maxNodes) is { } c ? (c.Value.Item1, c.Value.Item2, c.Value.Item3) : null;
+        string Devices(FSharpOption<int> n, FSharpList<Probe> probes) =>
+            n is { } v ? (v.Value * perNode).ToString(inv) : Capped(n, probes) is not null ? "never" : $"> {maxNodes * perNode}";
         Console.WriteLine($"{"policy",-8} {"params",-34} {"devices",9} {"nodes",6}  attainment there");
-        foreach (var (policy, nodes, probes) in rows)
+        for (var i = 0; i < rows.Length; i++)
         {
-            var at = nodes is { } v ? probes.First(p => (int)p.Value == v.Value).Attainment.ToString("F3", inv) : "–";
-            Console.WriteLine($"{policy.Name,-8} {policy.Params,-34} {Devices(nodes),9} {(nodes is { } n ? n.Value.ToString(inv) : "–"),6}  {at}");
+            var (policy, nodes, probes) = rows[i];
+            var at = nodes is { } v ? probes.First(p => (int)p.Value == v.Value).Attainment.ToString("F3", inv)
+                : Capped(nodes, probes) is { } c ? string.Create(inv, $"capped at {c.At:F3}") : "–";
+            Console.WriteLine($"{policy.Name,-8} {policy.Params,-34} {Devices(nodes, probes),9} {(nodes is { } n ? n.Value.ToString(inv) : "–"),6}  {at}");
+        }
+        for (var i = 0; i < rows.Length; i++)
+        {
+            var (policy, nodes, probes) = rows[i];
+            if (Capped(nodes, probes) is not { } c) continue;
+            var why = summaries.TryGetValue((i, c.To), out var s)
+                ? string.Create(inv, $"; there {s.OnTime} on time, {s.Late} late, {s.OutOfMemory} out of memory, {s.Unserved} unserved of {s.Requests}")
+                : "";
+            Console.WriteLine(string.Create(inv,
+                $"{policy.Name} {policy.Params} never reaches the target (attainment capped at {c.At:F3}: the same at {c.From * perNode} to {c.To * perNode} devices{why})"));
         }
         var trident = rows.FirstOrDefault(r => r.Policy.Name == "Trident");
         if (trident.Policy is not null && trident.Nodes is { } t)
         {
             var td = t.Value * perNode;
-            foreach (var (policy, nodes, _) in rows.Where(r => r.Policy.Name != "Trident"))
+            foreach (var (policy, nodes, probes) in rows.Where(r => r.Policy.Name != "Trident"))
             {
                 var saving = nodes is { } b
                     ? string.Create(inv, $"{b.Value * perNode - td} devices ({100.0 * (b.Value * perNode - td) / (b.Value * perNode):F0} % of {b.Value * perNode})")
-                    : $"at least {maxNodes * perNode + perNode - td} devices (it does not reach the target within {maxNodes * perNode})";
+                    : Capped(nodes, probes) is { } c
+                        ? string.Create(inv, $"no bound: {policy.Name} never reaches the target at any size (capped at {c.At:F3}), Trident does on {td} devices")
+                        : $"at least {maxNodes * perNode + perNode - td} devices (it does not reach the target within {maxNodes * perNode})";
                 Console.WriteLine($"Trident's saving vs {(policy.Name == "B1" ? "B1 " + policy.Params : policy.Name)}: {saving}");
             }
         }
         Console.Error.WriteLine(string.Create(inv, $"capacity: {simulation} simulations in {total.Elapsed.TotalSeconds:F1} s"));
         return Task.FromResult(0);
     }
+
+    /// <summary>"1 node", "2 nodes".</summary>
+    internal static string Plural(int n, string what) => n == 1 ? $"1 {what}" : $"{n} {what}s";
 }

@@ -181,16 +181,26 @@ public static class EvaluateCommand
         return Evaluation.tracePoint("production", settings, ProductionWorkload, note, trace);
     }
 
-    /// <summary>What share of a trace's requests is larger than anything <paramref name="profile"/> measured (their
-    /// costs are the cost model's extrapolation), in words; null when none is.</summary>
+    /// <summary>What share of a trace's requests is larger than anything <paramref name="profile"/> measured, or smaller
+    /// (the cost model extrapolates both ways: CostModel.fs, the power law beyond the largest and below the smallest
+    /// knot), in words; null when none is. Said by <c>evaluate</c>, <c>simulate</c> and <c>capacity</c> with a profile.</summary>
     public static string? Extrapolated(Profile profile, FSharpList<TraceRequest> trace)
     {
         if (profile.Diffuse.Points.IsEmpty || trace.IsEmpty) return null;
         var largest = profile.Diffuse.Points.MaxBy(p => p.Shape.PixelFrames)!.Shape;
-        var beyond = trace.Count(t => t.Shape.PixelFrames > largest.PixelFrames);
-        if (beyond == 0) return null;
-        return string.Create(CultureInfo.InvariantCulture,
-            $"{beyond} of {trace.Length} requests ({100.0 * beyond / trace.Length:F0} %) are larger than the profile's largest measured size ({largest}): their costs are extrapolated beyond the data (README, Known limits); profile those sizes for numbers that hold");
+        var smallest = profile.Diffuse.Points.MinBy(p => p.Shape.PixelFrames)!.Shape;
+        var above = trace.Count(t => t.Shape.PixelFrames > largest.PixelFrames);
+        var below = trace.Count(t => t.Shape.PixelFrames < smallest.PixelFrames);
+        if (above == 0 && below == 0) return null;
+        var parts = new List<string>();
+        if (above > 0)
+            parts.Add(string.Create(CultureInfo.InvariantCulture,
+                $"{above} of {trace.Length} requests ({100.0 * above / trace.Length:F0} %) are larger than the profile's largest measured size ({largest})"));
+        if (below > 0)
+            parts.Add(string.Create(CultureInfo.InvariantCulture,
+                $"{below} of {trace.Length} requests ({100.0 * below / trace.Length:F0} %) are smaller than the profile's smallest measured size ({smallest})"));
+        return string.Join("; ", parts)
+            + ": their costs are extrapolated beyond the data (README, Known limits); profile those sizes for numbers that hold";
     }
 
     /// <summary>The name of the production day's workload (<c>simulate --workload gentd26-production</c>).</summary>

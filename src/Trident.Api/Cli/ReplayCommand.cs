@@ -70,7 +70,8 @@ public static class ReplayCommand
         foreach (var x in plan.Dispatches)
             Console.WriteLine(string.Create(inv,
                 $"  request {x.Request.Value}: k={x.Degree} {x.Vr} diffuse on [{string.Join(",", x.Diffuse.Devices.Select(g => g.Value))}] {x.Diffuse.Start:F3}–{x.Diffuse.Finish:F3} s, encode on {(x.Encode.Devices.IsEmpty ? "none (done before)" : x.Encode.Devices.Head.Value.ToString(inv))}, decode on {x.Decode.Devices.Head.Value}, finish {x.Decode.Finish:F3} s{(x.OnTime ? " on time" : " late")}, reward {x.Reward:F2}{(plan.Batched.TryFind(x.Request) is { } mates ? $", batch with {string.Join(",", mates.Value.Select(m => m.Value))} (times above: the lead alone; the batch runs them stretched)" : "")}"));
-        Console.WriteLine(string.Create(inv, $"plan: {plan.Dispatches.Length} dispatched, objective {plan.Objective:F3}"));
+        var requests = plan.Dispatches.Length + plan.Dispatches.Sum(x => plan.Batched.TryFind(x.Request) is { } mates ? mates.Value.Length : 0);
+        Console.WriteLine(string.Create(inv, $"plan: {Dispatched(requests, plan.Dispatches.Length)}, objective {plan.Objective:F3}"));
         switch (plan.Source)
         {
             case PlanSource.Mip m:
@@ -107,7 +108,13 @@ public static class ReplayCommand
             return;
         }
         var n = p.TryGetProperty("dispatches", out var ds) ? ds.GetArrayLength() : 0;
+        var requests = n == 0 ? 0 : n + ds.EnumerateArray().Sum(d => d.TryGetProperty("batch_mates", out var m) ? m.GetArrayLength() : 0);
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"recorded: {n} dispatched, objective {p.GetProperty("objective").GetDouble():F3}, {p.GetProperty("source").GetString()}"));
+            $"recorded: {Dispatched(requests, n)}, objective {p.GetProperty("objective").GetDouble():F3}, {p.GetProperty("source").GetString()}"));
     }
+
+    /// <summary>"4 requests in 1 dispatch": requests (each batch member counted, as <c>/v1/plan</c>'s
+    /// <c>recent_rounds[].dispatched</c> counts them) and the dispatches (a batch is one) that carry them.</summary>
+    public static string Dispatched(int requests, int dispatches) =>
+        $"{requests} {(requests == 1 ? "request" : "requests")} in {dispatches} {(dispatches == 1 ? "dispatch" : "dispatches")}";
 }

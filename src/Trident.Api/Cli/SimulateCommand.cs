@@ -39,7 +39,9 @@ public static class SimulateCommand
     internal static readonly Option<double> SloScale = Opt.Double("--slo-scale", "deadline = slo-scale × the request's reference latency", ExperimentSettingsModule.defaults.SloScale, 0.01, 1000);
     internal static readonly Option<string> DeadlineRule_ = Opt.Choice("--deadline-rule", "scale: --slo-scale × reference latency; reference: the published per-model deadlines", "scale", "scale", "reference");
     internal static readonly Option<int> B1Degree = Opt.Int("--b1-degree", "B1's fixed sequence-parallel degree [default: chosen per workload]", null, 1, 64);
-    internal static readonly Option<string> Split = Opt.String("--split", "the stage split of the reference latency, E:D:C (encode:diffuse:decode), D > 0", helpName: "E:D:C");
+    internal static readonly Option<string> Split = Opt.String("--split",
+        "B5/B6's fixed split of the devices into encode:diffuse:decode devices, E:D:C relative weights, D > 0 [default: 10:63:27]; "
+        + "at least one encode and one decode device from 3 devices on; a cluster of 1 or 2 devices runs every device as a diffuse device (encode and decode then run on the diffuse group's lead)", helpName: "E:D:C");
     internal static readonly Option<double> Jitter = Opt.Double("--jitter", "relative run-time noise of the simulated stages (0: none)", ExperimentSettingsModule.defaults.Jitter, 0.0, 2.0);
     internal static readonly Option<int> MaxSuspensions = Opt.Int("--max-suspensions", "Trident-preempt: the most times one request is suspended (docs/policies.md, Preemption)",
         ExperimentSettingsModule.defaults.Preemption.MaxSuspensions, 0, 1000);
@@ -77,6 +79,8 @@ public static class SimulateCommand
         var devices = args.GetValue(Devices);
         // without --devices-per-node: 8, or the largest divisor ≤ 8 of a smaller or odd-sized cluster
         var perNode = args.Maybe(DevicesPerNode) ?? ExperimentSettingsModule.devicesPerNodeFor(devices);
+        if (devices % perNode != 0)
+            errors.Add($"--devices/--devices-per-node: {devices} devices are not a whole number of nodes of {perNode} (give a multiple of --devices-per-node)");
         var seed = args.GetValue(Seed);
         var slo = args.GetValue(SloScale);
         var rule = args.GetValue(DeadlineRule_);
@@ -102,7 +106,16 @@ public static class SimulateCommand
             {
                 var parsed = ProfileFile.parse(File.ReadAllText(profilePath));
                 if (parsed.IsError) foreach (var e in parsed.ErrorValue) errors.Add($"--profile {profilePath}: {e}");
-                else profile = FSharpOption<Profile>.Some(parsed.ResultValue);
+                else
+                {
+                    profile = FSharpOption<Profile>.Some(parsed.ResultValue);
+                    // a device memory that holds no measured shape at any degree: the run can serve nothing
+                    var pr = parsed.ResultValue;
+                    var cost = CostModelModule.create(CostSettingsModule.defaults, pr);
+                    if (pr.Diffuse.Points.All(pt => CostModelModule.kStar(cost, pt.Shape) is null))
+                        Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                            $"warning: --profile {profilePath}: its device_memory_gb ({pr.DeviceMemory:G4} GB) holds no measured shape's diffuse at any degree (weights {pr.Diffuse.Weights:G4} GB plus activation): every request will be unserved or run out of memory"));
+                }
             }
         }
         // Trident-preempt: the most suspensions of one request (docs/policies.md, "Preemption")
@@ -136,7 +149,7 @@ public static class SimulateCommand
         var writeTrace = args.GetValue(WriteTrace);
         var parallel = args.GetValue(Parallel_);
 
-        var input = Input(args, settings, errors);
+        var input = Input(args, settings, errors, out var traceNote);
         OutputPath.Check("--out", outDir, directory: true, create: true, errors);
         OutputPath.Check("--write-trace", writeTrace, directory: false, create: true, errors);
         errors.ThrowIfAny();
@@ -145,7 +158,12 @@ public static class SimulateCommand
         if (prepared.IsError) { foreach (var e in prepared.ErrorValue) errors.Add(e); errors.ThrowIfAny(); }
         var p = prepared.ResultValue;
         var policies = Experiment.policies(settings, p, ListModule.OfSeq(policyNames));
-        if (policies.IsError) { foreach (var e in policies.ErrorValue) errors.Add($"--policies: {e}"); errors.ThrowIfAny(); }
+        if (policies.IsError) { foreach (var e in policies.ErrorValue) errors.Add(PolicyError(e)); errors.ThrowIfAny(); }
+        // what the numbers rest on: costs beyond the profile's data, requests no policy can run on this cluster
+        var extrapolated = settings.Profile is { } prof ? EvaluateCommand.Extrapolated(prof.Value, p.Trace) : null;
+        if (extrapolated is not null) Console.Error.WriteLine($"note: {extrapolated}");
+        var beyondNode = Experiment.beyondNode(p) is { } bn ? bn.Value : null;
+        if (beyondNode is not null) Console.Error.WriteLine($"note: {beyondNode}");
 
         if (writeTrace is not null)
         {
@@ -188,9 +206,10 @@ public static class SimulateCommand
                 var name = r.Policy == "B1" ? $"requests-B1-k{r.Params.Split(' ')[0].Replace("k=", "")}.csv" : $"requests-{r.Policy}.csv";
                 File.WriteAllText(Path.Combine(outDir, name), Report.requestsCsv(r));
             }
+            var notes = string.Join("; ", new[] { extrapolated, beyondNode }.Where(x => x is not null));
             var point = input is WorkloadInput.Generated g
-                ? new EvalPoint("simulate", g.Item, input, settings, g.Item.Rate)
-                : Evaluation.tracePoint("simulate", settings, p.Name, "a trace file", p.Trace);
+                ? new EvalPoint("simulate", notes.Length == 0 ? g.Item : new WorkloadSpec(g.Item.Name, g.Item.Model, g.Item.Rate, g.Item.Steps, g.Item.Count, g.Item.Arrivals, g.Item.Mix, g.Item.Note + "; " + notes), input, settings, g.Item.Rate)
+                : Evaluation.tracePoint("simulate", settings, p.Name, (traceNote ?? "a trace file") + (notes.Length == 0 ? "" : "; " + notes), p.Trace);
             var condensed = Evaluation.condense(point, p.Config, p.B1Default, ListModule.OfSeq(results), total.Elapsed.TotalSeconds);
             var command = "./trident simulate " + string.Join(" ", Environment.GetCommandLineArgs().Skip(2));
             var date = DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm 'UTC'", CultureInfo.InvariantCulture);
@@ -208,8 +227,9 @@ public static class SimulateCommand
 
     /// <summary>The workload to simulate: a trace file (checked against its model's profile) or a named
     /// generator (over <c>--profile</c>'s shapes when one is given); problems go to <paramref name="errors"/>.</summary>
-    internal static WorkloadInput? Input(ParseResult args, ExperimentSettings settings, CliErrors errors)
+    internal static WorkloadInput? Input(ParseResult args, ExperimentSettings settings, CliErrors errors, out string? note)
     {
+        note = null;
         var workload = args.Text(Workload_);
         var model = args.Text(Model);
         var rate = args.Maybe(Rate) is { } r ? FSharpOption<double>.Some(r) : null;
@@ -227,7 +247,8 @@ public static class SimulateCommand
                 errors.Add($"--workload {workload}: no production log at {EvaluateCommand.ProductionLog} (run from the repository root)");
             else
             {
-                var (trace, _, problems) = EvaluateCommand.ProductionTrace(settings, EvaluateCommand.ProductionLog);
+                var (trace, productionNote, problems) = EvaluateCommand.ProductionTrace(settings, EvaluateCommand.ProductionLog);
+                note = productionNote;
                 foreach (var e in problems) errors.Add($"--workload {workload}: {EvaluateCommand.ProductionLog}: {e}");
                 if (trace is not null) input = WorkloadInput.NewFromTrace(workload, trace);
             }
@@ -243,10 +264,19 @@ public static class SimulateCommand
         }
         else
         {
+            // --model picks a generic workload's shapes; with a profile the shapes (and model) are the profile's
+            var generic = Workload.genericKinds.Contains(workload);
+            if (args.Given(Model) && settings.Profile is { } withModel && model != withModel.Value.Model.Value)
+                errors.Add($"--model/--profile: --model {model} conflicts with --profile, a profile of '{withModel.Value.Model.Value}' (a workload over a profile uses its model and measured shapes; leave out --model)");
             var spec = settings.Profile is { } prof
                 ? Workload.forProfile(workload, prof.Value, CostModelModule.create(Experiment.costSettings(settings), prof.Value), settings.Devices)
                 : Workload.tryNamed(workload, model);
-            if (spec.IsError) errors.Add($"--workload: {spec.ErrorValue}");
+            if (spec.IsError)
+                errors.Add(generic && settings.Profile is null
+                    ? $"--model: {spec.ErrorValue}"
+                    : $"--workload: {spec.ErrorValue.Replace(", or a trace file)", $", {EvaluateCommand.ProductionWorkload}, or a trace file)")}");
+            else if (args.Given(Model) && !generic && spec.ResultValue.Model != model && settings.Profile is null)
+                errors.Add($"--model/--workload: --model {model} conflicts with --workload {workload}, a workload of '{spec.ResultValue.Model}' (--model picks the shapes of {string.Join("/", Workload.genericKinds)})");
             else
             {
                 var generated = Workload.withOverrides(rate, steps, count, spec.ResultValue);
@@ -263,6 +293,9 @@ public static class SimulateCommand
         }
         return input;
     }
+
+    /// <summary>A problem with the policies, under the option it comes from (B1's degree: --b1-degree).</summary>
+    internal static string PolicyError(string e) => e.StartsWith("B1's degree", StringComparison.Ordinal) ? $"--b1-degree: {e}" : $"--policies: {e}";
 
     /// <summary>--policies as a list of names.</summary>
     internal static string[] PolicyNames(ParseResult args) =>

@@ -73,6 +73,8 @@ public sealed record ClusterDto(string Pipeline, string Model, int Nodes, IReadO
 public sealed record PlacementDto(IReadOnlyDictionary<string, string> Types, IReadOnlyDictionary<string, double> Capacity, double Alpha, int Moves, string Source);
 
 /// <summary>One dispatch round.</summary>
+/// <param name="Dispatched">Requests it dispatched, each member of a batch counted (a batch of 4 is 4; <c>trident replay</c>
+/// prints the same round as "4 requests in 1 dispatch").</param>
 public sealed record RoundDto(long Round, double AtS, int Waiting, int Dispatched, string Source, string Detail, double? Objective, double? Gap,
     double? SolveMs, double PlanMs);
 

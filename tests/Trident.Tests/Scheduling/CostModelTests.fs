@@ -97,6 +97,25 @@ let ``a bad profile file reports every problem at once`` =
             for expected in [ "$.version"; "$.model"; "$.device_memory_gb"; "$.default_steps"; "$.colour: unknown field"; "$.stages.encode.points"; "$.stages.diffuse.points[0].seconds"; "$.stages.decode: missing" ] do
                 Expect.isTrue (has expected) (sprintf "no error for %s in %A" expected errs)
 
+let ``the example in docs/profile-format.md loads`` =
+    testCase "the example in docs/profile-format.md loads" <| fun () ->
+        // the repository root: the working directory or one above it (tests run from the root)
+        let rec find (dir: System.IO.DirectoryInfo) =
+            let path = System.IO.Path.Combine(dir.FullName, "docs", "profile-format.md")
+            if System.IO.File.Exists path then path
+            elif isNull dir.Parent then failwith "docs/profile-format.md not found above the working directory"
+            else find dir.Parent
+        let text = System.IO.File.ReadAllText(find (System.IO.DirectoryInfo(System.IO.Directory.GetCurrentDirectory())))
+        let start = text.IndexOf "```json"
+        Expect.isGreaterThanOrEqual start 0 "the page has a JSON example"
+        let body = text.Substring(start + "```json".Length)
+        let json = body.Substring(0, body.IndexOf "```")
+        match ProfileFile.parse json with
+        | Ok p ->
+            Expect.equal p.Model.Value "flux" "the example's model"
+            Expect.isNonEmpty p.Diffuse.Batches "its batch points load"
+        | Error errs -> failwithf "the documented example does not load: %A" errs
+
 let ``a profile file that is not JSON is rejected with a message`` =
     testCase "a profile file that is not JSON is rejected with a message" <| fun () ->
         match ProfileFile.parse "{ not json" with
@@ -137,5 +156,6 @@ let tests =
         ``a profile survives a round trip through its file format``
         ``a bad profile file reports every problem at once``
         ``a profile file that is not JSON is rejected with a message``
+        ``the example in docs/profile-format.md loads``
         ``a shape no placement of the cluster can serve is named, with what it needs``
     ] |> testSequencedGroup "CostModelTests" ]

@@ -92,13 +92,27 @@ let ``the headline's latency verdict names each statistic Trident loses, by how 
 let ``the capacity search finds the fewest nodes with as few probes as bisection needs`` =
     testCase "the capacity search finds the fewest nodes with as few probes as bisection needs" <| fun () ->
         for threshold in [ 1; 2; 7; 16; 17; 33; 64 ] do
-            let attainment n = if n >= threshold then 0.995 else 0.5
+            // below the threshold the attainment still grows with the cluster (a flat one is a cap: below)
+            let attainment n = if n >= threshold then 0.995 else 0.5 + 0.001 * float n
             for start in [ 1; 16; 64 ] do
                 let answer, probes = Search.fewestNodes attainment 0.99 start 64
                 Expect.equal answer (Some threshold) (sprintf "threshold %d from %d" threshold start)
                 Expect.isLessThanOrEqual probes.Length 14 "bounded probes"
-        let answer, _ = Search.fewestNodes (fun _ -> 0.5) 0.99 16 64
+        let answer, _ = Search.fewestNodes (fun n -> 0.5 + 0.001 * float n) 0.99 16 64
         Expect.isNone answer "a target never reached is said so"
+
+let ``the capacity search stops doubling when the attainment is capped`` =
+    testCase "the capacity search stops doubling when the attainment is capped" <| fun () ->
+        // B1 on hunyuanvideo: capped at 0.100 by out-of-memory requests from 64 devices on, at every size
+        let attainment n = if n >= 8 then 0.1 else 0.01 * float n
+        let answer, probes = Search.fewestNodes attainment 0.99 2 (1_000_000 / 8)
+        Expect.isNone answer "never reaches the target"
+        Expect.isLessThanOrEqual probes.Length 5 (sprintf "stops after two flat doublings: %A" probes)
+        Expect.equal (Search.cappedAt answer probes (1_000_000 / 8)) (Some(0.1, 8, 32)) "capped at 0.100 from 8 to 32 nodes"
+        // an attainment of 0 (an overloaded small cluster) is no cap: the search goes on to the answer
+        let answer0, _ = Search.fewestNodes (fun n -> if n >= 64 then 0.995 else 0.0) 0.99 1 128
+        Expect.equal answer0 (Some 64) "zero is not a cap"
+        Expect.isNone (Search.cappedAt (Some 64) [] 128) "an answer is no cap"
 
 let ``the rate search brackets and bisects to the target attainment`` =
     testCase "the rate search brackets and bisects to the target attainment" <| fun () ->
@@ -183,7 +197,7 @@ let ``simulate and capacity run a small cluster with a profile written to a file
             let out = IO.Path.Combine(dir, "sim")
             Expect.equal (cli [ "simulate"; "--workload"; "poisson"; "--profile"; profile; "--devices"; "2"; "--count"; "30"; "--policies"; "B1,B6,Trident"; "--out"; out ]) 0 "simulate exit code"
             let md = IO.File.ReadAllText(IO.Path.Combine(out, "README.md"))
-            Expect.stringContains md "2 devices = 1 nodes × 2" "one node of two devices without --devices-per-node"
+            Expect.stringContains md "2 devices = 1 node × 2" "one node of two devices without --devices-per-node (\"1 node\", not \"1 nodes\")"
             for chart in [ "cdf-poisson-mine"; "utilisation-poisson-mine" ] do
                 let png = IO.File.ReadAllBytes(IO.Path.Combine(out, chart + ".png"))
                 Expect.sequenceEqual png.[0..7] [| 0x89uy; 0x50uy; 0x4Euy; 0x47uy; 0x0Duy; 0x0Auy; 0x1Auy; 0x0Auy |] "a PNG"
@@ -207,6 +221,54 @@ let ``evaluate with a profile says what share of a workload is costed beyond the
         let note = Trident.Api.Cli.EvaluateCommand.Extrapolated(profile, beyond)
         Expect.stringContains note "1 of 4 requests (25 %)" "the share named"
         Expect.stringContains note (string largest.Shape) "the largest measured size named"
+        // below the smallest measured size the cost model extrapolates too (CostModel.fs): said as well
+        let smallest = profile.Diffuse.Points |> List.minBy (fun p -> p.Shape.PixelFrames)
+        let below = within @ [ request 3 (Shape.image (smallest.Shape.Height / 2) (smallest.Shape.Width / 2)) ]
+        let note = Trident.Api.Cli.EvaluateCommand.Extrapolated(profile, below)
+        Expect.isNotNull note "a request below the smallest measured size is said"
+        Expect.stringContains note "1 of 4 requests (25 %) are smaller than the profile's smallest measured size" "the share below named"
+        Expect.stringContains note (string smallest.Shape) "the smallest measured size named"
+
+let ``replay counts requests and dispatches as /v1/plan does`` =
+    testCase "replay counts requests and dispatches as /v1/plan does" <| fun () ->
+        // /v1/plan's recent_rounds[].dispatched counts requests (a batch of 4 is 4); replay said "1 dispatched" for it
+        Expect.equal (Trident.Api.Cli.ReplayCommand.Dispatched(4, 1)) "4 requests in 1 dispatch" "a batch of 4"
+        Expect.equal (Trident.Api.Cli.ReplayCommand.Dispatched(1, 1)) "1 request in 1 dispatch" "one alone"
+        Expect.equal (Trident.Api.Cli.ReplayCommand.Dispatched(0, 0)) "0 requests in 0 dispatches" "nothing"
+
+let ``a generic workload over a profile keeps the profile's note`` =
+    testCase "a generic workload over a profile keeps the profile's note" <| fun () ->
+        let p = ReferenceProfiles.sd3
+        let cost = CostModel.create CostSettings.defaults p
+        for kind in Workload.genericKinds do
+            match Workload.forProfile kind p cost 8 with
+            | Ok w ->
+                Expect.stringContains w.Note "over the profile's" (sprintf "%s: the profile's shapes and rate named" kind)
+                Expect.isFalse (w.Note.Contains "reference mix") (sprintf "%s: not the reference mix: %s" kind w.Note)
+            | Error e -> failtest e
+        match Workload.tryNamed "poisson" "flux" with
+        | Ok w -> Expect.stringContains w.Note "over the reference mix" "without a profile: the reference mix"
+        | Error e -> failtest e
+
+let ``simulate's errors name the option they come from`` =
+    testCase "simulate's errors name the option they come from" <| fun () ->
+        let run (args: string list) =
+            let err = new System.IO.StringWriter()
+            let previous = System.Console.Error
+            System.Console.SetError err
+            let code =
+                try Trident.Api.Cli.Commands.RunAsync(Array.ofList ("simulate" :: args)).Result
+                finally System.Console.SetError previous
+            code, string err
+        for args, expected in
+            [ [ "--workload"; "poisson"; "--model"; "nosuch" ], "--model: no reference shapes"
+              [ "--workload"; "flux-reference"; "--b1-degree"; "3"; "--policies"; "B1" ], "--b1-degree: B1's degree 3"
+              [ "--workload"; "flux-reference"; "--devices"; "2"; "--devices-per-node"; "4" ], "--devices/--devices-per-node:"
+              [ "--workload"; "nosuch" ], "gentd26-production, or a trace file"
+              [ "--workload"; "flux-reference"; "--model"; "sd3" ], "--model/--workload:" ] do
+            let code, text = run args
+            Expect.equal code 2 (sprintf "%A: exit 2 (%s)" args text)
+            Expect.stringContains text expected (sprintf "%A" args)
 
 let ``a plan's source text gives the objective and bound to three decimals`` =
     testCase "a plan's source text gives the objective and bound to three decimals" <| fun () ->
@@ -236,6 +298,10 @@ let tests =
         ``a one-run report writes only the sections it has``
         ``the headline's latency verdict names each statistic Trident loses, by how much and to whom``
         ``the capacity search finds the fewest nodes with as few probes as bisection needs``
+        ``the capacity search stops doubling when the attainment is capped``
+        ``a generic workload over a profile keeps the profile's note``
+        ``simulate's errors name the option they come from``
+        ``replay counts requests and dispatches as /v1/plan does``
         ``the rate search brackets and bisects to the target attainment``
         ``small clusters get nodes that fit them``
         ``a profile of another model is simulated with its own shapes and steps``

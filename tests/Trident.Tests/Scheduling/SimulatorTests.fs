@@ -312,6 +312,32 @@ let ``pipeline-level baselines run out of memory on flux 2048² and stage-level 
             let s = (Simulator.run config policy requests).Summary
             Expect.isTrue (s.OutOfMemory = 0 && s.Unserved = 0) (sprintf "%s: %d OOM, %d unserved" policy.Name s.OutOfMemory s.Unserved)
 
+let ``no baseline runs a request below its minimum degree on any cluster shape`` =
+    testProp 120 "no baseline runs a request below its minimum degree on any cluster shape" <| fun () ->
+        // node sizes 1, 2, 4 and 8 and every baseline; the reference mixes hold large videos (cogvideox 768×1360×81 needs k ≥ 8)
+        let specs = simSpecGen |> Gen.zip (Gen.choose (0, 3)) |> Gen.zip (Gen.choose (0, 6)) |> Arb.fromGen
+        Prop.forAll specs (fun (policy, (perNode, spec)) ->
+            let config, _, requests = buildRun { spec with Policy = policy }
+            let nodes = clampI 1 3 spec.Nodes
+            let size = pickL [ 1; 2; 4; 8 ] perNode
+            let config = { config with Cluster = Cluster.uniform nodes size 48.0<GB> Bandwidths.pcie4Server }
+            let result = Simulator.run config (policyOf policy) requests
+            let below =
+                [ for r in result.Records do
+                      match r.Degree with
+                      | Some k when k < CostModel.ruleMinDegree config.Cost r.Request.Shape ->
+                          yield sprintf "%O %O ran at k = %d below its minimum %d" r.Request.Id r.Request.Shape k (CostModel.ruleMinDegree config.Cost r.Request.Shape)
+                      | Some k when not (List.contains k config.Cost.Degrees) ->
+                          // B6's ⟨D⟩ devices of a node of 8 are 5: a degree is lowered to an allowed one, not to 5
+                          yield sprintf "%O ran at k = %d, not an allowed degree %A" r.Request.Id k config.Cost.Degrees
+                      | _ -> () ]
+            let beyond =
+                [ for r in result.Records do
+                      if CostModel.ruleMinDegree config.Cost r.Request.Shape > size && r.Outcome <> Unserved then
+                          yield sprintf "%O needs k ≥ %d on nodes of %d but ended %A" r.Request.Id (CostModel.ruleMinDegree config.Cost r.Request.Shape) size r.Outcome ]
+            labelled (sprintf "%s below its minimum degree" (policyOf policy).Name) (below @ beyond)
+            |> Prop.classify (result.Records |> Array.exists (fun r -> CostModel.ruleMinDegree config.Cost r.Request.Shape > size)) "a request beyond the node")
+
 let ``hunyuanvideo co-located on one device runs out of memory at 720p`` =
     testCase "hunyuanvideo co-located on one device runs out of memory at 720p" <| fun () ->
         let cost = CostModel.create CostSettings.defaults ReferenceProfiles.hunyuanvideo
@@ -635,6 +661,7 @@ let tests =
         ``the imbalance trigger respects its threshold and sample count``
         ``a placement made for a thin window is provisional and the next trigger solves again``
         ``pipeline-level baselines run out of memory on flux 2048² and stage-level ones do not``
+        ``no baseline runs a request below its minimum degree on any cluster shape``
         ``hunyuanvideo co-located on one device runs out of memory at 720p``
         ``reference workloads follow the published traces``
         ``scaled reference rates load 128 devices to about 70 % at k = 1``
