@@ -269,6 +269,48 @@ public sealed class WorkerDevices : IDisposable
             if (now - at > CheckpointLifetime) _suspends.TryRemove(id, out _);
     }
 
+    // Stage outputs of this worker's devices, kept until the next stage that took them succeeded (Release) or their
+    // lifetime ends. They live here, for the worker process, not in the device grains: Orleans deactivates a grain
+    // whenever the silo holding its directory entry leaves the cluster (a DHT directory partition's activations are
+    // dropped with it) and when it idles past its collection age, and a grain that kept its outputs lost them then —
+    // a healthy worker's device "had no output" as soon as another worker was killed, and the coordinator took the
+    // healthy worker out of the cluster for it (the operator's 3 of 6 kills). Output ids start at a random point so
+    // that a handle from before a worker restart (a new process at the same endpoint) names no output of the new one.
+    private readonly ConcurrentDictionary<long, (string Device, byte[] Bytes, DateTime At)> _outputs = new();
+    private long _nextOutput = Random.Shared.NextInt64(1, long.MaxValue / 2);
+
+    /// <summary>How long an output whose next stage never came (its job failed or was cancelled) is kept.</summary>
+    public static readonly TimeSpan OutputLifetime = TimeSpan.FromMinutes(10);
+
+    /// <summary>Keeps <paramref name="bytes"/>, made by device <paramref name="device"/> (its grain key); returns its id
+    /// and the ids of the outputs dropped because they outlived <see cref="OutputLifetime"/>.</summary>
+    public (long Id, long[] Expired) KeepOutput(string device, byte[] bytes)
+    {
+        var now = DateTime.UtcNow;
+        List<long>? expired = null;
+        foreach (var (old, kept) in _outputs)
+            if (now - kept.At > OutputLifetime && _outputs.TryRemove(old, out _))
+                (expired ??= []).Add(old);
+        var id = Interlocked.Increment(ref _nextOutput);
+        _outputs[id] = (device, bytes, now);
+        return (id, expired is null ? [] : [.. expired]);
+    }
+
+    /// <summary>The bytes of output <paramref name="id"/> of device <paramref name="device"/>, or null when it is not
+    /// kept (released, expired, made by another device, or before this worker process started).</summary>
+    public byte[]? Output(string device, long id) =>
+        _outputs.TryGetValue(id, out var kept) && string.Equals(kept.Device, device, StringComparison.Ordinal) ? kept.Bytes : null;
+
+    /// <summary>Forgets output <paramref name="id"/> of device <paramref name="device"/>.</summary>
+    public void ReleaseOutput(string device, long id)
+    {
+        if (_outputs.TryGetValue(id, out var kept) && string.Equals(kept.Device, device, StringComparison.Ordinal))
+            _outputs.TryRemove(id, out _);
+    }
+
+    /// <summary>Outputs kept now.</summary>
+    public int Outputs => _outputs.Count;
+
     /// <inheritdoc />
     public void Dispose()
     {
@@ -307,11 +349,8 @@ public static class DeviceKeys
 [DevicePlacement]
 public sealed class DeviceGrain(WorkerDevices devices, ILogger<DeviceGrain> log) : Grain, IDeviceGrain
 {
-    // outputs kept until the next stage that took them succeeded (Release) or their lifetime ends
-    private readonly ConcurrentDictionary<long, (byte[] Bytes, DateTime At)> _outputs = new();
-    private long _next;
-    // Outputs whose next stage never came (its job failed or was cancelled) are dropped after this long.
-    private static readonly TimeSpan OutputLifetime = TimeSpan.FromMinutes(10);
+    // The device's outputs are kept by its worker (WorkerDevices.KeepOutput), not here: a grain's activation may be
+    // dropped and made again at any time (see there).
 
     private string Key => this.GetPrimaryKeyString();
 
@@ -488,34 +527,49 @@ public sealed class DeviceGrain(WorkerDevices devices, ILogger<DeviceGrain> log)
 
     /// <inheritdoc />
     public Task<byte[]> Fetch(long output) =>
-        _outputs.TryGetValue(output, out var kept)
-            ? Task.FromResult(kept.Bytes)
-            : throw new InvalidOperationException($"device {Key} has no output {output} (released, expired, or its worker restarted)");
+        devices.Output(Key, output) is { } bytes
+            ? Task.FromResult(bytes)
+            : throw new InvalidOperationException(Missing(Key, output));
 
     /// <inheritdoc />
     public Task Release(long output)
     {
-        _outputs.TryRemove(output, out _);
+        devices.ReleaseOutput(Key, output);
         return Task.CompletedTask;
     }
 
     /// <summary>Starts the message of the error a stage task fails with when its input could not be fetched
-    /// from the device that made it (that device's worker is gone, or restarted without it); the producing
+    /// from the device that made it because that device's worker could not be reached (it is gone); the producing
     /// device's key follows, then ": " and the cause. The coordinator reads it (RemoteStageExecutor) to tell
     /// which device was lost.</summary>
     public const string InputLost = "stage input lost with device ";
 
-    // The bytes of a handle: from this grain's own store, or fetched from the producing device's grain.
+    /// <summary>Starts the message of the error a stage task fails with when the device that made its input answered
+    /// but no longer keeps it (released, expired, or its worker process restarted): the producing device's key
+    /// follows, then ": " and the detail. No device is lost: the coordinator re-queues the job from its start
+    /// without taking any worker out of the cluster (RemoteStageExecutor).</summary>
+    public const string InputMissing = "stage input missing on device ";
+
+    private static string Missing(string device, long output) =>
+        $"{InputMissing}{device}: output {output} is not kept there (released, expired, or its worker restarted)";
+
+    // The bytes of a handle: from this worker's store when this device made it, or fetched from the producing device's
+    // grain. A producer that answers without the output is a missing input (InputMissing, its key); one that cannot
+    // be reached is a lost input (InputLost, its key) — never this device's own key, unless it made the input.
     private async Task<(byte[] Bytes, long Fetched)> Take(StageHandle handle)
     {
         if (handle.Device == Key)
-            return _outputs.TryGetValue(handle.Output, out var own)
-                ? (own.Bytes, 0)
-                : throw new InvalidOperationException($"{InputLost}{Key}: device {Key} has no output {handle.Output} (its worker restarted?)");
+            return devices.Output(Key, handle.Output) is { } own
+                ? (own, 0)
+                : throw new InvalidOperationException(Missing(Key, handle.Output));
         byte[] bytes;
         try
         {
             bytes = await GrainFactory.GetGrain<IDeviceGrain>(handle.Device).Fetch(handle.Output);
+        }
+        catch (InvalidOperationException e) when (e.Message.StartsWith(InputMissing, StringComparison.Ordinal))
+        {
+            throw new InvalidOperationException(e.Message);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
@@ -529,7 +583,7 @@ public sealed class DeviceGrain(WorkerDevices devices, ILogger<DeviceGrain> log)
     {
         if (handle.Device == Key)
         {
-            _outputs.TryRemove(handle.Output, out _);
+            devices.ReleaseOutput(Key, handle.Output);
             return;
         }
         try
@@ -546,13 +600,10 @@ public sealed class DeviceGrain(WorkerDevices devices, ILogger<DeviceGrain> log)
     {
         if (output.Value is not byte[] bytes)
             throw new InvalidOperationException($"device {Key}: its executor's output is a {output.Value.GetType().Name}, not bytes; only executors whose outputs are byte[] can serve across machines");
-        var now = DateTime.UtcNow;
-        foreach (var (id, kept) in _outputs)
-            if (now - kept.At > OutputLifetime && _outputs.TryRemove(id, out _))
-                log.LogWarning("Device {Device}: output {Output} was never fetched; dropped after {Minutes} min", Key, id, OutputLifetime.TotalMinutes);
-        var id2 = Interlocked.Increment(ref _next);
-        _outputs[id2] = (bytes, now);
-        return new StageHandle(Key, id2, output.Bytes);
+        var (id, expired) = devices.KeepOutput(Key, bytes);
+        foreach (var old in expired)
+            log.LogWarning("Device {Device}: output {Output} of this worker was never fetched; dropped after {Minutes} min", Key, old, WorkerDevices.OutputLifetime.TotalMinutes);
+        return new StageHandle(Key, id, output.Bytes);
     }
 
     // Progress reports at most 20 times a second (TimeSpan ticks).

@@ -32,14 +32,15 @@ type DeviceSilo() =
             silo.AddPlacementDirector<DevicePlacementStrategy, DevicePlacementDirector>() |> ignore
             silo.Services.AddSingleton<WorkerDevices>(fun _ -> devices ()) |> ignore
 
-type private Cluster() =
+type private Cluster(silos: int16) =
     let cluster =
-        let builder = TestClusterBuilder(2s)
+        let builder = TestClusterBuilder(silos)
         builder.AddSiloBuilderConfigurator<DeviceSilo>() |> ignore
         let c = builder.Build()
         c.Deploy()
         c
     member _.Value = cluster
+    new() = new Cluster(2s)
     interface IDisposable with
         member _.Dispose() = cluster.Dispose()
 
@@ -147,15 +148,101 @@ let ``a remote diffuse is suspended at a step boundary and resumes on its worker
         (remote 0 1 :> IStageExecutor).DiffuseSegment(i, embeddings2, 1, Steps(), stopped.Suspended, Func<bool>(fun () -> false), CancellationToken.None) |> ignore)
     Expect.stringContains (string e) "stays on its own worker" "names the rule"
 
+/// Orleans drops a grain's activation when it likes (idle past its collection age; the silo that held its directory
+/// entry left the cluster: the operator's kills): a device's outputs are its worker's, not its activation's, so the
+/// next stage still finds them — on the same device (the operator's "device …/7 has no output 8 (its worker
+/// restarted?)") and on another worker's.
+let ``stage outputs outlive their device grain's activation`` (cluster: TestCluster) =
+    let key (s: int) (d: int) = DeviceKeys.Of(endpointOf cluster.Silos[s], d)
+    let transfers = ClusterTransfers()
+    let remote s d = new RemoteStageExecutor(cluster.GrainFactory, key s d, transfers) :> IStageExecutor
+    let i = input 4
+    let own = (remote 0 0).Encode(i, CancellationToken.None)
+    let other = (remote 0 1).Encode(i, CancellationToken.None)
+    let management = cluster.GrainFactory.GetGrain<IManagementGrain>(0L)
+    let before = management.GetTotalActivationCount().Result
+    management.ForceActivationCollection(TimeSpan.Zero).Wait()
+    Expect.isLessThan (management.GetTotalActivationCount().Result) before "the device grains' activations were dropped"
+    let latents = (remote 0 0).Diffuse(i, own, 1, Steps(), CancellationToken.None)
+    let latents2 = (remote 1 0).Diffuse(i, other, 1, Steps(), CancellationToken.None)
+    management.ForceActivationCollection(TimeSpan.Zero).Wait()
+    let frames = (remote 1 1).Decode(i, latents, CancellationToken.None)
+    let frames2 = (remote 0 0).Decode(i, latents2, CancellationToken.None)
+    Expect.sequenceEqual frames[0].Pixels frames2[0].Pixels "both reach the same image"
+
+/// A stage whose input its producer no longer keeps loses no device: the error says "missing", names the producer, and
+/// the job starts again (DeviceLostException.FromStart) with no worker reported lost; an input whose producer cannot be
+/// reached names the producer — never the device that asked for it (the operator's healthy worker evicted).
+let ``a missing stage input is attributed to its producer and evicts nobody`` (cluster: TestCluster) =
+    let key (s: int) (d: int) = DeviceKeys.Of(endpointOf cluster.Silos[s], d)
+    let directory = DeviceDirectory()
+    directory.Add([ key 0 0; key 0 1; key 1 0; key 1 1 ]) |> ignore
+    let reported = Collections.Concurrent.ConcurrentQueue<string>()
+    directory.Lost <- Action<string, string>(fun k _ -> reported.Enqueue k)
+    let remote s d = new RemoteStageExecutor(cluster.GrainFactory, key s d, ClusterTransfers(), directory, null, directory.Id(key s d)) :> IStageExecutor
+    let i = input 4
+    let ghost device = StageOutput(StageHandle(device, 123456789L, 1000L), 1000L)
+    for producer in [ key 1 0; key 0 0 ] do
+        let e = expectThrowsAny<DeviceLostException> "a stage whose input is not kept fails" (fun () ->
+            (remote 0 0).Diffuse(i, ghost producer, 1, Steps(), CancellationToken.None) |> ignore)
+        Expect.isTrue e.FromStart $"the job starts again (input of {producer})"
+        Expect.equal e.Device -1 "no device is lost"
+        Expect.stringContains e.Message producer "the producer is named"
+        Expect.isEmpty reported "nobody is reported lost"
+    // a released output: handed over once, then missing
+    let embeddings = (remote 1 1).Encode(i, CancellationToken.None)
+    (remote 0 1).Diffuse(i, embeddings, 1, Steps(), CancellationToken.None) |> ignore
+    let e = expectThrowsAny<DeviceLostException> "a released input is missing" (fun () ->
+        (remote 0 0).Diffuse(i, embeddings, 1, Steps(), CancellationToken.None) |> ignore)
+    Expect.isTrue e.FromStart "the job starts again"
+    Expect.isEmpty reported "nobody is reported lost"
+    // the producer's worker is not in the cluster: the producer is lost, not the device that asked
+    let gone = "127.0.0.1:1/0"
+    let e = expectThrowsAny<DeviceLostException> "an unreachable producer" (fun () ->
+        (remote 0 0).Diffuse(i, ghost gone, 1, Steps(), CancellationToken.None) |> ignore)
+    Expect.isFalse e.FromStart "resumes where it can"
+    Expect.sequenceEqual (reported.ToArray()) [ gone ] "the producer is reported lost, and only it"
+    // the attribution itself
+    let executor = new RemoteStageExecutor(cluster.GrainFactory, key 0 0, ClusterTransfers())
+    let missing = InvalidOperationException($"{DeviceGrain.InputMissing}{key 1 0}: output 8 is not kept there")
+    Expect.equal (executor.Attribute(missing, null)) (Nullable(struct (key 1 0, true))) "missing: the producer, no loss"
+    Expect.isNull (executor.LostDevice(missing, null) |> box) "a missing input is no lost device"
+    let lost = InvalidOperationException($"{DeviceGrain.InputLost}{key 1 0}: SiloUnavailableException: gone")
+    Expect.equal (executor.LostDevice(lost, null)) (key 1 0) "lost: the producer"
+
+/// Three workers; the third is killed: every device of the two others still has its outputs (Orleans deactivates the
+/// activations whose directory entries the dead silo held; they were the ones that lost theirs).
+let ``killing one worker leaves the others' outputs in place`` (cluster: TestCluster) =
+    let key (s: int) (d: int) = DeviceKeys.Of(endpointOf cluster.Silos[s], d)
+    let remote s d = new RemoteStageExecutor(cluster.GrainFactory, key s d, ClusterTransfers()) :> IStageExecutor
+    let i = input 4
+    let kept = [ for s in 0..1 do for d in 0..1 -> (s, d), (remote s d).Encode(i, CancellationToken.None) ]
+    let victim = cluster.Silos[2]
+    cluster.KillSiloAsync(victim).Wait()
+    let management = cluster.GrainFactory.GetGrain<IManagementGrain>(0L)
+    let deadline = DateTime.UtcNow.AddSeconds 90.0
+    while management.GetHosts(true).Result.Count > 2 && DateTime.UtcNow < deadline do Thread.Sleep 200
+    Expect.equal (management.GetHosts(true).Result.Count) 2 "the killed worker left the cluster"
+    Thread.Sleep 2000 // the survivors' directories settle
+    for (s, d), embeddings in kept do
+        (remote s d).Diffuse(i, embeddings, 1, Steps(), CancellationToken.None) |> ignore
+
 [<Tests>]
 let integrationTests =
     let withCluster (name: string) (test: TestCluster -> unit) =
         testCase name <| fun () ->
             use c = new Cluster()
             test c.Value
+    let withCluster3 (name: string) (test: TestCluster -> unit) =
+        testCase name <| fun () ->
+            use c = new Cluster(3s)
+            test c.Value
     testList "integration" [ testList "ClusterGrainTests" [
         withCluster "a device grain is activated on the silo its key names, and nowhere else" ``a device grain is activated on the silo its key names, and nowhere else``
         withCluster "stage outputs go worker to worker and the result is the single-process one" ``stage outputs go worker to worker and the result is the single-process one``
         withCluster "a remote diffuse is suspended at a step boundary and resumes on its worker with the same result" ``a remote diffuse is suspended at a step boundary and resumes on its worker with the same result``
         withCluster "a silo stopped mid-task fails the task with a clear error and its devices are not re-activated elsewhere" ``a silo stopped mid-task fails the task with a clear error and its devices are not re-activated elsewhere``
+        withCluster "stage outputs outlive their device grain's activation" ``stage outputs outlive their device grain's activation``
+        withCluster "a missing stage input is attributed to its producer and evicts nobody" ``a missing stage input is attributed to its producer and evicts nobody``
+        withCluster3 "killing one worker leaves the others' outputs in place" ``killing one worker leaves the others' outputs in place``
     ] |> testSequenced ]
