@@ -172,12 +172,12 @@ public interface IDeviceGrain : IGrainWithStringKey
 
     /// <summary>Hands over output <paramref name="output"/> of this device: called by the grain of the device
     /// that runs the next stage, worker to worker. Interleaves with a running task. The output stays until
-    /// <see cref="Release"/> (the next stage succeeded), so a request whose next stage was lost with its
-    /// worker resumes from it.</summary>
+    /// <see cref="Release"/> (the coordinator has the next stage's reply), so a request whose next stage was lost
+    /// with its worker — even after that stage ended there — resumes from it.</summary>
     [AlwaysInterleave, Alias("Fetch")]
     Task<byte[]> Fetch(long output);
 
-    /// <summary>Forgets output <paramref name="output"/>: the stage that took it succeeded.</summary>
+    /// <summary>Forgets output <paramref name="output"/>: the coordinator has the reply of the stage that took it.</summary>
     [AlwaysInterleave, OneWay, Alias("Release")]
     Task Release(long output);
 }
@@ -443,9 +443,9 @@ public sealed class DeviceGrain(WorkerDevices devices, ILogger<DeviceGrain> log)
         var d = await DiffuseInputsAsync(start, input, embeddings, degree, progress, executor);
         var output = await Run(executor, a => a.DiffuseAsync(d.Request, d.Embeddings, d.Threads, d.Observer, TimeSpan.FromTicks(ProgressInterval), cancellationToken),
             () => executor.Diffuse(d.Request, d.Embeddings, d.Threads, d.Observer, cancellationToken), cancellationToken);
-        var reply = new StageReply(Keep(output), d.Fetched, Since(start, d.FetchSeconds, executor, Stage.Diffuse, d.Request, degree));
-        Release(embeddings);
-        return reply;
+        // the embeddings stay until the coordinator has this reply (it releases them, RemoteStageExecutor): released
+        // here, a reply lost with this worker would leave the job to resume from embeddings that are gone
+        return new StageReply(Keep(output), d.Fetched, Since(start, d.FetchSeconds, executor, Stage.Diffuse, d.Request, degree));
     }
 
     // What a diffuse call runs with on this device: the request, its embeddings (fetched when another device made
@@ -499,9 +499,8 @@ public sealed class DeviceGrain(WorkerDevices devices, ILogger<DeviceGrain> log)
                 var id = devices.KeepCheckpoint(c);
                 return new SegmentReply(null, new CheckpointHandle(Key, id, c.Step, c.Steps, c.IntraOpThreads, c.Bytes), d.Fetched, time);
             }
-            var reply = new SegmentReply(Keep(result.Latents!), null, d.Fetched, time);
-            Release(embeddings);
-            return reply;
+            // the embeddings stay until the coordinator has the reply (see Diffuse)
+            return new SegmentReply(Keep(result.Latents!), null, d.Fetched, time);
         }
         finally
         {
@@ -521,7 +520,7 @@ public sealed class DeviceGrain(WorkerDevices devices, ILogger<DeviceGrain> log)
         var request = input.ToInput();
         var given = new StageOutput(bytes, latents.Bytes);
         var frames = await Run(executor, a => a.DecodeAsync(request, given, cancellationToken), () => executor.Decode(request, given, cancellationToken), cancellationToken);
-        Release(latents);
+        // the latents stay until the coordinator has the frames (see Diffuse)
         return new FramesReply(frames[0].Width, frames[0].Height, [.. frames.Select(f => f.Pixels)], fetched, Since(start, fetchSeconds, executor, Stage.Decode, request, 1));
     }
 
@@ -576,24 +575,6 @@ public sealed class DeviceGrain(WorkerDevices devices, ILogger<DeviceGrain> log)
             throw new InvalidOperationException($"{InputLost}{handle.Device}: {e.GetType().Name}: {e.Message}");
         }
         return (bytes, DeviceKeys.Endpoint(handle.Device) == DeviceKeys.Endpoint(Key) ? 0 : bytes.LongLength);
-    }
-
-    // The next stage took the output: its producer forgets it (one-way; a producer that is gone has nothing to forget).
-    private void Release(StageHandle handle)
-    {
-        if (handle.Device == Key)
-        {
-            devices.ReleaseOutput(Key, handle.Output);
-            return;
-        }
-        try
-        {
-            _ = GrainFactory.GetGrain<IDeviceGrain>(handle.Device).Release(handle.Output);
-        }
-        catch (Exception e) when (e is not OutOfMemoryException)
-        {
-            log.LogDebug(e, "Device {Device}: could not release output {Output} of {Producer}", Key, handle.Output, handle.Device);
-        }
     }
 
     private StageHandle Keep(StageOutput output)

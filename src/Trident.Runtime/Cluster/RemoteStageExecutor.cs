@@ -249,6 +249,7 @@ public sealed class RemoteStageExecutor(IGrainFactory grains, string key, Cluste
             var start = Stopwatch.GetTimestamp();
             var reply = Call(() => _grain.Diffuse(WireInput.Of(input), handle, intraOpThreads, reference, cancellationToken), handle);
             times?.Add("diffuse", Stopwatch.GetElapsedTime(start).TotalSeconds, reply.Time);
+            Release(handle);
             // the reply is the last step's report (the grain does not send it) and those the grain left out before it
             sink.Step(input.Steps, input.Steps);
             transfers.Add("embeddings", reply.FetchedBytes);
@@ -332,6 +333,7 @@ public sealed class RemoteStageExecutor(IGrainFactory grains, string key, Cluste
                 return new DiffuseSegmentResult(null, new DiffuseCheckpoint(c.Step, c.Steps, c.IntraOpThreads, c, c.Bytes));
             }
             var latents = reply.Latents ?? throw new InvalidOperationException($"device {key}: a diffuse segment replied with neither latents nor a checkpoint");
+            Release(handle);
             sink.Step(input.Steps, input.Steps);
             return new DiffuseSegmentResult(new StageOutput(latents, latents.Bytes), null);
         }
@@ -350,6 +352,7 @@ public sealed class RemoteStageExecutor(IGrainFactory grains, string key, Cluste
         var start = Stopwatch.GetTimestamp();
         var reply = Call(() => _grain.Decode(WireInput.Of(input), handle, cancellationToken), handle);
         times?.Add("decode", Stopwatch.GetElapsedTime(start).TotalSeconds, reply.Time);
+        Release(handle);
         transfers.Add("latents", reply.FetchedBytes);
         transfers.Add("result", reply.Frames.Sum(f => (long)f.Length));
         return [.. reply.Frames.Select(f => new RgbImage(reply.Width, reply.Height, f))];
@@ -358,6 +361,23 @@ public sealed class RemoteStageExecutor(IGrainFactory grains, string key, Cluste
     /// <inheritdoc />
     public void Dispose()
     {
+    }
+
+    // The stage that took `input` replied: its producer forgets it (one-way, from here rather than from the worker
+    // that took it: a worker killed after its stage ended but before its reply arrived leaves the job to resume from
+    // `input`, which must still be there — released by that worker, it was gone, and the resumed stage found it
+    // missing). A producer that is gone has nothing to forget.
+    private void Release(StageHandle input)
+    {
+        if (directory is not null && directory.Id(input.Device) is var producer and >= 0 && directory.IsOut(producer)) return;
+        try
+        {
+            _ = grains.GetGrain<IDeviceGrain>(input.Device).Release(input.Output);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // unreachable now: its output expires with its lifetime (WorkerDevices.OutputLifetime)
+        }
     }
 
     // One stage call. A failure that means a device is gone becomes a DeviceLostException naming it: the input's

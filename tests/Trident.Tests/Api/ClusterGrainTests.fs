@@ -170,6 +170,27 @@ let ``stage outputs outlive their device grain's activation`` (cluster: TestClus
     let frames2 = (remote 0 0).Decode(i, latents2, CancellationToken.None)
     Expect.sequenceEqual frames[0].Pixels frames2[0].Pixels "both reach the same image"
 
+type private NoSteps() =
+    interface IStepSink with
+        member _.Step(_, _) = Task.CompletedTask
+
+/// A worker killed after its stage ended but before the coordinator had the reply leaves the job to resume from the
+/// stage's input: the input stays until the coordinator releases it (it did when the worker's grain replied, and the
+/// resumed stage found it missing). Here the diffuse's reply never reaches a RemoteStageExecutor (the grain is called
+/// directly): its embeddings are still there for another device's diffuse, which releases them once it replied.
+let ``a stage's input stays until the coordinator has the stage's reply`` (cluster: TestCluster) =
+    let key (s: int) (d: int) = DeviceKeys.Of(endpointOf cluster.Silos[s], d)
+    let remote s d = new RemoteStageExecutor(cluster.GrainFactory, key s d, ClusterTransfers()) :> IStageExecutor
+    let i = input 4
+    let embeddings = (remote 0 0).Encode(i, CancellationToken.None)
+    let handle = embeddings.Value :?> StageHandle
+    let sink = cluster.GrainFactory.CreateObjectReference<IStepSink>(NoSteps())
+    for s, d in [ 1, 0; 0, 0 ] do // another worker's device, then the producer itself
+        cluster.GrainFactory.GetGrain<IDeviceGrain>(key s d).Diffuse(WireInput.Of i, handle, 1, sink, CancellationToken.None).Wait()
+    (remote 1 1).Diffuse(i, embeddings, 1, Steps(), CancellationToken.None) |> ignore
+    Thread.Sleep 500 // the coordinator's release is one-way
+    Expect.throws (fun () -> (remote 0 1).Diffuse(i, embeddings, 1, Steps(), CancellationToken.None) |> ignore) "released once the coordinator had a reply"
+
 /// A stage whose input its producer no longer keeps loses no device: the error says "missing", names the producer, and
 /// the job starts again (DeviceLostException.FromStart) with no worker reported lost; an input whose producer cannot be
 /// reached names the producer — never the device that asked for it (the operator's healthy worker evicted).
@@ -192,6 +213,7 @@ let ``a missing stage input is attributed to its producer and evicts nobody`` (c
     // a released output: handed over once, then missing
     let embeddings = (remote 1 1).Encode(i, CancellationToken.None)
     (remote 0 1).Diffuse(i, embeddings, 1, Steps(), CancellationToken.None) |> ignore
+    Thread.Sleep 500 // the coordinator's release is one-way
     let e = expectThrowsAny<DeviceLostException> "a released input is missing" (fun () ->
         (remote 0 0).Diffuse(i, embeddings, 1, Steps(), CancellationToken.None) |> ignore)
     Expect.isTrue e.FromStart "the job starts again"
@@ -243,6 +265,7 @@ let integrationTests =
         withCluster "a remote diffuse is suspended at a step boundary and resumes on its worker with the same result" ``a remote diffuse is suspended at a step boundary and resumes on its worker with the same result``
         withCluster "a silo stopped mid-task fails the task with a clear error and its devices are not re-activated elsewhere" ``a silo stopped mid-task fails the task with a clear error and its devices are not re-activated elsewhere``
         withCluster "stage outputs outlive their device grain's activation" ``stage outputs outlive their device grain's activation``
+        withCluster "a stage's input stays until the coordinator has the stage's reply" ``a stage's input stays until the coordinator has the stage's reply``
         withCluster "a missing stage input is attributed to its producer and evicts nobody" ``a missing stage input is attributed to its producer and evicts nobody``
         withCluster3 "killing one worker leaves the others' outputs in place" ``killing one worker leaves the others' outputs in place``
     ] |> testSequenced ]
