@@ -190,6 +190,11 @@ public interface INodeGrain : IGrainWithStringKey
     /// <summary>This worker's devices (none on a silo that is not a worker, such as the coordinator).</summary>
     [AlwaysInterleave, Alias("Devices")]
     Task<WireDevice[]> Devices();
+
+    /// <summary>The coordinator does not use this worker's devices, for <paramref name="reason"/> (it serves another
+    /// profile than the cluster's): the worker logs it and its <c>/health</c> says it (one-way).</summary>
+    [AlwaysInterleave, OneWay, Alias("Refuse")]
+    Task Refuse(string reason);
 }
 
 /// <summary>The devices a worker process owns: their specs and executors, created once at start.</summary>
@@ -218,6 +223,9 @@ public sealed class WorkerDevices : IDisposable
 
     /// <summary>Where the profile came from.</summary>
     public string ProfileSource { get; }
+
+    /// <summary>Why the coordinator does not use these devices (it said so: <see cref="INodeGrain.Refuse"/>), or null.</summary>
+    public string? Refusal { get; set; }
 
     /// <summary>The executor of local device <paramref name="index"/>.</summary>
     public IStageExecutor Executor(int index) => _executors[index];
@@ -610,8 +618,19 @@ public sealed class DeviceGrain(WorkerDevices devices, ILogger<DeviceGrain> log)
 
 /// <summary>A worker's node: lists its devices.</summary>
 [DevicePlacement]
-public sealed class NodeGrain(IServiceProvider services) : Grain, INodeGrain
+public sealed class NodeGrain(IServiceProvider services, ILogger<NodeGrain> log) : Grain, INodeGrain
 {
+    /// <inheritdoc />
+    public Task Refuse(string reason)
+    {
+        if (services.GetService(typeof(WorkerDevices)) is WorkerDevices devices && devices.Refusal != reason)
+        {
+            devices.Refusal = reason;
+            log.LogError("The coordinator does not use this worker's devices: {Reason}", reason);
+        }
+        return Task.CompletedTask;
+    }
+
     /// <inheritdoc />
     public Task<WireDevice[]> Devices()
     {

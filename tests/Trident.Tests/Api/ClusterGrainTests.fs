@@ -269,3 +269,24 @@ let integrationTests =
         withCluster "a missing stage input is attributed to its producer and evicts nobody" ``a missing stage input is attributed to its producer and evicts nobody``
         withCluster3 "killing one worker leaves the others' outputs in place" ``killing one worker leaves the others' outputs in place``
     ] |> testSequenced ]
+
+/// One-line messages of the cluster's failures (no developer advice, no false alarms).
+[<Tests>]
+let messageTests =
+    testList "unit" [ testList "ClusterMessages" [
+        testCase "an unreachable Redis is one line naming it, without StackExchange.Redis' advice to developers" <| fun () ->
+            let e = StackExchange.Redis.RedisConnectionException(StackExchange.Redis.ConnectionFailureType.UnableToConnect,
+                        "It was not possible to connect to the redis server(s). Error connecting right now. To allow this multiplexer to continue retrying until it's able to connect, use abortConnect=false in your connection string or AbortOnConnectFail=false; in your code.")
+            let options = Trident.Api.Options.ClusterOptions(Mode = "redis", Redis = "127.0.0.1:8599")
+            let line = Trident.Api.Hosting.ClusterSilo.StartFailure(InvalidOperationException("start failed", e), options)
+            Expect.equal line "cannot reach Redis at 127.0.0.1:8599 (Trident:Cluster:Redis, --redis): It was not possible to connect to the redis server(s)." "named, advice cut"
+            Expect.stringContains (Trident.Api.Hosting.ClusterSilo.StartFailure(IO.IOException "port taken", options)) "IOException: port taken" "anything else as it is"
+        testCase "Orleans' watchdog warning is dropped when it names a time longer than the process has lived" <| fun () ->
+            let parser = Serilog.Parsing.MessageTemplateParser()
+            let event (t: TimeSpan) =
+                Serilog.Events.LogEvent(DateTimeOffset.Now, Serilog.Events.LogEventLevel.Warning, null,
+                    parser.Parse "Participant check thread has not completed for {TimeSinceLastTick}, potentially indicating lock contention or deadlock, CPU starvation, or another execution anomaly.",
+                    [ Serilog.Events.LogEventProperty("TimeSinceLastTick", Serilog.Events.ScalarValue t) ])
+            Expect.isTrue (Trident.Api.Hosting.TridentHosting.WatchdogFalseAlarm(event (TimeSpan.Parse "21:23:38"))) "the machine's uptime: a false alarm"
+            Expect.isFalse (Trident.Api.Hosting.TridentHosting.WatchdogFalseAlarm(event (TimeSpan.FromSeconds 5.0))) "a real stall is kept"
+    ] ]
