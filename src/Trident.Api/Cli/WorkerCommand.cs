@@ -251,7 +251,7 @@ internal sealed class JoinWatch(ClusterOptions cluster, WorkerExit exit) : ILogE
             {
                 await Task.Delay(Period, linked.Token);
                 var last = _lastWarning;
-                log.LogWarning("Waiting to join the cluster '{ClusterId}': {Where}, for {Seconds:F0} s so far{Last}", cluster.ClusterId, Where,
+                log.LogWarning("Waiting to join the cluster {ClusterId:l}: {Where:l}, for {Seconds:F0} s so far{Last:l}", cluster.ClusterId, Where,
                     (DateTime.UtcNow - since).TotalSeconds, last is null ? "" : $"; Orleans' last warning: {last}");
             }
         }
@@ -261,7 +261,7 @@ internal sealed class JoinWatch(ClusterOptions cluster, WorkerExit exit) : ILogE
         finally
         {
             _joined = started.IsCancellationRequested;
-            if (_joined) log.LogInformation("Joined the cluster '{ClusterId}' after {Seconds:F0} s", cluster.ClusterId, (DateTime.UtcNow - since).TotalSeconds);
+            if (_joined) log.LogInformation("Joined the cluster {ClusterId:l} after {Seconds:F0} s", cluster.ClusterId, (DateTime.UtcNow - since).TotalSeconds);
         }
     }
 }
