@@ -5,6 +5,8 @@
 /// the task with a clear error and its devices are not re-activated elsewhere.
 module Trident.Tests.Api.ClusterGrainTests
 
+#nowarn "44" // RedisConnectionException's two-argument constructor (the exception as StackExchange.Redis throws it)
+
 open System
 open System.Threading
 open System.Threading.Tasks
@@ -281,6 +283,11 @@ let messageTests =
             let line = Trident.Api.Hosting.ClusterSilo.StartFailure(InvalidOperationException("start failed", e), options)
             Expect.equal line "cannot reach Redis at 127.0.0.1:8599 (Trident:Cluster:Redis, --redis): It was not possible to connect to the redis server(s)." "named, advice cut"
             Expect.stringContains (Trident.Api.Hosting.ClusterSilo.StartFailure(IO.IOException "port taken", options)) "IOException: port taken" "anything else as it is"
+        testCase "the placement after a membership change marks the devices out of the cluster offline" <| fun () ->
+            let plan: PlacementPlan =
+                { Types = Map [ DeviceId 0, EDC; DeviceId 1, D ]; Capacity = Map.empty; Alpha = 1.0; Moves = 0; Source = Greedy "test" }
+            let line = Trident.Runtime.Serving.ServingLoop.Describe(plan, Func<int, bool>(fun d -> d = 0))
+            Expect.equal line "d0=EDC(offline) d1=D" "device 0 is out"
         testCase "Orleans' watchdog warning is dropped when it names a time longer than the process has lived" <| fun () ->
             let parser = Serilog.Parsing.MessageTemplateParser()
             let event (t: TimeSpan) =
