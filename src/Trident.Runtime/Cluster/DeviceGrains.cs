@@ -278,11 +278,11 @@ public sealed class WorkerDevices : IDisposable
     }
 
     // Stage outputs of this worker's devices, kept until the next stage that took them succeeded (Release) or their
-    // lifetime ends. They live here, for the worker process, not in the device grains: Orleans deactivates a grain
-    // whenever the silo holding its directory entry leaves the cluster (a DHT directory partition's activations are
-    // dropped with it) and when it idles past its collection age, and a grain that kept its outputs lost them then —
-    // a healthy worker's device "had no output" as soon as another worker was killed, and the coordinator took the
-    // healthy worker out of the cluster for it (the operator's 3 of 6 kills). Output ids start at a random point so
+    // lifetime ends. They live here, for the worker process, not in the device grains: Orleans may drop a grain's
+    // activation and make it again (idle past its collection age, activation shedding, directory changes), and a
+    // grain that kept its outputs lost them then — the next stage found "no output" on a healthy worker and the
+    // coordinator took that worker out of the cluster (the operator's report; reproduced with a forced activation
+    // collection, test "stage outputs outlive their device grain's activation"). Output ids start at a random point so
     // that a handle from before a worker restart (a new process at the same endpoint) names no output of the new one.
     private readonly ConcurrentDictionary<long, (string Device, byte[] Bytes, DateTime At)> _outputs = new();
     private long _nextOutput = Random.Shared.NextInt64(1, long.MaxValue / 2);

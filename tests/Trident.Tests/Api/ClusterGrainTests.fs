@@ -234,8 +234,8 @@ let ``a missing stage input is attributed to its producer and evicts nobody`` (c
     let lost = InvalidOperationException($"{DeviceGrain.InputLost}{key 1 0}: SiloUnavailableException: gone")
     Expect.equal (executor.LostDevice(lost, null)) (key 1 0) "lost: the producer"
 
-/// Three workers; the third is killed: every device of the two others still has its outputs (Orleans deactivates the
-/// activations whose directory entries the dead silo held; they were the ones that lost theirs).
+/// Three workers; the third is killed: every device of the two others still has its outputs (a guard: this passed
+/// before the fix too, 4 runs — the killed silo did not drop the others' activations here).
 let ``killing one worker leaves the others' outputs in place`` (cluster: TestCluster) =
     let key (s: int) (d: int) = DeviceKeys.Of(endpointOf cluster.Silos[s], d)
     let remote s d = new RemoteStageExecutor(cluster.GrainFactory, key s d, ClusterTransfers()) :> IStageExecutor
