@@ -93,7 +93,9 @@ public static class ServeCommand
         catch (Exception e) when (e is not OperationCanceledException)
         {
             // the host could not start (an address it cannot bind, …): the reason and exit 1, not an abort
-            Console.Error.WriteLine($"trident serve: the server could not start: {e.GetType().Name}: {e.Message}");
+            var cluster = new Trident.Api.Options.TridentOptions();
+            Trident.Api.Options.StrictBinding.Bind(app.Configuration.GetSection(Trident.Api.Options.TridentOptions.Section), cluster);
+            Console.Error.WriteLine($"trident serve: the server could not start: {Trident.Api.Hosting.ClusterSilo.StartFailure(e, cluster.Cluster)}");
             return 1;
         }
     }

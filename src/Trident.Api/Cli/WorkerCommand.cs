@@ -1,6 +1,9 @@
 using System.CommandLine;
 using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Logging;
 using Orleans.Hosting;
+using Serilog.Core;
+using Serilog.Events;
 using Orleans.Runtime;
 using Trident.Api.Hosting;
 using Trident.Api.Options;
@@ -50,22 +53,33 @@ public static class WorkerCommand
             Console.Error.WriteLine($"  {e.Message}");
             return 2;
         }
-        builder.AddTridentLogging();
-        builder.Services.AddTridentOptions();
         var bound = new TridentOptions();
         StrictBinding.Bind(builder.Configuration.GetSection(TridentOptions.Section), bound);
         var cluster = bound.Cluster;
         if (cluster.Mode == ClusterOptions.ModeNone) cluster.Mode = ClusterOptions.ModeLocalhost;
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var exit = new WorkerExit(stop);
+        var join = new JoinWatch(cluster, exit);
+        builder.AddTridentLogging(join);
+        builder.Services.AddTridentOptions();
         // the coordinator's ports are the defaults: a worker takes free ports unless told
         if (builder.Configuration["Trident:Cluster:SiloPort"] is null) cluster.SiloPort = 0;
         if (builder.Configuration["Trident:Cluster:GatewayPort"] is null) cluster.GatewayPort = 0;
         builder.Logging.QuietOrleans();
         builder.Services.AddSingleton(sp => Devices(sp.GetRequiredService<IOptions<TridentOptions>>().Value));
-        builder.Host.UseOrleans(silo => ClusterSilo.Configure(silo, cluster, coordinator: false));
+        builder.Host.UseOrleans(silo =>
+        {
+            ClusterSilo.Configure(silo, cluster, coordinator: false);
+            // Orleans' fatal errors (the membership lost: a localhost coordinator restarted) end the worker with one
+            // line and a distinct exit code, not Environment.FailFast's dump
+            silo.Services.AddSingleton<IFatalErrorHandler>(sp => new WorkerFatalErrors(cluster, exit, sp.GetRequiredService<ILoggerFactory>().CreateLogger("Trident.Worker")));
+        });
         var app = builder.Build();
         app.MapGet("/health", (WorkerDevices devices, ILocalSiloDetails silo) => new
         {
-            status = "live",
+            // refused: the coordinator does not use this worker's devices (another profile than the cluster's)
+            status = devices.Refusal is null ? "live" : "refused",
+            reason = devices.Refusal,
             silo = silo.SiloAddress.ToString(),
             model = devices.Model,
             profile = devices.ProfileSource,
@@ -82,8 +96,21 @@ public static class WorkerCommand
                 return 2;
             }
             _ = app.Services.GetRequiredService<WorkerDevices>();
-            await app.RunAsync(ct);
+            var lifetime = app.Services.GetRequiredService<IHostApplicationLifetime>();
+            var waiting = join.WatchAsync(app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Trident.Worker"), lifetime.ApplicationStarted, stop.Token);
+            await app.RunAsync(stop.Token);
+            if (exit.Line is { } line)
+            {
+                Console.Error.WriteLine(line);
+                return exit.Code;
+            }
             return 0;
+        }
+        catch (Exception) when (exit.Line is { } line)
+        {
+            // the worker ended itself (a cluster-id mismatch while joining, the membership lost): its own line
+            Console.Error.WriteLine(line);
+            return exit.Code;
         }
         catch (OptionsValidationException e)
         {
@@ -102,7 +129,7 @@ public static class WorkerCommand
         catch (Exception e)
         {
             // the silo could not start (a port it cannot bind, …): the reason and exit 1, not an abort
-            Console.Error.WriteLine($"trident worker: the worker could not start: {e.GetType().Name}: {e.Message}");
+            Console.Error.WriteLine($"trident worker: the worker could not start: {ClusterSilo.StartFailure(e, cluster)}");
             return 1;
         }
     }
@@ -128,5 +155,124 @@ public static class WorkerCommand
         var cost = CostModelModule.create(ServerHost.CostSettings(options), profile);
         var factory = new EmulatedStageExecutorFactory(cost, layout.ToCluster().Bandwidths.HostToDevice, e.TimeScale);
         return new WorkerDevices(layout, factory, profile.Model.Value, ClusterServingBackend.ProfileSource(options));
+    }
+}
+
+/// <summary>How a worker ends itself: the line it prints last (standard error) and its exit code; set once.</summary>
+internal sealed class WorkerExit(CancellationTokenSource stop)
+{
+    /// <summary>The cluster's membership was lost or this worker was declared dead: restart it.</summary>
+    public const int MembershipLost = 3;
+
+    /// <summary>A configuration the cluster refuses (another cluster id).</summary>
+    public const int Misconfigured = 2;
+
+    private int _set;
+
+    /// <summary>The line, once set.</summary>
+    public string? Line { get; private set; }
+
+    /// <summary>The exit code, once set.</summary>
+    public int Code { get; private set; }
+
+    /// <summary>Ends the worker: stops its host and, should that not finish within 10 s (a silo whose membership is
+    /// gone may not stop cleanly), the process.</summary>
+    public void End(string line, int code)
+    {
+        if (Interlocked.Exchange(ref _set, 1) == 1) return;
+        Code = code;
+        Line = line;
+        _ = Task.Run(async () =>
+        {
+            try { await stop.CancelAsync(); }
+            catch (ObjectDisposedException) { }
+            await Task.Delay(TimeSpan.FromSeconds(10));
+            Console.Error.WriteLine(line);
+            Environment.Exit(code);
+        });
+    }
+}
+
+/// <summary>Orleans' fatal errors on a worker's silo, which Orleans' own handler ends with Environment.FailFast (a
+/// stack-trace dump, exit 134). The membership lost — "The development membership table version decreased … this silo
+/// must terminate": the localhost coordinator, which holds the table, restarted — or this silo declared dead ends the
+/// worker with one line and exit 3; any other fatal error with one line and exit 1 (its details in the log).</summary>
+internal sealed class WorkerFatalErrors(ClusterOptions cluster, WorkerExit exit, ILogger log) : IFatalErrorHandler
+{
+    /// <inheritdoc />
+    public bool IsUnexpected(Exception exception) => true;
+
+    /// <inheritdoc />
+    public void OnFatalException(object? sender = null, string? context = null, Exception? exception = null)
+    {
+        var said = $"{sender?.GetType().Name} {context} {exception?.Message}";
+        log.LogError(exception, "Orleans stopped this worker's silo: {Context}", context);
+        if (said.Contains("Membership", StringComparison.OrdinalIgnoreCase) || said.Contains("dead", StringComparison.OrdinalIgnoreCase))
+            exit.End(cluster.Mode == ClusterOptions.ModeLocalhost
+                ? $"trident worker: the coordinator restarted; localhost membership does not survive it: restart this worker, or use --cluster redis (docs/cluster.md)"
+                : $"trident worker: the cluster declared this worker dead ({context}): restart it (docs/cluster.md)", WorkerExit.MembershipLost);
+        else exit.End($"trident worker: the silo stopped on a fatal error: {context} {exception?.GetType().Name}: {exception?.Message}".TrimEnd(' ', ':'), 1);
+    }
+}
+
+/// <summary>A worker waiting to join its cluster: says so at Trident level every 10 s (what it waits for, where, for how
+/// long so far, and the last Orleans warning, e.g. "Connection terminated prematurely" when --primary names an HTTP
+/// port), and ends the worker with exit 2 when the cluster it reaches has another cluster id (Orleans' "Unexpected
+/// cluster id" warning, which it would otherwise repeat forever). Sees Orleans' warnings as a log sink.</summary>
+internal sealed class JoinWatch(ClusterOptions cluster, WorkerExit exit) : ILogEventSink
+{
+    private volatile string? _lastWarning;
+    private volatile bool _joined;
+
+    /// <summary>How often the waiting line is logged.</summary>
+    public static readonly TimeSpan Period = TimeSpan.FromSeconds(10);
+
+    private string Where => cluster.Mode == ClusterOptions.ModeRedis
+        ? $"membership in Redis at {cluster.Redis}"
+        : $"the coordinator's silo at {cluster.Primary} (--primary: its silo port, not its HTTP port)";
+
+    /// <inheritdoc />
+    public void Emit(LogEvent e)
+    {
+        if (_joined || e.Level < LogEventLevel.Warning || !(e.Properties.TryGetValue("SourceContext", out var source) && source.ToString().StartsWith("\"Orleans", StringComparison.Ordinal)))
+            return;
+        var message = e.RenderMessage(System.Globalization.CultureInfo.InvariantCulture);
+        var text = e.Exception is { } x ? $"{message} {x.Message}" : message;
+        if (text.IndexOf("Unexpected cluster id", StringComparison.Ordinal) is var at and >= 0)
+        {
+            var said = text[at..];
+            var end = said.IndexOfAny(['\n', '\r']);
+            exit.End($"trident worker: the cluster at {(cluster.Mode == ClusterOptions.ModeRedis ? cluster.Redis : cluster.Primary)} has another cluster id than this worker's '{cluster.ClusterId}' (Orleans: {(end > 0 ? said[..end] : said).TrimEnd('.')}): "
+                + "give the worker the coordinator's Trident:Cluster:ClusterId", WorkerExit.Misconfigured);
+            return;
+        }
+        var first = text.IndexOfAny(['\n', '\r']) is var n and > 0 ? text[..n] : text;
+        _lastWarning = first.Length > 240 ? first[..240] + "…" : first;
+    }
+
+    /// <summary>Logs the waiting line every <see cref="Period"/> until <paramref name="started"/> (the silo joined: the
+    /// host started) or <paramref name="stop"/>.</summary>
+    public async Task WatchAsync(ILogger log, CancellationToken started, CancellationToken stop)
+    {
+        var since = DateTime.UtcNow;
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(started, stop);
+        try
+        {
+            while (true)
+            {
+                await Task.Delay(Period, linked.Token);
+                var last = _lastWarning;
+                log.LogWarning("Waiting to join the cluster {ClusterId:l}: {Where:l}, for {Seconds:F0} s so far{Last:l}", cluster.ClusterId, Where,
+                    (DateTime.UtcNow - since).TotalSeconds, last is null ? "" : $"; Orleans' last warning: {last}");
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        finally
+        {
+            _joined = started.IsCancellationRequested;
+            if (_joined) log.LogInformation("Joined the cluster {ClusterId:l} after {Seconds:F0} s", cluster.ClusterId, (DateTime.UtcNow - since).TotalSeconds);
+        }
     }
 }

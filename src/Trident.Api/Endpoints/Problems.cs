@@ -29,7 +29,8 @@ internal static class Problems
         : host.Failure is { } failure
             ? TypedResults.Problem($"the serving runtime failed to start: {failure}", statusCode: StatusCodes.Status503ServiceUnavailable, title: "Unavailable")
             : WithRetryAfter(http, StartingRetryAfter,
-                TypedResults.Problem("the serving runtime is starting (opening the pipeline, profiling this machine)", statusCode: StatusCodes.Status503ServiceUnavailable, title: "Starting"));
+                TypedResults.Problem(host.StartingDetail is { } detail ? $"the serving runtime is starting: {detail}"
+                    : "the serving runtime is starting (opening the pipeline, profiling this machine)", statusCode: StatusCodes.Status503ServiceUnavailable, title: "Starting"));
 
     /// <summary>Retry-After while starting: a poll interval (there is no queue yet to predict from).</summary>
     public static readonly TimeSpan StartingRetryAfter = TimeSpan.FromSeconds(5);

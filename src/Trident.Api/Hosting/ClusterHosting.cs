@@ -70,6 +70,22 @@ public static class ClusterSilo
         return silo;
     }
 
+    /// <summary>Why a silo could not start, in one line: an unreachable Redis is named with its address and the key
+    /// (StackExchange.Redis' own message advises the developer — "use abortConnect=false … in your code" — and that
+    /// advice is cut), anything else as its type and message.</summary>
+    public static string StartFailure(Exception error, ClusterOptions c)
+    {
+        for (Exception? e = error; e is not null; e = e.InnerException)
+            if (e.GetType().Name == "RedisConnectionException")
+            {
+                var message = e.Message;
+                foreach (var advice in new[] { " Error connecting right now.", " To allow this multiplexer" })
+                    if (message.IndexOf(advice, StringComparison.Ordinal) is var at and > 0) message = message[..at];
+                return $"cannot reach Redis at {c.Redis} (Trident:Cluster:Redis, --redis): {message.Trim()}";
+            }
+        return $"{error.GetType().Name}: {error.Message}";
+    }
+
     /// <summary>Quietens Orleans' logs for logging providers other than Trident's Serilog (which sets the same
     /// levels, TridentHosting.AddTridentLogging): every placement retry is logged with a stack trace through
     /// Polly (platform.md), and Orleans' own information lines would drown Trident's.</summary>
@@ -122,6 +138,11 @@ public sealed class ClusterServingBackend(IGrainFactory grains, ILocalSiloDetail
     private readonly Dictionary<string, int> _discovered = new(StringComparer.Ordinal);
     // silos that serve another profile (not used; said once), by endpoint: checked again once that silo is gone
     private readonly Dictionary<string, SiloAddress> _refused = new(StringComparer.Ordinal);
+    private volatile string? _starting;
+
+    /// <inheritdoc />
+    /// <remarks>While waiting for the workers: how many of the devices wanted have joined, from which workers.</remarks>
+    public string? Starting => _starting;
 
     /// <summary>How often the membership is read.</summary>
     public static readonly TimeSpan WatchPeriod = TimeSpan.FromSeconds(1);
@@ -141,17 +162,30 @@ public sealed class ClusterServingBackend(IGrainFactory grains, ILocalSiloDetail
         var deadline = DateTime.UtcNow.AddSeconds(options.Cluster.JoinTimeoutSeconds);
         var found = new List<WireDevice>();
         log.LogInformation("Coordinator silo {Silo}: waiting for {Devices} device(s) from workers", self.SiloAddress, wanted);
+        var said = -1;
+        var start = DateTime.UtcNow;
         while (true)
         {
             found = await DiscoverAsync(cancellationToken);
+            var workers = string.Join(", ", found.GroupBy(d => DeviceKeys.Endpoint(d.Key)).Select(g => $"{g.Key} ({g.Count()})"));
+            _starting = $"waiting for {wanted} device(s) from workers: {found.Count} joined{(found.Count > 0 ? $" ({workers})" : "")}, "
+                + $"for {(DateTime.UtcNow - start).TotalSeconds:F0} of at most {options.Cluster.JoinTimeoutSeconds} s (Trident:Cluster:JoinTimeoutSeconds)";
+            if (found.Count != said && found.Count < wanted)
+            {
+                if (found.Count > 0) log.LogInformation("Cluster: {Joined} of {Devices} device(s) joined: {Workers}", found.Count, wanted, workers);
+                said = found.Count;
+            }
             if (found.Count >= wanted || DateTime.UtcNow > deadline) break;
             await Task.Delay(500, cancellationToken);
         }
+        _starting = null;
         if (found.Count < wanted)
             throw new TimeoutException($"{found.Count} of {wanted} device(s) joined within {options.Cluster.JoinTimeoutSeconds} s (Trident:Cluster:JoinTimeoutSeconds): " +
                 (found.Count == 0 ? "no worker joined" : string.Join(", ", found.GroupBy(d => DeviceKeys.Endpoint(d.Key)).Select(g => $"{g.Key} ({g.Count()})"))));
         var expected = ProfileSource(options);
         var strangers = found.Where(d => d.ProfileSource != expected).Select(d => $"{d.Key}: {d.ProfileSource}").ToArray();
+        foreach (var stranger in found.Where(d => d.ProfileSource != expected).GroupBy(d => DeviceKeys.Endpoint(d.Key)))
+            TellRefused(stranger.Key, $"it serves '{stranger.First().ProfileSource}', the coordinator '{expected}' (--emulate, --time-scale): the coordinator does not start");
         if (strangers.Length > 0)
             throw new InvalidOperationException($"workers serve another profile than the coordinator's '{expected}': {string.Join("; ", strangers)}");
         // whole workers only: a worker's devices are one node and leave together
@@ -243,7 +277,21 @@ public sealed class ClusterServingBackend(IGrainFactory grains, ILocalSiloDetail
         log.LogError("Worker {Endpoint} serves another profile ({Theirs}) than the coordinator's '{Ours}'; its devices are not used",
             endpoint, strangers[0].ProfileSource, _profileSource);
         lock (_gate) _refused[endpoint] = silo;
+        TellRefused(endpoint, $"it serves '{strangers[0].ProfileSource}', the cluster '{_profileSource}' (--emulate, --time-scale): restart it with the coordinator's");
         return true;
+    }
+
+    // Tells the worker at endpoint that its devices are not used, and why (it logs it, its /health says it).
+    private void TellRefused(string endpoint, string reason)
+    {
+        try
+        {
+            _ = grains.GetGrain<INodeGrain>(endpoint).Refuse(reason);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // unreachable: the coordinator's own log says it
+        }
     }
 
     // Adds the devices of the worker at endpoint (silo) as a new node.

@@ -89,6 +89,10 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
     /// lifetime, when there is one): <c>trident serve</c> prints this and exits with code 1.</summary>
     public string? Failure => _failure;
 
+    /// <summary>What the start waits for, while starting, when the backend says (a coordinator waiting for its
+    /// workers' devices), else null.</summary>
+    public string? StartingDetail => _ready is null && _failure is null ? _backend.Starting : null;
+
     /// <summary>starting, ready, draining or failed.</summary>
     public string State => _shuttingDown ? "draining" : _ready is not null ? "ready" : _failure is not null ? "failed" : "starting";
 

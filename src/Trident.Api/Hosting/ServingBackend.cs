@@ -29,6 +29,10 @@ public interface IServingBackend
     Task<DeviceLayout> LayoutAsync(TridentOptions options, ILogger log, CancellationToken cancellationToken) =>
         Task.FromResult(ServingBackends.Layout(options));
 
+    /// <summary>What the start waits for now, when that is not the default (opening the pipeline, profiling this
+    /// machine): a cluster's coordinator says how many of its devices have joined. <c>/ready</c>'s 503 says it.</summary>
+    string? Starting => null;
+
     /// <summary>Opens (or writes) the pipeline and finds (or measures) this machine's profile.</summary>
     Task<ServingBackendParts> PrepareAsync(TridentOptions options, DeviceLayout layout, ILogger log, CancellationToken cancellationToken);
 }

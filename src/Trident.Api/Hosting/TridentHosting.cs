@@ -82,6 +82,16 @@ public static class TridentHosting
         return builder;
     }
 
+    /// <summary>Orleans' watchdog warning "Participant check thread has not completed for {TimeSinceLastTick}" when that
+    /// time is longer than this process has lived: a false alarm (at a silo's start it measures from the machine's boot,
+    /// e.g. "21:23:38" on a machine up that long), not a stalled check. A real stall (shorter than the process's life) is
+    /// kept.</summary>
+    public static bool WatchdogFalseAlarm(LogEvent e) =>
+        e.MessageTemplate.Text.StartsWith("Participant check thread has not completed for", StringComparison.Ordinal)
+        && e.Properties.TryGetValue("TimeSinceLastTick", out var v) && v is ScalarValue { Value: var value }
+        && (value is TimeSpan t ? t : TimeSpan.TryParse(value?.ToString(), System.Globalization.CultureInfo.InvariantCulture, out var parsed) ? parsed : TimeSpan.Zero)
+            > DateTime.Now - System.Diagnostics.Process.GetCurrentProcess().StartTime + TimeSpan.FromMinutes(1);
+
     /// <summary>The text format's line: time, level, message, then the trace id of the request or job the line
     /// belongs to (when there is one), the source and any exception.</summary>
     public const string TextTemplate = "{Timestamp:HH:mm:ss.fff} {Level:u3} {Message:lj}{TraceSuffix} ({SourceContext}){NewLine}{Exception}";
@@ -91,9 +101,9 @@ public static class TridentHosting
     /// on a terminal, JSON when the output is redirected); the level from <c>Trident:LogLevel</c> (default
     /// Information), Microsoft.* (ASP.NET Core included) at Warning, the host's lifetime messages kept. Bad values
     /// fall back to the defaults here and are reported by the options validation at start-up.</summary>
-    public static WebApplicationBuilder AddTridentLogging(this WebApplicationBuilder builder)
+    public static WebApplicationBuilder AddTridentLogging(this WebApplicationBuilder builder, ILogEventSink? observer = null)
     {
-        var logger = CreateLogger(builder.Configuration["Trident:LogLevel"], builder.Configuration["Trident:LogFormat"], Console.IsOutputRedirected);
+        var logger = CreateLogger(builder.Configuration["Trident:LogLevel"], builder.Configuration["Trident:LogFormat"], Console.IsOutputRedirected, observer: observer);
         builder.Logging.ClearProviders();
         // AddSerilog also registers the diagnostic context that UseSerilogRequestLogging needs
         builder.Services.AddSerilog(logger, dispose: true);
@@ -126,7 +136,7 @@ public static class TridentHosting
     /// <param name="format">auto, text or json (default auto).</param>
     /// <param name="redirected">Whether the output is not a terminal (auto picks JSON then).</param>
     /// <param name="sink">Where events go instead of standard output, or null.</param>
-    public static Serilog.Core.Logger CreateLogger(string? levelName, string? format, bool redirected, ILogEventSink? sink = null)
+    public static Serilog.Core.Logger CreateLogger(string? levelName, string? format, bool redirected, ILogEventSink? sink = null, ILogEventSink? observer = null)
     {
         var level = Enum.TryParse<LogEventLevel>(levelName, ignoreCase: true, out var l) ? l : LogEventLevel.Information;
         var configuration = new LoggerConfiguration()
@@ -137,7 +147,9 @@ public static class TridentHosting
             .MinimumLevel.Override("Orleans", level > LogEventLevel.Warning ? level : LogEventLevel.Warning)
             .MinimumLevel.Override("Orleans.Runtime.Placement", level > LogEventLevel.Error ? level : LogEventLevel.Error)
             .MinimumLevel.Override("Polly", level > LogEventLevel.Error ? level : LogEventLevel.Error)
+            .Filter.ByExcluding(WatchdogFalseAlarm)
             .Enrich.FromLogContext();
+        if (observer is not null) configuration = configuration.WriteTo.Sink(observer);
         var json = IsJson(format, redirected);
         if (!json) configuration = configuration.Enrich.With<TraceSuffix>();
         configuration = sink is not null ? configuration.WriteTo.Sink(sink)

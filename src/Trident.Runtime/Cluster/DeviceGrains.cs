@@ -172,12 +172,12 @@ public interface IDeviceGrain : IGrainWithStringKey
 
     /// <summary>Hands over output <paramref name="output"/> of this device: called by the grain of the device
     /// that runs the next stage, worker to worker. Interleaves with a running task. The output stays until
-    /// <see cref="Release"/> (the next stage succeeded), so a request whose next stage was lost with its
-    /// worker resumes from it.</summary>
+    /// <see cref="Release"/> (the coordinator has the next stage's reply), so a request whose next stage was lost
+    /// with its worker — even after that stage ended there — resumes from it.</summary>
     [AlwaysInterleave, Alias("Fetch")]
     Task<byte[]> Fetch(long output);
 
-    /// <summary>Forgets output <paramref name="output"/>: the stage that took it succeeded.</summary>
+    /// <summary>Forgets output <paramref name="output"/>: the coordinator has the reply of the stage that took it.</summary>
     [AlwaysInterleave, OneWay, Alias("Release")]
     Task Release(long output);
 }
@@ -190,6 +190,11 @@ public interface INodeGrain : IGrainWithStringKey
     /// <summary>This worker's devices (none on a silo that is not a worker, such as the coordinator).</summary>
     [AlwaysInterleave, Alias("Devices")]
     Task<WireDevice[]> Devices();
+
+    /// <summary>The coordinator does not use this worker's devices, for <paramref name="reason"/> (it serves another
+    /// profile than the cluster's): the worker logs it and its <c>/health</c> says it (one-way).</summary>
+    [AlwaysInterleave, OneWay, Alias("Refuse")]
+    Task Refuse(string reason);
 }
 
 /// <summary>The devices a worker process owns: their specs and executors, created once at start.</summary>
@@ -218,6 +223,9 @@ public sealed class WorkerDevices : IDisposable
 
     /// <summary>Where the profile came from.</summary>
     public string ProfileSource { get; }
+
+    /// <summary>Why the coordinator does not use these devices (it said so: <see cref="INodeGrain.Refuse"/>), or null.</summary>
+    public string? Refusal { get; set; }
 
     /// <summary>The executor of local device <paramref name="index"/>.</summary>
     public IStageExecutor Executor(int index) => _executors[index];
@@ -269,6 +277,48 @@ public sealed class WorkerDevices : IDisposable
             if (now - at > CheckpointLifetime) _suspends.TryRemove(id, out _);
     }
 
+    // Stage outputs of this worker's devices, kept until the next stage that took them succeeded (Release) or their
+    // lifetime ends. They live here, for the worker process, not in the device grains: Orleans may drop a grain's
+    // activation and make it again (idle past its collection age, activation shedding, directory changes), and a
+    // grain that kept its outputs lost them then — the next stage found "no output" on a healthy worker and the
+    // coordinator took that worker out of the cluster (the operator's report; reproduced with a forced activation
+    // collection, test "stage outputs outlive their device grain's activation"). Output ids start at a random point so
+    // that a handle from before a worker restart (a new process at the same endpoint) names no output of the new one.
+    private readonly ConcurrentDictionary<long, (string Device, byte[] Bytes, DateTime At)> _outputs = new();
+    private long _nextOutput = Random.Shared.NextInt64(1, long.MaxValue / 2);
+
+    /// <summary>How long an output whose next stage never came (its job failed or was cancelled) is kept.</summary>
+    public static readonly TimeSpan OutputLifetime = TimeSpan.FromMinutes(10);
+
+    /// <summary>Keeps <paramref name="bytes"/>, made by device <paramref name="device"/> (its grain key); returns its id
+    /// and the ids of the outputs dropped because they outlived <see cref="OutputLifetime"/>.</summary>
+    public (long Id, long[] Expired) KeepOutput(string device, byte[] bytes)
+    {
+        var now = DateTime.UtcNow;
+        List<long>? expired = null;
+        foreach (var (old, kept) in _outputs)
+            if (now - kept.At > OutputLifetime && _outputs.TryRemove(old, out _))
+                (expired ??= []).Add(old);
+        var id = Interlocked.Increment(ref _nextOutput);
+        _outputs[id] = (device, bytes, now);
+        return (id, expired is null ? [] : [.. expired]);
+    }
+
+    /// <summary>The bytes of output <paramref name="id"/> of device <paramref name="device"/>, or null when it is not
+    /// kept (released, expired, made by another device, or before this worker process started).</summary>
+    public byte[]? Output(string device, long id) =>
+        _outputs.TryGetValue(id, out var kept) && string.Equals(kept.Device, device, StringComparison.Ordinal) ? kept.Bytes : null;
+
+    /// <summary>Forgets output <paramref name="id"/> of device <paramref name="device"/>.</summary>
+    public void ReleaseOutput(string device, long id)
+    {
+        if (_outputs.TryGetValue(id, out var kept) && string.Equals(kept.Device, device, StringComparison.Ordinal))
+            _outputs.TryRemove(id, out _);
+    }
+
+    /// <summary>Outputs kept now.</summary>
+    public int Outputs => _outputs.Count;
+
     /// <inheritdoc />
     public void Dispose()
     {
@@ -307,11 +357,8 @@ public static class DeviceKeys
 [DevicePlacement]
 public sealed class DeviceGrain(WorkerDevices devices, ILogger<DeviceGrain> log) : Grain, IDeviceGrain
 {
-    // outputs kept until the next stage that took them succeeded (Release) or their lifetime ends
-    private readonly ConcurrentDictionary<long, (byte[] Bytes, DateTime At)> _outputs = new();
-    private long _next;
-    // Outputs whose next stage never came (its job failed or was cancelled) are dropped after this long.
-    private static readonly TimeSpan OutputLifetime = TimeSpan.FromMinutes(10);
+    // The device's outputs are kept by its worker (WorkerDevices.KeepOutput), not here: a grain's activation may be
+    // dropped and made again at any time (see there).
 
     private string Key => this.GetPrimaryKeyString();
 
@@ -404,9 +451,9 @@ public sealed class DeviceGrain(WorkerDevices devices, ILogger<DeviceGrain> log)
         var d = await DiffuseInputsAsync(start, input, embeddings, degree, progress, executor);
         var output = await Run(executor, a => a.DiffuseAsync(d.Request, d.Embeddings, d.Threads, d.Observer, TimeSpan.FromTicks(ProgressInterval), cancellationToken),
             () => executor.Diffuse(d.Request, d.Embeddings, d.Threads, d.Observer, cancellationToken), cancellationToken);
-        var reply = new StageReply(Keep(output), d.Fetched, Since(start, d.FetchSeconds, executor, Stage.Diffuse, d.Request, degree));
-        Release(embeddings);
-        return reply;
+        // the embeddings stay until the coordinator has this reply (it releases them, RemoteStageExecutor): released
+        // here, a reply lost with this worker would leave the job to resume from embeddings that are gone
+        return new StageReply(Keep(output), d.Fetched, Since(start, d.FetchSeconds, executor, Stage.Diffuse, d.Request, degree));
     }
 
     // What a diffuse call runs with on this device: the request, its embeddings (fetched when another device made
@@ -460,9 +507,8 @@ public sealed class DeviceGrain(WorkerDevices devices, ILogger<DeviceGrain> log)
                 var id = devices.KeepCheckpoint(c);
                 return new SegmentReply(null, new CheckpointHandle(Key, id, c.Step, c.Steps, c.IntraOpThreads, c.Bytes), d.Fetched, time);
             }
-            var reply = new SegmentReply(Keep(result.Latents!), null, d.Fetched, time);
-            Release(embeddings);
-            return reply;
+            // the embeddings stay until the coordinator has the reply (see Diffuse)
+            return new SegmentReply(Keep(result.Latents!), null, d.Fetched, time);
         }
         finally
         {
@@ -482,40 +528,55 @@ public sealed class DeviceGrain(WorkerDevices devices, ILogger<DeviceGrain> log)
         var request = input.ToInput();
         var given = new StageOutput(bytes, latents.Bytes);
         var frames = await Run(executor, a => a.DecodeAsync(request, given, cancellationToken), () => executor.Decode(request, given, cancellationToken), cancellationToken);
-        Release(latents);
+        // the latents stay until the coordinator has the frames (see Diffuse)
         return new FramesReply(frames[0].Width, frames[0].Height, [.. frames.Select(f => f.Pixels)], fetched, Since(start, fetchSeconds, executor, Stage.Decode, request, 1));
     }
 
     /// <inheritdoc />
     public Task<byte[]> Fetch(long output) =>
-        _outputs.TryGetValue(output, out var kept)
-            ? Task.FromResult(kept.Bytes)
-            : throw new InvalidOperationException($"device {Key} has no output {output} (released, expired, or its worker restarted)");
+        devices.Output(Key, output) is { } bytes
+            ? Task.FromResult(bytes)
+            : throw new InvalidOperationException(Missing(Key, output));
 
     /// <inheritdoc />
     public Task Release(long output)
     {
-        _outputs.TryRemove(output, out _);
+        devices.ReleaseOutput(Key, output);
         return Task.CompletedTask;
     }
 
     /// <summary>Starts the message of the error a stage task fails with when its input could not be fetched
-    /// from the device that made it (that device's worker is gone, or restarted without it); the producing
+    /// from the device that made it because that device's worker could not be reached (it is gone); the producing
     /// device's key follows, then ": " and the cause. The coordinator reads it (RemoteStageExecutor) to tell
     /// which device was lost.</summary>
     public const string InputLost = "stage input lost with device ";
 
-    // The bytes of a handle: from this grain's own store, or fetched from the producing device's grain.
+    /// <summary>Starts the message of the error a stage task fails with when the device that made its input answered
+    /// but no longer keeps it (released, expired, or its worker process restarted): the producing device's key
+    /// follows, then ": " and the detail. No device is lost: the coordinator re-queues the job from its start
+    /// without taking any worker out of the cluster (RemoteStageExecutor).</summary>
+    public const string InputMissing = "stage input missing on device ";
+
+    private static string Missing(string device, long output) =>
+        $"{InputMissing}{device}: output {output} is not kept there (released, expired, or its worker restarted)";
+
+    // The bytes of a handle: from this worker's store when this device made it, or fetched from the producing device's
+    // grain. A producer that answers without the output is a missing input (InputMissing, its key); one that cannot
+    // be reached is a lost input (InputLost, its key) — never this device's own key, unless it made the input.
     private async Task<(byte[] Bytes, long Fetched)> Take(StageHandle handle)
     {
         if (handle.Device == Key)
-            return _outputs.TryGetValue(handle.Output, out var own)
-                ? (own.Bytes, 0)
-                : throw new InvalidOperationException($"{InputLost}{Key}: device {Key} has no output {handle.Output} (its worker restarted?)");
+            return devices.Output(Key, handle.Output) is { } own
+                ? (own, 0)
+                : throw new InvalidOperationException(Missing(Key, handle.Output));
         byte[] bytes;
         try
         {
             bytes = await GrainFactory.GetGrain<IDeviceGrain>(handle.Device).Fetch(handle.Output);
+        }
+        catch (InvalidOperationException e) when (e.Message.StartsWith(InputMissing, StringComparison.Ordinal))
+        {
+            throw new InvalidOperationException(e.Message);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
@@ -524,35 +585,14 @@ public sealed class DeviceGrain(WorkerDevices devices, ILogger<DeviceGrain> log)
         return (bytes, DeviceKeys.Endpoint(handle.Device) == DeviceKeys.Endpoint(Key) ? 0 : bytes.LongLength);
     }
 
-    // The next stage took the output: its producer forgets it (one-way; a producer that is gone has nothing to forget).
-    private void Release(StageHandle handle)
-    {
-        if (handle.Device == Key)
-        {
-            _outputs.TryRemove(handle.Output, out _);
-            return;
-        }
-        try
-        {
-            _ = GrainFactory.GetGrain<IDeviceGrain>(handle.Device).Release(handle.Output);
-        }
-        catch (Exception e) when (e is not OutOfMemoryException)
-        {
-            log.LogDebug(e, "Device {Device}: could not release output {Output} of {Producer}", Key, handle.Output, handle.Device);
-        }
-    }
-
     private StageHandle Keep(StageOutput output)
     {
         if (output.Value is not byte[] bytes)
             throw new InvalidOperationException($"device {Key}: its executor's output is a {output.Value.GetType().Name}, not bytes; only executors whose outputs are byte[] can serve across machines");
-        var now = DateTime.UtcNow;
-        foreach (var (id, kept) in _outputs)
-            if (now - kept.At > OutputLifetime && _outputs.TryRemove(id, out _))
-                log.LogWarning("Device {Device}: output {Output} was never fetched; dropped after {Minutes} min", Key, id, OutputLifetime.TotalMinutes);
-        var id2 = Interlocked.Increment(ref _next);
-        _outputs[id2] = (bytes, now);
-        return new StageHandle(Key, id2, output.Bytes);
+        var (id, expired) = devices.KeepOutput(Key, bytes);
+        foreach (var old in expired)
+            log.LogWarning("Device {Device}: output {Output} of this worker was never fetched; dropped after {Minutes} min", Key, old, WorkerDevices.OutputLifetime.TotalMinutes);
+        return new StageHandle(Key, id, output.Bytes);
     }
 
     // Progress reports at most 20 times a second (TimeSpan ticks).
@@ -578,8 +618,19 @@ public sealed class DeviceGrain(WorkerDevices devices, ILogger<DeviceGrain> log)
 
 /// <summary>A worker's node: lists its devices.</summary>
 [DevicePlacement]
-public sealed class NodeGrain(IServiceProvider services) : Grain, INodeGrain
+public sealed class NodeGrain(IServiceProvider services, ILogger<NodeGrain> log) : Grain, INodeGrain
 {
+    /// <inheritdoc />
+    public Task Refuse(string reason)
+    {
+        if (services.GetService(typeof(WorkerDevices)) is WorkerDevices devices && devices.Refusal != reason)
+        {
+            devices.Refusal = reason;
+            log.LogError("The coordinator does not use this worker's devices: {Reason}", reason);
+        }
+        return Task.CompletedTask;
+    }
+
     /// <inheritdoc />
     public Task<WireDevice[]> Devices()
     {

@@ -249,6 +249,7 @@ public sealed class RemoteStageExecutor(IGrainFactory grains, string key, Cluste
             var start = Stopwatch.GetTimestamp();
             var reply = Call(() => _grain.Diffuse(WireInput.Of(input), handle, intraOpThreads, reference, cancellationToken), handle);
             times?.Add("diffuse", Stopwatch.GetElapsedTime(start).TotalSeconds, reply.Time);
+            Release(handle);
             // the reply is the last step's report (the grain does not send it) and those the grain left out before it
             sink.Step(input.Steps, input.Steps);
             transfers.Add("embeddings", reply.FetchedBytes);
@@ -332,6 +333,7 @@ public sealed class RemoteStageExecutor(IGrainFactory grains, string key, Cluste
                 return new DiffuseSegmentResult(null, new DiffuseCheckpoint(c.Step, c.Steps, c.IntraOpThreads, c, c.Bytes));
             }
             var latents = reply.Latents ?? throw new InvalidOperationException($"device {key}: a diffuse segment replied with neither latents nor a checkpoint");
+            Release(handle);
             sink.Step(input.Steps, input.Steps);
             return new DiffuseSegmentResult(new StageOutput(latents, latents.Bytes), null);
         }
@@ -350,6 +352,7 @@ public sealed class RemoteStageExecutor(IGrainFactory grains, string key, Cluste
         var start = Stopwatch.GetTimestamp();
         var reply = Call(() => _grain.Decode(WireInput.Of(input), handle, cancellationToken), handle);
         times?.Add("decode", Stopwatch.GetElapsedTime(start).TotalSeconds, reply.Time);
+        Release(handle);
         transfers.Add("latents", reply.FetchedBytes);
         transfers.Add("result", reply.Frames.Sum(f => (long)f.Length));
         return [.. reply.Frames.Select(f => new RgbImage(reply.Width, reply.Height, f))];
@@ -360,39 +363,96 @@ public sealed class RemoteStageExecutor(IGrainFactory grains, string key, Cluste
     {
     }
 
+    // The stage that took `input` replied: its producer forgets it (one-way, from here rather than from the worker
+    // that took it: a worker killed after its stage ended but before its reply arrived leaves the job to resume from
+    // `input`, which must still be there — released by that worker, it was gone, and the resumed stage found it
+    // missing). A producer that is gone has nothing to forget.
+    private void Release(StageHandle input)
+    {
+        if (directory is not null && directory.Id(input.Device) is var producer and >= 0 && directory.IsOut(producer)) return;
+        try
+        {
+            _ = grains.GetGrain<IDeviceGrain>(input.Device).Release(input.Output);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // unreachable now: its output expires with its lifetime (WorkerDevices.OutputLifetime)
+        }
+    }
+
     // One stage call. A failure that means a device is gone becomes a DeviceLostException naming it: the input's
-    // producer when the grain could not fetch its input (DeviceGrain.InputLost), else this device when Orleans
-    // could not reach it (its silo is gone, the connection dropped, or the placement found no silo for it).
+    // producer when the grain could not reach it to fetch its input (DeviceGrain.InputLost), else this device when
+    // Orleans could not reach it (its silo is gone, the connection dropped, or the placement found no silo for it);
+    // only that device's worker is reported lost (DeviceDirectory.Lost). An input whose producer answered without
+    // it (DeviceGrain.InputMissing) loses no device: the job is re-queued from its start and nobody is reported.
     private T Call<T>(Func<Task<T>> call, StageHandle? input)
     {
         try
         {
             return call().GetAwaiter().GetResult();
         }
-        catch (Exception e) when (e is not OperationCanceledException && LostDevice(e, input) is { } lostKey)
+        catch (Exception e) when (e is not OperationCanceledException && Attribute(e, input) is { } loss)
         {
-            var message = $"device {lostKey} left the cluster ({e.GetType().Name}: {e.Message})";
-            directory?.Lost?.Invoke(lostKey, message);
-            throw new DeviceLostException(directory?.Id(lostKey) ?? -1, message, e);
+            if (loss.Missing)
+                throw new DeviceLostException(-1, $"the input of a stage on device {key} is no longer kept by device {loss.Device}, whose worker answered; no device left the cluster ({e.Message})", e, fromStart: true);
+            // a transient failure (a connection dropped and made again, an activation moved while Orleans' directory
+            // settles after another worker left) is not a loss: a device whose worker answers now stays in
+            if (Answers(loss.Device))
+                throw new DeviceLostException(-1, $"device {loss.Device} could not be reached by a stage on device {key} but answers now: nobody leaves the cluster ({e.GetType().Name}: {e.Message})", e);
+            var message = $"device {loss.Device} left the cluster ({e.GetType().Name}: {e.Message})";
+            directory?.Lost?.Invoke(loss.Device, message);
+            throw new DeviceLostException(directory?.Id(loss.Device) ?? -1, message, e);
+        }
+    }
+
+    // How long a device suspected lost has to answer before it is reported lost.
+    private static readonly TimeSpan ConfirmTimeout = TimeSpan.FromSeconds(5);
+
+    // Whether the grain of device `device` answers a call within ConfirmTimeout (its worker is in the cluster and
+    // reachable). A killed worker's grain fails at once (the connection is refused, or its silo is declared dead and
+    // the placement finds none).
+    private bool Answers(string device)
+    {
+        try
+        {
+            grains.GetGrain<IDeviceGrain>(device).Silo().WaitAsync(ConfirmTimeout).GetAwaiter().GetResult();
+            return true;
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            return false;
         }
     }
 
     /// <summary>The key of the device whose loss <paramref name="error"/> reports, or null when it reports
-    /// something else.</summary>
-    public string? LostDevice(Exception error, StageHandle? input)
+    /// something else (a missing input loses no device: see <see cref="Attribute"/>).</summary>
+    public string? LostDevice(Exception error, StageHandle? input) => Attribute(error, input) is { Missing: false } loss ? loss.Device : null;
+
+    /// <summary>What <paramref name="error"/>, a stage call's failure, says of the devices: the device whose worker could not
+    /// be reached (the input's producer, by the key the worker's message names, or this device) with Missing false;
+    /// the producer that answered without the input (DeviceGrain.InputMissing) with Missing true; null when it
+    /// reports something else (the request's own failure).</summary>
+    public (string Device, bool Missing)? Attribute(Exception error, StageHandle? input)
     {
         for (Exception? e = error; e is not null; e = e.InnerException)
         {
-            var at = e.Message.IndexOf(DeviceGrain.InputLost, StringComparison.Ordinal);
-            if (at >= 0)
-            {
-                var rest = e.Message[(at + DeviceGrain.InputLost.Length)..];
-                var end = rest.IndexOf(": ", StringComparison.Ordinal);
-                return end > 0 ? rest[..end] : input?.Device ?? key;
-            }
-            if (e is SiloUnavailableException or OrleansMessageRejectionException or Orleans.Runtime.Messaging.ConnectionFailedException) return key;
+            if (Named(e.Message, DeviceGrain.InputMissing, out var missing)) return (missing ?? input?.Device ?? key, true);
+            if (Named(e.Message, DeviceGrain.InputLost, out var lost)) return (lost ?? input?.Device ?? key, false);
+            if (e is SiloUnavailableException or OrleansMessageRejectionException or Orleans.Runtime.Messaging.ConnectionFailedException) return (key, false);
         }
         return null;
+    }
+
+    // Whether `message` carries `marker`; `device`: the key after it (up to ": "), null when none follows.
+    private static bool Named(string message, string marker, out string? device)
+    {
+        device = null;
+        var at = message.IndexOf(marker, StringComparison.Ordinal);
+        if (at < 0) return false;
+        var rest = message[(at + marker.Length)..];
+        var end = rest.IndexOf(": ", StringComparison.Ordinal);
+        if (end > 0) device = rest[..end];
+        return true;
     }
 
     private static StageHandle Handle(StageOutput output) =>

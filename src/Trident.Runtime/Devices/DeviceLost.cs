@@ -8,10 +8,15 @@ namespace Trident.Runtime.Devices;
 /// <param name="device">The device's id on the coordinator.</param>
 /// <param name="message">What happened (the transport's error).</param>
 /// <param name="inner">The transport's exception.</param>
-public sealed class DeviceLostException(int device, string message, Exception? inner = null) : Exception(message, inner)
+/// <param name="fromStart">The task's input is gone although no device is (<paramref name="device"/> −1): its
+/// producer answered without it. The request is queued again from its start, and nobody leaves the cluster.</param>
+public sealed class DeviceLostException(int device, string message, Exception? inner = null, bool fromStart = false) : Exception(message, inner)
 {
-    /// <summary>The device's id on the coordinator.</summary>
+    /// <summary>The device's id on the coordinator; −1 when no device is lost (<see cref="FromStart"/>) or it is not known.</summary>
     public int Device { get; } = device;
+
+    /// <summary>Whether the request starts again from its first stage: the output it would resume from is gone.</summary>
+    public bool FromStart { get; } = fromStart;
 
     /// <summary>The <see cref="DeviceLostException"/> at the root of <paramref name="error"/> (a later stage fails
     /// with its input's error), or null.</summary>

@@ -303,7 +303,8 @@ public sealed class PlanExecutor
         catch (Exception ex) when (DeviceLostException.Find(ex) is { } lost && _lost is { } requeue)
         {
             // the work was lost with a device, not failed by the request: the loop queues it again
-            requeue(job, lost, resume);
+            // an input its producer no longer keeps (no device lost): nothing to resume from
+            requeue(job, lost, lost.FromStart ? null : resume);
         }
         catch (Exception ex)
         {

@@ -1062,7 +1062,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
         foreach (var d in changed) await _plans!.RetypeAsync(d, physical.Types[DeviceId.NewDeviceId(d)], _stop.Token);
         _placement = physical;
         _nextAdjust = now + _settings.Monitor.CooldownSeconds;
-        _log.LogInformation("Placement after the membership change: {Placement}", Describe(_placement));
+        _log.LogInformation("Placement after the membership change: {Placement}", Describe(_placement, d => d < _up.Count && !_up[d]));
     }
 
     // Why no device is in the cluster, or null when one is.
@@ -1153,6 +1153,11 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
     /// <summary>A placement in one line: the type of each device.</summary>
     public static string Describe(PlacementPlan p) =>
         string.Join(" ", p.Types.Select(kv => $"{kv.Key}={PlacementTypeModule.name(kv.Value)}"));
+
+    /// <summary>As <see cref="Describe(PlacementPlan)"/>, each device that <paramref name="offline"/> says is out of the
+    /// cluster marked "(offline)": it keeps its type for when it is back, but is placed nowhere now.</summary>
+    public static string Describe(PlacementPlan p, Func<int, bool> offline) =>
+        string.Join(" ", p.Types.Select(kv => $"{kv.Key}={PlacementTypeModule.name(kv.Value)}{(offline(kv.Key.Item) ? "(offline)" : "")}"));
 
     /// <summary>Stops the rounds (workers are stopped by their owner).</summary>
     public async ValueTask DisposeAsync()

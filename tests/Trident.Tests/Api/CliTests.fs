@@ -331,6 +331,73 @@ let ``a worker stopped before it joins the cluster exits with one line, not an u
         finally
             if not proc.HasExited then proc.Kill true
 
+/// A trident process (`dotnet trident.dll ARGS`) with its standard error collected.
+let private startCli (args: string list) =
+    let start = System.Diagnostics.ProcessStartInfo("dotnet", UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true)
+    for a in System.IO.Path.Combine(System.AppContext.BaseDirectory, "trident.dll") :: args do start.ArgumentList.Add a
+    start.Environment.["TRIDENT_HOME"] <- Trident.Tests.Runtime.TinyFixture.home
+    let proc = System.Diagnostics.Process.Start start
+    let err = System.Text.StringBuilder()
+    proc.ErrorDataReceived.Add(fun e -> if not (isNull e.Data) then lock err (fun () -> err.AppendLine e.Data |> ignore))
+    proc.OutputDataReceived.Add ignore
+    proc.BeginErrorReadLine()
+    proc.BeginOutputReadLine()
+    proc, (fun () -> lock err (fun () -> string err))
+
+let ``a localhost cluster: the coordinator says what it waits for, another cluster id ends a worker, a coordinator restart ends its workers with one line`` =
+    testCase "a localhost cluster: the coordinator says what it waits for, another cluster id ends a worker, a coordinator restart ends its workers with one line" <| fun () ->
+        let port () = Trident.Api.Hosting.Loopback.FreePort()
+        let silo, gateway, http = port (), port (), port ()
+        let store = System.IO.Path.Combine(System.IO.Path.GetTempPath(), sprintf "clusterfix-store-%d" http)
+        let coordinator () =
+            startCli [ "serve"; "--cluster"; "localhost"; "--emulate"; "flux"; "--devices"; "2"; "--time-scale"; "0.02"; "--silo-port"; string silo
+                       "--gateway-port"; string gateway; "--urls"; sprintf "http://127.0.0.1:%d" http; "--Trident:Storage:Directory"; store ]
+        let worker (extra: string list) =
+            startCli ([ "worker"; "--emulate"; "flux"; "--devices"; "2"; "--time-scale"; "0.02"; "--primary"; sprintf "127.0.0.1:%d" silo ] @ extra)
+        use client = new System.Net.Http.HttpClient(BaseAddress = System.Uri(sprintf "http://127.0.0.1:%d" http), Timeout = System.TimeSpan.FromSeconds 10.0)
+        let ready () =
+            try
+                use r = client.GetAsync("/ready").Result
+                int r.StatusCode, r.Content.ReadAsStringAsync().Result
+            with _ -> 0, ""
+        let within (seconds: float) (condition: unit -> bool) =
+            let deadline = System.DateTime.UtcNow.AddSeconds seconds
+            while not (condition ()) && System.DateTime.UtcNow < deadline do System.Threading.Thread.Sleep 250
+            condition ()
+        let first, firstErr = coordinator ()
+        let mutable procs = [ first ]
+        try
+            // /ready while waiting: what for, and how many joined
+            Expect.isTrue (within 120.0 (fun () -> (snd (ready ())).Contains "waiting for 2 device(s) from workers: 0 joined")) (sprintf "/ready says what it waits for: %A %s" (ready ()) (firstErr ()))
+            // a worker of another cluster id: one line and exit 2, not Orleans' warnings forever
+            let stranger, strangerErr = worker [ "--Trident:Cluster:ClusterId"; "other" ]
+            procs <- stranger :: procs
+            Expect.isTrue (stranger.WaitForExit(System.TimeSpan.FromSeconds 120.0)) (sprintf "a worker of another cluster id ends (%s)" (strangerErr ()))
+            stranger.WaitForExit()
+            Expect.equal stranger.ExitCode 2 (sprintf "exit 2 (%s)" (strangerErr ()))
+            Expect.stringContains (strangerErr ()) "has another cluster id than this worker's 'other'" "one line naming the cluster id"
+            // a worker joins; the coordinator is ready
+            let good, goodErr = worker []
+            procs <- good :: procs
+            Expect.isTrue (within 180.0 (fun () -> fst (ready ()) = 200)) (sprintf "the coordinator is ready with the worker's devices: %A %s" (ready ()) (goodErr ()))
+            // the coordinator restarts: the worker ends with one line and exit 3 (Orleans' localhost membership is gone)
+            first.Kill true
+            first.WaitForExit()
+            let second, secondErr = coordinator ()
+            procs <- second :: procs
+            Expect.isTrue (good.WaitForExit(System.TimeSpan.FromSeconds 120.0)) (sprintf "the worker ends (%s; coordinator: %s)" (goodErr ()) (secondErr ()))
+            good.WaitForExit()
+            let err = goodErr ()
+            Expect.equal good.ExitCode 3 (sprintf "exit 3 (%s)" err)
+            Expect.stringContains err "trident worker: the coordinator restarted; localhost membership does not survive it: restart this worker, or use --cluster redis" "one line saying why and what to do"
+            Expect.isFalse (err.Contains "   at ") (sprintf "no stack trace (%s)" err)
+            Expect.isFalse (err.Contains "FATAL EXCEPTION") "not Orleans' fatal-error dump"
+        finally
+            for p in procs do
+                if not p.HasExited then p.Kill true
+                p.Dispose()
+            try System.IO.Directory.Delete(store, true) with _ -> ()
+
 /// Sequenced with the other tests that redirect the console (Console.SetOut is process-wide).
 [<Tests>]
 let tests =
@@ -347,4 +414,5 @@ let tests =
         ``an output path a command cannot write is refused up front, and a failed write is one line with exit 1``
         ``serve keeps serving when its log cannot be written to standard output, and says so once on standard error``
         ``a worker stopped before it joins the cluster exits with one line, not an unhandled exception``
+        ``a localhost cluster: the coordinator says what it waits for, another cluster id ends a worker, a coordinator restart ends its workers with one line``
     ] |> testSequenced ]

@@ -5,6 +5,8 @@
 /// the task with a clear error and its devices are not re-activated elsewhere.
 module Trident.Tests.Api.ClusterGrainTests
 
+#nowarn "44" // RedisConnectionException's two-argument constructor (the exception as StackExchange.Redis throws it)
+
 open System
 open System.Threading
 open System.Threading.Tasks
@@ -32,14 +34,15 @@ type DeviceSilo() =
             silo.AddPlacementDirector<DevicePlacementStrategy, DevicePlacementDirector>() |> ignore
             silo.Services.AddSingleton<WorkerDevices>(fun _ -> devices ()) |> ignore
 
-type private Cluster() =
+type private Cluster(silos: int16) =
     let cluster =
-        let builder = TestClusterBuilder(2s)
+        let builder = TestClusterBuilder(silos)
         builder.AddSiloBuilderConfigurator<DeviceSilo>() |> ignore
         let c = builder.Build()
         c.Deploy()
         c
     member _.Value = cluster
+    new() = new Cluster(2s)
     interface IDisposable with
         member _.Dispose() = cluster.Dispose()
 
@@ -147,15 +150,150 @@ let ``a remote diffuse is suspended at a step boundary and resumes on its worker
         (remote 0 1 :> IStageExecutor).DiffuseSegment(i, embeddings2, 1, Steps(), stopped.Suspended, Func<bool>(fun () -> false), CancellationToken.None) |> ignore)
     Expect.stringContains (string e) "stays on its own worker" "names the rule"
 
+/// Orleans drops a grain's activation when it likes (idle past its collection age; the silo that held its directory
+/// entry left the cluster: the operator's kills): a device's outputs are its worker's, not its activation's, so the
+/// next stage still finds them — on the same device (the operator's "device …/7 has no output 8 (its worker
+/// restarted?)") and on another worker's.
+let ``stage outputs outlive their device grain's activation`` (cluster: TestCluster) =
+    let key (s: int) (d: int) = DeviceKeys.Of(endpointOf cluster.Silos[s], d)
+    let transfers = ClusterTransfers()
+    let remote s d = new RemoteStageExecutor(cluster.GrainFactory, key s d, transfers) :> IStageExecutor
+    let i = input 4
+    let own = (remote 0 0).Encode(i, CancellationToken.None)
+    let other = (remote 0 1).Encode(i, CancellationToken.None)
+    let management = cluster.GrainFactory.GetGrain<IManagementGrain>(0L)
+    let before = management.GetTotalActivationCount().Result
+    management.ForceActivationCollection(TimeSpan.Zero).Wait()
+    Expect.isLessThan (management.GetTotalActivationCount().Result) before "the device grains' activations were dropped"
+    let latents = (remote 0 0).Diffuse(i, own, 1, Steps(), CancellationToken.None)
+    let latents2 = (remote 1 0).Diffuse(i, other, 1, Steps(), CancellationToken.None)
+    management.ForceActivationCollection(TimeSpan.Zero).Wait()
+    let frames = (remote 1 1).Decode(i, latents, CancellationToken.None)
+    let frames2 = (remote 0 0).Decode(i, latents2, CancellationToken.None)
+    Expect.sequenceEqual frames[0].Pixels frames2[0].Pixels "both reach the same image"
+
+type private NoSteps() =
+    interface IStepSink with
+        member _.Step(_, _) = Task.CompletedTask
+
+/// A worker killed after its stage ended but before the coordinator had the reply leaves the job to resume from the
+/// stage's input: the input stays until the coordinator releases it (it did when the worker's grain replied, and the
+/// resumed stage found it missing). Here the diffuse's reply never reaches a RemoteStageExecutor (the grain is called
+/// directly): its embeddings are still there for another device's diffuse, which releases them once it replied.
+let ``a stage's input stays until the coordinator has the stage's reply`` (cluster: TestCluster) =
+    let key (s: int) (d: int) = DeviceKeys.Of(endpointOf cluster.Silos[s], d)
+    let remote s d = new RemoteStageExecutor(cluster.GrainFactory, key s d, ClusterTransfers()) :> IStageExecutor
+    let i = input 4
+    let embeddings = (remote 0 0).Encode(i, CancellationToken.None)
+    let handle = embeddings.Value :?> StageHandle
+    let sink = cluster.GrainFactory.CreateObjectReference<IStepSink>(NoSteps())
+    for s, d in [ 1, 0; 0, 0 ] do // another worker's device, then the producer itself
+        cluster.GrainFactory.GetGrain<IDeviceGrain>(key s d).Diffuse(WireInput.Of i, handle, 1, sink, CancellationToken.None).Wait()
+    (remote 1 1).Diffuse(i, embeddings, 1, Steps(), CancellationToken.None) |> ignore
+    Thread.Sleep 500 // the coordinator's release is one-way
+    Expect.throws (fun () -> (remote 0 1).Diffuse(i, embeddings, 1, Steps(), CancellationToken.None) |> ignore) "released once the coordinator had a reply"
+
+/// A stage whose input its producer no longer keeps loses no device: the error says "missing", names the producer, and
+/// the job starts again (DeviceLostException.FromStart) with no worker reported lost; an input whose producer cannot be
+/// reached names the producer — never the device that asked for it (the operator's healthy worker evicted).
+let ``a missing stage input is attributed to its producer and evicts nobody`` (cluster: TestCluster) =
+    let key (s: int) (d: int) = DeviceKeys.Of(endpointOf cluster.Silos[s], d)
+    let directory = DeviceDirectory()
+    directory.Add([ key 0 0; key 0 1; key 1 0; key 1 1 ]) |> ignore
+    let reported = Collections.Concurrent.ConcurrentQueue<string>()
+    directory.Lost <- Action<string, string>(fun k _ -> reported.Enqueue k)
+    let remote s d = new RemoteStageExecutor(cluster.GrainFactory, key s d, ClusterTransfers(), directory, null, directory.Id(key s d)) :> IStageExecutor
+    let i = input 4
+    let ghost device = StageOutput(StageHandle(device, 123456789L, 1000L), 1000L)
+    for producer in [ key 1 0; key 0 0 ] do
+        let e = expectThrowsAny<DeviceLostException> "a stage whose input is not kept fails" (fun () ->
+            (remote 0 0).Diffuse(i, ghost producer, 1, Steps(), CancellationToken.None) |> ignore)
+        Expect.isTrue e.FromStart $"the job starts again (input of {producer})"
+        Expect.equal e.Device -1 "no device is lost"
+        Expect.stringContains e.Message producer "the producer is named"
+        Expect.isEmpty reported "nobody is reported lost"
+    // a released output: handed over once, then missing
+    let embeddings = (remote 1 1).Encode(i, CancellationToken.None)
+    (remote 0 1).Diffuse(i, embeddings, 1, Steps(), CancellationToken.None) |> ignore
+    Thread.Sleep 500 // the coordinator's release is one-way
+    let e = expectThrowsAny<DeviceLostException> "a released input is missing" (fun () ->
+        (remote 0 0).Diffuse(i, embeddings, 1, Steps(), CancellationToken.None) |> ignore)
+    Expect.isTrue e.FromStart "the job starts again"
+    Expect.isEmpty reported "nobody is reported lost"
+    // the producer's worker is not in the cluster: the producer is lost, not the device that asked
+    let gone = "127.0.0.1:1/0"
+    let e = expectThrowsAny<DeviceLostException> "an unreachable producer" (fun () ->
+        (remote 0 0).Diffuse(i, ghost gone, 1, Steps(), CancellationToken.None) |> ignore)
+    Expect.isFalse e.FromStart "resumes where it can"
+    Expect.sequenceEqual (reported.ToArray()) [ gone ] "the producer is reported lost, and only it"
+    // the attribution itself
+    let executor = new RemoteStageExecutor(cluster.GrainFactory, key 0 0, ClusterTransfers())
+    let missing = InvalidOperationException($"{DeviceGrain.InputMissing}{key 1 0}: output 8 is not kept there")
+    Expect.equal (executor.Attribute(missing, null)) (Nullable(struct (key 1 0, true))) "missing: the producer, no loss"
+    Expect.isNull (executor.LostDevice(missing, null) |> box) "a missing input is no lost device"
+    let lost = InvalidOperationException($"{DeviceGrain.InputLost}{key 1 0}: SiloUnavailableException: gone")
+    Expect.equal (executor.LostDevice(lost, null)) (key 1 0) "lost: the producer"
+
+/// Three workers; the third is killed: every device of the two others still has its outputs (a guard: this passed
+/// before the fix too, 4 runs — the killed silo did not drop the others' activations here).
+let ``killing one worker leaves the others' outputs in place`` (cluster: TestCluster) =
+    let key (s: int) (d: int) = DeviceKeys.Of(endpointOf cluster.Silos[s], d)
+    let remote s d = new RemoteStageExecutor(cluster.GrainFactory, key s d, ClusterTransfers()) :> IStageExecutor
+    let i = input 4
+    let kept = [ for s in 0..1 do for d in 0..1 -> (s, d), (remote s d).Encode(i, CancellationToken.None) ]
+    let victim = cluster.Silos[2]
+    cluster.KillSiloAsync(victim).Wait()
+    let management = cluster.GrainFactory.GetGrain<IManagementGrain>(0L)
+    let deadline = DateTime.UtcNow.AddSeconds 90.0
+    while management.GetHosts(true).Result.Count > 2 && DateTime.UtcNow < deadline do Thread.Sleep 200
+    Expect.equal (management.GetHosts(true).Result.Count) 2 "the killed worker left the cluster"
+    Thread.Sleep 2000 // the survivors' directories settle
+    for (s, d), embeddings in kept do
+        (remote s d).Diffuse(i, embeddings, 1, Steps(), CancellationToken.None) |> ignore
+
 [<Tests>]
 let integrationTests =
     let withCluster (name: string) (test: TestCluster -> unit) =
         testCase name <| fun () ->
             use c = new Cluster()
             test c.Value
+    let withCluster3 (name: string) (test: TestCluster -> unit) =
+        testCase name <| fun () ->
+            use c = new Cluster(3s)
+            test c.Value
     testList "integration" [ testList "ClusterGrainTests" [
         withCluster "a device grain is activated on the silo its key names, and nowhere else" ``a device grain is activated on the silo its key names, and nowhere else``
         withCluster "stage outputs go worker to worker and the result is the single-process one" ``stage outputs go worker to worker and the result is the single-process one``
         withCluster "a remote diffuse is suspended at a step boundary and resumes on its worker with the same result" ``a remote diffuse is suspended at a step boundary and resumes on its worker with the same result``
         withCluster "a silo stopped mid-task fails the task with a clear error and its devices are not re-activated elsewhere" ``a silo stopped mid-task fails the task with a clear error and its devices are not re-activated elsewhere``
+        withCluster "stage outputs outlive their device grain's activation" ``stage outputs outlive their device grain's activation``
+        withCluster "a stage's input stays until the coordinator has the stage's reply" ``a stage's input stays until the coordinator has the stage's reply``
+        withCluster "a missing stage input is attributed to its producer and evicts nobody" ``a missing stage input is attributed to its producer and evicts nobody``
+        withCluster3 "killing one worker leaves the others' outputs in place" ``killing one worker leaves the others' outputs in place``
     ] |> testSequenced ]
+
+/// One-line messages of the cluster's failures (no developer advice, no false alarms).
+[<Tests>]
+let messageTests =
+    testList "unit" [ testList "ClusterMessages" [
+        testCase "an unreachable Redis is one line naming it, without StackExchange.Redis' advice to developers" <| fun () ->
+            let e = StackExchange.Redis.RedisConnectionException(StackExchange.Redis.ConnectionFailureType.UnableToConnect,
+                        "It was not possible to connect to the redis server(s). Error connecting right now. To allow this multiplexer to continue retrying until it's able to connect, use abortConnect=false in your connection string or AbortOnConnectFail=false; in your code.")
+            let options = Trident.Api.Options.ClusterOptions(Mode = "redis", Redis = "127.0.0.1:8599")
+            let line = Trident.Api.Hosting.ClusterSilo.StartFailure(InvalidOperationException("start failed", e), options)
+            Expect.equal line "cannot reach Redis at 127.0.0.1:8599 (Trident:Cluster:Redis, --redis): It was not possible to connect to the redis server(s)." "named, advice cut"
+            Expect.stringContains (Trident.Api.Hosting.ClusterSilo.StartFailure(IO.IOException "port taken", options)) "IOException: port taken" "anything else as it is"
+        testCase "the placement after a membership change marks the devices out of the cluster offline" <| fun () ->
+            let plan: PlacementPlan =
+                { Types = Map [ DeviceId 0, EDC; DeviceId 1, D ]; Capacity = Map.empty; Alpha = 1.0; Moves = 0; Source = Greedy "test" }
+            let line = Trident.Runtime.Serving.ServingLoop.Describe(plan, Func<int, bool>(fun d -> d = 0))
+            Expect.equal line "d0=EDC(offline) d1=D" "device 0 is out"
+        testCase "Orleans' watchdog warning is dropped when it names a time longer than the process has lived" <| fun () ->
+            let parser = Serilog.Parsing.MessageTemplateParser()
+            let event (t: TimeSpan) =
+                Serilog.Events.LogEvent(DateTimeOffset.Now, Serilog.Events.LogEventLevel.Warning, null,
+                    parser.Parse "Participant check thread has not completed for {TimeSinceLastTick}, potentially indicating lock contention or deadlock, CPU starvation, or another execution anomaly.",
+                    [ Serilog.Events.LogEventProperty("TimeSinceLastTick", Serilog.Events.ScalarValue t) ])
+            Expect.isTrue (Trident.Api.Hosting.TridentHosting.WatchdogFalseAlarm(event (TimeSpan.Parse "21:23:38"))) "the machine's uptime: a false alarm"
+            Expect.isFalse (Trident.Api.Hosting.TridentHosting.WatchdogFalseAlarm(event (TimeSpan.FromSeconds 5.0))) "a real stall is kept"
+    ] ]
