@@ -112,9 +112,14 @@ public sealed class StageMonitor
             _runs.Enqueue(new Run(stage, device, lead, start, end));
             // the view trims too, but it is computed only when read: without this the runs of a server nobody
             // watches would pile up
-            var from = end - Settings.WindowSeconds;
-            while (_runs.Count > 0 && _runs.Peek().End < from) _runs.Dequeue();
+            TrimRuns(end - Settings.WindowSeconds);
         }
+    }
+
+    // Drops the runs at the head of the queue that ended before `from` (under the lock).
+    private void TrimRuns(double from)
+    {
+        while (_runs.Count > 0 && _runs.Peek().End < from) _runs.Dequeue();
     }
 
     /// <summary>The request mix and arrival rate of the window.</summary>
@@ -140,7 +145,7 @@ public sealed class StageMonitor
     private MonitorView ViewLocked(double now, CostModel cost, PlacementPlan placement)
     {
         var from = now - Settings.WindowSeconds;
-        while (_runs.Count > 0 && _runs.Peek().End < from) _runs.Dequeue();
+        TrimRuns(from);
         _monitor = MonitorModule.trim(now, _monitor);
         var rates = MonitorModule.throughputs(now, _monitor);
         var stats = MonitorModule.stats(now, _monitor);

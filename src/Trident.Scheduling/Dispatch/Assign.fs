@@ -51,11 +51,17 @@ module Assign =
     let decodeStart (s: Snapshot) (book: DecodeBook) (d: DeviceId) (from: float<s>) (duration: float<s>) =
         Snapshot.earliestFit (intervals s book d) from duration
 
+    // the auxiliary ⟨C⟩ device a dispatch decodes on, if it decodes on one (not on its diffuse group's lead)
+    let private auxDecoder (s: Snapshot) (d: Dispatch) =
+        match d.Decode.Devices with
+        | [ dev ] when not (List.contains dev d.Diffuse.Devices) && s.Placement.Types.TryFind dev = Some C -> Some dev
+        | _ -> None
+
     /// Records a routed dispatch's decode in the book when it runs on an auxiliary ⟨C⟩ device (a decode on
     /// the diffuse group's lead pushes that device's busy time instead, in `route`).
     let record (s: Snapshot) (book: DecodeBook) (d: Dispatch) =
-        match d.Decode.Devices with
-        | [ dev ] when not (List.contains dev d.Diffuse.Devices) && s.Placement.Types.TryFind dev = Some C ->
+        match auxDecoder s d with
+        | Some dev ->
             let xs =
                 match book.TryGetValue dev.Value with
                 | true, xs -> xs
@@ -65,7 +71,13 @@ module Assign =
                     xs
             let i = xs.FindIndex(fun (a, _) -> a > d.Decode.Start)
             xs.Insert((if i < 0 then xs.Count else i), (d.Decode.Start, d.Decode.Finish))
-        | _ -> ()
+        | None -> ()
+
+    /// The snapshot with the book's decodes added to its later bookings (Snapshot.Bookings), in start order: what
+    /// a later pass over the same round sees of them.
+    let withBookings (s: Snapshot) (book: DecodeBook) =
+        if book.Count = 0 then s
+        else { s with Bookings = book.Keys |> Seq.fold (fun acc id -> Map.add (DeviceId id) (intervals s book (DeviceId id)) acc) s.Bookings }
 
     /// The objective both planners maximise: Σ option rewards − μ · (free primary devices left idle).
     let objective (s: Snapshot) (freePrimary: int) (choices: Choice list) =
@@ -239,10 +251,11 @@ module Assign =
         let decodes = newBook ()
         for d in planned do
             record s decodes d
-            for a in [ d.Encode; d.Diffuse; d.Decode ] do
-                for dev in a.Devices do
-                    if not (a = d.Decode && s.Placement.Types.TryFind dev = Some C && not (List.contains dev d.Diffuse.Devices)) then
-                        busy.[dev.Value] <- max busy.[dev.Value] a.Finish
+            // a decode on an auxiliary ⟨C⟩ device is in the book, not in its busy time
+            let decodeDevices = if (auxDecoder s d).IsSome then [] else d.Decode.Devices
+            for a, devices in [ d.Encode, d.Encode.Devices; d.Diffuse, d.Diffuse.Devices; d.Decode, decodeDevices ] do
+                for dev in devices do
+                    busy.[dev.Value] <- max busy.[dev.Value] a.Finish
         let aux = auxOf s
         let types = Admissible.typesOf s
         // primary devices by (node, type), each group's devices kept in the order they are predicted

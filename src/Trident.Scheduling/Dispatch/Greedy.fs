@@ -246,13 +246,8 @@ module Greedy =
             if held.IsEmpty then s, []
             else
                 let ids = System.Collections.Generic.HashSet<RequestId>(held |> Seq.map _.Request)
-                let bookings =
-                    decodes
-                    |> Seq.fold (fun (acc: Map<DeviceId, (float<s> * float<s>) list>) kv ->
-                        let id = DeviceId kv.Key
-                        let later = Map.tryFind id acc |> Option.defaultValue []
-                        Map.add id (List.append later (List.ofSeq kv.Value) |> List.sortBy fst) acc) s.Bookings
-                { s with Queue = s.Queue |> List.filter (fun r -> not (ids.Contains r.Id)); BusyUntil = busy; Bookings = bookings }, held
+                let booked = Assign.withBookings s decodes
+                { booked with Queue = s.Queue |> List.filter (fun r -> not (ids.Contains r.Id)); BusyUntil = busy }, held
 
     /// The round every Trident plan works on: the snapshot's round after `waitForGroups` — the requests
     /// it commits to a larger group are out of the queue, their devices busy, and their dispatches in
