@@ -1151,8 +1151,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
     }
 
     /// <summary>A placement in one line: the type of each device.</summary>
-    public static string Describe(PlacementPlan p) =>
-        string.Join(" ", p.Types.Select(kv => $"{kv.Key}={PlacementTypeModule.name(kv.Value)}"));
+    public static string Describe(PlacementPlan p) => Describe(p, _ => false);
 
     /// <summary>As <see cref="Describe(PlacementPlan)"/>, each device that <paramref name="offline"/> says is out of the
     /// cluster marked "(offline)": it keeps its type for when it is back, but is placed nowhere now.</summary>
