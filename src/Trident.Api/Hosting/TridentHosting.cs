@@ -92,6 +92,14 @@ public static class TridentHosting
         && (value is TimeSpan t ? t : TimeSpan.TryParse(value?.ToString(), System.Globalization.CultureInfo.InvariantCulture, out var parsed) ? parsed : TimeSpan.Zero)
             > DateTime.Now - System.Diagnostics.Process.GetCurrentProcess().StartTime + TimeSpan.FromMinutes(1);
 
+    /// <summary>The host's "Hosting failed to start" error when the cause is an address already in use: <c>serve</c> and
+    /// <c>worker</c> report that in one line naming the address (ServeCommand, WorkerCommand), so the host's own stack
+    /// trace of it is dropped. Any other failure to start keeps its trace.</summary>
+    public static bool ReportedStartFailure(LogEvent e) =>
+        e.Exception is IOException { InnerException: Microsoft.AspNetCore.Connections.AddressInUseException }
+        && e.Properties.TryGetValue("SourceContext", out var source)
+        && source is ScalarValue { Value: "Microsoft.Extensions.Hosting.Internal.Host" };
+
     /// <summary>The text format's line: time, level, message, then the trace id of the request or job the line
     /// belongs to (when there is one), the source and any exception.</summary>
     public const string TextTemplate = "{Timestamp:HH:mm:ss.fff} {Level:u3} {Message:lj}{TraceSuffix} ({SourceContext}){NewLine}{Exception}";
@@ -148,6 +156,7 @@ public static class TridentHosting
             .MinimumLevel.Override("Orleans.Runtime.Placement", level > LogEventLevel.Error ? level : LogEventLevel.Error)
             .MinimumLevel.Override("Polly", level > LogEventLevel.Error ? level : LogEventLevel.Error)
             .Filter.ByExcluding(WatchdogFalseAlarm)
+            .Filter.ByExcluding(ReportedStartFailure)
             .Enrich.FromLogContext();
         if (observer is not null) configuration = configuration.WriteTo.Sink(observer);
         var json = IsJson(format, redirected);

@@ -296,4 +296,22 @@ let messageTests =
                     [ Serilog.Events.LogEventProperty("TimeSinceLastTick", Serilog.Events.ScalarValue t) ])
             Expect.isTrue (Trident.Api.Hosting.TridentHosting.WatchdogFalseAlarm(event (TimeSpan.Parse "21:23:38"))) "the machine's uptime: a false alarm"
             Expect.isFalse (Trident.Api.Hosting.TridentHosting.WatchdogFalseAlarm(event (TimeSpan.FromSeconds 5.0))) "a real stall is kept"
+        testCase "the host's stack trace of an address in use is dropped (serve and worker say it in one line); other start failures keep theirs" <| fun () ->
+            let parser = Serilog.Parsing.MessageTemplateParser()
+            let event (source: string) (e: exn) =
+                Serilog.Events.LogEvent(DateTimeOffset.Now, Serilog.Events.LogEventLevel.Error, e, parser.Parse "Hosting failed to start",
+                    [ Serilog.Events.LogEventProperty("SourceContext", Serilog.Events.ScalarValue source) ])
+            let inUse = IO.IOException("Failed to bind to address http://127.0.0.1:8080: address already in use.",
+                                       Microsoft.AspNetCore.Connections.AddressInUseException "Address already in use")
+            let host = "Microsoft.Extensions.Hosting.Internal.Host"
+            Expect.isTrue (Trident.Api.Hosting.TridentHosting.ReportedStartFailure(event host inUse)) "reported by serve/worker"
+            Expect.isFalse (Trident.Api.Hosting.TridentHosting.ReportedStartFailure(event host (IO.IOException "disk full"))) "another failure keeps its trace"
+            Expect.isFalse (Trident.Api.Hosting.TridentHosting.ReportedStartFailure(event "Trident.Serving" inUse)) "only the host's own line"
+            // through the logger serve and worker use: the host's line is gone, an unrelated error stays
+            let lines = Collections.Generic.List<string>()
+            let sink = { new Serilog.Core.ILogEventSink with member _.Emit e = lines.Add(e.RenderMessage()) }
+            use logger = Trident.Api.Hosting.TridentHosting.CreateLogger(null, "text", true, sink = sink)
+            logger.ForContext("SourceContext", host).Error(inUse, "Hosting failed to start")
+            logger.ForContext("SourceContext", host).Error(IO.IOException "disk full", "Hosting failed to start")
+            Expect.equal (List.ofSeq lines) [ "Hosting failed to start" ] "one line left: the other failure's"
     ] ]
