@@ -601,6 +601,34 @@ let ``the content root's appsettings.json that does not load is named with the l
         finally
             dir.Delete(true)
 
+let ``a configuration file saved with a byte order mark is read as the loader reads it, not refused at its first byte`` =
+    testCase "a configuration file saved with a byte order mark is read as the loader reads it, not refused at its first byte" <| fun () ->
+        let dir = Directory.CreateTempSubdirectory("trident-bom-")
+        try
+            // the loader (a StreamReader) skips a UTF-8 byte order mark and reads UTF-16 by its mark: such a file loads
+            let bad = """{ "Trident": { "Serving": { "QueueCapacity": 0 } } }"""
+            for encoding, name in [ Text.UTF8Encoding(true) :> Text.Encoding, "UTF-8 with BOM"; Text.UnicodeEncoding(false, true), "UTF-16" ] do
+                let file = Path.Combine(dir.FullName, "trident.json")
+                File.WriteAllText(file, bad, encoding)
+                Expect.isNull (ConfigFileProblem.Find file) (sprintf "%s: nothing wrong with the file (before: '0xEF'/'0xFF' is an invalid start of a value)" name)
+                // its keys are read and checked: the bad value is named, by config --check, serve (--config and the content
+                // root's appsettings.json) and worker
+                let settings = Path.Combine(dir.FullName, "appsettings.json")
+                File.WriteAllText(settings, bad, encoding)
+                for command in [ [ "config"; "--check"; file ]; [ "serve"; "--urls"; "http://127.0.0.1:0"; "--Trident:LogLevel"; "Fatal"; "--config"; file ]
+                                 [ "serve"; "--urls"; "http://127.0.0.1:0"; "--Trident:LogLevel"; "Fatal"; "--contentRoot"; dir.FullName ]; [ "worker"; "--config"; file ] ] do
+                    let what = sprintf "%s: %s" name (String.concat " " command)
+                    let code, message = run command
+                    Expect.equal code 2 (sprintf "%s: exit 2 (%s)" what message)
+                    Expect.stringContains message "Trident:Serving:QueueCapacity must be between 1 and 100000" (sprintf "%s: the file's key is checked" what)
+                    Expect.isFalse (message.Contains "invalid start of a value") (sprintf "%s: the file is not refused" what)
+                File.Delete settings
+                File.WriteAllText(file, """{ "Trident": { "Serving": { "QueueCapacity": 8 } } }""", encoding)
+                let code, message = run [ "config"; "--check"; file ]
+                Expect.equal code 0 (sprintf "%s: a valid file is valid (%s)" name message)
+        finally
+            dir.Delete(true)
+
 /// `trident` run as a process of its own with these environment variables added: its exit code, standard output and
 /// standard error (an environment variable set in this process would reach the other tests' servers).
 let private runProcess (args: string list) (environment: (string * string) list) =
@@ -714,6 +742,7 @@ let unitTests =
         ``a default size set to 256 is kept as set, and refused where the pipeline does not serve it``
         ``one key given twice in a file, spelt alike or differing only by case, is refused even where the loader merges it``
         ``the content root's appsettings.json that does not load is named with the line, the position and why``
+        ``a configuration file saved with a byte order mark is read as the loader reads it, not refused at its first byte``
         ``Trident keys outside section Trident are refused naming the key meant, and other unknown top-level keys are warned about``
         ``config --check reads the environment as serve does, and each bad key names its source``
         ``a storage directory that cannot be created or written is a configuration error naming the key``
