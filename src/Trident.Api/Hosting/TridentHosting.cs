@@ -247,7 +247,7 @@ public static class TridentHosting
     public static IServiceCollection AddTridentOptions(this IServiceCollection services)
     {
         services.AddOptions<TridentOptions>()
-            .Configure<IConfiguration>((o, configuration) => StrictBinding.Bind(configuration.GetSection(TridentOptions.Section), o))
+            .Configure<IConfiguration>((o, configuration) => StrictBinding.Bind(configuration.GetSection(TridentOptions.Section), o, configuration))
             .ValidateOnStart();
         services.AddSingleton<IValidateOptions<TridentOptions>>(sp => new TridentOptionsValidator(sp.GetRequiredService<IConfiguration>()));
         return services;
