@@ -84,6 +84,13 @@ public static class ConfigCommand
             Console.Error.WriteLine($"trident config: not a valid JSON configuration file: {ConfigFileProblem.Describe(check!, e)}");
             return Task.FromResult(2);
         }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // the loader opens the file outside its own error handling: one that exists but cannot be opened (no read
+            // permission, a socket) is a bad input like the others, not an unhandled exception
+            Console.Error.WriteLine($"trident config: '{Path.GetFullPath(check!)}' cannot be read: {e.Message}");
+            return Task.FromResult(2);
+        }
         // it loaded: keys it gives twice without colliding on one value are merged silently by the loader
         if (ConfigFileProblem.Find(Path.GetFullPath(check!)) is { } fileProblem)
         {

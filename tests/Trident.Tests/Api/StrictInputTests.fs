@@ -629,6 +629,33 @@ let ``a configuration file saved with a byte order mark is read as the loader re
         finally
             dir.Delete(true)
 
+let ``a configuration file that exists but cannot be opened is a configuration error, not an unhandled exception`` =
+    testCase "a configuration file that exists but cannot be opened is a configuration error, not an unhandled exception" <| fun () ->
+        // a socket at the file's path: it exists, and opening it fails (ENXIO) as a file without read permission does
+        // (EACCES; not testable as root): the loader opens it outside its own error handling
+        let dir = Directory.CreateTempSubdirectory("trident-unreadable-")
+        let bind (path: string) =
+            let socket = new Sockets.Socket(Sockets.AddressFamily.Unix, Sockets.SocketType.Stream, Sockets.ProtocolType.Unspecified)
+            socket.Bind(Sockets.UnixDomainSocketEndPoint path)
+            socket
+        try
+            let file = Path.Combine(dir.FullName, "trident.json")
+            use _file = bind file
+            use _settings = bind (Path.Combine(dir.FullName, "appsettings.json"))
+            for command, path in [ [ "config"; "--check"; file ], file
+                                   [ "serve"; "--urls"; "http://127.0.0.1:0"; "--Trident:LogLevel"; "Fatal"; "--config"; file ], file
+                                   [ "worker"; "--config"; file ], file
+                                   [ "serve"; "--urls"; "http://127.0.0.1:0"; "--Trident:LogLevel"; "Fatal"; "--contentRoot"; dir.FullName ], Path.Combine(dir.FullName, "appsettings.json") ] do
+                let what = String.concat " " command
+                let code, message =
+                    try run command
+                    with e -> failtestf "%s: an unhandled exception (before: exit 134 with a stack trace): %s" what (e.GetBaseException().Message)
+                Expect.equal code 2 (sprintf "%s: exit 2 (%s)" what message)
+                Expect.stringContains message (sprintf "'%s' cannot be read: " path) (sprintf "%s: names the file and why" what)
+                Expect.isFalse (message.Contains "   at ") (sprintf "%s: no stack trace" what)
+        finally
+            dir.Delete(true)
+
 let ``a list given as elements by one source and as a value by another is the later source's`` =
     testCase "a list given as elements by one source and as a value by another is the later source's" <| fun () ->
         let prefix = sprintf "TRIDENTLIST%d_" Environment.ProcessId
@@ -786,6 +813,7 @@ let unitTests =
         ``a bad --urls stops serve with exit 2 naming the address``
         ``configuration errors that need the pipeline stop serve with exit 2 before it listens, and config --check reports them``
         ``environment variables are bound as strictly as other sources, and lists take a comma-separated value``
+        ``a configuration file that exists but cannot be opened is a configuration error, not an unhandled exception``
         ``a list given as elements by one source and as a value by another is the later source's``
         ``one check reads the environment's names once for all its problems, and names the variable that gives the key``
         ``a trace file's problems all come in one pass, and an image-only model's video rows are refused``
