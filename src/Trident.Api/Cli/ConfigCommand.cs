@@ -41,17 +41,21 @@ public static class ConfigCommand
 
     /// <summary><see cref="Check"/>'s problems — those of the keys (the validator's), then those that need the pipeline
     /// (ServerHost.CheckPipeline), each check of which runs unless a problem of the keys puts a key it reads in doubt —
-    /// and notes on the checks left to <c>serve</c>'s start or not made. <c>serve</c> reports the same list.</summary>
-    public static (IReadOnlyList<string> Problems, IReadOnlyList<string> Notes) CheckWithNotes(IConfiguration configuration)
+    /// and notes on the checks left to <c>serve</c>'s start or not made. <c>serve</c> reports the same list. The names of
+    /// the environment's variables (<paramref name="environment"/>'s, or the process's) are read once, for all the
+    /// problems' sources.</summary>
+    public static (IReadOnlyList<string> Problems, IReadOnlyList<string> Notes) CheckWithNotes(IConfiguration configuration,
+        System.Collections.IDictionary? environment = null)
     {
         var options = new TridentOptions();
-        StrictBinding.Bind(configuration.GetSection(TridentOptions.Section), options);
+        StrictBinding.Bind(configuration.GetSection(TridentOptions.Section), options, configuration);
         var found = new TridentOptionsValidator(configuration).Problems(options);
         var pipeline = Trident.Api.Hosting.ServerHost.CheckPipeline(options, configuration, found);
         // each key's problem names the source that gives the key (file, environment variable, command line) where the
         // configuration tells it; keys given outside section Trident are problems too (ConfigSources.Misplaced)
-        return ([.. ConfigSources.Misplaced(configuration).Select(p => p.Message),
-            .. found.Select(p => ConfigSources.WithSource(configuration, p.Key, p.Message)), .. pipeline.Problems], pipeline.Notes);
+        var names = new ConfigSources.EnvironmentNames(environment);
+        return ([.. ConfigSources.Misplaced(configuration, names).Select(p => p.Message),
+            .. found.Select(p => ConfigSources.WithSource(configuration, p.Key, p.Message, names)), .. pipeline.Problems], pipeline.Notes);
     }
 
     private static Task<int> Run(ParseResult args, CancellationToken ct)
@@ -78,6 +82,13 @@ public static class ConfigCommand
         {
             // the loader names only the file: the line, the position and the reason come from reading it again
             Console.Error.WriteLine($"trident config: not a valid JSON configuration file: {ConfigFileProblem.Describe(check!, e)}");
+            return Task.FromResult(2);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // the loader opens the file outside its own error handling: one that exists but cannot be opened (no read
+            // permission, a socket) is a bad input like the others, not an unhandled exception
+            Console.Error.WriteLine($"trident config: '{Path.GetFullPath(check!)}' cannot be read: {e.Message}");
             return Task.FromResult(2);
         }
         // it loaded: keys it gives twice without colliding on one value are merged silently by the loader

@@ -100,7 +100,7 @@ public static class ClusterSilo
     public static WebApplicationBuilder AddTridentCluster(this WebApplicationBuilder builder)
     {
         var options = new TridentOptions();
-        StrictBinding.Bind(builder.Configuration.GetSection(TridentOptions.Section), options);
+        StrictBinding.Bind(builder.Configuration.GetSection(TridentOptions.Section), options, builder.Configuration);
         var c = options.Cluster;
         if (c.Mode is not (ClusterOptions.ModeLocalhost or ClusterOptions.ModeRedis)) return builder;
         builder.Logging.QuietOrleans();

@@ -46,6 +46,11 @@ public static class TridentHosting
             // the loader's own message names only the file: say where and why
             throw new InvalidDataException(ConfigFileProblem.Describe(file, e));
         }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException && ConfigFileProblem.FileOf(e) is { } file)
+        {
+            // appsettings.json exists but cannot be opened (no read permission, a socket): the loader's raw exception
+            throw new InvalidDataException($"'{file}' cannot be read: {e.Message}");
+        }
         ConfigFileProblem.ThrowIfAny(builder.Configuration);
         return builder;
     }
@@ -70,6 +75,12 @@ public static class TridentHosting
             {
                 // the loader's own message names only the file: say where and why
                 throw new InvalidDataException("--config: " + ConfigFileProblem.Describe(path, e));
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // it exists but cannot be opened (no read permission, a socket): the loader opens it outside its own
+                // error handling, so this is its raw exception; a configuration error like the others (exit 2)
+                throw new InvalidDataException($"--config: '{path}' cannot be read: {e.Message}");
             }
             // it loaded: keys it gives twice without colliding on one value are merged silently by the loader
             if (ConfigFileProblem.Find(path) is { } problem) throw new InvalidDataException("--config: " + problem);
@@ -256,7 +267,7 @@ public static class TridentHosting
     public static IServiceCollection AddTridentOptions(this IServiceCollection services)
     {
         services.AddOptions<TridentOptions>()
-            .Configure<IConfiguration>((o, configuration) => StrictBinding.Bind(configuration.GetSection(TridentOptions.Section), o))
+            .Configure<IConfiguration>((o, configuration) => StrictBinding.Bind(configuration.GetSection(TridentOptions.Section), o, configuration))
             .ValidateOnStart();
         services.AddSingleton<IValidateOptions<TridentOptions>>(sp => new TridentOptionsValidator(sp.GetRequiredService<IConfiguration>()));
         return services;

@@ -38,7 +38,9 @@ public static class ConfigFileProblem
         byte[] bytes;
         try
         {
-            bytes = File.ReadAllBytes(path);
+            // decoded as the loader decodes it (a StreamReader: UTF-8 unless a byte order mark says UTF-16 or UTF-32, the
+            // mark skipped), so a file it loads — one an editor saved with a BOM — is read here too, not refused at byte 1
+            bytes = Encoding.UTF8.GetBytes(File.ReadAllText(path));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

@@ -34,24 +34,37 @@ public static class ConfigSources
     /// <summary>Where <paramref name="key"/> (a full key such as <c>Trident:Serving:QueueCapacty</c>, or a section) is
     /// given: the last source that gives it (the one that wins), as "file /path/trident.json", "environment variable
     /// Trident__Serving__QueueCapacty" or "the command line"; null when the configuration does not say (not a
-    /// configuration root, or a source of another kind).</summary>
-    public static string? SourceOf(IConfiguration configuration, string key)
+    /// configuration root, or a source of another kind). <paramref name="environment"/>: the environment's names, read
+    /// once for all the problems of one check (null: read now).</summary>
+    public static string? SourceOf(IConfiguration configuration, string key, EnvironmentNames? environment = null)
     {
         if (configuration is not IConfigurationRoot root) return null;
         foreach (var provider in root.Providers.Reverse())
         {
             var given = provider.TryGet(key, out _) || provider.GetChildKeys([], key).Any();
-            if (given) return Describe(provider, key);
+            if (given) return Describe(provider, key, environment ?? new());
         }
         return null;
     }
 
+    /// <summary>The names of environment variables (<paramref name="environment"/>'s, or the process's), read the first
+    /// time a problem's source needs them and then kept: one check reads the environment once however many problems it
+    /// names, and not at all when none comes from it.</summary>
+    public sealed class EnvironmentNames(System.Collections.IDictionary? environment = null)
+    {
+        private string[]? _names;
+
+        /// <summary>The names, in ordinal order.</summary>
+        public IReadOnlyList<string> Names =>
+            _names ??= [.. (environment ?? Environment.GetEnvironmentVariables()).Keys.OfType<string>().Order(StringComparer.Ordinal)];
+    }
+
     /// <summary>How a person finds <paramref name="provider"/>'s key <paramref name="key"/>; null for a source of
     /// another kind.</summary>
-    private static string? Describe(IConfigurationProvider provider, string key) => provider switch
+    private static string? Describe(IConfigurationProvider provider, string key, EnvironmentNames environment) => provider switch
     {
         FileConfigurationProvider f => $"file {FilePath(f)}",
-        EnvironmentVariablesConfigurationProvider => EnvironmentName(key) is { } name ? $"environment variable {name}" : "the environment",
+        EnvironmentVariablesConfigurationProvider => EnvironmentName(key, environment) is { } name ? $"environment variable {name}" : "the environment",
         CommandLineConfigurationProvider => "the command line",
         _ => null,
     };
@@ -59,31 +72,31 @@ public static class ConfigSources
     private static string FilePath(FileConfigurationProvider f) =>
         f.Source.FileProvider is PhysicalFileProvider p ? Path.Combine(p.Root, f.Source.Path ?? "") : f.Source.Path ?? "?";
 
-    /// <summary>The environment variable that gives <paramref name="key"/> (or a key under it) in the unprefixed
-    /// environment provider: <c>Trident__Serving__QueueCapacity</c> for <c>Trident:Serving:QueueCapacity</c>.</summary>
-    private static string? EnvironmentName(string key)
+    /// <summary>The environment variable that gives <paramref name="key"/> (else one that gives a key under it) in the
+    /// unprefixed environment provider: <c>Trident__Serving__QueueCapacity</c> for <c>Trident:Serving:QueueCapacity</c>;
+    /// <c>Trident__Serving</c> (not <c>TRIDENT__SERVING__X</c>, which sorts before it) for <c>Trident:Serving</c>.</summary>
+    private static string? EnvironmentName(string key, EnvironmentNames environment)
     {
-        foreach (var name in Environment.GetEnvironmentVariables().Keys.OfType<string>().Order(StringComparer.Ordinal))
-        {
-            var asKey = name.Replace("__", ":", StringComparison.Ordinal);
-            if (Keys.Equals(asKey, key) || asKey.StartsWith(key + ":", StringComparison.OrdinalIgnoreCase)) return name;
-        }
-        return null;
+        static string AsKey(string name) => name.Replace("__", ":", StringComparison.Ordinal);
+        var names = environment.Names;
+        return names.FirstOrDefault(n => Keys.Equals(AsKey(n), key))
+            ?? names.FirstOrDefault(n => AsKey(n).StartsWith(key + ":", StringComparison.OrdinalIgnoreCase));
     }
 
     /// <summary><paramref name="message"/> with the source of <paramref name="key"/> appended, where the configuration
     /// tells it: "… (from file /etc/trident.json)".</summary>
-    public static string WithSource(IConfiguration configuration, string key, string message) =>
-        SourceOf(configuration, key) is { } source ? $"{message} (from {source})" : message;
+    public static string WithSource(IConfiguration configuration, string key, string message, EnvironmentNames? environment = null) =>
+        SourceOf(configuration, key, environment) is { } source ? $"{message} (from {source})" : message;
 
     /// <summary>Top-level keys that are keys of section <c>Trident</c> (<c>Serving</c>, <c>Storage</c>, …) given outside it:
     /// a configuration file's or the command line's (any such key), or an environment variable's that names a key under
     /// one (<c>Serving__QueueCapacity</c>; a variable such as PROFILE alone is someone else's). They would be ignored,
     /// so they are problems, each naming its source and the key meant.</summary>
-    public static IReadOnlyList<ConfigProblem> Misplaced(IConfiguration configuration)
+    public static IReadOnlyList<ConfigProblem> Misplaced(IConfiguration configuration, EnvironmentNames? names = null)
     {
         var problems = new List<ConfigProblem>();
         if (configuration is not IConfigurationRoot root) return problems;
+        names ??= new();
         var seen = new HashSet<string>(Keys);
         foreach (var provider in root.Providers.Reverse())
         {
@@ -92,7 +105,7 @@ public static class ConfigSources
             {
                 var meant = TridentKeys.FirstOrDefault(k => Keys.Equals(k, top));
                 if (meant is null || (environment && !provider.GetChildKeys([], top).Any()) || !seen.Add(top)) continue;
-                var source = Describe(provider, top) is { } s ? $" (from {s})" : "";
+                var source = Describe(provider, top, names) is { } s ? $" (from {s})" : "";
                 problems.Add(new ConfigProblem($"{TridentOptions.Section}:{meant}",
                     $"{top} is outside section {TridentOptions.Section}, so nothing reads it{source}: did you mean {TridentOptions.Section}:{meant}? "
                     + $"(in a JSON file, put it inside the \"{TridentOptions.Section}\" object; in the environment, {TridentOptions.Section}__{meant}__…)",

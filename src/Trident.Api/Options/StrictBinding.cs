@@ -5,7 +5,8 @@
 // instead of the binder's exception (an unhandled crash) or its silence (the default kept). The validator
 // reports these with its own rule checks, so `serve` exits 2 with the complete list. Lists (int[]) take
 // either indexed children (a JSON array; Trident__Devices__Degrees__0=1) or one comma-separated value
-// (--Trident:Devices:Degrees 1,2,4).
+// (--Trident:Devices:Degrees 1,2,4); given both ways by different sources (a file's array, a variable's or the command
+// line's value), the later source wins, as it does for any key.
 
 using System.Globalization;
 using System.Reflection;
@@ -17,22 +18,24 @@ namespace Trident.Api.Options;
 public static class StrictBinding
 {
     /// <summary>Binds <paramref name="section"/> onto <paramref name="target"/>; returns one message per unknown
-    /// key or unparsable value, each naming its full key. Valid keys are bound even when others are not.</summary>
-    public static IReadOnlyList<string> Bind(IConfigurationSection section, object target) =>
-        [.. Problems(section, target).Select(p => p.Message)];
+    /// key or unparsable value, each naming its full key. Valid keys are bound even when others are not.
+    /// <paramref name="sources"/>: the configuration <paramref name="section"/> is of, which says which source gives a
+    /// list last where one gives it elements and another a comma-separated value (null: the elements win).</summary>
+    public static IReadOnlyList<string> Bind(IConfigurationSection section, object target, IConfiguration? sources = null) =>
+        [.. Problems(section, target, sources).Select(p => p.Message)];
 
     /// <summary><see cref="Bind"/>, with the key each problem concerns and whether it is an unknown key.</summary>
-    public static IReadOnlyList<ConfigProblem> Problems(IConfigurationSection section, object target)
+    public static IReadOnlyList<ConfigProblem> Problems(IConfigurationSection section, object target, IConfiguration? sources = null)
     {
         var errors = new List<ConfigProblem>();
-        BindObject(section, target, errors);
+        BindObject(section, target, errors, sources);
         return errors;
     }
 
     private static PropertyInfo[] Keys(Type type) =>
         type.GetProperties(BindingFlags.Public | BindingFlags.Instance).Where(p => p.CanWrite && p.GetSetMethod() is not null).ToArray();
 
-    private static void BindObject(IConfigurationSection section, object target, List<ConfigProblem> errors)
+    private static void BindObject(IConfigurationSection section, object target, List<ConfigProblem> errors, IConfiguration? sources)
     {
         var properties = Keys(target.GetType());
         foreach (var child in section.GetChildren())
@@ -46,7 +49,7 @@ public static class StrictBinding
             var type = property.PropertyType;
             if (IsLeaf(type))
             {
-                if (type.IsArray) BindArray(child, property, target, errors);
+                if (type.IsArray) BindArray(child, property, target, errors, sources);
                 else if (child.GetChildren().Any()) errors.Add(new(child.Path, $"{child.Path} takes a single value, not a section"));
                 else if (Parse(child.Value ?? "", type, out var value, out var expected)) property.SetValue(target, value);
                 else errors.Add(new(child.Path, $"{child.Path} must be {expected} (got '{child.Value}')"));
@@ -58,19 +61,33 @@ public static class StrictBinding
                 continue;
             }
             var nested = property.GetValue(target) ?? Activator.CreateInstance(type)!;
-            BindObject(child, nested, errors);
+            BindObject(child, nested, errors, sources);
             property.SetValue(target, nested);
         }
+    }
+
+    // Whether the last source that gives list key (elements, or a value) gives it a value, not elements.
+    private static bool ValueGivenLast(IConfiguration? sources, string key)
+    {
+        if (sources is not IConfigurationRoot root) return false;
+        foreach (var provider in root.Providers.Reverse())
+        {
+            if (provider.GetChildKeys([], key).Any()) return false;
+            if (provider.TryGet(key, out var value)) return !string.IsNullOrEmpty(value);
+        }
+        return false;
     }
 
     private static bool IsLeaf(Type type) =>
         type == typeof(string) || type.IsPrimitive || type.IsEnum || type == typeof(TimeSpan) || type == typeof(decimal)
         || type.IsArray || Nullable.GetUnderlyingType(type) is not null;
 
-    private static void BindArray(IConfigurationSection key, PropertyInfo property, object target, List<ConfigProblem> errors)
+    private static void BindArray(IConfigurationSection key, PropertyInfo property, object target, List<ConfigProblem> errors, IConfiguration? sources)
     {
         var element = property.PropertyType.GetElementType()!;
         var children = key.GetChildren().ToArray();
+        // elements from one source, a value from another (a file's [1, 3], Trident__Devices__Degrees=1,2): the later wins
+        if (children.Length > 0 && key.Value is { Length: > 0 } && ValueGivenLast(sources, key.Path)) children = [];
         string[] parts;
         if (children.Length > 0)
         {

@@ -29,7 +29,7 @@ public sealed class TridentOptionsValidator : IValidateOptions<TridentOptions>
     {
         var errors = new List<ConfigProblem>();
         if (_configuration is not null)
-            errors.AddRange(StrictBinding.Problems(_configuration.GetSection(TridentOptions.Section), new TridentOptions()));
+            errors.AddRange(StrictBinding.Problems(_configuration.GetSection(TridentOptions.Section), new TridentOptions(), _configuration));
         void Check(bool ok, string key, string rule, bool valueKnown = false)
         {
             if (!ok) errors.Add(new($"{TridentOptions.Section}:{key}", $"{TridentOptions.Section}:{key} {rule}", ValueKnown: valueKnown));

@@ -56,31 +56,45 @@ public sealed class JobJournal : IDisposable
         System.IO.Directory.CreateDirectory(ResultsDirectory);
         // the lock taken at start-up (Reserve) is kept, so that no other server takes the store in between
         _lock = held is not null && held.Directory == Directory ? held.Adopt() : Lock(Directory);
-        _db = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = Path.Combine(Directory, "jobs.db"), Pooling = false }.ToString());
-        _db.Open();
-        Execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;");
-        Execute("""
-            CREATE TABLE IF NOT EXISTS jobs (
-              id INTEGER PRIMARY KEY,
-              input TEXT NOT NULL,
-              created_at INTEGER NOT NULL,
-              deadline_s REAL NOT NULL,
-              deadline_given INTEGER NOT NULL,
-              priority INTEGER,
-              status INTEGER NOT NULL,
-              error TEXT,
-              finished_at INTEGER,
-              frames INTEGER NOT NULL DEFAULT 0,
-              width INTEGER NOT NULL DEFAULT 0,
-              height INTEGER NOT NULL DEFAULT 0,
-              cancel_requested INTEGER NOT NULL DEFAULT 0)
-            """);
-        _insert = Command("INSERT OR REPLACE INTO jobs (id, input, created_at, deadline_s, deadline_given, priority, status) VALUES ($id, $input, $created, $deadline, $given, $priority, $status)",
-            "$id", "$input", "$created", "$deadline", "$given", "$priority", "$status");
-        _move = Command("UPDATE jobs SET status = $status, error = $error, finished_at = $finished, frames = $frames, width = $width, height = $height WHERE id = $id",
-            "$id", "$status", "$error", "$finished", "$frames", "$width", "$height");
-        _delete = Command("DELETE FROM jobs WHERE id = $id", "$id");
-        _cancel = Command("UPDATE jobs SET cancel_requested = 1 WHERE id = $id", "$id");
+        try
+        {
+            _db = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = Path.Combine(Directory, "jobs.db"), Pooling = false }.ToString());
+            _db.Open();
+            Execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;");
+            Execute("""
+                CREATE TABLE IF NOT EXISTS jobs (
+                  id INTEGER PRIMARY KEY,
+                  input TEXT NOT NULL,
+                  created_at INTEGER NOT NULL,
+                  deadline_s REAL NOT NULL,
+                  deadline_given INTEGER NOT NULL,
+                  priority INTEGER,
+                  status INTEGER NOT NULL,
+                  error TEXT,
+                  finished_at INTEGER,
+                  frames INTEGER NOT NULL DEFAULT 0,
+                  width INTEGER NOT NULL DEFAULT 0,
+                  height INTEGER NOT NULL DEFAULT 0,
+                  cancel_requested INTEGER NOT NULL DEFAULT 0)
+                """);
+            _insert = Command("INSERT OR REPLACE INTO jobs (id, input, created_at, deadline_s, deadline_given, priority, status) VALUES ($id, $input, $created, $deadline, $given, $priority, $status)",
+                "$id", "$input", "$created", "$deadline", "$given", "$priority", "$status");
+            _move = Command("UPDATE jobs SET status = $status, error = $error, finished_at = $finished, frames = $frames, width = $width, height = $height WHERE id = $id",
+                "$id", "$status", "$error", "$finished", "$frames", "$width", "$height");
+            _delete = Command("DELETE FROM jobs WHERE id = $id", "$id");
+            _cancel = Command("UPDATE jobs SET cancel_requested = 1 WHERE id = $id", "$id");
+        }
+        catch
+        {
+            // a database that does not open (not a database, a newer schema, a full disk): nothing stays open, the lock
+            // included, so a start that fails here leaves the store free
+            _insert?.Dispose();
+            _move?.Dispose();
+            _delete?.Dispose();
+            _db?.Dispose();
+            _lock.Dispose();
+            throw;
+        }
     }
 
     /// <summary>Opens (creating if needed) the journal in <paramref name="directory"/>.</summary>
@@ -88,7 +102,8 @@ public sealed class JobJournal : IDisposable
     /// directory open.</exception>
     /// <param name="directory">The storage directory.</param>
     /// <param name="held">The store's lock taken before (<see cref="Reserve"/>): the journal keeps it (and releases it
-    /// when disposed) instead of taking it again, so no other process can take the store in between.</param>
+    /// when disposed, or when the journal cannot be opened) instead of taking it again, so no other process can take the
+    /// store in between.</param>
     public static JobJournal Open(string directory, JobStoreLock? held = null) => new(directory, held);
 
     /// <summary>Fails with <see cref="JobStoreInUseException"/> when a journal is open on <paramref name="directory"/>

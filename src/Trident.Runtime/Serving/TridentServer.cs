@@ -81,25 +81,27 @@ public sealed class TridentServer : IAsyncDisposable
         Cost = CostModelModule.create(setup.CostSettings, setup.Profile);
         Metrics = new ServingMetrics(meterScope);
         Store = new JobStore(setup.Settings.JobCapacity, setup.Settings.JobRetention, time);
-        if (setup.Settings.StorageDirectory is { } storage)
-        {
-            _journal = JobJournal.Open(storage, setup.StorageLock);
-            var journal = _journal;
-            Store.Evicted = j => journal.Removed(j.Id.Value);
-        }
-        InitialPlacement = Planner.place(new PlacementInput(cluster, Cost, setup.InitialMix,
-            FSharpOption<Microsoft.FSharp.Collections.FSharpMap<DeviceId, PlacementType>>.None, setup.Settings.PlacementTimeLimitSeconds));
-        _loop = new ServingLoop(Clock, cluster, Cost, InitialPlacement, setup.InitialMix, setup.Settings, Metrics, Store, logs.CreateLogger("Trident.Serving.Loop"));
         var created = new List<Worker>();
         try
         {
+            if (setup.Settings.StorageDirectory is { } storage)
+            {
+                _journal = JobJournal.Open(storage, setup.StorageLock);
+                var journal = _journal;
+                Store.Evicted = j => journal.Removed(j.Id.Value);
+            }
+            InitialPlacement = Planner.place(new PlacementInput(cluster, Cost, setup.InitialMix,
+                FSharpOption<Microsoft.FSharp.Collections.FSharpMap<DeviceId, PlacementType>>.None, setup.Settings.PlacementTimeLimitSeconds));
+            _loop = new ServingLoop(Clock, cluster, Cost, InitialPlacement, setup.InitialMix, setup.Settings, Metrics, Store, logs.CreateLogger("Trident.Serving.Loop"));
             foreach (var d in setup.Layout.Devices)
                 created.Add(new Worker(d, InitialPlacement.Types[d.DeviceId], setup.Executors.Create(d), _loop, setup.Settings.WorkerQueueCapacity));
         }
         catch
         {
+            // the journal (and the store's lock it holds) is released with the workers: a start that fails leaves the store free
             foreach (var w in created) w.Dispose();
             _journal?.Dispose();
+            Metrics.Dispose();
             throw;
         }
         _loop.Attach([.. created]);
@@ -114,7 +116,20 @@ public sealed class TridentServer : IAsyncDisposable
     public static TridentServer Start(ServerSetup setup, ILoggerFactory logs, TimeProvider time, object? meterScope = null)
     {
         var server = new TridentServer(setup, logs, time, meterScope);
-        server.Recover();
+        try
+        {
+            server.Recover();
+        }
+        catch
+        {
+            // a store whose jobs cannot be read back: nothing is written (the recovered jobs are not cancelled in it), and
+            // the workers, the journal and the store's lock it holds are released, so the store is free for the next start
+            server._journal?.Abandon();
+            foreach (var w in server._loop.Workers) w.Dispose();
+            server._journal?.Dispose();
+            server.Metrics.Dispose();
+            throw;
+        }
         server._loop.Start();
         server._log.LogInformation("Serving {Model} on {Devices} device(s) in {Nodes} node(s); initial placement {Placement} ({Source})",
             setup.Profile.Model.Value, setup.Layout.Devices.Count, setup.Layout.NodeCount, ServingLoop.Describe(server.InitialPlacement),

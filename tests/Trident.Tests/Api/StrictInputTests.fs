@@ -601,6 +601,114 @@ let ``the content root's appsettings.json that does not load is named with the l
         finally
             dir.Delete(true)
 
+let ``a configuration file saved with a byte order mark is read as the loader reads it, not refused at its first byte`` =
+    testCase "a configuration file saved with a byte order mark is read as the loader reads it, not refused at its first byte" <| fun () ->
+        let dir = Directory.CreateTempSubdirectory("trident-bom-")
+        try
+            // the loader (a StreamReader) skips a UTF-8 byte order mark and reads UTF-16 by its mark: such a file loads
+            let bad = """{ "Trident": { "Serving": { "QueueCapacity": 0 } } }"""
+            for encoding, name in [ Text.UTF8Encoding(true) :> Text.Encoding, "UTF-8 with BOM"; Text.UnicodeEncoding(false, true), "UTF-16" ] do
+                let file = Path.Combine(dir.FullName, "trident.json")
+                File.WriteAllText(file, bad, encoding)
+                Expect.isNull (ConfigFileProblem.Find file) (sprintf "%s: nothing wrong with the file (before: '0xEF'/'0xFF' is an invalid start of a value)" name)
+                // its keys are read and checked: the bad value is named, by config --check, serve (--config and the content
+                // root's appsettings.json) and worker
+                let settings = Path.Combine(dir.FullName, "appsettings.json")
+                File.WriteAllText(settings, bad, encoding)
+                for command in [ [ "config"; "--check"; file ]; [ "serve"; "--urls"; "http://127.0.0.1:0"; "--Trident:LogLevel"; "Fatal"; "--config"; file ]
+                                 [ "serve"; "--urls"; "http://127.0.0.1:0"; "--Trident:LogLevel"; "Fatal"; "--contentRoot"; dir.FullName ]; [ "worker"; "--config"; file ] ] do
+                    let what = sprintf "%s: %s" name (String.concat " " command)
+                    let code, message = run command
+                    Expect.equal code 2 (sprintf "%s: exit 2 (%s)" what message)
+                    Expect.stringContains message "Trident:Serving:QueueCapacity must be between 1 and 100000" (sprintf "%s: the file's key is checked" what)
+                    Expect.isFalse (message.Contains "invalid start of a value") (sprintf "%s: the file is not refused" what)
+                File.Delete settings
+                File.WriteAllText(file, """{ "Trident": { "Serving": { "QueueCapacity": 8 } } }""", encoding)
+                let code, message = run [ "config"; "--check"; file ]
+                Expect.equal code 0 (sprintf "%s: a valid file is valid (%s)" name message)
+        finally
+            dir.Delete(true)
+
+let ``a configuration file that exists but cannot be opened is a configuration error, not an unhandled exception`` =
+    testCase "a configuration file that exists but cannot be opened is a configuration error, not an unhandled exception" <| fun () ->
+        // a socket at the file's path: it exists, and opening it fails (ENXIO) as a file without read permission does
+        // (EACCES; not testable as root): the loader opens it outside its own error handling
+        let dir = Directory.CreateTempSubdirectory("trident-unreadable-")
+        let bind (path: string) =
+            let socket = new Sockets.Socket(Sockets.AddressFamily.Unix, Sockets.SocketType.Stream, Sockets.ProtocolType.Unspecified)
+            socket.Bind(Sockets.UnixDomainSocketEndPoint path)
+            socket
+        try
+            let file = Path.Combine(dir.FullName, "trident.json")
+            use _file = bind file
+            use _settings = bind (Path.Combine(dir.FullName, "appsettings.json"))
+            for command, path in [ [ "config"; "--check"; file ], file
+                                   [ "serve"; "--urls"; "http://127.0.0.1:0"; "--Trident:LogLevel"; "Fatal"; "--config"; file ], file
+                                   [ "worker"; "--config"; file ], file
+                                   [ "serve"; "--urls"; "http://127.0.0.1:0"; "--Trident:LogLevel"; "Fatal"; "--contentRoot"; dir.FullName ], Path.Combine(dir.FullName, "appsettings.json") ] do
+                let what = String.concat " " command
+                let code, message =
+                    try run command
+                    with e -> failtestf "%s: an unhandled exception (before: exit 134 with a stack trace): %s" what (e.GetBaseException().Message)
+                Expect.equal code 2 (sprintf "%s: exit 2 (%s)" what message)
+                Expect.stringContains message (sprintf "'%s' cannot be read: " path) (sprintf "%s: names the file and why" what)
+                Expect.isFalse (message.Contains "   at ") (sprintf "%s: no stack trace" what)
+        finally
+            dir.Delete(true)
+
+let ``a list given as elements by one source and as a value by another is the later source's`` =
+    testCase "a list given as elements by one source and as a value by another is the later source's" <| fun () ->
+        let prefix = sprintf "TRIDENTLIST%d_" Environment.ProcessId
+        Environment.SetEnvironmentVariable(prefix + "Trident__Devices__Degrees", "1,2")
+        try
+            withFile """{"Trident": {"Devices": {"Degrees": [1, 3]}}}""" (fun file ->
+                let bind (configuration: IConfigurationRoot) =
+                    let options = TridentOptions()
+                    let errors = StrictBinding.Bind(configuration.GetSection "Trident", options, configuration) |> List.ofSeq
+                    errors, options.Devices.Degrees
+                // the variable after the file (as serve and config --check read them): the variable's 1,2
+                let later = ConfigurationBuilder().AddJsonFile(file).AddEnvironmentVariables(prefix).Build()
+                Expect.equal (bind later) ([], [| 1; 2 |]) "the environment's value overrides the file's array (before: the file's [1, 3], refused as the variable's)"
+                Expect.isEmpty (Trident.Api.Cli.ConfigCommand.Check later) "valid as config --check and serve check it"
+                // the file after the variable: the file's array
+                let earlier = ConfigurationBuilder().AddEnvironmentVariables(prefix).AddJsonFile(file).Build()
+                let errors, _ = bind earlier
+                Expect.isEmpty errors "elements given last are bound"
+                Expect.exists (Trident.Api.Cli.ConfigCommand.Check earlier) (fun p -> p.StartsWith "Trident:Devices:Degrees must list degrees among 1, 2, 4, 8" && p.EndsWith(sprintf "(from file %s)" file))
+                    "the file's [1, 3] is refused, naming the file")
+        finally
+            Environment.SetEnvironmentVariable(prefix + "Trident__Devices__Degrees", null)
+
+/// An environment (names and values) that counts how often its names are read.
+type private CountingEnvironment() =
+    inherit Collections.Hashtable()
+    member val Reads = 0 with get, set
+    override this.Keys =
+        this.Reads <- this.Reads + 1
+        base.Keys
+
+let ``one check reads the environment's names once for all its problems, and names the variable that gives the key`` =
+    testCase "one check reads the environment's names once for all its problems, and names the variable that gives the key" <| fun () ->
+        // the configuration reads prefixed variables (a variable of this process reaches the other tests' servers); the
+        // check is given the same variables unprefixed, as the environment it names them from
+        let prefix = sprintf "TRIDENTSOURCE%d_" Environment.ProcessId
+        let variables = [ "Trident__Serving__QueueCapacty", "8"; "Trident__Serving__RoundPeriodMs", "abc"; "Trident__Limits__MaxWidht", "64"
+                          "TRIDENT__MONITOR__WINDOWSECONDS", "5"; "Trident__Monitor", "5" ]
+        for name, value in variables do Environment.SetEnvironmentVariable(prefix + name, value)
+        try
+            let configuration = ConfigurationBuilder().AddEnvironmentVariables(prefix).Build()
+            let environment = CountingEnvironment()
+            for name, value in variables do environment.[name] <- value
+            let struct (found, _) = Trident.Api.Cli.ConfigCommand.CheckWithNotes(configuration, environment)
+            let problems = List.ofSeq found
+            for name in [ "Trident__Serving__QueueCapacty"; "Trident__Serving__RoundPeriodMs"; "Trident__Limits__MaxWidht" ] do
+                Expect.exists problems (fun p -> p.EndsWith(sprintf "(from environment variable %s)" name)) (sprintf "%s named: %A" name problems)
+            // Trident:Monitor given a value: the variable that gives it, not the one under it that sorts first
+            Expect.exists problems (fun p -> p.Contains "is a section" && p.EndsWith "(from environment variable Trident__Monitor)") (sprintf "the section's own variable: %A" problems)
+            Expect.equal environment.Reads 1 (sprintf "the environment's names are read once for %d problems" problems.Length)
+        finally
+            for name, _ in variables do Environment.SetEnvironmentVariable(prefix + name, null)
+
 /// `trident` run as a process of its own with these environment variables added: its exit code, standard output and
 /// standard error (an environment variable set in this process would reach the other tests' servers).
 let private runProcess (args: string list) (environment: (string * string) list) =
@@ -705,6 +813,9 @@ let unitTests =
         ``a bad --urls stops serve with exit 2 naming the address``
         ``configuration errors that need the pipeline stop serve with exit 2 before it listens, and config --check reports them``
         ``environment variables are bound as strictly as other sources, and lists take a comma-separated value``
+        ``a configuration file that exists but cannot be opened is a configuration error, not an unhandled exception``
+        ``a list given as elements by one source and as a value by another is the later source's``
+        ``one check reads the environment's names once for all its problems, and names the variable that gives the key``
         ``a trace file's problems all come in one pass, and an image-only model's video rows are refused``
         ``a missing trace file is reported as missing, not as an unknown workload``
         ``the storage directory is validated like other keys, relative to the Trident home, and memory keeps jobs in memory``
@@ -714,6 +825,7 @@ let unitTests =
         ``a default size set to 256 is kept as set, and refused where the pipeline does not serve it``
         ``one key given twice in a file, spelt alike or differing only by case, is refused even where the loader merges it``
         ``the content root's appsettings.json that does not load is named with the line, the position and why``
+        ``a configuration file saved with a byte order mark is read as the loader reads it, not refused at its first byte``
         ``Trident keys outside section Trident are refused naming the key meant, and other unknown top-level keys are warned about``
         ``config --check reads the environment as serve does, and each bad key names its source``
         ``a storage directory that cannot be created or written is a configuration error naming the key``

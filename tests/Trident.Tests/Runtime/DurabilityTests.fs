@@ -157,6 +157,32 @@ let ``a second server on the same job store is refused while the first has it op
         finally
             Directory.Delete(dir, true)
 
+let ``a start that fails once the journal holds the store's lock releases it`` =
+    testCase "a journal that cannot open, or a server whose recovery fails, releases the store's lock: the next start is not refused" <| fun () ->
+        let dir = tempDirectory ()
+        let free what =
+            try JobJournal.CheckFree dir
+            with :? JobStoreInUseException -> failtestf "%s: the store is still locked by the start that failed (a second start would be refused)" what
+        try
+            // a jobs.db that is no database: the journal fails while opening, after it took over the lock taken at start-up
+            File.WriteAllText(Path.Combine(dir, "jobs.db"), String.replicate 64 "not a database, ")
+            let held = JobJournal.Reserve dir
+            expectThrowsAny<Microsoft.Data.Sqlite.SqliteException> "a jobs.db that is no database" (fun () -> JobJournal.Open(dir, held) |> ignore) |> ignore
+            free "the journal that did not open"
+            File.Delete(Path.Combine(dir, "jobs.db"))
+            // a row the server cannot read back: its start fails in the recovery, with the journal open
+            (JobJournal.Open dir).Dispose()
+            do
+                use db = new Microsoft.Data.Sqlite.SqliteConnection(sprintf "Data Source=%s;Pooling=False" (Path.Combine(dir, "jobs.db")))
+                db.Open()
+                use insert = db.CreateCommand()
+                insert.CommandText <- "INSERT INTO jobs (id, input, created_at, deadline_s, deadline_given, status) VALUES (1, 'not json', 0, 10, 0, 0)"
+                insert.ExecuteNonQuery() |> ignore
+            expectThrowsAny<exn> "a row it cannot read back" (fun () -> startServer dir (TimeSpan.FromMinutes 10.0) (GatedExecutors(Gates())) |> ignore) |> ignore
+            free "the server whose recovery failed"
+        finally
+            Directory.Delete(dir, true)
+
 let ``a journal write per transition is cheap`` =
     testCase "a journal write per transition is cheap" <| fun () ->
         let dir = tempDirectory ()
@@ -369,6 +395,7 @@ let tests =
         ``a finished job recovered after its retention ended is forgotten with its result file``
         ``a journal write per transition is cheap``
         ``a second server on the same job store is refused while the first has it open``
+        ``a start that fails once the journal holds the store's lock releases it``
         ``jobs queued again after a restart are counted as recovered, not accepted``
         ``the job store follows the documented state machine across submits, cancels, stages, failures, expiry and restarts``
     ] |> testSequenced ]
