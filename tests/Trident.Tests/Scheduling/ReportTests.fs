@@ -229,6 +229,28 @@ let ``capacity says a policy with nothing on time never reaches the target, afte
         Expect.isFalse (out.Contains "> 64") "no bound of --max-devices claimed"
         Expect.stringContains err "capacity: 3 simulations" "2, 4 and 8 devices, not on to 64"
 
+let ``evaluate says, on standard error and in the report, which requests need more devices than a node has`` =
+    testCase "evaluate says, on standard error and in the report, which requests need more devices than a node has" <| fun () ->
+        // one device per node: a 2048² flux image needs k ≥ 2 (the minimum-degree rules), so no policy can run it
+        let request i (shape: Shape) : TraceRequest =
+            { Id = int64 i; Arrival = float i * 5.0<s>; Model = "flux"; Shape = shape; Steps = 20; Deadline = None; Priority = None }
+        let trace = [ request 0 (Shape.image 1024 1024); request 1 (Shape.image 2048 2048); request 2 (Shape.image 1024 1024) ]
+        let settings = { ExperimentSettings.defaults with Devices = 2; DevicesPerNode = 1 }
+        let point = Evaluation.tracePoint "reference" settings "small" "three requests" trace
+        let err = new IO.StringWriter()
+        let previous = Console.Error
+        Console.SetError err
+        let result =
+            try Trident.Api.Cli.EvaluateCommand.RunPoint(point, 1, Threading.CancellationToken.None, fun _ _ _ -> ())
+            finally Console.SetError previous
+        Expect.isNotNull (box result) "the point ran"
+        let said = "1 of 3 requests (2048x2048"
+        Expect.stringContains (string err) ("trident evaluate: reference small: note: " + said) (sprintf "on standard error: %s" (string err))
+        Expect.stringContains result.Point.Workload.Note ("three requests; " + said) "in the point's note"
+        let files, _ = Evaluation.report "./trident evaluate" "today" false 1.0 [] [ result ]
+        let md = files |> List.find (fun (n, _) -> n = "README.md") |> snd
+        Expect.stringContains md "need a degree above the node's 1 devices" "in the report"
+
 let ``evaluate with a profile says what share of a workload is costed beyond the profile's data`` =
     testCase "evaluate with a profile says what share of a workload is costed beyond the profile's data" <| fun () ->
         let profile = ReferenceProfiles.sd3
@@ -308,6 +330,7 @@ let cliTests =
         ``evaluate --quick never writes over the committed report``
         ``evaluate with a profile says what share of a workload is costed beyond the profile's data``
         ``capacity says a policy with nothing on time never reaches the target, after two doublings``
+        ``evaluate says, on standard error and in the report, which requests need more devices than a node has``
         ``simulate and capacity run a small cluster with a profile written to a file, and draw PNG and SVG charts``
     ] |> testSequencedGroup "ReportCliTests" ]
 
