@@ -183,6 +183,11 @@ module Evaluation =
         let w = describe name note trace
         { Group = group; Workload = w; Input = FromTrace(name, trace); Settings = settings; Value = w.Rate }
 
+    /// The point with `note` added to its workload's note (what the numbers rest on, e.g. `Experiment.beyondNode`),
+    /// which the report prints beside the workload.
+    let withNote (note: string) (point: EvalPoint) =
+        { point with Workload = { point.Workload with Note = point.Workload.Note + "; " + note } }
+
     /// A row's display name: the policy, with B1's second row (its best fixed degree) told apart.
     let label (s: Summary) =
         if s.Policy = "B1" && s.Params.Contains "best fixed degree" then "B1 (best k)" else s.Policy

@@ -15,8 +15,8 @@ module Search =
     /// The fewest nodes n in [1, maxNodes] with `attainment n` ≥ target, probing from `start` (doubling
     /// up while short of the target, then bisecting). Returns the answer (None when even `maxNodes`
     /// falls short) and the probes in the order they were made. At most ⌈log2 maxNodes⌉ · 2 + 2 probes.
-    /// Doubling stops early, with None, when two doublings in a row leave a positive attainment exactly
-    /// where it was (as `rateFor`'s halving does): the policy is taken never to reach the target (`cappedAt`).
+    /// Doubling stops early, with None, when two doublings in a row leave the attainment exactly where it
+    /// was (as `rateFor`'s halving does), 0 included: the policy is taken never to reach the target (`cappedAt`).
     let fewestNodes (attainment: int -> float) (target: float) (start: int) (maxNodes: int) : int option * Probe list =
         if maxNodes < 1 then invalidArg (nameof maxNodes) "maxNodes must be at least 1"
         let probes = ResizeArray<Probe>()
@@ -30,14 +30,16 @@ module Search =
                 probes.Add { Value = float n; Attainment = a }
                 a >= target
         let start = start |> max 1 |> min maxNodes
-        // bracket: lo fails (or 0), hi meets; doubling stops when two doublings in a row leave a positive
-        // attainment where it was (capped by what more devices do not change, e.g. requests that never fit;
-        // an attainment of 0 — an overloaded small cluster — may still rise, so it does not stop)
+        // bracket: lo fails (or 0), hi meets; doubling stops when two doublings in a row leave the attainment
+        // where it was (capped by what more devices do not change, e.g. requests that never fit). That holds
+        // for 0 too: nothing on time at n, 2n and 4n nodes (a quarter of the load of n, and even the first
+        // arrivals, which find the cluster idle, late) is taken as deadlines no size meets; an overloaded
+        // small cluster that is at 0 on n nodes and rises by 4n is not flat and goes on.
         let rec up lo n flat =
             if meets n then Some(lo, n)
             elif n >= maxNodes then None
             else
-                let flat = if cache.[n] > 0.0 && abs (cache.[n] - cache.[lo]) < 1e-9 then flat + 1 else 0
+                let flat = if abs (cache.[n] - cache.[lo]) < 1e-9 then flat + 1 else 0
                 if flat >= 2 then None else up n (min maxNodes (2 * n)) flat
         let bracket =
             if meets start then

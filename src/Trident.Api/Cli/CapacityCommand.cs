@@ -123,8 +123,10 @@ public static class CapacityCommand
             var why = summaries.TryGetValue((i, c.To), out var s)
                 ? string.Create(inv, $"; there {s.OnTime} on time, {s.Late} late, {s.OutOfMemory} out of memory, {s.Unserved} unserved of {s.Requests}")
                 : "";
+            // 0 over two doublings: nothing on time at any size tried (e.g. deadlines below what any degree runs in)
+            var capped = c.At > 0.0 ? string.Create(inv, $"attainment capped at {c.At:F3}: the same at") : "attainment 0.000, nothing on time, at";
             Console.WriteLine(string.Create(inv,
-                $"{policy.Name} {policy.Params} never reaches the target (attainment capped at {c.At:F3}: the same at {c.From * perNode} to {c.To * perNode} devices{why})"));
+                $"{policy.Name} {policy.Params} never reaches the target ({capped} {c.From * perNode} to {c.To * perNode} devices{why})"));
         }
         var trident = rows.FirstOrDefault(r => r.Policy.Name == "Trident");
         if (trident.Policy is not null && trident.Nodes is { } t)

@@ -125,12 +125,19 @@ public static class EvaluateCommand
     private static bool SamePath(string a, string b) =>
         string.Equals(Path.GetFullPath(a).TrimEnd(Path.DirectorySeparatorChar), Path.GetFullPath(b).TrimEnd(Path.DirectorySeparatorChar), StringComparison.Ordinal);
 
-    /// <summary>Runs every policy of a point (one progress line per simulation); null when cancelled or not preparable.</summary>
-    internal static EvalResult? RunPoint(EvalPoint point, int parallel, CancellationToken ct, Action<string, double, string> progress)
+    /// <summary>Runs every policy of a point (one progress line per simulation); null when cancelled or not preparable.
+    /// Requests no policy can run on the point's cluster (<c>Experiment.beyondNode</c>) are said on standard error and in
+    /// the point's note, as <c>simulate</c> does.</summary>
+    public static EvalResult? RunPoint(EvalPoint point, int parallel, CancellationToken ct, Action<string, double, string> progress)
     {
         var prepared = Experiment.prepare(point.Settings, point.Input);
         if (prepared.IsError) { foreach (var e in prepared.ErrorValue) Console.Error.WriteLine($"trident evaluate: {point.Workload.Name}: {e}"); return null; }
         var p = prepared.ResultValue;
+        if (Experiment.beyondNode(p) is { } beyond)
+        {
+            Console.Error.WriteLine($"trident evaluate: {point.Group} {point.Workload.Name}: note: {beyond.Value}");
+            point = Evaluation.withNote(beyond.Value, point);
+        }
         var policies = Experiment.policies(point.Settings, p, Evaluation.policyNames(point));
         if (policies.IsError) { foreach (var e in policies.ErrorValue) Console.Error.WriteLine($"trident evaluate: {e}"); return null; }
         var sw = Stopwatch.StartNew();

@@ -114,7 +114,8 @@ public static class ReplayCommand
     }
 
     /// <summary>"4 requests in 1 dispatch": requests (each batch member counted, as <c>/v1/plan</c>'s
-    /// <c>recent_rounds[].dispatched</c> counts them) and the dispatches (a batch is one) that carry them.</summary>
+    /// <c>recent_rounds[].dispatched</c> counts them) and the dispatches (a batch is one, as <c>recent_rounds[].dispatches</c>
+    /// counts them) that carry them.</summary>
     public static string Dispatched(int requests, int dispatches) =>
         $"{requests} {(requests == 1 ? "request" : "requests")} in {dispatches} {(dispatches == 1 ? "dispatch" : "dispatches")}";
 }

@@ -208,8 +208,9 @@ public static class SimulateCommand
             }
             var notes = string.Join("; ", new[] { extrapolated, beyondNode }.Where(x => x is not null));
             var point = input is WorkloadInput.Generated g
-                ? new EvalPoint("simulate", notes.Length == 0 ? g.Item : new WorkloadSpec(g.Item.Name, g.Item.Model, g.Item.Rate, g.Item.Steps, g.Item.Count, g.Item.Arrivals, g.Item.Mix, g.Item.Note + "; " + notes), input, settings, g.Item.Rate)
-                : Evaluation.tracePoint("simulate", settings, p.Name, (traceNote ?? "a trace file") + (notes.Length == 0 ? "" : "; " + notes), p.Trace);
+                ? new EvalPoint("simulate", g.Item, input, settings, g.Item.Rate)
+                : Evaluation.tracePoint("simulate", settings, p.Name, traceNote ?? "a trace file", p.Trace);
+            if (notes.Length > 0) point = Evaluation.withNote(notes, point);
             var condensed = Evaluation.condense(point, p.Config, p.B1Default, ListModule.OfSeq(results), total.Elapsed.TotalSeconds);
             var command = "./trident simulate " + string.Join(" ", Environment.GetCommandLineArgs().Skip(2));
             var date = DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm 'UTC'", CultureInfo.InvariantCulture);

@@ -75,7 +75,8 @@ public sealed record PlacementDto(IReadOnlyDictionary<string, string> Types, IRe
 /// <summary>One dispatch round.</summary>
 /// <param name="Dispatched">Requests it dispatched, each member of a batch counted (a batch of 4 is 4; <c>trident replay</c>
 /// prints the same round as "4 requests in 1 dispatch").</param>
-public sealed record RoundDto(long Round, double AtS, int Waiting, int Dispatched, string Source, string Detail, double? Objective, double? Gap,
+/// <param name="Dispatches">The dispatches that carried them: a batch is one (the "1 dispatch" of that line).</param>
+public sealed record RoundDto(long Round, double AtS, int Waiting, int Dispatched, int Dispatches, string Source, string Detail, double? Objective, double? Gap,
     double? SolveMs, double PlanMs);
 
 /// <summary>One re-placement attempt.</summary>

@@ -147,7 +147,7 @@ public static class ClusterApi
     public static PlanDto PlanOf(ReadyServer ready)
     {
         var state = ready.Server.State;
-        var rounds = state.Rounds.Reverse().Select(r => new RoundDto(r.Round, Math.Round(r.At, 3), r.Waiting, r.Dispatched, r.Source, r.Detail,
+        var rounds = state.Rounds.Reverse().Select(r => new RoundDto(r.Round, Math.Round(r.At, 3), r.Waiting, r.Dispatched, r.Dispatches, r.Source, r.Detail,
             r.Objective, r.Gap, r.SolveSeconds is { } s ? Math.Round(s * 1000, 3) : null, Math.Round(r.PlanSeconds * 1000, 3))).ToArray();
         var replacements = state.Placements.Reverse().Select(c => new ReplacementDto(Math.Round(c.At, 3), c.Reason, c.Applied, c.Moves, c.AlphaBefore, c.AlphaAfter, c.Source)).ToArray();
         var preemptions = state.Preemptions.Reverse().Select(x => new PreemptionDto(x.Round, Math.Round(x.At, 3), x.Victim, x.Urgent, x.Step,

@@ -2,9 +2,14 @@
 // Runtime, and a profile of this machine. The profile is the configured file when there is one; else a
 // cached profile for this pipeline and machine; else a quick run of the profiler — a few shapes from the
 // pipeline's smallest size up to the default size, degrees up to the largest diffuse group the layout
-// allows, 2 steps, 2 repeats — written to the cache (.cache/profiles/) for the next start. The cache key
-// hashes what the numbers depend on: the pipeline's files, the core count, the thread budget and the
-// degrees, so a different machine or pipeline never reuses a stale profile.
+// allows, 4 steps, median of 3, and the larger accepted sizes once each — written to the cache
+// (.cache/profiles/) for the next start. The cache key hashes what the numbers depend on: the pipeline's
+// files, the core count, the thread budget, the provider and device kind, the degrees, steps, repeats and
+// batches, so a different machine, provider or pipeline never reuses a stale profile. The key leaves out
+// which sizes are measured: the cache is kept per size. The sizes measured in full are in
+// {name}-{key}.json, those measured once (the extent) in extent/{name}-{key}.json; a start measures only
+// the sizes its files lack, adds them, and serves the sizes it asks for (so changing one limit measures
+// one size, not all).
 
 using System.Globalization;
 using System.Security.Cryptography;
@@ -53,26 +58,60 @@ public sealed class OnnxServingBackend : IServingBackend
 
         var quick = QuickOptions(options, layout, pipeline.Manifest);
         var cacheDir = Path.IsPathRooted(options.ProfileCache) ? options.ProfileCache : Path.Combine(home, options.ProfileCache);
-        var cached = Path.Combine(cacheDir, $"{pipeline.Manifest.Name}-{CacheKey(pipeline, layout, quick)}.json");
-        if (File.Exists(cached))
+        var file = $"{pipeline.Manifest.Name}-{CacheKey(pipeline, layout, quick)}.json";
+        var fullPath = Path.Combine(cacheDir, file);
+        var extentPath = Path.Combine(cacheDir, "extent", file);
+        var full = Cached(fullPath, log);
+        var extent = Cached(extentPath, log);
+        bool Has(Profile? p, Shape s) => p is not null && ProfileModule.covers(quick.Degrees, p, s);
+        var missing = quick.Shapes.Where(s => !Has(full, s)).ToList();
+        var missingExtent = quick.Extent.Where(s => !Has(extent, s)).ToList();
+        var reused = quick.Shapes.Where(s => Has(full, s)).Concat(quick.Extent.Where(s => Has(extent, s))).ToList();
+        Profile? measured = null;
+        if (missing.Count + missingExtent.Count > 0)
         {
-            try
-            {
-                return (Read(cached), cached);
-            }
-            catch (InvalidDataException ex)
-            {
-                log.LogWarning("Cached profile {Path} is unreadable ({Error}); profiling again", cached, ex.Message);
-            }
+            log.LogInformation("No profile configured: profiling {Pipeline} on this machine ({Shapes}; one timed run each: {Extent}; degrees {Degrees}; reused from the cache: {Reused}); cached at {Path}",
+                pipeline.Manifest.Name, missing.Count > 0 ? string.Join(", ", missing) : "none", missingExtent.Count > 0 ? string.Join(", ", missingExtent) : "none",
+                string.Join(",", quick.Degrees), reused.Count > 0 ? string.Join(", ", reused) : "none", fullPath);
+            measured = await Profiler.ProfileAsync(pipeline, quick with { Shapes = missing, Extent = missingExtent }, ct);
+            // each file keeps every size it ever measured under this key (a limit lowered and raised again measures nothing)
+            if (missing.Count > 0) full = await Write(fullPath, Merged(full, ProfileModule.only(missing, measured)), ct);
+            if (missingExtent.Count > 0) extent = await Write(extentPath, Merged(extent, ProfileModule.only(missingExtent, measured)), ct);
         }
-        log.LogInformation("No profile configured: profiling {Pipeline} on this machine ({Shapes}; one timed run each: {Extent}; degrees {Degrees}); cached at {Path}",
-            pipeline.Manifest.Name, string.Join(", ", quick.Shapes), quick.Extent.Count > 0 ? string.Join(", ", quick.Extent) : "none", string.Join(",", quick.Degrees), cached);
-        var profile = await Profiler.ProfileAsync(pipeline, quick, ct);
-        Directory.CreateDirectory(cacheDir);
-        var tmp = cached + ".tmp";
+        // the sizes asked for: in full from the one file, once from the other; the source is the latest measurement's
+        var served = ProfileModule.only(quick.Shapes, full!);
+        if (quick.Extent.Count > 0) served = ProfileModule.union(ProfileModule.only(quick.Extent, extent!), served);
+        if (measured is not null) served = ProfileModule.union(served, measured);
+        if (reused.Count > 0)
+            served = ProfileModule.withNote($"{string.Join(", ", reused)} from the start-up profile cache (measured at an earlier start with the same pipeline files, provider, device kind and thread budget)", served);
+        var what = measured is null ? "" : $" (measured at start: {string.Join(", ", missing.Concat(missingExtent))}{(reused.Count > 0 ? $"; from the cache: {string.Join(", ", reused)}" : "")})";
+        return (served, fullPath + what);
+    }
+
+    // A cached profile, or null when there is none or it is unreadable (then it is measured again).
+    private static Profile? Cached(string path, ILogger log)
+    {
+        if (!File.Exists(path)) return null;
+        try
+        {
+            return Read(path);
+        }
+        catch (InvalidDataException ex)
+        {
+            log.LogWarning("Cached profile {Path} is unreadable ({Error}); profiling again", path, ex.Message);
+            return null;
+        }
+    }
+
+    private static Profile Merged(Profile? kept, Profile measured) => kept is null ? measured : ProfileModule.union(kept, measured);
+
+    private static async Task<Profile> Write(string path, Profile profile, CancellationToken ct)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        var tmp = path + ".tmp";
         await File.WriteAllTextAsync(tmp, ProfileFile.serialize(profile), ct);
-        File.Move(tmp, cached, overwrite: true);
-        return (profile, cached + " (measured at start)");
+        File.Move(tmp, path, overwrite: true);
+        return profile;
     }
 
     private static Profile Read(string path)
@@ -134,11 +173,11 @@ public sealed class OnnxServingBackend : IServingBackend
         // write time, so a changed export is profiled again.
         if (Trident.Runtime.Pipelines.Export.PipelineDirectory.ExportOf(pipeline.Directory) is not null)
             text.Append("|export=").Append(Trident.Runtime.Pipelines.Export.ExportDirectory.Stamp(pipeline.Directory));
-        text.Append(CultureInfo.InvariantCulture, $"|cores={Environment.ProcessorCount}|threads={layout.Devices[0].IntraOpThreads}|kind={layout.Devices[0].Kind}");
+        text.Append(CultureInfo.InvariantCulture, $"|cores={Environment.ProcessorCount}|threads={layout.Devices[0].IntraOpThreads}|kind={layout.Devices[0].Kind}|provider={layout.Devices[0].Provider}");
         text.Append(CultureInfo.InvariantCulture, $"|steps={quick.Steps}|repeats={quick.Repeats}|decode=file|format={ProfileFile.Version}");
         text.Append("|batches=").Append(string.Join(",", quick.Batches));
-        text.Append("|degrees=").Append(string.Join(",", quick.Degrees)).Append("|shapes=").Append(string.Join(",", quick.Shapes));
-        text.Append("|extent=").Append(string.Join(",", quick.Extent));
+        // not the sizes: the cache is kept per size (ProfileAsync)
+        text.Append("|degrees=").Append(string.Join(",", quick.Degrees)).Append("|per-size");
         return Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(text.ToString())))[..16].ToLowerInvariant();
     }
 }

@@ -36,7 +36,8 @@ namespace Trident.Runtime.Profiling;
 /// <summary>What to measure.</summary>
 public sealed record ProfilerOptions
 {
-    /// <summary>Shapes (height × width × frames) to measure; each must satisfy the manifest's size constraint.</summary>
+    /// <summary>Shapes (height × width × frames) to measure; each must satisfy the manifest's size constraint. Empty only
+    /// with an <see cref="Extent"/> (the start-up profile measuring only the extent shapes its cache lacks).</summary>
     public required IReadOnlyList<Shape> Shapes { get; init; }
 
     /// <summary>Diffuse degrees (intra-op threads of the denoiser session).</summary>
@@ -86,7 +87,7 @@ public static class Profiler
     public static IReadOnlyList<ManifestError> Validate(PipelineManifest manifest, ProfilerOptions options)
     {
         var errors = new List<ManifestError>();
-        if (options.Shapes.Count == 0) errors.Add(new ManifestError("shapes", "at least one shape is needed"));
+        if (options.Shapes.Count == 0 && options.Extent.Count == 0) errors.Add(new ManifestError("shapes", "at least one shape is needed"));
         foreach (var shape in options.Shapes)
             foreach (var e in manifest.CheckSize(shape.Width, shape.Height, shape.Frames))
                 errors.Add(new ManifestError(e.Path == "frames" ? "frames" : "shapes", $"{shape}: {e}"));

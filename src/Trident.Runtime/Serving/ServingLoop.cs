@@ -54,14 +54,15 @@ namespace Trident.Runtime.Serving;
 /// <param name="Round">Round number.</param>
 /// <param name="At">Server-clock time.</param>
 /// <param name="Waiting">Requests in the queue when it started.</param>
-/// <param name="Dispatched">Requests it routed.</param>
+/// <param name="Dispatched">Requests it routed, each member of a batch counted.</param>
+/// <param name="Dispatches">The dispatches that carried them: a batch (its lead and mates) is one.</param>
 /// <param name="Source"><c>mip</c>, <c>greedy</c> or <c>failed</c>.</param>
 /// <param name="Detail">How the plan was made (solver outcome, or the greedy reason, or the error).</param>
 /// <param name="Objective">The plan's objective.</param>
 /// <param name="Gap">The MIP's relative gap (0 when optimal).</param>
 /// <param name="SolveSeconds">The solver's own time (MIP rounds).</param>
 /// <param name="PlanSeconds">Wall-clock time of the whole planning call.</param>
-public sealed record RoundRecord(long Round, double At, int Waiting, int Dispatched, string Source, string Detail,
+public sealed record RoundRecord(long Round, double At, int Waiting, int Dispatched, int Dispatches, string Source, string Detail,
     double? Objective, double? Gap, double? SolveSeconds, double PlanSeconds);
 
 /// <summary>One re-placement attempt.</summary>
@@ -632,7 +633,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
             _log.LogError(ex, "Dispatch round {Round} failed; its requests stay queued. Snapshot for replay: {Snapshot}",
                 round, SnapshotJson.Write(snapshot, null));
             _metrics.DispatchRounds.Add(1, new KeyValuePair<string, object?>("source", "failed"));
-            Remember(_rounds, new RoundRecord(round, now, _queue.Count, 0, "failed", PlanExecutor.Describe(ex), null, null, null, watch.Elapsed.TotalSeconds));
+            Remember(_rounds, new RoundRecord(round, now, _queue.Count, 0, 0, "failed", PlanExecutor.Describe(ex), null, null, null, watch.Elapsed.TotalSeconds));
             Keep(round, snapshot, null);
             return;
         }
@@ -646,6 +647,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
         };
         var byId = _queue.ToDictionary(j => j.Id.Value);
         var dispatched = 0;
+        var dispatches = 0;
         foreach (var d in plan.Dispatches)
             if (!byId.ContainsKey(d.Request.Value))
                 _log.LogError("Dispatch round {Round} routed {Request}, which is not queued. Snapshot and plan for replay: {Snapshot}",
@@ -685,6 +687,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
                 foreach (var job in jobs) _metrics.QueueWait.Record(_clock.Now - job.Request.Arrival);
                 if (jobs.Length > 1) _metrics.BatchSize.Record(jobs.Length);
                 dispatched += jobs.Length;
+                dispatches++;
             }
             catch (OperationCanceledException) when (_stop.IsCancellationRequested)
             {
@@ -703,7 +706,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
         foreach (var job in byId.Values) job.Trace.Round(round, roundStart, watch.Elapsed, source, routed.Contains(job.Id.Value));
         _metrics.DispatchRounds.Add(1, new KeyValuePair<string, object?>("source", source));
         _metrics.DispatchSolve.Record(watch.Elapsed.TotalSeconds, new KeyValuePair<string, object?>("source", source));
-        Remember(_rounds, new RoundRecord(round, now, waiting, dispatched, source, detail, plan.Objective, gap, solve, watch.Elapsed.TotalSeconds));
+        Remember(_rounds, new RoundRecord(round, now, waiting, dispatched, dispatches, source, detail, plan.Objective, gap, solve, watch.Elapsed.TotalSeconds));
         Keep(round, snapshot, plan);
     }
 

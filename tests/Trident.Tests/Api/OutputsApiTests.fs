@@ -122,6 +122,11 @@ let ``num_images on /v1/generations runs a request's images as one batch, each t
         let files = images |> List.map (fst >> finished client)
         let sumAfter, countAfter = batchSizes client
         Expect.equal (sumAfter - sumBefore, countAfter - countBefore) (3.0, 1.0) "the three images ran as one batch task of 3"
+        // /v1/plan counts the round's requests and, apart, its dispatches: a batch of 3 is 3 requests in 1 dispatch
+        let rounds = (json (get client "/v1/plan")).GetProperty("recent_rounds")
+        let counts = [ for r in rounds.EnumerateArray() -> r.GetProperty("dispatched").GetInt32(), (match r.TryGetProperty "dispatches" with | true, d -> d.GetInt32() | _ -> -1) ]
+        Expect.contains counts (3, 1) (sprintf "the batch's round: 3 requests in 1 dispatch (rounds: %A)" counts)
+        Expect.isTrue (counts |> List.forall (fun (n, d) -> d >= 0 && d <= n && (n = 0 || d >= 1))) "every round: at most one dispatch per request, at least one when it routed any"
         Expect.notEqual files.[0] files.[1] "other seeds, other images"
         // each alone (nothing else waiting, so a batch of one); with guidance a batch item is bit-identical to it
         for (_, seed), file in List.zip images files do

@@ -79,6 +79,42 @@ let ``the start-up profile measures every size the server accepts, the larger on
         Expect.equal (quick (fun o -> o.Limits.MaxWidth <- 256; o.Limits.MaxHeight <- 256) |> snd) [] "nothing above the default when the limits stop there"
         Expect.equal (quick (fun o -> o.Limits.MaxHeight <- 512) |> snd) [ 512, 512; 512, 1024 ] "a rectangle: its largest width × height"
 
+let ``the start-up profile cache is kept per size: a start measures only the sizes the cache lacks`` =
+    testCase "the start-up profile cache is kept per size: a start measures only the sizes the cache lacks" <| fun () ->
+        let cache = TinyFixture.tempPath "profiles"
+        let prepare (maxSide: int) (threads: int) =
+            let o = Trident.Api.Options.TridentOptions(Pipeline = TinyFixture.directory.Value, ProfileCache = cache)
+            o.Limits.DefaultWidth <- 64
+            o.Limits.DefaultHeight <- 64
+            o.Limits.MaxWidth <- maxSide
+            o.Limits.MaxHeight <- maxSide
+            let layout = Trident.Runtime.Devices.DeviceLayout.Cpu(1, threads, 1, 8.0)
+            let parts =
+                Trident.Api.Hosting.OnnxServingBackend()
+                    .PrepareAsync(o, layout, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance, Threading.CancellationToken.None)
+                    .GetAwaiter().GetResult()
+            parts.Profile, parts.ProfileOrigin
+        let at (side: int) (p: Profile) = [ p.Encode; p.Diffuse; p.Decode ] |> List.collect (fun s -> s.Points |> List.filter (fun x -> x.Shape.Width = side))
+        let sizes (p: Profile) = p.Diffuse.Points |> List.map (fun x -> x.Shape.Width) |> List.distinct |> List.sort
+        let first, origin1 = prepare 64 1
+        // a larger limit adds one size measured once: 64² comes from the cache, its points as they were
+        let second, origin2 = prepare 128 1
+        Expect.equal (at 64 second) (at 64 first) "64²'s points reused, not measured again"
+        Expect.stringContains origin1 "(measured at start: 64x64)" "the first start measures its one size"
+        Expect.equal (sizes first) [ 64 ] "64² only"
+        Expect.stringContains origin2 "(measured at start: 128x128; from the cache: 64x64)" (sprintf "only the new size is measured: %s" origin2)
+        Expect.equal (sizes second) [ 64; 128 ] "both sizes served"
+        Expect.isTrue (second.Diffuse.Batches |> List.forall (fun b -> b.Shape.Width = 64)) "64²'s batch points kept; none for the size measured once"
+        Expect.stringContains second.Source "from the start-up profile cache" "the source says what was reused"
+        // back to the first limit: nothing to measure, and only the sizes asked for are served
+        let third, origin3 = prepare 64 1
+        Expect.isFalse (origin3.Contains "measured at start") (sprintf "nothing measured: %s" origin3)
+        Expect.equal (sizes third) [ 64 ] "the larger size is kept in the cache but not served"
+        Expect.equal (at 64 third) (at 64 first) "the same points"
+        // another thread budget (another provider configuration) reuses nothing
+        let _, origin4 = prepare 64 2
+        Expect.stringContains origin4 "(measured at start: 64x64)" (sprintf "another provider measures again: %s" origin4)
+
 [<Tests>]
 let tests =
     testList "integration" [ testList "ProfilerTests" [
@@ -86,4 +122,5 @@ let tests =
         ``profiler options that do not fit the pipeline are all reported``
         ``extent shapes are measured by one timed run each, at every degree, without batch points``
         ``the start-up profile measures every size the server accepts, the larger ones once``
+        ``the start-up profile cache is kept per size: a start measures only the sizes the cache lacks``
     ] |> testSequenced ]

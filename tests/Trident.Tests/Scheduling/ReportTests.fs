@@ -109,10 +109,19 @@ let ``the capacity search stops doubling when the attainment is capped`` =
         Expect.isNone answer "never reaches the target"
         Expect.isLessThanOrEqual probes.Length 5 (sprintf "stops after two flat doublings: %A" probes)
         Expect.equal (Search.cappedAt answer probes (1_000_000 / 8)) (Some(0.1, 8, 32)) "capped at 0.100 from 8 to 32 nodes"
-        // an attainment of 0 (an overloaded small cluster) is no cap: the search goes on to the answer
-        let answer0, _ = Search.fewestNodes (fun n -> if n >= 64 then 0.995 else 0.0) 0.99 1 128
-        Expect.equal answer0 (Some 64) "zero is not a cap"
+        // an attainment of 0 that rises (an overloaded small cluster) is no cap: the search goes on to the answer
+        let rising n = if n >= 64 then 0.995 elif n >= 4 then 0.01 * float n else 0.0
+        let answer0, _ = Search.fewestNodes rising 0.99 1 128
+        Expect.equal answer0 (Some 64) "0 at 1 and 2 nodes, then rising, is not a cap"
         Expect.isNone (Search.cappedAt (Some 64) [] 128) "an answer is no cap"
+
+let ``the capacity search stops doubling when nothing is on time at any size`` =
+    testCase "the capacity search stops doubling when nothing is on time at any size" <| fun () ->
+        // deadlines no degree meets: 0 at every size; doubling to --max-devices would only repeat it
+        let answer, probes = Search.fewestNodes (fun _ -> 0.0) 0.99 2 (1_000_000 / 8)
+        Expect.isNone answer "never reaches the target"
+        Expect.equal (probes |> List.map (fun p -> int p.Value)) [ 2; 4; 8 ] (sprintf "stops after two doublings at 0: %A" probes)
+        Expect.equal (Search.cappedAt answer probes (1_000_000 / 8)) (Some(0.0, 2, 8)) "0 from 2 to 8 nodes"
 
 let ``the rate search brackets and bisects to the target attainment`` =
     testCase "the rate search brackets and bisects to the target attainment" <| fun () ->
@@ -209,6 +218,39 @@ let ``simulate and capacity run a small cluster with a profile written to a file
         finally
             IO.Directory.Delete(dir, true)
 
+let ``capacity says a policy with nothing on time never reaches the target, after two doublings`` =
+    testCase "capacity says a policy with nothing on time never reaches the target, after two doublings" <| fun () ->
+        // deadlines of 0.01 × the reference latency: no request is on time on any cluster
+        let code, out, err =
+            Trident.Tests.TestSupport.runCli
+                [ "capacity"; "--workload"; "poisson"; "--devices"; "2"; "--count"; "20"; "--policies"; "B6"; "--slo-scale"; "0.01"; "--max-devices"; "64"; "--target"; "0.9" ]
+        Expect.equal code 0 (sprintf "capacity exit code (%s)" err)
+        Expect.stringContains out " never reaches the target (attainment 0.000, nothing on time, at 2 to 8 devices; there 0 on time" "said, with the sizes tried"
+        Expect.isFalse (out.Contains "> 64") "no bound of --max-devices claimed"
+        Expect.stringContains err "capacity: 3 simulations" "2, 4 and 8 devices, not on to 64"
+
+let ``evaluate says, on standard error and in the report, which requests need more devices than a node has`` =
+    testCase "evaluate says, on standard error and in the report, which requests need more devices than a node has" <| fun () ->
+        // one device per node: a 2048² flux image needs k ≥ 2 (the minimum-degree rules), so no policy can run it
+        let request i (shape: Shape) : TraceRequest =
+            { Id = int64 i; Arrival = float i * 5.0<s>; Model = "flux"; Shape = shape; Steps = 20; Deadline = None; Priority = None }
+        let trace = [ request 0 (Shape.image 1024 1024); request 1 (Shape.image 2048 2048); request 2 (Shape.image 1024 1024) ]
+        let settings = { ExperimentSettings.defaults with Devices = 2; DevicesPerNode = 1 }
+        let point = Evaluation.tracePoint "reference" settings "small" "three requests" trace
+        let err = new IO.StringWriter()
+        let previous = Console.Error
+        Console.SetError err
+        let result =
+            try Trident.Api.Cli.EvaluateCommand.RunPoint(point, 1, Threading.CancellationToken.None, fun _ _ _ -> ())
+            finally Console.SetError previous
+        Expect.isNotNull (box result) "the point ran"
+        let said = "1 of 3 requests (2048x2048"
+        Expect.stringContains (string err) ("trident evaluate: reference small: note: " + said) (sprintf "on standard error: %s" (string err))
+        Expect.stringContains result.Point.Workload.Note ("three requests; " + said) "in the point's note"
+        let files, _ = Evaluation.report "./trident evaluate" "today" false 1.0 [] [ result ]
+        let md = files |> List.find (fun (n, _) -> n = "README.md") |> snd
+        Expect.stringContains md "need a degree above the node's 1 devices" "in the report"
+
 let ``evaluate with a profile says what share of a workload is costed beyond the profile's data`` =
     testCase "evaluate with a profile says what share of a workload is costed beyond the profile's data" <| fun () ->
         let profile = ReferenceProfiles.sd3
@@ -287,6 +329,8 @@ let cliTests =
     testList "unit" [ testList "ReportCliTests" [
         ``evaluate --quick never writes over the committed report``
         ``evaluate with a profile says what share of a workload is costed beyond the profile's data``
+        ``capacity says a policy with nothing on time never reaches the target, after two doublings``
+        ``evaluate says, on standard error and in the report, which requests need more devices than a node has``
         ``simulate and capacity run a small cluster with a profile written to a file, and draw PNG and SVG charts``
     ] |> testSequencedGroup "ReportCliTests" ]
 
@@ -298,6 +342,7 @@ let tests =
         ``a one-run report writes only the sections it has``
         ``the headline's latency verdict names each statistic Trident loses, by how much and to whom``
         ``the capacity search finds the fewest nodes with as few probes as bisection needs``
+        ``the capacity search stops doubling when nothing is on time at any size``
         ``the capacity search stops doubling when the attainment is capped``
         ``a generic workload over a profile keeps the profile's note``
         ``simulate's errors name the option they come from``
