@@ -150,6 +150,31 @@ let ``a remote diffuse is suspended at a step boundary and resumes on its worker
         (remote 0 1 :> IStageExecutor).DiffuseSegment(i, embeddings2, 1, Steps(), stopped.Suspended, Func<bool>(fun () -> false), CancellationToken.None) |> ignore)
     Expect.stringContains (string e) "stays on its own worker" "names the rule"
 
+/// A suspended diffuse's checkpoint keeps the embeddings it ran with: its resumption neither fetches them again nor
+/// needs their producer to keep them (an output nobody released is dropped after 10 min, a checkpoint is kept 30; and
+/// the producer's worker may be gone). Before, the resumption fetched them again and, once they were dropped there,
+/// failed as a missing input — the checkpoint taken and lost, the job started again from nothing.
+let ``a suspended remote diffuse resumes though its embeddings' producer no longer keeps them`` (cluster: TestCluster) =
+    let key (s: int) (d: int) = DeviceKeys.Of(endpointOf cluster.Silos[s], d)
+    let remote s d = new RemoteStageExecutor(cluster.GrainFactory, key s d, ClusterTransfers())
+    let i = input 20
+    let lead = remote 1 0
+    Expect.isTrue (lead.WaitCanSuspend(TimeSpan.FromSeconds 30.0)) "an emulated worker's device can suspend"
+    let embeddings = (remote 0 0 :> IStageExecutor).Encode(i, CancellationToken.None)
+    let steps = Steps()
+    let first = (lead :> IStageExecutor).DiffuseSegment(i, embeddings, 1, steps, null, Func<bool>(fun () -> steps.Count >= 2), CancellationToken.None)
+    Expect.isNotNull first.Suspended "suspended at a step boundary"
+    // the producer drops the embeddings (as when they outlive WorkerDevices.OutputLifetime)
+    let handle = embeddings.Value :?> StageHandle
+    cluster.GrainFactory.GetGrain<IDeviceGrain>(handle.Device).Release(handle.Output).Wait()
+    Thread.Sleep 500 // one-way
+    let rest = (remote 1 1 :> IStageExecutor).DiffuseSegment(i, embeddings, 1, Steps(), first.Suspended, Func<bool>(fun () -> false), CancellationToken.None)
+    Expect.isNull rest.Suspended "ran to the end"
+    let frames = (remote 0 1 :> IStageExecutor).Decode(i, rest.Latents, CancellationToken.None)
+    use local = new EmulatedStageExecutor(DeviceSpec(0, 0, DeviceKind.Emulated, 1, 0, 48.0), cost (), 25e9, scale)
+    let expected = local.Decode(i, local.Diffuse(i, local.Encode(i, CancellationToken.None), 1, Steps(), CancellationToken.None), CancellationToken.None)
+    Expect.sequenceEqual frames[0].Pixels expected[0].Pixels "the same image as a diffuse never suspended"
+
 /// Orleans drops a grain's activation when it likes (idle past its collection age; the silo that held its directory
 /// entry left the cluster: the operator's kills): a device's outputs are its worker's, not its activation's, so the
 /// next stage still finds them — on the same device (the operator's "device …/7 has no output 8 (its worker
@@ -266,6 +291,7 @@ let integrationTests =
         withCluster "stage outputs go worker to worker and the result is the single-process one" ``stage outputs go worker to worker and the result is the single-process one``
         withCluster "a remote diffuse is suspended at a step boundary and resumes on its worker with the same result" ``a remote diffuse is suspended at a step boundary and resumes on its worker with the same result``
         withCluster "a silo stopped mid-task fails the task with a clear error and its devices are not re-activated elsewhere" ``a silo stopped mid-task fails the task with a clear error and its devices are not re-activated elsewhere``
+        withCluster "a suspended remote diffuse resumes though its embeddings' producer no longer keeps them" ``a suspended remote diffuse resumes though its embeddings' producer no longer keeps them``
         withCluster "stage outputs outlive their device grain's activation" ``stage outputs outlive their device grain's activation``
         withCluster "a stage's input stays until the coordinator has the stage's reply" ``a stage's input stays until the coordinator has the stage's reply``
         withCluster "a missing stage input is attributed to its producer and evicts nobody" ``a missing stage input is attributed to its producer and evicts nobody``
