@@ -309,6 +309,30 @@ let messageTests =
             let line = Trident.Api.Hosting.ClusterSilo.StartFailure(InvalidOperationException("start failed", e), options)
             Expect.equal line "cannot reach Redis at 127.0.0.1:8599 (Trident:Cluster:Redis, --redis): It was not possible to connect to the redis server(s)." "named, advice cut"
             Expect.stringContains (Trident.Api.Hosting.ClusterSilo.StartFailure(IO.IOException "port taken", options)) "IOException: port taken" "anything else as it is"
+        testCase "a silo's start failure is one line, though Orleans' message carries its inner exception's stack trace" <| fun () ->
+            // as a worker whose coordinator never answered printed it after Orleans' 5 min (2026-12-02; there an OrleansMessageRejectionException)
+            let e = OrleansException("Exception while sending message: Orleans.Runtime.Messaging.ConnectionFailedException: Unable to connect to endpoint S127.0.0.1:19101:0. See InnerException\n ---> Orleans.Networking.Shared.SocketConnectionException: Unable to connect to 127.0.0.1:19101. Error: ConnectionRefused\n   at Orleans.Networking.Shared.SocketConnectionFactory.ConnectAsync(EndPoint endpoint, CancellationToken cancellationToken)")
+            let line = Trident.Api.Hosting.ClusterSilo.StartFailure(e, Trident.Api.Options.ClusterOptions())
+            Expect.equal line "OrleansException: Exception while sending message: Orleans.Runtime.Messaging.ConnectionFailedException: Unable to connect to endpoint S127.0.0.1:19101:0. See InnerException" "its first line"
+        testCase "a worker's last line says whether its coordinator restarted or the cluster declared it dead" <| fun () ->
+            // Orleans' contexts in a localhost cluster (2026-12-02): the coordinator killed and started again; the worker
+            // paused (SIGSTOP) for 80 s, its coordinator up all along — it said "the coordinator restarted" then too
+            let restarted = "The development membership table version decreased from 7 to 2. The cluster's membership state has been lost and this silo must terminate."
+            let dead = "I have been told I am dead, so this silo will stop! Reason: The membership view classifies this silo as Dead (in Refresh). Membership: [Version: 5, MinimumSiloGeneration: 155210260, 0 retained deaths, 2 silos, SiloAddress=S127.0.0.1:19131:155213769 SiloName=Silo_1d741 Status=Active, SiloAddress=S127.0.0.1:19134:155213769 SiloName=Silo_911de Status=Dead]."
+            let localhost = Trident.Api.Options.ClusterOptions(Mode = "localhost")
+            let redis = Trident.Api.Options.ClusterOptions(Mode = "redis")
+            let fatal options (context: string) (e: exn) = Trident.Api.Cli.WorkerCommand.FatalErrorLine(options, null, context, e)
+            let struct (line, code) = fatal localhost restarted (OrleansException restarted)
+            Expect.equal code 3 "restarted: exit 3"
+            Expect.stringContains line "the coordinator restarted; localhost membership does not survive it" "restarted: says so"
+            for options in [ localhost; redis ] do
+                let struct (line, code) = fatal options dead null
+                Expect.equal code 3 $"declared dead ({options.Mode}): exit 3"
+                Expect.stringContains line "the cluster declared this worker dead (I have been told I am dead, so this silo will stop! Reason: The membership view classifies this silo as Dead (in Refresh)); it did not answer" $"declared dead ({options.Mode}): says so"
+                Expect.isFalse (line.Contains "restarted") $"not a coordinator restart ({options.Mode})"
+                Expect.isFalse (line.Contains "Version: 5") "without the membership view"
+            let struct (_, code) = fatal localhost "Catalog" (InvalidOperationException "broken")
+            Expect.equal code 1 "any other fatal error: exit 1"
         testCase "the placement after a membership change marks the devices out of the cluster offline" <| fun () ->
             let plan: PlacementPlan =
                 { Types = Map [ DeviceId 0, EDC; DeviceId 1, D ]; Capacity = Map.empty; Alpha = 1.0; Moves = 0; Source = Greedy "test" }
