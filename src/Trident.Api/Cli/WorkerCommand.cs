@@ -143,6 +143,28 @@ public static class WorkerCommand
         detail: $"{http.Request.Method} {http.Request.Path} is not served here: this is a trident worker, whose HTTP port serves GET /health only; "
             + "the coordinator (trident serve with Trident:Cluster:Mode) serves the API (/ready, /metrics, /v1/…) (docs/cluster.md)");
 
+    /// <summary>The worker's last line and exit code for an Orleans fatal error: the membership lost — "The development
+    /// membership table version decreased from 7 to 2. The cluster's membership state has been lost and this silo must
+    /// terminate": the localhost coordinator, which holds the table, restarted — exit 3; this silo declared dead ("I have
+    /// been told I am dead …": it did not answer the others' probes in time, in either mode) exit 3 too, saying so (it
+    /// said "the coordinator restarted" in localhost mode: a worker paused for a minute, its coordinator up all along);
+    /// any other fatal error exit 1.</summary>
+    public static (string Line, int Code) FatalErrorLine(ClusterOptions cluster, object? sender, string? context, Exception? exception)
+    {
+        var said = $"{sender?.GetType().Name} {context} {exception?.Message}";
+        if (cluster.Mode == ClusterOptions.ModeLocalhost && said.Contains("membership state has been lost", StringComparison.OrdinalIgnoreCase))
+            return ("trident worker: the coordinator restarted; localhost membership does not survive it: restart this worker, or use --cluster redis (docs/cluster.md)",
+                WorkerExit.MembershipLost);
+        if (said.Contains("Membership", StringComparison.OrdinalIgnoreCase) || said.Contains("dead", StringComparison.OrdinalIgnoreCase))
+        {
+            // Orleans appends the whole membership view ("… Membership: [Version: 5, …]"): the reason is what comes before
+            var reason = context is not null && context.IndexOf(" Membership: [", StringComparison.Ordinal) is var at and > 0 ? context[..at].TrimEnd('.') : context;
+            return ($"trident worker: the cluster declared this worker dead ({reason}); it did not answer the others' probes in time (paused, overloaded or cut off?): restart it (docs/cluster.md)",
+                WorkerExit.MembershipLost);
+        }
+        return ($"trident worker: the silo stopped on a fatal error: {context} {exception?.GetType().Name}: {exception?.Message}".TrimEnd(' ', ':'), 1);
+    }
+
     /// <summary>This worker's devices: Devices:Count emulated devices (0: 8) in one node, over the scaled
     /// reference profile the coordinator serves.</summary>
     public static WorkerDevices Devices(TridentOptions options)
@@ -194,9 +216,8 @@ internal sealed class WorkerExit(CancellationTokenSource stop)
 }
 
 /// <summary>Orleans' fatal errors on a worker's silo, which Orleans' own handler ends with Environment.FailFast (a
-/// stack-trace dump, exit 134). The membership lost — "The development membership table version decreased … this silo
-/// must terminate": the localhost coordinator, which holds the table, restarted — or this silo declared dead ends the
-/// worker with one line and exit 3; any other fatal error with one line and exit 1 (its details in the log).</summary>
+/// stack-trace dump, exit 134): one line and an exit code instead (<see cref="WorkerCommand.FatalErrorLine"/>; the details
+/// in the log).</summary>
 internal sealed class WorkerFatalErrors(ClusterOptions cluster, WorkerExit exit, ILogger log) : IFatalErrorHandler
 {
     /// <inheritdoc />
@@ -205,13 +226,9 @@ internal sealed class WorkerFatalErrors(ClusterOptions cluster, WorkerExit exit,
     /// <inheritdoc />
     public void OnFatalException(object? sender = null, string? context = null, Exception? exception = null)
     {
-        var said = $"{sender?.GetType().Name} {context} {exception?.Message}";
         log.LogError(exception, "Orleans stopped this worker's silo: {Context}", context);
-        if (said.Contains("Membership", StringComparison.OrdinalIgnoreCase) || said.Contains("dead", StringComparison.OrdinalIgnoreCase))
-            exit.End(cluster.Mode == ClusterOptions.ModeLocalhost
-                ? $"trident worker: the coordinator restarted; localhost membership does not survive it: restart this worker, or use --cluster redis (docs/cluster.md)"
-                : $"trident worker: the cluster declared this worker dead ({context}): restart it (docs/cluster.md)", WorkerExit.MembershipLost);
-        else exit.End($"trident worker: the silo stopped on a fatal error: {context} {exception?.GetType().Name}: {exception?.Message}".TrimEnd(' ', ':'), 1);
+        var (line, code) = WorkerCommand.FatalErrorLine(cluster, sender, context, exception);
+        exit.End(line, code);
     }
 }
 

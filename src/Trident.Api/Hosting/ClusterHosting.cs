@@ -70,7 +70,7 @@ public static class ClusterSilo
         return silo;
     }
 
-    /// <summary>Why a silo could not start, in one line: an unreachable Redis is named with its address and the key
+    /// <summary>Why a silo could not start, in one line (an exception's message up to its first line break): an unreachable Redis is named with its address and the key
     /// (StackExchange.Redis' own message advises the developer — "use abortConnect=false … in your code" — and that
     /// advice is cut), anything else as its type and message.</summary>
     public static string StartFailure(Exception error, ClusterOptions c)
@@ -83,7 +83,9 @@ public static class ClusterSilo
                     if (message.IndexOf(advice, StringComparison.Ordinal) is var at and > 0) message = message[..at];
                 return $"cannot reach Redis at {c.Redis} (Trident:Cluster:Redis, --redis): {message.Trim()}";
             }
-        return $"{error.GetType().Name}: {error.Message}";
+        // the first line: Orleans' messages carry their inner exception's, stack trace included
+        var first = error.Message.IndexOfAny(['\r', '\n']) is var end and >= 0 ? error.Message[..end] : error.Message;
+        return $"{error.GetType().Name}: {first.TrimEnd()}";
     }
 
     /// <summary>Quietens Orleans' logs for logging providers other than Trident's Serilog (which sets the same

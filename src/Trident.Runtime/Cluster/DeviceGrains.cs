@@ -154,7 +154,8 @@ public interface IDeviceGrain : IGrainWithStringKey
     /// <summary>A diffuse that may be suspended, or the resumption of one from <paramref name="from"/> (a checkpoint of
     /// a device of this worker): as <see cref="Diffuse"/>, but it stops at the first step boundary after its first
     /// step once <see cref="Suspend"/> was called with <paramref name="segment"/> (the coordinator's id of this
-    /// call), keeping its checkpoint on this worker. The embeddings are kept until the diffuse completes.</summary>
+    /// call), keeping its checkpoint, with the embeddings it ran with, on this worker (a resumption runs with those, not
+    /// fetched again). The embeddings' producer keeps them until the diffuse completes.</summary>
     /// <exception cref="InvalidOperationException">when <paramref name="from"/> was made on another worker, or is no
     /// longer kept (resumed already, expired, or its worker restarted).</exception>
     [Alias("DiffuseSegment")]
@@ -230,27 +231,31 @@ public sealed class WorkerDevices : IDisposable
     /// <summary>The executor of local device <paramref name="index"/>.</summary>
     public IStageExecutor Executor(int index) => _executors[index];
 
-    // Checkpoints of suspended diffuses (any device of this worker may resume one) and the segments asked to stop,
-    // each with when it was kept: what nobody resumes (its job was cancelled) or no segment ends (the request came
-    // after it) is dropped after CheckpointLifetime.
-    private readonly ConcurrentDictionary<long, (DiffuseCheckpoint Checkpoint, DateTime At)> _checkpoints = new();
+    // Checkpoints of suspended diffuses (any device of this worker may resume one), each with the embeddings it ran
+    // with, and the segments asked to stop, each with when it was kept: what nobody resumes (its job was cancelled)
+    // or no segment ends (the request came after it) is dropped after CheckpointLifetime.
+    private readonly ConcurrentDictionary<long, (DiffuseCheckpoint Checkpoint, byte[] Embeddings, DateTime At)> _checkpoints = new();
     private readonly ConcurrentDictionary<long, DateTime> _suspends = new();
     private long _nextCheckpoint;
 
     /// <summary>How long a checkpoint nobody resumed, or a stop request no segment took, is kept.</summary>
     public static readonly TimeSpan CheckpointLifetime = TimeSpan.FromMinutes(30);
 
-    /// <summary>Keeps <paramref name="checkpoint"/>; returns its id.</summary>
-    public long KeepCheckpoint(DiffuseCheckpoint checkpoint)
+    /// <summary>Keeps <paramref name="checkpoint"/> with the <paramref name="embeddings"/> its diffuse ran with (its
+    /// resumption runs with them: their producer may have dropped them by then, its output lifetime being shorter, or
+    /// be gone); returns its id.</summary>
+    public long KeepCheckpoint(DiffuseCheckpoint checkpoint, byte[] embeddings)
     {
         Sweep();
         var id = Interlocked.Increment(ref _nextCheckpoint);
-        _checkpoints[id] = (checkpoint, DateTime.UtcNow);
+        _checkpoints[id] = (checkpoint, embeddings, DateTime.UtcNow);
         return id;
     }
 
-    /// <summary>Takes checkpoint <paramref name="id"/> out of the store (a resumption runs it once), or null.</summary>
-    public DiffuseCheckpoint? TakeCheckpoint(long id) => _checkpoints.TryRemove(id, out var kept) ? kept.Checkpoint : null;
+    /// <summary>Takes checkpoint <paramref name="id"/> and its embeddings out of the store (a resumption runs it once),
+    /// or null.</summary>
+    public (DiffuseCheckpoint Checkpoint, byte[] Embeddings)? TakeCheckpoint(long id) =>
+        _checkpoints.TryRemove(id, out var kept) ? (kept.Checkpoint, kept.Embeddings) : null;
 
     /// <summary>Checkpoints kept now.</summary>
     public int Checkpoints => _checkpoints.Count;
@@ -460,9 +465,11 @@ public sealed class DeviceGrain(WorkerDevices devices, ILogger<DeviceGrain> log)
     // them: the bytes fetched and the seconds since `start`), the group's threads and the progress observer.
     private sealed record DiffuseInputs(GenerationInput Request, StageOutput Embeddings, long Fetched, double FetchSeconds, int Threads, IStepObserver Observer);
 
-    private async Task<DiffuseInputs> DiffuseInputsAsync(long start, WireInput input, StageHandle embeddings, int degree, IStepSink progress, IStageExecutor executor)
+    // `kept`: the embeddings a resumed segment's checkpoint kept (not fetched again).
+    private async Task<DiffuseInputs> DiffuseInputsAsync(long start, WireInput input, StageHandle embeddings, int degree, IStepSink progress, IStageExecutor executor,
+        byte[]? kept = null)
     {
-        var (bytes, fetched) = await Take(embeddings);
+        var (bytes, fetched) = kept is null ? await Take(embeddings) : (kept, 0L);
         var fetchSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
         // an executor that waits without a thread wakes for progress at most every ProgressInterval itself; a
         // blocking one reports every step and the reports are thinned here
@@ -490,21 +497,22 @@ public sealed class DeviceGrain(WorkerDevices devices, ILogger<DeviceGrain> log)
             throw new InvalidOperationException($"device {Key}: its executor cannot suspend a diffuse");
         if (from is not null && DeviceKeys.Endpoint(from.Device) != DeviceKeys.Endpoint(Key))
             throw new InvalidOperationException($"device {Key}: the checkpoint of device {from.Device} stays on its own worker; resume it on a device of that worker");
-        var resumed = from is null ? null
+        (DiffuseCheckpoint Checkpoint, byte[] Embeddings)? resumed = from is null ? null
             : devices.TakeCheckpoint(from.Id)
               ?? throw new InvalidOperationException($"device {Key}: checkpoint {from.Id} of device {from.Device} is not kept (resumed already, expired, or its worker restarted)");
         try
         {
-            var d = await DiffuseInputsAsync(start, input, embeddings, degree, progress, executor);
+            var d = await DiffuseInputsAsync(start, input, embeddings, degree, progress, executor, resumed?.Embeddings);
             bool Stop() => devices.SuspendRequested(segment);
             var result = await Run(executor,
-                a => a.DiffuseSegmentAsync(d.Request, d.Embeddings, d.Threads, d.Observer, resumed, Stop, cancellationToken),
-                () => executor.DiffuseSegment(d.Request, d.Embeddings, d.Threads, d.Observer, resumed, Stop, cancellationToken), cancellationToken);
+                a => a.DiffuseSegmentAsync(d.Request, d.Embeddings, d.Threads, d.Observer, resumed?.Checkpoint, Stop, cancellationToken),
+                () => executor.DiffuseSegment(d.Request, d.Embeddings, d.Threads, d.Observer, resumed?.Checkpoint, Stop, cancellationToken), cancellationToken);
             var time = Since(start, d.FetchSeconds, executor, Stage.Diffuse, d.Request, degree);
             if (result.Suspended is { } c)
             {
-                // the embeddings stay: the resumption needs them
-                var id = devices.KeepCheckpoint(c);
+                // the embeddings stay (the coordinator releases them once the last segment replied), and the checkpoint
+                // keeps those it ran with: its resumption, on this worker, does not fetch them again
+                var id = devices.KeepCheckpoint(c, (byte[])d.Embeddings.Value);
                 return new SegmentReply(null, new CheckpointHandle(Key, id, c.Step, c.Steps, c.IntraOpThreads, c.Bytes), d.Fetched, time);
             }
             // the embeddings stay until the coordinator has the reply (see Diffuse)

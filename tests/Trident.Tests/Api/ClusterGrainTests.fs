@@ -150,6 +150,31 @@ let ``a remote diffuse is suspended at a step boundary and resumes on its worker
         (remote 0 1 :> IStageExecutor).DiffuseSegment(i, embeddings2, 1, Steps(), stopped.Suspended, Func<bool>(fun () -> false), CancellationToken.None) |> ignore)
     Expect.stringContains (string e) "stays on its own worker" "names the rule"
 
+/// A suspended diffuse's checkpoint keeps the embeddings it ran with: its resumption neither fetches them again nor
+/// needs their producer to keep them (an output nobody released is dropped after 10 min, a checkpoint is kept 30; and
+/// the producer's worker may be gone). Before, the resumption fetched them again and, once they were dropped there,
+/// failed as a missing input — the checkpoint taken and lost, the job started again from nothing.
+let ``a suspended remote diffuse resumes though its embeddings' producer no longer keeps them`` (cluster: TestCluster) =
+    let key (s: int) (d: int) = DeviceKeys.Of(endpointOf cluster.Silos[s], d)
+    let remote s d = new RemoteStageExecutor(cluster.GrainFactory, key s d, ClusterTransfers())
+    let i = input 20
+    let lead = remote 1 0
+    Expect.isTrue (lead.WaitCanSuspend(TimeSpan.FromSeconds 30.0)) "an emulated worker's device can suspend"
+    let embeddings = (remote 0 0 :> IStageExecutor).Encode(i, CancellationToken.None)
+    let steps = Steps()
+    let first = (lead :> IStageExecutor).DiffuseSegment(i, embeddings, 1, steps, null, Func<bool>(fun () -> steps.Count >= 2), CancellationToken.None)
+    Expect.isNotNull first.Suspended "suspended at a step boundary"
+    // the producer drops the embeddings (as when they outlive WorkerDevices.OutputLifetime)
+    let handle = embeddings.Value :?> StageHandle
+    cluster.GrainFactory.GetGrain<IDeviceGrain>(handle.Device).Release(handle.Output).Wait()
+    Thread.Sleep 500 // one-way
+    let rest = (remote 1 1 :> IStageExecutor).DiffuseSegment(i, embeddings, 1, Steps(), first.Suspended, Func<bool>(fun () -> false), CancellationToken.None)
+    Expect.isNull rest.Suspended "ran to the end"
+    let frames = (remote 0 1 :> IStageExecutor).Decode(i, rest.Latents, CancellationToken.None)
+    use local = new EmulatedStageExecutor(DeviceSpec(0, 0, DeviceKind.Emulated, 1, 0, 48.0), cost (), 25e9, scale)
+    let expected = local.Decode(i, local.Diffuse(i, local.Encode(i, CancellationToken.None), 1, Steps(), CancellationToken.None), CancellationToken.None)
+    Expect.sequenceEqual frames[0].Pixels expected[0].Pixels "the same image as a diffuse never suspended"
+
 /// Orleans drops a grain's activation when it likes (idle past its collection age; the silo that held its directory
 /// entry left the cluster: the operator's kills): a device's outputs are its worker's, not its activation's, so the
 /// next stage still finds them — on the same device (the operator's "device …/7 has no output 8 (its worker
@@ -266,6 +291,7 @@ let integrationTests =
         withCluster "stage outputs go worker to worker and the result is the single-process one" ``stage outputs go worker to worker and the result is the single-process one``
         withCluster "a remote diffuse is suspended at a step boundary and resumes on its worker with the same result" ``a remote diffuse is suspended at a step boundary and resumes on its worker with the same result``
         withCluster "a silo stopped mid-task fails the task with a clear error and its devices are not re-activated elsewhere" ``a silo stopped mid-task fails the task with a clear error and its devices are not re-activated elsewhere``
+        withCluster "a suspended remote diffuse resumes though its embeddings' producer no longer keeps them" ``a suspended remote diffuse resumes though its embeddings' producer no longer keeps them``
         withCluster "stage outputs outlive their device grain's activation" ``stage outputs outlive their device grain's activation``
         withCluster "a stage's input stays until the coordinator has the stage's reply" ``a stage's input stays until the coordinator has the stage's reply``
         withCluster "a missing stage input is attributed to its producer and evicts nobody" ``a missing stage input is attributed to its producer and evicts nobody``
@@ -283,6 +309,30 @@ let messageTests =
             let line = Trident.Api.Hosting.ClusterSilo.StartFailure(InvalidOperationException("start failed", e), options)
             Expect.equal line "cannot reach Redis at 127.0.0.1:8599 (Trident:Cluster:Redis, --redis): It was not possible to connect to the redis server(s)." "named, advice cut"
             Expect.stringContains (Trident.Api.Hosting.ClusterSilo.StartFailure(IO.IOException "port taken", options)) "IOException: port taken" "anything else as it is"
+        testCase "a silo's start failure is one line, though Orleans' message carries its inner exception's stack trace" <| fun () ->
+            // as a worker whose coordinator never answered printed it after Orleans' 5 min (2026-12-02; there an OrleansMessageRejectionException)
+            let e = OrleansException("Exception while sending message: Orleans.Runtime.Messaging.ConnectionFailedException: Unable to connect to endpoint S127.0.0.1:19101:0. See InnerException\n ---> Orleans.Networking.Shared.SocketConnectionException: Unable to connect to 127.0.0.1:19101. Error: ConnectionRefused\n   at Orleans.Networking.Shared.SocketConnectionFactory.ConnectAsync(EndPoint endpoint, CancellationToken cancellationToken)")
+            let line = Trident.Api.Hosting.ClusterSilo.StartFailure(e, Trident.Api.Options.ClusterOptions())
+            Expect.equal line "OrleansException: Exception while sending message: Orleans.Runtime.Messaging.ConnectionFailedException: Unable to connect to endpoint S127.0.0.1:19101:0. See InnerException" "its first line"
+        testCase "a worker's last line says whether its coordinator restarted or the cluster declared it dead" <| fun () ->
+            // Orleans' contexts in a localhost cluster (2026-12-02): the coordinator killed and started again; the worker
+            // paused (SIGSTOP) for 80 s, its coordinator up all along — it said "the coordinator restarted" then too
+            let restarted = "The development membership table version decreased from 7 to 2. The cluster's membership state has been lost and this silo must terminate."
+            let dead = "I have been told I am dead, so this silo will stop! Reason: The membership view classifies this silo as Dead (in Refresh). Membership: [Version: 5, MinimumSiloGeneration: 155210260, 0 retained deaths, 2 silos, SiloAddress=S127.0.0.1:19131:155213769 SiloName=Silo_1d741 Status=Active, SiloAddress=S127.0.0.1:19134:155213769 SiloName=Silo_911de Status=Dead]."
+            let localhost = Trident.Api.Options.ClusterOptions(Mode = "localhost")
+            let redis = Trident.Api.Options.ClusterOptions(Mode = "redis")
+            let fatal options (context: string) (e: exn) = Trident.Api.Cli.WorkerCommand.FatalErrorLine(options, null, context, e)
+            let struct (line, code) = fatal localhost restarted (OrleansException restarted)
+            Expect.equal code 3 "restarted: exit 3"
+            Expect.stringContains line "the coordinator restarted; localhost membership does not survive it" "restarted: says so"
+            for options in [ localhost; redis ] do
+                let struct (line, code) = fatal options dead null
+                Expect.equal code 3 $"declared dead ({options.Mode}): exit 3"
+                Expect.stringContains line "the cluster declared this worker dead (I have been told I am dead, so this silo will stop! Reason: The membership view classifies this silo as Dead (in Refresh)); it did not answer" $"declared dead ({options.Mode}): says so"
+                Expect.isFalse (line.Contains "restarted") $"not a coordinator restart ({options.Mode})"
+                Expect.isFalse (line.Contains "Version: 5") "without the membership view"
+            let struct (_, code) = fatal localhost "Catalog" (InvalidOperationException "broken")
+            Expect.equal code 1 "any other fatal error: exit 1"
         testCase "the placement after a membership change marks the devices out of the cluster offline" <| fun () ->
             let plan: PlacementPlan =
                 { Types = Map [ DeviceId 0, EDC; DeviceId 1, D ]; Capacity = Map.empty; Alpha = 1.0; Moves = 0; Source = Greedy "test" }
