@@ -97,7 +97,7 @@ public static class WorkerCommand
             }
             _ = app.Services.GetRequiredService<WorkerDevices>();
             var lifetime = app.Services.GetRequiredService<IHostApplicationLifetime>();
-            var waiting = join.WatchAsync(app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Trident.Worker"), lifetime.ApplicationStarted, stop.Token);
+            var waiting = join.WatchAsync(app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Trident.Worker"), lifetime.ApplicationStarted, stop.Token, app.Services);
             await app.RunAsync(stop.Token);
             if (exit.Line is { } line)
             {
@@ -163,6 +163,41 @@ public static class WorkerCommand
                 WorkerExit.MembershipLost);
         }
         return ($"trident worker: the silo stopped on a fatal error: {context} {exception?.GetType().Name}: {exception?.Message}".TrimEnd(' ', ':'), 1);
+    }
+
+    /// <summary>Whether the membership entries of one cluster id (the values of its Redis hash: Orleans.Clustering.Redis
+    /// stores each silo's MembershipEntry as JSON, "SiloName" and "Status" a number, <see cref="SiloStatus"/>) hold an
+    /// active coordinator; an entry that does not read so counts as none.</summary>
+    public static bool HoldsCoordinator(IEnumerable<string> entries) => entries.Any(entry =>
+    {
+        try
+        {
+            using var json = System.Text.Json.JsonDocument.Parse(entry);
+            var root = json.RootElement;
+            return root.ValueKind == System.Text.Json.JsonValueKind.Object
+                && root.TryGetProperty("SiloName", out var name) && name.ValueKind == System.Text.Json.JsonValueKind.String && name.GetString() == ClusterSilo.CoordinatorSiloName
+                && root.TryGetProperty("Status", out var status) && status.ValueKind == System.Text.Json.JsonValueKind.Number && status.GetInt32() == (int)SiloStatus.Active;
+        }
+        catch (Exception e) when (e is System.Text.Json.JsonException or FormatException or InvalidOperationException)
+        {
+            return false;
+        }
+    });
+
+    /// <summary>The line and exit code of a redis-mode worker whose membership had no coordinator
+    /// Trident:Cluster:CoordinatorWaitSeconds after its start, <paramref name="silos"/> silos in it (this worker
+    /// included): exit 2 when other cluster ids are in that Redis (this worker's is not the coordinator's), else 1 (no
+    /// coordinator came, as a localhost-mode worker that could not join).</summary>
+    public static (string Line, int Code) AloneLine(ClusterOptions cluster, int silos, RedisClusterIds others)
+    {
+        var head = $"trident worker: no coordinator in the cluster '{cluster.ClusterId}' (membership in Redis at {cluster.Redis}) "
+            + $"{cluster.CoordinatorWaitSeconds} s after the worker's start (Trident:Cluster:CoordinatorWaitSeconds; "
+            + (silos <= 1 ? "this worker was alone in it" : $"{silos - 1} other worker(s) in it") + ")";
+        if (others.Ids.Count > 0)
+            return ($"{head}; that Redis holds the membership of other cluster id(s): {others}: "
+                + "give the worker the coordinator's Trident:Cluster:ClusterId (docs/cluster.md)", WorkerExit.Misconfigured);
+        return ($"{head}; {(others.Error is { } error ? $"the other cluster ids in that Redis could not be listed ({error})" : "no other cluster id is in that Redis")}: "
+            + "start the coordinator with the same --redis and Trident:Cluster:ClusterId (docs/cluster.md)", 1);
     }
 
     /// <summary>This worker's devices: Devices:Count emulated devices (0: 8) in one node, over the scaled
@@ -268,8 +303,9 @@ internal sealed class JoinWatch(ClusterOptions cluster, WorkerExit exit) : ILogE
     }
 
     /// <summary>Logs the waiting line every <see cref="Period"/> until <paramref name="started"/> (the silo joined: the
-    /// host started) or <paramref name="stop"/>.</summary>
-    public async Task WatchAsync(ILogger log, CancellationToken started, CancellationToken stop)
+    /// host started) or <paramref name="stop"/>; then, in redis mode, waits for the coordinator in the membership
+    /// (<see cref="AwaitCoordinatorAsync"/>, with the silo's services from <paramref name="services"/>).</summary>
+    public async Task WatchAsync(ILogger log, CancellationToken started, CancellationToken stop, IServiceProvider services)
     {
         var since = DateTime.UtcNow;
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(started, stop);
@@ -291,5 +327,108 @@ internal sealed class JoinWatch(ClusterOptions cluster, WorkerExit exit) : ILogE
             _joined = started.IsCancellationRequested;
             if (_joined) log.LogInformation("Joined the cluster {ClusterId:l} after {Seconds:F0} s", cluster.ClusterId, (DateTime.UtcNow - since).TotalSeconds);
         }
+        // Redis membership is per cluster id: a worker with another id than the coordinator's joins a membership of its
+        // own, alone, with nobody to tell it (localhost mode: the coordinator refuses it, "Unexpected cluster id").
+        // On Kubernetes the coordinator's silo is named after its pod (ClusterSilo.CoordinatorSiloName): not checked.
+        if (_joined && cluster.Mode == ClusterOptions.ModeRedis && !cluster.Kubernetes && !stop.IsCancellationRequested)
+            await AwaitCoordinatorAsync(log, services.GetRequiredService<IClusterMembershipService>(),
+                services.GetRequiredService<ILocalSiloDetails>().SiloAddress, since, stop);
     }
+
+    /// <summary>Whether <paramref name="snapshot"/> holds a coordinator's silo (named <see cref="ClusterSilo.CoordinatorSiloName"/>)
+    /// other than <paramref name="self"/> that is joining or active.</summary>
+    public static bool HasCoordinator(ClusterMembershipSnapshot snapshot, SiloAddress self) =>
+        snapshot.Members.Values.Any(m => m.Name == ClusterSilo.CoordinatorSiloName && !m.SiloAddress.Equals(self)
+            && m.Status is SiloStatus.Joining or SiloStatus.Active);
+
+    /// <summary>redis mode, once joined: until the coordinator's silo is in the membership, logs every <see cref="Period"/>
+    /// (a quarter of the wait when that is shorter) that this worker waits for it, naming the other cluster ids in that
+    /// Redis, and ends the worker (<see cref="WorkerCommand.AloneLine"/>) when it has not come
+    /// Trident:Cluster:CoordinatorWaitSeconds after the worker's start (<paramref name="since"/>).</summary>
+    private async Task AwaitCoordinatorAsync(ILogger log, IClusterMembershipService membership, SiloAddress self, DateTime since, CancellationToken stop)
+    {
+        var wait = TimeSpan.FromSeconds(cluster.CoordinatorWaitSeconds);
+        var period = wait / 4 < Period ? wait / 4 : Period;
+        var warned = false;
+        try
+        {
+            while (true)
+            {
+                if (HasCoordinator(membership.CurrentSnapshot, self))
+                {
+                    if (warned) log.LogInformation("The coordinator is in the cluster {ClusterId:l} after {Seconds:F0} s", cluster.ClusterId, (DateTime.UtcNow - since).TotalSeconds);
+                    return;
+                }
+                var waited = DateTime.UtcNow - since;
+                if (waited >= wait)
+                {
+                    var (line, code) = WorkerCommand.AloneLine(cluster, membership.CurrentSnapshot.Members.Count(m => m.Value.Status is SiloStatus.Joining or SiloStatus.Active),
+                        await OtherClusterIdsAsync(stop));
+                    exit.End(line, code);
+                    return;
+                }
+                if (waited >= period && !warned)
+                {
+                    // the other ids once (a connection and a SCAN), and again at the end
+                    var others = await OtherClusterIdsAsync(stop);
+                    log.LogWarning("No coordinator in the cluster {ClusterId:l} (membership in Redis at {Redis:l}) for {Seconds:F0} s; this worker exits when none has come "
+                        + "{Wait} s after its start (Trident:Cluster:CoordinatorWaitSeconds){Others:l}", cluster.ClusterId, cluster.Redis, waited.TotalSeconds,
+                        cluster.CoordinatorWaitSeconds, others.Error is { } error ? $"; the other cluster ids in that Redis could not be listed: {error}"
+                            : others.Ids.Count == 0 ? "; no other cluster id is in that Redis" : $"; other cluster ids in that Redis: {others}");
+                    warned = true;
+                }
+                else if (warned)
+                    log.LogWarning("No coordinator in the cluster {ClusterId:l} (membership in Redis at {Redis:l}) for {Seconds:F0} s of at most {Wait} s (Trident:Cluster:CoordinatorWaitSeconds)",
+                        cluster.ClusterId, cluster.Redis, waited.TotalSeconds, cluster.CoordinatorWaitSeconds);
+                var left = wait - waited;
+                await Task.Delay(left < period ? left : period, stop);
+            }
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+        }
+    }
+
+    /// <summary>The other cluster ids whose membership is in this worker's Redis: Orleans.Clustering.Redis keeps a cluster's
+    /// table in the hash <c>{ServiceId}/members/{ClusterId}</c> (RedisClusteringOptions.DefaultCreateRedisKey; Trident's
+    /// ServiceId is its ClusterId), so a SCAN for <c>*/members/*</c> lists them (at most 20; 5 s at most).</summary>
+    private async Task<RedisClusterIds> OtherClusterIdsAsync(CancellationToken stop)
+    {
+        try
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stop);
+            timeout.CancelAfter(TimeSpan.FromSeconds(5));
+            var options = StackExchange.Redis.ConfigurationOptions.Parse(cluster.Redis);
+            // bounded by the client's own timeouts (a connection given up on is disposed, not left behind)
+            options.ConnectTimeout = 5000;
+            options.AsyncTimeout = 5000;
+            options.AbortOnConnectFail = true;
+            await using var redis = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(options);
+            var ids = new SortedDictionary<string, bool>(StringComparer.Ordinal);
+            foreach (var server in redis.GetServers().Where(s => s.IsConnected))
+                await foreach (var key in server.KeysAsync(pattern: "*/members/*", pageSize: 100).WithCancellation(timeout.Token))
+                {
+                    var name = key.ToString();
+                    var id = name[(name.IndexOf("/members/", StringComparison.Ordinal) + "/members/".Length)..];
+                    if (id == cluster.ClusterId || ids.ContainsKey(id)) continue;
+                    var entries = await redis.GetDatabase().HashValuesAsync(key);
+                    ids[id] = WorkerCommand.HoldsCoordinator(entries.Where(v => v.HasValue).Select(v => v.ToString()));
+                    if (ids.Count >= 20) break;
+                }
+            return new RedisClusterIds([.. ids.Select(i => (i.Key, i.Value))], null);
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !stop.IsCancellationRequested)
+        {
+            var first = e.Message.IndexOfAny(['\r', '\n']) is var end and >= 0 ? e.Message[..end] : e.Message;
+            return new RedisClusterIds([], $"{e.GetType().Name}: {first}");
+        }
+    }
+}
+
+/// <summary>The cluster ids in a Redis other than a worker's own, each with whether its membership holds an active
+/// coordinator, or why they could not be listed.</summary>
+public sealed record RedisClusterIds(IReadOnlyList<(string Id, bool Coordinator)> Ids, string? Error)
+{
+    /// <summary>The ids quoted, "(its coordinator is active)" after those whose membership holds one.</summary>
+    public override string ToString() => string.Join(", ", Ids.Select(i => i.Coordinator ? $"'{i.Id}' (its coordinator is active)" : $"'{i.Id}'"));
 }

@@ -27,6 +27,11 @@ public static class ClusterSilo
     /// <summary>The longest a stage task's grain call may take.</summary>
     public static readonly TimeSpan StageCallTimeout = TimeSpan.FromHours(1);
 
+    /// <summary>The coordinator's silo name (Orleans' SiloOptions.SiloName, in every membership entry): how a worker in
+    /// redis mode tells that its membership holds a coordinator. Not on Kubernetes, where Orleans names each silo
+    /// after its pod (and matches pods to silos by that name).</summary>
+    public const string CoordinatorSiloName = "trident-coordinator";
+
     /// <summary>Configures <paramref name="silo"/> for <paramref name="c"/>: clustering, endpoints, the device
     /// placement. <paramref name="coordinator"/>: in localhost mode the coordinator is the primary silo.</summary>
     public static ISiloBuilder Configure(ISiloBuilder silo, ClusterOptions c, bool coordinator)
@@ -58,6 +63,8 @@ public static class ClusterSilo
             else
                 silo.ConfigureEndpoints(IPAddress.Parse(c.AdvertisedAddress), siloPort, gatewayPort, listenOnAnyHostAddress: !IPAddress.IsLoopback(IPAddress.Parse(c.AdvertisedAddress)));
         }
+        if (coordinator && !c.Kubernetes)
+            silo.Configure<Orleans.Configuration.SiloOptions>(o => o.SiloName = CoordinatorSiloName);
         silo.AddPlacementDirector<DevicePlacementStrategy, DevicePlacementDirector>();
         // a stage task is one grain call and may run for many minutes (a long video's diffuse); Orleans' default
         // 30 s response timeout would fail it. A dead worker still fails its calls at once (its connection drops).

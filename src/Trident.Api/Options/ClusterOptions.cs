@@ -47,4 +47,10 @@ public sealed class ClusterOptions
     /// <summary>How long the coordinator waits at start for Devices:Count devices to join, seconds; also how long
     /// queued requests wait for a worker when every worker has left (then they fail with that reason).</summary>
     public int JoinTimeoutSeconds { get; set; } = 120;
+
+    /// <summary>redis mode, workers: how long a worker that joined the membership waits for the coordinator's silo to
+    /// be in it, seconds, from the worker's start; then it exits with one line (another cluster id than the
+    /// coordinator's finds a membership of its own in Redis, with no coordinator). 300: as long as a worker tries to
+    /// join in localhost mode (Orleans' MaxJoinAttemptTime).</summary>
+    public int CoordinatorWaitSeconds { get; set; } = 300;
 }

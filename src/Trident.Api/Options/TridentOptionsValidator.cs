@@ -69,6 +69,7 @@ public sealed class TridentOptionsValidator : IValidateOptions<TridentOptions>
         Check(!string.IsNullOrWhiteSpace(c.ClusterId), "Cluster:ClusterId", "must not be empty");
         Check(!c.Kubernetes || c.Mode == ClusterOptions.ModeRedis, "Cluster:Kubernetes", "needs Cluster:Mode redis (the membership table lives in Redis)");
         Check(c.JoinTimeoutSeconds is >= 1 and <= 86_400, "Cluster:JoinTimeoutSeconds", "must be between 1 and 86400");
+        Check(c.CoordinatorWaitSeconds is >= 1 and <= 86_400, "Cluster:CoordinatorWaitSeconds", "must be between 1 and 86400");
         Check(c.Mode == ClusterOptions.ModeNone || d.Kind == EmulationOptions.Kind, "Devices:Kind",
             $"must be '{EmulationOptions.Kind}' with Cluster:Mode '{c.Mode}': workers serve emulated devices only (ONNX Runtime stage outputs do not cross machines yet)");
 

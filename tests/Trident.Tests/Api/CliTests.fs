@@ -398,6 +398,73 @@ let ``a localhost cluster: the coordinator says what it waits for, another clust
                 p.Dispose()
             try System.IO.Directory.Delete(store, true) with _ -> ()
 
+let ``a redis-mode worker of another cluster id than the coordinator's ends with one line naming the ids in that Redis, a worker of its cluster stays`` =
+    testCase "a redis-mode worker of another cluster id than the coordinator's ends with one line naming the ids in that Redis, a worker of its cluster stays" <| fun () ->
+        // Redis membership is per cluster id: a worker of another id finds a table of its own, joins it alone and,
+        // before, logged "Joined" and waited forever; now it ends once Trident:Cluster:CoordinatorWaitSeconds pass
+        let port () = Trident.Api.Hosting.Loopback.FreePort()
+        let redisPort, silo, gateway, http = port (), port (), port (), port ()
+        let redisAddress = sprintf "127.0.0.1:%d" redisPort
+        let store = System.IO.Path.Combine(System.IO.Path.GetTempPath(), sprintf "redisid-store-%d" http)
+        let start = System.Diagnostics.ProcessStartInfo("redis-server", UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true)
+        for a in [ "--port"; string redisPort; "--bind"; "127.0.0.1"; "--save"; ""; "--appendonly"; "no" ] do start.ArgumentList.Add a
+        use redis = System.Diagnostics.Process.Start start
+        redis.OutputDataReceived.Add ignore
+        redis.ErrorDataReceived.Add ignore
+        redis.BeginOutputReadLine()
+        redis.BeginErrorReadLine()
+        let common = [ "--cluster"; "redis"; "--redis"; redisAddress; "--emulate"; "flux"; "--devices"; "2"; "--time-scale"; "0.02" ]
+        let worker (id: string) =
+            startCli ([ "worker" ] @ common @ [ "--Trident:Cluster:ClusterId"; id; "--Trident:Cluster:CoordinatorWaitSeconds"; "8" ])
+        use client = new System.Net.Http.HttpClient(BaseAddress = System.Uri(sprintf "http://127.0.0.1:%d" http), Timeout = System.TimeSpan.FromSeconds 10.0)
+        let ready () =
+            try
+                use r = client.GetAsync("/ready").Result
+                int r.StatusCode, r.Content.ReadAsStringAsync().Result
+            with _ -> 0, ""
+        let within (seconds: float) (condition: unit -> bool) =
+            let deadline = System.DateTime.UtcNow.AddSeconds seconds
+            while not (condition ()) && System.DateTime.UtcNow < deadline do System.Threading.Thread.Sleep 250
+            condition ()
+        let mutable procs = []
+        try
+            Expect.isTrue (within 30.0 (fun () ->
+                try
+                    use probe = new System.Net.Sockets.TcpClient()
+                    probe.Connect(System.Net.IPAddress.Loopback, redisPort)
+                    true
+                with _ -> false)) "redis-server listens"
+            let coordinator, coordinatorErr =
+                startCli ([ "serve" ] @ common @ [ "--Trident:Cluster:ClusterId"; "right"; "--silo-port"; string silo; "--gateway-port"; string gateway
+                                                   "--urls"; sprintf "http://127.0.0.1:%d" http; "--Trident:Storage:Directory"; store ])
+            procs <- [ coordinator ]
+            Expect.isTrue (within 120.0 (fun () -> (snd (ready ())).Contains "waiting for 2 device(s) from workers: 0 joined")) (sprintf "the coordinator is up: %A %s" (ready ()) (coordinatorErr ()))
+            // another cluster id: alone in a membership of its own; one line naming the ids in that Redis, exit 2
+            let stranger, strangerErr = worker "wrong"
+            procs <- stranger :: procs
+            Expect.isTrue (stranger.WaitForExit(System.TimeSpan.FromSeconds 90.0)) (sprintf "a worker of another cluster id ends (%s)" (strangerErr ()))
+            stranger.WaitForExit()
+            let err = strangerErr ()
+            Expect.equal stranger.ExitCode 2 (sprintf "exit 2 (%s)" err)
+            Expect.stringContains err (sprintf "trident worker: no coordinator in the cluster 'wrong' (membership in Redis at %s) 8 s after the worker's start" redisAddress) "one line naming the cluster id and Redis"
+            Expect.stringContains err "that Redis holds the membership of other cluster id(s): 'right' (its coordinator is active): give the worker the coordinator's Trident:Cluster:ClusterId" "the ids present, and what to do"
+            Expect.isFalse (err.Contains "   at ") (sprintf "no stack trace (%s)" err)
+            // the coordinator's cluster id: the worker finds the coordinator and stays past the wait
+            let started = System.DateTime.UtcNow
+            let good, goodErr = worker "right"
+            procs <- good :: procs
+            Expect.isTrue (within 120.0 (fun () -> fst (ready ()) = 200)) (sprintf "the coordinator is ready with the worker's devices: %A %s" (ready ()) (goodErr ()))
+            let past = started.AddSeconds 12.0 - System.DateTime.UtcNow
+            if past > System.TimeSpan.Zero then System.Threading.Thread.Sleep past
+            Expect.isFalse good.HasExited (sprintf "a worker of the coordinator's cluster stays past the wait (%s)" (goodErr ()))
+        finally
+            for p in procs do
+                if not p.HasExited then p.Kill true
+                p.Dispose()
+            if not redis.HasExited then redis.Kill()
+            redis.WaitForExit()
+            try System.IO.Directory.Delete(store, true) with _ -> ()
+
 /// Sequenced with the other tests that redirect the console (Console.SetOut is process-wide).
 [<Tests>]
 let tests =
@@ -415,4 +482,5 @@ let tests =
         ``serve keeps serving when its log cannot be written to standard output, and says so once on standard error``
         ``a worker stopped before it joins the cluster exits with one line, not an unhandled exception``
         ``a localhost cluster: the coordinator says what it waits for, another cluster id ends a worker, a coordinator restart ends its workers with one line``
+        ``a redis-mode worker of another cluster id than the coordinator's ends with one line naming the ids in that Redis, a worker of its cluster stays``
     ] |> testSequenced ]

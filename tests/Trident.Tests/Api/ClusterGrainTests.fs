@@ -333,6 +333,22 @@ let messageTests =
                 Expect.isFalse (line.Contains "Version: 5") "without the membership view"
             let struct (_, code) = fatal localhost "Catalog" (InvalidOperationException "broken")
             Expect.equal code 1 "any other fatal error: exit 1"
+        testCase "a redis-mode worker with no coordinator names the other cluster ids in its Redis: exit 2 when there are some, else 1" <| fun () ->
+            // the entries as Orleans.Clustering.Redis 10.4.2 stored them (2026-12-02): the coordinator active (Status 3), a worker dead (6)
+            let coordinator = """{"SiloAddress":{"SiloAddress":"127.0.0.1:19501@155215391"},"Status":3,"SuspectTimes":[],"ProxyPort":19502,"HostName":"vm","SiloName":"trident-coordinator","RoleName":"trident","UpdateZone":0,"FaultZone":0,"StartTime":"2026-12-02T11:23:11.8855405Z","IAmAliveTime":"2026-12-02T11:23:15.112523Z"}"""
+            Expect.isTrue (Trident.Api.Cli.WorkerCommand.HoldsCoordinator [ "2"; coordinator ]) "an active coordinator (the Version field is no entry)"
+            Expect.isFalse (Trident.Api.Cli.WorkerCommand.HoldsCoordinator [ coordinator.Replace("\"Status\":3", "\"Status\":6") ]) "a dead one is none"
+            Expect.isFalse (Trident.Api.Cli.WorkerCommand.HoldsCoordinator [ coordinator.Replace("trident-coordinator", "Silo_1d741"); "not json {" ]) "a worker, or an entry that does not read, is none"
+            let options = Trident.Api.Options.ClusterOptions(Mode = "redis", Redis = "10.0.0.5:6379", ClusterId = "wrong", CoordinatorWaitSeconds = 300)
+            let struct (line, code) = Trident.Api.Cli.WorkerCommand.AloneLine(options, 1, Trident.Api.Cli.RedisClusterIds([| struct ("old", false); struct ("trident", true) |], null))
+            Expect.equal code 2 "other ids: exit 2"
+            Expect.equal line "trident worker: no coordinator in the cluster 'wrong' (membership in Redis at 10.0.0.5:6379) 300 s after the worker's start (Trident:Cluster:CoordinatorWaitSeconds; this worker was alone in it); that Redis holds the membership of other cluster id(s): 'old', 'trident' (its coordinator is active): give the worker the coordinator's Trident:Cluster:ClusterId (docs/cluster.md)" "the line"
+            let struct (line, code) = Trident.Api.Cli.WorkerCommand.AloneLine(options, 3, Trident.Api.Cli.RedisClusterIds([||], null))
+            Expect.equal code 1 "no other id: exit 1, as a localhost worker whose coordinator never came"
+            Expect.stringContains line "(Trident:Cluster:CoordinatorWaitSeconds; 2 other worker(s) in it); no other cluster id is in that Redis: start the coordinator with the same --redis and Trident:Cluster:ClusterId" "says so"
+            let struct (line, code) = Trident.Api.Cli.WorkerCommand.AloneLine(options, 1, Trident.Api.Cli.RedisClusterIds([||], "RedisTimeoutException: Timeout"))
+            Expect.equal code 1 "ids not listed: exit 1"
+            Expect.stringContains line "the other cluster ids in that Redis could not be listed (RedisTimeoutException: Timeout)" "says why"
         testCase "the placement after a membership change marks the devices out of the cluster offline" <| fun () ->
             let plan: PlacementPlan =
                 { Types = Map [ DeviceId 0, EDC; DeviceId 1, D ]; Capacity = Map.empty; Alpha = 1.0; Moves = 0; Source = Greedy "test" }
