@@ -344,6 +344,19 @@ let private startCli (args: string list) =
     proc.BeginOutputReadLine()
     proc, (fun () -> lock err (fun () -> string err))
 
+// GET /ready's status and body; (0, "") while nothing answers.
+let private readyOf (client: System.Net.Http.HttpClient) =
+    try
+        use r = client.GetAsync("/ready").Result
+        int r.StatusCode, r.Content.ReadAsStringAsync().Result
+    with _ -> 0, ""
+
+// Whether `condition` holds within `seconds` (polled every 250 ms).
+let private within (seconds: float) (condition: unit -> bool) =
+    let deadline = System.DateTime.UtcNow.AddSeconds seconds
+    while not (condition ()) && System.DateTime.UtcNow < deadline do System.Threading.Thread.Sleep 250
+    condition ()
+
 let ``a localhost cluster: the coordinator says what it waits for, another cluster id ends a worker, a coordinator restart ends its workers with one line`` =
     testCase "a localhost cluster: the coordinator says what it waits for, another cluster id ends a worker, a coordinator restart ends its workers with one line" <| fun () ->
         let port () = Trident.Api.Hosting.Loopback.FreePort()
@@ -355,15 +368,7 @@ let ``a localhost cluster: the coordinator says what it waits for, another clust
         let worker (extra: string list) =
             startCli ([ "worker"; "--emulate"; "flux"; "--devices"; "2"; "--time-scale"; "0.02"; "--primary"; sprintf "127.0.0.1:%d" silo ] @ extra)
         use client = new System.Net.Http.HttpClient(BaseAddress = System.Uri(sprintf "http://127.0.0.1:%d" http), Timeout = System.TimeSpan.FromSeconds 10.0)
-        let ready () =
-            try
-                use r = client.GetAsync("/ready").Result
-                int r.StatusCode, r.Content.ReadAsStringAsync().Result
-            with _ -> 0, ""
-        let within (seconds: float) (condition: unit -> bool) =
-            let deadline = System.DateTime.UtcNow.AddSeconds seconds
-            while not (condition ()) && System.DateTime.UtcNow < deadline do System.Threading.Thread.Sleep 250
-            condition ()
+        let ready () = readyOf client
         let first, firstErr = coordinator ()
         let mutable procs = [ first ]
         try
@@ -417,15 +422,7 @@ let ``a redis-mode worker of another cluster id than the coordinator's ends with
         let worker (id: string) =
             startCli ([ "worker" ] @ common @ [ "--Trident:Cluster:ClusterId"; id; "--Trident:Cluster:CoordinatorWaitSeconds"; "8" ])
         use client = new System.Net.Http.HttpClient(BaseAddress = System.Uri(sprintf "http://127.0.0.1:%d" http), Timeout = System.TimeSpan.FromSeconds 10.0)
-        let ready () =
-            try
-                use r = client.GetAsync("/ready").Result
-                int r.StatusCode, r.Content.ReadAsStringAsync().Result
-            with _ -> 0, ""
-        let within (seconds: float) (condition: unit -> bool) =
-            let deadline = System.DateTime.UtcNow.AddSeconds seconds
-            while not (condition ()) && System.DateTime.UtcNow < deadline do System.Threading.Thread.Sleep 250
-            condition ()
+        let ready () = readyOf client
         let mutable procs = []
         try
             Expect.isTrue (within 30.0 (fun () ->
