@@ -168,13 +168,21 @@ public sealed class JobJournal : IDisposable
         {
             return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
         }
-        // only a held lock (a sharing violation) is "in use"; a file that cannot be created (a read-only place, …) is
-        // its own IOException or UnauthorizedAccessException
-        catch (IOException ex) when (ex.GetType() == typeof(IOException))
+        // only a held lock is "in use"; a lock file that cannot be opened (a read-only file system, a socket or a
+        // device at its path, an I/O error) is that IOException, with its own reason
+        catch (IOException ex) when (ex.GetType() == typeof(IOException) && IsHeldLock(ex))
         {
             throw new JobStoreInUseException(directory, ex);
         }
     }
+
+    // The error a held lock gives: flock's EWOULDBLOCK on Unix (the runtime reports errno as HResult: 11 on Linux,
+    // 35 on macOS), a sharing or lock violation on Windows (HRESULT_FROM_WIN32 of ERROR_SHARING_VIOLATION 32 and
+    // ERROR_LOCK_VIOLATION 33).
+    private static bool IsHeldLock(IOException ex) =>
+        OperatingSystem.IsWindows()
+            ? ex.HResult is unchecked((int)0x80070020) or unchecked((int)0x80070021)
+            : ex.HResult == (OperatingSystem.IsMacOS() || OperatingSystem.IsFreeBSD() ? 35 : 11);
 
     /// <summary>The storage directory (absolute).</summary>
     public string Directory { get; }

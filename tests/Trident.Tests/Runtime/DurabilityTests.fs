@@ -157,6 +157,25 @@ let ``a second server on the same job store is refused while the first has it op
         finally
             Directory.Delete(dir, true)
 
+let ``a lock file that cannot be opened is its own error, not another server's lock`` =
+    testCase "a lock file that cannot be opened (a socket at its path) is reported as it is, not as a store in use by another server" <| fun () ->
+        let dir = tempDirectory ()
+        try
+            // opening a socket fails with ENXIO: a plain IOException, as a read-only file system's EROFS is
+            use socket = new Net.Sockets.Socket(Net.Sockets.AddressFamily.Unix, Net.Sockets.SocketType.Stream, Net.Sockets.ProtocolType.Unspecified)
+            socket.Bind(Net.Sockets.UnixDomainSocketEndPoint(Path.Combine(dir, "lock")))
+            let error =
+                try
+                    JobJournal.CheckFree dir
+                    None
+                with e -> Some e
+            match error with
+            | Some(:? JobStoreInUseException as e) -> failtestf "a socket at the lock's path was called another server's lock: %s" e.Message
+            | Some(:? IOException) -> ()
+            | other -> failtestf "expected the IOException of opening the lock file, got %A" other
+        finally
+            Directory.Delete(dir, true)
+
 let ``a start that fails once the journal holds the store's lock releases it`` =
     testCase "a journal that cannot open, or a server whose recovery fails, releases the store's lock: the next start is not refused" <| fun () ->
         let dir = tempDirectory ()
@@ -395,6 +414,7 @@ let tests =
         ``a finished job recovered after its retention ended is forgotten with its result file``
         ``a journal write per transition is cheap``
         ``a second server on the same job store is refused while the first has it open``
+        ``a lock file that cannot be opened is its own error, not another server's lock``
         ``a start that fails once the journal holds the store's lock releases it``
         ``jobs queued again after a restart are counted as recovered, not accepted``
         ``the job store follows the documented state machine across submits, cancels, stages, failures, expiry and restarts``
