@@ -1012,7 +1012,6 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
             Discard(r.Resume);
             return;
         }
-        // the kept output of a job that ends here (cancelled meanwhile) or starts again (its device is out) is not read
         var requeued = job.Requeue(now, PlanExecutor.Describe(lost), resume);
         // the kept output of a job that ended meanwhile (cancelled) or starts again (its device is out) is not read
         if (!requeued || resume is null) Discard(r.Resume);

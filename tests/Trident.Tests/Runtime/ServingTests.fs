@@ -661,6 +661,26 @@ let ``a request that fails after its last re-queue has the output it kept discar
         finally
             server.DisposeAsync().AsTask().Wait()
 
+/// The default batch stages run item by item; an item that fails leaves the items before it made and unread: they are
+/// discarded (on a cluster worker they are freed) before the error goes on.
+let ``a batch stage run item by item discards the items it made when a later one fails`` =
+    testCase "a batch stage run item by item discards the items it made when a later one fails" <| fun () ->
+        let discarded = Collections.Generic.List<obj>()
+        let executor =
+            { new IStageExecutor with
+                member _.Resident = Collections.Generic.HashSet<Stage>() :> Collections.Generic.IReadOnlySet<Stage>
+                member _.Unload _ = ()
+                member _.Encode(i, _) = if i.Prompt = "bad" then failwith "encoder exploded (test)" else StageOutput(box i.Prompt, 64L)
+                member _.Diffuse(_, _, _, _, _) = failwith "not used"
+                member _.Decode(_, _, _) = failwith "not used"
+                member _.Discard(output: StageOutput) = discarded.Add output.Value
+                member _.Dispose() = () }
+        let ok = executor.EncodeBatch([| input "a" 4; input "b" 4 |], CancellationToken.None)
+        Expect.equal (ok.Value :?> SequentialBatch).Items.Count 2 "a batch that runs keeps every item"
+        Expect.isEmpty discarded "and discards nothing"
+        Expect.throws (fun () -> executor.EncodeBatch([| input "a" 4; input "b" 4; input "bad" 4; input "c" 4 |], CancellationToken.None) |> ignore) "the failure goes on"
+        Expect.sequenceEqual discarded [ box "a"; box "b" ] "the items made before it are discarded, the ones after it never run"
+
 let ``with every device gone, queued requests fail with the reason after the bound, new ones are refused, and a device that joins takes new work`` =
     testCase "with every device gone, queued requests fail with the reason after the bound, new ones are refused, and a device that joins takes new work" <| fun () ->
         let log = ExecutionLog()
@@ -950,4 +970,5 @@ let unitTests =
         ``an expedited decode goes first, inside the running decode it pauses``
         ``a cancel and a success racing on one job: exactly one wins, and an accepted cancel never leaves a result``
         ``the planners' view renumbers the devices in the cluster node by node and maps plans back``
+        ``a batch stage run item by item discards the items it made when a later one fails``
     ] ]
