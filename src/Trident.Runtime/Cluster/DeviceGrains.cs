@@ -178,9 +178,16 @@ public interface IDeviceGrain : IGrainWithStringKey
     [AlwaysInterleave, Alias("Fetch")]
     Task<byte[]> Fetch(long output);
 
-    /// <summary>Forgets output <paramref name="output"/>: the coordinator has the reply of the stage that took it.</summary>
+    /// <summary>Forgets output <paramref name="output"/>: the coordinator has the reply of the stage that took it, or
+    /// nothing will take it (its job was cancelled or failed, or starts again).</summary>
     [AlwaysInterleave, OneWay, Alias("Release")]
     Task Release(long output);
+
+    /// <summary>Forgets checkpoint <paramref name="checkpoint"/> of this worker (<see cref="CheckpointHandle.Id"/>) and the
+    /// embeddings it kept: nothing will resume it (its job was cancelled or failed, or starts again). One-way; a
+    /// checkpoint resumed or dropped already is ignored.</summary>
+    [AlwaysInterleave, OneWay, Alias("DropCheckpoint")]
+    Task DropCheckpoint(long checkpoint);
 }
 
 /// <summary>The devices of one worker, as the coordinator discovers them; keyed by the silo's endpoint and
@@ -232,11 +239,14 @@ public sealed class WorkerDevices : IDisposable
     public IStageExecutor Executor(int index) => _executors[index];
 
     // Checkpoints of suspended diffuses (any device of this worker may resume one), each with the embeddings it ran
-    // with, and the segments asked to stop, each with when it was kept: what nobody resumes (its job was cancelled)
-    // or no segment ends (the request came after it) is dropped after CheckpointLifetime.
+    // with, and the segments asked to stop, each with when it was kept. A checkpoint nobody will resume (its job was
+    // cancelled, failed or starts again) is dropped by the coordinator (DropCheckpoint); what is left anyway (that
+    // message lost, the coordinator gone) or no segment ends (the request came after it) is dropped after
+    // CheckpointLifetime. Ids start at a random point, as output ids do: a drop or resumption meant for a worker
+    // process before a restart at the same endpoint names no checkpoint of this one.
     private readonly ConcurrentDictionary<long, (DiffuseCheckpoint Checkpoint, byte[] Embeddings, DateTime At)> _checkpoints = new();
     private readonly ConcurrentDictionary<long, DateTime> _suspends = new();
-    private long _nextCheckpoint;
+    private long _nextCheckpoint = Random.Shared.NextInt64(1, long.MaxValue / 2);
 
     /// <summary>How long a checkpoint nobody resumed, or a stop request no segment took, is kept.</summary>
     public static readonly TimeSpan CheckpointLifetime = TimeSpan.FromMinutes(30);
@@ -292,7 +302,9 @@ public sealed class WorkerDevices : IDisposable
     private readonly ConcurrentDictionary<long, (string Device, byte[] Bytes, DateTime At)> _outputs = new();
     private long _nextOutput = Random.Shared.NextInt64(1, long.MaxValue / 2);
 
-    /// <summary>How long an output whose next stage never came (its job failed or was cancelled) is kept.</summary>
+    /// <summary>How long an output is kept that nobody released: its next stage never came and the coordinator's
+    /// discard of it (its job cancelled, failed or started again: IStageExecutor.Discard) did not arrive either (the
+    /// coordinator died, or the message was lost).</summary>
     public static readonly TimeSpan OutputLifetime = TimeSpan.FromMinutes(10);
 
     /// <summary>Keeps <paramref name="bytes"/>, made by device <paramref name="device"/> (its grain key); returns its id
@@ -550,6 +562,13 @@ public sealed class DeviceGrain(WorkerDevices devices, ILogger<DeviceGrain> log)
     public Task Release(long output)
     {
         devices.ReleaseOutput(Key, output);
+        return Task.CompletedTask;
+    }
+
+    /// <inheritdoc />
+    public Task DropCheckpoint(long checkpoint)
+    {
+        devices.TakeCheckpoint(checkpoint);
         return Task.CompletedTask;
     }
 

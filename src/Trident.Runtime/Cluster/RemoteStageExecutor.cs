@@ -363,13 +363,49 @@ public sealed class RemoteStageExecutor(IGrainFactory grains, string key, Cluste
     {
     }
 
+    /// <inheritdoc />
+    /// <remarks>Its producer forgets it (<see cref="IDeviceGrain.Release"/>, one-way: nothing waits), each item of a
+    /// batch's output; whichever device's executor is asked, the handle names the producer. An output that is not a
+    /// remote one is ignored.</remarks>
+    public void Discard(StageOutput output)
+    {
+        switch (output.Value)
+        {
+            case StageHandle handle:
+                Release(handle);
+                break;
+            case SequentialBatch batch:
+                foreach (var item in batch.Items) Discard(item);
+                break;
+        }
+    }
+
+    /// <inheritdoc />
+    /// <remarks>Its worker drops it with the embeddings it kept (<see cref="IDeviceGrain.DropCheckpoint"/>, one-way).
+    /// A checkpoint that is not a remote one is ignored.</remarks>
+    public void Discard(DiffuseCheckpoint checkpoint)
+    {
+        if (checkpoint.State is not CheckpointHandle handle || Gone(handle.Device)) return;
+        try
+        {
+            _ = grains.GetGrain<IDeviceGrain>(handle.Device).DropCheckpoint(handle.Id);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // unreachable now: it expires with its lifetime (WorkerDevices.CheckpointLifetime)
+        }
+    }
+
+    // Whether device `device` is out of the cluster (a call to its grain would fail, and Orleans would log it).
+    private bool Gone(string device) => directory is not null && directory.Id(device) is var id and >= 0 && directory.IsOut(id);
+
     // The stage that took `input` replied: its producer forgets it (one-way, from here rather than from the worker
     // that took it: a worker killed after its stage ended but before its reply arrived leaves the job to resume from
     // `input`, which must still be there — released by that worker, it was gone, and the resumed stage found it
-    // missing). A producer that is gone has nothing to forget.
+    // missing). Also an output nothing will read (Discard). A producer that is gone has nothing to forget.
     private void Release(StageHandle input)
     {
-        if (directory is not null && directory.Id(input.Device) is var producer and >= 0 && directory.IsOut(producer)) return;
+        if (Gone(input.Device)) return;
         try
         {
             _ = grains.GetGrain<IDeviceGrain>(input.Device).Release(input.Output);

@@ -45,7 +45,8 @@ public interface IStepObserver
 }
 
 /// <summary>Runs the three stages of one pipeline on one device.</summary>
-/// <remarks>Called from the device's worker thread only, one call at a time. Handoff values are opaque to
+/// <remarks>Called from the device's worker thread only, one call at a time — except <see cref="Discard(StageOutput)"/>
+/// and <see cref="Discard(DiffuseCheckpoint)"/>, which any thread may call at any time. Handoff values are opaque to
 /// the worker and the serving loop: the executor that made them is the only one that reads them.</remarks>
 public interface IStageExecutor : IDisposable
 {
@@ -109,7 +110,7 @@ public interface IStageExecutor : IDisposable
 
     /// <summary>Encodes the prompts of a batch (one output for all).</summary>
     StageOutput EncodeBatch(IReadOnlyList<GenerationInput> inputs, CancellationToken cancellationToken) =>
-        inputs.Count == 1 ? Encode(inputs[0], cancellationToken) : SequentialBatch.Of(inputs.Select(i => Encode(i, cancellationToken)));
+        inputs.Count == 1 ? Encode(inputs[0], cancellationToken) : SequentialBatch.Run(this, inputs.Count, i => Encode(inputs[i], cancellationToken));
 
     /// <summary>Denoises a batch from each request's own seeded noise; <paramref name="observers"/> has one
     /// observer per request.</summary>
@@ -117,8 +118,8 @@ public interface IStageExecutor : IDisposable
         CancellationToken cancellationToken) =>
         inputs.Count == 1
             ? Diffuse(inputs[0], embeddings, intraOpThreads, observers[0], cancellationToken)
-            : SequentialBatch.Of(inputs.Select((input, i) =>
-                Diffuse(input, SequentialBatch.Item(embeddings, i), intraOpThreads, observers[i], cancellationToken)));
+            : SequentialBatch.Run(this, inputs.Count, i =>
+                Diffuse(inputs[i], SequentialBatch.Item(embeddings, i), intraOpThreads, observers[i], cancellationToken));
 
     /// <summary>Decodes a batch: result[b] is the frames of request b.</summary>
     IReadOnlyList<IReadOnlyList<RgbImage>> DecodeBatch(IReadOnlyList<GenerationInput> inputs, StageOutput latents, CancellationToken cancellationToken) =>
@@ -138,6 +139,22 @@ public interface IStageExecutor : IDisposable
     /// <summary>Decodes a batch one request per run: result[b] is the frames of request b.</summary>
     IReadOnlyList<IReadOnlyList<RgbImage>> DecodeItems(IReadOnlyList<GenerationInput> inputs, StageOutput latents, CancellationToken cancellationToken) =>
         DecodeBatch(inputs, latents, cancellationToken);
+
+    // Outputs nobody will read (issue: a cluster worker kept them). A stage's output is normally dropped by the stage
+    // that reads it; an output whose reader never comes — its job was cancelled or failed, or starts again — is handed
+    // here by the serving loop (PlanExecutor), so that an executor that keeps outputs outside the value (a remote
+    // worker's store: RemoteStageExecutor) frees them at once. Unlike the stage calls, these may be called from any
+    // thread, while a stage call runs: an override is thread-safe and does not block (it sends, it does not wait).
+
+    /// <summary>Frees <paramref name="output"/> (made by this kind of executor; a batch's output with every item):
+    /// nothing will read it. Any thread; never blocks, never throws. The default does nothing: an in-process output
+    /// is plain managed memory (a Tensor or byte[] holds no native object), collected once unreferenced.</summary>
+    void Discard(StageOutput output) { }
+
+    /// <summary>Frees <paramref name="checkpoint"/> (made by this kind of executor's <see cref="DiffuseSegment"/>):
+    /// nothing will resume it. Any thread; never blocks, never throws. The default does nothing (an in-process
+    /// checkpoint is managed host memory).</summary>
+    void Discard(DiffuseCheckpoint checkpoint) { }
 }
 
 /// <summary>The output of a batch stage run one request at a time (the <see cref="IStageExecutor"/> defaults).</summary>
@@ -149,6 +166,24 @@ public sealed record SequentialBatch(IReadOnlyList<StageOutput> Items)
     {
         var all = items.ToArray();
         return new StageOutput(new SequentialBatch(all), all.Sum(o => o.Bytes));
+    }
+
+    /// <summary>Runs <paramref name="item"/> for items 0 … <paramref name="count"/> − 1 in order, as one output. When an
+    /// item fails, the outputs of the items before it are handed to <paramref name="executor"/>'s
+    /// <see cref="IStageExecutor.Discard(StageOutput)"/> (nothing will read them), then the error propagates.</summary>
+    public static StageOutput Run(IStageExecutor executor, int count, Func<int, StageOutput> item)
+    {
+        var made = new List<StageOutput>(count);
+        try
+        {
+            for (var i = 0; i < count; i++) made.Add(item(i));
+        }
+        catch
+        {
+            foreach (var o in made) executor.Discard(o);
+            throw;
+        }
+        return Of(made);
     }
 
     /// <summary>Item <paramref name="i"/> of a batch output.</summary>

@@ -83,6 +83,14 @@ public sealed class Worker : IDisposable
     /// <summary>Whether its executor decodes videos in temporal tiles that can pause for an expedited decode.</summary>
     public bool CanPauseDecode => _executor.CanPauseDecode;
 
+    /// <summary>Frees an output of this device's executor that nothing will read (IStageExecutor.Discard); any
+    /// thread, not queued behind the device's tasks.</summary>
+    public void Discard(StageOutput output) => _executor.Discard(output);
+
+    /// <summary>Frees a checkpoint of this device's executor that nothing will resume (IStageExecutor.Discard); any
+    /// thread, not queued behind the device's tasks.</summary>
+    public void Discard(DiffuseCheckpoint checkpoint) => _executor.Discard(checkpoint);
+
     /// <summary>The task running now, if any.</summary>
     public StageTask? Current => _current;
 

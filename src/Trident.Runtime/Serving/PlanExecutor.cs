@@ -254,14 +254,16 @@ public sealed class PlanExecutor
             {
                 failure = ex;
             }
-            // work lost with a device: a job alone resumes from the last stage that completed (this attempt's, or
-            // the one it resumed from); a batch's outputs hold every member, so its jobs start again
-            var resume = jobs.Count > 1 ? null
-                : diffuse.Task is { Result.Task.IsCompletedSuccessfully: true } d
-                    ? new ResumePoint(Stage.Diffuse, d.Result.Task.Result, diffuse.Group[0])
-                    : encode.Task is { Result.Task.IsCompletedSuccessfully: true } e
-                        ? new ResumePoint(Stage.Encode, e.Result.Task.Result, encode.Device)
-                        : resumed;
+            // the output of the last stage that completed (this attempt's, or the one it resumed from): the one output
+            // of the attempt nothing has read yet (a stage that completed dropped its input, RemoteStageExecutor)
+            var last = diffuse.Task is { Result.Task.IsCompletedSuccessfully: true } d
+                ? new ResumePoint(Stage.Diffuse, d.Result.Task.Result, diffuse.Group[0])
+                : encode.Task is { Result.Task.IsCompletedSuccessfully: true } e
+                    ? new ResumePoint(Stage.Encode, e.Result.Task.Result, encode.Device)
+                    : resumed;
+            // work lost with a device: a job alone resumes from it; a batch's outputs hold every member, so its jobs
+            // start again
+            var resume = jobs.Count > 1 ? null : last;
             // a suspended diffuse (a job alone): what its resumption needs
             SuspendedJob? suspension = null;
             if (jobs.Count == 1 && diffuse.Task?.Result.Task.Exception?.InnerException is DiffuseSuspendedException stopped)
@@ -273,7 +275,23 @@ public sealed class PlanExecutor
                     suspension = new SuspendedJob(jobs[0], stopped.Checkpoint, kept.Output, kept.Device, diffuse.Group, decodeDevice,
                         ReferenceEquals(stopped.Checkpoint, diffuse.Task!.From), decode.TaskId);
             }
-            for (var i = 0; i < jobs.Count; i++) await CompleteAsync(jobs[i], failure is null ? items![i] : null, failure, resume, suspension).ConfigureAwait(false);
+            var handedOn = Handover.None;
+            for (var i = 0; i < jobs.Count; i++)
+                handedOn |= await CompleteAsync(jobs[i], failure is null ? items![i] : null, failure, resume, suspension).ConfigureAwait(false);
+            // An attempt that did not decode leaves outputs nobody reads unless the loop took them on (a resumption, a
+            // re-queue that resumes): its last stage's output and, of a diffuse, the checkpoint it resumed from and
+            // the one it stopped at (a cancelled job's suspension, which the loop never sees) — on a cluster worker
+            // they stayed in memory (WorkerDevices) until they expired. A decoded attempt's outputs were all read.
+            if (failure is not null)
+            {
+                if (last is not null && (handedOn & Handover.Output) == 0) Discard(last.Output, last.Device);
+                if ((handedOn & Handover.Checkpoint) == 0 && diffuse.Task is { } ran)
+                {
+                    if (ran.From is { } from) Discard(from, diffuse.Group[0]);
+                    if (ran.Result.Task.Exception?.InnerException is DiffuseSuspendedException { Checkpoint: var c } && !ReferenceEquals(c, ran.From))
+                        Discard(c, diffuse.Group[0]);
+                }
+            }
         }
         finally
         {
@@ -281,7 +299,33 @@ public sealed class PlanExecutor
         }
     }
 
-    private async Task CompleteAsync(Job job, IReadOnlyList<RgbImage>? frames, Exception? failure, ResumePoint? resume, SuspendedJob? suspension)
+    // What of an attempt's outputs a job's end handed on to the serving loop (which then discards them if it does not
+    // use them after all).
+    [Flags]
+    private enum Handover
+    {
+        None = 0,
+        // the last stage's output (a re-queue that resumes from it, or a suspension: its embeddings)
+        Output = 1,
+        // the diffuse's checkpoint (a suspension)
+        Checkpoint = 2,
+    }
+
+    /// <summary>Frees <paramref name="output"/>, made by device <paramref name="device"/>, which nothing will read
+    /// (IStageExecutor.Discard); any thread.</summary>
+    public void Discard(StageOutput output, int device)
+    {
+        if (device >= 0 && device < Workers.Count) Workers[device].Discard(output);
+    }
+
+    /// <summary>Frees <paramref name="checkpoint"/>, made on device <paramref name="device"/> (a group's lead), which
+    /// nothing will resume (IStageExecutor.Discard); any thread.</summary>
+    public void Discard(DiffuseCheckpoint checkpoint, int device)
+    {
+        if (device >= 0 && device < Workers.Count) Workers[device].Discard(checkpoint);
+    }
+
+    private async Task<Handover> CompleteAsync(Job job, IReadOnlyList<RgbImage>? frames, Exception? failure, ResumePoint? resume, SuspendedJob? suspension)
     {
         try
         {
@@ -299,17 +343,21 @@ public sealed class PlanExecutor
         {
             // stopped at a step boundary for a more urgent request, not failed: the loop resumes it
             resumeLater(suspension);
+            return Handover.Output | Handover.Checkpoint;
         }
         catch (Exception ex) when (DeviceLostException.Find(ex) is { } lost && _lost is { } requeue)
         {
             // the work was lost with a device, not failed by the request: the loop queues it again
             // an input its producer no longer keeps (no device lost): nothing to resume from
-            requeue(job, lost, lost.FromStart ? null : resume);
+            var from = lost.FromStart ? null : resume;
+            requeue(job, lost, from);
+            return from is null ? Handover.None : Handover.Output;
         }
         catch (Exception ex)
         {
             job.Fail(Describe(ex), _clock.Now);
         }
+        return Handover.None;
     }
 
     // A batch's cancellation: cancelled once every member's is (a member cancelled alone only drops its result).

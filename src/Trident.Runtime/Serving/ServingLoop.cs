@@ -453,7 +453,11 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
                     foreach (var job in many.Jobs) Arrive(job);
                     break;
                 case Cancellation c:
-                    if (_queue.Remove(c.Job)) CountWaiting(c.Job, -1);
+                    if (_queue.Remove(c.Job))
+                    {
+                        CountWaiting(c.Job, -1);
+                        Discard(c.Job.Resume);
+                    }
                     break;
                 case TaskStarted s:
                     _ledger.Started(s.Device, s.TaskId, s.At);
@@ -697,7 +701,11 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
             {
                 _log.LogError(ex, "Dispatch round {Round} could not carry out the route of {Request}; it fails. Snapshot and plan for replay: {Snapshot}",
                     round, batch.Dispatch.Request, SnapshotJson.Write(snapshot, plan));
-                foreach (var job in jobs) job.Fail("the server could not carry out its route: " + PlanExecutor.Describe(ex), _clock.Now);
+                foreach (var job in jobs)
+                {
+                    job.Fail("the server could not carry out its route: " + PlanExecutor.Describe(ex), _clock.Now);
+                    Discard(job.Resume);
+                }
             }
         }
         _waits = Admissible.waitReasons(snapshot, plan).ToDictionary(x => x.Item1.Value, x => new WaitingReason(round, x.Item2));
@@ -798,6 +806,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
             {
                 _log.LogError(ex, "Preemption could not carry out the route of {Request}; it fails", urgent.Id.Value);
                 urgent.Fail("the server could not carry out its route: " + PlanExecutor.Describe(ex), _clock.Now);
+                Discard(urgent.Resume);
             }
         }
     }
@@ -910,7 +919,12 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
             // the stopped attempt's decode will not run (its worker skips it): not predicted on its device any more
             _ledger.Finished(s.DecodeDevice, s.DecodeTaskId);
             using var traced = job.Trace.Enter();
-            if (s.Withdrawn ? !job.Withdrawn(now) : !job.Suspend(now, s.Checkpoint.Step)) continue;
+            // cancelled while its segment stopped: nothing resumes it
+            if (s.Withdrawn ? !job.Withdrawn(now) : !job.Suspend(now, s.Checkpoint.Step))
+            {
+                Discard(s);
+                continue;
+            }
             if (!s.Withdrawn) _metrics.Suspensions.Add(1);
             var remaining = s.Checkpoint.Steps - s.Checkpoint.Step;
             var stepSeconds = seg?.StepSeconds ?? CostModelModule.diffuseTime(_cost, job.Request.Shape, job.Request.Steps, s.Group.Length) / Math.Max(1, job.Request.Steps);
@@ -936,6 +950,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
             {
                 _log.LogError(ex, "Request {Request} could not be resumed; it fails", job.Id.Value);
                 job.Fail("the server could not resume it after a suspension: " + PlanExecutor.Describe(ex), now);
+                Discard(s);
             }
         }
     }
@@ -962,6 +977,21 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
         return [.. chosen.Item2.Select(d => d.Value)];
     }
 
+    // The output a job kept to resume from (Job.Resume), which nothing will read: the job ended before a dispatch took it
+    // on, or starts again. Its worker frees it (IStageExecutor.Discard; a cluster worker kept it in memory until it
+    // expired); PlanExecutor frees what an attempt leaves.
+    private void Discard(ResumePoint? kept)
+    {
+        if (kept is not null) _plans?.Discard(kept.Output, kept.Device);
+    }
+
+    // A suspended job that will not resume: its checkpoint and the embeddings it kept to resume with are freed.
+    private void Discard(SuspendedJob s)
+    {
+        _plans?.Discard(s.Checkpoint, s.Group[0]);
+        _plans?.Discard(s.Embeddings, s.EmbeddingsDevice);
+    }
+
     // A job whose work was lost with a device: queued again (resuming from its kept output when the device that
     // holds it is still in), unless it was lost too often already.
     private void Requeued(Requeue r, double now)
@@ -979,9 +1009,13 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
         if (job.Requeues >= MaxRequeues)
         {
             job.Fail($"its work was lost with a device {job.Requeues + 1} times (at most {MaxRequeues} re-queues); last: {PlanExecutor.Describe(lost)}", now);
+            Discard(r.Resume);
             return;
         }
-        if (!job.Requeue(now, PlanExecutor.Describe(lost), resume)) return;
+        var requeued = job.Requeue(now, PlanExecutor.Describe(lost), resume);
+        // the kept output of a job that ended meanwhile (cancelled) or starts again (its device is out) is not read
+        if (!requeued || resume is null) Discard(r.Resume);
+        if (!requeued) return;
         _queue.Add(job);
         CountWaiting(job, +1);
         _metrics.Requeued.Add(1, new KeyValuePair<string, object?>("resume", resume is null ? "start" : resume.Stage.IsEncode ? "after_encode" : "after_diffuse"));
@@ -1088,6 +1122,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
             CountWaiting(job, -1);
             using var traced = job.Trace.Enter();
             job.Fail($"no device is left in the cluster (every worker left {now - _emptySince.Value:F0} s ago; requests wait at most {_settings.NoDeviceSeconds:F0} s for one to join)", now);
+            Discard(job.Resume);
         }
         _queue.Clear();
     }

@@ -19,6 +19,7 @@ open Microsoft.Extensions.DependencyInjection
 open Trident.Scheduling
 open Trident.Runtime.Devices
 open Trident.Runtime.Clustering
+open Trident.Runtime.Serving
 open Trident.Tests.TestSupport
 
 /// Each test silo is a worker of two emulated flux devices at time scale `scale`.
@@ -276,6 +277,78 @@ let ``killing one worker leaves the others' outputs in place`` (cluster: TestClu
     for (s, d), embeddings in kept do
         (remote s d).Diffuse(i, embeddings, 1, Steps(), CancellationToken.None) |> ignore
 
+/// A worker's own store of stage outputs and checkpoints (WorkerDevices) in the test host.
+let private storeOf (silo: SiloHandle) = (silo :?> InProcessSiloHandle).SiloHost.Services.GetRequiredService<WorkerDevices>()
+
+type private NoWorkerEvents() =
+    interface IWorkerObserver with
+        member _.Started(_, _) = ()
+        member _.Finished(_, _, _) = ()
+
+/// An in-process coordinator's device workers over the cluster's devices — id 0: silo 0's device 0, 1: silo 1's
+/// device 0, 2: silo 0's device 1, 3: silo 1's device 1 — and its PlanExecutor (as ServingLoop makes them).
+let private coordinator (cluster: TestCluster) (suspended: SuspendedJob -> unit) =
+    let places = [| 0, 0; 1, 0; 0, 1; 1, 1 |]
+    let workers =
+        places |> Array.mapi (fun id (s, d) ->
+            let executor = new RemoteStageExecutor(cluster.GrainFactory, DeviceKeys.Of(endpointOf cluster.Silos[s], d), ClusterTransfers())
+            executor.WaitCanSuspend(TimeSpan.FromSeconds 30.0) |> ignore
+            new Worker(DeviceSpec(id, s, DeviceKind.Emulated, 1, 0, 48.0), EDC, executor, NoWorkerEvents(), 16))
+    let plans = PlanExecutor(workers, DeviceLedger workers.Length, ServerClock TimeProvider.System, 8, null, Action<SuspendedJob>(suspended), Suspendable = true)
+    workers, plans
+
+let private clusterJob (id: int64) (steps: int) =
+    let i = input steps
+    let r = { Id = RequestId id; Model = ModelName "flux"; Shape = Shape.image i.Height i.Width; Steps = steps; Arrival = 0.0<s>; Deadline = 60.0<s>; Priority = None }
+    Job(r, i, DateTimeOffset.UtcNow, false)
+
+let private route (id: int64) (encode: int) (diffuse: int) (decode: int) =
+    let at d = { Devices = [ DeviceId d ]; Start = 0.0<s>; Finish = 1.0<s> }
+    { Request = RequestId id; Degree = 1; Vr = VrType.V0; Encode = at encode; Diffuse = at diffuse; Decode = at decode; OnTime = true; Reward = 1.0 }
+
+let private waitFor (seconds: float) (what: string) (condition: unit -> bool) =
+    let deadline = DateTime.UtcNow.AddSeconds seconds
+    while not (condition ()) && DateTime.UtcNow < deadline do
+        Thread.Sleep 20
+    if not (condition ()) then failwithf "timed out after %.0f s waiting until %s" seconds what
+
+/// A job that ends without reading its stage outputs (cancelled, failed, or started again) has them freed on the
+/// workers that made them at once. Before, an output was dropped only by the stage that read it, or once it was 10
+/// minutes old and its worker stored another: a job cancelled during its diffuse left its embeddings on the encode
+/// device's worker (4 MiB for flux; an idle worker kept them for good), and a job cancelled while suspended its
+/// checkpoint as well.
+let ``a job that ends without reading its stage outputs has them freed on the workers that made them`` (cluster: TestCluster) =
+    let producer, diffuser = storeOf cluster.Silos[0], storeOf cluster.Silos[1]
+    use stops = new Collections.Concurrent.BlockingCollection<SuspendedJob>()
+    let workers, plans = coordinator cluster stops.Add
+    try
+        // cancelled during its diffuse: the embeddings on silo 0 (its encode device) are freed
+        let before = producer.Outputs
+        let job = clusterJob 1L 4000
+        let d = route 1L 0 1 2
+        plans.ExecuteAsync(job, d, JobRoute(1L, "test", d), CancellationToken.None).AsTask().Wait()
+        waitFor 30.0 "the job diffuses" (fun () -> job.View().Step > 0)
+        Expect.equal producer.Outputs (before + 1) "its embeddings are kept on the encode device's worker while it diffuses"
+        Expect.isTrue (job.RequestCancel 0.0) "cancelled"
+        waitFor 30.0 "the job is cancelled" (fun () -> job.Status = JobStatus.Cancelled)
+        waitFor 5.0 "the cancelled job's embeddings are freed on their worker" (fun () -> producer.Outputs = before)
+        // suspended, then cancelled before its resumption ran: its checkpoint (silo 1) and embeddings (silo 0) are freed
+        let job2 = clusterJob 2L 4000
+        let d2 = route 2L 0 1 2
+        let task = plans.ExecuteAsync(job2, d2, JobRoute(2L, "test", d2), CancellationToken.None).AsTask().Result
+        waitFor 30.0 "the second job diffuses" (fun () -> job2.View().Step > 0)
+        task.Suspend.Request()
+        let mutable stopped = Unchecked.defaultof<SuspendedJob>
+        Expect.isTrue (stops.TryTake(&stopped, TimeSpan.FromSeconds 30.0)) "suspended"
+        Expect.equal (producer.Outputs, diffuser.Checkpoints) (before + 1, 1) "its embeddings and its checkpoint are kept for its resumption"
+        Expect.isTrue (job2.Suspend(0.0, stopped.Checkpoint.Step)) "suspended (as the serving loop records it)"
+        Expect.isTrue (job2.RequestCancel 0.0) "cancelled while suspended"
+        plans.ResumeAsync(stopped, stopped.Group, 1.0, 1.0, CancellationToken.None).AsTask().Wait()
+        waitFor 5.0 "the cancelled job's checkpoint and embeddings are freed on their workers" (fun () ->
+            producer.Outputs = before && diffuser.Checkpoints = 0)
+    finally
+        for w in workers do (w :> IDisposable).Dispose()
+
 [<Tests>]
 let integrationTests =
     let withCluster (name: string) (test: TestCluster -> unit) =
@@ -296,6 +369,7 @@ let integrationTests =
         withCluster "a stage's input stays until the coordinator has the stage's reply" ``a stage's input stays until the coordinator has the stage's reply``
         withCluster "a missing stage input is attributed to its producer and evicts nobody" ``a missing stage input is attributed to its producer and evicts nobody``
         withCluster3 "killing one worker leaves the others' outputs in place" ``killing one worker leaves the others' outputs in place``
+        withCluster "a job that ends without reading its stage outputs has them freed on the workers that made them" ``a job that ends without reading its stage outputs has them freed on the workers that made them``
     ] |> testSequenced ]
 
 /// One-line messages of the cluster's failures (no developer advice, no false alarms).

@@ -624,6 +624,63 @@ let ``a request whose work is lost with a device is re-queued from its last comp
         finally
             server.DisposeAsync().AsTask().Wait()
 
+/// Fake executors whose every diffuse fails as work lost with a device that still answers (no device leaves: the
+/// request resumes from its kept encode each time); the outputs they are told nobody will read are logged as
+/// "discard d<device> <value>".
+type private AlwaysLosingExecutors(log: ExecutionLog) =
+    let fakes = FakeExecutors(log) :> IStageExecutorFactory
+    interface IStageExecutorFactory with
+        member _.Create device =
+            let inner = fakes.Create device
+            { new IStageExecutor with
+                member _.Resident = inner.Resident
+                member _.Unload s = inner.Unload s
+                member _.Encode(i, ct) = inner.Encode(i, ct)
+                member _.Diffuse(_, _, _, _, _) = raise (DeviceLostException(-1, "a device could not be reached but answers now (test)"))
+                member _.Decode(i, l, ct) = inner.Decode(i, l, ct)
+                member _.Discard(output: StageOutput) = log.Add(sprintf "discard d%d %O" device.Id output.Value)
+                member _.Dispose() = inner.Dispose() }
+
+/// A request whose re-queues are spent fails, and the output it kept to resume from is discarded on the device that
+/// made it (a cluster worker frees it; before, it stayed there until it expired). While it is re-queued, its kept
+/// output is not discarded: every attempt resumes from it.
+let ``a request that fails after its last re-queue has the output it kept discarded`` =
+    testCase "a request that fails after its last re-queue has the output it kept discarded" <| fun () ->
+        let log = ExecutionLog()
+        let server = startServer (ServingSettings()) 2 (AlwaysLosingExecutors log)
+        try
+            let j = server.Submit(input "forever" 4, Nullable(), Nullable()) |> accepted
+            finishedWithin 30.0 j
+            Expect.equal j.Status JobStatus.Failed "failed once its re-queues were spent"
+            Expect.equal j.Requeues ServingLoop.MaxRequeues "re-queued as often as allowed"
+            let encodes = log.Entries |> List.filter (fun e -> e.EndsWith " encode forever")
+            Expect.equal encodes.Length 1 (sprintf "encoded once, every attempt resumed from it: %A" log.Entries)
+            let encoder = encodes.Head.Split(' ')[0]
+            waitUntil 5.0 "the kept embeddings are discarded" (fun () -> log.Entries |> List.exists (fun e -> e.StartsWith "discard"))
+            Expect.equal (log.Entries |> List.filter (fun e -> e.StartsWith "discard")) [ sprintf "discard %s forever" encoder ] "discarded once, on their device"
+        finally
+            server.DisposeAsync().AsTask().Wait()
+
+/// The default batch stages run item by item; an item that fails leaves the items before it made and unread: they are
+/// discarded (on a cluster worker they are freed) before the error goes on.
+let ``a batch stage run item by item discards the items it made when a later one fails`` =
+    testCase "a batch stage run item by item discards the items it made when a later one fails" <| fun () ->
+        let discarded = Collections.Generic.List<obj>()
+        let executor =
+            { new IStageExecutor with
+                member _.Resident = Collections.Generic.HashSet<Stage>() :> Collections.Generic.IReadOnlySet<Stage>
+                member _.Unload _ = ()
+                member _.Encode(i, _) = if i.Prompt = "bad" then failwith "encoder exploded (test)" else StageOutput(box i.Prompt, 64L)
+                member _.Diffuse(_, _, _, _, _) = failwith "not used"
+                member _.Decode(_, _, _) = failwith "not used"
+                member _.Discard(output: StageOutput) = discarded.Add output.Value
+                member _.Dispose() = () }
+        let ok = executor.EncodeBatch([| input "a" 4; input "b" 4 |], CancellationToken.None)
+        Expect.equal (ok.Value :?> SequentialBatch).Items.Count 2 "a batch that runs keeps every item"
+        Expect.isEmpty discarded "and discards nothing"
+        Expect.throws (fun () -> executor.EncodeBatch([| input "a" 4; input "b" 4; input "bad" 4; input "c" 4 |], CancellationToken.None) |> ignore) "the failure goes on"
+        Expect.sequenceEqual discarded [ box "a"; box "b" ] "the items made before it are discarded, the ones after it never run"
+
 let ``with every device gone, queued requests fail with the reason after the bound, new ones are refused, and a device that joins takes new work`` =
     testCase "with every device gone, queued requests fail with the reason after the bound, new ones are refused, and a device that joins takes new work" <| fun () ->
         let log = ExecutionLog()
@@ -903,6 +960,7 @@ let tests =
         ``a session that failed to load is loaded again by the next task, so restoring the model file heals the server``
         ``with a round period longer than the test every request is served: rounds never wait for the period``
         ``a request whose work is lost with a device is re-queued from its last completed stage and succeeds on the devices left``
+        ``a request that fails after its last re-queue has the output it kept discarded``
         ``with every device gone, queued requests fail with the reason after the bound, new ones are refused, and a device that joins takes new work``
     ] |> testSequenced ]
 
@@ -912,4 +970,5 @@ let unitTests =
         ``an expedited decode goes first, inside the running decode it pauses``
         ``a cancel and a success racing on one job: exactly one wins, and an accepted cancel never leaves a result``
         ``the planners' view renumbers the devices in the cluster node by node and maps plans back``
+        ``a batch stage run item by item discards the items it made when a later one fails``
     ] ]
