@@ -73,7 +73,9 @@ public sealed class OnnxServingBackend : IServingBackend
             log.LogInformation("No profile configured: profiling {Pipeline} on this machine ({Shapes}; one timed run each: {Extent}; degrees {Degrees}; reused from the cache: {Reused}); cached at {Path}",
                 pipeline.Manifest.Name, missing.Count > 0 ? string.Join(", ", missing) : "none", missingExtent.Count > 0 ? string.Join(", ", missingExtent) : "none",
                 string.Join(",", quick.Degrees), reused.Count > 0 ? string.Join(", ", reused) : "none", fullPath);
-            measured = await Profiler.ProfileAsync(pipeline, quick with { Shapes = missing, Extent = missingExtent }, ct);
+            var progress = new ProfilingProgress(log, TimeProvider.System);
+            measured = await Profiler.ProfileAsync(pipeline, quick with { Shapes = missing, Extent = missingExtent, Progress = progress }, ct);
+            progress.Done();
             // each file keeps every size it ever measured under this key (a limit lowered and raised again measures nothing)
             if (missing.Count > 0) full = await Write(fullPath, Merged(full, ProfileModule.only(missing, measured)), ct);
             if (missingExtent.Count > 0) extent = await Write(extentPath, Merged(extent, ProfileModule.only(missingExtent, measured)), ct);
@@ -181,3 +183,39 @@ public sealed class OnnxServingBackend : IServingBackend
         return Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(text.ToString())))[..16].ToLowerInvariant();
     }
 }
+
+/// <summary>Signs of life while a server profiles its pipeline at start (a first start measures for minutes on a busy
+/// machine): the first point measured, then at most one line per <see cref="Interval"/> with how many points are done
+/// and the last one, and a closing line with the count and the time taken. Lines, not one per point (a quick profile
+/// measures dozens).</summary>
+public sealed class ProfilingProgress(ILogger log, TimeProvider time) : IProgress<MeasuredPoint>
+{
+    /// <summary>The least time between two progress lines.</summary>
+    public static readonly TimeSpan Interval = TimeSpan.FromSeconds(10);
+
+    private readonly long _start = time.GetTimestamp();
+    private long _lastLine = long.MinValue;
+    private int _points;
+
+    /// <inheritdoc />
+    public void Report(MeasuredPoint value)
+    {
+        var points = Interlocked.Increment(ref _points);
+        var now = time.GetTimestamp();
+        lock (this)
+        {
+            if (_lastLine != long.MinValue && time.GetElapsedTime(_lastLine, now) < Interval) return;
+            _lastLine = now;
+        }
+        var p = value.Point;
+        var unit = value.Stage.IsDiffuse ? "s per step" : "s";
+        log.LogInformation("Profiling: {Points} point(s) measured in {Seconds:F0} s; last {Stage} {Shape} at degree {Degree}{Batch}: {Time:G3} {Unit}",
+            points, time.GetElapsedTime(_start, now).TotalSeconds, value.Stage.ToString().ToLowerInvariant(), p.Shape, p.Degree,
+            value.Batch > 1 ? $", batch {value.Batch}" : "", p.Seconds, unit);
+    }
+
+    /// <summary>Logs the closing line.</summary>
+    public void Done() =>
+        log.LogInformation("Profiling: done, {Points} point(s) measured in {Seconds:F0} s", Volatile.Read(ref _points), time.GetElapsedTime(_start).TotalSeconds);
+}
+

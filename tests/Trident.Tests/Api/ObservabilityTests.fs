@@ -391,6 +391,40 @@ let integrationTests =
             ``/docs is Scalar's page over the document and loads nothing from outside the server``
         ] |> testSequenced ]
 
+/// A clock the test moves by hand (timestamps in ticks of 1 s granularity are enough here).
+type private SteppedTime() =
+    inherit TimeProvider()
+    let mutable ticks = 0L
+    member _.Advance(seconds: float) = ticks <- ticks + int64 (seconds * float TimeSpan.TicksPerSecond)
+    override _.TimestampFrequency = TimeSpan.TicksPerSecond
+    override _.GetTimestamp() = ticks
+
+let ``a server profiling at start logs the first point, then a line at most every 10 s, then when it is done`` =
+    testCase "a server profiling at start logs the first point, then a line at most every 10 s, then when it is done" <| fun () ->
+        let lines = ConcurrentQueue<string>()
+        let log =
+            { new Microsoft.Extensions.Logging.ILogger with
+                member _.BeginScope _ = null
+                member _.IsEnabled _ = true
+                member _.Log(_, _, state, ex, formatter) = lines.Enqueue(formatter.Invoke(state, ex)) }
+        let time = SteppedTime()
+        let progress = Trident.Api.Hosting.ProfilingProgress(log, time) :> IProgress<Trident.Runtime.Profiling.MeasuredPoint>
+        let point stage (side: int) degree seconds =
+            Trident.Runtime.Profiling.MeasuredPoint(stage, { Shape = Trident.Scheduling.Shape.image side side; Degree = degree; Seconds = seconds * 1.0<Trident.Scheduling.Units.s>; PeakActivation = 0.0<Trident.Scheduling.Units.GB> })
+        progress.Report(point Trident.Scheduling.Stage.Encode 64 1 0.012)
+        time.Advance 4.0
+        progress.Report(point Trident.Scheduling.Stage.Diffuse 64 1 0.25)  // within 10 s of the first line: quiet
+        time.Advance 7.0
+        progress.Report(point Trident.Scheduling.Stage.Diffuse 128 2 0.5)  // 11 s after it: a line
+        time.Advance 1.0
+        progress.Report(point Trident.Scheduling.Stage.Decode 128 1 0.03)
+        time.Advance 2.0
+        (progress :?> Trident.Api.Hosting.ProfilingProgress).Done()
+        Expect.equal (List.ofSeq lines)
+            [ "Profiling: 1 point(s) measured in 0 s; last encode 64x64 at degree 1: 0.012 s"
+              "Profiling: 3 point(s) measured in 11 s; last diffuse 128x128 at degree 2: 0.5 s per step"
+              "Profiling: done, 4 point(s) measured in 14 s" ] "first, throttled, done"
+
 [<Tests>]
 let unitTests =
     testList "unit" [
@@ -399,4 +433,5 @@ let unitTests =
             ``every key config --defaults prints is in docs/serving.md's table``
             ``logs are text on a terminal and compact JSON otherwise, each line with the trace id of its span``
             ``bad log format and telemetry settings are named by the validator``
+            ``a server profiling at start logs the first point, then a line at most every 10 s, then when it is done``
         ] ]
