@@ -105,14 +105,17 @@ public static class VideosApi
         server.Store.Delete(job);
     }
 
+    // A video job (more than one frame): an image job shares the id space but is not a video (it is at
+    // /v1/generations/{n}), so it is not found here.
     private static Job? Find(ReadyServer ready, string id) =>
         id.StartsWith(IdPrefix, StringComparison.Ordinal)
         && long.TryParse(id.AsSpan(IdPrefix.Length), NumberStyles.None, CultureInfo.InvariantCulture, out var n)
-            ? ready.Server.Find(RequestId.NewRequestId(n))
+        && ready.Server.Find(RequestId.NewRequestId(n)) is { Input.Frames: > 1 } job
+            ? job
             : null;
 
     private static ProblemHttpResult NotFound(string id) =>
-        TypedResults.Problem($"no video {id} (never accepted, deleted, or evicted after its retention time; ids look like {IdPrefix}123)",
+        TypedResults.Problem($"no video {id} (never accepted, deleted, evicted after its retention time, or an image — images are at /v1/generations/{{n}}; ids look like {IdPrefix}123)",
             statusCode: StatusCodes.Status404NotFound, title: "Not found");
 
     /// <summary>OpenAI's status name of a job status.</summary>

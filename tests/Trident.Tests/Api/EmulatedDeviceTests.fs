@@ -383,6 +383,12 @@ let ``an emulated server's answers state the size of the file they return (a pla
         let image = Trident.Tests.Runtime.MediaChecks.decodeImage png
         Expect.equal (answer.GetProperty("size").GetString()) (sprintf "%dx%d" image.Width image.Height) "the image answer states the returned image's size"
         Expect.equal ((image.Width, image.Height)) ((w, h)) "the placeholder's"
+        // an image job is not a video: the videos route does not serve it as one (it served "object": "video", 1 frame)
+        let imageJob = answer.GetProperty("data").[0].GetProperty("id").GetString()
+        for path in [ "/v1/videos/video_" + imageJob; "/v1/videos/video_" + imageJob + "/content" ] do
+            use notVideo = get client path
+            Expect.equal notVideo.StatusCode HttpStatusCode.NotFound (sprintf "%s: %s" path (notVideo.Content.ReadAsStringAsync().Result))
+            Expect.stringContains (notVideo.Content.ReadAsStringAsync().Result) "images are at /v1/generations/" "says where images are"
 
 [<Tests>]
 let unitTests =
