@@ -80,6 +80,25 @@ let ``bad input gets one 400 problem naming every bad field`` =
             (set [ "prompt"; "width"; "height"; "frames"; "steps"; "seed"; "guidance"; "deadline_ms" ]: Set<string>)
             "errorsOf r"
 
+let ``a size field's problems name each wrong side and its value; width and height fields name themselves`` =
+    testCase "a size field's problems name each wrong side and its value; width and height fields name themselves" <| fun () ->
+        let client = readyClient defaultServer.Value
+        let messages (r: HttpResponseMessage) =
+            Expect.equal r.StatusCode HttpStatusCode.BadRequest "400"
+            [ for p in (json r).GetProperty("errors").EnumerateObject() do
+                  for m in p.Value.EnumerateArray() -> p.Name, m.GetString() ]
+        // before: "size": ["must be a multiple of 16", "must be a multiple of 16"], not saying which side
+        use both = post client "/v1/images/generations" """{"prompt":"x","size":"100x100"}"""
+        Expect.equal (messages both) [ "size", "width 100 must be a multiple of 16"; "size", "height 100 must be a multiple of 16" ] "each side named with its value"
+        use one = post client "/v1/images/generations" """{"prompt":"x","size":"64x2000"}"""
+        Expect.equal (messages one) [ "size", "height 2000 must be between 64 and 1024"; "size", "height 2000 must be at most 1024 (server limit)" ] "only the wrong side"
+        // the video route's size too: before, its problems were filed under width and height, fields the client did not send
+        use video = post client "/v1/videos" """{"prompt":"x","size":"100x64","num_frames":5}"""
+        Expect.equal (messages video) [ "size", "width 100 must be a multiple of 16" ] "the video route names the side under size"
+        // width and height fields are their own names: the message stays as it was
+        use native = post client "/v1/generations" """{"prompt":"x","width":100,"height":100}"""
+        Expect.equal (messages native) [ "width", "must be a multiple of 16"; "height", "must be a multiple of 16" ] "the native route's fields"
+
 let ``a field of the wrong type, or no JSON at all, is a 400 naming it`` =
     testCase "a field of the wrong type, or no JSON at all, is a 400 naming it" <| fun () ->
         let client = readyClient defaultServer.Value
@@ -406,6 +425,7 @@ let integrationTests =
             ``a generation is accepted, served through every stage, and its result is a PNG of the requested size``
             ``a video request yields an MP4 with every frame at the server's frame rate``
             ``bad input gets one 400 problem naming every bad field``
+            ``a size field's problems name each wrong side and its value; width and height fields name themselves``
             ``a field of the wrong type, or no JSON at all, is a 400 naming it``
             ``an unknown generation is 404 on every route``
             ``cancelling a queued job cancels it at once, a running one at its next step, and a finished one is a conflict``
