@@ -130,8 +130,14 @@ internal static class GenerationRequests
         if (seed is < 0 || seed > JsonBody.MaxSafeInteger - seedReserve)
             e.Add("seed", $"must be between 0 and {JsonBody.MaxSafeInteger - seedReserve} (2^53 − 1{(seedReserve > 0 ? " − (n − 1)" : "")}: the largest integer a JSON client holds exactly)");
         if (guidance is { } g && !(double.IsFinite(g) && g >= 0 && g <= 100)) e.Add(Wire("guidance"), "must be between 0 and 100");
-        else if (guidance is { } g1 && g1 != 1.0 && !ready.Manifest.Guidance.Accepted)
-            e.Add(Wire("guidance"), $"pipeline '{ready.Manifest.Name}' has no classifier-free guidance: omit guidance or send 1");
+        else
+        {
+            if (guidance is { } g1 && g1 != 1.0 && !ready.Manifest.Guidance.Accepted)
+                e.Add(Wire("guidance"), $"pipeline '{ready.Manifest.Name}' has no classifier-free guidance: omit guidance or send 1");
+            // a negative prompt no unconditional pass would read is refused, like the other no-op fields (fps on an image)
+            if (negative is not null && ready.Manifest.Guidance.NegativePromptUnused(guidance, Wire("guidance"), ready.Manifest.Name) is { } unused)
+                e.Add("negative_prompt", unused);
+        }
         Estimate? estimate = null;
         if (!(sizeErrors > 0 || !stepsOk || e.ByField.ContainsKey("width") || e.ByField.ContainsKey("height")))
         {

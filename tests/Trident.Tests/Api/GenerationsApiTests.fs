@@ -99,6 +99,33 @@ let ``a size field's problems name each wrong side and its value; width and heig
         use native = post client "/v1/generations" """{"prompt":"x","width":100,"height":100}"""
         Expect.equal (messages native) [ "width", "must be a multiple of 16"; "height", "must be a multiple of 16" ] "the native route's fields"
 
+let ``a negative prompt no classifier-free pass would read is refused on every route, naming negative_prompt and why`` =
+    testCase "a negative prompt no classifier-free pass would read is refused on every route, naming negative_prompt and why" <| fun () ->
+        let client = readyClient defaultServer.Value
+        let refused (path: string) (body: string) (why: string) =
+            use r = post client path body
+            Expect.equal r.StatusCode HttpStatusCode.BadRequest (sprintf "%s %s" path body)
+            let errors = (json r).GetProperty("errors")
+            Expect.equal [ for p in errors.EnumerateObject() -> p.Name ] [ "negative_prompt" ] (sprintf "%s: only negative_prompt is named" path)
+            let message = errors.GetProperty("negative_prompt").Item(0).GetString()
+            Expect.stringContains message why (sprintf "%s: says why" path)
+        // before: a 202, and an image byte for byte the one without it (at guidance 1 no unconditional pass runs)
+        refused "/v1/generations" """{"prompt":"x","width":64,"height":64,"guidance":1,"seed":5,"negative_prompt":"blurry"}""" "guidance 1 runs no classifier-free guidance"
+        refused "/v1/images/generations" """{"prompt":"x","size":"64x64","guidance":1,"negative_prompt":"blurry"}""" "guidance 1 runs no classifier-free guidance"
+        refused "/v1/videos" """{"prompt":"x","num_frames":5,"guidance_scale":1,"negative_prompt":"blurry"}""" "guidance_scale 1 runs no classifier-free guidance"
+        refused "/v1/chat/completions" """{"messages":[{"role":"user","content":"x"}],"guidance_scale":1,"negative_prompt":"blurry"}""" "guidance_scale 1 runs no classifier-free guidance"
+        // the pipeline's default scale decides when the request gives none (the tiny pipeline's is 4: the pure rule here)
+        let byDefault = Trident.Runtime.Pipelines.GuidanceSettings(true, 1.0)
+        Expect.stringContains (byDefault.NegativePromptUnused(System.Nullable(), "guidance", "p")) "the pipeline's default guidance 1" "a default scale of 1"
+        Expect.isNull (byDefault.NegativePromptUnused(System.Nullable 2.0, "guidance", "p")) "a scale other than 1 reads it"
+        Expect.stringContains (Trident.Runtime.Pipelines.GuidanceSettings(false, 1.0).NegativePromptUnused(System.Nullable(), "guidance", "p")) "pipeline 'p' has no classifier-free guidance" "no classifier-free guidance at all"
+        // with classifier-free guidance (given, or the default) it is taken, and guidance 1 alone is too
+        for body in [ """{"prompt":"x","width":64,"height":64,"steps":1,"guidance":2,"negative_prompt":"blurry"}"""
+                      """{"prompt":"x","width":64,"height":64,"steps":1,"negative_prompt":"blurry"}"""
+                      """{"prompt":"x","width":64,"height":64,"steps":1,"guidance":1}""" ] do
+            let id = submit client body
+            client.DeleteAsync("/v1/generations/" + id).Result.Dispose()
+
 let ``a field of the wrong type, or no JSON at all, is a 400 naming it`` =
     testCase "a field of the wrong type, or no JSON at all, is a 400 naming it" <| fun () ->
         let client = readyClient defaultServer.Value
@@ -426,6 +453,7 @@ let integrationTests =
             ``a video request yields an MP4 with every frame at the server's frame rate``
             ``bad input gets one 400 problem naming every bad field``
             ``a size field's problems name each wrong side and its value; width and height fields name themselves``
+            ``a negative prompt no classifier-free pass would read is refused on every route, naming negative_prompt and why``
             ``a field of the wrong type, or no JSON at all, is a 400 naming it``
             ``an unknown generation is 404 on every route``
             ``cancelling a queued job cancels it at once, a running one at its next step, and a finished one is a conflict``
