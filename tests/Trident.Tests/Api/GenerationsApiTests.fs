@@ -397,6 +397,10 @@ let ``a full queue answers 429 with Retry-After, and every accepted request is s
         Expect.isNotNull refused "refused"
         Expect.isTrue (refused.Headers.RetryAfter.Delta.Value >= TimeSpan.FromSeconds 1.0) "Retry-After in seconds"
         Expect.equal refused.Content.Headers.ContentType.MediaType "application/problem+json" "refused.Content.Headers.ContentType.MediaType"
+        // before: no type (the framework has no default for 429) and a traceparent for trace_id
+        let problem = json refused
+        Expect.equal (problem.GetProperty("type").GetString()) "https://tools.ietf.org/html/rfc6585#section-4" "the 429's type"
+        Expect.isTrue (Text.RegularExpressions.Regex.IsMatch(problem.GetProperty("trace_id").GetString(), "^[0-9a-f]{32}$")) "the 429's trace_id: 32 hex digits"
         // nothing accepted is dropped: every job reaches a final state (cancelled to keep the test short)
         for id in accepted do client.DeleteAsync("/v1/generations/" + id).Result.Dispose()
         for id in accepted do
