@@ -29,7 +29,7 @@ public static class GenerateCommand
 
     private static readonly Option<string> Pipeline = PipelineOption.Create();
     private static readonly Option<string> Prompt = Opt.String("--prompt", "what to generate", required: true, helpName: "TEXT");
-    private static readonly Option<string> Negative = Opt.String("--negative-prompt", "what to steer away from (classifier-free guidance's negative prompt)", helpName: "TEXT");
+    private static readonly Option<string> Negative = Opt.String("--negative-prompt", "what to steer away from (classifier-free guidance's negative prompt; refused where none runs: --guidance 1)", helpName: "TEXT");
     private static readonly Option<int> Width = Opt.Int("--width", "width in pixels (the pipeline's manifest says which are accepted)", null, 1);
     private static readonly Option<int> Height = Opt.Int("--height", "height in pixels", null, 1);
     private static readonly Option<int> Frames = Opt.Int("--frames", "frames (1: an image)", 1, 1);

@@ -102,14 +102,23 @@ internal static class GenerationRequests
         if (negative is not null && Characters(negative) is var m && m > limits.MaxPromptLength)
             e.Add("negative_prompt", $"must be at most {limits.MaxPromptLength} characters (Unicode code points; got {m})");
 
+        // a side's problem: under its own field, or under the size field that gave both sides, then naming the side
+        // and its value ("width 100 must be a multiple of 16": "must be …" twice would not say which side)
+        void Side(string side, int value, string message)
+        {
+            if (sizeField.Length > 0) e.Add(sizeField, $"{side} {value} {message}");
+            else e.Add(side, message);
+        }
         var sizeErrors = 0;
         foreach (var err in ready.Manifest.CheckSize(width, height, frames, limits.MaxFrames))
         {
-            e.Add(sizeField.Length > 0 && err.Path != "frames" ? sizeField : Wire(err.Path), err.Message);
+            if (err.Path == "width") Side("width", width, err.Message);
+            else if (err.Path == "height") Side("height", height, err.Message);
+            else e.Add(Wire(err.Path), err.Message);
             sizeErrors++;
         }
-        if (width > limits.MaxWidth) { e.Add(sizeField.Length > 0 ? sizeField : "width", $"must be at most {limits.MaxWidth} (server limit)"); sizeErrors++; }
-        if (height > limits.MaxHeight) { e.Add(sizeField.Length > 0 ? sizeField : "height", $"must be at most {limits.MaxHeight} (server limit)"); sizeErrors++; }
+        if (width > limits.MaxWidth) { Side("width", width, $"must be at most {limits.MaxWidth} (server limit)"); sizeErrors++; }
+        if (height > limits.MaxHeight) { Side("height", height, $"must be at most {limits.MaxHeight} (server limit)"); sizeErrors++; }
         if (frames > limits.MaxFrames) { e.Add(Wire("frames"), $"must be at most {limits.MaxFrames} (server limit)"); sizeErrors++; }
         // a size no placement of the cluster can serve: reported with the limits' problems below (every problem at once)
         var unservable = sizeErrors == 0 ? ready.Server.Unservable(new Trident.Scheduling.Shape(height, width, frames)) : null;
@@ -121,8 +130,14 @@ internal static class GenerationRequests
         if (seed is < 0 || seed > JsonBody.MaxSafeInteger - seedReserve)
             e.Add("seed", $"must be between 0 and {JsonBody.MaxSafeInteger - seedReserve} (2^53 − 1{(seedReserve > 0 ? " − (n − 1)" : "")}: the largest integer a JSON client holds exactly)");
         if (guidance is { } g && !(double.IsFinite(g) && g >= 0 && g <= 100)) e.Add(Wire("guidance"), "must be between 0 and 100");
-        else if (guidance is { } g1 && g1 != 1.0 && !ready.Manifest.Guidance.Accepted)
-            e.Add(Wire("guidance"), $"pipeline '{ready.Manifest.Name}' has no classifier-free guidance: omit guidance or send 1");
+        else
+        {
+            if (guidance is { } g1 && g1 != 1.0 && !ready.Manifest.Guidance.Accepted)
+                e.Add(Wire("guidance"), $"pipeline '{ready.Manifest.Name}' has no classifier-free guidance: omit guidance or send 1");
+            // a negative prompt no unconditional pass would read is refused, like the other no-op fields (fps on an image)
+            if (negative is not null && ready.Manifest.Guidance.NegativePromptUnused(guidance, Wire("guidance"), ready.Manifest.Name) is { } unused)
+                e.Add("negative_prompt", unused);
+        }
         Estimate? estimate = null;
         if (!(sizeErrors > 0 || !stepsOk || e.ByField.ContainsKey("width") || e.ByField.ContainsKey("height")))
         {
@@ -274,7 +289,7 @@ internal static class GenerationRequests
             : Check(e, dto.Prompt, dto.NegativePrompt, width, height, frames, dto.NumInferenceSteps, dto.Seed, dto.GuidanceScale, ready, limits,
                 new CostFields(Sent(("size", dto.Size), ("width", dto.Width), ("height", dto.Height), ("num_frames", dto.NumFrames), ("seconds", dto.Seconds)),
                     dto.NumInferenceSteps is null ? null : "num_inference_steps"),
-                names: DiffusersNames);
+                sizeField: dto.Size is not null ? "size" : "", names: DiffusersNames);
         // a frame count made from seconds: its problems are the seconds' (the client sent no num_frames)
         if (dto.Seconds is not null && dto.NumFrames is null && e.ByField.Remove("num_frames", out var framesProblems))
             foreach (var problem in framesProblems)

@@ -1,9 +1,15 @@
 // The API's error answers, all ProblemDetails (RFC 9457): 404 for unknown jobs, 409 for a job in the wrong
 // state, 413 for a body over Trident:Limits:MaxBodyBytes (415 for one not in UTF-8), 429 (queue or store full) and 503 (starting, shutting down, no device left in a cluster) with Retry-After. A 429's Retry-After is
 // the queue's predicted drain time (TridentServer.PredictedDrain); a 503 while shutting down says when the
-// drain ends; while starting there is no queue to predict from, so it is a fixed 5 s poll interval.
+// drain ends; while starting there is no queue to predict from, so it is a fixed 5 s poll interval. Every problem
+// body carries a `type` and `trace_id` (Complete): the framework's own default is a W3C traceparent under `traceId`,
+// and no type for the statuses it has no default for (413, 429), while the 202s, job statuses and OpenAI answers
+// carry the trace id as 32 hex digits. The framework's writer completes them through CustomizeProblemDetails; where
+// it declines (a client whose Accept names no JSON) AnyAcceptWriter writes them, completed the same way.
 
+using System.Diagnostics;
 using System.Globalization;
+using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
@@ -78,7 +84,59 @@ internal static class Problems
             _ => null,
         };
         var problem = new ProblemDetails { Status = status, Title = ReasonPhrases.GetReasonPhrase(status), Detail = detail };
+        Complete(problem, http);
         return http.Response.WriteAsJsonAsync(problem, (System.Text.Json.JsonSerializerOptions?)null, "application/problem+json", http.RequestAborted);
+    }
+
+    /// <summary>What every problem body carries, whoever wrote it (the routes, the framework's validation and
+    /// exception handling through ProblemDetailsOptions.CustomizeProblemDetails, the status pages): <c>trace_id</c>,
+    /// the request's W3C trace id as 32 hex digits — the form of the 202s, the job statuses and the OpenAI answers,
+    /// in place of the framework's <c>traceId</c> traceparent ("00-…-…-01") — and a <c>type</c> (RFC 9457: the
+    /// status's section of its RFC, as the framework gives the statuses it knows).</summary>
+    public static void Complete(ProblemDetails problem, HttpContext http)
+    {
+        problem.Extensions.Remove("traceId");
+        if (TraceId(http) is { } trace) problem.Extensions["trace_id"] = trace;
+        problem.Type ??= TypeOf(problem.Status ?? http.Response.StatusCode);
+    }
+
+    /// <summary>The request's W3C trace id (32 hex digits): its span's, which the job a request submits is traced
+    /// under (null without one: the tracer always records them, so only in a host without it).</summary>
+    public static string? TraceId(HttpContext http) =>
+        (http.Features.Get<IHttpActivityFeature>()?.Activity ?? Activity.Current) is { IdFormat: ActivityIdFormat.W3C } activity
+            ? activity.TraceId.ToHexString()
+            : null;
+
+    /// <summary>The problem type of a status: the URI of its section (RFC 9110; 429: RFC 6585), the framework's
+    /// own for the statuses it has defaults for; about:blank (RFC 9457's default) for any other.</summary>
+    public static string TypeOf(int status) => status switch
+    {
+        StatusCodes.Status429TooManyRequests => "https://tools.ietf.org/html/rfc6585#section-4",
+        _ when Rfc9110Sections.TryGetValue(status, out var section) => $"https://tools.ietf.org/html/rfc9110#section-{section}",
+        _ => "about:blank",
+    };
+
+    // the statuses this server answers with a problem, and their sections of RFC 9110
+    private static readonly Dictionary<int, string> Rfc9110Sections = new()
+    {
+        [400] = "15.5.1", [404] = "15.5.5", [405] = "15.5.6", [409] = "15.5.10", [413] = "15.5.14", [415] = "15.5.16",
+        [500] = "15.6.1", [503] = "15.6.4",
+    };
+
+    /// <summary>The problem writer after the framework's: it writes what that one declines — a problem for a client
+    /// whose Accept header names no JSON, which the results would otherwise write themselves, uncompleted (no
+    /// trace_id; no type on a 413 or 429) — completed like the others and as problem+json.</summary>
+    internal sealed class AnyAcceptWriter(Microsoft.Extensions.Options.IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions> json) : IProblemDetailsWriter
+    {
+        public bool CanWrite(ProblemDetailsContext context) => true;
+
+        public ValueTask WriteAsync(ProblemDetailsContext context)
+        {
+            var http = context.HttpContext;
+            Complete(context.ProblemDetails, http);
+            return new ValueTask(http.Response.WriteAsJsonAsync(context.ProblemDetails, context.ProblemDetails.GetType(),
+                json.Value.SerializerOptions, "application/problem+json", http.RequestAborted));
+        }
     }
 
     private static ProblemHttpResult WithRetryAfter(HttpContext http, TimeSpan after, ProblemHttpResult problem)

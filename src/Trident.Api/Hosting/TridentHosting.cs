@@ -306,7 +306,9 @@ public static class TridentHosting
             o.SerializerOptions.DefaultIgnoreCondition = JsonIgnoreCondition.Never;
             o.SerializerOptions.Converters.Add(new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower));
         });
-        services.AddProblemDetails();
+        services.AddProblemDetails(o => o.CustomizeProblemDetails = c => Trident.Api.Endpoints.Problems.Complete(c.ProblemDetails, c.HttpContext));
+        // after the framework's writer (which AddProblemDetails registers): for the clients it declines
+        services.AddSingleton<IProblemDetailsWriter, Trident.Api.Endpoints.Problems.AnyAcceptWriter>();
         services.AddTridentApiDocs();
         return services;
     }

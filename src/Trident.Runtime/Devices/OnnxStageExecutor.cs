@@ -63,7 +63,7 @@ public sealed class OnnxStageExecutor : IStageExecutor
         p.Dispose();
     }
 
-    private bool Guided(GenerationInput input) => _device.Manifest.Guidance.ClassifierFree && input.Guidance != 1.0;
+    private bool Guided(GenerationInput input) => _device.Manifest.Guidance.RunsClassifierFree(input.Guidance);
 
     /// <inheritdoc />
     public StageOutput Encode(GenerationInput input, CancellationToken cancellationToken)

@@ -568,8 +568,7 @@ public sealed class DiffuseExecutor(LoadedPipeline pipeline, DiffuseLoop loop = 
 
     /// <summary>Whether a run at <paramref name="guidanceScale"/> uses classifier-free guidance on this pipeline
     /// (and so needs embeddings with unconditional rows).</summary>
-    public bool UsesGuidance(double guidanceScale) =>
-        pipeline.Manifest.Guidance.ClassifierFree && guidanceScale != 1.0;
+    public bool UsesGuidance(double guidanceScale) => pipeline.Manifest.Guidance.RunsClassifierFree(guidanceScale);
 
     private void Check(Embeddings embeddings, DiffuseSettings s, bool guided)
     {

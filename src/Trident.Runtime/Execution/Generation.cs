@@ -62,14 +62,18 @@ public static class Generation
             var maxSteps = SamplerFactory.Create(manifest.Sampler, request.Scheduler).MaxSteps;
             if (request.Steps < 1 || request.Steps > maxSteps) errors.Add(new ManifestError("steps", $"must be between 1 and {maxSteps}"));
         }
+        var guidanceOk = true;
         if (request.GuidanceScale is { } g)
         {
-            if (!(double.IsFinite(g) && g >= 0)) errors.Add(new ManifestError("guidance", "must be a number ≥ 0"));
+            guidanceOk = double.IsFinite(g) && g >= 0;
+            if (!guidanceOk) errors.Add(new ManifestError("guidance", "must be a number ≥ 0"));
             else if (!manifest.Guidance.Accepted && g != 1.0)
                 errors.Add(new ManifestError("guidance", $"must be 1: pipeline '{manifest.Name}' has no guidance (classifier-free or embedded)"));
         }
-        if (request.NegativePrompt is not null && !manifest.Guidance.ClassifierFree)
-            errors.Add(new ManifestError("negative-prompt", $"pipeline '{manifest.Name}' has no classifier-free guidance"));
+        // a negative prompt no unconditional pass reads (no classifier-free guidance, or a scale of 1) is refused, not ignored
+        if (request.NegativePrompt is not null && guidanceOk
+            && manifest.Guidance.NegativePromptUnused(request.GuidanceScale, "--guidance", manifest.Name) is { } unused)
+            errors.Add(new ManifestError("negative-prompt", unused));
         if (request.IntraOpThreads < 1) errors.Add(new ManifestError("threads", "must be at least 1"));
         return errors;
     }

@@ -243,6 +243,28 @@ public sealed record GuidanceSettings(bool ClassifierFree, double DefaultScale, 
 {
     /// <summary>Whether a request may set the guidance scale (classifier-free or embedded).</summary>
     public bool Accepted => ClassifierFree || Embedded;
+
+    /// <summary>Whether a run at <paramref name="guidanceScale"/> runs classifier-free guidance: an unconditional pass
+    /// (the one that reads the negative prompt) combined with the conditional one. Not at scale 1, where the
+    /// combination is the conditional pass alone and the unconditional one is skipped, nor on a pipeline without it.
+    /// The one predicate the executors, the API and the CLI use.</summary>
+    public bool RunsClassifierFree(double guidanceScale) => ClassifierFree && guidanceScale != 1.0;
+
+    /// <summary>Why a negative prompt would be ignored by a run at <paramref name="guidanceScale"/> (null when the
+    /// request gave none: the pipeline's default scale), as a message for the negative prompt's field; null when the
+    /// run reads it (<see cref="RunsClassifierFree"/>). <paramref name="guidanceName"/> is the scale's name where the
+    /// message is read (<c>guidance</c>, <c>guidance_scale</c>, <c>--guidance</c>); <paramref name="pipeline"/> the
+    /// pipeline's name.</summary>
+    public string? NegativePromptUnused(double? guidanceScale, string guidanceName, string pipeline)
+    {
+        var scale = guidanceScale ?? DefaultScale;
+        if (RunsClassifierFree(scale)) return null;
+        if (!ClassifierFree)
+            return $"is not used: pipeline '{pipeline}' has no classifier-free guidance, so no unconditional pass reads a negative prompt; omit it";
+        var given = guidanceScale is null ? $"the pipeline's default {guidanceName} {scale}" : $"{guidanceName} {scale}";
+        return $"is not used: {given} runs no classifier-free guidance (at 1 the unconditional pass, which reads the "
+            + $"negative prompt, is skipped); send a {guidanceName} other than 1, or no negative prompt";
+    }
 }
 
 /// <summary>The output sizes a pipeline accepts.</summary>

@@ -687,6 +687,35 @@ let ``404, 405 and 415 answers are problem+json whatever the Accept header`` =
                 Expect.equal mediaType "application/problem+json" (sprintf "%s %s, Accept %A" method path accept)
                 Expect.equal (problem.Value.GetProperty("status").GetInt32()) expected "the problem's status"
 
+let ``every problem body carries a type and trace_id as 32 hex digits, as the 202s do, whatever the Accept header`` =
+    testCase "every problem body carries a type and trace_id as 32 hex digits, as the 202s do, whatever the Accept header" <| fun () ->
+        let client = readyClient server.Value
+        let hex32 = Text.RegularExpressions.Regex("^[0-9a-f]{32}$")
+        // before: trace_id a traceparent ("00-…-…-01") where there was one; none and no type on 404 (no route), 405 and 415
+        for method, path, contentType, body, expected in
+            [ "GET", "/v1/nothing", None, None, 404
+              "PUT", "/health", None, None, 405
+              "POST", "/v1/generations", Some "text/plain", Some "{\"prompt\":\"x\"}"B, 415
+              "POST", "/v1/generations", Some "application/json; charset=utf-16", Some "{\"prompt\":\"x\"}"B, 415
+              "POST", "/v1/generations", Some "application/json", Some(Encoding.UTF8.GetBytes("{\"prompt\":\"" + String('a', maxBodyBytes) + "\"}")), 413
+              "POST", "/v1/generations", Some "application/json", Some "{\"prompt\":\"x\",\"steps\":0}"B, 400
+              "GET", "/v1/generations/999999", None, None, 404
+              "GET", "/v1/videos/video_999999", None, None, 404 ] do
+            for accept in [ None; Some "application/json"; Some "text/html" ] do
+                let what = sprintf "%s %s (%d), Accept %A" method path expected accept
+                let status, _, problem = raw client method path contentType accept body
+                Expect.equal status expected what
+                let problem = Expect.wantSome problem (what + ": problem+json")
+                let mutable field = Unchecked.defaultof<JsonElement>
+                Expect.isTrue (problem.TryGetProperty("type", &field) && field.GetString().StartsWith "https://") (what + ": a type")
+                Expect.isTrue (problem.TryGetProperty("trace_id", &field)) (what + ": a trace_id")
+                Expect.isTrue (hex32.IsMatch(field.GetString())) (sprintf "%s: trace_id %s is 32 hex digits" what (field.GetString()))
+                Expect.isFalse (problem.TryGetProperty("traceId", &field)) (what + ": no second trace id")
+        // the same form as the trace id of a 202
+        use accepted = post client "/v1/generations" """{"prompt":"x","width":64,"height":64,"steps":1}"""
+        Expect.isTrue (hex32.IsMatch((json accepted).GetProperty("trace_id").GetString())) "a 202's trace_id is 32 hex digits"
+        client.DeleteAsync("/v1/generations/" + (json accepted).GetProperty("id").GetString()).Result.Dispose()
+
 let ``a job id is plain digits: ' 1' and '+1' are not job 1`` =
     testCase "a job id is plain digits: ' 1' and '+1' are not job 1" <| fun () ->
         let client = readyClient server.Value
@@ -738,6 +767,7 @@ let integrationTests =
             ``after the fuzz run the server is healthy and every accepted generation reaches a final state``
             ``a key of invalid UTF-8 or an unpaired surrogate escape is a 400 naming it, not a 500``
             ``404, 405 and 415 answers are problem+json whatever the Accept header``
+            ``every problem body carries a type and trace_id as 32 hex digits, as the 202s do, whatever the Accept header``
             ``a job id is plain digits: ' 1' and '+1' are not job 1``
             ``a body over Limits:MaxBodyBytes is a 413 and a charset other than UTF-8 a 415, each naming the body``
             ``the OpenAI size is WIDTHxHEIGHT in plain digits: ' 64x64', '+64x+64' and '64x64 ' are a 400 naming size``

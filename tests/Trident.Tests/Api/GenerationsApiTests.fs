@@ -80,6 +80,52 @@ let ``bad input gets one 400 problem naming every bad field`` =
             (set [ "prompt"; "width"; "height"; "frames"; "steps"; "seed"; "guidance"; "deadline_ms" ]: Set<string>)
             "errorsOf r"
 
+let ``a size field's problems name each wrong side and its value; width and height fields name themselves`` =
+    testCase "a size field's problems name each wrong side and its value; width and height fields name themselves" <| fun () ->
+        let client = readyClient defaultServer.Value
+        let messages (r: HttpResponseMessage) =
+            Expect.equal r.StatusCode HttpStatusCode.BadRequest "400"
+            [ for p in (json r).GetProperty("errors").EnumerateObject() do
+                  for m in p.Value.EnumerateArray() -> p.Name, m.GetString() ]
+        // before: "size": ["must be a multiple of 16", "must be a multiple of 16"], not saying which side
+        use both = post client "/v1/images/generations" """{"prompt":"x","size":"100x100"}"""
+        Expect.equal (messages both) [ "size", "width 100 must be a multiple of 16"; "size", "height 100 must be a multiple of 16" ] "each side named with its value"
+        use one = post client "/v1/images/generations" """{"prompt":"x","size":"64x2000"}"""
+        Expect.equal (messages one) [ "size", "height 2000 must be between 64 and 1024"; "size", "height 2000 must be at most 1024 (server limit)" ] "only the wrong side"
+        // the video route's size too: before, its problems were filed under width and height, fields the client did not send
+        use video = post client "/v1/videos" """{"prompt":"x","size":"100x64","num_frames":5}"""
+        Expect.equal (messages video) [ "size", "width 100 must be a multiple of 16" ] "the video route names the side under size"
+        // width and height fields are their own names: the message stays as it was
+        use native = post client "/v1/generations" """{"prompt":"x","width":100,"height":100}"""
+        Expect.equal (messages native) [ "width", "must be a multiple of 16"; "height", "must be a multiple of 16" ] "the native route's fields"
+
+let ``a negative prompt no classifier-free pass would read is refused on every route, naming negative_prompt and why`` =
+    testCase "a negative prompt no classifier-free pass would read is refused on every route, naming negative_prompt and why" <| fun () ->
+        let client = readyClient defaultServer.Value
+        let refused (path: string) (body: string) (why: string) =
+            use r = post client path body
+            Expect.equal r.StatusCode HttpStatusCode.BadRequest (sprintf "%s %s" path body)
+            let errors = (json r).GetProperty("errors")
+            Expect.equal [ for p in errors.EnumerateObject() -> p.Name ] [ "negative_prompt" ] (sprintf "%s: only negative_prompt is named" path)
+            let message = errors.GetProperty("negative_prompt").Item(0).GetString()
+            Expect.stringContains message why (sprintf "%s: says why" path)
+        // before: a 202, and an image byte for byte the one without it (at guidance 1 no unconditional pass runs)
+        refused "/v1/generations" """{"prompt":"x","width":64,"height":64,"guidance":1,"seed":5,"negative_prompt":"blurry"}""" "guidance 1 runs no classifier-free guidance"
+        refused "/v1/images/generations" """{"prompt":"x","size":"64x64","guidance":1,"negative_prompt":"blurry"}""" "guidance 1 runs no classifier-free guidance"
+        refused "/v1/videos" """{"prompt":"x","num_frames":5,"guidance_scale":1,"negative_prompt":"blurry"}""" "guidance_scale 1 runs no classifier-free guidance"
+        refused "/v1/chat/completions" """{"messages":[{"role":"user","content":"x"}],"guidance_scale":1,"negative_prompt":"blurry"}""" "guidance_scale 1 runs no classifier-free guidance"
+        // the pipeline's default scale decides when the request gives none (the tiny pipeline's is 4: the pure rule here)
+        let byDefault = Trident.Runtime.Pipelines.GuidanceSettings(true, 1.0)
+        Expect.stringContains (byDefault.NegativePromptUnused(System.Nullable(), "guidance", "p")) "the pipeline's default guidance 1" "a default scale of 1"
+        Expect.isNull (byDefault.NegativePromptUnused(System.Nullable 2.0, "guidance", "p")) "a scale other than 1 reads it"
+        Expect.stringContains (Trident.Runtime.Pipelines.GuidanceSettings(false, 1.0).NegativePromptUnused(System.Nullable(), "guidance", "p")) "pipeline 'p' has no classifier-free guidance" "no classifier-free guidance at all"
+        // with classifier-free guidance (given, or the default) it is taken, and guidance 1 alone is too
+        for body in [ """{"prompt":"x","width":64,"height":64,"steps":1,"guidance":2,"negative_prompt":"blurry"}"""
+                      """{"prompt":"x","width":64,"height":64,"steps":1,"negative_prompt":"blurry"}"""
+                      """{"prompt":"x","width":64,"height":64,"steps":1,"guidance":1}""" ] do
+            let id = submit client body
+            client.DeleteAsync("/v1/generations/" + id).Result.Dispose()
+
 let ``a field of the wrong type, or no JSON at all, is a 400 naming it`` =
     testCase "a field of the wrong type, or no JSON at all, is a 400 naming it" <| fun () ->
         let client = readyClient defaultServer.Value
@@ -351,6 +397,10 @@ let ``a full queue answers 429 with Retry-After, and every accepted request is s
         Expect.isNotNull refused "refused"
         Expect.isTrue (refused.Headers.RetryAfter.Delta.Value >= TimeSpan.FromSeconds 1.0) "Retry-After in seconds"
         Expect.equal refused.Content.Headers.ContentType.MediaType "application/problem+json" "refused.Content.Headers.ContentType.MediaType"
+        // before: no type (the framework has no default for 429) and a traceparent for trace_id
+        let problem = json refused
+        Expect.equal (problem.GetProperty("type").GetString()) "https://tools.ietf.org/html/rfc6585#section-4" "the 429's type"
+        Expect.isTrue (Text.RegularExpressions.Regex.IsMatch(problem.GetProperty("trace_id").GetString(), "^[0-9a-f]{32}$")) "the 429's trace_id: 32 hex digits"
         // nothing accepted is dropped: every job reaches a final state (cancelled to keep the test short)
         for id in accepted do client.DeleteAsync("/v1/generations/" + id).Result.Dispose()
         for id in accepted do
@@ -406,6 +456,8 @@ let integrationTests =
             ``a generation is accepted, served through every stage, and its result is a PNG of the requested size``
             ``a video request yields an MP4 with every frame at the server's frame rate``
             ``bad input gets one 400 problem naming every bad field``
+            ``a size field's problems name each wrong side and its value; width and height fields name themselves``
+            ``a negative prompt no classifier-free pass would read is refused on every route, naming negative_prompt and why``
             ``a field of the wrong type, or no JSON at all, is a 400 naming it``
             ``an unknown generation is 404 on every route``
             ``cancelling a queued job cancels it at once, a running one at its next step, and a finished one is a conflict``

@@ -69,6 +69,19 @@ let ``bad generate arguments give one error listing every bad option`` =
         Expect.contains errors "--height: must be between 64 and 1024" "errors"
         Expect.contains errors "--frames: must be between 1 and 9" "errors"
 
+let ``a negative prompt no classifier-free pass reads is refused naming --negative-prompt, and read with guidance`` =
+    testCase "a negative prompt no classifier-free pass reads is refused naming --negative-prompt, and read with guidance" <| fun () ->
+        // before: exit 0, and the same image as without it (at --guidance 1 no unconditional pass runs)
+        let errors =
+            errorsOf [ "--pipeline"; TinyFixture.directory.Value; "--prompt"; "x"; "--width"; "64"; "--height"; "64"
+                       "--guidance"; "1"; "--negative-prompt"; "blurry"; "--out"; TinyFixture.tempPath "negative.png" ]
+        Expect.equal errors.Length 1 (sprintf "one error: %A" errors)
+        Expect.stringStarts errors.Head "--negative-prompt: is not used: --guidance 1 runs no classifier-free guidance" "names the option and why"
+        // at the tiny pipeline's default guidance (4) the unconditional pass reads it
+        let without = File.ReadAllBytes(generate [ "--seed"; "5" ])
+        let within = File.ReadAllBytes(generate [ "--seed"; "5"; "--negative-prompt"; "blurry" ])
+        Expect.notEqual within without "the negative prompt changes the image"
+
 let ``a missing pipeline and missing required options are reported together`` =
     testCase "a missing pipeline and missing required options are reported together" <| fun () ->
         let errors = errorsOf [ "--pipeline"; TinyFixture.tempPath "nowhere"; "--width"; "64" ]
@@ -82,5 +95,6 @@ let tests =
         ``a video is an MP4 (or WebM) with one frame per requested frame at the asked frame rate, or a PNG per frame``
         ``identical arguments give identical bytes and another seed different bytes``
         ``bad generate arguments give one error listing every bad option``
+        ``a negative prompt no classifier-free pass reads is refused naming --negative-prompt, and read with guidance``
         ``a missing pipeline and missing required options are reported together``
     ] |> testSequenced ]
