@@ -574,6 +574,18 @@ let ``with a round period longer than the test every request is served: rounds n
 // Devices that leave, come back and join (the cluster's membership; the multi-process test is ClusterProcessTests)
 // ---------------------------------------------------------------------------------------------------------
 
+/// `inner` with its diffuse and discard replaced (the losing executors below).
+let private withDiffuse (inner: IStageExecutor) (diffuse: GenerationInput -> StageOutput -> int -> IStepObserver -> CancellationToken -> StageOutput)
+                        (discard: StageOutput -> unit) =
+    { new IStageExecutor with
+        member _.Resident = inner.Resident
+        member _.Unload s = inner.Unload s
+        member _.Encode(i, ct) = inner.Encode(i, ct)
+        member _.Diffuse(i, e, t, o, ct) = diffuse i e t o ct
+        member _.Decode(i, l, ct) = inner.Decode(i, l, ct)
+        member _.Discard(output: StageOutput) = discard output
+        member _.Dispose() = inner.Dispose() }
+
 /// Fake executors whose first diffuse (of any device) fails as a device lost with its worker would, naming
 /// its own device; everything else runs as FakeExecutor does.
 type private LosingExecutors(log: ExecutionLog) =
@@ -583,16 +595,12 @@ type private LosingExecutors(log: ExecutionLog) =
     interface IStageExecutorFactory with
         member _.Create device =
             let inner = fakes.Create device
-            { new IStageExecutor with
-                member _.Resident = inner.Resident
-                member _.Unload s = inner.Unload s
-                member _.Encode(i, ct) = inner.Encode(i, ct)
-                member _.Diffuse(i, e, t, o, ct) =
+            withDiffuse inner
+                (fun i e t o ct ->
                     if Interlocked.CompareExchange(&lost, device.Id, -1) = -1 then
                         raise (DeviceLostException(device.Id, sprintf "device %d left the cluster (test)" device.Id))
-                    inner.Diffuse(i, e, t, o, ct)
-                member _.Decode(i, l, ct) = inner.Decode(i, l, ct)
-                member _.Dispose() = inner.Dispose() }
+                    inner.Diffuse(i, e, t, o, ct))
+                inner.Discard
 
 let ``a request whose work is lost with a device is re-queued from its last completed stage and succeeds on the devices left`` =
     testCase "a request whose work is lost with a device is re-queued from its last completed stage and succeeds on the devices left" <| fun () ->
@@ -632,14 +640,9 @@ type private AlwaysLosingExecutors(log: ExecutionLog) =
     interface IStageExecutorFactory with
         member _.Create device =
             let inner = fakes.Create device
-            { new IStageExecutor with
-                member _.Resident = inner.Resident
-                member _.Unload s = inner.Unload s
-                member _.Encode(i, ct) = inner.Encode(i, ct)
-                member _.Diffuse(_, _, _, _, _) = raise (DeviceLostException(-1, "a device could not be reached but answers now (test)"))
-                member _.Decode(i, l, ct) = inner.Decode(i, l, ct)
-                member _.Discard(output: StageOutput) = log.Add(sprintf "discard d%d %O" device.Id output.Value)
-                member _.Dispose() = inner.Dispose() }
+            withDiffuse inner
+                (fun _ _ _ _ _ -> raise (DeviceLostException(-1, "a device could not be reached but answers now (test)")))
+                (fun output -> log.Add(sprintf "discard d%d %O" device.Id output.Value))
 
 /// A request whose re-queues are spent fails, and the output it kept to resume from is discarded on the device that
 /// made it (a cluster worker frees it; before, it stayed there until it expired). While it is re-queued, its kept
