@@ -208,21 +208,10 @@ public sealed class ProfilingProgress(ILogger log, TimeProvider time) : IProgres
             _lastLine = now;
         }
         var p = value.Point;
-        var seconds = time.GetElapsedTime(_start, now).TotalSeconds;
-        var stage = value.Stage.ToString().ToLowerInvariant();
-        // the unit and the batch in the template's text, not as properties (a JSON log quotes string properties)
-        if (value.Stage.IsDiffuse && value.Batch > 1)
-            log.LogInformation("Profiling: {Points} point(s) measured in {Seconds:F0} s; last {Stage} {Shape} at degree {Degree}, batch {Batch}: {Time:G3} s per step",
-                points, seconds, stage, p.Shape, p.Degree, value.Batch, p.Seconds);
-        else if (value.Stage.IsDiffuse)
-            log.LogInformation("Profiling: {Points} point(s) measured in {Seconds:F0} s; last {Stage} {Shape} at degree {Degree}: {Time:G3} s per step",
-                points, seconds, stage, p.Shape, p.Degree, p.Seconds);
-        else if (value.Batch > 1)
-            log.LogInformation("Profiling: {Points} point(s) measured in {Seconds:F0} s; last {Stage} {Shape} at degree {Degree}, batch {Batch}: {Time:G3} s",
-                points, seconds, stage, p.Shape, p.Degree, value.Batch, p.Seconds);
-        else
-            log.LogInformation("Profiling: {Points} point(s) measured in {Seconds:F0} s; last {Stage} {Shape} at degree {Degree}: {Time:G3} s",
-                points, seconds, stage, p.Shape, p.Degree, p.Seconds);
+        // the strings as literals (:l): a JSON log would quote them
+        log.LogInformation("Profiling: {Points} point(s) measured in {Seconds:F0} s; last {Stage:l} {Shape:l} at degree {Degree}{Batch:l}: {Time:G3} {Unit:l}",
+            points, time.GetElapsedTime(_start, now).TotalSeconds, value.Stage.ToString().ToLowerInvariant(), p.Shape.ToString(), p.Degree,
+            value.Batch > 1 ? $", batch {value.Batch}" : "", p.Seconds, value.Stage.IsDiffuse ? "s per step" : "s");
     }
 
     /// <summary>Logs the closing line.</summary>
