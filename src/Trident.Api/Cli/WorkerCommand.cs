@@ -419,8 +419,7 @@ internal sealed class JoinWatch(ClusterOptions cluster, WorkerExit exit) : ILogE
         }
         catch (Exception e) when (e is not OperationCanceledException || !stop.IsCancellationRequested)
         {
-            var first = e.Message.IndexOfAny(['\r', '\n']) is var end and >= 0 ? e.Message[..end] : e.Message;
-            return new RedisClusterIds([], $"{e.GetType().Name}: {first}");
+            return new RedisClusterIds([], $"{e.GetType().Name}: {ClusterSilo.FirstLine(e.Message)}");
         }
     }
 }

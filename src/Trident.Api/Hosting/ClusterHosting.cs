@@ -91,9 +91,13 @@ public static class ClusterSilo
                 return $"cannot reach Redis at {c.Redis} (Trident:Cluster:Redis, --redis): {message.Trim()}";
             }
         // the first line: Orleans' messages carry their inner exception's, stack trace included
-        var first = error.Message.IndexOfAny(['\r', '\n']) is var end and >= 0 ? error.Message[..end] : error.Message;
-        return $"{error.GetType().Name}: {first.TrimEnd()}";
+        return $"{error.GetType().Name}: {FirstLine(error.Message).TrimEnd()}";
     }
+
+    /// <summary><paramref name="message"/> up to its first line break (an exception's message that carries another's,
+    /// stack trace included, as Orleans' do).</summary>
+    public static string FirstLine(string message) =>
+        message.IndexOfAny(['\r', '\n']) is var end and >= 0 ? message[..end] : message;
 
     /// <summary>Quietens Orleans' logs for logging providers other than Trident's Serilog (which sets the same
     /// levels, TridentHosting.AddTridentLogging): every placement retry is logged with a stack trace through
