@@ -191,6 +191,24 @@ module Report =
                         string run.Summary.Suspensions; string run.Summary.DecodePauses; placement run ] ]
             aligned header cells
 
+    /// Each priority level apart, for runs whose requests carry priorities (docs/policies.md, "Priority"):
+    /// per policy and level (highest first), the requests, SLO attainment and P95 latency over all of that
+    /// level's requests (a request not completed counts as ∞). "" when no request has a priority.
+    let priorityTable (runs: SimResult list) =
+        let level (r: RequestRecord) = Priority.level r.Request.Priority
+        if runs |> List.forall (fun run -> run.Records |> Array.forall (fun r -> r.Request.Priority.IsNone)) then ""
+        else
+            let header = [ "policy"; "params"; "priority"; "requests"; "attainment"; "p95_s" ]
+            let cells =
+                [ for run in runs do
+                      for lv, rs in run.Records |> Array.groupBy level |> Array.sortBy (fun (lv, _) -> -lv) do
+                          let onTime = rs |> Array.sumBy (fun r -> if r.Outcome = OnTime then 1 else 0)
+                          let lat = rs |> Array.map (fun r -> r.Latency |> Option.map float |> Option.defaultValue infinity) |> Array.sort
+                          yield
+                              [ run.Policy; run.Params; string lv; string rs.Length; f 3 (float onTime / float rs.Length)
+                                g 1 (Simulator.percentile lat 0.95) ] ]
+            aligned header cells
+
     let private csvCell (s: string) =
         if s.IndexOfAny([| ','; '"'; '\n' |]) >= 0 then "\"" + s.Replace("\"", "\"\"") + "\"" else s
 

@@ -446,7 +446,12 @@ module Trace =
             optional f.Priority
             |> Option.map (fun s ->
                 match Int32.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture) with
-                | true, p -> Some p
+                | true, p ->
+                    match Priority.problem p with
+                    | None -> Some p
+                    | Some why ->
+                        err why
+                        None
                 | _ ->
                     err (sprintf "priority = '%s' is not an integer" s)
                     None)

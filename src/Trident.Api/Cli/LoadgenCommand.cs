@@ -417,8 +417,7 @@ public static class LoadgenCommand
         var t = s.Trace;
         var body = new GenerationRequestDto($"loadgen request {t.Id}", null, t.Shape.Width, t.Shape.Height, t.Shape.Frames, t.Steps, t.Id, null,
             FSharpOption<double>.get_IsSome(t.Deadline) ? (long)Math.Max(1, Math.Round((t.Deadline.Value - t.Arrival) * 1000)) : null,
-            // the server refuses deadline_ms with priority (docs/serving.md): a row with both sends its deadline
-            FSharpOption<int>.get_IsSome(t.Priority) && FSharpOption<double>.get_IsNone(t.Deadline) ? t.Priority.Value : null);
+            FSharpOption<int>.get_IsSome(t.Priority) ? t.Priority.Value : null);
         try
         {
             using var response = await http.PostAsJsonAsync("/v1/generations", body, Json, ct);

@@ -192,6 +192,9 @@ public static class SimulateCommand
         // a workload of images and videos: each class apart (and the suspensions of Trident-preempt)
         var classes = Report.classTable(ListModule.OfSeq(rows));
         if (format == "table" && classes.Length > 0) Console.Write(Environment.NewLine + classes);
+        // requests with priorities: each level apart
+        var priorities = Report.priorityTable(ListModule.OfSeq(rows));
+        if (format == "table" && priorities.Length > 0) Console.Write(Environment.NewLine + priorities);
         Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"workload {p.Name}: {p.Requests.Length} requests on {settings.Devices} devices; {rows.Count} policies in {total.Elapsed.TotalSeconds:F1} s wall"));
 

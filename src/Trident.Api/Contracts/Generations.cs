@@ -14,7 +14,7 @@ namespace Trident.Api.Contracts;
 /// <param name="Seed">Seed of the initial noise (default: random).</param>
 /// <param name="Guidance">Guidance scale (default: the pipeline's).</param>
 /// <param name="DeadlineMs">Milliseconds from now by which the result is wanted (default: the server's SLO).</param>
-/// <param name="Priority">Client priority; higher is more important.</param>
+/// <param name="Priority">Client priority, -3 … 3 (default 0); higher is served first and weighs 2^priority in the dispatch objective (docs/policies.md, "Priority").</param>
 /// <param name="OutputFormat">The result file: png (default), jpeg or webp for an image; mp4 (default), webm or webp
 /// (animated) for a video.</param>
 /// <param name="OutputCompression">0–100 as OpenAI's image API (100, the default, is the least lossy): the quality of

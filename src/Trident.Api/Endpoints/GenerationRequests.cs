@@ -75,9 +75,8 @@ internal static class GenerationRequests
         var schedulers = Trident.Runtime.Pipelines.Samplers.SamplerFactory.Names(ready.Manifest.Sampler);
         if (dto.Scheduler is { } scheduler && !schedulers.Contains(scheduler))
             e.Add("scheduler", $"'{scheduler}' is not a scheduler of pipeline '{ready.Manifest.Name}'; accepted: {string.Join(", ", schedulers)}");
-        if (dto.DeadlineMs is not null && dto.Priority is not null)
-            e.Add("priority", "cannot be combined with deadline_ms: the dispatcher orders by deadline slack first, so with a deadline "
-                + "a priority would only break exact ties; send deadline_ms or priority, not both");
+        if (dto.Priority is { } priority && Trident.Scheduling.Priority.problem(priority) is { } why)
+            e.Add("priority", why.Value);
         if (e.ByField.Count > 0 || estimate is null) return (null, e.ToDictionary());
         var input = new GenerationInput(dto.Prompt!, dto.NegativePrompt, width, height, frames, steps,
             dto.Seed is { } s ? (ulong)s : DrawSeed(images - 1),

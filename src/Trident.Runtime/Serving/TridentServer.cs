@@ -245,7 +245,7 @@ public sealed class TridentServer : IAsyncDisposable
     /// <summary>Queues a job, or refuses it when the queue or the store is full.</summary>
     /// <param name="input">What to generate.</param>
     /// <param name="deadlineSeconds">Seconds from now the client allows, or null for the cost model's deadline.</param>
-    /// <param name="priority">Optional client priority (higher is more important).</param>
+    /// <param name="priority">Optional client priority, -3 … 3 (higher is served first and weighs 2^priority; the API refuses other values, the planner clamps them: Trident.Scheduling.Priority).</param>
     public SubmitOutcome Submit(GenerationInput input, double? deadlineSeconds, int? priority)
     {
         var outcome = SubmitAll([input], deadlineSeconds, priority);
@@ -259,7 +259,7 @@ public sealed class TridentServer : IAsyncDisposable
     /// is on.</summary>
     /// <param name="inputs">What to generate, one input per job (at least one).</param>
     /// <param name="deadlineSeconds">Seconds from now the client allows, or null for the cost model's deadline.</param>
-    /// <param name="priority">Optional client priority (higher is more important).</param>
+    /// <param name="priority">Optional client priority, -3 … 3 (higher is served first and weighs 2^priority; the API refuses other values, the planner clamps them: Trident.Scheduling.Priority).</param>
     /// <returns><see cref="SubmitOutcome.AcceptedAll"/> with the jobs in input order, or why none was queued.</returns>
     public SubmitOutcome SubmitAll(IReadOnlyList<GenerationInput> inputs, double? deadlineSeconds, int? priority)
     {

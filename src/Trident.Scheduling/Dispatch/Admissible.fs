@@ -111,8 +111,8 @@ module Admissible =
           /// per request: its admissible, undominated options — computed once per round (the
           /// reservation, the candidate cut and work conservation all ask for them)
           Options: System.Collections.Generic.Dictionary<RequestId, DispatchOption list>
-          /// per request: its urgency key (slack, −priority, arrival, id), computed once per round
-          Urgency: System.Collections.Generic.Dictionary<RequestId, struct (float<s> * int * float<s> * int64)>
+          /// per request: its urgency key (−priority level, slack, arrival, id), computed once per round
+          Urgency: System.Collections.Generic.Dictionary<RequestId, struct (int * float<s> * float<s> * int64)>
           /// the snapshot's queue in urgency order, once sorted (subsets of it are filtered from it)
           mutable Ordered: Request array option
           /// dispatches committed before the round to a larger group that frees soon (`Greedy.round`,
@@ -269,15 +269,18 @@ module Admissible =
             |> fst
             |> List.rev)
 
-    /// b: the on-time reward of a request finishing on time, else its ageing late reward
-    /// min(B_on − 1, ⌊B_late · (1 + lateness / t_ref)⌋), lateness = max(0, now + t_ref − deadline).
+    /// b: ω(priority) times the on-time reward of a request finishing on time, else times its ageing late
+    /// reward min(B_on − 1, ⌊B_late · (1 + lateness / t_ref)⌋), lateness = max(0, now + t_ref − deadline);
+    /// ω = 2^priority (`Priority.weight`: 1 without a priority).
     let baseReward (rd: Round) (r: Request) (onTime: bool) =
         let s = rd.Snapshot
-        if onTime then s.Settings.OnTimeReward
-        else
-            let tr = tRef rd r
-            let lateness = max 0.0<s> (s.Now + tr - r.Deadline)
-            min (s.Settings.OnTimeReward - 1.0) (floor (s.Settings.LateRewardBase * (1.0 + lateness / tr)))
+        let b =
+            if onTime then s.Settings.OnTimeReward
+            else
+                let tr = tRef rd r
+                let lateness = max 0.0<s> (s.Now + tr - r.Deadline)
+                min (s.Settings.OnTimeReward - 1.0) (floor (s.Settings.LateRewardBase * (1.0 + lateness / tr)))
+        Priority.weight r.Priority * b
 
     let private computeOptions (rd: Round) (r: Request) : DispatchOption list =
         let s = rd.Snapshot
@@ -320,15 +323,16 @@ module Admissible =
         match rd.Urgency.TryGetValue r.Id with
         | true, v -> v
         | _ ->
-            let v = struct (r.Deadline - rd.Snapshot.Now - tRef rd r, -(defaultArg r.Priority 0), r.Arrival, r.Id.Value)
+            let v = struct (-(Priority.level r.Priority), r.Deadline - rd.Snapshot.Now - tRef rd r, r.Arrival, r.Id.Value)
             rd.Urgency.[r.Id] <- v
             v
 
-    /// Urgency order: least slack first (deadline − now − t_ref), then priority, then arrival, then id.
+    /// Urgency order: higher priority level first (`Priority.level`; absent = 0), then least slack
+    /// (deadline − now − t_ref), then arrival, then id. Without priorities this is slack order.
     /// (An explicit comparison: generic comparison of the key tuple boxes every field and made this
     /// sort the largest cost of a round — 13 ms for 256 requests, measured under load.)
     let byUrgency (rd: Round) (queue: Request list) =
-        let cmp (struct (a1: float<s>, b1: int, c1: float<s>, d1: int64)) (struct (a2: float<s>, b2: int, c2: float<s>, d2: int64)) =
+        let cmp (struct (a1: int, b1: float<s>, c1: float<s>, d1: int64)) (struct (a2: int, b2: float<s>, c2: float<s>, d2: int64)) =
             let c = compare a1 a2
             if c <> 0 then c
             else

@@ -1,7 +1,8 @@
 namespace Trident.Scheduling.Dispatching
 
 // Design note. The greedy policy: the fallback when the solver times out or fails, the solver's
-// starting solution, and a policy of its own. Requests in urgency order (least slack first); each
+// starting solution, and a policy of its own. Requests in urgency order (higher priority first, then
+// least slack); each
 // takes its best available option — highest reward, so on time before late and, among on-time
 // options, the smallest efficient k (the device penalty) — on the node with the fewest free devices
 // of that type that still has k (best fit). One pass, O(candidates · options · nodes).
@@ -85,17 +86,17 @@ module Greedy =
         | None -> free
 
     /// The requests of `queue` with an admissible option that can be formed on `free` (some node has
-    /// that many free devices of the type), with those options: on-time-capable requests first,
-    /// each part in urgency order. Not truncated.
+    /// that many free devices of the type), with those options: by priority level (higher first), and
+    /// within a level on-time-capable requests first, each part in urgency order. Not truncated.
     let offeredIn (rd: Admissible.Round) (free: Map<NodeId * PlacementType, int>) (queue: Request list) : (Request * DispatchOption list) list =
         let formable = largestByType free
         let offered =
             Admissible.byUrgency rd queue
             |> List.map (fun r -> r, Admissible.options rd r |> List.filter formable)
             |> List.filter (fun (_, opts) -> not opts.IsEmpty)
-        // requests that can still finish on time first (the objective prefers them to any late one)
-        let onTime, late = offered |> List.partition (fun (_, opts) -> opts |> List.exists _.OnTime)
-        onTime @ late
+        // within a priority level, requests that can still finish on time first (the objective prefers them to
+        // any late one of their level); a stable sort keeps urgency order inside each part
+        offered |> List.sortBy (fun (r, opts) -> -(Priority.level r.Priority), (if opts |> List.exists _.OnTime then 0 else 1))
 
     /// Requests offered to a round over the given free devices, with their admissible options that
     /// can be formed (some node has that many free devices of the type): the most urgent requests

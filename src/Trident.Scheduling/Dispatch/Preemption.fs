@@ -8,8 +8,9 @@ namespace Trident.Scheduling.Dispatching
 // devices or on others of the same degree and placement type.
 //
 // The rule (docs/policies.md, "Preemption"). With the value of finishing request r at time f
-//     V(r, f) = R_on · [f ≤ D_r] − λ · (f − A_r) / (D_r − A_r)
-// (R_on the on-time reward, λ the latency weight of DispatchSettings, A_r arrival, D_r deadline),
+//     V(r, f) = ω_r · (R_on · [f ≤ D_r] − λ · (f − A_r) / (D_r − A_r))
+// (R_on the on-time reward, λ the latency weight of DispatchSettings, A_r arrival, D_r deadline,
+// ω_r = 2^priority the request's weight, Priority.weight),
 // suspending victim v at boundary b for urgent request u is chosen when
 //     gain = V(u, f_u^pre) − V(u, f_u^wait)  >  loss = V(v, f_v) − V(v, f_v^res)  (+ MinGain)
 // where f_u^pre is u's predicted finish when it starts at b on v's devices (the planner's own
@@ -157,10 +158,12 @@ type DecodeDevice =
       Headroom: float<GB> }
 
 module Preemption =
-    /// V(r, f): the value of finishing r at f (see the module note).
+    /// V(r, f): the value of finishing r at f (see the module note), weighted by r's priority (ω = 2^p,
+    /// `Priority.weight`): a suspension for a higher-priority request may make a lower-priority one late.
     let value (settings: DispatchSettings) (r: Request) (f: float<s>) =
         let window = max 1e-9<s> (r.Deadline - r.Arrival)
-        (if f <= r.Deadline then settings.OnTimeReward else 0.0) - settings.LatencyWeight * ((f - r.Arrival) / window)
+        Priority.weight r.Priority
+        * ((if f <= r.Deadline then settings.OnTimeReward else 0.0) - settings.LatencyWeight * ((f - r.Arrival) / window))
 
     /// The first step boundary at or after `now` of a running segment: (time, steps of this segment
     /// done by then). Before the segment starts: its start, 0 steps.

@@ -30,5 +30,35 @@ type Request =
       Arrival: float<s>
       /// when it should be finished (absolute, same clock as Arrival)
       Deadline: float<s>
-      /// optional client priority; higher is more important
+      /// optional client priority, Priority.MinLevel … MaxLevel (absent = 0); higher is more important:
+      /// it orders the queue before deadline slack and weights the request's reward by 2^priority
+      /// (`Priority.weight`, docs/policies.md, "Priority")
       Priority: int option }
+
+/// Client priority levels (docs/policies.md, "Priority"). A request's priority p (absent = 0) orders
+/// the dispatch queue before deadline slack (higher first) and weights its reward in the dispatch
+/// objective and the preemption rule by ω(p) = 2^p: a priority-1 request is worth two priority-0
+/// requests when devices are short. The range is small on purpose: ω spans 1/8 … 8, so the largest
+/// reward of a round stays within 8 × the on-time reward and the solver's relative gap keeps its meaning.
+module Priority =
+    /// the lowest priority accepted (ω = 1/8)
+    [<Literal>]
+    let MinLevel = -3
+
+    /// the highest priority accepted (ω = 8)
+    [<Literal>]
+    let MaxLevel = 3
+
+    /// The level of an optional priority: absent = 0; values outside MinLevel … MaxLevel (which the API
+    /// and the trace parser refuse) are clamped, so a job journalled before the range existed still loads.
+    let level (p: int option) = match p with None -> 0 | Some p -> max MinLevel (min MaxLevel p)
+
+    /// ω(p) = 2^level(p), the factor on a request's rewards.
+    let weight (p: int option) = pown 2.0 (level p)
+
+    /// Why a priority is refused, or None when it is in range (the one message the API and the trace
+    /// parser give).
+    let problem (p: int) =
+        if p < MinLevel || p > MaxLevel then
+            Some(sprintf "priority %d is out of range: it must be an integer from %d to %d (higher is more urgent; each level doubles the request's weight)" p MinLevel MaxLevel)
+        else None

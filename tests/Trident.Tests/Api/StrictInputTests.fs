@@ -1,6 +1,6 @@
 /// Nothing accepted is ever lost, inputs and configuration: every route refuses what it would coerce, cut or
 /// ignore (numbers sent as strings, duplicate and unknown keys, OpenAI fields it does not implement,
-/// deadline_ms with priority, seeds a JSON client cannot hold, requests over the cost limits), the job status
+/// priority out of range, seeds a JSON client cannot hold, requests over the cost limits), the job status
 /// says how much of the prompt the encoder read, configuration keys of every source are checked (unknown keys,
 /// unparsable values: exit 2 with the complete list), and trace files report every problem in one pass.
 module Trident.Tests.Api.StrictInputTests
@@ -68,16 +68,18 @@ let ``a number sent as a string, a duplicate key or an unknown field is a 400 na
         Expect.equal ok.StatusCode HttpStatusCode.Accepted "the same body with numbers is accepted"
         cancel client ((json ok).GetProperty("id").GetString())
 
-let ``deadline_ms with priority is refused saying why, and each alone is accepted`` =
-    testCase "deadline_ms with priority is refused saying why, and each alone is accepted" <| fun () ->
+let ``priority outside -3 … 3 is refused naming the range, and deadline_ms with priority is accepted`` =
+    testCase "priority outside -3 … 3 is refused naming the range, and deadline_ms with priority is accepted" <| fun () ->
         let client = readyClient server.Value
-        use both = post client "/v1/generations" """{"prompt":"x","width":64,"height":64,"steps":1,"deadline_ms":60000,"priority":3}"""
-        Expect.equal both.StatusCode HttpStatusCode.BadRequest "both.StatusCode"
-        let messages = messagesOf both
-        Expect.equal (messages |> List.map fst |> Set.ofList) (set [ "priority" ]) "the priority field is named"
-        Expect.stringContains (snd messages.Head) "deadline_ms" "the message says it cannot be combined with deadline_ms"
-        for body in [ """{"prompt":"x","width":64,"height":64,"steps":1,"deadline_ms":60000}"""
-                      """{"prompt":"x","width":64,"height":64,"steps":1,"priority":3}""" ] do
+        for p in [ 4; -4; 1000 ] do
+            use r = post client "/v1/generations" (sprintf """{"prompt":"x","width":64,"height":64,"steps":1,"priority":%d}""" p)
+            Expect.equal r.StatusCode HttpStatusCode.BadRequest (sprintf "priority %d" p)
+            let messages = messagesOf r
+            Expect.equal (messages |> List.map fst |> Set.ofList) (set [ "priority" ]) "the priority field is named"
+            Expect.stringContains (snd messages.Head) "from -3 to 3" "the message names the range"
+        for body in [ """{"prompt":"x","width":64,"height":64,"steps":1,"deadline_ms":60000,"priority":3}"""
+                      """{"prompt":"x","width":64,"height":64,"steps":1,"deadline_ms":60000}"""
+                      """{"prompt":"x","width":64,"height":64,"steps":1,"priority":-3}""" ] do
             cancel client (submit client body)
 
 let ``server-drawn seeds fit in 2^53 − 1, larger client seeds are refused, and the OpenAI route reports each image's seed`` =
@@ -797,7 +799,7 @@ let integrationTests =
     testList "integration" [
         testList "StrictInputTests" [
             ``a number sent as a string, a duplicate key or an unknown field is a 400 naming it, on both generation routes``
-            ``deadline_ms with priority is refused saying why, and each alone is accepted``
+            ``priority outside -3 … 3 is refused naming the range, and deadline_ms with priority is accepted``
             ``server-drawn seeds fit in 2^53 − 1, larger client seeds are refused, and the OpenAI route reports each image's seed``
             ``the job status says how much of the prompt the encoder read, and prompt limits count characters``
             ``requests predicted over the time or memory limit are refused naming the limit and the estimate, and a 202 carries the estimate``

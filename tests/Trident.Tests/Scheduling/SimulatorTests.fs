@@ -390,12 +390,12 @@ let ``the shifting generator moves from light to heavy shapes`` =
 
 let ``a bad trace reports every problem at once`` =
     testCase "a bad trace reports every problem at once" <| fun () ->
-        let text = "id,arrival_s,model,height,width,frames,steps,deadline_s,priority\n0,0,flux,512,512,1,28,,\n1,x,flux,0,512,1,28,,\n1,2,flux,512,512,1,-3,,\n2,5,flux,512,512,1,28,1,\n0,7,flux,512,512,1,28,,\n"
+        let text = "id,arrival_s,model,height,width,frames,steps,deadline_s,priority\n0,0,flux,512,512,1,28,,\n1,x,flux,0,512,1,28,,\n1,2,flux,512,512,1,-3,,\n2,5,flux,512,512,1,28,1,\n0,7,flux,512,512,1,28,,\n3,8,flux,512,512,1,28,,4\n"
         match Trace.parse text with
         | Ok _ -> failwith "accepted a bad trace"
         | Error errors ->
             let all = String.Join("\n", errors)
-            for expected in [ "line 3: arrival_s"; "line 3: height"; "line 4: steps"; "line 5: deadline_s"; "id 0 appears 2 times" ] do
+            for expected in [ "line 3: arrival_s"; "line 3: height"; "line 4: steps"; "line 5: deadline_s"; "id 0 appears 2 times"; "line 7: priority 4 is out of range" ] do
                 Expect.isTrue (all.Contains expected) (sprintf "missing '%s' in:\n%s" expected all)
 
 let ``a trace file's own deadlines are kept and missing ones follow the cost model`` =
