@@ -677,7 +677,7 @@ type private DiscardCounting(gates: Gates, lose: string list, lostDevice: int) =
     member _.Break() = broken <- true
     interface IStageExecutorFactory with
         member _.Create device =
-            let inner = GatedExecutor gates :> IStageExecutor
+            let inner = new GatedExecutor(gates) :> IStageExecutor
             { new IStageExecutor with
                 member _.Resident = inner.Resident
                 member _.Unload s = inner.Unload s
