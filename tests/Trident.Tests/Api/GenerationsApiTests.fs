@@ -476,6 +476,35 @@ let ``every example of an error answer is what the server answers, keys and mess
         for id in accepted do client.DeleteAsync("/v1/generations/" + id).Result.Dispose()
         for id in accepted do pollUntil client 60.0 id isFinal |> ignore
 
+/// The OpenAPI examples of success answers (OpenApi/Examples/{operation}.{status}.json) have the keys of the server's
+/// answers to the requests they illustrate, at the top level and in each object under it (the values are another
+/// moment's).
+let ``every example of a success answer has the keys the server writes`` =
+    testCase "every example of a success answer has the keys the server writes" <| fun () ->
+        let client = readyClient examplesServer.Value
+        let folder = Path.Combine(AppContext.BaseDirectory, "OpenApi", "Examples")
+        let file (name: string) = JsonDocument.Parse(File.ReadAllText(Path.Combine(folder, name + ".json"))).RootElement
+        let rec keys (path: string) (e: JsonElement) =
+            [ if e.ValueKind = JsonValueKind.Object then
+                  for p in e.EnumerateObject() do
+                      yield path + p.Name
+                      if p.Value.ValueKind = JsonValueKind.Object then yield! keys (path + p.Name + ".") p.Value ]
+            |> List.sort
+        let compare (name: string) (answer: HttpResponseMessage) =
+            let text = answer.Content.ReadAsStringAsync().Result
+            Expect.equal (sprintf "%s.%d" (name.Split('.')[0]) (int answer.StatusCode)) name (sprintf "%s: the status (%s)" name text)
+            Expect.equal (keys "" (file name)) (keys "" (JsonDocument.Parse(text).RootElement)) (sprintf "%s: the keys (the server answered %s)" name text)
+        let created = post client "/v1/generations" ((file "CreateGeneration.request").GetRawText())
+        let id = (json created).GetProperty("id").GetString()
+        compare "CreateGeneration.202" created
+        pollUntil client 120.0 id isFinal |> ignore
+        compare "GetGeneration.200" (get client ("/v1/generations/" + id))
+        compare "Health.200" (get client "/health")
+        compare "Ready.200" (get client "/ready")
+        compare "ListModels.200" (get client "/v1/models")
+        compare "GetCluster.200" (get client "/v1/cluster")
+        compare "GetPlan.200" (get client "/v1/plan")
+
 let ``invalid configuration stops serve at start-up with every bad key named`` =
     testCase "invalid configuration stops serve at start-up with every bad key named" <| fun () ->
         let error = new StringWriter()
@@ -525,6 +554,7 @@ let integrationTests =
         testList "GenerationsApiTests" [
             ``a generation is accepted, served through every stage, and its result is a PNG of the requested size``
             ``every example of an error answer is what the server answers, keys and message shape``
+            ``every example of a success answer has the keys the server writes``
             ``a video request yields an MP4 with every frame at the server's frame rate``
             ``bad input gets one 400 problem naming every bad field``
             ``a size field's problems name each wrong side and its value; width and height fields name themselves``
