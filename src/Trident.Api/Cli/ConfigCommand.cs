@@ -88,7 +88,7 @@ public static class ConfigCommand
         {
             // the loader opens the file outside its own error handling: one that exists but cannot be opened (no read
             // permission, a socket) is a bad input like the others, not an unhandled exception
-            Console.Error.WriteLine($"trident config: '{Path.GetFullPath(check!)}' cannot be read: {e.Message}");
+            Console.Error.WriteLine("trident config: " + ConfigFileProblem.Unreadable(Path.GetFullPath(check!), e));
             return Task.FromResult(2);
         }
         // it loaded: keys it gives twice without colliding on one value are merged silently by the loader

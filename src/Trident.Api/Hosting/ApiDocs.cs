@@ -115,21 +115,31 @@ public static class ApiDocs
         response.Headers[name] = new OpenApiHeader { Description = description, Schema = new OpenApiSchema { Type = type } };
     }
 
-    private static JsonNode ProblemExample(int status) => new JsonObject
+    // A problem as Problems.cs writes it for that status (its title and a detail of its words), completed as every
+    // problem is (Problems.Complete: type and a trace_id of 32 hex digits).
+    private static JsonNode ProblemExample(int status)
     {
-        ["type"] = $"https://tools.ietf.org/html/rfc9110#section-15.{(status < 500 ? 5 : 6)}.{(status < 500 ? status - 399 : status - 499)}",
-        ["title"] = Microsoft.AspNetCore.WebUtilities.ReasonPhrases.GetReasonPhrase(status),
-        ["status"] = status,
-        ["detail"] = status switch
+        var (title, detail) = status switch
         {
-            404 => "no generation 7 (never accepted, or evicted after its retention time)",
-            409 => "generation 7 is diffusing; its result is not ready",
-            413 => "the body is larger than Trident:Limits:MaxBodyBytes (1048576 bytes)",
-            415 => "POST /v1/generations: the body must be application/json (Content-Type: 'text/plain')",
-            429 => "the queue is full (64 requests waiting)",
-            500 => "generation 7 failed: OrtException: …",
-            503 => "the serving runtime is starting (opening the pipeline, profiling this machine)",
-            _ => null,
-        },
-    };
+            404 => ("Not found", "no generation 7 (never accepted, or evicted after its retention time)"),
+            409 => ("Conflict", "generation 7 is diffusing; its result is not ready"),
+            413 => ("Request body too large", "the body is over 1048576 bytes (Trident:Limits:MaxBodyBytes)"),
+            415 => (Microsoft.AspNetCore.WebUtilities.ReasonPhrases.GetReasonPhrase(status),
+                "POST /v1/generations: the body must be application/json (Content-Type: 'text/plain')"),
+            500 => ("Generation failed", "generation 7 failed: OrtException: …"),
+            503 => ("Starting", "the serving runtime is starting (opening the pipeline, profiling this machine)"),
+            _ => (Microsoft.AspNetCore.WebUtilities.ReasonPhrases.GetReasonPhrase(status), null),
+        };
+        var problem = new JsonObject
+        {
+            ["type"] = Trident.Api.Endpoints.Problems.TypeOf(status),
+            ["title"] = title,
+            ["status"] = status,
+            ["detail"] = detail,
+        };
+        // a body refused before it is read names the whole body
+        if (status == 413) problem["errors"] = new JsonObject { ["$"] = new JsonArray(detail) };
+        problem["trace_id"] = "4bf92f3577b34da6a3ce929d0e0e4736";
+        return problem;
+    }
 }

@@ -49,7 +49,7 @@ public static class TridentHosting
         catch (Exception e) when (e is IOException or UnauthorizedAccessException && ConfigFileProblem.FileOf(e) is { } file)
         {
             // appsettings.json exists but cannot be opened (no read permission, a socket): the loader's raw exception
-            throw new InvalidDataException($"'{file}' cannot be read: {e.Message}");
+            throw new InvalidDataException(ConfigFileProblem.Unreadable(file, e));
         }
         ConfigFileProblem.ThrowIfAny(builder.Configuration);
         return builder;
@@ -80,7 +80,7 @@ public static class TridentHosting
             {
                 // it exists but cannot be opened (no read permission, a socket): the loader opens it outside its own
                 // error handling, so this is its raw exception; a configuration error like the others (exit 2)
-                throw new InvalidDataException($"--config: '{path}' cannot be read: {e.Message}");
+                throw new InvalidDataException("--config: " + ConfigFileProblem.Unreadable(path, e));
             }
             // it loaded: keys it gives twice without colliding on one value are merged silently by the loader
             if (ConfigFileProblem.Find(path) is { } problem) throw new InvalidDataException("--config: " + problem);

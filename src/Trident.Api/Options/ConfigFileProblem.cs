@@ -26,6 +26,11 @@ public static class ConfigFileProblem
         return Find(path) ?? $"{path}: {error.Message}{inner}";
     }
 
+    /// <summary>The line for configuration file <paramref name="path"/>, which exists but cannot be opened (no read
+    /// permission, a socket), with the reason (<paramref name="error"/>, the exception of the open: the configuration
+    /// loader opens the file outside its own error handling). Serve, worker and config --check say it alike.</summary>
+    public static string Unreadable(string path, Exception error) => $"'{path}' cannot be read: {error.Message}";
+
     /// <summary>What is wrong with JSON configuration file <paramref name="path"/>, or null when nothing is: the line,
     /// the position and the parser's reason when it is not JSON (as the loader reads it: comments skipped, trailing
     /// commas allowed); else the keys of one object, at any depth, that are one configuration key — spelt the same,
@@ -44,7 +49,7 @@ public static class ConfigFileProblem
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            return $"{path}: cannot be read: {e.Message}";
+            return Unreadable(path, e);
         }
         var reader = new Utf8JsonReader(bytes, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
         // the keys seen in each open object (case-insensitive, as configuration keys are), with the line of each

@@ -64,7 +64,7 @@ public static class ConfigSources
     private static string? Describe(IConfigurationProvider provider, string key, EnvironmentNames environment) => provider switch
     {
         FileConfigurationProvider f => $"file {FilePath(f)}",
-        EnvironmentVariablesConfigurationProvider => EnvironmentName(key, environment) is { } name ? $"environment variable {name}" : "the environment",
+        EnvironmentVariablesConfigurationProvider e => EnvironmentName(key, Prefix(e), environment) is { } name ? $"environment variable {name}" : "the environment",
         CommandLineConfigurationProvider => "the command line",
         _ => null,
     };
@@ -72,16 +72,24 @@ public static class ConfigSources
     private static string FilePath(FileConfigurationProvider f) =>
         f.Source.FileProvider is PhysicalFileProvider p ? Path.Combine(p.Root, f.Source.Path ?? "") : f.Source.Path ?? "?";
 
-    /// <summary>The environment variable that gives <paramref name="key"/> (else one that gives a key under it) in the
-    /// unprefixed environment provider: <c>Trident__Serving__QueueCapacity</c> for <c>Trident:Serving:QueueCapacity</c>;
-    /// <c>Trident__Serving</c> (not <c>TRIDENT__SERVING__X</c>, which sorts before it) for <c>Trident:Serving</c>.</summary>
-    private static string? EnvironmentName(string key, EnvironmentNames environment)
+    /// <summary>The environment variable that gives <paramref name="key"/> (else one that gives a key under it) to the
+    /// environment provider of <paramref name="prefix"/> (the provider reads the variables named with it, and drops it):
+    /// <c>Trident__Serving__QueueCapacity</c> for <c>Trident:Serving:QueueCapacity</c> (unprefixed),
+    /// <c>ASPNETCORE_Trident__Serving__QueueCapacity</c> (the host's <c>ASPNETCORE_</c> provider); <c>Trident__Serving</c>
+    /// (not <c>TRIDENT__SERVING__X</c>, which sorts before it) for <c>Trident:Serving</c>.</summary>
+    private static string? EnvironmentName(string key, string prefix, EnvironmentNames environment)
     {
         static string AsKey(string name) => name.Replace("__", ":", StringComparison.Ordinal);
-        var names = environment.Names;
-        return names.FirstOrDefault(n => Keys.Equals(AsKey(n), key))
-            ?? names.FirstOrDefault(n => AsKey(n).StartsWith(key + ":", StringComparison.OrdinalIgnoreCase));
+        var names = environment.Names.Where(n => n.StartsWith(prefix, StringComparison.OrdinalIgnoreCase)).ToArray();
+        return names.FirstOrDefault(n => Keys.Equals(AsKey(n[prefix.Length..]), key))
+            ?? names.FirstOrDefault(n => AsKey(n[prefix.Length..]).StartsWith(key + ":", StringComparison.OrdinalIgnoreCase));
     }
+
+    /// <summary>The prefix an environment provider reads its variables with: "" for the unprefixed one, <c>DOTNET_</c> and
+    /// <c>ASPNETCORE_</c> for the host's. The provider keeps it private; its ToString says it
+    /// ("EnvironmentVariablesConfigurationProvider Prefix: 'DOTNET_'"); "" when that does not.</summary>
+    private static string Prefix(EnvironmentVariablesConfigurationProvider provider) =>
+        System.Text.RegularExpressions.Regex.Match(provider.ToString(), "Prefix: '(.*)'$") is { Success: true } m ? m.Groups[1].Value : "";
 
     /// <summary><paramref name="message"/> with the source of <paramref name="key"/> appended, where the configuration
     /// tells it: "… (from file /etc/trident.json)".</summary>
@@ -133,8 +141,29 @@ public static class ConfigSources
                 // a key of section Trident next (Trident_Serving_…, TRIDENT_PROFILE): Trident's own variables (TRIDENT_HOME,
                 // TRIDENT_KIT, …) are not configuration keys
                 && TridentKeys.Contains(name[(TridentOptions.Section.Length + 1)..].Split('_')[0], Keys))
+            {
+                var parts = name[(TridentOptions.Section.Length + 1)..].Split('_', StringSplitOptions.RemoveEmptyEntries);
                 warnings.Add($"environment variable {name} is ignored: configuration separates levels with double underscores "
-                    + $"({TridentOptions.Section}__{string.Join("__", name[(TridentOptions.Section.Length + 1)..].Split('_', StringSplitOptions.RemoveEmptyEntries))})");
+                    + $"({TridentOptions.Section}__{string.Join("__", KeyPath(typeof(TridentOptions), parts) ?? [.. parts])})");
+            }
         return warnings;
+    }
+
+    /// <summary>The key below <paramref name="options"/> that single-underscore <paramref name="parts"/> of a variable's
+    /// name mean, spelt as the options spell it: at each level the property whose name is the next parts run together
+    /// (the most parts first), a section only while parts are left — PROFILE, CACHE → ProfileCache; SERVING, QUEUE,
+    /// CAPACITY → Serving, QueueCapacity. Null when no property fits.</summary>
+    private static string[]? KeyPath(Type options, string[] parts)
+    {
+        for (var n = parts.Length; n >= 1; n--)
+        {
+            var property = options.GetProperty(string.Concat(parts[..n]),
+                System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.IgnoreCase);
+            if (property is not { CanWrite: true }) continue;
+            if (n == parts.Length) return [property.Name];
+            var type = property.PropertyType;
+            if (type.IsClass && type != typeof(string) && !type.IsArray && KeyPath(type, parts[n..]) is { } rest) return [property.Name, .. rest];
+        }
+        return null;
     }
 }

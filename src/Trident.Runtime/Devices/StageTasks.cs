@@ -292,9 +292,12 @@ public sealed record RetypeTask(long TaskId, PlacementType Type)
 
 internal static class StageTaskResults
 {
+    // A run stopped by the request's cancellation ends cancelled. A suspension is kept as it is even when a cancel came
+    // as the run stopped: it carries the checkpoint, which PlanExecutor discards (or the loop, once it heard of it);
+    // ended cancelled, the checkpoint was lost undiscarded (on a cluster worker it stayed until it expired).
     public static void Fail<T>(TaskCompletionSource<T> result, Exception error, CancellationToken token)
     {
-        if (error is OperationCanceledException && token.IsCancellationRequested) result.TrySetCanceled(token);
+        if (error is OperationCanceledException and not DiffuseSuspendedException && token.IsCancellationRequested) result.TrySetCanceled(token);
         else result.TrySetException(error);
     }
 }

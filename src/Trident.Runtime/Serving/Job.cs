@@ -391,8 +391,23 @@ public sealed class Job : IStepObserver
     public long? Group { get; init; }
 
     /// <summary>Where a re-queued job resumes: the output of its last completed stage and the device that holds
-    /// it (null: from the start). Set by <see cref="Requeue"/>, read by the next dispatch.</summary>
+    /// it (null: from the start, or once taken). Set by <see cref="Requeue"/>, read by the next dispatch, which takes
+    /// it (<see cref="TakeResume"/>).</summary>
     public ResumePoint? Resume { get { lock (_gate) return _resume; } }
+
+    /// <summary>Takes <see cref="Resume"/> (null when there is none or it was taken): the caller owns the output from
+    /// here — the dispatch that runs the job from it (PlanExecutor.ExecuteAsync, once its tasks are queued: its attempt
+    /// frees what it leaves), or the serving loop when the job ends before a dispatch took it (it frees it). Taken
+    /// once, so it is freed once.</summary>
+    public ResumePoint? TakeResume()
+    {
+        lock (_gate)
+        {
+            var taken = _resume;
+            _resume = null;
+            return taken;
+        }
+    }
 
     // Under _gate: false when the job is over, or — a cancel having been accepted — after ending it Cancelled.
     private bool StillRunnable(double now)

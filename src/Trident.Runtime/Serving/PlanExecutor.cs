@@ -166,6 +166,9 @@ public sealed class PlanExecutor
         if (encode is not null) await EnqueueAsync(encodeDevice, encode, stopping);
         await EnqueueGroupAsync(group, diffuse, reserves, stopping);
         await EnqueueAsync(decodeDevice, decode, stopping);
+        // the resume point is the attempt's from here (CompleteAsync frees what it leaves); until now a failure left it
+        // the job's, for the loop to free
+        lead.TakeResume();
         _ = CompleteAsync(jobs, resume, (encode, encodeDevice), (diffuse, group), decode, batch, decodeDevice);
         return diffuse;
     }

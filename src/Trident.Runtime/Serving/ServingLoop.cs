@@ -456,7 +456,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
                     if (_queue.Remove(c.Job))
                     {
                         CountWaiting(c.Job, -1);
-                        Discard(c.Job.Resume);
+                        JobEnded(c.Job);
                     }
                     break;
                 case TaskStarted s:
@@ -701,11 +701,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
             {
                 _log.LogError(ex, "Dispatch round {Round} could not carry out the route of {Request}; it fails. Snapshot and plan for replay: {Snapshot}",
                     round, batch.Dispatch.Request, SnapshotJson.Write(snapshot, plan));
-                foreach (var job in jobs)
-                {
-                    job.Fail("the server could not carry out its route: " + PlanExecutor.Describe(ex), _clock.Now);
-                    Discard(job.Resume);
-                }
+                foreach (var job in jobs) Fail(job, "the server could not carry out its route: " + PlanExecutor.Describe(ex), _clock.Now);
             }
         }
         _waits = Admissible.waitReasons(snapshot, plan).ToDictionary(x => x.Item1.Value, x => new WaitingReason(round, x.Item2));
@@ -805,8 +801,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
             catch (Exception ex)
             {
                 _log.LogError(ex, "Preemption could not carry out the route of {Request}; it fails", urgent.Id.Value);
-                urgent.Fail("the server could not carry out its route: " + PlanExecutor.Describe(ex), _clock.Now);
-                Discard(urgent.Resume);
+                Fail(urgent, "the server could not carry out its route: " + PlanExecutor.Describe(ex), _clock.Now);
             }
         }
     }
@@ -949,7 +944,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
             catch (Exception ex)
             {
                 _log.LogError(ex, "Request {Request} could not be resumed; it fails", job.Id.Value);
-                job.Fail("the server could not resume it after a suspension: " + PlanExecutor.Describe(ex), now);
+                Fail(job, "the server could not resume it after a suspension: " + PlanExecutor.Describe(ex), now);
                 Discard(s);
             }
         }
@@ -977,9 +972,21 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
         return [.. chosen.Item2.Select(d => d.Value)];
     }
 
-    // The output a job kept to resume from (Job.Resume), which nothing will read: the job ended before a dispatch took it
-    // on, or starts again. Its worker frees it (IStageExecutor.Discard; a cluster worker kept it in memory until it
-    // expired); PlanExecutor frees what an attempt leaves.
+    // Every end of a job that the loop sees before a dispatch took the job on — cancelled while queued, failed by the
+    // loop (its route could not be carried out, no device is left, its work was lost too often): the output it kept to
+    // resume from (Job.Resume), which nothing will read now, is freed by its worker (IStageExecutor.Discard; a cluster
+    // worker kept it in memory until it expired). Job.TakeResume hands it over once, so it is freed once: a dispatch
+    // that took it frees what its attempt leaves (PlanExecutor).
+    private void JobEnded(Job job) => Discard(job.TakeResume());
+
+    // The loop fails a job (JobEnded).
+    private void Fail(Job job, string error, double now)
+    {
+        job.Fail(error, now);
+        JobEnded(job);
+    }
+
+    // An output kept to resume from that nothing will read.
     private void Discard(ResumePoint? kept)
     {
         if (kept is not null) _plans?.Discard(kept.Output, kept.Device);
@@ -1006,14 +1013,12 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
         }
         var resume = r.Resume is { } p && p.Device < _up.Count && _up[p.Device] ? p : null;
         using var traced = job.Trace.Enter();
+        var requeued = false;
         if (job.Requeues >= MaxRequeues)
-        {
-            job.Fail($"its work was lost with a device {job.Requeues + 1} times (at most {MaxRequeues} re-queues); last: {PlanExecutor.Describe(lost)}", now);
-            Discard(r.Resume);
-            return;
-        }
-        var requeued = job.Requeue(now, PlanExecutor.Describe(lost), resume);
-        // the kept output of a job that ended meanwhile (cancelled) or starts again (its device is out) is not read
+            Fail(job, $"its work was lost with a device {job.Requeues + 1} times (at most {MaxRequeues} re-queues); last: {PlanExecutor.Describe(lost)}", now);
+        else requeued = job.Requeue(now, PlanExecutor.Describe(lost), resume);
+        // the output the attempt handed on, unless the job resumes from it: it ended (re-queues spent, or cancelled
+        // meanwhile) or starts again (the output's device is out)
         if (!requeued || resume is null) Discard(r.Resume);
         if (!requeued) return;
         _queue.Add(job);
@@ -1121,8 +1126,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
         {
             CountWaiting(job, -1);
             using var traced = job.Trace.Enter();
-            job.Fail($"no device is left in the cluster (every worker left {now - _emptySince.Value:F0} s ago; requests wait at most {_settings.NoDeviceSeconds:F0} s for one to join)", now);
-            Discard(job.Resume);
+            Fail(job, $"no device is left in the cluster (every worker left {now - _emptySince.Value:F0} s ago; requests wait at most {_settings.NoDeviceSeconds:F0} s for one to join)", now);
         }
         _queue.Clear();
     }

@@ -406,6 +406,105 @@ let ``a full queue answers 429 with Retry-After, and every accepted request is s
         for id in accepted do
             Expect.contains ([ "cancelled"; "succeeded" ]) (status (pollUntil client 60.0 id isFinal)) "[ \"cancelled\"; \"succeeded\" ]"
 
+let private examplesServer = Fixture(fun () -> new SmallQueueFactory())
+
+/// The OpenAPI examples of error answers (OpenApi/Examples/{operation}.{status}.json, and those /docs shows for a
+/// status without a file of its own), each checked against the answer the server gives to the request it illustrates:
+/// the same status, the same keys (those of `errors` too), the same type and title, a trace_id of 32 hex digits in
+/// both, and each message the same but for its numbers (the example's come from another moment: a queue's length).
+/// Before, the 400 and 429 examples had no trace_id and the 400s showed messages the server does not write.
+let ``every example of an error answer is what the server answers, keys and message shape`` =
+    testCase "every example of an error answer is what the server answers, keys and message shape" <| fun () ->
+        let client = readyClient examplesServer.Value
+        let folder = Path.Combine(AppContext.BaseDirectory, "OpenApi", "Examples")
+        let file (name: string) = JsonDocument.Parse(File.ReadAllText(Path.Combine(folder, name + ".json"))).RootElement
+        let document = json (get client Trident.Api.Hosting.ApiDocs.DocumentPath)
+        let example (name: string) =
+            match name.Split ' ' with
+            | [| verb; path; code |] ->
+                document.GetProperty("paths").GetProperty(path).GetProperty(verb).GetProperty("responses").GetProperty(code)
+                    .GetProperty("content").GetProperty("application/problem+json").GetProperty("example")
+            | _ -> file name
+        let request = (file "CreateGeneration.request").GetRawText()
+        let shape (s: string) = Text.RegularExpressions.Regex.Replace(s, "[0-9]+", "#")
+        let keys (e: JsonElement) = [ for p in e.EnumerateObject() -> p.Name ] |> List.sort
+        let compare (name: string) (answer: HttpResponseMessage) =
+            let text = answer.Content.ReadAsStringAsync().Result
+            let real = JsonDocument.Parse(text).RootElement
+            let shown = example name
+            let what = sprintf "%s (the server answered %s)" name text
+            Expect.equal (int answer.StatusCode) (shown.GetProperty("status").GetInt32()) (what + ": the status")
+            Expect.equal (real.GetProperty("status").GetInt32()) (int answer.StatusCode) (what + ": the body's status")
+            Expect.equal answer.Content.Headers.ContentType.MediaType "application/problem+json" (what + ": a problem")
+            Expect.equal (keys shown) (keys real) (what + ": the keys")
+            for key in [ "type"; "title" ] do
+                Expect.equal (shown.GetProperty(key).GetString()) (real.GetProperty(key).GetString()) (sprintf "%s: the %s" what key)
+            for e in [ shown; real ] do
+                Expect.isTrue (Text.RegularExpressions.Regex.IsMatch(e.GetProperty("trace_id").GetString(), "^[0-9a-f]{32}$")) (what + ": trace_id, 32 hex digits")
+            let mutable detail = Unchecked.defaultof<JsonElement>
+            if shown.TryGetProperty("detail", &detail) then
+                Expect.equal (shape (detail.GetString())) (shape (real.GetProperty("detail").GetString())) (what + ": the detail, numbers aside")
+            let mutable errors = Unchecked.defaultof<JsonElement>
+            if shown.TryGetProperty("errors", &errors) then
+                let messages (e: JsonElement) = [ for p in e.EnumerateObject() -> p.Name, [ for m in p.Value.EnumerateArray() -> shape (m.GetString()) ] ]
+                Expect.equal (messages errors) (messages (real.GetProperty "errors")) (what + ": the errors, numbers aside")
+        // one request served first: round 1 ran and is kept, as GetPlanRound.404 shows
+        let one = submit client """{"prompt":"one","steps":2}"""
+        Expect.equal (status (pollUntil client 60.0 one isFinal)) "succeeded" "the first request"
+        compare "GetPlanRound.404" (get client "/v1/plan/rounds/999")
+        // examples /docs makes for statuses without a file
+        compare "get /v1/generations/{id} 404" (get client "/v1/generations/7")
+        let text = new StringContent("{}")
+        text.Headers.ContentType <- Headers.MediaTypeHeaderValue "text/plain"
+        compare "post /v1/generations 415" (client.PostAsync("/v1/generations", text).Result)
+        // the example's request with the example's bad width
+        let badWidth = Nodes.JsonNode.Parse(request)
+        badWidth["width"] <- Nodes.JsonValue.Create 100
+        compare "CreateGeneration.400" (post client "/v1/generations" (badWidth.ToJsonString()))
+        compare "CreateImages.400" (post client "/v1/images/generations" """{"prompt":"a lighthouse at dusk","style":"vivid"}""")
+        compare "GetPlanRound.400" (get client "/v1/plan/rounds/abc")
+        // a queue of one: the second long request is refused
+        let accepted = ResizeArray<string>()
+        let mutable refused: HttpResponseMessage = null
+        while isNull refused && accepted.Count < 20 do
+            let r = post client "/v1/generations" """{"prompt":"fill","steps":600}"""
+            if r.StatusCode = HttpStatusCode.Accepted then accepted.Add((json r).GetProperty("id").GetString())
+            elif r.StatusCode = enum 429 then refused <- r
+            else failwithf "unexpected %O" r.StatusCode
+        Expect.isNotNull refused "a request is refused"
+        compare "CreateGeneration.429" refused
+        for id in accepted do client.DeleteAsync("/v1/generations/" + id).Result.Dispose()
+        for id in accepted do pollUntil client 60.0 id isFinal |> ignore
+
+/// The OpenAPI examples of success answers (OpenApi/Examples/{operation}.{status}.json) have the keys of the server's
+/// answers to the requests they illustrate, at the top level and in each object under it (the values are another
+/// moment's).
+let ``every example of a success answer has the keys the server writes`` =
+    testCase "every example of a success answer has the keys the server writes" <| fun () ->
+        let client = readyClient examplesServer.Value
+        let folder = Path.Combine(AppContext.BaseDirectory, "OpenApi", "Examples")
+        let file (name: string) = JsonDocument.Parse(File.ReadAllText(Path.Combine(folder, name + ".json"))).RootElement
+        let rec keys (path: string) (e: JsonElement) =
+            [ if e.ValueKind = JsonValueKind.Object then
+                  for p in e.EnumerateObject() do
+                      yield path + p.Name
+                      if p.Value.ValueKind = JsonValueKind.Object then yield! keys (path + p.Name + ".") p.Value ]
+            |> List.sort
+        let compare (name: string) (answer: HttpResponseMessage) =
+            let text = answer.Content.ReadAsStringAsync().Result
+            Expect.equal (sprintf "%s.%d" (name.Split('.')[0]) (int answer.StatusCode)) name (sprintf "%s: the status (%s)" name text)
+            Expect.equal (keys "" (file name)) (keys "" (JsonDocument.Parse(text).RootElement)) (sprintf "%s: the keys (the server answered %s)" name text)
+        let created = post client "/v1/generations" ((file "CreateGeneration.request").GetRawText())
+        let id = (json created).GetProperty("id").GetString()
+        compare "CreateGeneration.202" created
+        pollUntil client 120.0 id isFinal |> ignore
+        compare "GetGeneration.200" (get client ("/v1/generations/" + id))
+        compare "Health.200" (get client "/health")
+        compare "Ready.200" (get client "/ready")
+        compare "ListModels.200" (get client "/v1/models")
+        compare "GetCluster.200" (get client "/v1/cluster")
+        compare "GetPlan.200" (get client "/v1/plan")
+
 let ``invalid configuration stops serve at start-up with every bad key named`` =
     testCase "invalid configuration stops serve at start-up with every bad key named" <| fun () ->
         let error = new StringWriter()
@@ -454,6 +553,8 @@ let integrationTests =
     testList "integration" [
         testList "GenerationsApiTests" [
             ``a generation is accepted, served through every stage, and its result is a PNG of the requested size``
+            ``every example of an error answer is what the server answers, keys and message shape``
+            ``every example of a success answer has the keys the server writes``
             ``a video request yields an MP4 with every frame at the server's frame rate``
             ``bad input gets one 400 problem naming every bad field``
             ``a size field's problems name each wrong side and its value; width and height fields name themselves``

@@ -691,8 +691,9 @@ type private CountingEnvironment() =
 
 let ``one check reads the environment's names once for all its problems, and names the variable that gives the key`` =
     testCase "one check reads the environment's names once for all its problems, and names the variable that gives the key" <| fun () ->
-        // the configuration reads prefixed variables (a variable of this process reaches the other tests' servers); the
-        // check is given the same variables unprefixed, as the environment it names them from
+        // the configuration reads prefixed variables (a variable of this process reaches the other tests' servers), as the
+        // host's DOTNET_ and ASPNETCORE_ providers do: the check names the variable with its prefix (before: "the
+        // environment", as it looked for the name without it)
         let prefix = sprintf "TRIDENTSOURCE%d_" Environment.ProcessId
         let variables = [ "Trident__Serving__QueueCapacty", "8"; "Trident__Serving__RoundPeriodMs", "abc"; "Trident__Limits__MaxWidht", "64"
                           "TRIDENT__MONITOR__WINDOWSECONDS", "5"; "Trident__Monitor", "5" ]
@@ -700,13 +701,13 @@ let ``one check reads the environment's names once for all its problems, and nam
         try
             let configuration = ConfigurationBuilder().AddEnvironmentVariables(prefix).Build()
             let environment = CountingEnvironment()
-            for name, value in variables do environment.[name] <- value
+            for name, value in variables do environment.[prefix + name] <- value
             let struct (found, _) = Trident.Api.Cli.ConfigCommand.CheckWithNotes(configuration, environment)
             let problems = List.ofSeq found
             for name in [ "Trident__Serving__QueueCapacty"; "Trident__Serving__RoundPeriodMs"; "Trident__Limits__MaxWidht" ] do
-                Expect.exists problems (fun p -> p.EndsWith(sprintf "(from environment variable %s)" name)) (sprintf "%s named: %A" name problems)
+                Expect.exists problems (fun p -> p.EndsWith(sprintf "(from environment variable %s%s)" prefix name)) (sprintf "%s named: %A" name problems)
             // Trident:Monitor given a value: the variable that gives it, not the one under it that sorts first
-            Expect.exists problems (fun p -> p.Contains "is a section" && p.EndsWith "(from environment variable Trident__Monitor)") (sprintf "the section's own variable: %A" problems)
+            Expect.exists problems (fun p -> p.Contains "is a section" && p.EndsWith(sprintf "(from environment variable %sTrident__Monitor)" prefix)) (sprintf "the section's own variable: %A" problems)
             Expect.equal environment.Reads 1 (sprintf "the environment's names are read once for %d problems" problems.Length)
         finally
             for name, _ in variables do Environment.SetEnvironmentVariable(prefix + name, null)
@@ -750,13 +751,21 @@ let ``Trident keys outside section Trident are refused naming the key meant, and
 let ``config --check reads the environment as serve does, and each bad key names its source`` =
     testCase "config --check reads the environment as serve does, and each bad key names its source" <| fun () ->
         withFile """{"Trident": {"Serving": {"QueueCapacity": 8}, "Jobs": {"Capacity": "lots"}}}""" (fun file ->
-            let code, _, err = runProcess [ "config"; "--check"; file ] [ "Trident__Serving__QueueCapacty", "8"; "Trident_Serving_RoundPeriodMs", "50" ]
+            let code, _, err = runProcess [ "config"; "--check"; file ] [ "Trident__Serving__QueueCapacty", "8"; "Trident_Serving_RoundPeriodMs", "50"; "TRIDENT_PROFILE_CACHE", "/tmp/x" ]
             Expect.equal code 2 (sprintf "exit 2 (%s)" err)
             Expect.stringContains err "Trident:Serving:QueueCapacty is not a configuration key" "the environment's key is checked (before: valid)"
             Expect.stringContains err "(from environment variable Trident__Serving__QueueCapacty)" "naming the variable"
             Expect.stringContains err (sprintf "(got 'lots') (from file %s)" file) "the file's key names the file"
             Expect.stringContains err "warning: environment variable Trident_Serving_RoundPeriodMs is ignored: configuration separates levels with double underscores (Trident__Serving__RoundPeriodMs)" "single underscores: a warning"
+            // the key as the options spell it (before: Trident__PROFILE__CACHE, which is no key)
+            Expect.stringContains err "warning: environment variable TRIDENT_PROFILE_CACHE is ignored: configuration separates levels with double underscores (Trident__ProfileCache)" "the key meant"
             Expect.isFalse (err.Contains "TRIDENT_HOME is ignored") "Trident's own variables are not configuration keys")
+        // serve reads the host's DOTNET_ and ASPNETCORE_ variables too: a bad key from one is named with its variable
+        let code, _, err = runProcess [ "serve"; "--urls"; "http://127.0.0.1:0"; "--Trident:LogLevel"; "Fatal" ]
+                                      [ "ASPNETCORE_Trident__Serving__QueueCapacty", "8"; "DOTNET_Trident__Limits__MaxWidht", "64" ]
+        Expect.equal code 2 (sprintf "serve: exit 2 (%s)" err)
+        Expect.stringContains err "(from environment variable ASPNETCORE_Trident__Serving__QueueCapacty)" "the ASPNETCORE_ variable named (before: the environment)"
+        Expect.stringContains err "(from environment variable DOTNET_Trident__Limits__MaxWidht)" "the DOTNET_ variable named"
         let code, message = serve [ "--Trident:Serving:QueueCapacty"; "5" ]
         Expect.equal code 2 (sprintf "serve: exit 2 (%s)" message)
         Expect.stringContains message "Trident:Serving:QueueCapacty is not a configuration key" "named"

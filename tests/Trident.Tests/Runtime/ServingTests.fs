@@ -664,6 +664,131 @@ let ``a request that fails after its last re-queue has the output it kept discar
         finally
             server.DisposeAsync().AsTask().Wait()
 
+/// Gated executors (GatedExecutor: a stage runs at once unless the test holds it) whose diffuse of each prompt in
+/// `lose` fails once, after its gate, as work lost with device `lostDevice` (-1: no device leaves, so the job resumes
+/// from its kept encode; a device id: that device leaves, so the job starts again); they log each output and
+/// checkpoint they are told nobody will read ("output <value>", "checkpoint <state>"). After `Break`, asking one
+/// whether it can suspend fails: the next dispatch cannot carry out its route (it asks while building the diffuse).
+type private DiscardCounting(gates: Gates, lose: string list, lostDevice: int) =
+    let discarded = Collections.Concurrent.ConcurrentQueue<string>()
+    let lost = Collections.Concurrent.ConcurrentDictionary<string, bool>()
+    let mutable broken = false
+    member _.Discarded = List.ofSeq discarded
+    member _.Break() = broken <- true
+    interface IStageExecutorFactory with
+        member _.Create device =
+            let inner = new GatedExecutor(gates) :> IStageExecutor
+            { new IStageExecutor with
+                member _.Resident = inner.Resident
+                member _.Unload s = inner.Unload s
+                member _.Encode(i, ct) = inner.Encode(i, ct)
+                member _.Diffuse(i, e, t, o, ct) =
+                    let latents = inner.Diffuse(i, e, t, o, ct)
+                    if List.contains i.Prompt lose && lost.TryAdd(i.Prompt, true) then
+                        raise (DeviceLostException(lostDevice, sprintf "the diffuse of %s was lost (test)" i.Prompt))
+                    latents
+                member _.CanSuspend = if broken then invalidOp "this executor cannot tell whether it can suspend (test)" else false
+                member _.Decode(i, l, ct) = inner.Decode(i, l, ct)
+                member _.Discard(output: StageOutput) = discarded.Enqueue(sprintf "output %O" output.Value)
+                member _.Discard(checkpoint: DiffuseCheckpoint) = discarded.Enqueue(sprintf "checkpoint %O" checkpoint.State)
+                member _.Dispose() = inner.Dispose() }
+
+/// One device of DiscardCounting executors; "lost" (500 steps, due in 1 s: late whatever happens) loses its diffuse
+/// once with no device leaving, so it is queued again to resume from its encode kept on device 0, while "blocker"
+/// (500 steps, due in 8 s: late if it waits behind "lost") has the device first and is held at its encode; "lost",
+/// late, is not queued behind it (Assign.queueBehind: the device is busy for seconds) and stays queued. Returns the
+/// executors, the server, "lost", the blocker and the blocker's encode gate.
+let private requeuedBehindBlocker (settings: ServingSettings) =
+    let gates = Gates()
+    let executors = DiscardCounting(gates, [ "lost" ], -1)
+    let server = startServer settings 1 executors
+    let diffuse = gates.Hold("lost", Stage.Diffuse)
+    let lost = server.Submit(input "lost" 500, Nullable 1.0, Nullable()) |> accepted
+    diffuse.WaitEntered 30.0
+    let encode = gates.Hold("blocker", Stage.Encode)
+    let blocker = server.Submit(input "blocker" 500, Nullable 8.0, Nullable()) |> accepted
+    diffuse.Open()
+    encode.WaitEntered 30.0
+    waitUntil 30.0 "the lost request is queued again" (fun () -> lost.Requeues = 1 && lost.Status = JobStatus.Queued)
+    Expect.isNull (lost.View().Route) "it waits for the device, not routed"
+    Expect.isEmpty executors.Discarded "its kept encode is not discarded while it is queued to resume from it"
+    executors, server, lost, blocker, encode
+
+/// A queued job's kept output (Job.Resume) is discarded once when it is cancelled before a dispatch takes it.
+let ``a queued request cancelled while it waits to resume has the output it kept discarded once`` =
+    testCase "a queued request cancelled while it waits to resume has the output it kept discarded once" <| fun () ->
+        let executors, server, lost, blocker, encode = requeuedBehindBlocker (ServingSettings())
+        try
+            Expect.isTrue (server.Cancel lost) "the cancel is accepted"
+            Expect.equal lost.Status JobStatus.Cancelled "a queued job is cancelled at once"
+            waitUntil 10.0 "the kept encode is discarded" (fun () -> not executors.Discarded.IsEmpty)
+            encode.Open()
+            finishedWithin 30.0 blocker
+            // a request after the blocker on the same device: every round that could discard it again has run
+            let after = server.Submit(input "after" 1, Nullable(), Nullable()) |> accepted
+            finishedWithin 30.0 after
+            Expect.equal blocker.Status JobStatus.Succeeded "the blocker succeeded"
+            Expect.equal executors.Discarded [ "output lost" ] "its kept encode, once"
+        finally
+            server.DisposeAsync().AsTask().Wait()
+
+/// With no device left, a queued job that kept an output to resume from fails and the output is discarded once.
+let ``a request waiting to resume that fails because no device is left has the output it kept discarded once`` =
+    testCase "a request waiting to resume that fails because no device is left has the output it kept discarded once" <| fun () ->
+        let executors, server, lost, blocker, encode = requeuedBehindBlocker (ServingSettings(NoDeviceSeconds = 0.2))
+        try
+            server.DevicesLeft([| 0 |], "left (test)")
+            finishedWithin 30.0 lost
+            Expect.equal lost.Status JobStatus.Failed "failed: no device within the bound"
+            Expect.stringContains (lost.View().Error) "no device is left in the cluster" "the reason"
+            waitUntil 10.0 "the kept encode is discarded" (fun () -> not executors.Discarded.IsEmpty)
+            encode.Open()
+            finishedWithin 30.0 blocker
+            server.DevicesBack [| 0 |]
+            waitUntil 10.0 "the server is ready again" (fun () -> isNull server.NoDevice)
+            let after = server.Submit(input "after" 1, Nullable(), Nullable()) |> accepted
+            finishedWithin 30.0 after
+            Expect.equal executors.Discarded [ "output lost" ] "its kept encode, once"
+        finally
+            server.DisposeAsync().AsTask().Wait()
+
+/// A dispatch that cannot carry out its route fails the job; the output the job kept to resume from is discarded once.
+let ``a request whose resuming dispatch fails has the output it kept discarded once`` =
+    testCase "a request whose resuming dispatch fails has the output it kept discarded once" <| fun () ->
+        // preemption on: a dispatch asks the diffuse device's executor whether it can suspend
+        let executors, server, lost, blocker, encode = requeuedBehindBlocker (ServingSettings(Preemption = PreemptionSettings.defaults))
+        try
+            executors.Break()
+            encode.Open()
+            finishedWithin 30.0 lost
+            Expect.equal lost.Status JobStatus.Failed "its route could not be carried out"
+            Expect.stringContains (lost.View().Error) "could not carry out its route" "the reason"
+            finishedWithin 30.0 blocker
+            waitUntil 10.0 "the kept encode is discarded" (fun () -> not executors.Discarded.IsEmpty)
+            Expect.equal executors.Discarded [ "output lost" ] "its kept encode, once"
+        finally
+            server.DisposeAsync().AsTask().Wait()
+
+/// A job whose work is lost with the device that holds its kept output starts again from scratch: that output is
+/// discarded once, and the attempt that succeeds discards nothing.
+let ``a request re-queued from the start has the output it kept discarded once`` =
+    testCase "a request re-queued from the start has the output it kept discarded once" <| fun () ->
+        let gates = Gates()
+        let executors = DiscardCounting(gates, [ "again" ], 0)
+        let server = startServer (ServingSettings()) 1 executors
+        try
+            let j = server.Submit(input "again" 2, Nullable(), Nullable()) |> accepted
+            waitUntil 30.0 "the device is out" (fun () -> not (server.State.IsOnline 0))
+            waitUntil 10.0 "the encode made on it is discarded" (fun () -> not executors.Discarded.IsEmpty)
+            server.DevicesBack [| 0 |]
+            finishedWithin 30.0 j
+            Expect.equal j.Status JobStatus.Succeeded "it succeeds once the device is back"
+            Expect.equal j.Requeues 1 "queued again once"
+            Expect.isFalse (j.View().Route.Dispatch.Encode.Devices.IsEmpty) "from the start: encoded again"
+            Expect.equal executors.Discarded [ "output again" ] "the first encode, once"
+        finally
+            server.DisposeAsync().AsTask().Wait()
+
 /// The default batch stages run item by item; an item that fails leaves the items before it made and unread: they are
 /// discarded (on a cluster worker they are freed) before the error goes on.
 let ``a batch stage run item by item discards the items it made when a later one fails`` =
@@ -803,6 +928,64 @@ let ``a request suspended for an urgent one resumes on its devices, and one canc
             Expect.equal (stepsRun log "victim one").Length before "no step of the cancelled request ran after the cancel"
         finally
             server.DisposeAsync().AsTask().Wait()
+
+/// Fake executors (FakeExecutor's timings, suspendable) that tell `at` "suspended <prompt>" when a diffuse stops at a
+/// step boundary (before its worker reports the stop) and "encode <prompt>" before an encode, and log each output and
+/// checkpoint they are told nobody will read ("output <value>", "checkpoint <state>").
+type private SuspendObserving(log: ExecutionLog, at: string -> unit) =
+    let fakes = FakeExecutors(log, TimeSpan.FromMilliseconds 3.0, TimeSpan.FromMilliseconds 1.0, "fail") :> IStageExecutorFactory
+    let discarded = Collections.Concurrent.ConcurrentQueue<string>()
+    member _.Discarded = List.ofSeq discarded
+    interface IStageExecutorFactory with
+        member _.Create device =
+            let inner = fakes.Create device
+            { new IStageExecutor with
+                member _.Resident = inner.Resident
+                member _.Unload s = inner.Unload s
+                member _.Encode(i, ct) =
+                    at ("encode " + i.Prompt)
+                    inner.Encode(i, ct)
+                member _.Diffuse(i, e, t, o, ct) = inner.Diffuse(i, e, t, o, ct)
+                member _.CanSuspend = true
+                member _.DiffuseSegment(i, e, t, o, from, suspend, ct) =
+                    let segment = inner.DiffuseSegment(i, e, t, o, from, suspend, ct)
+                    if not (isNull segment.Suspended) then at ("suspended " + i.Prompt)
+                    segment
+                member _.Decode(i, l, ct) = inner.Decode(i, l, ct)
+                member _.Discard(output: StageOutput) = discarded.Enqueue(sprintf "output %O" output.Value)
+                member _.Discard(checkpoint: DiffuseCheckpoint) = discarded.Enqueue(sprintf "checkpoint %O" checkpoint.State)
+                member _.Dispose() = inner.Dispose() }
+
+/// A request cancelled while it is suspended never resumes, and its checkpoint and the embeddings kept for its
+/// resumption are discarded once each — cancelled as its diffuse stops at the boundary (before its worker reports the
+/// stop: the stop was then reported as a cancellation, and the checkpoint never discarded), or once the urgent
+/// request's encode runs after it (the stop reported; its resumption queued by the loop or not yet).
+let ``a request cancelled as it is suspended has its checkpoint and embeddings discarded once`` =
+    testCase "a request cancelled as it is suspended has its checkpoint and embeddings discarded once" <| fun () ->
+        for point in [ "suspended long one"; "encode urgent one" ] do
+            let log = ExecutionLog()
+            let cancel = ref (fun (_: string) -> ())
+            let executors = SuspendObserving(log, fun event -> cancel.Value event)
+            let server = startServer (preempting 2) 1 executors
+            try
+                let long, _ = diffusingLong server 300
+                cancel.Value <- fun event -> if event = point then Expect.isTrue (server.Cancel long) (point + ": the cancel is accepted")
+                let urgent = server.Submit(input "urgent one" 100, Nullable 0.001, Nullable()) |> accepted
+                finishedWithin 60.0 long
+                Expect.equal long.Status JobStatus.Cancelled (point + ": cancelled, not resumed")
+                finishedWithin 60.0 urgent
+                Expect.equal urgent.Status JobStatus.Succeeded (point + ": the urgent request succeeded")
+                let stoppedAt = long.View().Step
+                // (the assertion below says what was discarded if they are not)
+                try waitUntil 10.0 "the checkpoint and the embeddings are discarded" (fun () -> executors.Discarded.Length >= 2) with _ -> ()
+                // a request after them on the device: every round that could discard them again has run
+                let after = server.Submit(input "after one" 2, Nullable(), Nullable()) |> accepted
+                finishedWithin 30.0 after
+                Expect.equal (List.sort executors.Discarded) [ sprintf "checkpoint %d" stoppedAt; "output long one" ] (point + ": each once")
+                Expect.isFalse (log.Entries |> List.exists (fun e -> e.StartsWith "d0 diffuse long one" && not (e.EndsWith "from=0")))
+                    (point + ": it never resumed")
+            finally
+                server.DisposeAsync().AsTask().Wait()
 
 let ``a segment with a resumption queued behind it is suspended for a later urgent request, and the resumption moves behind its own`` =
     testCase "a segment with a resumption queued behind it is suspended for a later urgent one; the queued resumption is withdrawn and runs after the segment's own" <| fun () ->
@@ -964,6 +1147,11 @@ let tests =
         ``with a round period longer than the test every request is served: rounds never wait for the period``
         ``a request whose work is lost with a device is re-queued from its last completed stage and succeeds on the devices left``
         ``a request that fails after its last re-queue has the output it kept discarded``
+        ``a queued request cancelled while it waits to resume has the output it kept discarded once``
+        ``a request waiting to resume that fails because no device is left has the output it kept discarded once``
+        ``a request whose resuming dispatch fails has the output it kept discarded once``
+        ``a request re-queued from the start has the output it kept discarded once``
+        ``a request cancelled as it is suspended has its checkpoint and embeddings discarded once``
         ``with every device gone, queued requests fail with the reason after the bound, new ones are refused, and a device that joins takes new work``
     ] |> testSequenced ]
 
