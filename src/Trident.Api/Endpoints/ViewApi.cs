@@ -123,7 +123,8 @@ public static class ViewApi
             return new ViewQueueItemDto(Wire(v.Id), Math.Round(v.Deadline - now - tRef, 3), Math.Round(v.Deadline - now, 3),
                 Math.Round(now - v.Arrival, 3), request.Priority is { } p ? p.Value : null,
                 $"{v.Input.Height}×{v.Input.Width}×{v.Input.Frames}, {v.Input.Steps} steps", reason);
-        }).OrderBy(q => q.SlackS).Take(MaxRows).ToArray();
+        }).OrderByDescending(q => Priority.level(q.Priority is { } p ? Microsoft.FSharp.Core.FSharpOption<int>.Some(p) : Microsoft.FSharp.Core.FSharpOption<int>.None))
+            .ThenBy(q => q.SlackS).Take(MaxRows).ToArray(); // the dispatcher's urgency order: priority, then slack
 
         var recent = views.TakeLast(MaxRows).Select(x => x.View).Select(v => new ViewJobDto(Wire(v.Id), GenerationsApi.Name(v.Status), v.Step,
             v.Input.Steps, Math.Round(v.Arrival, 3), Math.Round(v.Deadline, 3), Round(v.Finished), v.DeadlineMet, v.Error)).ToArray();

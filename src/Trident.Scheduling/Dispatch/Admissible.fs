@@ -52,7 +52,7 @@ module Admissible =
     /// either efficient (eff(k) ≥ θ, or k is that smallest degree) or a *growth degree* — its step
     /// is ≥ GrowthSpeedup shorter than at every smaller allowed degree. A growth degree is worth its
     /// devices only when they would otherwise idle: the objective's on-time reward per request
-    /// (≥ LateRewardBase) dwarfs what a larger degree adds (μ − δ per device and the latency term),
+    /// (≥ LateRewardBase / 8, at priority −3) dwarfs what a larger degree adds (μ − δ per device and the latency term),
     /// so devices go to waiting requests first and only spare devices make degrees grow
     /// (docs/policies.md, "Dispatch objective").
     let degreeAdmissible (cost: CostModel) (t: PlacementType) (shape: Shape) (memory: float<GB>) (nodeSize: int) (k: int) =

@@ -5,7 +5,7 @@ namespace Trident.Scheduling.Dispatching
 // batches as options of their own (DispatchMip, `options` below; DispatchSettings.MaxBatch > 1): a dispatch
 // it chose to run as a batch names its mates (DispatchPlan.Batched), which join it first. Every batch is
 // formed around a dispatch of the round's plan: the dispatched request leads it, and waiting requests of the same key
-// that the plan did not dispatch join it, most urgent (earliest deadline, then earliest arrival) first,
+// that the plan did not dispatch join it, most urgent (higher priority, then earliest deadline, then earliest arrival) first,
 // up to the batch limit of the lead's shape and degree (the profile's best batch size, capped by the
 // server's MaxBatch). The batch keeps the lead's route and gets its own cost: every stage takes
 // t(b) = t(1) · f(b) (CostModel.batchTime), so encode, diffuse and decode of the route are stretched by the
@@ -102,7 +102,7 @@ module Batching =
     /// run as a batch (`plan.Batched`, the dispatch MIP's batch options) takes those mates first that are
     /// waiting, share its key and are `compatible` with it (the runtime may refuse a mate the planner cannot
     /// see is different; it then stays waiting). Every dispatch is then joined by requests of `queue` with the
-    /// same key, `compatible` with the lead, earliest deadline first, up to `limitOf lead degree` members (see
+    /// same key, `compatible` with the lead, higher priority then earliest deadline first, up to `limitOf lead degree` members (see
     /// the module note) — the planner offers a round only a few candidates per free device, so a batch it
     /// priced at b may run larger with waiting requests it did not see — as long as one more member makes no
     /// member late that is on time at the batch's present size (a batch finishes all its members together,
@@ -162,7 +162,7 @@ module Batching =
                               let candidates =
                                   left @ queuedLater
                                   |> List.filter (fun r -> key r = key lead && compatible lead r && not (planned.Contains r.Id))
-                                  |> List.sortBy (fun r -> (if always lead r then 0 else 1), r.Deadline, r.Arrival, r.Id.Value)
+                                  |> List.sortBy (fun r -> (if always lead r then 0 else 1), -(Priority.level r.Priority), r.Deadline, r.Arrival, r.Id.Value)
                               // grow the batch while no member on time at its size is made late by one more
                               // (a batch finishes all its members at once, later the larger it is); the mates
                               // that `always` join (the images of one request) come first and join regardless.

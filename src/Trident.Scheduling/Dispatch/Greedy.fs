@@ -86,17 +86,28 @@ module Greedy =
         | None -> free
 
     /// The requests of `queue` with an admissible option that can be formed on `free` (some node has
-    /// that many free devices of the type), with those options: by priority level (higher first), and
-    /// within a level on-time-capable requests first, each part in urgency order. Not truncated.
+    /// that many free devices of the type), with those options: by the weight of the reward they can still
+    /// earn — ω · B_on for a request with an on-time option, ω · B_late for one without (ω = 2^priority, the
+    /// objective's weight: a late priority-1 request after an on-time priority-0 one, an on-time priority-1
+    /// request before both) — and in urgency order within equal weights. Without priorities: the requests that
+    /// can still be on time first, each part in urgency order. Not truncated.
     let offeredIn (rd: Admissible.Round) (free: Map<NodeId * PlacementType, int>) (queue: Request list) : (Request * DispatchOption list) list =
         let formable = largestByType free
         let offered =
             Admissible.byUrgency rd queue
             |> List.map (fun r -> r, Admissible.options rd r |> List.filter formable)
             |> List.filter (fun (_, opts) -> not opts.IsEmpty)
-        // within a priority level, requests that can still finish on time first (the objective prefers them to
-        // any late one of their level); a stable sort keeps urgency order inside each part
-        offered |> List.sortBy (fun (r, opts) -> -(Priority.level r.Priority), (if opts |> List.exists _.OnTime then 0 else 1))
+        // the objective prefers a request that can still be on time to any late one of its weight; an explicit
+        // comparison of precomputed keys (a tuple key is compared boxed), stable: urgency order within a key
+        let settings = rd.Snapshot.Settings
+        let keyed =
+            offered
+            |> List.mapi (fun i (r, opts) ->
+                let b = if opts |> List.exists _.OnTime then settings.OnTimeReward else settings.LateRewardBase
+                struct (-(Priority.weight r.Priority * b), i), (r, opts))
+            |> Array.ofList
+        System.Array.Sort(keyed, System.Comparison(fun (struct (a: float, i: int), _) (struct (b, j), _) -> let c = compare a b in if c <> 0 then c else compare i j))
+        keyed |> Array.map snd |> List.ofArray
 
     /// Requests offered to a round over the given free devices, with their admissible options that
     /// can be formed (some node has that many free devices of the type): the most urgent requests

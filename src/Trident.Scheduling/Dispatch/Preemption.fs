@@ -318,10 +318,12 @@ module Preemption =
             // when k devices of type t on one node are free at the earliest (waiting, no preemption)
             let groupFree = System.Collections.Generic.Dictionary<struct (PlacementType * int), float<s>>()
             // each node's primary devices of one type, with when each is free: (type, [(device, free at)])
+            // (the round's device-indexed types: a placement map lookup per device was a tenth of the call)
+            let types = Admissible.typesOf s
             let primaryByNode () =
                 s.Cluster.Devices
-                |> Array.filter (fun d -> PlacementType.isPrimary s.Placement.Types.[d.Id])
-                |> Array.groupBy (fun d -> d.Node, s.Placement.Types.[d.Id])
+                |> Array.filter (fun d -> PlacementType.isPrimary types.[d.Id.Value])
+                |> Array.groupBy (fun d -> d.Node, types.[d.Id.Value])
                 |> Array.map (fun ((_, t), ds) -> t, ds |> Array.map (fun d -> d.Id, max s.Now s.BusyUntil.[d.Id.Value]))
             let byNodeAndType = primaryByNode () |> Array.map (fun (t, ds) -> t, ds |> Array.map snd |> Array.sort)
             let whenFree (t: PlacementType) (k: int) =
@@ -335,7 +337,8 @@ module Preemption =
                     groupFree.[struct (t, k)] <- v
                     v
             let ordered = Admissible.byUrgency rd s.Queue
-            let urgent = ordered |> List.truncate settings.CandidatesPerRound
+            // the most urgent requests that miss their deadline by waiting (below): the cut comes after that test,
+            // so higher-priority requests with slack to spare do not take every place of the cut
             // the waiting requests that are on time by waiting, and the devices they wait for (`held`): a list
             // schedule in urgency order over the primary devices' free times — each request takes the k devices of
             // one node that let its best option finish first, and when that finish is on time, those devices are
@@ -399,17 +402,22 @@ module Preemption =
             let taken = System.Collections.Generic.HashSet<RequestId>()
             // devices an earlier suspension of this call gave to its urgent request
             let used = System.Collections.Generic.HashSet<DeviceId>()
-            [ for u in urgent do
-                  match Admissible.options rd u with
-                  | [] -> ()
-                  | opts ->
-                      // waiting: each option started when a group of its type and degree frees up
-                      let fWait = opts |> List.map (fun o -> whenFree o.Type o.Degree + (o.Finish - s.Now)) |> List.min
+            // waiting: each option started when a group of its type and degree frees up; only a request that misses
+            // its deadline by waiting is urgent
+            let urgent =
+                ordered
+                |> Seq.choose (fun u ->
+                    match Admissible.options rd u with
+                    | [] -> None
+                    | opts ->
+                        let fWait = opts |> List.map (fun o -> whenFree o.Type o.Degree + (o.Finish - s.Now)) |> List.min
+                        if fWait > u.Deadline then Some(u, fWait) else None)
+                |> Seq.truncate settings.CandidatesPerRound
+                |> List.ofSeq
+            [ for (u, fWait) in urgent do
                       let vWait = value s.Settings u fWait
-                      // only a request that misses its deadline by waiting is urgent
                       let candidates =
-                          [ if fWait > u.Deadline then
-                              for v in running do
+                          [   for v in running do
                                 if v.Suspensions < settings.MaxSuspensions && not (taken.Contains v.Request.Id) then
                                     let b, doneHere = boundary s.Now v
                                     let remaining = v.Steps - doneHere
@@ -421,7 +429,7 @@ module Preemption =
                                         let view =
                                             Array.init busy.Length (fun i ->
                                                 if onVictim.Contains(DeviceId i) then at
-                                                elif PlacementType.isPrimary s.Placement.Types.[DeviceId i] then max busy.[i] (at + 1e-3<s>)
+                                                elif PlacementType.isPrimary types.[i] then max busy.[i] (at + 1e-3<s>)
                                                 else busy.[i])
                                         let s' = { s with Now = at; BusyUntil = view; Queue = [ u ] }
                                         let plan, _ = Greedy.plan "preemption" s'

@@ -46,6 +46,15 @@ let private contested (tightPriority: int option) (loosePriority: int option) =
           Bookings = Map.empty }
     s, tight, loose
 
+/// The requests the solver's optimum serves in a round (the model solved alone: no greedy start, no bound check).
+let private solverServes (s: Snapshot) =
+    let prepared = Dispatcher.prepare s
+    let cls = DispatchMip.classes prepared.Round prepared.Candidates
+    let model = DispatchMip.modelOf s prepared.Free cls
+    let result = Mip.solve (SolveSettings.create 10.0<s>) model
+    Expect.equal result.Outcome Optimal "the round's model is solved to optimality"
+    DispatchMip.choicesOf s prepared.Free prepared.Candidates cls result |> List.map _.Option.Request.Id
+
 let ``the queue is ordered by priority, then slack`` =
     testCase "the queue is ordered by priority, then slack" <| fun () ->
         let s, tight, loose = contested None None
@@ -69,15 +78,24 @@ let ``a contested device goes to the higher priority, in the greedy plan and the
         Expect.floatClose Accuracy.medium (reward loose1 - 2.0 * DispatchSettings.defaults.OnTimeReward) (reward tight1 - DispatchSettings.defaults.OnTimeReward)
             "the priority-1 request's on-time reward is doubled, its penalties are not"
         Expect.equal (served (Greedy.plan "test" s1 |> fst)) [ loose1.Id ] "the greedy plan serves the priority-1 request"
-        // the solver alone (no greedy start, no bound check): its optimum serves the priority-1 request
-        let prepared = Dispatcher.prepare s1
-        let cls = DispatchMip.classes prepared.Round prepared.Candidates
-        let model = DispatchMip.modelOf s1 prepared.Free cls
-        let result = Mip.solve (SolveSettings.create 10.0<s>) model
-        Expect.equal result.Outcome Optimal "the round's model is solved to optimality"
-        let chosen = DispatchMip.choicesOf s1 prepared.Free prepared.Candidates cls result
-        Expect.equal (chosen |> List.map _.Option.Request.Id) [ loose1.Id ] "the solver's optimum serves the priority-1 request"
+        Expect.equal (solverServes s1) [ loose1.Id ] "the solver's optimum serves the priority-1 request"
         Expect.equal (served (Dispatcher.dispatch s1)) [ loose1.Id ] "and so does the dispatch round"
+
+let ``a late priority-1 request does not take the device from an on-time priority-0 one`` =
+    testCase "a late priority-1 request does not take the device from an on-time priority-0 one" <| fun () ->
+        // the priority-1 request's deadline is 1 s away: late whatever it does, its reward is 2 × an ageing late reward
+        // (≈ 2 × 180), less than the on-time reward of the priority-0 request (1000): the objective, the candidate
+        // order and so the greedy plan all give the device to the priority-0 request
+        let s0, tight, loose0 = contested None (Some 1)
+        let loose = { loose0 with Deadline = s0.Now + 1.0<s> }
+        let s = { s0 with Queue = [ loose; tight ] }
+        let rd = Admissible.round s
+        Expect.isFalse (Admissible.options rd loose |> List.exists _.OnTime) "the priority-1 request is late whatever it does"
+        Expect.isTrue (Admissible.options rd tight |> List.exists _.OnTime) "the priority-0 request can be on time"
+        Expect.equal (Greedy.offeredIn rd (Greedy.roundFree rd) s.Queue |> List.map (fst >> _.Id)) [ tight.Id; loose.Id ] "the on-time request is offered first"
+        Expect.equal (DispatchPlan.served (Greedy.plan "test" s |> fst)) [ tight.Id ] "the greedy plan serves the on-time priority-0 request"
+        Expect.equal (solverServes s) [ tight.Id ] "so does the solver's optimum"
+        Expect.equal (DispatchPlan.served (Dispatcher.dispatch s)) [ tight.Id ] "and the dispatch round"
 
 /// A request from `PreemptionTests`' scenario: four videos on one node, two images 30 s later.
 let private request (cost: CostModel) (id: int64) (arrival: float) (shape: Shape) =
@@ -133,5 +151,6 @@ let tests =
         ``levels and weights: 2^p within -3 … 3, absent is 0, out of range is refused and clamped``
         ``the queue is ordered by priority, then slack``
         ``a contested device goes to the higher priority, in the greedy plan and the solver's``
+        ``a late priority-1 request does not take the device from an on-time priority-0 one``
         ``preemption makes a lower-priority video late for a higher-priority image, not for an equal one``
     ] ]
