@@ -86,28 +86,40 @@ module Greedy =
         | None -> free
 
     /// The requests of `queue` with an admissible option that can be formed on `free` (some node has
-    /// that many free devices of the type), with those options: by the weight of the reward they can still
-    /// earn — ω · B_on for a request with an on-time option, ω · B_late for one without (ω = 2^priority, the
-    /// objective's weight: a late priority-1 request after an on-time priority-0 one, an on-time priority-1
-    /// request before both) — and in urgency order within equal weights. Without priorities: the requests that
-    /// can still be on time first, each part in urgency order. Not truncated.
+    /// that many free devices of the type), with those options, in the order the objective ranks them. Each
+    /// priority level in its own order — the requests that can still be on time first, then the late ones, each
+    /// part in urgency order (without priorities this is the whole order) — and the levels merged by the base
+    /// reward their next request can still earn, ω · b (`Admissible.baseReward`: ω · B_on on time, ω times the
+    /// ageing late reward when late; ties to the higher level): an on-time priority-1 request before an on-time
+    /// priority-0 one, a late priority-1 request after it until its ageing reward passes B_on / 2. Not truncated.
     let offeredIn (rd: Admissible.Round) (free: Map<NodeId * PlacementType, int>) (queue: Request list) : (Request * DispatchOption list) list =
         let formable = largestByType free
         let offered =
             Admissible.byUrgency rd queue
             |> List.map (fun r -> r, Admissible.options rd r |> List.filter formable)
             |> List.filter (fun (_, opts) -> not opts.IsEmpty)
-        // the objective prefers a request that can still be on time to any late one of its weight; an explicit
-        // comparison of precomputed keys (a tuple key is compared boxed), stable: urgency order within a key
-        let settings = rd.Snapshot.Settings
-        let keyed =
+        let onTime (_, opts: DispatchOption list) = opts |> List.exists _.OnTime
+        // urgency order is level first: each level is a run of `offered`
+        let levels =
             offered
-            |> List.mapi (fun i (r, opts) ->
-                let b = if opts |> List.exists _.OnTime then settings.OnTimeReward else settings.LateRewardBase
-                struct (-(Priority.weight r.Priority * b), i), (r, opts))
-            |> Array.ofList
-        System.Array.Sort(keyed, System.Comparison(fun (struct (a: float, i: int), _) (struct (b, j), _) -> let c = compare a b in if c <> 0 then c else compare i j))
-        keyed |> Array.map snd |> List.ofArray
+            |> List.groupBy (fun (r, _) -> Priority.level r.Priority)
+            |> List.map (fun (_, xs) -> let a, b = List.partition onTime xs in a @ b)
+        match levels with
+        | [] -> []
+        | [ one ] -> one
+        | _ ->
+            // merge the levels (at most 7) by the value of their next request
+            let value ((r, _) as x) = Admissible.baseReward rd r (onTime x)
+            let heads = levels |> List.map ref |> Array.ofList
+            [ while heads |> Array.exists (fun h -> not h.Value.IsEmpty) do
+                  let mutable best = -1
+                  for i in 0 .. heads.Length - 1 do
+                      match heads.[i].Value with
+                      | x :: _ when best < 0 || value x > value (List.head heads.[best].Value) -> best <- i
+                      | _ -> ()
+                  let h = heads.[best]
+                  yield List.head h.Value
+                  h.Value <- List.tail h.Value ]
 
     /// Requests offered to a round over the given free devices, with their admissible options that
     /// can be formed (some node has that many free devices of the type): the most urgent requests

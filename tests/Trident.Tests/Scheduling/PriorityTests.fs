@@ -85,7 +85,7 @@ let ``a late priority-1 request does not take the device from an on-time priorit
     testCase "a late priority-1 request does not take the device from an on-time priority-0 one" <| fun () ->
         // the priority-1 request's deadline is 1 s away: late whatever it does, its reward is 2 × an ageing late reward
         // (≈ 2 × 180), less than the on-time reward of the priority-0 request (1000): the objective, the candidate
-        // order and so the greedy plan all give the device to the priority-0 request
+        // order and so the greedy plan all give the device to the priority-0 request; at priority 3 (8 × 180) the other
         let s0, tight, loose0 = contested None (Some 1)
         let loose = { loose0 with Deadline = s0.Now + 1.0<s> }
         let s = { s0 with Queue = [ loose; tight ] }
@@ -96,6 +96,15 @@ let ``a late priority-1 request does not take the device from an on-time priorit
         Expect.equal (DispatchPlan.served (Greedy.plan "test" s |> fst)) [ tight.Id ] "the greedy plan serves the on-time priority-0 request"
         Expect.equal (solverServes s) [ tight.Id ] "so does the solver's optimum"
         Expect.equal (DispatchPlan.served (Dispatcher.dispatch s)) [ tight.Id ] "and the dispatch round"
+        // at priority 3 the same late request is worth 8 × its ageing late reward, more than the on-time reward: it
+        // goes first (a premium request whose deadline cannot be met is not pushed behind ordinary on-time work)
+        let s3 = { s with Queue = [ { loose with Priority = Some 3 }; tight ] }
+        let rd3 = Admissible.round s3
+        let late3 = Admissible.baseReward rd3 (List.head s3.Queue) false
+        Expect.isGreaterThan late3 DispatchSettings.defaults.OnTimeReward "8 × the ageing late reward exceeds the on-time reward"
+        Expect.equal (Greedy.offeredIn rd3 (Greedy.roundFree rd3) s3.Queue |> List.map (fst >> _.Id)) [ loose.Id; tight.Id ] "the priority-3 request is offered first"
+        Expect.equal (DispatchPlan.served (Greedy.plan "test" s3 |> fst)) [ loose.Id ] "the greedy plan serves it"
+        Expect.equal (solverServes s3) [ loose.Id ] "so does the solver's optimum"
 
 /// A request from `PreemptionTests`' scenario: four videos on one node, two images 30 s later.
 let private request (cost: CostModel) (id: int64) (arrival: float) (shape: Shape) =
