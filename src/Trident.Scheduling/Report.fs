@@ -160,6 +160,12 @@ module Report =
         | first :: _ ->
             aligned (columns first |> List.map fst) (rows |> List.map (columns >> List.map snd))
 
+    /// SLO attainment and P95 latency (s) over a group of requests (a request not completed counts as ∞).
+    let private attainmentAndP95 (rs: RequestRecord array) =
+        let onTime = rs |> Array.sumBy (fun r -> if r.Outcome = OnTime then 1 else 0)
+        let lat = rs |> Array.map (fun r -> r.Latency |> Option.map float |> Option.defaultValue infinity) |> Array.sort
+        float onTime / float rs.Length, Simulator.percentile lat 0.95
+
     /// Images (one frame) and videos apart, for a run that mixes them: each class's SLO attainment
     /// and P95 latency over all its requests (a request not completed counts as ∞); None when the
     /// run holds one class only.
@@ -167,11 +173,7 @@ module Report =
         let isVideo (r: RequestRecord) = r.Request.Shape.Frames > 1
         if run.Records |> Array.forall isVideo || run.Records |> Array.forall (isVideo >> not) then None
         else
-            let cls video =
-                let rs = run.Records |> Array.filter (fun r -> isVideo r = video)
-                let onTime = rs |> Array.sumBy (fun r -> if r.Outcome = OnTime then 1 else 0)
-                let lat = rs |> Array.map (fun r -> r.Latency |> Option.map float |> Option.defaultValue infinity) |> Array.sort
-                float onTime / float rs.Length, Simulator.percentile lat 0.95
+            let cls video = run.Records |> Array.filter (fun r -> isVideo r = video) |> attainmentAndP95
             let ia, ip = cls false
             let va, vp = cls true
             Some { ImagesAttainment = ia; ImagesP95 = ip; VideosAttainment = va; VideosP95 = vp }
@@ -202,11 +204,8 @@ module Report =
             let cells =
                 [ for run in runs do
                       for lv, rs in run.Records |> Array.groupBy level |> Array.sortBy (fun (lv, _) -> -lv) do
-                          let onTime = rs |> Array.sumBy (fun r -> if r.Outcome = OnTime then 1 else 0)
-                          let lat = rs |> Array.map (fun r -> r.Latency |> Option.map float |> Option.defaultValue infinity) |> Array.sort
-                          yield
-                              [ run.Policy; run.Params; string lv; string rs.Length; f 3 (float onTime / float rs.Length)
-                                g 1 (Simulator.percentile lat 0.95) ] ]
+                          let attainment, p95 = attainmentAndP95 rs
+                          yield [ run.Policy; run.Params; string lv; string rs.Length; f 3 attainment; g 1 p95 ] ]
             aligned header cells
 
     let private csvCell (s: string) =
