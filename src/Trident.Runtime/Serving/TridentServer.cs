@@ -87,6 +87,7 @@ public sealed class TridentServer : IAsyncDisposable
             if (setup.Settings.StorageDirectory is { } storage)
             {
                 _journal = JobJournal.Open(storage, setup.StorageLock);
+                _journal.WarmUp();
                 var journal = _journal;
                 Store.Evicted = j => journal.Removed(j.Id.Value);
             }
@@ -227,6 +228,9 @@ public sealed class TridentServer : IAsyncDisposable
             return specs;
         }
     }
+
+    /// <summary>What the serving loop's warm-up did before its first round (ServingLoop.WarmedUp).</summary>
+    public WarmUpRecord? WarmUp => _loop.WarmedUp;
 
     /// <summary>The loop's state after its last round.</summary>
     public LoopState State => _loop.State;

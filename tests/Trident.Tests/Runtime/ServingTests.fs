@@ -570,6 +570,42 @@ let ``with a round period longer than the test every request is served: rounds n
         finally
             server.DisposeAsync().AsTask().Wait()
 
+let ``before the server is ready its loop has planned the dispatch path once, leaving no trace, and the first request goes in the round it triggers`` =
+    testCase "before the server is ready its loop has planned the dispatch path once, leaving no trace, and the first request goes in the round it triggers" <| fun () ->
+        // Found on a fresh `trident serve`: the first 64², 2-step request on an idle server waited 0.5–0.9 s in the queue
+        // (its deadline 0.32 s) because its round was the first to run the planner's code (JIT, first-use
+        // initialisation); the same round took 1–3 ms from the second request on. Now the loop runs the planning half of
+        // a round (and Adjust-on-Dispatch's evaluation) on synthetic requests before Start returns — i.e. before the host
+        // reports ready — and the journal its insert in a rolled-back transaction; neither may leave anything behind.
+        let log = ExecutionLog()
+        let dir = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "trident-warmup-" + Guid.NewGuid().ToString("N"))
+        let settings = ServingSettings(StorageDirectory = dir, RoundPeriodSeconds = 600.0)
+        let server = startServer settings 2 (FakeExecutors log)
+        try
+            try
+                let w = server.WarmUp
+                Expect.isNotNull (box w) "the loop warmed up before Start returned"
+                Expect.equal w.Requests 1 "one synthetic request per class of the planned mix (64×64, 4 steps)"
+                Expect.equal w.Dispatched 1 (sprintf "the idle cluster dispatches it (%s)" w.Detail)
+                Expect.equal server.State.Round 0L "the warm-up is no round"
+                Expect.isEmpty server.State.Rounds "no round in the history"
+                Expect.isTrue (server.State.BusyUntil |> Seq.forall (fun b -> b = 0.0)) "no device was booked"
+                Expect.isEmpty (server.Store.Recent 10) "no job in the store"
+                Expect.isEmpty (server.Journal.Load()) "no row in the journal (the warm-up's insert was rolled back)"
+                Expect.equal server.Waiting 0 "nothing waits"
+                Expect.isEmpty log.Entries "no stage ran"
+                let j = server.Submit(input "first" 2, Nullable(), Nullable()) |> accepted
+                Expect.equal j.Id (RequestId 1L) "the first job is job 1"
+                finishedWithin 30.0 j
+                Expect.equal j.Status JobStatus.Succeeded "it succeeded"
+                // the round period (600 s) is far longer than the test: the submission itself woke the loop
+                Expect.equal (j.View().Route.Round) 1L "dispatched in round 1, the round its submission triggered"
+                Expect.equal [ for s in server.Journal.Load() -> s.Id ] [ 1L ] "the journal holds job 1 only"
+            finally
+                server.DisposeAsync().AsTask().Wait()
+        finally
+            try System.IO.Directory.Delete(dir, true) with _ -> ()
+
 // ---------------------------------------------------------------------------------------------------------
 // Devices that leave, come back and join (the cluster's membership; the multi-process test is ClusterProcessTests)
 // ---------------------------------------------------------------------------------------------------------
@@ -1145,6 +1181,7 @@ let tests =
         ``at the drain time each cancelled job is logged with the state it was in, queued or running``
         ``a session that failed to load is loaded again by the next task, so restoring the model file heals the server``
         ``with a round period longer than the test every request is served: rounds never wait for the period``
+        ``before the server is ready its loop has planned the dispatch path once, leaving no trace, and the first request goes in the round it triggers``
         ``a request whose work is lost with a device is re-queued from its last completed stage and succeeds on the devices left``
         ``a request that fails after its last re-queue has the output it kept discarded``
         ``a queued request cancelled while it waits to resume has the output it kept discarded once``
