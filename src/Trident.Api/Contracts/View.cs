@@ -24,9 +24,14 @@ public sealed record ViewTaskDto(string Request, string Stage, IReadOnlyList<int
 /// option free, lost to a more urgent one, or no route on this placement — with the round — or arrived after the last round.</param>
 public sealed record ViewQueueItemDto(string Id, double SlackS, double DeadlineInS, double WaitingS, int? Priority, string Shape, string Reason);
 
-/// <summary>One recent request (for the submit form's progress and the cancelled mark).</summary>
-public sealed record ViewJobDto(string Id, string Status, int Step, int TotalSteps, double ArrivalS, double DeadlineS, double? FinishedS,
-    bool? DeadlineMet, string? Error);
+/// <summary>One recent request, as the submit form's progress reads it (its deadline, arrival and finish are in
+/// <c>GET /v1/generations/{id}</c>).</summary>
+/// <param name="Id">Request id.</param>
+/// <param name="Status">Its status now.</param>
+/// <param name="Step">Denoising steps done.</param>
+/// <param name="TotalSteps">Its steps.</param>
+/// <param name="Error">Why it failed, or null.</param>
+public sealed record ViewJobDto(string Id, string Status, int Step, int TotalSteps, string? Error);
 
 /// <summary>Headline numbers.</summary>
 /// <param name="Attainment">SLO attainment since start: succeeded by their deadline / succeeded (null before the first).</param>
@@ -41,9 +46,33 @@ public sealed record ViewJobDto(string Id, string Status, int Step, int TotalSte
 public sealed record ViewHeadlineDto(double? Attainment, long Succeeded, long Met, double? P50LatencyS, double? P95LatencyS, int LatencySamples,
     double ArrivalRate, int Waiting, int BusyDevices);
 
-/// <summary>One frame of the web view's stream (<c>GET /v1/view/events</c>): the bodies of <c>GET /v1/cluster</c> and
-/// <c>GET /v1/plan</c>, plus the timeline, the queue and the headline numbers. Bounded: tasks of the last
-/// <c>HorizonS</c> seconds and of the requests not over, of at most the last 1,500 requests and at most 4,000 tasks; at most 200
-/// queue rows (most urgent first) and 200 recent requests.</summary>
-public sealed record ViewFrameDto(double NowS, double HorizonS, ViewHeadlineDto Headline, ClusterDto Cluster, PlanDto Plan,
+/// <summary>One device as the web view draws it: the fields of <c>GET /v1/cluster</c>'s device that the page reads (its
+/// lane, the placement table), without the ones it never shows (kind, threads, execution provider, what it can run…), which
+/// made most of a frame on a large cluster.</summary>
+/// <param name="Id">Device id.</param>
+/// <param name="Node">Its node.</param>
+/// <param name="PlacementType">Type in the placement plan.</param>
+/// <param name="WorkerType">Type its worker last loaded (differs from the plan's while a change is pending).</param>
+/// <param name="ResidentModels">Stage models resident.</param>
+/// <param name="Busy">Whether it runs a task now.</param>
+/// <param name="Current">The task it runs, if any.</param>
+/// <param name="QueuedTasks">Tasks waiting on it.</param>
+/// <param name="Utilisation">Busy share over the monitor window.</param>
+/// <param name="MemoryGb">Its memory (GB, three decimals).</param>
+public sealed record ViewDeviceDto(int Id, int Node, string PlacementType, string WorkerType, IReadOnlyList<string> ResidentModels, bool Busy,
+    DeviceTaskDto? Current, int QueuedTasks, double Utilisation, double MemoryGb);
+
+/// <summary>The queue's size in a frame (its rows are the frame's <c>queue</c>).</summary>
+public sealed record ViewQueueSizeDto(int Waiting, int Capacity);
+
+/// <summary>The cluster as the web view draws it: <c>GET /v1/cluster</c>'s body less what the page never reads (the
+/// devices' other fields, the waiting ids, the settings, ONNX Runtime's devices).</summary>
+public sealed record ViewClusterDto(string Pipeline, string Model, int Nodes, IReadOnlyList<ViewDeviceDto> Devices, ViewQueueSizeDto Queue, MonitorDto Monitor);
+
+/// <summary>One frame of the web view's stream (<c>GET /v1/view/events</c>): what the page draws of <c>GET /v1/cluster</c>
+/// (<see cref="ViewClusterDto"/>) and the body of <c>GET /v1/plan</c> with its 12 latest rounds (those the page lists), plus
+/// the timeline, the queue and the headline numbers. Bounded: tasks of the last <c>HorizonS</c> seconds and of the requests
+/// not over, of at most the last 1,500 requests and at most 4,000 tasks; at most 50 queue rows (most urgent first: those the
+/// page lists) and 200 recent requests.</summary>
+public sealed record ViewFrameDto(double NowS, double HorizonS, ViewHeadlineDto Headline, ViewClusterDto Cluster, PlanDto Plan,
     IReadOnlyList<ViewTaskDto> Tasks, IReadOnlyList<ViewQueueItemDto> Queue, IReadOnlyList<ViewJobDto> Jobs, bool Truncated);

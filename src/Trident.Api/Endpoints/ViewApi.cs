@@ -1,7 +1,7 @@
 // The live web view: GET / is one static page (View/index.html, embedded: plain HTML, CSS and JavaScript, no build
 // step, nothing loaded from outside the server), GET /v1/view/events its one server-sent-events stream. Each frame
-// carries the bodies of GET /v1/cluster and GET /v1/plan (built by ClusterApi's own builders) plus what the page
-// draws besides: the stage tasks of recent requests per device (predicted and actual times), the queue with slack
+// carries what the page reads of GET /v1/cluster (ViewClusterDto) and GET /v1/plan (its latest 12 rounds), both built by
+// ClusterApi's own builders, plus what the page draws besides: the stage tasks of recent requests per device (predicted and actual times), the queue with slack
 // and why each request waits, recent requests' states and the headline numbers. Frames are bounded (see
 // ViewFrameDto), so a page left open for hours costs the server a constant amount per frame.
 
@@ -30,8 +30,14 @@ public static class ViewApi
     /// <summary>Most stage tasks in a frame (the latest kept).</summary>
     public const int MaxTasks = 4000;
 
-    /// <summary>Most queue rows and most recent requests in a frame.</summary>
+    /// <summary>Most recent requests in a frame.</summary>
     public const int MaxRows = 200;
+
+    /// <summary>Most queue rows in a frame: the most urgent, as many as the page lists.</summary>
+    public const int MaxQueueRows = 50;
+
+    /// <summary>Most dispatch rounds in a frame's plan: the latest, as many as the page lists.</summary>
+    public const int MaxRounds = 12;
 
     /// <summary>Resource name of the page.</summary>
     public const string PageResource = "trident-view:index.html";
@@ -54,7 +60,7 @@ public static class ViewApi
         app.MapGet("/", () => TypedResults.Bytes(Page.Value, "text/html; charset=utf-8")).ExcludeFromDescription();
         app.MapGet("/v1/view/events", Events).WithTags("Cluster").WithName("ViewEvents")
             .WithSummary("Server-sent events for the web view: one frame (cluster, plan, timeline, queue, headline) per period")
-            .WithDescription("Event `frame`, every max(round period, 0.5 s): the bodies of GET /v1/cluster and GET /v1/plan, the stage tasks of recent requests on their devices (predicted and actual seconds), the queue (slack, priority, why each waits), recent requests and headline numbers. Bounded: at most 1,500 requests, 4,000 tasks, 200 queue rows.")
+            .WithDescription("Event `frame`, every max(round period, 0.5 s): what the page draws of GET /v1/cluster (pipeline, devices' lanes and placement, queue size, monitor) and GET /v1/plan (its 12 latest rounds), the stage tasks of recent requests on their devices (predicted and actual seconds), the queue (slack, priority, why each waits), recent requests and headline numbers. Bounded: at most 1,500 requests, 4,000 tasks, 50 queue rows.")
             .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
         return app;
     }
@@ -124,17 +130,23 @@ public static class ViewApi
                 Math.Round(now - v.Arrival, 3), request.Priority is { } p ? p.Value : null,
                 $"{v.Input.Height}×{v.Input.Width}×{v.Input.Frames}, {v.Input.Steps} steps", reason);
         }).OrderByDescending(q => Priority.level(q.Priority is { } p ? Microsoft.FSharp.Core.FSharpOption<int>.Some(p) : Microsoft.FSharp.Core.FSharpOption<int>.None))
-            .ThenBy(q => q.SlackS).Take(MaxRows).ToArray(); // the dispatcher's urgency order: priority, then slack
+            .ThenBy(q => q.SlackS).Take(MaxQueueRows).ToArray(); // the dispatcher's urgency order: priority, then slack
 
         var recent = views.TakeLast(MaxRows).Select(x => x.View).Select(v => new ViewJobDto(Wire(v.Id), GenerationsApi.Name(v.Status), v.Step,
-            v.Input.Steps, Math.Round(v.Arrival, 3), Math.Round(v.Deadline, 3), Round(v.Finished), v.DeadlineMet, v.Error)).ToArray();
+            v.Input.Steps, v.Error)).ToArray();
 
         latencies.Sort();
         var (succeeded, met) = server.Deadlines;
         var headline = new ViewHeadlineDto(succeeded == 0 ? null : Math.Round((double)met / succeeded, 4), succeeded, met,
             Percentile(latencies, 0.50), Percentile(latencies, 0.95), latencies.Count, cluster.Monitor.ArrivalRate, server.Waiting,
             cluster.Devices.Count(x => x.Busy));
-        return new ViewFrameDto(Math.Round(now, 3), HorizonSeconds, headline, cluster, plan, tasks, queued, recent, truncated);
+        // what the page reads of /v1/cluster and /v1/plan (on 128 devices the devices' other fields were 50 of a frame's 55 KB)
+        var view = new ViewClusterDto(cluster.Pipeline, cluster.Model, cluster.Nodes,
+            cluster.Devices.Select(x => new ViewDeviceDto(x.Id, x.Node, x.PlacementType, x.WorkerType, x.ResidentModels, x.Busy, x.Current, x.QueuedTasks,
+                x.Utilisation, Math.Round(x.MemoryGb, 3))).ToArray(),
+            new ViewQueueSizeDto(cluster.Queue.Waiting, cluster.Queue.Capacity), cluster.Monitor);
+        plan = plan with { RecentRounds = plan.RecentRounds.Take(MaxRounds).ToArray() };
+        return new ViewFrameDto(Math.Round(now, 3), HorizonSeconds, headline, view, plan, tasks, queued, recent, truncated);
     }
 
     private static string Wire(RequestId id) => id.Value.ToString(CultureInfo.InvariantCulture);

@@ -60,13 +60,21 @@ let ``the view stream carries /v1/cluster, /v1/plan, each stage task of a reques
             frameWhere client 60.0 (fun f ->
                 let tasks = tasksOf f id
                 tasks.Length = 3 && tasks |> List.forall (fun t -> t.GetProperty("finish_s").ValueKind = JsonValueKind.Number))
-        // the same data as the two routes: same devices and keys as /v1/cluster, same placement as /v1/plan
+        // the same data as the two routes: what the page reads of /v1/cluster (every device, with a subset of its keys and
+        // the same values), /v1/plan's body with the same placement
         let cluster = json (get client "/v1/cluster")
         let plan = json (get client "/v1/plan")
         let names (e: JsonElement) = [ for p in e.EnumerateObject() -> p.Name ]
-        Expect.equal (names (frame.GetProperty "cluster")) (names cluster) "the frame's cluster is /v1/cluster's body"
+        let frameCluster = frame.GetProperty "cluster"
+        Expect.equal (names frameCluster) [ "pipeline"; "model"; "nodes"; "devices"; "queue"; "monitor" ] "the frame's cluster: what the page reads"
+        for key in names frameCluster do Expect.contains (names cluster) key "every key of the frame's cluster is /v1/cluster's"
         Expect.equal (names (frame.GetProperty "plan")) (names plan) "the frame's plan is /v1/plan's body"
-        Expect.equal (frame.GetProperty("cluster").GetProperty("devices").GetArrayLength()) (cluster.GetProperty("devices").GetArrayLength()) "every device"
+        Expect.equal (frameCluster.GetProperty("devices").GetArrayLength()) (cluster.GetProperty("devices").GetArrayLength()) "every device"
+        for d, c in Seq.zip (frameCluster.GetProperty("devices").EnumerateArray()) (cluster.GetProperty("devices").EnumerateArray()) do
+            for key in names d do
+                Expect.contains (names c) key "every key of a frame's device is /v1/cluster's"
+                if key <> "memory_gb" && key <> "utilisation" && key <> "busy" && key <> "current" && key <> "queued_tasks" then
+                    Expect.equal (d.GetProperty(key).GetRawText()) (c.GetProperty(key).GetRawText()) (sprintf "device %s: the same value" key)
         Expect.equal (frame.GetProperty("plan").GetProperty("placement").GetRawText()) (plan.GetProperty("placement").GetRawText()) "the placement in force"
         Expect.isGreaterThanOrEqual (frame.GetProperty("plan").GetProperty("recent_rounds").GetArrayLength()) 1 "dispatch rounds"
         // the request's three stage tasks, on the devices its route names, predicted and actual times ordered
@@ -117,6 +125,56 @@ let ``a waiting request is in the view's queue with its slack and why it waits``
         finally
             for id in ids do (client.DeleteAsync("/v1/generations/" + id).Result).Dispose()
             for id in ids do pollUntil client 120.0 id isFinal |> ignore
+
+/// The size of one frame (`data:` bytes) of a server with `devices` emulated devices after `requests` long requests
+/// (1024², 400 steps: most wait), read from the stream once the frame's queue holds them all.
+let private frameBytes (port: int) (devices: int) (requests: int) =
+    let url = sprintf "http://127.0.0.1:%d" port
+    let store = Path.Combine(Path.GetTempPath(), sprintf "trident-view-size-%d-%s" port (Guid.NewGuid().ToString("N")))
+    let app =
+        Program.BuildServer [| yield "--urls"; yield url
+                               for k, v in baseSettings @ [ "Trident:Devices:Kind", "emulated"
+                                                            "Trident:Devices:Count", string devices
+                                                            "Trident:Emulation:Profile", "flux"
+                                                            "Trident:Emulation:TimeScale", "0.05"
+                                                            "Trident:Limits:DefaultWidth", "256"
+                                                            "Trident:Limits:DefaultHeight", "256"
+                                                            "Trident:Serving:QueueCapacity", "1100"
+                                                            "Trident:Serving:DrainSeconds", "0"
+                                                            "Trident:Storage:Directory", store
+                                                            "Trident:LogLevel", "Error"
+                                                            "Trident:Jobs:Capacity", "1500" ] do
+                                   yield "--" + k
+                                   yield v |]
+    app.StartAsync().Wait()
+    try
+        use client = new HttpClient(BaseAddress = Uri url)
+        waitReady client
+        for i in 1 .. requests do
+            submit client (sprintf """{"prompt":"size %d","width":1024,"height":1024,"steps":400,"seed":%d}""" i i) |> ignore
+        let all (f: JsonElement) = f.GetProperty("jobs").GetArrayLength() = min requests ViewApi.MaxRows
+        let frame, _ = frameWhere client 60.0 all
+        Directory.CreateDirectory artifacts |> ignore
+        File.WriteAllText(Path.Combine(artifacts, sprintf "view-frame-%d-devices-%d-requests.json" devices requests), frame.GetRawText())
+        System.Text.Encoding.UTF8.GetByteCount(frame.GetRawText()), frame
+    finally
+        app.StopAsync().Wait(TimeSpan.FromSeconds 30.0) |> ignore
+        (app :> IAsyncDisposable).DisposeAsync().AsTask().Wait()
+        try Directory.Delete(store, true) with _ -> ()
+
+let ``a frame's size is bounded: what the page reads, a few hundred bytes per device and per request`` =
+    testCase "a frame's size is bounded: what the page reads, a few hundred bytes per device and per request" <| fun () ->
+        // a newcomer saw ≈ 99 KB frames with a few dozen jobs: on 128 devices the devices' fields the page never reads
+        // (kind, threads, execution provider, what it can run, …) were 50 KB of a 55 KB frame with no request at all;
+        // with a queue of hundreds, its 200 rows (the page lists 50) and the waiting ids came next
+        let idle, _ = frameBytes 19250 128 0
+        let loaded, frame = frameBytes 19251 128 300
+        printfn "view frame: 128 devices, no request: %d bytes; 300 requests (%d waiting): %d bytes" idle
+            (frame.GetProperty("headline").GetProperty("waiting").GetInt32()) loaded
+        Expect.isLessThanOrEqual idle 32_000 "128 idle devices: under 250 bytes a device (55 KB in all before)"
+        Expect.isLessThanOrEqual (frame.GetProperty("queue").GetArrayLength()) ViewApi.MaxQueueRows "the queue rows the page lists"
+        Expect.isLessThanOrEqual (frame.GetProperty("plan").GetProperty("recent_rounds").GetArrayLength()) ViewApi.MaxRounds "the rounds the page lists"
+        Expect.isLessThanOrEqual loaded 75_000 "128 devices and 300 requests: under 75 KB (141 KB before)"
 
 /// Fails when the page loads anything from outside itself (a script, style or image by address).
 let private selfContained (html: string) =
@@ -334,4 +392,5 @@ let integrationTests =
             ``in chromium: submit through the form, watch the stages and the image, cancel another request, no console error``
             ``simulate --out writes view.html, one self-contained page that replays the run in chromium, no console error``
             ``in chromium: 128 emulated devices and 1,000 queued requests, every lane and the queue drawn, DOM and heap bounded``
+            ``a frame's size is bounded: what the page reads, a few hundred bytes per device and per request``
         ] |> testSequenced ]
