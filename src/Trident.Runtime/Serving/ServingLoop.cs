@@ -325,13 +325,15 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
     public WarmUpRecord? WarmedUp { get; private set; }
 
     // The warm-up: the planning half of a dispatch round — snapshot, Dispatcher.prepare and dispatchPrepared, batching,
-    // wait reasons, Adjust-on-Dispatch's evaluation — run once on synthetic requests (one of each class of the mix the initial placement was planned for
-    // that this cluster can serve, arriving now on idle devices) before the first round. Nothing it plans is carried
-    // out, counted or kept: no job, task, round, metric or trace. Found on a fresh `trident serve`: the first request
-    // on an idle server waited 0.5–0.9 s in the queue and missed a 64², 2-step request's deadline, because its round
-    // was the first to run this code (JIT compilation and the planner's first-use initialisation: prepare ≈ 170 ms,
-    // plan ≈ 100 ms, batching ≈ 30 ms, Adjust-on-Dispatch ≈ 65 ms on the 2-core machine); later rounds took 1–3 ms. A failure here is logged
-    // and the loop starts all the same (the first real round then pays the cost, as before).
+    // wait reasons, Adjust-on-Dispatch's evaluation — run once on synthetic requests (one of each class of the mix the
+    // initial placement was planned for that this cluster can serve, arriving now on idle devices) before the first
+    // round. Nothing it plans is carried out, counted or kept: no job, task, round, metric or trace. Found on a fresh
+    // `trident serve`: the first request on an idle server waited 0.4–0.9 s in the queue and missed a 64², 2-step
+    // request's deadline, because its round was the first to run this code (JIT compilation and the planner's first-use
+    // initialisation: prepare ≈ 170 ms, plan ≈ 100 ms, batching ≈ 30 ms, Adjust-on-Dispatch ≈ 65 ms on the 2-core
+    // machine); later rounds took 1–3 ms. When the greedy plan cannot prove the optimum (a mix of several classes) the
+    // warm-up solves the dispatch MIP, within its time limit, as a round would. A failure here is logged and the loop
+    // starts all the same (the first real round then pays the cost, as before).
     private WarmUpRecord WarmUp()
     {
         var watch = Stopwatch.StartNew();
