@@ -24,7 +24,7 @@ public sealed record ViewTaskDto(string Request, string Stage, IReadOnlyList<int
 /// option free, lost to a more urgent one, or no route on this placement — with the round — or arrived after the last round.</param>
 public sealed record ViewQueueItemDto(string Id, double SlackS, double DeadlineInS, double WaitingS, int? Priority, string Shape, string Reason);
 
-/// <summary>One recent request, as the submit form's progress reads it (its deadline, arrival and finish are in
+/// <summary>One request the stream follows (<c>?jobs=</c>), as the submit form's progress reads it (its deadline, arrival and finish are in
 /// <c>GET /v1/generations/{id}</c>).</summary>
 /// <param name="Id">Request id.</param>
 /// <param name="Status">Its status now.</param>
@@ -73,6 +73,6 @@ public sealed record ViewClusterDto(string Pipeline, string Model, int Nodes, IR
 /// (<see cref="ViewClusterDto"/>) and the body of <c>GET /v1/plan</c> with its 12 latest rounds (those the page lists), plus
 /// the timeline, the queue and the headline numbers. Bounded: tasks of the last <c>HorizonS</c> seconds and of the requests
 /// not over, of at most the last 1,500 requests and at most 4,000 tasks; at most 50 queue rows (most urgent first: those the
-/// page lists) and 200 recent requests.</summary>
+/// page lists) and the requests the stream follows (<c>?jobs=</c>, at most 20).</summary>
 public sealed record ViewFrameDto(double NowS, double HorizonS, ViewHeadlineDto Headline, ViewClusterDto Cluster, PlanDto Plan,
     IReadOnlyList<ViewTaskDto> Tasks, IReadOnlyList<ViewQueueItemDto> Queue, IReadOnlyList<ViewJobDto> Jobs, bool Truncated);

@@ -1,9 +1,11 @@
 // The live web view: GET / is one static page (View/index.html, embedded: plain HTML, CSS and JavaScript, no build
 // step, nothing loaded from outside the server), GET /v1/view/events its one server-sent-events stream. Each frame
-// carries what the page reads of GET /v1/cluster (ViewClusterDto) and GET /v1/plan (its latest 12 rounds), both built by
-// ClusterApi's own builders, plus what the page draws besides: the stage tasks of recent requests per device (predicted and actual times), the queue with slack
-// and why each request waits, recent requests' states and the headline numbers. Frames are bounded (see
-// ViewFrameDto), so a page left open for hours costs the server a constant amount per frame.
+// carries what the page reads of GET /v1/cluster (ViewClusterDto) and GET /v1/plan (its latest 12 rounds), both built
+// by ClusterApi's own builders, plus what the page draws besides: the stage tasks of recent requests per device
+// (predicted and actual times), the queue with slack and why each request waits, the states of the requests the stream
+// follows (?jobs=: the page's own submissions) and the headline numbers — and nothing the page does not read (a frame
+// was ≈ 100 KB with a few dozen requests). Frames are bounded (see ViewFrameDto), so a page left open for hours costs
+// the server a constant amount per frame.
 
 using System.Globalization;
 using System.Net.ServerSentEvents;
@@ -60,22 +62,49 @@ public static class ViewApi
         app.MapGet("/", () => TypedResults.Bytes(Page.Value, "text/html; charset=utf-8")).ExcludeFromDescription();
         app.MapGet("/v1/view/events", Events).WithTags("Cluster").WithName("ViewEvents")
             .WithSummary("Server-sent events for the web view: one frame (cluster, plan, timeline, queue, headline) per period")
-            .WithDescription("Event `frame`, every max(round period, 0.5 s): what the page draws of GET /v1/cluster (pipeline, devices' lanes and placement, queue size, monitor) and GET /v1/plan (its 12 latest rounds), the stage tasks of recent requests on their devices (predicted and actual seconds), the queue (slack, priority, why each waits), recent requests and headline numbers. Bounded: at most 1,500 requests, 4,000 tasks, 50 queue rows.")
+            .WithDescription("Event `frame`, every max(round period, 0.5 s): what the page draws of GET /v1/cluster (pipeline, devices' lanes and placement, queue size, monitor) and GET /v1/plan (its 12 latest rounds), the stage tasks of recent requests on their devices (predicted and actual seconds), the queue (slack, priority, why each waits), the requests named in `jobs` (comma-separated ids, at most 20: the page's own submissions; none without it) and headline numbers. Bounded: at most 1,500 requests, 4,000 tasks, 50 queue rows.")
             .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
         return app;
     }
 
-    private static Results<ServerSentEventsResult<ViewFrameDto>, ProblemHttpResult> Events(HttpContext http, ServerHost host) =>
-        host.Ready is { } ready ? TypedResults.ServerSentEvents(Stream(ready, http.RequestAborted)) : Problems.NotReady(http, host);
+    /// <summary>Most requests one stream follows (<c>?jobs=</c>): the page follows the last 20 it submitted.</summary>
+    public const int MaxFollowed = 20;
 
-    private static async IAsyncEnumerable<SseItem<ViewFrameDto>> Stream(ReadyServer ready, [EnumeratorCancellation] CancellationToken ct)
+    private static Results<ServerSentEventsResult<ViewFrameDto>, ProblemHttpResult> Events(HttpContext http, ServerHost host, string? jobs)
+    {
+        if (host.Ready is not { } ready) return Problems.NotReady(http, host);
+        var (followed, error) = Followed(jobs);
+        if (error is not null)
+            return TypedResults.Problem(new HttpValidationProblemDetails(new Dictionary<string, string[]> { ["jobs"] = [error] })
+            {
+                Status = StatusCodes.Status400BadRequest,
+                Title = "Bad request",
+                Detail = error,
+            });
+        return TypedResults.ServerSentEvents(Stream(ready, followed, http.RequestAborted));
+    }
+
+    /// <summary>The request ids of <c>?jobs=</c> (comma-separated, at most <see cref="MaxFollowed"/>), or why they are not.</summary>
+    public static (long[] Ids, string? Error) Followed(string? jobs)
+    {
+        if (string.IsNullOrEmpty(jobs)) return ([], null);
+        var parts = jobs.Split(',');
+        if (parts.Length > MaxFollowed) return ([], $"{parts.Length} request ids; a stream follows at most {MaxFollowed}");
+        var ids = new long[parts.Length];
+        for (var i = 0; i < parts.Length; i++)
+            if (!long.TryParse(parts[i], NumberStyles.None, CultureInfo.InvariantCulture, out ids[i]) || ids[i] < 1)
+                return ([], $"'{parts[i]}' is not a request id (a positive integer, as POST /v1/generations answers it)");
+        return (ids, null);
+    }
+
+    private static async IAsyncEnumerable<SseItem<ViewFrameDto>> Stream(ReadyServer ready, long[] followed, [EnumeratorCancellation] CancellationToken ct)
     {
         var period = TimeSpan.FromSeconds(Math.Max(0.5, ready.Server.Setup.Settings.RoundPeriodSeconds));
         using var timer = new PeriodicTimer(period);
         long n = 0;
         do
         {
-            yield return new SseItem<ViewFrameDto>(Frame(ready), "frame") { EventId = (++n).ToString(CultureInfo.InvariantCulture) };
+            yield return new SseItem<ViewFrameDto>(Frame(ready, followed), "frame") { EventId = (++n).ToString(CultureInfo.InvariantCulture) };
         }
         while (await Tick(timer, ct));
     }
@@ -88,8 +117,9 @@ public static class ViewApi
 
     private static string Stage(TaskKind k) => k switch { TaskKind.Encode => "encode", TaskKind.Diffuse => "diffuse", _ => "decode" };
 
-    /// <summary>One frame of the stream, from the server's state now.</summary>
-    public static ViewFrameDto Frame(ReadyServer ready)
+    /// <summary>One frame of the stream, from the server's state now; its <c>jobs</c> are the <paramref name="followed"/>
+    /// requests the server still holds (none when null).</summary>
+    public static ViewFrameDto Frame(ReadyServer ready, IReadOnlyCollection<long>? followed = null)
     {
         var server = ready.Server;
         var now = server.Clock.Now;
@@ -132,8 +162,9 @@ public static class ViewApi
         }).OrderByDescending(q => Priority.level(q.Priority is { } p ? Microsoft.FSharp.Core.FSharpOption<int>.Some(p) : Microsoft.FSharp.Core.FSharpOption<int>.None))
             .ThenBy(q => q.SlackS).Take(MaxQueueRows).ToArray(); // the dispatcher's urgency order: priority, then slack
 
-        var recent = views.TakeLast(MaxRows).Select(x => x.View).Select(v => new ViewJobDto(Wire(v.Id), GenerationsApi.Name(v.Status), v.Step,
-            v.Input.Steps, v.Error)).ToArray();
+        // only the requests the page follows (its own submissions): the last 200 requests' rows were a quarter of a loaded frame
+        var recent = (followed ?? []).Distinct().Select(id => server.Store.Find(RequestId.NewRequestId(id))).OfType<Job>().Select(j => j.View())
+            .Select(v => new ViewJobDto(Wire(v.Id), GenerationsApi.Name(v.Status), v.Step, v.Input.Steps, v.Error)).ToArray();
 
         latencies.Sort();
         var (succeeded, met) = server.Deadlines;
