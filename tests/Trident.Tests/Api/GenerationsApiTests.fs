@@ -144,6 +144,30 @@ let ``an unknown generation is 404 on every route`` =
         use d = client.DeleteAsync("/v1/generations/999999").Result
         Expect.equal d.StatusCode HttpStatusCode.NotFound "d.StatusCode"
 
+/// The priority the scheduler uses (absent = 0) and the deadline the job was given are echoed by the 202 and the
+/// status; before, only the web view's queue showed the priority and the 202 showed no deadline.
+let ``the 202 and the status echo the priority and the deadline, 0 when no priority is sent`` =
+    testCase "the 202 and the status echo the priority and the deadline, 0 when no priority is sent" <| fun () ->
+        let client = readyClient defaultServer.Value
+        let check (body: string) (priority: int) (source: string) =
+            use r = post client "/v1/generations" body
+            Expect.equal r.StatusCode HttpStatusCode.Accepted (body + ": 202")
+            let accepted = json r
+            let id = accepted.GetProperty("id").GetString()
+            Expect.equal (accepted.GetProperty("priority").GetInt32()) priority (body + ": the 202's priority")
+            let final = pollUntil client 120.0 id isFinal
+            Expect.equal (final.GetProperty("priority").GetInt32()) priority (body + ": the status's priority")
+            let shown = accepted.GetProperty("deadline")
+            let real = final.GetProperty("deadline")
+            Expect.equal (shown.GetProperty("source").GetString()) source (body + ": the 202's deadline source")
+            Expect.equal (shown.GetProperty("met").ValueKind) JsonValueKind.Null (body + ": met is unknown at the 202")
+            Expect.equal (shown.GetProperty("ms").GetDouble()) (real.GetProperty("ms").GetDouble()) (body + ": the 202's deadline.ms is the status's")
+            Expect.equal (shown.GetProperty("at").GetDateTimeOffset()) (real.GetProperty("at").GetDateTimeOffset()) (body + ": the 202's deadline.at is the status's")
+        check """{"prompt":"urgent","steps":2,"priority":2,"deadline_ms":60000}""" 2 "client"
+        check """{"prompt":"plain","steps":2}""" 0 "slo"
+        check """{"prompt":"null","steps":2,"priority":null}""" 0 "slo"
+        check """{"prompt":"low","steps":2,"priority":-3}""" -3 "slo"
+
 let ``cancelling a queued job cancels it at once, a running one at its next step, and a finished one is a conflict`` =
     testCase "cancelling a queued job cancels it at once, a running one at its next step, and a finished one is a conflict" <| fun () ->
         let client = readyClient defaultServer.Value
@@ -561,6 +585,7 @@ let integrationTests =
             ``a negative prompt no classifier-free pass would read is refused on every route, naming negative_prompt and why``
             ``a field of the wrong type, or no JSON at all, is a 400 naming it``
             ``an unknown generation is 404 on every route``
+            ``the 202 and the status echo the priority and the deadline, 0 when no priority is sent``
             ``cancelling a queued job cancels it at once, a running one at its next step, and a finished one is a conflict``
             ``server-sent events report each state change and every diffuse step until the final state``
             ``the OpenAI-compatible route returns n base64 PNGs synchronously and validates its fields``
