@@ -27,11 +27,11 @@ public static class GenerateCommand
         ["output_format"] = "--out", ["output_compression"] = "--compression", ["fps"] = "--fps", ["scheduler"] = "--scheduler",
     };
 
-    private static readonly Option<string> Pipeline = PipelineOption.Create();
+    private static readonly Option<string> Pipeline = PipelineOption.Create(PipelineLocator.Tiny);
     private static readonly Option<string> Prompt = Opt.String("--prompt", "what to generate", required: true, helpName: "TEXT");
     private static readonly Option<string> Negative = Opt.String("--negative-prompt", "what to steer away from (classifier-free guidance's negative prompt; refused where none runs: --guidance 1)", helpName: "TEXT");
-    private static readonly Option<int> Width = Opt.Int("--width", "width in pixels (the pipeline's manifest says which are accepted)", null, 1);
-    private static readonly Option<int> Height = Opt.Int("--height", "height in pixels", null, 1);
+    private static readonly Option<int> Width = Opt.Int("--width", "width in pixels (the pipeline's manifest says which are accepted) [default: the server's default size for the pipeline: 256, or the nearest side it serves]", null, 1);
+    private static readonly Option<int> Height = Opt.Int("--height", "height in pixels [default: as --width]", null, 1);
     private static readonly Option<int> Frames = Opt.Int("--frames", "frames (1: an image)", 1, 1);
     private static readonly Option<int> Steps = Opt.Int("--steps", "denoising steps [default: the pipeline's]", null, 1, 10_000);
     private static readonly Option<ulong> Seed = Opt.ULong("--seed", "the noise seed (the same arguments and seed give the same bytes)", 0);
@@ -51,8 +51,6 @@ public static class GenerateCommand
         var c = new Command("generate",
             "generate an image or video in process; the format is --out's extension. Options are checked against the pipeline's manifest, every bad one reported at once")
             { Pipeline, Prompt, Negative, Width, Height, Frames, Steps, Seed, Guidance, Threads, Scheduler, Compression, Fps, FramesAs, Out };
-        Width.Required = true;
-        Height.Required = true;
         // the request checked against the pipeline's manifest while parsing, so its problems come in the same error
         c.Validators.Add(result =>
         {
@@ -90,7 +88,7 @@ public static class GenerateCommand
     public static Options Parse(ParseResult args)
     {
         var (directory, manifest) = PipelineOption.Load(args.Text(Pipeline), new CliErrors());
-        var request = Request(o => args.GetValue(o), o => args.Maybe(o), manifest) with
+        var request = Request(o => args.GetValue(o), o => args.Maybe(o), manifest, DefaultSize(manifest!).Size) with
         {
             Seed = args.GetValue(Seed), GuidanceScale = args.Maybe(Guidance),
         };
@@ -102,10 +100,28 @@ public static class GenerateCommand
     private static OutputSpec Spec(string output, int? compression, int? fps) =>
         new(MediaFormats.FromExtension(Path.GetExtension(output).TrimStart('.')), compression, fps);
 
-    // The request from the options' values (steps: the manifest's default unless given).
-    private static GenerationRequest Request(Func<Option<string>, string?> text, Func<Option<int>, int?> integer, PipelineManifest? manifest) =>
-        new(text(Prompt) ?? "", text(Negative), integer(Width) ?? 0, integer(Height) ?? 0, integer(Frames) ?? 1,
+    // The request from the options' values (steps: the manifest's default unless given; width and height: the
+    // default size unless given).
+    private static GenerationRequest Request(Func<Option<string>, string?> text, Func<Option<int>, int?> integer, PipelineManifest? manifest, (int Width, int Height) size) =>
+        new(text(Prompt) ?? "", text(Negative), integer(Width) ?? size.Width, integer(Height) ?? size.Height, integer(Frames) ?? 1,
             integer(Steps) ?? manifest?.Sampler.DefaultSteps ?? 0, 0, null, integer(Threads) ?? Environment.ProcessorCount, text(Scheduler));
+
+    /// <summary>The size a request without --width/--height gets: the server's default for the pipeline (the built-in
+    /// 256 × 256, each side moved to the nearest the pipeline serves: ServerHost.FitDefaultSize), or (0, 0) and why
+    /// when no size within the default limits fits the pipeline.</summary>
+    private static ((int Width, int Height) Size, string? Problem) DefaultSize(PipelineManifest manifest)
+    {
+        var o = new Trident.Api.Options.TridentOptions();
+        try
+        {
+            Trident.Api.Hosting.ServerHost.FitDefaultSize(o, manifest, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance, (false, false));
+            return ((o.Limits.DefaultWidth, o.Limits.DefaultHeight), null);
+        }
+        catch (InvalidOperationException e)
+        {
+            return ((0, 0), e.Message);
+        }
+    }
 
     // The problems of the values that parsed: the output's extension, the request against the manifest, the
     // media format's limits. An option that did not parse is reported by the parser and not checked again here.
@@ -138,14 +154,17 @@ public static class GenerateCommand
         errors.AddRange(problems.List);
         if (manifest is null) return errors;
         var failed = Command.Options.Where(Failed).Select(o => o.Name).ToHashSet();
-        var request = Request(Text, Value, manifest) with { GuidanceScale = Value(Guidance) };
+        var (size, noDefault) = DefaultSize(manifest);
+        var request = Request(Text, Value, manifest, size) with { GuidanceScale = Value(Guidance) };
         foreach (var error in Generation.Validate(manifest, request))
         {
             var option = OptionOf.GetValueOrDefault(error.Path, error.Path);
-            // a missing width or height is reported as required, not as its placeholder 0
-            var missing = (option == Width.Name && r.GetResult(Width) is null) || (option == Height.Name && r.GetResult(Height) is null);
+            // a side left out with no default size is reported once, below, not as its placeholder 0
+            var missing = noDefault is not null && ((option == Width.Name && r.GetResult(Width) is null) || (option == Height.Name && r.GetResult(Height) is null));
             if (!failed.Contains(option) && !missing) errors.Add($"{option}: {error.Message}");
         }
+        if (noDefault is not null && (r.GetResult(Width) is null || r.GetResult(Height) is null))
+            errors.Add($"--width and --height are required for pipeline {manifest.Name}: it has no default size ({noDefault})");
         if (format is not null && !pngSequence && request is { Frames: >= 1, Width: >= 1, Height: >= 1 })
             foreach (var (field, message) in MediaFormats.Check(Spec(output!, Value(Compression), Value(Fps)), request.Width, request.Height, request.Frames))
                 errors.Add($"{OptionOf[field]}: {message}");

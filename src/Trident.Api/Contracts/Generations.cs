@@ -62,10 +62,15 @@ public sealed record GenerationRequestDto(
 /// figure checked against <c>Trident:Limits:MaxPredictedSeconds</c>).</param>
 /// <param name="PredictedActivationGb">Its predicted peak activation on one device (checked against
 /// <c>Trident:Limits:MaxActivationGb</c>).</param>
+/// <param name="Deadline">The deadline the job was given (the client's <c>deadline_ms</c>, or the SLO rule's), as the
+/// status shows it; <c>met</c> is null here. Every image's job of the request has the same.</param>
+/// <param name="Priority">The priority level the scheduler uses, −3 … 3: the request's <c>priority</c>, 0 when it sent
+/// none (or null). Every image's job of the request has the same.</param>
 /// <param name="Images">Every image's job, in seed order (the first is the job above); one item unless
 /// <c>num_images</c> &gt; 1.</param>
 public sealed record GenerationAcceptedDto(string Id, string Status, string StatusUrl, string EventsUrl, string ResultUrl,
-    long Seed, double PredictedSeconds, double PredictedActivationGb, string? TraceId, IReadOnlyList<GenerationImageJobDto> Images);
+    long Seed, double PredictedSeconds, double PredictedActivationGb, DeadlineDto Deadline, int Priority, string? TraceId,
+    IReadOnlyList<GenerationImageJobDto> Images);
 
 /// <summary>One image's job of a <c>POST /v1/generations</c> request.</summary>
 /// <param name="Id">The job's id.</param>
@@ -113,6 +118,8 @@ public sealed record RouteDto(
     double PredictedFinishMs, bool PredictedOnTime);
 
 /// <summary><c>GET /v1/generations/{id}</c>.</summary>
+/// <param name="Priority">The priority level the scheduler uses, −3 … 3 (<c>Priority.level</c>: the request's
+/// <c>priority</c>, 0 when it sent none).</param>
 /// <param name="TraceId">The W3C trace id of the job's trace (see <see cref="GenerationAcceptedDto"/>); null for a
 /// job restored finished after a restart.</param>
 public sealed record GenerationStatusDto(
@@ -130,6 +137,7 @@ public sealed record GenerationStatusDto(
     PromptUsageDto? NegativePrompt,
     TimingsDto Timings,
     DeadlineDto Deadline,
+    int Priority,
     RouteDto? Route,
     string? Error,
     string? ResultUrl,

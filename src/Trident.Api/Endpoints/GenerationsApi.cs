@@ -64,7 +64,8 @@ public static class GenerationsApi
                 var status = $"/v1/generations/{id}";
                 var images = accepted.Jobs.Select(j => new GenerationImageJobDto(Id(j), (long)j.Input.Seed, $"/v1/generations/{Id(j)}", $"/v1/generations/{Id(j)}/result")).ToArray();
                 return TypedResults.Accepted(status, new GenerationAcceptedDto(id, "queued", status, status + "/events", status + "/result",
-                    (long)first.Input.Seed, submission.Estimate.Seconds, submission.Estimate.ActivationGb, first.Trace.TraceId, images));
+                    (long)first.Input.Seed, submission.Estimate.Seconds, submission.Estimate.ActivationGb, Deadline(first, first.View()),
+                    Priority(first), first.Trace.TraceId, images));
             case SubmitOutcome.Refused refused:
                 return Problems.TooMany(http, refused);
             case SubmitOutcome.Stopping stopping:
@@ -180,16 +181,25 @@ public static class GenerationsApi
             Usage(ready, v.Input.Prompt),
             v.Input.NegativePrompt is { } negative ? Usage(ready, negative) : null,
             new TimingsDto(Stage(v.Queue), Stage(v.Encode), Stage(v.Diffuse), Stage(v.Decode), Ms(v.Finished)),
-            // the deadline's wall-clock time from the job's own arrival (its acceptance time, or for a job queued again
-            // after a restart the time it was recovered, when its deadline started again): the server clock is
-            // monotonic and the wall clock is not (NTP slews it), so StartedAt + deadline drifted from created_at — a
-            // deadline was seen 0.6 s before its own created_at on a long run
-            new DeadlineDto(job.ArrivalAt + TimeSpan.FromSeconds(v.Deadline - arrival), Math.Round((v.Deadline - arrival) * 1000, 1), v.DeadlineGiven ? "client" : "slo", v.DeadlineMet),
+            Deadline(job, v),
+            Priority(job),
             route,
             v.Error,
             v.Status == JobStatus.Succeeded ? $"/v1/generations/{id}/result" : null,
             job.Trace.TraceId);
     }
+
+    /// <summary>A job's deadline as the wire shows it (the 202 and the status).</summary>
+    public static DeadlineDto Deadline(Job job, JobView v) =>
+        // the deadline's wall-clock time from the job's own arrival (its acceptance time, or for a job queued again
+        // after a restart the time it was recovered, when its deadline started again): the server clock is
+        // monotonic and the wall clock is not (NTP slews it), so StartedAt + deadline drifted from created_at — a
+        // deadline was seen 0.6 s before its own created_at on a long run
+        new(job.ArrivalAt + TimeSpan.FromSeconds(v.Deadline - v.Arrival), Math.Round((v.Deadline - v.Arrival) * 1000, 1),
+            v.DeadlineGiven ? "client" : "slo", v.DeadlineMet);
+
+    /// <summary>The priority level the scheduler uses for a job (absent = 0; <c>Priority.level</c>).</summary>
+    public static int Priority(Job job) => Trident.Scheduling.Priority.level(job.Request.Priority);
 
     /// <summary>How much of a prompt the pipeline's text encoder reads (its tokenizer keeps a fixed number of tokens).</summary>
     public static PromptUsageDto Usage(ReadyServer ready, string text)

@@ -4,8 +4,9 @@
 // pipeline's smallest size up to the default size, degrees up to the largest diffuse group the layout
 // allows, 4 steps, median of 3, and the larger accepted sizes once each — written to the cache
 // (.cache/profiles/) for the next start. The cache key hashes what the numbers depend on: the pipeline's
-// files, the core count, the thread budget, the provider and device kind, the degrees, steps, repeats and
-// batches, so a different machine, provider or pipeline never reuses a stale profile. The key leaves out
+// files, the core count, the thread budget, the provider and device kind, the devices' model names (nvidia-smi's
+// GPU name, /proc/cpuinfo's CPU model: DeviceIdentity), the degrees, steps, repeats and batches, so a different
+// machine, GPU model, provider or pipeline never reuses a stale profile. The key leaves out
 // which sizes are measured: the cache is kept per size. The sizes measured in full are in
 // {name}-{key}.json, those measured once (the extent) in extent/{name}-{key}.json; a start measures only
 // the sizes its files lack, adds them, and serves the sizes it asks for (so changing one limit measures
@@ -58,7 +59,7 @@ public sealed class OnnxServingBackend : IServingBackend
 
         var quick = QuickOptions(options, layout, pipeline.Manifest);
         var cacheDir = Path.IsPathRooted(options.ProfileCache) ? options.ProfileCache : Path.Combine(home, options.ProfileCache);
-        var file = $"{pipeline.Manifest.Name}-{CacheKey(pipeline, layout, quick)}.json";
+        var file = $"{pipeline.Manifest.Name}-{CacheKey(pipeline, layout, quick, DeviceIdentity.Names(layout))}.json";
         var fullPath = Path.Combine(cacheDir, file);
         var extentPath = Path.Combine(cacheDir, "extent", file);
         var full = Cached(fullPath, log);
@@ -160,7 +161,11 @@ public sealed class OnnxServingBackend : IServingBackend
         };
     }
 
-    private static string CacheKey(LoadedPipeline pipeline, DeviceLayout layout, ProfilerOptions quick)
+    /// <summary>The quick-profile cache key of a pipeline on a layout: 16 hex digits of a SHA-256 over everything the
+    /// measured numbers depend on (see the file's note), <paramref name="deviceNames"/> included — the devices' model
+    /// names (<see cref="DeviceIdentity.Names"/>), so that a profile measured on one GPU or CPU model is never reused
+    /// on another.</summary>
+    public static string CacheKey(LoadedPipeline pipeline, DeviceLayout layout, ProfilerOptions quick, IReadOnlyList<string> deviceNames)
     {
         var text = new StringBuilder();
         // trident-pipeline.json's form where the manifest has one (the tiny and manifest pipelines keep their
@@ -176,6 +181,7 @@ public sealed class OnnxServingBackend : IServingBackend
         if (Trident.Runtime.Pipelines.Export.PipelineDirectory.ExportOf(pipeline.Directory) is not null)
             text.Append("|export=").Append(Trident.Runtime.Pipelines.Export.ExportDirectory.Stamp(pipeline.Directory));
         text.Append(CultureInfo.InvariantCulture, $"|cores={Environment.ProcessorCount}|threads={layout.Devices[0].IntraOpThreads}|kind={layout.Devices[0].Kind}|provider={layout.Devices[0].Provider}");
+        text.Append("|device-names=").Append(string.Join(";", deviceNames));
         text.Append(CultureInfo.InvariantCulture, $"|steps={quick.Steps}|repeats={quick.Repeats}|decode=file|format={ProfileFile.Version}");
         text.Append("|batches=").Append(string.Join(",", quick.Batches));
         // not the sizes: the cache is kept per size (ProfileAsync)

@@ -146,6 +146,8 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
 
     private async Task StartServerAsync(CancellationToken ct)
     {
+        // what the start has built so far, released in reverse order when a later step throws (ReleaseAsync)
+        TridentServer? server = null;
         try
         {
             // a store another server has open stops the start now, not after the profiling and model loads; the lock is
@@ -157,7 +159,7 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
             FitDefaultSize(_options, parts.Manifest, _log, _defaultSizeSet);
             var setup = new ServerSetup(layout, parts.Profile, CostSettings(_options), parts.Executors, Settings(_options),
                 InitialMix(_options, parts.Manifest, CostModelModule.create(CostSettings(_options), parts.Profile))) { StorageLock = _storageLock };
-            var server = TridentServer.Start(setup, _logs, _time, _scope);
+            server = TridentServer.Start(setup, _logs, _time, _scope);
             server.Metrics.Initialise();
             parts.Started?.Invoke(server);
             _ready = new ReadyServer(server, parts.Manifest, parts.ProfileOrigin, parts.Tokenizer) { ResultSizes = parts.ResultSize };
@@ -165,11 +167,11 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {
-            _storageLock?.Dispose();
+            await ReleaseAsync(server);
         }
         catch (Exception ex)
         {
-            _storageLock?.Dispose();
+            await ReleaseAsync(server);
             _failure = $"{ex.GetType().Name}: {ex.Message}";
             _log.LogCritical(ex, "The serving runtime could not start");
             // a server that can never become ready stops, so that `trident serve` exits non-zero and a
@@ -178,6 +180,23 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
             // throws instead of returning; ApplicationStarted runs the callback at once when it already has)
             _lifetime?.ApplicationStarted.Register(() => _lifetime.StopApplication());
         }
+    }
+
+    // A start that failed or was cancelled releases what it built, in reverse order: the server, if built (its loop,
+    // its workers and their executors, its journal with the store's lock it took over), then the store's lock (when
+    // no journal took it over). A failure to release is logged, not thrown: the start's own failure is what matters.
+    private async Task ReleaseAsync(TridentServer? server)
+    {
+        if (server is not null)
+            try
+            {
+                await server.DisposeAsync();
+            }
+            catch (Exception ex)
+            {
+                _log.LogError(ex, "The serving runtime built by a failed start could not be disposed");
+            }
+        _storageLock?.Dispose();
     }
 
     /// <inheritdoc />

@@ -301,7 +301,9 @@ public sealed class JobJournal : IDisposable
     /// cancelled now), its arrival mapped onto the new clock so its
     /// retention runs from its real finish. A queued or running one comes back queued (recorded so), arriving
     /// now, its deadline the same time after arrival, writing its transitions here: Requeue is true, and
-    /// Was is the status it had.
+    /// Was is the status it had. A stored priority comes back as it is, even out of the API's range (a job
+    /// journalled before the range existed): the planner clamps it (<c>Priority.level</c>); a replay file's is
+    /// refused instead (<see cref="SnapshotJson.Read"/>).
     /// </summary>
     public IReadOnlyList<(Job Job, bool Requeue, JobStatus Was)> Recover(Trident.Scheduling.Ids.ModelName model, double now, DateTimeOffset wall)
     {

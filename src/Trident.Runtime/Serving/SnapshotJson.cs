@@ -219,8 +219,13 @@ public static class SnapshotJson
         w.WriteEndObject();
     }
 
-    /// <summary>The snapshot written by <see cref="Write"/> (its plan, if any, is not read).</summary>
-    /// <exception cref="FormatException">when the text is not such a snapshot.</exception>
+    /// <summary>The snapshot written by <see cref="Write"/> (its plan, if any, is not read). A document is user input
+    /// (<c>trident replay FILE</c>): a request's priority outside <c>Priority.MinLevel</c> … <c>MaxLevel</c> is refused,
+    /// naming the request and the range (<c>Priority.problem</c>), not clamped. Jobs recovered from the server's own
+    /// storage (<see cref="JobJournal.Recover"/>) keep the priority stored, and the planner clamps one out of range
+    /// (<c>Priority.level</c>), so a job journalled before the range existed still loads.</summary>
+    /// <exception cref="FormatException">when the text is not such a snapshot, naming where (a priority out of range:
+    /// the request's place and id).</exception>
     public static Snapshot Read(string json)
     {
         // where the reading is, for the error: a missing field or a value of the wrong type names its place
@@ -262,14 +267,16 @@ public static class SnapshotJson
             var queue = root.Field("queue").EnumerateArray().Select((r, i) =>
             {
                 at = $"queue[{i}]";
+                var id = r.Field("id").GetInt64();
+                var priority = r.Field("priority");
                 return new Request(
-                    RequestId.NewRequestId(r.Field("id").GetInt64()),
+                    RequestId.NewRequestId(id),
                     ModelName.NewModelName(r.Field("model").GetString()!),
                     new Shape(r.Field("height").GetInt32(), r.Field("width").GetInt32(), r.Field("frames").GetInt32()),
                     r.Field("steps").GetInt32(),
                     r.Field("arrival").GetDouble(),
                     r.Field("deadline").GetDouble(),
-                    r.Field("priority").ValueKind == JsonValueKind.Null ? FSharpOption<int>.None : FSharpOption<int>.Some(r.Field("priority").GetInt32()));
+                    priority.ValueKind == JsonValueKind.Null ? FSharpOption<int>.None : FSharpOption<int>.Some(InRange(id, priority.GetInt32())));
             }).ToArray();
             // absent from documents written before resumed requests were planned with their remaining stages
             at = "completed";
@@ -312,6 +319,10 @@ public static class SnapshotJson
             throw new FormatException($"not a valid {Format} document: at {at}: {ex.Message}", ex);
         }
     }
+
+    // a request's priority as the API takes it (the one range message): a replay file is refused, not clamped
+    private static int InRange(long request, int priority) =>
+        Priority.problem(priority) is { } why ? throw new FormatException($"request {request}: {why.Value}") : priority;
 
     // a required field: a missing one is named (JsonElement.GetProperty's KeyNotFoundException does not say which)
     private static JsonElement Field(this JsonElement e, string name) =>

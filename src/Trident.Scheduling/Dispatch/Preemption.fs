@@ -305,13 +305,8 @@ module Preemption =
                 Booked = booked
                 Busy = sortBusy ((at, finish) :: untouched @ List.choose id donePart @ (booked |> List.map (fun b -> b.Start, b.Finish))) }
 
-    /// The suspensions to make now (at most one per victim and per urgent request), best first.
-    /// Pure: reads the snapshot (`Queue` = the requests still waiting after the round), the running
-    /// diffuse tasks and the ⟨C⟩ devices' schedules (`decodes`; empty: u's decode is predicted as the
-    /// plan books it, after every decode booked on its device). With them, u's decode finish in
-    /// f_u^pre is late-bound (`lateBoundFinish`): the ⟨C⟩ device that finishes it first in a gap, and
-    /// when that is late, decode preemption's insertion — at most one tile of the decode running then.
-    let decideWith (settings: PreemptionSettings) (decodes: DecodeDevice list) (s: Snapshot) (running: RunningDiffuse list) : Suspension list =
+    /// `decideWith` (below); `bounded`: skip the (urgent request, victim) pairs the bound rules out.
+    let private decideCore (bounded: bool) (settings: PreemptionSettings) (decodes: DecodeDevice list) (s: Snapshot) (running: RunningDiffuse list) : Suspension list =
         if settings.MaxSuspensions <= 0 || s.Queue.IsEmpty || running.IsEmpty then []
         else
             let rd = Admissible.round s
@@ -416,14 +411,45 @@ module Preemption =
                 |> List.ofSeq
             [ for (u, fWait) in urgent do
                       let vWait = value s.Settings u fWait
+                      // what any plan for u on a victim's devices must satisfy (a plan that cannot use them is no
+                      // candidate): the victim's devices are of one of u's option types, and u's diffuse there ends
+                      // no earlier than `at` + its shortest diffuse over every degree — the bound below
+                      let uTypes = Admissible.options rd u |> List.map _.Type |> Set.ofList
+                      let uMinDiffuse =
+                          s.Cost.Degrees |> List.map (CostModel.diffuseTime s.Cost u.Shape u.Steps) |> List.min
+                      // a request resumed at its decode takes no diffuse group: no victim's devices serve it
+                      let uDiffuses = Admissible.remains s u Diffuse
                       let candidates =
                           [   for v in running do
-                                if v.Suspensions < settings.MaxSuspensions && not (taken.Contains v.Request.Id) then
+                                if v.Suspensions < settings.MaxSuspensions && not (taken.Contains v.Request.Id)
+                                   && uDiffuses && uTypes.Contains types.[(List.head v.Devices).Value] then
                                     let b, doneHere = boundary s.Now v
                                     let remaining = v.Steps - doneHere
-                                    if remaining > 0 && v.Devices |> List.forall (fun d -> not (used.Contains d)) then
-                                        let copy = copyTime s.Cost s.Cluster v.Request.Shape
-                                        let at = b + copy
+                                    let copy = copyTime s.Cost s.Cluster v.Request.Shape
+                                    let at = b + copy
+                                    // v's loss when its diffuse, resumed after u's on its devices, ends at diffuseEnd:
+                                    // v later, and the resumption queued behind it (Behind) and the waiting requests
+                                    // holding its devices start as much later (delay)
+                                    let lossAt (diffuseEnd: float<s>) =
+                                        let fRes = diffuseEnd + v.Tail
+                                        let delay = max 0.0<s> (diffuseEnd - (v.Start + float v.Steps * v.StepTime))
+                                        let delayed =
+                                            (v.Devices
+                                             |> List.collect (fun dev -> match held.TryGetValue dev with | true, xs -> xs | _ -> [])
+                                             |> List.distinctBy (fun (w, _) -> w.Id))
+                                            @ Option.toList v.Behind
+                                        value s.Settings v.Request v.PlannedFinish - value s.Settings v.Request fRes
+                                        + (delayed |> List.sumBy (fun (w, fw) -> value s.Settings w fw - value s.Settings w (fw + delay)))
+                                    // a bound before the plan (V is non-increasing in the finish): u finishes no earlier
+                                    // than its diffuse, which starts no earlier than `at`, and v resumes no earlier than
+                                    // that diffuse's end — the gain is at most, the loss at least, their values there.
+                                    // Skipping a victim the bound rules out changes no decision; it saves the greedy
+                                    // plan that was most of an overloaded Trident-preempt simulation (docs/policies.md)
+                                    let uEarliest = at + uMinDiffuse
+                                    let hopeless =
+                                        value s.Settings u uEarliest - vWait
+                                        - lossAt (uEarliest + copy + float remaining * v.StepTime) <= settings.MinGain - 1e-6
+                                    if remaining > 0 && not (bounded && hopeless) && v.Devices |> List.forall (fun d -> not (used.Contains d)) then
                                         // only the victim's devices are free at `at`: the urgent plan must use them
                                         let onVictim = Set.ofList v.Devices
                                         let view =
@@ -440,19 +466,7 @@ module Preemption =
                                             let resume =
                                                 v.Devices
                                                 |> List.fold (fun acc dev -> if List.contains dev d.Diffuse.Devices then max acc d.Diffuse.Finish else acc) at
-                                            let diffuseEnd = resume + copy + float remaining * v.StepTime
-                                            let fRes = diffuseEnd + v.Tail
-                                            // v's diffuse ends this much later: the resumption queued behind it (Behind) and the
-                                            // waiting requests holding its devices start as much later
-                                            let delay = max 0.0<s> (diffuseEnd - (v.Start + float v.Steps * v.StepTime))
-                                            let delayed =
-                                                (v.Devices
-                                                 |> List.collect (fun dev -> match held.TryGetValue dev with | true, xs -> xs | _ -> [])
-                                                 |> List.distinctBy (fun (w, _) -> w.Id))
-                                                @ Option.toList v.Behind
-                                            let loss =
-                                                value s.Settings v.Request v.PlannedFinish - value s.Settings v.Request fRes
-                                                + (delayed |> List.sumBy (fun (w, fw) -> value s.Settings w fw - value s.Settings w (fw + delay)))
+                                            let loss = lossAt (resume + copy + float remaining * v.StepTime)
                                             if gain - loss > settings.MinGain then
                                                 yield { Victim = v.Request.Id; At = at; StepsDone = v.StepsBefore + doneHere; Urgent = d; UrgentFinish = fPre; Gain = gain; Loss = loss }, booking
                                         | _ -> () ]
@@ -476,6 +490,25 @@ module Preemption =
                                   for dev in v.Devices do
                                       used.Add dev |> ignore
                           yield best ]
+
+    /// The suspensions to make now (at most one per victim and per urgent request), best first.
+    /// Pure: reads the snapshot (`Queue` = the requests still waiting after the round), the running
+    /// diffuse tasks and the ⟨C⟩ devices' schedules (`decodes`; empty: u's decode is predicted as the
+    /// plan books it, after every decode booked on its device). With them, u's decode finish in
+    /// f_u^pre is late-bound (`lateBoundFinish`): the ⟨C⟩ device that finishes it first in a gap, and
+    /// when that is late, decode preemption's insertion — at most one tile of the decode running then.
+    /// A victim is planned for (a greedy plan of u on its devices) only when a bound allows a gain above its
+    /// loss: u's types include the victim's, and V(u) at u's earliest diffuse end there minus V(u) by waiting
+    /// exceeds the victim's loss were it to resume no earlier (V is non-increasing in the finish, so the bound
+    /// changes no decision: `decideWithoutBound` makes the same ones).
+    let decideWith (settings: PreemptionSettings) (decodes: DecodeDevice list) (s: Snapshot) (running: RunningDiffuse list) : Suspension list =
+        decideCore true settings decodes s running
+
+    /// `decideWith` that plans every (urgent request, victim) pair, without the bound that skips the pairs whose
+    /// gain cannot exceed their loss: the same decisions, slower — the reference the bound is tested against
+    /// (`unit.PreemptionTests`).
+    let decideWithoutBound (settings: PreemptionSettings) (decodes: DecodeDevice list) (s: Snapshot) (running: RunningDiffuse list) : Suspension list =
+        decideCore false settings decodes s running
 
     /// `decideWith` without a view of the decode devices: u's decode is predicted as its plan books
     /// it (after every decode booked on the planned device). The live runtime's entry point (it pauses

@@ -144,6 +144,30 @@ let ``an unknown generation is 404 on every route`` =
         use d = client.DeleteAsync("/v1/generations/999999").Result
         Expect.equal d.StatusCode HttpStatusCode.NotFound "d.StatusCode"
 
+/// The priority the scheduler uses (absent = 0) and the deadline the job was given are echoed by the 202 and the
+/// status; before, only the web view's queue showed the priority and the 202 showed no deadline.
+let ``the 202 and the status echo the priority and the deadline, 0 when no priority is sent`` =
+    testCase "the 202 and the status echo the priority and the deadline, 0 when no priority is sent" <| fun () ->
+        let client = readyClient defaultServer.Value
+        let check (body: string) (priority: int) (source: string) =
+            use r = post client "/v1/generations" body
+            Expect.equal r.StatusCode HttpStatusCode.Accepted (body + ": 202")
+            let accepted = json r
+            let id = accepted.GetProperty("id").GetString()
+            Expect.equal (accepted.GetProperty("priority").GetInt32()) priority (body + ": the 202's priority")
+            let final = pollUntil client 120.0 id isFinal
+            Expect.equal (final.GetProperty("priority").GetInt32()) priority (body + ": the status's priority")
+            let shown = accepted.GetProperty("deadline")
+            let real = final.GetProperty("deadline")
+            Expect.equal (shown.GetProperty("source").GetString()) source (body + ": the 202's deadline source")
+            Expect.equal (shown.GetProperty("met").ValueKind) JsonValueKind.Null (body + ": met is unknown at the 202")
+            Expect.equal (shown.GetProperty("ms").GetDouble()) (real.GetProperty("ms").GetDouble()) (body + ": the 202's deadline.ms is the status's")
+            Expect.equal (shown.GetProperty("at").GetDateTimeOffset()) (real.GetProperty("at").GetDateTimeOffset()) (body + ": the 202's deadline.at is the status's")
+        check """{"prompt":"urgent","steps":2,"priority":2,"deadline_ms":60000}""" 2 "client"
+        check """{"prompt":"plain","steps":2}""" 0 "slo"
+        check """{"prompt":"null","steps":2,"priority":null}""" 0 "slo"
+        check """{"prompt":"low","steps":2,"priority":-3}""" -3 "slo"
+
 let ``cancelling a queued job cancels it at once, a running one at its next step, and a finished one is a conflict`` =
     testCase "cancelling a queued job cancels it at once, a running one at its next step, and a finished one is a conflict" <| fun () ->
         let client = readyClient defaultServer.Value
@@ -477,33 +501,143 @@ let ``every example of an error answer is what the server answers, keys and mess
         for id in accepted do pollUntil client 60.0 id isFinal |> ignore
 
 /// The OpenAPI examples of success answers (OpenApi/Examples/{operation}.{status}.json) have the keys of the server's
-/// answers to the requests they illustrate, at the top level and in each object under it (the values are another
-/// moment's).
+/// answers to the requests they illustrate, at the top level, in each object under it and in the items of each array
+/// (the union over the items; the values are another moment's). The text examples: the server-sent events have the
+/// event names, ids and data keys of the real streams', and the Prometheus text names the metrics (and their types)
+/// the server exports; the profile and round examples are documents the server reads back. Before, the cancel example
+/// of a job cancelled at once showed every stage run, the profile and round examples were version-1 profiles without
+/// batch points (which `trident replay` refused), the round lacked its bookings, completed stages and two settings,
+/// the plan's and the view's rounds their dispatches, and the metrics five counters and the histograms' buckets.
 let ``every example of a success answer has the keys the server writes`` =
     testCase "every example of a success answer has the keys the server writes" <| fun () ->
         let client = readyClient examplesServer.Value
-        let folder = Path.Combine(AppContext.BaseDirectory, "OpenApi", "Examples")
-        let file (name: string) = JsonDocument.Parse(File.ReadAllText(Path.Combine(folder, name + ".json"))).RootElement
+        // the examples as the server embeds them (the text ones are not copied next to the tests)
+        let text (name: string) =
+            use stream = typeof<Trident.Api.Hosting.ApiDocs>.Assembly.GetManifestResourceStream(Trident.Api.Hosting.ApiDocs.ExamplePrefix + name)
+            Expect.isNotNull stream (name + " is an embedded example")
+            (new StreamReader(stream)).ReadToEnd()
+        let file (name: string) = JsonDocument.Parse(text (name + ".json")).RootElement
+        // ".a.b" for an object's key, ".a[].b" for a key of an array's items
         let rec keys (path: string) (e: JsonElement) =
-            [ if e.ValueKind = JsonValueKind.Object then
+            [ match e.ValueKind with
+              | JsonValueKind.Object ->
                   for p in e.EnumerateObject() do
-                      yield path + p.Name
-                      if p.Value.ValueKind = JsonValueKind.Object then yield! keys (path + p.Name + ".") p.Value ]
-            |> List.sort
+                      yield path + "." + p.Name
+                      yield! keys (path + "." + p.Name) p.Value
+              | JsonValueKind.Array ->
+                  for item in e.EnumerateArray() do yield! keys (path + "[]") item
+              | _ -> () ]
+            |> List.distinct |> List.sort
+        // the values that show no keys: null, or an empty array (the other side's keys under them are another moment's)
+        let rec hollow (path: string) (e: JsonElement) =
+            [ match e.ValueKind with
+              | JsonValueKind.Null -> yield path
+              | JsonValueKind.Array when e.GetArrayLength() = 0 -> yield path
+              | JsonValueKind.Object -> for p in e.EnumerateObject() do yield! hollow (path + "." + p.Name) p.Value
+              | JsonValueKind.Array -> for item in e.EnumerateArray() do yield! hollow (path + "[]") item
+              | _ -> () ]
+        let under (paths: string list) (key: string) = paths |> List.exists (fun h -> key.StartsWith(h + ".") || key.StartsWith(h + "[]"))
+        let sameKeys (name: string) (shown: JsonElement) (real: JsonElement) (answer: string) =
+            let shownHollow, realHollow = hollow "" shown, hollow "" real
+            let shown = keys "" shown |> List.filter (not << under realHollow)
+            let real = keys "" real |> List.filter (not << under shownHollow)
+            let missing = real |> List.filter (fun k -> not (List.contains k shown))
+            let invented = shown |> List.filter (fun k -> not (List.contains k real))
+            Expect.isTrue (missing.IsEmpty && invented.IsEmpty)
+                (sprintf "%s: the keys; the example lacks %A and has %A the server does not write (the server answered %s)" name missing invented answer)
         let compare (name: string) (answer: HttpResponseMessage) =
-            let text = answer.Content.ReadAsStringAsync().Result
-            Expect.equal (sprintf "%s.%d" (name.Split('.')[0]) (int answer.StatusCode)) name (sprintf "%s: the status (%s)" name text)
-            Expect.equal (keys "" (file name)) (keys "" (JsonDocument.Parse(text).RootElement)) (sprintf "%s: the keys (the server answered %s)" name text)
+            let body = answer.Content.ReadAsStringAsync().Result
+            Expect.equal (sprintf "%s.%d" (name.Split('.')[0]) (int answer.StatusCode)) name (sprintf "%s: the status (%s)" name body)
+            sameKeys name (file name) (JsonDocument.Parse(body).RootElement) body
+        // server-sent events: (event, id, data) of each
+        let events (t: string) =
+            [ for block in t.Replace("\r\n", "\n").Split("\n\n", StringSplitOptions.RemoveEmptyEntries) do
+                  let field (f: string) =
+                      block.Split '\n' |> Array.tryPick (fun l -> if l.StartsWith(f + ": ") then Some(l.Substring(f.Length + 2)) else None)
+                  match field "data" with
+                  | Some data -> yield (defaultArg (field "event") "message", field "id" |> Option.isSome, JsonDocument.Parse(data).RootElement)
+                  | None -> () ]
+        let compareEvents (name: string) (real: (string * bool * JsonElement) list) =
+            let shown = events (text (name + ".txt"))
+            let names (es: (string * bool * JsonElement) list) = es |> List.map (fun (e, _, _) -> e) |> List.distinct |> List.sort
+            Expect.equal (names shown) (names real) (name + ": the event names")
+            for e, hasId, data in shown @ real do
+                Expect.isTrue hasId (sprintf "%s: event %s has an id" name e)
+                let _, _, like = real |> List.find (fun (r, _, _) -> r = e)
+                sameKeys (sprintf "%s, event %s" name e) data like (like.GetRawText())
+        // one event stream's text: to its end, or its first `first` events
+        let stream (path: string) (first: int option) =
+            use request = new HttpRequestMessage(HttpMethod.Get, path)
+            use response = client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead).Result
+            Expect.equal response.Content.Headers.ContentType.MediaType "text/event-stream" (path + ": an event stream")
+            use reader = new StreamReader(response.Content.ReadAsStream())
+            let lines = ResizeArray<string>()
+            let mutable line = reader.ReadLine()
+            let enough () = first |> Option.exists (fun n -> lines |> Seq.filter (fun l -> l.StartsWith "data: ") |> Seq.length >= n)
+            while not (isNull line) && not (enough () && line = "") do
+                lines.Add line
+                line <- reader.ReadLine()
+            String.Join("\n", lines) + "\n\n"
         let created = post client "/v1/generations" ((file "CreateGeneration.request").GetRawText())
         let id = (json created).GetProperty("id").GetString()
         compare "CreateGeneration.202" created
-        pollUntil client 120.0 id isFinal |> ignore
+        let final = pollUntil client 120.0 id isFinal
         compare "GetGeneration.200" (get client ("/v1/generations/" + id))
+        compare "GetPlanRound.200" (get client (sprintf "/v1/plan/rounds/%d" (final.GetProperty("route").GetProperty("round").GetInt64())))
         compare "Health.200" (get client "/health")
         compare "Ready.200" (get client "/ready")
         compare "ListModels.200" (get client "/v1/models")
         compare "GetCluster.200" (get client "/v1/cluster")
         compare "GetPlan.200" (get client "/v1/plan")
+        compare "GetProfile.200" (get client "/v1/profile")
+        // the documents the server reads back: the profile as a profile file, the round as `trident replay` reads it
+        let profile = Trident.Scheduling.ProfileFile.parse (text "GetProfile.200.json")
+        Expect.isTrue profile.IsOk (sprintf "GetProfile.200 is a profile file: %A" profile)
+        Trident.Runtime.Serving.SnapshotJson.Read(text "GetPlanRound.200.json") |> ignore
+        // a job followed from its start: its states and its steps
+        let streamed = submit client """{"prompt":"events","steps":20}"""
+        compareEvents "GenerationEvents.200" (events (stream (sprintf "/v1/generations/%s/events" streamed) None))
+        compare "CreateImages.200" (post client "/v1/images/generations" ((file "CreateImages.request").GetRawText()))
+        compare "ChatCompletions.200" (post client "/v1/chat/completions" ((file "ChatCompletions.request").GetRawText()))
+        let video = post client "/v1/videos" ((file "CreateVideo.request").GetRawText())
+        let videoId = (json video).GetProperty("id").GetString()
+        compare "CreateVideo.200" video
+        let deadline = DateTime.UtcNow.AddSeconds 120.0
+        let videoStatus () = (json (get client ("/v1/videos/" + videoId))).GetProperty("status").GetString()
+        while List.contains (videoStatus ()) [ "queued"; "in_progress" ] && DateTime.UtcNow < deadline do
+            Thread.Sleep 50
+        Expect.equal (videoStatus ()) "completed" "the video"
+        compare "GetVideo.200" (get client ("/v1/videos/" + videoId))
+        compare "DeleteVideo.200" (client.DeleteAsync("/v1/videos/" + videoId).Result)
+        // the metrics the server exports, by name and type, and the names of their samples (a histogram's _bucket, _sum
+        // and _count); the labels and values depend on what ran
+        let metrics (t: string) =
+            [ for l in t.Split '\n' do
+                  if l.StartsWith "# TYPE " then yield l.Substring 7
+                  elif l <> "" && not (l.StartsWith "#") then yield "sample " + l.Substring(0, l.IndexOfAny [| '{'; ' ' |]) ]
+            |> List.distinct |> List.sort
+        let exported = (get client "/metrics").Content.ReadAsStringAsync().Result
+        Expect.equal (metrics (text "Metrics.200.txt")) (metrics exported) "Metrics.200.txt: the metrics, their types and their samples' names"
+        compareEvents "ViewEvents.200" (events (stream "/v1/view/events" (Some 1)))
+        // cancel: a long job that runs (202, it stops at its next step) and, with every device busy, one that waits (200,
+        // cancelled at once); long jobs are submitted until one stays queued (the devices' count and a lone job's degree vary)
+        let running = ResizeArray<string>()
+        let mutable waiting = None
+        while waiting.IsNone && running.Count < 64 do
+            let job = submit client """{"prompt":"long","steps":2000}"""
+            // the first starts on an idle server; a later one still queued after 2 s waits for a busy device
+            let until = DateTime.UtcNow.AddSeconds(if running.Count = 0 then 30.0 else 2.0)
+            let mutable last = json (get client ("/v1/generations/" + job))
+            while status last = "queued" && DateTime.UtcNow < until do
+                Thread.Sleep 20
+                last <- json (get client ("/v1/generations/" + job))
+            if status last = "queued" then waiting <- Some job else running.Add job
+        Expect.isNonEmpty running "a long job runs"
+        compare "CancelGeneration.200" (client.DeleteAsync("/v1/generations/" + waiting.Value).Result)
+        pollUntil client 60.0 running[0] (fun s -> s.GetProperty("step").GetInt32() >= 1) |> ignore
+        compare "CancelGeneration.202" (client.DeleteAsync("/v1/generations/" + running[0]).Result)
+        for job in running do client.DeleteAsync("/v1/generations/" + job).Result.Dispose()
+        for job in running do pollUntil client 60.0 job isFinal |> ignore
 
 let ``invalid configuration stops serve at start-up with every bad key named`` =
     testCase "invalid configuration stops serve at start-up with every bad key named" <| fun () ->
@@ -561,6 +695,7 @@ let integrationTests =
             ``a negative prompt no classifier-free pass would read is refused on every route, naming negative_prompt and why``
             ``a field of the wrong type, or no JSON at all, is a 400 naming it``
             ``an unknown generation is 404 on every route``
+            ``the 202 and the status echo the priority and the deadline, 0 when no priority is sent``
             ``cancelling a queued job cancels it at once, a running one at its next step, and a finished one is a conflict``
             ``server-sent events report each state change and every diffuse step until the final state``
             ``the OpenAI-compatible route returns n base64 PNGs synchronously and validates its fields``

@@ -336,6 +336,61 @@ let ``a server holds its job store from before its start-up work, so a second on
         finally
             if Directory.Exists dir then Directory.Delete(dir, true)
 
+/// Emulated devices whose executors count their disposals, and a start-up step after the server is built that throws
+/// (the backend's Started callback, where a backend adds its instruments to the server's meter).
+type private FailingAfterBuildBackend() =
+    let inner = EmulatedServingBackend() :> IServingBackend
+    let counts = [| 0; 0 |] // executors made, disposed
+    member _.Made = Volatile.Read(&counts.[0])
+    member _.Disposed = Volatile.Read(&counts.[1])
+    interface IServingBackend with
+        member _.PrepareAsync(options, layout, log, ct) =
+            task {
+                let! parts = inner.PrepareAsync(options, layout, log, ct)
+                let executors =
+                    { new Trident.Runtime.Devices.IStageExecutorFactory with
+                        member _.Create device =
+                            Interlocked.Increment(&counts.[0]) |> ignore
+                            let e = parts.Executors.Create device
+                            { new Trident.Runtime.Devices.IStageExecutor with
+                                member _.Resident = e.Resident
+                                member _.Unload stage = e.Unload stage
+                                member _.Encode(input, c) = e.Encode(input, c)
+                                member _.Diffuse(input, embeddings, threads, observer, c) = e.Diffuse(input, embeddings, threads, observer, c)
+                                member _.Decode(input, latents, c) = e.Decode(input, latents, c)
+                                member _.Dispose() =
+                                    Interlocked.Increment(&counts.[1]) |> ignore
+                                    e.Dispose() } }
+                return ServingBackendParts(parts.Manifest, executors, parts.Profile, parts.ProfileOrigin, parts.Tokenizer,
+                    Action<Trident.Runtime.Serving.TridentServer>(fun _ -> raise (InvalidOperationException "the backend's instruments could not be added")))
+            }
+
+/// Before, a start-up step that threw after the server was built (metrics, the backend's Started) left the server
+/// running: its workers and their executors, and its journal holding the job store's lock, so the store stayed locked.
+let ``a start-up that fails after the server is built disposes the server and frees the job store`` =
+    testCase "a start-up that fails after the server is built disposes the server and frees the job store" <| fun () ->
+        let dir = Path.Combine(Path.GetTempPath(), "echo-failed-start-" + Guid.NewGuid().ToString("N"))
+        let options = Trident.Api.Options.TridentOptions()
+        options.Devices.Kind <- "emulated"
+        options.Devices.Count <- 2
+        options.Storage.Directory <- dir
+        let backend = FailingAfterBuildBackend()
+        let host = new ServerHost(backend, Microsoft.Extensions.Options.Options.Create options,
+                                  Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance, TimeProvider.System)
+        try
+            host.StartAsync(CancellationToken.None).Wait()
+            waitUntil 60.0 "the start fails" (fun () -> not (isNull host.Failure))
+            // the start's task is over once StopAsync returns
+            host.StopAsync(CancellationToken.None).Wait()
+            Expect.stringContains host.Failure "the backend's instruments could not be added" "the failure says why"
+            Expect.isNull host.Ready "not ready"
+            Expect.equal backend.Made 2 "one executor per device was made"
+            Expect.equal backend.Disposed backend.Made "every executor is disposed (the server's workers are)"
+            Trident.Runtime.Serving.JobJournal.CheckFree dir
+        finally
+            host.DisposeAsync().AsTask().Wait()
+            if Directory.Exists dir then Directory.Delete(dir, true)
+
 let ``a worker's HTTP port answers other routes with a problem+json 404 saying it is a worker`` =
     testCase "a worker's HTTP port answers other routes with a problem+json 404 saying it is a worker" <| fun () ->
         let http = Microsoft.AspNetCore.Http.DefaultHttpContext()
@@ -368,4 +423,5 @@ let unitTests =
     testList "unit" [ testList "LifecycleApiTests" [
         ``the host's shutdown timeout is the drain time plus 5 s``
         ``a worker's HTTP port answers other routes with a problem+json 404 saying it is a worker``
+        ``a start-up that fails after the server is built disposes the server and frees the job store``
     ] ]

@@ -86,7 +86,21 @@ let ``a missing pipeline and missing required options are reported together`` =
     testCase "a missing pipeline and missing required options are reported together" <| fun () ->
         let errors = errorsOf [ "--pipeline"; TinyFixture.tempPath "nowhere"; "--width"; "64" ]
         let named = errors |> List.map (fun e -> e.Substring(0, e.IndexOf ':')) |> List.sort
-        Expect.equal named ([ "--height"; "--out"; "--pipeline"; "--prompt" ]: string list) "named"
+        // --height has a default (the pipeline's default size), which a pipeline that cannot be read has not
+        Expect.equal named ([ "--out"; "--pipeline"; "--prompt" ]: string list) "named"
+
+/// Only a prompt and a file: the bundled tiny pipeline at the size a server gives a request without one (256 × 256,
+/// the built-in default the tiny pipeline serves as it is). Before: --pipeline, --width and --height were required.
+let ``generate with only --prompt and --out runs the bundled pipeline at the default size`` =
+    testCase "generate with only --prompt and --out runs the bundled pipeline at the default size" <| fun () ->
+        let out = TinyFixture.tempPath "defaults.png"
+        let code = Commands.RunAsync([| "generate"; "--prompt"; "a red fox"; "--steps"; "1"; "--threads"; "1"; "--out"; out |]).GetAwaiter().GetResult()
+        Expect.equal code 0 "exit code"
+        let image = MediaChecks.decodeImage (File.ReadAllBytes out)
+        Expect.equal (image.Width, image.Height) (256, 256) "the default size"
+        // one side given: the other keeps its default
+        let parsed = GenerateCommand.Parse(Commands.Parse(GenerateCommand.Command, [ "--prompt"; "x"; "--width"; "128"; "--out"; out ]))
+        Expect.equal (parsed.Request.Width, parsed.Request.Height) (128, 256) "--width given, --height defaulted"
 
 [<Tests>]
 let tests =
@@ -97,4 +111,5 @@ let tests =
         ``bad generate arguments give one error listing every bad option``
         ``a negative prompt no classifier-free pass reads is refused naming --negative-prompt, and read with guidance``
         ``a missing pipeline and missing required options are reported together``
+        ``generate with only --prompt and --out runs the bundled pipeline at the default size``
     ] |> testSequenced ]

@@ -115,6 +115,22 @@ let ``the start-up profile cache is kept per size: a start measures only the siz
         let _, origin4 = prepare 64 2
         Expect.stringContains origin4 "(measured at start: 64x64)" (sprintf "another provider measures again: %s" origin4)
 
+/// The cache key names the hardware: a profile measured on one GPU or CPU model is never reused on another
+/// (same pipeline, cores, provider and options); the CPU model is read from /proc/cpuinfo's "model name".
+let ``the start-up profile cache key changes with the devices' model names`` =
+    testCase "the start-up profile cache key changes with the devices' model names" <| fun () ->
+        let layout = Trident.Runtime.Devices.DeviceLayout.Cpu(1, 1, 1, 8.0)
+        let o = Trident.Api.Options.TridentOptions(Pipeline = TinyFixture.directory.Value)
+        let quick = Trident.Api.Hosting.OnnxServingBackend.QuickOptions(o, layout, TinyFixture.pipeline.Value.Manifest)
+        let key (names: string list) = Trident.Api.Hosting.OnnxServingBackend.CacheKey(TinyFixture.pipeline.Value, layout, quick, names)
+        Expect.equal (key [ "NVIDIA H200" ]) (key [ "NVIDIA H200" ]) "the same hardware, the same key"
+        Expect.notEqual (key [ "NVIDIA H200" ]) (key [ "NVIDIA A100-SXM4-80GB" ]) "another GPU model, another key"
+        Expect.notEqual (key [ "NVIDIA H200" ]) (key [ Trident.Runtime.Devices.DeviceIdentity.Unknown ]) "an unreadable name is not a known one"
+        let cpuinfo = [ "processor\t: 0"; "vendor_id\t: AuthenticAMD"; "model name\t: AMD EPYC 7763 64-Core Processor"; "model name\t: other" ]
+        Expect.equal (Trident.Runtime.Devices.DeviceIdentity.CpuModel cpuinfo) "AMD EPYC 7763 64-Core Processor" "the first model name"
+        Expect.equal (Trident.Runtime.Devices.DeviceIdentity.CpuModel [ "processor\t: 0"; "BogoMIPS\t: 50.00" ]) Trident.Runtime.Devices.DeviceIdentity.Unknown "none named"
+        Expect.equal (Trident.Runtime.Devices.DeviceIdentity.Of layout.Devices.[0]) (Trident.Runtime.Devices.DeviceIdentity.CpuModel(IO.File.ReadAllLines "/proc/cpuinfo")) "a CPU slot is this machine's CPU model"
+
 [<Tests>]
 let tests =
     testList "integration" [ testList "ProfilerTests" [
@@ -123,4 +139,5 @@ let tests =
         ``extent shapes are measured by one timed run each, at every degree, without batch points``
         ``the start-up profile measures every size the server accepts, the larger ones once``
         ``the start-up profile cache is kept per size: a start measures only the sizes the cache lacks``
+        ``the start-up profile cache key changes with the devices' model names``
     ] |> testSequenced ]

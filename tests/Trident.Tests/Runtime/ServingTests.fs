@@ -151,6 +151,26 @@ let ``a snapshot document with a missing field or a wrong type names where`` =
         Expect.stringContains (broken (fun n -> n.["queue"].[1].["steps"] <- System.Text.Json.Nodes.JsonValue.Create "8")) "at queue[1]:" "a string for a number, in the second request"
         Expect.stringContains (broken (fun n -> n.["settings"].AsObject().Remove "on_time_reward" |> ignore)) "at settings: the field 'on_time_reward' is missing" "a missing setting"
 
+/// A replay file is user input: a request priority outside −3 … 3 is refused naming the request and the range (the
+/// one message of Priority.problem); before, it was read and clamped by the planner without a word.
+let ``a snapshot document with a priority out of range is refused naming the request; -3 to 3 and null load`` =
+    testCase "a snapshot document with a priority out of range is refused naming the request and the range; -3 … 3 and null load" <| fun () ->
+        let spec = Gen.sampleWithSize 10 50 snapshotSpecs.Generator |> Array.find (fun x -> x.Requests.Length >= 2)
+        let good = SnapshotJson.Write(buildSnapshot DispatchSettings.defaults spec, Unchecked.defaultof<DispatchPlan>)
+        let withPriority (p: System.Text.Json.Nodes.JsonNode) =
+            let n = System.Text.Json.Nodes.JsonNode.Parse(good)
+            n.["queue"].[1].["priority"] <- p
+            n.ToJsonString()
+        let id = System.Text.Json.Nodes.JsonNode.Parse(good).["queue"].[1].["id"].GetValue<int64>()
+        for bad in [ 7; -4; 4; Int32.MaxValue ] do
+            let message = (expectThrows<FormatException> "refused" (fun () -> SnapshotJson.Read(withPriority (System.Text.Json.Nodes.JsonValue.Create bad)) |> ignore)).Message
+            Expect.stringContains message (sprintf "at queue[1]: request %d: " id) (sprintf "priority %d: names the request" bad)
+            Expect.stringContains message (Priority.problem bad).Value (sprintf "priority %d: the range message" bad)
+        for p in Priority.MinLevel .. Priority.MaxLevel do
+            let read = SnapshotJson.Read(withPriority (System.Text.Json.Nodes.JsonValue.Create p))
+            Expect.equal (List.item 1 read.Queue).Priority (Some p) (sprintf "priority %d loads as it is" p)
+        Expect.equal (List.item 1 (SnapshotJson.Read(withPriority null)).Queue).Priority None "null: no priority"
+
 let ``a snapshot read back from its JSON is the same round and gets the same plan`` =
     testProp 40 "a snapshot read back from its JSON is the same round and gets the same plan" <| fun () ->
         let prop (spec: SnapshotSpec) =
@@ -1168,6 +1188,7 @@ let tests =
         ``a device's schedule runs every queued task once, in order, from its busy-until``
         ``a snapshot read back from its JSON is the same round and gets the same plan``
         ``a snapshot document with a missing field or a wrong type names where``
+        ``a snapshot document with a priority out of range is refused naming the request; -3 to 3 and null load``
         ``the job store refuses new jobs only when full of active ones, and evicts finished jobs after their retention``
         ``a request goes through encode, diffuse and decode on the planned devices and yields a PNG``
         ``a failing stage fails only its own request, with the error``

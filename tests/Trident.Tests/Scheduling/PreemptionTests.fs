@@ -257,6 +257,68 @@ let ``a suspension prices the requests waiting for the victim's devices`` =
             Expect.isGreaterThan sp.Loss alone.Head.Loss "and w's delay is priced in the loss"
         | other -> failtestf "one suspension expected, got %A" other
 
+/// Random rounds on one node (seven ⟨ED⟩ devices in running groups of videos and images at every stage of
+/// their diffuse, some free, one ⟨C⟩ device busy a while; a queue of images and videos with deadlines from
+/// tight to loose and priorities −1 … 1): the bound that skips victims before planning for them changes no
+/// decision — `decideWith` returns exactly what planning every pair (`decideWithoutBound`) returns.
+let ``the bound on a victim's gain changes no preemption decision`` =
+    testProp 150 "the bound on a victim's gain changes no preemption decision" <| fun () ->
+        let cost, _, _, _, s0 = bookedDecodeScenario 125.0<s>
+        let shapes = [| Shape.video 960 544 33; Shape.video 960 544 65; Shape.image 960 544; Shape.image 720 1280 |]
+        let layouts = [| [ 4; 2; 1 ]; [ 4; 1; 1; 1 ]; [ 2; 2; 2; 1 ]; List.replicate 7 1; [ 4; 2 ]; [ 2; 1; 1 ]; [ 4 ] |]
+        let priorities = [| None; Some -1; Some 1 |]
+        let specs =
+            gen {
+                let! layout = Gen.elements layouts
+                let! groups =
+                    Gen.listOfLength layout.Length
+                        (Gen.zip3 (Gen.choose (0, shapes.Length - 1)) (Gen.choose (1, 99)) (Gen.zip3 (Gen.choose (-60, 400)) (Gen.choose (0, 2)) (Gen.choose (0, 2))))
+                let! n = Gen.choose (1, 4)
+                let! queue =
+                    Gen.listOfLength n (Gen.zip3 (Gen.choose (0, shapes.Length - 1)) (Gen.choose (60, 100)) (Gen.zip (Gen.choose (8, 40)) (Gen.choose (0, 2))))
+                let! decodeBusy = Gen.choose (0, 300)
+                let! minGain = Gen.elements [ 0.0; 100.0 ]
+                return layout, groups, queue, decodeBusy, minGain
+            }
+            |> Arb.fromGen
+        Prop.forAll specs (fun (layout, groups, queue, decodeBusy, minGain) ->
+            let now = s0.Now
+            let busy = Array.create 8 (now - 1.0<s>)
+            busy.[7] <- now + float decodeBusy * 1.0<s>
+            let running =
+                List.zip layout groups
+                |> List.mapFold
+                    (fun first (k, (shape, percentDone, (slack, suspensions, prio))) ->
+                        let shape = shapes.[shape]
+                        let diffuse = CostModel.diffuseTime cost shape 50 k
+                        let decode = CostModel.decodeTime cost shape
+                        let start = now - diffuse * float percentDone / 100.0
+                        let devices = List.init k (fun i -> DeviceId(first + i))
+                        for d in devices do
+                            busy.[d.Value] <- start + diffuse
+                        let planned = start + diffuse + decode
+                        let r =
+                            { request cost (int64 (first + 1)) 0.0 shape 50 with
+                                Arrival = start - 1.0<s>
+                                Deadline = planned + float slack * 1.0<s>
+                                Priority = priorities.[prio] }
+                        { Request = r; Devices = devices; Start = start; StepTime = diffuse / 50.0; StepsBefore = 0; Steps = 50
+                          PlannedFinish = planned; Tail = decode; Suspensions = suspensions; Behind = None },
+                        first + k)
+                    0
+                |> fst
+            let waiting =
+                queue
+                |> List.mapi (fun i (shape, arrival, (tenths, prio)) ->
+                    let r = request cost (int64 (100 + i)) (float arrival) shapes.[shape] 50
+                    // deadline: 0.8 … 4 × the request's own deadline window (the profile's SLO scale 2)
+                    { r with Deadline = r.Arrival + (r.Deadline - r.Arrival) * float tenths / 10.0; Priority = priorities.[prio] })
+            let s = { s0 with BusyUntil = busy; Queue = waiting }
+            let p = { PreemptionSettings.defaults with MinGain = minGain }
+            let bounded = Preemption.decideWith p [] s running
+            let full = Preemption.decideWithoutBound p [] s running
+            (bounded = full) |> Prop.label (sprintf "with the bound %A, planning every pair %A" bounded full))
+
 /// Random decode schedules on one device: the late bound is never earlier than the latents' arrival
 /// plus the decode, never later than the earliest gap, below the gap only where decode preemption
 /// takes the decode (then within one tile of the decode running at `ready`), and booking it as
@@ -591,6 +653,7 @@ let tests =
         ``an urgent decode goes in at the running video decode's next tile boundary``
         ``the late-bound decode prediction takes a preemption that booked decodes made the plan refuse``
         ``a suspension prices the requests waiting for the victim's devices``
+        ``the bound on a victim's gain changes no preemption decision``
         ``the late-bound decode finish lies between ready + decode and the earliest gap``
         ``a suspended request is never lost or run twice and its steps add up``
         ``an image decode that would wait behind video decodes goes in between their tiles``
