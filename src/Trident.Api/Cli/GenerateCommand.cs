@@ -31,7 +31,7 @@ public static class GenerateCommand
     private static readonly Option<string> Prompt = Opt.String("--prompt", "what to generate", required: true, helpName: "TEXT");
     private static readonly Option<string> Negative = Opt.String("--negative-prompt", "what to steer away from (classifier-free guidance's negative prompt; refused where none runs: --guidance 1)", helpName: "TEXT");
     private static readonly Option<int> Width = Opt.Int("--width", "width in pixels (the pipeline's manifest says which are accepted) [default: the server's default size for the pipeline: 256, or the nearest side it serves]", null, 1);
-    private static readonly Option<int> Height = Opt.Int("--height", "height in pixels [default: as --width]", null, 1);
+    private static readonly Option<int> Height = Opt.Int("--height", "height in pixels [default: the default size's height, as for --width]", null, 1);
     private static readonly Option<int> Frames = Opt.Int("--frames", "frames (1: an image)", 1, 1);
     private static readonly Option<int> Steps = Opt.Int("--steps", "denoising steps [default: the pipeline's]", null, 1, 10_000);
     private static readonly Option<ulong> Seed = Opt.ULong("--seed", "the noise seed (the same arguments and seed give the same bytes)", 0);

@@ -166,6 +166,14 @@ let ``a snapshot document with a priority out of range is refused naming the req
             let message = (expectThrows<FormatException> "refused" (fun () -> SnapshotJson.Read(withPriority (System.Text.Json.Nodes.JsonValue.Create bad)) |> ignore)).Message
             Expect.stringContains message (sprintf "at queue[1]: request %d: " id) (sprintf "priority %d: names the request" bad)
             Expect.stringContains message (Priority.problem bad).Value (sprintf "priority %d: the range message" bad)
+        // not a whole number: the request and the field named (before: System.Text.Json's "One of the identified items
+        // was in an invalid format" for 1.5)
+        for bad, raw in [ System.Text.Json.Nodes.JsonValue.Create 1.5 :> System.Text.Json.Nodes.JsonNode, "1.5"
+                          System.Text.Json.Nodes.JsonValue.Create "2", "\"2\""
+                          System.Text.Json.Nodes.JsonValue.Create true, "true"
+                          System.Text.Json.Nodes.JsonValue.Create 1e12, "1000000000000" ] do
+            let message = (expectThrows<FormatException> "refused" (fun () -> SnapshotJson.Read(withPriority bad) |> ignore)).Message
+            Expect.stringContains message (sprintf "at queue[1]: request %d: priority %s is not a whole number from -3 to 3 or null" id raw) (sprintf "priority %s" raw)
         for p in Priority.MinLevel .. Priority.MaxLevel do
             let read = SnapshotJson.Read(withPriority (System.Text.Json.Nodes.JsonValue.Create p))
             Expect.equal (List.item 1 read.Queue).Priority (Some p) (sprintf "priority %d loads as it is" p)
