@@ -71,7 +71,9 @@ public static class ReplayCommand
             Console.WriteLine(string.Create(inv,
                 $"  request {x.Request.Value}: k={x.Degree} {x.Vr} diffuse on [{string.Join(",", x.Diffuse.Devices.Select(g => g.Value))}] {x.Diffuse.Start:F3}–{x.Diffuse.Finish:F3} s, encode on {(x.Encode.Devices.IsEmpty ? "none (done before)" : x.Encode.Devices.Head.Value.ToString(inv))}, decode on {x.Decode.Devices.Head.Value}, finish {x.Decode.Finish:F3} s{(x.OnTime ? " on time" : " late")}, reward {x.Reward:F2}{(plan.Batched.TryFind(x.Request) is { } mates ? $", batch with {string.Join(",", mates.Value.Select(m => m.Value))} (times above: the lead alone; the batch runs them stretched)" : "")}"));
         var requests = plan.Dispatches.Length + plan.Dispatches.Sum(x => plan.Batched.TryFind(x.Request) is { } mates ? mates.Value.Length : 0);
-        Console.WriteLine(string.Create(inv, $"plan: {Dispatched(requests, plan.Dispatches.Length)}, objective {plan.Objective:F3}"));
+        // the objective is not the rewards' sum: it also charges μ per free primary device left idle (docs/policies.md,
+        // "Dispatch objective"), which a newcomer reading "reward 999.25" beside "objective 998.250" could not tell
+        Console.WriteLine(string.Create(inv, $"plan: {Dispatched(requests, plan.Dispatches.Length)}, objective {plan.Objective:F3} (the rewards of the requests started now, less μ = {d.IdlePenalty:0.###} per free primary device left idle)"));
         switch (plan.Source)
         {
             case PlanSource.Mip m:
