@@ -138,6 +138,20 @@ let ``a waiting request is in the view's queue with its slack and why it waits``
             for id in ids do (client.DeleteAsync("/v1/generations/" + id).Result).Dispose()
             for id in ids do pollUntil client 120.0 id isFinal |> ignore
 
+/// `devices` emulated flux devices at 1/20 of real time, room for 1,000 waiting requests, no drain at stop.
+let private emulatedFlux (devices: int) =
+    [ "Trident:Devices:Kind", "emulated"
+      "Trident:Devices:Count", string devices
+      "Trident:Emulation:Profile", "flux"
+      "Trident:Emulation:TimeScale", "0.05"
+      // the base settings' 64² default is not a size flux serves (128–4096): the start would stop
+      "Trident:Limits:DefaultWidth", "256"
+      "Trident:Limits:DefaultHeight", "256"
+      "Trident:Serving:QueueCapacity", "1100"
+      "Trident:Serving:DrainSeconds", "0"
+      "Trident:LogLevel", "Error"
+      "Trident:Jobs:Capacity", "1500" ]
+
 /// The size of one frame (`data:` bytes) of a server with `devices` emulated devices after `requests` long requests
 /// (1024², 400 steps: most wait), read from the stream once the frame's queue holds them all.
 let private frameBytes (port: int) (devices: int) (requests: int) =
@@ -145,17 +159,7 @@ let private frameBytes (port: int) (devices: int) (requests: int) =
     let store = Path.Combine(Path.GetTempPath(), sprintf "trident-view-size-%d-%s" port (Guid.NewGuid().ToString("N")))
     let app =
         Program.BuildServer [| yield "--urls"; yield url
-                               for k, v in baseSettings @ [ "Trident:Devices:Kind", "emulated"
-                                                            "Trident:Devices:Count", string devices
-                                                            "Trident:Emulation:Profile", "flux"
-                                                            "Trident:Emulation:TimeScale", "0.05"
-                                                            "Trident:Limits:DefaultWidth", "256"
-                                                            "Trident:Limits:DefaultHeight", "256"
-                                                            "Trident:Serving:QueueCapacity", "1100"
-                                                            "Trident:Serving:DrainSeconds", "0"
-                                                            "Trident:Storage:Directory", store
-                                                            "Trident:LogLevel", "Error"
-                                                            "Trident:Jobs:Capacity", "1500" ] do
+                               for k, v in baseSettings @ emulatedFlux devices @ [ "Trident:Storage:Directory", store ] do
                                    yield "--" + k
                                    yield v |]
     app.StartAsync().Wait()
@@ -352,18 +356,7 @@ let ``simulate --out writes view.html, one self-contained page that replays the 
 let ``in chromium: 128 emulated devices and 1,000 queued requests, every lane and the queue drawn, DOM and heap bounded`` =
     testCase "in chromium: 128 emulated devices and 1,000 queued requests, every lane and the queue drawn, DOM and heap bounded" <| fun () ->
         use server =
-            new LiveServer(
-                [ "Trident:Devices:Kind", "emulated"
-                  "Trident:Devices:Count", "128"
-                  "Trident:Emulation:Profile", "flux"
-                  "Trident:Emulation:TimeScale", "0.05"
-                  // the base settings' 64² default is not a size flux serves (128–4096): the start would stop
-                  "Trident:Limits:DefaultWidth", "256"
-                  "Trident:Limits:DefaultHeight", "256"
-                  "Trident:Serving:QueueCapacity", "1100"
-                  "Trident:Serving:DrainSeconds", "0"
-                  "Trident:LogLevel", "Error"
-                  "Trident:Jobs:Capacity", "1500" ])
+            new LiveServer(emulatedFlux 128)
         use client = new HttpClient(BaseAddress = Uri server.Url)
         waitReady client
         // 1,000 long requests (1024², 400 steps): 128 devices start a few dozen, the rest wait
