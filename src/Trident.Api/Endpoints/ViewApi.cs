@@ -32,9 +32,6 @@ public static class ViewApi
     /// <summary>Most stage tasks in a frame (the latest kept).</summary>
     public const int MaxTasks = 4000;
 
-    /// <summary>Most recent requests in a frame.</summary>
-    public const int MaxRows = 200;
-
     /// <summary>Most queue rows in a frame: the most urgent, as many as the page lists.</summary>
     public const int MaxQueueRows = 50;
 
@@ -156,11 +153,10 @@ public static class ViewApi
             var reason = state.Waits.TryGetValue(v.Id.Value, out var w)
                 ? $"{WaitReasonModule.describe(w.Reason)} (round {w.Round})"
                 : "arrived after the last round: waits for the next";
-            return new ViewQueueItemDto(Wire(v.Id), Math.Round(v.Deadline - now - tRef, 3), Math.Round(v.Deadline - now, 3),
-                Math.Round(now - v.Arrival, 3), request.Priority is { } p ? p.Value : null,
-                $"{v.Input.Height}×{v.Input.Width}×{v.Input.Frames}, {v.Input.Steps} steps", reason);
-        }).OrderByDescending(q => Priority.level(q.Priority is { } p ? Microsoft.FSharp.Core.FSharpOption<int>.Some(p) : Microsoft.FSharp.Core.FSharpOption<int>.None))
-            .ThenBy(q => q.SlackS).Take(MaxQueueRows).ToArray(); // the dispatcher's urgency order: priority, then slack
+            return (Level: Priority.level(request.Priority), Row: new ViewQueueItemDto(Wire(v.Id), Math.Round(v.Deadline - now - tRef, 3),
+                Math.Round(v.Deadline - now, 3), Math.Round(now - v.Arrival, 3), request.Priority is { } p ? p.Value : null,
+                $"{v.Input.Height}×{v.Input.Width}×{v.Input.Frames}, {v.Input.Steps} steps", reason));
+        }).OrderByDescending(q => q.Level).ThenBy(q => q.Row.SlackS).Take(MaxQueueRows).Select(q => q.Row).ToArray(); // the dispatcher's urgency order: priority, then slack
 
         // only the requests the page follows (its own submissions): the last 200 requests' rows were a quarter of a loaded frame
         var recent = (followed ?? []).Distinct().Select(id => server.Store.Find(RequestId.NewRequestId(id))).OfType<Job>().Select(j => j.View())

@@ -276,7 +276,7 @@ public static class SnapshotJson
                     r.Field("steps").GetInt32(),
                     r.Field("arrival").GetDouble(),
                     r.Field("deadline").GetDouble(),
-                    priority.ValueKind == JsonValueKind.Null ? FSharpOption<int>.None : FSharpOption<int>.Some(InRange(id, Level(id, priority))));
+                    priority.ValueKind == JsonValueKind.Null ? FSharpOption<int>.None : FSharpOption<int>.Some(PriorityOf(id, priority)));
             }).ToArray();
             // absent from documents written before resumed requests were planned with their remaining stages
             at = "completed";
@@ -320,17 +320,16 @@ public static class SnapshotJson
         }
     }
 
-    // a request's priority must be a whole JSON number (1.5, "2" or true name the request and the field, not
-    // System.Text.Json's "One of the identified items was in an invalid format")
-    private static int Level(long request, JsonElement priority) =>
-        priority.ValueKind == JsonValueKind.Number && priority.TryGetInt32(out var level)
-            ? level
-            : throw new FormatException(
+    // a request's priority as the API takes it: a whole JSON number (1.5, "2" or true name the request and the field, not
+    // System.Text.Json's "One of the identified items was in an invalid format") in range (the one range message); a
+    // replay file is refused, not clamped
+    private static int PriorityOf(long request, JsonElement priority)
+    {
+        if (priority.ValueKind != JsonValueKind.Number || !priority.TryGetInt32(out var level))
+            throw new FormatException(
                 $"request {request}: priority {priority.GetRawText()} is not a whole number from {Priority.MinLevel} to {Priority.MaxLevel} or null");
-
-    // a request's priority as the API takes it (the one range message): a replay file is refused, not clamped
-    private static int InRange(long request, int priority) =>
-        Priority.problem(priority) is { } why ? throw new FormatException($"request {request}: {why.Value}") : priority;
+        return Priority.problem(level) is { } why ? throw new FormatException($"request {request}: {why.Value}") : level;
+    }
 
     // a required field: a missing one is named (JsonElement.GetProperty's KeyNotFoundException does not say which)
     private static JsonElement Field(this JsonElement e, string name) =>

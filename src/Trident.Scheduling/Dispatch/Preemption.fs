@@ -425,51 +425,52 @@ module Preemption =
                                    && uDiffuses && uTypes.Contains types.[(List.head v.Devices).Value] then
                                     let b, doneHere = boundary s.Now v
                                     let remaining = v.Steps - doneHere
-                                    let copy = copyTime s.Cost s.Cluster v.Request.Shape
-                                    let at = b + copy
-                                    // v's loss when its diffuse, resumed after u's on its devices, ends at diffuseEnd:
-                                    // v later, and the resumption queued behind it (Behind) and the waiting requests
-                                    // holding its devices start as much later (delay)
-                                    let lossAt (diffuseEnd: float<s>) =
-                                        let fRes = diffuseEnd + v.Tail
-                                        let delay = max 0.0<s> (diffuseEnd - (v.Start + float v.Steps * v.StepTime))
+                                    if remaining > 0 && v.Devices |> List.forall (fun d -> not (used.Contains d)) then
+                                        let copy = copyTime s.Cost s.Cluster v.Request.Shape
+                                        let at = b + copy
+                                        // the resumption queued behind v (Behind) and the waiting requests holding its devices
                                         let delayed =
                                             (v.Devices
                                              |> List.collect (fun dev -> match held.TryGetValue dev with | true, xs -> xs | _ -> [])
                                              |> List.distinctBy (fun (w, _) -> w.Id))
                                             @ Option.toList v.Behind
-                                        value s.Settings v.Request v.PlannedFinish - value s.Settings v.Request fRes
-                                        + (delayed |> List.sumBy (fun (w, fw) -> value s.Settings w fw - value s.Settings w (fw + delay)))
-                                    // a bound before the plan (V is non-increasing in the finish): u finishes no earlier
-                                    // than its diffuse, which starts no earlier than `at`, and v resumes no earlier than
-                                    // that diffuse's end — the gain is at most, the loss at least, their values there.
-                                    // Skipping a victim the bound rules out changes no decision; it saves the greedy
-                                    // plan that was most of an overloaded Trident-preempt simulation (docs/policies.md)
-                                    let uEarliest = at + uMinDiffuse
-                                    let hopeless =
-                                        value s.Settings u uEarliest - vWait
-                                        - lossAt (uEarliest + copy + float remaining * v.StepTime) <= settings.MinGain - 1e-6
-                                    if remaining > 0 && not (bounded && hopeless) && v.Devices |> List.forall (fun d -> not (used.Contains d)) then
-                                        // only the victim's devices are free at `at`: the urgent plan must use them
-                                        let onVictim = Set.ofList v.Devices
-                                        let view =
-                                            Array.init busy.Length (fun i ->
-                                                if onVictim.Contains(DeviceId i) then at
-                                                elif PlacementType.isPrimary types.[i] then max busy.[i] (at + 1e-3<s>)
-                                                else busy.[i])
-                                        let s' = { s with Now = at; BusyUntil = view; Queue = [ u ] }
-                                        let plan, _ = Greedy.plan "preemption" s'
-                                        match plan.Dispatches with
-                                        | [ d ] when d.Diffuse.Devices |> List.exists onVictim.Contains ->
-                                            let fPre, booking = decodeFinish u d v.Request.Id
-                                            let gain = value s.Settings u fPre - vWait
-                                            let resume =
-                                                v.Devices
-                                                |> List.fold (fun acc dev -> if List.contains dev d.Diffuse.Devices then max acc d.Diffuse.Finish else acc) at
-                                            let loss = lossAt (resume + copy + float remaining * v.StepTime)
-                                            if gain - loss > settings.MinGain then
-                                                yield { Victim = v.Request.Id; At = at; StepsDone = v.StepsBefore + doneHere; Urgent = d; UrgentFinish = fPre; Gain = gain; Loss = loss }, booking
-                                        | _ -> () ]
+                                        // v's loss when its diffuse, resumed after u's on its devices, ends at diffuseEnd:
+                                        // v later, and `delayed` start as much later (delay)
+                                        let lossAt (diffuseEnd: float<s>) =
+                                            let fRes = diffuseEnd + v.Tail
+                                            let delay = max 0.0<s> (diffuseEnd - (v.Start + float v.Steps * v.StepTime))
+                                            value s.Settings v.Request v.PlannedFinish - value s.Settings v.Request fRes
+                                            + (delayed |> List.sumBy (fun (w, fw) -> value s.Settings w fw - value s.Settings w (fw + delay)))
+                                        // a bound before the plan (V is non-increasing in the finish): u finishes no earlier
+                                        // than its diffuse, which starts no earlier than `at`, and v resumes no earlier than
+                                        // that diffuse's end — the gain is at most, the loss at least, their values there.
+                                        // Skipping a victim the bound rules out changes no decision; it saves the greedy
+                                        // plan that was most of an overloaded Trident-preempt simulation (docs/policies.md)
+                                        let uEarliest = at + uMinDiffuse
+                                        let hopeless =
+                                            value s.Settings u uEarliest - vWait
+                                            - lossAt (uEarliest + copy + float remaining * v.StepTime) <= settings.MinGain - 1e-6
+                                        if not (bounded && hopeless) then
+                                            // only the victim's devices are free at `at`: the urgent plan must use them
+                                            let onVictim = Set.ofList v.Devices
+                                            let view =
+                                                Array.init busy.Length (fun i ->
+                                                    if onVictim.Contains(DeviceId i) then at
+                                                    elif PlacementType.isPrimary types.[i] then max busy.[i] (at + 1e-3<s>)
+                                                    else busy.[i])
+                                            let s' = { s with Now = at; BusyUntil = view; Queue = [ u ] }
+                                            let plan, _ = Greedy.plan "preemption" s'
+                                            match plan.Dispatches with
+                                            | [ d ] when d.Diffuse.Devices |> List.exists onVictim.Contains ->
+                                                let fPre, booking = decodeFinish u d v.Request.Id
+                                                let gain = value s.Settings u fPre - vWait
+                                                let resume =
+                                                    v.Devices
+                                                    |> List.fold (fun acc dev -> if List.contains dev d.Diffuse.Devices then max acc d.Diffuse.Finish else acc) at
+                                                let loss = lossAt (resume + copy + float remaining * v.StepTime)
+                                                if gain - loss > settings.MinGain then
+                                                    yield { Victim = v.Request.Id; At = at; StepsDone = v.StepsBefore + doneHere; Urgent = d; UrgentFinish = fPre; Gain = gain; Loss = loss }, booking
+                                            | _ -> () ]
                       match candidates with
                       | [] -> ()
                       | cs ->
