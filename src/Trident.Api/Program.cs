@@ -28,15 +28,18 @@ public partial class Program
         app.UseTridentRequestLogging();
         app.UseExceptionHandler();
         app.UseStatusCodePages(Problems.WriteStatusPage);
-        app.MapHealth();
-        app.MapGenerations();
-        app.MapImages();
-        app.MapVideos();
-        app.MapOpenAiCompat();
-        app.MapCluster();
-        app.MapView();
-        app.MapMetrics();
-        app.MapTridentApiDocs();
+        // every route, in one group that answers HEAD on its GET routes (HeadRequests)
+        var routes = app.MapGroup("");
+        routes.AnswerHeadAsGet();
+        routes.MapHealth();
+        routes.MapGenerations();
+        routes.MapImages();
+        routes.MapVideos();
+        routes.MapOpenAiCompat();
+        routes.MapCluster();
+        routes.MapView();
+        routes.MapMetrics();
+        routes.MapTridentApiDocs();
         return app;
     }
 }

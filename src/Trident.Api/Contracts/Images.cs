@@ -17,6 +17,10 @@ namespace Trident.Api.Contracts;
 /// <param name="OutputCompression">0–100 (default 100, the least lossy) for jpeg and webp.</param>
 /// <param name="Quality">Only <c>auto</c> (the server's settings); other levels are refused: set steps instead.</param>
 /// <param name="Background"><c>auto</c> or <c>opaque</c> (images are opaque RGB); <c>transparent</c> is refused.</param>
+/// <param name="DeadlineMs">Trident's extension (as on <c>POST /v1/generations</c>; the <c>openai</c> clients send it in
+/// <c>extra_body</c>): milliseconds from now by which the images are wanted (default: the server's SLO).</param>
+/// <param name="Priority">Trident's extension, as vLLM's <c>priority</c>: −3 … 3 (default 0), higher is more urgent
+/// (docs/policies.md, "Priority").</param>
 public sealed record ImageGenerationRequestDto(
     string? Prompt,
     int? N = null,
@@ -30,7 +34,9 @@ public sealed record ImageGenerationRequestDto(
     string? OutputFormat = null,
     int? OutputCompression = null,
     string? Quality = null,
-    string? Background = null);
+    string? Background = null,
+    long? DeadlineMs = null,
+    int? Priority = null);
 
 /// <summary>One generated image.</summary>
 /// <param name="B64Json">The file, base64 (<c>response_format: b64_json</c>); null for <c>url</c>.</param>

@@ -26,6 +26,10 @@ namespace Trident.Api.Contracts;
 /// <param name="OutputFormat"><c>mp4</c> (default), <c>webm</c> or <c>webp</c> (animated).</param>
 /// <param name="OutputCompression">0–100 (100 the least lossy).</param>
 /// <param name="NumImagesPerPrompt">diffusers' name; must be 1 (one video per request).</param>
+/// <param name="DeadlineMs">Trident's extension (as on <c>POST /v1/generations</c>): milliseconds from now by which the
+/// video is wanted (default: the server's SLO).</param>
+/// <param name="Priority">Trident's extension, as vLLM's <c>priority</c>: −3 … 3 (default 0), higher is more urgent;
+/// with preemption on, a running lower-priority video may be suspended for it (docs/policies.md, "Priority").</param>
 public sealed record VideoCreateRequestDto(
     string? Prompt,
     string? Model = null,
@@ -41,7 +45,9 @@ public sealed record VideoCreateRequestDto(
     long? Seed = null,
     string? OutputFormat = null,
     int? OutputCompression = null,
-    int? NumImagesPerPrompt = null);
+    int? NumImagesPerPrompt = null,
+    long? DeadlineMs = null,
+    int? Priority = null);
 
 /// <summary>Why a video job failed.</summary>
 /// <param name="Code"><c>generation_failed</c> or <c>cancelled</c>.</param>
@@ -69,10 +75,13 @@ public sealed record VideoErrorDto(string Code, string Message);
 /// <param name="Seed">The seed used.</param>
 /// <param name="OutputFormat">The file's format.</param>
 /// <param name="MediaType">The file's media type.</param>
+/// <param name="Deadline">Trident's extension: the job's deadline (as the job status shows it: <c>client</c> from
+/// <c>deadline_ms</c> or <c>slo</c>, and whether it was met).</param>
+/// <param name="Priority">Trident's extension: the priority level the scheduler uses, −3 … 3 (0 when none was sent).</param>
 public sealed record VideoDto(
     string Id, string Object, string Model, string Status, int Progress, long CreatedAt, long? CompletedAt, long? ExpiresAt,
     string Prompt, string Size, string Seconds, string Quality, VideoErrorDto? Error,
-    int NumFrames, int Fps, long Seed, string OutputFormat, string MediaType);
+    int NumFrames, int Fps, long Seed, string OutputFormat, string MediaType, DeadlineDto Deadline, int Priority);
 
 /// <summary>Answer of <c>DELETE /v1/videos/{id}</c>.</summary>
 public sealed record VideoDeletedDto(string Id, string Object, bool Deleted);
@@ -98,6 +107,9 @@ public sealed record ChatMessageDto(string? Role, JsonElement Content, string? N
 /// <param name="OutputFormat">png (default), jpeg, webp; for a video mp4 (default), webm, webp.</param>
 /// <param name="OutputCompression">0–100.</param>
 /// <param name="NumImagesPerPrompt">Images to make (default 1), each its own job; all are in the one choice's content.</param>
+/// <param name="DeadlineMs">Trident's extension: milliseconds from now by which the result is wanted (default: the
+/// server's SLO).</param>
+/// <param name="Priority">Trident's extension, as vLLM's <c>priority</c>: −3 … 3 (default 0), higher is more urgent.</param>
 public sealed record ChatCompletionRequestDto(
     IReadOnlyList<ChatMessageDto>? Messages,
     string? Model = null,
@@ -113,7 +125,9 @@ public sealed record ChatCompletionRequestDto(
     int? Fps = null,
     string? OutputFormat = null,
     int? OutputCompression = null,
-    int? NumImagesPerPrompt = null);
+    int? NumImagesPerPrompt = null,
+    long? DeadlineMs = null,
+    int? Priority = null);
 
 /// <summary>A data URL (<c>data:image/png;base64,…</c>).</summary>
 public sealed record ChatUrlDto(string Url);

@@ -21,6 +21,13 @@ using Trident.Runtime.Imaging;
 namespace Trident.Api.Endpoints;
 
 /// <summary>A validated submission.</summary>
+/// <summary>A request's deadline (seconds after arrival) and priority level, each null when not sent.</summary>
+internal sealed record Urgency(double? DeadlineSeconds, int? Priority)
+{
+    /// <summary>Neither sent: the server's SLO deadline, priority 0.</summary>
+    public static readonly Urgency Default = new(null, null);
+}
+
 internal sealed record ValidSubmission(GenerationInput Input, double? DeadlineSeconds, int? Priority, Estimate Estimate, int Images = 1)
 {
     /// <summary>One input per image: the request's, with seeds seed, seed + 1, ….</summary>
@@ -69,19 +76,28 @@ internal static class GenerationRequests
             new CostFields(Sent(("width", dto.Width), ("height", dto.Height), ("frames", dto.Frames)), dto.Steps is null ? null : "steps"),
             seedReserve: Math.Max(0, Math.Min(images, limits.MaxImagesPerRequest) - 1));
         var output = Output(e, dto.OutputFormat, dto.OutputCompression, dto.Fps, width, height, frames, VideoAndImageNames);
-        if (dto.DeadlineMs is { } ms && (ms < 1 || ms > limits.MaxDeadlineMs))
-            e.Add("deadline_ms", $"must be between 1 and {limits.MaxDeadlineMs}");
+        var urgency = Urgency(e, dto.DeadlineMs, dto.Priority, limits);
         CheckModel(e, dto.Model, ready);
         var schedulers = Trident.Runtime.Pipelines.Samplers.SamplerFactory.Names(ready.Manifest.Sampler);
         if (dto.Scheduler is { } scheduler && !schedulers.Contains(scheduler))
             e.Add("scheduler", $"'{scheduler}' is not a scheduler of pipeline '{ready.Manifest.Name}'; accepted: {string.Join(", ", schedulers)}");
-        if (dto.Priority is { } priority && Trident.Scheduling.Priority.problem(priority) is { } why)
-            e.Add("priority", why.Value);
         if (e.ByField.Count > 0 || estimate is null) return (null, e.ToDictionary());
         var input = new GenerationInput(dto.Prompt!, dto.NegativePrompt, width, height, frames, steps,
             dto.Seed is { } s ? (ulong)s : DrawSeed(images - 1),
             dto.Guidance ?? ready.Manifest.Guidance.DefaultScale, output, dto.Scheduler);
-        return (new ValidSubmission(input, dto.DeadlineMs / 1000.0, dto.Priority, estimate, images), []);
+        return (new ValidSubmission(input, urgency.DeadlineSeconds, urgency.Priority, estimate, images), []);
+    }
+
+    /// <summary>A request's deadline and priority as every generation route takes them (<c>deadline_ms</c>: 1 …
+    /// <c>Trident:Limits:MaxDeadlineMs</c>; <c>priority</c>: −3 … 3, <c>Priority.problem</c>), the problems added
+    /// under those names. Null when not sent: the server's SLO deadline, priority 0.</summary>
+    private static Urgency Urgency(Errors e, long? deadlineMs, int? priority, LimitOptions limits)
+    {
+        if (deadlineMs is { } ms && (ms < 1 || ms > limits.MaxDeadlineMs))
+            e.Add("deadline_ms", $"must be between 1 and {limits.MaxDeadlineMs}");
+        if (priority is { } p && Trident.Scheduling.Priority.problem(p) is { } why)
+            e.Add("priority", why.Value);
+        return new Urgency(deadlineMs / 1000.0, priority);
     }
 
     /// <summary>A server-drawn seed in [0, 2^53 − 1 − <paramref name="reserve"/>] (the images route gives the
@@ -217,9 +233,10 @@ internal static class GenerationRequests
 
     /// <summary>Validates an OpenAI-style request; returns one input per image (seeds seed, seed + 1, …) and whether
     /// the answer carries URLs.</summary>
-    public static (IReadOnlyList<GenerationInput>? Inputs, bool Urls, Dictionary<string, string[]> Errors) Validate(ImageGenerationRequestDto dto, ReadyServer ready, LimitOptions limits)
+    public static (IReadOnlyList<GenerationInput>? Inputs, bool Urls, Urgency Urgency, Dictionary<string, string[]> Errors) Validate(ImageGenerationRequestDto dto, ReadyServer ready, LimitOptions limits)
     {
         var e = new Errors();
+        var urgency = Urgency(e, dto.DeadlineMs, dto.Priority, limits);
         var n = dto.N ?? 1;
         if (n < 1 || n > MaxImages(ready, limits)) e.Add("n", $"must be between 1 and {MaxImages(ready, limits)} ({MaxImagesKey(ready, limits)})");
         if (dto.ResponseFormat is not (null or "b64_json" or "url")) e.Add("response_format", "must be 'b64_json' or 'url'");
@@ -236,13 +253,13 @@ internal static class GenerationRequests
                 seedReserve: Math.Max(0, Math.Min(n, limits.MaxImagesPerRequest) - 1)).Steps;
         if (e.ByField.ContainsKey("size") && string.IsNullOrWhiteSpace(dto.Prompt)) e.Add("prompt", "is required and must not be blank");
         var output = Output(e, dto.OutputFormat, dto.OutputCompression, null, width, height, 1, MediaFormats.ImageNames);
-        if (e.ByField.Count > 0) return (null, false, e.ToDictionary());
+        if (e.ByField.Count > 0) return (null, false, urgency, e.ToDictionary());
         var seed = dto.Seed is { } s ? (ulong)s : DrawSeed(n - 1);
         var inputs = Enumerable.Range(0, n)
             .Select(i => new GenerationInput(dto.Prompt!, dto.NegativePrompt, width, height, 1, steps, seed + (ulong)i,
                 dto.Guidance ?? ready.Manifest.Guidance.DefaultScale, output))
             .ToArray();
-        return (inputs, dto.ResponseFormat == "url", []);
+        return (inputs, dto.ResponseFormat == "url", urgency, []);
     }
 
     /// <summary>Wire names of the videos and chat routes (vLLM-Omni's and diffusers') for the fields Check names.</summary>
@@ -258,6 +275,7 @@ internal static class GenerationRequests
         var e = new Errors();
         CheckModel(e, dto.Model, ready);
         OnePerRequest(e, dto.NumImagesPerPrompt, "num_images_per_prompt", "one request makes one video");
+        var urgency = Urgency(e, dto.DeadlineMs, dto.Priority, limits);
         int width = dto.Width ?? limits.DefaultWidth, height = dto.Height ?? limits.DefaultHeight;
         if (dto.Size is not null)
         {
@@ -298,14 +316,15 @@ internal static class GenerationRequests
         var input = new GenerationInput(dto.Prompt!, dto.NegativePrompt, width, height, frames, steps,
             dto.Seed is { } s ? (ulong)s : DrawSeed(0), dto.GuidanceScale ?? ready.Manifest.Guidance.DefaultScale,
             output with { FramesPerSecond = fps });
-        return (new ValidSubmission(input, null, null, estimate), []);
+        return (new ValidSubmission(input, urgency.DeadlineSeconds, urgency.Priority, estimate), []);
     }
 
     /// <summary>Validates <c>POST /v1/chat/completions</c>: one input per image (seeds seed, seed + 1, …).</summary>
-    public static (IReadOnlyList<GenerationInput>? Inputs, Dictionary<string, string[]> Errors) Validate(ChatCompletionRequestDto dto, ReadyServer ready, LimitOptions limits)
+    public static (IReadOnlyList<GenerationInput>? Inputs, Urgency Urgency, Dictionary<string, string[]> Errors) Validate(ChatCompletionRequestDto dto, ReadyServer ready, LimitOptions limits)
     {
         var e = new Errors();
         CheckModel(e, dto.Model, ready);
+        var urgency = Urgency(e, dto.DeadlineMs, dto.Priority, limits);
         if (dto.Stream is true) e.Add("stream", "streaming is not implemented: send false or leave it out (progress: POST /v1/generations and its events)");
         if (dto.N is not (null or 1)) e.Add("n", "must be 1 (one choice); for several images send num_images_per_prompt");
         var prompt = ChatPrompt(e, dto.Messages);
@@ -317,13 +336,13 @@ internal static class GenerationRequests
             seedReserve: Math.Max(0, Math.Min(n, limits.MaxImagesPerRequest) - 1), names: DiffusersNames).Steps;
         if (prompt is null) e.ByField.Remove("prompt");
         var output = Output(e, dto.OutputFormat, dto.OutputCompression, dto.Fps, width, height, frames, VideoAndImageNames);
-        if (e.ByField.Count > 0) return (null, e.ToDictionary());
+        if (e.ByField.Count > 0) return (null, urgency, e.ToDictionary());
         var seed = dto.Seed is { } s ? (ulong)s : DrawSeed(n - 1);
         var inputs = Enumerable.Range(0, n)
             .Select(i => new GenerationInput(prompt!, dto.NegativePrompt, width, height, frames, steps, seed + (ulong)i,
                 dto.GuidanceScale ?? ready.Manifest.Guidance.DefaultScale, output))
             .ToArray();
-        return (inputs, []);
+        return (inputs, urgency, []);
     }
 
     /// <summary>The prompt of a chat request: the text of its one user message (a string, or its text parts joined

@@ -43,10 +43,10 @@ public static class ImagesApi
             GenerationRequests.ImageAliases);
         if (dto is null && parseStatus != StatusCodes.Status400BadRequest) return Problems.Body(parseStatus, parseErrors);
         if (dto is null) return TypedResults.ValidationProblem(parseErrors);
-        var (inputs, urls, errors) = GenerationRequests.Validate(dto, ready, options.Value.Limits);
+        var (inputs, urls, urgency, errors) = GenerationRequests.Validate(dto, ready, options.Value.Limits);
         if (inputs is null) return TypedResults.ValidationProblem(errors);
 
-        var (jobs, problem) = await RunAllAsync(http, ready, inputs);
+        var (jobs, problem) = await RunAllAsync(http, ready, inputs, urgency);
         if (problem is not null) return problem;
         var data = jobs!.Select(job =>
         {
@@ -66,12 +66,13 @@ public static class ImagesApi
     /// <summary>Submits every input as a job and waits for all of them: the jobs, all succeeded, or the problem to
     /// answer (429/503 when one is refused — the others are cancelled —, 409 when one was cancelled, 500 when one
     /// failed). A client that goes away cancels them.</summary>
-    internal static async Task<(IReadOnlyList<Job>? Jobs, ProblemHttpResult? Problem)> RunAllAsync(HttpContext http, ReadyServer ready, IReadOnlyList<GenerationInput> inputs)
+    internal static async Task<(IReadOnlyList<Job>? Jobs, ProblemHttpResult? Problem)> RunAllAsync(HttpContext http, ReadyServer ready,
+        IReadOnlyList<GenerationInput> inputs, Urgency urgency)
     {
         var server = ready.Server;
         // all or none, in one round of the serving loop: the images batch together when batching is on
         IReadOnlyList<Job> jobs;
-        switch (server.SubmitAll(inputs, null, null))
+        switch (server.SubmitAll(inputs, urgency.DeadlineSeconds, urgency.Priority))
         {
             case SubmitOutcome.AcceptedAll all:
                 jobs = all.Jobs;

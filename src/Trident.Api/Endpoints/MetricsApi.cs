@@ -11,9 +11,9 @@ public static class MetricsApi
     /// <summary>Maps the metrics route: a GET route whose handler runs the exporter's scraping middleware
     /// (rather than <c>MapPrometheusScrapingEndpoint</c>'s any-method endpoint), so other methods get 405 like
     /// on every route and the route is in the OpenAPI document.</summary>
-    public static WebApplication MapMetrics(this WebApplication app)
+    public static IEndpointRouteBuilder MapMetrics(this IEndpointRouteBuilder app)
     {
-        var scrape = ((IApplicationBuilder)app).New().UseOpenTelemetryPrometheusScrapingEndpoint(_ => true).Build();
+        var scrape = app.CreateApplicationBuilder().UseOpenTelemetryPrometheusScrapingEndpoint(_ => true).Build();
         // a Delegate, not a RequestDelegate: a route handler, which the OpenAPI document describes
         Func<HttpContext, Task> handler = http => scrape(http);
         app.MapGet("/metrics", (Delegate)handler)

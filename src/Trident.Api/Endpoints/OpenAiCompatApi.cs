@@ -55,10 +55,10 @@ public static class OpenAiCompatApi
         var (dto, parseErrors, parseStatus) = await JsonBody.ReadAsync<ChatCompletionRequestDto>(http, flatten: "extra_body");
         if (dto is null && parseStatus != StatusCodes.Status400BadRequest) return Problems.Body(parseStatus, parseErrors);
         if (dto is null) return TypedResults.ValidationProblem(parseErrors);
-        var (inputs, errors) = GenerationRequests.Validate(dto, ready, options.Value.Limits);
+        var (inputs, urgency, errors) = GenerationRequests.Validate(dto, ready, options.Value.Limits);
         if (inputs is null) return TypedResults.ValidationProblem(errors);
 
-        var (jobs, problem) = await ImagesApi.RunAllAsync(http, ready, inputs);
+        var (jobs, problem) = await ImagesApi.RunAllAsync(http, ready, inputs, urgency);
         if (problem is not null) return problem;
         var content = jobs!.Select(job =>
         {

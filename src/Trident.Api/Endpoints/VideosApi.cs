@@ -150,6 +150,7 @@ public static class VideosApi
             finished is { } f ? (f + ready.Server.Store.Retention).ToUnixTimeSeconds() : null,
             input.Prompt, $"{width}x{height}",
             (input.Frames / (double)fps).ToString("0.###", CultureInfo.InvariantCulture), "standard", error,
-            input.Frames, fps, (long)input.Seed, MediaFormats.Name(format), MediaFormats.MediaType(format));
+            input.Frames, fps, (long)input.Seed, MediaFormats.Name(format), MediaFormats.MediaType(format),
+            GenerationsApi.Deadline(job, v), GenerationsApi.Priority(job));
     }
 }

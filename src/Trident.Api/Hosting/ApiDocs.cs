@@ -28,12 +28,15 @@ public static class ApiDocs
     {
         services.AddOpenApi(o =>
         {
+            // HEAD is GET without the body (HeadRequests): the document lists each route once, as GET
+            var byDocument = o.ShouldInclude;
+            o.ShouldInclude = description => !HttpMethods.IsHead(description.HttpMethod ?? "") && byDocument(description);
             o.AddDocumentTransformer((document, _, _) =>
             {
                 document.Info.Title = "Trident";
                 document.Info.Description =
                     "Stage-level serving of diffusion pipelines. Every error answer is application/problem+json; a 400 names each bad field. " +
-                    "Jobs carry a trace_id (W3C) of their OpenTelemetry trace.";
+                    "Jobs carry a trace_id (W3C) of their OpenTelemetry trace. Every GET route but the event streams answers HEAD too (headers only).";
                 return Task.CompletedTask;
             });
             o.AddOperationTransformer((operation, _, _) =>
@@ -46,7 +49,7 @@ public static class ApiDocs
     }
 
     /// <summary>Maps the document and the page.</summary>
-    public static WebApplication MapTridentApiDocs(this WebApplication app)
+    public static IEndpointRouteBuilder MapTridentApiDocs(this IEndpointRouteBuilder app)
     {
         app.MapOpenApi(DocumentPath);
         app.MapScalarApiReference(PagePath, o => o

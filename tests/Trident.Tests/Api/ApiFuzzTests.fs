@@ -217,7 +217,8 @@ let private generationFields =
 
 let private imageFields =
     [ "prompt", Str; "n", Int; "size", Str; "response_format", Str; "model", Str; "negative_prompt", Str; "steps", Int; "seed", Long
-      "guidance", Double; "output_format", Str; "output_compression", Int; "quality", Str; "background", Str ]
+      "guidance", Double; "output_format", Str; "output_compression", Int; "quality", Str; "background", Str
+      "deadline_ms", Long; "priority", Int ]
 
 let private unsupportedOpenAi =
     [ "style"; "user"; "moderation"; "partial_images"; "stream"; "image"; "mask" ]

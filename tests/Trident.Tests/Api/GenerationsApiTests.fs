@@ -168,6 +168,92 @@ let ``the 202 and the status echo the priority and the deadline, 0 when no prior
         check """{"prompt":"null","steps":2,"priority":null}""" 0 "slo"
         check """{"prompt":"low","steps":2,"priority":-3}""" -3 "slo"
 
+/// The OpenAI-compatible routes take Trident's `priority` and `deadline_ms` as extension fields (the `openai` clients
+/// send them in `extra_body`; vLLM's server takes `priority` the same way) and hand them to the scheduler as the native
+/// route does: the video object echoes both, the images' and the chat's jobs show them in their status, and a priority
+/// out of range is a 400 naming it on every route. Before, each was a 400 "unknown field" and a video had no priority.
+let ``the OpenAI-compatible routes take priority and deadline_ms and the video object echoes them`` =
+    testCase "the OpenAI-compatible routes take priority and deadline_ms and the video object echoes them" <| fun () ->
+        let client = readyClient defaultServer.Value
+        let jobStatus (id: string) = pollUntil client 120.0 id isFinal
+        let expectUrgency (what: string) (shown: JsonElement) (priority: int) (source: string) =
+            Expect.equal (shown.GetProperty("priority").GetInt32()) priority (what + ": priority")
+            Expect.equal (shown.GetProperty("deadline").GetProperty("source").GetString()) source (what + ": deadline source")
+            if source = "client" then
+                Expect.equal (shown.GetProperty("deadline").GetProperty("ms").GetDouble()) 60000.0 (what + ": deadline ms")
+        // videos: the 200 and the video object
+        use video = post client "/v1/videos" """{"prompt":"x","size":"64x64","num_frames":5,"num_inference_steps":2,"priority":2,"deadline_ms":60000}"""
+        Expect.equal video.StatusCode HttpStatusCode.OK "the video is queued"
+        let created = json video
+        expectUrgency "the video's 200" created 2 "client"
+        let videoJob = created.GetProperty("id").GetString().Substring("video_".Length)
+        jobStatus videoJob |> ignore
+        expectUrgency "the video object" (json (get client ("/v1/videos/" + created.GetProperty("id").GetString()))) 2 "client"
+        expectUrgency "the video's job status" (jobStatus videoJob) 2 "client"
+        use plain = post client "/v1/videos" """{"prompt":"x","size":"64x64","num_frames":5,"num_inference_steps":2}"""
+        expectUrgency "a video without them" (json plain) 0 "slo"
+        // images: top level, as extra_body puts them
+        use images = post client "/v1/images/generations" """{"prompt":"x","size":"64x64","steps":2,"n":2,"priority":-1,"deadline_ms":60000}"""
+        Expect.equal images.StatusCode HttpStatusCode.OK "the images"
+        for image in (json images).GetProperty("data").EnumerateArray() do
+            expectUrgency "an image's job" (jobStatus (image.GetProperty("id").GetString())) -1 "client"
+        // chat: top level or in extra_body
+        use chat = post client "/v1/chat/completions" """{"messages":[{"role":"user","content":"x"}],"extra_body":{"height":64,"width":64,"num_inference_steps":2,"priority":3}}"""
+        Expect.equal chat.StatusCode HttpStatusCode.OK "the chat completion"
+        let chatJob = (json chat).GetProperty("id").GetString().Substring("chatcmpl-".Length)
+        expectUrgency "the chat's job" (jobStatus chatJob) 3 "slo"
+        // out of range: named on every route
+        for path, body in [ "/v1/videos", """{"prompt":"x","num_frames":5,"priority":4}"""
+                            "/v1/images/generations", """{"prompt":"x","priority":-4}"""
+                            "/v1/chat/completions", """{"messages":[{"role":"user","content":"x"}],"priority":9,"deadline_ms":0}""" ] do
+            use r = post client path body
+            Expect.equal r.StatusCode HttpStatusCode.BadRequest (path + ": 400")
+            let errors = (json r).GetProperty("errors")
+            Expect.stringContains (errors.GetProperty("priority").Item(0).GetString()) "-3" (path + ": the priority's range")
+            if body.Contains "deadline_ms" then
+                Expect.stringContains (errors.GetProperty("deadline_ms").Item(0).GetString()) "between 1 and" (path + ": the deadline's range")
+
+/// HEAD (RFC 9110 §9.3.2: GET's status and headers, no body) on every GET route — `curl -I`, load balancers' health
+/// checks, a client asking a result's size. Before, every HEAD was a 405. Event streams stay GET only (a HEAD would hold
+/// the connection open for a stream nobody reads).
+let ``HEAD answers every GET route as GET does, and event streams stay GET only`` =
+    testCase "HEAD answers every GET route as GET does, and event streams stay GET only" <| fun () ->
+        let factory = defaultServer.Value
+        let client = readyClient factory
+        let id = submit client """{"prompt":"head","width":64,"height":64,"steps":1}"""
+        pollUntil client 120.0 id isFinal |> ignore
+        let head (path: string) =
+            use request = new HttpRequestMessage(HttpMethod.Head, path)
+            client.SendAsync(request).Result
+        for path in [ "/health"; "/ready"; "/v1/models"; "/v1/cluster"; "/v1/plan"; "/v1/profile"; "/metrics"; "/openapi/v1.json"
+                      "/v1/generations/" + id; "/v1/generations/" + id + "/result"; "/v1/generations/999999"; "/v1/videos/video_999999" ] do
+            use g = get client path
+            use h = head path
+            Expect.equal h.StatusCode g.StatusCode (path + ": HEAD's status is GET's")
+            Expect.equal (string h.Content.Headers.ContentType) (string g.Content.Headers.ContentType) (path + ": HEAD's media type is GET's")
+        use result = get client ("/v1/generations/" + id + "/result")
+        use resultHead = head ("/v1/generations/" + id + "/result")
+        Expect.equal resultHead.Content.Headers.ContentLength (Nullable(int64 (result.Content.ReadAsByteArrayAsync().Result.Length)))
+            "a result's HEAD gives its length"
+        for path in [ "/v1/generations/" + id + "/events"; "/v1/view/events" ] do
+            use h = head path
+            Expect.equal h.StatusCode HttpStatusCode.MethodNotAllowed (path + ": an event stream is GET only")
+        // every GET route of the application has HEAD, except the event streams: a route added later is covered too
+        let endpoints =
+            Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.GetServices<Microsoft.AspNetCore.Routing.EndpointDataSource>(factory.Services)
+            |> Seq.collect (fun source -> source.Endpoints)
+            |> Seq.choose (fun e ->
+                match e.Metadata.GetMetadata<Microsoft.AspNetCore.Routing.IHttpMethodMetadata>(), e with
+                | null, _ -> None
+                | methods, (:? Microsoft.AspNetCore.Routing.RouteEndpoint as r) when Seq.contains "GET" methods.HttpMethods ->
+                    Some(r.RoutePattern.RawText, Seq.contains "HEAD" methods.HttpMethods, Trident.Api.Hosting.HeadRequests.IsEventStream e.Metadata)
+                | _ -> None)
+            |> List.ofSeq
+        Expect.isGreaterThan endpoints.Length 10 "the GET routes are found"
+        for pattern, hasHead, stream in endpoints do
+            Expect.equal hasHead (not stream) (sprintf "%s: HEAD unless an event stream" pattern)
+        Expect.equal (endpoints |> List.filter (fun (_, _, s) -> s) |> List.length) 2 "two event streams (a job's, the view's)"
+
 let ``cancelling a queued job cancels it at once, a running one at its next step, and a finished one is a conflict`` =
     testCase "cancelling a queued job cancels it at once, a running one at its next step, and a finished one is a conflict" <| fun () ->
         let client = readyClient defaultServer.Value
@@ -696,6 +782,8 @@ let integrationTests =
             ``a field of the wrong type, or no JSON at all, is a 400 naming it``
             ``an unknown generation is 404 on every route``
             ``the 202 and the status echo the priority and the deadline, 0 when no priority is sent``
+            ``the OpenAI-compatible routes take priority and deadline_ms and the video object echoes them``
+            ``HEAD answers every GET route as GET does, and event streams stay GET only``
             ``cancelling a queued job cancels it at once, a running one at its next step, and a finished one is a conflict``
             ``server-sent events report each state change and every diffuse step until the final state``
             ``the OpenAI-compatible route returns n base64 PNGs synchronously and validates its fields``
