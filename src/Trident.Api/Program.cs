@@ -25,6 +25,7 @@ public partial class Program
         builder.Services.AddTridentApi();
 
         var app = builder.Build();
+        app.UseTridentCors();
         app.UseTridentRequestLogging();
         app.UseExceptionHandler();
         app.UseStatusCodePages(Problems.WriteStatusPage);

@@ -310,6 +310,7 @@ public static class TridentHosting
         // after the framework's writer (which AddProblemDetails registers): for the clients it declines
         services.AddSingleton<IProblemDetailsWriter, Trident.Api.Endpoints.Problems.AnyAcceptWriter>();
         services.AddTridentApiDocs();
+        services.AddTridentCors();
         return services;
     }
 }

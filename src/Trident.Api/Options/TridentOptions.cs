@@ -58,6 +58,28 @@ public sealed class TridentOptions
 
     /// <summary>Traces and metrics exported by OpenTelemetry (OTLP); /metrics is always served.</summary>
     public TelemetryOptions Telemetry { get; set; } = new();
+
+    /// <summary>Cross-origin requests from browser applications (CORS); none allowed by default.</summary>
+    public CrossOriginOptions Cors { get; set; } = new();
+}
+
+/// <summary>Section <c>Trident:Cors</c>: which web origins a browser lets call the API (CORS, the Fetch standard),
+/// answered by ASP.NET Core's CORS middleware (docs/serving.md, "Browser clients").</summary>
+public sealed class CrossOriginOptions
+{
+    /// <summary>Origins allowed to call the API from a browser, each <c>scheme://host[:port]</c> (e.g.
+    /// <c>http://localhost:3000</c>), or the one entry <c>*</c> for any origin; empty: no cross-origin access.</summary>
+    public string[] Origins { get; set; } = [];
+
+    /// <summary>How long a browser may cache a preflight answer, in seconds.</summary>
+    public int PreflightMaxAgeSeconds { get; set; } = 600;
+
+    /// <summary>Whether <paramref name="origin"/> is a valid entry of <see cref="Origins"/>: <c>*</c>, or an absolute
+    /// http(s) URI with nothing after the host and port.</summary>
+    public static bool IsOrigin(string origin) =>
+        origin == "*"
+        || Uri.TryCreate(origin, UriKind.Absolute, out var u) && (u.Scheme == Uri.UriSchemeHttp || u.Scheme == Uri.UriSchemeHttps)
+           && origin.TrimEnd('/') == u.GetLeftPart(UriPartial.Authority) && u.UserInfo.Length == 0;
 }
 
 /// <summary>Section <c>Trident:Telemetry</c>: OpenTelemetry export (docs/serving.md, Observability).</summary>

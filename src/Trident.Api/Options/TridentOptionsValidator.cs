@@ -164,6 +164,11 @@ public sealed class TridentOptionsValidator : IValidateOptions<TridentOptions>
         Check(TelemetryOptions.OtlpProtocols.Contains(t.OtlpProtocol), "Telemetry:OtlpProtocol", $"must be grpc or http/protobuf (got '{t.OtlpProtocol}')");
         Check(t.OtlpExportIntervalMs is >= 100 and <= 3_600_000, "Telemetry:OtlpExportIntervalMs", "must be between 100 and 3600000");
         Check(!string.IsNullOrWhiteSpace(t.ServiceName), "Telemetry:ServiceName", "must not be empty");
+        var cors = o.Cors;
+        foreach (var origin in cors.Origins.Where(x => !CrossOriginOptions.IsOrigin(x)))
+            Check(false, "Cors:Origins", $"'{origin}' is not an origin: give scheme://host[:port] with no path (e.g. http://localhost:3000), or * for any");
+        Check(!(cors.Origins.Contains("*") && cors.Origins.Length > 1), "Cors:Origins", "* allows every origin: give it alone");
+        Check(cors.PreflightMaxAgeSeconds is >= 0 and <= 86_400, "Cors:PreflightMaxAgeSeconds", "must be between 0 and 86400");
         Check(o.Profile.Length == 0 || File.Exists(o.Profile), "Profile", $"'{o.Profile}' does not exist");
         return errors;
     }
