@@ -145,3 +145,11 @@ public sealed record GenerationStatusDto(
 
 /// <summary>One server-sent event of <c>GET /v1/generations/{id}/events</c>.</summary>
 public sealed record GenerationEventDto(string Id, long Sequence, string Status, int Step, int TotalSteps, string? Error);
+
+/// <summary>A page of jobs (<c>GET /v1/generations</c>, <c>GET /v1/videos</c>), as OpenAI's list answers are shaped.</summary>
+/// <param name="Object">Always <c>list</c>.</param>
+/// <param name="Data">The jobs of the page, in the order asked for (newest first by default).</param>
+/// <param name="FirstId">The first job's id, or null for an empty page.</param>
+/// <param name="LastId">The last job's id, or null for an empty page: give it as <c>after</c> for the next page.</param>
+/// <param name="HasMore">Whether more jobs follow this page.</param>
+public sealed record JobListDto<T>(string Object, IReadOnlyList<T> Data, string? FirstId, string? LastId, bool HasMore);

@@ -34,6 +34,11 @@ public static class GenerationsApi
             .WithDescription("Accepts a job (202) after checking every field against the limits and the cost model's prediction; the job is durable before the answer. 400 names every bad field.")
             .ProducesProblem(StatusCodes.Status413PayloadTooLarge).ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
             .ProducesProblem(StatusCodes.Status429TooManyRequests).ProducesProblem(StatusCodes.Status503ServiceUnavailable);
+        group.MapGet("", List).WithName("ListGenerations").WithSummary("The jobs held (images and videos), a page at a time")
+            .WithDescription("after (the previous page's last_id), limit 0–100 (default 20), order desc (newest first, the default) or asc, and " +
+                             "status: a comma-separated list of statuses to keep. A job is listed until its retention time after it finished. " +
+                             "400 names a bad parameter.")
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
         group.MapGet("/{id:long:regex(^-?[0-9]+$)}", Get).WithName("GetGeneration").WithSummary("Status, timings, deadline and route of a job")
             .ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status503ServiceUnavailable);
         group.MapGet("/{id:long:regex(^-?[0-9]+$)}/result", Result).WithName("GetGenerationResult").WithSummary("The result file (image or video)")
@@ -75,6 +80,20 @@ public static class GenerationsApi
             default:
                 throw new InvalidOperationException("unknown submission outcome");
         }
+    }
+
+    private static Results<Ok<JobListDto<GenerationStatusDto>>, ValidationProblem, ProblemHttpResult> List(string? after, string? limit,
+        string? order, string? status, HttpContext http, ServerHost host)
+    {
+        if (host.Ready is not { } ready) return Problems.NotReady(http, host);
+        var (query, errors) = JobListQuery.Parse(after, limit, order, "");
+        var statuses = Enum.GetValues<JobStatus>().ToDictionary(Name);
+        var kept = new HashSet<JobStatus>();
+        foreach (var name in status?.Split(',') ?? [])
+            if (statuses.TryGetValue(name.Trim(), out var s)) kept.Add(s);
+            else errors["status"] = [$"'{name.Trim()}' is not a status; statuses: {string.Join(", ", statuses.Keys)}"];
+        if (query is null || errors.Count > 0) return TypedResults.ValidationProblem(errors);
+        return TypedResults.Ok(query.Page(ready.Server.Store, job => kept.Count == 0 || kept.Contains(job.Status), job => Status(job, ready), Id));
     }
 
     private static Results<Ok<GenerationStatusDto>, ProblemHttpResult> Get(long id, HttpContext http, ServerHost host)

@@ -3,6 +3,7 @@
 // restart like any job):
 //   POST   /v1/videos               queue a job (JSON, or the form OpenAI's and vLLM-Omni's clients send);
 //                                   200 with the video object, status "queued";
+//   GET    /v1/videos               the video jobs held, a page at a time (after, limit, order: JobLists.cs);
 //   GET    /v1/videos/{id}          the video object: status queued | in_progress | completed | failed, progress;
 //   GET    /v1/videos/{id}/content  the file (mp4 by default; webm, animated webp on request);
 //   DELETE /v1/videos/{id}          forget the job and its file (a job still running is cancelled first and
@@ -35,6 +36,9 @@ public static class VideosApi
             .WithDescription("OpenAI's video API (JSON or form). 200 with the video object; 400 names every bad field.")
             .ProducesProblem(StatusCodes.Status413PayloadTooLarge).ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
             .ProducesProblem(StatusCodes.Status429TooManyRequests);
+        group.MapGet("", List).WithName("ListVideos").WithSummary("The video jobs held, a page at a time")
+            .WithDescription("OpenAI's list: after (the previous page's last_id), limit 0–100 (default 20), order desc (newest first, the default) or asc. " +
+                             "A job is listed until its retention time after it finished. 400 names a bad parameter.");
         group.MapGet("/{id}", Get).WithName("GetVideo").WithSummary("A video job's status").ProducesProblem(StatusCodes.Status404NotFound);
         group.MapGet("/{id}/content", Content).WithName("GetVideoContent").WithSummary("The video file")
             .Produces<byte[]>(StatusCodes.Status200OK, "video/mp4", "video/webm", "image/webp")
@@ -61,6 +65,16 @@ public static class VideosApi
             SubmitOutcome.Unavailable unavailable => Problems.Unavailable(http, unavailable),
             _ => throw new InvalidOperationException("unknown submission outcome"),
         };
+    }
+
+    private static Results<Ok<JobListDto<VideoDto>>, ValidationProblem, ProblemHttpResult> List(string? after, string? limit, string? order,
+        HttpContext http, ServerHost host, IOptions<TridentOptions> options)
+    {
+        if (host.Ready is not { } ready) return Problems.NotReady(http, host);
+        var (query, errors) = JobListQuery.Parse(after, limit, order, IdPrefix);
+        if (query is null) return TypedResults.ValidationProblem(errors);
+        return TypedResults.Ok(query.Page(ready.Server.Store, job => job.Input.Frames > 1, job => Video(job, ready, options.Value),
+            job => IdPrefix + GenerationsApi.Id(job)));
     }
 
     private static Results<Ok<VideoDto>, ProblemHttpResult> Get(string id, HttpContext http, ServerHost host, IOptions<TridentOptions> options)

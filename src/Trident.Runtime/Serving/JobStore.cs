@@ -77,6 +77,27 @@ public sealed class JobStore
         }
     }
 
+    /// <summary>A page of the held jobs that <paramref name="keep"/> admits, in id order (the order of acceptance):
+    /// ascending, the jobs with an id above <paramref name="after"/>, or descending (newest first), those below it; at
+    /// most <paramref name="limit"/> of them, and whether more follow. O(n log n) in the jobs held, under the lock
+    /// (the store holds at most <see cref="Capacity"/>).</summary>
+    /// <param name="keep">Which jobs to list (e.g. videos only, or some statuses).</param>
+    /// <param name="after">The cursor: the last id of the previous page, or null for the first page.</param>
+    /// <param name="limit">Most jobs in the page, ≥ 0.</param>
+    /// <param name="ascending">Oldest first instead of newest first.</param>
+    public (IReadOnlyList<Job> Jobs, bool HasMore) Page(Func<Job, bool> keep, long? after, int limit, bool ascending)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(limit);
+        lock (_gate)
+        {
+            var past = _jobs.Values.Where(j => after is not { } a || (ascending ? j.Id.Value > a : j.Id.Value < a)).Where(keep);
+            var page = (ascending ? past.OrderBy(j => j.Id.Value) : past.OrderByDescending(j => j.Id.Value)).Take(limit + 1).ToList();
+            var more = page.Count > limit;
+            if (more) page.RemoveAt(limit);
+            return (page, more);
+        }
+    }
+
     /// <summary>Drops finished jobs whose retention has passed; returns how many.</summary>
     public int EvictExpired()
     {

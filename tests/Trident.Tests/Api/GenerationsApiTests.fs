@@ -254,6 +254,53 @@ let ``HEAD answers every GET route as GET does, and event streams stay GET only`
             Expect.equal hasHead (not stream) (sprintf "%s: HEAD unless an event stream" pattern)
         Expect.equal (endpoints |> List.filter (fun (_, _, s) -> s) |> List.length) 2 "two event streams (a job's, the view's)"
 
+/// The list routes (GET /v1/generations, GET /v1/videos: OpenAI's cursor pagination) page through the jobs held:
+/// newest first by default, `after` the previous page's last_id, `limit`, `order`, and on the native route a status
+/// filter; /v1/videos lists videos only; a bad parameter is a 400 naming it. Before, both were 405s.
+let ``the list routes page through the jobs held, newest first, and name a bad parameter`` =
+    testCase "the list routes page through the jobs held, newest first, and name a bad parameter" <| fun () ->
+        let client = readyClient defaultServer.Value
+        let images = [ for i in 1..3 -> submit client (sprintf """{"prompt":"list %d","width":64,"height":64,"steps":1}""" i) ]
+        let videos =
+            [ for _ in 1..2 ->
+                use r = post client "/v1/videos" """{"prompt":"list","size":"64x64","num_frames":5,"num_inference_steps":1}"""
+                (json r).GetProperty("id").GetString() ]
+        for id in images @ (videos |> List.map (fun v -> v.Substring 6)) do pollUntil client 120.0 id isFinal |> ignore
+        // every page of a route, following last_id
+        let pages (path: string) (query: string) =
+            let rec next (after: string option) acc =
+                let url = path + "?limit=2" + query + (after |> Option.map (fun a -> "&after=" + a) |> Option.defaultValue "")
+                use r = get client url
+                Expect.equal r.StatusCode HttpStatusCode.OK (url + ": 200")
+                let page = json r
+                Expect.equal (page.GetProperty("object").GetString()) "list" "a list object"
+                let ids = [ for d in page.GetProperty("data").EnumerateArray() -> d.GetProperty("id").GetString() ]
+                Expect.isLessThanOrEqual ids.Length 2 "at most limit jobs on a page"
+                if not ids.IsEmpty then
+                    Expect.equal (page.GetProperty("first_id").GetString()) ids.Head "first_id"
+                    Expect.equal (page.GetProperty("last_id").GetString()) (List.last ids) "last_id"
+                if page.GetProperty("has_more").GetBoolean() then next (Some(List.last ids)) (acc @ ids) else acc @ ids
+            next None []
+        let number (id: string) = int64 (id.Replace("video_", ""))
+        let all = pages "/v1/generations" ""
+        Expect.equal (all |> List.map number) (all |> List.map number |> List.sortDescending |> List.distinct) "newest first, no job twice"
+        for id in images @ (videos |> List.map (fun v -> v.Substring 6)) do Expect.contains all id (id + " is listed")
+        let ascending = pages "/v1/generations" "&order=asc"
+        Expect.equal ascending (List.rev all) "order=asc is the same jobs oldest first"
+        let listedVideos = pages "/v1/videos" ""
+        for v in videos do Expect.contains listedVideos v (v + " is listed as a video")
+        Expect.all listedVideos (fun v -> v.StartsWith "video_") "only videos on /v1/videos"
+        Expect.isFalse (listedVideos |> List.exists (fun v -> List.contains (v.Substring 6) images)) "no image on /v1/videos"
+        use succeeded = get client "/v1/generations?limit=100&status=succeeded"
+        let statuses = [ for d in (json succeeded).GetProperty("data").EnumerateArray() -> d.GetProperty("status").GetString() ]
+        Expect.isNonEmpty statuses "succeeded jobs are listed"
+        Expect.all statuses ((=) "succeeded") "the status filter keeps only those"
+        for path, field in [ "/v1/generations?limit=101", "limit"; "/v1/generations?limit=abc", "limit"; "/v1/videos?order=up", "order"
+                             "/v1/videos?after=12", "after"; "/v1/generations?after=video_3", "after"; "/v1/generations?status=done", "status" ] do
+            use r = get client path
+            Expect.equal r.StatusCode HttpStatusCode.BadRequest (path + ": 400")
+            Expect.equal (errorsOf r) (set [ field ]) (path + ": names " + field)
+
 let ``cancelling a queued job cancels it at once, a running one at its next step, and a finished one is a conflict`` =
     testCase "cancelling a queued job cancels it at once, a running one at its next step, and a finished one is a conflict" <| fun () ->
         let client = readyClient defaultServer.Value
@@ -694,6 +741,8 @@ let ``every example of a success answer has the keys the server writes`` =
             Thread.Sleep 50
         Expect.equal (videoStatus ()) "completed" "the video"
         compare "GetVideo.200" (get client ("/v1/videos/" + videoId))
+        compare "ListVideos.200" (get client "/v1/videos?limit=1")
+        compare "ListGenerations.200" (get client "/v1/generations?limit=2")
         compare "DeleteVideo.200" (client.DeleteAsync("/v1/videos/" + videoId).Result)
         // the metrics the server exports, by name and type, and the names of their samples (a histogram's _bucket, _sum
         // and _count); the labels and values depend on what ran
@@ -784,6 +833,7 @@ let integrationTests =
             ``the 202 and the status echo the priority and the deadline, 0 when no priority is sent``
             ``the OpenAI-compatible routes take priority and deadline_ms and the video object echoes them``
             ``HEAD answers every GET route as GET does, and event streams stay GET only``
+            ``the list routes page through the jobs held, newest first, and name a bad parameter``
             ``cancelling a queued job cancels it at once, a running one at its next step, and a finished one is a conflict``
             ``server-sent events report each state change and every diffuse step until the final state``
             ``the OpenAI-compatible route returns n base64 PNGs synchronously and validates its fields``
