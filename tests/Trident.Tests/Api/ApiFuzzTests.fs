@@ -579,7 +579,7 @@ let check (r: FuzzRequest) (status: int, mediaType: string, body: string) : stri
       if knownPath && r.Method <> "HEAD" then
           let allowed =
               match r.Target with
-              | Generations
+              | Generations -> [ "POST"; "GET" ] // GET: the list
               | Images -> [ "POST" ]
               | Generation -> [ "GET"; "DELETE" ]
               | _ -> [ "GET" ]
