@@ -27,6 +27,7 @@ public partial class Program
         var app = builder.Build();
         app.UseTridentCors();
         app.UseTridentRequestLogging();
+        app.UseTridentApiKeys();
         app.UseExceptionHandler();
         app.UseStatusCodePages(Problems.WriteStatusPage);
         // every route, in one group that answers HEAD on its GET routes (HeadRequests)

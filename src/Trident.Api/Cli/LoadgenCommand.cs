@@ -49,6 +49,8 @@ public static class LoadgenCommand
     private static readonly Option<double> Timeout = Cli.Opt.Double("--timeout", "seconds to wait after the last submission before cancelling what is left", 120, 1, 3600);
     private static readonly Option<bool> Compare = Cli.Opt.Flag("--compare-sim", "also simulate the same requests with the server's profile, cluster and settings, and compare predicted with measured latency");
     private static readonly Option<string> Out = Cli.Opt.String("--out", "also write one CSV row per request", helpName: "requests.csv");
+    private static readonly Option<string> ApiKey = Cli.Opt.String("--api-key",
+        "the key of a server with API keys (Trident:Auth:ApiKeys), sent as a bearer token; default: the environment variable TRIDENT_API_KEY", helpName: "KEY");
     private static readonly Option<double> TimeScale = Cli.Opt.Double("--time-scale",
         "multiply the trace's arrival times and deadlines (seconds after arrival) by this, e.g. the --time-scale of an emulated server, so a trace made for real devices loads it alike",
         1, 1e-4, 1000);
@@ -57,7 +59,7 @@ public static class LoadgenCommand
     public static Command Command { get; } = new Command("loadgen",
         "replay a trace against a running server (loopback only) and print SLO attainment, mean/P95/P99 latency and errors; "
         + "--compare-sim also simulates the same requests and prints predicted vs measured latency")
-        { Url, Workload_, Rate, Load, Duration, Count, Steps, Size, Seed, Timeout, Compare, Out, TimeScale }.With(Run);
+        { Url, Workload_, Rate, Load, Duration, Count, Steps, Size, Seed, Timeout, Compare, Out, TimeScale, ApiKey }.With(Run);
 
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 
@@ -103,6 +105,8 @@ public static class LoadgenCommand
 
         using var owned = client is null ? new HttpClient { BaseAddress = baseUri, Timeout = TimeSpan.FromSeconds(30) } : null;
         var http = client ?? owned!;
+        if ((args.GetValue(ApiKey) ?? Environment.GetEnvironmentVariable("TRIDENT_API_KEY")) is { Length: > 0 } key)
+            http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", key);
         ClusterDto cluster;
         Profile profile;
         try
@@ -111,6 +115,13 @@ public static class LoadgenCommand
             var parsed = ProfileFile.parse(await http.GetStringAsync("/v1/profile", ct));
             if (parsed.IsError) throw new InvalidDataException("the server's profile does not parse: " + string.Join("; ", parsed.ErrorValue));
             profile = parsed.ResultValue;
+        }
+        catch (HttpRequestException e) when (e.StatusCode == System.Net.HttpStatusCode.Unauthorized)
+        {
+            Console.Error.WriteLine(http.DefaultRequestHeaders.Authorization is null
+                ? $"trident loadgen: {url} requires an API key (Trident:Auth:ApiKeys): give --api-key KEY or set TRIDENT_API_KEY"
+                : $"trident loadgen: {url} refused the API key given (--api-key or TRIDENT_API_KEY): it is not one of its Trident:Auth:ApiKeys");
+            return 1;
         }
         catch (Exception e) when (e is HttpRequestException or TaskCanceledException or JsonException or InvalidDataException)
         {

@@ -61,6 +61,18 @@ public sealed class TridentOptions
 
     /// <summary>Cross-origin requests from browser applications (CORS); none allowed by default.</summary>
     public CrossOriginOptions Cors { get; set; } = new();
+
+    /// <summary>API keys the /v1 routes require (Authorization: Bearer KEY); none by default: no key needed.</summary>
+    public AuthOptions Auth { get; set; } = new();
+}
+
+/// <summary>Section <c>Trident:Auth</c>: API keys (docs/serving.md, "API keys").</summary>
+public sealed class AuthOptions
+{
+    /// <summary>Keys any of which a request to a /v1 route must present as <c>Authorization: Bearer KEY</c> (as the
+    /// OpenAI clients send their api_key); empty: no key is needed. /health, /ready, /metrics, the docs and the web
+    /// view's page stay open.</summary>
+    public string[] ApiKeys { get; set; } = [];
 }
 
 /// <summary>Section <c>Trident:Cors</c>: which web origins a browser lets call the API (CORS, the Fetch standard),

@@ -169,6 +169,9 @@ public sealed class TridentOptionsValidator : IValidateOptions<TridentOptions>
             Check(false, "Cors:Origins", $"'{origin}' is not an origin: give scheme://host[:port] with no path (e.g. http://localhost:3000), or * for any");
         Check(!(cors.Origins.Contains("*") && cors.Origins.Length > 1), "Cors:Origins", "* allows every origin: give it alone");
         Check(cors.PreflightMaxAgeSeconds is >= 0 and <= 86_400, "Cors:PreflightMaxAgeSeconds", "must be between 0 and 86400");
+        for (var i = 0; i < o.Auth.ApiKeys.Length; i++)
+            Check(o.Auth.ApiKeys[i].Length > 0 && !o.Auth.ApiKeys[i].Any(c => char.IsWhiteSpace(c) || char.IsControl(c)), $"Auth:ApiKeys:{i}",
+                "must be a non-empty key without spaces or control characters (it is sent as 'Authorization: Bearer KEY')");
         Check(o.Profile.Length == 0 || File.Exists(o.Profile), "Profile", $"'{o.Profile}' does not exist");
         return errors;
     }

@@ -309,6 +309,31 @@ let ``in chromium: submit through the form, watch the stages and the image, canc
         chromium.Screenshot "web-view.png" |> ignore
         Expect.equal chromium.Errors [] "no console errors"
 
+/// A server with API keys: the page opened as /#key=KEY keeps the key for the tab (not in the address bar), follows the
+/// stream (the key in its query), submits with it and shows the result image (fetched with it); before, the page sent
+/// no key and everything under /v1 was a 401.
+let ``in chromium with API keys: the page opened with #key= streams, submits and shows the image`` =
+    testCase "in chromium with API keys: the page opened with #key= streams, submits and shows the image" <| fun () ->
+        use server = new LiveServer([ "Trident:Auth:ApiKeys:0", "k-view" ])
+        use client = new HttpClient(BaseAddress = Uri server.Url)
+        waitReady client
+        use chromium = new Chromium(1200, 900, [])
+        let page = chromium.Page
+        page.GotoAsync(server.Url + "/#key=k-view").Wait()
+        wait page 30.0 "window.tridentView && window.tridentView.frames > 0 && document.getElementById('conn').className === 'live'"
+        Expect.equal (page.EvaluateAsync<string>("location.hash").Result) "" "the key left the address bar"
+        page.FillAsync("input[name=prompt]", "a key").Wait()
+        page.FillAsync("input[name=width]", "64").Wait()
+        page.FillAsync("input[name=height]", "64").Wait()
+        page.FillAsync("input[name=steps]", "2").Wait()
+        page.ClickAsync("#go").Wait()
+        wait page 10.0 "window.tridentView.mine.size === 1"
+        let id = page.EvaluateAsync<string>("[...window.tridentView.mine.keys()][0]").Result
+        wait page 60.0 (sprintf "document.querySelector('#mine-%s')?.dataset.status === 'succeeded'" id)
+        wait page 30.0 (sprintf "(() => { const i = document.querySelector('#mine-%s img'); return i && i.complete && i.naturalWidth === 64; })()" id)
+        Expect.equal (page.EvaluateAsync<string>("document.getElementById('submit-error').textContent").Result) "" "no submit error"
+        Expect.equal chromium.Errors [] "no console errors"
+
 let private cli (args: string list) = Trident.Api.Cli.Commands.RunAsync(Array.ofList args).Result
 
 let private scrubTo (page: IPage) (share: float) =
@@ -397,6 +422,7 @@ let integrationTests =
             ``a waiting request is in the view's queue with its slack and why it waits``
             ``the page at / is one self-contained HTML page that loads nothing from outside``
             ``in chromium: submit through the form, watch the stages and the image, cancel another request, no console error``
+            ``in chromium with API keys: the page opened with #key= streams, submits and shows the image``
             ``simulate --out writes view.html, one self-contained page that replays the run in chromium, no console error``
             ``in chromium: 128 emulated devices and 1,000 queued requests, every lane and the queue drawn, DOM and heap bounded``
             ``a frame's size is bounded: what the page reads, a few hundred bytes per device and per request``
