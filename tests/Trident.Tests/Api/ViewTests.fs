@@ -266,6 +266,16 @@ let private wait (page: IPage) (seconds: float) (expression: string) =
         let state = page.EvaluateAsync<string>("document.getElementById('submit-error').textContent + ' | ' + document.getElementById('mine').innerText + ' | ' + JSON.stringify(window.tridentView.drawn)").Result
         failwithf "not true within %.0f s: %s\npage: %s" seconds expression state
 
+/// Submits a request through the page's form (the prompt kept when None) and waits until the page lists `mine`
+/// requests of its own; returns the new request's id.
+let private submitForm (page: IPage) (prompt: string option) (side: int) (steps: int) (mine: int) =
+    prompt |> Option.iter (fun p -> page.FillAsync("input[name=prompt]", p).Wait())
+    for field, value in [ "width", side; "height", side; "steps", steps ] do
+        page.FillAsync(sprintf "input[name=%s]" field, string value).Wait()
+    page.ClickAsync("#go").Wait()
+    wait page 10.0 (sprintf "window.tridentView.mine.size === %d" mine)
+    page.EvaluateAsync<string>(sprintf "[...window.tridentView.mine.keys()][%d]" (mine - 1)).Result
+
 let ``in chromium: submit through the form, watch the stages and the image, cancel another request, no console error`` =
     testCase "in chromium: submit through the form, watch the stages and the image, cancel another request, no console error" <| fun () ->
         let server = live.Value
@@ -275,22 +285,10 @@ let ``in chromium: submit through the form, watch the stages and the image, canc
         let page = chromium.Page
         page.GotoAsync(server.Url + "/").Wait()
         wait page 30.0 "window.tridentView && window.tridentView.frames > 0 && document.getElementById('conn').className === 'live'"
-        let idOf (n: int) = page.EvaluateAsync<string>(sprintf "[...window.tridentView.mine.keys()][%d]" n).Result
         // request 1: through the form; long enough that the page sees its stages run
-        page.FillAsync("input[name=prompt]", "a red fox in fresh snow").Wait()
-        page.FillAsync("input[name=width]", "128").Wait()
-        page.FillAsync("input[name=height]", "128").Wait()
-        page.FillAsync("input[name=steps]", "120").Wait()
-        page.ClickAsync("#go").Wait()
-        wait page 10.0 "window.tridentView.mine.size === 1"
-        let first = idOf 0
+        let first = submitForm page (Some "a red fox in fresh snow") 128 120 1
         // request 2: a very long one, cancelled from the page while it runs
-        page.FillAsync("input[name=width]", "256").Wait()
-        page.FillAsync("input[name=height]", "256").Wait()
-        page.FillAsync("input[name=steps]", "500").Wait()
-        page.ClickAsync("#go").Wait()
-        wait page 10.0 "window.tridentView.mine.size === 2"
-        let second = idOf 1
+        let second = submitForm page None 256 500 2
         Expect.notEqual first second "two requests"
         // the first moves through the stages on the timeline: a running stage is drawn, then all three finished
         wait page 120.0 (sprintf "(() => { const d = window.tridentView.drawn['%s']; return d && Object.values(d).includes('running'); })()" first)
@@ -322,13 +320,7 @@ let ``in chromium with API keys: the page opened with #key= streams, submits and
         page.GotoAsync(server.Url + "/#key=k-view").Wait()
         wait page 30.0 "window.tridentView && window.tridentView.frames > 0 && document.getElementById('conn').className === 'live'"
         Expect.equal (page.EvaluateAsync<string>("location.hash").Result) "" "the key left the address bar"
-        page.FillAsync("input[name=prompt]", "a key").Wait()
-        page.FillAsync("input[name=width]", "64").Wait()
-        page.FillAsync("input[name=height]", "64").Wait()
-        page.FillAsync("input[name=steps]", "2").Wait()
-        page.ClickAsync("#go").Wait()
-        wait page 10.0 "window.tridentView.mine.size === 1"
-        let id = page.EvaluateAsync<string>("[...window.tridentView.mine.keys()][0]").Result
+        let id = submitForm page (Some "a key") 64 2 1
         wait page 60.0 (sprintf "document.querySelector('#mine-%s')?.dataset.status === 'succeeded'" id)
         wait page 30.0 (sprintf "(() => { const i = document.querySelector('#mine-%s img'); return i && i.complete && i.naturalWidth === 64; })()" id)
         Expect.equal (page.EvaluateAsync<string>("document.getElementById('submit-error').textContent").Result) "" "no submit error"
