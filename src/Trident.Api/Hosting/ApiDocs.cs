@@ -20,6 +20,9 @@ public static class ApiDocs
     /// <summary>Where the OpenAPI document is served.</summary>
     public const string DocumentPath = "/openapi/v1.json";
 
+    /// <summary>The document's security scheme of the API keys (present when the server has keys).</summary>
+    public const string BearerScheme = "bearer";
+
     /// <summary>Where the API reference page is served.</summary>
     public const string PagePath = "/docs";
 
@@ -31,8 +34,24 @@ public static class ApiDocs
             // HEAD is GET without the body (HeadRequests): the document lists each route once, as GET
             var byDocument = o.ShouldInclude;
             o.ShouldInclude = description => !HttpMethods.IsHead(description.HttpMethod ?? "") && byDocument(description);
-            o.AddDocumentTransformer((document, _, _) =>
+            o.AddDocumentTransformer((document, context, _) =>
             {
+                // with API keys the /v1 operations say so, and the /docs page asks for the key to try them
+                if (context.ApplicationServices.GetRequiredService<Microsoft.Extensions.Options.IOptions<Trident.Api.Options.TridentOptions>>().Value.Auth.ApiKeys.Length > 0)
+                {
+                    document.Components ??= new OpenApiComponents();
+                    document.Components.SecuritySchemes ??= new Dictionary<string, IOpenApiSecurityScheme>();
+                    document.Components.SecuritySchemes[BearerScheme] = new OpenApiSecurityScheme
+                    {
+                        Type = SecuritySchemeType.Http,
+                        Scheme = "bearer",
+                        Description = "One of the server's API keys (Trident:Auth:ApiKeys), as 'Authorization: Bearer KEY'.",
+                    };
+                    foreach (var (path, item) in document.Paths)
+                        if (path.StartsWith("/v1/", StringComparison.Ordinal) && item.Operations is { } operations)
+                            foreach (var operation in operations.Values)
+                                operation.Security = [new OpenApiSecurityRequirement { [new OpenApiSecuritySchemeReference(BearerScheme, document)] = [] }];
+                }
                 document.Info.Title = "Trident";
                 document.Info.Description =
                     "Stage-level serving of diffusion pipelines. Every error answer is application/problem+json; a 400 names each bad field. " +

@@ -56,6 +56,22 @@ let ``with API keys a /v1 route needs one of them, probes and pages stay open`` 
         preflight.Headers.Add("Access-Control-Request-Headers", "authorization,content-type")
         use answered = client.SendAsync(preflight).Result
         Expect.equal answered.StatusCode HttpStatusCode.NoContent "a CORS preflight (sent without credentials) is answered"
+        // the OpenAPI document says the /v1 operations need the bearer key (and /docs asks for it); the probes do not
+        use docs = send client HttpMethod.Get "/openapi/v1.json" None None
+        let document = json docs
+        let scheme = document.GetProperty("components").GetProperty("securitySchemes").GetProperty("bearer")
+        Expect.equal (scheme.GetProperty("scheme").GetString()) "bearer" "a bearer scheme"
+        let security (path: string) =
+            let mutable s = Unchecked.defaultof<System.Text.Json.JsonElement>
+            document.GetProperty("paths").GetProperty(path).GetProperty("get").TryGetProperty("security", &s)
+        Expect.isTrue (security "/v1/models") "a /v1 operation needs the key"
+        Expect.isFalse (security "/health") "/health does not"
+        use plain = new DefaultServer()
+        use plainDocs = send (readyClient plain) HttpMethod.Get "/openapi/v1.json" None None
+        let mutable components = Unchecked.defaultof<System.Text.Json.JsonElement>
+        let mutable schemes = Unchecked.defaultof<System.Text.Json.JsonElement>
+        Expect.isFalse ((json plainDocs).TryGetProperty("components", &components) && components.TryGetProperty("securitySchemes", &schemes))
+            "no security scheme on a server without keys"
         // loadgen: refused without a key (exit 1, naming --api-key), through with one
         let trace = Trident.Tests.Runtime.TinyFixture.tempPath "keyed-trace.csv"
         System.IO.Directory.CreateDirectory(System.IO.Path.GetDirectoryName trace) |> ignore
