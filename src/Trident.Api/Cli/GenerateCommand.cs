@@ -65,7 +65,8 @@ public static class GenerateCommand
         using var pipeline = LoadedPipeline.Open(options.PipelineDirectory);
         var request = options.Request;
         var clock = Stopwatch.StartNew();
-        foreach (var model in pipeline.Models) pipeline.Session(model, request.IntraOpThreads);
+        // every model loaded and checked against the manifest: a broken export is its list of problems, not a crash mid-run
+        PipelineOption.Verify(pipeline, request.IntraOpThreads, ct);
         var loaded = clock.Elapsed;
         clock.Restart();
         var result = Generation.Run(pipeline, request, cancellationToken: ct);

@@ -31,4 +31,19 @@ internal static class PipelineOption
             return ("", null);
         }
     }
+
+    /// <summary>Loads and checks every model of <paramref name="pipeline"/> against its manifest
+    /// (<see cref="LoadedPipeline.Verify"/>); its problems become a <c>--pipeline</c> error.</summary>
+    /// <exception cref="CliException">listing the problems.</exception>
+    public static void Verify(LoadedPipeline pipeline, int intraOpThreads, CancellationToken cancellationToken)
+    {
+        try
+        {
+            pipeline.Verify(intraOpThreads, cancellationToken);
+        }
+        catch (ManifestException e)
+        {
+            throw new CliException([$"--pipeline: {e.Message}"]);
+        }
+    }
 }

@@ -74,6 +74,8 @@ public static class ProfileCommand
 
         using (var pipeline = LoadedPipeline.Open(directory, provider))
         {
+            // the models checked against the manifest first (on sessions released before measuring: each point loads its own)
+            using (var check = pipeline.Reopen()) PipelineOption.Verify(check, 1, ct);
             var profile = await printer.Run(options.Shapes.Count, () => Profiler.ProfileAsync(pipeline, options, ct));
             var json = ProfileFile.serialize(profile);
             if (ProfileFile.parse(json) is { IsError: true } parsed)
