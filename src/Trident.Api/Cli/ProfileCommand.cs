@@ -72,10 +72,9 @@ public static class ProfileCommand
         OutputPath.Check("--out", output, directory: false, create: true, errors);
         errors.ThrowIfAny();
 
-        using (var pipeline = LoadedPipeline.Open(directory, provider))
+        // the models checked against the manifest first, on sessions released before measuring (each point loads its own)
+        using (var pipeline = PipelineOption.Open(directory, provider, 1, keepSessions: false, ct))
         {
-            // the models checked against the manifest first (on sessions released before measuring: each point loads its own)
-            using (var check = pipeline.Reopen()) PipelineOption.Verify(check, 1, ct);
             var profile = await printer.Run(options.Shapes.Count, () => Profiler.ProfileAsync(pipeline, options, ct));
             var json = ProfileFile.serialize(profile);
             if (ProfileFile.parse(json) is { IsError: true } parsed)

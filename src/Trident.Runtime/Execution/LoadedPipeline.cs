@@ -55,16 +55,45 @@ public sealed class LoadedPipeline : IDisposable
         Directory = directory;
         Manifest = manifest;
         Provider = provider;
-        Tokenizer = TokenizerFactory.Create(manifest.Tokenizer, directory);
-        Tokenizer2 = manifest.Tokenizer2 is { } t2 ? TokenizerFactory.Create(t2, directory) : null;
-        Tokenizer3 = manifest.Tokenizer3 is { } t3 ? TokenizerFactory.Create(t3, directory) : null;
+        // every tokenizer's files read, each problem named by its key; a tokenizer made before a failure is released
+        var errors = new List<ManifestError>();
+        ITokenizer? Read(TokenizerSettings? settings, string key)
+        {
+            if (settings is null) return null;
+            try
+            {
+                return TokenizerFactory.Create(settings, directory);
+            }
+            catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException or ArgumentException)
+            {
+                errors.Add(new ManifestError(key, $"its files cannot be read as a {TokenizerKind(settings)} tokenizer: {e.Message}"));
+                return null;
+            }
+        }
+        var tokenizer = Read(manifest.Tokenizer, "tokenizer");
+        Tokenizer2 = Read(manifest.Tokenizer2, "tokenizer_2");
+        Tokenizer3 = Read(manifest.Tokenizer3, "tokenizer_3");
+        if (errors.Count > 0)
+        {
+            foreach (var made in new[] { tokenizer, Tokenizer2, Tokenizer3 }) (made as IDisposable)?.Dispose();
+            throw new ManifestException($"pipeline {directory} (its tokenizer files)", errors);
+        }
+        Tokenizer = tokenizer!;
         Sampler = SamplerFactory.Create(manifest.Sampler);
     }
+
+    private static string TokenizerKind(TokenizerSettings settings) => settings switch
+    {
+        ClipBpeTokenizerSettings => "CLIP BPE (vocab.json, merges.txt)",
+        T5TokenizerSettings => "T5 SentencePiece",
+        _ => "byte",
+    };
 
     /// <summary>
     /// Opens the pipeline in <paramref name="directory"/>: loads and validates its manifest — trident-pipeline.json,
     /// or the diffusers/Optimum export recognised as it is (PipelineDirectory.LoadManifest) — every problem at
-    /// once, as a <see cref="ManifestException"/>, and its tokenizer. Sessions are created on first use.
+    /// once, as a <see cref="ManifestException"/>, and its tokenizer (a tokenizer file that cannot be read is a
+    /// ManifestException too, under the key <c>tokenizer</c>). Sessions are created on first use.
     /// </summary>
     /// <param name="directory">The pipeline directory (holding trident-pipeline.json or model_index.json).</param>
     /// <param name="provider">Execution provider of every session (its thread count is replaced per session);

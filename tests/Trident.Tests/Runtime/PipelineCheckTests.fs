@@ -198,6 +198,20 @@ let ``generate and profile refuse a broken pipeline with its problems, exit 2 an
             Expect.stringContains err "stages.vae_decoder.outputs.image: vae_decoder/model.onnx has no output 'image'" (sprintf "%s: the key, the file and the output" args.Head)
         Expect.isFalse (Directory.Exists out) "nothing written"
 
+let ``a tokenizer file that cannot be read is a pipeline problem naming the file, not a crash`` =
+    testCase "a tokenizer file that cannot be read is a pipeline problem naming the file, not a crash" <| fun () ->
+        let dir = TinyFixture.tempPath "sd"
+        Trident.Runtime.Pipelines.Export.ExportMiniature.StableDiffusion(dir, Trident.Runtime.Pipelines.Export.ExportEra.Optimum2023)
+        File.WriteAllText(Path.Combine(dir, "tokenizer/vocab.json"), "{ \"a\": 1,")
+        File.WriteAllText(Path.Combine(dir, "tokenizer/merges.txt"), "#version: 0.2\nno-space-here\n")
+        let e = thrown<ManifestException> (fun () -> (LoadedPipeline.Open dir).Dispose()) "Open refuses the pipeline"
+        Expect.equal (paths (List.ofSeq e.Errors)) [ "tokenizer" ] e.Message
+        Expect.stringContains e.Message "tokenizer/vocab.json' is not a JSON object of token" "names the file and what is wrong"
+        let code, _, err = runCli [ "generate"; "--pipeline"; dir; "--prompt"; "x"; "--steps"; "1"; "--threads"; "1"; "--out"; TinyFixture.tempPath "x.png" ]
+        Expect.equal code 2 (sprintf "exit code (%s)" err)
+        Expect.isFalse (err.Contains "   at ") (sprintf "no stack trace (%s)" err)
+        Expect.stringContains err "tokenizer: its files cannot be read as a CLIP BPE" "the key and the kind"
+
 let ``a server with a configured profile refuses a broken pipeline at start, not at its first request`` =
     testCase "a server with a configured profile refuses a broken pipeline at start, not at its first request" <| fun () ->
         // a configured profile skips the start-up profiling, the only thing that ran the models before the first request
@@ -226,5 +240,6 @@ let tests =
         ``a misnamed input and a truncated model are both reported when the pipeline is verified``
         ``a text encoder of another width, and a tokenizer longer than the encoder takes, are refused before a request``
         ``generate and profile refuse a broken pipeline with its problems, exit 2 and no stack trace``
+        ``a tokenizer file that cannot be read is a pipeline problem naming the file, not a crash``
         ``a server with a configured profile refuses a broken pipeline at start, not at its first request``
     ] |> testSequenced ]
