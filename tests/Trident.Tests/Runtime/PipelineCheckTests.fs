@@ -243,3 +243,36 @@ let tests =
         ``a tokenizer file that cannot be read is a pipeline problem naming the file, not a crash``
         ``a server with a configured profile refuses a broken pipeline at start, not at its first request``
     ] |> testSequenced ]
+
+// ---- native resources on a failed start ----------------------------------------------------------------------
+
+/// An executor that counts its disposals (every other member does nothing): a DispatchProxy over the interface.
+type CountingExecutor() =
+    inherit Reflection.DispatchProxy()
+    member val Disposed: int ref = ref 0 with get, set
+    override this.Invoke(m, _) =
+        if m.Name = "Dispose" then Threading.Interlocked.Increment this.Disposed |> ignore
+        null
+
+let ``a worker whose third executor cannot be made releases the two it made`` =
+    testCase "a worker whose third executor cannot be made releases the two it made" <| fun () ->
+        // each executor of a worker process owns a pipeline (tokenizers, later sessions); a start that fails part-way
+        // must not keep the ones made before the failure
+        let made = Collections.Generic.List<CountingExecutor>()
+        let factory =
+            { new Trident.Runtime.Devices.IStageExecutorFactory with
+                member _.Create device =
+                    if made.Count = 2 then raise (ManifestException("pipeline x", [| ManifestError("tokenizer", "cannot be read (test)") |]))
+                    let e = Reflection.DispatchProxy.Create<Trident.Runtime.Devices.IStageExecutor, CountingExecutor>()
+                    made.Add(e :?> CountingExecutor)
+                    e }
+        let layout = Trident.Runtime.Devices.DeviceLayout.Cpu(4, 1, 4, 8.0)
+        thrown<ManifestException> (fun () -> new Trident.Runtime.Clustering.WorkerDevices(layout, factory, "tiny", "test") |> ignore) "the start fails"
+        |> ignore
+        Expect.equal [ for e in made -> e.Disposed.Value ] [ 1; 1 ] "each executor made before the failure disposed once"
+
+[<Tests>]
+let disposalTests =
+    testList "unit" [ testList "PipelineLoadDisposal" [
+        ``a worker whose third executor cannot be made releases the two it made``
+    ] ]
