@@ -186,12 +186,13 @@ let ``a text encoder of another width, and a tokenizer longer than the encoder t
         Expect.equal (paths errors) [ "stages.text_encoder" ] message
         Expect.stringContains message "tokenizer.max_length 100" "names the key and its value"
 
-let ``generate, profile and inspect refuse a broken pipeline with its problems, exit 2 and no stack trace`` =
-    testCase "generate, profile and inspect refuse a broken pipeline with its problems, exit 2 and no stack trace" <| fun () ->
+let ``generate, profile, bench runtime and inspect refuse a broken pipeline with its problems, exit 2 and no stack trace`` =
+    testCase "generate, profile, bench runtime and inspect refuse a broken pipeline with its problems, exit 2 and no stack trace" <| fun () ->
         let dir = copy (editManifest (fun n -> n.["stages"].["vae_decoder"].["outputs"].["image"] <- JsonValue.Create "image"))
         let out = TinyFixture.tempPath "out"
         for args in [ [ "generate"; "--pipeline"; dir; "--prompt"; "x"; "--width"; "64"; "--height"; "64"; "--steps"; "1"; "--threads"; "1"; "--out"; Path.Combine(out, "x.png") ]
                       [ "profile"; "--pipeline"; dir; "--shapes"; "64x64"; "--degrees"; "1"; "--steps"; "1"; "--repeats"; "1"; "--batches"; "1"; "--out"; Path.Combine(out, "p.json") ]
+                      [ "bench"; "runtime"; "--pipeline"; dir; "--runs"; "4"; "--max-runs"; "4"; "--width"; "64"; "--height"; "64"; "--steps"; "1"; "--threads"; "1" ]
                       [ "inspect"; dir ] ] do
             let code, _, err = runCli args
             Expect.equal code 2 (sprintf "%s: exit code (%s)" args.Head err)
@@ -240,7 +241,7 @@ let tests =
     testList "integration" [ testList "PipelineCheckTests" [
         ``a misnamed input and a truncated model are both reported when the pipeline is verified``
         ``a text encoder of another width, and a tokenizer longer than the encoder takes, are refused before a request``
-        ``generate, profile and inspect refuse a broken pipeline with its problems, exit 2 and no stack trace``
+        ``generate, profile, bench runtime and inspect refuse a broken pipeline with its problems, exit 2 and no stack trace``
         ``a tokenizer file that cannot be read is a pipeline problem naming the file, not a crash``
         ``a server with a configured profile refuses a broken pipeline at start, not at its first request``
     ] |> testSequenced ]
