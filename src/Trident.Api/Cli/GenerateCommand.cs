@@ -62,10 +62,11 @@ public static class GenerateCommand
     private static Task<int> Run(ParseResult args, CancellationToken ct)
     {
         var options = Parse(args);
-        using var pipeline = LoadedPipeline.Open(options.PipelineDirectory);
         var request = options.Request;
         var clock = Stopwatch.StartNew();
-        foreach (var model in pipeline.Models) pipeline.Session(model, request.IntraOpThreads);
+        // every model loaded (the sessions the run uses) and checked against the manifest: a broken export is its list
+        // of problems, not a crash mid-run
+        using var pipeline = PipelineOption.Open(options.PipelineDirectory, null, request.IntraOpThreads, keepSessions: true, ct);
         var loaded = clock.Elapsed;
         clock.Restart();
         var result = Generation.Run(pipeline, request, cancellationToken: ct);

@@ -39,6 +39,17 @@ public static class InspectCommand
             Console.WriteLine(directory);
             Console.WriteLine($"  {PipelineManifest.FileName} (it decides how the pipeline runs):");
             Console.WriteLine(System.Text.Encoding.UTF8.GetString(manifest.ToJson()));
+            // the models as they declare themselves, checked against the manifest (what generate and serve check first)
+            using var pipeline = Trident.Runtime.Execution.LoadedPipeline.Open(directory);
+            pipeline.Verify(1, ct);
+            Console.WriteLine("  models (checked against the manifest: names, element types, ranks, fixed axes, the text encoder's width):");
+            foreach (var model in pipeline.Models)
+            {
+                var session = pipeline.Session(model, 1);
+                Console.WriteLine($"  {model,-13} {Path.GetRelativePath(directory, pipeline.ModelPath(model)).Replace('\\', '/')}");
+                foreach (var i in session.Inputs) Console.WriteLine($"      in  {i.Name}: {Name(i.ElementType)} {i.Declared()}");
+                foreach (var o in session.Outputs) Console.WriteLine($"      out {o.Name}: {Name(o.ElementType)} {o.Declared()}");
+            }
             return Task.FromResult(0);
         }
         catch (ManifestException e)
@@ -47,4 +58,11 @@ public static class InspectCommand
             return Task.FromResult(2);
         }
     }
+
+    private static string Name(Trident.Runtime.Onnx.TensorElementType t) => t switch
+    {
+        Trident.Runtime.Onnx.TensorElementType.Float => "float32",
+        Trident.Runtime.Onnx.TensorElementType.Float16 => "float16",
+        _ => t.ToString().ToLowerInvariant(),
+    };
 }

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Trident.Runtime.Execution;
+using Trident.Runtime.Onnx;
 using Trident.Runtime.Pipelines;
 
 namespace Trident.Api.Cli;
@@ -29,6 +30,35 @@ internal static class PipelineOption
         {
             errors.Add($"--pipeline: {e.Message}");
             return ("", null);
+        }
+    }
+
+    /// <summary>Opens the pipeline in <paramref name="directory"/> (its tokenizer files read) and loads and checks every
+    /// model against its manifest (<see cref="LoadedPipeline.Verify"/>), on sessions of <paramref name="intraOpThreads"/>
+    /// threads that the pipeline keeps, or, with <paramref name="keepSessions"/> false, releases before returning; a
+    /// problem becomes a <c>--pipeline</c> error (and nothing is left open).</summary>
+    /// <exception cref="CliException">listing the problems.</exception>
+    public static LoadedPipeline Open(string directory, ExecutionProvider? provider, int intraOpThreads, bool keepSessions, CancellationToken cancellationToken)
+    {
+        LoadedPipeline? pipeline = null;
+        try
+        {
+            pipeline = LoadedPipeline.Open(directory, provider);
+            if (keepSessions) pipeline.Verify(intraOpThreads, cancellationToken);
+            else
+                using (var check = pipeline.Reopen())
+                    check.Verify(intraOpThreads, cancellationToken);
+            return pipeline;
+        }
+        catch (ManifestException e)
+        {
+            pipeline?.Dispose();
+            throw new CliException([$"--pipeline: {e.Message}"]);
+        }
+        catch
+        {
+            pipeline?.Dispose();
+            throw;
         }
     }
 }

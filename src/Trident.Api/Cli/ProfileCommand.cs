@@ -72,7 +72,8 @@ public static class ProfileCommand
         OutputPath.Check("--out", output, directory: false, create: true, errors);
         errors.ThrowIfAny();
 
-        using (var pipeline = LoadedPipeline.Open(directory, provider))
+        // the models checked against the manifest first, on sessions released before measuring (each point loads its own)
+        using (var pipeline = PipelineOption.Open(directory, provider, 1, keepSessions: false, ct))
         {
             var profile = await printer.Run(options.Shapes.Count, () => Profiler.ProfileAsync(pipeline, options, ct));
             var json = ProfileFile.serialize(profile);

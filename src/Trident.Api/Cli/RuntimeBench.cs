@@ -62,7 +62,8 @@ internal static class RuntimeBench
         if (maxRuns < runs) errors.Add($"--max-runs: must be at least --runs ({runs})");
         errors.ThrowIfAny();
 
-        using var pipeline = LoadedPipeline.Open(directory, provider);
+        // the models checked against the manifest first: a broken export is a --pipeline error, not a crash in the baseline
+        using var pipeline = PipelineOption.Open(directory, provider, threads, keepSessions: true, ct);
         var steps = args.Maybe(Steps) ?? pipeline.Manifest.Sampler.DefaultSteps;
         var request = new GenerationRequest("a red fox in the snow", null, width, height, frames, steps, 42, guidance, threads);
         foreach (var e in Generation.Validate(pipeline.Manifest, request)) errors.Add($"--{e.Path}: {e.Message}");

@@ -36,6 +36,9 @@ public sealed class OnnxServingBackend : IServingBackend
         // The quick profile runs on the first device's provider (all devices of a layout are of one kind).
         using var pipeline = LoadedPipeline.Open(directory, layout.Devices[0].Provider);
         var manifest = pipeline.Manifest;
+        // every model loaded and checked against the manifest now, on sessions released at once: with a configured
+        // profile nothing else loads them before the first request, which would otherwise be the one to fail
+        using (var check = pipeline.Reopen()) check.Verify(layout.Devices[0].IntraOpThreads, cancellationToken);
         var (profile, origin) = await ProfileAsync(options, layout, pipeline, home, log, cancellationToken);
         if (profile.Model.Value != manifest.Model)
             throw new InvalidOperationException($"the profile describes model '{profile.Model.Value}', the pipeline is '{manifest.Model}'");

@@ -220,7 +220,19 @@ public sealed class WorkerDevices : IDisposable
         Layout = devices;
         Model = model;
         ProfileSource = profileSource;
-        _executors = [.. devices.Devices.Select(factory.Create)];
+        // one executor per device; when one cannot be made, those made before it are released (each may hold a
+        // pipeline's tokenizers and, once loaded, its sessions) before the error goes on
+        var executors = new List<IStageExecutor>(devices.Devices.Count);
+        try
+        {
+            foreach (var device in devices.Devices) executors.Add(factory.Create(device));
+        }
+        catch
+        {
+            foreach (var made in executors) made.Dispose();
+            throw;
+        }
+        _executors = [.. executors];
     }
 
     /// <summary>The worker's devices.</summary>

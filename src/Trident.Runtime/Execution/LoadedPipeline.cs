@@ -55,16 +55,45 @@ public sealed class LoadedPipeline : IDisposable
         Directory = directory;
         Manifest = manifest;
         Provider = provider;
-        Tokenizer = TokenizerFactory.Create(manifest.Tokenizer, directory);
-        Tokenizer2 = manifest.Tokenizer2 is { } t2 ? TokenizerFactory.Create(t2, directory) : null;
-        Tokenizer3 = manifest.Tokenizer3 is { } t3 ? TokenizerFactory.Create(t3, directory) : null;
+        // every tokenizer's files read, each problem named by its key; a tokenizer made before a failure is released
+        var errors = new List<ManifestError>();
+        ITokenizer? Read(TokenizerSettings? settings, string key)
+        {
+            if (settings is null) return null;
+            try
+            {
+                return TokenizerFactory.Create(settings, directory);
+            }
+            catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException or ArgumentException)
+            {
+                errors.Add(new ManifestError(key, $"its files cannot be read as a {TokenizerKind(settings)} tokenizer: {e.Message}"));
+                return null;
+            }
+        }
+        var tokenizer = Read(manifest.Tokenizer, "tokenizer");
+        Tokenizer2 = Read(manifest.Tokenizer2, "tokenizer_2");
+        Tokenizer3 = Read(manifest.Tokenizer3, "tokenizer_3");
+        if (errors.Count > 0)
+        {
+            foreach (var made in new[] { tokenizer, Tokenizer2, Tokenizer3 }) (made as IDisposable)?.Dispose();
+            throw new ManifestException($"pipeline {directory} (its tokenizer files)", errors);
+        }
+        Tokenizer = tokenizer!;
         Sampler = SamplerFactory.Create(manifest.Sampler);
     }
+
+    private static string TokenizerKind(TokenizerSettings settings) => settings switch
+    {
+        ClipBpeTokenizerSettings => "CLIP BPE (vocab.json, merges.txt)",
+        T5TokenizerSettings => "T5 SentencePiece",
+        _ => "byte",
+    };
 
     /// <summary>
     /// Opens the pipeline in <paramref name="directory"/>: loads and validates its manifest — trident-pipeline.json,
     /// or the diffusers/Optimum export recognised as it is (PipelineDirectory.LoadManifest) — every problem at
-    /// once, as a <see cref="ManifestException"/>, and its tokenizer. Sessions are created on first use.
+    /// once, as a <see cref="ManifestException"/>, and its tokenizer (a tokenizer file that cannot be read is a
+    /// ManifestException too, under the key <c>tokenizer</c>). Sessions are created on first use.
     /// </summary>
     /// <param name="directory">The pipeline directory (holding trident-pipeline.json or model_index.json).</param>
     /// <param name="provider">Execution provider of every session (its thread count is replaced per session);
@@ -190,6 +219,73 @@ public sealed class LoadedPipeline : IDisposable
         ObjectDisposedException.ThrowIf(disposed, this);
         return new LoadedPipeline(Directory, Manifest, Provider);
     }
+
+    /// <summary>
+    /// Loads every stage model's session with <paramref name="intraOpThreads"/> threads (kept, as <see cref="Session"/>
+    /// keeps them), checks their inputs and outputs against the manifest (<see cref="ModelSignatures"/>), and runs the
+    /// text encoder once on one prompt to check the embeddings it makes against the denoiser's declared input — so that
+    /// a model that does not load, an input the manifest names that the model lacks, a wrong type or rank, or stages
+    /// that do not fit together are reported before the first request, not by it.
+    /// </summary>
+    /// <exception cref="ManifestException">listing every problem, each under the manifest key it concerns and naming the
+    /// model file.</exception>
+    /// <exception cref="ExecutionProviderException">when the provider cannot be added at all (CUDA without its libraries).</exception>
+    public void Verify(int intraOpThreads = 1, CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(disposed, this);
+        var errors = new List<ManifestError>();
+        var signatures = new Dictionary<StageModel, ModelSignature>();
+        foreach (var model in Models)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var file = RelativeFile(model);
+            try
+            {
+                signatures[model] = ModelSignature.Of(file, Session(model, intraOpThreads));
+            }
+            catch (ExecutionProviderException)
+            {
+                throw; // the device, not the model: reported as it is
+            }
+            catch (Exception e) when (e is OrtException or NotSupportedException or IOException or UnauthorizedAccessException)
+            {
+                var reason = e is OrtException o ? $"ONNX Runtime {o.Code}: {o.OrtMessage}" : e.Message;
+                errors.Add(new ManifestError(ModelSignatures.Key(Manifest, model) + ".file", $"'{file}' cannot be loaded as an ONNX model: {reason}"));
+            }
+        }
+        errors.AddRange(ModelSignatures.Check(Manifest, m => signatures.GetValueOrDefault(m)));
+        var encoders = Models.Where(m => m is StageModel.TextEncoder or StageModel.TextEncoder2 or StageModel.TextEncoder3).ToList();
+        if (errors.Count == 0 && encoders.All(signatures.ContainsKey))
+        {
+            // one prompt through the encode stage as a request runs it: catches what metadata cannot say (a
+            // tokenizer longer than the encoder's position table, ids beyond its vocabulary)
+            try
+            {
+                var embeddings = new EncodeExecutor(this).Encode(["a pipeline check"], null, intraOpThreads, cancellationToken);
+                errors.AddRange(ModelSignatures.CheckEmbeddings(Manifest, signatures[StageModel.Denoiser], embeddings.Tensor.Shape, embeddings.Pooled?.Shape));
+            }
+            catch (Exception e) when (e is OrtException or InvalidOperationException or NotSupportedException or KeyNotFoundException)
+            {
+                var reason = e is OrtException o ? $"ONNX Runtime {o.Code}: {o.OrtMessage}" : e.Message;
+                errors.Add(new ManifestError(ModelSignatures.Key(Manifest, StageModel.TextEncoder),
+                    $"a run of the text encoder ({Manifest.Stages.TextEncoder.File}) on one prompt of tokenizer.max_length {Manifest.Tokenizer.MaxLength} tokens failed " +
+                    $"(does the encoder take that many tokens, and ids of the tokenizer's vocabulary?): {reason}"));
+            }
+        }
+        if (errors.Count > 0) throw new ManifestException($"pipeline {Directory} (its models against {ManifestSource})", errors);
+    }
+
+    private string ManifestSource =>
+        File.Exists(System.IO.Path.Combine(Directory, PipelineManifest.FileName)) ? PipelineManifest.FileName : "the recognised export";
+
+    private string RelativeFile(StageModel model) => model switch
+    {
+        StageModel.TextEncoder => Manifest.Stages.TextEncoder.File,
+        StageModel.Denoiser => Manifest.Stages.Denoiser.File,
+        StageModel.VaeDecoder => Manifest.Stages.VaeDecoder.File,
+        StageModel.TextEncoder2 => Manifest.Stages.TextEncoder2!.File,
+        _ => Manifest.Stages.TextEncoder3!.File,
+    };
 
     private Session CreateSession(StageModel model, int intraOpThreads) =>
         Onnx.Session.Load(ModelPath(model), new SessionSettings { Provider = Provider.WithThreads(intraOpThreads) }, StageName(model));

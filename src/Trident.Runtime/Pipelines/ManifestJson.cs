@@ -114,6 +114,24 @@ internal static class ManifestJson
         {
             var reader = new Utf8JsonReader(utf8Json, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
             document = JsonDocument.ParseValue(ref reader);
+            // ParseValue stops after the first value: anything but comments and white space after it (a second object,
+            // a stray bracket from a hand edit) is refused, not silently dropped
+            var end = reader.BytesConsumed;
+            bool more;
+            try
+            {
+                more = reader.Read();
+            }
+            catch (JsonException)
+            {
+                more = true;
+            }
+            if (more)
+            {
+                document.Dispose();
+                var (line, column) = Position(utf8Json, end);
+                return (null, [new ManifestError("$", $"not valid JSON: content after the manifest's closing '}}' (line {line}, column {column})")]);
+            }
         }
         catch (JsonException e)
         {
@@ -132,6 +150,17 @@ internal static class ManifestJson
                 if (!readErrors.Any(r => Covers(r.Path, e.Path))) errors.Add(e);
             return (manifest, errors);
         }
+    }
+
+    // 1-based line and column of the first byte after `offset` that is not white space (what follows the first value).
+    private static (int Line, int Column) Position(ReadOnlySpan<byte> utf8, long offset)
+    {
+        var at = (int)offset;
+        while (at < utf8.Length && utf8[at] is (byte)' ' or (byte)'\t' or (byte)'\r' or (byte)'\n') at++;
+        var before = utf8[..Math.Min(at, utf8.Length)];
+        var line = 1 + before.Count((byte)'\n');
+        var column = at - (before.LastIndexOf((byte)'\n') + 1) + 1;
+        return (line, column);
     }
 
     private static bool Covers(string reported, string path) =>

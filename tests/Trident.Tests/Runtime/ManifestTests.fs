@@ -148,6 +148,15 @@ let ``unsupported format versions and invalid JSON are reported`` =
         Expect.hasLength parse 1 "one error"
         Expect.stringStarts parse.Head "$: not valid JSON" "parse.Head"
 
+let ``content after the manifest's object is refused, naming where it starts; comments and white space are not`` =
+    testCase "content after the manifest's object is refused, naming where it starts; comments and white space are not" <| fun () ->
+        // a hand edit that leaves a stray bracket, or two manifests pasted into one file: the rest was silently dropped
+        for tail, line, column in [ ",}", 20, 2; "\n{ \"name\": \"other\" }", 21, 1; "]", 20, 2 ] do
+            let errors = errorsOf (sd3Json + tail) null
+            Expect.equal errors [ sprintf "$: not valid JSON: content after the manifest's closing '}' (line %d, column %d)" line column ] (sprintf "after the object: %A" tail)
+        let ok = PipelineManifest.Parse(Encoding.UTF8.GetBytes(sd3Json + "\n  // exported by hand\n\n"))
+        Expect.equal ok.Name "sd3-medium" "a comment and blank lines after the object are fine"
+
 let ``DDIM step counts must fit the training schedule`` =
     testCase "DDIM step counts must fit the training schedule" <| fun () ->
         let json = sd3Json.Replace("\"type\": \"flow-euler\", \"default_steps\": 28, \"shift\": 3.0", "\"type\": \"ddim\", \"default_steps\": 1000")
@@ -228,6 +237,7 @@ let tests =
         ``a pipeline without a denoiser is rejected``
         ``file paths must stay inside the pipeline directory``
         ``unsupported format versions and invalid JSON are reported``
+        ``content after the manifest's object is refused, naming where it starts; comments and white space are not``
         ``DDIM step counts must fit the training schedule``
         ``the sizes to profile start at the pipeline's smallest side and double within its range``
         ``video manifests check frame counts against the temporal compression``
