@@ -114,11 +114,11 @@ let ``embeddings of another width or length than the denoiser declares are repor
 
 [<Tests>]
 let signatureTests =
-    testList "ModelSignatures" [
+    testList "unit" [ testList "ModelSignatures" [
         ``the tiny pipeline's signatures pass the check``
         ``each way a model's signature can differ from the manifest is reported under the key it concerns``
         ``embeddings of another width or length than the denoiser declares are reported``
-    ]
+    ] ]
 
 // ---- on real files: a copy of the tiny pipeline, altered ---------------------------------------------------
 
