@@ -135,27 +135,51 @@ internal static class JsonBody
     }
 
     /// <summary>The body with the members of object <paramref name="member"/> moved to the top level; null when
-    /// the body has no such object (a non-object value is left for the walk to name).</summary>
+    /// the body has no such member. A <paramref name="member"/> that is not an object (nor null: none) is named here.
+    /// Members are copied as their raw bytes, so what the walk names afterwards (a name or a string that is not valid
+    /// Unicode, a key given twice at the top level) is seen as sent: re-serialising them threw on invalid UTF-8 (a 500).</summary>
     private static byte[]? Flatten(JsonElement root, string member, Dictionary<string, string[]> errors)
     {
-        if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty(member, out var inner) || inner.ValueKind != JsonValueKind.Object) return null;
-        // a name that is not valid Unicode is left for the walk to name
-        if (root.EnumerateObject().Concat(inner.EnumerateObject()).Any(m => NameOf(m).Repaired)) return null;
-        var top = new HashSet<string>(root.EnumerateObject().Select(m => m.Name), StringComparer.Ordinal);
-        var flat = new JsonObject();
-        foreach (var m in root.EnumerateObject())
+        if (root.ValueKind != JsonValueKind.Object) return null;
+        var members = root.EnumerateObject().ToArray();
+        var holder = Array.FindIndex(members, m => NameOf(m) is (var name, false) && name == member);
+        if (holder < 0) return null;
+        var inner = members[holder].Value;
+        if (inner.ValueKind is not (JsonValueKind.Object or JsonValueKind.Null))
+            Add(errors, member, $"must be a JSON object of generation parameters (got {Kind(inner)})");
+        var top = new HashSet<string>(members.Select(m => NameOf(m).Name), StringComparer.Ordinal);
+        using var flat = new MemoryStream();
+        flat.WriteByte((byte)'{');
+        var first = true;
+        void Write(JsonProperty m)
         {
-            if (m.Name == member) continue;
-            if (flat.ContainsKey(m.Name)) Add(errors, m.Name, "is given more than once (a key may appear once)");
-            else flat[m.Name] = JsonNode.Parse(m.Value.GetRawText());
+            if (!first) flat.WriteByte((byte)',');
+            first = false;
+            flat.WriteByte((byte)'"');
+            flat.Write(System.Runtime.InteropServices.JsonMarshal.GetRawUtf8PropertyName(m));
+            flat.Write("\":"u8);
+            flat.Write(System.Runtime.InteropServices.JsonMarshal.GetRawUtf8Value(m.Value));
         }
-        foreach (var m in inner.EnumerateObject())
+        for (var i = 0; i < members.Length; i++)
         {
-            if (top.Contains(m.Name) || m.Name == member) Add(errors, $"{member}.{m.Name}", "is given at the top level too; send it in one place");
-            else if (flat.ContainsKey(m.Name)) Add(errors, $"{member}.{m.Name}", "is given more than once (a key may appear once)");
-            else flat[m.Name] = JsonNode.Parse(m.Value.GetRawText());
+            if (i == holder) continue;
+            // a second extra_body is a key given twice (the walk names every other one)
+            if (NameOf(members[i]) is (var name, false) && name == member) Add(errors, member, "is given more than once (a key may appear once)");
+            else Write(members[i]);
         }
-        return System.Text.Encoding.UTF8.GetBytes(flat.ToJsonString());
+        if (inner.ValueKind == JsonValueKind.Object)
+        {
+            var seen = new HashSet<string>(StringComparer.Ordinal);
+            foreach (var m in inner.EnumerateObject())
+            {
+                var name = NameOf(m).Name;
+                if (top.Contains(name) || name == member) Add(errors, $"{member}.{name}", "is given at the top level too; send it in one place");
+                else if (!seen.Add(name)) Add(errors, $"{member}.{name}", "is given more than once (a key may appear once)");
+                else Write(m);
+            }
+        }
+        flat.WriteByte((byte)'}');
+        return flat.ToArray();
     }
 
     /// <summary>Renames alias keys to their fields, in every nested object.</summary>
@@ -317,6 +341,13 @@ internal static class JsonBody
                 Add(errors, path, message);
                 continue;
             }
+            // a free-form value (a chat message's content) is not walked by a contract: its text is checked here, so the
+            // route never reads a string System.Text.Json refuses to decode (that was a 500)
+            if ((Nullable.GetUnderlyingType(property.PropertyType) ?? property.PropertyType) == typeof(JsonElement))
+            {
+                InvalidText(member.Value, path, errors);
+                continue;
+            }
             // nested objects, and arrays of them, are walked with their own contract
             var type = Nullable.GetUnderlyingType(property.PropertyType) ?? property.PropertyType;
             if (member.Value.ValueKind == JsonValueKind.Object && IsDto(type))
@@ -371,6 +402,29 @@ internal static class JsonBody
             }
             // unpaired surrogates become U+FFFD on the way through UTF-8
             return (Encoding.UTF8.GetString(Encoding.UTF8.GetBytes(text.ToString())), true);
+        }
+    }
+
+    /// <summary>Names every string and member name in <paramref name="value"/> that is not valid Unicode text, by its path.</summary>
+    private static void InvalidText(JsonElement value, string path, Dictionary<string, string[]> errors)
+    {
+        switch (value.ValueKind)
+        {
+            case JsonValueKind.String when !ValidText(value):
+                Add(errors, path, "is not valid Unicode text (invalid UTF-8, or an unpaired surrogate escape)");
+                break;
+            case JsonValueKind.Array:
+                var i = 0;
+                foreach (var item in value.EnumerateArray()) InvalidText(item, $"{path}[{i++}]", errors);
+                break;
+            case JsonValueKind.Object:
+                foreach (var member in value.EnumerateObject())
+                {
+                    var (name, repaired) = NameOf(member);
+                    if (repaired) Add(errors, $"{path}.{name}", "is not valid Unicode text (invalid UTF-8, or an unpaired surrogate escape); the name is shown with U+FFFD in its place");
+                    else InvalidText(member.Value, $"{path}.{name}", errors);
+                }
+                break;
         }
     }
 

@@ -68,6 +68,35 @@ let ``a number sent as a string, a duplicate key or an unknown field is a 400 na
         Expect.equal ok.StatusCode HttpStatusCode.Accepted "the same body with numbers is accepted"
         cancel client ((json ok).GetProperty("id").GetString())
 
+let ``text that is not valid Unicode anywhere in a chat request, and an extra_body that is not an object, are a 400 naming where`` =
+    testCase "text that is not valid Unicode anywhere in a chat request, and an extra_body that is not an object, are a 400 naming where" <| fun () ->
+        let client = readyClient server.Value
+        // bytes as sent: an escaped unpaired surrogate or a raw byte that is not UTF-8 (0xFF)
+        let expect (body: byte[]) (fields: string list) =
+            use content = new ByteArrayContent(body)
+            content.Headers.ContentType <- Headers.MediaTypeHeaderValue("application/json")
+            use r = client.PostAsync("/v1/chat/completions", content).Result
+            let shown = Text.Encoding.UTF8.GetString body
+            Expect.equal r.StatusCode HttpStatusCode.BadRequest (sprintf "%s: %s" shown (r.Content.ReadAsStringAsync().Result))
+            Expect.equal r.Content.Headers.ContentType.MediaType "application/problem+json" "problem+json"
+            Expect.equal (errorsOf r) (Set.ofList fields) (sprintf "the fields named for %s" shown)
+        let text (s: string) = Text.Encoding.UTF8.GetBytes s
+        let raw (before: string) (after: string) = Array.concat [ text before; [| 0xFFuy |]; text after ]
+        // a message's content is free-form JSON (a string or a list of parts): its text was read unchecked (500)
+        expect (text """{"messages":[{"role":"user","content":"\ud800"}]}""") [ "messages[0].content" ]
+        expect (raw """{"messages":[{"role":"user","content":" """ """"}]}""") [ "messages[0].content" ]
+        expect (text """{"messages":[{"role":"user","content":[{"type":"text","text":"\ud800"}]}]}""") [ "messages[0].content[0].text" ]
+        expect (text """{"messages":[{"role":"user","content":[{"type":"\udfff","text":"a"}]}]}""") [ "messages[0].content[0].type" ]
+        expect (raw "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"" "\":\"a\"}]}]}") [ "messages[0].content[0].\uFFFD" ]
+        // extra_body's fields were re-serialised before the walk (500 on a byte that is not UTF-8), wherever the bad text was
+        expect (raw """{"messages":[{"role":"user","content":"a"}],"extra_body":{"negative_prompt":" """ """"}}""") [ "negative_prompt" ]
+        expect (raw """{"messages":[{"role":"user","content":"a"}],"negative_prompt":" """ """","extra_body":{"seed":1}}""") [ "negative_prompt" ]
+        // an extra_body that is not an object is named as such (it was "not a field of this route")
+        expect (text """{"messages":[{"role":"user","content":"a"}],"extra_body":5}""") [ "extra_body" ]
+        expect (text """{"messages":[{"role":"user","content":"a"}],"extra_body":[{"seed":1}]}""") [ "extra_body" ]
+        use r = post client "/v1/chat/completions" """{"messages":[{"role":"user","content":"a"}],"extra_body":"x"}"""
+        Expect.stringContains (r.Content.ReadAsStringAsync().Result) "must be a JSON object of generation parameters (got a string)" "why"
+
 let ``priority outside -3 … 3 is refused naming the range, and deadline_ms with priority is accepted`` =
     testCase "priority outside -3 … 3 is refused naming the range, and deadline_ms with priority is accepted" <| fun () ->
         let client = readyClient server.Value
@@ -808,6 +837,7 @@ let integrationTests =
     testList "integration" [
         testList "StrictInputTests" [
             ``a number sent as a string, a duplicate key or an unknown field is a 400 naming it, on both generation routes``
+            ``text that is not valid Unicode anywhere in a chat request, and an extra_body that is not an object, are a 400 naming where``
             ``priority outside -3 … 3 is refused naming the range, and deadline_ms with priority is accepted``
             ``server-drawn seeds fit in 2^53 − 1, larger client seeds are refused, and the OpenAI route reports each image's seed``
             ``the job status says how much of the prompt the encoder read, and prompt limits count characters``
