@@ -193,6 +193,34 @@ let ``a video job is created, polled, downloaded as an MP4 with the frames and r
         Expect.equal (errorsOf long) (set [ "seconds" ]) "seconds named"
         Expect.stringContains (long.Content.ReadAsStringAsync().Result) "4 s at 8 fps is 33 frames" "and what they make"
 
+let ``a video form in another charset than UTF-8 is a 415, and percent-escapes that are not UTF-8 are a 400 naming the field`` =
+    testCase "a video form in another charset than UTF-8 is a 415, and percent-escapes that are not UTF-8 are a 400 naming the field" <| fun () ->
+        let client = readyClient server.Value
+        let send (contentType: string) (body: string) =
+            use content = new StringContent(body)
+            content.Headers.ContentType <- Headers.MediaTypeHeaderValue.Parse contentType
+            client.PostAsync("/v1/videos", content).Result
+        // the form reader reads UTF-8 only: a latin-1 form's "caf%E9" was queued with the prompt "caf%E9"
+        use latin1 = send "application/x-www-form-urlencoded; charset=latin1" "prompt=caf%E9&size=64x64&num_frames=3&num_inference_steps=1"
+        Expect.equal latin1.StatusCode HttpStatusCode.UnsupportedMediaType (latin1.Content.ReadAsStringAsync().Result)
+        Expect.equal latin1.Content.Headers.ContentType.MediaType "application/problem+json" "problem+json"
+        Expect.equal (errorsOf latin1) (set [ "$" ]) "the body is named"
+        use multipart = send "multipart/form-data; boundary=b; charset=iso-8859-1" "--b\r\nContent-Disposition: form-data; name=\"prompt\"\r\n\r\nx\r\n--b--\r\n"
+        Expect.equal multipart.StatusCode HttpStatusCode.UnsupportedMediaType "a multipart form naming another charset too"
+        // UTF-8 forms: escapes that do not decode (a lone %E9, an encoded surrogate) are named, not kept as literal text
+        use bad = send "application/x-www-form-urlencoded" "prompt=caf%E9&negative_prompt=%ED%A0%80&size=64x64&num_frames=3&num_inference_steps=1"
+        Expect.equal bad.StatusCode HttpStatusCode.BadRequest (bad.Content.ReadAsStringAsync().Result)
+        Expect.equal (errorsOf bad) (set [ "prompt"; "negative_prompt" ]) "each field with such escapes"
+        use badKey = send "application/x-www-form-urlencoded" "prompt=x&%FF=1"
+        Expect.equal (errorsOf badKey) (set [ "\uFFFD" ]) "a key that does not decode, shown with U+FFFD"
+        // the same form in UTF-8 (charset named or not) is read as sent: "café", emoji included
+        for contentType in [ "application/x-www-form-urlencoded"; "application/x-www-form-urlencoded; charset=UTF-8" ] do
+            use ok = send contentType "prompt=caf%C3%A9+%F0%9F%A6%8A&size=64x64&num_frames=3&num_inference_steps=1"
+            Expect.equal ok.StatusCode HttpStatusCode.OK (ok.Content.ReadAsStringAsync().Result)
+            let video = json ok
+            Expect.equal (video.GetProperty("prompt").GetString()) "caf\u00e9 \U0001F98A" "the prompt as sent"
+            client.DeleteAsync("/v1/videos/" + video.GetProperty("id").GetString()).Result.Dispose()
+
 let ``vLLM-Omni's chat route takes extra_body or top-level parameters and answers the image as a data URL`` =
     testCase "vLLM-Omni's chat route takes extra_body or top-level parameters and answers the image as a data URL" <| fun () ->
         let client = readyClient server.Value
@@ -303,6 +331,7 @@ let tests =
         ``a generation's output format, compression and frame rate reach its file``
         ``num_images on /v1/generations runs a request's images as one batch, each the same as its seed alone``
         ``a video job is created, polled, downloaded as an MP4 with the frames and rate asked for, and deleted``
+        ``a video form in another charset than UTF-8 is a 415, and percent-escapes that are not UTF-8 are a 400 naming the field``
         ``vLLM-Omni's chat route takes extra_body or top-level parameters and answers the image as a data URL``
         ``the model list names the served pipeline, and the OpenAPI document lists the new routes``
         ``the official openai npm client gets PNG, JPEG, WebP and url images and an MP4 through /v1/videos``
