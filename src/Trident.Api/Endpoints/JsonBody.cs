@@ -218,17 +218,32 @@ internal static class JsonBody
             errors["$"] = [$"the form must be UTF-8 (Content-Type '{http.Request.ContentType}' names charset '{formType.Charset.Value}')"];
             return (null, StatusCodes.Status415UnsupportedMediaType);
         }
+        // the whole body first, so one over the limit is a 413 however it is sent (a chunked form over it was a 400
+        // "the form could not be read"), then the form reader reads it again
+        http.Request.EnableBuffering();
+        byte[]? raw;
+        try
+        {
+            raw = await ReadLimitedAsync(http, max);
+        }
+        catch (BadHttpRequestException ex) when (ex.StatusCode == StatusCodes.Status413PayloadTooLarge)
+        {
+            raw = null;
+        }
+        catch (BadHttpRequestException ex)
+        {
+            errors["$"] = [$"the body could not be read: {ex.Message}"];
+            return (null, StatusCodes.Status400BadRequest);
+        }
+        if (raw is null)
+        {
+            errors["$"] = [$"the body is over {max} bytes (Trident:Limits:MaxBodyBytes)"];
+            return (null, StatusCodes.Status413PayloadTooLarge);
+        }
+        http.Request.Body.Position = 0;
         // percent-escapes that are not UTF-8 (%E9, %ED%A0%80) were kept as their literal text by the form reader: named here
         if (formType is not null && formType.MediaType.Equals("application/x-www-form-urlencoded", StringComparison.OrdinalIgnoreCase))
         {
-            http.Request.EnableBuffering();
-            var raw = await ReadLimitedAsync(http, max);
-            if (raw is null)
-            {
-                errors["$"] = [$"the body is over {max} bytes (Trident:Limits:MaxBodyBytes)"];
-                return (null, StatusCodes.Status413PayloadTooLarge);
-            }
-            http.Request.Body.Position = 0;
             foreach (var range in raw.AsSpan().Split((byte)'&'))
             {
                 var pair = raw[range];

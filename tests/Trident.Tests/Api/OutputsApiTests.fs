@@ -279,11 +279,42 @@ let private run (file: string) (args: string list) (dir: string) (seconds: int) 
 let private openaiVersion = "7.59.0"
 
 /// A Kestrel server on 127.0.0.1 (a random port) with the base settings: node reaches it over a socket.
-type private SocketServer() =
+type private SocketServer(port: int) =
     inherit TridentFactory([])
+    new() = new SocketServer(0)
     member this.Start() =
-        this.UseKestrel(fun (o: Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions) -> o.Listen(IPAddress.Loopback, 0))
+        this.UseKestrel(fun (o: Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions) -> o.Listen(IPAddress.Loopback, port))
         this.StartServer()
+
+let ``a body over the limit sent without a Content-Length is a 413 on every body route, a form's too`` =
+    testCase "a body over the limit sent without a Content-Length is a 413 on every body route, a form's too" <| fun () ->
+        // a real socket (port 19150): the in-memory test server gives every body a Content-Length, so a chunked one never arrives
+        use factory = new SocketServer(19150)
+        factory.Start()
+        let client = factory.CreateClient()
+        waitReady client
+        use socket = new HttpClient(BaseAddress = Uri "http://127.0.0.1:19150")
+        let unsized (body: byte[]) (contentType: string) =
+            let content =
+                { new HttpContent() with
+                    member _.SerializeToStreamAsync(stream, _) = stream.WriteAsync(body, 0, body.Length)
+                    member _.TryComputeLength(length: byref<int64>) =
+                        length <- 0L
+                        false }
+            content.Headers.ContentType <- Headers.MediaTypeHeaderValue.Parse contentType
+            content
+        let big = String('a', 1_100_000)
+        for path, contentType, body in
+            [ "/v1/videos", "multipart/form-data; boundary=b", "--b\r\nContent-Disposition: form-data; name=\"prompt\"\r\n\r\n" + big + "\r\n--b--\r\n"
+              "/v1/videos", "application/x-www-form-urlencoded", "prompt=" + big
+              "/v1/videos", "application/json", "{\"prompt\":\"" + big + "\"}"
+              "/v1/generations", "application/json", "{\"prompt\":\"" + big + "\"}" ] do
+            use content = unsized (Text.Encoding.UTF8.GetBytes body) contentType
+            Expect.isFalse content.Headers.ContentLength.HasValue "sent chunked, without a Content-Length"
+            use r = socket.PostAsync(path, content).Result
+            // a multipart form over the limit was a 400 "the form could not be read: Multipart body length limit … exceeded"
+            Expect.equal r.StatusCode HttpStatusCode.RequestEntityTooLarge (sprintf "%s %s: %s" path contentType (r.Content.ReadAsStringAsync().Result))
+            Expect.equal (errorsOf r) (set [ "$" ]) "the body is named"
 
 let ``the official openai npm client gets PNG, JPEG, WebP and url images and an MP4 through /v1/videos`` =
     testCase "the official openai npm client gets PNG, JPEG, WebP and url images and an MP4 through /v1/videos" <| fun () ->
@@ -335,4 +366,5 @@ let tests =
         ``vLLM-Omni's chat route takes extra_body or top-level parameters and answers the image as a data URL``
         ``the model list names the served pipeline, and the OpenAPI document lists the new routes``
         ``the official openai npm client gets PNG, JPEG, WebP and url images and an MP4 through /v1/videos``
+        ``a body over the limit sent without a Content-Length is a 413 on every body route, a form's too``
     ] |> testSequenced ]
