@@ -360,7 +360,10 @@ internal static class GenerationRequests
             var m = messages[i];
             if (m.Role != "user")
             {
-                e.Add($"messages[{i}].role", $"must be 'user' (got '{m.Role}'): the one user message is the prompt; this server generates images, it does not chat");
+                // a missing or null role was shown as "got ''"
+                e.Add($"messages[{i}].role", m.Role is null
+                    ? "is required and must be 'user': the one user message is the prompt"
+                    : $"must be 'user' (got '{m.Role}'): the one user message is the prompt; this server generates images, it does not chat");
                 continue;
             }
             if (prompt is not null)

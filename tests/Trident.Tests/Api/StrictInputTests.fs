@@ -68,8 +68,8 @@ let ``a number sent as a string, a duplicate key or an unknown field is a 400 na
         Expect.equal ok.StatusCode HttpStatusCode.Accepted "the same body with numbers is accepted"
         cancel client ((json ok).GetProperty("id").GetString())
 
-let ``text that is not valid Unicode anywhere in a chat request, and an extra_body that is not an object, are a 400 naming where`` =
-    testCase "text that is not valid Unicode anywhere in a chat request, and an extra_body that is not an object, are a 400 naming where" <| fun () ->
+let ``text that is not valid Unicode anywhere in a chat request, an extra_body that is not an object and a message without a role are a 400 naming where and why`` =
+    testCase "text that is not valid Unicode anywhere in a chat request, an extra_body that is not an object and a message without a role are a 400 naming where and why" <| fun () ->
         let client = readyClient server.Value
         // bytes as sent: an escaped unpaired surrogate or a raw byte that is not UTF-8 (0xFF)
         let expect (body: byte[]) (fields: string list) =
@@ -96,6 +96,10 @@ let ``text that is not valid Unicode anywhere in a chat request, and an extra_bo
         expect (text """{"messages":[{"role":"user","content":"a"}],"extra_body":[{"seed":1}]}""") [ "extra_body" ]
         use r = post client "/v1/chat/completions" """{"messages":[{"role":"user","content":"a"}],"extra_body":"x"}"""
         Expect.stringContains (r.Content.ReadAsStringAsync().Result) "must be a JSON object of generation parameters (got a string)" "why"
+        // a message without a role (or with null) says so; it read "must be 'user' (got '')"
+        for body in [ """{"messages":[{"content":"a"}]}"""; """{"messages":[{"role":null,"content":"a"}]}""" ] do
+            use r = post client "/v1/chat/completions" body
+            Expect.equal (messagesOf r) [ "messages[0].role", "is required and must be 'user': the one user message is the prompt" ] body
 
 let ``priority outside -3 … 3 is refused naming the range, and deadline_ms with priority is accepted`` =
     testCase "priority outside -3 … 3 is refused naming the range, and deadline_ms with priority is accepted" <| fun () ->
@@ -837,7 +841,7 @@ let integrationTests =
     testList "integration" [
         testList "StrictInputTests" [
             ``a number sent as a string, a duplicate key or an unknown field is a 400 naming it, on both generation routes``
-            ``text that is not valid Unicode anywhere in a chat request, and an extra_body that is not an object, are a 400 naming where``
+            ``text that is not valid Unicode anywhere in a chat request, an extra_body that is not an object and a message without a role are a 400 naming where and why``
             ``priority outside -3 … 3 is refused naming the range, and deadline_ms with priority is accepted``
             ``server-drawn seeds fit in 2^53 − 1, larger client seeds are refused, and the OpenAI route reports each image's seed``
             ``the job status says how much of the prompt the encoder read, and prompt limits count characters``
