@@ -405,8 +405,8 @@ internal static class JsonBody
                 Add(errors, path, message);
                 continue;
             }
-            // a free-form value (a chat message's content) is not walked by a contract: its text is checked here, so the
-            // route never reads a string System.Text.Json refuses to decode (that was a 500)
+            // a free-form value (a chat message's content) is not walked by a contract: its text (and its keys) are checked
+            // here, so the route never reads a string System.Text.Json refuses to decode (that was a 500)
             if ((Nullable.GetUnderlyingType(property.PropertyType) ?? property.PropertyType) == typeof(JsonElement))
             {
                 InvalidText(member.Value, path, errors);
@@ -469,7 +469,8 @@ internal static class JsonBody
         }
     }
 
-    /// <summary>Names every string and member name in <paramref name="value"/> that is not valid Unicode text, by its path.</summary>
+    /// <summary>Names every string and member name in <paramref name="value"/> that is not valid Unicode text, and every
+    /// key given twice, by its path.</summary>
     private static void InvalidText(JsonElement value, string path, Dictionary<string, string[]> errors)
     {
         switch (value.ValueKind)
@@ -482,10 +483,13 @@ internal static class JsonBody
                 foreach (var item in value.EnumerateArray()) InvalidText(item, $"{path}[{i++}]", errors);
                 break;
             case JsonValueKind.Object:
+                var seen = new HashSet<string>(StringComparer.Ordinal);
                 foreach (var member in value.EnumerateObject())
                 {
                     var (name, repaired) = NameOf(member);
                     if (repaired) Add(errors, $"{path}.{name}", "is not valid Unicode text (invalid UTF-8, or an unpaired surrogate escape); the name is shown with U+FFFD in its place");
+                    // binding refuses it anyway, but only as "has the wrong type or is malformed" for the whole value
+                    else if (!seen.Add(name)) Add(errors, $"{path}.{name}", "is given more than once (a key may appear once)");
                     else InvalidText(member.Value, $"{path}.{name}", errors);
                 }
                 break;

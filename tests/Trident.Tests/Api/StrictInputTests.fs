@@ -96,6 +96,8 @@ let ``text that is not valid Unicode anywhere in a chat request, an extra_body t
         expect (text """{"messages":[{"role":"user","content":"a"}],"extra_body":[{"seed":1}]}""") [ "extra_body" ]
         use r = post client "/v1/chat/completions" """{"messages":[{"role":"user","content":"a"}],"extra_body":"x"}"""
         Expect.stringContains (r.Content.ReadAsStringAsync().Result) "must be a JSON object of generation parameters (got a string)" "why"
+        // a key given twice inside the free-form content is named (it was "messages[0].content: has the wrong type or is malformed")
+        expect (text """{"messages":[{"role":"user","content":[{"type":"text","text":"a","text":"b"}]}]}""") [ "messages[0].content[0].text" ]
         // a message without a role (or with null) says so; it read "must be 'user' (got '')"
         for body in [ """{"messages":[{"content":"a"}]}"""; """{"messages":[{"role":null,"content":"a"}]}""" ] do
             use r = post client "/v1/chat/completions" body
