@@ -77,7 +77,11 @@ internal static class Problems
         var request = $"{http.Request.Method} {http.Request.Path}";
         var detail = status switch
         {
-            StatusCodes.Status404NotFound => $"no route matches {request} (every route is listed in /openapi/v1.json)",
+            StatusCodes.Status404NotFound => NotAJobId(http.Request.Path) is { } id
+                // the id routes match plain digits in a long's range only; a client who sent 'abc' or a 20-digit id should
+                // learn that it is the id, not the route, that is wrong
+                ? $"no route matches {request}: '{id}' is not a generation id (ids are whole numbers in plain digits, at most {long.MaxValue}, as POST /v1/generations answers them)"
+                : $"no route matches {request} (every route is listed in /openapi/v1.json)",
             StatusCodes.Status405MethodNotAllowed => $"{request}: the method is not allowed on this route"
                 + (http.Response.Headers.Allow is { Count: > 0 } allow ? $" (allowed: {allow})" : ""),
             StatusCodes.Status415UnsupportedMediaType => $"{request}: the body must be application/json (Content-Type: '{http.Request.ContentType}')",
@@ -87,6 +91,13 @@ internal static class Problems
         Complete(problem, http);
         return http.Response.WriteAsJsonAsync(problem, (System.Text.Json.JsonSerializerOptions?)null, "application/problem+json", http.RequestAborted);
     }
+
+    private static readonly System.Text.RegularExpressions.Regex JobPath = new("^/v1/generations/(?<id>[^/]+)(/result|/events)?/?$");
+
+    /// <summary>The id segment of a <c>/v1/generations/{id}</c> path (or its <c>/result</c>, <c>/events</c>) that no id
+    /// route matched, or null for any other path.</summary>
+    private static string? NotAJobId(PathString path) =>
+        path.Value is { } p && JobPath.Match(p) is { Success: true } m ? m.Groups["id"].Value : null;
 
     /// <summary>What every problem body carries, whoever wrote it (the routes, the framework's validation and
     /// exception handling through ProblemDetailsOptions.CustomizeProblemDetails, the status pages): <c>trace_id</c>,

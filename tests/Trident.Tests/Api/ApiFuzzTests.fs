@@ -730,6 +730,24 @@ let ``a job id is plain digits: ' 1' and '+1' are not job 1`` =
         Expect.equal status 200 "the plain id is the job"
         pollUntil client 120.0 id isFinal |> ignore
 
+let ``a generation path whose id is not a job id says so in its 404`` =
+    testCase "a generation path whose id is not a job id says so in its 404" <| fun () ->
+        let client = readyClient server.Value
+        // before: "no route matches GET /v1/generations/abc (every route is listed in /openapi/v1.json)", which does not
+        // say that the id is what is wrong
+        for method, path, id in
+            [ "GET", "/v1/generations/abc", "abc"
+              "GET", "/v1/generations/99999999999999999999", "99999999999999999999"
+              "GET", "/v1/generations/1.5/result", "1.5"
+              "GET", "/v1/generations/%201/events", " 1"
+              "DELETE", "/v1/generations/x7", "x7" ] do
+            let status, mediaType, problem = raw client method path None None None
+            Expect.equal (status, mediaType) (404, "application/problem+json") path
+            let detail = problem.Value.GetProperty("detail").GetString()
+            Expect.stringContains detail (sprintf "'%s' is not a generation id (ids are whole numbers in plain digits, at most 9223372036854775807" id) path
+        let _, _, other = raw client "GET" "/v1/generationz/1" None None None
+        Expect.stringContains (other.Value.GetProperty("detail").GetString()) "(every route is listed in /openapi/v1.json)" "another unknown path as before"
+
 let ``a body over Limits:MaxBodyBytes is a 413 and a charset other than UTF-8 a 415, each naming the body`` =
     testCase "a body over Limits:MaxBodyBytes is a 413 and a charset other than UTF-8 a 415, each naming the body" <| fun () ->
         let client = readyClient server.Value
@@ -770,6 +788,7 @@ let integrationTests =
             ``404, 405 and 415 answers are problem+json whatever the Accept header``
             ``every problem body carries a type and trace_id as 32 hex digits, as the 202s do, whatever the Accept header``
             ``a job id is plain digits: ' 1' and '+1' are not job 1``
+            ``a generation path whose id is not a job id says so in its 404``
             ``a body over Limits:MaxBodyBytes is a 413 and a charset other than UTF-8 a 415, each naming the body``
             ``the OpenAI size is WIDTHxHEIGHT in plain digits: ' 64x64', '+64x+64' and '64x64 ' are a 400 naming size``
         ] |> testSequenced ]
