@@ -279,21 +279,20 @@ let private run (file: string) (args: string list) (dir: string) (seconds: int) 
 let private openaiVersion = "7.59.0"
 
 /// A Kestrel server on 127.0.0.1 (a random port) with the base settings: node reaches it over a socket.
-type private SocketServer(port: int) =
+type private SocketServer() =
     inherit TridentFactory([])
-    new() = new SocketServer(0)
     member this.Start() =
-        this.UseKestrel(fun (o: Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions) -> o.Listen(IPAddress.Loopback, port))
+        this.UseKestrel(fun (o: Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions) -> o.Listen(IPAddress.Loopback, 0))
         this.StartServer()
 
 let ``a body over the limit sent without a Content-Length is a 413 on every body route, a form's too`` =
     testCase "a body over the limit sent without a Content-Length is a 413 on every body route, a form's too" <| fun () ->
-        // a real socket (port 19150): the in-memory test server gives every body a Content-Length, so a chunked one never arrives
-        use factory = new SocketServer(19150)
+        // a real socket (a free port): the in-memory test server gives every body a Content-Length, so a chunked one never arrives
+        use factory = new SocketServer()
         factory.Start()
         let client = factory.CreateClient()
         waitReady client
-        use socket = new HttpClient(BaseAddress = Uri "http://127.0.0.1:19150")
+        use socket = new HttpClient(BaseAddress = client.BaseAddress)
         let unsized (body: byte[]) (contentType: string) =
             let content =
                 { new HttpContent() with
