@@ -49,6 +49,9 @@ public sealed class JobJournal : IDisposable
     private readonly FileStream _lock;
     private bool _closed;
 
+    /// <summary>The suffix of a result file being written (renamed to its name once complete).</summary>
+    public const string PartialSuffix = ".tmp";
+
     private JobJournal(string directory, JobStoreLock? held)
     {
         Directory = Path.GetFullPath(directory);
@@ -58,6 +61,10 @@ public sealed class JobJournal : IDisposable
         _lock = held is not null && held.Directory == Directory ? held.Adopt() : Lock(Directory);
         try
         {
+            // a result file half written when the process ended (kill -9 in Moved, before its rename): nothing
+            // refers to it (the job's row still says it runs, so it runs again); with the store's lock held no
+            // other server writes here
+            foreach (var partial in System.IO.Directory.EnumerateFiles(ResultsDirectory, "*" + PartialSuffix)) File.Delete(partial);
             _db = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = Path.Combine(Directory, "jobs.db"), Pooling = false }.ToString());
             _db.Open();
             Execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;");
@@ -243,7 +250,7 @@ public sealed class JobJournal : IDisposable
             if (status == JobStatus.Succeeded && result is not null)
             {
                 var path = ResultPath(job.Id.Value, result.Format);
-                var temp = path + ".tmp";
+                var temp = path + PartialSuffix;
                 File.WriteAllBytes(temp, result.File);
                 File.Move(temp, path, overwrite: true);
             }

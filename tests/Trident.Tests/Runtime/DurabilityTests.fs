@@ -157,6 +157,24 @@ let ``a second server on the same job store is refused while the first has it op
         finally
             Directory.Delete(dir, true)
 
+/// A result file half written when the process ended (kill -9 between its write and its rename) is removed when the
+/// store is opened again; before, nothing ever deleted it. Complete result files stay.
+let ``a result file left half written by a killed server is removed when the store opens`` =
+    testCase "a result file left half written by a killed server is removed when the store opens" <| fun () ->
+        let dir = tempDirectory ()
+        try
+            (JobJournal.Open dir).Dispose()
+            let results = Path.Combine(dir, "results")
+            let partial = Path.Combine(results, "7.png" + JobJournal.PartialSuffix)
+            let complete = Path.Combine(results, "8.png")
+            File.WriteAllBytes(partial, [| 1uy; 2uy |])
+            File.WriteAllBytes(complete, [| 3uy |])
+            use again = JobJournal.Open dir
+            Expect.isFalse (File.Exists partial) "the partial file is gone"
+            Expect.isTrue (File.Exists complete) "a complete result stays"
+        finally
+            Directory.Delete(dir, true)
+
 let ``a lock file that cannot be opened is its own error, not another server's lock`` =
     testCase "a lock file that cannot be opened (a socket at its path) is reported as it is, not as a store in use by another server" <| fun () ->
         let dir = tempDirectory ()
@@ -415,6 +433,7 @@ let tests =
         ``a journal write per transition is cheap``
         ``a second server on the same job store is refused while the first has it open``
         ``a lock file that cannot be opened is its own error, not another server's lock``
+        ``a result file left half written by a killed server is removed when the store opens``
         ``a start that fails once the journal holds the store's lock releases it``
         ``jobs queued again after a restart are counted as recovered, not accepted``
         ``the job store follows the documented state machine across submits, cancels, stages, failures, expiry and restarts``
