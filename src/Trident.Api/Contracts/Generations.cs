@@ -122,6 +122,8 @@ public sealed record RouteDto(
 /// <c>priority</c>, 0 when it sent none).</param>
 /// <param name="TraceId">The W3C trace id of the job's trace (see <see cref="GenerationAcceptedDto"/>); null for a
 /// job restored finished after a restart.</param>
+/// <param name="Error">Why a failed job failed, or what cancelled a cancelled one (a DELETE, a client of a
+/// synchronous route that went away, the server's shutdown); null otherwise.</param>
 public sealed record GenerationStatusDto(
     string Id,
     string Status,

@@ -121,7 +121,7 @@ public static class GenerationsApi
     {
         if (host.Ready is not { } ready) return Problems.NotReady(http, host);
         if (ready.Server.Find(RequestId.NewRequestId(id)) is not { } job) return Problems.NotFound(id);
-        if (!ready.Server.Cancel(job)) return Problems.Conflict($"generation {id} is already {Name(job.Status)}");
+        if (!ready.Server.Cancel(job, $"cancelled by DELETE /v1/generations/{id}")) return Problems.Conflict($"generation {id} is already {Name(job.Status)}");
         var status = Status(job, ready);
         // cancelled at once, or stopping at its next step boundary: either way it ends cancelled
         return job.Status == JobStatus.Cancelled

@@ -92,7 +92,7 @@ public static class ImagesApi
         }
         catch (OperationCanceledException) when (http.RequestAborted.IsCancellationRequested)
         {
-            foreach (var j in jobs) server.Cancel(j);
+            foreach (var j in jobs) server.Cancel(j, $"the client of {http.Request.Method} {http.Request.Path} went away before its images were done");
             throw;
         }
         foreach (var job in jobs)

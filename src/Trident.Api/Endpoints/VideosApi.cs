@@ -106,7 +106,7 @@ public static class VideosApi
         if (host.Ready is not { } ready) return Problems.NotReady(http, host);
         if (Find(ready, id) is not { } job) return NotFound(id);
         var server = ready.Server;
-        if (!Job.IsTerminalStatus(job.Status)) server.Cancel(job);
+        if (!Job.IsTerminalStatus(job.Status)) server.Cancel(job, $"cancelled by DELETE /v1/videos/{id}");
         if (Job.IsTerminalStatus(job.Status)) server.Store.Delete(job);
         else _ = ForgetWhenFinished(server, job);
         return TypedResults.Ok(new VideoDeletedDto(id, "video.deleted", true));
@@ -152,7 +152,7 @@ public static class VideosApi
         var error = v.Status switch
         {
             JobStatus.Failed => new VideoErrorDto("generation_failed", v.Error ?? "the generation failed"),
-            JobStatus.Cancelled => new VideoErrorDto("cancelled", "the job was cancelled"),
+            JobStatus.Cancelled => new VideoErrorDto("cancelled", v.Error ?? "the job was cancelled"),
             _ => null,
         };
         var progress = v.Status == JobStatus.Succeeded ? 100 : input.Steps > 0 ? Math.Min(99, 100 * v.Step / input.Steps) : 0;

@@ -143,6 +143,8 @@ public sealed class Job : IStepObserver
     private double? _encodeStart, _encodeFinish, _diffuseStart, _diffuseFinish, _decodeStart, _decodeFinish;
     private JobRoute? _route;
     private string? _error;
+    // what asked for the cancel (the first accepted one's reason): the error a cancelled job shows
+    private string? _cancelReason;
     private JobResult? _result;
     private bool _cancelRequested;
     private int _requeues;
@@ -483,12 +485,16 @@ public sealed class Job : IStepObserver
     /// at its next step boundary (then <see cref="Cancelled"/> is called). True means the job ends Cancelled
     /// whatever its stages do from now on; false when the job is already over (a succeeded job keeps its
     /// result).</summary>
-    public bool RequestCancel(double now)
+    /// <param name="now">The server clock's time.</param>
+    /// <param name="reason">What cancelled it (a client's DELETE, a client that went away, the shutdown): the
+    /// cancelled job's <c>error</c>; the first accepted cancel's reason is kept.</param>
+    public bool RequestCancel(double now, string? reason = null)
     {
         lock (_gate)
         {
             if (IsTerminalStatus(_status)) return false;
             _cancelRequested = true;
+            _cancelReason ??= reason ?? "cancelled";
             if (_status is JobStatus.Queued or JobStatus.Suspended)
             {
                 _finished = now;
@@ -517,6 +523,7 @@ public sealed class Job : IStepObserver
     {
         if (_status == to) return;
         _status = to;
+        if (to == JobStatus.Cancelled) _error ??= _cancelReason;
         // durable before anyone sees it (one small write; a success writes its result file first)
         Journal?.Moved(this, to, _error, _result, FinishedWall());
         Publish(kind);

@@ -297,7 +297,7 @@ public sealed class TridentServer : IAsyncDisposable
                 // the images taken before are not queued: cancelled (so a journal does not resume them) and withdrawn
                 foreach (var taken in jobs)
                 {
-                    taken.RequestCancel(Clock.Now);
+                    taken.RequestCancel(Clock.Now, "withdrawn: another image of its request was refused");
                     Store.Withdraw(taken);
                 }
                 return refusal;
@@ -393,7 +393,7 @@ public sealed class TridentServer : IAsyncDisposable
             // the state it was in when cancelled (queued, encoding, …): a queued job is cancelled at once, so its
             // status afterwards would only say "cancelled"
             var state = job.Status;
-            if (job.RequestCancel(Clock.Now))
+            if (job.RequestCancel(Clock.Now, $"the server shut down before it finished (after the drain time of {drain.TotalSeconds:0.###} s)"))
             {
                 _loop.Cancelled(job);
                 using var traced = job.Trace.Enter();
@@ -449,9 +449,9 @@ public sealed class TridentServer : IAsyncDisposable
 
     /// <summary>Cancels a job: at once when none of its stages started, else at its next step boundary.
     /// False when it is already over.</summary>
-    public bool Cancel(Job job)
+    public bool Cancel(Job job, string reason = "cancelled by a client")
     {
-        if (!job.RequestCancel(Clock.Now)) return false;
+        if (!job.RequestCancel(Clock.Now, reason)) return false;
         _loop.Cancelled(job);
         return true;
     }
@@ -488,7 +488,7 @@ public sealed class TridentServer : IAsyncDisposable
     /// marked cancelled, so none is left without a final state.</summary>
     public async ValueTask DisposeAsync()
     {
-        foreach (var job in Store.Active()) job.RequestCancel(Clock.Now);
+        foreach (var job in Store.Active()) job.RequestCancel(Clock.Now, "the server stopped before it finished");
         await _loop.DisposeAsync();
         var workers = _loop.Workers;
         foreach (var w in workers) w.BeginStop();

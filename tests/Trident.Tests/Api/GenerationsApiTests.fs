@@ -319,6 +319,8 @@ let ``cancelling a queued job cancels it at once, a running one at its next step
         use cq = client.DeleteAsync("/v1/generations/" + queued).Result
         Expect.equal cq.StatusCode HttpStatusCode.OK "cq.StatusCode"
         Expect.equal (status (json cq)) "cancelled" "status (json cq)"
+        // what cancelled it is its error (before: null whatever cancelled it)
+        Expect.equal ((json cq).GetProperty("error").GetString()) (sprintf "cancelled by DELETE /v1/generations/%s" queued) "the queued job's reason"
         for (id, _) in waiting do
             if id <> queued then client.DeleteAsync("/v1/generations/" + id).Result.Dispose()
         for id in running do
@@ -327,6 +329,7 @@ let ``cancelling a queued job cancels it at once, a running one at its next step
         for id in running do
             let final = pollUntil client 30.0 id isFinal
             Expect.equal (status final) "cancelled" "status final"
+            Expect.equal (final.GetProperty("error").GetString()) (sprintf "cancelled by DELETE /v1/generations/%s" id) "the running job's reason"
             Expect.isTrue (final.GetProperty("step").GetInt32() < 1500) "stopped before its last step"
         use again = client.DeleteAsync("/v1/generations/" + queued).Result
         Expect.equal again.StatusCode HttpStatusCode.Conflict "again.StatusCode"

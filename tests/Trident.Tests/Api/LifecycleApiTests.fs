@@ -180,6 +180,7 @@ let ``on shutdown a job still running at the drain time is cancelled, and its op
         Expect.isTrue (events.Wait(TimeSpan.FromSeconds 60.0)) "the event stream ends"
         let kind, last = List.last events.Result
         Expect.equal (kind, status last) ("state", "cancelled") "the stream's last event is the job's final state"
+        Expect.stringStarts (last.GetProperty("error").GetString()) "the server shut down before it finished" "the event says what cancelled it"
         Expect.equal job.Status Trident.Runtime.Serving.JobStatus.Cancelled "the job's final state"
         Expect.isFalse (job.View().Decode.Start.HasValue) "its decode never ran"
 
