@@ -4,6 +4,7 @@
 // Core's CORS middleware does both; this composes its policy from Trident:Cors. Nothing is allowed by default.
 
 using Microsoft.AspNetCore.Cors.Infrastructure;
+using Microsoft.AspNetCore.HttpOverrides;
 using Microsoft.Extensions.Options;
 using Trident.Api.Options;
 
@@ -22,7 +23,8 @@ public static class BrowserClients
     public static CorsPolicyBuilder Apply(CorsPolicyBuilder builder, CrossOriginOptions cors)
     {
         if (cors.Origins is ["*"]) builder.AllowAnyOrigin();
-        else builder.WithOrigins(cors.Origins);
+        // as browsers write them: a configured "http://localhost:3000/" matched nothing before
+        else builder.WithOrigins([.. cors.Normalized()]);
         return builder
             .WithMethods(HttpMethods.Get, HttpMethods.Head, HttpMethods.Post, HttpMethods.Delete)
             .AllowAnyHeader()
@@ -45,11 +47,20 @@ public static class BrowserClients
         return services;
     }
 
+    /// <summary>Reads the scheme, host and client address a reverse proxy forwards (<c>X-Forwarded-Proto</c>,
+    /// <c>-Host</c>, <c>-For</c>) from a proxy on this machine (ASP.NET Core's default known proxies: loopback), so the
+    /// URLs the API writes (the images route's <c>url</c> answers) are the ones the client reached; a proxy on another
+    /// machine is trusted with ASP.NET Core's own switch <c>ASPNETCORE_FORWARDEDHEADERS_ENABLED=true</c>.</summary>
+    public static IServiceCollection AddTridentForwardedHeaders(this IServiceCollection services) =>
+        services.Configure<ForwardedHeadersOptions>(o => o.ForwardedHeaders =
+            ForwardedHeaders.XForwardedFor | ForwardedHeaders.XForwardedProto | ForwardedHeaders.XForwardedHost);
+
     /// <summary>Answers cross-origin requests as <c>Trident:Cors</c> allows (nothing when it names no origin); first
     /// in the pipeline, so error answers (a 400, a 429, a 500 the exception handler writes) carry the headers too and
     /// a browser script can read them.</summary>
     public static WebApplication UseTridentCors(this WebApplication app)
     {
+        app.UseForwardedHeaders();
         app.UseCors();
         return app;
     }

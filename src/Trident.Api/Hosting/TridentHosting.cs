@@ -311,6 +311,7 @@ public static class TridentHosting
         services.AddSingleton<IProblemDetailsWriter, Trident.Api.Endpoints.Problems.AnyAcceptWriter>();
         services.AddTridentApiDocs();
         services.AddTridentCors();
+        services.AddTridentForwardedHeaders();
         return services;
     }
 }

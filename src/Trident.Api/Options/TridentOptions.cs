@@ -87,11 +87,20 @@ public sealed class CrossOriginOptions
     public int PreflightMaxAgeSeconds { get; set; } = 600;
 
     /// <summary>Whether <paramref name="origin"/> is a valid entry of <see cref="Origins"/>: <c>*</c>, or an absolute
-    /// http(s) URI with nothing after the host and port.</summary>
-    public static bool IsOrigin(string origin) =>
-        origin == "*"
-        || Uri.TryCreate(origin, UriKind.Absolute, out var u) && (u.Scheme == Uri.UriSchemeHttp || u.Scheme == Uri.UriSchemeHttps)
-           && origin.TrimEnd('/') == u.GetLeftPart(UriPartial.Authority) && u.UserInfo.Length == 0;
+    /// http(s) URI with nothing after the host and port but an optional <c>/</c>.</summary>
+    public static bool IsOrigin(string origin) => origin == "*" || Normalize(origin) is not null;
+
+    /// <summary>An origin as a browser's <c>Origin</c> header writes it — lowercase scheme and host, no default port,
+    /// no trailing <c>/</c> (<c>http://LocalHost:3000/</c> → <c>http://localhost:3000</c>) —, or null when it is not
+    /// an http(s) origin (a path, a query, a fragment or user info).</summary>
+    public static string? Normalize(string origin) =>
+        Uri.TryCreate(origin, UriKind.Absolute, out var u) && (u.Scheme == Uri.UriSchemeHttp || u.Scheme == Uri.UriSchemeHttps)
+        && u.AbsolutePath == "/" && u.Query.Length == 0 && u.Fragment.Length == 0 && u.UserInfo.Length == 0
+            ? u.GetLeftPart(UriPartial.Authority)
+            : null;
+
+    /// <summary>The origins as browsers send them (<see cref="Normalize"/>); <c>*</c> as it is.</summary>
+    public IReadOnlyList<string> Normalized() => [.. Origins.Select(o => o == "*" ? o : Normalize(o) ?? o)];
 }
 
 /// <summary>Section <c>Trident:Telemetry</c>: OpenTelemetry export (docs/serving.md, Observability).</summary>

@@ -33,7 +33,8 @@ let private header (r: HttpResponseMessage) (name: string) =
 
 let ``an allowed origin's preflight and answers carry CORS headers, other origins and the default server none`` =
     testCase "an allowed origin's preflight and answers carry CORS headers, other origins and the default server none" <| fun () ->
-        use factory = new TridentFactory([ "Trident:Cors:Origins:0", allowed; "Trident:Cors:PreflightMaxAgeSeconds", "120" ])
+        // configured as people paste it (a trailing slash, capitals): matched as browsers send it (before, no match at all)
+        use factory = new TridentFactory([ "Trident:Cors:Origins:0", "http://LocalHost:3000/"; "Trident:Cors:PreflightMaxAgeSeconds", "120" ])
         let client = readyClient factory
         use ok = preflight client allowed
         Expect.equal ok.StatusCode HttpStatusCode.NoContent "the preflight is answered"
@@ -60,6 +61,16 @@ let ``an allowed origin's preflight and answers carry CORS headers, other origin
         use nonePost = postFrom plainClient allowed """{"prompt":"x","width":64,"height":64,"steps":1}"""
         Expect.isNone (header nonePost "Access-Control-Allow-Origin") "no origin by default (request)"
 
+let ``origins are matched as browsers write them`` =
+    testCase "origins are matched as browsers write them" <| fun () ->
+        let normalize = Trident.Api.Options.CrossOriginOptions.Normalize
+        for given, expected in [ "http://localhost:3000", "http://localhost:3000"; "http://localhost:3000/", "http://localhost:3000"
+                                 "HTTP://LocalHost:3000/", "http://localhost:3000"; "https://app.example.com:443", "https://app.example.com"
+                                 "http://app.example.com:80/", "http://app.example.com"; "https://app.example.com:8443", "https://app.example.com:8443" ] do
+            Expect.equal (normalize given) expected given
+        for bad in [ "http://localhost:3000/app"; "http://localhost:3000/?x=1"; "http://localhost:3000/#f"; "localhost:3000"; "ftp://host" ] do
+            Expect.isNull (normalize bad) bad
+
 let ``bad Cors settings are named by the validator`` =
     testCase "bad Cors settings are named by the validator" <| fun () ->
         let problems (settings: (string * string) list) =
@@ -80,4 +91,4 @@ let integrationTests =
 
 [<Tests>]
 let unitTests =
-    testList "unit" [ testList "CorsTests" [ ``bad Cors settings are named by the validator`` ] ]
+    testList "unit" [ testList "CorsTests" [ ``origins are matched as browsers write them``; ``bad Cors settings are named by the validator`` ] ]

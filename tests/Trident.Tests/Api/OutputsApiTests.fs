@@ -285,6 +285,24 @@ type private SocketServer() =
         this.UseKestrel(fun (o: Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions) -> o.Listen(IPAddress.Loopback, 0))
         this.StartServer()
 
+/// Behind a reverse proxy on this machine the images route's `url` answers are the address the client reached
+/// (X-Forwarded-Proto / -Host), not the server's own; before, http://127.0.0.1:PORT whatever the proxy said.
+let ``an image url follows the scheme and host a proxy on this machine forwards`` =
+    testCase "an image url follows the scheme and host a proxy on this machine forwards" <| fun () ->
+        use factory = new SocketServer()
+        factory.Start()
+        let client = factory.CreateClient()
+        waitReady client
+        let urlOf (headers: (string * string) list) =
+            use request = new HttpRequestMessage(HttpMethod.Post, "/v1/images/generations")
+            for k, v in headers do request.Headers.Add(k, v)
+            request.Content <- new StringContent("""{"prompt":"proxied","size":"64x64","steps":1,"response_format":"url"}""", Text.Encoding.UTF8, "application/json")
+            use r = client.SendAsync(request).Result
+            Expect.equal r.StatusCode HttpStatusCode.OK "the images"
+            (json r).GetProperty("data").[0].GetProperty("url").GetString()
+        Expect.stringStarts (urlOf [ "X-Forwarded-Proto", "https"; "X-Forwarded-Host", "api.example.com" ]) "https://api.example.com/v1/generations/" "the forwarded address"
+        Expect.stringStarts (urlOf []) (client.BaseAddress.ToString().TrimEnd('/') + "/v1/generations/") "without a proxy, the server's own"
+
 let ``a body over the limit sent without a Content-Length is a 413 on every body route, a form's too`` =
     testCase "a body over the limit sent without a Content-Length is a 413 on every body route, a form's too" <| fun () ->
         // a real socket (a free port): the in-memory test server gives every body a Content-Length, so a chunked one never arrives
@@ -366,4 +384,5 @@ let tests =
         ``the model list names the served pipeline, and the OpenAPI document lists the new routes``
         ``the official openai npm client gets PNG, JPEG, WebP and url images and an MP4 through /v1/videos``
         ``a body over the limit sent without a Content-Length is a 413 on every body route, a form's too``
+        ``an image url follows the scheme and host a proxy on this machine forwards``
     ] |> testSequenced ]
