@@ -86,7 +86,7 @@ public static class GenerationsApi
         string? order, string? status, HttpContext http, ServerHost host)
     {
         if (host.Ready is not { } ready) return Problems.NotReady(http, host);
-        var (query, errors) = JobListQuery.Parse(after, limit, order, "");
+        var (query, errors) = JobListQuery.Parse(after, limit, order, "", http.Request.Query, "status");
         var statuses = Enum.GetValues<JobStatus>().ToDictionary(Name);
         var kept = new HashSet<JobStatus>();
         foreach (var name in status?.Split(',') ?? [])

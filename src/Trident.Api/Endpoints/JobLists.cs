@@ -1,7 +1,8 @@
 // The list routes' query: OpenAI's cursor pagination (its list-videos route takes after, limit 0–100 and order
 // asc|desc, newest first by default, and answers {object: "list", data, first_id, last_id, has_more}); the native
 // route takes the same and a status filter. A job is listed while the store holds it (until its retention ends
-// after it finished; Trident:Jobs:RetentionSeconds). Every bad parameter is a 400 naming it.
+// after it finished; Trident:Jobs:RetentionSeconds). Every bad parameter, and one the route does not take, is a
+// 400 naming it.
 
 using System.Globalization;
 using Trident.Api.Contracts;
@@ -23,9 +24,14 @@ internal sealed record JobListQuery(long? After, int Limit, bool Ascending)
 
     /// <summary>Parses <c>after</c>, <c>limit</c> and <c>order</c>; an id is plain digits after <paramref name="idPrefix"/>.
     /// Null with the problems by parameter when one is bad.</summary>
-    public static (JobListQuery? Query, Dictionary<string, string[]> Errors) Parse(string? after, string? limit, string? order, string idPrefix)
+    public static (JobListQuery? Query, Dictionary<string, string[]> Errors) Parse(string? after, string? limit, string? order, string idPrefix,
+        IQueryCollection query, params string[] others)
     {
         var errors = new Dictionary<string, string[]>();
+        // strict as the bodies are: a misspelt parameter (limt=5) would silently give the default page
+        string[] known = ["after", "limit", "order", .. others];
+        foreach (var key in query.Keys.Where(k => !known.Contains(k, StringComparer.Ordinal)))
+            errors[key] = [$"is not a parameter of this list; its parameters: {string.Join(", ", known)}"];
         long? cursor = null;
         if (after is not null)
         {

@@ -71,7 +71,7 @@ public static class VideosApi
         HttpContext http, ServerHost host, IOptions<TridentOptions> options)
     {
         if (host.Ready is not { } ready) return Problems.NotReady(http, host);
-        var (query, errors) = JobListQuery.Parse(after, limit, order, IdPrefix);
+        var (query, errors) = JobListQuery.Parse(after, limit, order, IdPrefix, http.Request.Query);
         if (query is null) return TypedResults.ValidationProblem(errors);
         return TypedResults.Ok(query.Page(ready.Server.Store, job => job.Input.Frames > 1, job => Video(job, ready, options.Value),
             job => IdPrefix + GenerationsApi.Id(job)));

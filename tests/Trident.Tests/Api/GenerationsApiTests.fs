@@ -296,7 +296,8 @@ let ``the list routes page through the jobs held, newest first, and name a bad p
         Expect.isNonEmpty statuses "succeeded jobs are listed"
         Expect.all statuses ((=) "succeeded") "the status filter keeps only those"
         for path, field in [ "/v1/generations?limit=101", "limit"; "/v1/generations?limit=abc", "limit"; "/v1/videos?order=up", "order"
-                             "/v1/videos?after=12", "after"; "/v1/generations?after=video_3", "after"; "/v1/generations?status=done", "status" ] do
+                             "/v1/videos?after=12", "after"; "/v1/generations?after=video_3", "after"; "/v1/generations?status=done", "status"
+                             "/v1/generations?limt=5", "limt"; "/v1/videos?status=queued", "status" ] do
             use r = get client path
             Expect.equal r.StatusCode HttpStatusCode.BadRequest (path + ": 400")
             Expect.equal (errorsOf r) (set [ field ]) (path + ": names " + field)
