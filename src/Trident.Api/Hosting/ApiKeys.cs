@@ -45,11 +45,41 @@ public static class ApiKeys
         return accepted;
     }
 
+    /// <summary>The warning for a server that listens beyond this machine with no API key, or null: anyone who
+    /// reaches such an address can submit and cancel jobs and read every result.</summary>
+    /// <param name="addresses">The addresses the server listens on (Kestrel's, e.g. <c>http://0.0.0.0:8080</c>).</param>
+    /// <param name="keys">The configured API keys.</param>
+    public static string? ExposedWithoutKeys(IEnumerable<string> addresses, IReadOnlyList<string> keys)
+    {
+        if (keys.Count > 0) return null;
+        var open = addresses.Where(a => !IsLoopback(a)).ToList();
+        return open.Count == 0 ? null
+            : $"listening on {string.Join(", ", open)} with no API key (Trident:Auth:ApiKeys): anyone who reaches it can submit and cancel jobs " +
+              "and read every result; set keys, or listen on 127.0.0.1 behind a proxy that authenticates";
+    }
+
+    // an address only this machine reaches: a loopback IP or localhost (0.0.0.0, [::], * and + are every interface)
+    private static bool IsLoopback(string address)
+    {
+        var host = address.Contains("://", StringComparison.Ordinal) ? address[(address.IndexOf("://", StringComparison.Ordinal) + 3)..] : address;
+        host = host.Split('/')[0];
+        host = host.StartsWith('[') ? host[1..host.IndexOf(']')] : host.Split(':')[0];
+        return host.Equals("localhost", StringComparison.OrdinalIgnoreCase)
+            || System.Net.IPAddress.TryParse(host, out var ip) && System.Net.IPAddress.IsLoopback(ip);
+    }
+
     /// <summary>Answers a /v1 request without an accepted key with a 401 problem when <c>Trident:Auth:ApiKeys</c>
-    /// names keys (nothing otherwise).</summary>
+    /// names keys (nothing otherwise); warns at start when the server listens beyond this machine without keys.</summary>
     public static WebApplication UseTridentApiKeys(this WebApplication app)
     {
         var options = app.Services.GetRequiredService<IOptions<TridentOptions>>();
+        app.Lifetime.ApplicationStarted.Register(() =>
+        {
+            var addresses = app.Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>().Features
+                .Get<Microsoft.AspNetCore.Hosting.Server.Features.IServerAddressesFeature>()?.Addresses ?? [];
+            if (ExposedWithoutKeys(addresses, options.Value.Auth.ApiKeys) is { } warning)
+                app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Trident.Startup").LogWarning("{Warning:l}", warning);
+        });
         app.Use(async (http, next) =>
         {
             var keys = options.Value.Auth.ApiKeys;

@@ -96,10 +96,23 @@ let ``bad API keys are named by the validator`` =
             Expect.stringContains (problems [ "Trident:Auth:ApiKeys:0", "ok-key"; "Trident:Auth:ApiKeys:1", key ]) "Trident:Auth:ApiKeys:1" (sprintf "'%s' is refused" key)
         Expect.equal (problems [ "Trident:Auth:ApiKeys:0", "sk-0123456789" ]) "" "a plain key is accepted"
 
+let ``a server listening beyond this machine without keys is warned about`` =
+    testCase "a server listening beyond this machine without keys is warned about" <| fun () ->
+        let warn (addresses: string list) (keys: string list) = Trident.Api.Hosting.ApiKeys.ExposedWithoutKeys(addresses, Array.ofList keys)
+        for local in [ "http://127.0.0.1:8080"; "http://localhost:8080"; "http://[::1]:8080"; "http://127.0.0.2:9" ] do
+            Expect.isNull (warn [ local ] []) (local + " is this machine only")
+        for exposed in [ "http://0.0.0.0:8080"; "http://[::]:8080"; "http://+:80"; "http://*:80"; "http://192.168.1.5:8080" ] do
+            let w = warn [ "http://127.0.0.1:1"; exposed ] []
+            Expect.isNotNull w (exposed + " is reachable from elsewhere")
+            Expect.stringContains w exposed "names the address"
+            Expect.stringContains w "Trident:Auth:ApiKeys" "and the key to set"
+            Expect.isNull (warn [ exposed ] [ "k" ]) (exposed + " with a key")
+
 [<Tests>]
 let integrationTests =
     testList "integration" [
         testList "ApiKeyTests" [ ``with API keys a /v1 route needs one of them, probes and pages stay open`` ] |> testSequenced ]
 
 [<Tests>]
-let unitTests = testList "unit" [ testList "ApiKeyTests" [ ``bad API keys are named by the validator`` ] ]
+let unitTests =
+    testList "unit" [ testList "ApiKeyTests" [ ``bad API keys are named by the validator``; ``a server listening beyond this machine without keys is warned about`` ] ]
