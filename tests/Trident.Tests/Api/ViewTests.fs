@@ -329,6 +329,11 @@ let ``in chromium with API keys: the page opened with #key= streams, submits and
         wait page 60.0 (sprintf "document.querySelector('#mine-%s')?.dataset.status === 'succeeded'" id)
         wait page 30.0 (sprintf "(() => { const i = document.querySelector('#mine-%s img'); return i && i.complete && i.naturalWidth === 64; })()" id)
         Expect.equal (page.EvaluateAsync<string>("document.getElementById('submit-error').textContent").Result) "" "no submit error"
+        // a round's "how" names its source once (it read "greedy greedy (optimal …)": the bold source, then the detail
+        // that starts with it)
+        let rounds = page.InnerTextAsync("#rounds").Result
+        Expect.stringContains rounds "greedy" "the rounds are drawn"
+        Expect.isFalse (rounds.Contains "greedy greedy" || rounds.Contains "mip mip") ("the source once: " + rounds)
         Expect.equal (chromium.Errors |> List.skip before) [] "no console errors with the key"
 
 let private cli (args: string list) = Trident.Api.Cli.Commands.RunAsync(Array.ofList args).Result
