@@ -1,8 +1,8 @@
 // API keys: with Trident:Auth:ApiKeys set, every request to a /v1 route must present one of the keys as
 // `Authorization: Bearer KEY` — what the OpenAI clients send for their api_key, and what vLLM's and TGI's
-// `--api-key` servers check — or it is a 401 problem with `WWW-Authenticate: Bearer`. The web view's event stream
-// (GET /v1/view/events) also takes the key as the query parameter `api_key`, because a browser's EventSource cannot
-// set headers. /health, /ready, /metrics, the OpenAPI document, its page and the web view's page stay open (no job
+// `--api-key` servers check — or it is a 401 problem with `WWW-Authenticate: Bearer`. The event streams (the web
+// view's GET /v1/view/events and a job's GET /v1/generations/{id}/events) also take the key as the query parameter
+// `api_key`, because a browser's EventSource cannot set headers. /health, /ready, /metrics, the OpenAPI document, its page and the web view's page stay open (no job
 // data; probes and scrapers need no key). CORS preflights are answered before this check (BrowserClients), as the
 // Fetch standard sends them without credentials. Keys are compared in constant time.
 
@@ -19,22 +19,29 @@ public static class ApiKeys
     /// <summary>The query parameter the web view's event stream may carry the key in.</summary>
     public const string QueryParameter = "api_key";
 
-    /// <summary>The path of the one route that takes the key in its query.</summary>
+    /// <summary>The web view's event stream (it and the jobs' streams take the key in their query).</summary>
     public const string ViewEventsPath = "/v1/view/events";
 
     /// <summary>Whether a request's path is under the key check (the /v1 routes).</summary>
     public static bool Protects(PathString path) => path.StartsWithSegments("/v1", StringComparison.OrdinalIgnoreCase);
 
-    /// <summary>The key a request presents: its bearer token, or on the view's event stream its <c>api_key</c> query
+    /// <summary>The key a request presents: its bearer token, or on an event stream its <c>api_key</c> query
     /// parameter; null when it presents none.</summary>
     public static string? Presented(HttpRequest request)
     {
         var authorization = request.Headers.Authorization.ToString();
         if (authorization.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase)) return authorization["Bearer ".Length..].Trim();
-        if (request.Path.Equals(ViewEventsPath, StringComparison.OrdinalIgnoreCase) && request.Query.TryGetValue(QueryParameter, out var key))
+        if (IsEventStream(request.Path) && request.Query.TryGetValue(QueryParameter, out var key))
             return key.ToString();
         return null;
     }
+
+    /// <summary>Whether a path is one of the event streams a browser's EventSource reads (the web view's, a job's
+    /// <c>/v1/generations/{id}/events</c>): the routes that take the key in their query.</summary>
+    public static bool IsEventStream(PathString path) =>
+        path.Equals(ViewEventsPath, StringComparison.OrdinalIgnoreCase)
+        || path.StartsWithSegments("/v1/generations", StringComparison.OrdinalIgnoreCase, out var rest)
+           && rest.Value is { } r && r.EndsWith("/events", StringComparison.Ordinal) && r.Count(c => c == '/') == 2;
 
     /// <summary>Whether <paramref name="key"/> is one of <paramref name="keys"/>, compared in constant time per key.</summary>
     public static bool Accepts(IReadOnlyList<string> keys, string key)

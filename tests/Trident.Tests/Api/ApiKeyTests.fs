@@ -48,8 +48,12 @@ let ``with API keys a /v1 route needs one of them, probes and pages stay open`` 
         Expect.equal stream.StatusCode HttpStatusCode.OK "the view's stream takes the key in its query"
         use streamWithout = send client HttpMethod.Get "/v1/view/events" None None
         Expect.equal streamWithout.StatusCode HttpStatusCode.Unauthorized "and needs it"
-        use queryElsewhere = send client HttpMethod.Get "/v1/models?api_key=k-one" None None
-        Expect.equal queryElsewhere.StatusCode HttpStatusCode.Unauthorized "no other route takes the key in its query"
+        let job = (json accepted).GetProperty("id").GetString()
+        use jobStream = send client HttpMethod.Get (sprintf "/v1/generations/%s/events?api_key=k-one" job) None None
+        Expect.equal jobStream.StatusCode HttpStatusCode.OK "a job's event stream takes it too (an EventSource in a browser)"
+        for path in [ "/v1/models?api_key=k-one"; sprintf "/v1/generations/%s?api_key=k-one" job; sprintf "/v1/generations/%s/result?api_key=k-one" job ] do
+            use r = send client HttpMethod.Get path None None
+            Expect.equal r.StatusCode HttpStatusCode.Unauthorized (path + ": no other route takes the key in its query")
         use preflight = new HttpRequestMessage(HttpMethod.Options, "/v1/generations")
         preflight.Headers.Add("Origin", "http://localhost:3000")
         preflight.Headers.Add("Access-Control-Request-Method", "POST")
