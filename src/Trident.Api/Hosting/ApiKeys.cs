@@ -2,8 +2,8 @@
 // `Authorization: Bearer KEY` — what the OpenAI clients send for their api_key, and what vLLM's and TGI's
 // `--api-key` servers check — or it is a 401 problem with `WWW-Authenticate: Bearer`. The event streams (the web
 // view's GET /v1/view/events and a job's GET /v1/generations/{id}/events) also take the key as the query parameter
-// `api_key`, because a browser's EventSource cannot set headers. /health, /ready, /metrics, the OpenAPI document, its page and the web view's page stay open (no job
-// data; probes and scrapers need no key). CORS preflights are answered before this check (BrowserClients), as the
+// `api_key`, because a browser's EventSource cannot set headers. /health, /ready, /metrics, the OpenAPI document,
+// its page and the web view's page stay open (no job data; probes and scrapers need no key). CORS preflights are answered before this check (BrowserClients), as the
 // Fetch standard sends them without credentials. Keys are compared in constant time.
 
 using System.Security.Cryptography;
@@ -16,7 +16,7 @@ namespace Trident.Api.Hosting;
 /// <summary>The API-key check of the /v1 routes.</summary>
 public static class ApiKeys
 {
-    /// <summary>The query parameter the web view's event stream may carry the key in.</summary>
+    /// <summary>The query parameter the event streams may carry the key in.</summary>
     public const string QueryParameter = "api_key";
 
     /// <summary>The web view's event stream (it and the jobs' streams take the key in their query).</summary>

@@ -18,8 +18,8 @@ public static class BrowserClients
     public static readonly string[] ExposedHeaders = ["Location", "Retry-After", "Content-Disposition"];
 
     /// <summary>Sets <paramref name="builder"/> to the policy of <paramref name="cors"/> (which allows at least one
-    /// origin): its origins (or any), the API's methods, any request header, no credentials (the API has no cookies
-    /// or authentication).</summary>
+    /// origin): its origins (or any), the API's methods, any request header (an API key's Authorization among them), and
+    /// not the browser's credentials mode (the API uses no cookies).</summary>
     public static CorsPolicyBuilder Apply(CorsPolicyBuilder builder, CrossOriginOptions cors)
     {
         if (cors.Origins is ["*"]) builder.AllowAnyOrigin();
