@@ -64,25 +64,8 @@ internal static class JsonBody
             }
         }
         var max = http.RequestServices.GetRequiredService<IOptions<TridentOptions>>().Value.Limits.MaxBodyBytes;
-        byte[]? body;
-        try
-        {
-            body = await ReadLimitedAsync(http, max);
-        }
-        catch (BadHttpRequestException ex) when (ex.StatusCode == StatusCodes.Status413PayloadTooLarge)
-        {
-            body = null;
-        }
-        catch (BadHttpRequestException ex)
-        {
-            errors["$"] = [$"the body could not be read: {ex.Message}"];
-            return (null, errors, StatusCodes.Status400BadRequest);
-        }
-        if (body is null)
-        {
-            errors["$"] = [$"the body is over {max} bytes (Trident:Limits:MaxBodyBytes)"];
-            return (null, errors, StatusCodes.Status413PayloadTooLarge);
-        }
+        var (body, status) = await ReadBodyAsync(http, max, errors);
+        if (body is null) return (null, errors, status);
         return Bind<T>(body, jsonOptions, unsupported, aliases, flatten, errors);
     }
 
@@ -221,25 +204,8 @@ internal static class JsonBody
         // the whole body first, so one over the limit is a 413 however it is sent (a chunked form over it was a 400
         // "the form could not be read"), then the form reader reads it again
         http.Request.EnableBuffering();
-        byte[]? raw;
-        try
-        {
-            raw = await ReadLimitedAsync(http, max);
-        }
-        catch (BadHttpRequestException ex) when (ex.StatusCode == StatusCodes.Status413PayloadTooLarge)
-        {
-            raw = null;
-        }
-        catch (BadHttpRequestException ex)
-        {
-            errors["$"] = [$"the body could not be read: {ex.Message}"];
-            return (null, StatusCodes.Status400BadRequest);
-        }
-        if (raw is null)
-        {
-            errors["$"] = [$"the body is over {max} bytes (Trident:Limits:MaxBodyBytes)"];
-            return (null, StatusCodes.Status413PayloadTooLarge);
-        }
+        var (raw, status) = await ReadBodyAsync(http, max, errors);
+        if (raw is null) return (null, status);
         http.Request.Body.Position = 0;
         // percent-escapes that are not UTF-8 (%E9, %ED%A0%80) were kept as their literal text by the form reader: named here
         if (formType is not null && formType.MediaType.Equals("application/x-www-form-urlencoded", StringComparison.OrdinalIgnoreCase))
@@ -324,6 +290,29 @@ internal static class JsonBody
         errors[field] = errors.TryGetValue(field, out var old) ? [.. old, message] : [message];
 
     /// <summary>The whole body, or null when it is over <paramref name="max"/> bytes (read no further than that).</summary>
+    /// <summary>The body, or null with the problem added under <c>$</c> and its status: 413 over
+    /// <paramref name="max"/> bytes (however it is sent), 400 when it cannot be read (cut short, a malformed chunk).</summary>
+    private static async Task<(byte[]? Body, int Status)> ReadBodyAsync(HttpContext http, int max, Dictionary<string, string[]> errors)
+    {
+        byte[]? body;
+        try
+        {
+            body = await ReadLimitedAsync(http, max);
+        }
+        catch (BadHttpRequestException ex) when (ex.StatusCode == StatusCodes.Status413PayloadTooLarge)
+        {
+            body = null;
+        }
+        catch (BadHttpRequestException ex)
+        {
+            errors["$"] = [$"the body could not be read: {ex.Message}"];
+            return (null, StatusCodes.Status400BadRequest);
+        }
+        if (body is not null) return (body, StatusCodes.Status200OK);
+        errors["$"] = [$"the body is over {max} bytes (Trident:Limits:MaxBodyBytes)"];
+        return (null, StatusCodes.Status413PayloadTooLarge);
+    }
+
     private static async Task<byte[]?> ReadLimitedAsync(HttpContext http, int max)
     {
         if (http.Request.ContentLength > max) return null;
