@@ -324,8 +324,10 @@ public sealed class JobJournal : IDisposable
                 // a cancel was accepted: the job ends cancelled now, as the cancel rule promised
                 var arrival = now - (wall - s.CreatedAt).TotalSeconds;
                 var request = new Trident.Scheduling.Request(id, model, s.Input.Shape, s.Input.Steps, arrival, arrival + s.DeadlineSeconds, priority);
-                var job = Job.Restored(request, s.Input, s.CreatedAt, s.DeadlineGiven, JobStatus.Cancelled, null, null, now);
-                Moved(job, JobStatus.Cancelled, null, null, job.FinishedAt);
+                // the reason it was cancelled is not stored (only that a cancel was accepted): say what is known
+                const string reason = "cancelled while it ran; the server restarted before it stopped";
+                var job = Job.Restored(request, s.Input, s.CreatedAt, s.DeadlineGiven, JobStatus.Cancelled, reason, null, now);
+                Moved(job, JobStatus.Cancelled, reason, null, job.FinishedAt);
                 jobs.Add((job, false, s.Status));
             }
             else if (Job.IsTerminalStatus(s.Status))

@@ -405,6 +405,9 @@ let ``the job store follows the documented state machine across submits, cancels
                         | job ->
                             check (sprintf "job %d is not evicted before its retention" id) (not e.Gone)
                             check (sprintf "job %d: %A, expected %A after %A" id job.Status e.Status op) (job.Status = e.Status)
+                            // a cancelled job says what cancelled it, across restarts too (a journalled cancel included)
+                            if job.Status = JobStatus.Cancelled then
+                                check (sprintf "cancelled job %d has a reason (%A)" id op) (not (String.IsNullOrEmpty(job.View().Error)))
                             match before.TryFind id with
                             | Some b -> check (sprintf "job %d moved %A → %A (%A)" id b job.Status op) (allowed b job.Status restarted)
                             | None -> ()
