@@ -77,7 +77,10 @@ let ``the view stream carries /v1/cluster, /v1/plan, each stage task of a reques
         for d, c in Seq.zip (frameCluster.GetProperty("devices").EnumerateArray()) (cluster.GetProperty("devices").EnumerateArray()) do
             for key in names d do
                 Expect.contains (names c) key "every key of a frame's device is /v1/cluster's"
-                if key <> "memory_gb" && key <> "utilisation" && key <> "busy" && key <> "current" && key <> "queued_tasks" then
+                // values that move between the frame and the later /v1/cluster read: a worker loads and frees models
+                // as it works and re-types (resident_models differed once in CI: decode freed in between)
+                if key <> "memory_gb" && key <> "utilisation" && key <> "busy" && key <> "current" && key <> "queued_tasks"
+                   && key <> "resident_models" then
                     Expect.equal (d.GetProperty(key).GetRawText()) (c.GetProperty(key).GetRawText()) (sprintf "device %s: the same value" key)
         Expect.equal (frame.GetProperty("plan").GetProperty("placement").GetRawText()) (plan.GetProperty("placement").GetRawText()) "the placement in force"
         Expect.isGreaterThanOrEqual (frame.GetProperty("plan").GetProperty("recent_rounds").GetArrayLength()) 1 "dispatch rounds"
