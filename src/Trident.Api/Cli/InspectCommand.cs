@@ -47,8 +47,8 @@ public static class InspectCommand
             {
                 var session = pipeline.Session(model, 1);
                 Console.WriteLine($"  {model,-13} {Path.GetRelativePath(directory, pipeline.ModelPath(model)).Replace('\\', '/')}");
-                foreach (var i in session.Inputs) Console.WriteLine($"      in  {i.Name}: {Name(i.ElementType)} {i.Declared()}");
-                foreach (var o in session.Outputs) Console.WriteLine($"      out {o.Name}: {Name(o.ElementType)} {o.Declared()}");
+                foreach (var i in session.Inputs) Console.WriteLine($"      in  {i.Name}: {i.Describe()}");
+                foreach (var o in session.Outputs) Console.WriteLine($"      out {o.Name}: {o.Describe()}");
             }
             return Task.FromResult(0);
         }
@@ -58,11 +58,4 @@ public static class InspectCommand
             return Task.FromResult(2);
         }
     }
-
-    private static string Name(Trident.Runtime.Onnx.TensorElementType t) => t switch
-    {
-        Trident.Runtime.Onnx.TensorElementType.Float => "float32",
-        Trident.Runtime.Onnx.TensorElementType.Float16 => "float16",
-        _ => t.ToString().ToLowerInvariant(),
-    };
 }

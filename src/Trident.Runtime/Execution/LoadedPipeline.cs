@@ -145,7 +145,10 @@ public sealed class LoadedPipeline : IDisposable
     ];
 
     /// <summary>Absolute path of a stage's model file.</summary>
-    public string ModelPath(StageModel model) => PipelineManifest.ResolvePath(Directory, model switch
+    public string ModelPath(StageModel model) => PipelineManifest.ResolvePath(Directory, ModelFile(model));
+
+    // a stage model's file as the manifest names it, relative to the pipeline directory
+    private string ModelFile(StageModel model) => model switch
     {
         StageModel.TextEncoder => Manifest.Stages.TextEncoder.File,
         StageModel.Denoiser => Manifest.Stages.Denoiser.File,
@@ -155,7 +158,7 @@ public sealed class LoadedPipeline : IDisposable
         StageModel.TextEncoder3 => Manifest.Stages.TextEncoder3?.File
             ?? throw new InvalidOperationException($"pipeline '{Manifest.Name}' has no T5 text encoder"),
         _ => throw new ArgumentOutOfRangeException(nameof(model), model, "unknown stage model"),
-    });
+    };
 
     /// <summary>
     /// The session of <paramref name="model"/> with <paramref name="intraOpThreads"/> intra-op threads,
@@ -238,7 +241,7 @@ public sealed class LoadedPipeline : IDisposable
         foreach (var model in Models)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            var file = RelativeFile(model);
+            var file = ModelFile(model);
             try
             {
                 signatures[model] = ModelSignature.Of(file, Session(model, intraOpThreads));
@@ -249,8 +252,7 @@ public sealed class LoadedPipeline : IDisposable
             }
             catch (Exception e) when (e is OrtException or NotSupportedException or IOException or UnauthorizedAccessException)
             {
-                var reason = e is OrtException o ? $"ONNX Runtime {o.Code}: {o.OrtMessage}" : e.Message;
-                errors.Add(new ManifestError(ModelSignatures.Key(Manifest, model) + ".file", $"'{file}' cannot be loaded as an ONNX model: {reason}"));
+                errors.Add(new ManifestError(ModelSignatures.Key(Manifest, model) + ".file", $"'{file}' cannot be loaded as an ONNX model: {Reason(e)}"));
             }
         }
         errors.AddRange(ModelSignatures.Check(Manifest, m => signatures.GetValueOrDefault(m)));
@@ -266,26 +268,19 @@ public sealed class LoadedPipeline : IDisposable
             }
             catch (Exception e) when (e is OrtException or InvalidOperationException or NotSupportedException or KeyNotFoundException)
             {
-                var reason = e is OrtException o ? $"ONNX Runtime {o.Code}: {o.OrtMessage}" : e.Message;
                 errors.Add(new ManifestError(ModelSignatures.Key(Manifest, StageModel.TextEncoder),
                     $"a run of the text encoder ({Manifest.Stages.TextEncoder.File}) on one prompt of tokenizer.max_length {Manifest.Tokenizer.MaxLength} tokens failed " +
-                    $"(does the encoder take that many tokens, and ids of the tokenizer's vocabulary?): {reason}"));
+                    $"(does the encoder take that many tokens, and ids of the tokenizer's vocabulary?): {Reason(e)}"));
             }
         }
         if (errors.Count > 0) throw new ManifestException($"pipeline {Directory} (its models against {ManifestSource})", errors);
     }
 
+    // what went wrong, in ONNX Runtime's own words when it was ONNX Runtime
+    private static string Reason(Exception e) => e is OrtException o ? $"ONNX Runtime {o.Code}: {o.OrtMessage}" : e.Message;
+
     private string ManifestSource =>
         File.Exists(System.IO.Path.Combine(Directory, PipelineManifest.FileName)) ? PipelineManifest.FileName : "the recognised export";
-
-    private string RelativeFile(StageModel model) => model switch
-    {
-        StageModel.TextEncoder => Manifest.Stages.TextEncoder.File,
-        StageModel.Denoiser => Manifest.Stages.Denoiser.File,
-        StageModel.VaeDecoder => Manifest.Stages.VaeDecoder.File,
-        StageModel.TextEncoder2 => Manifest.Stages.TextEncoder2!.File,
-        _ => Manifest.Stages.TextEncoder3!.File,
-    };
 
     private Session CreateSession(StageModel model, int intraOpThreads) =>
         Onnx.Session.Load(ModelPath(model), new SessionSettings { Provider = Provider.WithThreads(intraOpThreads) }, StageName(model));

@@ -90,7 +90,7 @@ public static class ModelSignatures
             for (var axis = 1; axis < embeddings.Count; axis++)
                 if (text.Shape[axis] > 0 && text.Shape[axis] != embeddings[axis])
                     errors.Add(new($"{key}.inputs.encoder_hidden_states",
-                        $"{denoiser.File} declares '{text.Name}' {Describe(text)}, but {encoders} give{(encoders.StartsWith("the text encoders", StringComparison.Ordinal) ? "" : "s")} " +
+                        $"{denoiser.File} declares '{text.Name}' {text.Describe()}, but {encoders} give{(encoders.StartsWith("the text encoders", StringComparison.Ordinal) ? "" : "s")} " +
                         $"embeddings [{string.Join(", ", embeddings)}] for one prompt: " +
                         (axis == embeddings.Count - 1
                             ? $"a width of {embeddings[axis]}, not {text.Shape[axis]} (export the text encoder and the denoiser of one model)"
@@ -99,7 +99,7 @@ public static class ModelSignatures
             for (var axis = 1; axis < pooled.Count; axis++)
                 if (embeds.Shape[axis] > 0 && embeds.Shape[axis] != pooled[axis])
                     errors.Add(new($"{key}.inputs.text_embeds",
-                        $"{denoiser.File} declares '{name}' {Describe(embeds)}, but {encoders} give pooled embeddings [{string.Join(", ", pooled)}]: a width of {pooled[axis]}, not {embeds.Shape[axis]}"));
+                        $"{denoiser.File} declares '{name}' {embeds.Describe()}, but {encoders} give pooled embeddings [{string.Join(", ", pooled)}]: a width of {pooled[axis]}, not {embeds.Shape[axis]}"));
         return errors;
     }
 
@@ -110,14 +110,14 @@ public static class ModelSignatures
         var ids = Input(errors, s, key + ".inputs.input_ids", stage.InputIds, Ids, [2], "int64 or int32 [batch, tokens]");
         if (ids is not null && maxLength is { } length && ids.Shape[1] > 0 && ids.Shape[1] != length)
             errors.Add(new($"{key}.inputs.input_ids",
-                $"{s.File} declares '{ids.Name}' {Describe(ids)}: {ids.Shape[1]} tokens, but the tokenizer makes {length} (tokenizer.max_length)"));
+                $"{s.File} declares '{ids.Name}' {ids.Describe()}: {ids.Shape[1]} tokens, but the tokenizer makes {length} (tokenizer.max_length)"));
         if (stage.AttentionMask is { } mask)
             Input(errors, s, key + ".inputs.attention_mask", mask, Ids, [2], "int64 or int32 [batch, tokens]");
         Unexpected(errors, s, key, [stage.InputIds, .. stage.AttentionMask is null ? [] : new[] { stage.AttentionMask }], "the text encoder");
         var hidden = Output(errors, s, key + ".outputs.last_hidden_state", stage.LastHiddenState, Floats, [3], "float32 or float16 [batch, tokens, width]");
         if (hidden is not null && maxLength is { } l && hidden.Shape[1] > 0 && hidden.Shape[1] != l)
             errors.Add(new($"{key}.outputs.last_hidden_state",
-                $"{s.File} declares '{hidden.Name}' {Describe(hidden)}: {hidden.Shape[1]} tokens, but the tokenizer makes {l} (tokenizer.max_length)"));
+                $"{s.File} declares '{hidden.Name}' {hidden.Describe()}: {hidden.Shape[1]} tokens, but the tokenizer makes {l} (tokenizer.max_length)"));
         if (stage.Pooled is { } pooled)
             Output(errors, s, key + ".outputs.pooled", pooled, Floats, [2], "float32 or float16 [batch, width]");
     }
@@ -139,7 +139,7 @@ public static class ModelSignatures
             for (var axis = 1; axis < small.Length; axis++)
                 if (small[axis] == large[axis] && latents.Shape[axis] > 0 && latents.Shape[axis] != small[axis])
                     errors.Add(new($"{key}.inputs.latents",
-                        $"{s.File} declares '{latents.Name}' {Describe(latents)}: axis {axis} is {latents.Shape[axis]}, but the manifest's latents give {small[axis]} there " +
+                        $"{s.File} declares '{latents.Name}' {latents.Describe()}: axis {axis} is {latents.Shape[axis]}, but the manifest's latents give {small[axis]} there " +
                         $"({layout}; latents.channels {manifest.Latents.Channels}{(manifest.Latents.Packing > 1 ? $", packing {manifest.Latents.Packing}" : "")})"));
         Input(errors, s, key + ".inputs.timestep", stage.Timestep, Timesteps, [0, 1], "float32, float16 or int64 [] or [batch]");
         Input(errors, s, key + ".inputs.encoder_hidden_states", stage.EncoderHiddenStates, Floats, [3], "float32 or float16 [batch, tokens, width]");
@@ -153,7 +153,7 @@ public static class ModelSignatures
             errors.Add(new($"{key}.outputs", $"{s.File} has {s.Outputs.Count} outputs ({List(s.Outputs)}); Trident reads exactly one, '{stage.Prediction}': export the denoiser with one output"));
         if (prediction is not null && latents is not null && prediction.ElementType != latents.ElementType)
             errors.Add(new($"{key}.outputs.prediction",
-                $"{s.File} takes '{latents.Name}' as {TypeName(latents.ElementType)} but returns '{prediction.Name}' as {TypeName(prediction.ElementType)}: Trident needs the same type in and out"));
+                $"{s.File} takes '{latents.Name}' as {TensorInfo.TypeName(latents.ElementType)} but returns '{prediction.Name}' as {TensorInfo.TypeName(prediction.ElementType)}: Trident needs the same type in and out"));
     }
 
     private static void VaeDecoder(List<ManifestError> errors, PipelineManifest manifest, ModelSignature? s)
@@ -167,13 +167,13 @@ public static class ModelSignatures
         var latents = Input(errors, s, key + ".inputs.latents", stage.Latents, Floats, [rank], "float32 or float16 " + layout);
         if (latents is not null && latents.Shape[1] > 0 && latents.Shape[1] != manifest.Latents.Channels)
             errors.Add(new(key + ".inputs.latents",
-                $"{s.File} declares '{latents.Name}' {Describe(latents)}: {latents.Shape[1]} channels, but latents.channels is {manifest.Latents.Channels} " +
+                $"{s.File} declares '{latents.Name}' {latents.Describe()}: {latents.Shape[1]} channels, but latents.channels is {manifest.Latents.Channels} " +
                 "(the denoiser's latents are decoded as they are: export the VAE of the same model)"));
         Unexpected(errors, s, key, [stage.Latents], "the VAE decoder");
         var image = Output(errors, s, key + ".outputs.image", stage.Image, Floats, [rank],
             "float32 or float16 " + (video ? "[batch, 3, frames, height, width]" : "[batch, 3, height, width]"));
         if (image is not null && image.Shape[1] > 0 && image.Shape[1] != 3)
-            errors.Add(new(key + ".outputs.image", $"{s.File} declares '{image.Name}' {Describe(image)}: {image.Shape[1]} channels, but Trident writes RGB (3)"));
+            errors.Add(new(key + ".outputs.image", $"{s.File} declares '{image.Name}' {image.Describe()}: {image.Shape[1]} channels, but Trident writes RGB (3)"));
     }
 
     // The input called `name`, when present with an accepted type and rank; else a problem under `path`, and null.
@@ -192,7 +192,7 @@ public static class ModelSignatures
             return null;
         }
         if (types.Contains(found.ElementType) && ranks.Contains(found.Shape.Count)) return found;
-        errors.Add(new(path, $"{s.File} declares {side} '{name}' {Describe(found)}; expected {expected}"));
+        errors.Add(new(path, $"{s.File} declares {side} '{name}' {found.Describe()}; expected {expected}"));
         return null;
     }
 
@@ -200,23 +200,12 @@ public static class ModelSignatures
     {
         foreach (var input in s.Inputs.Where(i => !fed.Contains(i.Name)))
             errors.Add(new($"{key}.inputs",
-                $"{s.File} takes '{input.Name}' {Describe(input)}, which the manifest does not name: Trident feeds {what} exactly {string.Join(", ", fed.Select(n => $"'{n}'"))}"
+                $"{s.File} takes '{input.Name}' {input.Describe()}, which the manifest does not name: Trident feeds {what} exactly {string.Join(", ", fed.Select(n => $"'{n}'"))}"
                 + (what == "the text encoder" && input.Name.Contains("mask", StringComparison.OrdinalIgnoreCase) ? $" (name a mask input as {key}.inputs.attention_mask)" : "")));
     }
 
     private static TensorInfo? Find(IReadOnlyList<TensorInfo> declared, string name) => declared.FirstOrDefault(i => i.Name == name);
 
-    private static string Describe(TensorInfo t) => $"{TypeName(t.ElementType)} {t.Declared()}";
-
     private static string List(IReadOnlyList<TensorInfo> declared) =>
-        declared.Count == 0 ? "none" : string.Join(", ", declared.Select(d => $"'{d.Name}' {Describe(d)}"));
-
-    private static string TypeName(TensorElementType t) => t switch
-    {
-        TensorElementType.Float => "float32",
-        TensorElementType.Float16 => "float16",
-        TensorElementType.Int64 => "int64",
-        TensorElementType.Int32 => "int32",
-        _ => t.ToString().ToLowerInvariant(),
-    };
+        declared.Count == 0 ? "none" : string.Join(", ", declared.Select(d => $"'{d.Name}' {d.Describe()}"));
 }

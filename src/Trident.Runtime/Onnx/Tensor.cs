@@ -216,5 +216,19 @@ public sealed record TensorInfo(string Name, TensorElementType ElementType, IRea
         "[" + string.Join(", ", Shape.Select((d, i) => d >= 0 ? d.ToString(System.Globalization.CultureInfo.InvariantCulture)
             : i < DimensionNames.Count && DimensionNames[i].Length > 0 ? DimensionNames[i] : "?")) + "]";
 
+    /// <summary>The element type and the shape as declared, as messages print a model's input or output:
+    /// <c>float32 [batch, 77, 768]</c>.</summary>
+    public string Describe() => $"{TypeName(ElementType)} {Declared()}";
+
+    /// <summary>An element type's name as ONNX and NumPy write it: <c>float32</c>, <c>float16</c>, <c>int64</c>, ….</summary>
+    public static string TypeName(TensorElementType t) => t switch
+    {
+        TensorElementType.Float => "float32",
+        TensorElementType.Float16 => "float16",
+        TensorElementType.Int64 => "int64",
+        TensorElementType.Int32 => "int32",
+        _ => t.ToString().ToLowerInvariant(),
+    };
+
     public override string ToString() => $"{Name}: {ElementType}[{string.Join(", ", Shape)}]";
 }

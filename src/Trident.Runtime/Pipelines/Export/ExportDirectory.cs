@@ -89,8 +89,8 @@ public sealed record RecognisedExport(
         foreach (var c in Components)
         {
             s.AppendLine(inv, $"  {c.Component,-13} {c.File}{(c.ExternalData.Count > 0 ? $" (+ external weights {string.Join(", ", c.ExternalData)})" : "")}");
-            foreach (var i in c.Inputs) s.AppendLine(inv, $"      in  {i.Name}: {ExportDirectory.TypeName(i.ElementType)} {i.Declared()}");
-            foreach (var o in c.Outputs) s.AppendLine(inv, $"      out {o.Name}: {ExportDirectory.TypeName(o.ElementType)} {o.Declared()}");
+            foreach (var i in c.Inputs) s.AppendLine(inv, $"      in  {i.Name}: {i.Describe()}");
+            foreach (var o in c.Outputs) s.AppendLine(inv, $"      out {o.Name}: {o.Describe()}");
         }
         if (m.Tokenizer is ClipBpeTokenizerSettings t)
             s.AppendLine(inv, $"  tokenizer     CLIP BPE {t.Vocab} + {t.Merges}, {t.MaxLength} tokens, pad '{t.PadToken}'");
@@ -171,15 +171,6 @@ public static partial class ExportDirectory
         ExportFamily.StableDiffusion3 => "sd3",
         ExportFamily.Flux => "flux",
         _ => family.ToString(),
-    };
-
-    internal static string TypeName(TensorElementType t) => t switch
-    {
-        TensorElementType.Float => "float32",
-        TensorElementType.Float16 => "float16",
-        TensorElementType.Int64 => "int64",
-        TensorElementType.Int32 => "int32",
-        _ => t.ToString().ToLowerInvariant(),
     };
 
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, RecognisedExport> Cache = new();
@@ -339,7 +330,7 @@ public static partial class ExportDirectory
             var name = $"hidden_states.{layers.Max() - 1}";
             var state = c.Outputs.FirstOrDefault(o => o.Name == name);
             if (state is null || !Floats.Contains(state.ElementType) || state.Shape.Count != 3)
-                errors.Add(new($"{file}:{name}", $"expected float [batch, sequence, hidden], found {(state is null ? "nothing" : $"{TypeName(state.ElementType)} {state.Declared()}")}"));
+                errors.Add(new($"{file}:{name}", $"expected float [batch, sequence, hidden], found {(state is null ? "nothing" : state.Describe())}"));
             return name;
         }
 
@@ -529,16 +520,16 @@ public static partial class ExportDirectory
             foreach (var e in outputs) CheckOne(c.Outputs, e, file, "output");
             var known = inputs.Select(e => e.Name).Concat(optionalInputs ?? []).ToHashSet(StringComparer.Ordinal);
             foreach (var i in c.Inputs.Where(i => !known.Contains(i.Name)))
-                errors.Add(new($"{file}:{i.Name}", $"unexpected input {TypeName(i.ElementType)} {i.Declared()}; a {c.Component} takes {string.Join(", ", known)}"));
+                errors.Add(new($"{file}:{i.Name}", $"unexpected input {i.Describe()}; a {c.Component} takes {string.Join(", ", known)}"));
         }
 
         private void CheckOne(IReadOnlyList<TensorInfo> declared, Expected e, string file, string side)
         {
             var found = declared.FirstOrDefault(i => i.Name == e.Name);
             if (found is null)
-                errors.Add(new($"{file}:{e.Name}", $"missing {side}: expected {e.Description}; the model's {side}s are {string.Join(", ", declared.Select(d => $"{d.Name} {TypeName(d.ElementType)} {d.Declared()}"))}"));
+                errors.Add(new($"{file}:{e.Name}", $"missing {side}: expected {e.Description}; the model's {side}s are {string.Join(", ", declared.Select(d => $"{d.Name} {d.Describe()}"))}"));
             else if (!e.Types.Contains(found.ElementType) || !e.Ranks.Contains(found.Shape.Count))
-                errors.Add(new($"{file}:{e.Name}", $"expected {e.Description}, found {TypeName(found.ElementType)} {found.Declared()}"));
+                errors.Add(new($"{file}:{e.Name}", $"expected {e.Description}, found {found.Describe()}"));
         }
 
         private static int? FixedDim(ComponentSignature? c, string input, int axis) =>
