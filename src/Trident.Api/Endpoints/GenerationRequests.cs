@@ -22,11 +22,7 @@ namespace Trident.Api.Endpoints;
 
 /// <summary>A validated submission.</summary>
 /// <summary>A request's deadline (seconds after arrival) and priority level, each null when not sent.</summary>
-internal sealed record Urgency(double? DeadlineSeconds, int? Priority)
-{
-    /// <summary>Neither sent: the server's SLO deadline, priority 0.</summary>
-    public static readonly Urgency Default = new(null, null);
-}
+internal sealed record Urgency(double? DeadlineSeconds, int? Priority);
 
 internal sealed record ValidSubmission(GenerationInput Input, double? DeadlineSeconds, int? Priority, Estimate Estimate, int Images = 1)
 {

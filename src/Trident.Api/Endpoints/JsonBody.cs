@@ -55,8 +55,7 @@ internal static class JsonBody
         {
             // routing has matched the media type (application/json, or a +json type); the charset is checked here
             string? why = !MediaTypeHeaderValue.TryParse(contentType, out var type) ? "is not a valid media type"
-                : type.Charset.HasValue && !string.Equals(type.Charset.Value.Trim('"'), "utf-8", StringComparison.OrdinalIgnoreCase)
-                    ? $"names charset '{type.Charset.Value}'" : null;
+                : NamesOtherCharset(type) ? $"names charset '{type.Charset.Value}'" : null;
             if (why is not null)
             {
                 errors["$"] = [$"the body must be UTF-8 JSON (Content-Type '{contentType}' {why})"];
@@ -195,8 +194,7 @@ internal static class JsonBody
         }
         // a form is read as UTF-8 whatever its charset says (a latin-1 form's "caf%E9" arrived as the text "caf%E9"),
         // so another charset is refused as on the JSON routes, not read as UTF-8 behind the client's back
-        if (MediaTypeHeaderValue.TryParse(http.Request.ContentType, out var formType) && formType.Charset.HasValue
-            && !string.Equals(formType.Charset.Value.Trim('"'), "utf-8", StringComparison.OrdinalIgnoreCase))
+        if (MediaTypeHeaderValue.TryParse(http.Request.ContentType, out var formType) && NamesOtherCharset(formType))
         {
             errors["$"] = [$"the form must be UTF-8 (Content-Type '{http.Request.ContentType}' names charset '{formType.Charset.Value}')"];
             return (null, StatusCodes.Status415UnsupportedMediaType);
@@ -217,9 +215,9 @@ internal static class JsonBody
                 var equals = Array.IndexOf(pair, (byte)'=');
                 var (key, value) = equals < 0 ? (pair, Array.Empty<byte>()) : (pair[..equals], pair[(equals + 1)..]);
                 var name = System.Web.HttpUtility.UrlDecode(key, Encoding.UTF8);
-                if (!IsUtf8(System.Web.HttpUtility.UrlDecodeToBytes(key)))
+                if (!System.Text.Unicode.Utf8.IsValid(System.Web.HttpUtility.UrlDecodeToBytes(key)))
                     Add(errors, name, "is not valid Unicode text (percent-escapes that are not UTF-8); the name is shown with U+FFFD in their place");
-                else if (!IsUtf8(System.Web.HttpUtility.UrlDecodeToBytes(value)))
+                else if (!System.Text.Unicode.Utf8.IsValid(System.Web.HttpUtility.UrlDecodeToBytes(value)))
                     Add(errors, name, "is not valid Unicode text (percent-escapes that are not UTF-8: the form must be UTF-8)");
             }
             if (errors.Count > 0) return (null, StatusCodes.Status400BadRequest);
@@ -270,26 +268,13 @@ internal static class JsonBody
         return (System.Text.Encoding.UTF8.GetBytes(json.ToJsonString()), StatusCodes.Status400BadRequest);
     }
 
-    private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
-
-    // whether bytes are valid UTF-8
-    private static bool IsUtf8(byte[] bytes)
-    {
-        try
-        {
-            StrictUtf8.GetCharCount(bytes);
-            return true;
-        }
-        catch (DecoderFallbackException)
-        {
-            return false;
-        }
-    }
+    // whether a media type names a charset other than UTF-8 (a JSON body and a form are read as UTF-8 only)
+    private static bool NamesOtherCharset(MediaTypeHeaderValue type) =>
+        type.Charset.HasValue && !string.Equals(type.Charset.Value.Trim('"'), "utf-8", StringComparison.OrdinalIgnoreCase);
 
     private static void Add(Dictionary<string, string[]> errors, string field, string message) =>
         errors[field] = errors.TryGetValue(field, out var old) ? [.. old, message] : [message];
 
-    /// <summary>The whole body, or null when it is over <paramref name="max"/> bytes (read no further than that).</summary>
     /// <summary>The body, or null with the problem added under <c>$</c> and its status: 413 over
     /// <paramref name="max"/> bytes (however it is sent), 400 when it cannot be read (cut short, a malformed chunk).</summary>
     private static async Task<(byte[]? Body, int Status)> ReadBodyAsync(HttpContext http, int max, Dictionary<string, string[]> errors)
@@ -313,6 +298,7 @@ internal static class JsonBody
         return (null, StatusCodes.Status413PayloadTooLarge);
     }
 
+    /// <summary>The whole body, or null when it is over <paramref name="max"/> bytes (read no further than that).</summary>
     private static async Task<byte[]?> ReadLimitedAsync(HttpContext http, int max)
     {
         if (http.Request.ContentLength > max) return null;

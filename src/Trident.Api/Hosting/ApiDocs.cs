@@ -48,7 +48,7 @@ public static class ApiDocs
                         Description = "One of the server's API keys (Trident:Auth:ApiKeys), as 'Authorization: Bearer KEY'.",
                     };
                     foreach (var (path, item) in document.Paths)
-                        if (path.StartsWith("/v1/", StringComparison.Ordinal) && item.Operations is { } operations)
+                        if (ApiKeys.Protects(new PathString(path)) && item.Operations is { } operations)
                             foreach (var operation in operations.Values)
                                 operation.Security = [new OpenApiSecurityRequirement { [new OpenApiSecuritySchemeReference(BearerScheme, document)] = [] }];
                 }

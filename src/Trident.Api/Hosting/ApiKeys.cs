@@ -90,13 +90,15 @@ public static class ApiKeys
         app.Use(async (http, next) =>
         {
             var keys = options.Value.Auth.ApiKeys;
-            if (keys.Length == 0 || !Protects(http.Request.Path) || Presented(http.Request) is { } key && Accepts(keys, key))
+            var guarded = keys.Length > 0 && Protects(http.Request.Path);
+            var presented = guarded ? Presented(http.Request) : null;
+            if (!guarded || presented is not null && Accepts(keys, presented))
             {
                 await next(http);
                 return;
             }
             http.Response.Headers.WWWAuthenticate = "Bearer";
-            var detail = Presented(http.Request) is null
+            var detail = presented is null
                 ? "this server requires an API key: send 'Authorization: Bearer KEY' (a key of Trident:Auth:ApiKeys; the OpenAI clients send their api_key so)"
                 : "the API key is not one of this server's (Trident:Auth:ApiKeys)";
             await TypedResults.Problem(detail, statusCode: StatusCodes.Status401Unauthorized, title: "Unauthorized").ExecuteAsync(http);
