@@ -107,17 +107,18 @@ public static class ModelSignatures
     {
         if (s is null) return;
         var key = Key(manifest, model);
-        var ids = Input(errors, s, key + ".inputs.input_ids", stage.InputIds, Ids, [2], "int64 or int32 [batch, tokens]");
-        if (ids is not null && maxLength is { } length && ids.Shape[1] > 0 && ids.Shape[1] != length)
-            errors.Add(new($"{key}.inputs.input_ids",
-                $"{s.File} declares '{ids.Name}' {ids.Describe()}: {ids.Shape[1]} tokens, but the tokenizer makes {length} (tokenizer.max_length)"));
+        // a fixed token axis (axis 1) must be the tokenizer's length
+        void Tokens(TensorInfo? t, string path)
+        {
+            if (t is not null && maxLength is { } length && t.Shape[1] > 0 && t.Shape[1] != length)
+                errors.Add(new(path, $"{s.File} declares '{t.Name}' {t.Describe()}: {t.Shape[1]} tokens, but the tokenizer makes {length} (tokenizer.max_length)"));
+        }
+        Tokens(Input(errors, s, key + ".inputs.input_ids", stage.InputIds, Ids, [2], "int64 or int32 [batch, tokens]"), key + ".inputs.input_ids");
         if (stage.AttentionMask is { } mask)
             Input(errors, s, key + ".inputs.attention_mask", mask, Ids, [2], "int64 or int32 [batch, tokens]");
         Unexpected(errors, s, key, [stage.InputIds, .. stage.AttentionMask is null ? [] : new[] { stage.AttentionMask }], "the text encoder");
-        var hidden = Output(errors, s, key + ".outputs.last_hidden_state", stage.LastHiddenState, Floats, [3], "float32 or float16 [batch, tokens, width]");
-        if (hidden is not null && maxLength is { } l && hidden.Shape[1] > 0 && hidden.Shape[1] != l)
-            errors.Add(new($"{key}.outputs.last_hidden_state",
-                $"{s.File} declares '{hidden.Name}' {hidden.Describe()}: {hidden.Shape[1]} tokens, but the tokenizer makes {l} (tokenizer.max_length)"));
+        Tokens(Output(errors, s, key + ".outputs.last_hidden_state", stage.LastHiddenState, Floats, [3], "float32 or float16 [batch, tokens, width]"),
+            key + ".outputs.last_hidden_state");
         if (stage.Pooled is { } pooled)
             Output(errors, s, key + ".outputs.pooled", pooled, Floats, [2], "float32 or float16 [batch, width]");
     }
