@@ -101,11 +101,15 @@ let testAssemblies = [ "tests/Trident.Tests/bin/Release/net10.0/Trident.Tests.dl
 let closingLine = Text.RegularExpressions.Regex(@"^(\d+) passed, (\d+) failed(?:, (\d+) skipped)?$")
 
 /// Runs one test executable, echoing its output; returns its exit code and the counts of its closing line.
+/// Lines of the form "failed test: NAME: MESSAGE" (tests/Trident.Tests/Main.fs), repeated above the closing line.
+let failedTests = Collections.Generic.List<string>()
+
 let runTestAssembly (dll: string) (extraArgs: string list) =
     let mutable counts = None
     let onLine (line: string) =
         if not (isNull line) then
             printfn "%s" line
+            if line.StartsWith "failed test: " then failedTests.Add line
             let m = closingLine.Match(line.Trim())
             if m.Success then
                 let skipped = if m.Groups.[3].Success then int m.Groups.[3].Value else 0
@@ -170,7 +174,8 @@ Target.create "test" (fun p ->
     // The closing line is exactly "N passed, N failed" (what CI reads); skipped tests (those that need a CUDA
     // device, on a machine without one) are counted on the line before it.
     let line =
-        (if skipped > 0 then sprintf "%d skipped (tests that need what this machine lacks, e.g. a CUDA device)\n" skipped else "")
+        (failedTests |> Seq.map (fun l -> l + "\n") |> String.concat "")
+        + (if skipped > 0 then sprintf "%d skipped (tests that need what this machine lacks, e.g. a CUDA device)\n" skipped else "")
         + sprintf "%d passed, %d failed" passed failed
     testOutcome <- Some(line, failed = 0 && passed > 0))
 

@@ -19,6 +19,10 @@ let private writePlain (text: string) =
     stdout.Write(bytes, 0, bytes.Length)
     stdout.Flush()
 
+/// What starts each failed test's line above the closing line (build.fsx repeats these lines at the very end).
+[<Literal>]
+let failedTestPrefix = "failed test: "
+
 [<EntryPoint>]
 let main argv =
     // The web API tests (WebApplicationFactory) find the server's content root from here.
@@ -48,7 +52,25 @@ let main argv =
         let line =
             if skipped > 0 then sprintf "%d passed, %d failed, %d skipped" passed failed skipped
             else sprintf "%d passed, %d failed" passed failed
-        writePlain ("\n" + line + "\n")
+        // Each failed test's name and the start of its message, just above the closing line, so a log that keeps
+        // only its tail (CI's) still says which test failed and why.
+        let failures =
+            s.failed @ s.errored
+            |> List.map (fun (test, r) ->
+                let why =
+                    match r.result with
+                    | TestResult.Failed message -> message
+                    | TestResult.Error e -> sprintf "%s: %s" (e.GetType().Name) e.Message
+                    | other -> string other
+                // Without colour codes and without the stack trace (the full report is above, in Expecto's log).
+                let plain = Text.RegularExpressions.Regex.Replace(why, "\u001b\\[[0-9;]*m", "")
+                let cut = plain.IndexOf("\n   at ")
+                let message = if cut > 0 then plain.Substring(0, cut) else plain
+                let oneLine = message.Replace("\r", " ").Replace("\n", " ").Trim()
+                let short = if oneLine.Length > 400 then oneLine.Substring(0, 400) + " …" else oneLine
+                sprintf "%s%s: %s\n" failedTestPrefix (String.Join("/", test.name)) short)
+            |> String.concat ""
+        writePlain ("\n" + failures + line + "\n")
         if code <> 0 then code
         elif failed > 0 then 1
         elif passed = 0 then 4
