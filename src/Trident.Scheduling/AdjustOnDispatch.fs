@@ -67,6 +67,14 @@ type AdjustDecision =
     | Replace of imbalance: float * PlacementPlan
 
 module AdjustOnDispatch =
+    /// A trigger's imbalance as reports and the live view write it: "imbalance 1.73", or, for the infinite
+    /// imbalance of a stage with no throughput or a recent request no device can serve, what that means.
+    let describeImbalance (imbalance: float) =
+        if System.Double.IsPositiveInfinity imbalance then
+            "imbalance ∞: a stage without throughput or a request without a route"
+        else
+            sprintf "imbalance %.2f" imbalance
+
     /// Share of the mix that has at least one route (a primary type present that can hold it at an
     /// admissible degree, with the auxiliary devices its VR needs present and able to hold it).
     let coverage (cluster: Cluster) (cost: CostModel) (types: Map<DeviceId, PlacementType>) (stats: WorkloadStats) =

@@ -488,9 +488,7 @@ module Evaluation =
                         add ("B1 at every fixed degree (completed only): " + String.Join("; ", r.B1 |> List.map (fun s -> sprintf "%s → attainment %s, P95 %s s, OOM %d" s.Params (f 3 s.SloAttainment) (f 1 (float s.P95Latency)) s.OutOfMemory)) + ".")
                         add ""
                     if not r.Replacements.IsEmpty then
-                        let imbalance (x: float) =
-                            if Double.IsPositiveInfinity x then "imbalance ∞: a stage without throughput or a request without a route" else sprintf "imbalance %.2f" x
-                        add ("Trident's re-placements: " + String.Join("; ", r.Replacements |> List.map (fun p -> sprintf "t = %.0f s (%s, %d devices moved)" (float p.Time) (imbalance p.Imbalance) p.Moves)) + ".")
+                        add ("Trident's re-placements: " + String.Join("; ", r.Replacements |> List.map (fun p -> sprintf "t = %.0f s (%s, %d devices moved)" (float p.Time) (AdjustOnDispatch.describeImbalance p.Imbalance) p.Moves)) + ".")
                         add ""
                     let cdfs = r.Cdfs |> List.filter (fun (_, pts) -> not pts.IsEmpty)
                     if not cdfs.IsEmpty then

@@ -23,7 +23,6 @@
 //   rounds: {at[] (ms after the previous kept round), source[] (index into sources), waiting[], dispatched[]}; sources —
 //     only the rounds that dispatched or ran the solver (as the live server's history keeps them)
 
-using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using Microsoft.FSharp.Core;
@@ -139,7 +138,7 @@ public static class SimulationView
                         var next = replace.Item2;
                         w.WriteBoolean("applied", true);
                         w.WriteNumber("imbalance", Finite(replace.imbalance));
-                        w.WriteString("reason", $"imbalance {Text(replace.imbalance)} reached the trigger");
+                        w.WriteString("reason", $"{AdjustOnDispatch.describeImbalance(replace.imbalance)} reached the trigger");
                         w.WriteNumber("moves", devices.Count(d => !next.Types[d.Id].Equals(current.Types[d.Id])));
                         w.WriteNumber("alpha_before", Math.Round(before, 4));
                         w.WriteNumber("alpha_after", Math.Round(AdjustOnDispatch.alphaOf(cluster, config.Cost, next.Types, stats), 4));
@@ -149,7 +148,7 @@ public static class SimulationView
                     case AdjustDecision.Keep keep:
                         w.WriteBoolean("applied", false);
                         w.WriteNumber("imbalance", Finite(keep.imbalance));
-                        w.WriteString("reason", $"imbalance {Text(keep.imbalance)}: {keep.reason}");
+                        w.WriteString("reason", $"{AdjustOnDispatch.describeImbalance(keep.imbalance)}: {keep.reason}");
                         w.WriteNumber("moves", 0);
                         w.WriteNumber("alpha_before", Math.Round(before, 4));
                         w.WriteNumber("alpha_after", Math.Round(before, 4));
@@ -250,7 +249,6 @@ public static class SimulationView
 
     private static double Finite(double x) => double.IsFinite(x) ? Math.Round(x, 4) : -1;
 
-    private static string Text(double x) => double.IsFinite(x) ? x.ToString("F2", CultureInfo.InvariantCulture) : "∞ (a recent request has no route)";
 
     private static void Numbers(Utf8JsonWriter w, string name, IEnumerable<double> values)
     {

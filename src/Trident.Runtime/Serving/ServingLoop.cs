@@ -636,18 +636,18 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
                     _plannedFor = stats;
                     _provisional = false;
                 }
-                Remember(_placements, new PlacementChange(now, $"imbalance {keep.imbalance:F2}: {keep.reason}", false, 0, before, before, "kept"));
+                Remember(_placements, new PlacementChange(now, $"{AdjustOnDispatch.describeImbalance(keep.imbalance)}: {keep.reason}", false, 0, before, before, "kept"));
                 return;
             case AdjustDecision.Replace replace:
                 _nextAdjust = now + _settings.Monitor.CooldownSeconds;
                 var next = _view.ToPhysical(replace.Item2, _placement.Types);
                 var changed = cluster.Devices.Select(d => _view.Physical(d.Id.Item))
                     .Where(d => !next.Types[DeviceId.NewDeviceId(d)].Equals(_placement.Types[DeviceId.NewDeviceId(d)])).ToArray();
-                Remember(_placements, new PlacementChange(now, $"imbalance {replace.imbalance:F2} ≥ {_settings.Monitor.TriggerRatio:F2}", true, changed.Length,
+                Remember(_placements, new PlacementChange(now, $"{AdjustOnDispatch.describeImbalance(replace.imbalance)} ≥ {_settings.Monitor.TriggerRatio:F2}", true, changed.Length,
                     before, next.Alpha, PlanSourceModule.describe(next.Source)));
                 foreach (var d in changed) await _plans!.RetypeAsync(d, next.Types[DeviceId.NewDeviceId(d)], _stop.Token);
-                _log.LogInformation("Re-placement: {Moves} device(s) change type, α {Before:F3} → {After:F3} (imbalance {Imbalance:F2}); new placement {Placement}",
-                    changed.Length, before, next.Alpha, replace.imbalance, Describe(next));
+                _log.LogInformation("Re-placement: {Moves} device(s) change type, α {Before:F3} → {After:F3} ({Imbalance}); new placement {Placement}",
+                    changed.Length, before, next.Alpha, AdjustOnDispatch.describeImbalance(replace.imbalance), Describe(next));
                 _placement = next;
                 _plannedFor = stats;
                 _provisional = !_monitor.Confident(now);

@@ -258,6 +258,9 @@ let ``the imbalance trigger respects its threshold and sample count`` =
         let rates = Monitor.throughputs 9.75<s> m
         Expect.equal rates.Samples 20 "rates.Samples"
         Expect.isTrue (Double.IsPositiveInfinity rates.Imbalance) "Double.IsPositiveInfinity rates.Imbalance"
+        // reports and the live view say what an infinite imbalance means, never .NET's "Infinity"
+        Expect.equal (AdjustOnDispatch.describeImbalance rates.Imbalance) "imbalance ∞: a stage without throughput or a request without a route" "infinite imbalance in words"
+        Expect.equal (AdjustOnDispatch.describeImbalance 1.734) "imbalance 1.73" "finite imbalance"
         // balanced: as many of each stage completed
         let balanced =
             [ 0 .. 19 ] |> List.fold (fun m i -> m |> Monitor.completed (float i * 0.5<s>) Encode |> Monitor.completed (float i * 0.5<s>) Diffuse |> Monitor.completed (float i * 0.5<s>) Decode) m
