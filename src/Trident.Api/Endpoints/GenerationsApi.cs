@@ -89,9 +89,12 @@ public static class GenerationsApi
         var (query, errors) = JobListQuery.Parse(after, limit, order, "", http.Request.Query, "status");
         var statuses = Enum.GetValues<JobStatus>().ToDictionary(Name);
         var kept = new HashSet<JobStatus>();
+        var unknown = new List<string>();
         foreach (var name in status?.Split(',') ?? [])
             if (statuses.TryGetValue(name.Trim(), out var s)) kept.Add(s);
-            else errors["status"] = [$"'{name.Trim()}' is not a status; statuses: {string.Join(", ", statuses.Keys)}"];
+            else unknown.Add($"'{name.Trim()}'");
+        if (unknown.Count > 0)
+            errors["status"] = [$"{string.Join(", ", unknown)} {(unknown.Count == 1 ? "is not a status" : "are not statuses")}; statuses: {string.Join(", ", statuses.Keys)}"];
         if (query is null || errors.Count > 0) return TypedResults.ValidationProblem(errors);
         return TypedResults.Ok(query.Page(ready.Server.Store, job => kept.Count == 0 || kept.Contains(job.Status), job => Status(job, ready), Id));
     }

@@ -50,6 +50,10 @@ let json (response: HttpResponseMessage) =
     let text = response.Content.ReadAsStringAsync().Result
     JsonDocument.Parse(text).RootElement
 
+/// The field names of a validation problem's `errors` object (a 400's body).
+let errorsOf (response: HttpResponseMessage) =
+    [ for p in (json response).GetProperty("errors").EnumerateObject() -> p.Name ] |> Set.ofList
+
 let post (client: HttpClient) (path: string) (body: string) =
     client.PostAsync(path, new StringContent(body, Encoding.UTF8, "application/json")).Result
 

@@ -16,10 +16,6 @@ open Trident.Tests.Runtime
 open Trident.Tests.Api.ApiFixture
 open Trident.Tests.TestSupport
 
-let private errorsOf (r: HttpResponseMessage) =
-    let body = json r
-    [ for p in body.GetProperty("errors").EnumerateObject() -> p.Name ] |> Set.ofList
-
 /// The server every GenerationsApiTests test talks to (xunit's class fixture): started on first use.
 let private defaultServer = Fixture(fun () -> new DefaultServer())
 
@@ -301,6 +297,10 @@ let ``the list routes page through the jobs held, newest first, and name a bad p
             use r = get client path
             Expect.equal r.StatusCode HttpStatusCode.BadRequest (path + ": 400")
             Expect.equal (errorsOf r) (set [ field ]) (path + ": names " + field)
+        // every unknown status is named, not only the last
+        use twoBad = get client "/v1/generations?status=done,succeeded,later"
+        let message = (json twoBad).GetProperty("errors").GetProperty("status").[0].GetString()
+        Expect.stringContains message "'done', 'later' are not statuses" message
 
 let ``cancelling a queued job cancels it at once, a running one at its next step, and a finished one is a conflict`` =
     testCase "cancelling a queued job cancels it at once, a running one at its next step, and a finished one is a conflict" <| fun () ->

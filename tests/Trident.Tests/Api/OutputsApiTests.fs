@@ -19,9 +19,6 @@ open Trident.Tests.Runtime.MediaChecks
 open Trident.Tests.Api.ApiFixture
 open Trident.Tests.TestSupport
 
-let private errorsOf (r: HttpResponseMessage) =
-    [ for p in (json r).GetProperty("errors").EnumerateObject() -> p.Name ] |> Set.ofList
-
 let private server = Fixture(fun () -> new DefaultServer())
 
 let private bytes (r: HttpResponseMessage) = r.Content.ReadAsByteArrayAsync().Result

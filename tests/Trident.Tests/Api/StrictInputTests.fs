@@ -17,10 +17,6 @@ open Trident.Scheduling
 open Trident.Tests.Api.ApiFixture
 open Trident.Tests.TestSupport
 
-let private errorsOf (r: HttpResponseMessage) =
-    let body = json r
-    [ for p in body.GetProperty("errors").EnumerateObject() -> p.Name ] |> Set.ofList
-
 let private messagesOf (r: HttpResponseMessage) =
     let body = json r
     [ for p in body.GetProperty("errors").EnumerateObject() do
