@@ -61,6 +61,23 @@ public static class BrowserClients
     public static WebApplication UseTridentCors(this WebApplication app)
     {
         app.UseForwardedHeaders();
+        // With named origins an answer's CORS headers depend on the request's Origin (none without one, or for an
+        // origin not allowed), so every answer says so and a shared cache keeps one copy per origin: ASP.NET Core adds
+        // "Vary: Origin" only to the cross-origin requests it evaluates, and only for more than one origin. (The
+        // options are read per request, after start-up validated them.)
+        app.Use((http, next) =>
+        {
+            var origins = http.RequestServices.GetRequiredService<IOptions<TridentOptions>>().Value.Cors.Origins;
+            if (origins.Length > 0 && origins is not ["*"])
+                http.Response.OnStarting(() =>
+                {
+                    if (!http.Response.Headers.Vary.Any(v => v is not null
+                            && v.Split(',').Any(f => f.Trim().Equals("Origin", StringComparison.OrdinalIgnoreCase))))
+                        http.Response.Headers.Append("Vary", "Origin");
+                    return Task.CompletedTask;
+                });
+            return next(http);
+        });
         app.UseCors();
         return app;
     }

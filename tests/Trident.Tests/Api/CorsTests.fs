@@ -49,6 +49,11 @@ let ``an allowed origin's preflight and answers carry CORS headers, other origin
         use refused = postFrom client allowed """{"prompt":"x","steps":-1}"""
         Expect.equal refused.StatusCode HttpStatusCode.BadRequest "a bad request"
         Expect.equal (header refused "Access-Control-Allow-Origin") (Some allowed) "a 400 carries the origin, so the page can read why"
+        // the answer depends on the Origin header, so every answer says so, once (a shared cache keys on it)
+        for r, what in [ ok, "the preflight"; accepted, "a 202"; refused, "a 400" ] do
+            Expect.equal (r.Headers.Vary |> Seq.filter ((=) "Origin") |> Seq.length) 1 (what + ": Vary: Origin once")
+        use sameOrigin = get client "/v1/generations?limit=1"
+        Expect.contains sameOrigin.Headers.Vary "Origin" "a request without Origin: Vary: Origin too"
         use other = preflight client "http://elsewhere.example"
         Expect.isNone (header other "Access-Control-Allow-Origin") "another origin is not allowed"
         use otherPost = postFrom client "http://elsewhere.example" """{"prompt":"x","width":64,"height":64,"steps":1}"""
@@ -60,6 +65,7 @@ let ``an allowed origin's preflight and answers carry CORS headers, other origin
         Expect.isNone (header none "Access-Control-Allow-Origin") "no origin by default (preflight)"
         use nonePost = postFrom plainClient allowed """{"prompt":"x","width":64,"height":64,"steps":1}"""
         Expect.isNone (header nonePost "Access-Control-Allow-Origin") "no origin by default (request)"
+        Expect.isFalse (nonePost.Headers.Vary.Contains "Origin") "no Vary: Origin without Trident:Cors"
 
 let ``origins are matched as browsers write them`` =
     testCase "origins are matched as browsers write them" <| fun () ->
