@@ -164,7 +164,7 @@ Target.create "test" (fun p ->
     let exploreCode =
         CreateProcess.fromRawCommand "dotnet" [ "fsi"; "scripts/explore.fsx" ]
         |> CreateProcess.withWorkingDirectory root
-        |> CreateProcess.withEnvironment [ "TRIDENT_CONFIGURATION", configuration ]
+        |> CreateProcess.withEnvironment [ ("TRIDENT_CONFIGURATION", configuration) ]
         |> Proc.run
         |> fun r -> r.ExitCode
     if exploreCode = 0 then passed <- passed + 1

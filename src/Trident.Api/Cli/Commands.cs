@@ -131,7 +131,8 @@ public static class Commands
         catch (CliException e)
         {
             Console.Error.WriteLine($"trident {Path(command)}: invalid arguments");
-            foreach (var err in e.Errors) Console.Error.WriteLine($"  {err}");
+            // an error of several lines (a pipeline manifest's problems under --pipeline) is indented under its option
+            foreach (var err in e.Errors) Console.Error.WriteLine($"  {err.ReplaceLineEndings("\n    ")}");
             Console.Error.WriteLine($"see: trident {Path(command)} --help");
             return 2;
         }

@@ -82,6 +82,18 @@ let ``two bad values give one error naming both`` =
         Expect.equal (lines |> Array.filter (fun l -> l.EndsWith "invalid arguments") |> Array.length) 1 "one error"
         for expected in [ "--target: 2 is outside [0, 1]"; "--parallel: 'x' is not an integer"; "--devices: -8 is outside [1, 100000]" ] do
             Expect.contains lines expected "every bad value is named"
+        // an option's error of several lines (a broken pipeline manifest's problems) is indented under it
+        let dir = System.IO.Directory.CreateTempSubdirectory("trident-cli-")
+        try
+            System.IO.File.WriteAllText(System.IO.Path.Combine(dir.FullName, "trident-pipeline.json"), """{"format": "x"}""")
+            let code, out, err = runCli [ "generate"; "--pipeline"; dir.FullName; "--prompt"; "x"; "--out"; System.IO.Path.Combine(dir.FullName, "x.png") ]
+            Expect.equal code 2 "generate with a broken manifest"
+            Expect.equal out "" "nothing ran"
+            let lines = err.Split('\n') |> Array.map _.TrimEnd() |> Array.filter ((<>) "")
+            let at = lines |> Array.findIndex (fun l -> l.StartsWith "  --pipeline: " && l.EndsWith "problems:")
+            Expect.equal lines.[at + 1] "      format_version: required" "the manifest's problems are indented under --pipeline"
+        finally
+            dir.Delete true
         // a required option missing and a bad choice, together
         let code, _, err = runCli [ "models"; "sd-miniature"; "--era"; "1999" ]
         Expect.equal code 2 "models sd-miniature"
