@@ -23,6 +23,10 @@ public static class ApiDocs
     /// <summary>The document's security scheme of the API keys (present when the server has keys).</summary>
     public const string BearerScheme = "bearer";
 
+    /// <summary>The document's scheme of the key in an event stream's query (<c>?api_key=KEY</c>), the alternative
+    /// to <see cref="BearerScheme"/> on those routes (present when the server has keys).</summary>
+    public const string QueryKeyScheme = "api_key_query";
+
     /// <summary>Where the API reference page is served.</summary>
     public const string PagePath = "/docs";
 
@@ -47,10 +51,22 @@ public static class ApiDocs
                         Scheme = "bearer",
                         Description = "One of the server's API keys (Trident:Auth:ApiKeys), as 'Authorization: Bearer KEY'.",
                     };
+                    document.Components.SecuritySchemes[QueryKeyScheme] = new OpenApiSecurityScheme
+                    {
+                        Type = SecuritySchemeType.ApiKey,
+                        In = ParameterLocation.Query,
+                        Name = ApiKeys.QueryParameter,
+                        Description = "One of the server's API keys in the query, taken by the event streams only (a browser's EventSource cannot set headers).",
+                    };
                     foreach (var (path, item) in document.Paths)
                         if (ApiKeys.Protects(new PathString(path)) && item.Operations is { } operations)
                             foreach (var operation in operations.Values)
+                            {
+                                // requirements in a list are alternatives: the bearer header, or on an event stream the query key
                                 operation.Security = [new OpenApiSecurityRequirement { [new OpenApiSecuritySchemeReference(BearerScheme, document)] = [] }];
+                                if (ApiKeys.IsEventStream(new PathString(path)))
+                                    operation.Security.Add(new OpenApiSecurityRequirement { [new OpenApiSecuritySchemeReference(QueryKeyScheme, document)] = [] });
+                            }
                 }
                 document.Info.Title = "Trident";
                 document.Info.Description =
@@ -71,11 +87,16 @@ public static class ApiDocs
     public static IEndpointRouteBuilder MapTridentApiDocs(this IEndpointRouteBuilder app)
     {
         app.MapOpenApi(DocumentPath);
-        app.MapScalarApiReference(PagePath, o => o
-            .WithTitle("Trident API")
-            .WithOpenApiRoutePattern("/openapi/{documentName}.json")
-            .DisableDefaultFonts()
-            .DisableTelemetry());
+        var keyed = app.ServiceProvider.GetRequiredService<Microsoft.Extensions.Options.IOptions<Trident.Api.Options.TridentOptions>>().Value.Auth.ApiKeys.Length > 0;
+        app.MapScalarApiReference(PagePath, o =>
+        {
+            o.WithTitle("Trident API")
+                .WithOpenApiRoutePattern("/openapi/{documentName}.json")
+                .DisableDefaultFonts()
+                .DisableTelemetry();
+            // with keys the page's "try it" starts on the bearer key (the query key is for browsers' event streams)
+            if (keyed) o.AddPreferredSecuritySchemes([BearerScheme]);
+        });
         return app;
     }
 

@@ -69,6 +69,17 @@ let ``with API keys a /v1 route needs one of them, probes and pages stay open`` 
             let mutable s = Unchecked.defaultof<System.Text.Json.JsonElement>
             document.GetProperty("paths").GetProperty(path).GetProperty("get").TryGetProperty("security", &s)
         Expect.isTrue (security "/v1/models") "a /v1 operation needs the key"
+        let schemesOf (path: string) =
+            [ for requirement in document.GetProperty("paths").GetProperty(path).GetProperty("get").GetProperty("security").EnumerateArray() ->
+                [ for p in requirement.EnumerateObject() -> p.Name ] ]
+        Expect.equal (schemesOf "/v1/models") [ [ "bearer" ] ] "the bearer key only"
+        for stream in [ "/v1/view/events"; "/v1/generations/{id}/events" ] do
+            Expect.equal (schemesOf stream) [ [ "bearer" ]; [ "api_key_query" ] ] (stream + ": the bearer key or the query key")
+        let query = document.GetProperty("components").GetProperty("securitySchemes").GetProperty("api_key_query")
+        Expect.equal (query.GetProperty("in").GetString(), query.GetProperty("name").GetString()) ("query", "api_key") "the query key's place and name"
+        use page = send client HttpMethod.Get "/docs" None None
+        Expect.equal page.StatusCode HttpStatusCode.OK "the /docs page"
+        Expect.stringContains (page.Content.ReadAsStringAsync().Result) "\"preferredSecurityScheme\":[\"bearer\"]" "its 'try it' starts on the bearer key"
         Expect.isFalse (security "/health") "/health does not"
         use plain = new DefaultServer()
         use plainDocs = send (readyClient plain) HttpMethod.Get "/openapi/v1.json" None None
