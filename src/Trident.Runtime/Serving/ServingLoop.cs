@@ -354,12 +354,8 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
             var queue = ListModule.OfSeq(requests);
             var snapshot = SnapshotAt(now, cluster, queue);
             var plan = Dispatcher.dispatchPrepared(Dispatcher.prepare(snapshot));
-            var batches = Batching.form(_cost,
-                FuncConvert.FromFunc<Request, int, int>((lead, k) => Batching.limit(_cost, _settings.MaxBatch, lead.Shape, k)),
-                FuncConvert.FromFunc<Request, Request, bool>((_, _) => true),
-                FuncConvert.FromFunc<Request, Request, bool>((_, _) => false),
-                plan, queue).Item1;
-            foreach (var batch in batches) _view.ToPhysical(batch.Dispatch);
+            // the synthetic requests are no jobs: they batch as same-shape requests of no multi-image request
+            foreach (var batch in FormBatches(plan, queue, new Dictionary<long, Job>())) _view.ToPhysical(batch.Dispatch);
             _ = Admissible.waitReasons(snapshot, plan);
             // Adjust-on-Dispatch's first evaluation (MaybeReplaceAsync), on a monitor of its own that saw the synthetic
             // arrivals; its placement function keeps the current placement, so no placement is ever solved here
@@ -380,6 +376,33 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
             _log.LogWarning(ex, "Warm-up of the dispatch path failed; the first round will be slower");
             return new WarmUpRecord(0, 0, watch.Elapsed.TotalSeconds, "failed: " + ex.Message);
         }
+    }
+
+    // Same-shape batching (issue 12): each dispatch of the plan leads a batch of waiting requests it can share its runs
+    // with (Batching.form). The images of one multi-image request (a group) batch with each other only, up to MaxBatch
+    // whatever the profile's best batch, so that they run as one batch when batching is on; a job re-queued to resume
+    // after a lost device runs alone (its kept output is its own). A request without a job in `jobs` (the warm-up's
+    // synthetic ones) batches as a plain same-shape request.
+    private FSharpList<Batch> FormBatches(DispatchPlan plan, FSharpList<Request> queue, IReadOnlyDictionary<long, Job> jobs)
+    {
+        var maxBatch = _settings.MaxBatch;
+        var groups = jobs.Values.Where(j => j.Group is not null).GroupBy(j => j.Group!.Value).ToDictionary(g => g.Key, g => g.Count());
+        Job? JobOf(Request r) => jobs.GetValueOrDefault(r.Id.Value);
+        return Batching.form(_cost,
+            FuncConvert.FromFunc<Request, int, int>((lead, k) =>
+            {
+                var limit = Batching.limit(_cost, maxBatch, lead.Shape, k);
+                return JobOf(lead)?.Group is { } g && maxBatch > 1 ? Math.Max(limit, Math.Min(maxBatch, groups[g])) : limit;
+            }),
+            FuncConvert.FromFunc<Request, Request, bool>((a, b) => (JobOf(a), JobOf(b)) switch
+            {
+                (null, null) => true,
+                ({ } x, { } y) => x.Resume is null && y.Resume is null && x.Group == y.Group && BatchInputs.Compatible(x.Input, y.Input),
+                _ => false,
+            }),
+            // the images of one multi-image request run as one batch whatever their deadlines
+            FuncConvert.FromFunc<Request, Request, bool>((a, b) => JobOf(a)?.Group is { } g && JobOf(b)?.Group == g),
+            plan, queue).Item1;
     }
 
     /// <summary>Hands an accepted job to the next round.</summary>
@@ -728,24 +751,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
             if (!byId.ContainsKey(d.Request.Value))
                 _log.LogError("Dispatch round {Round} routed {Request}, which is not queued. Snapshot and plan for replay: {Snapshot}",
                     round, d.Request, SnapshotJson.Write(snapshot, plan));
-        // Same-shape batching (issue 12): each dispatch leads a batch of waiting requests it can share its runs with.
-        // The images of one multi-image request (a group) batch with each other only, up to MaxBatch whatever the
-        // profile's best batch, so that they run as one batch when batching is on.
-        var maxBatch = _settings.MaxBatch;
-        var groups = _queue.Where(j => j.Group is not null).GroupBy(j => j.Group!.Value).ToDictionary(g => g.Key, g => g.Count());
-        var batches = Batching.form(_cost,
-            FuncConvert.FromFunc<Request, int, int>((lead, k) =>
-            {
-                var limit = Batching.limit(_cost, maxBatch, lead.Shape, k);
-                return byId[lead.Id.Value].Group is { } g && maxBatch > 1 ? Math.Max(limit, Math.Min(maxBatch, groups[g])) : limit;
-            }),
-            // a job re-queued to resume after a lost device runs alone (its kept output is its own)
-            FuncConvert.FromFunc<Request, Request, bool>((a, b) => byId[a.Id.Value].Resume is null && byId[b.Id.Value].Resume is null
-                && byId[a.Id.Value].Group == byId[b.Id.Value].Group
-                && BatchInputs.Compatible(byId[a.Id.Value].Input, byId[b.Id.Value].Input)),
-            // the images of one multi-image request run as one batch whatever their deadlines
-            FuncConvert.FromFunc<Request, Request, bool>((a, b) => byId[a.Id.Value].Group is { } g && byId[b.Id.Value].Group == g),
-            plan, snapshot.Queue).Item1;
+        var batches = FormBatches(plan, snapshot.Queue, byId);
         var routed = new HashSet<long>();
         foreach (var batch in batches)
         {
