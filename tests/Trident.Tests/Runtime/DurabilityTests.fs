@@ -43,6 +43,7 @@ let ``after a crash, queued and running jobs run again under their ids and finis
         let held = gates.Hold("running", Stage.Diffuse)
         let first = startServer dir (TimeSpan.FromMinutes 10.0) (GatedExecutors gates)
         let mutable second = None
+        let mutable reheld = None
         try
             let done' = first.Submit(input "done" 2, Nullable(), Nullable()) |> accepted
             finishedWithin 30.0 done'
@@ -57,7 +58,12 @@ let ``after a crash, queued and running jobs run again under their ids and finis
             Expect.equal running.Status JobStatus.Diffusing "held while diffusing"
             let png = done'.Result.File
             crash first
-            let server = startServer dir (TimeSpan.FromMinutes 10.0) (GatedExecutors(Gates()))
+            // the re-run job is held at its diffuse until it has a subscriber: otherwise it may finish before
+            // Subscribe, whose stream then holds the final state alone (seen once in a loaded test run)
+            let again = Gates()
+            let heldAgain = again.Hold("running", Stage.Diffuse)
+            reheld <- Some heldAgain
+            let server = startServer dir (TimeSpan.FromMinutes 10.0) (GatedExecutors again)
             second <- Some server
             let find (j: Job) =
                 match server.Find j.Id with
@@ -71,6 +77,7 @@ let ``after a crash, queued and running jobs run again under their ids and finis
             let r, q = find running, find queued
             // a re-queued job's subscriber gets its current state first, then every event to its end
             let events = r.Subscribe()
+            heldAgain.Open()
             finishedWithin 30.0 r
             finishedWithin 30.0 q
             Expect.equal r.Status JobStatus.Succeeded "the running job ran again from the start"
@@ -88,6 +95,7 @@ let ``after a crash, queued and running jobs run again under their ids and finis
             finishedWithin 30.0 fresh
         finally
             held.Open()
+            reheld |> Option.iter (fun (g: StageGate) -> g.Open())
             second |> Option.iter (fun s -> s.DisposeAsync().AsTask().Wait())
             Directory.Delete(dir, true)
 
