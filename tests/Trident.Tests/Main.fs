@@ -68,7 +68,10 @@ let main argv =
                 let message = if cut > 0 then plain.Substring(0, cut) else plain
                 let oneLine = message.Replace("\r", " ").Replace("\n", " ").Trim()
                 let short = if oneLine.Length > 400 then oneLine.Substring(0, 400) + " …" else oneLine
-                sprintf "%s%s: %s\n" failedTestPrefix (String.Join("/", test.name)) short)
+                // a failing property's seed (TestSupport's replay note) survives the cut
+                let seed = Text.RegularExpressions.Regex.Match(oneLine, @"Seed: (\d+,\d+,\d+)")
+                let short = if seed.Success && not (short.Contains seed.Value) then sprintf "%s [replay: TRIDENT_REPLAY=\"%s\"]" short seed.Groups.[1].Value else short
+                sprintf "%s%s: %s\n" failedTestPrefix (test.fullName ".") short)
             |> String.concat ""
         writePlain ("\n" + failures + line + "\n")
         if code <> 0 then code
