@@ -101,7 +101,10 @@ public static class SimulateCommand
         var profilePath = args.GetValue(ProfilePath);
         if (profilePath is not null)
         {
-            if (!File.Exists(profilePath)) errors.Add($"--profile: the file '{profilePath}' does not exist");
+            if (!File.Exists(profilePath))
+                errors.Add(Directory.Exists(profilePath)
+                    ? $"--profile: '{profilePath}' is a folder; give a profile file"
+                    : $"--profile: the file '{profilePath}' does not exist");
             else
             {
                 var parsed = ProfileFile.parse(File.ReadAllText(profilePath));

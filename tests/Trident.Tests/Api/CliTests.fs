@@ -250,6 +250,31 @@ let ``an output path a command cannot write is refused up front, and a failed wr
             Expect.stringContains (string err) (prefix + ": could not write to standard output: No space left on device") (name + ": names standard output and why")
             noStack name (string err)
 
+let ``an input path of the wrong kind is named as a folder or a file, not as missing`` =
+    testCase "an input path of the wrong kind is named as a folder or a file, not as missing" <| fun () ->
+        let folder = System.IO.Directory.CreateTempSubdirectory("trident-input-").FullName
+        let file = System.IO.Path.Combine(folder, "a.json")
+        System.IO.File.WriteAllText(file, "{}")
+        try
+            // a folder where a file is read, and a file where a folder is read: each said so (not "does not exist",
+            // nor File.ReadAllText's "Access to the path is denied")
+            for args, expected in
+                [ [ "replay"; folder ], "is a folder; give a trident-snapshot file"
+                  [ "simulate"; "--workload"; folder; "--devices"; "8" ], "is a folder; give a trace file"
+                  [ "simulate"; "--workload"; "poisson"; "--profile"; folder ], "is a folder; give a profile file"
+                  [ "config"; "--check"; folder ], "is a folder; give a configuration file"
+                  [ "serve"; "--urls"; "http://127.0.0.1:0"; "--config"; folder ], "is a folder; give a configuration file"
+                  [ "inspect"; file ], "is a file; give a pipeline directory"
+                  [ "generate"; "--pipeline"; file; "--prompt"; "x"; "--out"; System.IO.Path.Combine(folder, "x.png") ], "is a file, not a pipeline directory" ] do
+                let name = String.concat " " args
+                let code, _, err = runCli args
+                Expect.contains [ 1; 2 ] code (sprintf "%s: exit code (%s)" name err)
+                Expect.stringContains err expected (sprintf "%s: says what the path is" name)
+                Expect.isFalse (err.Contains "does not exist") (sprintf "%s: not said to be missing" name)
+                Expect.isFalse (err.Contains "   at ") (sprintf "%s: no stack trace" name)
+        finally
+            System.IO.Directory.Delete(folder, true)
+
 /// `trident serve` on emulated devices (fast to start) in a process of its own, its standard output `stdout`: "full"
 /// (/dev/full) or "closed" (a pipe whose reading end is closed at once); with its exit code and standard error once it
 /// has served a generation and been sent SIGTERM.
@@ -488,6 +513,7 @@ let tests =
         ``off a terminal, progress is plain lines on standard error, at most one per interval but always the first and last``
         ``serve exits with code 1 naming the reason when the serving runtime cannot start``
         ``an output path a command cannot write is refused up front, and a failed write is one line with exit 1``
+        ``an input path of the wrong kind is named as a folder or a file, not as missing``
         ``serve keeps serving when its log cannot be written to standard output, and says so once on standard error``
         ``a worker stopped before it joins the cluster exits with one line, not an unhandled exception``
         ``a localhost cluster: the coordinator says what it waits for, another cluster id ends a worker, a coordinator restart ends its workers with one line``
