@@ -275,6 +275,21 @@ let ``an input path of the wrong kind is named as a folder or a file, not as mis
         finally
             System.IO.Directory.Delete(folder, true)
 
+let ``the named workload gentd26-production is found from any directory`` =
+    testCase "the named workload gentd26-production is found from any directory" <| fun () ->
+        let elsewhere = System.IO.Directory.CreateTempSubdirectory("trident-cwd-").FullName
+        let previous = System.IO.Directory.GetCurrentDirectory()
+        System.IO.Directory.SetCurrentDirectory elsewhere
+        try
+            // a bad --split stops it before simulating; the log is read (or missed) on the way
+            let code, _, err = runCli [ "simulate"; "--workload"; "gentd26-production"; "--split"; "1:0:1" ]
+            Expect.equal code 2 (sprintf "exit code (%s)" err)
+            Expect.stringContains err "--split" "the bad option is named"
+            Expect.isFalse (err.Contains "no production log") (sprintf "the bundled log is found under Trident's home (%s)" err)
+        finally
+            System.IO.Directory.SetCurrentDirectory previous
+            System.IO.Directory.Delete(elsewhere, true)
+
 /// `trident serve` on emulated devices (fast to start) in a process of its own, its standard output `stdout`: "full"
 /// (/dev/full) or "closed" (a pipe whose reading end is closed at once); with its exit code and standard error once it
 /// has served a generation and been sent SIGTERM.
@@ -514,6 +529,7 @@ let tests =
         ``serve exits with code 1 naming the reason when the serving runtime cannot start``
         ``an output path a command cannot write is refused up front, and a failed write is one line with exit 1``
         ``an input path of the wrong kind is named as a folder or a file, not as missing``
+        ``the named workload gentd26-production is found from any directory``
         ``serve keeps serving when its log cannot be written to standard output, and says so once on standard error``
         ``a worker stopped before it joins the cluster exits with one line, not an unhandled exception``
         ``a localhost cluster: the coordinator says what it waits for, another cluster id ends a worker, a coordinator restart ends its workers with one line``
