@@ -290,6 +290,20 @@ let ``the named workload gentd26-production is found from any directory`` =
             System.IO.Directory.SetCurrentDirectory previous
             System.IO.Directory.Delete(elsewhere, true)
 
+let ``models' help offers only the choices each command takes`` =
+    testCase "models' help offers only the choices each command takes" <| fun () ->
+        // SDXL base predicts epsilon only: sdxl-miniature offered v_prediction in its help, then refused it
+        let code, out, _ = runCli [ "models"; "sdxl-miniature"; "--help" ]
+        Expect.equal code 0 "sdxl-miniature --help"
+        Expect.stringContains out "--prediction <epsilon>" "sdxl-miniature offers epsilon alone"
+        Expect.isFalse (out.Contains "v_prediction") "nor v_prediction anywhere in its help"
+        let code, out, _ = runCli [ "models"; "sd-miniature"; "--help" ]
+        Expect.equal code 0 "sd-miniature --help"
+        Expect.stringContains out "--prediction <epsilon|v_prediction>" "sd-miniature offers both"
+        let code, _, err = runCli [ "models"; "sdxl-miniature"; "--prediction"; "v_prediction"; "--out"; "/nonexistent-trident/sdxl" ]
+        Expect.equal code 2 (sprintf "sdxl-miniature --prediction v_prediction: refused (%s)" err)
+        Expect.stringContains err "--prediction" "naming the option"
+
 /// `trident serve` on emulated devices (fast to start) in a process of its own, its standard output `stdout`: "full"
 /// (/dev/full) or "closed" (a pipe whose reading end is closed at once); with its exit code and standard error once it
 /// has served a generation and been sent SIGTERM.
@@ -530,6 +544,7 @@ let tests =
         ``an output path a command cannot write is refused up front, and a failed write is one line with exit 1``
         ``an input path of the wrong kind is named as a folder or a file, not as missing``
         ``the named workload gentd26-production is found from any directory``
+        ``models' help offers only the choices each command takes``
         ``serve keeps serving when its log cannot be written to standard output, and says so once on standard error``
         ``a worker stopped before it joins the cluster exits with one line, not an unhandled exception``
         ``a localhost cluster: the coordinator says what it waits for, another cluster id ends a worker, a coordinator restart ends its workers with one line``
