@@ -304,6 +304,25 @@ let ``models' help offers only the choices each command takes`` =
         Expect.equal code 2 (sprintf "sdxl-miniature --prediction v_prediction: refused (%s)" err)
         Expect.stringContains err "--prediction" "naming the option"
 
+let ``capacity says the load is fixed for --devices only where it is scaled to them`` =
+    testCase "capacity says the load is fixed for --devices only where it is scaled to them" <| fun () ->
+        let loadLine (args: string list) =
+            let code, _, err = runCli ([ "capacity"; "--devices"; "8"; "--count"; "20"; "--policies"; "B4"; "--max-devices"; "8"; "--target"; "0.5" ] @ args)
+            Expect.equal code 0 (sprintf "capacity %A: exit code (%s)" args err)
+            err.Split('\n') |> Array.find (fun l -> l.StartsWith "capacity: the workload is")
+        // poisson without --profile runs at its reference rate whatever --devices is
+        Expect.stringContains (loadLine [ "--workload"; "poisson" ]) "not scaled to --devices" "poisson over the reference mix"
+        // over a profile's shapes without --rate it loads --devices to 70 %
+        let profile = System.IO.Path.GetTempFileName()
+        try
+            System.IO.File.WriteAllText(profile, Trident.Scheduling.ProfileFile.serialize Trident.Scheduling.ReferenceProfiles.flux)
+            Expect.stringContains (loadLine [ "--workload"; "poisson"; "--profile"; profile ]) "fixed for --devices 8" "poisson over --profile's shapes"
+            Expect.stringContains (loadLine [ "--workload"; "poisson"; "--profile"; profile; "--rate"; "1" ]) "not scaled to --devices" "with --rate"
+        finally
+            System.IO.File.Delete profile
+        let _, out, _ = runCli [ "capacity"; "--help" ]
+        Expect.stringContains out "a generated workload over --profile's shapes without --rate" "the help says which workloads are scaled"
+
 /// `trident serve` on emulated devices (fast to start) in a process of its own, its standard output `stdout`: "full"
 /// (/dev/full) or "closed" (a pipe whose reading end is closed at once); with its exit code and standard error once it
 /// has served a generation and been sent SIGTERM.
@@ -545,6 +564,7 @@ let tests =
         ``an input path of the wrong kind is named as a folder or a file, not as missing``
         ``the named workload gentd26-production is found from any directory``
         ``models' help offers only the choices each command takes``
+        ``capacity says the load is fixed for --devices only where it is scaled to them``
         ``serve keeps serving when its log cannot be written to standard output, and says so once on standard error``
         ``a worker stopped before it joins the cluster exits with one line, not an unhandled exception``
         ``a localhost cluster: the coordinator says what it waits for, another cluster id ends a worker, a coordinator restart ends its workers with one line``
