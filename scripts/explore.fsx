@@ -80,7 +80,7 @@ printfn "Dispatch round at t=%.1f s (%s)" (float now) (PlanSource.describe plan.
 printfn "  %-5s %-10s %-3s %-3s %-14s %-8s %-8s %-8s %-7s" "req" "shape" "k" "VR" "diffuse on" "E start" "D end" "C end" "on time"
 for d in plan.Dispatches do
     let r = queue |> List.find (fun r -> r.Id = d.Request)
-    printfn "  %-5O %-10O %-3d %-3A %-14s %-8.1f %-8.1f %-8.1f %-7b"
+    printfn "  %-5O %-10O %-3d %-3O %-14s %-8.1f %-8.1f %-8.1f %-7b"
         d.Request r.Shape d.Degree d.Vr
         (d.Diffuse.Devices |> List.map string |> String.concat ",")
         (float d.Encode.Start) (float d.Diffuse.Finish) (float d.Decode.Finish) d.OnTime

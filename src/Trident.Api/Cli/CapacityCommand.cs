@@ -26,9 +26,9 @@ public static class CapacityCommand
     {
         var c = new Command("capacity",
             "find the fewest devices (whole nodes) at which each policy reaches the target SLO attainment, by bisection over simulations; "
-            + "--devices is where the search starts and also fixes the load: a generated workload without --rate, and the gentd26-production day, "
+            + "--devices is where the search starts and also fixes the load: a generated workload over --profile's shapes without --rate, and the gentd26-production day, "
             + "are scaled for --devices devices (70 % load, or the day compressed for them), so another --devices asks for another workload; "
-            + "give --rate (or a trace file) for one that does not move")
+            + "give --rate (or a trace file) for one that does not move (poisson, bursty and shifting without --profile, and the reference workloads, run at their own rate)")
         {
             SimulateCommand.Workload_, Target, SimulateCommand.Policies, SimulateCommand.Model, MaxDevices,
             SimulateCommand.Rate, SimulateCommand.Steps, SimulateCommand.Count, SimulateCommand.Shapes, Parallel_,
@@ -66,9 +66,12 @@ public static class CapacityCommand
         var span = arrivals.Length > 1 ? arrivals.Max() - arrivals.Min() : 0.0;
         Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"capacity: {fp.Name}, {fp.Requests.Length} requests, target attainment {target:F3}; {Plural(perNode, "device")} per node, from {Plural(startNodes, "node")}, at most {maxNodes}"));
-        // the load is the workload's, fixed here for the starting --devices: say what it is
+        // the load is the workload's, fixed here (for the starting --devices where it is scaled to them): say what it is
+        var workloadName = args.GetValue(SimulateCommand.Workload_);
+        var scaled = workloadName == EvaluateCommand.ProductionWorkload
+                     || (settings.Profile is not null && args.Maybe(SimulateCommand.Rate) is null && Workload.genericKinds.Contains(workloadName));
         Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"capacity: the workload is fixed for --devices {settings.Devices}: {(span > 0 ? $"{(fp.Requests.Length - 1) / span:G4} req/s over {span:F0} s" : "one instant")}; {fp.Note}"));
+            $"capacity: the workload is {(scaled ? $"fixed for --devices {settings.Devices}" : "its own at every size (not scaled to --devices)")}: {(span > 0 ? $"{(fp.Requests.Length - 1) / span:G4} req/s over {span:F0} s" : "one instant")}; {fp.Note}"));
         if (settings.Profile is { } prof && EvaluateCommand.Extrapolated(prof.Value, fp.Trace) is { } ex)
             Console.Error.WriteLine($"capacity: note: {ex}");
         if (Experiment.beyondNode(fp) is { } beyond) Console.Error.WriteLine($"capacity: note: {beyond.Value}");

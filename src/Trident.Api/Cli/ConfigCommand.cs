@@ -64,7 +64,8 @@ public static class ConfigCommand
         var defaults = args.GetValue(Defaults);
         var check = args.GetValue(CheckFile);
         if (defaults == (check is not null)) errors.Add("give either --defaults or --check FILE");
-        if (check is not null && !File.Exists(check)) errors.Add($"--check: '{Path.GetFullPath(check)}' does not exist");
+        if (check is not null && !File.Exists(check))
+            errors.Add($"--check: '{Path.GetFullPath(check)}' {(Directory.Exists(check) ? "is a folder; give a configuration file" : "does not exist")}");
         errors.ThrowIfAny();
         if (defaults)
         {

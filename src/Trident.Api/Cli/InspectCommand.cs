@@ -25,7 +25,9 @@ public static class InspectCommand
         var directory = Path.GetFullPath(args.GetValue(Dir)!);
         if (!Directory.Exists(directory))
         {
-            Console.Error.WriteLine($"trident inspect: directory '{directory}' does not exist");
+            Console.Error.WriteLine(File.Exists(directory)
+                ? $"trident inspect: '{directory}' is a file; give a pipeline directory"
+                : $"trident inspect: directory '{directory}' does not exist");
             return Task.FromResult(2);
         }
         try

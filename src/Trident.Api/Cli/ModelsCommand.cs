@@ -34,7 +34,9 @@ public static class ModelsCommand
     private static readonly Option<string> FluxIdsType = Opt.Choice("--ids-type", "element type of img_ids/txt_ids (Optimum: int64)", "int64", "int64", "float");
     private static readonly Option<string> Sd3Era = Opt.Choice("--era", "whose exporter's transformer signature to copy (Optimum: timestep [step] → out_hidden_states; Olive: timestep [batch_size] → out_sample)", "optimum", "optimum", "olive");
     private static readonly Option<string> T5Files = Opt.Choice("--t5-files", "which T5 tokenizer files tokenizer_3/ holds", "both", "both", "spiece.model", "tokenizer.json");
-    private static readonly Option<string> Prediction = Opt.Choice("--prediction", "what the UNet predicts (SDXL base: epsilon only)", "epsilon", "epsilon", "v_prediction");
+    private static readonly Option<string> Prediction = Opt.Choice("--prediction", "what the UNet predicts", "epsilon", "epsilon", "v_prediction");
+    // SDXL base predicts ε only: its --prediction offers that value alone (it offered v_prediction, then refused it)
+    private static readonly Option<string> SdxlPrediction = Opt.Choice("--prediction", "what the UNet predicts (SDXL base: epsilon only)", "epsilon", "epsilon");
 
     /// <summary>The command: <c>models tiny</c>, <c>models sd-miniature</c>, <c>models sdxl-miniature</c> and
     /// <c>models sd3-miniature</c>.</summary>
@@ -45,7 +47,7 @@ public static class ModelsCommand
         new Command(SdMiniature, "write a miniature SD 1.x/2.x ONNX export in a real exporter's layout and signatures, to try inspect, generate and serve on")
             { Out, Seed, Era, Prediction }.With((r, ct) => WriteMiniature(r, sdxl: false)),
         new Command(SdxlMiniature, "write a miniature SDXL ONNX export (two text encoders, pooled embeddings, time_ids) in a real exporter's layout and signatures")
-            { Out, Seed, SdxlEra, Prediction }.With((r, ct) => WriteMiniature(r, sdxl: true)),
+            { Out, Seed, SdxlEra, SdxlPrediction }.With((r, ct) => WriteMiniature(r, sdxl: true)),
         new Command(FluxMiniature, "write a miniature Flux.1 ONNX export (CLIP pooled + T5, packed latents, img_ids/txt_ids, guidance for dev) in Optimum's layout and signatures")
             { Out, Seed, Variant, FluxIdsRank, FluxIdsType }.With(WriteFlux),
         new Command(Sd3Miniature, "write a miniature SD3 ONNX export (CLIP-L, CLIP-G and T5 encoders, a transformer with pooled_projections, flow matching) in a real exporter's layout and signatures")
@@ -124,10 +126,9 @@ public static class ModelsCommand
         var output = args.Text(Out);
         var seed = args.GetValue(Seed);
         var era = Eras.First(e => e.Name == args.GetValue(sdxl ? SdxlEra : Era));
-        var predictionName = args.Text(Prediction);
+        var predictionName = args.Text(sdxl ? SdxlPrediction : Prediction);
         var prediction = predictionName == "v_prediction" ? PredictionType.VPrediction : PredictionType.Epsilon;
         var errors = new CliErrors();
-        if (sdxl && prediction != PredictionType.Epsilon) errors.Add("--prediction: SDXL base predicts epsilon only");
         if (Directory.Exists(output) && Directory.EnumerateFileSystemEntries(output).Any()) errors.Add($"--out: '{output}' exists and is not empty");
         OutputPath.Check("--out", output, directory: true, create: true, errors);
         errors.ThrowIfAny();

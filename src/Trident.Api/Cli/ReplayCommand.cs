@@ -45,6 +45,12 @@ public static class ReplayCommand
         var file = args.GetValue(File_)!;
         string text;
         Snapshot snapshot;
+        if (Directory.Exists(file))
+        {
+            // File.ReadAllText says "Access to the path is denied" of a folder
+            Console.Error.WriteLine($"trident replay: '{file}' is a folder; give a trident-snapshot file");
+            return Task.FromResult(1);
+        }
         try
         {
             text = File.ReadAllText(file);

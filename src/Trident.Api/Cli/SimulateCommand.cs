@@ -101,7 +101,10 @@ public static class SimulateCommand
         var profilePath = args.GetValue(ProfilePath);
         if (profilePath is not null)
         {
-            if (!File.Exists(profilePath)) errors.Add($"--profile: the file '{profilePath}' does not exist");
+            if (!File.Exists(profilePath))
+                errors.Add(Directory.Exists(profilePath)
+                    ? $"--profile: '{profilePath}' is a folder; give a profile file"
+                    : $"--profile: the file '{profilePath}' does not exist");
             else
             {
                 var parsed = ProfileFile.parse(File.ReadAllText(profilePath));
@@ -244,16 +247,20 @@ public static class SimulateCommand
         WorkloadInput? input = null;
         if (workload == EvaluateCommand.ProductionWorkload)
         {
-            // the production day evaluate reports, from the log in the repository (run from its root)
+            // the production day evaluate reports, from the log in the repository: under the current directory, else
+            // under Trident's home (TRIDENT_HOME, which ./trident sets), so the named workload is found from any directory
             if (rate is not null || steps is not null || count is not null || shapesText is not null)
                 errors.Add($"--rate/--steps/--count/--shapes: apply to generated workloads, not to {workload} (a replayed log)");
-            if (!File.Exists(EvaluateCommand.ProductionLog))
-                errors.Add($"--workload {workload}: no production log at {EvaluateCommand.ProductionLog} (run from the repository root)");
+            var log = File.Exists(EvaluateCommand.ProductionLog)
+                ? EvaluateCommand.ProductionLog
+                : Path.Combine(Trident.Runtime.Execution.PipelineLocator.FindHome(), EvaluateCommand.ProductionLog);
+            if (!File.Exists(log))
+                errors.Add($"--workload {workload}: no production log at {EvaluateCommand.ProductionLog} nor {log} (run from the repository root)");
             else
             {
-                var (trace, productionNote, problems) = EvaluateCommand.ProductionTrace(settings, EvaluateCommand.ProductionLog);
+                var (trace, productionNote, problems) = EvaluateCommand.ProductionTrace(settings, log);
                 note = productionNote;
-                foreach (var e in problems) errors.Add($"--workload {workload}: {EvaluateCommand.ProductionLog}: {e}");
+                foreach (var e in problems) errors.Add($"--workload {workload}: {log}: {e}");
                 if (trace is not null) input = WorkloadInput.NewFromTrace(workload, trace);
             }
         }

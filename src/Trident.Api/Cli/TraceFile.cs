@@ -22,5 +22,7 @@ public static class TraceFile
         File.Exists(path)
             ? Trace.parseFor(FuncConvert.FromFunc(profileOf), File.ReadAllText(path))
             : FSharpResult<FSharpList<TraceRequest>, FSharpList<string>>.NewError(
-                ListModule.Singleton($"the trace file '{path}' does not exist"));
+                ListModule.Singleton(Directory.Exists(path)
+                    ? $"'{path}' is a folder; give a trace file"
+                    : $"the trace file '{path}' does not exist"));
 }

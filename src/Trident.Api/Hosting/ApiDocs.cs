@@ -87,9 +87,11 @@ public static class ApiDocs
     public static IEndpointRouteBuilder MapTridentApiDocs(this IEndpointRouteBuilder app)
     {
         app.MapOpenApi(DocumentPath);
-        var keyed = app.ServiceProvider.GetRequiredService<Microsoft.Extensions.Options.IOptions<Trident.Api.Options.TridentOptions>>().Value.Auth.ApiKeys.Length > 0;
-        app.MapScalarApiReference(PagePath, o =>
+        // the options are read per request, not here: reading them while the app is built validates them, and a bad key
+        // would then escape serve's own list of problems (exit 2) as an unhandled exception
+        app.MapScalarApiReference(PagePath, (o, context) =>
         {
+            var keyed = context.RequestServices.GetRequiredService<Microsoft.Extensions.Options.IOptions<Trident.Api.Options.TridentOptions>>().Value.Auth.ApiKeys.Length > 0;
             o.WithTitle("Trident API")
                 .WithOpenApiRoutePattern("/openapi/{documentName}.json")
                 .DisableDefaultFonts()

@@ -66,7 +66,8 @@ public static class TridentHosting
         if (builder.Configuration["config"] is { Length: > 0 } file)
         {
             var path = Path.GetFullPath(file);
-            if (!File.Exists(path)) throw new FileNotFoundException($"--config: '{path}' does not exist", path);
+            if (!File.Exists(path))
+                throw new FileNotFoundException($"--config: '{path}' {(Directory.Exists(path) ? "is a folder; give a configuration file" : "does not exist")}", path);
             try
             {
                 builder.Configuration.AddJsonFile(path, optional: false, reloadOnChange: false);

@@ -33,7 +33,9 @@ public static class PipelineLocator
         if (pipeline == TinyFloat16) return TinyPipeline.EnsureCached(CacheRoot(home), TinySeed, float16: true);
         var full = Path.GetFullPath(pipeline);
         if (!Directory.Exists(full))
-            throw new DirectoryNotFoundException($"pipeline directory '{full}' does not exist (or pass '{Tiny}' or '{TinyFloat16}' for the bundled pipeline)");
+            throw new DirectoryNotFoundException(File.Exists(full)
+                ? $"'{full}' is a file, not a pipeline directory (give the export's directory, or pass '{Tiny}' or '{TinyFloat16}' for the bundled pipeline)"
+                : $"pipeline directory '{full}' does not exist (or pass '{Tiny}' or '{TinyFloat16}' for the bundled pipeline)");
         return full;
     }
 

@@ -250,6 +250,79 @@ let ``an output path a command cannot write is refused up front, and a failed wr
             Expect.stringContains (string err) (prefix + ": could not write to standard output: No space left on device") (name + ": names standard output and why")
             noStack name (string err)
 
+let ``an input path of the wrong kind is named as a folder or a file, not as missing`` =
+    testCase "an input path of the wrong kind is named as a folder or a file, not as missing" <| fun () ->
+        let folder = System.IO.Directory.CreateTempSubdirectory("trident-input-").FullName
+        let file = System.IO.Path.Combine(folder, "a.json")
+        System.IO.File.WriteAllText(file, "{}")
+        try
+            // a folder where a file is read, and a file where a folder is read: each said so (not "does not exist",
+            // nor File.ReadAllText's "Access to the path is denied")
+            for args, expected in
+                [ [ "replay"; folder ], "is a folder; give a trident-snapshot file"
+                  [ "simulate"; "--workload"; folder; "--devices"; "8" ], "is a folder; give a trace file"
+                  [ "simulate"; "--workload"; "poisson"; "--profile"; folder ], "is a folder; give a profile file"
+                  [ "config"; "--check"; folder ], "is a folder; give a configuration file"
+                  [ "serve"; "--urls"; "http://127.0.0.1:0"; "--config"; folder ], "is a folder; give a configuration file"
+                  [ "inspect"; file ], "is a file; give a pipeline directory"
+                  [ "generate"; "--pipeline"; file; "--prompt"; "x"; "--out"; System.IO.Path.Combine(folder, "x.png") ], "is a file, not a pipeline directory" ] do
+                let name = String.concat " " args
+                let code, _, err = runCli args
+                Expect.contains [ 1; 2 ] code (sprintf "%s: exit code (%s)" name err)
+                Expect.stringContains err expected (sprintf "%s: says what the path is" name)
+                Expect.isFalse (err.Contains "does not exist") (sprintf "%s: not said to be missing" name)
+                Expect.isFalse (err.Contains "   at ") (sprintf "%s: no stack trace" name)
+        finally
+            System.IO.Directory.Delete(folder, true)
+
+let ``the named workload gentd26-production is found from any directory`` =
+    testCase "the named workload gentd26-production is found from any directory" <| fun () ->
+        let elsewhere = System.IO.Directory.CreateTempSubdirectory("trident-cwd-").FullName
+        let previous = System.IO.Directory.GetCurrentDirectory()
+        System.IO.Directory.SetCurrentDirectory elsewhere
+        try
+            // a bad --split stops it before simulating; the log is read (or missed) on the way
+            let code, _, err = runCli [ "simulate"; "--workload"; "gentd26-production"; "--split"; "1:0:1" ]
+            Expect.equal code 2 (sprintf "exit code (%s)" err)
+            Expect.stringContains err "--split" "the bad option is named"
+            Expect.isFalse (err.Contains "no production log") (sprintf "the bundled log is found under Trident's home (%s)" err)
+        finally
+            System.IO.Directory.SetCurrentDirectory previous
+            System.IO.Directory.Delete(elsewhere, true)
+
+let ``models' help offers only the choices each command takes`` =
+    testCase "models' help offers only the choices each command takes" <| fun () ->
+        // SDXL base predicts epsilon only: sdxl-miniature offered v_prediction in its help, then refused it
+        let code, out, _ = runCli [ "models"; "sdxl-miniature"; "--help" ]
+        Expect.equal code 0 "sdxl-miniature --help"
+        Expect.stringContains out "--prediction <epsilon>" "sdxl-miniature offers epsilon alone"
+        Expect.isFalse (out.Contains "v_prediction") "nor v_prediction anywhere in its help"
+        let code, out, _ = runCli [ "models"; "sd-miniature"; "--help" ]
+        Expect.equal code 0 "sd-miniature --help"
+        Expect.stringContains out "--prediction <epsilon|v_prediction>" "sd-miniature offers both"
+        let code, _, err = runCli [ "models"; "sdxl-miniature"; "--prediction"; "v_prediction"; "--out"; "/nonexistent-trident/sdxl" ]
+        Expect.equal code 2 (sprintf "sdxl-miniature --prediction v_prediction: refused (%s)" err)
+        Expect.stringContains err "--prediction" "naming the option"
+
+let ``capacity says the load is fixed for --devices only where it is scaled to them`` =
+    testCase "capacity says the load is fixed for --devices only where it is scaled to them" <| fun () ->
+        let loadLine (args: string list) =
+            let code, _, err = runCli ([ "capacity"; "--devices"; "8"; "--count"; "20"; "--policies"; "B4"; "--max-devices"; "8"; "--target"; "0.5" ] @ args)
+            Expect.equal code 0 (sprintf "capacity %A: exit code (%s)" args err)
+            err.Split('\n') |> Array.find (fun l -> l.StartsWith "capacity: the workload is")
+        // poisson without --profile runs at its reference rate whatever --devices is
+        Expect.stringContains (loadLine [ "--workload"; "poisson" ]) "not scaled to --devices" "poisson over the reference mix"
+        // over a profile's shapes without --rate it loads --devices to 70 %
+        let profile = System.IO.Path.GetTempFileName()
+        try
+            System.IO.File.WriteAllText(profile, Trident.Scheduling.ProfileFile.serialize Trident.Scheduling.ReferenceProfiles.flux)
+            Expect.stringContains (loadLine [ "--workload"; "poisson"; "--profile"; profile ]) "fixed for --devices 8" "poisson over --profile's shapes"
+            Expect.stringContains (loadLine [ "--workload"; "poisson"; "--profile"; profile; "--rate"; "1" ]) "not scaled to --devices" "with --rate"
+        finally
+            System.IO.File.Delete profile
+        let _, out, _ = runCli [ "capacity"; "--help" ]
+        Expect.stringContains out "a generated workload over --profile's shapes without --rate" "the help says which workloads are scaled"
+
 /// `trident serve` on emulated devices (fast to start) in a process of its own, its standard output `stdout`: "full"
 /// (/dev/full) or "closed" (a pipe whose reading end is closed at once); with its exit code and standard error once it
 /// has served a generation and been sent SIGTERM.
@@ -488,6 +561,10 @@ let tests =
         ``off a terminal, progress is plain lines on standard error, at most one per interval but always the first and last``
         ``serve exits with code 1 naming the reason when the serving runtime cannot start``
         ``an output path a command cannot write is refused up front, and a failed write is one line with exit 1``
+        ``an input path of the wrong kind is named as a folder or a file, not as missing``
+        ``the named workload gentd26-production is found from any directory``
+        ``models' help offers only the choices each command takes``
+        ``capacity says the load is fixed for --devices only where it is scaled to them``
         ``serve keeps serving when its log cannot be written to standard output, and says so once on standard error``
         ``a worker stopped before it joins the cluster exits with one line, not an unhandled exception``
         ``a localhost cluster: the coordinator says what it waits for, another cluster id ends a worker, a coordinator restart ends its workers with one line``
