@@ -35,7 +35,7 @@ public static class GenerateCommand
     private static readonly Option<int> Frames = Opt.Int("--frames", "frames (1: an image)", 1, 1);
     private static readonly Option<int> Steps = Opt.Int("--steps", "denoising steps [default: the pipeline's]", null, 1, 10_000);
     private static readonly Option<ulong> Seed = Opt.ULong("--seed", "the noise seed (the same arguments and seed give the same bytes)", 0);
-    private static readonly Option<double> Guidance = Opt.Double("--guidance", "classifier-free guidance scale [default: the pipeline's]", null, 0);
+    private static readonly Option<double> Guidance = Opt.Double("--guidance", "classifier-free guidance scale [default: the pipeline's]", null, 0, Endpoints.GenerationRequests.MaxGuidanceScale);
     private static readonly Option<int> Threads = Opt.Int("--threads", "ONNX Runtime intra-op threads [default: one per core]", null, 1, 1024);
     private static readonly Option<string> Scheduler = Opt.String("--scheduler", "the sampler's scheduler [default: the pipeline's]", helpName: "NAME");
     private static readonly Option<int> Compression = Opt.Int("--compression", "output_compression: 0–100, 100 = least lossy (JPEG, WebP, video)", null, 0, 100);

@@ -36,6 +36,10 @@ internal sealed record Estimate(double Seconds, double ActivationGb);
 
 internal static class GenerationRequests
 {
+    /// <summary>The largest classifier-free guidance scale a request may ask for (the HTTP routes and <c>generate</c>);
+    /// diffusers' pipelines use 1–20, so 100 only stops a typo or a runaway client.</summary>
+    public const double MaxGuidanceScale = 100;
+
     private sealed class Errors
     {
         public Dictionary<string, List<string>> ByField { get; } = new();
@@ -140,7 +144,7 @@ internal static class GenerationRequests
         if (!stepsOk) e.Add(Wire("steps"), $"must be between 1 and {limits.MaxSteps}");
         if (seed is < 0 || seed > JsonBody.MaxSafeInteger - seedReserve)
             e.Add("seed", $"must be between 0 and {JsonBody.MaxSafeInteger - seedReserve} (2^53 − 1{(seedReserve > 0 ? " − (n − 1)" : "")}: the largest integer a JSON client holds exactly)");
-        if (guidance is { } g && !(double.IsFinite(g) && g >= 0 && g <= 100)) e.Add(Wire("guidance"), "must be between 0 and 100");
+        if (guidance is { } g && !(double.IsFinite(g) && g >= 0 && g <= MaxGuidanceScale)) e.Add(Wire("guidance"), $"must be between 0 and {MaxGuidanceScale}");
         else
         {
             if (guidance is { } g1 && g1 != 1.0 && !ready.Manifest.Guidance.Accepted)

@@ -94,6 +94,10 @@ let ``two bad values give one error naming both`` =
             Expect.equal lines.[at + 1] "      format_version: required" "the manifest's problems are indented under --pipeline"
         finally
             dir.Delete true
+        // generate's guidance range is the HTTP API's (0 to 100), not [0, Infinity]
+        let code, _, err = runCli [ "generate"; "--prompt"; "x"; "--guidance"; "250"; "--out"; "/tmp/never.png" ]
+        Expect.equal code 2 "generate --guidance 250"
+        Expect.stringContains err "--guidance: 250 is outside [0, 100]" "the API's range"
         // a required option missing and a bad choice, together
         let code, _, err = runCli [ "models"; "sd-miniature"; "--era"; "1999" ]
         Expect.equal code 2 "models sd-miniature"
