@@ -187,7 +187,7 @@ public static class Profiler
             : "resident-set growth across the warm-up run on a fresh session (VmHWM reset unavailable: an underestimate)";
         var source = string.Create(CultureInfo.InvariantCulture,
             $"measured by `{options.Command}` on {Environment.MachineName} ({cpu}, {slots} hardware threads, {memoryBytes / 1e9:F1} GB), " +
-            $"ONNX Runtime {OrtEnvironment.Version} on {pipeline.Provider.Device}, {DateTime.UtcNow:yyyy-MM-dd}; median of {options.Repeats} runs after a warm-up; " +
+            $"ONNX Runtime {OrtEnvironment.Version} on {pipeline.Provider.Device}, {DateTime.UtcNow:yyyy-MM-dd}; {(options.Repeats == 1 ? "one timed run" : $"median of {options.Repeats} runs")} after a warm-up; " +
             $"diffuse per step over {options.Steps}-step runs at guidance {guidance:0.###}{(guided ? " (2 rows per step)" : "")}; ");
         source += gpu is null
             ? $"degree k = a denoiser session with k intra-op threads; memory: {memoryMethod}; device memory = available memory / {slots} CPU slots"
