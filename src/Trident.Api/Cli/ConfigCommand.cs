@@ -65,7 +65,7 @@ public static class ConfigCommand
         var check = args.GetValue(CheckFile);
         if (defaults == (check is not null)) errors.Add("give either --defaults or --check FILE");
         if (check is not null && !File.Exists(check))
-            errors.Add($"--check: '{Path.GetFullPath(check)}' {(Directory.Exists(check) ? "is a folder; give a configuration file" : "does not exist")}");
+            errors.Add($"--check: {InputPath.NotAFile(Path.GetFullPath(check), "configuration file")}");
         errors.ThrowIfAny();
         if (defaults)
         {

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using Microsoft.FSharp.Collections;
 using Microsoft.FSharp.Core;
+using Trident.Api.Options;
 using Trident.Api.View;
 using Trident.Scheduling;
 using Trident.Scheduling.Dispatching;
@@ -101,10 +102,7 @@ public static class SimulateCommand
         var profilePath = args.GetValue(ProfilePath);
         if (profilePath is not null)
         {
-            if (!File.Exists(profilePath))
-                errors.Add(Directory.Exists(profilePath)
-                    ? $"--profile: '{profilePath}' is a folder; give a profile file"
-                    : $"--profile: the file '{profilePath}' does not exist");
+            if (!File.Exists(profilePath)) errors.Add($"--profile: {InputPath.NotAFile(profilePath, "profile file")}");
             else
             {
                 var parsed = ProfileFile.parse(File.ReadAllText(profilePath));

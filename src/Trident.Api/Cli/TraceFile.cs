@@ -1,5 +1,6 @@
 using Microsoft.FSharp.Collections;
 using Microsoft.FSharp.Core;
+using Trident.Api.Options;
 using Trident.Scheduling;
 using Trace = Trident.Scheduling.Trace;
 
@@ -22,7 +23,5 @@ public static class TraceFile
         File.Exists(path)
             ? Trace.parseFor(FuncConvert.FromFunc(profileOf), File.ReadAllText(path))
             : FSharpResult<FSharpList<TraceRequest>, FSharpList<string>>.NewError(
-                ListModule.Singleton(Directory.Exists(path)
-                    ? $"'{path}' is a folder; give a trace file"
-                    : $"the trace file '{path}' does not exist"));
+                ListModule.Singleton(InputPath.NotAFile(path, "trace file")));
 }

@@ -67,7 +67,7 @@ public static class TridentHosting
         {
             var path = Path.GetFullPath(file);
             if (!File.Exists(path))
-                throw new FileNotFoundException($"--config: '{path}' {(Directory.Exists(path) ? "is a folder; give a configuration file" : "does not exist")}", path);
+                throw new FileNotFoundException($"--config: {InputPath.NotAFile(path, "configuration file")}", path);
             try
             {
                 builder.Configuration.AddJsonFile(path, optional: false, reloadOnChange: false);

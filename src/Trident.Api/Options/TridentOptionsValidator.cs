@@ -172,8 +172,7 @@ public sealed class TridentOptionsValidator : IValidateOptions<TridentOptions>
         for (var i = 0; i < o.Auth.ApiKeys.Length; i++)
             Check(o.Auth.ApiKeys[i].Length > 0 && !o.Auth.ApiKeys[i].Any(c => char.IsWhiteSpace(c) || char.IsControl(c)), $"Auth:ApiKeys:{i}",
                 "must be a non-empty key without spaces or control characters (it is sent as 'Authorization: Bearer KEY')");
-        Check(o.Profile.Length == 0 || File.Exists(o.Profile), "Profile",
-            $"'{o.Profile}' {(Directory.Exists(o.Profile) ? "is a folder; give a profile file" : "does not exist")}");
+        Check(o.Profile.Length == 0 || File.Exists(o.Profile), "Profile", InputPath.NotAFile(o.Profile, "profile file"));
         return errors;
     }
 }

@@ -249,7 +249,6 @@ public static class SimulationView
 
     private static double Finite(double x) => double.IsFinite(x) ? Math.Round(x, 4) : -1;
 
-
     private static void Numbers(Utf8JsonWriter w, string name, IEnumerable<double> values)
     {
         w.WriteStartArray(name);
