@@ -139,7 +139,7 @@ module Greedy =
     let GroupWaitShare = 0.5
 
     /// A request waits for a larger group only when its predicted response time there is at least this
-    /// share shorter than its best start-now response time (the 10 % of a growth degree, `Admissible.GrowthSpeedup`):
+    /// share shorter than its best start-now response time:
     /// a prediction a few milliseconds off never flips the choice, a group freeing in 5 ms beats a start
     /// now that finishes 30 s later.
     [<Literal>]
