@@ -79,6 +79,15 @@ public sealed record PlacementDto(IReadOnlyDictionary<string, string> Types, IRe
 public sealed record RoundDto(long Round, double AtS, int Waiting, int Dispatched, int Dispatches, string Source, string Detail, double? Objective, double? Gap,
     double? SolveMs, double PlanMs);
 
+/// <summary><c>GET /v1/plan/rounds</c>: the dispatch rounds still in the history, newest first; each one's snapshot and
+/// plan is <c>GET /v1/plan/rounds/{round}</c>.</summary>
+/// <param name="Latest">The number of the last round run (0 before the first); rounds with nothing to decide are numbered
+/// but not kept, so the kept numbers have gaps.</param>
+/// <param name="History">How many rounds the history keeps (<c>Trident:Serving:RoundHistory</c>): the last ones that
+/// dispatched a request, ran the solver or failed.</param>
+/// <param name="Rounds">The kept rounds, newest first, as <c>GET /v1/plan</c>'s <c>recent_rounds</c>.</param>
+public sealed record PlanRoundsDto(long Latest, int History, IReadOnlyList<RoundDto> Rounds);
+
 /// <summary>One re-placement attempt.</summary>
 public sealed record ReplacementDto(double AtS, string Reason, bool Applied, int Moves, double AlphaBefore, double AlphaAfter, string Source);
 

@@ -1,7 +1,8 @@
 // GET /v1/cluster (devices, their placement types, resident models, busy or idle, queue, monitor window,
 // scheduling settings), GET /v1/plan (the placement in force with its stage capacities, the initial one, the
 // last dispatch rounds with their source, objective, gap and solve time, and the re-placement attempts), and
-// GET /v1/plan/rounds/{n} (one kept round's snapshot and plan, for `trident replay`), and
+// GET /v1/plan/rounds (the kept rounds, newest first), GET /v1/plan/rounds/{n} (one kept round's snapshot and plan,
+// for `trident replay`), and
 // GET /v1/profile (the profile the cost model reads, in its file format: with /v1/cluster, what it takes to
 // simulate this server — `trident loadgen --compare-sim` does).
 
@@ -24,6 +25,8 @@ public static class ClusterApi
         var group = app.MapGroup("/v1").WithTags("Cluster").ProducesProblem(StatusCodes.Status503ServiceUnavailable);
         group.MapGet("/cluster", Cluster).WithName("GetCluster").WithSummary("Devices, placement, resident models, queue");
         group.MapGet("/plan", Plan).WithName("GetPlan").WithSummary("Placement with stage capacities and recent dispatch rounds");
+        group.MapGet("/plan/rounds", Rounds).WithName("ListPlanRounds")
+            .WithSummary("The dispatch rounds still in the history, newest first (each one's snapshot and plan: /v1/plan/rounds/{n})");
         group.MapGet("/plan/rounds/{n}", Round).WithName("GetPlanRound")
             .WithSummary("One dispatch round still in the history: its snapshot and plan as a trident-snapshot document (`trident replay` re-solves it)")
             .Produces<System.Text.Json.JsonElement>(StatusCodes.Status200OK, "application/json")
@@ -90,12 +93,22 @@ public static class ClusterApi
         return OrtEnvironment.EpDevices.Where(e => e.DeviceType == type).Select(e => e.ExecutionProvider).Distinct().ToArray();
     }
 
+    private static Results<Ok<PlanRoundsDto>, ProblemHttpResult> Rounds(HttpContext http, ServerHost host) =>
+        host.Ready is { } ready
+            ? TypedResults.Ok(new PlanRoundsDto(ready.Server.State.Round, ready.Server.Setup.Settings.RoundHistory, RoundsOf(ready.Server.State)))
+            : Problems.NotReady(http, host);
+
+    // The kept rounds, newest first.
+    private static RoundDto[] RoundsOf(Trident.Runtime.Serving.LoopState state) =>
+        state.Rounds.Reverse().Select(r => new RoundDto(r.Round, Math.Round(r.At, 3), r.Waiting, r.Dispatched, r.Dispatches, r.Source, r.Detail,
+            r.Objective, r.Gap, r.SolveSeconds is { } s ? Math.Round(s * 1000, 3) : null, Math.Round(r.PlanSeconds * 1000, 3))).ToArray();
+
     private static Results<ContentHttpResult, ProblemHttpResult> Round(HttpContext http, ServerHost host, string n)
     {
         if (host.Ready is not { } ready) return Problems.NotReady(http, host);
         if (!long.TryParse(n, NumberStyles.None, CultureInfo.InvariantCulture, out var round) || round < 1)
         {
-            var message = $"'{n}' is not a round number (a positive integer, as GET /v1/plan lists them)";
+            var message = $"'{n}' is not a round number (a positive integer, as GET /v1/plan/rounds lists them)";
             return TypedResults.Problem(new HttpValidationProblemDetails(new Dictionary<string, string[]> { ["n"] = [message] })
             {
                 Status = StatusCodes.Status400BadRequest,
@@ -147,8 +160,7 @@ public static class ClusterApi
     public static PlanDto PlanOf(ReadyServer ready)
     {
         var state = ready.Server.State;
-        var rounds = state.Rounds.Reverse().Select(r => new RoundDto(r.Round, Math.Round(r.At, 3), r.Waiting, r.Dispatched, r.Dispatches, r.Source, r.Detail,
-            r.Objective, r.Gap, r.SolveSeconds is { } s ? Math.Round(s * 1000, 3) : null, Math.Round(r.PlanSeconds * 1000, 3))).ToArray();
+        var rounds = RoundsOf(state);
         var replacements = state.Placements.Reverse().Select(c => new ReplacementDto(Math.Round(c.At, 3), c.Reason, c.Applied, c.Moves, c.AlphaBefore, c.AlphaAfter, c.Source)).ToArray();
         var preemptions = state.Preemptions.Reverse().Select(x => new PreemptionDto(x.Round, Math.Round(x.At, 3), x.Victim, x.Urgent, x.Step,
             Math.Round(x.Gain, 4), Math.Round(x.Loss, 4), x.Devices)).ToArray();

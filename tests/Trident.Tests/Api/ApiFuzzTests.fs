@@ -398,7 +398,7 @@ let private idText: Gen<string> =
                 "99999999999999999999999"; "1.5"; "1e3"; "abc"; "%2e%2e"; "%F0%9F%A6%8A"; "+1"; "0x1"; " 1"; "%20"; "1;2"; "null" ] ]
 
 let private fixedPaths =
-    [ "/"; "/v1/cluster"; "/v1/plan"; "/v1/profile"; "/health"; "/ready"; "/metrics"; "/openapi/v1.json" ]
+    [ "/"; "/v1/cluster"; "/v1/plan"; "/v1/plan/rounds"; "/v1/profile"; "/health"; "/ready"; "/metrics"; "/openapi/v1.json" ]
 
 let private unknownPaths =
     [ "/v1"; "/v1/"; "/v2/generations"; "/v1/generation"; "/v1/images"; "/v1/images/generations/1"

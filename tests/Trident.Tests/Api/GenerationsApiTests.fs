@@ -407,6 +407,13 @@ let ``a kept dispatch round is served as its snapshot and plan, and trident repl
         let rounds = (json (get client "/v1/plan")).GetProperty("recent_rounds")
         let dispatching = [ for r in rounds.EnumerateArray() do if r.GetProperty("dispatched").GetInt32() > 0 then yield r.GetProperty("round").GetInt64() ]
         Expect.isNonEmpty dispatching "a kept round that dispatched"
+        // the list of kept rounds: the same rounds, newest first, with the last round's number and the history's size
+        let listed = json (get client "/v1/plan/rounds")
+        let numbers = [ for r in listed.GetProperty("rounds").EnumerateArray() -> r.GetProperty("round").GetInt64() ]
+        Expect.contains numbers dispatching.Head "the list has the kept round that dispatched"
+        Expect.equal numbers (List.sortDescending numbers) "newest first"
+        Expect.isGreaterThanOrEqual (listed.GetProperty("latest").GetInt64()) numbers.Head "latest is the last round run"
+        Expect.equal (listed.GetProperty("history").GetInt32()) 32 "the history's size (Trident:Serving:RoundHistory)"
         use answer = get client (sprintf "/v1/plan/rounds/%d" dispatching.Head)
         Expect.equal answer.StatusCode HttpStatusCode.OK "the kept round"
         let text = answer.Content.ReadAsStringAsync().Result
@@ -726,6 +733,7 @@ let ``every example of a success answer has the keys the server writes`` =
         compare "ListModels.200" (get client "/v1/models")
         compare "GetCluster.200" (get client "/v1/cluster")
         compare "GetPlan.200" (get client "/v1/plan")
+        compare "ListPlanRounds.200" (get client "/v1/plan/rounds")
         compare "GetProfile.200" (get client "/v1/profile")
         // the documents the server reads back: the profile as a profile file, the round as `trident replay` reads it
         let profile = Trident.Scheduling.ProfileFile.parse (text "GetProfile.200.json")
