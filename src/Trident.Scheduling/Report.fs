@@ -52,6 +52,19 @@ type Chart =
       Step: bool
       Series: (string * (float * float) list) list }
 
+module Chart =
+    /// For each series of the chart, in order, its name and the name of the first earlier series with exactly the
+    /// same points, if any: two policies with identical results (B1 at its best degree and B3 when the best fixed
+    /// degree is k*) draw one line, the later hiding the earlier, so the shell labels the later "NAME (= EARLIER)" and
+    /// dashes it. Series without points have no twin.
+    let twins (chart: Chart) : (string * string option) list =
+        chart.Series
+        |> List.mapi (fun i (name, points) ->
+            let twin =
+                if List.isEmpty points then None
+                else chart.Series |> List.take i |> List.tryFind (fun (_, earlier) -> earlier = points) |> Option.map fst
+            name, twin)
+
 module Fair =
     /// Statistics of latencies (+∞ for a miss).
     let stats (latencies: float array) : LatencyStats =

@@ -1,6 +1,7 @@
 using System.Globalization;
 using ScottPlot;
 using Chart = Trident.Scheduling.Chart;
+using ChartModule = Trident.Scheduling.ChartModule;
 
 namespace Trident.Api.Cli;
 
@@ -36,6 +37,7 @@ public static class ChartRenderer
     public static (string Svg, string Png) Render(Chart chart, string dir)
     {
         var plot = new Plot();
+        var twins = ChartModule.twins(chart).Select(t => t.Item2?.Value).ToArray();
         var i = 0;
         foreach (var series in chart.Series)
         {
@@ -49,6 +51,12 @@ public static class ChartRenderer
             var scatter = plot.Add.Scatter(xs, ys, Color.FromHex(ColourOf(name, i)));
             scatter.LegendText = name;
             scatter.LineWidth = name == "Trident" ? 2.5f : 1.5f;
+            if (twins[i] is { } twin)
+            {
+                // the same points as an earlier series: said in the legend, dashed so the earlier line shows through
+                scatter.LegendText = $"{name} (= {twin})";
+                scatter.LinePattern = LinePattern.Dashed;
+            }
             scatter.MarkerSize = points.Length <= 12 ? 6 : 0;
             if (chart.Step) scatter.ConnectStyle = ConnectStyle.StepHorizontal;
             i++;

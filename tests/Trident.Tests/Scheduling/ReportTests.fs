@@ -89,6 +89,17 @@ let ``the headline's latency verdict names each statistic Trident loses, by how 
             Expect.equal (verdict.Contains "P95 +") lostP95 "the P95 is named exactly when it is lost"
             Expect.isTrue (verdict.Contains " vs B1" || verdict.Contains " vs B6") "against the policy that has the lowest value"
 
+let ``a chart names each series that repeats an earlier one's points, so the renderer can label and dash it`` =
+    testCase "a chart names each series that repeats an earlier one's points, so the renderer can label and dash it" <| fun () ->
+        // evaluate's charts had "B1 (best k)" drawn under B3 when the best fixed degree gave B3's results exactly
+        let line = [ 1.0, 0.5; 2.0, 0.75; 4.0, 1.0 ]
+        let chart =
+            { File = "f"; Title = "t"; XLabel = "x"; YLabel = "y"; XLog = false; YRange = None; Step = false
+              Series = [ "B1 (best k)", line; "B2", [ 1.0, 0.4 ]; "B3", line; "B4", []; "B5", []; "Trident", [ 1.0, 0.5; 2.0, 0.75; 4.0, 0.99 ] ] }
+        Expect.equal (Chart.twins chart)
+            [ "B1 (best k)", None; "B2", None; "B3", Some "B1 (best k)"; "B4", None; "B5", None; "Trident", None ]
+            "B3 repeats B1 (best k); empty series and a near miss are no twins"
+
 let ``the capacity search finds the fewest nodes with as few probes as bisection needs`` =
     testCase "the capacity search finds the fewest nodes with as few probes as bisection needs" <| fun () ->
         for threshold in [ 1; 2; 7; 16; 17; 33; 64 ] do
@@ -341,6 +352,7 @@ let tests =
         ``the summary table puts the fair latencies first and labels completed-only ones``
         ``a one-run report writes only the sections it has``
         ``the headline's latency verdict names each statistic Trident loses, by how much and to whom``
+        ``a chart names each series that repeats an earlier one's points, so the renderer can label and dash it``
         ``the capacity search finds the fewest nodes with as few probes as bisection needs``
         ``the capacity search stops doubling when nothing is on time at any size``
         ``the capacity search stops doubling when the attainment is capped``
