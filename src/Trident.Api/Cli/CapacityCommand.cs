@@ -65,7 +65,7 @@ public static class CapacityCommand
         var arrivals = fp.Requests.Select(r => r.Arrival).ToArray();
         var span = arrivals.Length > 1 ? arrivals.Max() - arrivals.Min() : 0.0;
         Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"capacity: {fp.Name}, {fp.Requests.Length} requests, target attainment {target:F3}; {Plural(perNode, "device")} per node, from {Plural(startNodes, "node")}, at most {maxNodes}"));
+            $"capacity: {fp.Name}, {fp.Requests.Length} requests, target attainment {target:F3}; {Plural(perNode, "device")} per node, from {Plural(startNodes, "node")} ({startNodes * perNode} devices), at most {Plural(maxNodes, "node")} ({maxNodes * perNode} devices, --max-devices)"));
         // the load is the workload's, fixed here (for the starting --devices where it is scaled to them): say what it is
         var workloadName = args.GetValue(SimulateCommand.Workload_);
         var scaled = workloadName == EvaluateCommand.ProductionWorkload

@@ -26,7 +26,8 @@ public static class ClusterApi
         group.MapGet("/cluster", Cluster).WithName("GetCluster").WithSummary("Devices, placement, resident models, queue");
         group.MapGet("/plan", Plan).WithName("GetPlan").WithSummary("Placement with stage capacities and recent dispatch rounds");
         group.MapGet("/plan/rounds", Rounds).WithName("ListPlanRounds")
-            .WithSummary("The dispatch rounds still in the history, newest first (each one's snapshot and plan: /v1/plan/rounds/{n})");
+            .WithSummary("The dispatch rounds still in the history, newest first (each one's snapshot and plan: /v1/plan/rounds/{n})")
+            .ProducesProblem(StatusCodes.Status400BadRequest);
         group.MapGet("/plan/rounds/{n}", Round).WithName("GetPlanRound")
             .WithSummary("One dispatch round still in the history: its snapshot and plan as a trident-snapshot document (`trident replay` re-solves it)")
             .Produces<System.Text.Json.JsonElement>(StatusCodes.Status200OK, "application/json")
@@ -61,7 +62,7 @@ public static class ClusterApi
                 w.Resident.Select(StageName).Order().ToArray(), current is not null, current, w.QueueLength,
                 Math.Round(Math.Max(0, busyUntil - now) * 1000, 1),
                 d.Id < state.Monitor.Utilisation.Count ? Math.Round(state.Monitor.Utilisation[d.Id], 4) : 0,
-                d.Id < cluster.Devices.Length ? cluster.Devices[d.Id].Memory : d.MemoryGb,
+                Math.Round(d.Id < cluster.Devices.Length ? cluster.Devices[d.Id].Memory : d.MemoryGb, 3),
                 d.Provider.Device, d.Provider.ToString(), CanRun(d), state.IsOnline(d.Id));
         }).ToArray();
         var m = state.Monitor;
@@ -93,10 +94,26 @@ public static class ClusterApi
         return OrtEnvironment.EpDevices.Where(e => e.DeviceType == type).Select(e => e.ExecutionProvider).Distinct().ToArray();
     }
 
-    private static Results<Ok<PlanRoundsDto>, ProblemHttpResult> Rounds(HttpContext http, ServerHost host) =>
-        host.Ready is { } ready
+    private static Results<Ok<PlanRoundsDto>, ProblemHttpResult> Rounds(HttpContext http, ServerHost host)
+    {
+        // strict as the job lists: a client sending limit=1 would otherwise get every round without knowing it
+        if (http.Request.Query.Count > 0)
+        {
+            var errors = http.Request.Query.Keys.ToDictionary(k => k, _ => new[]
+            {
+                "is not a parameter of this list: it takes none (the history holds the last Trident:Serving:RoundHistory rounds, all listed)",
+            });
+            return TypedResults.Problem(new HttpValidationProblemDetails(errors)
+            {
+                Status = StatusCodes.Status400BadRequest,
+                Title = "Bad request",
+                Detail = $"GET /v1/plan/rounds takes no query parameters; got {string.Join(", ", errors.Keys.Select(k => $"'{k}'"))}",
+            });
+        }
+        return host.Ready is { } ready
             ? TypedResults.Ok(new PlanRoundsDto(ready.Server.State.Round, ready.Server.Setup.Settings.RoundHistory, RoundsOf(ready.Server.State)))
             : Problems.NotReady(http, host);
+    }
 
     // The kept rounds, newest first.
     private static RoundDto[] RoundsOf(Trident.Runtime.Serving.LoopState state) =>
@@ -106,7 +123,11 @@ public static class ClusterApi
     private static Results<ContentHttpResult, ProblemHttpResult> Round(HttpContext http, ServerHost host, string n)
     {
         if (host.Ready is not { } ready) return Problems.NotReady(http, host);
-        if (!long.TryParse(n, NumberStyles.None, CultureInfo.InvariantCulture, out var round) || round < 1)
+        // a positive integer beyond a long is a round that has not run (a 404 as any other), not a malformed number
+        var digits = n.Length > 0 && n.All(char.IsAsciiDigit) && n.TrimStart('0').Length > 0;
+        var beyond = false;
+        if (!long.TryParse(n, NumberStyles.None, CultureInfo.InvariantCulture, out var round) && digits) (round, beyond) = (long.MaxValue, true);
+        else if (!digits || round < 1)
         {
             var message = $"'{n}' is not a round number (a positive integer, as GET /v1/plan/rounds lists them)";
             return TypedResults.Problem(new HttpValidationProblemDetails(new Dictionary<string, string[]> { ["n"] = [message] })
@@ -118,7 +139,8 @@ public static class ClusterApi
         }
         if (ready.Server.RoundDocument(round) is { } doc) return TypedResults.Text(doc, "application/json");
         var state = ready.Server.State;
-        return TypedResults.Problem(NotKept(round, state.Round, [.. state.Rounds.Select(r => r.Round)], ready.Server.Setup.Settings.RoundHistory),
+        return TypedResults.Problem(NotKept(round, state.Round, [.. state.Rounds.Select(r => r.Round)], ready.Server.Setup.Settings.RoundHistory,
+                beyond ? n.TrimStart('0') : null),
             statusCode: StatusCodes.Status404NotFound, title: "Not found");
     }
 
@@ -130,11 +152,14 @@ public static class ClusterApi
     /// <param name="latest">The number of the last round run (0 before the first).</param>
     /// <param name="kept">The kept rounds' numbers, in ascending order.</param>
     /// <param name="history">How many such rounds the history holds.</param>
-    public static string NotKept(long round, long latest, IReadOnlyList<long> kept, int history)
+    /// <param name="asked">The round as the client wrote it, when <paramref name="round"/> stands for a number too large
+    /// for a long (then it is beyond every round).</param>
+    public static string NotKept(long round, long latest, IReadOnlyList<long> kept, int history, string? asked = null)
     {
-        var why = round > latest ? $"round {round} has not run yet (the last round is {latest})"
-            : kept.Count > 0 && round < kept[0] ? $"round {round} is older than the oldest round kept"
-            : $"round {round} decided nothing (no request could start and the solver did not run), so it was not kept";
+        var name = asked ?? round.ToString(CultureInfo.InvariantCulture);
+        var why = round > latest ? $"round {name} has not run yet (the last round is {latest})"
+            : kept.Count > 0 && round < kept[0] ? $"round {name} is older than the oldest round kept"
+            : $"round {name} decided nothing (no request could start and the solver did not run), so it was not kept";
         var which = kept.Count == 0 ? "no round is kept yet" : $"kept: {(kept.Count == 1 ? "round" : "rounds")} {Ranges(kept)}";
         return $"{why}; {which} — the history holds the last {history} rounds (Trident:Serving:RoundHistory) that dispatched a request, "
             + "ran the solver or failed";

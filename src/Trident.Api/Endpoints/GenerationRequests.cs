@@ -132,9 +132,13 @@ internal static class GenerationRequests
             else e.Add(Wire(err.Path), err.Message);
             sizeErrors++;
         }
-        if (width > limits.MaxWidth) { Side("width", width, $"must be at most {limits.MaxWidth} (server limit)"); sizeErrors++; }
-        if (height > limits.MaxHeight) { Side("height", height, $"must be at most {limits.MaxHeight} (server limit)"); sizeErrors++; }
-        if (frames > limits.MaxFrames) { e.Add(Wire("frames"), $"must be at most {limits.MaxFrames} (server limit)"); sizeErrors++; }
+        // a server limit is said where it binds: not when the value is also beyond the pipeline's own maximum, which the
+        // pipeline's range above already says and is the tighter bound ("between 1 and 9" and "at most 17" disagreed)
+        var size = ready.Manifest.Size;
+        static bool Binds(int value, int limit, int pipelineMax) => value > limit && (limit < pipelineMax || value <= pipelineMax);
+        if (Binds(width, limits.MaxWidth, size.MaxWidth)) { Side("width", width, $"must be at most {limits.MaxWidth} (server limit)"); sizeErrors++; }
+        if (Binds(height, limits.MaxHeight, size.MaxHeight)) { Side("height", height, $"must be at most {limits.MaxHeight} (server limit)"); sizeErrors++; }
+        if (Binds(frames, limits.MaxFrames, size.MaxFrames)) { e.Add(Wire("frames"), $"must be at most {limits.MaxFrames} (server limit)"); sizeErrors++; }
         // a size no placement of the cluster can serve: reported with the limits' problems below (every problem at once)
         var unservable = sizeErrors == 0 ? ready.Server.Unservable(new Trident.Scheduling.Shape(height, width, frames)) : null;
 

@@ -20,12 +20,12 @@ public static class HealthApi
     }
 
     private static Ok<HealthDto> Live(ServerHost host) =>
-        TypedResults.Ok(new HealthDto("live", host.Ready?.Manifest.Name, host.Ready?.ProfileOrigin, Uptime()));
+        TypedResults.Ok(new HealthDto("live", host.Ready?.Manifest.Name, host.Ready?.ProfileOrigin, Uptime(host)));
 
     private static Results<Ok<HealthDto>, ProblemHttpResult> Ready(HttpContext http, ServerHost host) =>
         host.Ready is not { } ready || host.ShuttingDown ? Problems.NotReady(http, host)
         : ready.Server.NoDevice is { } none ? Problems.NoDevice(http, none)
-        : TypedResults.Ok(new HealthDto("ready", ready.Manifest.Name, ready.ProfileOrigin, Uptime()));
+        : TypedResults.Ok(new HealthDto("ready", ready.Manifest.Name, ready.ProfileOrigin, Uptime(host)));
 
-    private static double Uptime() => Math.Round((DateTime.Now - System.Diagnostics.Process.GetCurrentProcess().StartTime).TotalSeconds, 3);
+    private static double Uptime(ServerHost host) => Math.Round(host.Uptime.TotalSeconds, 3);
 }

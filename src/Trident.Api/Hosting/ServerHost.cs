@@ -80,7 +80,15 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
         _logs = logs;
         _log = logs.CreateLogger("Trident.Startup");
         _time = time;
+        _created = time.GetTimestamp();
     }
+
+    private readonly long _created;
+
+    /// <summary>Time since this host was created, when the application was built: the server's uptime. (The process's
+    /// start time is not it: `./trident` builds first, then execs the server in the same process — /health counted the
+    /// build's minutes.)</summary>
+    public TimeSpan Uptime => _time.GetElapsedTime(_created);
 
     /// <summary>The server, when it is up.</summary>
     public ReadyServer? Ready => _ready;

@@ -230,7 +230,7 @@ public sealed class ServingOptions
     /// <summary>Efficiency threshold θ: degrees below it are not worth their devices.</summary>
     public double EfficiencyThreshold { get; set; } = 0.8;
 
-    /// <summary>Dispatch rounds and re-placements kept for <c>GET /v1/plan</c> and <c>/v1/plan/rounds/{n}</c>: the last this
+    /// <summary>Dispatch rounds and re-placements kept for <c>GET /v1/plan</c>, <c>/v1/plan/rounds</c> and <c>/v1/plan/rounds/{n}</c>: the last this
     /// many rounds that dispatched a request, ran the solver or failed (a round with nothing to decide is not kept).</summary>
     public int RoundHistory { get; set; } = 32;
 

@@ -187,8 +187,9 @@ module Dispatcher =
     let betweenSolves (s: Snapshot) : DispatchPlan =
         Greedy.plan "greedy between solves: the solver's next round is not due yet" s |> fst
 
-    /// A dispatch round with the MIP over a prepared round, falling back to greedy.
-    let dispatchPrepared (p: Prepared) : DispatchPlan =
+    // A dispatch round with the MIP over a prepared round, falling back to greedy; with `skipProven` the greedy plan is
+    // taken without a solve when it reaches the objective's bound.
+    let private run (skipProven: bool) (p: Prepared) : DispatchPlan =
         let s = p.Round.Snapshot
         let free, nFree, candidates, greedyChoices = p.Free, p.FreeCount, p.Candidates, p.Greedy
         let greedyPlan reason =
@@ -199,7 +200,7 @@ module Dispatcher =
               Batched = Greedy.batchedOf greedyChoices }
         if candidates.IsEmpty then
             greedyPlan nothingToDecide
-        elif Assign.objective s nFree greedyChoices >= objectiveBound s free candidates (batchesOf p) - 1e-6 then
+        elif skipProven && Assign.objective s nFree greedyChoices >= objectiveBound s free candidates (batchesOf p) - 1e-6 then
             greedyPlan provenOptimal
         else
             let cls = classesOf p
@@ -246,5 +247,14 @@ module Dispatcher =
             else
                 greedyPlan (sprintf "solver %s after %.1f ms" (describe result.Outcome) (float result.SolveTime * 1000.0))
 
+    /// A dispatch round with the MIP over a prepared round, falling back to greedy; the solver is skipped when the
+    /// greedy plan reaches the objective's upper bound (it is then optimal) or there is nothing to decide.
+    let dispatchPrepared (p: Prepared) : DispatchPlan = run true p
+
     /// A dispatch round with the MIP, falling back to greedy.
     let dispatch (s: Snapshot) : DispatchPlan = dispatchPrepared (prepare s)
+
+    /// A dispatch round that runs the solver even when the greedy plan provably reaches the objective's bound, so that
+    /// the plan carries the backend's certificate (`trident replay --backend B`); a round with nothing to decide still
+    /// has no solve. The plan's objective is the same as `dispatch`'s up to the solver's tolerance.
+    let solve (s: Snapshot) : DispatchPlan = run false (prepare s)
