@@ -18,7 +18,7 @@ public sealed record DeviceTaskDto(string Kind, string? Request);
 /// <param name="Utilisation">Busy share over the monitor window.</param>
 /// <param name="MemoryGb">Memory the planners may fill on it.</param>
 /// <param name="Device">Its ONNX Runtime device: <c>cpu</c> or <c>cuda:N</c>.</param>
-/// <param name="ExecutionProvider">The provider its sessions use, with its settings.</param>
+/// <param name="ExecutionProvider">The provider its sessions use, with its settings (ONNX Runtime's name, e.g. "CPUExecutionProvider, 1 intra-op thread, no spinning").</param>
 /// <param name="CanRun">Execution providers ONNX Runtime found for this kind of hardware here (OrtEnv.GetEpDevices).</param>
 /// <param name="Online">Whether the device is in the cluster now: false while its worker is gone (it gets no
 /// work until the worker is back); always true in one process.</param>

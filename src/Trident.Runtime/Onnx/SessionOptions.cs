@@ -160,6 +160,19 @@ public abstract record ExecutionProvider
     /// <summary>The device this provider runs on, as configuration spells it: <c>cpu</c> or <c>cuda:N</c>.</summary>
     public abstract string Device { get; }
 
+    /// <summary>ONNX Runtime's name of the provider with its settings in words, e.g. "CPUExecutionProvider, 1 intra-op
+    /// thread, no spinning" or "CUDAExecutionProvider on cuda:0, no memory limit, arena kNextPowerOfTwo, cuDNN search
+    /// EXHAUSTIVE, copies on the compute stream" (<c>GET /v1/cluster</c>'s <c>execution_provider</c>).</summary>
+    public string Description => this switch
+    {
+        Cpu c => $"CPUExecutionProvider, {c.IntraOpThreads} intra-op thread{(c.IntraOpThreads == 1 ? "" : "s")}, {(c.AllowSpinning ? "spinning" : "no spinning")}",
+        Cuda g => $"CUDAExecutionProvider on {g.Device}, "
+            + (g.MemoryLimitBytes > 0 ? $"memory limit {g.MemoryLimitBytes.ToString(CultureInfo.InvariantCulture)} bytes" : "no memory limit")
+            + $", arena {g.ProviderOptions()["arena_extend_strategy"]}, cuDNN search {g.ProviderOptions()["cudnn_conv_algo_search"]}, "
+            + (g.UseCopyStream ? "copies on their own stream" : "copies on the compute stream"),
+        _ => ToString(),
+    };
+
     /// <summary>This provider with <paramref name="threads"/> intra-op threads (a CPU slot group of degree k);
     /// providers whose work is not on host threads return themselves.</summary>
     public abstract ExecutionProvider WithThreads(int threads);

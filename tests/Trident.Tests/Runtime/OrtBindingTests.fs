@@ -193,6 +193,14 @@ let tests =
             Expect.equal OrtEnvironment.Version "1.31.0" "the managed and native packages are 1.31.0"
             Expect.contains (OrtEnvironment.EpDevices |> Seq.map (fun d -> d.ExecutionProvider, d.DeviceType)) ("CPUExecutionProvider", "cpu") "CPU EP device"
 
+        testCase "a provider describes itself by ONNX Runtime's name and its settings in words" <| fun () ->
+            // GET /v1/cluster showed the record's text, "Cpu { Device = cpu, IntraOpThreads = 1, AllowSpinning = False }"
+            Expect.equal (ExecutionProvider.Cpu(1, false)).Description "CPUExecutionProvider, 1 intra-op thread, no spinning" "one CPU slot"
+            Expect.equal (ExecutionProvider.Cpu(4, true)).Description "CPUExecutionProvider, 4 intra-op threads, spinning" "four, spinning"
+            Expect.equal (ExecutionProvider.Cuda(1, 2_000_000_000L, CudaArenaExtendStrategy.SameAsRequested, CudnnConvAlgoSearch.Heuristic, true)).Description
+                "CUDAExecutionProvider on cuda:1, memory limit 2000000000 bytes, arena kSameAsRequested, cuDNN search HEURISTIC, copies on their own stream"
+                "a CUDA device with every setting"
+
         testCase "the compiled-in providers include CUDA even where only the CPU can run" <| fun () ->
             Expect.contains OrtEnvironment.CompiledProviders "CUDAExecutionProvider" "the GPU package is referenced (not the CPU-only one)"
             Expect.contains OrtEnvironment.CompiledProviders "CPUExecutionProvider" "CPU compiled in"
