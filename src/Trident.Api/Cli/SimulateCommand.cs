@@ -56,6 +56,15 @@ public static class SimulateCommand
         ExperimentSettingsModule.defaults.MaxBatch, 1, 64);
     internal static Option[] SettingsOptions => [Devices, DevicesPerNode, Seed, SloScale, DeadlineRule_, B1Degree, Split, Jitter, MaxSuspensions, ResumeElsewhere, ProfilePath, MaxBatch];
 
+    /// <summary>"3 policies", or "4 runs of 3 policies" when one (B1: its default and its best fixed degree) is
+    /// reported more than once — "4 policies" said B1 was two.</summary>
+    internal static string Runs(IReadOnlyList<string> policies)
+    {
+        var distinct = policies.Distinct().Count();
+        var named = $"{distinct} polic{(distinct == 1 ? "y" : "ies")}";
+        return policies.Count == distinct ? named : $"{policies.Count} runs of {named}";
+    }
+
     private static readonly Option<string> Format = Opt.Choice("--format", "how to print the summary", "table", "table", "csv", "json");
     private static readonly Option<string> Out = Opt.String("--out", "also write summary.csv/json, trace.csv, requests-*.csv, a README.md report and its charts (SVG, PNG) here", helpName: "DIR");
     private static readonly Option<string> WriteTrace = Opt.String("--write-trace", "write the workload's trace to this file (.csv, or .jsonl for JSON lines)", helpName: "FILE");
@@ -197,7 +206,7 @@ public static class SimulateCommand
         var priorities = Report.priorityTable(ListModule.OfSeq(rows));
         if (format == "table" && priorities.Length > 0) Console.Write(Environment.NewLine + priorities);
         Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"workload {p.Name}: {p.Requests.Length} requests on {settings.Devices} devices; {rows.Count} policies in {total.Elapsed.TotalSeconds:F1} s wall"));
+            $"workload {p.Name}: {p.Requests.Length} requests on {settings.Devices} devices; {Runs(rows.Select(r => r.Policy).ToList())} in {total.Elapsed.TotalSeconds:F1} s wall"));
 
         if (outDir is not null) OutputPath.Write("--out", outDir, () =>
         {
