@@ -1257,7 +1257,10 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
 
     private void Publish(double now)
     {
-        _state = new LoopState(_round, _placement, [.. _queue.Select(j => j.Id)], [.. _ledger.BusyUntilAll(now)],
+        // the queue as a round considers it (priority, then least slack): a job's queue position counts this order
+        var waiting = _queue.Count < 2 ? _queue.Select(j => j.Id)
+            : Admissible.urgencyOrder(_cost, now, ListModule.OfSeq(_queue.Select(j => j.Request))).Select(r => r.Id);
+        _state = new LoopState(_round, _placement, [.. waiting], [.. _ledger.BusyUntilAll(now)],
             [.. _rounds], [.. _placements], MonitorWindow(_view.ToView(_placement)), _waits) { Online = [.. _up], NoDevice = NoDevice(), Preemptions = [.. _preemptions], DecodePreemptions = [.. _decodePreemptions] };
     }
 

@@ -58,7 +58,12 @@ let private solverServes (s: Snapshot) =
 let ``the queue is ordered by priority, then slack`` =
     testCase "the queue is ordered by priority, then slack" <| fun () ->
         let s, tight, loose = contested None None
-        let ids (s: Snapshot) = Admissible.byUrgency (Admissible.round s) s.Queue |> List.map _.Id
+        let ids (s: Snapshot) =
+            let byRound = Admissible.byUrgency (Admissible.round s) s.Queue |> List.map _.Id
+            // the order the live server's queue positions count (before: arrival order, so a priority-3 request that
+            // arrived last showed position 3 while it was dispatched first)
+            Expect.equal (Admissible.urgencyOrder s.Cost s.Now s.Queue |> List.map _.Id) byRound "urgencyOrder is the round's order"
+            byRound
         Expect.equal (ids s) [ tight.Id; loose.Id ] "without priorities: least slack first"
         let s1, _, _ = contested None (Some 1)
         Expect.equal (ids s1) [ loose.Id; tight.Id ] "the priority-1 request first, though it has more slack"
