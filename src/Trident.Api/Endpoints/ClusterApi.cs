@@ -63,7 +63,7 @@ public static class ClusterApi
                 Math.Round(Math.Max(0, busyUntil - now) * 1000, 1),
                 d.Id < state.Monitor.Utilisation.Count ? Math.Round(state.Monitor.Utilisation[d.Id], 4) : 0,
                 Math.Round(d.Id < cluster.Devices.Length ? cluster.Devices[d.Id].Memory : d.MemoryGb, 3),
-                d.Provider.Device, d.Provider.Description, CanRun(d), state.IsOnline(d.Id));
+                d.Provider.Device, d.Kind == DeviceKind.Emulated ? "none (emulated: the cost model's times, no ONNX Runtime)" : d.Provider.Description, CanRun(d), state.IsOnline(d.Id));
         }).ToArray();
         var m = state.Monitor;
         var monitor = new MonitorDto(m.WindowSeconds, m.Arrivals, m.ArrivalRate,
