@@ -119,7 +119,9 @@ public sealed record WaitingReason(long Round, WaitReason Reason);
 /// <summary>What the loop publishes after each round for readers on other threads.</summary>
 /// <param name="Round">The last round's number.</param>
 /// <param name="Placement">The placement in force.</param>
-/// <param name="Queue">The waiting requests.</param>
+/// <param name="QueueOrder">The waiting requests in the order a round considers them (priority, then least slack:
+/// <c>Admissible.urgencyOrder</c>), sorted when first read — as the monitor window, not after every loop pass; see
+/// <see cref="Queue"/>.</param>
 /// <param name="BusyUntil">When each device finishes the work given to it (server clock, by device id).</param>
 /// <param name="Rounds">The recent dispatch rounds.</param>
 /// <param name="Placements">The recent re-placement attempts.</param>
@@ -129,7 +131,7 @@ public sealed record WaitingReason(long Round, WaitReason Reason);
 public sealed record LoopState(
     long Round,
     PlacementPlan Placement,
-    ImmutableArray<RequestId> Queue,
+    Lazy<ImmutableArray<RequestId>> QueueOrder,
     ImmutableArray<double> BusyUntil,
     ImmutableArray<RoundRecord> Rounds,
     ImmutableArray<PlacementChange> Placements,
@@ -138,6 +140,10 @@ public sealed record LoopState(
 {
     /// <summary>The monitor's window as of the first read of this state (the same value for every later read of it).</summary>
     public MonitorView Monitor => MonitorWindow.Value;
+
+    /// <summary>The waiting requests, the one the next round considers first first (a job's queue position counts
+    /// this order).</summary>
+    public ImmutableArray<RequestId> Queue => QueueOrder.Value;
 
     /// <summary>Whether each device (by id) is in the cluster now; a device whose worker left is out until it
     /// comes back. Empty means every device is in.</summary>
@@ -261,7 +267,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
         _view = LiveView.Of(cluster, _up);
         _ledger = new DeviceLedger(n);
         _monitor = new StageMonitor(settings.Monitor, n, clock.Now);
-        _state = new LoopState(0, placement, [], [.. new double[n]], [], [], MonitorWindow(placement), _waits);
+        _state = new LoopState(0, placement, new Lazy<ImmutableArray<RequestId>>(ImmutableArray<RequestId>.Empty), [.. new double[n]], [], [], MonitorWindow(placement), _waits);
     }
 
     /// <summary>The workers, by device id (set by <see cref="Attach"/>; devices that join later are appended,
@@ -1257,11 +1263,17 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
 
     private void Publish(double now)
     {
-        // the queue as a round considers it (priority, then least slack): a job's queue position counts this order
-        var waiting = _queue.Count < 2 ? _queue.Select(j => j.Id)
-            : Admissible.urgencyOrder(_cost, now, ListModule.OfSeq(_queue.Select(j => j.Request))).Select(r => r.Id);
-        _state = new LoopState(_round, _placement, [.. waiting], [.. _ledger.BusyUntilAll(now)],
+        _state = new LoopState(_round, _placement, QueueOrder(now), [.. _ledger.BusyUntilAll(now)],
             [.. _rounds], [.. _placements], MonitorWindow(_view.ToView(_placement)), _waits) { Online = [.. _up], NoDevice = NoDevice(), Preemptions = [.. _preemptions], DecodePreemptions = [.. _decodePreemptions] };
+    }
+
+    // The queue as a round at `now` considers it (priority, then least slack), sorted at its first read: the requests
+    // are taken now, the sort waits for a reader (queue positions, /v1/cluster).
+    private Lazy<ImmutableArray<RequestId>> QueueOrder(double now)
+    {
+        var requests = ListModule.OfSeq(_queue.Select(j => j.Request).ToArray());
+        return new Lazy<ImmutableArray<RequestId>>(() =>
+            [.. (requests.Length < 2 ? requests : Admissible.urgencyOrder(_cost, now, requests)).Select(r => r.Id)]);
     }
 
     // The monitor's window under a placement (the view's ids), computed at its first read at the clock's time then.

@@ -323,11 +323,15 @@ module Admissible =
             rd.Options.[r.Id] <- v
             v
 
+    // a request's urgency key at `now`, given its t_ref: (−priority level, slack, arrival, id)
+    let private urgencyKey (now: float<s>) (tRefOf: float<s>) (r: Request) =
+        struct (-(Priority.level r.Priority), r.Deadline - now - tRefOf, r.Arrival, r.Id.Value)
+
     let private urgency (rd: Round) (r: Request) =
         match rd.Urgency.TryGetValue r.Id with
         | true, v -> v
         | _ ->
-            let v = struct (-(Priority.level r.Priority), r.Deadline - rd.Snapshot.Now - tRef rd r, r.Arrival, r.Id.Value)
+            let v = urgencyKey rd.Snapshot.Now (tRef rd r) r
             rd.Urgency.[r.Id] <- v
             v
 
@@ -343,35 +347,33 @@ module Admissible =
                 let c = compare c1 c2
                 if c <> 0 then c else compare d1 d2
 
+    // requests sorted by their urgency keys; the key ends in the request id, a total order: an unstable sort gives the
+    // stable one's result
+    let private sortByUrgency (key: Request -> struct (int * float<s> * float<s> * int64)) (rs: Request list) =
+        let keyed = rs |> List.map (fun r -> struct (key r, r)) |> Array.ofList
+        System.Array.Sort(keyed, System.Comparison(fun (struct (a, _)) (struct (b, _)) -> compareUrgency a b))
+        keyed |> Array.map (fun (struct (_, r)) -> r) |> List.ofArray
+
     /// `queue` in the order a dispatch round at `now` considers it (`byUrgency`: higher priority level first, then least
     /// slack deadline − now − t_ref, then arrival, then id) — what a waiting job's queue position counts (the live
     /// server's `queue_position`, 1 = considered first). The round itself may still start a later request first when
     /// the earlier ones' options are not free.
     let urgencyOrder (cost: CostModel) (now: float<s>) (queue: Request list) : Request list =
         let tRefs = System.Collections.Generic.Dictionary<struct (Shape * int), float<s>>()
-        let key (r: Request) =
+        let tRefOf (r: Request) =
             let k = struct (r.Shape, r.Steps)
-            let t =
-                match tRefs.TryGetValue k with
-                | true, v -> v
-                | _ ->
-                    let v = CostModel.tRef cost r.Shape r.Steps
-                    tRefs.[k] <- v
-                    v
-            struct (-(Priority.level r.Priority), r.Deadline - now - t, r.Arrival, r.Id.Value)
-        let keyed = queue |> List.map (fun r -> struct (key r, r)) |> Array.ofList
-        System.Array.Sort(keyed, System.Comparison(fun (struct (a, _)) (struct (b, _)) -> compareUrgency a b))
-        keyed |> Array.map (fun (struct (_, r)) -> r) |> List.ofArray
+            match tRefs.TryGetValue k with
+            | true, v -> v
+            | _ ->
+                let v = CostModel.tRef cost r.Shape r.Steps
+                tRefs.[k] <- v
+                v
+        sortByUrgency (fun r -> urgencyKey now (tRefOf r) r) queue
 
     /// Urgency order: higher priority level first (`Priority.level`; absent = 0), then least slack
     /// (deadline − now − t_ref), then arrival, then id. Without priorities this is slack order.
     let byUrgency (rd: Round) (queue: Request list) =
-        let cmp = compareUrgency
-        // the key ends in the request id, a total order: an unstable sort gives the stable one's result
-        let sort (rs: Request list) =
-            let keyed = rs |> List.map (fun r -> struct (urgency rd r, r)) |> Array.ofList
-            System.Array.Sort(keyed, System.Comparison(fun (struct (a, _)) (struct (b, _)) -> cmp a b))
-            keyed |> Array.map (fun (struct (_, r)) -> r) |> List.ofArray
+        let sort = sortByUrgency (urgency rd)
         let ordered =
             match rd.Ordered with
             | Some o -> o
