@@ -71,7 +71,7 @@ let snapshot =
       Completed = Map.empty
       Settings = DispatchSettings.defaults
       // no decode device has bookings ahead with gaps (the simulator fills these; Snapshot.Bookings)
-      Bookings = Snapshot.noBookings }
+      Bookings = Snapshot.noBookings; IdleUntil = Map.empty }
 
 let plans = Planner.plan snapshot
 let plan = plans.Dispatch

@@ -897,6 +897,20 @@ module Simulator =
                           busy.[id.Value] <- until * 1.0<s>
                           if later.Count > 0 then yield id, List.ofSeq later ]
                 |> Map.ofList
+            // a primary device idle now with work booked later (a gang queued behind running work waiting for the
+            // rest of its group): held idle until that work starts, free for a one-device task that ends by then —
+            // `runTask` runs such a task in the gap (Snapshot.IdleUntil, Assign.backfill)
+            let idleUntil =
+                [ for dev in cluster.Devices do
+                      let id = dev.Id
+                      if not (decodesInGaps id) && PlacementType.isPrimary (typeOf id) then
+                          let mutable runningNow = false
+                          let mutable next = infinity
+                          for struct (a, e) in intervals.[id.Value] do
+                              if a <= float now && e > float now then runningNow <- true
+                              elif a > float now && a < next then next <- a
+                          if not runningNow && next < infinity then yield id, next * 1.0<s> ]
+                |> Map.ofList
             { Now = now
               Cluster = cluster
               Cost = cost
@@ -906,7 +920,8 @@ module Simulator =
               Completed = Map.empty
               // the planner prices batches up to the run's batch limit (Config.MaxBatch), as the server's loop does
               Settings = { config.Dispatch with MaxBatch = config.MaxBatch }
-              Bookings = bookings }
+              Bookings = bookings
+              IdleUntil = idleUntil }
 
         let round (now: float<s>) =
             let s = snapshotAt now

@@ -121,6 +121,15 @@ let buildSnapshot (settings: DispatchSettings) (spec: SnapshotSpec) : Snapshot =
                   let a2 = a1 + length + gap
                   yield DeviceId i, [ a1, a1 + length; a2, a2 + length ] ]
         |> Map.ofList
+    // a busy primary device whose busy count is 1 more than a multiple of 4 is idle now, held for work booked from
+    // halfway to its busy-until (a gang queued behind running work, Snapshot.IdleUntil): a one-device request that
+    // ends by then may be backfilled there
+    let idleUntil =
+        [ for i in 0 .. busy.Length - 1 do
+              let n = if i < spec.Busy.Length then spec.Busy.[i] else 0
+              if n > 0 && n % 4 = 1 && PlacementType.isPrimary (PlacementPlan.typeOf placement (DeviceId i)) then
+                  yield DeviceId i, now + (busy.[i] - now) / 2.0 ]
+        |> Map.ofList
     { Now = now
       Cluster = cluster
       Cost = cost
@@ -129,7 +138,8 @@ let buildSnapshot (settings: DispatchSettings) (spec: SnapshotSpec) : Snapshot =
       Queue = requests
       Completed = Map.empty
       Settings = settings
-      Bookings = bookings }
+      Bookings = bookings
+      IdleUntil = idleUntil }
 
 // ---- generators ------------------------------------------------------------------------------
 

@@ -65,7 +65,7 @@ public static class ReplayCommand
         if (backend is not null || timeLimit is not null)
         {
             d = DispatchSettingsModule.withBackend(backend ?? d.Backend, DispatchSettingsModule.withTimeLimit(timeLimit ?? d.TimeLimit, d));
-            snapshot = new Snapshot(snapshot.Now, snapshot.Cluster, snapshot.Cost, snapshot.Placement, snapshot.BusyUntil, snapshot.Queue, snapshot.Completed, d, snapshot.Bookings);
+            snapshot = new Snapshot(snapshot.Now, snapshot.Cluster, snapshot.Cost, snapshot.Placement, snapshot.BusyUntil, snapshot.Queue, snapshot.Completed, d, snapshot.Bookings, snapshot.IdleUntil);
         }
 
         var inv = CultureInfo.InvariantCulture;

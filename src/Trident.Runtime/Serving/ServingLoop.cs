@@ -712,7 +712,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
                 bookings = bookings.Add(id, ListModule.OfSeq(later.Select(x => Tuple.Create(x.Start, x.End))));
         }
         return new Snapshot(now, cluster, _cost, viewPlacement, busy, queue ?? ListModule.OfSeq(_queue.Select(j => j.Request)),
-            queue is null ? CompletedStages() : MapModule.Empty<RequestId, Stage>(), _dispatch, bookings);
+            queue is null ? CompletedStages() : MapModule.Empty<RequestId, Stage>(), _dispatch, bookings, SnapshotModule.noIdle);
     }
 
     private async Task DispatchAsync(double now)

@@ -78,6 +78,11 @@ public static class SnapshotJson
                 w.WriteEndArray();
             }
             w.WriteEndObject();
+            // primary devices held idle for booked work (Snapshot.IdleUntil): device id → the booked work's start
+            w.WriteStartObject("idle_until");
+            foreach (var kv in s.IdleUntil)
+                w.WriteNumber(kv.Key.Value.ToString(CultureInfo.InvariantCulture), kv.Value);
+            w.WriteEndObject();
             w.WriteStartArray("queue");
             foreach (var r in s.Queue)
             {
@@ -307,8 +312,14 @@ public static class SnapshotJson
                     DeviceId.NewDeviceId(int.Parse(e.Name, CultureInfo.InvariantCulture)),
                     ListModule.OfSeq(e.Value.EnumerateArray().Select(x => Tuple.Create(x[0].GetDouble(), x[1].GetDouble()))))))
                 : SnapshotModule.noBookings;
+            // absent from documents written before backfilling: no device held idle then
+            at = "idle_until";
+            var idleUntil = root.TryGetProperty("idle_until", out var iu)
+                ? MapModule.OfSeq(iu.EnumerateObject().Select(e => Tuple.Create(
+                    DeviceId.NewDeviceId(int.Parse(e.Name, CultureInfo.InvariantCulture)), e.Value.GetDouble())))
+                : SnapshotModule.noIdle;
             at = "now";
-            return new Snapshot(root.Field("now").GetDouble(), cluster, cost, placement, busy, ListModule.OfSeq(queue), MapModule.OfSeq(completed), settings, bookings);
+            return new Snapshot(root.Field("now").GetDouble(), cluster, cost, placement, busy, ListModule.OfSeq(queue), MapModule.OfSeq(completed), settings, bookings, idleUntil);
         }
         catch (FormatException ex) when (at != "$")
         {

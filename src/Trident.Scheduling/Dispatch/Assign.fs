@@ -345,3 +345,65 @@ module Assign =
                       yield { d with Reward = reward }
                   | None -> () ]
 
+    /// Backfilling (docs/policies.md, "Backfilling"; EASY backfilling's backfill step, Lifka 1995): a device held
+    /// idle for work booked later — `holds`, device → (free from, until the booked work starts): a gang queued
+    /// behind running work waiting for the rest of its group (Snapshot.IdleUntil), or a free device of the node the
+    /// round reserved (`Greedy.holds`) — takes waiting requests that end there before it. In urgency order, each request not dispatched by the round (`planned`, `batched`) takes a
+    /// one-device admissible option of the held device's type, routed as a start now on that device (`route`:
+    /// encode, diffuse and — when the type holds them — decode on it, else on the auxiliary devices after the
+    /// round's work), when every task on the device ends by the hold's end; among the devices where it fits, the
+    /// one it leaves the shortest gap on (best fit in time). A device may take several in turn. So a backfill
+    /// never delays the booked work as predicted, and leaves the round's objective unchanged (it uses no device
+    /// the round could plan on). Returns the backfilled dispatches (their Reward the option's with b taken at the
+    /// routed finish), to run before the booked work on the held devices.
+    let backfill (rd: Admissible.Round) (holds: Map<DeviceId, float<s> * float<s>>) (batched: RequestId seq) (planned: Dispatch list) : Dispatch list =
+        let s = rd.Snapshot
+        if holds.IsEmpty then []
+        else
+            let busy = Array.copy s.BusyUntil
+            let decodes = newBook ()
+            for d in planned do
+                record s decodes d
+                let decodeDevices = if (auxDecoder s d).IsSome then [] else d.Decode.Devices
+                for a, devices in [ d.Encode, d.Encode.Devices; d.Diffuse, d.Diffuse.Devices; d.Decode, decodeDevices ] do
+                    for dev in devices do
+                        if not (holds.ContainsKey dev) then busy.[dev.Value] <- max busy.[dev.Value] a.Finish
+            let aux = auxOf s
+            let types = Admissible.typesOf s
+            // per held device: free from (now, then the end of its backfills) until the booked work starts
+            let cursor = System.Collections.Generic.Dictionary<int, float<s>>()
+            for KeyValue(d, (from, _)) in holds do
+                cursor.[d.Value] <- from
+            let scratch = Array.copy busy
+            let dispatched = System.Collections.Generic.HashSet<RequestId>(Seq.append (planned |> Seq.map _.Request) batched)
+            let waiting = s.Queue |> List.filter (fun r -> not (dispatched.Contains r.Id))
+            // the dispatch's tasks on device `dev`, the latest end among them
+            let endOn (dev: DeviceId) (d: Dispatch) =
+                [ d.Encode; d.Diffuse; d.Decode ]
+                |> List.filter (fun a -> List.contains dev a.Devices)
+                |> List.fold (fun acc a -> max acc a.Finish) s.Now
+            [ for r in Admissible.byUrgency rd waiting do
+                  let options = Admissible.options rd r |> List.filter (fun o -> o.Degree = 1)
+                  if not options.IsEmpty then
+                      let trials =
+                          [ for KeyValue(dev, (_, until)) in holds do
+                                let t = types.[dev.Value]
+                                for o in options do
+                                    // the diffuse alone must fit: most requests skip the route
+                                    if o.Type = t && cursor.[dev.Value] + CostModel.diffuseTime s.Cost r.Shape r.Steps 1 <= until then
+                                        Array.blit busy 0 scratch 0 busy.Length
+                                        scratch.[dev.Value] <- cursor.[dev.Value]
+                                        let d = route s scratch decodes aux o [ dev ]
+                                        let last = endOn dev d
+                                        if last <= until then yield until - last, dev, o ]
+                      match trials |> List.sortBy (fun (gap, dev, _) -> gap, dev.Value) |> List.tryHead with
+                      | Some(_, dev, o) ->
+                          busy.[dev.Value] <- cursor.[dev.Value]
+                          let d = route s busy decodes aux o [ dev ]
+                          record s decodes d
+                          cursor.[dev.Value] <- max cursor.[dev.Value] (endOn dev d)
+                          busy.[dev.Value] <- s.BusyUntil.[dev.Value]
+                          let reward = o.Reward - Admissible.baseReward rd r o.OnTime + Admissible.baseReward rd r d.OnTime
+                          yield { d with Reward = reward }
+                      | None -> () ]
+

@@ -150,8 +150,19 @@ module Batching =
                               |> List.truncate (max 0 room)
                           | None -> []
                       let limit = 1 + max 0 room
+                      // work of another key the plan gives the lead's devices after the lead (a backfill's booked work,
+                      // Assign.backfill): a larger batch would run into it, so the lead keeps the planner's batch
+                      let bookedAfter =
+                          plan.Dispatches
+                          |> List.exists (fun q ->
+                              q.Request <> d.Request
+                              && (match byId.TryFind q.Request with
+                                  | Some r -> key r <> key lead
+                                  | None -> true)
+                              && [ q.Encode; q.Diffuse; q.Decode ]
+                                 |> List.exists (fun a -> a.Start >= d.Diffuse.Start && a.Devices |> List.exists (fun g -> List.contains g d.Diffuse.Devices)))
                       let mates =
-                          if own.Length + 1 >= limit then own
+                          if own.Length + 1 >= limit || bookedAfter then own
                           else
                               let queuedLater =
                                   [ for q in plan.Dispatches do

@@ -17,9 +17,11 @@ namespace Trident.Scheduling.Dispatching
 // node partly busy. So each round, when the most urgent waiting request that has an admissible
 // option cannot be started because no node has enough free devices of a suitable type, the round
 // reserves for it the node whose devices of that type drain soonest (the k-th earliest free time;
-// EASY backfilling's reservation for the head of the queue, without backfill): that node's free
-// devices are held out of the round, so the node drains and the request starts when it has.
-// One reservation at a time; none while the most urgent request can start.
+// EASY backfilling's reservation for the head of the queue): that node's free devices are held out of
+// the round, so the node drains and the request starts when it has. One reservation at a time; none
+// while the most urgent request can start. Devices held idle for the head (and for gangs queued in
+// earlier rounds) take one-device requests that end before it (`holds`, Assign.backfill: EASY's
+// backfill step; docs/policies.md, "Backfilling").
 
 open Trident.Scheduling
 
@@ -39,8 +41,10 @@ module Greedy =
             | true, n -> n >= o.Degree
             | _ -> false
 
-    /// The node and type reserved this round (see the design note), if any.
-    let reservation (rd: Admissible.Round) : (NodeId * PlacementType) option =
+    /// The node and type reserved this round (see the design note), if any, with the time the node is
+    /// predicted drained for the head (the k-th earliest free time of its devices of that type, k the head's
+    /// smallest degree there): EASY backfilling's shadow time.
+    let reservationShadow (rd: Admissible.Round) : (NodeId * PlacementType * float<s>) option =
         let s = rd.Snapshot
         let formable = largestByType (freeCounts s)
         let head =
@@ -60,11 +64,39 @@ module Greedy =
                           |> Array.filter (fun d -> s.Placement.Types.[d] = t)
                           |> Array.map (fun d -> max s.Now s.BusyUntil.[d.Value])
                           |> Array.sort
-                      if times.Length >= k then yield (times.[k - 1], n.Value), (n, t) ]
+                      if times.Length >= k then yield (times.[k - 1], n.Value), (n, t, times.[k - 1]) ]
             |> List.sortBy fst
             |> List.tryHead
             |> Option.map snd
         | _ -> None
+
+    /// The node and type reserved this round (see the design note), if any.
+    let reservation (rd: Admissible.Round) : (NodeId * PlacementType) option =
+        reservationShadow rd |> Option.map (fun (n, t, _) -> n, t)
+
+    /// The devices a round's backfill may use (`Assign.backfill`), device → (from, until): those the snapshot holds
+    /// idle for booked work (Snapshot.IdleUntil), and the free devices of the reserved node that the round gives no
+    /// task now — until the first task the round (`planned`) gives the device later (the head queued there), else
+    /// the node's drain time (`reservationShadow`). A device with a task from now (the queued head's lead, whose
+    /// encode runs now and whose output it keeps for the diffuse) is not held idle. All from now.
+    let holds (rd: Admissible.Round) (planned: Dispatch list) : Map<DeviceId, float<s> * float<s>> =
+        let s = rd.Snapshot
+        let idle = s.IdleUntil |> Map.map (fun _ until -> s.Now, until)
+        match reservationShadow rd with
+        | None -> idle
+        | Some(node, t, shadow) ->
+            let first = System.Collections.Generic.Dictionary<int, float<s>>()
+            for d in planned do
+                for a in [ d.Encode; d.Diffuse; d.Decode ] do
+                    for dev in a.Devices do
+                        match first.TryGetValue dev.Value with
+                        | true, x when x <= a.Start -> ()
+                        | _ -> first.[dev.Value] <- a.Start
+            Cluster.devicesOf s.Cluster node
+            |> Array.filter (fun d -> s.Placement.Types.[d] = t && s.BusyUntil.[d.Value] <= s.Now)
+            |> Array.fold (fun acc d ->
+                let until = match first.TryGetValue d.Value with | true, x -> min x shadow | _ -> shadow
+                if until > s.Now then Map.add d (s.Now, until) acc else acc) idle
 
     /// Turns a round's choices into dispatches (`Assign.materialise`) and appends the requests queued
     /// behind running tasks (`Assign.queueBehind`, with the round's reservation): what every Trident
@@ -72,7 +104,11 @@ module Greedy =
     let dispatches (rd: Admissible.Round) (choices: Choice list) : Dispatch list =
         let now = Assign.materialise rd.Snapshot choices
         let mates = choices |> Seq.collect (fun c -> c.Mates |> Seq.map _.Id)
-        now @ rd.Held @ Assign.queueBehind rd (reservation rd) mates now
+        let queued = Assign.queueBehind rd (reservation rd) mates now
+        let planned = now @ rd.Held @ queued
+        // backfills run before the work they are held for: listed ahead of the queued dispatches, so the live
+        // workers' queues (in plan order) run them first
+        now @ rd.Held @ Assign.backfill rd (holds rd planned) mates planned @ queued
 
     /// The batches of a round's choices (DispatchPlan.Batched): each lead's mates.
     let batchedOf (choices: Choice list) : Map<RequestId, RequestId list> =

@@ -69,4 +69,4 @@ module Scenarios =
           Queue = queue
           Completed = Map.empty
           Settings = settings
-          Bookings = Map.empty }
+          Bookings = Map.empty; IdleUntil = Map.empty }

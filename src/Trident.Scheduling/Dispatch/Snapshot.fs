@@ -90,11 +90,22 @@ type Snapshot =
       /// (`Snapshot.gapStart`, Assign.route), as the executor will run it — not the end of its last
       /// booking, which for a video's decode booked when its diffuse starts is minutes ahead. A device
       /// not named here is busy until BusyUntil and free after it. Empty: no device is.
-      Bookings: Map<DeviceId, (float<s> * float<s>) list> }
+      Bookings: Map<DeviceId, (float<s> * float<s>) list>
+      /// Primary devices idle now whose next booked work starts later — a gang queued behind running work
+      /// (Assign.queueBehind) waits there for the rest of its group: device → the start of that work. Their
+      /// BusyUntil stays the end of the booked work, so no round plans on them, except a one-device
+      /// request that ends by then (backfilling, `Assign.backfill`): the simulator's executor runs a
+      /// one-device task that needs no load in the earliest gap that holds it. Empty: no device is held
+      /// idle (the live server's snapshot: its workers run each device's queue in order).
+      IdleUntil: Map<DeviceId, float<s>> }
 
 module Snapshot =
     /// No later bookings (`Bookings` of a snapshot whose devices are all busy until BusyUntil only).
     let noBookings : Map<DeviceId, (float<s> * float<s>) list> = Map.empty
+
+    /// No device held idle for booked work (`IdleUntil` of a snapshot whose devices are busy until BusyUntil
+    /// and free after it).
+    let noIdle : Map<DeviceId, float<s>> = Map.empty
 
     /// The earliest start ≥ `from` at which a task of `duration` seconds fits between the `busy` intervals
     /// (start, end; start order): the executor's rule for a one-device task that needs no load (Simulator.fs,

@@ -194,6 +194,7 @@ let ``a snapshot read back from its JSON is the same round and gets the same pla
             .&. (r.Placement.Types = s.Placement.Types |> Prop.label "placement")
             .&. (r.BusyUntil = s.BusyUntil |> Prop.label "busy-until")
             .&. (r.Bookings = s.Bookings |> Prop.label "later bookings")
+            .&. (r.IdleUntil = s.IdleUntil |> Prop.label "devices held idle")
             .&. (r.Queue = s.Queue |> Prop.label "queue")
             .&. (r.Settings = s.Settings |> Prop.label "settings")
             .&. (plan r = plan s |> Prop.label "greedy plan")

@@ -131,7 +131,7 @@ let private twoDevicesFourRequests (maxBatch: int) =
     let queue = [ request 1 a; request 2 b; request 3 a; request 4 b ]
     let placement = { Types = types; Capacity = Map.empty; Alpha = 1.0; Moves = 0; Source = Greedy "test" }
     { Now = now; Cluster = cluster; Cost = cost; Placement = placement; BusyUntil = Array.create 2 (now - 1.0<s>)
-      Queue = queue; Completed = Map.empty; Settings = { DispatchSettings.defaults with MaxBatch = maxBatch }; Bookings = Map.empty }
+      Queue = queue; Completed = Map.empty; Settings = { DispatchSettings.defaults with MaxBatch = maxBatch }; Bookings = Map.empty; IdleUntil = Map.empty }
 
 let ``a batch is an option of the dispatch MIP`` =
     testList "batches in the dispatch MIP" [

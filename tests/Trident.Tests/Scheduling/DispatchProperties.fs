@@ -225,6 +225,12 @@ let ``a resumed request's plan has no task for a stage it completed`` =
             |> Prop.classify (planned.Dispatches |> List.exists (fun d -> Map.tryFind d.Request s.Completed = Some Encode)) "resumed at a diffuse"
             |> Prop.classify (planned.Dispatches |> List.exists (fun d -> Map.tryFind d.Request s.Completed = Some Diffuse)) "resumed at a decode")
 
+/// A dispatch backfilled on devices held idle for booked work (Snapshot.IdleUntil, Assign.backfill): its diffuse runs
+/// on held devices only and ends before their booked work — not queued behind running work.
+let private backfilled (s: Snapshot) (d: Dispatch) =
+    d.Diffuse.Devices
+    |> List.forall (fun g -> match Map.tryFind g s.IdleUntil with Some u -> d.Diffuse.Finish <= u + 1e-9<s> | None -> false)
+
 let ``queued dispatches start when their devices are predicted free, fit memory and take each request once`` =
     testProp 200 "queued dispatches start when their devices are predicted free, fit memory and take each request once" <| fun () ->
         // an unbounded horizon: every waiting request that has an admissible option may be queued
@@ -233,7 +239,7 @@ let ``queued dispatches start when their devices are predicted free, fit memory 
         Prop.forAll snapshotSpecs (fun spec ->
             let s = buildSnapshot settings spec
             let plan = (Planner.plan s).Dispatch
-            let queued = plan.Dispatches |> List.filter (fun d -> d.Diffuse.Devices |> List.exists (fun g -> s.BusyUntil.[g.Value] > s.Now))
+            let queued = plan.Dispatches |> List.filter (fun d -> not (backfilled s d) && d.Diffuse.Devices |> List.exists (fun g -> s.BusyUntil.[g.Value] > s.Now))
             let starts =
                 [ for d in queued do
                       for g in d.Diffuse.Devices do
@@ -264,7 +270,7 @@ let ``with no horizon only the on-time head is queued, on the reserved node`` =
             let queued =
                 plan.Dispatches
                 |> List.filter (fun d ->
-                    not (held.Contains d.Request)
+                    not (held.Contains d.Request) && not (backfilled s d)
                     && d.Diffuse.Start > s.Now + 1e-9<s> && d.Diffuse.Devices |> List.exists (fun g -> s.BusyUntil.[g.Value] > s.Now))
             let onReserved (d: Dispatch) =
                 reserved |> Option.exists (fun (n, t) -> d.Diffuse.Devices |> List.forall (fun g -> Cluster.nodeOf s.Cluster g = n && s.Placement.Types.[g] = t))
@@ -301,7 +307,7 @@ let ``a decode is booked on the decode device where it leaves the shortest idle 
         let busy = Array.init 8 (fun i -> if i = 7 then now + 20.0<s> else now - 1.0<s>)
         let s =
             { Now = now; Cluster = cluster; Cost = cost; Placement = placement; BusyUntil = busy
-              Queue = [ request ]; Completed = Map.empty; Settings = DispatchSettings.defaults; Bookings = Map.empty }
+              Queue = [ request ]; Completed = Map.empty; Settings = DispatchSettings.defaults; Bookings = Map.empty; IdleUntil = Map.empty }
         let rd = Admissible.round s
         let option = Admissible.options rd request |> List.find (fun o -> o.Type = ED)
         let d = Assign.materialise s [ { Option = option; Node = NodeId 0; Mates = [] } ] |> List.exactlyOne
@@ -321,7 +327,7 @@ let ``a decode is planned into the gap before its decode device's later bookings
         let s =
             { Now = now; Cluster = cluster; Cost = cost; Placement = placement; BusyUntil = Array.create 8 (now - 1.0<s>)
               Queue = [ request ]; Completed = Map.empty; Settings = DispatchSettings.defaults
-              Bookings = Map.ofList [ DeviceId 6, later; DeviceId 7, later ] }
+              Bookings = Map.ofList [ DeviceId 6, later; DeviceId 7, later ]; IdleUntil = Map.empty }
         let rd = Admissible.round s
         let options = Admissible.options rd request |> List.filter (fun o -> o.Type = ED)
         let tC = CostModel.decodeTime cost shape
@@ -337,7 +343,7 @@ let ``a decode is planned into the gap before its decode device's later bookings
         let d = plan.Dispatches |> List.exactlyOne
         Expect.equal d.Degree (options |> List.map _.Degree |> List.max) "alone on the node, the request gets the fastest degree"
         // the same request with the bookings seen as busy-until: every degree finishes after the last booking
-        let blind = { s with BusyUntil = Array.init 8 (fun i -> if i >= 6 then now + 340.0<s> else now - 1.0<s>); Bookings = Map.empty }
+        let blind = { s with BusyUntil = Array.init 8 (fun i -> if i >= 6 then now + 340.0<s> else now - 1.0<s>); Bookings = Map.empty; IdleUntil = Map.empty }
         for o in Admissible.options (Admissible.round blind) request |> List.filter (fun o -> o.Type = ED) do
             Expect.isGreaterThan o.Finish (now + 340.0<s>) (sprintf "k = %d, busy-until only: after the last booking" o.Degree)
 
@@ -358,7 +364,7 @@ let ``a round's decodes on one decode device fill its gaps as its executor does,
         let small = request 2L (Shape.video 960 544 17)
         let s =
             { Now = now; Cluster = cluster; Cost = cost; Placement = placement; BusyUntil = Array.create 8 (now - 1.0<s>)
-              Queue = [ large; small ]; Completed = Map.empty; Settings = DispatchSettings.defaults; Bookings = Map.empty }
+              Queue = [ large; small ]; Completed = Map.empty; Settings = DispatchSettings.defaults; Bookings = Map.empty; IdleUntil = Map.empty }
         let rd = Admissible.round s
         let smallest r = Admissible.options rd r |> List.filter (fun o -> o.Type = ED) |> List.minBy _.Degree
         let oLarge, oSmall = smallest large, smallest small
@@ -477,7 +483,7 @@ let private bigImagesWith (settings: DispatchSettings) (wait: float<s>) (count: 
     let busy = Array.init 16 (fun i -> if i < 8 then now + wait elif i < 10 || i = 15 then now - 1.0<s> else now + 1000.0<s>)
     let s =
         { Now = now; Cluster = cluster; Cost = cost; Placement = placement; BusyUntil = busy
-          Queue = requests; Completed = Map.empty; Settings = settings; Bookings = Map.empty }
+          Queue = requests; Completed = Map.empty; Settings = settings; Bookings = Map.empty; IdleUntil = Map.empty }
     s
 
 let private bigImageWith (settings: DispatchSettings) (wait: float<s>) =
@@ -512,6 +518,47 @@ let ``under saturation nobody waits for a larger group`` =
             for d in held do
                 Expect.equal d.Degree 4 "of degree 4"
 
+/// Backfilling (Assign.backfill): one node of eight ⟨EDC⟩ devices on the flux reference profile, d0–d5 running for
+/// 100 s, d6 and d7 idle now but held for a gang booked from now + 20 s to now + 80 s (Snapshot.IdleUntil; their
+/// busy-until is that work's end). A 256² request (k = 1: ≈ 3 s) fits before the booked work, a 1024² one (≈ 24 s)
+/// does not.
+let ``a device held idle for booked work takes a waiting request that ends before that work, not one that runs into it`` =
+    testCase "a device held idle for booked work takes a waiting request that ends before that work, not one that runs into it" <| fun () ->
+        let cost = CostModel.create CostSettings.defaults ReferenceProfiles.flux
+        let cluster = Cluster.uniform 1 8 48.0<GB> Bandwidths.pcie4Server
+        let types = cluster.Devices |> Array.map (fun d -> d.Id, EDC) |> Map.ofArray
+        let now = 100.0<s>
+        let request id size =
+            let shape = Shape.image size size
+            { Id = RequestId id; Model = cost.Profile.Model; Shape = shape; Steps = 28; Arrival = now
+              Deadline = CostModel.deadline cost now shape 28; Priority = None }
+        let large, small = request 1L 1024, request 2L 256
+        let stats: Trident.Scheduling.Placement.WorkloadStats =
+            { Classes = [ { Shape = large.Shape; Steps = 28; Share = 0.5 }; { Shape = small.Shape; Steps = 28; Share = 0.5 } ]; ArrivalRate = 1.0 }
+        let capacity = Trident.Scheduling.Placement.Capacity.ofTypes (Trident.Scheduling.Placement.Capacity.stageWork cost stats) (Map.values types)
+        let placement = { Types = types; Capacity = capacity; Alpha = 1.0; Moves = 0; Source = Greedy "test" }
+        let until = now + 20.0<s>
+        let s =
+            { Now = now; Cluster = cluster; Cost = cost; Placement = placement
+              BusyUntil = Array.init 8 (fun i -> if i < 6 then now + 100.0<s> else now + 80.0<s>)
+              Queue = [ large; small ]; Completed = Map.empty; Settings = DispatchSettings.defaults; Bookings = Map.empty
+              IdleUntil = Map.ofList [ DeviceId 6, until; DeviceId 7, until ] }
+        Expect.isGreaterThan (CostModel.diffuseTime cost large.Shape 28 1) 20.0<s> "the 1024² request runs longer than the gap"
+        let plan, _ = Greedy.plan "test" s
+        let d = plan.Dispatches |> List.exactlyOne
+        Expect.equal d.Request small.Id "the 256² request is backfilled"
+        Expect.equal d.Degree 1 "on one device"
+        Expect.isTrue (List.contains d.Diffuse.Devices [ [ DeviceId 6 ]; [ DeviceId 7 ] ]) "a held device"
+        Expect.isLessThan d.Diffuse.Start (now + 1.0<s>) "now"
+        Expect.isLessThanOrEqual d.Decode.Finish until "and it ends before the booked work"
+        Expect.isEmpty (PlanChecks.noOverlap s plan) "no overlap with the booked work"
+        // the same round through the dispatcher (MIP rounds, bound) backfills the same way
+        let viaDispatcher = (Planner.plan s).Dispatch
+        Expect.equal (viaDispatcher.Dispatches |> List.map _.Request) [ small.Id ] "the dispatcher backfills it too"
+        // without the hold the devices are busy until the booked work ends: nothing starts
+        let blind, _ = Greedy.plan "test" { s with IdleUntil = Map.empty }
+        Expect.isEmpty blind.Dispatches "no device is free without the hold"
+
 [<Tests>]
 let tests =
     testList "unit" [ testList "DispatchProperties" [
@@ -536,4 +583,5 @@ let tests =
         ``a request waits only for a larger degree of its start-now type, never while more requests wait than devices are free``
         ``a group of 4 freeing in 5 ms wins over a start now at degree 2, one freeing in 40 s does not``
         ``under saturation nobody waits for a larger group``
+        ``a device held idle for booked work takes a waiting request that ends before that work, not one that runs into it``
     ] |> testSequencedGroup "DispatchProperties" ]

@@ -7,8 +7,9 @@ open Trident.Scheduling.Dispatching
 
 let private eps = 1e-9<s>
 
-/// No device is given two tasks that overlap in time, nor a task before it is free, nor one that
-/// overlaps a later booking of the device (Snapshot.Bookings).
+/// No device is given two tasks that overlap in time, nor a task before it is free — on a device held idle for
+/// booked work (Snapshot.IdleUntil) only one that ends by that work's start —, nor one that overlaps a later
+/// booking of the device (Snapshot.Bookings).
 let noOverlap (s: Snapshot) (plan: DispatchPlan) =
     let intervals =
         [ for d in plan.Dispatches do
@@ -21,9 +22,15 @@ let noOverlap (s: Snapshot) (plan: DispatchPlan) =
                   yield c, d.Decode.Start, d.Decode.Finish, d.Request ]
     [ for (dev, group) in intervals |> List.groupBy (fun (d, _, _, _) -> d) do
           let free = s.BusyUntil.[dev.Value]
-          for (_, a, _, r) in group do
+          // a device held idle for booked work (Snapshot.IdleUntil) takes a task before it that ends by its start
+          let held = Map.tryFind dev s.IdleUntil
+          for (_, a, b, r) in group do
               if a + eps < free then
-                  yield sprintf "%O: task of %O starts at %g before the device is free at %g" dev r (float a) (float free)
+                  match held with
+                  | Some until when a + eps >= s.Now && b <= until + eps -> ()
+                  | Some until ->
+                      yield sprintf "%O: task of %O (%g–%g) runs into the work booked at %g on the held device" dev r (float a) (float b) (float until)
+                  | None -> yield sprintf "%O: task of %O starts at %g before the device is free at %g" dev r (float a) (float free)
           for (a, b) in s.Bookings |> Map.tryFind dev |> Option.defaultValue [] do
               for (_, a', b', r) in group do
                   if a' + eps < b && a + eps < b' then

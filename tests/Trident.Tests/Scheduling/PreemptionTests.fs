@@ -197,7 +197,7 @@ let private bookedDecodeScenario (decodeStart: float<s>) =
           Queue = [ image ]
           Completed = Map.empty
           Settings = { DispatchSettings.defaults with TimeLimit = 10.0<s> }
-          Bookings = Map.empty }
+          Bookings = Map.empty; IdleUntil = Map.empty }
     cost, image, victim, view, snapshot
 
 let ``the late-bound decode prediction takes a preemption that booked decodes made the plan refuse`` =

@@ -43,7 +43,7 @@ let private contested (tightPriority: int option) (loosePriority: int option) =
     let s =
         { Now = now; Cluster = cluster; Cost = cost; Placement = placement; BusyUntil = [| now |]
           Queue = [ loose; tight ]; Completed = Map.empty; Settings = { DispatchSettings.defaults with TimeLimit = 10.0<s> }
-          Bookings = Map.empty }
+          Bookings = Map.empty; IdleUntil = Map.empty }
     s, tight, loose
 
 /// The requests the solver's optimum serves in a round (the model solved alone: no greedy start, no bound check).

@@ -449,7 +449,7 @@ let snapshotAfter (config: SimConfig) (result: SimResult) (t: float<s>) : Snapsh
       Queue = [ for r in result.Records do if r.Request.Arrival <= t && not (dispatchedBy r) then yield r.Request ]
       Completed = Map.empty
       Settings = config.Dispatch
-      Bookings = Map.empty }
+      Bookings = Map.empty; IdleUntil = Map.empty }
 
 let ``Trident's simulated rounds leave no device idle that a waiting request could use`` =
     testProp 80 "Trident's simulated rounds leave no device idle that a waiting request could use" <| fun () ->
