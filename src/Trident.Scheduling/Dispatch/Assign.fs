@@ -218,6 +218,20 @@ module Assign =
               record s book d
               yield d ]
 
+    /// The devices' busy times after the round's dispatches `planned` (each device's busy-until pushed to the end of
+    /// their tasks there, but for devices `skip` names), and the book of their decodes on auxiliary ⟨C⟩ devices (in
+    /// the book, not in the busy times): what a later pass over the same round routes against.
+    let private afterPlanned (s: Snapshot) (planned: Dispatch list) (skip: DeviceId -> bool) =
+        let busy = Array.copy s.BusyUntil
+        let decodes = newBook ()
+        for d in planned do
+            record s decodes d
+            let decodeDevices = if (auxDecoder s d).IsSome then [] else d.Decode.Devices
+            for a, devices in [ d.Encode, d.Encode.Devices; d.Diffuse, d.Diffuse.Devices; d.Decode, decodeDevices ] do
+                for dev in devices do
+                    if not (skip dev) then busy.[dev.Value] <- max busy.[dev.Value] a.Finish
+        busy, decodes
+
     /// Queue-behind (docs/policies.md, "Queueing behind running tasks"): after the round's own
     /// dispatches (`planned`, on devices free now), waiting requests are queued behind the tasks
     /// running (or just planned) on busy devices, at their predicted start — when every device of
@@ -246,16 +260,8 @@ module Assign =
     let queueBehind (rd: Admissible.Round) (reserved: (NodeId * PlacementType) option) (batched: RequestId seq) (planned: Dispatch list) : Dispatch list =
         let s = rd.Snapshot
         let horizon = s.Now + s.Settings.QueueHorizon
-        let busy = Array.copy s.BusyUntil
+        let busy, decodes = afterPlanned s planned (fun _ -> false)
         let scratch = Array.copy s.BusyUntil
-        let decodes = newBook ()
-        for d in planned do
-            record s decodes d
-            // a decode on an auxiliary ⟨C⟩ device is in the book, not in its busy time
-            let decodeDevices = if (auxDecoder s d).IsSome then [] else d.Decode.Devices
-            for a, devices in [ d.Encode, d.Encode.Devices; d.Diffuse, d.Diffuse.Devices; d.Decode, decodeDevices ] do
-                for dev in devices do
-                    busy.[dev.Value] <- max busy.[dev.Value] a.Finish
         let aux = auxOf s
         let types = Admissible.typesOf s
         // primary devices by (node, type), each group's devices kept in the order they are predicted
@@ -360,14 +366,7 @@ module Assign =
         let s = rd.Snapshot
         if holds.IsEmpty then []
         else
-            let busy = Array.copy s.BusyUntil
-            let decodes = newBook ()
-            for d in planned do
-                record s decodes d
-                let decodeDevices = if (auxDecoder s d).IsSome then [] else d.Decode.Devices
-                for a, devices in [ d.Encode, d.Encode.Devices; d.Diffuse, d.Diffuse.Devices; d.Decode, decodeDevices ] do
-                    for dev in devices do
-                        if not (holds.ContainsKey dev) then busy.[dev.Value] <- max busy.[dev.Value] a.Finish
+            let busy, decodes = afterPlanned s planned holds.ContainsKey
             let aux = auxOf s
             let types = Admissible.typesOf s
             // per held device: free from (now, then the end of its backfills) until the booked work starts
