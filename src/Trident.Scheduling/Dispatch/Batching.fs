@@ -151,8 +151,9 @@ module Batching =
                           | None -> []
                       let limit = 1 + max 0 room
                       // work of another key the plan gives the lead's devices after the lead (a backfill's booked work,
-                      // Assign.backfill): a larger batch would run into it, so the lead keeps the planner's batch
-                      let bookedAfter =
+                      // Assign.backfill): a larger batch would run into it, so the lead keeps the planner's batch (checked
+                      // only when the batch could grow: a scan of the plan per dispatch)
+                      let bookedAfter () =
                           plan.Dispatches
                           |> List.exists (fun q ->
                               q.Request <> d.Request
@@ -162,7 +163,7 @@ module Batching =
                               && [ q.Encode; q.Diffuse; q.Decode ]
                                  |> List.exists (fun a -> a.Start >= d.Diffuse.Start && a.Devices |> List.exists (fun g -> List.contains g d.Diffuse.Devices)))
                       let mates =
-                          if own.Length + 1 >= limit || bookedAfter then own
+                          if own.Length + 1 >= limit || bookedAfter () then own
                           else
                               let queuedLater =
                                   [ for q in plan.Dispatches do

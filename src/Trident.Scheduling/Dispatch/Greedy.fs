@@ -77,12 +77,12 @@ module Greedy =
     /// The devices a round's backfill may use (`Assign.backfill`), device → (from, until): those the snapshot holds
     /// idle for booked work (Snapshot.IdleUntil), and the free devices of the reserved node that the round gives no
     /// task now — until the first task the round (`planned`) gives the device later (the head queued there), else
-    /// the node's drain time (`reservationShadow`). A device with a task from now (the queued head's lead, whose
-    /// encode runs now and whose output it keeps for the diffuse) is not held idle. All from now.
-    let holds (rd: Admissible.Round) (planned: Dispatch list) : Map<DeviceId, float<s> * float<s>> =
+    /// the node's drain time (`shadow`, the round's `reservationShadow`). A device with a task from now (the queued
+    /// head's lead, whose encode runs now and whose output it keeps for the diffuse) is not held idle. All from now.
+    let holds (rd: Admissible.Round) (shadow: (NodeId * PlacementType * float<s>) option) (planned: Dispatch list) : Map<DeviceId, float<s> * float<s>> =
         let s = rd.Snapshot
         let idle = s.IdleUntil |> Map.map (fun _ until -> s.Now, until)
-        match reservationShadow rd with
+        match shadow with
         | None -> idle
         | Some(node, t, shadow) ->
             let first = System.Collections.Generic.Dictionary<int, float<s>>()
@@ -104,11 +104,13 @@ module Greedy =
     let dispatches (rd: Admissible.Round) (choices: Choice list) : Dispatch list =
         let now = Assign.materialise rd.Snapshot choices
         let mates = choices |> Seq.collect (fun c -> c.Mates |> Seq.map _.Id)
-        let queued = Assign.queueBehind rd (reservation rd) mates now
+        // the round's reservation, computed once (it sorts the queue by urgency): queue-behind and backfilling share it
+        let shadow = reservationShadow rd
+        let queued = Assign.queueBehind rd (shadow |> Option.map (fun (n, t, _) -> n, t)) mates now
         let planned = now @ rd.Held @ queued
         // backfills run before the work they are held for: listed ahead of the queued dispatches, so the live
         // workers' queues (in plan order) run them first
-        now @ rd.Held @ Assign.backfill rd (holds rd planned) mates planned @ queued
+        now @ rd.Held @ Assign.backfill rd (holds rd shadow planned) mates planned @ queued
 
     /// The batches of a round's choices (DispatchPlan.Batched): each lead's mates.
     let batchedOf (choices: Choice list) : Map<RequestId, RequestId list> =
