@@ -157,6 +157,10 @@ public sealed record DiffuseTask(
     /// behind: Preemption's <c>Behind</c>). Ignored by a task that starts from noise or that already runs.</summary>
     public SuspendSignal Withdrawal { get; } = new();
 
+    /// <summary>The gang's gate (a group of two or more devices; null alone): the lead starts its diffuse only through
+    /// it, once every seat is taken and no member runs a backfill (<see cref="GangGate"/>).</summary>
+    public GangGate? Gate { get; init; }
+
     /// <inheritdoc />
     public override TaskKind Kind => TaskKind.Diffuse;
 
@@ -190,6 +194,10 @@ public sealed class SuspendSignal
 public sealed record ReserveTask(long TaskId, RequestId Request, double PredictedSeconds, CancellationToken Cancellation, TaskCompletionSource Seat, Task Lead)
     : StageTask(TaskId, Request, PredictedSeconds, Cancellation)
 {
+    /// <summary>The gang's gate, shared with the lead's diffuse (null: the member only waits for the lead): while
+    /// the gang has not started, the seated member may run its worker's backfill lane through it.</summary>
+    public GangGate? Gate { get; init; }
+
     /// <inheritdoc />
     public override TaskKind Kind => TaskKind.Reserve;
 
@@ -198,6 +206,88 @@ public sealed record ReserveTask(long TaskId, RequestId Request, double Predicte
 
     /// <inheritdoc />
     public override void Fail(Exception error) => Seat.TrySetResult();
+}
+
+/// <summary>The gate of a gang (a diffuse group of two or more devices), shared by the lead's diffuse and its Reserve
+/// tasks (live backfilling, docs/policies.md "Backfilling"). A seated member, or the lead waiting for its seats or
+/// embeddings, may run a task of its worker's backfill lane (Worker.EnqueueAhead) only while the gang has not
+/// started, inside the gate (<see cref="TryEnter"/> … <see cref="Leave"/>); the lead starts only when every seat is
+/// taken and no member is inside (<see cref="TryStart"/>, decided under the gate's lock, so no member enters after
+/// it). Thread-safe.</summary>
+public sealed class GangGate
+{
+    private readonly object _lock = new();
+    private readonly IReadOnlyList<TaskCompletionSource> _seats;
+    private int _inside;
+    private bool _started;
+    private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>The gate of the gang led by task <paramref name="leadTaskId"/> with <paramref name="seats"/> (one per
+    /// other device of the group).</summary>
+    public GangGate(long leadTaskId, IReadOnlyList<TaskCompletionSource> seats)
+    {
+        LeadTaskId = leadTaskId;
+        _seats = seats;
+    }
+
+    /// <summary>The task id of the gang's lead diffuse (the gang's identity in the ledger).</summary>
+    public long LeadTaskId { get; }
+
+    /// <summary>Whether the lead started the gang's diffuse (no member enters the gate from then on).</summary>
+    public bool Started
+    {
+        get { lock (_lock) return _started; }
+    }
+
+    /// <summary>Completes at the next change of the gate (a member left it, the gang started); take it before
+    /// checking the state, then wait on it.</summary>
+    public Task Changed
+    {
+        get { lock (_lock) return _changed.Task; }
+    }
+
+    /// <summary>Enters the gate to run a backfill on a device of the gang: false once the gang started.</summary>
+    public bool TryEnter()
+    {
+        lock (_lock)
+        {
+            if (_started) return false;
+            _inside++;
+            return true;
+        }
+    }
+
+    /// <summary>Leaves the gate after a backfill (after a successful <see cref="TryEnter"/>).</summary>
+    public void Leave()
+    {
+        lock (_lock) _inside--;
+        Pulse();
+    }
+
+    /// <summary>Starts the gang (the lead): true when every seat is taken and no member is inside the gate (or it
+    /// started already); from then on <see cref="TryEnter"/> refuses.</summary>
+    public bool TryStart()
+    {
+        lock (_lock)
+        {
+            if (_started) return true;
+            if (_inside > 0 || _seats.Any(s => !s.Task.IsCompleted)) return false;
+            _started = true;
+        }
+        Pulse();
+        return true;
+    }
+
+    private void Pulse()
+    {
+        TaskCompletionSource old;
+        lock (_lock)
+        {
+            old = _changed;
+            _changed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        }
+        old.TrySetResult();
+    }
 }
 
 /// <summary>Decode a request's latents on this device.</summary>

@@ -7,6 +7,9 @@
 // The observer hears of a task twice at its start: Started when the worker takes it (the device is busy from
 // then on), Running when its stage work begins (inputs ready, not cancelled), which is what a job's stage
 // timings record, so a stage skipped by a cancellation or an earlier failure reports no timing.
+// Backfill lane (live backfilling, docs/policies.md "Backfilling"): tasks given with EnqueueAhead run, in lane order,
+// before anything else the worker would take next — in its main loop, and also while it waits at a gang that has
+// not started (seated in a Reserve task, or as the lead waiting for its seats), through the gang's GangGate.
 
 using System.Threading.Channels;
 using Trident.Scheduling;
@@ -44,6 +47,12 @@ public sealed class Worker : IDisposable
     private int _queued;
     // decodes taken off the queue and set aside (worker thread only): not ready when read, or absorbed (Run)
     private readonly List<DecodeTask> _held = new();
+    // the backfill lane (EnqueueAhead), its lock, whether it is closed (the worker stopped) and its pulse: completed
+    // and replaced whenever a task enters the lane (take it before checking the lane, then wait on it)
+    private readonly Queue<StageTask> _lane = new();
+    private readonly object _laneLock = new();
+    private bool _laneClosed;
+    private TaskCompletionSource _lanePulse = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>Starts the worker's thread.</summary>
     /// <param name="device">The device.</param>
@@ -94,7 +103,7 @@ public sealed class Worker : IDisposable
     /// <summary>The task running now, if any.</summary>
     public StageTask? Current => _current;
 
-    /// <summary>Tasks waiting in the channel.</summary>
+    /// <summary>Tasks waiting in the channel or the backfill lane.</summary>
     public int QueueLength => Volatile.Read(ref _queued);
 
     /// <summary>Queues a task; waits while the channel is full.</summary>
@@ -109,6 +118,114 @@ public sealed class Worker : IDisposable
         {
             Interlocked.Decrement(ref _queued);
             throw;
+        }
+    }
+
+    /// <summary>Puts a task in the backfill lane (live backfilling): it runs, in lane order, before anything else the
+    /// worker takes next — also while the worker waits at a gang that has not started (a seated Reserve task, or the
+    /// lead waiting for its seats), which then starts only after it. Thread-safe, never waits; a task given after the
+    /// worker stopped is reported failed at once.</summary>
+    public void EnqueueAhead(StageTask task)
+    {
+        TaskCompletionSource pulse;
+        lock (_laneLock)
+        {
+            if (!_laneClosed)
+            {
+                Interlocked.Increment(ref _queued);
+                _lane.Enqueue(task);
+                pulse = _lanePulse;
+                _lanePulse = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            }
+            else pulse = null!;
+        }
+        if (pulse is null)
+        {
+            Interlocked.Increment(ref _queued);
+            Stopped(task);
+            return;
+        }
+        pulse.TrySetResult();
+    }
+
+    // Completes when a task enters the lane after this call.
+    private Task LaneSignal
+    {
+        get { lock (_laneLock) return _lanePulse.Task; }
+    }
+
+    private bool LaneWaiting
+    {
+        get { lock (_laneLock) return _lane.Count > 0; }
+    }
+
+    private bool TryTakeLane(out StageTask task)
+    {
+        lock (_laneLock)
+        {
+            if (_lane.TryDequeue(out task!))
+            {
+                Interlocked.Decrement(ref _queued);
+                return true;
+            }
+            return false;
+        }
+    }
+
+    // At a gang that has not started: runs the next lane task inside the gang's gate; false when the lane is empty, the
+    // gang started or the worker is stopping (the lane then waits for the main loop).
+    private bool RunLaneInGate(GangGate gate)
+    {
+        if (_stopping.IsCancellationRequested || !LaneWaiting || !gate.TryEnter()) return false;
+        try
+        {
+            if (!TryTakeLane(out var task)) return false;
+            Execute(task);
+            return true;
+        }
+        finally
+        {
+            gate.Leave();
+        }
+    }
+
+    // The lead of a gang with a gate: waits for its embeddings and every seat, running lane tasks meanwhile, and starts
+    // the gang when no member is inside the gate either (GangGate.TryStart); the request's cancellation ends the wait.
+    private StageOutput AwaitGang(DiffuseTask d, GangGate gate)
+    {
+        while (true)
+        {
+            var changed = gate.Changed;
+            var lane = LaneSignal;
+            if (d.Embeddings.IsCompleted)
+            {
+                // a failed or cancelled encode fails the diffuse, as before
+                var embeddings = d.Embeddings.GetAwaiter().GetResult();
+                if (gate.TryStart()) return embeddings;
+            }
+            if (RunLaneInGate(gate)) continue;
+            var waits = new List<Task> { changed, lane };
+            if (!d.Embeddings.IsCompleted) waits.Add(d.Embeddings);
+            waits.AddRange(d.Seats.Select(s => s.Task).Where(t => !t.IsCompleted));
+            Task.WaitAny([.. waits], d.Cancellation);
+            d.Cancellation.ThrowIfCancellationRequested();
+        }
+    }
+
+    // A seated member of a gang with a gate: runs lane tasks inside the gate while the gang has not started, and waits
+    // for the lead's diffuse to end in any way (a Reserve never gives up on its own: the lead always ends).
+    private void AwaitLead(ReserveTask r, GangGate gate)
+    {
+        while (!r.Lead.IsCompleted)
+        {
+            var lane = LaneSignal;
+            if (gate.Started || _stopping.IsCancellationRequested)
+            {
+                ((IAsyncResult)r.Lead).AsyncWaitHandle.WaitOne();
+                return;
+            }
+            if (RunLaneInGate(gate)) continue;
+            Task.WaitAny(r.Lead, lane, gate.Changed);
         }
     }
 
@@ -146,6 +263,13 @@ public sealed class Worker : IDisposable
         {
             while (true)
             {
+                var laneSignal = LaneSignal;
+                // the backfill lane first
+                if (TryTakeLane(out var ahead))
+                {
+                    Execute(ahead);
+                    continue;
+                }
                 Absorb();
                 if (NextHeld() is { } c)
                 {
@@ -175,24 +299,33 @@ public sealed class Worker : IDisposable
                     Execute(task);
                     continue;
                 }
-                // nothing runnable: wait for a new task or for a held decode's latents
+                // nothing runnable: wait for a new task, a lane task or a held decode's latents
                 var more = reader.WaitToReadAsync(_stopping.Token).AsTask();
                 if (_held.Count == 0)
                 {
-                    if (!more.GetAwaiter().GetResult()) break;
+                    Task.WaitAny(more, laneSignal);
+                    if (more.IsCompleted && !more.GetAwaiter().GetResult()) break;
                     continue;
                 }
                 var latents = _held.Select(h => (Task)h.Latents).ToArray();
-                Task.WaitAny([more, .. latents]);
+                Task.WaitAny([more, laneSignal, .. latents]);
                 if (_stopping.IsCancellationRequested) break;
-                // the queue is closed: only the held decodes are left
-                if (more.IsCompletedSuccessfully && !more.Result) Task.WaitAny(latents);
+                // the queue is closed: only the held decodes (and the lane) are left
+                if (more.IsCompletedSuccessfully && !more.Result) Task.WaitAny([laneSignal, .. latents]);
             }
         }
         catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
         {
         }
         // Stopping: whatever is left is reported failed, so nothing waits on it forever.
+        List<StageTask> laned;
+        lock (_laneLock)
+        {
+            _laneClosed = true;
+            laned = [.. _lane];
+            _lane.Clear();
+        }
+        foreach (var left in laned) Stopped(left);
         foreach (var left in _held) Stopped(left);
         _held.Clear();
         while (reader.TryRead(out var left)) Stopped(left);
@@ -256,8 +389,13 @@ public sealed class Worker : IDisposable
                     // a queued resumption withdrawn before it ran (DiffuseTask.Withdrawal): it stops where it is, at the
                     // step its checkpoint holds, before it waits for anything
                     if (d.From is { } kept && d.Withdrawal.Requested) throw new DiffuseSuspendedException(kept);
-                    var embeddings = d.Embeddings.WaitAsync(d.Cancellation).GetAwaiter().GetResult();
-                    foreach (var seat in d.Seats) seat.Task.WaitAsync(d.Cancellation).GetAwaiter().GetResult();
+                    StageOutput embeddings;
+                    if (d.Gate is { } gang) embeddings = AwaitGang(d, gang);
+                    else
+                    {
+                        embeddings = d.Embeddings.WaitAsync(d.Cancellation).GetAwaiter().GetResult();
+                        foreach (var seat in d.Seats) seat.Task.WaitAsync(d.Cancellation).GetAwaiter().GetResult();
+                    }
                     d.Cancellation.ThrowIfCancellationRequested();
                     _observer.Running(this, task);
                     if (d.Mates is null && (d.From is not null || d.Suspend is not null))
@@ -277,7 +415,8 @@ public sealed class Worker : IDisposable
                 case ReserveTask r:
                     // Always take the seat, even for a cancelled request, so the lead never waits on it.
                     r.Seat.TrySetResult();
-                    ((IAsyncResult)r.Lead).AsyncWaitHandle.WaitOne();
+                    if (r.Gate is { } gate) AwaitLead(r, gate);
+                    else ((IAsyncResult)r.Lead).AsyncWaitHandle.WaitOne();
                     break;
                 case DecodeTask c:
                     c.Cancellation.ThrowIfCancellationRequested();

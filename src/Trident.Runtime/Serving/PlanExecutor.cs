@@ -115,6 +115,7 @@ public sealed class PlanExecutor
     public ValueTask<DiffuseTask?> ExecuteAsync(Job job, Dispatch dispatch, JobRoute route, CancellationToken stopping) =>
         ExecuteAsync([job], dispatch, route, stopping);
 
+
     /// <summary>Enqueues the tasks of a batch (issue 12) as the dispatch says and records them in the ledger:
     /// one encode, one diffuse and one decode task for all <paramref name="jobs"/> (the first leads; the
     /// others are its BatchMates), each run as one run with the batch dimension. The tasks' cancellation is
@@ -125,8 +126,16 @@ public sealed class PlanExecutor
     /// <exception cref="ArgumentException">when the jobs cannot share a batch (BatchInputs.Compatible), or a
     /// resumed job is batched with others.</exception>
     /// <exception cref="InvalidOperationException">when the dispatch plans other stages than the job has left.</exception>
+    /// <param name="jobs">The batch, its lead first.</param>
+    /// <param name="dispatch">Its dispatch.</param>
+    /// <param name="route">What the job records of its route.</param>
+    /// <param name="stopping">The server's stop token.</param>
+    /// <param name="ahead">A backfill (live backfilling, docs/policies.md "Backfilling"): the devices, held idle at a gang
+    /// that has not started, whose tasks go through their workers' backfill lanes (Worker.EnqueueAhead), recorded in the
+    /// ledger ahead of the gang (DeviceLedger.EnqueuedAhead); its tasks on other devices go the normal way. Null: none.</param>
     /// <returns>The diffuse task (null when a resumed job skips its diffuse).</returns>
-    public async ValueTask<DiffuseTask?> ExecuteAsync(IReadOnlyList<Job> jobs, Dispatch dispatch, JobRoute route, CancellationToken stopping)
+    public async ValueTask<DiffuseTask?> ExecuteAsync(IReadOnlyList<Job> jobs, Dispatch dispatch, JobRoute route, CancellationToken stopping,
+        IReadOnlySet<int>? ahead = null)
     {
         var lead = jobs[0];
         BatchInputs.Check(jobs.Select(j => j.Input).ToArray());
@@ -163,9 +172,9 @@ public sealed class PlanExecutor
             ItemByItem(Stage.Decode, input, jobs.Count), dispatch.Diffuse.Devices.IsEmpty ? null : dispatch.Diffuse.Finish);
 
         foreach (var job in jobs) job.Dispatched(_clock.Now, route);
-        if (encode is not null) await EnqueueAsync(encodeDevice, encode, stopping);
-        await EnqueueGroupAsync(group, diffuse, reserves, stopping);
-        await EnqueueAsync(decodeDevice, decode, stopping);
+        if (encode is not null) await EnqueueAsync(encodeDevice, encode, stopping, ahead);
+        await EnqueueGroupAsync(group, diffuse, reserves, stopping, ahead);
+        await EnqueueAsync(decodeDevice, decode, stopping, ahead);
         // the resume point is the attempt's from here (CompleteAsync frees what it leaves); until now a failure left it
         // the job's, for the loop to free
         lead.TakeResume();
@@ -209,22 +218,32 @@ public sealed class PlanExecutor
         var seats = group.Skip(1).Select(_ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).ToArray();
         // a batch is never suspended; a job alone is when preemption is on and the lead's executor can suspend
         var signal = mates is null && Suspendable && Workers[group[0]].CanSuspend ? new SuspendSignal() : null;
-        var diffuse = new DiffuseTask(NextTaskId(), lead.Id, seconds, token, lead.Input, embeddings, group.Length, threads, seats, lead, mates, from, signal);
+        var id = NextTaskId();
+        // a gang (two devices or more) has a gate: its seated members may run backfills until it starts (GangGate)
+        var gate = seats.Length > 0 ? new GangGate(id, seats) : null;
+        var diffuse = new DiffuseTask(id, lead.Id, seconds, token, lead.Input, embeddings, group.Length, threads, seats, lead, mates, from, signal) { Gate = gate };
         var diffused = diffuse.Result.Task;
-        return (diffuse, [.. group.Skip(1).Select((d, i) => (d, new ReserveTask(NextTaskId(), lead.Id, seconds, token, seats[i], diffused)))]);
+        return (diffuse, [.. group.Skip(1).Select((d, i) => (d, new ReserveTask(NextTaskId(), lead.Id, seconds, token, seats[i], diffused) { Gate = gate }))]);
     }
 
-    private async ValueTask EnqueueGroupAsync(int[] group, DiffuseTask? diffuse, (int Device, ReserveTask Task)[] reserves, CancellationToken stopping)
+    private async ValueTask EnqueueGroupAsync(int[] group, DiffuseTask? diffuse, (int Device, ReserveTask Task)[] reserves, CancellationToken stopping,
+        IReadOnlySet<int>? ahead = null)
     {
-        if (diffuse is not null) await EnqueueAsync(group[0], diffuse, stopping);
-        foreach (var (device, task) in reserves) await EnqueueAsync(device, task, stopping);
+        if (diffuse is not null) await EnqueueAsync(group[0], diffuse, stopping, ahead);
+        foreach (var (device, task) in reserves) await EnqueueAsync(device, task, stopping, ahead);
     }
 
     private static string Planned(Dispatch d) =>
         string.Join(", ", new[] { ("encode", d.Encode), ("diffuse", d.Diffuse), ("decode", d.Decode) }.Where(x => !x.Item2.Devices.IsEmpty).Select(x => x.Item1));
 
-    private async ValueTask EnqueueAsync(int device, StageTask task, CancellationToken stopping)
+    private async ValueTask EnqueueAsync(int device, StageTask task, CancellationToken stopping, IReadOnlySet<int>? ahead = null)
     {
+        if (ahead is not null && ahead.Contains(device))
+        {
+            _ledger.EnqueuedAhead(device, task);
+            Workers[device].EnqueueAhead(task);
+            return;
+        }
         _ledger.Enqueued(device, task);
         await Workers[device].EnqueueAsync(task, stopping);
     }

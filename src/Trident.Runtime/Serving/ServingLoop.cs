@@ -361,7 +361,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
             var snapshot = SnapshotAt(now, cluster, queue);
             var plan = Dispatcher.dispatchPrepared(Dispatcher.prepare(snapshot));
             // the synthetic requests are no jobs: they batch as same-shape requests of no multi-image request
-            foreach (var batch in FormBatches(plan, queue, new Dictionary<long, Job>())) _view.ToPhysical(batch.Dispatch);
+            foreach (var batch in FormBatches(plan, queue, new Dictionary<long, Job>(), snapshot)) _view.ToPhysical(batch.Dispatch);
             _ = Admissible.waitReasons(snapshot, plan);
             // Adjust-on-Dispatch's first evaluation (MaybeReplaceAsync), on a monitor of its own that saw the synthetic
             // arrivals; its placement function keeps the current placement, so no placement is ever solved here
@@ -388,15 +388,20 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
     // with (Batching.form). The images of one multi-image request (a group) batch with each other only, up to MaxBatch
     // whatever the profile's best batch, so that they run as one batch when batching is on; a job re-queued to resume
     // after a lost device runs alone (its kept output is its own). A request without a job in `jobs` (the warm-up's
-    // synthetic ones) batches as a plain same-shape request.
-    private FSharpList<Batch> FormBatches(DispatchPlan plan, FSharpList<Request> queue, IReadOnlyDictionary<long, Job> jobs)
+    // synthetic ones) batches as a plain same-shape request. A backfill on a device held at a gang (Backfill) keeps the
+    // planner's batch: a larger one would run into the gang, which is not in the plan (Batching.form's own check sees
+    // only the plan's booked work).
+    private FSharpList<Batch> FormBatches(DispatchPlan plan, FSharpList<Request> queue, IReadOnlyDictionary<long, Job> jobs, Snapshot snapshot)
     {
         var maxBatch = _settings.MaxBatch;
         var groups = jobs.Values.Where(j => j.Group is not null).GroupBy(j => j.Group!.Value).ToDictionary(g => g.Key, g => g.Count());
         Job? JobOf(Request r) => jobs.GetValueOrDefault(r.Id.Value);
+        var backfills = plan.Dispatches.Where(d => Backfill(d, snapshot) is not null).Select(d => d.Request.Value).ToHashSet();
         return Batching.form(_cost,
             FuncConvert.FromFunc<Request, int, int>((lead, k) =>
             {
+                if (backfills.Contains(lead.Id.Value))
+                    return 1 + (plan.Batched.TryFind(lead.Id) is { } mine ? mine.Value.Length : 0);
                 var limit = Batching.limit(_cost, maxBatch, lead.Shape, k);
                 return JobOf(lead)?.Group is { } g && maxBatch > 1 ? Math.Max(limit, Math.Min(maxBatch, groups[g])) : limit;
             }),
@@ -409,6 +414,21 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
             // the images of one multi-image request run as one batch whatever their deadlines
             FuncConvert.FromFunc<Request, Request, bool>((a, b) => JobOf(a)?.Group is { } g && JobOf(b)?.Group == g),
             plan, queue).Item1;
+    }
+
+    // A backfill (live backfilling, docs/policies.md "Backfilling"): a dispatch of degree 1 whose diffuse devices are all
+    // held idle at a gang that has not started (the snapshot's IdleUntil, view ids) and whose tasks on them all end by
+    // the gang's predicted start; its view devices, or null for any other dispatch.
+    private static int[]? Backfill(Dispatch d, Snapshot snapshot)
+    {
+        if (d.Degree != 1 || d.Diffuse.Devices.IsEmpty || snapshot.IdleUntil.IsEmpty) return null;
+        foreach (var dev in d.Diffuse.Devices)
+        {
+            if (!snapshot.IdleUntil.TryGetValue(dev, out var until)) return null;
+            foreach (var a in new[] { d.Encode, d.Diffuse, d.Decode })
+                if (a.Devices.Contains(dev) && a.Finish > until + 1e-6) return null;
+        }
+        return [.. d.Diffuse.Devices.Select(x => x.Value)];
     }
 
     /// <summary>Hands an accepted job to the next round.</summary>
@@ -456,7 +476,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
     {
         var now = _clock.Now; // once for the task: the requests of a batch share its start
         foreach (var request in task.Requests) _store.Find(request)?.StageStarted(task.Kind, now, worker.Device.Id);
-        if (task is DiffuseTask { Suspend: not null } or DiffuseTask { From: not null })
+        if (task is DiffuseTask { Suspend: not null } or DiffuseTask { From: not null } or DiffuseTask { Gate: not null })
         {
             _events.Writer.TryWrite(new TaskRunning(task.TaskId, _clock.Now));
             if (task is DiffuseTask { From: not null }) _metrics.Resumptions.Add(1);
@@ -596,6 +616,8 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
                     Requeued(r, now);
                     break;
                 case TaskRunning running:
+                    // a gang started: its devices are no longer held idle (DeviceLedger.IdleUntil)
+                    _ledger.GangRunning(running.TaskId);
                     foreach (var segment in _segments.Values)
                         if (segment.Task.TaskId == running.TaskId) segment.RunningSince = running.At;
                     break;
@@ -702,6 +724,14 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
         var viewPlacement = _view.ToView(_placement);
         var busy = _view.Select(_ledger.BusyUntilAll(now));
         var bookings = SnapshotModule.noBookings;
+        // primary devices held idle at a gang that has not started (live backfilling): device → the gang's predicted start
+        var idle = SnapshotModule.noIdle;
+        foreach (var (d, until) in _ledger.IdleUntil(now))
+        {
+            var v = _view.ViewOf(d);
+            if (v < 0 || !viewPlacement.Types.TryGetValue(DeviceId.NewDeviceId(v), out var held) || !PlacementTypeModule.isPrimary(held)) continue;
+            idle = idle.Add(DeviceId.NewDeviceId(v), until);
+        }
         for (var v = 0; v < busy.Length; v++)
         {
             var id = DeviceId.NewDeviceId(v);
@@ -712,7 +742,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
                 bookings = bookings.Add(id, ListModule.OfSeq(later.Select(x => Tuple.Create(x.Start, x.End))));
         }
         return new Snapshot(now, cluster, _cost, viewPlacement, busy, queue ?? ListModule.OfSeq(_queue.Select(j => j.Request)),
-            queue is null ? CompletedStages() : MapModule.Empty<RequestId, Stage>(), _dispatch, bookings, SnapshotModule.noIdle);
+            queue is null ? CompletedStages() : MapModule.Empty<RequestId, Stage>(), _dispatch, bookings, idle);
     }
 
     private async Task DispatchAsync(double now)
@@ -757,7 +787,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
             if (!byId.ContainsKey(d.Request.Value))
                 _log.LogError("Dispatch round {Round} routed {Request}, which is not queued. Snapshot and plan for replay: {Snapshot}",
                     round, d.Request, SnapshotJson.Write(snapshot, plan));
-        var batches = FormBatches(plan, snapshot.Queue, byId);
+        var batches = FormBatches(plan, snapshot.Queue, byId, snapshot);
         var routed = new HashSet<long>();
         foreach (var batch in batches)
         {
@@ -771,7 +801,10 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
             try
             {
                 var route = _view.ToPhysical(batch.Dispatch);
-                Track(jobs[0], await _plans!.ExecuteAsync(jobs, route, new JobRoute(round, detail, route), _stop.Token), route);
+                // a backfill's tasks on its held devices go through their workers' backfill lanes, ahead of the gang
+                var ahead = Backfill(batch.Dispatch, snapshot) is { } held ? held.Select(_view.Physical).ToHashSet() : null;
+                var routeDetail = ahead is null ? detail : $"{detail}; backfilled on device(s) {string.Join(",", ahead)} before the gang they wait at";
+                Track(jobs[0], await _plans!.ExecuteAsync(jobs, route, new JobRoute(round, routeDetail, route), _stop.Token, ahead), route);
                 foreach (var job in jobs) _metrics.QueueWait.Record(_clock.Now - job.Request.Arrival);
                 if (jobs.Length > 1) _metrics.BatchSize.Record(jobs.Length);
                 dispatched += jobs.Length;

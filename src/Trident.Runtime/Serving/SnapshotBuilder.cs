@@ -10,6 +10,12 @@
 // horizon, so the next task can be queued behind it as the simulator, which sees it free at its predicted end,
 // would start it. (A tenth of the duration, the rule before, held a device running a 10 s task 3 ms late
 // busy for another second.)
+// A gang (a diffuse group of two devices or more: the lead's diffuse and its Reserve tasks, one GangGate) that has
+// not started (GangRunning: its lead's stage work began) waits for its last device: each of its entries is predicted
+// to start at the gang's start, the latest time any of its devices is predicted to reach it, and to end its
+// predicted duration later — also on a device whose worker already took it (seated, or the lead waiting for seats),
+// which is held idle until then (IdleUntil: the snapshot's Snapshot.IdleUntil, live backfilling). A backfill's tasks
+// on such a device (EnqueuedAhead) are scheduled ahead of the gang, as its worker's backfill lane runs them.
 // The ledger is changed only by the serving loop, at round boundaries (arrivals of start/finish events).
 
 using Trident.Runtime.Devices;
@@ -20,9 +26,17 @@ namespace Trident.Runtime.Serving;
 /// <summary>Per-device tasks in flight, and the busy-until estimates they imply. Serving-loop thread only.</summary>
 public sealed class DeviceLedger
 {
-    private sealed class Entry(long taskId, double predicted, TaskKind kind, double? readyAt)
+    private sealed class Entry(long taskId, double predicted, TaskKind kind, double? readyAt, long? gang = null, bool lane = false)
     {
         public long TaskId { get; } = taskId;
+        /// <summary>The gang it belongs to (its lead's task id), or null.</summary>
+        public long? Gang { get; } = gang;
+        /// <summary>Whether its gang started (the lead's stage work began).</summary>
+        public bool GangRunning { get; set; }
+        /// <summary>A backfill in its worker's lane (Worker.EnqueueAhead).</summary>
+        public bool Lane { get; } = lane;
+        /// <summary>A gang entry whose gang has not started.</summary>
+        public bool Waiting => Gang is not null && !GangRunning;
         /// <summary>Predicted seconds; a paused decode's grows by the expedited decode's (Expedite).</summary>
         public double Predicted { get; set; } = predicted;
         public TaskKind Kind { get; } = kind;
@@ -53,7 +67,34 @@ public sealed class DeviceLedger
 
     /// <summary>A task was given to a device.</summary>
     public void Enqueued(int device, StageTask task) =>
-        _devices[device].Add(new Entry(task.TaskId, task.PredictedSeconds, task.Kind, (task as DecodeTask)?.LatentsReadyAt));
+        _devices[device].Add(new Entry(task.TaskId, task.PredictedSeconds, task.Kind, (task as DecodeTask)?.LatentsReadyAt, GangOf(task)));
+
+    /// <summary>A task was given to a device's backfill lane (Worker.EnqueueAhead): it is scheduled after the tasks
+    /// running there and the device's earlier lane tasks, ahead of everything else (the gang the device waits at).</summary>
+    public void EnqueuedAhead(int device, StageTask task)
+    {
+        var list = _devices[device];
+        var at = 0;
+        for (var i = 0; i < list.Count; i++)
+            if (list[i].Lane || (list[i].StartedAt is not null && !list[i].Waiting)) at = i + 1;
+        list.Insert(at, new Entry(task.TaskId, task.PredictedSeconds, task.Kind, (task as DecodeTask)?.LatentsReadyAt, GangOf(task), lane: true));
+    }
+
+    private static long? GangOf(StageTask task) => task switch
+    {
+        DiffuseTask { Gate: { } g } => g.LeadTaskId,
+        ReserveTask { Gate: { } g } => g.LeadTaskId,
+        _ => null,
+    };
+
+    /// <summary>The gang led by task <paramref name="leadTaskId"/> started (its lead's stage work began: every seat
+    /// taken); a task that leads no gang is ignored.</summary>
+    public void GangRunning(long leadTaskId)
+    {
+        foreach (var list in _devices)
+            foreach (var e in list)
+                if (e.Gang == leadTaskId) e.GangRunning = true;
+    }
 
     /// <summary>The device started the task.</summary>
     public void Started(int device, long taskId, double at)
@@ -86,13 +127,67 @@ public sealed class DeviceLedger
         return predictedEnd > now ? predictedEnd : now + Math.Clamp(now - predictedEnd, 0.001, Math.Max(0.1 * e.Predicted, 0.001));
     }
 
-    /// <summary>When the device is predicted to finish what it was given (now when it is free).</summary>
-    public double BusyUntil(int device, double now)
+    /// <summary>When the device is predicted to finish what it was given (now when it is free); a gang that has not
+    /// started ends no earlier than its predicted start (the file note) plus its duration.</summary>
+    public double BusyUntil(int device, double now) =>
+        Walk(device, now, _devices[device].Any(e => e.Waiting) ? GangStarts(now) : null, null);
+
+    // The device's tasks back to back in list order (the busy-until): a gang entry that has not started is reached at
+    // the running time (`reached`) and starts no earlier than its gang (`starts`).
+    private double Walk(int device, double now, IReadOnlyDictionary<long, double>? starts, Action<long, double>? reached)
     {
         var t = now;
         foreach (var e in _devices[device])
-            t = e.StartedAt is { } start ? Math.Max(t, RunningEnd(e, start, now)) : t + Math.Max(e.Predicted, 0.001);
+        {
+            if (e.Waiting)
+            {
+                reached?.Invoke(e.Gang!.Value, t);
+                var start = starts is not null && starts.TryGetValue(e.Gang!.Value, out var s) ? Math.Max(t, s) : t;
+                t = start + Math.Max(e.Predicted, 0.001);
+            }
+            else t = e.StartedAt is { } start ? Math.Max(t, RunningEnd(e, start, now)) : t + Math.Max(e.Predicted, 0.001);
+        }
         return t;
+    }
+
+    /// <summary>The predicted start of every gang that has not started, by its lead's task id: the latest time one of
+    /// its devices is predicted to reach it (now for a device already there), the gangs queued earlier on the same
+    /// devices starting first.</summary>
+    public IReadOnlyDictionary<long, double> GangStarts(double now)
+    {
+        var starts = new Dictionary<long, double>();
+        if (!_devices.Any(l => l.Any(e => e.Waiting))) return starts;
+        // a gang's start depends on the starts of the gangs ahead of it on its devices: iterate to the fixed point (the
+        // order of the gangs is the same on every device, so it is reached within as many passes as there are gangs)
+        for (var pass = 0; pass < 16; pass++)
+        {
+            var reach = new Dictionary<long, double>();
+            for (var d = 0; d < _devices.Length; d++)
+                Walk(d, now, starts, (gang, at) => reach[gang] = Math.Max(at, reach.GetValueOrDefault(gang, now)));
+            var same = reach.Count == starts.Count && reach.All(kv => starts.TryGetValue(kv.Key, out var x) && Math.Abs(x - kv.Value) < 1e-9);
+            starts = reach;
+            if (same) break;
+        }
+        return starts;
+    }
+
+    /// <summary>The devices held idle at a gang that has not started (Snapshot.IdleUntil, live backfilling): their
+    /// worker took the gang's task (a seated member, or the lead waiting for its seats) and runs nothing else, and
+    /// nothing waits in their backfill lane; each → the gang's predicted start (<see cref="GangStarts"/>), when that is
+    /// after now. Their busy-until is at least the gang's predicted end.</summary>
+    public IReadOnlyDictionary<int, double> IdleUntil(double now)
+    {
+        var idle = new Dictionary<int, double>();
+        if (!_devices.Any(l => l.Any(e => e.Waiting && e.StartedAt is not null))) return idle;
+        var starts = GangStarts(now);
+        for (var d = 0; d < _devices.Length; d++)
+        {
+            var list = _devices[d];
+            var seated = list.Find(e => e.Waiting && e.StartedAt is not null);
+            if (seated is null || list.Any(e => !ReferenceEquals(e, seated) && (e.Lane || e.StartedAt is not null))) continue;
+            if (starts.TryGetValue(seated.Gang!.Value, out var start) && start > now) idle[d] = start;
+        }
+        return idle;
     }
 
     /// <summary>The device's work as its worker will run it (Worker.cs): the tasks in queue order, except that a
@@ -192,5 +287,9 @@ public sealed class DeviceLedger
     }
 
     /// <summary>Busy-until of every device, by id.</summary>
-    public double[] BusyUntilAll(double now) => Enumerable.Range(0, _devices.Length).Select(d => BusyUntil(d, now)).ToArray();
+    public double[] BusyUntilAll(double now)
+    {
+        var starts = GangStarts(now);
+        return Enumerable.Range(0, _devices.Length).Select(d => Walk(d, now, starts.Count > 0 ? starts : null, null)).ToArray();
+    }
 }
