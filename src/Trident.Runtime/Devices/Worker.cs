@@ -264,8 +264,8 @@ public sealed class Worker : IDisposable
             while (true)
             {
                 var laneSignal = LaneSignal;
-                // the backfill lane first
-                if (TryTakeLane(out var ahead))
+                // the backfill lane first (not once stopping: what is left there is reported failed)
+                if (!_stopping.IsCancellationRequested && TryTakeLane(out var ahead))
                 {
                     Execute(ahead);
                     continue;

@@ -204,6 +204,187 @@ let ``a suspended or failed diffuse ends its attempt at once, not after the work
         waitUntil 10.0 "the decode device reaches the stopped attempt's decode" (fun () -> log.Entries |> List.exists (fun e -> e = sprintf "finish d1 Decode %d error" s.DecodeTaskId))
         Expect.isFalse (log.Entries |> List.contains "d1 decode") "nothing was decoded"
 
+// ---------------------------------------------------------------------------------------------------------
+// Backfill lane (live backfilling): Worker.EnqueueAhead and the gang gate (GangGate)
+// ---------------------------------------------------------------------------------------------------------
+
+let private ready (value: obj) = Task.FromResult(StageOutput(value, 64L))
+
+/// A degree-2 gang led by `lead` (task `id`, an encode `id - 1` before it on the lead) with a Reserve (task `id + 1`)
+/// on `member`, sharing one gate; queued. Returns (lead diffuse, reserve).
+let private gang (lead: Worker) (mate: Worker) (id: int64) (prompt: string) (steps: int) (ct: CancellationToken) =
+    let emb = encode (id - 1L) prompt ct
+    let seat = TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)
+    let gate = GangGate(id, [| seat |])
+    let diffuse = DiffuseTask(id, RequestId id, 0.02, ct, input prompt steps, emb.Result.Task, 2, 2, [| seat |], noProgress, Gate = gate)
+    let reserve = ReserveTask(id + 1L, RequestId id, 0.02, ct, seat, diffuse.Result.Task, Gate = gate)
+    enqueue lead emb
+    enqueue lead diffuse
+    enqueue mate reserve
+    diffuse, reserve
+
+/// A one-device diffuse (task `id`) that waits for `embeddings` before it runs: a backfill the test releases.
+let private heldDiffuse (id: int64) (prompt: string) (embeddings: Task<StageOutput>) (ct: CancellationToken) =
+    DiffuseTask(id, RequestId id, 0.01, ct, input prompt 2, embeddings, 1, 1, [||], noProgress)
+
+/// A device made busy until the test releases it: a diffuse waiting for embeddings the test sets (once its worker
+/// took it).
+let private blocked (w: Worker) (id: int64) =
+    let release = TaskCompletionSource<StageOutput>(TaskCreationOptions.RunContinuationsAsynchronously)
+    let t = heldDiffuse id "blocker" release.Task CancellationToken.None
+    enqueue w t
+    waitUntil 20.0 "the worker takes the blocker" (fun () -> obj.ReferenceEquals(w.Current, t))
+    release, t
+
+let private has (log: ExecutionLog) (entry: string) = log.Entries |> List.exists (fun e -> e.StartsWith(entry, StringComparison.Ordinal))
+
+let ``a backfill sent to a seated gang member runs before the gang, which starts only after it ends`` =
+    testCase "a backfill sent to a seated gang member runs before the gang, which starts only after it ends" <| fun () ->
+        let log = ExecutionLog()
+        use w0 = startWorker log 0 EDC 1
+        use w1 = startWorker log 1 EDC 1
+        // the lead's device is busy; the member's is seated at once
+        let release, blocker = blocked w0 1L
+        let lead, reserve = gang w0 w1 11L "group" 4 CancellationToken.None
+        waitUntil 20.0 "the member is seated" (fun () -> has log "start d1 Reserve 12")
+        // a backfill on the seated member: it waits for its embeddings inside the gang's gate
+        let backfillInput = TaskCompletionSource<StageOutput>(TaskCreationOptions.RunContinuationsAsynchronously)
+        let backfill = heldDiffuse 21L "backfill" backfillInput.Task CancellationToken.None
+        w1.EnqueueAhead backfill
+        waitUntil 20.0 "the backfill starts on the seated member" (fun () -> has log "start d1 Diffuse 21")
+        // the lead's device frees and reaches the lead, which waits for the backfill
+        release.SetResult(StageOutput(box "blocker", 64L))
+        finished blocker.Completion
+        waitUntil 20.0 "the lead is reached" (fun () -> has log "start d0 Diffuse 11")
+        Expect.isFalse (has log "d0 diffuse group") "the gang does not start while the member runs a backfill"
+        Expect.isFalse lead.Result.Task.IsCompleted "the lead waits"
+        backfillInput.SetResult(StageOutput(box "backfill", 64L))
+        finished lead.Completion
+        finished reserve.Completion
+        Expect.isTrue backfill.Result.Task.IsCompletedSuccessfully "the backfill ran"
+        Expect.isTrue lead.Result.Task.IsCompletedSuccessfully "the gang ran"
+        Expect.isTrue (indexOf log "finish d1 Diffuse 21" < indexOf log "d0 diffuse group threads=2") "the gang starts after the backfill ends"
+        waitUntil 10.0 "the reservation is reported over" (fun () -> has log "finish d1 Reserve 12")
+
+let ``a backfill that arrives after its gang started runs after the gang`` =
+    testCase "a backfill that arrives after its gang started runs after the gang, and one on a free worker at once" <| fun () ->
+        let log = ExecutionLog()
+        use w0 = startWorker log 0 EDC 5
+        use w1 = startWorker log 1 EDC 5
+        // a gang of 400 steps × 5 ms: long enough to send the backfill while it runs
+        let lead, reserve = gang w0 w1 11L "group" 400 CancellationToken.None
+        waitUntil 20.0 "the gang runs" (fun () -> has log "d0 diffuse group")
+        let late = encode 21L "late" CancellationToken.None
+        w1.EnqueueAhead late
+        finished late.Completion
+        Expect.isTrue late.Result.Task.IsCompletedSuccessfully "it ran"
+        Expect.isTrue lead.Result.Task.IsCompletedSuccessfully "the gang ran"
+        Expect.isTrue (indexOf log "finish d1 Reserve 12" < indexOf log "d1 encode late") "after the gang"
+        // on an idle worker the lane wakes it
+        let idle = encode 22L "idle" CancellationToken.None
+        w0.EnqueueAhead idle
+        finished idle.Completion
+        Expect.isTrue idle.Result.Task.IsCompletedSuccessfully "an idle worker runs a lane task"
+        finished reserve.Completion
+
+let ``lane tasks run before the queued ones, in lane order`` =
+    testCase "lane tasks run before the tasks queued on the channel, in lane order" <| fun () ->
+        let log = ExecutionLog()
+        use w = startWorker log 0 EDC 1
+        let release, blocker = blocked w 1L
+        let queued = encode 2L "queued" CancellationToken.None
+        enqueue w queued
+        let a = encode 3L "a" CancellationToken.None
+        let b = encode 4L "b" CancellationToken.None
+        w.EnqueueAhead a
+        w.EnqueueAhead b
+        Expect.equal w.QueueLength 3 "the lane counts in the queue length"
+        release.SetResult(StageOutput(box "blocker", 64L))
+        finished queued.Completion
+        let runs = log.Entries |> List.filter (fun e -> e.StartsWith "d0 encode")
+        Expect.equal runs ([ "d0 encode a"; "d0 encode b"; "d0 encode queued" ]: string list) "lane first, in order"
+        finished blocker.Completion
+        waitUntil 10.0 "the queue is empty" (fun () -> w.QueueLength = 0)
+
+let ``a gang whose member runs a backfill never waits forever`` =
+    testCase "cancelling the gang or the backfill, a failing backfill and a stopping worker leave nothing waiting" <| fun () ->
+        let log = ExecutionLog()
+        use w0 = startWorker log 0 EDC 1
+        use w1 = startWorker log 1 EDC 1
+        // 1. the gang's request is cancelled while its seated member runs a backfill: the lead ends cancelled, the
+        //    member after its backfill
+        let release, blocker = blocked w0 1L
+        use cts = new CancellationTokenSource()
+        let lead, reserve = gang w0 w1 11L "group" 4 cts.Token
+        waitUntil 20.0 "the member is seated" (fun () -> has log "start d1 Reserve 12")
+        let input1 = TaskCompletionSource<StageOutput>(TaskCreationOptions.RunContinuationsAsynchronously)
+        let backfill1 = heldDiffuse 21L "backfill1" input1.Task CancellationToken.None
+        w1.EnqueueAhead backfill1
+        waitUntil 20.0 "the backfill starts" (fun () -> has log "start d1 Diffuse 21")
+        release.SetResult(StageOutput(box "blocker", 64L))
+        waitUntil 20.0 "the lead is reached" (fun () -> has log "start d0 Diffuse 11")
+        cts.Cancel()
+        finished lead.Completion
+        Expect.isTrue lead.Result.Task.IsCanceled "the waiting lead ends cancelled"
+        input1.SetResult(StageOutput(box "b1", 64L))
+        finished reserve.Completion
+        finished backfill1.Completion
+        Expect.isTrue backfill1.Result.Task.IsCompletedSuccessfully "the backfill ran"
+        waitUntil 10.0 "the reservation is reported over" (fun () -> has log "finish d1 Reserve 12")
+        finished blocker.Completion
+        // 2. the backfill's own request is cancelled while it waits inside the gate, and a failing backfill: the gang
+        //    starts after them
+        let release2, blocker2 = blocked w0 31L
+        let lead2, reserve2 = gang w0 w1 41L "group2" 4 CancellationToken.None
+        waitUntil 20.0 "the member is seated again" (fun () -> has log "start d1 Reserve 42")
+        use cancelBackfill = new CancellationTokenSource()
+        let never = TaskCompletionSource<StageOutput>(TaskCreationOptions.RunContinuationsAsynchronously)
+        let backfill2 = heldDiffuse 51L "backfill2" never.Task cancelBackfill.Token
+        let failing = encode 52L "fail" CancellationToken.None
+        w1.EnqueueAhead backfill2
+        w1.EnqueueAhead failing
+        waitUntil 20.0 "the backfill starts" (fun () -> has log "start d1 Diffuse 51")
+        release2.SetResult(StageOutput(box "blocker", 64L))
+        waitUntil 20.0 "the lead is reached" (fun () -> has log "start d0 Diffuse 41")
+        Expect.isFalse lead2.Result.Task.IsCompleted "the lead waits for the backfill"
+        cancelBackfill.Cancel()
+        finished lead2.Completion
+        finished reserve2.Completion
+        finished backfill2.Completion
+        finished failing.Completion
+        Expect.isTrue backfill2.Result.Task.IsCanceled "the cancelled backfill ends cancelled"
+        Expect.isTrue failing.Result.Task.IsFaulted "the failing backfill fails"
+        Expect.isTrue lead2.Result.Task.IsCompletedSuccessfully "the gang ran after them"
+        finished blocker2.Completion
+        // 3. the member's worker stops while seated with a backfill running and one waiting: the running one ends, the
+        //    waiting one is reported failed, the gang still runs
+        let release3, blocker3 = blocked w0 61L
+        let lead3, reserve3 = gang w0 w1 71L "group3" 4 CancellationToken.None
+        waitUntil 20.0 "the member is seated a third time" (fun () -> has log "start d1 Reserve 72")
+        let input3 = TaskCompletionSource<StageOutput>(TaskCreationOptions.RunContinuationsAsynchronously)
+        let running = heldDiffuse 81L "running" input3.Task CancellationToken.None
+        let waiting = encode 82L "waiting" CancellationToken.None
+        w1.EnqueueAhead running
+        waitUntil 20.0 "the backfill starts" (fun () -> has log "start d1 Diffuse 81")
+        w1.EnqueueAhead waiting
+        w1.BeginStop()
+        input3.SetResult(StageOutput(box "b3", 64L))
+        finished running.Completion
+        Expect.isTrue running.Result.Task.IsCompletedSuccessfully "the running backfill ends"
+        release3.SetResult(StageOutput(box "blocker", 64L))
+        finished lead3.Completion
+        finished reserve3.Completion
+        Expect.isTrue lead3.Result.Task.IsCompletedSuccessfully "the gang runs"
+        finished waiting.Completion
+        Expect.isTrue waiting.Result.Task.IsFaulted "the waiting backfill is reported failed (the worker stops)"
+        Expect.isFalse (has log "d1 encode waiting") "and never ran"
+        finished blocker3.Completion
+        // a task sent to a stopped worker's lane is reported failed at once
+        waitUntil 20.0 "the stopped worker's loop ends" (fun () -> has log "finish d1 Encode 82")
+        let after = encode 91L "after" CancellationToken.None
+        w1.EnqueueAhead after
+        Expect.isTrue after.Result.Task.IsFaulted "failed at once"
+
 [<Tests>]
 let tests =
     testList "integration" [ testList "WorkerTests" [
@@ -215,4 +396,8 @@ let tests =
         ``a retype unloads the models the new type no longer holds and runs after earlier work``
         ``a worker loads its type's models before its first task and on a retype, as a placement moves weights``
         ``a suspended or failed diffuse ends its attempt at once, not after the work its decode device runs``
+        ``a backfill sent to a seated gang member runs before the gang, which starts only after it ends``
+        ``a backfill that arrives after its gang started runs after the gang``
+        ``lane tasks run before the queued ones, in lane order``
+        ``a gang whose member runs a backfill never waits forever``
     ] |> testSequenced ]
