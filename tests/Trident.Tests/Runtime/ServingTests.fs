@@ -1222,9 +1222,43 @@ let tests =
         ``with every device gone, queued requests fail with the reason after the bound, new ones are refused, and a device that joins takes new work``
     ] |> testSequenced ]
 
+let ``a device seated at a gang that has not started is held idle until the gang's predicted start`` =
+    testCase "a device seated at a gang that has not started is held idle until the gang's predicted start, and no longer once it runs" <| fun () ->
+        // d1 runs a 10 s task since 0 s; a 4 s gang led by d0 with a Reserve on d1 queued behind it; d0 has taken its lead
+        let ledger = DeviceLedger(2)
+        let noProgress = { new IStepObserver with member _.StepCompleted(_, _) = () }
+        ledger.Enqueued(1, EncodeTask(1L, RequestId 1L, 10.0, CancellationToken.None, input "busy" 1))
+        ledger.Started(1, 1L, 0.0)
+        let seat = System.Threading.Tasks.TaskCompletionSource()
+        let gate = GangGate(2L, [| seat |])
+        let embeddings = System.Threading.Tasks.Task.FromResult(StageOutput(box "e", 1L))
+        let lead = DiffuseTask(2L, RequestId 2L, 4.0, CancellationToken.None, input "gang" 4, embeddings, 2, 2, [| seat |], noProgress, Gate = gate)
+        ledger.Enqueued(0, lead)
+        ledger.Enqueued(1, ReserveTask(3L, RequestId 2L, 4.0, CancellationToken.None, seat, lead.Result.Task, Gate = gate))
+        ledger.Started(0, 2L, 1.0)
+        Expect.floatClose Accuracy.high (ledger.GangStarts(2.0).[2L]) 10.0 "the gang starts when d1 reaches it"
+        Expect.equal (ledger.IdleUntil(2.0) |> Seq.map (fun kv -> kv.Key, kv.Value) |> List.ofSeq) [ 0, 10.0 ] "d0 is held idle until then"
+        Expect.floatClose Accuracy.high (ledger.BusyUntil(0, 2.0)) 14.0 "d0's busy-until is the gang's end"
+        Expect.floatClose Accuracy.high (ledger.BusyUntil(1, 2.0)) 14.0 "d1's too"
+        // a backfill on d0 (3 s, through its lane): ahead of the gang; d0 is no longer idle
+        ledger.EnqueuedAhead(0, EncodeTask(4L, RequestId 4L, 3.0, CancellationToken.None, input "backfill" 1))
+        Expect.isEmpty (ledger.IdleUntil(2.0)) "a device with a backfill is not idle"
+        Expect.floatClose Accuracy.high (ledger.BusyUntil(0, 2.0)) 14.0 "the gang still ends at 14 s"
+        ledger.Started(0, 4L, 2.0)
+        ledger.Finished(0, 4L)
+        Expect.equal (ledger.IdleUntil(3.0) |> Seq.map (fun kv -> kv.Key, kv.Value) |> List.ofSeq) [ 0, 10.0 ] "idle again after the backfill"
+        // the gang starts (d1 done): nothing is held idle, the gang runs from its start
+        ledger.Finished(1, 1L)
+        ledger.Started(1, 3L, 10.0)
+        ledger.GangRunning 2L
+        Expect.isEmpty (ledger.IdleUntil(11.0)) "no device is held idle once the gang runs"
+        Expect.isEmpty (ledger.GangStarts 11.0) "no gang waits"
+        Expect.floatClose Accuracy.high (ledger.BusyUntil(1, 11.0)) 14.0 "d1 runs the gang from 10 s"
+
 [<Tests>]
 let unitTests =
     testList "unit" [ testList "ServingTests" [
+        ``a device seated at a gang that has not started is held idle until the gang's predicted start``
         ``an expedited decode goes first, inside the running decode it pauses``
         ``a cancel and a success racing on one job: exactly one wins, and an accepted cancel never leaves a result``
         ``the planners' view renumbers the devices in the cluster node by node and maps plans back``
