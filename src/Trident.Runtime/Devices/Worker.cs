@@ -123,8 +123,10 @@ public sealed class Worker : IDisposable
 
     /// <summary>Puts a task in the backfill lane (live backfilling): it runs, in lane order, before anything else the
     /// worker takes next — also while the worker waits at a gang that has not started (a seated Reserve task, or the
-    /// lead waiting for its seats), which then starts only after it. Thread-safe, never waits; a task given after the
-    /// worker stopped is reported failed at once.</summary>
+    /// lead waiting for its seats), which then starts only after it. A lane task is taken only once its input is there
+    /// (a diffuse's embeddings, a decode's latents); until then it and the lane behind it wait, and the worker runs its
+    /// queue (a gang it waits at may start). Thread-safe, never waits; a task given after the worker stopped is reported
+    /// failed at once.</summary>
     public void EnqueueAhead(StageTask task)
     {
         TaskCompletionSource pulse;
@@ -154,16 +156,47 @@ public sealed class Worker : IDisposable
         get { lock (_laneLock) return _lanePulse.Task; }
     }
 
-    private bool LaneWaiting
+    // The input a lane task waits for (a diffuse's embeddings, a decode's latents), or null for one that waits for
+    // nothing or whose request is cancelled (it is taken and ends at once). A lane task is taken only once its input is
+    // there: it may come from another device's normal queue, and a lane task that waited for it could hold a gang that
+    // work on that device waits for (a placement change's barrier waits for decodes whose latents the gang makes).
+    private static Task? InputOf(StageTask task) =>
+        task.Cancellation.IsCancellationRequested ? null : task switch
+        {
+            DiffuseTask d => d.Embeddings,
+            DecodeTask c => c.Latents,
+            _ => null,
+        };
+
+    // Whether the lane's head can run now (its input is there), and the input it waits for when not (null then if the
+    // lane is empty). The lane runs in order: a head that waits holds the tasks behind it.
+    private bool LaneReady(out Task? waitFor)
     {
-        get { lock (_laneLock) return _lane.Count > 0; }
+        lock (_laneLock)
+        {
+            waitFor = null;
+            if (!_lane.TryPeek(out var head)) return false;
+            if (InputOf(head) is { IsCompleted: false } input)
+            {
+                // the request's cancellation wakes the wait as well
+                waitFor = head.Cancellation.CanBeCanceled ? input.WaitAsync(head.Cancellation) : input;
+                return false;
+            }
+            return true;
+        }
     }
 
+    // What a worker about to wait adds to its wait for the lane (after a failed attempt to take from it): the input the
+    // lane's head waits for, if any; true instead when the head became ready since the attempt (the caller tries again;
+    // never once stopping, so a stopping worker does not spin on a lane it no longer runs).
+    private bool LaneWait(out Task? input) => !LaneReady(out input) ? false : !_stopping.IsCancellationRequested;
+
+    // Takes the lane's head when it can run now (LaneReady).
     private bool TryTakeLane(out StageTask task)
     {
         lock (_laneLock)
         {
-            if (_lane.TryDequeue(out task!))
+            if (_lane.TryPeek(out task!) && InputOf(task) is not { IsCompleted: false } && _lane.TryDequeue(out task!))
             {
                 Interlocked.Decrement(ref _queued);
                 return true;
@@ -172,11 +205,11 @@ public sealed class Worker : IDisposable
         }
     }
 
-    // At a gang that has not started: runs the next lane task inside the gang's gate; false when the lane is empty, the
-    // gang started or the worker is stopping (the lane then waits for the main loop).
+    // At a gang that has not started: runs the next lane task inside the gang's gate; false when the lane is empty or
+    // its head waits for its input, the gang started or the worker is stopping (the lane then waits for the main loop).
     private bool RunLaneInGate(GangGate gate)
     {
-        if (_stopping.IsCancellationRequested || !LaneWaiting || !gate.TryEnter()) return false;
+        if (_stopping.IsCancellationRequested || !LaneReady(out _) || !gate.TryEnter()) return false;
         try
         {
             if (!TryTakeLane(out var task)) return false;
@@ -195,18 +228,24 @@ public sealed class Worker : IDisposable
     {
         while (true)
         {
+            // everything the wait below wakes on is read before the checks, so a change during them is not lost (the
+            // embeddings or the last seat arriving after the check, but before the wait, once left the lead waiting
+            // for ever with every seat taken)
             var changed = gate.Changed;
             var lane = LaneSignal;
-            if (d.Embeddings.IsCompleted)
+            var encoded = d.Embeddings.IsCompleted;
+            var seats = d.Seats.Select(s => s.Task).Where(t => !t.IsCompleted).ToList();
+            if (encoded)
             {
                 // a failed or cancelled encode fails the diffuse, as before
                 var embeddings = d.Embeddings.GetAwaiter().GetResult();
                 if (gate.TryStart()) return embeddings;
             }
             if (RunLaneInGate(gate)) continue;
-            var waits = new List<Task> { changed, lane };
-            if (!d.Embeddings.IsCompleted) waits.Add(d.Embeddings);
-            waits.AddRange(d.Seats.Select(s => s.Task).Where(t => !t.IsCompleted));
+            if (LaneWait(out var input)) continue;
+            var waits = new List<Task>(seats) { changed, lane };
+            if (!encoded) waits.Add(d.Embeddings);
+            if (input is not null) waits.Add(input);
             Task.WaitAny([.. waits], d.Cancellation);
             d.Cancellation.ThrowIfCancellationRequested();
         }
@@ -219,13 +258,16 @@ public sealed class Worker : IDisposable
         while (!r.Lead.IsCompleted)
         {
             var lane = LaneSignal;
+            var changed = gate.Changed;
             if (gate.Started || _stopping.IsCancellationRequested)
             {
                 ((IAsyncResult)r.Lead).AsyncWaitHandle.WaitOne();
                 return;
             }
             if (RunLaneInGate(gate)) continue;
-            Task.WaitAny(r.Lead, lane, gate.Changed);
+            if (LaneWait(out var input)) continue;
+            if (input is not null) Task.WaitAny(r.Lead, lane, changed, input);
+            else Task.WaitAny(r.Lead, lane, changed);
         }
     }
 
@@ -301,17 +343,20 @@ public sealed class Worker : IDisposable
                 }
                 // nothing runnable: wait for a new task, a lane task or a held decode's latents
                 var more = reader.WaitToReadAsync(_stopping.Token).AsTask();
+                // a lane head waiting for its input wakes the worker when the input comes
+                if (LaneWait(out var laneInput)) continue;
+                Task[] laneWaits = laneInput is not null ? [laneSignal, laneInput] : [laneSignal];
                 if (_held.Count == 0)
                 {
-                    Task.WaitAny(more, laneSignal);
+                    Task.WaitAny([more, .. laneWaits]);
                     if (more.IsCompleted && !more.GetAwaiter().GetResult()) break;
                     continue;
                 }
                 var latents = _held.Select(h => (Task)h.Latents).ToArray();
-                Task.WaitAny([more, laneSignal, .. latents]);
+                Task.WaitAny([more, .. laneWaits, .. latents]);
                 if (_stopping.IsCancellationRequested) break;
                 // the queue is closed: only the held decodes (and the lane) are left
-                if (more.IsCompletedSuccessfully && !more.Result) Task.WaitAny([laneSignal, .. latents]);
+                if (more.IsCompletedSuccessfully && !more.Result) Task.WaitAny([.. laneWaits, .. latents]);
             }
         }
         catch (OperationCanceledException) when (_stopping.IsCancellationRequested)

@@ -418,7 +418,8 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
 
     // A backfill (live backfilling, docs/policies.md "Backfilling"): a dispatch of degree 1 whose diffuse devices are all
     // held idle at a gang that has not started (the snapshot's IdleUntil, view ids) and whose tasks on them all end by
-    // the gang's predicted start; its view devices, or null for any other dispatch.
+    // the gang's predicted start; its view devices, or null for any other dispatch. (Its encode may run elsewhere: a
+    // lane task is taken only once its input is there, Worker.EnqueueAhead.)
     private static int[]? Backfill(Dispatch d, Snapshot snapshot)
     {
         if (d.Degree != 1 || d.Diffuse.Devices.IsEmpty || snapshot.IdleUntil.IsEmpty) return null;

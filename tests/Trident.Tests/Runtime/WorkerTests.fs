@@ -223,46 +223,45 @@ let private gang (lead: Worker) (mate: Worker) (id: int64) (prompt: string) (ste
     enqueue mate reserve
     diffuse, reserve
 
-/// A one-device diffuse (task `id`) that waits for `embeddings` before it runs: a backfill the test releases.
-let private heldDiffuse (id: int64) (prompt: string) (embeddings: Task<StageOutput>) (ct: CancellationToken) =
-    DiffuseTask(id, RequestId id, 0.01, ct, input prompt 2, embeddings, 1, 1, [||], noProgress)
+/// A one-device diffuse (task `id`) of `steps` steps with `embeddings` as its input: a backfill (the test may hold its
+/// input back).
+let private laneDiffuse (id: int64) (prompt: string) (steps: int) (embeddings: Task<StageOutput>) (ct: CancellationToken) =
+    DiffuseTask(id, RequestId id, 0.01, ct, input prompt steps, embeddings, 1, 1, [||], noProgress)
 
 /// A device made busy until the test releases it: a diffuse waiting for embeddings the test sets (once its worker
 /// took it).
 let private blocked (w: Worker) (id: int64) =
     let release = TaskCompletionSource<StageOutput>(TaskCreationOptions.RunContinuationsAsynchronously)
-    let t = heldDiffuse id "blocker" release.Task CancellationToken.None
+    let t = laneDiffuse id "blocker" 2 release.Task CancellationToken.None
     enqueue w t
     waitUntil 20.0 "the worker takes the blocker" (fun () -> obj.ReferenceEquals(w.Current, t))
     release, t
 
 let private has (log: ExecutionLog) (entry: string) = log.Entries |> List.exists (fun e -> e.StartsWith(entry, StringComparison.Ordinal))
 
+let private pending () = TaskCompletionSource<StageOutput>(TaskCreationOptions.RunContinuationsAsynchronously)
+
 let ``a backfill sent to a seated gang member runs before the gang, which starts only after it ends`` =
     testCase "a backfill sent to a seated gang member runs before the gang, which starts only after it ends" <| fun () ->
         let log = ExecutionLog()
         use w0 = startWorker log 0 EDC 1
-        use w1 = startWorker log 1 EDC 1
+        use w1 = startWorker log 1 EDC 2
         // the lead's device is busy; the member's is seated at once
         let release, blocker = blocked w0 1L
         let lead, reserve = gang w0 w1 11L "group" 4 CancellationToken.None
         waitUntil 20.0 "the member is seated" (fun () -> has log "start d1 Reserve 12")
-        // a backfill on the seated member: it waits for its embeddings inside the gang's gate
-        let backfillInput = TaskCompletionSource<StageOutput>(TaskCreationOptions.RunContinuationsAsynchronously)
-        let backfill = heldDiffuse 21L "backfill" backfillInput.Task CancellationToken.None
+        // a backfill on the seated member, its input there: it runs inside the gang's gate (1000 steps × 2 ms)
+        let backfill = laneDiffuse 21L "backfill" 1000 (ready (box "backfill")) CancellationToken.None
         w1.EnqueueAhead backfill
         waitUntil 20.0 "the backfill starts on the seated member" (fun () -> has log "start d1 Diffuse 21")
-        // the lead's device frees and reaches the lead, which waits for the backfill
+        // the lead's device frees and reaches the lead, which waits for the backfill to leave the gate
         release.SetResult(StageOutput(box "blocker", 64L))
         finished blocker.Completion
-        waitUntil 20.0 "the lead is reached" (fun () -> has log "start d0 Diffuse 11")
-        Expect.isFalse (has log "d0 diffuse group") "the gang does not start while the member runs a backfill"
-        Expect.isFalse lead.Result.Task.IsCompleted "the lead waits"
-        backfillInput.SetResult(StageOutput(box "backfill", 64L))
         finished lead.Completion
         finished reserve.Completion
         Expect.isTrue backfill.Result.Task.IsCompletedSuccessfully "the backfill ran"
         Expect.isTrue lead.Result.Task.IsCompletedSuccessfully "the gang ran"
+        Expect.isTrue (indexOf log "start d0 Diffuse 11" < indexOf log "finish d1 Diffuse 21") "the lead was reached while the backfill ran"
         Expect.isTrue (indexOf log "finish d1 Diffuse 21" < indexOf log "d0 diffuse group threads=2") "the gang starts after the backfill ends"
         waitUntil 10.0 "the reservation is reported over" (fun () -> has log "finish d1 Reserve 12")
 
@@ -306,19 +305,87 @@ let ``lane tasks run before the queued ones, in lane order`` =
         finished blocker.Completion
         waitUntil 10.0 "the queue is empty" (fun () -> w.QueueLength = 0)
 
+let ``a backfill whose input is not there does not hold its gang`` =
+    testCase "a backfill whose input is not there does not hold its gang: the gang runs, then the backfill once its input comes" <| fun () ->
+        // a lane task is taken only with its input: one waiting for an encode queued on another device would hold the
+        // gang, and that device may wait for the gang (a placement change's barrier for decodes the gang feeds)
+        let log = ExecutionLog()
+        use w0 = startWorker log 0 EDC 1
+        use w1 = startWorker log 1 EDC 1
+        let release, blocker = blocked w0 1L
+        let lead, reserve = gang w0 w1 11L "group" 4 CancellationToken.None
+        waitUntil 20.0 "the member is seated" (fun () -> has log "start d1 Reserve 12")
+        let input1 = pending ()
+        let backfill = laneDiffuse 21L "backfill" 2 input1.Task CancellationToken.None
+        let behind = encode 22L "behind" CancellationToken.None
+        w1.EnqueueAhead backfill
+        w1.EnqueueAhead behind
+        release.SetResult(StageOutput(box "blocker", 64L))
+        finished lead.Completion
+        finished reserve.Completion
+        Expect.isTrue lead.Result.Task.IsCompletedSuccessfully "the gang ran without the backfill"
+        Expect.isFalse (has log "start d1 Diffuse 21") "the backfill waits for its input, outside the gate"
+        Expect.isFalse (has log "d1 encode behind") "the lane keeps its order: the task behind it waits too"
+        input1.SetResult(StageOutput(box "late", 64L))
+        finished backfill.Completion
+        finished behind.Completion
+        Expect.isTrue backfill.Result.Task.IsCompletedSuccessfully "the backfill ran once its input came"
+        Expect.isTrue (indexOf log "d1 diffuse late" < indexOf log "d1 encode behind") "in lane order"
+        // a lane head whose request is cancelled while it waits for its input ends at once
+        use cts = new CancellationTokenSource()
+        let never = laneDiffuse 31L "never" 2 (pending ()).Task cts.Token
+        w1.EnqueueAhead never
+        cts.Cancel()
+        finished never.Completion
+        Expect.isTrue never.Result.Task.IsCanceled "cancelled, not left waiting"
+        finished blocker.Completion
+
+let ``a gang starts however its embeddings and its last seat race`` =
+    testCase "a gang starts however its embeddings and its last seat race the lead's wait" <| fun () ->
+        // the lead once read its embeddings as missing, saw them arrive before it chose what to wait on, and then waited
+        // for neither, with every seat taken: a job never finished (found under the suite's load)
+        let log = ExecutionLog()
+        use w0 = startWorker log 0 EDC 0
+        use w1 = startWorker log 1 EDC 0
+        let random = Random 7
+        for i in 1..300 do
+            let id = 1000L * int64 i
+            let embeddings = pending ()
+            let seat = TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)
+            let gate = GangGate(id, [| seat |])
+            let diffuse = DiffuseTask(id, RequestId id, 0.001, CancellationToken.None, input "race" 1, embeddings.Task, 2, 2, [| seat |], noProgress, Gate = gate)
+            let reserve = ReserveTask(id + 1L, RequestId id, 0.001, CancellationToken.None, seat, diffuse.Result.Task, Gate = gate)
+            // one of them is there before the lead is reached, the other arrives a few microseconds after the lead's
+            // worker took it (while it decides what to wait for)
+            let seatFirst = i % 2 = 0
+            if seatFirst then
+                enqueue w1 reserve
+                seat.Task.Wait(TimeSpan.FromSeconds 10.0) |> ignore
+            else embeddings.SetResult(StageOutput(box "race", 64L))
+            enqueue w0 diffuse
+            let sw = Diagnostics.Stopwatch.StartNew()
+            while not (obj.ReferenceEquals(w0.Current, diffuse)) && sw.Elapsed < TimeSpan.FromSeconds 10.0 do
+                Thread.SpinWait 1
+            let spin = random.Next 400
+            Thread.SpinWait spin
+            if seatFirst then embeddings.SetResult(StageOutput(box "race", 64L)) else enqueue w1 reserve
+            let ended = (diffuse.Completion :> IAsyncResult).AsyncWaitHandle.WaitOne(TimeSpan.FromSeconds 10.0)
+            Expect.isTrue ended (sprintf "gang %d started and ended (spin %d)" i spin)
+            finished reserve.Completion
+            Expect.isTrue diffuse.Result.Task.IsCompletedSuccessfully "it ran"
+
 let ``a gang whose member runs a backfill never waits forever`` =
     testCase "cancelling the gang or the backfill, a failing backfill and a stopping worker leave nothing waiting" <| fun () ->
         let log = ExecutionLog()
         use w0 = startWorker log 0 EDC 1
-        use w1 = startWorker log 1 EDC 1
+        use w1 = startWorker log 1 EDC 2
         // 1. the gang's request is cancelled while its seated member runs a backfill: the lead ends cancelled, the
         //    member after its backfill
         let release, blocker = blocked w0 1L
         use cts = new CancellationTokenSource()
         let lead, reserve = gang w0 w1 11L "group" 4 cts.Token
         waitUntil 20.0 "the member is seated" (fun () -> has log "start d1 Reserve 12")
-        let input1 = TaskCompletionSource<StageOutput>(TaskCreationOptions.RunContinuationsAsynchronously)
-        let backfill1 = heldDiffuse 21L "backfill1" input1.Task CancellationToken.None
+        let backfill1 = laneDiffuse 21L "backfill1" 2000 (ready (box "b1")) CancellationToken.None
         w1.EnqueueAhead backfill1
         waitUntil 20.0 "the backfill starts" (fun () -> has log "start d1 Diffuse 21")
         release.SetResult(StageOutput(box "blocker", 64L))
@@ -326,20 +393,18 @@ let ``a gang whose member runs a backfill never waits forever`` =
         cts.Cancel()
         finished lead.Completion
         Expect.isTrue lead.Result.Task.IsCanceled "the waiting lead ends cancelled"
-        input1.SetResult(StageOutput(box "b1", 64L))
         finished reserve.Completion
         finished backfill1.Completion
         Expect.isTrue backfill1.Result.Task.IsCompletedSuccessfully "the backfill ran"
         waitUntil 10.0 "the reservation is reported over" (fun () -> has log "finish d1 Reserve 12")
         finished blocker.Completion
-        // 2. the backfill's own request is cancelled while it waits inside the gate, and a failing backfill: the gang
-        //    starts after them
+        // 2. the backfill's own request is cancelled while it runs inside the gate, and a failing backfill behind it:
+        //    the gang starts after them
         let release2, blocker2 = blocked w0 31L
         let lead2, reserve2 = gang w0 w1 41L "group2" 4 CancellationToken.None
         waitUntil 20.0 "the member is seated again" (fun () -> has log "start d1 Reserve 42")
         use cancelBackfill = new CancellationTokenSource()
-        let never = TaskCompletionSource<StageOutput>(TaskCreationOptions.RunContinuationsAsynchronously)
-        let backfill2 = heldDiffuse 51L "backfill2" never.Task cancelBackfill.Token
+        let backfill2 = laneDiffuse 51L "backfill2" 5000 (ready (box "b2")) cancelBackfill.Token
         let failing = encode 52L "fail" CancellationToken.None
         w1.EnqueueAhead backfill2
         w1.EnqueueAhead failing
@@ -361,14 +426,12 @@ let ``a gang whose member runs a backfill never waits forever`` =
         let release3, blocker3 = blocked w0 61L
         let lead3, reserve3 = gang w0 w1 71L "group3" 4 CancellationToken.None
         waitUntil 20.0 "the member is seated a third time" (fun () -> has log "start d1 Reserve 72")
-        let input3 = TaskCompletionSource<StageOutput>(TaskCreationOptions.RunContinuationsAsynchronously)
-        let running = heldDiffuse 81L "running" input3.Task CancellationToken.None
+        let running = laneDiffuse 81L "running" 1000 (ready (box "b3")) CancellationToken.None
         let waiting = encode 82L "waiting" CancellationToken.None
         w1.EnqueueAhead running
         waitUntil 20.0 "the backfill starts" (fun () -> has log "start d1 Diffuse 81")
         w1.EnqueueAhead waiting
         w1.BeginStop()
-        input3.SetResult(StageOutput(box "b3", 64L))
         finished running.Completion
         Expect.isTrue running.Result.Task.IsCompletedSuccessfully "the running backfill ends"
         release3.SetResult(StageOutput(box "blocker", 64L))
@@ -398,6 +461,8 @@ let tests =
         ``a suspended or failed diffuse ends its attempt at once, not after the work its decode device runs``
         ``a backfill sent to a seated gang member runs before the gang, which starts only after it ends``
         ``a backfill that arrives after its gang started runs after the gang``
+        ``a backfill whose input is not there does not hold its gang``
+        ``a gang starts however its embeddings and its last seat race``
         ``lane tasks run before the queued ones, in lane order``
         ``a gang whose member runs a backfill never waits forever``
     ] |> testSequenced ]
