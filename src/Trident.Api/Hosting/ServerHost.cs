@@ -323,6 +323,7 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
         NoDeviceSeconds = o.Cluster.JoinTimeoutSeconds,
         MaxBatch = o.Serving.MaxBatch,
         QueueHorizonSeconds = o.Serving.QueueHorizonSeconds,
+        BackfillHeldDevices = o.Serving.BackfillHeldDevices,
         Preemption = o.Serving.Preemption
             ? new PreemptionSettings(o.Serving.MaxSuspensions, PreemptionSettingsModule.defaults.MinGain, PreemptionSettingsModule.defaults.CandidatesPerRound,
                 o.Serving.ResumeElsewhere, o.Serving.DecodeTileFrames)

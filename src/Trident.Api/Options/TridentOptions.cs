@@ -252,6 +252,12 @@ public sealed class ServingOptions
     /// off.</summary>
     public double QueueHorizonSeconds { get; set; } = 0.05;
 
+    /// <summary>Live backfilling of held devices (docs/policies.md, "Backfilling"): a device seated at a gang that has
+    /// not started takes one-device requests that end before the gang's predicted start, through its worker's backfill
+    /// lane. False leaves such devices idle until the gang starts (the free devices of a node a round reserves are
+    /// backfilled either way); for side-by-side measurements.</summary>
+    public bool BackfillHeldDevices { get; set; } = true;
+
     /// <summary>Step-boundary preemption (issue 12): a running diffuse of a request alone may be suspended at a
     /// denoising-step boundary for a waiting request that would miss its deadline by waiting, when the planner's
     /// objective gains more than the suspended request loses (docs/policies.md, "Preemption"); it resumes on its

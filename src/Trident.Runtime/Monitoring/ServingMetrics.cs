@@ -41,6 +41,8 @@ public sealed class ServingMetrics : IDisposable
         Suspensions = _meter.CreateCounter<long>("trident_suspensions_total", null,
             "Diffuse tasks suspended at a denoising-step boundary for a more urgent request (step-boundary preemption).");
         Resumptions = _meter.CreateCounter<long>("trident_resumptions_total", null, "Suspended diffuse tasks that resumed (their remaining steps began).");
+        Backfills = _meter.CreateCounter<long>("trident_backfills_total", null,
+            "Requests run through a worker's backfill lane on a device held idle at a gang that has not started (live backfilling).");
         DecodePauses = _meter.CreateCounter<long>("trident_decode_pauses_total", null,
             "Video decodes paused between two temporal tiles for a more urgent decode (decode preemption).");
         BatchSize = _meter.CreateHistogram<int>("trident_batch_size", null, "Requests per batch task of more than one request (same-shape batching).", null,
@@ -88,6 +90,9 @@ public sealed class ServingMetrics : IDisposable
     /// <summary>trident_resumptions_total.</summary>
     public Counter<long> Resumptions { get; }
 
+    /// <summary>trident_backfills_total.</summary>
+    public Counter<long> Backfills { get; }
+
     /// <summary>trident_decode_pauses_total.</summary>
     public Counter<long> DecodePauses { get; }
 
@@ -106,6 +111,7 @@ public sealed class ServingMetrics : IDisposable
         Replacements.Add(0);
         Suspensions.Add(0);
         Resumptions.Add(0);
+        Backfills.Add(0);
         DecodePauses.Add(0);
         foreach (var resume in new[] { "start", "after_encode", "after_diffuse" }) Requeued.Add(0, new KeyValuePair<string, object?>("resume", resume));
     }

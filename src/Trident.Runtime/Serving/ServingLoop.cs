@@ -727,7 +727,8 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
         var bookings = SnapshotModule.noBookings;
         // primary devices held idle at a gang that has not started (live backfilling): device → the gang's predicted start
         var idle = SnapshotModule.noIdle;
-        foreach (var (d, until) in _ledger.IdleUntil(now))
+        var seated = _settings.BackfillHeldDevices ? _ledger.IdleUntil(now) : new Dictionary<int, double>();
+        foreach (var (d, until) in seated)
         {
             var v = _view.ViewOf(d);
             if (v < 0 || !viewPlacement.Types.TryGetValue(DeviceId.NewDeviceId(v), out var held) || !PlacementTypeModule.isPrimary(held)) continue;
@@ -807,6 +808,7 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
                 var routeDetail = ahead is null ? detail : $"{detail}; backfilled on device(s) {string.Join(",", ahead)} before the gang they wait at";
                 Track(jobs[0], await _plans!.ExecuteAsync(jobs, route, new JobRoute(round, routeDetail, route), _stop.Token, ahead), route);
                 foreach (var job in jobs) _metrics.QueueWait.Record(_clock.Now - job.Request.Arrival);
+                if (ahead is not null) _metrics.Backfills.Add(jobs.Length);
                 if (jobs.Length > 1) _metrics.BatchSize.Record(jobs.Length);
                 dispatched += jobs.Length;
                 dispatches++;

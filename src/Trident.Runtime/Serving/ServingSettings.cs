@@ -52,6 +52,12 @@ public sealed record ServingSettings
     /// run without one (`loadgen` "gaps", 2026-11-30, loaded machine). 0 turns it off.</summary>
     public double QueueHorizonSeconds { get; init; } = 0.05;
 
+    /// <summary>Live backfilling of held devices (docs/policies.md, "Backfilling"): the snapshot names the devices
+    /// seated at a gang that has not started (DeviceLedger.IdleUntil), and a one-device dispatch that ends there before
+    /// the gang's predicted start runs through the worker's backfill lane. False: no device is named, so such devices
+    /// idle until their gang starts (the free devices of the node a round reserves are backfilled either way).</summary>
+    public bool BackfillHeldDevices { get; init; } = true;
+
     /// <summary>Step-boundary preemption of running diffuse tasks (issue 12): Preemption.decide's settings (at most
     /// MaxSuspensions per request, …); null turns it off. Only jobs alone (never a batch) on executors that can
     /// suspend (ONNX Runtime) are suspended.</summary>
