@@ -47,7 +47,8 @@ public static class SnapshotJson
             w.WriteEndArray();
             w.WriteEndObject();
             w.WritePropertyName("profile");
-            w.WriteRawValue(ProfileFile.serialize(s.Cost.Profile));
+            // through the writer, not raw: the profile file's own format is indented, the round's is not
+            using (var profile = JsonDocument.Parse(ProfileFile.serialize(s.Cost.Profile))) profile.WriteTo(w);
             WriteCostSettings(w, s.Cost.Settings);
             w.WriteStartObject("placement");
             w.WriteStartObject("types");

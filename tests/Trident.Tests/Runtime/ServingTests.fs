@@ -183,11 +183,13 @@ let ``a snapshot read back from its JSON is the same round and gets the same pla
     testProp 40 "a snapshot read back from its JSON is the same round and gets the same plan" <| fun () ->
         let prop (spec: SnapshotSpec) =
             let s = buildSnapshot DispatchSettings.defaults spec
-            let r = SnapshotJson.Read(SnapshotJson.Write(s, Unchecked.defaultof<DispatchPlan>))
+            let json = SnapshotJson.Write(s, Unchecked.defaultof<DispatchPlan>)
+            let r = SnapshotJson.Read json
             let plan (x: Snapshot) =
                 (fst (Greedy.plan "replay" x)).Dispatches
                 |> List.map (fun d -> d.Request, d.Degree, d.Encode.Devices, d.Diffuse.Devices, d.Decode.Devices)
             (r.Now = s.Now |> Prop.label "now")
+            .&. (not (json.Contains '\n') |> Prop.label "one line: the embedded profile is not indented")
             .&. (r.Cluster = s.Cluster |> Prop.label "cluster")
             .&. (r.Cost.Profile = s.Cost.Profile |> Prop.label "profile")
             .&. (r.Cost.Settings = s.Cost.Settings |> Prop.label "cost settings")

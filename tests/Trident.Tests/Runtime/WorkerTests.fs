@@ -241,19 +241,30 @@ let private has (log: ExecutionLog) (entry: string) = log.Entries |> List.exists
 
 let private pending () = TaskCompletionSource<StageOutput>(TaskCreationOptions.RunContinuationsAsynchronously)
 
+/// The lead's device `w0` busy with a blocker (task `blockerId`, released by the test) and a gang led there (task `id`,
+/// of `ct`) whose member on `w1` is seated: (release, blocker, lead, reserve).
+let private seatedGang (log: ExecutionLog) (w0: Worker) (w1: Worker) (blockerId: int64) (id: int64) (prompt: string) (ct: CancellationToken) =
+    let release, blocker = blocked w0 blockerId
+    let lead, reserve = gang w0 w1 id prompt 4 ct
+    waitUntil 20.0 "the member is seated" (fun () -> has log (sprintf "start d%d Reserve %d" w1.Device.Id (id + 1L)))
+    release, blocker, lead, reserve
+
+/// A backfill (task `id`, `steps` steps, its input there) sent to `w`'s lane; returned once it runs.
+let private runningBackfill (log: ExecutionLog) (w: Worker) (id: int64) (prompt: string) (steps: int) (ct: CancellationToken) =
+    let backfill = laneDiffuse id prompt steps (ready (box prompt)) ct
+    w.EnqueueAhead backfill
+    waitUntil 20.0 "the backfill starts" (fun () -> has log (sprintf "start d%d Diffuse %d" w.Device.Id id))
+    backfill
+
 let ``a backfill sent to a seated gang member runs before the gang, which starts only after it ends`` =
     testCase "a backfill sent to a seated gang member runs before the gang, which starts only after it ends" <| fun () ->
         let log = ExecutionLog()
         use w0 = startWorker log 0 EDC 1
         use w1 = startWorker log 1 EDC 2
         // the lead's device is busy; the member's is seated at once
-        let release, blocker = blocked w0 1L
-        let lead, reserve = gang w0 w1 11L "group" 4 CancellationToken.None
-        waitUntil 20.0 "the member is seated" (fun () -> has log "start d1 Reserve 12")
+        let release, blocker, lead, reserve = seatedGang log w0 w1 1L 11L "group" CancellationToken.None
         // a backfill on the seated member, its input there: it runs inside the gang's gate (1000 steps × 2 ms)
-        let backfill = laneDiffuse 21L "backfill" 1000 (ready (box "backfill")) CancellationToken.None
-        w1.EnqueueAhead backfill
-        waitUntil 20.0 "the backfill starts on the seated member" (fun () -> has log "start d1 Diffuse 21")
+        let backfill = runningBackfill log w1 21L "backfill" 1000 CancellationToken.None
         // the lead's device frees and reaches the lead, which waits for the backfill to leave the gate
         release.SetResult(StageOutput(box "blocker", 64L))
         finished blocker.Completion
@@ -312,9 +323,7 @@ let ``a backfill whose input is not there does not hold its gang`` =
         let log = ExecutionLog()
         use w0 = startWorker log 0 EDC 1
         use w1 = startWorker log 1 EDC 1
-        let release, blocker = blocked w0 1L
-        let lead, reserve = gang w0 w1 11L "group" 4 CancellationToken.None
-        waitUntil 20.0 "the member is seated" (fun () -> has log "start d1 Reserve 12")
+        let release, blocker, lead, reserve = seatedGang log w0 w1 1L 11L "group" CancellationToken.None
         let input1 = pending ()
         let backfill = laneDiffuse 21L "backfill" 2 input1.Task CancellationToken.None
         let behind = encode 22L "behind" CancellationToken.None
@@ -381,13 +390,9 @@ let ``a gang whose member runs a backfill never waits forever`` =
         use w1 = startWorker log 1 EDC 2
         // 1. the gang's request is cancelled while its seated member runs a backfill: the lead ends cancelled, the
         //    member after its backfill
-        let release, blocker = blocked w0 1L
         use cts = new CancellationTokenSource()
-        let lead, reserve = gang w0 w1 11L "group" 4 cts.Token
-        waitUntil 20.0 "the member is seated" (fun () -> has log "start d1 Reserve 12")
-        let backfill1 = laneDiffuse 21L "backfill1" 2000 (ready (box "b1")) CancellationToken.None
-        w1.EnqueueAhead backfill1
-        waitUntil 20.0 "the backfill starts" (fun () -> has log "start d1 Diffuse 21")
+        let release, blocker, lead, reserve = seatedGang log w0 w1 1L 11L "group" cts.Token
+        let backfill1 = runningBackfill log w1 21L "backfill1" 2000 CancellationToken.None
         release.SetResult(StageOutput(box "blocker", 64L))
         waitUntil 20.0 "the lead is reached" (fun () -> has log "start d0 Diffuse 11")
         cts.Cancel()
@@ -400,15 +405,11 @@ let ``a gang whose member runs a backfill never waits forever`` =
         finished blocker.Completion
         // 2. the backfill's own request is cancelled while it runs inside the gate, and a failing backfill behind it:
         //    the gang starts after them
-        let release2, blocker2 = blocked w0 31L
-        let lead2, reserve2 = gang w0 w1 41L "group2" 4 CancellationToken.None
-        waitUntil 20.0 "the member is seated again" (fun () -> has log "start d1 Reserve 42")
+        let release2, blocker2, lead2, reserve2 = seatedGang log w0 w1 31L 41L "group2" CancellationToken.None
         use cancelBackfill = new CancellationTokenSource()
-        let backfill2 = laneDiffuse 51L "backfill2" 5000 (ready (box "b2")) cancelBackfill.Token
+        let backfill2 = runningBackfill log w1 51L "backfill2" 5000 cancelBackfill.Token
         let failing = encode 52L "fail" CancellationToken.None
-        w1.EnqueueAhead backfill2
         w1.EnqueueAhead failing
-        waitUntil 20.0 "the backfill starts" (fun () -> has log "start d1 Diffuse 51")
         release2.SetResult(StageOutput(box "blocker", 64L))
         waitUntil 20.0 "the lead is reached" (fun () -> has log "start d0 Diffuse 41")
         Expect.isFalse lead2.Result.Task.IsCompleted "the lead waits for the backfill"
@@ -423,13 +424,9 @@ let ``a gang whose member runs a backfill never waits forever`` =
         finished blocker2.Completion
         // 3. the member's worker stops while seated with a backfill running and one waiting: the running one ends, the
         //    waiting one is reported failed, the gang still runs
-        let release3, blocker3 = blocked w0 61L
-        let lead3, reserve3 = gang w0 w1 71L "group3" 4 CancellationToken.None
-        waitUntil 20.0 "the member is seated a third time" (fun () -> has log "start d1 Reserve 72")
-        let running = laneDiffuse 81L "running" 1000 (ready (box "b3")) CancellationToken.None
+        let release3, blocker3, lead3, reserve3 = seatedGang log w0 w1 61L 71L "group3" CancellationToken.None
+        let running = runningBackfill log w1 81L "running" 1000 CancellationToken.None
         let waiting = encode 82L "waiting" CancellationToken.None
-        w1.EnqueueAhead running
-        waitUntil 20.0 "the backfill starts" (fun () -> has log "start d1 Diffuse 81")
         w1.EnqueueAhead waiting
         w1.BeginStop()
         finished running.Completion
