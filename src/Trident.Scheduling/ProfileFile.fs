@@ -28,10 +28,9 @@ module ProfileFile =
 
     // ---- writing ---------------------------------------------------------------------------------
 
-    /// Serialises a profile as indented JSON (stable field order; same profile → same text).
-    let serialize (p: Profile) : string =
-        use ms = new MemoryStream()
-        (use w = new Utf8JsonWriter(ms, JsonWriterOptions(Indented = true))
+    /// Writes a profile as one JSON object through `w` (stable field order), e.g. embedded in a larger document
+    /// written by the same writer (a saved dispatch round), in that writer's layout.
+    let write (w: Utf8JsonWriter) (p: Profile) : unit =
          w.WriteStartObject()
          w.WriteString("format", Format)
          w.WriteNumber("version", Version)
@@ -73,7 +72,13 @@ module ProfileFile =
              w.WriteEndArray()
              w.WriteEndObject()
          w.WriteEndObject()
-         w.WriteEndObject())
+         w.WriteEndObject()
+
+    /// Serialises a profile as indented JSON (stable field order; same profile → same text).
+    let serialize (p: Profile) : string =
+        use ms = new MemoryStream()
+        (use w = new Utf8JsonWriter(ms, JsonWriterOptions(Indented = true))
+         write w p)
         Encoding.UTF8.GetString(ms.ToArray()) + "\n"
 
     // ---- reading ---------------------------------------------------------------------------------

@@ -168,35 +168,45 @@ public sealed class Worker : IDisposable
             _ => null,
         };
 
-    // Whether the lane's head can run now (its input is there), and the input it waits for when not (null then if the
-    // lane is empty). The lane runs in order: a head that waits holds the tasks behind it.
-    private bool LaneReady(out Task? waitFor)
+    // Whether a lane task can run now: its input is there (or it needs none, or its request is cancelled).
+    private static bool Ready(StageTask task) => InputOf(task) is not { IsCompleted: false };
+
+    // Whether the lane's head can run now; `waiting` is the head when it cannot (null when the lane is empty). The lane
+    // runs in order: a head that waits holds the tasks behind it.
+    private bool LaneReady(out StageTask? waiting)
     {
         lock (_laneLock)
         {
-            waitFor = null;
+            waiting = null;
             if (!_lane.TryPeek(out var head)) return false;
-            if (InputOf(head) is { IsCompleted: false } input)
-            {
-                // the request's cancellation wakes the wait as well
-                waitFor = head.Cancellation.CanBeCanceled ? input.WaitAsync(head.Cancellation) : input;
-                return false;
-            }
-            return true;
+            if (Ready(head)) return true;
+            waiting = head;
+            return false;
         }
     }
 
     // What a worker about to wait adds to its wait for the lane (after a failed attempt to take from it): the input the
-    // lane's head waits for, if any; true instead when the head became ready since the attempt (the caller tries again;
-    // never once stopping, so a stopping worker does not spin on a lane it no longer runs).
-    private bool LaneWait(out Task? input) => !LaneReady(out input) ? false : !_stopping.IsCancellationRequested;
+    // lane's head waits for, woken by the head's cancellation as well, if any; true instead when the head became ready
+    // since the attempt (the caller tries again; never once stopping, so a stopping worker does not spin on a lane it
+    // no longer runs). The cancellable wait is made here only, where the worker waits, not at every look at the lane.
+    private bool LaneWait(out Task? input)
+    {
+        input = null;
+        if (!LaneReady(out var waiting) && waiting is null) return false;
+        if (waiting is not null && InputOf(waiting) is { IsCompleted: false } pending)
+        {
+            input = waiting.Cancellation.CanBeCanceled ? pending.WaitAsync(waiting.Cancellation) : pending;
+            return false;
+        }
+        return !_stopping.IsCancellationRequested;
+    }
 
-    // Takes the lane's head when it can run now (LaneReady).
+    // Takes the lane's head when it can run now (Ready).
     private bool TryTakeLane(out StageTask task)
     {
         lock (_laneLock)
         {
-            if (_lane.TryPeek(out task!) && InputOf(task) is not { IsCompleted: false } && _lane.TryDequeue(out task!))
+            if (_lane.TryPeek(out task!) && Ready(task) && _lane.TryDequeue(out task!))
             {
                 Interlocked.Decrement(ref _queued);
                 return true;
@@ -266,8 +276,7 @@ public sealed class Worker : IDisposable
             }
             if (RunLaneInGate(gate)) continue;
             if (LaneWait(out var input)) continue;
-            if (input is not null) Task.WaitAny(r.Lead, lane, changed, input);
-            else Task.WaitAny(r.Lead, lane, changed);
+            Task.WaitAny(input is null ? [r.Lead, lane, changed] : [r.Lead, lane, changed, input]);
         }
     }
 
@@ -342,9 +351,10 @@ public sealed class Worker : IDisposable
                     continue;
                 }
                 // nothing runnable: wait for a new task, a lane task or a held decode's latents
-                var more = reader.WaitToReadAsync(_stopping.Token).AsTask();
-                // a lane head waiting for its input wakes the worker when the input comes
+                // a lane head waiting for its input wakes the worker when the input comes (checked before the channel's
+                // wait is made, so a head that became ready leaves no wait behind)
                 if (LaneWait(out var laneInput)) continue;
+                var more = reader.WaitToReadAsync(_stopping.Token).AsTask();
                 Task[] laneWaits = laneInput is not null ? [laneSignal, laneInput] : [laneSignal];
                 if (_held.Count == 0)
                 {

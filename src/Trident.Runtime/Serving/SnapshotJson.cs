@@ -47,8 +47,8 @@ public static class SnapshotJson
             w.WriteEndArray();
             w.WriteEndObject();
             w.WritePropertyName("profile");
-            // through the writer, not raw: the profile file's own format is indented, the round's is not
-            using (var profile = JsonDocument.Parse(ProfileFile.serialize(s.Cost.Profile))) profile.WriteTo(w);
+            // through the round's writer (its layout), not the profile file's indented text
+            ProfileFile.write(w, s.Cost.Profile);
             WriteCostSettings(w, s.Cost.Settings);
             w.WriteStartObject("placement");
             w.WriteStartObject("types");
