@@ -12,7 +12,8 @@
 //   4. batches (issue 12): for every shape, each stage (diffuse at every degree) is also timed over batches of
 //      1, 2, 4, … requests of that shape (ProfilerOptions.Batches) — one run with the batch dimension, the
 //      executors the serving path runs for a batch task — on one fresh session per stage, a warm-up run per
-//      batch size, then the median of `repeats` runs. These are the profile's batch points (format version
+//      batch size, then `repeats` rounds that time every size once each (interleaved, so a drift in the machine's
+//      speed does not bias one size against another); a size's time is the median of its runs. These are the profile's batch points (format version
 //      2); the cost model's best batch is the one with the most requests per device-second whose latency
 //      stays within what the SLO allows (CostModel.bestBatch).
 // Measuring each point on a fresh session is what makes the memory column meaningful: a session reused
@@ -195,7 +196,7 @@ public static class Profiler
         if (options.Extent.Count > 0)
             source += $"; {string.Join(", ", options.Extent)} measured by one timed run each after a warm-up (one step per diffuse run), without batch points";
         if (measureBatches)
-            source += $"; batch points: batches of {string.Join(", ", batchSizes)} requests of one shape as one run, median of {options.Repeats} after a warm-up";
+            source += $"; batch points: batches of {string.Join(", ", batchSizes)} requests of one shape as one run, median of {options.Repeats} after a warm-up, the sizes timed in turn";
 
         StageProfile StageOf(StageModel model, List<ProfilePoint> points, List<BatchPoint> batches) =>
             new(WeightBytes(pipeline.ModelPath(model)) / 1e9, false, ListModule.OfSeq(points), ListModule.OfSeq(batches));
@@ -214,58 +215,70 @@ public static class Profiler
             StageOf(StageModel.VaeDecoder, decodePoints, decodeBatches));
     }
 
-    // The batch points of one shape: each stage on one fresh session, every batch size timed after its own
-    // warm-up run (diffuse at every degree, per step).
+    // The batch points of one shape: each stage on one fresh session, every batch size run once to warm up, then the
+    // sizes timed in turn, `repeats` rounds of one run each (diffuse at every degree, per step). Interleaved rather
+    // than all runs of one size before the next, so a change in the machine's speed while a stage is measured (another
+    // process, the clock) lands on every size alike instead of on the ratio f(b) = t(b) / t(1) that decides whether
+    // a batch pays (CostModel.bestBatch, a threshold of 1.2× the requests per device-second).
     private static void MeasureBatches(LoadedPipeline pipeline, ProfilerOptions options, Shape shape, int[] sizes, double guidance, bool guided,
         List<BatchPoint> encode, List<BatchPoint> diffuse, List<BatchPoint> decode, CancellationToken ct)
     {
         var embeddings = new Dictionary<int, Embeddings>();
         var latents = new Dictionary<int, Latents>();
         using (var fresh = pipeline.Reopen())
-            foreach (var b in sizes)
+        {
+            var seconds = TimeInterleaved(options.Repeats, 1, sizes, b =>
             {
-                var prompts = Enumerable.Repeat(Prompt, b).ToArray();
                 string[]? negatives = guided ? Enumerable.Repeat("", b).ToArray() : null;
-                var seconds = Time(options.Repeats, 1, () => embeddings[b] = new EncodeExecutor(fresh).Encode(prompts, negatives, 1, ct));
-                encode.Add(new BatchPoint(shape, 1, b, seconds));
-                if (b > 1) options.Progress?.Report(new MeasuredPoint(Stage.Encode, new ProfilePoint(shape, 1, seconds, 0), b));
-            }
+                embeddings[b] = new EncodeExecutor(fresh).Encode(Enumerable.Repeat(Prompt, b).ToArray(), negatives, 1, ct);
+            });
+            Record(Stage.Encode, 1, seconds, encode);
+        }
         foreach (var k in options.Degrees)
         {
             using var fresh = pipeline.Reopen();
-            foreach (var b in sizes)
+            var seconds = TimeInterleaved(options.Repeats, options.Steps, sizes, b =>
             {
                 var seeds = Enumerable.Range(0, b).Select(i => (ulong)i).ToArray();
                 var settings = new DiffuseSettings(shape.Width, shape.Height, shape.Frames, options.Steps, seeds, guidance, k);
-                var seconds = Time(options.Repeats, options.Steps, () => latents[b] = new DiffuseExecutor(fresh).Diffuse(embeddings[b], settings, null, ct));
-                diffuse.Add(new BatchPoint(shape, k, b, seconds));
-                if (b > 1) options.Progress?.Report(new MeasuredPoint(Stage.Diffuse, new ProfilePoint(shape, k, seconds, 0), b));
-            }
+                latents[b] = new DiffuseExecutor(fresh).Diffuse(embeddings[b], settings, null, ct);
+            });
+            Record(Stage.Diffuse, k, seconds, diffuse);
         }
         using (var fresh = pipeline.Reopen())
-            foreach (var b in sizes)
+        {
+            var seconds = TimeInterleaved(options.Repeats, 1, sizes, b =>
             {
-                var seconds = Time(options.Repeats, 1, () =>
-                {
-                    foreach (var frames in new DecodeExecutor(fresh).Decode(latents[b], 1, ct)) Generation.EncodeFile(frames, cancellationToken: ct);
-                });
-                decode.Add(new BatchPoint(shape, 1, b, seconds));
-                if (b > 1) options.Progress?.Report(new MeasuredPoint(Stage.Decode, new ProfilePoint(shape, 1, seconds, 0), b));
+                foreach (var frames in new DecodeExecutor(fresh).Decode(latents[b], 1, ct)) Generation.EncodeFile(frames, cancellationToken: ct);
+            });
+            Record(Stage.Decode, 1, seconds, decode);
+        }
+
+        void Record(Stage stage, int k, double[] seconds, List<BatchPoint> points)
+        {
+            for (var i = 0; i < sizes.Length; i++)
+            {
+                points.Add(new BatchPoint(shape, k, sizes[i], seconds[i]));
+                if (sizes[i] > 1) options.Progress?.Report(new MeasuredPoint(stage, new ProfilePoint(shape, k, seconds[i], 0), sizes[i]));
             }
+        }
     }
 
-    // A warm-up run, then the median of `repeats` timed runs divided by `unitsPerRun`.
-    private static double Time(int repeats, int unitsPerRun, Action run)
+    // Each of `sizes` run once to warm up, then `repeats` rounds that run every size once in order; per size, the median
+    // of its timed runs divided by `unitsPerRun`, in the order of `sizes`.
+    private static double[] TimeInterleaved(int repeats, int unitsPerRun, int[] sizes, Action<int> run)
     {
-        run();
-        var times = new double[repeats];
-        for (var i = 0; i < repeats; i++)
-        {
-            var clock = Stopwatch.StartNew();
-            run();
-            times[i] = clock.Elapsed.TotalSeconds / unitsPerRun;
-        }
-        return Median(times);
+        foreach (var b in sizes) run(b);
+        var times = new double[sizes.Length][];
+        for (var i = 0; i < sizes.Length; i++) times[i] = new double[repeats];
+        for (var r = 0; r < repeats; r++)
+            for (var i = 0; i < sizes.Length; i++)
+            {
+                var clock = Stopwatch.StartNew();
+                run(sizes[i]);
+                times[i][r] = clock.Elapsed.TotalSeconds / unitsPerRun;
+            }
+        return times.Select(t => Median(t)).ToArray();
     }
 
     /// <summary>
