@@ -322,6 +322,12 @@ module CostModel =
     /// 0.823/0.838/0.848/0.815 (mean 0.831 against 0.830 without batching; mean latency lower at every seed);
     /// at 20 req/s (overload) batches still cost attainment, less with the floor: 0.502/0.447/0.467/0.453
     /// without, 0.435/0.402/0.435/0.430 with any gain, 0.477/0.432/0.440/0.430 with it.
+    /// Measured again 2026-12-03 after the fill became deadline-aware, on the start-up CPU profile of an AMD EPYC
+    /// machine (64² at degree 1: a batch of 8 gains 1.29×, 128² 1.09×; `simulate --workload poisson --profile P
+    /// --devices 2 --count 600 --max-batch 8`, same seeds): at 10 req/s without batching 0.632/0.637/0.617/0.620,
+    /// with this floor 0.643/0.643/0.630/0.608, with a floor of 1.1 or 1.0 (the same plans) 0.617/0.587/0.578/0.592;
+    /// at 20 req/s 0.508/0.498/0.497/0.457, 0.495/0.503/0.475/0.435 and 0.452/0.440/0.437/0.408 — a lower floor
+    /// still costs attainment.
     [<Literal>]
     let MinBatchGain = 1.2
 
