@@ -67,7 +67,9 @@ public static class Commands
     }
 
     /// <summary>Parses and runs a command line (serve when it names no command); exit code 2 for bad usage, 1 for an
-    /// output (a file, or standard output) that could not be written (<see cref="OutputException"/>).</summary>
+    /// output (a file, or standard output) that could not be written (<see cref="OutputException"/>) and for a device
+    /// whose execution provider cannot be added (<see cref="Trident.Runtime.Onnx.ExecutionProviderException"/>: CUDA
+    /// without its libraries), each one line without a stack trace.</summary>
     public static async Task<int> RunAsync(string[] args, CancellationToken ct = default)
     {
         // No command, or only options (host options, as WebApplicationFactory passes them): serve.
@@ -101,6 +103,13 @@ public static class Commands
         catch (OutputException e)
         {
             // an output path (or standard output) that could not be written: one line, no stack trace
+            Console.Error.WriteLine($"trident{(command is RootCommand ? "" : " " + Path(command))}: {e.Message}");
+            return 1;
+        }
+        catch (Trident.Runtime.Onnx.ExecutionProviderException e)
+        {
+            // a device whose execution provider cannot be added (--device cuda:N without CUDA's libraries): one line
+            // naming the device and the libraries, exit 1, as serve says it of its configured devices
             Console.Error.WriteLine($"trident{(command is RootCommand ? "" : " " + Path(command))}: {e.Message}");
             return 1;
         }

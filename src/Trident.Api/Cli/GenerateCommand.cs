@@ -135,9 +135,13 @@ public static class GenerateCommand
             catch (InvalidOperationException) { return true; }
         }
         T? Value<T>(Option<T> o) where T : struct => r.GetResult(o) is { Implicit: false } given && !Failed(o) ? given.GetValueOrDefault<T>() : null;
-        string? Text(Option<string> o) => r.GetResult(o) is { } given && !Failed(o) ? given.GetValueOrDefault<string>() : null;
+        // a text option left out is read at its default (--pipeline: the bundled tiny one), checked as if given
+        string? Text(Option<string> o) => r.TryGet(o, out var value) ? value : null;
 
         var errors = new List<string>();
+        // as the HTTP API refuses it: a blank prompt is no prompt
+        if (Text(Prompt) is { } prompt && string.IsNullOrWhiteSpace(prompt))
+            errors.Add($"{Prompt.Name}: is required and must not be blank");
         var output = Text(Out);
         var pngSequence = Text(FramesAs) == "png-sequence";
         var format = output is null ? null : MediaFormats.FromExtension(Path.GetExtension(output).TrimStart('.'));

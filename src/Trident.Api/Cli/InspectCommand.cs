@@ -1,11 +1,12 @@
 using System.CommandLine;
+using Trident.Runtime.Execution;
 using Trident.Runtime.Pipelines;
 using Trident.Runtime.Pipelines.Export;
 
 namespace Trident.Api.Cli;
 
 /// <summary>
-/// <c>trident inspect DIR</c>: says what a pipeline directory is and how Trident will run it — for a
+/// <c>trident inspect DIR</c> (or <c>tiny</c>, the bundled pipeline): says what a pipeline directory is and how Trident will run it — for a
 /// diffusers/Optimum export the recognised family, every component's declared inputs and outputs (element type,
 /// shape with dynamic axis names), external weight files, tokenizer, scheduler (and stand-ins), latents,
 /// guidance and accepted sizes; for a directory with trident-pipeline.json, its manifest. A directory that is
@@ -13,7 +14,10 @@ namespace Trident.Api.Cli;
 /// </summary>
 public static class InspectCommand
 {
-    private static readonly Argument<string> Dir = new("DIR") { Description = "the pipeline directory" };
+    private static readonly Argument<string> Dir = new("DIR")
+    {
+        Description = $"the pipeline directory, or '{PipelineLocator.Tiny}' ('{PipelineLocator.TinyFloat16}') for the bundled one (written on first use), as --pipeline takes it",
+    };
 
     /// <summary>The command.</summary>
     public static Command Command { get; } = new Command("inspect",
@@ -22,7 +26,18 @@ public static class InspectCommand
 
     private static Task<int> Run(ParseResult args, CancellationToken ct)
     {
-        var directory = Path.GetFullPath(args.GetValue(Dir)!);
+        var arg = args.GetValue(Dir)!;
+        string directory;
+        try
+        {
+            // the bundled pipeline by name, as every command's --pipeline takes it
+            directory = arg is PipelineLocator.Tiny or PipelineLocator.TinyFloat16 ? PipelineLocator.Resolve(arg) : Path.GetFullPath(arg);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            Console.Error.WriteLine($"trident inspect: {e.Message}");
+            return Task.FromResult(2);
+        }
         if (!Directory.Exists(directory))
         {
             Console.Error.WriteLine(File.Exists(directory)

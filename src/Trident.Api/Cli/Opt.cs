@@ -101,6 +101,53 @@ public static class Opt
     /// <summary>The value of a text option that has a default or is required (never null after a clean parse).</summary>
     public static string Text(this ParseResult r, Option<string> option) => r.GetValue(option) ?? "";
 
+    /// <summary>In a command's validator: the value of <paramref name="option"/> — the line's, else its default (an
+    /// <see cref="IntList"/>'s included; null, or 0 for a number, where it has none: test <c>GetResult</c> for
+    /// whether it was given) — and true; false when the line's value did not parse (the parser reports it).
+    /// A command's validators run before the library adds the results of the options left out, so there
+    /// <c>GetResult</c> is null for an option at its default: reading it this way checks the default as a given value.</summary>
+    public static bool TryGet<T>(this CommandResult r, Option<T> option, out T? value)
+    {
+        if (r.GetResult(option) is { } given)
+        {
+            try
+            {
+                value = given.GetValueOrDefault<T>();
+                return true;
+            }
+            catch (InvalidOperationException)
+            {
+                value = default;
+                return false;
+            }
+        }
+        value = option.HasDefaultValue ? (T?)option.GetDefaultValue()
+            : ListDefaults.TryGetValue(option, out var d) && d is T list ? list : default;
+        return true;
+    }
+
+    /// <summary>In a command's validator: adds each of <paramref name="errors"/> (worded <c>--option: …</c>) to the
+    /// command line's errors, but for an option whose value did not parse (the parser reports that, once).</summary>
+    public static void AddErrors(this CommandResult r, CliErrors errors)
+    {
+        var failed = r.Command.Options.Where(o => r.GetResult(o) is { } given && !Parses(given)).Select(o => o.Name).ToHashSet();
+        foreach (var e in errors.List)
+            if (!failed.Contains(e[..Math.Max(0, e.IndexOf(':'))])) r.AddError(e);
+    }
+
+    private static bool Parses(OptionResult given)
+    {
+        try
+        {
+            given.GetValueOrDefault<object>();
+            return true;
+        }
+        catch (InvalidOperationException)
+        {
+            return false;
+        }
+    }
+
     private delegate string? TryParse<T>(string s, out T value);
 
     private static Option<T> Parsed<T>(string name, string description, T? @default, string helpName, TryParse<T> parse, Func<T, string?> check)

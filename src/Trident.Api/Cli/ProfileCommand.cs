@@ -23,27 +23,49 @@ public static class ProfileCommand
     private static readonly Option<IReadOnlyList<int>> Degrees = Opt.IntList("--degrees", "sequence-parallel degrees of the diffuse stage to measure", [1, 2]);
     private static readonly Option<int> Steps = Opt.Int("--steps", "denoising steps per measured run", 4, 1, 10_000);
     private static readonly Option<int> Repeats = Opt.Int("--repeats", "timed runs per point (the median is kept, after a warm-up)", 3, 1, 1_000);
-    private static readonly Option<IReadOnlyList<int>> Batches = Opt.IntList("--batches", "batch sizes of the diffuse stage to measure (requests of one shape run together)", [1, 2, 4, 8]);
+    private static readonly Option<IReadOnlyList<int>> Batches = Opt.IntList("--batches", "batch sizes to measure each stage at (encode, diffuse at each degree, decode: requests of one shape run together)", [1, 2, 4, 8]);
     private static readonly Option<string> Device = DeviceOption.Create();
 
     /// <summary>The command.</summary>
-    public static Command Command { get; } = new Command("profile",
-        "measure each stage's latency (median after a warm-up) and peak memory per shape (HxW, times each frame count) and diffuse degree; write a profile")
-        { Pipeline, Out, Shapes, Frames, Degrees, Steps, Repeats, Batches, Device }.With(Run);
+    public static Command Command { get; } = Build();
 
-    private static async Task<int> Run(ParseResult args, CancellationToken ct)
+    private static Command Build()
     {
-        var errors = new CliErrors();
-        var pipelineArg = args.Text(Pipeline);
-        var output = args.Text(Out);
-        var shapesText = args.GetValue(Shapes);
+        var c = new Command("profile",
+            "measure each stage's latency (median after a warm-up) and peak memory per shape (HxW, times each frame count) and diffuse degree; write a profile")
+            { Pipeline, Out, Shapes, Frames, Degrees, Steps, Repeats, Batches, Device };
+        // the shapes, the pipeline and --out checked while parsing, so that their problems come in the same error as
+        // the values that did not parse (--steps 0 and a shape the pipeline does not take: both named)
+        c.Validators.Add(result =>
+        {
+            var errors = new CliErrors();
+            Read(
+                o => result.TryGet(o, out var v) ? v : null,
+                o => result.TryGet(o, out var v) ? v ?? [] : [],
+                o => result.TryGet(o, out var v) ? v : null,
+                errors);
+            result.AddErrors(errors);
+        });
+        return c.With(Run);
+    }
+
+    /// <summary>The pipeline and the profiler's options from the values of the options (null, or an empty list, for
+    /// one whose value did not parse: left out of the checks, as the parser reports it); every problem of the values
+    /// that parsed — a bad shape, a pipeline that cannot be read, options the pipeline does not take, an --out that
+    /// cannot be written — goes to <paramref name="errors"/>.</summary>
+    private static (string Directory, ProfilerOptions Options) Read(Func<Option<string>, string?> text,
+        Func<Option<IReadOnlyList<int>>, IReadOnlyList<int>> ints, Func<Option<int>, int?> integer, CliErrors errors)
+    {
+        var pipelineArg = text(Pipeline) ?? "";
+        var output = text(Out);
+        var shapesText = text(Shapes);
         List<(int Height, int Width)> sizes = shapesText is null ? [] : [.. ShapeOption.Parse(shapesText, withFrames: false, errors).Select(s => (s.Height, s.Width))];
-        var frames = args.Ints(Frames);
-        var degrees = args.Ints(Degrees);
-        var steps = args.GetValue(Steps);
-        var repeats = args.GetValue(Repeats);
-        var batches = args.Ints(Batches);
-        var device = args.Text(Device);
+        var frames = ints(Frames);
+        var degrees = ints(Degrees);
+        var steps = integer(Steps);
+        var repeats = integer(Repeats);
+        var batches = ints(Batches);
+        var device = text(Device) ?? "";
         var (directory, manifest) = PipelineOption.Load(pipelineArg, errors);
         if (manifest is not null)
         {
@@ -53,24 +75,32 @@ public static class ProfileCommand
                 sizes = [.. manifest.Size.DoublingSides(3, int.MaxValue).Select(side => (side, side))];
             if (frames.Count == 0) frames = [manifest.Size.MinFrames];
         }
-        var provider = DeviceOption.Parse(device)!;
-        var printer = new Printer();
         var options = new ProfilerOptions
         {
             Shapes = [.. sizes.SelectMany(s => frames.Select(f => new Shape(s.Height, s.Width, f)))],
             Degrees = degrees,
-            Steps = steps,
-            Repeats = repeats,
+            Steps = steps ?? 1, // a placeholder for a value that did not parse (its errors are dropped)
+            Repeats = repeats ?? 1,
             Batches = batches,
             Command = string.Create(CultureInfo.InvariantCulture,
                 $"trident profile --pipeline {pipelineArg} --shapes {string.Join(',', sizes.Select(s => $"{s.Height}x{s.Width}"))} --frames {string.Join(',', frames)} --degrees {string.Join(',', degrees)} --steps {steps} --repeats {repeats} --batches {string.Join(',', batches)} --device {device}"),
-            Progress = printer,
         };
         if (manifest is not null)
             foreach (var e in Profiler.Validate(manifest, options))
                 errors.Add($"--{e.Path}: {e.Message}");
         OutputPath.Check("--out", output, directory: false, create: true, errors);
+        return (directory, options);
+    }
+
+    private static async Task<int> Run(ParseResult args, CancellationToken ct)
+    {
+        var errors = new CliErrors();
+        var (directory, read) = Read(o => args.GetValue(o), o => args.Ints(o), o => args.GetValue(o), errors);
         errors.ThrowIfAny();
+        var output = args.Text(Out);
+        var provider = DeviceOption.Parse(args.Text(Device))!;
+        var printer = new Printer();
+        var options = read with { Progress = printer };
 
         // the models checked against the manifest first, on sessions released before measuring (each point loads its own)
         using (var pipeline = PipelineOption.Open(directory, provider, 1, keepSessions: false, ct))

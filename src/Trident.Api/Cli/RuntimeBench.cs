@@ -43,9 +43,46 @@ internal static class RuntimeBench
     private static readonly Option<double> Guidance = Opt.Double("--guidance", "classifier-free guidance scale [default: the pipeline's]", null, 0);
 
     /// <summary>The <c>bench runtime</c> command.</summary>
-    public static Command Command { get; } = new Command("runtime",
-        "the runtime's overhead over the raw ONNX Runtime calls of one generation (paired, interleaved runs; median and bootstrap CI)")
-        { Pipeline, Runs, MaxRuns, Width, Height, Frames, Steps, Threads, Device, Guidance }.With(Run);
+    public static Command Command { get; } = Build();
+
+    private static Command Build()
+    {
+        var c = new Command("runtime",
+            "the runtime's overhead over the raw ONNX Runtime calls of one generation (paired, interleaved runs; median and bootstrap CI)")
+            { Pipeline, Runs, MaxRuns, Width, Height, Frames, Steps, Threads, Device, Guidance };
+        // the request checked against the pipeline's manifest while parsing, so that its problems come in the same
+        // error as the values that did not parse (--steps 0 and a width the pipeline does not take: both named)
+        c.Validators.Add(result =>
+        {
+            int? Value(Option<int> o) => result.TryGet(o, out var v) ? v : null;
+            T? Given<T>(Option<T> o) where T : struct => result.GetResult(o) is not null && result.TryGet(o, out var v) ? v : null;
+            var errors = new CliErrors();
+            Read(result.TryGet(Pipeline, out var pipeline) ? pipeline ?? "" : "", Value(Runs), Value(MaxRuns), Value(Width), Value(Height), Value(Frames),
+                Given(Steps), Given(Threads), Given(Guidance), errors);
+            result.AddErrors(errors);
+        });
+        return c.With(Run);
+    }
+
+    /// <summary>The pipeline directory and the request from the options' values (null: left out where the option has
+    /// no default, or not parsed — a placeholder then, whose problems the caller drops as the parser reports the value);
+    /// every problem goes to <paramref name="errors"/>: a pipeline that cannot be read, --max-runs under --runs, a
+    /// request the manifest refuses, a pipeline the raw-call baseline cannot replay.</summary>
+    private static (string Directory, GenerationRequest Request) Read(string pipelineArg, int? runs, int? maxRuns, int? width, int? height, int? frames,
+        int? steps, int? threads, double? guidance, CliErrors errors)
+    {
+        var (directory, manifest) = PipelineOption.Load(pipelineArg, errors);
+        if (runs is { } r && maxRuns is { } m && m < r) errors.Add($"--max-runs: must be at least --runs ({r})");
+        var request = new GenerationRequest("a red fox in the snow", null, width ?? 256, height ?? 256, frames ?? 1,
+            steps ?? manifest?.Sampler.DefaultSteps ?? 1, 42, guidance, threads ?? Environment.ProcessorCount);
+        if (manifest is null) return (directory, request);
+        foreach (var e in Generation.Validate(manifest, request)) errors.Add($"--{e.Path}: {e.Message}");
+        // The raw-call baseline replays one encoder and a three-input denoiser; SDXL's second encoder, pooled
+        // text_embeds and time_ids are not replayed (not measured here; the Trident side would be unmatched).
+        if (manifest.ExportOnly)
+            errors.Add($"--pipeline: '{directory}' conditions on a second text encoder, pooled embeddings or time_ids, which bench runtime's raw-call baseline does not replay; it measures single-encoder pipelines");
+        return (directory, request);
+    }
 
     private static int Run(ParseResult args, CancellationToken ct)
     {
@@ -55,23 +92,14 @@ internal static class RuntimeBench
         var width = args.GetValue(Width);
         var height = args.GetValue(Height);
         var frames = args.GetValue(Frames);
-        var threads = args.Maybe(Threads) ?? Environment.ProcessorCount;
-        double? guidance = args.Maybe(Guidance);
-        var (directory, _) = PipelineOption.Load(args.Text(Pipeline), errors);
-        var provider = DeviceOption.Parse(args.Text(Device))!.WithThreads(threads);
-        if (maxRuns < runs) errors.Add($"--max-runs: must be at least --runs ({runs})");
+        var (directory, request) = Read(args.Text(Pipeline), runs, maxRuns, width, height, frames, args.Maybe(Steps), args.Maybe(Threads), args.Maybe(Guidance), errors);
         errors.ThrowIfAny();
+        var threads = request.IntraOpThreads;
+        var steps = request.Steps;
+        var provider = DeviceOption.Parse(args.Text(Device))!.WithThreads(threads);
 
         // the models checked against the manifest first: a broken export is a --pipeline error, not a crash in the baseline
         using var pipeline = PipelineOption.Open(directory, provider, threads, keepSessions: true, ct);
-        var steps = args.Maybe(Steps) ?? pipeline.Manifest.Sampler.DefaultSteps;
-        var request = new GenerationRequest("a red fox in the snow", null, width, height, frames, steps, 42, guidance, threads);
-        foreach (var e in Generation.Validate(pipeline.Manifest, request)) errors.Add($"--{e.Path}: {e.Message}");
-        // The raw-call baseline replays one encoder and a three-input denoiser; SDXL's second encoder, pooled
-        // text_embeds and time_ids are not replayed (not measured here; the Trident side would be unmatched).
-        if (pipeline.Manifest.ExportOnly)
-            errors.Add($"--pipeline: '{directory}' conditions on a second text encoder, pooled embeddings or time_ids, which bench runtime's raw-call baseline does not replay; it measures single-encoder pipelines");
-        errors.ThrowIfAny();
 
         using var raw = RawCalls.Prepare(pipeline, request, ct);
         GenerationResult? last = null;

@@ -32,6 +32,9 @@ let ``--help of every command lists each of its options and exits 0 without runn
             if name = "profile" then
                 Expect.stringContains out "[default: 1,2]" "profile --help: --degrees' default"
                 Expect.stringContains out "[default: 1,2,4,8]" "profile --help: --batches' default"
+                // every stage is measured at the batch sizes, not only diffuse
+                let batches = out.Split('\n') |> Array.find (fun l -> l.TrimStart().StartsWith "--batches")
+                Expect.stringContains batches "each stage" "profile --help: --batches measures encode, diffuse and decode"
             for o in c.Options do
                 Expect.stringContains out o.Name (sprintf "%s --help lists %s" name o.Name)
                 if not (o :? Help.HelpOption) then
@@ -194,6 +197,44 @@ let ``serve exits with code 1 naming the reason when the serving runtime cannot 
                 Expect.stringContains err "cuda:97" "names the device whose provider could not be added"
         finally
             if System.IO.Directory.Exists dir then System.IO.Directory.Delete(dir, true)
+
+/// Before: profile and bench runtime with --device cuda:0 where CUDA's libraries are missing ended in an unhandled
+/// ExecutionProviderException (exit 134, a stack trace); serve says the same of a CUDA device in one line, exit 1.
+let ``a CUDA device that cannot be used is one line and exit 1 from every command that takes --device`` =
+    testCase "a CUDA device that cannot be used is one line and exit 1 from every command that takes --device" <| fun () ->
+        if Trident.Runtime.Onnx.OrtEnvironment.HasCudaDevice then skiptest "a CUDA device is present: the cuda list covers it"
+        let out = System.IO.Path.Combine(System.IO.Path.GetTempPath(), sprintf "trident-nocuda-%d" (System.Random.Shared.Next()))
+        for args in [ [ "profile"; "--pipeline"; "tiny"; "--shapes"; "64x64"; "--degrees"; "1"; "--batches"; "1"; "--steps"; "1"; "--repeats"; "1"
+                        "--device"; "cuda:0"; "--out"; System.IO.Path.Combine(out, "p.json") ]
+                      [ "bench"; "runtime"; "--width"; "64"; "--height"; "64"; "--steps"; "1"; "--runs"; "4"; "--max-runs"; "4"; "--device"; "cuda:0" ] ] do
+            let name = String.concat " " args
+            let code, _, err = runCli args
+            Expect.equal code 1 (sprintf "%s: exit code (%s)" name err)
+            let lines = err.Split('\n') |> Array.filter (fun l -> l.Trim() <> "")
+            Expect.equal lines.Length 1 (sprintf "%s: one line (%s)" name err)
+            Expect.stringStarts lines.[0] (sprintf "trident %s: device cuda:0: the CUDA execution provider could not be added" (String.concat " " (List.takeWhile (fun (a: string) -> not (a.StartsWith "-")) args))) (sprintf "%s: the command, the device and what failed" name)
+        Expect.isFalse (System.IO.Directory.Exists out) "nothing written"
+
+/// Before: a value the parser refuses (--steps 0) was reported alone, and the request was checked against the
+/// pipeline only after its models were loaded, once that was fixed.
+let ``bench runtime reports bad values and a request the pipeline refuses in one error`` =
+    testCase "bench runtime reports bad values and a request the pipeline refuses in one error" <| fun () ->
+        let code, out, err = runCli [ "bench"; "runtime"; "--width"; "100"; "--frames"; "50"; "--steps"; "0"; "--runs"; "8"; "--max-runs"; "4" ]
+        Expect.equal code 2 (sprintf "exit code (%s)" err)
+        Expect.equal out "" "nothing ran"
+        let lines = err.Split('\n') |> Array.map _.Trim() |> Array.filter ((<>) "") |> List.ofArray
+        Expect.equal (lines |> List.filter (fun l -> l.EndsWith "invalid arguments") |> List.length) 1 "one error"
+        for expected in [ "--steps: 0 is outside"; "--width: must be a multiple of 16"; "--frames: must be between 1 and 9"; "--max-runs: must be at least --runs (8)" ] do
+            Expect.isTrue (lines |> List.exists (fun l -> l.StartsWith expected)) (sprintf "%s… among %A" expected lines)
+        Expect.equal (lines |> List.filter (fun l -> l.StartsWith "--steps") |> List.length) 1 "the bad --steps named once"
+
+/// Before: `inspect tiny` said "directory … does not exist", although every other command takes `tiny` as the bundled pipeline.
+let ``inspect takes tiny as the bundled pipeline, as --pipeline does`` =
+    testCase "inspect takes tiny as the bundled pipeline, as --pipeline does" <| fun () ->
+        let code, out, err = runCli [ "inspect"; "tiny" ]
+        Expect.equal code 0 (sprintf "exit code (%s)" err)
+        Expect.stringContains out "\"name\": \"tiny\"" "the tiny pipeline's manifest"
+        Expect.stringContains out "models (checked against the manifest" "its models, checked"
 
 /// A console whose every write fails as a full disk does (`> /dev/full`).
 type private FullOutput() =
@@ -564,6 +605,9 @@ let tests =
         ``simulate --shapes draws a generated workload from the given shapes only, and refuses bad ones``
         ``off a terminal, progress is plain lines on standard error, at most one per interval but always the first and last``
         ``serve exits with code 1 naming the reason when the serving runtime cannot start``
+        ``a CUDA device that cannot be used is one line and exit 1 from every command that takes --device``
+        ``bench runtime reports bad values and a request the pipeline refuses in one error``
+        ``inspect takes tiny as the bundled pipeline, as --pipeline does``
         ``an output path a command cannot write is refused up front, and a failed write is one line with exit 1``
         ``an input path of the wrong kind is named as a folder or a file, not as missing``
         ``the named workload gentd26-production is found from any directory``

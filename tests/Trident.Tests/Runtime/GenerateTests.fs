@@ -102,6 +102,36 @@ let ``generate with only --prompt and --out runs the bundled pipeline at the def
         let parsed = GenerateCommand.Parse(Commands.Parse(GenerateCommand.Command, [ "--prompt"; "x"; "--width"; "128"; "--out"; out ]))
         Expect.equal (parsed.Request.Width, parsed.Request.Height) (128, 256) "--width given, --height defaulted"
 
+/// The bundled pipeline by default (--pipeline left out, as the README's examples leave it) gets every check an explicit
+/// --pipeline tiny gets. Before: the checks against the manifest and the output format were skipped and the run
+/// threw (ManifestException, ArgumentException: exit 134 with a stack trace) or wrote a PNG ignoring --compression.
+let ``without --pipeline the bundled pipeline's checks apply, as with --pipeline tiny`` =
+    testCase "without --pipeline the bundled pipeline's checks apply, as with --pipeline tiny" <| fun () ->
+        let out = TinyFixture.tempPath "default.png"
+        for extra, expected in
+            [ [ "--width"; "100"; "--height"; "4096"; "--steps"; "1" ], [ "--width: must be a multiple of 16"; "--height: must be between 64 and 1024" ]
+              [ "--scheduler"; "foo" ], [ "--scheduler: 'foo' is not one of" ]
+              [ "--guidance"; "1"; "--negative-prompt"; "x" ], [ "--negative-prompt: is not used" ]
+              [ "--frames"; "9" ], [ "--out: 'png' holds one image" ]
+              [ "--compression"; "50" ], [ "--compression: applies to" ] ] do
+            let args = [ "--prompt"; "a fox"; "--out"; out ] @ extra
+            let errors = errorsOf args
+            Expect.equal errors.Length expected.Length (sprintf "%A: one problem per bad option: %A" extra errors)
+            for e in expected do
+                Expect.isTrue (errors |> List.exists (fun x -> x.StartsWith e)) (sprintf "%A: %s… among %A" extra e errors)
+            Expect.equal errors (errorsOf ([ "--pipeline"; "tiny" ] @ args)) (sprintf "%A: as with --pipeline tiny" extra)
+            let code, _, err = runCli ([ "generate" ] @ args)
+            Expect.equal code 2 (sprintf "%A: exit code (%s)" extra err)
+            Expect.isFalse (err.Contains "   at ") (sprintf "%A: no stack trace" extra)
+        Expect.isFalse (File.Exists out) "nothing written"
+
+/// Before: a blank --prompt ran (the HTTP API refuses it: 'prompt: is required and must not be blank').
+let ``a blank prompt is refused as the HTTP API refuses it`` =
+    testCase "a blank prompt is refused as the HTTP API refuses it" <| fun () ->
+        for prompt in [ ""; "   " ] do
+            let errors = errorsOf [ "--pipeline"; TinyFixture.directory.Value; "--prompt"; prompt; "--width"; "100"; "--out"; TinyFixture.tempPath "blank.png" ]
+            Expect.equal errors [ "--prompt: is required and must not be blank"; "--width: must be a multiple of 16" ] (sprintf "%A: with the other bad options" prompt)
+
 [<Tests>]
 let tests =
     testList "integration" [ testList "GenerateTests" [
@@ -112,4 +142,6 @@ let tests =
         ``a negative prompt no classifier-free pass reads is refused naming --negative-prompt, and read with guidance``
         ``a missing pipeline and missing required options are reported together``
         ``generate with only --prompt and --out runs the bundled pipeline at the default size``
+        ``without --pipeline the bundled pipeline's checks apply, as with --pipeline tiny``
+        ``a blank prompt is refused as the HTTP API refuses it``
     ] |> testSequenced ]
