@@ -17,7 +17,8 @@ namespace Trident.Api.Cli;
 /// best bound, relative gap, solve time and model size; beside it the plan the server recorded, when the
 /// document has one. <c>--lp OUT</c> writes the round's MIP as CPLEX LP text (none is written when the
 /// round has nothing to decide); <c>--backend</c> and <c>--time-limit</c> override the recorded settings.
-/// Exit codes: 0, 1 when the file cannot be read, 2 for bad arguments.
+/// Exit codes: 0, 1 when the file cannot be read or is not a valid snapshot (every problem listed, each naming its
+/// JSON path: <see cref="SnapshotJson.Read"/>), 2 for bad arguments.
 /// </summary>
 public static class ReplayCommand
 {

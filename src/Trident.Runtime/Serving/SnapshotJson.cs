@@ -114,14 +114,6 @@ public static class SnapshotJson
 
     private static string StageName(Stage s) => s.IsEncode ? "encode" : s.IsDiffuse ? "diffuse" : "decode";
 
-    private static Stage ParseStage(string s) => s switch
-    {
-        "encode" => Stage.Encode,
-        "diffuse" => Stage.Diffuse,
-        "decode" => Stage.Decode,
-        _ => throw new FormatException($"unknown stage '{s}'"),
-    };
-
     private static void WriteCostSettings(Utf8JsonWriter w, CostSettings c)
     {
         w.WriteStartObject("cost_settings");
@@ -152,16 +144,6 @@ public static class SnapshotJson
         }
         w.WriteEndObject();
         w.WriteEndObject();
-    }
-
-    /// <summary>The snapshot's MIP backend; snapshots written before backends were recorded get the default.</summary>
-    private static Trident.Scheduling.Mip.Backend ParseBackend(JsonElement settings)
-    {
-        if (!settings.TryGetProperty("backend", out var b)) return Trident.Scheduling.Mip.BackendModule.defaultDispatchBackend;
-        var parsed = Trident.Scheduling.Mip.BackendModule.tryParse(b.GetString() ?? "");
-        return FSharpOption<Trident.Scheduling.Mip.Backend>.get_IsSome(parsed)
-            ? parsed.Value
-            : throw new JsonException($"settings.backend: unknown MIP backend '{b.GetString()}' (known: scip, cbc, highs, cp-sat)");
     }
 
     private static void WriteDispatchSettings(Utf8JsonWriter w, DispatchSettings d)
@@ -225,146 +207,40 @@ public static class SnapshotJson
         w.WriteEndObject();
     }
 
-    /// <summary>The snapshot written by <see cref="Write"/> (its plan, if any, is not read). A document is user input
-    /// (<c>trident replay FILE</c>): a request's priority outside <c>Priority.MinLevel</c> … <c>MaxLevel</c> is refused,
-    /// naming the request and the range (<c>Priority.problem</c>), not clamped. Jobs recovered from the server's own
-    /// storage (<see cref="JobJournal.Recover"/>) keep the priority stored, and the planner clamps one out of range
-    /// (<c>Priority.level</c>), so a job journalled before the range existed still loads.</summary>
-    /// <exception cref="FormatException">when the text is not such a snapshot, naming where (a priority out of range:
-    /// the request's place and id).</exception>
-    public static Snapshot Read(string json)
-    {
-        // where the reading is, for the error: a missing field or a value of the wrong type names its place
-        var at = "$";
-        try
-        {
-            using var doc = JsonDocument.Parse(json);
-            var root = doc.RootElement;
-            if (root.Field("format").GetString() != Format) throw new FormatException($"not a {Format} document");
-            at = "cluster";
-            var c = root.Field("cluster");
-            var bw = c.Field("bandwidths");
-            var devices = c.Field("devices").EnumerateArray()
-                .Select(d => new Device(DeviceId.NewDeviceId(d.Field("id").GetInt32()), NodeId.NewNodeId(d.Field("node").GetInt32()), d.Field("memory_gb").GetDouble()))
-                .ToArray();
-            var cluster = new Cluster(devices, c.Field("node_count").GetInt32(),
-                new Bandwidths(bw.Field("intra_node").GetDouble(), bw.Field("inter_node").GetDouble(), bw.Field("host_to_device").GetDouble()));
-            at = "profile";
-            var profile = ProfileFile.parse(root.Field("profile").GetRawText());
-            if (profile.IsError) throw new FormatException("profile: " + string.Join("; ", profile.ErrorValue));
-            at = "cost_settings";
-            var cost = CostModelModule.create(ReadCostSettings(root.Field("cost_settings")), profile.ResultValue);
-            at = "placement";
-            var p = root.Field("placement");
-            var types = p.Field("types").EnumerateObject()
-                .Select(t => (DeviceId.NewDeviceId(int.Parse(t.Name, CultureInfo.InvariantCulture)),
-                    PlacementTypeModule.tryParse(t.Value.GetString()!) is { } pt ? pt.Value : throw new FormatException($"unknown placement type '{t.Value.GetString()}'")))
-                .ToArray();
-            var capacity = p.Field("capacity").EnumerateObject().Select(e => (ParseStage(e.Name), e.Value.GetDouble())).ToArray();
-            var placement = new PlacementPlan(
-                MapModule.OfSeq(types.Select(t => Tuple.Create(t.Item1, t.Item2))),
-                MapModule.OfSeq(capacity.Select(t => Tuple.Create(t.Item1, t.Item2))),
-                p.Field("alpha").GetDouble(),
-                p.Field("moves").GetInt32(),
-                PlanSource.NewGreedy("replayed: " + p.Field("source").GetString()));
-            at = "busy_until";
-            var busy = root.Field("busy_until").EnumerateArray().Select(b => b.GetDouble()).ToArray();
-            at = "queue";
-            var queue = root.Field("queue").EnumerateArray().Select((r, i) =>
-            {
-                at = $"queue[{i}]";
-                var id = r.Field("id").GetInt64();
-                var priority = r.Field("priority");
-                return new Request(
-                    RequestId.NewRequestId(id),
-                    ModelName.NewModelName(r.Field("model").GetString()!),
-                    new Shape(r.Field("height").GetInt32(), r.Field("width").GetInt32(), r.Field("frames").GetInt32()),
-                    r.Field("steps").GetInt32(),
-                    r.Field("arrival").GetDouble(),
-                    r.Field("deadline").GetDouble(),
-                    priority.ValueKind == JsonValueKind.Null ? FSharpOption<int>.None : FSharpOption<int>.Some(PriorityOf(id, priority)));
-            }).ToArray();
-            // absent from documents written before resumed requests were planned with their remaining stages
-            at = "completed";
-            var completed = root.TryGetProperty("completed", out var cp)
-                ? cp.EnumerateObject().Select(e => Tuple.Create(RequestId.NewRequestId(long.Parse(e.Name, CultureInfo.InvariantCulture)), ParseStage(e.Value.GetString()!)))
-                : [];
-            at = "settings";
-            var st = root.Field("settings");
-            var settings = new DispatchSettings(
-                st.Field("on_time_reward").GetDouble(),
-                st.Field("late_reward_base").GetDouble(),
-                st.Field("idle_penalty").GetDouble(),
-                MapModule.OfSeq(st.Field("communication_penalty").EnumerateObject().Select(e => Tuple.Create(ParseVr(e.Name), e.Value.GetDouble()))),
-                st.Field("device_penalty").GetDouble(),
-                // absent from documents written before the latency term existed: the default then
-                st.TryGetProperty("latency_weight", out var lw) ? lw.GetDouble() : DispatchSettingsModule.defaults.LatencyWeight,
-                st.Field("time_limit_s").GetDouble(),
-                ParseBackend(st),
-                st.Field("candidates_per_free_device").GetInt32(),
-                // absent from documents written before queue-behind existed: the default then
-                st.TryGetProperty("queue_horizon_s", out var qh) ? qh.GetDouble() : DispatchSettingsModule.defaults.QueueHorizon,
-                // absent from documents written before the dispatch MIP priced batches: no batch then
-                st.TryGetProperty("max_batch", out var mb) ? mb.GetInt32() : DispatchSettingsModule.defaults.MaxBatch);
-            // absent from documents written before decode devices' later bookings were planned with
-            at = "bookings";
-            var bookings = root.TryGetProperty("bookings", out var bk)
-                ? MapModule.OfSeq(bk.EnumerateObject().Select(e => Tuple.Create(
-                    DeviceId.NewDeviceId(int.Parse(e.Name, CultureInfo.InvariantCulture)),
-                    ListModule.OfSeq(e.Value.EnumerateArray().Select(x => Tuple.Create(x[0].GetDouble(), x[1].GetDouble()))))))
-                : SnapshotModule.noBookings;
-            // absent from documents written before backfilling: no device held idle then
-            at = "idle_until";
-            var idleUntil = root.TryGetProperty("idle_until", out var iu)
-                ? MapModule.OfSeq(iu.EnumerateObject().Select(e => Tuple.Create(
-                    DeviceId.NewDeviceId(int.Parse(e.Name, CultureInfo.InvariantCulture)), e.Value.GetDouble())))
-                : SnapshotModule.noIdle;
-            at = "now";
-            return new Snapshot(root.Field("now").GetDouble(), cluster, cost, placement, busy, ListModule.OfSeq(queue), MapModule.OfSeq(completed), settings, bookings, idleUntil);
-        }
-        catch (FormatException ex) when (at != "$")
-        {
-            throw new FormatException($"not a valid {Format} document: at {at}: {ex.Message}", ex);
-        }
-        catch (Exception ex) when (ex is JsonException or KeyNotFoundException or InvalidOperationException or ArgumentException)
-        {
-            throw new FormatException($"not a valid {Format} document: at {at}: {ex.Message}", ex);
-        }
-    }
+    /// <summary>The snapshot written by <see cref="Write"/>. A document is user input (<c>trident replay FILE</c>), and
+    /// the server's own rounds are read back by the same rules: it is checked whole before anything is built, and every
+    /// problem is reported at once, each naming its JSON path (<c>queue[3].steps: 0 must be ≥ 1</c>; the embedded
+    /// profile's as <see cref="ProfileFile.parse"/> gives them, under <c>profile</c>). Checked: the format and version
+    /// (<see cref="ReadableVersions"/>; another version is refused before its fields are read), every field's presence,
+    /// type and range (sizes, steps and frames ≥ 1, times finite, arrivals ≥ 0 and deadlines not before them, a time
+    /// limit &gt; 0, …), unknown and repeated fields, the devices (ids 0 … n−1 in order, each on a node of
+    /// <c>node_count</c>, every node with one) against <c>busy_until</c> (one entry per device), <c>placement.types</c>
+    /// (one type per device, no other id), <c>bookings</c> and <c>idle_until</c> (known devices), the queue (unique ids,
+    /// the profile's model, frames 1 for an image-only profile) against <c>completed</c> (requests of the queue), and
+    /// the recorded plan's fields that <c>trident replay</c> prints (the plan is otherwise not read). A request's
+    /// priority outside <c>Priority.MinLevel</c> … <c>MaxLevel</c> is refused naming the request and the range
+    /// (<c>Priority.problem</c>), not clamped. Jobs recovered from the server's own storage
+    /// (<see cref="JobJournal.Recover"/>) keep the priority stored, and the planner clamps one out of range
+    /// (<c>Priority.level</c>), so a job journalled before the range existed still loads. Pure.</summary>
+    /// <exception cref="SnapshotFormatException">(a <see cref="FormatException"/>) listing every problem found.</exception>
+    public static Snapshot Read(string json) => SnapshotReader.Read(json);
 
-    // a request's priority as the API takes it: a whole JSON number (1.5, "2" or true name the request and the field, not
-    // System.Text.Json's "One of the identified items was in an invalid format") in range (the one range message); a
-    // replay file is refused, not clamped
-    private static int PriorityOf(long request, JsonElement priority)
-    {
-        if (priority.ValueKind != JsonValueKind.Number || !priority.TryGetInt32(out var level))
-            throw new FormatException(
-                $"request {request}: priority {priority.GetRawText()} is not a whole number from {Priority.MinLevel} to {Priority.MaxLevel} or null");
-        return Priority.problem(level) is { } why ? throw new FormatException($"request {request}: {why.Value}") : level;
-    }
+    /// <summary>The versions <see cref="Read"/> reads (<see cref="Write"/> writes version 1).</summary>
+    public static IReadOnlyList<int> ReadableVersions { get; } = [1];
+}
 
-    // a required field: a missing one is named (JsonElement.GetProperty's KeyNotFoundException does not say which)
-    private static JsonElement Field(this JsonElement e, string name) =>
-        e.ValueKind == JsonValueKind.Object && e.TryGetProperty(name, out var v) ? v
-        : throw new KeyNotFoundException(e.ValueKind == JsonValueKind.Object ? $"the field '{name}' is missing" : $"'{name}' is asked of a JSON {e.ValueKind.ToString().ToLowerInvariant()}, not an object");
+/// <summary>A <c>trident-snapshot</c> document that <see cref="SnapshotJson.Read"/> refused, with every problem found.</summary>
+public sealed class SnapshotFormatException : FormatException
+{
+    /// <summary>Creates the exception from the problems found, each worded <c>path: what is wrong</c>.</summary>
+    public SnapshotFormatException(IReadOnlyList<string> errors) : base(FormatMessage(errors)) => Errors = errors;
 
-    private static VrType ParseVr(string s) =>
-        VrTypeModule.all.FirstOrDefault(v => v.ToString() == s) ?? throw new FormatException($"unknown VR type '{s}'");
+    /// <summary>Every problem found, in document order, each worded <c>path: what is wrong</c>.</summary>
+    public IReadOnlyList<string> Errors { get; }
 
-    private static CostSettings ReadCostSettings(JsonElement e)
-    {
-        var deadline = e.Field("deadline");
-        var rule = deadline.Field("rule").GetString() switch
-        {
-            "slo_scale" => DeadlineRule.NewSloScale(deadline.Field("scale").GetDouble()),
-            "reference_code" => DeadlineRule.ReferenceCode,
-            var other => throw new FormatException($"unknown deadline rule '{other}'"),
-        };
-        return new CostSettings(
-            ListModule.OfSeq(e.Field("degrees").EnumerateArray().Select(k => k.GetInt32())),
-            e.Field("efficiency_threshold").GetDouble(),
-            ListModule.OfSeq(e.Field("min_degree_rules").EnumerateArray().Select(r => new MinDegreeRule(
-                r.Field("video").GetBoolean(), r.Field("above_pixel_frames").GetDouble(), r.Field("min_degree").GetInt32()))),
-            rule);
-    }
+    private static string FormatMessage(IReadOnlyList<string> errors) =>
+        errors.Count == 1
+            ? $"not a valid {SnapshotJson.Format} document: {errors[0]}"
+            : $"not a valid {SnapshotJson.Format} document ({errors.Count} problems):" + Environment.NewLine
+              + string.Join(Environment.NewLine, errors.Select(e => "  " + e));
 }

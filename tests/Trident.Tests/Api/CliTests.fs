@@ -320,6 +320,51 @@ let ``an input path of the wrong kind is named as a folder or a file, not as mis
         finally
             System.IO.Directory.Delete(folder, true)
 
+/// A saved round edited by hand is input: before, `replay` of the server's example round with busy_until one device
+/// short died of an IndexOutOfRangeException in the planner (exit 134), one with a device left out of placement.types
+/// of a KeyNotFoundException, and one with steps 0 or a negative time limit was planned and printed as if nothing
+/// were wrong. Each is refused with every problem on its own line, naming its JSON path, and exit 1 (the file cannot
+/// be read), before anything is planned.
+let ``replay of a round with bad fields lists every problem with its JSON path and exits 1, with no stack trace`` =
+    testCase "replay of a round with bad fields lists every problem with its JSON path and exits 1, planning nothing and printing no stack trace" <| fun () ->
+        let round = System.IO.Path.Combine(System.AppContext.BaseDirectory, "OpenApi", "Examples", "GetPlanRound.200.json")
+        let code, _, err = runCli [ "replay"; round ]
+        Expect.equal code 0 (sprintf "the server's example round replays (%s)" err)
+        let dir = System.IO.Directory.CreateTempSubdirectory("trident-replay-").FullName
+        try
+            let edited (name: string) (change: System.Text.Json.Nodes.JsonNode -> unit) =
+                let n = System.Text.Json.Nodes.JsonNode.Parse(System.IO.File.ReadAllText round)
+                change n
+                let file = System.IO.Path.Combine(dir, name + ".json")
+                System.IO.File.WriteAllText(file, n.ToJsonString())
+                file
+            let shortBusy (n: System.Text.Json.Nodes.JsonNode) = n.["busy_until"].AsArray().RemoveAt 1
+            let noType (n: System.Text.Json.Nodes.JsonNode) = n.["placement"].["types"].AsObject().Remove "1" |> ignore
+            let noSteps (n: System.Text.Json.Nodes.JsonNode) = n.["queue"].[0].["steps"] <- System.Text.Json.Nodes.JsonValue.Create 0
+            let badLimit (n: System.Text.Json.Nodes.JsonNode) = n.["settings"].["time_limit_s"] <- System.Text.Json.Nodes.JsonValue.Create -1
+            let busyProblem = "busy_until: has 1 entry for the 2 devices of cluster.devices (one per device, in id order)"
+            let typeProblem = "placement.types: device 1 has no type (every device of cluster.devices needs one)"
+            let stepsProblem = "queue[0].steps: 0 must be ≥ 1"
+            let limitProblem = "settings.time_limit_s: -1 must be > 0"
+            for name, change, expected in
+                [ "short-busy", shortBusy, [ busyProblem ]
+                  "no-type", noType, [ typeProblem ]
+                  "no-steps", noSteps, [ stepsProblem ]
+                  "bad-limit", badLimit, [ limitProblem ]
+                  "several", (fun n -> shortBusy n; noType n; noSteps n; badLimit n), [ typeProblem; busyProblem; stepsProblem; limitProblem ] ] do
+                let file = edited name change
+                let code, out, err = runCli [ "replay"; file ]
+                Expect.equal code 1 (sprintf "%s: the file cannot be read (%s)" name err)
+                Expect.equal out "" (sprintf "%s: nothing planned or printed" name)
+                let header = sprintf "trident replay: %s: not a valid trident-snapshot document" file
+                let lines = err.TrimEnd().Split('\n') |> Array.map _.TrimEnd('\r') |> List.ofArray
+                match expected with
+                | [ one ] -> Expect.equal lines [ header + ": " + one ] (sprintf "%s: one line" name)
+                | many -> Expect.equal lines ((header + sprintf " (%d problems):" many.Length) :: (many |> List.map (fun e -> "  " + e))) (sprintf "%s: one problem a line" name)
+                Expect.isFalse (err.Contains "   at ") (sprintf "%s: no stack trace" name)
+        finally
+            System.IO.Directory.Delete(dir, true)
+
 let ``the named workload gentd26-production is found from any directory`` =
     testCase "the named workload gentd26-production is found from any directory" <| fun () ->
         let elsewhere = System.IO.Directory.CreateTempSubdirectory("trident-cwd-").FullName
@@ -610,6 +655,7 @@ let tests =
         ``inspect takes tiny as the bundled pipeline, as --pipeline does``
         ``an output path a command cannot write is refused up front, and a failed write is one line with exit 1``
         ``an input path of the wrong kind is named as a folder or a file, not as missing``
+        ``replay of a round with bad fields lists every problem with its JSON path and exits 1, with no stack trace``
         ``the named workload gentd26-production is found from any directory``
         ``models' help offers only the choices each command takes``
         ``capacity says the load is fixed for --devices only where it is scaled to them``

@@ -146,10 +146,10 @@ let ``a snapshot document with a missing field or a wrong type names where`` =
         let broken (change: System.Text.Json.Nodes.JsonNode -> unit) =
             let n = System.Text.Json.Nodes.JsonNode.Parse(good)
             change n
-            (expectThrows<FormatException> "refused" (fun () -> SnapshotJson.Read(n.ToJsonString()) |> ignore)).Message
-        Expect.stringContains (broken (fun n -> n.AsObject().Remove "cluster" |> ignore)) "at cluster: the field 'cluster' is missing" "a missing section"
-        Expect.stringContains (broken (fun n -> n.["queue"].[1].["steps"] <- System.Text.Json.Nodes.JsonValue.Create "8")) "at queue[1]:" "a string for a number, in the second request"
-        Expect.stringContains (broken (fun n -> n.["settings"].AsObject().Remove "on_time_reward" |> ignore)) "at settings: the field 'on_time_reward' is missing" "a missing setting"
+            (expectThrows<SnapshotFormatException> "refused" (fun () -> SnapshotJson.Read(n.ToJsonString()) |> ignore)).Message
+        Expect.stringContains (broken (fun n -> n.AsObject().Remove "cluster" |> ignore)) "cluster: missing" "a missing section"
+        Expect.stringContains (broken (fun n -> n.["queue"].[1].["steps"] <- System.Text.Json.Nodes.JsonValue.Create "8")) "queue[1].steps: must be a whole number, not \"8\"" "a string for a number, in the second request"
+        Expect.stringContains (broken (fun n -> n.["settings"].AsObject().Remove "on_time_reward" |> ignore)) "settings.on_time_reward: missing" "a missing setting"
 
 /// A replay file is user input: a request priority outside −3 … 3 is refused naming the request and the range (the
 /// one message of Priority.problem); before, it was read and clamped by the planner without a word.
@@ -163,8 +163,8 @@ let ``a snapshot document with a priority out of range is refused naming the req
             n.ToJsonString()
         let id = System.Text.Json.Nodes.JsonNode.Parse(good).["queue"].[1].["id"].GetValue<int64>()
         for bad in [ 7; -4; 4; Int32.MaxValue ] do
-            let message = (expectThrows<FormatException> "refused" (fun () -> SnapshotJson.Read(withPriority (System.Text.Json.Nodes.JsonValue.Create bad)) |> ignore)).Message
-            Expect.stringContains message (sprintf "at queue[1]: request %d: " id) (sprintf "priority %d: names the request" bad)
+            let message = (expectThrows<SnapshotFormatException> "refused" (fun () -> SnapshotJson.Read(withPriority (System.Text.Json.Nodes.JsonValue.Create bad)) |> ignore)).Message
+            Expect.stringContains message (sprintf "queue[1].priority: request %d: " id) (sprintf "priority %d: names the request" bad)
             Expect.stringContains message (Priority.problem bad).Value (sprintf "priority %d: the range message" bad)
         // not a whole number: the request and the field named (before: System.Text.Json's "One of the identified items
         // was in an invalid format" for 1.5)
@@ -172,12 +172,202 @@ let ``a snapshot document with a priority out of range is refused naming the req
                           System.Text.Json.Nodes.JsonValue.Create "2", "\"2\""
                           System.Text.Json.Nodes.JsonValue.Create true, "true"
                           System.Text.Json.Nodes.JsonValue.Create 1e12, "1000000000000" ] do
-            let message = (expectThrows<FormatException> "refused" (fun () -> SnapshotJson.Read(withPriority bad) |> ignore)).Message
-            Expect.stringContains message (sprintf "at queue[1]: request %d: priority %s is not a whole number from -3 to 3 or null" id raw) (sprintf "priority %s" raw)
+            let message = (expectThrows<SnapshotFormatException> "refused" (fun () -> SnapshotJson.Read(withPriority bad) |> ignore)).Message
+            Expect.stringContains message (sprintf "queue[1].priority: request %d: priority %s is not a whole number from -3 to 3 or null" id raw) (sprintf "priority %s" raw)
         for p in Priority.MinLevel .. Priority.MaxLevel do
             let read = SnapshotJson.Read(withPriority (System.Text.Json.Nodes.JsonValue.Create p))
             Expect.equal (List.item 1 read.Queue).Priority (Some p) (sprintf "priority %d loads as it is" p)
         Expect.equal (List.item 1 (SnapshotJson.Read(withPriority null)).Queue).Priority None "null: no priority"
+
+// A round as the server writes it, to break one field at a time: sd3's profile (image-only), 4 devices on 2 nodes
+// (busy-until 0 s for d1, idle otherwise), the heuristic placement, requests 0, 1, 2 waiting.
+let private roundSpec =
+    { Profile = 0
+      Cluster = { Nodes = 2; PerNode = 1; Memory = 0 }
+      PlacementMode = 0
+      Types = []
+      Busy = [ 0; 5; 0; 0 ]
+      Requests = [ for i in 0..2 -> { ShapeIndex = i; Steps = 20; AgeTenths = 10 * (i + 1); SloPercent = 400; Priority = 1 } ] }
+
+let private savedRound = lazy (SnapshotJson.Write(buildSnapshot DispatchSettings.defaults roundSpec, Unchecked.defaultof<DispatchPlan>))
+
+let private node (v: obj) : System.Text.Json.Nodes.JsonNode =
+    match v with
+    | null -> null
+    | :? System.Text.Json.Nodes.JsonNode as n -> n
+    | :? string as s -> System.Text.Json.Nodes.JsonValue.Create s
+    | :? int as i -> System.Text.Json.Nodes.JsonValue.Create i
+    | :? float as f -> System.Text.Json.Nodes.JsonValue.Create f
+    | other -> failwithf "no JSON for %A" other
+
+/// The problems reading the round's text after `edit` (each `path: what is wrong`), or a failure when it loads.
+let private problemsOfText (text: string) =
+    (expectThrows<SnapshotFormatException> "refused" (fun () -> SnapshotJson.Read text |> ignore)).Errors |> List.ofSeq
+
+/// The problems reading the round after `change` to its JSON tree.
+let private problemsAfter (change: System.Text.Json.Nodes.JsonNode -> unit) =
+    let n = System.Text.Json.Nodes.JsonNode.Parse savedRound.Value
+    change n
+    problemsOfText (n.ToJsonString())
+
+/// Sets `path` (dotted, with [i] for items) of the round to `value` (a JsonNode, string, int, float or null).
+let private setAt (path: string) (value: obj) (n: System.Text.Json.Nodes.JsonNode) =
+    let parts = path.Replace("[", ".[").Split('.') |> Array.filter ((<>) "")
+    let step (x: System.Text.Json.Nodes.JsonNode) (part: string) =
+        if part.StartsWith "[" then x.[int (part.Trim('[', ']'))] else x.[part]
+    let parent = parts.[.. parts.Length - 2] |> Array.fold step n
+    let last = parts.[parts.Length - 1]
+    if last.StartsWith "[" then parent.[int (last.Trim('[', ']'))] <- node value else parent.[last] <- node value
+
+let private remove (path: string) (name: string) (n: System.Text.Json.Nodes.JsonNode) =
+    let target = if path = "" then n else path.Replace("[", ".[").Split('.') |> Array.filter ((<>) "") |> Array.fold (fun (x: System.Text.Json.Nodes.JsonNode) p -> if p.StartsWith "[" then x.[int (p.Trim('[', ']'))] else x.[p]) n
+    target.AsObject().Remove name |> ignore
+
+let private expectProblems (change: System.Text.Json.Nodes.JsonNode -> unit) (expected: string list) (what: string) =
+    Expect.equal (problemsAfter change) expected what
+
+let ``the round written for the snapshot tests loads`` =
+    testCase "the round the snapshot tests break one field at a time loads as written" <| fun () ->
+        let s = SnapshotJson.Read savedRound.Value
+        Expect.equal s.Cluster.Devices.Length 4 "4 devices"
+        Expect.equal s.Queue.Length 3 "3 requests"
+
+/// Before, the version was not read: a document of version 99 was planned as version 1.
+let ``a snapshot document of another format or version is refused alone, naming the versions read`` =
+    testCase "a snapshot document of another format or version is refused with that one problem, naming the versions this build reads" <| fun () ->
+        expectProblems (setAt "version" 99) [ "version: 99 is not a version this build reads (it reads version 1; a newer trident may have written the document)" ] "version 99"
+        expectProblems (setAt "version" "1") [ "version: \"1\" is not a version this build reads (it reads version 1; a newer trident may have written the document)" ] "a string"
+        expectProblems (remove "" "version") [ "version: missing (this build reads version 1)" ] "no version"
+        expectProblems (setAt "format" "trident-profile") [ "format: \"trident-profile\" is not 'trident-snapshot': not a trident-snapshot document" ] "another format"
+        Expect.equal (problemsOfText "[1]") [ "$: must be a JSON object (a trident-snapshot document), not a JSON array" ] "not an object"
+        Expect.stringStarts (List.exactlyOne (problemsOfText "{\"format\":")) "$: not valid JSON: " "not JSON"
+
+/// Before, a busy_until shorter than the devices crashed the planner (IndexOutOfRangeException in
+/// Admissible.freeByNodeAndType), a device without a type crashed it ("the placement has no type for device d1"),
+/// and an empty device list was replayed as "1 of 2 devices free".
+let ``a snapshot document whose devices disagree across cluster, busy_until, placement, bookings and idle_until is refused`` =
+    testCase "a snapshot document whose device ids disagree across cluster, busy_until, placement.types, bookings and idle_until is refused naming each" <| fun () ->
+        expectProblems (fun n -> n.["busy_until"].AsArray().RemoveAt 3)
+            [ "busy_until: has 3 entries for the 4 devices of cluster.devices (one per device, in id order)" ] "busy_until short of a device"
+        expectProblems (fun n -> n.["busy_until"].AsArray().Add 1.0)
+            [ "busy_until: has 5 entries for the 4 devices of cluster.devices (one per device, in id order)" ] "busy_until with an extra entry"
+        expectProblems (remove "placement.types" "1") [ "placement.types: device 1 has no type (every device of cluster.devices needs one)" ] "a device without a type"
+        expectProblems (setAt "placement.types.7" "EDC") [ "placement.types.7: device 7 is not in cluster.devices (ids 0 … 3)" ] "a type for no device"
+        expectProblems (setAt "placement.types.d1" "EDC") [ "placement.types.d1: is not a device id (a whole number ≥ 0)" ] "not an id"
+        expectProblems (setAt "placement.types.0" "XYZ") [ "placement.types.0: unknown placement type 'XYZ' (known: EDC, DC, ED, D, E, C)" ] "an unknown type"
+        expectProblems (setAt "cluster.devices[2].id" 1)
+            [ "cluster.devices[2].id: device 1 is listed more than once (each device once, ids 0 … n−1 in order)" ] "a device twice"
+        expectProblems (setAt "cluster.devices[1].id" 5) [ "cluster.devices[1].id: 5 must be 1 (each device once, ids 0 … n−1 in order)" ] "ids out of order"
+        expectProblems (setAt "idle_until" (System.Text.Json.Nodes.JsonNode.Parse """{"9": 1000.5}"""))
+            [ "idle_until.9: device 9 is not in cluster.devices (ids 0 … 3)" ] "held idle: no such device"
+        expectProblems (setAt "bookings" (System.Text.Json.Nodes.JsonNode.Parse """{"4": [[1001, 1002]]}"""))
+            [ "bookings.4: device 4 is not in cluster.devices (ids 0 … 3)" ] "bookings: no such device"
+        expectProblems (setAt "bookings" (System.Text.Json.Nodes.JsonNode.Parse """{"0": [[1005, 1003], [1010, 1011], [1008, 1009], [1]]}"""))
+            [ "bookings.0[0]: ends (1003) before it starts (1005)"
+              "bookings.0[2]: starts (1008) before the booking before it (1010): bookings are in start order"
+              "bookings.0[3]: must be a [start, end] pair of seconds" ] "bookings out of order"
+        let none = problemsAfter (setAt "cluster.devices" (System.Text.Json.Nodes.JsonArray()))
+        Expect.contains none "cluster.devices: must list at least one device" "no device"
+        Expect.contains none "busy_until: has 4 entries for the 0 devices of cluster.devices (one per device, in id order)" "no device: busy_until"
+        Expect.contains none "placement.types.0: device 0 is not in cluster.devices (it lists none)" "no device: the types"
+
+let ``a snapshot document whose devices and nodes disagree is refused`` =
+    testCase "a snapshot document with a device on a node outside node_count, or a node without a device, is refused naming it" <| fun () ->
+        expectProblems (setAt "cluster.devices[3].node" 2)
+            [ "cluster.devices[3].node: 2 is not a node of the cluster (cluster.node_count 2: nodes 0 … 1)" ] "a node outside node_count"
+        expectProblems (setAt "cluster.node_count" 3) [ "cluster.node_count: node 2 has no device (each of the 3 nodes needs one)" ] "a node without a device"
+        expectProblems (setAt "cluster.node_count" 0) [ "cluster.node_count: 0 must be ≥ 1" ] "no node"
+        expectProblems (setAt "cluster.devices[0].memory_gb" -1.0) [ "cluster.devices[0].memory_gb: -1 must be > 0" ] "negative memory"
+        // the other sections are still checked against the devices listed
+        expectProblems (fun n -> setAt "cluster.devices[0].memory_gb" "8" n; n.["busy_until"].AsArray().RemoveAt 0)
+            [ "cluster.devices[0].memory_gb: must be a number, not \"8\""
+              "busy_until: has 3 entries for the 4 devices of cluster.devices (one per device, in id order)" ] "a bad device and busy_until"
+        expectProblems (setAt "cluster.bandwidths.inter_node" 0) [ "cluster.bandwidths.inter_node: 0 must be > 0" ] "no bandwidth"
+
+/// Before, each of these was planned and printed without a word ("2 waiting" for one request given twice).
+let ``a snapshot document with a request the planner cannot plan is refused naming the request and the field`` =
+    testCase "a snapshot document with a request of a bad size, steps, frames, times, model or a repeated id is refused naming the field" <| fun () ->
+        let arrival = System.Text.Json.Nodes.JsonNode.Parse(savedRound.Value).["queue"].[1].["arrival"].GetValue<float>()
+        for field, value, expected in
+            [ "height", box -64, "queue[1].height: -64 must be ≥ 1"
+              "width", box 0, "queue[1].width: 0 must be ≥ 1"
+              "steps", box 0, "queue[1].steps: 0 must be ≥ 1"
+              "steps", box 2.5, "queue[1].steps: must be a whole number, not 2.5"
+              "frames", box 0, "queue[1].frames: 0 must be ≥ 1"
+              "frames", box 17, "queue[1].frames: 17, but the profile's model 'sd3' is image-only (frames must be 1)"
+              "arrival", box -1.0, "queue[1].arrival: -1 must be ≥ 0"
+              "deadline", box -5.0, sprintf "queue[1].deadline: -5 is before the request's arrival %s" (arrival.ToString("G", Globalization.CultureInfo.InvariantCulture))
+              "model", box "flux", "queue[1].model: 'flux' is not the profile's model 'sd3'"
+              "id", box 0, "queue[1].id: request 0 is also queue[0] (each request once)" ] do
+            expectProblems (setAt ("queue[1]." + field) value) [ expected ] (sprintf "%s %O" field value)
+        // a number JSON can write but a double cannot hold
+        let text = System.Text.Json.Nodes.JsonNode.Parse savedRound.Value
+        setAt "queue[1].arrival" 12345.5 text
+        Expect.equal (problemsOfText ((text.ToJsonString()).Replace("12345.5", "1e400"))) [ "queue[1].arrival: 1e400 is not a finite number" ] "an infinite arrival"
+
+/// Before, `settings.time_limit_s: -1` was replayed as "time limit -1000 ms", then "solver failed".
+let ``a snapshot document with settings the planner cannot plan with is refused naming each`` =
+    testCase "a snapshot document with a time limit ≤ 0, or another setting or cost setting out of range, is refused naming it" <| fun () ->
+        for path, value, expected in
+            [ "settings.time_limit_s", box -1, "settings.time_limit_s: -1 must be > 0"
+              "settings.time_limit_s", box 0, "settings.time_limit_s: 0 must be > 0"
+              "settings.candidates_per_free_device", box 0, "settings.candidates_per_free_device: 0 must be ≥ 1"
+              "settings.max_batch", box 0, "settings.max_batch: 0 must be ≥ 1"
+              "settings.queue_horizon_s", box -1, "settings.queue_horizon_s: -1 must be ≥ 0"
+              "settings.latency_weight", box 1, "settings.latency_weight: 1 must be ≥ 0 and < 1"
+              "settings.on_time_reward", box 0, "settings.on_time_reward: 0 must be > 0"
+              "settings.backend", box "glpk", "settings.backend: unknown MIP backend 'glpk' (known: scip, cbc, highs, cp-sat)"
+              "settings.communication_penalty.V4", box 1, "settings.communication_penalty.V4: unknown VR type (known: V0, V1, V2, V3)"
+              "cost_settings.deadline.scale", box 0, "cost_settings.deadline.scale: 0 must be > 0"
+              "cost_settings.efficiency_threshold", box 2, "cost_settings.efficiency_threshold: 2 must be from 0 to 1"
+              "cost_settings.degrees", box (System.Text.Json.Nodes.JsonNode.Parse "[3, 5]"), "cost_settings.degrees: none of 3, 5 is a degree the profile measured (1, 2, 4, 8)"
+              "now", box -1, "now: -1 must be ≥ 0" ] do
+            expectProblems (setAt path value) [ expected ] (sprintf "%s %O" path value)
+        expectProblems (remove "settings.communication_penalty" "V2")
+            [ "settings.communication_penalty: V2 is missing (a penalty for each of V0, V1, V2, V3)" ] "a VR type without a penalty"
+
+let ``a snapshot document with unknown fields, a completed stage of no request, or a bad recorded plan is refused`` =
+    testCase "a snapshot document with an unknown or repeated field, a completed stage of no waiting request, or a recorded plan replay cannot print is refused" <| fun () ->
+        expectProblems (setAt "completed" (System.Text.Json.Nodes.JsonNode.Parse """{"99": "encode"}""")) [ "completed.99: request 99 is not in the queue" ] "no such request"
+        expectProblems (setAt "completed" (System.Text.Json.Nodes.JsonNode.Parse """{"0": "decode"}"""))
+            [ "completed.0: \"decode\" is not a stage a waiting request can have completed (encode or diffuse)" ] "a finished request"
+        Expect.equal (problemsOfText (savedRound.Value.Replace("\"busy_until\":", "\"busy_untill\":")))
+            [ "busy_untill: unknown field (known: format, version, now, cluster, profile, cost_settings, placement, busy_until, bookings, idle_until, queue, completed, settings, plan)"
+              "busy_until: missing" ] "a misspelt field"
+        Expect.equal (problemsOfText (savedRound.Value.Replace("\"now\":", "\"now\":1,\"now\":"))) [ "now: is given more than once" ] "a field twice"
+        expectProblems (setAt "plan" (System.Text.Json.Nodes.JsonNode.Parse """{"now": 1000, "objective": "high", "source": "greedy", "dispatches": [{"request": 0, "batch_mates": [1.5]}]}"""))
+            [ "plan.objective: must be a number, not \"high\""; "plan.dispatches[0].batch_mates[0]: must be a request id (a whole number)" ] "a plan replay cannot print"
+        // the embedded profile's problems under its place
+        expectProblems (setAt "profile.stages.encode.points[0].seconds" -1.0) [ "profile.stages.encode.points[0].seconds: -1 must be > 0" ] "the profile's own"
+
+/// Every problem of a file comes in one pass: the newcomer's edits of one saved round, made together.
+let ``a snapshot document with several problems reports them all at once`` =
+    testCase "a snapshot document with several problems in several sections reports every one at once, each with its JSON path" <| fun () ->
+        let n = System.Text.Json.Nodes.JsonNode.Parse savedRound.Value
+        n.["busy_until"].AsArray().RemoveAt 3
+        remove "placement.types" "1" n
+        setAt "queue[0].height" -64 n
+        setAt "queue[1].steps" 0 n
+        setAt "queue[2].frames" 0 n
+        setAt "queue[2].model" "flux" n
+        setAt "queue[1].id" 0 n
+        setAt "settings.time_limit_s" -1 n
+        setAt "cluster.devices[3].node" 5 n
+        let e = expectThrows<SnapshotFormatException> "refused" (fun () -> SnapshotJson.Read(n.ToJsonString()) |> ignore)
+        let expected =
+            [ "cluster.devices[3].node: 5 is not a node of the cluster (cluster.node_count 2: nodes 0 … 1)"
+              "placement.types: device 1 has no type (every device of cluster.devices needs one)"
+              "busy_until: has 3 entries for the 4 devices of cluster.devices (one per device, in id order)"
+              "queue[0].height: -64 must be ≥ 1"
+              "queue[1].id: request 0 is also queue[0] (each request once)"
+              "queue[1].steps: 0 must be ≥ 1"
+              "queue[2].model: 'flux' is not the profile's model 'sd3'"
+              "queue[2].frames: 0 must be ≥ 1"
+              "settings.time_limit_s: -1 must be > 0" ]
+        Expect.equal (List.ofSeq e.Errors) expected "every problem, in document order"
+        Expect.equal e.Message
+            (sprintf "not a valid trident-snapshot document (9 problems):%s%s" Environment.NewLine (expected |> List.map (fun x -> "  " + x) |> String.concat Environment.NewLine))
+            "the message lists them, one a line"
 
 let ``a snapshot read back from its JSON is the same round and gets the same plan`` =
     testProp 40 "a snapshot read back from its JSON is the same round and gets the same plan" <| fun () ->
@@ -1200,6 +1390,14 @@ let tests =
         ``a snapshot read back from its JSON is the same round and gets the same plan``
         ``a snapshot document with a missing field or a wrong type names where``
         ``a snapshot document with a priority out of range is refused naming the request; -3 to 3 and null load``
+        ``the round written for the snapshot tests loads``
+        ``a snapshot document of another format or version is refused alone, naming the versions read``
+        ``a snapshot document whose devices disagree across cluster, busy_until, placement, bookings and idle_until is refused``
+        ``a snapshot document whose devices and nodes disagree is refused``
+        ``a snapshot document with a request the planner cannot plan is refused naming the request and the field``
+        ``a snapshot document with settings the planner cannot plan with is refused naming each``
+        ``a snapshot document with unknown fields, a completed stage of no request, or a bad recorded plan is refused``
+        ``a snapshot document with several problems reports them all at once``
         ``the job store refuses new jobs only when full of active ones, and evicts finished jobs after their retention``
         ``a request goes through encode, diffuse and decode on the planned devices and yields a PNG``
         ``a failing stage fails only its own request, with the error``
