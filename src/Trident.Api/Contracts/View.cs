@@ -34,12 +34,15 @@ public sealed record ViewQueueItemDto(string Id, double SlackS, double DeadlineI
 public sealed record ViewJobDto(string Id, string Status, int Step, int TotalSteps, string? Error);
 
 /// <summary>Headline numbers.</summary>
-/// <param name="Attainment">SLO attainment since start: succeeded by their deadline / succeeded (null before the first).</param>
-/// <param name="Succeeded">Succeeded requests since start.</param>
+/// <param name="Attainment">SLO attainment since this process started: succeeded by their deadline / succeeded (null before the first).</param>
+/// <param name="Succeeded">Requests this process finished successfully since it started (not those recovered from the job journal as
+/// already over: the previous process's; the same count as /metrics).</param>
 /// <param name="Met">Of those, how many met their deadline.</param>
-/// <param name="P50LatencyS">Median end-to-end latency of the recent succeeded requests the frame covers.</param>
+/// <param name="P50LatencyS">Median end-to-end latency of the same requests, those of them still held among the frame's (the latest
+/// 1,500 accepted, until their retention ends), in seconds.</param>
 /// <param name="P95LatencyS">95th percentile of the same.</param>
-/// <param name="LatencySamples">How many requests the percentiles are over.</param>
+/// <param name="LatencySamples">How many requests the percentiles are over: <paramref name="Succeeded"/> until finished requests are
+/// evicted or more than 1,500 were accepted, fewer after.</param>
 /// <param name="ArrivalRate">Arrivals per second over the monitor window.</param>
 /// <param name="Waiting">Requests waiting for dispatch.</param>
 /// <param name="BusyDevices">Devices running a task now.</param>

@@ -23,8 +23,10 @@ public static class ClusterApi
     public static IEndpointRouteBuilder MapCluster(this IEndpointRouteBuilder app)
     {
         var group = app.MapGroup("/v1").WithTags("Cluster").ProducesProblem(StatusCodes.Status503ServiceUnavailable);
-        group.MapGet("/cluster", Cluster).WithName("GetCluster").WithSummary("Devices, placement, resident models, queue");
-        group.MapGet("/plan", Plan).WithName("GetPlan").WithSummary("Placement with stage capacities and recent dispatch rounds");
+        group.MapGet("/cluster", Cluster).WithName("GetCluster").WithSummary("Devices, placement, resident models, queue")
+            .ProducesProblem(StatusCodes.Status400BadRequest);
+        group.MapGet("/plan", Plan).WithName("GetPlan").WithSummary("Placement with stage capacities and recent dispatch rounds")
+            .ProducesProblem(StatusCodes.Status400BadRequest);
         group.MapGet("/plan/rounds", Rounds).WithName("ListPlanRounds")
             .WithSummary("The dispatch rounds still in the history, newest first (each one's snapshot and plan: /v1/plan/rounds/{n})")
             .ProducesProblem(StatusCodes.Status400BadRequest);
@@ -34,14 +36,16 @@ public static class ClusterApi
             .ProducesProblem(StatusCodes.Status400BadRequest)
             .ProducesProblem(StatusCodes.Status404NotFound);
         group.MapGet("/profile", Profile).WithName("GetProfile").WithSummary("The profile of this machine the cost model reads (docs/profile-format.md)")
-            .Produces<System.Text.Json.JsonElement>(StatusCodes.Status200OK, "application/json");
+            .Produces<System.Text.Json.JsonElement>(StatusCodes.Status200OK, "application/json")
+            .ProducesProblem(StatusCodes.Status400BadRequest);
         return app;
     }
 
     private static string StageName(Stage s) => s.IsEncode ? "encode" : s.IsDiffuse ? "diffuse" : "decode";
 
     private static Results<Ok<ClusterDto>, ProblemHttpResult> Cluster(HttpContext http, ServerHost host) =>
-        host.Ready is { } ready ? TypedResults.Ok(ClusterOf(ready)) : Problems.NotReady(http, host);
+        QueryParameters.Check(http) is { } badQuery ? badQuery
+        : host.Ready is { } ready ? TypedResults.Ok(ClusterOf(ready)) : Problems.NotReady(http, host);
 
     /// <summary>The body of <c>GET /v1/cluster</c> for a ready server (also sent by the web view's stream).</summary>
     public static ClusterDto ClusterOf(ReadyServer ready)
@@ -122,6 +126,7 @@ public static class ClusterApi
 
     private static Results<ContentHttpResult, ProblemHttpResult> Round(HttpContext http, ServerHost host, string n)
     {
+        if (QueryParameters.Check(http) is { } badQuery) return badQuery;
         if (host.Ready is not { } ready) return Problems.NotReady(http, host);
         // a positive integer beyond a long is a round that has not run (a 404 as any other), not a malformed number
         var digits = n.Length > 0 && n.All(char.IsAsciiDigit) && n.TrimStart('0').Length > 0;
@@ -169,7 +174,8 @@ public static class ClusterApi
     private static string Ranges(IReadOnlyList<long> rounds) => Trident.Runtime.Serving.ServingLoop.NumberRanges(rounds, "–");
 
     private static Results<ContentHttpResult, ProblemHttpResult> Profile(HttpContext http, ServerHost host) =>
-        host.Ready is { } ready
+        QueryParameters.Check(http) is { } badQuery ? badQuery
+        : host.Ready is { } ready
             ? TypedResults.Text(ProfileFile.serialize(ready.Server.Setup.Profile), "application/json")
             : Problems.NotReady(http, host);
 
@@ -179,7 +185,8 @@ public static class ClusterApi
         p.Alpha, p.Moves, PlanSourceModule.describe(p.Source));
 
     private static Results<Ok<PlanDto>, ProblemHttpResult> Plan(HttpContext http, ServerHost host) =>
-        host.Ready is { } ready ? TypedResults.Ok(PlanOf(ready)) : Problems.NotReady(http, host);
+        QueryParameters.Check(http) is { } badQuery ? badQuery
+        : host.Ready is { } ready ? TypedResults.Ok(PlanOf(ready)) : Problems.NotReady(http, host);
 
     /// <summary>The body of <c>GET /v1/plan</c> for a ready server (also sent by the web view's stream).</summary>
     public static PlanDto PlanOf(ReadyServer ready)

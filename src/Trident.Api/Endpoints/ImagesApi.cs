@@ -5,7 +5,8 @@
 // num_images_per_prompt = n). OpenAI fields it does not implement, and unknown ones, are a 400 naming each.
 // Each of the n images is its own job through the same queue and planner as /v1/generations, seeds seed,
 // seed + 1, …, queued together (all or none: TridentServer.SubmitAll), so they run as one batch when batching is
-// on; the answer waits for all of them, and a client that goes away cancels them. Every data[] item
+// on; the answer waits for all of them — one that ends without its image (cancelled by a DELETE, failed) ends the
+// call at once, its other jobs cancelled, the problem naming every job —, and a client that goes away cancels them. Every data[] item
 // carries its seed, its job id and the prompt as the encoder read it.
 
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -65,7 +66,9 @@ public static class ImagesApi
 
     /// <summary>Submits every input as a job and waits for all of them: the jobs, all succeeded, or the problem to
     /// answer (429/503 when one is refused — the others are cancelled —, 409 when one was cancelled, 500 when one
-    /// failed). A client that goes away cancels them.</summary>
+    /// failed). All or none: as soon as one ends without its image (cancelled or failed) the others are cancelled and
+    /// the problem is answered at once, naming every job of the call and how each ended (a job that succeeded before
+    /// keeps its result at /v1/generations/{id}/result while it is retained). A client that goes away cancels them.</summary>
     internal static async Task<(IReadOnlyList<Job>? Jobs, ProblemHttpResult? Problem)> RunAllAsync(HttpContext http, ReadyServer ready,
         IReadOnlyList<GenerationInput> inputs, Urgency urgency)
     {
@@ -86,24 +89,45 @@ public static class ImagesApi
             default:
                 throw new InvalidOperationException("unknown submission outcome");
         }
+        Job? stopped = null;
         try
         {
-            await Task.WhenAll(jobs.Select(j => Finished(j, http.RequestAborted)));
+            // until every job succeeded or one ended without its image: waiting for the others then left a cancelled
+            // image's siblings running to the end, their images orphaned
+            var pending = jobs.ToList();
+            while (pending.Count > 0 && stopped is null)
+            {
+                var final = await Task.WhenAny(pending.Select(j => j.Final)).WaitAsync(http.RequestAborted);
+                var job = pending.First(j => j.Final == final);
+                pending.Remove(job);
+                if (job.Result is null) stopped = job;
+            }
         }
         catch (OperationCanceledException) when (http.RequestAborted.IsCancellationRequested)
         {
             foreach (var j in jobs) server.Cancel(j, $"the client of {http.Request.Method} {http.Request.Path} went away before its images were done");
             throw;
         }
-        foreach (var job in jobs)
-        {
-            if (job.Result is not null) continue;
-            var view = job.View();
-            return (null, view.Status == JobStatus.Cancelled
-                ? Problems.Conflict($"generation {GenerationsApi.Id(job)} was cancelled")
-                : Problems.Failed($"generation {GenerationsApi.Id(job)} failed: {view.Error}"));
-        }
-        return (jobs, null);
+        if (stopped is null) return (jobs, null);
+        var view = stopped.View();
+        var cancelled = view.Status == JobStatus.Cancelled;
+        var id = GenerationsApi.Id(stopped);
+        foreach (var j in jobs)
+            if (j != stopped)
+                server.Cancel(j, $"withdrawn: generation {id}, another image of its request, {(cancelled ? "was cancelled" : "failed")}");
+        var detail = $"generation {id} {(cancelled ? "was cancelled" : $"failed: {view.Error}")}" + (jobs.Count == 1 ? ""
+            : $"; the images of one call are all or none, so its other jobs were cancelled — its jobs: {string.Join(", ", jobs.Select(Outcome))}");
+        return (null, cancelled ? Problems.Conflict(detail) : Problems.Failed(detail));
+    }
+
+    // A job of a call that ends without its images, as its problem names it: its id and how it ends (a cancel accepted
+    // now is a promise: it ends cancelled; one that succeeded first keeps its result).
+    private static string Outcome(Job job)
+    {
+        var id = GenerationsApi.Id(job);
+        return job.Result is not null ? $"{id} succeeded (its image stays at /v1/generations/{id}/result while it is retained)"
+            : job.Status == JobStatus.Failed ? $"{id} failed"
+            : $"{id} cancelled";
     }
 
     /// <summary>Completes when the job reaches its final state.</summary>

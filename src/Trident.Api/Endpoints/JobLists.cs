@@ -27,11 +27,8 @@ internal sealed record JobListQuery(long? After, int Limit, bool Ascending)
     public static (JobListQuery? Query, Dictionary<string, string[]> Errors) Parse(string? after, string? limit, string? order, string idPrefix,
         IQueryCollection query, params string[] others)
     {
-        var errors = new Dictionary<string, string[]>();
         // strict as the bodies are: a misspelt parameter (limt=5) would silently give the default page
-        string[] known = ["after", "limit", "order", .. others];
-        foreach (var key in query.Keys.Where(k => !known.Contains(k, StringComparer.Ordinal)))
-            errors[key] = [$"is not a parameter of this list; its parameters: {string.Join(", ", known)}"];
+        var errors = QueryParameters.Unknown(query, "this list", ["after", "limit", "order", .. others]);
         long? cursor = null;
         if (after is not null)
         {

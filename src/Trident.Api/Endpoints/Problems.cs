@@ -1,5 +1,5 @@
 // The API's error answers, all ProblemDetails (RFC 9457): 404 for unknown jobs, 409 for a job in the wrong
-// state, 413 for a body over Trident:Limits:MaxBodyBytes (415 for one not in UTF-8), 429 (queue or store full) and 503 (starting, shutting down, no device left in a cluster) with Retry-After. A 429's Retry-After is
+// state, 413 for a body over Trident:Limits:MaxBodyBytes (415 for one of a media type the route does not take, or not in UTF-8), 429 (queue or store full) and 503 (starting, shutting down, no device left in a cluster) with Retry-After. A 429's Retry-After is
 // the queue's predicted drain time (TridentServer.PredictedDrain); a 503 while shutting down says when the
 // drain ends; while starting there is no queue to predict from, so it is a fixed 5 s poll interval. Every problem
 // body carries a `type` and `trace_id` (Complete): the framework's own default is a W3C traceparent under `traceId`,
@@ -12,6 +12,7 @@ using System.Globalization;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Http.Metadata;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.WebUtilities;
 using Trident.Api.Hosting;
@@ -22,7 +23,7 @@ namespace Trident.Api.Endpoints;
 internal static class Problems
 {
     public static ProblemHttpResult NotFound(long id) =>
-        TypedResults.Problem($"no generation {id} (never accepted, or evicted after its retention time)", statusCode: StatusCodes.Status404NotFound, title: "Not found");
+        TypedResults.Problem($"no generation {id} (never accepted, deleted, or evicted after its retention time)", statusCode: StatusCodes.Status404NotFound, title: "Not found");
 
     public static ProblemHttpResult Conflict(string detail) =>
         TypedResults.Problem(detail, statusCode: StatusCodes.Status409Conflict, title: "Conflict");
@@ -60,16 +61,16 @@ internal static class Problems
         TypedResults.Problem(new HttpValidationProblemDetails(errors)
         {
             Status = status,
-            Title = status == StatusCodes.Status413PayloadTooLarge ? "Request body too large" : "Unsupported media type",
+            Title = status == StatusCodes.Status413PayloadTooLarge ? "Request body too large" : UnsupportedTitle,
             Detail = string.Join("; ", errors.Values.SelectMany(m => m)),
         });
 
     public static ProblemHttpResult Failed(string detail) =>
         TypedResults.Problem(detail, statusCode: StatusCodes.Status500InternalServerError, title: "Generation failed");
 
-    /// <summary>The body of an error answer no route wrote (404 unknown path, 405 wrong method, 415 a body that
-    /// is not JSON): a problem+json whatever the request's Accept header says (the framework's default falls
-    /// back to text/plain when a client does not accept JSON).</summary>
+    /// <summary>The body of an error answer no route wrote (404 unknown path, 405 wrong method, 415 a body of a media
+    /// type the route does not take: naming `$`, the whole body, and the types it takes): a problem+json whatever the
+    /// request's Accept header says (the framework's default falls back to text/plain when a client does not accept JSON).</summary>
     public static Task WriteStatusPage(StatusCodeContext context)
     {
         var http = context.HttpContext;
@@ -78,18 +79,45 @@ internal static class Problems
         var detail = status switch
         {
             StatusCodes.Status404NotFound => NotAJobId(http.Request.Path) is { } id
-                // the id routes match plain digits in a long's range only; a client who sent 'abc' or a 20-digit id should
-                // learn that it is the id, not the route, that is wrong
-                ? $"no route matches {request}: '{id}' is not a generation id (ids are whole numbers in plain digits, at most {long.MaxValue}, as POST /v1/generations answers them)"
+                // the id routes match plain digits in a long's range only; a client who sent 'abc', '-1' or a 20-digit id
+                // should learn that it is the id, not the route, that is wrong
+                ? $"no route matches {request}: '{id}' is not a generation id (ids are non-negative whole numbers in plain digits, at most {long.MaxValue}, as POST /v1/generations answers them)"
                 : $"no route matches {request} (every route is listed in /openapi/v1.json)",
             StatusCodes.Status405MethodNotAllowed => $"{request}: the method is not allowed on this route"
                 + (http.Response.Headers.Allow is { Count: > 0 } allow ? $" (allowed: {allow})" : ""),
-            StatusCodes.Status415UnsupportedMediaType => $"{request}: the body must be application/json (Content-Type: '{http.Request.ContentType}')",
+            StatusCodes.Status415UnsupportedMediaType => $"{request}: the body must be {Accepted(http)} (Content-Type: '{http.Request.ContentType}')",
             _ => null,
         };
-        var problem = new ProblemDetails { Status = status, Title = ReasonPhrases.GetReasonPhrase(status), Detail = detail };
+        // a 415 names the whole body, `$`, as the routes' own 413 and charset 415 do (Body), with their title
+        var problem = status == StatusCodes.Status415UnsupportedMediaType
+            ? new HttpValidationProblemDetails(new Dictionary<string, string[]> { ["$"] = [detail!] }) { Status = status, Title = UnsupportedTitle, Detail = detail }
+            : new ProblemDetails { Status = status, Title = ReasonPhrases.GetReasonPhrase(status), Detail = detail };
         Complete(problem, http);
-        return http.Response.WriteAsJsonAsync(problem, (System.Text.Json.JsonSerializerOptions?)null, "application/problem+json", http.RequestAborted);
+        return http.Response.WriteAsJsonAsync(problem, problem.GetType(), (System.Text.Json.JsonSerializerOptions?)null, "application/problem+json", http.RequestAborted);
+    }
+
+    /// <summary>The title of every 415.</summary>
+    public const string UnsupportedTitle = "Unsupported media type";
+
+    /// <summary>The media types the request's route takes, in words ("application/json (or a +json type), in UTF-8"): the
+    /// Accepts of the body routes at the request's path and method. Routing answered the 415 through an endpoint of its
+    /// own, which carries none, so they are looked up among the application's endpoints (the body routes have literal
+    /// paths); JSON when none is found.</summary>
+    private static string Accepted(HttpContext http)
+    {
+        var path = (http.Request.Path.Value ?? "").TrimEnd('/');
+        var types = http.RequestServices.GetService<Microsoft.AspNetCore.Routing.EndpointDataSource>()?.Endpoints
+            .OfType<Microsoft.AspNetCore.Routing.RouteEndpoint>()
+            .Where(e => e.Metadata.GetMetadata<Microsoft.AspNetCore.Routing.IHttpMethodMetadata>()?.HttpMethods.Contains(http.Request.Method, StringComparer.OrdinalIgnoreCase) == true
+                        && e.RoutePattern.PathSegments.All(segment => segment.IsSimple && segment.Parts[0].IsLiteral)
+                        && string.Equals("/" + string.Join("/", e.RoutePattern.PathSegments.Select(segment => ((Microsoft.AspNetCore.Routing.Patterns.RoutePatternLiteralPart)segment.Parts[0]).Content)),
+                            path, StringComparison.OrdinalIgnoreCase))
+            .SelectMany(e => e.Metadata.GetMetadata<IAcceptsMetadata>()?.ContentTypes ?? [])
+            .Distinct(StringComparer.OrdinalIgnoreCase).ToList() ?? [];
+        if (types.Count == 0) types.Add("application/json");
+        var names = types.Select(t => t == "application/json" ? "application/json (or a +json type)" : t).ToList();
+        var list = names.Count == 1 ? names[0] : $"{string.Join(", ", names.Take(names.Count - 1))} or {names[^1]}";
+        return $"{list}, in UTF-8";
     }
 
     private static readonly System.Text.RegularExpressions.Regex JobPath = new("^/v1/generations/(?<id>[^/]+)(/result|/events)?/?$");

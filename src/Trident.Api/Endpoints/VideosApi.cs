@@ -6,9 +6,11 @@
 //   GET    /v1/videos               the video jobs held, a page at a time (after, limit, order: JobLists.cs);
 //   GET    /v1/videos/{id}          the video object: status queued | in_progress | completed | failed, progress;
 //   GET    /v1/videos/{id}/content  the file (mp4 by default; webm, animated webp on request);
-//   DELETE /v1/videos/{id}          forget the job and its file (a job still running is cancelled first and
-//                                   forgotten when it stops): {"id", "object": "video.deleted", "deleted": true}.
-// Ids are "video_" + the job id. A cancelled job shows as failed with error code "cancelled".
+//   DELETE /v1/videos/{id}          forget the job and its file: {"id", "object": "video.deleted", "deleted": true}.
+//                                   Deleted is gone, at once, as in OpenAI's API: every route answers 404 for it from
+//                                   then on (this one, /v1/generations/{n}, the lists), also while a job that was
+//                                   still running is cancelled and stops at its next step boundary (JobStore.Delete).
+// Ids are "video_" + the job id (plain digits). A cancelled job shows as failed with error code "cancelled".
 
 using System.Globalization;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -39,12 +41,14 @@ public static class VideosApi
         group.MapGet("", List).WithName("ListVideos").WithSummary("The video jobs held, a page at a time")
             .WithDescription("OpenAI's list: after (the previous page's last_id), limit 0–100 (default 20), order desc (newest first, the default) or asc. " +
                              "A job is listed until its retention time after it finished. 400 names a bad parameter.");
-        group.MapGet("/{id}", Get).WithName("GetVideo").WithSummary("A video job's status").ProducesProblem(StatusCodes.Status404NotFound);
+        group.MapGet("/{id}", Get).WithName("GetVideo").WithSummary("A video job's status")
+            .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status404NotFound);
         group.MapGet("/{id}/content", Content).WithName("GetVideoContent").WithSummary("The video file")
             .Produces<byte[]>(StatusCodes.Status200OK, "video/mp4", "video/webm", "image/webp")
-            .ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status409Conflict);
+            .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status409Conflict);
         group.MapDelete("/{id}", Delete).WithName("DeleteVideo").WithSummary("Forget a video job (cancelling it if it runs)")
-            .ProducesProblem(StatusCodes.Status404NotFound);
+            .WithDescription("200 {deleted: true}: the video is gone at once — every route answers 404 for it from then on, also while a job that was still running stops at its next step boundary.")
+            .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status404NotFound);
         return app;
     }
 
@@ -79,6 +83,7 @@ public static class VideosApi
 
     private static Results<Ok<VideoDto>, ProblemHttpResult> Get(string id, HttpContext http, ServerHost host, IOptions<TridentOptions> options)
     {
+        if (QueryParameters.Check(http) is { } badQuery) return badQuery;
         if (host.Ready is not { } ready) return Problems.NotReady(http, host);
         if (Find(ready, id) is not { } job) return NotFound(id);
         return TypedResults.Ok(Video(job, ready, options.Value));
@@ -86,6 +91,7 @@ public static class VideosApi
 
     private static Results<FileContentHttpResult, ValidationProblem, ProblemHttpResult> Content(string id, string? variant, HttpContext http, ServerHost host)
     {
+        if (QueryParameters.Check(http, "variant") is { } badQuery) return badQuery;
         if (host.Ready is not { } ready) return Problems.NotReady(http, host);
         if (variant is not (null or "video"))
             return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["variant"] = [$"only 'video' is served (got '{variant}'): there are no thumbnails or spritesheets"] });
@@ -103,16 +109,18 @@ public static class VideosApi
 
     private static Results<Ok<VideoDeletedDto>, ProblemHttpResult> Delete(string id, HttpContext http, ServerHost host)
     {
+        if (QueryParameters.Check(http) is { } badQuery) return badQuery;
         if (host.Ready is not { } ready) return Problems.NotReady(http, host);
         if (Find(ready, id) is not { } job) return NotFound(id);
         var server = ready.Server;
         if (!Job.IsTerminalStatus(job.Status)) server.Cancel(job, $"cancelled by DELETE /v1/videos/{id}");
-        if (Job.IsTerminalStatus(job.Status)) server.Store.Delete(job);
-        else _ = ForgetWhenFinished(server, job);
+        // gone for every reader now (a GET right after the answer read "in_progress" until the next step boundary); a
+        // job still running is removed once it has stopped
+        if (!server.Store.Delete(job)) _ = ForgetWhenFinished(server, job);
         return TypedResults.Ok(new VideoDeletedDto(id, "video.deleted", true));
     }
 
-    /// <summary>Forgets a cancelled job once it has stopped (at its next step boundary).</summary>
+    /// <summary>Removes a deleted, cancelled job once it has stopped (at its next step boundary).</summary>
     private static async Task ForgetWhenFinished(TridentServer server, Job job)
     {
         await ImagesApi.Finished(job, CancellationToken.None).ConfigureAwait(false);
@@ -122,14 +130,20 @@ public static class VideosApi
     // A video job (more than one frame): an image job shares the id space but is not a video (it is at
     // /v1/generations/{n}), so it is not found here.
     private static Job? Find(ReadyServer ready, string id) =>
+        Number(id) is { } n && ready.Server.Find(RequestId.NewRequestId(n)) is { Input.Frames: > 1 } job ? job : null;
+
+    // The job id of a video id: video_ and a non-negative whole number in plain digits (null for anything else).
+    private static long? Number(string id) =>
         id.StartsWith(IdPrefix, StringComparison.Ordinal)
         && long.TryParse(id.AsSpan(IdPrefix.Length), NumberStyles.None, CultureInfo.InvariantCulture, out var n)
-        && ready.Server.Find(RequestId.NewRequestId(n)) is { Input.Frames: > 1 } job
-            ? job
+            ? n
             : null;
 
     private static ProblemHttpResult NotFound(string id) =>
-        TypedResults.Problem($"no video {id} (never accepted, deleted, evicted after its retention time, or an image — images are at /v1/generations/{{n}}; ids look like {IdPrefix}123)",
+        TypedResults.Problem(Number(id) is null
+                // as the generation routes answer 'abc', '+1' or '-1': the id, not the video, is what is wrong
+                ? $"'{id}' is not a video id (ids are {IdPrefix} and a non-negative whole number in plain digits, at most {long.MaxValue}, e.g. {IdPrefix}123, as POST /v1/videos answers them)"
+                : $"no video {id} (never accepted, deleted, evicted after its retention time, or an image — images are at /v1/generations/{{n}})",
             statusCode: StatusCodes.Status404NotFound, title: "Not found");
 
     /// <summary>OpenAI's status name of a job status.</summary>

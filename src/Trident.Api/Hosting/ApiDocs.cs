@@ -166,11 +166,11 @@ public static class ApiDocs
     {
         var (title, detail) = status switch
         {
-            404 => ("Not found", "no generation 7 (never accepted, or evicted after its retention time)"),
+            404 => ("Not found", "no generation 7 (never accepted, deleted, or evicted after its retention time)"),
             409 => ("Conflict", "generation 7 is diffusing; its result is not ready"),
             413 => ("Request body too large", "the body is over 1048576 bytes (Trident:Limits:MaxBodyBytes)"),
-            415 => (Microsoft.AspNetCore.WebUtilities.ReasonPhrases.GetReasonPhrase(status),
-                "POST /v1/generations: the body must be application/json (Content-Type: 'text/plain')"),
+            415 => (Trident.Api.Endpoints.Problems.UnsupportedTitle,
+                "POST /v1/generations: the body must be application/json (or a +json type), in UTF-8 (Content-Type: 'text/plain')"),
             500 => ("Generation failed", "generation 7 failed: OrtException: …"),
             503 => ("Starting", "the serving runtime is starting (opening the pipeline, profiling this machine)"),
             _ => (Microsoft.AspNetCore.WebUtilities.ReasonPhrases.GetReasonPhrase(status), null),
@@ -183,7 +183,7 @@ public static class ApiDocs
             ["detail"] = detail,
         };
         // a body refused before it is read names the whole body
-        if (status == 413) problem["errors"] = new JsonObject { ["$"] = new JsonArray(detail) };
+        if (status is 413 or 415) problem["errors"] = new JsonObject { ["$"] = new JsonArray(detail) };
         problem["trace_id"] = "4bf92f3577b34da6a3ce929d0e0e4736";
         return problem;
     }

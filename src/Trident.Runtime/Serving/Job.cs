@@ -193,9 +193,14 @@ public sealed class Job : IStepObserver
         job._result = result;
         job._finished = finished;
         job._step = status == JobStatus.Succeeded ? input.Steps : 0;
+        job.FinishedBeforeRestart = true;
         job._final.TrySetResult(job.View());
         return job;
     }
+
+    /// <summary>Whether the job was already over before a restart (<see cref="Restored"/>): this process did not run
+    /// it, so its outcome is not among this process's counts (TridentServer.Deadlines, the metrics).</summary>
+    public bool FinishedBeforeRestart { get; private set; }
 
     /// <summary>The job's trace (one root span and its children; see <see cref="JobTrace"/>).</summary>
     public JobTrace Trace { get; }

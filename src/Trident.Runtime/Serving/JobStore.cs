@@ -1,6 +1,9 @@
 // The job store: every accepted job until its retention time after it finished. It is bounded: when it
 // is full, finished jobs are evicted oldest first; when every job it holds is still active it refuses new
-// ones (the API answers 429), so nothing accepted is ever dropped to make room.
+// ones (the API answers 429), so nothing accepted is ever dropped to make room. A job a client deleted while it
+// still ran (DELETE /v1/videos/{id}: cancelled, it stops at its next step boundary) is gone for every reader at
+// once — Find, Page and Recent leave it out, and the durable store forgets it — while it stays held (Active, Count)
+// until it stops and is removed.
 
 using Trident.Scheduling;
 
@@ -13,6 +16,8 @@ public sealed class JobStore
     private readonly Dictionary<long, Job> _jobs = new();
     // Acceptance order; finished jobs are evicted from the front.
     private readonly LinkedList<Job> _order = new();
+    // Ids of the jobs deleted while still running: hidden from the readers until they stop and are removed.
+    private readonly HashSet<long> _deleted = new();
     private readonly TimeProvider _time;
 
     /// <summary>Creates an empty store.</summary>
@@ -52,10 +57,10 @@ public sealed class JobStore
         }
     }
 
-    /// <summary>The job with this id, if held.</summary>
+    /// <summary>The job with this id, if held and not deleted.</summary>
     public Job? Find(RequestId id)
     {
-        lock (_gate) return _jobs.GetValueOrDefault(id.Value);
+        lock (_gate) return _deleted.Contains(id.Value) ? null : _jobs.GetValueOrDefault(id.Value);
     }
 
     /// <summary>The jobs not yet over, in acceptance order.</summary>
@@ -64,20 +69,21 @@ public sealed class JobStore
         lock (_gate) return _order.Where(j => !Job.IsTerminalStatus(j.Status)).ToArray();
     }
 
-    /// <summary>The last <paramref name="max"/> jobs accepted (finished or not), oldest first: what the web view
-    /// draws. O(max) under the lock.</summary>
+    /// <summary>The last <paramref name="max"/> jobs accepted (finished or not, not deleted), oldest first: what the
+    /// web view draws. O(max) under the lock.</summary>
     public IReadOnlyList<Job> Recent(int max)
     {
         lock (_gate)
         {
             var jobs = new List<Job>(Math.Min(max, _jobs.Count));
-            for (var node = _order.Last; node is not null && jobs.Count < max; node = node.Previous) jobs.Add(node.Value);
+            for (var node = _order.Last; node is not null && jobs.Count < max; node = node.Previous)
+                if (!_deleted.Contains(node.Value.Id.Value)) jobs.Add(node.Value);
             jobs.Reverse();
             return jobs;
         }
     }
 
-    /// <summary>A page of the held jobs that <paramref name="keep"/> admits, in id order (the order of acceptance):
+    /// <summary>A page of the held jobs (not deleted) that <paramref name="keep"/> admits, in id order (the order of acceptance):
     /// ascending, the jobs with an id above <paramref name="after"/>, or descending (newest first), those below it; at
     /// most <paramref name="limit"/> of them, and whether more follow. O(n log n) in the jobs held, under the lock
     /// (the store holds at most <see cref="Capacity"/>).</summary>
@@ -90,7 +96,8 @@ public sealed class JobStore
         ArgumentOutOfRangeException.ThrowIfNegative(limit);
         lock (_gate)
         {
-            var past = _jobs.Values.Where(j => after is not { } a || (ascending ? j.Id.Value > a : j.Id.Value < a)).Where(keep);
+            var past = _jobs.Values.Where(j => after is not { } a || (ascending ? j.Id.Value > a : j.Id.Value < a))
+                .Where(j => !_deleted.Contains(j.Id.Value)).Where(keep);
             var page = (ascending ? past.OrderBy(j => j.Id.Value) : past.OrderByDescending(j => j.Id.Value)).Take(limit + 1).ToList();
             var more = page.Count > limit;
             if (more) page.RemoveAt(limit);
@@ -122,7 +129,8 @@ public sealed class JobStore
     // When a job finished, on the wall clock: its arrival time plus its time in the server.
     private static DateTimeOffset? FinishedAt(Job job) => job.FinishedAt;
 
-    /// <summary>Called (under the store's lock) for every job evicted: the durable store forgets it.</summary>
+    /// <summary>Called (under the store's lock) for every job evicted or deleted: the durable store forgets it (a job
+    /// deleted while it runs: when it is deleted, and again, harmlessly, when it is removed).</summary>
     public Action<Job>? Evicted { get; set; }
 
     /// <summary>Adds a job recovered after a restart, whatever the capacity (it was held before).</summary>
@@ -135,13 +143,21 @@ public sealed class JobStore
         }
     }
 
-    /// <summary>Forgets a finished job now, before its retention ends (a client deleted it): the durable store
-    /// forgets it too. Returns false when the job is not held or not finished.</summary>
+    /// <summary>Forgets a job a client deleted. A finished one is removed now (the durable store forgets it too): true.
+    /// One not yet over — its cancel accepted first, so it ends Cancelled — is deleted at once for every reader (Find,
+    /// Page and Recent leave it out; the durable store forgets it, so it does not come back after a restart) but stays
+    /// held while it runs: false, and the caller calls Delete again once it is over, which removes it. False also when
+    /// the job is not held.</summary>
     public bool Delete(Job job)
     {
         lock (_gate)
         {
-            if (!job.View().IsTerminal || !_jobs.ContainsKey(job.Id.Value)) return false;
+            if (!_jobs.TryGetValue(job.Id.Value, out var held) || !ReferenceEquals(held, job)) return false;
+            if (!job.View().IsTerminal)
+            {
+                if (_deleted.Add(job.Id.Value)) Evicted?.Invoke(job);
+                return false;
+            }
             for (var node = _order.First; node is not null; node = node.Next)
                 if (ReferenceEquals(node.Value, job))
                 {
@@ -174,6 +190,7 @@ public sealed class JobStore
     private void Remove(LinkedListNode<Job> node)
     {
         _jobs.Remove(node.Value.Id.Value);
+        _deleted.Remove(node.Value.Id.Value);
         _order.Remove(node);
         Evicted?.Invoke(node.Value);
     }

@@ -435,8 +435,8 @@ let private requests: Gen<FuzzRequest> =
                   4, Gen.elements fixedPaths |> Gen.map Fixed
                   2, Gen.constant Unknown ]
         let! id = idText
-        // the id routes take an integer in plain digits (no sign but '-', no spaces)
-        let isLong = Text.RegularExpressions.Regex.IsMatch(id, "^-?[0-9]+$") && fst (Int64.TryParse id)
+        // the id routes take a non-negative integer in plain digits (no sign, no spaces)
+        let isLong = Text.RegularExpressions.Regex.IsMatch(id, "^[0-9]+$") && fst (Int64.TryParse id)
         let path, canonical =
             match target with
             | Generations -> "/v1/generations", true
@@ -740,11 +740,16 @@ let ``a generation path whose id is not a job id says so in its 404`` =
               "GET", "/v1/generations/99999999999999999999", "99999999999999999999"
               "GET", "/v1/generations/1.5/result", "1.5"
               "GET", "/v1/generations/%201/events", " 1"
-              "DELETE", "/v1/generations/x7", "x7" ] do
+              "DELETE", "/v1/generations/x7", "x7"
+              // before: "no generation -1 (never accepted, or evicted …)", as if -1 could be an id
+              "GET", "/v1/generations/-1", "-1"
+              "GET", "/v1/generations/-1/result", "-1"
+              "GET", "/v1/generations/-1/events", "-1"
+              "DELETE", "/v1/generations/-1", "-1" ] do
             let status, mediaType, problem = raw client method path None None None
             Expect.equal (status, mediaType) (404, "application/problem+json") path
             let detail = problem.Value.GetProperty("detail").GetString()
-            Expect.stringContains detail (sprintf "'%s' is not a generation id (ids are whole numbers in plain digits, at most 9223372036854775807" id) path
+            Expect.stringContains detail (sprintf "'%s' is not a generation id (ids are non-negative whole numbers in plain digits, at most 9223372036854775807" id) path
         let _, _, other = raw client "GET" "/v1/generationz/1" None None None
         Expect.stringContains (other.Value.GetProperty("detail").GetString()) "(every route is listed in /openapi/v1.json)" "another unknown path as before"
 
@@ -765,6 +770,22 @@ let ``a body over Limits:MaxBodyBytes is a 413 and a charset other than UTF-8 a 
                 Expect.equal (errorNames problem) [ "$" ] "the body is named"
         let status, _, _ = raw client "POST" "/v1/generations" (Some "application/json; charset=UTF-8") None (Some "{\"prompt\":\"x\",\"width\":\"64\"}"B)
         Expect.equal status 400 "charset=UTF-8 is read (and the body's problem reported)"
+        // another media type: every 415 names the body and says what the route takes (before: the routing's 415 for
+        // text/plain had no errors, while the charset 415 and the 413 named `$`)
+        let json' = "application/json (or a +json type), in UTF-8"
+        for path, takes in [ "/v1/generations", json'; "/v1/images/generations", json'; "/v1/chat/completions", json'
+                             "/v1/videos", "application/json (or a +json type), multipart/form-data or application/x-www-form-urlencoded, in UTF-8" ] do
+            for contentType in [ "text/plain"; "application/xml" ] do
+                let status, mediaType, problem = raw client "POST" path (Some contentType) None (Some "{\"prompt\":\"x\"}"B)
+                Expect.equal (status, mediaType) (415, "application/problem+json") (path + " " + contentType)
+                Expect.equal (errorNames problem) [ "$" ] (path + ": the body is named")
+                let message = problem.Value.GetProperty("errors").GetProperty("$").[0].GetString()
+                Expect.stringContains message (sprintf "the body must be %s (Content-Type: '%s')" takes contentType) (path + ": what it takes")
+                Expect.equal (problem.Value.GetProperty("title").GetString()) "Unsupported media type" (path + ": the title of every 415")
+        // no Content-Type at all is read as JSON (lenient: curl -d without -H, some clients)
+        let status, _, problem = raw client "POST" "/v1/generations" None None (Some "{\"prompt\":\"x\",\"steps\":0}"B)
+        Expect.equal status 400 "a body without a Content-Type is read as JSON"
+        Expect.equal (errorNames problem) [ "steps" ] "and its problem named"
 
 let ``the OpenAI size is WIDTHxHEIGHT in plain digits: ' 64x64', '+64x+64' and '64x64 ' are a 400 naming size`` =
     testCase "the OpenAI size is WIDTHxHEIGHT in plain digits: ' 64x64', '+64x+64' and '64x64 ' are a 400 naming size" <| fun () ->

@@ -306,6 +306,58 @@ let ``the list routes page through the jobs held, newest first, and name a bad p
         let message = (json twoBad).GetProperty("errors").GetProperty("status").[0].GetString()
         Expect.stringContains message "'done', 'later' are not statuses" message
 
+/// Every /v1 GET route (and the DELETEs) names a query parameter it does not take in a 400, as the lists do; the event
+/// streams take `api_key` (a browser's EventSource sets no headers). Before, /v1/view/events?foo=1 and every route but
+/// the lists and /v1/plan/rounds ignored an unknown parameter without a word.
+let ``every /v1 GET route names a query parameter it does not take, and the event streams take api_key`` =
+    testCase "every /v1 GET route names a query parameter it does not take, and the event streams take api_key" <| fun () ->
+        let factory = defaultServer.Value
+        let client = readyClient factory
+        let job = submit client """{"prompt":"query","width":64,"height":64,"steps":1}"""
+        pollUntil client 120.0 job isFinal |> ignore
+        use created = post client "/v1/videos" """{"prompt":"query","size":"64x64","num_frames":3,"num_inference_steps":1}"""
+        let video = (json created).GetProperty("id").GetString()
+        pollUntil client 120.0 (video.Substring 6) isFinal |> ignore
+        let round = (json (get client "/v1/plan/rounds")).GetProperty("rounds").[0].GetProperty("round").GetInt64()
+        let send (m: HttpMethod) (path: string) =
+            use request = new HttpRequestMessage(m, path)
+            client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead).Result
+        // every GET and DELETE route of the application under /v1, with its parameters filled in
+        let routes =
+            Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.GetServices<Microsoft.AspNetCore.Routing.EndpointDataSource>(factory.Services)
+            |> Seq.collect (fun source -> source.Endpoints)
+            |> Seq.choose (fun e ->
+                match e.Metadata.GetMetadata<Microsoft.AspNetCore.Routing.IHttpMethodMetadata>(), e with
+                | null, _ -> None
+                | methods, (:? Microsoft.AspNetCore.Routing.RouteEndpoint as r) when r.RoutePattern.RawText.StartsWith "/v1" ->
+                    methods.HttpMethods |> Seq.tryFind (fun m -> m = "GET" || m = "DELETE") |> Option.map (fun m -> m, r.RoutePattern.RawText)
+                | _ -> None)
+            |> Seq.distinct |> List.ofSeq
+        let fill (pattern: string) =
+            let withVideo = if pattern.StartsWith "/v1/videos" then pattern.Replace("{id}", video) else pattern
+            Text.RegularExpressions.Regex.Replace(withVideo, "\\{id[^/]*\\}", job).Replace("{n}", string round)
+        Expect.isGreaterThanOrEqual routes.Length 15 "the GET and DELETE routes are found"
+        for m, pattern in routes do
+            let path = fill pattern
+            use bad = send (HttpMethod m) (path + "?foo=1")
+            let text = bad.Content.ReadAsStringAsync().Result
+            Expect.equal bad.StatusCode HttpStatusCode.BadRequest (sprintf "%s %s?foo=1: %s" m path text)
+            Expect.equal (errorsOf bad) (set [ "foo" ]) (sprintf "%s %s: names foo" m path)
+        // the view's stream: before, ?foo=1 was a stream like any other
+        use view = send HttpMethod.Get "/v1/view/events?foo=1&jobs=1"
+        Expect.equal view.StatusCode HttpStatusCode.BadRequest "an unknown parameter of the view's stream"
+        Expect.stringContains (view.Content.ReadAsStringAsync().Result) "its parameters: jobs, api_key" "and what it takes"
+        // the key in the query: the event streams only (without keys configured it is not checked, but taken)
+        for path in [ "/v1/view/events?api_key=k&jobs=" + job; sprintf "/v1/generations/%s/events?api_key=k" job ] do
+            use stream = send HttpMethod.Get path
+            Expect.equal stream.StatusCode HttpStatusCode.OK (path + ": api_key is a parameter of an event stream")
+            Expect.equal stream.Content.Headers.ContentType.MediaType "text/event-stream" path
+        use cluster = send HttpMethod.Get "/v1/cluster?api_key=k"
+        Expect.equal (errorsOf cluster) (set [ "api_key" ]) "no other route takes the key in its query"
+        // the parameters a route takes are still taken
+        use content = send HttpMethod.Get (sprintf "/v1/videos/%s/content?variant=video" video)
+        Expect.equal content.StatusCode HttpStatusCode.OK "variant is a parameter of the content"
+
 let ``cancelling a queued job cancels it at once, a running one at its next step, and a finished one is a conflict`` =
     testCase "cancelling a queued job cancels it at once, a running one at its next step, and a finished one is a conflict" <| fun () ->
         let client = readyClient defaultServer.Value
@@ -378,6 +430,40 @@ let ``the OpenAI-compatible route returns n base64 PNGs synchronously and valida
         use bad = post client "/v1/images/generations" """{"prompt":"x","n":99,"size":"huge","response_format":"gif"}"""
         Expect.equal bad.StatusCode HttpStatusCode.BadRequest "bad.StatusCode"
         Expect.equal (errorsOf bad) (set [ "n"; "size"; "response_format" ]: Set<string>) "errorsOf bad"
+
+/// The synchronous multi-image routes are all or none: a DELETE of one of a call's jobs while the call waits ends the
+/// call at once — its other jobs cancelled, a 409 naming every job of the call. Before, the call waited for the other
+/// image to run to "succeeded" and then answered 409 "generation 4 was cancelled", naming neither the other job nor
+/// its orphaned image.
+let ``a cancelled image of a multi-image call cancels the others and answers 409 at once, naming every job`` =
+    testCase "a cancelled image of a multi-image call cancels the others and answers 409 at once, naming every job" <| fun () ->
+        let client = readyClient defaultServer.Value
+        let newest () =
+            [ for j in (json (get client "/v1/generations?limit=100")).GetProperty("data").EnumerateArray() -> int64 (j.GetProperty("id").GetString()) ]
+        for path, body in [ "/v1/images/generations", """{"prompt":"two foxes","n":2,"size":"64x64","steps":2000}"""
+                            "/v1/chat/completions", """{"messages":[{"role":"user","content":"two foxes"}],"num_images_per_prompt":2,"height":64,"width":64,"num_inference_steps":2000}""" ] do
+            let before = newest () |> List.fold max 0L
+            let call = client.PostAsync(path, new StringContent(body, Text.Encoding.UTF8, "application/json"))
+            let deadline = DateTime.UtcNow.AddSeconds 60.0
+            let mutable jobs = []
+            while jobs.Length < 2 && DateTime.UtcNow < deadline do
+                jobs <- newest () |> List.filter (fun id -> id > before) |> List.sort
+                if jobs.Length < 2 then Thread.Sleep 20
+            Expect.equal jobs.Length 2 (path + ": the call's two jobs")
+            let first, second = string jobs[0], string jobs[1]
+            pollUntil client 60.0 first (fun s -> s.GetProperty("step").GetInt32() >= 1 || isFinal s) |> ignore
+            use cancel = client.DeleteAsync("/v1/generations/" + second).Result
+            Expect.contains [ HttpStatusCode.OK; HttpStatusCode.Accepted ] cancel.StatusCode (path + ": the cancel is accepted")
+            Expect.isTrue (call.Wait(TimeSpan.FromSeconds 20.0)) (path + ": the call answers at once, not after the other image's 2,000 steps")
+            use answer = call.Result
+            let text = answer.Content.ReadAsStringAsync().Result
+            Expect.equal answer.StatusCode HttpStatusCode.Conflict (path + ": 409 " + text)
+            let detail = (json answer).GetProperty("detail").GetString()
+            Expect.stringStarts detail (sprintf "generation %s was cancelled" second) (path + ": the cancelled job first")
+            Expect.stringContains detail (sprintf "its jobs: %s cancelled, %s cancelled" first second) (path + ": every job of the call, each with how it ends")
+            let other = pollUntil client 60.0 first isFinal
+            Expect.equal (status other) "cancelled" (path + ": the other image was cancelled with it")
+            Expect.stringContains (other.GetProperty("error").GetString()) (sprintf "generation %s, another image of its request, was cancelled" second) (path + ": and says why")
 
 let ``the cluster lists every device with its placement type and resident models, and the plan its capacities and rounds`` =
     testCase "the cluster lists every device with its placement type and resident models, and the plan its capacities and rounds" <| fun () ->
@@ -867,9 +953,11 @@ let integrationTests =
             ``the OpenAI-compatible routes take priority and deadline_ms and the video object echoes them``
             ``HEAD answers every GET route as GET does, and event streams stay GET only``
             ``the list routes page through the jobs held, newest first, and name a bad parameter``
+            ``every /v1 GET route names a query parameter it does not take, and the event streams take api_key``
             ``cancelling a queued job cancels it at once, a running one at its next step, and a finished one is a conflict``
             ``server-sent events report each state change and every diffuse step until the final state``
             ``the OpenAI-compatible route returns n base64 PNGs synchronously and validates its fields``
+            ``a cancelled image of a multi-image call cancels the others and answers 409 at once, naming every job``
             ``the cluster lists every device with its placement type and resident models, and the plan its capacities and rounds``
             ``health, readiness, Prometheus metrics and the OpenAPI document are served``
             ``a kept dispatch round is served as its snapshot and plan, and trident replay re-solves it with a certificate and LP text``

@@ -190,6 +190,41 @@ let ``a video job is created, polled, downloaded as an MP4 with the frames and r
         Expect.equal (errorsOf long) (set [ "seconds" ]) "seconds named"
         Expect.stringContains (long.Content.ReadAsStringAsync().Result) "4 s at 8 fps is 33 frames" "and what they make"
 
+/// DELETE /v1/videos/{id} of a job still running: the video is gone at once, as OpenAI's API has it — a 404 on every
+/// route right after the answer, not only once the job stopped. Before, a GET right after {"deleted": true} read
+/// "in_progress" (and /v1/generations/{n} "diffusing") until the job's next step boundary.
+let ``a video deleted while it runs is gone at once on every route, and its job still stops`` =
+    testCase "a video deleted while it runs is gone at once on every route, and its job still stops" <| fun () ->
+        let client = readyClient server.Value
+        for attempt in 1..4 do
+            // long steps (256², 9 frames): a GET right after the DELETE falls inside the running step
+            use created = post client "/v1/videos" """{"prompt":"waves","size":"256x256","num_frames":9,"num_inference_steps":2000}"""
+            Expect.equal created.StatusCode HttpStatusCode.OK "queued"
+            let id = (json created).GetProperty("id").GetString()
+            let job = id.Substring "video_".Length
+            pollUntil client 120.0 job (fun s -> s.GetProperty("step").GetInt32() >= 1) |> ignore
+            use deleted = client.DeleteAsync("/v1/videos/" + id).Result
+            Expect.equal deleted.StatusCode HttpStatusCode.OK (sprintf "attempt %d: the DELETE" attempt)
+            Expect.isTrue ((json deleted).GetProperty("deleted").GetBoolean()) "deleted"
+            for path in [ "/v1/videos/" + id; "/v1/videos/" + id + "/content"; "/v1/generations/" + job; "/v1/generations/" + job + "/result" ] do
+                use gone = get client path
+                Expect.equal gone.StatusCode HttpStatusCode.NotFound (sprintf "attempt %d: %s right after the DELETE (%s)" attempt path (gone.Content.ReadAsStringAsync().Result))
+            use again = client.DeleteAsync("/v1/videos/" + id).Result
+            Expect.equal again.StatusCode HttpStatusCode.NotFound "a second DELETE: no such video"
+            let listed (path: string) = [ for v in (json (get client path)).GetProperty("data").EnumerateArray() -> v.GetProperty("id").GetString() ]
+            Expect.isFalse (List.contains id (listed "/v1/videos?limit=100")) "not listed as a video"
+            Expect.isFalse (List.contains job (listed "/v1/generations?limit=100")) "not listed as a job"
+            // its devices are freed: the job stops at its next step boundary and is forgotten (no job left running)
+            let deadline = DateTime.UtcNow.AddSeconds 60.0
+            let running () = (json (get client "/v1/cluster")).GetProperty("devices").EnumerateArray() |> Seq.exists (fun d -> d.GetProperty("busy").GetBoolean())
+            while running () && DateTime.UtcNow < deadline do Thread.Sleep 20
+            Expect.isFalse (running ()) "the deleted job stopped"
+        // the id, not the video, is what is wrong in a malformed id (as on /v1/generations)
+        for bad in [ "video_-1"; "video_abc"; "video_+1"; "12" ] do
+            use r = get client ("/v1/videos/" + bad)
+            Expect.equal r.StatusCode HttpStatusCode.NotFound bad
+            Expect.stringContains ((json r).GetProperty("detail").GetString()) (sprintf "'%s' is not a video id" bad) bad
+
 let ``a video form in another charset than UTF-8 is a 415, and percent-escapes that are not UTF-8 are a 400 naming the field`` =
     testCase "a video form in another charset than UTF-8 is a 415, and percent-escapes that are not UTF-8 are a 400 naming the field" <| fun () ->
         let client = readyClient server.Value
@@ -376,6 +411,7 @@ let tests =
         ``a generation's output format, compression and frame rate reach its file``
         ``num_images on /v1/generations runs a request's images as one batch, each the same as its seed alone``
         ``a video job is created, polled, downloaded as an MP4 with the frames and rate asked for, and deleted``
+        ``a video deleted while it runs is gone at once on every route, and its job still stops``
         ``a video form in another charset than UTF-8 is a 415, and percent-escapes that are not UTF-8 are a 400 naming the field``
         ``vLLM-Omni's chat route takes extra_body or top-level parameters and answers the image as a data URL``
         ``the model list names the served pipeline, and the OpenAPI document lists the new routes``

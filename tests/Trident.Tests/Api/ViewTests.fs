@@ -121,6 +121,37 @@ let ``the view stream carries /v1/cluster, /v1/plan, each stage task of a reques
         Directory.CreateDirectory artifacts |> ignore
         File.WriteAllText(Path.Combine(artifacts, "view-frame.json"), frame.GetRawText())
 
+/// After a restart the headline's counts and its latency percentiles are of the same requests: those this process
+/// finished. Before, the counts were this process's while the percentiles were over every held job, the previous
+/// process's finished ones recovered from the job journal included ("succeeded":45 with "latency_samples":85).
+let ``after a restart the headline's counts and latency samples are of the same requests, this process's`` =
+    testCase "after a restart the headline's counts and latency samples are of the same requests, this process's" <| fun () ->
+        let dir = Directory.CreateTempSubdirectory("trident-view-restart-")
+        try
+            let settings = [ "Trident:Storage:Directory", dir.FullName ]
+            let before =
+                use first = new TridentFactory(settings)
+                let client = readyClient first
+                let ids = [ for i in 1..2 -> submit client (sprintf """{"prompt":"before %d","width":64,"height":64,"steps":1}""" i) ]
+                for id in ids do Expect.equal (status (pollUntil client 120.0 id isFinal)) "succeeded" "finished before the restart"
+                ids
+            use second = new TridentFactory(settings)
+            let client = readyClient second
+            for id in before do Expect.equal (status (json (get client ("/v1/generations/" + id)))) "succeeded" "recovered as it was"
+            let headline (f: JsonElement) = f.GetProperty "headline"
+            let counts (f: JsonElement) =
+                let h = headline f
+                h.GetProperty("succeeded").GetInt64(), h.GetProperty("latency_samples").GetInt32()
+            let fresh, _ = frameWhere client 30.0 (fun _ -> true)
+            Expect.equal (counts fresh) (0L, 0) "nothing finished by this process yet: no count and no latency sample"
+            Expect.equal ((headline fresh).GetProperty("p50_latency_s").ValueKind) JsonValueKind.Null "no percentile"
+            let id = submit client """{"prompt":"after","width":64,"height":64,"steps":1}"""
+            pollUntil client 120.0 id isFinal |> ignore
+            let after, _ = frameWhere client 30.0 (fun f -> fst (counts f) = 1L)
+            Expect.equal (counts after) (1L, 1) "one request finished by this process: one count, one latency sample"
+        finally
+            dir.Delete(true)
+
 let ``a waiting request is in the view's queue with its slack and why it waits`` =
     testCase "a waiting request is in the view's queue with its slack and why it waits" <| fun () ->
         let client = readyClient served.Value
@@ -425,6 +456,7 @@ let integrationTests =
         testList "ViewTests" [
             ``the view stream carries /v1/cluster, /v1/plan, each stage task of a request with predicted and actual times, and the headline``
             ``a waiting request is in the view's queue with its slack and why it waits``
+            ``after a restart the headline's counts and latency samples are of the same requests, this process's``
             ``the page at / is one self-contained HTML page that loads nothing from outside``
             ``in chromium: submit through the form, watch the stages and the image, cancel another request, no console error``
             ``in chromium with API keys: the page opened with #key= streams, submits and shows the image``
