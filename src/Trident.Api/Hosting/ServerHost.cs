@@ -60,7 +60,8 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
     private volatile ReadyServer? _ready;
     private volatile string? _failure;
     private Task? _starting;
-    private int _stopped;
+    private Task? _stop;
+    private readonly object _stopGate = new();
     private readonly TelemetryScope? _scope;
     private readonly ServingStateMetric? _stateMetric;
     private readonly (bool Width, bool Height) _defaultSizeSet;
@@ -219,10 +220,40 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
     /// <inheritdoc />
     public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
-    /// <inheritdoc />
+    /// <summary>Stops the serving runtime: drains, disposes the server (its workers, executors and journal) and releases
+    /// the store's lock. Called twice (the host stops it, the container disposes it), the second call awaits the first
+    /// one's stop, so that neither returns while the lock is still held (a server started next on the same store
+    /// found it held).</summary>
     public async Task StopAsync(CancellationToken cancellationToken)
     {
-        if (Interlocked.Exchange(ref _stopped, 1) == 1) return;
+        TaskCompletionSource? first = null;
+        Task stop;
+        lock (_stopGate)
+        {
+            if (_stop is null)
+            {
+                first = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                _stop = first.Task;
+            }
+            stop = _stop;
+        }
+        if (first is null)
+        {
+            await stop; // completes when the first call's stop has ended, however it ended (that call reports a failure)
+            return;
+        }
+        try
+        {
+            await StopOnceAsync();
+        }
+        finally
+        {
+            first.SetResult();
+        }
+    }
+
+    private async Task StopOnceAsync()
+    {
         _shuttingDown = true;
         await _stopping.CancelAsync();
         if (_starting is not null) await _starting;

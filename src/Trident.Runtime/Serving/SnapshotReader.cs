@@ -4,6 +4,7 @@
 // the devices, a device without a type) or a value it would plan with silently (steps 0, a time limit of −1 s).
 
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using System.Text.Json;
 using Microsoft.FSharp.Collections;
 using Microsoft.FSharp.Core;
@@ -582,19 +583,9 @@ internal sealed class SnapshotReader
         return ok ? list : null;
     }
 
-    private List<T>? Values<T>(JsonElement array, string path, Func<JsonElement, string, T?> item) where T : struct
-    {
-        var list = new List<T>();
-        var ok = true;
-        var i = 0;
-        foreach (var x in array.EnumerateArray())
-        {
-            if (item(x, $"{path}[{i}]") is { } v) list.Add(v);
-            else ok = false;
-            i++;
-        }
-        return ok ? list : null;
-    }
+    // Items for value types: each read through a box, so that null still means "could not be read"
+    private List<T>? Values<T>(JsonElement array, string path, Func<JsonElement, string, T?> item) where T : struct =>
+        Items(array, path, (x, at) => item(x, at) is { } v ? new StrongBox<T>(v) : null)?.Select(b => b.Value).ToList();
 
     private JsonElement? Prop(JsonElement e, string path, string name, bool required = true)
     {
