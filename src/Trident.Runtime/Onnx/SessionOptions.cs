@@ -139,8 +139,8 @@ public abstract record ExecutionProvider
                     : "every CUDA library Trident checks for loaded, so see ONNX Runtime's message";
                 throw new ExecutionProviderException(code, message,
                     $"device {Device}: the CUDA execution provider could not be added ({why}). ONNX Runtime {OrtEnvironment.Version}'s " +
-                    $"CUDA provider needs an NVIDIA driver, CUDA 13 and cuDNN 9 on the library path; or configure CPU devices " +
-                    $"(Trident:Devices:Kind=cpu). ONNX Runtime said: [{code}] {message}", e);
+                    $"CUDA provider needs an NVIDIA driver, CUDA 13 and cuDNN 9 on the library path; or run on the CPU " +
+                    $"(--device cpu; a server: Trident:Devices:Kind=cpu). ONNX Runtime said: [{code}] {message}", e);
             }
         }
 
