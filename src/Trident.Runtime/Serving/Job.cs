@@ -217,8 +217,9 @@ public sealed class Job : IStepObserver
         get { lock (_gate) return FinishedWall(); }
     }
 
-    private DateTimeOffset? FinishedWall() =>
-        IsTerminalStatus(_status) && _finished is { } f ? ArrivalAt + TimeSpan.FromSeconds(Math.Max(0, f - Request.Arrival)) : null;
+    // when the job finished, on the wall clock, in its current state or (Record) the one it is moving to
+    private DateTimeOffset? FinishedWall(JobStatus? status = null) =>
+        IsTerminalStatus(status ?? _status) && _finished is { } f ? ArrivalAt + TimeSpan.FromSeconds(Math.Max(0, f - Request.Arrival)) : null;
 
     /// <summary>Raised once, when the job reaches its final state (under the job's lock: handlers must be
     /// quick and must not wait on other jobs).</summary>
@@ -368,7 +369,8 @@ public sealed class Job : IStepObserver
             }
             _result = result;
             Move(JobStatus.Succeeded);
-            return true;
+            // a result the job store could not keep ended it Failed instead (Move)
+            return _status == JobStatus.Succeeded;
         }
     }
 
@@ -523,14 +525,22 @@ public sealed class Job : IStepObserver
         }
     }
 
-    // Under the lock.
+    // Under the lock. The new state is durable before anyone sees it (one small write; a success writes its result file
+    // first). When the job store cannot take the write (a full disk, its results folder gone), the job still moves in
+    // memory — a final state still ends its event streams and wakes its waiters — and a success becomes a failure
+    // naming the store's problem: a succeeded job always has its file, and after a restart the job runs again rather
+    // than coming back as a success whose result is lost. A state the store missed is written at the next one.
     private void Move(JobStatus to, JobEventKind kind = JobEventKind.State)
     {
         if (_status == to) return;
-        _status = to;
         if (to == JobStatus.Cancelled) _error ??= _cancelReason;
-        // durable before anyone sees it (one small write; a success writes its result file first)
-        Journal?.Moved(this, to, _error, _result, FinishedWall());
+        if (!Record(to) && to == JobStatus.Succeeded)
+        {
+            to = JobStatus.Failed;
+            _result = null;
+            Record(to);
+        }
+        _status = to;
         Publish(kind);
         if (IsTerminalStatus(to))
         {
@@ -540,6 +550,24 @@ public sealed class Job : IStepObserver
             Trace.Ended(to.ToString().ToLowerInvariant(), _error);
             Terminal?.Invoke(view);
             _final.TrySetResult(view);
+        }
+    }
+
+    // Under the lock: the journal's write of state `to`; false when the store could not take it (the error of a
+    // success that could not be stored then names why).
+    private bool Record(JobStatus to)
+    {
+        try
+        {
+            Journal?.Moved(this, to, _error, _result, FinishedWall(to));
+            return true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Data.Common.DbException)
+        {
+            if (to == JobStatus.Succeeded)
+                _error = $"its result could not be stored in the job store {Journal!.Directory} ({e.GetType().Name}: {e.Message})";
+            Journal!.WriteFailed?.Invoke(Id.Value, to, e);
+            return false;
         }
     }
 

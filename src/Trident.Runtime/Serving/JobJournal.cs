@@ -271,15 +271,33 @@ public sealed class JobJournal : IDisposable
         }
     }
 
-    /// <summary>Forgets a job (evicted): its row and its result file.</summary>
+    /// <summary>Called when a write for a job failed (a full disk, the results folder gone): the job id, the state that
+    /// was not recorded (null: its removal) and the error. The job goes on in memory (<see cref="Job"/>); the server
+    /// logs it.</summary>
+    public Action<long, JobStatus?, Exception>? WriteFailed { get; set; }
+
+    /// <summary>Forgets a job (evicted): its row and its result file. A store that cannot take the delete (a full disk,
+    /// its results folder gone) is reported through <see cref="WriteFailed"/>, not thrown: the eviction runs in the
+    /// serving loop's round, which it must not fail (a row left behind is evicted again after a restart).</summary>
     public void Removed(long id)
     {
         lock (_gate)
         {
             if (_closed) return;
-            Set(_delete, id);
-            _delete.ExecuteNonQuery();
-            foreach (var format in Enum.GetValues<MediaFormat>()) File.Delete(ResultPath(id, format));
+            try
+            {
+                Set(_delete, id);
+                _delete.ExecuteNonQuery();
+                foreach (var format in Enum.GetValues<MediaFormat>())
+                {
+                    var path = ResultPath(id, format);
+                    if (File.Exists(path)) File.Delete(path);
+                }
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Data.Common.DbException)
+            {
+                WriteFailed?.Invoke(id, null, e);
+            }
         }
     }
 

@@ -90,6 +90,14 @@ public sealed class TridentServer : IAsyncDisposable
                 _journal.WarmUp();
                 var journal = _journal;
                 Store.Evicted = j => journal.Removed(j.Id.Value);
+                var log = _log;
+                journal.WriteFailed = (id, status, e) =>
+                {
+                    if (status is { } s)
+                        log.LogError(e, "The job store {Directory} could not record job {Request} as {Status}; the job goes on in memory{Outcome}",
+                            journal.Directory, id, s, s == JobStatus.Succeeded ? " and ends failed (its result is not stored)" : "");
+                    else log.LogError(e, "The job store {Directory} could not forget job {Request}; it is forgotten in memory", journal.Directory, id);
+                };
             }
             InitialPlacement = Planner.place(new PlacementInput(cluster, Cost, setup.InitialMix,
                 FSharpOption<Microsoft.FSharp.Collections.FSharpMap<DeviceId, PlacementType>>.None, setup.Settings.PlacementTimeLimitSeconds));

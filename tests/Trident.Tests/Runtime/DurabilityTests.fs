@@ -99,6 +99,52 @@ let ``after a crash, queued and running jobs run again under their ids and finis
             second |> Option.iter (fun s -> s.DisposeAsync().AsTask().Wait())
             Directory.Delete(dir, true)
 
+/// A result the job store cannot write (its results folder gone; a full disk alike) ended the job "succeeded" in
+/// memory while the write threw: its event stream stopped before the final state, its waiters (the synchronous
+/// routes) never woke, and after a restart it ran again though its client had been told it succeeded. Now it ends
+/// failed, naming the store, and everything waiting on it ends.
+let ``a result the job store cannot write ends the job failed, naming the store, and wakes everything waiting on it`` =
+    testCase "a result the job store cannot write ends the job failed, naming the store, and wakes everything waiting on it" <| fun () ->
+        let dir = tempDirectory ()
+        let gates = Gates()
+        let held = gates.Hold("lost", Stage.Diffuse)
+        let server = startServer dir (TimeSpan.FromMinutes 10.0) (GatedExecutors gates)
+        try
+            let job = server.Submit(input "lost" 2, Nullable(), Nullable()) |> accepted
+            held.WaitEntered 30.0
+            let events = job.Subscribe()
+            Directory.Delete(server.Journal.ResultsDirectory, true)
+            held.Open()
+            Expect.isTrue (job.Final.Wait(TimeSpan.FromSeconds 30.0)) "its waiters wake"
+            Expect.equal job.Status JobStatus.Failed "failed, not succeeded without a stored result"
+            Expect.stringContains (job.View().Error) "could not be stored in the job store" "the error names the store"
+            Expect.isNull job.Result "no result is served that the store does not hold"
+            let seen = ResizeArray<JobEvent>()
+            let mutable e = Unchecked.defaultof<JobEvent>
+            while events.TryRead(&e) do seen.Add e
+            Expect.equal (Seq.last seen).Status JobStatus.Failed "its event stream carries the final state"
+            Expect.isTrue (events.Completion.Wait(TimeSpan.FromSeconds 5.0)) "and ends"
+        finally
+            held.Open()
+            server.DisposeAsync().AsTask().Wait()
+            Directory.Delete(dir, true)
+
+/// Evicting a job whose store lost its results folder threw DirectoryNotFoundException out of the serving loop's
+/// round (one failed round per evicted job, an error with a stack trace each).
+let ``forgetting a job whose results folder is gone does not throw`` =
+    testCase "forgetting a job whose results folder is gone does not throw" <| fun () ->
+        let dir = tempDirectory ()
+        let journal = JobJournal.Open dir
+        try
+            Directory.Delete(journal.ResultsDirectory, true)
+            let failures = ResizeArray()
+            journal.WriteFailed <- Action<int64, Nullable<JobStatus>, exn>(fun id _ e -> failures.Add(id, e))
+            journal.Removed 7L
+            Expect.isEmpty failures "nothing to delete is no failure"
+        finally
+            journal.Dispose()
+            Directory.Delete(dir, true)
+
 let ``a finished job recovered after its retention ended is forgotten with its result file`` =
     testCase "a finished job recovered after its retention ended is forgotten with its result file" <| fun () ->
         let dir = tempDirectory ()
@@ -441,6 +487,8 @@ let tests =
     testList "integration" [ testList "DurabilityTests" [
         ``after a crash, queued and running jobs run again under their ids and finished ones keep their state and result``
         ``a finished job recovered after its retention ended is forgotten with its result file``
+        ``a result the job store cannot write ends the job failed, naming the store, and wakes everything waiting on it``
+        ``forgetting a job whose results folder is gone does not throw``
         ``a journal write per transition is cheap``
         ``a second server on the same job store is refused while the first has it open``
         ``a lock file that cannot be opened is its own error, not another server's lock``
