@@ -34,7 +34,7 @@ public static class ShortServeOptions
         (Opt.Int("--devices-per-node", "devices per node (Trident:Devices:DevicesPerNode)"), ["Trident:Devices:DevicesPerNode"]),
         (Opt.Double("--time-scale", "real seconds per emulated second: a stage takes its predicted time × this, e.g. 0.05 runs 20× faster (Trident:Emulation:TimeScale)"), ["Trident:Emulation:TimeScale"]),
         (Opt.Choice("--cluster", "cluster membership (Trident:Cluster:Mode): none, localhost or redis (docs/cluster.md)", null, "none", "localhost", "redis"), ["Trident:Cluster:Mode"]),
-        (Opt.String("--primary", "the coordinator's silo endpoint with localhost membership (Trident:Cluster:Primary)", helpName: "HOST:PORT"), ["Trident:Cluster:Primary"]),
+        (Opt.String("--primary", "the coordinator's silo endpoint with localhost membership (Trident:Cluster:Primary): an IP address and the silo port, e.g. 127.0.0.1:11111", helpName: "IP:PORT"), ["Trident:Cluster:Primary"]),
         (Opt.String("--redis", "the Redis connection string with redis membership (Trident:Cluster:Redis)", helpName: "HOST:PORT"), ["Trident:Cluster:Redis"]),
         (Opt.Int("--silo-port", "this process's silo port (Trident:Cluster:SiloPort)"), ["Trident:Cluster:SiloPort"]),
         (Opt.Int("--gateway-port", "this process's gateway port (Trident:Cluster:GatewayPort)"), ["Trident:Cluster:GatewayPort"]),

@@ -40,7 +40,10 @@ public static class ClusterSilo
         var gatewayPort = c.GatewayPort == 0 ? Loopback.FreePort() : c.GatewayPort;
         if (c.Mode == ClusterOptions.ModeLocalhost)
         {
-            silo.UseLocalhostClustering(siloPort, gatewayPort, coordinator ? null : IPEndPoint.Parse(c.Primary), c.ClusterId, c.ClusterId);
+            // a Primary that is not IP:port (a host name) is left out here: the options' validation names it (exit 2) before
+            // the silo starts (IPEndPoint.Parse threw out of the host's build: a stack trace, exit 134)
+            silo.UseLocalhostClustering(siloPort, gatewayPort, coordinator || !IPEndPoint.TryParse(c.Primary, out var primary) ? null : primary,
+                c.ClusterId, c.ClusterId);
         }
         else
         {

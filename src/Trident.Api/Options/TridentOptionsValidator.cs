@@ -64,7 +64,7 @@ public sealed class TridentOptionsValidator : IValidateOptions<TridentOptions>
         Check(c.SiloPort is >= 0 and <= 65535, "Cluster:SiloPort", "must be between 0 and 65535");
         Check(c.GatewayPort is >= 0 and <= 65535, "Cluster:GatewayPort", "must be between 0 and 65535");
         Check(System.Net.IPAddress.TryParse(c.AdvertisedAddress, out _), "Cluster:AdvertisedAddress", $"must be an IP address (got '{c.AdvertisedAddress}')");
-        Check(System.Net.IPEndPoint.TryParse(c.Primary, out var primary) && primary.Port > 0, "Cluster:Primary", $"must be host:port of the coordinator's silo (got '{c.Primary}')");
+        Check(System.Net.IPEndPoint.TryParse(c.Primary, out var primary) && primary.Port > 0, "Cluster:Primary", $"must be IP:port of the coordinator's silo, e.g. 127.0.0.1:11111 (an IP address: a host name is not resolved; got '{c.Primary}')");
         Check(!string.IsNullOrWhiteSpace(c.Redis), "Cluster:Redis", "must be a Redis connection string (host:port)");
         Check(!string.IsNullOrWhiteSpace(c.ClusterId), "Cluster:ClusterId", "must not be empty");
         Check(!c.Kubernetes || c.Mode == ClusterOptions.ModeRedis, "Cluster:Kubernetes", "needs Cluster:Mode redis (the membership table lives in Redis)");

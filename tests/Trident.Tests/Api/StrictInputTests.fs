@@ -634,6 +634,16 @@ let ``the content root's appsettings.json that does not load is named with the l
         finally
             dir.Delete(true)
 
+/// `worker --primary localhost:PORT` crashed the worker (IPEndPoint.Parse out of the silo's configuration: a stack trace,
+/// exit 134) while config --check said "must be host:port" of the same value: the primary is an IP address and a port.
+let ``a worker's --primary that is not IP:port is a usage error naming the form, not a crash`` =
+    testCase "a worker's --primary that is not IP:port is a usage error naming the form, not a crash" <| fun () ->
+        for primary in [ "localhost:19711"; "notahost" ] do
+            let code, message = run [ "worker"; "--emulate"; "flux"; "--primary"; primary; "--silo-port"; "0"; "--gateway-port"; "0"; "--urls"; "http://127.0.0.1:0" ]
+            Expect.equal code 2 (sprintf "%s: exit code (%s)" primary message)
+            Expect.stringContains message (sprintf "must be IP:port of the coordinator's silo, e.g. 127.0.0.1:11111 (an IP address: a host name is not resolved; got '%s')" primary) primary
+            Expect.isFalse (message.Contains "   at ") (sprintf "%s: no stack trace" primary)
+
 let ``a configuration file saved with a byte order mark is read as the loader reads it, not refused at its first byte`` =
     testCase "a configuration file saved with a byte order mark is read as the loader reads it, not refused at its first byte" <| fun () ->
         let dir = Directory.CreateTempSubdirectory("trident-bom-")
@@ -868,6 +878,7 @@ let unitTests =
         ``a default size set to 256 is kept as set, and refused where the pipeline does not serve it``
         ``one key given twice in a file, spelt alike or differing only by case, is refused even where the loader merges it``
         ``the content root's appsettings.json that does not load is named with the line, the position and why``
+        ``a worker's --primary that is not IP:port is a usage error naming the form, not a crash``
         ``a configuration file saved with a byte order mark is read as the loader reads it, not refused at its first byte``
         ``Trident keys outside section Trident are refused naming the key meant, and other unknown top-level keys are warned about``
         ``config --check reads the environment as serve does, and each bad key names its source``
