@@ -41,7 +41,7 @@ public static class ClusterApi
         return app;
     }
 
-    private static string StageName(Stage s) => s.IsEncode ? "encode" : s.IsDiffuse ? "diffuse" : "decode";
+    private static string StageName(Stage s) => StageModule.name(s);
 
     private static Results<Ok<ClusterDto>, ProblemHttpResult> Cluster(HttpContext http, ServerHost host) =>
         QueryParameters.Check(http) is { } badQuery ? badQuery

@@ -38,7 +38,7 @@ public static class SimulationView
     /// <summary>The format name written in the embedded JSON.</summary>
     public const string Format = "trident-sim-view/1";
 
-    private static string StageName(Stage s) => s.IsEncode ? "encode" : s.IsDiffuse ? "diffuse" : "decode";
+    private static string StageName(Stage s) => StageModule.name(s);
 
     private static int StageIndex(Stage s) => s.IsEncode ? 0 : s.IsDiffuse ? 1 : 2;
 

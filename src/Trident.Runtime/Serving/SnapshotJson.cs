@@ -112,7 +112,7 @@ public static class SnapshotJson
         return Encoding.UTF8.GetString(ms.ToArray());
     }
 
-    private static string StageName(Stage s) => s.IsEncode ? "encode" : s.IsDiffuse ? "diffuse" : "decode";
+    private static string StageName(Stage s) => StageModule.name(s);
 
     private static void WriteCostSettings(Utf8JsonWriter w, CostSettings c)
     {

@@ -21,7 +21,7 @@ internal sealed class SnapshotReader
 
     private static readonly string[] RootFields =
         ["format", "version", "now", "cluster", "profile", "cost_settings", "placement", "busy_until", "bookings", "idle_until", "queue", "completed", "settings", "plan"];
-    private static readonly string[] Stages = ["encode", "diffuse", "decode"];
+    private static readonly string[] Stages = [.. StageModule.all.Select(StageModule.name)];
 
     /// <summary>The snapshot, or <see cref="SnapshotFormatException"/> listing every problem.</summary>
     public static Snapshot Read(string json)
@@ -511,13 +511,7 @@ internal sealed class SnapshotReader
         return raw.Length <= 40 ? raw : raw[..37] + "…";
     }
 
-    private static Stage? ParseStage(string s) => s switch
-    {
-        "encode" => Stage.Encode,
-        "diffuse" => Stage.Diffuse,
-        "decode" => Stage.Decode,
-        _ => null,
-    };
+    private static Stage? ParseStage(string s) => StageModule.tryParse(s) is { } stage ? stage.Value : null;
 
     // every field not among `names`, and every field given more than once (JSON allows it; the last would win unseen)
     private void Known(JsonElement e, string path, params string[] names)

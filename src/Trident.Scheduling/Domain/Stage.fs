@@ -18,6 +18,16 @@ module Stage =
         | Diffuse -> "D"
         | Decode -> "C"
 
+    /// The stage's name in documents and the API: encode, diffuse, decode.
+    let name =
+        function
+        | Encode -> "encode"
+        | Diffuse -> "diffuse"
+        | Decode -> "decode"
+
+    /// The stage of a `name`, or None.
+    let tryParse (s: string) = all |> List.tryFind (fun stage -> name stage = s)
+
 /// The set of stage models resident on one device. Primary types hold D; auxiliary types do not.
 type PlacementType =
     | EDC
