@@ -191,7 +191,11 @@ public static class Commands
                 else errors.Add($"'{t}': unexpected argument");
             }
         }
-        else errors.AddRange(ShortServeOptions.UnknownTokens(parse.UnmatchedTokens));
+        else
+        {
+            errors.AddRange(ShortServeOptions.UnknownTokens(parse.UnmatchedTokens));
+            errors.AddRange(ShortServeOptions.Conflicts(parse));
+        }
         return [.. errors.Distinct()];
     }
 

@@ -70,6 +70,13 @@ public static class ServeCommand
                     Console.Error.WriteLine($"trident serve: {e.Message}");
                     return 1;
                 }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    // what the configuration's check could not see (its lock file cannot be opened): before it listens, naming the key
+                    Console.Error.WriteLine("trident serve: invalid configuration (docs/serving.md lists every key):");
+                    Console.Error.WriteLine($"  {Trident.Api.Options.TridentOptions.Section}:Storage:Directory '{storage}' cannot hold the job store: {e.Message}");
+                    return 2;
+                }
             var host = app.Services.GetRequiredService<Trident.Api.Hosting.ServerHost>();
             await app.RunAsync(ct);
             if (host.Failure is { } failure)

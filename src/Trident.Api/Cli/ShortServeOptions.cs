@@ -15,7 +15,8 @@ namespace Trident.Api.Cli;
 /// <c>AdvertisedAddress</c>. Besides them the commands take <c>--urls</c>, <c>--config FILE</c>, any configuration
 /// key as <c>--Section:Key value</c> (or <c>--Section:Key=value</c>) and the host's own keys
 /// (<c>--environment</c>, <c>--contentRoot</c>, …, as WebApplicationFactory passes them); anything else is an
-/// unknown option.
+/// unknown option. A short option and a key it stands for given with different values are a usage error
+/// (<see cref="Conflicts"/>).
 /// </summary>
 public static class ShortServeOptions
 {
@@ -32,7 +33,7 @@ public static class ShortServeOptions
             ["Trident:Devices:Kind", "Trident:Emulation:Profile"]),
         (Opt.Int("--devices", "how many devices (Trident:Devices:Count)"), ["Trident:Devices:Count"]),
         (Opt.Int("--devices-per-node", "devices per node (Trident:Devices:DevicesPerNode)"), ["Trident:Devices:DevicesPerNode"]),
-        (Opt.Double("--time-scale", "real seconds per emulated second: a stage takes its predicted time × this, e.g. 0.05 runs 20× faster (Trident:Emulation:TimeScale)"), ["Trident:Emulation:TimeScale"]),
+        (Opt.Double("--time-scale", "emulated devices only (--emulate): real seconds per emulated second, a stage takes its predicted time × this, e.g. 0.05 runs 20× faster (Trident:Emulation:TimeScale)"), ["Trident:Emulation:TimeScale"]),
         (Opt.Choice("--cluster", "cluster membership (Trident:Cluster:Mode): none, localhost or redis (docs/cluster.md)", null, "none", "localhost", "redis"), ["Trident:Cluster:Mode"]),
         (Opt.String("--primary", "the coordinator's silo endpoint with localhost membership (Trident:Cluster:Primary): an IP address and the silo port, e.g. 127.0.0.1:11111", helpName: "IP:PORT"), ["Trident:Cluster:Primary"]),
         (Opt.String("--redis", "the Redis connection string with redis membership (Trident:Cluster:Redis)", helpName: "HOST:PORT"), ["Trident:Cluster:Redis"]),
@@ -68,6 +69,50 @@ public static class ShortServeOptions
         if (r.GetValue(Config) is { } config) result.AddRange(["--config", config]);
         result.AddRange(r.UnmatchedTokens);
         return [.. result];
+    }
+
+    /// <summary>Each short option given beside a configuration key it stands for (<c>--devices 2 --Trident:Devices:Count 3</c>)
+    /// with another value: one problem naming both, since the host would take one of them silently (the key, given later
+    /// on its command line). The same value twice is no problem; values are compared as numbers where both are numbers
+    /// (<c>2</c> and <c>2.0</c>), else as text. <c>--emulate P</c> stands for <c>Trident:Devices:Kind emulated</c> and
+    /// <c>Trident:Emulation:Profile P</c>; configuration keys are compared ignoring case, as configuration reads them.</summary>
+    public static IEnumerable<string> Conflicts(ParseResult r)
+    {
+        var given = ConfigurationKeys(r.UnmatchedTokens);
+        foreach (var (option, keys) in Keys)
+        {
+            if (r.GetResult(option) is not { Implicit: false, Tokens.Count: > 0 } result) continue;
+            var value = result.Tokens[^1].Value;
+            for (var i = 0; i < keys.Length; i++)
+            {
+                // --emulate P sets Devices:Kind to emulated and Emulation:Profile to P
+                var meant = keys.Length == 2 && i == 0 ? Trident.Api.Options.EmulationOptions.Kind : value;
+                foreach (var (key, other) in given.Where(g => string.Equals(g.Key, keys[i], StringComparison.OrdinalIgnoreCase)))
+                    if (!SameValue(meant, other))
+                        yield return $"{option.Name}: {option.Name} {value} sets {keys[i]} to {meant}, but --{key} {other} sets it to {other}: give one of them, or the same value";
+            }
+        }
+    }
+
+    private static bool SameValue(string a, string b) =>
+        string.Equals(a, b, StringComparison.Ordinal)
+        || (double.TryParse(a, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var x)
+            && double.TryParse(b, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var y) && x == y);
+
+    /// <summary>The configuration keys given among <paramref name="tokens"/> (<c>--Key VALUE</c> or <c>--Key=VALUE</c>) with
+    /// their values, in order.</summary>
+    private static List<(string Key, string Value)> ConfigurationKeys(IReadOnlyList<string> tokens)
+    {
+        var keys = new List<(string, string)>();
+        for (var i = 0; i < tokens.Count; i++)
+        {
+            var t = tokens[i];
+            if (!t.StartsWith("--", StringComparison.Ordinal) || t.Length <= 2) continue;
+            var equals = t.IndexOf('=');
+            if (equals > 0) keys.Add((t[2..equals], t[(equals + 1)..]));
+            else if (i + 1 < tokens.Count && !tokens[i + 1].StartsWith("--", StringComparison.Ordinal)) keys.Add((t[2..], tokens[++i]));
+        }
+        return keys;
     }
 
     /// <summary>The tokens left over that are neither a configuration key with its value nor a host key: each an error.</summary>

@@ -43,6 +43,12 @@ public sealed class TridentOptionsValidator : IValidateOptions<TridentOptions>
         Check(Trident.Runtime.Devices.EmulatedProfile.Names.Contains(e.Profile), "Emulation:Profile",
             $"must be one of {string.Join(", ", Trident.Runtime.Devices.EmulatedProfile.Names)} (got '{e.Profile}')");
         Check(double.IsFinite(e.TimeScale) && e.TimeScale is >= 0.001 and <= 1000, "Emulation:TimeScale", "must be between 0.001 and 1000");
+        // only emulated devices take their time from a profile: on other devices a time scale would be ignored silently
+        // (serve --time-scale 0.05 on the CPU ran at full time); 1, the default, is what they do anyway
+        Check(d.Kind == EmulationOptions.Kind || e.TimeScale == 1.0 || !double.IsFinite(e.TimeScale), "Emulation:TimeScale",
+            string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"(--time-scale) applies to emulated devices only (--emulate PROFILE, i.e. Devices:Kind '{EmulationOptions.Kind}'), not to Devices:Kind '{d.Kind}', whose stages take their real time: leave it out, or add --emulate (got {e.TimeScale})"),
+            valueKnown: true);
         Check(d.Count >= 0 && d.Count <= 1024, "Devices:Count", "must be between 0 (one per core) and 1024");
         Check(d.Kind != "cuda" || d.Count >= 1, "Devices:Count", "must be set (≥ 1) for Devices:Kind 'cuda' (or list the devices: 'cuda:0,cuda:1')");
         Check(!(d.Kind.StartsWith("cuda:", StringComparison.Ordinal) && ordinals is not null) || d.Count == 0 || d.Count == ordinals.Length,

@@ -131,9 +131,16 @@ public sealed class JobJournal : IDisposable
         return new JobStoreLock(full, Lock(full));
     }
 
-    /// <summary>Why a store could not be kept in <paramref name="directory"/> (the directory, or a file in it, cannot be
-    /// created), or null when it can: the nearest existing directory on its path is written to (a temporary file,
-    /// deleted at once), so nothing is left behind and a store in use by a server counts as usable.</summary>
+    /// <summary>The store's files in its directory, each a file the journal opens or creates: the database (with SQLite's
+    /// write-ahead log and shared-memory index beside it) and the lock.</summary>
+    private static readonly string[] StoreFiles = ["jobs.db", "jobs.db-wal", "jobs.db-shm", "lock"];
+
+    /// <summary>Why a store could not be kept in <paramref name="directory"/>, or null when it can: the directory, or a
+    /// file in it, cannot be created (the nearest existing directory on its path is written to: a temporary file, deleted
+    /// at once); or, where the directory exists, its layout is not the store's — <c>results</c> is not a directory or
+    /// takes no new files, or <c>jobs.db</c>, its <c>-wal</c> / <c>-shm</c> files or <c>lock</c> is a directory. Nothing
+    /// is left behind, no file of the store is opened (a store in use by a server counts as usable: its lock is checked
+    /// apart, by <see cref="CheckFree"/>).</summary>
     public static string? Unusable(string directory)
     {
         try
@@ -147,23 +154,43 @@ public sealed class JobJournal : IDisposable
                 existing = Path.GetDirectoryName(existing);
                 if (existing is null) return $"no directory on the path of '{full}' exists";
             }
-            var probe = Path.Combine(existing, $".trident-probe-{Environment.ProcessId}-{Guid.NewGuid():N}");
-            try
+            if (existing == full)
             {
-                using (new FileStream(probe, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.DeleteOnClose))
+                // the layout of a store that exists: before, a results file (or a jobs.db folder) failed the journal's
+                // open after the server listened, exit 1, naming no key
+                var results = Path.Combine(full, "results");
+                if (!System.IO.Directory.Exists(results) && (File.Exists(results) || new FileInfo(results).LinkTarget is not null))
+                    return $"'{results}', where the store keeps its result files, is {(File.Exists(results) ? "a file" : "a broken link")}, not a directory";
+                foreach (var name in StoreFiles)
                 {
+                    var path = Path.Combine(full, name);
+                    if (System.IO.Directory.Exists(path)) return $"'{path}', a file of the store, is a directory";
                 }
+                if (System.IO.Directory.Exists(results) && NoNewFile(results) is { } resultsWhy) return resultsWhy;
             }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                var why = e is UnauthorizedAccessException ? "access denied: read-only, or not this user's" : $"{e.GetType().Name}, e.g. a file system such as /proc or /sys";
-                return $"no file can be created in '{existing}' ({why})";
-            }
-            return null;
+            return NoNewFile(existing);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotSupportedException or ArgumentException)
         {
             return $"{e.GetType().Name}: {e.Message}";
+        }
+    }
+
+    // Why no file can be created in the existing directory <folder>, or null when one can (a temporary file, deleted at once).
+    private static string? NoNewFile(string folder)
+    {
+        var probe = Path.Combine(folder, $".trident-probe-{Environment.ProcessId}-{Guid.NewGuid():N}");
+        try
+        {
+            using (new FileStream(probe, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.DeleteOnClose))
+            {
+            }
+            return null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            var why = e is UnauthorizedAccessException ? "access denied: read-only, or not this user's" : $"{e.GetType().Name}, e.g. a file system such as /proc or /sys";
+            return $"no file can be created in '{folder}' ({why})";
         }
     }
 

@@ -413,6 +413,55 @@ let ``capacity says the load is fixed for --devices only where it is scaled to t
         let _, out, _ = runCli [ "capacity"; "--help" ]
         Expect.stringContains out "a generated workload over --profile's shapes without --rate" "the help says which workloads are scaled"
 
+/// Before: `serve --devices 2 --Trident:Devices:Count 3` served 3 devices, saying nothing (the host's command line gives
+/// the key after the short option's expansion, and the later one wins).
+let ``a short serve option and the key it stands for with another value are a usage error naming both`` =
+    testCase "a short serve option and the key it stands for with another value are a usage error naming both" <| fun () ->
+        let code, out, err = runCli [ "serve"; "--devices"; "2"; "--Trident:Devices:Count"; "3"; "--urls"; "http://127.0.0.1:0"; "--Trident:Storage:Directory"; "memory" ]
+        Expect.equal code 2 (sprintf "exit 2 (%s)" err)
+        Expect.equal out "" "nothing served"
+        Expect.stringContains err "--devices: --devices 2 sets Trident:Devices:Count to 2, but --Trident:Devices:Count 3 sets it to 3" "both named with their values"
+        let parse args = Commands.Parse(ServeCommand.Command, args)
+        let problems args =
+            try
+                parse args |> ignore
+                []
+            with :? CliException as e -> List.ofSeq e.Errors
+        // --emulate P stands for two keys; the key's case and the = form do not hide a conflict
+        let found = problems [ "--emulate"; "flux"; "--trident:devices:kind=cpu"; "--Trident:Emulation:Profile"; "sd3" ]
+        Expect.equal found.Length 2 (sprintf "the kind and the profile: %A" found)
+        Expect.stringContains found.[0] "--emulate flux sets Trident:Devices:Kind to emulated, but --trident:devices:kind cpu sets it to cpu" "the kind"
+        Expect.stringContains found.[1] "--emulate flux sets Trident:Emulation:Profile to flux, but --Trident:Emulation:Profile sd3 sets it to sd3" "the profile"
+        // the same value twice is no conflict (as text or as a number)
+        Expect.isEmpty (problems [ "--devices"; "2"; "--Trident:Devices:Count"; "2.0"; "--emulate"; "flux"; "--Trident:Devices:Kind"; "emulated"
+                                   "--time-scale=0.5"; "--Trident:Emulation:TimeScale"; "0.50" ]) "the same values"
+        Expect.isEmpty (problems [ "--devices"; "2"; "--Trident:Devices:DevicesPerNode"; "3" ]) "another key is no conflict"
+
+/// Before: `serve --time-scale 0.05` on CPU devices served at full time, saying nothing (only emulated devices take
+/// their time from a profile); `config --check` of a file with the same keys said it was valid.
+let ``a time scale for devices that are not emulated is refused by serve and by config --check alike`` =
+    testCase "a time scale for devices that are not emulated is refused by serve and by config --check alike" <| fun () ->
+        let problem = "Trident:Emulation:TimeScale (--time-scale) applies to emulated devices only (--emulate PROFILE, i.e. Devices:Kind 'emulated'), not to Devices:Kind 'cpu'"
+        let code, out, err = runCli [ "serve"; "--time-scale"; "0.05"; "--urls"; "http://127.0.0.1:0"; "--Trident:Storage:Directory"; "memory" ]
+        Expect.equal code 2 (sprintf "serve: exit 2 (%s)" err)
+        Expect.equal out "" "nothing served"
+        Expect.stringContains err problem "serve names the key, the short option and --emulate"
+        let file = System.IO.Path.ChangeExtension(System.IO.Path.GetTempFileName(), ".json")
+        try
+            System.IO.File.WriteAllText(file, """{"Trident": {"Devices": {"Kind": "cpu"}, "Emulation": {"TimeScale": 0.05}}}""")
+            let code, _, err = runCli [ "config"; "--check"; file ]
+            Expect.equal code 2 (sprintf "config --check: exit 2 (%s)" err)
+            Expect.stringContains err problem "config --check says the same"
+            // the default scale, and any scale of emulated devices, is fine
+            System.IO.File.WriteAllText(file, """{"Trident": {"Devices": {"Kind": "cpu"}, "Emulation": {"TimeScale": 1.0}}}""")
+            let code, _, err = runCli [ "config"; "--check"; file ]
+            Expect.isFalse (err.Contains "TimeScale") (sprintf "the default scale on cpu (%d: %s)" code err)
+            System.IO.File.WriteAllText(file, """{"Trident": {"Devices": {"Kind": "emulated"}, "Emulation": {"TimeScale": 0.05}}}""")
+            let code, _, err = runCli [ "config"; "--check"; file ]
+            Expect.isFalse (err.Contains "TimeScale") (sprintf "emulated devices (%d: %s)" code err)
+        finally
+            System.IO.File.Delete file
+
 /// `trident serve` on emulated devices (fast to start) in a process of its own, its standard output `stdout`: "full"
 /// (/dev/full) or "closed" (a pipe whose reading end is closed at once); with its exit code and standard error once it
 /// has served a generation and been sent SIGTERM.
@@ -659,6 +708,8 @@ let tests =
         ``the named workload gentd26-production is found from any directory``
         ``models' help offers only the choices each command takes``
         ``capacity says the load is fixed for --devices only where it is scaled to them``
+        ``a short serve option and the key it stands for with another value are a usage error naming both``
+        ``a time scale for devices that are not emulated is refused by serve and by config --check alike``
         ``serve keeps serving when its log cannot be written to standard output, and says so once on standard error``
         ``a worker stopped before it joins the cluster exits with one line, not an unhandled exception``
         ``a localhost cluster: the coordinator says what it waits for, another cluster id ends a worker, a coordinator restart ends its workers with one line``

@@ -844,6 +844,39 @@ let ``a storage directory that cannot be created or written is a configuration e
         finally
             File.Delete file
 
+/// Before: a store whose results/ is a file started, listened and then failed opening the journal: exit 1 with the
+/// raw IOException ("The file '…/results' already exists"), naming no key.
+let ``a job store whose layout is not the store's stops serve before it listens, naming the key`` =
+    testCase "a job store whose layout is not the store's stops serve before it listens, naming the key" <| fun () ->
+        let store = Directory.CreateTempSubdirectory("trident-layout-").FullName
+        // emulated devices: the old code reached the journal at once (no profiling of this machine first)
+        let emulated = [ "--emulate"; "flux"; "--devices"; "1"; "--Trident:Limits:DefaultWidth"; "256"; "--Trident:Limits:DefaultHeight"; "256"
+                         "--Trident:Storage:Directory"; store ]
+        try
+            let results = Path.Combine(store, "results")
+            File.WriteAllText(results, "")
+            let code, message = serve emulated
+            Expect.equal code 2 (sprintf "results a file: exit 2 before it listens (%s)" message)
+            Expect.stringContains message (sprintf "Trident:Storage:Directory '%s' cannot hold the job store: '%s', where the store keeps its result files, is a file, not a directory" store results) "the key, the path and what is wrong"
+            Expect.isFalse (message.Contains "   at ") "no stack trace"
+            withFile (sprintf """{"Trident": {"Storage": {"Directory": "%s"}}}""" store) (fun json ->
+                let code, message = run [ "config"; "--check"; json ]
+                Expect.equal code 2 (sprintf "config --check too (%s)" message)
+                Expect.stringContains message "where the store keeps its result files, is a file" "the same problem")
+            File.Delete results
+            for name in [ "jobs.db"; "jobs.db-wal"; "lock" ] do
+                let folder = Directory.CreateDirectory(Path.Combine(store, name)).FullName
+                let code, message = serve emulated
+                Expect.equal code 2 (sprintf "%s a folder: exit 2 (%s)" name message)
+                Expect.stringContains message (sprintf "cannot hold the job store: '%s', a file of the store, is a directory" folder) (sprintf "%s named" name)
+                Directory.Delete folder
+            // the layout of a store as a server leaves it is usable
+            Directory.CreateDirectory results |> ignore
+            File.WriteAllText(Path.Combine(store, "lock"), "")
+            Expect.isNull (Trident.Runtime.Serving.JobJournal.Unusable store) "a store with its results folder and lock"
+        finally
+            Directory.Delete(store, true)
+
 [<Tests>]
 let integrationTests =
     testList "integration" [
@@ -883,4 +916,5 @@ let unitTests =
         ``Trident keys outside section Trident are refused naming the key meant, and other unknown top-level keys are warned about``
         ``config --check reads the environment as serve does, and each bad key names its source``
         ``a storage directory that cannot be created or written is a configuration error naming the key``
+        ``a job store whose layout is not the store's stops serve before it listens, naming the key``
     ] |> testSequencedGroup "GenerationsApiTests" ]
