@@ -176,19 +176,24 @@ module Experiment =
     /// Every policy name, in report order.
     let names = Baselines.names
 
+    /// The policies a list of names asks for, in the order of `names` (then Trident-preempt): all (or nothing) is
+    /// every policy but Trident-preempt; names are matched ignoring case; an unknown name is an error naming the known
+    /// ones. Checked alone (the command line's check) and by `policies`.
+    let policyNames (requested: string list) : Result<string list, string list> =
+        match requested |> List.map (fun s -> s.Trim()) |> List.filter ((<>) "") with
+        | []
+        | [ "all" ] -> Ok names
+        | xs ->
+            let known = names @ [ Baselines.PreemptName ]
+            let bad = xs |> List.filter (fun x -> not (known |> List.exists (fun n -> n.ToLowerInvariant() = x.ToLowerInvariant())))
+            if bad.IsEmpty then Ok(known |> List.filter (fun n -> xs |> List.exists (fun x -> x.ToLowerInvariant() = n.ToLowerInvariant())))
+            else Error [ for b in bad -> sprintf "unknown policy '%s' (known: all, %s)" b (System.String.Join(", ", known)) ]
+
     /// The policies for the names ("all", or names from `names` or Trident-preempt,
     /// case-insensitive). B1 without a degree expands to one policy per degree; Trident-preempt is
     /// Trident with step-boundary preemption, run only when named.
     let policies (settings: ExperimentSettings) (prepared: Prepared) (requested: string list) : Result<Policy list, string list> =
-        let wanted =
-            match requested |> List.map (fun s -> s.Trim()) |> List.filter ((<>) "") with
-            | []
-            | [ "all" ] -> Ok names
-            | xs ->
-                let known = names @ [ Baselines.PreemptName ]
-                let bad = xs |> List.filter (fun x -> not (known |> List.exists (fun n -> n.ToLowerInvariant() = x.ToLowerInvariant())))
-                if bad.IsEmpty then Ok(known |> List.filter (fun n -> xs |> List.exists (fun x -> x.ToLowerInvariant() = n.ToLowerInvariant())))
-                else Error [ for b in bad -> sprintf "unknown policy '%s' (known: all, %s)" b (System.String.Join(", ", known)) ]
+        let wanted = policyNames requested
         let nodeSize = settings.DevicesPerNode
         let degrees = prepared.Config.Cost.Degrees |> List.filter (fun k -> k <= nodeSize)
         match wanted, settings.B1Degree with

@@ -34,19 +34,32 @@ public static class CapacityCommand
             SimulateCommand.Rate, SimulateCommand.Steps, SimulateCommand.Count, SimulateCommand.Shapes, Parallel_,
         };
         foreach (var o in SimulateCommand.SettingsOptions) c.Add(o);
+        // the settings, the workload, the policies and --max-devices checked while parsing, so that their problems come in
+        // one error with the values that did not parse (before, --target 2 hid an unknown workload until the next run)
+        c.Check((values, errors) => Read(values, errors));
         return c.With(Run);
+    }
+
+    /// <summary>The settings and the workload, with every problem that needs no simulation in <paramref name="errors"/>.</summary>
+    private static (ExperimentSettings Settings, WorkloadInput? Input, string? Note) Read(OptionValues args, CliErrors errors)
+    {
+        var settings = SimulateCommand.Settings(args, errors);
+        var maxDevices = args.Get(MaxDevices);
+        if (maxDevices < settings.DevicesPerNode) errors.Add($"--max-devices: {maxDevices} is less than one node ({settings.DevicesPerNode} devices)");
+        SimulateCommand.CheckPolicies(args, errors);
+        string? note = null;
+        var input = args.Given(SimulateCommand.Workload_) ? SimulateCommand.Input(args, settings, errors, out note) : null;
+        return (settings, input, note);
     }
 
     private static Task<int> Run(ParseResult args, CancellationToken ct)
     {
         var errors = new CliErrors();
         var target = args.GetValue(Target);
-        var settings = SimulateCommand.Settings(args, errors);
-        var maxDevices = args.GetValue(MaxDevices);
         var parallel = args.GetValue(Parallel_);
-        var policyNames = SimulateCommand.PolicyNames(args);
-        if (maxDevices < settings.DevicesPerNode) errors.Add($"--max-devices: {maxDevices} is less than one node ({settings.DevicesPerNode} devices)");
-        var input = SimulateCommand.Input(args, settings, errors, out var note);
+        var policyNames = SimulateCommand.PolicyNames(OptionValues.Of(args));
+        var (settings, input, note) = Read(OptionValues.Of(args), errors);
+        var maxDevices = args.GetValue(MaxDevices);
         errors.ThrowIfAny();
 
         // the workload and B1's degree are fixed once, for the starting cluster

@@ -42,21 +42,31 @@ public static class EvaluateCommand
         var c = new Command("evaluate",
             "run the simulated evaluation matrix (all policies, 128 devices) and write the report with charts (SVG and PNG)") { Quick, Out, Parallel_, Only, LogPath };
         foreach (var o in SimulateCommand.SettingsOptions) c.Add(o);
+        // checked while parsing: their problems come in one error with the values that did not parse
+        c.Check((values, errors) => Read(values, errors));
         return c.With(Run);
+    }
+
+    /// <summary>The settings and the output folder, with their problems in <paramref name="errors"/>.</summary>
+    private static (ExperimentSettings Settings, string OutDir) Read(OptionValues args, CliErrors errors)
+    {
+        var quick = args.Get(Quick);
+        var outDir = args.Get(Out) ?? (quick ? QuickDir : CommittedDir);
+        if (quick && Committed(outDir) is { } committed)
+            errors.Add($"--out: '{outDir}' is the committed report {committed}; --quick writes a reduced matrix and never over it: choose another folder");
+        var settings = SimulateCommand.Settings(args, errors);
+        OutputPath.Check("--out", outDir, directory: true, create: true, errors);
+        return (settings, outDir);
     }
 
     private static Task<int> Run(ParseResult args, CancellationToken ct)
     {
         var errors = new CliErrors();
         var quick = args.GetValue(Quick);
-        var outDir = args.GetValue(Out) ?? (quick ? QuickDir : CommittedDir);
-        if (quick && SamePath(outDir, CommittedDir))
-            errors.Add($"--out: --quick writes a reduced matrix and never over the committed {CommittedDir}; choose another folder");
         var parallel = args.GetValue(Parallel_);
         var only = args.GetValue(Only);
         var logPath = args.Text(LogPath);
-        var settings = SimulateCommand.Settings(args, errors);
-        OutputPath.Check("--out", outDir, directory: true, create: true, errors);
+        var (settings, outDir) = Read(OptionValues.Of(args), errors);
         errors.ThrowIfAny();
         bool Wanted(string group) => only is null || only == group;
 
@@ -122,8 +132,16 @@ public static class EvaluateCommand
         return Task.FromResult(0);
     }
 
-    private static bool SamePath(string a, string b) =>
-        string.Equals(Path.GetFullPath(a).TrimEnd(Path.DirectorySeparatorChar), Path.GetFullPath(b).TrimEnd(Path.DirectorySeparatorChar), StringComparison.Ordinal);
+    /// <summary>The committed report's folder (<see cref="CommittedDir"/> under the current directory, or under Trident's
+    /// home) that <paramref name="outDir"/> is, after following every link and <c>..</c> on both paths as the file
+    /// system does; null when it is none of them. Before, only the path spelt as the current directory's was refused: a
+    /// link to the folder, or <c>../docs/evaluation</c> from a folder below the home, wrote over it.</summary>
+    private static string? Committed(string outDir)
+    {
+        var real = OutputPath.Real(outDir);
+        return new[] { CommittedDir, Path.Combine(Trident.Runtime.Execution.PipelineLocator.FindHome(), CommittedDir) }
+            .Select(OutputPath.Real).FirstOrDefault(c => string.Equals(c, real, StringComparison.Ordinal));
+    }
 
     /// <summary>Runs every policy of a point (one progress line per simulation); null when cancelled or not preparable.
     /// Requests no policy can run on the point's cluster (<c>Experiment.beyondNode</c>) are said on standard error and in

@@ -22,6 +22,7 @@ using System.Text.Json;
 using Microsoft.FSharp.Collections;
 using Microsoft.FSharp.Core;
 using Trident.Api.Contracts;
+using Trident.Api.Options;
 using Trident.Scheduling;
 using Trident.Scheduling.Placement;
 using Trace = Trident.Scheduling.Trace;
@@ -56,10 +57,52 @@ public static class LoadgenCommand
         1, 1e-4, 1000);
 
     /// <summary>The command.</summary>
-    public static Command Command { get; } = new Command("loadgen",
-        "replay a trace against a running server (loopback only) and print SLO attainment, mean/P95/P99 latency and errors; "
-        + "--compare-sim also simulates the same requests and prints predicted vs measured latency")
-        { Url, Workload_, Rate, Load, Duration, Count, Steps, Size, Seed, Timeout, Compare, Out, TimeScale, ApiKey }.With(Run);
+    public static Command Command { get; } = Build();
+
+    private static Command Build()
+    {
+        var c = new Command("loadgen",
+            "replay a trace against a running server (loopback only) and print SLO attainment, mean/P95/P99 latency and errors; "
+            + "--compare-sim also simulates the same requests and prints predicted vs measured latency")
+            { Url, Workload_, Rate, Load, Duration, Count, Steps, Size, Seed, Timeout, Compare, Out, TimeScale, ApiKey };
+        // everything that can be checked without the server, checked while parsing: one error with the values that did
+        // not parse, and before any request (before, --workload nosuch was named only after reading the server)
+        c.Check((values, errors) => Check(values, errors));
+        return c.With(Run);
+    }
+
+    /// <summary>Every problem of the command line that the server is not needed for, in <paramref name="errors"/>: the
+    /// URL, --out, --load/--rate/--size against the workload, and the workload itself — a tiny workload, a named one or
+    /// an existing file (a file's requests are checked against the server's profile once it is read). Returns the base
+    /// URI (null when the URL is bad).</summary>
+    private static Uri? Check(OptionValues args, CliErrors errors)
+    {
+        var url = args.Text(Url);
+        var workload = args.Get(Workload_);
+        var rate = args.Maybe(Rate);
+        var load = args.Maybe(Load);
+        var size = args.Maybe(Size);
+        if (load is not null && rate is not null) errors.Add("--load/--rate: give --rate or --load, not both");
+        else if (load is not null && workload is not null && !TinyWorkloads.Contains(workload))
+            errors.Add($"--load: only the tiny workloads ({string.Join(", ", TinyWorkloads)}) take a load; give '{workload}' a --rate");
+        if (size is not null && workload is not null && workload != "tiny-same")
+            errors.Add($"--size: only tiny-same takes a size (its one shape); '{workload}' has its own shapes");
+        else if (size is not (null or 64 or 128 or 256)) errors.Add($"--size: {size} is not one of the tiny pipeline's profiled sizes 64, 128, 256");
+        if (workload is not null && !File.Exists(workload))
+        {
+            if (Scheduling.Trace.looksLikeFile(workload)) errors.Add($"--workload: {InputPath.NotAFile(workload, "trace file")}");
+            else if (!TinyWorkloads.Contains(workload) && !Workload.names.Contains(workload))
+                errors.Add($"--workload: unknown workload '{workload}' (known: {string.Join(", ", TinyWorkloads)}, {string.Join(", ", Workload.names)}, or a trace file)");
+        }
+        Uri? baseUri = null;
+        if (!Uri.TryCreate(url, UriKind.Absolute, out var uri) || uri.Scheme != "http")
+            errors.Add($"--url: '{url}' is not an http URL");
+        else if (!IsLoopback(uri))
+            errors.Add($"--url: '{url}' is not a loopback address (loadgen only talks to this machine)");
+        else baseUri = uri;
+        OutputPath.Check("--out", args.Get(Out), directory: false, create: true, errors);
+        return baseUri;
+    }
 
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 
@@ -87,20 +130,12 @@ public static class LoadgenCommand
         var steps = args.Maybe(Steps);
         var size = args.Maybe(Size);
         var load = args.Maybe(Load);
-        if (load is not null && rate is not null) errors.Add("--load: give --rate or --load, not both");
-        else if (load is not null && !TinyWorkloads.Contains(workload)) errors.Add($"--load: only the tiny workloads ({string.Join(", ", TinyWorkloads)}) take a load; give '{workload}' a --rate");
-        if (size is not null && workload != "tiny-same") errors.Add($"--size: only tiny-same takes a size (its one shape); '{workload}' has its own shapes");
-        else if (size is not (null or 64 or 128 or 256)) errors.Add($"--size: {size} is not one of the tiny pipeline's profiled sizes 64, 128, 256");
         var seed = args.GetValue(Seed);
         var timeout = args.GetValue(Timeout);
         var compare = args.GetValue(Compare);
         var output = args.GetValue(Out);
         var timeScale = args.GetValue(TimeScale);
-        if (!Uri.TryCreate(url, UriKind.Absolute, out var baseUri) || baseUri.Scheme != "http")
-            errors.Add($"--url: '{url}' is not an http URL");
-        else if (!IsLoopback(baseUri))
-            errors.Add($"--url: '{url}' is not a loopback address (loadgen only talks to this machine)");
-        OutputPath.Check("--out", output, directory: false, create: true, errors);
+        var baseUri = Check(OptionValues.Of(args), errors);
         errors.ThrowIfAny();
 
         using var owned = client is null ? new HttpClient { BaseAddress = baseUri, Timeout = TimeSpan.FromSeconds(30) } : null;

@@ -126,16 +126,26 @@ public static class Opt
         return true;
     }
 
+    /// <summary>Adds a validator to <paramref name="command"/> that runs <paramref name="check"/> over the options' values
+    /// while the command line is parsed, so that its problems come in one error with the values that did not parse.</summary>
+    public static void Check(this Command command, Action<OptionValues, CliErrors> check) =>
+        command.Validators.Add(result =>
+        {
+            var errors = new CliErrors();
+            check(OptionValues.Of(result), errors);
+            result.AddErrors(errors);
+        });
+
     /// <summary>In a command's validator: adds each of <paramref name="errors"/> (worded <c>--option: …</c>) to the
     /// command line's errors, but for an option whose value did not parse (the parser reports that, once).</summary>
     public static void AddErrors(this CommandResult r, CliErrors errors)
     {
         var failed = r.Command.Options.Where(o => r.GetResult(o) is { } given && !Parses(given)).Select(o => o.Name).ToHashSet();
         foreach (var e in errors.List)
-            if (!failed.Contains(e[..Math.Max(0, e.IndexOf(':'))])) r.AddError(e);
+            if (!NamesFailed(e, failed)) r.AddError(e);
     }
 
-    private static bool Parses(OptionResult given)
+    internal static bool Parses(OptionResult given)
     {
         try
         {
@@ -147,6 +157,11 @@ public static class Opt
             return false;
         }
     }
+
+    /// <summary>In a command's validator: an error naming options (<c>--a: …</c>, or several as <c>--a/--b: …</c>) is
+    /// dropped when one of them did not parse: the parser reports that, and the check read a placeholder for it.</summary>
+    internal static bool NamesFailed(string error, ISet<string> failed) =>
+        error[..Math.Max(0, error.IndexOf(':'))].Split('/').Any(failed.Contains);
 
     private delegate string? TryParse<T>(string s, out T value);
 
@@ -167,4 +182,48 @@ public static class Opt
     }
 
     private static string? Last(ArgumentResult r) => r.Tokens.Count == 0 ? null : r.Tokens[^1].Value;
+}
+
+/// <summary>The values of a command's options as its checks read them, alike in a validator (while the command line is
+/// parsed: <see cref="Of(CommandResult)"/>) and when the command runs (<see cref="Of(ParseResult)"/>), so that one
+/// function finds every problem of a command line in the same error as the values that did not parse. In a validator
+/// an option whose value did not parse reads as its default (a placeholder: the parser reports it, and
+/// <see cref="Opt.AddErrors"/> drops the errors that name it) and as not given to <see cref="Maybe{T}"/>.</summary>
+public sealed class OptionValues
+{
+    private readonly ParseResult? _parse;
+    private readonly CommandResult? _command;
+
+    private OptionValues(ParseResult? parse, CommandResult? command) => (_parse, _command) = (parse, command);
+
+    /// <summary>The values of a parsed command line (when the command runs).</summary>
+    public static OptionValues Of(ParseResult r) => new(r, null);
+
+    /// <summary>The values in a command's validator.</summary>
+    public static OptionValues Of(CommandResult r) => new(null, r);
+
+    /// <summary>Whether this reads the values in a validator (no notes or warnings are printed there: the run prints them).</summary>
+    public bool Validating => _command is not null;
+
+    /// <summary>Whether the command line gave <paramref name="option"/> (whether its value parsed or not).</summary>
+    public bool Given(Option option) => _parse is not null ? _parse.Given(option) : _command!.GetResult(option) is { Implicit: false };
+
+    /// <summary>The value: the line's, else the default (null, or 0 for a number, where there is none); an
+    /// <see cref="Opt.IntList"/>'s default included; the default for a value that did not parse.</summary>
+    public T? Get<T>(Option<T> option)
+    {
+        if (_parse is not null) return typeof(T) == typeof(IReadOnlyList<int>) ? (T?)(object?)_parse.Ints((Option<IReadOnlyList<int>>)(object)option) : _parse.GetValue(option);
+        if (_command!.TryGet(option, out var value)) return value;
+        return option.HasDefaultValue ? (T?)option.GetDefaultValue() : default;
+    }
+
+    /// <summary>A text option's value ("" where it has none).</summary>
+    public string Text(Option<string> option) => Get(option) ?? "";
+
+    /// <summary>The value when the command line gave it and it parsed, else null.</summary>
+    public T? Maybe<T>(Option<T> option) where T : struct
+    {
+        if (_parse is not null) return _parse.Maybe(option);
+        return _command!.GetResult(option) is { Implicit: false } given && Opt.Parses(given) && _command.TryGet(option, out var v) ? v : null;
+    }
 }

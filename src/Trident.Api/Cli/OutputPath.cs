@@ -75,6 +75,42 @@ public static class OutputPath
         }
     }
 
+    /// <summary><paramref name="path"/> as an absolute path with every symbolic link on it followed and each <c>.</c> and
+    /// <c>..</c> taken as the file system takes it (after a link, <c>..</c> is the parent of the link's target), as
+    /// realpath(3) does; the part of the path that does not exist is kept as written (its <c>..</c> taken lexically).
+    /// A path whose links do not end (a loop) is returned as <see cref="Path.GetFullPath(string)"/> gives it.</summary>
+    public static string Real(string path)
+    {
+        var absolute = Path.IsPathFullyQualified(path) ? path : Path.Combine(Directory.GetCurrentDirectory(), path);
+        return Real(absolute, 0) ?? Path.GetFullPath(absolute);
+    }
+
+    private static string? Real(string absolute, int links)
+    {
+        var root = Path.GetPathRoot(absolute) ?? "/";
+        var current = root;
+        foreach (var part in absolute[root.Length..].Split([Path.DirectorySeparatorChar, Path.AltDirectorySeparatorChar], StringSplitOptions.RemoveEmptyEntries))
+        {
+            if (part == ".") continue;
+            if (part == "..")
+            {
+                current = Path.GetDirectoryName(current) ?? current;
+                continue;
+            }
+            var next = Path.Combine(current, part);
+            if (new FileInfo(next).LinkTarget is { } target)
+            {
+                // 40: the kernel's own limit of links followed in one lookup
+                if (links >= 40) return null;
+                var resolved = Real(Path.IsPathFullyQualified(target) ? target : Path.Combine(current, target), links + 1);
+                if (resolved is null) return null;
+                next = resolved;
+            }
+            current = next;
+        }
+        return current.Length > root.Length ? current.TrimEnd(Path.DirectorySeparatorChar) : current;
+    }
+
     /// <summary>Runs <paramref name="write"/>, which writes <paramref name="path"/>; an I/O failure becomes an
     /// <see cref="OutputException"/> naming <paramref name="option"/>, the path and the reason.</summary>
     public static void Write(string option, string path, Action write)

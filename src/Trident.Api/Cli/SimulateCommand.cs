@@ -79,25 +79,40 @@ public static class SimulateCommand
             { Workload_, Model, Rate, Steps, Count, Shapes, Policies };
         foreach (var o in SettingsOptions) c.Add(o);
         foreach (var o in new Option[] { Format, Out, WriteTrace, Parallel_ }) c.Add(o);
+        // every problem of the command line found while parsing, in one error with the values that did not parse
+        c.Check((values, errors) => Read(values, errors));
         return c.With(Run);
     }
 
+    /// <summary>The settings and the workload, with every problem of the command line that needs no simulation (the
+    /// settings, the workload, the policies, the output paths) in <paramref name="errors"/>.</summary>
+    private static (ExperimentSettings Settings, WorkloadInput? Input, string? Note) Read(OptionValues args, CliErrors errors)
+    {
+        var settings = Settings(args, errors);
+        CheckPolicies(args, errors);
+        string? note = null;
+        var input = args.Given(Workload_) ? Input(args, settings, errors, out note) : null;
+        OutputPath.Check("--out", args.Get(Out), directory: true, create: true, errors);
+        OutputPath.Check("--write-trace", args.Get(WriteTrace), directory: false, create: true, errors);
+        return (settings, input, note);
+    }
+
     /// <summary>Options shared with <c>evaluate</c>.</summary>
-    internal static ExperimentSettings Settings(ParseResult args, CliErrors errors)
+    internal static ExperimentSettings Settings(OptionValues args, CliErrors errors)
     {
         var d = ExperimentSettingsModule.defaults;
-        var devices = args.GetValue(Devices);
+        var devices = args.Get(Devices);
         // without --devices-per-node: 8, or the largest divisor ≤ 8 of a smaller or odd-sized cluster
         var perNode = args.Maybe(DevicesPerNode) ?? ExperimentSettingsModule.devicesPerNodeFor(devices);
         if (devices % perNode != 0)
             errors.Add($"--devices/--devices-per-node: {devices} devices are not a whole number of nodes of {perNode} (give a multiple of --devices-per-node)");
-        var seed = args.GetValue(Seed);
-        var slo = args.GetValue(SloScale);
-        var rule = args.GetValue(DeadlineRule_);
+        var seed = args.Get(Seed);
+        var slo = args.Get(SloScale);
+        var rule = args.Get(DeadlineRule_);
         if (rule == "reference" && args.Given(SloScale)) errors.Add("--slo-scale: not used with --deadline-rule reference");
         var b1 = args.Maybe(B1Degree) is { } k ? FSharpOption<int>.Some(k) : FSharpOption<int>.None;
         var split = d.Split;
-        var splitText = args.GetValue(Split);
+        var splitText = args.Get(Split);
         if (splitText is not null)
         {
             var parts = splitText.Split(':');
@@ -106,9 +121,9 @@ public static class SimulateCommand
                 errors.Add($"--split: '{splitText}' is not E:D:C with three non-negative numbers and D > 0");
             else split = new StageSplit(values[0], values[1], values[2]);
         }
-        var jitter = args.GetValue(Jitter);
+        var jitter = args.Get(Jitter);
         var profile = FSharpOption<Profile>.None;
-        var profilePath = args.GetValue(ProfilePath);
+        var profilePath = args.Get(ProfilePath);
         if (profilePath is not null)
         {
             if (!File.Exists(profilePath)) errors.Add($"--profile: {InputPath.NotAFile(profilePath, "profile file")}");
@@ -122,7 +137,7 @@ public static class SimulateCommand
                     // a device memory that holds no measured shape at any degree: the run can serve nothing
                     var pr = parsed.ResultValue;
                     var cost = CostModelModule.create(CostSettingsModule.defaults, pr);
-                    if (pr.Diffuse.Points.All(pt => CostModelModule.kStar(cost, pt.Shape) is null))
+                    if (!args.Validating && pr.Diffuse.Points.All(pt => CostModelModule.kStar(cost, pt.Shape) is null))
                         Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
                             $"warning: --profile {profilePath}: its device_memory_gb ({pr.DeviceMemory:G4} GB) holds no measured shape's diffuse at any degree (weights {pr.Diffuse.Weights:G4} GB plus activation): every request will be unserved or run out of memory"));
                 }
@@ -130,16 +145,16 @@ public static class SimulateCommand
         }
         // Trident-preempt: the most suspensions of one request (docs/policies.md, "Preemption")
         var preemption = new PreemptionSettings(
-            args.GetValue(MaxSuspensions), d.Preemption.MinGain, d.Preemption.CandidatesPerRound, d.Preemption.ResumeElsewhere || args.GetValue(ResumeElsewhere), d.Preemption.DecodeTileFrames);
+            args.Get(MaxSuspensions), d.Preemption.MinGain, d.Preemption.CandidatesPerRound, d.Preemption.ResumeElsewhere || args.Get(ResumeElsewhere), d.Preemption.DecodeTileFrames);
         // batching needs batch points: a profile without them (every reference profile) would batch nothing
-        var maxBatch = args.GetValue(MaxBatch);
+        var maxBatch = args.Get(MaxBatch);
         if (maxBatch > 1 && profilePath is null)
             errors.Add("--max-batch: the reference profiles have no batch points, so nothing would batch; give --profile FILE written by `trident profile` (it measures batch points: --batches)");
         else if (maxBatch > 1 && profile is { } withPoints && withPoints.Value.Diffuse.Batches.IsEmpty)
             errors.Add($"--max-batch: the profile '{profilePath}' has no batch points, so nothing would batch; `trident profile` measures them unless --batches 1");
         var settings = new ExperimentSettings(devices, perNode, seed, slo, rule == "reference", b1, split, d.RoundPeriod, d.Adjust, jitter, d.Memory, profile, preemption, maxBatch);
         // say where batches can form at all: a profile measured on CPU devices often gains too little anywhere
-        if (maxBatch > 1 && profile is { } p && !p.Value.Diffuse.Batches.IsEmpty && !errors.Any)
+        if (!args.Validating && maxBatch > 1 && profile is { } p && !p.Value.Diffuse.Batches.IsEmpty && !errors.Any)
         {
             var points = CostModelModule.batchingPoints(CostModelModule.create(Experiment.costSettings(settings), p.Value));
             Console.Error.WriteLine(points.IsEmpty
@@ -152,16 +167,12 @@ public static class SimulateCommand
     private static Task<int> Run(ParseResult args, CancellationToken ct)
     {
         var errors = new CliErrors();
-        var settings = Settings(args, errors);
-        var policyNames = PolicyNames(args);
+        var policyNames = PolicyNames(OptionValues.Of(args));
         var format = args.GetValue(Format);
         var outDir = args.GetValue(Out);
         var writeTrace = args.GetValue(WriteTrace);
         var parallel = args.GetValue(Parallel_);
-
-        var input = Input(args, settings, errors, out var traceNote);
-        OutputPath.Check("--out", outDir, directory: true, create: true, errors);
-        OutputPath.Check("--write-trace", writeTrace, directory: false, create: true, errors);
+        var (settings, input, traceNote) = Read(OptionValues.Of(args), errors);
         errors.ThrowIfAny();
 
         var prepared = Experiment.prepare(settings, input!);
@@ -241,7 +252,7 @@ public static class SimulateCommand
 
     /// <summary>The workload to simulate: a trace file (checked against its model's profile) or a named
     /// generator (over <c>--profile</c>'s shapes when one is given); problems go to <paramref name="errors"/>.</summary>
-    internal static WorkloadInput? Input(ParseResult args, ExperimentSettings settings, CliErrors errors, out string? note)
+    internal static WorkloadInput? Input(OptionValues args, ExperimentSettings settings, CliErrors errors, out string? note)
     {
         note = null;
         var workload = args.Text(Workload_);
@@ -249,7 +260,7 @@ public static class SimulateCommand
         var rate = args.Maybe(Rate) is { } r ? FSharpOption<double>.Some(r) : null;
         var steps = args.Maybe(Steps) is { } s ? FSharpOption<int>.Some(s) : null;
         var count = args.Maybe(Count) is { } c ? FSharpOption<int>.Some(c) : null;
-        var shapesText = args.GetValue(Shapes);
+        var shapesText = args.Get(Shapes);
         var shapes = shapesText is null ? null : ShapeOption.Parse(shapesText, withFrames: true, errors);
         WorkloadInput? input = null;
         if (workload == EvaluateCommand.ProductionWorkload)
@@ -315,8 +326,15 @@ public static class SimulateCommand
     /// <summary>A problem with the policies, under the option it comes from (B1's degree: --b1-degree).</summary>
     internal static string PolicyError(string e) => e.StartsWith("B1's degree", StringComparison.Ordinal) ? $"--b1-degree: {e}" : $"--policies: {e}";
 
+    /// <summary>Adds a problem for each unknown name of --policies.</summary>
+    internal static void CheckPolicies(OptionValues args, CliErrors errors)
+    {
+        if (Experiment.policyNames(ListModule.OfSeq(PolicyNames(args))) is { IsError: true } bad)
+            foreach (var e in bad.ErrorValue) errors.Add(PolicyError(e));
+    }
+
     /// <summary>--policies as a list of names.</summary>
-    internal static string[] PolicyNames(ParseResult args) =>
+    internal static string[] PolicyNames(OptionValues args) =>
         args.Text(Policies).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 
     /// <summary>The profile a trace's model is simulated with: <c>--profile</c>'s when it is that model's, else the reference profile.</summary>

@@ -462,6 +462,65 @@ let ``a time scale for devices that are not emulated is refused by serve and by 
         finally
             System.IO.File.Delete file
 
+/// Before: loadgen and capacity reported the values that did not parse (or were out of range) alone, and their other
+/// problems (an unknown workload or policy, --load with a named workload, a URL that is not loopback) on the next run;
+/// loadgen named an unknown workload only after reading the server (or said no server ran).
+let ``loadgen and capacity report every problem of the command line at once, loadgen before any request`` =
+    testCase "loadgen and capacity report every problem of the command line at once, loadgen before any request" <| fun () ->
+        let lines (err: string) = err.Split('\n') |> Array.map _.Trim() |> Array.filter ((<>) "")
+        let code, out, err = runCli [ "capacity"; "--workload"; "nosuch"; "--target"; "2"; "--policies"; "B1,B9"; "--devices"; "16"; "--max-devices"; "4" ]
+        Expect.equal (code, out) (2, "") (sprintf "capacity: exit 2, nothing run (%s)" err)
+        let got = lines err
+        Expect.contains got "--target: 2 is outside [0, 1]" "the range"
+        Expect.contains got "--max-devices: 4 is less than one node (8 devices)" "--max-devices"
+        Expect.isTrue (got |> Array.exists (fun l -> l.StartsWith "--policies: unknown policy 'B9'")) (sprintf "the policy: %s" err)
+        Expect.isTrue (got |> Array.exists (fun l -> l.StartsWith "--workload: unknown workload 'nosuch'")) (sprintf "the workload: %s" err)
+        // a value that did not parse leaves out the checks that read it (no second error about --devices)
+        let code, _, err = runCli [ "capacity"; "--workload"; "poisson"; "--devices"; "x"; "--devices-per-node"; "3" ]
+        Expect.equal code 2 "capacity: exit 2"
+        Expect.equal (lines err |> Array.filter (fun l -> l.StartsWith "--devices")) [| "--devices: 'x' is not an integer" |] (sprintf "one error for --devices: %s" err)
+        // nothing listens on this port: a request would say the server cannot be read, exit 1
+        let url = sprintf "http://127.0.0.1:%d" (Trident.Api.Hosting.Loopback.FreePort())
+        let code, out, err = runCli [ "loadgen"; "--workload"; "nosuch"; "--url"; url ]
+        Expect.equal (code, out) (2, "") (sprintf "loadgen: exit 2 before any request (%s)" err)
+        Expect.isTrue (lines err |> Array.exists (fun l -> l.StartsWith "--workload: unknown workload 'nosuch' (known: tiny-constant")) (sprintf "the workload named: %s" err)
+        Expect.isFalse (err.Contains "cannot read") "the server was not asked"
+        let code, _, err = runCli [ "loadgen"; "--workload"; "flux-reference"; "--count"; "0"; "--load"; "2"; "--url"; "http://example.com:8080"; "--size"; "64" ]
+        Expect.equal code 2 "loadgen: exit 2"
+        let got = lines err
+        for expected in [ "--count: 0 is outside [1, 10000]"
+                          "--load: only the tiny workloads (tiny-constant, tiny-poisson, tiny-bursty, tiny-shifting, tiny-same) take a load; give 'flux-reference' a --rate"
+                          "--size: only tiny-same takes a size (its one shape); 'flux-reference' has its own shapes"
+                          "--url: 'http://example.com:8080' is not a loopback address (loadgen only talks to this machine)" ] do
+            Expect.contains got expected (sprintf "every problem at once: %s" err)
+        let code, _, err = runCli [ "loadgen"; "--workload"; "/nonexistent-trident/trace.csv"; "--url"; url ]
+        Expect.equal code 2 "a missing trace file: exit 2"
+        Expect.stringContains err "--workload: the trace file '/nonexistent-trident/trace.csv' does not exist" "named as missing, before any request"
+
+/// Before: only `--out docs/evaluation` spelt from the current directory was refused; a link to the committed report,
+/// or a path to it through `..` (from a folder below the repository, or after a link), let --quick write over it.
+let ``evaluate --quick refuses the committed report however the path reaches it`` =
+    testCase "evaluate --quick refuses the committed report however the path reaches it" <| fun () ->
+        let committed = System.IO.Path.Combine(Trident.Runtime.Execution.PipelineLocator.FindHome(), "docs", "evaluation")
+        let dir = System.IO.Directory.CreateTempSubdirectory("trident-evaluate-").FullName
+        try
+            let link = System.IO.Path.Combine(dir, "report")
+            System.IO.File.CreateSymbolicLink(link, committed) |> ignore
+            // a link inside docs: its .. is docs, not dir
+            let inDocs = System.IO.Path.Combine(dir, "docs-link")
+            System.IO.File.CreateSymbolicLink(inDocs, committed) |> ignore
+            for out in [ link; link + "/"; System.IO.Path.Combine(inDocs, "..", "evaluation"); System.IO.Path.Combine(committed, "..", "evaluation") ] do
+                // --devices 7 of nodes of 2 is refused too, so that nothing runs whatever --out does
+                let code, _, err = runCli [ "evaluate"; "--quick"; "--out"; out; "--devices"; "7"; "--devices-per-node"; "2" ]
+                Expect.equal code 2 (sprintf "%s: exit 2" out)
+                Expect.stringContains err (sprintf "--out: '%s' is the committed report " out) (sprintf "%s: refused (%s)" out err)
+            // another folder beside it is not the report
+            let code, _, err = runCli [ "evaluate"; "--quick"; "--out"; System.IO.Path.Combine(dir, "elsewhere"); "--devices"; "7"; "--devices-per-node"; "2" ]
+            Expect.equal code 2 "the bad --devices"
+            Expect.isFalse (err.Contains "--out:") (sprintf "another folder is taken (%s)" err)
+        finally
+            System.IO.Directory.Delete(dir, true)
+
 /// `trident serve` on emulated devices (fast to start) in a process of its own, its standard output `stdout`: "full"
 /// (/dev/full) or "closed" (a pipe whose reading end is closed at once); with its exit code and standard error once it
 /// has served a generation and been sent SIGTERM.
@@ -710,6 +769,8 @@ let tests =
         ``capacity says the load is fixed for --devices only where it is scaled to them``
         ``a short serve option and the key it stands for with another value are a usage error naming both``
         ``a time scale for devices that are not emulated is refused by serve and by config --check alike``
+        ``loadgen and capacity report every problem of the command line at once, loadgen before any request``
+        ``evaluate --quick refuses the committed report however the path reaches it``
         ``serve keeps serving when its log cannot be written to standard output, and says so once on standard error``
         ``a worker stopped before it joins the cluster exits with one line, not an unhandled exception``
         ``a localhost cluster: the coordinator says what it waits for, another cluster id ends a worker, a coordinator restart ends its workers with one line``
