@@ -165,6 +165,9 @@ module Workload =
     /// Every name `tryNamed` knows (generic kinds take the model separately).
     let names = (references |> List.map _.Name) @ (mixed |> List.map _.Name) @ genericKinds
 
+    /// The models a generic kind takes (those with a reference workload, whose shapes, rate and steps it uses).
+    let models = references |> List.map _.Model |> List.distinct
+
     /// A generic kind over a base spec and its shapes; `over` says what the shapes, rate and count are (e.g.
     /// "over the reference mix"), for the workload's note.
     let private generic (name: string) (over: string) (reference: WorkloadSpec) (shapes: Shape list) : Result<WorkloadSpec, string> =
@@ -196,7 +199,7 @@ module Workload =
         | None ->
             match List.contains name genericKinds, references |> List.tryFind (fun w -> w.Model = model) with
             | false, _ -> Error(sprintf "unknown workload '%s' (known: %s, or a trace file)" name (String.Join(", ", names)))
-            | true, None -> Error(sprintf "no reference shapes for model '%s' (known: flux, sd3, cogvideox, hunyuanvideo)" model)
+            | true, None -> Error(sprintf "no reference shapes for model '%s' (known: %s)" model (String.Join(", ", models)))
             | true, Some reference -> generic name "over the reference mix" reference (referenceShapes model |> Option.get)
 
     /// The shapes a profile measured (its diffuse points), smallest first.

@@ -39,7 +39,7 @@ public static class LoadgenCommand
     private static readonly Option<string> Url = Cli.Opt.String("--url", "the server (loopback addresses only)", "http://127.0.0.1:8080", helpName: "URL");
     private static readonly Option<string> Workload_ = Cli.Opt.String("--workload",
         "the workload: " + string.Join(", ", TinyWorkloads) + ", " + string.Join(", ", Workload.names) + ", or a trace file (CSV or JSON lines)",
-        required: true, helpName: "NAME|FILE");
+        required: true, helpName: "NAME|FILE").Completing([.. TinyWorkloads, .. Workload.names]);
     private static readonly Option<double> Rate = Cli.Opt.Double("--rate", "requests per second instead of the workload's own", null, 1e-6, 10_000);
     private static readonly Option<double> Load = Cli.Opt.Double("--load", "tiny workloads: the arrival rate as a multiple of the server's capacity by its profile (devices / a request's device-seconds at k = 1; 2 = twice what the devices can serve) instead of --rate", null, 1e-3, 1000);
     private static readonly Option<double> Duration = Cli.Opt.Double("--duration", "seconds of arrivals to replay", 30, 0.1, 3600);

@@ -55,6 +55,15 @@ public static class Opt
         return o;
     }
 
+    /// <summary><paramref name="option"/> with <paramref name="values"/> offered by shell completion (the list its check
+    /// takes the value from, so completion and the check cannot disagree); a value outside it is the check's to refuse
+    /// (a trace file beside the named workloads, say).</summary>
+    public static Option<string> Completing(this Option<string> option, IEnumerable<string> values)
+    {
+        option.CompletionSources.Add([.. values]);
+        return option;
+    }
+
     /// <summary>A switch: <c>--quick</c> (or <c>--quick true|false</c>).</summary>
     public static Option<bool> Flag(string name, string description) => new(name) { Description = description };
 

@@ -29,8 +29,8 @@ public static class ShortServeOptions
     private static readonly (Option Option, string[] Keys)[] Keys =
     [
         (Opt.String("--pipeline", "the pipeline to serve: a directory (trident-pipeline.json, or a diffusers/Optimum ONNX export) or 'tiny' (Trident:Pipeline)", helpName: "DIR|tiny"), ["Trident:Pipeline"]),
-        (Opt.String("--emulate", "serve emulated devices with this reference profile (flux, sd3, cogvideox, hunyuanvideo) instead of running the pipeline (Trident:Devices:Kind emulated, Trident:Emulation:Profile)", helpName: "PROFILE"),
-            ["Trident:Devices:Kind", "Trident:Emulation:Profile"]),
+        (Opt.String("--emulate", "serve emulated devices with this reference profile (flux, sd3, cogvideox, hunyuanvideo) instead of running the pipeline (Trident:Devices:Kind emulated, Trident:Emulation:Profile)", helpName: "PROFILE")
+            .Completing(Trident.Runtime.Devices.EmulatedProfile.Names), ["Trident:Devices:Kind", "Trident:Emulation:Profile"]),
         (Opt.Int("--devices", "how many devices (Trident:Devices:Count)"), ["Trident:Devices:Count"]),
         (Opt.Int("--devices-per-node", "devices per node (Trident:Devices:DevicesPerNode)"), ["Trident:Devices:DevicesPerNode"]),
         (Opt.Double("--time-scale", "emulated devices only (--emulate): real seconds per emulated second, a stage takes its predicted time × this, e.g. 0.05 runs 20× faster (Trident:Emulation:TimeScale)"), ["Trident:Emulation:TimeScale"]),

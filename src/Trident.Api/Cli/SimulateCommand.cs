@@ -21,8 +21,9 @@ public static class SimulateCommand
     /// <summary>The workload options shared with <c>capacity</c>.</summary>
     internal static readonly Option<string> Workload_ = Opt.String("--workload",
         "a named workload (" + string.Join(", ", Workload.names) + ", " + EvaluateCommand.ProductionWorkload + "; poisson/bursty/shifting use --model, or the shapes of --profile) or a trace file (CSV or JSON lines)",
-        required: true, helpName: "NAME|FILE");
-    internal static readonly Option<string> Model = Opt.String("--model", "the model of poisson/bursty/shifting workloads (sd3, flux, cogvideox, hunyuanvideo)", "flux", helpName: "MODEL");
+        required: true, helpName: "NAME|FILE").Completing([.. Workload.names, EvaluateCommand.ProductionWorkload]);
+    internal static readonly Option<string> Model = Opt.String("--model", "the model of poisson/bursty/shifting workloads (" + string.Join(", ", Workload.models) + ")", "flux", helpName: "MODEL")
+        .Completing(Workload.models);
     internal static readonly Option<double> Rate = Opt.Double("--rate", "a generated workload's request rate (requests/s) instead of its own", null, 1e-6, 1e6);
     internal static readonly Option<int> Steps = Opt.Int("--steps", "a generated workload's denoising steps instead of its own", null, 1, 10_000);
     internal static readonly Option<int> Count = Opt.Int("--count", "a generated workload's number of requests instead of its own", null, 1, 10_000_000);

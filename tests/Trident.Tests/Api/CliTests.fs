@@ -521,6 +521,23 @@ let ``evaluate --quick refuses the committed report however the path reaches it`
         finally
             System.IO.Directory.Delete(dir, true)
 
+/// Before: completion offered nothing after --emulate, simulate --model or --workload.
+let ``shell completion offers the reference profiles, the models and the named workloads`` =
+    testCase "shell completion offers the reference profiles, the models and the named workloads" <| fun () ->
+        let suggest (line: string) =
+            let code, out, _ = runCli [ sprintf "[suggest:%d]" line.Length; line ]
+            Expect.equal code 0 (sprintf "suggest %s" line)
+            out.Split('\n') |> Array.map _.Trim() |> Array.filter ((<>) "") |> Set.ofArray
+        let profiles = Set.ofSeq Trident.Runtime.Devices.EmulatedProfile.Names
+        Expect.equal (suggest "serve --emulate ") profiles "serve --emulate: the reference profiles"
+        Expect.equal (suggest "worker --emulate ") profiles "worker --emulate"
+        Expect.equal (suggest "simulate --model ") (Set.ofList Trident.Scheduling.Workload.models) "simulate --model: the models of the generic workloads"
+        let named = Set.ofList Trident.Scheduling.Workload.names
+        Expect.equal (suggest "simulate --workload ") (named.Add EvaluateCommand.ProductionWorkload) "simulate --workload: every named workload"
+        Expect.equal (suggest "capacity --workload ") (named.Add EvaluateCommand.ProductionWorkload) "capacity --workload"
+        Expect.equal (suggest "loadgen --workload ") (Set.union named (Set.ofSeq LoadgenCommand.TinyWorkloads)) "loadgen --workload: the tiny workloads too"
+        Expect.equal (suggest "loadgen --workload tiny-s") (set [ "tiny-same"; "tiny-shifting" ]) "by prefix"
+
 /// `trident serve` on emulated devices (fast to start) in a process of its own, its standard output `stdout`: "full"
 /// (/dev/full) or "closed" (a pipe whose reading end is closed at once); with its exit code and standard error once it
 /// has served a generation and been sent SIGTERM.
@@ -771,6 +788,7 @@ let tests =
         ``a time scale for devices that are not emulated is refused by serve and by config --check alike``
         ``loadgen and capacity report every problem of the command line at once, loadgen before any request``
         ``evaluate --quick refuses the committed report however the path reaches it``
+        ``shell completion offers the reference profiles, the models and the named workloads``
         ``serve keeps serving when its log cannot be written to standard output, and says so once on standard error``
         ``a worker stopped before it joins the cluster exits with one line, not an unhandled exception``
         ``a localhost cluster: the coordinator says what it waits for, another cluster id ends a worker, a coordinator restart ends its workers with one line``
