@@ -77,7 +77,44 @@ public static class ClusterSilo
         // reads — the statistics feed Orleans' load-based placements, and every Trident grain is pinned to its
         // device's node (DevicePlacementDirector). Once a minute keeps them for Orleans' dashboards.
         silo.Configure<Orleans.Configuration.DeploymentLoadPublisherOptions>(o => o.DeploymentLoadPublisherRefreshTime = TimeSpan.FromMinutes(1));
+        silo.Configure<Orleans.Configuration.ClusterMembershipOptions>(ConfigureMembership);
         return silo;
+    }
+
+    /// <summary>How soon the membership declares a dead or frozen silo dead (docs/cluster.md, "Failures and membership
+    /// changes"), on every silo (coordinator and workers: they vote on each other).</summary>
+    /// <remarks>
+    /// Orleans declares a silo dead on NumVotesForDeathDeclaration (2) fresh votes, or fewer when few silos are active and
+    /// not stale: min(2, (active non-stale + 1) / 2). A silo votes after NumMissedProbesLimit (3) failed probes, each
+    /// timing out after an adaptive 2.5 s to MaxProbeTimeout, and only when nothing at all (no reply, no probe
+    /// response) came from the suspect's connection for MaxProbeTimeout × NumMissedProbesLimit (the connection
+    /// liveness check). A silo is stale once it has not written its IAmAlive for IAmAliveTablePublishTimeout ×
+    /// NumMissedTableIAmAliveLimit. With Orleans' defaults (20 s, 30 s × 3), measured on loopback (docs/cluster.md):
+    /// <list type="bullet">
+    /// <item>every worker killed at once (2 of 2): the coordinator alone cannot reach 2 votes, and its probes go
+    /// through the other dead worker (an indirect probe that fails to reach its intermediary is no vote), until
+    /// the dead workers' entries are 90 s without an IAmAlive: 83 s, with /ready 200 and new requests accepted
+    /// meanwhile;</item>
+    /// <item>a stopped worker (SIGSTOP): its open connection silences the votes for 20 s × 3 = 60 s: 60 s.</item>
+    /// </list>
+    /// Here: an IAmAlive every 5 s, stale after 3 missed (15 s: 10–15 s after a death), so a lone coordinator's
+    /// vote is enough once its dead workers are stale; and MaxProbeTimeout 5 s (the adaptive timeout's range 2.5–5 s,
+    /// ProbeTimeout's default 5 s unchanged), so a silo is voted against only after 3 failed probes AND 15 s in which
+    /// not one message came from it. A busy but alive worker is not declared dead: any reply, progress report or late
+    /// probe response within 15 s suppresses the votes, so only a process that sends nothing at all for 15 s goes
+    /// (a stall of a few seconds — GC, a saturated thread pool, CI's parallel tests on 2 cores — is far from it); a
+    /// stale entry alone declares nothing, it only lowers the votes needed. Cost: one membership-table write per
+    /// silo every 5 s (17 silos: 3.4 a second, in Redis or on the coordinator's table grain).
+    /// </remarks>
+    public static void ConfigureMembership(Orleans.Configuration.ClusterMembershipOptions o)
+    {
+        o.IAmAliveTablePublishTimeout = TimeSpan.FromSeconds(5);
+        o.NumMissedTableIAmAliveLimit = 3;
+        o.ProbeTimeout = TimeSpan.FromSeconds(5);
+        o.MaxProbeTimeout = TimeSpan.FromSeconds(5);
+        o.NumMissedProbesLimit = 3;
+        o.NumVotesForDeathDeclaration = 2;
+        o.EnableIndirectProbes = true;
     }
 
     /// <summary>Why a silo could not start, in one line (an exception's message up to its first line break): an unreachable Redis is named with its address and the key
@@ -102,13 +139,16 @@ public static class ClusterSilo
     public static string FirstLine(string message) =>
         message.IndexOfAny(['\r', '\n']) is var end and >= 0 ? message[..end] : message;
 
-    /// <summary>Quietens Orleans' logs for logging providers other than Trident's Serilog (which sets the same
-    /// levels, TridentHosting.AddTridentLogging): every placement retry is logged with a stack trace through
-    /// Polly (platform.md), and Orleans' own information lines would drown Trident's.</summary>
+    /// <summary>Quietens Orleans' logs for every logging provider (Trident's Serilog sets the same levels,
+    /// TridentHosting.CreateLogger, and also drops Orleans' errors about a message to a silo that is gone:
+    /// TridentHosting.OrleansSiloGoneError): Orleans' own information lines would drown Trident's, and Polly, used
+    /// by Orleans' placement only, logs each failed attempt of a placement retry as an Error with a stack trace
+    /// (every call to a dead worker's grain until the membership declares it dead): the call's outcome reaches its
+    /// caller, so Polly is at Critical.</summary>
     public static ILoggingBuilder QuietOrleans(this ILoggingBuilder logging) =>
         logging.AddFilter("Orleans", LogLevel.Warning)
             .AddFilter("Orleans.Runtime.Placement", LogLevel.Error)
-            .AddFilter("Polly", LogLevel.Error);
+            .AddFilter("Polly", LogLevel.Critical);
 
 
     /// <summary>The coordinator's silo, added to the web application when Trident:Cluster:Mode is not none

@@ -6,7 +6,9 @@
 /// on its address brings its devices back and takes new work. A worker started after the coordinator joins:
 /// its devices appear in GET /v1/cluster and take work. With preemption on, a request running on a worker is
 /// suspended there for an urgent one (the stop goes to the worker's device grain, the checkpoint stays on the
-/// worker) and resumes with the single-process image.
+/// worker) and resumes with the single-process image. Both workers killed at once (localhost membership, the
+/// coordinator the only silo left to vote): their devices are out within 40 s, /ready says 503, and the
+/// coordinator logs one warning per worker and no error (Orleans' and Polly's for calls to a dead worker's grains).
 module Trident.Tests.Api.ClusterProcessTests
 
 open System
@@ -183,6 +185,13 @@ let private within (seconds: float) (condition: unit -> bool) =
 let private refusals (cluster: LocalCluster) =
     coordinatorLog cluster |> Array.filter (fun l -> l.Contains "serves another profile") |> Array.length
 
+/// The coordinator's log lines at Error (JSON lines: the log is redirected).
+let private errors (lines: string[]) = lines |> Array.filter (fun l -> l.Contains "\"@l\":\"Error\"")
+
+/// The first few of `lines`, each cut at 300 characters (for a failure's message).
+let private firstOf (lines: string[]) =
+    String.Join("\n", lines |> Array.truncate 3 |> Array.map (fun l -> if l.Length > 300 then l.Substring(0, 300) + " …" else l))
+
 let private oneWorker () =
     let log = new StringWriter()
     LocalCluster.StartAsync(LocalClusterSpec(1, 2, "flux", scale, "localhost", [| "--Trident:Serving:RoundPeriodMs"; "100" |]), log, TimeSpan.FromMinutes 4.0, CancellationToken.None).Result
@@ -236,7 +245,9 @@ let ``GET /v1/cluster does not call the grains of a worker that left, and says s
             use client = new HttpClient(BaseAddress = Uri cluster.Url, Timeout = TimeSpan.FromSeconds 30.0)
             // a request's models are resident on the worker, as they are after any work
             Expect.equal (status (pollUntil client 120.0 (submit client (body "warm" 256 1UL 28)) isFinal)) "succeeded" "a request ran"
+            let atKill = coordinatorLog cluster |> Array.length
             cluster.KillWorker 0
+            // GET /v1/cluster every 250 ms until the membership says the worker is gone: each asks its devices' grains
             Expect.isTrue (within 120.0 (fun () -> devices client |> List.forall (fun (_, _, online) -> not online))) "the killed worker's devices are out"
             Thread.Sleep 3000
             let before = coordinatorLog cluster |> Array.length
@@ -249,8 +260,68 @@ let ``GET /v1/cluster does not call the grains of a worker that left, and says s
             Expect.isEmpty grainErrors (sprintf "no call to the gone worker's grains, no error logged per request (%d lines added)" added.Length)
             let leaves = coordinatorLog cluster |> Array.filter (fun l -> l.Contains "left the cluster (") |> Array.length
             Expect.equal leaves 1 "one warning for the worker's leave"
+            // before: a Polly "Execution attempt" and an Orleans "Failed to address message" error, each with its stack
+            // trace, for every call to the dead worker's grains until the membership declared it dead
+            let logged = errors (coordinatorLog cluster |> Array.skip atKill)
+            Expect.isEmpty logged (sprintf "no error logged for the worker's loss, before or after the membership declared it dead; %d logged, the first:\n%s" logged.Length (firstOf logged))
         finally
             cluster.DisposeAsync().AsTask().Wait()
+
+let ``every worker killed at once: the coordinator takes their devices out within 40 s, says so once per worker, and logs no error while they are gone`` =
+    testCase "every worker killed at once: the coordinator takes their devices out within 40 s, says so once per worker, and logs no error while they are gone" <| fun () ->
+        // localhost membership, the coordinator the primary silo: with both workers dead it is the only silo left to vote.
+        // Orleans' defaults needed the dead workers' entries stale (90 s without an IAmAlive): 83 s measured, /ready 200
+        // meanwhile; and every GET /v1/cluster until then logged Polly's and Orleans' errors with stack traces
+        let log = new StringWriter()
+        let cluster =
+            LocalCluster.StartAsync(LocalClusterSpec(2, 2, "flux", scale, "localhost", [| "--Trident:Serving:RoundPeriodMs"; "100" |]), log, TimeSpan.FromMinutes 4.0, CancellationToken.None).Result
+        try
+            use client = new HttpClient(BaseAddress = Uri cluster.Url, Timeout = TimeSpan.FromSeconds 30.0)
+            Expect.equal (status (pollUntil client 120.0 (submit client (body "warm" 256 1UL 28)) isFinal)) "succeeded" "a request ran"
+            let before = coordinatorLog cluster |> Array.length
+            let killed = Diagnostics.Stopwatch.StartNew()
+            cluster.KillWorker 0
+            cluster.KillWorker 1
+            // GET /v1/cluster every 250 ms meanwhile: it asks the devices' grains for their resident models until they are out
+            let out = within 40.0 (fun () -> devices client |> List.forall (fun (_, _, online) -> not online))
+            let took = killed.Elapsed.TotalSeconds
+            Expect.isTrue out (sprintf "both workers' devices are out within 40 s of the kill (Orleans' defaults: ≈ 80 s); still in after %.0f s: %A" took (devices client))
+            let notReady () = (get client "/ready").StatusCode = HttpStatusCode.ServiceUnavailable
+            Expect.isTrue (within (max 1.0 (40.0 - killed.Elapsed.TotalSeconds)) notReady) "/ready says 503 (no device is in the cluster) within 40 s of the kill"
+            use refused = client.PostAsync("/v1/generations", new StringContent(body "after" 256 2UL 28, Text.Encoding.UTF8, "application/json")).Result
+            Expect.equal refused.StatusCode HttpStatusCode.ServiceUnavailable "a new request is refused, not accepted to fail after the join timeout"
+            for _ in 1..4 do
+                devices client |> ignore
+                Thread.Sleep 2500
+            let added = coordinatorLog cluster |> Array.skip before
+            Expect.isEmpty (errors added) (sprintf "no error logged for the workers' loss (Polly's placement retries, Orleans' messaging), out after %.1f s; %d logged, the first:\n%s" took (errors added).Length (firstOf (errors added)))
+            let leaves = added |> Array.filter (fun l -> l.Contains "left the cluster (") |> Array.length
+            Expect.equal leaves 2 "one warning per worker's leave"
+        finally
+            cluster.DisposeAsync().AsTask().Wait()
+
+/// Which events Trident's logger keeps: the coordinator's and worker's log (TridentHosting.CreateLogger) at Information.
+let private kept (category: string) (level: Serilog.Events.LogEventLevel) (template: string) (error: exn) =
+    let events = Collections.Generic.List<Serilog.Events.LogEvent>()
+    let sink = { new Serilog.Core.ILogEventSink with member _.Emit e = events.Add e }
+    use logger = Trident.Api.Hosting.TridentHosting.CreateLogger(null, "json", true, sink)
+    logger.ForContext(Serilog.Core.Constants.SourceContextPropertyName, category).Write(level, error, template, "Request [S127.0.0.1:1 …]->[ device/127.0.0.1:2/1]")
+    events.Count = 1
+
+[<Tests>]
+let unitTests =
+    testList "unit" [ testList "ClusterProcessTests" [
+        testCase "Orleans' errors about a message to a silo that is gone are dropped, other errors kept, Polly's placement retries off" <| fun () ->
+            let gone = Orleans.Runtime.SiloUnavailableException "device grain '127.0.0.1:2/1' is pinned to the worker at 127.0.0.1:2, which is not in the cluster"
+            Expect.isFalse (kept "Orleans.Messaging" Serilog.Events.LogEventLevel.Error "Failed to address message {Message}" gone) "an addressing failure to a gone silo: dropped"
+            Expect.isFalse (kept "Orleans.Messaging" Serilog.Events.LogEventLevel.Error "Failed to address message {Message}" (AggregateException(InvalidOperationException("wrapped", gone)))) "also when wrapped"
+            Expect.isFalse (kept "Orleans.Runtime.GrainDirectory.ClientDirectory" Serilog.Events.LogEventLevel.Error "Exception publishing client routing table to silo {Silo}" gone) "publishing to a gone silo: dropped"
+            Expect.isFalse (kept "Orleans.Runtime.GrainCallCancellationManager" Serilog.Events.LogEventLevel.Error "Error while cancelling {Count} requests to {Silo}" gone) "cancelling calls to a gone silo: dropped"
+            Expect.isTrue (kept "Orleans.Messaging" Serilog.Events.LogEventLevel.Error "Failed to address message {Message}" (InvalidOperationException "a placement bug")) "an addressing failure with another cause: kept"
+            Expect.isTrue (kept "Orleans.Runtime.Catalog" Serilog.Events.LogEventLevel.Error "Failed to activate {Message}" gone) "another Orleans error: kept"
+            Expect.isTrue (kept "Orleans.Messaging" Serilog.Events.LogEventLevel.Warning "Detected application deadlock on message {Message}" gone) "Orleans.Messaging's warnings: kept"
+            Expect.isFalse (kept "Polly" Serilog.Events.LogEventLevel.Error "Execution attempt. Source: {Source}" gone) "Polly's retry attempts (Orleans' placement): off"
+    ] ]
 
 [<Tests>]
 let integrationTests =
@@ -261,4 +332,5 @@ let integrationTests =
         ``a worker restarted on its address is checked as a new one: another profile is refused, other devices join as a new node``
         ``a worker refused for its profile and restarted on the same address with the right one joins``
         ``GET /v1/cluster does not call the grains of a worker that left, and says so once``
+        ``every worker killed at once: the coordinator takes their devices out within 40 s, says so once per worker, and logs no error while they are gone``
     ] |> testSequenced ]
