@@ -56,6 +56,11 @@ public static class WorkerCommand
         var bound = new TridentOptions();
         StrictBinding.Bind(builder.Configuration.GetSection(TridentOptions.Section), bound);
         var cluster = bound.Cluster;
+        if (ModeProblem(builder.Configuration["Trident:Cluster:Mode"]) is { } modeProblem)
+        {
+            Console.Error.WriteLine($"trident worker: {modeProblem}");
+            return 2;
+        }
         if (cluster.Mode == ClusterOptions.ModeNone) cluster.Mode = ClusterOptions.ModeLocalhost;
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
         var exit = new WorkerExit(stop);
@@ -133,6 +138,16 @@ public static class WorkerCommand
             return 1;
         }
     }
+
+    /// <summary>Why <paramref name="mode"/> (Trident:Cluster:Mode as configured, null when not) is no cluster mode for a
+    /// worker, or null: a worker joins a coordinator's cluster, so it takes localhost (the default) or redis — <c>none</c>
+    /// (one process, serve's default) would be a worker in no cluster; any other value is left to the options'
+    /// validation, which names it as serve does.</summary>
+    public static string? ModeProblem(string? mode) =>
+        string.Equals(mode?.Trim(), ClusterOptions.ModeNone, StringComparison.OrdinalIgnoreCase)
+            ? $"--cluster (Trident:Cluster:Mode) must be {ClusterOptions.ModeLocalhost} (the default for a worker) or {ClusterOptions.ModeRedis}: "
+                + $"a worker joins a coordinator's cluster, and '{mode}' is one process with no cluster (serve's default) (docs/cluster.md)"
+            : null;
 
     /// <summary>The answer of a worker's HTTP port to any route but <c>GET /health</c>: 404, application/problem+json,
     /// saying that this is a worker and that the coordinator (<c>trident serve</c> with Trident:Cluster:Mode) serves
