@@ -578,6 +578,61 @@ let ``a localhost cluster: the coordinator says what it waits for, another clust
                 p.Dispose()
             try System.IO.Directory.Delete(store, true) with _ -> ()
 
+let ``a worker of another profile present at the coordinator's start is refused, and the coordinator starts on the workers of its profile`` =
+    testCase "a worker of another profile present at the coordinator's start is refused, and the coordinator starts on the workers of its profile" <| fun () ->
+        // before: the coordinator exited 1 once the sd3 worker's devices made up its count ("workers serve another
+        // profile …"), though a worker of another profile joining after the start was refused and the cluster served on
+        let port () = Trident.Api.Hosting.Loopback.FreePort()
+        let silo, gateway, http, strangerHttp, goodSilo = port (), port (), port (), port (), port ()
+        let store = System.IO.Path.Combine(System.IO.Path.GetTempPath(), sprintf "profilestart-store-%d" http)
+        let worker (profile: string) (extra: string list) =
+            startCli ([ "worker"; "--emulate"; profile; "--devices"; "2"; "--time-scale"; "0.02"; "--primary"; sprintf "127.0.0.1:%d" silo ] @ extra)
+        use client = new System.Net.Http.HttpClient(BaseAddress = System.Uri(sprintf "http://127.0.0.1:%d" http), Timeout = System.TimeSpan.FromSeconds 10.0)
+        let ready () = readyOf client
+        let coordinator, coordinatorErr =
+            startCli [ "serve"; "--cluster"; "localhost"; "--emulate"; "flux"; "--devices"; "2"; "--time-scale"; "0.02"; "--silo-port"; string silo
+                       "--gateway-port"; string gateway; "--urls"; sprintf "http://127.0.0.1:%d" http; "--Trident:Storage:Directory"; store
+                       "--Trident:Cluster:JoinTimeoutSeconds"; "600" ]
+        let mutable procs = [ coordinator ]
+        try
+            Expect.isTrue (within 120.0 (fun () -> (snd (ready ())).Contains "waiting for 2 device(s) from workers: 0 joined")) (sprintf "the coordinator waits: %A %s" (ready ()) (coordinatorErr ()))
+            // a worker of another profile, present before any of the right one: refused, not counted, and the coordinator keeps waiting
+            let stranger, strangerErr = worker "sd3" [ "--urls"; sprintf "http://127.0.0.1:%d" strangerHttp ]
+            procs <- stranger :: procs
+            let refusedText = sprintf "refused, serving another profile than the coordinator's 'emulated flux × 0.02' (--emulate, --time-scale): 127.0.0.1:"
+            Expect.isTrue (within 120.0 (fun () -> (snd (ready ())).Contains refusedText))
+                (sprintf "/ready names the refused worker and why: %A (coordinator: %s; worker: %s)" (ready ()) (coordinatorErr ()) (strangerErr ()))
+            let status, text = ready ()
+            Expect.equal status 503 "not ready: no device of its profile joined"
+            Expect.stringContains text "waiting for 2 device(s) from workers: 0 joined" "the refused worker's devices are not counted"
+            Expect.stringContains text "(2 device(s), serves 'emulated sd3 × 0.02')" "what the refused worker serves"
+            use strangerClient = new System.Net.Http.HttpClient(BaseAddress = System.Uri(sprintf "http://127.0.0.1:%d" strangerHttp), Timeout = System.TimeSpan.FromSeconds 10.0)
+            let health () = try strangerClient.GetStringAsync("/health").Result with _ -> ""
+            Expect.isTrue (within 60.0 (fun () -> (health ()).Contains "\"status\":\"refused\"")) (sprintf "the refused worker was told: its /health says refused (%s)" (health ()))
+            Expect.isFalse coordinator.HasExited (sprintf "the coordinator keeps waiting (%s)" (coordinatorErr ()))
+            // a worker of its profile: the coordinator becomes ready on its devices only
+            let good, goodErr = worker "flux" [ "--silo-port"; string goodSilo ]
+            procs <- good :: procs
+            Expect.isTrue (within 180.0 (fun () -> fst (ready ()) = 200)) (sprintf "ready with the right worker's devices: %A %s %s" (ready ()) (coordinatorErr ()) (goodErr ()))
+            use view = client.GetAsync("/v1/cluster").Result
+            let cluster = System.Text.Json.JsonDocument.Parse(view.Content.ReadAsStringAsync().Result).RootElement
+            Expect.equal (cluster.GetProperty("nodes").GetInt32()) 1 "one node: the worker of the coordinator's profile"
+            Expect.equal (cluster.GetProperty("devices").GetArrayLength()) 2 "its two devices, none of the refused worker's"
+            // each row names its worker (before: no worker, and "device": "cpu" as if a CPU of the coordinator's machine)
+            let endpoint = sprintf "127.0.0.1:%d" goodSilo
+            for d in cluster.GetProperty("devices").EnumerateArray() do
+                Expect.equal (d.GetProperty("worker").GetString()) endpoint "the device's worker: its silo endpoint"
+                Expect.equal (d.GetProperty("device").GetString()) ("emulated on worker " + endpoint) "an emulated device on that worker"
+            // /ready's profile counts no workers (before: "… on 1 worker(s)", fixed at the start as workers joined and left)
+            let profile = System.Text.Json.JsonDocument.Parse(snd (ready ())).RootElement.GetProperty("profile").GetString()
+            Expect.equal profile "reference profile 'flux' × time scale 0.02 on the cluster's workers (emulated devices; results are placeholder patterns; GET /v1/cluster lists each device's worker)" "the profile the workers serve"
+            Expect.isFalse stranger.HasExited "the refused worker keeps running (a coordinator of its profile would use it)"
+        finally
+            for p in procs do
+                if not p.HasExited then p.Kill true
+                p.Dispose()
+            try System.IO.Directory.Delete(store, true) with _ -> ()
+
 let ``a redis-mode worker of another cluster id than the coordinator's ends with one line naming the ids in that Redis, a worker of its cluster stays`` =
     testCase "a redis-mode worker of another cluster id than the coordinator's ends with one line naming the ids in that Redis, a worker of its cluster stays" <| fun () ->
         // Redis membership is per cluster id: a worker of another id finds a table of its own, joins it alone and,
@@ -662,5 +717,6 @@ let tests =
         ``serve keeps serving when its log cannot be written to standard output, and says so once on standard error``
         ``a worker stopped before it joins the cluster exits with one line, not an unhandled exception``
         ``a localhost cluster: the coordinator says what it waits for, another cluster id ends a worker, a coordinator restart ends its workers with one line``
+        ``a worker of another profile present at the coordinator's start is refused, and the coordinator starts on the workers of its profile``
         ``a redis-mode worker of another cluster id than the coordinator's ends with one line naming the ids in that Redis, a worker of its cluster stays``
     ] |> testSequenced ]
