@@ -578,12 +578,12 @@ let ``a localhost cluster: the coordinator says what it waits for, another clust
                 p.Dispose()
             try System.IO.Directory.Delete(store, true) with _ -> ()
 
-let ``a worker of another profile present at the coordinator's start is refused, and the coordinator starts on the workers of its profile`` =
-    testCase "a worker of another profile present at the coordinator's start is refused, and the coordinator starts on the workers of its profile" <| fun () ->
+let ``a worker of another profile present at the coordinator's start is refused, the coordinator starts on the workers of its profile, and a worker's health says when its coordinator is unreachable`` =
+    testCase "a worker of another profile present at the coordinator's start is refused, the coordinator starts on the workers of its profile, and a worker's health says when its coordinator is unreachable" <| fun () ->
         // before: the coordinator exited 1 once the sd3 worker's devices made up its count ("workers serve another
         // profile …"), though a worker of another profile joining after the start was refused and the cluster served on
         let port () = Trident.Api.Hosting.Loopback.FreePort()
-        let silo, gateway, http, strangerHttp, goodSilo = port (), port (), port (), port (), port ()
+        let silo, gateway, http, strangerHttp, goodSilo, goodHttp = port (), port (), port (), port (), port (), port ()
         let store = System.IO.Path.Combine(System.IO.Path.GetTempPath(), sprintf "profilestart-store-%d" http)
         let worker (profile: string) (extra: string list) =
             startCli ([ "worker"; "--emulate"; profile; "--devices"; "2"; "--time-scale"; "0.02"; "--primary"; sprintf "127.0.0.1:%d" silo ] @ extra)
@@ -611,7 +611,7 @@ let ``a worker of another profile present at the coordinator's start is refused,
             Expect.isTrue (within 60.0 (fun () -> (health ()).Contains "\"status\":\"refused\"")) (sprintf "the refused worker was told: its /health says refused (%s)" (health ()))
             Expect.isFalse coordinator.HasExited (sprintf "the coordinator keeps waiting (%s)" (coordinatorErr ()))
             // a worker of its profile: the coordinator becomes ready on its devices only
-            let good, goodErr = worker "flux" [ "--silo-port"; string goodSilo ]
+            let good, goodErr = worker "flux" [ "--silo-port"; string goodSilo; "--urls"; sprintf "http://127.0.0.1:%d" goodHttp ]
             procs <- good :: procs
             Expect.isTrue (within 180.0 (fun () -> fst (ready ()) = 200)) (sprintf "ready with the right worker's devices: %A %s %s" (ready ()) (coordinatorErr ()) (goodErr ()))
             use view = client.GetAsync("/v1/cluster").Result
@@ -627,14 +627,26 @@ let ``a worker of another profile present at the coordinator's start is refused,
             let profile = System.Text.Json.JsonDocument.Parse(snd (ready ())).RootElement.GetProperty("profile").GetString()
             Expect.equal profile "reference profile 'flux' × time scale 0.02 on the cluster's workers (emulated devices; results are placeholder patterns; GET /v1/cluster lists each device's worker)" "the profile the workers serve"
             Expect.isFalse stranger.HasExited "the refused worker keeps running (a coordinator of its profile would use it)"
+            // a worker's /health says whether its coordinator is in the membership (before: "live" and nothing else while
+            // the coordinator was down); the worker keeps running either way
+            use goodClient = new System.Net.Http.HttpClient(BaseAddress = System.Uri(sprintf "http://127.0.0.1:%d" goodHttp), Timeout = System.TimeSpan.FromSeconds 10.0)
+            let goodHealth () = try goodClient.GetStringAsync("/health").Result with _ -> ""
+            Expect.stringContains (goodHealth ()) "\"coordinator\":\"active\"" "the coordinator is active"
+            coordinator.Kill true
+            coordinator.WaitForExit()
+            Expect.isTrue (within 60.0 (fun () -> (goodHealth ()).Contains "\"coordinator\":\"unreachable\"")) (sprintf "the coordinator killed: /health says unreachable (%s)" (goodHealth ()))
+            let health = goodHealth ()
+            Expect.stringContains health "\"status\":\"live\"" "the worker itself is live"
+            Expect.stringContains health "membership held by the coordinator's silo at 127.0.0.1:" "why: the membership it holds could not be read"
+            Expect.isFalse good.HasExited (sprintf "the worker keeps running (%s)" (goodErr ()))
         finally
             for p in procs do
                 if not p.HasExited then p.Kill true
                 p.Dispose()
             try System.IO.Directory.Delete(store, true) with _ -> ()
 
-let ``a redis-mode worker of another cluster id than the coordinator's ends with one line naming the ids in that Redis, a worker of its cluster stays`` =
-    testCase "a redis-mode worker of another cluster id than the coordinator's ends with one line naming the ids in that Redis, a worker of its cluster stays" <| fun () ->
+let ``a redis-mode worker of another cluster id than the coordinator's ends with one line naming the ids in that Redis, a worker of its cluster stays and its health says when the coordinator is gone`` =
+    testCase "a redis-mode worker of another cluster id than the coordinator's ends with one line naming the ids in that Redis, a worker of its cluster stays and its health says when the coordinator is gone" <| fun () ->
         // Redis membership is per cluster id: a worker of another id finds a table of its own, joins it alone and,
         // before, logged "Joined" and waited forever; now it ends once Trident:Cluster:CoordinatorWaitSeconds pass
         let port () = Trident.Api.Hosting.Loopback.FreePort()
@@ -649,8 +661,8 @@ let ``a redis-mode worker of another cluster id than the coordinator's ends with
         redis.BeginOutputReadLine()
         redis.BeginErrorReadLine()
         let common = [ "--cluster"; "redis"; "--redis"; redisAddress; "--emulate"; "flux"; "--devices"; "2"; "--time-scale"; "0.02" ]
-        let worker (id: string) =
-            startCli ([ "worker" ] @ common @ [ "--Trident:Cluster:ClusterId"; id; "--Trident:Cluster:CoordinatorWaitSeconds"; "8" ])
+        let worker (id: string) (extra: string list) =
+            startCli ([ "worker" ] @ common @ [ "--Trident:Cluster:ClusterId"; id; "--Trident:Cluster:CoordinatorWaitSeconds"; "8" ] @ extra)
         use client = new System.Net.Http.HttpClient(BaseAddress = System.Uri(sprintf "http://127.0.0.1:%d" http), Timeout = System.TimeSpan.FromSeconds 10.0)
         let ready () = readyOf client
         let mutable procs = []
@@ -667,7 +679,7 @@ let ``a redis-mode worker of another cluster id than the coordinator's ends with
             procs <- [ coordinator ]
             Expect.isTrue (within 120.0 (fun () -> (snd (ready ())).Contains "waiting for 2 device(s) from workers: 0 joined")) (sprintf "the coordinator is up: %A %s" (ready ()) (coordinatorErr ()))
             // another cluster id: alone in a membership of its own; one line naming the ids in that Redis, exit 2
-            let stranger, strangerErr = worker "wrong"
+            let stranger, strangerErr = worker "wrong" []
             procs <- stranger :: procs
             Expect.isTrue (stranger.WaitForExit(System.TimeSpan.FromSeconds 90.0)) (sprintf "a worker of another cluster id ends (%s)" (strangerErr ()))
             stranger.WaitForExit()
@@ -678,12 +690,24 @@ let ``a redis-mode worker of another cluster id than the coordinator's ends with
             Expect.isFalse (err.Contains "   at ") (sprintf "no stack trace (%s)" err)
             // the coordinator's cluster id: the worker finds the coordinator and stays past the wait
             let started = System.DateTime.UtcNow
-            let good, goodErr = worker "right"
+            let goodHttp = port ()
+            let good, goodErr = worker "right" [ "--urls"; sprintf "http://127.0.0.1:%d" goodHttp ]
             procs <- good :: procs
             Expect.isTrue (within 120.0 (fun () -> fst (ready ()) = 200)) (sprintf "the coordinator is ready with the worker's devices: %A %s" (ready ()) (goodErr ()))
             let past = started.AddSeconds 12.0 - System.DateTime.UtcNow
             if past > System.TimeSpan.Zero then System.Threading.Thread.Sleep past
             Expect.isFalse good.HasExited (sprintf "a worker of the coordinator's cluster stays past the wait (%s)" (goodErr ()))
+            // its /health says the coordinator is active, and once the coordinator is killed (its entry declared dead in
+            // Redis) unreachable; the worker stays (before: /health said nothing of the coordinator)
+            use goodClient = new System.Net.Http.HttpClient(BaseAddress = System.Uri(sprintf "http://127.0.0.1:%d" goodHttp), Timeout = System.TimeSpan.FromSeconds 10.0)
+            let health () = try goodClient.GetStringAsync("/health").Result with _ -> ""
+            Expect.stringContains (health ()) "\"coordinator\":\"active\"" "the coordinator is active"
+            coordinator.Kill true
+            coordinator.WaitForExit()
+            Expect.isTrue (within 90.0 (fun () -> (health ()).Contains "\"coordinator\":\"unreachable\"")) (sprintf "the coordinator killed: /health says unreachable (%s)" (health ()))
+            Expect.stringContains (health ()) (sprintf "in the cluster's membership (membership in Redis at %s)" redisAddress) "why, and where the membership is"
+            Expect.stringContains (health ()) "\"status\":\"live\"" "the worker itself is live"
+            Expect.isFalse good.HasExited (sprintf "the worker stays (%s)" (goodErr ()))
         finally
             for p in procs do
                 if not p.HasExited then p.Kill true
@@ -717,6 +741,6 @@ let tests =
         ``serve keeps serving when its log cannot be written to standard output, and says so once on standard error``
         ``a worker stopped before it joins the cluster exits with one line, not an unhandled exception``
         ``a localhost cluster: the coordinator says what it waits for, another cluster id ends a worker, a coordinator restart ends its workers with one line``
-        ``a worker of another profile present at the coordinator's start is refused, and the coordinator starts on the workers of its profile``
-        ``a redis-mode worker of another cluster id than the coordinator's ends with one line naming the ids in that Redis, a worker of its cluster stays``
+        ``a worker of another profile present at the coordinator's start is refused, the coordinator starts on the workers of its profile, and a worker's health says when its coordinator is unreachable``
+        ``a redis-mode worker of another cluster id than the coordinator's ends with one line naming the ids in that Redis, a worker of its cluster stays and its health says when the coordinator is gone``
     ] |> testSequenced ]

@@ -443,6 +443,18 @@ let messageTests =
                 "only wrong-profile workers: the timeout says why none counted"
             Expect.equal (Trident.Api.Hosting.ClusterServingBackend.JoinTimeoutMessage(accepted, 4, 120, [||], flux))
                 "2 of 4 device(s) joined within 120 s (Trident:Cluster:JoinTimeoutSeconds): 127.0.0.1:9002 (2)" "none refused: the devices that joined"
+        testCase "a worker's health reads the coordinator's state off the membership's entries" <| fun () ->
+            let where = "membership in Redis at 10.0.0.5:6379"
+            let state (members: (string * SiloStatus) list) =
+                let struct (s, detail) = Trident.Api.Cli.WorkerCommand.CoordinatorState([| for n, st in members -> struct (n, st) |], where)
+                s, detail
+            let coordinator = Trident.Api.Hosting.ClusterSilo.CoordinatorSiloName
+            Expect.equal (state [ "Silo_1", SiloStatus.Active; coordinator, SiloStatus.Dead; coordinator, SiloStatus.Active ]) ("active", null) "an active coordinator (an earlier one dead)"
+            Expect.equal (state [ coordinator, SiloStatus.Joining ]) ("joining", null) "joining"
+            Expect.equal (state [ "Silo_1", SiloStatus.Active; coordinator, SiloStatus.Dead ])
+                ("unreachable", "the coordinator's silo is dead in the cluster's membership (membership in Redis at 10.0.0.5:6379)") "declared dead: unreachable, saying so"
+            Expect.equal (state [ "Silo_1", SiloStatus.Active ])
+                ("unreachable", "no coordinator's silo in the cluster's membership (membership in Redis at 10.0.0.5:6379)") "none in the membership"
         testCase "the placement after a membership change marks the devices out of the cluster offline" <| fun () ->
             let plan: PlacementPlan =
                 { Types = Map [ DeviceId 0, EDC; DeviceId 1, D ]; Capacity = Map.empty; Alpha = 1.0; Moves = 0; Source = Greedy "test" }
