@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Logging;
+using Orleans;
 using Orleans.Hosting;
 using Serilog.Core;
 using Serilog.Events;
@@ -56,6 +57,11 @@ public static class WorkerCommand
         var bound = new TridentOptions();
         StrictBinding.Bind(builder.Configuration.GetSection(TridentOptions.Section), bound);
         var cluster = bound.Cluster;
+        if (ModeProblem(builder.Configuration["Trident:Cluster:Mode"]) is { } modeProblem)
+        {
+            Console.Error.WriteLine($"trident worker: {modeProblem}");
+            return 2;
+        }
         if (cluster.Mode == ClusterOptions.ModeNone) cluster.Mode = ClusterOptions.ModeLocalhost;
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
         var exit = new WorkerExit(stop);
@@ -75,15 +81,22 @@ public static class WorkerCommand
             silo.Services.AddSingleton<IFatalErrorHandler>(sp => new WorkerFatalErrors(cluster, exit, sp.GetRequiredService<ILoggerFactory>().CreateLogger("Trident.Worker")));
         });
         var app = builder.Build();
-        app.MapGet("/health", (WorkerDevices devices, ILocalSiloDetails silo) => new
+        app.MapGet("/health", async (WorkerDevices devices, ILocalSiloDetails silo, IMembershipTable table, CancellationToken aborted) =>
         {
-            // refused: the coordinator does not use this worker's devices (another profile than the cluster's)
-            status = devices.Refusal is null ? "live" : "refused",
-            reason = devices.Refusal,
-            silo = silo.SiloAddress.ToString(),
-            model = devices.Model,
-            profile = devices.ProfileSource,
-            devices = devices.Layout.Devices.Count,
+            var (state, detail) = await CoordinatorAsync(table, cluster, aborted);
+            return new
+            {
+                // refused: the coordinator does not use this worker's devices (another profile than the cluster's)
+                status = devices.Refusal is null ? "live" : "refused",
+                reason = devices.Refusal,
+                // whether the coordinator's silo is active in the membership: the worker keeps running either way
+                coordinator = state,
+                coordinator_detail = detail,
+                silo = silo.SiloAddress.ToString(),
+                model = devices.Model,
+                profile = devices.ProfileSource,
+                devices = devices.Layout.Devices.Count,
+            };
         });
         // any other route: a problem+json 404 that says this is a worker (the coordinator serves the API), not an empty 404
         app.MapFallback(WorkerNotFound);
@@ -132,6 +145,56 @@ public static class WorkerCommand
             Console.Error.WriteLine($"trident worker: the worker could not start: {ClusterSilo.StartFailure(e, cluster)}");
             return 1;
         }
+    }
+
+    /// <summary>Why <paramref name="mode"/> (Trident:Cluster:Mode as configured, null when not) is no cluster mode for a
+    /// worker, or null: a worker joins a coordinator's cluster, so it takes localhost (the default) or redis — <c>none</c>
+    /// (one process, serve's default) would be a worker in no cluster; any other value is left to the options'
+    /// validation, which names it as serve does.</summary>
+    public static string? ModeProblem(string? mode) =>
+        string.Equals(mode?.Trim(), ClusterOptions.ModeNone, StringComparison.OrdinalIgnoreCase)
+            ? $"--cluster (Trident:Cluster:Mode) must be {ClusterOptions.ModeLocalhost} (the default for a worker) or {ClusterOptions.ModeRedis}: "
+                + $"a worker joins a coordinator's cluster, and '{mode}' is one process with no cluster (serve's default) (docs/cluster.md)"
+            : null;
+
+    /// <summary>The coordinator as a worker's <c>/health</c> reports it (<see cref="CoordinatorState"/>), from the cluster's
+    /// membership table read now (at most 3 s): in localhost mode the table lives in the coordinator's silo, so a table
+    /// that cannot be read is a coordinator that cannot be reached; in redis mode the table is in Redis and the
+    /// coordinator's entry says whether it is active (the silos declare a silo that stops answering dead within
+    /// seconds). Not checked on Kubernetes, where Orleans names each silo after its pod.</summary>
+    public static async Task<(string State, string? Detail)> CoordinatorAsync(IMembershipTable table, ClusterOptions cluster, CancellationToken ct)
+    {
+        if (cluster.Kubernetes) return ("not checked", "on Kubernetes Orleans names each silo after its pod: the coordinator's silo is not told apart");
+        var where = cluster.Mode == ClusterOptions.ModeRedis ? $"membership in Redis at {cluster.Redis}" : $"membership held by the coordinator's silo at {cluster.Primary}";
+        MembershipTableData data;
+        try
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            timeout.CancelAfter(TimeSpan.FromSeconds(3));
+            data = await table.ReadAllAsync(timeout.Token).WaitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            return ("unreachable", $"the cluster's membership ({where}) did not answer within 3 s");
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            return ("unreachable", $"the cluster's membership ({where}) could not be read: {e.GetType().Name}: {ClusterSilo.FirstLine(e.Message)}");
+        }
+        return CoordinatorState([.. data.Members.Select(m => (m.Item1.SiloName, m.Item1.Status))], where);
+    }
+
+    /// <summary>The coordinator's state from the membership's entries (silo name, status) read from <paramref name="where"/>:
+    /// <c>active</c> when a silo named <see cref="ClusterSilo.CoordinatorSiloName"/> is active, <c>joining</c> when one
+    /// is joining, else <c>unreachable</c> with why (its last entry's status, or none in the membership).</summary>
+    public static (string State, string? Detail) CoordinatorState(IReadOnlyList<(string? Name, SiloStatus Status)> members, string where)
+    {
+        var coordinators = members.Where(m => m.Name == ClusterSilo.CoordinatorSiloName).Select(m => m.Status).ToList();
+        if (coordinators.Contains(SiloStatus.Active)) return ("active", null);
+        if (coordinators.Any(s => s is SiloStatus.Created or SiloStatus.Joining)) return ("joining", null);
+        return ("unreachable", coordinators.Count == 0
+            ? $"no coordinator's silo in the cluster's membership ({where})"
+            : $"the coordinator's silo is {coordinators[^1].ToString().ToLowerInvariant()} in the cluster's membership ({where})");
     }
 
     /// <summary>The answer of a worker's HTTP port to any route but <c>GET /health</c>: 404, application/problem+json,

@@ -17,15 +17,18 @@ public sealed record DeviceTaskDto(string Kind, string? Request);
 /// <param name="BusyForMs">Predicted time until it is free (0 when free).</param>
 /// <param name="Utilisation">Busy share over the monitor window.</param>
 /// <param name="MemoryGb">Memory the planners may fill on it.</param>
-/// <param name="Device">Its ONNX Runtime device: <c>cpu</c> or <c>cuda:N</c>.</param>
+/// <param name="Device">Its ONNX Runtime device: <c>cpu</c> or <c>cuda:N</c>; an emulated device has none:
+/// <c>emulated</c> in one process, <c>emulated on worker HOST:PORT</c> on a cluster's coordinator.</param>
 /// <param name="ExecutionProvider">The provider its sessions use, with its settings (ONNX Runtime's name, e.g. "CPUExecutionProvider, 1 intra-op thread, no spinning").</param>
 /// <param name="CanRun">Execution providers ONNX Runtime found for this kind of hardware here (OrtEnv.GetEpDevices).</param>
 /// <param name="Online">Whether the device is in the cluster now: false while its worker is gone (it gets no
 /// work until the worker is back); always true in one process.</param>
+/// <param name="Worker">On a cluster's coordinator, the worker that hosts the device: its silo endpoint (HOST:PORT, as
+/// the coordinator's log and /ready name it); null in one process.</param>
 public sealed record DeviceDto(
     int Id, int Node, string Kind, int IntraOpThreads, string PlacementType, string WorkerType, IReadOnlyList<string> ResidentModels,
     bool Busy, DeviceTaskDto? Current, int QueuedTasks, double BusyForMs, double Utilisation, double MemoryGb,
-    string Device, string ExecutionProvider, IReadOnlyList<string> CanRun, bool Online);
+    string Device, string ExecutionProvider, IReadOnlyList<string> CanRun, bool Online, string? Worker);
 
 /// <summary>One (execution provider, hardware device) pair ONNX Runtime can run on this machine.</summary>
 public sealed record EpDeviceDto(string ExecutionProvider, string ProviderVendor, string DeviceType, string DeviceVendor, uint VendorId, uint DeviceId);

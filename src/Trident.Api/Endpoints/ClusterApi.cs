@@ -61,13 +61,15 @@ public static class ClusterApi
                 : null;
             var busyUntil = d.Id < state.BusyUntil.Length ? state.BusyUntil[d.Id] : now;
             var cluster = server.Cluster;
+            var worker = ready.WorkerOf?.Invoke(d.Id);
             return new DeviceDto(d.Id, d.Node, d.Kind.ToString().ToLowerInvariant(), d.IntraOpThreads,
                 state.Placement.Types.TryFind(d.DeviceId) is { } placed ? PlacementTypeModule.name(placed.Value) : PlacementTypeModule.name(w.Type), PlacementTypeModule.name(w.Type),
                 w.Resident.Select(StageName).Order().ToArray(), current is not null, current, w.QueueLength,
                 Math.Round(Math.Max(0, busyUntil - now) * 1000, 1),
                 d.Id < state.Monitor.Utilisation.Count ? Math.Round(state.Monitor.Utilisation[d.Id], 4) : 0,
                 Math.Round(d.Id < cluster.Devices.Length ? cluster.Devices[d.Id].Memory : d.MemoryGb, 3),
-                d.Provider.Device, d.Kind == DeviceKind.Emulated ? "none (emulated: the cost model's times, no ONNX Runtime)" : d.Provider.Description, CanRun(d), state.IsOnline(d.Id));
+                DeviceName(d, worker), d.Kind == DeviceKind.Emulated ? "none (emulated: the cost model's times, no ONNX Runtime)" : d.Provider.Description, CanRun(d),
+                state.IsOnline(d.Id), worker);
         }).ToArray();
         var m = state.Monitor;
         var monitor = new MonitorDto(m.WindowSeconds, m.Arrivals, m.ArrivalRate,
@@ -90,6 +92,12 @@ public static class ClusterApi
             server.Store.Count, monitor, settings, OrtEnvironment.Version,
             OrtEnvironment.EpDevices.Select(e => new EpDeviceDto(e.ExecutionProvider, e.ProviderVendor, e.DeviceType, e.DeviceVendor, e.VendorId, e.DeviceId)).ToArray());
     }
+
+    /// <summary>A device's <c>device</c> in <c>GET /v1/cluster</c>: its ONNX Runtime device (<c>cpu</c>, <c>cuda:N</c>); an
+    /// emulated device runs no ONNX Runtime (its provider's default, <c>cpu</c>, named this machine's CPU for a device on
+    /// another machine): <c>emulated</c>, or <c>emulated on worker HOST:PORT</c> when <paramref name="worker"/> hosts it.</summary>
+    public static string DeviceName(DeviceSpec d, string? worker) =>
+        d.Kind != DeviceKind.Emulated ? d.Provider.Device : worker is null ? "emulated" : $"emulated on worker {worker}";
 
     // The providers ORT found for this device's kind of hardware (CPU slots: cpu; CUDA devices: gpu).
     private static string[] CanRun(DeviceSpec d)

@@ -192,8 +192,11 @@ public sealed class ClusterServingBackend(IGrainFactory grains, ILocalSiloDetail
     private readonly Dictionary<string, (int[] Ids, WireDevice[] Devices, int Generation)> _nodes = new(StringComparer.Ordinal);
     // the silo of each worker's first discovery (LayoutAsync), by endpoint
     private readonly Dictionary<string, int> _discovered = new(StringComparer.Ordinal);
-    // silos that serve another profile (not used; said once), by endpoint: checked again once that silo is gone
-    private readonly Dictionary<string, SiloAddress> _refused = new(StringComparer.Ordinal);
+    // the worker endpoint of every device id the coordinator has (ids are never reused)
+    private readonly Dictionary<int, string> _workerOf = [];
+    // silos that serve another profile (not used; said once), by endpoint, with what they serve: checked again once
+    // that silo is gone
+    private readonly Dictionary<string, (SiloAddress Silo, RefusedWorker Worker)> _refused = new(StringComparer.Ordinal);
     private volatile string? _starting;
 
     /// <inheritdoc />
@@ -208,24 +211,31 @@ public sealed class ClusterServingBackend(IGrainFactory grains, ILocalSiloDetail
         $"emulated {options.Emulation.Profile} × {options.Emulation.TimeScale.ToString(System.Globalization.CultureInfo.InvariantCulture)}";
 
     /// <summary>The devices of the workers that joined, discovered through the membership: waits until
-    /// Devices:Count of them have joined (at most Cluster:JoinTimeoutSeconds), nodes = workers in endpoint
-    /// order.</summary>
-    /// <exception cref="TimeoutException">naming the devices that joined, when too few did in time.</exception>
-    /// <exception cref="InvalidOperationException">when a worker serves another profile.</exception>
+    /// Devices:Count of them have joined from workers serving the coordinator's profile (at most
+    /// Cluster:JoinTimeoutSeconds), nodes = workers in endpoint order. A worker that serves another profile is refused
+    /// as after the start (logged once, told, its devices not counted; checked again once its silo leaves or another
+    /// takes its address).</summary>
+    /// <exception cref="TimeoutException">naming the devices that joined and the workers refused, when too few
+    /// joined in time (<see cref="JoinTimeoutMessage"/>).</exception>
     public async Task<DeviceLayout> LayoutAsync(TridentOptions options, ILogger log, CancellationToken cancellationToken)
     {
         var wanted = options.Devices.Count == 0 ? EmulationOptions.ReferenceNodeSize : options.Devices.Count;
         var deadline = DateTime.UtcNow.AddSeconds(options.Cluster.JoinTimeoutSeconds);
+        var expected = ProfileSource(options);
+        // set before the first discovery: Refused compares with it
+        _profileSource = expected;
         var found = new List<WireDevice>();
         log.LogInformation("Coordinator silo {Silo}: waiting for {Devices} device(s) from workers", self.SiloAddress, wanted);
         var said = -1;
         var start = DateTime.UtcNow;
         while (true)
         {
-            found = await DiscoverAsync(cancellationToken);
-            var workers = string.Join(", ", found.GroupBy(d => DeviceKeys.Endpoint(d.Key)).Select(g => $"{g.Key} ({g.Count()})"));
+            found = await DiscoverAsync(log, cancellationToken);
+            var workers = Workers(found);
+            var refused = RefusedWorkers();
             _starting = $"waiting for {wanted} device(s) from workers: {found.Count} joined{(found.Count > 0 ? $" ({workers})" : "")}, "
-                + $"for {(DateTime.UtcNow - start).TotalSeconds:F0} of at most {options.Cluster.JoinTimeoutSeconds} s (Trident:Cluster:JoinTimeoutSeconds)";
+                + $"for {(DateTime.UtcNow - start).TotalSeconds:F0} of at most {options.Cluster.JoinTimeoutSeconds} s (Trident:Cluster:JoinTimeoutSeconds)"
+                + (refused.Count > 0 ? $"; {RefusalText(refused, expected)}" : "");
             if (found.Count != said && found.Count < wanted)
             {
                 if (found.Count > 0) log.LogInformation("Cluster: {Joined} of {Devices} device(s) joined: {Workers}", found.Count, wanted, workers);
@@ -236,43 +246,106 @@ public sealed class ClusterServingBackend(IGrainFactory grains, ILocalSiloDetail
         }
         _starting = null;
         if (found.Count < wanted)
-            throw new TimeoutException($"{found.Count} of {wanted} device(s) joined within {options.Cluster.JoinTimeoutSeconds} s (Trident:Cluster:JoinTimeoutSeconds): " +
-                (found.Count == 0 ? "no worker joined" : string.Join(", ", found.GroupBy(d => DeviceKeys.Endpoint(d.Key)).Select(g => $"{g.Key} ({g.Count()})"))));
-        var expected = ProfileSource(options);
-        var strangers = found.Where(d => d.ProfileSource != expected).Select(d => $"{d.Key}: {d.ProfileSource}").ToArray();
-        foreach (var stranger in found.Where(d => d.ProfileSource != expected).GroupBy(d => DeviceKeys.Endpoint(d.Key)))
-            TellRefused(stranger.Key, $"it serves '{stranger.First().ProfileSource}', the coordinator '{expected}' (--emulate, --time-scale): the coordinator does not start");
-        if (strangers.Length > 0)
-            throw new InvalidOperationException($"workers serve another profile than the coordinator's '{expected}': {string.Join("; ", strangers)}");
+            throw new TimeoutException(JoinTimeoutMessage(found, wanted, options.Cluster.JoinTimeoutSeconds, RefusedWorkers(), expected));
         // whole workers only: a worker's devices are one node and leave together
         var chosen = new List<WireDevice>();
         foreach (var worker in found.GroupBy(d => DeviceKeys.Endpoint(d.Key)))
             if (chosen.Count < wanted) chosen.AddRange(worker);
         var nodes = chosen.Select(d => DeviceKeys.Endpoint(d.Key)).Distinct().ToList();
         _devices = chosen;
-        _profileSource = expected;
         log.LogInformation("Cluster: {Devices} device(s) on {Workers} worker(s): {Endpoints}", chosen.Count, nodes.Count, string.Join(", ", nodes));
         // on the coordinator every remote device has a thread budget of 1, so a diffuse group's budget is its degree
         return new DeviceLayout([.. chosen.Select((d, i) => new DeviceSpec(i, nodes.IndexOf(DeviceKeys.Endpoint(d.Key)), DeviceKind.Emulated, 1, 0, d.MemoryGb))]);
     }
 
-    private async Task<List<WireDevice>> DiscoverAsync(CancellationToken cancellationToken)
+    /// <summary>A worker refused for serving another profile than the cluster's: its endpoint, the profile it serves
+    /// (<see cref="WireDevice.ProfileSource"/>) and how many devices it has.</summary>
+    public sealed record RefusedWorker(string Endpoint, string Profile, int Devices);
+
+    /// <summary>Splits the devices that workers reported into those of workers serving <paramref name="expected"/>
+    /// and the workers that serve another profile, both worker by worker in the order of each worker's first device:
+    /// a worker with any device of another profile is refused whole (a worker's devices are one node).</summary>
+    public static (IReadOnlyList<WireDevice> Accepted, IReadOnlyList<RefusedWorker> Refused) SplitByProfile(IEnumerable<WireDevice> devices, string expected)
     {
-        var devices = new List<WireDevice>();
-        foreach (var (endpoint, silo) in await ActiveWorkersAsync())
+        var accepted = new List<WireDevice>();
+        var refused = new List<RefusedWorker>();
+        foreach (var worker in devices.GroupBy(d => DeviceKeys.Endpoint(d.Key)))
+        {
+            if (worker.FirstOrDefault(d => d.ProfileSource != expected) is { } stranger)
+                refused.Add(new RefusedWorker(worker.Key, stranger.ProfileSource, worker.Count()));
+            else
+                accepted.AddRange(worker);
+        }
+        return (accepted, refused);
+    }
+
+    /// <summary>Why the coordinator did not start: <paramref name="found"/> devices (of workers serving its profile
+    /// <paramref name="expected"/>) of the <paramref name="wanted"/> joined within <paramref name="timeoutSeconds"/>,
+    /// and the workers refused for another profile, each with the profile it serves (a user whose workers all serve
+    /// another profile reads why none counted).</summary>
+    public static string JoinTimeoutMessage(IReadOnlyList<WireDevice> found, int wanted, int timeoutSeconds, IReadOnlyList<RefusedWorker> refused, string expected) =>
+        $"{found.Count} of {wanted} device(s) joined within {timeoutSeconds} s (Trident:Cluster:JoinTimeoutSeconds): "
+        + (found.Count == 0 ? "no worker serving the coordinator's profile joined" : Workers(found))
+        + (refused.Count > 0 ? $"; {RefusalText(refused, expected)}" : "");
+
+    // "127.0.0.1:8297 (8), 127.0.0.1:8298 (8)": the workers of these devices with their device counts.
+    private static string Workers(IEnumerable<WireDevice> devices) =>
+        string.Join(", ", devices.GroupBy(d => DeviceKeys.Endpoint(d.Key)).Select(g => $"{g.Key} ({g.Count()})"));
+
+    // The refused workers, and why, in one phrase.
+    private static string RefusalText(IReadOnlyList<RefusedWorker> refused, string expected) =>
+        $"refused, serving another profile than the coordinator's '{expected}' (--emulate, --time-scale): "
+        + string.Join(", ", refused.Select(r => $"{r.Endpoint} ({r.Devices} device(s), serves '{r.Profile}')"));
+
+    // The workers refused now, in endpoint order.
+    private List<RefusedWorker> RefusedWorkers()
+    {
+        lock (_gate) return [.. _refused.OrderBy(r => r.Key, StringComparer.Ordinal).Select(r => r.Value.Worker)];
+    }
+
+    // The devices of the active workers that serve the cluster's profile; a worker that serves another is refused
+    // (Refused: logged once, told) and not asked again until its silo leaves or another takes its address.
+    private async Task<List<WireDevice>> DiscoverAsync(ILogger log, CancellationToken cancellationToken)
+    {
+        var active = await ActiveWorkersAsync();
+        ForgetRefusedThatLeft(active, log);
+        var answered = new List<WireDevice>();
+        var silos = new Dictionary<string, SiloAddress>(StringComparer.Ordinal);
+        foreach (var (endpoint, silo) in active)
         {
             cancellationToken.ThrowIfCancellationRequested();
+            bool refused;
+            lock (_gate) refused = _refused.ContainsKey(endpoint);
+            if (refused) continue;
             try
             {
-                devices.AddRange(await grains.GetGrain<INodeGrain>(endpoint).Devices().WaitAsync(TimeSpan.FromSeconds(5), cancellationToken));
-                lock (_gate) _discovered[endpoint] = silo.Generation;
+                answered.AddRange(await grains.GetGrain<INodeGrain>(endpoint).Devices().WaitAsync(TimeSpan.FromSeconds(5), cancellationToken));
+                silos[endpoint] = silo;
             }
             catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
             {
                 // a silo that is starting or going away: asked again on the next pass
             }
         }
-        return devices;
+        var (accepted, strangers) = SplitByProfile(answered, _profileSource);
+        foreach (var stranger in strangers)
+            Refused(stranger.Endpoint, silos[stranger.Endpoint], [.. answered.Where(d => DeviceKeys.Endpoint(d.Key) == stranger.Endpoint)], log);
+        lock (_gate)
+            foreach (var endpoint in accepted.Select(d => DeviceKeys.Endpoint(d.Key)).Distinct())
+                _discovered[endpoint] = silos[endpoint].Generation;
+        return [.. accepted];
+    }
+
+    // A refused silo that left, or whose address another silo took: the address is checked again.
+    private void ForgetRefusedThatLeft(SortedDictionary<string, SiloAddress> active, ILogger log)
+    {
+        lock (_gate)
+            foreach (var (endpoint, refused) in _refused.ToArray())
+                if (!active.TryGetValue(endpoint, out var now) || !now.Equals(refused.Silo))
+                {
+                    _refused.Remove(endpoint);
+                    log.LogInformation("Worker {Endpoint} that served another profile left; its address is checked again", endpoint);
+                }
     }
 
     /// <inheritdoc />
@@ -284,9 +357,11 @@ public sealed class ClusterServingBackend(IGrainFactory grains, ILocalSiloDetail
         var first = _directory.Add(_devices.Select(d => d.Key));
         lock (_gate)
             foreach (var worker in _devices.Select((d, i) => (Device: d, Id: first + i)).GroupBy(d => DeviceKeys.Endpoint(d.Device.Key)))
+            {
                 _nodes[worker.Key] = ([.. worker.Select(d => d.Id)], [.. worker.Select(d => d.Device)], _discovered.GetValueOrDefault(worker.Key));
-        var origin = $"reference profile '{e.Profile}' × time scale {e.TimeScale} on {layout.NodeCount} worker(s) (emulated devices; results are placeholder patterns)";
-        return Task.FromResult(new ServingBackendParts(manifest, new RemoteStageExecutorFactory(grains, _directory, _transfers, _times), profile, origin,
+                foreach (var d in worker) _workerOf[d.Id] = worker.Key;
+            }
+        return Task.FromResult(new ServingBackendParts(manifest, new RemoteStageExecutorFactory(grains, _directory, _transfers, _times), profile, Origin(e),
             new ByteTokenizer((Trident.Runtime.Pipelines.ByteTokenizerSettings)manifest.Tokenizer),
             server =>
             {
@@ -295,7 +370,23 @@ public sealed class ClusterServingBackend(IGrainFactory grains, ILocalSiloDetail
                 _directory.Lost = (key, reason) => Leave(server, DeviceKeys.Endpoint(key), reason, log);
                 _watch = Task.Run(() => WatchAsync(server, log, _stop.Token));
             })
-        { ResultSize = (width, height) => EmulatedStageExecutor.PlaceholderSize(width, height) });
+        {
+            ResultSize = (width, height) => EmulatedStageExecutor.PlaceholderSize(width, height),
+            WorkerOf = WorkerOf,
+        });
+    }
+
+    /// <summary>Where a coordinator's profile comes from (the <c>profile</c> of <c>/health</c> and <c>/ready</c>): the
+    /// scaled reference profile its workers serve. Fixed at the start, so it counts no workers (before, "… on 2
+    /// worker(s)" stayed as workers joined and left); <c>GET /v1/cluster</c> lists them, each device with its worker.</summary>
+    public static string Origin(EmulationOptions e) =>
+        $"reference profile '{e.Profile}' × time scale {e.TimeScale.ToString(System.Globalization.CultureInfo.InvariantCulture)} on the cluster's workers "
+        + "(emulated devices; results are placeholder patterns; GET /v1/cluster lists each device's worker)";
+
+    // The worker endpoint of the device of this id (every device keeps its id and worker once added), else null.
+    private string? WorkerOf(int id)
+    {
+        lock (_gate) return _workerOf.GetValueOrDefault(id);
     }
 
     // The active silos other than this one by endpoint (the newest generation at an endpoint), in endpoint order.
@@ -332,7 +423,7 @@ public sealed class ClusterServingBackend(IGrainFactory grains, ILocalSiloDetail
         if (strangers.Length == 0) return false;
         log.LogError("Worker {Endpoint} serves another profile ({Theirs}) than the coordinator's '{Ours}'; its devices are not used",
             endpoint, strangers[0].ProfileSource, _profileSource);
-        lock (_gate) _refused[endpoint] = silo;
+        lock (_gate) _refused[endpoint] = (silo, new RefusedWorker(endpoint, strangers[0].ProfileSource, devices.Length));
         TellRefused(endpoint, $"it serves '{strangers[0].ProfileSource}', the cluster '{_profileSource}' (--emulate, --time-scale): restart it with the coordinator's");
         return true;
     }
@@ -358,6 +449,7 @@ public sealed class ClusterServingBackend(IGrainFactory grains, ILocalSiloDetail
         lock (_gate)
         {
             _nodes[endpoint] = ([.. specs.Select(d => d.Id)], devices, silo.Generation);
+            foreach (var d in specs) _workerOf[d.Id] = endpoint;
             _down.Remove(endpoint);
         }
         log.LogInformation("Worker {Endpoint} joined with {Devices} device(s)", endpoint, devices.Length);
@@ -416,17 +508,8 @@ public sealed class ClusterServingBackend(IGrainFactory grains, ILocalSiloDetail
     {
         var active = await ActiveWorkersAsync();
         Dictionary<string, (int[] Ids, WireDevice[] Devices, int Generation)> nodes;
-        lock (_gate)
-        {
-            // a refused silo that left, or whose address another silo took: the address is checked again
-            foreach (var (endpoint, silo) in _refused.ToArray())
-                if (!active.TryGetValue(endpoint, out var now) || !now.Equals(silo))
-                {
-                    _refused.Remove(endpoint);
-                    log.LogInformation("Worker {Endpoint} that served another profile left; its address is checked again", endpoint);
-                }
-            nodes = new(_nodes, StringComparer.Ordinal);
-        }
+        ForgetRefusedThatLeft(active, log);
+        lock (_gate) nodes = new(_nodes, StringComparer.Ordinal);
         foreach (var (endpoint, node) in nodes)
         {
             bool isDown, refused;

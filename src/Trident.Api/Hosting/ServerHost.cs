@@ -43,6 +43,10 @@ public sealed record ReadyServer(TridentServer Server, PipelineManifest Manifest
     /// <summary>The size of the result file of a request of <paramref name="width"/> × <paramref name="height"/>: the
     /// request's own, except on emulated devices, whose results are placeholders of at most 64 pixels a side.</summary>
     public (int Width, int Height) ResultSize(int width, int height) => ResultSizes?.Invoke(width, height) ?? (width, height);
+
+    /// <summary>The worker endpoint of each device on a cluster's coordinator (<see cref="ServingBackendParts.WorkerOf"/>);
+    /// null in one process.</summary>
+    public Func<int, string?>? WorkerOf { get; init; }
 }
 
 /// <summary>Owns the serving runtime's lifetime.</summary>
@@ -171,7 +175,7 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
             server = TridentServer.Start(setup, _logs, _time, _scope);
             server.Metrics.Initialise();
             parts.Started?.Invoke(server);
-            _ready = new ReadyServer(server, parts.Manifest, parts.ProfileOrigin, parts.Tokenizer) { ResultSizes = parts.ResultSize };
+            _ready = new ReadyServer(server, parts.Manifest, parts.ProfileOrigin, parts.Tokenizer) { ResultSizes = parts.ResultSize, WorkerOf = parts.WorkerOf };
             _log.LogInformation("Ready: pipeline {Pipeline}, profile from {Profile}", parts.Manifest.Name, parts.ProfileOrigin);
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)

@@ -19,6 +19,10 @@ public sealed record ServingBackendParts(PipelineManifest Manifest, IStageExecut
     /// <summary>The size of the result the executors make for a request of width × height: the request's own (null), or
     /// emulated devices' placeholder size (<see cref="EmulatedStageExecutor.PlaceholderSize"/>).</summary>
     public Func<int, int, (int Width, int Height)>? ResultSize { get; init; }
+
+    /// <summary>The worker (its silo endpoint) of the device of this id on a cluster's coordinator; null in one process,
+    /// and for an id no worker reported.</summary>
+    public Func<int, string?>? WorkerOf { get; init; }
 }
 
 /// <summary>Prepares the pipeline, its executors and the profile at start-up.</summary>

@@ -703,8 +703,75 @@ let ``a localhost cluster: the coordinator says what it waits for, another clust
                 p.Dispose()
             try System.IO.Directory.Delete(store, true) with _ -> ()
 
-let ``a redis-mode worker of another cluster id than the coordinator's ends with one line naming the ids in that Redis, a worker of its cluster stays`` =
-    testCase "a redis-mode worker of another cluster id than the coordinator's ends with one line naming the ids in that Redis, a worker of its cluster stays" <| fun () ->
+let ``a worker of another profile present at the coordinator's start is refused, the coordinator starts on the workers of its profile, and a worker's health says when its coordinator is unreachable`` =
+    testCase "a worker of another profile present at the coordinator's start is refused, the coordinator starts on the workers of its profile, and a worker's health says when its coordinator is unreachable" <| fun () ->
+        // before: the coordinator exited 1 once the sd3 worker's devices made up its count ("workers serve another
+        // profile …"), though a worker of another profile joining after the start was refused and the cluster served on
+        let port () = Trident.Api.Hosting.Loopback.FreePort()
+        let silo, gateway, http, strangerHttp, goodSilo, goodHttp = port (), port (), port (), port (), port (), port ()
+        let store = System.IO.Path.Combine(System.IO.Path.GetTempPath(), sprintf "profilestart-store-%d" http)
+        let worker (profile: string) (extra: string list) =
+            startCli ([ "worker"; "--emulate"; profile; "--devices"; "2"; "--time-scale"; "0.02"; "--primary"; sprintf "127.0.0.1:%d" silo ] @ extra)
+        use client = new System.Net.Http.HttpClient(BaseAddress = System.Uri(sprintf "http://127.0.0.1:%d" http), Timeout = System.TimeSpan.FromSeconds 10.0)
+        let ready () = readyOf client
+        let coordinator, coordinatorErr =
+            startCli [ "serve"; "--cluster"; "localhost"; "--emulate"; "flux"; "--devices"; "2"; "--time-scale"; "0.02"; "--silo-port"; string silo
+                       "--gateway-port"; string gateway; "--urls"; sprintf "http://127.0.0.1:%d" http; "--Trident:Storage:Directory"; store
+                       "--Trident:Cluster:JoinTimeoutSeconds"; "600" ]
+        let mutable procs = [ coordinator ]
+        try
+            Expect.isTrue (within 120.0 (fun () -> (snd (ready ())).Contains "waiting for 2 device(s) from workers: 0 joined")) (sprintf "the coordinator waits: %A %s" (ready ()) (coordinatorErr ()))
+            // a worker of another profile, present before any of the right one: refused, not counted, and the coordinator keeps waiting
+            let stranger, strangerErr = worker "sd3" [ "--urls"; sprintf "http://127.0.0.1:%d" strangerHttp ]
+            procs <- stranger :: procs
+            let refusedText = sprintf "refused, serving another profile than the coordinator's 'emulated flux × 0.02' (--emulate, --time-scale): 127.0.0.1:"
+            Expect.isTrue (within 120.0 (fun () -> (snd (ready ())).Contains refusedText))
+                (sprintf "/ready names the refused worker and why: %A (coordinator: %s; worker: %s)" (ready ()) (coordinatorErr ()) (strangerErr ()))
+            let status, text = ready ()
+            Expect.equal status 503 "not ready: no device of its profile joined"
+            Expect.stringContains text "waiting for 2 device(s) from workers: 0 joined" "the refused worker's devices are not counted"
+            Expect.stringContains text "(2 device(s), serves 'emulated sd3 × 0.02')" "what the refused worker serves"
+            use strangerClient = new System.Net.Http.HttpClient(BaseAddress = System.Uri(sprintf "http://127.0.0.1:%d" strangerHttp), Timeout = System.TimeSpan.FromSeconds 10.0)
+            let health () = try strangerClient.GetStringAsync("/health").Result with _ -> ""
+            Expect.isTrue (within 60.0 (fun () -> (health ()).Contains "\"status\":\"refused\"")) (sprintf "the refused worker was told: its /health says refused (%s)" (health ()))
+            Expect.isFalse coordinator.HasExited (sprintf "the coordinator keeps waiting (%s)" (coordinatorErr ()))
+            // a worker of its profile: the coordinator becomes ready on its devices only
+            let good, goodErr = worker "flux" [ "--silo-port"; string goodSilo; "--urls"; sprintf "http://127.0.0.1:%d" goodHttp ]
+            procs <- good :: procs
+            Expect.isTrue (within 180.0 (fun () -> fst (ready ()) = 200)) (sprintf "ready with the right worker's devices: %A %s %s" (ready ()) (coordinatorErr ()) (goodErr ()))
+            use view = client.GetAsync("/v1/cluster").Result
+            let cluster = System.Text.Json.JsonDocument.Parse(view.Content.ReadAsStringAsync().Result).RootElement
+            Expect.equal (cluster.GetProperty("nodes").GetInt32()) 1 "one node: the worker of the coordinator's profile"
+            Expect.equal (cluster.GetProperty("devices").GetArrayLength()) 2 "its two devices, none of the refused worker's"
+            // each row names its worker (before: no worker, and "device": "cpu" as if a CPU of the coordinator's machine)
+            let endpoint = sprintf "127.0.0.1:%d" goodSilo
+            for d in cluster.GetProperty("devices").EnumerateArray() do
+                Expect.equal (d.GetProperty("worker").GetString()) endpoint "the device's worker: its silo endpoint"
+                Expect.equal (d.GetProperty("device").GetString()) ("emulated on worker " + endpoint) "an emulated device on that worker"
+            // /ready's profile counts no workers (before: "… on 1 worker(s)", fixed at the start as workers joined and left)
+            let profile = System.Text.Json.JsonDocument.Parse(snd (ready ())).RootElement.GetProperty("profile").GetString()
+            Expect.equal profile "reference profile 'flux' × time scale 0.02 on the cluster's workers (emulated devices; results are placeholder patterns; GET /v1/cluster lists each device's worker)" "the profile the workers serve"
+            Expect.isFalse stranger.HasExited "the refused worker keeps running (a coordinator of its profile would use it)"
+            // a worker's /health says whether its coordinator is in the membership (before: "live" and nothing else while
+            // the coordinator was down); the worker keeps running either way
+            use goodClient = new System.Net.Http.HttpClient(BaseAddress = System.Uri(sprintf "http://127.0.0.1:%d" goodHttp), Timeout = System.TimeSpan.FromSeconds 10.0)
+            let goodHealth () = try goodClient.GetStringAsync("/health").Result with _ -> ""
+            Expect.stringContains (goodHealth ()) "\"coordinator\":\"active\"" "the coordinator is active"
+            coordinator.Kill true
+            coordinator.WaitForExit()
+            Expect.isTrue (within 60.0 (fun () -> (goodHealth ()).Contains "\"coordinator\":\"unreachable\"")) (sprintf "the coordinator killed: /health says unreachable (%s)" (goodHealth ()))
+            let health = goodHealth ()
+            Expect.stringContains health "\"status\":\"live\"" "the worker itself is live"
+            Expect.stringContains health "membership held by the coordinator's silo at 127.0.0.1:" "why: the membership it holds could not be read"
+            Expect.isFalse good.HasExited (sprintf "the worker keeps running (%s)" (goodErr ()))
+        finally
+            for p in procs do
+                if not p.HasExited then p.Kill true
+                p.Dispose()
+            try System.IO.Directory.Delete(store, true) with _ -> ()
+
+let ``a redis-mode worker of another cluster id than the coordinator's ends with one line naming the ids in that Redis, a worker of its cluster stays and its health says when the coordinator is gone`` =
+    testCase "a redis-mode worker of another cluster id than the coordinator's ends with one line naming the ids in that Redis, a worker of its cluster stays and its health says when the coordinator is gone" <| fun () ->
         // Redis membership is per cluster id: a worker of another id finds a table of its own, joins it alone and,
         // before, logged "Joined" and waited forever; now it ends once Trident:Cluster:CoordinatorWaitSeconds pass
         let port () = Trident.Api.Hosting.Loopback.FreePort()
@@ -719,8 +786,8 @@ let ``a redis-mode worker of another cluster id than the coordinator's ends with
         redis.BeginOutputReadLine()
         redis.BeginErrorReadLine()
         let common = [ "--cluster"; "redis"; "--redis"; redisAddress; "--emulate"; "flux"; "--devices"; "2"; "--time-scale"; "0.02" ]
-        let worker (id: string) =
-            startCli ([ "worker" ] @ common @ [ "--Trident:Cluster:ClusterId"; id; "--Trident:Cluster:CoordinatorWaitSeconds"; "8" ])
+        let worker (id: string) (extra: string list) =
+            startCli ([ "worker" ] @ common @ [ "--Trident:Cluster:ClusterId"; id; "--Trident:Cluster:CoordinatorWaitSeconds"; "8" ] @ extra)
         use client = new System.Net.Http.HttpClient(BaseAddress = System.Uri(sprintf "http://127.0.0.1:%d" http), Timeout = System.TimeSpan.FromSeconds 10.0)
         let ready () = readyOf client
         let mutable procs = []
@@ -737,7 +804,7 @@ let ``a redis-mode worker of another cluster id than the coordinator's ends with
             procs <- [ coordinator ]
             Expect.isTrue (within 120.0 (fun () -> (snd (ready ())).Contains "waiting for 2 device(s) from workers: 0 joined")) (sprintf "the coordinator is up: %A %s" (ready ()) (coordinatorErr ()))
             // another cluster id: alone in a membership of its own; one line naming the ids in that Redis, exit 2
-            let stranger, strangerErr = worker "wrong"
+            let stranger, strangerErr = worker "wrong" []
             procs <- stranger :: procs
             Expect.isTrue (stranger.WaitForExit(System.TimeSpan.FromSeconds 90.0)) (sprintf "a worker of another cluster id ends (%s)" (strangerErr ()))
             stranger.WaitForExit()
@@ -748,12 +815,24 @@ let ``a redis-mode worker of another cluster id than the coordinator's ends with
             Expect.isFalse (err.Contains "   at ") (sprintf "no stack trace (%s)" err)
             // the coordinator's cluster id: the worker finds the coordinator and stays past the wait
             let started = System.DateTime.UtcNow
-            let good, goodErr = worker "right"
+            let goodHttp = port ()
+            let good, goodErr = worker "right" [ "--urls"; sprintf "http://127.0.0.1:%d" goodHttp ]
             procs <- good :: procs
             Expect.isTrue (within 120.0 (fun () -> fst (ready ()) = 200)) (sprintf "the coordinator is ready with the worker's devices: %A %s" (ready ()) (goodErr ()))
             let past = started.AddSeconds 12.0 - System.DateTime.UtcNow
             if past > System.TimeSpan.Zero then System.Threading.Thread.Sleep past
             Expect.isFalse good.HasExited (sprintf "a worker of the coordinator's cluster stays past the wait (%s)" (goodErr ()))
+            // its /health says the coordinator is active, and once the coordinator is killed (its entry declared dead in
+            // Redis) unreachable; the worker stays (before: /health said nothing of the coordinator)
+            use goodClient = new System.Net.Http.HttpClient(BaseAddress = System.Uri(sprintf "http://127.0.0.1:%d" goodHttp), Timeout = System.TimeSpan.FromSeconds 10.0)
+            let health () = try goodClient.GetStringAsync("/health").Result with _ -> ""
+            Expect.stringContains (health ()) "\"coordinator\":\"active\"" "the coordinator is active"
+            coordinator.Kill true
+            coordinator.WaitForExit()
+            Expect.isTrue (within 90.0 (fun () -> (health ()).Contains "\"coordinator\":\"unreachable\"")) (sprintf "the coordinator killed: /health says unreachable (%s)" (health ()))
+            Expect.stringContains (health ()) (sprintf "in the cluster's membership (membership in Redis at %s)" redisAddress) "why, and where the membership is"
+            Expect.stringContains (health ()) "\"status\":\"live\"" "the worker itself is live"
+            Expect.isFalse good.HasExited (sprintf "the worker stays (%s)" (goodErr ()))
         finally
             for p in procs do
                 if not p.HasExited then p.Kill true
@@ -792,5 +871,6 @@ let tests =
         ``serve keeps serving when its log cannot be written to standard output, and says so once on standard error``
         ``a worker stopped before it joins the cluster exits with one line, not an unhandled exception``
         ``a localhost cluster: the coordinator says what it waits for, another cluster id ends a worker, a coordinator restart ends its workers with one line``
-        ``a redis-mode worker of another cluster id than the coordinator's ends with one line naming the ids in that Redis, a worker of its cluster stays``
+        ``a worker of another profile present at the coordinator's start is refused, the coordinator starts on the workers of its profile, and a worker's health says when its coordinator is unreachable``
+        ``a redis-mode worker of another cluster id than the coordinator's ends with one line naming the ids in that Redis, a worker of its cluster stays and its health says when the coordinator is gone``
     ] |> testSequenced ]

@@ -423,6 +423,38 @@ let messageTests =
             let struct (line, code) = Trident.Api.Cli.WorkerCommand.AloneLine(options, 1, Trident.Api.Cli.RedisClusterIds([||], "RedisTimeoutException: Timeout"))
             Expect.equal code 1 "ids not listed: exit 1"
             Expect.stringContains line "the other cluster ids in that Redis could not be listed (RedisTimeoutException: Timeout)" "says why"
+        testCase "workers of another profile at the coordinator's start are refused whole, and a join timeout names them and why" <| fun () ->
+            // before: a worker of another profile present at the start made the coordinator exit 1 (InvalidOperationException)
+            let flux, sd3 = "emulated flux × 0.02", "emulated sd3 × 0.02"
+            let device (endpoint: string) i (profile: string) = WireDevice($"{endpoint}/{i}", "emulated", 48.0, 1, "flux", profile)
+            let a, b, c = "127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003"
+            let found = [ device a 0 sd3; device a 1 sd3; device b 0 flux; device b 1 flux; device c 0 flux; device c 1 "emulated flux × 0.05" ]
+            let struct (accepted, refused) = Trident.Api.Hosting.ClusterServingBackend.SplitByProfile(found, flux)
+            Expect.equal [ for d in accepted -> d.Key ] [ b + "/0"; b + "/1" ] "only the devices of the worker serving the coordinator's profile"
+            Expect.equal (List.ofSeq refused) [ Trident.Api.Hosting.ClusterServingBackend.RefusedWorker(a, sd3, 2)
+                                                Trident.Api.Hosting.ClusterServingBackend.RefusedWorker(c, "emulated flux × 0.05", 2) ]
+                "a worker with any device of another profile (or time scale) is refused whole, with what it serves"
+            let struct (none, all) = Trident.Api.Hosting.ClusterServingBackend.SplitByProfile(found |> List.filter (fun d -> d.Key.StartsWith b), flux)
+            Expect.equal (Seq.length none, Seq.length all) (2, 0) "all of the right profile: nothing refused"
+            let message = Trident.Api.Hosting.ClusterServingBackend.JoinTimeoutMessage([||], 4, 120, refused, flux)
+            Expect.equal message ("0 of 4 device(s) joined within 120 s (Trident:Cluster:JoinTimeoutSeconds): no worker serving the coordinator's profile joined; "
+                                  + "refused, serving another profile than the coordinator's 'emulated flux × 0.02' (--emulate, --time-scale): "
+                                  + "127.0.0.1:9001 (2 device(s), serves 'emulated sd3 × 0.02'), 127.0.0.1:9003 (2 device(s), serves 'emulated flux × 0.05')")
+                "only wrong-profile workers: the timeout says why none counted"
+            Expect.equal (Trident.Api.Hosting.ClusterServingBackend.JoinTimeoutMessage(accepted, 4, 120, [||], flux))
+                "2 of 4 device(s) joined within 120 s (Trident:Cluster:JoinTimeoutSeconds): 127.0.0.1:9002 (2)" "none refused: the devices that joined"
+        testCase "a worker's health reads the coordinator's state off the membership's entries" <| fun () ->
+            let where = "membership in Redis at 10.0.0.5:6379"
+            let state (members: (string * SiloStatus) list) =
+                let struct (s, detail) = Trident.Api.Cli.WorkerCommand.CoordinatorState([| for n, st in members -> struct (n, st) |], where)
+                s, detail
+            let coordinator = Trident.Api.Hosting.ClusterSilo.CoordinatorSiloName
+            Expect.equal (state [ "Silo_1", SiloStatus.Active; coordinator, SiloStatus.Dead; coordinator, SiloStatus.Active ]) ("active", null) "an active coordinator (an earlier one dead)"
+            Expect.equal (state [ coordinator, SiloStatus.Joining ]) ("joining", null) "joining"
+            Expect.equal (state [ "Silo_1", SiloStatus.Active; coordinator, SiloStatus.Dead ])
+                ("unreachable", "the coordinator's silo is dead in the cluster's membership (membership in Redis at 10.0.0.5:6379)") "declared dead: unreachable, saying so"
+            Expect.equal (state [ "Silo_1", SiloStatus.Active ])
+                ("unreachable", "no coordinator's silo in the cluster's membership (membership in Redis at 10.0.0.5:6379)") "none in the membership"
         testCase "the placement after a membership change marks the devices out of the cluster offline" <| fun () ->
             let plan: PlacementPlan =
                 { Types = Map [ DeviceId 0, EDC; DeviceId 1, D ]; Capacity = Map.empty; Alpha = 1.0; Moves = 0; Source = Greedy "test" }

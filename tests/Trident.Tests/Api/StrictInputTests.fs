@@ -644,6 +644,19 @@ let ``a worker's --primary that is not IP:port is a usage error naming the form,
             Expect.stringContains message (sprintf "must be IP:port of the coordinator's silo, e.g. 127.0.0.1:11111 (an IP address: a host name is not resolved; got '%s')" primary) primary
             Expect.isFalse (message.Contains "   at ") (sprintf "%s: no stack trace" primary)
 
+/// `worker --cluster none` was accepted and ran as a localhost-mode worker (none is serve's one-process default; a worker
+/// in no cluster makes no sense): a usage error naming the option and the values it takes, from the line or a key.
+let ``a worker with cluster mode none is a usage error naming --cluster and the modes it takes`` =
+    testCase "a worker with cluster mode none is a usage error naming --cluster and the modes it takes" <| fun () ->
+        for args in [ [ "--cluster"; "none" ]; [ "--Trident:Cluster:Mode"; "none" ] ] do
+            let what = String.concat " " args
+            let code, message = run ([ "worker"; "--emulate"; "flux"; "--silo-port"; "0"; "--gateway-port"; "0"; "--urls"; "http://127.0.0.1:0" ] @ args)
+            Expect.equal code 2 (sprintf "%s: exit 2 (%s)" what message)
+            Expect.stringContains message "trident worker: --cluster (Trident:Cluster:Mode) must be localhost (the default for a worker) or redis" (sprintf "%s: names the option and its values" what)
+            Expect.stringContains message "'none' is one process with no cluster" (sprintf "%s: says why none is no worker's mode" what)
+        Expect.isNull (Trident.Api.Cli.WorkerCommand.ModeProblem null) "no mode given: localhost, a worker's default"
+        for mode in [ "localhost"; "redis" ] do Expect.isNull (Trident.Api.Cli.WorkerCommand.ModeProblem mode) (sprintf "%s is a worker's mode" mode)
+
 let ``a configuration file saved with a byte order mark is read as the loader reads it, not refused at its first byte`` =
     testCase "a configuration file saved with a byte order mark is read as the loader reads it, not refused at its first byte" <| fun () ->
         let dir = Directory.CreateTempSubdirectory("trident-bom-")
@@ -912,6 +925,7 @@ let unitTests =
         ``one key given twice in a file, spelt alike or differing only by case, is refused even where the loader merges it``
         ``the content root's appsettings.json that does not load is named with the line, the position and why``
         ``a worker's --primary that is not IP:port is a usage error naming the form, not a crash``
+        ``a worker with cluster mode none is a usage error naming --cluster and the modes it takes``
         ``a configuration file saved with a byte order mark is read as the loader reads it, not refused at its first byte``
         ``Trident keys outside section Trident are refused naming the key meant, and other unknown top-level keys are warned about``
         ``config --check reads the environment as serve does, and each bad key names its source``
