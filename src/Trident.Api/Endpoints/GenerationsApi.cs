@@ -56,11 +56,10 @@ public static class GenerationsApi
         HttpContext http, ServerHost host, IOptions<TridentOptions> options)
     {
         if (host.Ready is not { } ready || host.ShuttingDown) return Problems.NotReady(http, host);
-        var (dto, parseErrors, parseStatus) = await JsonBody.ReadAsync<GenerationRequestDto>(http, aliases: GenerationRequests.GenerationAliases);
-        if (dto is null && parseStatus != StatusCodes.Status400BadRequest) return Problems.Body(parseStatus, parseErrors);
-        if (dto is null) return TypedResults.ValidationProblem(parseErrors);
-        var (submission, errors) = GenerationRequests.Validate(dto, ready, options.Value.Limits);
-        if (submission is null) return TypedResults.ValidationProblem(errors);
+        var body = await JsonBody.ReadAsync<GenerationRequestDto>(http, aliases: GenerationRequests.GenerationAliases);
+        if (body.Value is not { } dto) return body.Status == StatusCodes.Status400BadRequest ? TypedResults.ValidationProblem(body.Errors) : Problems.Body(body.Status, body.Errors);
+        var (submission, errors) = GenerationRequests.Validate(dto, ready, options.Value.Limits, body.Unread);
+        if (submission is null || body.Errors.Count > 0) return TypedResults.ValidationProblem(body.With(errors));
         switch (ready.Server.SubmitAll(submission.Inputs, submission.DeadlineSeconds, submission.Priority))
         {
             case SubmitOutcome.AcceptedAll accepted:
