@@ -29,8 +29,7 @@ public static class OpenAiCompatApi
     public static IEndpointRouteBuilder MapOpenAiCompat(this IEndpointRouteBuilder app)
     {
         var group = app.MapGroup("/v1").WithTags("OpenAI-compatible").ProducesProblem(StatusCodes.Status503ServiceUnavailable);
-        group.MapGet("/models", Models).WithName("ListModels").WithSummary("The served pipeline, as OpenAI's model list")
-            .ProducesProblem(StatusCodes.Status400BadRequest);
+        group.MapGet("/models", Models).WithName("ListModels").WithSummary("The served pipeline, as OpenAI's model list");
         group.MapPost("/chat/completions", Chat).Accepts<ChatCompletionRequestDto>("application/json").WithName("ChatCompletions")
             .WithSummary("Generate images (or a video) as vLLM-Omni's diffusion chat route does")
             .ProducesProblem(StatusCodes.Status409Conflict).ProducesProblem(StatusCodes.Status413PayloadTooLarge)
@@ -43,7 +42,6 @@ public static class OpenAiCompatApi
 
     private static Results<Ok<ModelListDto>, ProblemHttpResult> Models(HttpContext http, ServerHost host)
     {
-        if (QueryParameters.Check(http) is { } badQuery) return badQuery;
         if (host.Ready is not { } ready) return Problems.NotReady(http, host);
         var m = ready.Manifest;
         var task = m.Size.MaxFrames > 1 ? "text-to-video" : "text-to-image";

@@ -19,6 +19,18 @@ open Trident.Tests.TestSupport
 /// The server every GenerationsApiTests test talks to (xunit's class fixture): started on first use.
 let private defaultServer = Fixture(fun () -> new DefaultServer())
 
+/// Every route of the application (a route added later too): its methods, its pattern (group prefix included) and its
+/// metadata.
+let private routesOf (services: IServiceProvider) =
+    Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.GetServices<Microsoft.AspNetCore.Routing.EndpointDataSource>(services)
+    |> Seq.collect (fun source -> source.Endpoints)
+    |> Seq.choose (fun e ->
+        match e.Metadata.GetMetadata<Microsoft.AspNetCore.Routing.IHttpMethodMetadata>(), e with
+        | null, _ -> None
+        | methods, (:? Microsoft.AspNetCore.Routing.RouteEndpoint as r) -> Some(List.ofSeq methods.HttpMethods, r.RoutePattern.RawText, r.Metadata)
+        | _ -> None)
+    |> List.ofSeq
+
 let ``a generation is accepted, served through every stage, and its result is a PNG of the requested size`` =
     testCase "a generation is accepted, served through every stage, and its result is a PNG of the requested size" <| fun () ->
         let client = readyClient defaultServer.Value
@@ -240,15 +252,9 @@ let ``HEAD answers every GET route as GET does, and event streams stay GET only`
             Expect.equal h.StatusCode HttpStatusCode.MethodNotAllowed (path + ": an event stream is GET only")
         // every GET route of the application has HEAD, except the event streams: a route added later is covered too
         let endpoints =
-            Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.GetServices<Microsoft.AspNetCore.Routing.EndpointDataSource>(factory.Services)
-            |> Seq.collect (fun source -> source.Endpoints)
-            |> Seq.choose (fun e ->
-                match e.Metadata.GetMetadata<Microsoft.AspNetCore.Routing.IHttpMethodMetadata>(), e with
-                | null, _ -> None
-                | methods, (:? Microsoft.AspNetCore.Routing.RouteEndpoint as r) when Seq.contains "GET" methods.HttpMethods ->
-                    Some(r.RoutePattern.RawText, Seq.contains "HEAD" methods.HttpMethods, Trident.Api.Hosting.HeadRequests.IsEventStream e.Metadata)
-                | _ -> None)
-            |> List.ofSeq
+            [ for methods, pattern, metadata in routesOf factory.Services do
+                  if List.contains "GET" methods then
+                      pattern, List.contains "HEAD" methods, Trident.Api.Hosting.HeadRequests.IsEventStream metadata ]
         Expect.isGreaterThan endpoints.Length 10 "the GET routes are found"
         for pattern, hasHead, stream in endpoints do
             Expect.equal hasHead (not stream) (sprintf "%s: HEAD unless an event stream" pattern)
@@ -323,16 +329,13 @@ let ``every /v1 GET route names a query parameter it does not take, and the even
             use request = new HttpRequestMessage(m, path)
             client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead).Result
         // every GET and DELETE route of the application under /v1, with its parameters filled in
-        let routes =
-            Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.GetServices<Microsoft.AspNetCore.Routing.EndpointDataSource>(factory.Services)
-            |> Seq.collect (fun source -> source.Endpoints)
-            |> Seq.choose (fun e ->
-                match e.Metadata.GetMetadata<Microsoft.AspNetCore.Routing.IHttpMethodMetadata>(), e with
-                | null, _ -> None
-                | methods, (:? Microsoft.AspNetCore.Routing.RouteEndpoint as r) when r.RoutePattern.RawText.StartsWith "/v1" ->
-                    methods.HttpMethods |> Seq.tryFind (fun m -> m = "GET" || m = "DELETE") |> Option.map (fun m -> m, r.RoutePattern.RawText)
-                | _ -> None)
-            |> Seq.distinct |> List.ofSeq
+        let v1 =
+            [ for methods, pattern, metadata in routesOf factory.Services do
+                  if pattern.StartsWith "/v1" then
+                      match methods |> List.tryFind (fun m -> m = "GET" || m = "DELETE") with
+                      | Some m -> yield m, pattern, metadata
+                      | None -> () ]
+        let routes = v1 |> List.map (fun (m, pattern, _) -> m, pattern) |> List.distinct
         let fill (pattern: string) =
             let withVideo = if pattern.StartsWith "/v1/videos" then pattern.Replace("{id}", video) else pattern
             Text.RegularExpressions.Regex.Replace(withVideo, "\\{id[^/]*\\}", job).Replace("{n}", string round)
@@ -357,6 +360,23 @@ let ``every /v1 GET route names a query parameter it does not take, and the even
         // the parameters a route takes are still taken
         use content = send HttpMethod.Get (sprintf "/v1/videos/%s/content?variant=video" video)
         Expect.equal content.StatusCode HttpStatusCode.OK "variant is a parameter of the content"
+        // one filter checks them all, from what each handler declares (before, 14 handlers called the check by hand, and a
+        // route without the call ignored an unknown parameter): each route carries the parameters it takes
+        let taken =
+            [ for m, pattern, metadata in v1 ->
+                  match metadata.GetMetadata<Trident.Api.Endpoints.QueryParametersMetadata>() with
+                  | null -> failtestf "%s %s carries no query parameters: it is not checked" m pattern
+                  | q -> (m, pattern.TrimEnd '/'), List.ofSeq q.Names ]
+            |> Map.ofList
+        let takes (m: string) (pattern: string) = taken |> Map.tryFind (m, pattern) |> Option.defaultWith (fun () -> failtestf "no route %s %s among %A" m pattern (Map.keys taken))
+        Expect.equal (takes "GET" "/v1/generations") [ "after"; "limit"; "order"; "status" ] "the native list"
+        Expect.equal (takes "GET" "/v1/videos") [ "after"; "limit"; "order" ] "OpenAI's list"
+        Expect.equal (takes "GET" "/v1/videos/{id}/content") [ "variant" ] "a video's content"
+        Expect.equal (takes "GET" "/v1/view/events") [ "jobs"; "api_key" ] "the view's stream"
+        Expect.equal (takes "GET" "/v1/generations/{id:long:regex(^[0-9]+$)}/events") [ "api_key" ] "a job's stream"
+        for (m, pattern), names in Map.toList taken do
+            if not (pattern.EndsWith "/events" || List.contains pattern [ "/v1/generations"; "/v1/videos"; "/v1/videos/{id}/content" ]) then
+                Expect.isEmpty names (sprintf "%s %s takes no query parameter" m pattern)
 
 let ``cancelling a queued job cancels it at once, a running one at its next step, and a finished one is a conflict`` =
     testCase "cancelling a queued job cancels it at once, a running one at its next step, and a finished one is a conflict" <| fun () ->
