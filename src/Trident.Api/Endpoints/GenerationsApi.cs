@@ -32,7 +32,7 @@ public static class GenerationsApi
         group.MapPost("", Create).Accepts<GenerationRequestDto>("application/json").WithName("CreateGeneration")
             .WithSummary("Queue a generation job")
             .WithDescription("Accepts a job (202) after checking every field against the limits and the cost model's prediction; the job is durable before the answer. 400 names every bad field.")
-            .ProducesProblem(StatusCodes.Status413PayloadTooLarge).ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
+            .ProducesValidationProblem(StatusCodes.Status413PayloadTooLarge).ProducesValidationProblem(StatusCodes.Status415UnsupportedMediaType)
             .ProducesProblem(StatusCodes.Status429TooManyRequests).ProducesProblem(StatusCodes.Status503ServiceUnavailable);
         group.MapGet("", List).WithName("ListGenerations").WithSummary("The jobs held (images and videos), a page at a time")
             .WithDescription("after (the previous page's last_id), limit 0–100 (default 20), order desc (newest first, the default) or asc, and " +

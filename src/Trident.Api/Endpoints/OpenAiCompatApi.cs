@@ -32,8 +32,8 @@ public static class OpenAiCompatApi
         group.MapGet("/models", Models).WithName("ListModels").WithSummary("The served pipeline, as OpenAI's model list");
         group.MapPost("/chat/completions", Chat).Accepts<ChatCompletionRequestDto>("application/json").WithName("ChatCompletions")
             .WithSummary("Generate images (or a video) as vLLM-Omni's diffusion chat route does")
-            .ProducesProblem(StatusCodes.Status409Conflict).ProducesProblem(StatusCodes.Status413PayloadTooLarge)
-            .ProducesProblem(StatusCodes.Status415UnsupportedMediaType).ProducesProblem(StatusCodes.Status429TooManyRequests)
+            .ProducesProblem(StatusCodes.Status409Conflict).ProducesValidationProblem(StatusCodes.Status413PayloadTooLarge)
+            .ProducesValidationProblem(StatusCodes.Status415UnsupportedMediaType).ProducesProblem(StatusCodes.Status429TooManyRequests)
             .ProducesProblem(StatusCodes.Status500InternalServerError);
         return app;
     }

@@ -36,7 +36,7 @@ public static class VideosApi
         group.MapPost("", Create).Accepts<VideoCreateRequestDto>("application/json", "multipart/form-data", "application/x-www-form-urlencoded")
             .WithName("CreateVideo").WithSummary("Queue a video job")
             .WithDescription("OpenAI's video API (JSON or form). 200 with the video object; 400 names every bad field.")
-            .ProducesProblem(StatusCodes.Status413PayloadTooLarge).ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
+            .ProducesValidationProblem(StatusCodes.Status413PayloadTooLarge).ProducesValidationProblem(StatusCodes.Status415UnsupportedMediaType)
             .ProducesProblem(StatusCodes.Status429TooManyRequests);
         group.MapGet("", List).WithName("ListVideos").WithSummary("The video jobs held, a page at a time")
             .WithDescription("OpenAI's list: after (the previous page's last_id), limit 0–100 (default 20), order desc (newest first, the default) or asc. " +

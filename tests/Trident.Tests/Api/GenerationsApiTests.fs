@@ -603,6 +603,65 @@ let ``health, readiness, Prometheus metrics and the OpenAPI document are served`
                        "/v1/images/generations"; "/v1/cluster"; "/v1/plan"; "/health"; "/ready"; "/metrics" ] do
             Expect.contains paths route "the OpenAPI document lists the route"
 
+/// The OpenAPI document describes the error bodies the server sends: for every /v1 operation, the schema it declares
+/// for a 400 (an unknown query parameter; a body route: a field of the wrong type), a 404 (an unknown id) and a body
+/// route's 415 names every property of the real answer, which the test fetches. Before, the GET and DELETE routes'
+/// 400s and every 404 were declared as ProblemDetails — no `errors`, which a 400 carries, and no `trace_id`, which
+/// every problem carries.
+let ``every route's declared 400, 404 and 415 schemas name the properties of the answers it sends`` =
+    testCase "every route's declared 400, 404 and 415 schemas name the properties of the answers it sends" <| fun () ->
+        let client = readyClient defaultServer.Value
+        let document = json (get client Trident.Api.Hosting.ApiDocs.DocumentPath)
+        let schemas = document.GetProperty("components").GetProperty("schemas")
+        let resolve (schema: JsonElement) =
+            match schema.TryGetProperty "$ref" with
+            | true, reference -> schemas.GetProperty(reference.GetString().Split('/') |> Array.last)
+            | _ -> schema
+        let declared (schema: JsonElement) =
+            match (resolve schema).TryGetProperty "properties" with
+            | true, properties -> [ for p in properties.EnumerateObject() -> p.Name ] |> Set.ofList
+            | _ -> Set.empty
+        let send (m: string) (path: string) (content: HttpContent) =
+            use request = new HttpRequestMessage(HttpMethod m, path)
+            request.Content <- content
+            client.SendAsync(request).Result
+        let body (mediaType: string) (text: string) =
+            let content = new StringContent(text)
+            content.Headers.ContentType <- Headers.MediaTypeHeaderValue mediaType
+            content :> HttpContent
+        // ids no job or round has
+        let missing (path: string) =
+            path.Replace("/v1/videos/{id}", "/v1/videos/video_999999").Replace("{id}", "999999").Replace("{n}", "999999")
+        let mutable compared = 0
+        for path in document.GetProperty("paths").EnumerateObject() do
+            if path.Name.StartsWith "/v1/" then
+                for operation in path.Value.EnumerateObject() do
+                    let m = operation.Name.ToUpperInvariant()
+                    let url = missing path.Name
+                    let answers =
+                        [ if m = "POST" then
+                              400, (fun () -> send m url (body "application/json" """{"prompt":5}"""))
+                              415, (fun () -> send m url (body "text/plain" "{}"))
+                          else
+                              400, (fun () -> send m (url + "?foo=1") null)
+                              if path.Name.Contains "{" then 404, (fun () -> send m url null) ]
+                    for status, answer in answers do
+                        use answer = answer ()
+                        let text = answer.Content.ReadAsStringAsync().Result
+                        let what = sprintf "%s %s %d" m path.Name status
+                        Expect.equal (int answer.StatusCode) status (sprintf "%s: the status (%s)" what text)
+                        let sent = [ for p in JsonDocument.Parse(text).RootElement.EnumerateObject() -> p.Name ] |> Set.ofList
+                        match operation.Value.GetProperty("responses").TryGetProperty(string status) with
+                        | true, response ->
+                            let schema = response.GetProperty("content").GetProperty("application/problem+json").GetProperty("schema")
+                            let names = declared schema
+                            Expect.isEmpty (Set.difference sent names)
+                                (sprintf "%s: the answer's properties the declared schema (%s) does not name; it names %A; the server sent %s"
+                                    what (schema.GetRawText()) names text)
+                            compared <- compared + 1
+                        | _ -> failtestf "%s: the server answers %d, which the document does not declare (%s)" what status text
+        Expect.isGreaterThanOrEqual compared 30 "the 400s, 404s and 415s of every /v1 route are compared"
+
 let ``loadgen replays a trace file and prints SLO attainment, latency percentiles, errors and the simulator's comparison`` =
     testCase "loadgen replays a trace file and prints SLO attainment, latency percentiles, errors and the simulator's comparison" <| fun () ->
         let client = readyClient defaultServer.Value
@@ -974,6 +1033,7 @@ let integrationTests =
             ``HEAD answers every GET route as GET does, and event streams stay GET only``
             ``the list routes page through the jobs held, newest first, and name a bad parameter``
             ``every /v1 GET route names a query parameter it does not take, and the event streams take api_key``
+            ``every route's declared 400, 404 and 415 schemas name the properties of the answers it sends``
             ``cancelling a queued job cancels it at once, a running one at its next step, and a finished one is a conflict``
             ``server-sent events report each state change and every diffuse step until the final state``
             ``the OpenAI-compatible route returns n base64 PNGs synchronously and validates its fields``
