@@ -24,7 +24,7 @@ namespace Trident.Api.Endpoints;
 public sealed record QueryParametersMetadata(IReadOnlyList<string> Names);
 
 /// <summary>The check of a route's query parameters.</summary>
-public static class QueryParameters
+internal static class QueryParameters
 {
     /// <summary>Each query parameter of <paramref name="query"/> that is not one of <paramref name="known"/> (compared
     /// ordinally), named with the ones the route takes; empty when every one is known.</summary>

@@ -303,7 +303,7 @@ let private objectBody (fields: (string * Kind) list) (unsupported: string list)
                           let! text, ok = anyValue 1
                           let known = fields |> List.exists (fun (f, _) -> f = name)
                           // a known name with any value: named only when its kind is wrong, which is not tracked here
-                          // (-1: not known whether its form is right, so no value problem can be expected of the body)
+                          // (-1: not known whether it is named; a problem of another field is expected all the same)
                           return name, quote name, text, ok, (if known then -1 else 1)
                       } ])
         // the server reads nesting up to 64 levels; deeper is malformed
