@@ -30,9 +30,11 @@ public partial class Program
         app.UseTridentApiKeys();
         app.UseExceptionHandler();
         app.UseStatusCodePages(Problems.WriteStatusPage);
-        // every route, in one group that answers HEAD on its GET routes (HeadRequests)
+        // every route, in one group that answers HEAD on its GET routes (HeadRequests) and a query parameter a /v1 GET or
+        // DELETE route does not take with a 400 (QueryParameters)
         var routes = app.MapGroup("");
         routes.AnswerHeadAsGet();
+        routes.CheckQueryParameters();
         routes.MapHealth();
         routes.MapGenerations();
         routes.MapImages();

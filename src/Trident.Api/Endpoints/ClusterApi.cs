@@ -106,26 +106,11 @@ public static class ClusterApi
         return OrtEnvironment.EpDevices.Where(e => e.DeviceType == type).Select(e => e.ExecutionProvider).Distinct().ToArray();
     }
 
-    private static Results<Ok<PlanRoundsDto>, ProblemHttpResult> Rounds(HttpContext http, ServerHost host)
-    {
-        // strict as the job lists: a client sending limit=1 would otherwise get every round without knowing it
-        if (http.Request.Query.Count > 0)
-        {
-            var errors = http.Request.Query.Keys.ToDictionary(k => k, _ => new[]
-            {
-                "is not a parameter of this list: it takes none (the history holds the last Trident:Serving:RoundHistory rounds, all listed)",
-            });
-            return TypedResults.Problem(new HttpValidationProblemDetails(errors)
-            {
-                Status = StatusCodes.Status400BadRequest,
-                Title = "Bad request",
-                Detail = $"GET /v1/plan/rounds takes no query parameters; got {string.Join(", ", errors.Keys.Select(k => $"'{k}'"))}",
-            });
-        }
-        return host.Ready is { } ready
+    // it takes no query parameter (QueryParameters: a client sending limit=1 would otherwise get every round without knowing it)
+    private static Results<Ok<PlanRoundsDto>, ProblemHttpResult> Rounds(HttpContext http, ServerHost host) =>
+        host.Ready is { } ready
             ? TypedResults.Ok(new PlanRoundsDto(ready.Server.State.Round, ready.Server.Setup.Settings.RoundHistory, RoundsOf(ready.Server.State)))
             : Problems.NotReady(http, host);
-    }
 
     // The kept rounds, newest first.
     private static RoundDto[] RoundsOf(Trident.Runtime.Serving.LoopState state) =>
@@ -134,7 +119,6 @@ public static class ClusterApi
 
     private static Results<ContentHttpResult, ProblemHttpResult> Round(HttpContext http, ServerHost host, string n)
     {
-        if (QueryParameters.Check(http) is { } badQuery) return badQuery;
         if (host.Ready is not { } ready) return Problems.NotReady(http, host);
         // a positive integer beyond a long is a round that has not run (a 404 as any other), not a malformed number
         var digits = n.Length > 0 && n.All(char.IsAsciiDigit) && n.TrimStart('0').Length > 0;
@@ -182,8 +166,7 @@ public static class ClusterApi
     private static string Ranges(IReadOnlyList<long> rounds) => Trident.Runtime.Serving.ServingLoop.NumberRanges(rounds, "–");
 
     private static Results<ContentHttpResult, ProblemHttpResult> Profile(HttpContext http, ServerHost host) =>
-        QueryParameters.Check(http) is { } badQuery ? badQuery
-        : host.Ready is { } ready
+        host.Ready is { } ready
             ? TypedResults.Text(ProfileFile.serialize(ready.Server.Setup.Profile), "application/json")
             : Problems.NotReady(http, host);
 
@@ -193,8 +176,7 @@ public static class ClusterApi
         p.Alpha, p.Moves, PlanSourceModule.describe(p.Source));
 
     private static Results<Ok<PlanDto>, ProblemHttpResult> Plan(HttpContext http, ServerHost host) =>
-        QueryParameters.Check(http) is { } badQuery ? badQuery
-        : host.Ready is { } ready ? TypedResults.Ok(PlanOf(ready)) : Problems.NotReady(http, host);
+        host.Ready is { } ready ? TypedResults.Ok(PlanOf(ready)) : Problems.NotReady(http, host);
 
     /// <summary>The body of <c>GET /v1/plan</c> for a ready server (also sent by the web view's stream).</summary>
     public static PlanDto PlanOf(ReadyServer ready)

@@ -40,15 +40,23 @@ internal static class GenerationRequests
     /// diffusers' pipelines use 1–20, so 100 only stops a typo or a runaway client.</summary>
     public const double MaxGuidanceScale = 100;
 
-    private sealed class Errors
+    /// <summary>The problems found, by field. A field the body could not be read for (<see cref="BodyRead{T}.Unread"/>:
+    /// its JSON reading named it) is left out of the request, so the checks see its default: nothing more is said about
+    /// it, and the checks that depend on it (<see cref="AnyUnread"/>) do not run — they would judge a value the client
+    /// did not send.</summary>
+    private sealed class Errors(IReadOnlySet<string>? unread)
     {
         public Dictionary<string, List<string>> ByField { get; } = new();
 
         public void Add(string field, string message)
         {
+            if (unread is not null && unread.Contains(field.IndexOfAny(['.', '[']) is var i and > 0 ? field[..i] : field)) return;
             if (!ByField.TryGetValue(field, out var list)) ByField[field] = list = new List<string>();
             list.Add(message);
         }
+
+        /// <summary>Whether any of <paramref name="fields"/> (wire names) could not be read.</summary>
+        public bool AnyUnread(IEnumerable<string> fields) => unread is { Count: > 0 } && fields.Any(unread.Contains);
 
         public Dictionary<string, string[]> ToDictionary() => ByField.ToDictionary(kv => kv.Key, kv => kv.Value.ToArray());
     }
@@ -63,9 +71,10 @@ internal static class GenerationRequests
             ? "Trident:Limits:MaxImagesPerRequest"
             : $"the queue holds {ready.Server.Setup.Settings.QueueCapacity} requests: Trident:Serving:QueueCapacity";
 
-    public static (ValidSubmission? Submission, Dictionary<string, string[]> Errors) Validate(GenerationRequestDto dto, ReadyServer ready, LimitOptions limits)
+    public static (ValidSubmission? Submission, Dictionary<string, string[]> Errors) Validate(GenerationRequestDto dto, ReadyServer ready, LimitOptions limits,
+        IReadOnlySet<string>? unread = null)
     {
-        var e = new Errors();
+        var e = new Errors(unread);
         var width = dto.Width ?? limits.DefaultWidth;
         var height = dto.Height ?? limits.DefaultHeight;
         var frames = dto.Frames ?? 1;
@@ -140,7 +149,9 @@ internal static class GenerationRequests
         if (Binds(height, limits.MaxHeight, size.MaxHeight)) { Side("height", height, $"must be at most {limits.MaxHeight} (server limit)"); sizeErrors++; }
         if (Binds(frames, limits.MaxFrames, size.MaxFrames)) { e.Add(Wire("frames"), $"must be at most {limits.MaxFrames} (server limit)"); sizeErrors++; }
         // a size no placement of the cluster can serve: reported with the limits' problems below (every problem at once)
-        var unservable = sizeErrors == 0 ? ready.Server.Unservable(new Trident.Scheduling.Shape(height, width, frames)) : null;
+        // (neither is judged when a field of the shape or steps could not be read: it would be the default's verdict)
+        var shapeKnown = !e.AnyUnread(ShapeFields);
+        var unservable = sizeErrors == 0 && shapeKnown ? ready.Server.Unservable(new Trident.Scheduling.Shape(height, width, frames)) : null;
 
         var defaultSteps = limits.DefaultSteps > 0 ? limits.DefaultSteps : ready.Manifest.Sampler.DefaultSteps;
         var s = steps ?? Math.Min(defaultSteps, limits.MaxSteps);
@@ -154,16 +165,19 @@ internal static class GenerationRequests
             if (guidance is { } g1 && g1 != 1.0 && !ready.Manifest.Guidance.Accepted)
                 e.Add(Wire("guidance"), $"pipeline '{ready.Manifest.Name}' has no classifier-free guidance: omit guidance or send 1");
             // a negative prompt no unconditional pass would read is refused, like the other no-op fields (fps on an image)
-            if (negative is not null && ready.Manifest.Guidance.NegativePromptUnused(guidance, Wire("guidance"), ready.Manifest.Name) is { } unused)
+            if (negative is not null && !e.AnyUnread(GuidanceFields) && ready.Manifest.Guidance.NegativePromptUnused(guidance, Wire("guidance"), ready.Manifest.Name) is { } unused)
                 e.Add("negative_prompt", unused);
         }
         Estimate? estimate = null;
-        if (!(sizeErrors > 0 || !stepsOk || e.ByField.ContainsKey("width") || e.ByField.ContainsKey("height")))
+        if (!(sizeErrors > 0 || !stepsOk || !shapeKnown || e.ByField.ContainsKey("width") || e.ByField.ContainsKey("height")))
         {
             estimate = Predict(ready, new Trident.Scheduling.Shape(height, width, frames), s);
             var what = $"{width}×{height}, {frames} frame(s), {s} step{(s == 1 ? "" : "s")}";
+            // the time depends on the steps too: not judged on the default for steps that could not be read
+            var stepsKnown = !e.AnyUnread(StepsFields);
             foreach (var (problem, byTime) in OverLimitsByLimit(estimate, what, limits))
-                foreach (var field in costFields.For(byTime)) e.Add(field, problem);
+                if (stepsKnown || !byTime)
+                    foreach (var field in costFields.For(byTime)) e.Add(field, problem);
         }
         // the shape decides it: under the size fields the request sent, as the activation limit
         if (unservable is not null) foreach (var field in costFields.For(byTime: false)) e.Add(field, unservable);
@@ -237,9 +251,10 @@ internal static class GenerationRequests
 
     /// <summary>Validates an OpenAI-style request; returns one input per image (seeds seed, seed + 1, …) and whether
     /// the answer carries URLs.</summary>
-    public static (IReadOnlyList<GenerationInput>? Inputs, bool Urls, Urgency Urgency, Dictionary<string, string[]> Errors) Validate(ImageGenerationRequestDto dto, ReadyServer ready, LimitOptions limits)
+    public static (IReadOnlyList<GenerationInput>? Inputs, bool Urls, Urgency Urgency, Dictionary<string, string[]> Errors) Validate(ImageGenerationRequestDto dto, ReadyServer ready, LimitOptions limits,
+        IReadOnlySet<string>? unread = null)
     {
-        var e = new Errors();
+        var e = new Errors(unread);
         var urgency = Urgency(e, dto.DeadlineMs, dto.Priority, limits);
         var n = dto.N ?? 1;
         if (n < 1 || n > MaxImages(ready, limits)) e.Add("n", $"must be between 1 and {MaxImages(ready, limits)} ({MaxImagesKey(ready, limits)})");
@@ -274,9 +289,9 @@ internal static class GenerationRequests
 
     /// <summary>Validates <c>POST /v1/videos</c>.</summary>
     public static (ValidSubmission? Submission, Dictionary<string, string[]> Errors) Validate(VideoCreateRequestDto dto, ReadyServer ready, LimitOptions limits,
-        int defaultFps)
+        int defaultFps, IReadOnlySet<string>? unread = null)
     {
-        var e = new Errors();
+        var e = new Errors(unread);
         CheckModel(e, dto.Model, ready);
         OnePerRequest(e, dto.NumImagesPerPrompt, "num_images_per_prompt", "one request makes one video");
         var urgency = Urgency(e, dto.DeadlineMs, dto.Priority, limits);
@@ -324,9 +339,10 @@ internal static class GenerationRequests
     }
 
     /// <summary>Validates <c>POST /v1/chat/completions</c>: one input per image (seeds seed, seed + 1, …).</summary>
-    public static (IReadOnlyList<GenerationInput>? Inputs, Urgency Urgency, Dictionary<string, string[]> Errors) Validate(ChatCompletionRequestDto dto, ReadyServer ready, LimitOptions limits)
+    public static (IReadOnlyList<GenerationInput>? Inputs, Urgency Urgency, Dictionary<string, string[]> Errors) Validate(ChatCompletionRequestDto dto, ReadyServer ready, LimitOptions limits,
+        IReadOnlySet<string>? unread = null)
     {
-        var e = new Errors();
+        var e = new Errors(unread);
         CheckModel(e, dto.Model, ready);
         var urgency = Urgency(e, dto.DeadlineMs, dto.Priority, limits);
         if (dto.Stream is true) e.Add("stream", "streaming is not implemented: send false or leave it out (progress: POST /v1/generations and its events)");
@@ -417,6 +433,16 @@ internal static class GenerationRequests
         if (value is not (null or 1)) e.Add(field, $"must be 1: {why}");
     }
 
+    /// <summary>Wire names of the fields that set a request's shape (its size, frames; a video's frame rate, from which
+    /// seconds make frames).</summary>
+    private static readonly string[] ShapeFields = ["width", "height", "size", "frames", "num_frames", "seconds", "fps"];
+
+    /// <summary>Wire names of a request's steps field.</summary>
+    private static readonly string[] StepsFields = ["steps", "num_inference_steps"];
+
+    /// <summary>Wire names of a request's guidance field.</summary>
+    private static readonly string[] GuidanceFields = ["guidance", "guidance_scale"];
+
     /// <summary>Accepted <c>output_format</c> names where both images and videos are made.</summary>
     private static readonly IReadOnlyList<string> VideoAndImageNames = ["png", "jpeg", "webp", "mp4", "webm"];
 
@@ -434,7 +460,8 @@ internal static class GenerationRequests
             }
         }
         var spec = new OutputSpec(format, compression, fps);
-        if (!e.ByField.ContainsKey("output_format"))
+        // the output's rules depend on its format and on the result's shape (fps on an image, compression for png)
+        if (!e.ByField.ContainsKey("output_format") && !e.AnyUnread(["output_format", .. ShapeFields]))
             foreach (var (field, message) in MediaFormats.Check(spec, width, height, frames)) e.Add(field, message);
         return spec;
     }

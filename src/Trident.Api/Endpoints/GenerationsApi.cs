@@ -32,7 +32,7 @@ public static class GenerationsApi
         group.MapPost("", Create).Accepts<GenerationRequestDto>("application/json").WithName("CreateGeneration")
             .WithSummary("Queue a generation job")
             .WithDescription("Accepts a job (202) after checking every field against the limits and the cost model's prediction; the job is durable before the answer. 400 names every bad field.")
-            .ProducesProblem(StatusCodes.Status413PayloadTooLarge).ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
+            .ProducesValidationProblem(StatusCodes.Status413PayloadTooLarge).ProducesValidationProblem(StatusCodes.Status415UnsupportedMediaType)
             .ProducesProblem(StatusCodes.Status429TooManyRequests).ProducesProblem(StatusCodes.Status503ServiceUnavailable);
         group.MapGet("", List).WithName("ListGenerations").WithSummary("The jobs held (images and videos), a page at a time")
             .WithDescription("after (the previous page's last_id), limit 0–100 (default 20), order desc (newest first, the default) or asc, and " +
@@ -40,15 +40,15 @@ public static class GenerationsApi
                              "400 names a bad parameter.")
             .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
         group.MapGet("/{id:long:regex(^[0-9]+$)}", Get).WithName("GetGeneration").WithSummary("Status, timings, deadline and route of a job")
-            .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status503ServiceUnavailable);
+            .ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status503ServiceUnavailable);
         group.MapGet("/{id:long:regex(^[0-9]+$)}/result", Result).WithName("GetGenerationResult").WithSummary("The result file (image or video)")
             .Produces<byte[]>(StatusCodes.Status200OK, "image/png", "image/jpeg", "image/webp", "video/mp4", "video/webm")
-            .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status409Conflict).ProducesProblem(StatusCodes.Status503ServiceUnavailable);
+            .ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status409Conflict).ProducesProblem(StatusCodes.Status503ServiceUnavailable);
         group.MapDelete("/{id:long:regex(^[0-9]+$)}", Cancel).WithName("CancelGeneration").WithSummary("Cancel a job")
             .WithDescription("200: cancelled at once (no stage had started); 202: it stops at its next step boundary. Either way it ends cancelled and no result is served; 409 when it is already over.")
-            .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status409Conflict).ProducesProblem(StatusCodes.Status503ServiceUnavailable);
+            .ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status409Conflict).ProducesProblem(StatusCodes.Status503ServiceUnavailable);
         group.MapGet("/{id:long:regex(^[0-9]+$)}/events", Events).WithName("GenerationEvents").WithSummary("Server-sent events: state changes and step progress")
-            .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status503ServiceUnavailable);
+            .ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status503ServiceUnavailable);
         return app;
     }
 
@@ -56,11 +56,10 @@ public static class GenerationsApi
         HttpContext http, ServerHost host, IOptions<TridentOptions> options)
     {
         if (host.Ready is not { } ready || host.ShuttingDown) return Problems.NotReady(http, host);
-        var (dto, parseErrors, parseStatus) = await JsonBody.ReadAsync<GenerationRequestDto>(http, aliases: GenerationRequests.GenerationAliases);
-        if (dto is null && parseStatus != StatusCodes.Status400BadRequest) return Problems.Body(parseStatus, parseErrors);
-        if (dto is null) return TypedResults.ValidationProblem(parseErrors);
-        var (submission, errors) = GenerationRequests.Validate(dto, ready, options.Value.Limits);
-        if (submission is null) return TypedResults.ValidationProblem(errors);
+        var body = await JsonBody.ReadAsync<GenerationRequestDto>(http, aliases: GenerationRequests.GenerationAliases);
+        if (body.Value is not { } dto) return body.Status == StatusCodes.Status400BadRequest ? TypedResults.ValidationProblem(body.Errors) : Problems.Body(body.Status, body.Errors);
+        var (submission, errors) = GenerationRequests.Validate(dto, ready, options.Value.Limits, body.Unread);
+        if (submission is null || body.Errors.Count > 0) return TypedResults.ValidationProblem(body.With(errors));
         switch (ready.Server.SubmitAll(submission.Inputs, submission.DeadlineSeconds, submission.Priority))
         {
             case SubmitOutcome.AcceptedAll accepted:
@@ -86,7 +85,7 @@ public static class GenerationsApi
         string? order, string? status, HttpContext http, ServerHost host)
     {
         if (host.Ready is not { } ready) return Problems.NotReady(http, host);
-        var (query, errors) = JobListQuery.Parse(after, limit, order, "", http.Request.Query, "status");
+        var (query, errors) = JobListQuery.Parse(after, limit, order, "");
         var statuses = Enum.GetValues<JobStatus>().ToDictionary(Name);
         var kept = new HashSet<JobStatus>();
         var unknown = new List<string>();
@@ -101,7 +100,6 @@ public static class GenerationsApi
 
     private static Results<Ok<GenerationStatusDto>, ProblemHttpResult> Get(long id, HttpContext http, ServerHost host)
     {
-        if (QueryParameters.Check(http) is { } badQuery) return badQuery;
         if (host.Ready is not { } ready) return Problems.NotReady(http, host);
         if (ready.Server.Find(RequestId.NewRequestId(id)) is not { } job) return Problems.NotFound(id);
         return TypedResults.Ok(Status(job, ready));
@@ -109,7 +107,6 @@ public static class GenerationsApi
 
     private static Results<FileContentHttpResult, ProblemHttpResult> Result(long id, HttpContext http, ServerHost host)
     {
-        if (QueryParameters.Check(http) is { } badQuery) return badQuery;
         if (host.Ready is not { } ready) return Problems.NotReady(http, host);
         if (ready.Server.Find(RequestId.NewRequestId(id)) is not { } job) return Problems.NotFound(id);
         var view = job.View();
@@ -124,7 +121,6 @@ public static class GenerationsApi
 
     private static Results<Ok<GenerationStatusDto>, Accepted<GenerationStatusDto>, ProblemHttpResult> Cancel(long id, HttpContext http, ServerHost host)
     {
-        if (QueryParameters.Check(http) is { } badQuery) return badQuery;
         if (host.Ready is not { } ready) return Problems.NotReady(http, host);
         if (ready.Server.Find(RequestId.NewRequestId(id)) is not { } job) return Problems.NotFound(id);
         if (!ready.Server.Cancel(job, $"cancelled by DELETE /v1/generations/{id}")) return Problems.Conflict($"generation {id} is already {Name(job.Status)}");
@@ -137,8 +133,6 @@ public static class GenerationsApi
 
     private static Results<ServerSentEventsResult<GenerationEventDto>, ProblemHttpResult> Events(long id, HttpContext http, ServerHost host)
     {
-        // the key may come in the query: a browser's EventSource sets no headers (ApiKeys)
-        if (QueryParameters.Check(http, ApiKeys.QueryParameter) is { } badQuery) return badQuery;
         if (host.Ready is not { } ready) return Problems.NotReady(http, host);
         if (ready.Server.Find(RequestId.NewRequestId(id)) is not { } job) return Problems.NotFound(id);
         return TypedResults.ServerSentEvents(Stream(job, http.RequestAborted));

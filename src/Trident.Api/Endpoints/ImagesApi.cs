@@ -30,8 +30,8 @@ public static class ImagesApi
         app.MapGroup("/v1/images").WithTags("OpenAI-compatible")
             .MapPost("/generations", Create).Accepts<ImageGenerationRequestDto>("application/json").WithName("CreateImages")
             .WithSummary("Generate images synchronously (b64_json or url; png, jpeg or webp)")
-            .ProducesProblem(StatusCodes.Status409Conflict).ProducesProblem(StatusCodes.Status413PayloadTooLarge)
-            .ProducesProblem(StatusCodes.Status415UnsupportedMediaType).ProducesProblem(StatusCodes.Status429TooManyRequests)
+            .ProducesProblem(StatusCodes.Status409Conflict).ProducesValidationProblem(StatusCodes.Status413PayloadTooLarge)
+            .ProducesValidationProblem(StatusCodes.Status415UnsupportedMediaType).ProducesProblem(StatusCodes.Status429TooManyRequests)
             .ProducesProblem(StatusCodes.Status500InternalServerError).ProducesProblem(StatusCodes.Status503ServiceUnavailable);
         return app;
     }
@@ -40,12 +40,11 @@ public static class ImagesApi
         HttpContext http, ServerHost host, IOptions<TridentOptions> options)
     {
         if (host.Ready is not { } ready || host.ShuttingDown) return Problems.NotReady(http, host);
-        var (dto, parseErrors, parseStatus) = await JsonBody.ReadAsync<ImageGenerationRequestDto>(http, GenerationRequests.UnsupportedOpenAiFields,
+        var body = await JsonBody.ReadAsync<ImageGenerationRequestDto>(http, GenerationRequests.UnsupportedOpenAiFields,
             GenerationRequests.ImageAliases);
-        if (dto is null && parseStatus != StatusCodes.Status400BadRequest) return Problems.Body(parseStatus, parseErrors);
-        if (dto is null) return TypedResults.ValidationProblem(parseErrors);
-        var (inputs, urls, urgency, errors) = GenerationRequests.Validate(dto, ready, options.Value.Limits);
-        if (inputs is null) return TypedResults.ValidationProblem(errors);
+        if (body.Value is not { } dto) return body.Status == StatusCodes.Status400BadRequest ? TypedResults.ValidationProblem(body.Errors) : Problems.Body(body.Status, body.Errors);
+        var (inputs, urls, urgency, errors) = GenerationRequests.Validate(dto, ready, options.Value.Limits, body.Unread);
+        if (inputs is null || body.Errors.Count > 0) return TypedResults.ValidationProblem(body.With(errors));
 
         var (jobs, problem) = await RunAllAsync(http, ready, inputs, urgency);
         if (problem is not null) return problem;

@@ -1,8 +1,8 @@
 // The list routes' query: OpenAI's cursor pagination (its list-videos route takes after, limit 0–100 and order
 // asc|desc, newest first by default, and answers {object: "list", data, first_id, last_id, has_more}); the native
 // route takes the same and a status filter. A job is listed while the store holds it (until its retention ends
-// after it finished; Trident:Jobs:RetentionSeconds). Every bad parameter, and one the route does not take, is a
-// 400 naming it.
+// after it finished; Trident:Jobs:RetentionSeconds). Every bad parameter is a 400 naming it (one the route does not
+// take: QueryParameters, before the handler).
 
 using System.Globalization;
 using Trident.Api.Contracts;
@@ -24,11 +24,9 @@ internal sealed record JobListQuery(long? After, int Limit, bool Ascending)
 
     /// <summary>Parses <c>after</c>, <c>limit</c> and <c>order</c>; an id is plain digits after <paramref name="idPrefix"/>.
     /// Null with the problems by parameter when one is bad.</summary>
-    public static (JobListQuery? Query, Dictionary<string, string[]> Errors) Parse(string? after, string? limit, string? order, string idPrefix,
-        IQueryCollection query, params string[] others)
+    public static (JobListQuery? Query, Dictionary<string, string[]> Errors) Parse(string? after, string? limit, string? order, string idPrefix)
     {
-        // strict as the bodies are: a misspelt parameter (limt=5) would silently give the default page
-        var errors = QueryParameters.Unknown(query, "this list", ["after", "limit", "order", .. others]);
+        var errors = new Dictionary<string, string[]>();
         long? cursor = null;
         if (after is not null)
         {

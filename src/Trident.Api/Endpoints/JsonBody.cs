@@ -7,8 +7,12 @@
 // its field, renamed to it before binding, and an alias given together with its field is an error — so the
 // binding stays strict. A route may also take an HTML form (multipart/form-data or urlencoded, as OpenAI's
 // video API is called): each form field's text is converted to the field's JSON kind first (a number that does
-// not parse is an error naming it), and the same walk follows. Only a body with none of these problems is
-// deserialised — with strict number handling, so nothing is coerced behind the walk's back.
+// not parse is an error naming it), and the same walk follows. What is deserialised — with strict number
+// handling, so nothing is coerced behind the walk's back — is the body without the fields the walk named: the
+// route's own checks (ranges, sizes, the cost model) then run on the rest and name their problems in the same
+// 400, so a client sending "width": "abc" and "height": -5 learns both at once (BodyRead.With). A field that could
+// not be read is not replaced by its default behind the client's back: the route is told which ones they are
+// (BodyRead.Unread) and names nothing about them, nor checks what depends on them.
 
 using System.Text;
 using System.Text.Json;
@@ -30,16 +34,17 @@ internal static class JsonBody
     /// <summary>Largest integer a JSON client (an IEEE double) holds exactly: 2^53 − 1.</summary>
     public const long MaxSafeInteger = 9_007_199_254_740_991;
 
-    /// <summary>Reads the body as a <typeparamref name="T"/>; a null value comes with the errors and the status of
-    /// the answer (<see cref="Problems.Body"/>): 400, or 413 when the body is over
-    /// <c>Trident:Limits:MaxBodyBytes</c>, or 415 when its Content-Type names a charset other than UTF-8.</summary>
+    /// <summary>Reads the body as a <typeparamref name="T"/>. A null value comes with the errors and the status of
+    /// the answer (<see cref="Problems.Body"/>): 400 for a body that is not a JSON object at all, or 413 when the body is
+    /// over <c>Trident:Limits:MaxBodyBytes</c>, or 415 when its Content-Type names a charset other than UTF-8. A value
+    /// may come with errors too: it is bound from the fields that had none (<see cref="BodyRead{T}"/>).</summary>
     /// <param name="http">The request.</param>
     /// <param name="unsupported">Field names this server knows but does not implement, with the reason (a 400 each).</param>
     /// <param name="aliases">Alias → field name: other names a field may be sent under (one of them at a time).</param>
     /// <param name="form">Whether an HTML form body is accepted too.</param>
     /// <param name="flatten">A member whose object's fields count as top-level fields (vLLM-Omni's chat route takes
     /// generation parameters in a literal <c>extra_body</c> object); a field given in both places is an error.</param>
-    public static async Task<(T? Value, Dictionary<string, string[]> Errors, int Status)> ReadAsync<T>(HttpContext http,
+    public static async Task<BodyRead<T>> ReadAsync<T>(HttpContext http,
         IReadOnlyDictionary<string, string>? unsupported = null, IReadOnlyDictionary<string, string>? aliases = null, bool form = false,
         string? flatten = null) where T : class
     {
@@ -48,7 +53,7 @@ internal static class JsonBody
         if (form && http.Request.HasFormContentType)
         {
             var (formBody, formStatus) = await ReadFormAsync(http, jsonOptions.GetTypeInfo(typeof(T)), aliases, errors);
-            if (formBody is null) return (null, errors, formStatus);
+            if (formBody is null) return Refused<T>(errors, formStatus);
             return Bind<T>(formBody, jsonOptions, unsupported, aliases, null, errors);
         }
         if (http.Request.ContentType is { } contentType)
@@ -59,17 +64,22 @@ internal static class JsonBody
             if (why is not null)
             {
                 errors["$"] = [$"the body must be UTF-8 JSON (Content-Type '{contentType}' {why})"];
-                return (null, errors, StatusCodes.Status415UnsupportedMediaType);
+                return Refused<T>(errors, StatusCodes.Status415UnsupportedMediaType);
             }
         }
         var max = http.RequestServices.GetRequiredService<IOptions<TridentOptions>>().Value.Limits.MaxBodyBytes;
         var (body, status) = await ReadBodyAsync(http, max, errors);
-        if (body is null) return (null, errors, status);
+        if (body is null) return Refused<T>(errors, status);
         return Bind<T>(body, jsonOptions, unsupported, aliases, flatten, errors);
     }
 
-    /// <summary>Walks a JSON body and, when it has no problem, binds it (aliases renamed to their fields).</summary>
-    private static (T? Value, Dictionary<string, string[]> Errors, int Status) Bind<T>(byte[] body, JsonSerializerOptions options,
+    // a body refused whole: no value, nothing of it read
+    private static BodyRead<T> Refused<T>(Dictionary<string, string[]> errors, int status) where T : class =>
+        new(null, errors, status, new HashSet<string>(StringComparer.Ordinal));
+
+    /// <summary>Walks a JSON body and binds it (aliases renamed to their fields) without the members the walk named a
+    /// problem of; the value is null only when the body is not a JSON object, or binding the rest failed all the same.</summary>
+    private static BodyRead<T> Bind<T>(byte[] body, JsonSerializerOptions options,
         IReadOnlyDictionary<string, string>? unsupported, IReadOnlyDictionary<string, string>? aliases, string? flatten,
         Dictionary<string, string[]> errors) where T : class
     {
@@ -88,32 +98,83 @@ internal static class JsonBody
         {
             // the parser's own words say where and what (nesting too deep, a stray character, …)
             errors["$"] = [$"the body is not valid JSON: {ex.Message}"];
-            return (null, errors, StatusCodes.Status400BadRequest);
+            return Refused<T>(errors, StatusCodes.Status400BadRequest);
         }
         using (document)
         {
             if (document.RootElement.ValueKind != JsonValueKind.Object)
             {
                 errors["$"] = ["a JSON object is required"];
-                return (null, errors, StatusCodes.Status400BadRequest);
+                return Refused<T>(errors, StatusCodes.Status400BadRequest);
             }
-            Check(document.RootElement, options.GetTypeInfo(typeof(T)), options, unsupported, aliases, errors, "");
-            if (errors.Count > 0) return (null, errors, StatusCodes.Status400BadRequest);
-            try
-            {
-                var node = JsonNode.Parse(document.RootElement.GetRawText());
-                if (aliases is { Count: > 0 }) Rename(node, aliases);
-                var value = node.Deserialize<T>(options);
-                if (value is null) errors["$"] = ["a JSON object is required"];
-                return (value, errors, StatusCodes.Status400BadRequest);
-            }
-            catch (JsonException ex)
-            {
-                var path = ex.Path is { Length: > 2 } p && p.StartsWith("$.", StringComparison.Ordinal) ? p[2..] : "$";
-                errors[path] = ["has the wrong type or is malformed"];
-                return (null, errors, StatusCodes.Status400BadRequest);
-            }
+            var spoiled = new HashSet<string>(StringComparer.Ordinal);
+            Check(document.RootElement, options.GetTypeInfo(typeof(T)), options, unsupported, aliases, errors, "", spoiled);
+            var unread = Unread(errors, spoiled, aliases, flatten);
+            if (spoiled.Count == 0) return Deserialize<T>(document.RootElement, options, aliases, errors, unread);
+            // the members that passed, bound on their own so the route can check them in the same answer
+            using var rest = JsonDocument.Parse(Without(document.RootElement, spoiled));
+            return Deserialize<T>(rest.RootElement, options, aliases, errors, unread);
         }
+    }
+
+    /// <summary>Binds a walked object (aliases renamed to their fields).</summary>
+    private static BodyRead<T> Deserialize<T>(JsonElement root, JsonSerializerOptions options, IReadOnlyDictionary<string, string>? aliases,
+        Dictionary<string, string[]> errors, IReadOnlySet<string> unread) where T : class
+    {
+        try
+        {
+            var node = JsonNode.Parse(root.GetRawText());
+            if (aliases is { Count: > 0 }) Rename(node, aliases);
+            var value = node.Deserialize<T>(options);
+            if (value is null) errors["$"] = ["a JSON object is required"];
+            return new BodyRead<T>(value, errors, StatusCodes.Status400BadRequest, unread);
+        }
+        catch (JsonException ex)
+        {
+            var path = ex.Path is { Length: > 2 } p && p.StartsWith("$.", StringComparison.Ordinal) ? p[2..] : "$";
+            Add(errors, path, "has the wrong type or is malformed");
+            return Refused<T>(errors, StatusCodes.Status400BadRequest);
+        }
+    }
+
+    /// <summary>An object's members but those named in <paramref name="spoiled"/> (every occurrence), copied as their
+    /// raw bytes (as <see cref="Flatten"/> does: a name that is not valid Unicode cannot be written back otherwise).</summary>
+    private static byte[] Without(JsonElement root, IReadOnlySet<string> spoiled)
+    {
+        using var kept = new MemoryStream();
+        kept.WriteByte((byte)'{');
+        var first = true;
+        foreach (var m in root.EnumerateObject())
+        {
+            if (spoiled.Contains(NameOf(m).Name)) continue;
+            if (!first) kept.WriteByte((byte)',');
+            first = false;
+            kept.WriteByte((byte)'"');
+            kept.Write(System.Runtime.InteropServices.JsonMarshal.GetRawUtf8PropertyName(m));
+            kept.Write("\":"u8);
+            kept.Write(System.Runtime.InteropServices.JsonMarshal.GetRawUtf8Value(m.Value));
+        }
+        kept.WriteByte((byte)'}');
+        return kept.ToArray();
+    }
+
+    /// <summary>The top-level fields a problem was named for (under their names as sent and, for an alias, its field's
+    /// name; for a field of the flattened member, under its own name too): the route reads none of them.</summary>
+    private static HashSet<string> Unread(Dictionary<string, string[]> errors, IEnumerable<string> spoiled,
+        IReadOnlyDictionary<string, string>? aliases, string? flatten)
+    {
+        static string Top(string path) => path.IndexOfAny(['.', '[']) is var i and > 0 ? path[..i] : path;
+        var unread = new HashSet<string>(spoiled, StringComparer.Ordinal);
+        foreach (var key in errors.Keys)
+        {
+            unread.Add(Top(key));
+            if (flatten is not null && key.StartsWith(flatten + ".", StringComparison.Ordinal)) unread.Add(Top(key[(flatten.Length + 1)..]));
+        }
+        if (aliases is not null)
+            foreach (var name in unread.ToArray())
+                if (aliases.TryGetValue(name, out var field)) unread.Add(field);
+        unread.Remove("$");
+        return unread;
     }
 
     /// <summary>The body with the members of object <paramref name="member"/> moved to the top level; null when
@@ -264,7 +325,7 @@ internal static class JsonBody
             }
             else json[key] = text;
         }
-        if (errors.Count > 0) return (null, StatusCodes.Status400BadRequest);
+        // a value that does not convert is left out, named: the walk and the route's checks name the other fields' problems
         return (System.Text.Encoding.UTF8.GetBytes(json.ToJsonString()), StatusCodes.Status400BadRequest);
     }
 
@@ -331,8 +392,10 @@ internal static class JsonBody
         return strict;
     });
 
+    /// <summary>Names every problem of <paramref name="body"/>'s members against <paramref name="contract"/>, by path;
+    /// <paramref name="spoiled"/> (top level only) gets the name of each member a problem was named in.</summary>
     private static void Check(JsonElement body, JsonTypeInfo contract, JsonSerializerOptions options, IReadOnlyDictionary<string, string>? unsupported,
-        IReadOnlyDictionary<string, string>? aliases, Dictionary<string, string[]> errors, string prefix)
+        IReadOnlyDictionary<string, string>? aliases, Dictionary<string, string[]> errors, string prefix, HashSet<string>? spoiled = null)
     {
         var properties = contract.Properties.ToDictionary(p => p.Name, StringComparer.Ordinal);
         var seen = new HashSet<string>(StringComparer.Ordinal);
@@ -343,22 +406,32 @@ internal static class JsonBody
 
         foreach (var member in body.EnumerateObject())
         {
+            // a member's problems: a new key, or a further message under its own path (a key given twice)
+            var at = prefix + NameOf(member).Name;
+            var (keys, messages) = (errors.Count, errors.TryGetValue(at, out var had) ? had.Length : 0);
+            Member(member);
+            if (spoiled is not null && (errors.Count > keys || errors.TryGetValue(at, out var now) && now.Length > messages))
+                spoiled.Add(NameOf(member).Name);
+        }
+
+        void Member(JsonProperty member)
+        {
             var (name, repaired) = NameOf(member);
             var path = prefix + name;
             if (repaired)
             {
                 Add(errors, path, "is not valid Unicode text (invalid UTF-8, or an unpaired surrogate escape); the name is shown with U+FFFD in its place");
-                continue;
+                return;
             }
             if (!seen.Add(name))
             {
                 Add(errors, path, "is given more than once (a key may appear once)");
-                continue;
+                return;
             }
             if (unsupported is not null && prefix.Length == 0 && unsupported.TryGetValue(name, out var why))
             {
                 Add(errors, path, $"is not supported by this server: {why}");
-                continue;
+                return;
             }
             var field = name;
             if (aliases is not null && aliases.TryGetValue(name, out var canonical) && properties.ContainsKey(canonical) && !properties.ContainsKey(name))
@@ -366,26 +439,26 @@ internal static class JsonBody
                 if (given.Contains(canonical))
                 {
                     Add(errors, path, $"is another name of {prefix + canonical}, which is given too; send one of them");
-                    continue;
+                    return;
                 }
                 field = canonical;
             }
             if (!properties.TryGetValue(field, out var property))
             {
                 Add(errors, path, $"is not a field of this route (fields: {known})");
-                continue;
+                return;
             }
             if (KindError(member.Value, property.PropertyType) is { } message)
             {
                 Add(errors, path, message);
-                continue;
+                return;
             }
             // a free-form value (a chat message's content) is not walked by a contract: its text (and its keys) are checked
             // here, so the route never reads a string System.Text.Json refuses to decode (that was a 500)
             if ((Nullable.GetUnderlyingType(property.PropertyType) ?? property.PropertyType) == typeof(JsonElement))
             {
                 InvalidText(member.Value, path, errors);
-                continue;
+                return;
             }
             // nested objects, and arrays of them, are walked with their own contract
             var type = Nullable.GetUnderlyingType(property.PropertyType) ?? property.PropertyType;
@@ -526,4 +599,24 @@ internal static class JsonBody
         JsonValueKind.Array => "an array",
         _ => "null",
     };
+}
+
+/// <summary>A request body as <see cref="JsonBody.ReadAsync{T}"/> read it.</summary>
+/// <param name="Value">The body bound from its fields that had no problem; null when it was refused whole (not JSON, not
+/// an object, over the size limit, not UTF-8).</param>
+/// <param name="Errors">Every problem found reading it, by JSON path (<c>$</c>: the whole body).</param>
+/// <param name="Status">The answer's status when <paramref name="Value"/> is null: 400, 413 or 415.</param>
+/// <param name="Unread">The top-level fields that had a problem (as sent and, for an alias, its field's name): left out
+/// of <paramref name="Value"/>, so the route names nothing more about them, nor checks what depends on them.</param>
+internal sealed record BodyRead<T>(T? Value, Dictionary<string, string[]> Errors, int Status, IReadOnlySet<string> Unread) where T : class
+{
+    /// <summary>The errors of one 400 for the body and the route's own checks of <see cref="Value"/>: the body's first, then
+    /// the checks' (a field named by both gets both messages).</summary>
+    public Dictionary<string, string[]> With(IReadOnlyDictionary<string, string[]> checks)
+    {
+        var all = new Dictionary<string, string[]>(Errors);
+        foreach (var (field, messages) in checks)
+            all[field] = all.TryGetValue(field, out var first) ? [.. first, .. messages] : messages;
+        return all;
+    }
 }

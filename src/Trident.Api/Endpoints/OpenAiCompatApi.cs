@@ -29,12 +29,11 @@ public static class OpenAiCompatApi
     public static IEndpointRouteBuilder MapOpenAiCompat(this IEndpointRouteBuilder app)
     {
         var group = app.MapGroup("/v1").WithTags("OpenAI-compatible").ProducesProblem(StatusCodes.Status503ServiceUnavailable);
-        group.MapGet("/models", Models).WithName("ListModels").WithSummary("The served pipeline, as OpenAI's model list")
-            .ProducesProblem(StatusCodes.Status400BadRequest);
+        group.MapGet("/models", Models).WithName("ListModels").WithSummary("The served pipeline, as OpenAI's model list");
         group.MapPost("/chat/completions", Chat).Accepts<ChatCompletionRequestDto>("application/json").WithName("ChatCompletions")
             .WithSummary("Generate images (or a video) as vLLM-Omni's diffusion chat route does")
-            .ProducesProblem(StatusCodes.Status409Conflict).ProducesProblem(StatusCodes.Status413PayloadTooLarge)
-            .ProducesProblem(StatusCodes.Status415UnsupportedMediaType).ProducesProblem(StatusCodes.Status429TooManyRequests)
+            .ProducesProblem(StatusCodes.Status409Conflict).ProducesValidationProblem(StatusCodes.Status413PayloadTooLarge)
+            .ProducesValidationProblem(StatusCodes.Status415UnsupportedMediaType).ProducesProblem(StatusCodes.Status429TooManyRequests)
             .ProducesProblem(StatusCodes.Status500InternalServerError);
         return app;
     }
@@ -43,7 +42,6 @@ public static class OpenAiCompatApi
 
     private static Results<Ok<ModelListDto>, ProblemHttpResult> Models(HttpContext http, ServerHost host)
     {
-        if (QueryParameters.Check(http) is { } badQuery) return badQuery;
         if (host.Ready is not { } ready) return Problems.NotReady(http, host);
         var m = ready.Manifest;
         var task = m.Size.MaxFrames > 1 ? "text-to-video" : "text-to-image";
@@ -54,11 +52,10 @@ public static class OpenAiCompatApi
         HttpContext http, ServerHost host, IOptions<TridentOptions> options)
     {
         if (host.Ready is not { } ready || host.ShuttingDown) return Problems.NotReady(http, host);
-        var (dto, parseErrors, parseStatus) = await JsonBody.ReadAsync<ChatCompletionRequestDto>(http, flatten: "extra_body");
-        if (dto is null && parseStatus != StatusCodes.Status400BadRequest) return Problems.Body(parseStatus, parseErrors);
-        if (dto is null) return TypedResults.ValidationProblem(parseErrors);
-        var (inputs, urgency, errors) = GenerationRequests.Validate(dto, ready, options.Value.Limits);
-        if (inputs is null) return TypedResults.ValidationProblem(errors);
+        var body = await JsonBody.ReadAsync<ChatCompletionRequestDto>(http, flatten: "extra_body");
+        if (body.Value is not { } dto) return body.Status == StatusCodes.Status400BadRequest ? TypedResults.ValidationProblem(body.Errors) : Problems.Body(body.Status, body.Errors);
+        var (inputs, urgency, errors) = GenerationRequests.Validate(dto, ready, options.Value.Limits, body.Unread);
+        if (inputs is null || body.Errors.Count > 0) return TypedResults.ValidationProblem(body.With(errors));
 
         var (jobs, problem) = await ImagesApi.RunAllAsync(http, ready, inputs, urgency);
         if (problem is not null) return problem;

@@ -36,19 +36,19 @@ public static class VideosApi
         group.MapPost("", Create).Accepts<VideoCreateRequestDto>("application/json", "multipart/form-data", "application/x-www-form-urlencoded")
             .WithName("CreateVideo").WithSummary("Queue a video job")
             .WithDescription("OpenAI's video API (JSON or form). 200 with the video object; 400 names every bad field.")
-            .ProducesProblem(StatusCodes.Status413PayloadTooLarge).ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
+            .ProducesValidationProblem(StatusCodes.Status413PayloadTooLarge).ProducesValidationProblem(StatusCodes.Status415UnsupportedMediaType)
             .ProducesProblem(StatusCodes.Status429TooManyRequests);
         group.MapGet("", List).WithName("ListVideos").WithSummary("The video jobs held, a page at a time")
             .WithDescription("OpenAI's list: after (the previous page's last_id), limit 0–100 (default 20), order desc (newest first, the default) or asc. " +
                              "A job is listed until its retention time after it finished. 400 names a bad parameter.");
         group.MapGet("/{id}", Get).WithName("GetVideo").WithSummary("A video job's status")
-            .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status404NotFound);
+            .ProducesProblem(StatusCodes.Status404NotFound);
         group.MapGet("/{id}/content", Content).WithName("GetVideoContent").WithSummary("The video file")
             .Produces<byte[]>(StatusCodes.Status200OK, "video/mp4", "video/webm", "image/webp")
-            .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status409Conflict);
+            .ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status409Conflict);
         group.MapDelete("/{id}", Delete).WithName("DeleteVideo").WithSummary("Forget a video job (cancelling it if it runs)")
             .WithDescription("200 {deleted: true}: the video is gone at once — every route answers 404 for it from then on, also while a job that was still running stops at its next step boundary.")
-            .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status404NotFound);
+            .ProducesProblem(StatusCodes.Status404NotFound);
         return app;
     }
 
@@ -56,11 +56,10 @@ public static class VideosApi
         HttpContext http, ServerHost host, IOptions<TridentOptions> options)
     {
         if (host.Ready is not { } ready || host.ShuttingDown) return Problems.NotReady(http, host);
-        var (dto, parseErrors, parseStatus) = await JsonBody.ReadAsync<VideoCreateRequestDto>(http, GenerationRequests.UnsupportedVideoFields, form: true);
-        if (dto is null && parseStatus != StatusCodes.Status400BadRequest) return Problems.Body(parseStatus, parseErrors);
-        if (dto is null) return TypedResults.ValidationProblem(parseErrors);
-        var (submission, errors) = GenerationRequests.Validate(dto, ready, options.Value.Limits, options.Value.Serving.VideoFramesPerSecond);
-        if (submission is null) return TypedResults.ValidationProblem(errors);
+        var body = await JsonBody.ReadAsync<VideoCreateRequestDto>(http, GenerationRequests.UnsupportedVideoFields, form: true);
+        if (body.Value is not { } dto) return body.Status == StatusCodes.Status400BadRequest ? TypedResults.ValidationProblem(body.Errors) : Problems.Body(body.Status, body.Errors);
+        var (submission, errors) = GenerationRequests.Validate(dto, ready, options.Value.Limits, options.Value.Serving.VideoFramesPerSecond, body.Unread);
+        if (submission is null || body.Errors.Count > 0) return TypedResults.ValidationProblem(body.With(errors));
         return ready.Server.Submit(submission.Input, submission.DeadlineSeconds, submission.Priority) switch
         {
             SubmitOutcome.Accepted accepted => TypedResults.Ok(Video(accepted.Job, ready, options.Value)),
@@ -75,7 +74,7 @@ public static class VideosApi
         HttpContext http, ServerHost host, IOptions<TridentOptions> options)
     {
         if (host.Ready is not { } ready) return Problems.NotReady(http, host);
-        var (query, errors) = JobListQuery.Parse(after, limit, order, IdPrefix, http.Request.Query);
+        var (query, errors) = JobListQuery.Parse(after, limit, order, IdPrefix);
         if (query is null) return TypedResults.ValidationProblem(errors);
         return TypedResults.Ok(query.Page(ready.Server.Store, job => job.Input.Frames > 1, job => Video(job, ready, options.Value),
             job => IdPrefix + GenerationsApi.Id(job)));
@@ -83,7 +82,6 @@ public static class VideosApi
 
     private static Results<Ok<VideoDto>, ProblemHttpResult> Get(string id, HttpContext http, ServerHost host, IOptions<TridentOptions> options)
     {
-        if (QueryParameters.Check(http) is { } badQuery) return badQuery;
         if (host.Ready is not { } ready) return Problems.NotReady(http, host);
         if (Find(ready, id) is not { } job) return NotFound(id);
         return TypedResults.Ok(Video(job, ready, options.Value));
@@ -91,7 +89,6 @@ public static class VideosApi
 
     private static Results<FileContentHttpResult, ValidationProblem, ProblemHttpResult> Content(string id, string? variant, HttpContext http, ServerHost host)
     {
-        if (QueryParameters.Check(http, "variant") is { } badQuery) return badQuery;
         if (host.Ready is not { } ready) return Problems.NotReady(http, host);
         if (variant is not (null or "video"))
             return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["variant"] = [$"only 'video' is served (got '{variant}'): there are no thumbnails or spritesheets"] });
@@ -109,7 +106,6 @@ public static class VideosApi
 
     private static Results<Ok<VideoDeletedDto>, ProblemHttpResult> Delete(string id, HttpContext http, ServerHost host)
     {
-        if (QueryParameters.Check(http) is { } badQuery) return badQuery;
         if (host.Ready is not { } ready) return Problems.NotReady(http, host);
         if (Find(ready, id) is not { } job) return NotFound(id);
         var server = ready.Server;

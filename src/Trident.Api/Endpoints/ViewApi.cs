@@ -60,7 +60,7 @@ public static class ViewApi
         app.MapGet("/v1/view/events", Events).WithTags("Cluster").WithName("ViewEvents")
             .WithSummary("Server-sent events for the web view: one frame (cluster, plan, timeline, queue, headline) per period")
             .WithDescription("Event `frame`, every max(round period, 0.5 s): what the page draws of GET /v1/cluster (pipeline, devices' lanes and placement, queue size, monitor) and GET /v1/plan (its 12 latest rounds), the stage tasks of recent requests on their devices (predicted and actual seconds), the queue (slack, priority, why each waits), the requests named in `jobs` (comma-separated ids, at most 20: the page's own submissions; none without it) and headline numbers: succeeded, met and attainment count the requests this process finished since it started (not those recovered from the job journal as already over), and the P50/P95 latencies are over the same requests, those of them still held among the frame's (latency_samples: as many as succeeded until finished jobs are evicted or more than 1,500 were accepted). A query parameter other than jobs and api_key is a 400 naming it. Bounded: at most 1,500 requests, 4,000 tasks, 50 queue rows.")
-            .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status503ServiceUnavailable);
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
         return app;
     }
 
@@ -69,8 +69,6 @@ public static class ViewApi
 
     private static Results<ServerSentEventsResult<ViewFrameDto>, ProblemHttpResult> Events(HttpContext http, ServerHost host, string? jobs)
     {
-        // the key may come in the query: a browser's EventSource sets no headers (ApiKeys)
-        if (QueryParameters.Check(http, "jobs", ApiKeys.QueryParameter) is { } badQuery) return badQuery;
         if (host.Ready is not { } ready) return Problems.NotReady(http, host);
         var (followed, error) = Followed(jobs);
         if (error is not null)

@@ -4,8 +4,10 @@
 //
 // Each route declares its own metadata where it is mapped: WithName (the operation id), WithSummary,
 // WithDescription, typed results (Results<Ok<T>, …>, which document 200/202 bodies and the 400
-// ValidationProblem) and ProducesProblem for every other error status it can answer (problem+json). The request
-// and response examples are added here, by operation id (see Apply).
+// ValidationProblem) and ProducesProblem for every other error status it can answer (problem+json) — or
+// ProducesValidationProblem where the answer names fields (413 and 415 name `$`, the whole body); a /v1 GET or DELETE
+// route's 400 is declared by the query check (QueryParameters). Every problem schema names trace_id, which every
+// problem carries (Problems.Complete). The request and response examples are added here, by operation id (see Apply).
 
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.OpenApi;
@@ -77,6 +79,12 @@ public static class ApiDocs
             o.AddOperationTransformer((operation, _, _) =>
             {
                 Apply(operation);
+                return Task.CompletedTask;
+            });
+            // every problem carries trace_id (Problems.Complete), which the framework's ProblemDetails schemas do not name
+            o.AddSchemaTransformer((schema, context, _) =>
+            {
+                if (typeof(Microsoft.AspNetCore.Mvc.ProblemDetails).IsAssignableFrom(context.JsonTypeInfo.Type)) AddTraceId(schema);
                 return Task.CompletedTask;
             });
         });
@@ -152,6 +160,21 @@ public static class ApiDocs
                 else if (type == "application/problem+json" && int.TryParse(status, out var code)) media.Example = ProblemExample(code);
             }
         }
+    }
+
+    /// <summary>The name of the trace id every problem body carries.</summary>
+    public const string TraceIdProperty = "trace_id";
+
+    // a problem schema's trace_id: the request's W3C trace id, as the 202s and job statuses carry it
+    private static void AddTraceId(OpenApiSchema schema)
+    {
+        schema.Properties ??= new Dictionary<string, IOpenApiSchema>(StringComparer.Ordinal);
+        schema.Properties[TraceIdProperty] = new OpenApiSchema
+        {
+            Type = JsonSchemaType.String,
+            Pattern = "^[0-9a-f]{32}$",
+            Description = "The request's W3C trace id (32 hex digits): its OpenTelemetry trace, and the trace of every log line about it.",
+        };
     }
 
     private static void AddHeader(OpenApiResponse response, string name, JsonSchemaType type, string description)

@@ -238,7 +238,7 @@ let private stringWrong (name: string) (s: string) =
     | _ -> false
 
 /// A value for field `name` of `kind`: (text, valid JSON, 0 when right, 1 when its kind is wrong (or its text
-/// invalid): a 400 names it, 2 when its value is wrong: a 400 names it once every kind is right; -1 when
+/// invalid): a 400 names it, 2 when its value is wrong: a 400 names it too, beside any problem of form; -1 when
 /// that is not known).
 let private valueFor (name: string) (kind: Kind) : Gen<string * bool * int> =
     let level kindWrong valueWrong = if kindWrong then 1 elif valueWrong then 2 else 0
@@ -303,7 +303,7 @@ let private objectBody (fields: (string * Kind) list) (unsupported: string list)
                           let! text, ok = anyValue 1
                           let known = fields |> List.exists (fun (f, _) -> f = name)
                           // a known name with any value: named only when its kind is wrong, which is not tracked here
-                          // (-1: not known whether its form is right, so no value problem can be expected of the body)
+                          // (-1: not known whether it is named; a problem of another field is expected all the same)
                           return name, quote name, text, ok, (if known then -1 else 1)
                       } ])
         // the server reads nesting up to 64 levels; deeper is malformed
@@ -314,11 +314,11 @@ let private objectBody (fields: (string * Kind) list) (unsupported: string list)
         let named =
             if not valid then [ "$" ]
             else
-                // the form (keys, kinds, text) is checked first, the values once the form is right
+                // the form (keys, kinds, text) and the values of the fields whose form is right are named in one 400
+                // (before, a problem of form hid every value's)
                 let form = (members |> List.filter (fun (_, _, _, _, wrong) -> wrong = 1) |> List.map (fun (n, _, _, _, _) -> n)) @ duplicated
                 let values = members |> List.filter (fun (_, _, _, _, wrong) -> wrong = 2) |> List.map (fun (n, _, _, _, _) -> n)
-                let unsure = members |> List.exists (fun (_, _, _, _, wrong) -> wrong = -1)
-                (if not form.IsEmpty then form elif unsure then [] else values) |> List.distinct |> List.map wireName
+                form @ values |> List.distinct |> List.map wireName
         let text = "{" + String.Join(",", members |> List.map (fun (_, key, value, _, _) -> key + ":" + value)) + "}"
         return text, named
     }

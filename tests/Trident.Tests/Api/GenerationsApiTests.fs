@@ -19,6 +19,18 @@ open Trident.Tests.TestSupport
 /// The server every GenerationsApiTests test talks to (xunit's class fixture): started on first use.
 let private defaultServer = Fixture(fun () -> new DefaultServer())
 
+/// Every route of the application (a route added later too): its methods, its pattern (group prefix included) and its
+/// metadata.
+let private routesOf (services: IServiceProvider) =
+    Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.GetServices<Microsoft.AspNetCore.Routing.EndpointDataSource>(services)
+    |> Seq.collect (fun source -> source.Endpoints)
+    |> Seq.choose (fun e ->
+        match e.Metadata.GetMetadata<Microsoft.AspNetCore.Routing.IHttpMethodMetadata>(), e with
+        | null, _ -> None
+        | methods, (:? Microsoft.AspNetCore.Routing.RouteEndpoint as r) -> Some(List.ofSeq methods.HttpMethods, r.RoutePattern.RawText, r.Metadata)
+        | _ -> None)
+    |> List.ofSeq
+
 let ``a generation is accepted, served through every stage, and its result is a PNG of the requested size`` =
     testCase "a generation is accepted, served through every stage, and its result is a PNG of the requested size" <| fun () ->
         let client = readyClient defaultServer.Value
@@ -240,15 +252,9 @@ let ``HEAD answers every GET route as GET does, and event streams stay GET only`
             Expect.equal h.StatusCode HttpStatusCode.MethodNotAllowed (path + ": an event stream is GET only")
         // every GET route of the application has HEAD, except the event streams: a route added later is covered too
         let endpoints =
-            Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.GetServices<Microsoft.AspNetCore.Routing.EndpointDataSource>(factory.Services)
-            |> Seq.collect (fun source -> source.Endpoints)
-            |> Seq.choose (fun e ->
-                match e.Metadata.GetMetadata<Microsoft.AspNetCore.Routing.IHttpMethodMetadata>(), e with
-                | null, _ -> None
-                | methods, (:? Microsoft.AspNetCore.Routing.RouteEndpoint as r) when Seq.contains "GET" methods.HttpMethods ->
-                    Some(r.RoutePattern.RawText, Seq.contains "HEAD" methods.HttpMethods, Trident.Api.Hosting.HeadRequests.IsEventStream e.Metadata)
-                | _ -> None)
-            |> List.ofSeq
+            [ for methods, pattern, metadata in routesOf factory.Services do
+                  if List.contains "GET" methods then
+                      pattern, List.contains "HEAD" methods, Trident.Api.Hosting.HeadRequests.IsEventStream metadata ]
         Expect.isGreaterThan endpoints.Length 10 "the GET routes are found"
         for pattern, hasHead, stream in endpoints do
             Expect.equal hasHead (not stream) (sprintf "%s: HEAD unless an event stream" pattern)
@@ -323,16 +329,13 @@ let ``every /v1 GET route names a query parameter it does not take, and the even
             use request = new HttpRequestMessage(m, path)
             client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead).Result
         // every GET and DELETE route of the application under /v1, with its parameters filled in
-        let routes =
-            Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.GetServices<Microsoft.AspNetCore.Routing.EndpointDataSource>(factory.Services)
-            |> Seq.collect (fun source -> source.Endpoints)
-            |> Seq.choose (fun e ->
-                match e.Metadata.GetMetadata<Microsoft.AspNetCore.Routing.IHttpMethodMetadata>(), e with
-                | null, _ -> None
-                | methods, (:? Microsoft.AspNetCore.Routing.RouteEndpoint as r) when r.RoutePattern.RawText.StartsWith "/v1" ->
-                    methods.HttpMethods |> Seq.tryFind (fun m -> m = "GET" || m = "DELETE") |> Option.map (fun m -> m, r.RoutePattern.RawText)
-                | _ -> None)
-            |> Seq.distinct |> List.ofSeq
+        let v1 =
+            [ for methods, pattern, metadata in routesOf factory.Services do
+                  if pattern.StartsWith "/v1" then
+                      match methods |> List.tryFind (fun m -> m = "GET" || m = "DELETE") with
+                      | Some m -> yield m, pattern, metadata
+                      | None -> () ]
+        let routes = v1 |> List.map (fun (m, pattern, _) -> m, pattern) |> List.distinct
         let fill (pattern: string) =
             let withVideo = if pattern.StartsWith "/v1/videos" then pattern.Replace("{id}", video) else pattern
             Text.RegularExpressions.Regex.Replace(withVideo, "\\{id[^/]*\\}", job).Replace("{n}", string round)
@@ -357,6 +360,23 @@ let ``every /v1 GET route names a query parameter it does not take, and the even
         // the parameters a route takes are still taken
         use content = send HttpMethod.Get (sprintf "/v1/videos/%s/content?variant=video" video)
         Expect.equal content.StatusCode HttpStatusCode.OK "variant is a parameter of the content"
+        // one filter checks them all, from what each handler declares (before, 14 handlers called the check by hand, and a
+        // route without the call ignored an unknown parameter): each route carries the parameters it takes
+        let taken =
+            [ for m, pattern, metadata in v1 ->
+                  match metadata.GetMetadata<Trident.Api.Endpoints.QueryParametersMetadata>() with
+                  | null -> failtestf "%s %s carries no query parameters: it is not checked" m pattern
+                  | q -> (m, pattern.TrimEnd '/'), List.ofSeq q.Names ]
+            |> Map.ofList
+        let takes (m: string) (pattern: string) = taken |> Map.tryFind (m, pattern) |> Option.defaultWith (fun () -> failtestf "no route %s %s among %A" m pattern (Map.keys taken))
+        Expect.equal (takes "GET" "/v1/generations") [ "after"; "limit"; "order"; "status" ] "the native list"
+        Expect.equal (takes "GET" "/v1/videos") [ "after"; "limit"; "order" ] "OpenAI's list"
+        Expect.equal (takes "GET" "/v1/videos/{id}/content") [ "variant" ] "a video's content"
+        Expect.equal (takes "GET" "/v1/view/events") [ "jobs"; "api_key" ] "the view's stream"
+        Expect.equal (takes "GET" "/v1/generations/{id:long:regex(^[0-9]+$)}/events") [ "api_key" ] "a job's stream"
+        for (m, pattern), names in Map.toList taken do
+            if not (pattern.EndsWith "/events" || List.contains pattern [ "/v1/generations"; "/v1/videos"; "/v1/videos/{id}/content" ]) then
+                Expect.isEmpty names (sprintf "%s %s takes no query parameter" m pattern)
 
 let ``cancelling a queued job cancels it at once, a running one at its next step, and a finished one is a conflict`` =
     testCase "cancelling a queued job cancels it at once, a running one at its next step, and a finished one is a conflict" <| fun () ->
@@ -582,6 +602,65 @@ let ``health, readiness, Prometheus metrics and the OpenAPI document are served`
         for route in [ "/v1/generations"; "/v1/generations/{id}"; "/v1/generations/{id}/result"; "/v1/generations/{id}/events"
                        "/v1/images/generations"; "/v1/cluster"; "/v1/plan"; "/health"; "/ready"; "/metrics" ] do
             Expect.contains paths route "the OpenAPI document lists the route"
+
+/// The OpenAPI document describes the error bodies the server sends: for every /v1 operation, the schema it declares
+/// for a 400 (an unknown query parameter; a body route: a field of the wrong type), a 404 (an unknown id) and a body
+/// route's 415 names every property of the real answer, which the test fetches. Before, the GET and DELETE routes'
+/// 400s and every 404 were declared as ProblemDetails — no `errors`, which a 400 carries, and no `trace_id`, which
+/// every problem carries.
+let ``every route's declared 400, 404 and 415 schemas name the properties of the answers it sends`` =
+    testCase "every route's declared 400, 404 and 415 schemas name the properties of the answers it sends" <| fun () ->
+        let client = readyClient defaultServer.Value
+        let document = json (get client Trident.Api.Hosting.ApiDocs.DocumentPath)
+        let schemas = document.GetProperty("components").GetProperty("schemas")
+        let resolve (schema: JsonElement) =
+            match schema.TryGetProperty "$ref" with
+            | true, reference -> schemas.GetProperty(reference.GetString().Split('/') |> Array.last)
+            | _ -> schema
+        let declared (schema: JsonElement) =
+            match (resolve schema).TryGetProperty "properties" with
+            | true, properties -> [ for p in properties.EnumerateObject() -> p.Name ] |> Set.ofList
+            | _ -> Set.empty
+        let send (m: string) (path: string) (content: HttpContent) =
+            use request = new HttpRequestMessage(HttpMethod m, path)
+            request.Content <- content
+            client.SendAsync(request).Result
+        let body (mediaType: string) (text: string) =
+            let content = new StringContent(text)
+            content.Headers.ContentType <- Headers.MediaTypeHeaderValue mediaType
+            content :> HttpContent
+        // ids no job or round has
+        let missing (path: string) =
+            path.Replace("/v1/videos/{id}", "/v1/videos/video_999999").Replace("{id}", "999999").Replace("{n}", "999999")
+        let mutable compared = 0
+        for path in document.GetProperty("paths").EnumerateObject() do
+            if path.Name.StartsWith "/v1/" then
+                for operation in path.Value.EnumerateObject() do
+                    let m = operation.Name.ToUpperInvariant()
+                    let url = missing path.Name
+                    let answers =
+                        [ if m = "POST" then
+                              400, (fun () -> send m url (body "application/json" """{"prompt":5}"""))
+                              415, (fun () -> send m url (body "text/plain" "{}"))
+                          else
+                              400, (fun () -> send m (url + "?foo=1") null)
+                              if path.Name.Contains "{" then 404, (fun () -> send m url null) ]
+                    for status, answer in answers do
+                        use answer = answer ()
+                        let text = answer.Content.ReadAsStringAsync().Result
+                        let what = sprintf "%s %s %d" m path.Name status
+                        Expect.equal (int answer.StatusCode) status (sprintf "%s: the status (%s)" what text)
+                        let sent = [ for p in JsonDocument.Parse(text).RootElement.EnumerateObject() -> p.Name ] |> Set.ofList
+                        match operation.Value.GetProperty("responses").TryGetProperty(string status) with
+                        | true, response ->
+                            let schema = response.GetProperty("content").GetProperty("application/problem+json").GetProperty("schema")
+                            let names = declared schema
+                            Expect.isEmpty (Set.difference sent names)
+                                (sprintf "%s: the answer's properties the declared schema (%s) does not name; it names %A; the server sent %s"
+                                    what (schema.GetRawText()) names text)
+                            compared <- compared + 1
+                        | _ -> failtestf "%s: the server answers %d, which the document does not declare (%s)" what status text
+        Expect.isGreaterThanOrEqual compared 30 "the 400s, 404s and 415s of every /v1 route are compared"
 
 let ``loadgen replays a trace file and prints SLO attainment, latency percentiles, errors and the simulator's comparison`` =
     testCase "loadgen replays a trace file and prints SLO attainment, latency percentiles, errors and the simulator's comparison" <| fun () ->
@@ -954,6 +1033,7 @@ let integrationTests =
             ``HEAD answers every GET route as GET does, and event streams stay GET only``
             ``the list routes page through the jobs held, newest first, and name a bad parameter``
             ``every /v1 GET route names a query parameter it does not take, and the event streams take api_key``
+            ``every route's declared 400, 404 and 415 schemas name the properties of the answers it sends``
             ``cancelling a queued job cancels it at once, a running one at its next step, and a finished one is a conflict``
             ``server-sent events report each state change and every diffuse step until the final state``
             ``the OpenAI-compatible route returns n base64 PNGs synchronously and validates its fields``

@@ -64,6 +64,41 @@ let ``a number sent as a string, a duplicate key or an unknown field is a 400 na
         Expect.equal ok.StatusCode HttpStatusCode.Accepted "the same body with numbers is accepted"
         cancel client ((json ok).GetProperty("id").GetString())
 
+/// A field of the wrong JSON type hid every other field's problems: the body was not bound at all, so the range checks
+/// never ran and a client learnt one problem per attempt ("width": "abc" first, then "height": -5). Now the fields that
+/// were read are checked in the same 400, on every body route (and in a form); a field that could not be read is named
+/// once, for what was wrong with it, and nothing that depends on it is judged on its default.
+let ``a field of the wrong type and another field out of range are named in one 400, on every body route`` =
+    testCase "a field of the wrong type and another field out of range are named in one 400, on every body route" <| fun () ->
+        let client = readyClient server.Value
+        let expect (what: string) (r: HttpResponseMessage) (fields: (string * string) list) =
+            Expect.equal r.StatusCode HttpStatusCode.BadRequest (sprintf "%s: %s" what (r.Content.ReadAsStringAsync().Result))
+            let messages = messagesOf r
+            Expect.equal (messages |> List.map fst |> Set.ofList) (fields |> List.map fst |> Set.ofList) (sprintf "%s: the fields named (%A)" what messages)
+            for field, part in fields do
+                let said = messages |> List.filter (fun (f, _) -> f = field) |> List.map snd
+                Expect.equal said.Length 1 (sprintf "%s: %s is named once (%A)" what field said)
+                Expect.stringContains said.Head part (sprintf "%s: what is wrong with %s" what field)
+        let postJson path body = expect (sprintf "%s %s" path body) (post client path body)
+        postJson "/v1/generations" """{"prompt":"a fox","width":"abc","height":-5,"steps":true}"""
+            [ "width", "must be a JSON number (got a string)"; "steps", "must be a JSON number (got a boolean)"; "height", "must be between" ]
+        // the prompt of the wrong type is named for its type only (not also "is required"), the width's range beside it
+        postJson "/v1/generations" """{"prompt":5,"width":100,"height":64,"steps":1}""" [ "prompt", "must be a JSON string (got a number)"; "width", "must be a multiple of 16" ]
+        // diffusers' name of a field, and a range problem beside it
+        postJson "/v1/generations" """{"prompt":"a fox","num_inference_steps":"8","seed":-1}""" [ "num_inference_steps", "must be a JSON number"; "seed", "must be between 0 and" ]
+        // frames could not be read: fps and output_format are not judged as an image's (the default frames)
+        postJson "/v1/generations" """{"prompt":"a fox","frames":"5","fps":8,"output_format":"mp4","guidance":-2}""" [ "frames", "must be a JSON number"; "guidance", "must be between 0 and 100" ]
+        postJson "/v1/images/generations" """{"prompt":"a fox","n":"2","size":"100x64","style":"vivid"}"""
+            [ "n", "must be a JSON number"; "style", "is not supported by this server"; "size", "width 100 must be a multiple of 16" ]
+        postJson "/v1/videos" """{"prompt":"a fox","num_frames":"5","priority":9}""" [ "num_frames", "must be a JSON number"; "priority", "from -3 to 3" ]
+        postJson "/v1/chat/completions" """{"messages":[{"role":"user","content":"a fox"}],"extra_body":{"seed":"7","num_inference_steps":0}}"""
+            [ "seed", "must be a JSON number"; "num_inference_steps", "must be between 1 and" ]
+        // a form: a number that does not parse stopped the reading of the whole form
+        use form = new FormUrlEncodedContent([ Collections.Generic.KeyValuePair("prompt", "a fox"); Collections.Generic.KeyValuePair("num_frames", "abc")
+                                               Collections.Generic.KeyValuePair("size", "100x64") ])
+        expect "a form to /v1/videos" (client.PostAsync("/v1/videos", form).Result)
+            [ "num_frames", "must be a whole number (got 'abc')"; "size", "width 100 must be a multiple of 16" ]
+
 let ``text that is not valid Unicode anywhere in a chat request, an extra_body that is not an object and a message without a role are a 400 naming where and why`` =
     testCase "text that is not valid Unicode anywhere in a chat request, an extra_body that is not an object and a message without a role are a 400 naming where and why" <| fun () ->
         let client = readyClient server.Value
@@ -895,6 +930,7 @@ let integrationTests =
     testList "integration" [
         testList "StrictInputTests" [
             ``a number sent as a string, a duplicate key or an unknown field is a 400 naming it, on both generation routes``
+            ``a field of the wrong type and another field out of range are named in one 400, on every body route``
             ``text that is not valid Unicode anywhere in a chat request, an extra_body that is not an object and a message without a role are a 400 naming where and why``
             ``priority outside -3 … 3 is refused naming the range, and deadline_ms with priority is accepted``
             ``server-drawn seeds fit in 2^53 − 1, larger client seeds are refused, and the OpenAI route reports each image's seed``
