@@ -44,8 +44,7 @@ public static class ClusterApi
     private static string StageName(Stage s) => StageModule.name(s);
 
     private static Results<Ok<ClusterDto>, ProblemHttpResult> Cluster(HttpContext http, ServerHost host) =>
-        QueryParameters.Check(http) is { } badQuery ? badQuery
-        : host.Ready is { } ready ? TypedResults.Ok(ClusterOf(ready)) : Problems.NotReady(http, host);
+        host.Ready is { } ready ? TypedResults.Ok(ClusterOf(ready)) : Problems.NotReady(http, host);
 
     /// <summary>The body of <c>GET /v1/cluster</c> for a ready server (also sent by the web view's stream).</summary>
     public static ClusterDto ClusterOf(ReadyServer ready)

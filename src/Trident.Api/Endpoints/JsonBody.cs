@@ -145,17 +145,21 @@ internal static class JsonBody
         kept.WriteByte((byte)'{');
         var first = true;
         foreach (var m in root.EnumerateObject())
-        {
-            if (spoiled.Contains(NameOf(m).Name)) continue;
-            if (!first) kept.WriteByte((byte)',');
-            first = false;
-            kept.WriteByte((byte)'"');
-            kept.Write(System.Runtime.InteropServices.JsonMarshal.GetRawUtf8PropertyName(m));
-            kept.Write("\":"u8);
-            kept.Write(System.Runtime.InteropServices.JsonMarshal.GetRawUtf8Value(m.Value));
-        }
+            if (!spoiled.Contains(NameOf(m).Name)) WriteRaw(kept, m, ref first);
         kept.WriteByte((byte)'}');
         return kept.ToArray();
+    }
+
+    /// <summary>Writes member <paramref name="m"/> of an object being written to <paramref name="to"/> as its raw bytes,
+    /// after a comma unless it is the <paramref name="first"/>.</summary>
+    private static void WriteRaw(MemoryStream to, JsonProperty m, ref bool first)
+    {
+        if (!first) to.WriteByte((byte)',');
+        first = false;
+        to.WriteByte((byte)'"');
+        to.Write(System.Runtime.InteropServices.JsonMarshal.GetRawUtf8PropertyName(m));
+        to.Write("\":"u8);
+        to.Write(System.Runtime.InteropServices.JsonMarshal.GetRawUtf8Value(m.Value));
     }
 
     /// <summary>The top-level fields a problem was named for (under their names as sent and, for an alias, its field's
@@ -194,21 +198,12 @@ internal static class JsonBody
         using var flat = new MemoryStream();
         flat.WriteByte((byte)'{');
         var first = true;
-        void Write(JsonProperty m)
-        {
-            if (!first) flat.WriteByte((byte)',');
-            first = false;
-            flat.WriteByte((byte)'"');
-            flat.Write(System.Runtime.InteropServices.JsonMarshal.GetRawUtf8PropertyName(m));
-            flat.Write("\":"u8);
-            flat.Write(System.Runtime.InteropServices.JsonMarshal.GetRawUtf8Value(m.Value));
-        }
         for (var i = 0; i < members.Length; i++)
         {
             if (i == holder) continue;
             // a second extra_body is a key given twice (the walk names every other one)
             if (NameOf(members[i]) is (var name, false) && name == member) Add(errors, member, "is given more than once (a key may appear once)");
-            else Write(members[i]);
+            else WriteRaw(flat, members[i], ref first);
         }
         if (inner.ValueKind == JsonValueKind.Object)
         {
@@ -218,7 +213,7 @@ internal static class JsonBody
                 var name = NameOf(m).Name;
                 if (top.Contains(name) || name == member) Add(errors, $"{member}.{name}", "is given at the top level too; send it in one place");
                 else if (!seen.Add(name)) Add(errors, $"{member}.{name}", "is given more than once (a key may appear once)");
-                else Write(m);
+                else WriteRaw(flat, m, ref first);
             }
         }
         flat.WriteByte((byte)'}');

@@ -37,9 +37,8 @@ internal static class QueryParameters
     }
 
     /// <summary>The 400 naming each query parameter of the request that is not one of <paramref name="known"/>, or null
-    /// when there is none: what the filter answers. (GET /v1/cluster's handler still calls it by hand, redundantly — the
-    /// filter answers first; that handler is left to the cluster work under way.)</summary>
-    public static ProblemHttpResult? Check(HttpContext http, params string[] known)
+    /// when there is none: what the filter answers.</summary>
+    private static ProblemHttpResult? Check(HttpContext http, params string[] known)
     {
         var errors = Unknown(http.Request.Query, known);
         if (errors.Count == 0) return null;
