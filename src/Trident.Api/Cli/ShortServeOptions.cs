@@ -78,7 +78,7 @@ public static class ShortServeOptions
     /// <c>Trident:Emulation:Profile P</c>; configuration keys are compared ignoring case, as configuration reads them.</summary>
     public static IEnumerable<string> Conflicts(ParseResult r)
     {
-        var given = ConfigurationKeys(r.UnmatchedTokens);
+        var given = Entries(r.UnmatchedTokens).Where(e => e is { Key: not null, Value: not null }).Select(e => (Key: e.Key!, Value: e.Value!)).ToList();
         foreach (var (option, keys) in Keys)
         {
             if (r.GetResult(option) is not { Implicit: false, Tokens.Count: > 0 } result) continue;
@@ -99,42 +99,35 @@ public static class ShortServeOptions
         || (double.TryParse(a, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var x)
             && double.TryParse(b, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var y) && x == y);
 
-    /// <summary>The configuration keys given among <paramref name="tokens"/> (<c>--Key VALUE</c> or <c>--Key=VALUE</c>) with
-    /// their values, in order.</summary>
-    private static List<(string Key, string Value)> ConfigurationKeys(IReadOnlyList<string> tokens)
+    /// <summary><paramref name="tokens"/> read as the host's command-line configuration reads them: <c>--Key=VALUE</c>
+    /// (Value after the first <c>=</c>), <c>--Key VALUE</c> (the next token when it does not start with <c>--</c>),
+    /// <c>--Key</c> with no value (Value null), or a token that is no key at all (Key null). <see cref="Conflicts"/> and
+    /// <see cref="UnknownTokens"/> read the same entries.</summary>
+    private static IEnumerable<(string? Key, string? Value, string Token)> Entries(IReadOnlyList<string> tokens)
     {
-        var keys = new List<(string, string)>();
         for (var i = 0; i < tokens.Count; i++)
         {
             var t = tokens[i];
-            if (!t.StartsWith("--", StringComparison.Ordinal) || t.Length <= 2) continue;
-            var equals = t.IndexOf('=');
-            if (equals > 0) keys.Add((t[2..equals], t[(equals + 1)..]));
-            else if (i + 1 < tokens.Count && !tokens[i + 1].StartsWith("--", StringComparison.Ordinal)) keys.Add((t[2..], tokens[++i]));
+            if (!t.StartsWith("--", StringComparison.Ordinal) || t.Length <= 2) yield return (null, null, t);
+            else if (t.IndexOf('=') is var equals and > 0) yield return (t[2..equals], t[(equals + 1)..], t);
+            else if (i + 1 < tokens.Count && !tokens[i + 1].StartsWith("--", StringComparison.Ordinal)) yield return (t[2..], tokens[++i], t);
+            else yield return (t[2..], null, t);
         }
-        return keys;
     }
 
     /// <summary>The tokens left over that are neither a configuration key with its value nor a host key: each an error.</summary>
     public static IEnumerable<string> UnknownTokens(IReadOnlyList<string> tokens)
     {
+        var entries = Entries(tokens).ToList();
         // WebApplicationFactory passes its settings as --Key=value, each section on the way too, empty
         // ("--Trident=" before "--Trident:Limits:MaxWidth=…"): a section of a given key is no unknown option
-        var keys = tokens.Where(t => t.StartsWith("--", StringComparison.Ordinal)).Select(t => t[2..].Split('=')[0]).ToList();
-        bool Section(string key, string token) => token.EndsWith('=') && keys.Any(k => k.StartsWith(key + ":", StringComparison.OrdinalIgnoreCase));
-        for (var i = 0; i < tokens.Count; i++)
+        bool Section(string key) => entries.Any(e => e.Key?.StartsWith(key + ":", StringComparison.OrdinalIgnoreCase) == true);
+        foreach (var (key, value, token) in entries)
         {
-            var t = tokens[i];
-            if (t.StartsWith("--", StringComparison.Ordinal) && t.Length > 2)
-            {
-                var key = t[2..].Split('=')[0];
-                if (!key.Contains(':') && !HostKeys.Contains(key) && !Section(key, t))
-                    yield return $"--{key}: unknown option (a configuration key is --Section:Key VALUE, e.g. --Trident:Serving:QueueCapacity 8)";
-                else if (!t.Contains('=') && (i + 1 >= tokens.Count || tokens[i + 1].StartsWith("--", StringComparison.Ordinal)))
-                    yield return $"--{key}: needs a value";
-                if (!t.Contains('=') && i + 1 < tokens.Count && !tokens[i + 1].StartsWith("--", StringComparison.Ordinal)) i++;
-            }
-            else yield return $"'{t}': unexpected argument";
+            if (key is null) yield return $"'{token}': unexpected argument";
+            else if (!key.Contains(':') && !HostKeys.Contains(key) && !(token.EndsWith('=') && Section(key)))
+                yield return $"--{key}: unknown option (a configuration key is --Section:Key VALUE, e.g. --Trident:Serving:QueueCapacity 8)";
+            else if (value is null) yield return $"--{key}: needs a value";
         }
     }
 }

@@ -860,19 +860,26 @@ let ``config --check reads the environment as serve does, and each bad key names
         Expect.stringContains message "Trident:Serving:QueueCapacty is not a configuration key" "named"
         Expect.stringContains message "(from the command line)" "with its source"
 
+/// `serve args` stops before it listens (exit 2) with `expected`, no stack trace, and `config --check` of a file whose
+/// Trident:Storage:Directory is `store` stops too (exit 2) saying `checkSays`.
+let private storeRefused (args: string list) (store: string) (expected: string) (checkSays: string) =
+    let code, message = serve args
+    Expect.equal code 2 (sprintf "serve: exit 2 before it listens (before: exit 1 with a raw IOException) (%s)" message)
+    Expect.stringContains message expected "the key, the path and what is wrong"
+    Expect.isFalse (message.Contains "   at ") "no stack trace"
+    withFile (sprintf """{"Trident": {"Storage": {"Directory": "%s"}}}""" store) (fun json ->
+        let code, message = run [ "config"; "--check"; json ]
+        Expect.equal code 2 (sprintf "config --check too (%s)" message)
+        Expect.stringContains message checkSays "the same problem")
+
 let ``a storage directory that cannot be created or written is a configuration error naming the key`` =
     testCase "a storage directory that cannot be created or written is a configuration error naming the key" <| fun () ->
         let file = Path.GetTempFileName()
         try
             let under = Path.Combine(file, "jobs")
-            let code, message = serve [ "--Trident:Storage:Directory"; under ]
-            Expect.equal code 2 (sprintf "serve: exit 2 before it listens (before: exit 1 with a raw IOException) (%s)" message)
-            Expect.stringContains message (sprintf "Trident:Storage:Directory '%s' cannot hold the job store: '%s' on its path is a file, not a directory" under file) "named with the reason"
-            Expect.isFalse (message.Contains "   at ") "no stack trace"
-            withFile (sprintf """{"Trident": {"Storage": {"Directory": "%s"}}}""" under) (fun json ->
-                let code, message = run [ "config"; "--check"; json ]
-                Expect.equal code 2 (sprintf "config --check too (%s)" message)
-                Expect.stringContains message "Trident:Storage:Directory" "naming the key")
+            storeRefused [ "--Trident:Storage:Directory"; under ] under
+                (sprintf "Trident:Storage:Directory '%s' cannot hold the job store: '%s' on its path is a file, not a directory" under file)
+                "Trident:Storage:Directory"
             if Directory.Exists "/proc/sys" then
                 let code, message = serve [ "--Trident:Storage:Directory"; "/proc/sys/opsfix-jobs" ]
                 Expect.equal code 2 (sprintf "/proc/sys: exit 2 (%s)" message)
@@ -903,14 +910,9 @@ let ``a job store whose layout is not the store's stops serve before it listens,
         try
             let results = Path.Combine(store, "results")
             File.WriteAllText(results, "")
-            let code, message = serve emulated
-            Expect.equal code 2 (sprintf "results a file: exit 2 before it listens (%s)" message)
-            Expect.stringContains message (sprintf "Trident:Storage:Directory '%s' cannot hold the job store: '%s', where the store keeps its result files, is a file, not a directory" store results) "the key, the path and what is wrong"
-            Expect.isFalse (message.Contains "   at ") "no stack trace"
-            withFile (sprintf """{"Trident": {"Storage": {"Directory": "%s"}}}""" store) (fun json ->
-                let code, message = run [ "config"; "--check"; json ]
-                Expect.equal code 2 (sprintf "config --check too (%s)" message)
-                Expect.stringContains message "where the store keeps its result files, is a file" "the same problem")
+            storeRefused emulated store
+                (sprintf "Trident:Storage:Directory '%s' cannot hold the job store: '%s', where the store keeps its result files, is a file, not a directory" store results)
+                "where the store keeps its result files, is a file"
             File.Delete results
             for name in [ "jobs.db"; "jobs.db-wal"; "lock" ] do
                 let folder = Directory.CreateDirectory(Path.Combine(store, name)).FullName
