@@ -192,8 +192,6 @@ public sealed class ClusterServingBackend(IGrainFactory grains, ILocalSiloDetail
     private readonly Dictionary<string, (int[] Ids, WireDevice[] Devices, int Generation)> _nodes = new(StringComparer.Ordinal);
     // the silo of each worker's first discovery (LayoutAsync), by endpoint
     private readonly Dictionary<string, int> _discovered = new(StringComparer.Ordinal);
-    // the worker endpoint of every device id the coordinator has (ids are never reused)
-    private readonly Dictionary<int, string> _workerOf = [];
     // silos that serve another profile (not used; said once), by endpoint, with what they serve: checked again once
     // that silo is gone
     private readonly Dictionary<string, (SiloAddress Silo, RefusedWorker Worker)> _refused = new(StringComparer.Ordinal);
@@ -357,10 +355,7 @@ public sealed class ClusterServingBackend(IGrainFactory grains, ILocalSiloDetail
         var first = _directory.Add(_devices.Select(d => d.Key));
         lock (_gate)
             foreach (var worker in _devices.Select((d, i) => (Device: d, Id: first + i)).GroupBy(d => DeviceKeys.Endpoint(d.Device.Key)))
-            {
                 _nodes[worker.Key] = ([.. worker.Select(d => d.Id)], [.. worker.Select(d => d.Device)], _discovered.GetValueOrDefault(worker.Key));
-                foreach (var d in worker) _workerOf[d.Id] = worker.Key;
-            }
         return Task.FromResult(new ServingBackendParts(manifest, new RemoteStageExecutorFactory(grains, _directory, _transfers, _times), profile, Origin(e),
             new ByteTokenizer((Trident.Runtime.Pipelines.ByteTokenizerSettings)manifest.Tokenizer),
             server =>
@@ -383,11 +378,9 @@ public sealed class ClusterServingBackend(IGrainFactory grains, ILocalSiloDetail
         $"reference profile '{e.Profile}' × time scale {e.TimeScale.ToString(System.Globalization.CultureInfo.InvariantCulture)} on the cluster's workers "
         + "(emulated devices; results are placeholder patterns; GET /v1/cluster lists each device's worker)";
 
-    // The worker endpoint of the device of this id (every device keeps its id and worker once added), else null.
-    private string? WorkerOf(int id)
-    {
-        lock (_gate) return _workerOf.GetValueOrDefault(id);
-    }
+    // The worker endpoint of the device of this id — its grain key's (a device keeps its id and key once added:
+    // RemoteStageExecutorFactory calls each device's grain by the directory's key for its id), else null.
+    private string? WorkerOf(int id) => _directory.KeyOrNull(id) is { } key ? DeviceKeys.Endpoint(key) : null;
 
     // The active silos other than this one by endpoint (the newest generation at an endpoint), in endpoint order.
     private async Task<SortedDictionary<string, SiloAddress>> ActiveWorkersAsync()
@@ -449,7 +442,6 @@ public sealed class ClusterServingBackend(IGrainFactory grains, ILocalSiloDetail
         lock (_gate)
         {
             _nodes[endpoint] = ([.. specs.Select(d => d.Id)], devices, silo.Generation);
-            foreach (var d in specs) _workerOf[d.Id] = endpoint;
             _down.Remove(endpoint);
         }
         log.LogInformation("Worker {Endpoint} joined with {Devices} device(s)", endpoint, devices.Length);

@@ -108,6 +108,12 @@ public sealed class DeviceDirectory
         lock (_gate) return _keys[id];
     }
 
+    /// <summary>The grain key of device <paramref name="id"/>, or null for an id never added.</summary>
+    public string? KeyOrNull(int id)
+    {
+        lock (_gate) return id >= 0 && id < _keys.Count ? _keys[id] : null;
+    }
+
     /// <summary>The id of the device with grain key <paramref name="key"/>, or −1.</summary>
     public int Id(string key)
     {
