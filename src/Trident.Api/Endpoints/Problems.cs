@@ -127,6 +127,10 @@ internal static class Problems
     private static string? NotAJobId(PathString path) =>
         path.Value is { } p && JobPath.Match(p) is { Success: true } m ? m.Groups["id"].Value : null;
 
+    /// <summary>The name of the trace id every problem body carries (<see cref="Complete"/>; the OpenAPI document's problem
+    /// schemas name it too).</summary>
+    public const string TraceIdProperty = "trace_id";
+
     /// <summary>What every problem body carries, whoever wrote it (the routes, the framework's validation and
     /// exception handling through ProblemDetailsOptions.CustomizeProblemDetails, the status pages): <c>trace_id</c>,
     /// the request's W3C trace id as 32 hex digits — the form of the 202s, the job statuses and the OpenAI answers,
@@ -135,7 +139,7 @@ internal static class Problems
     public static void Complete(ProblemDetails problem, HttpContext http)
     {
         problem.Extensions.Remove("traceId");
-        if (TraceId(http) is { } trace) problem.Extensions["trace_id"] = trace;
+        if (TraceId(http) is { } trace) problem.Extensions[TraceIdProperty] = trace;
         problem.Type ??= TypeOf(problem.Status ?? http.Response.StatusCode);
     }
 

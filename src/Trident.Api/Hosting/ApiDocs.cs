@@ -162,14 +162,11 @@ public static class ApiDocs
         }
     }
 
-    /// <summary>The name of the trace id every problem body carries.</summary>
-    public const string TraceIdProperty = "trace_id";
-
     // a problem schema's trace_id: the request's W3C trace id, as the 202s and job statuses carry it
     private static void AddTraceId(OpenApiSchema schema)
     {
         schema.Properties ??= new Dictionary<string, IOpenApiSchema>(StringComparer.Ordinal);
-        schema.Properties[TraceIdProperty] = new OpenApiSchema
+        schema.Properties[Trident.Api.Endpoints.Problems.TraceIdProperty] = new OpenApiSchema
         {
             Type = JsonSchemaType.String,
             Pattern = "^[0-9a-f]{32}$",
@@ -207,7 +204,7 @@ public static class ApiDocs
         };
         // a body refused before it is read names the whole body
         if (status is 413 or 415) problem["errors"] = new JsonObject { ["$"] = new JsonArray(detail) };
-        problem["trace_id"] = "4bf92f3577b34da6a3ce929d0e0e4736";
+        problem[Trident.Api.Endpoints.Problems.TraceIdProperty] = "4bf92f3577b34da6a3ce929d0e0e4736";
         return problem;
     }
 }
