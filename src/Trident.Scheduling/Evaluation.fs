@@ -88,9 +88,9 @@ module Evaluation =
     /// without, images' P95 lower, videos' attainment at most 5 points lower.
     let preemptionGoal = 1.3, 0.05
 
-    /// The policies a point runs: every policy, and Trident-preempt on the mixed workloads.
+    /// The policies a point runs: every policy, and Trident-preempt on the reference and mixed workloads.
     let policyNames (point: EvalPoint) =
-        if point.Group = "mixed" then Experiment.names @ [ Baselines.PreemptName ] else [ "all" ]
+        if point.Group = "mixed" || point.Group = "reference" then Experiment.names @ [ Baselines.PreemptName ] else [ "all" ]
 
     /// B1's attainment in the published SD3 result (128 L20 GPUs), the target of the paper-comparable rate.
     [<Literal>]
@@ -290,7 +290,9 @@ module Evaluation =
 
     let private trident r = find r (fun s -> s.Policy = "Trident")
     let private b1Default r = find r (fun s -> s.Policy = "B1" && not (s.Params.Contains "best fixed degree"))
-    let private others r = rowsWithFair r |> List.filter (fun (s, _) -> s.Policy <> "Trident")
+    /// The baselines of a point (every policy but Trident and Trident-preempt): what the headline compares each of
+    /// those two with.
+    let private others r = rowsWithFair r |> List.filter (fun (s, _) -> s.Policy <> "Trident" && s.Policy <> Baselines.PreemptName)
 
     let private ratio (a: float) (b: float) = if b > 0.0 && not (Double.IsNaN a) && not (Double.IsInfinity b) then a / b else nan
 
@@ -310,9 +312,10 @@ module Evaluation =
         | "paper" -> r.Point.Workload.Name + "-paper-rate"
         | _ -> r.Point.Workload.Name
 
-    /// One headline line: attainment and fair latencies of Trident, B1 (default degree) and the best other policy.
-    let private headlineRow (r: EvalResult) =
-        match trident r, others r with
+    /// One headline line: attainment and fair latencies of `policy` (Trident or Trident-preempt), B1 (default degree)
+    /// and the best baseline.
+    let private headlineRow (policy: string) (r: EvalResult) =
+        match find r (fun s -> s.Policy = policy), others r with
         | Some(t, tf), (_ :: _ as rest) ->
             let bestAtt, _ = rest |> List.maxBy (fun (s, _) -> s.SloAttainment)
             let lowMean = rest |> List.map (fun (_, fr) -> fr.Common.Mean) |> List.min
@@ -397,10 +400,19 @@ module Evaluation =
             add "| workload | rate req/s | offered load | common set | Trident attainment | B1 attainment (default k) | best other attainment | Trident mean / P95 s (common) | B1 mean / P95 s (common) | lowest other mean / P95 s (common) | Trident P50 / P95 s (all) | attainment ≥ every other | mean and P95 ≤ every other |"
             add "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---|---|"
             for r in detailed do
-                headlineRow r |> Option.iter add
+                headlineRow "Trident" r |> Option.iter add
             add ""
-            add "*Lowest other* takes each statistic's lowest value among the other policies (not necessarily from one policy)."
+            add "*Other* means a baseline (B1–B6); *lowest other* takes each statistic's lowest value among them (not necessarily from one policy)."
             add ""
+            let preempting = detailed |> List.filter (fun r -> (find r (fun s -> s.Policy = Baselines.PreemptName)).IsSome)
+            if not preempting.IsEmpty then
+                add "With step-boundary preemption (Trident-preempt: Trident that suspends a running diffuse at a denoising-step boundary when the objective gains — for deadlines and, by default, for latency; docs/policies.md, \"Preemption\"), against the same baselines:"
+                add ""
+                add "| workload | rate req/s | offered load | common set | Trident-preempt attainment | B1 attainment (default k) | best other attainment | Trident-preempt mean / P95 s (common) | B1 mean / P95 s (common) | lowest other mean / P95 s (common) | Trident-preempt P50 / P95 s (all) | attainment ≥ every other | mean and P95 ≤ every other |"
+                add "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---|---|"
+                for r in preempting do
+                    headlineRow Baselines.PreemptName r |> Option.iter add
+                add ""
         // published factors (only for workloads that have them)
         let pub =
             detailed

@@ -968,8 +968,9 @@ module Simulator =
             | _ -> ()
 
         /// Step-boundary preemption after a round (policies with `Preempt`): suspensions the
-        /// objective gains by, for the requests still waiting.
-        let preempt (now: float<s>) =
+        /// objective gains by, for the requests still waiting — and, with `ForLatency`, before the round too, for the
+        /// requests waiting then (docs/policies.md, "Preemption for latency").
+        let preempt (beforeRound: bool) (now: float<s>) =
             match policy.Preempt with
             | None -> ()
             | Some p ->
@@ -979,7 +980,8 @@ module Simulator =
                     let byId = Dictionary<RequestId, Request>()
                     for r in waiting do
                         byId.[r.Id] <- r
-                    for sp in Preemption.decideWith p (decodeDevices p now) s live do
+                    let decide = if beforeRound then Preemption.decideBeforeRoundWith else Preemption.decideWith
+                    for sp in decide p (decodeDevices p now) s live do
                         suspend p.ResumeElsewhere now sp byId.[sp.Urgent.Request]
 
         while events.Count > 0 do
@@ -1006,8 +1008,9 @@ module Simulator =
                         if tickAt.Value <= now then tickAt.Value <- infinity * 1.0<s>
                         changed <- true
             adjust now
+            if changed && waiting.Count > 0 && (match policy.Preempt with Some p -> p.ForLatency | None -> false) then preempt true now
             if changed && waiting.Count > 0 && anyFreePrimary now then round now
-            if changed && waiting.Count > 0 then preempt now
+            if changed && waiting.Count > 0 then preempt false now
 
         let recordsArr = Array.copy records
         let tasksArr = tasks |> Seq.indexed |> Seq.filter (fun (i, _) -> not (dropped.Contains i)) |> Seq.map snd |> Array.ofSeq

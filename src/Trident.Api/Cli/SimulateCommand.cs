@@ -49,13 +49,15 @@ public static class SimulateCommand
         ExperimentSettingsModule.defaults.Preemption.MaxSuspensions, 0, 1000);
     internal static readonly Option<bool> ResumeElsewhere = Opt.Flag("--resume-elsewhere",
         "Trident-preempt: a suspended request resumes on whichever group of its type and degree is free first, not always on its own devices (docs/policies.md, Preemption)");
+    internal static readonly Option<bool> PreemptForDeadlinesOnly = Opt.Flag("--preempt-for-deadlines-only",
+        "Trident-preempt: suspend only for a request that misses its deadline by waiting, not for latency too (docs/policies.md, Preemption for latency)");
     internal static readonly Option<string> ProfilePath = Opt.String("--profile", "simulate with a profile `trident profile` wrote instead of the model's reference profile", helpName: "FILE");
 
     /// <summary>The settings options, to add to a command.</summary>
     internal static readonly Option<int> MaxBatch = Opt.Int("--max-batch",
         "most requests of one shape and step count per batch task, within the profile's best batch (1: no batching); needs a --profile with batch points (`trident profile` measures them: --batches)",
         ExperimentSettingsModule.defaults.MaxBatch, 1, 64);
-    internal static Option[] SettingsOptions => [Devices, DevicesPerNode, Seed, SloScale, DeadlineRule_, B1Degree, Split, Jitter, MaxSuspensions, ResumeElsewhere, ProfilePath, MaxBatch];
+    internal static Option[] SettingsOptions => [Devices, DevicesPerNode, Seed, SloScale, DeadlineRule_, B1Degree, Split, Jitter, MaxSuspensions, ResumeElsewhere, PreemptForDeadlinesOnly, ProfilePath, MaxBatch];
 
     /// <summary>"3 policies", or "4 runs of 3 policies" when one (B1: its default and its best fixed degree) is
     /// reported more than once — "4 policies" said B1 was two.</summary>
@@ -146,7 +148,8 @@ public static class SimulateCommand
         }
         // Trident-preempt: the most suspensions of one request (docs/policies.md, "Preemption")
         var preemption = new PreemptionSettings(
-            args.Get(MaxSuspensions), d.Preemption.MinGain, d.Preemption.CandidatesPerRound, d.Preemption.ResumeElsewhere || args.Get(ResumeElsewhere), d.Preemption.DecodeTileFrames);
+            args.Get(MaxSuspensions), d.Preemption.MinGain, d.Preemption.CandidatesPerRound, d.Preemption.ResumeElsewhere || args.Get(ResumeElsewhere), d.Preemption.DecodeTileFrames,
+            d.Preemption.ForLatency && !args.Get(PreemptForDeadlinesOnly));
         // batching needs batch points: a profile without them (every reference profile) would batch nothing
         var maxBatch = args.Get(MaxBatch);
         if (maxBatch > 1 && profilePath is null)

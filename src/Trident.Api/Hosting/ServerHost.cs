@@ -361,7 +361,7 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
         BackfillHeldDevices = o.Serving.BackfillHeldDevices,
         Preemption = o.Serving.Preemption
             ? new PreemptionSettings(o.Serving.MaxSuspensions, PreemptionSettingsModule.defaults.MinGain, PreemptionSettingsModule.defaults.CandidatesPerRound,
-                o.Serving.ResumeElsewhere, o.Serving.DecodeTileFrames)
+                o.Serving.ResumeElsewhere, o.Serving.DecodeTileFrames, o.Serving.PreemptForLatency)
             : null,
         StorageDirectory = o.Storage.Resolve(Trident.Runtime.Execution.PipelineLocator.FindHome()),
     };

@@ -259,10 +259,11 @@ public sealed class ServingOptions
     public bool BackfillHeldDevices { get; set; } = true;
 
     /// <summary>Step-boundary preemption (issue 12): a running diffuse of a request alone may be suspended at a
-    /// denoising-step boundary for a waiting request that would miss its deadline by waiting, when the planner's
-    /// objective gains more than the suspended request loses (docs/policies.md, "Preemption"); it resumes on its
+    /// denoising-step boundary for a waiting request, when the planner's objective (on-time reward and latency) gains
+    /// more than the suspended request loses (docs/policies.md, "Preemption"; PreemptForLatency false: only for a
+    /// request that would miss its deadline by waiting); it resumes on its
     /// own devices (or, with ResumeElsewhere, the group of its type and degree free first), bit-identical. With it, a video
-    /// decode may also pause between two temporal tiles for a decode that waiting would make late (DecodeTileFrames).
+    /// decode may also pause between two temporal tiles for a waiting decode (DecodeTileFrames).
     /// Off by default: every suspension costs the suspended request time (README, "Mixed images and videos").</summary>
     public bool Preemption { get; set; }
 
@@ -281,6 +282,12 @@ public sealed class ServingOptions
     /// own devices behind the urgent work. Bit-identical either way: the checkpoint is host memory and the resumed
     /// run uses the same intra-op threads. Off by default, as in the simulator's defaults.</summary>
     public bool ResumeElsewhere { get; set; }
+
+    /// <summary>With Preemption, suspend for latency as well as deadlines (PreemptionSettings.ForLatency, the
+    /// simulator's default): every waiting request is weighed, before each round and after it, and the objective's
+    /// latency term alone may pay for a suspension or a decode put in between tiles. false: only for a request (or a
+    /// decode) that misses its deadline by waiting. docs/policies.md, "Preemption for latency".</summary>
+    public bool PreemptForLatency { get; set; } = Trident.Scheduling.Dispatching.PreemptionSettingsModule.defaults.ForLatency;
 
     /// <summary>The request mix the initial placement is planned for: comma-separated classes
     /// HEIGHTxWIDTH[xFRAMES][@STEPS][:SHARE] (shares are relative weights, 1 where not given; steps default to the

@@ -16,8 +16,9 @@
 //      on the workers — one encode, diffuse and decode run per batch; undispatched requests stay queued.
 //   5. step-boundary preemption (issue 12; only with ServingSettings.Preemption): the requests still waiting
 //      and the running diffuse tasks of jobs alone go to Preemption.decide (the planner's rule: an urgent
-//      request that misses its deadline by waiting takes a victim's devices when the objective gains more than
-//      the victim loses; at most MaxSuspensions per request). The victim's SuspendSignal is set and the urgent
+//      request takes a victim's devices when the objective gains more than the victim loses — with
+//      PreemptionSettings.ForLatency any waiting request, weighed before the round's dispatch too, else one that
+//      misses its deadline by waiting; at most MaxSuspensions per request). The victim's SuspendSignal is set and the urgent
 //      request's tasks are queued behind it on its devices; the victim stops at its next step boundary, and
 //      when the loop hears of it (PlanExecutor's suspended callback) the job turns Suspended and its
 //      resumption is queued on the same group, behind the urgent work (PlanExecutor.ResumeAsync) — or, with
@@ -551,8 +552,11 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
         foreach (var over in _segments.Where(kv => Job.IsTerminalStatus(kv.Value.Job.Status)).Select(kv => kv.Key).ToArray()) _segments.Remove(over);
         FailWithoutDevices(now);
         await MaybeReplaceAsync(now);
+        // preemption for latency weighs the waiting requests before the round too: a request is compared with a
+        // victim's group before the round gives it the devices left over (PreemptionSettings.ForLatency)
+        if (_queue.Count > 0 && _settings.Preemption is { ForLatency: true } early) await PreemptAsync(now, early, beforeRound: true);
         if (_queue.Count > 0) await DispatchAsync(now);
-        if (_queue.Count > 0 && _settings.Preemption is { } preemption) await PreemptAsync(now, preemption);
+        if (_queue.Count > 0 && _settings.Preemption is { } preemption) await PreemptAsync(now, preemption, beforeRound: false);
         if (now - _lastEviction >= 5.0)
         {
             _store.EvictExpired();
@@ -843,9 +847,9 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
             (route.Diffuse.Finish - route.Diffuse.Start) / steps, route.Decode.Finish - route.Diffuse.Finish, route.Decode.Finish);
     }
 
-    // Step-boundary preemption after a round: the running diffuse segments as Preemption.decide sees them, its
+    // Step-boundary preemption after a round (and before it, for latency): the running diffuse segments as Preemption.decide sees them, its
     // suspensions carried out (victim signalled, urgent request's tasks queued behind it on its devices).
-    private async Task PreemptAsync(double now, PreemptionSettings settings)
+    private async Task PreemptAsync(double now, PreemptionSettings settings, bool beforeRound)
     {
         if (_view.Cluster is not { } cluster || _segments.Count == 0) return;
         var running = new List<RunningDiffuse>();
@@ -880,11 +884,13 @@ public sealed class ServingLoop : IWorkerObserver, IAsyncDisposable
         FSharpList<Suspension> decisions;
         try
         {
-            decisions = Preemption.decide(settings, snapshot, ListModule.OfSeq(running));
+            decisions = beforeRound
+                ? Preemption.decideBeforeRound(settings, snapshot, ListModule.OfSeq(running))
+                : Preemption.decide(settings, snapshot, ListModule.OfSeq(running));
         }
         catch (Exception ex)
         {
-            _log.LogError(ex, "Preemption after round {Round} failed; nothing is suspended. Snapshot for replay: {Snapshot}", _round, SnapshotJson.Write(snapshot, null));
+            _log.LogError(ex, "Preemption in round {Round} failed; nothing is suspended. Snapshot for replay: {Snapshot}", _round, SnapshotJson.Write(snapshot, null));
             return;
         }
         foreach (var sp in decisions)
