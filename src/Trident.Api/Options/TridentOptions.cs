@@ -268,7 +268,8 @@ public sealed class ServingOptions
     public bool Preemption { get; set; }
 
     /// <summary>With Preemption, decode preemption: a video decode on a ⟨C⟩ device runs in temporal tiles of this many
-    /// frames and pauses between two of them for a decode that would otherwise be late, when the objective gains more
+    /// frames and pauses between two of them for a decode that would otherwise be late (with PreemptForLatency, for any
+    /// decode that would wait), when the objective gains more
     /// than the delayed decodes lose (docs/policies.md, "Decode preemption"); 12 is the temporal tile stride of
     /// HunyuanVideo's VAE in diffusers. 0 turns decode pauses off. Only executors that decode in tiles pause (emulated
     /// devices; ONNX Runtime decodes a video in one run).</summary>

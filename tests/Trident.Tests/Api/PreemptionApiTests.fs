@@ -114,8 +114,37 @@ let ``a long request suspended for an urgent one resumes and gives its uninterru
             let reference = uninterrupted "a long walk" steps (uint64 seed) threads.Head (degree * threads.Head)
             Expect.isTrue (served = reference) (sprintf "request %s's image is byte-identical to its uninterrupted image" id)
 
+/// A server of its own (the test above watches its server's suspensions).
+let private latencyServer =
+    lazy (new TridentFactory([ "Trident:Devices:Count", "2"; "Trident:Serving:Preemption", "true"; "Trident:Serving:MaxSuspensions", "2" ]))
+
+let ``a short request on time by waiting suspends a long one for latency`` =
+    testCase "preemption for latency (the default): a short request on time by waiting takes a long request's devices" <| fun () ->
+        let client = readyClient latencyServer.Value
+        let steps = 1500
+        // every deadline an hour away: nobody is late by waiting, so only the objective's latency term can suspend
+        let body prompt steps seed = sprintf """{"prompt":"%s","steps":%d,"seed":%d,"guidance":1.0,"deadline_ms":3600000}""" prompt steps seed
+        let a = submit client (body "a long walk" steps 41)
+        let b = submit client (body "a long walk" steps 42)
+        pollUntil client 120.0 a (fun e -> status e = "diffusing" && e.GetProperty("step").GetInt32() > 0) |> ignore
+        pollUntil client 120.0 b (fun e -> status e = "diffusing" && e.GetProperty("step").GetInt32() > 0) |> ignore
+        let u = submit client (body "short" 2 7)
+        let finalU = pollUntil client 300.0 u isFinal
+        Expect.equal (status finalU) "succeeded" "the short request succeeded"
+        let recent = [ for x in (json (get client "/v1/plan")).GetProperty("recent_preemptions").EnumerateArray() -> x ]
+        match recent |> List.tryFind (fun x -> string (x.GetProperty("urgent").GetInt64()) = u) with
+        | Some x ->
+            let victim = string (x.GetProperty("victim").GetInt64())
+            Expect.contains [ a; b ] victim "a long request was suspended for it"
+            Expect.isGreaterThan (x.GetProperty("gain").GetDouble()) (x.GetProperty("loss").GetDouble()) "gain > loss"
+            Expect.isLessThan (x.GetProperty("gain").GetDouble()) 1000.0 "a latency gain only (no on-time reward changes hands)"
+        | None -> failtestf "GET /v1/plan's recent_preemptions has no suspension for request %s (it waited for a long request's devices)" u
+        for id in [ a; b ] do
+            Expect.equal (status (pollUntil client 600.0 id isFinal)) "succeeded" (sprintf "long request %s succeeded" id)
+
 [<Tests>]
 let tests =
     testList "integration" [ testList "PreemptionApiTests" [
         ``a long request suspended for an urgent one resumes and gives its uninterrupted image``
+        ``a short request on time by waiting suspends a long one for latency``
     ] |> testSequenced ]
