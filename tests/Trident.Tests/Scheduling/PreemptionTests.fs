@@ -34,12 +34,12 @@ let private preempting (bound: int) =
 /// How many single-frame requests (images) of a run finished on time.
 let private imagesOnTime (x: SimResult) = x.Records |> Array.filter (fun r -> r.Request.Shape.Frames = 1 && r.Outcome = OnTime) |> Array.length
 
-/// Four videos fill the ⟨ED⟩ devices of one node; two images arrive 30 s later, the second one
-/// late if it waits for a free device (deadline = arrival + 1.5 · t_ref). The videos arrive together:
+/// Four videos fill the ⟨ED⟩ devices of one node; two images arrive 30 s later (deadline = arrival + slo · t_ref). The
+/// videos arrive together:
 /// one round shares the devices among them (a video arriving alone would take every idle device at a
 /// growth degree, and the next ones would queue behind it).
-let private blockedImages () =
-    let cost = hunyuan 1.5
+let private blockedImagesAt (slo: float) =
+    let cost = hunyuan slo
     let video i t = request cost i t (Shape.video 960 544 33) 50
     cost,
     [ video 0L 0.0
@@ -48,6 +48,9 @@ let private blockedImages () =
       video 3L 0.0
       request cost 4L 30.0 (Shape.image 960 544) 50
       request cost 5L 31.0 (Shape.image 720 1280) 50 ]
+
+/// At 1.5 · t_ref the second image is late if it waits for a free device.
+let private blockedImages () = blockedImagesAt 1.5
 
 let ``an image that waiting makes late runs on time on a suspended video's devices`` =
     testCase "an image that waiting makes late runs on time on a suspended video's devices" <| fun () ->
@@ -89,16 +92,7 @@ let ``an image that waiting makes late runs on time on a suspended video's devic
         Expect.stringContains segments.[0] (sprintf ":%d@" (List.head x.Segments).Steps) "the first segment's steps"
 
 /// `blockedImages` with generous deadlines (12 · t_ref): the images are on time by waiting for a video's devices.
-let private blockedOnTimeImages () =
-    let cost = hunyuan 12.0
-    let video i t = request cost i t (Shape.video 960 544 33) 50
-    cost,
-    [ video 0L 0.0
-      video 1L 0.0
-      video 2L 0.0
-      video 3L 0.0
-      request cost 4L 30.0 (Shape.image 960 544) 50
-      request cost 5L 31.0 (Shape.image 720 1280) 50 ]
+let private blockedOnTimeImages () = blockedImagesAt 12.0
 
 let ``preemption for latency suspends for an image that is on time by waiting, and only then`` =
     testCase "preemption for latency suspends for an image that is on time by waiting, and only then" <| fun () ->
