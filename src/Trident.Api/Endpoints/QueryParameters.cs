@@ -1,11 +1,12 @@
-// The query parameters a route takes: every /v1 GET route (and DELETE) names each one it does not take in a 400, as
-// strict as the bodies are — a misspelt parameter (limt=5, jobs misspelt on the view's stream) would otherwise be
-// ignored without a word. The event streams take `api_key` (ApiKeys: a browser's EventSource sets no headers); no
+// The query parameters a route takes: every /v1 route (GET, DELETE and POST) names each one it does not take in a 400,
+// as strict as the bodies are — a misspelt parameter (limt=5, jobs misspelt on the view's stream) would otherwise be
+// ignored without a word. The POST routes take none (their fields are the body's): a query parameter there (a client
+// sending ?model=… or ?stream=true instead of in the body) is a 400 before the body is read, and nothing is queued. The event streams take `api_key` (ApiKeys: a browser's EventSource sets no headers); no
 // other route does. /health, /ready and /metrics (probes and scrapers: they answer in every state), the OpenAPI
 // document, /docs and the page at / do not check their query.
 //
 // The check is an endpoint filter that a convention on the group holding every route (CheckQueryParameters, in
-// Program.cs) puts on each /v1 GET and DELETE endpoint, so a route added later is checked without a line of its own
+// Program.cs) puts on each /v1 GET, DELETE and POST endpoint, so a route added later is checked without a line of its own
 // (before, each of 14 handlers called the check by hand). What a route takes is read from its handler: each parameter
 // bound from the query (FromQuery, or a string or parsable value that is not a route parameter, as minimal APIs bind
 // it), and api_key on an event stream. The endpoint carries the list as metadata (QueryParametersMetadata), and its
@@ -51,7 +52,7 @@ internal static class QueryParameters
         });
     }
 
-    /// <summary>Every /v1 GET and DELETE endpoint of <paramref name="builder"/> answers a query parameter its handler does
+    /// <summary>Every /v1 GET, DELETE and POST endpoint of <paramref name="builder"/> answers a query parameter its handler does
     /// not take with a 400 naming it (an endpoint filter, run before the handler), carries the parameters it takes as
     /// <see cref="QueryParametersMetadata"/>, and documents its 400 as the validation problem the filter writes.</summary>
     public static TBuilder CheckQueryParameters<TBuilder>(this TBuilder builder) where TBuilder : IEndpointConventionBuilder
@@ -79,11 +80,11 @@ internal static class QueryParameters
         return builder;
     }
 
-    // a /v1 route answering GET or DELETE
+    // a /v1 route answering GET, DELETE or POST
     private static bool Checked(EndpointBuilder endpoint) =>
         endpoint is RouteEndpointBuilder { RoutePattern.RawText: { } pattern } && pattern.StartsWith("/v1/", StringComparison.Ordinal)
         && endpoint.Metadata.OfType<IHttpMethodMetadata>().LastOrDefault()?.HttpMethods is { } methods
-        && methods.Any(m => HttpMethods.IsGet(m) || HttpMethods.IsDelete(m));
+        && methods.Any(m => HttpMethods.IsGet(m) || HttpMethods.IsDelete(m) || HttpMethods.IsPost(m));
 
     /// <summary>The query parameters an endpoint's handler takes, in its order (as minimal APIs bind them: a parameter
     /// marked FromQuery, or a string or parsable value that is neither a route parameter nor marked for another source),

@@ -5,7 +5,7 @@
 // Each route declares its own metadata where it is mapped: WithName (the operation id), WithSummary,
 // WithDescription, typed results (Results<Ok<T>, …>, which document 200/202 bodies and the 400
 // ValidationProblem) and ProducesProblem for every other error status it can answer (problem+json) — or
-// ProducesValidationProblem where the answer names fields (413 and 415 name `$`, the whole body); a /v1 GET or DELETE
+// ProducesValidationProblem where the answer names fields (413 and 415 name `$`, the whole body); every /v1
 // route's 400 is declared by the query check (QueryParameters). Every problem schema names trace_id, which every
 // problem carries (Problems.Complete). The request and response examples are added here, by operation id (see Apply).
 

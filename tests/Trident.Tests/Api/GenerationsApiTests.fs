@@ -312,11 +312,11 @@ let ``the list routes page through the jobs held, newest first, and name a bad p
         let message = (json twoBad).GetProperty("errors").GetProperty("status").[0].GetString()
         Expect.stringContains message "'done', 'later' are not statuses" message
 
-/// Every /v1 GET route (and the DELETEs) names a query parameter it does not take in a 400, as the lists do; the event
+/// Every /v1 GET route (and the DELETEs and POSTs) names a query parameter it does not take in a 400, as the lists do; the event
 /// streams take `api_key` (a browser's EventSource sets no headers). Before, /v1/view/events?foo=1 and every route but
 /// the lists and /v1/plan/rounds ignored an unknown parameter without a word.
-let ``every /v1 GET route names a query parameter it does not take, and the event streams take api_key`` =
-    testCase "every /v1 GET route names a query parameter it does not take, and the event streams take api_key" <| fun () ->
+let ``every /v1 route names a query parameter it does not take, and the event streams take api_key`` =
+    testCase "every /v1 GET, DELETE and POST route names a query parameter it does not take, and the event streams take api_key" <| fun () ->
         let factory = defaultServer.Value
         let client = readyClient factory
         let job = submit client """{"prompt":"query","width":64,"height":64,"steps":1}"""
@@ -346,6 +346,19 @@ let ``every /v1 GET route names a query parameter it does not take, and the even
             let text = bad.Content.ReadAsStringAsync().Result
             Expect.equal bad.StatusCode HttpStatusCode.BadRequest (sprintf "%s %s?foo=1: %s" m path text)
             Expect.equal (errorsOf bad) (set [ "foo" ]) (sprintf "%s %s: names foo" m path)
+        // every POST route under /v1 takes no query parameter: ?foo=1 is the one error (the body, empty here, is not
+        // read) and nothing is queued — before, the query was ignored and the body's errors (or a job) came back
+        let posts =
+            [ for methods, pattern, _ in routesOf factory.Services do
+                  if pattern.StartsWith "/v1" && List.contains "POST" methods then yield pattern ] |> List.distinct
+        Expect.isGreaterThanOrEqual posts.Length 4 "the POST routes are found"
+        let queuedBefore = (json (get client "/v1/generations?limit=100")).GetProperty("data").GetArrayLength()
+        for pattern in posts do
+            use bad = post client (pattern + "?foo=1") "{}"
+            Expect.equal bad.StatusCode HttpStatusCode.BadRequest (sprintf "POST %s?foo=1: %s" pattern (bad.Content.ReadAsStringAsync().Result))
+            Expect.equal (errorsOf bad) (set [ "foo" ]) (sprintf "POST %s: names foo only" pattern)
+            Expect.stringContains (bad.Content.ReadAsStringAsync().Result) "takes no query parameters" (sprintf "POST %s: says it takes none" pattern)
+        Expect.equal ((json (get client "/v1/generations?limit=100")).GetProperty("data").GetArrayLength()) queuedBefore "nothing was queued"
         // the view's stream: before, ?foo=1 was a stream like any other
         use view = send HttpMethod.Get "/v1/view/events?foo=1&jobs=1"
         Expect.equal view.StatusCode HttpStatusCode.BadRequest "an unknown parameter of the view's stream"
@@ -1032,7 +1045,7 @@ let integrationTests =
             ``the OpenAI-compatible routes take priority and deadline_ms and the video object echoes them``
             ``HEAD answers every GET route as GET does, and event streams stay GET only``
             ``the list routes page through the jobs held, newest first, and name a bad parameter``
-            ``every /v1 GET route names a query parameter it does not take, and the event streams take api_key``
+            ``every /v1 route names a query parameter it does not take, and the event streams take api_key``
             ``every route's declared 400, 404 and 415 schemas name the properties of the answers it sends``
             ``cancelling a queued job cancels it at once, a running one at its next step, and a finished one is a conflict``
             ``server-sent events report each state change and every diffuse step until the final state``
