@@ -70,11 +70,24 @@ public static class EmulatedProfile
     /// profiles is — and 1 for an image model.</summary>
     public static int TemporalCompression(Profile profile) => profile.Video ? 4 : 1;
 
+    /// <summary>The guidance of the real model an emulated pipeline stands for, with diffusers' default scale: FLUX.1-dev
+    /// and HunyuanVideo are guidance-distilled (the scale is a denoiser input, no unconditional pass: a negative prompt
+    /// is not read; FluxPipeline 3.5, HunyuanVideoPipeline 6.0); CogVideoX (CogVideoXPipeline 6.0) and SD3
+    /// (StableDiffusion3Pipeline 7.0) run classifier-free guidance; any other model classifier-free at 3.5.</summary>
+    public static GuidanceSettings Guidance(string model) => model switch
+    {
+        "flux" => new GuidanceSettings(false, 3.5, Embedded: true),
+        "hunyuanvideo" => new GuidanceSettings(false, 6.0, Embedded: true),
+        "cogvideox" => new GuidanceSettings(true, 6.0),
+        "sd3" => new GuidanceSettings(true, 7.0),
+        _ => new GuidanceSettings(true, 3.5),
+    };
+
     /// <summary>The manifest an emulated pipeline of <paramref name="profile"/> presents to the API: name
     /// <c>{model}-emulated</c>, the profile's model, image or video as the profile says, sizes from the
     /// smallest to the largest side the profile measured (multiples of 16), its frame counts and its VAE's temporal
     /// compression (<see cref="TemporalCompression"/>: a video has 4k + 1 frames, as the real model needs), its default steps,
-    /// classifier-free guidance (default 3.5), a byte tokenizer of 512 tokens (the profile's embedding length).
+    /// the real model's guidance (<see cref="Guidance"/>), a byte tokenizer of 512 tokens (the profile's embedding length).
     /// The stage files it names do not exist: nothing loads them.</summary>
     public static PipelineManifest Manifest(Profile profile)
     {
@@ -96,7 +109,7 @@ public static class EmulatedProfile
             ByteTokenizerSettings.WithDefaults(512),
             new LatentSettings(16, 8, TemporalCompression(profile), 1.0, 0.0),
             new FlowEulerSettings(1000, profile.DefaultSteps, 3.0),
-            new GuidanceSettings(true, 3.5),
+            Guidance(model),
             new SizeConstraint(multiple, minSide, maxSide, minSide, maxSide, shapes.Min(s => s.Frames), shapes.Max(s => s.Frames)));
     }
 }

@@ -390,9 +390,29 @@ let ``an emulated server's answers state the size of the file they return (a pla
             Expect.equal notVideo.StatusCode HttpStatusCode.NotFound (sprintf "%s: %s" path (notVideo.Content.ReadAsStringAsync().Result))
             Expect.stringContains (notVideo.Content.ReadAsStringAsync().Result) "images are at /v1/generations/" "says where images are"
 
+/// An emulated pipeline presents the real model's guidance: guidance-distilled FLUX.1-dev and HunyuanVideo take the scale
+/// as an input and read no negative prompt (before, every emulated manifest declared classifier-free guidance at 3.5,
+/// so an emulated flux server accepted a negative prompt the real model ignores); CogVideoX and SD3 run it.
+let ``an emulated pipeline presents the real model's guidance`` =
+    testCase "an emulated pipeline presents the real model's guidance" <| fun () ->
+        let guidance (p: Profile) = (EmulatedProfile.Manifest p).Guidance
+        for p, scale in [ ReferenceProfiles.flux, 3.5; ReferenceProfiles.hunyuanvideo, 6.0 ] do
+            let g = guidance p
+            Expect.isFalse g.ClassifierFree (p.Model.Value + ": no unconditional pass")
+            Expect.isTrue g.Embedded (p.Model.Value + ": the scale is the denoiser's input")
+            Expect.equal g.DefaultScale scale (p.Model.Value + ": diffusers' default scale")
+            Expect.isTrue g.Accepted (p.Model.Value + ": a request may set the scale")
+            Expect.isSome (Option.ofObj (g.NegativePromptUnused(Nullable(), "guidance", p.Model.Value))) (p.Model.Value + ": a negative prompt would not be read")
+        for p, scale in [ ReferenceProfiles.cogvideox, 6.0; ReferenceProfiles.sd3, 7.0 ] do
+            let g = guidance p
+            Expect.isTrue g.ClassifierFree (p.Model.Value + ": classifier-free guidance")
+            Expect.equal g.DefaultScale scale (p.Model.Value + ": diffusers' default scale")
+            Expect.isNone (Option.ofObj (g.NegativePromptUnused(Nullable(), "guidance", p.Model.Value))) (p.Model.Value + ": the negative prompt is read")
+
 [<Tests>]
 let unitTests =
     testList "unit" [ testList "EmulatedDeviceTests" [
+        ``an emulated pipeline presents the real model's guidance``
         ``a scaled profile multiplies every latency and keeps memory and transfer sizes``
         ``an emulated task's duration is the scaled cost model's prediction``
         ``emulated stages hand real bytes on and decode a placeholder pattern that depends on prompt and seed``
