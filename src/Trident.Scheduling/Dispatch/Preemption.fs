@@ -413,8 +413,8 @@ module Preemption =
             let taken = System.Collections.Generic.HashSet<RequestId>()
             // devices an earlier suspension of this call gave to its urgent request
             let used = System.Collections.Generic.HashSet<DeviceId>()
-            // waiting: each option started when a group of its type and degree frees up; only a request that misses
-            // its deadline by waiting is urgent
+            // waiting: each option started when a group of its type and degree frees up (f_u^wait; a request that misses
+            // its deadline by waiting is late)
             let waitingFinish =
                 ordered
                 |> Seq.choose (fun u ->
