@@ -212,6 +212,13 @@ module Preemption =
     /// (all of it for a decode of one tile: an image's) — and 0 when none runs then. Pure.
     let decodeWaitBound (booked: BookedDecode list) (ready: float<s>) : float<s> = fst (insertionPoint booked ready) - ready
 
+    /// The most suspensions (or decode pauses) a victim may already have for `urgent` to take its devices, `urgent`
+    /// finishing at `fWait` by waiting: `MaxSuspensions`, less one when `urgent` is on time by waiting — a suspension or
+    /// pause for latency only keeps one of the bound for a request that waiting makes late (the bound is spent on
+    /// deadlines first; docs/policies.md, "Preemption for latency").
+    let private boundFor (settings: PreemptionSettings) (urgent: Request) (fWait: float<s>) =
+        if fWait <= urgent.Deadline then settings.MaxSuspensions - 1 else settings.MaxSuspensions
+
     /// Decode preemption on one decode device. `urgent`'s decode (of `duration` seconds, peak
     /// activation `activation`) is ready at `ready` and would finish at `fWait` if it waited for a gap;
     /// `booked` are the decodes on the device that end after `ready` (time order) and `headroom` the
@@ -226,8 +233,7 @@ module Preemption =
         if settings.DecodeTileFrames <= 0 || settings.MaxSuspensions <= 0 || (fWait <= urgent.Deadline && not settings.ForLatency) then None
         else
             let at, paused = insertionPoint booked ready
-            // a pause for latency only (waiting is on time) keeps one pause of the bound for a decode waiting makes late
-            let budget = if fWait <= urgent.Deadline then settings.MaxSuspensions - 1 else settings.MaxSuspensions
+            let budget = boundFor settings urgent fWait
             let fits =
                 match paused with
                 | Some b -> b.Pauses < budget && b.Activation + activation <= headroom
@@ -348,8 +354,27 @@ module Preemption =
                     groupFree.[struct (t, k)] <- v
                     v
             let ordered = Admissible.byUrgency rd s.Queue
-            // the most urgent requests that miss their deadline by waiting (below): the cut comes after that test,
-            // so higher-priority requests with slack to spare do not take every place of the cut
+            // waiting: each option started when a group of its type and degree frees up (f_u^wait; a request that misses
+            // its deadline by waiting is late)
+            let waitingFinish =
+                ordered
+                |> Seq.choose (fun u ->
+                    match Admissible.options rd u with
+                    | [] -> None
+                    | opts -> Some(u, opts |> List.map (fun o -> whenFree o.Type o.Degree + (o.Finish - s.Now)) |> List.min))
+                |> Array.ofSeq
+            let late = waitingFinish |> Array.filter (fun (u, fWait) -> fWait > u.Deadline)
+            // deadlines first: with ForLatency every waiting request is a candidate, but only while none misses its
+            // deadline by waiting (a suspension for latency spends the victim's bound that a late request may need)
+            // before the round, latency candidates only: a late request is the round's to place first, and after it
+            // preemption's (weighing them before the round suspended for requests the round would have started on
+            // time elsewhere: unit.PreemptionTests' mixed batches at 0.30 req/s, attainment 0.937 → 0.883)
+            // the cut (CandidatesPerRound) comes after the lateness test, so higher-priority requests with slack to spare
+            // do not take every place of the cut
+            let urgent =
+                (if settings.ForLatency && late.Length = 0 then waitingFinish elif beforeRound then [||] else late)
+                |> Seq.truncate settings.CandidatesPerRound
+                |> List.ofSeq
             // the waiting requests that are on time by waiting, and the devices they wait for (`held`): a list
             // schedule in urgency order over the primary devices' free times — each request takes the k devices of
             // one node that let its best option finish first, and when that finish is on time, those devices are
@@ -364,7 +389,8 @@ module Preemption =
             let freeAt = primaryByNode ()
             for (_, devs) in freeAt do
                 Array.sortInPlaceWith byFree devs
-            for r in ordered do
+            // (nothing to hold for when no request is a candidate: the call before each round mostly has none)
+            for r in (if urgent.IsEmpty then [] else ordered) do
                 // the option and node whose group finishes r first (the first such in option, then node order)
                 let mutable best = ValueNone
                 for o in Admissible.options rd r do
@@ -413,30 +439,9 @@ module Preemption =
             let taken = System.Collections.Generic.HashSet<RequestId>()
             // devices an earlier suspension of this call gave to its urgent request
             let used = System.Collections.Generic.HashSet<DeviceId>()
-            // waiting: each option started when a group of its type and degree frees up (f_u^wait; a request that misses
-            // its deadline by waiting is late)
-            let waitingFinish =
-                ordered
-                |> Seq.choose (fun u ->
-                    match Admissible.options rd u with
-                    | [] -> None
-                    | opts -> Some(u, opts |> List.map (fun o -> whenFree o.Type o.Degree + (o.Finish - s.Now)) |> List.min))
-                |> Array.ofSeq
-            let late = waitingFinish |> Array.filter (fun (u, fWait) -> fWait > u.Deadline)
-            // deadlines first: with ForLatency every waiting request is a candidate, but only while none misses its
-            // deadline by waiting (a suspension for latency spends the victim's bound that a late request may need)
-            // before the round, latency candidates only: a late request is the round's to place first, and after it
-            // preemption's (weighing them before the round suspended for requests the round would have started on
-            // time elsewhere: unit.PreemptionTests' mixed batches at 0.30 req/s, attainment 0.937 → 0.883)
-            let urgent =
-                (if settings.ForLatency && late.Length = 0 then waitingFinish elif beforeRound then [||] else late)
-                |> Seq.truncate settings.CandidatesPerRound
-                |> List.ofSeq
             [ for (u, fWait) in urgent do
                       let vWait = value s.Settings u fWait
-                      // a suspension for latency only (u on time by waiting) keeps one suspension of the victim's bound for
-                      // a request that waiting makes late: the bound is spent on deadlines first
-                      let budget = if fWait <= u.Deadline then settings.MaxSuspensions - 1 else settings.MaxSuspensions
+                      let budget = boundFor settings u fWait
                       // what any plan for u on a victim's devices must satisfy (a plan that cannot use them is no
                       // candidate): the victim's devices are of one of u's option types, and u's diffuse there ends
                       // no earlier than `at` + its shortest diffuse over every degree — the bound below
