@@ -312,6 +312,13 @@ module Evaluation =
         | "paper" -> r.Point.Workload.Name + "-paper-rate"
         | _ -> r.Point.Workload.Name
 
+    /// The headline table's header rows for `policy` (Trident or Trident-preempt): the columns of `headlineRow`.
+    let private headlineHeader (policy: string) =
+        [ row [ "workload"; "rate req/s"; "offered load"; "common set"; policy + " attainment"; "B1 attainment (default k)"; "best other attainment"
+                policy + " mean / P95 s (common)"; "B1 mean / P95 s (common)"; "lowest other mean / P95 s (common)"; policy + " P50 / P95 s (all)"
+                "attainment ≥ every other"; "mean and P95 ≤ every other" ]
+          "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---|---|" ]
+
     /// One headline line: attainment and fair latencies of `policy` (Trident or Trident-preempt), B1 (default degree)
     /// and the best baseline.
     let private headlineRow (policy: string) (r: EvalResult) =
@@ -397,8 +404,7 @@ module Evaluation =
             // headline
             add "## Headline"
             add ""
-            add "| workload | rate req/s | offered load | common set | Trident attainment | B1 attainment (default k) | best other attainment | Trident mean / P95 s (common) | B1 mean / P95 s (common) | lowest other mean / P95 s (common) | Trident P50 / P95 s (all) | attainment ≥ every other | mean and P95 ≤ every other |"
-            add "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---|---|"
+            headlineHeader "Trident" |> List.iter add
             for r in detailed do
                 headlineRow "Trident" r |> Option.iter add
             add ""
@@ -408,8 +414,7 @@ module Evaluation =
             if not preempting.IsEmpty then
                 add "With step-boundary preemption (Trident-preempt: Trident that suspends a running diffuse at a denoising-step boundary when the objective gains — for deadlines and, by default, for latency; docs/policies.md, \"Preemption\"), against the same baselines:"
                 add ""
-                add "| workload | rate req/s | offered load | common set | Trident-preempt attainment | B1 attainment (default k) | best other attainment | Trident-preempt mean / P95 s (common) | B1 mean / P95 s (common) | lowest other mean / P95 s (common) | Trident-preempt P50 / P95 s (all) | attainment ≥ every other | mean and P95 ≤ every other |"
-                add "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---|---|"
+                headlineHeader Baselines.PreemptName |> List.iter add
                 for r in preempting do
                     headlineRow Baselines.PreemptName r |> Option.iter add
                 add ""
