@@ -17,6 +17,9 @@
 # scripts/gpu-check.sh`: the script then unpacks the .NET runtime, the built test output and ONNX Runtime's CUDA
 # provider into /tmp/trident-kit instead of building, finds the CUDA libraries the provider links (cudart, cuBLAS,
 # cuBLASLt, cuRAND, cuDNN — e.g. the ones PyTorch's wheels bring) and puts their folders on LD_LIBRARY_PATH.
+# CHECKS picks the parts to run (default: all but measure-live): tests (the "cuda" tests), profile, bench, serve
+# (serve + loadgen), measure-live (scripts/measure-live.sh's batching on / off pair on the CUDA devices; also turned on
+# by MEASURE_LIVE=1), cpu (the CPU part) — e.g. CHECKS="tests measure-live" when device time is short.
 # STEP_TIMEOUT (seconds, default 240) bounds each step; BENCH_MAX_RUNS (default 80) caps `bench runtime`'s pairs;
 # LOADGEN_SECONDS (default 60) and READY_TIMEOUT (default 180) bound the serving part.
 #
@@ -77,48 +80,56 @@ cpu_part() {
   step profile-cpu trident profile --pipeline tiny --shapes 256x256,512x512,1024x1024 --degrees 1 --steps 2 --repeats 2 --device cpu --out "$dir/profile-cpu.json"
   step bench-runtime-cpu trident bench runtime --pipeline tiny --device cpu --max-runs "${BENCH_MAX_RUNS:-80}"
 }
+checks="${CHECKS:-tests profile bench serve cpu}"
+[ "${MEASURE_LIVE:-0}" = 1 ] && checks="$checks measure-live"
+wants() { case " $checks " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 finish() { [ "$failed" = 0 ] && say "result: ok$1" || say "result: FAILED"; exit "$failed"; }
 
 gpus=0
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then gpus="$(nvidia-smi -L | grep -c '^GPU ')"; fi
 if [ "$gpus" = 0 ]; then
   say "cuda: no CUDA device (nvidia-smi $(command -v nvidia-smi >/dev/null && echo 'finds no GPU' || echo 'is not installed'))"
-  cpu_part
+  wants cpu && cpu_part
   finish " (CPU only)"
 fi
 say "cuda: $gpus device(s)"
 nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv 2>&1 | tee -a "$results"
 
-step tests-cuda run_tests --filter cuda --no-spinner --summary
-step profile-cuda trident profile --pipeline tiny --shapes 256x256,512x512,1024x1024 --degrees 1 --steps 4 --repeats 3 --device cuda:0 --out "$dir/profile-cuda0.json"
-step bench-runtime-cuda trident bench runtime --pipeline tiny --device cuda:0 --max-runs "${BENCH_MAX_RUNS:-80}"
+say "checks: $checks"
+wants tests && step tests-cuda run_tests --filter cuda --no-spinner --summary
+wants profile && step profile-cuda trident profile --pipeline tiny --shapes 256x256,512x512,1024x1024 --degrees 1 --steps 4 --repeats 3 --device cuda:0 --out "$dir/profile-cuda0.json"
+wants bench && step bench-runtime-cuda trident bench runtime --pipeline tiny --device cuda:0 --max-runs "${BENCH_MAX_RUNS:-80}"
 
-port=18080
-log="$dir/serve-cuda.log"
-say "== serve-cuda: trident serve --urls http://127.0.0.1:$port --Trident:Devices:Kind cuda --Trident:Devices:Count $gpus"
-trident serve --urls "http://127.0.0.1:$port" --Trident:Devices:Kind cuda --Trident:Devices:Count "$gpus" > "$log" 2>&1 &
-server=$!
-ready=0
-for _ in $(seq 1 "${READY_TIMEOUT:-180}"); do
-  if curl -fs "http://127.0.0.1:$port/ready" >/dev/null 2>&1; then ready=1; break; fi
-  kill -0 "$server" 2>/dev/null || break
-  sleep 1
-done
-if [ "$ready" = 1 ]; then
-  curl -fs "http://127.0.0.1:$port/v1/cluster" >> "$results"; echo >> "$results"
-  step loadgen-cuda trident loadgen --workload tiny-poisson --url "http://127.0.0.1:$port" --duration "${LOADGEN_SECONDS:-60}" --out "$dir/loadgen-cuda.csv"
-  curl -fs "http://127.0.0.1:$port/metrics" | grep -E '^trident_(device|requests_total|slo_attainment|stage_latency_seconds_(sum|count)|request_latency_seconds_(sum|count))' | head -60 >> "$results"
-else
-  say "== serve-cuda: FAILED (not ready; see $log)"; failed=1
-fi
-tail -30 "$log" >> "$results"
-kill "$server" 2>/dev/null; wait "$server" 2>/dev/null
+serve_part() {
+  port=18080
+  log="$dir/serve-cuda.log"
+  say "== serve-cuda: trident serve --urls http://127.0.0.1:$port --Trident:Devices:Kind cuda --Trident:Devices:Count $gpus"
+  trident serve --urls "http://127.0.0.1:$port" --Trident:Devices:Kind cuda --Trident:Devices:Count "$gpus" > "$log" 2>&1 &
+  server=$!
+  ready=0
+  for _ in $(seq 1 "${READY_TIMEOUT:-180}"); do
+    if curl -fs "http://127.0.0.1:$port/ready" >/dev/null 2>&1; then ready=1; break; fi
+    kill -0 "$server" 2>/dev/null || break
+    sleep 1
+  done
+  if [ "$ready" = 1 ]; then
+    curl -fs "http://127.0.0.1:$port/v1/cluster" >> "$results"; echo >> "$results"
+    step loadgen-cuda trident loadgen --workload tiny-poisson --url "http://127.0.0.1:$port" --duration "${LOADGEN_SECONDS:-60}" --out "$dir/loadgen-cuda.csv"
+    curl -fs "http://127.0.0.1:$port/metrics" | grep -E '^trident_(device|requests_total|slo_attainment|stage_latency_seconds_(sum|count)|request_latency_seconds_(sum|count))' | head -60 >> "$results"
+  else
+    say "== serve-cuda: FAILED (not ready; see $log)"; failed=1
+  fi
+  tail -30 "$log" >> "$results"
+  kill "$server" 2>/dev/null; wait "$server" 2>/dev/null
+}
+wants serve && serve_part
 # MEASURE_LIVE=1: scripts/measure-live.sh on the CUDA devices (batching on vs off at one fixed rate; SIZE, RATE, COUNT,
 # DURATION, PARTS and PAIRS pass through to it; one pair by default here, device time being short). The rate must be
 # above both servers' capacities for the ratio to measure the batches (its default, 80 req/s, is for the CPU devices).
-if [ "${MEASURE_LIVE:-0}" = 1 ]; then
+if wants measure-live; then
   step measure-live-cuda env TRIDENT_HOME="$here" TRIDENT="dotnet $bin/trident.dll" \
     SERVE_ARGS="--Trident:Devices:Kind cuda --Trident:Devices:Count $gpus" PARTS="${PARTS:-batching}" PAIRS="${PAIRS:-1}" scripts/measure-live.sh
+  for f in /tmp/trident-measure-live-*.log; do [ -f "$f" ] && { say "-- tail of $f"; tail -15 "$f" >> "$results"; }; done
 fi
-cpu_part
+wants cpu && cpu_part
 finish ""

@@ -333,7 +333,8 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
         (long)(d.Cuda.MemoryLimitGb * 1e9),
         Enum.Parse<CudaArenaExtendStrategy>(d.Cuda.ArenaExtendStrategy, ignoreCase: true),
         Enum.Parse<CudnnConvAlgoSearch>(d.Cuda.CudnnConvAlgoSearch, ignoreCase: true),
-        d.Cuda.UseCopyStream);
+        d.Cuda.UseCopyStream,
+        d.Cuda.UseTf32);
 
     /// <summary>The cost model's settings from the options.</summary>
     public static CostSettings CostSettings(TridentOptions o) =>

@@ -1,14 +1,14 @@
 // How a session is created: the execution provider of its device, as a value, and the session-wide settings.
 //
 // Design note. A device's provider is configuration (style rule 19): `Cpu(intraOpThreads)` or
-// `Cuda(deviceId, memoryLimitBytes, arenaExtendStrategy, cudnnConvAlgoSearch, useCopyStream)`, and each value
+// `Cuda(deviceId, memoryLimitBytes, arenaExtendStrategy, cudnnConvAlgoSearch, useCopyStream, useTf32)`, and each value
 // knows how to append itself to ORT's SessionOptions. No `if` on the device kind elsewhere.
 // - CPU: intra-op spinning is off by default (`session.intra_op.allow_spinning` = 0): CPU slots share the
 //   machine's cores, and spinning threads of one session steal the time slices of the others — measured here
 //   with other work on the 2 cores, a 2-thread denoiser session took 685–711 ms for 8 steps at 256² with
 //   spinning and 320–390 ms without.
 // - CUDA: OrtCUDAProviderOptions with the keys ORT documents (device_id, gpu_mem_limit, arena_extend_strategy,
-//   cudnn_conv_algo_search, do_copy_in_default_stream). Appending it loads libonnxruntime_providers_cuda.so,
+//   cudnn_conv_algo_search, do_copy_in_default_stream, use_tf32). Appending it loads libonnxruntime_providers_cuda.so,
 //   which links the CUDA 13 libraries; on a machine without them ORT throws at append time, and that is turned
 //   into an ExecutionProviderException naming the device and the libraries that did not load.
 
@@ -85,12 +85,16 @@ public abstract record ExecutionProvider
     /// <param name="ArenaExtendStrategy">How the arena grows.</param>
     /// <param name="ConvAlgoSearch">cuDNN convolution algorithm search.</param>
     /// <param name="UseCopyStream">Copies on their own stream (do_copy_in_default_stream = 0) rather than the compute stream.</param>
+    /// <param name="UseTf32">float32 matrix products and convolutions in TensorFloat-32 on Ampere and later (ORT's use_tf32,
+    /// default on): faster, with a 10-bit mantissa in the products, so results differ from full float32 by about 1e-3
+    /// (relative) and may differ between batch sizes.</param>
     public sealed record Cuda(
         int DeviceId,
         long MemoryLimitBytes = 0,
         CudaArenaExtendStrategy ArenaExtendStrategy = CudaArenaExtendStrategy.NextPowerOfTwo,
         CudnnConvAlgoSearch ConvAlgoSearch = CudnnConvAlgoSearch.Exhaustive,
-        bool UseCopyStream = false) : ExecutionProvider
+        bool UseCopyStream = false,
+        bool UseTf32 = true) : ExecutionProvider
     {
         /// <summary>The libraries ORT's CUDA provider loads (it links CUDA 13; cuDNN 9 is loaded at run time).</summary>
         public static IReadOnlyList<string> RequiredLibraries { get; } =
@@ -102,8 +106,15 @@ public abstract record ExecutionProvider
         /// <inheritdoc />
         public override ExecutionProvider WithThreads(int threads) => this;
 
-        /// <summary>ORT's provider option keys and values for this configuration.</summary>
-        public Dictionary<string, string> ProviderOptions() => new()
+        /// <summary>ORT's provider option keys and values for this configuration (use_tf32 only when off: ORT's default is on).</summary>
+        public Dictionary<string, string> ProviderOptions()
+        {
+            var options = ProviderOptionsWithDefaults();
+            if (!UseTf32) options["use_tf32"] = "0";
+            return options;
+        }
+
+        private Dictionary<string, string> ProviderOptionsWithDefaults() => new()
         {
             ["device_id"] = DeviceId.ToString(CultureInfo.InvariantCulture),
             ["gpu_mem_limit"] = (MemoryLimitBytes > 0 ? MemoryLimitBytes : long.MaxValue).ToString(CultureInfo.InvariantCulture),
