@@ -772,4 +772,7 @@ let cudaTests =
             let m = Trident.Runtime.Devices.DeviceMemory.Cuda 0
             Expect.isGreaterThan m.TotalBytes 0L "total"
             Expect.isLessThanOrEqual m.FreeBytes m.TotalBytes "free <= total"
-    ] ]
+    // One at a time: run in parallel (Expecto's default), one test's session creation failed once on the H200 with CUDA
+    // error 900, "operation not permitted when stream is capturing" (cudaDeviceSynchronize in ORT's CUDA provider),
+    // while another test's runs were on the device (2026-12-04, docs/gpu-check/).
+    ] |> testSequenced ]
