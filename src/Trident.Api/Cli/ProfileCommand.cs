@@ -36,36 +36,26 @@ public static class ProfileCommand
             { Pipeline, Out, Shapes, Frames, Degrees, Steps, Repeats, Batches, Device };
         // the shapes, the pipeline and --out checked while parsing, so that their problems come in the same error as
         // the values that did not parse (--steps 0 and a shape the pipeline does not take: both named)
-        c.Validators.Add(result =>
-        {
-            var errors = new CliErrors();
-            Read(
-                o => result.TryGet(o, out var v) ? v : null,
-                o => result.TryGet(o, out var v) ? v ?? [] : [],
-                o => result.TryGet(o, out var v) ? v : null,
-                errors);
-            result.AddErrors(errors);
-        });
+        c.Check((args, errors) => Read(args, errors));
         return c.With(Run);
     }
 
-    /// <summary>The pipeline and the profiler's options from the values of the options (null, or an empty list, for
-    /// one whose value did not parse: left out of the checks, as the parser reports it); every problem of the values
-    /// that parsed — a bad shape, a pipeline that cannot be read, options the pipeline does not take, an --out that
-    /// cannot be written — goes to <paramref name="errors"/>.</summary>
-    private static (string Directory, ProfilerOptions Options) Read(Func<Option<string>, string?> text,
-        Func<Option<IReadOnlyList<int>>, IReadOnlyList<int>> ints, Func<Option<int>, int?> integer, CliErrors errors)
+    /// <summary>The pipeline and the profiler's options from the values of the options (in a validator, a value that
+    /// did not parse reads as its default, and the errors naming it are dropped: OptionValues); every problem of the
+    /// values — a bad shape, a pipeline that cannot be read, options the pipeline does not take, an --out that cannot be
+    /// written — goes to <paramref name="errors"/>.</summary>
+    private static (string Directory, ProfilerOptions Options) Read(OptionValues args, CliErrors errors)
     {
-        var pipelineArg = text(Pipeline) ?? "";
-        var output = text(Out);
-        var shapesText = text(Shapes);
+        var pipelineArg = args.Text(Pipeline);
+        var output = args.Get(Out);
+        var shapesText = args.Get(Shapes);
         List<(int Height, int Width)> sizes = shapesText is null ? [] : [.. ShapeOption.Parse(shapesText, withFrames: false, errors).Select(s => (s.Height, s.Width))];
-        var frames = ints(Frames);
-        var degrees = ints(Degrees);
-        var steps = integer(Steps);
-        var repeats = integer(Repeats);
-        var batches = ints(Batches);
-        var device = text(Device) ?? "";
+        var frames = args.Get(Frames) ?? [];
+        var degrees = args.Get(Degrees) ?? [];
+        var steps = args.Get(Steps);
+        var repeats = args.Get(Repeats);
+        var batches = args.Get(Batches) ?? [];
+        var device = args.Text(Device);
         var (directory, manifest) = PipelineOption.Load(pipelineArg, errors);
         if (manifest is not null)
         {
@@ -79,8 +69,8 @@ public static class ProfileCommand
         {
             Shapes = [.. sizes.SelectMany(s => frames.Select(f => new Shape(s.Height, s.Width, f)))],
             Degrees = degrees,
-            Steps = steps ?? 1, // a placeholder for a value that did not parse (its errors are dropped)
-            Repeats = repeats ?? 1,
+            Steps = steps,
+            Repeats = repeats,
             Batches = batches,
             Command = string.Create(CultureInfo.InvariantCulture,
                 $"trident profile --pipeline {pipelineArg} --shapes {string.Join(',', sizes.Select(s => $"{s.Height}x{s.Width}"))} --frames {string.Join(',', frames)} --degrees {string.Join(',', degrees)} --steps {steps} --repeats {repeats} --batches {string.Join(',', batches)} --device {device}"),
@@ -95,7 +85,7 @@ public static class ProfileCommand
     private static async Task<int> Run(ParseResult args, CancellationToken ct)
     {
         var errors = new CliErrors();
-        var (directory, read) = Read(o => args.GetValue(o), o => args.Ints(o), o => args.GetValue(o), errors);
+        var (directory, read) = Read(OptionValues.Of(args), errors);
         errors.ThrowIfAny();
         var output = args.Text(Out);
         var provider = DeviceOption.Parse(args.Text(Device))!;

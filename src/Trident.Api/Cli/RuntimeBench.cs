@@ -52,29 +52,22 @@ internal static class RuntimeBench
             { Pipeline, Runs, MaxRuns, Width, Height, Frames, Steps, Threads, Device, Guidance };
         // the request checked against the pipeline's manifest while parsing, so that its problems come in the same
         // error as the values that did not parse (--steps 0 and a width the pipeline does not take: both named)
-        c.Validators.Add(result =>
-        {
-            int? Value(Option<int> o) => result.TryGet(o, out var v) ? v : null;
-            T? Given<T>(Option<T> o) where T : struct => result.GetResult(o) is not null && result.TryGet(o, out var v) ? v : null;
-            var errors = new CliErrors();
-            Read(result.TryGet(Pipeline, out var pipeline) ? pipeline ?? "" : "", Value(Runs), Value(MaxRuns), Value(Width), Value(Height), Value(Frames),
-                Given(Steps), Given(Threads), Given(Guidance), errors);
-            result.AddErrors(errors);
-        });
+        c.Check((args, errors) => Read(args, errors));
         return c.With(Run);
     }
 
-    /// <summary>The pipeline directory and the request from the options' values (null: left out where the option has
-    /// no default, or not parsed — a placeholder then, whose problems the caller drops as the parser reports the value);
-    /// every problem goes to <paramref name="errors"/>: a pipeline that cannot be read, --max-runs under --runs, a
-    /// request the manifest refuses, a pipeline the raw-call baseline cannot replay.</summary>
-    private static (string Directory, GenerationRequest Request) Read(string pipelineArg, int? runs, int? maxRuns, int? width, int? height, int? frames,
-        int? steps, int? threads, double? guidance, CliErrors errors)
+    /// <summary>The pipeline directory and the request from the options' values (in a validator, a value that did not
+    /// parse reads as its default, and the errors naming it are dropped: OptionValues); every problem goes to
+    /// <paramref name="errors"/>: a pipeline that cannot be read, --max-runs under --runs, a request the manifest
+    /// refuses, a pipeline the raw-call baseline cannot replay.</summary>
+    private static (string Directory, GenerationRequest Request) Read(OptionValues args, CliErrors errors)
     {
-        var (directory, manifest) = PipelineOption.Load(pipelineArg, errors);
-        if (runs is { } r && maxRuns is { } m && m < r) errors.Add($"--max-runs: must be at least --runs ({r})");
-        var request = new GenerationRequest("a red fox in the snow", null, width ?? 256, height ?? 256, frames ?? 1,
-            steps ?? manifest?.Sampler.DefaultSteps ?? 1, 42, guidance, threads ?? Environment.ProcessorCount);
+        var (directory, manifest) = PipelineOption.Load(args.Text(Pipeline), errors);
+        // --runs as given and parsed, or its default; a --runs that did not parse is not compared (the parser names it)
+        var runs = args.Given(Runs) ? args.Maybe(Runs) : args.Get(Runs);
+        if (runs is { } r && args.Get(MaxRuns) is var m && m < r) errors.Add($"--max-runs: must be at least --runs ({r})");
+        var request = new GenerationRequest("a red fox in the snow", null, args.Get(Width), args.Get(Height), args.Get(Frames),
+            args.Maybe(Steps) ?? manifest?.Sampler.DefaultSteps ?? 1, 42, args.Maybe(Guidance), args.Maybe(Threads) ?? Environment.ProcessorCount);
         if (manifest is null) return (directory, request);
         foreach (var e in Generation.Validate(manifest, request)) errors.Add($"--{e.Path}: {e.Message}");
         // The raw-call baseline replays one encoder and a three-input denoiser; SDXL's second encoder, pooled
@@ -89,10 +82,7 @@ internal static class RuntimeBench
         var errors = new CliErrors();
         var runs = args.GetValue(Runs);
         var maxRuns = args.GetValue(MaxRuns);
-        var width = args.GetValue(Width);
-        var height = args.GetValue(Height);
-        var frames = args.GetValue(Frames);
-        var (directory, request) = Read(args.Text(Pipeline), runs, maxRuns, width, height, frames, args.Maybe(Steps), args.Maybe(Threads), args.Maybe(Guidance), errors);
+        var (directory, request) = Read(OptionValues.Of(args), errors);
         errors.ThrowIfAny();
         var threads = request.IntraOpThreads;
         var steps = request.Steps;
@@ -153,7 +143,7 @@ internal static class RuntimeBench
         var servingMs = Median(servingTimes);
         var diffs = rawTimes.Zip(servingTimes, (r, s) => s - r.Total).ToList();
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"bench runtime: {pipeline.Manifest.Name} {width}x{height}x{frames}, {steps} steps, guidance {guidanceUsed:0.###}, {provider}, ONNX Runtime {OrtEnvironment.Version}, {rawTimes.Count} pairs interleaved"));
+            $"bench runtime: {pipeline.Manifest.Name} {request.Width}x{request.Height}x{request.Frames}, {steps} steps, guidance {guidanceUsed:0.###}, {provider}, ONNX Runtime {OrtEnvironment.Version}, {rawTimes.Count} pairs interleaved"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"  medians: raw InferenceSession {rawMs:F2} ms, serving path {servingMs:F2} ms"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
