@@ -202,7 +202,8 @@ public static class Profiler
             ? "; decode: the VAE, the frames and the image file"
             : "; decode: the VAE and the frames (the image file is host work beside the device, not timed)";
         if (measureBatches)
-            source += $"; batch points: batches of {string.Join(", ", batchSizes)} requests of one shape as one run, median of {options.Repeats} after a warm-up, the sizes timed in turn";
+            source += $"; batch points: batches of {string.Join(", ", batchSizes)} requests of one shape as one run, median of {options.Repeats} after a warm-up, "
+                + (gpu is null ? "the sizes timed in turn" : "each size's runs one after the other");
 
         StageProfile StageOf(StageModel model, List<ProfilePoint> points, List<BatchPoint> batches) =>
             new(WeightBytes(pipeline.ModelPath(model)) / 1e9, false, ListModule.OfSeq(points), ListModule.OfSeq(batches));
@@ -234,10 +235,11 @@ public static class Profiler
     }
 
     // The batch points of one shape: each stage on one fresh session, every batch size run once to warm up, then the
-    // sizes timed in turn, `repeats` rounds of one run each (diffuse at every degree, per step). Interleaved rather
-    // than all runs of one size before the next, so a change in the machine's speed while a stage is measured (another
-    // process, the clock) lands on every size alike instead of on the ratio f(b) = t(b) / t(1) that decides whether
-    // a batch pays (CostModel.bestBatch, a threshold of 1.2× the requests per device-second).
+    // sizes timed in turn, `repeats` rounds of one run each (diffuse at every degree, per step). On a CPU device
+    // interleaved rather than all runs of one size before the next, so a change in the machine's speed while a stage is
+    // measured (another process, the clock) lands on every size alike instead of on the ratio f(b) = t(b) / t(1) that
+    // decides whether a batch pays (CostModel.bestBatch, a threshold of 1.2× the requests per device-second); on a GPU
+    // one size after the other (TimeSizes).
     private static void MeasureBatches(LoadedPipeline pipeline, ProfilerOptions options, Shape shape, int[] sizes, double guidance, bool guided,
         List<BatchPoint> encode, List<BatchPoint> diffuse, List<BatchPoint> decode, CancellationToken ct)
     {
@@ -245,7 +247,7 @@ public static class Profiler
         var latents = new Dictionary<int, Latents>();
         using (var fresh = pipeline.Reopen())
         {
-            var seconds = TimeInterleaved(options.Repeats, 1, sizes, b =>
+            var seconds = TimeSizes(pipeline, options.Repeats, 1, sizes, b =>
             {
                 string[]? negatives = guided ? Enumerable.Repeat("", b).ToArray() : null;
                 embeddings[b] = new EncodeExecutor(fresh).Encode(Enumerable.Repeat(Prompt, b).ToArray(), negatives, 1, ct);
@@ -255,7 +257,7 @@ public static class Profiler
         foreach (var k in options.Degrees)
         {
             using var fresh = pipeline.Reopen();
-            var seconds = TimeInterleaved(options.Repeats, options.Steps, sizes, b =>
+            var seconds = TimeSizes(pipeline, options.Repeats, options.Steps, sizes, b =>
             {
                 var seeds = Enumerable.Range(0, b).Select(i => (ulong)i).ToArray();
                 var settings = new DiffuseSettings(shape.Width, shape.Height, shape.Frames, options.Steps, seeds, guidance, k);
@@ -265,7 +267,7 @@ public static class Profiler
         }
         using (var fresh = pipeline.Reopen())
         {
-            var seconds = TimeInterleaved(options.Repeats, 1, sizes, b =>
+            var seconds = TimeSizes(pipeline, options.Repeats, 1, sizes, b =>
             {
                 DecodeAsServed(fresh, latents[b], FileOnDevice(pipeline), ct);
             });
@@ -281,6 +283,31 @@ public static class Profiler
             }
         }
     }
+
+    // The batch sizes timed in turn on a CPU device (TimeInterleaved), one after the other on a GPU (TimeInBlocks): on
+    // CUDA a run whose input shape differs from the previous run's pays a fixed cost (measured on an H200 with the sizes
+    // in turn, 2026-12-04: a 256² decode of one 37 ms against 3.8 ms repeated, a diffuse step 13.7 against 4.3 ms —
+    // likely cuDNN's algorithm search for the new shape), which in turn would land on every timed run.
+    private static double[] TimeSizes(LoadedPipeline pipeline, int repeats, int unitsPerRun, int[] sizes, Action<int> run) =>
+        pipeline.Provider is ExecutionProvider.Cpu
+            ? TimeInterleaved(repeats, unitsPerRun, sizes, run)
+            : TimeInBlocks(repeats, unitsPerRun, sizes, run);
+
+    // Per size: one warm-up run, then `repeats` timed runs of that size; the median divided by `unitsPerRun`, in the
+    // order of `sizes`.
+    private static double[] TimeInBlocks(int repeats, int unitsPerRun, int[] sizes, Action<int> run) =>
+        sizes.Select(b =>
+        {
+            run(b);
+            var times = new double[repeats];
+            for (var r = 0; r < repeats; r++)
+            {
+                var clock = Stopwatch.StartNew();
+                run(b);
+                times[r] = clock.Elapsed.TotalSeconds / unitsPerRun;
+            }
+            return Median(times);
+        }).ToArray();
 
     // Each of `sizes` run once to warm up, then `repeats` rounds that run every size once in order; per size, the median
     // of its timed runs divided by `unitsPerRun`, in the order of `sizes`.
