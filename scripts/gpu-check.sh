@@ -124,11 +124,13 @@ serve_part() {
 }
 wants serve && serve_part
 # MEASURE_LIVE=1: scripts/measure-live.sh on the CUDA devices (batching on vs off at one fixed rate; SIZE, RATE, COUNT,
-# DURATION, PARTS and PAIRS pass through to it; one pair by default here, device time being short). The rate must be
-# above both servers' capacities for the ratio to measure the batches (its default, 80 req/s, is for the CPU devices).
+# DURATION, PARTS and PAIRS pass through to it; one pair by default here, device time being short; EXTRA_SERVE_ARGS adds
+# server options, e.g. "--Trident:Devices:Cuda:CudnnConvAlgoSearch Heuristic"). The rate must be above both servers'
+# capacities for the ratio to measure the batches (its default, 80 req/s, is for the CPU devices; 150 at 256², 8 steps
+# on an H200).
 if wants measure-live; then
   step measure-live-cuda env TRIDENT_HOME="$here" TRIDENT="dotnet $bin/trident.dll" \
-    SERVE_ARGS="--Trident:Devices:Kind cuda --Trident:Devices:Count $gpus" PARTS="${PARTS:-batching}" PAIRS="${PAIRS:-1}" scripts/measure-live.sh
+    SERVE_ARGS="--Trident:Devices:Kind cuda --Trident:Devices:Count $gpus ${EXTRA_SERVE_ARGS:-}" PARTS="${PARTS:-batching}" PAIRS="${PAIRS:-1}" scripts/measure-live.sh
   for f in /tmp/trident-measure-live-*.log; do [ -f "$f" ] && { say "-- tail of $f"; tail -15 "$f" >> "$results"; }; done
 fi
 wants cpu && cpu_part
