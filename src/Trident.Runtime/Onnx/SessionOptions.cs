@@ -109,24 +109,22 @@ public abstract record ExecutionProvider
         /// <summary>ORT's provider option keys and values for this configuration (use_tf32 only when off: ORT's default is on).</summary>
         public Dictionary<string, string> ProviderOptions()
         {
-            var options = ProviderOptionsWithDefaults();
+            var options = new Dictionary<string, string>
+            {
+                ["device_id"] = DeviceId.ToString(CultureInfo.InvariantCulture),
+                ["gpu_mem_limit"] = (MemoryLimitBytes > 0 ? MemoryLimitBytes : long.MaxValue).ToString(CultureInfo.InvariantCulture),
+                ["arena_extend_strategy"] = ArenaExtendStrategy == CudaArenaExtendStrategy.NextPowerOfTwo ? "kNextPowerOfTwo" : "kSameAsRequested",
+                ["cudnn_conv_algo_search"] = ConvAlgoSearch switch
+                {
+                    CudnnConvAlgoSearch.Heuristic => "HEURISTIC",
+                    CudnnConvAlgoSearch.Default => "DEFAULT",
+                    _ => "EXHAUSTIVE",
+                },
+                ["do_copy_in_default_stream"] = UseCopyStream ? "0" : "1",
+            };
             if (!UseTf32) options["use_tf32"] = "0";
             return options;
         }
-
-        private Dictionary<string, string> ProviderOptionsWithDefaults() => new()
-        {
-            ["device_id"] = DeviceId.ToString(CultureInfo.InvariantCulture),
-            ["gpu_mem_limit"] = (MemoryLimitBytes > 0 ? MemoryLimitBytes : long.MaxValue).ToString(CultureInfo.InvariantCulture),
-            ["arena_extend_strategy"] = ArenaExtendStrategy == CudaArenaExtendStrategy.NextPowerOfTwo ? "kNextPowerOfTwo" : "kSameAsRequested",
-            ["cudnn_conv_algo_search"] = ConvAlgoSearch switch
-            {
-                CudnnConvAlgoSearch.Heuristic => "HEURISTIC",
-                CudnnConvAlgoSearch.Default => "DEFAULT",
-                _ => "EXHAUSTIVE",
-            },
-            ["do_copy_in_default_stream"] = UseCopyStream ? "0" : "1",
-        };
 
         internal override void Append(SessionOptions options)
         {

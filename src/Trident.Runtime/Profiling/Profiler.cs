@@ -267,10 +267,8 @@ public static class Profiler
         }
         using (var fresh = pipeline.Reopen())
         {
-            var seconds = TimeSizes(pipeline, options.Repeats, 1, sizes, b =>
-            {
-                DecodeAsServed(fresh, latents[b], FileOnDevice(pipeline), ct);
-            });
+            var fileOnDevice = FileOnDevice(pipeline);
+            var seconds = TimeSizes(pipeline, options.Repeats, 1, sizes, b => DecodeAsServed(fresh, latents[b], fileOnDevice, ct));
             Record(Stage.Decode, 1, seconds, decode);
         }
 
@@ -299,15 +297,21 @@ public static class Profiler
         sizes.Select(b =>
         {
             run(b);
-            var times = new double[repeats];
-            for (var r = 0; r < repeats; r++)
-            {
-                var clock = Stopwatch.StartNew();
-                run(b);
-                times[r] = clock.Elapsed.TotalSeconds / unitsPerRun;
-            }
-            return Median(times);
+            return TimeRuns(repeats, unitsPerRun, () => run(b));
         }).ToArray();
+
+    // The median of `repeats` timed runs of `run`, divided by `unitsPerRun`.
+    private static double TimeRuns(int repeats, int unitsPerRun, Action run)
+    {
+        var times = new double[repeats];
+        for (var r = 0; r < repeats; r++)
+        {
+            var clock = Stopwatch.StartNew();
+            run();
+            times[r] = clock.Elapsed.TotalSeconds / unitsPerRun;
+        }
+        return Median(times);
+    }
 
     // Each of `sizes` run once to warm up, then `repeats` rounds that run every size once in order; per size, the median
     // of its timed runs divided by `unitsPerRun`, in the order of `sizes`.
@@ -337,14 +341,7 @@ public static class Profiler
         using var fresh = pipeline.Reopen();
         fresh.Session(model, threads);
         var peak = ProcessMemory.PeakGrowth(() => run(fresh));
-        var times = new double[repeats];
-        for (var i = 0; i < repeats; i++)
-        {
-            var clock = Stopwatch.StartNew();
-            run(fresh);
-            times[i] = clock.Elapsed.TotalSeconds / unitsPerRun;
-        }
-        return (Median(times), peak);
+        return (TimeRuns(repeats, unitsPerRun, () => run(fresh)), peak);
     }
 
     /// <summary>The median (the mean of the middle two for an even count).</summary>

@@ -62,6 +62,15 @@ let private tempFile (suffix: string) =
     Path.Combine(Path.GetTempPath(), sprintf "trident-ort-%s%s" (Guid.NewGuid().ToString "N") suffix)
 
 /// Row-major [m, k] x [k, n].
+/// Runs `body` with the directory of a bundled pipeline (`tiny`, `tiny-fp16`) written into a fresh temporary home,
+/// which is deleted afterwards.
+let private withPipeline (name: string) (body: string -> unit) =
+    let home = Path.Combine(Path.GetTempPath(), "trident-" + name + "-" + Guid.NewGuid().ToString "N")
+    try
+        body (Trident.Runtime.Execution.PipelineLocator.Resolve(name, home))
+    finally
+        try Directory.Delete(home, true) with _ -> ()
+
 let private matMul (a: float32 array) (b: float32 array) m k n =
     Array.init (m * n) (fun idx ->
         let i, j = idx / n, idx % n
@@ -597,9 +606,7 @@ let tests =
             Expect.isEmpty initializers "no float32 weights left"
 
         testCase "the float16 tiny pipeline generates an image end to end" <| fun () ->
-            let home = Path.Combine(Path.GetTempPath(), "trident-fp16-" + Guid.NewGuid().ToString "N")
-            try
-                let dir = Trident.Runtime.Execution.PipelineLocator.Resolve("tiny-fp16", home)
+            withPipeline "tiny-fp16" <| fun dir ->
                 use p = Trident.Runtime.Execution.LoadedPipeline.Open(dir, ExecutionProvider.Cpu(1))
                 Expect.equal (p.Session(Trident.Runtime.Execution.StageModel.Denoiser, 1).Inputs.[0].ElementType) TensorElementType.Float16 "a float16 denoiser"
                 let request = Trident.Runtime.Execution.GenerationRequest("a red fox", null, 64, 64, 1, 2, 1UL, Nullable(), 1)
@@ -608,13 +615,9 @@ let tests =
                 Expect.equal (result.Frames.[0].Width, result.Frames.[0].Height) (64, 64) "its size"
                 let png = Trident.Runtime.Execution.Generation.EncodeFile result.Frames
                 Expect.isGreaterThan png.Bytes.Length 1000 "a PNG"
-            finally
-                try Directory.Delete(home, true) with _ -> ()
 
         testCase "the device-resident diffuse loop agrees with the host loop (run on the CPU provider)" <| fun () ->
-            let home = Path.Combine(Path.GetTempPath(), "trident-loop-" + Guid.NewGuid().ToString "N")
-            try
-                let dir = Trident.Runtime.Execution.PipelineLocator.Resolve("tiny", home)
+            withPipeline "tiny" <| fun dir ->
                 use p = Trident.Runtime.Execution.LoadedPipeline.Open(dir, ExecutionProvider.Cpu(1))
                 let emb = Trident.Runtime.Execution.EncodeExecutor(p).Encode([| "a fox" |], [| "" |], 1)
                 for guidance in [ 4.0; 1.0 ] do
@@ -623,8 +626,6 @@ let tests =
                     let device = Trident.Runtime.Execution.DiffuseExecutor(p, Trident.Runtime.Execution.DiffuseLoop.Device).Diffuse(emb, settings)
                     let diff = Array.map2 (fun (a: float32) b -> abs (a - b)) (host.Tensor.AsFloat()) (device.Tensor.AsFloat()) |> Array.max
                     Expect.isLessThan diff 1e-4f (sprintf "guidance %g: max difference" guidance)
-            finally
-                try Directory.Delete(home, true) with _ -> ()
     ] |> testSequencedGroup "OrtBindingTests" ]
 
 
@@ -683,9 +684,7 @@ let cudaTests =
             Expect.equal ((run gpu [| a; b |]).[0].Tensor.AsFloat()) ((run cpu [| a; b |]).[0].Tensor.AsFloat()) "same product"
 
         cudaCase "the tiny pipeline diffuses with latents on the device and matches the CPU closely" <| fun () ->
-            let home = Path.Combine(Path.GetTempPath(), "trident-cuda-" + Guid.NewGuid().ToString "N")
-            try
-                let dir = Trident.Runtime.Execution.PipelineLocator.Resolve("tiny", home)
+            withPipeline "tiny" <| fun dir ->
                 use gpu = Trident.Runtime.Execution.LoadedPipeline.Open(dir, ExecutionProvider.Cuda(0))
                 use cpu = Trident.Runtime.Execution.LoadedPipeline.Open(dir, ExecutionProvider.Cpu(1))
                 let settings = Trident.Runtime.Execution.DiffuseSettings(64, 64, 1, 3, [| 7UL |], 4.0, 1)
@@ -695,24 +694,16 @@ let cudaTests =
                 let c = Trident.Runtime.Execution.DiffuseExecutor(cpu).Diffuse(embC, settings)
                 let diff = Array.map2 (fun (a: float32) b -> abs (a - b)) (g.Tensor.AsFloat()) (c.Tensor.AsFloat()) |> Array.max
                 Expect.isLessThan diff 1e-2f "CUDA and CPU agree"
-            finally
-                try Directory.Delete(home, true) with _ -> ()
 
         cudaCase "the float16 tiny pipeline generates an image on cuda:0" <| fun () ->
-            let home = Path.Combine(Path.GetTempPath(), "trident-cuda16-" + Guid.NewGuid().ToString "N")
-            try
-                let dir = Trident.Runtime.Execution.PipelineLocator.Resolve("tiny-fp16", home)
+            withPipeline "tiny-fp16" <| fun dir ->
                 use p = Trident.Runtime.Execution.LoadedPipeline.Open(dir, ExecutionProvider.Cuda(0))
                 let request = Trident.Runtime.Execution.GenerationRequest("a red fox", null, 256, 256, 1, 4, 1UL, Nullable(), 1)
                 let result = Trident.Runtime.Execution.Generation.Run(p, request)
                 Expect.equal result.Frames.Count 1 "one image"
-            finally
-                try Directory.Delete(home, true) with _ -> ()
 
         cudaCase "a batch of 3 on cuda:0 gives each request's latents as it runs alone there (issue 12)" <| fun () ->
-            let home = Path.Combine(Path.GetTempPath(), "trident-cudabatch-" + Guid.NewGuid().ToString "N")
-            try
-                let dir = Trident.Runtime.Execution.PipelineLocator.Resolve("tiny", home)
+            withPipeline "tiny" <| fun dir ->
                 // TensorFloat-32 on (ORT's default) and off: the batch's GEMMs and convolutions take other kernels than a
                 // single request's, so items are compared with a bound and the measured difference is printed. Measured on
                 // an H200 (2026-12-04, docs/gpu-check/): max |Δ latents| 7.8e-3 with TF32, 1.1e-5 without, at a latent
@@ -742,13 +733,9 @@ let cudaTests =
                         Expect.isLessThanOrEqual d (bound * max 1.0 scale) (sprintf "TF32 %b: item %d is within %g (relative) of the request alone" tf32 b bound))
                     printfn "[cuda] TF32 %b: batch of 3 vs alone at 256², 4 steps, guidance 4: bit-identical %b, max |Δ latents| = %g (latent scale %g)" tf32 identical worst (batch |> Array.map (fun v -> abs (float v)) |> Array.max)
                     Expect.notEqual batch.[0 .. per - 1] batch.[2 * per ..] "items with other seeds differ"
-            finally
-                try Directory.Delete(home, true) with _ -> ()
 
         cudaCase "a diffuse suspended at a step boundary on cuda:0 resumes bit-identically (issue 12)" <| fun () ->
-            let home = Path.Combine(Path.GetTempPath(), "trident-cudasuspend-" + Guid.NewGuid().ToString "N")
-            try
-                let dir = Trident.Runtime.Execution.PipelineLocator.Resolve("tiny", home)
+            withPipeline "tiny" <| fun dir ->
                 use p = Trident.Runtime.Execution.LoadedPipeline.Open(dir, ExecutionProvider.Cuda(0))
                 let embeddings = Trident.Runtime.Execution.EncodeExecutor(p).Encode([| "a heron at dawn" |], [| "" |], 1)
                 let bits (l: Trident.Runtime.Execution.Latents) = l.Tensor.AsFloat() |> Array.map BitConverter.SingleToInt32Bits
@@ -765,8 +752,6 @@ let cudaTests =
                     let d = Array.map2 (fun (a: float32) b -> abs (a - b)) (rest.Latents.Tensor.AsFloat()) (whole.Tensor.AsFloat()) |> Array.max
                     printfn "[cuda] %O loop: suspended twice and resumed vs never suspended: max |Δ latents| = %g" loop d
                     Expect.equal (bits rest.Latents) (bits whole) (sprintf "%O loop: resumed latents bit-identical" loop)
-            finally
-                try Directory.Delete(home, true) with _ -> ()
 
         cudaCase "nvidia-smi reports the memory of cuda:0" <| fun () ->
             let m = Trident.Runtime.Devices.DeviceMemory.Cuda 0
