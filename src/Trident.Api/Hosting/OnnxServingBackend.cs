@@ -36,13 +36,31 @@ public sealed class OnnxServingBackend : IServingBackend
         // The quick profile runs on the first device's provider (all devices of a layout are of one kind).
         using var pipeline = LoadedPipeline.Open(directory, layout.Devices[0].Provider);
         var manifest = pipeline.Manifest;
-        // every model loaded and checked against the manifest now, on sessions released at once: with a configured
-        // profile nothing else loads them before the first request, which would otherwise be the one to fail
-        using (var check = pipeline.Reopen()) check.Verify(layout.Devices[0].IntraOpThreads, cancellationToken);
-        var (profile, origin) = await ProfileAsync(options, layout, pipeline, home, log, cancellationToken);
-        if (profile.Model.Value != manifest.Model)
-            throw new InvalidOperationException($"the profile describes model '{profile.Model.Value}', the pipeline is '{manifest.Model}'");
-        return new ServingBackendParts(manifest, new OnnxStageExecutorFactory(directory), profile, origin, pipeline.Tokenizer);
+        // every model loaded and checked against the manifest now: with a configured profile nothing else loads them
+        // before the first request, which would otherwise be the one to fail
+        var check = pipeline.Reopen();
+        try
+        {
+            check.Verify(layout.Devices[0].IntraOpThreads, cancellationToken);
+            // With a configured profile the first device's executor adopts the checked sessions (its placement type's
+            // stages stay, the others are released when its worker starts), so no model is loaded twice at start. The
+            // start-up profile measures on fresh sessions of the same device: the checked ones are released first.
+            if (options.Profile.Length == 0)
+            {
+                check.Dispose();
+                check = null;
+            }
+            var (profile, origin) = await ProfileAsync(options, layout, pipeline, home, log, cancellationToken);
+            if (profile.Model.Value != manifest.Model)
+                throw new InvalidOperationException($"the profile describes model '{profile.Model.Value}', the pipeline is '{manifest.Model}'");
+            var executors = check is null ? new OnnxStageExecutorFactory(directory) : new OnnxStageExecutorFactory(directory, check, layout.Devices[0]);
+            check = null; // the factory's now
+            return new ServingBackendParts(manifest, executors, profile, origin, pipeline.Tokenizer);
+        }
+        finally
+        {
+            check?.Dispose();
+        }
     }
 
     private static async Task<(Profile, string)> ProfileAsync(TridentOptions options, DeviceLayout layout, LoadedPipeline pipeline, string home, ILogger log, CancellationToken ct)

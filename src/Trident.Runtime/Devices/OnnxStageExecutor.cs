@@ -29,6 +29,32 @@ public sealed class OnnxStageExecutor : IStageExecutor
         _threads = intraOpThreads;
     }
 
+    /// <summary>
+    /// An executor over <paramref name="pipeline"/> that adopts the sessions of <paramref name="verified"/> — a pipeline
+    /// over the same directory and provider whose models <see cref="LoadedPipeline.Verify"/> loaded with
+    /// <paramref name="intraOpThreads"/> threads: each stage whose models all have such a session is resident at once,
+    /// on those sessions, instead of loading them again. Both pipelines are owned by the executor from now on; the
+    /// sessions not adopted are released now (the worker then unloads the stages its placement type does not hold).
+    /// </summary>
+    public OnnxStageExecutor(LoadedPipeline pipeline, int intraOpThreads, LoadedPipeline verified) : this(pipeline, intraOpThreads)
+    {
+        ArgumentNullException.ThrowIfNull(verified);
+        using (verified)
+        {
+            foreach (var stage in new[] { Stage.Encode, Stage.Diffuse, Stage.Decode })
+            {
+                var models = ModelsOf(stage);
+                if (models.All(m => verified.HasSession(m, intraOpThreads))) _stages[stage] = verified.Detach(models);
+            }
+        }
+    }
+
+    // the models a stage runs: every text encoder the pipeline has for encode
+    private StageModel[] ModelsOf(Stage stage) =>
+        stage.IsEncode ? _device.Models.Where(m => m is StageModel.TextEncoder or StageModel.TextEncoder2 or StageModel.TextEncoder3).ToArray()
+        : stage.IsDiffuse ? [StageModel.Denoiser]
+        : [StageModel.VaeDecoder];
+
     /// <inheritdoc />
     public IReadOnlySet<Stage> Resident
     {
@@ -186,7 +212,35 @@ public sealed class OnnxStageExecutor : IStageExecutor
 /// device's own execution provider (<see cref="DeviceSpec.Provider"/>).</summary>
 public sealed class OnnxStageExecutorFactory(string pipelineDirectory) : IStageExecutorFactory
 {
+    private LoadedPipeline? _verified;
+    private readonly DeviceSpec? _verifiedFor;
+
+    /// <summary>A factory whose executor for <paramref name="device"/> (its first one) adopts the sessions of
+    /// <paramref name="verified"/>, a pipeline over the same directory on <paramref name="device"/>'s provider checked
+    /// by <see cref="LoadedPipeline.Verify"/> with its intra-op threads (see <see cref="OnnxStageExecutor"/>); the
+    /// factory owns it until then.</summary>
+    public OnnxStageExecutorFactory(string pipelineDirectory, LoadedPipeline verified, DeviceSpec device) : this(pipelineDirectory)
+    {
+        _verified = verified ?? throw new ArgumentNullException(nameof(verified));
+        _verifiedFor = device ?? throw new ArgumentNullException(nameof(device));
+    }
+
     /// <inheritdoc />
-    public IStageExecutor Create(DeviceSpec device) =>
-        new OnnxStageExecutor(LoadedPipeline.Open(pipelineDirectory, device.Provider), device.IntraOpThreads);
+    public IStageExecutor Create(DeviceSpec device)
+    {
+        var verified = device == _verifiedFor ? Interlocked.Exchange(ref _verified, null) : null;
+        LoadedPipeline pipeline;
+        try
+        {
+            pipeline = LoadedPipeline.Open(pipelineDirectory, device.Provider);
+        }
+        catch
+        {
+            verified?.Dispose();
+            throw;
+        }
+        return verified is null
+            ? new OnnxStageExecutor(pipeline, device.IntraOpThreads)
+            : new OnnxStageExecutor(pipeline, device.IntraOpThreads, verified);
+    }
 }

@@ -280,6 +280,14 @@ public sealed class Worker : IDisposable
         }
     }
 
+    /// <summary>Unloads the resident models of the stages <paramref name="type"/> does not hold.</summary>
+    private void UnloadOthers(PlacementType type)
+    {
+        var keep = PlacementTypeModule.stages(type);
+        foreach (var stage in _executor.Resident.ToArray())
+            if (!keep.Contains(stage)) _executor.Unload(stage);
+    }
+
     /// <summary>Loads the models of <paramref name="type"/> that are not resident. A failure is left to the
     /// stage's first task, which loads again and fails with the reason if the model is still unusable.</summary>
     private void LoadModels(PlacementType type)
@@ -309,6 +317,9 @@ public sealed class Worker : IDisposable
     private void Run()
     {
         var reader = _channel.Reader;
+        // an executor may start with models resident (sessions adopted from the server's start-up check): what the
+        // placement type does not hold is released, as at a re-type
+        UnloadOthers(_type);
         LoadModels(_type);
         try
         {
@@ -485,9 +496,7 @@ public sealed class Worker : IDisposable
                         : c.ItemByItem ? _executor.DecodeItems(c.Inputs, latents, c.Cancellation) : _executor.DecodeBatch(c.Inputs, latents, c.Cancellation));
                     break;
                 case RetypeTask t:
-                    var keep = PlacementTypeModule.stages(t.Type);
-                    foreach (var stage in _executor.Resident.ToArray())
-                        if (!keep.Contains(stage)) _executor.Unload(stage);
+                    UnloadOthers(t.Type);
                     _type = t.Type;
                     LoadModels(t.Type);
                     t.Done.TrySetResult();

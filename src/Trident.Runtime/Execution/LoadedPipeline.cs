@@ -223,6 +223,28 @@ public sealed class LoadedPipeline : IDisposable
         return new LoadedPipeline(Directory, Manifest, Provider);
     }
 
+    /// <summary>Whether the session of <paramref name="model"/> with <paramref name="intraOpThreads"/> threads exists
+    /// (created and not failed).</summary>
+    public bool HasSession(StageModel model, int intraOpThreads) =>
+        sessions.TryGetValue((model, intraOpThreads), out var lazy) && lazy.IsValueCreated;
+
+    /// <summary>
+    /// Moves this pipeline's sessions of <paramref name="models"/> (those created, at any thread count) into a new
+    /// pipeline over the same directory, manifest and provider, and returns it: the new pipeline owns and releases
+    /// them, this one no longer holds them. A server hands the sessions <see cref="Verify"/> created to the device that
+    /// runs those stages, so a model is not loaded a second time at start (for a GPU model of tens of GB, a second load
+    /// of tens of seconds). Call it while no other thread creates sessions of those models on this pipeline.
+    /// </summary>
+    public LoadedPipeline Detach(IReadOnlyCollection<StageModel> models)
+    {
+        ObjectDisposedException.ThrowIf(disposed, this);
+        var taken = Reopen();
+        foreach (var (key, lazy) in sessions)
+            if (models.Contains(key.Model) && lazy.IsValueCreated && sessions.TryRemove(new KeyValuePair<(StageModel, int), Lazy<Session>>(key, lazy)))
+                taken.sessions[key] = lazy;
+        return taken;
+    }
+
     /// <summary>
     /// Loads every stage model's session with <paramref name="intraOpThreads"/> threads (kept, as <see cref="Session"/>
     /// keeps them), checks their inputs and outputs against the manifest (<see cref="ModelSignatures"/>), and runs the

@@ -55,6 +55,9 @@ public sealed class Session : IDisposable
     /// <summary>The graph outputs, in the order Run returns them.</summary>
     public IReadOnlyList<TensorInfo> Outputs { get; }
 
+    /// <summary>Whether <see cref="Dispose"/> has released the session.</summary>
+    public bool Released => Volatile.Read(ref disposed);
+
     /// <summary>The execution provider the session was created with.</summary>
     public ExecutionProvider Provider { get; }
 

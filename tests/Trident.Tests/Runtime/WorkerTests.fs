@@ -151,6 +151,30 @@ let ``a worker loads its type's models before its first task and on a retype, as
         Expect.isTrue retype.Completion.IsCompletedSuccessfully "the retype ran"
         Expect.equal (w.Resident |> List.ofSeq) ([ Decode ]: Stage list) "after the retype to C only the decoder is resident, loaded before any decode task"
 
+let ``a worker on the start-up check's sessions keeps its type's and releases the others`` =
+    testCase "a worker whose executor adopted the start-up check's sessions keeps its type's, loads nothing again and releases the others" <| fun () ->
+        // OnnxServingBackend with a configured profile: the first device's executor takes the sessions Verify made
+        let pipeline = Trident.Runtime.Execution.LoadedPipeline.Open TinyFixture.directory.Value
+        let check = pipeline.Reopen()
+        check.Verify(1)
+        let session m = check.Session(m, 1)
+        let encoder, denoiser, decoder =
+            session Trident.Runtime.Execution.StageModel.TextEncoder, session Trident.Runtime.Execution.StageModel.Denoiser,
+            session Trident.Runtime.Execution.StageModel.VaeDecoder
+        let executor = new OnnxStageExecutor(pipeline, 1, check)
+        Expect.equal (set executor.Resident) (set [ Encode; Diffuse; Decode ]) "every stage resident at once, on the checked sessions"
+        use w = new Worker(cpu 0, D, executor, RecordingObserver(ExecutionLog()), 4)
+        waitUntil 60.0 "the D worker keeps only the denoiser" (fun () -> w.Resident.SetEquals [ Diffuse ])
+        Expect.isFalse denoiser.Released "the denoiser runs on the checked session, not a second one"
+        Expect.isTrue (encoder.Released && decoder.Released) "the text encoder's and the decoder's sessions are released when the worker starts"
+        let emb = encode 1L "x" CancellationToken.None
+        let diffuse = DiffuseTask(2L, RequestId 1L, 0.01, CancellationToken.None, input "x" 2, emb.Result.Task, 1, 1, [||], noProgress)
+        enqueue w emb
+        enqueue w diffuse
+        finished diffuse.Result.Task
+        Expect.isTrue diffuse.Result.Task.IsCompletedSuccessfully "a diffuse runs on the adopted session (the encode loaded its model again on first use)"
+        Expect.isFalse denoiser.Released "still the checked session"
+
 let ``a decode whose latents are not ready does not block a ready decode queued behind it`` =
     testCase "a decode whose latents are not ready does not block a ready decode queued behind it" <| fun () ->
         let log = ExecutionLog()
@@ -455,6 +479,7 @@ let tests =
         ``a cancelled request's queued tasks are skipped and its running diffuse stops at the next step``
         ``a retype unloads the models the new type no longer holds and runs after earlier work``
         ``a worker loads its type's models before its first task and on a retype, as a placement moves weights``
+        ``a worker on the start-up check's sessions keeps its type's and releases the others``
         ``a suspended or failed diffuse ends its attempt at once, not after the work its decode device runs``
         ``a backfill sent to a seated gang member runs before the gang, which starts only after it ends``
         ``a backfill that arrives after its gang started runs after the gang``
