@@ -195,6 +195,9 @@ public static class Commands
         {
             errors.AddRange(ShortServeOptions.UnknownTokens(parse.UnmatchedTokens));
             errors.AddRange(ShortServeOptions.Conflicts(parse));
+            // the configuration check runs only once the command line is accepted: with other mistakes in it, its
+            // misspelt keys are named now too, so one run lists them all
+            if (errors.Count > 0) errors.AddRange(ShortServeOptions.UnknownKeys(parse.UnmatchedTokens));
         }
         return [.. errors.Distinct()];
     }

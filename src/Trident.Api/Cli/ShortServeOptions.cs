@@ -1,4 +1,6 @@
 using System.CommandLine;
+using Microsoft.Extensions.Configuration;
+using Trident.Api.Options;
 
 namespace Trident.Api.Cli;
 
@@ -113,6 +115,21 @@ public static class ShortServeOptions
             else if (i + 1 < tokens.Count && !tokens[i + 1].StartsWith("--", StringComparison.Ordinal)) yield return (t[2..], tokens[++i], t);
             else yield return (t[2..], null, t);
         }
+    }
+
+    /// <summary>The configuration keys among <paramref name="tokens"/> (<c>--Trident:Section:Key VALUE</c>) that are not keys
+    /// of <see cref="TridentOptions"/>: each an error, as the configuration check would report it after the command line
+    /// is accepted. Said beside the command line's other errors, so one run lists every mistake of it.</summary>
+    public static IEnumerable<string> UnknownKeys(IReadOnlyList<string> tokens)
+    {
+        var given = Entries(tokens)
+            .Where(e => e.Key is not null && e.Value is not null
+                && e.Key.StartsWith(TridentOptions.Section + ":", StringComparison.OrdinalIgnoreCase))
+            .Select(e => new KeyValuePair<string, string?>(e.Key!, e.Value));
+        var config = new Microsoft.Extensions.Configuration.ConfigurationBuilder().AddInMemoryCollection(given).Build();
+        return StrictBinding.Problems(config.GetSection(TridentOptions.Section), new TridentOptions())
+            .Where(p => p.Unknown)
+            .Select(p => $"{p.Message} (from the command line)");
     }
 
     /// <summary>The tokens left over that are neither a configuration key with its value nor a host key: each an error.</summary>

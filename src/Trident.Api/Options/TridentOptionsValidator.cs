@@ -32,7 +32,12 @@ public sealed class TridentOptionsValidator : IValidateOptions<TridentOptions>
             errors.AddRange(StrictBinding.Problems(_configuration.GetSection(TridentOptions.Section), new TridentOptions(), _configuration));
         void Check(bool ok, string key, string rule, bool valueKnown = false)
         {
-            if (!ok) errors.Add(new($"{TridentOptions.Section}:{key}", $"{TridentOptions.Section}:{key} {rule}", ValueKnown: valueKnown));
+            if (ok) return;
+            var full = $"{TridentOptions.Section}:{key}";
+            // the value as a source gave it, when the rule does not say it already (a default is named by the rule)
+            var given = _configuration?[full];
+            var got = given is not null && !rule.Contains("(got ", StringComparison.Ordinal) ? $" (got '{given}')" : "";
+            errors.Add(new(full, $"{full} {rule}{got}", ValueKnown: valueKnown));
         }
 
         var d = o.Devices;
@@ -116,9 +121,13 @@ public sealed class TridentOptionsValidator : IValidateOptions<TridentOptions>
         Check(l.MaxSteps is >= 1 and <= 10_000, "Limits:MaxSteps", "must be between 1 and 10000");
         Check(l.MaxPromptLength is >= 1 and <= 1_000_000, "Limits:MaxPromptLength", "must be between 1 and 1000000");
         Check(l.MaxImagesPerRequest is >= 1 and <= 64, "Limits:MaxImagesPerRequest", "must be between 1 and 64");
-        Check(l.DefaultWidth >= 8 && l.DefaultWidth <= l.MaxWidth, "Limits:DefaultWidth", "must be between 8 and Limits:MaxWidth");
-        Check(l.DefaultHeight >= 8 && l.DefaultHeight <= l.MaxHeight, "Limits:DefaultHeight", "must be between 8 and Limits:MaxHeight");
-        Check(l.DefaultSteps >= 0 && l.DefaultSteps <= l.MaxSteps, "Limits:DefaultSteps", "must be between 0 (the pipeline's default) and Limits:MaxSteps");
+        // a default is judged against its limit only when the limit itself is valid (else only the limit is named)
+        Check(l.MaxWidth is not (>= 8 and <= 16_384) || (l.DefaultWidth >= 8 && l.DefaultWidth <= l.MaxWidth), "Limits:DefaultWidth",
+            $"must be between 8 and Limits:MaxWidth ({l.MaxWidth}) (got {l.DefaultWidth})");
+        Check(l.MaxHeight is not (>= 8 and <= 16_384) || (l.DefaultHeight >= 8 && l.DefaultHeight <= l.MaxHeight), "Limits:DefaultHeight",
+            $"must be between 8 and Limits:MaxHeight ({l.MaxHeight}) (got {l.DefaultHeight})");
+        Check(l.MaxSteps is not (>= 1 and <= 10_000) || (l.DefaultSteps >= 0 && l.DefaultSteps <= l.MaxSteps), "Limits:DefaultSteps",
+            $"must be between 0 (the pipeline's default) and Limits:MaxSteps ({l.MaxSteps}) (got {l.DefaultSteps})");
         Check(l.MaxBodyBytes is >= 1024 and <= 1_073_741_824, "Limits:MaxBodyBytes", "must be between 1024 and 1073741824");
         Check(l.MaxDeadlineMs is >= 1 and <= 86_400_000, "Limits:MaxDeadlineMs", "must be between 1 and 86400000");
         Check(double.IsFinite(l.MaxPredictedSeconds) && l.MaxPredictedSeconds >= 0, "Limits:MaxPredictedSeconds", "must be ≥ 0 (0: no limit)");

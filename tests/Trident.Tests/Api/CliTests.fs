@@ -462,6 +462,33 @@ let ``a time scale for devices that are not emulated is refused by serve and by 
         finally
             System.IO.File.Delete file
 
+/// Before: `serve --devices x --colour red --Trident:Serving:QueueCapacty 3` named --devices and --colour, and the
+/// misspelt key only on the next run (the configuration check ran once the command line was accepted).
+let ``serve names a misspelt configuration key beside the command line's other mistakes`` =
+    testCase "serve names a misspelt configuration key beside the command line's other mistakes, in one run" <| fun () ->
+        let code, out, err = runCli [ "serve"; "--devices"; "x"; "--colour"; "red"; "--Trident:Serving:QueueCapacty"; "3"; "--urls"; "http://127.0.0.1:0" ]
+        Expect.equal code 2 (sprintf "exit 2 (%s)" err)
+        Expect.equal out "" "nothing served"
+        for expected in [ "--devices: 'x' is not an integer"; "--colour: unknown option"
+                          "Trident:Serving:QueueCapacty is not a configuration key (keys under Trident:Serving: RoundPeriodMs, QueueCapacity" ] do
+            Expect.stringContains err expected "every mistake in one run"
+
+/// Before: `Limits:MaxWidth -5` also gave "Trident:Limits:DefaultWidth must be between 8 and Limits:MaxWidth", a key
+/// nobody set, and neither message said the value.
+let ``a bad limit is named with its value, and the default it bounds is not judged against it`` =
+    testCase "a bad limit is named with its value, and the default it bounds is not judged against it" <| fun () ->
+        let file = System.IO.Path.ChangeExtension(System.IO.Path.GetTempFileName(), ".json")
+        try
+            System.IO.File.WriteAllText(file, """{"Trident": {"Limits": {"MaxWidth": -5, "MaxHeight": 128}}}""")
+            let code, _, err = runCli [ "config"; "--check"; file ]
+            Expect.equal code 2 (sprintf "config --check: exit 2 (%s)" err)
+            Expect.stringContains err "Trident:Limits:MaxWidth must be between 8 and 16384 (got '-5')" "the limit with its value"
+            Expect.isFalse (err.Contains "DefaultWidth must be") "the default width is not judged against a limit that is wrong"
+            // a valid limit below the default: the default is named, with both values
+            Expect.stringContains err "Trident:Limits:DefaultHeight must be between 8 and Limits:MaxHeight (128) (got 256)" "the default against a valid limit"
+        finally
+            System.IO.File.Delete file
+
 /// Before: loadgen and capacity reported the values that did not parse (or were out of range) alone, and their other
 /// problems (an unknown workload or policy, --load with a named workload, a URL that is not loopback) on the next run;
 /// loadgen named an unknown workload only after reading the server (or said no server ran).
@@ -865,6 +892,8 @@ let tests =
         ``capacity says the load is fixed for --devices only where it is scaled to them``
         ``a short serve option and the key it stands for with another value are a usage error naming both``
         ``a time scale for devices that are not emulated is refused by serve and by config --check alike``
+        ``serve names a misspelt configuration key beside the command line's other mistakes``
+        ``a bad limit is named with its value, and the default it bounds is not judged against it``
         ``loadgen and capacity report every problem of the command line at once, loadgen before any request``
         ``evaluate --quick refuses the committed report however the path reaches it``
         ``shell completion offers the reference profiles, the models and the named workloads``
