@@ -134,11 +134,17 @@ public static class SimulateCommand
             {
                 var parsed = ProfileFile.parse(File.ReadAllText(profilePath));
                 if (parsed.IsError) foreach (var e in parsed.ErrorValue) errors.Add($"--profile {profilePath}: {e}");
+                else if (ProfileModule.degrees(parsed.ResultValue) is var measured
+                    && !measured.Any(k => CostSettingsModule.defaults.Degrees.Contains(k)))
+                    // a file `trident profile` refuses to write today, but older ones or hand-made ones may hold it
+                    errors.Add($"--profile {profilePath}: measures the diffuse at degree {string.Join(", ", measured)} only, none of the degrees Trident plans with ({string.Join(", ", CostSettingsModule.defaults.Degrees)}); profile again with --degrees 1,2 (or more of 1, 2, 4, 8)");
                 else
                 {
                     profile = FSharpOption<Profile>.Some(parsed.ResultValue);
                     // a device memory that holds no measured shape at any degree: the run can serve nothing
                     var pr = parsed.ResultValue;
+                    if (!args.Validating && measured.Where(k => !CostSettingsModule.defaults.Degrees.Contains(k)).ToList() is { Count: > 0 } unused)
+                        Console.Error.WriteLine($"warning: --profile {profilePath}: its points at degree {string.Join(", ", unused)} are not used (Trident plans the diffuse at {string.Join(", ", CostSettingsModule.defaults.Degrees)})");
                     var cost = CostModelModule.create(CostSettingsModule.defaults, pr);
                     if (!args.Validating && pr.Diffuse.Points.All(pt => CostModelModule.kStar(cost, pt.Shape) is null))
                         Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,

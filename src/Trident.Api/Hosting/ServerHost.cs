@@ -170,6 +170,12 @@ public sealed class ServerHost : IHostedLifecycleService, IAsyncDisposable
             _log.LogInformation("Starting: {Devices} {Kind} device(s) in {Nodes} node(s)", layout.Devices.Count, _options.Devices.Kind, layout.NodeCount);
             var parts = await _backend.PrepareAsync(_options, layout, _log, ct);
             FitDefaultSize(_options, parts.Manifest, _log, _defaultSizeSet);
+            // a profile with no point at a degree the planner may use (a file written by hand or by an older profiler)
+            // is named here, not by the cost model's argument exception
+            var degrees = CostSettings(_options).Degrees;
+            if (ProfileModule.degrees(parts.Profile) is var measured && !measured.Any(k => degrees.Contains(k)))
+                throw new InvalidOperationException(
+                    $"the profile ({parts.ProfileOrigin}) measures the diffuse at degree {string.Join(", ", measured)} only, none of {TridentOptions.Section}:Devices:Degrees ({string.Join(", ", degrees)}): profile again with `trident profile --degrees 1,2` (any of 1, 2, 4, 8)");
             var setup = new ServerSetup(layout, parts.Profile, CostSettings(_options), parts.Executors, Settings(_options),
                 InitialMix(_options, parts.Manifest, CostModelModule.create(CostSettings(_options), parts.Profile))) { StorageLock = _storageLock };
             server = TridentServer.Start(setup, _logs, _time, _scope);

@@ -99,6 +99,12 @@ public static class Profiler
         if (options.Extent.Distinct().Count() != options.Extent.Count || options.Extent.Any(options.Shapes.Contains))
             errors.Add(new ManifestError("extent", "a shape is listed twice (in the extent, or in both the extent and the shapes)"));
         if (options.Degrees.Count == 0 || options.Degrees.Any(k => k < 1)) errors.Add(new ManifestError("degrees", "needs degrees ≥ 1"));
+        // the planner runs the diffuse at these degrees only (CostSettings.defaults, design.md): a point at any other
+        // degree would be measured and then never used, and a profile of such points alone cannot be planned with
+        var planned = CostSettingsModule.defaults.Degrees;
+        if (options.Degrees.Where(k => k >= 1 && !planned.Contains(k)).Distinct().ToList() is { Count: > 0 } unplanned)
+            errors.Add(new ManifestError("degrees",
+                $"{string.Join(", ", unplanned)} {(unplanned.Count == 1 ? "is not a degree" : "are not degrees")} Trident plans the diffuse at ({string.Join(", ", planned)})"));
         if (options.Degrees.Distinct().Count() != options.Degrees.Count) errors.Add(new ManifestError("degrees", "a degree is listed twice"));
         if (options.Steps < 1) errors.Add(new ManifestError("steps", "must be at least 1"));
         if (options.Repeats < 1) errors.Add(new ManifestError("repeats", "must be at least 1"));

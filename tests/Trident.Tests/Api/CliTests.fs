@@ -462,6 +462,34 @@ let ``a time scale for devices that are not emulated is refused by serve and by 
         finally
             System.IO.File.Delete file
 
+/// Before: `profile --degrees 3` wrote a profile that `simulate --profile` and `capacity --profile` then died on with an
+/// unhandled ArgumentException and its stack trace (exit 134): the planner runs the diffuse at 1, 2, 4 and 8 only.
+let ``a diffuse degree the planner never uses is refused by profile, and a profile of such degrees alone by simulate`` =
+    testCase "a diffuse degree the planner never uses is refused by profile, and a profile of such degrees alone by simulate and capacity" <| fun () ->
+        let code, out, err = runCli [ "profile"; "--pipeline"; "tiny"; "--out"; System.IO.Path.Combine(System.IO.Path.GetTempPath(), "never.json"); "--degrees"; "1,3" ]
+        Expect.equal code 2 (sprintf "profile --degrees 1,3: exit 2 (%s)" err)
+        Expect.equal out "" "nothing measured"
+        Expect.stringContains err "--degrees: 3 is not a degree Trident plans the diffuse at (1, 2, 4, 8)" "names the degree and the planned ones"
+        let flux = Trident.Scheduling.ReferenceProfiles.flux
+        let regrade (f: int -> int) =
+            { flux with Diffuse = { flux.Diffuse with Points = flux.Diffuse.Points |> List.map (fun p -> { p with Degree = f p.Degree }) } }
+        let file = System.IO.Path.ChangeExtension(System.IO.Path.GetTempFileName(), ".json")
+        try
+            System.IO.File.WriteAllText(file, Trident.Scheduling.ProfileFile.serialize (regrade (fun k -> 3 * k)))
+            for command in [ "simulate"; "capacity" ] do
+                let code, out, err = runCli [ command; "--workload"; "poisson"; "--profile"; file; "--devices"; "8"; "--count"; "10" ]
+                Expect.equal code 2 (sprintf "%s: exit 2 (%s)" command err)
+                Expect.equal out "" (sprintf "%s: nothing ran" command)
+                Expect.stringContains err "none of the degrees Trident plans with (1, 2, 4, 8)" (sprintf "%s names the profile's problem" command)
+                Expect.isFalse (err.Contains "   at ") (sprintf "%s: no stack trace" command)
+            // points at an unplanned degree beside planned ones are left out, with a warning
+            System.IO.File.WriteAllText(file, Trident.Scheduling.ProfileFile.serialize (regrade (fun k -> if k = 8 then 3 else k)))
+            let code, _, err = runCli [ "simulate"; "--workload"; "poisson"; "--profile"; file; "--devices"; "8"; "--count"; "10"; "--policies"; "Trident" ]
+            Expect.equal code 0 (sprintf "a profile with planned degrees runs (%s)" err)
+            Expect.stringContains err "its points at degree 3 are not used" "says what is left out"
+        finally
+            System.IO.File.Delete file
+
 /// Before: `serve --devices x --colour red --Trident:Serving:QueueCapacty 3` named --devices and --colour, and the
 /// misspelt key only on the next run (the configuration check ran once the command line was accepted).
 let ``serve names a misspelt configuration key beside the command line's other mistakes`` =
@@ -892,6 +920,7 @@ let tests =
         ``capacity says the load is fixed for --devices only where it is scaled to them``
         ``a short serve option and the key it stands for with another value are a usage error naming both``
         ``a time scale for devices that are not emulated is refused by serve and by config --check alike``
+        ``a diffuse degree the planner never uses is refused by profile, and a profile of such degrees alone by simulate``
         ``serve names a misspelt configuration key beside the command line's other mistakes``
         ``a bad limit is named with its value, and the default it bounds is not judged against it``
         ``loadgen and capacity report every problem of the command line at once, loadgen before any request``
