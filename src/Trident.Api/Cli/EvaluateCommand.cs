@@ -56,6 +56,21 @@ public static class EvaluateCommand
             errors.Add($"--out: '{outDir}' is the committed report {committed}; --quick writes a reduced matrix and never over it: choose another folder");
         var settings = SimulateCommand.Settings(args, errors);
         OutputPath.Check("--out", outDir, directory: true, create: true, errors);
+        // the production log, when the production group runs: one given by name must exist and parse (its problems here,
+        // before hours of other simulations, not as a skipped group and exit 0 after them); the default one, absent when
+        // evaluate runs outside the repository, is skipped with a message unless the production group is all that runs
+        var only = args.Get(Only);
+        if (only is null or "production")
+        {
+            var logPath = args.Text(LogPath);
+            if (!File.Exists(logPath))
+            {
+                if (args.Given(LogPath) || only == "production")
+                    errors.Add($"--production-log: {Trident.Api.Options.InputPath.NotAFile(logPath, "production log")}{(args.Given(LogPath) ? "" : " (the default; run from the repository root or give --production-log)")}");
+            }
+            else if (ParsedLog(logPath) is { IsError: true } bad)
+                foreach (var e in bad.ErrorValue) errors.Add($"--production-log {logPath}: {e}");
+        }
         return (settings, outDir);
     }
 

@@ -554,6 +554,25 @@ let ``loadgen and capacity report every problem of the command line at once, loa
 
 /// Before: only `--out docs/evaluation` spelt from the current directory was refused; a link to the committed report,
 /// or a path to it through `..` (from a folder below the repository, or after a link), let --quick write over it.
+/// Before: a --production-log that did not exist or did not parse skipped the production group after the other
+/// simulations ran, wrote a report without it and exited 0.
+let ``evaluate refuses a production log it cannot replay before it simulates anything`` =
+    testCase "evaluate refuses a production log it cannot replay before it simulates anything" <| fun () ->
+        let dir = System.IO.Directory.CreateTempSubdirectory("trident-eval-")
+        try
+            let log = System.IO.Path.Combine(dir.FullName, "log.csv")
+            System.IO.File.WriteAllText(log, "a,b\n1,2\n")
+            let out = System.IO.Path.Combine(dir.FullName, "report")
+            for path, expected in [ System.IO.Path.Combine(dir.FullName, "missing.csv"), "does not exist"
+                                    log, "line 1: the header must be" ] do
+                let code, _, err = runCli [ "evaluate"; "--quick"; "--production-log"; path; "--out"; out ]
+                Expect.equal code 2 (sprintf "%s: exit 2 (%s)" path err)
+                Expect.stringContains err ("--production-log") "names the option"
+                Expect.stringContains err expected "and what is wrong with the log"
+                Expect.isFalse (System.IO.Directory.Exists out) "nothing was written"
+        finally
+            dir.Delete true
+
 let ``evaluate --quick refuses the committed report however the path reaches it`` =
     testCase "evaluate --quick refuses the committed report however the path reaches it" <| fun () ->
         let committed = System.IO.Path.Combine(Trident.Runtime.Execution.PipelineLocator.FindHome(), "docs", "evaluation")
@@ -924,6 +943,7 @@ let tests =
         ``serve names a misspelt configuration key beside the command line's other mistakes``
         ``a bad limit is named with its value, and the default it bounds is not judged against it``
         ``loadgen and capacity report every problem of the command line at once, loadgen before any request``
+        ``evaluate refuses a production log it cannot replay before it simulates anything``
         ``evaluate --quick refuses the committed report however the path reaches it``
         ``shell completion offers the reference profiles, the models and the named workloads``
         ``serve keeps serving when its log cannot be written to standard output, and says so once on standard error``
