@@ -15,7 +15,7 @@ namespace Trident.Api.Cli;
 /// </summary>
 public static class CapacityCommand
 {
-    private static readonly Option<double> Target = Opt.Double("--target", "the SLO attainment to reach", 0.99, 0.0, 1.0);
+    private static readonly Option<double> Target = Opt.Double("--target", "the SLO attainment to reach (0.01 to 1: every cluster reaches 0)", 0.99, 0.01, 1.0);
     private static readonly Option<int> MaxDevices = Opt.Int("--max-devices", "the largest cluster tried", 1024, 1, 100_000);
     private static readonly Option<int> Parallel_ = Opt.Int("--parallel", "policies searched at once", 2, 1, 64);
 
@@ -78,7 +78,7 @@ public static class CapacityCommand
         var arrivals = fp.Requests.Select(r => r.Arrival).ToArray();
         var span = arrivals.Length > 1 ? arrivals.Max() - arrivals.Min() : 0.0;
         Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"capacity: {fp.Name}, {fp.Requests.Length} requests, target attainment {target:F3}; {Plural(perNode, "device")} per node, from {Plural(startNodes, "node")} ({startNodes * perNode} devices), at most {Plural(maxNodes, "node")} ({maxNodes * perNode} devices, --max-devices)"));
+            $"capacity: {fp.Name}, {Plural(fp.Requests.Length, "request")}, target attainment {target:F3}; {Plural(perNode, "device")} per node, from {Plural(startNodes, "node")} ({startNodes * perNode} devices), at most {Plural(maxNodes, "node")} ({maxNodes * perNode} devices, --max-devices)"));
         // the load is the workload's, fixed here (for the starting --devices where it is scaled to them): say what it is
         var workloadName = args.GetValue(SimulateCommand.Workload_);
         var scaled = workloadName == EvaluateCommand.ProductionWorkload

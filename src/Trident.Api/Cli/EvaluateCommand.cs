@@ -143,7 +143,7 @@ public static class EvaluateCommand
             foreach (var file in files) File.WriteAllText(Path.Combine(outDir, file.Item1), file.Item2);
             foreach (var chart in charts) ChartRenderer.Render(chart, outDir);
         });
-        Console.WriteLine($"wrote {Path.Combine(outDir, "README.md")} and {charts.Length} charts (SVG and PNG) in {total.Elapsed.TotalSeconds:F0} s");
+        Console.WriteLine($"wrote {Path.Combine(outDir, "README.md")} and {CapacityCommand.Plural(charts.Length, "chart")} (SVG and PNG) in {total.Elapsed.TotalSeconds:F0} s");
         return Task.FromResult(0);
     }
 

@@ -59,13 +59,14 @@ public static class SimulateCommand
         ExperimentSettingsModule.defaults.MaxBatch, 1, 64);
     internal static Option[] SettingsOptions => [Devices, DevicesPerNode, Seed, SloScale, DeadlineRule_, B1Degree, Split, Jitter, MaxSuspensions, ResumeElsewhere, PreemptForDeadlinesOnly, ProfilePath, MaxBatch];
 
-    /// <summary>"3 policies", or "4 runs of 3 policies" when one (B1: its default and its best fixed degree) is
-    /// reported more than once — "4 policies" said B1 was two.</summary>
+    /// <summary>"3 policies", or "4 rows of 3 policies" when one (B1: its default and its best fixed degree) is
+    /// reported more than once — "4 policies" said B1 was two, and "4 runs" was read as the simulations (B1 runs at
+    /// every degree, each timed on its own line above).</summary>
     internal static string Runs(IReadOnlyList<string> policies)
     {
         var distinct = policies.Distinct().Count();
         var named = $"{distinct} polic{(distinct == 1 ? "y" : "ies")}";
-        return policies.Count == distinct ? named : $"{policies.Count} runs of {named}";
+        return policies.Count == distinct ? named : $"{policies.Count} rows of {named}";
     }
 
     private static readonly Option<string> Format = Opt.Choice("--format", "how to print the summary", "table", "table", "csv", "json");
@@ -227,7 +228,7 @@ public static class SimulateCommand
         var priorities = Report.priorityTable(ListModule.OfSeq(rows));
         if (format == "table" && priorities.Length > 0) Console.Write(Environment.NewLine + priorities);
         Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"workload {p.Name}: {p.Requests.Length} requests on {settings.Devices} devices; {Runs(rows.Select(r => r.Policy).ToList())} in {total.Elapsed.TotalSeconds:F1} s wall"));
+            $"workload {p.Name}: {CapacityCommand.Plural(p.Requests.Length, "request")} on {CapacityCommand.Plural(settings.Devices, "device")}; {Runs(rows.Select(r => r.Policy).ToList())} in {total.Elapsed.TotalSeconds:F1} s wall"));
 
         if (outDir is not null) OutputPath.Write("--out", outDir, () =>
         {

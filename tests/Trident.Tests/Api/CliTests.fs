@@ -83,7 +83,7 @@ let ``two bad values give one error naming both`` =
         Expect.equal out "" "nothing ran"
         let lines = err.Split('\n') |> Array.map _.Trim() |> Array.filter ((<>) "")
         Expect.equal (lines |> Array.filter (fun l -> l.EndsWith "invalid arguments") |> Array.length) 1 "one error"
-        for expected in [ "--target: 2 is outside [0, 1]"; "--parallel: 'x' is not an integer"; "--devices: -8 is outside [1, 100000]" ] do
+        for expected in [ "--target: 2 is outside [0.01, 1]"; "--parallel: 'x' is not an integer"; "--devices: -8 is outside [1, 100000]" ] do
             Expect.contains lines expected "every bad value is named"
         // an option's error of several lines (a broken pipeline manifest's problems) is indented under it
         let dir = System.IO.Directory.CreateTempSubdirectory("trident-cli-")
@@ -526,7 +526,11 @@ let ``loadgen and capacity report every problem of the command line at once, loa
         let code, out, err = runCli [ "capacity"; "--workload"; "nosuch"; "--target"; "2"; "--policies"; "B1,B9"; "--devices"; "16"; "--max-devices"; "4" ]
         Expect.equal (code, out) (2, "") (sprintf "capacity: exit 2, nothing run (%s)" err)
         let got = lines err
-        Expect.contains got "--target: 2 is outside [0, 1]" "the range"
+        Expect.contains got "--target: 2 is outside [0.01, 1]" "the range"
+        // a target of 0, which every cluster reaches, is refused (it halved the cluster through minutes of overloaded runs)
+        let code, _, err = runCli [ "capacity"; "--workload"; "poisson"; "--target"; "0" ]
+        Expect.equal code 2 "capacity --target 0: exit 2"
+        Expect.stringContains err "--target: 0 is outside [0.01, 1]" "--target 0"
         Expect.contains got "--max-devices: 4 is less than one node (8 devices)" "--max-devices"
         Expect.isTrue (got |> Array.exists (fun l -> l.StartsWith "--policies: unknown policy 'B9'")) (sprintf "the policy: %s" err)
         Expect.isTrue (got |> Array.exists (fun l -> l.StartsWith "--workload: unknown workload 'nosuch'")) (sprintf "the workload: %s" err)
