@@ -201,7 +201,7 @@ public static class GenerationsApi
             (long)v.Input.Seed,
             Usage(ready, v.Input.Prompt),
             v.Input.NegativePrompt is { } negative ? Usage(ready, negative) : null,
-            new TimingsDto(Stage(v.Queue), Stage(v.Encode), Stage(v.Diffuse), Stage(v.Decode), Ms(v.Finished)),
+            new TimingsDto(Stage(Queued(v)), Stage(v.Encode), Stage(v.Diffuse), Stage(v.Decode), Ms(v.Finished)),
             Deadline(job, v),
             Priority(job),
             route,
@@ -209,6 +209,11 @@ public static class GenerationsApi
             v.Status == JobStatus.Succeeded ? $"/v1/generations/{id}/result" : null,
             job.Trace.TraceId);
     }
+
+    /// <summary>A job's time in the queue: from its arrival to its dispatch, or to its end when it ended while it waited
+    /// (cancelled, or failed, before a dispatch): its end was null while <c>total_ms</c> said when it ended.</summary>
+    private static StageTiming Queued(JobView v) =>
+        v.Queue.Finish is null && v.IsTerminal && v.Finished is { } finished ? v.Queue with { Finish = finished } : v.Queue;
 
     /// <summary>A job's deadline as the wire shows it (the 202 and the status).</summary>
     public static DeadlineDto Deadline(Job job, JobView v) =>

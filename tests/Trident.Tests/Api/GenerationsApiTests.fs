@@ -435,6 +435,15 @@ let ``cancelling a queued job cancels it at once, a running one at its next step
         Expect.equal (status (json cq)) "cancelled" "status (json cq)"
         // what cancelled it is its error (before: null whatever cancelled it)
         Expect.equal ((json cq).GetProperty("error").GetString()) (sprintf "cancelled by DELETE /v1/generations/%s" queued) "the queued job's reason"
+        // its time in the queue ended when it was cancelled, as its total did (before: end_ms null beside a total_ms)
+        for answer in [ json cq; json (get client ("/v1/generations/" + queued)) ] do
+            let timings = answer.GetProperty("timings")
+            let inQueue = timings.GetProperty("queued")
+            let total = timings.GetProperty("total_ms").GetDouble()
+            Expect.equal (inQueue.GetProperty("end_ms").GetDouble()) total "the queued phase ends at the cancel, the job's end"
+            Expect.equal (inQueue.GetProperty("duration_ms").GetDouble()) (total - inQueue.GetProperty("start_ms").GetDouble()) "and lasted until then"
+            for stage in [ "encode"; "diffuse"; "decode" ] do
+                Expect.equal (timings.GetProperty(stage).GetProperty("start_ms").ValueKind) JsonValueKind.Null (stage + " never started")
         for (id, _) in waiting do
             if id <> queued then client.DeleteAsync("/v1/generations/" + id).Result.Dispose()
         for id in running do
