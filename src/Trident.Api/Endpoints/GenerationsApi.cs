@@ -123,7 +123,7 @@ public static class GenerationsApi
     {
         if (host.Ready is not { } ready) return Problems.NotReady(http, host);
         if (ready.Server.Find(RequestId.NewRequestId(id)) is not { } job) return Problems.NotFound(id);
-        if (!ready.Server.Cancel(job, $"cancelled by DELETE /v1/generations/{id}")) return Problems.Conflict($"generation {id} is already {Name(job.Status)}");
+        if (!ready.Server.Cancel(job, $"cancelled by DELETE /v1/generations/{id}")) return Problems.Conflict($"generation {id} {Over(job.Status)}");
         var status = Status(job, ready);
         // cancelled at once, or stopping at its next step boundary: either way it ends cancelled
         return job.Status == JobStatus.Cancelled
@@ -169,6 +169,13 @@ public static class GenerationsApi
 
     /// <summary>A job's wire id.</summary>
     public static string Id(Job job) => job.Id.Value.ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>How a job that is over ended, as a 409 says it ("has already succeeded").</summary>
+    private static string Over(JobStatus s) => s switch
+    {
+        JobStatus.Cancelled => "has already been cancelled",
+        _ => $"has already {Name(s)}",
+    };
 
     /// <summary>A status's wire name.</summary>
     public static string Name(JobStatus s) => s.ToString().ToLowerInvariant();

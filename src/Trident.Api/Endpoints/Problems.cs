@@ -91,10 +91,16 @@ internal static class Problems
         // a 415 names the whole body, `$`, as the routes' own 413 and charset 415 do (Body), with their title
         var problem = status == StatusCodes.Status415UnsupportedMediaType
             ? new HttpValidationProblemDetails(new Dictionary<string, string[]> { ["$"] = [detail!] }) { Status = status, Title = UnsupportedTitle, Detail = detail }
-            : new ProblemDetails { Status = status, Title = ReasonPhrases.GetReasonPhrase(status), Detail = detail };
+            : new ProblemDetails { Status = status, Title = TitleOf(status), Detail = detail };
         Complete(problem, http);
         return http.Response.WriteAsJsonAsync(problem, problem.GetType(), (System.Text.Json.JsonSerializerOptions?)null, "application/problem+json", http.RequestAborted);
     }
+
+    /// <summary>The title of a problem of <paramref name="status"/> that no route names: its reason phrase in sentence case,
+    /// as the routes write theirs ("Not found", "Method not allowed"; an unknown path answered "Not Found" and an unknown
+    /// job "Not found").</summary>
+    public static string TitleOf(int status) =>
+        ReasonPhrases.GetReasonPhrase(status) is { Length: > 0 } phrase ? phrase[..1] + phrase[1..].ToLowerInvariant() : "Error";
 
     /// <summary>The title of every 415.</summary>
     public const string UnsupportedTitle = "Unsupported media type";

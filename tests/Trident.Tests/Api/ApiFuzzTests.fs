@@ -701,6 +701,21 @@ let ``404, 405 and 415 answers are problem+json whatever the Accept header`` =
                 Expect.equal mediaType "application/problem+json" (sprintf "%s %s, Accept %A" method path accept)
                 Expect.equal (problem.Value.GetProperty("status").GetInt32()) expected "the problem's status"
 
+/// A problem's title is written alike whoever wrote it: an unknown path, an unknown job and an unknown video are each
+/// "Not found" (before, an unknown path answered "Not Found", the framework's reason phrase, and an unknown job "Not
+/// found"), a wrong method "Method not allowed", as the routes' "Bad request", "Too many requests" and "Unsupported
+/// media type" are (a worker's 404: LifecycleApiTests).
+let ``problem titles are written alike, an unknown path's and an unknown job's 404 the same`` =
+    testCase "problem titles are written alike, an unknown path's and an unknown job's 404 the same" <| fun () ->
+        let client = readyClient server.Value
+        let title method path =
+            let _, _, problem = raw client method path None None None
+            problem.Value.GetProperty("title").GetString()
+        for method, path in [ "GET", "/v1/nothing"; "GET", "/v1/generations/999999"; "GET", "/v1/generations/abc"; "DELETE", "/v1/generations/999999"
+                              "GET", "/v1/videos/video_999999"; "GET", "/v1/plan/rounds/999999" ] do
+            Expect.equal (title method path) "Not found" (sprintf "%s %s" method path)
+        Expect.equal (title "PUT" "/health") "Method not allowed" "a wrong method"
+
 let ``every problem body carries a type and trace_id as 32 hex digits, as the 202s do, whatever the Accept header`` =
     testCase "every problem body carries a type and trace_id as 32 hex digits, as the 202s do, whatever the Accept header" <| fun () ->
         let client = readyClient server.Value
@@ -820,6 +835,7 @@ let integrationTests =
             ``after the fuzz run the server is healthy and every accepted generation reaches a final state``
             ``a key of invalid UTF-8 or an unpaired surrogate escape is a 400 naming it, not a 500``
             ``404, 405 and 415 answers are problem+json whatever the Accept header``
+            ``problem titles are written alike, an unknown path's and an unknown job's 404 the same``
             ``every problem body carries a type and trace_id as 32 hex digits, as the 202s do, whatever the Accept header``
             ``a job id is plain digits: ' 1' and '+1' are not job 1``
             ``a generation path whose id is not a job id says so in its 404``

@@ -456,6 +456,13 @@ let ``cancelling a queued job cancels it at once, a running one at its next step
             Expect.isTrue (final.GetProperty("step").GetInt32() < 1500) "stopped before its last step"
         use again = client.DeleteAsync("/v1/generations/" + queued).Result
         Expect.equal again.StatusCode HttpStatusCode.Conflict "again.StatusCode"
+        // how it ended, in words (before: "generation 2 is already cancelled", "… is already succeeded")
+        Expect.equal ((json again).GetProperty("detail").GetString()) (sprintf "generation %s has already been cancelled" queued) "the 409 of a cancelled job"
+        let done' = submit client """{"prompt":"short","width":64,"height":64,"steps":1}"""
+        Expect.equal (status (pollUntil client 60.0 done' isFinal)) "succeeded" "a short job succeeds"
+        use late = client.DeleteAsync("/v1/generations/" + done').Result
+        Expect.equal late.StatusCode HttpStatusCode.Conflict "cancelling a succeeded job"
+        Expect.equal ((json late).GetProperty("detail").GetString()) (sprintf "generation %s has already succeeded" done') "the 409 of a succeeded job"
         use result = get client (sprintf "/v1/generations/%s/result" queued)
         Expect.equal result.StatusCode HttpStatusCode.Conflict "result.StatusCode"
 
