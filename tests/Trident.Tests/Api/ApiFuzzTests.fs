@@ -810,10 +810,24 @@ let ``a body over Limits:MaxBodyBytes is a 413 and a charset other than UTF-8 a 
                 let message = problem.Value.GetProperty("errors").GetProperty("$").[0].GetString()
                 Expect.stringContains message (sprintf "the body must be %s (Content-Type: '%s')" takes contentType) (path + ": what it takes")
                 Expect.equal (problem.Value.GetProperty("title").GetString()) "Unsupported media type" (path + ": the title of every 415")
-        // no Content-Type at all is read as JSON (lenient: curl -d without -H, some clients)
+        // no Content-Type at all is read as JSON (lenient: curl -H 'Content-Type:', some clients)
         let status, _, problem = raw client "POST" "/v1/generations" None None (Some "{\"prompt\":\"x\",\"steps\":0}"B)
         Expect.equal status 400 "a body without a Content-Type is read as JSON"
         Expect.equal (errorNames problem) [ "steps" ] "and its problem named"
+        // curl -d without -H sends application/x-www-form-urlencoded: a JSON body sent so is told how to send it (before:
+        // only what the route takes), and a real form is not
+        let form = "application/x-www-form-urlencoded"
+        for path in [ "/v1/generations"; "/v1/images/generations"; "/v1/chat/completions" ] do
+            for body in [ "{\"prompt\":\"x\"}"B; "  \n[1]"B ] do
+                let status, _, problem = raw client "POST" path (Some form) None (Some body)
+                Expect.equal status 415 (path + ": a form is not taken")
+                let message = problem.Value.GetProperty("errors").GetProperty("$").[0].GetString()
+                Expect.stringContains message (sprintf "(Content-Type: '%s'); the body looks like JSON: send Content-Type: application/json (curl -d sends %s unless given -H 'Content-Type: application/json')" form form) path
+                Expect.equal (problem.Value.GetProperty("detail").GetString()) message (path + ": the detail says it too")
+            let _, _, problem = raw client "POST" path (Some form) None (Some "prompt=x"B)
+            Expect.isFalse (problem.Value.GetProperty("detail").GetString().Contains "looks like JSON") (path + ": a form that is not JSON gets no such hint")
+        let _, _, plain = raw client "POST" "/v1/generations" (Some "text/plain") None (Some "{\"prompt\":\"x\"}"B)
+        Expect.isFalse (plain.Value.GetProperty("detail").GetString().Contains "looks like JSON") "only a form's body is looked at"
 
 /// A UTF-8 byte order mark before a JSON body is skipped, as the configuration files' is (some editors and Windows
 /// tools write one; RFC 8259 lets a parser ignore it). Before, every body route answered "'0xEF' is an invalid start of
