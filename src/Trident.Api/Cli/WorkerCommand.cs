@@ -202,7 +202,7 @@ public static class WorkerCommand
     /// the API (/ready, /metrics, /v1/…).</summary>
     public static IResult WorkerNotFound(HttpContext http) => Results.Problem(
         statusCode: StatusCodes.Status404NotFound,
-        title: "Not Found",
+        title: Trident.Api.Endpoints.Problems.TitleOf(StatusCodes.Status404NotFound),
         detail: $"{http.Request.Method} {http.Request.Path} is not served here: this is a trident worker, whose HTTP port serves GET /health only; "
             + "the coordinator (trident serve with Trident:Cluster:Mode) serves the API (/ready, /metrics, /v1/…) (docs/cluster.md)");
 

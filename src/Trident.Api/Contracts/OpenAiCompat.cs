@@ -11,13 +11,16 @@ namespace Trident.Api.Contracts;
 /// <c>negative_prompt</c>, <c>seed</c>).</summary>
 /// <param name="Prompt">What to generate.</param>
 /// <param name="Model">Optional; the served pipeline's id or model name.</param>
-/// <param name="Seconds">Clip length in whole seconds, as a string (OpenAI); frames = seconds × fps + 1, rounded down to
-/// 1 + a multiple of the VAE's temporal compression. A frame count over the pipeline's or the server's most frames is a
-/// 400 naming seconds (the clip is never cut shorter). Give seconds or num_frames, not both.</param>
+/// <param name="Seconds">Clip length in seconds, as a string (OpenAI): digits with an optional fraction, greater than 0
+/// ("4", "0.5"); frames = seconds × fps (rounded down) + 1, rounded down to 1 + a multiple of the VAE's temporal
+/// compression. A frame count outside 2 … the pipeline's or the server's most frames is a 400 naming seconds (the clip is
+/// never cut shorter). The video object's <c>seconds</c> is one this field takes back for the same frames. Give seconds
+/// or num_frames, not both.</param>
 /// <param name="Size"><c>WIDTHxHEIGHT</c>; or give width and height.</param>
 /// <param name="Width">Width in pixels.</param>
 /// <param name="Height">Height in pixels.</param>
-/// <param name="NumFrames">Frames (default: the pipeline's smallest video length allowed by the server).</param>
+/// <param name="NumFrames">Frames, 2 (one frame is an image) … the pipeline's or the server's most (default: the pipeline's
+/// smallest video length allowed by the server).</param>
 /// <param name="Fps">Frame rate written into the file (default: <c>Trident:Serving:VideoFramesPerSecond</c>).</param>
 /// <param name="NumInferenceSteps">Denoising steps.</param>
 /// <param name="GuidanceScale">Guidance scale.</param>
@@ -67,7 +70,11 @@ public sealed record VideoErrorDto(string Code, string Message);
 /// <param name="Prompt">The prompt.</param>
 /// <param name="Size"><c>WIDTHxHEIGHT</c> of the video the content route serves: the size asked for, except on emulated
 /// devices, whose results are placeholders of at most 64 pixels a side in the request's aspect.</param>
-/// <param name="Seconds">Its length in seconds (frames / fps), as a string.</param>
+/// <param name="Seconds">Its length in seconds as a request counts it, (num_frames − 1) / fps, as a string: the seconds the
+/// request sent (a length between two frame counts: the one its frames have, e.g. "0.25" for "0.3" at 8 fps, "4.8" for
+/// "5" at 10 fps with a temporal compression of 4), and a
+/// <c>seconds</c> that <c>POST /v1/videos</c> takes back for the same frames (exact in up to six decimals, else rounded up
+/// in the sixth). The file plays num_frames / fps seconds (9 frames at 8 fps: "1", a file of 1.125 s).</param>
 /// <param name="Quality">Always <c>standard</c> (steps set the quality).</param>
 /// <param name="Error">Why it failed.</param>
 /// <param name="NumFrames">Frames in the file.</param>

@@ -114,10 +114,11 @@ internal static class GenerationRequests
     private static ulong DrawSeed(int reserve) => (ulong)Random.Shared.NextInt64(0, JsonBody.MaxSafeInteger - reserve + 1);
 
     /// <summary>Checks the fields shared by both generation routes; returns the steps to use and, when the
-    /// size and steps are valid, the cost model's estimate.</summary>
+    /// size and steps are valid, the cost model's estimate. <paramref name="minFrames"/>: the fewest frames the route
+    /// takes (2 on the video route), the lower bound the frames' range states.</summary>
     private static (int Steps, Estimate? Estimate) Check(Errors e, string? prompt, string? negative, int width, int height, int frames, int? steps, long? seed,
         double? guidance, ReadyServer ready, LimitOptions limits, CostFields costFields, string sizeField = "", int seedReserve = 0,
-        IReadOnlyDictionary<string, string>? names = null)
+        IReadOnlyDictionary<string, string>? names = null, int minFrames = 1)
     {
         string Wire(string field) => names is not null && names.TryGetValue(field, out var w) ? w : field;
         if (string.IsNullOrWhiteSpace(prompt)) e.Add("prompt", "is required and must not be blank");
@@ -134,11 +135,11 @@ internal static class GenerationRequests
             else e.Add(side, message);
         }
         var sizeErrors = 0;
-        foreach (var err in ready.Manifest.CheckSize(width, height, frames, limits.MaxFrames))
+        foreach (var err in ready.Manifest.CheckSize(width, height, frames, limits.MaxFrames, minFrames))
         {
             if (err.Path == "width") Side("width", width, err.Message);
             else if (err.Path == "height") Side("height", height, err.Message);
-            else e.Add(Wire(err.Path), err.Message);
+            else e.Add(Wire(err.Path), err.Path == "frames" ? FramesMessage(err.Message, frames, minFrames) : err.Message);
             sizeErrors++;
         }
         // a server limit is said where it binds: not when the value is also beyond the pipeline's own maximum, which the
@@ -303,33 +304,31 @@ internal static class GenerationRequests
         }
         var fps = dto.Fps ?? defaultFps;
         var frames = dto.NumFrames ?? DefaultVideoFrames(ready);
-        // one frame is an image, which this route would hand back as a PNG under a video's name
-        if (dto.NumFrames is 1)
-            e.Add("num_frames", "a video has at least 2 frames; one frame is an image (POST /v1/images/generations or /v1/generations)");
         if (dto.Seconds is { } seconds)
         {
             if (dto.NumFrames is not null) e.Add("seconds", "give seconds or num_frames, not both");
-            else if (!int.TryParse(seconds, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var whole) || whole < 1)
-                e.Add("seconds", "must be a whole number of seconds ≥ 1, as a string (e.g. \"4\")");
-            else
-            {
-                // diffusion video models count a clip of s seconds at r fps as s × r + 1 frames (Wan: 5 s at 16 fps =
-                // 81 frames), rounded down to a length the VAE's temporal compression allows
-                var tc = Math.Max(1, ready.Manifest.Latents.TemporalCompression);
-                var wanted = Math.Min(int.MaxValue - 1, (long)whole * fps) + 1;
-                frames = (int)(1 + tc * ((wanted - 1) / tc));
-            }
+            else if (ClipSeconds(seconds) is not { } length)
+                e.Add("seconds", "must be a number of seconds greater than 0 in plain digits, as a string (e.g. \"4\" or \"0.5\")");
+            // a frame rate out of range is named under fps (Output); frames are not made from it
+            else if (fps is >= 1 and <= MediaFormats.MaxFramesPerSecond)
+                frames = FramesOf(length, fps, ready.Manifest.Latents.TemporalCompression);
         }
-        var (steps, estimate) = e.ByField.ContainsKey("size") || e.ByField.ContainsKey("seconds")
+        var judged = !(e.ByField.ContainsKey("size") || e.ByField.ContainsKey("seconds"));
+        var (steps, estimate) = !judged
             ? (0, null)
             : Check(e, dto.Prompt, dto.NegativePrompt, width, height, frames, dto.NumInferenceSteps, dto.Seed, dto.GuidanceScale, ready, limits,
                 new CostFields(Sent(("size", dto.Size), ("width", dto.Width), ("height", dto.Height), ("num_frames", dto.NumFrames), ("seconds", dto.Seconds)),
                     dto.NumInferenceSteps is null ? null : "num_inference_steps"),
-                sizeField: dto.Size is not null ? "size" : "", names: DiffusersNames);
+                sizeField: dto.Size is not null ? "size" : "", names: DiffusersNames, minFrames: MinVideoFrames);
+        // too few frames for a video is said whatever else is wrong (one frame is an image, which this route would hand
+        // back as a PNG under a video's name), in the words of the range Check states
+        if (!judged && dto.NumFrames is < MinVideoFrames)
+            foreach (var problem in ready.Manifest.CheckSize(width, height, frames, limits.MaxFrames, MinVideoFrames).Where(p => p.Path == "frames"))
+                e.Add("num_frames", FramesMessage(problem.Message, frames, MinVideoFrames));
         // a frame count made from seconds: its problems are the seconds' (the client sent no num_frames)
         if (dto.Seconds is not null && dto.NumFrames is null && e.ByField.Remove("num_frames", out var framesProblems))
             foreach (var problem in framesProblems)
-                e.Add("seconds", $"{dto.Seconds} s at {fps} fps is {frames} frames: the frame count {problem}");
+                e.Add("seconds", $"{dto.Seconds} s at {fps} fps is {frames} frame{(frames == 1 ? "" : "s")}: the frame count {problem}");
         var output = Output(e, dto.OutputFormat, dto.OutputCompression, dto.Fps, width, height, frames, MediaFormats.VideoNames);
         if (e.ByField.Count > 0 || estimate is null) return (null, e.ToDictionary());
         var input = new GenerationInput(dto.Prompt!, dto.NegativePrompt, width, height, frames, steps,
@@ -492,8 +491,51 @@ internal static class GenerationRequests
     {
         var m = ready.Manifest;
         var tc = Math.Max(1, m.Latents.TemporalCompression);
-        var min = Math.Max(2, m.Size.MinFrames);
+        var min = Math.Max(MinVideoFrames, m.Size.MinFrames);
         return 1 + tc * ((min - 1 + tc - 1) / tc);
+    }
+
+    /// <summary>The fewest frames of a video on <c>/v1/videos</c>: one frame is an image.</summary>
+    public const int MinVideoFrames = 2;
+
+    /// <summary>A frame-count problem, with why when the count is one frame on a route that takes videos only.</summary>
+    private static string FramesMessage(string message, int frames, int minFrames) =>
+        frames == 1 && minFrames > 1 ? $"{message}: one frame is an image (POST /v1/images/generations or /v1/generations)" : message;
+
+    private static readonly System.Text.RegularExpressions.Regex SecondsPattern = new("^[0-9]+(\\.[0-9]+)?\\z", System.Text.RegularExpressions.RegexOptions.CultureInvariant);
+
+    /// <summary>The length in seconds of a video request's <c>seconds</c> (plain digits with an optional fraction:
+    /// "4", "0.5", "1.125"); null when it is not one or not greater than 0. A length beyond a decimal's range reads as
+    /// the largest one (its frame count is then over every limit, and named so).</summary>
+    public static decimal? ClipSeconds(string seconds)
+    {
+        if (!SecondsPattern.IsMatch(seconds)) return null;
+        var length = decimal.TryParse(seconds, System.Globalization.NumberStyles.AllowDecimalPoint, System.Globalization.CultureInfo.InvariantCulture, out var s)
+            ? s : decimal.MaxValue;
+        return length > 0 ? length : null;
+    }
+
+    /// <summary>The frames of a clip of <paramref name="seconds"/> at <paramref name="fps"/>: diffusion video models count
+    /// a clip of s seconds at r fps as s × r + 1 frames (Wan: 5 s at 16 fps = 81 frames), s × r rounded down, then rounded
+    /// down to a length the VAE's temporal compression <paramref name="temporalCompression"/> allows (1 + a multiple of
+    /// it). The inverse of <see cref="SecondsOf"/>: a clip's reported length gives its frames back.</summary>
+    public static int FramesOf(decimal seconds, int fps, int temporalCompression)
+    {
+        var tc = Math.Max(1, temporalCompression);
+        // at most int.MaxValue − 1 intervals (a longer clip is over every limit anyway), without overflowing the product
+        var intervals = seconds >= int.MaxValue ? int.MaxValue - 1 : (long)Math.Min(int.MaxValue - 1, decimal.Floor(seconds * fps));
+        return (int)(1 + tc * (intervals / tc));
+    }
+
+    /// <summary>The length of a clip of <paramref name="frames"/> at <paramref name="fps"/> as <c>/v1/videos</c> counts it
+    /// ((frames − 1) / fps: 9 frames at 8 fps are "1"), as a string the route takes back for the same frames
+    /// (<see cref="FramesOf"/>): exact where six decimals hold it (every rate of the form 2^a·5^b, 8 and 16 fps among
+    /// them), else rounded up in the sixth decimal ("0.333334" for 1 frame interval at 3 fps), so that s × fps is never
+    /// under the frame intervals it stands for.</summary>
+    public static string SecondsOf(int frames, int fps)
+    {
+        var exact = (decimal)Math.Max(0, frames - 1) / Math.Max(1, fps);
+        return (decimal.Ceiling(exact * 1_000_000m) / 1_000_000m).ToString("0.######", System.Globalization.CultureInfo.InvariantCulture);
     }
 
     private static readonly System.Text.RegularExpressions.Regex SizePattern = new("^([0-9]+)x([0-9]+)$", System.Text.RegularExpressions.RegexOptions.CultureInvariant);

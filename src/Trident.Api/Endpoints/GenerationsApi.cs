@@ -123,7 +123,7 @@ public static class GenerationsApi
     {
         if (host.Ready is not { } ready) return Problems.NotReady(http, host);
         if (ready.Server.Find(RequestId.NewRequestId(id)) is not { } job) return Problems.NotFound(id);
-        if (!ready.Server.Cancel(job, $"cancelled by DELETE /v1/generations/{id}")) return Problems.Conflict($"generation {id} is already {Name(job.Status)}");
+        if (!ready.Server.Cancel(job, $"cancelled by DELETE /v1/generations/{id}")) return Problems.Conflict($"generation {id} {Over(job.Status)}");
         var status = Status(job, ready);
         // cancelled at once, or stopping at its next step boundary: either way it ends cancelled
         return job.Status == JobStatus.Cancelled
@@ -170,6 +170,13 @@ public static class GenerationsApi
     /// <summary>A job's wire id.</summary>
     public static string Id(Job job) => job.Id.Value.ToString(CultureInfo.InvariantCulture);
 
+    /// <summary>How a job that is over ended, as a 409 says it ("has already succeeded").</summary>
+    private static string Over(JobStatus s) => s switch
+    {
+        JobStatus.Cancelled => "has already been cancelled",
+        _ => $"has already {Name(s)}",
+    };
+
     /// <summary>A status's wire name.</summary>
     public static string Name(JobStatus s) => s.ToString().ToLowerInvariant();
 
@@ -201,7 +208,7 @@ public static class GenerationsApi
             (long)v.Input.Seed,
             Usage(ready, v.Input.Prompt),
             v.Input.NegativePrompt is { } negative ? Usage(ready, negative) : null,
-            new TimingsDto(Stage(v.Queue), Stage(v.Encode), Stage(v.Diffuse), Stage(v.Decode), Ms(v.Finished)),
+            new TimingsDto(Stage(Queued(v)), Stage(v.Encode), Stage(v.Diffuse), Stage(v.Decode), Ms(v.Finished)),
             Deadline(job, v),
             Priority(job),
             route,
@@ -209,6 +216,11 @@ public static class GenerationsApi
             v.Status == JobStatus.Succeeded ? $"/v1/generations/{id}/result" : null,
             job.Trace.TraceId);
     }
+
+    /// <summary>A job's time in the queue: from its arrival to its dispatch, or to its end when it ended while it waited
+    /// (cancelled, or failed, before a dispatch): its end was null while <c>total_ms</c> said when it ended.</summary>
+    private static StageTiming Queued(JobView v) =>
+        v.Queue.Finish is null && v.IsTerminal && v.Finished is { } finished ? v.Queue with { Finish = finished } : v.Queue;
 
     /// <summary>A job's deadline as the wire shows it (the 202 and the status).</summary>
     public static DeadlineDto Deadline(Job job, JobView v) =>

@@ -70,8 +70,15 @@ internal static class JsonBody
         var max = http.RequestServices.GetRequiredService<IOptions<TridentOptions>>().Value.Limits.MaxBodyBytes;
         var (body, status) = await ReadBodyAsync(http, max, errors);
         if (body is null) return Refused<T>(errors, status);
-        return Bind<T>(body, jsonOptions, unsupported, aliases, flatten, errors);
+        return Bind<T>(WithoutByteOrderMark(body), jsonOptions, unsupported, aliases, flatten, errors);
     }
+
+    /// <summary>A body without its leading UTF-8 byte order mark (EF BB BF), if it has one. Some editors and Windows
+    /// tools save JSON with one, and RFC 8259 lets a parser ignore it; the parser read it as a value's first byte ("'0xEF'
+    /// is an invalid start of a value"). Only a UTF-8 mark is taken: a body is UTF-8 (another charset is a 415), and
+    /// the configuration files are read the same way.</summary>
+    private static byte[] WithoutByteOrderMark(byte[] body) =>
+        body.AsSpan().StartsWith(Encoding.UTF8.Preamble) ? body[Encoding.UTF8.Preamble.Length..] : body;
 
     // a body refused whole: no value, nothing of it read
     private static BodyRead<T> Refused<T>(Dictionary<string, string[]> errors, int status) where T : class =>

@@ -15,6 +15,7 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Http.Metadata;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.WebUtilities;
+using Microsoft.Net.Http.Headers;
 using Trident.Api.Hosting;
 using Trident.Runtime.Serving;
 
@@ -71,11 +72,12 @@ internal static class Problems
     /// <summary>The body of an error answer no route wrote (404 unknown path, 405 wrong method, 415 a body of a media
     /// type the route does not take: naming `$`, the whole body, and the types it takes): a problem+json whatever the
     /// request's Accept header says (the framework's default falls back to text/plain when a client does not accept JSON).</summary>
-    public static Task WriteStatusPage(StatusCodeContext context)
+    public static async Task WriteStatusPage(StatusCodeContext context)
     {
         var http = context.HttpContext;
         var status = http.Response.StatusCode;
         var request = $"{http.Request.Method} {http.Request.Path}";
+        var hint = status == StatusCodes.Status415UnsupportedMediaType ? await FormLooksLikeJson(http) : null;
         var detail = status switch
         {
             StatusCodes.Status404NotFound => NotAJobId(http.Request.Path) is { } id
@@ -85,16 +87,52 @@ internal static class Problems
                 : $"no route matches {request} (every route is listed in /openapi/v1.json)",
             StatusCodes.Status405MethodNotAllowed => $"{request}: the method is not allowed on this route"
                 + (http.Response.Headers.Allow is { Count: > 0 } allow ? $" (allowed: {allow})" : ""),
-            StatusCodes.Status415UnsupportedMediaType => $"{request}: the body must be {Accepted(http)} (Content-Type: '{http.Request.ContentType}')",
+            StatusCodes.Status415UnsupportedMediaType => $"{request}: the body must be {Accepted(http)} (Content-Type: '{http.Request.ContentType}'){hint}",
             _ => null,
         };
         // a 415 names the whole body, `$`, as the routes' own 413 and charset 415 do (Body), with their title
         var problem = status == StatusCodes.Status415UnsupportedMediaType
             ? new HttpValidationProblemDetails(new Dictionary<string, string[]> { ["$"] = [detail!] }) { Status = status, Title = UnsupportedTitle, Detail = detail }
-            : new ProblemDetails { Status = status, Title = ReasonPhrases.GetReasonPhrase(status), Detail = detail };
+            : new ProblemDetails { Status = status, Title = TitleOf(status), Detail = detail };
         Complete(problem, http);
-        return http.Response.WriteAsJsonAsync(problem, problem.GetType(), (System.Text.Json.JsonSerializerOptions?)null, "application/problem+json", http.RequestAborted);
+        await http.Response.WriteAsJsonAsync(problem, problem.GetType(), (System.Text.Json.JsonSerializerOptions?)null, "application/problem+json", http.RequestAborted);
     }
+
+    /// <summary>How to send a JSON body that came as a form: what the 415 of a form-encoded body whose text starts like
+    /// a JSON object or array (<c>{</c> or <c>[</c> after white space) adds to what the route takes; null for any other
+    /// body. <c>curl -d</c> sends application/x-www-form-urlencoded unless told otherwise, so this is a newcomer's first
+    /// request. Only the body's first bytes are read (at most <see cref="JsonPeekBytes"/>), for at most a second.</summary>
+    private static async Task<string?> FormLooksLikeJson(HttpContext http)
+    {
+        if (!MediaTypeHeaderValue.TryParse(http.Request.ContentType, out var type)
+            || !type.MediaType.Equals("application/x-www-form-urlencoded", StringComparison.OrdinalIgnoreCase)) return null;
+        var buffer = new byte[JsonPeekBytes];
+        var read = 0;
+        try
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted);
+            timeout.CancelAfter(TimeSpan.FromSeconds(1));
+            int n;
+            while (read < buffer.Length && (n = await http.Request.Body.ReadAsync(buffer.AsMemory(read), timeout.Token)) > 0) read += n;
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or IOException or BadHttpRequestException)
+        {
+            // what was read so far is judged (none: no hint)
+        }
+        var text = buffer.AsSpan(0, read).TrimStart(" \t\r\n"u8);
+        return text.Length > 0 && text[0] is (byte)'{' or (byte)'['
+            ? "; the body looks like JSON: send Content-Type: application/json (curl -d sends application/x-www-form-urlencoded unless given -H 'Content-Type: application/json')"
+            : null;
+    }
+
+    /// <summary>The most bytes of a body <see cref="FormLooksLikeJson"/> reads.</summary>
+    private const int JsonPeekBytes = 64;
+
+    /// <summary>The title of a problem of <paramref name="status"/> that no route names: its reason phrase in sentence case,
+    /// as the routes write theirs ("Not found", "Method not allowed"; an unknown path answered "Not Found" and an unknown
+    /// job "Not found").</summary>
+    public static string TitleOf(int status) =>
+        ReasonPhrases.GetReasonPhrase(status) is { Length: > 0 } phrase ? phrase[..1] + phrase[1..].ToLowerInvariant() : "Error";
 
     /// <summary>The title of every 415.</summary>
     public const string UnsupportedTitle = "Unsupported media type";

@@ -1,6 +1,7 @@
 // The query parameters a route takes: every /v1 route (GET, DELETE and POST) names each one it does not take in a 400,
 // as strict as the bodies are — a misspelt parameter (limt=5, jobs misspelt on the view's stream) would otherwise be
-// ignored without a word. The POST routes take none (their fields are the body's): a query parameter there (a client
+// ignored without a word — and each one given more than once (limit=5&limit=6, which the binding joined into '5,6'),
+// as a key given twice in a body is. The POST routes take none (their fields are the body's): a query parameter there (a client
 // sending ?model=… or ?stream=true instead of in the body) is a 400 before the body is read, and nothing is queued. The event streams take `api_key` (ApiKeys: a browser's EventSource sets no headers); no
 // other route does. /health, /ready and /metrics (probes and scrapers: they answer in every state), the OpenAPI
 // document, /docs and the page at / do not check their query.
@@ -37,18 +38,36 @@ internal static class QueryParameters
         return errors;
     }
 
-    /// <summary>The 400 naming each query parameter of the request that is not one of <paramref name="known"/>, or null
-    /// when there is none: what the filter answers.</summary>
+    /// <summary>Each query parameter of <paramref name="query"/> that is one of <paramref name="known"/> and is given more
+    /// than once (<c>limit=5&amp;limit=6</c>), named with the values given; empty when none is. The binding joined them
+    /// with commas ("got '5,6'" read as one malformed value), and which one was meant is not the server's to guess: a
+    /// parameter is given once, as a key of a body is.</summary>
+    public static Dictionary<string, string[]> Repeated(IQueryCollection query, IReadOnlyList<string> known)
+    {
+        var errors = new Dictionary<string, string[]>();
+        foreach (var (key, values) in query.Where(p => p.Value.Count > 1 && known.Contains(p.Key, StringComparer.Ordinal)))
+            errors[key] = [$"is given more than once (a parameter may appear once; got {string.Join(", ", values.Select(v => $"'{v}'"))})"];
+        return errors;
+    }
+
+    /// <summary>The 400 naming each query parameter of the request that is not one of <paramref name="known"/>, and each
+    /// one given more than once, or null when there is none: what the filter answers.</summary>
     private static ProblemHttpResult? Check(HttpContext http, params string[] known)
     {
-        var errors = Unknown(http.Request.Query, known);
-        if (errors.Count == 0) return null;
-        return TypedResults.Problem(new HttpValidationProblemDetails(errors)
+        var unknown = Unknown(http.Request.Query, known);
+        var repeated = Repeated(http.Request.Query, known);
+        if (unknown.Count == 0 && repeated.Count == 0) return null;
+        var request = $"{http.Request.Method} {http.Request.Path}";
+        var once = $"a query parameter may be given once; got {string.Join(", ", repeated.Keys.Select(k => $"'{k}'"))} more than once";
+        var detail = unknown.Count > 0
+            ? $"{request} takes {known.Length switch { 0 => "no query parameters", 1 => $"the query parameter {known[0]}", _ => $"the query parameters {string.Join(", ", known)}" }}; "
+              + $"got {string.Join(", ", unknown.Keys.Select(k => $"'{k}'"))}{(repeated.Count > 0 ? $"; {once}" : "")}"
+            : $"{request}: {once}";
+        return TypedResults.Problem(new HttpValidationProblemDetails(unknown.Concat(repeated).ToDictionary())
         {
             Status = StatusCodes.Status400BadRequest,
             Title = "Bad request",
-            Detail = $"{http.Request.Method} {http.Request.Path} takes {known.Length switch { 0 => "no query parameters", 1 => $"the query parameter {known[0]}", _ => $"the query parameters {string.Join(", ", known)}" }}; "
-                     + $"got {string.Join(", ", errors.Keys.Select(k => $"'{k}'"))}",
+            Detail = detail,
         });
     }
 

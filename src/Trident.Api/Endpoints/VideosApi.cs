@@ -173,7 +173,7 @@ public static class VideosApi
             v.CreatedAt.ToUnixTimeSeconds(), finished?.ToUnixTimeSeconds(),
             finished is { } f ? (f + ready.Server.Store.Retention).ToUnixTimeSeconds() : null,
             input.Prompt, $"{width}x{height}",
-            (input.Frames / (double)fps).ToString("0.###", CultureInfo.InvariantCulture), "standard", error,
+            GenerationRequests.SecondsOf(input.Frames, fps), "standard", error,
             input.Frames, fps, (long)input.Seed, MediaFormats.Name(format), MediaFormats.MediaType(format),
             GenerationsApi.Deadline(job, v), GenerationsApi.Priority(job));
     }

@@ -193,7 +193,7 @@ public static class ApiDocs
                 "POST /v1/generations: the body must be application/json (or a +json type), in UTF-8 (Content-Type: 'text/plain')"),
             500 => ("Generation failed", "generation 7 failed: OrtException: …"),
             503 => ("Starting", "the serving runtime is starting (opening the pipeline, profiling this machine)"),
-            _ => (Microsoft.AspNetCore.WebUtilities.ReasonPhrases.GetReasonPhrase(status), null),
+            _ => (Trident.Api.Endpoints.Problems.TitleOf(status), null),
         };
         var problem = new JsonObject
         {

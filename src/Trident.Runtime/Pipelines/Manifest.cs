@@ -446,33 +446,38 @@ public sealed record PipelineManifest(
     /// <summary>Problems with a requested output size, with paths <c>width</c>, <c>height</c> and
     /// <c>frames</c>; empty when the size is accepted. <paramref name="maxFrames"/>: the most frames the caller
     /// serves besides the pipeline's own maximum (a server's limit), so that a frame count off the temporal
-    /// compression's form is pointed at counts it can have (the limit itself is the caller's to report).</summary>
-    public IReadOnlyList<ManifestError> CheckSize(int width, int height, int frames, int? maxFrames = null)
+    /// compression's form is pointed at counts it can have (the limit itself is the caller's to report).
+    /// <paramref name="minFrames"/>: the fewest frames the caller takes besides the pipeline's own minimum (a video
+    /// route: 2, one frame being an image), so that the range a message states is the one the caller applies.</summary>
+    public IReadOnlyList<ManifestError> CheckSize(int width, int height, int frames, int? maxFrames = null, int? minFrames = null)
     {
         var errors = new List<ManifestError>();
         CheckDimension(errors, "width", width, Size.MinWidth, Size.MaxWidth, Size.MultipleOf);
         CheckDimension(errors, "height", height, Size.MinHeight, Size.MaxHeight, Size.MultipleOf);
-        if (frames < Size.MinFrames || frames > Size.MaxFrames)
-            errors.Add(new ManifestError("frames", $"must be between {Size.MinFrames} and {Size.MaxFrames}"));
+        var min = Math.Max(Size.MinFrames, minFrames ?? 0);
+        if (frames < min || frames > Size.MaxFrames)
+            errors.Add(new ManifestError("frames", $"must be between {min} and {Size.MaxFrames}"));
         else if ((frames - 1) % Latents.TemporalCompression != 0)
             errors.Add(new ManifestError("frames",
                 $"must be 1 more than a multiple of the temporal compression {Latents.TemporalCompression} "
-                + $"({Latents.TemporalCompression}k + 1; the nearest: {string.Join(" or ", NearestFrames(frames, maxFrames))})"));
+                + $"({Latents.TemporalCompression}k + 1; the nearest: {string.Join(" or ", NearestFrames(frames, maxFrames, minFrames))})"));
         return errors;
     }
 
     /// <summary>The valid frame counts nearest to <paramref name="frames"/> (1 more than a multiple of the temporal
-    /// compression, within the size constraint and <paramref name="maxFrames"/> when given): the one below and the
-    /// one above, where each exists; the largest valid count within them when both are above it.</summary>
-    public IReadOnlyList<int> NearestFrames(int frames, int? maxFrames = null)
+    /// compression, within the size constraint, <paramref name="maxFrames"/> and <paramref name="minFrames"/> when
+    /// given): the one below and the one above, where each exists; the largest valid count within them when both are
+    /// outside them.</summary>
+    public IReadOnlyList<int> NearestFrames(int frames, int? maxFrames = null, int? minFrames = null)
     {
         var c = Math.Max(1, Latents.TemporalCompression);
         var max = Math.Min(Size.MaxFrames, maxFrames ?? int.MaxValue);
+        var min = Math.Max(Size.MinFrames, minFrames ?? 0);
         var below = 1 + (Math.Max(frames, 1) - 1) / c * c;
         var above = below < frames ? below + c : below;
-        var nearest = new[] { below, above }.Distinct().Where(f => f >= Size.MinFrames && f <= max).ToList();
+        var nearest = new[] { below, above }.Distinct().Where(f => f >= min && f <= max).ToList();
         var largest = 1 + (max - 1) / c * c;
-        if (nearest.Count == 0 && max >= 1 && largest >= Size.MinFrames) nearest.Add(largest);
+        if (nearest.Count == 0 && max >= 1 && largest >= min) nearest.Add(largest);
         return nearest;
     }
 

@@ -701,6 +701,21 @@ let ``404, 405 and 415 answers are problem+json whatever the Accept header`` =
                 Expect.equal mediaType "application/problem+json" (sprintf "%s %s, Accept %A" method path accept)
                 Expect.equal (problem.Value.GetProperty("status").GetInt32()) expected "the problem's status"
 
+/// A problem's title is written alike whoever wrote it: an unknown path, an unknown job and an unknown video are each
+/// "Not found" (before, an unknown path answered "Not Found", the framework's reason phrase, and an unknown job "Not
+/// found"), a wrong method "Method not allowed", as the routes' "Bad request", "Too many requests" and "Unsupported
+/// media type" are (a worker's 404: LifecycleApiTests).
+let ``problem titles are written alike, an unknown path's and an unknown job's 404 the same`` =
+    testCase "problem titles are written alike, an unknown path's and an unknown job's 404 the same" <| fun () ->
+        let client = readyClient server.Value
+        let title method path =
+            let _, _, problem = raw client method path None None None
+            problem.Value.GetProperty("title").GetString()
+        for method, path in [ "GET", "/v1/nothing"; "GET", "/v1/generations/999999"; "GET", "/v1/generations/abc"; "DELETE", "/v1/generations/999999"
+                              "GET", "/v1/videos/video_999999"; "GET", "/v1/plan/rounds/999999" ] do
+            Expect.equal (title method path) "Not found" (sprintf "%s %s" method path)
+        Expect.equal (title "PUT" "/health") "Method not allowed" "a wrong method"
+
 let ``every problem body carries a type and trace_id as 32 hex digits, as the 202s do, whatever the Accept header`` =
     testCase "every problem body carries a type and trace_id as 32 hex digits, as the 202s do, whatever the Accept header" <| fun () ->
         let client = readyClient server.Value
@@ -795,10 +810,45 @@ let ``a body over Limits:MaxBodyBytes is a 413 and a charset other than UTF-8 a 
                 let message = problem.Value.GetProperty("errors").GetProperty("$").[0].GetString()
                 Expect.stringContains message (sprintf "the body must be %s (Content-Type: '%s')" takes contentType) (path + ": what it takes")
                 Expect.equal (problem.Value.GetProperty("title").GetString()) "Unsupported media type" (path + ": the title of every 415")
-        // no Content-Type at all is read as JSON (lenient: curl -d without -H, some clients)
+        // no Content-Type at all is read as JSON (lenient: curl -H 'Content-Type:', some clients)
         let status, _, problem = raw client "POST" "/v1/generations" None None (Some "{\"prompt\":\"x\",\"steps\":0}"B)
         Expect.equal status 400 "a body without a Content-Type is read as JSON"
         Expect.equal (errorNames problem) [ "steps" ] "and its problem named"
+        // curl -d without -H sends application/x-www-form-urlencoded: a JSON body sent so is told how to send it (before:
+        // only what the route takes), and a real form is not
+        let form = "application/x-www-form-urlencoded"
+        for path in [ "/v1/generations"; "/v1/images/generations"; "/v1/chat/completions" ] do
+            for body in [ "{\"prompt\":\"x\"}"B; "  \n[1]"B ] do
+                let status, _, problem = raw client "POST" path (Some form) None (Some body)
+                Expect.equal status 415 (path + ": a form is not taken")
+                let message = problem.Value.GetProperty("errors").GetProperty("$").[0].GetString()
+                Expect.stringContains message (sprintf "(Content-Type: '%s'); the body looks like JSON: send Content-Type: application/json (curl -d sends %s unless given -H 'Content-Type: application/json')" form form) path
+                Expect.equal (problem.Value.GetProperty("detail").GetString()) message (path + ": the detail says it too")
+            let _, _, problem = raw client "POST" path (Some form) None (Some "prompt=x"B)
+            Expect.isFalse (problem.Value.GetProperty("detail").GetString().Contains "looks like JSON") (path + ": a form that is not JSON gets no such hint")
+        let _, _, plain = raw client "POST" "/v1/generations" (Some "text/plain") None (Some "{\"prompt\":\"x\"}"B)
+        Expect.isFalse (plain.Value.GetProperty("detail").GetString().Contains "looks like JSON") "only a form's body is looked at"
+
+/// A UTF-8 byte order mark before a JSON body is skipped, as the configuration files' is (some editors and Windows
+/// tools write one; RFC 8259 lets a parser ignore it). Before, every body route answered "'0xEF' is an invalid start of
+/// a value" under `$`.
+let ``a JSON body that starts with a UTF-8 byte order mark is read as JSON on every body route`` =
+    testCase "a JSON body that starts with a UTF-8 byte order mark is read as JSON on every body route" <| fun () ->
+        let client = readyClient server.Value
+        let bom = Encoding.UTF8.GetPreamble()
+        // a body with one bad field: the field is named, so the JSON was read (not `$`)
+        for path, body, field in [ "/v1/generations", """{"prompt":"x","steps":0}""", "steps"
+                                   "/v1/images/generations", """{"prompt":"x","n":0}""", "n"
+                                   "/v1/videos", """{"prompt":"x","num_frames":0}""", "num_frames"
+                                   "/v1/chat/completions", """{"messages":[{"role":"user","content":"x"}],"num_inference_steps":0}""", "num_inference_steps" ] do
+            let status, _, problem = raw client "POST" path (Some "application/json") None (Some(Array.append bom (Encoding.UTF8.GetBytes body)))
+            Expect.equal status 400 path
+            Expect.equal (errorNames problem) [ field ] (path + ": the field is named, the body read")
+        let status, _, _ = raw client "POST" "/v1/generations" (Some "application/json") None (Some(Array.append bom "{\"prompt\":\"x\",\"width\":64,\"height\":64,\"steps\":1}"B))
+        Expect.equal status 202 "a good body after a byte order mark is accepted"
+        // only one mark, at the start: a second is the body's first character, and not JSON
+        let status, _, problem = raw client "POST" "/v1/generations" (Some "application/json") None (Some(Array.concat [ bom; bom; "{}"B ]))
+        Expect.equal (status, errorNames problem) (400, [ "$" ]) "two marks"
 
 let ``the OpenAI size is WIDTHxHEIGHT in plain digits: ' 64x64', '+64x+64' and '64x64 ' are a 400 naming size`` =
     testCase "the OpenAI size is WIDTHxHEIGHT in plain digits: ' 64x64', '+64x+64' and '64x64 ' are a 400 naming size" <| fun () ->
@@ -820,9 +870,11 @@ let integrationTests =
             ``after the fuzz run the server is healthy and every accepted generation reaches a final state``
             ``a key of invalid UTF-8 or an unpaired surrogate escape is a 400 naming it, not a 500``
             ``404, 405 and 415 answers are problem+json whatever the Accept header``
+            ``problem titles are written alike, an unknown path's and an unknown job's 404 the same``
             ``every problem body carries a type and trace_id as 32 hex digits, as the 202s do, whatever the Accept header``
             ``a job id is plain digits: ' 1' and '+1' are not job 1``
             ``a generation path whose id is not a job id says so in its 404``
             ``a body over Limits:MaxBodyBytes is a 413 and a charset other than UTF-8 a 415, each naming the body``
+            ``a JSON body that starts with a UTF-8 byte order mark is read as JSON on every body route``
             ``the OpenAI size is WIDTHxHEIGHT in plain digits: ' 64x64', '+64x+64' and '64x64 ' are a 400 naming size``
         ] |> testSequenced ]

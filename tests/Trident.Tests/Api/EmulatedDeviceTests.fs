@@ -344,10 +344,14 @@ let ``an emulated video server refuses frame counts its model does not take, nam
         refused "/v1/generations" """{"prompt":"v","width":960,"height":544,"frames":32,"steps":2}""" "frames"
         refused "/v1/videos" """{"prompt":"v","size":"960x544","num_frames":32,"num_inference_steps":2}""" "num_frames"
         refused "/v1/chat/completions" """{"messages":[{"role":"user","content":"v"}],"width":960,"height":544,"num_frames":32,"num_inference_steps":2}""" "num_frames"
-        // one frame is a length the model takes (4 · 0 + 1) but an image, not a video: the videos route refuses it
+        // one frame is a length the model takes (4 · 0 + 1) but an image, not a video: the videos route refuses it,
+        // stating the range it applies (before: "a video has at least 2 frames", while 200 frames read "between 1 and …")
         use one = post client "/v1/videos" """{"prompt":"v","size":"960x544","num_frames":1,"num_inference_steps":2}"""
         Expect.equal one.StatusCode HttpStatusCode.BadRequest "one frame on /v1/videos"
-        Expect.stringContains ((json one).GetProperty("errors").GetProperty("num_frames").[0].GetString()) "at least 2 frames" "names num_frames"
+        Expect.stringContains ((json one).GetProperty("errors").GetProperty("num_frames").[0].GetString()) "must be between 2 and" "names num_frames and the range"
+        // nor does it point a count off the model's form at one frame (before: "the nearest: 1 or 5")
+        use three = post client "/v1/videos" """{"prompt":"v","size":"960x544","num_frames":3,"num_inference_steps":2}"""
+        Expect.stringContains ((json three).GetProperty("errors").GetProperty("num_frames").[0].GetString()) "the nearest: 5)" "the nearest video length"
         // a length the model takes is served, the default one included
         use ok = post client "/v1/videos" """{"prompt":"v","size":"960x544","num_frames":33,"num_inference_steps":2}"""
         Expect.equal ok.StatusCode HttpStatusCode.OK (ok.Content.ReadAsStringAsync().Result)

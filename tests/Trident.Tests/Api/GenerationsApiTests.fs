@@ -391,6 +391,30 @@ let ``every /v1 route names a query parameter it does not take, and the event st
             if not (pattern.EndsWith "/events" || List.contains pattern [ "/v1/generations"; "/v1/videos"; "/v1/videos/{id}/content" ]) then
                 Expect.isEmpty names (sprintf "%s %s takes no query parameter" m pattern)
 
+/// A query parameter given more than once is a 400 saying so, as a key given twice in a body is. Before, the binding
+/// joined the values: `limit=5&limit=6` was "must be a whole number from 0 to 100 (got '5,6')", and `order=asc&order=asc`
+/// "must be 'asc' … (got 'asc,asc')".
+let ``a query parameter given more than once is a 400 saying so, not its values joined`` =
+    testCase "a query parameter given more than once is a 400 saying so, not its values joined" <| fun () ->
+        let client = readyClient defaultServer.Value
+        for path, field, values in [ "/v1/generations?limit=5&limit=6", "limit", "'5', '6'"
+                                     "/v1/generations?status=queued&status=succeeded", "status", "'queued', 'succeeded'"
+                                     "/v1/videos?order=asc&limit=2&order=asc", "order", "'asc', 'asc'"
+                                     "/v1/view/events?jobs=1&jobs=2", "jobs", "'1', '2'" ] do
+            use r = get client path
+            let text = r.Content.ReadAsStringAsync().Result
+            Expect.equal r.StatusCode HttpStatusCode.BadRequest (sprintf "%s: %s" path text)
+            Expect.equal (errorsOf r) (set [ field ]) (path + ": names " + field)
+            let message = (json r).GetProperty("errors").GetProperty(field).[0].GetString()
+            Expect.equal message (sprintf "is given more than once (a parameter may appear once; got %s)" values) path
+            Expect.stringContains ((json r).GetProperty("detail").GetString()) (sprintf "a query parameter may be given once; got '%s' more than once" field) path
+        // with an unknown one: both named
+        use both = get client "/v1/generations?limt=5&limit=1&limit=2"
+        Expect.equal (errorsOf both) (set [ "limt"; "limit" ]) "an unknown parameter and a repeated one"
+        // once each is read as before
+        use once = get client "/v1/generations?limit=5&order=asc"
+        Expect.equal once.StatusCode HttpStatusCode.OK "each parameter once"
+
 let ``cancelling a queued job cancels it at once, a running one at its next step, and a finished one is a conflict`` =
     testCase "cancelling a queued job cancels it at once, a running one at its next step, and a finished one is a conflict" <| fun () ->
         let client = readyClient defaultServer.Value
@@ -411,6 +435,15 @@ let ``cancelling a queued job cancels it at once, a running one at its next step
         Expect.equal (status (json cq)) "cancelled" "status (json cq)"
         // what cancelled it is its error (before: null whatever cancelled it)
         Expect.equal ((json cq).GetProperty("error").GetString()) (sprintf "cancelled by DELETE /v1/generations/%s" queued) "the queued job's reason"
+        // its time in the queue ended when it was cancelled, as its total did (before: end_ms null beside a total_ms)
+        for answer in [ json cq; json (get client ("/v1/generations/" + queued)) ] do
+            let timings = answer.GetProperty("timings")
+            let inQueue = timings.GetProperty("queued")
+            let total = timings.GetProperty("total_ms").GetDouble()
+            Expect.equal (inQueue.GetProperty("end_ms").GetDouble()) total "the queued phase ends at the cancel, the job's end"
+            Expect.equal (inQueue.GetProperty("duration_ms").GetDouble()) (total - inQueue.GetProperty("start_ms").GetDouble()) "and lasted until then"
+            for stage in [ "encode"; "diffuse"; "decode" ] do
+                Expect.equal (timings.GetProperty(stage).GetProperty("start_ms").ValueKind) JsonValueKind.Null (stage + " never started")
         for (id, _) in waiting do
             if id <> queued then client.DeleteAsync("/v1/generations/" + id).Result.Dispose()
         for id in running do
@@ -423,6 +456,13 @@ let ``cancelling a queued job cancels it at once, a running one at its next step
             Expect.isTrue (final.GetProperty("step").GetInt32() < 1500) "stopped before its last step"
         use again = client.DeleteAsync("/v1/generations/" + queued).Result
         Expect.equal again.StatusCode HttpStatusCode.Conflict "again.StatusCode"
+        // how it ended, in words (before: "generation 2 is already cancelled", "… is already succeeded")
+        Expect.equal ((json again).GetProperty("detail").GetString()) (sprintf "generation %s has already been cancelled" queued) "the 409 of a cancelled job"
+        let done' = submit client """{"prompt":"short","width":64,"height":64,"steps":1}"""
+        Expect.equal (status (pollUntil client 60.0 done' isFinal)) "succeeded" "a short job succeeds"
+        use late = client.DeleteAsync("/v1/generations/" + done').Result
+        Expect.equal late.StatusCode HttpStatusCode.Conflict "cancelling a succeeded job"
+        Expect.equal ((json late).GetProperty("detail").GetString()) (sprintf "generation %s has already succeeded" done') "the 409 of a succeeded job"
         use result = get client (sprintf "/v1/generations/%s/result" queued)
         Expect.equal result.StatusCode HttpStatusCode.Conflict "result.StatusCode"
 
@@ -1046,6 +1086,7 @@ let integrationTests =
             ``HEAD answers every GET route as GET does, and event streams stay GET only``
             ``the list routes page through the jobs held, newest first, and name a bad parameter``
             ``every /v1 route names a query parameter it does not take, and the event streams take api_key``
+            ``a query parameter given more than once is a 400 saying so, not its values joined``
             ``every route's declared 400, 404 and 415 schemas name the properties of the answers it sends``
             ``cancelling a queued job cancels it at once, a running one at its next step, and a finished one is a conflict``
             ``server-sent events report each state change and every diffuse step until the final state``

@@ -416,6 +416,8 @@ let ``a worker's HTTP port answers other routes with a problem+json 404 saying i
         let text = Text.Encoding.UTF8.GetString(body.ToArray())
         Expect.stringContains text "GET /v1/models is not served here: this is a trident worker" "says it is a worker"
         Expect.stringContains text "the coordinator" "and where the API is"
+        // titled as the coordinator's 404s are (before: "Not Found")
+        Expect.stringContains text "\"title\":\"Not found\"" "the title"
 
 [<Tests>]
 let tests =

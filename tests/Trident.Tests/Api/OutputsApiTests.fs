@@ -191,6 +191,63 @@ let ``a video job is created, polled, downloaded as an MP4 with the frames and r
         Expect.equal (errorsOf long) (set [ "seconds" ]) "seconds named"
         Expect.stringContains (long.Content.ReadAsStringAsync().Result) "4 s at 8 fps is 33 frames" "and what they make"
 
+/// A video's `seconds` is the clip's length as its request counts it ((frames − 1) / fps: seconds × fps + 1 frames), so
+/// it is the seconds the request sent, and every seconds the route answers is one it takes back for the same frames.
+/// Before, "1" answered "1.125" (frames / fps) and a request without a length "0.25", while "0.5" was refused ("must be
+/// a whole number of seconds ≥ 1"): a client could not send back what it had received.
+let ``a video's seconds is the length its request asked for, and the route takes back every seconds it answers`` =
+    testCase "a video's seconds is the length its request asked for, and the route takes back every seconds it answers" <| fun () ->
+        let client = readyClient server.Value
+        // the video's seconds, frames and rate (the job is deleted at once: only the answer is looked at)
+        let create (body: string) =
+            use r = post client "/v1/videos" body
+            Expect.equal r.StatusCode HttpStatusCode.OK (sprintf "%s: %s" body (r.Content.ReadAsStringAsync().Result))
+            let v = json r
+            client.DeleteAsync("/v1/videos/" + v.GetProperty("id").GetString()).Result.Dispose()
+            v.GetProperty("seconds").GetString(), v.GetProperty("num_frames").GetInt32(), v.GetProperty("fps").GetInt32()
+        Expect.equal (create """{"prompt":"v","size":"64x64","seconds":"1","num_inference_steps":1}""") ("1", 9, 8) "1 s at 8 fps: 9 frames, answered as the 1 s asked for"
+        Expect.equal (create """{"prompt":"v","size":"64x64","seconds":"0.5","num_inference_steps":1}""") ("0.5", 5, 8) "half a second: 5 frames"
+        // whatever made the frames (no length, num_frames, a length between two frame counts), the seconds answered
+        // make the same frames again
+        for body in [ """{"prompt":"v","size":"64x64","num_inference_steps":1}"""
+                      """{"prompt":"v","size":"64x64","num_frames":3,"fps":3,"num_inference_steps":1}"""
+                      """{"prompt":"v","size":"64x64","num_frames":7,"fps":12,"num_inference_steps":1}"""
+                      """{"prompt":"v","size":"64x64","seconds":"0.3","num_inference_steps":1}""" ] do
+            let seconds, frames, fps = create body
+            let again = create (sprintf """{"prompt":"v","size":"64x64","seconds":"%s","fps":%d,"num_inference_steps":1}""" seconds fps)
+            Expect.equal again (seconds, frames, fps) (sprintf "%s answered seconds %s: sent back, the same video" body seconds)
+        // a length is digits with an optional fraction, greater than 0
+        for seconds in [ "0"; "0.0"; "-1"; "1e1"; " 1"; "1."; ".5"; "1,5"; "four" ] do
+            use r = post client "/v1/videos" (sprintf """{"prompt":"v","size":"64x64","seconds":"%s"}""" seconds)
+            Expect.equal r.StatusCode HttpStatusCode.BadRequest seconds
+            Expect.equal (errorsOf r) (set [ "seconds" ]) (seconds + ": seconds is named")
+            Expect.stringContains ((json r).GetProperty("errors").GetProperty("seconds").[0].GetString()) "greater than 0 in plain digits" seconds
+
+/// The frame range the video route states is the one it applies: from 2 frames (one frame is an image) to the most
+/// frames. Before, num_frames 10 and seconds "8" said "must be between 1 and 9", yet num_frames 1 was refused with "a
+/// video has at least 2 frames".
+let ``the video route states the frame range it applies, from 2 frames to the most`` =
+    testCase "the video route states the frame range it applies, from 2 frames to the most" <| fun () ->
+        let client = readyClient server.Value
+        let message (body: string) (field: string) =
+            use r = post client "/v1/videos" body
+            Expect.equal r.StatusCode HttpStatusCode.BadRequest body
+            Expect.equal (errorsOf r) (set [ field ]) (sprintf "%s: %s is named" body field)
+            (json r).GetProperty("errors").GetProperty(field).[0].GetString()
+        for body, field in [ """{"prompt":"v","size":"64x64","num_frames":10}""", "num_frames"
+                             """{"prompt":"v","size":"64x64","num_frames":0}""", "num_frames"
+                             """{"prompt":"v","size":"64x64","num_frames":1}""", "num_frames"
+                             """{"prompt":"v","size":"64x64","seconds":"8"}""", "seconds"
+                             """{"prompt":"v","size":"64x64","seconds":"0.1"}""", "seconds" ] do
+            Expect.stringContains (message body field) "must be between 2 and 9" (body + ": the range the route applies")
+        Expect.stringContains (message """{"prompt":"v","size":"64x64","num_frames":1}""" "num_frames") "one frame is an image" "and why one frame is not a video"
+        Expect.stringContains (message """{"prompt":"v","size":"64x64","seconds":"0.1"}""" "seconds") "0.1 s at 8 fps is 1 frame: the frame count must be between 2 and 9" "seconds that make one frame"
+        // the ends of the range are taken
+        for frames in [ 2; 9 ] do
+            use ok = post client "/v1/videos" (sprintf """{"prompt":"v","size":"64x64","num_frames":%d,"num_inference_steps":1}""" frames)
+            Expect.equal ok.StatusCode HttpStatusCode.OK (sprintf "%d frames: %s" frames (ok.Content.ReadAsStringAsync().Result))
+            client.DeleteAsync("/v1/videos/" + (json ok).GetProperty("id").GetString()).Result.Dispose()
+
 /// DELETE /v1/videos/{id} of a job still running: the video is gone at once, as OpenAI's API has it — a 404 on every
 /// route right after the answer, not only once the job stopped. Before, a GET right after {"deleted": true} read
 /// "in_progress" (and /v1/generations/{n} "diffusing") until the job's next step boundary.
@@ -412,6 +469,8 @@ let tests =
         ``a generation's output format, compression and frame rate reach its file``
         ``num_images on /v1/generations runs a request's images as one batch, each the same as its seed alone``
         ``a video job is created, polled, downloaded as an MP4 with the frames and rate asked for, and deleted``
+        ``a video's seconds is the length its request asked for, and the route takes back every seconds it answers``
+        ``the video route states the frame range it applies, from 2 frames to the most``
         ``a video deleted while it runs is gone at once on every route, and its job still stops``
         ``a video form in another charset than UTF-8 is a 415, and percent-escapes that are not UTF-8 are a 400 naming the field``
         ``vLLM-Omni's chat route takes extra_body or top-level parameters and answers the image as a data URL``
