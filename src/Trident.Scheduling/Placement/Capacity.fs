@@ -431,12 +431,25 @@ module FlowCapacity =
             |> Set.ofList
         stats.Classes |> List.indexed |> List.sumBy (fun (i, c) -> if servedClasses.Contains i then c.Share else 0.0)
 
-    /// α of a placement input's cluster for a layout (one composition per node): the class-aware α,
-    /// or the stage-capacity α when no class has a route (or the LP fails).
+    /// The routes of the classes some placement of the input's cluster can serve (CostModel.unservableOn). A class no
+    /// placement can serve — its group and the devices for the stages its type lacks do not fit the cluster, as
+    /// 129-frame 720p hunyuanvideo on one node of eight — gets no demand row, as a class with no route at all:
+    /// otherwise it holds α at 0 for every layout, and the placement MIP has nothing to choose by. When no class of
+    /// the mix is servable, the routes stay as they are (α is 0 whatever the layout; the model still places D).
+    let servableOn (input: PlacementInput) (routes: FlowRoute list) =
+        let servable =
+            input.Stats.Classes |> List.map (fun c -> (CostModel.unservableOn input.Cost input.Cluster c.Shape).IsNone) |> Array.ofList
+        if Array.forall id servable || not (Array.exists id servable) then routes
+        else routes |> List.filter (fun r -> servable.[r.Class])
+
+    /// α of a placement input's cluster for a layout (one composition per node): the class-aware α over the classes
+    /// some placement of the cluster can serve (`servableOn`), or the stage-capacity α when no class has a route (or
+    /// the LP fails).
     let alphaForLayout (input: PlacementInput) (nodes: Composition list) =
         let memory = Cluster.nodes input.Cluster |> List.map (PlacementInput.nodeMemory input) |> List.min
         let maxDegree = Cluster.nodes input.Cluster |> List.map (fun n -> (Cluster.devicesOf input.Cluster n).Length) |> List.max
-        match alpha input.Cost memory maxDegree input.Cluster.Bandwidths.HostToDevice input.Stats nodes with
+        let routes = routesOf input.Cost memory maxDegree input.Cluster.Bandwidths.HostToDevice input.Stats nodes |> servableOn input
+        match solveRoutes input.Stats routes nodes |> Option.map fst with
         | Some a -> a
         | None ->
             let types = nodes |> Seq.collect (fun c -> c |> Map.toSeq |> Seq.collect (fun (t, n) -> Seq.replicate n t))

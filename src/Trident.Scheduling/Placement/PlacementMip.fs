@@ -141,9 +141,10 @@ module PlacementMip =
         let maxDegree = classes |> List.map _.Size |> List.max
         let lead = leadLoading input
         let routes =
-            if lead then
-                FlowCapacity.routesWith input.Cost memory maxDegree input.Cluster.Bandwidths.HostToDevice [ Auxiliary; Lead ] [ Auxiliary; Lead ] input.Stats
-            else FlowCapacity.routes input.Cost memory maxDegree input.Stats
+            (if lead then
+                 FlowCapacity.routesWith input.Cost memory maxDegree input.Cluster.Bandwidths.HostToDevice [ Auxiliary; Lead ] [ Auxiliary; Lead ] input.Stats
+             else FlowCapacity.routes input.Cost memory maxDegree input.Stats)
+            |> FlowCapacity.servableOn input
         let flowKey (r: FlowRoute) = Flow(r.Class, r.Type, r.LeadEncode, r.LeadDecode)
         let count t = LinExpr.ofTerms [ for (cl, j, key) in vars -> key, float (Composition.count (tplOf cl j) t) ]
         let capacity =
@@ -177,9 +178,22 @@ module PlacementMip =
                                     if templateServes input lead cl.Memory (tplOf cl j) c then yield key, 1.0 ]
                 if serving.IsEmpty then None
                 else Some(ConstraintName.create "coverage" [ "class", string i; "shape", string c.Shape ], LinExpr.ofTerms serving >== 1.0))
+        // a mix no placement of the cluster can serve at all has α = 0 whatever the layout: the layout still holds D
+        // (the heuristic's always does), and needs no auxiliary device beside it — this row replaces the auxiliary
+        // rows only then, so other models are unchanged
+        let noneServable = not input.Stats.Classes.IsEmpty && input.Stats.Classes |> List.forall (fun c -> (CostModel.unservableOn input.Cost input.Cluster c.Shape).IsSome)
+        let primaryPresent =
+            if not noneServable then []
+            else
+                [ ConstraintName.single "primary-present",
+                  LinExpr.ofTerms [ for (cl, j, key) in vars do
+                                        match Composition.primary (tplOf cl j) with
+                                        | Some t -> yield key, float (Composition.count (tplOf cl j) t)
+                                        | None -> () ]
+                  >== 1.0 ]
         let nodeCount = float (input.Cluster.NodeCount)
         let auxiliary =
-            [ if not lead then
+            [ if not lead && not noneServable then
                   for stage, auxType in [ Encode, E; Decode, PlacementType.C ] do
                       let lacking = [ for (cl, j, key) in vars do
                                           match Composition.primary (tplOf cl j) with
@@ -232,6 +246,7 @@ module PlacementMip =
             |> Model.addConstraints capacity
             |> Model.addConstraints gates
             |> Model.addConstraints coverage
+            |> Model.addConstraints primaryPresent
             |> Model.addConstraints auxiliary
             |> Model.maximize "alpha" (LinExpr.var Alpha)
             |> Model.minimize "moves" moves
@@ -252,7 +267,7 @@ module PlacementMip =
             // the routes the layout offers, as the model has them: lead routes only where the model has them too
             let encode, decode = if lead then FlowCapacity.completions layout else Auxiliary, Auxiliary
             let h2d = input.Cluster.Bandwidths.HostToDevice
-            let routes = FlowCapacity.routesWith input.Cost memory maxDegree h2d [ encode ] [ decode ] input.Stats
+            let routes = FlowCapacity.routesWith input.Cost memory maxDegree h2d [ encode ] [ decode ] input.Stats |> FlowCapacity.servableOn input
             // a complete start: α and the flows that achieve it (a partial hint leaves the solver to complete it)
             let alpha, flows =
                 match FlowCapacity.solveRoutes input.Stats routes layout with
@@ -263,7 +278,9 @@ module PlacementMip =
             let gates =
                 if not lead then []
                 else
-                    let modelRoutes = FlowCapacity.routesWith input.Cost memory maxDegree h2d [ Auxiliary; Lead ] [ Auxiliary; Lead ] input.Stats
+                    let modelRoutes =
+                        FlowCapacity.routesWith input.Cost memory maxDegree h2d [ Auxiliary; Lead ] [ Auxiliary; Lead ] input.Stats
+                        |> FlowCapacity.servableOn input
                     [ for aux, isLead in [ E, (fun (r: FlowRoute) -> r.LeadEncode); PlacementType.C, (fun (r: FlowRoute) -> r.LeadDecode) ] do
                           if modelRoutes |> List.exists isLead then
                               yield HasAux aux, (if layout |> List.exists (fun c -> Composition.count c aux > 0) then 1.0 else 0.0) ]

@@ -231,6 +231,24 @@ let ``a cluster with room for the auxiliary devices never has its group leads lo
         Expect.equal (FlowCapacity.completions [ Map.ofList [ DC, 1; E, 1 ] ]) (Auxiliary, Auxiliary) "⟨DC⟩ + ⟨E⟩"
         Expect.equal (FlowCapacity.completions [ Map.ofList [ EDC, 2 ] ]) (Auxiliary, Auxiliary) "⟨EDC⟩ × 2 lacks nothing"
 
+let ``a class no placement of the cluster can serve does not hold α at 0`` =
+    testCase "a class no placement of the cluster can serve does not hold α at 0" <| fun () ->
+        // 129-frame 720p hunyuanvideo needs 8 ⟨ED⟩ and a ⟨C⟩ (CostModel.unservableOn): on one node of eight no layout
+        // serves it, and its demand row made every layout's α 0, leaving the MIP nothing to choose by
+        let shapes = [ for (h, w) in [ 720, 1280; 960, 544 ] do for f in [ 17; 33; 65; 129 ] -> Shape.video h w f ]
+        let input =
+            { Cluster = Cluster.uniform 1 8 48.0<GB> Bandwidths.pcie4Server
+              Cost = CostModel.create CostSettings.defaults ReferenceProfiles.hunyuanvideo
+              Stats = { Classes = [ for sh in shapes -> { Shape = sh; Steps = 50; Share = 1.0 / 8.0 } ]; ArrivalRate = 0.01 }
+              Current = None
+              TimeLimit = 10.0<s> }
+        Expect.isSome (CostModel.unservableOn input.Cost input.Cluster (Shape.video 720 1280 129)) "720×1280×129 needs nine devices"
+        let plan = Planner.place input
+        match plan.Source with
+        | Mip _ -> ()
+        | Greedy reason -> failtestf "fell back to the heuristic: %s" reason
+        Expect.isGreaterThan plan.Alpha 0.0 (sprintf "α of %A" (PlacementPlan.counts plan))
+
 [<Tests>]
 let tests =
     testList "unit" [ testList "PlacementProperties" [
@@ -243,4 +261,5 @@ let tests =
         ``α of a placement counts a device it does not name as no device``
         ``on one node of two or three devices the placement serves every flux class some placement can serve``
         ``a cluster with room for the auxiliary devices never has its group leads load stages``
+        ``a class no placement of the cluster can serve does not hold α at 0``
     ] |> testSequencedGroup "PlacementProperties" ]
