@@ -76,20 +76,24 @@ module AdjustOnDispatch =
             sprintf "imbalance %.2f" imbalance
 
     /// Share of the mix that has at least one route (a primary type present that can hold it at an
-    /// admissible degree, with the auxiliary devices its VR needs present and able to hold it).
+    /// admissible degree, with the auxiliary devices its VR needs present and able to hold it — or, for
+    /// a stage no device of the placement is an auxiliary for, the group's lead able to load it:
+    /// CostModel.leadFits, as the dispatcher runs it).
     let coverage (cluster: Cluster) (cost: CostModel) (types: Map<DeviceId, PlacementType>) (stats: WorkloadStats) =
         let present = types |> Map.toSeq |> Seq.map snd |> Set.ofSeq
         let memory = cluster.Devices |> Array.map _.Memory |> Array.min
         let nodeSize = cluster.Devices |> Array.countBy _.Node |> Array.map snd |> Array.max
+        let completes t stage aux (c: RequestClass) =
+            PlacementType.holds stage t
+            || (if present.Contains aux then Capacity.serves cost memory nodeSize aux c
+                else CostModel.leadFits cost t stage c.Shape memory)
         let servable (c: RequestClass) =
             present
             |> Set.exists (fun t ->
-                match VrType.ofPrimary t with
-                | None -> false
-                | Some v ->
-                    Capacity.serves cost memory nodeSize t c
-                    && (not (VrType.needsAuxEncode v) || (present.Contains E && Capacity.serves cost memory nodeSize E c))
-                    && (not (VrType.needsAuxDecode v) || (present.Contains PlacementType.C && Capacity.serves cost memory nodeSize PlacementType.C c)))
+                PlacementType.isPrimary t
+                && Capacity.serves cost memory nodeSize t c
+                && completes t Encode E c
+                && completes t Decode PlacementType.C c)
         stats.Classes |> List.sumBy (fun c -> if servable c then c.Share else 0.0)
 
     /// α of a placement's types for the given statistics (class-aware, as the Orchestrator's).

@@ -201,6 +201,19 @@ module CostModel =
     let fits (m: CostModel) (t: PlacementType) (shape: Shape) (k: int) (memory: float<GB>) =
         memoryNeed m t shape k <= memory
 
+    /// Whether the lead of a diffuse group of primary type `t` (with `memory`) can run `stage`, one that `t` does not
+    /// hold, by loading its weights beside t's own: t's weights + the stage's weights + its activation at batch 1.
+    /// That is how a layout with no ⟨E⟩ (⟨C⟩) device at all serves a type that lacks E (C) — a cluster too small for
+    /// the auxiliary device beside the group a request needs (docs/policies.md, "Small clusters"): the simulator
+    /// drops the loaded model again at the device's next task of another stage, as the live worker does.
+    let leadFits (m: CostModel) (t: PlacementType) (stage: Stage) (shape: Shape) (memory: float<GB>) =
+        not (PlacementType.holds stage t)
+        && Profile.weightsOf m.Profile t + (Profile.stage m.Profile stage).Weights + activation m stage shape 1 <= memory
+
+    /// Seconds to load a stage's weights onto a device over a host-to-device link of `bandwidth`.
+    let loadTime (m: CostModel) (bandwidth: float<B/s>) (stage: Stage) : float<s> =
+        float (Profile.stage m.Profile stage).Weights * 1e9<B> / bandwidth
+
     /// The minimum degree from the rules (not memory).
     let ruleMinDegree (m: CostModel) (shape: Shape) =
         m.Settings.MinDegreeRules
@@ -223,35 +236,57 @@ module CostModel =
             |> List.tryLast
             |> Option.orElse (Some lo)
 
-    /// Why no placement of `cluster` can serve `shape` (None when some can). A route needs a group of k devices on one
-    /// node that holds the request's diffuse at an allowed degree — a primary type (⟨EDC⟩, ⟨DC⟩, ⟨ED⟩ or ⟨D⟩) and
-    /// `minDegree` on that node's smallest memory (the degree rules and the stages' memory) — plus one device more for the
-    /// encoder and one for the decoder when that type lacks them, each holding its stage (`fits`). So 129-frame
-    /// 720×1280 HunyuanVideo on one node of eight 48 GB devices cannot be served: its diffuse needs 8 devices (the
-    /// degree rules), ⟨ED⟩ and ⟨D⟩ then need a ⟨C⟩ device more, and ⟨DC⟩ / ⟨EDC⟩ do not fit beside the 30 GB decode.
-    /// Pure; heterogeneous clusters are judged per node by its smallest device.
-    let unservableOn (m: CostModel) (cluster: Cluster) (shape: Shape) : string option =
+    // The ways `shape` can be served on `cluster`: (primary type, smallest degree, the stages that need a device beside
+    // the group, node size), per node; `lead`: a stage the type lacks may run on the group's lead (leadFits).
+    let private servingRoutes (m: CostModel) (cluster: Cluster) (shape: Shape) (lead: bool) =
         let devices = cluster.Devices
         let auxFits t = devices |> Array.exists (fun d -> fits m t shape 1 d.Memory)
         let nodes = devices |> Array.groupBy _.Node |> Array.map (fun (_, ds) -> ds.Length, (ds |> Array.map _.Memory |> Array.min))
-        let routes =
-            [ for t in [ EDC; DC; ED; D ] do
-                  let extra = (if PlacementType.holds Encode t then 0 else 1) + (if PlacementType.holds Decode t then 0 else 1)
-                  if (PlacementType.holds Encode t || auxFits E) && (PlacementType.holds Decode t || auxFits C) then
-                      for size, memory in nodes do
-                          match minDegree m t shape memory with
-                          | Some k -> yield t, k, extra, size
-                          | None -> () ]
-        if routes |> List.exists (fun (_, k, extra, size) -> k <= size && k + extra <= devices.Length) then None
+        [ for t in [ EDC; DC; ED; D ] do
+              for size, memory in nodes do
+                  // per stage t lacks: None when neither an auxiliary device nor the lead can run it, else the
+                  // devices it needs beside the group (none: t holds it, or the lead loads it)
+                  let extraFor stage aux =
+                      if PlacementType.holds stage t || (lead && leadFits m t stage shape memory) then Some []
+                      elif auxFits aux then Some [ stage ]
+                      else None
+                  match minDegree m t shape memory, extraFor Encode E, extraFor Decode C with
+                  | Some k, Some e, Some c -> yield t, k, e @ c, size
+                  | _ -> () ]
+
+    let private anyFits (cluster: Cluster) routes =
+        routes |> List.exists (fun (_, k, extra: Stage list, size) -> k <= size && k + extra.Length <= cluster.Devices.Length)
+
+    /// Whether `shape` can be served on `cluster` only by a layout whose group lead loads a stage its type lacks
+    /// (`leadFits`): every layout with the auxiliary devices its type needs is too large for the cluster, and one
+    /// without them serves it (flux 2048² on one node of two 48 GB devices).
+    let needsLeadLoading (m: CostModel) (cluster: Cluster) (shape: Shape) =
+        not (anyFits cluster (servingRoutes m cluster shape false)) && anyFits cluster (servingRoutes m cluster shape true)
+
+    /// Why no placement of `cluster` can serve `shape` (None when some can). A route needs a group of k devices on one
+    /// node that holds the request's diffuse at an allowed degree — a primary type (⟨EDC⟩, ⟨DC⟩, ⟨ED⟩ or ⟨D⟩) and
+    /// `minDegree` on that node's smallest memory (the degree rules and the stages' memory) — plus, for each stage that
+    /// type lacks, one device more holding that stage (`fits`), unless the group's lead can load it beside its own
+    /// weights (`leadFits`: a layout without that auxiliary type runs the stage there). So 129-frame 720×1280
+    /// HunyuanVideo on one node of eight 48 GB devices cannot be served: its diffuse needs 8 devices (the degree rules),
+    /// ⟨ED⟩ and ⟨D⟩ then need a ⟨C⟩ device more (the 30 GB decode does not fit beside the DiT), and ⟨DC⟩ / ⟨EDC⟩ do
+    /// not fit beside the decode; flux 2048² on one node of two 48 GB devices can: two ⟨DC⟩ at k = 2, the lead loading
+    /// the text encoders. Pure; heterogeneous clusters are judged per node by its smallest device.
+    let unservableOn (m: CostModel) (cluster: Cluster) (shape: Shape) : string option =
+        let devices = cluster.Devices
+        let nodes = devices |> Array.groupBy _.Node |> Array.map (fun (_, ds) -> ds.Length, (ds |> Array.map _.Memory |> Array.min))
+        let routes = servingRoutes m cluster shape true
+        if anyFits cluster routes then None
         elif routes.IsEmpty then
             Some(sprintf "%O does not fit any device of this cluster at any allowed degree (profile %s)" shape m.Profile.Model.Value)
         else
-            let t, k, extra, _ = routes |> List.minBy (fun (_, k, extra, _) -> k + extra, k)
+            let t, k, extra, _ = routes |> List.minBy (fun (_, k, extra, _) -> k + extra.Length, k)
             let largest = nodes |> Array.map fst |> Array.max
+            let stages = extra |> List.map (function Encode -> "encoder" | Diffuse -> "diffuse" | Decode -> "decoder")
             Some(
                 sprintf "%O cannot be served by any placement of this cluster (%d devices, at most %d on one node; profile %s): at best it needs a group of %d %s devices on one node%s"
                     shape devices.Length largest m.Profile.Model.Value k (PlacementType.name t)
-                    (if extra = 0 then "" else sprintf " and %d more for its %s" extra (if extra = 2 then "encoder and decoder" elif PlacementType.holds Encode t then "decoder" else "encoder"))
+                    (if extra.IsEmpty then "" else sprintf " and %d more for its %s" extra.Length (String.concat " and " stages))
             )
 
     /// The degree used for reference latencies: k*, or the largest degree when nothing fits.

@@ -255,7 +255,9 @@ module Report =
 
     /// Per-request records as CSV: one row per request (times in seconds from the trace's start); `suspensions`
     /// and `decode_pauses` count its preemptions, `diffuse_segments` lists its diffuse tasks in order as
-    /// `start-finish:steps@devices` separated by `;` (one per suspension more than one; empty when never run).
+    /// `start-finish:steps@devices` separated by `;` (one per suspension more than one; empty when never run);
+    /// `detail` says what an out-of-memory task needed, and why an unserved request's shape cannot be served by any
+    /// placement of the cluster when it cannot (CostModel.unservableOn; empty for one that merely never ran).
     let requestsCsv (result: SimResult) =
         let sb = StringBuilder()
         sb.AppendLine
@@ -268,6 +270,7 @@ module Report =
             let detail =
                 match r.Outcome with
                 | OutOfMemory(stage, d, need, memory) -> sprintf "%s on %O needs %.1f GB of %.1f GB" (Stage.letter stage) d (float need) (float memory)
+                | Unserved -> r.Unservable |> Option.defaultValue ""
                 | _ -> ""
             let cells =
                 [ string q.Id.Value

@@ -97,7 +97,10 @@ type RequestRecord =
       Decode: TaskRecord option
       /// decode finish, or the time of the failure
       Finish: float<s> option
-      Outcome: Outcome }
+      Outcome: Outcome
+      /// why a request never served was not (set when the run ends): no placement of the cluster can
+      /// serve its shape, and what it would need (CostModel.unservableOn); None otherwise
+      Unservable: string option }
 
     /// finish − arrival, for requests that completed
     member this.Latency =
@@ -312,7 +315,7 @@ module Simulator =
         let records: RequestRecord array =
             requestsArr
             |> Array.map (fun r ->
-                { Request = r; Dispatched = None; Degree = None; Vr = None; Encode = None; Diffuse = None; Segments = []; Suspensions = 0; DecodePauses = 0; Decode = None; Finish = None; Outcome = Unserved })
+                { Request = r; Dispatched = None; Degree = None; Vr = None; Encode = None; Diffuse = None; Segments = []; Suspensions = 0; DecodePauses = 0; Decode = None; Finish = None; Outcome = Unserved; Unservable = None })
         let waiting = List<Request>()
         let tasks = List<TaskRecord>()
         let rounds = List<RoundRecord>()
@@ -1012,7 +1015,16 @@ module Simulator =
             if changed && waiting.Count > 0 && anyFreePrimary now then round now
             if changed && waiting.Count > 0 then preempt false now
 
-        let recordsArr = Array.copy records
+        // a request never served whose shape no placement of the cluster can serve says why (the requests CSV's detail)
+        let why = Dictionary<Shape, string option>()
+        let unservable (shape: Shape) =
+            match why.TryGetValue shape with
+            | true, w -> w
+            | _ ->
+                let w = CostModel.unservableOn cost config.Cluster shape
+                why.[shape] <- w
+                w
+        let recordsArr = records |> Array.map (fun r -> if r.Outcome = Unserved then { r with Unservable = unservable r.Request.Shape } else r)
         let tasksArr = tasks |> Seq.indexed |> Seq.filter (fun (i, _) -> not (dropped.Contains i)) |> Seq.map snd |> Array.ofSeq
         let roundsArr = rounds.ToArray()
         let last = max lastEvent (if tasksArr.Length = 0 then first else tasksArr |> Array.map _.Finish |> Array.max)

@@ -288,6 +288,18 @@ public sealed class Worker : IDisposable
             if (!keep.Contains(stage)) _executor.Unload(stage);
     }
 
+    /// <summary>Before a task of <paramref name="stage"/>: unloads a model the placement type does not hold that an earlier
+    /// task loaded, unless this task runs it. A group's lead runs a stage its type lacks when the placement has no auxiliary
+    /// device for it (Admissible.leadRuns: a cluster too small for one) and loads it for that task; the simulator drops it
+    /// again at the device's next task of another stage (AdjustOnDispatch.residentAfter), and the planners count on that
+    /// memory (flux 2048² on two ⟨DC⟩ devices: the text encoders beside the decode would not fit).</summary>
+    private void DropBorrowed(Stage stage)
+    {
+        var keep = PlacementTypeModule.stages(_type);
+        foreach (var resident in _executor.Resident.ToArray())
+            if (!keep.Contains(resident) && !resident.Equals(stage)) _executor.Unload(resident);
+    }
+
     /// <summary>Loads the models of <paramref name="type"/> that are not resident. A failure is left to the
     /// stage's first task, which loads again and fails with the reason if the model is still unusable.</summary>
     private void LoadModels(PlacementType type)
@@ -442,6 +454,14 @@ public sealed class Worker : IDisposable
         try
         {
             _observer.Started(this, task);
+            var stage = task switch
+            {
+                EncodeTask => Stage.Encode,
+                DiffuseTask or ReserveTask => Stage.Diffuse,
+                DecodeTask => Stage.Decode,
+                _ => null
+            };
+            if (stage is not null) DropBorrowed(stage);
             switch (task)
             {
                 case EncodeTask e:

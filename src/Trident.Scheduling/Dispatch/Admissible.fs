@@ -6,7 +6,10 @@ namespace Trident.Scheduling.Dispatching
 //   * k is allowed (settings ∩ profile), at least the rule-based minimum, fits in one node, and
 //     the type's devices can hold the request at k (weights + peak activation ≤ memory);
 //   * eff(k) ≥ θ, or k is the smallest degree that fits;
-//   * when the type lacks E (or C), an ⟨E⟩ (⟨C⟩) device exists whose memory holds that stage.
+//   * when the type lacks E (or C), an ⟨E⟩ (⟨C⟩) device exists whose memory holds that stage — or the
+//     placement has no ⟨E⟩ (⟨C⟩) device at all and the group's lead can load the stage beside its own
+//     weights (CostModel.leadFits: a cluster too small for the auxiliary device, Capacity.fs "Small
+//     clusters"); the lead then runs the encode before its diffuse (the decode after it), its load included.
 // Its reward is a constant of the option (design.md §6): "on time" is decided with the predicted
 // finish that uses the earliest-free auxiliary devices, so it needs no variable.
 
@@ -180,6 +183,19 @@ module Admissible =
                     | _ -> best <- Some f
             best
 
+    /// Whether a group of primary type `t` runs `stage`, one `t` lacks, on its lead, which loads it: the placement
+    /// has no device of that auxiliary type (`auxPresent` false) and a lead with `memory` holds the stage beside t's
+    /// weights (CostModel.leadFits). `Assign.route` runs it there; `predictFinish` predicts it so.
+    let leadRunsWith (cost: CostModel) (auxPresent: bool) (t: PlacementType) (stage: Stage) (shape: Shape) (memory: float<GB>) =
+        not auxPresent && CostModel.leadFits cost t stage shape memory
+
+    /// `leadRunsWith` for the round's placement (a type's smallest device memory).
+    let leadRuns (rd: Round) (t: PlacementType) (stage: Stage) (shape: Shape) =
+        let aux = if stage = Encode then E else C
+        match Map.tryFind t rd.Primary with
+        | Some(memory, _) -> leadRunsWith rd.Snapshot.Cost (rd.Aux.ContainsKey aux) t stage shape memory
+        | None -> false
+
     /// The last stage the request completed before it was re-queued (Snapshot.Completed), if any.
     let completed (s: Snapshot) (r: Request) : Stage option = Map.tryFind r.Id s.Completed
 
@@ -198,16 +214,18 @@ module Admissible =
         Profile.weightsOf cost.Profile t + CostModel.activation cost Decode shape 1 <= memory
 
     /// Predicted finish of request r on a group of type t and degree k started now, with the
-    /// earliest-free auxiliary devices and intra-node transfers; a resumed request's completed
-    /// stages take no time (their output is moved from the device that kept it: one transfer).
-    /// None when no auxiliary can serve it.
+    /// earliest-free auxiliary devices and intra-node transfers (or the lead's load and run of a stage
+    /// `leadRuns`); a resumed request's completed stages take no time (their output is moved from the
+    /// device that kept it: one transfer). None when no auxiliary can serve it.
     let predictFinish (rd: Round) (r: Request) (t: PlacementType) (k: int) =
         let s = rd.Snapshot
         let c = s.Cost
         let bw = s.Cluster.Bandwidths.IntraNode
         let latents = CostModel.latentBytes c r.Shape
+        let load stage = CostModel.loadTime c s.Cluster.Bandwidths.HostToDevice stage
         let decodeAfter (df: float<s>) =
             if PlacementType.holds Decode t then Some(df + CostModel.decodeTime c r.Shape)
+            elif leadRuns rd t Decode r.Shape then Some(df + load Decode + CostModel.decodeTime c r.Shape)
             else earliestDecode rd r.Shape (df + latents / bw) (CostModel.decodeTime c r.Shape)
         match completed s r with
         | Some Diffuse -> decodeAfter (s.Now + latents / bw)
@@ -215,6 +233,7 @@ module Admissible =
         | _ ->
             let diffuseStart =
                 if PlacementType.holds Encode t then Some(s.Now + CostModel.encodeTime c r.Shape)
+                elif leadRuns rd t Encode r.Shape then Some(s.Now + load Encode + CostModel.encodeTime c r.Shape)
                 else
                     earliestAux rd E r.Shape
                     |> Option.map (fun free -> max s.Now (free + CostModel.encodeTime c r.Shape + CostModel.embeddingBytes c / bw))

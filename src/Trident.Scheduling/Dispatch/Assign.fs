@@ -8,6 +8,9 @@ namespace Trident.Scheduling.Dispatching
 //     given to it, transfer included);
 //   * decode runs on the group's first device when the type holds C, else on the ⟨C⟩ device that
 //     would finish it first;
+//   * a placement with no ⟨E⟩ (⟨C⟩) device at all runs the encode (decode) of a type that lacks it
+//     on the group's first device, which loads the stage (Admissible.leadRuns: a cluster too small
+//     for the auxiliary device; the predicted start leaves the load's time before the task);
 //   * a stage a resumed request completed before it was re-queued (Snapshot.Completed) gets no
 //     task: its assignment has no device and no duration (Start = Finish = now), and the next stage
 //     starts once the kept output has moved (one intra-node transfer). A request resumed at its
@@ -146,6 +149,14 @@ module Assign =
         let tC = CostModel.decodeTime c r.Shape
         let groupFree = group |> List.fold (fun acc g -> max acc busy.[g.Value]) s.Now
         let bw = s.Cluster.Bandwidths.IntraNode
+        // a stage the type lacks runs on the lead when the placement has no auxiliary device of its kind
+        let onLead stage =
+            let auxType = if stage = Encode then E else C
+            let present = aux |> Map.tryFind auxType |> Option.exists (fun ds -> ds.Length > 0)
+            not (PlacementType.holds stage o.Type)
+            && Admissible.leadRunsWith c present o.Type stage r.Shape (Cluster.device s.Cluster lead).Memory
+        let load stage = CostModel.loadTime c s.Cluster.Bandwidths.HostToDevice stage
+        let decodeOnLead = PlacementType.holds Decode o.Type || onLead Decode
         // a stage the request completed before it was re-queued gets no task: no device, no time
         let skipped at = { Devices = []; Start = at; Finish = at }
         // encode
@@ -153,6 +164,9 @@ module Assign =
             if not (Admissible.remains s r Encode) then skipped s.Now, s.Now + CostModel.embeddingBytes c / bw
             elif PlacementType.holds Encode o.Type then
                 let start = max s.Now busy.[lead.Value]
+                { Devices = [ lead ]; Start = start; Finish = start + tE }, start + tE
+            elif onLead Encode then
+                let start = max s.Now busy.[lead.Value] + load Encode
                 { Devices = [ lead ]; Start = start; Finish = start + tE }, start + tE
             else
                 let emb = CostModel.embeddingBytes c
@@ -172,8 +186,8 @@ module Assign =
         let latentsReady = if diffuse.Devices.IsEmpty then s.Now + CostModel.latentBytes c r.Shape / bw else diffuse.Finish
         // decode
         let decode =
-            if PlacementType.holds Decode o.Type then
-                let start = max latentsReady groupFree
+            if decodeOnLead then
+                let start = max latentsReady groupFree + (if PlacementType.holds Decode o.Type then 0.0<s> else load Decode)
                 { Devices = [ lead ]; Start = start; Finish = start + tC }
             else
                 let lat = CostModel.latentBytes c r.Shape
@@ -187,7 +201,7 @@ module Assign =
                     { Devices = [ d.Id ]; Start = start; Finish = start + tC }
         for g in diffuse.Devices do
             busy.[g.Value] <- diffuse.Finish
-        if PlacementType.holds Decode o.Type then busy.[lead.Value] <- decode.Finish
+        if decodeOnLead then busy.[lead.Value] <- decode.Finish
         { Request = r.Id
           Degree = o.Degree
           Vr = o.Vr

@@ -206,12 +206,31 @@ module PlacementInput =
 // planned half busy. α is the largest share of the mix's rate the devices sustain. The placement
 // MIP uses these constraints over its integer device counts; `FlowCapacity.alpha` solves the LP for
 // fixed counts, which is how every placement's α is reported.
+//
+// Small clusters (docs/policies.md, "Small clusters"). A layout with no ⟨E⟩ (⟨C⟩) device at all runs the
+// encode (decode) of a type that lacks it on the diffuse group's lead, which loads the stage's weights
+// beside its own (CostModel.leadFits) — as the dispatcher does (Admissible.predictFinish, Assign.route)
+// and the stage-level baselines do on one or two devices. Such a *lead* route costs the primary devices
+// the stage and its load, w(c, t) += t_E + load_E (t_C · h + load_C), and the auxiliary pool nothing.
+// One node of two 48 GB devices needs it for flux 2048²: k = 2 by the degree rules, ⟨EDC⟩ does not fit
+// at 2048², and ⟨DC⟩ / ⟨ED⟩ / ⟨D⟩ at k = 2 leave no device for their ⟨E⟩ / ⟨C⟩ — two ⟨DC⟩ whose lead loads
+// the text encoders serve it. A fixed layout's routes are lead routes for a stage exactly when it has no
+// device of that auxiliary type and some primary type lacking the stage (`completions`); the placement MIP
+// offers both kinds only where a class needs them (PlacementMip.leadLoading), gated by whether the layout
+// has the auxiliary type.
 
 /// Variables of the class-aware capacity model.
 type FlowKey =
-    /// requests/s of class (index in the mix) served by a primary type
-    | Route of cls: int * PlacementType
+    /// requests/s of class (index in the mix) served by a primary type, its lead loading the encoder / decoder or not
+    | Route of cls: int * PlacementType * leadEncode: bool * leadDecode: bool
     | FlowAlpha
+
+/// Where a route runs a stage its primary type lacks.
+type Completion =
+    /// on an auxiliary ⟨E⟩ / ⟨C⟩ device
+    | Auxiliary
+    /// on the diffuse group's lead, which loads the stage (a layout with no device of that auxiliary type)
+    | Lead
 
 /// One way a class can be served: its primary type and the device-seconds per request it costs
 /// the primary devices and the auxiliary ⟨E⟩/⟨C⟩ devices.
@@ -222,7 +241,15 @@ type FlowRoute =
       MinDegree: int
       Primary: float
       AuxEncode: float
-      AuxDecode: float }
+      AuxDecode: float
+      /// the group's lead runs the encode, loading the encoder (the type lacks E; no ⟨E⟩ device)
+      LeadEncode: bool
+      /// the group's lead runs the decode, loading the decoder (the type lacks C; no ⟨C⟩ device)
+      LeadDecode: bool }
+
+module FlowRoute =
+    /// The route's variable in the capacity model.
+    let key (r: FlowRoute) = Route(r.Class, r.Type, r.LeadEncode, r.LeadDecode)
 
 module FlowCapacity =
     open Trident.Scheduling.Mip
@@ -231,8 +258,18 @@ module FlowCapacity =
     [<Literal>]
     let AuxiliaryUtilisation = 0.5
 
-    /// The routes of each class on devices of `memory` with groups of at most `maxDegree`.
-    let routes (cost: CostModel) (memory: float<GB>) (maxDegree: int) (stats: WorkloadStats) : FlowRoute list =
+    /// The routes of each class on devices of `memory` with groups of at most `maxDegree`, a stage the primary type
+    /// lacks run as `encode` / `decode` say (each way it may be: an auxiliary device that holds the stage, or the
+    /// group's lead when it can load it; `hostToDevice` prices the load).
+    let routesWith
+        (cost: CostModel)
+        (memory: float<GB>)
+        (maxDegree: int)
+        (hostToDevice: float<B/s>)
+        (encode: Completion list)
+        (decode: Completion list)
+        (stats: WorkloadStats)
+        : FlowRoute list =
         [ for (i, c) in List.indexed stats.Classes do
               for t in PlacementType.primary do
                   match CostModel.minDegree cost t c.Shape memory with
@@ -246,22 +283,57 @@ module FlowCapacity =
                       let tC = float (CostModel.decodeTime cost c.Shape)
                       let needE = not (PlacementType.holds Encode t)
                       let needC = not (PlacementType.holds Decode t)
-                      let auxOk =
-                          (not needE || Capacity.serves cost memory maxDegree E c)
-                          && (not needC || Capacity.serves cost memory maxDegree PlacementType.C c)
+                      // the ways this type completes a stage it lacks (one way, unused, when it holds the stage)
+                      let ways stage aux need (modes: Completion list) =
+                          if not need then [ Auxiliary ]
+                          else
+                              modes
+                              |> List.filter (function
+                                  | Auxiliary -> Capacity.serves cost memory maxDegree aux c
+                                  | Lead -> CostModel.leadFits cost t stage c.Shape memory)
                       let hold = if 2 * k > maxDegree then float k else 1.0
-                      if auxOk then
-                          yield
-                              { Class = i
-                                Type = t
-                                MinDegree = lo
-                                Primary =
-                                  float (CostModel.diffuseTime cost c.Shape c.Steps k) * float k
-                                  + (if needE then 0.0 else tE)
-                                  + (if needC then 0.0 else tC * hold)
-                                AuxEncode = (if needE then tE else 0.0)
-                                AuxDecode = (if needC then tC else 0.0) }
+                      for e in ways Encode E needE encode do
+                          for d in ways Decode PlacementType.C needC decode do
+                              let leadE = needE && e = Lead
+                              let leadC = needC && d = Lead
+                              yield
+                                  { Class = i
+                                    Type = t
+                                    MinDegree = lo
+                                    Primary =
+                                      float (CostModel.diffuseTime cost c.Shape c.Steps k) * float k
+                                      + (if not needE then tE
+                                         elif leadE then tE + float (CostModel.loadTime cost hostToDevice Encode)
+                                         else 0.0)
+                                      + (if not needC then tC * hold
+                                         elif leadC then tC * hold + float (CostModel.loadTime cost hostToDevice Decode)
+                                         else 0.0)
+                                    AuxEncode = (if needE && not leadE then tE else 0.0)
+                                    AuxDecode = (if needC && not leadC then tC else 0.0)
+                                    LeadEncode = leadE
+                                    LeadDecode = leadC }
                   | _ -> () ]
+
+    /// The routes of each class on devices of `memory` with groups of at most `maxDegree`, a stage the type lacks
+    /// run on an auxiliary device (a layout that has them; `routesWith`).
+    let routes (cost: CostModel) (memory: float<GB>) (maxDegree: int) (stats: WorkloadStats) : FlowRoute list =
+        // no lead route, so no load to price: the bandwidth is unused
+        routesWith cost memory maxDegree 1.0<B/s> [ Auxiliary ] [ Auxiliary ] stats
+
+    /// How a fixed layout (one composition per node) runs the encode and the decode of its primary types that lack
+    /// them: on the group's lead when it has no ⟨E⟩ (⟨C⟩) device and some primary type lacking the stage, else on its
+    /// auxiliary devices — as the dispatcher does.
+    let completions (nodes: Composition list) : Completion * Completion =
+        let has t = nodes |> List.exists (fun c -> Composition.count c t > 0)
+        let lacking stage =
+            nodes |> List.exists (Map.exists (fun t n -> n > 0 && PlacementType.isPrimary t && not (PlacementType.holds stage t)))
+        (if not (has E) && lacking Encode then Lead else Auxiliary), (if not (has PlacementType.C) && lacking Decode then Lead else Auxiliary)
+
+    /// The routes a fixed layout offers: every primary type's (a type the layout lacks gets no devices), the stages a
+    /// type lacks run as `completions` says.
+    let routesOf (cost: CostModel) (memory: float<GB>) (maxDegree: int) (hostToDevice: float<B/s>) (stats: WorkloadStats) (nodes: Composition list) =
+        let e, d = completions nodes
+        routesWith cost memory maxDegree hostToDevice [ e ] [ d ] stats
 
     /// Devices of type t that groups of k devices can use in a layout (one composition per node):
     /// Σ_n k · ⌊count_n(t) / k⌋ — a group is on one node.
@@ -276,12 +348,12 @@ module FlowCapacity =
         (routes: FlowRoute list)
         (count: PlacementType -> LinExpr<'K>)
         (groups: PlacementType -> int -> LinExpr<'K>)
-        (flow: int -> PlacementType -> 'K)
+        (flow: FlowRoute -> 'K)
         (alpha: 'K)
         : (ConstraintName * Constraint<'K>) list =
         let rate = if stats.ArrivalRate > 0.0 then stats.ArrivalRate else 1.0
         let served = routes |> List.map _.Class |> Set.ofList
-        let f (r: FlowRoute) = flow r.Class r.Type
+        let f (r: FlowRoute) = flow r
         [ for (i, c) in List.indexed stats.Classes do
               if served.Contains i then
                   yield
@@ -313,10 +385,14 @@ module FlowCapacity =
                       ConstraintName.create "auxiliary-time" [ "type", PlacementType.name aux ],
                       LinExpr.ofTerms [ for r in rs -> f r, work r ] - AuxiliaryUtilisation * count aux <== 0.0 ]
 
-    /// α of a fixed layout (one composition per node) — the largest share of the mix's rate it
-    /// sustains (an LP) — with the flows that achieve it. None when no class has a route, or the solve fails.
-    let solve (cost: CostModel) (memory: float<GB>) (maxDegree: int) (stats: WorkloadStats) (nodes: Composition list) =
-        let routes = routes cost memory maxDegree stats
+    /// Name of a route's variable in a model ("f_c<class>_<type>", "+E" / "+C" for a stage its lead loads).
+    let varName (cls: int) (t: PlacementType) (leadE: bool) (leadC: bool) =
+        sprintf "f_c%d_%A%s%s" cls t (if leadE then "+E" else "") (if leadC then "+C" else "")
+
+    /// α of a fixed layout (one composition per node) over the given routes — the largest share of the mix's rate
+    /// it sustains (an LP) — with the flows that achieve it, by route key. None when no class has a route, or the
+    /// solve fails.
+    let solveRoutes (stats: WorkloadStats) (routes: FlowRoute list) (nodes: Composition list) =
         if routes.IsEmpty then None
         else
             let count t = LinExpr.constant (float (nodes |> List.sumBy (fun c -> Composition.count c t)))
@@ -324,27 +400,56 @@ module FlowCapacity =
             let m =
                 Model.empty
                 |> Model.withVarNames (function
-                    | Route(c, t) -> sprintf "f_c%d_%A" c t
+                    | Route(c, t, le, lc) -> varName c t le lc
                     | FlowAlpha -> "alpha")
                 |> Model.addVar (Var.continuous 0.0 1e6 FlowAlpha)
-                |> Model.addVars [ for r in routes -> Var.continuous 0.0 infinity (Route(r.Class, r.Type)) ]
-                |> Model.addConstraints (constraints stats routes count groups (fun c t -> Route(c, t)) FlowAlpha)
+                |> Model.addVars [ for r in routes -> Var.continuous 0.0 infinity (FlowRoute.key r) ]
+                |> Model.addConstraints (constraints stats routes count groups FlowRoute.key FlowAlpha)
                 |> Model.maximize "alpha" (LinExpr.var FlowAlpha)
             let result = Mip.solve (SolveSettings.create 2.0<s>) m
             if result.HasSolution then
-                Some(result.Value FlowAlpha, routes |> List.map (fun r -> (r.Class, r.Type), result.Value(Route(r.Class, r.Type))) |> Map.ofList)
+                Some(result.Value FlowAlpha, routes |> List.map (fun r -> r, result.Value(FlowRoute.key r)))
             else None
 
-    /// α of a fixed layout (see `solve`).
-    let alpha (cost: CostModel) (memory: float<GB>) (maxDegree: int) (stats: WorkloadStats) (nodes: Composition list) : float option =
-        solve cost memory maxDegree stats nodes |> Option.map fst
+    /// α of a fixed layout (one composition per node) with the routes it offers (`routesOf`: a stage a type lacks on
+    /// the layout's auxiliary devices, or on the group's lead where it has none) and the flows that achieve it.
+    let solve (cost: CostModel) (memory: float<GB>) (maxDegree: int) (hostToDevice: float<B/s>) (stats: WorkloadStats) (nodes: Composition list) =
+        solveRoutes stats (routesOf cost memory maxDegree hostToDevice stats nodes) nodes
 
-    /// α of a placement input's cluster for a layout (one composition per node): the class-aware α,
-    /// or the stage-capacity α when no class has a route (or the LP fails).
+    /// α of a fixed layout (see `solve`).
+    let alpha (cost: CostModel) (memory: float<GB>) (maxDegree: int) (hostToDevice: float<B/s>) (stats: WorkloadStats) (nodes: Composition list) : float option =
+        solve cost memory maxDegree hostToDevice stats nodes |> Option.map fst
+
+    /// The share of the mix a fixed layout can serve at all: the classes with a route (`routesOf`) on a primary type
+    /// of the layout whose smallest degree fits one node's devices of that type.
+    let servedShare (cost: CostModel) (memory: float<GB>) (maxDegree: int) (hostToDevice: float<B/s>) (stats: WorkloadStats) (nodes: Composition list) =
+        let largest t = nodes |> List.fold (fun acc c -> max acc (Composition.count c t)) 0
+        let servedClasses =
+            routesOf cost memory maxDegree hostToDevice stats nodes
+            |> List.filter (fun r -> r.MinDegree <= largest r.Type)
+            |> List.map _.Class
+            |> Set.ofList
+        stats.Classes |> List.indexed |> List.sumBy (fun (i, c) -> if servedClasses.Contains i then c.Share else 0.0)
+
+    /// The routes of the classes some placement of the input's cluster can serve (CostModel.unservableOn). A class no
+    /// placement can serve — its group and the devices for the stages its type lacks do not fit the cluster, as
+    /// 129-frame 720p hunyuanvideo on one node of eight — gets no demand row, as a class with no route at all:
+    /// otherwise it holds α at 0 for every layout, and the placement MIP has nothing to choose by. When no class of
+    /// the mix is servable, the routes stay as they are (α is 0 whatever the layout; the model still places D).
+    let servableOn (input: PlacementInput) (routes: FlowRoute list) =
+        let servable =
+            input.Stats.Classes |> List.map (fun c -> (CostModel.unservableOn input.Cost input.Cluster c.Shape).IsNone) |> Array.ofList
+        if Array.forall id servable || not (Array.exists id servable) then routes
+        else routes |> List.filter (fun r -> servable.[r.Class])
+
+    /// α of a placement input's cluster for a layout (one composition per node): the class-aware α over the classes
+    /// some placement of the cluster can serve (`servableOn`), or the stage-capacity α when no class has a route (or
+    /// the LP fails).
     let alphaForLayout (input: PlacementInput) (nodes: Composition list) =
         let memory = Cluster.nodes input.Cluster |> List.map (PlacementInput.nodeMemory input) |> List.min
         let maxDegree = Cluster.nodes input.Cluster |> List.map (fun n -> (Cluster.devicesOf input.Cluster n).Length) |> List.max
-        match alpha input.Cost memory maxDegree input.Stats nodes with
+        let routes = routesOf input.Cost memory maxDegree input.Cluster.Bandwidths.HostToDevice input.Stats nodes |> servableOn input
+        match solveRoutes input.Stats routes nodes |> Option.map fst with
         | Some a -> a
         | None ->
             let types = nodes |> Seq.collect (fun c -> c |> Map.toSeq |> Seq.collect (fun (t, n) -> Seq.replicate n t))

@@ -9,7 +9,11 @@ namespace Trident.Scheduling.Placement
 //   3. inside a VR's nodes, primary and auxiliary devices are split so that their throughputs match
 //      (primary : ⟨E⟩ : ⟨C⟩ ∝ primary time : T̄_E : T̄_C, at least one auxiliary of each kind the VR
 //      needs), and laid out primaries first: the VR's first nodes are whole primary nodes (any k up
-//      to the node size fits) and the auxiliaries gather on its last node.
+//      to the node size fits) and the auxiliaries gather on its last node;
+//   4. a cluster too small for that: when the layout leaves a class without a route (its group and
+//      the auxiliary devices it needs do not fit, as flux 2048² at k = 2 beside an ⟨E⟩ on one node of
+//      two) and the same VRs with every device primary serve more of the mix — their group leads
+//      loading the stages the type lacks (Capacity.fs, "Small clusters") — the latter is taken.
 
 open Trident.Scheduling
 
@@ -43,7 +47,7 @@ module Heuristic =
     /// the VR are split primary : ⟨E⟩ : ⟨C⟩ in proportion to their work (at least one auxiliary of
     /// each kind the VR needs), then laid out node by node, primaries first, so the first nodes hold
     /// whole groups of primaries and the auxiliaries gather at the end.
-    let vrCompositions (work: StageSpeeds) (sizes: int list) (v: VrType) : Composition list =
+    let private vrCompositionsWith (auxiliary: bool) (work: StageSpeeds) (sizes: int list) (v: VrType) : Composition list =
         let t = VrType.primaryType v
         let needE = VrType.needsAuxEncode v
         let needC = VrType.needsAuxDecode v
@@ -54,7 +58,7 @@ module Heuristic =
             + (if needC then 0.0 else work.Decode)
         let aux = (if needE then 1 else 0) + (if needC then 1 else 0)
         let p, e, c =
-            if total <= aux then total, 0, 0 // too few devices for the VR: all primary
+            if total <= aux || not auxiliary then total, 0, 0 // too few devices for the VR (or none asked for): all primary
             else
                 match apportion total [ primaryTime; (if needE then work.Encode else 0.0); (if needC then work.Decode else 0.0) ] with
                 | [ p; e; c ] ->
@@ -68,6 +72,12 @@ module Heuristic =
             | [] -> []
             | n :: more -> Composition.ofTypes (List.take n rest) :: cut (List.skip n rest) more
         cut layout sizes
+
+    /// Compositions of the nodes (given by size) that serve VR `v` for the given classes. Devices of
+    /// the VR are split primary : ⟨E⟩ : ⟨C⟩ in proportion to their work (at least one auxiliary of
+    /// each kind the VR needs), then laid out node by node, primaries first, so the first nodes hold
+    /// whole groups of primaries and the auxiliaries gather at the end.
+    let vrCompositions (work: StageSpeeds) (sizes: int list) (v: VrType) : Composition list = vrCompositionsWith true work sizes v
 
     /// Node compositions the heuristic chooses.
     let compositions (input: PlacementInput) : Map<NodeId, Composition> =
@@ -97,12 +107,23 @@ module Heuristic =
         let vrOfNode = byVr |> List.zip shares |> List.collect (fun (n, (v, cs)) -> List.replicate n (v, cs))
         // step 3
         let assigned = List.zip nodes (List.zip sizes vrOfNode)
-        assigned
-        |> List.groupBy (fun (_, (_, (v, _))) -> v)
-        |> List.collect (fun (v, members) ->
-            let comps = vrCompositions work (members |> List.map (fun (_, (size, _)) -> size)) v
-            List.zip (members |> List.map fst) comps)
-        |> Map.ofList
+        let layout auxiliary =
+            assigned
+            |> List.groupBy (fun (_, (_, (v, _))) -> v)
+            |> List.collect (fun (v, members) ->
+                let comps = vrCompositionsWith auxiliary work (members |> List.map (fun (_, (size, _)) -> size)) v
+                List.zip (members |> List.map fst) comps)
+            |> Map.ofList
+        // step 4: a layout that leaves a class without a route loses to one with every device primary that serves more
+        let comps = layout true
+        let served (l: Map<NodeId, Composition>) =
+            FlowCapacity.servedShare cost memory nodeSize input.Cluster.Bandwidths.HostToDevice input.Stats (l |> Map.toList |> List.map snd)
+        let all = input.Stats.Classes |> List.sumBy _.Share
+        let share = served comps
+        if share >= all - 1e-9 then comps
+        else
+            let primaries = layout false
+            if served primaries > share + 1e-9 then primaries else comps
 
     /// Builds a placement plan from node compositions (shared with the MIP).
     let planOf (input: PlacementInput) (source: PlanSource) (comps: Map<NodeId, Composition>) : PlacementPlan =

@@ -10,8 +10,18 @@ namespace Trident.Scheduling.Placement
 //   can hold it, demand ≥ α · λ · share per class, device-seconds within n_t per type (when no class
 //   has any route, the stage capacities cap_s = Σ a · n · speed(type, s) ≥ α · λ instead);
 //   coverage[c]: every request class that some template can serve is served by some node
-//               (a primary type that holds it at its needed degree ≤ p);
+//               (a primary type that holds it at its needed degree ≤ p, and whose missing stages
+//               can run somewhere: on an ⟨E⟩/⟨C⟩ device that holds the class — in the template on a
+//               one-node cluster, where no other node can hold it — or, where lead routes are on,
+//               on the group's lead in a template without that auxiliary type);
 //   auxiliary[t]: nodes whose primary type lacks E (C) exist only if some node has an ⟨E⟩ (⟨C⟩)
+//               (not where lead routes are on: the lead then runs the stage);
+//   small clusters (leadLoading: some class can be served on this cluster only by a layout
+//   whose group lead loads a stage its type lacks, CostModel.leadFits — one node of two 48 GB
+//   devices and flux 2048²): the flows may also take lead routes (Capacity.fs), gated by
+//   binaries has[E], has[C]: n_E ≤ devices · has[E], and the lead-E routes' device-seconds
+//   ≤ devices · (1 − has[E]) — the lead runs the stage only in a layout with no ⟨E⟩ at all, as
+//   the dispatcher does. Elsewhere the model is as it was: no lead routes, no binaries.
 //   objectives, lexicographic: max α, then min weight moves Σ a · moves(class composition, template)
 //   (plus tie-breaks worth less than one move together: types moving less data, V0 first; and
 //   fewer nodes mixing primaries with ⟨E⟩/⟨C⟩ devices, so node-sized groups find whole nodes);
@@ -28,8 +38,11 @@ open Trident.Scheduling.Mip
 type PlacementKey =
     | NodesWith of nodeClass: int * template: int
     | Alpha
-    /// requests/s of a request class (index in the mix) served by a primary type
-    | Flow of requestClass: int * PlacementType
+    /// requests/s of a request class (index in the mix) served by a primary type, its group lead loading the
+    /// encoder / decoder or not (Capacity.fs, FlowRoute)
+    | Flow of requestClass: int * PlacementType * leadEncode: bool * leadDecode: bool
+    /// 1 when the layout has devices of this auxiliary type (only where lead routes are on)
+    | HasAux of PlacementType
 
 module PlacementMip =
     /// A node class: nodes alike for placement.
@@ -74,12 +87,25 @@ module PlacementMip =
                               |> List.filter (fun (_, n) -> n > 0)
                               |> Map.ofList ]
 
-    /// Whether a template can serve request class c with its primaries.
-    let private templateServes (input: PlacementInput) (memory: float<GB>) (tpl: Composition) (c: RequestClass) =
+    /// Whether some class of the mix can be served on this cluster only by a layout whose group lead loads a stage
+    /// its type lacks (CostModel.leadFits): a cluster too small for the auxiliary device the class needs beside its
+    /// group. Only then does the model offer lead routes.
+    let leadLoading (input: PlacementInput) =
+        input.Stats.Classes |> List.exists (fun c -> CostModel.needsLeadLoading input.Cost input.Cluster c.Shape)
+
+    /// Whether a template can serve request class c with its primaries, its missing stages run on an auxiliary
+    /// device that holds c (in the template itself on a one-node cluster: no other node can hold it) or, with
+    /// `lead`, on the group's lead in a template without that auxiliary type.
+    let private templateServes (input: PlacementInput) (lead: bool) (memory: float<GB>) (tpl: Composition) (c: RequestClass) =
         match Composition.primary tpl with
         | Some t ->
+            let completes stage aux =
+                PlacementType.holds stage t
+                || (Capacity.serves input.Cost memory (Composition.size tpl) aux c
+                    && (input.Cluster.NodeCount > 1 || Composition.count tpl aux > 0))
+                || (lead && Composition.count tpl aux = 0 && CostModel.leadFits input.Cost t stage c.Shape memory)
             match Capacity.neededDegree input.Cost memory t c with
-            | Some k -> k <= Composition.count tpl t
+            | Some k -> k <= Composition.count tpl t && completes Encode E && completes Decode PlacementType.C
             | None -> false
         | None -> false
 
@@ -113,7 +139,14 @@ module PlacementMip =
                 === float cl.Nodes.Length)
         let memory = classes |> List.map _.Memory |> List.min
         let maxDegree = classes |> List.map _.Size |> List.max
-        let routes = FlowCapacity.routes input.Cost memory maxDegree input.Stats
+        let lead = leadLoading input
+        let routes =
+            (if lead then
+                 FlowCapacity.routesWith input.Cost memory maxDegree input.Cluster.Bandwidths.HostToDevice [ Auxiliary; Lead ] [ Auxiliary; Lead ] input.Stats
+             else FlowCapacity.routes input.Cost memory maxDegree input.Stats)
+            |> FlowCapacity.servableOn input
+        let flowKey (r: FlowRoute) = Flow(r.Class, r.Type, r.LeadEncode, r.LeadDecode)
+        let count t = LinExpr.ofTerms [ for (cl, j, key) in vars -> key, float (Composition.count (tplOf cl j) t) ]
         let capacity =
             if routes.IsEmpty then
                 Stage.all
@@ -123,28 +156,53 @@ module PlacementMip =
                     - rate input * LinExpr.var Alpha
                     >== 0.0)
             else
-                let count t = LinExpr.ofTerms [ for (cl, j, key) in vars -> key, float (Composition.count (tplOf cl j) t) ]
                 let groups t k = LinExpr.ofTerms [ for (cl, j, key) in vars -> key, float (FlowCapacity.groupDevices [ tplOf cl j ] t k) ]
-                FlowCapacity.constraints input.Stats routes count groups (fun c t -> Flow(c, t)) Alpha
+                FlowCapacity.constraints input.Stats routes count groups flowKey Alpha
+        // lead routes only in a layout with no device of that auxiliary type (as the dispatcher runs them)
+        let deviceCount = float (Cluster.deviceCount input.Cluster)
+        let gated =
+            [ for aux, isLead in [ E, (fun (r: FlowRoute) -> r.LeadEncode); PlacementType.C, (fun (r: FlowRoute) -> r.LeadDecode) ] do
+                  let leadRoutes = routes |> List.filter isLead
+                  if not leadRoutes.IsEmpty then yield aux, leadRoutes ]
+        let gates =
+            [ for aux, leadRoutes in gated do
+                  yield ConstraintName.create "aux-present" [ "type", PlacementType.name aux ], count aux - deviceCount * LinExpr.var (HasAux aux) <== 0.0
+                  yield
+                      ConstraintName.create "lead-gate" [ "type", PlacementType.name aux ],
+                      LinExpr.ofTerms [ for r in leadRoutes -> flowKey r, r.Primary ] + deviceCount * LinExpr.var (HasAux aux) <== deviceCount ]
         let coverage =
             input.Stats.Classes
             |> List.mapi (fun i c -> i, c)
             |> List.choose (fun (i, c) ->
                 let serving = [ for (cl, j, key) in vars do
-                                    if templateServes input cl.Memory (tplOf cl j) c then yield key, 1.0 ]
+                                    if templateServes input lead cl.Memory (tplOf cl j) c then yield key, 1.0 ]
                 if serving.IsEmpty then None
                 else Some(ConstraintName.create "coverage" [ "class", string i; "shape", string c.Shape ], LinExpr.ofTerms serving >== 1.0))
+        // a mix no placement of the cluster can serve at all has α = 0 whatever the layout: the layout still holds D
+        // (the heuristic's always does), and needs no auxiliary device beside it — this row replaces the auxiliary
+        // rows only then, so other models are unchanged
+        let noneServable = not input.Stats.Classes.IsEmpty && input.Stats.Classes |> List.forall (fun c -> (CostModel.unservableOn input.Cost input.Cluster c.Shape).IsSome)
+        let primaryPresent =
+            if not noneServable then []
+            else
+                [ ConstraintName.single "primary-present",
+                  LinExpr.ofTerms [ for (cl, j, key) in vars do
+                                        match Composition.primary (tplOf cl j) with
+                                        | Some t -> yield key, float (Composition.count (tplOf cl j) t)
+                                        | None -> () ]
+                  >== 1.0 ]
         let nodeCount = float (input.Cluster.NodeCount)
         let auxiliary =
-            [ for stage, auxType in [ Encode, E; Decode, PlacementType.C ] do
-                  let lacking = [ for (cl, j, key) in vars do
-                                      match Composition.primary (tplOf cl j) with
-                                      | Some t when not (PlacementType.holds stage t) -> yield key, 1.0
-                                      | _ -> () ]
-                  let having = [ for (cl, j, key) in vars do
-                                     if Composition.count (tplOf cl j) auxType > 0 then yield key, nodeCount ]
-                  if not lacking.IsEmpty then
-                      yield ConstraintName.create "auxiliary" [ "stage", Stage.letter stage ], LinExpr.ofTerms lacking - LinExpr.ofTerms having <== 0.0 ]
+            [ if not lead && not noneServable then
+                  for stage, auxType in [ Encode, E; Decode, PlacementType.C ] do
+                      let lacking = [ for (cl, j, key) in vars do
+                                          match Composition.primary (tplOf cl j) with
+                                          | Some t when not (PlacementType.holds stage t) -> yield key, 1.0
+                                          | _ -> () ]
+                      let having = [ for (cl, j, key) in vars do
+                                         if Composition.count (tplOf cl j) auxType > 0 then yield key, nodeCount ]
+                      if not lacking.IsEmpty then
+                          yield ConstraintName.create "auxiliary" [ "stage", Stage.letter stage ], LinExpr.ofTerms lacking - LinExpr.ofTerms having <== 0.0 ]
         // second objective: weight moves, and among layouts with as few moves the one that moves
         // the least data (V0 ≺ V1, V2 ≺ V3: a tie-break worth less than one move in total)
         let communication (tpl: Composition) =
@@ -178,13 +236,17 @@ module PlacementMip =
             |> Model.withVarNames (function
                 | NodesWith(c, j) -> sprintf "a_c%d_t%d" c j
                 | Alpha -> "alpha"
-                | Flow(c, t) -> sprintf "f_c%d_%A" c t)
+                | Flow(c, t, le, lc) -> FlowCapacity.varName c t le lc
+                | HasAux t -> sprintf "has_%A" t)
             |> Model.addVar (Var.continuous 0.0 (if routes.IsEmpty then infinity else 1e6) Alpha)
-            |> Model.addVars [ for r in routes -> Var.continuous 0.0 infinity (Flow(r.Class, r.Type)) ]
+            |> Model.addVars [ for r in routes -> Var.continuous 0.0 infinity (flowKey r) ]
             |> Model.addVars [ for (cl, _, key) in vars -> Var.integer 0.0 (float cl.Nodes.Length) key ]
+            |> Model.addVars [ for aux, _ in gated -> Var.binary (HasAux aux) ]
             |> Model.addConstraints nodesOfClass
             |> Model.addConstraints capacity
+            |> Model.addConstraints gates
             |> Model.addConstraints coverage
+            |> Model.addConstraints primaryPresent
             |> Model.addConstraints auxiliary
             |> Model.maximize "alpha" (LinExpr.var Alpha)
             |> Model.minimize "moves" moves
@@ -200,20 +262,35 @@ module PlacementMip =
             let types = comps |> Map.toSeq |> Seq.collect (fun (_, c) -> c |> Map.toSeq |> Seq.collect (fun (t, n) -> Seq.replicate n t)) |> List.ofSeq
             let memory = classes |> List.map _.Memory |> List.min
             let maxDegree = classes |> List.map _.Size |> List.max
+            let layout = comps |> Map.toList |> List.map snd
+            let lead = leadLoading input
+            // the routes the layout offers, as the model has them: lead routes only where the model has them too
+            let encode, decode = if lead then FlowCapacity.completions layout else Auxiliary, Auxiliary
+            let h2d = input.Cluster.Bandwidths.HostToDevice
+            let routes = FlowCapacity.routesWith input.Cost memory maxDegree h2d [ encode ] [ decode ] input.Stats |> FlowCapacity.servableOn input
             // a complete start: α and the flows that achieve it (a partial hint leaves the solver to complete it)
             let alpha, flows =
-                match FlowCapacity.solve input.Cost memory maxDegree input.Stats (comps |> Map.toList |> List.map snd) with
-                | Some(alpha, flows) -> alpha, flows |> Map.toList |> List.map (fun ((c, t), v) -> Flow(c, t), v)
+                match FlowCapacity.solveRoutes input.Stats routes layout with
+                | Some(alpha, flows) -> alpha, flows |> List.map (fun (r, v) -> Flow(r.Class, r.Type, r.LeadEncode, r.LeadDecode), v)
                 | None ->
                     let work = Capacity.stageWork input.Cost input.Stats
                     Capacity.alpha (rate input) (Capacity.ofTypes work types), []
+            let gates =
+                if not lead then []
+                else
+                    let modelRoutes =
+                        FlowCapacity.routesWith input.Cost memory maxDegree h2d [ Auxiliary; Lead ] [ Auxiliary; Lead ] input.Stats
+                        |> FlowCapacity.servableOn input
+                    [ for aux, isLead in [ E, (fun (r: FlowRoute) -> r.LeadEncode); PlacementType.C, (fun (r: FlowRoute) -> r.LeadDecode) ] do
+                          if modelRoutes |> List.exists isLead then
+                              yield HasAux aux, (if layout |> List.exists (fun c -> Composition.count c aux > 0) then 1.0 else 0.0) ]
             let zeros = [ for cl in classes do
                               for j in 0 .. tpls.[cl.Index].Length - 1 -> NodesWith(cl.Index, j), 0.0 ]
             let a =
                 counts
                 |> List.countBy (fun (c, j) -> NodesWith(c, j.Value))
                 |> List.map (fun (k, n) -> k, float n)
-            Some(Map.ofList (zeros @ ((Alpha, alpha) :: a) @ flows))
+            Some(Map.ofList (zeros @ ((Alpha, alpha) :: a) @ flows @ gates))
 
     /// Solves the placement MIP. Returns the node compositions and the solve statistics, or the
     /// reason it produced none.
@@ -261,5 +338,5 @@ module PlacementMip =
         | Some values ->
             let value k = values |> Map.tryFind k |> Option.defaultValue 0.0
             m.Constraints
-            |> List.filter (fun c -> not (List.contains c.Name.Family [ "capacity"; "demand"; "primary"; "groups"; "auxiliary-time" ]))
+            |> List.filter (fun c -> not (List.contains c.Name.Family [ "capacity"; "demand"; "primary"; "groups"; "auxiliary-time"; "aux-present"; "lead-gate" ]))
             |> List.forall (fun c -> Constraint.isSatisfied 1e-6 value c.Constraint)

@@ -139,6 +139,25 @@ let ``a retype unloads the models the new type no longer holds and runs after ea
         Expect.equal w.Type D "w.Type"
         Expect.equal (w.Resident |> List.ofSeq) ([ Diffuse ]: Stage list) "w.Resident |> List.ofSeq"
 
+let ``a stage the worker's type lacks, loaded for one task, is unloaded before its next task of another stage`` =
+    testCase "a stage the worker's type lacks, loaded for one task, is unloaded before its next task of another stage" <| fun () ->
+        // a group's lead runs the encode of a ⟨DC⟩ group when the placement has no ⟨E⟩ device (Admissible.leadRuns:
+        // flux 2048² on two devices); the planners count on the text encoders being gone again before the decode
+        let log = ExecutionLog()
+        use w = startWorker log 0 DC 1
+        let emb = encode 1L "x" CancellationToken.None
+        enqueue w emb
+        finished emb.Completion
+        Expect.isTrue emb.Result.Task.IsCompletedSuccessfully "the ⟨DC⟩ worker ran the encode"
+        Expect.isTrue (w.Resident.Contains Encode) "loading the encoder for it"
+        let diffuse = DiffuseTask(2L, RequestId 1L, 0.01, CancellationToken.None, input "x" 2, emb.Result.Task, 1, 1, [||], noProgress)
+        let decode = DecodeTask(3L, RequestId 1L, 0.01, CancellationToken.None, input "x" 2, diffuse.Result.Task)
+        for t in [ diffuse :> StageTask; decode ] do enqueue w t
+        finished decode.Completion
+        Expect.isTrue decode.Result.Task.IsCompletedSuccessfully "the request completed"
+        Expect.isFalse (w.Resident.Contains Encode) "the encoder was unloaded before the diffuse"
+        Expect.equal w.Type DC "the worker's type is unchanged"
+
 let ``a worker loads its type's models before its first task and on a retype, as a placement moves weights`` =
     testCase "a worker loads its type's models before its first task and on a retype, as a placement moves weights" <| fun () ->
         // The real executor over the bundled tiny pipeline: a stage is resident once its session exists.
@@ -478,6 +497,7 @@ let tests =
         ``a diffuse group runs only once every device of the group reached it, and holds them until it ends``
         ``a cancelled request's queued tasks are skipped and its running diffuse stops at the next step``
         ``a retype unloads the models the new type no longer holds and runs after earlier work``
+        ``a stage the worker's type lacks, loaded for one task, is unloaded before its next task of another stage``
         ``a worker loads its type's models before its first task and on a retype, as a placement moves weights``
         ``a worker on the start-up check's sessions keeps its type's and releases the others``
         ``a suspended or failed diffuse ends its attempt at once, not after the work its decode device runs``

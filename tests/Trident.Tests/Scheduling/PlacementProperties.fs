@@ -146,6 +146,109 @@ let ``α of a placement counts a device it does not name as no device`` =
         let both = FlowCapacity.alphaForLayout input [ Map.ofList [ EDC, 8 ]; Map.ofList [ EDC, 8 ] ]
         Expect.isLessThan alpha both "the node the placement does not name adds nothing"
 
+/// The flux poisson workload's mix (its reference shapes, uniform, 28 steps) on one node of `devices` 48 GB devices.
+let private fluxSmallInput (devices: int) (rate: float) =
+    let cost = CostModel.create CostSettings.defaults ReferenceProfiles.flux
+    let shapes = Workload.referenceShapes "flux" |> Option.get
+    { Cluster = Cluster.uniform 1 devices 48.0<GB> Bandwidths.pcie4Server
+      Cost = cost
+      Stats = { Classes = [ for sh in shapes -> { Shape = sh; Steps = 28; Share = 1.0 / float shapes.Length } ]; ArrivalRate = rate }
+      Current = None
+      TimeLimit = 5.0<s> }
+
+/// The classes of the input's mix that the dispatcher finds no admissible option for under `types` (an idle cluster,
+/// one request of each class): what the placement leaves unserved.
+let private unroutedUnder (input: PlacementInput) (types: Map<DeviceId, PlacementType>) =
+    let n = Cluster.deviceCount input.Cluster
+    let requests =
+        input.Stats.Classes
+        |> List.mapi (fun i c ->
+            { Id = RequestId(int64 i)
+              Model = input.Cost.Profile.Model
+              Shape = c.Shape
+              Steps = c.Steps
+              Arrival = 0.0<s>
+              Deadline = 4.0 * CostModel.tRef input.Cost c.Shape c.Steps
+              Priority = None })
+    let work = Capacity.stageWork input.Cost input.Stats
+    let snapshot =
+        { Now = 0.0<s>
+          Cluster = input.Cluster
+          Cost = input.Cost
+          Placement = { Types = types; Capacity = Capacity.ofTypes work (Map.values types); Alpha = 0.0; Moves = 0; Source = Greedy "test" }
+          BusyUntil = Array.zeroCreate n
+          Queue = requests
+          Completed = Map.empty
+          Settings = DispatchSettings.defaults
+          Bookings = Map.empty
+          IdleUntil = Map.empty }
+    let rd = Dispatching.Admissible.round snapshot
+    [ for r in requests do
+          if List.isEmpty (Dispatching.Admissible.options rd r) then yield r.Shape ]
+
+let ``on one node of two or three devices the placement serves every flux class some placement can serve`` =
+    testCase "on one node of two or three devices the placement serves every flux class some placement can serve" <| fun () ->
+        // flux 2048² needs k = 2 (the degree rules) and ⟨EDC⟩ does not fit it on 48 GB: on one node of two, ⟨DC⟩ /
+        // ⟨ED⟩ / ⟨D⟩ at k = 2 leave no device for their ⟨E⟩ / ⟨C⟩, so only two ⟨DC⟩ whose lead loads the text encoders
+        // serve it. The MIP was infeasible there (its coverage row for 2048² asked for a template whose ⟨E⟩ could not
+        // exist) and the heuristic's ⟨DC⟩ + ⟨E⟩ left every 2048² request unserved.
+        for devices in [ 1; 2; 3; 4 ] do
+            for rate in [ 0.02; 1.5 ] do
+                let input = fluxSmallInput devices rate
+                let servable = input.Stats.Classes |> List.filter (fun c -> (CostModel.unservableOn input.Cost input.Cluster c.Shape).IsNone) |> List.map _.Shape
+                if devices >= 2 then
+                    Expect.equal servable.Length input.Stats.Classes.Length (sprintf "1 × %d: some placement serves every class, 2048² included" devices)
+                else
+                    Expect.isFalse (List.contains (Shape.image 2048 2048) servable) "1 × 1: 2048² needs two devices"
+                let plan = Planner.place input
+                let what = sprintf "1 × %d at %g req/s: %A (%s)" devices rate (PlacementPlan.counts plan) (PlanSource.describe plan.Source)
+                match plan.Source with
+                | Mip _ -> ()
+                | Greedy reason -> failtestf "%s: fell back to the heuristic: %s" what reason
+                Expect.isGreaterThan plan.Alpha 0.0 what
+                let unrouted = unroutedUnder input plan.Types
+                Expect.isEmpty (unrouted |> List.filter (fun sh -> List.contains sh servable)) (sprintf "%s: classes without a route: %A" what unrouted)
+                // the fallback too: the heuristic's layout serves every class some placement serves
+                let heuristic = Heuristic.plan input
+                let unroutedHeuristic = unroutedUnder input heuristic.Types
+                Expect.isEmpty
+                    (unroutedHeuristic |> List.filter (fun sh -> List.contains sh servable))
+                    (sprintf "1 × %d: the heuristic's %A leaves %A without a route" devices (PlacementPlan.counts heuristic) unroutedHeuristic)
+
+let ``a cluster with room for the auxiliary devices never has its group leads load stages`` =
+    testCase "a cluster with room for the auxiliary devices never has its group leads load stages" <| fun () ->
+        // lead routes are a fallback for clusters too small for an ⟨E⟩/⟨C⟩ beside the group a class needs: with
+        // three devices flux 2048² is served by two ⟨DC⟩ and an ⟨E⟩ (or two ⟨ED⟩ and a ⟨C⟩), and the MIP offers no
+        // lead route, so 128-device placements are the model's as before
+        for devices in [ 3; 4; 8 ] do
+            let input = fluxSmallInput devices 1.5
+            Expect.isFalse (PlacementMip.leadLoading input) (sprintf "1 × %d" devices)
+        Expect.isTrue (PlacementMip.leadLoading (fluxSmallInput 2 1.5)) "1 × 2: 2048² needs it"
+        let big = { fluxSmallInput 8 1.5 with Cluster = Cluster.uniform 16 8 48.0<GB> Bandwidths.pcie4Server }
+        Expect.isFalse (PlacementMip.leadLoading big) "16 × 8"
+        // a fixed layout with no ⟨E⟩ runs its ⟨DC⟩ devices' encodes on the lead; one with an ⟨E⟩ does not
+        Expect.equal (FlowCapacity.completions [ Map.ofList [ DC, 2 ] ]) (Lead, Auxiliary) "⟨DC⟩ × 2"
+        Expect.equal (FlowCapacity.completions [ Map.ofList [ DC, 1; E, 1 ] ]) (Auxiliary, Auxiliary) "⟨DC⟩ + ⟨E⟩"
+        Expect.equal (FlowCapacity.completions [ Map.ofList [ EDC, 2 ] ]) (Auxiliary, Auxiliary) "⟨EDC⟩ × 2 lacks nothing"
+
+let ``a class no placement of the cluster can serve does not hold α at 0`` =
+    testCase "a class no placement of the cluster can serve does not hold α at 0" <| fun () ->
+        // 129-frame 720p hunyuanvideo needs 8 ⟨ED⟩ and a ⟨C⟩ (CostModel.unservableOn): on one node of eight no layout
+        // serves it, and its demand row made every layout's α 0, leaving the MIP nothing to choose by
+        let shapes = [ for (h, w) in [ 720, 1280; 960, 544 ] do for f in [ 17; 33; 65; 129 ] -> Shape.video h w f ]
+        let input =
+            { Cluster = Cluster.uniform 1 8 48.0<GB> Bandwidths.pcie4Server
+              Cost = CostModel.create CostSettings.defaults ReferenceProfiles.hunyuanvideo
+              Stats = { Classes = [ for sh in shapes -> { Shape = sh; Steps = 50; Share = 1.0 / 8.0 } ]; ArrivalRate = 0.01 }
+              Current = None
+              TimeLimit = 10.0<s> }
+        Expect.isSome (CostModel.unservableOn input.Cost input.Cluster (Shape.video 720 1280 129)) "720×1280×129 needs nine devices"
+        let plan = Planner.place input
+        match plan.Source with
+        | Mip _ -> ()
+        | Greedy reason -> failtestf "fell back to the heuristic: %s" reason
+        Expect.isGreaterThan plan.Alpha 0.0 (sprintf "α of %A" (PlacementPlan.counts plan))
+
 [<Tests>]
 let tests =
     testList "unit" [ testList "PlacementProperties" [
@@ -156,4 +259,7 @@ let tests =
         ``a class that needs node-sized groups is served only by nodes with that many primaries``
         ``a fresh placement packs auxiliary devices onto as few nodes as it can``
         ``α of a placement counts a device it does not name as no device``
+        ``on one node of two or three devices the placement serves every flux class some placement can serve``
+        ``a cluster with room for the auxiliary devices never has its group leads load stages``
+        ``a class no placement of the cluster can serve does not hold α at 0``
     ] |> testSequencedGroup "PlacementProperties" ]

@@ -61,8 +61,17 @@ let wellFormed (s: Snapshot) (plan: DispatchPlan) =
           if planned Diffuse then
               if nodes.Length <> 1 then yield sprintf "%O: diffuse group spans nodes %A" d.Request nodes
               if types.Length <> 1 || not (PlacementType.isPrimary types.Head) then yield sprintf "%O: diffuse group types %A" d.Request types
-          if planned Encode && not (PlacementType.holds Encode s.Placement.Types.[d.Encode.Devices.Head]) then yield sprintf "%O: encode on a device without E" d.Request
-          if not (PlacementType.holds Decode s.Placement.Types.[d.Decode.Devices.Head]) then yield sprintf "%O: decode on a device without C" d.Request
+          // a stage the group's type lacks runs on its lead only when the placement has no auxiliary device of its
+          // kind and the lead holds the stage beside its own weights (Admissible.leadRuns)
+          let onLead stage (dev: DeviceId) =
+              let aux = if stage = Encode then E else C
+              (d.Diffuse.Devices.IsEmpty || d.Diffuse.Devices.Head = dev)
+              && PlacementType.isPrimary s.Placement.Types.[dev]
+              && not (s.Placement.Types |> Map.exists (fun _ t -> t = aux))
+              && CostModel.leadFits s.Cost s.Placement.Types.[dev] stage r.Shape (Cluster.device s.Cluster dev).Memory
+          let runs stage (dev: DeviceId) = PlacementType.holds stage s.Placement.Types.[dev] || onLead stage dev
+          if planned Encode && not (runs Encode d.Encode.Devices.Head) then yield sprintf "%O: encode on a device without E" d.Request
+          if not (runs Decode d.Decode.Devices.Head) then yield sprintf "%O: decode on a device without C" d.Request
           if d.Encode.Finish > d.Diffuse.Start + eps then yield sprintf "%O: diffuse starts before encode ends" d.Request
           if d.Diffuse.Finish > d.Decode.Start + eps then yield sprintf "%O: decode starts before diffuse ends" d.Request
           for a in [ d.Encode; d.Diffuse; d.Decode ] do

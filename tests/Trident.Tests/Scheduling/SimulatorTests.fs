@@ -647,6 +647,36 @@ let ``where batches pay, batching keeps an overloaded stream on time`` =
         Expect.isLessThan off.Summary.SloAttainment 0.8 "one request at a time cannot keep up"
         Expect.isGreaterThanOrEqual on.Summary.SloAttainment 0.95 "batches of up to 8 do"
 
+let ``on one node of two devices Trident serves flux 2048² and on one device says why it cannot`` =
+    testCase "on one node of two devices Trident serves flux 2048² and on one device says why it cannot" <| fun () ->
+        // `simulate --workload poisson --rate 0.02 --count 100 --devices N`: before, Trident placed ⟨DC⟩ + ⟨E⟩ on two
+        // devices (the placement MIP infeasible) and left every 2048² request unserved with an empty detail
+        let run devices =
+            let settings = { ExperimentSettings.defaults with Devices = devices; DevicesPerNode = devices }
+            let spec = Workload.tryNamed "poisson" "flux" |> Result.defaultWith failwith |> Workload.withOverrides (Some 0.02) None (Some 100)
+            let p = Experiment.prepare settings (Generated spec) |> Result.defaultWith (fun e -> failwithf "%A" e)
+            p, Simulator.run p.Config (Baselines.trident settings.RoundPeriod (Some settings.Adjust)) p.Requests
+        let p, two = run 2
+        let large = p.Requests |> List.filter (fun r -> r.Shape = Shape.image 2048 2048)
+        Expect.isNonEmpty large "the trace has 2048² requests"
+        Expect.equal two.Summary.Unserved 0 (sprintf "every request served on two devices (%s)" (PlanSource.describe two.InitialPlacement.Source))
+        Expect.equal two.Summary.OutOfMemory 0 "nothing runs out of memory"
+        for r in two.Records do
+            if r.Request.Shape = Shape.image 2048 2048 then
+                Expect.equal r.Degree (Some 2) "2048² at k = 2"
+                // the group's lead runs the encode, loading the text encoders (no ⟨E⟩ device fits beside the group)
+                Expect.equal (r.Encode |> Option.map _.Devices) (r.Diffuse |> Option.map (fun d -> [ List.head d.Devices ])) "encode on the group's lead"
+        Expect.isGreaterThan two.Summary.Loads 0 "the lead loads the encoder"
+        let _, one = run 1
+        Expect.equal one.Summary.Unserved large.Length "one device cannot form a group of 2"
+        let csv = Report.requestsCsv one
+        for r in one.Records do
+            if r.Outcome = Unserved then
+                Expect.stringContains (defaultArg r.Unservable "") "2048x2048 cannot be served by any placement of this cluster" "the record says why"
+                Expect.stringContains (defaultArg r.Unservable "") "a group of 2" "and what it needs"
+            else Expect.isNone r.Unservable "only unserved requests say why"
+        Expect.stringContains csv "at best it needs a group of 2 DC devices on one node" "the requests CSV's detail says it"
+
 [<Tests>]
 let tests =
     testList "unit" [ testList "SimulatorTests" [
@@ -675,4 +705,5 @@ let tests =
         ``the experiment maps every policy name and B1 expands to every degree``
         ``Trident's simulated rounds leave no device idle that a waiting request could use``
         ``an overloaded small cluster stays busy between solves``
+        ``on one node of two devices Trident serves flux 2048² and on one device says why it cannot``
     ] |> testSequencedGroup "SimulatorTests" ]
