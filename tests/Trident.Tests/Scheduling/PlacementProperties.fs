@@ -114,16 +114,20 @@ let ``a class that needs node-sized groups is served only by nodes with that man
         Expect.equal (FlowCapacity.alphaForLayout input spread) 0.0 "no node can form a group of 8"
         Expect.isGreaterThan (FlowCapacity.alphaForLayout input packed) 0.0 "one node forms a group of 8"
 
+/// The hunyuanvideo reference mix (720×1280 and 960×544 at 17, 33, 65 and 129 frames, 50 steps, equal shares) on
+/// `nodes` nodes of 8 devices of 48 GB, at `rate` requests per second.
+let private hunyuanMix (nodes: int) (rate: float) (timeLimit: float<s>) =
+    let shapes = [ for (h, w) in [ 720, 1280; 960, 544 ] do for f in [ 17; 33; 65; 129 ] -> Shape.video h w f ]
+    { Cluster = Cluster.uniform nodes 8 48.0<GB> Bandwidths.pcie4Server
+      Cost = CostModel.create CostSettings.defaults ReferenceProfiles.hunyuanvideo
+      Stats = { Classes = [ for sh in shapes -> { Shape = sh; Steps = 50; Share = 1.0 / 8.0 } ]; ArrivalRate = rate }
+      Current = None
+      TimeLimit = timeLimit }
+
 let ``a fresh placement packs auxiliary devices onto as few nodes as it can`` =
     testCase "a fresh placement packs auxiliary devices onto as few nodes as it can" <| fun () ->
         // the hunyuanvideo reference mix on 16 × 8: its 129-frame classes need whole nodes of primaries
-        let shapes = [ for (h, w) in [ 720, 1280; 960, 544 ] do for f in [ 17; 33; 65; 129 ] -> Shape.video h w f ]
-        let input =
-            { Cluster = Cluster.uniform 16 8 48.0<GB> Bandwidths.pcie4Server
-              Cost = CostModel.create CostSettings.defaults ReferenceProfiles.hunyuanvideo
-              Stats = { Classes = [ for sh in shapes -> { Shape = sh; Steps = 50; Share = 1.0 / 8.0 } ]; ArrivalRate = 0.058 }
-              Current = None
-              TimeLimit = 20.0<s> }
+        let input = hunyuanMix 16 0.058 20.0<s>
         let plan = Planner.place input
         let mixed =
             Cluster.nodes input.Cluster
@@ -235,13 +239,7 @@ let ``a class no placement of the cluster can serve does not hold α at 0`` =
     testCase "a class no placement of the cluster can serve does not hold α at 0" <| fun () ->
         // 129-frame 720p hunyuanvideo needs 8 ⟨ED⟩ and a ⟨C⟩ (CostModel.unservableOn): on one node of eight no layout
         // serves it, and its demand row made every layout's α 0, leaving the MIP nothing to choose by
-        let shapes = [ for (h, w) in [ 720, 1280; 960, 544 ] do for f in [ 17; 33; 65; 129 ] -> Shape.video h w f ]
-        let input =
-            { Cluster = Cluster.uniform 1 8 48.0<GB> Bandwidths.pcie4Server
-              Cost = CostModel.create CostSettings.defaults ReferenceProfiles.hunyuanvideo
-              Stats = { Classes = [ for sh in shapes -> { Shape = sh; Steps = 50; Share = 1.0 / 8.0 } ]; ArrivalRate = 0.01 }
-              Current = None
-              TimeLimit = 10.0<s> }
+        let input = hunyuanMix 1 0.01 10.0<s>
         Expect.isSome (CostModel.unservableOn input.Cost input.Cluster (Shape.video 720 1280 129)) "720×1280×129 needs nine devices"
         let plan = Planner.place input
         match plan.Source with
