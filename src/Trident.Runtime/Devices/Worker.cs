@@ -280,24 +280,17 @@ public sealed class Worker : IDisposable
         }
     }
 
-    /// <summary>Unloads the resident models of the stages <paramref name="type"/> does not hold.</summary>
-    private void UnloadOthers(PlacementType type)
+    /// <summary>Unloads the resident models of the stages <paramref name="type"/> does not hold, except
+    /// <paramref name="running"/>'s. Before a task, with the stage it runs: a group's lead runs a stage its type lacks
+    /// when the placement has no auxiliary device for it (Admissible.leadRuns: a cluster too small for one) and loads it
+    /// for that task; the simulator drops it again at the device's next task of another stage
+    /// (AdjustOnDispatch.residentAfter), and the planners count on that memory (flux 2048² on two ⟨DC⟩ devices: the
+    /// text encoders beside the decode would not fit).</summary>
+    private void UnloadOthers(PlacementType type, Stage? running = null)
     {
         var keep = PlacementTypeModule.stages(type);
         foreach (var stage in _executor.Resident.ToArray())
-            if (!keep.Contains(stage)) _executor.Unload(stage);
-    }
-
-    /// <summary>Before a task of <paramref name="stage"/>: unloads a model the placement type does not hold that an earlier
-    /// task loaded, unless this task runs it. A group's lead runs a stage its type lacks when the placement has no auxiliary
-    /// device for it (Admissible.leadRuns: a cluster too small for one) and loads it for that task; the simulator drops it
-    /// again at the device's next task of another stage (AdjustOnDispatch.residentAfter), and the planners count on that
-    /// memory (flux 2048² on two ⟨DC⟩ devices: the text encoders beside the decode would not fit).</summary>
-    private void DropBorrowed(Stage stage)
-    {
-        var keep = PlacementTypeModule.stages(_type);
-        foreach (var resident in _executor.Resident.ToArray())
-            if (!keep.Contains(resident) && !resident.Equals(stage)) _executor.Unload(resident);
+            if (!keep.Contains(stage) && !stage.Equals(running)) _executor.Unload(stage);
     }
 
     /// <summary>Loads the models of <paramref name="type"/> that are not resident. A failure is left to the
@@ -461,7 +454,7 @@ public sealed class Worker : IDisposable
                 DecodeTask => Stage.Decode,
                 _ => null
             };
-            if (stage is not null) DropBorrowed(stage);
+            if (stage is not null) UnloadOthers(_type, stage);
             switch (task)
             {
                 case EncodeTask e:

@@ -189,11 +189,13 @@ module Admissible =
     let leadRunsWith (cost: CostModel) (auxPresent: bool) (t: PlacementType) (stage: Stage) (shape: Shape) (memory: float<GB>) =
         not auxPresent && CostModel.leadFits cost t stage shape memory
 
+    /// The auxiliary type that runs `stage` for a primary type lacking it: ⟨E⟩ for encode, else ⟨C⟩.
+    let auxiliaryFor (stage: Stage) = if stage = Encode then E else C
+
     /// `leadRunsWith` for the round's placement (a type's smallest device memory).
     let leadRuns (rd: Round) (t: PlacementType) (stage: Stage) (shape: Shape) =
-        let aux = if stage = Encode then E else C
         match Map.tryFind t rd.Primary with
-        | Some(memory, _) -> leadRunsWith rd.Snapshot.Cost (rd.Aux.ContainsKey aux) t stage shape memory
+        | Some(memory, _) -> leadRunsWith rd.Snapshot.Cost (rd.Aux.ContainsKey(auxiliaryFor stage)) t stage shape memory
         | None -> false
 
     /// The last stage the request completed before it was re-queued (Snapshot.Completed), if any.

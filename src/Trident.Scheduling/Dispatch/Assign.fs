@@ -151,10 +151,8 @@ module Assign =
         let bw = s.Cluster.Bandwidths.IntraNode
         // a stage the type lacks runs on the lead when the placement has no auxiliary device of its kind
         let onLead stage =
-            let auxType = if stage = Encode then E else C
-            let present = aux |> Map.tryFind auxType |> Option.exists (fun ds -> ds.Length > 0)
-            not (PlacementType.holds stage o.Type)
-            && Admissible.leadRunsWith c present o.Type stage r.Shape (Cluster.device s.Cluster lead).Memory
+            let present = aux |> Map.tryFind (Admissible.auxiliaryFor stage) |> Option.exists (fun ds -> ds.Length > 0)
+            Admissible.leadRunsWith c present o.Type stage r.Shape (Cluster.device s.Cluster lead).Memory
         let load stage = CostModel.loadTime c s.Cluster.Bandwidths.HostToDevice stage
         let decodeOnLead = PlacementType.holds Decode o.Type || onLead Decode
         // a stage the request completed before it was re-queued gets no task: no device, no time
